@@ -1,0 +1,393 @@
+/*
+ * zk: Apache ZooKeeper's client protocol — constants and records.
+ *
+ * The numbers and field orders are ZooKeeper's (ZooDefs.OpCode,
+ * KeeperException.Code, Watcher.Event, zookeeper.jute); the code is ours.
+ * One decode and one encode function per record, for both directions, so
+ * the server and the client library share this module.
+ *
+ * Decoders fill a record whose strings and buffers point into the input
+ * frame (see jute.h) and return 0 or a negative enum jute_error. Encoders
+ * append to a jute_out; check out->err once at the end.
+ */
+#ifndef QUORUM_ZK_H
+#define QUORUM_ZK_H
+
+#include "jute.h"
+
+/* ---- constants ---------------------------------------------------------- */
+
+enum zk_op {
+	ZK_OP_NOTIFICATION = 0,
+	ZK_OP_CREATE = 1,
+	ZK_OP_DELETE = 2,
+	ZK_OP_EXISTS = 3,
+	ZK_OP_GET_DATA = 4,
+	ZK_OP_SET_DATA = 5,
+	ZK_OP_GET_ACL = 6,
+	ZK_OP_SET_ACL = 7,
+	ZK_OP_GET_CHILDREN = 8,
+	ZK_OP_SYNC = 9,
+	ZK_OP_PING = 11,
+	ZK_OP_GET_CHILDREN2 = 12,
+	ZK_OP_CHECK = 13,
+	ZK_OP_MULTI = 14,
+	ZK_OP_CREATE2 = 15,
+	ZK_OP_RECONFIG = 16,
+	ZK_OP_CHECK_WATCHES = 17,
+	ZK_OP_REMOVE_WATCHES = 18,
+	ZK_OP_CREATE_CONTAINER = 19,
+	ZK_OP_DELETE_CONTAINER = 20,
+	ZK_OP_CREATE_TTL = 21,
+	ZK_OP_MULTI_READ = 22,
+	ZK_OP_AUTH = 100,
+	ZK_OP_SET_WATCHES = 101,
+	ZK_OP_SASL = 102,
+	ZK_OP_GET_EPHEMERALS = 103,
+	ZK_OP_GET_ALL_CHILDREN_NUMBER = 104,
+	ZK_OP_SET_WATCHES2 = 105,
+	ZK_OP_ADD_WATCH = 106,
+	ZK_OP_WHO_AM_I = 107,
+	ZK_OP_CREATE_SESSION = -10,
+	ZK_OP_CLOSE_SESSION = -11,
+	ZK_OP_ERROR = -1,
+};
+
+/* Reserved xids of the client protocol. */
+enum {
+	ZK_XID_NOTIFICATION = -1,
+	ZK_XID_PING = -2,
+	ZK_XID_AUTH = -4,
+	ZK_XID_SET_WATCHES = -8,
+};
+
+/* KeeperException.Code, as sent in ReplyHeader.err. */
+#define ZK_ERRORS(X)                                                          \
+	X(ZOK, 0, "ok")                                                        \
+	X(ZSYSTEMERROR, -1, "system error")                                    \
+	X(ZRUNTIMEINCONSISTENCY, -2, "runtime inconsistency")                  \
+	X(ZDATAINCONSISTENCY, -3, "data inconsistency")                        \
+	X(ZCONNECTIONLOSS, -4, "connection loss")                              \
+	X(ZMARSHALLINGERROR, -5, "marshalling error")                          \
+	X(ZUNIMPLEMENTED, -6, "unimplemented")                                 \
+	X(ZOPERATIONTIMEOUT, -7, "operation timeout")                          \
+	X(ZBADARGUMENTS, -8, "bad arguments")                                  \
+	X(ZNEWCONFIGNOQUORUM, -13, "new config has no quorum")                 \
+	X(ZRECONFIGINPROGRESS, -14, "reconfiguration in progress")             \
+	X(ZUNKNOWNSESSION, -12, "unknown session")                             \
+	X(ZAPIERROR, -100, "api error")                                        \
+	X(ZNONODE, -101, "no node")                                            \
+	X(ZNOAUTH, -102, "not authenticated")                                  \
+	X(ZBADVERSION, -103, "bad version")                                    \
+	X(ZNOCHILDRENFOREPHEMERALS, -108, "ephemeral nodes may not have children") \
+	X(ZNODEEXISTS, -110, "node exists")                                    \
+	X(ZNOTEMPTY, -111, "node not empty")                                   \
+	X(ZSESSIONEXPIRED, -112, "session expired")                            \
+	X(ZINVALIDCALLBACK, -113, "invalid callback")                          \
+	X(ZINVALIDACL, -114, "invalid acl")                                    \
+	X(ZAUTHFAILED, -115, "authentication failed")                          \
+	X(ZCLOSING, -116, "closing")                                           \
+	X(ZNOTHING, -117, "nothing")                                           \
+	X(ZSESSIONMOVED, -118, "session moved")                                \
+	X(ZNOTREADONLY, -119, "not read-only")                                 \
+	X(ZEPHEMERALONLOCALSESSION, -120, "ephemeral on local session")        \
+	X(ZNOWATCHER, -121, "no watcher")                                      \
+	X(ZREQUESTTIMEOUT, -122, "request timeout")                            \
+	X(ZRECONFIGDISABLED, -123, "reconfig disabled")                        \
+	X(ZSESSIONCLOSEDREQUIRESASLAUTH, -124, "session closed, requires SASL auth") \
+	X(ZQUOTAEXCEEDED, -125, "quota exceeded")                              \
+	X(ZTHROTTLEDOP, -127, "throttled")
+
+enum zk_error {
+#define ZK_ERR_ENUM(name, value, text) name = value,
+	ZK_ERRORS(ZK_ERR_ENUM)
+#undef ZK_ERR_ENUM
+};
+
+/* The name ("ZNONODE") and the plain-words message of a ZooKeeper error;
+ * "unknown error" for a code not in the table. */
+const char *zk_error_name(int err);
+const char *zk_error_message(int err);
+/* The name of an opcode ("getData"), or "unknown". */
+const char *zk_op_name(int op);
+
+/* Watcher.Event.EventType */
+enum zk_event_type {
+	ZK_EVENT_NONE = -1,
+	ZK_EVENT_CREATED = 1,
+	ZK_EVENT_DELETED = 2,
+	ZK_EVENT_DATA_CHANGED = 3,
+	ZK_EVENT_CHILDREN_CHANGED = 4,
+	ZK_EVENT_DATA_WATCH_REMOVED = 5,
+	ZK_EVENT_CHILD_WATCH_REMOVED = 6,
+	ZK_EVENT_PERSISTENT_WATCH_REMOVED = 7,
+};
+
+/* Watcher.Event.KeeperState */
+enum zk_state {
+	ZK_STATE_DISCONNECTED = 0,
+	ZK_STATE_SYNC_CONNECTED = 3,
+	ZK_STATE_AUTH_FAILED = 4,
+	ZK_STATE_CONNECTED_READ_ONLY = 5,
+	ZK_STATE_SASL_AUTHENTICATED = 6,
+	ZK_STATE_EXPIRED = -112,
+	ZK_STATE_CLOSED = 7,
+};
+
+/* ZooDefs.Perms */
+enum {
+	ZK_PERM_READ = 1,
+	ZK_PERM_WRITE = 2,
+	ZK_PERM_CREATE = 4,
+	ZK_PERM_DELETE = 8,
+	ZK_PERM_ADMIN = 16,
+	ZK_PERM_ALL = 31,
+};
+
+/* CreateMode flags as sent in CreateRequest.flags. */
+enum zk_create_mode {
+	ZK_PERSISTENT = 0,
+	ZK_EPHEMERAL = 1,
+	ZK_PERSISTENT_SEQUENTIAL = 2,
+	ZK_EPHEMERAL_SEQUENTIAL = 3,
+	ZK_CONTAINER = 4,
+	ZK_PERSISTENT_WITH_TTL = 5,
+	ZK_PERSISTENT_SEQUENTIAL_WITH_TTL = 6,
+};
+
+/* AddWatchMode */
+enum { ZK_WATCH_PERSISTENT = 0, ZK_WATCH_PERSISTENT_RECURSIVE = 1 };
+/* WatcherType for removeWatches/checkWatches */
+enum {
+	ZK_WATCHER_CHILDREN = 1,
+	ZK_WATCHER_DATA = 2,
+	ZK_WATCHER_ANY = 3,
+	ZK_WATCHER_PERSISTENT = 4,
+	ZK_WATCHER_PERSISTENT_RECURSIVE = 5,
+};
+
+/* ---- records ------------------------------------------------------------ */
+
+struct zk_id {
+	struct zk_str scheme, id;
+};
+
+struct zk_acl {
+	int32_t perms;
+	struct zk_id id;
+};
+
+struct zk_acl_list {
+	int32_t count; /* -1 for a null vector */
+	struct zk_acl *acls;
+};
+
+struct zk_stat {
+	int64_t czxid, mzxid, ctime, mtime;
+	int32_t version, cversion, aversion;
+	int64_t ephemeral_owner;
+	int32_t data_length, num_children;
+	int64_t pzxid;
+};
+
+struct zk_str_list {
+	int32_t count; /* -1 for a null vector */
+	struct zk_str *items;
+};
+
+struct zk_connect_request {
+	int32_t protocol_version;
+	int64_t last_zxid_seen;
+	int32_t timeout;
+	int64_t session_id;
+	struct zk_buf passwd;
+	bool read_only;     /* the optional trailing byte */
+	bool has_read_only; /* whether the frame carried it */
+};
+
+struct zk_connect_response {
+	int32_t protocol_version;
+	int32_t timeout;
+	int64_t session_id;
+	struct zk_buf passwd;
+	bool read_only;
+};
+
+struct zk_request_header {
+	int32_t xid, type;
+};
+struct zk_reply_header {
+	int32_t xid;
+	int64_t zxid;
+	int32_t err;
+};
+
+struct zk_watcher_event {
+	int32_t type, state;
+	struct zk_str path;
+};
+
+/* create, create2, createContainer and createTTL share one record; ttl is
+ * on the wire only for createTTL. */
+struct zk_create_request {
+	struct zk_str path;
+	struct zk_buf data;
+	struct zk_acl_list acl;
+	int32_t flags;
+	int64_t ttl;
+};
+
+/* delete and check (CheckVersionRequest) share the shape path+version. */
+struct zk_path_version_request {
+	struct zk_str path;
+	int32_t version;
+};
+
+/* exists, getData, getChildren, getChildren2 */
+struct zk_path_watch_request {
+	struct zk_str path;
+	bool watch;
+};
+
+/* sync, getACL, getEphemerals, getAllChildrenNumber; the responses of
+ * create and sync carry one path too. */
+struct zk_path_record {
+	struct zk_str path;
+};
+
+struct zk_set_data_request {
+	struct zk_str path;
+	struct zk_buf data;
+	int32_t version;
+};
+
+struct zk_set_acl_request {
+	struct zk_str path;
+	struct zk_acl_list acl;
+	int32_t version;
+};
+
+struct zk_add_watch_request {
+	struct zk_str path;
+	int32_t mode;
+};
+
+/* removeWatches and checkWatches */
+struct zk_watches_request {
+	struct zk_str path;
+	int32_t type;
+};
+
+/* setWatches (the last two lists null) and setWatches2. */
+struct zk_set_watches {
+	int64_t relative_zxid;
+	struct zk_str_list data, exist, child, persistent, persistent_recursive;
+};
+
+struct zk_auth_packet {
+	int32_t type;
+	struct zk_str scheme;
+	struct zk_buf auth;
+};
+
+struct zk_client_info {
+	struct zk_str auth_scheme, user;
+};
+
+/* Responses */
+struct zk_create2_response {
+	struct zk_str path;
+	struct zk_stat stat;
+};
+struct zk_get_data_response {
+	struct zk_buf data;
+	struct zk_stat stat;
+};
+struct zk_get_acl_response {
+	struct zk_acl_list acl;
+	struct zk_stat stat;
+};
+struct zk_get_children2_response {
+	struct zk_str_list children;
+	struct zk_stat stat;
+};
+
+/* A multi (or multiRead) is a sequence of (MultiHeader, op) ending with a
+ * header of type -1, done = true, err = -1. */
+struct zk_multi_header {
+	int32_t type;
+	bool done;
+	int32_t err;
+};
+
+struct zk_multi_op {
+	int32_t type; /* create, create2, createContainer, createTTL, delete,
+			 setData, check; getChildren, getData in a multiRead */
+	union {
+		struct zk_create_request create;
+		struct zk_path_version_request path_version; /* delete, check */
+		struct zk_set_data_request set_data;
+		struct zk_path_watch_request path_watch; /* getChildren, getData */
+	} u;
+};
+
+struct zk_multi_request {
+	int32_t count;
+	struct zk_multi_op *ops; /* from the reader's arena */
+};
+
+/* ---- codec -------------------------------------------------------------- */
+
+#define ZK_RECORD(name)                                                       \
+	int zk_decode_##name(struct jute_in *in, struct zk_##name *r);         \
+	void zk_encode_##name(struct jute_out *out, const struct zk_##name *r);
+
+ZK_RECORD(id)
+ZK_RECORD(acl)
+ZK_RECORD(acl_list)
+ZK_RECORD(stat)
+ZK_RECORD(str_list)
+ZK_RECORD(connect_request) /* the read_only byte is read if present */
+ZK_RECORD(connect_response)
+ZK_RECORD(request_header)
+ZK_RECORD(reply_header)
+ZK_RECORD(watcher_event)
+ZK_RECORD(path_version_request)
+ZK_RECORD(path_watch_request)
+ZK_RECORD(path_record)
+ZK_RECORD(set_data_request)
+ZK_RECORD(set_acl_request)
+ZK_RECORD(add_watch_request)
+ZK_RECORD(watches_request)
+ZK_RECORD(auth_packet)
+ZK_RECORD(client_info)
+ZK_RECORD(create2_response)
+ZK_RECORD(get_data_response)
+ZK_RECORD(get_acl_response)
+ZK_RECORD(get_children2_response)
+ZK_RECORD(multi_header)
+#undef ZK_RECORD
+
+/* CreateRequest; createTTL carries the trailing ttl, the others do not. */
+int zk_decode_create_request(struct jute_in *in, int32_t op, struct zk_create_request *r);
+void zk_encode_create_request(struct jute_out *out, int32_t op, const struct zk_create_request *r);
+
+/* SetWatches (op 101) has three lists, SetWatches2 (op 105) five. */
+int zk_decode_set_watches(struct jute_in *in, int32_t op, struct zk_set_watches *r);
+void zk_encode_set_watches(struct jute_out *out, int32_t op, const struct zk_set_watches *r);
+
+/* A multi or multiRead body: ops until the done header. An op type that
+ * does not belong (for multi: not a write or check; for multiRead: not
+ * getChildren/getData) makes the decode fail with JUTE_EVALUE. At most
+ * max_ops ops (ZooKeeper has no fixed limit; the frame size bounds it). */
+int zk_decode_multi_request(struct jute_in *in, int32_t op, struct zk_multi_request *r,
+			    int32_t max_ops);
+void zk_encode_multi_request(struct jute_out *out, const struct zk_multi_request *r);
+
+/* The path checks ZooKeeper applies (PathUtils.validatePath): absolute, no
+ * empty segments, no trailing slash but for "/", no "." or ".." segments,
+ * no NUL and no control or non-character code points. Returns true if valid.
+ * A sequential create validates path + "1" (the name may end in '/'). */
+bool zk_path_valid(struct zk_str path);
+
+#endif
