@@ -1,0 +1,1374 @@
+/*
+ * tree: the znode tree — see tree.h for the contract.
+ *
+ * This file owns every znode, the path index (a hash map of full paths),
+ * the child lists, the interned ACL lists, and the indexes of ephemerals by
+ * session, of containers and of TTL nodes. The rest of the server reads it
+ * through the accessors and changes it only through tree_apply() (committed
+ * txns) and tree_load_node() (snapshots).
+ *
+ * DESIGN
+ * A node is one allocation: struct znode followed by its NUL-terminated
+ * path (the name is the tail of the path). Its data is a second allocation,
+ * none when empty, so setData replaces the data without moving the node
+ * that the parent, the siblings, the hash chain and the indexes point to.
+ * Memory per znode on x86-64: sizeof(struct znode) (168 bytes) + path + 1,
+ * plus the data, plus malloc's overhead (8-16 bytes per block) and about one
+ * 8-byte hash bucket. ACLs are shared: a node holds only a pointer.
+ *
+ * The Stat is kept as the client sees it (cversion = 2 * persisted -
+ * numChildren, recomputed whenever either changes) next to ZooKeeper's
+ * persisted cversion, so reads copy nothing.
+ *
+ * Applying a txn goes in three phases so nothing is ever half done:
+ *   prepare  every allocation the txn needs — new nodes with their data,
+ *            data buffers, ACL references, per-session records — before
+ *            anything visible changes. -ENOMEM here gives back what was
+ *            taken and leaves the tree as it was.
+ *   apply    the ops in order against the live tree, each one saving what it
+ *            overwrote. An op that does not fit (ZRUNTIMEINCONSISTENCY) makes
+ *            the ones before it undo, newest first, which restores every
+ *            list position exactly; nothing in apply or undo allocates.
+ *   commit   release what the ops replaced (old data, old ACL references),
+ *            park deleted nodes on the graveyard until the next apply (their
+ *            paths stay valid for the results and the events), then fire
+ *            the events the ops queued.
+ * A single op, a multi and a closeSession all go through the same phases.
+ */
+#include "tree.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hmap.h"
+
+/* ---- types ------------------------------------------------------------- */
+
+/* A pair of links for an intrusive doubly-linked list; a node sits in two. */
+struct zlink {
+	struct znode *next, *prev;
+};
+
+struct acl_entry {
+	struct hmap_node by_value; /* in tree.acls, hashed on the whole list, in order */
+	int64_t refs;              /* nodes (and prepared txns) holding it; freed at 0 */
+	struct acl_set set;        /* what znode_acl() hands out; the array and the
+				      strings follow in the same block */
+};
+
+/* The ephemerals of one session. Records exist only while the session owns
+ * at least one node; one that empties is freed at the end of the apply
+ * (not at once, so a later op of the same multi can still use it). */
+struct eph_session {
+	struct hmap_node by_id;        /* in tree.sessions, hashed on the id */
+	int64_t id;
+	struct znode *head;            /* its nodes, linked by znode.own, no order */
+	int64_t count;                 /* nodes in the list */
+	struct eph_session *reap_next; /* on tree.reap while it may be empty */
+	bool on_reap;
+};
+
+struct znode {
+	struct hmap_node by_path; /* in tree.nodes, hashed on the full path */
+	struct znode *parent;     /* NULL only for "/" */
+	struct znode *children;   /* first child; the list has no order */
+	struct zlink sib;         /* among the parent's children, for O(1) unlink;
+				     sib.next also chains the graveyard */
+	struct zlink own;         /* in its session's list, tree.containers or
+				     tree.ttls, by ephemeral_owner; unused otherwise */
+	struct acl_entry *acl;    /* interned; one reference held */
+	uint8_t *data;            /* NULL when empty */
+	struct zk_stat stat;      /* as a client sees it, but for the owner encoding */
+	int32_t cversion;         /* ZooKeeper's persisted cversion: children created */
+	int32_t path_len;
+	int32_t name_off;         /* where the last segment starts in path */
+	char path[];              /* NUL-terminated, for logs and debuggers */
+};
+_Static_assert(sizeof(struct znode) <= 168 || sizeof(void *) != 8,
+	       "keep a znode small: see the memory note at the top");
+
+enum op_kind { OP_CREATE = 1, OP_DELETE, OP_SET_DATA, OP_SET_ACL, OP_CHECK };
+
+/* One op of the txn being applied: what prepare took, and what apply
+ * overwrote (for undo, or for commit to release). */
+struct op {
+	enum op_kind kind;
+	bool bad;          /* malformed (path shape, sizes, body): fits no tree */
+	struct zk_str path;
+	struct znode *node; /* create: the prepared node; others: the target once applied */
+	uint8_t *data;      /* setData: the new buffer; once applied, the old one */
+	int32_t data_len;   /* length of .data */
+	int32_t version;    /* setData: version; setACL: aversion; create: parent cversion */
+	struct acl_entry *acl; /* setACL: the new reference; once applied, the old one */
+	union {
+		struct {
+			int32_t cversion; /* the parent's persisted cversion before */
+			int64_t pzxid;
+		} create;
+		struct {
+			int64_t pzxid;       /* the parent's before */
+			struct znode *sib_prev, *own_prev; /* where to relink on undo */
+		} del;
+		struct {
+			int32_t version;
+			int64_t mzxid, mtime;
+		} set_data;
+		struct {
+			int32_t aversion;
+		} set_acl;
+	} saved;
+};
+
+struct tree {
+	struct hmap nodes;    /* path -> znode */
+	struct hmap acls;     /* interned ACL lists */
+	struct hmap sessions; /* session id -> eph_session */
+	struct znode *root;
+	struct znode *containers; /* container nodes (linked by own): deletion candidates */
+	struct znode *ttls;       /* TTL nodes, likewise */
+	struct znode *graveyard;  /* deleted by the last apply; freed by the next one */
+	struct eph_session *reap; /* records that may have emptied during this apply */
+	int64_t last_zxid;
+	int64_t node_count;
+	int64_t data_size;        /* sum of path and data lengths (approximateDataSize) */
+	int64_t ephemeral_count;  /* session-owned nodes */
+	uint64_t seed;            /* hash seed, per tree so paths cannot be chosen to collide */
+
+	/* Scratch kept between applies so a steady stream of txns allocates
+	 * nothing but the nodes and data it adds. */
+	struct op *ops;
+	size_t ops_cap;
+	struct tree_event *events;
+	size_t events_cap, n_events;
+	struct tree_result *results;
+	size_t results_cap;
+	struct zk_acl *acl_tmp; /* a txn's ACL list converted for interning */
+	size_t acl_tmp_cap;
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static inline struct zlink *link_at(struct znode *n, size_t off)
+{
+	return (struct zlink *)(void *)((char *)n + off);
+}
+
+/* Inserts n after `after` (at the head if NULL) in the list at *head. */
+static void list_insert(struct znode **head, size_t off, struct znode *n, struct znode *after)
+{
+	struct zlink *l = link_at(n, off);
+	l->prev = after;
+	l->next = after ? link_at(after, off)->next : *head;
+	if (l->next)
+		link_at(l->next, off)->prev = n;
+	if (after)
+		link_at(after, off)->next = n;
+	else
+		*head = n;
+}
+
+/* Unlinks n and returns the node it followed (for a later list_insert). */
+static struct znode *list_remove(struct znode **head, size_t off, struct znode *n)
+{
+	struct zlink *l = link_at(n, off);
+	struct znode *prev = l->prev;
+	if (prev)
+		link_at(prev, off)->next = l->next;
+	else
+		*head = l->next;
+	if (l->next)
+		link_at(l->next, off)->prev = prev;
+	l->next = l->prev = NULL;
+	return prev;
+}
+
+#define SIB offsetof(struct znode, sib)
+#define OWN offsetof(struct znode, own)
+
+static inline struct zk_str str_of(const char *s)
+{
+	return (struct zk_str){ s ? s : "", s ? (int32_t)strnlen(s, INT32_MAX) : 0 };
+}
+
+static inline uint64_t path_hash(const struct tree *t, const char *s, int32_t len)
+{
+	return hash_bytes(len > 0 ? s : "", len > 0 ? (size_t)len : 0, t->seed);
+}
+
+/* Gives a map its own buckets. util/hmap.c's first insert into a map that
+ * never grew lands in the static empty bucket every such map shares, so an
+ * empty map would see (and chain onto) another map's first node; a map that
+ * starts with buckets never takes that path. It also saves the first resizes. */
+static int map_init(struct hmap *map)
+{
+	hmap_init(map);
+	struct hmap_node **b = calloc(16, sizeof(*b));
+	if (b == NULL)
+		return -ENOMEM;
+	map->buckets = b;
+	map->mask = 15;
+	return 0;
+}
+
+/* hmap_insert() can fail only to grow, and then inserts anyway, except into
+ * a map that never had buckets: report only a node that is not in. */
+static int map_insert(struct hmap *map, struct hmap_node *node, uint64_t hash)
+{
+	size_t before = hmap_count(map);
+	int rc = hmap_insert(map, node, hash);
+	return hmap_count(map) > before ? 0 : (rc ? rc : -ENOMEM);
+}
+
+/* Grows an array of elem-sized items to hold at least n. */
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+	if (n <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 8;
+	while (c < n)
+		c *= 2;
+	if (c > SIZE_MAX / elem)
+		return -ENOMEM;
+	void *p = realloc(*arr, c * elem);
+	if (p == NULL)
+		return -ENOMEM;
+	*arr = p;
+	*cap = c;
+	return 0;
+}
+
+/* The client cversion: creates + deletes = 2 * creates - children. Java's
+ * int arithmetic wraps, so does ours (unsigned, then back). */
+static inline void refresh_cversion(struct znode *n)
+{
+	n->stat.cversion = (int32_t)(2u * (uint32_t)n->cversion - (uint32_t)n->stat.num_children);
+}
+
+/* A path a node can have: absolute, not "/", no empty segment, no trailing
+ * slash. Anything finer (".", control characters) is prep's to refuse. */
+static bool path_shape_ok(struct zk_str p)
+{
+	if (p.len < 2 || p.s[0] != '/' || p.s[p.len - 1] == '/')
+		return false;
+	for (int32_t i = 1; i < p.len; i++)
+		if (p.s[i] == '/' && p.s[i - 1] == '/')
+			return false;
+	return memchr(p.s, '\0', (size_t)p.len) == NULL;
+}
+
+/* The parent's path of a well-shaped path: "/" for a top-level node. */
+static struct zk_str parent_path(struct zk_str p)
+{
+	int32_t i = p.len - 1;
+	while (i > 0 && p.s[i] != '/')
+		i--;
+	return (struct zk_str){ p.s, i > 0 ? i : 1 };
+}
+
+static struct znode *lookup(const struct tree *t, struct zk_str path)
+{
+	if (path.len <= 0 || path.s == NULL)
+		return NULL;
+	HMAP_FOR_EACH_WITH_HASH(h, path_hash(t, path.s, path.len), &t->nodes) {
+		struct znode *n = CONTAINER_OF(h, struct znode, by_path);
+		if (n->path_len == path.len && memcmp(n->path, path.s, (size_t)path.len) == 0)
+			return n;
+	}
+	return NULL;
+}
+
+/* ---- ACL cache (ZooKeeper's ReferenceCountedACLCache) ------------------ */
+
+static inline int32_t slen(struct zk_str s)
+{
+	return s.len > 0 ? s.len : 0;
+}
+
+static uint64_t acl_hash(const struct tree *t, const struct zk_acl *a, int32_t n)
+{
+	uint64_t h = hash_u64(t->seed ^ (uint64_t)n);
+	for (int32_t i = 0; i < n; i++) {
+		h = hash_bytes(slen(a[i].id.scheme) ? a[i].id.scheme.s : "",
+			       (size_t)slen(a[i].id.scheme), h ^ (uint32_t)a[i].perms);
+		h = hash_bytes(slen(a[i].id.id) ? a[i].id.id.s : "", (size_t)slen(a[i].id.id), h);
+	}
+	return h;
+}
+
+static bool str_same(struct zk_str a, struct zk_str b)
+{
+	return slen(a) == slen(b) && (slen(a) == 0 || memcmp(a.s, b.s, (size_t)slen(a)) == 0);
+}
+
+static bool acl_same(const struct acl_set *s, const struct zk_acl *a, int32_t n)
+{
+	if (s->count != n)
+		return false;
+	for (int32_t i = 0; i < n; i++)
+		if (s->acls[i].perms != a[i].perms ||
+		    !str_same(s->acls[i].id.scheme, a[i].id.scheme) ||
+		    !str_same(s->acls[i].id.id, a[i].id.id))
+			return false;
+	return true;
+}
+
+/* Returns a reference to the interned copy of the list, or NULL on ENOMEM. */
+static struct acl_entry *acl_ref(struct tree *t, const struct zk_acl *a, int32_t n)
+{
+	uint64_t h = acl_hash(t, a, n);
+	HMAP_FOR_EACH_WITH_HASH(hn, h, &t->acls) {
+		struct acl_entry *e = CONTAINER_OF(hn, struct acl_entry, by_value);
+		if (acl_same(&e->set, a, n)) {
+			e->refs++;
+			return e;
+		}
+	}
+	size_t size = sizeof(struct acl_entry) + (size_t)n * sizeof(struct zk_acl);
+	for (int32_t i = 0; i < n; i++)
+		size += (size_t)slen(a[i].id.scheme) + (size_t)slen(a[i].id.id) + 2;
+	struct acl_entry *e = malloc(size);
+	if (e == NULL)
+		return NULL;
+	e->refs = 1;
+	e->set.count = n;
+	e->set.acls = n ? (struct zk_acl *)(void *)(e + 1) : NULL;
+	char *s = (char *)(e + 1) + (size_t)n * sizeof(struct zk_acl);
+	for (int32_t i = 0; i < n; i++) {
+		struct zk_str parts[2] = { a[i].id.scheme, a[i].id.id };
+		struct zk_str *dst[2] = { &e->set.acls[i].id.scheme, &e->set.acls[i].id.id };
+		e->set.acls[i].perms = a[i].perms;
+		for (int k = 0; k < 2; k++) {
+			int32_t len = slen(parts[k]);
+			if (len)
+				memcpy(s, parts[k].s, (size_t)len);
+			s[len] = '\0';
+			*dst[k] = (struct zk_str){ s, len };
+			s += len + 1;
+		}
+	}
+	if (map_insert(&t->acls, &e->by_value, h) != 0) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* The same for an ACL list in txn form. */
+static struct acl_entry *acl_ref_txn(struct tree *t, Quorum__Acl *const *acl, size_t n)
+{
+	if (n > INT32_MAX || grow((void **)&t->acl_tmp, &t->acl_tmp_cap, n, sizeof(*t->acl_tmp)))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		t->acl_tmp[i].perms = acl[i] ? acl[i]->perms : 0;
+		t->acl_tmp[i].id.scheme = str_of(acl[i] ? acl[i]->scheme : NULL);
+		t->acl_tmp[i].id.id = str_of(acl[i] ? acl[i]->id : NULL);
+	}
+	return acl_ref(t, t->acl_tmp, (int32_t)n);
+}
+
+static void acl_unref(struct tree *t, struct acl_entry *e)
+{
+	if (e && --e->refs == 0) {
+		hmap_remove(&t->acls, &e->by_value);
+		free(e);
+	}
+}
+
+/* ---- nodes and their indexes ------------------------------------------ */
+
+static struct znode *node_alloc(struct zk_str path)
+{
+	struct znode *n = calloc(1, sizeof(*n) + (size_t)path.len + 1);
+	if (n == NULL)
+		return NULL;
+	memcpy(n->path, path.s, (size_t)path.len);
+	n->path[path.len] = '\0';
+	n->path_len = path.len;
+	int32_t i = path.len;
+	while (i > 0 && path.s[i - 1] != '/')
+		i--;
+	n->name_off = i;
+	return n;
+}
+
+static void node_free(struct tree *t, struct znode *n)
+{
+	acl_unref(t, n->acl);
+	free(n->data);
+	free(n);
+}
+
+static struct eph_session *sess_find(const struct tree *t, int64_t id)
+{
+	HMAP_FOR_EACH_WITH_HASH(h, hash_u64((uint64_t)id ^ t->seed), &t->sessions) {
+		struct eph_session *s = CONTAINER_OF(h, struct eph_session, by_id);
+		if (s->id == id)
+			return s;
+	}
+	return NULL;
+}
+
+static void sess_mark_reap(struct tree *t, struct eph_session *s)
+{
+	if (!s->on_reap) {
+		s->on_reap = true;
+		s->reap_next = t->reap;
+		t->reap = s;
+	}
+}
+
+/* Makes sure a record for id exists (an empty new one is reaped at the end
+ * of the apply if nothing lands in it). */
+static int sess_reserve(struct tree *t, int64_t id)
+{
+	if (sess_find(t, id))
+		return 0;
+	struct eph_session *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->id = id;
+	if (map_insert(&t->sessions, &s->by_id, hash_u64((uint64_t)id ^ t->seed)) != 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	sess_mark_reap(t, s);
+	return 0;
+}
+
+/* Frees the session records that ended this apply empty. */
+static void sess_reap(struct tree *t)
+{
+	while (t->reap) {
+		struct eph_session *s = t->reap;
+		t->reap = s->reap_next;
+		s->on_reap = false;
+		if (s->count == 0) {
+			hmap_remove(&t->sessions, &s->by_id);
+			free(s);
+		}
+	}
+}
+
+/* The list n belongs in by its owner (NULL for a persistent node); the
+ * session's record must exist (sess_reserve). */
+static struct znode **owner_list(struct tree *t, const struct znode *n, struct eph_session **sp)
+{
+	int64_t owner = n->stat.ephemeral_owner;
+	*sp = NULL;
+	if (zk_owner_is_container(owner))
+		return &t->containers;
+	if (zk_owner_is_ttl(owner))
+		return &t->ttls;
+	if (owner == 0)
+		return NULL;
+	*sp = sess_find(t, owner);
+	return &(*sp)->head;
+}
+
+static void owner_link(struct tree *t, struct znode *n, struct znode *after)
+{
+	struct eph_session *s;
+	struct znode **head = owner_list(t, n, &s);
+	if (head == NULL)
+		return;
+	list_insert(head, OWN, n, after);
+	if (s) {
+		s->count++;
+		t->ephemeral_count++;
+	}
+}
+
+static struct znode *owner_unlink(struct tree *t, struct znode *n)
+{
+	struct eph_session *s;
+	struct znode **head = owner_list(t, n, &s);
+	if (head == NULL)
+		return NULL;
+	struct znode *prev = list_remove(head, OWN, n);
+	if (s) {
+		s->count--;
+		t->ephemeral_count--;
+		if (s->count == 0)
+			sess_mark_reap(t, s);
+	}
+	return prev;
+}
+
+/* Puts a prepared node into the tree under parent. */
+static void node_link(struct tree *t, struct znode *n, struct znode *parent, struct znode *sib_prev,
+		      struct znode *own_prev)
+{
+	n->parent = parent;
+	list_insert(&parent->children, SIB, n, sib_prev);
+	parent->stat.num_children++;
+	refresh_cversion(parent);
+	(void)map_insert(&t->nodes, &n->by_path, path_hash(t, n->path, n->path_len));
+	owner_link(t, n, own_prev);
+	t->node_count++;
+	t->data_size += n->path_len + n->stat.data_length;
+}
+
+/* Takes a childless node out of the tree; the node keeps its memory. */
+static void node_unlink(struct tree *t, struct znode *n, struct znode **sib_prev,
+			struct znode **own_prev)
+{
+	struct znode *parent = n->parent;
+	struct znode *sp = list_remove(&parent->children, SIB, n);
+	parent->stat.num_children--;
+	refresh_cversion(parent);
+	hmap_remove(&t->nodes, &n->by_path);
+	struct znode *op = owner_unlink(t, n);
+	t->node_count--;
+	t->data_size -= n->path_len + n->stat.data_length;
+	if (sib_prev)
+		*sib_prev = sp;
+	if (own_prev)
+		*own_prev = op;
+}
+
+static void graveyard_flush(struct tree *t)
+{
+	while (t->graveyard) {
+		struct znode *n = t->graveyard;
+		t->graveyard = n->sib.next;
+		free(n->data);
+		free(n);
+	}
+}
+
+static void event_add(struct tree *t, enum zk_event_type type, const struct znode *n, int64_t zxid)
+{
+	/* Capacity was reserved for two events an op before anything began. */
+	t->events[t->n_events++] = (struct tree_event){
+		.type = type,
+		.path = { n->path, n->path_len },
+		.zxid = zxid,
+	};
+}
+
+static void result_of(struct tree_result *r, const struct znode *n, bool with_stat)
+{
+	r->err = ZOK;
+	r->path = (struct zk_str){ n->path, n->path_len };
+	if (with_stat)
+		r->stat = zk_stat_for_client(&n->stat);
+	else
+		memset(&r->stat, 0, sizeof(r->stat));
+}
+
+static void result_err(struct tree_result *r, int32_t err)
+{
+	r->err = err;
+	r->path = (struct zk_str){ NULL, -1 };
+	memset(&r->stat, 0, sizeof(r->stat));
+}
+
+/* ---- prepare: every allocation, before anything changes --------------- */
+
+static int prep_create(struct tree *t, struct op *op, const Quorum__CreateTxn *c)
+{
+	op->kind = OP_CREATE;
+	op->path = str_of(c->path);
+	op->version = c->parent_cversion;
+	if (!path_shape_ok(op->path) || c->data.len > INT32_MAX || c->n_acl > INT32_MAX ||
+	    (c->data.len && c->data.data == NULL)) {
+		op->bad = true;
+		return 0;
+	}
+	struct znode *n = node_alloc(op->path);
+	if (n == NULL)
+		return -ENOMEM;
+	op->node = n; /* from here on, abort frees it with whatever it holds */
+	if (c->data.len) {
+		n->data = malloc(c->data.len);
+		if (n->data == NULL)
+			return -ENOMEM;
+		memcpy(n->data, c->data.data, c->data.len);
+	}
+	n->stat.data_length = (int32_t)c->data.len;
+	n->stat.ephemeral_owner = c->ephemeral_owner;
+	n->acl = acl_ref_txn(t, c->acl, c->n_acl);
+	if (n->acl == NULL)
+		return -ENOMEM;
+	if (zk_owner_is_session(c->ephemeral_owner))
+		return sess_reserve(t, c->ephemeral_owner);
+	return 0;
+}
+
+static int prep_op(struct tree *t, struct op *op, const Quorum__Txn *sub)
+{
+	memset(op, 0, sizeof(*op));
+	switch (sub ? sub->body_case : QUORUM__TXN__BODY__NOT_SET) {
+	case QUORUM__TXN__BODY_CREATE:
+		if (sub->create == NULL)
+			break;
+		return prep_create(t, op, sub->create);
+	case QUORUM__TXN__BODY_DELETE:
+		if (sub->delete_ == NULL)
+			break;
+		op->kind = OP_DELETE;
+		op->path = str_of(sub->delete_->path);
+		return 0;
+	case QUORUM__TXN__BODY_SET_DATA: {
+		const Quorum__SetDataTxn *s = sub->set_data;
+		if (s == NULL || s->data.len > INT32_MAX || (s->data.len && s->data.data == NULL))
+			break;
+		op->kind = OP_SET_DATA;
+		op->path = str_of(s->path);
+		op->version = s->version;
+		op->data_len = (int32_t)s->data.len;
+		if (s->data.len) {
+			op->data = malloc(s->data.len);
+			if (op->data == NULL)
+				return -ENOMEM;
+			memcpy(op->data, s->data.data, s->data.len);
+		}
+		return 0;
+	}
+	case QUORUM__TXN__BODY_SET_ACL: {
+		const Quorum__SetAclTxn *s = sub->set_acl;
+		if (s == NULL || s->n_acl > INT32_MAX)
+			break;
+		op->kind = OP_SET_ACL;
+		op->path = str_of(s->path);
+		op->version = s->version;
+		op->acl = acl_ref_txn(t, s->acl, s->n_acl);
+		return op->acl ? 0 : -ENOMEM;
+	}
+	case QUORUM__TXN__BODY_CHECK:
+		if (sub->check == NULL)
+			break;
+		op->kind = OP_CHECK;
+		op->path = str_of(sub->check->path);
+		return 0;
+	default:
+		break;
+	}
+	/* Not an op a multi can hold (or a body that is missing). */
+	op->bad = true;
+	return 0;
+}
+
+/* ---- apply and undo ----------------------------------------------------- */
+
+/* Applies one prepared op; returns false if it does not fit the tree (and
+ * then it changed nothing). r receives the op's result. */
+static bool op_apply(struct tree *t, struct op *op, int64_t zxid, int64_t time,
+		     struct tree_result *r)
+{
+	if (op->bad)
+		return false;
+	switch (op->kind) {
+	case OP_CREATE: {
+		struct znode *parent = lookup(t, parent_path(op->path));
+		if (parent == NULL || lookup(t, op->path) != NULL)
+			return false;
+		struct znode *n = op->node;
+		n->stat.czxid = n->stat.mzxid = n->stat.pzxid = zxid;
+		n->stat.ctime = n->stat.mtime = time;
+		/* DataTree.createNode: -1 means one more than now; the parent's
+		 * cversion and pzxid move only forward (a replayed create must
+		 * not take them back). */
+		op->saved.create.cversion = parent->cversion;
+		op->saved.create.pzxid = parent->stat.pzxid;
+		int32_t cv = op->version;
+		if (cv == -1)
+			cv = (int32_t)((uint32_t)parent->cversion + 1u);
+		if (cv > parent->cversion) {
+			parent->cversion = cv;
+			parent->stat.pzxid = zxid;
+		}
+		node_link(t, n, parent, NULL, NULL);
+		event_add(t, ZK_EVENT_CREATED, n, zxid);
+		event_add(t, ZK_EVENT_CHILDREN_CHANGED, parent, zxid);
+		result_of(r, n, true);
+		return true;
+	}
+	case OP_DELETE: {
+		struct znode *n = lookup(t, op->path);
+		if (n == NULL || n == t->root || n->children != NULL)
+			return false;
+		struct znode *parent = n->parent;
+		op->node = n;
+		op->saved.del.pzxid = parent->stat.pzxid;
+		node_unlink(t, n, &op->saved.del.sib_prev, &op->saved.del.own_prev);
+		/* DataTree.deleteNode: the persisted cversion stays (the client one
+		 * still grows by one, as a child went); pzxid only moves forward. */
+		if (zxid > parent->stat.pzxid)
+			parent->stat.pzxid = zxid;
+		event_add(t, ZK_EVENT_DELETED, n, zxid);
+		event_add(t, ZK_EVENT_CHILDREN_CHANGED, parent, zxid);
+		result_of(r, n, false);
+		return true;
+	}
+	case OP_SET_DATA: {
+		struct znode *n = lookup(t, op->path);
+		if (n == NULL)
+			return false;
+		op->node = n;
+		op->saved.set_data.version = n->stat.version;
+		op->saved.set_data.mzxid = n->stat.mzxid;
+		op->saved.set_data.mtime = n->stat.mtime;
+		uint8_t *old = n->data;
+		int32_t old_len = n->stat.data_length;
+		n->data = op->data;
+		n->stat.data_length = op->data_len;
+		op->data = old;
+		op->data_len = old_len;
+		n->stat.mzxid = zxid;
+		n->stat.mtime = time;
+		n->stat.version = op->version;
+		t->data_size += n->stat.data_length - old_len;
+		event_add(t, ZK_EVENT_DATA_CHANGED, n, zxid);
+		result_of(r, n, true);
+		return true;
+	}
+	case OP_SET_ACL: {
+		struct znode *n = lookup(t, op->path);
+		if (n == NULL)
+			return false;
+		op->node = n;
+		op->saved.set_acl.aversion = n->stat.aversion;
+		struct acl_entry *old = n->acl;
+		n->acl = op->acl;
+		op->acl = old;
+		n->stat.aversion = op->version;
+		result_of(r, n, true);
+		return true;
+	}
+	case OP_CHECK: {
+		/* The version was prep's to compare (ZooKeeper's CheckVersionTxn
+		 * changes nothing); the node must at least be there. */
+		struct znode *n = lookup(t, op->path);
+		if (n == NULL)
+			return false;
+		op->node = n;
+		result_of(r, n, false);
+		return true;
+	}
+	}
+	return false;
+}
+
+/* Reverts an applied op; the ops after it must have been reverted first. */
+static void op_undo(struct tree *t, struct op *op)
+{
+	struct znode *n = op->node;
+	switch (op->kind) {
+	case OP_CREATE: {
+		struct znode *parent = n->parent;
+		node_unlink(t, n, NULL, NULL);
+		parent->cversion = op->saved.create.cversion;
+		parent->stat.pzxid = op->saved.create.pzxid;
+		refresh_cversion(parent);
+		n->parent = NULL;
+		break;
+	}
+	case OP_DELETE:
+		n->parent->stat.pzxid = op->saved.del.pzxid;
+		node_link(t, n, n->parent, op->saved.del.sib_prev, op->saved.del.own_prev);
+		break;
+	case OP_SET_DATA: {
+		uint8_t *mine = n->data;
+		int32_t mine_len = n->stat.data_length;
+		n->data = op->data;
+		n->stat.data_length = op->data_len;
+		op->data = mine;
+		op->data_len = mine_len;
+		n->stat.version = op->saved.set_data.version;
+		n->stat.mzxid = op->saved.set_data.mzxid;
+		n->stat.mtime = op->saved.set_data.mtime;
+		t->data_size += n->stat.data_length - mine_len;
+		break;
+	}
+	case OP_SET_ACL: {
+		struct acl_entry *mine = n->acl;
+		n->acl = op->acl;
+		op->acl = mine;
+		n->stat.aversion = op->saved.set_acl.aversion;
+		break;
+	}
+	case OP_CHECK:
+		break;
+	}
+}
+
+/* Gives back what a not-applied (or undone) op holds. */
+static void op_release(struct tree *t, struct op *op)
+{
+	if (op->kind == OP_CREATE && op->node)
+		node_free(t, op->node);
+	if (op->kind == OP_SET_DATA)
+		free(op->data);
+	if (op->kind == OP_SET_ACL)
+		acl_unref(t, op->acl);
+	op->node = NULL;
+	op->data = NULL;
+	op->acl = NULL;
+}
+
+/* Releases what an applied op replaced. */
+static void op_commit(struct tree *t, struct op *op)
+{
+	switch (op->kind) {
+	case OP_DELETE:
+		/* The ACL goes now; the memory when the next apply begins, so the
+		 * path stays valid for the events and the results. */
+		acl_unref(t, op->node->acl);
+		op->node->acl = NULL;
+		op->node->sib.next = t->graveyard;
+		t->graveyard = op->node;
+		break;
+	case OP_SET_DATA:
+		free(op->data);
+		break;
+	case OP_SET_ACL:
+		acl_unref(t, op->acl);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- tree_apply --------------------------------------------------------- */
+
+static int by_path(const void *a, const void *b)
+{
+	const struct znode *x = ((const struct op *)a)->node;
+	const struct znode *y = ((const struct op *)b)->node;
+	int32_t n = x->path_len < y->path_len ? x->path_len : y->path_len;
+	int c = memcmp(x->path, y->path, (size_t)n);
+	return c ? c : (x->path_len > y->path_len) - (x->path_len < y->path_len);
+}
+
+static void release_ops(struct tree *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		op_release(t, &t->ops[i]);
+	sess_reap(t);
+}
+
+/* Fills t->ops[0..n) — from a multi's subs, from the txn itself, or with
+ * the deletes of a closing session's ephemerals in path order — and takes
+ * what they need. On -ENOMEM everything taken is given back. */
+static int prepare_ops(struct tree *t, Quorum__Txn *const *subs, const Quorum__Txn *txn,
+		       const struct eph_session *closing, size_t n)
+{
+	struct op *ops = t->ops;
+	if (closing) {
+		size_t i = 0;
+		for (struct znode *e = closing->head; e; e = e->own.next, i++) {
+			memset(&ops[i], 0, sizeof(ops[i]));
+			ops[i].kind = OP_DELETE;
+			ops[i].node = e;
+			ops[i].path = (struct zk_str){ e->path, e->path_len };
+		}
+		if (n > 1)
+			qsort(ops, n, sizeof(*ops), by_path);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (prep_op(t, &ops[i], subs ? subs[i] : txn) != 0) {
+			release_ops(t, i + 1);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int reserve(struct tree *t, size_t n_ops, size_t n_results)
+{
+	if (n_ops > SIZE_MAX / 2 ||
+	    grow((void **)&t->ops, &t->ops_cap, n_ops, sizeof(*t->ops)) ||
+	    grow((void **)&t->events, &t->events_cap, 2 * n_ops, sizeof(*t->events)) ||
+	    grow((void **)&t->results, &t->results_cap, n_results ? n_results : 1,
+		 sizeof(*t->results)))
+		return -ENOMEM;
+	return 0;
+}
+
+static void finish(struct tree *t, const Quorum__Txn *txn, struct tree_apply_result *res,
+		   int32_t err, size_t count)
+{
+	res->err = err;
+	res->count = (int32_t)count;
+	res->results = t->results;
+	if (txn->zxid > t->last_zxid)
+		t->last_zxid = txn->zxid;
+}
+
+/* A multi holding ErrorTxns was refused by prep: it changes nothing and
+ * reports, as ZooKeeper does, ZOK for the ops before the first error, each
+ * ErrorTxn's own code, and ZRUNTIMEINCONSISTENCY for the other ops after. */
+static void failed_multi(struct tree *t, const Quorum__Txn *txn, const Quorum__MultiTxn *m,
+			 struct tree_apply_result *res)
+{
+	int32_t overall = ZOK;
+	bool after = false;
+	for (size_t i = 0; i < m->n_ops; i++) {
+		const Quorum__Txn *sub = m->ops[i];
+		int32_t err;
+		if (sub && sub->body_case == QUORUM__TXN__BODY_ERROR && sub->error) {
+			err = sub->error->err;
+			after = true;
+		} else {
+			err = after ? ZRUNTIMEINCONSISTENCY : ZOK;
+		}
+		result_err(&t->results[i], err);
+		if (err != ZOK && overall == ZOK)
+			overall = err;
+	}
+	finish(t, txn, res, overall, m->n_ops);
+}
+
+int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_sink *sink,
+	       struct tree_apply_result *res)
+{
+	graveyard_flush(t);
+	t->n_events = 0;
+
+	const Quorum__MultiTxn *multi = NULL;
+	size_t n_ops = 1, n_results = 1;
+	struct eph_session *closing = NULL;
+	bool is_close = txn->body_case == QUORUM__TXN__BODY_CLOSE_SESSION;
+	bool is_multi = txn->body_case == QUORUM__TXN__BODY_MULTI; /* results: one per op */
+	switch (txn->body_case) {
+	case QUORUM__TXN__BODY_CREATE:
+	case QUORUM__TXN__BODY_DELETE:
+	case QUORUM__TXN__BODY_SET_DATA:
+	case QUORUM__TXN__BODY_SET_ACL:
+	case QUORUM__TXN__BODY_CHECK:
+		break;
+	case QUORUM__TXN__BODY_MULTI:
+		multi = txn->multi;
+		n_ops = n_results = multi ? multi->n_ops : 0;
+		break;
+	case QUORUM__TXN__BODY_CLOSE_SESSION:
+		closing = sess_find(t, txn->session_id);
+		n_ops = closing ? (size_t)closing->count : 0;
+		break;
+	default: /* createSession, error, or no body */
+		n_ops = 0;
+		break;
+	}
+	if (reserve(t, n_ops, n_results))
+		return -ENOMEM;
+
+	switch (txn->body_case) {
+	case QUORUM__TXN__BODY_CREATE_SESSION:
+		result_err(&t->results[0], ZOK);
+		finish(t, txn, res, ZOK, 1);
+		return 0;
+	case QUORUM__TXN__BODY_ERROR: {
+		int32_t err = txn->error ? txn->error->err : ZRUNTIMEINCONSISTENCY;
+		result_err(&t->results[0], err);
+		finish(t, txn, res, err, 1);
+		return 0;
+	}
+	case QUORUM__TXN__BODY_MULTI:
+		if (multi == NULL)
+			break; /* an empty multi */
+		for (size_t i = 0; i < multi->n_ops; i++) {
+			const Quorum__Txn *sub = multi->ops[i];
+			if (sub && sub->body_case == QUORUM__TXN__BODY_ERROR) {
+				failed_multi(t, txn, multi, res);
+				return 0;
+			}
+		}
+		break;
+	case QUORUM__TXN__BODY_CLOSE_SESSION:
+	case QUORUM__TXN__BODY_CREATE:
+	case QUORUM__TXN__BODY_DELETE:
+	case QUORUM__TXN__BODY_SET_DATA:
+	case QUORUM__TXN__BODY_SET_ACL:
+	case QUORUM__TXN__BODY_CHECK:
+		break;
+	default:
+		result_err(&t->results[0], ZRUNTIMEINCONSISTENCY);
+		finish(t, txn, res, ZRUNTIMEINCONSISTENCY, 1);
+		return 0;
+	}
+
+	if (prepare_ops(t, multi ? multi->ops : NULL, txn, closing, n_ops) != 0)
+		return -ENOMEM;
+
+	/* Apply, or undo all. */
+	struct op *ops = t->ops;
+	struct tree_result scratch;
+	size_t done = 0;
+	for (; done < n_ops; done++) {
+		struct tree_result *r = is_multi ? &t->results[done]
+					: is_close ? &scratch : &t->results[0];
+		if (!op_apply(t, &ops[done], txn->zxid, txn->time, r))
+			break;
+	}
+	if (done < n_ops) {
+		for (size_t i = done; i-- > 0;)
+			op_undo(t, &ops[i]);
+		release_ops(t, n_ops);
+		t->n_events = 0;
+		if (is_multi) {
+			for (size_t i = 0; i < n_ops; i++)
+				result_err(&t->results[i], i < done ? ZOK : ZRUNTIMEINCONSISTENCY);
+		} else {
+			result_err(&t->results[0], ZRUNTIMEINCONSISTENCY);
+		}
+		finish(t, txn, res, ZRUNTIMEINCONSISTENCY, is_multi ? n_ops : 1);
+		return 0;
+	}
+
+	/* Commit, then tell the watches. */
+	for (size_t i = 0; i < n_ops; i++)
+		op_commit(t, &ops[i]);
+	sess_reap(t);
+	if (is_close)
+		result_err(&t->results[0], ZOK); /* a single op's came from op_apply */
+	finish(t, txn, res, ZOK, is_multi ? n_ops : 1);
+	if (sink && sink->event)
+		for (size_t i = 0; i < t->n_events; i++)
+			sink->event(sink->ctx, &t->events[i]);
+	return 0;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+/* One of the nodes every tree starts with, as ZooKeeper's DataTree makes
+ * them: zero Stat, empty data. */
+static struct znode *add_builtin(struct tree *t, struct znode *parent, const char *path,
+				 int32_t perms, int32_t aversion)
+{
+	struct zk_acl acl = { perms, { ZK_STR("world"), ZK_STR("anyone") } };
+	struct znode *n = node_alloc(str_of(path));
+	if (n == NULL)
+		return NULL;
+	n->acl = acl_ref(t, &acl, 1);
+	if (n->acl == NULL) {
+		free(n);
+		return NULL;
+	}
+	n->stat.aversion = aversion;
+	if (parent) {
+		node_link(t, n, parent, NULL, NULL);
+	} else if (map_insert(&t->nodes, &n->by_path, path_hash(t, n->path, n->path_len)) == 0) {
+		t->node_count++;
+		t->data_size += n->path_len;
+	} else {
+		node_free(t, n);
+		return NULL;
+	}
+	return n;
+}
+
+struct tree *tree_new(void)
+{
+	struct tree *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	hmap_init(&t->nodes);
+	hmap_init(&t->acls);
+	hmap_init(&t->sessions);
+	if (map_init(&t->nodes) || map_init(&t->acls) || map_init(&t->sessions))
+		goto err;
+	/* The tree's address differs from run to run (ASLR), so a client
+	 * cannot pick paths that collide; nothing observable depends on it. */
+	t->seed = hash_u64((uint64_t)(uintptr_t)t ^ 0x71756f72756dULL);
+	if (reserve(t, 1, 1) != 0)
+		goto err;
+	t->root = add_builtin(t, NULL, "/", ZK_PERM_ALL, 0);
+	if (t->root == NULL)
+		goto err;
+	struct znode *zk = add_builtin(t, t->root, "/zookeeper", ZK_PERM_ALL, 0);
+	if (zk == NULL || add_builtin(t, zk, "/zookeeper/quota", ZK_PERM_ALL, 0) == NULL ||
+	    /* Reconfig data is read-only by default (ZOOKEEPER-2014); DataTree
+	     * sets it with setACL(..., -1), hence aversion -1. It stays empty in
+	     * standalone mode, as in ZooKeeper. */
+	    add_builtin(t, zk, "/zookeeper/config", ZK_PERM_READ, -1) == NULL)
+		goto err;
+	return t;
+err:
+	tree_free(t);
+	return NULL;
+}
+
+void tree_free(struct tree *t)
+{
+	if (t == NULL)
+		return;
+	graveyard_flush(t);
+	HMAP_FOR_EACH_SAFE(h, nx, &t->nodes) {
+		struct znode *n = CONTAINER_OF(h, struct znode, by_path);
+		hmap_remove(&t->nodes, h);
+		node_free(t, n);
+	}
+	HMAP_FOR_EACH_SAFE(h, nx, &t->sessions) {
+		hmap_remove(&t->sessions, h);
+		free(CONTAINER_OF(h, struct eph_session, by_id));
+	}
+	HMAP_FOR_EACH_SAFE(h, nx, &t->acls) { /* none, unless a reference leaked */
+		hmap_remove(&t->acls, h);
+		free(CONTAINER_OF(h, struct acl_entry, by_value));
+	}
+	hmap_destroy(&t->nodes);
+	hmap_destroy(&t->acls);
+	hmap_destroy(&t->sessions);
+	free(t->ops);
+	free(t->events);
+	free(t->results);
+	free(t->acl_tmp);
+	free(t);
+}
+
+int64_t tree_last_zxid(const struct tree *t)
+{
+	return t->last_zxid;
+}
+
+void tree_set_last_zxid(struct tree *t, int64_t zxid)
+{
+	t->last_zxid = zxid;
+}
+
+/* ---- reads --------------------------------------------------------------- */
+
+struct znode *tree_get(const struct tree *t, struct zk_str path)
+{
+	return lookup(t, path);
+}
+
+struct zk_str znode_path(const struct znode *n)
+{
+	return (struct zk_str){ n->path, n->path_len };
+}
+
+struct zk_str znode_name(const struct znode *n)
+{
+	return (struct zk_str){ n->path + n->name_off, n->path_len - n->name_off };
+}
+
+struct zk_buf znode_data(const struct znode *n)
+{
+	return (struct zk_buf){ n->data, n->stat.data_length };
+}
+
+const struct zk_stat *znode_stat(const struct znode *n)
+{
+	return &n->stat;
+}
+
+int32_t znode_persisted_cversion(const struct znode *n)
+{
+	return n->cversion;
+}
+
+const struct acl_set *znode_acl(const struct znode *n)
+{
+	return &n->acl->set;
+}
+
+struct znode *znode_parent(const struct znode *n)
+{
+	return n->parent;
+}
+
+int32_t znode_child_count(const struct znode *n)
+{
+	return n->stat.num_children;
+}
+
+int znode_for_each_child(const struct znode *n, int (*fn)(void *ctx, const struct znode *child),
+			 void *ctx)
+{
+	for (const struct znode *c = n->children; c; c = c->sib.next) {
+		int rc = fn(ctx, c);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* The node after x in a pre-order walk of the subtree under top. */
+static const struct znode *preorder_next(const struct znode *x, const struct znode *top)
+{
+	if (x->children)
+		return x->children;
+	for (; x != top; x = x->parent)
+		if (x->sib.next)
+			return x->sib.next;
+	return NULL;
+}
+
+int64_t tree_count_descendants(const struct tree *t, const struct znode *n)
+{
+	if (n == t->root)
+		return t->node_count - 1;
+	int64_t count = 0;
+	for (const struct znode *x = preorder_next(n, n); x; x = preorder_next(x, n))
+		count++;
+	return count;
+}
+
+int tree_walk(const struct tree *t, int (*fn)(void *ctx, const struct znode *n), void *ctx)
+{
+	for (const struct znode *x = t->root; x; x = preorder_next(x, t->root)) {
+		int rc = fn(ctx, x);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int by_node_path(const void *a, const void *b)
+{
+	const struct znode *x = *(const struct znode *const *)a;
+	const struct znode *y = *(const struct znode *const *)b;
+	int32_t n = x->path_len < y->path_len ? x->path_len : y->path_len;
+	int c = memcmp(x->path, y->path, (size_t)n);
+	return c ? c : (x->path_len > y->path_len) - (x->path_len < y->path_len);
+}
+
+int tree_for_each_ephemeral(const struct tree *t, int64_t session_id,
+			    int (*fn)(void *ctx, const struct znode *n), void *ctx)
+{
+	const struct eph_session *s = sess_find(t, session_id);
+	if (s == NULL || s->count == 0)
+		return 0;
+	const struct znode **v = malloc((size_t)s->count * sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	size_t k = 0;
+	for (const struct znode *n = s->head; n; n = n->own.next)
+		v[k++] = n;
+	qsort(v, k, sizeof(*v), by_node_path);
+	int rc = 0;
+	for (size_t i = 0; i < k && rc == 0; i++)
+		rc = fn(ctx, v[i]);
+	free(v);
+	return rc;
+}
+
+int tree_for_each_ephemeral_owner(const struct tree *t,
+				  int (*fn)(void *ctx, int64_t session_id), void *ctx)
+{
+	HMAP_FOR_EACH(h, &t->sessions) {
+		const struct eph_session *s = CONTAINER_OF(h, struct eph_session, by_id);
+		if (s->count > 0) {
+			int rc = fn(ctx, s->id);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* ContainerManager.getCandidates: a container whose persisted cversion is
+ * above 0 (it has had a child, so a fresh one is not reaped before its
+ * first child arrives) and that has none now; a TTL node with no children
+ * whose ttl is non-zero and strictly less than the time since its mtime. */
+int tree_for_each_expired(const struct tree *t, int64_t now_ms,
+			  int (*fn)(void *ctx, const struct znode *n), void *ctx)
+{
+	for (const struct znode *n = t->containers; n; n = n->own.next) {
+		if (n->cversion > 0 && n->stat.num_children == 0) {
+			int rc = fn(ctx, n);
+			if (rc)
+				return rc;
+		}
+	}
+	for (const struct znode *n = t->ttls; n; n = n->own.next) {
+		int64_t ttl = zk_owner_ttl(n->stat.ephemeral_owner);
+		if (n->stat.num_children == 0 && ttl != 0 && now_ms - n->stat.mtime > ttl) {
+			int rc = fn(ctx, n);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* ---- snapshot loading ---------------------------------------------------- */
+
+int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
+		   const struct zk_acl *acls, int32_t acl_count, const struct zk_stat *stat)
+{
+	graveyard_flush(t);
+	if (path.s == NULL || path.len <= 0 || data.len < 0 || (data.len && data.p == NULL) ||
+	    acl_count < 0 || (acl_count && acls == NULL) || stat == NULL)
+		return -EINVAL;
+	bool is_root = path.len == 1 && path.s[0] == '/';
+	if (!is_root && !path_shape_ok(path))
+		return -EINVAL;
+	struct znode *parent = is_root ? NULL : lookup(t, parent_path(path));
+	if (!is_root && parent == NULL)
+		return -EINVAL;
+	struct znode *n = lookup(t, path);
+
+	/* Everything that can fail, first. */
+	uint8_t *buf = NULL;
+	struct znode *fresh = NULL;
+	struct acl_entry *acl = NULL;
+	if (data.len) {
+		buf = malloc((size_t)data.len);
+		if (buf == NULL)
+			goto nomem;
+		memcpy(buf, data.p, (size_t)data.len);
+	}
+	acl = acl_ref(t, acls, acl_count);
+	if (acl == NULL)
+		goto nomem;
+	if (n == NULL) {
+		fresh = node_alloc(path);
+		if (fresh == NULL)
+			goto nomem;
+	}
+	if (zk_owner_is_session(stat->ephemeral_owner) && sess_reserve(t, stat->ephemeral_owner))
+		goto nomem;
+
+	int32_t kids = 0;
+	if (n) {
+		owner_unlink(t, n);
+		t->data_size -= n->stat.data_length;
+		free(n->data);
+		acl_unref(t, n->acl);
+		kids = n->stat.num_children;
+	} else {
+		n = fresh;
+	}
+	n->data = buf;
+	n->acl = acl;
+	n->stat = *stat;
+	n->stat.data_length = data.len;
+	n->stat.num_children = kids;
+	n->cversion = (int32_t)(((int64_t)stat->cversion + stat->num_children) / 2);
+	refresh_cversion(n);
+	if (fresh) {
+		node_link(t, n, parent, NULL, NULL);
+	} else {
+		t->data_size += n->stat.data_length;
+		owner_link(t, n, NULL);
+	}
+	sess_reap(t);
+	return 0;
+nomem:
+	free(buf);
+	free(fresh);
+	acl_unref(t, acl);
+	return -ENOMEM;
+}
+
+/* ---- sizes --------------------------------------------------------------- */
+
+int64_t tree_node_count(const struct tree *t)
+{
+	return t->node_count;
+}
+
+int64_t tree_data_size(const struct tree *t)
+{
+	return t->data_size;
+}
+
+int64_t tree_ephemeral_count(const struct tree *t)
+{
+	return t->ephemeral_count;
+}
