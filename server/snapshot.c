@@ -1,0 +1,509 @@
+/*
+ * snapshot: serialising the tree and the sessions into a snapshot image,
+ * writing it durably, listing the snapshot files and loading one back.
+ * The layout is in docs/disk-format.md; who calls what from which thread
+ * is in snapshot.h.
+ *
+ * A snapshot is never fuzzy: it is serialised in one go on the loop
+ * thread, between two txns, so it is exactly the tree at its zxid. The
+ * worker that writes it holds only the image.
+ */
+#include "snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "log.h"
+#include "snapshot.pb-c.h"
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+char *snapshot_path(const char *dir, int64_t zxid)
+{
+	char *path;
+	if (asprintf(&path, "%s/snapshot.%016" PRIx64, dir, (uint64_t)zxid) < 0)
+		return NULL;
+	return path;
+}
+
+/* "snapshot." and 16 lower-case hex digits, optionally ".tmp". */
+static bool parse_name(const char *s, int64_t *zxid, bool *tmp)
+{
+	size_t n = strlen(s);
+	if (strncmp(s, "snapshot.", 9) != 0)
+		return false;
+	if (n == 25)
+		*tmp = false;
+	else if (n == 29 && strcmp(s + 25, ".tmp") == 0)
+		*tmp = true;
+	else
+		return false;
+	uint64_t v = 0;
+	for (size_t i = 9; i < 25; i++) {
+		char c = s[i];
+		int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return false;
+		v = v << 4 | (uint64_t)d;
+	}
+	if (v > INT64_MAX)
+		return false;
+	*zxid = (int64_t)v;
+	return true;
+}
+
+/* ---- serialising (loop thread) ------------------------------------------------------ */
+
+struct writer {
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t nodes;
+	Quorum__SnapAcl *acls; /* scratch, reused node to node */
+	Quorum__SnapAcl **acl_ptrs;
+	size_t acl_cap;
+};
+
+static int reserve(struct writer *w, size_t more)
+{
+	if (w->cap - w->len >= more)
+		return 0;
+	size_t cap = w->cap;
+	while (cap - w->len < more)
+		cap *= 2;
+	uint8_t *b = realloc(w->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	w->buf = b;
+	w->cap = cap;
+	return 0;
+}
+
+/* One record: a 4-byte length, then the packed message. */
+static int put_message(struct writer *w, const ProtobufCMessage *msg)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	if (n > UINT32_MAX)
+		return -EMSGSIZE;
+	if (reserve(w, 4 + n) < 0)
+		return -ENOMEM;
+	put32(w->buf + w->len, (uint32_t)n);
+	protobuf_c_message_pack(msg, w->buf + w->len + 4);
+	w->len += 4 + n;
+	return 0;
+}
+
+static ProtobufCBinaryData bin(const void *p, int32_t len)
+{
+	return (ProtobufCBinaryData){ .len = len > 0 ? (size_t)len : 0, .data = (uint8_t *)p };
+}
+
+static int put_node(void *ctx, const struct znode *n)
+{
+	struct writer *w = ctx;
+	const struct acl_set *set = znode_acl(n);
+	size_t count = set && set->count > 0 ? (size_t)set->count : 0;
+	if (count > w->acl_cap) {
+		Quorum__SnapAcl *a = realloc(w->acls, count * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		w->acls = a;
+		Quorum__SnapAcl **pa = realloc(w->acl_ptrs, count * sizeof(*pa));
+		if (!pa)
+			return -ENOMEM;
+		w->acl_ptrs = pa;
+		w->acl_cap = count;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const struct zk_acl *a = &set->acls[i];
+		quorum__snap_acl__init(&w->acls[i]);
+		w->acls[i].perms = a->perms;
+		w->acls[i].scheme = bin(a->id.scheme.s, a->id.scheme.len);
+		w->acls[i].id = bin(a->id.id.s, a->id.id.len);
+		w->acl_ptrs[i] = &w->acls[i];
+	}
+
+	const struct zk_stat *st = znode_stat(n);
+	Quorum__SnapStat stat = QUORUM__SNAP_STAT__INIT;
+	stat.czxid = st->czxid;
+	stat.mzxid = st->mzxid;
+	stat.ctime = st->ctime;
+	stat.mtime = st->mtime;
+	stat.version = st->version;
+	stat.cversion = st->cversion;
+	stat.aversion = st->aversion;
+	stat.ephemeral_owner = st->ephemeral_owner;
+	stat.data_length = st->data_length;
+	stat.num_children = st->num_children;
+	stat.pzxid = st->pzxid;
+
+	struct zk_str path = znode_path(n);
+	struct zk_buf data = znode_data(n);
+	Quorum__SnapNode node = QUORUM__SNAP_NODE__INIT;
+	node.path = bin(path.s, path.len);
+	node.data = bin(data.p, data.len);
+	node.n_acl = count;
+	node.acl = w->acl_ptrs;
+	node.stat = &stat;
+	int r = put_message(w, &node.base);
+	if (r == 0)
+		w->nodes++;
+	return r;
+}
+
+int snapshot_serialize(const struct tree *t, const struct storage_session *sessions, size_t n,
+		       struct snapshot_image *out)
+{
+	struct writer w = { .cap = 1 << 16 };
+	w.buf = malloc(w.cap);
+	if (!w.buf)
+		return -ENOMEM;
+	w.len = SNAPSHOT_HEADER_SIZE;
+	int r = tree_walk(t, put_node, &w);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		Quorum__SnapSession ss = QUORUM__SNAP_SESSION__INIT;
+		ss.id = sessions[i].id;
+		ss.timeout = sessions[i].timeout;
+		ss.passwd = bin(sessions[i].passwd, (int32_t)sizeof(sessions[i].passwd));
+		r = put_message(&w, &ss.base);
+	}
+	if (r == 0)
+		r = reserve(&w, 4);
+	free(w.acls);
+	free(w.acl_ptrs);
+	if (r != 0) {
+		free(w.buf);
+		return r < 0 ? r : -EINVAL;
+	}
+	int64_t zxid = tree_last_zxid(t);
+	put32(w.buf, SNAPSHOT_MAGIC);
+	put32(w.buf + 4, SNAPSHOT_VERSION);
+	put64(w.buf + 8, (uint64_t)zxid);
+	put64(w.buf + 16, w.nodes);
+	put64(w.buf + 24, (uint64_t)n);
+	put32(w.buf + w.len, crc32c(0, w.buf, w.len));
+	w.len += 4;
+	out->buf = w.buf;
+	out->len = w.len;
+	out->zxid = zxid;
+	return 0;
+}
+
+void snapshot_image_free(struct snapshot_image *img)
+{
+	free(img->buf);
+	img->buf = NULL;
+	img->len = 0;
+}
+
+/* ---- writing (worker thread) ---------------------------------------------------------- */
+
+int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img)
+{
+	int r = 0;
+	char *path = snapshot_path(dir, img->zxid);
+	char *tmp = NULL;
+	if (!path || asprintf(&tmp, "%s.tmp", path) < 0) {
+		tmp = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (size_t done = 0; done < img->len;) {
+		ssize_t n = write(fd, img->buf + done, img->len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r == 0 && fsync(dirfd) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+out:
+	if (r < 0)
+		log_msg(LOG_ERROR, "storage", "writing snapshot %s: %s", path ? path : dir,
+			strerror(-r));
+	free(tmp);
+	free(path);
+	return r;
+}
+
+/* ---- listing (loop thread) -------------------------------------------------------------- */
+
+static int cmp_file(const void *a, const void *b)
+{
+	const struct snapshot_file *x = a, *y = b;
+	return x->zxid < y->zxid ? -1 : x->zxid > y->zxid;
+}
+
+int snapshot_list(const char *dir, int dirfd, struct snapshot_file **out, size_t *n)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	struct snapshot_file *all = NULL;
+	size_t cnt = 0, cap = 0;
+	int r = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int64_t zxid;
+		bool tmp;
+		if (!parse_name(de->d_name, &zxid, &tmp))
+			continue;
+		if (tmp) {
+			/* A crash while a snapshot was being written: never renamed in,
+			 * never used. */
+			log_msg(LOG_INFO, "storage", "%s/%s: unfinished snapshot, deleting", dir,
+				de->d_name);
+			unlinkat(dirfd, de->d_name, 0);
+			continue;
+		}
+		struct stat st;
+		if (fstatat(dirfd, de->d_name, &st, 0) < 0)
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct snapshot_file *a = realloc(all, cap * sizeof(*a));
+			if (!a) {
+				r = -ENOMEM;
+				break;
+			}
+			all = a;
+		}
+		all[cnt++] = (struct snapshot_file){ .zxid = zxid, .size = st.st_size };
+	}
+	closedir(d);
+	if (r < 0) {
+		free(all);
+		return r;
+	}
+	if (cnt)
+		qsort(all, cnt, sizeof(*all), cmp_file);
+	*out = all;
+	*n = cnt;
+	return 0;
+}
+
+/* ---- loading (loop thread) --------------------------------------------------------------- */
+
+static int read_whole(const char *path, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	size_t size = (size_t)st.st_size;
+	uint8_t *buf = malloc(size ? size : 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t done = 0;
+	while (done < size) {
+		ssize_t n = read(fd, buf + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* shrank under us: the size check will say so */
+		done += (size_t)n;
+	}
+	close(fd);
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
+#define CORRUPT(off, fmt, ...)                                                              \
+	(log_msg(LOG_WARN, "storage", "corrupt snapshot %s at offset %zu: " fmt, path,       \
+		 (size_t)(off), __VA_ARGS__),                                                  \
+	 -EUCLEAN)
+
+int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
+		  int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
+{
+	char *path = snapshot_path(dir, zxid);
+	if (!path)
+		return -ENOMEM;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct storage_session *sessions = NULL;
+	struct zk_acl *acls = NULL;
+	int r = read_whole(path, &buf, &len);
+	if (r < 0) {
+		log_msg(LOG_ERROR, "storage", "reading %s: %s", path, strerror(-r));
+		goto out;
+	}
+
+	/* Check everything before the tree is touched. */
+	if (len < SNAPSHOT_HEADER_SIZE + 4) {
+		r = CORRUPT(len, "%s", "shorter than header and CRC");
+		goto out;
+	}
+	if (get32(buf) != SNAPSHOT_MAGIC) {
+		r = CORRUPT(0, "%s", "bad magic");
+		goto out;
+	}
+	uint32_t want = get32(buf + len - 4), got = crc32c(0, buf, len - 4);
+	if (want != got) {
+		r = CORRUPT(len - 4, "CRC 0x%08x, computed 0x%08x", want, got);
+		goto out;
+	}
+	if (get32(buf + 4) != SNAPSHOT_VERSION) {
+		r = CORRUPT(4, "unknown version %u", get32(buf + 4));
+		goto out;
+	}
+	if ((int64_t)get64(buf + 8) != zxid) {
+		r = CORRUPT(8, "zxid 0x%" PRIx64 " differs from the file name", get64(buf + 8));
+		goto out;
+	}
+	uint64_t nodes = get64(buf + 16), nsess = get64(buf + 24);
+	size_t body_end = len - 4, off = SNAPSHOT_HEADER_SIZE, sess_off = SNAPSHOT_HEADER_SIZE;
+	for (uint64_t i = 0; i < nodes + nsess; i++) {
+		if (i == nodes)
+			sess_off = off;
+		if (body_end - off < 4 || body_end - off - 4 < get32(buf + off)) {
+			r = CORRUPT(off, "record %" PRIu64 " of %" PRIu64 " runs past the end", i,
+				    nodes + nsess);
+			goto out;
+		}
+		off += 4 + get32(buf + off);
+	}
+	if (off != body_end) {
+		r = CORRUPT(off, "%zu bytes after the last record", body_end - off);
+		goto out;
+	}
+	sessions = calloc(nsess ? nsess : 1, sizeof(*sessions));
+	if (!sessions) {
+		r = -ENOMEM;
+		goto out;
+	}
+	off = sess_off;
+	for (uint64_t i = 0; i < nsess; i++) {
+		uint32_t n = get32(buf + off);
+		Quorum__SnapSession *ss = quorum__snap_session__unpack(NULL, n, buf + off + 4);
+		if (!ss || ss->passwd.len != sizeof(sessions[i].passwd)) {
+			if (ss)
+				quorum__snap_session__free_unpacked(ss, NULL);
+			r = CORRUPT(off, "session record %" PRIu64 " does not unpack", i);
+			goto out;
+		}
+		sessions[i].id = ss->id;
+		sessions[i].timeout = ss->timeout;
+		memcpy(sessions[i].passwd, ss->passwd.data, sizeof(sessions[i].passwd));
+		quorum__snap_session__free_unpacked(ss, NULL);
+		off += 4 + n;
+	}
+
+	/* The bytes are what we wrote; load them. A failure from here on is a
+	 * bug or a refusal, not a bad file: the tree is left half-loaded, and
+	 * a record that does not unpack is -EBADMSG, not -EUCLEAN, so that no
+	 * one falls back to another snapshot on top of it. */
+	size_t acl_cap = 0;
+	off = SNAPSHOT_HEADER_SIZE;
+	for (uint64_t i = 0; i < nodes; i++) {
+		uint32_t n = get32(buf + off);
+		Quorum__SnapNode *node = quorum__snap_node__unpack(NULL, n, buf + off + 4);
+		if (!node || !node->stat || node->path.len > INT32_MAX ||
+		    node->data.len > INT32_MAX) {
+			if (node)
+				quorum__snap_node__free_unpacked(node, NULL);
+			log_msg(LOG_ERROR, "storage", "snapshot %s: node record at offset %zu does not "
+				"unpack", path, off);
+			r = -EBADMSG;
+			goto out;
+		}
+		if (node->n_acl > acl_cap) {
+			struct zk_acl *a = realloc(acls, node->n_acl * sizeof(*a));
+			if (!a) {
+				quorum__snap_node__free_unpacked(node, NULL);
+				r = -ENOMEM;
+				goto out;
+			}
+			acls = a;
+			acl_cap = node->n_acl;
+		}
+		for (size_t k = 0; k < node->n_acl; k++) {
+			const Quorum__SnapAcl *a = node->acl[k];
+			acls[k].perms = a->perms;
+			acls[k].id.scheme = (struct zk_str){ (const char *)a->scheme.data,
+							     (int32_t)a->scheme.len };
+			acls[k].id.id = (struct zk_str){ (const char *)a->id.data, (int32_t)a->id.len };
+		}
+		const Quorum__SnapStat *s = node->stat;
+		struct zk_stat stat = {
+			.czxid = s->czxid, .mzxid = s->mzxid, .ctime = s->ctime, .mtime = s->mtime,
+			.version = s->version, .cversion = s->cversion, .aversion = s->aversion,
+			.ephemeral_owner = s->ephemeral_owner, .data_length = s->data_length,
+			.num_children = s->num_children, .pzxid = s->pzxid,
+		};
+		r = tree_load_node(t, (struct zk_str){ (const char *)node->path.data,
+						       (int32_t)node->path.len },
+				   (struct zk_buf){ node->data.data, (int32_t)node->data.len }, acls,
+				   (int32_t)node->n_acl, &stat);
+		if (r < 0)
+			log_msg(LOG_ERROR, "storage", "snapshot %s: loading the node at offset %zu "
+				"(%.*s): %s", path, off, (int)node->path.len,
+				(const char *)node->path.data, strerror(-r));
+		quorum__snap_node__free_unpacked(node, NULL);
+		if (r < 0)
+			goto out;
+		off += 4 + n;
+	}
+	tree_set_last_zxid(t, zxid);
+	for (uint64_t i = 0; on_session && i < nsess && r == 0; i++)
+		r = on_session(ctx, &sessions[i]);
+out:
+	free(acls);
+	free(sessions);
+	free(buf);
+	free(path);
+	return r;
+}

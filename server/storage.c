@@ -1,0 +1,998 @@
+/*
+ * storage: durability for quorumd — group commit of the txn log on a sync
+ * thread, snapshots written on a libuv worker, recovery, purging, and the
+ * log operations replication needs (truncate, read back). The files
+ * themselves are txnlog.c's and snapshot.c's; this module owns the
+ * threads, the batches and the rules that tie log and snapshots together.
+ *
+ * DESIGN — who owns what:
+ *  - The loop thread packs each appended txn, framed and checksummed, into
+ *    the pending batch (s->pending) and runs every callback. It alone
+ *    touches the snapshot list, the zxid bookkeeping (last_zxid, log_last,
+ *    snap_floor), the uv handles and the in-flight count.
+ *  - The sync thread takes the whole pending batch at once, writes it with
+ *    one write and one fdatasync (txnlog_append), puts it on the done list
+ *    and wakes the loop (uv_async_send). While it writes, appends collect in
+ *    a new pending batch: that is the group commit. It alone touches the
+ *    txnlog's writer state while running.
+ *  - s->lock guards what both touch: pending, done list, the flags below,
+ *    durable_zxid, the rewind after a failure, and the stats. Nothing slow
+ *    is done under it (packing a txn is the most).
+ *  - Recovery and truncation need the writer state on the loop: they set
+ *    `exclusive` under the lock when nothing is pending or being written,
+ *    which keeps appends (-EBUSY) and so the sync thread away.
+ *  - The snapshot worker owns only the serialised image.
+ */
+#include "storage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "log.h"
+#include "snapshot.h"
+#include "txnlog.h"
+
+#define SUBDIR "quorum-v1"
+#define DEFAULT_SNAP_COUNT 100000
+#define DEFAULT_PREALLOC (64 << 20)
+#define DEFAULT_SEGMENT (64 << 20)
+#define MIN_SNAP_RETAIN 3
+#define SPARE_MAX_BYTES (1 << 20) /* a batch buffer bigger than this is not kept for reuse */
+
+struct item {
+	void *cookie;
+	int64_t zxid;
+	uint32_t end;         /* offset just past this record in the batch buffer */
+	uint32_t payload_crc; /* to re-frame the record if it ends a write */
+	bool roll;            /* a new segment begins with this txn */
+	int status;           /* set by the sync thread */
+};
+
+struct batch {
+	struct batch *next; /* on the done list */
+	uint8_t *buf;       /* framed records, back to back: written as is */
+	size_t len, cap;
+	struct item *items;
+	size_t n, cap_items;
+};
+
+struct storage {
+	uv_loop_t *loop;
+	storage_durable_cb durable;
+	void *ctx;
+	void (*snapshot_done)(void *ctx, int64_t zxid, int status);
+	int64_t snap_count;
+	int32_t snap_retain;
+	char *snap_dir;  /* <data_dir>/quorum-v1 */
+	char *log_dir;   /* <log_dir>/quorum-v1, maybe the same */
+	int snap_dirfd, log_dirfd;
+	int snap_lockfd, log_lockfd; /* flock()ed: one quorumd per directory */
+	struct txnlog *log;
+
+	/* Loop thread only. */
+	uv_async_t async;       /* the sync thread's "batches are done" */
+	uv_timer_t purge_timer;
+	uv_work_t snap_work;
+	bool snap_busy;         /* snap_work is queued or running */
+	struct snapshot_image snap_img;
+	int snap_status;        /* the worker's result */
+	struct snapshot_file *snaps; /* oldest first */
+	size_t n_snaps;
+	int64_t last_zxid;  /* the next append must follow this (txnlog_zxid_follows) */
+	int64_t log_last;   /* the newest zxid appended: a gap after it starts a segment */
+	int64_t snap_floor; /* the newest snapshot's zxid: the log may skip to it */
+	bool roll_next;     /* a snapshot was taken: the next txn begins a segment */
+	int64_t since_snap; /* appends since the last snapshot */
+	int64_t rand_roll;  /* this round's jitter, [0, snap_count / 2) */
+	uint64_t rng;
+	uint64_t inflight;  /* appended, not yet called back */
+	bool async_ref;     /* the async handle keeps the loop alive while inflight */
+	bool closing;
+	int open_handles;
+	void (*close_cb)(void *ctx);
+	void *close_ctx;
+
+	/* Shared with the sync thread, under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct batch *pending;    /* the loop fills it; the sync thread takes it whole */
+	struct batch *done_head;  /* written (or failed), waiting for the loop */
+	struct batch *done_tail;
+	struct batch *spare;      /* an emptied batch kept for reuse */
+	bool sync_waiting;        /* the sync thread sleeps on cond */
+	bool busy;                /* the sync thread is writing a batch */
+	bool stopping;
+	bool exclusive;           /* recovery or truncation owns the writer state */
+	bool rewind;              /* a write failed: appends follow rewind_zxid again */
+	int64_t rewind_zxid;
+	int64_t durable_zxid;     /* the newest txn on disk */
+	struct storage_stats stats;
+	pthread_t thread;
+	bool thread_started;
+};
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static _Thread_local char err_buf[512];
+
+static uint64_t rng_next(uint64_t *x)
+{
+	/* xorshift64* */
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ZooKeeper's SyncRequestProcessor: snapshot once more than
+ * snapCount / 2 + randRoll txns were logged, randRoll in [0, snapCount / 2),
+ * drawn anew each time, so that the servers of an ensemble do not all
+ * snapshot at once. */
+static void new_roll(struct storage *s)
+{
+	int64_t half = s->snap_count / 2;
+	s->rand_roll = half > 0 ? (int64_t)(rng_next(&s->rng) % (uint64_t)half) : 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char *p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	int r = 0;
+	for (char *c = p + 1;; c++) {
+		if (*c != '/' && *c != '\0')
+			continue;
+		char saved = *c;
+		*c = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+			r = -errno;
+			break;
+		}
+		*c = saved;
+		if (!saved)
+			break;
+	}
+	free(p);
+	return r;
+}
+
+/* Makes <parent>/quorum-v1, opens it and (unless it is `same_as`'s
+ * directory) locks it. */
+static int open_dir(const char *parent, char **path, int *dirfd, int *lockfd, int same_as)
+{
+	*dirfd = *lockfd = -1;
+	if (asprintf(path, "%s/%s", parent, SUBDIR) < 0) {
+		*path = NULL;
+		snprintf(err_buf, sizeof(err_buf), "out of memory");
+		return -ENOMEM;
+	}
+	int r = mkdir_p(*path);
+	if (r < 0) {
+		snprintf(err_buf, sizeof(err_buf), "mkdir %s: %s", *path, strerror(-r));
+		return r;
+	}
+	*dirfd = open(*path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0) {
+		r = -errno;
+		snprintf(err_buf, sizeof(err_buf), "open %s: %s", *path, strerror(errno));
+		return r;
+	}
+	if (same_as >= 0) {
+		struct stat a, b;
+		if (fstat(*dirfd, &a) == 0 && fstat(same_as, &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			return 0;
+	}
+	*lockfd = openat(*dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (*lockfd < 0) {
+		r = -errno;
+		snprintf(err_buf, sizeof(err_buf), "open %s/lock: %s", *path, strerror(errno));
+		return r;
+	}
+	if (flock(*lockfd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		snprintf(err_buf, sizeof(err_buf), "%s is in use by another quorumd (lock: %s)",
+			 *path, strerror(errno));
+		return r;
+	}
+	return 0;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static struct batch *batch_take_spare(struct storage *s)
+{
+	struct batch *b = s->spare;
+	if (b) {
+		s->spare = NULL;
+		return b;
+	}
+	return calloc(1, sizeof(*b));
+}
+
+static void batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	free(b->buf);
+	free(b->items);
+	free(b);
+}
+
+static int batch_reserve(struct batch *b, size_t bytes)
+{
+	if (b->cap - b->len < bytes) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap - b->len < bytes)
+			cap *= 2;
+		uint8_t *p = realloc(b->buf, cap);
+		if (!p)
+			return -ENOMEM;
+		b->buf = p;
+		b->cap = cap;
+	}
+	if (b->n == b->cap_items) {
+		size_t cap = b->cap_items ? b->cap_items * 2 : 64;
+		struct item *it = realloc(b->items, cap * sizeof(*it));
+		if (!it)
+			return -ENOMEM;
+		b->items = it;
+		b->cap_items = cap;
+	}
+	return 0;
+}
+
+/* ---- the sync thread ---------------------------------------------------------------- */
+
+struct write_result {
+	int status;           /* 0, or the error that failed the rest of the batch */
+	int64_t durable_zxid; /* the newest txn now on disk, 0 if none */
+	uint64_t ok, failed, fsyncs, bytes;
+	int64_t sync_ns, max_sync_ns;
+};
+
+/* Writes one batch: one write and one fdatasync per segment it touches
+ * (one, unless a snapshot asked for a new segment in the middle). The
+ * last record of each write is re-framed with TXNLOG_LAST_IN_WRITE, which
+ * recovery uses to tell a torn tail from damage (docs/disk-format.md). */
+static struct write_result write_batch(struct storage *s, struct batch *b)
+{
+	struct write_result res = { 0 };
+	size_t start = 0, off = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		if (i + 1 < b->n && !b->items[i + 1].roll)
+			continue;
+		size_t rec = i ? b->items[i - 1].end : 0;
+		uint32_t plen = (uint32_t)(b->items[i].end - rec - TXNLOG_RECORD_HEADER);
+		txnlog_frame(b->buf + rec, plen, b->items[i].payload_crc, true);
+		int64_t ns;
+		int syncs;
+		int r = txnlog_append(s->log, b->buf + off, b->items[i].end - off, b->items[start].zxid,
+				      b->items[i].zxid, b->items[start].roll, &ns, &syncs);
+		res.fsyncs += (uint64_t)syncs;
+		if (syncs) {
+			res.sync_ns = ns;
+			if (ns > res.max_sync_ns)
+				res.max_sync_ns = ns;
+		}
+		if (r < 0) {
+			res.status = r;
+			for (size_t k = start; k < b->n; k++)
+				b->items[k].status = r;
+			res.failed += b->n - start;
+			break;
+		}
+		for (size_t k = start; k <= i; k++)
+			b->items[k].status = 0;
+		res.ok += i + 1 - start;
+		res.bytes += b->items[i].end - off;
+		res.durable_zxid = b->items[i].zxid;
+		off = b->items[i].end;
+		start = i + 1;
+	}
+	return res;
+}
+
+static void done_push(struct storage *s, struct batch *b)
+{
+	b->next = NULL;
+	if (s->done_tail)
+		s->done_tail->next = b;
+	else
+		s->done_head = b;
+	s->done_tail = b;
+}
+
+static void *sync_main(void *arg)
+{
+	struct storage *s = arg;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (!s->pending && !s->stopping) {
+			s->sync_waiting = true;
+			pthread_cond_wait(&s->cond, &s->lock);
+			s->sync_waiting = false;
+		}
+		if (!s->pending)
+			break; /* stopping, and everything queued is written */
+		struct batch *b = s->pending;
+		s->pending = NULL;
+		s->busy = true;
+		pthread_mutex_unlock(&s->lock);
+
+		struct write_result res = write_batch(s, b);
+
+		pthread_mutex_lock(&s->lock);
+		s->busy = false;
+		s->stats.writes++;
+		s->stats.fsyncs += res.fsyncs;
+		s->stats.bytes_written += res.bytes;
+		if (res.fsyncs) {
+			s->stats.last_fsync_us = res.sync_ns / 1000;
+			if (res.max_sync_ns / 1000 > s->stats.max_fsync_us)
+				s->stats.max_fsync_us = res.max_sync_ns / 1000;
+		}
+		if (res.durable_zxid)
+			s->durable_zxid = res.durable_zxid;
+		done_push(s, b);
+		if (res.status < 0) {
+			/* What queued behind the failed write fails too: writing it
+			 * would leave a hole in the log. */
+			struct batch *p = s->pending;
+			s->pending = NULL;
+			if (p) {
+				for (size_t k = 0; k < p->n; k++)
+					p->items[k].status = res.status;
+				done_push(s, p);
+			}
+			s->rewind = true;
+			s->rewind_zxid = s->durable_zxid;
+		}
+		pthread_mutex_unlock(&s->lock);
+		uv_async_send(&s->async);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* ---- the loop side: callbacks -------------------------------------------------------- */
+
+/* Calls back every txn of every finished batch, in order. */
+static void run_done(struct storage *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct batch *list = s->done_head;
+	s->done_head = s->done_tail = NULL;
+	pthread_mutex_unlock(&s->lock);
+
+	uint64_t ok = 0, failed = 0;
+	while (list) {
+		struct batch *b = list;
+		list = b->next;
+		for (size_t i = 0; i < b->n; i++) {
+			if (b->items[i].status < 0)
+				failed++;
+			else
+				ok++;
+			s->inflight--;
+			s->durable(s->ctx, b->items[i].cookie, b->items[i].status);
+		}
+		b->len = b->n = 0;
+		if (!s->spare && b->cap <= SPARE_MAX_BYTES)
+			s->spare = b;
+		else
+			batch_free(b);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->stats.txns_durable += ok;
+	s->stats.txns_failed += failed;
+	pthread_mutex_unlock(&s->lock);
+	if (s->inflight == 0 && s->async_ref) {
+		uv_unref((uv_handle_t *)&s->async);
+		s->async_ref = false;
+	}
+}
+
+static void on_async(uv_async_t *h)
+{
+	run_done(h->data);
+}
+
+/* ---- open ------------------------------------------------------------------------------ */
+
+static void storage_free(struct storage *s)
+{
+	batch_free(s->pending);
+	batch_free(s->spare);
+	while (s->done_head) {
+		struct batch *b = s->done_head;
+		s->done_head = b->next;
+		batch_free(b);
+	}
+	txnlog_close(s->log);
+	snapshot_image_free(&s->snap_img);
+	free(s->snaps);
+	close_fd(&s->snap_lockfd);
+	close_fd(&s->log_lockfd);
+	if (s->log_dirfd != s->snap_dirfd)
+		close_fd(&s->log_dirfd);
+	close_fd(&s->snap_dirfd);
+	free(s->snap_dir);
+	free(s->log_dir);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static void stop_thread(struct storage *s)
+{
+	if (!s->thread_started)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	s->thread_started = false;
+}
+
+static void on_purge_timer(uv_timer_t *t);
+
+int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_config *cfg,
+		 storage_durable_cb durable, void *ctx, const char **err_msg)
+{
+	int r;
+	err_buf[0] = '\0';
+	*err_msg = err_buf;
+	if (!cfg || !cfg->data_dir || !durable) {
+		snprintf(err_buf, sizeof(err_buf), "storage: no data directory or callback");
+		return -EINVAL;
+	}
+	struct storage *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err_buf, sizeof(err_buf), "out of memory");
+		return -ENOMEM;
+	}
+	s->loop = loop;
+	s->durable = durable;
+	s->ctx = ctx;
+	s->snapshot_done = cfg->snapshot_done;
+	s->snap_count = cfg->snap_count > 0 ? cfg->snap_count : DEFAULT_SNAP_COUNT;
+	s->snap_retain = cfg->snap_retain > MIN_SNAP_RETAIN ? cfg->snap_retain : MIN_SNAP_RETAIN;
+	s->snap_dirfd = s->log_dirfd = s->snap_lockfd = s->log_lockfd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	crc32c(0, "", 0); /* builds its tables now, before a second thread exists */
+
+	r = open_dir(cfg->data_dir, &s->snap_dir, &s->snap_dirfd, &s->snap_lockfd, -1);
+	if (r < 0)
+		goto err;
+	r = open_dir(cfg->log_dir ? cfg->log_dir : cfg->data_dir, &s->log_dir, &s->log_dirfd,
+		     &s->log_lockfd, s->snap_dirfd);
+	if (r < 0)
+		goto err;
+	if (s->log_lockfd < 0) { /* the same directory: one fd, one lock */
+		close_fd(&s->log_dirfd);
+		s->log_dirfd = s->snap_dirfd;
+	}
+
+	struct txnlog_config lc = {
+		.dir = s->log_dir,
+		.dirfd = s->log_dirfd,
+		.segment_bytes = cfg->segment_bytes > 0 ? cfg->segment_bytes : DEFAULT_SEGMENT,
+		.prealloc_bytes = cfg->prealloc_bytes > 0 ? cfg->prealloc_bytes
+				  : cfg->prealloc_bytes == 0 ? DEFAULT_PREALLOC : 0,
+	};
+	r = txnlog_open(&s->log, &lc, err_buf, sizeof(err_buf));
+	if (r < 0)
+		goto err;
+	r = snapshot_list(s->snap_dir, s->snap_dirfd, &s->snaps, &s->n_snaps);
+	if (r < 0) {
+		snprintf(err_buf, sizeof(err_buf), "listing %s: %s", s->snap_dir, strerror(-r));
+		goto err;
+	}
+
+	s->durable_zxid = s->log_last = txnlog_last_zxid(s->log);
+	s->snap_floor = s->n_snaps ? s->snaps[s->n_snaps - 1].zxid : 0;
+	s->last_zxid = s->log_last > s->snap_floor ? s->log_last : s->snap_floor;
+	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng))
+		s->rng = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+	s->rng |= 1;
+	new_roll(s);
+
+	r = uv_async_init(loop, &s->async, on_async);
+	if (r < 0) {
+		snprintf(err_buf, sizeof(err_buf), "uv_async_init: %s", uv_strerror(r));
+		goto err;
+	}
+	s->async.data = s;
+	uv_unref((uv_handle_t *)&s->async);
+	uv_timer_init(loop, &s->purge_timer);
+	s->purge_timer.data = s;
+	s->open_handles = 2;
+	r = -pthread_create(&s->thread, NULL, sync_main, s);
+	if (r < 0) {
+		snprintf(err_buf, sizeof(err_buf), "starting the sync thread: %s", strerror(-r));
+		/* The handles must be closed before s is freed: storage_close()
+		 * does that on the loop, with no thread to stop. */
+		storage_close(s, NULL, NULL);
+		return r;
+	}
+	s->thread_started = true;
+	if (cfg->purge_interval_h > 0) {
+		uint64_t ms = (uint64_t)cfg->purge_interval_h * 3600 * 1000;
+		uv_timer_start(&s->purge_timer, on_purge_timer, ms, ms);
+		uv_unref((uv_handle_t *)&s->purge_timer);
+	}
+	log_msg(LOG_INFO, "storage", "log in %s (%zu segments, last zxid 0x%" PRIx64 "), %zu "
+		"snapshots in %s", s->log_dir, txnlog_segment_count(s->log), (uint64_t)s->log_last,
+		s->n_snaps, s->snap_dir);
+	*out = s;
+	return 0;
+
+err:
+	storage_free(s);
+	return r;
+}
+
+/* ---- recovery ---------------------------------------------------------------------------- */
+
+/* Takes the writer state for the loop: no txn appended and not yet called
+ * back (so nothing pending or being written either). */
+static int take_exclusive(struct storage *s)
+{
+	int r = 0;
+	if (s->inflight > 0)
+		return -EBUSY;
+	pthread_mutex_lock(&s->lock);
+	if (s->pending || s->busy || s->exclusive)
+		r = -EBUSY;
+	else
+		s->exclusive = true;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static void drop_exclusive(struct storage *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->exclusive = false;
+	s->durable_zxid = txnlog_last_zxid(s->log);
+	s->rewind = false;
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct replay {
+	int (*on_txn)(void *ctx, const Quorum__Txn *txn);
+	void *ctx;
+	int64_t count;
+};
+
+static int replay_one(void *ctx, const Quorum__Txn *txn)
+{
+	struct replay *rp = ctx;
+	rp->count++;
+	return rp->on_txn(rp->ctx, txn);
+}
+
+int storage_recover(struct storage *s, struct tree *t,
+		    int (*on_session)(void *ctx, const struct storage_session *ss),
+		    int (*on_txn)(void *ctx, const Quorum__Txn *txn), void *ctx)
+{
+	if (s->closing)
+		return -ECANCELED;
+	int r = take_exclusive(s);
+	if (r < 0)
+		return r;
+
+	int64_t snap = 0;
+	bool loaded = false;
+	for (size_t i = s->n_snaps; i-- > 0;) {
+		if (s->snaps[i].bad)
+			continue;
+		r = snapshot_load(s->snap_dir, s->snaps[i].zxid, t, on_session, ctx);
+		if (r == -EUCLEAN) {
+			s->snaps[i].bad = true;
+			log_msg(LOG_WARN, "storage", "snapshot 0x%" PRIx64 " is corrupt; trying an "
+				"older one", (uint64_t)s->snaps[i].zxid);
+			continue;
+		}
+		if (r < 0)
+			goto out;
+		snap = s->snaps[i].zxid;
+		loaded = true;
+		break;
+	}
+	if (!loaded && s->n_snaps > 0) {
+		/* The log alone may not reach back to the beginning. */
+		log_msg(LOG_ERROR, "storage", "every snapshot in %s (%zu) is corrupt: refusing to "
+			"recover from the log alone", s->snap_dir, s->n_snaps);
+		r = -EUCLEAN;
+		goto out;
+	}
+
+	struct replay rp = { .on_txn = on_txn, .ctx = ctx };
+	r = txnlog_read(s->log, snap, replay_one, &rp);
+	if (r == -EUCLEAN)
+		log_msg(LOG_ERROR, "storage", "the txn log in %s does not continue snapshot 0x%" PRIx64
+			" (see the line above): refusing to start", s->log_dir, (uint64_t)snap);
+	if (r != 0)
+		goto out;
+
+	s->log_last = txnlog_last_zxid(s->log);
+	s->snap_floor = snap;
+	s->last_zxid = s->log_last > snap ? s->log_last : snap;
+	s->since_snap = rp.count;
+	log_msg(LOG_INFO, "storage", "recovered: snapshot 0x%" PRIx64 " and %" PRId64 " txns from "
+		"the log, last zxid 0x%" PRIx64, (uint64_t)snap, rp.count, (uint64_t)s->last_zxid);
+out:
+	drop_exclusive(s);
+	return r;
+}
+
+/* ---- appending --------------------------------------------------------------------------- */
+
+int storage_append(struct storage *s, const Quorum__Txn *txn, void *cookie)
+{
+	if (!txn)
+		return -EINVAL;
+	if (s->closing)
+		return -ECANCELED;
+	size_t n = quorum__txn__get_packed_size(txn);
+	if (n == 0 || n > TXNLOG_MAX_RECORD)
+		return -EMSGSIZE;
+
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->exclusive) {
+		r = -EBUSY;
+		goto out;
+	}
+	if (s->rewind) {
+		s->rewind = false;
+		s->log_last = s->rewind_zxid;
+		s->last_zxid = s->rewind_zxid > s->snap_floor ? s->rewind_zxid : s->snap_floor;
+	}
+	if (!txnlog_zxid_follows(s->last_zxid, txn->zxid)) {
+		r = -EINVAL;
+		goto out;
+	}
+	struct batch *b = s->pending;
+	if (b && (b->len + TXNLOG_RECORD_HEADER + n > STORAGE_MAX_PENDING_BYTES ||
+		  b->n >= STORAGE_MAX_PENDING_TXNS)) {
+		r = -EAGAIN;
+		goto out;
+	}
+	if (!b && !(b = batch_take_spare(s))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (batch_reserve(b, TXNLOG_RECORD_HEADER + n) < 0) {
+		if (b != s->pending)
+			s->spare = b;
+		r = -ENOMEM;
+		goto out;
+	}
+	uint8_t *p = b->buf + b->len;
+	quorum__txn__pack(txn, p + TXNLOG_RECORD_HEADER);
+	uint32_t crc = crc32c(0, p + TXNLOG_RECORD_HEADER, n);
+	txnlog_frame(p, (uint32_t)n, crc, false);
+	b->len += TXNLOG_RECORD_HEADER + n;
+	b->items[b->n++] = (struct item){
+		.cookie = cookie,
+		.zxid = txn->zxid,
+		.end = (uint32_t)b->len,
+		.payload_crc = crc,
+		/* A gap is allowed only where a snapshot covers it; the log
+		 * then starts a segment there, keeping each segment gap-free. */
+		.roll = s->roll_next || !txnlog_zxid_follows(s->log_last, txn->zxid),
+	};
+	s->pending = b;
+	s->last_zxid = s->log_last = txn->zxid;
+	s->roll_next = false;
+	s->since_snap++;
+	s->stats.txns_appended++;
+	if (s->sync_waiting)
+		pthread_cond_signal(&s->cond);
+out:
+	pthread_mutex_unlock(&s->lock);
+	if (r == 0) {
+		s->inflight++;
+		if (!s->async_ref) {
+			uv_ref((uv_handle_t *)&s->async);
+			s->async_ref = true;
+		}
+	}
+	return r;
+}
+
+/* ---- snapshots ----------------------------------------------------------------------------- */
+
+static void snap_work(uv_work_t *w)
+{
+	struct storage *s = w->data;
+	s->snap_status = snapshot_write(s->snap_dir, s->snap_dirfd, &s->snap_img);
+}
+
+static void finish_close(struct storage *s);
+
+static void snap_after(uv_work_t *w, int status)
+{
+	struct storage *s = w->data;
+	int64_t zxid = s->snap_img.zxid;
+	int r = status < 0 ? -ECANCELED : s->snap_status;
+	size_t size = s->snap_img.len;
+	snapshot_image_free(&s->snap_img);
+	s->snap_busy = false;
+	pthread_mutex_lock(&s->lock);
+	if (r == 0)
+		s->stats.snapshots_written++;
+	else
+		s->stats.snapshots_failed++;
+	pthread_mutex_unlock(&s->lock);
+	if (r == 0) {
+		size_t i = s->n_snaps;
+		while (i > 0 && s->snaps[i - 1].zxid > zxid)
+			i--;
+		if (i > 0 && s->snaps[i - 1].zxid == zxid) {
+			s->snaps[i - 1] = (struct snapshot_file){ .zxid = zxid, .size = (int64_t)size };
+		} else {
+			struct snapshot_file *a = realloc(s->snaps, (s->n_snaps + 1) * sizeof(*a));
+			if (a) {
+				s->snaps = a;
+				memmove(a + i + 1, a + i, (s->n_snaps - i) * sizeof(*a));
+				a[i] = (struct snapshot_file){ .zxid = zxid, .size = (int64_t)size };
+				s->n_snaps++;
+			} /* else purge just will not see it until the next start */
+		}
+		log_msg(LOG_INFO, "storage", "snapshot 0x%" PRIx64 " written (%zu bytes)",
+			(uint64_t)zxid, size);
+	}
+	if (s->snapshot_done && !s->closing)
+		s->snapshot_done(s->ctx, zxid, r);
+	if (s->closing)
+		finish_close(s);
+}
+
+int storage_snapshot(struct storage *s, const struct tree *t,
+		     const struct storage_session *sessions, size_t n_sessions)
+{
+	if (s->closing)
+		return -ECANCELED;
+	if (s->snap_busy)
+		return -EBUSY;
+	int r = snapshot_serialize(t, sessions, n_sessions, &s->snap_img);
+	if (r < 0)
+		return r;
+	s->snap_work.data = s;
+	r = uv_queue_work(s->loop, &s->snap_work, snap_work, snap_after);
+	if (r < 0) {
+		snapshot_image_free(&s->snap_img);
+		return r;
+	}
+	s->snap_busy = true;
+	int64_t zxid = s->snap_img.zxid;
+	if (zxid > s->snap_floor)
+		s->snap_floor = zxid;
+	if (s->snap_floor > s->last_zxid)
+		s->last_zxid = s->snap_floor;
+	s->roll_next = true;
+	s->since_snap = 0;
+	new_roll(s);
+	return 0;
+}
+
+bool storage_snapshot_due(const struct storage *s)
+{
+	return s->since_snap > s->snap_count / 2 + s->rand_roll;
+}
+
+/* ---- purging ------------------------------------------------------------------------------- */
+
+static void forget_snapshot(struct storage *s, size_t i)
+{
+	memmove(s->snaps + i, s->snaps + i + 1, (s->n_snaps - i - 1) * sizeof(*s->snaps));
+	s->n_snaps--;
+}
+
+static int delete_snapshot(struct storage *s, size_t i, const char *why)
+{
+	char *path = snapshot_path(s->snap_dir, s->snaps[i].zxid);
+	if (!path)
+		return -ENOMEM;
+	int r = 0;
+	if (unlink(path) < 0 && errno != ENOENT) {
+		r = -errno;
+		log_msg(LOG_ERROR, "storage", "%s: unlink %s: %s", why, path, strerror(errno));
+	} else {
+		log_msg(LOG_INFO, "storage", "%s: deleted %s", why, path);
+		forget_snapshot(s, i);
+	}
+	free(path);
+	return r;
+}
+
+int storage_purge(struct storage *s)
+{
+	/* The oldest snapshot kept: the snap_retain-th newest good one. */
+	size_t kept = 0, oldest = 0;
+	for (size_t i = s->n_snaps; i-- > 0 && kept < (size_t)s->snap_retain;) {
+		if (!s->snaps[i].bad) {
+			kept++;
+			oldest = i;
+		}
+	}
+	if (kept < (size_t)s->snap_retain)
+		return 0; /* as ZooKeeper: fewer than that, nothing goes */
+	int64_t keep_zxid = s->snaps[oldest].zxid;
+	int r = 0;
+	size_t deleted = 0;
+	while (s->n_snaps > 0 && s->snaps[0].zxid < keep_zxid) {
+		r = delete_snapshot(s, 0, "purge");
+		if (r < 0)
+			break;
+		deleted++;
+	}
+	if (deleted)
+		fsync(s->snap_dirfd);
+	if (r < 0)
+		return r;
+	/* The log from keep_zxid + 1 on stays: the oldest kept snapshot, and
+	 * so every newer one, can be brought up to date from it. */
+	r = txnlog_purge(s->log, keep_zxid);
+	return r < 0 ? r : 0;
+}
+
+static void on_purge_timer(uv_timer_t *t)
+{
+	struct storage *s = t->data;
+	int r = storage_purge(s);
+	if (r < 0)
+		log_msg(LOG_ERROR, "storage", "autopurge: %s", strerror(-r));
+}
+
+/* ---- replication: truncate and read back ---------------------------------------------------- */
+
+int storage_truncate_after(struct storage *s, int64_t zxid)
+{
+	if (s->closing)
+		return -ECANCELED;
+	if (s->snap_busy)
+		return -EBUSY;
+	int r = take_exclusive(s);
+	if (r < 0)
+		return r;
+
+	/* Some state at zxid must remain: a snapshot at or before it, or a log
+	 * that reaches back to the beginning (no snapshots at all). */
+	int64_t base = 0;
+	bool have_base = s->n_snaps == 0;
+	for (size_t i = 0; i < s->n_snaps; i++)
+		if (!s->snaps[i].bad && s->snaps[i].zxid <= zxid) {
+			base = s->snaps[i].zxid;
+			have_base = true;
+		}
+	if (!have_base) {
+		r = -ERANGE;
+		goto out;
+	}
+	/* Newer snapshots go first: a crash in between then leaves the log
+	 * as it was, never a snapshot ahead of a truncated log. */
+	bool deleted = false;
+	while (s->n_snaps > 0 && s->snaps[s->n_snaps - 1].zxid > zxid) {
+		r = delete_snapshot(s, s->n_snaps - 1, "truncate");
+		if (r < 0)
+			goto out;
+		deleted = true;
+	}
+	if (deleted && fsync(s->snap_dirfd) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = txnlog_truncate_after(s->log, zxid);
+	if (r < 0)
+		goto out;
+	s->log_last = txnlog_last_zxid(s->log);
+	s->snap_floor = base;
+	s->last_zxid = s->log_last > base ? s->log_last : base;
+	s->roll_next = false;
+out:
+	drop_exclusive(s);
+	return r;
+}
+
+int storage_read_from(struct storage *s, int64_t zxid,
+		      int (*fn)(void *ctx, const Quorum__Txn *txn), void *ctx)
+{
+	if (s->closing)
+		return -ECANCELED;
+	int r = txnlog_covers(s->log, zxid);
+	if (r < 0)
+		return r;
+	return txnlog_read(s->log, zxid, fn, ctx);
+}
+
+/* ---- facts ----------------------------------------------------------------------------------- */
+
+int64_t storage_log_bytes(const struct storage *s)
+{
+	return txnlog_bytes(s->log);
+}
+
+int64_t storage_snap_bytes(const struct storage *s)
+{
+	int64_t sum = 0;
+	for (size_t i = 0; i < s->n_snaps; i++)
+		sum += s->snaps[i].size;
+	return sum;
+}
+
+void storage_get_stats(const struct storage *s, struct storage_stats *out)
+{
+	struct storage *m = (struct storage *)s; /* the lock is not part of the value */
+	pthread_mutex_lock(&m->lock);
+	*out = s->stats;
+	pthread_mutex_unlock(&m->lock);
+}
+
+int64_t storage_last_fsync_us(const struct storage *s)
+{
+	struct storage_stats st;
+	storage_get_stats(s, &st);
+	return st.last_fsync_us;
+}
+
+/* ---- close --------------------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct storage *s = h->data;
+	if (--s->open_handles > 0)
+		return;
+	void (*cb)(void *) = s->close_cb;
+	void *ctx = s->close_ctx;
+	storage_free(s);
+	if (cb)
+		cb(ctx);
+}
+
+static void finish_close(struct storage *s)
+{
+	uv_close((uv_handle_t *)&s->async, on_handle_closed);
+	uv_close((uv_handle_t *)&s->purge_timer, on_handle_closed);
+}
+
+void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	s->close_cb = close_cb;
+	s->close_ctx = ctx;
+	stop_thread(s); /* writes what is pending first */
+	run_done(s);
+	uv_timer_stop(&s->purge_timer);
+	if (s->snap_busy) {
+		uv_cancel((uv_req_t *)&s->snap_work); /* snap_after() finishes the close */
+		return;
+	}
+	finish_close(s);
+}

@@ -1,0 +1,164 @@
+/*
+ * storage: durability — the txn log, snapshots, recovery and purging.
+ *
+ * The loop thread appends txns; a dedicated sync thread writes them and
+ * fsyncs with group commit (one fdatasync covers every txn queued behind
+ * it) and reports back on the loop, in append order, through the durable
+ * callback. A txn is acknowledged to a client only after that callback.
+ *
+ * Snapshots: storage_snapshot() serialises the tree and the sessions into
+ * memory on the loop thread (the tree has no locks), then a worker thread
+ * writes, fsyncs and renames the file into place, and a new log segment
+ * begins at the next zxid. Recovery loads the newest snapshot that checks
+ * out and replays every later txn from the log; a torn or corrupt tail is
+ * reported (file, offset) and truncated, never applied.
+ *
+ * The on-disk format is documented in docs/disk-format.md.
+ */
+#ifndef QUORUM_STORAGE_H
+#define QUORUM_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "tree.h"
+#include "txn.pb-c.h"
+
+struct storage;
+
+/* Files live in <data_dir>/quorum-v1/ and <log_dir>/quorum-v1/, never
+ * mixed with a ZooKeeper data directory's version-2/. Zero means the
+ * default for every number. */
+struct storage_config {
+	const char *data_dir;     /* snapshots (and the log when log_dir is NULL) */
+	const char *log_dir;      /* txn log segments (dataLogDir) */
+	int64_t snap_count;       /* txns between snapshots (snapCount); default 100000 */
+	int64_t prealloc_bytes;   /* segment preallocation (preAllocSize); default 64 MiB, < 0 off */
+	int32_t snap_retain;      /* autopurge.snapRetainCount, >= 3 (less is taken as 3) */
+	int32_t purge_interval_h; /* autopurge.purgeInterval in hours; 0 = off */
+	int64_t segment_bytes;    /* roll to a new log segment past this size; default 64 MiB */
+	/* Optional: called on the loop when a snapshot started by
+	 * storage_snapshot() is durable (status 0) or failed (negative errno),
+	 * with the ctx given to storage_open(). A follower that installed a
+	 * leader's snapshot waits for this before acknowledging NEWLEADER. */
+	void (*snapshot_done)(void *ctx, int64_t zxid, int status);
+};
+
+/* The pending batch (txns appended while the sync thread writes the
+ * previous one) is bounded; past either limit storage_append() returns
+ * -EAGAIN rather than block the loop. */
+#define STORAGE_MAX_PENDING_BYTES (16 << 20)
+#define STORAGE_MAX_PENDING_TXNS 65536
+
+/* A session as a snapshot keeps it. */
+struct storage_session {
+	int64_t id;
+	int32_t timeout;
+	uint8_t passwd[16];
+};
+
+/* Called on the loop thread once per appended txn, in append order, after
+ * it is on disk (status 0) or when it could not be made durable (status is
+ * a negative errno: -ENOSPC, -EIO, ...). A failed txn is not in the log and
+ * will not be recovered; the storage stays usable for later appends. A
+ * failure fails the whole batch being written and every txn queued behind
+ * it (the log must not have a hole), and the next append must follow the
+ * last durable zxid again. */
+typedef void (*storage_durable_cb)(void *ctx, void *cookie, int status);
+
+/* Creates the directories if needed, locks them against a second quorumd,
+ * scans the txn log (a torn tail is truncated with a log line; corruption
+ * elsewhere fails with -EUCLEAN: see docs/disk-format.md) and starts the
+ * sync thread. Returns 0 or a negative errno; *err_msg then says what
+ * failed, naming the path (a static buffer, valid until the next call). */
+int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_config *cfg,
+		 storage_durable_cb durable, void *ctx, const char **err_msg);
+
+/* Recovery, before the first append. Loads the newest valid snapshot into
+ * the (fresh) tree, hands each of its sessions to on_session, then hands
+ * every later txn in the log to on_txn in zxid order (the caller applies
+ * it to the tree and its session table). Returns 0 or a negative errno.
+ * A snapshot that fails its checks is logged and skipped for the next
+ * older one. -EUCLEAN: the log does not continue the snapshot (a gap or a
+ * regression in zxids), or every snapshot is corrupt. The txn passed to
+ * on_txn is valid only during the call; a non-zero return stops recovery
+ * and is returned. -EBUSY while appends are in flight. */
+int storage_recover(struct storage *s, struct tree *t,
+		    int (*on_session)(void *ctx, const struct storage_session *ss),
+		    int (*on_txn)(void *ctx, const Quorum__Txn *txn), void *ctx);
+
+/* Queues a txn for the log. The txn is packed at once, so the caller may
+ * free it on return. Returns 0 or a negative errno (the callback is then
+ * not called): -EINVAL if txn->zxid does not follow the last one (it must
+ * be greater, and within one epoch — the high 32 bits — exactly one more;
+ * the first txn after a snapshot follows the snapshot's zxid), -EAGAIN
+ * past the pending bounds above, -EMSGSIZE for a txn over 64 MiB packed,
+ * -EBUSY during storage_truncate_after(), -ECANCELED once closing. */
+int storage_append(struct storage *s, const Quorum__Txn *txn, void *cookie);
+
+/* Takes a snapshot of the tree and the given sessions as of the tree's last
+ * zxid; returns 0 if one was started, -EBUSY if one is still being
+ * written. Called by the server after every snap_count appends. The tree
+ * is serialised before this returns; the file is written on a libuv worker
+ * (see snapshot_done above). The next append begins a new log segment. */
+int storage_snapshot(struct storage *s, const struct tree *t,
+		     const struct storage_session *sessions, size_t n_sessions);
+/* Whether the server should take a snapshot now (snap_count txns logged
+ * since the last one, with ZooKeeper's random jitter so that servers of an
+ * ensemble do not all snapshot at once). */
+bool storage_snapshot_due(const struct storage *s);
+
+/* Deletes all but the newest snap_retain snapshots and the log segments
+ * only they needed. Also run every purge_interval_h hours by a timer. */
+int storage_purge(struct storage *s);
+
+/* Facts for the admin commands (dirs, mntr). */
+int64_t storage_log_bytes(const struct storage *s);
+int64_t storage_snap_bytes(const struct storage *s);
+int64_t storage_last_fsync_us(const struct storage *s); /* the last fdatasync's duration */
+
+/* Counters since storage_open(), for mntr and for tests (group commit:
+ * fsyncs against txns_durable). */
+struct storage_stats {
+	uint64_t txns_appended; /* accepted by storage_append() */
+	uint64_t txns_durable;  /* called back with status 0 */
+	uint64_t txns_failed;   /* called back with status < 0 */
+	uint64_t writes;        /* batches taken by the sync thread */
+	uint64_t fsyncs;        /* fdatasyncs of log segments */
+	uint64_t bytes_written; /* log bytes made durable */
+	int64_t last_fsync_us;
+	int64_t max_fsync_us;
+	uint64_t snapshots_written;
+	uint64_t snapshots_failed;
+};
+void storage_get_stats(const struct storage *s, struct storage_stats *out);
+
+/* For replication (ZAB's TRUNC). Drops every logged txn with zxid > zxid,
+ * durably, and every snapshot newer than zxid (so recovery cannot bring
+ * them back). Returns 0, -EBUSY if appends or a snapshot are in flight
+ * (call it only when every durable callback has been called), -ERANGE if
+ * no state at zxid would remain (every snapshot is newer and the log does
+ * not reach back), or another negative errno. The caller rebuilds its tree
+ * (storage_recover() into a fresh one) afterwards. */
+int storage_truncate_after(struct storage *s, int64_t zxid);
+
+/* For replication (ZAB's DIFF). Calls fn, synchronously and in order, for
+ * every logged txn with zxid > zxid, read from disk; stops and returns
+ * fn's value if non-zero. The txn is valid only during the call. Appends
+ * may go on meanwhile: what is read is what was durable when it was
+ * called. Returns 0, -ERANGE if the log cannot supply every txn after zxid
+ * (purged, or a gap only a snapshot covers: send a snapshot instead; fn
+ * is then not called), -EUCLEAN on a corrupt record (logged), or another
+ * negative errno. Loop thread, not from a storage callback's fn. */
+int storage_read_from(struct storage *s, int64_t zxid,
+		      int (*fn)(void *ctx, const Quorum__Txn *txn), void *ctx);
+
+/* Stops the sync thread after the queued txns are durable (their
+ * callbacks are called first) and frees everything; close_cb is called on
+ * the loop when all handles are closed (after a snapshot being written, if
+ * any, is finished). Not from within a durable callback. */
+void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx);
+
+#endif
