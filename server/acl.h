@@ -1,0 +1,74 @@
+/*
+ * acl: ZooKeeper's access control — authentication ids, permission checks
+ * and the validation of ACL lists a client sends.
+ *
+ * Schemes: "world" (id "anyone"), "auth" (stands for every id the session
+ * has authenticated; expanded at create/setACL time), "digest"
+ * (id "user:base64(sha1(user:password))", authenticated with "user:password"),
+ * "ip" (an address or address/prefix-bits, IPv4 or IPv6, matched against
+ * the client's address), and "super" (the superuser: passes every check;
+ * given by digest when zookeeper.DigestAuthenticationProvider.superDigest is
+ * configured — not yet supported).
+ */
+#ifndef QUORUM_ACL_H
+#define QUORUM_ACL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "tree.h"
+#include "zk.h"
+
+#define ACL_MAX_AUTH 16 /* ids one session may hold */
+
+/* The ids a connection has authenticated as, in the order added. Each
+ * connection starts with ("ip", its address). Strings are owned here. */
+struct acl_auth {
+	int count;
+	struct {
+		char scheme[16];
+		char id[256];
+	} ids[ACL_MAX_AUTH];
+	bool super; /* authenticated as the superuser: every check passes */
+};
+
+void acl_auth_init(struct acl_auth *auth, const char *client_ip);
+
+/* An AuthPacket: scheme "digest" with "user:password" adds the digest id
+ * (credentials without ':' are taken whole as the user, as ZooKeeper does);
+ * "ip" succeeds and adds nothing (ZooKeeper re-adds the connection's own
+ * address); an id already held is not added twice. Returns ZOK,
+ * ZAUTHFAILED for any other scheme, null credentials, or credentials with a
+ * NUL byte or a user name too long for an id (ZooKeeper has neither
+ * limit), or ZBADARGUMENTS past ACL_MAX_AUTH ids. */
+int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf credentials);
+
+/* Whether auth may do perm (one ZK_PERM_ bit) on a node with this ACL.
+ * An empty or NULL set allows everything, as in ZooKeeper. */
+bool acl_check(const struct acl_set *acl, int32_t perm, const struct acl_auth *auth);
+/* The same for an ACL still in txn form (prep sees in-flight ACLs). */
+bool acl_check_list(const struct zk_acl *acls, int32_t count, int32_t perm,
+		    const struct acl_auth *auth);
+
+/* Validates an ACL list from a create or setACL request (ZooKeeper's
+ * fixupACL): exact duplicates are dropped first (the first copy stays); a
+ * null or empty list, an unknown scheme, a malformed or null id (digest
+ * not of the form "user:hash", an ip that does not parse, world other
+ * than "anyone"), or "auth" when the session has no authenticated id other
+ * than ip give ZINVALIDACL. "auth" entries are replaced by one entry per
+ * authenticated non-ip id with the same perms. Perms are not checked (0,
+ * and bits beyond ZK_PERM_ALL, are kept as ZooKeeper keeps them). The
+ * result is allocated from the arena (strings too, NUL-terminated).
+ * Returns ZOK, ZINVALIDACL, or ZSYSTEMERROR when memory runs out. */
+int acl_fixup(const struct zk_acl_list *in, const struct acl_auth *auth, struct arena *arena,
+	      struct zk_acl **out, int32_t *out_count);
+
+/* The digest id for "user:password": "user:" + base64(sha1("user:password")).
+ * The user is what precedes the first ':' (all of the input if there is
+ * none, as in ZooKeeper's generateDigest()). Returns the length written
+ * (without the NUL) or -1 if it does not fit. */
+int acl_digest(const char *user_password, size_t len, char *out, size_t out_len);
+
+#endif

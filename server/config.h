@@ -1,0 +1,80 @@
+/*
+ * config: quorumd's configuration, read from a ZooKeeper-style zoo.cfg
+ * (key=value lines, '#' comments) plus the myid file in dataDir, so an
+ * operator's existing ZooKeeper config works unchanged.
+ *
+ * Unknown keys are kept and warned about; an invalid value is an error
+ * that names the key and the line. Without server.N lines the server is
+ * standalone.
+ */
+#ifndef QUORUM_CONFIG_H
+#define QUORUM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_SERVERS 255
+
+struct config_server {
+	int32_t id;        /* N of server.N */
+	char host[256];
+	int peer_port;     /* quorum (ZAB) port */
+	int election_port;
+	bool observer;     /* ":observer" suffix */
+	int client_port;   /* after ';' in the 3.5+ form, 0 when absent; for this
+			      server always the effective clientPort */
+	char client_host[256]; /* host before that port; "" when absent (0.0.0.0) */
+};
+
+struct config {
+	char path[4096];      /* the file read, for `conf` and log lines */
+	int32_t tick_time;    /* tickTime, ms, default 3000 (ZooKeeperServer.DEFAULT_TICK_TIME;
+				 zoo_sample.cfg says 2000) */
+	int32_t init_limit;   /* initLimit, ticks; required with server.N lines, else 0 */
+	int32_t sync_limit;   /* syncLimit, ticks; required with server.N lines, else 0 */
+	char data_dir[4096];  /* dataDir, required */
+	char data_log_dir[4096]; /* dataLogDir, defaults to dataDir */
+	char client_address[256]; /* clientPortAddress, default "0.0.0.0" */
+	int client_port;      /* clientPort, default 2181 (ZooKeeper has none), or the
+				 client port of this server's server.N line */
+	int32_t listen_backlog; /* clientPortListenBacklog, -1 = the system default */
+	int32_t max_client_cnxns; /* maxClientCnxns per IP, default 60, 0 = no limit */
+	int32_t min_session_timeout; /* minSessionTimeout, default 2 * tickTime */
+	int32_t max_session_timeout; /* maxSessionTimeout, default 20 * tickTime */
+	int64_t snap_count;   /* snapCount, default 100000 */
+	int64_t prealloc_kb;  /* preAllocSize in KiB, default 65536 */
+	int32_t jute_max_buffer; /* jute.maxbuffer, default 0xfffff = 1048575 */
+	int32_t purge_snap_retain; /* autopurge.snapRetainCount, default 3, min 3 */
+	int32_t purge_interval;    /* autopurge.purgeInterval, hours, default 0 */
+	int32_t global_outstanding_limit; /* globalOutstandingLimit, default 1000 */
+	int64_t container_check_ms; /* znode.container.checkIntervalMs, default 60000 */
+	bool four_letter_all;  /* 4lw.commands.whitelist=* */
+	char four_letter_words[512]; /* the whitelist as given, trimmed, comma
+					separated, case-sensitive; default "srvr".
+					"srvr" is always allowed (ZooKeeper 3.5+) */
+	int32_t myid;          /* from dataDir/myid, 0 when standalone without one */
+	int n_servers;         /* 0 = standalone (also for a lone server.N line, as
+				  ZooKeeper does, unless standaloneEnabled=false);
+				  servers[] is sorted by id */
+	struct config_server servers[CONFIG_MAX_SERVERS];
+};
+
+/* Reads path into cfg (which it initialises with the defaults first).
+ * Returns 0, or -1 with a message naming the key and line in err. Warnings
+ * for unknown keys go to the log. Does not touch dataDir beyond reading
+ * myid, if it is there: required with server.N lines, and an error when
+ * malformed even without them (as in ZooKeeper). */
+int config_load(struct config *cfg, const char *path, char *err, size_t err_len);
+
+/* Whether the four-letter word is allowed by 4lw.commands.whitelist. */
+bool config_4lw_allowed(const struct config *cfg, const char *word);
+
+/* Writes the `conf` four-letter word's key=value lines, as ZooKeeper does
+ * (dataDir and dataLogDir are the directories the files are really in,
+ * with their sizes). Returns the length written, or -1 if buf was too
+ * small (buf then holds a NUL-terminated prefix). Reads the directories'
+ * sizes from disk. */
+int config_format(const struct config *cfg, char *buf, size_t len);
+
+#endif
