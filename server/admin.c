@@ -1,0 +1,203 @@
+/*
+ * admin: ZooKeeper's four-letter words on the client port.
+ *
+ * A new connection whose first four bytes spell one of these words gets a
+ * plain-text answer in ZooKeeper's format (so existing monitoring parses
+ * it) and is closed. A word outside 4lw.commands.whitelist gets
+ * ZooKeeper's refusal line.
+ */
+#include "server.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const char *const words[] = {
+	"ruok", "srvr", "stat", "mntr", "conf", "cons", "wchs", "isro", "dirs", "srst", "crst",
+	"envi",
+};
+
+static void put(struct jute_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct jute_out *o, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		jute_put_raw(o, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static const char *mode(const struct server *srv)
+{
+	return srv->cfg->n_servers > 1 ? "leader" : "standalone";
+}
+
+static void put_latency(struct jute_out *o, const struct server_stats *s)
+{
+	double avg = s->lat_count ? (double)s->lat_total_us / (double)s->lat_count / 1000.0 : 0;
+	put(o, "Latency min/avg/max: %" PRIu64 "/%.4f/%" PRIu64 "\n", s->lat_min_us / 1000, avg,
+	    s->lat_max_us / 1000);
+}
+
+static void put_conn(struct jute_out *o, const struct conn *c, bool full)
+{
+	put(o, " /%s[1](queued=%d,recved=%" PRIu64 ",sent=%" PRIu64, c->peer, c->queued,
+	    c->recv_count, c->sent_count);
+	if (full && c->session_id) {
+		put(o, ",sid=0x%" PRIx64 ",lop=%s,est=%" PRId64 ",to=%d,lcxid=0x%" PRIx64
+		       ",lzxid=0x%" PRIx64,
+		    (uint64_t)c->session_id, c->last_op == -1000 ? "NA" : zk_op_name(c->last_op),
+		    c->connected_ms, c->timeout, (uint64_t)c->last_cxid, (uint64_t)c->last_zxid);
+	}
+	put(o, ")\n");
+}
+
+static void put_srvr(struct jute_out *o, struct server *srv, bool with_clients)
+{
+	put(o, "Zookeeper version: %s, built on %s %s\n", QUORUMD_VERSION, __DATE__, __TIME__);
+	if (with_clients) {
+		put(o, "Clients:\n");
+		LIST_FOR_EACH(l, &srv->conns)
+			put_conn(o, CONTAINER_OF(l, struct conn, link), false);
+		put(o, "\n");
+	}
+	put_latency(o, &srv->stats);
+	put(o, "Received: %" PRIu64 "\n", srv->stats.packets_received);
+	put(o, "Sent: %" PRIu64 "\n", srv->stats.packets_sent);
+	size_t n = 0;
+	LIST_FOR_EACH(l, &srv->conns) n++;
+	put(o, "Connections: %zu\n", n);
+	put(o, "Outstanding: %" PRIu64 "\n", srv->stats.outstanding);
+	put(o, "Zxid: 0x%" PRIx64 "\n", (uint64_t)tree_last_zxid(srv->tree));
+	put(o, "Mode: %s\n", mode(srv));
+	put(o, "Node count: %" PRId64 "\n", tree_node_count(srv->tree));
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the DIR's own descriptor */
+}
+
+static void put_mntr(struct jute_out *o, struct server *srv)
+{
+	const struct server_stats *s = &srv->stats;
+	size_t conns = 0;
+	LIST_FOR_EACH(l, &srv->conns) conns++;
+	struct rlimit rl = { 0, 0 };
+	getrlimit(RLIMIT_NOFILE, &rl);
+	put(o, "zk_version\t%s, built on %s %s\n", QUORUMD_VERSION, __DATE__, __TIME__);
+	put(o, "zk_server_state\t%s\n", mode(srv));
+	put(o, "zk_avg_latency\t%.4f\n",
+	    s->lat_count ? (double)s->lat_total_us / (double)s->lat_count / 1000.0 : 0.0);
+	put(o, "zk_max_latency\t%" PRIu64 "\n", s->lat_max_us / 1000);
+	put(o, "zk_min_latency\t%" PRIu64 "\n", s->lat_min_us / 1000);
+	put(o, "zk_packets_received\t%" PRIu64 "\n", s->packets_received);
+	put(o, "zk_packets_sent\t%" PRIu64 "\n", s->packets_sent);
+	put(o, "zk_num_alive_connections\t%zu\n", conns);
+	put(o, "zk_outstanding_requests\t%" PRIu64 "\n", s->outstanding);
+	put(o, "zk_znode_count\t%" PRId64 "\n", tree_node_count(srv->tree));
+	put(o, "zk_watch_count\t%zu\n", watch_reg_count(&srv->watches));
+	put(o, "zk_ephemerals_count\t%" PRId64 "\n", tree_ephemeral_count(srv->tree));
+	put(o, "zk_approximate_data_size\t%" PRId64 "\n", tree_data_size(srv->tree));
+	put(o, "zk_open_file_descriptor_count\t%d\n", count_fds());
+	put(o, "zk_max_file_descriptor_count\t%llu\n", (unsigned long long)rl.rlim_cur);
+	put(o, "zk_global_sessions\t%zu\n", session_count(&srv->sessions));
+	put(o, "zk_last_proposal_size\t-1\n");
+	put(o, "zk_connection_rejected\t%" PRIu64 "\n", s->conn_refused);
+	put(o, "zk_fsync_last_us\t%" PRId64 "\n", storage_last_fsync_us(srv->storage));
+	put(o, "zk_uptime\t%" PRIu64 "\n", (server_now_ns() - srv->started_ns) / 1000000);
+}
+
+static void put_wchs(struct jute_out *o, struct server *srv)
+{
+	size_t watching = 0;
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!list_empty(&c->watches.regs))
+			watching++;
+	}
+	put(o, "%zu connections watching %zu paths\nTotal watches:%zu\n", watching,
+	    watch_path_count(&srv->watches), watch_reg_count(&srv->watches));
+}
+
+static void put_conf(struct jute_out *o, struct server *srv)
+{
+	char buf[8192];
+	int n = config_format(srv->cfg, buf, sizeof(buf));
+	if (n > 0)
+		jute_put_raw(o, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static void reset_stats(struct server *srv)
+{
+	struct server_stats *s = &srv->stats;
+	uint64_t outstanding = s->outstanding;
+	memset(s, 0, sizeof(*s));
+	s->outstanding = outstanding;
+}
+
+bool admin_handle(struct conn *c, const uint8_t word[4])
+{
+	char w[5];
+	memcpy(w, word, 4);
+	w[4] = '\0';
+	bool known = false;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		known |= strcmp(w, words[i]) == 0;
+	if (!known)
+		return false;
+
+	struct server *srv = c->srv;
+	struct jute_out *o = &c->out;
+	c->handshaken = true; /* no ConnectRequest will follow */
+	if (!config_4lw_allowed(srv->cfg, w)) {
+		put(o, "%s is not executed because it is not in the whitelist.\n", w);
+	} else if (strcmp(w, "ruok") == 0) {
+		put(o, "imok");
+	} else if (strcmp(w, "srvr") == 0) {
+		put_srvr(o, srv, false);
+	} else if (strcmp(w, "stat") == 0) {
+		put_srvr(o, srv, true);
+	} else if (strcmp(w, "mntr") == 0) {
+		put_mntr(o, srv);
+	} else if (strcmp(w, "conf") == 0) {
+		put_conf(o, srv);
+	} else if (strcmp(w, "cons") == 0) {
+		LIST_FOR_EACH(l, &srv->conns)
+			put_conn(o, CONTAINER_OF(l, struct conn, link), true);
+		put(o, "\n");
+	} else if (strcmp(w, "wchs") == 0) {
+		put_wchs(o, srv);
+	} else if (strcmp(w, "isro") == 0) {
+		put(o, "rw");
+	} else if (strcmp(w, "dirs") == 0) {
+		put(o, "datadir_size: %" PRId64 "\nlogdir_size: %" PRId64 "\n",
+		    storage_snap_bytes(srv->storage), storage_log_bytes(srv->storage));
+	} else if (strcmp(w, "srst") == 0) {
+		reset_stats(srv);
+		put(o, "Server stats reset.\n");
+	} else if (strcmp(w, "crst") == 0) {
+		LIST_FOR_EACH(l, &srv->conns) {
+			struct conn *x = CONTAINER_OF(l, struct conn, link);
+			x->recv_count = x->sent_count = 0;
+		}
+		put(o, "Connection stats reset.\n");
+	} else if (strcmp(w, "envi") == 0) {
+		put(o, "Environment:\nzookeeper.version=%s\nquorumd.config=%s\n", QUORUMD_VERSION,
+		    srv->cfg->path);
+	}
+	conn_close_after_flush(c);
+	return true;
+}

@@ -1,0 +1,348 @@
+/*
+ * conn: client connections — accepting them, cutting the byte stream into
+ * frames, and writing replies back.
+ *
+ * Replies are appended to conn.out by whoever produces them; once per loop
+ * iteration (a uv_prepare handle) every connection with bytes waiting is
+ * flushed with uv_try_write(), and whatever the kernel does not take at
+ * once moves to conn.wbuf behind one uv_write(). So a burst of requests
+ * that arrive together is answered with one write.
+ *
+ * Limits: a frame longer than jute.maxbuffer closes the connection with a
+ * log line; a connection with globalOutstandingLimit requests queued, or
+ * with more than OUT_HIGH_WATER bytes unsent, stops being read until it
+ * drains; maxClientCnxns counts connections per client IP.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define READ_CHUNK (64 * 1024)
+#define OUT_HIGH_WATER (4 * 1024 * 1024)
+#define FRAME_ARENA_LIMIT (16 * 1024 * 1024)
+
+static void on_close(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	free(c->in);
+	jute_out_free(&c->out);
+	jute_out_free(&c->wbuf);
+	arena_destroy(&c->frame_arena);
+	free(c);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	server_conn_closed(c);
+	list_remove(&c->link);
+	list_remove(&c->dirty_link);
+	uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void conn_close_after_flush(struct conn *c)
+{
+	c->closing = true;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	conn_mark_dirty(c);
+}
+
+void conn_mark_dirty(struct conn *c)
+{
+	if (!c->closed && !list_linked(&c->dirty_link))
+		list_push_back(&c->srv->dirty, &c->dirty_link);
+}
+
+static void flush(struct conn *c);
+
+static void on_write(uv_write_t *w, int status)
+{
+	struct conn *c = w->data;
+	c->writing = false;
+	c->wbuf.len = 0;
+	if (status < 0) {
+		if (!c->closed)
+			conn_close(c);
+		return;
+	}
+	if (c->closed)
+		return;
+	flush(c);
+	conn_resume_if_idle(c);
+}
+
+static void flush(struct conn *c)
+{
+	if (c->closed || c->writing)
+		return;
+	if (c->out.len > 0) {
+		uv_buf_t b = uv_buf_init((char *)c->out.buf, (unsigned)c->out.len);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n == UV_EAGAIN || n == UV_ENOSYS)
+			n = 0;
+		if (n < 0) {
+			conn_close(c);
+			return;
+		}
+		size_t left = c->out.len - (size_t)n;
+		if (left > 0) {
+			/* The rest goes behind a uv_write from wbuf; swap the
+			 * buffers so `out` keeps collecting. */
+			struct jute_out tmp = c->wbuf;
+			c->wbuf = c->out;
+			c->out = tmp;
+			c->out.len = 0;
+			memmove(c->wbuf.buf, c->wbuf.buf + n, left);
+			c->wbuf.len = left;
+			b = uv_buf_init((char *)c->wbuf.buf, (unsigned)left);
+			c->wreq.data = c;
+			if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+				conn_close(c);
+				return;
+			}
+			c->writing = true;
+			return;
+		}
+		c->out.len = 0;
+	}
+	if (c->closing && !c->writing)
+		conn_close(c);
+}
+
+void conn_flush_all(struct server *srv)
+{
+	while (!list_empty(&srv->dirty)) {
+		struct conn *c = CONTAINER_OF(srv->dirty.next, struct conn, dirty_link);
+		list_remove(&c->dirty_link);
+		flush(c);
+	}
+}
+
+void conn_pause_if_busy(struct conn *c)
+{
+	if (c->paused || c->closing || c->closed)
+		return;
+	if (c->queued >= c->srv->cfg->global_outstanding_limit ||
+	    c->out.len + c->wbuf.len > OUT_HIGH_WATER) {
+		c->paused = true;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+void conn_resume_if_idle(struct conn *c)
+{
+	if (!c->paused || c->closing || c->closed)
+		return;
+	if (c->queued < c->srv->cfg->global_outstanding_limit / 2 + 1 &&
+	    c->out.len + c->wbuf.len <= OUT_HIGH_WATER / 2) {
+		c->paused = false;
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)suggested;
+	struct conn *c = h->data;
+	if (c->in_cap - c->in_len < READ_CHUNK) {
+		size_t cap = c->in_cap ? c->in_cap : READ_CHUNK;
+		while (cap - c->in_len < READ_CHUNK)
+			cap *= 2;
+		uint8_t *p = realloc(c->in, cap);
+		if (p == NULL) {
+			*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+			return;
+		}
+		c->in = p;
+		c->in_cap = cap;
+	}
+	*buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Cuts whole frames off the front of c->in and hands them on. */
+static void parse(struct conn *c)
+{
+	size_t off = 0;
+	int32_t max = c->srv->cfg->jute_max_buffer;
+	while (!c->closed && !c->closing && !c->paused && c->in_len - off >= 4) {
+		const uint8_t *p = c->in + off;
+		if (!c->handshaken && off == 0 && c->recv_count == 0 && admin_handle(c, p)) {
+			off = c->in_len;
+			break;
+		}
+		int32_t len = (int32_t)be32(p);
+		if (len < 0 || len > max) {
+			log_msg(LOG_WARN, "conn",
+				"%s: frame length %d is outside 0..jute.maxbuffer (%d); closing",
+				c->peer, len, max);
+			conn_close(c);
+			return;
+		}
+		if (c->in_len - off - 4 < (size_t)len)
+			break;
+		off += 4 + (size_t)len;
+		c->recv_count++;
+		c->srv->stats.packets_received++;
+		arena_reset(&c->frame_arena);
+		if (!c->handshaken)
+			server_handle_connect(c, p + 4, (size_t)len);
+		else
+			server_handle_frame(c, p + 4, (size_t)len);
+	}
+	if (c->closed)
+		return;
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+	/* A big buffer left over from one large frame is given back. */
+	if (c->in_len == 0 && c->in_cap > 4 * READ_CHUNK) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	(void)buf;
+	struct conn *c = s->data;
+	if (n < 0) {
+		if (n != UV_EOF && n != UV_ECONNRESET)
+			log_msg(LOG_INFO, "conn", "%s: read: %s", c->peer, uv_strerror((int)n));
+		conn_close(c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	parse(c);
+}
+
+size_t conn_count_for_ip(struct server *srv, const char *ip)
+{
+	size_t n = 0;
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (strcmp(c->ip, ip) == 0)
+			n++;
+	}
+	return n;
+}
+
+static void peer_name(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	strcpy(c->ip, "unknown");
+	strcpy(c->peer, "unknown");
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	int port = 0;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		uv_ip4_name(a, c->ip, sizeof(c->ip));
+		port = ntohs(a->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		uv_ip6_name(a, c->ip, sizeof(c->ip));
+		port = ntohs(a->sin6_port);
+		/* An IPv4 client on a dual-stack socket: use the IPv4 form, as
+		 * ACLs are written with it. */
+		if (strncmp(c->ip, "::ffff:", 7) == 0 && strchr(c->ip + 7, '.'))
+			memmove(c->ip, c->ip + 7, strlen(c->ip + 7) + 1);
+	}
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", c->ip, port);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct server *srv = listener->data;
+	if (status < 0) {
+		log_msg(LOG_WARN, "conn", "accept: %s", uv_strerror(status));
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	c->srv = srv;
+	uv_tcp_init(srv->loop, &c->tcp);
+	c->tcp.data = c;
+	list_init(&c->link);
+	list_init(&c->dirty_link);
+	list_init(&c->queue);
+	jute_out_init(&c->out);
+	jute_out_init(&c->wbuf);
+	arena_init(&c->frame_arena, FRAME_ARENA_LIMIT);
+	watch_owner_init(&c->watches);
+	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+		c->closed = true;
+		uv_close((uv_handle_t *)&c->tcp, on_close);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	peer_name(c);
+	int32_t max = srv->cfg->max_client_cnxns;
+	if (max > 0 && conn_count_for_ip(srv, c->ip) >= (size_t)max) {
+		srv->stats.conn_refused++;
+		log_msg(LOG_WARN, "conn",
+			"too many connections from %s - max is %d (maxClientCnxns); refusing",
+			c->ip, max);
+		c->closed = true;
+		uv_close((uv_handle_t *)&c->tcp, on_close);
+		return;
+	}
+	acl_auth_init(&c->auth, c->ip);
+	c->connected_ms = server_wall_ms();
+	c->last_op = -1000;
+	list_push_back(&srv->conns, &c->link);
+	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_prepare(uv_prepare_t *p)
+{
+	conn_flush_all(p->data);
+}
+
+int conn_listen(struct server *srv)
+{
+	struct config *cfg = srv->cfg;
+	struct sockaddr_storage addr;
+	int rc;
+	if (strchr(cfg->client_address, ':'))
+		rc = uv_ip6_addr(cfg->client_address, cfg->client_port, (struct sockaddr_in6 *)&addr);
+	else
+		rc = uv_ip4_addr(cfg->client_address, cfg->client_port, (struct sockaddr_in *)&addr);
+	if (rc != 0) {
+		log_msg(LOG_ERROR, "conn", "clientPortAddress %s: %s", cfg->client_address,
+			uv_strerror(rc));
+		return -1;
+	}
+	uv_tcp_init(srv->loop, &srv->listener);
+	srv->listener.data = srv;
+	if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0)) != 0 ||
+	    (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection)) != 0) {
+		log_msg(LOG_ERROR, "conn", "cannot listen on %s:%d: %s", cfg->client_address,
+			cfg->client_port, uv_strerror(rc));
+		return -1;
+	}
+	uv_prepare_init(srv->loop, &srv->flush);
+	srv->flush.data = srv;
+	uv_prepare_start(&srv->flush, on_prepare);
+	log_msg(LOG_INFO, "conn", "listening for clients on %s:%d", cfg->client_address,
+		cfg->client_port);
+	return 0;
+}

@@ -1,0 +1,770 @@
+/*
+ * prep: see prep.h.
+ *
+ * DESIGN. A lookup sees, newest first: the ops staged by the request being
+ * prepped (a multi's earlier ops), the change records of txns in flight,
+ * then the tree. Every change a request makes is staged first and turned
+ * into records only when the whole request has succeeded, so a failing
+ * multi leaves nothing behind. Records are kept in zxid order of their
+ * last change; applying zxid z drops the records whose last change is <= z.
+ */
+#include "prep.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* A node as prep sees it. cversion is the persisted one (children ever
+ * created, see tree.h): it names sequential nodes and only creates move it. */
+struct view {
+	bool exists;
+	int32_t version, cversion, aversion, num_children;
+	int64_t ephemeral_owner;
+	const struct zk_acl *acls; /* tree, record or arena memory */
+	int32_t acl_count;
+};
+
+struct prep_record {
+	struct hmap_node node; /* in prep.records */
+	struct list link;      /* in prep.by_zxid */
+	int64_t zxid;          /* the newest in-flight txn that changed the path */
+	struct view v;         /* v.acls points into acl_mem */
+	void *acl_mem;
+	int32_t len;
+	char path[];
+};
+
+struct staged {
+	struct zk_str path; /* arena or request memory */
+	struct view v;
+};
+
+#define MAX_STAGED_DEFAULT 8
+
+/* The state of one prep_write() call. */
+struct ctx {
+	struct prep *p;
+	const struct tree *t;
+	struct arena *arena;
+	const struct acl_auth *auth;
+	int64_t session_id, zxid, time_ms;
+	struct staged *staged;
+	int n_staged, cap_staged;
+};
+
+/* ---- records ------------------------------------------------------------ */
+
+void prep_init(struct prep *p, int32_t min_session_timeout, int32_t max_session_timeout)
+{
+	hmap_init(&p->records);
+	list_init(&p->by_zxid);
+	p->min_session_timeout = min_session_timeout;
+	p->max_session_timeout = max_session_timeout;
+}
+
+static void record_free(struct prep *p, struct prep_record *r)
+{
+	hmap_remove(&p->records, &r->node);
+	list_remove(&r->link);
+	free(r->acl_mem);
+	free(r);
+}
+
+void prep_reset(struct prep *p)
+{
+	while (!list_empty(&p->by_zxid))
+		record_free(p, CONTAINER_OF(p->by_zxid.next, struct prep_record, link));
+}
+
+void prep_destroy(struct prep *p)
+{
+	prep_reset(p);
+	hmap_destroy(&p->records);
+}
+
+void prep_applied(struct prep *p, int64_t zxid)
+{
+	while (!list_empty(&p->by_zxid)) {
+		struct prep_record *r = CONTAINER_OF(p->by_zxid.next, struct prep_record, link);
+		if (r->zxid > zxid)
+			break;
+		record_free(p, r);
+	}
+}
+
+static uint64_t path_hash(struct zk_str s)
+{
+	return hash_bytes(s.s, (size_t)s.len, 0);
+}
+
+static struct prep_record *record_get(const struct prep *p, struct zk_str path)
+{
+	HMAP_FOR_EACH_WITH_HASH(n, path_hash(path), &p->records) {
+		struct prep_record *r = CONTAINER_OF(n, struct prep_record, node);
+		if (r->len == path.len && memcmp(r->path, path.s, (size_t)path.len) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/* Copies an ACL list into one malloc'd block (array, then strings). */
+static void *acl_copy(const struct zk_acl *acls, int32_t n, struct zk_acl **out)
+{
+	size_t size = sizeof(struct zk_acl) * (size_t)n;
+	for (int32_t i = 0; i < n; i++)
+		size += (size_t)acls[i].id.scheme.len + (size_t)acls[i].id.id.len + 2;
+	char *mem = malloc(size ? size : 1);
+	if (mem == NULL)
+		return NULL;
+	struct zk_acl *a = (struct zk_acl *)(void *)mem;
+	char *s = mem + sizeof(struct zk_acl) * (size_t)n;
+	for (int32_t i = 0; i < n; i++) {
+		a[i].perms = acls[i].perms;
+		struct zk_str parts[2] = { acls[i].id.scheme, acls[i].id.id };
+		struct zk_str *dst[2] = { &a[i].id.scheme, &a[i].id.id };
+		for (int k = 0; k < 2; k++) {
+			int32_t len = parts[k].len < 0 ? 0 : parts[k].len;
+			memcpy(s, parts[k].s, (size_t)len);
+			s[len] = '\0';
+			*dst[k] = (struct zk_str){ s, len };
+			s += len + 1;
+		}
+	}
+	*out = a;
+	return mem;
+}
+
+static int record_put(struct prep *p, struct zk_str path, const struct view *v, int64_t zxid)
+{
+	struct zk_acl *acls = NULL;
+	void *acl_mem = NULL;
+	if (v->exists) {
+		acl_mem = acl_copy(v->acls, v->acl_count, &acls);
+		if (acl_mem == NULL)
+			return -ENOMEM;
+	}
+	struct prep_record *r = record_get(p, path);
+	if (r == NULL) {
+		r = malloc(sizeof(*r) + (size_t)path.len + 1);
+		if (r == NULL) {
+			free(acl_mem);
+			return -ENOMEM;
+		}
+		r->len = path.len;
+		memcpy(r->path, path.s, (size_t)path.len);
+		r->path[path.len] = '\0';
+		hmap_insert(&p->records, &r->node, path_hash(path));
+	} else {
+		list_remove(&r->link);
+		free(r->acl_mem);
+	}
+	list_push_back(&p->by_zxid, &r->link);
+	r->zxid = zxid;
+	r->v = *v;
+	r->v.acls = acls;
+	r->acl_mem = acl_mem;
+	return 0;
+}
+
+/* ---- the overlay -------------------------------------------------------- */
+
+static void view_from_tree(const struct tree *t, struct zk_str path, struct view *v)
+{
+	const struct znode *n = tree_get(t, path);
+	memset(v, 0, sizeof(*v));
+	if (n == NULL)
+		return;
+	const struct zk_stat *st = znode_stat(n);
+	const struct acl_set *acl = znode_acl(n);
+	v->exists = true;
+	v->version = st->version;
+	v->cversion = znode_persisted_cversion(n);
+	v->aversion = st->aversion;
+	v->num_children = st->num_children;
+	v->ephemeral_owner = st->ephemeral_owner;
+	v->acls = acl ? acl->acls : NULL;
+	v->acl_count = acl ? acl->count : 0;
+}
+
+static void lookup(const struct ctx *c, struct zk_str path, struct view *v)
+{
+	for (int i = c->n_staged - 1; i >= 0; i--) {
+		if (zk_str_eq(c->staged[i].path, path)) {
+			*v = c->staged[i].v;
+			return;
+		}
+	}
+	const struct prep_record *r = record_get(c->p, path);
+	if (r) {
+		*v = r->v;
+		return;
+	}
+	view_from_tree(c->t, path, v);
+}
+
+static int stage(struct ctx *c, struct zk_str path, const struct view *v)
+{
+	if (c->n_staged == c->cap_staged) {
+		int cap = c->cap_staged ? c->cap_staged * 2 : MAX_STAGED_DEFAULT;
+		struct staged *s = arena_alloc(c->arena, sizeof(*s) * (size_t)cap);
+		if (s == NULL)
+			return -ENOMEM;
+		if (c->n_staged)
+			memcpy(s, c->staged, sizeof(*s) * (size_t)c->n_staged);
+		c->staged = s;
+		c->cap_staged = cap;
+	}
+	c->staged[c->n_staged++] = (struct staged){ path, *v };
+	return 0;
+}
+
+static int commit_staged(struct ctx *c)
+{
+	for (int i = 0; i < c->n_staged; i++) {
+		int rc = record_put(c->p, c->staged[i].path, &c->staged[i].v, c->zxid);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char *dup_str(struct arena *a, const char *s, int32_t len)
+{
+	if (len < 0)
+		len = 0;
+	char *d = arena_alloc(a, (size_t)len + 1);
+	if (d) {
+		memcpy(d, s, (size_t)len);
+		d[len] = '\0';
+	}
+	return d;
+}
+
+/* "/a/b" -> "/a", "/a" -> "/". The path has a '/' at 0 (checked before). */
+static struct zk_str parent_of(struct zk_str path, int32_t last_slash)
+{
+	return (struct zk_str){ path.s, last_slash == 0 ? 1 : last_slash };
+}
+
+static int32_t last_slash(struct zk_str path)
+{
+	for (int32_t i = path.len - 1; i >= 0; i--)
+		if (path.s[i] == '/')
+			return i;
+	return -1;
+}
+
+static bool has_nul(struct zk_str path)
+{
+	return path.len > 0 && memchr(path.s, '\0', (size_t)path.len) != NULL;
+}
+
+/* ZooKeeper's ZooKeeperServer.isSpecialPath: nodes no one may delete. */
+static bool is_special(struct zk_str path)
+{
+	return zk_str_eq(path, ZK_STR("/")) || zk_str_eq(path, ZK_STR("/zookeeper")) ||
+	       zk_str_eq(path, ZK_STR("/zookeeper/quota")) ||
+	       zk_str_eq(path, ZK_STR("/zookeeper/config"));
+}
+
+/* checkAndIncVersion: -1 matches any version. */
+static int check_version(int32_t current, int32_t expected, int32_t *next)
+{
+	if (expected != -1 && expected != current)
+		return ZBADVERSION;
+	*next = (int32_t)((uint32_t)current + 1);
+	return ZOK;
+}
+
+static Quorum__Acl **acls_to_txn(struct arena *a, const struct zk_acl *acls, int32_t n)
+{
+	Quorum__Acl **out = arena_alloc(a, sizeof(*out) * (size_t)(n ? n : 1));
+	Quorum__Acl *m = arena_alloc(a, sizeof(*m) * (size_t)(n ? n : 1));
+	if (out == NULL || m == NULL)
+		return NULL;
+	for (int32_t i = 0; i < n; i++) {
+		quorum__acl__init(&m[i]);
+		m[i].perms = acls[i].perms;
+		m[i].scheme = dup_str(a, acls[i].id.scheme.s, acls[i].id.scheme.len);
+		m[i].id = dup_str(a, acls[i].id.id.s, acls[i].id.id.len);
+		if (m[i].scheme == NULL || m[i].id == NULL)
+			return NULL;
+		out[i] = &m[i];
+	}
+	return out;
+}
+
+static Quorum__Txn *txn_new(struct ctx *c)
+{
+	Quorum__Txn *t = arena_alloc(c->arena, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	quorum__txn__init(t);
+	t->session_id = c->session_id;
+	t->zxid = c->zxid;
+	t->time = c->time_ms;
+	return t;
+}
+
+/* A sub-txn of a multi carries only its body. */
+static Quorum__Txn *subtxn_new(struct arena *a)
+{
+	Quorum__Txn *t = arena_alloc(a, sizeof(*t));
+	if (t)
+		quorum__txn__init(t);
+	return t;
+}
+
+/* ---- the ops ------------------------------------------------------------ */
+
+/* ZooKeeper's CreateMode.fromFlag plus EphemeralType.validateTTL. The
+ * flags decide the name (sequential) and what is valid; the op decides
+ * what kind of node it becomes (PrepRequestProcessor picks the txn by op):
+ * createContainer makes a container whatever non-TTL flags it carries, and
+ * create/create2 with the CONTAINER flag make a plain persistent node.
+ * createTTL needs a TTL mode and a ttl in 1..ZK_TTL_MAX; ZooKeeper lets a
+ * non-TTL mode with a negative ttl through and then fails to apply it, so
+ * that is refused here as well. */
+static int check_create_mode(int32_t op, int32_t flags, int64_t ttl)
+{
+	if (flags < ZK_PERSISTENT || flags > ZK_PERSISTENT_SEQUENTIAL_WITH_TTL)
+		return ZBADARGUMENTS;
+	bool is_ttl = flags == ZK_PERSISTENT_WITH_TTL || flags == ZK_PERSISTENT_SEQUENTIAL_WITH_TTL;
+	if (op == ZK_OP_CREATE_TTL)
+		return is_ttl && ttl > 0 && ttl <= ZK_TTL_MAX ? ZOK : ZBADARGUMENTS;
+	return is_ttl ? ZBADARGUMENTS : ZOK; /* a TTL mode without a ttl (-1) */
+}
+
+static int prep_create(struct ctx *c, int32_t op, const struct zk_create_request *r,
+		       Quorum__Txn *t)
+{
+	int rc = check_create_mode(op, r->flags, op == ZK_OP_CREATE_TTL ? r->ttl : -1);
+	if (rc != ZOK)
+		return rc;
+	bool sequential = r->flags == ZK_PERSISTENT_SEQUENTIAL ||
+			  r->flags == ZK_EPHEMERAL_SEQUENTIAL ||
+			  r->flags == ZK_PERSISTENT_SEQUENTIAL_WITH_TTL;
+	bool ephemeral = r->flags == ZK_EPHEMERAL || r->flags == ZK_EPHEMERAL_SEQUENTIAL;
+
+	/* validatePathForCreate */
+	int32_t slash = r->path.len > 0 ? last_slash(r->path) : -1;
+	if (slash < 0 || has_nul(r->path) || r->path.s[0] != '/')
+		return ZBADARGUMENTS;
+	struct zk_acl *acls;
+	int32_t acl_count;
+	rc = acl_fixup(&r->acl, c->auth, c->arena, &acls, &acl_count);
+	if (rc != ZOK)
+		return rc;
+	struct zk_str ppath = parent_of(r->path, slash);
+	struct view parent;
+	lookup(c, ppath, &parent);
+	if (!parent.exists)
+		return ZNONODE;
+	if (!acl_check_list(parent.acls, parent.acl_count, ZK_PERM_CREATE, c->auth))
+		return ZNOAUTH;
+
+	struct zk_str path = r->path;
+	if (sequential) {
+		char *s = arena_alloc(c->arena, (size_t)path.len + 16);
+		if (s == NULL)
+			return ZSYSTEMERROR;
+		memcpy(s, path.s, (size_t)path.len);
+		int n = snprintf(s + path.len, 16, "%010d", parent.cversion);
+		path = (struct zk_str){ s, path.len + n };
+	}
+	if (!zk_path_valid(path))
+		return ZBADARGUMENTS;
+	struct view node;
+	lookup(c, path, &node);
+	if (node.exists)
+		return ZNODEEXISTS;
+	if (zk_owner_is_session(parent.ephemeral_owner))
+		return ZNOCHILDRENFOREPHEMERALS;
+
+	int64_t owner = 0;
+	if (op == ZK_OP_CREATE_CONTAINER)
+		owner = ZK_CONTAINER_OWNER;
+	else if (op == ZK_OP_CREATE_TTL)
+		owner = ZK_TTL_MASK | r->ttl;
+	else if (ephemeral)
+		owner = c->session_id;
+
+	parent.cversion++;
+	parent.num_children++;
+	node = (struct view){ .exists = true, .ephemeral_owner = owner, .acls = acls,
+			      .acl_count = acl_count };
+	if (stage(c, ppath, &parent) != 0 || stage(c, path, &node) != 0)
+		return ZSYSTEMERROR;
+
+	Quorum__CreateTxn *ct = arena_alloc(c->arena, sizeof(*ct));
+	if (ct == NULL)
+		return ZSYSTEMERROR;
+	quorum__create_txn__init(ct);
+	ct->path = dup_str(c->arena, path.s, path.len);
+	ct->data.len = r->data.len > 0 ? (size_t)r->data.len : 0;
+	ct->data.data = ct->data.len ? arena_alloc(c->arena, ct->data.len) : NULL;
+	ct->n_acl = (size_t)acl_count;
+	ct->acl = acls_to_txn(c->arena, acls, acl_count);
+	if (ct->path == NULL || (ct->data.len && ct->data.data == NULL) || ct->acl == NULL)
+		return ZSYSTEMERROR;
+	if (ct->data.len)
+		memcpy(ct->data.data, r->data.p, ct->data.len);
+	ct->ephemeral_owner = owner;
+	ct->parent_cversion = parent.cversion;
+	t->body_case = QUORUM__TXN__BODY_CREATE;
+	t->create = ct;
+	return ZOK;
+}
+
+/* The overlay effect of deleting path (its parent loses a child). */
+static int stage_delete(struct ctx *c, struct zk_str path)
+{
+	struct view parent, gone = { .exists = false };
+	struct zk_str ppath = parent_of(path, last_slash(path));
+	lookup(c, ppath, &parent);
+	if (parent.exists) {
+		parent.num_children--;
+		if (stage(c, ppath, &parent) != 0)
+			return ZSYSTEMERROR;
+	}
+	return stage(c, path, &gone) != 0 ? ZSYSTEMERROR : 0;
+}
+
+static int delete_txn(struct ctx *c, struct zk_str path, Quorum__Txn *t)
+{
+	Quorum__DeleteTxn *dt = arena_alloc(c->arena, sizeof(*dt));
+	if (dt == NULL)
+		return ZSYSTEMERROR;
+	quorum__delete_txn__init(dt);
+	if ((dt->path = dup_str(c->arena, path.s, path.len)) == NULL)
+		return ZSYSTEMERROR;
+	t->body_case = QUORUM__TXN__BODY_DELETE;
+	t->delete_ = dt;
+	return ZOK;
+}
+
+static int prep_delete(struct ctx *c, const struct zk_path_version_request *r, Quorum__Txn *t)
+{
+	/* getParentPathAndValidate */
+	int32_t slash = r->path.len > 0 ? last_slash(r->path) : -1;
+	if (slash < 0 || has_nul(r->path) || is_special(r->path) || r->path.s[0] != '/')
+		return ZBADARGUMENTS;
+	struct view parent, node;
+	lookup(c, parent_of(r->path, slash), &parent);
+	if (!parent.exists)
+		return ZNONODE;
+	if (!acl_check_list(parent.acls, parent.acl_count, ZK_PERM_DELETE, c->auth))
+		return ZNOAUTH;
+	lookup(c, r->path, &node);
+	if (!node.exists)
+		return ZNONODE;
+	int32_t next;
+	if (check_version(node.version, r->version, &next) != ZOK)
+		return ZBADVERSION;
+	if (node.num_children > 0)
+		return ZNOTEMPTY;
+	int rc = stage_delete(c, r->path);
+	return rc != 0 ? rc : delete_txn(c, r->path, t);
+}
+
+static int prep_set_data(struct ctx *c, const struct zk_set_data_request *r, Quorum__Txn *t)
+{
+	if (!zk_path_valid(r->path))
+		return ZBADARGUMENTS;
+	struct view node;
+	lookup(c, r->path, &node);
+	if (!node.exists)
+		return ZNONODE;
+	if (!acl_check_list(node.acls, node.acl_count, ZK_PERM_WRITE, c->auth))
+		return ZNOAUTH;
+	int32_t next;
+	if (check_version(node.version, r->version, &next) != ZOK)
+		return ZBADVERSION;
+	node.version = next;
+	if (stage(c, r->path, &node) != 0)
+		return ZSYSTEMERROR;
+
+	Quorum__SetDataTxn *st = arena_alloc(c->arena, sizeof(*st));
+	if (st == NULL)
+		return ZSYSTEMERROR;
+	quorum__set_data_txn__init(st);
+	st->path = dup_str(c->arena, r->path.s, r->path.len);
+	st->data.len = r->data.len > 0 ? (size_t)r->data.len : 0;
+	st->data.data = st->data.len ? arena_alloc(c->arena, st->data.len) : NULL;
+	if (st->path == NULL || (st->data.len && st->data.data == NULL))
+		return ZSYSTEMERROR;
+	if (st->data.len)
+		memcpy(st->data.data, r->data.p, st->data.len);
+	st->version = next;
+	t->body_case = QUORUM__TXN__BODY_SET_DATA;
+	t->set_data = st;
+	return ZOK;
+}
+
+static int prep_set_acl(struct ctx *c, const struct zk_set_acl_request *r, Quorum__Txn *t)
+{
+	if (!zk_path_valid(r->path))
+		return ZBADARGUMENTS;
+	struct zk_acl *acls;
+	int32_t acl_count;
+	int rc = acl_fixup(&r->acl, c->auth, c->arena, &acls, &acl_count);
+	if (rc != ZOK)
+		return rc;
+	struct view node;
+	lookup(c, r->path, &node);
+	if (!node.exists)
+		return ZNONODE;
+	if (!acl_check_list(node.acls, node.acl_count, ZK_PERM_ADMIN, c->auth))
+		return ZNOAUTH;
+	int32_t next;
+	if (check_version(node.aversion, r->version, &next) != ZOK)
+		return ZBADVERSION;
+	node.aversion = next;
+	node.acls = acls;
+	node.acl_count = acl_count;
+	if (stage(c, r->path, &node) != 0)
+		return ZSYSTEMERROR;
+
+	Quorum__SetAclTxn *st = arena_alloc(c->arena, sizeof(*st));
+	if (st == NULL)
+		return ZSYSTEMERROR;
+	quorum__set_acl_txn__init(st);
+	st->path = dup_str(c->arena, r->path.s, r->path.len);
+	st->n_acl = (size_t)acl_count;
+	st->acl = acls_to_txn(c->arena, acls, acl_count);
+	if (st->path == NULL || st->acl == NULL)
+		return ZSYSTEMERROR;
+	st->version = next;
+	t->body_case = QUORUM__TXN__BODY_SET_ACL;
+	t->set_acl = st;
+	return ZOK;
+}
+
+static int prep_check(struct ctx *c, const struct zk_path_version_request *r, Quorum__Txn *t)
+{
+	if (!zk_path_valid(r->path))
+		return ZBADARGUMENTS;
+	struct view node;
+	lookup(c, r->path, &node);
+	if (!node.exists)
+		return ZNONODE;
+	if (!acl_check_list(node.acls, node.acl_count, ZK_PERM_READ, c->auth))
+		return ZNOAUTH;
+	int32_t next;
+	if (check_version(node.version, r->version, &next) != ZOK)
+		return ZBADVERSION;
+	Quorum__CheckTxn *ct = arena_alloc(c->arena, sizeof(*ct));
+	if (ct == NULL)
+		return ZSYSTEMERROR;
+	quorum__check_txn__init(ct);
+	if ((ct->path = dup_str(c->arena, r->path.s, r->path.len)) == NULL)
+		return ZSYSTEMERROR;
+	ct->version = r->version == -1 ? node.version : r->version;
+	t->body_case = QUORUM__TXN__BODY_CHECK;
+	t->check = ct;
+	return ZOK;
+}
+
+static int prep_one(struct ctx *c, const struct zk_multi_op *op, Quorum__Txn *t)
+{
+	switch (op->type) {
+	case ZK_OP_CREATE:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL:
+		return prep_create(c, op->type, &op->u.create, t);
+	case ZK_OP_DELETE:
+		return prep_delete(c, &op->u.path_version, t);
+	case ZK_OP_SET_DATA:
+		return prep_set_data(c, &op->u.set_data, t);
+	case ZK_OP_CHECK:
+		return prep_check(c, &op->u.path_version, t);
+	default:
+		return ZUNIMPLEMENTED;
+	}
+}
+
+static Quorum__Txn *error_subtxn(struct arena *a, int32_t err)
+{
+	Quorum__Txn *t = subtxn_new(a);
+	Quorum__ErrorTxn *e = arena_alloc(a, sizeof(*e));
+	if (t == NULL || e == NULL)
+		return NULL;
+	quorum__error_txn__init(e);
+	e->err = err;
+	t->body_case = QUORUM__TXN__BODY_ERROR;
+	t->error = e;
+	return t;
+}
+
+static int prep_multi(struct ctx *c, const struct zk_multi_request *m, Quorum__Txn *t,
+		      bool *failed)
+{
+	Quorum__MultiTxn *mt = arena_alloc(c->arena, sizeof(*mt));
+	Quorum__Txn **ops = arena_alloc(c->arena, sizeof(*ops) * (size_t)(m->count ? m->count : 1));
+	if (mt == NULL || ops == NULL)
+		return ZSYSTEMERROR;
+	quorum__multi_txn__init(mt);
+	mt->n_ops = (size_t)m->count;
+	mt->ops = ops;
+	t->body_case = QUORUM__TXN__BODY_MULTI;
+	t->multi = mt;
+
+	for (int32_t i = 0; i < m->count; i++) {
+		ops[i] = subtxn_new(c->arena);
+		if (ops[i] == NULL)
+			return ZSYSTEMERROR;
+		int rc = prep_one(c, &m->ops[i], ops[i]);
+		if (rc == ZOK)
+			continue;
+		/* ZooKeeper's results for a failed multi: the ops before the
+		 * failing one "rolled back" (ZOK), the failing one its code,
+		 * the ones after ZRUNTIMEINCONSISTENCY. */
+		for (int32_t j = 0; j < m->count; j++) {
+			int32_t err = j < i ? ZOK : j == i ? rc : ZRUNTIMEINCONSISTENCY;
+			if ((ops[j] = error_subtxn(c->arena, err)) == NULL)
+				return ZSYSTEMERROR;
+		}
+		c->n_staged = 0;
+		*failed = true;
+		return ZOK;
+	}
+	return ZOK;
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+int32_t prep_session_timeout(const struct prep *p, int32_t requested)
+{
+	if (requested < p->min_session_timeout)
+		return p->min_session_timeout;
+	if (requested > p->max_session_timeout)
+		return p->max_session_timeout;
+	return requested;
+}
+
+static int prep_create_session(struct ctx *c, const struct zk_connect_request *r, Quorum__Txn *t)
+{
+	Quorum__CreateSessionTxn *cs = arena_alloc(c->arena, sizeof(*cs));
+	uint8_t *pw = arena_alloc(c->arena, 16);
+	if (cs == NULL || pw == NULL)
+		return ZSYSTEMERROR;
+	quorum__create_session_txn__init(cs);
+	cs->timeout = prep_session_timeout(c->p, r->timeout);
+	if (getrandom(pw, 16, 0) != 16)
+		return ZSYSTEMERROR;
+	cs->passwd.len = 16;
+	cs->passwd.data = pw;
+	t->body_case = QUORUM__TXN__BODY_CREATE_SESSION;
+	t->create_session = cs;
+	return ZOK;
+}
+
+int prep_write(struct prep *p, const struct tree *t, const struct prep_request *req,
+	       int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
+	       bool *multi_failed)
+{
+	struct ctx c = { .p = p, .t = t, .arena = arena, .auth = req->auth,
+			 .session_id = req->session_id, .zxid = zxid, .time_ms = time_ms };
+	*multi_failed = false;
+	Quorum__Txn *txn = txn_new(&c);
+	if (txn == NULL)
+		return ZSYSTEMERROR;
+	struct zk_multi_op single = { .type = req->op };
+	int rc;
+	switch (req->op) {
+	case ZK_OP_CREATE:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL:
+		single.u.create = req->u.create;
+		rc = prep_one(&c, &single, txn);
+		break;
+	case ZK_OP_DELETE:
+	case ZK_OP_CHECK:
+		single.u.path_version = req->u.path_version;
+		rc = prep_one(&c, &single, txn);
+		break;
+	case ZK_OP_SET_DATA:
+		single.u.set_data = req->u.set_data;
+		rc = prep_one(&c, &single, txn);
+		break;
+	case ZK_OP_SET_ACL:
+		rc = prep_set_acl(&c, &req->u.set_acl, txn);
+		break;
+	case ZK_OP_MULTI:
+		rc = prep_multi(&c, &req->u.multi, txn, multi_failed);
+		break;
+	case ZK_OP_CREATE_SESSION:
+		rc = prep_create_session(&c, &req->u.connect, txn);
+		break;
+	default:
+		rc = ZUNIMPLEMENTED;
+	}
+	if (rc == ZOK && !*multi_failed && commit_staged(&c) != 0)
+		return ZSYSTEMERROR;
+	if (rc == ZOK)
+		*out = txn;
+	return rc;
+}
+
+struct close_ctx {
+	struct ctx *c;
+	int64_t session_id;
+	int rc;
+};
+
+static int close_tree_ephemeral(void *arg, const struct znode *n)
+{
+	struct close_ctx *cc = arg;
+	struct view v;
+	struct zk_str path = znode_path(n);
+	lookup(cc->c, path, &v);
+	if (v.exists && v.ephemeral_owner == cc->session_id && (cc->rc = stage_delete(cc->c, path)))
+		return 1;
+	return 0;
+}
+
+Quorum__Txn *prep_close_session(struct prep *p, const struct tree *t, int64_t session_id,
+				int64_t zxid, int64_t time_ms, struct arena *arena)
+{
+	struct ctx c = { .p = p, .t = t, .arena = arena, .session_id = session_id, .zxid = zxid,
+			 .time_ms = time_ms };
+	struct close_ctx cc = { &c, session_id, 0 };
+	/* Ephemerals in the tree, and ephemerals whose create is in flight. */
+	tree_for_each_ephemeral(t, session_id, close_tree_ephemeral, &cc);
+	HMAP_FOR_EACH(n, &p->records) {
+		struct prep_record *r = CONTAINER_OF(n, struct prep_record, node);
+		struct zk_str path = { r->path, r->len };
+		if (cc.rc == 0 && r->v.exists && r->v.ephemeral_owner == session_id &&
+		    tree_get(t, path) == NULL)
+			cc.rc = stage_delete(&c, path);
+	}
+	Quorum__Txn *txn = txn_new(&c);
+	Quorum__CloseSessionTxn *cs = arena_alloc(arena, sizeof(*cs));
+	if (cc.rc != 0 || txn == NULL || cs == NULL || commit_staged(&c) != 0)
+		return NULL;
+	quorum__close_session_txn__init(cs);
+	txn->body_case = QUORUM__TXN__BODY_CLOSE_SESSION;
+	txn->close_session = cs;
+	return txn;
+}
+
+Quorum__Txn *prep_expire_node(struct prep *p, const struct tree *t, struct zk_str path,
+			      int64_t zxid, int64_t time_ms, struct arena *arena)
+{
+	struct ctx c = { .p = p, .t = t, .arena = arena, .zxid = zxid, .time_ms = time_ms };
+	struct view v;
+	lookup(&c, path, &v);
+	if (!v.exists || v.num_children != 0)
+		return NULL;
+	Quorum__Txn *txn = txn_new(&c);
+	if (txn == NULL || stage_delete(&c, path) != 0 || delete_txn(&c, path, txn) != ZOK ||
+	    commit_staged(&c) != 0)
+		return NULL;
+	return txn;
+}

@@ -1,0 +1,88 @@
+/*
+ * prep: turns a write request into a txn, or into ZooKeeper's error for it.
+ *
+ * Writes are validated in arrival order, before the txns ahead of them
+ * have been applied, so prep looks at the tree through an overlay of
+ * "change records": the state each in-flight txn will leave behind
+ * (ZooKeeper's outstandingChanges). A record is dropped once the txn that
+ * last changed it has been applied (prep_applied()). Every value the txn
+ * carries is decided here — the sequential name, the new version, the
+ * time — so applying it (tree_apply()) is deterministic.
+ *
+ * The checks and their order follow ZooKeeper's PrepRequestProcessor, so
+ * that a request that is wrong in two ways gets the same error code.
+ * A multi is validated op by op against an overlay of its own earlier ops;
+ * it either adds every op's records or none.
+ */
+#ifndef QUORUM_PREP_H
+#define QUORUM_PREP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "acl.h"
+#include "arena.h"
+#include "hmap.h"
+#include "list.h"
+#include "tree.h"
+#include "txn.pb-c.h"
+#include "zk.h"
+
+struct prep {
+	struct hmap records; /* path -> struct prep_record */
+	struct list by_zxid; /* records, oldest change first, for prep_applied() */
+	int32_t min_session_timeout, max_session_timeout;
+};
+
+/* What one request asks, for prep_write(). */
+struct prep_request {
+	int64_t session_id;
+	int32_t op;                  /* ZK_OP_* of the request */
+	const struct acl_auth *auth; /* the connection's ids */
+	union {
+		struct zk_create_request create;
+		struct zk_path_version_request path_version; /* delete, check */
+		struct zk_set_data_request set_data;
+		struct zk_set_acl_request set_acl;
+		struct zk_multi_request multi;
+		struct zk_connect_request connect; /* createSession */
+	} u;
+};
+
+void prep_init(struct prep *p, int32_t min_session_timeout, int32_t max_session_timeout);
+void prep_destroy(struct prep *p);
+
+/* Validates req against the tree and the records and builds its txn in the
+ * arena, with the given zxid and time. Returns:
+ *   ZOK          *out is the txn to submit; its records are added
+ *   a ZK error   the request fails with that code, nothing is added
+ *                (ZSYSTEMERROR when memory ran out)
+ * A multi whose op fails returns ZOK with *multi_failed set and *out a
+ * MultiTxn of ErrorTxns (ZooKeeper's per-op results) that is replied, not
+ * submitted. */
+int prep_write(struct prep *p, const struct tree *t, const struct prep_request *req,
+	       int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
+	       bool *multi_failed);
+
+/* closeSession (client close or expiry): deletes the session's ephemerals
+ * as seen through the overlay. Never fails but for ENOMEM (NULL). */
+Quorum__Txn *prep_close_session(struct prep *p, const struct tree *t, int64_t session_id,
+				int64_t zxid, int64_t time_ms, struct arena *arena);
+
+/* A delete of an expired container or TTL node, issued by the server.
+ * Returns NULL if the node is no longer deletable as seen through the
+ * overlay (it gained a child, or is already being deleted). */
+Quorum__Txn *prep_expire_node(struct prep *p, const struct tree *t, struct zk_str path,
+			      int64_t zxid, int64_t time_ms, struct arena *arena);
+
+/* The txn with this zxid has been applied (or failed to be logged): drop
+ * every record it, or an older txn, was the last to change. */
+void prep_applied(struct prep *p, int64_t zxid);
+/* Drops every record: the txns in flight were all abandoned (the log
+ * failed), the tree is the truth again. */
+void prep_reset(struct prep *p);
+
+/* The negotiated session timeout for a requested one. */
+int32_t prep_session_timeout(const struct prep *p, int32_t requested);
+
+#endif

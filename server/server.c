@@ -1,0 +1,1317 @@
+/*
+ * server: the request path of one quorumd (see server.h for the picture).
+ *
+ * This file owns: the handshake (ConnectRequest -> session), dispatching a
+ * frame to a read or a write, running reads against the tree, handing
+ * writes to commit, applying committed txns (tree, sessions, watches) and
+ * replying, the session and container timers, and start/stop.
+ * See also conn.c (bytes and frames), prep.c (write validation), tree.c,
+ * watch.c, session.c, storage.c.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define MAX_FREE_REQUESTS 1024
+#define MAX_MULTI_OPS 100000
+
+uint64_t server_now_ns(void)
+{
+	return uv_hrtime();
+}
+
+int64_t server_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+struct request *request_get(struct server *srv, struct conn *c, int32_t xid, int32_t op)
+{
+	struct request *r;
+	if (!list_empty(&srv->free_requests)) {
+		r = CONTAINER_OF(srv->free_requests.next, struct request, link);
+		list_remove(&r->link);
+		srv->n_free_requests--;
+	} else {
+		r = malloc(sizeof(*r));
+		if (r == NULL)
+			return NULL;
+		arena_init(&r->arena, 0);
+	}
+	list_init(&r->link);
+	r->conn = c;
+	r->session_id = c ? c->session_id : 0;
+	r->xid = xid;
+	r->op = op;
+	r->state = REQ_DONE;
+	r->txn = NULL;
+	r->op_types = NULL;
+	r->bytes = NULL;
+	r->len = 0;
+	r->received_ns = server_now_ns();
+	return r;
+}
+
+void request_put(struct server *srv, struct request *r)
+{
+	list_remove(&r->link);
+	if (srv->n_free_requests >= MAX_FREE_REQUESTS) {
+		arena_destroy(&r->arena);
+		free(r);
+		return;
+	}
+	arena_reset(&r->arena);
+	list_push_back(&srv->free_requests, &r->link);
+	srv->n_free_requests++;
+}
+
+static void enqueue(struct conn *c, struct request *r)
+{
+	list_push_back(&c->queue, &r->link);
+	c->queued++;
+	conn_pause_if_busy(c);
+}
+
+static void dequeue(struct conn *c, struct request *r)
+{
+	list_remove(&r->link);
+	c->queued--;
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void note_latency(struct server *srv, uint64_t received_ns)
+{
+	uint64_t us = (server_now_ns() - received_ns) / 1000;
+	struct server_stats *s = &srv->stats;
+	if (s->lat_count == 0 || us < s->lat_min_us)
+		s->lat_min_us = us;
+	if (us > s->lat_max_us)
+		s->lat_max_us = us;
+	s->lat_total_us += us;
+	s->lat_count++;
+}
+
+/* Starts a reply frame in c->out; finish it with reply_end(). */
+static size_t reply_begin(struct conn *c, int32_t xid, int64_t zxid, int32_t err)
+{
+	size_t at = jute_frame_begin(&c->out);
+	struct zk_reply_header h = { xid, zxid, err };
+	zk_encode_reply_header(&c->out, &h);
+	return at;
+}
+
+static void reply_end(struct conn *c, size_t at, int32_t op, int64_t zxid)
+{
+	jute_frame_end(&c->out, at);
+	c->sent_count++;
+	c->srv->stats.packets_sent++;
+	c->last_op = op;
+	c->last_zxid = zxid;
+	conn_mark_dirty(c);
+}
+
+static void reply_error(struct conn *c, int32_t xid, int32_t op, int32_t err)
+{
+	int64_t zxid = tree_last_zxid(c->srv->tree);
+	reply_end(c, reply_begin(c, xid, zxid, err), op, zxid);
+}
+
+/* Moves the reply just written at `at` out of c->out into the request, to
+ * be sent when the requests ahead of it are done. */
+static void defer_reply(struct conn *c, struct request *r, size_t at)
+{
+	size_t len = c->out.len - at;
+	uint8_t *copy = arena_alloc(&r->arena, len);
+	if (copy == NULL) {
+		/* Out of memory: send now, out of order, rather than lose it. */
+		return;
+	}
+	memcpy(copy, c->out.buf + at, len);
+	c->out.len = at;
+	c->sent_count--;
+	c->srv->stats.packets_sent--;
+	r->bytes = copy;
+	r->len = len;
+	r->state = REQ_DONE;
+	enqueue(c, r);
+}
+
+/* ---- watches ------------------------------------------------------------ */
+
+static void deliver_event(void *ctx, struct watch_owner *o, enum zk_event_type type,
+			  struct zk_str path, int64_t zxid)
+{
+	(void)ctx;
+	struct conn *c = CONTAINER_OF(o, struct conn, watches);
+	size_t at = reply_begin(c, ZK_XID_NOTIFICATION, zxid, ZOK);
+	struct zk_watcher_event ev = { type, ZK_STATE_SYNC_CONNECTED, path };
+	zk_encode_watcher_event(&c->out, &ev);
+	reply_end(c, at, ZK_OP_NOTIFICATION, c->last_zxid);
+}
+
+static void on_tree_event(void *ctx, const struct tree_event *ev)
+{
+	struct server *srv = ctx;
+	watch_trigger(&srv->watches, ev);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static bool is_write(int32_t op)
+{
+	switch (op) {
+	case ZK_OP_CREATE:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL:
+	case ZK_OP_DELETE:
+	case ZK_OP_SET_DATA:
+	case ZK_OP_SET_ACL:
+	case ZK_OP_CHECK:
+	case ZK_OP_MULTI:
+	case ZK_OP_CLOSE_SESSION:
+		return true;
+	default:
+		return false;
+	}
+}
+
+struct children_ctx {
+	struct jute_out *out;
+};
+
+static int put_child(void *arg, const struct znode *n)
+{
+	struct children_ctx *cc = arg;
+	jute_put_string(cc->out, znode_name(n));
+	return 0;
+}
+
+static void put_children(struct jute_out *out, const struct znode *n)
+{
+	jute_put_int(out, znode_child_count(n));
+	struct children_ctx cc = { out };
+	znode_for_each_child(n, put_child, &cc);
+}
+
+/* A node's Stat as clients see it (containers and TTL nodes show owner 0). */
+static void put_stat(struct conn *c, const struct znode *n)
+{
+	struct zk_stat st = zk_stat_for_client(znode_stat(n));
+	zk_encode_stat(&c->out, &st);
+}
+
+static bool can_read(struct conn *c, const struct znode *n, int32_t perm)
+{
+	return acl_check(znode_acl(n), perm, &c->auth);
+}
+
+/* getACL: without ADMIN, digest ids are shown as "user:x" (ZooKeeper
+ * hides the hash from readers since 3.6). */
+static void put_acl_for(struct conn *c, const struct znode *n)
+{
+	const struct acl_set *acl = znode_acl(n);
+	bool admin = acl_check(acl, ZK_PERM_ADMIN, &c->auth);
+	int32_t count = acl ? acl->count : 0;
+	jute_put_int(&c->out, count);
+	for (int32_t i = 0; i < count; i++) {
+		struct zk_acl a = acl->acls[i];
+		if (!admin && zk_str_eq(a.id.scheme, ZK_STR("digest"))) {
+			const char *colon = a.id.id.len > 0
+				? memchr(a.id.id.s, ':', (size_t)a.id.id.len) : NULL;
+			if (colon) {
+				int32_t ulen = (int32_t)(colon - a.id.id.s);
+				char *s = arena_alloc(&c->frame_arena, (size_t)ulen + 2);
+				if (s) {
+					memcpy(s, a.id.id.s, (size_t)ulen);
+					memcpy(s + ulen, ":x", 2);
+					a.id.id = (struct zk_str){ s, ulen + 2 };
+				}
+			}
+		}
+		zk_encode_acl(&c->out, &a);
+	}
+}
+
+struct eph_ctx {
+	struct jute_out *out;
+	struct zk_str prefix;
+	int32_t count;
+	bool counting;
+};
+
+static int put_ephemeral(void *arg, const struct znode *n)
+{
+	struct eph_ctx *e = arg;
+	struct zk_str p = znode_path(n);
+	if (p.len < e->prefix.len || memcmp(p.s, e->prefix.s, (size_t)e->prefix.len) != 0)
+		return 0;
+	if (e->counting)
+		e->count++;
+	else
+		jute_put_string(e->out, p);
+	return 0;
+}
+
+/* setWatches/setWatches2 (ZooKeeper's DataTree.setWatches): a watch whose
+ * node changed since the client's relative zxid fires at once instead of
+ * being set. */
+static void set_watches(struct conn *c, const struct zk_set_watches *sw)
+{
+	struct server *srv = c->srv;
+	int64_t rel = sw->relative_zxid;
+	int64_t zxid = tree_last_zxid(srv->tree);
+	for (int32_t i = 0; i < sw->data.count; i++) {
+		const struct znode *n = tree_get(srv->tree, sw->data.items[i]);
+		if (n == NULL)
+			deliver_event(srv, &c->watches, ZK_EVENT_DELETED, sw->data.items[i], zxid);
+		else if (znode_stat(n)->mzxid > rel)
+			deliver_event(srv, &c->watches, ZK_EVENT_DATA_CHANGED, sw->data.items[i], zxid);
+		else
+			watch_add(&srv->watches, &c->watches, WATCH_TABLE_DATA, sw->data.items[i],
+				  WATCH_STANDARD);
+	}
+	for (int32_t i = 0; i < sw->exist.count; i++) {
+		if (tree_get(srv->tree, sw->exist.items[i]))
+			deliver_event(srv, &c->watches, ZK_EVENT_CREATED, sw->exist.items[i], zxid);
+		else
+			watch_add(&srv->watches, &c->watches, WATCH_TABLE_DATA, sw->exist.items[i],
+				  WATCH_STANDARD);
+	}
+	for (int32_t i = 0; i < sw->child.count; i++) {
+		const struct znode *n = tree_get(srv->tree, sw->child.items[i]);
+		if (n == NULL)
+			deliver_event(srv, &c->watches, ZK_EVENT_DELETED, sw->child.items[i], zxid);
+		else if (znode_stat(n)->pzxid > rel)
+			deliver_event(srv, &c->watches, ZK_EVENT_CHILDREN_CHANGED,
+				      sw->child.items[i], zxid);
+		else
+			watch_add(&srv->watches, &c->watches, WATCH_TABLE_CHILD,
+				  sw->child.items[i], WATCH_STANDARD);
+	}
+	for (int32_t i = 0; i < sw->persistent.count; i++)
+		watch_add_persistent(&srv->watches, &c->watches, sw->persistent.items[i], false);
+	for (int32_t i = 0; i < sw->persistent_recursive.count; i++)
+		watch_add_persistent(&srv->watches, &c->watches, sw->persistent_recursive.items[i],
+				     true);
+}
+
+/* The node a read names. ZooKeeper's reads (FinalRequestProcessor) look
+ * the path up as given, without PathUtils.validatePath: a malformed path
+ * is just not there (ZNONODE), and "" is the root, which its DataTree
+ * keeps under "" as well as "/". A null path trips over a
+ * NullPointerException there, answered as ZMARSHALLINGERROR. */
+static int32_t read_lookup(const struct tree *t, struct zk_str path, const struct znode **n)
+{
+	*n = NULL;
+	if (path.len < 0)
+		return ZMARSHALLINGERROR;
+	*n = tree_get(t, path.len == 0 ? ZK_STR("/") : path);
+	return *n ? ZOK : ZNONODE;
+}
+
+/* One read of a multiRead, or a whole getData/getChildren. Writes the
+ * body to c->out and returns ZOK, or returns the error (nothing written). */
+static int32_t read_get_data(struct conn *c, const struct zk_path_watch_request *r)
+{
+	const struct znode *n;
+	int32_t err = read_lookup(c->srv->tree, r->path, &n);
+	if (err != ZOK)
+		return err;
+	if (!can_read(c, n, ZK_PERM_READ))
+		return ZNOAUTH;
+	if (r->watch)
+		watch_add(&c->srv->watches, &c->watches, WATCH_TABLE_DATA, r->path, WATCH_STANDARD);
+	jute_put_buffer(&c->out, znode_data(n));
+	put_stat(c, n);
+	return ZOK;
+}
+
+static int32_t read_get_children(struct conn *c, const struct zk_path_watch_request *r,
+				 bool with_stat)
+{
+	const struct znode *n;
+	int32_t err = read_lookup(c->srv->tree, r->path, &n);
+	if (err != ZOK)
+		return err;
+	if (!can_read(c, n, ZK_PERM_READ))
+		return ZNOAUTH;
+	if (r->watch)
+		watch_add(&c->srv->watches, &c->watches, WATCH_TABLE_CHILD, r->path, WATCH_STANDARD);
+	put_children(&c->out, n);
+	if (with_stat)
+		put_stat(c, n);
+	return ZOK;
+}
+
+/* Runs a read (or ping, auth-free admin op) and writes its reply to
+ * c->out. Returns false if the frame was malformed (the caller closes). */
+static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *body, size_t len,
+		     uint64_t received_ns)
+{
+	struct server *srv = c->srv;
+	struct jute_in in;
+	jute_in_init(&in, body, len, &c->frame_arena);
+	int64_t zxid = tree_last_zxid(srv->tree);
+	size_t at = reply_begin(c, xid, zxid, ZOK);
+	size_t body_at = c->out.len;
+	int32_t err = ZOK;
+
+	switch (op) {
+	case ZK_OP_PING:
+		break;
+	case ZK_OP_EXISTS: {
+		struct zk_path_watch_request r;
+		if (zk_decode_path_watch_request(&in, &r) != 0)
+			goto malformed;
+		/* exists alone refuses a NUL in the path */
+		if (r.path.len > 0 && memchr(r.path.s, '\0', (size_t)r.path.len)) {
+			err = ZBADARGUMENTS;
+			break;
+		}
+		const struct znode *n;
+		err = read_lookup(srv->tree, r.path, &n);
+		if (r.watch && r.path.len >= 0)
+			watch_add(&srv->watches, &c->watches, WATCH_TABLE_DATA, r.path,
+				  WATCH_STANDARD);
+		if (n)
+			put_stat(c, n);
+		break;
+	}
+	case ZK_OP_GET_DATA: {
+		struct zk_path_watch_request r;
+		if (zk_decode_path_watch_request(&in, &r) != 0)
+			goto malformed;
+		err = read_get_data(c, &r);
+		break;
+	}
+	case ZK_OP_GET_CHILDREN:
+	case ZK_OP_GET_CHILDREN2: {
+		struct zk_path_watch_request r;
+		if (zk_decode_path_watch_request(&in, &r) != 0)
+			goto malformed;
+		err = read_get_children(c, &r, op == ZK_OP_GET_CHILDREN2);
+		break;
+	}
+	case ZK_OP_GET_ACL: {
+		struct zk_path_record r;
+		if (zk_decode_path_record(&in, &r) != 0)
+			goto malformed;
+		const struct znode *n;
+		if ((err = read_lookup(srv->tree, r.path, &n)) != ZOK)
+			break;
+		if (!can_read(c, n, ZK_PERM_READ | ZK_PERM_ADMIN))
+			err = ZNOAUTH;
+		else {
+			put_acl_for(c, n);
+			put_stat(c, n);
+		}
+		break;
+	}
+	case ZK_OP_SYNC: {
+		struct zk_path_record r;
+		if (zk_decode_path_record(&in, &r) != 0)
+			goto malformed;
+		zk_encode_path_record(&c->out, &r);
+		break;
+	}
+	case ZK_OP_GET_EPHEMERALS: {
+		struct zk_path_record r;
+		if (zk_decode_path_record(&in, &r) != 0)
+			goto malformed;
+		struct eph_ctx e = { &c->out, r.path, 0, true };
+		tree_for_each_ephemeral(srv->tree, c->session_id, put_ephemeral, &e);
+		jute_put_int(&c->out, e.count);
+		e.counting = false;
+		tree_for_each_ephemeral(srv->tree, c->session_id, put_ephemeral, &e);
+		break;
+	}
+	case ZK_OP_GET_ALL_CHILDREN_NUMBER: {
+		struct zk_path_record r;
+		if (zk_decode_path_record(&in, &r) != 0)
+			goto malformed;
+		/* ZooKeeper counts the keys under path + "/": for "" that is
+		 * every node, "/" included. */
+		const struct znode *n;
+		if ((err = read_lookup(srv->tree, r.path, &n)) != ZOK)
+			break;
+		if (!can_read(c, n, ZK_PERM_READ))
+			err = ZNOAUTH;
+		else if (r.path.len == 0)
+			jute_put_int(&c->out, (int32_t)tree_node_count(srv->tree));
+		else
+			jute_put_int(&c->out, (int32_t)tree_count_descendants(srv->tree, n));
+		break;
+	}
+	case ZK_OP_ADD_WATCH: {
+		struct zk_add_watch_request r;
+		if (zk_decode_add_watch_request(&in, &r) != 0)
+			goto malformed;
+		/* Any path is taken, as ZooKeeper does; an unknown mode is its
+		 * AddWatchMode.fromMode exception, answered as a marshalling
+		 * error. */
+		if (r.path.len < 0 ||
+		    (r.mode != ZK_WATCH_PERSISTENT && r.mode != ZK_WATCH_PERSISTENT_RECURSIVE))
+			err = ZMARSHALLINGERROR;
+		else if (watch_add_persistent(&srv->watches, &c->watches, r.path,
+					      r.mode == ZK_WATCH_PERSISTENT_RECURSIVE) != 0)
+			err = ZSYSTEMERROR;
+		break;
+	}
+	case ZK_OP_REMOVE_WATCHES:
+	case ZK_OP_CHECK_WATCHES: {
+		struct zk_watches_request r;
+		if (zk_decode_watches_request(&in, &r) != 0)
+			goto malformed;
+		/* WatcherType.fromInt throws for an unknown type */
+		if (r.path.len < 0 || r.type < ZK_WATCHER_CHILDREN ||
+		    r.type > ZK_WATCHER_PERSISTENT_RECURSIVE)
+			err = ZMARSHALLINGERROR;
+		else if (!watch_remove(&srv->watches, &c->watches, r.path, r.type,
+				  op == ZK_OP_CHECK_WATCHES))
+			err = ZNOWATCHER;
+		break;
+	}
+	case ZK_OP_SET_WATCHES:
+	case ZK_OP_SET_WATCHES2: {
+		struct zk_set_watches r;
+		if (zk_decode_set_watches(&in, op, &r) != 0)
+			goto malformed;
+		/* Events it fires must come before its reply: drop the reply
+		 * header begun above and write it after. */
+		c->out.len = at;
+		set_watches(c, &r);
+		at = reply_begin(c, xid, zxid, ZOK);
+		body_at = c->out.len;
+		break;
+	}
+	case ZK_OP_WHO_AM_I: {
+		jute_put_int(&c->out, c->auth.count);
+		/* The user is what the scheme's provider calls the id's user:
+		 * for digest the part before the ':' (DigestAuthenticationProvider
+		 * .getUserName), the whole id otherwise. */
+		for (int i = 0; i < c->auth.count; i++) {
+			const char *scheme = c->auth.ids[i].scheme, *id = c->auth.ids[i].id;
+			size_t id_len = strnlen(id, sizeof(c->auth.ids[i].id));
+			struct zk_client_info ci = {
+				{ scheme, (int32_t)strnlen(scheme, sizeof(c->auth.ids[i].scheme)) },
+				{ id, (int32_t)id_len } };
+			const char *colon = memchr(id, ':', id_len);
+			if (strcmp(scheme, "digest") == 0 && colon)
+				ci.user.len = (int32_t)(colon - id);
+			zk_encode_client_info(&c->out, &ci);
+		}
+		break;
+	}
+	case ZK_OP_MULTI_READ: {
+		struct zk_multi_request m;
+		if (zk_decode_multi_request(&in, op, &m, MAX_MULTI_OPS) != 0)
+			goto malformed;
+		for (int32_t i = 0; i < m.count; i++) {
+			const struct zk_multi_op *o = &m.ops[i];
+			size_t hdr_at = c->out.len;
+			struct zk_multi_header h = { o->type, false, 0 };
+			zk_encode_multi_header(&c->out, &h);
+			int32_t e = o->type == ZK_OP_GET_DATA
+					    ? read_get_data(c, &o->u.path_watch)
+					    : read_get_children(c, &o->u.path_watch, false);
+			if (e != ZOK) {
+				c->out.len = hdr_at;
+				h = (struct zk_multi_header){ ZK_OP_ERROR, false, e };
+				zk_encode_multi_header(&c->out, &h);
+				jute_put_int(&c->out, e);
+			}
+		}
+		struct zk_multi_header done = { -1, true, -1 };
+		zk_encode_multi_header(&c->out, &done);
+		break;
+	}
+	default:
+		err = ZUNIMPLEMENTED;
+	}
+	if (err != ZOK) {
+		c->out.len = at;
+		at = reply_begin(c, xid, zxid, err);
+	}
+	(void)body_at;
+	if (c->out.err) {
+		log_msg(LOG_ERROR, "server", "%s: out of memory writing a reply; closing", c->peer);
+		conn_close(c);
+		return true;
+	}
+	reply_end(c, at, op, zxid);
+	note_latency(srv, received_ns);
+	return true;
+
+malformed:
+	c->out.len = at;
+	log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d); closing", c->peer,
+		zk_op_name(op), xid);
+	return false;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+static void on_log_failure(struct server *srv);
+
+/* Hands a prepped txn to commit (standalone: the log). */
+static int submit(struct server *srv, struct request *r)
+{
+	int rc = storage_append(srv->storage, r->txn, r);
+	if (rc != 0)
+		return rc;
+	srv->last_proposed = r->txn->zxid;
+	srv->inflight++;
+	srv->stats.outstanding++;
+	return 0;
+}
+
+/* Decodes a write's body into a prep_request. Returns false if malformed. */
+static bool decode_write(struct conn *c, int32_t op, struct jute_in *in, struct prep_request *pr)
+{
+	int rc;
+	switch (op) {
+	case ZK_OP_CREATE:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL:
+		rc = zk_decode_create_request(in, op, &pr->u.create);
+		break;
+	case ZK_OP_DELETE:
+	case ZK_OP_CHECK:
+		rc = zk_decode_path_version_request(in, &pr->u.path_version);
+		break;
+	case ZK_OP_SET_DATA:
+		rc = zk_decode_set_data_request(in, &pr->u.set_data);
+		break;
+	case ZK_OP_SET_ACL:
+		rc = zk_decode_set_acl_request(in, &pr->u.set_acl);
+		break;
+	case ZK_OP_MULTI:
+		rc = zk_decode_multi_request(in, op, &pr->u.multi, MAX_MULTI_OPS);
+		break;
+	default:
+		rc = -1;
+	}
+	(void)c;
+	return rc == 0;
+}
+
+/* Writes the reply of a multi from per-op results (applied, or the
+ * ErrorTxns of a multi that failed in prep). */
+static void put_multi_results(struct conn *c, const struct tree_apply_result *res,
+			      const int32_t *op_types)
+{
+	for (int32_t i = 0; i < res->count; i++) {
+		const struct tree_result *tr = &res->results[i];
+		int32_t type = op_types ? op_types[i] : ZK_OP_ERROR;
+		bool failed = res->err != ZOK || tr->err != ZOK;
+		if (failed) {
+			struct zk_multi_header h = { ZK_OP_ERROR, false, tr->err };
+			zk_encode_multi_header(&c->out, &h);
+			jute_put_int(&c->out, tr->err);
+			continue;
+		}
+		if (type == ZK_OP_CREATE_CONTAINER || type == ZK_OP_CREATE_TTL)
+			type = ZK_OP_CREATE2;
+		struct zk_multi_header h = { type, false, 0 };
+		zk_encode_multi_header(&c->out, &h);
+		switch (type) {
+		case ZK_OP_CREATE:
+			jute_put_string(&c->out, tr->path);
+			break;
+		case ZK_OP_CREATE2: {
+			struct zk_create2_response cr = { tr->path, tr->stat };
+			zk_encode_create2_response(&c->out, &cr);
+			break;
+		}
+		case ZK_OP_SET_DATA:
+			zk_encode_stat(&c->out, &tr->stat);
+			break;
+		default: /* delete, check: no body */
+			break;
+		}
+	}
+	struct zk_multi_header done = { -1, true, -1 };
+	zk_encode_multi_header(&c->out, &done);
+}
+
+/* The reply body of an applied write. */
+static void put_write_result(struct conn *c, int32_t op, const struct tree_apply_result *res,
+			     const int32_t *op_types)
+{
+	const struct tree_result *tr = &res->results[0];
+	switch (op) {
+	case ZK_OP_CREATE:
+		jute_put_string(&c->out, tr->path);
+		break;
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL: {
+		struct zk_create2_response cr = { tr->path, tr->stat };
+		zk_encode_create2_response(&c->out, &cr);
+		break;
+	}
+	case ZK_OP_SET_DATA:
+	case ZK_OP_SET_ACL:
+		zk_encode_stat(&c->out, &tr->stat);
+		break;
+	case ZK_OP_MULTI:
+		put_multi_results(c, res, op_types);
+		break;
+	default:
+		break;
+	}
+}
+
+/* A multi that failed in prep: results straight from its ErrorTxns. */
+static void reply_failed_multi(struct conn *c, struct request *r, const Quorum__Txn *txn,
+			       bool defer)
+{
+	size_t n = txn->multi->n_ops;
+	struct tree_result *results = arena_alloc(&r->arena, sizeof(*results) * (n ? n : 1));
+	if (results == NULL) {
+		reply_error(c, r->xid, r->op, ZSYSTEMERROR);
+		request_put(c->srv, r);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		results[i] = (struct tree_result){ .err = txn->multi->ops[i]->error->err };
+	struct tree_apply_result res = { ZOK, (int32_t)n, results };
+	int64_t zxid = tree_last_zxid(c->srv->tree);
+	size_t at = reply_begin(c, r->xid, zxid, ZOK);
+	/* Every op is an ErrorResult; ZOK marks one that was rolled back. */
+	for (int32_t i = 0; i < res.count; i++) {
+		struct zk_multi_header h = { ZK_OP_ERROR, false, results[i].err };
+		zk_encode_multi_header(&c->out, &h);
+		jute_put_int(&c->out, results[i].err);
+	}
+	struct zk_multi_header done = { -1, true, -1 };
+	zk_encode_multi_header(&c->out, &done);
+	reply_end(c, at, r->op, zxid);
+	note_latency(c->srv, r->received_ns);
+	if (defer)
+		defer_reply(c, r, at);
+	else
+		request_put(c->srv, r);
+}
+
+static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
+			 uint64_t received_ns)
+{
+	struct server *srv = c->srv;
+	bool behind = !list_empty(&c->queue);
+	struct prep_request pr = { .session_id = c->session_id, .op = op, .auth = &c->auth };
+
+	if (op == ZK_OP_CLOSE_SESSION) {
+		struct request *r = request_get(srv, c, xid, op);
+		if (r == NULL) {
+			conn_close(c);
+			return;
+		}
+		r->received_ns = received_ns;
+		r->txn = prep_close_session(&srv->prep, srv->tree, c->session_id,
+					    srv->last_proposed + 1, server_wall_ms(), &r->arena);
+		if (r->txn == NULL || srv->log_failed || submit(srv, r) != 0) {
+			request_put(srv, r);
+			conn_close(c);
+			return;
+		}
+		if (c->session)
+			c->session->closing = true;
+		r->state = REQ_WRITE;
+		enqueue(c, r);
+		return;
+	}
+
+	if (!decode_write(c, op, in, &pr)) {
+		log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d); closing", c->peer,
+			zk_op_name(op), xid);
+		conn_close(c);
+		return;
+	}
+	struct request *r = request_get(srv, c, xid, op);
+	if (r == NULL) {
+		reply_error(c, xid, op, ZSYSTEMERROR);
+		return;
+	}
+	r->received_ns = received_ns;
+	int32_t err;
+	bool multi_failed = false;
+	if (srv->log_failed) {
+		err = ZSYSTEMERROR; /* the log cannot take writes right now */
+	} else {
+		err = prep_write(&srv->prep, srv->tree, &pr, srv->last_proposed + 1,
+				 server_wall_ms(), &r->arena, &r->txn, &multi_failed);
+	}
+	if (err == ZOK && multi_failed) {
+		reply_failed_multi(c, r, r->txn, behind);
+		return;
+	}
+	if (err == ZOK && op == ZK_OP_MULTI) {
+		r->op_types = arena_alloc(&r->arena, sizeof(int32_t) * (size_t)(pr.u.multi.count + 1));
+		if (r->op_types == NULL)
+			err = ZSYSTEMERROR;
+		for (int32_t i = 0; err == ZOK && i < pr.u.multi.count; i++)
+			r->op_types[i] = pr.u.multi.ops[i].type;
+	}
+	if (err == ZOK) {
+		int rc = submit(srv, r);
+		if (rc == 0) {
+			r->state = REQ_WRITE;
+			enqueue(c, r);
+			return;
+		}
+		log_msg(LOG_ERROR, "server", "cannot log a txn: %s", strerror(-rc));
+		/* Its change records are in prep already: start over from the tree. */
+		on_log_failure(srv);
+		err = ZSYSTEMERROR;
+	}
+	size_t at = c->out.len;
+	reply_error(c, xid, op, err);
+	note_latency(srv, received_ns);
+	if (behind)
+		defer_reply(c, r, at);
+	else
+		request_put(srv, r);
+}
+
+/* ---- frames ------------------------------------------------------------- */
+
+void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
+{
+	struct server *srv = c->srv;
+	struct jute_in in;
+	jute_in_init(&in, frame, len, &c->frame_arena);
+	struct zk_request_header h;
+	if (zk_decode_request_header(&in, &h) != 0) {
+		log_msg(LOG_WARN, "server", "%s: frame of %zu bytes without a request header; closing",
+			c->peer, len);
+		conn_close(c);
+		return;
+	}
+	uint64_t now = server_now_ns();
+	if (c->session)
+		session_touch(&srv->sessions, c->session, (int64_t)uv_now(srv->loop));
+	c->last_cxid = h.xid;
+
+	if (h.type == ZK_OP_AUTH) {
+		struct zk_auth_packet a;
+		if (zk_decode_auth_packet(&in, &a) != 0) {
+			log_msg(LOG_WARN, "server", "%s: malformed auth packet; closing", c->peer);
+			conn_close(c);
+			return;
+		}
+		int32_t err = acl_auth_add(&c->auth, a.scheme, a.auth);
+		reply_error(c, ZK_XID_AUTH, ZK_OP_AUTH, err);
+		if (err != ZOK) {
+			/* ZooKeeper tells the client its auth failed, then drops it. */
+			size_t at = reply_begin(c, ZK_XID_NOTIFICATION, 0, ZOK);
+			struct zk_watcher_event ev = { ZK_EVENT_NONE, ZK_STATE_AUTH_FAILED,
+						       { NULL, -1 } };
+			zk_encode_watcher_event(&c->out, &ev);
+			reply_end(c, at, ZK_OP_NOTIFICATION, 0);
+			log_msg(LOG_INFO, "server", "%s: authentication with scheme %.*s failed",
+				c->peer, a.scheme.len > 0 ? a.scheme.len : 0, a.scheme.s);
+			conn_close_after_flush(c);
+		}
+		return;
+	}
+	if (c->session && c->session->closing && h.type != ZK_OP_CLOSE_SESSION) {
+		reply_error(c, h.xid, h.type, ZSESSIONEXPIRED);
+		return;
+	}
+	if (is_write(h.type)) {
+		handle_write(c, h.xid, h.type, &in, now);
+		return;
+	}
+	if (list_empty(&c->queue)) {
+		if (!run_read(c, h.xid, h.type, frame + in.off, len - in.off, now))
+			conn_close(c);
+		return;
+	}
+	/* Behind a write of this connection: keep a copy and wait. */
+	struct request *r = request_get(srv, c, h.xid, h.type);
+	uint8_t *copy = r ? arena_alloc(&r->arena, len - in.off + 1) : NULL;
+	if (copy == NULL) {
+		if (r)
+			request_put(srv, r);
+		reply_error(c, h.xid, h.type, ZSYSTEMERROR);
+		return;
+	}
+	memcpy(copy, frame + in.off, len - in.off);
+	r->bytes = copy;
+	r->len = len - in.off;
+	r->received_ns = now;
+	r->state = REQ_READ;
+	enqueue(c, r);
+}
+
+void server_conn_closed(struct conn *c)
+{
+	struct server *srv = c->srv;
+	while (!list_empty(&c->queue)) {
+		struct request *r = CONTAINER_OF(c->queue.next, struct request, link);
+		dequeue(c, r);
+		if (r->state == REQ_WRITE)
+			r->conn = NULL; /* commit still holds it; nobody to answer */
+		else
+			request_put(srv, r);
+	}
+	watch_remove_owner(&srv->watches, &c->watches);
+	if (c->session && c->session->conn == c)
+		c->session->conn = NULL;
+	c->session = NULL;
+}
+
+void server_drain_queue(struct conn *c)
+{
+	struct server *srv = c->srv;
+	while (!c->closed && !list_empty(&c->queue)) {
+		struct request *r = CONTAINER_OF(c->queue.next, struct request, link);
+		if (r->state == REQ_WRITE)
+			break;
+		dequeue(c, r);
+		if (r->state == REQ_DONE) {
+			jute_put_raw(&c->out, r->bytes, r->len);
+			c->sent_count++;
+			srv->stats.packets_sent++;
+			conn_mark_dirty(c);
+			request_put(srv, r);
+			continue;
+		}
+		arena_reset(&c->frame_arena);
+		bool ok = run_read(c, r->xid, r->op, r->bytes, r->len, r->received_ns);
+		request_put(srv, r);
+		if (!ok) {
+			conn_close(c);
+			return;
+		}
+	}
+	conn_resume_if_idle(c);
+}
+
+/* ---- the handshake ------------------------------------------------------ */
+
+static void send_connect_response(struct conn *c, int32_t timeout, int64_t session_id,
+				  const uint8_t *passwd)
+{
+	static const uint8_t zeros[16];
+	size_t at = jute_frame_begin(&c->out);
+	struct zk_connect_response resp = {
+		.protocol_version = 0,
+		.timeout = timeout,
+		.session_id = session_id,
+		.passwd = { passwd ? passwd : zeros, 16 },
+		.read_only = false,
+	};
+	zk_encode_connect_response(&c->out, &resp);
+	jute_frame_end(&c->out, at);
+	c->sent_count++;
+	c->srv->stats.packets_sent++;
+	conn_mark_dirty(c);
+}
+
+static void attach_session(struct conn *c, struct session *s)
+{
+	if (s->conn && s->conn != c) {
+		struct conn *old = s->conn;
+		log_msg(LOG_INFO, "server", "session 0x%llx moved from %s to %s",
+			(unsigned long long)s->id, old->peer, c->peer);
+		old->session = NULL;
+		s->conn = NULL;
+		conn_close(old);
+	}
+	s->conn = c;
+	c->session = s;
+	c->session_id = s->id;
+	c->timeout = s->timeout;
+}
+
+void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
+{
+	struct server *srv = c->srv;
+	struct jute_in in;
+	jute_in_init(&in, frame, len, &c->frame_arena);
+	struct zk_connect_request req;
+	if (zk_decode_connect_request(&in, &req) != 0) {
+		log_msg(LOG_WARN, "server", "%s: malformed connect request; closing", c->peer);
+		conn_close(c);
+		return;
+	}
+	c->handshaken = true;
+	int64_t last = tree_last_zxid(srv->tree);
+	if (req.last_zxid_seen > last) {
+		log_msg(LOG_INFO, "server",
+			"%s: refusing session request: the client has seen zxid 0x%llx, our last "
+			"is 0x%llx",
+			c->peer, (unsigned long long)req.last_zxid_seen, (unsigned long long)last);
+		conn_close(c);
+		return;
+	}
+	if (req.session_id != 0) {
+		struct session *s = session_get(&srv->sessions, req.session_id);
+		if (s == NULL || s->closing || req.passwd.len != 16 ||
+		    memcmp(s->passwd, req.passwd.p, 16) != 0) {
+			log_msg(LOG_INFO, "server", "%s: invalid session 0x%llx (%s)", c->peer,
+				(unsigned long long)req.session_id,
+				s == NULL || s->closing ? "expired" : "wrong password");
+			send_connect_response(c, 0, 0, NULL);
+			conn_close_after_flush(c);
+			return;
+		}
+		attach_session(c, s);
+		session_touch(&srv->sessions, s, (int64_t)uv_now(srv->loop));
+		send_connect_response(c, s->timeout, s->id, s->passwd);
+		return;
+	}
+	if (srv->log_failed) {
+		log_msg(LOG_WARN, "server", "%s: no new sessions while the log fails", c->peer);
+		conn_close(c);
+		return;
+	}
+	/* A new session: its createSession txn goes through commit; the
+	 * response is sent when it applies (apply_create_session()). */
+	struct request *r = request_get(srv, c, 0, ZK_OP_CREATE_SESSION);
+	if (r == NULL) {
+		conn_close(c);
+		return;
+	}
+	c->session_id = session_next_id(&srv->sessions);
+	r->session_id = c->session_id;
+	struct prep_request pr = { .session_id = c->session_id, .op = ZK_OP_CREATE_SESSION,
+				   .auth = &c->auth, .u.connect = req };
+	bool multi_failed;
+	int err = prep_write(&srv->prep, srv->tree, &pr, srv->last_proposed + 1,
+			     server_wall_ms(), &r->arena, &r->txn, &multi_failed);
+	if (err != ZOK || submit(srv, r) != 0) {
+		request_put(srv, r);
+		conn_close(c);
+		return;
+	}
+	r->state = REQ_WRITE;
+	enqueue(c, r);
+}
+
+/* ---- apply -------------------------------------------------------------- */
+
+void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
+{
+	struct tree_apply_result res;
+	int rc = tree_apply(srv->tree, txn, srv->recovering ? NULL : &srv->sink, &res);
+	if (rc != 0) {
+		log_msg(LOG_ERROR, "server", "out of memory applying zxid 0x%llx; stopping",
+			(unsigned long long)txn->zxid);
+		srv->exit_code = 2;
+		server_stop(srv);
+		return;
+	}
+	if (res.err == ZRUNTIMEINCONSISTENCY && txn->body_case != QUORUM__TXN__BODY_MULTI)
+		log_msg(LOG_ERROR, "server", "txn 0x%llx does not fit the tree",
+			(unsigned long long)txn->zxid);
+	prep_applied(&srv->prep, txn->zxid);
+
+	struct conn *c = r ? r->conn : NULL;
+	int64_t now = (int64_t)uv_now(srv->loop);
+	switch (txn->body_case) {
+	case QUORUM__TXN__BODY_CREATE_SESSION: {
+		const Quorum__CreateSessionTxn *cs = txn->create_session;
+		uint8_t pw[16] = { 0 };
+		memcpy(pw, cs->passwd.data, cs->passwd.len < 16 ? cs->passwd.len : 16);
+		struct session *s = session_add(&srv->sessions, txn->session_id, cs->timeout, pw, now);
+		if (s == NULL)
+			s = session_get(&srv->sessions, txn->session_id);
+		if (c && s) {
+			dequeue(c, r);
+			attach_session(c, s);
+			send_connect_response(c, s->timeout, s->id, s->passwd);
+			log_msg(LOG_DEBUG, "server", "%s: new session 0x%llx, timeout %d ms", c->peer,
+				(unsigned long long)s->id, s->timeout);
+			request_put(srv, r);
+			server_drain_queue(c);
+			return;
+		}
+		break;
+	}
+	case QUORUM__TXN__BODY_CLOSE_SESSION: {
+		struct session *s = session_get(&srv->sessions, txn->session_id);
+		if (s) {
+			struct conn *owner = s->conn;
+			if (owner) {
+				owner->session = NULL;
+				if (owner != c)
+					conn_close_after_flush(owner);
+			}
+			session_remove(&srv->sessions, s);
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	if (c == NULL) {
+		if (r)
+			request_put(srv, r);
+		return;
+	}
+	dequeue(c, r);
+	size_t at = reply_begin(c, r->xid, txn->zxid, r->op == ZK_OP_MULTI ? ZOK : res.err);
+	if (res.err == ZOK || r->op == ZK_OP_MULTI)
+		put_write_result(c, r->op, &res, r->op_types);
+	reply_end(c, at, r->op, txn->zxid);
+	note_latency(srv, r->received_ns);
+	if (r->op == ZK_OP_CLOSE_SESSION)
+		conn_close_after_flush(c);
+	request_put(srv, r);
+	server_drain_queue(c);
+}
+
+static void take_snapshot_if_due(struct server *srv)
+{
+	if (!storage_snapshot_due(srv->storage))
+		return;
+	size_t n = session_count(&srv->sessions), i = 0;
+	struct storage_session *ss = malloc(sizeof(*ss) * (n ? n : 1));
+	if (ss == NULL)
+		return;
+	SESSION_FOR_EACH(s, &srv->sessions) {
+		ss[i].id = s->id;
+		ss[i].timeout = s->timeout;
+		memcpy(ss[i].passwd, s->passwd, 16);
+		i++;
+	}
+	int rc = storage_snapshot(srv->storage, srv->tree, ss, n);
+	if (rc != 0 && rc != -EBUSY)
+		log_msg(LOG_WARN, "server", "snapshot: %s", strerror(-rc));
+	free(ss);
+}
+
+static void on_log_failure(struct server *srv)
+{
+	if (!srv->log_failed)
+		log_msg(LOG_ERROR, "server",
+			"the txn log cannot take writes; failing writes until it can");
+	srv->log_failed = true;
+}
+
+/* storage's durable callback: the txn is on disk (status 0) or never
+ * will be. */
+static void on_durable(void *ctx, void *cookie, int status)
+{
+	struct server *srv = ctx;
+	struct request *r = cookie;
+	srv->inflight--;
+	srv->stats.outstanding--;
+	if (status == 0 && !srv->log_failed) {
+		server_apply(srv, r->txn, r);
+		take_snapshot_if_due(srv);
+	} else {
+		/* Not durable, or behind one that was not: it never happened.
+		 * Everything prepped after it assumed it would, so once the
+		 * last in-flight txn is back the overlay starts over from the
+		 * tree. */
+		on_log_failure(srv);
+		struct conn *c = r->conn;
+		if (c) {
+			dequeue(c, r);
+			if (r->op == ZK_OP_CREATE_SESSION) {
+				conn_close(c);
+			} else {
+				reply_error(c, r->xid, r->op, ZSYSTEMERROR);
+				server_drain_queue(c);
+			}
+		} else if (r->op == ZK_OP_CLOSE_SESSION) {
+			struct session *s = session_get(&srv->sessions, r->session_id);
+			if (s)
+				s->closing = false; /* expire it again later */
+		}
+		request_put(srv, r);
+	}
+	if (srv->log_failed && srv->inflight == 0) {
+		prep_reset(&srv->prep);
+		srv->last_proposed = tree_last_zxid(srv->tree);
+		srv->log_failed = false;
+		log_msg(LOG_INFO, "server", "accepting writes again");
+	}
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static void expire_session(void *ctx, struct session *s)
+{
+	struct server *srv = ctx;
+	if (srv->log_failed)
+		return; /* tried again at the next tick */
+	struct request *r = request_get(srv, NULL, 0, ZK_OP_CLOSE_SESSION);
+	if (r == NULL)
+		return;
+	r->session_id = s->id;
+	r->txn = prep_close_session(&srv->prep, srv->tree, s->id, srv->last_proposed + 1,
+				    server_wall_ms(), &r->arena);
+	if (r->txn == NULL || submit(srv, r) != 0) {
+		request_put(srv, r);
+		return;
+	}
+	log_msg(LOG_INFO, "server", "session 0x%llx expired (timeout %d ms)",
+		(unsigned long long)s->id, s->timeout);
+	s->closing = true;
+}
+
+static int expire_node(void *ctx, const struct znode *n)
+{
+	struct server *srv = ctx;
+	struct request *r = request_get(srv, NULL, 0, ZK_OP_DELETE);
+	if (r == NULL)
+		return 1;
+	r->txn = prep_expire_node(&srv->prep, srv->tree, znode_path(n), srv->last_proposed + 1,
+				  server_wall_ms(), &r->arena);
+	if (r->txn == NULL || submit(srv, r) != 0)
+		request_put(srv, r);
+	return 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	int64_t now = (int64_t)uv_now(srv->loop);
+	session_expire(&srv->sessions, now, expire_session, srv);
+	if (now >= srv->expire_next_ms && !srv->log_failed) {
+		srv->expire_next_ms = now + srv->cfg->container_check_ms;
+		tree_for_each_expired(srv->tree, server_wall_ms(), expire_node, srv);
+	}
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+static int recover_session(void *ctx, const struct storage_session *ss)
+{
+	struct server *srv = ctx;
+	session_add(&srv->sessions, ss->id, ss->timeout, ss->passwd, (int64_t)uv_now(srv->loop));
+	return 0;
+}
+
+static int recover_txn(void *ctx, const Quorum__Txn *txn)
+{
+	server_apply(ctx, txn, NULL);
+	return 0;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct server *srv = s->data;
+	log_msg(LOG_INFO, "server", "signal %d: shutting down", signum);
+	server_stop(srv);
+}
+
+int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->loop = loop;
+	srv->cfg = cfg;
+	srv->started_ns = server_now_ns();
+	list_init(&srv->conns);
+	list_init(&srv->dirty);
+	list_init(&srv->free_requests);
+	srv->tree = tree_new();
+	if (srv->tree == NULL) {
+		log_msg(LOG_ERROR, "server", "out of memory");
+		return -1;
+	}
+	srv->sink = (struct tree_event_sink){ on_tree_event, srv };
+	session_table_init(&srv->sessions, cfg->myid, cfg->tick_time, server_wall_ms(),
+			   (int64_t)uv_now(loop));
+	watch_table_init(&srv->watches, deliver_event, srv);
+	prep_init(&srv->prep, cfg->min_session_timeout, cfg->max_session_timeout);
+
+	struct storage_config sc = {
+		.data_dir = cfg->data_dir,
+		.log_dir = cfg->data_log_dir[0] ? cfg->data_log_dir : cfg->data_dir,
+		.snap_count = cfg->snap_count,
+		.prealloc_bytes = cfg->prealloc_kb * 1024,
+		.snap_retain = cfg->purge_snap_retain,
+		.purge_interval_h = cfg->purge_interval,
+	};
+	const char *err = NULL;
+	int rc = storage_open(&srv->storage, loop, &sc, on_durable, srv, &err);
+	if (rc != 0) {
+		log_msg(LOG_ERROR, "server", "storage: %s", err ? err : strerror(-rc));
+		return -1;
+	}
+	uint64_t t0 = server_now_ns();
+	/* Replayed txns fire no watches: nobody is connected yet. */
+	srv->recovering = true;
+	rc = storage_recover(srv->storage, srv->tree, recover_session, recover_txn, srv);
+	srv->recovering = false;
+	if (rc != 0) {
+		log_msg(LOG_ERROR, "server", "recovery failed: %s", strerror(-rc));
+		return -1;
+	}
+	srv->last_proposed = tree_last_zxid(srv->tree);
+	log_msg(LOG_INFO, "server", "recovered %lld znodes and %zu sessions up to zxid 0x%llx in %.1f ms",
+		(long long)tree_node_count(srv->tree), session_count(&srv->sessions),
+		(unsigned long long)srv->last_proposed, (double)(server_now_ns() - t0) / 1e6);
+
+	if (conn_listen(srv) != 0)
+		return -1;
+	uv_timer_init(loop, &srv->tick);
+	srv->tick.data = srv;
+	uint64_t tick = cfg->tick_time > 0 ? (uint64_t)cfg->tick_time : 2000;
+	/* Containers and TTL nodes are looked at more often than sessions
+	 * expire when the check interval is short. */
+	if ((uint64_t)cfg->container_check_ms < tick && cfg->container_check_ms > 0)
+		tick = (uint64_t)cfg->container_check_ms;
+	uv_timer_start(&srv->tick, on_tick, tick, tick);
+	uv_signal_init(loop, &srv->sigterm);
+	uv_signal_init(loop, &srv->sigint);
+	srv->sigterm.data = srv->sigint.data = srv;
+	uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&srv->sigint, on_signal, SIGINT);
+	return 0;
+}
+
+static void on_storage_closed(void *ctx)
+{
+	struct server *srv = ctx;
+	srv->storage = NULL;
+	prep_destroy(&srv->prep);
+	watch_table_destroy(&srv->watches);
+	session_table_destroy(&srv->sessions);
+	tree_free(srv->tree);
+	srv->tree = NULL;
+	while (!list_empty(&srv->free_requests)) {
+		struct request *r = CONTAINER_OF(srv->free_requests.next, struct request, link);
+		list_remove(&r->link);
+		arena_destroy(&r->arena);
+		free(r);
+	}
+	log_msg(LOG_INFO, "server", "stopped");
+}
+
+void server_stop(struct server *srv)
+{
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	if (uv_is_active((uv_handle_t *)&srv->listener) || srv->listener.data)
+		uv_close((uv_handle_t *)&srv->listener, NULL);
+	uv_close((uv_handle_t *)&srv->tick, NULL);
+	uv_close((uv_handle_t *)&srv->flush, NULL);
+	uv_close((uv_handle_t *)&srv->sigterm, NULL);
+	uv_close((uv_handle_t *)&srv->sigint, NULL);
+	while (!list_empty(&srv->conns))
+		conn_close(CONTAINER_OF(srv->conns.next, struct conn, link));
+	/* Txns still in flight become durable (or fail) before the storage
+	 * closes; their requests have no connection left to answer. */
+	storage_close(srv->storage, on_storage_closed, srv);
+}

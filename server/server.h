@@ -1,0 +1,170 @@
+/*
+ * server: one quorumd — its loop, its listener and connections, and the
+ * request path from a decoded frame to a reply.
+ *
+ * The request path (DESIGN):
+ *   conn.c       frames in, replies out, one FIFO of requests per connection
+ *   server.c     reads run against the tree at once; writes are prepped
+ *                into txns (prep.c) and handed to commit
+ *   commit       standalone: the txn log (storage.c); the txn is applied
+ *                when it is durable. Replication will take this place: it
+ *                calls server_apply() for each committed txn, in zxid order.
+ *   apply        tree_apply(), session table, watches fire, then the reply
+ *
+ * Ordering: a connection's replies leave in request order. A read that
+ * arrives while a write of its connection is in flight waits in the
+ * connection's FIFO until that write is applied, so a client always reads
+ * its own writes, and sees a watch event before the data that caused it
+ * (the event is queued when the txn applies, before any later reply).
+ *
+ * Everything here runs on the loop thread; only storage's sync thread is
+ * elsewhere.
+ */
+#ifndef QUORUM_SERVER_H
+#define QUORUM_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "acl.h"
+#include "arena.h"
+#include "config.h"
+#include "list.h"
+#include "prep.h"
+#include "session.h"
+#include "storage.h"
+#include "tree.h"
+#include "watch.h"
+#include "zk.h"
+
+#define QUORUMD_VERSION "3.9.2-quorumd-0.1.0"
+
+enum request_state {
+	REQ_READ,    /* a read waiting behind a write of its connection */
+	REQ_WRITE,   /* a txn on its way to commit */
+	REQ_DONE,    /* a reply ready, waiting for the requests ahead of it */
+};
+
+struct request {
+	struct list link;        /* in conn.queue, or in server.free_requests */
+	struct conn *conn;       /* NULL once its connection has closed */
+	int64_t session_id;
+	int32_t xid, op;
+	enum request_state state;
+	Quorum__Txn *txn;        /* REQ_WRITE: in arena */
+	int32_t *op_types;       /* REQ_WRITE multi: each op's request type */
+	const uint8_t *bytes;    /* REQ_READ: the frame body; REQ_DONE: the reply frame */
+	size_t len;
+	uint64_t received_ns;    /* for the latency figures of srvr/mntr */
+	struct arena arena;      /* everything above; reset when recycled */
+};
+
+struct conn {
+	struct server *srv;
+	uv_tcp_t tcp;
+	struct list link;        /* in server.conns */
+	struct list dirty_link;  /* in server.dirty while `out` holds bytes */
+	char ip[64];             /* for the ip ACL scheme and maxClientCnxns */
+	char peer[80];           /* "ip:port", for log lines and cons */
+	uint8_t *in;             /* bytes read but not yet a whole frame */
+	size_t in_len, in_cap;
+	struct arena frame_arena; /* decoded vectors of the frame being handled */
+	struct jute_out out;     /* replies not yet handed to the socket */
+	struct jute_out wbuf;    /* the bytes a uv_write is sending */
+	uv_write_t wreq;
+	bool writing;            /* wreq in flight */
+	bool handshaken;         /* the ConnectRequest has been handled */
+	bool closing;            /* close once `out` is flushed */
+	bool closed;             /* uv_close called */
+	bool paused;             /* reading stopped: too much outstanding */
+	struct session *session; /* after the handshake */
+	int64_t session_id;
+	int32_t timeout;         /* negotiated */
+	struct acl_auth auth;
+	struct watch_owner watches;
+	struct list queue;       /* struct request, arrival order */
+	int32_t queued;          /* requests in queue */
+	/* figures for cons */
+	uint64_t recv_count, sent_count;
+	int64_t last_zxid, last_cxid, connected_ms;
+	int32_t last_op;
+};
+
+struct server_stats {
+	uint64_t packets_received, packets_sent;
+	uint64_t lat_count, lat_total_us, lat_min_us, lat_max_us;
+	uint64_t outstanding;  /* writes in flight */
+	uint64_t conn_refused; /* maxClientCnxns */
+};
+
+struct server {
+	uv_loop_t *loop;
+	struct config *cfg;
+	struct tree *tree;
+	struct storage *storage;
+	struct session_table sessions;
+	struct watch_table watches;
+	struct prep prep;
+	struct tree_event_sink sink; /* tree -> watches */
+	uv_tcp_t listener;
+	uv_timer_t tick;        /* session expiry, containers and TTL nodes */
+	uv_prepare_t flush;     /* writes every dirty connection once an iteration */
+	uv_signal_t sigterm, sigint;
+	struct list conns;
+	struct list dirty;
+	struct list free_requests; /* recycled struct request, arenas kept */
+	size_t n_free_requests;
+	int64_t last_proposed;  /* the newest zxid handed to commit */
+	int64_t inflight;       /* txns handed to commit, not yet applied or failed */
+	bool log_failed;        /* the log failed: refuse writes until inflight drains */
+	int64_t expire_next_ms; /* when to look for expired containers/TTL nodes */
+	bool recovering;        /* replaying the log: no watches, no replies */
+	bool stopping;
+	struct server_stats stats;
+	uint64_t started_ns;
+	int exit_code;
+};
+
+/* Loads config, recovers from disk, starts listening. Returns 0, or -1
+ * after logging why. */
+int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg);
+/* Stops accepting, closes every connection, drains the log and frees
+ * everything; the loop then has nothing left and uv_run() returns. */
+void server_stop(struct server *srv);
+
+/* Applies one committed txn in zxid order, then replies to the request
+ * that made it (r is NULL for txns from recovery or from this server's own
+ * timers, and r->conn is NULL when its connection has gone). */
+void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r);
+
+/* ---- between conn.c and server.c ---------------------------------------- */
+
+/* A whole frame from a connection past its handshake. */
+void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len);
+/* The ConnectRequest frame. */
+void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len);
+/* The connection is going away: detach its requests, watches, session. */
+void server_conn_closed(struct conn *c);
+/* Runs the requests at the head of the connection's queue that can run. */
+void server_drain_queue(struct conn *c);
+
+struct request *request_get(struct server *srv, struct conn *c, int32_t xid, int32_t op);
+void request_put(struct server *srv, struct request *r);
+
+/* conn.c */
+int conn_listen(struct server *srv);
+void conn_close(struct conn *c);            /* at once */
+void conn_close_after_flush(struct conn *c);
+void conn_mark_dirty(struct conn *c);       /* `out` has bytes for the socket */
+void conn_flush_all(struct server *srv);
+size_t conn_count_for_ip(struct server *srv, const char *ip);
+void conn_pause_if_busy(struct conn *c);
+void conn_resume_if_idle(struct conn *c);
+/* Handles a four-letter word; returns true if `word` was one. */
+bool admin_handle(struct conn *c, const uint8_t word[4]);
+
+uint64_t server_now_ns(void);
+int64_t server_wall_ms(void);
+
+#endif
