@@ -1,0 +1,268 @@
+/*
+ * conn: one TCP connection to one server — resolve, connect, frame the byte
+ * stream, write whole buffers. It knows nothing of the protocol: complete
+ * frames go up to qci_session_on_frame(), failures to qci_session_on_error().
+ *
+ * DESIGN: a conn is owned by the I/O thread. qci_conn_close() detaches it from
+ * the client at once (no session_on_* call follows) and frees it when libuv
+ * is done with every handle and request it started: the TCP handle's close
+ * callback, or a pending getaddrinfo's callback. At most one write is in
+ * flight; its buffer belongs to the write request and is freed in the write
+ * callback, which libuv runs (with UV_ECANCELED) before the close callback.
+ */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+
+#define READ_CHUNK (64 * 1024)
+
+struct conn {
+	struct qc_client *c;
+	bool dead;            /* detached: callbacks only clean up */
+	bool tcp_open;        /* tcp was initialised: free in its close cb */
+	bool resolving;       /* gai in flight: free in its callback */
+	bool connected;
+	bool writing;
+	uint16_t port;
+	uv_getaddrinfo_t gai;
+	uv_connect_t connect;
+	uv_tcp_t tcp;
+	uint8_t *rbuf;        /* received bytes not yet framed */
+	size_t rlen, rcap;
+	char peer[QC_HOST_MAX_NAME + 16];
+};
+
+struct write_req {
+	uv_write_t req;
+	struct conn *cn;
+	struct jute_out out;
+};
+
+const char *qci_conn_peer(const struct conn *cn) { return cn->peer; }
+
+static void conn_free(struct conn *cn)
+{
+	free(cn->rbuf);
+	free(cn);
+}
+
+static void on_tcp_close(uv_handle_t *h)
+{
+	conn_free(h->data);
+}
+
+/* Reports a failure once, then the session closes us. */
+static void fail(struct conn *cn, const char *why)
+{
+	if (!cn->dead)
+		qci_session_on_error(cn->c, cn, why);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *cn = h->data;
+	(void)suggested;
+	if (cn->rcap - cn->rlen < READ_CHUNK / 4) {
+		size_t cap = cn->rcap ? cn->rcap * 2 : READ_CHUNK;
+		size_t max = QC_MAX_FRAME + 4 + READ_CHUNK;
+		if (cap > max)
+			cap = max;
+		uint8_t *p = cap > cn->rcap ? realloc(cn->rbuf, cap) : NULL;
+		if (p) {
+			cn->rbuf = p;
+			cn->rcap = cap;
+		}
+	}
+	buf->base = (char *)cn->rbuf + cn->rlen;
+	buf->len = cn->rcap - cn->rlen;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct conn *cn = s->data;
+	(void)buf;
+	if (cn->dead)
+		return;
+	if (n < 0) {
+		fail(cn, n == UV_EOF	   ? "closed by the server"
+			 : n == UV_ENOBUFS ? "out of memory for the receive buffer"
+					   : uv_strerror((int)n));
+		return;
+	}
+	if (n == 0)
+		return; /* EAGAIN */
+	cn->rlen += (size_t)n;
+	size_t off = 0;
+	while (!cn->dead && cn->rlen - off >= 4) {
+		uint32_t len;
+		memcpy(&len, cn->rbuf + off, 4);
+		len = be32toh(len);
+		if (len > QC_MAX_FRAME) {
+			log_msg(LOG_WARN, "client", "%s: reply of %u bytes over the %d-byte limit; "
+				"dropping the connection", cn->peer, len, QC_MAX_FRAME);
+			fail(cn, "frame too large");
+			return;
+		}
+		if (cn->rlen - off - 4 < len)
+			break;
+		qci_session_on_frame(cn->c, cn, cn->rbuf + off + 4, len);
+		off += 4 + (size_t)len;
+	}
+	if (cn->dead)
+		return;
+	memmove(cn->rbuf, cn->rbuf + off, cn->rlen - off);
+	cn->rlen -= off;
+}
+
+/* ---- connecting --------------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct conn *cn = req->data;
+	if (cn->dead)
+		return;
+	if (status < 0) {
+		fail(cn, uv_strerror(status));
+		return;
+	}
+	uv_tcp_nodelay(&cn->tcp, 1);
+	int rc = uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
+	if (rc < 0) {
+		fail(cn, uv_strerror(rc));
+		return;
+	}
+	cn->connected = true;
+	qci_session_on_connected(cn->c, cn);
+}
+
+/* Returns 0 or a libuv error; on error the caller reports it. */
+static int start_connect(struct conn *cn, const struct sockaddr *sa)
+{
+	int rc = uv_tcp_init(&cn->c->loop, &cn->tcp);
+	if (rc < 0)
+		return rc;
+	cn->tcp.data = cn;
+	cn->tcp_open = true;
+	cn->connect.data = cn;
+	return uv_tcp_connect(&cn->connect, &cn->tcp, sa, on_connect);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct conn *cn = req->data;
+	cn->resolving = false;
+	if (cn->dead) {
+		uv_freeaddrinfo(res);
+		if (!cn->tcp_open)
+			conn_free(cn);
+		return;
+	}
+	if (status < 0 || res == NULL) {
+		uv_freeaddrinfo(res);
+		fail(cn, status < 0 ? uv_strerror(status) : "no address");
+		return;
+	}
+	int rc = start_connect(cn, res->ai_addr);
+	uv_freeaddrinfo(res);
+	if (rc < 0)
+		fail(cn, uv_strerror(rc));
+}
+
+struct conn *qci_conn_open(struct qc_client *c, const struct qc_host *h)
+{
+	struct conn *cn = calloc(1, sizeof(*cn));
+	if (cn == NULL)
+		return NULL;
+	cn->c = c;
+	cn->port = h->port;
+	snprintf(cn->peer, sizeof(cn->peer), strchr(h->name, ':') ? "[%s]:%u" : "%s:%u",
+		 h->name, h->port);
+	struct sockaddr_storage ss;
+	int rc;
+	if (uv_ip4_addr(h->name, h->port, (struct sockaddr_in *)&ss) == 0 ||
+	    uv_ip6_addr(h->name, h->port, (struct sockaddr_in6 *)&ss) == 0) {
+		rc = start_connect(cn, (struct sockaddr *)&ss);
+	} else {
+		char port[8];
+		snprintf(port, sizeof(port), "%u", h->port);
+		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+		cn->gai.data = cn;
+		rc = uv_getaddrinfo(&c->loop, &cn->gai, on_resolved, h->name, port, &hints);
+		cn->resolving = rc == 0;
+	}
+	if (rc < 0) {
+		log_msg(LOG_DEBUG, "client", "%s: %s", cn->peer, uv_strerror(rc));
+		cn->dead = true;
+		if (cn->tcp_open)
+			uv_close((uv_handle_t *)&cn->tcp, on_tcp_close);
+		else
+			conn_free(cn);
+		return NULL;
+	}
+	return cn;
+}
+
+void qci_conn_close(struct conn *cn)
+{
+	if (cn == NULL || cn->dead)
+		return;
+	cn->dead = true;
+	if (cn->tcp_open)
+		uv_close((uv_handle_t *)&cn->tcp, on_tcp_close);
+	else if (cn->resolving)
+		uv_cancel((uv_req_t *)&cn->gai); /* its callback frees cn */
+	else
+		conn_free(cn);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+bool qci_conn_can_write(const struct conn *cn)
+{
+	return cn && !cn->dead && cn->connected && !cn->writing;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct write_req *w = req->data;
+	struct conn *cn = w->cn;
+	jute_out_free(&w->out);
+	free(w);
+	cn->writing = false;
+	if (cn->dead)
+		return;
+	if (status < 0) {
+		fail(cn, uv_strerror(status));
+		return;
+	}
+	qci_session_on_writable(cn->c, cn);
+}
+
+int qci_conn_write(struct conn *cn, struct jute_out *out)
+{
+	struct write_req *w = malloc(sizeof(*w));
+	if (w == NULL) {
+		jute_out_free(out);
+		return UV_ENOMEM;
+	}
+	w->out = *out;
+	jute_out_init(out);
+	w->cn = cn;
+	w->req.data = w;
+	uv_buf_t b = uv_buf_init((char *)w->out.buf, (unsigned)w->out.len);
+	int rc = uv_write(&w->req, (uv_stream_t *)&cn->tcp, &b, 1, on_write);
+	if (rc < 0) {
+		jute_out_free(&w->out);
+		free(w);
+		return rc;
+	}
+	cn->writing = true;
+	return 0;
+}
