@@ -1,0 +1,282 @@
+/*
+ * fs.h: what the modules of the quorumfs daemon share.
+ *
+ * One daemon serves one mount. Its parts:
+ *   main.c       options, mount, daemonize, start and stop everything
+ *   session.c    the mount's ZooKeeper session: hold/release around a call,
+ *                replace it after expiry, ZooKeeper error -> errno
+ *   inode.c      the inode table (kernel node ids <-> znode paths)
+ *   cache.c      znode Stat and data, kept fresh by the mount's watch
+ *   ops.c        the FUSE lowlevel handlers
+ *   echo.c       remote changes -> kernel invalidations + echo syscalls
+ *   ephemeral.c  one session per process that creates ephemeral nodes
+ *   lock.c       flock/fcntl locks as ZooKeeper lock-recipe locks
+ *   names.c      creation suffixes, reserved names, path joining
+ * quorumfs(5) describes the semantics; this header only the plumbing.
+ */
+#ifndef QUORUMFS_FS_H
+#define QUORUMFS_FS_H
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "quorum_client.h"
+
+/* ---- options (main.c) ---------------------------------------------------- */
+
+struct fs_options {
+	char *hosts;              /* connect string, with the chroot if any */
+	char *mountpoint;         /* absolute */
+	bool foreground;          /* -f: stay in the foreground, log to stderr */
+	bool debug;               /* -d: libfuse's request trace, implies -f */
+	bool single_thread;       /* -s */
+	bool ro;                  /* -o ro: enforced by the daemon (see ops.c) */
+	bool quiet;               /* -o quiet: chmod/chown that differ succeed */
+	uid_t uid;                /* -o uid=: owner of every file */
+	gid_t gid;                /* -o gid= */
+	mode_t umask;             /* -o umask=: applied to 0666 / 0777 */
+	unsigned cache_s;         /* -o cache=: the one cache-policy setting */
+	unsigned timeout_ms;      /* -o timeout=: bound of every ensemble call */
+	unsigned session_timeout_ms; /* -o session_timeout= */
+	unsigned max_size;        /* -o max_size=: largest file, bytes */
+};
+
+/* The one daemon. Fields are set before the FUSE loop starts and read-only
+ * afterwards, unless their comment names a lock. */
+struct fs {
+	struct fs_options opt;
+	struct fuse_session *se;
+	double timeout;           /* entry/attr/negative timeout, from cache_s;
+				     0 when there is no watch */
+	bool watching;            /* the persistent recursive watch is set:
+				     caches and the echo depend on it
+				     (atomic: set by session.c on (re)connect) */
+	pid_t echo_tid;           /* the echo thread's id (set before the loop) */
+};
+extern struct fs fs;
+
+/* Logs to stderr in the foreground, to syslog as a daemon. */
+void fs_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- the session (session.c) --------------------------------------------- */
+
+/* Opens the mount's session and waits (bounded by timeout_ms) for it; sets
+ * the persistent recursive watch on "/". Returns 0 or a negative errno. */
+int fs_session_start(void);
+void fs_session_stop(void);
+/* The client for one call: qc_* with it between hold and release. Release
+ * with the call's result: ZSESSIONEXPIRED schedules a new session.
+ * fs_session_retry() says whether the call should be retried once (the
+ * session was replaced meanwhile). */
+struct qc_client *fs_session_hold(void);
+void fs_session_release(int zerr);
+bool fs_session_retry(int zerr);
+/* Called by the echo thread when fs_session_release saw an expiry: opens a
+ * new session, sets the watch, swaps it in, closes the old one. */
+int fs_session_renew(void);
+/* ZooKeeper error -> errno, as quorumfs(5) documents. */
+int zerr_errno(int zerr);
+
+/* ---- paths and names (names.c) ------------------------------------------- */
+
+#define FS_RESERVED_PREFIX ".quorumfs-"
+#define FS_LOCK_ROOT "/.quorumfs-locks"
+#define FS_DIR_MARKER ".quorumfs-dir"
+#define FS_DATA_NAME ".data"
+
+/* parent + "/" + name, malloc'd ("/" + name for the root). */
+char *names_join(const char *parent, const char *name);
+/* The last component of path ("" for "/"). */
+const char *names_base(const char *path);
+/* The parent of path, malloc'd ("/" for a top-level node). */
+char *names_parent(const char *path);
+/* Splits "NAME#e", "NAME#s", "NAME#es" into NAME and a create mode; returns
+ * true if name had a suffix (*mode set), false otherwise. */
+bool names_suffix(const char *name, char **base, int32_t *mode);
+/* Names listings and lookups never show: "." ".." and the reserved
+ * prefix (lock namespace, mkdir marker). */
+bool names_hidden(const char *name);
+/* A znode Stat says "directory": children now, or ever (see quorumfs(5)). */
+static inline bool names_is_dir(const struct zk_stat *st)
+{
+	return st->num_children > 0 || st->cversion > 0;
+}
+
+/* ---- inodes (inode.c) ---------------------------------------------------- */
+
+enum inode_kind { INODE_FILE, INODE_DIR, INODE_DATA /* DIR/.data */ };
+
+struct fh;
+
+struct inode {
+	fuse_ino_t id;              /* the kernel's node id; immutable */
+	enum inode_kind kind;       /* immutable: a type change is a new inode */
+	uint64_t ino;               /* st_ino; immutable */
+	int64_t czxid;              /* of the znode it stands for; immutable
+				       (0: not created yet, or a ghost) */
+	/* Under the table lock: */
+	char *path;                 /* znode path (for DATA: the directory's) */
+	bool hashed;                /* findable by path */
+	uint64_t nlookup;           /* the kernel's lookup count */
+	uint64_t refs;              /* holds by daemon threads */
+	struct zk_stat stat;        /* last known */
+	bool have_stat;
+	int64_t page_mzxid;         /* mzxid of the data the page cache holds */
+	struct fh *pending;         /* a create not committed yet: its file */
+	int64_t dirty_size;         /* size of unflushed writes, -1 if none */
+};
+
+void inode_init(void);
+void inode_shutdown(void);
+struct inode *inode_root(void);
+/* The inode for a kernel node id (valid while the kernel holds it). */
+struct inode *inode_of(fuse_ino_t id);
+/* Finds or makes the inode of path as `kind`, adds one kernel lookup,
+ * refreshes its Stat. A hashed inode of another kind or another czxid is
+ * unhashed first (a new znode, or a type change, is a new inode). */
+struct inode *inode_lookup(const char *path, enum inode_kind kind, const struct zk_stat *st);
+/* An inode not findable by path (a pending suffixed create, a ghost). */
+struct inode *inode_new_unhashed(const char *path, enum inode_kind kind,
+				 const struct zk_stat *st);
+/* Hashes an unhashed inode under path (replacing another), or rekeys. */
+void inode_rehash(struct inode *in, const char *path);
+void inode_unhash(struct inode *in);
+/* Unhashes in and points it at path (a committed create's real name). */
+void inode_set_path(struct inode *in, const char *path);
+void inode_forget(struct inode *in, uint64_t n);
+/* A held reference to the hashed inode of path and kind, or NULL. */
+struct inode *inode_find(const char *path, enum inode_kind kind);
+struct inode *inode_find_any(const char *path); /* FILE or DIR */
+void inode_hold(struct inode *in);
+void inode_put(struct inode *in);
+/* Copies of fields that need the table lock. */
+char *inode_path(struct inode *in);
+bool inode_stat(struct inode *in, struct zk_stat *st);
+void inode_set_stat(struct inode *in, const struct zk_stat *st);
+void inode_set_pending(struct inode *in, struct fh *f);
+struct fh *inode_pending(struct inode *in);
+void inode_set_dirty_size(struct inode *in, int64_t size);
+/* Swaps page_mzxid for mzxid; returns whether they were equal (keep the
+ * page cache). */
+bool inode_page_check(struct inode *in, int64_t mzxid);
+/* Fills st from the inode's Stat and the mount options. */
+void inode_attr(struct inode *in, struct stat *st);
+void inode_attr_from(enum inode_kind kind, uint64_t ino, const struct zk_stat *zs,
+		     int64_t dirty_size, struct stat *st);
+uint64_t inode_number(const char *path, enum inode_kind kind, int64_t czxid);
+/* Calls fn for every hashed inode (under the table lock: fn must not call
+ * back into the table). */
+void inode_for_each(void (*fn)(struct inode *in, void *arg), void *arg);
+
+/* ---- cache (cache.c) ----------------------------------------------------- */
+
+void cache_init(void);
+void cache_shutdown(void);
+/* The generation to pass to cache_put: read it before the fetch. */
+uint64_t cache_token(void);
+/* Inserts what a fetch that began at `token` saw; dropped if the path was
+ * invalidated since, or if the cache already holds a newer Stat. data may
+ * be NULL with data_len -2 for a Stat-only answer. */
+void cache_put(const char *path, const struct zk_stat *st, const void *data, int32_t data_len,
+	       uint64_t token);
+bool cache_get_stat(const char *path, struct zk_stat *st);
+/* A malloc'd copy of the data (NULL and 0 for empty). */
+bool cache_get_data(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
+void cache_invalidate(const char *path);
+void cache_invalidate_all(void);
+
+/* ---- self changes (echo.c) ----------------------------------------------- */
+
+/* Before this daemon changes a znode: the watch event that change raises is
+ * ours, not remote, and must not be echoed. expect_undo() if the change
+ * failed. */
+void expect_change(const char *path, int32_t event_type);
+void expect_undo(const char *path, int32_t event_type);
+
+/* ---- echo (echo.c) ------------------------------------------------------- */
+
+int echo_start(void);
+void echo_stop(void);
+/* The watch callback (I/O thread): invalidates the cache, queues the event. */
+void echo_watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg);
+/* Queues kernel work a handler must not do itself (it may hold the
+ * directory's lock): forget the entry parent/name. */
+void echo_inval_entry(fuse_ino_t parent, const char *name);
+/* Queues a session renewal (after expiry) and, after it, a full
+ * invalidation. */
+void echo_renew_session(void);
+void echo_inval_all(void);
+
+/* What an echo request is about: the handlers answer it from here. */
+enum echo_kind { ECHO_NONE, ECHO_DATA, ECHO_CREATE, ECHO_DELETE };
+struct echo_op {
+	enum echo_kind kind;
+	char *path;             /* znode path */
+	enum inode_kind ikind;  /* of the target */
+	struct zk_stat stat;    /* as fetched just before the echo */
+};
+static inline bool echo_req(fuse_req_t req)
+{
+	return fuse_req_ctx(req)->pid == fs.echo_tid;
+}
+/* A copy of the current echo op (path malloc'd), for handlers serving the
+ * echo thread. Returns false if none. */
+bool echo_current(struct echo_op *op);
+
+/* ---- ephemeral sessions (ephemeral.c) ------------------------------------ */
+
+int ephemeral_start(void);
+void ephemeral_stop(void);
+/* The pidfd of the process (thread group) of thread `tid`, or -1. */
+int ephemeral_pidfd(pid_t tid, pid_t *tgid);
+/* Creates path (mode with ZK_EPHEMERAL) in the session of the process of
+ * pidfd/tgid; the session closes when that process exits. Takes ownership
+ * of nothing; returns a ZooKeeper code, *out as qc_create. */
+int ephemeral_create(int pidfd, pid_t tgid, const char *path, const void *data,
+		     int32_t len, int32_t mode, struct qc_result **out);
+
+/* ---- locks (lock.c) ------------------------------------------------------ */
+
+void lock_shutdown(void);
+/* type: F_RDLCK, F_WRLCK or F_UNLCK; sleep: wait. Returns 0 or -errno.
+ * A wait ends with -EINTR when the request is interrupted. */
+int lock_set(fuse_req_t req, struct inode *in, uint64_t owner, int type, bool sleep);
+/* F_UNLCK if owner could lock now, else the conflicting type. */
+int lock_test(struct inode *in, uint64_t owner, int type);
+/* Releases whatever owner holds on in (close, exit). */
+void lock_release_owner(struct inode *in, uint64_t owner);
+
+/* ---- open files (ops.c) -------------------------------------------------- */
+
+/* Frees the open files and directories the kernel never released. */
+void ops_shutdown(void);
+
+struct fh {
+	struct fh *prev, *next; /* every open file (ops.c, for shutdown) */
+	struct inode *in;       /* held */
+	pthread_mutex_t mu;     /* guards everything below */
+	uint8_t *buf;           /* the whole content as this open sees it */
+	size_t len, cap;
+	int32_t version;        /* of the znode when read: the commit's condition */
+	bool dirty;             /* buf differs from what was committed */
+	bool written;           /* by write/ftruncate since the last commit:
+				   only then does a flush commit (a shell's
+				   open, dup2, close must not commit the bare
+				   O_CREAT/O_TRUNC) */
+	bool too_big;           /* a write went over max_size: commit nothing */
+	bool append;            /* O_APPEND */
+	bool create;            /* commit with create (pending inode) */
+	bool echo;              /* an echo thread's open: commits nothing */
+	int32_t create_mode;    /* for create: enum zk_create_mode */
+	int pidfd;              /* creator process, for ephemeral modes */
+	pid_t tgid;
+	char *created;          /* the created znode's path, once committed */
+	bool posix_locks;       /* a setlk went through this open */
+};
+
+#endif

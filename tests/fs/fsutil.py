@@ -1,0 +1,118 @@
+"""Helpers shared by the quorumfs tests (tests/fs): shell commands with a
+bound, an inotify watcher, and the runner that starts the server the suite
+runs against (quorumd, or Apache ZooKeeper with `zookeeper` as argv[1])."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from harness import Mount, Quorumd, ZooKeeper, kazoo_client, run_tests, wait_until  # noqa: F401
+
+
+def sh(cmd, check=True, timeout=20, input=None):
+    """Runs a shell command; returns (returncode, stdout+stderr)."""
+    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout,
+                       input=input)
+    out = r.stdout + r.stderr
+    if check and r.returncode != 0:
+        raise AssertionError("%s -> %d\n%s" % (cmd, r.returncode, out))
+    return r.returncode, out
+
+
+def eq(a, b, what=""):
+    if a != b:
+        raise AssertionError("%s: %r != %r" % (what, a, b))
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write(path, data, mode="wb"):
+    with open(path, mode) as f:
+        f.write(data)
+
+
+class Watcher:
+    """`inotifywait -m -r` on a directory. Each event is (events, path); on
+    every CLOSE_WRITE of a file the watcher reads the file at once and keeps
+    what it saw, to prove a read right after the event sees the change."""
+
+    def __init__(self, directory):
+        self.events = []
+        self.seen = {}
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            ["inotifywait", "-m", "-r", "--format", "%e|%w%f", directory],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line or "Watches established" in line:
+                break
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            ev, _, path = line.rstrip("\n").partition("|")
+            content = None
+            if "CLOSE_WRITE" in ev:
+                try:
+                    content = read(path)
+                except OSError:
+                    content = None
+            with self.lock:
+                self.events.append((set(ev.split(",")), path))
+                if content is not None:
+                    self.seen.setdefault(path, []).append(content)
+
+    def has(self, event, path):
+        with self.lock:
+            return any(event in e and p == path for e, p in self.events)
+
+    def wait(self, event, path, timeout=5.0):
+        wait_until(lambda: self.has(event, path), timeout,
+                   "%s on %s; saw %s" % (event, path, self.dump()))
+
+    def saw_content(self, path, content, timeout=5.0):
+        wait_until(lambda: content in self.seen.get(path, []), timeout,
+                   "%r read right after CLOSE_WRITE of %s; read %r"
+                   % (content, path, self.seen.get(path)))
+
+    def dump(self):
+        with self.lock:
+            return ["%s %s" % (",".join(sorted(e)), p) for e, p in self.events]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def server_for(kind):
+    if kind == "zookeeper":
+        return ZooKeeper()
+    return Quorumd()
+
+
+def main(tests):
+    """argv[1]: quorumd (default) or zookeeper. Each test gets the server
+    and makes its own mounts."""
+    kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
+    with server_for(kind) as srv:
+        srv.kind = kind
+        run_tests(tests, srv)

@@ -1,0 +1,301 @@
+"""quorumfs: the mapping, reads and writes, mkdir/rm/rmdir/rename, xattrs,
+mount options and the mount helper, through real tools on real mounts.
+Two mounts of one server stand in for two machines; kazoo is a third
+client. argv[1]: quorumd (default) or zookeeper."""
+import configparser
+import errno
+import os
+import signal
+import stat
+import subprocess
+import time
+
+from fsutil import Mount, eq, kazoo_client, main, read, sh, wait_until, write
+
+
+def test_mapping(srv):
+    k = kazoo_client(srv)
+    try:
+        k.create("/map/a", b"alpha", makepath=True)
+        k.create("/map/b/c", b"see", makepath=True)
+        k.set("/map/b", b"bee-data")
+        with Mount(srv) as a, Mount(srv) as b:
+            eq(sorted(os.listdir(a.path("map"))), ["a", "b"], "listing")
+            sa = os.stat(a.path("map/a"))
+            assert stat.S_ISREG(sa.st_mode), "childless znode is a file"
+            assert stat.S_ISDIR(os.stat(a.path("map/b")).st_mode), "znode with children is a dir"
+            eq(read(a.path("map/a")), b"alpha", "content")
+            eq(sa.st_size, 5, "size = dataLength")
+            zs = k.exists("/map/a")
+            eq(int(sa.st_mtime * 1000), zs.mtime, "mtime")
+            eq(int(sa.st_ctime * 1000), zs.ctime, "ctime")
+            eq(read(a.path("map/b/.data")), b"bee-data", "DIR/.data")
+            eq(os.stat(b.path("map/a")).st_ino, sa.st_ino, "st_ino same on every mount")
+            eq(os.stat(a.path("map/a")).st_ino, sa.st_ino, "st_ino stable")
+            _, out = sh("find %s | sort" % a.path("map"))
+            eq(out.split(), sorted([a.path(p) for p in
+                                    ["map", "map/a", "map/b", "map/b/.data", "map/b/c"]]), "find")
+            _, out = sh("du -s %s" % a.path("map"))
+            assert out.split()[0].isdigit(), out
+            _, out = sh("df -P %s" % a.dir)
+            assert srv.hosts in out and "4194304" in out, out
+            _, out = sh("ls -l %s" % a.path("map"))
+            assert "alpha" not in out and " a\n" in out + "\n", out
+            # A name with a reserved prefix is never shown nor found.
+            assert not os.path.exists(a.path(".quorumfs-locks"))
+    finally:
+        k.stop()
+
+
+def test_mkdir_stays_dir(srv):
+    with Mount(srv) as a, Mount(srv) as b:
+        os.mkdir(a.path("md"))
+        assert stat.S_ISDIR(os.stat(b.path("md")).st_mode), "empty mkdir'd dir on B"
+        eq(os.listdir(b.path("md")), [], "empty listing")
+        write(b.path("md/x"), b"1")
+        os.unlink(a.path("md/x"))
+        assert stat.S_ISDIR(os.stat(b.path("md")).st_mode), "still a dir once emptied"
+        with Mount(srv) as c:
+            assert stat.S_ISDIR(os.stat(c.path("md")).st_mode), "dir on a new mount"
+        os.rmdir(b.path("md"))
+        assert not os.path.exists(a.path("md"))
+        try:
+            os.mkdir(a.path("md2"))
+            os.mkdir(a.path("md2"))
+            raise AssertionError("mkdir over a dir")
+        except FileExistsError:
+            pass
+
+
+def test_writes(srv):
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a:
+            os.mkdir(a.path("w"))
+            p = a.path("w/f")
+            write(p, b"hello")
+            write(p, b" world", "ab")                         # O_APPEND
+            eq(k.get("/w/f")[0], b"hello world", "append")
+            os.truncate(p, 5)                                 # truncate(2)
+            eq(k.get("/w/f")[0], b"hello", "truncate")
+            with open(p, "r+b") as f:                         # partial writes
+                f.seek(1)
+                f.write(b"EL")
+                f.seek(8)
+                f.write(b"!")
+            eq(k.get("/w/f")[0], b"hELlo\0\0\0!", "writes at offsets")
+            with open(p, "r+b") as f:                         # ftruncate
+                f.truncate(2)
+            eq(read(p), b"hE", "ftruncate")
+            # One commit per close: version goes up by one.
+            v = k.exists("/w/f").version
+            with open(p, "wb") as f:
+                for i in range(10):
+                    f.write(b"x" * 100)
+            eq(k.exists("/w/f").version, v + 1, "one setData per close")
+            # Over the size limit: EFBIG, nothing committed.
+            try:
+                with open(a.path("w/big"), "wb") as f:
+                    f.write(b"z" * (1024 * 1024 + 1))
+                raise AssertionError("no EFBIG")
+            except OSError as e:
+                eq(e.errno, errno.EFBIG, "errno")
+            eq(k.exists("/w/big"), None, "nothing committed")
+            write(a.path("w/ok"), b"y" * 1000000)
+            eq(len(k.get("/w/ok")[0]), 1000000, "a 1 MB file")
+            # A lost update is reported: ESTALE at close.
+            f = open(p, "r+b")
+            k.set("/w/f", b"theirs")
+            f.write(b"mine")
+            try:
+                f.close()
+                raise AssertionError("lost update not reported")
+            except OSError as e:
+                eq(e.errno, errno.ESTALE, "errno of a lost update")
+            eq(k.get("/w/f")[0], b"theirs", "their update kept")
+            # Shell redirection: one create, one setData.
+            sh("echo one > %s" % a.path("w/sh"))
+            eq(k.exists("/w/sh").version, 0, "create with data")
+            sh("echo two > %s" % a.path("w/sh"))
+            eq(k.exists("/w/sh").version, 1, "one setData")
+            sh("touch %s" % a.path("w/t"))
+            wait_until(lambda: k.exists("/w/t") is not None, 5, "touch to create")
+    finally:
+        k.stop()
+
+
+def test_remove_rename(srv):
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a, Mount(srv) as b:
+            os.makedirs(a.path("r/sub/deep"))
+            write(a.path("r/sub/deep/f"), b"f")
+            write(a.path("r/g"), b"g")
+            try:
+                os.rmdir(a.path("r/sub"))
+                raise AssertionError("rmdir of a non-empty dir")
+            except OSError as e:
+                eq(e.errno, errno.ENOTEMPTY, "rmdir errno")
+            os.unlink(a.path("r/g"))
+            eq(k.exists("/r/g"), None, "rm")
+            sh("rm -r %s" % b.path("r/sub"))
+            eq(k.exists("/r/sub"), None, "rm -r")
+            # rename: one multi; over an existing file the target keeps
+            # its znode (a setData) and watchers see one change.
+            write(a.path("r/src"), b"new")
+            write(a.path("r/dst"), b"old")
+            czxid = k.exists("/r/dst").czxid
+            os.rename(a.path("r/src"), a.path("r/dst"))
+            eq(k.get("/r/dst")[0], b"new", "renamed over")
+            eq(k.exists("/r/src"), None, "source gone")
+            eq(k.exists("/r/dst").czxid, czxid, "target znode kept")
+            eq(read(b.path("r/dst")), b"new", "B reads the new content")
+            sh("mv %s %s" % (a.path("r/dst"), a.path("r/moved")))
+            eq(k.get("/r/moved")[0], b"new", "mv")
+            sh("sed -i s/new/sed/ %s" % a.path("r/moved"))
+            eq(k.get("/r/moved")[0], b"sed", "sed -i")
+            eq(read(b.path("r/moved")), b"sed", "sed -i seen on B")
+            # A directory moves by copy (EXDEV, then mv copies).
+            os.makedirs(a.path("r/d1"))
+            write(a.path("r/d1/x"), b"x")
+            sh("mv %s %s" % (a.path("r/d1"), a.path("r/d2")))
+            eq(k.get("/r/d2/x")[0], b"x", "mv of a directory")
+            eq(k.exists("/r/d1"), None, "old directory gone")
+            # vim's save
+            sh("vim -u NONE -i NONE -N -n -es -c '%%s/x/vim/' -c wq %s" % a.path("r/d2/x"),
+               check=False)
+            if os.path.exists("/usr/bin/vim"):
+                eq(k.get("/r/d2/x")[0], b"vim\n", "vim save")
+    finally:
+        k.stop()
+
+
+def test_xattrs(srv):
+    k = kazoo_client(srv)
+    try:
+        k.create("/x/n", b"12345", makepath=True)
+        with Mount(srv) as a:
+            _, out = sh("getfattr -d -m 'user.quorumfs.*' %s" % a.path("x/n"))
+            zs = k.exists("/x/n")
+            attrs = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+            want = {"czxid": zs.czxid, "mzxid": zs.mzxid, "pzxid": zs.pzxid,
+                    "version": zs.version, "cversion": zs.cversion, "aversion": zs.aversion,
+                    "num_children": zs.numChildren, "data_length": zs.dataLength,
+                    "ctime": zs.ctime, "mtime": zs.mtime}
+            for key, v in want.items():
+                eq(attrs["user.quorumfs." + key].strip('"'), str(v), key)
+            eq(attrs["user.quorumfs.ephemeral_owner"].strip('"'), "0x0", "owner")
+            eq(attrs["user.quorumfs.name"].strip('"'), "n", "name")
+            eq(os.getxattr(a.path("x"), "user.quorumfs.num_children"), b"1", "dir xattr")
+            rc, out = sh("setfattr -n user.quorumfs.version -v 9 %s" % a.path("x/n"), check=False)
+            assert rc != 0 and "not permitted" in out, out
+            rc, out = sh("setfattr -n user.other -v 9 %s" % a.path("x/n"), check=False)
+            assert rc != 0 and "not supported" in out, out
+    finally:
+        k.stop()
+
+
+def test_mount_options(srv):
+    k = kazoo_client(srv)
+    try:
+        k.create("/opt/sub/f", b"data", makepath=True)
+        with Mount(srv, ["ro", "uid=1234", "gid=2345", "umask=027"]) as a:
+            st = os.stat(a.path("opt/sub/f"))
+            eq((st.st_uid, st.st_gid), (1234, 2345), "owner")
+            eq(stat.S_IMODE(st.st_mode), 0o440, "ro + umask on a file")
+            eq(stat.S_IMODE(os.stat(a.path("opt")).st_mode), 0o550, "on a dir")
+            eq(read(a.path("opt/sub/f")), b"data", "ro reads")
+            for fn in (lambda: write(a.path("opt/sub/f"), b"x"),
+                       lambda: os.mkdir(a.path("opt/new")),
+                       lambda: os.unlink(a.path("opt/sub/f"))):
+                try:
+                    fn()
+                    raise AssertionError("a write on a ro mount")
+                except OSError as e:
+                    eq(e.errno, errno.EROFS, "ro errno")
+        with Mount(srv) as b:
+            os.chmod(b.path("opt/sub/f"), 0o644)           # same mode: fine
+            try:
+                os.chmod(b.path("opt/sub/f"), 0o600)
+                raise AssertionError("chmod changed nothing, said yes")
+            except PermissionError:
+                pass
+        with Mount(srv, ["quiet"]) as c:
+            os.chmod(c.path("opt/sub/f"), 0o600)           # -o quiet: yes
+            os.chown(c.path("opt/sub/f"), 0, 0)
+        with Mount(srv, chroot="/opt") as d:
+            eq(sorted(os.listdir(d.dir)), ["sub"], "chroot")
+            with open("/proc/mounts") as f:
+                line = [x for x in f if x.split()[1] == d.dir][0].split()
+            eq(line[0], srv.hosts + "/opt", "source in /proc/mounts")
+            eq(line[2], "fuse.quorumfs", "type in /proc/mounts")
+    finally:
+        k.stop()
+
+
+def daemon_pid(mnt):
+    """The PID of the quorumfs serving mnt (found by its exact argv)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if mnt.encode() in argv and any(a.endswith(b"quorumfs") for a in argv[:1]):
+            return int(pid)
+    return None
+
+
+def test_mount_helper(srv):
+    helper = os.path.join(os.environ["QFS_SOURCE_ROOT"], "mount-helpers", "mount.quorumfs")
+    m = Mount(srv)
+    pid = None
+    try:
+        # As mount(8) runs it for "mount -t quorumfs" or an fstab line.
+        sh("%s %s %s -o _netdev,defaults,cache=5,noauto" % (helper, srv.hosts, m.dir))
+        assert m.mounted(), "mounted by the helper"
+        pid = daemon_pid(m.dir)
+        assert pid, "a daemon"
+        write(m.path("via-helper"), b"1")
+        sh("fusermount3 -u %s" % m.dir)
+        wait_until(lambda: not os.path.exists("/proc/%d" % pid)
+                   or open("/proc/%d/stat" % pid).read().split()[2] == "Z", 10,
+                   "the daemon to exit after umount")
+        pid = None
+    finally:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        m.cleanup()
+
+
+def test_programs(srv):
+    k = kazoo_client(srv)
+    try:
+        k.create("/app/config.ini", b"[main]\ncolor = blue\n", makepath=True)
+        with Mount(srv) as a:
+            cp = configparser.ConfigParser()
+            cp.read(a.path("app/config.ini"))
+            eq(cp["main"]["color"], "blue", "configparser")
+            k.set("/app/config.ini", b"[main]\ncolor = green\n")
+            wait_until(lambda: (lambda c: c.read(a.path("app/config.ini")) and
+                                c["main"]["color"] == "green")(configparser.ConfigParser()),
+                       5, "configparser to see the update")
+            if os.path.exists("/usr/bin/git"):
+                cfg = a.path("app/gitconfig")
+                sh("git config -f %s core.x one" % cfg)
+                _, out = sh("git config -f %s core.x" % cfg)
+                eq(out.strip(), "one", "git config read")
+                sh("git config -f %s core.x two" % cfg)   # lock file + rename
+                assert b"two" in k.get("/app/gitconfig")[0]
+    finally:
+        k.stop()
+
+
+if __name__ == "__main__":
+    main([test_mapping, test_mkdir_stays_dir, test_writes, test_remove_rename, test_xattrs,
+          test_mount_options, test_mount_helper, test_programs])

@@ -1,0 +1,129 @@
+"""quorumfs: flock(2) and fcntl(2) locks are distributed locks — two mounts
+exclude each other; blocking, non-blocking, interruptible; released on
+close, exit and SIGKILL; the lock znodes never show.
+argv[1]: quorumd (default) or zookeeper."""
+import os
+import signal
+import subprocess
+import time
+
+from fsutil import Mount, eq, kazoo_client, main, wait_until, write
+
+
+def holder(path, kind="-x"):
+    """A process that holds `flock kind path` until killed (-o: its child,
+    the sleep, does not share the lock's open file)."""
+    p = subprocess.Popen(["flock", "-o", kind, path, "-c", "echo locked; exec sleep 60"],
+                         stdout=subprocess.PIPE, text=True, start_new_session=True)
+    eq(p.stdout.readline().strip(), "locked", "holder")
+    return p
+
+
+def stop(p, group=True):
+    """SIGKILL p (and, with group, the process group it leads)."""
+    if p and p.poll() is None:
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=5)
+    if p and group:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def test_flock_two_mounts(srv):
+    with Mount(srv) as a, Mount(srv) as b:
+        write(a.path("lk"), b"")
+        h = holder(a.path("lk"))
+        try:
+            r = subprocess.run(["flock", "-n", "-x", b.path("lk"), "true"], timeout=10)
+            eq(r.returncode, 1, "non-blocking flock on B while A holds")
+            r = subprocess.run(["flock", "-n", "-s", b.path("lk"), "true"], timeout=10)
+            eq(r.returncode, 1, "shared vs exclusive")
+            # A blocking waiter gets it once the holder is killed.
+            w = subprocess.Popen(["flock", "-x", b.path("lk"), "-c", "echo got"],
+                                 stdout=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            assert w.poll() is None, "the waiter waits"
+            t0 = time.monotonic()
+            stop(h, group=False)
+            eq(w.stdout.readline().strip(), "got", "waiter")
+            w.wait(timeout=5)
+            assert time.monotonic() - t0 < 2, "released on SIGKILL"
+        finally:
+            stop(h)
+        # Shared locks share.
+        h1 = holder(a.path("lk"), "-s")
+        try:
+            r = subprocess.run(["flock", "-n", "-s", b.path("lk"), "true"], timeout=10)
+            eq(r.returncode, 0, "two shared locks")
+        finally:
+            stop(h1)
+        # Released on close (the flock command ends).
+        subprocess.run(["flock", "-x", a.path("lk"), "true"], timeout=10, check=True)
+        r = subprocess.run(["flock", "-n", "-x", b.path("lk"), "true"], timeout=10)
+        eq(r.returncode, 0, "released on close")
+
+
+def test_interrupt(srv):
+    with Mount(srv) as a, Mount(srv) as b:
+        write(a.path("li"), b"")
+        h = holder(a.path("li"))
+        w = None
+        try:
+            w = subprocess.Popen(["flock", "-x", b.path("li"), "true"], start_new_session=True)
+            time.sleep(0.5)
+            assert w.poll() is None
+            w.send_signal(signal.SIGTERM)
+            w.wait(timeout=3)                       # interrupted, not stuck
+            r = subprocess.run(["flock", "-n", "-x", b.path("li"), "true"], timeout=10)
+            eq(r.returncode, 1, "still held by A")
+        finally:
+            stop(w)
+            stop(h)
+
+
+def test_fcntl(srv):
+    code = ("import fcntl, sys, time\n"
+            "f = open(sys.argv[1], 'r+')\n"
+            "fcntl.lockf(f, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True); time.sleep(60)\n")
+    with Mount(srv) as a, Mount(srv) as b:
+        write(a.path("lf"), b"x")
+        h = subprocess.Popen(["/usr/bin/python3", "-c", code, a.path("lf")],
+                             stdout=subprocess.PIPE, text=True)
+        try:
+            eq(h.stdout.readline().strip(), "locked", "fcntl holder")
+            probe = ("import fcntl, sys\n"
+                     "f = open(sys.argv[1], 'r+')\n"
+                     "try:\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print('got')\n"
+                     "except OSError:\n    print('busy')\n")
+            out = subprocess.run(["/usr/bin/python3", "-c", probe, b.path("lf")],
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+            eq(out, "busy", "F_SETLK from B while A holds")
+            stop(h)
+            wait_until(lambda: subprocess.run(
+                ["/usr/bin/python3", "-c", probe, b.path("lf")], capture_output=True,
+                text=True, timeout=10).stdout.strip() == "got", 3, "released at exit")
+        finally:
+            stop(h)
+
+
+def test_hidden(srv):
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a:
+            write(a.path("lh"), b"")
+            h = holder(a.path("lh"))
+            try:
+                assert k.exists("/.quorumfs-locks"), "lock znodes exist"
+                assert ".quorumfs-locks" not in os.listdir(a.dir), "never listed"
+                assert not os.path.exists(a.path(".quorumfs-locks")), "never found"
+            finally:
+                stop(h)
+    finally:
+        k.stop()
+
+
+if __name__ == "__main__":
+    main([test_flock_two_mounts, test_interrupt, test_fcntl, test_hidden])
