@@ -157,12 +157,23 @@ class Server:
         self.stop()
         return self.start()
 
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+    def shutdown(self):
+        """How cleanup() stops the server: at once (SIGKILL)."""
+        self.kill()
+
     def cleanup(self):
+        log = ""
         try:
-            self.kill()
+            self.shutdown()
         finally:
             if self.own_dir:
+                log = self.log_tail(400)
                 shutil.rmtree(self.dir, ignore_errors=True)
+        # A sanitizer build reports on the server's stderr: make it fail.
+        if any(m in log for m in Server.SANITIZER_MARKS):
+            raise AssertionError("%s sanitizer report:\n%s" % (self.name, log))
 
     def __enter__(self):
         try:
@@ -178,6 +189,17 @@ class Server:
 
 class Quorumd(Server):
     name = "quorumd"
+
+    def shutdown(self):
+        """SIGTERM first, so a sanitizer build gets to check for leaks at
+        exit; SIGKILL if it is not gone within 5 s."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
 
     def command(self, cfg_path):
         binary = os.environ.get("QUORUMD")
@@ -220,6 +242,36 @@ class ZooKeeper(Server):
                  cfg_path])
 
 
+@contextlib.contextmanager
+def running(*servers, timeout=90.0):
+    """Starts the servers side by side (ZooKeeper's JVM is the slow one),
+    yields them, and stops and cleans up every one on the way out, also
+    when one of them fails to start."""
+    import threading
+    errors = []
+
+    def start(s):
+        try:
+            s.start(timeout=timeout)
+        except BaseException as e:  # reported below
+            errors.append(e)
+    threads = [threading.Thread(target=start, args=(s,), daemon=True) for s in servers]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + timeout + 5
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if errors:
+            raise errors[0]
+        if any(t.is_alive() for t in threads):
+            raise TimeoutError("servers did not start within %.0fs" % timeout)
+        yield servers
+    finally:
+        for s in servers:
+            s.cleanup()
+
+
 def kazoo_client(server, **kw):
     from kazoo.client import KazooClient
     c = KazooClient(hosts=server.hosts, timeout=10, **kw)
@@ -252,3 +304,112 @@ def run_tests(tests, *args):
             traceback.print_exc()
     print("%d passed, %d failed" % (res.passed, res.failed), flush=True)
     sys.exit(1 if res.failed else 0)
+
+
+# ---- quorumfs mounts (tests/fs) -------------------------------------------
+
+class Mount:
+    """A real quorumfs mount of `server` (or of a connect string) on a fresh
+    temporary directory, in the foreground (-f) so the daemon is our child
+    and can be killed by PID. Always unmounted by cleanup(): fusermount3 -u,
+    then -z (lazy) as the last resort, and the daemon is killed by PID.
+
+    Environment: QUORUMFS, the path of the quorumfs binary (meson passes it).
+    """
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+    def __init__(self, server, options=(), extra_args=(), chroot=""):
+        self.hosts = (server if isinstance(server, str) else server.hosts) + chroot
+        self.dir = tempfile.mkdtemp(prefix="qfs-mnt-")
+        self.options = list(options)
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = self.dir + ".log"
+
+    def command(self):
+        binary = os.environ.get("QUORUMFS")
+        if not binary:
+            raise RuntimeError("QUORUMFS is not set (run the tests through meson)")
+        cmd = [binary, self.hosts, self.dir, "-f"] + self.extra_args
+        if self.options:
+            cmd += ["-o", ",".join(self.options)]
+        return cmd
+
+    def mounted(self):
+        with open("/proc/mounts") as f:
+            return any(line.split()[1] == self.dir for line in f)
+
+    def start(self, timeout=20.0):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("quorumfs exited with %s:\n%s"
+                                   % (self.proc.returncode, self.log_tail()))
+            return self.mounted()
+        wait_until(up, timeout, "quorumfs to mount %s" % self.dir)
+        return self
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def unmount(self, timeout=10.0):
+        """fusermount3 -u (retried while busy) and wait for the daemon to exit."""
+        deadline = time.monotonic() + timeout
+        while self.mounted() and time.monotonic() < deadline:
+            r = subprocess.run(["fusermount3", "-u", self.dir], timeout=timeout,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if r.returncode != 0:
+                time.sleep(0.1)
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        return not self.mounted()
+
+    def cleanup(self):
+        try:
+            try:
+                self.unmount(timeout=5.0)
+            except Exception:
+                pass
+            if self.mounted():
+                subprocess.run(["fusermount3", "-u", "-z", self.dir], timeout=10,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+            if not self.mounted():
+                shutil.rmtree(self.dir, ignore_errors=True)
+            log = self.log_tail(400)
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
+        # A sanitizer build reports on the daemon's stderr: make it fail.
+        if any(m in log for m in Mount.SANITIZER_MARKS):
+            raise AssertionError("quorumfs sanitizer report:\n" + log)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
