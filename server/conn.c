@@ -12,6 +12,14 @@
  * log line; a connection with globalOutstandingLimit requests queued, or
  * with more than OUT_HIGH_WATER bytes unsent, stops being read until it
  * drains; maxClientCnxns counts connections per client IP.
+ *
+ * DESIGN: pausing stops parsing as well as reading, checked after every
+ * frame: a burst of small reads of a big znode, sent without reading the
+ * answers, must not become gigabytes of replies in memory. Whole frames
+ * that were already read when the connection paused stay in `in`; when it
+ * resumes they are parsed from flush(), which runs at the top of a loop
+ * callback (never from inside parse()), since the client may well be
+ * waiting for their answers before it sends anything more.
  */
 #include "server.h"
 
@@ -61,6 +69,7 @@ void conn_mark_dirty(struct conn *c)
 }
 
 static void flush(struct conn *c);
+static void parse(struct conn *c);
 
 static void on_write(uv_write_t *w, int status)
 {
@@ -112,8 +121,16 @@ static void flush(struct conn *c)
 		}
 		c->out.len = 0;
 	}
-	if (c->closing && !c->writing)
+	if (c->closing && !c->writing) {
 		conn_close(c);
+		return;
+	}
+	/* What uv_try_write took at once may have drained a paused
+	 * connection: no on_write() will come to resume it. Then parse the
+	 * frames left from before the pause (see DESIGN). */
+	conn_resume_if_idle(c);
+	if (!c->paused && !c->closing && c->in_len >= 4)
+		parse(c);
 }
 
 void conn_flush_all(struct server *srv)
@@ -147,6 +164,7 @@ void conn_resume_if_idle(struct conn *c)
 	    c->out.len + c->wbuf.len <= OUT_HIGH_WATER / 2) {
 		c->paused = false;
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+		conn_mark_dirty(c); /* flush() parses what was left in `in` */
 	}
 }
 
@@ -203,6 +221,7 @@ static void parse(struct conn *c)
 			server_handle_connect(c, p + 4, (size_t)len);
 		else
 			server_handle_frame(c, p + 4, (size_t)len);
+		conn_pause_if_busy(c);
 	}
 	if (c->closed)
 		return;

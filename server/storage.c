@@ -18,6 +18,13 @@
  *  - s->lock guards what both touch: pending, done list, the flags below,
  *    durable_zxid, the rewind after a failure, and the stats. Nothing slow
  *    is done under it (packing a txn is the most).
+ *  - A failed write poisons the log (s->failed) until the loop has called
+ *    back every txn appended before it heard of the failure: those were
+ *    numbered to follow the failed ones, so they fail too — through their
+ *    callbacks, in order, never written — and storage_append() does not
+ *    refuse them. Only then do appends follow the last durable zxid again
+ *    (run_done()). So the caller learns of a failure in one way only, and
+ *    always after every txn that did reach the disk was called back.
  *  - Recovery and truncation need the writer state on the loop: they set
  *    `exclusive` under the lock when nothing is pending or being written,
  *    which keeps appends (-EBUSY) and so the sync thread away.
@@ -61,6 +68,7 @@ struct item {
 
 struct batch {
 	struct batch *next; /* on the done list */
+	bool doomed;        /* appended after a failure: never written, fails whole */
 	uint8_t *buf;       /* framed records, back to back: written as is */
 	size_t len, cap;
 	struct item *items;
@@ -114,8 +122,9 @@ struct storage {
 	bool busy;                /* the sync thread is writing a batch */
 	bool stopping;
 	bool exclusive;           /* recovery or truncation owns the writer state */
-	bool rewind;              /* a write failed: appends follow rewind_zxid again */
-	int64_t rewind_zxid;
+	bool failed;              /* a write failed: appends fail until the loop caught up */
+	int failed_status;        /* its error, for the txns appended meanwhile */
+	int64_t rewind_zxid;      /* then appends follow this (the last durable) again */
 	int64_t durable_zxid;     /* the newest txn on disk */
 	struct storage_stats stats;
 	pthread_t thread;
@@ -362,7 +371,8 @@ static void *sync_main(void *arg)
 					p->items[k].status = res.status;
 				done_push(s, p);
 			}
-			s->rewind = true;
+			s->failed = true;
+			s->failed_status = res.status;
 			s->rewind_zxid = s->durable_zxid;
 		}
 		pthread_mutex_unlock(&s->lock);
@@ -375,31 +385,49 @@ static void *sync_main(void *arg)
 
 /* ---- the loop side: callbacks -------------------------------------------------------- */
 
-/* Calls back every txn of every finished batch, in order. */
-static void run_done(struct storage *s)
+/* Takes the done list. With none left while a failure is pending, the
+ * caller has now been told of every txn the failure doomed: appends follow
+ * the last durable zxid again. Nothing is pending then (appends went to the
+ * done list) and the sync thread is idle. */
+static struct batch *take_done(struct storage *s)
 {
 	pthread_mutex_lock(&s->lock);
 	struct batch *list = s->done_head;
 	s->done_head = s->done_tail = NULL;
+	if (!list && s->failed) {
+		s->failed = false;
+		s->log_last = s->rewind_zxid;
+		s->last_zxid = s->rewind_zxid > s->snap_floor ? s->rewind_zxid : s->snap_floor;
+	}
 	pthread_mutex_unlock(&s->lock);
+	return list;
+}
 
+/* Calls back every txn of every finished batch, in order, including those
+ * the callbacks themselves doom (appends while a failure is pending). */
+static void run_done(struct storage *s)
+{
 	uint64_t ok = 0, failed = 0;
-	while (list) {
-		struct batch *b = list;
-		list = b->next;
-		for (size_t i = 0; i < b->n; i++) {
-			if (b->items[i].status < 0)
-				failed++;
+	struct batch *list;
+	while ((list = take_done(s))) {
+		while (list) {
+			struct batch *b = list;
+			list = b->next;
+			for (size_t i = 0; i < b->n; i++) {
+				if (b->items[i].status < 0)
+					failed++;
+				else
+					ok++;
+				s->inflight--;
+				s->durable(s->ctx, b->items[i].cookie, b->items[i].status);
+			}
+			b->len = b->n = 0;
+			b->doomed = false;
+			if (!s->spare && b->cap <= SPARE_MAX_BYTES)
+				s->spare = b;
 			else
-				ok++;
-			s->inflight--;
-			s->durable(s->ctx, b->items[i].cookie, b->items[i].status);
+				batch_free(b);
 		}
-		b->len = b->n = 0;
-		if (!s->spare && b->cap <= SPARE_MAX_BYTES)
-			s->spare = b;
-		else
-			batch_free(b);
 	}
 	pthread_mutex_lock(&s->lock);
 	s->stats.txns_durable += ok;
@@ -538,8 +566,11 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 	}
 	s->thread_started = true;
 	if (cfg->purge_interval_h > 0) {
+		/* As ZooKeeper's DatadirCleanupManager: a first purge at once
+		 * (the loop's first iteration, so after storage_recover() has
+		 * marked the corrupt snapshots), then every interval. */
 		uint64_t ms = (uint64_t)cfg->purge_interval_h * 3600 * 1000;
-		uv_timer_start(&s->purge_timer, on_purge_timer, ms, ms);
+		uv_timer_start(&s->purge_timer, on_purge_timer, 0, ms);
 		uv_unref((uv_handle_t *)&s->purge_timer);
 	}
 	log_msg(LOG_INFO, "storage", "log in %s (%zu segments, last zxid 0x%" PRIx64 "), %zu "
@@ -576,7 +607,7 @@ static void drop_exclusive(struct storage *s)
 	pthread_mutex_lock(&s->lock);
 	s->exclusive = false;
 	s->durable_zxid = txnlog_last_zxid(s->log);
-	s->rewind = false;
+	s->failed = false;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -650,6 +681,28 @@ out:
 
 /* ---- appending --------------------------------------------------------------------------- */
 
+/* Under s->lock, while s->failed: the txn follows ones that failed, so it
+ * fails too, called back in order behind them (see DESIGN). */
+static int append_doomed(struct storage *s, const Quorum__Txn *txn, void *cookie)
+{
+	struct batch *b = s->done_tail;
+	if (!b || !b->doomed) {
+		b = batch_take_spare(s);
+		if (!b)
+			return -ENOMEM;
+		b->doomed = true;
+		done_push(s, b);
+	}
+	if (batch_reserve(b, 0) < 0)
+		return -ENOMEM; /* b stays on the done list, empty or not: harmless */
+	b->items[b->n++] = (struct item){ .cookie = cookie, .zxid = txn->zxid,
+					  .status = s->failed_status };
+	s->last_zxid = s->log_last = txn->zxid;
+	s->stats.txns_appended++;
+	uv_async_send(&s->async);
+	return 0;
+}
+
 int storage_append(struct storage *s, const Quorum__Txn *txn, void *cookie)
 {
 	if (!txn)
@@ -666,13 +719,12 @@ int storage_append(struct storage *s, const Quorum__Txn *txn, void *cookie)
 		r = -EBUSY;
 		goto out;
 	}
-	if (s->rewind) {
-		s->rewind = false;
-		s->log_last = s->rewind_zxid;
-		s->last_zxid = s->rewind_zxid > s->snap_floor ? s->rewind_zxid : s->snap_floor;
-	}
 	if (!txnlog_zxid_follows(s->last_zxid, txn->zxid)) {
 		r = -EINVAL;
+		goto out;
+	}
+	if (s->failed) {
+		r = append_doomed(s, txn, cookie);
 		goto out;
 	}
 	struct batch *b = s->pending;
