@@ -59,7 +59,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	crc32c(0, "", 0); /* builds its tables before any thread can race on them */
 
-	uv_loop_t loop;
+	static uv_loop_t loop; /* static: reachable to the end, for LeakSanitizer */
 	uv_loop_init(&loop);
 	static struct server srv;
 	if (server_start(&srv, &loop, &cfg) != 0)

@@ -220,9 +220,17 @@ static int stage(struct ctx *c, struct zk_str path, const struct view *v)
 	return 0;
 }
 
+/* Turns the staged changes into records. Only the last change to a path
+ * counts: an earlier one may point into the record that a later put
+ * replaces (a multi that touches one node twice). */
 static int commit_staged(struct ctx *c)
 {
 	for (int i = 0; i < c->n_staged; i++) {
+		bool superseded = false;
+		for (int j = i + 1; j < c->n_staged && !superseded; j++)
+			superseded = zk_str_eq(c->staged[i].path, c->staged[j].path);
+		if (superseded)
+			continue;
 		int rc = record_put(c->p, c->staged[i].path, &c->staged[i].v, c->zxid);
 		if (rc != 0)
 			return rc;
