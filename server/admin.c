@@ -16,9 +16,54 @@
 #include <sys/resource.h>
 
 static const char *const words[] = {
-	"ruok", "srvr", "stat", "mntr", "conf", "cons", "wchs", "isro", "dirs", "srst", "crst",
-	"envi",
+	"ruok", "srvr", "stat", "mntr", "conf", "cons", "wchs", "wchc", "wchp", "isro", "dirs",
+	"srst", "crst", "envi",
 };
+
+/* ZooKeeper's znode count counts the root twice: its DataTree map holds it
+ * under "" and "/" (see tree.h). Monitoring compares these numbers across
+ * servers, so ours does the same. */
+static int64_t znode_count(const struct server *srv)
+{
+	return tree_node_count(srv->tree) + 1;
+}
+
+/* The four-letter code FinalRequestProcessor records as a connection's
+ * last operation (cons "lop"). */
+static const char *last_op_code(int32_t op)
+{
+	switch (op) {
+	case ZK_OP_PING: return "PING";
+	case ZK_OP_CREATE_SESSION: return "SESS";
+	case ZK_OP_CLOSE_SESSION: return "CLOS";
+	case ZK_OP_MULTI: return "MULT";
+	case ZK_OP_MULTI_READ: return "MLTR";
+	case ZK_OP_CREATE:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_TTL:
+	case ZK_OP_CREATE_CONTAINER: return "CREA";
+	case ZK_OP_DELETE:
+	case ZK_OP_DELETE_CONTAINER: return "DELE";
+	case ZK_OP_SET_DATA: return "SETD";
+	case ZK_OP_SET_ACL: return "SETA";
+	case ZK_OP_SYNC: return "SYNC";
+	case ZK_OP_CHECK: return "CHEC";
+	case ZK_OP_EXISTS: return "EXIS";
+	case ZK_OP_GET_DATA: return "GETD";
+	case ZK_OP_SET_WATCHES: return "SETW";
+	case ZK_OP_SET_WATCHES2: return "STW2";
+	case ZK_OP_ADD_WATCH: return "ADDW";
+	case ZK_OP_GET_ACL: return "GETA";
+	case ZK_OP_GET_CHILDREN:
+	case ZK_OP_GET_CHILDREN2: return "GETC";
+	case ZK_OP_GET_ALL_CHILDREN_NUMBER: return "GETACN";
+	case ZK_OP_CHECK_WATCHES: return "CHKW";
+	case ZK_OP_REMOVE_WATCHES: return "REMW";
+	case ZK_OP_GET_EPHEMERALS: return "GETE";
+	case ZK_OP_WHO_AM_I: return "HOMI";
+	default: return "NA";
+	}
+}
 
 static void put(struct jute_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(struct jute_out *o, const char *fmt, ...)
@@ -44,15 +89,21 @@ static void put_latency(struct jute_out *o, const struct server_stats *s)
 	    s->lat_max_us / 1000);
 }
 
+/* One line of stat or cons (ServerCnxn.dumpConnectionInfo). The [n] is
+ * the NIO interest set: 1 (read) for a client, 0 for the connection busy
+ * with this very command. */
 static void put_conn(struct jute_out *o, const struct conn *c, bool full)
 {
-	put(o, " /%s[1](queued=%d,recved=%" PRIu64 ",sent=%" PRIu64, c->peer, c->queued,
-	    c->recv_count, c->sent_count);
+	put(o, " /%s[%d](queued=%d,recved=%" PRIu64 ",sent=%" PRIu64, c->peer, c->admin ? 0 : 1,
+	    c->queued, c->recv_count, c->sent_count);
 	if (full && c->session_id) {
 		put(o, ",sid=0x%" PRIx64 ",lop=%s,est=%" PRId64 ",to=%d,lcxid=0x%" PRIx64
-		       ",lzxid=0x%" PRIx64,
-		    (uint64_t)c->session_id, c->last_op == -1000 ? "NA" : zk_op_name(c->last_op),
-		    c->connected_ms, c->timeout, (uint64_t)c->last_cxid, (uint64_t)c->last_zxid);
+		       ",lzxid=0x%" PRIx64 ",lresp=%" PRId64 ",llat=%" PRIu64 ",minlat=%" PRIu64
+		       ",avglat=%" PRIu64 ",maxlat=%" PRIu64,
+		    (uint64_t)c->session_id, last_op_code(c->last_op), c->connected_ms, c->timeout,
+		    (uint64_t)c->last_cxid, (uint64_t)c->last_zxid, c->last_resp_ms,
+		    c->lat_last_us / 1000, c->lat_min_us / 1000,
+		    c->lat_count ? c->lat_total_us / c->lat_count / 1000 : 0, c->lat_max_us / 1000);
 	}
 	put(o, ")\n");
 }
@@ -75,7 +126,7 @@ static void put_srvr(struct jute_out *o, struct server *srv, bool with_clients)
 	put(o, "Outstanding: %" PRIu64 "\n", srv->stats.outstanding);
 	put(o, "Zxid: 0x%" PRIx64 "\n", (uint64_t)tree_last_zxid(srv->tree));
 	put(o, "Mode: %s\n", mode(srv));
-	put(o, "Node count: %" PRId64 "\n", tree_node_count(srv->tree));
+	put(o, "Node count: %" PRId64 "\n", znode_count(srv));
 }
 
 static int count_fds(void)
@@ -107,7 +158,7 @@ static void put_mntr(struct jute_out *o, struct server *srv)
 	put(o, "zk_packets_sent\t%" PRIu64 "\n", s->packets_sent);
 	put(o, "zk_num_alive_connections\t%zu\n", conns);
 	put(o, "zk_outstanding_requests\t%" PRIu64 "\n", s->outstanding);
-	put(o, "zk_znode_count\t%" PRId64 "\n", tree_node_count(srv->tree));
+	put(o, "zk_znode_count\t%" PRId64 "\n", znode_count(srv));
 	put(o, "zk_watch_count\t%zu\n", watch_reg_count(&srv->watches));
 	put(o, "zk_ephemerals_count\t%" PRId64 "\n", tree_ephemeral_count(srv->tree));
 	put(o, "zk_approximate_data_size\t%" PRId64 "\n", tree_data_size(srv->tree));
@@ -120,16 +171,53 @@ static void put_mntr(struct jute_out *o, struct server *srv)
 	put(o, "zk_uptime\t%" PRIu64 "\n", (server_now_ns() - srv->started_ns) / 1000000);
 }
 
+/* wchs, wchc and wchp show the data table (getData, exists and the
+ * persistent kinds), as ZooKeeper's DataTree does; mntr's zk_watch_count
+ * counts both tables. */
 static void put_wchs(struct jute_out *o, struct server *srv)
 {
-	size_t watching = 0;
+	size_t watching = 0, paths, regs;
 	LIST_FOR_EACH(l, &srv->conns) {
 		struct conn *c = CONTAINER_OF(l, struct conn, link);
-		if (!list_empty(&c->watches.regs))
+		if (c->watches.data_seen)
 			watching++;
 	}
-	put(o, "%zu connections watching %zu paths\nTotal watches:%zu\n", watching,
-	    watch_path_count(&srv->watches), watch_reg_count(&srv->watches));
+	watch_table_counts(&srv->watches, WATCH_TABLE_DATA, &paths, &regs);
+	put(o, "%zu connections watching %zu paths\nTotal watches:%zu\n", watching, paths, regs);
+}
+
+static void put_watched_path(void *ctx, struct zk_str path)
+{
+	put(ctx, "\t%.*s\n", path.len, path.s);
+}
+
+static void put_wchc(struct jute_out *o, struct server *srv)
+{
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!c->watches.data_seen)
+			continue;
+		put(o, "0x%" PRIx64 "\n", (uint64_t)c->session_id);
+		watch_owner_walk(&c->watches, WATCH_TABLE_DATA, put_watched_path, o);
+	}
+	put(o, "\n");
+}
+
+static void put_path_line(void *ctx, struct zk_str path)
+{
+	put(ctx, "%.*s\n", path.len, path.s);
+}
+
+static void put_owner_line(void *ctx, const struct watch_owner *w)
+{
+	const struct conn *c = CONTAINER_OF(w, const struct conn, watches);
+	put(ctx, "\t0x%" PRIx64 "\n", (uint64_t)c->session_id);
+}
+
+static void put_wchp(struct jute_out *o, struct server *srv)
+{
+	watch_table_walk(&srv->watches, WATCH_TABLE_DATA, put_path_line, put_owner_line, o);
+	put(o, "\n");
 }
 
 static void put_conf(struct jute_out *o, struct server *srv)
@@ -162,6 +250,10 @@ bool admin_handle(struct conn *c, const uint8_t word[4])
 	struct server *srv = c->srv;
 	struct jute_out *o = &c->out;
 	c->handshaken = true; /* no ConnectRequest will follow */
+	c->admin = true;
+	/* ZooKeeper counts the word as a packet in, and its answer as one out */
+	c->recv_count++;
+	srv->stats.packets_received++;
 	if (!config_4lw_allowed(srv->cfg, w)) {
 		put(o, "%s is not executed because it is not in the whitelist.\n", w);
 	} else if (strcmp(w, "ruok") == 0) {
@@ -180,11 +272,21 @@ bool admin_handle(struct conn *c, const uint8_t word[4])
 		put(o, "\n");
 	} else if (strcmp(w, "wchs") == 0) {
 		put_wchs(o, srv);
+	} else if (strcmp(w, "wchc") == 0) {
+		put_wchc(o, srv);
+	} else if (strcmp(w, "wchp") == 0) {
+		put_wchp(o, srv);
 	} else if (strcmp(w, "isro") == 0) {
 		put(o, "rw");
 	} else if (strcmp(w, "dirs") == 0) {
+		/* Sizes of the two directories: one directory (no dataLogDir)
+		 * holds both, and ZooKeeper then shows its whole size twice. */
+		int64_t snap = storage_snap_bytes(srv->storage);
+		int64_t logb = storage_log_bytes(srv->storage);
+		bool one_dir = srv->cfg->data_log_dir[0] == '\0' ||
+			       strcmp(srv->cfg->data_log_dir, srv->cfg->data_dir) == 0;
 		put(o, "datadir_size: %" PRId64 "\nlogdir_size: %" PRId64 "\n",
-		    storage_snap_bytes(srv->storage), storage_log_bytes(srv->storage));
+		    one_dir ? snap + logb : snap, one_dir ? snap + logb : logb);
 	} else if (strcmp(w, "srst") == 0) {
 		reset_stats(srv);
 		put(o, "Server stats reset.\n");
@@ -198,6 +300,7 @@ bool admin_handle(struct conn *c, const uint8_t word[4])
 		put(o, "Environment:\nzookeeper.version=%s\nquorumd.config=%s\n", QUORUMD_VERSION,
 		    srv->cfg->path);
 	}
+	srv->stats.packets_sent++;
 	conn_close_after_flush(c);
 	return true;
 }

@@ -49,6 +49,7 @@ struct request *request_get(struct server *srv, struct conn *c, int32_t xid, int
 		arena_init(&r->arena, 0);
 	}
 	list_init(&r->link);
+	list_init(&r->wait_link);
 	r->conn = c;
 	r->session_id = c ? c->session_id : 0;
 	r->xid = xid;
@@ -90,16 +91,27 @@ static void dequeue(struct conn *c, struct request *r)
 
 /* ---- replies ------------------------------------------------------------ */
 
-static void note_latency(struct server *srv, uint64_t received_ns)
+/* A reply to c's request received at received_ns is leaving: the server's
+ * latency figures (srvr, mntr) and the connection's (cons). */
+static void note_latency(struct conn *c, uint64_t received_ns)
 {
-	uint64_t us = (server_now_ns() - received_ns) / 1000;
-	struct server_stats *s = &srv->stats;
+	uint64_t now = server_now_ns();
+	uint64_t us = (now - received_ns) / 1000;
+	struct server_stats *s = &c->srv->stats;
 	if (s->lat_count == 0 || us < s->lat_min_us)
 		s->lat_min_us = us;
 	if (us > s->lat_max_us)
 		s->lat_max_us = us;
 	s->lat_total_us += us;
 	s->lat_count++;
+	if (c->lat_count == 0 || us < c->lat_min_us)
+		c->lat_min_us = us;
+	if (us > c->lat_max_us)
+		c->lat_max_us = us;
+	c->lat_last_us = us;
+	c->lat_total_us += us;
+	c->lat_count++;
+	c->last_resp_ms = (int64_t)(now / 1000000);
 }
 
 /* Starts a reply frame in c->out; finish it with reply_end(). */
@@ -127,24 +139,92 @@ static void reply_error(struct conn *c, int32_t xid, int32_t op, int32_t err)
 	reply_end(c, reply_begin(c, xid, zxid, err), op, zxid);
 }
 
-/* Moves the reply just written at `at` out of c->out into the request, to
- * be sent when the requests ahead of it are done. */
-static void defer_reply(struct conn *c, struct request *r, size_t at)
+/* Moves the reply just written at `at` out of c->out into the request.
+ * Returns false (the reply stays in c->out) when memory ran out. */
+static bool take_reply(struct conn *c, struct request *r, size_t at)
 {
 	size_t len = c->out.len - at;
 	uint8_t *copy = arena_alloc(&r->arena, len);
-	if (copy == NULL) {
-		/* Out of memory: send now, out of order, rather than lose it. */
-		return;
-	}
+	if (copy == NULL)
+		return false;
 	memcpy(copy, c->out.buf + at, len);
 	c->out.len = at;
 	c->sent_count--;
 	c->srv->stats.packets_sent--;
 	r->bytes = copy;
 	r->len = len;
-	r->state = REQ_DONE;
+	return true;
+}
+
+/* Moves the reply just written at `at` out of c->out into the request and
+ * queues it, to be sent when the requests ahead of it are done (REQ_DONE),
+ * or also the txns up to r->wait_zxid are applied (REQ_WAIT). */
+static void defer_reply(struct conn *c, struct request *r, size_t at, enum request_state state)
+{
+	if (!take_reply(c, r, at)) {
+		/* Out of memory: send now, out of order, rather than lose it. */
+		request_put(c->srv, r);
+		return;
+	}
+	r->state = state;
 	enqueue(c, r);
+	if (state == REQ_WAIT)
+		list_push_back(&c->srv->waiting, &r->wait_link);
+}
+
+/* Where an error reply (or a failed multi's) written at `at` goes. It was
+ * judged against the txns in flight, so it waits for them (see server.h);
+ * with nothing in flight it goes at once, or behind its connection's
+ * earlier requests. (Whether there are any is looked at now: a failed
+ * submit may have drained the queue meanwhile, see restart_if_drained().) */
+static void finish_error_reply(struct conn *c, struct request *r, size_t at)
+{
+	struct server *srv = c->srv;
+	if (c->closed) {
+		request_put(srv, r);
+	} else if (srv->last_proposed > tree_last_zxid(srv->tree)) {
+		r->wait_zxid = srv->last_proposed;
+		defer_reply(c, r, at, REQ_WAIT);
+	} else if (!list_empty(&c->queue)) {
+		defer_reply(c, r, at, REQ_DONE);
+	} else {
+		request_put(srv, r);
+	}
+}
+
+/* The txns up to zxid are applied: the error replies that waited for them
+ * may go (see also abandon_waiting()). */
+static void release_waiting(struct server *srv, int64_t zxid)
+{
+	while (!list_empty(&srv->waiting)) {
+		struct request *r = CONTAINER_OF(srv->waiting.next, struct request, wait_link);
+		if (r->wait_zxid > zxid)
+			break;
+		list_remove(&r->wait_link);
+		r->state = REQ_DONE;
+		server_drain_queue(r->conn);
+	}
+}
+
+/* The txns in flight were abandoned (the log failed): the state the waiting
+ * errors were judged against never came to be, so they are answered
+ * ZSYSTEMERROR ("try again"), in their place in each connection's order. */
+static void abandon_waiting(struct server *srv)
+{
+	while (!list_empty(&srv->waiting)) {
+		struct request *r = CONTAINER_OF(srv->waiting.next, struct request, wait_link);
+		struct conn *c = r->conn;
+		list_remove(&r->wait_link);
+		size_t at = c->out.len;
+		reply_error(c, r->xid, r->op, ZSYSTEMERROR);
+		if (take_reply(c, r, at)) {
+			r->state = REQ_DONE;
+		} else {
+			dequeue(c, r); /* the answer went out of order */
+			request_put(srv, r);
+		}
+		server_drain_queue(c);
+	}
 }
 
 /* ---- watches ------------------------------------------------------------ */
@@ -356,7 +436,9 @@ static int32_t read_get_children(struct conn *c, const struct zk_path_watch_requ
 }
 
 /* Runs a read (or ping, auth-free admin op) and writes its reply to
- * c->out. Returns false if the frame was malformed (the caller closes). */
+ * c->out. A body that does not decode is answered ZMARSHALLINGERROR, as
+ * ZooKeeper does, and the connection stays: the frame length keeps the
+ * stream in step. Returns false only if the connection was closed. */
 static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *body, size_t len,
 		     uint64_t received_ns)
 {
@@ -367,9 +449,19 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 	size_t at = reply_begin(c, xid, zxid, ZOK);
 	size_t body_at = c->out.len;
 	int32_t err = ZOK;
+	bool unknown = false;
 
 	switch (op) {
 	case ZK_OP_PING:
+		/* whatever xid the ping carried, the reply has the ping xid */
+		c->out.len = at;
+		at = reply_begin(c, ZK_XID_PING, zxid, ZOK);
+		break;
+	case ZK_OP_RECONFIG:
+		err = ZRECONFIGDISABLED; /* ZooKeeper's default, reconfigEnabled=false */
+		break;
+	case ZK_OP_DELETE_CONTAINER:
+		err = ZBADARGUMENTS; /* the server's own op; refused from clients */
 		break;
 	case ZK_OP_EXISTS: {
 		struct zk_path_watch_request r;
@@ -430,7 +522,21 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 		struct zk_path_record r;
 		if (zk_decode_path_record(&in, &r) != 0)
 			goto malformed;
-		struct eph_ctx e = { &c->out, r.path, 0, true };
+		/* ZooKeeper: a blank prefix, or "/" give or take blanks, means
+		 * every ephemeral of the session; anything else is a plain
+		 * string prefix. */
+		struct zk_str prefix = r.path.len > 0 ? r.path : ZK_STR("");
+		while (prefix.len > 0 && (uint8_t)prefix.s[0] <= ' ') {
+			prefix.s++;
+			prefix.len--;
+		}
+		while (prefix.len > 0 && (uint8_t)prefix.s[prefix.len - 1] <= ' ')
+			prefix.len--;
+		if (prefix.len == 0 || zk_str_eq(prefix, ZK_STR("/")))
+			prefix = ZK_STR("");
+		else
+			prefix = r.path;
+		struct eph_ctx e = { &c->out, prefix, 0, true };
 		tree_for_each_ephemeral(srv->tree, c->session_id, put_ephemeral, &e);
 		jute_put_int(&c->out, e.count);
 		e.counting = false;
@@ -467,6 +573,10 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 		else if (watch_add_persistent(&srv->watches, &c->watches, r.path,
 					      r.mode == ZK_WATCH_PERSISTENT_RECURSIVE) != 0)
 			err = ZSYSTEMERROR;
+		else
+			jute_put_int(&c->out, ZOK); /* an ErrorResponse(0): the Java client
+						       reads one, and drops the connection
+						       when it is missing */
 		break;
 	}
 	case ZK_OP_REMOVE_WATCHES:
@@ -537,9 +647,16 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 		zk_encode_multi_header(&c->out, &done);
 		break;
 	}
+	case ZK_OP_SASL:
+		err = ZUNIMPLEMENTED; /* no SASL here */
+		break;
 	default:
+		/* An opcode ZooKeeper does not know: its UnimplementedRequestProcessor
+		 * answers and then closes the connection. */
 		err = ZUNIMPLEMENTED;
+		unknown = true;
 	}
+reply:
 	if (err != ZOK) {
 		c->out.len = at;
 		at = reply_begin(c, xid, zxid, err);
@@ -551,30 +668,66 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 		return true;
 	}
 	reply_end(c, at, op, zxid);
-	note_latency(srv, received_ns);
+	note_latency(c, received_ns);
+	if (unknown) {
+		log_msg(LOG_INFO, "server", "%s: unknown opcode %d; closing", c->peer, op);
+		conn_close_after_flush(c);
+	}
 	return true;
 
 malformed:
-	c->out.len = at;
-	log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d); closing", c->peer,
-		zk_op_name(op), xid);
-	return false;
+	log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d)", c->peer, zk_op_name(op),
+		xid);
+	err = ZMARSHALLINGERROR;
+	goto reply;
 }
 
 /* ---- writes ------------------------------------------------------------- */
 
 static void on_log_failure(struct server *srv);
+static void restart_if_drained(struct server *srv);
 
 /* Hands a prepped txn to commit (standalone: the log). */
 static int submit(struct server *srv, struct request *r)
 {
 	int rc = storage_append(srv->storage, r->txn, r);
-	if (rc != 0)
+	if (rc != 0) {
+		log_msg(LOG_ERROR, "server", "cannot log a txn: %s", strerror(-rc));
+		/* Its change records are in prep already: start over from the
+		 * tree once nothing is in flight (at once if nothing is). */
+		on_log_failure(srv);
+		restart_if_drained(srv);
 		return rc;
+	}
 	srv->last_proposed = r->txn->zxid;
 	srv->inflight++;
 	srv->stats.outstanding++;
 	return 0;
+}
+
+/* ZooKeeper's MultiOperationRecord does not keep a create's type: it
+ * rebuilds each create with Op.create(path, data, acl, flags), whose type
+ * comes from the flags — createContainer for CONTAINER, createTTL for the
+ * TTL modes (only a createTTL record carries the ttl), create otherwise,
+ * create2 included (so its result is a path without a Stat). */
+static void retype_multi_create(struct zk_multi_op *o)
+{
+	switch (o->type) {
+	case ZK_OP_CREATE:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL:
+		break;
+	default:
+		return;
+	}
+	int32_t flags = o->u.create.flags;
+	if (flags == ZK_CONTAINER)
+		o->type = ZK_OP_CREATE_CONTAINER;
+	else if (flags == ZK_PERSISTENT_WITH_TTL || flags == ZK_PERSISTENT_SEQUENTIAL_WITH_TTL)
+		o->type = o->type == ZK_OP_CREATE_TTL ? ZK_OP_CREATE_TTL : ZK_OP_CREATE;
+	else
+		o->type = ZK_OP_CREATE;
 }
 
 /* Decodes a write's body into a prep_request. Returns false if malformed. */
@@ -600,6 +753,8 @@ static bool decode_write(struct conn *c, int32_t op, struct jute_in *in, struct 
 		break;
 	case ZK_OP_MULTI:
 		rc = zk_decode_multi_request(in, op, &pr->u.multi, MAX_MULTI_OPS);
+		for (int32_t i = 0; rc == 0 && i < pr->u.multi.count; i++)
+			retype_multi_create(&pr->u.multi.ops[i]);
 		break;
 	default:
 		rc = -1;
@@ -676,8 +831,7 @@ static void put_write_result(struct conn *c, int32_t op, const struct tree_apply
 }
 
 /* A multi that failed in prep: results straight from its ErrorTxns. */
-static void reply_failed_multi(struct conn *c, struct request *r, const Quorum__Txn *txn,
-			       bool defer)
+static void reply_failed_multi(struct conn *c, struct request *r, const Quorum__Txn *txn)
 {
 	size_t n = txn->multi->n_ops;
 	struct tree_result *results = arena_alloc(&r->arena, sizeof(*results) * (n ? n : 1));
@@ -689,7 +843,7 @@ static void reply_failed_multi(struct conn *c, struct request *r, const Quorum__
 	for (size_t i = 0; i < n; i++)
 		results[i] = (struct tree_result){ .err = txn->multi->ops[i]->error->err };
 	struct tree_apply_result res = { ZOK, (int32_t)n, results };
-	int64_t zxid = tree_last_zxid(c->srv->tree);
+	int64_t zxid = c->srv->last_proposed; /* the state it was judged against */
 	size_t at = reply_begin(c, r->xid, zxid, ZOK);
 	/* Every op is an ErrorResult; ZOK marks one that was rolled back. */
 	for (int32_t i = 0; i < res.count; i++) {
@@ -700,18 +854,14 @@ static void reply_failed_multi(struct conn *c, struct request *r, const Quorum__
 	struct zk_multi_header done = { -1, true, -1 };
 	zk_encode_multi_header(&c->out, &done);
 	reply_end(c, at, r->op, zxid);
-	note_latency(c->srv, r->received_ns);
-	if (defer)
-		defer_reply(c, r, at);
-	else
-		request_put(c->srv, r);
+	note_latency(c, r->received_ns);
+	finish_error_reply(c, r, at);
 }
 
 static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 			 uint64_t received_ns)
 {
 	struct server *srv = c->srv;
-	bool behind = !list_empty(&c->queue);
 	struct prep_request pr = { .session_id = c->session_id, .op = op, .auth = &c->auth };
 
 	if (op == ZK_OP_CLOSE_SESSION) {
@@ -735,12 +885,10 @@ static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in
 		return;
 	}
 
-	if (!decode_write(c, op, in, &pr)) {
-		log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d); closing", c->peer,
+	bool decoded = decode_write(c, op, in, &pr);
+	if (!decoded)
+		log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d)", c->peer,
 			zk_op_name(op), xid);
-		conn_close(c);
-		return;
-	}
 	struct request *r = request_get(srv, c, xid, op);
 	if (r == NULL) {
 		reply_error(c, xid, op, ZSYSTEMERROR);
@@ -749,14 +897,16 @@ static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in
 	r->received_ns = received_ns;
 	int32_t err;
 	bool multi_failed = false;
-	if (srv->log_failed) {
+	if (!decoded) {
+		err = ZMARSHALLINGERROR; /* as ZooKeeper answers it; the stream is intact */
+	} else if (srv->log_failed) {
 		err = ZSYSTEMERROR; /* the log cannot take writes right now */
 	} else {
 		err = prep_write(&srv->prep, srv->tree, &pr, srv->last_proposed + 1,
 				 server_wall_ms(), &r->arena, &r->txn, &multi_failed);
 	}
 	if (err == ZOK && multi_failed) {
-		reply_failed_multi(c, r, r->txn, behind);
+		reply_failed_multi(c, r, r->txn);
 		return;
 	}
 	if (err == ZOK && op == ZK_OP_MULTI) {
@@ -767,24 +917,18 @@ static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in
 			r->op_types[i] = pr.u.multi.ops[i].type;
 	}
 	if (err == ZOK) {
-		int rc = submit(srv, r);
-		if (rc == 0) {
+		if (submit(srv, r) == 0) {
 			r->state = REQ_WRITE;
 			enqueue(c, r);
 			return;
 		}
-		log_msg(LOG_ERROR, "server", "cannot log a txn: %s", strerror(-rc));
-		/* Its change records are in prep already: start over from the tree. */
-		on_log_failure(srv);
 		err = ZSYSTEMERROR;
 	}
 	size_t at = c->out.len;
-	reply_error(c, xid, op, err);
-	note_latency(srv, received_ns);
-	if (behind)
-		defer_reply(c, r, at);
-	else
-		request_put(srv, r);
+	/* The reply's zxid is that of the state the error was judged against. */
+	reply_end(c, reply_begin(c, xid, srv->last_proposed, err), op, srv->last_proposed);
+	note_latency(c, received_ns);
+	finish_error_reply(c, r, at);
 }
 
 /* ---- frames ------------------------------------------------------------- */
@@ -804,7 +948,8 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 	uint64_t now = server_now_ns();
 	if (c->session)
 		session_touch(&srv->sessions, c->session, (int64_t)uv_now(srv->loop));
-	c->last_cxid = h.xid;
+	if (h.xid >= 0)
+		c->last_cxid = h.xid; /* not pings, auth, setWatches (ServerCnxn) */
 
 	if (h.type == ZK_OP_AUTH) {
 		struct zk_auth_packet a;
@@ -814,7 +959,13 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 			return;
 		}
 		int32_t err = acl_auth_add(&c->auth, a.scheme, a.auth);
-		reply_error(c, ZK_XID_AUTH, ZK_OP_AUTH, err);
+		/* ZooKeeper answers at once, with the packet's xid and zxid 0;
+		 * it is not an operation for cons's figures. */
+		int32_t last_op = c->last_op;
+		int64_t last_zxid = c->last_zxid;
+		reply_end(c, reply_begin(c, h.xid, 0, err), ZK_OP_AUTH, 0);
+		c->last_op = last_op;
+		c->last_zxid = last_zxid;
 		if (err != ZOK) {
 			/* ZooKeeper tells the client its auth failed, then drops it. */
 			size_t at = reply_begin(c, ZK_XID_NOTIFICATION, 0, ZOK);
@@ -829,7 +980,13 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 		return;
 	}
 	if (c->session && c->session->closing && h.type != ZK_OP_CLOSE_SESSION) {
+		/* In its place behind the connection's earlier requests: a reply
+		 * out of order makes clients drop the connection. */
+		struct request *r = list_empty(&c->queue) ? NULL : request_get(srv, c, h.xid, h.type);
+		size_t at = c->out.len;
 		reply_error(c, h.xid, h.type, ZSESSIONEXPIRED);
+		if (r)
+			defer_reply(c, r, at, REQ_DONE);
 		return;
 	}
 	if (is_write(h.type)) {
@@ -864,10 +1021,13 @@ void server_conn_closed(struct conn *c)
 	while (!list_empty(&c->queue)) {
 		struct request *r = CONTAINER_OF(c->queue.next, struct request, link);
 		dequeue(c, r);
-		if (r->state == REQ_WRITE)
+		if (r->state == REQ_WRITE) {
 			r->conn = NULL; /* commit still holds it; nobody to answer */
-		else
-			request_put(srv, r);
+			continue;
+		}
+		if (r->state == REQ_WAIT)
+			list_remove(&r->wait_link);
+		request_put(srv, r);
 	}
 	watch_remove_owner(&srv->watches, &c->watches);
 	if (c->session && c->session->conn == c)
@@ -880,7 +1040,7 @@ void server_drain_queue(struct conn *c)
 	struct server *srv = c->srv;
 	while (!c->closed && !list_empty(&c->queue)) {
 		struct request *r = CONTAINER_OF(c->queue.next, struct request, link);
-		if (r->state == REQ_WRITE)
+		if (r->state == REQ_WRITE || r->state == REQ_WAIT)
 			break;
 		dequeue(c, r);
 		if (r->state == REQ_DONE) {
@@ -917,6 +1077,8 @@ static void send_connect_response(struct conn *c, int32_t timeout, int64_t sessi
 		.read_only = false,
 	};
 	zk_encode_connect_response(&c->out, &resp);
+	if (c->old_client && !c->out.err)
+		c->out.len--; /* ZooKeeper answers an old client without readOnly */
 	jute_frame_end(&c->out, at);
 	c->sent_count++;
 	c->srv->stats.packets_sent++;
@@ -951,6 +1113,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 		return;
 	}
 	c->handshaken = true;
+	c->old_client = !req.has_read_only;
 	int64_t last = tree_last_zxid(srv->tree);
 	if (req.last_zxid_seen > last) {
 		log_msg(LOG_INFO, "server",
@@ -972,8 +1135,12 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 			return;
 		}
 		attach_session(c, s);
+		/* The timeout is negotiated again, and the session lives by the
+		 * new one from now on (ZooKeeper's revalidateSession). */
+		s->live_timeout = prep_session_timeout(&srv->prep, req.timeout);
+		c->timeout = s->live_timeout;
 		session_touch(&srv->sessions, s, (int64_t)uv_now(srv->loop));
-		send_connect_response(c, s->timeout, s->id, s->passwd);
+		send_connect_response(c, c->timeout, s->id, s->passwd);
 		return;
 	}
 	if (srv->log_failed) {
@@ -1021,6 +1188,7 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 		log_msg(LOG_ERROR, "server", "txn 0x%llx does not fit the tree",
 			(unsigned long long)txn->zxid);
 	prep_applied(&srv->prep, txn->zxid);
+	release_waiting(srv, txn->zxid);
 
 	struct conn *c = r ? r->conn : NULL;
 	int64_t now = (int64_t)uv_now(srv->loop);
@@ -1036,6 +1204,9 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 			dequeue(c, r);
 			attach_session(c, s);
 			send_connect_response(c, s->timeout, s->id, s->passwd);
+			note_latency(c, r->received_ns);
+			c->last_op = ZK_OP_CREATE_SESSION;
+			c->last_zxid = txn->zxid;
 			log_msg(LOG_DEBUG, "server", "%s: new session 0x%llx, timeout %d ms", c->peer,
 				(unsigned long long)s->id, s->timeout);
 			request_put(srv, r);
@@ -1070,7 +1241,7 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 	if (res.err == ZOK || r->op == ZK_OP_MULTI)
 		put_write_result(c, r->op, &res, r->op_types);
 	reply_end(c, at, r->op, txn->zxid);
-	note_latency(srv, r->received_ns);
+	note_latency(c, r->received_ns);
 	if (r->op == ZK_OP_CLOSE_SESSION)
 		conn_close_after_flush(c);
 	request_put(srv, r);
@@ -1113,37 +1284,57 @@ static void on_durable(void *ctx, void *cookie, int status)
 	struct request *r = cookie;
 	srv->inflight--;
 	srv->stats.outstanding--;
-	if (status == 0 && !srv->log_failed) {
+	if (status == 0) {
+		/* On disk, so it happened, whatever failed after it: a restart
+		 * would replay it, so the tree must have it now too. */
 		server_apply(srv, r->txn, r);
 		take_snapshot_if_due(srv);
 	} else {
-		/* Not durable, or behind one that was not: it never happened.
-		 * Everything prepped after it assumed it would, so once the
-		 * last in-flight txn is back the overlay starts over from the
-		 * tree. */
+		/* Not durable: it never happened (storage fails everything
+		 * queued behind a failed write too). Everything prepped after
+		 * it assumed it would, so once the last in-flight txn is back
+		 * the overlay starts over from the tree. */
 		on_log_failure(srv);
 		struct conn *c = r->conn;
-		if (c) {
-			dequeue(c, r);
-			if (r->op == ZK_OP_CREATE_SESSION) {
-				conn_close(c);
-			} else {
-				reply_error(c, r->xid, r->op, ZSYSTEMERROR);
-				server_drain_queue(c);
-			}
-		} else if (r->op == ZK_OP_CLOSE_SESSION) {
+		if (r->op == ZK_OP_CLOSE_SESSION) {
 			struct session *s = session_get(&srv->sessions, r->session_id);
 			if (s)
-				s->closing = false; /* expire it again later */
+				s->closing = false; /* it lives on: expires again later */
 		}
-		request_put(srv, r);
+		if (c && r->op == ZK_OP_CREATE_SESSION) {
+			dequeue(c, r);
+			conn_close(c);
+		} else if (c) {
+			/* The answer takes the request's place in the connection's
+			 * order (a REQ_WAIT may still be ahead of it). */
+			size_t at = c->out.len;
+			reply_error(c, r->xid, r->op, ZSYSTEMERROR);
+			if (take_reply(c, r, at)) {
+				r->state = REQ_DONE;
+				server_drain_queue(c);
+				r = NULL;
+			} else {
+				dequeue(c, r);
+			}
+		}
+		if (r)
+			request_put(srv, r);
 	}
-	if (srv->log_failed && srv->inflight == 0) {
-		prep_reset(&srv->prep);
-		srv->last_proposed = tree_last_zxid(srv->tree);
-		srv->log_failed = false;
-		log_msg(LOG_INFO, "server", "accepting writes again");
-	}
+	restart_if_drained(srv);
+}
+
+/* After a log failure, once the last txn in flight is back: the overlay
+ * starts over from the tree, the errors judged against the abandoned txns
+ * are answered, and writes are taken again. */
+static void restart_if_drained(struct server *srv)
+{
+	if (!srv->log_failed || srv->inflight != 0)
+		return;
+	prep_reset(&srv->prep);
+	srv->last_proposed = tree_last_zxid(srv->tree);
+	abandon_waiting(srv);
+	srv->log_failed = false;
+	log_msg(LOG_INFO, "server", "accepting writes again");
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -1223,6 +1414,7 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	list_init(&srv->conns);
 	list_init(&srv->dirty);
 	list_init(&srv->free_requests);
+	list_init(&srv->waiting);
 	srv->tree = tree_new();
 	if (srv->tree == NULL) {
 		log_msg(LOG_ERROR, "server", "out of memory");

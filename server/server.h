@@ -16,6 +16,10 @@
  * connection's FIFO until that write is applied, so a client always reads
  * its own writes, and sees a watch event before the data that caused it
  * (the event is queued when the txn applies, before any later reply).
+ * A write that fails in prep was judged against the txns in flight (a
+ * create refused because another client's create of the node is on its
+ * way): its error waits until they are applied, so what the client was told
+ * is what it reads next, as ZooKeeper's single pipeline orders it.
  *
  * Everything here runs on the loop thread; only storage's sync thread is
  * elsewhere.
@@ -44,6 +48,8 @@ enum request_state {
 	REQ_READ,    /* a read waiting behind a write of its connection */
 	REQ_WRITE,   /* a txn on its way to commit */
 	REQ_DONE,    /* a reply ready, waiting for the requests ahead of it */
+	REQ_WAIT,    /* an error reply judged against txns still in flight: ready
+			once they are applied (server.waiting) */
 };
 
 struct request {
@@ -54,7 +60,9 @@ struct request {
 	enum request_state state;
 	Quorum__Txn *txn;        /* REQ_WRITE: in arena */
 	int32_t *op_types;       /* REQ_WRITE multi: each op's request type */
-	const uint8_t *bytes;    /* REQ_READ: the frame body; REQ_DONE: the reply frame */
+	const uint8_t *bytes;    /* REQ_READ: the frame body; REQ_DONE, REQ_WAIT: the reply frame */
+	struct list wait_link;   /* REQ_WAIT: in server.waiting */
+	int64_t wait_zxid;       /* REQ_WAIT: the txn it waits for */
 	size_t len;
 	uint64_t received_ns;    /* for the latency figures of srvr/mntr */
 	struct arena arena;      /* everything above; reset when recycled */
@@ -89,6 +97,11 @@ struct conn {
 	uint64_t recv_count, sent_count;
 	int64_t last_zxid, last_cxid, connected_ms;
 	int32_t last_op;
+	int64_t last_resp_ms;    /* monotonic ms of the last timed reply; 0 before */
+	uint64_t lat_last_us, lat_min_us, lat_max_us, lat_total_us, lat_count;
+	bool admin;              /* this connection carries a four-letter word */
+	bool old_client;         /* its ConnectRequest had no readOnly byte (a
+				    pre-3.4 client): neither has our answer */
 };
 
 struct server_stats {
@@ -114,6 +127,7 @@ struct server {
 	struct list conns;
 	struct list dirty;
 	struct list free_requests; /* recycled struct request, arenas kept */
+	struct list waiting;    /* REQ_WAIT requests, wait_zxid ascending */
 	size_t n_free_requests;
 	int64_t last_proposed;  /* the newest zxid handed to commit */
 	int64_t inflight;       /* txns handed to commit, not yet applied or failed */

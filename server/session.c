@@ -136,7 +136,7 @@ void session_touch(struct session_table *st, struct session *s, int64_t now_ms)
 {
 	if (s->closing)
 		return;
-	int64_t t = round_up(st, now_ms + s->timeout);
+	int64_t t = round_up(st, now_ms + (s->live_timeout > 0 ? s->live_timeout : s->timeout));
 	if (t == s->expire_at)
 		return;
 	unbucket(st, s);

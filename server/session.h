@@ -31,6 +31,10 @@ struct session {
 	int64_t expire_at;       /* bucket time; 0 while not in a bucket */
 	struct list bucket_link; /* in the bucket of expire_at */
 	struct conn *conn;       /* the connection serving it now, or NULL */
+	int32_t live_timeout;    /* negotiated by the connection that took it
+				    over last (ZooKeeper touches a session with
+				    its connection's timeout); 0: timeout.
+				    Local, unlike timeout, which is replicated */
 	bool closing;            /* closeSession in flight: no new requests */
 };
 
@@ -57,7 +61,8 @@ struct session *session_add(struct session_table *st, int64_t id, int32_t timeou
 struct session *session_get(const struct session_table *st, int64_t id);
 /* Unlinks and frees; the caller has detached it from its connection. */
 void session_remove(struct session_table *st, struct session *s);
-/* Moves the deadline to now + timeout (any packet from the client). */
+/* Moves the deadline to now + live_timeout, or timeout (any packet from the
+ * client). */
 void session_touch(struct session_table *st, struct session *s, int64_t now_ms);
 
 /* Hands every session whose deadline has passed, and that is not already

@@ -41,6 +41,7 @@ void watch_owner_init(struct watch_owner *o)
 {
 	list_init(&o->regs);
 	o->last_seq = 0;
+	o->data_seen = false;
 }
 
 static uint64_t path_hash(struct zk_str p)
@@ -139,6 +140,8 @@ int watch_add(struct watch_table *wt, struct watch_owner *o, enum watch_table_ki
 		wp->path[path.len] = '\0';
 		hmap_insert(&wt->paths[table], &wp->node, path_hash(path));
 	}
+	if (table == WATCH_TABLE_DATA)
+		o->data_seen = true;
 	struct watch_reg *r = reg_find(wp, o);
 	if (r) {
 		reg_set_mode(wt, r, r->mode | (uint8_t)mode);
@@ -288,5 +291,43 @@ size_t watch_owner_reg_count(const struct watch_owner *o)
 {
 	size_t n = 0;
 	LIST_FOR_EACH(l, &o->regs) n++;
+	return n;
+}
+
+void watch_table_counts(const struct watch_table *wt, enum watch_table_kind table,
+			size_t *paths, size_t *regs)
+{
+	*paths = hmap_count(&wt->paths[table]);
+	*regs = 0;
+	HMAP_FOR_EACH(n, &wt->paths[table]) {
+		const struct watch_path *wp = CONTAINER_OF(n, struct watch_path, node);
+		LIST_FOR_EACH(l, &wp->regs) (*regs)++;
+	}
+}
+
+void watch_table_walk(const struct watch_table *wt, enum watch_table_kind table,
+		      void (*path_fn)(void *ctx, struct zk_str path),
+		      void (*owner_fn)(void *ctx, const struct watch_owner *o), void *ctx)
+{
+	HMAP_FOR_EACH(n, &wt->paths[table]) {
+		const struct watch_path *wp = CONTAINER_OF(n, struct watch_path, node);
+		path_fn(ctx, (struct zk_str){ wp->path, wp->len });
+		LIST_FOR_EACH(l, &wp->regs)
+			owner_fn(ctx, CONTAINER_OF(l, struct watch_reg, path_link)->owner);
+	}
+}
+
+size_t watch_owner_walk(const struct watch_owner *o, enum watch_table_kind table,
+			void (*fn)(void *ctx, struct zk_str path), void *ctx)
+{
+	size_t n = 0;
+	LIST_FOR_EACH(l, &o->regs) {
+		const struct watch_reg *r = CONTAINER_OF(l, struct watch_reg, owner_link);
+		if (r->wp->table != table)
+			continue;
+		n++;
+		if (fn)
+			fn(ctx, (struct zk_str){ r->wp->path, r->wp->len });
+	}
 	return n;
 }

@@ -41,6 +41,9 @@ enum watch_mode {
 struct watch_owner {
 	struct list regs;   /* its struct watch_reg, for removal on close */
 	uint64_t last_seq;  /* the last trigger it heard: one event, one delivery */
+	bool data_seen;     /* has had a data-table watch: ZooKeeper's wchs and
+			       wchc keep counting a connection once it has
+			       watched, even after its watches fired */
 };
 
 typedef void (*watch_deliver_fn)(void *ctx, struct watch_owner *owner, enum zk_event_type type,
@@ -82,9 +85,23 @@ bool watch_remove(struct watch_table *wt, struct watch_owner *o, struct zk_str p
 /* Drops every registration of the owner (its connection closed). */
 void watch_remove_owner(struct watch_table *wt, struct watch_owner *o);
 
-/* Counts for wchs: paths watched (both tables) and registrations. */
+/* Counts for mntr: paths watched (both tables) and registrations. */
 size_t watch_path_count(const struct watch_table *wt);
 static inline size_t watch_reg_count(const struct watch_table *wt) { return wt->reg_count; }
 size_t watch_owner_reg_count(const struct watch_owner *o);
+
+/* For wchs, wchc and wchp, which show one table (ZooKeeper shows the data
+ * table): the paths watched in it and the registrations on them ... */
+void watch_table_counts(const struct watch_table *wt, enum watch_table_kind table,
+			size_t *paths, size_t *regs);
+/* ... each path with the owners registered on it (fn gets the path, then
+ * once per owner with that path again) ... */
+void watch_table_walk(const struct watch_table *wt, enum watch_table_kind table,
+		      void (*path_fn)(void *ctx, struct zk_str path),
+		      void (*owner_fn)(void *ctx, const struct watch_owner *o), void *ctx);
+/* ... and the paths one owner watches in it (returns how many). An owner
+ * counts as watching (wchs) once data_seen is set. */
+size_t watch_owner_walk(const struct watch_owner *o, enum watch_table_kind table,
+			void (*fn)(void *ctx, struct zk_str path), void *ctx);
 
 #endif
