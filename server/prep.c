@@ -421,6 +421,7 @@ static int prep_create(struct ctx *c, int32_t op, const struct zk_create_request
 		return ZSYSTEMERROR;
 	if (ct->data.len)
 		memcpy(ct->data.data, r->data.p, ct->data.len);
+	ct->null_data = r->data.len < 0;
 	ct->ephemeral_owner = owner;
 	ct->parent_cversion = parent.cversion;
 	t->body_case = QUORUM__TXN__BODY_CREATE;
@@ -507,6 +508,7 @@ static int prep_set_data(struct ctx *c, const struct zk_set_data_request *r, Quo
 		return ZSYSTEMERROR;
 	if (st->data.len)
 		memcpy(st->data.data, r->data.p, st->data.len);
+	st->null_data = r->data.len < 0;
 	st->version = next;
 	t->body_case = QUORUM__TXN__BODY_SET_DATA;
 	t->set_data = st;

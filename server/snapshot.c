@@ -171,6 +171,7 @@ static int put_node(void *ctx, const struct znode *n)
 	Quorum__SnapNode node = QUORUM__SNAP_NODE__INIT;
 	node.path = bin(path.s, path.len);
 	node.data = bin(data.p, data.len);
+	node.null_data = data.len < 0;
 	node.n_acl = count;
 	node.acl = w->acl_ptrs;
 	node.stat = &stat;
@@ -486,7 +487,10 @@ int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
 		};
 		r = tree_load_node(t, (struct zk_str){ (const char *)node->path.data,
 						       (int32_t)node->path.len },
-				   (struct zk_buf){ node->data.data, (int32_t)node->data.len }, acls,
+				   node->null_data ? (struct zk_buf){ NULL, -1 }
+						   : (struct zk_buf){ node->data.data,
+								      (int32_t)node->data.len },
+				   acls,
 				   (int32_t)node->n_acl, &stat);
 		if (r < 0)
 			log_msg(LOG_ERROR, "storage", "snapshot %s: loading the node at offset %zu "

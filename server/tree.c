@@ -78,7 +78,7 @@ struct znode {
 	struct zlink own;         /* in its session's list, tree.containers or
 				     tree.ttls, by ephemeral_owner; unused otherwise */
 	struct acl_entry *acl;    /* interned; one reference held */
-	uint8_t *data;            /* NULL when empty */
+	uint8_t *data;            /* NULL when empty, DATA_NULL when null */
 	struct zk_stat stat;      /* as a client sees it, but for the owner encoding */
 	int32_t cversion;         /* ZooKeeper's persisted cversion: children created */
 	int32_t path_len;
@@ -392,10 +392,35 @@ static struct znode *node_alloc(struct zk_str path)
 	return n;
 }
 
+/* ZooKeeper tells null data (getData answers a null buffer) from empty
+ * data; both have dataLength 0. A null node's data points here. */
+static uint8_t data_null_mark;
+#define DATA_NULL (&data_null_mark)
+
+static void data_free(uint8_t *data)
+{
+	if (data != DATA_NULL)
+		free(data);
+}
+
+/* The buffer a txn's data becomes: a copy, NULL when empty, DATA_NULL
+ * when null. Returns false when out of memory. */
+static bool data_dup(const ProtobufCBinaryData *d, bool is_null, uint8_t **out)
+{
+	*out = is_null ? DATA_NULL : NULL;
+	if (is_null || d->len == 0)
+		return true;
+	*out = malloc(d->len);
+	if (*out == NULL)
+		return false;
+	memcpy(*out, d->data, d->len);
+	return true;
+}
+
 static void node_free(struct tree *t, struct znode *n)
 {
 	acl_unref(t, n->acl);
-	free(n->data);
+	data_free(n->data);
 	free(n);
 }
 
@@ -532,7 +557,7 @@ static void graveyard_flush(struct tree *t)
 	while (t->graveyard) {
 		struct znode *n = t->graveyard;
 		t->graveyard = n->sib.next;
-		free(n->data);
+		data_free(n->data);
 		free(n);
 	}
 }
@@ -580,12 +605,8 @@ static int prep_create(struct tree *t, struct op *op, const Quorum__CreateTxn *c
 	if (n == NULL)
 		return -ENOMEM;
 	op->node = n; /* from here on, abort frees it with whatever it holds */
-	if (c->data.len) {
-		n->data = malloc(c->data.len);
-		if (n->data == NULL)
-			return -ENOMEM;
-		memcpy(n->data, c->data.data, c->data.len);
-	}
+	if (!data_dup(&c->data, c->null_data, &n->data))
+		return -ENOMEM;
 	n->stat.data_length = (int32_t)c->data.len;
 	n->stat.ephemeral_owner = c->ephemeral_owner;
 	n->acl = acl_ref_txn(t, c->acl, c->n_acl);
@@ -618,12 +639,8 @@ static int prep_op(struct tree *t, struct op *op, const Quorum__Txn *sub)
 		op->path = str_of(s->path);
 		op->version = s->version;
 		op->data_len = (int32_t)s->data.len;
-		if (s->data.len) {
-			op->data = malloc(s->data.len);
-			if (op->data == NULL)
-				return -ENOMEM;
-			memcpy(op->data, s->data.data, s->data.len);
-		}
+		if (!data_dup(&s->data, s->null_data, &op->data))
+			return -ENOMEM;
 		return 0;
 	}
 	case QUORUM__TXN__BODY_SET_ACL: {
@@ -800,7 +817,7 @@ static void op_release(struct tree *t, struct op *op)
 	if (op->kind == OP_CREATE && op->node)
 		node_free(t, op->node);
 	if (op->kind == OP_SET_DATA)
-		free(op->data);
+		data_free(op->data);
 	if (op->kind == OP_SET_ACL)
 		acl_unref(t, op->acl);
 	op->node = NULL;
@@ -821,7 +838,7 @@ static void op_commit(struct tree *t, struct op *op)
 		t->graveyard = op->node;
 		break;
 	case OP_SET_DATA:
-		free(op->data);
+		data_free(op->data);
 		break;
 	case OP_SET_ACL:
 		acl_unref(t, op->acl);
@@ -1148,6 +1165,8 @@ struct zk_str znode_name(const struct znode *n)
 
 struct zk_buf znode_data(const struct znode *n)
 {
+	if (n->data == DATA_NULL)
+		return (struct zk_buf){ NULL, -1 };
 	return (struct zk_buf){ n->data, n->stat.data_length };
 }
 
@@ -1292,7 +1311,7 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 		   const struct zk_acl *acls, int32_t acl_count, const struct zk_stat *stat)
 {
 	graveyard_flush(t);
-	if (path.s == NULL || path.len <= 0 || data.len < 0 || (data.len && data.p == NULL) ||
+	if (path.s == NULL || path.len <= 0 || data.len < -1 || (data.len > 0 && data.p == NULL) ||
 	    acl_count < 0 || (acl_count && acls == NULL) || stat == NULL)
 		return -EINVAL;
 	bool is_root = path.len == 1 && path.s[0] == '/';
@@ -1304,10 +1323,10 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 	struct znode *n = lookup(t, path);
 
 	/* Everything that can fail, first. */
-	uint8_t *buf = NULL;
+	uint8_t *buf = data.len < 0 ? DATA_NULL : NULL;
 	struct znode *fresh = NULL;
 	struct acl_entry *acl = NULL;
-	if (data.len) {
+	if (data.len > 0) {
 		buf = malloc((size_t)data.len);
 		if (buf == NULL)
 			goto nomem;
@@ -1328,7 +1347,7 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 	if (n) {
 		owner_unlink(t, n);
 		t->data_size -= n->stat.data_length;
-		free(n->data);
+		data_free(n->data);
 		acl_unref(t, n->acl);
 		kids = n->stat.num_children;
 	} else {
@@ -1337,7 +1356,7 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 	n->data = buf;
 	n->acl = acl;
 	n->stat = *stat;
-	n->stat.data_length = data.len;
+	n->stat.data_length = data.len < 0 ? 0 : data.len;
 	n->stat.num_children = kids;
 	n->cversion = (int32_t)(((int64_t)stat->cversion + stat->num_children) / 2);
 	refresh_cversion(n);
@@ -1350,7 +1369,7 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 	sess_reap(t);
 	return 0;
 nomem:
-	free(buf);
+	data_free(buf);
 	free(fresh);
 	acl_unref(t, acl);
 	return -ENOMEM;

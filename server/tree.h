@@ -136,6 +136,8 @@ struct znode *tree_get(const struct tree *t, struct zk_str path);
 /* Node accessors; the returned pointers live until the node changes. */
 struct zk_str znode_path(const struct znode *n);
 struct zk_str znode_name(const struct znode *n); /* last segment; "" for "/" */
+/* len -1 (p NULL) for null data, which ZooKeeper tells from empty data;
+ * the Stat's dataLength is 0 for both. */
 struct zk_buf znode_data(const struct znode *n);
 const struct zk_stat *znode_stat(const struct znode *n); /* see the top comment */
 /* Children ever created under n (ZooKeeper's StatPersisted.cversion): the
@@ -176,8 +178,8 @@ int tree_walk(const struct tree *t, int (*fn)(void *ctx, const struct znode *n),
  * stat is as znode_stat() gave it: cversion and num_children together give
  * the persisted cversion, data_length comes from data, and the node's
  * children count is whatever is loaded under it.
- * Returns 0, -ENOMEM, or -EINVAL if the parent is missing or the path is
- * malformed. */
+ * data.len -1 loads null data. Returns 0, -ENOMEM, or -EINVAL if the
+ * parent is missing or the path is malformed. */
 int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 		   const struct zk_acl *acls, int32_t acl_count, const struct zk_stat *stat);
 

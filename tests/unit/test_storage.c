@@ -1026,6 +1026,11 @@ static void test_snapshot_and_log_recover(void **state)
 	assert_non_null(t);
 	assert_int_equal(fx_recover(f, NULL, false), 0);
 	workload(f, t, 1, 40);
+	/* Null data is not empty data: the snapshot keeps the difference. */
+	struct zk_acl anyone = { ZK_PERM_ALL, { ZK_STR("world"), ZK_STR("anyone") } };
+	struct zk_stat null_stat = { .czxid = 40, .mzxid = 40, .pzxid = 40 };
+	assert_int_equal(tree_load_node(t, ZK_STR("/null"), (struct zk_buf){ NULL, -1 }, &anyone, 1,
+					&null_stat), 0);
 	snapshot_now(f, t, 40);
 	assert_int_equal(storage_snapshot_due(f->s), false);
 	workload(f, t, 41, 77);
@@ -1047,6 +1052,7 @@ static void test_snapshot_and_log_recover(void **state)
 	assert_int_equal(f->sessions[1].timeout, 4000);
 	assert_int_equal(f->sessions[1].passwd[15], 0xcd);
 	expect_same_tree(t, t2);
+	assert_int_equal(znode_data(tree_get(t2, ZK_STR("/null"))).len, -1);
 	assert_true(storage_snap_bytes(f->s) > 0);
 	/* And it goes on: more appends after recovery. */
 	workload(f, t2, 79, 85);

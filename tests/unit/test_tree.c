@@ -548,6 +548,35 @@ static void test_parent_cversion_and_pzxid_rules(void **state)
 	assert_int_equal(tree_last_zxid(t), 20);
 }
 
+/* ZooKeeper tells null data from empty data: getData answers a null buffer
+ * (length -1) for the first; dataLength is 0 for both. */
+static void test_null_data(void **state)
+{
+	struct tree *t = *state;
+	Quorum__Txn *x = mk_create("/null", "", 0, 1);
+	x->create->null_data = true;
+	assert_int_equal(apply(t, x, 2), ZOK);
+	assert_int_equal(znode_data(get(t, "/null")).len, -1);
+	assert_null(znode_data(get(t, "/null")).p);
+	assert_int_equal(stat_of(t, "/null")->data_length, 0);
+	assert_int_equal(apply(t, mk_create("/empty", "", 0, 2), 3), ZOK);
+	assert_int_equal(znode_data(get(t, "/empty")).len, 0);
+
+	assert_int_equal(apply(t, mk_set_data("/null", "x", 1), 4), ZOK);
+	assert_int_equal(znode_data(get(t, "/null")).len, 1);
+	x = mk_set_data("/empty", "", 1);
+	x->set_data->null_data = true;
+	assert_int_equal(apply(t, x, 5), ZOK);
+	assert_int_equal(znode_data(get(t, "/empty")).len, -1);
+	/* A multi that does not fit leaves null data as it was. */
+	x = mk_set_data("/empty", "y", 2);
+	assert_int_equal(apply(t, mk_multi(2, x, mk_delete("/missing")), 6), ZRUNTIMEINCONSISTENCY);
+	assert_int_equal(znode_data(get(t, "/empty")).len, -1);
+	/* Deleting a null node frees nothing it should not (valgrind, ASan). */
+	assert_int_equal(apply(t, mk_delete("/empty"), 7), ZOK);
+	assert_int_equal(apply(t, mk_delete("/null"), 8), ZOK);
+}
+
 static void test_set_data_and_acl(void **state)
 {
 	struct tree *t = *state;
@@ -1241,6 +1270,7 @@ int main(void)
 		TEST(test_initial_tree),
 		TEST(test_create_delete_parent_effects),
 		TEST(test_parent_cversion_and_pzxid_rules),
+		TEST(test_null_data),
 		TEST(test_set_data_and_acl),
 		TEST(test_event_order),
 		TEST(test_names_are_just_names),
