@@ -12,6 +12,7 @@
  *   ephemeral.c  one session per process that creates ephemeral nodes
  *   lock.c       flock/fcntl locks as ZooKeeper lock-recipe locks
  *   names.c      creation suffixes, reserved names, path joining
+ *   watch.c      one-shot watches, where the persistent one is missing
  * quorumfs(5) describes the semantics; this header only the plumbing.
  */
 #ifndef QUORUMFS_FS_H
@@ -44,6 +45,11 @@ struct fs_options {
 	unsigned timeout_ms;      /* -o timeout=: bound of every ensemble call */
 	unsigned session_timeout_ms; /* -o session_timeout= */
 	unsigned max_size;        /* -o max_size=: largest file, bytes */
+	enum fs_watch_mode {
+		FS_WATCH_AUTO,        /* persistent if the server has addWatch */
+		FS_WATCH_PERSISTENT,  /* persistent or no mount */
+		FS_WATCH_ONESHOT,     /* one-shot watches (watch.c) */
+	} watch;                  /* -o watch= */
 };
 
 /* The one daemon. Fields are set before the FUSE loop starts and read-only
@@ -53,9 +59,11 @@ struct fs {
 	struct fuse_session *se;
 	double timeout;           /* entry/attr/negative timeout, from cache_s;
 				     0 when there is no watch */
-	bool watching;            /* the persistent recursive watch is set:
-				     caches and the echo depend on it
-				     (atomic: set by session.c on (re)connect) */
+	bool watching;            /* a watch keeps caches fresh (the persistent
+				     recursive one, or one-shot ones): caches
+				     and the echo depend on it */
+	bool oneshot;             /* one-shot watches (watch.c) do it: the
+				     mode the first session settled on */
 	pid_t echo_tid;           /* the echo thread's id (set before the loop) */
 };
 extern struct fs fs;
@@ -227,6 +235,16 @@ static inline bool echo_req(fuse_req_t req)
 /* A copy of the current echo op (path malloc'd), for handlers serving the
  * echo thread. Returns false if none. */
 bool echo_current(struct echo_op *op);
+
+/* ---- one-shot watches (watch.c) ------------------------------------------- */
+
+/* No-ops unless fs.oneshot. watch_node(): the kernel gained an inode for
+ * path; arms its data watch (and, for a directory, its child watch) unless
+ * armed. watch_reset(): a session (c) starts: forgets every watch of the
+ * previous one and arms the root's. */
+void watch_node(const char *path, enum inode_kind kind);
+void watch_reset(struct qc_client *c);
+void watch_shutdown(void);
 
 /* ---- ephemeral sessions (ephemeral.c) ------------------------------------ */
 

@@ -16,6 +16,8 @@
  * says is "under the table lock". Handlers get inodes from the kernel (safe
  * for the request's duration: the kernel forgets no inode with a request in
  * flight); other threads (echo, locks) hold them with inode_find/put.
+ * watch_node() is called once the lock is released (oneshot mode: every
+ * inode the kernel gains gets its watches, see watch.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +199,7 @@ struct inode *inode_lookup(const char *path, enum inode_kind kind, const struct 
 	}
 	e->in.nlookup++;
 	pthread_mutex_unlock(&table_mu);
+	watch_node(path, kind);
 	return &e->in;
 }
 
@@ -229,6 +232,7 @@ void inode_rehash(struct inode *in, const char *path)
 	hmap_insert(&table, &e->node, hash_str(p));
 	e->in.hashed = true;
 	pthread_mutex_unlock(&table_mu);
+	watch_node(path, in->kind);
 }
 
 void inode_set_path(struct inode *in, const char *path)
@@ -241,6 +245,7 @@ void inode_set_path(struct inode *in, const char *path)
 	free(in->path);
 	in->path = p;
 	pthread_mutex_unlock(&table_mu);
+	watch_node(path, in->kind);
 }
 
 void inode_unhash(struct inode *in)

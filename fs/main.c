@@ -50,7 +50,7 @@ void fs_log(int priority, const char *fmt, ...)
 /* ---- the command line ----------------------------------------------------- */
 
 enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_RO, KEY_RW,
-       KEY_DROP };
+       KEY_DROP, KEY_WATCH_AUTO, KEY_WATCH_PERSISTENT, KEY_WATCH_ONESHOT };
 
 #define OPT(t, p) { t, offsetof(struct fs_options, p), 1 }
 static const struct fuse_opt opt_spec[] = {
@@ -62,6 +62,9 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("session_timeout=%u", session_timeout_ms),
 	OPT("max_size=%u", max_size),
 	OPT("quiet", quiet),
+	FUSE_OPT_KEY("watch=auto", KEY_WATCH_AUTO),
+	FUSE_OPT_KEY("watch=persistent", KEY_WATCH_PERSISTENT),
+	FUSE_OPT_KEY("watch=oneshot", KEY_WATCH_ONESHOT),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	/* mount(8) and fstab words that mean nothing to us */
@@ -102,6 +105,8 @@ static void usage(FILE *out)
 		"  -o timeout=MS    bound of every ensemble call (default 10000)\n"
 		"  -o session_timeout=MS   (default 10000)\n"
 		"  -o max_size=B    largest file (default 1047552)\n"
+		"  -o watch=MODE    auto (default), persistent or oneshot: how remote\n"
+		"                   changes are watched\n"
 		"See quorumfs(8) and quorumfs(5).\n");
 }
 
@@ -148,6 +153,15 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		o->ro = false;
 		return 0;
 	case KEY_DROP:
+		return 0;
+	case KEY_WATCH_AUTO:
+		o->watch = FS_WATCH_AUTO;
+		return 0;
+	case KEY_WATCH_PERSISTENT:
+		o->watch = FS_WATCH_PERSISTENT;
+		return 0;
+	case KEY_WATCH_ONESHOT:
+		o->watch = FS_WATCH_ONESHOT;
 		return 0;
 	default:
 		return 1;
@@ -254,6 +268,7 @@ out_stop:
 	echo_stop();
 	ephemeral_stop();
 	fs_session_stop();
+	watch_shutdown();
 	goto out_signals;
 out_unmount:
 	fuse_session_unmount(fs.se);

@@ -4,7 +4,9 @@
  * Every handler brackets its ensemble calls with fs_session_hold() and
  * fs_session_release(). The session is opened at mount time with the
  * persistent recursive watch on "/" that keeps the caches fresh and drives
- * the echo (see echo.c). A server failover is the client library's
+ * the echo (see echo.c); on a server without addWatch, or with
+ * -o watch=oneshot, one-shot watches do that instead (watch.c), and every
+ * later session of the mount keeps the mode the first one settled on. A server failover is the client library's
  * business (same session on another server). A session expiry is ours: the
  * first call that sees ZSESSIONEXPIRED asks the echo thread to renew it
  * (fs_session_renew(): new session, new watch, swap, close the old one, then
@@ -61,7 +63,32 @@ static void state_cb(struct qc_client *c, enum qc_state state, void *arg)
 	}
 }
 
-static int open_session(struct qc_client **out, bool *watch_ok)
+/* Sets the persistent recursive watch on "/"; returns whether the server
+ * has addWatch. A server without it answers ZUNIMPLEMENTED, or (ZooKeeper
+ * before 3.6) drops the connection on the unknown opcode: a connection loss
+ * on addWatch, twice, with the session answering in between, means no
+ * addWatch (once could be a network blip). */
+static bool add_persistent_watch(struct qc_client *c)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int rc = qc_add_watch(c, "/", ZK_WATCH_PERSISTENT_RECURSIVE, echo_watch_cb, NULL);
+		if (rc == ZOK)
+			return true;
+		fs_log(LOG_WARNING, "addWatch refused: %s", qc_strerror(rc));
+		if (rc != ZCONNECTIONLOSS)
+			return false;
+		rc = qc_wait_connected(c, fs.opt.timeout_ms);
+		if (rc == ZOK)
+			rc = qc_exists(c, "/", NULL, NULL, NULL);
+		if (rc != ZOK)
+			return false;
+	}
+	return false;
+}
+
+/* Opens a session; *persistent says whether the persistent recursive watch
+ * is set (never tried in oneshot mode). */
+static int open_session(struct qc_client **out, bool *persistent)
 {
 	struct qc_options o = {
 		.hosts = fs.opt.hosts,
@@ -82,13 +109,8 @@ static int open_session(struct qc_client **out, bool *watch_ok)
 		qc_close(c);
 		return -ETIMEDOUT;
 	}
-	/* The watch behind the caches and the echo. Without it (a server
-	 * without addWatch) nothing is cached and nothing is echoed. */
-	rc = qc_add_watch(c, "/", ZK_WATCH_PERSISTENT_RECURSIVE, echo_watch_cb, NULL);
-	if (rc != ZOK)
-		fs_log(LOG_WARNING, "no persistent recursive watch (%s): caching and inotify "
-		       "of remote changes are off", qc_strerror(rc));
-	*watch_ok = rc == ZOK;
+	*persistent = fs.opt.watch != FS_WATCH_ONESHOT && !fs.oneshot &&
+		      add_persistent_watch(c);
 	*out = c;
 	return 0;
 }
@@ -96,16 +118,29 @@ static int open_session(struct qc_client **out, bool *watch_ok)
 int fs_session_start(void)
 {
 	struct qc_client *c;
-	bool watch_ok;
-	int rc = open_session(&c, &watch_ok);
+	bool persistent;
+	int rc = open_session(&c, &persistent);
 	if (rc)
 		return rc;
-	/* Set once, before the loop starts: every timeout derives from it. */
-	fs.watching = watch_ok;
-	fs.timeout = watch_ok ? fs.opt.cache_s : 0;
+	if (!persistent && fs.opt.watch == FS_WATCH_PERSISTENT) {
+		fs_log(LOG_ERR, "%s: no persistent recursive watch (watch=persistent)",
+		       fs.opt.hosts);
+		qc_close(c);
+		return -EOPNOTSUPP;
+	}
+	/* Set once, before the loop starts: every timeout derives from it.
+	 * Without the persistent watch, one-shot watches (watch.c) keep the
+	 * caches fresh. */
+	fs.oneshot = !persistent;
+	fs.watching = true;
+	fs.timeout = fs.opt.cache_s;
+	if (fs.oneshot)
+		fs_log(LOG_INFO, "one-shot watches (%s)", fs.opt.watch == FS_WATCH_ONESHOT
+			       ? "watch=oneshot" : "the server has no addWatch");
 	pthread_rwlock_wrlock(&zk_lock);
 	zk = c;
 	pthread_rwlock_unlock(&zk_lock);
+	watch_reset(c);
 	pthread_mutex_lock(&renew_mu);
 	generation++;
 	pthread_mutex_unlock(&renew_mu);
@@ -171,10 +206,10 @@ int fs_session_renew(void)
 	int rc = 0;
 	if (expired) {
 		struct qc_client *c;
-		bool watch_ok;
-		rc = open_session(&c, &watch_ok);
-		if (rc == 0 && !watch_ok && fs.watching) {
-			/* Caches were built on the watch: keep trying. */
+		bool persistent;
+		rc = open_session(&c, &persistent);
+		if (rc == 0 && !persistent && !fs.oneshot) {
+			/* The mount runs on the persistent watch: keep trying. */
 			qc_close(c);
 			rc = -EAGAIN;
 		}
@@ -184,6 +219,7 @@ int fs_session_renew(void)
 			zk = c;
 			pthread_rwlock_unlock(&zk_lock);
 			qc_close(old);
+			watch_reset(c);
 			fs_log(LOG_INFO, "new session 0x%llx",
 			       (unsigned long long)qc_session_id(c));
 		}

@@ -1,7 +1,9 @@
 """quorumfs when things fail: a session expiry (the daemon frozen past the
 session timeout) is followed by a new session and the mount keeps serving;
 with no server reachable, calls fail with an errno within the configured
-bound and umount works. argv[1]: quorumd (default) or zookeeper."""
+bound and umount works; the daemon SIGKILLed (the client machine dying) takes
+its ephemerals with it within the session timeout, and the dead mount
+(ENOTCONN) is unmounted. argv[1]: quorumd (default) or zookeeper."""
 import errno
 import os
 import signal
@@ -63,5 +65,54 @@ def test_no_quorum(srv):
             m.cleanup()
 
 
+def test_daemon_killed(srv):
+    """The daemon holds the sessions of the ephemerals created through it:
+    SIGKILL it (no unmount, no session close) and they go when the ensemble
+    expires the sessions. quorumd's tick is 2 s: a 2000 ms session timeout is
+    negotiated up to 2 ticks (4 s), expired within a tick more."""
+    hold = ("import sys, time\n"
+            "f = open(sys.argv[1], 'w'); f.write('up'); f.close()\n"
+            "print('ready', flush=True); time.sleep(60)\n")
+    k = kazoo_client(srv)
+    m = Mount(srv, ["session_timeout=2000"])
+    p = None
+    try:
+        m.start()
+        os.mkdir(m.path("dk"))
+        p = subprocess.Popen(["/usr/bin/python3", "-c", hold, m.path("dk/svc#e")],
+                             stdout=subprocess.PIPE, text=True)
+        eq(p.stdout.readline().strip(), "ready", "ephemeral creator")
+        write(m.path("dk/plain"), b"stays")
+        assert k.exists("/dk/svc"), "the ephemeral exists"
+        eph = k.exists("/dk/svc").ephemeralOwner
+        assert eph != 0, "it is ephemeral"
+        os.kill(m.proc.pid, signal.SIGKILL)
+        m.proc.wait(timeout=5)
+        t0 = time.monotonic()
+        # The creator is still alive: only the daemon's death can end the
+        # session.
+        assert p.poll() is None
+        wait_until(lambda: not k.exists("/dk/svc"), 15, "the ephemeral to vanish")
+        took = time.monotonic() - t0
+        assert took < 10, "vanished after %.1fs (session timeout 4 s)" % took
+        eq(k.get("/dk/plain")[0], b"stays", "persistent nodes stay")
+        # A dead FUSE daemon leaves ENOTCONN; fusermount3 -u still works.
+        try:
+            os.stat(m.path("dk"))
+            raise AssertionError("the dead mount answered")
+        except OSError as e:
+            eq(e.errno, errno.ENOTCONN, "errno on the dead mount")
+        r = subprocess.run(["fusermount3", "-u", m.dir], timeout=10,
+                           capture_output=True, text=True)
+        eq(r.returncode, 0, "fusermount3 -u on the dead mount: " + r.stderr)
+        assert not m.mounted(), "still in /proc/mounts"
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+            p.wait(timeout=5)
+        m.cleanup()
+        k.stop()
+
+
 if __name__ == "__main__":
-    main([test_session_expiry, test_no_quorum])
+    main([test_session_expiry, test_no_quorum, test_daemon_killed])

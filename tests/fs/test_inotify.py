@@ -1,13 +1,33 @@
 """quorumfs: `inotifywait -m` on mount B sees every change made through
 mount A and through kazoo, with the event names a local change raises, and
 a read right after the event returns the new content.
-argv[1]: quorumd (default) or zookeeper."""
+argv[1]: quorumd (default) or zookeeper; argv[2] `oneshot`: every mount
+with -o watch=oneshot (the one-shot watches of a server without addWatch)."""
 import os
 import signal
 import subprocess
+import sys
 import time
 
-from fsutil import Mount, Watcher, eq, kazoo_client, main, read, sh, wait_until, write
+from fsutil import Mount as _Mount, Watcher, eq, kazoo_client, main, read, sh, wait_until, write
+
+ONESHOT = len(sys.argv) > 2 and sys.argv[2] == "oneshot"
+
+
+def Mount(srv, options=()):
+    """A mount in the mode under test; checks the daemon is in it."""
+    opts = list(options) + (["watch=oneshot"] if ONESHOT else [])
+    return _CheckedMount(srv, opts)
+
+
+class _CheckedMount(_Mount):
+    def start(self, timeout=20.0):
+        super().start(timeout)
+        if ONESHOT:
+            # Logged once the session is up (just after the mount).
+            wait_until(lambda: "one-shot watches" in self.log_tail(), 10,
+                       "the one-shot mode in the log: " + self.log_tail())
+        return self
 
 
 def test_changes_through_other_mount(srv):

@@ -83,6 +83,32 @@ def test_interrupt(srv):
             stop(h)
 
 
+def test_interrupt_sigint(srv):
+    """^C on a blocked flock: the waiter exits at once, and its abandoned
+    wait leaves nothing behind (the lock goes to the next one when freed)."""
+    with Mount(srv) as a, Mount(srv) as b:
+        write(a.path("ls"), b"")
+        h = holder(a.path("ls"))
+        w = None
+        try:
+            w = subprocess.Popen(["flock", "-x", b.path("ls"), "true"], start_new_session=True)
+            time.sleep(0.5)
+            assert w.poll() is None, "the waiter waits"
+            t0 = time.monotonic()
+            w.send_signal(signal.SIGINT)
+            w.wait(timeout=3)
+            took = time.monotonic() - t0
+            assert took < 1.0, "interrupted after %.2fs" % took
+            assert w.returncode != 0, "flock did not get the lock"
+            stop(h)
+            h = None
+            r = subprocess.run(["flock", "-w", "3", "-x", b.path("ls"), "true"], timeout=10)
+            eq(r.returncode, 0, "free after the holder died (no stale waiter)")
+        finally:
+            stop(w)
+            stop(h)
+
+
 def test_fcntl(srv):
     code = ("import fcntl, sys, time\n"
             "f = open(sys.argv[1], 'r+')\n"
@@ -126,4 +152,5 @@ def test_hidden(srv):
 
 
 if __name__ == "__main__":
-    main([test_flock_two_mounts, test_interrupt, test_fcntl, test_hidden])
+    main([test_flock_two_mounts, test_interrupt, test_interrupt_sigint, test_fcntl,
+          test_hidden])
