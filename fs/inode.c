@@ -39,29 +39,14 @@ static struct entry *all;  /* under table_mu */
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (uint8_t)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
+	return hash_bytes(s, strlen(s), 0);
 }
 
 uint64_t inode_number(const char *path, enum inode_kind kind, int64_t czxid)
 {
 	if (strcmp(path, "/") == 0 && kind == INODE_DIR)
 		return FUSE_ROOT_ID;
-	uint64_t n = mix(hash_str(path) ^ mix((uint64_t)czxid) ^ ((uint64_t)kind << 61));
+	uint64_t n = hash_u64(hash_str(path) ^ hash_u64((uint64_t)czxid) ^ ((uint64_t)kind << 61));
 	return n < 2 ? n + 2 : n;
 }
 

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "byteorder.h"
 #include "log.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -187,11 +188,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Cuts whole frames off the front of c->in and hands them on. */
 static void parse(struct conn *c)
 {
@@ -203,7 +199,7 @@ static void parse(struct conn *c)
 			off = c->in_len;
 			break;
 		}
-		int32_t len = (int32_t)be32(p);
+		int32_t len = (int32_t)get_be32(p);
 		if (len < 0 || len > max) {
 			log_msg(LOG_WARN, "conn",
 				"%s: frame length %d is outside 0..jute.maxbuffer (%d); closing",

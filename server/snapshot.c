@@ -8,6 +8,7 @@
  * thread, between two txns, so it is exactly the tree at its zxid. The
  * worker that writes it holds only the image.
  */
+#include "byteorder.h"
 #include "snapshot.h"
 
 #include <dirent.h>
@@ -25,28 +26,6 @@
 #include "snapshot.pb-c.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 char *snapshot_path(const char *dir, int64_t zxid)
 {
@@ -116,7 +95,7 @@ static int put_message(struct writer *w, const ProtobufCMessage *msg)
 		return -EMSGSIZE;
 	if (reserve(w, 4 + n) < 0)
 		return -ENOMEM;
-	put32(w->buf + w->len, (uint32_t)n);
+	put_le32(w->buf + w->len, (uint32_t)n);
 	protobuf_c_message_pack(msg, w->buf + w->len + 4);
 	w->len += 4 + n;
 	return 0;
@@ -206,12 +185,12 @@ int snapshot_serialize(const struct tree *t, const struct storage_session *sessi
 		return r < 0 ? r : -EINVAL;
 	}
 	int64_t zxid = tree_last_zxid(t);
-	put32(w.buf, SNAPSHOT_MAGIC);
-	put32(w.buf + 4, SNAPSHOT_VERSION);
-	put64(w.buf + 8, (uint64_t)zxid);
-	put64(w.buf + 16, w.nodes);
-	put64(w.buf + 24, (uint64_t)n);
-	put32(w.buf + w.len, crc32c(0, w.buf, w.len));
+	put_le32(w.buf, SNAPSHOT_MAGIC);
+	put_le32(w.buf + 4, SNAPSHOT_VERSION);
+	put_le64(w.buf + 8, (uint64_t)zxid);
+	put_le64(w.buf + 16, w.nodes);
+	put_le64(w.buf + 24, (uint64_t)n);
+	put_le32(w.buf + w.len, crc32c(0, w.buf, w.len));
 	w.len += 4;
 	out->buf = w.buf;
 	out->len = w.len;
@@ -388,34 +367,34 @@ int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
 		r = CORRUPT(len, "%s", "shorter than header and CRC");
 		goto out;
 	}
-	if (get32(buf) != SNAPSHOT_MAGIC) {
+	if (get_le32(buf) != SNAPSHOT_MAGIC) {
 		r = CORRUPT(0, "%s", "bad magic");
 		goto out;
 	}
-	uint32_t want = get32(buf + len - 4), got = crc32c(0, buf, len - 4);
+	uint32_t want = get_le32(buf + len - 4), got = crc32c(0, buf, len - 4);
 	if (want != got) {
 		r = CORRUPT(len - 4, "CRC 0x%08x, computed 0x%08x", want, got);
 		goto out;
 	}
-	if (get32(buf + 4) != SNAPSHOT_VERSION) {
-		r = CORRUPT(4, "unknown version %u", get32(buf + 4));
+	if (get_le32(buf + 4) != SNAPSHOT_VERSION) {
+		r = CORRUPT(4, "unknown version %u", get_le32(buf + 4));
 		goto out;
 	}
-	if ((int64_t)get64(buf + 8) != zxid) {
-		r = CORRUPT(8, "zxid 0x%" PRIx64 " differs from the file name", get64(buf + 8));
+	if ((int64_t)get_le64(buf + 8) != zxid) {
+		r = CORRUPT(8, "zxid 0x%" PRIx64 " differs from the file name", get_le64(buf + 8));
 		goto out;
 	}
-	uint64_t nodes = get64(buf + 16), nsess = get64(buf + 24);
+	uint64_t nodes = get_le64(buf + 16), nsess = get_le64(buf + 24);
 	size_t body_end = len - 4, off = SNAPSHOT_HEADER_SIZE, sess_off = SNAPSHOT_HEADER_SIZE;
 	for (uint64_t i = 0; i < nodes + nsess; i++) {
 		if (i == nodes)
 			sess_off = off;
-		if (body_end - off < 4 || body_end - off - 4 < get32(buf + off)) {
+		if (body_end - off < 4 || body_end - off - 4 < get_le32(buf + off)) {
 			r = CORRUPT(off, "record %" PRIu64 " of %" PRIu64 " runs past the end", i,
 				    nodes + nsess);
 			goto out;
 		}
-		off += 4 + get32(buf + off);
+		off += 4 + get_le32(buf + off);
 	}
 	if (off != body_end) {
 		r = CORRUPT(off, "%zu bytes after the last record", body_end - off);
@@ -428,7 +407,7 @@ int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
 	}
 	off = sess_off;
 	for (uint64_t i = 0; i < nsess; i++) {
-		uint32_t n = get32(buf + off);
+		uint32_t n = get_le32(buf + off);
 		Quorum__SnapSession *ss = quorum__snap_session__unpack(NULL, n, buf + off + 4);
 		if (!ss || ss->passwd.len != sizeof(sessions[i].passwd)) {
 			if (ss)
@@ -450,7 +429,7 @@ int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
 	size_t acl_cap = 0;
 	off = SNAPSHOT_HEADER_SIZE;
 	for (uint64_t i = 0; i < nodes; i++) {
-		uint32_t n = get32(buf + off);
+		uint32_t n = get_le32(buf + off);
 		Quorum__SnapNode *node = quorum__snap_node__unpack(NULL, n, buf + off + 4);
 		if (!node || !node->stat || node->path.len > INT32_MAX ||
 		    node->data.len > INT32_MAX) {

@@ -20,6 +20,7 @@
  * the TXNLOG_LAST_IN_WRITE flag: any sign that a write followed the bad
  * record means the bad record was durable — see classify_tail().
  */
+#include "byteorder.h"
 #include "txnlog.h"
 
 #include <dirent.h>
@@ -66,32 +67,10 @@ struct txnlog {
 
 /* ---- little-endian helpers and the record format --------------------------- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 static uint32_t record_crc(uint32_t payload_crc, uint32_t word)
 {
 	uint8_t w[4];
-	put32(w, word);
+	put_le32(w, word);
 	return crc32c(payload_crc, w, 4);
 }
 
@@ -99,8 +78,8 @@ void txnlog_frame(uint8_t hdr[TXNLOG_RECORD_HEADER], uint32_t payload_len, uint3
 		  bool last_in_write)
 {
 	uint32_t word = payload_len | (last_in_write ? TXNLOG_LAST_IN_WRITE : 0);
-	put32(hdr, word);
-	put32(hdr + 4, record_crc(payload_crc, word));
+	put_le32(hdr, word);
+	put_le32(hdr + 4, record_crc(payload_crc, word));
 }
 
 bool txnlog_zxid_follows(int64_t prev, int64_t next)
@@ -115,10 +94,10 @@ bool txnlog_zxid_follows(int64_t prev, int64_t next)
 static void header_encode(uint8_t h[TXNLOG_HEADER_SIZE], int64_t first_zxid)
 {
 	memset(h, 0, TXNLOG_HEADER_SIZE);
-	put32(h, TXNLOG_MAGIC);
-	put32(h + 4, TXNLOG_VERSION);
-	put64(h + 8, (uint64_t)first_zxid);
-	put32(h + 20, crc32c(0, h, 20));
+	put_le32(h, TXNLOG_MAGIC);
+	put_le32(h + 4, TXNLOG_VERSION);
+	put_le64(h + 8, (uint64_t)first_zxid);
+	put_le32(h + 20, crc32c(0, h, 20));
 }
 
 /* NULL if the header is good, else what is wrong with it. */
@@ -126,13 +105,13 @@ static const char *header_check(const uint8_t *p, size_t size, int64_t name)
 {
 	if (size < TXNLOG_HEADER_SIZE)
 		return "file shorter than the segment header";
-	if (get32(p) != TXNLOG_MAGIC)
+	if (get_le32(p) != TXNLOG_MAGIC)
 		return "bad magic";
-	if (get32(p + 20) != crc32c(0, p, 20))
+	if (get_le32(p + 20) != crc32c(0, p, 20))
 		return "header CRC mismatch";
-	if (get32(p + 4) != TXNLOG_VERSION)
+	if (get_le32(p + 4) != TXNLOG_VERSION)
 		return "unknown format version";
-	if ((int64_t)get64(p + 8) != name)
+	if ((int64_t)get_le64(p + 8) != name)
 		return "header zxid differs from the file name";
 	return NULL;
 }
@@ -156,7 +135,7 @@ static enum rec check_record(const uint8_t *p, size_t size, size_t off, uint32_t
 {
 	if (size - off < TXNLOG_RECORD_HEADER)
 		return REC_SHORT;
-	uint32_t word = get32(p + off);
+	uint32_t word = get_le32(p + off);
 	if (word == 0)
 		return REC_END;
 	*len = word & ~TXNLOG_LAST_IN_WRITE;
@@ -166,7 +145,7 @@ static enum rec check_record(const uint8_t *p, size_t size, size_t off, uint32_t
 	if (size - off - TXNLOG_RECORD_HEADER < *len)
 		return REC_SHORT;
 	const uint8_t *payload = p + off + TXNLOG_RECORD_HEADER;
-	if (record_crc(crc32c(0, payload, *len), word) != get32(p + off + 4))
+	if (record_crc(crc32c(0, payload, *len), word) != get_le32(p + off + 4))
 		return REC_CRC;
 	return REC_OK;
 }
@@ -459,7 +438,7 @@ static int classify_tail(struct scanned *all, size_t n, size_t i, const uint8_t 
 	uint32_t len, nlen;
 	bool last, nlast;
 	if (x + TXNLOG_RECORD_HEADER <= size) {
-		uint32_t word = get32(p + x);
+		uint32_t word = get_le32(p + x);
 		len = word & ~TXNLOG_LAST_IN_WRITE;
 		size_t next = x + TXNLOG_RECORD_HEADER + len;
 		if ((word & TXNLOG_LAST_IN_WRITE) && len > 0 && len <= TXNLOG_MAX_RECORD &&
@@ -471,7 +450,7 @@ static int classify_tail(struct scanned *all, size_t n, size_t i, const uint8_t 
 
 	size_t c = 0; /* a valid last-of-a-write record after x, if found */
 	for (size_t y = x + 1; y + TXNLOG_RECORD_HEADER < nz; y++) {
-		uint32_t word = get32(p + y);
+		uint32_t word = get_le32(p + y);
 		if (!(word & TXNLOG_LAST_IN_WRITE))
 			continue;
 		len = word & ~TXNLOG_LAST_IN_WRITE;
