@@ -190,7 +190,10 @@ static void fire_path(struct watch_table *wt, struct watch_path *wp, uint8_t mod
 			o->last_seq = wt->seq;
 			wt->deliver(wt->ctx, o, ev->type, ev->path, ev->zxid);
 		}
-		if (r->mode & WATCH_STANDARD) {
+		/* Only where one-shot watches are being fired (the event's own
+		 * path): a recursive watch firing for a descendant leaves an
+		 * ancestor's one-shot watch of the same owner armed. */
+		if ((r->mode & WATCH_STANDARD) && (modes & WATCH_STANDARD)) {
 			/* Clearing the last mode frees r and, when r is the
 			 * path's only registration, wp itself: stop then, as
 			 * the walk would step onto the freed list head. */
