@@ -29,7 +29,7 @@ void session_table_init(struct session_table *st, int32_t myid, int64_t tick_ms,
 	/* ZooKeeper's SessionTrackerImpl.initializeNextSessionId: the wall
 	 * clock fills bits 55..24 and the server id the top byte, so ids from
 	 * different servers and different runs do not collide. */
-	st->next_id = (int64_t)(((uint64_t)wall_ms << 24) >> 8) | ((int64_t)myid << 56);
+	st->next_id = (int64_t)(((uint64_t)wall_ms << 24) >> 8) | (int64_t)((uint64_t)(uint32_t)myid << 56);
 }
 
 static struct session_bucket *bucket_get(struct session_table *st, int64_t t)

@@ -46,7 +46,12 @@ static void test_ids_carry_the_server_id(void **state)
 	assert_int_equal((uint64_t)b1 >> 56, 2);
 	assert_int_equal(a2, a1 + 1);
 	assert_int_equal(a1 & 0xffffff, 0);
-	assert_int_equal(a1 & ~(0xffLL << 56), b1 & ~(0xffLL << 56));
+	assert_int_equal((uint64_t)a1 & ~(0xffULL << 56), (uint64_t)b1 & ~(0xffULL << 56));
+	/* myid up to 255 fills the top byte (no signed overflow). */
+	struct session_table d;
+	session_table_init(&d, 255, TICK, WALL, 0);
+	assert_int_equal((uint64_t)session_next_id(&d) >> 56, 255);
+	session_table_destroy(&d);
 	/* A later start gives ids that do not collide with an earlier one's. */
 	struct session_table c;
 	session_table_init(&c, 1, TICK, WALL + 1, 0);
