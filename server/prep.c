@@ -327,6 +327,33 @@ static Quorum__Txn *subtxn_new(struct arena *a)
 	return t;
 }
 
+/* The node a setData, setACL or check acts on, as prep sees it: it must
+ * exist and let the caller do perm. Returns ZOK, ZNONODE or ZNOAUTH. */
+static int target_node(const struct ctx *c, struct zk_str path, int32_t perm, struct view *node)
+{
+	lookup(c, path, node);
+	if (!node->exists)
+		return ZNONODE;
+	if (!acl_check_list(node->acls, node->acl_count, perm, c->auth))
+		return ZNOAUTH;
+	return ZOK;
+}
+
+/* A request's data as a txn carries it: copied into the arena, with null
+ * (length -1) kept apart from empty. Returns false when out of memory. */
+static bool txn_data(struct arena *a, struct zk_buf in, ProtobufCBinaryData *out,
+		     protobuf_c_boolean *null_data)
+{
+	out->len = in.len > 0 ? (size_t)in.len : 0;
+	out->data = out->len ? arena_alloc(a, out->len) : NULL;
+	if (out->len && out->data == NULL)
+		return false;
+	if (out->len)
+		memcpy(out->data, in.p, out->len);
+	*null_data = in.len < 0;
+	return true;
+}
+
 /* ---- the ops ------------------------------------------------------------ */
 
 /* ZooKeeper's CreateMode.fromFlag plus EphemeralType.validateTTL. The
@@ -413,15 +440,11 @@ static int prep_create(struct ctx *c, int32_t op, const struct zk_create_request
 		return ZSYSTEMERROR;
 	quorum__create_txn__init(ct);
 	ct->path = dup_str(c->arena, path.s, path.len);
-	ct->data.len = r->data.len > 0 ? (size_t)r->data.len : 0;
-	ct->data.data = ct->data.len ? arena_alloc(c->arena, ct->data.len) : NULL;
 	ct->n_acl = (size_t)acl_count;
 	ct->acl = acls_to_txn(c->arena, acls, acl_count);
-	if (ct->path == NULL || (ct->data.len && ct->data.data == NULL) || ct->acl == NULL)
+	if (ct->path == NULL || ct->acl == NULL ||
+	    !txn_data(c->arena, r->data, &ct->data, &ct->null_data))
 		return ZSYSTEMERROR;
-	if (ct->data.len)
-		memcpy(ct->data.data, r->data.p, ct->data.len);
-	ct->null_data = r->data.len < 0;
 	ct->ephemeral_owner = owner;
 	ct->parent_cversion = parent.cversion;
 	t->body_case = QUORUM__TXN__BODY_CREATE;
@@ -485,11 +508,9 @@ static int prep_set_data(struct ctx *c, const struct zk_set_data_request *r, Quo
 	if (!zk_path_valid(r->path))
 		return ZBADARGUMENTS;
 	struct view node;
-	lookup(c, r->path, &node);
-	if (!node.exists)
-		return ZNONODE;
-	if (!acl_check_list(node.acls, node.acl_count, ZK_PERM_WRITE, c->auth))
-		return ZNOAUTH;
+	int rc = target_node(c, r->path, ZK_PERM_WRITE, &node);
+	if (rc != ZOK)
+		return rc;
 	int32_t next;
 	if (check_version(node.version, r->version, &next) != ZOK)
 		return ZBADVERSION;
@@ -502,13 +523,8 @@ static int prep_set_data(struct ctx *c, const struct zk_set_data_request *r, Quo
 		return ZSYSTEMERROR;
 	quorum__set_data_txn__init(st);
 	st->path = dup_str(c->arena, r->path.s, r->path.len);
-	st->data.len = r->data.len > 0 ? (size_t)r->data.len : 0;
-	st->data.data = st->data.len ? arena_alloc(c->arena, st->data.len) : NULL;
-	if (st->path == NULL || (st->data.len && st->data.data == NULL))
+	if (st->path == NULL || !txn_data(c->arena, r->data, &st->data, &st->null_data))
 		return ZSYSTEMERROR;
-	if (st->data.len)
-		memcpy(st->data.data, r->data.p, st->data.len);
-	st->null_data = r->data.len < 0;
 	st->version = next;
 	t->body_case = QUORUM__TXN__BODY_SET_DATA;
 	t->set_data = st;
@@ -525,11 +541,9 @@ static int prep_set_acl(struct ctx *c, const struct zk_set_acl_request *r, Quoru
 	if (rc != ZOK)
 		return rc;
 	struct view node;
-	lookup(c, r->path, &node);
-	if (!node.exists)
-		return ZNONODE;
-	if (!acl_check_list(node.acls, node.acl_count, ZK_PERM_ADMIN, c->auth))
-		return ZNOAUTH;
+	rc = target_node(c, r->path, ZK_PERM_ADMIN, &node);
+	if (rc != ZOK)
+		return rc;
 	int32_t next;
 	if (check_version(node.aversion, r->version, &next) != ZOK)
 		return ZBADVERSION;
@@ -559,11 +573,9 @@ static int prep_check(struct ctx *c, const struct zk_path_version_request *r, Qu
 	if (!zk_path_valid(r->path))
 		return ZBADARGUMENTS;
 	struct view node;
-	lookup(c, r->path, &node);
-	if (!node.exists)
-		return ZNONODE;
-	if (!acl_check_list(node.acls, node.acl_count, ZK_PERM_READ, c->auth))
-		return ZNOAUTH;
+	int rc = target_node(c, r->path, ZK_PERM_READ, &node);
+	if (rc != ZOK)
+		return rc;
 	int32_t next;
 	if (check_version(node.version, r->version, &next) != ZOK)
 		return ZBADVERSION;
