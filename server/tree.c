@@ -669,6 +669,20 @@ static int prep_op(struct tree *t, struct op *op, const Quorum__Txn *sub)
 
 /* ---- apply and undo ----------------------------------------------------- */
 
+/* A setData's data and the node's trade places: applying puts the op's
+ * buffer on the node and keeps the old one in the op; doing it again
+ * undoes it. The size figure follows. */
+static void swap_data(struct tree *t, struct znode *n, struct op *op)
+{
+	uint8_t *data = n->data;
+	int32_t len = n->stat.data_length;
+	n->data = op->data;
+	n->stat.data_length = op->data_len;
+	op->data = data;
+	op->data_len = len;
+	t->data_size += n->stat.data_length - len;
+}
+
 /* Applies one prepared op; returns false if it does not fit the tree (and
  * then it changed nothing). r receives the op's result. */
 static bool op_apply(struct tree *t, struct op *op, int64_t zxid, int64_t time,
@@ -727,16 +741,10 @@ static bool op_apply(struct tree *t, struct op *op, int64_t zxid, int64_t time,
 		op->saved.set_data.version = n->stat.version;
 		op->saved.set_data.mzxid = n->stat.mzxid;
 		op->saved.set_data.mtime = n->stat.mtime;
-		uint8_t *old = n->data;
-		int32_t old_len = n->stat.data_length;
-		n->data = op->data;
-		n->stat.data_length = op->data_len;
-		op->data = old;
-		op->data_len = old_len;
+		swap_data(t, n, op);
 		n->stat.mzxid = zxid;
 		n->stat.mtime = time;
 		n->stat.version = op->version;
-		t->data_size += n->stat.data_length - old_len;
 		event_add(t, ZK_EVENT_DATA_CHANGED, n, zxid);
 		result_of(r, n, true);
 		return true;
@@ -787,16 +795,10 @@ static void op_undo(struct tree *t, struct op *op)
 		node_link(t, n, n->parent, op->saved.del.sib_prev, op->saved.del.own_prev);
 		break;
 	case OP_SET_DATA: {
-		uint8_t *mine = n->data;
-		int32_t mine_len = n->stat.data_length;
-		n->data = op->data;
-		n->stat.data_length = op->data_len;
-		op->data = mine;
-		op->data_len = mine_len;
+		swap_data(t, n, op);
 		n->stat.version = op->saved.set_data.version;
 		n->stat.mzxid = op->saved.set_data.mzxid;
 		n->stat.mtime = op->saved.set_data.mtime;
-		t->data_size += n->stat.data_length - mine_len;
 		break;
 	}
 	case OP_SET_ACL: {
