@@ -662,6 +662,24 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 }
 
+/* The echo thread repeating a remote create (mknod or mkdir): the node
+ * is already in the ensemble, so the answer is its inode, found through
+ * the change being echoed; nothing is sent to the ensemble. Frees path. */
+static void reply_echo_create(fuse_req_t req, char *path)
+{
+	struct echo_op op;
+	struct inode *in = NULL;
+	if (echo_current(&op)) {
+		in = echo_inode(&op, path);
+		free(op.path);
+	}
+	free(path);
+	if (in)
+		reply_inode(req, in, fs.timeout);
+	else
+		fuse_reply_err(req, EEXIST);
+}
+
 /* mknod(2) of a regular file: created at once, empty. */
 static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     dev_t rdev)
@@ -674,17 +692,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	}
 	if (echo_req(req)) {
-		struct echo_op op;
-		struct inode *in = NULL;
-		if (echo_current(&op)) {
-			in = echo_inode(&op, path);
-			free(op.path);
-		}
-		free(path);
-		if (in)
-			reply_inode(req, in, fs.timeout);
-		else
-			fuse_reply_err(req, EEXIST);
+		reply_echo_create(req, path);
 		return;
 	}
 	char *base = NULL, *target = NULL;
@@ -798,17 +806,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	}
 	if (echo_req(req)) {
-		struct echo_op op;
-		struct inode *in = NULL;
-		if (echo_current(&op)) {
-			in = echo_inode(&op, path);
-			free(op.path);
-		}
-		free(path);
-		if (in)
-			reply_inode(req, in, fs.timeout);
-		else
-			fuse_reply_err(req, EEXIST);
+		reply_echo_create(req, path);
 		return;
 	}
 	char *base = NULL, *target = NULL, *made = NULL;
