@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from harness import Quorumd, ZooKeeper, free_port, run_tests
+from harness import Quorumd, ZooKeeper, free_port, freeze, run_tests
 
 SCENARIOS = ["bounds", "ops", "multi", "watches", "chroot", "pipeline", "threads",
              "failover", "expiry"]
@@ -77,7 +77,7 @@ def run_scenario(scenario, srv):
                 continue
             elif line == "@pause":
                 # The client stops itself: the server expires its session.
-                proc.send_signal(signal.SIGSTOP)
+                freeze(proc.pid)
                 time.sleep(pause_ms / 1000.0)
                 proc.send_signal(signal.SIGCONT)
             else:

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from harness import Mount, Quorumd, ZooKeeper, kazoo_client, run_tests, wait_until  # noqa: F401
+from harness import Mount, Quorumd, ZooKeeper, freeze, kazoo_client, run_tests, wait_until  # noqa: F401
 
 
 def sh(cmd, check=True, timeout=20, input=None):

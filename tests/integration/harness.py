@@ -51,6 +51,30 @@ def four_letter(port, word, timeout=5.0):
         return b"".join(chunks).decode(errors="replace")
 
 
+def freeze(pid, timeout=10.0):
+    """SIGSTOP, and return only once every thread of PID is stopped.
+
+    kill() returns as soon as the signal is queued; in a multi-threaded
+    process the other threads stop only when the one thread picked to take
+    the signal gets to run, and until then they keep serving. A test that
+    freezes a server and at once expects silence would race that."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        try:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    # state follows the parenthesised comm, which may hold ')'
+                    states.append(f.read().rpartition(")")[2].split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            return  # gone: nothing left running
+        if all(st in ("T", "t", "Z", "X") for st in states):
+            return
+        time.sleep(0.002)
+    raise TimeoutError("process %d did not stop within %.0fs" % (pid, timeout))
+
+
 def wait_until(pred, timeout, what, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -130,7 +154,10 @@ class Server:
 
     def signal(self, sig):
         if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
+            if sig == signal.SIGSTOP:
+                freeze(self.proc.pid)
+            else:
+                os.kill(self.proc.pid, sig)
 
     def kill(self):
         """SIGKILL: a crash at whatever point the server is."""

@@ -19,8 +19,7 @@ import threading
 import time
 
 from kazoo.client import KazooState
-from kazoo.exceptions import (BadVersionError, LockTimeout, NoAuthError, NodeExistsError,
-                              NoNodeError, RolledBackError)
+from kazoo.exceptions import BadVersionError, LockTimeout, NoAuthError, RolledBackError
 from kazoo.recipe.barrier import Barrier, DoubleBarrier
 from kazoo.recipe.counter import Counter
 from kazoo.recipe.election import Election
@@ -31,7 +30,7 @@ from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 from kazoo.security import make_digest_acl, OPEN_ACL_UNSAFE
 
 import rawzk
-from harness import Quorumd, kazoo_client, run_tests, wait_until
+from harness import Quorumd, freeze, kazoo_client, run_tests, wait_until
 
 CFG = {"tickTime": "200", "znode.container.checkIntervalMs": "100"}
 
@@ -640,7 +639,7 @@ def test_expiry_deletes_ephemerals_and_fires_watches(srv):
             b.exists("/kz/exp/mine", watch=lambda ev: ev.type == "DELETED" and gone.set())
             kids = []
             b.get_children("/kz/exp", watch=lambda ev: kids.append(ev.type))
-            os.kill(child.pid, signal.SIGSTOP)  # no more pings
+            freeze(child.pid)  # no more pings
             t0 = time.monotonic()
             assert gone.wait(10), "the ephemeral outlived its session"
             waited = time.monotonic() - t0
