@@ -346,21 +346,13 @@ static int read_whole(const char *path, uint8_t **out, size_t *len)
 		 (size_t)(off), __VA_ARGS__),                                                  \
 	 -EUCLEAN)
 
-int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
-		  int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
+int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char *path,
+			struct tree *t,
+			int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
 {
-	char *path = snapshot_path(dir, zxid);
-	if (!path)
-		return -ENOMEM;
-	uint8_t *buf = NULL;
-	size_t len = 0;
 	struct storage_session *sessions = NULL;
 	struct zk_acl *acls = NULL;
-	int r = read_whole(path, &buf, &len);
-	if (r < 0) {
-		log_msg(LOG_ERROR, "storage", "reading %s: %s", path, strerror(-r));
-		goto out;
-	}
+	int r = 0;
 
 	/* Check everything before the tree is touched. */
 	if (len < SNAPSHOT_HEADER_SIZE + 4) {
@@ -486,6 +478,22 @@ int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
 out:
 	free(acls);
 	free(sessions);
+	return r;
+}
+
+int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
+		  int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
+{
+	char *path = snapshot_path(dir, zxid);
+	if (!path)
+		return -ENOMEM;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r = read_whole(path, &buf, &len);
+	if (r < 0)
+		log_msg(LOG_ERROR, "storage", "reading %s: %s", path, strerror(-r));
+	else
+		r = snapshot_load_image(buf, len, zxid, path, t, on_session, ctx);
 	free(buf);
 	free(path);
 	return r;

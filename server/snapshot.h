@@ -59,6 +59,12 @@ int snapshot_list(const char *dir, int dirfd, struct snapshot_file **out, size_t
 int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
 		  int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx);
 
+/* The same checks and load for a snapshot's bytes in memory (a leader's
+ * snapshot received by a follower); `path` names it in log lines. */
+int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char *path,
+			struct tree *t,
+			int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx);
+
 /* dir/snapshot.<16 hex digits>, malloc'd; NULL on ENOMEM. */
 char *snapshot_path(const char *dir, int64_t zxid);
 

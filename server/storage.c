@@ -683,7 +683,7 @@ out:
 
 /* Under s->lock, while s->failed: the txn follows ones that failed, so it
  * fails too, called back in order behind them (see DESIGN). */
-static int append_doomed(struct storage *s, const Quorum__Txn *txn, void *cookie)
+static int append_doomed(struct storage *s, int64_t zxid, void *cookie)
 {
 	struct batch *b = s->done_tail;
 	if (!b || !b->doomed) {
@@ -695,21 +695,21 @@ static int append_doomed(struct storage *s, const Quorum__Txn *txn, void *cookie
 	}
 	if (batch_reserve(b, 0) < 0)
 		return -ENOMEM; /* b stays on the done list, empty or not: harmless */
-	b->items[b->n++] = (struct item){ .cookie = cookie, .zxid = txn->zxid,
+	b->items[b->n++] = (struct item){ .cookie = cookie, .zxid = zxid,
 					  .status = s->failed_status };
-	s->last_zxid = s->log_last = txn->zxid;
+	s->last_zxid = s->log_last = zxid;
 	s->stats.txns_appended++;
 	uv_async_send(&s->async);
 	return 0;
 }
 
-int storage_append(struct storage *s, const Quorum__Txn *txn, void *cookie)
+/* One record into the pending batch: the txn packed there, or `packed`
+ * (n bytes, already a packed txn with that zxid) copied. */
+static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn,
+			 const uint8_t *packed, size_t n, void *cookie)
 {
-	if (!txn)
-		return -EINVAL;
 	if (s->closing)
 		return -ECANCELED;
-	size_t n = quorum__txn__get_packed_size(txn);
 	if (n == 0 || n > TXNLOG_MAX_RECORD)
 		return -EMSGSIZE;
 
@@ -719,12 +719,12 @@ int storage_append(struct storage *s, const Quorum__Txn *txn, void *cookie)
 		r = -EBUSY;
 		goto out;
 	}
-	if (!txnlog_zxid_follows(s->last_zxid, txn->zxid)) {
+	if (!txnlog_zxid_follows(s->last_zxid, zxid)) {
 		r = -EINVAL;
 		goto out;
 	}
 	if (s->failed) {
-		r = append_doomed(s, txn, cookie);
+		r = append_doomed(s, zxid, cookie);
 		goto out;
 	}
 	struct batch *b = s->pending;
@@ -744,21 +744,24 @@ int storage_append(struct storage *s, const Quorum__Txn *txn, void *cookie)
 		goto out;
 	}
 	uint8_t *p = b->buf + b->len;
-	quorum__txn__pack(txn, p + TXNLOG_RECORD_HEADER);
+	if (txn)
+		quorum__txn__pack(txn, p + TXNLOG_RECORD_HEADER);
+	else
+		memcpy(p + TXNLOG_RECORD_HEADER, packed, n);
 	uint32_t crc = crc32c(0, p + TXNLOG_RECORD_HEADER, n);
 	txnlog_frame(p, (uint32_t)n, crc, false);
 	b->len += TXNLOG_RECORD_HEADER + n;
 	b->items[b->n++] = (struct item){
 		.cookie = cookie,
-		.zxid = txn->zxid,
+		.zxid = zxid,
 		.end = (uint32_t)b->len,
 		.payload_crc = crc,
 		/* A gap is allowed only where a snapshot covers it; the log
 		 * then starts a segment there, keeping each segment gap-free. */
-		.roll = s->roll_next || !txnlog_zxid_follows(s->log_last, txn->zxid),
+		.roll = s->roll_next || !txnlog_zxid_follows(s->log_last, zxid),
 	};
 	s->pending = b;
-	s->last_zxid = s->log_last = txn->zxid;
+	s->last_zxid = s->log_last = zxid;
 	s->roll_next = false;
 	s->since_snap++;
 	s->stats.txns_appended++;
@@ -774,6 +777,22 @@ out:
 		}
 	}
 	return r;
+}
+
+int storage_append(struct storage *s, const Quorum__Txn *txn, void *cookie)
+{
+	if (!txn)
+		return -EINVAL;
+	return append_record(s, txn->zxid, txn, NULL, quorum__txn__get_packed_size(txn), cookie);
+}
+
+int storage_append_packed(struct storage *s, int64_t zxid, const uint8_t *txn, size_t len,
+			  void *cookie)
+{
+	int64_t z;
+	if (!txn || txnlog_peek_zxid(txn, len, &z) < 0 || z != zxid)
+		return -EINVAL;
+	return append_record(s, zxid, NULL, txn, len, cookie);
 }
 
 /* ---- snapshots ----------------------------------------------------------------------------- */
@@ -980,6 +999,58 @@ int storage_read_from(struct storage *s, int64_t zxid,
 	if (r < 0)
 		return r;
 	return txnlog_read(s->log, zxid, fn, ctx);
+}
+
+int storage_install_snapshot(struct storage *s, const struct snapshot_image *img)
+{
+	if (s->closing)
+		return -ECANCELED;
+	if (s->snap_busy)
+		return -EBUSY;
+	int r = take_exclusive(s);
+	if (r < 0)
+		return r;
+	/* Every step leaves a state recovery accepts: snapshots newer than
+	 * img first, then the log, then img itself. */
+	bool deleted = false;
+	while (s->n_snaps > 0 && s->snaps[s->n_snaps - 1].zxid >= img->zxid) {
+		r = delete_snapshot(s, s->n_snaps - 1, "installing a snapshot");
+		if (r < 0)
+			goto out;
+		deleted = true;
+	}
+	if (deleted && fsync(s->snap_dirfd) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = txnlog_truncate_after(s->log, 0);
+	if (r < 0)
+		goto out;
+	r = snapshot_write(s->snap_dir, s->snap_dirfd, img);
+	if (r < 0)
+		goto out;
+	struct snapshot_file *a = realloc(s->snaps, (s->n_snaps + 1) * sizeof(*a));
+	if (a) {
+		s->snaps = a;
+		a[s->n_snaps++] = (struct snapshot_file){ .zxid = img->zxid,
+							  .size = (int64_t)img->len };
+	}
+	s->log_last = txnlog_last_zxid(s->log);
+	s->snap_floor = img->zxid;
+	s->last_zxid = img->zxid;
+	s->roll_next = true;
+	s->since_snap = 0;
+	log_msg(LOG_INFO, "storage", "installed snapshot 0x%" PRIx64 " (%zu bytes)",
+		(uint64_t)img->zxid, img->len);
+out:
+	drop_exclusive(s);
+	/* drop_exclusive() takes the log's last zxid; appends follow img. */
+	if (r == 0) {
+		pthread_mutex_lock(&s->lock);
+		s->durable_zxid = img->zxid;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return r;
 }
 
 /* ---- facts ----------------------------------------------------------------------------------- */

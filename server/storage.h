@@ -98,6 +98,11 @@ int storage_recover(struct storage *s, struct tree *t,
  * -EBUSY during storage_truncate_after(), -ECANCELED once closing. */
 int storage_append(struct storage *s, const Quorum__Txn *txn, void *cookie);
 
+/* The same for a txn already packed (a replicated proposal): len bytes of
+ * a packed quorum.Txn whose zxid field is zxid (-EINVAL otherwise). */
+int storage_append_packed(struct storage *s, int64_t zxid, const uint8_t *txn, size_t len,
+			  void *cookie);
+
 /* Takes a snapshot of the tree and the given sessions as of the tree's last
  * zxid; returns 0 if one was started, -EBUSY if one is still being
  * written. Called by the server after every snap_count appends. The tree
@@ -154,6 +159,18 @@ int storage_truncate_after(struct storage *s, int64_t zxid);
  * negative errno. Loop thread, not from a storage callback's fn. */
 int storage_read_from(struct storage *s, int64_t zxid,
 		      int (*fn)(void *ctx, const Quorum__Txn *txn), void *ctx);
+
+/* For replication (ZAB's SNAP). Makes img — a snapshot's bytes as
+ * snapshot_serialize() makes them, from the leader — this server's state:
+ * drops every snapshot newer than it and the whole txn log, then writes
+ * img durably as a snapshot, so recovery starts from it and appends
+ * continue at img->zxid + 1. Synchronous (fsyncs on the calling thread).
+ * The caller loads the same image into a fresh tree
+ * (snapshot_load_image()). Returns 0, -EBUSY with appends or a snapshot
+ * in flight, or another negative errno (the state may then be an older
+ * snapshot without log: a committed prefix, which a later sync repairs). */
+struct snapshot_image;
+int storage_install_snapshot(struct storage *s, const struct snapshot_image *img);
 
 /* Stops the sync thread after the queued txns are durable (their
  * callbacks are called first) and frees everything; close_cb is called on

@@ -164,7 +164,7 @@ static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 
 /* The zxid (field 3) of a packed Txn without unpacking it: scanning a
  * segment then allocates nothing. -1 if the bytes are not a Txn with one. */
-static int peek_zxid(const uint8_t *p, size_t n, int64_t *zxid)
+int txnlog_peek_zxid(const uint8_t *p, size_t n, int64_t *zxid)
 {
 	const uint8_t *end = p + n;
 	bool found = false;
@@ -461,7 +461,7 @@ static int classify_tail(struct scanned *all, size_t n, size_t i, const uint8_t 
 			continue; /* a packed Txn starts with field 1, 2 or 3 */
 		int64_t zxid;
 		if (check_record(p, size, y, &len, &last) != REC_OK ||
-		    peek_zxid(p + y + TXNLOG_RECORD_HEADER, len, &zxid) < 0 || zxid <= sc->last)
+		    txnlog_peek_zxid(p + y + TXNLOG_RECORD_HEADER, len, &zxid) < 0 || zxid <= sc->last)
 			continue;
 		size_t end = y + TXNLOG_RECORD_HEADER + len;
 		if (end < nz)
@@ -532,7 +532,7 @@ static int scan_segment(struct scanned *all, size_t n, size_t i, int64_t prev_la
 		if (why != REC_OK)
 			break;
 		int64_t zxid;
-		if (peek_zxid(m.p + off + TXNLOG_RECORD_HEADER, len, &zxid) < 0) {
+		if (txnlog_peek_zxid(m.p + off + TXNLOG_RECORD_HEADER, len, &zxid) < 0) {
 			unmap_file(&m);
 			return FAIL("corrupt txn log: %s: record at offset %zu has a good CRC but is "
 				    "not a txn", sc->path, off);
@@ -1099,7 +1099,7 @@ int txnlog_truncate_after(struct txnlog *tl, int64_t zxid)
 		bool last;
 		int64_t z;
 		if (check_record(m.p, end, off, &len, &last) != REC_OK ||
-		    peek_zxid(m.p + off + TXNLOG_RECORD_HEADER, len, &z) < 0) {
+		    txnlog_peek_zxid(m.p + off + TXNLOG_RECORD_HEADER, len, &z) < 0) {
 			log_msg(LOG_ERROR, "storage", "corrupt txn log: %s: record at offset %zu",
 				path, off);
 			r = -EUCLEAN;

@@ -83,6 +83,10 @@ int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quo
  * were purged or lie in a gap that only a snapshot covers. */
 int txnlog_covers(struct txnlog *tl, int64_t after);
 
+/* The zxid (field 3) of a packed Txn, without unpacking it. 0, or -1 if
+ * the bytes are not a Txn with one. */
+int txnlog_peek_zxid(const uint8_t *p, size_t n, int64_t *zxid);
+
 /* Writer (quiescent): drops every record with zxid > zxid. */
 int txnlog_truncate_after(struct txnlog *tl, int64_t zxid);
 
