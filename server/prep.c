@@ -771,6 +771,20 @@ Quorum__Txn *prep_close_session(struct prep *p, const struct tree *t, int64_t se
 	if (cc.rc != 0 || txn == NULL || cs == NULL || commit_staged(&c) != 0)
 		return NULL;
 	quorum__close_session_txn__init(cs);
+	/* What goes, for those who read the log later (a reconnecting
+	 * client's persistent watches are told of it); apply finds the same
+	 * nodes in its own tree. */
+	char **gone = arena_alloc(arena, sizeof(*gone) * (size_t)(c.n_staged ? c.n_staged : 1));
+	if (gone == NULL)
+		return NULL;
+	for (int i = 0; i < c.n_staged; i++) {
+		if (c.staged[i].v.exists)
+			continue;
+		gone[cs->n_ephemerals] = dup_str(arena, c.staged[i].path.s, c.staged[i].path.len);
+		if (gone[cs->n_ephemerals++] == NULL)
+			return NULL;
+	}
+	cs->ephemerals = gone;
 	txn->body_case = QUORUM__TXN__BODY_CLOSE_SESSION;
 	txn->close_session = cs;
 	return txn;
