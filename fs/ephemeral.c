@@ -125,16 +125,40 @@ int ephemeral_create(int pidfd, pid_t tgid, const char *path, const void *data,
 	if (pidfd < 0)
 		return ZBADARGUMENTS; /* the creator is unknown (another pid namespace) */
 	int err;
+	struct fs_call call;
+	fs_call_start(&call);
 	struct qc_client *c = session_for(pidfd, tgid, &err);
 	if (!c)
 		return err;
+	/* A lost create is judged by the zxids the mount has seen before it
+	 * was sent (on either session: they were all committed by then) and
+	 * by its owner, this process's session. */
+	int64_t seen = fs_session_zxid();
+	struct fs_write w = { .kind = FS_WRITE_CREATE, .path = path, .data = data, .len = len };
 	/* The reaper frees c only after removing it from the list under mu:
 	 * hold mu across the call so it cannot. */
 	pthread_mutex_lock(&mu);
 	bool still = false;
 	for (struct psession *s = list; s; s = s->next)
 		still |= s->c == c;
-	err = still ? qc_create(c, path, data, len, NULL, 0, mode, 0, out) : ZSESSIONEXPIRED;
+	err = ZSESSIONEXPIRED;
+	for (int tries = 0; still; tries++) {
+		qc_result_free(*out);
+		*out = NULL;
+		int64_t z = qc_last_zxid(c);
+		call.zxid = z > seen ? z : seen;
+		err = qc_create(c, path, data, len, NULL, 0, mode, 0, out);
+		if (err == ZCONNECTIONLOSS && !(mode & ZK_PERSISTENT_SEQUENTIAL)) {
+			w.owner = qc_session_id(c);
+			err = fs_write_resolve(c, &call, &w, out);
+		}
+		if (err != FS_NOT_APPLIED)
+			break;
+		if (!fs_call_left(&call) || tries >= 15) {
+			err = ZOPERATIONTIMEOUT; /* nothing applied, nothing answered */
+			break;
+		}
+	}
 	pthread_mutex_unlock(&mu);
 	return err;
 }

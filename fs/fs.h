@@ -5,6 +5,8 @@
  *   main.c       options, mount, daemonize, start and stop everything
  *   session.c    the mount's ZooKeeper session: hold/release around a call,
  *                replace it after expiry, ZooKeeper error -> errno
+ *   retry.c      calls caught by a failover: reads sent again, lost writes
+ *                resolved, within the mount's timeout
  *   inode.c      the inode table (kernel node ids <-> znode paths)
  *   cache.c      znode Stat and data, kept fresh by the mount's watch
  *   ops.c        the FUSE lowlevel handlers
@@ -89,6 +91,59 @@ bool fs_session_retry(int zerr);
 int fs_session_renew(void);
 /* ZooKeeper error -> errno, as quorumfs(5) documents. */
 int zerr_errno(int zerr);
+/* The highest zxid the mount's session has seen (0 if none). */
+int64_t fs_session_zxid(void);
+
+/* ---- calls caught by a failover (retry.c) --------------------------------- */
+
+/* One call of a handler to the ensemble, retries included. */
+struct fs_call {
+	int64_t deadline_ms;    /* CLOCK_MONOTONIC: its start + the timeout */
+	int64_t zxid;           /* highest zxid seen before the write was sent:
+				   the write's own zxid is above it */
+	int tries;              /* attempts and resolution rounds (bounded) */
+	int renewals;           /* session renewals waited for (one at most) */
+};
+void fs_call_start(struct fs_call *call);
+/* Milliseconds to the call's deadline, 0 once past. */
+uint32_t fs_call_left(const struct fs_call *call);
+/* Whether a call that failed with *zerr is to be sent again: after a
+ * session renewal (once); for an idempotent call (a read), after a
+ * connection loss once the session is back within the deadline; for a
+ * write resolved FS_NOT_APPLIED, while the deadline allows. A call that
+ * runs out of time that way gets *zerr = ZOPERATIONTIMEOUT. */
+bool fs_call_retry(struct fs_call *call, int *zerr, bool idempotent);
+
+/* A write whose reply was lost, as fs_write_resolve() must judge it. */
+struct fs_write {
+	enum fs_write_kind {
+		FS_WRITE_CREATE,   /* create (not sequential) of path: data, owner */
+		FS_WRITE_SET,      /* setData of path: data, version (-1: any) */
+		FS_WRITE_DELETE,   /* delete of path, any version */
+		FS_WRITE_MARK_DIR, /* the marker multi under path (make_dir) */
+		FS_WRITE_RENAME,   /* the rename multi: path is the source, with
+				      czxid and version; to, with data, is the
+				      target, over its Stat when replaced */
+	} kind;
+	const char *path;
+	const void *data;
+	int32_t len;
+	int32_t version;
+	int64_t owner;              /* CREATE: ephemeral owner, 0 if persistent */
+	int64_t czxid;              /* RENAME: the source's */
+	const char *to;             /* RENAME */
+	const struct zk_stat *over; /* RENAME */
+};
+/* fs_write_resolve(): not applied, and never will be: send it again. */
+#define FS_NOT_APPLIED 1
+/* After the write w on c failed with ZCONNECTIONLOSS: waits (within the
+ * call's deadline) for c's session, syncs and reads, and returns ZOK (it
+ * was applied; *out, if out, a result with its path and the node's Stat),
+ * FS_NOT_APPLIED, the ZooKeeper error it met (ZNODEEXISTS, ZNONODE,
+ * ZBADVERSION), or ZCONNECTIONLOSS when the outcome stays unknown. The
+ * rules are in retry.c and quorumfs(5). */
+int fs_write_resolve(struct qc_client *c, struct fs_call *call, const struct fs_write *w,
+		     struct qc_result **out);
 
 /* ---- paths and names (names.c) ------------------------------------------- */
 
@@ -254,7 +309,9 @@ void ephemeral_stop(void);
 int ephemeral_pidfd(pid_t tid, pid_t *tgid);
 /* Creates path (mode with ZK_EPHEMERAL) in the session of the process of
  * pidfd/tgid; the session closes when that process exits. Takes ownership
- * of nothing; returns a ZooKeeper code, *out as qc_create. */
+ * of nothing; returns a ZooKeeper code, *out as qc_create. A create caught
+ * by a connection loss is resolved (fs_write_resolve()) within the mount's
+ * timeout, unless sequential (it stays ZCONNECTIONLOSS). */
 int ephemeral_create(int pidfd, pid_t tgid, const char *path, const void *data,
 		     int32_t len, int32_t mode, struct qc_result **out);
 

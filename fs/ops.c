@@ -3,7 +3,8 @@
  *
  * Each handler fs_<op> ends in exactly one fuse_reply_*. Ensemble calls are
  * blocking qc_* calls between fs_session_hold() and fs_session_release() (see
- * ZK_CALL), bounded by the mount's timeout. The mapping, the write and
+ * ZK_READ, ZK_WRITE), bounded by the mount's timeout from the call's start,
+ * and ride through a failover (retry.c). The mapping, the write and
  * commit rules and every errno are those of quorumfs(5):
  *   - a znode that has or ever had children is a directory (names_is_dir),
  *     its own data the file DIR/.data; other znodes are regular files;
@@ -39,15 +40,43 @@
 
 #include "fs.h"
 
-/* rc = expr (which uses `zc`), retried once on a renewed session; `res` is
- * freed before a retry. */
-#define ZK_CALL(rc, res, expr)                                                 \
+/* rc = expr (which uses `zc`): a read, sent again after a connection loss
+ * (once the session is back) or a session renewal, until the mount's
+ * timeout from its start (fs_call_retry()); `res` is freed before a retry. */
+#define ZK_READ(rc, res, expr)                                                 \
 	do {                                                                   \
-		for (int try_ = 0;; try_++) {                                  \
-			struct qc_client *zc = fs_session_hold();                 \
+		struct fs_call call_;                                          \
+		fs_call_start(&call_);                                         \
+		for (;;) {                                                     \
+			struct qc_client *zc = fs_session_hold();              \
 			rc = zc ? (expr) : ZCLOSING;                           \
-			fs_session_release(rc);                                   \
-			if (try_ > 0 || !fs_session_retry(rc))                    \
+			fs_session_release(rc);                                \
+			if (!fs_call_retry(&call_, &rc, true))                 \
+				break;                                         \
+			qc_result_free(res);                                   \
+			res = NULL;                                            \
+		}                                                              \
+	} while (0)
+
+/* rc = expr: a write described by `w` (const struct fs_write *). Caught by
+ * a connection loss, it is resolved (fs_write_resolve()) and sent again
+ * only if it was not applied; with w NULL (a sequential create, which no
+ * read can find again) it fails ZCONNECTIONLOSS. Sent again once after a
+ * session renewal, as a write that met ZSESSIONEXPIRED was never applied.
+ * On a resolved success `res` holds the node's path and Stat. */
+#define ZK_WRITE(rc, res, w, expr)                                             \
+	do {                                                                   \
+		struct fs_call call_;                                          \
+		fs_call_start(&call_);                                         \
+		for (;;) {                                                     \
+			struct qc_client *zc = fs_session_hold();              \
+			if (zc)                                                \
+				call_.zxid = qc_last_zxid(zc);                 \
+			rc = zc ? (expr) : ZCLOSING;                           \
+			if (rc == ZCONNECTIONLOSS && (w) != NULL)              \
+				rc = fs_write_resolve(zc, &call_, (w), &(res));  \
+			fs_session_release(rc);                                \
+			if (!fs_call_retry(&call_, &rc, false))                \
 				break;                                         \
 			qc_result_free(res);                                   \
 			res = NULL;                                            \
@@ -66,7 +95,7 @@ static int stat_of(const char *path, struct zk_stat *st, bool fresh)
 	uint64_t tok = cache_token();
 	struct qc_result *r = NULL;
 	int rc;
-	ZK_CALL(rc, r, qc_exists(zc, path, NULL, NULL, &r));
+	ZK_READ(rc, r, qc_exists(zc, path, NULL, NULL, &r));
 	if (rc == ZOK) {
 		*st = *r->stat;
 		cache_put(path, st, NULL, -2, tok);
@@ -84,7 +113,7 @@ static int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t
 	uint64_t tok = cache_token();
 	struct qc_result *r = NULL;
 	int rc;
-	ZK_CALL(rc, r, qc_get_data(zc, path, NULL, NULL, &r));
+	ZK_READ(rc, r, qc_get_data(zc, path, NULL, NULL, &r));
 	if (rc == ZOK) {
 		*st = *r->stat;
 		*len = r->data_len > 0 ? r->data_len : 0;
@@ -255,12 +284,15 @@ static int fh_commit(struct fh *f)
 		bool seq = f->create_mode & ZK_PERSISTENT_SEQUENTIAL;
 		int32_t ev = ZK_EVENT_CREATED;
 		expect_change(path, seq ? -ZK_EVENT_CREATED : ev);
+		struct fs_write w = { .kind = FS_WRITE_CREATE, .path = path, .data = f->buf,
+				      .len = (int32_t)f->len };
 		if (f->create_mode & ZK_EPHEMERAL)
 			rc = ephemeral_create(f->pidfd, f->tgid, path, f->buf, (int32_t)f->len,
 					      f->create_mode, &r);
 		else
-			ZK_CALL(rc, r, qc_create(zc, path, f->buf, (int32_t)f->len, NULL, 0,
-						 f->create_mode, 0, &r));
+			ZK_WRITE(rc, r, seq ? NULL : &w,
+				 qc_create(zc, path, f->buf, (int32_t)f->len, NULL, 0,
+					   f->create_mode, 0, &r));
 		if (rc == ZOK) {
 			f->created = strdup(r->path);
 			f->version = r->stat->version;
@@ -281,8 +313,10 @@ static int fh_commit(struct fh *f)
 		}
 		f->create = false;
 	} else {
+		struct fs_write w = { .kind = FS_WRITE_SET, .path = path, .data = f->buf,
+				      .len = (int32_t)f->len, .version = f->version };
 		expect_change(path, ZK_EVENT_DATA_CHANGED);
-		ZK_CALL(rc, r, qc_set_data(zc, path, f->buf, (int32_t)f->len, f->version, &r));
+		ZK_WRITE(rc, r, &w, qc_set_data(zc, path, f->buf, (int32_t)f->len, f->version, &r));
 		if (rc == ZOK) {
 			f->version = r->stat->version;
 			inode_set_stat(f->in, r->stat);
@@ -491,8 +525,10 @@ static int truncate_path(const char *path, size_t size)
 		free(data);
 		struct qc_result *r = NULL;
 		int rc;
+		struct fs_write w = { .kind = FS_WRITE_SET, .path = path, .data = nd,
+				      .len = (int32_t)size, .version = st.version };
 		expect_change(path, ZK_EVENT_DATA_CHANGED);
-		ZK_CALL(rc, r, qc_set_data(zc, path, nd, (int32_t)size, st.version, &r));
+		ZK_WRITE(rc, r, &w, qc_set_data(zc, path, nd, (int32_t)size, st.version, &r));
 		free(nd);
 		qc_result_free(r);
 		cache_invalidate(path);
@@ -717,8 +753,10 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	}
 	struct qc_result *r = NULL;
 	int rc;
+	struct fs_write w = { .kind = FS_WRITE_CREATE, .path = target };
+	bool seq = zmode & ZK_PERSISTENT_SEQUENTIAL;
 	expect_change(target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
-	ZK_CALL(rc, r, qc_create(zc, target, NULL, 0, NULL, 0, zmode, 0, &r));
+	ZK_WRITE(rc, r, seq ? NULL : &w, qc_create(zc, target, NULL, 0, NULL, 0, zmode, 0, &r));
 	if (rc != ZOK) {
 		expect_undo(target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
 		free(target);
@@ -747,7 +785,8 @@ static int make_dir(const char *path, int32_t zmode, char **made, struct zk_stat
 	if (zmode == ZK_PERSISTENT_SEQUENTIAL) {
 		/* Its name is known only once made: two steps. */
 		expect_change(path, -ZK_EVENT_CREATED);
-		ZK_CALL(rc, r, qc_create(zc, path, NULL, 0, NULL, 0, zmode, 0, &r));
+		ZK_WRITE(rc, r, (const struct fs_write *)NULL,
+			 qc_create(zc, path, NULL, 0, NULL, 0, zmode, 0, &r));
 		if (rc != ZOK) {
 			expect_undo(path, -ZK_EVENT_CREATED);
 			qc_result_free(r);
@@ -770,9 +809,13 @@ static int make_dir(const char *path, int32_t zmode, char **made, struct zk_stat
 		{ .type = ZK_OP_DELETE, .path = marker, .version = -1 },
 	};
 	bool whole = zmode != ZK_PERSISTENT_SEQUENTIAL;
+	/* Lost in a failover: the whole multi is judged as the create of the
+	 * directory (what else it did leaves no trace), the marker's alone by
+	 * the directory's pzxid. */
+	struct fs_write w = { .kind = whole ? FS_WRITE_CREATE : FS_WRITE_MARK_DIR, .path = dir };
 	if (whole)
 		expect_change(dir, ZK_EVENT_CREATED);
-	ZK_CALL(rc, r, qc_multi(zc, whole ? ops : ops + 1, whole ? 3 : 2, &r));
+	ZK_WRITE(rc, r, &w, qc_multi(zc, whole ? ops : ops + 1, whole ? 3 : 2, &r));
 	qc_result_free(r);
 	r = NULL;
 	if (rc != ZOK && whole)
@@ -783,7 +826,7 @@ static int make_dir(const char *path, int32_t zmode, char **made, struct zk_stat
 	free(parent);
 	free(marker);
 	if (rc == ZOK) {
-		ZK_CALL(rc, r, qc_exists(zc, dir, NULL, NULL, &r));
+		ZK_READ(rc, r, qc_exists(zc, dir, NULL, NULL, &r));
 		if (rc == ZOK)
 			*st = *r->stat;
 		qc_result_free(r);
@@ -857,8 +900,9 @@ static int clear_data(struct inode *p)
 		return -ENOMEM;
 	struct qc_result *r = NULL;
 	int rc;
+	struct fs_write w = { .kind = FS_WRITE_SET, .path = path, .version = -1 };
 	expect_change(path, ZK_EVENT_DATA_CHANGED);
-	ZK_CALL(rc, r, qc_set_data(zc, path, NULL, 0, -1, &r));
+	ZK_WRITE(rc, r, &w, qc_set_data(zc, path, NULL, 0, -1, &r));
 	if (rc != ZOK)
 		expect_undo(path, ZK_EVENT_DATA_CHANGED);
 	qc_result_free(r);
@@ -885,8 +929,10 @@ static int remove_node(struct inode *p, const char *name, bool dir)
 	if (!err) {
 		int rc;
 		struct qc_result *r = NULL;
+		struct fs_write w = { .kind = FS_WRITE_DELETE, .path = path };
 		expect_change(path, ZK_EVENT_DELETED);
-		ZK_CALL(rc, r, qc_delete(zc, path, -1));
+		ZK_WRITE(rc, r, &w, qc_delete(zc, path, -1));
+		qc_result_free(r);
 		if (rc != ZOK)
 			expect_undo(path, ZK_EVENT_DELETED);
 		err = -zerr_errno(rc);
@@ -969,9 +1015,12 @@ static int rename_file(const char *src, const char *dst, unsigned int flags)
 		int32_t ev = over ? ZK_EVENT_DATA_CHANGED : ZK_EVENT_CREATED;
 		expect_change(dst, ev);
 		expect_change(src, ZK_EVENT_DELETED);
+		struct fs_write w = { .kind = FS_WRITE_RENAME, .path = src, .czxid = sst.czxid,
+				      .version = sst.version, .to = dst, .data = data,
+				      .len = len, .over = over ? &dst_st : NULL };
 		struct qc_result *r = NULL;
 		int rc;
-		ZK_CALL(rc, r, qc_multi(zc, ops, 2, &r));
+		ZK_WRITE(rc, r, &w, qc_multi(zc, ops, 2, &r));
 		qc_result_free(r);
 		free(data);
 		cache_invalidate(src);
@@ -1232,7 +1281,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	d->path = path;
 	if (!echo_req(req)) {
 		int rc;
-		ZK_CALL(rc, d->res, qc_get_children(zc, path, NULL, NULL, &d->res));
+		ZK_READ(rc, d->res, qc_get_children(zc, path, NULL, NULL, &d->res));
 		if (rc != ZOK) {
 			qc_result_free(d->res);
 			free(d->path);
@@ -1327,7 +1376,7 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	int32_t nodes = 0;
 	int rc;
 	struct qc_result *unused = NULL;
-	ZK_CALL(rc, unused, qc_get_all_children_number(zc, "/", &nodes));
+	ZK_READ(rc, unused, qc_get_all_children_number(zc, "/", &nodes));
 	if (rc != ZOK && rc != ZUNIMPLEMENTED) {
 		fuse_reply_err(req, zerr_errno(rc));
 		return;

@@ -6,8 +6,10 @@
  * persistent recursive watch on "/" that keeps the caches fresh and drives
  * the echo (see echo.c); on a server without addWatch, or with
  * -o watch=oneshot, one-shot watches do that instead (watch.c), and every
- * later session of the mount keeps the mode the first one settled on. A server failover is the client library's
- * business (same session on another server). A session expiry is ours: the
+ * later session of the mount keeps the mode the first one settled on. A
+ * server failover is the client library's business (same session on another
+ * server), except for the calls it catches in flight: retry.c sends their
+ * reads again and resolves their writes. A session expiry is ours: the
  * first call that sees ZSESSIONEXPIRED asks the echo thread to renew it
  * (fs_session_renew(): new session, new watch, swap, close the old one, then
  * invalidate every cache, since events were missed). A call that failed
@@ -234,6 +236,14 @@ int fs_session_renew(void)
 	return rc;
 }
 
+int64_t fs_session_zxid(void)
+{
+	struct qc_client *c = fs_session_hold();
+	int64_t z = c ? qc_last_zxid(c) : 0;
+	fs_session_release(ZOK);
+	return z;
+}
+
 int zerr_errno(int zerr)
 {
 	switch (zerr) {
@@ -267,6 +277,7 @@ int zerr_errno(int zerr)
 	case ZCLOSING:
 		return ENOTCONN;
 	default:
-		return EIO; /* connection loss: the outcome is unknown */
+		return EIO; /* a write lost in a connection loss that its
+			       resolution (retry.c) could not judge */
 	}
 }
