@@ -1,0 +1,1012 @@
+/*
+ * peer: the ensemble's network on libuv (see peer.h for the contract).
+ *
+ * It owns one listener, one `struct link` per other server and one
+ * `struct conn` per TCP connection. A link holds what we send to its
+ * server: the queue of packed frames, the outgoing connection (at most
+ * one), the dial timer and the address lookup. It also remembers the
+ * incoming connection that server dialled us on (at most one: a newer
+ * Hello from the same id replaces the older connection).
+ *
+ *   dial:   timer -> uv_getaddrinfo -> uv_tcp_connect -> Hello + queue
+ *   accept: connection -> Hello checked -> frames -> recv callback
+ *
+ * DESIGN. Nothing the caller gives us is written from within the call:
+ * peer_net_send() packs the message onto the link's queue and marks the
+ * link dirty, and one uv_idle handle (the "kick") writes every dirty
+ * link's queue in one uv_write on the next loop iteration, then delivers
+ * the resets that are due. An idle handle makes the loop poll without
+ * blocking, so the kick runs before the loop sleeps whichever phase the
+ * send came from (a send from another uv_prepare callback included).
+ * While a write is in flight frames pile up on the queue, and its
+ * completion writes all of them at once.
+ *
+ * Reset callbacks are only ever made from the kick, never from inside a
+ * libuv callback that is changing a connection, nor from peer_net_send();
+ * a link has at most one reset due at a time, so losses close together
+ * are reported once. Receive callbacks are made as frames are cut from
+ * the read buffer; after each, we check whether the callee closed the
+ * network (or the connection) and stop if so.
+ *
+ * Losses. An outgoing connection that breaks after it was established
+ * loses what it had in flight and what was queued behind it: both are
+ * dropped (stats.dropped) and the link is reset. A dial that fails keeps
+ * the queue for the next attempt. An incoming connection that closes, for
+ * any reason, resets the link of the server it came from.
+ *
+ * Lifetime. Every handle and every address lookup is counted in
+ * net.live; peer_net_close() closes all of them, and the last completion
+ * frees the network and calls the caller's close callback.
+ */
+#include "peer.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include "byteorder.h"
+#include "list.h"
+#include "log.h"
+
+#define READ_CHUNK (64 * 1024)
+#define HELLO_MAX 4096              /* a Hello of 255 voters packs to ~1.3 KiB */
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+#define KEEPALIVE_S 10
+#define HELLO_TIMEOUT_MS 10000      /* an incoming connection must say Hello by then */
+#define MAX_UNIDENTIFIED 64         /* incoming connections that have not said Hello */
+#define WRITE_BATCH 1024            /* frames gathered into one uv_write */
+#define MAX_FRAME_LIMIT (1u << 31)  /* max_frame is held to this (lengths fit uv_buf_t) */
+#define READ_MAX (1u << 30)         /* bytes offered to one read */
+
+/* One packed PeerMsg with its length prefix, as it goes on the wire. */
+struct frame {
+	struct list link;  /* in link.queue, then in conn.inflight */
+	size_t len;        /* bytes in data */
+	uint8_t data[];
+};
+
+struct conn {
+	struct peer_net *net;
+	uv_tcp_t tcp;
+	struct list node;          /* in net.conns, so peer_net_close() finds it */
+	struct link *peer;         /* outgoing: its link; incoming: set by the Hello */
+	bool outgoing;
+	bool established;          /* outgoing: connected; incoming: Hello accepted */
+	bool closed;               /* uv_close() called; the memory waits for on_conn_close */
+	uint64_t since_ms;         /* uv_now() when accepted or connected */
+	char name[80];             /* "ip:port" of the other end, for log lines */
+
+	/* Incoming: bytes read but not yet a whole frame. The front is always
+	 * the start of a frame, whose length has been checked. */
+	uint8_t *in;
+	size_t in_len, in_cap;
+	uint8_t scratch[64];       /* outgoing: reads (there should be none) */
+
+	/* Outgoing. */
+	uv_connect_t creq;
+	uv_write_t wreq;
+	bool writing, hello_sent;
+	struct list inflight;      /* frames in the uv_write in flight */
+	size_t inflight_bytes;     /* counted against max_queue_bytes */
+};
+
+struct link {
+	struct peer_net *net;
+	struct peer_addr addr;
+	struct list queue;         /* frames not yet handed to a uv_write */
+	size_t queued_bytes;
+	struct conn *out;          /* the outgoing connection, connecting or up */
+	struct conn *in;           /* the incoming connection that said Hello */
+	uv_timer_t dial_timer;
+	uv_getaddrinfo_t gai;
+	bool resolving;            /* gai in flight (counted in net.live) */
+	unsigned backoff_ms;       /* the delay before the next dial after a failure */
+	unsigned attempt;          /* picks among the addresses a name resolves to */
+	bool failing;              /* a dial failure was logged; quiet until one succeeds */
+	struct list dirty_node;    /* in net.dirty: the queue has frames to write */
+	struct list reset_node;    /* in net.resets: a reset callback is due */
+};
+
+struct peer_net {
+	uv_loop_t *loop;
+	struct peer_net_config cfg; /* voters sorted; max_frame, max_queue_bytes defaulted */
+	peer_recv_cb recv;
+	peer_reset_cb reset;
+	void *ctx;
+
+	uv_tcp_t listener;
+	uv_idle_t kick;            /* writes dirty links, delivers resets (see DESIGN) */
+	uv_timer_t sweep;          /* closes incoming connections slow to say Hello */
+	struct link links[PEER_MAX_PEERS];
+	struct list conns;
+	struct list dirty, resets;
+	int unidentified;          /* incoming connections without a Hello yet */
+	uint64_t rng;
+
+	uint8_t hello[4 + HELLO_MAX]; /* our Hello frame, the same on every dial */
+	size_t hello_len;
+
+	struct peer_net_stats stats;
+	int live;                  /* handles open and lookups in flight */
+	bool closing;
+	void (*close_cb)(void *ctx);
+	void *close_ctx;
+};
+
+static char errbuf[256];
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint64_t next_random(struct peer_net *n)
+{
+	/* xorshift64*: jitter only, not secrets. */
+	n->rng ^= n->rng >> 12;
+	n->rng ^= n->rng << 25;
+	n->rng ^= n->rng >> 27;
+	return n->rng * 2685821657736338717ull;
+}
+
+static struct link *find_link(struct peer_net *n, uint32_t id)
+{
+	for (int i = 0; i < n->cfg.n_peers; i++)
+		if (n->links[i].addr.id == id)
+			return &n->links[i];
+	return NULL;
+}
+
+static void on_kick(uv_idle_t *h);
+
+static void start_kick(struct peer_net *n)
+{
+	if (!n->closing)
+		uv_idle_start(&n->kick, on_kick);
+}
+
+/* ---- lifetime --------------------------------------------------------------------------- */
+
+static void maybe_finish(struct peer_net *n)
+{
+	if (!n->closing || n->live > 0)
+		return;
+	void (*cb)(void *) = n->close_cb;
+	void *ctx = n->close_ctx;
+	free(n);
+	if (cb != NULL)
+		cb(ctx);
+}
+
+static void on_handle_close(uv_handle_t *h)
+{
+	struct peer_net *n = h->data;
+	n->live--;
+	maybe_finish(n);
+}
+
+static void on_dial_timer_close(uv_handle_t *h)
+{
+	struct link *l = h->data;
+	l->net->live--;
+	maybe_finish(l->net);
+}
+
+static void free_frames(struct list *head)
+{
+	while (!list_empty(head)) {
+		struct list *l = head->next;
+		list_remove(l);
+		free(CONTAINER_OF(l, struct frame, link));
+	}
+}
+
+static void on_conn_close(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct peer_net *n = c->net;
+	free_frames(&c->inflight); /* on_write() has normally taken them */
+	free(c->in);
+	free(c);
+	n->live--;
+	maybe_finish(n);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	list_remove(&c->node);
+	uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+}
+
+static void schedule_reset(struct link *l)
+{
+	struct peer_net *n = l->net;
+	if (n->closing)
+		return;
+	if (!list_linked(&l->reset_node))
+		list_push_back(&n->resets, &l->reset_node);
+	start_kick(n);
+}
+
+static void mark_dirty(struct link *l)
+{
+	if (!list_linked(&l->dirty_node))
+		list_push_back(&l->net->dirty, &l->dirty_node);
+	start_kick(l->net);
+}
+
+static struct conn *conn_new(struct peer_net *n, bool outgoing)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->net = n;
+	c->outgoing = outgoing;
+	list_init(&c->inflight);
+	uv_tcp_init(n->loop, &c->tcp);
+	c->tcp.data = c;
+	n->live++;
+	list_push_back(&n->conns, &c->node);
+	return c;
+}
+
+static void name_peer(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char ip[64] = "unknown";
+	int port = 0;
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+			uv_ip4_name(a, ip, sizeof(ip));
+			port = ntohs(a->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			uv_ip6_name(a, ip, sizeof(ip));
+			port = ntohs(a->sin6_port);
+		}
+	}
+	snprintf(c->name, sizeof(c->name), "%s:%d", ip, port);
+}
+
+/* ---- outgoing: dialling ----------------------------------------------------------------- */
+
+static void on_dial_timer(uv_timer_t *t);
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
+static void on_connect(uv_connect_t *req, int status);
+static void flush(struct link *l);
+
+/* Dials again after the link's backoff (with jitter: a uniform delay in
+ * [backoff/2, backoff]), and doubles the backoff up to BACKOFF_MAX_MS. */
+static void schedule_dial(struct link *l)
+{
+	struct peer_net *n = l->net;
+	if (n->closing)
+		return;
+	unsigned d = l->backoff_ms;
+	unsigned delay = d / 2 + (unsigned)(next_random(n) % (d / 2 + 1));
+	l->backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
+	uv_timer_start(&l->dial_timer, on_dial_timer, delay, 0);
+}
+
+static void dial_failed(struct link *l, const char *what, int rc)
+{
+	if (!l->failing)
+		log_msg(LOG_INFO, "peer", "server %u (%s:%d): %s: %s; retrying", l->addr.id,
+			l->addr.host, l->addr.port, what, uv_strerror(rc));
+	l->failing = true;
+	schedule_dial(l);
+}
+
+static void on_dial_timer(uv_timer_t *t)
+{
+	struct link *l = t->data;
+	struct peer_net *n = l->net;
+	char port[16];
+	snprintf(port, sizeof(port), "%d", l->addr.port);
+	struct addrinfo hints;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	l->gai.data = l;
+	int rc = uv_getaddrinfo(n->loop, &l->gai, on_resolved, l->addr.host, port, &hints);
+	if (rc != 0) {
+		dial_failed(l, "resolve", rc);
+		return;
+	}
+	l->resolving = true;
+	n->live++;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct link *l = req->data;
+	struct peer_net *n = l->net;
+	l->resolving = false;
+	n->live--;
+	if (n->closing) {
+		uv_freeaddrinfo(res);
+		maybe_finish(n);
+		return;
+	}
+	if (status != 0 || res == NULL) {
+		uv_freeaddrinfo(res);
+		dial_failed(l, "resolve", status != 0 ? status : UV_EAI_NONAME);
+		return;
+	}
+	/* A name with several addresses (::1 and 127.0.0.1, say): each dial
+	 * takes the next, so one that refuses does not hide the others. */
+	unsigned count = 0;
+	for (struct addrinfo *a = res; a != NULL; a = a->ai_next)
+		count++;
+	struct addrinfo *a = res;
+	for (unsigned i = l->attempt++ % count; i > 0; i--)
+		a = a->ai_next;
+
+	struct conn *c = conn_new(n, true);
+	if (c == NULL) {
+		uv_freeaddrinfo(res);
+		dial_failed(l, "connect", UV_ENOMEM);
+		return;
+	}
+	c->peer = l;
+	snprintf(c->name, sizeof(c->name), "%.64s:%d", l->addr.host, l->addr.port);
+	c->creq.data = c;
+	int rc = uv_tcp_connect(&c->creq, &c->tcp, a->ai_addr, on_connect);
+	uv_freeaddrinfo(res);
+	if (rc != 0) {
+		conn_close(c);
+		dial_failed(l, "connect", rc);
+		return;
+	}
+	l->out = c;
+}
+
+static void out_read_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)suggested;
+	struct conn *c = h->data;
+	*buf = uv_buf_init((char *)c->scratch, sizeof(c->scratch));
+}
+
+/* The outgoing connection c is gone (error, EOF, or a dial that failed).
+ * An established one loses its queue and resets the link. */
+static void out_break(struct conn *c, const char *what, int rc)
+{
+	if (c->closed)
+		return;
+	struct link *l = c->peer;
+	struct peer_net *n = c->net;
+	conn_close(c);
+	if (l->out != c)
+		return;
+	l->out = NULL;
+	list_remove(&l->dirty_node);
+	if (!c->established) {
+		dial_failed(l, what, rc);
+		return;
+	}
+	size_t lost = 0;
+	LIST_FOR_EACH(it, &c->inflight)
+		lost++;
+	LIST_FOR_EACH(it, &l->queue)
+		lost++;
+	free_frames(&l->queue);
+	l->queued_bytes = 0;
+	n->stats.dropped += lost;
+	log_msg(LOG_INFO, "peer", "connection to server %u (%s) lost: %s: %s; %zu messages dropped",
+		l->addr.id, c->name, what, uv_strerror(rc), lost);
+	/* A connection that lasted is dialled again after the shortest
+	 * delay; one that the other end keeps closing backs off like a
+	 * failed dial. */
+	if (uv_now(n->loop) - c->since_ms >= BACKOFF_MAX_MS)
+		l->backoff_ms = BACKOFF_MIN_MS;
+	schedule_reset(l);
+	schedule_dial(l);
+}
+
+static void out_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	(void)buf;
+	struct conn *c = s->data;
+	if (nread == 0)
+		return;
+	/* A listener never writes on a peer connection. */
+	out_break(c, nread > 0 ? "unexpected data" : "read",
+		  nread > 0 ? UV_EPROTO : (int)nread);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	if (c->closed)
+		return; /* peer_net_close() cancelled it */
+	struct link *l = c->peer;
+	struct peer_net *n = c->net;
+	if (status < 0) {
+		out_break(c, "connect", status);
+		return;
+	}
+	c->established = true;
+	c->since_ms = uv_now(n->loop);
+	n->stats.connects++;
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, out_read_alloc, out_on_read);
+	if (rc != 0) {
+		out_break(c, "read", rc);
+		return;
+	}
+	l->failing = false;
+	log_msg(LOG_INFO, "peer", "connected to server %u (%s)", l->addr.id, c->name);
+	flush(l); /* the Hello, and whatever queued while we dialled */
+}
+
+/* ---- outgoing: writing ------------------------------------------------------------------ */
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+	struct peer_net *n = c->net;
+	c->writing = false;
+	if (status == 0) {
+		LIST_FOR_EACH(it, &c->inflight) {
+			struct frame *f = CONTAINER_OF(it, struct frame, link);
+			n->stats.frames_sent++;
+			n->stats.bytes_sent += f->len;
+		}
+	} else {
+		out_break(c, "write", status); /* counts them dropped */
+	}
+	free_frames(&c->inflight);
+	c->inflight_bytes = 0;
+	if (!c->closed)
+		flush(c->peer);
+}
+
+/* Writes the link's queue (and the Hello first, on a new connection) in
+ * one uv_write, unless a write is in flight: its completion comes back
+ * here. */
+static void flush(struct link *l)
+{
+	struct conn *c = l->out;
+	list_remove(&l->dirty_node);
+	if (c == NULL || !c->established || c->closed || c->writing)
+		return;
+	uv_buf_t bufs[WRITE_BATCH + 1];
+	unsigned nb = 0;
+	if (!c->hello_sent) {
+		bufs[nb++] = uv_buf_init((char *)l->net->hello, (unsigned)l->net->hello_len);
+		c->hello_sent = true;
+	}
+	while (!list_empty(&l->queue) && nb < WRITE_BATCH + 1) {
+		struct list *it = l->queue.next;
+		struct frame *f = CONTAINER_OF(it, struct frame, link);
+		list_remove(it);
+		list_push_back(&c->inflight, it);
+		l->queued_bytes -= f->len;
+		c->inflight_bytes += f->len;
+		bufs[nb++] = uv_buf_init((char *)f->data, (unsigned)f->len);
+	}
+	if (nb == 0)
+		return;
+	c->wreq.data = c;
+	int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, nb, on_write);
+	if (rc != 0) {
+		out_break(c, "write", rc);
+		free_frames(&c->inflight);
+		c->inflight_bytes = 0;
+		return;
+	}
+	c->writing = true;
+}
+
+/* ---- incoming ----------------------------------------------------------------------------- */
+
+/* Closes an incoming connection; one that had said Hello resets its link. */
+static void in_close(struct conn *c)
+{
+	if (c->closed)
+		return;
+	struct link *l = c->peer;
+	if (!c->established)
+		c->net->unidentified--;
+	conn_close(c);
+	if (l != NULL && l->in == c) {
+		l->in = NULL;
+		schedule_reset(l);
+	}
+}
+
+/* Drops an incoming connection that broke the protocol. */
+static void in_refuse(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void in_refuse(struct conn *c, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (c->peer != NULL)
+		log_msg(LOG_WARN, "peer", "connection from server %u (%s): %s; closing",
+			c->peer->addr.id, c->name, why);
+	else
+		log_msg(LOG_WARN, "peer", "connection from %s: %s; refused", c->name, why);
+	c->net->stats.refused++;
+	in_close(c);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void in_hello(struct conn *c, const uint8_t *p, size_t len)
+{
+	struct peer_net *n = c->net;
+	Quorum__Hello *h = quorum__hello__unpack(NULL, len, p);
+	if (h == NULL) {
+		in_refuse(c, "Hello does not decode");
+		return;
+	}
+	struct link *l = find_link(n, h->id);
+	if (l == NULL) {
+		in_refuse(c, "Hello from unknown server id %u", h->id);
+		quorum__hello__free_unpacked(h, NULL);
+		return;
+	}
+	bool same = h->n_voters == (size_t)n->cfg.n_voters;
+	if (same) {
+		uint32_t theirs[PEER_MAX_PEERS];
+		memcpy(theirs, h->voters, h->n_voters * sizeof(uint32_t));
+		qsort(theirs, h->n_voters, sizeof(uint32_t), cmp_u32);
+		same = memcmp(theirs, n->cfg.voters, h->n_voters * sizeof(uint32_t)) == 0;
+	}
+	if (!same) {
+		char list[160];
+		size_t off = 0;
+		list[0] = '\0';
+		for (size_t i = 0; i < h->n_voters && off < sizeof(list) - 16; i++)
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%u",
+						i ? "," : "", h->voters[i]);
+		in_refuse(c, "Hello from server %u names voters {%s}, not ours", h->id, list);
+		quorum__hello__free_unpacked(h, NULL);
+		return;
+	}
+	quorum__hello__free_unpacked(h, NULL);
+	c->established = true;
+	n->unidentified--;
+	if (l->in != NULL) {
+		log_msg(LOG_INFO, "peer", "server %u connected again (%s); closing its older connection",
+			l->addr.id, c->name);
+		in_close(l->in); /* resets the link */
+	} else {
+		log_msg(LOG_INFO, "peer", "server %u connected (%s)", l->addr.id, c->name);
+	}
+	c->peer = l;
+	l->in = c;
+}
+
+static void in_frame(struct conn *c, const uint8_t *p, size_t len)
+{
+	struct peer_net *n = c->net;
+	struct link *l = c->peer;
+	Quorum__PeerMsg *m = quorum__peer_msg__unpack(NULL, len, p);
+	if (m == NULL) {
+		in_refuse(c, "frame of %zu bytes does not decode", len);
+		return;
+	}
+	if (m->from != l->addr.id) {
+		in_refuse(c, "message says it is from server %u", m->from);
+		quorum__peer_msg__free_unpacked(m, NULL);
+		return;
+	}
+	n->stats.frames_received++;
+	n->stats.bytes_received += 4 + len;
+	n->recv(n->ctx, l->addr.id, m);
+	quorum__peer_msg__free_unpacked(m, NULL);
+}
+
+/* Cuts whole frames off the front of c->in and hands them on. */
+static void in_parse(struct conn *c)
+{
+	struct peer_net *n = c->net;
+	size_t off = 0;
+	while (!c->closed && !n->closing && c->in_len - off >= 4) {
+		uint32_t len = get_be32(c->in + off);
+		size_t max = c->established ? n->cfg.max_frame : HELLO_MAX;
+		if (len > max) {
+			if (c->established)
+				in_refuse(c, "frame of %u bytes over max_frame (%zu)", len, max);
+			else
+				in_refuse(c, "first frame of %u bytes is no Hello", len);
+			return;
+		}
+		if (c->in_len - off - 4 < len)
+			break;
+		const uint8_t *p = c->in + off + 4;
+		off += 4 + (size_t)len;
+		if (c->established)
+			in_frame(c, p, len);
+		else
+			in_hello(c, p, len);
+	}
+	if (c->closed)
+		return;
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+	/* A big buffer left over from one large frame is given back. */
+	if (c->in_len == 0 && c->in_cap > 4 * READ_CHUNK) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+}
+
+static void in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)suggested;
+	struct conn *c = h->data;
+	size_t need = c->in_len + READ_CHUNK;
+	if (c->in_len >= 4) {
+		/* in_parse() has checked this length against the limit. */
+		size_t frame = 4 + (size_t)get_be32(c->in);
+		if (frame > need)
+			need = frame;
+	}
+	if (c->in_cap < need) {
+		size_t cap = c->in_cap * 2 > need ? c->in_cap * 2 : need;
+		uint8_t *p = realloc(c->in, cap);
+		if (p == NULL) {
+			*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+			return;
+		}
+		c->in = p;
+		c->in_cap = cap;
+	}
+	size_t avail = c->in_cap - c->in_len;
+	*buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(avail > READ_MAX ? READ_MAX : avail));
+}
+
+static void in_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	(void)buf;
+	struct conn *c = s->data;
+	if (nread < 0) {
+		if (c->peer != NULL)
+			log_msg(LOG_INFO, "peer", "connection from server %u (%s) closed: %s",
+				c->peer->addr.id, c->name, uv_strerror((int)nread));
+		in_close(c);
+		return;
+	}
+	c->in_len += (size_t)nread;
+	in_parse(c);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct peer_net *n = listener->data;
+	if (status < 0) {
+		log_msg(LOG_WARN, "peer", "accept: %s", uv_strerror(status));
+		return;
+	}
+	struct conn *c = conn_new(n, false);
+	if (c == NULL) {
+		/* Take the connection off the backlog all the same, or the
+		 * listener stops. */
+		uv_tcp_t *t = malloc(sizeof(*t));
+		if (t == NULL)
+			return;
+		uv_tcp_init(n->loop, t);
+		if (uv_accept(listener, (uv_stream_t *)t) == 0)
+			log_msg(LOG_WARN, "peer", "out of memory; connection refused");
+		uv_close((uv_handle_t *)t, free_handle);
+		return;
+	}
+	n->unidentified++;
+	int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+	if (rc != 0) {
+		log_msg(LOG_WARN, "peer", "accept: %s", uv_strerror(rc));
+		in_close(c);
+		return;
+	}
+	name_peer(c);
+	c->since_ms = uv_now(n->loop);
+	if (n->unidentified > MAX_UNIDENTIFIED) {
+		in_refuse(c, "%d connections are waiting for their Hello", MAX_UNIDENTIFIED);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
+	rc = uv_read_start((uv_stream_t *)&c->tcp, in_alloc, in_on_read);
+	if (rc != 0) {
+		log_msg(LOG_WARN, "peer", "%s: read: %s", c->name, uv_strerror(rc));
+		in_close(c);
+	}
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+	struct peer_net *n = t->data;
+	uint64_t now = uv_now(n->loop);
+	LIST_FOR_EACH_SAFE(it, nx, &n->conns) {
+		struct conn *c = CONTAINER_OF(it, struct conn, node);
+		if (!c->outgoing && !c->established && now - c->since_ms >= HELLO_TIMEOUT_MS)
+			in_refuse(c, "no Hello within %d ms", HELLO_TIMEOUT_MS);
+	}
+}
+
+/* ---- the kick ----------------------------------------------------------------------------- */
+
+static void on_kick(uv_idle_t *h)
+{
+	struct peer_net *n = h->data;
+	uv_idle_stop(h);
+	while (!list_empty(&n->dirty))
+		flush(CONTAINER_OF(n->dirty.next, struct link, dirty_node));
+	while (!n->closing && !list_empty(&n->resets)) {
+		struct link *l = CONTAINER_OF(n->resets.next, struct link, reset_node);
+		list_remove(&l->reset_node);
+		n->reset(n->ctx, l->addr.id);
+	}
+}
+
+/* ---- the interface ------------------------------------------------------------------------ */
+
+static int check_config(const struct peer_net_config *cfg)
+{
+	if (cfg->n_peers < 0 || cfg->n_peers > PEER_MAX_PEERS || cfg->n_voters < 1 ||
+	    cfg->n_voters > PEER_MAX_PEERS) {
+		snprintf(errbuf, sizeof(errbuf), "%d peers and %d voters: out of range",
+			 cfg->n_peers, cfg->n_voters);
+		return -EINVAL;
+	}
+	if (strnlen(cfg->listen_host, sizeof(cfg->listen_host)) == sizeof(cfg->listen_host) ||
+	    cfg->listen_port < 0 || cfg->listen_port > 65535) {
+		snprintf(errbuf, sizeof(errbuf), "bad listen address");
+		return -EINVAL;
+	}
+	for (int i = 1; i < cfg->n_voters; i++) {
+		if (cfg->voters[i - 1] >= cfg->voters[i]) {
+			snprintf(errbuf, sizeof(errbuf), "voters are not in ascending order");
+			return -EINVAL;
+		}
+	}
+	for (int i = 0; i < cfg->n_peers; i++) {
+		const struct peer_addr *a = &cfg->peers[i];
+		if (a->id == cfg->my_id) {
+			snprintf(errbuf, sizeof(errbuf), "server %u is in its own peer list", a->id);
+			return -EINVAL;
+		}
+		if (strnlen(a->host, sizeof(a->host)) == sizeof(a->host) || a->host[0] == '\0' ||
+		    a->port <= 0 || a->port > 65535) {
+			snprintf(errbuf, sizeof(errbuf), "server %u: bad address", a->id);
+			return -EINVAL;
+		}
+		for (int j = 0; j < i; j++) {
+			if (cfg->peers[j].id == a->id) {
+				snprintf(errbuf, sizeof(errbuf), "server %u is listed twice", a->id);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The listen address: numeric, or a name resolved here, once, before the
+ * loop serves anything. */
+static int listen_addr(uv_loop_t *loop, const struct peer_net_config *cfg,
+		       struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)ss) == 0 ||
+	    uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)ss) == 0)
+		return 0;
+	char port[16];
+	snprintf(port, sizeof(port), "%d", cfg->listen_port);
+	struct addrinfo hints;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+	uv_getaddrinfo_t req;
+	int rc = uv_getaddrinfo(loop, &req, NULL, cfg->listen_host, port, &hints);
+	if (rc != 0) {
+		snprintf(errbuf, sizeof(errbuf), "peer listen address %.128s: %s", cfg->listen_host,
+			 uv_strerror(rc));
+		return rc;
+	}
+	memcpy(ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
+	uv_freeaddrinfo(req.addrinfo);
+	return 0;
+}
+
+static void on_failed_start_close(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net_config *cfg,
+		   peer_recv_cb recv, peer_reset_cb reset, void *ctx, const char **err)
+{
+	static char none[] = "";
+	*err = none;
+	*out = NULL;
+	int rc = check_config(cfg);
+	if (rc != 0) {
+		*err = errbuf;
+		return rc;
+	}
+	struct sockaddr_storage ss;
+	if ((rc = listen_addr(loop, cfg, &ss)) != 0) {
+		*err = errbuf;
+		return rc;
+	}
+	struct peer_net *n = calloc(1, sizeof(*n));
+	if (n == NULL) {
+		snprintf(errbuf, sizeof(errbuf), "out of memory");
+		*err = errbuf;
+		return -ENOMEM;
+	}
+	n->loop = loop;
+	n->cfg = *cfg;
+	if (n->cfg.max_frame == 0)
+		n->cfg.max_frame = PEER_DEFAULT_MAX_FRAME;
+	if (n->cfg.max_frame > MAX_FRAME_LIMIT)
+		n->cfg.max_frame = MAX_FRAME_LIMIT;
+	if (n->cfg.max_queue_bytes == 0)
+		n->cfg.max_queue_bytes = PEER_DEFAULT_QUEUE_BYTES;
+	n->recv = recv;
+	n->reset = reset;
+	n->ctx = ctx;
+	list_init(&n->conns);
+	list_init(&n->dirty);
+	list_init(&n->resets);
+	if (getrandom(&n->rng, sizeof(n->rng), 0) != sizeof(n->rng))
+		n->rng = uv_hrtime();
+	n->rng |= 1;
+
+	Quorum__Hello h = QUORUM__HELLO__INIT;
+	h.id = cfg->my_id;
+	h.n_voters = (size_t)cfg->n_voters;
+	h.voters = n->cfg.voters;
+	size_t hl = quorum__hello__get_packed_size(&h);
+	put_be32(n->hello, (uint32_t)hl);
+	quorum__hello__pack(&h, n->hello + 4);
+	n->hello_len = 4 + hl;
+
+	uv_tcp_init(loop, &n->listener);
+	n->listener.data = n;
+	if ((rc = uv_tcp_bind(&n->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+	    (rc = uv_listen((uv_stream_t *)&n->listener, 128, on_connection)) != 0) {
+		snprintf(errbuf, sizeof(errbuf), "cannot listen on %.128s:%d: %s", cfg->listen_host,
+			 cfg->listen_port, uv_strerror(rc));
+		*err = errbuf;
+		n->listener.data = n;
+		uv_close((uv_handle_t *)&n->listener, on_failed_start_close);
+		return rc;
+	}
+	n->live++;
+	uv_idle_init(loop, &n->kick);
+	n->kick.data = n;
+	n->live++;
+	uv_timer_init(loop, &n->sweep);
+	n->sweep.data = n;
+	n->live++;
+	uv_timer_start(&n->sweep, on_sweep, HELLO_TIMEOUT_MS / 2, HELLO_TIMEOUT_MS / 2);
+	uv_unref((uv_handle_t *)&n->sweep);
+
+	for (int i = 0; i < cfg->n_peers; i++) {
+		struct link *l = &n->links[i];
+		l->net = n;
+		l->addr = cfg->peers[i];
+		list_init(&l->queue);
+		list_init(&l->dirty_node);
+		list_init(&l->reset_node);
+		l->backoff_ms = BACKOFF_MIN_MS;
+		uv_timer_init(loop, &l->dial_timer);
+		l->dial_timer.data = l;
+		n->live++;
+		uv_timer_start(&l->dial_timer, on_dial_timer, 0, 0);
+	}
+	log_msg(LOG_INFO, "peer", "server %u listening for peers on %s:%d", cfg->my_id,
+		cfg->listen_host, cfg->listen_port);
+	*out = n;
+	return 0;
+}
+
+int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m)
+{
+	if (n->closing)
+		return -ESHUTDOWN;
+	struct link *l = find_link(n, to);
+	if (l == NULL)
+		return -ENOENT;
+	m->from = n->cfg.my_id;
+	size_t size = quorum__peer_msg__get_packed_size(m);
+	if (size > n->cfg.max_frame)
+		return -EMSGSIZE;
+	size_t backlog = l->queued_bytes + (l->out != NULL ? l->out->inflight_bytes : 0);
+	if (backlog >= n->cfg.max_queue_bytes) {
+		n->stats.dropped++;
+		schedule_reset(l);
+		return -ENOBUFS;
+	}
+	struct frame *f = malloc(sizeof(*f) + 4 + size);
+	if (f == NULL)
+		return -ENOMEM;
+	f->len = 4 + size;
+	put_be32(f->data, (uint32_t)size);
+	quorum__peer_msg__pack(m, f->data + 4);
+	list_push_back(&l->queue, &f->link);
+	l->queued_bytes += f->len;
+	if (l->out != NULL && l->out->established)
+		mark_dirty(l);
+	return 0;
+}
+
+void peer_net_get_stats(const struct peer_net *n, struct peer_net_stats *out)
+{
+	*out = n->stats;
+}
+
+int peer_net_connected(const struct peer_net *n, uint32_t peer)
+{
+	for (int i = 0; i < n->cfg.n_peers; i++) {
+		const struct link *l = &n->links[i];
+		if (l->addr.id == peer)
+			return l->out != NULL && l->out->established && !l->out->closed;
+	}
+	return 0;
+}
+
+void peer_net_close(struct peer_net *n, void (*close_cb)(void *ctx), void *ctx)
+{
+	if (n->closing)
+		return;
+	n->closing = true;
+	n->close_cb = close_cb;
+	n->close_ctx = ctx;
+	uv_close((uv_handle_t *)&n->listener, on_handle_close);
+	uv_close((uv_handle_t *)&n->kick, on_handle_close);
+	uv_close((uv_handle_t *)&n->sweep, on_handle_close);
+	for (int i = 0; i < n->cfg.n_peers; i++) {
+		struct link *l = &n->links[i];
+		uv_close((uv_handle_t *)&l->dial_timer, on_dial_timer_close);
+		if (l->resolving)
+			uv_cancel((uv_req_t *)&l->gai); /* on_resolved() comes all the same */
+		LIST_FOR_EACH(it, &l->queue)
+			n->stats.dropped++;
+		free_frames(&l->queue);
+		l->queued_bytes = 0;
+		l->out = l->in = NULL;
+		list_remove(&l->dirty_node);
+		list_remove(&l->reset_node);
+	}
+	while (!list_empty(&n->conns))
+		conn_close(CONTAINER_OF(n->conns.next, struct conn, node));
+}

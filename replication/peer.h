@@ -1,0 +1,113 @@
+/*
+ * peer: the network between the servers of an ensemble, on libuv.
+ *
+ * Every server listens on its peer port and dials every other server it
+ * knows; each direction of a pair has its own TCP connection, so messages
+ * from A to B arrive in the order A sent them, or not at all. Every frame
+ * is a 4-byte big-endian length and a packed message (proto/peer.proto):
+ * the first a dialler sends is a Hello (its id and the voters it was
+ * configured with), every later one a PeerMsg. A listener drops a
+ * connection whose Hello is malformed, from an unknown id, or names
+ * different voters, with a log line; a second connection that says Hello
+ * with the id of an open one (the server restarted) replaces it.
+ *
+ * Outgoing messages queue per peer while its connection is being
+ * (re)established, or while the kernel does not take them, up to a bound;
+ * a message that does not fit, or one for a peer whose connection breaks
+ * before it left, is dropped, and the reset callback says the link to that
+ * peer lost messages. A dial that fails loses nothing: the queue waits for
+ * the next. Dialling is retried with exponential backoff and jitter (50 ms
+ * to 2 s).
+ *
+ * A frame over max_frame, or one that does not decode, closes that
+ * connection (and resets the link) and harms nothing else.
+ *
+ * Reset callbacks come from the loop (a uv_idle handle), never from within
+ * a peer_net_*() call; a link's losses close together are reported once.
+ *
+ * Loop thread only. See also replication/zab.h (which these messages
+ * serve) and server/replica.c (which wires the two together).
+ */
+#ifndef QUORUM_PEER_H
+#define QUORUM_PEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "peer.pb-c.h"
+
+#define PEER_MAX_PEERS 255
+#define PEER_DEFAULT_MAX_FRAME (1u << 30)   /* snapshots travel in one frame */
+#define PEER_DEFAULT_QUEUE_BYTES (64u << 20) /* per peer, while not connected */
+
+struct peer_net;
+
+struct peer_addr {
+	uint32_t id;
+	char host[256];  /* name or address, resolved at each dial */
+	int port;
+};
+
+struct peer_net_config {
+	uint32_t my_id;
+	char listen_host[256];   /* where to listen ("0.0.0.0" or this server's host;
+				    a name is resolved once, by peer_net_start()) */
+	int listen_port;
+	struct peer_addr peers[PEER_MAX_PEERS]; /* every other server (not this one) */
+	int n_peers;
+	uint32_t voters[PEER_MAX_PEERS]; /* ascending, this server included: checked
+					     against each dialler's Hello */
+	int n_voters;
+	size_t max_frame;        /* bytes of one packed PeerMsg, length prefix not
+				    counted; 0 = PEER_DEFAULT_MAX_FRAME; at most 2 GiB */
+	size_t max_queue_bytes;  /* frames not yet written to the kernel, per peer:
+				    a send is refused once the queue holds this
+				    much, so one message bigger than the bound (a
+				    snapshot) still goes through an empty queue.
+				    0 = PEER_DEFAULT_QUEUE_BYTES */
+};
+
+/* A message from `from` (m->from is checked to equal it). m is valid only
+ * during the call. */
+typedef void (*peer_recv_cb)(void *ctx, uint32_t from, const Quorum__PeerMsg *m);
+/* The link to `peer` lost, or may have lost, messages in either direction
+ * (a connection closed, a message dropped). */
+typedef void (*peer_reset_cb)(void *ctx, uint32_t peer);
+
+/* Binds the listener and starts dialling. Returns 0, or a negative errno
+ * with *err (a static buffer) saying what failed, e.g. the port in use, or
+ * -EINVAL for a bad config (voters not ascending, this server or a
+ * duplicate among the peers). On failure no callback is ever called, and
+ * the loop needs to run once more to release what was opened. */
+int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net_config *cfg,
+		   peer_recv_cb recv, peer_reset_cb reset, void *ctx, const char **err);
+
+/* Packs m (setting m->from to my_id) and queues it for `to`; it is
+ * written on the next loop iteration, with whatever else was queued for
+ * `to` by then. Returns 0; -ENOENT for an unknown peer; -ENOBUFS when the
+ * queue is full (the message is dropped and the reset callback is called
+ * later, on the loop, not from within this call); -EMSGSIZE over
+ * max_frame; -ENOMEM; -ESHUTDOWN after peer_net_close(). Never blocks. */
+int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m);
+
+/* Figures for mntr and tests. */
+struct peer_net_stats {
+	uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
+	uint64_t dropped;        /* messages dropped (queue full, link lost) */
+	uint64_t connects;       /* outgoing connections established */
+	uint64_t refused;        /* incoming connections dropped (bad Hello, bad frame) */
+};
+void peer_net_get_stats(const struct peer_net *n, struct peer_net_stats *out);
+/* Whether the outgoing connection to `peer` is up (connected; the Hello
+ * may still be on its way). */
+int peer_net_connected(const struct peer_net *n, uint32_t peer);
+
+/* Closes every connection and the listener; queued messages are dropped.
+ * close_cb is called on the loop once every handle is closed (and every
+ * address lookup has come back); n is freed then. The callbacks given to
+ * peer_net_start() are not called after this. May be called from within
+ * them. */
+void peer_net_close(struct peer_net *n, void (*close_cb)(void *ctx), void *ctx);
+
+#endif
