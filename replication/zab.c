@@ -1,0 +1,607 @@
+/*
+ * zab: the core's life cycle and what every phase shares — the table of
+ * role transitions, the log as the core sees it (last logged, last durable,
+ * epoch ends), commits to the host, and the public accessors. The phases
+ * live in zab_elect.c (0), zab_lead.c and zab_follow.c (1-3).
+ *
+ * DESIGN. The core keeps the bytes of every txn it appended and has not
+ * yet committed (struct zab_txn, `pending`): at zab_new() the host's state
+ * already reflects the whole log, so everything the core may ever pass to
+ * io.commit() was appended during this life. The host's log is read only
+ * by a leader synchronising a follower (io.read_log), and then only at or
+ * before `applied`, which never passes `last_durable`.
+ *
+ * Two commit points are kept apart:
+ *   applied          the host's state (may include txns the host replayed
+ *                    from its log at recovery that are not committed yet)
+ *   known_committed  what this server learnt is committed in the ensemble
+ *                    during this life (from its leader, or by leading)
+ * Only known_committed is ever told to another server, so a leader never
+ * offers a follower a txn as committed merely because it replayed it.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zab_int.h"
+
+/* ---- small helpers ---------------------------------------------------- */
+
+int zab_voter_index(const struct zab *z, uint32_t id)
+{
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] == id)
+			return i;
+	return -1;
+}
+
+int64_t zab_now(struct zab *z)
+{
+	return z->io.now_ms(z->io.ctx);
+}
+
+int64_t zab_tick_ms(const struct zab *z)
+{
+	return z->cfg.tick_ms;
+}
+
+/* A zxid a peer may name: not negative, epoch within bounds. */
+bool zab_valid_zxid(int64_t zxid)
+{
+	return zxid >= 0 && zab_epoch_of(zxid) <= ZAB_EPOCH_MAX;
+}
+
+/* ---- roles -------------------------------------------------------------- */
+
+/*
+ * The only legal transitions. LOOKING -> LOOKING is a new round of
+ * election; a follower that joins its leader again stays FOLLOWING.
+ */
+static const bool legal[3][3] = {
+	/* from \ to     LOOKING FOLLOWING LEADING */
+	[ZAB_LOOKING] = {true, true, true},
+	[ZAB_FOLLOWING] = {true, false, false},
+	[ZAB_LEADING] = {true, false, false},
+};
+
+void zab_report_state(struct zab *z)
+{
+	if (z->io.state)
+		z->io.state(z->io.ctx, z->role, z->serving, z->leader, z->current_epoch);
+}
+
+void zab_set_serving(struct zab *z, bool serving)
+{
+	if (z->serving == serving)
+		return;
+	z->serving = serving;
+	zab_report_state(z);
+}
+
+/*
+ * Every change of role goes through here: it leaves the old role (dropping
+ * its state), enters the new one and tells the host. See also
+ * zab_elect_start(), zab_lead_start(), zab_follow_start().
+ */
+void zab_become(struct zab *z, enum zab_role to, uint32_t leader)
+{
+	assert(legal[z->role][to]);
+	if (z->role == ZAB_LEADING)
+		zab_lead_stop(z);
+	else if (z->role == ZAB_FOLLOWING)
+		zab_follow_stop(z);
+	z->role = to;
+	z->serving = false;
+	z->leader = to == ZAB_LOOKING ? 0 : leader;
+	z->role_since_ms = zab_now(z);
+	zab_report_state(z);
+	switch (to) {
+	case ZAB_LOOKING:
+		zab_elect_start(z);
+		break;
+	case ZAB_FOLLOWING:
+		zab_follow_start(z);
+		break;
+	case ZAB_LEADING:
+		zab_lead_start(z);
+		break;
+	}
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* Stamps from, epoch and nonce, and sends. The epoch is the one this server
+ * is in: the leader's newEpoch, the follower's accepted LeaderInfo, 0 in
+ * election. */
+void zab_send(struct zab *z, uint32_t to, Quorum__PeerMsg *m, uint32_t nonce)
+{
+	m->from = z->cfg.id;
+	switch (z->role) {
+	case ZAB_LOOKING:
+		m->epoch = 0;
+		break;
+	case ZAB_FOLLOWING:
+		m->epoch = z->new_epoch;
+		break;
+	case ZAB_LEADING:
+		m->epoch = z->epoch_picked ? z->lead_epoch : 0;
+		break;
+	}
+	m->nonce = nonce;
+	z->io.send(z->io.ctx, to, m);
+}
+
+int zab_save_epochs(struct zab *z, int64_t accepted, int64_t current)
+{
+	int rc = z->io.save_epochs(z->io.ctx, accepted, current);
+	if (rc == 0) {
+		z->accepted_epoch = accepted;
+		z->current_epoch = current;
+	}
+	return rc;
+}
+
+/* ---- the log ------------------------------------------------------------ */
+
+/* Records zxid as the newest of its epoch. Past ZAB_MAX_EPOCH_ENDS the
+ * oldest epoch is forgotten: the log then claims to hold nothing before
+ * its end, and a leader falls back to SNAP for anything older. */
+static void ends_note(struct zab *z, int64_t zxid)
+{
+	if (z->n_ends > 0 && zab_epoch_of(z->ends[z->n_ends - 1]) == zab_epoch_of(zxid)) {
+		z->ends[z->n_ends - 1] = zxid;
+		return;
+	}
+	if (z->n_ends == ZAB_MAX_EPOCH_ENDS) {
+		z->base_zxid = z->ends[0];
+		memmove(z->ends, z->ends + 1, (z->n_ends - 1) * sizeof(*z->ends));
+		z->n_ends--;
+	}
+	z->ends[z->n_ends++] = zxid;
+}
+
+const struct zab_txn *zab_pending_find(const struct zab *z, int64_t zxid)
+{
+	size_t lo = 0, hi = z->n_pending;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (z->pending[mid].zxid < zxid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < z->n_pending && z->pending[lo].zxid == zxid ? &z->pending[lo] : NULL;
+}
+
+/*
+ * Appends one txn after last_logged: keeps its bytes until it is committed
+ * and asks the host to log it. Returns 0, -ENOMEM, -ENOSPC (too many
+ * uncommitted) or the host's error.
+ */
+int zab_log_append(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
+		   uint64_t origin_seq)
+{
+	if (z->n_pending >= ZAB_MAX_PENDING)
+		return -ENOSPC;
+	if (z->n_pending == z->cap_pending) {
+		size_t cap = z->cap_pending ? z->cap_pending * 2 : 64;
+		struct zab_txn *p = realloc(z->pending, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		z->pending = p;
+		z->cap_pending = cap;
+	}
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy)
+		return -ENOMEM;
+	if (len)
+		memcpy(copy, txn, len);
+	int rc = z->io.append(z->io.ctx, zxid, txn, len);
+	if (rc < 0) {
+		free(copy);
+		return rc;
+	}
+	z->pending[z->n_pending++] = (struct zab_txn){
+		.zxid = zxid, .data = copy, .len = len, .origin = origin, .origin_seq = origin_seq};
+	z->inflight++;
+	z->last_logged = zxid;
+	ends_note(z, zxid);
+	return 0;
+}
+
+static void pending_drop_after(struct zab *z, int64_t zxid)
+{
+	while (z->n_pending > 0 && z->pending[z->n_pending - 1].zxid > zxid)
+		free(z->pending[--z->n_pending].data);
+}
+
+/*
+ * TRUNC: the log ends at zxid, and the host's state is rebuilt as of zxid
+ * (like a recovery: what it replays need not be committed yet). Only with no append in flight. On -ERANGE (the host cannot go
+ * back that far) the core forgets its log's summary, so that its next
+ * AckEpoch makes the leader send a snapshot.
+ */
+int zab_log_truncate(struct zab *z, int64_t zxid)
+{
+	if (z->inflight > 0 || z->installing)
+		return -EBUSY;
+	int rc = z->io.truncate(z->io.ctx, zxid);
+	if (rc == -ERANGE) {
+		z->base_zxid = z->last_logged;
+		z->n_ends = 0;
+	}
+	if (rc < 0)
+		return rc;
+	/* The host rebuilt its state as of zxid: nothing before it is pending. */
+	pending_drop_after(z, -1);
+	while (z->n_ends > 0 && z->ends[z->n_ends - 1] > zxid)
+		z->n_ends--;
+	if (zxid > z->base_zxid &&
+	    (z->n_ends == 0 || zab_epoch_of(z->ends[z->n_ends - 1]) < zab_epoch_of(zxid)))
+		ends_note(z, zxid);
+	if (zxid < z->base_zxid)
+		z->base_zxid = zxid;
+	z->last_logged = zxid;
+	z->last_durable = zxid;
+	z->applied = zxid;
+	return 0;
+}
+
+/* SNAP installed: the log and the state both continue from zxid. */
+void zab_log_reset_to(struct zab *z, int64_t zxid)
+{
+	pending_drop_after(z, -1);
+	z->n_ends = 0;
+	z->base_zxid = zxid;
+	z->last_logged = zxid;
+	z->last_durable = zxid;
+	z->applied = zxid;
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+/*
+ * Hands the host every pending txn up to target (never past what is durable
+ * here), in zxid order, once, and forgets its bytes. Callers choose target:
+ * a follower its leader's commit point, a leader what a quorum holds.
+ */
+void zab_commit_upto(struct zab *z, int64_t target)
+{
+	if (target > z->last_durable)
+		target = z->last_durable;
+	size_t n = 0;
+	while (n < z->n_pending && z->pending[n].zxid <= target) {
+		struct zab_txn *t = &z->pending[n];
+		if (t->zxid > z->applied) {
+			z->io.commit(z->io.ctx, t->zxid, t->data, t->len, t->origin, t->origin_seq);
+			z->applied = t->zxid;
+		}
+		free(t->data);
+		n++;
+	}
+	if (n) {
+		memmove(z->pending, z->pending + n, (z->n_pending - n) * sizeof(*z->pending));
+		z->n_pending -= n;
+	}
+}
+
+/* ---- the common point --------------------------------------------------- */
+
+static bool holds(int64_t base, const int64_t *ends, size_t n, int64_t zxid)
+{
+	if (zxid == base)
+		return true;
+	if (zxid < base)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (zab_epoch_of(ends[i]) == zab_epoch_of(zxid))
+			return zxid <= ends[i];
+	return false;
+}
+
+/*
+ * C, the last zxid two logs both hold, from their bases and epoch ends
+ * alone (phase 2). A log holds its base (the state it continues from) and,
+ * in each epoch it has txns of after the base, every zxid up to that
+ * epoch's end; two logs that both hold a zxid agree on everything before
+ * it. So C is the largest of: each epoch both have txns of, the smaller of
+ * the two ends; and either base, if the other log holds it. *found is false
+ * when no such point exists (the logs share nothing they can prove).
+ */
+int64_t zab_common_point(int64_t base_a, const int64_t *ends_a, size_t n_a, int64_t base_b,
+			 const int64_t *ends_b, size_t n_b, bool *found)
+{
+	int64_t c = -1;
+	for (size_t i = 0; i < n_a; i++) {
+		int64_t ea = ends_a[i];
+		for (size_t j = 0; j < n_b; j++) {
+			int64_t eb = ends_b[j];
+			if (zab_epoch_of(ea) != zab_epoch_of(eb))
+				continue;
+			int64_t m = ea < eb ? ea : eb;
+			if (m > c && holds(base_a, ends_a, n_a, m) && holds(base_b, ends_b, n_b, m))
+				c = m;
+		}
+	}
+	if (base_a > c && holds(base_b, ends_b, n_b, base_a))
+		c = base_a;
+	if (base_b > c && holds(base_a, ends_a, n_a, base_b))
+		c = base_b;
+	*found = c >= 0;
+	return c < 0 ? 0 : c;
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static int check_config(const struct zab_config *cfg)
+{
+	if (cfg->n_voters < 1 || cfg->n_voters > ZAB_MAX_VOTERS)
+		return -EINVAL;
+	bool me = false;
+	for (int i = 0; i < cfg->n_voters; i++) {
+		if (cfg->voters[i] == 0 || (i > 0 && cfg->voters[i] <= cfg->voters[i - 1]))
+			return -EINVAL;
+		me |= cfg->voters[i] == cfg->id;
+	}
+	if (!me || cfg->tick_ms <= 0 || cfg->init_limit <= 0 || cfg->sync_limit <= 0 ||
+	    cfg->finalize_wait_ms < 0 || cfg->max_outstanding < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int check_log_state(const struct zab_log_state *ls)
+{
+	if (ls->accepted_epoch < 0 || ls->current_epoch < 0 ||
+	    ls->current_epoch > ls->accepted_epoch || ls->accepted_epoch > ZAB_EPOCH_MAX ||
+	    !zab_valid_zxid(ls->base_zxid) || !zab_valid_zxid(ls->last_zxid) ||
+	    ls->last_zxid < ls->base_zxid)
+		return -EINVAL;
+	if (ls->n_epoch_ends > 0 && !ls->epoch_ends)
+		return -EINVAL;
+	for (size_t i = 0; i < ls->n_epoch_ends; i++) {
+		int64_t e = ls->epoch_ends[i];
+		if (e <= ls->base_zxid || !zab_valid_zxid(e))
+			return -EINVAL;
+		if (i > 0 && zab_epoch_of(e) <= zab_epoch_of(ls->epoch_ends[i - 1]))
+			return -EINVAL;
+	}
+	int64_t last = ls->n_epoch_ends ? ls->epoch_ends[ls->n_epoch_ends - 1] : ls->base_zxid;
+	return last == ls->last_zxid ? 0 : -EINVAL;
+}
+
+int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log_state *ls,
+	    const struct zab_io *io)
+{
+	*out = NULL;
+	if (check_config(cfg) < 0 || check_log_state(ls) < 0)
+		return -EINVAL;
+	if (!io->now_ms || !io->random || !io->send || !io->append || !io->truncate ||
+	    !io->read_log || !io->snapshot_take || !io->snapshot_install || !io->save_epochs ||
+	    !io->commit)
+		return -EINVAL;
+	struct zab *z = calloc(1, sizeof(*z));
+	if (!z)
+		goto err;
+	z->ends = calloc(ZAB_MAX_EPOCH_ENDS, sizeof(*z->ends));
+	if (!z->ends)
+		goto err_after_alloc;
+	z->cfg = *cfg;
+	if (z->cfg.finalize_wait_ms == 0)
+		z->cfg.finalize_wait_ms = 200;
+	if (z->cfg.max_outstanding == 0)
+		z->cfg.max_outstanding = 10000;
+	z->io = *io;
+	z->quorum = cfg->n_voters / 2 + 1;
+	z->role = ZAB_LOOKING;
+	z->accepted_epoch = ls->accepted_epoch;
+	z->current_epoch = ls->current_epoch;
+	z->base_zxid = ls->base_zxid;
+	/* Keep the newest epochs if the host knows more than fit. */
+	size_t skip = ls->n_epoch_ends > ZAB_MAX_EPOCH_ENDS ? ls->n_epoch_ends - ZAB_MAX_EPOCH_ENDS : 0;
+	if (skip)
+		z->base_zxid = ls->epoch_ends[skip - 1];
+	for (size_t i = skip; i < ls->n_epoch_ends; i++)
+		z->ends[z->n_ends++] = ls->epoch_ends[i];
+	z->last_logged = ls->last_zxid;
+	z->last_durable = ls->last_zxid;
+	z->applied = ls->last_zxid;
+	*out = z;
+	return 0;
+
+err_after_alloc:
+	free(z);
+err:
+	return -ENOMEM;
+}
+
+void zab_free(struct zab *z)
+{
+	if (!z)
+		return;
+	if (z->role == ZAB_LEADING)
+		zab_lead_stop(z);
+	else if (z->role == ZAB_FOLLOWING)
+		zab_follow_stop(z);
+	pending_drop_after(z, -1);
+	free(z->pending);
+	free(z->ends);
+	free(z);
+}
+
+void zab_start(struct zab *z)
+{
+	if (z->started)
+		return;
+	z->started = true;
+	zab_become(z, ZAB_LOOKING, 0);
+}
+
+/* ---- inputs ------------------------------------------------------------- */
+
+void zab_tick(struct zab *z)
+{
+	if (!z->started)
+		return;
+	switch (z->role) {
+	case ZAB_LOOKING:
+		zab_elect_tick(z);
+		break;
+	case ZAB_FOLLOWING:
+		zab_follow_tick(z);
+		break;
+	case ZAB_LEADING:
+		zab_lead_tick(z);
+		break;
+	}
+}
+
+/*
+ * Votes go to election whatever the role (a non-LOOKING server answers a
+ * LOOKING one); everything else to the role's handler. Anything from a
+ * stranger, or claiming another sender, is dropped here.
+ */
+void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
+{
+	if (!z->started || !m || m->from != from || from == z->cfg.id ||
+	    zab_voter_index(z, from) < 0)
+		return;
+	if (m->body_case == QUORUM__PEER_MSG__BODY_VOTE) {
+		if (m->vote)
+			zab_elect_receive(z, from, m);
+		return;
+	}
+	if (z->role == ZAB_LEADING)
+		zab_lead_receive(z, from, m);
+	else if (z->role == ZAB_FOLLOWING)
+		zab_follow_receive(z, from, m);
+}
+
+void zab_peer_reset(struct zab *z, uint32_t peer)
+{
+	if (!z->started || zab_voter_index(z, peer) < 0 || peer == z->cfg.id)
+		return;
+	if (z->role == ZAB_LEADING)
+		zab_lead_peer_reset(z, peer);
+	else if (z->role == ZAB_FOLLOWING)
+		zab_follow_peer_reset(z, peer);
+}
+
+/*
+ * An append finished. A failed append leaves the log's tail unknown: the
+ * core stops believing in anything after what was durable and goes back
+ * to election (the host should treat it as fatal; see zab.h).
+ */
+void zab_appended(struct zab *z, int64_t zxid, int status)
+{
+	if (z->inflight <= 0)
+		return;
+	z->inflight--;
+	if (status < 0) {
+		pending_drop_after(z, z->last_durable);
+		z->last_logged = z->last_durable;
+		while (z->n_ends > 0 && z->ends[z->n_ends - 1] > z->last_durable)
+			z->n_ends--;
+		if (z->last_durable > z->base_zxid &&
+		    (z->n_ends == 0 ||
+		     zab_epoch_of(z->ends[z->n_ends - 1]) < zab_epoch_of(z->last_durable)))
+			ends_note(z, z->last_durable);
+		z->inflight = 0;
+		if (z->started)
+			zab_become(z, ZAB_LOOKING, 0);
+		return;
+	}
+	if (zxid > z->last_durable && zxid <= z->last_logged)
+		z->last_durable = zxid;
+	if (!z->started)
+		return;
+	if (z->role == ZAB_LEADING)
+		zab_lead_appended(z);
+	else if (z->role == ZAB_FOLLOWING)
+		zab_follow_appended(z);
+}
+
+void zab_snapshot_installed(struct zab *z, int64_t zxid, int status)
+{
+	if (!z->installing || zxid != z->install_zxid)
+		return;
+	z->installing = false;
+	if (status == 0)
+		zab_log_reset_to(z, zxid);
+	if (z->role == ZAB_FOLLOWING)
+		zab_follow_installed(z, status);
+	else if (status < 0 && z->started)
+		zab_become(z, ZAB_LOOKING, 0);
+}
+
+/* ---- the leader's API --------------------------------------------------- */
+
+int64_t zab_next_zxid(const struct zab *z)
+{
+	if (z->role != ZAB_LEADING || !z->established)
+		return 0;
+	if (zab_epoch_of(z->last_logged) == z->lead_epoch)
+		return z->last_logged + 1;
+	return zab_zxid(z->lead_epoch, 1);
+}
+
+int zab_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
+		uint64_t origin_seq)
+{
+	if (!z->started || z->role != ZAB_LEADING || !z->established)
+		return -ENOTSUP;
+	if (zxid != zab_next_zxid(z))
+		return -EINVAL;
+	return zab_lead_propose(z, zxid, txn, len, origin, origin_seq);
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+enum zab_role zab_role(const struct zab *z)
+{
+	return z->role;
+}
+
+bool zab_serving(const struct zab *z)
+{
+	return z->serving;
+}
+
+uint32_t zab_leader(const struct zab *z)
+{
+	return z->leader;
+}
+
+int64_t zab_epoch(const struct zab *z)
+{
+	return z->current_epoch;
+}
+
+int64_t zab_committed(const struct zab *z)
+{
+	return z->applied;
+}
+
+int64_t zab_last_logged(const struct zab *z)
+{
+	return z->last_logged;
+}
+
+bool zab_is_synced(const struct zab *z, uint32_t peer)
+{
+	int i = zab_voter_index(z, peer);
+	return z->role == ZAB_LEADING && i >= 0 && peer != z->cfg.id &&
+	       z->fol[i].phase == ZL_SYNCED;
+}
+
+uint32_t zab_nonce_of(const struct zab *z, uint32_t peer)
+{
+	if (z->role == ZAB_LEADING) {
+		int i = zab_voter_index(z, peer);
+		return i >= 0 && peer != z->cfg.id && z->fol[i].phase != ZL_NONE ? z->fol[i].nonce
+										  : 0;
+	}
+	if (z->role == ZAB_FOLLOWING && peer == z->leader)
+		return z->nonce;
+	return 0;
+}

@@ -1,0 +1,320 @@
+/*
+ * zab: the ZAB core — leader election, discovery, synchronisation and
+ * broadcast for one server of an ensemble, as a pure state machine.
+ *
+ * It never blocks, never makes a syscall and never reads a clock: messages,
+ * ticks and disk completions come in through zab_*() calls, and everything
+ * it wants done goes out through struct zab_io (send a message, append a
+ * txn to the log, truncate, take or install a snapshot, persist the
+ * epochs, commit a txn to the state machine). quorumd drives it from its
+ * libuv loop (server/replica.c, replication/peer.c); the simulator in
+ * tests/sim/ drives a whole cluster of them from one seed.
+ *
+ * Txns are opaque bytes to the core. The host assigns the zxid (ask
+ * zab_next_zxid()) and the core guarantees every server commits the same
+ * bytes under the same zxid, in zxid order, exactly once per life of the
+ * host's state (see "commit" below).
+ *
+ * THE PROTOCOL (Junqueira, Reed, Serafini: "Zab: High-performance
+ * broadcast for primary-backup systems", 2011; phases 0-3 below follow its
+ * names, and ZooKeeper's implementation where the paper is silent).
+ *
+ * zxid = epoch << 32 | counter. In epoch e the leader proposes (e,1), (e,2),
+ * ... A server's log holds, for each epoch, a prefix of that epoch's
+ * proposals, so two logs that both hold zxid Z agree on everything up to Z,
+ * and the last zxid two logs share is found from their per-epoch last
+ * zxids ("epoch ends") alone.
+ *
+ * Persistent state (zab_io.save_epochs, durable before the step goes on):
+ *   acceptedEpoch  the newest epoch this server agreed to follow or lead
+ *   currentEpoch   the newest epoch whose history this server has taken
+ *
+ * Phase 0, election (LOOKING). Fast leader election: the server bumps its
+ * logical clock, votes for itself (leader=me, zxid=last logged,
+ * peer_epoch=currentEpoch) and sends its Vote to every other voter. On a
+ * Vote from a LOOKING server: a higher election_epoch makes it adopt that
+ * clock, forget the votes it collected and take the better of its own
+ * initial vote and the received one; an equal clock with a better vote
+ * makes it adopt that vote; either way it sends its vote again to all.
+ * A lower clock is answered with its own vote. Votes compare by
+ * (peer_epoch, zxid, leader). When the votes it holds for the current
+ * clock give its vote a quorum, it waits finalize_wait_ms for a better
+ * vote; if none comes it decides: leader=me -> LEADING, else FOLLOWING.
+ * A Vote from a FOLLOWING or LEADING server (answering a LOOKING server
+ * with its own state) is kept apart; if such votes name one leader for a
+ * quorum, and that leader itself said LEADING, the server follows it at
+ * once (joining an established ensemble). Non-LOOKING servers answer a
+ * LOOKING server's vote with their current vote (leader, epoch).
+ *
+ * Phase 1, discovery. The follower picks a fresh nonce (io.random) that
+ * tags every message of this join attempt both ways, waits until no
+ * append of its own is in flight (so the log it describes is the log the
+ * sync applies to), and sends FollowerInfo(acceptedEpoch) to the leader,
+ * repeating it each tick until LeaderInfo comes (the leader answers a
+ * repeat with LeaderInfo again). The leader counts itself and
+ * each FollowerInfo; once a quorum has come it picks
+ * newEpoch = max(acceptedEpoch of that quorum) + 1, persists
+ * acceptedEpoch = newEpoch and answers LeaderInfo(newEpoch) to each (and
+ * at once to later ones). A follower given newEpoch < its acceptedEpoch
+ * goes back to election; otherwise it persists acceptedEpoch = newEpoch
+ * (if greater) and answers AckEpoch(currentEpoch, last logged zxid, its
+ * log's epoch ends), repeated each tick until SyncStart comes. A leader
+ * that sees an AckEpoch from a follower whose
+ * (currentEpoch, lastZxid) is greater than its own gives up and goes back
+ * to election (ZooKeeper's rule: a leader never lacks what a quorum has).
+ *
+ * Phase 2, synchronisation. Once a quorum has acked the epoch, the leader
+ * persists currentEpoch = newEpoch (its own history is the new epoch's
+ * initial history), and for each follower that acked (and each that acks
+ * later) finds C, the last zxid both logs hold, and sends SyncStart:
+ *   DIFF  follower's last == C; then the proposals after C
+ *   TRUNC follower's last > C: it drops everything after C, then proposals
+ *   SNAP  the leader's log does not reach back to C (io.read_log says
+ *         -ERANGE): a snapshot of the leader's committed state (as of
+ *         snap_zxid), then the proposals after it
+ * (DIFF and TRUNC carry C in trunc_zxid; a DIFF follower checks its log
+ * ends there) followed by a Proposal for every txn in its log after that
+ * point (from io.read_log up to the point its state is at, from its memory
+ * beyond), then NewLeader(its last zxid). Proposal names no previous zxid,
+ * so a follower could not tell a lost proposal at the end of one epoch
+ * from the first of the next: before each proposal that opens an epoch
+ * the leader sends a checkpoint, a DIFF SyncStart with trunc_zxid = the
+ * zxid sent before it and snap_zxid = the zxid about to be sent. A
+ * follower opens an epoch in its log only as a checkpoint (whose
+ * trunc_zxid is its last) or NewLeader (for newEpoch itself) allows. A
+ * SNAP whose snapshot is older than both logs' ends would take the
+ * follower back past txns it may have acked: an unestablished leader
+ * waits (and retries) until it is established, when its state holds its
+ * whole initial history. From then on the follower gets every new
+ * Proposal and Commit (it is in the forwarding set, so nothing falls
+ * between the sync and the broadcast). SyncStart.committed_zxid (what the
+ * leader learnt is committed during this life, never merely what it
+ * replayed at recovery) lets the follower commit what was already
+ * committed. The follower logs the
+ * proposals (io.append) and commits up to committed_zxid. On NewLeader,
+ * once every proposal before it is durable, it persists currentEpoch =
+ * newEpoch and then answers Ack(its last zxid) — in that order
+ * (ZOOKEEPER-4643, -4646: acking before the epoch is durable loses
+ * history). The leader counts Acks of NewLeader (itself included, once
+ * its own log is durable); at a quorum it commits its whole history, sends
+ * UpToDate(commit point) to each follower that acked NewLeader and from
+ * then on to each that does; the ensemble is established and the leader
+ * serves. A follower commits up to UpToDate's point and serves. A
+ * follower never commits a txn before it is durable in its own log.
+ *
+ * Phase 3, broadcast. zab_propose() on the established leader logs the
+ * txn and sends a Proposal to every follower in the forwarding set. Acks
+ * are cumulative (every proposal up to zxid is durable there); a proposal
+ * is committed when a quorum of voters has it durable, the leader among
+ * them, and commits go out as Commit(zxid), also cumulative. The leader
+ * counts acks only from followers that acked NewLeader.
+ *
+ * Liveness. The leader sends Ping(commit point) every half tick to each
+ * follower in the forwarding set; a follower answers Ping(last durable)
+ * (which counts as a cumulative Ack once it has acked NewLeader), or,
+ * while it waits for UpToDate, repeats its NewLeader Ack (which the
+ * leader answers with UpToDate again). With each ping the leader repeats
+ * the end of what it streams, since only what follows a lost message
+ * reveals it: NewLeader to a follower still syncing, and its newest
+ * proposal to a follower whose acks stalled short of it. A follower
+ * commits up to the commit point pings carry.
+ * A follower that hears nothing from its leader for sync_limit ticks (in
+ * broadcast) or init_limit ticks (discovery and sync) goes back to
+ * election. A leader drops a follower silent for sync_limit ticks, and
+ * goes back to election itself when, for sync_limit ticks, fewer than a
+ * quorum of voters (itself included) have been heard from and synced; an
+ * unestablished leader goes back after init_limit ticks.
+ *
+ * Faults. Any message may be lost, duplicated or reordered. A follower
+ * ignores messages whose epoch or nonce is not its current attempt's; a
+ * Proposal whose zxid does not follow its last (or that it already has)
+ * is a duplicate (ignored) or a gap (the follower joins again, with a
+ * new nonce). So does a follower waiting for SyncStart that gets a Ping,
+ * Proposal or NewLeader (SyncStart was lost), and one in broadcast whose
+ * leader pings a commit point beyond its log. Cumulative Ack and Commit
+ * make loss of either harmless. A leader ignores messages with a stale
+ * nonce. zab_peer_reset() says the link to a peer was lost and messages
+ * may have gone with it: a follower joins again, a leader forgets that
+ * follower's attempt.
+ *
+ * Election detail: a server that is not LOOKING answers with the vote it
+ * decided on, but with peer_epoch = the epoch its ensemble runs once it
+ * knows it (the leader's newEpoch, the follower's LeaderInfo), so every
+ * member of an ensemble names the same (leader, epoch) to a server
+ * looking for it. A server does not decide while a snapshot installs.
+ *
+ * Commit. io.commit() is called for each committed txn, in zxid order,
+ * once. At zab_new() the host's state already reflects everything in its
+ * log (applied at recovery; zab_log_state.last_zxid), so the core commits
+ * only txns after that. After io.truncate(Z) the host's state is as of Z;
+ * after io.snapshot_install(.., Z) as of Z. A txn the host applied that a
+ * later truncate removes was never committed (the host rebuilds). If
+ * io.truncate() says -ERANGE the core forgets its log's summary (claims
+ * to hold nothing before its last zxid), so its next sync is a SNAP. A
+ * failed append (zab_appended with status < 0) sends the core back to
+ * election believing its log ends at the last durable append; the host
+ * should treat it as fatal. A leader whose zxid counter runs out steps
+ * down (the next epoch restarts it).
+ *
+ * A host should snapshot (compact) only state it was given through
+ * io.commit(), never txns it merely replayed at recovery: those may yet
+ * be truncated, and a snapshot beyond them makes the truncate fail
+ * (-ERANGE) and forces a SNAP from a leader that may not be able to send
+ * one until it is established.
+ *
+ * io.state() is also called, with the same role, when currentEpoch
+ * changes (a leader at its epoch quorum, a follower at NewLeader).
+ *
+ * Threading: none. Every zab_*() call and every io callback happen on the
+ * caller's thread; io callbacks may not call back into zab_*() except
+ * through the completions (zab_appended, zab_snapshot_installed) called
+ * later, never from within the io call.
+ */
+#ifndef QUORUM_ZAB_H
+#define QUORUM_ZAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "peer.pb-c.h"
+
+#define ZAB_MAX_VOTERS 255
+#define ZAB_MAX_EPOCH_ENDS 1024 /* epochs summarised in AckEpoch; older ones: SNAP */
+
+static inline int64_t zab_zxid(int64_t epoch, int64_t counter)
+{
+	return (int64_t)((uint64_t)epoch << 32 | (uint64_t)(uint32_t)counter);
+}
+static inline int64_t zab_epoch_of(int64_t zxid)
+{
+	return (int64_t)((uint64_t)zxid >> 32);
+}
+
+enum zab_role {
+	ZAB_LOOKING,
+	ZAB_FOLLOWING,
+	ZAB_LEADING,
+};
+
+/* Everything the core wants done. ctx is passed back to every call. */
+struct zab_io {
+	void *ctx;
+	/* A monotonic clock in milliseconds. */
+	int64_t (*now_ms)(void *ctx);
+	/* 64 random bits (nonces, election jitter). */
+	uint64_t (*random)(void *ctx);
+	/* Best effort, never blocks: the message may be lost (the core copes).
+	 * m is valid only during the call; its `from` is already set. */
+	void (*send)(void *ctx, uint32_t to, const Quorum__PeerMsg *m);
+	/* Queues a txn for the log, after the last one appended. Returns 0 and
+	 * later calls zab_appended(zxid, status) — in append order, never from
+	 * within this call — or returns a negative errno now (nothing queued). */
+	int (*append)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len);
+	/* Durably drops every logged txn after zxid and rebuilds the host's
+	 * state as of zxid. Only called with no append in flight. 0 or a
+	 * negative errno (-ERANGE: no state at zxid can be rebuilt). */
+	int (*truncate)(void *ctx, int64_t zxid);
+	/* Calls fn for each logged txn with after < zxid <= upto, in order,
+	 * synchronously; stops at fn's non-zero return and returns it. Returns
+	 * -ERANGE (fn not called) if the log does not hold all of them (or
+	 * does not hold `after` itself, or the snapshot it continues from is
+	 * past `after`). The core asks only for txns up to the point the
+	 * host's state is at, which are always durable. */
+	int (*read_log)(void *ctx, int64_t after, int64_t upto,
+			int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg);
+	/* A snapshot of the host's committed state: *bytes (malloc'd; the core
+	 * frees it), *zxid the last txn it holds. 0 or a negative errno. */
+	int (*snapshot_take)(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid);
+	/* Replaces the host's state and log with the snapshot (zxid its last
+	 * txn); appends then continue after zxid. Only with no append in
+	 * flight. Returns 0 and later calls zab_snapshot_installed(), or a
+	 * negative errno now. */
+	int (*snapshot_install)(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid);
+	/* Durably records both epochs before returning. 0 or a negative errno
+	 * (the core then goes back to election). */
+	int (*save_epochs)(void *ctx, int64_t accepted_epoch, int64_t current_epoch);
+	/* A committed txn, to apply. origin/origin_seq: the Proposal's. */
+	void (*commit)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
+		       uint64_t origin_seq);
+	/* The role changed, or the server started or stopped serving clients
+	 * (serving: established leader, or follower after UpToDate). leader is
+	 * 0 while LOOKING. */
+	void (*state)(void *ctx, enum zab_role role, bool serving, uint32_t leader, int64_t epoch);
+};
+
+struct zab_config {
+	uint32_t id;                      /* this server (myid), one of voters */
+	uint32_t voters[ZAB_MAX_VOTERS];  /* participants, ascending */
+	int n_voters;
+	int64_t tick_ms;                  /* tickTime */
+	int32_t init_limit;               /* ticks for discovery + sync */
+	int32_t sync_limit;               /* ticks of silence tolerated in broadcast */
+	int64_t finalize_wait_ms;         /* election: wait for a better vote; 0 = 200 */
+	int32_t max_outstanding;          /* proposals not yet committed; 0 = 10000 */
+};
+
+/* What the host recovered from disk, for zab_init(). */
+struct zab_log_state {
+	int64_t accepted_epoch;
+	int64_t current_epoch;
+	int64_t base_zxid;       /* the snapshot the log continues from (0: none) */
+	int64_t last_zxid;       /* the last logged txn (base_zxid if none); the
+				    host's state reflects everything up to it */
+	const int64_t *epoch_ends; /* last zxid of each epoch with txns after
+				      base_zxid, ascending (the last == last_zxid) */
+	size_t n_epoch_ends;
+};
+
+struct zab;
+
+/* Allocates a core. Returns 0, -EINVAL for a bad config (id not among the
+ * voters, limits <= 0), -ENOMEM. Nothing happens until zab_start(). */
+int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log_state *ls,
+	    const struct zab_io *io);
+void zab_free(struct zab *z);
+
+/* Enters election. */
+void zab_start(struct zab *z);
+
+/* Time passes: call at least every tick_ms / 4 (and whenever convenient;
+ * the core reads io.now_ms). Sends pings, fires timeouts. */
+void zab_tick(struct zab *z);
+
+/* A message from peer `from` (quorumd's own bodies are ignored here). */
+void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
+
+/* The link to `peer` broke: messages either way may have been lost. */
+void zab_peer_reset(struct zab *z, uint32_t peer);
+
+/* Completions of io.append and io.snapshot_install. */
+void zab_appended(struct zab *z, int64_t zxid, int status);
+void zab_snapshot_installed(struct zab *z, int64_t zxid, int status);
+
+/* Established leader only: the zxid the next zab_propose() must carry. */
+int64_t zab_next_zxid(const struct zab *z);
+/* Established leader only: logs the txn, sends it to the followers; it is
+ * committed (io.commit) once a quorum has it. Returns 0; -ENOTSUP if not
+ * the established leader; -EINVAL if zxid != zab_next_zxid(); -EAGAIN past
+ * max_outstanding; or the append's error. The bytes are copied. */
+int zab_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
+		uint64_t origin_seq);
+
+enum zab_role zab_role(const struct zab *z);
+bool zab_serving(const struct zab *z);
+uint32_t zab_leader(const struct zab *z);      /* 0 while LOOKING */
+int64_t zab_epoch(const struct zab *z);        /* the epoch led/followed (currentEpoch) */
+/* The point the host's state is at: the last zxid committed, or recovered
+ * from the log at zab_new() (which may not be committed yet). */
+int64_t zab_committed(const struct zab *z);
+int64_t zab_last_logged(const struct zab *z);  /* appended, durable or not */
+/* Leader: whether `peer` is a follower synced in this epoch (acked
+ * NewLeader), whose forwarded requests the leader may take. */
+bool zab_is_synced(const struct zab *z, uint32_t peer);
+/* The nonce of the join attempt between this server and `peer`: on a
+ * leader, that follower's current one; on a follower, its own (with
+ * peer == its leader). 0 if none. quorumd stamps it, with zab_epoch(), on
+ * its own messages, and drops those whose stamp is not current. */
+uint32_t zab_nonce_of(const struct zab *z, uint32_t peer);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * zab_elect: phase 0, fast leader election (ZooKeeper's FLE).
+ *
+ * A LOOKING server proposes a vote (leader, zxid, peer_epoch), tagged with
+ * its logical clock (election_epoch), to every voter, and adopts any better
+ * vote it hears in its round. Votes compare by (peer_epoch, zxid, leader).
+ * When a quorum of the round's votes equal its own it waits
+ * finalize_wait_ms for a better one, then decides. Votes from FOLLOWING or
+ * LEADING servers are kept apart ("out of election"): a quorum of them
+ * naming one leader that itself says LEADING lets a server join an
+ * ensemble that is already running.
+ *
+ * A server that is not LOOKING answers a LOOKING server's vote with the
+ * vote it decided on, but naming the epoch its ensemble runs (once known)
+ * as peer_epoch. Votes are resent, backing off, while LOOKING, so a
+ * lost notification only costs time.
+ *
+ * See also zab_become() (the decision), zab_lead_start(), zab_follow_start().
+ */
+#include <string.h>
+
+#include "zab_int.h"
+
+/* The total order of votes: (peer_epoch, zxid, leader). */
+bool zab_vote_better(const struct zab_vote *a, const struct zab_vote *b)
+{
+	if (a->peer_epoch != b->peer_epoch)
+		return a->peer_epoch > b->peer_epoch;
+	if (a->zxid != b->zxid)
+		return a->zxid > b->zxid;
+	return a->leader > b->leader;
+}
+
+static bool vote_eq(const struct zab_vote *a, const struct zab_vote *b)
+{
+	return a->leader == b->leader && a->zxid == b->zxid && a->peer_epoch == b->peer_epoch;
+}
+
+static Quorum__PeerState my_state(const struct zab *z)
+{
+	switch (z->role) {
+	case ZAB_FOLLOWING:
+		return QUORUM__PEER_STATE__FOLLOWING;
+	case ZAB_LEADING:
+		return QUORUM__PEER_STATE__LEADING;
+	default:
+		return QUORUM__PEER_STATE__LOOKING;
+	}
+}
+
+static void send_vote(struct zab *z, uint32_t to)
+{
+	Quorum__Vote v = QUORUM__VOTE__INIT;
+	v.leader = z->vote.leader;
+	v.zxid = z->vote.zxid;
+	v.peer_epoch = z->vote.peer_epoch;
+	/* In an ensemble, everyone names the epoch it runs, so a server
+	 * looking for it sees one (leader, epoch) however each member got
+	 * there. */
+	if (z->role == ZAB_LEADING && z->epoch_picked)
+		v.peer_epoch = z->lead_epoch;
+	else if (z->role == ZAB_FOLLOWING && z->new_epoch)
+		v.peer_epoch = z->new_epoch;
+	v.election_epoch = z->logical_clock;
+	v.state = my_state(z);
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_VOTE;
+	m.vote = &v;
+	zab_send(z, to, &m, 0);
+}
+
+static void send_vote_all(struct zab *z)
+{
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id)
+			send_vote(z, z->cfg.voters[i]);
+	z->vote_backoff = 1;
+	z->vote_resend_ms = zab_now(z) + zab_tick_ms(z);
+}
+
+static void check_round(struct zab *z);
+
+static struct zab_vote self_vote(const struct zab *z)
+{
+	return (struct zab_vote){
+		.leader = z->cfg.id, .zxid = z->last_logged, .peer_epoch = z->current_epoch};
+}
+
+/* Phase 0 begins: a new round with a vote for this server. */
+void zab_elect_start(struct zab *z)
+{
+	z->logical_clock++;
+	z->vote = self_vote(z);
+	memset(z->recv, 0, sizeof(z->recv));
+	memset(z->outof, 0, sizeof(z->outof));
+	z->decide_at_ms = 0;
+	send_vote_all(z);
+	check_round(z); /* an ensemble of one decides at once */
+}
+
+/* Voters of this round whose vote equals v (this server's own included). */
+static int count_round(const struct zab *z, const struct zab_vote *v)
+{
+	int n = 0;
+	for (int i = 0; i < z->cfg.n_voters; i++) {
+		if (z->cfg.voters[i] == z->cfg.id) {
+			n += vote_eq(&z->vote, v);
+			continue;
+		}
+		const struct zab_seen_vote *s = &z->recv[i];
+		n += s->valid && s->election_epoch == z->logical_clock && vote_eq(&s->vote, v);
+	}
+	return n;
+}
+
+static void decide(struct zab *z)
+{
+	if (z->installing) {
+		/* The log is being replaced: decide once it settles. */
+		z->decide_at_ms = zab_now(z) + zab_tick_ms(z);
+		return;
+	}
+	z->decide_at_ms = 0;
+	if (z->vote.leader == z->cfg.id)
+		zab_become(z, ZAB_LEADING, z->cfg.id);
+	else
+		zab_become(z, ZAB_FOLLOWING, z->vote.leader);
+}
+
+/* After this server's vote or the round's votes changed: decide at once if
+ * every voter agrees, arm the finalize wait at a quorum, disarm below. */
+static void check_round(struct zab *z)
+{
+	int n = count_round(z, &z->vote);
+	if (n == z->cfg.n_voters) {
+		decide(z);
+	} else if (n >= z->quorum) {
+		if (z->decide_at_ms == 0)
+			z->decide_at_ms = zab_now(z) + z->cfg.finalize_wait_ms;
+	} else {
+		z->decide_at_ms = 0;
+	}
+}
+
+/* A running ensemble: a quorum of out-of-election votes name the same
+ * leader and epoch, and the leader itself says LEADING. */
+static bool ensemble_joinable(const struct zab *z, const struct zab_vote *v)
+{
+	if (v->leader == z->cfg.id)
+		return false;
+	int li = zab_voter_index(z, v->leader);
+	if (li < 0 || !z->outof[li].valid || z->outof[li].state != QUORUM__PEER_STATE__LEADING ||
+	    z->outof[li].vote.peer_epoch != v->peer_epoch)
+		return false;
+	int n = 0;
+	for (int i = 0; i < z->cfg.n_voters; i++) {
+		const struct zab_seen_vote *s = &z->outof[i];
+		n += s->valid && s->vote.leader == v->leader && s->vote.peer_epoch == v->peer_epoch;
+	}
+	return n >= z->quorum;
+}
+
+static bool vote_msg_valid(const struct zab *z, const Quorum__Vote *v)
+{
+	return zab_voter_index(z, v->leader) >= 0 && zab_valid_zxid(v->zxid) &&
+	       v->peer_epoch >= 0 && v->peer_epoch <= ZAB_EPOCH_MAX && v->election_epoch >= 0 &&
+	       v->election_epoch < INT64_MAX / 2 &&
+	       (v->state == QUORUM__PEER_STATE__LOOKING ||
+		v->state == QUORUM__PEER_STATE__FOLLOWING || v->state == QUORUM__PEER_STATE__LEADING);
+}
+
+/* A notification (phase 0). Any role: a non-LOOKING server only answers. */
+void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
+{
+	const Quorum__Vote *v = m->vote;
+	if (!vote_msg_valid(z, v))
+		return;
+	int fi = zab_voter_index(z, from);
+	if (z->role != ZAB_LOOKING) {
+		if (v->state == QUORUM__PEER_STATE__LOOKING)
+			send_vote(z, from);
+		return;
+	}
+	struct zab_vote n = {.leader = v->leader, .zxid = v->zxid, .peer_epoch = v->peer_epoch};
+
+	if (v->state == QUORUM__PEER_STATE__LOOKING) {
+		if (v->election_epoch > z->logical_clock) {
+			/* A newer round: join it, starting over from our own vote. */
+			z->logical_clock = v->election_epoch;
+			memset(z->recv, 0, sizeof(z->recv));
+			struct zab_vote mine = self_vote(z);
+			z->vote = zab_vote_better(&n, &mine) ? n : mine;
+			z->decide_at_ms = 0;
+			send_vote_all(z);
+		} else if (v->election_epoch < z->logical_clock) {
+			/* An older round: tell the sender where we are. */
+			send_vote(z, from);
+			return;
+		} else if (zab_vote_better(&n, &z->vote)) {
+			z->vote = n;
+			z->decide_at_ms = 0;
+			send_vote_all(z);
+		}
+		z->recv[fi] = (struct zab_seen_vote){
+			.valid = true, .vote = n, .election_epoch = v->election_epoch, .state = v->state};
+		check_round(z);
+		return;
+	}
+
+	/* FOLLOWING or LEADING: an ensemble exists (or is forming). */
+	if (v->election_epoch == z->logical_clock)
+		z->recv[fi] = (struct zab_seen_vote){
+			.valid = true, .vote = n, .election_epoch = v->election_epoch, .state = v->state};
+	z->outof[fi] = (struct zab_seen_vote){
+		.valid = true, .vote = n, .election_epoch = v->election_epoch, .state = v->state};
+	if (ensemble_joinable(z, &n)) {
+		z->logical_clock = v->election_epoch;
+		z->vote = n;
+		decide(z);
+	}
+}
+
+void zab_elect_tick(struct zab *z)
+{
+	int64_t now = zab_now(z);
+	if (z->decide_at_ms && now >= z->decide_at_ms) {
+		if (count_round(z, &z->vote) >= z->quorum) {
+			decide(z);
+			return;
+		}
+		z->decide_at_ms = 0;
+	}
+	if (now >= z->vote_resend_ms) {
+		int backoff = z->vote_backoff;
+		send_vote_all(z);
+		z->vote_backoff = backoff * 2 > ZAB_VOTE_RESEND_MAX_TICKS ? ZAB_VOTE_RESEND_MAX_TICKS
+									   : backoff * 2;
+		z->vote_resend_ms = now + z->vote_backoff * zab_tick_ms(z);
+	}
+}

@@ -1,0 +1,632 @@
+/*
+ * zab_lead: phases 1-3 on the leader.
+ *
+ * Discovery: count FollowerInfo (itself included); at a quorum pick
+ * newEpoch = max(acceptedEpoch) + 1, persist it as acceptedEpoch and answer
+ * LeaderInfo (to later followers at once). Synchronisation: at a quorum of
+ * AckEpoch persist currentEpoch = newEpoch, then sync each follower that
+ * acked (and each that acks later): SyncStart, the proposals it lacks,
+ * NewLeader. At a quorum of NewLeader acks (itself once its log is durable)
+ * commit the whole history and send UpToDate: the epoch is established.
+ * Broadcast: propose, count cumulative acks, commit at a quorum.
+ *
+ * One slot per voter (struct zab_follower) holds that follower's current
+ * join attempt, named by its nonce; a message with another nonce, or from
+ * an attempt the leader dropped, is stale and ignored.
+ *
+ * The sync stream. Proposal carries no "previous zxid", so a follower
+ * could not tell a lost proposal at the end of one epoch from the start of
+ * the next. Before every proposal that opens an epoch (relative to the one
+ * sent before it) the leader sends a checkpoint: a DIFF SyncStart whose
+ * trunc_zxid is the zxid sent before and whose snap_zxid is the zxid about
+ * to be sent. A follower opens a new epoch in its log only at such a
+ * checkpoint (or at NewLeader, for the leader's own epoch); see
+ * zab_follow.c.
+ *
+ * See also zab_common_point(), zab_commit_upto().
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zab_int.h"
+
+static struct zab_follower *slot(struct zab *z, uint32_t id)
+{
+	int i = zab_voter_index(z, id);
+	return i < 0 || id == z->cfg.id ? NULL : &z->fol[i];
+}
+
+static void slot_clear(struct zab_follower *f)
+{
+	free(f->ends);
+	memset(f, 0, sizeof(*f));
+}
+
+static bool in_forwarding_set(const struct zab_follower *f)
+{
+	return f->phase == ZL_SYNCING || f->phase == ZL_SYNCED;
+}
+
+static void step_down(struct zab *z)
+{
+	zab_become(z, ZAB_LOOKING, 0);
+}
+
+/* ---- messages out ------------------------------------------------------- */
+
+static void send_leader_info(struct zab *z, uint32_t to, struct zab_follower *f)
+{
+	Quorum__LeaderInfo li = QUORUM__LEADER_INFO__INIT;
+	li.epoch = z->lead_epoch;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_LEADER_INFO;
+	m.leader_info = &li;
+	zab_send(z, to, &m, f->nonce);
+}
+
+static void send_zxid_msg(struct zab *z, uint32_t to, uint32_t nonce, Quorum__PeerMsg__BodyCase kind,
+			  int64_t zxid)
+{
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	Quorum__Commit c = QUORUM__COMMIT__INIT;
+	Quorum__NewLeader nl = QUORUM__NEW_LEADER__INIT;
+	Quorum__UpToDate u = QUORUM__UP_TO_DATE__INIT;
+	Quorum__Ping p = QUORUM__PING__INIT;
+	m.body_case = kind;
+	switch (kind) {
+	case QUORUM__PEER_MSG__BODY_COMMIT:
+		c.zxid = zxid;
+		m.commit = &c;
+		break;
+	case QUORUM__PEER_MSG__BODY_NEW_LEADER:
+		nl.zxid = zxid;
+		m.new_leader = &nl;
+		break;
+	case QUORUM__PEER_MSG__BODY_UP_TO_DATE:
+		u.committed_zxid = zxid;
+		m.up_to_date = &u;
+		break;
+	case QUORUM__PEER_MSG__BODY_PING:
+		p.zxid = zxid;
+		m.ping = &p;
+		break;
+	default:
+		return;
+	}
+	zab_send(z, to, &m, nonce);
+}
+
+static void send_proposal(struct zab *z, uint32_t to, uint32_t nonce, int64_t zxid,
+			  const uint8_t *txn, size_t len, uint32_t origin, uint64_t origin_seq)
+{
+	Quorum__Proposal p = QUORUM__PROPOSAL__INIT;
+	p.zxid = zxid;
+	p.txn.data = (uint8_t *)txn;
+	p.txn.len = len;
+	p.origin = origin;
+	p.origin_seq = origin_seq;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_PROPOSAL;
+	m.proposal = &p;
+	zab_send(z, to, &m, nonce);
+}
+
+static void send_sync_start(struct zab *z, uint32_t to, uint32_t nonce,
+			    Quorum__SyncStart__Mode mode, int64_t trunc_zxid, const uint8_t *snap,
+			    size_t snap_len, int64_t snap_zxid)
+{
+	Quorum__SyncStart s = QUORUM__SYNC_START__INIT;
+	s.mode = mode;
+	s.trunc_zxid = trunc_zxid;
+	s.snapshot.data = (uint8_t *)snap;
+	s.snapshot.len = snap_len;
+	s.snap_zxid = snap_zxid;
+	s.committed_zxid = z->known_committed < z->last_logged ? z->known_committed : z->last_logged;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_SYNC_START;
+	m.sync_start = &s;
+	zab_send(z, to, &m, nonce);
+}
+
+/* ---- phase 2: the sync stream ------------------------------------------- */
+
+struct stream {
+	struct zab *z;
+	uint32_t to;
+	uint32_t nonce;
+	int64_t prev; /* the zxid the follower's log ends at, as sent so far */
+};
+
+/* One proposal of the sync stream, with a checkpoint first if it opens an
+ * epoch. */
+static int stream_one(void *arg, int64_t zxid, const uint8_t *txn, size_t len)
+{
+	struct stream *s = arg;
+	if (zxid <= s->prev)
+		return 0;
+	if (zab_epoch_of(zxid) != zab_epoch_of(s->prev))
+		send_sync_start(s->z, s->to, s->nonce, QUORUM__SYNC_START__MODE__DIFF, s->prev, NULL,
+				0, zxid);
+	const struct zab_txn *t = zab_pending_find(s->z, zxid);
+	send_proposal(s->z, s->to, s->nonce, zxid, txn, len, t ? t->origin : 0,
+		      t ? t->origin_seq : 0);
+	s->prev = zxid;
+	return 0;
+}
+
+/* Returns 1 at once: read_log's answer then says whether the range exists. */
+static int probe(void *arg, int64_t zxid, const uint8_t *txn, size_t len)
+{
+	(void)arg;
+	(void)zxid;
+	(void)txn;
+	(void)len;
+	return 1;
+}
+
+static bool log_reaches_back(struct zab *z, int64_t after)
+{
+	if (after >= z->applied)
+		return true;
+	int rc = z->io.read_log(z->io.ctx, after, z->applied, probe, NULL);
+	return rc >= 0;
+}
+
+/* Everything after `from` the follower lacks: the log up to applied, then
+ * the txns held in memory; then NewLeader. */
+static int stream_history(struct zab *z, uint32_t to, struct zab_follower *f, int64_t from)
+{
+	struct stream s = {.z = z, .to = to, .nonce = f->nonce, .prev = from};
+	if (from < z->applied) {
+		int rc = z->io.read_log(z->io.ctx, from, z->applied, stream_one, &s);
+		if (rc < 0)
+			return rc;
+	}
+	for (size_t i = 0; i < z->n_pending; i++) {
+		const struct zab_txn *t = &z->pending[i];
+		stream_one(&s, t->zxid, t->data, t->len);
+	}
+	f->newleader_zxid = z->last_logged;
+	send_zxid_msg(z, to, f->nonce, QUORUM__PEER_MSG__BODY_NEW_LEADER, z->last_logged);
+	return 0;
+}
+
+/*
+ * Phase 2 for one follower that acked the epoch: find C from the epoch
+ * ends, choose DIFF, TRUNC or SNAP, send the stream, and put the follower
+ * in the forwarding set. A SNAP that would take the follower back past
+ * what both hold waits (the follower stays ACKED; retried each half tick)
+ * until the leader is established; a follower that cannot be synced at
+ * all (no snapshot) is dropped, and will time out and try again.
+ */
+static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
+{
+	bool found;
+	int64_t c = zab_common_point(z->base_zxid, z->ends, z->n_ends, f->base_zxid, f->ends,
+				     f->n_ends, &found);
+	bool snap = !found || c < f->base_zxid || !log_reaches_back(z, c);
+	int rc;
+	if (!snap) {
+		if (f->last_zxid == c)
+			send_sync_start(z, to, f->nonce, QUORUM__SYNC_START__MODE__DIFF, c, NULL, 0, 0);
+		else
+			send_sync_start(z, to, f->nonce, QUORUM__SYNC_START__MODE__TRUNC, c, NULL, 0, 0);
+		rc = stream_history(z, to, f, c);
+	} else {
+		uint8_t *bytes = NULL;
+		size_t len = 0;
+		int64_t sz = 0;
+		rc = z->io.snapshot_take(z->io.ctx, &bytes, &len, &sz);
+		if (rc == 0 && (sz > z->last_logged || !zab_valid_zxid(sz)))
+			rc = -EINVAL;
+		/* Installing replaces the follower's log: it must not take it
+		 * back past C, txns both hold, which it may have acked. If the
+		 * summaries could not prove C, it is at most the smaller of
+		 * the two last zxids. Once established, the leader's state
+		 * holds its whole initial history, which holds C. Until then,
+		 * wait. */
+		int64_t both = f->last_zxid < z->last_logged ? f->last_zxid : z->last_logged;
+		if (rc == 0 && !z->established && sz < (found ? c : both))
+			rc = -EAGAIN;
+		if (rc == 0) {
+			send_sync_start(z, to, f->nonce, QUORUM__SYNC_START__MODE__SNAP, 0, bytes, len,
+					sz);
+			rc = stream_history(z, to, f, sz);
+		}
+		free(bytes);
+	}
+	if (rc == -EAGAIN)
+		return; /* stays ACKED: zab_lead_tick() tries again */
+	if (rc < 0) {
+		slot_clear(f);
+		return;
+	}
+	f->phase = ZL_SYNCING;
+}
+
+/* ---- progress ----------------------------------------------------------- */
+
+static int count_phase_at_least(const struct zab *z, enum zab_lphase p)
+{
+	int n = 1; /* the leader */
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase >= p)
+			n++;
+	return n;
+}
+
+static void send_up_to_date(struct zab *z, uint32_t to, struct zab_follower *f)
+{
+	send_zxid_msg(z, to, f->nonce, QUORUM__PEER_MSG__BODY_UP_TO_DATE, z->known_committed);
+	f->up_to_date_sent = true;
+}
+
+/* Phase 3: commit what a quorum of voters, the leader among them, has
+ * durable; tell the forwarding set. */
+static void try_commit(struct zab *z)
+{
+	int64_t acks[ZAB_MAX_VOTERS];
+	int n = 0;
+	acks[n++] = z->last_durable;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
+			acks[n++] = z->fol[i].acked;
+	if (n < z->quorum)
+		return;
+	/* The quorum-th largest ack: a quorum has everything up to it. */
+	for (int i = 0; i < z->quorum; i++)
+		for (int j = i + 1; j < n; j++)
+			if (acks[j] > acks[i]) {
+				int64_t t = acks[i];
+				acks[i] = acks[j];
+				acks[j] = t;
+			}
+	int64_t target = acks[z->quorum - 1];
+	if (target > z->last_durable)
+		target = z->last_durable;
+	if (target <= z->known_committed)
+		return;
+	zab_commit_upto(z, target);
+	z->known_committed = target;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && in_forwarding_set(&z->fol[i]))
+			send_zxid_msg(z, z->cfg.voters[i], z->fol[i].nonce,
+				      QUORUM__PEER_MSG__BODY_COMMIT, target);
+}
+
+/* Phase 2 ends: a quorum acked NewLeader (the leader counts once its own
+ * history is durable). Commit the history, UpToDate, serve. */
+static void maybe_establish(struct zab *z)
+{
+	if (!z->epoch_acked || z->established)
+		return;
+	int n = (z->last_durable >= z->newleader_zxid_l) ? 1 : 0;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
+			n++;
+	if (n < z->quorum)
+		return;
+	z->established = true;
+	zab_commit_upto(z, z->newleader_zxid_l);
+	if (z->known_committed < z->newleader_zxid_l)
+		z->known_committed = z->newleader_zxid_l;
+	z->quorum_seen_ms = zab_now(z);
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
+			send_up_to_date(z, z->cfg.voters[i], &z->fol[i]);
+	zab_set_serving(z, true);
+	try_commit(z);
+}
+
+/* Phase 2 begins: a quorum acked newEpoch. */
+static void maybe_epoch_quorum(struct zab *z)
+{
+	if (!z->epoch_picked || z->epoch_acked || count_phase_at_least(z, ZL_ACKED) < z->quorum)
+		return;
+	if (zab_save_epochs(z, z->lead_epoch, z->lead_epoch) < 0) {
+		step_down(z);
+		return;
+	}
+	z->epoch_acked = true;
+	z->newleader_zxid_l = z->last_logged;
+	/* currentEpoch changed: the host learns the epoch it now leads. */
+	zab_report_state(z);
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_ACKED)
+			sync_follower(z, z->cfg.voters[i], &z->fol[i]);
+	maybe_establish(z);
+}
+
+/* Phase 1: a quorum of FollowerInfo (the leader included) fixes newEpoch. */
+static void maybe_pick_epoch(struct zab *z)
+{
+	if (z->epoch_picked || count_phase_at_least(z, ZL_INFO) < z->quorum)
+		return;
+	int64_t max = z->accepted_epoch;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase >= ZL_INFO &&
+		    z->fol[i].accepted_epoch > max)
+			max = z->fol[i].accepted_epoch;
+	if (max >= ZAB_EPOCH_MAX || zab_save_epochs(z, max + 1, z->current_epoch) < 0) {
+		step_down(z);
+		return;
+	}
+	z->lead_epoch = max + 1;
+	z->epoch_picked = true;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_INFO)
+			send_leader_info(z, z->cfg.voters[i], &z->fol[i]);
+	maybe_epoch_quorum(z);
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+void zab_lead_start(struct zab *z)
+{
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		slot_clear(&z->fol[i]);
+	z->epoch_picked = false;
+	z->epoch_acked = false;
+	z->established = false;
+	z->lead_epoch = 0;
+	z->own_summary_epoch = z->current_epoch;
+	z->own_summary_zxid = z->last_logged;
+	z->newleader_zxid_l = 0;
+	z->ping_at_ms = zab_now(z);
+	z->quorum_seen_ms = zab_now(z);
+	maybe_pick_epoch(z);
+}
+
+void zab_lead_stop(struct zab *z)
+{
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		slot_clear(&z->fol[i]);
+	z->epoch_picked = false;
+	z->epoch_acked = false;
+	z->established = false;
+}
+
+void zab_lead_peer_reset(struct zab *z, uint32_t peer)
+{
+	struct zab_follower *f = slot(z, peer);
+	if (f)
+		slot_clear(f);
+}
+
+/*
+ * Every half tick, to each follower in the forwarding set: Ping(commit
+ * point). The ends of streams are repeated too, since only what follows a
+ * lost message reveals the loss: NewLeader to a follower still syncing,
+ * and the newest proposal to one whose acks stalled short of it (a
+ * duplicate is ignored there; a gap makes it join again).
+ */
+static void ping(struct zab *z, uint32_t to, struct zab_follower *f)
+{
+	send_zxid_msg(z, to, f->nonce, QUORUM__PEER_MSG__BODY_PING, z->known_committed);
+	if (f->phase == ZL_SYNCING) {
+		send_zxid_msg(z, to, f->nonce, QUORUM__PEER_MSG__BODY_NEW_LEADER, f->newleader_zxid);
+		return;
+	}
+	if (f->acked < z->last_logged && f->acked == f->acked_prev && z->n_pending > 0) {
+		const struct zab_txn *t = &z->pending[z->n_pending - 1];
+		send_proposal(z, to, f->nonce, t->zxid, t->data, t->len, t->origin, t->origin_seq);
+	}
+	f->acked_prev = f->acked;
+}
+
+void zab_lead_tick(struct zab *z)
+{
+	int64_t now = zab_now(z);
+	int64_t tick = zab_tick_ms(z);
+	if (!z->established && now - z->role_since_ms > z->cfg.init_limit * tick) {
+		step_down(z);
+		return;
+	}
+	int heard = 1;
+	for (int i = 0; i < z->cfg.n_voters; i++) {
+		struct zab_follower *f = &z->fol[i];
+		if (z->cfg.voters[i] == z->cfg.id || f->phase == ZL_NONE)
+			continue;
+		int64_t limit = (f->phase == ZL_SYNCED ? z->cfg.sync_limit : z->cfg.init_limit) * tick;
+		if (now - f->last_heard_ms > limit) {
+			slot_clear(f);
+			continue;
+		}
+		if (f->phase == ZL_SYNCED)
+			heard++;
+		if (f->phase == ZL_ACKED && z->epoch_acked && now >= z->ping_at_ms)
+			sync_follower(z, z->cfg.voters[i], f);
+	}
+	if (z->established) {
+		if (heard >= z->quorum)
+			z->quorum_seen_ms = now;
+		else if (now - z->quorum_seen_ms > z->cfg.sync_limit * tick) {
+			step_down(z);
+			return;
+		}
+	}
+	if (now >= z->ping_at_ms) {
+		z->ping_at_ms = now + tick / 2;
+		for (int i = 0; i < z->cfg.n_voters; i++)
+			if (z->cfg.voters[i] != z->cfg.id && in_forwarding_set(&z->fol[i]))
+				ping(z, z->cfg.voters[i], &z->fol[i]);
+	}
+}
+
+void zab_lead_appended(struct zab *z)
+{
+	if (!z->established)
+		maybe_establish(z);
+	else
+		try_commit(z);
+}
+
+/* Phase 3: log the txn, send it to the forwarding set. */
+int zab_lead_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
+		     uint64_t origin_seq)
+{
+	if ((int64_t)z->n_pending >= z->cfg.max_outstanding)
+		return -EAGAIN;
+	if ((zxid & 0xffffffff) > ZAB_COUNTER_MAX) {
+		/* The counter is spent: a new election starts a new epoch. */
+		step_down(z);
+		return -EAGAIN;
+	}
+	int rc = zab_log_append(z, zxid, txn, len, origin, origin_seq);
+	if (rc < 0)
+		return rc == -ENOSPC ? -EAGAIN : rc;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && in_forwarding_set(&z->fol[i]))
+			send_proposal(z, z->cfg.voters[i], z->fol[i].nonce, zxid, txn, len, origin,
+				      origin_seq);
+	return 0;
+}
+
+/* ---- messages in -------------------------------------------------------- */
+
+static void on_follower_info(struct zab *z, uint32_t from, struct zab_follower *f,
+			     const Quorum__PeerMsg *m)
+{
+	const Quorum__FollowerInfo *fi = m->follower_info;
+	if (m->nonce == 0 || fi->accepted_epoch < 0 || fi->accepted_epoch > ZAB_EPOCH_MAX)
+		return;
+	if (f->phase != ZL_NONE && f->nonce == m->nonce) {
+		/* A repeat of the same attempt: LeaderInfo may have been lost. */
+		f->last_heard_ms = zab_now(z);
+		if (z->epoch_picked && f->phase == ZL_INFO)
+			send_leader_info(z, from, f);
+		return;
+	}
+	/* A new attempt replaces the old one, whatever stage it had reached. */
+	slot_clear(f);
+	f->phase = ZL_INFO;
+	f->nonce = m->nonce;
+	f->accepted_epoch = fi->accepted_epoch;
+	f->last_heard_ms = zab_now(z);
+	if (z->epoch_picked)
+		send_leader_info(z, from, f);
+	else
+		maybe_pick_epoch(z);
+}
+
+static bool ack_epoch_valid(const struct zab *z, const Quorum__AckEpoch *a)
+{
+	if (a->current_epoch < 0 || a->current_epoch > z->lead_epoch ||
+	    !zab_valid_zxid(a->last_zxid) || !zab_valid_zxid(a->base_zxid) ||
+	    a->last_zxid < a->base_zxid || a->n_epoch_ends > ZAB_MAX_EPOCH_ENDS ||
+	    (a->n_epoch_ends > 0 && !a->epoch_ends))
+		return false;
+	for (size_t i = 0; i < a->n_epoch_ends; i++) {
+		int64_t e = a->epoch_ends[i];
+		if (!zab_valid_zxid(e) || e <= a->base_zxid ||
+		    (i > 0 && zab_epoch_of(e) <= zab_epoch_of(a->epoch_ends[i - 1])))
+			return false;
+	}
+	int64_t last = a->n_epoch_ends ? a->epoch_ends[a->n_epoch_ends - 1] : a->base_zxid;
+	return last == a->last_zxid;
+}
+
+static void on_ack_epoch(struct zab *z, uint32_t from, struct zab_follower *f,
+			 const Quorum__PeerMsg *m)
+{
+	const Quorum__AckEpoch *a = m->ack_epoch;
+	if (!z->epoch_picked || m->epoch != z->lead_epoch)
+		return;
+	f->last_heard_ms = zab_now(z);
+	if (f->phase != ZL_INFO || !ack_epoch_valid(z, a))
+		return;
+	/* Discovery's last rule: a leader never lacks what its quorum has. */
+	if (!z->epoch_acked &&
+	    (a->current_epoch > z->own_summary_epoch ||
+	     (a->current_epoch == z->own_summary_epoch && a->last_zxid > z->own_summary_zxid))) {
+		step_down(z);
+		return;
+	}
+	int64_t *ends = NULL;
+	if (a->n_epoch_ends) {
+		ends = malloc(a->n_epoch_ends * sizeof(*ends));
+		if (!ends)
+			return;
+		memcpy(ends, a->epoch_ends, a->n_epoch_ends * sizeof(*ends));
+	}
+	f->ends = ends;
+	f->n_ends = a->n_epoch_ends;
+	f->current_epoch = a->current_epoch;
+	f->last_zxid = a->last_zxid;
+	f->base_zxid = a->base_zxid;
+	f->phase = ZL_ACKED;
+	if (z->epoch_acked) {
+		sync_follower(z, from, f);
+		return;
+	}
+	maybe_epoch_quorum(z);
+}
+
+/* A cumulative Ack, or a synced follower's Ping (repeat false). A synced
+ * follower repeats its NewLeader Ack while it waits for UpToDate, which
+ * may have been lost: such a repeat is answered with UpToDate again. */
+static void on_ack(struct zab *z, uint32_t from, struct zab_follower *f, int64_t zxid, bool repeat)
+{
+	if (!zab_valid_zxid(zxid))
+		return;
+	if (zxid > z->last_logged)
+		zxid = z->last_logged;
+	if (f->phase == ZL_SYNCING) {
+		/* The NewLeader ack: the follower has the history durable and
+		 * its currentEpoch persisted. */
+		if (zxid < f->newleader_zxid)
+			return;
+		f->phase = ZL_SYNCED;
+		f->acked = zxid;
+		if (z->established)
+			send_up_to_date(z, from, f);
+		else
+			maybe_establish(z);
+	} else if (f->phase == ZL_SYNCED) {
+		if (zxid > f->acked)
+			f->acked = zxid;
+		else if (z->established && repeat)
+			send_up_to_date(z, from, f); /* it is still waiting for UpToDate */
+	} else {
+		return;
+	}
+	if (z->established)
+		try_commit(z);
+}
+
+void zab_lead_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
+{
+	struct zab_follower *f = slot(z, from);
+	if (!f)
+		return;
+	if (m->body_case == QUORUM__PEER_MSG__BODY_FOLLOWER_INFO) {
+		if (m->follower_info)
+			on_follower_info(z, from, f, m);
+		return;
+	}
+	if (f->phase == ZL_NONE || m->nonce != f->nonce)
+		return;
+	switch (m->body_case) {
+	case QUORUM__PEER_MSG__BODY_ACK_EPOCH:
+		if (m->ack_epoch)
+			on_ack_epoch(z, from, f, m);
+		break;
+	case QUORUM__PEER_MSG__BODY_ACK:
+		if (m->ack && z->epoch_picked && m->epoch == z->lead_epoch) {
+			f->last_heard_ms = zab_now(z);
+			on_ack(z, from, f, m->ack->zxid, true);
+		}
+		break;
+	case QUORUM__PEER_MSG__BODY_PING:
+		if (m->ping && z->epoch_picked && m->epoch == z->lead_epoch) {
+			f->last_heard_ms = zab_now(z);
+			/* A synced follower's ping says what it has durable. */
+			if (f->phase == ZL_SYNCED)
+				on_ack(z, from, f, m->ping->zxid, false);
+		}
+		break;
+	default:
+		break;
+	}
+}

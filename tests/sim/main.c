@@ -1,0 +1,252 @@
+/*
+ * zab_sim: runs the ZAB simulation (sim.c) over many seeds, or one.
+ *
+ *   zab_sim                       the CI set: random seeds, then every
+ *                                 scenario; QUORUM_SIM_QUICK=1 (or running
+ *                                 under valgrind) for a small set
+ *   zab_sim --seed S --steps N [--scenario NAME]
+ *                                 replays one run (what a failure prints)
+ *   zab_sim --soak [--seeds K] [--steps N]
+ *                                 many more seeds from a time-derived base
+ *   --base B                      where the CI set's seed sequence starts
+ *   -v                            per-run knobs and figures
+ *
+ * Exit codes: 0 pass; 1 a safety invariant broke; 2 the healed cluster
+ * did not converge (liveness); 3 the process crashed; 4 a scenario never
+ * reached the situation it exists for; 64 bad usage.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+#ifdef HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
+/* Under valgrind (the unit suite's third pass) the CI set shrinks. */
+static bool under_valgrind(void)
+{
+#ifdef HAVE_VALGRIND_H
+	if (RUNNING_ON_VALGRIND)
+		return true;
+#endif
+	const char *pre = getenv("LD_PRELOAD");
+	return pre && strstr(pre, "vgpreload");
+}
+
+static char replay_line[256];
+
+static void on_crash(int sig)
+{
+	(void)sig;
+	static const char head[] = "\nzab_sim: crashed; replay with:\n  ";
+	ssize_t w = write(2, head, sizeof(head) - 1);
+	w = write(2, replay_line, strlen(replay_line));
+	w = write(2, "\n", 1);
+	(void)w;
+	_exit(SIM_CRASH);
+}
+
+static void install_crash_handler(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_crash;
+	sigaction(SIGABRT, &sa, NULL);
+#if !defined(__SANITIZE_ADDRESS__)
+	/* ASan reports these itself, better than we could. */
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGFPE, &sa, NULL);
+#endif
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static void add(struct sim_stats *a, const struct sim_stats *b)
+{
+	a->steps += b->steps;
+	a->messages += b->messages;
+	a->crashes += b->crashes;
+	a->restarts += b->restarts;
+	a->partitions += b->partitions;
+	a->elections += b->elections;
+	a->established += b->established;
+	a->proposed += b->proposed;
+	a->commits += b->commits;
+	a->diffs += b->diffs;
+	a->truncs += b->truncs;
+	a->truncs_across_epochs += b->truncs_across_epochs;
+	a->snaps += b->snaps;
+	a->syncs_with_uncommitted += b->syncs_with_uncommitted;
+	a->crash_at_newleader += b->crash_at_newleader;
+	a->compactions += b->compactions;
+	a->trunc_refused += b->trunc_refused;
+	a->sim_ms += b->sim_ms;
+}
+
+static void print_stats(const char *label, int runs, const struct sim_stats *t)
+{
+	printf("%-20s %4d runs %9" PRIu64 " steps %6.0f sim-s | %" PRIu64 " proposed, %" PRIu64
+	       " commits, %" PRIu64 " established, %" PRIu64 " crashes, %" PRIu64
+	       " partitions | sync: %" PRIu64 " diff, %" PRIu64 " trunc (%" PRIu64
+	       " across epochs, %" PRIu64 " refused), %" PRIu64 " snap, %" PRIu64
+	       " with uncommitted | %" PRIu64 " compactions, %" PRIu64 " crashes at NewLeader\n",
+	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
+	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
+	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->syncs_with_uncommitted,
+	       t->compactions, t->crash_at_newleader);
+	fflush(stdout);
+}
+
+/* One run; on failure prints why and how to replay it. */
+static enum sim_result run_one(uint64_t seed, uint64_t steps, enum sim_scenario sc, bool verbose,
+			       struct sim_stats *st)
+{
+	snprintf(replay_line, sizeof(replay_line),
+		 "build/tests/sim/zab_sim --seed 0x%016" PRIx64 " --steps %" PRIu64
+		 " --scenario %s",
+		 seed, steps, sim_scenario_name(sc));
+	struct sim_options o = {.seed = seed, .steps = steps, .scenario = sc, .verbose = verbose};
+	char why[1024];
+	if (verbose)
+		fprintf(stderr, "seed 0x%016" PRIx64 " (%s)\n", seed, sim_scenario_name(sc));
+	enum sim_result r = sim_run(&o, st, why, sizeof(why));
+	if (r != SIM_OK) {
+		fprintf(stderr, "FAIL (%s) seed 0x%016" PRIx64 " scenario %s: %s\nreplay: %s\n",
+			r == SIM_SAFETY ? "safety" : "liveness", seed, sim_scenario_name(sc), why,
+			replay_line);
+	}
+	return r;
+}
+
+/* Whether a scenario's runs reached the situation it is named for. */
+static bool reached(enum sim_scenario sc, const struct sim_stats *t)
+{
+	switch (sc) {
+	case SCN_CRASH_AT_NEWLEADER:
+		return t->crash_at_newleader > 0;
+	case SCN_OLD_EPOCH_TAIL:
+		return t->truncs_across_epochs > 0;
+	case SCN_DIFF_UNCOMMITTED:
+		return t->syncs_with_uncommitted > 0;
+	case SCN_SNAP_TRUNC:
+		return t->snaps > 0 && t->compactions > 0;
+	default:
+		return true;
+	}
+}
+
+static int run_set(uint64_t base, int seeds, uint64_t steps, enum sim_scenario sc, bool verbose,
+		   bool need_coverage)
+{
+	struct sim_stats total = {0};
+	for (int i = 0; i < seeds; i++) {
+		struct sim_stats st;
+		uint64_t seed = mix(base + (uint64_t)i * 0x10001 + (uint64_t)sc * 0x100000001ull);
+		enum sim_result r = run_one(seed, steps, sc, verbose, &st);
+		if (r != SIM_OK)
+			return r;
+		add(&total, &st);
+	}
+	print_stats(sim_scenario_name(sc), seeds, &total);
+	if (!reached(sc, &total)) {
+		fprintf(stderr, "%s scenario %s never reached its situation\n",
+			need_coverage ? "FAIL" : "warning:", sim_scenario_name(sc));
+		if (need_coverage)
+			return 4;
+	}
+	return 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: zab_sim [--seed S --steps N [--scenario NAME]] [--seeds K] "
+			"[--base B] [--soak] [-v]\n");
+	return SIM_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seed = 0, base = 0x5eedf00d, steps = 0;
+	int seeds = -1;
+	bool one = false, soak = false, verbose = false;
+	int scenario = -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--seed") && v) {
+			seed = strtoull(v, NULL, 0);
+			one = true;
+			i++;
+		} else if (!strcmp(a, "--steps") && v) {
+			steps = strtoull(v, NULL, 0);
+			i++;
+		} else if (!strcmp(a, "--seeds") && v) {
+			seeds = atoi(v);
+			i++;
+		} else if (!strcmp(a, "--base") && v) {
+			base = strtoull(v, NULL, 0);
+			i++;
+		} else if (!strcmp(a, "--scenario") && v) {
+			for (int s = 0; s < SCN_COUNT; s++)
+				if (!strcmp(v, sim_scenario_name((enum sim_scenario)s)))
+					scenario = s;
+			if (scenario < 0)
+				return usage();
+			i++;
+		} else if (!strcmp(a, "--soak")) {
+			soak = true;
+		} else if (!strcmp(a, "-v")) {
+			verbose = true;
+		} else {
+			return usage();
+		}
+	}
+	install_crash_handler();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	if (one) {
+		struct sim_stats st;
+		enum sim_scenario sc = scenario < 0 ? SCN_RANDOM : (enum sim_scenario)scenario;
+		enum sim_result r = run_one(seed, steps ? steps : 3000, sc, true, &st);
+		print_stats(sim_scenario_name(sc), 1, &st);
+		if (r == SIM_OK)
+			printf("seed 0x%016" PRIx64 ": ok\n", seed);
+		return r;
+	}
+
+	bool quick = (getenv("QUORUM_SIM_QUICK") && strcmp(getenv("QUORUM_SIM_QUICK"), "0")) ||
+		     under_valgrind();
+	if (soak)
+		base = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
+	if (seeds < 0)
+		seeds = soak ? 20000 : quick ? 40 : 500;
+	if (!steps)
+		steps = soak ? 20000 : quick ? 2000 : 5000;
+	printf("zab_sim: base seed 0x%016" PRIx64 ", %d seeds x %" PRIu64 " steps%s\n", base, seeds,
+	       steps, quick ? " (quick)" : "");
+	int per_scenario = soak ? seeds / 4 : quick ? 12 : 60;
+	for (int sc = 0; sc < SCN_COUNT; sc++) {
+		if (scenario >= 0 && scenario != sc)
+			continue;
+		int rc = run_set(base, sc == SCN_RANDOM ? seeds : per_scenario, steps,
+				 (enum sim_scenario)sc, verbose, !quick);
+		if (rc)
+			return rc;
+	}
+	printf("zab_sim: all passed\n");
+	return 0;
+}

@@ -1,0 +1,64 @@
+/*
+ * sim: a deterministic simulation of a quorumd ensemble's ZAB cores.
+ *
+ * One 64-bit seed drives everything: the cluster size, the fault
+ * probabilities (swarm testing), and every fault, delay and proposal.
+ * Each node is a real struct zab over a simulated disk (a durable
+ * snapshot, a log whose unsynced tail a crash loses or tears, the epoch
+ * file), a simulated network (loss, duplication, reordering, delay,
+ * partitions, link resets) and a simulated clock (per node, stepping
+ * forward). A checker outside the cores watches every commit, truncate,
+ * install, restart and leadership change (see check_*() in sim.c).
+ *
+ * A run has a safety phase of `steps` events with faults, then a liveness
+ * phase: everything healed and restarted, no faults, and the cluster must
+ * elect, sync everyone and commit new proposals on every node within a
+ * bounded simulated time.
+ */
+#ifndef QUORUM_SIM_H
+#define QUORUM_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum sim_result {
+	SIM_OK = 0,
+	SIM_SAFETY = 1,   /* an invariant broke */
+	SIM_LIVENESS = 2, /* the healed cluster did not converge in time */
+	SIM_CRASH = 3,    /* the process crashed (signal) */
+	SIM_USAGE = 64,
+};
+
+/* Situations from ZooKeeper's bug history that a scenario steers towards. */
+enum sim_scenario {
+	SCN_RANDOM = 0,
+	SCN_CRASH_AT_NEWLEADER, /* ZOOKEEPER-4643, -4646, -4785, -1282 */
+	SCN_OLD_EPOCH_TAIL,     /* ZOOKEEPER-1154, -2355: a leader's uncommitted
+				   txns of an old epoch; truncation across epochs */
+	SCN_DIFF_UNCOMMITTED,   /* ZOOKEEPER-3911, -4394: a sync that carries
+				   uncommitted txns */
+	SCN_SNAP_TRUNC,         /* compaction: SNAP, and TRUNC the host refuses */
+	SCN_COUNT,
+};
+
+/* What a run saw, to prove a scenario reached its situation. */
+struct sim_stats {
+	uint64_t steps, messages, crashes, restarts, partitions, elections, established;
+	uint64_t proposed, commits, diffs, truncs, truncs_across_epochs, snaps;
+	uint64_t syncs_with_uncommitted, crash_at_newleader, compactions, trunc_refused;
+	int64_t sim_ms;
+};
+
+struct sim_options {
+	uint64_t seed;
+	uint64_t steps;
+	enum sim_scenario scenario;
+	bool verbose;
+};
+
+enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char *why,
+			size_t why_len);
+
+const char *sim_scenario_name(enum sim_scenario s);
+
+#endif
