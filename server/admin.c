@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "replica.h"
+
 static const char *const words[] = {
 	"ruok", "srvr", "stat", "mntr", "conf", "cons", "wchs", "wchc", "wchp", "isro", "dirs",
 	"srst", "crst", "envi",
@@ -79,7 +81,21 @@ static void put(struct jute_out *o, const char *fmt, ...)
 
 static const char *mode(const struct server *srv)
 {
-	return srv->cfg->n_servers > 1 ? "leader" : "standalone";
+	if (srv->replica == NULL)
+		return "standalone";
+	const char *m = replica_mode(srv->replica);
+	return m ? m : "looking";
+}
+
+/* ZooKeeper answers most words only while the server serves clients. */
+static bool needs_serving(const char *w)
+{
+	static const char *const serving_words[] = { "srvr", "stat", "mntr", "cons", "wchs", "wchc",
+					     "wchp", "dirs", "isro" };
+	for (size_t i = 0; i < sizeof(serving_words) / sizeof(serving_words[0]); i++)
+		if (strcmp(w, serving_words[i]) == 0)
+			return true;
+	return false;
 }
 
 static void put_latency(struct jute_out *o, const struct server_stats *s)
@@ -169,6 +185,12 @@ static void put_mntr(struct jute_out *o, struct server *srv)
 	put(o, "zk_connection_rejected\t%" PRIu64 "\n", s->conn_refused);
 	put(o, "zk_fsync_last_us\t%" PRId64 "\n", storage_last_fsync_us(srv->storage));
 	put(o, "zk_uptime\t%" PRIu64 "\n", (server_now_ns() - srv->started_ns) / 1000000);
+	if (srv->replica && replica_leading(srv->replica)) {
+		/* ZooKeeper's leader-only keys, which monitoring alerts on. */
+		put(o, "zk_followers\t%d\n", replica_followers(srv->replica, false));
+		put(o, "zk_synced_followers\t%d\n", replica_followers(srv->replica, true));
+		put(o, "zk_pending_syncs\t0\n");
+	}
 }
 
 /* wchs, wchc and wchp show the data table (getData, exists and the
@@ -256,6 +278,8 @@ bool admin_handle(struct conn *c, const uint8_t word[4])
 	srv->stats.packets_received++;
 	if (!config_4lw_allowed(srv->cfg, w)) {
 		put(o, "%s is not executed because it is not in the whitelist.\n", w);
+	} else if (srv->replica && !replica_serving(srv->replica) && needs_serving(w)) {
+		put(o, "This ZooKeeper instance is not currently serving requests\n");
 	} else if (strcmp(w, "ruok") == 0) {
 		put(o, "imok");
 	} else if (strcmp(w, "srvr") == 0) {

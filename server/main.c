@@ -53,9 +53,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "quorumd: %s\n", err);
 		return 1;
 	}
-	if (cfg.n_servers > 1)
-		log_msg(LOG_WARN, "main", "%s lists %d servers; replication is not built yet, "
-			"so this server runs standalone", path, cfg.n_servers);
 	signal(SIGPIPE, SIG_IGN);
 	crc32c(0, "", 0); /* builds its tables before any thread can race on them */
 

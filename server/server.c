@@ -17,6 +17,8 @@
 #include <time.h>
 
 #include "log.h"
+#include "replica.h"
+#include "snapshot.h"
 
 #define MAX_FREE_REQUESTS 1024
 #define MAX_MULTI_OPS 100000
@@ -50,6 +52,8 @@ struct request *request_get(struct server *srv, struct conn *c, int32_t xid, int
 	}
 	list_init(&r->link);
 	list_init(&r->wait_link);
+	list_init(&r->prop_link);
+	r->seq = 0;
 	r->conn = c;
 	r->session_id = c ? c->session_id : 0;
 	r->xid = xid;
@@ -66,6 +70,7 @@ struct request *request_get(struct server *srv, struct conn *c, int32_t xid, int
 void request_put(struct server *srv, struct request *r)
 {
 	list_remove(&r->link);
+	list_remove(&r->prop_link);
 	if (srv->n_free_requests >= MAX_FREE_REQUESTS) {
 		arena_destroy(&r->arena);
 		free(r);
@@ -347,6 +352,133 @@ static int put_ephemeral(void *arg, const struct znode *n)
 /* setWatches/setWatches2 (ZooKeeper's DataTree.setWatches): a watch whose
  * node changed since the client's relative zxid fires at once instead of
  * being set. */
+/* ---- replaying what persistent watches missed ---------------------------- */
+
+/*
+ * A client that reconnects re-adds its persistent watches with the last
+ * zxid it saw. ZooKeeper re-adds them and that is all: whatever changed
+ * while the client was away (on another server, or while this one
+ * restarted) is never told. quorumd reads the txns after that zxid back
+ * from its log and delivers the event each would have raised for these
+ * watches, in zxid order, before any live event — so a persistent watch
+ * misses nothing across a failover. Bounded: past REPLAY_MAX txns, or if
+ * the log no longer reaches back (purged), nothing is replayed and a log
+ * line says so.
+ */
+#define REPLAY_MAX 100000
+
+struct replay {
+	struct conn *c;
+	const struct zk_set_watches *sw;
+	int64_t count;
+};
+
+static bool under(struct zk_str path, struct zk_str root)
+{
+	if (root.len == 1 && root.s[0] == '/')
+		return true;
+	return path.len >= root.len && memcmp(path.s, root.s, (size_t)root.len) == 0 &&
+	       (path.len == root.len || path.s[root.len] == '/');
+}
+
+static bool same(struct zk_str a, struct zk_str b)
+{
+	return a.len == b.len && memcmp(a.s, b.s, (size_t)a.len) == 0;
+}
+
+/* One change (type on path) at zxid: to each persistent watch it concerns. */
+static void replay_event(struct replay *rp, enum zk_event_type type, const char *p, int64_t zxid)
+{
+	struct zk_str path = { p, (int32_t)strlen(p) };
+	const struct zk_set_watches *sw = rp->sw;
+	struct watch_owner *o = &rp->c->watches;
+	bool told = false;
+	for (int32_t i = 0; i < sw->persistent_recursive.count && !told; i++)
+		if (under(path, sw->persistent_recursive.items[i])) {
+			deliver_event(rp->c->srv, o, type, path, zxid);
+			told = true; /* one event per change and client */
+		}
+	for (int32_t i = 0; i < sw->persistent.count && !told; i++)
+		if (same(path, sw->persistent.items[i])) {
+			deliver_event(rp->c->srv, o, type, path, zxid);
+			told = true;
+		}
+	if (type != ZK_EVENT_CREATED && type != ZK_EVENT_DELETED)
+		return;
+	int32_t slash = path.len - 1;
+	while (slash > 0 && path.s[slash] != '/')
+		slash--;
+	struct zk_str parent = { path.s, slash > 0 ? slash : 1 };
+	for (int32_t i = 0; i < sw->persistent.count; i++)
+		if (same(parent, sw->persistent.items[i])) {
+			deliver_event(rp->c->srv, o, ZK_EVENT_CHILDREN_CHANGED, parent, zxid);
+			break;
+		}
+}
+
+static void replay_body(struct replay *rp, const Quorum__Txn *t, int64_t zxid)
+{
+	switch (t->body_case) {
+	case QUORUM__TXN__BODY_CREATE:
+		replay_event(rp, ZK_EVENT_CREATED, t->create->path, zxid);
+		break;
+	case QUORUM__TXN__BODY_DELETE:
+		replay_event(rp, ZK_EVENT_DELETED, t->delete_->path, zxid);
+		break;
+	case QUORUM__TXN__BODY_SET_DATA:
+		replay_event(rp, ZK_EVENT_DATA_CHANGED, t->set_data->path, zxid);
+		break;
+	case QUORUM__TXN__BODY_CLOSE_SESSION:
+		for (size_t i = 0; i < t->close_session->n_ephemerals; i++)
+			replay_event(rp, ZK_EVENT_DELETED, t->close_session->ephemerals[i], zxid);
+		break;
+	case QUORUM__TXN__BODY_MULTI:
+		for (size_t i = 0; i < t->multi->n_ops; i++)
+			replay_body(rp, t->multi->ops[i], zxid);
+		break;
+	default:
+		break;
+	}
+}
+
+static int replay_one(void *ctx, const Quorum__Txn *txn)
+{
+	struct replay *rp = ctx;
+	if (txn->zxid > tree_last_zxid(rp->c->srv->tree))
+		return 1; /* logged, not yet applied: it raises its own events */
+	if (rp->count == REPLAY_MAX)
+		return -E2BIG;
+	replay_body(rp, txn, txn->zxid);
+	rp->count++;
+	return 0;
+}
+
+static void replay_missed(struct conn *c, const struct zk_set_watches *sw)
+{
+	struct server *srv = c->srv;
+	int64_t rel = sw->relative_zxid, last = tree_last_zxid(srv->tree);
+	if (sw->persistent.count + sw->persistent_recursive.count == 0 || rel <= 0 || rel >= last)
+		return;
+	if ((rel >> 32) == (last >> 32) && last - rel > REPLAY_MAX) {
+		log_msg(LOG_WARN, "server", "%s: session 0x%llx missed too much (0x%llx..0x%llx) "
+			"for its persistent watches to be told", c->peer,
+			(unsigned long long)c->session_id, (unsigned long long)rel,
+			(unsigned long long)last);
+		return;
+	}
+	struct replay rp = { c, sw, 0 };
+	int rc = storage_read_from(srv->storage, rel, replay_one, &rp);
+	if (rc == 1)
+		rc = 0;
+	if (rc < 0)
+		log_msg(LOG_WARN, "server", "%s: cannot tell the persistent watches of session "
+			"0x%llx what changed after 0x%llx: %s", c->peer,
+			(unsigned long long)c->session_id, (unsigned long long)rel, strerror(-rc));
+	else if (rp.count)
+		log_msg(LOG_DEBUG, "server", "%s: replayed %lld txns for persistent watches", c->peer,
+			(long long)rp.count);
+}
+
 static void set_watches(struct conn *c, const struct zk_set_watches *sw)
 {
 	struct server *srv = c->srv;
@@ -380,6 +512,7 @@ static void set_watches(struct conn *c, const struct zk_set_watches *sw)
 			watch_add(&srv->watches, &c->watches, WATCH_TABLE_CHILD,
 				  sw->child.items[i], WATCH_STANDARD);
 	}
+	replay_missed(c, sw);
 	for (int32_t i = 0; i < sw->persistent.count; i++)
 		watch_add_persistent(&srv->watches, &c->watches, sw->persistent.items[i], false);
 	for (int32_t i = 0; i < sw->persistent_recursive.count; i++)
@@ -687,12 +820,35 @@ malformed:
 static void on_log_failure(struct server *srv);
 static void restart_if_drained(struct server *srv);
 
-/* Hands a prepped txn to commit (standalone: the log). */
+/* Whether this server preps writes itself: standalone, or the leader. */
+static bool replica_leading_or_alone(const struct server *srv)
+{
+	return srv->replica == NULL || replica_leading(srv->replica);
+}
+
+/* The zxid the next prepped txn carries. */
+static int64_t next_zxid(const struct server *srv)
+{
+	return srv->replica ? replica_next_zxid(srv->replica) : srv->last_proposed + 1;
+}
+
+/* Hands a prepped txn to commit: standalone, the log; in an ensemble (on
+ * the leader), a proposal, answered through server_commit(). */
 static int submit(struct server *srv, struct request *r)
 {
-	int rc = storage_append(srv->storage, r->txn, r);
+	int rc;
+	if (srv->replica) {
+		r->seq = ++srv->next_seq;
+		list_push_back(&srv->proposed, &r->prop_link);
+		rc = replica_propose(srv->replica, r->txn, (uint32_t)srv->cfg->myid, r->seq);
+		if (rc != 0)
+			list_remove(&r->prop_link);
+	} else {
+		rc = storage_append(srv->storage, r->txn, r);
+	}
 	if (rc != 0) {
-		log_msg(LOG_ERROR, "server", "cannot log a txn: %s", strerror(-rc));
+		log_msg(LOG_ERROR, "server", "cannot %s a txn: %s", srv->replica ? "propose" : "log",
+			strerror(-rc));
 		/* Its change records are in prep already: start over from the
 		 * tree once nothing is in flight (at once if nothing is). */
 		on_log_failure(srv);
@@ -858,11 +1014,77 @@ static void reply_failed_multi(struct conn *c, struct request *r, const Quorum__
 	finish_error_reply(c, r, at);
 }
 
+/* Follower: the write goes to the leader as the client framed it, and waits
+ * in its connection's queue for the answer: a commit with this server as
+ * origin (server_commit) or a refusal (server_forward_failed), in the order
+ * the writes were forwarded. */
+static void forward_write(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
+			  uint64_t received_ns)
+{
+	struct server *srv = c->srv;
+	struct request *r = request_get(srv, c, xid, op);
+	if (r == NULL) {
+		if (op == ZK_OP_CLOSE_SESSION)
+			conn_close(c);
+		else
+			reply_error(c, xid, op, ZSYSTEMERROR);
+		return;
+	}
+	r->received_ns = received_ns;
+	int32_t err = ZOK;
+	if (op != ZK_OP_CLOSE_SESSION) {
+		struct prep_request pr;
+		struct jute_in probe = *in;
+		if (!decode_write(c, op, &probe, &pr)) {
+			log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d)", c->peer,
+				zk_op_name(op), xid);
+			err = ZMARSHALLINGERROR;
+		} else if (op == ZK_OP_MULTI) {
+			/* The reply needs each op's type (see handle_write()). */
+			r->op_types = arena_alloc(&r->arena,
+						  sizeof(int32_t) * (size_t)(pr.u.multi.count + 1));
+			if (r->op_types == NULL)
+				err = ZSYSTEMERROR;
+			for (int32_t i = 0; err == ZOK && i < pr.u.multi.count; i++)
+				r->op_types[i] = pr.u.multi.ops[i].type;
+		}
+	}
+	if (err == ZOK) {
+		r->seq = ++srv->next_seq;
+		int rc = replica_forward(srv->replica, r->seq, c->session_id, xid, op, in->p + in->off,
+					 in->len - in->off, &c->auth, 0);
+		if (rc == 0) {
+			list_push_back(&srv->proposed, &r->prop_link);
+			if (op == ZK_OP_CLOSE_SESSION && c->session)
+				c->session->closing = true;
+			r->state = REQ_WRITE;
+			enqueue(c, r);
+			return;
+		}
+		log_msg(LOG_WARN, "server", "cannot forward a write to the leader: %s", strerror(-rc));
+		err = ZSYSTEMERROR;
+	}
+	if (op == ZK_OP_CLOSE_SESSION) {
+		request_put(srv, r);
+		conn_close(c);
+		return;
+	}
+	size_t at = c->out.len;
+	reply_end(c, reply_begin(c, xid, srv->last_proposed, err), op, srv->last_proposed);
+	note_latency(c, received_ns);
+	finish_error_reply(c, r, at);
+}
+
 static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 			 uint64_t received_ns)
 {
 	struct server *srv = c->srv;
 	struct prep_request pr = { .session_id = c->session_id, .op = op, .auth = &c->auth };
+
+	if (srv->replica && !replica_leading(srv->replica)) {
+		forward_write(c, xid, op, in, received_ns);
+		return;
+	}
 
 	if (op == ZK_OP_CLOSE_SESSION) {
 		struct request *r = request_get(srv, c, xid, op);
@@ -872,7 +1094,7 @@ static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in
 		}
 		r->received_ns = received_ns;
 		r->txn = prep_close_session(&srv->prep, srv->tree, c->session_id,
-					    srv->last_proposed + 1, server_wall_ms(), &r->arena);
+					    next_zxid(srv), server_wall_ms(), &r->arena);
 		if (r->txn == NULL || srv->log_failed || submit(srv, r) != 0) {
 			request_put(srv, r);
 			conn_close(c);
@@ -902,7 +1124,7 @@ static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in
 	} else if (srv->log_failed) {
 		err = ZSYSTEMERROR; /* the log cannot take writes right now */
 	} else {
-		err = prep_write(&srv->prep, srv->tree, &pr, srv->last_proposed + 1,
+		err = prep_write(&srv->prep, srv->tree, &pr, next_zxid(srv),
 				 server_wall_ms(), &r->arena, &r->txn, &multi_failed);
 	}
 	if (err == ZOK && multi_failed) {
@@ -929,6 +1151,43 @@ static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in
 	reply_end(c, reply_begin(c, xid, srv->last_proposed, err), op, srv->last_proposed);
 	note_latency(c, received_ns);
 	finish_error_reply(c, r, at);
+}
+
+/* Follower: a sync asks the leader for its commit point; the answer comes
+ * after every commit before it (server_sync_reached()). The path record is
+ * kept for the reply. */
+static void forward_sync(struct conn *c, int32_t xid, struct jute_in *in, uint64_t received_ns)
+{
+	struct server *srv = c->srv;
+	struct jute_in probe = *in;
+	struct zk_path_record pr;
+	if (zk_decode_path_record(&probe, &pr) != 0) {
+		log_msg(LOG_WARN, "server", "%s: malformed sync request (xid %d); closing", c->peer, xid);
+		conn_close(c);
+		return;
+	}
+	struct request *r = request_get(srv, c, xid, ZK_OP_SYNC);
+	size_t len = in->len - in->off;
+	uint8_t *copy = r ? arena_alloc(&r->arena, len + 1) : NULL;
+	if (copy == NULL) {
+		if (r)
+			request_put(srv, r);
+		reply_error(c, xid, ZK_OP_SYNC, ZSYSTEMERROR);
+		return;
+	}
+	memcpy(copy, in->p + in->off, len);
+	r->received_ns = received_ns;
+	r->seq = ++srv->next_seq;
+	if (replica_sync(srv->replica, r->seq) != 0) {
+		request_put(srv, r);
+		reply_error(c, xid, ZK_OP_SYNC, ZCONNECTIONLOSS);
+		return;
+	}
+	r->bytes = copy;
+	r->len = len;
+	list_push_back(&srv->proposed, &r->prop_link);
+	r->state = REQ_WRITE;
+	enqueue(c, r);
 }
 
 /* ---- frames ------------------------------------------------------------- */
@@ -991,6 +1250,10 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 	}
 	if (is_write(h.type)) {
 		handle_write(c, h.xid, h.type, &in, now);
+		return;
+	}
+	if (h.type == ZK_OP_SYNC && !replica_leading_or_alone(srv)) {
+		forward_sync(c, h.xid, &in, now);
 		return;
 	}
 	if (list_empty(&c->queue)) {
@@ -1114,6 +1377,13 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	}
 	c->handshaken = true;
 	c->old_client = !req.has_read_only;
+	if (srv->replica && !replica_serving(srv->replica)) {
+		/* As ZooKeeper: no sessions while there is no quorum; the
+		 * client tries another server. */
+		log_msg(LOG_DEBUG, "server", "%s: not serving (no leader yet); closing", c->peer);
+		conn_close(c);
+		return;
+	}
 	int64_t last = tree_last_zxid(srv->tree);
 	if (req.last_zxid_seen > last) {
 		log_msg(LOG_INFO, "server",
@@ -1157,10 +1427,23 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	}
 	c->session_id = session_next_id(&srv->sessions);
 	r->session_id = c->session_id;
+	if (!replica_leading_or_alone(srv)) {
+		r->seq = ++srv->next_seq;
+		if (replica_forward(srv->replica, r->seq, c->session_id, 0, ZK_OP_CREATE_SESSION, NULL,
+				    0, &c->auth, req.timeout) != 0) {
+			request_put(srv, r);
+			conn_close(c);
+			return;
+		}
+		list_push_back(&srv->proposed, &r->prop_link);
+		r->state = REQ_WRITE;
+		enqueue(c, r);
+		return;
+	}
 	struct prep_request pr = { .session_id = c->session_id, .op = ZK_OP_CREATE_SESSION,
 				   .auth = &c->auth, .u.connect = req };
 	bool multi_failed;
-	int err = prep_write(&srv->prep, srv->tree, &pr, srv->last_proposed + 1,
+	int err = prep_write(&srv->prep, srv->tree, &pr, next_zxid(srv),
 			     server_wall_ms(), &r->arena, &r->txn, &multi_failed);
 	if (err != ZOK || submit(srv, r) != 0) {
 		request_put(srv, r);
@@ -1248,20 +1531,16 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 	server_drain_queue(c);
 }
 
+static struct storage_session *session_array(struct server *srv, size_t *n_out);
+
 static void take_snapshot_if_due(struct server *srv)
 {
 	if (!storage_snapshot_due(srv->storage))
 		return;
-	size_t n = session_count(&srv->sessions), i = 0;
-	struct storage_session *ss = malloc(sizeof(*ss) * (n ? n : 1));
+	size_t n;
+	struct storage_session *ss = session_array(srv, &n);
 	if (ss == NULL)
 		return;
-	SESSION_FOR_EACH(s, &srv->sessions) {
-		ss[i].id = s->id;
-		ss[i].timeout = s->timeout;
-		memcpy(ss[i].passwd, s->passwd, 16);
-		i++;
-	}
 	int rc = storage_snapshot(srv->storage, srv->tree, ss, n);
 	if (rc != 0 && rc != -EBUSY)
 		log_msg(LOG_WARN, "server", "snapshot: %s", strerror(-rc));
@@ -1282,6 +1561,13 @@ static void on_durable(void *ctx, void *cookie, int status)
 {
 	struct server *srv = ctx;
 	struct request *r = cookie;
+	if (srv->cfg->n_servers > 0) {
+		/* A replicated txn: the core counts it (and the replica may
+		 * already be gone while the storage drains at shutdown). */
+		if (srv->replica)
+			replica_durable(srv->replica, status);
+		return;
+	}
 	srv->inflight--;
 	srv->stats.outstanding--;
 	if (status == 0) {
@@ -1337,6 +1623,334 @@ static void restart_if_drained(struct server *srv)
 	log_msg(LOG_INFO, "server", "accepting writes again");
 }
 
+/* ---- an ensemble: commits, forwarded writes, serving ------------------- */
+
+/* The oldest request awaiting the leader's answer, if it is seq. The
+ * leader answers a server's requests in the order they were sent, so
+ * anything else means a message went missing: the core then re-joins, and
+ * server_serving() drops the rest. */
+static struct request *take_proposed(struct server *srv, uint64_t seq)
+{
+	if (list_empty(&srv->proposed))
+		return NULL;
+	struct request *r = CONTAINER_OF(srv->proposed.next, struct request, prop_link);
+	if (r->seq != seq) {
+		log_msg(LOG_WARN, "server", "the leader answered request %llu, expected %llu",
+			(unsigned long long)seq, (unsigned long long)r->seq);
+		return NULL;
+	}
+	list_remove(&r->prop_link);
+	return r;
+}
+
+void server_commit(struct server *srv, const uint8_t *bytes, size_t len, uint32_t origin,
+		   uint64_t seq)
+{
+	Quorum__Txn *txn = quorum__txn__unpack(NULL, len, bytes);
+	if (txn == NULL) {
+		/* Every server got these bytes and all fail alike; applying
+		 * nothing keeps them alike. */
+		log_msg(LOG_ERROR, "server", "a committed txn (%zu bytes) does not unpack", len);
+		return;
+	}
+	struct request *r = NULL;
+	if (origin == (uint32_t)srv->cfg->myid)
+		r = take_proposed(srv, seq);
+	if (replica_leading(srv->replica) && srv->inflight > 0) {
+		srv->inflight--;
+		srv->stats.outstanding--;
+	}
+	server_apply(srv, txn, r);
+	if (srv->last_proposed < txn->zxid)
+		srv->last_proposed = txn->zxid;
+	quorum__txn__free_unpacked(txn, NULL);
+	if (replica_serving(srv->replica))
+		take_snapshot_if_due(srv);
+	restart_if_drained(srv);
+}
+
+/* Leader: a follower's write, prepped as if its client were connected
+ * here (with the identities the follower sent), then proposed with the
+ * follower as origin; a refusal goes back to the follower. */
+void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *f)
+{
+	struct request *r = request_get(srv, NULL, f->cxid, f->op);
+	if (r == NULL) {
+		replica_forward_error(srv->replica, from, f->seq, ZSYSTEMERROR, srv->last_proposed, NULL);
+		return;
+	}
+	r->session_id = f->session_id;
+	struct acl_auth auth = { .super = f->super };
+	for (size_t i = 0; i < f->n_auth && auth.count < ACL_MAX_AUTH; i++) {
+		snprintf(auth.ids[auth.count].scheme, sizeof(auth.ids[0].scheme), "%s",
+			 f->auth[i]->scheme);
+		snprintf(auth.ids[auth.count].id, sizeof(auth.ids[0].id), "%s", f->auth[i]->id);
+		auth.count++;
+	}
+	/* The request's bytes go with the message: keep a copy for prep. */
+	uint8_t *body = arena_alloc(&r->arena, f->request.len + 1);
+	int32_t err = body ? ZOK : ZSYSTEMERROR;
+	bool multi_failed = false;
+	if (srv->log_failed)
+		err = ZSYSTEMERROR;
+	if (err == ZOK && f->op == ZK_OP_CLOSE_SESSION) {
+		r->txn = prep_close_session(&srv->prep, srv->tree, f->session_id, next_zxid(srv),
+					    server_wall_ms(), &r->arena);
+		err = r->txn ? ZOK : ZSYSTEMERROR;
+		struct session *s = session_get(&srv->sessions, f->session_id);
+		if (s && err == ZOK)
+			s->closing = true;
+	} else if (err == ZOK) {
+		if (f->request.len > 0) /* createSession has no body */
+			memcpy(body, f->request.data, f->request.len);
+		struct prep_request pr = { .session_id = f->session_id, .op = f->op, .auth = &auth };
+		struct jute_in in;
+		jute_in_init(&in, body, f->request.len, &r->arena);
+		if (f->op == ZK_OP_CREATE_SESSION) {
+			pr.u.connect.timeout = f->timeout;
+		} else if (!decode_write(NULL, f->op, &in, &pr)) {
+			err = ZMARSHALLINGERROR;
+		}
+		if (err == ZOK)
+			err = prep_write(&srv->prep, srv->tree, &pr, next_zxid(srv), server_wall_ms(),
+					 &r->arena, &r->txn, &multi_failed);
+	}
+	if (err == ZOK && multi_failed) {
+		replica_forward_error(srv->replica, from, f->seq, ZOK, srv->last_proposed, r->txn);
+		request_put(srv, r);
+		return;
+	}
+	if (err == ZOK) {
+		r->seq = f->seq;
+		int rc = replica_propose(srv->replica, r->txn, from, f->seq);
+		if (rc == 0) {
+			srv->last_proposed = r->txn->zxid;
+			srv->inflight++;
+			srv->stats.outstanding++;
+			request_put(srv, r); /* the commit carries the bytes back */
+			return;
+		}
+		log_msg(LOG_ERROR, "server", "cannot propose a txn: %s", strerror(-rc));
+		on_log_failure(srv);
+		err = ZSYSTEMERROR;
+	}
+	replica_forward_error(srv->replica, from, f->seq, err, srv->last_proposed, NULL);
+	request_put(srv, r);
+	restart_if_drained(srv);
+}
+
+/* Follower: the leader refused a forwarded request. Its answer takes the
+ * request's place in its connection's order, once this server has applied
+ * what the leader judged it against. */
+void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid,
+			   const uint8_t *failed_multi, size_t len)
+{
+	struct request *r = take_proposed(srv, seq);
+	if (r == NULL)
+		return;
+	struct conn *c = r->conn;
+	if (c == NULL) {
+		request_put(srv, r);
+		return;
+	}
+	if (r->op == ZK_OP_CREATE_SESSION || r->op == ZK_OP_CLOSE_SESSION) {
+		dequeue(c, r);
+		request_put(srv, r);
+		conn_close(c);
+		return;
+	}
+	Quorum__Txn *multi = NULL;
+	if (len > 0) {
+		multi = quorum__txn__unpack(NULL, len, failed_multi);
+		if (multi == NULL || multi->body_case != QUORUM__TXN__BODY_MULTI)
+			err = ZSYSTEMERROR;
+	}
+	size_t at = reply_begin(c, r->xid, zxid, multi && err == ZOK ? ZOK : err);
+	if (multi && err == ZOK) {
+		for (size_t i = 0; i < multi->multi->n_ops; i++) {
+			const Quorum__Txn *op = multi->multi->ops[i];
+			int32_t e = op->body_case == QUORUM__TXN__BODY_ERROR ? op->error->err : ZOK;
+			struct zk_multi_header h = { ZK_OP_ERROR, false, e };
+			zk_encode_multi_header(&c->out, &h);
+			jute_put_int(&c->out, e);
+		}
+		struct zk_multi_header done = { -1, true, -1 };
+		zk_encode_multi_header(&c->out, &done);
+	}
+	if (multi)
+		quorum__txn__free_unpacked(multi, NULL);
+	reply_end(c, at, r->op, zxid);
+	note_latency(c, r->received_ns);
+	if (!take_reply(c, r, at)) {
+		dequeue(c, r); /* the answer went out of order */
+		request_put(srv, r);
+		return;
+	}
+	if (zxid > tree_last_zxid(srv->tree)) {
+		r->wait_zxid = zxid;
+		r->state = REQ_WAIT;
+		list_push_back(&srv->waiting, &r->wait_link);
+	} else {
+		r->state = REQ_DONE;
+	}
+	server_drain_queue(c);
+}
+
+void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid)
+{
+	struct request *r = take_proposed(srv, seq);
+	if (r == NULL)
+		return;
+	struct conn *c = r->conn;
+	if (c == NULL) {
+		request_put(srv, r);
+		return;
+	}
+	struct jute_in in;
+	jute_in_init(&in, r->bytes, r->len, &c->frame_arena);
+	struct zk_path_record pr;
+	zk_decode_path_record(&in, &pr); /* decoded once already */
+	int64_t at_zxid = tree_last_zxid(srv->tree) > zxid ? tree_last_zxid(srv->tree) : zxid;
+	size_t at = reply_begin(c, r->xid, at_zxid, ZOK);
+	zk_encode_path_record(&c->out, &pr);
+	reply_end(c, at, ZK_OP_SYNC, at_zxid);
+	note_latency(c, r->received_ns);
+	if (!take_reply(c, r, at)) {
+		dequeue(c, r);
+		request_put(srv, r);
+		return;
+	}
+	r->state = REQ_DONE;
+	server_drain_queue(c);
+}
+
+void server_serving(struct server *srv, bool serving, bool leading)
+{
+	if (!serving) {
+		/* As a ZooKeeper server does on losing its leader: every client
+		 * goes, to reconnect (here once there is a leader again, or to
+		 * another server) with its session, which lives in the tree. */
+		int n = 0;
+		LIST_FOR_EACH_SAFE(l, nx, &srv->conns) {
+			struct conn *c = CONTAINER_OF(l, struct conn, link);
+			if (!c->admin && !c->closed) {
+				conn_close(c);
+				n++;
+			}
+		}
+		if (n)
+			log_msg(LOG_INFO, "server", "not serving: closed %d client connections", n);
+	}
+	/* Requests waiting for the old leader's answer never get one. */
+	while (!list_empty(&srv->proposed)) {
+		struct request *r = CONTAINER_OF(srv->proposed.next, struct request, prop_link);
+		list_remove(&r->prop_link);
+		if (r->conn == NULL)
+			request_put(srv, r);
+	}
+	prep_reset(&srv->prep);
+	srv->inflight = 0;
+	srv->stats.outstanding = 0;
+	srv->log_failed = false;
+	srv->last_proposed = tree_last_zxid(srv->tree);
+	abandon_waiting(srv);
+	if (serving && leading) {
+		/* The new leader keeps every session for a full timeout from now:
+		 * their clients are reconnecting. */
+		int64_t now = (int64_t)uv_now(srv->loop);
+		SESSION_FOR_EACH(s, &srv->sessions) {
+			s->closing = false;
+			session_touch(&srv->sessions, s, now);
+		}
+		srv->expire_next_ms = now + srv->cfg->container_check_ms;
+	}
+}
+
+static int recover_session(void *ctx, const struct storage_session *ss);
+static int recover_txn(void *ctx, const Quorum__Txn *txn);
+
+/* A fresh tree and session table, for server_reload() and
+ * server_install_image(). Only while not serving: no client is attached. */
+static int fresh_state(struct server *srv)
+{
+	struct tree *t = tree_new();
+	if (t == NULL)
+		return -ENOMEM;
+	tree_free(srv->tree);
+	srv->tree = t;
+	session_table_destroy(&srv->sessions);
+	session_table_init(&srv->sessions, srv->cfg->myid, srv->cfg->tick_time, server_wall_ms(),
+			   (int64_t)uv_now(srv->loop));
+	prep_reset(&srv->prep);
+	return 0;
+}
+
+int server_reload(struct server *srv)
+{
+	int rc = fresh_state(srv);
+	if (rc < 0)
+		return rc;
+	srv->recovering = true;
+	rc = storage_recover(srv->storage, srv->tree, recover_session, recover_txn, srv);
+	srv->recovering = false;
+	srv->last_proposed = tree_last_zxid(srv->tree);
+	if (rc < 0)
+		log_msg(LOG_ERROR, "server", "rebuilding the tree from disk: %s", strerror(-rc));
+	return rc;
+}
+
+int server_install_image(struct server *srv, const uint8_t *bytes, size_t len, int64_t zxid)
+{
+	struct snapshot_image img = { (uint8_t *)bytes, len, zxid };
+	int rc = storage_install_snapshot(srv->storage, &img);
+	if (rc < 0) {
+		log_msg(LOG_ERROR, "server", "installing the leader's snapshot: %s", strerror(-rc));
+		return rc;
+	}
+	rc = fresh_state(srv);
+	if (rc == 0)
+		rc = snapshot_load_image(bytes, len, zxid, "(the leader's snapshot)", srv->tree,
+					 recover_session, srv);
+	srv->last_proposed = tree_last_zxid(srv->tree);
+	if (rc < 0)
+		log_msg(LOG_ERROR, "server", "loading the leader's snapshot: %s", strerror(-rc));
+	return rc;
+}
+
+/* The sessions as a snapshot keeps them (malloc'd; NULL on ENOMEM). */
+static struct storage_session *session_array(struct server *srv, size_t *n_out)
+{
+	size_t n = session_count(&srv->sessions), i = 0;
+	struct storage_session *ss = malloc(sizeof(*ss) * (n ? n : 1));
+	if (ss == NULL)
+		return NULL;
+	SESSION_FOR_EACH(s, &srv->sessions) {
+		ss[i].id = s->id;
+		ss[i].timeout = s->timeout;
+		memcpy(ss[i].passwd, s->passwd, 16);
+		i++;
+	}
+	*n_out = n;
+	return ss;
+}
+
+int server_snapshot_image(struct server *srv, uint8_t **bytes, size_t *len, int64_t *zxid)
+{
+	size_t n;
+	struct storage_session *ss = session_array(srv, &n);
+	if (ss == NULL)
+		return -ENOMEM;
+	struct snapshot_image img;
+	int rc = snapshot_serialize(srv->tree, ss, n, &img);
+	free(ss);
+	if (rc < 0)
+		return rc;
+	*bytes = img.buf;
+	*len = img.len;
+	*zxid = img.zxid;
+	return 0;
+}
+
 /* ---- timers ------------------------------------------------------------- */
 
 static void expire_session(void *ctx, struct session *s)
@@ -1348,7 +1962,7 @@ static void expire_session(void *ctx, struct session *s)
 	if (r == NULL)
 		return;
 	r->session_id = s->id;
-	r->txn = prep_close_session(&srv->prep, srv->tree, s->id, srv->last_proposed + 1,
+	r->txn = prep_close_session(&srv->prep, srv->tree, s->id, next_zxid(srv),
 				    server_wall_ms(), &r->arena);
 	if (r->txn == NULL || submit(srv, r) != 0) {
 		request_put(srv, r);
@@ -1365,7 +1979,7 @@ static int expire_node(void *ctx, const struct znode *n)
 	struct request *r = request_get(srv, NULL, 0, ZK_OP_DELETE);
 	if (r == NULL)
 		return 1;
-	r->txn = prep_expire_node(&srv->prep, srv->tree, znode_path(n), srv->last_proposed + 1,
+	r->txn = prep_expire_node(&srv->prep, srv->tree, znode_path(n), next_zxid(srv),
 				  server_wall_ms(), &r->arena);
 	if (r->txn == NULL || submit(srv, r) != 0)
 		request_put(srv, r);
@@ -1376,6 +1990,9 @@ static void on_tick(uv_timer_t *t)
 {
 	struct server *srv = t->data;
 	int64_t now = (int64_t)uv_now(srv->loop);
+	/* In an ensemble only the serving leader expires anything. */
+	if (srv->replica && !(replica_serving(srv->replica) && replica_leading(srv->replica)))
+		return;
 	session_expire(&srv->sessions, now, expire_session, srv);
 	if (now >= srv->expire_next_ms && !srv->log_failed) {
 		srv->expire_next_ms = now + srv->cfg->container_check_ms;
@@ -1392,9 +2009,28 @@ static int recover_session(void *ctx, const struct storage_session *ss)
 	return 0;
 }
 
+/* Also notes, for replication, what the log holds: the snapshot it
+ * continues from and each epoch's last zxid. */
 static int recover_txn(void *ctx, const Quorum__Txn *txn)
 {
-	server_apply(ctx, txn, NULL);
+	struct server *srv = ctx;
+	if (srv->rec_base < 0)
+		srv->rec_base = tree_last_zxid(srv->tree);
+	size_t n = srv->n_epoch_ends;
+	if (n > 0 && (srv->epoch_ends[n - 1] >> 32) == (txn->zxid >> 32)) {
+		srv->epoch_ends[n - 1] = txn->zxid;
+	} else {
+		if (n == srv->cap_epoch_ends) {
+			size_t cap = n ? n * 2 : 16;
+			int64_t *a = realloc(srv->epoch_ends, cap * sizeof(*a));
+			if (a == NULL)
+				return -ENOMEM;
+			srv->epoch_ends = a;
+			srv->cap_epoch_ends = cap;
+		}
+		srv->epoch_ends[srv->n_epoch_ends++] = txn->zxid;
+	}
+	server_apply(srv, txn, NULL);
 	return 0;
 }
 
@@ -1415,6 +2051,8 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	list_init(&srv->dirty);
 	list_init(&srv->free_requests);
 	list_init(&srv->waiting);
+	list_init(&srv->proposed);
+	srv->rec_base = -1;
 	srv->tree = tree_new();
 	if (srv->tree == NULL) {
 		log_msg(LOG_ERROR, "server", "out of memory");
@@ -1454,6 +2092,19 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		(long long)tree_node_count(srv->tree), session_count(&srv->sessions),
 		(unsigned long long)srv->last_proposed, (double)(server_now_ns() - t0) / 1e6);
 
+	if (cfg->n_servers > 0) {
+		struct replica_recovered rec = {
+			.base_zxid = srv->rec_base >= 0 ? srv->rec_base : tree_last_zxid(srv->tree),
+			.epoch_ends = srv->epoch_ends,
+			.n_epoch_ends = srv->n_epoch_ends,
+		};
+		rc = replica_start(srv, &rec);
+		free(srv->epoch_ends);
+		srv->epoch_ends = NULL;
+		srv->n_epoch_ends = srv->cap_epoch_ends = 0;
+		if (rc != 0)
+			return -1;
+	}
 	if (conn_listen(srv) != 0)
 		return -1;
 	uv_timer_init(loop, &srv->tick);
@@ -1490,6 +2141,13 @@ static void on_storage_closed(void *ctx)
 	log_msg(LOG_INFO, "server", "stopped");
 }
 
+static void on_replica_closed(void *ctx)
+{
+	struct server *srv = ctx;
+	srv->replica = NULL;
+	storage_close(srv->storage, on_storage_closed, srv);
+}
+
 void server_stop(struct server *srv)
 {
 	if (srv->stopping)
@@ -1503,6 +2161,17 @@ void server_stop(struct server *srv)
 	uv_close((uv_handle_t *)&srv->sigint, NULL);
 	while (!list_empty(&srv->conns))
 		conn_close(CONTAINER_OF(srv->conns.next, struct conn, link));
+	while (!list_empty(&srv->proposed)) {
+		struct request *r = CONTAINER_OF(srv->proposed.next, struct request, prop_link);
+		list_remove(&r->prop_link);
+		if (r->conn == NULL)
+			request_put(srv, r);
+	}
+	if (srv->replica) {
+		/* The core goes first, so nothing appends behind the drain. */
+		replica_close(srv->replica, on_replica_closed, srv);
+		return;
+	}
 	/* Txns still in flight become durable (or fail) before the storage
 	 * closes; their requests have no connection left to answer. */
 	storage_close(srv->storage, on_storage_closed, srv);

@@ -7,8 +7,10 @@
  *   server.c     reads run against the tree at once; writes are prepped
  *                into txns (prep.c) and handed to commit
  *   commit       standalone: the txn log (storage.c); the txn is applied
- *                when it is durable. Replication will take this place: it
- *                calls server_apply() for each committed txn, in zxid order.
+ *                when it is durable. In an ensemble (replica.c): the
+ *                leader preps and proposes, a follower forwards the
+ *                request to the leader, and every server applies each
+ *                committed txn, in zxid order, from server_commit().
  *   apply        tree_apply(), session table, watches fire, then the reply
  *
  * Ordering: a connection's replies leave in request order. A read that
@@ -35,6 +37,7 @@
 #include "arena.h"
 #include "config.h"
 #include "list.h"
+#include "peer.pb-c.h"
 #include "prep.h"
 #include "session.h"
 #include "storage.h"
@@ -62,6 +65,8 @@ struct request {
 	int32_t *op_types;       /* REQ_WRITE multi: each op's request type */
 	const uint8_t *bytes;    /* REQ_READ: the frame body; REQ_DONE, REQ_WAIT: the reply frame */
 	struct list wait_link;   /* REQ_WAIT: in server.waiting */
+	struct list prop_link;   /* ensemble, REQ_WRITE: in server.proposed */
+	uint64_t seq;            /* ensemble: its number in server.proposed */
 	int64_t wait_zxid;       /* REQ_WAIT: the txn it waits for */
 	size_t len;
 	uint64_t received_ns;    /* for the latency figures of srvr/mntr */
@@ -111,8 +116,18 @@ struct server_stats {
 	uint64_t conn_refused; /* maxClientCnxns */
 };
 
+struct replica;
+
 struct server {
 	uv_loop_t *loop;
+	struct replica *replica; /* an ensemble member; NULL standalone */
+	struct list proposed;   /* ensemble: this server's requests proposed (leader)
+				   or forwarded (follower), in the order the
+				   leader answers them (seq ascending) */
+	uint64_t next_seq;
+	int64_t rec_base;       /* recovery: the snapshot the log continued from, -1 before */
+	int64_t *epoch_ends;    /* recovery: the last zxid of each epoch in the log */
+	size_t n_epoch_ends, cap_epoch_ends;
 	struct config *cfg;
 	struct tree *tree;
 	struct storage *storage;
@@ -151,6 +166,28 @@ void server_stop(struct server *srv);
  * that made it (r is NULL for txns from recovery or from this server's own
  * timers, and r->conn is NULL when its connection has gone). */
 void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r);
+
+/* ---- between replica.c and server.c (an ensemble) ------------------------ */
+
+/* A committed txn (packed), in zxid order; origin/seq name the server and
+ * request it came from. */
+void server_commit(struct server *srv, const uint8_t *txn, size_t len, uint32_t origin,
+		   uint64_t seq);
+/* Leader: a follower's forwarded write, to prep and propose. */
+void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *f);
+/* Follower: the leader refused forwarded request seq, judged at zxid. */
+void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid,
+			   const uint8_t *failed_multi, size_t len);
+/* Follower: the leader's answer to sync request seq. */
+void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid);
+/* The server starts or stops serving clients (as leader or follower). */
+void server_serving(struct server *srv, bool serving, bool leading);
+/* The tree and sessions rebuilt from disk (after a truncation). */
+int server_reload(struct server *srv);
+/* The leader's snapshot becomes this server's state (disk and tree). */
+int server_install_image(struct server *srv, const uint8_t *bytes, size_t len, int64_t zxid);
+/* This server's committed state as a snapshot's bytes (malloc'd). */
+int server_snapshot_image(struct server *srv, uint8_t **bytes, size_t *len, int64_t *zxid);
 
 /* ---- between conn.c and server.c ---------------------------------------- */
 

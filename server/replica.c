@@ -1,0 +1,731 @@
+/*
+ * replica: the host of the ZAB core inside quorumd (see replica.h).
+ *
+ * The core's I/O interface maps onto this server as follows:
+ *   send              peer_net_send() (replication/peer.c)
+ *   append            storage_append_packed(); the durable callback comes
+ *                     back through server.c to replica_durable(), in append
+ *                     order, and a FIFO of zxids turns it into
+ *                     zab_appended(zxid)
+ *   truncate          storage_truncate_after(), then the tree and sessions
+ *                     are rebuilt from disk (server_reload())
+ *   read_log          storage_read_from(), each txn packed again
+ *   snapshot_take     the tree serialised as a snapshot file's bytes
+ *   snapshot_install  storage_install_snapshot() and the tree loaded from
+ *                     the same bytes; completed on the next loop turn
+ *   save_epochs       the files acceptedEpoch and currentEpoch next to the
+ *                     snapshots, each written to a temporary file, fsynced
+ *                     and renamed, and the directory fsynced
+ *   commit            server_commit()
+ *   state             server_serving()
+ *
+ * quorumd's own peer messages (Forward, ForwardError, Touch, SyncRequest,
+ * SyncReply) are stamped with the core's epoch and the join attempt's
+ * nonce, and dropped on arrival when the stamp is not current: a message
+ * from before a re-join must not be taken for one after it.
+ *
+ * Ticks: the core is ticked every quarter tickTime; a follower sends the
+ * leader a Touch of its live sessions every half tickTime.
+ */
+#include "replica.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "peer.h"
+#include "server.h"
+#include "snapshot.h"
+#include "zab.h"
+
+#define APPEND_RING_MIN 1024
+
+struct replica {
+	struct server *srv;
+	struct zab *zab;
+	struct peer_net *net;
+	uv_timer_t timer;
+	uv_timer_t install_done; /* completes snapshot_install on the next turn */
+	int64_t installed_zxid;
+	int installed_status;
+	int64_t last_touch_ms;
+	uint64_t rng;            /* xorshift64*, seeded from getrandom() */
+	char epoch_dir[4200];    /* where acceptedEpoch and currentEpoch live */
+	int64_t accepted_epoch, current_epoch;
+	/* zxids appended and not yet called back, oldest first */
+	int64_t *ring;
+	size_t ring_cap, ring_head, ring_len;
+	bool serving, leading;
+	int open_handles;
+	void (*close_cb)(void *ctx);
+	void *close_ctx;
+	bool closing;
+};
+
+/* ---- epoch files -------------------------------------------------------- */
+
+static int read_epoch(const char *dir, const char *name, int64_t *out)
+{
+	char path[4400];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "re");
+	*out = 0;
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	long long v;
+	int ok = fscanf(f, "%lld", &v);
+	fclose(f);
+	if (ok != 1 || v < 0) {
+		log_msg(LOG_ERROR, "replica", "%s: not an epoch", path);
+		return -EUCLEAN;
+	}
+	*out = v;
+	return 0;
+}
+
+static int write_epoch(const char *dir, const char *name, int64_t v)
+{
+	char path[4400], tmp[4410];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%" PRId64 "\n", v);
+	int r = 0;
+	if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0)
+		r = errno ? -errno : -EIO;
+	close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r == 0) {
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) < 0)
+			r = -errno;
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (r < 0) {
+		unlink(tmp);
+		log_msg(LOG_ERROR, "replica", "writing %s: %s", path, strerror(-r));
+	}
+	return r;
+}
+
+/* ---- the core's I/O ----------------------------------------------------- */
+
+static int64_t io_now_ms(void *ctx)
+{
+	(void)ctx;
+	return (int64_t)(uv_hrtime() / 1000000);
+}
+
+static uint64_t io_random(void *ctx)
+{
+	struct replica *r = ctx;
+	r->rng ^= r->rng >> 12;
+	r->rng ^= r->rng << 25;
+	r->rng ^= r->rng >> 27;
+	return r->rng * 2685821657736338717ull;
+}
+
+static void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
+{
+	struct replica *r = ctx;
+	peer_net_send(r->net, to, (Quorum__PeerMsg *)m);
+}
+
+static int ring_push(struct replica *r, int64_t zxid)
+{
+	if (r->ring_len == r->ring_cap) {
+		size_t cap = r->ring_cap ? r->ring_cap * 2 : APPEND_RING_MIN;
+		int64_t *a = malloc(cap * sizeof(*a));
+		if (a == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < r->ring_len; i++)
+			a[i] = r->ring[(r->ring_head + i) % r->ring_cap];
+		free(r->ring);
+		r->ring = a;
+		r->ring_cap = cap;
+		r->ring_head = 0;
+	}
+	r->ring[(r->ring_head + r->ring_len) % r->ring_cap] = zxid;
+	r->ring_len++;
+	return 0;
+}
+
+static int io_append(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
+{
+	struct replica *r = ctx;
+	if (ring_push(r, zxid) < 0)
+		return -ENOMEM;
+	int rc = storage_append_packed(r->srv->storage, zxid, txn, len, NULL);
+	if (rc < 0)
+		r->ring_len--;
+	return rc;
+}
+
+void replica_durable(struct replica *r, int status)
+{
+	if (r->ring_len == 0) {
+		log_msg(LOG_ERROR, "replica", "a durable callback with no append in flight");
+		return;
+	}
+	int64_t zxid = r->ring[r->ring_head];
+	r->ring_head = (r->ring_head + 1) % r->ring_cap;
+	r->ring_len--;
+	if (r->closing)
+		return;
+	if (status < 0) {
+		/* The core's idea of its log and the log itself now differ; a
+		 * member must not vote or ack on a log it cannot vouch for. As
+		 * a ZooKeeper server does, it stops; the others carry on, and
+		 * it rejoins (and catches up) once restarted with room on disk. */
+		log_msg(LOG_ERROR, "replica", "txn 0x%" PRIx64 " could not be logged (%s): "
+			"stopping", (uint64_t)zxid, strerror(-status));
+		r->srv->exit_code = 1;
+		server_stop(r->srv);
+		return;
+	}
+	zab_appended(r->zab, zxid, status);
+}
+
+static int io_truncate(void *ctx, int64_t zxid)
+{
+	struct replica *r = ctx;
+	int rc = storage_truncate_after(r->srv->storage, zxid);
+	if (rc < 0) {
+		log_msg(LOG_ERROR, "replica", "truncating the log after 0x%" PRIx64 ": %s",
+			(uint64_t)zxid, strerror(-rc));
+		return rc;
+	}
+	log_msg(LOG_INFO, "replica", "log truncated after 0x%" PRIx64 " (the leader's history)",
+		(uint64_t)zxid);
+	return server_reload(r->srv);
+}
+
+struct read_ctx {
+	int64_t upto;
+	int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len);
+	void *arg;
+	uint8_t *buf;
+	size_t cap;
+};
+
+#define READ_PAST_UPTO 1
+
+static int read_one(void *ctx, const Quorum__Txn *txn)
+{
+	struct read_ctx *rc = ctx;
+	if (txn->zxid > rc->upto)
+		return READ_PAST_UPTO;
+	size_t n = quorum__txn__get_packed_size(txn);
+	if (n > rc->cap) {
+		uint8_t *b = realloc(rc->buf, n);
+		if (b == NULL)
+			return -ENOMEM;
+		rc->buf = b;
+		rc->cap = n;
+	}
+	quorum__txn__pack(txn, rc->buf);
+	return rc->fn(rc->arg, txn->zxid, rc->buf, n);
+}
+
+static int io_read_log(void *ctx, int64_t after, int64_t upto,
+		       int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len),
+		       void *arg)
+{
+	struct replica *r = ctx;
+	if (upto <= after)
+		return 0;
+	struct read_ctx rc = { .upto = upto, .fn = fn, .arg = arg };
+	int rv = storage_read_from(r->srv->storage, after, read_one, &rc);
+	free(rc.buf);
+	return rv == READ_PAST_UPTO ? 0 : rv;
+}
+
+static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
+{
+	struct replica *r = ctx;
+	return server_snapshot_image(r->srv, bytes, len, zxid);
+}
+
+static void on_install_done(uv_timer_t *t)
+{
+	struct replica *r = t->data;
+	if (!r->closing)
+		zab_snapshot_installed(r->zab, r->installed_zxid, r->installed_status);
+}
+
+static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
+{
+	struct replica *r = ctx;
+	int rc = server_install_image(r->srv, bytes, len, zxid);
+	r->installed_zxid = zxid;
+	r->installed_status = rc;
+	uv_timer_start(&r->install_done, on_install_done, 0, 0);
+	return 0;
+}
+
+static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
+{
+	struct replica *r = ctx;
+	int rc = 0;
+	if (accepted != r->accepted_epoch) {
+		rc = write_epoch(r->epoch_dir, "acceptedEpoch", accepted);
+		if (rc < 0)
+			return rc;
+		r->accepted_epoch = accepted;
+	}
+	if (current != r->current_epoch) {
+		rc = write_epoch(r->epoch_dir, "currentEpoch", current);
+		if (rc < 0)
+			return rc;
+		r->current_epoch = current;
+	}
+	return 0;
+}
+
+static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
+		      uint64_t origin_seq)
+{
+	struct replica *r = ctx;
+	(void)zxid;
+	server_commit(r->srv, txn, len, origin, origin_seq);
+}
+
+static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leader, int64_t epoch)
+{
+	struct replica *r = ctx;
+	static const char *names[] = { "looking", "following", "leading" };
+	log_msg(LOG_INFO, "replica", "%s%s (leader %u, epoch %" PRId64 ")", names[role],
+		serving ? ", serving" : "", leader, epoch);
+	bool leading = role == ZAB_LEADING;
+	if (serving == r->serving && leading == r->leading)
+		return;
+	r->serving = serving;
+	r->leading = leading;
+	if (!r->closing)
+		server_serving(r->srv, serving, leading);
+}
+
+/* ---- quorumd's own messages --------------------------------------------- */
+
+static void stamp(struct replica *r, Quorum__PeerMsg *m, uint32_t to)
+{
+	m->epoch = zab_epoch(r->zab);
+	m->nonce = zab_nonce_of(r->zab, to);
+}
+
+int replica_forward(struct replica *r, uint64_t seq, int64_t session_id, int32_t cxid,
+		    int32_t op, const uint8_t *body, size_t len, const struct acl_auth *auth,
+		    int32_t timeout)
+{
+	if (!r->serving || r->leading)
+		return -ENOTCONN;
+	Quorum__AuthId ids[ACL_MAX_AUTH], *idp[ACL_MAX_AUTH];
+	int n = auth ? auth->count : 0;
+	for (int i = 0; i < n; i++) {
+		quorum__auth_id__init(&ids[i]);
+		ids[i].scheme = (char *)auth->ids[i].scheme;
+		ids[i].id = (char *)auth->ids[i].id;
+		idp[i] = &ids[i];
+	}
+	Quorum__Forward f = QUORUM__FORWARD__INIT;
+	f.seq = seq;
+	f.session_id = session_id;
+	f.cxid = cxid;
+	f.op = op;
+	f.request = (ProtobufCBinaryData){ len, (uint8_t *)body };
+	f.n_auth = (size_t)n;
+	f.auth = idp;
+	f.timeout = timeout;
+	f.super = auth && auth->super;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	uint32_t leader = zab_leader(r->zab);
+	stamp(r, &m, leader);
+	m.body_case = QUORUM__PEER_MSG__BODY_FORWARD;
+	m.forward = &f;
+	return peer_net_send(r->net, leader, &m);
+}
+
+int replica_sync(struct replica *r, uint64_t seq)
+{
+	if (!r->serving || r->leading)
+		return -ENOTCONN;
+	Quorum__SyncRequest s = QUORUM__SYNC_REQUEST__INIT;
+	s.seq = seq;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	uint32_t leader = zab_leader(r->zab);
+	stamp(r, &m, leader);
+	m.body_case = QUORUM__PEER_MSG__BODY_SYNC_REQUEST;
+	m.sync_request = &s;
+	return peer_net_send(r->net, leader, &m);
+}
+
+void replica_forward_error(struct replica *r, uint32_t to, uint64_t seq, int32_t err,
+			   int64_t zxid, const Quorum__Txn *failed_multi)
+{
+	Quorum__ForwardError fe = QUORUM__FORWARD_ERROR__INIT;
+	fe.seq = seq;
+	fe.err = err;
+	fe.zxid = zxid;
+	uint8_t *packed = NULL;
+	if (failed_multi) {
+		size_t n = quorum__txn__get_packed_size(failed_multi);
+		packed = malloc(n ? n : 1);
+		if (packed == NULL) {
+			fe.err = ZSYSTEMERROR;
+		} else {
+			quorum__txn__pack(failed_multi, packed);
+			fe.failed_multi = (ProtobufCBinaryData){ n, packed };
+		}
+	}
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	stamp(r, &m, to);
+	m.body_case = QUORUM__PEER_MSG__BODY_FORWARD_ERROR;
+	m.forward_error = &fe;
+	peer_net_send(r->net, to, &m);
+	free(packed);
+}
+
+/* Leader: a follower's sync. Everything committed so far has been sent to
+ * it ahead of this answer, on the same connection. */
+static void on_sync_request(struct replica *r, uint32_t from, const Quorum__SyncRequest *s)
+{
+	Quorum__SyncReply rep = QUORUM__SYNC_REPLY__INIT;
+	rep.seq = s->seq;
+	rep.zxid = zab_committed(r->zab);
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	stamp(r, &m, from);
+	m.body_case = QUORUM__PEER_MSG__BODY_SYNC_REPLY;
+	m.sync_reply = &rep;
+	peer_net_send(r->net, from, &m);
+}
+
+/* Follower, every half tick: the sessions whose clients are connected
+ * here, for the leader to keep alive. */
+static void send_touch(struct replica *r)
+{
+	struct server *srv = r->srv;
+	size_t n = 0, cap = 64;
+	int64_t *ids = malloc(cap * sizeof(*ids));
+	if (ids == NULL)
+		return;
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (c->session == NULL || c->closed)
+			continue;
+		if (n == cap) {
+			int64_t *a = realloc(ids, cap * 2 * sizeof(*a));
+			if (a == NULL)
+				break;
+			ids = a;
+			cap *= 2;
+		}
+		ids[n++] = c->session->id;
+	}
+	if (n > 0) {
+		Quorum__Touch t = QUORUM__TOUCH__INIT;
+		t.n_session_ids = n;
+		t.session_ids = ids;
+		Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+		uint32_t leader = zab_leader(r->zab);
+		stamp(r, &m, leader);
+		m.body_case = QUORUM__PEER_MSG__BODY_TOUCH;
+		m.touch = &t;
+		peer_net_send(r->net, leader, &m);
+	}
+	free(ids);
+}
+
+static void on_touch(struct replica *r, const Quorum__Touch *t)
+{
+	struct server *srv = r->srv;
+	int64_t now = (int64_t)uv_now(srv->loop);
+	for (size_t i = 0; i < t->n_session_ids; i++) {
+		struct session *s = session_get(&srv->sessions, t->session_ids[i]);
+		if (s && !s->closing)
+			session_touch(&srv->sessions, s, now);
+	}
+}
+
+static bool host_body(const Quorum__PeerMsg *m)
+{
+	switch (m->body_case) {
+	case QUORUM__PEER_MSG__BODY_FORWARD:
+	case QUORUM__PEER_MSG__BODY_FORWARD_ERROR:
+	case QUORUM__PEER_MSG__BODY_TOUCH:
+	case QUORUM__PEER_MSG__BODY_SYNC_REQUEST:
+	case QUORUM__PEER_MSG__BODY_SYNC_REPLY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
+{
+	struct replica *r = ctx;
+	if (r->closing)
+		return;
+	if (!host_body(m)) {
+		zab_receive(r->zab, from, m);
+		return;
+	}
+	/* Only within the join attempt it was sent in, and only while
+	 * serving: a follower's message to a leader that has since
+	 * re-synced it (or a leader's to a follower that re-joined) is
+	 * stale. */
+	if (!r->serving || m->epoch != zab_epoch(r->zab) || m->nonce == 0 ||
+	    m->nonce != zab_nonce_of(r->zab, from))
+		return;
+	if (r->leading) {
+		if (!zab_is_synced(r->zab, from))
+			return;
+		if (m->body_case == QUORUM__PEER_MSG__BODY_FORWARD)
+			server_forwarded(r->srv, from, m->forward);
+		else if (m->body_case == QUORUM__PEER_MSG__BODY_TOUCH)
+			on_touch(r, m->touch);
+		else if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_REQUEST)
+			on_sync_request(r, from, m->sync_request);
+		return;
+	}
+	if (from != zab_leader(r->zab))
+		return;
+	if (m->body_case == QUORUM__PEER_MSG__BODY_FORWARD_ERROR) {
+		const Quorum__ForwardError *fe = m->forward_error;
+		server_forward_failed(r->srv, fe->seq, fe->err, fe->zxid, fe->failed_multi.data,
+				      fe->failed_multi.len);
+	} else if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_REPLY) {
+		server_sync_reached(r->srv, m->sync_reply->seq, m->sync_reply->zxid);
+	}
+}
+
+static void on_peer_reset(void *ctx, uint32_t peer)
+{
+	struct replica *r = ctx;
+	if (!r->closing)
+		zab_peer_reset(r->zab, peer);
+}
+
+/* ---- ticking ------------------------------------------------------------ */
+
+static void on_timer(uv_timer_t *t)
+{
+	struct replica *r = t->data;
+	zab_tick(r->zab);
+	int64_t now = io_now_ms(r);
+	int64_t half = r->srv->cfg->tick_time / 2;
+	if (r->serving && !r->leading && now - r->last_touch_ms >= half) {
+		r->last_touch_ms = now;
+		send_touch(r);
+	}
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+int replica_start(struct server *srv, const struct replica_recovered *rec)
+{
+	const struct config *cfg = srv->cfg;
+	struct replica *r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		log_msg(LOG_ERROR, "replica", "out of memory");
+		return -1;
+	}
+	r->srv = srv;
+	srv->replica = r;
+	if (getrandom(&r->rng, sizeof(r->rng), 0) != sizeof(r->rng) || r->rng == 0)
+		r->rng = uv_hrtime() | 1;
+	snprintf(r->epoch_dir, sizeof(r->epoch_dir), "%s/quorum-v1", cfg->data_dir);
+	if (read_epoch(r->epoch_dir, "acceptedEpoch", &r->accepted_epoch) < 0 ||
+	    read_epoch(r->epoch_dir, "currentEpoch", &r->current_epoch) < 0)
+		return -1;
+	int64_t last = tree_last_zxid(srv->tree);
+	if (r->current_epoch > r->accepted_epoch || zab_epoch_of(last) > r->current_epoch) {
+		/* The log holds txns of an epoch this server never took: the
+		 * epoch files were lost or tampered with. */
+		log_msg(LOG_ERROR, "replica", "%s: acceptedEpoch %" PRId64 ", currentEpoch %" PRId64
+			" do not fit the log (last zxid 0x%" PRIx64 ")", r->epoch_dir,
+			r->accepted_epoch, r->current_epoch, (uint64_t)last);
+		return -1;
+	}
+
+	struct zab_config zc = {
+		.id = (uint32_t)cfg->myid,
+		.tick_ms = cfg->tick_time,
+		.init_limit = cfg->init_limit,
+		.sync_limit = cfg->sync_limit,
+	};
+	struct peer_net_config pc = { .my_id = (uint32_t)cfg->myid };
+	for (int i = 0; i < cfg->n_servers; i++) {
+		const struct config_server *s = &cfg->servers[i];
+		if (s->observer && s->id == cfg->myid) {
+			log_msg(LOG_ERROR, "replica", "server.%d is an observer; quorumd runs "
+				"participants only", s->id);
+			return -1;
+		}
+		if (s->observer)
+			continue;
+		zc.voters[zc.n_voters++] = (uint32_t)s->id;
+		pc.voters[pc.n_voters++] = (uint32_t)s->id;
+		if (s->id == cfg->myid) {
+			snprintf(pc.listen_host, sizeof(pc.listen_host), "%s", s->host);
+			pc.listen_port = s->peer_port;
+		} else {
+			struct peer_addr *a = &pc.peers[pc.n_peers++];
+			a->id = (uint32_t)s->id;
+			snprintf(a->host, sizeof(a->host), "%s", s->host);
+			a->port = s->peer_port;
+		}
+	}
+	struct zab_log_state ls = {
+		.accepted_epoch = r->accepted_epoch,
+		.current_epoch = r->current_epoch,
+		.base_zxid = rec->base_zxid,
+		.last_zxid = last,
+		.epoch_ends = rec->epoch_ends,
+		.n_epoch_ends = rec->n_epoch_ends,
+	};
+	struct zab_io io = {
+		.ctx = r,
+		.now_ms = io_now_ms,
+		.random = io_random,
+		.send = io_send,
+		.append = io_append,
+		.truncate = io_truncate,
+		.read_log = io_read_log,
+		.snapshot_take = io_snapshot_take,
+		.snapshot_install = io_snapshot_install,
+		.save_epochs = io_save_epochs,
+		.commit = io_commit,
+		.state = io_state,
+	};
+	int rc = zab_new(&r->zab, &zc, &ls, &io);
+	if (rc < 0) {
+		log_msg(LOG_ERROR, "replica", "cannot start replication: %s", strerror(-rc));
+		return -1;
+	}
+	const char *err = NULL;
+	rc = peer_net_start(&r->net, srv->loop, &pc, on_peer_msg, on_peer_reset, r, &err);
+	if (rc < 0) {
+		log_msg(LOG_ERROR, "replica", "peer port %s:%d: %s", pc.listen_host, pc.listen_port,
+			err ? err : strerror(-rc));
+		return -1;
+	}
+	uv_timer_init(srv->loop, &r->timer);
+	uv_timer_init(srv->loop, &r->install_done);
+	r->timer.data = r->install_done.data = r;
+	r->open_handles = 2;
+	uint64_t every = (uint64_t)(cfg->tick_time / 4 > 10 ? cfg->tick_time / 4 : 10);
+	uv_timer_start(&r->timer, on_timer, every, every);
+	log_msg(LOG_INFO, "replica", "server %d of %d voters; acceptedEpoch %" PRId64
+		", currentEpoch %" PRId64 ", last zxid 0x%" PRIx64, cfg->myid, zc.n_voters,
+		r->accepted_epoch, r->current_epoch, (uint64_t)last);
+	zab_start(r->zab);
+	return 0;
+}
+
+bool replica_serving(const struct replica *r)
+{
+	return r->serving;
+}
+
+bool replica_leading(const struct replica *r)
+{
+	return r->leading;
+}
+
+const char *replica_mode(const struct replica *r)
+{
+	if (!r->serving)
+		return NULL;
+	return r->leading ? "leader" : "follower";
+}
+
+uint32_t replica_leader(const struct replica *r)
+{
+	return zab_leader(r->zab);
+}
+
+int64_t replica_epoch(const struct replica *r)
+{
+	return zab_epoch(r->zab);
+}
+
+int replica_followers(const struct replica *r, bool synced_only)
+{
+	const struct config *cfg = r->srv->cfg;
+	int n = 0;
+	for (int i = 0; i < cfg->n_servers; i++) {
+		uint32_t id = (uint32_t)cfg->servers[i].id;
+		if (cfg->servers[i].observer || id == (uint32_t)cfg->myid)
+			continue;
+		if (synced_only ? zab_is_synced(r->zab, id) : peer_net_connected(r->net, id) > 0)
+			n++;
+	}
+	return n;
+}
+
+int64_t replica_next_zxid(const struct replica *r)
+{
+	return zab_next_zxid(r->zab);
+}
+
+int replica_propose(struct replica *r, const Quorum__Txn *txn, uint32_t origin, uint64_t seq)
+{
+	size_t n = quorum__txn__get_packed_size(txn);
+	uint8_t stackbuf[4096];
+	uint8_t *buf = n <= sizeof(stackbuf) ? stackbuf : malloc(n);
+	if (buf == NULL)
+		return -ENOMEM;
+	quorum__txn__pack(txn, buf);
+	int rc = zab_propose(r->zab, txn->zxid, buf, n, origin, seq);
+	if (buf != stackbuf)
+		free(buf);
+	return rc;
+}
+
+/* One of the timers or the network is closed; the last frees it all. */
+static void release(struct replica *r)
+{
+	if (--r->open_handles > 0)
+		return;
+	void (*cb)(void *) = r->close_cb;
+	void *ctx = r->close_ctx;
+	zab_free(r->zab);
+	free(r->ring);
+	free(r);
+	if (cb)
+		cb(ctx);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	release(h->data);
+}
+
+static void on_net_closed(void *ctx)
+{
+	release(ctx);
+}
+
+void replica_close(struct replica *r, void (*close_cb)(void *ctx), void *ctx)
+{
+	if (r->closing)
+		return;
+	r->closing = true;
+	r->close_cb = close_cb;
+	r->close_ctx = ctx;
+	r->open_handles = 3; /* two timers and the network */
+	uv_close((uv_handle_t *)&r->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&r->install_done, on_handle_closed);
+	peer_net_close(r->net, on_net_closed, r);
+}
