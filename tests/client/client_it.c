@@ -8,7 +8,9 @@
  * A scenario that needs the server stopped, resumed, killed or started
  * again prints "@stop", "@cont", "@kill" or "@start" on a line of its own
  * and waits for run_it.py to answer "ok" on stdin; "@stopme MS" then
- * "@pause" has run_it.py stop this process itself for MS milliseconds. Exit status 0 = passed;
+ * "@pause" has run_it.py stop this process itself for MS milliseconds. The
+ * "ensemble" scenario runs under run_ensemble.py instead, with its own
+ * actions (see there). Exit status 0 = passed;
  * a failed check prints where and exits 1.
  */
 #include <inttypes.h>
@@ -945,6 +947,258 @@ static void scenario_failover(void)
 	CHECK_RC(qc_close(o), ZOK);
 }
 
+/* ---- scenario: ensemble failover ---------------------------------------- */
+
+/*
+ * Against a three-member ensemble (run_ensemble.py starts it; HOSTS lists
+ * every member). The member this client is connected to is killed while
+ * async creates stream out and a one-shot data watch and a persistent
+ * recursive watch are set. "@kill-connected SID N" has the runner stop this
+ * process, kill the member that `cons` shows SID on, make N creates and N
+ * data changes under /it-ens/r through another client while this one is cut
+ * off, and resume it; "@restart-killed" starts that member again.
+ *
+ * Both kinds: the session and its ephemeral survive, every request
+ * completes (ZOK, or ZCONNECTIONLOSS if it was on the dead connection; those
+ * submitted after the loss ZOK), in order, every acknowledged create is
+ * there, the one-shot watch fires once on a later change, and the recursive
+ * watch sees each change made after the reconnect exactly once. Only
+ * quorumd (CLIENT_IT_KIND=quorumd) replays the events of the changes made
+ * while the client was disconnected; ZooKeeper re-adds persistent watches
+ * without catching up (setWatches2), so there they are counted, not required.
+ */
+
+#define ENS_MAX_ASYNC 4000
+#define ENS_WINDOW 10 /* nodes the runner creates and changes while we are cut off */
+#define ENS_AFTER 10  /* and another client after the reconnect */
+
+static struct {
+	pthread_mutex_t mu;
+	int rc[ENS_MAX_ASYNC];
+	int submitted, done, last_done, out_of_order;
+	bool stop;
+} ens = { .mu = PTHREAD_MUTEX_INITIALIZER, .last_done = -1 };
+
+static void on_ens_done(struct qc_client *c, const struct qc_result *r, void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	(void)c;
+	pthread_mutex_lock(&ens.mu);
+	ens.rc[i] = r->err;
+	if (i != ens.last_done + 1)
+		ens.out_of_order++;
+	ens.last_done = i;
+	ens.done++;
+	pthread_mutex_unlock(&ens.mu);
+}
+
+/* Submits async creates /it-ens/a/p-NNNNN, one every 2 ms, until told. */
+static void *ens_submit(void *arg)
+{
+	struct qc_client *c = arg;
+	for (int i = 0; i < ENS_MAX_ASYNC; i++) {
+		pthread_mutex_lock(&ens.mu);
+		bool stop = ens.stop;
+		if (!stop)
+			ens.submitted = i + 1; /* before the submit: see `mark` */
+		pthread_mutex_unlock(&ens.mu);
+		if (stop)
+			break;
+		char p[64];
+		snprintf(p, sizeof(p), "/it-ens/a/p-%05d", i);
+		int rc = qc_acreate(c, p, "", 0, NULL, 0, ZK_PERSISTENT, 0, on_ens_done,
+				    (void *)(intptr_t)i);
+		if (rc != ZOK) {
+			fprintf(stderr, "submit %d: %s\n", i, qc_strerror(rc));
+			exit(1);
+		}
+		sleep_ms(2);
+	}
+	return NULL;
+}
+
+static int ens_get(int *field)
+{
+	pthread_mutex_lock(&ens.mu);
+	int v = *field;
+	pthread_mutex_unlock(&ens.mu);
+	return v;
+}
+
+/* Index in rec.ev of the first (first=true) or last matching event; -1. */
+static int event_index(int32_t type, const char *path, void *tag, bool first)
+{
+	int at = -1;
+	pthread_mutex_lock(&rec.mu);
+	for (int i = 0; i < rec.n; i++)
+		if (rec.ev[i].type == type && strcmp(rec.ev[i].path, path) == 0 &&
+		    rec.ev[i].tag == tag) {
+			at = i;
+			if (first)
+				break;
+		}
+	pthread_mutex_unlock(&rec.mu);
+	return at;
+}
+
+static void scenario_ensemble(void)
+{
+	const char *kind = getenv("CLIENT_IT_KIND");
+	bool replay = kind != NULL && strcmp(kind, "quorumd") == 0;
+	rec_reset();
+	struct qc_client *c = open_client(hosts, 10000, 30000);
+	rmr(c, "/it-ens");
+	mk(c, "/it-ens", NULL);
+	mk(c, "/it-ens/d", "0");
+	mk(c, "/it-ens/r", NULL);
+	mk(c, "/it-ens/a", NULL);
+	CHECK_RC(qc_create(c, "/it-ens/e", "", 0, NULL, 0, ZK_EPHEMERAL, 0, NULL), ZOK);
+	CHECK_RC(qc_get_data(c, "/it-ens/d", on_event, &T1, NULL), ZOK);
+	CHECK_RC(qc_add_watch(c, "/it-ens/r", ZK_WATCH_PERSISTENT_RECURSIVE, on_event, &T3), ZOK);
+	mk(c, "/it-ens/r/before", NULL);
+	CHECK(wait_events(ZK_EVENT_CREATED, "/it-ens/r/before", &T3, 1, 5000));
+	int64_t sid = qc_session_id(c);
+	int64_t zxid = qc_last_zxid(c);
+
+	pthread_t sub;
+	CHECK(pthread_create(&sub, NULL, ens_submit, c) == 0);
+	uint64_t end = now_ms() + 10000;
+	while (ens_get(&ens.done) < 50 && now_ms() < end)
+		sleep_ms(5);
+	CHECK(ens_get(&ens.done) >= 50);
+
+	pthread_mutex_lock(&rec.mu);
+	rec.nstates = 0;
+	pthread_mutex_unlock(&rec.mu);
+	char act[96];
+	snprintf(act, sizeof(act), "kill-connected 0x%" PRIx64 " %d", (uint64_t)sid, ENS_WINDOW);
+	server_action(act);
+	uint64_t resumed = now_ms();
+	CHECK(wait_state(QC_STATE_DISCONNECTED, 15000));
+	int mark = ens_get(&ens.submitted); /* from here on submitted while disconnected */
+	CHECK(wait_state(QC_STATE_CONNECTED, 30000));
+	printf("reconnected %" PRIu64 " ms after the resume\n", now_ms() - resumed);
+	CHECK(qc_state(c) == QC_STATE_CONNECTED);
+	CHECK(qc_session_id(c) == sid);
+	CHECK(!saw_state(QC_STATE_EXPIRED));
+
+	/* Every request completes, in order; only those on the dead connection
+	 * may fail, with ZCONNECTIONLOSS. */
+	sleep_ms(300);
+	pthread_mutex_lock(&ens.mu);
+	ens.stop = true;
+	pthread_mutex_unlock(&ens.mu);
+	pthread_join(sub, NULL);
+	int submitted = ens_get(&ens.submitted);
+	end = now_ms() + 30000;
+	while (ens_get(&ens.done) < submitted && now_ms() < end)
+		sleep_ms(5);
+	CHECK(ens_get(&ens.done) == submitted);
+	CHECK(ens_get(&ens.out_of_order) == 0);
+	CHECK(submitted > mark);
+	int ok = 0, lost = 0;
+	for (int i = 0; i < submitted; i++) {
+		if (ens.rc[i] == ZOK) {
+			ok++;
+		} else {
+			if (ens.rc[i] != ZCONNECTIONLOSS || i >= mark)
+				fprintf(stderr, "request %d (mark %d): %s\n", i, mark,
+					qc_strerror(ens.rc[i]));
+			CHECK(ens.rc[i] == ZCONNECTIONLOSS && i < mark);
+			lost++;
+		}
+	}
+	printf("%d async creates: %d ok, %d connection loss, %d submitted while disconnected\n",
+	       submitted, ok, lost, submitted - mark);
+
+	struct qc_client *o = open_client(hosts, 10000, 0);
+	struct qc_result *r;
+	CHECK_RC(qc_get_children(o, "/it-ens/a", NULL, NULL, &r), ZOK);
+	static bool present[ENS_MAX_ASYNC];
+	for (int32_t i = 0; i < r->num_strings; i++) {
+		int k = -1;
+		CHECK(sscanf(r->strings[i], "p-%d", &k) == 1 && k >= 0 && k < submitted);
+		present[k] = true;
+	}
+	qc_result_free(r);
+	for (int i = 0; i < submitted; i++)
+		CHECK(ens.rc[i] != ZOK || present[i]);
+
+	/* same session, never back in time, ephemeral kept */
+	CHECK(qc_last_zxid(c) > zxid);
+	CHECK_RC(qc_exists(o, "/it-ens/e", NULL, NULL, &r), ZOK);
+	CHECK(r->stat->ephemeral_owner == sid);
+	qc_result_free(r);
+
+	/* Changes after the reconnect: each seen once. */
+	for (int i = 0; i < ENS_AFTER; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "/it-ens/r/x-%d", i);
+		mk(o, p, "0");
+		CHECK_RC(qc_set_data(o, p, "1", 1, 0, NULL), ZOK);
+	}
+	for (int i = 0; i < ENS_AFTER; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "/it-ens/r/x-%d", i);
+		CHECK(wait_events(ZK_EVENT_CREATED, p, &T3, 1, 5000));
+		CHECK(wait_events(ZK_EVENT_DATA_CHANGED, p, &T3, 1, 5000));
+	}
+	/* The changes made while this client was cut off. */
+	int window = 0;
+	for (int i = 0; i < ENS_WINDOW; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "/it-ens/r/w-%d", i);
+		if (replay) {
+			CHECK(wait_events(ZK_EVENT_CREATED, p, &T3, 1, 5000));
+			CHECK(wait_events(ZK_EVENT_DATA_CHANGED, p, &T3, 1, 5000));
+			/* replayed in order, before what came after */
+			CHECK(event_index(ZK_EVENT_DATA_CHANGED, p, &T3, false) <
+			      event_index(ZK_EVENT_CREATED, "/it-ens/r/x-0", &T3, true));
+		}
+		window += count_events(ZK_EVENT_CREATED, p, &T3) +
+			  count_events(ZK_EVENT_DATA_CHANGED, p, &T3);
+	}
+	printf("%d of %d events of the disconnected window delivered (%s)\n", window,
+	       2 * ENS_WINDOW, replay ? "replay required" : "ZooKeeper does not replay");
+	CHECK(window <= 2 * ENS_WINDOW);
+
+	/* The one-shot data watch set before the failover fires, once. */
+	CHECK(count_events(ZK_EVENT_DATA_CHANGED, "/it-ens/d", &T1) == 0);
+	CHECK_RC(qc_set_data(o, "/it-ens/d", "1", 1, -1, NULL), ZOK);
+	CHECK(wait_events(ZK_EVENT_DATA_CHANGED, "/it-ens/d", &T1, 1, 5000));
+
+	/* The killed member back: the session goes on, the watch too. */
+	server_action("restart-killed");
+	for (int i = 0; i < ENS_AFTER; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "/it-ens/r/y-%d", i);
+		mk(o, p, "0");
+		CHECK(wait_events(ZK_EVENT_CREATED, p, &T3, 1, 5000));
+	}
+	CHECK_RC(qc_set_data(o, "/it-ens/d", "2", 1, -1, NULL), ZOK);
+	CHECK_RC(qc_sync(c, "/it-ens"), ZOK);
+	CHECK_RC(qc_get_data(c, "/it-ens/d", NULL, NULL, &r), ZOK);
+	CHECK(r->data_len == 1 && r->data[0] == '2');
+	qc_result_free(r);
+	CHECK(count_events(ZK_EVENT_DATA_CHANGED, "/it-ens/d", &T1) == 1);
+	/* Nothing twice, nothing made up: exactly the events counted above
+	 * (before, the window's, 2 per x, 1 per y). */
+	int t3 = 0;
+	pthread_mutex_lock(&rec.mu);
+	for (int i = 0; i < rec.n; i++)
+		t3 += rec.ev[i].tag == &T3;
+	pthread_mutex_unlock(&rec.mu);
+	CHECK(t3 == 1 + window + 3 * ENS_AFTER);
+	CHECK(qc_session_id(c) == sid);
+
+	CHECK_RC(qc_close(c), ZOK);
+	/* o may be on another member: its view is current only after a sync. */
+	CHECK_RC(qc_sync(o, "/it-ens"), ZOK);
+	CHECK_RC(qc_exists(o, "/it-ens/e", NULL, NULL, NULL), ZNONODE);
+	rmr(o, "/it-ens");
+	CHECK_RC(qc_close(o), ZOK);
+}
+
 /* ---- scenario: threads -------------------------------------------------- */
 
 #define THREADS 8
@@ -1132,7 +1386,7 @@ int main(int argc, char **argv)
 		{ "watches", scenario_watches }, { "chroot", scenario_chroot },
 		{ "multi", scenario_multi },     { "expiry", scenario_expiry },
 		{ "failover", scenario_failover }, { "threads", scenario_threads },
-		{ "bounds", scenario_bounds },
+		{ "bounds", scenario_bounds },   { "ensemble", scenario_ensemble },
 	};
 	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
 		if (strcmp(argv[1], scenarios[i].name) == 0) {

@@ -1,13 +1,15 @@
 """Helpers shared by the quorumfs tests (tests/fs): shell commands with a
 bound, an inotify watcher, and the runner that starts the server the suite
-runs against (quorumd, or Apache ZooKeeper with `zookeeper` as argv[1])."""
+runs against (quorumd, or Apache ZooKeeper with `zookeeper` as argv[1]):
+one server, or with ensemble_main() a three-member ensemble."""
 import os
 import subprocess
 import sys
 import threading
 import time
 
-from harness import Mount, Quorumd, ZooKeeper, freeze, kazoo_client, run_tests, wait_until  # noqa: F401
+from harness import (Mount, Quorumd, ZooKeeper, ensemble_for, freeze, kazoo_client,  # noqa: F401
+                     run_tests, wait_until)
 
 
 def sh(cmd, check=True, timeout=20, input=None):
@@ -116,3 +118,12 @@ def main(tests):
     with server_for(kind) as srv:
         srv.kind = kind
         run_tests(tests, srv)
+
+
+def ensemble_main(tests, n=3):
+    """argv[1]: quorumd (default) or zookeeper. Each test gets a running
+    ensemble of n members (ens.kind says which) and makes its own mounts;
+    a failed test prints the members' logs."""
+    kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
+    with ensemble_for(kind, n) as ens:
+        run_tests(tests, ens, on_failure=ens.dump_logs)

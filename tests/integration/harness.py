@@ -3,12 +3,15 @@
 Every server gets a fresh temporary directory and a free port, is started
 as a real process, and is stopped by PID when the test ends (also when it
 fails: use the `with` form, or call stop()). Nothing here fakes a server.
+QuorumdEnsemble and ZooKeeperEnsemble run several members of one ensemble
+(server.N lines, myid) on loopback; quorumfs mounts are at the end.
 
 Environment:
   QUORUMD   path of the quorumd binary (meson passes it)
 """
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +21,13 @@ import tempfile
 import time
 
 ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
+# Debian's ZooKeeper has no SLF4J binding on its class path, so it logs
+# nothing; ensemble members get log4j (/etc/zookeeper/conf/log4j.properties)
+# when these jars are there, for logs worth reading when a test fails.
+ZK_LOGGING = "".join(
+    ":" + j for j in ("/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"))
+if not all(os.path.exists(j) for j in ZK_LOGGING.split(":")[1:]):
+    ZK_LOGGING = ""
 
 
 def _exit_on_sigterm(signum, frame):
@@ -128,12 +138,19 @@ class Server:
         raise NotImplementedError
 
     def start(self, timeout=60.0):
+        self.launch()
+        return self.wait_started(timeout)
+
+    def launch(self):
+        """Starts the process and returns at once (start() also waits)."""
         cfg = self.write_config()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(cfg), stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL, cwd=self.dir)
         log.close()
 
+    def wait_started(self, timeout=60.0):
+        """Waits until the launched process serves clients (ready())."""
         def up():
             if self.proc.poll() is not None:
                 raise RuntimeError("%s exited with %s during start-up:\n%s"
@@ -299,6 +316,374 @@ def running(*servers, timeout=90.0):
             s.cleanup()
 
 
+# ---- ensembles --------------------------------------------------------------
+
+def server_mode(port, timeout=1.0):
+    """The word after "Mode: " in srvr (leader, follower, standalone...), or
+    None when the server does not answer or does not serve (ZooKeeper says
+    "This ZooKeeper instance is not currently serving requests")."""
+    try:
+        out = four_letter(port, "srvr", timeout=timeout)
+    except OSError:
+        return None
+    for line in out.splitlines():
+        if line.startswith("Mode: "):
+            return line[6:].strip()
+    return None
+
+
+def connections(port, timeout=2.0):
+    """The client connections `cons` lists on the server at port: one dict
+    per connection, {"port": the client's port, "sid": its session id or
+    None}. The four-letter-word connection itself has no session."""
+    out = four_letter(port, "cons", timeout=timeout)
+    conns = []
+    for m in re.finditer(r"/([^\s\[\]]+):(\d+)\[\d+\]\(([^)]*)\)", out):
+        info = dict(kv.split("=", 1) for kv in m.group(3).split(",") if "=" in kv)
+        sid = info.get("sid")
+        conns.append({"port": int(m.group(2)), "sid": int(sid, 16) if sid else None})
+    return conns
+
+
+def tcp_connections(pid):
+    """(local port, remote port) of each established TCP connection held by
+    process pid (all its threads: they share one descriptor table)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = []
+    for table in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, table)) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            col = row.split()
+            if len(col) > 9 and col[3] == "01" and col[9] in inodes:  # 01: ESTABLISHED
+                out.append((int(col[1].rsplit(":", 1)[1], 16),
+                            int(col[2].rsplit(":", 1)[1], 16)))
+    return out
+
+
+class _Member:
+    """What makes a Server a member of an Ensemble: its id (dataDir/myid),
+    its peer and election ports, every member's server.N line, and a
+    readiness that needs the member to be part of a serving quorum (srvr
+    says Mode: leader or follower)."""
+
+    def __init__(self, ensemble, myid, ports, **kw):
+        super().__init__(extra_cfg=ensemble.cfg, workdir=os.path.join(ensemble.dir, "m%d" % myid),
+                         **kw)
+        os.makedirs(self.dir, exist_ok=True)
+        self.ensemble = ensemble
+        self.myid = myid
+        self.port, self.peer_port, self.election_port = ports
+        self.frozen = False
+
+    def __repr__(self):
+        return "%s member %d (client port %d)" % (self.name, self.myid, self.port)
+
+    def config_lines(self):
+        lines = super().config_lines()  # makes dataDir
+        with open(os.path.join(self.dir, "data", "myid"), "w") as f:
+            f.write("%d\n" % self.myid)
+        return lines + self.ensemble.server_lines()
+
+    @property
+    def running(self):
+        """The process exists (it may be frozen)."""
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def alive(self):
+        """Running and not frozen: it can answer."""
+        return self.running and not self.frozen
+
+    def mode(self, timeout=1.0):
+        """srvr's Mode (leader, follower...), None if it does not serve."""
+        return server_mode(self.port, timeout) if self.alive else None
+
+    def ready(self):
+        m = self.mode()
+        if m == "standalone":
+            raise RuntimeError("%r runs standalone although its zoo.cfg lists %d servers"
+                               % (self, len(self.ensemble.members)))
+        return m in ("leader", "follower")
+
+    def start(self, timeout=None):
+        self.frozen = False
+        return super().start(timeout or self.ensemble.start_timeout)
+
+    def signal(self, sig):
+        super().signal(sig)
+        if sig == signal.SIGSTOP:
+            self.frozen = True
+        elif sig == signal.SIGCONT:
+            self.frozen = False
+
+    def freeze(self):
+        self.signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.signal(signal.SIGCONT)
+
+    def kill(self):
+        super().kill()
+        self.frozen = False
+
+    def shutdown(self):
+        if self.frozen and self.running:
+            os.kill(self.proc.pid, signal.SIGCONT)  # so SIGTERM can be handled
+            self.frozen = False
+        super().shutdown()
+
+    def connections(self):
+        return connections(self.port)
+
+
+class QuorumdMember(_Member, Quorumd):
+    pass
+
+
+class ZooKeeperMember(_Member, ZooKeeper):
+    """Apache ZooKeeper's QuorumPeerMain with the same zoo.cfg."""
+
+    def command(self, cfg_path):
+        props = ["-D%s=%s" % kv for kv in self.jvm_props.items()]
+        if ZK_LOGGING:  # its log on stdout, which is server.log
+            props.append("-Dzookeeper.root.logger=INFO,CONSOLE")
+        # Three JVMs share two CPUs here: the serial collector and the C1
+        # compiler alone start faster and leave CPU to the others.
+        return (["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                 "-Dzookeeper.extendedTypesEnabled=true",
+                 "-Dzookeeper.log.dir=" + self.dir] + props +
+                ["-cp", ZK_CLASSPATH + ZK_LOGGING, "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                 cfg_path])
+
+
+class Ensemble:
+    """n members on loopback, each in its own directory with its own
+    dataDir/myid and free client, peer and election ports, configured with
+    ZooKeeper's `server.N=127.0.0.1:peerPort:electionPort` lines. A small
+    tickTime (with initLimit/syncLimit in ticks) keeps failure detection and
+    elections quick.
+
+        with QuorumdEnsemble(3) as ens:       # or ZooKeeperEnsemble(3)
+            leader = ens.wait_serving()
+            zk = kazoo_client(ens)            # ens.hosts lists every member
+            leader.kill(); ens.wait_serving() # a new leader
+            ens.members[0].hosts              # one member alone
+
+    Started members are stopped and the directory removed by cleanup()
+    (the `with` form calls it, also on failure); dump_logs() prints the tail
+    of every member's log (run_tests(..., on_failure=ens.dump_logs))."""
+
+    member_class = None
+    kind = None
+
+    def __init__(self, n=3, tick_ms=500, init_limit=10, sync_limit=4, extra_cfg=None,
+                 start_timeout=90.0, split_grace=5.0):
+        self.dir = tempfile.mkdtemp(prefix="qfs-ens-%s-" % self.kind)
+        self.start_timeout = start_timeout
+        # How long two members may both say "leader" before that is taken
+        # for what it is (no replication) rather than an election in flight.
+        self.split_grace = split_grace
+        self.cfg = {"tickTime": str(tick_ms), "initLimit": str(init_limit),
+                    "syncLimit": str(sync_limit)}
+        self.cfg.update(extra_cfg or {})
+        ports = []
+        while len(ports) < 3 * n:
+            p = free_port()
+            if p not in ports:
+                ports.append(p)
+        self.members = [self.member_class(self, i + 1, tuple(ports[3 * i:3 * i + 3]))
+                        for i in range(n)]
+
+    @property
+    def hosts(self):
+        """The connect string of every member."""
+        return ",".join(m.hosts for m in self.members)
+
+    def server_lines(self):
+        return ["server.%d=127.0.0.1:%d:%d" % (m.myid, m.peer_port, m.election_port)
+                for m in self.members]
+
+    def member(self, port):
+        """The member whose client port is port."""
+        for m in self.members:
+            if m.port == port:
+                return m
+        return None
+
+    def start(self, timeout=None):
+        """Starts every member at once (none can serve before a quorum is
+        up) and waits for each to serve, within one bound."""
+        timeout = timeout or self.start_timeout
+        for m in self.members:
+            m.launch()
+        deadline = time.monotonic() + timeout
+        for m in self.members:
+            m.wait_started(max(1.0, deadline - time.monotonic()))
+        return self
+
+    def modes(self):
+        """{member: srvr Mode or None} for every member; "killed" or
+        "frozen" for those the tests stopped."""
+        out = {}
+        for m in self.members:
+            out[m] = ("killed" if not m.running else "frozen" if m.frozen else m.mode())
+        return out
+
+    def _describe(self, modes):
+        return ", ".join("%d:%s" % (m.myid, mode) for m, mode in modes.items())
+
+    def _wait(self, done, timeout, what):
+        """Polls modes() until done(modes) returns a member (the leader);
+        fails when the bound passes, or at once when more than one member
+        keeps saying leader for split_grace seconds."""
+        deadline = time.monotonic() + timeout
+        split_since = None
+        modes = {}
+        while True:
+            modes = self.modes()
+            leaders = [m for m, mode in modes.items() if mode == "leader"]
+            if len(leaders) > 1:
+                split_since = split_since or time.monotonic()
+                if time.monotonic() - split_since > self.split_grace:
+                    raise AssertionError(
+                        "%d members say Mode: leader for more than %.0fs (%s): they do not "
+                        "form one ensemble" % (len(leaders), self.split_grace,
+                                               self._describe(modes)))
+            else:
+                split_since = None
+                got = done(modes, leaders)
+                if got is not None:
+                    return got
+            if time.monotonic() >= deadline:
+                raise TimeoutError("timed out after %.1fs waiting for %s; modes %s"
+                                   % (timeout, what, self._describe(modes)))
+            time.sleep(0.1)
+
+    def leader(self, timeout=30.0, not_=None):
+        """The one member that says Mode: leader (other than not_, a former
+        leader), waiting up to timeout for it."""
+        def done(modes, leaders):
+            if len(leaders) == 1 and leaders[0] is not not_:
+                return leaders[0]
+            return None
+        return self._wait(done, timeout, "a leader" + (" other than %r" % not_ if not_ else ""))
+
+    def wait_serving(self, timeout=60.0, members=None, not_=None):
+        """Waits until every member of `members` (default: each one running
+        and not frozen) serves: one says leader, the others follower; and
+        they are a majority of the ensemble. Returns the leader."""
+        def done(modes, leaders):
+            want = members if members is not None else [m for m in self.members if m.alive]
+            if 2 * len(want) <= len(self.members):
+                raise AssertionError("waiting for %d of %d members to serve: not a majority"
+                                     % (len(want), len(self.members)))
+            if len(leaders) != 1 or leaders[0] is not_:
+                return None
+            if all(modes[m] in ("leader", "follower") for m in want):
+                return leaders[0]
+            return None
+        return self._wait(done, timeout, "the ensemble to serve")
+
+    def wait_not_serving(self, member, timeout=20.0):
+        """Waits until member, running, stops serving (no quorum)."""
+        wait_until(lambda: member.mode() is None, timeout,
+                   "%r to stop serving; modes %s" % (member, self._describe(self.modes())))
+
+    def member_with_session(self, sid):
+        """The member a session is connected to now (cons), or None."""
+        for m in self.members:
+            if not m.alive:
+                continue
+            try:
+                if any(c["sid"] == sid for c in m.connections()):
+                    return m
+            except OSError:
+                pass
+        return None
+
+    def sessions_of_process(self, pid):
+        """[(member, session id)] for each connection process pid holds to a
+        member: its local ports from /proc, matched with what `cons` on that
+        member lists (sid None: connected, no session yet)."""
+        out = []
+        for local, remote in tcp_connections(pid):
+            m = self.member(remote)
+            if m is None or not m.alive:
+                continue
+            try:
+                for c in m.connections():
+                    if c["port"] == local:
+                        out.append((m, c["sid"]))
+            except OSError:
+                pass
+        return out
+
+    def dump_logs(self, n=60):
+        for m in self.members:
+            print("---- %r, %s; last %d lines of %s ----" % (
+                m, "killed" if not m.running else "frozen" if m.frozen else "running",
+                n, m.log_path), file=sys.stderr)
+            print(m.log_tail(n), file=sys.stderr)
+        sys.stderr.flush()
+
+    def cleanup(self):
+        logs = []
+        try:
+            for m in self.members:
+                try:
+                    m.shutdown()
+                finally:
+                    logs.append(m.log_tail(400))
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        for m, log in zip(self.members, logs):
+            if any(mark in log for mark in Server.SANITIZER_MARKS):
+                raise AssertionError("%r sanitizer report:\n%s" % (m, log))
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.dump_logs()
+            self.cleanup()
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is not None and not issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+                self.dump_logs()
+        finally:
+            self.cleanup()
+        return False
+
+
+class QuorumdEnsemble(Ensemble):
+    member_class = QuorumdMember
+    kind = "quorumd"
+
+
+class ZooKeeperEnsemble(Ensemble):
+    member_class = ZooKeeperMember
+    kind = "zookeeper"
+
+
+def ensemble_for(kind, n=3, **kw):
+    """QuorumdEnsemble or ZooKeeperEnsemble by name."""
+    return {"quorumd": QuorumdEnsemble, "zookeeper": ZooKeeperEnsemble}[kind](n, **kw)
+
+
 def kazoo_client(server, **kw):
     from kazoo.client import KazooClient
     c = KazooClient(hosts=server.hosts, timeout=10, **kw)
@@ -314,9 +699,10 @@ class TestResult:
         self.failed = 0
 
 
-def run_tests(tests, *args):
+def run_tests(tests, *args, on_failure=None):
     """Runs each test(*args) in order; prints one line per test and the
-    closing 'N passed, N failed' line; exits 1 if any failed."""
+    closing 'N passed, N failed' line; exits 1 if any failed. on_failure(),
+    if given, runs after each failed test (to print server logs)."""
     import traceback
     res = TestResult()
     for t in tests:
@@ -327,8 +713,14 @@ def run_tests(tests, *args):
             print("ok   %-50s %.2fs" % (t.__name__, time.monotonic() - t0), flush=True)
         except Exception:
             res.failed += 1
-            print("FAIL %s" % t.__name__, flush=True)
+            print("FAIL %s %.2fs" % (t.__name__, time.monotonic() - t0), flush=True)
             traceback.print_exc()
+            sys.stdout.flush()
+            if on_failure:
+                try:
+                    on_failure()
+                except Exception:
+                    traceback.print_exc()
     print("%d passed, %d failed" % (res.passed, res.failed), flush=True)
     sys.exit(1 if res.failed else 0)
 

@@ -1,0 +1,259 @@
+"""quorumfs over a three-member ensemble when the member it is connected to
+dies (SIGKILL): the mount keeps serving (ls, cat, write) through another
+member with the same session; an ephemeral file held open by a live process
+keeps its node and owner; `inotifywait -m` on the mount keeps reporting
+changes made by another client (kazoo) after the failover; umount works.
+The same for the member the ephemeral's own session is on, if that is
+another one. Calls caught in flight when the member of the mount's session
+goes silent (SIGSTOP) or dies (SIGKILL of the stopped member) succeed within
+the mount's timeout: reads are sent again, lost commits are resolved and
+applied exactly once. argv[1]: quorumd (default) or zookeeper."""
+import os
+import subprocess
+import threading
+import time
+
+from fsutil import Mount, Watcher, ensemble_main, eq, kazoo_client, read, wait_until, write
+
+HOLD = ("import os, sys, time\n"
+        "f = open(sys.argv[1], 'w'); f.write(sys.argv[2]); f.flush(); os.fsync(f.fileno())\n"
+        "f.close(); print('ready', flush=True); time.sleep(120)\n")
+
+
+def sessions(ens, m):
+    """{session id: member} of the mount's connections (cons on each member,
+    matched with the daemon's TCP ports)."""
+    return {sid: mb for mb, sid in ens.sessions_of_process(m.proc.pid) if sid}
+
+
+def fail_over(ens, m, sid, what):
+    """Kills the member session sid of mount m is on; waits for a new
+    quorum and for the session to show on another member. Returns the
+    killed member."""
+    victim = sessions(ens, m).get(sid)
+    assert victim is not None, "%s session 0x%x not found in cons: %s" % (
+        what, sid, sessions(ens, m))
+    t0 = time.monotonic()
+    victim.kill()
+    ens.wait_serving(timeout=30)
+
+    def moved():
+        where = sessions(ens, m).get(sid)
+        return where is not None and where is not victim
+    wait_until(moved, 25, "the %s session 0x%x on another member; now %s"
+               % (what, sid, sessions(ens, m)))
+    print("    %s session 0x%x: member %d killed, on member %d after %.2fs"
+          % (what, sid, victim.myid, sessions(ens, m)[sid].myid, time.monotonic() - t0),
+          flush=True)
+    return victim
+
+
+def check_serving(m, k, tag):
+    """ls, cat and write through the mount, seen by kazoo."""
+    names = os.listdir(m.path("fo"))
+    assert "f" in names and "svc" in names, names
+    eq(read(m.path("fo/f")), b"before", "cat after the failover")
+    write(m.path("fo/new-" + tag), tag.encode())
+    eq(k.get("/fo/new-" + tag)[0], tag.encode(), "a write through the mount")
+    write(m.path("fo/g"), tag.encode())
+    eq(k.get("/fo/g")[0], tag.encode(), "an overwrite through the mount")
+    assert "new-" + tag in os.listdir(m.path("fo"))
+
+
+def check_inotify(w, m, k, tag):
+    """Changes by kazoo reach inotifywait -m on the mount."""
+    p = "/fo/kz-" + tag
+    k.create(p, b"v1")
+    w.wait("CREATE", m.path(p[1:]), timeout=10)
+    w.saw_content(m.path(p[1:]), b"v1", timeout=10)
+    k.set(p, b"v2")
+    w.saw_content(m.path(p[1:]), b"v2", timeout=10)
+    k.delete(p)
+    w.wait("DELETE", m.path(p[1:]), timeout=10)
+
+
+def test_failover(ens):
+    ens.wait_serving(timeout=30)
+    k = kazoo_client(ens)
+    m = Mount(ens, ["timeout=15000"])
+    p = None
+    try:
+        try:
+            k.delete("/fo", recursive=True)
+        except Exception:
+            pass
+        m.start()
+        os.mkdir(m.path("fo"))
+        write(m.path("fo/f"), b"before")
+        p = subprocess.Popen(["/usr/bin/python3", "-c", HOLD, m.path("fo/svc#e"), "up"],
+                             stdout=subprocess.PIPE, text=True)
+        eq(p.stdout.readline().strip(), "ready", "ephemeral creator")
+        st = k.exists("/fo/svc")
+        assert st is not None and st.ephemeralOwner != 0, st
+        eph = st.ephemeralOwner
+        wait_until(lambda: eph in sessions(ens, m) and len(sessions(ens, m)) >= 2, 10,
+                   "the mount's sessions in cons: %s" % sessions(ens, m))
+        main_sid = next(s for s in sessions(ens, m) if s != eph)
+        with Watcher(m.path("fo")) as w:
+            check_inotify(w, m, k, "0")
+            victim = fail_over(ens, m, main_sid, "main")
+            check_serving(m, k, "1")
+            assert p.poll() is None, "the ephemeral's creator died"
+            st = k.exists("/fo/svc")
+            assert st is not None and st.ephemeralOwner == eph, (
+                "the ephemeral after the failover: %s (owner was 0x%x)" % (st, eph))
+            check_inotify(w, m, k, "1")
+            victim.start()
+            ens.wait_serving(timeout=60)
+            # The ephemeral's own session, if it was elsewhere.
+            if sessions(ens, m).get(eph) not in (None, victim):
+                victim = fail_over(ens, m, eph, "ephemeral")
+                st = k.exists("/fo/svc")
+                assert st is not None and st.ephemeralOwner == eph, st
+                check_serving(m, k, "2")
+                check_inotify(w, m, k, "2")
+                victim.start()
+                ens.wait_serving(timeout=60)
+            assert main_sid in sessions(ens, m), "the main session changed"
+        # The creator's end still ends its ephemeral.
+        p.kill()
+        p.wait(timeout=5)
+        wait_until(lambda: k.exists("/fo/svc") is None, 10, "the ephemeral to go")
+        t0 = time.monotonic()
+        assert m.unmount(timeout=15), "umount failed"
+        eq(m.proc.wait(timeout=15), 0, "the daemon's exit status")
+        print("    unmounted in %.2fs" % (time.monotonic() - t0), flush=True)
+        try:
+            k.delete("/fo", recursive=True)
+        except Exception:
+            pass
+    except BaseException:
+        print(m.log_tail(60))
+        raise
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+            p.wait(timeout=5)
+        m.cleanup()
+        k.stop()
+
+
+TIMEOUT_S = 15
+
+
+def in_flight(ens, m, k, phase):
+    """Freezes the member of m's session, runs calls that reach it (and get
+    no answer) at once, in parallel; with phase "kill" the member is then
+    killed. Every call must succeed within the mount's timeout."""
+    base = "/inf/" + phase
+    p = lambda rel: m.path(base[1:] + "/" + rel)  # noqa: E731
+    # Directories made by mkdir stay directories while empty.
+    for d in ("ls", "cat", "stat", "create", "write", "mkdir", "unlink"):
+        os.makedirs(p(d))
+    k.create(base + "/ls/a", b"")
+    k.create(base + "/cat/f", b"cat " + phase.encode())
+    k.create(base + "/stat/f", b"1234")
+    k.create(base + "/write/f", b"old")
+    k.create(base + "/unlink/f", b"x")
+    # Commits at close: opened and written now, so that the create and the
+    # setData themselves are what the failover catches.
+    fc = open(p("create/f"), "wb")
+    fc.write(b"created " + phase.encode())
+    fw = open(p("write/f"), "wb")
+    fw.write(b"written " + phase.encode())
+    sids = sessions(ens, m)
+    eq(len(sids), 1, "the mount's sessions: %s" % sids)
+    victim = list(sids.values())[0]
+    ops = {
+        "ls": lambda: eq(os.listdir(p("ls")), ["a"], "listdir"),
+        "cat": lambda: eq(read(p("cat/f")), b"cat " + phase.encode(), "cat"),
+        "stat": lambda: eq(os.stat(p("stat/f")).st_size, 4, "stat"),
+        "create": fc.close,
+        "write": fw.close,
+        "mkdir": lambda: os.mkdir(p("mkdir/d")),
+        "unlink": lambda: os.unlink(p("unlink/f")),
+    }
+    results = {}
+
+    def run(name, op):
+        t = time.monotonic()
+        try:
+            op()
+            results[name] = (None, time.monotonic() - t)
+        except BaseException as e:  # noqa: B902 (reported below)
+            results[name] = (e, time.monotonic() - t)
+    victim.freeze()
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=run, args=kv, daemon=True) for kv in ops.items()]
+    try:
+        for t in threads:
+            t.start()
+        if phase == "kill":
+            time.sleep(1)
+            victim.kill()
+        for t in threads:
+            t.join(TIMEOUT_S + 15)
+        print("    %s member %d: %s" % (phase, victim.myid, ", ".join(
+            "%s %.2fs%s" % (n, r[1], "" if r[0] is None else " " + repr(r[0]))
+            for n, r in sorted(results.items()))), flush=True)
+        missing = set(ops) - set(results)
+        assert not missing, "calls still blocked after %.1fs: %s" % (
+            time.monotonic() - t0, sorted(missing))
+        failed = {n: r for n, r in results.items() if r[0] is not None}
+        assert not failed, "calls failed in the failover: %s" % failed
+        slow = {n: r[1] for n, r in results.items() if r[1] > TIMEOUT_S}
+        assert not slow, "calls over the %ds timeout: %s" % (TIMEOUT_S, slow)
+    finally:
+        if phase == "kill":
+            victim.start()
+        else:
+            victim.thaw()
+        ens.wait_serving(timeout=60)
+    # The commits themselves were caught, and judged not applied.
+    log = m.log_tail(400)
+    for f in ("create/f", "write/f"):
+        assert "%s/%s: lost write resolved: not applied" % (base, f) in log, log
+    # Exactly once, also after the old member has seen its stale requests.
+    time.sleep(1)
+    data, st = k.retry(k.get, base + "/create/f")
+    eq(data, b"created " + phase.encode(), "the file created in the failover")
+    eq(st.version, 0, "its version")
+    data, st = k.retry(k.get, base + "/write/f")
+    eq(data, b"written " + phase.encode(), "the file written in the failover")
+    eq(st.version, 1, "its version (one setData)")
+    assert k.retry(k.exists, base + "/mkdir/d") is not None, "mkdir in the failover"
+    assert k.retry(k.exists, base + "/unlink/f") is None, "unlink in the failover"
+    eq(read(p("write/f")), b"written " + phase.encode(), "read back")
+
+
+def test_in_flight(ens):
+    """The reproduction of calls failing EIO in a failover: the member of
+    the mount's session frozen, then frozen and killed. cache=0 makes every
+    call reach the ensemble."""
+    ens.wait_serving(timeout=30)
+    k = kazoo_client(ens)
+    m = Mount(ens, ["timeout=%d" % (TIMEOUT_S * 1000), "cache=0"])
+    try:
+        try:
+            k.delete("/inf", recursive=True)
+        except Exception:
+            pass
+        m.start()
+        os.listdir(m.path("."))
+        wait_until(lambda: len(sessions(ens, m)) == 1, 10,
+                   "the mount's session in cons: %s" % sessions(ens, m))
+        for phase in ("stop", "kill"):
+            in_flight(ens, m, k, phase)
+        assert m.unmount(timeout=15), "umount failed"
+        eq(m.proc.wait(timeout=15), 0, "the daemon's exit status")
+        k.retry(k.delete, "/inf", recursive=True)
+    except BaseException:
+        print(m.log_tail(80))
+        raise
+    finally:
+        m.cleanup()
+        k.stop()
+
+
+if __name__ == "__main__":
+    ensemble_main([test_failover, test_in_flight])

@@ -1,0 +1,515 @@
+"""A three-member ensemble (quorumd or Apache ZooKeeper, argv[1]) under
+failures, driven by kazoo: writes through one member are read on every
+member; the leader SIGKILLed while a writer runs, and a history check that
+no acknowledged write is lost or changed; a session and its ephemeral
+survive the death of the member the client is connected to; a killed member
+restarted catches up; with only a minority left, reads and writes fail
+within a bound (ZooKeeper without read-only mode serves nothing) and the
+majority back restores service; a frozen (SIGSTOP) leader is replaced and
+rejoins as a follower.
+
+All tests share one ensemble; each begins by restoring it (members started,
+thawed) and waiting for exactly one leader."""
+import sys
+import threading
+import time
+
+from harness import ensemble_for, run_tests, wait_until
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
+
+SESSION_TIMEOUT = 10.0      # seconds, asked by every kazoo client
+OP_BOUND = 15.0             # no kazoo call may take longer than this
+RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0}
+FAILED = (KazooException, KazooTimeoutError)  # the outcome of a write is unknown
+
+
+def client(target, **kw):
+    """A kazoo client of target (the ensemble: every member; or one member)."""
+    kw.setdefault("timeout", SESSION_TIMEOUT)
+    c = KazooClient(hosts=target.hosts, connection_retry=dict(RETRY), **kw)
+    c.start(timeout=20)
+    return c
+
+
+def close(*clients):
+    for c in clients:
+        try:
+            c.stop()
+            c.close()
+        except Exception:
+            pass
+
+
+def call(async_result, timeout=OP_BOUND):
+    return async_result.get(timeout=timeout)
+
+
+def restore(ens):
+    """Every member running and not frozen, one leader; returns it."""
+    for m in ens.members:
+        if m.frozen:
+            m.thaw()
+    for m in ens.members:
+        if not m.running:
+            m.launch()
+    for m in ens.members:
+        m.wait_started(ens.start_timeout)
+    return ens.wait_serving(timeout=60)
+
+
+def rmr(ens, path):
+    c = client(ens)
+    try:
+        c.delete(path, recursive=True)
+    except NoNodeError:
+        pass
+    finally:
+        close(c)
+
+
+def check_on_members(members, expect, parent, allowed=()):
+    """On each member, after sync: the children of parent are exactly the
+    keys of expect (plus any of allowed, where each maps a name to its data
+    or None), each with its data and version as in expect[name] = (data,
+    version)."""
+    for m in members:
+        c = client(m)
+        try:
+            call(c.sync_async(parent))
+            names = set(call(c.get_children_async(parent)))
+            missing = set(expect) - names
+            assert not missing, "%r lost %d acknowledged nodes, e.g. %s" % (
+                m, len(missing), sorted(missing)[:5])
+            extra = names - set(expect) - set(allowed)
+            assert not extra, "%r has nodes nobody wrote: %s" % (m, sorted(extra)[:5])
+            for name in names:
+                data, st = call(c.get_async(parent + "/" + name))
+                want = expect.get(name) or (allowed[name], None)
+                assert data == want[0], "%r %s/%s: data %r, want %r" % (
+                    m, parent, name, data, want[0])
+                if want[1] is not None:
+                    assert st.version == want[1], "%r %s/%s: version %d, want %d" % (
+                        m, parent, name, st.version, want[1])
+        finally:
+            close(c)
+
+
+def create_retrying(zk, path, timeout):
+    """Creates path, again after each error until the bound; NodeExists
+    after an error means the earlier attempt was applied."""
+    deadline = time.monotonic() + timeout
+    failed = False
+    while True:
+        try:
+            return call(zk.create_async(path, b""), timeout=max(0.1, deadline - time.monotonic()))
+        except NodeExistsError:
+            if failed:
+                return path
+            raise
+        except FAILED:
+            failed = True
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+def zxid(member):
+    from harness import four_letter
+    for line in four_letter(member.port, "srvr").splitlines():
+        if line.startswith("Zxid: "):
+            return int(line[6:], 16)
+    return None
+
+
+# ---- the tests ---------------------------------------------------------------
+
+
+def test_replicated_reads(ens):
+    leader = restore(ens)
+    followers = [m for m in ens.members if m is not leader]
+    rmr(ens, "/ens-rep")
+    w = client(followers[0])       # a write through a follower goes to the leader
+    wl = client(leader)
+    try:
+        w.create("/ens-rep")
+        expect = {}
+        for i in range(20):
+            name = "n%02d" % i
+            w.create("/ens-rep/" + name, b"v0-%d" % i)
+            expect[name] = (b"v0-%d" % i, 0)
+        for i in range(0, 20, 2):
+            name = "n%02d" % i
+            st = wl.set("/ens-rep/" + name, b"v1-%d" % i)
+            assert st.version == 1
+            expect[name] = (b"v1-%d" % i, 1)
+        w.delete("/ens-rep/n19")
+        del expect["n19"]
+        check_on_members(ens.members, expect, "/ens-rep")
+        # Without sync, a follower shows the writes within a bound too.
+        c = client(followers[1])
+        try:
+            wait_until(lambda: len(c.get_children("/ens-rep")) == 19, 5,
+                       "a follower to show the writes without sync")
+        finally:
+            close(c)
+        w.delete("/ens-rep", recursive=True)
+    finally:
+        close(w, wl)
+
+
+class Writer(threading.Thread):
+    """Writes without pause through a client of the whole ensemble and
+    records the outcome of each write: acknowledged, or unknown (an error:
+    it may or may not have been applied). Two kinds of writes alternate:
+    creates of unique nodes, and conditional sets (compare-and-set on the
+    version) of one counter node."""
+
+    def __init__(self, ens, parent):
+        super().__init__(daemon=True)
+        self.parent = parent
+        self.counter = parent + "-counter"
+        self.zk = client(ens)
+        self.zk.create(self.counter, b"start")
+        self.created = {}       # name -> data, acknowledged
+        self.unsure = {}        # name -> data, outcome unknown
+        self.sets = []          # (version, value) acknowledged, in order
+        self.unsure_sets = []   # values whose set has an unknown outcome
+        self.ack_times = []
+        self.violations = []
+        self.halt = threading.Event()
+        self.error = None
+
+    def acks_since(self, t):
+        return sum(1 for a in list(self.ack_times) if a >= t)
+
+    def run(self):
+        try:
+            self._run()
+        except BaseException as e:  # reported by the test
+            self.error = e
+
+    def _run(self):
+        version, i = 0, 0
+        known = True  # whether `version` is the counter's version for sure
+        while not self.halt.is_set():
+            i += 1
+            name, data = "w-%06d" % i, b"%d" % i
+            try:
+                call(self.zk.create_async(self.parent + "/" + name, data))
+                self.created[name] = data
+                self.ack_times.append(time.monotonic())
+            except FAILED:
+                self.unsure[name] = data
+                time.sleep(0.05)
+                continue
+            value = b"set-%d" % i
+            try:
+                if not known:
+                    cur, st = call(self.zk.get_async(self.counter))
+                    if st.version > version:
+                        # applied although unacknowledged: it must be ours
+                        if cur not in self.unsure_sets:
+                            self.violations.append("counter at version %d holds %r, "
+                                                   "nobody's write" % (st.version, cur))
+                    elif st.version < version:
+                        self.violations.append("counter went back from version %d to %d"
+                                               % (version, st.version))
+                    version, known = st.version, True
+                st = call(self.zk.set_async(self.counter, value, version=version))
+                if st.version != version + 1:
+                    self.violations.append("set at version %d gave version %d"
+                                           % (version, st.version))
+                version = st.version
+                self.sets.append((version, value))
+                self.ack_times.append(time.monotonic())
+            except BadVersionError:
+                # `version` was read or acknowledged, and only this thread
+                # writes the counter.
+                known = False
+                self.violations.append("set at version %d refused: BadVersion" % version)
+            except FAILED:
+                known = False
+                self.unsure_sets.append(value)
+                time.sleep(0.05)
+
+    def stop(self):
+        self.halt.set()
+        self.join(OP_BOUND * 2 + 5)
+        assert not self.is_alive(), "the writer did not stop"
+        close(self.zk)
+        if self.error:
+            raise self.error
+
+    def check(self, members):
+        assert not self.violations, "history: " + "; ".join(self.violations[:5])
+        expect = {n: (d, 0) for n, d in self.created.items()}
+        check_on_members(members, expect, self.parent, allowed=self.unsure)
+        last_version, last_value = self.sets[-1] if self.sets else (0, b"start")
+        for m in members:
+            c = client(m)
+            try:
+                call(c.sync_async(self.counter))
+                data, st = call(c.get_async(self.counter))
+            finally:
+                close(c)
+            assert st.version >= last_version, (
+                "%r: counter at version %d, but version %d was acknowledged"
+                % (m, st.version, last_version))
+            if st.version == last_version:
+                assert data == last_value, "%r: counter %r, acknowledged %r" % (
+                    m, data, last_value)
+            else:
+                assert data in self.unsure_sets, "%r: counter %r at version %d" % (
+                    m, data, st.version)
+
+
+def test_leader_killed(ens):
+    """SIGKILL the leader during a stream of writes: a new leader is
+    elected, writes go on, and every acknowledged write is on every member,
+    the killed one too once restarted."""
+    leader = restore(ens)
+    rmr(ens, "/ens-h")
+    rmr(ens, "/ens-h-counter")
+    c = client(ens)
+    c.create("/ens-h")
+    close(c)
+    w = Writer(ens, "/ens-h")
+    w.start()
+    try:
+        wait_until(lambda: len(w.ack_times) >= 200 or not w.is_alive(), 20,
+                   "200 acknowledged writes")
+        t_kill = time.monotonic()
+        leader.kill()
+        new = ens.wait_serving(timeout=30)
+        elected = time.monotonic() - t_kill
+        assert new is not leader
+        wait_until(lambda: w.acks_since(t_kill) >= 200 or not w.is_alive(), 30,
+                   "200 acknowledged writes after the leader died")
+        acks = sorted(w.ack_times)
+        stall = max(b - a for a, b in zip(acks, acks[1:]) if b >= t_kill)
+    finally:
+        w.stop()
+    print("    new leader %d after %.2fs; writes stalled for %.2fs at most; "
+          "%d creates and %d sets acknowledged, %d unsure"
+          % (new.myid, elected, stall, len(w.created), len(w.sets),
+             len(w.unsure) + len(w.unsure_sets)), flush=True)
+    w.check([m for m in ens.members if m.alive])
+    leader.start()
+    ens.wait_serving(timeout=60)
+    w.check([leader])
+
+
+def test_session_survives_failover(ens):
+    restore(ens)
+    rmr(ens, "/ens-s")
+    states = []
+    zk = client(ens)
+    zk.add_listener(states.append)
+    o = client(ens)
+    try:
+        zk.create("/ens-s/d", b"0", makepath=True)
+        zk.create("/ens-s/eph", b"e", ephemeral=True)
+        sid = zk.client_id[0]
+        wait_until(lambda: ens.member_with_session(sid), 5, "the session in cons")
+        m = ens.member_with_session(sid)
+        t0 = time.monotonic()
+        m.kill()
+        ens.wait_serving(timeout=30)
+        wait_until(lambda: KazooState.SUSPENDED in states and zk.connected
+                   and ens.member_with_session(sid) not in (None, m), 20,
+                   "the client to reconnect to another member")
+        print("    session moved from member %d to %d in %.2fs"
+              % (m.myid, ens.member_with_session(sid).myid, time.monotonic() - t0),
+              flush=True)
+        assert zk.client_id[0] == sid, "a new session"
+        assert KazooState.LOST not in states, states
+        st = o.exists("/ens-s/eph")
+        assert st is not None and st.ephemeralOwner == sid, st
+        # (kazoo drops its one-shot watches on a disconnect: watches across
+        # a failover are the C client's test, tests/client.)
+        fired = threading.Event()
+        zk.get("/ens-s/d", watch=lambda ev: fired.set())
+        o.set("/ens-s/d", b"1")
+        assert fired.wait(5), "a watch set after the failover did not fire"
+        zk.create("/ens-s/after", b"")
+        m.start()
+        ens.wait_serving(timeout=60)
+        c = client(m)
+        try:
+            c.sync("/ens-s")
+            st = c.exists("/ens-s/eph")
+            assert st is not None and st.ephemeralOwner == sid, "%r: %s" % (m, st)
+        finally:
+            close(c)
+        zk.stop()
+        wait_until(lambda: o.exists("/ens-s/eph") is None, 5, "the ephemeral to go at close")
+        o.delete("/ens-s", recursive=True)
+    finally:
+        close(zk, o)
+
+
+def test_restarted_member_catches_up(ens):
+    leader = restore(ens)
+    f = next(m for m in ens.members if m is not leader)
+    rmr(ens, "/ens-c")
+    c = client(ens)
+    try:
+        c.create("/ens-c", b"")
+        c.create("/ens-c/gone", b"")
+        c.create("/ens-c/changed", b"old")
+        f.kill()
+        ens.wait_serving(timeout=30)
+        expect = {}
+        for i in range(50):
+            name = "n%02d" % i
+            c.create("/ens-c/" + name, b"%d" % i)
+            expect[name] = (b"%d" % i, 0)
+        c.delete("/ens-c/gone")
+        c.set("/ens-c/changed", b"new")
+        expect["changed"] = (b"new", 1)
+        f.start()
+        ens.wait_serving(timeout=60)
+        # Caught up: the same last zxid as the leader, and without sync
+        # every write made while it was down.
+        wait_until(lambda: zxid(f) == zxid(ens.leader(5)), 10,
+                   "the restarted member's zxid to reach the leader's")
+        r = client(f)
+        try:
+            wait_until(lambda: len(r.get_children("/ens-c")) == len(expect), 5,
+                       "the restarted member to show the writes without sync")
+        finally:
+            close(r)
+        check_on_members([f], expect, "/ens-c")
+        c.delete("/ens-c", recursive=True)
+    finally:
+        close(c)
+
+
+def test_minority(ens):
+    """Two of three killed: the survivor stops serving (no quorum, no
+    read-only mode), so writes AND reads fail within a bound and new
+    connections are refused; a majority back restores service, with every
+    earlier write."""
+    leader = restore(ens)
+    survivor, other = [m for m in ens.members if m is not leader]
+    rmr(ens, "/ens-m")
+    zk = client(survivor)
+    try:
+        zk.create("/ens-m/before", b"b", makepath=True)
+        t0 = time.monotonic()
+        leader.kill()
+        other.kill()
+        ens.wait_not_serving(survivor, timeout=20)
+        print("    the survivor stopped serving %.2fs after the kills"
+              % (time.monotonic() - t0), flush=True)
+        for what, op in (("write", lambda: zk.create_async("/ens-m/x", b"")),
+                         ("read", lambda: zk.get_async("/ens-m/before"))):
+            t1 = time.monotonic()
+            try:
+                res = call(op(), timeout=5)
+                raise AssertionError("a %s succeeded without a quorum: %r" % (what, res))
+            except FAILED as e:
+                err = type(e).__name__
+            took = time.monotonic() - t1
+            assert took < 6, "the %s failed after %.1fs" % (what, took)
+            print("    %s without a quorum: %s after %.2fs" % (what, err, took), flush=True)
+        # New clients are turned away.
+        lone = KazooClient(hosts=survivor.hosts, timeout=SESSION_TIMEOUT,
+                           connection_retry=dict(RETRY))
+        try:
+            lone.start(timeout=3)
+            raise AssertionError("a session was opened on a member without a quorum")
+        except KazooTimeoutError:
+            pass
+        finally:
+            close(lone)
+        # A majority again: service is back.
+        t2 = time.monotonic()
+        other.start()
+        ens.wait_serving(timeout=60)
+        c = client(ens)
+        try:
+            c.create("/ens-m/after", b"a")
+            eq_data = c.get("/ens-m/before")[0]
+            assert eq_data == b"b", eq_data
+        finally:
+            close(c)
+        print("    service back %.2fs after the restart" % (time.monotonic() - t2), flush=True)
+
+        def works():
+            try:
+                call(zk.exists_async("/ens-m/after"), timeout=2)
+                return True
+            except FAILED:
+                return False
+        wait_until(works, 20, "the first client to be served again")
+        leader.start()
+        ens.wait_serving(timeout=60)
+        # The failed write's outcome is unknown: the client kept it queued
+        # and may have sent it once it was connected again.
+        check_on_members(ens.members, {"before": (b"b", 0), "after": (b"a", 0)}, "/ens-m",
+                         allowed={"x": b""})
+        rmr(ens, "/ens-m")
+    finally:
+        close(zk)
+
+
+def test_frozen_leader(ens):
+    """SIGSTOP the leader: the others elect a new one within syncLimit
+    ticks and an election; a client connected to the frozen leader moves
+    with its session; thawed, the old leader rejoins as a follower and gets
+    what was written meanwhile."""
+    leader = restore(ens)
+    rmr(ens, "/ens-f")
+    others = [m for m in ens.members if m is not leader]
+    hosts = ",".join(m.hosts for m in [leader] + others)
+    zk = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT, randomize_hosts=False,
+                     connection_retry=dict(RETRY))
+    zk.start(timeout=20)
+    try:
+        zk.create("/ens-f/before", b"", makepath=True)
+        sid = zk.client_id[0]
+        assert ens.member_with_session(sid) is leader, "not connected to the leader"
+        t0 = time.monotonic()
+        leader.freeze()
+        new = ens.leader(timeout=30, not_=leader)
+        elected = time.monotonic() - t0
+        ens.wait_serving(timeout=30)
+        c = client(new)
+        try:
+            c.create("/ens-f/by-other", b"")
+        finally:
+            close(c)
+        # The client notices its server is silent after 2/3 of the session
+        # timeout, and moves.
+        create_retrying(zk, "/ens-f/during", SESSION_TIMEOUT + 10)
+        moved = time.monotonic() - t0
+        assert zk.client_id[0] == sid, "a new session"
+        assert ens.member_with_session(sid) in others
+        print("    new leader %d after %.2fs; the client wrote again after %.2fs"
+              % (new.myid, elected, moved), flush=True)
+        leader.thaw()
+        after = ens.wait_serving(timeout=60)
+        assert after is new, "leader %d after the thaw, want %d" % (after.myid, new.myid)
+        check_on_members([leader], {"before": (b"", 0), "by-other": (b"", 0),
+                                    "during": (b"", 0)}, "/ens-f")
+        zk.delete("/ens-f", recursive=True)
+    finally:
+        close(zk)
+
+
+def main():
+    kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
+    t0 = time.monotonic()
+    with ensemble_for(kind) as ens:
+        print("    %s ensemble started in %.1fs" % (kind, time.monotonic() - t0), flush=True)
+        run_tests([test_replicated_reads, test_leader_killed, test_session_survives_failover,
+                   test_restarted_member_catches_up, test_minority, test_frozen_leader],
+                  ens, on_failure=ens.dump_logs)
+
+
+if __name__ == "__main__":
+    main()
