@@ -942,6 +942,22 @@ static void on_purge_timer(uv_timer_t *t)
 
 /* ---- replication: truncate and read back ---------------------------------------------------- */
 
+/* Deletes every snapshot newer than zxid, durably (the directory is
+ * fsynced once any went). */
+static int drop_snapshots_after(struct storage *s, int64_t zxid, const char *why)
+{
+	bool deleted = false;
+	while (s->n_snaps > 0 && s->snaps[s->n_snaps - 1].zxid > zxid) {
+		int r = delete_snapshot(s, s->n_snaps - 1, why);
+		if (r < 0)
+			return r;
+		deleted = true;
+	}
+	if (deleted && fsync(s->snap_dirfd) < 0)
+		return -errno;
+	return 0;
+}
+
 int storage_truncate_after(struct storage *s, int64_t zxid)
 {
 	if (s->closing)
@@ -967,17 +983,9 @@ int storage_truncate_after(struct storage *s, int64_t zxid)
 	}
 	/* Newer snapshots go first: a crash in between then leaves the log
 	 * as it was, never a snapshot ahead of a truncated log. */
-	bool deleted = false;
-	while (s->n_snaps > 0 && s->snaps[s->n_snaps - 1].zxid > zxid) {
-		r = delete_snapshot(s, s->n_snaps - 1, "truncate");
-		if (r < 0)
-			goto out;
-		deleted = true;
-	}
-	if (deleted && fsync(s->snap_dirfd) < 0) {
-		r = -errno;
+	r = drop_snapshots_after(s, zxid, "truncate");
+	if (r < 0)
 		goto out;
-	}
 	r = txnlog_truncate_after(s->log, zxid);
 	if (r < 0)
 		goto out;
@@ -1012,17 +1020,9 @@ int storage_install_snapshot(struct storage *s, const struct snapshot_image *img
 		return r;
 	/* Every step leaves a state recovery accepts: snapshots newer than
 	 * img first, then the log, then img itself. */
-	bool deleted = false;
-	while (s->n_snaps > 0 && s->snaps[s->n_snaps - 1].zxid >= img->zxid) {
-		r = delete_snapshot(s, s->n_snaps - 1, "installing a snapshot");
-		if (r < 0)
-			goto out;
-		deleted = true;
-	}
-	if (deleted && fsync(s->snap_dirfd) < 0) {
-		r = -errno;
+	r = drop_snapshots_after(s, img->zxid - 1, "installing a snapshot");
+	if (r < 0)
 		goto out;
-	}
 	r = txnlog_truncate_after(s->log, 0);
 	if (r < 0)
 		goto out;
