@@ -106,6 +106,10 @@ class Recorder:
         return v
 
     def client(self, name, **kw):
+        # These sessions send no pings: the longest timeout both servers
+        # grant (20 ticks) keeps them alive through a slow run on a loaded
+        # machine.
+        kw.setdefault("timeout_ms", 40000)
         c = RawZK(self.server.port, **kw)
         self.sessions[c.session_id] = "session-" + name
         return c
@@ -700,7 +704,10 @@ RESULTS = {}
 def test_scenario_matches(both):
     runs = {}
     for name, srv in (("zookeeper", both.zk), ("quorumd", both.q)):
-        runs[name] = scenario(srv)
+        try:
+            runs[name] = scenario(srv)
+        except Exception as e:
+            raise AssertionError("the scenario broke against %s: %r" % (name, e)) from e
     RESULTS.update(runs)
     steps = runs["zookeeper"][0]
     assert len(steps) >= 60, "only %d steps" % len(steps)
