@@ -986,29 +986,27 @@ static void put_write_result(struct conn *c, int32_t op, const struct tree_apply
 	}
 }
 
-/* A multi that failed in prep: results straight from its ErrorTxns. */
-static void reply_failed_multi(struct conn *c, struct request *r, const Quorum__Txn *txn)
+/* The results of a multi that failed in prep, from its ErrorTxns: every op
+ * an ErrorResult, ZOK marking one that was rolled back. */
+static void put_multi_errors(struct conn *c, const Quorum__MultiTxn *m)
 {
-	size_t n = txn->multi->n_ops;
-	struct tree_result *results = arena_alloc(&r->arena, sizeof(*results) * (n ? n : 1));
-	if (results == NULL) {
-		reply_error(c, r->xid, r->op, ZSYSTEMERROR);
-		request_put(c->srv, r);
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		results[i] = (struct tree_result){ .err = txn->multi->ops[i]->error->err };
-	struct tree_apply_result res = { ZOK, (int32_t)n, results };
-	int64_t zxid = c->srv->last_proposed; /* the state it was judged against */
-	size_t at = reply_begin(c, r->xid, zxid, ZOK);
-	/* Every op is an ErrorResult; ZOK marks one that was rolled back. */
-	for (int32_t i = 0; i < res.count; i++) {
-		struct zk_multi_header h = { ZK_OP_ERROR, false, results[i].err };
+	for (size_t i = 0; i < m->n_ops; i++) {
+		const Quorum__Txn *op = m->ops[i];
+		int32_t e = op->body_case == QUORUM__TXN__BODY_ERROR ? op->error->err : ZOK;
+		struct zk_multi_header h = { ZK_OP_ERROR, false, e };
 		zk_encode_multi_header(&c->out, &h);
-		jute_put_int(&c->out, results[i].err);
+		jute_put_int(&c->out, e);
 	}
 	struct zk_multi_header done = { -1, true, -1 };
 	zk_encode_multi_header(&c->out, &done);
+}
+
+/* A multi that failed in prep: its reply, judged against the txns in flight. */
+static void reply_failed_multi(struct conn *c, struct request *r, const Quorum__Txn *txn)
+{
+	int64_t zxid = c->srv->last_proposed; /* the state it was judged against */
+	size_t at = reply_begin(c, r->xid, zxid, ZOK);
+	put_multi_errors(c, txn->multi);
 	reply_end(c, at, r->op, zxid);
 	note_latency(c, r->received_ns);
 	finish_error_reply(c, r, at);
@@ -1765,18 +1763,9 @@ void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_
 		if (multi == NULL || multi->body_case != QUORUM__TXN__BODY_MULTI)
 			err = ZSYSTEMERROR;
 	}
-	size_t at = reply_begin(c, r->xid, zxid, multi && err == ZOK ? ZOK : err);
-	if (multi && err == ZOK) {
-		for (size_t i = 0; i < multi->multi->n_ops; i++) {
-			const Quorum__Txn *op = multi->multi->ops[i];
-			int32_t e = op->body_case == QUORUM__TXN__BODY_ERROR ? op->error->err : ZOK;
-			struct zk_multi_header h = { ZK_OP_ERROR, false, e };
-			zk_encode_multi_header(&c->out, &h);
-			jute_put_int(&c->out, e);
-		}
-		struct zk_multi_header done = { -1, true, -1 };
-		zk_encode_multi_header(&c->out, &done);
-	}
+	size_t at = reply_begin(c, r->xid, zxid, err);
+	if (multi && err == ZOK)
+		put_multi_errors(c, multi->multi);
 	if (multi)
 		quorum__txn__free_unpacked(multi, NULL);
 	reply_end(c, at, r->op, zxid);

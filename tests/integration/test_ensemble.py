@@ -155,6 +155,23 @@ def test_replicated_reads(ens):
                        "a follower to show the writes without sync")
         finally:
             close(c)
+        # A multi through a follower answers as through the leader: each
+        # op's result, and for a failing one each op's error (kazoo:
+        # NodeExistsError where it failed, RuntimeInconsistency after).
+        t = w.transaction()
+        t.create("/ens-rep/m")
+        t.set_data("/ens-rep/m", b"multi")
+        t.create("/ens-rep/m/kid")
+        t.delete("/ens-rep/m/kid")
+        res = t.commit()
+        assert res[0] == "/ens-rep/m" and res[1].version == 1 and res[2:] == ["/ens-rep/m/kid", True], res
+        t = w.transaction()
+        t.create("/ens-rep/m")
+        t.create("/ens-rep/m2")
+        res = t.commit()
+        assert [type(x).__name__ for x in res] == ["NodeExistsError", "RuntimeInconsistency"], res
+        wl.sync("/ens-rep")
+        assert wl.get("/ens-rep/m")[0] == b"multi" and wl.exists("/ens-rep/m2") is None
         w.delete("/ens-rep", recursive=True)
     finally:
         close(w, wl)
