@@ -24,6 +24,7 @@
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -221,8 +222,16 @@ void inode_put(struct inode *in);
 char *inode_path(struct inode *in);
 bool inode_stat(struct inode *in, struct zk_stat *st);
 void inode_set_stat(struct inode *in, const struct zk_stat *st);
+/* The open file whose commit creates this inode's znode (an O_CREAT open
+ * not committed yet). inode_pending() returns it with a reference taken
+ * (fh_unref() when done): its release may run meanwhile on another thread.
+ * inode_clear_pending() clears it only if it is still f. */
 void inode_set_pending(struct inode *in, struct fh *f);
 struct fh *inode_pending(struct inode *in);
+bool inode_has_pending(struct inode *in);
+void inode_clear_pending(struct inode *in, struct fh *f);
+void fh_ref(struct fh *f);   /* ops.c */
+void fh_unref(struct fh *f); /* frees it with the last reference */
 void inode_set_dirty_size(struct inode *in, int64_t size);
 /* Swaps page_mzxid for mzxid; returns whether they were equal (keep the
  * page cache). */
@@ -333,6 +342,7 @@ void ops_shutdown(void);
 
 struct fh {
 	struct fh *prev, *next; /* every open file (ops.c, for shutdown) */
+	atomic_int refs;        /* the open's own, and one per inode_pending() caller */
 	struct inode *in;       /* held */
 	pthread_mutex_t mu;     /* guards everything below */
 	uint8_t *buf;           /* the whole content as this open sees it */

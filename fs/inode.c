@@ -332,8 +332,26 @@ struct fh *inode_pending(struct inode *in)
 {
 	pthread_mutex_lock(&table_mu);
 	struct fh *f = in->pending;
+	if (f)
+		fh_ref(f); /* under the lock: a release clears it under the lock too */
 	pthread_mutex_unlock(&table_mu);
 	return f;
+}
+
+bool inode_has_pending(struct inode *in)
+{
+	pthread_mutex_lock(&table_mu);
+	bool has = in->pending != NULL;
+	pthread_mutex_unlock(&table_mu);
+	return has;
+}
+
+void inode_clear_pending(struct inode *in, struct fh *f)
+{
+	pthread_mutex_lock(&table_mu);
+	if (in->pending == f)
+		in->pending = NULL;
+	pthread_mutex_unlock(&table_mu);
 }
 
 void inode_set_dirty_size(struct inode *in, int64_t size)

@@ -189,6 +189,7 @@ static struct fh *fh_new(struct inode *in)
 	if (!f)
 		return NULL;
 	pthread_mutex_init(&f->mu, NULL);
+	atomic_init(&f->refs, 1);
 	f->in = in;
 	f->pidfd = -1;
 	inode_hold(in);
@@ -199,6 +200,19 @@ static struct fh *fh_new(struct inode *in)
 	open_files = f;
 	pthread_mutex_unlock(&handles_mu);
 	return f;
+}
+
+void fh_ref(struct fh *f)
+{
+	atomic_fetch_add(&f->refs, 1);
+}
+
+static void fh_free(struct fh *f);
+
+void fh_unref(struct fh *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) == 1)
+		fh_free(f);
 }
 
 static void fh_free(struct fh *f)
@@ -305,7 +319,7 @@ static int fh_commit(struct fh *f)
 			/* The kernel's name for it (suffixed or not) is not
 			 * the new znode's inode: the next lookup makes that. */
 			inode_set_path(f->in, r->path);
-			inode_set_pending(f->in, NULL);
+			inode_clear_pending(f->in, f);
 		} else {
 			expect_undo(path, seq ? -ZK_EVENT_CREATED : ev);
 			if (rc == ZNODEEXISTS)
@@ -345,6 +359,7 @@ static int commit_pending(struct inode *in)
 	pthread_mutex_lock(&f->mu);
 	int rc = fh_commit(f);
 	pthread_mutex_unlock(&f->mu);
+	fh_unref(f);
 	return rc;
 }
 
@@ -436,7 +451,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (err == -ENOENT) {
 		/* A file created by an open that has not committed yet. */
 		struct inode *pend = inode_find(path, INODE_FILE);
-		if (pend && inode_pending(pend)) {
+		if (pend && inode_has_pending(pend)) {
 			struct inode *in = inode_lookup(path, INODE_FILE, NULL);
 			inode_put(pend);
 			free(path);
@@ -476,7 +491,7 @@ static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 /* Refreshes in's Stat from the ensemble (or the cache). */
 static int refresh(struct inode *in)
 {
-	if (in->czxid == 0 && inode_pending(in))
+	if (in->czxid == 0 && inode_has_pending(in))
 		return 0; /* not created yet: its attributes are ours */
 	char *path = inode_path(in);
 	if (!path)
@@ -582,11 +597,14 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			fuse_reply_err(req, EISDIR);
 			return;
 		}
-		struct fh *f = fi ? fh_of(fi) : inode_pending(in);
+		struct fh *pend = fi ? NULL : inode_pending(in);
+		struct fh *f = fi ? fh_of(fi) : pend;
 		if (f) {
 			pthread_mutex_lock(&f->mu);
 			err = fh_resize(f, (size_t)attr->st_size);
 			pthread_mutex_unlock(&f->mu);
+			if (pend)
+				fh_unref(pend);
 		} else if ((uint64_t)attr->st_size > fs.opt.max_size) {
 			err = -EFBIG;
 		} else {
@@ -692,8 +710,8 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	free(path);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		/* The caller was interrupted: nothing will release it. */
-		inode_set_pending(in, NULL);
-		fh_free(f);
+		inode_clear_pending(in, f);
+		fh_unref(f);
 		inode_forget(in, 1);
 	}
 }
@@ -1108,6 +1126,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			memcpy(f->buf, pend->buf, pend->len);
 		f->len = pend->len;
 		pthread_mutex_unlock(&pend->mu);
+		fh_unref(pend);
 		f->version = -1;
 		fi->direct_io = 1;
 		goto done;
@@ -1138,13 +1157,13 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = fs.timeout > 0 && inode_page_check(in, st.mzxid) && !f->dirty;
 done:
 	if (err) {
-		fh_free(f);
+		fh_unref(f);
 		fuse_reply_err(req, -err);
 		return;
 	}
 	fi->fh = (uintptr_t)f;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		fh_free(f);
+		fh_unref(f);
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1222,9 +1241,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	pthread_mutex_lock(&f->mu);
 	fh_commit(f); /* normally flush did; release cannot report */
 	pthread_mutex_unlock(&f->mu);
-	if (inode_pending(in) == f)
-		inode_set_pending(in, NULL);
-	fh_free(f);
+	inode_clear_pending(in, f);
+	fh_unref(f);
 	fuse_reply_err(req, 0);
 }
 
@@ -1452,6 +1470,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		err = fh_commit(pend);
 		path = pend->created ? strdup(pend->created) : NULL;
 		pthread_mutex_unlock(&pend->mu);
+		fh_unref(pend);
 		if (!err && !path)
 			err = -ENOENT;
 	} else {
