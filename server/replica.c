@@ -396,6 +396,27 @@ void replica_forward_error(struct replica *r, uint32_t to, uint64_t seq, int32_t
 	free(packed);
 }
 
+void replica_claim(struct replica *r, struct session *s)
+{
+	if (r->leading) {
+		s->owner = (uint32_t)r->srv->cfg->myid;
+		return;
+	}
+	if (!r->serving)
+		return;
+	int64_t id = s->id;
+	Quorum__Touch t = QUORUM__TOUCH__INIT;
+	t.n_session_ids = 1;
+	t.session_ids = &id;
+	t.claim = true;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	uint32_t leader = zab_leader(r->zab);
+	stamp(r, &m, leader);
+	m.body_case = QUORUM__PEER_MSG__BODY_TOUCH;
+	m.touch = &t;
+	peer_net_send(r->net, leader, &m);
+}
+
 /* Leader: a follower's sync. Everything committed so far has been sent to
  * it ahead of this answer, on the same connection. */
 static void on_sync_request(struct replica *r, uint32_t from, const Quorum__SyncRequest *s)
@@ -446,12 +467,14 @@ static void send_touch(struct replica *r)
 	free(ids);
 }
 
-static void on_touch(struct replica *r, const Quorum__Touch *t)
+static void on_touch(struct replica *r, uint32_t from, const Quorum__Touch *t)
 {
 	struct server *srv = r->srv;
 	int64_t now = (int64_t)uv_now(srv->loop);
 	for (size_t i = 0; i < t->n_session_ids; i++) {
 		struct session *s = session_get(&srv->sessions, t->session_ids[i]);
+		if (s && t->claim)
+			s->owner = from;
 		if (s && !s->closing)
 			session_touch(&srv->sessions, s, now);
 	}
@@ -493,7 +516,7 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 		if (m->body_case == QUORUM__PEER_MSG__BODY_FORWARD)
 			server_forwarded(r->srv, from, m->forward);
 		else if (m->body_case == QUORUM__PEER_MSG__BODY_TOUCH)
-			on_touch(r, m->touch);
+			on_touch(r, from, m->touch);
 		else if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_REQUEST)
 			on_sync_request(r, from, m->sync_request);
 		return;

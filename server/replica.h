@@ -25,6 +25,7 @@
 
 struct server;
 struct replica;
+struct session;
 
 /* What recovery found, for the core: the snapshot the log continues from
  * and the last zxid of every epoch in the log after it. */
@@ -58,6 +59,11 @@ int replica_propose(struct replica *r, const Quorum__Txn *txn, uint32_t origin, 
 int replica_forward(struct replica *r, uint64_t seq, int64_t session_id, int32_t cxid,
 		    int32_t op, const uint8_t *body, size_t len, const struct acl_auth *auth,
 		    int32_t timeout);
+/* A client re-attached session_id here: the leader learns the session
+ * lives on this member now (a follower tells it, ahead of any write of
+ * the session; the leader notes it itself). */
+void replica_claim(struct replica *r, struct session *s);
+
 /* Follower: a client's sync; answered by server_sync_reached(). */
 int replica_sync(struct replica *r, uint64_t seq);
 

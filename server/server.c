@@ -826,6 +826,14 @@ static bool replica_leading_or_alone(const struct server *srv)
 	return srv->replica == NULL || replica_leading(srv->replica);
 }
 
+/* Leader: whether the session lives on a member other than `from` (the
+ * last one a client re-attached it on; unknown counts as anywhere). */
+static bool session_moved(const struct server *srv, int64_t session_id, uint32_t from)
+{
+	const struct session *s = session_get(&srv->sessions, session_id);
+	return s && s->owner != 0 && s->owner != from;
+}
+
 /* The zxid the next prepped txn carries. */
 static int64_t next_zxid(const struct server *srv)
 {
@@ -1081,6 +1089,16 @@ static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in
 
 	if (srv->replica && !replica_leading(srv->replica)) {
 		forward_write(c, xid, op, in, received_ns);
+		return;
+	}
+	if (srv->replica && session_moved(srv, c->session_id, (uint32_t)srv->cfg->myid)) {
+		if (op == ZK_OP_CLOSE_SESSION) {
+			conn_close(c);
+			return;
+		}
+		/* As ZooKeeper: the error, then the abandoned connection goes. */
+		reply_error(c, xid, op, ZSESSIONMOVED);
+		conn_close_after_flush(c);
 		return;
 	}
 
@@ -1403,6 +1421,8 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 			return;
 		}
 		attach_session(c, s);
+		if (srv->replica)
+			replica_claim(srv->replica, s);
 		/* The timeout is negotiated again, and the session lives by the
 		 * new one from now on (ZooKeeper's revalidateSession). */
 		s->live_timeout = prep_session_timeout(&srv->prep, req.timeout);
@@ -1659,6 +1679,11 @@ void server_commit(struct server *srv, const uint8_t *bytes, size_t len, uint32_
 		srv->stats.outstanding--;
 	}
 	server_apply(srv, txn, r);
+	if (txn->body_case == QUORUM__TXN__BODY_CREATE_SESSION) {
+		struct session *s = session_get(&srv->sessions, txn->session_id);
+		if (s)
+			s->owner = origin;
+	}
 	if (srv->last_proposed < txn->zxid)
 		srv->last_proposed = txn->zxid;
 	quorum__txn__free_unpacked(txn, NULL);
@@ -1678,6 +1703,14 @@ void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *
 		return;
 	}
 	r->session_id = f->session_id;
+	/* A write of a session that has moved to another member since: the
+	 * client gave up on this connection, and must not see it applied. */
+	if (f->op != ZK_OP_CREATE_SESSION && session_moved(srv, f->session_id, from)) {
+		replica_forward_error(srv->replica, from, f->seq, ZSESSIONMOVED, srv->last_proposed,
+				      NULL);
+		request_put(srv, r);
+		return;
+	}
 	struct acl_auth auth = { .super = f->super };
 	for (size_t i = 0; i < f->n_auth && auth.count < ACL_MAX_AUTH; i++) {
 		snprintf(auth.ids[auth.count].scheme, sizeof(auth.ids[0].scheme), "%s",
@@ -1783,6 +1816,8 @@ void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_
 		r->state = REQ_DONE;
 	}
 	server_drain_queue(c);
+	if (err == ZSESSIONMOVED)
+		conn_close_after_flush(c); /* as ZooKeeper: the client left it */
 }
 
 void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid)
@@ -1849,6 +1884,7 @@ void server_serving(struct server *srv, bool serving, bool leading)
 		int64_t now = (int64_t)uv_now(srv->loop);
 		SESSION_FOR_EACH(s, &srv->sessions) {
 			s->closing = false;
+			s->owner = 0; /* every client re-attaches, and claims */
 			session_touch(&srv->sessions, s, now);
 		}
 		srv->expire_next_ms = now + srv->cfg->container_check_ms;

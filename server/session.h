@@ -36,6 +36,9 @@ struct session {
 				    its connection's timeout); 0: timeout.
 				    Local, unlike timeout, which is replicated */
 	bool closing;            /* closeSession in flight: no new requests */
+	uint32_t owner;          /* ensemble: the member its client is on, as the
+				    leader last heard (0: not known); a write
+				    from another member is ZSESSIONMOVED */
 };
 
 struct session_table {

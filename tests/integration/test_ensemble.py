@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 
+import rawzk
 from harness import ensemble_for, run_tests, wait_until
 
 from kazoo.client import KazooClient, KazooState
@@ -518,13 +519,46 @@ def test_frozen_leader(ens):
         close(zk)
 
 
+def test_session_moved(ens):
+    """A session re-attached on another member: a write still arriving on
+    its old connection is refused (SessionMoved, or the connection closed)
+    and never applied, so a client that moved on is not surprised by it."""
+    restore(ens)
+    rmr(ens, "/ens-mv")
+    a_m, b_m = ens.members[0], ens.members[1]
+    a = rawzk.RawZK(a_m.port)
+    b = None
+    try:
+        assert a.create("/ens-mv")[0] == 0
+        b = rawzk.RawZK(b_m.port, session_id=a.session_id, passwd=a.passwd,
+                        last_zxid=a.last_zxid)
+        assert b.session_id == a.session_id, "the session did not move"
+        assert b.create("/ens-mv/b")[0] == 0
+        try:
+            err = a.create("/ens-mv/a")[0]
+        except (OSError, rawzk.Closed) as e:  # closed by the old member
+            err = repr(e)
+        assert err == rawzk.SESSIONMOVED or isinstance(err, str), err
+        assert b.sync("/ens-mv")[0] == 0
+        assert b.exists("/ens-mv/a")[0] == rawzk.NONODE, "the stale write was applied"
+        assert b.exists("/ens-mv/b")[0] == 0
+        print("    the old connection's write: %s" % (
+            "SessionMoved" if err == rawzk.SESSIONMOVED else "connection closed"), flush=True)
+    finally:
+        for c in (a, b):
+            if c is not None:
+                c.sock.close()
+    rmr(ens, "/ens-mv")
+
+
 def main():
     kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
     t0 = time.monotonic()
     with ensemble_for(kind) as ens:
         print("    %s ensemble started in %.1fs" % (kind, time.monotonic() - t0), flush=True)
         run_tests([test_replicated_reads, test_leader_killed, test_session_survives_failover,
-                   test_restarted_member_catches_up, test_minority, test_frozen_leader],
+                   test_restarted_member_catches_up, test_minority, test_frozen_leader,
+                   test_session_moved],
                   ens, on_failure=ens.dump_logs)
 
 
