@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""quorumd side by side with Apache ZooKeeper under the same load.
+
+Starts a standalone quorumd and a standalone ZooKeeper, then a 3-member
+quorumd ensemble and a 3-member ZooKeeper ensemble (real processes on
+loopback, from tests/integration/harness.py), runs the same qbench workloads
+against each -- quorumd first, then ZooKeeper, workload by workload, so that
+whatever else the machine does hits both alike -- and prints one table:
+throughput, p50 and p99 latency and server CPU per op for both, with the
+ratio quorumd/ZooKeeper. See README.md for what each figure means.
+
+    /usr/bin/python3 bench/compare.py --build /tmp/build-bench --quick
+
+Server CPU per op is utime+stime of every server process (each ensemble
+member; for ZooKeeper the whole JVM: GC and JIT threads too), read from
+/proc/PID/stat at the edges of qbench's measured window (qbench --cpu-pid
+reads it there, so the pool set-up, the warm-up and the clean-up are not
+charged), divided by the ops of the window.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
+sys.dont_write_bytecode = True  # leave the source tree as it was
+
+import harness  # noqa: E402
+
+WORKLOADS = ("create", "set", "get", "mixed")
+
+
+# ---- ZooKeeper as a benchmark wants it --------------------------------------
+# The test harness starts ensemble JVMs with the C1 compiler alone and the
+# serial collector (they start faster) and every JVM with a 256 MiB heap.
+# Here ZooKeeper gets the JVM's defaults (C2, G1 on this machine) and 1 GiB,
+# so a create run that fills the tree measures ZooKeeper, not its GC.
+
+def _bench_jvm(cmd):
+    out = []
+    for a in cmd:
+        if a in ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"):
+            continue
+        out.append("-Xmx1g" if a.startswith("-Xmx") else a)
+    return out
+
+
+class BenchZooKeeper(harness.ZooKeeper):
+    def command(self, cfg_path):
+        return _bench_jvm(super().command(cfg_path))
+
+
+class BenchZooKeeperMember(harness.ZooKeeperMember):
+    def command(self, cfg_path):
+        return _bench_jvm(super().command(cfg_path))
+
+
+class BenchZooKeeperEnsemble(harness.ZooKeeperEnsemble):
+    member_class = BenchZooKeeperMember
+
+
+# ---- running qbench ------------------------------------------------------------
+
+def qbench(args, hosts, pids, workload):
+    """One qbench run of one workload; its JSON result (a dict)."""
+    cmd = [args.qbench, "--hosts", hosts, "--workload", workload, "--json",
+           "--clients", str(args.clients), "--outstanding", str(args.outstanding),
+           "--size", str(args.size), "--pool", str(args.pool),
+           "--read-pct", str(args.read_pct), "--seed", str(args.seed),
+           "--duration", str(args.duration), "--warmup", str(args.warmup)]
+    for pid in pids:
+        cmd += ["--cpu-pid", str(pid)]
+    bound = args.warmup + args.duration + 180
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=bound)
+    lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    if r.returncode != 0 or len(lines) != 1:
+        raise RuntimeError("qbench exited with %d against %s:\n%s%s"
+                           % (r.returncode, hosts, r.stdout, r.stderr))
+    return json.loads(lines[0])
+
+
+def server_pids(server):
+    members = getattr(server, "members", None)
+    procs = [m.proc for m in members] if members else [server.proc]
+    return [p.pid for p in procs]
+
+
+def warm_up(args, server):
+    """Unmeasured load of every kind until the server is warm: ZooKeeper's
+    JVM keeps getting faster for 10-20 s of load as the JIT compiles its
+    request path, and a benchmark of a cold JVM measures the compiler."""
+    if args.server_warmup <= 0:
+        return
+    per = args.server_warmup / len(WORKLOADS)
+    cmd = [args.qbench, "--hosts", server.hosts, "--workload", "all",
+           "--clients", str(args.clients), "--outstanding", str(args.outstanding),
+           "--size", str(args.size), "--pool", str(args.pool), "--seed", str(args.seed + 1),
+           "--duration", str(per), "--warmup", "0"]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=args.server_warmup + 180)
+    if r.returncode != 0:
+        raise RuntimeError("warm-up of %s failed:\n%s%s" % (server.hosts, r.stdout, r.stderr))
+
+
+def run_pair(args, setup, quorumd, zookeeper, rows):
+    for srv in (quorumd, zookeeper):
+        warm_up(args, srv)
+        time.sleep(args.settle)
+    for w in args.workloads:
+        res = {}
+        for name, srv in (("quorumd", quorumd), ("zookeeper", zookeeper)):
+            res[name] = qbench(args, srv.hosts, server_pids(srv), w)
+            time.sleep(args.settle)
+        row = {"setup": setup, "workload": w, "quorumd": res["quorumd"],
+               "zookeeper": res["zookeeper"], "ratio": ratios(res["quorumd"], res["zookeeper"])}
+        rows.append(row)
+        if not args.json:
+            print("  %-10s %-6s quorumd %9.0f ops/s, zookeeper %9.0f ops/s"
+                  % (setup, w, res["quorumd"]["ops_per_s"], res["zookeeper"]["ops_per_s"]),
+                  file=sys.stderr, flush=True)
+
+
+METRICS = (("ops_per_s", "ops/s"), ("p50_us", "p50 us"), ("p99_us", "p99 us"),
+           ("server_cpu_us_per_op", "server CPU us/op"))
+
+
+def ratios(q, z):
+    out = {}
+    for key, _ in METRICS:
+        a, b = q.get(key), z.get(key)
+        out[key] = a / b if a is not None and b else None
+    return out
+
+
+# ---- the table -------------------------------------------------------------------
+
+def fmt(v, width):
+    if v is None:
+        return "-".rjust(width)
+    if v >= 100:
+        return ("%.0f" % v).rjust(width)
+    return ("%.1f" % v).rjust(width)
+
+
+def fmt_ratio(v):
+    return "-".rjust(6) if v is None else ("%.2f" % v).rjust(6)
+
+
+def print_table(rows, args):
+    groups = [label for _, label in METRICS]
+    head1 = "%-10s %-6s" % ("", "")
+    head2 = "%-10s %-6s" % ("setup", "load")
+    for g in groups:
+        head1 += " | " + g.center(24)
+        head2 += " | %8s %8s %6s" % ("quorumd", "zk", "q/zk")
+    print(head1)
+    print(head2)
+    print("-" * len(head2))
+    for r in rows:
+        line = "%-10s %-6s" % (r["setup"], r["workload"])
+        for key, _ in METRICS:
+            line += " | %s %s %s" % (fmt(r["quorumd"].get(key), 8),
+                                     fmt(r["zookeeper"].get(key), 8),
+                                     fmt_ratio(r["ratio"][key]))
+        print(line)
+    errs = ["%s %s %s: %d errors (first %s)" % (r["setup"], r["workload"], name,
+                                                r[name]["errors"], r[name]["first_error"])
+            for r in rows for name in ("quorumd", "zookeeper") if r[name]["errors"]]
+    for e in errs:
+        print("note: " + e)
+    print("%d clients x %d outstanding, %d-byte data, pool %d, mixed %d%% get; %gs per "
+          "workload after %gs warm-up (%gs per server before the first); %d CPUs on this "
+          "machine, shared by clients and servers: compare ratios, not absolutes"
+          % (args.clients, args.outstanding, args.size, args.pool, args.read_pct,
+             args.duration, args.warmup, args.server_warmup, os.cpu_count() or 0))
+
+
+# ---- main ------------------------------------------------------------------------
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--build", default=os.environ.get("MESON_BUILD_ROOT",
+                                                     os.path.join(SOURCE, "build")),
+                   help="meson build directory holding bench/qbench and server/quorumd")
+    p.add_argument("--quick", action="store_true",
+                   help="3 s per workload after 2 s of warm-up (default 15 s after 5 s)")
+    p.add_argument("--only", choices=("standalone", "ensemble"))
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help="comma-separated subset of create,set,get,mixed")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--outstanding", type=int, default=32)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--pool", type=int, default=1000)
+    p.add_argument("--read-pct", type=int, default=90)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--duration", type=float, help="seconds per workload (overrides --quick)")
+    p.add_argument("--warmup", type=float, help="warm-up seconds (overrides --quick)")
+    p.add_argument("--server-warmup", type=float,
+                   help="seconds of unmeasured load on each server before the first "
+                   "workload (default 12 with --quick, else 30)")
+    p.add_argument("--settle", type=float, default=1.0,
+                   help="pause after each run, so its clean-up is not the next run's load")
+    args = p.parse_args()
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    if not args.workloads or any(w not in WORKLOADS for w in args.workloads):
+        p.error("--workloads: a comma-separated subset of " + ",".join(WORKLOADS))
+    if args.duration is None:
+        args.duration = 3.0 if args.quick else 15.0
+    if args.warmup is None:
+        args.warmup = 2.0 if args.quick else 5.0
+    if args.server_warmup is None:
+        args.server_warmup = 12.0 if args.quick else 30.0
+
+    args.qbench = os.path.join(args.build, "bench", "qbench")
+    quorumd = os.path.join(args.build, "server", "quorumd")
+    for f in (args.qbench, quorumd):
+        if not os.access(f, os.X_OK):
+            p.error("%s not found: build first (ninja -C %s) or pass --build" % (f, args.build))
+    os.environ["QUORUMD"] = quorumd
+
+    rows = []
+    if args.only in (None, "standalone"):
+        print("standalone: starting quorumd and ZooKeeper", file=sys.stderr, flush=True)
+        with harness.running(harness.Quorumd(), BenchZooKeeper()) as (q, z):
+            run_pair(args, "standalone", q, z, rows)
+    if args.only in (None, "ensemble"):
+        print("ensemble: starting 3 quorumd and 3 ZooKeeper members", file=sys.stderr,
+              flush=True)
+        with harness.QuorumdEnsemble(3) as qe, BenchZooKeeperEnsemble(3) as ze:
+            qe.wait_serving()
+            ze.wait_serving()
+            run_pair(args, "ensemble", qe, ze, rows)
+
+    if args.json:
+        json.dump({"config": {k: getattr(args, k) for k in
+                              ("clients", "outstanding", "size", "pool", "read_pct", "seed",
+                               "duration", "warmup", "server_warmup")},
+                   "cpus": os.cpu_count(), "results": rows}, sys.stdout, indent=1)
+        print()
+    else:
+        print_table(rows, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1047 @@
+/*
+ * qbench: a load generator for any server of the ZooKeeper protocol
+ * (quorumd, Apache ZooKeeper), on libquorum_client's async API.
+ *
+ *     qbench --hosts 127.0.0.1:2181 --clients 4 --outstanding 32 \
+ *            --workload create,set,get,mixed --duration 10
+ *
+ * N client sessions (one qc_client each, so one I/O thread each) keep K
+ * requests outstanding apiece: every completion submits the next request
+ * from the completion callback, on the I/O thread, so the pipeline never
+ * drains while the clock runs. For each workload a warm-up runs first (not
+ * counted: the JVM compiles, caches fill), then the measured window, then
+ * every session drains. One line per workload: ops/s, latency p50/p99/p999
+ * in µs, errors, and, with --cpu-pid, the server CPU spent per op (utime +
+ * stime of those processes from /proc, sampled at the edges of the window).
+ * --json prints one JSON object per workload instead.
+ *
+ * Workloads: create (new nodes, `size` bytes each), set and get (on a pool
+ * of nodes made before the first workload), mixed (read-pct % get, the rest
+ * set). Everything lives under one root node (default /qbench-<random>),
+ * removed at exit unless --keep.
+ *
+ * DESIGN (threads). Each client's state (its RNG, its name counter, its
+ * statistics, its slots) is touched only by that client's I/O thread while
+ * a workload runs, and only by the main thread in between. The hand-over is
+ * the client's `inflight` counter: a completion that retires its slot
+ * decrements it with release order after its last write, and the main
+ * thread waits for zero with acquire order before it reads or resets
+ * anything; the next workload's first submits go through the library's
+ * mutex, which orders the main thread's writes before the I/O thread's
+ * reads. The phase (warm-up, measure, stop) is one atomic the main thread
+ * moves forward; with --ops the completion that counts the last op moves it
+ * to stop itself.
+ *
+ * Everything is bounded: clients, outstanding requests, data size, pool,
+ * duration, the wait for a drain (request timeout + 5 s), the pids sampled.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pthread.h>
+
+#include "quorum_client.h"
+
+/* ---- bounds ------------------------------------------------------------- */
+
+#define MAX_CLIENTS 1024
+#define MAX_OUTSTANDING 4096
+#define MAX_DATA (1000 * 1000) /* under jute.maxbuffer with the headers */
+#define MAX_POOL 1000000
+#define MAX_SECONDS 3600.0
+#define MAX_CPU_PIDS 16
+#define MAX_WORKLOADS 16
+#define MAX_ROOT 200
+#define PATH_LEN (MAX_ROOT + 64)
+#define BULK_WINDOW 1024          /* requests in flight while filling/cleaning */
+#define CONNECT_TIMEOUT_MS 15000
+#define DRAIN_SLACK_MS 5000
+
+/* ---- latency histogram ---------------------------------------------------- */
+/* Log-linear in nanoseconds: exact below 128 ns, then 64 sub-buckets per
+ * power of two (under 1.6 % error), up to 2^40 ns (18 min), beyond which
+ * values are clamped. One per client, merged at the end of a workload. */
+
+#define HIST_SUB 64
+#define HIST_MAX_NS ((UINT64_C(1) << 40) - 1)
+#define HIST_BUCKETS ((40 - 6) * HIST_SUB + 2 * HIST_SUB)
+
+struct hist {
+	uint64_t count[HIST_BUCKETS];
+	uint64_t n, sum_ns, max_ns;
+};
+
+static unsigned hist_index(uint64_t v)
+{
+	if (v > HIST_MAX_NS)
+		v = HIST_MAX_NS;
+	if (v < 2 * HIST_SUB)
+		return (unsigned)v;
+	unsigned shift = (unsigned)(63 - __builtin_clzll(v)) - 6;
+	return shift * HIST_SUB + (unsigned)(v >> shift);
+}
+
+/* The middle of bucket i, in ns. */
+static double hist_value(unsigned i)
+{
+	if (i < 2 * HIST_SUB)
+		return i;
+	unsigned shift = i / HIST_SUB - 1;
+	uint64_t lower = (uint64_t)(i - shift * HIST_SUB) << shift;
+	return (double)lower + (double)(UINT64_C(1) << shift) / 2.0;
+}
+
+static void hist_add(struct hist *h, uint64_t ns)
+{
+	h->count[hist_index(ns)]++;
+	h->n++;
+	h->sum_ns += ns;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+}
+
+static void hist_merge(struct hist *into, const struct hist *h)
+{
+	for (unsigned i = 0; i < HIST_BUCKETS; i++)
+		into->count[i] += h->count[i];
+	into->n += h->n;
+	into->sum_ns += h->sum_ns;
+	if (h->max_ns > into->max_ns)
+		into->max_ns = h->max_ns;
+}
+
+/* The q-quantile (0 < q <= 1) in µs; 0 when empty. */
+static double hist_quantile_us(const struct hist *h, double q)
+{
+	if (h->n == 0)
+		return 0;
+	uint64_t rank = (uint64_t)ceil(q * (double)h->n);
+	if (rank < 1)
+		rank = 1;
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->count[i];
+		if (seen >= rank)
+			return hist_value(i) / 1000.0;
+	}
+	return (double)h->max_ns / 1000.0;
+}
+
+/* ---- state ---------------------------------------------------------------- */
+
+enum workload { W_CREATE, W_SET, W_GET, W_MIXED };
+static const char *const workload_names[] = { "create", "set", "get", "mixed" };
+
+enum phase { PH_WARMUP, PH_MEASURE, PH_STOP };
+
+/* What one client saw in one measured window. */
+struct stats {
+	uint64_t ok;           /* replies with ZOK */
+	uint64_t errors;       /* replies with an error, and failed resubmits */
+	int first_error;       /* the first error code seen, for the report */
+	struct hist lat;       /* latency of the ZOK replies */
+};
+
+/* The bulk in progress: see bulk_run(). */
+struct bulk {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned inflight;
+	uint64_t errors;
+	int tolerated;         /* ZNODEEXISTS when creating, ZNONODE deleting */
+	int first_error;
+};
+
+struct bclient;
+
+/* One outstanding request: the same slot is resubmitted on completion. */
+struct slot {
+	struct bclient *c;
+	uint64_t t0_ns;        /* submit time */
+};
+
+struct bench;
+
+struct bclient {
+	struct bench *b;
+	struct qc_client *qc;
+	unsigned id;
+	uint64_t rng;          /* xorshift64* state, this client's alone */
+	uint64_t next_seq;     /* create: the next name c<id>-<seq>; also what
+				  cleanup deletes */
+	atomic_uint inflight;  /* slots submitted and not retired: the
+				  hand-over between main and I/O thread */
+	struct stats st;
+	struct slot *slots;
+};
+
+struct bench {
+	/* options */
+	const char *hosts;
+	unsigned clients, outstanding, read_pct, timeout_ms;
+	size_t size, pool;
+	double duration_s, warmup_s;
+	uint64_t ops_limit;    /* 0: run for duration_s */
+	uint64_t seed;
+	char root[MAX_ROOT + 1];
+	bool keep, json;
+	enum workload workloads[MAX_WORKLOADS];
+	unsigned nworkloads;
+	pid_t cpu_pids[MAX_CPU_PIDS];
+	unsigned ncpu_pids;
+
+	/* run */
+	uint8_t *data;         /* size bytes, read-only once filled */
+	struct bclient *cl;
+	enum workload cur;     /* written by main only while no slot is live */
+	atomic_int phase;
+	atomic_uint_fast64_t measured; /* --ops: completions counted so far */
+	atomic_uint_fast64_t end_ns;   /* --ops: when the last one came */
+	bool pool_made, root_made;
+	struct bulk bulk;      /* here, not on a stack: after a bulk that
+				  timed out, late completions still land in it
+				  until the clients are closed */
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t cpu_self_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * UINT64_C(0x2545f4914f6cdd1d);
+}
+
+/* ---- server CPU from /proc ---------------------------------------------- */
+
+/* utime + stime of every thread of pid, in clock ticks; -1 if unreadable. */
+static long long proc_cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The comm in parentheses may hold anything: fields count from the
+	 * last ')'. After it: state (field 3) ... utime (14), stime (15). */
+	char *p = strrchr(buf, ')');
+	if (p == NULL)
+		return -1;
+	p++;
+	long long utime = -1, stime = -1;
+	for (int field = 3; field <= 15; field++) {
+		char *end;
+		while (*p == ' ')
+			p++;
+		if (field == 14 || field == 15) {
+			long long v = strtoll(p, &end, 10);
+			if (end == p)
+				return -1;
+			if (field == 14)
+				utime = v;
+			else
+				stime = v;
+			p = end;
+		} else {
+			p = strchr(p, ' ');
+			if (p == NULL)
+				return -1;
+		}
+	}
+	return utime + stime;
+}
+
+/* The sum over every --cpu-pid; -1 if any is unreadable (or none given). */
+static long long servers_cpu_ticks(const struct bench *b)
+{
+	long long sum = 0;
+	if (b->ncpu_pids == 0)
+		return -1;
+	for (unsigned i = 0; i < b->ncpu_pids; i++) {
+		long long t = proc_cpu_ticks(b->cpu_pids[i]);
+		if (t < 0)
+			return -1;
+		sum += t;
+	}
+	return sum;
+}
+
+/* ---- the load loop (I/O threads) ---------------------------------------- */
+
+static void on_done(struct qc_client *qc, const struct qc_result *r, void *arg);
+
+static void pool_path(const struct bench *b, char *out, uint64_t i)
+{
+	snprintf(out, PATH_LEN, "%s/p%" PRIu64, b->root, i);
+}
+
+static void create_path(const struct bench *b, char *out, unsigned client, uint64_t seq)
+{
+	snprintf(out, PATH_LEN, "%s/c%u-%" PRIu64, b->root, client, seq);
+}
+
+/* Submits the next request of the current workload on slot s. On the I/O
+ * thread (from on_done) or on the main thread while the slot is not live. */
+static int submit(struct slot *s)
+{
+	struct bclient *c = s->c;
+	struct bench *b = c->b;
+	char path[PATH_LEN];
+	bool read;
+
+	switch (b->cur) {
+	case W_CREATE:
+		create_path(b, path, c->id, c->next_seq++);
+		s->t0_ns = now_ns();
+		return qc_acreate(c->qc, path, b->data, (int32_t)b->size, NULL, 0, ZK_PERSISTENT,
+				  0, on_done, s);
+	case W_SET:
+		read = false;
+		break;
+	case W_GET:
+		read = true;
+		break;
+	case W_MIXED:
+	default:
+		read = rng_next(&c->rng) % 100 < b->read_pct;
+		break;
+	}
+	pool_path(b, path, rng_next(&c->rng) % b->pool);
+	s->t0_ns = now_ns();
+	if (read)
+		return qc_aget_data(c->qc, path, NULL, NULL, on_done, s);
+	return qc_aset_data(c->qc, path, b->data, (int32_t)b->size, -1, on_done, s);
+}
+
+static void count_error(struct stats *st, int err)
+{
+	if (st->errors++ == 0)
+		st->first_error = err;
+}
+
+/* A reply: count it if it fell in the measured window, then resubmit the
+ * slot unless the workload is stopping, else retire it. */
+static void on_done(struct qc_client *qc, const struct qc_result *r, void *arg)
+{
+	struct slot *s = arg;
+	struct bclient *c = s->c;
+	struct bench *b = c->b;
+	uint64_t t1 = now_ns();
+	int ph = atomic_load_explicit(&b->phase, memory_order_acquire);
+	(void)qc;
+
+	if (ph == PH_MEASURE) {
+		bool count = true;
+		if (b->ops_limit) {
+			uint64_t n = atomic_fetch_add_explicit(&b->measured, 1,
+							       memory_order_relaxed);
+			if (n >= b->ops_limit) {
+				count = false;
+			} else if (n + 1 == b->ops_limit) {
+				atomic_store_explicit(&b->end_ns, t1, memory_order_relaxed);
+				atomic_store_explicit(&b->phase, PH_STOP, memory_order_release);
+				ph = PH_STOP;
+			}
+		}
+		if (count) {
+			if (r->err == ZOK) {
+				c->st.ok++;
+				hist_add(&c->st.lat, t1 - s->t0_ns);
+			} else {
+				count_error(&c->st, r->err);
+			}
+		}
+	}
+	if (ph != PH_STOP) {
+		int rc = submit(s);
+		if (rc == ZOK)
+			return;
+		if (ph == PH_MEASURE)
+			count_error(&c->st, rc);
+	}
+	atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_release);
+}
+
+/* ---- bulk requests (setup and cleanup, not measured) -------------------- */
+/* A window of BULK_WINDOW requests over every client in turn, from the main
+ * thread; errors other than the expected one are counted (struct bulk). */
+
+static void on_bulk_done(struct qc_client *qc, const struct qc_result *r, void *arg)
+{
+	struct bulk *k = arg;
+	(void)qc;
+	pthread_mutex_lock(&k->mu);
+	if (r->err != ZOK && r->err != k->tolerated && k->errors++ == 0)
+		k->first_error = r->err;
+	k->inflight--;
+	pthread_cond_signal(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* Waits until at most `limit` requests are in flight, or the deadline. */
+static bool bulk_wait(struct bulk *k, unsigned limit, uint64_t deadline_ns)
+{
+	bool ok = true;
+	pthread_mutex_lock(&k->mu);
+	while (k->inflight > limit) {
+		uint64_t t = now_ns();
+		if (t >= deadline_ns) {
+			ok = false;
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t wait = deadline_ns - t;
+		if (wait > 100000000u)
+			wait = 100000000u;
+		ts.tv_nsec += (long)wait;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+	}
+	pthread_mutex_unlock(&k->mu);
+	return ok;
+}
+
+enum bulk_kind { BULK_CREATE_POOL, BULK_DELETE_POOL, BULK_DELETE_CREATED };
+
+/* Runs one kind of bulk request to the end. Returns the errors counted, or
+ * -1 when the bulk did not finish within its bound. */
+static long long bulk_run(struct bench *b, enum bulk_kind kind, const char *what)
+{
+	struct bulk *k = &b->bulk;
+	k->inflight = 0;
+	k->errors = 0;
+	k->first_error = ZOK;
+	k->tolerated = kind == BULK_CREATE_POOL ? ZNODEEXISTS : ZNONODE;
+	/* Each request has request_timeout to complete; the whole job is
+	 * bounded by how many windows it takes, generously. */
+	uint64_t total = 0;
+	if (kind == BULK_DELETE_CREATED)
+		for (unsigned i = 0; i < b->clients; i++)
+			total += b->cl[i].next_seq;
+	else
+		total = b->pool;
+	uint64_t deadline = now_ns() + ((uint64_t)b->timeout_ms + DRAIN_SLACK_MS) * 1000000u *
+				       (1 + total / BULK_WINDOW);
+	bool timely = true;
+	unsigned rr = 0, client = 0;
+	uint64_t seq = 0;
+	char path[PATH_LEN];
+
+	for (uint64_t i = 0; i < total && timely; i++) {
+		int rc;
+		struct bclient *c = &b->cl[rr++ % b->clients];
+		if (kind == BULK_DELETE_CREATED) {
+			while (seq >= b->cl[client].next_seq) {
+				client++;
+				seq = 0;
+			}
+			create_path(b, path, client, seq++);
+		} else {
+			pool_path(b, path, i);
+		}
+		timely = bulk_wait(k, BULK_WINDOW - 1, deadline);
+		if (!timely)
+			break;
+		pthread_mutex_lock(&k->mu);
+		k->inflight++;
+		pthread_mutex_unlock(&k->mu);
+		if (kind == BULK_CREATE_POOL)
+			rc = qc_acreate(c->qc, path, b->data, (int32_t)b->size, NULL, 0,
+					ZK_PERSISTENT, 0, on_bulk_done, k);
+		else
+			rc = qc_adelete(c->qc, path, -1, on_bulk_done, k);
+		if (rc != ZOK) {
+			pthread_mutex_lock(&k->mu);
+			k->inflight--;
+			if (k->errors++ == 0)
+				k->first_error = rc;
+			pthread_mutex_unlock(&k->mu);
+		}
+	}
+	if (timely)
+		timely = bulk_wait(k, 0, deadline);
+	long long errors = (long long)k->errors;
+	if (!timely) {
+		fprintf(stderr, "qbench: %s: no end within its bound\n", what);
+		/* Requests may still complete into b->bulk: the caller closes
+		 * every client (which runs every callback) before exiting. */
+		return -1;
+	}
+	if (errors)
+		fprintf(stderr, "qbench: %s: %lld errors (first: %s)\n", what, errors,
+			zk_error_name(k->first_error));
+	return errors;
+}
+
+/* ---- one workload (main thread) ----------------------------------------- */
+
+struct result {
+	enum workload w;
+	double seconds;
+	struct stats st;       /* merged */
+	double server_cpu_us_per_op; /* < 0: not measured */
+	double client_cpu_us_per_op;
+};
+
+static void sleep_until(uint64_t deadline_ns, const struct bench *b, bool ops_mode)
+{
+	for (;;) {
+		uint64_t t = now_ns();
+		if (t >= deadline_ns || interrupted)
+			return;
+		if (ops_mode &&
+		    atomic_load_explicit(&b->phase, memory_order_acquire) == PH_STOP)
+			return;
+		uint64_t step = deadline_ns - t;
+		if (step > (ops_mode ? 1000000u : 20000000u))
+			step = ops_mode ? 1000000u : 20000000u;
+		struct timespec ts = { (time_t)(step / 1000000000u), (long)(step % 1000000000u) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Waits for every slot to retire; false past the bound. */
+static bool drain(struct bench *b)
+{
+	uint64_t deadline = now_ns() + ((uint64_t)b->timeout_ms + DRAIN_SLACK_MS) * 1000000u;
+	for (unsigned i = 0; i < b->clients; i++) {
+		while (atomic_load_explicit(&b->cl[i].inflight, memory_order_acquire) != 0) {
+			if (now_ns() >= deadline)
+				return false;
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return true;
+}
+
+static int run_workload(struct bench *b, enum workload w, struct result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->w = w;
+	b->cur = w;
+	for (unsigned i = 0; i < b->clients; i++)
+		memset(&b->cl[i].st, 0, sizeof(b->cl[i].st));
+	atomic_store(&b->measured, 0);
+	atomic_store(&b->end_ns, 0);
+	atomic_store(&b->phase, PH_WARMUP);
+
+	/* Fill every pipeline. */
+	for (unsigned i = 0; i < b->clients; i++) {
+		struct bclient *c = &b->cl[i];
+		for (unsigned j = 0; j < b->outstanding; j++) {
+			atomic_fetch_add(&c->inflight, 1);
+			int rc = submit(&c->slots[j]);
+			if (rc != ZOK) {
+				atomic_fetch_sub(&c->inflight, 1);
+				fprintf(stderr, "qbench: %s: submit: %s\n", workload_names[w],
+					zk_error_name(rc));
+				atomic_store(&b->phase, PH_STOP);
+				drain(b);
+				return -1;
+			}
+		}
+	}
+	sleep_until(now_ns() + (uint64_t)(b->warmup_s * 1e9), b, false);
+
+	long long cpu0 = servers_cpu_ticks(b);
+	uint64_t self0 = cpu_self_ns();
+	uint64_t t0 = now_ns();
+	atomic_store_explicit(&b->phase, PH_MEASURE, memory_order_release);
+	sleep_until(t0 + (uint64_t)(b->duration_s * 1e9), b, b->ops_limit != 0);
+	uint64_t t1 = now_ns();
+	atomic_store_explicit(&b->phase, PH_STOP, memory_order_release);
+	long long cpu1 = servers_cpu_ticks(b);
+	uint64_t self1 = cpu_self_ns();
+	uint64_t end = atomic_load(&b->end_ns);
+	if (b->ops_limit && end != 0 && end < t1)
+		t1 = end;
+
+	if (!drain(b)) {
+		fprintf(stderr, "qbench: %s: requests still outstanding %u ms after the end\n",
+			workload_names[w], b->timeout_ms + DRAIN_SLACK_MS);
+		return -1;
+	}
+	res->seconds = (double)(t1 - t0) / 1e9;
+	for (unsigned i = 0; i < b->clients; i++) {
+		const struct stats *st = &b->cl[i].st;
+		res->st.ok += st->ok;
+		if (st->errors && res->st.errors == 0)
+			res->st.first_error = st->first_error;
+		res->st.errors += st->errors;
+		hist_merge(&res->st.lat, &st->lat);
+	}
+	uint64_t ops = res->st.ok + res->st.errors;
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	res->server_cpu_us_per_op = cpu0 >= 0 && cpu1 >= 0 && ops > 0
+		? (double)(cpu1 - cpu0) / hz * 1e6 / (double)ops : -1;
+	res->client_cpu_us_per_op = ops > 0 ? (double)(self1 - self0) / 1e3 / (double)ops : -1;
+	return 0;
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+static void print_result(const struct bench *b, const struct result *r)
+{
+	const struct hist *h = &r->st.lat;
+	double rate = r->seconds > 0 ? (double)r->st.ok / r->seconds : 0;
+	if (b->json) {
+		printf("{\"workload\":\"%s\",\"ops\":%" PRIu64 ",\"seconds\":%.3f,"
+		       "\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+		       "\"mean_us\":%.1f,\"max_us\":%.1f,\"errors\":%" PRIu64 ",",
+		       workload_names[r->w], r->st.ok, r->seconds, rate,
+		       hist_quantile_us(h, 0.5), hist_quantile_us(h, 0.99),
+		       hist_quantile_us(h, 0.999),
+		       h->n ? (double)h->sum_ns / (double)h->n / 1e3 : 0.0,
+		       (double)h->max_ns / 1e3, r->st.errors);
+		if (r->st.errors)
+			printf("\"first_error\":\"%s\",", zk_error_name(r->st.first_error));
+		else
+			printf("\"first_error\":null,");
+		if (r->server_cpu_us_per_op >= 0)
+			printf("\"server_cpu_us_per_op\":%.2f,", r->server_cpu_us_per_op);
+		else
+			printf("\"server_cpu_us_per_op\":null,");
+		printf("\"client_cpu_us_per_op\":%.2f,\"clients\":%u,\"outstanding\":%u,"
+		       "\"size\":%zu,\"pool\":%zu,\"read_pct\":%u,\"seed\":%" PRIu64 "}\n",
+		       r->client_cpu_us_per_op, b->clients, b->outstanding, b->size, b->pool,
+		       b->read_pct, b->seed);
+	} else {
+		printf("%-6s %10.0f ops/s  p50 %8.0f us  p99 %8.0f us  p999 %8.0f us  errors %"
+		       PRIu64, workload_names[r->w], rate, hist_quantile_us(h, 0.5),
+		       hist_quantile_us(h, 0.99), hist_quantile_us(h, 0.999), r->st.errors);
+		if (r->st.errors)
+			printf(" (%s)", zk_error_name(r->st.first_error));
+		if (r->server_cpu_us_per_op >= 0)
+			printf("  server-cpu %.1f us/op", r->server_cpu_us_per_op);
+		printf("\n");
+	}
+	fflush(stdout);
+}
+
+/* ---- options -------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: qbench --hosts HOSTS [options]\n"
+"Drives a ZooKeeper-protocol server with pipelined async requests and prints\n"
+"one line per workload: ops/s, latency p50/p99/p999 (us), errors.\n"
+"\n"
+"  -H, --hosts HOSTS       connect string (host:port[,host:port...])\n"
+"  -w, --workload LIST     create,set,get,mixed (comma-separated, in order;\n"
+"                          'all' = all four); default all\n"
+"  -c, --clients N         client sessions, each with its own I/O thread; 4\n"
+"  -k, --outstanding K     requests in flight per session; 32\n"
+"  -s, --size BYTES        data size for create and set; 128\n"
+"  -p, --pool N            nodes set/get/mixed pick from; 1000\n"
+"  -r, --read-pct P        mixed: percent of gets, the rest sets; 90\n"
+"  -d, --duration SEC      measured window per workload; 10\n"
+"  -n, --ops N             stop a workload after N ops instead (--duration\n"
+"                          then bounds it; 600 unless given)\n"
+"  -W, --warmup SEC        unmeasured load before each window; 2\n"
+"      --seed N            op choice, node choice, host order; 1\n"
+"      --root PATH         parent of every node made; /qbench-<random>\n"
+"      --keep              leave the nodes behind\n"
+"      --cpu-pid PID       a server process to charge CPU to (repeatable,\n"
+"                          up to %d): prints server CPU per op\n"
+"      --timeout MS        request timeout; 10000\n"
+"      --json              one JSON object per workload\n"
+"  -h, --help\n", MAX_CPU_PIDS);
+}
+
+static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (s[0] == '-')
+		return false;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_seconds(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0) || v > MAX_SECONDS)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_workloads(struct bench *b, const char *list)
+{
+	char buf[256];
+	if (strlen(list) >= sizeof(buf))
+		return false;
+	strcpy(buf, list);
+	b->nworkloads = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (strcmp(t, "all") == 0) {
+			for (unsigned w = 0; w < 4; w++) {
+				if (b->nworkloads == MAX_WORKLOADS)
+					return false;
+				b->workloads[b->nworkloads++] = (enum workload)w;
+			}
+			continue;
+		}
+		unsigned w;
+		for (w = 0; w < 4; w++)
+			if (strcmp(t, workload_names[w]) == 0)
+				break;
+		if (w == 4 || b->nworkloads == MAX_WORKLOADS)
+			return false;
+		b->workloads[b->nworkloads++] = (enum workload)w;
+	}
+	return b->nworkloads > 0;
+}
+
+enum { OPT_SEED = 256, OPT_ROOT, OPT_KEEP, OPT_CPU_PID, OPT_TIMEOUT, OPT_JSON };
+
+/* Fills b from argv; returns 0, or 2 (usage error, reported), or 1 (help). */
+static int parse_args(struct bench *b, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "hosts", required_argument, NULL, 'H' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "clients", required_argument, NULL, 'c' },
+		{ "outstanding", required_argument, NULL, 'k' },
+		{ "size", required_argument, NULL, 's' },
+		{ "pool", required_argument, NULL, 'p' },
+		{ "read-pct", required_argument, NULL, 'r' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "ops", required_argument, NULL, 'n' },
+		{ "warmup", required_argument, NULL, 'W' },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "keep", no_argument, NULL, OPT_KEEP },
+		{ "cpu-pid", required_argument, NULL, OPT_CPU_PID },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool duration_given = false;
+	uint64_t v;
+	int ch;
+
+	*b = (struct bench){
+		.clients = 4, .outstanding = 32, .size = 128, .pool = 1000, .read_pct = 90,
+		.duration_s = 10, .warmup_s = 2, .seed = 1, .timeout_ms = 10000,
+	};
+	parse_workloads(b, "all");
+	while ((ch = getopt_long(argc, argv, "H:w:c:k:s:p:r:d:n:W:h", opts, NULL)) != -1) {
+		const char *bad = NULL;
+		switch (ch) {
+		case 'H':
+			b->hosts = optarg;
+			break;
+		case 'w':
+			if (!parse_workloads(b, optarg))
+				bad = "--workload: create, set, get, mixed or all, comma-separated";
+			break;
+		case 'c':
+			if (!parse_u64(optarg, 1, MAX_CLIENTS, &v))
+				bad = "--clients: 1..1024";
+			b->clients = (unsigned)v;
+			break;
+		case 'k':
+			if (!parse_u64(optarg, 1, MAX_OUTSTANDING, &v))
+				bad = "--outstanding: 1..4096";
+			b->outstanding = (unsigned)v;
+			break;
+		case 's':
+			if (!parse_u64(optarg, 0, MAX_DATA, &v))
+				bad = "--size: 0..1000000";
+			b->size = (size_t)v;
+			break;
+		case 'p':
+			if (!parse_u64(optarg, 1, MAX_POOL, &v))
+				bad = "--pool: 1..1000000";
+			b->pool = (size_t)v;
+			break;
+		case 'r':
+			if (!parse_u64(optarg, 0, 100, &v))
+				bad = "--read-pct: 0..100";
+			b->read_pct = (unsigned)v;
+			break;
+		case 'd':
+			if (!parse_seconds(optarg, &b->duration_s) || b->duration_s <= 0)
+				bad = "--duration: seconds, > 0 and <= 3600";
+			duration_given = true;
+			break;
+		case 'n':
+			if (!parse_u64(optarg, 1, UINT64_C(1) << 40, &b->ops_limit))
+				bad = "--ops: 1..2^40";
+			break;
+		case 'W':
+			if (!parse_seconds(optarg, &b->warmup_s))
+				bad = "--warmup: seconds, 0..3600";
+			break;
+		case OPT_SEED:
+			if (!parse_u64(optarg, 0, UINT64_MAX, &b->seed))
+				bad = "--seed: an unsigned 64-bit number";
+			break;
+		case OPT_ROOT:
+			if (optarg[0] != '/' || strlen(optarg) < 2 || strlen(optarg) > MAX_ROOT ||
+			    optarg[strlen(optarg) - 1] == '/')
+				bad = "--root: an absolute path other than /, at most 200 bytes";
+			else
+				strcpy(b->root, optarg);
+			break;
+		case OPT_KEEP:
+			b->keep = true;
+			break;
+		case OPT_CPU_PID:
+			if (b->ncpu_pids == MAX_CPU_PIDS || !parse_u64(optarg, 1, INT_MAX, &v))
+				bad = "--cpu-pid: a pid, at most 16 of them";
+			else
+				b->cpu_pids[b->ncpu_pids++] = (pid_t)v;
+			break;
+		case OPT_TIMEOUT:
+			if (!parse_u64(optarg, 100, 600000, &v))
+				bad = "--timeout: 100..600000 ms";
+			b->timeout_ms = (unsigned)v;
+			break;
+		case OPT_JSON:
+			b->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (bad) {
+			fprintf(stderr, "qbench: %s\n", bad);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "qbench: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (b->hosts == NULL) {
+		fprintf(stderr, "qbench: --hosts is required\n");
+		return 2;
+	}
+	if (b->ops_limit && !duration_given)
+		b->duration_s = 600;
+	if (b->root[0] == '\0') {
+		uint64_t x = now_ns() ^ ((uint64_t)getpid() << 32);
+		snprintf(b->root, sizeof(b->root), "/qbench-%016" PRIx64, splitmix64(&x));
+	}
+	return 0;
+}
+
+/* ---- set-up and tear-down ----------------------------------------------- */
+
+static int open_clients(struct bench *b)
+{
+	uint64_t x = b->seed;
+	b->cl = calloc(b->clients, sizeof(*b->cl));
+	if (b->cl == NULL)
+		return -1;
+	for (unsigned i = 0; i < b->clients; i++) {
+		struct bclient *c = &b->cl[i];
+		c->b = b;
+		c->id = i;
+		c->rng = splitmix64(&x) | 1;
+		atomic_init(&c->inflight, 0);
+		c->slots = calloc(b->outstanding, sizeof(*c->slots));
+		if (c->slots == NULL)
+			return -1;
+		for (unsigned j = 0; j < b->outstanding; j++)
+			c->slots[j].c = c;
+		struct qc_options o = {
+			.hosts = b->hosts,
+			.request_timeout_ms = b->timeout_ms,
+			/* Room for a slot resubmitted from its own completion
+			 * before the finished request is released, and for a
+			 * whole bulk window landing on one client. */
+			.max_outstanding = 2 * b->outstanding + BULK_WINDOW,
+			.seed = splitmix64(&x) | 1,
+		};
+		int rc = qc_open(&o, &c->qc);
+		if (rc != ZOK) {
+			fprintf(stderr, "qbench: client %u: %s\n", i, qc_strerror(rc));
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < b->clients; i++) {
+		int rc = qc_wait_connected(b->cl[i].qc, CONNECT_TIMEOUT_MS);
+		if (rc != ZOK) {
+			fprintf(stderr, "qbench: client %u: no session with %s: %s\n", i, b->hosts,
+				qc_strerror(rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void close_clients(struct bench *b)
+{
+	if (b->cl == NULL)
+		return;
+	for (unsigned i = 0; i < b->clients; i++) {
+		qc_close(b->cl[i].qc);
+		free(b->cl[i].slots);
+	}
+	free(b->cl);
+	b->cl = NULL;
+}
+
+static bool needs_pool(const struct bench *b)
+{
+	for (unsigned i = 0; i < b->nworkloads; i++)
+		if (b->workloads[i] != W_CREATE)
+			return true;
+	return false;
+}
+
+static int setup(struct bench *b)
+{
+	int rc = qc_create(b->cl[0].qc, b->root, NULL, -1, NULL, 0, ZK_PERSISTENT, 0, NULL);
+	if (rc != ZOK && rc != ZNODEEXISTS) {
+		fprintf(stderr, "qbench: create %s: %s\n", b->root, qc_strerror(rc));
+		return -1;
+	}
+	b->root_made = rc == ZOK;
+	if (needs_pool(b)) {
+		b->pool_made = true;
+		if (bulk_run(b, BULK_CREATE_POOL, "creating the pool") != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Deletes what setup() and the create workload made (not with --keep). */
+static int teardown(struct bench *b)
+{
+	if (b->keep)
+		return 0;
+	int bad = 0;
+	if (bulk_run(b, BULK_DELETE_CREATED, "deleting the created nodes") < 0)
+		return -1; /* not bounded: do not go on */
+	if (b->pool_made && bulk_run(b, BULK_DELETE_POOL, "deleting the pool") < 0)
+		return -1;
+	if (b->root_made) {
+		int rc = qc_delete(b->cl[0].qc, b->root, -1);
+		if (rc != ZOK && rc != ZNONODE) {
+			fprintf(stderr, "qbench: delete %s: %s\n", b->root, qc_strerror(rc));
+			bad = -1;
+		}
+	}
+	return bad;
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	static struct bench bench;
+	struct bench *b = &bench;
+	int rc = parse_args(b, argc, argv);
+	if (rc == 1)
+		return 0;
+	if (rc)
+		return 2;
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	pthread_mutex_init(&b->bulk.mu, NULL);
+	pthread_cond_init(&b->bulk.cv, NULL);
+	int status = 1;
+	b->data = malloc(b->size ? b->size : 1);
+	if (b->data == NULL)
+		goto out;
+	uint64_t x = b->seed ^ UINT64_C(0x5bd1e995);
+	for (size_t i = 0; i < b->size; i++)
+		b->data[i] = (uint8_t)('a' + splitmix64(&x) % 26);
+
+	fprintf(stderr, "qbench: %s: %u clients x %u outstanding, %zu-byte data, pool %zu, "
+		"%s %.3g s after %.3g s warm-up, seed %" PRIu64 ", root %s\n",
+		b->hosts, b->clients, b->outstanding, b->size, b->pool,
+		b->ops_limit ? "at most" : "for", b->duration_s, b->warmup_s, b->seed, b->root);
+	if (open_clients(b) != 0 || setup(b) != 0)
+		goto out_close;
+
+	status = 0;
+	for (unsigned i = 0; i < b->nworkloads && !interrupted; i++) {
+		struct result res;
+		if (run_workload(b, b->workloads[i], &res) != 0) {
+			status = 1;
+			break;
+		}
+		print_result(b, &res);
+	}
+	if (interrupted)
+		fprintf(stderr, "qbench: interrupted\n");
+	if (teardown(b) != 0)
+		status = 1;
+out_close:
+	close_clients(b);
+out:
+	free(b->data);
+	pthread_cond_destroy(&b->bulk.cv);
+	pthread_mutex_destroy(&b->bulk.mu);
+	return interrupted ? 130 : status;
+}
