@@ -4,9 +4,11 @@
  * The layout is in docs/disk-format.md; who calls what from which thread
  * is in snapshot.h.
  *
- * A snapshot is never fuzzy: it is serialised in one go on the loop
- * thread, between two txns, so it is exactly the tree at its zxid. The
- * worker that writes it holds only the image.
+ * A snapshot is never fuzzy: it is exactly the tree at its zxid. Either
+ * it is serialised in one go on the loop thread, between two txns (an
+ * image in memory), or it is streamed to its file by a child forked
+ * between two txns, whose copy-on-write view of the tree no later txn
+ * reaches (snapshot_writer_stream(), driven by storage.c).
  */
 #include "byteorder.h"
 #include "snapshot.h"
@@ -61,21 +63,62 @@ static bool parse_name(const char *s, int64_t *zxid, bool *tmp)
 	return true;
 }
 
-/* ---- serialising (loop thread) ------------------------------------------------------ */
+/* ---- serialising ----------------------------------------------------------------------- */
 
-struct writer {
+/* Records are built in buf. In memory (fd < 0) buf grows to the whole image;
+ * streaming to a file (fd >= 0) it is a bounded chunk, written out and
+ * folded into the running CRC whenever the next record does not fit. */
+struct snapshot_writer {
 	uint8_t *buf;
 	size_t len, cap;
 	uint64_t nodes;
 	Quorum__SnapAcl *acls; /* scratch, reused node to node */
 	Quorum__SnapAcl **acl_ptrs;
 	size_t acl_cap;
+	int fd;          /* the file being streamed to, or -1 */
+	uint32_t crc;    /* of every byte already written to fd */
+	uint64_t flushed; /* bytes already written to fd */
 };
 
-static int reserve(struct writer *w, size_t more)
+#define STREAM_CHUNK (1 << 20) /* a write per MiB: few syscalls, little memory */
+#define STREAM_ACLS 16         /* ACL entries per node before the scratch must grow */
+
+static int write_full(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int flush(struct snapshot_writer *w)
+{
+	int r = write_full(w->fd, w->buf, w->len);
+	if (r < 0)
+		return r;
+	w->crc = crc32c(w->crc, w->buf, w->len);
+	w->flushed += w->len;
+	w->len = 0;
+	return 0;
+}
+
+static int reserve(struct snapshot_writer *w, size_t more)
 {
 	if (w->cap - w->len >= more)
 		return 0;
+	if (w->fd >= 0 && w->len > 0) {
+		int r = flush(w);
+		if (r < 0)
+			return r;
+		if (w->cap >= more)
+			return 0;
+	}
 	size_t cap = w->cap;
 	while (cap - w->len < more)
 		cap *= 2;
@@ -88,13 +131,14 @@ static int reserve(struct writer *w, size_t more)
 }
 
 /* One record: a 4-byte length, then the packed message. */
-static int put_message(struct writer *w, const ProtobufCMessage *msg)
+static int put_message(struct snapshot_writer *w, const ProtobufCMessage *msg)
 {
 	size_t n = protobuf_c_message_get_packed_size(msg);
 	if (n > UINT32_MAX)
 		return -EMSGSIZE;
-	if (reserve(w, 4 + n) < 0)
-		return -ENOMEM;
+	int r = reserve(w, 4 + n);
+	if (r < 0)
+		return r;
 	put_le32(w->buf + w->len, (uint32_t)n);
 	protobuf_c_message_pack(msg, w->buf + w->len + 4);
 	w->len += 4 + n;
@@ -106,22 +150,27 @@ static ProtobufCBinaryData bin(const void *p, int32_t len)
 	return (ProtobufCBinaryData){ .len = len > 0 ? (size_t)len : 0, .data = (uint8_t *)p };
 }
 
+static int grow_acls(struct snapshot_writer *w, size_t count)
+{
+	Quorum__SnapAcl *a = realloc(w->acls, count * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	w->acls = a;
+	Quorum__SnapAcl **pa = realloc(w->acl_ptrs, count * sizeof(*pa));
+	if (!pa)
+		return -ENOMEM;
+	w->acl_ptrs = pa;
+	w->acl_cap = count;
+	return 0;
+}
+
 static int put_node(void *ctx, const struct znode *n)
 {
-	struct writer *w = ctx;
+	struct snapshot_writer *w = ctx;
 	const struct acl_set *set = znode_acl(n);
 	size_t count = set && set->count > 0 ? (size_t)set->count : 0;
-	if (count > w->acl_cap) {
-		Quorum__SnapAcl *a = realloc(w->acls, count * sizeof(*a));
-		if (!a)
-			return -ENOMEM;
-		w->acls = a;
-		Quorum__SnapAcl **pa = realloc(w->acl_ptrs, count * sizeof(*pa));
-		if (!pa)
-			return -ENOMEM;
-		w->acl_ptrs = pa;
-		w->acl_cap = count;
-	}
+	if (count > w->acl_cap && grow_acls(w, count) < 0)
+		return -ENOMEM;
 	for (size_t i = 0; i < count; i++) {
 		const struct zk_acl *a = &set->acls[i];
 		quorum__snap_acl__init(&w->acls[i]);
@@ -160,36 +209,50 @@ static int put_node(void *ctx, const struct znode *n)
 	return r;
 }
 
-int snapshot_serialize(const struct tree *t, const struct storage_session *sessions, size_t n,
-		       struct snapshot_image *out)
+static void put_header(uint8_t *p, int64_t zxid, uint64_t nodes, uint64_t sessions)
 {
-	struct writer w = { .cap = 1 << 16 };
-	w.buf = malloc(w.cap);
-	if (!w.buf)
-		return -ENOMEM;
-	w.len = SNAPSHOT_HEADER_SIZE;
-	int r = tree_walk(t, put_node, &w);
+	put_le32(p, SNAPSHOT_MAGIC);
+	put_le32(p + 4, SNAPSHOT_VERSION);
+	put_le64(p + 8, (uint64_t)zxid);
+	put_le64(p + 16, nodes);
+	put_le64(p + 24, sessions);
+}
+
+/* The records after the header: every node parents first, then the
+ * sessions. */
+static int put_body(struct snapshot_writer *w, const struct tree *t,
+		    const struct storage_session *sessions, size_t n)
+{
+	int r = tree_walk(t, put_node, w);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		Quorum__SnapSession ss = QUORUM__SNAP_SESSION__INIT;
 		ss.id = sessions[i].id;
 		ss.timeout = sessions[i].timeout;
 		ss.passwd = bin(sessions[i].passwd, (int32_t)sizeof(sessions[i].passwd));
-		r = put_message(&w, &ss.base);
+		r = put_message(w, &ss.base);
 	}
 	if (r == 0)
-		r = reserve(&w, 4);
+		r = reserve(w, 4);
+	return r > 0 ? -EINVAL : r;
+}
+
+int snapshot_serialize(const struct tree *t, const struct storage_session *sessions, size_t n,
+		       struct snapshot_image *out)
+{
+	struct snapshot_writer w = { .cap = 1 << 16, .fd = -1 };
+	w.buf = malloc(w.cap);
+	if (!w.buf)
+		return -ENOMEM;
+	w.len = SNAPSHOT_HEADER_SIZE;
+	int r = put_body(&w, t, sessions, n);
 	free(w.acls);
 	free(w.acl_ptrs);
-	if (r != 0) {
+	if (r < 0) {
 		free(w.buf);
-		return r < 0 ? r : -EINVAL;
+		return r;
 	}
 	int64_t zxid = tree_last_zxid(t);
-	put_le32(w.buf, SNAPSHOT_MAGIC);
-	put_le32(w.buf + 4, SNAPSHOT_VERSION);
-	put_le64(w.buf + 8, (uint64_t)zxid);
-	put_le64(w.buf + 16, w.nodes);
-	put_le64(w.buf + 24, (uint64_t)n);
+	put_header(w.buf, zxid, w.nodes, (uint64_t)n);
 	put_le32(w.buf + w.len, crc32c(0, w.buf, w.len));
 	w.len += 4;
 	out->buf = w.buf;
@@ -205,7 +268,128 @@ void snapshot_image_free(struct snapshot_image *img)
 	img->len = 0;
 }
 
-/* ---- writing (worker thread) ---------------------------------------------------------- */
+/* ---- streaming (a forked child) ------------------------------------------------------------ */
+
+struct snapshot_writer *snapshot_writer_new(void)
+{
+	struct snapshot_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->fd = -1;
+	w->cap = STREAM_CHUNK;
+	w->buf = malloc(w->cap);
+	if (!w->buf || grow_acls(w, STREAM_ACLS) < 0) {
+		snapshot_writer_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void snapshot_writer_free(struct snapshot_writer *w)
+{
+	if (!w)
+		return;
+	free(w->buf);
+	free(w->acls);
+	free(w->acl_ptrs);
+	free(w);
+}
+
+/* "snapshot.<16 hex digits>[.tmp]" without stdio: the caller may be a
+ * forked child of a threaded process. */
+static void snap_name(char *out, int64_t zxid, bool tmp)
+{
+	static const char hex[] = "0123456789abcdef";
+	memcpy(out, "snapshot.", 9);
+	for (int i = 0; i < 16; i++)
+		out[9 + i] = hex[((uint64_t)zxid >> (60 - 4 * i)) & 0xf];
+	if (tmp)
+		memcpy(out + 25, ".tmp", 5);
+	else
+		out[25] = '\0';
+}
+
+const char *snapshot_step_name(enum snapshot_step step)
+{
+	switch (step) {
+	case SNAPSHOT_STEP_NONE: return "done";
+	case SNAPSHOT_STEP_OPEN: return "creating the temporary file";
+	case SNAPSHOT_STEP_WRITE: return "writing";
+	case SNAPSHOT_STEP_COUNT: return "counting the nodes";
+	case SNAPSHOT_STEP_FSYNC: return "fsync";
+	case SNAPSHOT_STEP_CLOSE: return "close";
+	case SNAPSHOT_STEP_RENAME: return "renaming into place";
+	case SNAPSHOT_STEP_DIRSYNC: return "fsync of the directory";
+	}
+	return "?";
+}
+
+void snapshot_writer_stream(struct snapshot_writer *w, int dirfd, const struct tree *t,
+			    const struct storage_session *sessions, size_t n,
+			    struct snapshot_outcome *out)
+{
+	char tmp[32], name[32];
+	int64_t zxid = tree_last_zxid(t);
+	uint64_t want_nodes = (uint64_t)tree_node_count(t);
+	snap_name(tmp, zxid, true);
+	snap_name(name, zxid, false);
+	*out = (struct snapshot_outcome){ .zxid = zxid };
+
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		out->status = -errno;
+		out->step = SNAPSHOT_STEP_OPEN;
+		return;
+	}
+	/* The header goes first and the CRC covers it, so the node count is
+	 * the tree's, checked against the walk at the end. */
+	w->fd = fd;
+	w->crc = 0;
+	w->flushed = 0;
+	w->nodes = 0;
+	put_header(w->buf, zxid, want_nodes, (uint64_t)n);
+	w->len = SNAPSHOT_HEADER_SIZE;
+	int r = put_body(w, t, sessions, n);
+	out->step = SNAPSHOT_STEP_WRITE;
+	if (r == 0 && w->nodes != want_nodes) {
+		r = -EIO;
+		out->step = SNAPSHOT_STEP_COUNT;
+	}
+	if (r == 0) { /* put_body() left room for the CRC */
+		put_le32(w->buf + w->len, crc32c(w->crc, w->buf, w->len));
+		w->len += 4;
+		r = flush(w);
+	}
+	if (r == 0) {
+		out->step = SNAPSHOT_STEP_FSYNC;
+		if (fsync(fd) < 0)
+			r = -errno;
+	}
+	if (close(fd) < 0 && r == 0) {
+		r = -errno;
+		out->step = SNAPSHOT_STEP_CLOSE;
+	}
+	w->fd = -1;
+	if (r == 0) {
+		out->step = SNAPSHOT_STEP_RENAME;
+		if (renameat(dirfd, tmp, dirfd, name) < 0)
+			r = -errno;
+	}
+	if (r == 0) {
+		out->step = SNAPSHOT_STEP_DIRSYNC;
+		if (fsync(dirfd) < 0)
+			r = -errno;
+	}
+	if (r < 0) {
+		unlinkat(dirfd, tmp, 0);
+		out->status = r;
+		return;
+	}
+	out->step = SNAPSHOT_STEP_NONE;
+	out->bytes = w->flushed;
+}
+
+/* ---- writing an image (any thread) ------------------------------------------------------------ */
 
 int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img)
 {
@@ -222,16 +406,7 @@ int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img)
 		r = -errno;
 		goto out;
 	}
-	for (size_t done = 0; done < img->len;) {
-		ssize_t n = write(fd, img->buf + done, img->len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			break;
-		}
-		done += (size_t)n;
-	}
+	r = write_full(fd, img->buf, img->len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)

@@ -2,10 +2,14 @@
  * snapshot: snapshot files — the whole tree and the session table as of
  * one zxid, in one file with a trailing CRC (docs/disk-format.md).
  *
- * Storage (server/storage.c) drives it: snapshot_serialize() runs on the
- * loop thread (the tree has no locks) and fills a memory image;
- * snapshot_write() runs on a libuv worker and touches only that image and
- * the file system; listing, loading and deleting run on the loop thread.
+ * Storage (server/storage.c) drives it. A snapshot of the server's own
+ * state is streamed straight to its file by snapshot_writer_stream() in a
+ * child process forked on the loop thread (see storage.c's DESIGN): no
+ * image in memory, and the loop goes on while it runs. An image in memory
+ * — snapshot_serialize() on the loop thread (the tree has no locks) — is
+ * what a leader sends a follower, and what snapshot_write() writes (any
+ * thread; storage's fallback when it cannot fork, and installing a
+ * leader's snapshot). Listing, loading and deleting run on the loop thread.
  */
 #ifndef QUORUM_SNAPSHOT_H
 #define QUORUM_SNAPSHOT_H
@@ -33,6 +37,50 @@ struct snapshot_image {
 int snapshot_serialize(const struct tree *t, const struct storage_session *sessions, size_t n,
 		       struct snapshot_image *out);
 void snapshot_image_free(struct snapshot_image *img);
+
+/* ---- streaming to a file, from a forked child ---- */
+
+/* Where snapshot_writer_stream() failed, so that the parent can say. */
+enum snapshot_step {
+	SNAPSHOT_STEP_NONE,    /* it did not */
+	SNAPSHOT_STEP_OPEN,
+	SNAPSHOT_STEP_WRITE,   /* or out of memory (-ENOMEM), or a record too big */
+	SNAPSHOT_STEP_COUNT,   /* the walk did not find tree_node_count() nodes (a bug) */
+	SNAPSHOT_STEP_FSYNC,
+	SNAPSHOT_STEP_CLOSE,
+	SNAPSHOT_STEP_RENAME,
+	SNAPSHOT_STEP_DIRSYNC,
+};
+const char *snapshot_step_name(enum snapshot_step step);
+
+/* What a stream did: plain data, passed from the child through a pipe. */
+struct snapshot_outcome {
+	int64_t zxid;
+	int status;            /* 0 or a negative errno */
+	int32_t step;          /* enum snapshot_step: where status came from */
+	uint64_t bytes;        /* the file's size when status is 0 */
+};
+
+/* The buffers a stream needs — a 1 MiB chunk and ACL scratch — allocated
+ * up front on the loop thread, so that the child mostly does not allocate
+ * (it still may: a record over a chunk, a node with many ACL entries;
+ * glibc's malloc is safe after fork). NULL on ENOMEM. */
+struct snapshot_writer;
+struct snapshot_writer *snapshot_writer_new(void);
+void snapshot_writer_free(struct snapshot_writer *w);
+
+/* Streams every node of t (parents first) and the given sessions, as of
+ * tree_last_zxid(t), to snapshot.<zxid>.tmp in dirfd a chunk at a time
+ * with a running CRC, then fsync, rename to snapshot.<zxid>, fsync of
+ * dirfd — the same bytes snapshot_serialize() makes. On failure the
+ * temporary file is removed. It logs nothing, takes no lock and uses no
+ * stdio (a forked child of a threaded process may not): the result is
+ * *out, for the caller to report. */
+void snapshot_writer_stream(struct snapshot_writer *w, int dirfd, const struct tree *t,
+			    const struct storage_session *sessions, size_t n,
+			    struct snapshot_outcome *out);
+
+/* ---- an image in memory ---- */
 
 /* Writes img as dir/snapshot.<zxid>: a temporary file, fsync, rename,
  * fsync of the directory. Returns 0 or a negative errno (logged, and the

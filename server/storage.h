@@ -6,10 +6,10 @@
  * it) and reports back on the loop, in append order, through the durable
  * callback. A txn is acknowledged to a client only after that callback.
  *
- * Snapshots: storage_snapshot() serialises the tree and the sessions into
- * memory on the loop thread (the tree has no locks), then a worker thread
- * writes, fsyncs and renames the file into place, and a new log segment
- * begins at the next zxid. Recovery loads the newest snapshot that checks
+ * Snapshots: storage_snapshot() forks; the child streams its frozen,
+ * copy-on-write view of the tree and the sessions to a temporary file,
+ * fsyncs and renames it into place while the loop goes on, and a new log
+ * segment begins at the next zxid. Recovery loads the newest snapshot that checks
  * out and replays every later txn from the log; a torn or corrupt tail is
  * reported (file, offset) and truncated, never applied.
  *
@@ -105,11 +105,18 @@ int storage_append_packed(struct storage *s, int64_t zxid, const uint8_t *txn, s
 
 /* Takes a snapshot of the tree and the given sessions as of the tree's last
  * zxid; returns 0 if one was started, -EBUSY if one is still being
- * written. Called by the server after every snap_count appends. The tree
- * is serialised before this returns; the file is written on a libuv worker
- * (see snapshot_done above). The next append begins a new log segment. */
+ * written. Called by the server after every snap_count appends. It forks a
+ * child that writes the file from its copy-on-write view of the tree, so
+ * the caller may change the tree, and free the sessions, as soon as this
+ * returns: the snapshot is of the state at the call (see snapshot_done
+ * above). If fork() fails the tree is serialised into memory before this
+ * returns and written by a libuv worker. The next append begins a new log
+ * segment. */
 int storage_snapshot(struct storage *s, const struct tree *t,
 		     const struct storage_session *sessions, size_t n_sessions);
+/* For tests: the next storage_snapshot()'s fork() fails with err (a
+ * negative errno), to take the fallback. */
+void storage_test_fail_fork(struct storage *s, int err);
 /* Whether the server should take a snapshot now (snap_count txns logged
  * since the last one, with ZooKeeper's random jitter so that servers of an
  * ensemble do not all snapshot at once). */
@@ -175,7 +182,8 @@ int storage_install_snapshot(struct storage *s, const struct snapshot_image *img
 /* Stops the sync thread after the queued txns are durable (their
  * callbacks are called first) and frees everything; close_cb is called on
  * the loop when all handles are closed (after a snapshot being written, if
- * any, is finished). Not from within a durable callback. */
+ * any, is finished: its child is waited for and reaped; snapshot_done is
+ * not called for it). Not from within a durable callback. */
 void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx);
 
 #endif

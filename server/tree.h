@@ -11,8 +11,10 @@
  * reports ZRUNTIMEINCONSISTENCY and changes nothing.
  *
  * Reads (tree_get() and the node accessors) are for the server's loop
- * thread only; the tree has no locks. A snapshot is taken with
- * tree_walk() on the loop thread into memory (see server/storage.h).
+ * thread only; the tree has no locks. A snapshot walks it (tree_walk())
+ * in a forked child, on a copy-on-write view frozen at the fork (see
+ * server/storage.h); a leader's snapshot for a follower is walked into
+ * memory on the loop thread.
  *
  * Paths are struct zk_str (not NUL-terminated) so lookups need no copy.
  *

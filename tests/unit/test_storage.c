@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -1410,6 +1411,202 @@ static void test_install_snapshot(void **state)
 	fx_free(f);
 }
 
+/* ---- snapshots by a forked writer --------------------------------------------------------------- */
+
+static void fill_sessions(struct storage_session ss[2])
+{
+	ss[0] = (struct storage_session){ .id = 0x1005, .timeout = 30000 };
+	ss[1] = (struct storage_session){ .id = 0x100a, .timeout = 4000 };
+	memset(ss[0].passwd, 0xab, 16);
+	memset(ss[1].passwd, 0xcd, 16);
+}
+
+static size_t count_tmp(struct fx *f)
+{
+	DIR *d = opendir(f->qdir);
+	assert_non_null(d);
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* No snapshot writer is left unreaped. */
+static void expect_no_children(void)
+{
+	errno = 0;
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+}
+
+static void test_snapshot_is_of_the_call(void **state)
+{
+	(void)state;
+	/* The tree changes (and its memory is freed and reused) at once after
+	 * storage_snapshot() returns, while the writer runs; the snapshot is
+	 * still the tree at the call. */
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	struct tree *t = tree_new(), *at_call = tree_new();
+	workload(f, t, 1, 400);
+	workload(NULL, at_call, 1, 400);
+	struct storage_session ss[2];
+	fill_sessions(ss);
+	assert_int_equal(storage_snapshot(f->s, t, ss, 2), 0);
+	memset(ss, 0, sizeof(ss)); /* the caller's sessions may go too */
+	for (int64_t z = 401, k = 1; k < 400; k += 5, z++) { /* every /n<k> with k % 5 == 1 */
+		struct txnbuf b;
+		char path[32];
+		snprintf(path, sizeof(path), "/n%" PRId64, k);
+		log_apply(f, t, txn_delete(&b, z, path));
+	}
+	workload(f, t, 481, 600); /* runs the loop: the writer finishes meanwhile */
+	fx_run(f);
+	assert_int_equal(f->snaps_done, 1);
+	assert_int_equal(f->snap_status, 0);
+	assert_int_equal(f->snap_zxid, 400);
+	assert_int_equal(count_tmp(f), 0);
+	expect_no_children();
+
+	struct tree *loaded = tree_new();
+	f->n_sessions = 0;
+	assert_int_equal(snapshot_load(f->qdir, 400, loaded, rec_session, f), 0);
+	expect_same_tree(at_call, loaded);
+	assert_int_equal(f->n_sessions, 2);
+	assert_int_equal(f->sessions[0].id, 0x1005);
+	assert_int_equal(f->sessions[1].passwd[0], 0xcd);
+	/* Byte for byte what the in-memory path makes. */
+	struct snapshot_image img;
+	fill_sessions(ss);
+	assert_int_equal(snapshot_serialize(at_call, ss, 2, &img), 0);
+	size_t len;
+	uint8_t *file = read_all(snap_file(f, 400), &len);
+	assert_int_equal(len, img.len);
+	assert_memory_equal(file, img.buf, len);
+	free(file);
+	snapshot_image_free(&img);
+
+	/* And recovery is that snapshot plus the log after it. */
+	fx_close(f);
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t2;
+	assert_int_equal(fx_recover(f, &t2, true), 0);
+	assert_int_equal(f->n_recs, 200); /* 401..600 */
+	expect_same_tree(t, t2);
+	tree_free(t2);
+	tree_free(loaded);
+	tree_free(at_call);
+	tree_free(t);
+	fx_free(f);
+}
+
+static void test_snapshot_child_fails(void **state)
+{
+	(void)state;
+	/* A file-size limit the child inherits: its write fails with EFBIG
+	 * part way, as on a full disk. */
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	struct tree *t = tree_new();
+	workload(f, t, 1, 100);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_sa;
+	assert_int_equal(sigaction(SIGXFSZ, &ign, &old_sa), 0);
+	lim = old;
+	lim.rlim_cur = 512;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	struct storage_session ss[2];
+	fill_sessions(ss);
+	assert_int_equal(storage_snapshot(f->s, t, ss, 2), 0);
+	assert_int_equal(storage_snapshot(f->s, t, ss, 2), -EBUSY);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0); /* the child keeps its own */
+	assert_int_equal(sigaction(SIGXFSZ, &old_sa, NULL), 0);
+	fx_run(f);
+	assert_int_equal(f->snaps_done, 1);
+	assert_int_equal(f->snap_zxid, 100);
+	assert_int_equal(f->snap_status, -EFBIG);
+	assert_int_equal(count_files(f, "snapshot."), 0); /* no .tmp either */
+	expect_no_children();
+	struct storage_stats st;
+	storage_get_stats(f->s, &st);
+	assert_int_equal(st.snapshots_failed, 1);
+	assert_int_equal(st.snapshots_written, 0);
+	assert_int_equal(storage_snap_bytes(f->s), 0);
+
+	/* The storage goes on; the next attempt succeeds. */
+	workload(f, t, 101, 110);
+	snapshot_now(f, t, 110);
+	storage_get_stats(f->s, &st);
+	assert_int_equal(st.snapshots_written, 1);
+	assert_int_equal(count_files(f, "snapshot."), 1);
+	assert_int_equal(storage_snap_bytes(f->s), file_size(snap_file(f, 110)));
+	tree_free(t);
+	fx_free(f);
+}
+
+static void test_close_waits_for_snapshot_child(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	struct tree *t = tree_new();
+	workload(f, t, 1, 300);
+	struct storage_session ss[2];
+	fill_sessions(ss);
+	assert_int_equal(storage_snapshot(f->s, t, ss, 2), 0);
+	storage_close(f->s, on_closed, f); /* at once: the child is still running */
+	assert_false(f->closed);
+	fx_run(f);
+	assert_true(f->closed);
+	f->s = NULL;
+	assert_int_equal(f->snaps_done, 0); /* not called while closing */
+	expect_no_children();
+	assert_int_equal(count_tmp(f), 0);
+	struct tree *loaded = tree_new();
+	assert_int_equal(snapshot_load(f->qdir, 300, loaded, NULL, NULL), 0);
+	expect_same_tree(t, loaded);
+	tree_free(loaded);
+	tree_free(t);
+	fx_free(f); /* the loop closes: no handle left */
+}
+
+static void test_snapshot_fork_fails_falls_back(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	struct tree *t = tree_new();
+	workload(f, t, 1, 50);
+	storage_test_fail_fork(f->s, -EAGAIN);
+	snapshot_now(f, t, 50); /* serialised on the loop, written by a worker */
+	expect_no_children();
+	workload(f, t, 51, 60);
+	snapshot_now(f, t, 60); /* and the next one forks again */
+	fx_close(f);
+	assert_int_equal(count_files(f, "snapshot."), 2);
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t2;
+	assert_int_equal(fx_recover(f, &t2, true), 0);
+	expect_same_tree(t, t2);
+	struct tree *at50 = tree_new();
+	assert_int_equal(snapshot_load(f->qdir, 50, at50, NULL, NULL), 0);
+	assert_int_equal(tree_last_zxid(at50), 50);
+	tree_free(at50);
+	tree_free(t2);
+	tree_free(t);
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1435,6 +1632,10 @@ int main(void)
 		cmocka_unit_test(test_snapshot_covers_gap),
 		cmocka_unit_test(test_append_packed),
 		cmocka_unit_test(test_install_snapshot),
+		cmocka_unit_test(test_snapshot_is_of_the_call),
+		cmocka_unit_test(test_snapshot_child_fails),
+		cmocka_unit_test(test_close_waits_for_snapshot_child),
+		cmocka_unit_test(test_snapshot_fork_fails_falls_back),
 	};
 	log_set_level(getenv("STORAGE_TEST_VERBOSE") ? LOG_DEBUG : LOG_ERROR); /* the torn-tail test alone would log hundreds of WARNs */
 	return cmocka_run_group_tests(tests, NULL, NULL);
