@@ -723,7 +723,7 @@ def fill(path, leave=0):
     return size
 
 
-def full_disk(name, cfg, leave=0, log_lines=()):
+def full_disk(name, cfg, leave=0, log_lines=(), big=0):
     """Fills the tmpfs under dataDir while a session writes: writes fail with
     an error reply (none hangs, the server lives), reads go on in the same
     session, writes succeed again once there is room, and after a SIGTERM
@@ -765,6 +765,10 @@ def full_disk(name, cfg, leave=0, log_lines=()):
 
         for i in range(20):
             assert write("/full/a%d" % i)
+        if big:
+            # Every snapshot from now on is larger than the room left.
+            client.create("/full/big", b"B" * big)
+            acked.append("/full/big")
         filler = os.path.join(mnt, "filler")
         size = fill(filler, leave)
         # Writes go on into the preallocated space, then fail — each with an
@@ -850,10 +854,12 @@ def test_full_disk():
 
 def test_full_disk_while_snapshotting():
     # A snapshot every txn or two, and room for a few dozen log records but
-    # not for a snapshot: snapshots fail first, then the log (and the new
-    # segments a snapshot asks for).
+    # not for a snapshot (a 64 KiB node makes each one larger than the room
+    # left, whichever of the log and the snapshot writer gets there first):
+    # snapshots fail first, then the log (and the new segments a snapshot
+    # asks for).
     full_disk("snapshots", {"preAllocSize": "16", "snapCount": "2"}, leave=40 << 10,
-              log_lines=[("writing snapshot", "No space left on device")])
+              log_lines=[("writing snapshot", "No space left on device")], big=64 << 10)
 
 
 def test_no_sanitizer_reports(srv):
