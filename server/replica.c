@@ -396,6 +396,21 @@ void replica_forward_error(struct replica *r, uint32_t to, uint64_t seq, int32_t
 	free(packed);
 }
 
+/* Follower: a Touch of these sessions to the leader (see peer.proto). */
+static void touch_leader(struct replica *r, int64_t *ids, size_t n, bool claim)
+{
+	Quorum__Touch t = QUORUM__TOUCH__INIT;
+	t.n_session_ids = n;
+	t.session_ids = ids;
+	t.claim = claim;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	uint32_t leader = zab_leader(r->zab);
+	stamp(r, &m, leader);
+	m.body_case = QUORUM__PEER_MSG__BODY_TOUCH;
+	m.touch = &t;
+	peer_net_send(r->net, leader, &m);
+}
+
 void replica_claim(struct replica *r, struct session *s)
 {
 	if (r->leading) {
@@ -405,16 +420,7 @@ void replica_claim(struct replica *r, struct session *s)
 	if (!r->serving)
 		return;
 	int64_t id = s->id;
-	Quorum__Touch t = QUORUM__TOUCH__INIT;
-	t.n_session_ids = 1;
-	t.session_ids = &id;
-	t.claim = true;
-	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
-	uint32_t leader = zab_leader(r->zab);
-	stamp(r, &m, leader);
-	m.body_case = QUORUM__PEER_MSG__BODY_TOUCH;
-	m.touch = &t;
-	peer_net_send(r->net, leader, &m);
+	touch_leader(r, &id, 1, true);
 }
 
 /* Leader: a follower's sync. Everything committed so far has been sent to
@@ -453,17 +459,8 @@ static void send_touch(struct replica *r)
 		}
 		ids[n++] = c->session->id;
 	}
-	if (n > 0) {
-		Quorum__Touch t = QUORUM__TOUCH__INIT;
-		t.n_session_ids = n;
-		t.session_ids = ids;
-		Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
-		uint32_t leader = zab_leader(r->zab);
-		stamp(r, &m, leader);
-		m.body_case = QUORUM__PEER_MSG__BODY_TOUCH;
-		m.touch = &t;
-		peer_net_send(r->net, leader, &m);
-	}
+	if (n > 0)
+		touch_leader(r, ids, n, false);
 	free(ids);
 }
 

@@ -1770,20 +1770,28 @@ void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *
 	restart_if_drained(srv);
 }
 
+/* take_proposed(), for an answer to a client: NULL also when the
+ * request's connection has gone (the request is then recycled). */
+static struct request *take_answered(struct server *srv, uint64_t seq)
+{
+	struct request *r = take_proposed(srv, seq);
+	if (r != NULL && r->conn == NULL) {
+		request_put(srv, r);
+		r = NULL;
+	}
+	return r;
+}
+
 /* Follower: the leader refused a forwarded request. Its answer takes the
  * request's place in its connection's order, once this server has applied
  * what the leader judged it against. */
 void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid,
 			   const uint8_t *failed_multi, size_t len)
 {
-	struct request *r = take_proposed(srv, seq);
+	struct request *r = take_answered(srv, seq);
 	if (r == NULL)
 		return;
 	struct conn *c = r->conn;
-	if (c == NULL) {
-		request_put(srv, r);
-		return;
-	}
 	if (r->op == ZK_OP_CREATE_SESSION || r->op == ZK_OP_CLOSE_SESSION) {
 		dequeue(c, r);
 		request_put(srv, r);
@@ -1822,14 +1830,10 @@ void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_
 
 void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid)
 {
-	struct request *r = take_proposed(srv, seq);
+	struct request *r = take_answered(srv, seq);
 	if (r == NULL)
 		return;
 	struct conn *c = r->conn;
-	if (c == NULL) {
-		request_put(srv, r);
-		return;
-	}
 	struct jute_in in;
 	jute_in_init(&in, r->bytes, r->len, &c->frame_arena);
 	struct zk_path_record pr;
