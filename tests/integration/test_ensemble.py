@@ -530,8 +530,16 @@ def test_session_moved(ens):
     b = None
     try:
         assert a.create("/ens-mv")[0] == 0
-        b = rawzk.RawZK(b_m.port, session_id=a.session_id, passwd=a.passwd,
-                        last_zxid=a.last_zxid)
+        # b_m refuses the session until it has applied what a has seen.
+        deadline = time.monotonic() + 10
+        while b is None:
+            try:
+                b = rawzk.RawZK(b_m.port, session_id=a.session_id, passwd=a.passwd,
+                                last_zxid=a.last_zxid)
+            except rawzk.Closed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         assert b.session_id == a.session_id, "the session did not move"
         assert b.create("/ens-mv/b")[0] == 0
         try:
