@@ -610,21 +610,22 @@ static int prep_one(struct ctx *c, const struct zk_multi_op *op, Quorum__Txn *t)
 	}
 }
 
-static Quorum__Txn *error_subtxn(struct arena *a, int32_t err)
+/* Makes t ZooKeeper's error txn for err (whatever body it had). */
+static int set_error(struct arena *a, Quorum__Txn *t, int32_t err)
 {
-	Quorum__Txn *t = subtxn_new(a);
 	Quorum__ErrorTxn *e = arena_alloc(a, sizeof(*e));
-	if (t == NULL || e == NULL)
-		return NULL;
+	if (e == NULL)
+		return ZSYSTEMERROR;
 	quorum__error_txn__init(e);
 	e->err = err;
 	t->body_case = QUORUM__TXN__BODY_ERROR;
 	t->error = e;
-	return t;
+	return ZOK;
 }
 
-static int prep_multi(struct ctx *c, const struct zk_multi_request *m, Quorum__Txn *t,
-		      bool *failed)
+/* Returns ZOK, or the first failing op's error with t a MultiTxn of
+ * ErrorTxns, or ZSYSTEMERROR when memory ran out. */
+static int prep_multi(struct ctx *c, const struct zk_multi_request *m, Quorum__Txn *t)
 {
 	Quorum__MultiTxn *mt = arena_alloc(c->arena, sizeof(*mt));
 	Quorum__Txn **ops = arena_alloc(c->arena, sizeof(*ops) * (size_t)(m->count ? m->count : 1));
@@ -643,17 +644,19 @@ static int prep_multi(struct ctx *c, const struct zk_multi_request *m, Quorum__T
 		int rc = prep_one(c, &m->ops[i], ops[i]);
 		if (rc == ZOK)
 			continue;
+		if (rc == ZSYSTEMERROR)
+			return rc;
 		/* ZooKeeper's results for a failed multi: the ops before the
 		 * failing one "rolled back" (ZOK), the failing one its code,
 		 * the ones after ZRUNTIMEINCONSISTENCY. */
 		for (int32_t j = 0; j < m->count; j++) {
 			int32_t err = j < i ? ZOK : j == i ? rc : ZRUNTIMEINCONSISTENCY;
-			if ((ops[j] = error_subtxn(c->arena, err)) == NULL)
+			if ((ops[j] = subtxn_new(c->arena)) == NULL ||
+			    set_error(c->arena, ops[j], err) != ZOK)
 				return ZSYSTEMERROR;
 		}
 		c->n_staged = 0;
-		*failed = true;
-		return ZOK;
+		return rc;
 	}
 	return ZOK;
 }
@@ -688,11 +691,10 @@ static int prep_create_session(struct ctx *c, const struct zk_connect_request *r
 
 int prep_write(struct prep *p, const struct tree *t, const struct prep_request *req,
 	       int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
-	       bool *multi_failed)
+	       int32_t *err)
 {
 	struct ctx c = { .p = p, .t = t, .arena = arena, .auth = req->auth,
 			 .session_id = req->session_id, .zxid = zxid, .time_ms = time_ms };
-	*multi_failed = false;
 	Quorum__Txn *txn = txn_new(&c);
 	if (txn == NULL)
 		return ZSYSTEMERROR;
@@ -719,7 +721,7 @@ int prep_write(struct prep *p, const struct tree *t, const struct prep_request *
 		rc = prep_set_acl(&c, &req->u.set_acl, txn);
 		break;
 	case ZK_OP_MULTI:
-		rc = prep_multi(&c, &req->u.multi, txn, multi_failed);
+		rc = prep_multi(&c, &req->u.multi, txn);
 		break;
 	case ZK_OP_CREATE_SESSION:
 		rc = prep_create_session(&c, &req->u.connect, txn);
@@ -727,11 +729,29 @@ int prep_write(struct prep *p, const struct tree *t, const struct prep_request *
 	default:
 		rc = ZUNIMPLEMENTED;
 	}
-	if (rc == ZOK && !*multi_failed && commit_staged(&c) != 0)
+	if (rc == ZSYSTEMERROR)
+		return rc;
+	if (rc == ZOK) {
+		if (commit_staged(&c) != 0)
+			return ZSYSTEMERROR;
+	} else if (req->op != ZK_OP_MULTI && set_error(arena, txn, rc) != ZOK) {
 		return ZSYSTEMERROR;
-	if (rc == ZOK)
-		*out = txn;
-	return rc;
+	}
+	*out = txn;
+	if (err)
+		*err = rc;
+	return ZOK;
+}
+
+Quorum__Txn *prep_error(int64_t session_id, int32_t err, int64_t zxid, int64_t time_ms,
+			struct arena *arena)
+{
+	struct ctx c = { .arena = arena, .session_id = session_id, .zxid = zxid,
+			 .time_ms = time_ms };
+	Quorum__Txn *txn = txn_new(&c);
+	if (txn == NULL || set_error(arena, txn, err) != ZOK)
+		return NULL;
+	return txn;
 }
 
 struct close_ctx {

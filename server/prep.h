@@ -53,16 +53,26 @@ void prep_init(struct prep *p, int32_t min_session_timeout, int32_t max_session_
 void prep_destroy(struct prep *p);
 
 /* Validates req against the tree and the records and builds its txn in the
- * arena, with the given zxid and time. Returns:
- *   ZOK          *out is the txn to submit; its records are added
- *   a ZK error   the request fails with that code, nothing is added
- *                (ZSYSTEMERROR when memory ran out)
- * A multi whose op fails returns ZOK with *multi_failed set and *out a
- * MultiTxn of ErrorTxns (ZooKeeper's per-op results) that is replied, not
- * submitted. */
+ * arena, with the given zxid and time. Returns ZOK with *out the txn to
+ * submit, whatever the request's fate:
+ *   its change   the records it makes are added; *err = ZOK
+ *   its failure  ZooKeeper's error txn: an ErrorTxn, or for a multi whose
+ *                op fails a MultiTxn of ErrorTxns (the per-op results);
+ *                nothing is added; *err = the request's error
+ * An error txn changes nothing, but it takes its zxid and travels the log
+ * and the commit stream like any other txn (ZooKeeper's OpCode.error), so
+ * a session's replies come back in the order it sent its requests, on a
+ * follower as on the leader, and a failed write moves the zxid on exactly
+ * as ZooKeeper's does. Returns ZSYSTEMERROR, with nothing built or added,
+ * only when memory ran out. */
 int prep_write(struct prep *p, const struct tree *t, const struct prep_request *req,
 	       int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
-	       bool *multi_failed);
+	       int32_t *err);
+
+/* The error txn of a request that fails before prep can look at it (a body
+ * that does not decode: ZMARSHALLINGERROR). NULL when memory ran out. */
+Quorum__Txn *prep_error(int64_t session_id, int32_t err, int64_t zxid, int64_t time_ms,
+			struct arena *arena);
 
 /* closeSession (client close or expiry): deletes the session's ephemerals
  * as seen through the overlay. Never fails but for ENOMEM (NULL). */

@@ -61,6 +61,9 @@ struct replica {
 	/* zxids appended and not yet called back, oldest first */
 	int64_t *ring;
 	size_t ring_cap, ring_head, ring_len;
+	/* leader: followers' syncs waiting for commits, oldest first */
+	struct pending_sync *syncs;
+	size_t syncs_cap, syncs_head, syncs_len;
 	bool serving, leading;
 	int open_handles;
 	void (*close_cb)(void *ctx);
@@ -293,12 +296,16 @@ static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
 	return 0;
 }
 
+static void answer_syncs(struct replica *r);
+
 static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 		      uint64_t origin_seq)
 {
 	struct replica *r = ctx;
 	(void)zxid;
 	server_commit(r->srv, txn, len, origin, origin_seq);
+	if (r->leading)
+		answer_syncs(r);
 }
 
 static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leader, int64_t epoch)
@@ -308,6 +315,8 @@ static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leade
 	log_msg(LOG_INFO, "replica", "%s%s (leader %u, epoch %" PRId64 ")", names[role],
 		serving ? ", serving" : "", leader, epoch);
 	bool leading = role == ZAB_LEADING;
+	if (!(serving && leading))
+		r->syncs_len = 0; /* their followers join again, and drop them */
 	if (serving == r->serving && leading == r->leading)
 		return;
 	r->serving = serving;
@@ -371,29 +380,17 @@ int replica_sync(struct replica *r, uint64_t seq)
 }
 
 void replica_forward_error(struct replica *r, uint32_t to, uint64_t seq, int32_t err,
-			   int64_t zxid, const Quorum__Txn *failed_multi)
+			   int64_t zxid)
 {
 	Quorum__ForwardError fe = QUORUM__FORWARD_ERROR__INIT;
 	fe.seq = seq;
 	fe.err = err;
 	fe.zxid = zxid;
-	uint8_t *packed = NULL;
-	if (failed_multi) {
-		size_t n = quorum__txn__get_packed_size(failed_multi);
-		packed = malloc(n ? n : 1);
-		if (packed == NULL) {
-			fe.err = ZSYSTEMERROR;
-		} else {
-			quorum__txn__pack(failed_multi, packed);
-			fe.failed_multi = (ProtobufCBinaryData){ n, packed };
-		}
-	}
 	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
 	stamp(r, &m, to);
 	m.body_case = QUORUM__PEER_MSG__BODY_FORWARD_ERROR;
 	m.forward_error = &fe;
 	peer_net_send(r->net, to, &m);
-	free(packed);
 }
 
 /* Follower: a Touch of these sessions to the leader (see peer.proto). */
@@ -423,18 +420,78 @@ void replica_claim(struct replica *r, struct session *s)
 	touch_leader(r, &id, 1, true);
 }
 
-/* Leader: a follower's sync. Everything committed so far has been sent to
- * it ahead of this answer, on the same connection. */
-static void on_sync_request(struct replica *r, uint32_t from, const Quorum__SyncRequest *s)
+/* ---- syncs ------------------------------------------------------------- */
+
+/*
+ * Leader: a follower's sync is answered once everything proposed before it
+ * came is committed. Its own writes sent ahead of it are among those, so
+ * their commits reach it first (on the same link), and the commit point in
+ * the answer covers every write acknowledged anywhere before the sync
+ * came. Waiting syncs are kept in arrival order; their targets only grow.
+ */
+#define MAX_PENDING_SYNCS 65536
+
+struct pending_sync {
+	uint32_t from, nonce;    /* the follower, and its join attempt then */
+	uint64_t seq;
+	int64_t target;          /* the last zxid proposed when it came */
+};
+
+static void send_sync_reply(struct replica *r, uint32_t to, uint64_t seq)
 {
 	Quorum__SyncReply rep = QUORUM__SYNC_REPLY__INIT;
-	rep.seq = s->seq;
+	rep.seq = seq;
 	rep.zxid = zab_committed(r->zab);
 	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
-	stamp(r, &m, from);
+	stamp(r, &m, to);
 	m.body_case = QUORUM__PEER_MSG__BODY_SYNC_REPLY;
 	m.sync_reply = &rep;
-	peer_net_send(r->net, from, &m);
+	peer_net_send(r->net, to, &m);
+}
+
+/* Answers the waiting syncs whose target is committed; those of a
+ * follower that has joined again since are dropped (it dropped them). */
+static void answer_syncs(struct replica *r)
+{
+	int64_t committed = zab_committed(r->zab);
+	while (r->syncs_len > 0) {
+		struct pending_sync *p = &r->syncs[r->syncs_head];
+		if (p->target > committed)
+			break;
+		if (zab_nonce_of(r->zab, p->from) == p->nonce)
+			send_sync_reply(r, p->from, p->seq);
+		r->syncs_head = (r->syncs_head + 1) % r->syncs_cap;
+		r->syncs_len--;
+	}
+}
+
+static void on_sync_request(struct replica *r, uint32_t from, const Quorum__SyncRequest *s)
+{
+	int64_t target = zab_last_logged(r->zab);
+	if (r->syncs_len == 0 && target <= zab_committed(r->zab)) {
+		send_sync_reply(r, from, s->seq);
+		return;
+	}
+	if (r->syncs_len == r->syncs_cap) {
+		size_t cap = r->syncs_cap ? r->syncs_cap * 2 : 64;
+		struct pending_sync *a = cap <= MAX_PENDING_SYNCS ? malloc(cap * sizeof(*a)) : NULL;
+		if (a == NULL) {
+			/* Unanswered, the client's sync times out and it tries
+			 * again; the follower's link is not at fault. */
+			log_msg(LOG_WARN, "replica", "too many syncs waiting; one from server %u "
+				"is dropped", from);
+			return;
+		}
+		for (size_t i = 0; i < r->syncs_len; i++)
+			a[i] = r->syncs[(r->syncs_head + i) % r->syncs_cap];
+		free(r->syncs);
+		r->syncs = a;
+		r->syncs_cap = cap;
+		r->syncs_head = 0;
+	}
+	r->syncs[(r->syncs_head + r->syncs_len) % r->syncs_cap] = (struct pending_sync){
+		.from = from, .nonce = zab_nonce_of(r->zab, from), .seq = s->seq, .target = target };
+	r->syncs_len++;
 }
 
 /* Follower, every half tick: the sessions whose clients are connected
@@ -522,8 +579,7 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 		return;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_FORWARD_ERROR) {
 		const Quorum__ForwardError *fe = m->forward_error;
-		server_forward_failed(r->srv, fe->seq, fe->err, fe->zxid, fe->failed_multi.data,
-				      fe->failed_multi.len);
+		server_forward_failed(r->srv, fe->seq, fe->err, fe->zxid);
 	} else if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_REPLY) {
 		server_sync_reached(r->srv, m->sync_reply->seq, m->sync_reply->zxid);
 	}
@@ -722,6 +778,7 @@ static void release(struct replica *r)
 	void *ctx = r->close_ctx;
 	zab_free(r->zab);
 	free(r->ring);
+	free(r->syncs);
 	free(r);
 	if (cb)
 		cb(ctx);

@@ -67,9 +67,9 @@ void replica_claim(struct replica *r, struct session *s);
 /* Follower: a client's sync; answered by server_sync_reached(). */
 int replica_sync(struct replica *r, uint64_t seq);
 
-/* Leader: a forwarded write of follower `to` failed in prep. */
+/* Leader: a forwarded request of follower `to` could not be proposed. */
 void replica_forward_error(struct replica *r, uint32_t to, uint64_t seq, int32_t err,
-			   int64_t zxid, const Quorum__Txn *failed_multi);
+			   int64_t zxid);
 
 /* storage's durable callback, in ensemble mode: the oldest append in
  * flight is durable (status 0) or failed. */

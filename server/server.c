@@ -161,6 +161,19 @@ static bool take_reply(struct conn *c, struct request *r, size_t at)
 	return true;
 }
 
+/* r's reply (in r->bytes) waits until this server has applied zxid: into
+ * server.waiting, which stays in wait_zxid order. */
+static void wait_for(struct server *srv, struct request *r, int64_t zxid)
+{
+	r->wait_zxid = zxid;
+	r->state = REQ_WAIT;
+	struct list *at = &srv->waiting;
+	while (at->prev != &srv->waiting &&
+	       CONTAINER_OF(at->prev, struct request, wait_link)->wait_zxid > zxid)
+		at = at->prev;
+	list_insert_before(at, &r->wait_link);
+}
+
 /* Moves the reply just written at `at` out of c->out into the request and
  * queues it, to be sent when the requests ahead of it are done (REQ_DONE),
  * or also the txns up to r->wait_zxid are applied (REQ_WAIT). */
@@ -174,14 +187,14 @@ static void defer_reply(struct conn *c, struct request *r, size_t at, enum reque
 	r->state = state;
 	enqueue(c, r);
 	if (state == REQ_WAIT)
-		list_push_back(&c->srv->waiting, &r->wait_link);
+		wait_for(c->srv, r, r->wait_zxid);
 }
 
-/* Where an error reply (or a failed multi's) written at `at` goes. It was
- * judged against the txns in flight, so it waits for them (see server.h);
- * with nothing in flight it goes at once, or behind its connection's
- * earlier requests. (Whether there are any is looked at now: a failed
- * submit may have drained the queue meanwhile, see restart_if_drained().) */
+/* Where the reply written at `at` to a write that got no txn goes (see
+ * server.h): after the txns in flight, whose outcome it may depend on;
+ * with nothing in flight at once, or behind its connection's earlier
+ * requests. (Whether there are any is looked at now: a failed submit may
+ * have drained the queue meanwhile, see restart_if_drained().) */
 static void finish_error_reply(struct conn *c, struct request *r, size_t at)
 {
 	struct server *srv = c->srv;
@@ -994,30 +1007,38 @@ static void put_write_result(struct conn *c, int32_t op, const struct tree_apply
 	}
 }
 
-/* The results of a multi that failed in prep, from its ErrorTxns: every op
- * an ErrorResult, ZOK marking one that was rolled back. */
-static void put_multi_errors(struct conn *c, const Quorum__MultiTxn *m)
+/* A multi's reply needs each op's type (put_multi_results()): kept in the
+ * request. False when memory ran out. */
+static bool keep_op_types(struct request *r, const struct zk_multi_request *m)
 {
-	for (size_t i = 0; i < m->n_ops; i++) {
-		const Quorum__Txn *op = m->ops[i];
-		int32_t e = op->body_case == QUORUM__TXN__BODY_ERROR ? op->error->err : ZOK;
-		struct zk_multi_header h = { ZK_OP_ERROR, false, e };
-		zk_encode_multi_header(&c->out, &h);
-		jute_put_int(&c->out, e);
-	}
-	struct zk_multi_header done = { -1, true, -1 };
-	zk_encode_multi_header(&c->out, &done);
+	r->op_types = arena_alloc(&r->arena, sizeof(int32_t) * (size_t)(m->count + 1));
+	if (r->op_types == NULL)
+		return false;
+	for (int32_t i = 0; i < m->count; i++)
+		r->op_types[i] = m->ops[i].type;
+	return true;
 }
 
-/* A multi that failed in prep: its reply, judged against the txns in flight. */
-static void reply_failed_multi(struct conn *c, struct request *r, const Quorum__Txn *txn)
+/* Builds r->txn for a write of session_id (decoded into pr, unless the body
+ * did not decode): its change, or its error txn (see prep_write()). Returns
+ * ZOK, or ZSYSTEMERROR with nothing built when the log cannot take writes
+ * or memory ran out. */
+static int32_t prep_txn(struct server *srv, struct request *r, const struct prep_request *pr,
+			bool decoded)
 {
-	int64_t zxid = c->srv->last_proposed; /* the state it was judged against */
-	size_t at = reply_begin(c, r->xid, zxid, ZOK);
-	put_multi_errors(c, txn->multi);
-	reply_end(c, at, r->op, zxid);
-	note_latency(c, r->received_ns);
-	finish_error_reply(c, r, at);
+	if (srv->log_failed)
+		return ZSYSTEMERROR;
+	if (!decoded) {
+		/* As ZooKeeper answers it; the stream is intact. */
+		r->txn = prep_error(pr->session_id, ZMARSHALLINGERROR, next_zxid(srv),
+				    server_wall_ms(), &r->arena);
+		return r->txn ? ZOK : ZSYSTEMERROR;
+	}
+	int32_t err = prep_write(&srv->prep, srv->tree, pr, next_zxid(srv), server_wall_ms(),
+				 &r->arena, &r->txn, NULL);
+	if (err == ZOK && pr->op == ZK_OP_MULTI && !keep_op_types(r, &pr->u.multi))
+		err = ZSYSTEMERROR;
+	return err;
 }
 
 /* Follower: the write goes to the leader as the client framed it, and waits
@@ -1038,23 +1059,11 @@ static void forward_write(struct conn *c, int32_t xid, int32_t op, struct jute_i
 	}
 	r->received_ns = received_ns;
 	int32_t err = ZOK;
-	if (op != ZK_OP_CLOSE_SESSION) {
-		struct prep_request pr;
-		struct jute_in probe = *in;
-		if (!decode_write(c, op, &probe, &pr)) {
-			log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d)", c->peer,
-				zk_op_name(op), xid);
-			err = ZMARSHALLINGERROR;
-		} else if (op == ZK_OP_MULTI) {
-			/* The reply needs each op's type (see handle_write()). */
-			r->op_types = arena_alloc(&r->arena,
-						  sizeof(int32_t) * (size_t)(pr.u.multi.count + 1));
-			if (r->op_types == NULL)
-				err = ZSYSTEMERROR;
-			for (int32_t i = 0; err == ZOK && i < pr.u.multi.count; i++)
-				r->op_types[i] = pr.u.multi.ops[i].type;
-		}
-	}
+	struct prep_request pr;
+	struct jute_in probe = *in;
+	/* A body that does not decode goes too, and fails on the leader. */
+	if (op == ZK_OP_MULTI && decode_write(c, op, &probe, &pr) && !keep_op_types(r, &pr.u.multi))
+		err = ZSYSTEMERROR;
 	if (err == ZOK) {
 		r->seq = ++srv->next_seq;
 		int rc = replica_forward(srv->replica, r->seq, c->session_id, xid, op, in->p + in->off,
@@ -1133,38 +1142,13 @@ static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in
 		return;
 	}
 	r->received_ns = received_ns;
-	int32_t err;
-	bool multi_failed = false;
-	if (!decoded) {
-		err = ZMARSHALLINGERROR; /* as ZooKeeper answers it; the stream is intact */
-	} else if (srv->log_failed) {
-		err = ZSYSTEMERROR; /* the log cannot take writes right now */
-	} else {
-		err = prep_write(&srv->prep, srv->tree, &pr, next_zxid(srv),
-				 server_wall_ms(), &r->arena, &r->txn, &multi_failed);
-	}
-	if (err == ZOK && multi_failed) {
-		reply_failed_multi(c, r, r->txn);
+	if (prep_txn(srv, r, &pr, decoded) == ZOK && submit(srv, r) == 0) {
+		r->state = REQ_WRITE;
+		enqueue(c, r);
 		return;
 	}
-	if (err == ZOK && op == ZK_OP_MULTI) {
-		r->op_types = arena_alloc(&r->arena, sizeof(int32_t) * (size_t)(pr.u.multi.count + 1));
-		if (r->op_types == NULL)
-			err = ZSYSTEMERROR;
-		for (int32_t i = 0; err == ZOK && i < pr.u.multi.count; i++)
-			r->op_types[i] = pr.u.multi.ops[i].type;
-	}
-	if (err == ZOK) {
-		if (submit(srv, r) == 0) {
-			r->state = REQ_WRITE;
-			enqueue(c, r);
-			return;
-		}
-		err = ZSYSTEMERROR;
-	}
 	size_t at = c->out.len;
-	/* The reply's zxid is that of the state the error was judged against. */
-	reply_end(c, reply_begin(c, xid, srv->last_proposed, err), op, srv->last_proposed);
+	reply_end(c, reply_begin(c, xid, srv->last_proposed, ZSYSTEMERROR), op, srv->last_proposed);
 	note_latency(c, received_ns);
 	finish_error_reply(c, r, at);
 }
@@ -1460,9 +1444,8 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	}
 	struct prep_request pr = { .session_id = c->session_id, .op = ZK_OP_CREATE_SESSION,
 				   .auth = &c->auth, .u.connect = req };
-	bool multi_failed;
 	int err = prep_write(&srv->prep, srv->tree, &pr, next_zxid(srv),
-			     server_wall_ms(), &r->arena, &r->txn, &multi_failed);
+			     server_wall_ms(), &r->arena, &r->txn, NULL);
 	if (err != ZOK || submit(srv, r) != 0) {
 		request_put(srv, r);
 		conn_close(c);
@@ -1538,8 +1521,11 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 		return;
 	}
 	dequeue(c, r);
-	size_t at = reply_begin(c, r->xid, txn->zxid, r->op == ZK_OP_MULTI ? ZOK : res.err);
-	if (res.err == ZOK || r->op == ZK_OP_MULTI)
+	/* A multi's results say how each op fared; a multi that did not even
+	 * decode is a plain error. */
+	bool multi = txn->body_case == QUORUM__TXN__BODY_MULTI;
+	size_t at = reply_begin(c, r->xid, txn->zxid, multi ? ZOK : res.err);
+	if (res.err == ZOK || multi)
 		put_write_result(c, r->op, &res, r->op_types);
 	reply_end(c, at, r->op, txn->zxid);
 	note_latency(c, r->received_ns);
@@ -1643,22 +1629,25 @@ static void restart_if_drained(struct server *srv)
 
 /* ---- an ensemble: commits, forwarded writes, serving ------------------- */
 
-/* The oldest request awaiting the leader's answer, if it is seq. The
- * leader answers a server's requests in the order they were sent, so
- * anything else means a message went missing: the core then re-joins, and
- * server_serving() drops the rest. */
+/* The request awaiting the leader's answer numbered seq. The leader
+ * answers this server's requests in the order they were sent, but answers
+ * of different kinds may overtake each other (a refusal or a sync's commit
+ * point is sent at once, a commit when a quorum has the txn): each is
+ * matched by its number, and its connection's queue keeps the client's
+ * order. A lost answer is never waited for: the core then joins again,
+ * and server_serving() drops them all. */
 static struct request *take_proposed(struct server *srv, uint64_t seq)
 {
-	if (list_empty(&srv->proposed))
-		return NULL;
-	struct request *r = CONTAINER_OF(srv->proposed.next, struct request, prop_link);
-	if (r->seq != seq) {
-		log_msg(LOG_WARN, "server", "the leader answered request %llu, expected %llu",
-			(unsigned long long)seq, (unsigned long long)r->seq);
-		return NULL;
+	LIST_FOR_EACH(l, &srv->proposed) {
+		struct request *r = CONTAINER_OF(l, struct request, prop_link);
+		if (r->seq == seq) {
+			list_remove(&r->prop_link);
+			return r;
+		}
 	}
-	list_remove(&r->prop_link);
-	return r;
+	log_msg(LOG_DEBUG, "server", "the leader answered request %llu, which is not waiting",
+		(unsigned long long)seq);
+	return NULL;
 }
 
 void server_commit(struct server *srv, const uint8_t *bytes, size_t len, uint32_t origin,
@@ -1694,20 +1683,21 @@ void server_commit(struct server *srv, const uint8_t *bytes, size_t len, uint32_
 
 /* Leader: a follower's write, prepped as if its client were connected
  * here (with the identities the follower sent), then proposed with the
- * follower as origin; a refusal goes back to the follower. */
+ * follower as origin, failed or not (an error txn). Refused back to the
+ * follower only when it cannot be proposed at all (the session moved
+ * away, the log fails, memory ran out). */
 void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *f)
 {
 	struct request *r = request_get(srv, NULL, f->cxid, f->op);
 	if (r == NULL) {
-		replica_forward_error(srv->replica, from, f->seq, ZSYSTEMERROR, srv->last_proposed, NULL);
+		replica_forward_error(srv->replica, from, f->seq, ZSYSTEMERROR, srv->last_proposed);
 		return;
 	}
 	r->session_id = f->session_id;
 	/* A write of a session that has moved to another member since: the
 	 * client gave up on this connection, and must not see it applied. */
 	if (f->op != ZK_OP_CREATE_SESSION && session_moved(srv, f->session_id, from)) {
-		replica_forward_error(srv->replica, from, f->seq, ZSESSIONMOVED, srv->last_proposed,
-				      NULL);
+		replica_forward_error(srv->replica, from, f->seq, ZSESSIONMOVED, srv->last_proposed);
 		request_put(srv, r);
 		return;
 	}
@@ -1720,10 +1710,7 @@ void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *
 	}
 	/* The request's bytes go with the message: keep a copy for prep. */
 	uint8_t *body = arena_alloc(&r->arena, f->request.len + 1);
-	int32_t err = body ? ZOK : ZSYSTEMERROR;
-	bool multi_failed = false;
-	if (srv->log_failed)
-		err = ZSYSTEMERROR;
+	int32_t err = body && !srv->log_failed ? ZOK : ZSYSTEMERROR;
 	if (err == ZOK && f->op == ZK_OP_CLOSE_SESSION) {
 		r->txn = prep_close_session(&srv->prep, srv->tree, f->session_id, next_zxid(srv),
 					    server_wall_ms(), &r->arena);
@@ -1737,19 +1724,12 @@ void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *
 		struct prep_request pr = { .session_id = f->session_id, .op = f->op, .auth = &auth };
 		struct jute_in in;
 		jute_in_init(&in, body, f->request.len, &r->arena);
-		if (f->op == ZK_OP_CREATE_SESSION) {
+		bool decoded = true;
+		if (f->op == ZK_OP_CREATE_SESSION)
 			pr.u.connect.timeout = f->timeout;
-		} else if (!decode_write(NULL, f->op, &in, &pr)) {
-			err = ZMARSHALLINGERROR;
-		}
-		if (err == ZOK)
-			err = prep_write(&srv->prep, srv->tree, &pr, next_zxid(srv), server_wall_ms(),
-					 &r->arena, &r->txn, &multi_failed);
-	}
-	if (err == ZOK && multi_failed) {
-		replica_forward_error(srv->replica, from, f->seq, ZOK, srv->last_proposed, r->txn);
-		request_put(srv, r);
-		return;
+		else
+			decoded = decode_write(NULL, f->op, &in, &pr);
+		err = prep_txn(srv, r, &pr, decoded);
 	}
 	if (err == ZOK) {
 		r->seq = f->seq;
@@ -1765,7 +1745,7 @@ void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *
 		on_log_failure(srv);
 		err = ZSYSTEMERROR;
 	}
-	replica_forward_error(srv->replica, from, f->seq, err, srv->last_proposed, NULL);
+	replica_forward_error(srv->replica, from, f->seq, err, srv->last_proposed);
 	request_put(srv, r);
 	restart_if_drained(srv);
 }
@@ -1782,11 +1762,29 @@ static struct request *take_answered(struct server *srv, uint64_t seq)
 	return r;
 }
 
-/* Follower: the leader refused a forwarded request. Its answer takes the
- * request's place in its connection's order, once this server has applied
- * what the leader judged it against. */
-void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid,
-			   const uint8_t *failed_multi, size_t len)
+/* Follower: the reply just written at `at` answers r, in its place in its
+ * connection's order, once this server has applied zxid (the leader's
+ * state when it answered: a sync then a read must see it). */
+static void reply_when_applied(struct conn *c, struct request *r, size_t at, int64_t zxid)
+{
+	struct server *srv = c->srv;
+	note_latency(c, r->received_ns);
+	if (!take_reply(c, r, at)) {
+		dequeue(c, r); /* the answer went out of order */
+		request_put(srv, r);
+		return;
+	}
+	if (zxid > tree_last_zxid(srv->tree)) {
+		wait_for(srv, r, zxid);
+	} else {
+		r->state = REQ_DONE;
+	}
+	server_drain_queue(c);
+}
+
+/* Follower: the leader refused a forwarded request (it could not even be
+ * proposed). */
+void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid)
 {
 	struct request *r = take_answered(srv, seq);
 	if (r == NULL)
@@ -1798,36 +1796,14 @@ void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_
 		conn_close(c);
 		return;
 	}
-	Quorum__Txn *multi = NULL;
-	if (len > 0) {
-		multi = quorum__txn__unpack(NULL, len, failed_multi);
-		if (multi == NULL || multi->body_case != QUORUM__TXN__BODY_MULTI)
-			err = ZSYSTEMERROR;
-	}
 	size_t at = reply_begin(c, r->xid, zxid, err);
-	if (multi && err == ZOK)
-		put_multi_errors(c, multi->multi);
-	if (multi)
-		quorum__txn__free_unpacked(multi, NULL);
 	reply_end(c, at, r->op, zxid);
-	note_latency(c, r->received_ns);
-	if (!take_reply(c, r, at)) {
-		dequeue(c, r); /* the answer went out of order */
-		request_put(srv, r);
-		return;
-	}
-	if (zxid > tree_last_zxid(srv->tree)) {
-		r->wait_zxid = zxid;
-		r->state = REQ_WAIT;
-		list_push_back(&srv->waiting, &r->wait_link);
-	} else {
-		r->state = REQ_DONE;
-	}
-	server_drain_queue(c);
+	reply_when_applied(c, r, at, zxid);
 	if (err == ZSESSIONMOVED)
 		conn_close_after_flush(c); /* as ZooKeeper: the client left it */
 }
 
+/* Follower: the leader's commit point for a sync. */
 void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid)
 {
 	struct request *r = take_answered(srv, seq);
@@ -1842,14 +1818,7 @@ void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid)
 	size_t at = reply_begin(c, r->xid, at_zxid, ZOK);
 	zk_encode_path_record(&c->out, &pr);
 	reply_end(c, at, ZK_OP_SYNC, at_zxid);
-	note_latency(c, r->received_ns);
-	if (!take_reply(c, r, at)) {
-		dequeue(c, r);
-		request_put(srv, r);
-		return;
-	}
-	r->state = REQ_DONE;
-	server_drain_queue(c);
+	reply_when_applied(c, r, at, zxid);
 }
 
 void server_serving(struct server *srv, bool serving, bool leading)

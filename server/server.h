@@ -18,10 +18,14 @@
  * connection's FIFO until that write is applied, so a client always reads
  * its own writes, and sees a watch event before the data that caused it
  * (the event is queued when the txn applies, before any later reply).
- * A write that fails in prep was judged against the txns in flight (a
- * create refused because another client's create of the node is on its
- * way): its error waits until they are applied, so what the client was told
- * is what it reads next, as ZooKeeper's single pipeline orders it.
+ * A write that fails in prep (a create refused because the node exists, or
+ * because another client's create of it is on its way) becomes an error
+ * txn and goes the way of every write, so it is answered in its place
+ * among the session's writes and after the txns it was judged against, as
+ * ZooKeeper's single pipeline orders it. Only a write that cannot be
+ * handed to commit at all (the log fails, memory ran out) is answered
+ * without a txn; its error, like a follower's sync, waits until this server
+ * has applied the state the answer speaks of (REQ_WAIT).
  *
  * Everything here runs on the loop thread; only storage's sync thread is
  * elsewhere.
@@ -51,8 +55,9 @@ enum request_state {
 	REQ_READ,    /* a read waiting behind a write of its connection */
 	REQ_WRITE,   /* a txn on its way to commit */
 	REQ_DONE,    /* a reply ready, waiting for the requests ahead of it */
-	REQ_WAIT,    /* an error reply judged against txns still in flight: ready
-			once they are applied (server.waiting) */
+	REQ_WAIT,    /* a reply ready once this server has applied wait_zxid
+			(server.waiting): an error answered without a txn,
+			a follower's sync */
 };
 
 struct request {
@@ -175,9 +180,9 @@ void server_commit(struct server *srv, const uint8_t *txn, size_t len, uint32_t 
 		   uint64_t seq);
 /* Leader: a follower's forwarded write, to prep and propose. */
 void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *f);
-/* Follower: the leader refused forwarded request seq, judged at zxid. */
-void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid,
-			   const uint8_t *failed_multi, size_t len);
+/* Follower: the leader refused forwarded request seq (it could not be
+ * proposed), at zxid. */
+void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid);
 /* Follower: the leader's answer to sync request seq. */
 void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid);
 /* The server starts or stops serving clients (as leader or follower). */

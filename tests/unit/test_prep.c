@@ -1,0 +1,230 @@
+/*
+ * Unit tests for server/prep: a write turned into its txn, or into
+ * ZooKeeper's error txn for it.
+ *
+ * Every request gets a txn to submit: a change, or an error txn that
+ * changes nothing but takes its zxid (ZooKeeper's OpCode.error). These
+ * tests prove the error txns' shape, that a failure leaves the overlay of
+ * in-flight changes as it was, that a failure is judged against the
+ * changes in flight, and that applying an error txn moves the tree's zxid
+ * and nothing else.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "prep.h"
+#include "tree.h"
+
+#define SESSION 0x100
+
+static struct zk_acl open_acl = { ZK_PERM_ALL, { { "world", 5 }, { "anyone", 6 } } };
+
+struct fixture {
+	struct prep prep;
+	struct tree *tree;
+	struct arena arena;
+	struct acl_auth auth;
+	int64_t zxid; /* of the last txn prepped */
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	prep_init(&f->prep, 4000, 40000);
+	f->tree = tree_new();
+	assert_non_null(f->tree);
+	arena_init(&f->arena, 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	prep_destroy(&f->prep);
+	tree_free(f->tree);
+	arena_destroy(&f->arena);
+	free(f);
+	return 0;
+}
+
+static struct zk_str str(const char *s)
+{
+	return (struct zk_str){ s, (int32_t)strlen(s) };
+}
+
+static struct prep_request request(struct fixture *f, int32_t op)
+{
+	return (struct prep_request){ .session_id = SESSION, .op = op, .auth = &f->auth };
+}
+
+static struct zk_create_request create_of(const char *path)
+{
+	return (struct zk_create_request){ .path = str(path), .data = { (const uint8_t *)"d", 1 },
+					   .acl = { 1, &open_acl } };
+}
+
+/* Preps req with the next zxid; returns the txn, and the request's error. */
+static Quorum__Txn *prep(struct fixture *f, const struct prep_request *req, int32_t *err)
+{
+	Quorum__Txn *txn = NULL;
+	int rc = prep_write(&f->prep, f->tree, req, ++f->zxid, 1000, &f->arena, &txn, err);
+	assert_int_equal(rc, ZOK);
+	assert_non_null(txn);
+	assert_int_equal(txn->zxid, f->zxid);
+	assert_int_equal(txn->session_id, SESSION);
+	return txn;
+}
+
+static Quorum__Txn *prep_create(struct fixture *f, const char *path, int32_t *err)
+{
+	struct prep_request req = request(f, ZK_OP_CREATE);
+	req.u.create = create_of(path);
+	return prep(f, &req, err);
+}
+
+static void apply(struct fixture *f, const Quorum__Txn *txn, int32_t want)
+{
+	struct tree_apply_result res;
+	assert_int_equal(tree_apply(f->tree, txn, NULL, &res), 0);
+	assert_int_equal(res.err, want);
+	assert_int_equal(tree_last_zxid(f->tree), txn->zxid);
+	prep_applied(&f->prep, txn->zxid);
+}
+
+static void assert_error_txn(const Quorum__Txn *txn, int32_t err)
+{
+	assert_int_equal(txn->body_case, QUORUM__TXN__BODY_ERROR);
+	assert_non_null(txn->error);
+	assert_int_equal(txn->error->err, err);
+}
+
+/* A failed single write is an ErrorTxn with ZooKeeper's code; applying it
+ * moves the zxid and changes nothing. */
+static void test_failed_writes_are_error_txns(void **state)
+{
+	struct fixture *f = *state;
+	int32_t err;
+	Quorum__Txn *t = prep_create(f, "/a", &err);
+	assert_int_equal(err, ZOK);
+	assert_int_equal(t->body_case, QUORUM__TXN__BODY_CREATE);
+	apply(f, t, ZOK);
+	int64_t nodes = tree_node_count(f->tree);
+
+	t = prep_create(f, "/a", &err);
+	assert_int_equal(err, ZNODEEXISTS);
+	assert_error_txn(t, ZNODEEXISTS);
+	apply(f, t, ZNODEEXISTS);
+	assert_int_equal(tree_node_count(f->tree), nodes);
+
+	struct prep_request req = request(f, ZK_OP_DELETE);
+	req.u.path_version = (struct zk_path_version_request){ str("/missing"), -1 };
+	t = prep(f, &req, &err);
+	assert_error_txn(t, ZNONODE);
+	apply(f, t, ZNONODE);
+
+	req = request(f, ZK_OP_SET_DATA);
+	req.u.set_data = (struct zk_set_data_request){ str("/a"), { NULL, -1 }, 7 };
+	t = prep(f, &req, &err);
+	assert_int_equal(err, ZBADVERSION);
+	assert_error_txn(t, ZBADVERSION);
+	apply(f, t, ZBADVERSION);
+	assert_int_equal(znode_stat(tree_get(f->tree, str("/a")))->version, 0);
+
+	req = request(f, ZK_OP_CHECK);
+	req.u.path_version = (struct zk_path_version_request){ str("/a"), 3 };
+	t = prep(f, &req, &err);
+	assert_error_txn(t, ZBADVERSION);
+
+	req = request(f, ZK_OP_CREATE);
+	req.u.create = create_of("/no/parent");
+	t = prep(f, &req, &err);
+	assert_error_txn(t, ZNONODE);
+}
+
+/* A failure is judged against the changes in flight (the overlay), and
+ * leaves them as they were. */
+static void test_failure_judged_against_overlay(void **state)
+{
+	struct fixture *f = *state;
+	int32_t err;
+	Quorum__Txn *create = prep_create(f, "/b", &err);
+	assert_int_equal(err, ZOK);
+	Quorum__Txn *again = prep_create(f, "/b", &err); /* /b is on its way */
+	assert_error_txn(again, ZNODEEXISTS);
+
+	/* The failure added nothing, and took nothing away: /b is still
+	 * known to be coming, at version 0. */
+	struct prep_request req = request(f, ZK_OP_SET_DATA);
+	req.u.set_data = (struct zk_set_data_request){ str("/b"), { NULL, -1 }, 0 };
+	Quorum__Txn *set = prep(f, &req, &err);
+	assert_int_equal(err, ZOK);
+	assert_int_equal(set->body_case, QUORUM__TXN__BODY_SET_DATA);
+
+	apply(f, create, ZOK);
+	apply(f, again, ZNODEEXISTS);
+	apply(f, set, ZOK);
+	assert_int_equal(znode_stat(tree_get(f->tree, str("/b")))->version, 1);
+}
+
+/* A multi with a failing op is a MultiTxn of ErrorTxns: ZOK before the
+ * failing op, its code, ZRUNTIMEINCONSISTENCY after; its ops leave no
+ * change in the overlay. */
+static void test_failed_multi(void **state)
+{
+	struct fixture *f = *state;
+	int32_t err;
+	apply(f, prep_create(f, "/a", &err), ZOK);
+	struct zk_multi_op ops[3] = {
+		{ .type = ZK_OP_CREATE, .u.create = create_of("/c") },
+		{ .type = ZK_OP_CREATE, .u.create = create_of("/a") },
+		{ .type = ZK_OP_CREATE, .u.create = create_of("/d") },
+	};
+	struct prep_request req = request(f, ZK_OP_MULTI);
+	req.u.multi = (struct zk_multi_request){ 3, ops };
+	Quorum__Txn *t = prep(f, &req, &err);
+	assert_int_equal(err, ZNODEEXISTS);
+	assert_int_equal(t->body_case, QUORUM__TXN__BODY_MULTI);
+	assert_int_equal(t->multi->n_ops, 3);
+	assert_error_txn(t->multi->ops[0], ZOK);
+	assert_error_txn(t->multi->ops[1], ZNODEEXISTS);
+	assert_error_txn(t->multi->ops[2], ZRUNTIMEINCONSISTENCY);
+
+	/* /c's create was rolled back: nothing says it is coming. */
+	Quorum__Txn *c = prep_create(f, "/c", &err);
+	assert_int_equal(err, ZOK);
+	apply(f, t, ZNODEEXISTS);
+	assert_null(tree_get(f->tree, str("/d")));
+	apply(f, c, ZOK);
+}
+
+/* The error txn of a request that does not decode. */
+static void test_prep_error(void **state)
+{
+	struct fixture *f = *state;
+	Quorum__Txn *t = prep_error(SESSION, ZMARSHALLINGERROR, 42, 1000, &f->arena);
+	assert_non_null(t);
+	assert_int_equal(t->zxid, 42);
+	assert_int_equal(t->session_id, SESSION);
+	assert_error_txn(t, ZMARSHALLINGERROR);
+	f->zxid = 41;
+	apply(f, t, ZMARSHALLINGERROR);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_failed_writes_are_error_txns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_judged_against_overlay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_multi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prep_error, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
