@@ -145,6 +145,65 @@ class Reader:
 
 # ---- the client ----------------------------------------------------------------
 
+def multi_body(ops):
+    """The body of a multi (or multiRead) of ops: tuples ("create", path,
+    data, flags[, ttl]), ("create2", ...), ("container", path, data),
+    ("ttl", path, data, ttl[, flags]), ("delete", path, version), ("set",
+    path, data, version), ("check", path, version), ("getdata", path),
+    ("children", path)."""
+    body = b""
+    for o in ops:
+        kind = o[0]
+        if kind in ("create", "create2"):
+            t = CREATE if kind == "create" else CREATE2
+            flags = o[3] if len(o) > 3 else 0
+            b = create_body(o[1], o[2], OPEN_ACL, flags)
+        elif kind == "container":
+            t, b = CREATE_CONTAINER, create_body(o[1], o[2], OPEN_ACL, CONTAINER)
+        elif kind == "ttl":
+            flags = o[4] if len(o) > 4 else PERSISTENT_WITH_TTL
+            t, b = CREATE_TTL, create_body(o[1], o[2], OPEN_ACL, flags, o[3])
+        elif kind == "delete":
+            t, b = DELETE, p_str(o[1]) + p_int(o[2])
+        elif kind == "set":
+            t, b = SET_DATA, p_str(o[1]) + p_buf(o[2]) + p_int(o[3])
+        elif kind == "check":
+            t, b = CHECK, p_str(o[1]) + p_int(o[2])
+        elif kind == "getdata":
+            t, b = GET_DATA, p_str(o[1]) + p_bool(False)
+        elif kind == "children":
+            t, b = GET_CHILDREN, p_str(o[1]) + p_bool(False)
+        else:
+            raise ValueError(kind)
+        body += p_int(t) + p_bool(False) + p_int(-1) + b
+    return body + p_int(-1) + p_bool(True) + p_int(-1)
+
+
+def multi_results(r):
+    """A successful multi reply's results: [(type, result or error code)]."""
+    results = []
+    while True:
+        t, done, e = r.int(), r.bool(), r.int()
+        if done:
+            return results
+        if t == CREATE:
+            results.append((t, r.str()))
+        elif t == CREATE2:
+            results.append((t, (r.str(), r.stat())))
+        elif t == SET_DATA:
+            results.append((t, r.stat()))
+        elif t in (DELETE, CHECK):
+            results.append((t, None))
+        elif t == GET_DATA:
+            results.append((t, (r.buf(), r.stat())))
+        elif t == GET_CHILDREN:
+            results.append((t, sorted(r.strs())))
+        elif t == ERROR:
+            results.append((t, r.int()))
+        else:
+            raise AssertionError("unexpected multi result type %d" % t)
+
+
 class RawZK:
     def __init__(self, port, host="127.0.0.1", timeout_ms=10000, session_id=0, passwd=b"\0" * 16,
                  last_zxid=0, read_only=False, timeout=10.0, handshake=True):
@@ -205,25 +264,36 @@ class RawZK:
         ev = (r.int(), r.int(), r.str(), zxid)
         self.events.append(ev)
 
-    def call(self, op, body=b"", xid=None):
-        """Sends one request; returns (err, zxid, reply body Reader). Events
-        that arrive first are appended to self.events."""
+    def send(self, op, body=b"", xid=None):
+        """Sends one request without waiting for its reply; returns its xid
+        (pipelining: read the replies with reply())."""
         if xid is None:
             self.xid += 1
             xid = self.xid
         self.send_frame(p_int(xid) + p_int(op) + body)
-        deadline = time.monotonic() + self.timeout
+        return xid
+
+    def reply(self, deadline=None):
+        """The next reply: (xid, err, zxid, reply body Reader). Events that
+        arrive first are appended to self.events."""
         while True:
             r = Reader(self.recv_frame(deadline))
             rxid, zxid, err = r.int(), r.long(), r.int()
             if rxid == -1:
                 self._note_event(r, zxid)
                 continue
-            if rxid != xid:
-                raise AssertionError("reply xid %d, expected %d" % (rxid, xid))
             if zxid > 0:
                 self.last_zxid = max(self.last_zxid, zxid)
-            return err, zxid, r
+            return rxid, err, zxid, r
+
+    def call(self, op, body=b"", xid=None):
+        """Sends one request; returns (err, zxid, reply body Reader). Events
+        that arrive first are appended to self.events."""
+        xid = self.send(op, body, xid)
+        rxid, err, zxid, r = self.reply(time.monotonic() + self.timeout)
+        if rxid != xid:
+            raise AssertionError("reply xid %d, expected %d" % (rxid, xid))
+        return err, zxid, r
 
     def wait_event(self, timeout=5.0):
         """The oldest notification not yet taken (pops self.events)."""
@@ -373,61 +443,12 @@ class RawZK:
         return self._none(err, r)
 
     def multi(self, ops, op=MULTI):
-        """ops: tuples ("create", path, data, flags[, ttl]), ("create2", ...),
-        ("container", path, data), ("ttl", path, data, ttl[, flags]),
-        ("delete", path, version), ("set", path, data, version),
-        ("check", path, version), ("getdata", path), ("children", path).
-        Returns (err, [(type, result or error code), ...])."""
-        body = b""
-        for o in ops:
-            kind = o[0]
-            if kind in ("create", "create2"):
-                t = CREATE if kind == "create" else CREATE2
-                flags = o[3] if len(o) > 3 else 0
-                b = create_body(o[1], o[2], OPEN_ACL, flags)
-            elif kind == "container":
-                t, b = CREATE_CONTAINER, create_body(o[1], o[2], OPEN_ACL, CONTAINER)
-            elif kind == "ttl":
-                flags = o[4] if len(o) > 4 else PERSISTENT_WITH_TTL
-                t, b = CREATE_TTL, create_body(o[1], o[2], OPEN_ACL, flags, o[3])
-            elif kind == "delete":
-                t, b = DELETE, p_str(o[1]) + p_int(o[2])
-            elif kind == "set":
-                t, b = SET_DATA, p_str(o[1]) + p_buf(o[2]) + p_int(o[3])
-            elif kind == "check":
-                t, b = CHECK, p_str(o[1]) + p_int(o[2])
-            elif kind == "getdata":
-                t, b = GET_DATA, p_str(o[1]) + p_bool(False)
-            elif kind == "children":
-                t, b = GET_CHILDREN, p_str(o[1]) + p_bool(False)
-            else:
-                raise ValueError(kind)
-            body += p_int(t) + p_bool(False) + p_int(-1) + b
-        body += p_int(-1) + p_bool(True) + p_int(-1)
-        err, _, r = self.call(op, body)
+        """ops: as multi_body() takes them. Returns (err, [(type, result or
+        error code), ...])."""
+        err, _, r = self.call(op, multi_body(ops))
         if err:
             return self._none(err, r)
-        results = []
-        while True:
-            t, done, e = r.int(), r.bool(), r.int()
-            if done:
-                break
-            if t == CREATE:
-                results.append((t, r.str()))
-            elif t == CREATE2:
-                results.append((t, (r.str(), r.stat())))
-            elif t == SET_DATA:
-                results.append((t, r.stat()))
-            elif t in (DELETE, CHECK):
-                results.append((t, None))
-            elif t == GET_DATA:
-                results.append((t, (r.buf(), r.stat())))
-            elif t == GET_CHILDREN:
-                results.append((t, sorted(r.strs())))
-            elif t == ERROR:
-                results.append((t, r.int()))
-            else:
-                raise AssertionError("unexpected multi result type %d" % t)
+        results = multi_results(r)
         self._end(r, "multi reply")
         return OK, results
 
