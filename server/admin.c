@@ -27,7 +27,7 @@ static const char *const words[] = {
  * servers, so ours does the same. */
 static int64_t znode_count(const struct server *srv)
 {
-	return tree_node_count(srv->tree) + 1;
+	return tree_node_count(srv->db.tree) + 1;
 }
 
 /* The four-letter code FinalRequestProcessor records as a connection's
@@ -140,7 +140,7 @@ static void put_srvr(struct jute_out *o, struct server *srv, bool with_clients)
 	LIST_FOR_EACH(l, &srv->conns) n++;
 	put(o, "Connections: %zu\n", n);
 	put(o, "Outstanding: %" PRIu64 "\n", srv->stats.outstanding);
-	put(o, "Zxid: 0x%" PRIx64 "\n", (uint64_t)tree_last_zxid(srv->tree));
+	put(o, "Zxid: 0x%" PRIx64 "\n", (uint64_t)tree_last_zxid(srv->db.tree));
 	put(o, "Mode: %s\n", mode(srv));
 	put(o, "Node count: %" PRId64 "\n", znode_count(srv));
 }
@@ -175,12 +175,12 @@ static void put_mntr(struct jute_out *o, struct server *srv)
 	put(o, "zk_num_alive_connections\t%zu\n", conns);
 	put(o, "zk_outstanding_requests\t%" PRIu64 "\n", s->outstanding);
 	put(o, "zk_znode_count\t%" PRId64 "\n", znode_count(srv));
-	put(o, "zk_watch_count\t%zu\n", watch_reg_count(&srv->watches));
-	put(o, "zk_ephemerals_count\t%" PRId64 "\n", tree_ephemeral_count(srv->tree));
-	put(o, "zk_approximate_data_size\t%" PRId64 "\n", tree_data_size(srv->tree));
+	put(o, "zk_watch_count\t%zu\n", watch_reg_count(&srv->db.watches));
+	put(o, "zk_ephemerals_count\t%" PRId64 "\n", tree_ephemeral_count(srv->db.tree));
+	put(o, "zk_approximate_data_size\t%" PRId64 "\n", tree_data_size(srv->db.tree));
 	put(o, "zk_open_file_descriptor_count\t%d\n", count_fds());
 	put(o, "zk_max_file_descriptor_count\t%llu\n", (unsigned long long)rl.rlim_cur);
-	put(o, "zk_global_sessions\t%zu\n", session_count(&srv->sessions));
+	put(o, "zk_global_sessions\t%zu\n", session_count(&srv->db.sessions));
 	put(o, "zk_last_proposal_size\t-1\n");
 	put(o, "zk_connection_rejected\t%" PRIu64 "\n", s->conn_refused);
 	put(o, "zk_fsync_last_us\t%" PRId64 "\n", storage_last_fsync_us(srv->storage));
@@ -204,7 +204,7 @@ static void put_wchs(struct jute_out *o, struct server *srv)
 		if (c->watches.data_seen)
 			watching++;
 	}
-	watch_table_counts(&srv->watches, WATCH_TABLE_DATA, &paths, &regs);
+	watch_table_counts(&srv->db.watches, WATCH_TABLE_DATA, &paths, &regs);
 	put(o, "%zu connections watching %zu paths\nTotal watches:%zu\n", watching, paths, regs);
 }
 
@@ -238,7 +238,7 @@ static void put_owner_line(void *ctx, const struct watch_owner *w)
 
 static void put_wchp(struct jute_out *o, struct server *srv)
 {
-	watch_table_walk(&srv->watches, WATCH_TABLE_DATA, put_path_line, put_owner_line, o);
+	watch_table_walk(&srv->db.watches, WATCH_TABLE_DATA, put_path_line, put_owner_line, o);
 	put(o, "\n");
 }
 

@@ -526,11 +526,11 @@ static void on_touch(struct replica *r, uint32_t from, const Quorum__Touch *t)
 	struct server *srv = r->srv;
 	int64_t now = (int64_t)uv_now(srv->loop);
 	for (size_t i = 0; i < t->n_session_ids; i++) {
-		struct session *s = session_get(&srv->sessions, t->session_ids[i]);
+		struct session *s = session_get(&srv->db.sessions, t->session_ids[i]);
 		if (s && t->claim)
 			s->owner = from;
 		if (s && !s->closing)
-			session_touch(&srv->sessions, s, now);
+			session_touch(&srv->db.sessions, s, now);
 	}
 }
 
@@ -624,7 +624,7 @@ int replica_start(struct server *srv, const struct replica_recovered *rec)
 	if (read_epoch(r->epoch_dir, "acceptedEpoch", &r->accepted_epoch) < 0 ||
 	    read_epoch(r->epoch_dir, "currentEpoch", &r->current_epoch) < 0)
 		return -1;
-	int64_t last = tree_last_zxid(srv->tree);
+	int64_t last = tree_last_zxid(srv->db.tree);
 	if (r->current_epoch > r->accepted_epoch || zab_epoch_of(last) > r->current_epoch) {
 		/* The log holds txns of an epoch this server never took: the
 		 * epoch files were lost or tampered with. */

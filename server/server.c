@@ -140,7 +140,7 @@ static void reply_end(struct conn *c, size_t at, int32_t op, int64_t zxid)
 
 static void reply_error(struct conn *c, int32_t xid, int32_t op, int32_t err)
 {
-	int64_t zxid = tree_last_zxid(c->srv->tree);
+	int64_t zxid = tree_last_zxid(c->srv->db.tree);
 	reply_end(c, reply_begin(c, xid, zxid, err), op, zxid);
 }
 
@@ -200,7 +200,7 @@ static void finish_error_reply(struct conn *c, struct request *r, size_t at)
 	struct server *srv = c->srv;
 	if (c->closed) {
 		request_put(srv, r);
-	} else if (srv->last_proposed > tree_last_zxid(srv->tree)) {
+	} else if (srv->last_proposed > tree_last_zxid(srv->db.tree)) {
 		r->wait_zxid = srv->last_proposed;
 		defer_reply(c, r, at, REQ_WAIT);
 	} else if (!list_empty(&c->queue)) {
@@ -256,12 +256,6 @@ static void deliver_event(void *ctx, struct watch_owner *o, enum zk_event_type t
 	struct zk_watcher_event ev = { type, ZK_STATE_SYNC_CONNECTED, path };
 	zk_encode_watcher_event(&c->out, &ev);
 	reply_end(c, at, ZK_OP_NOTIFICATION, c->last_zxid);
-}
-
-static void on_tree_event(void *ctx, const struct tree_event *ev)
-{
-	struct server *srv = ctx;
-	watch_trigger(&srv->watches, ev);
 }
 
 /* ---- reads -------------------------------------------------------------- */
@@ -457,7 +451,7 @@ static void replay_body(struct replay *rp, const Quorum__Txn *t, int64_t zxid)
 static int replay_one(void *ctx, const Quorum__Txn *txn)
 {
 	struct replay *rp = ctx;
-	if (txn->zxid > tree_last_zxid(rp->c->srv->tree))
+	if (txn->zxid > tree_last_zxid(rp->c->srv->db.tree))
 		return 1; /* logged, not yet applied: it raises its own events */
 	if (rp->count == REPLAY_MAX)
 		return -E2BIG;
@@ -469,7 +463,7 @@ static int replay_one(void *ctx, const Quorum__Txn *txn)
 static void replay_missed(struct conn *c, const struct zk_set_watches *sw)
 {
 	struct server *srv = c->srv;
-	int64_t rel = sw->relative_zxid, last = tree_last_zxid(srv->tree);
+	int64_t rel = sw->relative_zxid, last = tree_last_zxid(srv->db.tree);
 	if (sw->persistent.count + sw->persistent_recursive.count == 0 || rel <= 0 || rel >= last)
 		return;
 	if ((rel >> 32) == (last >> 32) && last - rel > REPLAY_MAX) {
@@ -496,40 +490,40 @@ static void set_watches(struct conn *c, const struct zk_set_watches *sw)
 {
 	struct server *srv = c->srv;
 	int64_t rel = sw->relative_zxid;
-	int64_t zxid = tree_last_zxid(srv->tree);
+	int64_t zxid = tree_last_zxid(srv->db.tree);
 	for (int32_t i = 0; i < sw->data.count; i++) {
-		const struct znode *n = tree_get(srv->tree, sw->data.items[i]);
+		const struct znode *n = tree_get(srv->db.tree, sw->data.items[i]);
 		if (n == NULL)
 			deliver_event(srv, &c->watches, ZK_EVENT_DELETED, sw->data.items[i], zxid);
 		else if (znode_stat(n)->mzxid > rel)
 			deliver_event(srv, &c->watches, ZK_EVENT_DATA_CHANGED, sw->data.items[i], zxid);
 		else
-			watch_add(&srv->watches, &c->watches, WATCH_TABLE_DATA, sw->data.items[i],
+			watch_add(&srv->db.watches, &c->watches, WATCH_TABLE_DATA, sw->data.items[i],
 				  WATCH_STANDARD);
 	}
 	for (int32_t i = 0; i < sw->exist.count; i++) {
-		if (tree_get(srv->tree, sw->exist.items[i]))
+		if (tree_get(srv->db.tree, sw->exist.items[i]))
 			deliver_event(srv, &c->watches, ZK_EVENT_CREATED, sw->exist.items[i], zxid);
 		else
-			watch_add(&srv->watches, &c->watches, WATCH_TABLE_DATA, sw->exist.items[i],
+			watch_add(&srv->db.watches, &c->watches, WATCH_TABLE_DATA, sw->exist.items[i],
 				  WATCH_STANDARD);
 	}
 	for (int32_t i = 0; i < sw->child.count; i++) {
-		const struct znode *n = tree_get(srv->tree, sw->child.items[i]);
+		const struct znode *n = tree_get(srv->db.tree, sw->child.items[i]);
 		if (n == NULL)
 			deliver_event(srv, &c->watches, ZK_EVENT_DELETED, sw->child.items[i], zxid);
 		else if (znode_stat(n)->pzxid > rel)
 			deliver_event(srv, &c->watches, ZK_EVENT_CHILDREN_CHANGED,
 				      sw->child.items[i], zxid);
 		else
-			watch_add(&srv->watches, &c->watches, WATCH_TABLE_CHILD,
+			watch_add(&srv->db.watches, &c->watches, WATCH_TABLE_CHILD,
 				  sw->child.items[i], WATCH_STANDARD);
 	}
 	replay_missed(c, sw);
 	for (int32_t i = 0; i < sw->persistent.count; i++)
-		watch_add_persistent(&srv->watches, &c->watches, sw->persistent.items[i], false);
+		watch_add_persistent(&srv->db.watches, &c->watches, sw->persistent.items[i], false);
 	for (int32_t i = 0; i < sw->persistent_recursive.count; i++)
-		watch_add_persistent(&srv->watches, &c->watches, sw->persistent_recursive.items[i],
+		watch_add_persistent(&srv->db.watches, &c->watches, sw->persistent_recursive.items[i],
 				     true);
 }
 
@@ -552,13 +546,13 @@ static int32_t read_lookup(const struct tree *t, struct zk_str path, const struc
 static int32_t read_get_data(struct conn *c, const struct zk_path_watch_request *r)
 {
 	const struct znode *n;
-	int32_t err = read_lookup(c->srv->tree, r->path, &n);
+	int32_t err = read_lookup(c->srv->db.tree, r->path, &n);
 	if (err != ZOK)
 		return err;
 	if (!can_read(c, n, ZK_PERM_READ))
 		return ZNOAUTH;
 	if (r->watch)
-		watch_add(&c->srv->watches, &c->watches, WATCH_TABLE_DATA, r->path, WATCH_STANDARD);
+		watch_add(&c->srv->db.watches, &c->watches, WATCH_TABLE_DATA, r->path, WATCH_STANDARD);
 	jute_put_buffer(&c->out, znode_data(n));
 	put_stat(c, n);
 	return ZOK;
@@ -568,13 +562,13 @@ static int32_t read_get_children(struct conn *c, const struct zk_path_watch_requ
 				 bool with_stat)
 {
 	const struct znode *n;
-	int32_t err = read_lookup(c->srv->tree, r->path, &n);
+	int32_t err = read_lookup(c->srv->db.tree, r->path, &n);
 	if (err != ZOK)
 		return err;
 	if (!can_read(c, n, ZK_PERM_READ))
 		return ZNOAUTH;
 	if (r->watch)
-		watch_add(&c->srv->watches, &c->watches, WATCH_TABLE_CHILD, r->path, WATCH_STANDARD);
+		watch_add(&c->srv->db.watches, &c->watches, WATCH_TABLE_CHILD, r->path, WATCH_STANDARD);
 	put_children(&c->out, n);
 	if (with_stat)
 		put_stat(c, n);
@@ -591,7 +585,7 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 	struct server *srv = c->srv;
 	struct jute_in in;
 	jute_in_init(&in, body, len, &c->frame_arena);
-	int64_t zxid = tree_last_zxid(srv->tree);
+	int64_t zxid = tree_last_zxid(srv->db.tree);
 	size_t at = reply_begin(c, xid, zxid, ZOK);
 	size_t body_at = c->out.len;
 	int32_t err = ZOK;
@@ -619,9 +613,9 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 			break;
 		}
 		const struct znode *n;
-		err = read_lookup(srv->tree, r.path, &n);
+		err = read_lookup(srv->db.tree, r.path, &n);
 		if (r.watch && r.path.len >= 0)
-			watch_add(&srv->watches, &c->watches, WATCH_TABLE_DATA, r.path,
+			watch_add(&srv->db.watches, &c->watches, WATCH_TABLE_DATA, r.path,
 				  WATCH_STANDARD);
 		if (n)
 			put_stat(c, n);
@@ -647,7 +641,7 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 		if (zk_decode_path_record(&in, &r) != 0)
 			goto malformed;
 		const struct znode *n;
-		if ((err = read_lookup(srv->tree, r.path, &n)) != ZOK)
+		if ((err = read_lookup(srv->db.tree, r.path, &n)) != ZOK)
 			break;
 		if (!can_read(c, n, ZK_PERM_READ | ZK_PERM_ADMIN))
 			err = ZNOAUTH;
@@ -683,10 +677,10 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 		else
 			prefix = r.path;
 		struct eph_ctx e = { &c->out, prefix, 0, true };
-		tree_for_each_ephemeral(srv->tree, c->session_id, put_ephemeral, &e);
+		tree_for_each_ephemeral(srv->db.tree, c->session_id, put_ephemeral, &e);
 		jute_put_int(&c->out, e.count);
 		e.counting = false;
-		tree_for_each_ephemeral(srv->tree, c->session_id, put_ephemeral, &e);
+		tree_for_each_ephemeral(srv->db.tree, c->session_id, put_ephemeral, &e);
 		break;
 	}
 	case ZK_OP_GET_ALL_CHILDREN_NUMBER: {
@@ -696,14 +690,14 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 		/* ZooKeeper counts the keys under path + "/": for "" that is
 		 * every node, "/" included. */
 		const struct znode *n;
-		if ((err = read_lookup(srv->tree, r.path, &n)) != ZOK)
+		if ((err = read_lookup(srv->db.tree, r.path, &n)) != ZOK)
 			break;
 		if (!can_read(c, n, ZK_PERM_READ))
 			err = ZNOAUTH;
 		else if (r.path.len == 0)
-			jute_put_int(&c->out, (int32_t)tree_node_count(srv->tree));
+			jute_put_int(&c->out, (int32_t)tree_node_count(srv->db.tree));
 		else
-			jute_put_int(&c->out, (int32_t)tree_count_descendants(srv->tree, n));
+			jute_put_int(&c->out, (int32_t)tree_count_descendants(srv->db.tree, n));
 		break;
 	}
 	case ZK_OP_ADD_WATCH: {
@@ -716,7 +710,7 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 		if (r.path.len < 0 ||
 		    (r.mode != ZK_WATCH_PERSISTENT && r.mode != ZK_WATCH_PERSISTENT_RECURSIVE))
 			err = ZMARSHALLINGERROR;
-		else if (watch_add_persistent(&srv->watches, &c->watches, r.path,
+		else if (watch_add_persistent(&srv->db.watches, &c->watches, r.path,
 					      r.mode == ZK_WATCH_PERSISTENT_RECURSIVE) != 0)
 			err = ZSYSTEMERROR;
 		else
@@ -734,7 +728,7 @@ static bool run_read(struct conn *c, int32_t xid, int32_t op, const uint8_t *bod
 		if (r.path.len < 0 || r.type < ZK_WATCHER_CHILDREN ||
 		    r.type > ZK_WATCHER_PERSISTENT_RECURSIVE)
 			err = ZMARSHALLINGERROR;
-		else if (!watch_remove(&srv->watches, &c->watches, r.path, r.type,
+		else if (!watch_remove(&srv->db.watches, &c->watches, r.path, r.type,
 				  op == ZK_OP_CHECK_WATCHES))
 			err = ZNOWATCHER;
 		break;
@@ -843,7 +837,7 @@ static bool replica_leading_or_alone(const struct server *srv)
  * last one a client re-attached it on; unknown counts as anywhere). */
 static bool session_moved(const struct server *srv, int64_t session_id, uint32_t from)
 {
-	const struct session *s = session_get(&srv->sessions, session_id);
+	const struct session *s = session_get(&srv->db.sessions, session_id);
 	return s && s->owner != 0 && s->owner != from;
 }
 
@@ -1034,7 +1028,7 @@ static int32_t prep_txn(struct server *srv, struct request *r, const struct prep
 				    server_wall_ms(), &r->arena);
 		return r->txn ? ZOK : ZSYSTEMERROR;
 	}
-	int32_t err = prep_write(&srv->prep, srv->tree, pr, next_zxid(srv), server_wall_ms(),
+	int32_t err = prep_write(&srv->prep, srv->db.tree, pr, next_zxid(srv), server_wall_ms(),
 				 &r->arena, &r->txn, NULL);
 	if (err == ZOK && pr->op == ZK_OP_MULTI && !keep_op_types(r, &pr->u.multi))
 		err = ZSYSTEMERROR;
@@ -1118,7 +1112,7 @@ static void handle_write(struct conn *c, int32_t xid, int32_t op, struct jute_in
 			return;
 		}
 		r->received_ns = received_ns;
-		r->txn = prep_close_session(&srv->prep, srv->tree, c->session_id,
+		r->txn = prep_close_session(&srv->prep, srv->db.tree, c->session_id,
 					    next_zxid(srv), server_wall_ms(), &r->arena);
 		if (r->txn == NULL || srv->log_failed || submit(srv, r) != 0) {
 			request_put(srv, r);
@@ -1206,7 +1200,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 	}
 	uint64_t now = server_now_ns();
 	if (c->session)
-		session_touch(&srv->sessions, c->session, (int64_t)uv_now(srv->loop));
+		session_touch(&srv->db.sessions, c->session, (int64_t)uv_now(srv->loop));
 	if (h.xid >= 0)
 		c->last_cxid = h.xid; /* not pings, auth, setWatches (ServerCnxn) */
 
@@ -1292,7 +1286,7 @@ void server_conn_closed(struct conn *c)
 			list_remove(&r->wait_link);
 		request_put(srv, r);
 	}
-	watch_remove_owner(&srv->watches, &c->watches);
+	watch_remove_owner(&srv->db.watches, &c->watches);
 	if (c->session && c->session->conn == c)
 		c->session->conn = NULL;
 	c->session = NULL;
@@ -1384,7 +1378,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 		conn_close(c);
 		return;
 	}
-	int64_t last = tree_last_zxid(srv->tree);
+	int64_t last = tree_last_zxid(srv->db.tree);
 	if (req.last_zxid_seen > last) {
 		log_msg(LOG_INFO, "server",
 			"%s: refusing session request: the client has seen zxid 0x%llx, our last "
@@ -1394,7 +1388,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 		return;
 	}
 	if (req.session_id != 0) {
-		struct session *s = session_get(&srv->sessions, req.session_id);
+		struct session *s = session_get(&srv->db.sessions, req.session_id);
 		if (s == NULL || s->closing || req.passwd.len != 16 ||
 		    memcmp(s->passwd, req.passwd.p, 16) != 0) {
 			log_msg(LOG_INFO, "server", "%s: invalid session 0x%llx (%s)", c->peer,
@@ -1411,7 +1405,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 		 * new one from now on (ZooKeeper's revalidateSession). */
 		s->live_timeout = prep_session_timeout(&srv->prep, req.timeout);
 		c->timeout = s->live_timeout;
-		session_touch(&srv->sessions, s, (int64_t)uv_now(srv->loop));
+		session_touch(&srv->db.sessions, s, (int64_t)uv_now(srv->loop));
 		send_connect_response(c, c->timeout, s->id, s->passwd);
 		return;
 	}
@@ -1427,7 +1421,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 		conn_close(c);
 		return;
 	}
-	c->session_id = session_next_id(&srv->sessions);
+	c->session_id = session_next_id(&srv->db.sessions);
 	r->session_id = c->session_id;
 	if (!replica_leading_or_alone(srv)) {
 		r->seq = ++srv->next_seq;
@@ -1444,7 +1438,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	}
 	struct prep_request pr = { .session_id = c->session_id, .op = ZK_OP_CREATE_SESSION,
 				   .auth = &c->auth, .u.connect = req };
-	int err = prep_write(&srv->prep, srv->tree, &pr, next_zxid(srv),
+	int err = prep_write(&srv->prep, srv->db.tree, &pr, next_zxid(srv),
 			     server_wall_ms(), &r->arena, &r->txn, NULL);
 	if (err != ZOK || submit(srv, r) != 0) {
 		request_put(srv, r);
@@ -1459,61 +1453,40 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 
 void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 {
-	struct tree_apply_result res;
-	int rc = tree_apply(srv->tree, txn, srv->recovering ? NULL : &srv->sink, &res);
-	if (rc != 0) {
+	struct db_applied a;
+	int64_t now = (int64_t)uv_now(srv->loop);
+	if (db_apply(&srv->db, txn, false, now, &a) != 0) {
 		log_msg(LOG_ERROR, "server", "out of memory applying zxid 0x%llx; stopping",
 			(unsigned long long)txn->zxid);
 		srv->exit_code = 2;
 		server_stop(srv);
 		return;
 	}
-	if (res.err == ZRUNTIMEINCONSISTENCY && txn->body_case != QUORUM__TXN__BODY_MULTI)
+	if (a.res.err == ZRUNTIMEINCONSISTENCY && txn->body_case != QUORUM__TXN__BODY_MULTI)
 		log_msg(LOG_ERROR, "server", "txn 0x%llx does not fit the tree",
 			(unsigned long long)txn->zxid);
 	prep_applied(&srv->prep, txn->zxid);
 	release_waiting(srv, txn->zxid);
 
 	struct conn *c = r ? r->conn : NULL;
-	int64_t now = (int64_t)uv_now(srv->loop);
-	switch (txn->body_case) {
-	case QUORUM__TXN__BODY_CREATE_SESSION: {
-		const Quorum__CreateSessionTxn *cs = txn->create_session;
-		uint8_t pw[16] = { 0 };
-		memcpy(pw, cs->passwd.data, cs->passwd.len < 16 ? cs->passwd.len : 16);
-		struct session *s = session_add(&srv->sessions, txn->session_id, cs->timeout, pw, now);
-		if (s == NULL)
-			s = session_get(&srv->sessions, txn->session_id);
-		if (c && s) {
-			dequeue(c, r);
-			attach_session(c, s);
-			send_connect_response(c, s->timeout, s->id, s->passwd);
-			note_latency(c, r->received_ns);
-			c->last_op = ZK_OP_CREATE_SESSION;
-			c->last_zxid = txn->zxid;
-			log_msg(LOG_DEBUG, "server", "%s: new session 0x%llx, timeout %d ms", c->peer,
-				(unsigned long long)s->id, s->timeout);
-			request_put(srv, r);
-			server_drain_queue(c);
-			return;
-		}
-		break;
+	if (a.closed_conn) {
+		a.closed_conn->session = NULL;
+		if (a.closed_conn != c)
+			conn_close_after_flush(a.closed_conn);
 	}
-	case QUORUM__TXN__BODY_CLOSE_SESSION: {
-		struct session *s = session_get(&srv->sessions, txn->session_id);
-		if (s) {
-			struct conn *owner = s->conn;
-			if (owner) {
-				owner->session = NULL;
-				if (owner != c)
-					conn_close_after_flush(owner);
-			}
-			session_remove(&srv->sessions, s);
-		}
-		break;
-	}
-	default:
-		break;
+	if (c && a.session) {
+		struct session *s = a.session;
+		dequeue(c, r);
+		attach_session(c, s);
+		send_connect_response(c, s->timeout, s->id, s->passwd);
+		note_latency(c, r->received_ns);
+		c->last_op = ZK_OP_CREATE_SESSION;
+		c->last_zxid = txn->zxid;
+		log_msg(LOG_DEBUG, "server", "%s: new session 0x%llx, timeout %d ms", c->peer,
+			(unsigned long long)s->id, s->timeout);
+		request_put(srv, r);
+		server_drain_queue(c);
+		return;
 	}
 	if (c == NULL) {
 		if (r)
@@ -1524,9 +1497,9 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 	/* A multi's results say how each op fared; a multi that did not even
 	 * decode is a plain error. */
 	bool multi = txn->body_case == QUORUM__TXN__BODY_MULTI;
-	size_t at = reply_begin(c, r->xid, txn->zxid, multi ? ZOK : res.err);
-	if (res.err == ZOK || multi)
-		put_write_result(c, r->op, &res, r->op_types);
+	size_t at = reply_begin(c, r->xid, txn->zxid, multi ? ZOK : a.res.err);
+	if (a.res.err == ZOK || multi)
+		put_write_result(c, r->op, &a.res, r->op_types);
 	reply_end(c, at, r->op, txn->zxid);
 	note_latency(c, r->received_ns);
 	if (r->op == ZK_OP_CLOSE_SESSION)
@@ -1535,20 +1508,13 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 	server_drain_queue(c);
 }
 
-static struct storage_session *session_array(struct server *srv, size_t *n_out);
-
 static void take_snapshot_if_due(struct server *srv)
 {
 	if (!storage_snapshot_due(srv->storage))
 		return;
-	size_t n;
-	struct storage_session *ss = session_array(srv, &n);
-	if (ss == NULL)
-		return;
-	int rc = storage_snapshot(srv->storage, srv->tree, ss, n);
+	int rc = db_snapshot(&srv->db, srv->storage);
 	if (rc != 0 && rc != -EBUSY)
 		log_msg(LOG_WARN, "server", "snapshot: %s", strerror(-rc));
-	free(ss);
 }
 
 static void on_log_failure(struct server *srv)
@@ -1587,7 +1553,7 @@ static void on_durable(void *ctx, void *cookie, int status)
 		on_log_failure(srv);
 		struct conn *c = r->conn;
 		if (r->op == ZK_OP_CLOSE_SESSION) {
-			struct session *s = session_get(&srv->sessions, r->session_id);
+			struct session *s = session_get(&srv->db.sessions, r->session_id);
 			if (s)
 				s->closing = false; /* it lives on: expires again later */
 		}
@@ -1621,7 +1587,7 @@ static void restart_if_drained(struct server *srv)
 	if (!srv->log_failed || srv->inflight != 0)
 		return;
 	prep_reset(&srv->prep);
-	srv->last_proposed = tree_last_zxid(srv->tree);
+	srv->last_proposed = tree_last_zxid(srv->db.tree);
 	abandon_waiting(srv);
 	srv->log_failed = false;
 	log_msg(LOG_INFO, "server", "accepting writes again");
@@ -1669,7 +1635,7 @@ void server_commit(struct server *srv, const uint8_t *bytes, size_t len, uint32_
 	}
 	server_apply(srv, txn, r);
 	if (txn->body_case == QUORUM__TXN__BODY_CREATE_SESSION) {
-		struct session *s = session_get(&srv->sessions, txn->session_id);
+		struct session *s = session_get(&srv->db.sessions, txn->session_id);
 		if (s)
 			s->owner = origin;
 	}
@@ -1712,10 +1678,10 @@ void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *
 	uint8_t *body = arena_alloc(&r->arena, f->request.len + 1);
 	int32_t err = body && !srv->log_failed ? ZOK : ZSYSTEMERROR;
 	if (err == ZOK && f->op == ZK_OP_CLOSE_SESSION) {
-		r->txn = prep_close_session(&srv->prep, srv->tree, f->session_id, next_zxid(srv),
+		r->txn = prep_close_session(&srv->prep, srv->db.tree, f->session_id, next_zxid(srv),
 					    server_wall_ms(), &r->arena);
 		err = r->txn ? ZOK : ZSYSTEMERROR;
-		struct session *s = session_get(&srv->sessions, f->session_id);
+		struct session *s = session_get(&srv->db.sessions, f->session_id);
 		if (s && err == ZOK)
 			s->closing = true;
 	} else if (err == ZOK) {
@@ -1774,7 +1740,7 @@ static void reply_when_applied(struct conn *c, struct request *r, size_t at, int
 		request_put(srv, r);
 		return;
 	}
-	if (zxid > tree_last_zxid(srv->tree)) {
+	if (zxid > tree_last_zxid(srv->db.tree)) {
 		wait_for(srv, r, zxid);
 	} else {
 		r->state = REQ_DONE;
@@ -1814,7 +1780,7 @@ void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid)
 	jute_in_init(&in, r->bytes, r->len, &c->frame_arena);
 	struct zk_path_record pr;
 	zk_decode_path_record(&in, &pr); /* decoded once already */
-	int64_t at_zxid = tree_last_zxid(srv->tree) > zxid ? tree_last_zxid(srv->tree) : zxid;
+	int64_t at_zxid = tree_last_zxid(srv->db.tree) > zxid ? tree_last_zxid(srv->db.tree) : zxid;
 	size_t at = reply_begin(c, r->xid, at_zxid, ZOK);
 	zk_encode_path_record(&c->out, &pr);
 	reply_end(c, at, ZK_OP_SYNC, at_zxid);
@@ -1849,104 +1815,47 @@ void server_serving(struct server *srv, bool serving, bool leading)
 	srv->inflight = 0;
 	srv->stats.outstanding = 0;
 	srv->log_failed = false;
-	srv->last_proposed = tree_last_zxid(srv->tree);
+	srv->last_proposed = tree_last_zxid(srv->db.tree);
 	abandon_waiting(srv);
 	if (serving && leading) {
 		/* The new leader keeps every session for a full timeout from now:
 		 * their clients are reconnecting. */
 		int64_t now = (int64_t)uv_now(srv->loop);
-		SESSION_FOR_EACH(s, &srv->sessions) {
+		SESSION_FOR_EACH(s, &srv->db.sessions) {
 			s->closing = false;
 			s->owner = 0; /* every client re-attaches, and claims */
-			session_touch(&srv->sessions, s, now);
+			session_touch(&srv->db.sessions, s, now);
 		}
 		srv->expire_next_ms = now + srv->cfg->container_check_ms;
 	}
 }
 
-static int recover_session(void *ctx, const struct storage_session *ss);
-static int recover_txn(void *ctx, const Quorum__Txn *txn);
-
-/* A fresh tree and session table, for server_reload() and
- * server_install_image(). Only while not serving: no client is attached. */
-static int fresh_state(struct server *srv)
-{
-	struct tree *t = tree_new();
-	if (t == NULL)
-		return -ENOMEM;
-	tree_free(srv->tree);
-	srv->tree = t;
-	session_table_destroy(&srv->sessions);
-	session_table_init(&srv->sessions, srv->cfg->myid, srv->cfg->tick_time, server_wall_ms(),
-			   (int64_t)uv_now(srv->loop));
-	prep_reset(&srv->prep);
-	return 0;
-}
-
+/* Only while not serving: no client is attached. */
 int server_reload(struct server *srv)
 {
-	int rc = fresh_state(srv);
-	if (rc < 0)
-		return rc;
-	srv->recovering = true;
-	rc = storage_recover(srv->storage, srv->tree, recover_session, recover_txn, srv);
-	srv->recovering = false;
-	srv->last_proposed = tree_last_zxid(srv->tree);
+	prep_reset(&srv->prep);
+	int rc = db_recover(&srv->db, srv->storage, (int64_t)uv_now(srv->loop), NULL, NULL);
+	srv->last_proposed = db_last_zxid(&srv->db);
 	if (rc < 0)
 		log_msg(LOG_ERROR, "server", "rebuilding the tree from disk: %s", strerror(-rc));
 	return rc;
 }
 
+/* Only while not serving: no client is attached. */
 int server_install_image(struct server *srv, const uint8_t *bytes, size_t len, int64_t zxid)
 {
-	struct snapshot_image img = { (uint8_t *)bytes, len, zxid };
-	int rc = storage_install_snapshot(srv->storage, &img);
-	if (rc < 0) {
-		log_msg(LOG_ERROR, "server", "installing the leader's snapshot: %s", strerror(-rc));
-		return rc;
-	}
-	rc = fresh_state(srv);
-	if (rc == 0)
-		rc = snapshot_load_image(bytes, len, zxid, "(the leader's snapshot)", srv->tree,
-					 recover_session, srv);
-	srv->last_proposed = tree_last_zxid(srv->tree);
+	prep_reset(&srv->prep);
+	int rc = db_install_image(&srv->db, srv->storage, bytes, len, zxid,
+				  (int64_t)uv_now(srv->loop));
+	srv->last_proposed = db_last_zxid(&srv->db);
 	if (rc < 0)
-		log_msg(LOG_ERROR, "server", "loading the leader's snapshot: %s", strerror(-rc));
+		log_msg(LOG_ERROR, "server", "installing the leader's snapshot: %s", strerror(-rc));
 	return rc;
-}
-
-/* The sessions as a snapshot keeps them (malloc'd; NULL on ENOMEM). */
-static struct storage_session *session_array(struct server *srv, size_t *n_out)
-{
-	size_t n = session_count(&srv->sessions), i = 0;
-	struct storage_session *ss = malloc(sizeof(*ss) * (n ? n : 1));
-	if (ss == NULL)
-		return NULL;
-	SESSION_FOR_EACH(s, &srv->sessions) {
-		ss[i].id = s->id;
-		ss[i].timeout = s->timeout;
-		memcpy(ss[i].passwd, s->passwd, 16);
-		i++;
-	}
-	*n_out = n;
-	return ss;
 }
 
 int server_snapshot_image(struct server *srv, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
-	size_t n;
-	struct storage_session *ss = session_array(srv, &n);
-	if (ss == NULL)
-		return -ENOMEM;
-	struct snapshot_image img;
-	int rc = snapshot_serialize(srv->tree, ss, n, &img);
-	free(ss);
-	if (rc < 0)
-		return rc;
-	*bytes = img.buf;
-	*len = img.len;
-	*zxid = img.zxid;
-	return 0;
+	return db_image(&srv->db, bytes, len, zxid);
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -1960,7 +1869,7 @@ static void expire_session(void *ctx, struct session *s)
 	if (r == NULL)
 		return;
 	r->session_id = s->id;
-	r->txn = prep_close_session(&srv->prep, srv->tree, s->id, next_zxid(srv),
+	r->txn = prep_close_session(&srv->prep, srv->db.tree, s->id, next_zxid(srv),
 				    server_wall_ms(), &r->arena);
 	if (r->txn == NULL || submit(srv, r) != 0) {
 		request_put(srv, r);
@@ -1977,7 +1886,7 @@ static int expire_node(void *ctx, const struct znode *n)
 	struct request *r = request_get(srv, NULL, 0, ZK_OP_DELETE);
 	if (r == NULL)
 		return 1;
-	r->txn = prep_expire_node(&srv->prep, srv->tree, znode_path(n), next_zxid(srv),
+	r->txn = prep_expire_node(&srv->prep, srv->db.tree, znode_path(n), next_zxid(srv),
 				  server_wall_ms(), &r->arena);
 	if (r->txn == NULL || submit(srv, r) != 0)
 		request_put(srv, r);
@@ -1991,44 +1900,36 @@ static void on_tick(uv_timer_t *t)
 	/* In an ensemble only the serving leader expires anything. */
 	if (srv->replica && !(replica_serving(srv->replica) && replica_leading(srv->replica)))
 		return;
-	session_expire(&srv->sessions, now, expire_session, srv);
+	session_expire(&srv->db.sessions, now, expire_session, srv);
 	if (now >= srv->expire_next_ms && !srv->log_failed) {
 		srv->expire_next_ms = now + srv->cfg->container_check_ms;
-		tree_for_each_expired(srv->tree, server_wall_ms(), expire_node, srv);
+		tree_for_each_expired(srv->db.tree, server_wall_ms(), expire_node, srv);
 	}
 }
 
 /* ---- start and stop ----------------------------------------------------- */
 
-static int recover_session(void *ctx, const struct storage_session *ss)
-{
-	struct server *srv = ctx;
-	session_add(&srv->sessions, ss->id, ss->timeout, ss->passwd, (int64_t)uv_now(srv->loop));
-	return 0;
-}
-
-/* Also notes, for replication, what the log holds: the snapshot it
- * continues from and each epoch's last zxid. */
-static int recover_txn(void *ctx, const Quorum__Txn *txn)
+/* What the log holds, for replication: the snapshot it continues from and
+ * each epoch's last zxid. */
+static int note_recovered(void *ctx, const Quorum__Txn *txn)
 {
 	struct server *srv = ctx;
 	if (srv->rec_base < 0)
-		srv->rec_base = tree_last_zxid(srv->tree);
+		srv->rec_base = db_last_zxid(&srv->db);
 	size_t n = srv->n_epoch_ends;
 	if (n > 0 && (srv->epoch_ends[n - 1] >> 32) == (txn->zxid >> 32)) {
 		srv->epoch_ends[n - 1] = txn->zxid;
-	} else {
-		if (n == srv->cap_epoch_ends) {
-			size_t cap = n ? n * 2 : 16;
-			int64_t *a = realloc(srv->epoch_ends, cap * sizeof(*a));
-			if (a == NULL)
-				return -ENOMEM;
-			srv->epoch_ends = a;
-			srv->cap_epoch_ends = cap;
-		}
-		srv->epoch_ends[srv->n_epoch_ends++] = txn->zxid;
+		return 0;
 	}
-	server_apply(srv, txn, NULL);
+	if (n == srv->cap_epoch_ends) {
+		size_t cap = n ? n * 2 : 16;
+		int64_t *a = realloc(srv->epoch_ends, cap * sizeof(*a));
+		if (a == NULL)
+			return -ENOMEM;
+		srv->epoch_ends = a;
+		srv->cap_epoch_ends = cap;
+	}
+	srv->epoch_ends[srv->n_epoch_ends++] = txn->zxid;
 	return 0;
 }
 
@@ -2051,15 +1952,11 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	list_init(&srv->waiting);
 	list_init(&srv->proposed);
 	srv->rec_base = -1;
-	srv->tree = tree_new();
-	if (srv->tree == NULL) {
+	if (db_init(&srv->db, cfg->myid, cfg->tick_time, (int64_t)uv_now(loop), deliver_event,
+		    srv) != 0) {
 		log_msg(LOG_ERROR, "server", "out of memory");
 		return -1;
 	}
-	srv->sink = (struct tree_event_sink){ on_tree_event, srv };
-	session_table_init(&srv->sessions, cfg->myid, cfg->tick_time, server_wall_ms(),
-			   (int64_t)uv_now(loop));
-	watch_table_init(&srv->watches, deliver_event, srv);
 	prep_init(&srv->prep, cfg->min_session_timeout, cfg->max_session_timeout);
 
 	struct storage_config sc = {
@@ -2077,22 +1974,19 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		return -1;
 	}
 	uint64_t t0 = server_now_ns();
-	/* Replayed txns fire no watches: nobody is connected yet. */
-	srv->recovering = true;
-	rc = storage_recover(srv->storage, srv->tree, recover_session, recover_txn, srv);
-	srv->recovering = false;
+	rc = db_recover(&srv->db, srv->storage, (int64_t)uv_now(loop), note_recovered, srv);
 	if (rc != 0) {
 		log_msg(LOG_ERROR, "server", "recovery failed: %s", strerror(-rc));
 		return -1;
 	}
-	srv->last_proposed = tree_last_zxid(srv->tree);
+	srv->last_proposed = tree_last_zxid(srv->db.tree);
 	log_msg(LOG_INFO, "server", "recovered %lld znodes and %zu sessions up to zxid 0x%llx in %.1f ms",
-		(long long)tree_node_count(srv->tree), session_count(&srv->sessions),
+		(long long)tree_node_count(srv->db.tree), session_count(&srv->db.sessions),
 		(unsigned long long)srv->last_proposed, (double)(server_now_ns() - t0) / 1e6);
 
 	if (cfg->n_servers > 0) {
 		struct replica_recovered rec = {
-			.base_zxid = srv->rec_base >= 0 ? srv->rec_base : tree_last_zxid(srv->tree),
+			.base_zxid = srv->rec_base >= 0 ? srv->rec_base : tree_last_zxid(srv->db.tree),
 			.epoch_ends = srv->epoch_ends,
 			.n_epoch_ends = srv->n_epoch_ends,
 		};
@@ -2126,10 +2020,7 @@ static void on_storage_closed(void *ctx)
 	struct server *srv = ctx;
 	srv->storage = NULL;
 	prep_destroy(&srv->prep);
-	watch_table_destroy(&srv->watches);
-	session_table_destroy(&srv->sessions);
-	tree_free(srv->tree);
-	srv->tree = NULL;
+	db_destroy(&srv->db);
 	while (!list_empty(&srv->free_requests)) {
 		struct request *r = CONTAINER_OF(srv->free_requests.next, struct request, link);
 		list_remove(&r->link);

@@ -40,6 +40,7 @@
 #include "acl.h"
 #include "arena.h"
 #include "config.h"
+#include "db.h"
 #include "list.h"
 #include "peer.pb-c.h"
 #include "prep.h"
@@ -134,12 +135,9 @@ struct server {
 	int64_t *epoch_ends;    /* recovery: the last zxid of each epoch in the log */
 	size_t n_epoch_ends, cap_epoch_ends;
 	struct config *cfg;
-	struct tree *tree;
+	struct db db;           /* the tree, sessions, watches */
 	struct storage *storage;
-	struct session_table sessions;
-	struct watch_table watches;
 	struct prep prep;
-	struct tree_event_sink sink; /* tree -> watches */
 	uv_tcp_t listener;
 	uv_timer_t tick;        /* session expiry, containers and TTL nodes */
 	uv_prepare_t flush;     /* writes every dirty connection once an iteration */
@@ -153,7 +151,6 @@ struct server {
 	int64_t inflight;       /* txns handed to commit, not yet applied or failed */
 	bool log_failed;        /* the log failed: refuse writes until inflight drains */
 	int64_t expire_next_ms; /* when to look for expired containers/TTL nodes */
-	bool recovering;        /* replaying the log: no watches, no replies */
 	bool stopping;
 	struct server_stats stats;
 	uint64_t started_ns;

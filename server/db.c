@@ -1,0 +1,188 @@
+/*
+ * db: the tree, the sessions and the watches of one quorumd (see db.h).
+ *
+ * A session lives in two places: the table (timeouts, expiry, the
+ * connection it is attached to) and the tree (its ephemerals). Both change
+ * only here, from a committed txn, so every member holds the same sessions
+ * at the same zxid. See also tree.c (the tree's three-phase apply),
+ * session.c, watch.c, storage.c (recovery and snapshots).
+ */
+#include "db.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "snapshot.h"
+
+static void on_tree_event(void *ctx, const struct tree_event *ev)
+{
+	struct db *db = ctx;
+	watch_trigger(&db->watches, ev);
+}
+
+int db_init(struct db *db, int32_t myid, int64_t tick_ms, int64_t now_ms,
+	    watch_deliver_fn deliver, void *ctx)
+{
+	memset(db, 0, sizeof(*db));
+	db->tree = tree_new();
+	if (db->tree == NULL)
+		return -ENOMEM;
+	db->myid = myid;
+	db->tick_ms = tick_ms;
+	db->sink = (struct tree_event_sink){ on_tree_event, db };
+	session_table_init(&db->sessions, myid, tick_ms, clock_wall_ms(), now_ms);
+	watch_table_init(&db->watches, deliver, ctx);
+	return 0;
+}
+
+void db_destroy(struct db *db)
+{
+	watch_table_destroy(&db->watches);
+	session_table_destroy(&db->sessions);
+	tree_free(db->tree);
+	db->tree = NULL;
+}
+
+/* A fresh tree and session table (the watches stay: they are the
+ * connections'). */
+static int reset(struct db *db, int64_t now_ms)
+{
+	struct tree *t = tree_new();
+	if (t == NULL)
+		return -ENOMEM;
+	tree_free(db->tree);
+	db->tree = t;
+	session_table_destroy(&db->sessions);
+	session_table_init(&db->sessions, db->myid, db->tick_ms, clock_wall_ms(), now_ms);
+	return 0;
+}
+
+int db_apply(struct db *db, const Quorum__Txn *txn, bool quiet, int64_t now_ms,
+	     struct db_applied *out)
+{
+	out->session = NULL;
+	out->closed_conn = NULL;
+	int rc = tree_apply(db->tree, txn, quiet ? NULL : &db->sink, &out->res);
+	if (rc != 0)
+		return rc;
+	switch (txn->body_case) {
+	case QUORUM__TXN__BODY_CREATE_SESSION: {
+		const Quorum__CreateSessionTxn *cs = txn->create_session;
+		uint8_t pw[16] = { 0 };
+		memcpy(pw, cs->passwd.data, cs->passwd.len < 16 ? cs->passwd.len : 16);
+		struct session *s = session_add(&db->sessions, txn->session_id, cs->timeout, pw,
+						now_ms);
+		out->session = s ? s : session_get(&db->sessions, txn->session_id);
+		break;
+	}
+	case QUORUM__TXN__BODY_CLOSE_SESSION: {
+		struct session *s = session_get(&db->sessions, txn->session_id);
+		if (s) {
+			out->closed_conn = s->conn;
+			session_remove(&db->sessions, s);
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	return 0;
+}
+
+struct recover_ctx {
+	struct db *db;
+	int64_t now_ms;
+	int (*note)(void *ctx, const Quorum__Txn *txn);
+	void *ctx;
+};
+
+static int recover_session(void *arg, const struct storage_session *ss)
+{
+	struct recover_ctx *rc = arg;
+	session_add(&rc->db->sessions, ss->id, ss->timeout, ss->passwd, rc->now_ms);
+	return 0;
+}
+
+static int recover_txn(void *arg, const Quorum__Txn *txn)
+{
+	struct recover_ctx *rc = arg;
+	if (rc->note) {
+		int r = rc->note(rc->ctx, txn);
+		if (r != 0)
+			return r;
+	}
+	struct db_applied a;
+	return db_apply(rc->db, txn, true, rc->now_ms, &a);
+}
+
+int db_recover(struct db *db, struct storage *st, int64_t now_ms,
+	       int (*note)(void *ctx, const Quorum__Txn *txn), void *ctx)
+{
+	int rc = reset(db, now_ms);
+	if (rc < 0)
+		return rc;
+	struct recover_ctx r = { db, now_ms, note, ctx };
+	return storage_recover(st, db->tree, recover_session, recover_txn, &r);
+}
+
+/* The sessions as a snapshot keeps them (malloc'd; NULL on ENOMEM). */
+static struct storage_session *session_array(const struct db *db, size_t *n_out)
+{
+	size_t n = session_count(&db->sessions), i = 0;
+	struct storage_session *ss = malloc(sizeof(*ss) * (n ? n : 1));
+	if (ss == NULL)
+		return NULL;
+	SESSION_FOR_EACH(s, &db->sessions) {
+		ss[i].id = s->id;
+		ss[i].timeout = s->timeout;
+		memcpy(ss[i].passwd, s->passwd, 16);
+		i++;
+	}
+	*n_out = n;
+	return ss;
+}
+
+int db_image(const struct db *db, uint8_t **bytes, size_t *len, int64_t *zxid)
+{
+	size_t n;
+	struct storage_session *ss = session_array(db, &n);
+	if (ss == NULL)
+		return -ENOMEM;
+	struct snapshot_image img;
+	int rc = snapshot_serialize(db->tree, ss, n, &img);
+	free(ss);
+	if (rc < 0)
+		return rc;
+	*bytes = img.buf;
+	*len = img.len;
+	*zxid = img.zxid;
+	return 0;
+}
+
+int db_install_image(struct db *db, struct storage *st, const uint8_t *bytes, size_t len,
+		     int64_t zxid, int64_t now_ms)
+{
+	struct snapshot_image img = { (uint8_t *)bytes, len, zxid };
+	int rc = storage_install_snapshot(st, &img);
+	if (rc == 0)
+		rc = reset(db, now_ms);
+	if (rc == 0) {
+		struct recover_ctx r = { db, now_ms, NULL, NULL };
+		rc = snapshot_load_image(bytes, len, zxid, "(the leader's snapshot)", db->tree,
+					 recover_session, &r);
+	}
+	return rc;
+}
+
+int db_snapshot(const struct db *db, struct storage *st)
+{
+	size_t n;
+	struct storage_session *ss = session_array(db, &n);
+	if (ss == NULL)
+		return -ENOMEM;
+	int rc = storage_snapshot(st, db->tree, ss, n);
+	free(ss);
+	return rc;
+}
