@@ -4,7 +4,7 @@
  * to the other servers through the peer network (replication/peer.h).
  *
  * It owns the core, the peer network, the epoch files and the ticking;
- * server.c keeps the request path and asks this module to propose (on the
+ * the request path (ensemble.c, write.c) asks this module to propose (on the
  * leader), to forward a client's write or sync to the leader (on a
  * follower), and hears back through server_commit(), server_forwarded(),
  * server_forward_failed(), server_sync_reached() and server_serving().

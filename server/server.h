@@ -2,16 +2,21 @@
  * server: one quorumd — its loop, its listener and connections, and the
  * request path from a decoded frame to a reply.
  *
- * The request path (DESIGN):
- *   conn.c       frames in, replies out, one FIFO of requests per connection
- *   server.c     reads run against the tree at once; writes are prepped
- *                into txns (prep.c) and handed to commit
- *   commit       standalone: the txn log (storage.c); the txn is applied
- *                when it is durable. In an ensemble (replica.c): the
- *                leader preps and proposes, a follower forwards the
- *                request to the leader, and every server applies each
- *                committed txn, in zxid order, from server_commit().
- *   apply        tree_apply(), session table, watches fire, then the reply
+ * The request path (DESIGN), and the file that owns each step:
+ *   conn.c       frames in, replies out
+ *   handshake.c  the ConnectRequest: a session created or re-attached
+ *   request.c    each frame dispatched; one FIFO of requests per
+ *                connection, which keeps its replies in order
+ *   read.c       reads run against the tree at once
+ *   write.c      writes prepped into txns (prep.c; a failing write into an
+ *                error txn) and handed to commit. Standalone: the txn log
+ *                (storage.c); the txn is applied when it is durable. In an
+ *                ensemble (replica.c, ensemble.c): the leader preps and
+ *                proposes, a follower forwards the request to the leader,
+ *                and every server applies each committed txn, in zxid
+ *                order, from server_commit().
+ *   apply        server_apply(): the database (db.c: tree, sessions,
+ *                watches fire), then the reply
  *
  * Ordering: a connection's replies leave in request order. A read that
  * arrives while a write of its connection is in flight waits in the
@@ -169,7 +174,7 @@ void server_stop(struct server *srv);
  * timers, and r->conn is NULL when its connection has gone). */
 void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r);
 
-/* ---- between replica.c and server.c (an ensemble) ------------------------ */
+/* ---- between replica.c and ensemble.c (an ensemble) ---------------------- */
 
 /* A committed txn (packed), in zxid order; origin/seq name the server and
  * request it came from. */
@@ -191,7 +196,7 @@ int server_install_image(struct server *srv, const uint8_t *bytes, size_t len, i
 /* This server's committed state as a snapshot's bytes (malloc'd). */
 int server_snapshot_image(struct server *srv, uint8_t **bytes, size_t *len, int64_t *zxid);
 
-/* ---- between conn.c and server.c ---------------------------------------- */
+/* ---- between conn.c and the request path -------------------------------- */
 
 /* A whole frame from a connection past its handshake. */
 void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len);

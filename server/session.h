@@ -9,7 +9,7 @@
  * the caller, which submits their closeSession txns.
  *
  * Times are milliseconds on the loop's monotonic clock (uv_now()).
- * See also server.c: apply_txn() adds and removes sessions, conn.c touches
+ * See also db.c: db_apply() adds and removes sessions; request.c touches
  * them on every packet.
  */
 #ifndef QUORUM_SESSION_H

@@ -16,8 +16,8 @@
  * watches at the path and at each ancestor. An owner hears one event at
  * most once however many of its watches match.
  *
- * See also server.c (the deliver callback writes the notification) and
- * conn.c (watch_remove_owner() when a connection closes).
+ * See also request.c (the deliver callback writes the notification, and
+ * watch_remove_owner() when a connection closes).
  */
 #ifndef QUORUM_WATCH_H
 #define QUORUM_WATCH_H

@@ -1,0 +1,279 @@
+/*
+ * ensemble: the request path's side of replication (replica.c) — commits
+ * in zxid order, a follower's writes prepped on the leader, a follower's
+ * answers from the leader matched to its waiting requests, serving or
+ * not, and the database rebuilt by a truncation or a leader's snapshot.
+ */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "replica.h"
+
+/* ---- an ensemble: commits, forwarded writes, serving ------------------- */
+
+/* The request awaiting the leader's answer numbered seq. The leader
+ * answers this server's requests in the order they were sent, but answers
+ * of different kinds may overtake each other (a refusal or a sync's commit
+ * point is sent at once, a commit when a quorum has the txn): each is
+ * matched by its number, and its connection's queue keeps the client's
+ * order. A lost answer is never waited for: the core then joins again,
+ * and server_serving() drops them all. */
+static struct request *take_proposed(struct server *srv, uint64_t seq)
+{
+	LIST_FOR_EACH(l, &srv->proposed) {
+		struct request *r = CONTAINER_OF(l, struct request, prop_link);
+		if (r->seq == seq) {
+			list_remove(&r->prop_link);
+			return r;
+		}
+	}
+	log_msg(LOG_DEBUG, "server", "the leader answered request %llu, which is not waiting",
+		(unsigned long long)seq);
+	return NULL;
+}
+
+void server_commit(struct server *srv, const uint8_t *bytes, size_t len, uint32_t origin,
+		   uint64_t seq)
+{
+	Quorum__Txn *txn = quorum__txn__unpack(NULL, len, bytes);
+	if (txn == NULL) {
+		/* Every server got these bytes and all fail alike; applying
+		 * nothing keeps them alike. */
+		log_msg(LOG_ERROR, "server", "a committed txn (%zu bytes) does not unpack", len);
+		return;
+	}
+	struct request *r = NULL;
+	if (origin == (uint32_t)srv->cfg->myid)
+		r = take_proposed(srv, seq);
+	if (replica_leading(srv->replica) && srv->inflight > 0) {
+		srv->inflight--;
+		srv->stats.outstanding--;
+	}
+	server_apply(srv, txn, r);
+	if (txn->body_case == QUORUM__TXN__BODY_CREATE_SESSION) {
+		struct session *s = session_get(&srv->db.sessions, txn->session_id);
+		if (s)
+			s->owner = origin;
+	}
+	if (srv->last_proposed < txn->zxid)
+		srv->last_proposed = txn->zxid;
+	quorum__txn__free_unpacked(txn, NULL);
+	if (replica_serving(srv->replica))
+		write_snapshot_if_due(srv);
+	write_restart_if_drained(srv);
+}
+
+/* Leader: a follower's write, prepped as if its client were connected
+ * here (with the identities the follower sent), then proposed with the
+ * follower as origin, failed or not (an error txn). Refused back to the
+ * follower only when it cannot be proposed at all (the session moved
+ * away, the log fails, memory ran out). */
+void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *f)
+{
+	struct request *r = request_get(srv, NULL, f->cxid, f->op);
+	if (r == NULL) {
+		replica_forward_error(srv->replica, from, f->seq, ZSYSTEMERROR, srv->last_proposed);
+		return;
+	}
+	r->session_id = f->session_id;
+	/* A write of a session that has moved to another member since: the
+	 * client gave up on this connection, and must not see it applied. */
+	if (f->op != ZK_OP_CREATE_SESSION && write_session_moved(srv, f->session_id, from)) {
+		replica_forward_error(srv->replica, from, f->seq, ZSESSIONMOVED, srv->last_proposed);
+		request_put(srv, r);
+		return;
+	}
+	struct acl_auth auth = { .super = f->super };
+	for (size_t i = 0; i < f->n_auth && auth.count < ACL_MAX_AUTH; i++) {
+		snprintf(auth.ids[auth.count].scheme, sizeof(auth.ids[0].scheme), "%s",
+			 f->auth[i]->scheme);
+		snprintf(auth.ids[auth.count].id, sizeof(auth.ids[0].id), "%s", f->auth[i]->id);
+		auth.count++;
+	}
+	/* The request's bytes go with the message: keep a copy for prep. */
+	uint8_t *body = arena_alloc(&r->arena, f->request.len + 1);
+	int32_t err = body && !srv->log_failed ? ZOK : ZSYSTEMERROR;
+	if (err == ZOK && f->op == ZK_OP_CLOSE_SESSION) {
+		r->txn = prep_close_session(&srv->prep, srv->db.tree, f->session_id, write_next_zxid(srv),
+					    server_wall_ms(), &r->arena);
+		err = r->txn ? ZOK : ZSYSTEMERROR;
+		struct session *s = session_get(&srv->db.sessions, f->session_id);
+		if (s && err == ZOK)
+			s->closing = true;
+	} else if (err == ZOK) {
+		if (f->request.len > 0) /* createSession has no body */
+			memcpy(body, f->request.data, f->request.len);
+		struct prep_request pr = { .session_id = f->session_id, .op = f->op, .auth = &auth };
+		struct jute_in in;
+		jute_in_init(&in, body, f->request.len, &r->arena);
+		bool decoded = true;
+		if (f->op == ZK_OP_CREATE_SESSION)
+			pr.u.connect.timeout = f->timeout;
+		else
+			decoded = write_decode(NULL, f->op, &in, &pr);
+		err = write_prep_txn(srv, r, &pr, decoded);
+	}
+	if (err == ZOK) {
+		r->seq = f->seq;
+		int rc = replica_propose(srv->replica, r->txn, from, f->seq);
+		if (rc == 0) {
+			srv->last_proposed = r->txn->zxid;
+			srv->inflight++;
+			srv->stats.outstanding++;
+			request_put(srv, r); /* the commit carries the bytes back */
+			return;
+		}
+		log_msg(LOG_ERROR, "server", "cannot propose a txn: %s", strerror(-rc));
+		write_log_failed(srv);
+		err = ZSYSTEMERROR;
+	}
+	replica_forward_error(srv->replica, from, f->seq, err, srv->last_proposed);
+	request_put(srv, r);
+	write_restart_if_drained(srv);
+}
+
+/* take_proposed(), for an answer to a client: NULL also when the
+ * request's connection has gone (the request is then recycled). */
+static struct request *take_answered(struct server *srv, uint64_t seq)
+{
+	struct request *r = take_proposed(srv, seq);
+	if (r != NULL && r->conn == NULL) {
+		request_put(srv, r);
+		r = NULL;
+	}
+	return r;
+}
+
+/* Follower: the reply just written at `at` answers r, in its place in its
+ * connection's order, once this server has applied zxid (the leader's
+ * state when it answered: a sync then a read must see it). */
+static void reply_when_applied(struct conn *c, struct request *r, size_t at, int64_t zxid)
+{
+	struct server *srv = c->srv;
+	reply_note_latency(c, r->received_ns);
+	if (!reply_take(c, r, at)) {
+		request_dequeue(c, r); /* the answer went out of order */
+		request_put(srv, r);
+		return;
+	}
+	if (zxid > tree_last_zxid(srv->db.tree)) {
+		reply_wait_for(srv, r, zxid);
+	} else {
+		r->state = REQ_DONE;
+	}
+	server_drain_queue(c);
+}
+
+/* Follower: the leader refused a forwarded request (it could not even be
+ * proposed). */
+void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid)
+{
+	struct request *r = take_answered(srv, seq);
+	if (r == NULL)
+		return;
+	struct conn *c = r->conn;
+	if (r->op == ZK_OP_CREATE_SESSION || r->op == ZK_OP_CLOSE_SESSION) {
+		request_dequeue(c, r);
+		request_put(srv, r);
+		conn_close(c);
+		return;
+	}
+	size_t at = reply_begin(c, r->xid, zxid, err);
+	reply_end(c, at, r->op, zxid);
+	reply_when_applied(c, r, at, zxid);
+	if (err == ZSESSIONMOVED)
+		conn_close_after_flush(c); /* as ZooKeeper: the client left it */
+}
+
+/* Follower: the leader's commit point for a sync. */
+void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid)
+{
+	struct request *r = take_answered(srv, seq);
+	if (r == NULL)
+		return;
+	struct conn *c = r->conn;
+	struct jute_in in;
+	jute_in_init(&in, r->bytes, r->len, &c->frame_arena);
+	struct zk_path_record pr;
+	zk_decode_path_record(&in, &pr); /* decoded once already */
+	int64_t at_zxid = tree_last_zxid(srv->db.tree) > zxid ? tree_last_zxid(srv->db.tree) : zxid;
+	size_t at = reply_begin(c, r->xid, at_zxid, ZOK);
+	zk_encode_path_record(&c->out, &pr);
+	reply_end(c, at, ZK_OP_SYNC, at_zxid);
+	reply_when_applied(c, r, at, zxid);
+}
+
+void server_serving(struct server *srv, bool serving, bool leading)
+{
+	if (!serving) {
+		/* As a ZooKeeper server does on losing its leader: every client
+		 * goes, to reconnect (here once there is a leader again, or to
+		 * another server) with its session, which lives in the tree. */
+		int n = 0;
+		LIST_FOR_EACH_SAFE(l, nx, &srv->conns) {
+			struct conn *c = CONTAINER_OF(l, struct conn, link);
+			if (!c->admin && !c->closed) {
+				conn_close(c);
+				n++;
+			}
+		}
+		if (n)
+			log_msg(LOG_INFO, "server", "not serving: closed %d client connections", n);
+	}
+	/* Requests waiting for the old leader's answer never get one. */
+	while (!list_empty(&srv->proposed)) {
+		struct request *r = CONTAINER_OF(srv->proposed.next, struct request, prop_link);
+		list_remove(&r->prop_link);
+		if (r->conn == NULL)
+			request_put(srv, r);
+	}
+	prep_reset(&srv->prep);
+	srv->inflight = 0;
+	srv->stats.outstanding = 0;
+	srv->log_failed = false;
+	srv->last_proposed = tree_last_zxid(srv->db.tree);
+	replies_abandon(srv);
+	if (serving && leading) {
+		/* The new leader keeps every session for a full timeout from now:
+		 * their clients are reconnecting. */
+		int64_t now = (int64_t)uv_now(srv->loop);
+		SESSION_FOR_EACH(s, &srv->db.sessions) {
+			s->closing = false;
+			s->owner = 0; /* every client re-attaches, and claims */
+			session_touch(&srv->db.sessions, s, now);
+		}
+		srv->expire_next_ms = now + srv->cfg->container_check_ms;
+	}
+}
+
+/* Only while not serving: no client is attached. */
+int server_reload(struct server *srv)
+{
+	prep_reset(&srv->prep);
+	int rc = db_recover(&srv->db, srv->storage, (int64_t)uv_now(srv->loop), NULL, NULL);
+	srv->last_proposed = db_last_zxid(&srv->db);
+	if (rc < 0)
+		log_msg(LOG_ERROR, "server", "rebuilding the tree from disk: %s", strerror(-rc));
+	return rc;
+}
+
+/* Only while not serving: no client is attached. */
+int server_install_image(struct server *srv, const uint8_t *bytes, size_t len, int64_t zxid)
+{
+	prep_reset(&srv->prep);
+	int rc = db_install_image(&srv->db, srv->storage, bytes, len, zxid,
+				  (int64_t)uv_now(srv->loop));
+	srv->last_proposed = db_last_zxid(&srv->db);
+	if (rc < 0)
+		log_msg(LOG_ERROR, "server", "installing the leader's snapshot: %s", strerror(-rc));
+	return rc;
+}
+
+int server_snapshot_image(struct server *srv, uint8_t **bytes, size_t *len, int64_t *zxid)
+{
+	return db_image(&srv->db, bytes, len, zxid);
+}
