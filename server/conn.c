@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "byteorder.h"
+#include "clock.h"
 #include "log.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -50,7 +51,7 @@ void conn_close(struct conn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
-	server_conn_closed(c);
+	c->srv->conn_handler->closed(c);
 	list_remove(&c->link);
 	list_remove(&c->dirty_link);
 	uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -195,7 +196,8 @@ static void parse(struct conn *c)
 	int32_t max = c->srv->cfg->jute_max_buffer;
 	while (!c->closed && !c->closing && !c->paused && c->in_len - off >= 4) {
 		const uint8_t *p = c->in + off;
-		if (!c->handshaken && off == 0 && c->recv_count == 0 && admin_handle(c, p)) {
+		const struct conn_handler *h = c->srv->conn_handler;
+		if (!c->handshaken && off == 0 && c->recv_count == 0 && h->admin(c, p)) {
 			off = c->in_len;
 			break;
 		}
@@ -214,9 +216,9 @@ static void parse(struct conn *c)
 		c->srv->stats.packets_received++;
 		arena_reset(&c->frame_arena);
 		if (!c->handshaken)
-			server_handle_connect(c, p + 4, (size_t)len);
+			h->connect(c, p + 4, (size_t)len);
 		else
-			server_handle_frame(c, p + 4, (size_t)len);
+			h->frame(c, p + 4, (size_t)len);
 		conn_pause_if_busy(c);
 	}
 	if (c->closed)
@@ -283,6 +285,37 @@ static void peer_name(struct conn *c)
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", c->ip, port);
 }
 
+static void on_connection(uv_stream_t *listener, int status);
+
+static void on_refused(uv_handle_t *h)
+{
+	struct server *srv = h->data;
+	srv->refusing = false;
+	if (srv->refuse_again && !srv->stopping) {
+		srv->refuse_again = false;
+		on_connection((uv_stream_t *)&srv->listener, 0);
+	}
+}
+
+/* No memory for a new connection: it is accepted on the handle the server
+ * keeps for this and closed at once, so the client hears at once and the
+ * listener goes on (libuv stops watching it until the pending connection
+ * is accepted). One at a time: another that comes meanwhile waits in the
+ * backlog until the last one is closed. */
+static void refuse(struct server *srv)
+{
+	if (srv->refusing) {
+		srv->refuse_again = true;
+		return;
+	}
+	uv_tcp_init(srv->loop, &srv->refuse);
+	srv->refuse.data = srv;
+	srv->refusing = true;
+	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&srv->refuse) == 0)
+		log_msg(LOG_WARN, "conn", "out of memory: a new connection is refused");
+	uv_close((uv_handle_t *)&srv->refuse, on_refused);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
 	struct server *srv = listener->data;
@@ -291,8 +324,10 @@ static void on_connection(uv_stream_t *listener, int status)
 		return;
 	}
 	struct conn *c = calloc(1, sizeof(*c));
-	if (c == NULL)
+	if (c == NULL) {
+		refuse(srv);
 		return;
+	}
 	c->srv = srv;
 	uv_tcp_init(srv->loop, &c->tcp);
 	c->tcp.data = c;
@@ -321,7 +356,7 @@ static void on_connection(uv_stream_t *listener, int status)
 		return;
 	}
 	acl_auth_init(&c->auth, c->ip);
-	c->connected_ms = server_wall_ms();
+	c->connected_ms = clock_wall_ms();
 	c->last_op = -1000;
 	list_push_back(&srv->conns, &c->link);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -332,8 +367,9 @@ static void on_prepare(uv_prepare_t *p)
 	conn_flush_all(p->data);
 }
 
-int conn_listen(struct server *srv)
+int conn_listen(struct server *srv, const struct conn_handler *h)
 {
+	srv->conn_handler = h;
 	struct config *cfg = srv->cfg;
 	struct sockaddr_storage addr;
 	int rc;

@@ -165,7 +165,13 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		if (rc != 0)
 			return -1;
 	}
-	if (conn_listen(srv) != 0)
+	static const struct conn_handler handler = {
+		.admin = admin_handle,
+		.connect = server_handle_connect,
+		.frame = server_handle_frame,
+		.closed = server_conn_closed,
+	};
+	if (conn_listen(srv, &handler) != 0)
 		return -1;
 	uv_timer_init(loop, &srv->tick);
 	srv->tick.data = srv;

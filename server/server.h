@@ -144,6 +144,10 @@ struct server {
 	struct storage *storage;
 	struct prep prep;
 	uv_tcp_t listener;
+	const struct conn_handler *conn_handler;
+	uv_tcp_t refuse;        /* takes a connection there is no memory for */
+	bool refusing;          /* refuse is closing */
+	bool refuse_again;      /* another came meanwhile */
 	uv_timer_t tick;        /* session expiry, containers and TTL nodes */
 	uv_prepare_t flush;     /* writes every dirty connection once an iteration */
 	uv_signal_t sigterm, sigint;
@@ -210,8 +214,17 @@ void server_drain_queue(struct conn *c);
 struct request *request_get(struct server *srv, struct conn *c, int32_t xid, int32_t op);
 void request_put(struct server *srv, struct request *r);
 
-/* conn.c */
-int conn_listen(struct server *srv);
+/* conn.c: calls nothing above it; what a connection hands up goes
+ * through the handler the server gives conn_listen(). */
+struct conn_handler {
+	/* A four-letter word as a connection's first bytes: true if it was. */
+	bool (*admin)(struct conn *c, const uint8_t word[4]);
+	void (*connect)(struct conn *c, const uint8_t *frame, size_t len); /* the first frame */
+	void (*frame)(struct conn *c, const uint8_t *frame, size_t len);   /* every later one */
+	void (*closed)(struct conn *c); /* going away: detach what refers to it */
+};
+
+int conn_listen(struct server *srv, const struct conn_handler *h);
 void conn_close(struct conn *c);            /* at once */
 void conn_close_after_flush(struct conn *c);
 void conn_mark_dirty(struct conn *c);       /* `out` has bytes for the socket */
