@@ -188,9 +188,8 @@ struct inode {
 	bool hashed;                /* findable by path */
 	uint64_t nlookup;           /* the kernel's lookup count */
 	uint64_t refs;              /* holds by daemon threads */
-	struct zk_stat stat;        /* last known */
+	struct zk_stat stat;        /* the newest seen (inode_set_stat()) */
 	bool have_stat;
-	int64_t page_mzxid;         /* mzxid of the data the page cache holds */
 	struct fh *pending;         /* a create not committed yet: its file */
 	int64_t dirty_size;         /* size of unflushed writes, -1 if none */
 };
@@ -221,6 +220,8 @@ void inode_put(struct inode *in);
 /* Copies of fields that need the table lock. */
 char *inode_path(struct inode *in);
 bool inode_stat(struct inode *in, struct zk_stat *st);
+/* Installs st unless the inode holds a newer Stat of the same znode (a
+ * higher mzxid or pzxid): a late answer never replaces a newer one. */
 void inode_set_stat(struct inode *in, const struct zk_stat *st);
 /* The open file whose commit creates this inode's znode (an O_CREAT open
  * not committed yet). inode_pending() returns it with a reference taken
@@ -233,9 +234,6 @@ void inode_clear_pending(struct inode *in, struct fh *f);
 void fh_ref(struct fh *f);   /* ops.c */
 void fh_unref(struct fh *f); /* frees it with the last reference */
 void inode_set_dirty_size(struct inode *in, int64_t size);
-/* Swaps page_mzxid for mzxid; returns whether they were equal (keep the
- * page cache). */
-bool inode_page_check(struct inode *in, int64_t mzxid);
 /* Fills st from the inode's Stat and the mount options. */
 void inode_attr(struct inode *in, struct stat *st);
 void inode_attr_from(enum inode_kind kind, uint64_t ino, const struct zk_stat *zs,

@@ -19,11 +19,25 @@
  * events: they are answered from the echo op (echo_current()) and never
  * touch the ensemble. See echo.c.
  *
+ * DESIGN (coherence). NFS's rules, kept strictly (quorumfs(5)):
+ *   - close-to-open: open reads the znode after a sync (data_now()), so it
+ *     sees every write whose close returned before, on any mount;
+ *   - every open file is direct I/O: reads are answered from the open's own
+ *     copy and never go through the kernel page cache. That cache and the
+ *     kernel's i_size are one per inode, while two open files of a mount
+ *     may hold two versions: a page filled from the older one would be
+ *     served to the newer (or an O_TRUNC elsewhere would cut a read
+ *     short). Shared mappings are therefore refused (ENODEV);
+ *   - Stats are installed only if not older than the inode's
+ *     (inode_set_stat()), and the kernel's attributes of a file are dropped
+ *     whenever an open reads it anew or a commit changes it (inval_attr()).
+ *
  * DESIGN (threads). Handlers run on libfuse's worker threads, any number
  * at once. An open file's buffer is guarded by its fh->mu; inodes by the
- * table lock (inode.c). A handler never asks the kernel for anything
- * (notify_*) itself: it may hold the directory lock the kernel needs; it
- * queues that on the echo thread (echo_inval_entry()).
+ * table lock (inode.c). A handler never asks the kernel to drop entries or
+ * pages itself: it may hold the directory lock (or a page lock) the kernel
+ * needs; it queues that on the echo thread (echo_inval_entry()). Dropping
+ * an inode's attributes alone takes no such lock, and handlers do it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -130,6 +144,26 @@ static int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t
 	}
 	qc_result_free(r);
 	return -zerr_errno(rc);
+}
+
+/* data_of() as of now: a sync first, so that the answer holds every change
+ * that completed before this call on any client (the server this mount
+ * talks to may lag behind the leader). Open reads this way. */
+static int data_now(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
+{
+	struct qc_result *unused = NULL;
+	int rc;
+	ZK_READ(rc, unused, qc_sync(zc, path));
+	if (rc != ZOK)
+		return -zerr_errno(rc);
+	return data_of(path, st, data, len, true);
+}
+
+/* Drops the kernel's attributes of in (size, times): the next stat asks.
+ * Only attributes: no page or directory lock is taken, so a handler may. */
+static void inval_attr(struct inode *in)
+{
+	fuse_lowlevel_notify_inval_inode(fs.se, in->id, -1, 0);
 }
 
 static enum inode_kind kind_of(const struct zk_stat *st)
@@ -334,7 +368,6 @@ static int fh_commit(struct fh *f)
 		if (rc == ZOK) {
 			f->version = r->stat->version;
 			inode_set_stat(f->in, r->stat);
-			inode_page_check(f->in, r->stat->mzxid);
 		} else {
 			expect_undo(path, ZK_EVENT_DATA_CHANGED);
 			if (rc == ZNONODE)
@@ -348,6 +381,7 @@ static int fh_commit(struct fh *f)
 	qc_result_free(r);
 	f->dirty = f->written = false;
 	inode_set_dirty_size(f->in, -1);
+	inval_attr(f->in); /* its size and mtime are the commit's now */
 	return -zerr_errno(rc);
 }
 
@@ -654,6 +688,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		f->echo = true;
 		fill_entry(&e, in, fs.timeout);
 		fi->fh = (uintptr_t)f;
+		fi->direct_io = 1;
 		fuse_reply_create(req, &e, fi);
 		return;
 	}
@@ -703,6 +738,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	inode_set_dirty_size(in, 0);
 	fill_entry(&e, in, 0);
 	fi->fh = (uintptr_t)f;
+	fi->direct_io = 1; /* see DESIGN (coherence) */
 	fi->keep_cache = 0;
 	if (suffixed)
 		echo_inval_entry(parent, name);
@@ -1106,6 +1142,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	int err = 0;
 	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+	fi->direct_io = 1; /* see DESIGN (coherence) */
+	fi->keep_cache = 0;
 	if (echo_req(req)) {
 		f->echo = true;
 		goto done;
@@ -1128,14 +1166,13 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pthread_mutex_unlock(&pend->mu);
 		fh_unref(pend);
 		f->version = -1;
-		fi->direct_io = 1;
 		goto done;
 	}
 	char *path = inode_path(in);
 	struct zk_stat st;
 	uint8_t *data = NULL;
 	int32_t len = 0;
-	err = path ? data_of(path, &st, &data, &len, false) : -ENOMEM;
+	err = path ? data_now(path, &st, &data, &len) : -ENOMEM;
 	free(path);
 	if (err)
 		goto done;
@@ -1154,7 +1191,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		f->dirty = true;
 		inode_set_dirty_size(in, 0);
 	}
-	fi->keep_cache = fs.timeout > 0 && inode_page_check(in, st.mzxid) && !f->dirty;
+	inval_attr(in);
 done:
 	if (err) {
 		fh_unref(f);
