@@ -8,7 +8,7 @@
  *   retry.c      calls caught by a failover: reads sent again, lost writes
  *                resolved, within the mount's timeout
  *   inode.c      the inode table (kernel node ids <-> znode paths)
- *   cache.c      znode Stat and data, kept fresh by the mount's watch
+ *   cache.c      znode Stats, kept fresh by the mount's watch
  *   ops.c        the FUSE lowlevel handlers
  *   echo.c       remote changes -> kernel invalidations + echo syscalls
  *   ephemeral.c  one session per process that creates ephemeral nodes
@@ -249,14 +249,10 @@ void cache_init(void);
 void cache_shutdown(void);
 /* The generation to pass to cache_put: read it before the fetch. */
 uint64_t cache_token(void);
-/* Inserts what a fetch that began at `token` saw; dropped if the path was
- * invalidated since, or if the cache already holds a newer Stat. data may
- * be NULL with data_len -2 for a Stat-only answer. */
-void cache_put(const char *path, const struct zk_stat *st, const void *data, int32_t data_len,
-	       uint64_t token);
+/* Inserts the Stat a fetch that began at `token` saw; dropped if the path
+ * was invalidated since, or if the cache already holds a newer Stat. */
+void cache_put(const char *path, const struct zk_stat *st, uint64_t token);
 bool cache_get_stat(const char *path, struct zk_stat *st);
-/* A malloc'd copy of the data (NULL and 0 for empty). */
-bool cache_get_data(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
 void cache_invalidate(const char *path);
 void cache_invalidate_all(void);
 

@@ -112,18 +112,16 @@ static int stat_of(const char *path, struct zk_stat *st, bool fresh)
 	ZK_READ(rc, r, qc_exists(zc, path, NULL, NULL, &r));
 	if (rc == ZOK) {
 		*st = *r->stat;
-		cache_put(path, st, NULL, -2, tok);
+		cache_put(path, st, tok);
 	}
 	qc_result_free(r);
 	return -zerr_errno(rc);
 }
 
-/* The data and Stat of path; *data malloc'd (NULL when empty). */
-static int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len,
-		   bool fresh)
+/* The data and Stat of path, from the ensemble; *data malloc'd (NULL when
+ * empty). */
+static int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
 {
-	if (!fresh && cache_get_data(path, st, data, len))
-		return 0;
 	uint64_t tok = cache_token();
 	struct qc_result *r = NULL;
 	int rc;
@@ -140,7 +138,7 @@ static int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t
 			}
 			memcpy(*data, r->data, (size_t)*len);
 		}
-		cache_put(path, st, r->data, *len, tok);
+		cache_put(path, st, tok);
 	}
 	qc_result_free(r);
 	return -zerr_errno(rc);
@@ -156,7 +154,7 @@ static int data_now(const char *path, struct zk_stat *st, uint8_t **data, int32_
 	ZK_READ(rc, unused, qc_sync(zc, path));
 	if (rc != ZOK)
 		return -zerr_errno(rc);
-	return data_of(path, st, data, len, true);
+	return data_of(path, st, data, len);
 }
 
 /* Drops the kernel's attributes of in (size, times): the next stat asks.
@@ -561,7 +559,7 @@ static int truncate_path(const char *path, size_t size)
 		struct zk_stat st;
 		uint8_t *data = NULL;
 		int32_t len = 0;
-		int err = data_of(path, &st, &data, &len, true);
+		int err = data_of(path, &st, &data, &len);
 		if (err)
 			return err;
 		uint8_t *nd = size ? calloc(1, size) : NULL;
@@ -1038,7 +1036,7 @@ static int rename_file(const char *src, const char *dst, unsigned int flags)
 		struct zk_stat sst, dst_st;
 		uint8_t *data = NULL;
 		int32_t len = 0;
-		int err = data_of(src, &sst, &data, &len, true);
+		int err = data_of(src, &sst, &data, &len);
 		if (err)
 			return err;
 		if (names_is_dir(&sst) || sst.ephemeral_owner != 0) {
