@@ -321,9 +321,18 @@ int ephemeral_create(int pidfd, pid_t tgid, const char *path, const void *data,
 /* ---- locks (lock.c) ------------------------------------------------------ */
 
 void lock_shutdown(void);
-/* type: F_RDLCK, F_WRLCK or F_UNLCK; sleep: wait. Returns 0 or -errno.
- * A wait ends with -EINTR when the request is interrupted. */
-int lock_set(fuse_req_t req, struct inode *in, uint64_t owner, int type, bool sleep);
+struct lock_req {
+	uint64_t owner;     /* fi->lock_owner */
+	int type;           /* F_RDLCK, F_WRLCK or F_UNLCK */
+	int64_t start, end; /* fcntl: the bytes, end included (INT64_MAX: all) */
+	bool posix;         /* fcntl (ranges, atomic conversion), not flock */
+	bool sleep;         /* wait until granted */
+};
+/* Sets owner's lock on in. Returns 0 or -errno; a wait ends with -EINTR
+ * when the request is interrupted. *raised: the owner's lock on the file
+ * was taken or went from read to write (what it protects must be read
+ * anew). */
+int lock_set(fuse_req_t req, struct inode *in, const struct lock_req *lr, bool *raised);
 /* F_UNLCK if owner could lock now, else the conflicting type. */
 int lock_test(struct inode *in, uint64_t owner, int type);
 /* Releases whatever owner holds on in (close, exit). */

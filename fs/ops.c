@@ -1581,9 +1581,14 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
-	int type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK;
-	int err = lock_set(req, inode_of(ino), fi->lock_owner, type, !(op & LOCK_NB));
-	fuse_reply_err(req, -err);
+	struct lock_req lr = {
+		.owner = fi->lock_owner,
+		.type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK,
+		.end = INT64_MAX,
+		.sleep = !(op & LOCK_NB),
+	};
+	bool raised;
+	fuse_reply_err(req, -lock_set(req, inode_of(ino), &lr, &raised));
 }
 
 static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -1609,8 +1614,17 @@ static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 {
 	struct fh *f = fh_of(fi);
 	f->posix_locks = true;
-	int err = lock_set(req, inode_of(ino), fi->lock_owner, lock->l_type, sleep);
-	fuse_reply_err(req, -err);
+	struct lock_req lr = {
+		.owner = fi->lock_owner,
+		.type = lock->l_type,
+		.start = lock->l_start,
+		.end = lock->l_len > 0 && lock->l_start <= INT64_MAX - lock->l_len
+			       ? lock->l_start + lock->l_len - 1 : INT64_MAX,
+		.posix = true,
+		.sleep = sleep,
+	};
+	bool raised;
+	fuse_reply_err(req, -lock_set(req, inode_of(ino), &lr, &raised));
 }
 
 /* ---- init ------------------------------------------------------------------- */
