@@ -28,9 +28,13 @@
  *     may hold two versions: a page filled from the older one would be
  *     served to the newer (or an O_TRUNC elsewhere would cut a read
  *     short). Shared mappings are therefore refused (ENODEV);
+ *   - a lock that is granted revalidates the open file it was taken
+ *     through, and what was written through it is committed before a lock
+ *     is taken or released (fs_setlk(), fs_flock(), fs_flush());
  *   - Stats are installed only if not older than the inode's
  *     (inode_set_stat()), and the kernel's attributes of a file are dropped
- *     whenever an open reads it anew or a commit changes it (inval_attr()).
+ *     whenever an open or a lock reads it anew or a commit changes it
+ *     (inval_attr()).
  *
  * DESIGN (threads). Handlers run on libfuse's worker threads, any number
  * at once. An open file's buffer is guarded by its fh->mu; inodes by the
@@ -146,7 +150,7 @@ static int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t
 
 /* data_of() as of now: a sync first, so that the answer holds every change
  * that completed before this call on any client (the server this mount
- * talks to may lag behind the leader). Open reads this way. */
+ * talks to may lag behind the leader). Open and lock grants read this way. */
 static int data_now(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
 {
 	struct qc_result *unused = NULL;
@@ -1245,14 +1249,23 @@ out:
 		fuse_reply_write(req, size);
 }
 
-static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Commits what was written through f since its last commit (a bare
+ * O_TRUNC waits for the last close, see fs_release()). */
+static int fh_flush(struct fh *f)
 {
-	struct fh *f = fh_of(fi);
-	if (f->posix_locks)
-		lock_release_owner(inode_of(ino), fi->lock_owner);
 	pthread_mutex_lock(&f->mu);
 	int err = f->written || f->too_big ? fh_commit(f) : 0;
 	pthread_mutex_unlock(&f->mu);
+	return err;
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *f = fh_of(fi);
+	int err = fh_flush(f);
+	/* After the commit: the next holder of the lock sees it. */
+	if (f->posix_locks)
+		lock_release_owner(inode_of(ino), fi->lock_owner);
 	fuse_reply_err(req, -err);
 }
 
@@ -1271,11 +1284,11 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct fh *f = fh_of(fi);
 	struct inode *in = inode_of(ino);
-	if (fi->flock_release)
-		lock_release_owner(in, fi->lock_owner);
 	pthread_mutex_lock(&f->mu);
 	fh_commit(f); /* normally flush did; release cannot report */
 	pthread_mutex_unlock(&f->mu);
+	if (fi->flock_release)
+		lock_release_owner(in, fi->lock_owner);
 	inode_clear_pending(in, f);
 	fh_unref(f);
 	fuse_reply_err(req, 0);
@@ -1579,16 +1592,67 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 /* ---- locks ----------------------------------------------------------------- */
 
+/* Reads f's file anew, as a lock was just granted: the version its commit
+ * is conditional on, and the content unless f holds changes (an O_TRUNC
+ * made at open stays; writes made before the lock were committed). */
+static int fh_revalidate(struct fh *f)
+{
+	if (f->echo || f->create)
+		return 0;
+	char *path = fh_path(f);
+	struct zk_stat st;
+	uint8_t *data = NULL;
+	int32_t len = 0;
+	int err = path ? data_now(path, &st, &data, &len) : -ENOMEM;
+	free(path);
+	if (err == -ENOENT)
+		return 0; /* removed: f keeps its copy, its commit fails ESTALE */
+	if (err)
+		return err;
+	inode_set_stat(f->in, &st);
+	pthread_mutex_lock(&f->mu);
+	if (!f->written) {
+		f->version = st.version;
+		if (!f->dirty) {
+			free(f->buf);
+			f->buf = data;
+			f->len = f->cap = (size_t)len;
+			data = NULL;
+		}
+	}
+	pthread_mutex_unlock(&f->mu);
+	free(data);
+	inval_attr(f->in);
+	return 0;
+}
+
+/* A lock request through the open file f, with NFS's rules: what was
+ * written through f is committed first (before a release, so that the
+ * next holder sees it), and a lock that is granted revalidates f. A lock
+ * that cannot be revalidated (no ensemble) is not kept: the request fails
+ * and the owner holds nothing on the file. */
+static int lock_file(fuse_req_t req, struct fh *f, const struct lock_req *lr)
+{
+	int err = fh_flush(f);
+	if (err && lr->type != F_UNLCK)
+		return err;
+	bool raised = false;
+	int lerr = lock_set(req, f->in, lr, &raised);
+	if (!lerr && raised && (lerr = fh_revalidate(f)) != 0)
+		lock_release_owner(f->in, lr->owner);
+	return err ? err : lerr;
+}
+
 static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
+	(void)ino;
 	struct lock_req lr = {
 		.owner = fi->lock_owner,
 		.type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK,
 		.end = INT64_MAX,
 		.sleep = !(op & LOCK_NB),
 	};
-	bool raised;
-	fuse_reply_err(req, -lock_set(req, inode_of(ino), &lr, &raised));
+	fuse_reply_err(req, -lock_file(req, fh_of(fi), &lr));
 }
 
 static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -1612,6 +1676,7 @@ static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		     struct flock *lock, int sleep)
 {
+	(void)ino;
 	struct fh *f = fh_of(fi);
 	f->posix_locks = true;
 	struct lock_req lr = {
@@ -1623,8 +1688,7 @@ static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		.posix = true,
 		.sleep = sleep,
 	};
-	bool raised;
-	fuse_reply_err(req, -lock_set(req, inode_of(ino), &lr, &raised));
+	fuse_reply_err(req, -lock_file(req, f, &lr));
 }
 
 /* ---- init ------------------------------------------------------------------- */

@@ -3,18 +3,23 @@
   rewrite  close-to-open: one process rewrites a file in place (O_TRUNC,
            write, close) while others read it, on one mount and across two;
            every read is checked against the committed history.
+  locks    a granted lock revalidates, a release commits: processes
+           increment a counter under lockf/flock, the count must be exact.
+  sqlite   concurrent SQLite writers (rollback journal) lose nothing; WAL
+           cannot be used (shared mappings are refused), and loses nothing.
 
 argv[1]: quorumd (default) or zookeeper; argv[2]: the part to run (all by
 default). Each case runs for QFS_SOAK seconds (default 12); set it higher
 for a long soak, e.g. QFS_SOAK=600."""
 import bisect
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-from fsutil import Mount, main, read, write
+from fsutil import Mount, eq, main, read, write
 
 SOAK = float(os.environ.get("QFS_SOAK", "12"))
 PY = "/usr/bin/python3"
@@ -175,8 +180,227 @@ def test_rewrite_two_mounts(srv):
     rewrite_case(srv, True)
 
 
+# ---- locks: revalidate on grant, commit before release ------------------------
+
+COUNTER = r'''
+import fcntl, os, sys, time
+path, how, until, limit = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+kind, keep = how.split("-")       # lockf|flock, reopen|open
+
+def lock(fd, on):
+    if kind == "lockf":
+        fcntl.lockf(fd, fcntl.LOCK_EX if on else fcntl.LOCK_UN)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX if on else fcntl.LOCK_UN)
+
+def close(fd):
+    try:
+        os.close(fd)
+    except OSError as e:
+        print("ERR close", e, flush=True)
+    return -1
+
+fd = os.open(path, os.O_RDWR) if keep == "open" else -1
+done = 0
+while time.monotonic() < until and done < limit:
+    # An increment counts once the call that commits it returned: the
+    # unlock (a release commits what was written under the lock), or the
+    # close when each one opens the file anew.
+    step = "open"
+    try:
+        if keep == "reopen":
+            fd = os.open(path, os.O_RDWR)
+        step = "lock"
+        lock(fd, True)
+        step = "read"
+        n = int(os.pread(fd, 100, 0) or b"0")
+        out = b"%d" % (n + 1)
+        step = "write"
+        os.pwrite(fd, out, 0)
+        os.ftruncate(fd, len(out))
+        step = "unlock"
+        lock(fd, False)
+        if keep == "reopen":
+            step = "close"
+            f, fd = fd, -1
+            os.close(f)
+        print(n + 1, flush=True)
+        done += 1
+    except (OSError, ValueError) as e:    # ValueError: a torn read
+        print("ERR", step, e, flush=True)
+        if keep == "reopen" and fd >= 0:
+            fd = close(fd)
+if keep == "open":
+    close(fd)
+'''
+
+
+def counter_case(srv, how, two_mounts, workers=4, limit=100000):
+    with Mount(srv) as a, Mount(srv) as b:
+        name = "ctr-%s-%d" % (how, two_mounts)
+        write(a.path(name), b"0")
+        until = time.monotonic() + SOAK / 2
+        mounts = [a, b] if two_mounts else [a]
+        procs = []
+        try:
+            for n in range(workers):
+                procs.append(spawn(COUNTER, mounts[n % len(mounts)].path(name), how,
+                                   until, limit))
+            outs = collect(procs, SOAK + 90)
+        finally:
+            kill_all(procs)
+        errors = [line for lines in outs for line in lines if line.startswith("ERR")]
+        values = [int(line) for lines in outs for line in lines if not line.startswith("ERR")]
+        final = int(read(a.path(name)))
+        print("  %s, %s: %d increments, %d errors, final %d, duplicates %d"
+              % (how, "two mounts" if two_mounts else "one mount", len(values), len(errors),
+                 final, len(values) - len(set(values))))
+        eq(int(read(b.path(name))), final, "the count on the other mount")
+        assert not errors, "errors: %s" % errors[:5]
+        eq(sorted(values), list(range(1, len(values) + 1)), "each value written once")
+        eq(final, len(values), "the final count")
+
+
+def test_lockf_reopen_one_mount(srv):
+    counter_case(srv, "lockf-reopen", False)
+
+
+def test_lockf_reopen_two_mounts(srv):
+    counter_case(srv, "lockf-reopen", True)
+
+
+def test_lockf_open_one_mount(srv):
+    counter_case(srv, "lockf-open", False)
+
+
+def test_lockf_open_two_mounts(srv):
+    counter_case(srv, "lockf-open", True)
+
+
+def test_flock_open_two_mounts(srv):
+    counter_case(srv, "flock-open", True)
+
+
+# ---- sqlite --------------------------------------------------------------------
+
+INSERTER = r'''
+import sqlite3, sys, time
+db, wid, until, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+conn = sqlite3.connect(db, timeout=60, isolation_level=None)
+n = 0
+while time.monotonic() < until and n < limit:
+    try:
+        conn.execute("INSERT INTO t(wid, n) VALUES (?, ?)", (wid, n))
+        print("OK", wid, n, flush=True)      # SQLite said: committed
+        n += 1
+    except sqlite3.Error as e:
+        print("ERR", wid, n, e, flush=True)
+        if "locked" not in str(e) and "busy" not in str(e):
+            n += 1
+conn.close()
+'''
+
+
+def sqlite_case(srv, two_mounts, workers=4, limit=100000):
+    with Mount(srv) as a, Mount(srv) as b:
+        db = "sq-%d.db" % two_mounts
+        conn = sqlite3.connect(a.path(db), isolation_level=None)
+        conn.execute("CREATE TABLE t(wid INTEGER, n INTEGER)")
+        eq(conn.execute("PRAGMA journal_mode").fetchone()[0], "delete", "journal mode")
+        conn.close()
+        until = time.monotonic() + SOAK
+        mounts = [a, b] if two_mounts else [a]
+        procs = []
+        try:
+            for w in range(workers):
+                procs.append(spawn(INSERTER, mounts[w % len(mounts)].path(db), w, until, limit))
+            outs = collect(procs, SOAK + 120)
+        finally:
+            kill_all(procs)
+        committed = {(int(w), int(n)) for lines in outs for line in lines
+                     if line.startswith("OK") for _, w, n in [line.split()]}
+        errors = [line for lines in outs for line in lines if line.startswith("ERR")]
+        for m in mounts:
+            conn = sqlite3.connect(m.path(db), isolation_level=None)
+            try:
+                rows = set(conn.execute("SELECT wid, n FROM t").fetchall())
+                check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                conn.close()
+            lost = committed - rows
+            print("  %s: %d committed, %d present, %d lost, %d errors%s"
+                  % ("two mounts" if two_mounts else "one mount", len(committed), len(rows),
+                     len(lost), len(errors), (" " + errors[0]) if errors else ""))
+            eq(check, "ok", "integrity_check")
+            assert not lost, "lost %d committed inserts: %s" % (len(lost), sorted(lost)[:10])
+        assert not errors, "errors: %s" % errors[:5]
+        assert len(committed) >= workers, "only %d inserts committed" % len(committed)
+        assert not os.path.exists(a.path(db + "-journal")), "a journal left behind"
+
+
+def test_sqlite_one_mount(srv):
+    sqlite_case(srv, False)
+
+
+def test_sqlite_two_mounts(srv):
+    sqlite_case(srv, True)
+
+
+def test_sqlite_wal_refused(srv):
+    """WAL needs its -shm file mapped MAP_SHARED by every connection; a mount
+    refuses shared mappings, so WAL is unusable: every access in WAL mode
+    fails, on every mount, and nothing committed before is lost; a
+    connection in exclusive locking mode (no -shm) switches back."""
+    import errno
+    import mmap
+    with Mount(srv) as a, Mount(srv) as b:
+        write(a.path("m"), b"x" * 100)
+        with open(a.path("m"), "r+b") as f:
+            try:
+                mmap.mmap(f.fileno(), 100, mmap.MAP_SHARED)
+                raise AssertionError("a shared mapping was allowed")
+            except OSError as e:
+                eq(e.errno, errno.ENODEV, "MAP_SHARED")
+            with mmap.mmap(f.fileno(), 100, mmap.MAP_PRIVATE) as m:
+                eq(m[:3], b"xxx", "a private mapping reads")
+        db = a.path("wal.db")
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("CREATE TABLE t(x)")
+        conn.close()
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.execute("PRAGMA journal_mode=WAL")
+        for m in (a, b):
+            c2 = sqlite3.connect(m.path("wal.db"), isolation_level=None)
+            try:
+                c2.execute("INSERT INTO t VALUES (2)")
+                raise AssertionError("an insert in WAL mode succeeded")
+            except sqlite3.OperationalError as e:
+                eq(str(e), "disk I/O error", "the error in WAL mode")
+            finally:
+                c2.close()
+        conn.close()
+        conn = sqlite3.connect(a.path("wal.db"), isolation_level=None)
+        try:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            eq(conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0], "delete", "back")
+            eq(conn.execute("SELECT x FROM t").fetchall(), [(1,)], "nothing lost")
+        finally:
+            conn.close()
+        conn = sqlite3.connect(b.path("wal.db"), isolation_level=None)
+        try:
+            conn.execute("INSERT INTO t VALUES (3)")
+            eq(conn.execute("SELECT x FROM t").fetchall(), [(1,), (3,)], "usable again")
+        finally:
+            conn.close()
+
+
 PARTS = {
     "rewrite": [test_rewrite_one_mount, test_rewrite_two_mounts],
+    "locks": [test_lockf_reopen_one_mount, test_lockf_reopen_two_mounts,
+              test_lockf_open_one_mount, test_lockf_open_two_mounts,
+              test_flock_open_two_mounts],
+    "sqlite": [test_sqlite_one_mount, test_sqlite_two_mounts, test_sqlite_wal_refused],
 }
 
 if __name__ == "__main__":
