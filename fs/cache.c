@@ -1,6 +1,8 @@
 /*
- * cache: the znodes' Stat and data as this daemon last fetched them, so
- * that lookup, getattr and open need no round trip while nothing changed.
+ * cache: the znodes' Stat as this daemon last fetched it, so that lookup
+ * and getattr need no round trip while nothing changed. Data is not
+ * cached: open reads it from the ensemble every time (close-to-open, see
+ * ops.c).
  *
  * Kept fresh by the mount's persistent recursive watch: echo_watch_cb()
  * calls cache_invalidate() on the I/O thread as each event arrives, before
@@ -25,7 +27,6 @@
 #include "hmap.h"
 
 #define CACHE_MAX_ENTRIES 65536
-#define CACHE_MAX_BYTES (64u << 20)
 
 struct centry {
 	struct hmap_node node;
@@ -33,10 +34,7 @@ struct centry {
 	char *path;
 	uint64_t inval_gen;   /* generation of the last invalidation */
 	bool valid;           /* false: a tombstone */
-	bool have_data;
 	struct zk_stat stat;
-	uint8_t *data;
-	int32_t data_len;
 	double fetched;       /* monotonic seconds */
 };
 
@@ -45,7 +43,6 @@ static struct hmap map;
 static struct centry *lru_head, *lru_tail;
 static uint64_t generation = 1;
 static uint64_t floor_gen;  /* puts with a token below it are dropped */
-static size_t bytes;
 
 static double now_s(void)
 {
@@ -91,21 +88,12 @@ static void lru_push(struct centry *e)
 		lru_tail = e;
 }
 
-static void drop_data(struct centry *e)
-{
-	bytes -= e->have_data && e->data ? (size_t)e->data_len : 0;
-	free(e->data);
-	e->data = NULL;
-	e->have_data = false;
-}
-
 static void evict(struct centry *e)
 {
 	if (e->inval_gen > floor_gen)
 		floor_gen = e->inval_gen;
 	lru_unlink(e);
 	hmap_remove(&map, &e->node);
-	drop_data(e);
 	free(e->path);
 	free(e);
 }
@@ -160,8 +148,7 @@ uint64_t cache_token(void)
 	return t;
 }
 
-void cache_put(const char *path, const struct zk_stat *st, const void *data, int32_t data_len,
-	       uint64_t token)
+void cache_put(const char *path, const struct zk_stat *st, uint64_t token)
 {
 	if (fs.timeout <= 0)
 		return;
@@ -174,25 +161,9 @@ void cache_put(const char *path, const struct zk_stat *st, const void *data, int
 		goto out;
 	if (!e && !(e = find_or_add(path)))
 		goto out;
-	bool keep_data = data_len == -2 && e->valid && e->have_data &&
-			 e->stat.mzxid == st->mzxid;
-	if (!keep_data)
-		drop_data(e);
 	e->valid = true;
 	e->stat = *st;
 	e->fetched = now_s();
-	if (data_len >= 0 && (size_t)data_len <= CACHE_MAX_BYTES / 16) {
-		e->data = data_len ? malloc((size_t)data_len) : NULL;
-		if (data_len == 0 || e->data) {
-			if (data_len)
-				memcpy(e->data, data, (size_t)data_len);
-			e->data_len = data_len;
-			e->have_data = true;
-			bytes += (size_t)data_len;
-		}
-	}
-	while (bytes > CACHE_MAX_BYTES && lru_tail && lru_tail != e)
-		evict(lru_tail);
 out:
 	pthread_mutex_unlock(&mu);
 }
@@ -207,7 +178,6 @@ static struct centry *fresh(const char *path)
 		return NULL;
 	if (now_s() - e->fetched > fs.timeout) {
 		e->valid = false;
-		drop_data(e);
 		return NULL;
 	}
 	return e;
@@ -223,28 +193,6 @@ bool cache_get_stat(const char *path, struct zk_stat *st)
 	return e != NULL;
 }
 
-bool cache_get_data(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
-{
-	bool ok = false;
-	pthread_mutex_lock(&mu);
-	struct centry *e = fresh(path);
-	if (e && e->have_data) {
-		*data = NULL;
-		if (e->data_len > 0) {
-			*data = malloc((size_t)e->data_len);
-			if (!*data)
-				goto out;
-			memcpy(*data, e->data, (size_t)e->data_len);
-		}
-		*len = e->data_len;
-		*st = e->stat;
-		ok = true;
-	}
-out:
-	pthread_mutex_unlock(&mu);
-	return ok;
-}
-
 void cache_invalidate(const char *path)
 {
 	pthread_mutex_lock(&mu);
@@ -253,7 +201,6 @@ void cache_invalidate(const char *path)
 	if (e) {
 		e->inval_gen = generation;
 		e->valid = false;
-		drop_data(e);
 	} else {
 		floor_gen = generation; /* no memory for a tombstone: drop all */
 	}

@@ -350,7 +350,6 @@ static void inval_inode(struct inode *in)
 	if (!in)
 		return;
 	fuse_lowlevel_notify_inval_inode(fs.se, in->id, 0, 0);
-	inode_page_check(in, -1);
 }
 
 static void handle_event(int32_t type, const char *path)
@@ -477,7 +476,6 @@ static void inval_all(void)
 	for (size_t i = 0; i < c.n; i++) {
 		struct inode *in = c.v[i];
 		fuse_lowlevel_notify_inval_inode(fs.se, in->id, 0, 0);
-		inode_page_check(in, -1);
 		char *path = inode_path(in);
 		char *parent = path && strcmp(path, "/") ? names_parent(path) : NULL;
 		struct inode *pin = parent ? inode_find(parent, INODE_DIR) : NULL;

@@ -8,7 +8,7 @@
  *   retry.c      calls caught by a failover: reads sent again, lost writes
  *                resolved, within the mount's timeout
  *   inode.c      the inode table (kernel node ids <-> znode paths)
- *   cache.c      znode Stat and data, kept fresh by the mount's watch
+ *   cache.c      znode Stats, kept fresh by the mount's watch
  *   ops.c        the FUSE lowlevel handlers
  *   echo.c       remote changes -> kernel invalidations + echo syscalls
  *   ephemeral.c  one session per process that creates ephemeral nodes
@@ -188,9 +188,8 @@ struct inode {
 	bool hashed;                /* findable by path */
 	uint64_t nlookup;           /* the kernel's lookup count */
 	uint64_t refs;              /* holds by daemon threads */
-	struct zk_stat stat;        /* last known */
+	struct zk_stat stat;        /* the newest seen (inode_set_stat()) */
 	bool have_stat;
-	int64_t page_mzxid;         /* mzxid of the data the page cache holds */
 	struct fh *pending;         /* a create not committed yet: its file */
 	int64_t dirty_size;         /* size of unflushed writes, -1 if none */
 };
@@ -221,6 +220,8 @@ void inode_put(struct inode *in);
 /* Copies of fields that need the table lock. */
 char *inode_path(struct inode *in);
 bool inode_stat(struct inode *in, struct zk_stat *st);
+/* Installs st unless the inode holds a newer Stat of the same znode (a
+ * higher mzxid or pzxid): a late answer never replaces a newer one. */
 void inode_set_stat(struct inode *in, const struct zk_stat *st);
 /* The open file whose commit creates this inode's znode (an O_CREAT open
  * not committed yet). inode_pending() returns it with a reference taken
@@ -233,9 +234,6 @@ void inode_clear_pending(struct inode *in, struct fh *f);
 void fh_ref(struct fh *f);   /* ops.c */
 void fh_unref(struct fh *f); /* frees it with the last reference */
 void inode_set_dirty_size(struct inode *in, int64_t size);
-/* Swaps page_mzxid for mzxid; returns whether they were equal (keep the
- * page cache). */
-bool inode_page_check(struct inode *in, int64_t mzxid);
 /* Fills st from the inode's Stat and the mount options. */
 void inode_attr(struct inode *in, struct stat *st);
 void inode_attr_from(enum inode_kind kind, uint64_t ino, const struct zk_stat *zs,
@@ -251,14 +249,10 @@ void cache_init(void);
 void cache_shutdown(void);
 /* The generation to pass to cache_put: read it before the fetch. */
 uint64_t cache_token(void);
-/* Inserts what a fetch that began at `token` saw; dropped if the path was
- * invalidated since, or if the cache already holds a newer Stat. data may
- * be NULL with data_len -2 for a Stat-only answer. */
-void cache_put(const char *path, const struct zk_stat *st, const void *data, int32_t data_len,
-	       uint64_t token);
+/* Inserts the Stat a fetch that began at `token` saw; dropped if the path
+ * was invalidated since, or if the cache already holds a newer Stat. */
+void cache_put(const char *path, const struct zk_stat *st, uint64_t token);
 bool cache_get_stat(const char *path, struct zk_stat *st);
-/* A malloc'd copy of the data (NULL and 0 for empty). */
-bool cache_get_data(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
 void cache_invalidate(const char *path);
 void cache_invalidate_all(void);
 
@@ -327,9 +321,18 @@ int ephemeral_create(int pidfd, pid_t tgid, const char *path, const void *data,
 /* ---- locks (lock.c) ------------------------------------------------------ */
 
 void lock_shutdown(void);
-/* type: F_RDLCK, F_WRLCK or F_UNLCK; sleep: wait. Returns 0 or -errno.
- * A wait ends with -EINTR when the request is interrupted. */
-int lock_set(fuse_req_t req, struct inode *in, uint64_t owner, int type, bool sleep);
+struct lock_req {
+	uint64_t owner;     /* fi->lock_owner */
+	int type;           /* F_RDLCK, F_WRLCK or F_UNLCK */
+	int64_t start, end; /* fcntl: the bytes, end included (INT64_MAX: all) */
+	bool posix;         /* fcntl (ranges, atomic conversion), not flock */
+	bool sleep;         /* wait until granted */
+};
+/* Sets owner's lock on in. Returns 0 or -errno; a wait ends with -EINTR
+ * when the request is interrupted. *raised: the owner's lock on the file
+ * was taken or went from read to write (what it protects must be read
+ * anew). */
+int lock_set(fuse_req_t req, struct inode *in, const struct lock_req *lr, bool *raised);
 /* F_UNLCK if owner could lock now, else the conflicting type. */
 int lock_test(struct inode *in, uint64_t owner, int type);
 /* Releases whatever owner holds on in (close, exit). */

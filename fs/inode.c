@@ -65,7 +65,6 @@ void inode_init(void)
 	r->path = strdup("/");
 	r->nlookup = 1;
 	r->dirty_size = -1;
-	r->page_mzxid = -1;
 	r->hashed = true;
 	hmap_insert(&table, &root_entry.node, hash_str("/"));
 }
@@ -148,12 +147,24 @@ static struct entry *entry_new(const char *path, enum inode_kind kind,
 	e->in.czxid = st ? st->czxid : 0;
 	e->in.ino = inode_number(path, kind, e->in.czxid);
 	e->in.dirty_size = -1;
-	e->in.page_mzxid = -1;
 	if (st) {
 		e->in.stat = *st;
 		e->in.have_stat = true;
 	}
 	return e;
+}
+
+/* Under the table lock: installs st unless the inode already has a newer
+ * Stat of its znode. A fetch may answer after a later one (two handlers,
+ * or a handler and the echo thread): zxids only grow, so an answer with a
+ * lower mzxid or pzxid is from before what is known, and is dropped. */
+static void set_stat_locked(struct inode *in, const struct zk_stat *st)
+{
+	if (in->have_stat && in->stat.czxid == st->czxid &&
+	    (st->mzxid < in->stat.mzxid || st->pzxid < in->stat.pzxid))
+		return;
+	in->stat = *st;
+	in->have_stat = true;
 }
 
 struct inode *inode_lookup(const char *path, enum inode_kind kind, const struct zk_stat *st)
@@ -177,11 +188,8 @@ struct inode *inode_lookup(const char *path, enum inode_kind kind, const struct 
 		hmap_insert(&table, &e->node, hash_str(path));
 		e->in.hashed = true;
 	}
-	if (st && (!e->in.have_stat || st->mzxid >= e->in.stat.mzxid ||
-		   st->pzxid >= e->in.stat.pzxid)) {
-		e->in.stat = *st;
-		e->in.have_stat = true;
-	}
+	if (st)
+		set_stat_locked(&e->in, st);
 	e->in.nlookup++;
 	pthread_mutex_unlock(&table_mu);
 	watch_node(path, kind);
@@ -316,8 +324,7 @@ bool inode_stat(struct inode *in, struct zk_stat *st)
 void inode_set_stat(struct inode *in, const struct zk_stat *st)
 {
 	pthread_mutex_lock(&table_mu);
-	in->stat = *st;
-	in->have_stat = true;
+	set_stat_locked(in, st);
 	pthread_mutex_unlock(&table_mu);
 }
 
@@ -359,15 +366,6 @@ void inode_set_dirty_size(struct inode *in, int64_t size)
 	pthread_mutex_lock(&table_mu);
 	in->dirty_size = size;
 	pthread_mutex_unlock(&table_mu);
-}
-
-bool inode_page_check(struct inode *in, int64_t mzxid)
-{
-	pthread_mutex_lock(&table_mu);
-	bool same = in->page_mzxid == mzxid;
-	in->page_mzxid = mzxid;
-	pthread_mutex_unlock(&table_mu);
-	return same;
 }
 
 void inode_attr_from(enum inode_kind kind, uint64_t ino, const struct zk_stat *zs,

@@ -13,7 +13,16 @@
  * close (release with flock_release) and fcntl locks on every close by
  * their owner (flush with lock_owner), also when a process is killed; if
  * the daemon dies, the session expires and the ensemble deletes them.
- * fcntl byte ranges are not honoured: every lock covers the whole file.
+ *
+ * fcntl byte ranges do not divide the file between owners: each owner holds
+ * one child, of the strongest mode among the ranges it holds, and owners
+ * conflict as if every lock covered the whole file. An owner's own ranges
+ * are tracked, though, so that unlocking one of them keeps the others
+ * (SQLite takes and drops single bytes while it holds others). A change of
+ * an fcntl lock's mode is atomic, as POSIX wants: the new child is granted
+ * ignoring the owner's old one, which goes only then (a failed upgrade
+ * keeps the read lock). A flock conversion drops the old lock first, as
+ * flock(2) does (two shared holders upgrading at once must not deadlock).
  *
  * DESIGN (threads). A blocking request holds its worker thread while it
  * waits on `wake`; watch callbacks (I/O thread) and interrupt callbacks
@@ -31,12 +40,22 @@
 
 #include "fs.h"
 
+#define MAX_RANGES 256 /* an owner's ranges on one file; beyond: ENOLCK */
+
+/* Bytes [start, end] locked as type (F_RDLCK or F_WRLCK). */
+struct range {
+	int64_t start, end;
+	int type;
+};
+
 struct held {
 	struct held *next;
 	char *key;      /* the lock directory */
 	uint64_t owner;
 	char *node;     /* our child */
-	int type;       /* F_RDLCK or F_WRLCK */
+	int type;       /* F_RDLCK or F_WRLCK: the strongest of the ranges */
+	struct range *ranges; /* what the owner holds (flock: all bytes) */
+	size_t n_ranges;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -44,15 +63,21 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static struct held *held;   /* under mu */
 static uint64_t epoch;      /* under mu: bumped by every wake-up */
 
+static void held_free(struct held *h)
+{
+	free(h->key);
+	free(h->node);
+	free(h->ranges);
+	free(h);
+}
+
 void lock_shutdown(void)
 {
 	pthread_mutex_lock(&mu);
 	while (held) {
 		struct held *h = held;
 		held = h->next;
-		free(h->key);
-		free(h->node);
-		free(h);
+		held_free(h);
 	}
 	pthread_mutex_unlock(&mu);
 }
@@ -136,11 +161,12 @@ static int64_t seq_of(const char *name)
 	return n >= 10 ? strtoll(name + n - 10, NULL, 10) : -1;
 }
 
-/* The child `mine` waits for, written to pred (empty if none) — or, when
- * mine is NULL, whether a new lock of `type` by owner would conflict
- * (pred = the conflicting child). Returns a ZooKeeper code. */
-static int predecessor(const char *key, const char *mine, int type, uint64_t owner,
-		       char *pred, size_t cap, int *pred_type)
+/* The child `mine` waits for, written to pred (empty if none), ignoring
+ * the child named `skip` (the owner's old one, while its mode changes) —
+ * or, when mine is NULL, whether a new lock of `type` by owner would
+ * conflict (pred = the conflicting child). Returns a ZooKeeper code. */
+static int predecessor(const char *key, const char *mine, const char *skip, int type,
+		       uint64_t owner, char *pred, size_t cap, int *pred_type)
 {
 	struct qc_client *c = fs_session_hold();
 	struct qc_result *r = NULL;
@@ -162,6 +188,8 @@ static int predecessor(const char *key, const char *mine, int type, uint64_t own
 		int64_t s = seq_of(name);
 		bool writer = name[0] == 'w';
 		if (s < 0 || s >= my_seq || (type == F_RDLCK && !writer))
+			continue;
+		if (skip && strcmp(name, skip) == 0)
 			continue;
 		if (!mine) {
 			/* A test: our own children do not conflict. */
@@ -207,18 +235,26 @@ static struct held *take(const char *key, uint64_t owner)
 	return found;
 }
 
+/* Puts h back in the table. */
+static void give(struct held *h)
+{
+	pthread_mutex_lock(&mu);
+	h->next = held;
+	held = h;
+	pthread_mutex_unlock(&mu);
+}
+
 static void unlock_key(const char *key, uint64_t owner)
 {
 	struct held *h;
 	while ((h = take(key, owner))) {
 		delete_node(h->node);
-		free(h->key);
-		free(h->node);
-		free(h);
+		held_free(h);
 	}
 }
 
-static int wait_for(fuse_req_t req, const char *key, const char *mine, int type)
+static int wait_for(fuse_req_t req, const char *key, const char *mine, const char *skip,
+		    int type)
 {
 	fuse_req_interrupt_func(req, interrupt_cb, NULL);
 	int err = 0;
@@ -228,7 +264,7 @@ static int wait_for(fuse_req_t req, const char *key, const char *mine, int type)
 		pthread_mutex_unlock(&mu);
 		char pred[1024];
 		int ptype = 0;
-		int rc = predecessor(key, mine, type, 0, pred, sizeof(pred), &ptype);
+		int rc = predecessor(key, mine, skip, type, 0, pred, sizeof(pred), &ptype);
 		if (rc != ZOK) {
 			err = -zerr_errno(rc);
 			break;
@@ -263,32 +299,65 @@ static int wait_for(fuse_req_t req, const char *key, const char *mine, int type)
 	return err;
 }
 
-int lock_set(fuse_req_t req, struct inode *in, uint64_t owner, int type, bool sleep)
+/* ---- ranges ------------------------------------------------------------------ */
+
+/* The ranges of (rs, n) with [start, end] set to type (F_UNLCK: cleared),
+ * malloc'd into *out (NULL when none). Returns the count, or -ENOLCK. */
+static int ranges_set(const struct range *rs, size_t n, int64_t start, int64_t end, int type,
+		      struct range **out)
 {
-	char *key = lock_key(in);
-	if (!key)
-		return -ENOMEM;
-	if (type == F_UNLCK) {
-		unlock_key(key, owner);
-		free(key);
-		return 0;
+	*out = NULL;
+	struct range *v = malloc((n * 2 + 1) * sizeof(*v)); /* each splits in two at most */
+	if (!v)
+		return -ENOLCK;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (rs[i].end < start || rs[i].start > end) {
+			v[k++] = rs[i];
+			continue;
+		}
+		if (rs[i].start < start)
+			v[k++] = (struct range){ rs[i].start, start - 1, rs[i].type };
+		if (rs[i].end > end)
+			v[k++] = (struct range){ end + 1, rs[i].end, rs[i].type };
 	}
-	/* Conversion is not atomic (as flock(2) allows): drop, then ask. */
-	struct held *h = take(key, owner);
-	if (h && h->type == type) {
-		pthread_mutex_lock(&mu);
-		h->next = held;
-		held = h;
-		pthread_mutex_unlock(&mu);
-		free(key);
-		return 0;
+	if (type != F_UNLCK)
+		v[k++] = (struct range){ start, end, type };
+	if (k > MAX_RANGES) {
+		free(v);
+		return -ENOLCK;
 	}
-	if (h) {
-		delete_node(h->node);
-		free(h->key);
-		free(h->node);
-		free(h);
-	}
+	if (k == 0)
+		free(v);
+	else
+		*out = v;
+	return (int)k;
+}
+
+/* The mode the owner's child must have for ranges rs: F_WRLCK if any is
+ * written, F_RDLCK if any is read, F_UNLCK if none. */
+static int ranges_mode(const struct range *rs, size_t n)
+{
+	int mode = F_UNLCK;
+	for (size_t i = 0; i < n; i++)
+		if (rs[i].type == F_WRLCK || mode == F_UNLCK)
+			mode = rs[i].type;
+	return mode;
+}
+
+static int strength(int type)
+{
+	return type == F_WRLCK ? 2 : type == F_RDLCK ? 1 : 0;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+/* A new child of mode `type` under key, granted (waiting if sleep) while
+ * ignoring the child named skip. *mine: its path. Returns 0 or -errno. */
+static int acquire(fuse_req_t req, const char *key, int type, const char *skip, bool sleep,
+		   char **mine)
+{
+	*mine = NULL;
 	int rc = ensure_dir(key);
 	char *prefix = rc == ZOK ? names_join(key, type == F_WRLCK ? "w-" : "r-") : NULL;
 	struct qc_result *r = NULL;
@@ -298,39 +367,99 @@ int lock_set(fuse_req_t req, struct inode *in, uint64_t owner, int type, bool sl
 	free(prefix);
 	if (rc != ZOK) {
 		qc_result_free(r);
-		free(key);
 		return -zerr_errno(rc);
 	}
-	char *mine = strdup(r->path);
+	char *node = strdup(r->path);
 	qc_result_free(r);
 	int err = 0;
-	if (!mine) {
+	if (!node) {
 		err = -ENOMEM;
 	} else if (!sleep) {
 		char pred[1024];
 		int ptype = 0;
-		rc = predecessor(key, mine, type, 0, pred, sizeof(pred), &ptype);
+		rc = predecessor(key, node, skip, type, 0, pred, sizeof(pred), &ptype);
 		err = rc != ZOK ? -zerr_errno(rc) : pred[0] ? -EAGAIN : 0;
 	} else {
-		err = wait_for(req, key, mine, type);
+		err = wait_for(req, key, node, skip, type);
 	}
-	h = err ? NULL : calloc(1, sizeof(*h));
-	if (h) {
-		h->key = key;
-		h->node = mine;
-		h->owner = owner;
-		h->type = type;
-		pthread_mutex_lock(&mu);
-		h->next = held;
-		held = h;
-		pthread_mutex_unlock(&mu);
-		return 0;
+	if (err) {
+		if (node)
+			delete_node(node);
+		free(node);
+		return err;
 	}
-	if (mine)
-		delete_node(mine);
-	free(mine);
+	*mine = node;
+	return 0;
+}
+
+int lock_set(fuse_req_t req, struct inode *in, const struct lock_req *lr, bool *raised)
+{
+	*raised = false;
+	char *key = lock_key(in);
+	if (!key)
+		return -ENOMEM;
+	struct held *h = take(key, lr->owner);
+	struct range *rs = NULL;
+	int n;
+	if (lr->posix)
+		n = ranges_set(h ? h->ranges : NULL, h ? h->n_ranges : 0, lr->start, lr->end,
+			       lr->type, &rs);
+	else
+		n = ranges_set(NULL, 0, 0, INT64_MAX, lr->type, &rs);
+	if (n < 0) {
+		if (h)
+			give(h);
+		free(key);
+		return n;
+	}
+	int want = ranges_mode(rs, (size_t)n);
+	int have = h ? h->type : F_UNLCK;
+	int err = 0;
+	if (want == have) {
+		/* The child stays as it is: nothing to ask. */
+	} else if (want == F_UNLCK) {
+		delete_node(h->node);
+		held_free(h);
+		h = NULL;
+	} else {
+		if (h && !lr->posix) {
+			/* flock(2) conversion: the old lock goes first. */
+			delete_node(h->node);
+			held_free(h);
+			h = NULL;
+		}
+		char *mine = NULL;
+		err = acquire(req, key, want, h ? names_base(h->node) : NULL, lr->sleep, &mine);
+		if (!err && !h && !(h = calloc(1, sizeof(*h)))) {
+			delete_node(mine);
+			free(mine);
+			err = -ENOMEM;
+		}
+		if (!err) {
+			if (h->node)
+				delete_node(h->node); /* the old mode's child, after the new */
+			free(h->node);
+			h->node = mine;
+			h->type = want;
+			*raised = strength(want) > strength(have);
+		}
+	}
+	if (err) {
+		free(rs); /* what the owner held stays as it was */
+	} else if (h) {
+		free(h->ranges);
+		h->ranges = rs;
+		h->n_ranges = (size_t)n;
+		if (!h->key) {
+			h->key = key;
+			key = NULL;
+			h->owner = lr->owner;
+		}
+	}
+	if (h)
+		give(h);
 	free(key);
-	return err ? err : -ENOMEM;
+	return err;
 }
 
 int lock_test(struct inode *in, uint64_t owner, int type)
@@ -340,7 +469,7 @@ int lock_test(struct inode *in, uint64_t owner, int type)
 		return -ENOMEM;
 	char pred[1024];
 	int ptype = F_UNLCK;
-	int rc = predecessor(key, NULL, type, owner, pred, sizeof(pred), &ptype);
+	int rc = predecessor(key, NULL, NULL, type, owner, pred, sizeof(pred), &ptype);
 	free(key);
 	if (rc != ZOK)
 		return -zerr_errno(rc);

@@ -19,11 +19,29 @@
  * events: they are answered from the echo op (echo_current()) and never
  * touch the ensemble. See echo.c.
  *
+ * DESIGN (coherence). NFS's rules, kept strictly (quorumfs(5)):
+ *   - close-to-open: open reads the znode after a sync (data_now()), so it
+ *     sees every write whose close returned before, on any mount;
+ *   - every open file is direct I/O: reads are answered from the open's own
+ *     copy and never go through the kernel page cache. That cache and the
+ *     kernel's i_size are one per inode, while two open files of a mount
+ *     may hold two versions: a page filled from the older one would be
+ *     served to the newer (or an O_TRUNC elsewhere would cut a read
+ *     short). Shared mappings are therefore refused (ENODEV);
+ *   - a lock that is granted revalidates the open file it was taken
+ *     through, and what was written through it is committed before a lock
+ *     is taken or released (fs_setlk(), fs_flock(), fs_flush());
+ *   - Stats are installed only if not older than the inode's
+ *     (inode_set_stat()), and the kernel's attributes of a file are dropped
+ *     whenever an open or a lock reads it anew or a commit changes it
+ *     (inval_attr()).
+ *
  * DESIGN (threads). Handlers run on libfuse's worker threads, any number
  * at once. An open file's buffer is guarded by its fh->mu; inodes by the
- * table lock (inode.c). A handler never asks the kernel for anything
- * (notify_*) itself: it may hold the directory lock the kernel needs; it
- * queues that on the echo thread (echo_inval_entry()).
+ * table lock (inode.c). A handler never asks the kernel to drop entries or
+ * pages itself: it may hold the directory lock (or a page lock) the kernel
+ * needs; it queues that on the echo thread (echo_inval_entry()). Dropping
+ * an inode's attributes alone takes no such lock, and handlers do it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -98,18 +116,16 @@ static int stat_of(const char *path, struct zk_stat *st, bool fresh)
 	ZK_READ(rc, r, qc_exists(zc, path, NULL, NULL, &r));
 	if (rc == ZOK) {
 		*st = *r->stat;
-		cache_put(path, st, NULL, -2, tok);
+		cache_put(path, st, tok);
 	}
 	qc_result_free(r);
 	return -zerr_errno(rc);
 }
 
-/* The data and Stat of path; *data malloc'd (NULL when empty). */
-static int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len,
-		   bool fresh)
+/* The data and Stat of path, from the ensemble; *data malloc'd (NULL when
+ * empty). */
+static int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
 {
-	if (!fresh && cache_get_data(path, st, data, len))
-		return 0;
 	uint64_t tok = cache_token();
 	struct qc_result *r = NULL;
 	int rc;
@@ -126,10 +142,30 @@ static int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t
 			}
 			memcpy(*data, r->data, (size_t)*len);
 		}
-		cache_put(path, st, r->data, *len, tok);
+		cache_put(path, st, tok);
 	}
 	qc_result_free(r);
 	return -zerr_errno(rc);
+}
+
+/* data_of() as of now: a sync first, so that the answer holds every change
+ * that completed before this call on any client (the server this mount
+ * talks to may lag behind the leader). Open and lock grants read this way. */
+static int data_now(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
+{
+	struct qc_result *unused = NULL;
+	int rc;
+	ZK_READ(rc, unused, qc_sync(zc, path));
+	if (rc != ZOK)
+		return -zerr_errno(rc);
+	return data_of(path, st, data, len);
+}
+
+/* Drops the kernel's attributes of in (size, times): the next stat asks.
+ * Only attributes: no page or directory lock is taken, so a handler may. */
+static void inval_attr(struct inode *in)
+{
+	fuse_lowlevel_notify_inval_inode(fs.se, in->id, -1, 0);
 }
 
 static enum inode_kind kind_of(const struct zk_stat *st)
@@ -334,7 +370,6 @@ static int fh_commit(struct fh *f)
 		if (rc == ZOK) {
 			f->version = r->stat->version;
 			inode_set_stat(f->in, r->stat);
-			inode_page_check(f->in, r->stat->mzxid);
 		} else {
 			expect_undo(path, ZK_EVENT_DATA_CHANGED);
 			if (rc == ZNONODE)
@@ -348,6 +383,7 @@ static int fh_commit(struct fh *f)
 	qc_result_free(r);
 	f->dirty = f->written = false;
 	inode_set_dirty_size(f->in, -1);
+	inval_attr(f->in); /* its size and mtime are the commit's now */
 	return -zerr_errno(rc);
 }
 
@@ -527,7 +563,7 @@ static int truncate_path(const char *path, size_t size)
 		struct zk_stat st;
 		uint8_t *data = NULL;
 		int32_t len = 0;
-		int err = data_of(path, &st, &data, &len, true);
+		int err = data_of(path, &st, &data, &len);
 		if (err)
 			return err;
 		uint8_t *nd = size ? calloc(1, size) : NULL;
@@ -654,6 +690,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		f->echo = true;
 		fill_entry(&e, in, fs.timeout);
 		fi->fh = (uintptr_t)f;
+		fi->direct_io = 1;
 		fuse_reply_create(req, &e, fi);
 		return;
 	}
@@ -703,6 +740,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	inode_set_dirty_size(in, 0);
 	fill_entry(&e, in, 0);
 	fi->fh = (uintptr_t)f;
+	fi->direct_io = 1; /* see DESIGN (coherence) */
 	fi->keep_cache = 0;
 	if (suffixed)
 		echo_inval_entry(parent, name);
@@ -1002,7 +1040,7 @@ static int rename_file(const char *src, const char *dst, unsigned int flags)
 		struct zk_stat sst, dst_st;
 		uint8_t *data = NULL;
 		int32_t len = 0;
-		int err = data_of(src, &sst, &data, &len, true);
+		int err = data_of(src, &sst, &data, &len);
 		if (err)
 			return err;
 		if (names_is_dir(&sst) || sst.ephemeral_owner != 0) {
@@ -1106,6 +1144,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	int err = 0;
 	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+	fi->direct_io = 1; /* see DESIGN (coherence) */
+	fi->keep_cache = 0;
 	if (echo_req(req)) {
 		f->echo = true;
 		goto done;
@@ -1128,14 +1168,13 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pthread_mutex_unlock(&pend->mu);
 		fh_unref(pend);
 		f->version = -1;
-		fi->direct_io = 1;
 		goto done;
 	}
 	char *path = inode_path(in);
 	struct zk_stat st;
 	uint8_t *data = NULL;
 	int32_t len = 0;
-	err = path ? data_of(path, &st, &data, &len, false) : -ENOMEM;
+	err = path ? data_now(path, &st, &data, &len) : -ENOMEM;
 	free(path);
 	if (err)
 		goto done;
@@ -1154,7 +1193,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		f->dirty = true;
 		inode_set_dirty_size(in, 0);
 	}
-	fi->keep_cache = fs.timeout > 0 && inode_page_check(in, st.mzxid) && !f->dirty;
+	inval_attr(in);
 done:
 	if (err) {
 		fh_unref(f);
@@ -1210,14 +1249,23 @@ out:
 		fuse_reply_write(req, size);
 }
 
-static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Commits what was written through f since its last commit (a bare
+ * O_TRUNC waits for the last close, see fs_release()). */
+static int fh_flush(struct fh *f)
 {
-	struct fh *f = fh_of(fi);
-	if (f->posix_locks)
-		lock_release_owner(inode_of(ino), fi->lock_owner);
 	pthread_mutex_lock(&f->mu);
 	int err = f->written || f->too_big ? fh_commit(f) : 0;
 	pthread_mutex_unlock(&f->mu);
+	return err;
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *f = fh_of(fi);
+	int err = fh_flush(f);
+	/* After the commit: the next holder of the lock sees it. */
+	if (f->posix_locks)
+		lock_release_owner(inode_of(ino), fi->lock_owner);
 	fuse_reply_err(req, -err);
 }
 
@@ -1236,11 +1284,11 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct fh *f = fh_of(fi);
 	struct inode *in = inode_of(ino);
-	if (fi->flock_release)
-		lock_release_owner(in, fi->lock_owner);
 	pthread_mutex_lock(&f->mu);
 	fh_commit(f); /* normally flush did; release cannot report */
 	pthread_mutex_unlock(&f->mu);
+	if (fi->flock_release)
+		lock_release_owner(in, fi->lock_owner);
 	inode_clear_pending(in, f);
 	fh_unref(f);
 	fuse_reply_err(req, 0);
@@ -1544,11 +1592,67 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 /* ---- locks ----------------------------------------------------------------- */
 
+/* Reads f's file anew, as a lock was just granted: the version its commit
+ * is conditional on, and the content unless f holds changes (an O_TRUNC
+ * made at open stays; writes made before the lock were committed). */
+static int fh_revalidate(struct fh *f)
+{
+	if (f->echo || f->create)
+		return 0;
+	char *path = fh_path(f);
+	struct zk_stat st;
+	uint8_t *data = NULL;
+	int32_t len = 0;
+	int err = path ? data_now(path, &st, &data, &len) : -ENOMEM;
+	free(path);
+	if (err == -ENOENT)
+		return 0; /* removed: f keeps its copy, its commit fails ESTALE */
+	if (err)
+		return err;
+	inode_set_stat(f->in, &st);
+	pthread_mutex_lock(&f->mu);
+	if (!f->written) {
+		f->version = st.version;
+		if (!f->dirty) {
+			free(f->buf);
+			f->buf = data;
+			f->len = f->cap = (size_t)len;
+			data = NULL;
+		}
+	}
+	pthread_mutex_unlock(&f->mu);
+	free(data);
+	inval_attr(f->in);
+	return 0;
+}
+
+/* A lock request through the open file f, with NFS's rules: what was
+ * written through f is committed first (before a release, so that the
+ * next holder sees it), and a lock that is granted revalidates f. A lock
+ * that cannot be revalidated (no ensemble) is not kept: the request fails
+ * and the owner holds nothing on the file. */
+static int lock_file(fuse_req_t req, struct fh *f, const struct lock_req *lr)
+{
+	int err = fh_flush(f);
+	if (err && lr->type != F_UNLCK)
+		return err;
+	bool raised = false;
+	int lerr = lock_set(req, f->in, lr, &raised);
+	if (!lerr && raised && (lerr = fh_revalidate(f)) != 0)
+		lock_release_owner(f->in, lr->owner);
+	return err ? err : lerr;
+}
+
 static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
-	int type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK;
-	int err = lock_set(req, inode_of(ino), fi->lock_owner, type, !(op & LOCK_NB));
-	fuse_reply_err(req, -err);
+	(void)ino;
+	struct lock_req lr = {
+		.owner = fi->lock_owner,
+		.type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK,
+		.end = INT64_MAX,
+		.sleep = !(op & LOCK_NB),
+	};
+	fuse_reply_err(req, -lock_file(req, fh_of(fi), &lr));
 }
 
 static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -1572,10 +1676,19 @@ static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		     struct flock *lock, int sleep)
 {
+	(void)ino;
 	struct fh *f = fh_of(fi);
 	f->posix_locks = true;
-	int err = lock_set(req, inode_of(ino), fi->lock_owner, lock->l_type, sleep);
-	fuse_reply_err(req, -err);
+	struct lock_req lr = {
+		.owner = fi->lock_owner,
+		.type = lock->l_type,
+		.start = lock->l_start,
+		.end = lock->l_len > 0 && lock->l_start <= INT64_MAX - lock->l_len
+			       ? lock->l_start + lock->l_len - 1 : INT64_MAX,
+		.posix = true,
+		.sleep = sleep,
+	};
+	fuse_reply_err(req, -lock_file(req, f, &lr));
 }
 
 /* ---- init ------------------------------------------------------------------- */
