@@ -36,9 +36,10 @@ static struct request *take_proposed(struct server *srv, uint64_t seq)
 	return NULL;
 }
 
-void server_commit(struct server *srv, const uint8_t *bytes, size_t len, uint32_t origin,
-		   uint64_t seq)
+static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t origin,
+			uint64_t seq)
 {
+	struct server *srv = ctx;
 	Quorum__Txn *txn = quorum__txn__unpack(NULL, len, bytes);
 	if (txn == NULL) {
 		/* Every server got these bytes and all fail alike; applying
@@ -72,8 +73,9 @@ void server_commit(struct server *srv, const uint8_t *bytes, size_t len, uint32_
  * follower as origin, failed or not (an error txn). Refused back to the
  * follower only when it cannot be proposed at all (the session moved
  * away, the log fails, memory ran out). */
-void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *f)
+static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 {
+	struct server *srv = ctx;
 	struct request *r = request_get(srv, NULL, f->cxid, f->op);
 	if (r == NULL) {
 		replica_forward_error(srv->replica, from, f->seq, ZSYSTEMERROR, srv->last_proposed);
@@ -170,8 +172,9 @@ static void reply_when_applied(struct conn *c, struct request *r, size_t at, int
 
 /* Follower: the leader refused a forwarded request (it could not even be
  * proposed). */
-void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid)
+static void host_forward_failed(void *ctx, uint64_t seq, int32_t err, int64_t zxid)
 {
+	struct server *srv = ctx;
 	struct request *r = take_answered(srv, seq);
 	if (r == NULL)
 		return;
@@ -190,8 +193,9 @@ void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_
 }
 
 /* Follower: the leader's commit point for a sync. */
-void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid)
+static void host_sync_reached(void *ctx, uint64_t seq, int64_t zxid)
 {
+	struct server *srv = ctx;
 	struct request *r = take_answered(srv, seq);
 	if (r == NULL)
 		return;
@@ -207,8 +211,9 @@ void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid)
 	reply_when_applied(c, r, at, zxid);
 }
 
-void server_serving(struct server *srv, bool serving, bool leading)
+static void host_serving(void *ctx, bool serving, bool leading)
 {
+	struct server *srv = ctx;
 	if (!serving) {
 		/* As a ZooKeeper server does on losing its leader: every client
 		 * goes, to reconnect (here once there is a leader again, or to
@@ -251,8 +256,9 @@ void server_serving(struct server *srv, bool serving, bool leading)
 }
 
 /* Only while not serving: no client is attached. */
-int server_reload(struct server *srv)
+static int host_reload(void *ctx)
 {
+	struct server *srv = ctx;
 	prep_reset(&srv->prep);
 	int rc = db_recover(&srv->db, srv->storage, (int64_t)uv_now(srv->loop), NULL, NULL);
 	srv->last_proposed = db_last_zxid(&srv->db);
@@ -262,8 +268,9 @@ int server_reload(struct server *srv)
 }
 
 /* Only while not serving: no client is attached. */
-int server_install_image(struct server *srv, const uint8_t *bytes, size_t len, int64_t zxid)
+static int host_install_image(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
 {
+	struct server *srv = ctx;
 	prep_reset(&srv->prep);
 	int rc = db_install_image(&srv->db, srv->storage, bytes, len, zxid,
 				  (int64_t)uv_now(srv->loop));
@@ -273,7 +280,75 @@ int server_install_image(struct server *srv, const uint8_t *bytes, size_t len, i
 	return rc;
 }
 
-int server_snapshot_image(struct server *srv, uint8_t **bytes, size_t *len, int64_t *zxid)
+static int host_snapshot_image(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
+	struct server *srv = ctx;
 	return db_image(&srv->db, bytes, len, zxid);
+}
+
+/* Follower: the sessions of its live client connections. */
+static size_t host_live_sessions(void *ctx, int64_t **out)
+{
+	struct server *srv = ctx;
+	size_t n = 0, cap = 64;
+	int64_t *ids = malloc(cap * sizeof(*ids));
+	*out = ids;
+	if (ids == NULL)
+		return 0;
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (c->session == NULL || c->closed)
+			continue;
+		if (n == cap) {
+			int64_t *a = realloc(ids, cap * 2 * sizeof(*a));
+			if (a == NULL)
+				break;
+			*out = ids = a;
+			cap *= 2;
+		}
+		ids[n++] = c->session->id;
+	}
+	return n;
+}
+
+/* Leader: a follower's Touch (see peer.proto). */
+static void host_touched(void *ctx, uint32_t from, const int64_t *ids, size_t n, bool claim)
+{
+	struct server *srv = ctx;
+	int64_t now = (int64_t)uv_now(srv->loop);
+	for (size_t i = 0; i < n; i++) {
+		struct session *s = session_get(&srv->db.sessions, ids[i]);
+		if (s && claim)
+			s->owner = from;
+		if (s && !s->closing)
+			session_touch(&srv->db.sessions, s, now);
+	}
+}
+
+/* As a ZooKeeper server does: a member whose log fails stops; the others
+ * carry on, and it rejoins (and catches up) once restarted. */
+static void host_failed(void *ctx)
+{
+	struct server *srv = ctx;
+	srv->exit_code = 1;
+	server_stop(srv);
+}
+
+int ensemble_start(struct server *srv, const struct replica_recovered *rec)
+{
+	const struct replica_host host = {
+		.ctx = srv,
+		.commit = host_commit,
+		.forwarded = host_forwarded,
+		.forward_failed = host_forward_failed,
+		.sync_reached = host_sync_reached,
+		.serving = host_serving,
+		.reload = host_reload,
+		.install_image = host_install_image,
+		.snapshot_image = host_snapshot_image,
+		.live_sessions = host_live_sessions,
+		.touched = host_touched,
+		.failed = host_failed,
+	};
+	return replica_start(&srv->replica, srv->loop, srv->cfg, srv->storage, &host, rec);
 }

@@ -91,8 +91,12 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 			return;
 		}
 		handshake_attach(c, s);
-		if (srv->replica)
-			replica_claim(srv->replica, s);
+		/* The session lives on this member now: on the leader, its own
+		 * table says so; a follower tells the leader. */
+		if (srv->replica && replica_leading(srv->replica))
+			s->owner = (uint32_t)srv->cfg->myid;
+		else if (srv->replica)
+			replica_claim(srv->replica, s->id);
 		/* The timeout is negotiated again, and the session lives by the
 		 * new one from now on (ZooKeeper's revalidateSession). */
 		s->live_timeout = prep_session_timeout(&srv->prep, req.timeout);

@@ -83,6 +83,12 @@ void write_restart_if_drained(struct server *srv);
 /* storage's durable callback (standalone). */
 void write_durable(void *ctx, void *cookie, int status);
 
+/* ---- ensemble.c ---------------------------------------------------------- */
+
+struct replica_recovered;
+/* Starts replication (replica.c) with this server as its host. 0 or -1. */
+int ensemble_start(struct server *srv, const struct replica_recovered *rec);
+
 /* ---- handshake.c --------------------------------------------------------- */
 
 void handshake_respond(struct conn *c, int32_t timeout, int64_t session_id,

@@ -8,7 +8,7 @@
  *                     order, and a FIFO of zxids turns it into
  *                     zab_appended(zxid)
  *   truncate          storage_truncate_after(), then the tree and sessions
- *                     are rebuilt from disk (server_reload())
+ *                     are rebuilt from disk (host.reload)
  *   read_log          storage_read_from(), each txn packed again
  *   snapshot_take     the tree serialised as a snapshot file's bytes
  *   snapshot_install  storage_install_snapshot() and the tree loaded from
@@ -16,8 +16,8 @@
  *   save_epochs       the files acceptedEpoch and currentEpoch next to the
  *                     snapshots, each written to a temporary file, fsynced
  *                     and renamed, and the directory fsynced
- *   commit            server_commit()
- *   state             server_serving()
+ *   commit            host.commit (ensemble.c)
+ *   state             host.serving
  *
  * quorumd's own peer messages (Forward, ForwardError, Touch, SyncRequest,
  * SyncReply) are stamped with the core's epoch and the join attempt's
@@ -40,14 +40,15 @@
 
 #include "log.h"
 #include "peer.h"
-#include "server.h"
-#include "snapshot.h"
 #include "zab.h"
 
 #define APPEND_RING_MIN 1024
 
 struct replica {
-	struct server *srv;
+	struct replica_host host; /* the server above */
+	uv_loop_t *loop;
+	const struct config *cfg;
+	struct storage *storage;
 	struct zab *zab;
 	struct peer_net *net;
 	uv_timer_t timer;
@@ -169,7 +170,7 @@ static int io_append(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
 	struct replica *r = ctx;
 	if (ring_push(r, zxid) < 0)
 		return -ENOMEM;
-	int rc = storage_append_packed(r->srv->storage, zxid, txn, len, NULL);
+	int rc = storage_append_packed(r->storage, zxid, txn, len, NULL);
 	if (rc < 0)
 		r->ring_len--;
 	return rc;
@@ -193,8 +194,7 @@ void replica_durable(struct replica *r, int status)
 		 * it rejoins (and catches up) once restarted with room on disk. */
 		log_msg(LOG_ERROR, "replica", "txn 0x%" PRIx64 " could not be logged (%s): "
 			"stopping", (uint64_t)zxid, strerror(-status));
-		r->srv->exit_code = 1;
-		server_stop(r->srv);
+		r->host.failed(r->host.ctx);
 		return;
 	}
 	zab_appended(r->zab, zxid, status);
@@ -203,7 +203,7 @@ void replica_durable(struct replica *r, int status)
 static int io_truncate(void *ctx, int64_t zxid)
 {
 	struct replica *r = ctx;
-	int rc = storage_truncate_after(r->srv->storage, zxid);
+	int rc = storage_truncate_after(r->storage, zxid);
 	if (rc < 0) {
 		log_msg(LOG_ERROR, "replica", "truncating the log after 0x%" PRIx64 ": %s",
 			(uint64_t)zxid, strerror(-rc));
@@ -211,7 +211,7 @@ static int io_truncate(void *ctx, int64_t zxid)
 	}
 	log_msg(LOG_INFO, "replica", "log truncated after 0x%" PRIx64 " (the leader's history)",
 		(uint64_t)zxid);
-	return server_reload(r->srv);
+	return r->host.reload(r->host.ctx);
 }
 
 struct read_ctx {
@@ -249,7 +249,7 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 	if (upto <= after)
 		return 0;
 	struct read_ctx rc = { .upto = upto, .fn = fn, .arg = arg };
-	int rv = storage_read_from(r->srv->storage, after, read_one, &rc);
+	int rv = storage_read_from(r->storage, after, read_one, &rc);
 	free(rc.buf);
 	return rv == READ_PAST_UPTO ? 0 : rv;
 }
@@ -257,7 +257,7 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
 	struct replica *r = ctx;
-	return server_snapshot_image(r->srv, bytes, len, zxid);
+	return r->host.snapshot_image(r->host.ctx, bytes, len, zxid);
 }
 
 static void on_install_done(uv_timer_t *t)
@@ -270,7 +270,7 @@ static void on_install_done(uv_timer_t *t)
 static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
 {
 	struct replica *r = ctx;
-	int rc = server_install_image(r->srv, bytes, len, zxid);
+	int rc = r->host.install_image(r->host.ctx, bytes, len, zxid);
 	r->installed_zxid = zxid;
 	r->installed_status = rc;
 	uv_timer_start(&r->install_done, on_install_done, 0, 0);
@@ -303,7 +303,7 @@ static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, u
 {
 	struct replica *r = ctx;
 	(void)zxid;
-	server_commit(r->srv, txn, len, origin, origin_seq);
+	r->host.commit(r->host.ctx, txn, len, origin, origin_seq);
 	if (r->leading)
 		answer_syncs(r);
 }
@@ -322,7 +322,7 @@ static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leade
 	r->serving = serving;
 	r->leading = leading;
 	if (!r->closing)
-		server_serving(r->srv, serving, leading);
+		r->host.serving(r->host.ctx, serving, leading);
 }
 
 /* ---- quorumd's own messages --------------------------------------------- */
@@ -408,16 +408,10 @@ static void touch_leader(struct replica *r, int64_t *ids, size_t n, bool claim)
 	peer_net_send(r->net, leader, &m);
 }
 
-void replica_claim(struct replica *r, struct session *s)
+void replica_claim(struct replica *r, int64_t session_id)
 {
-	if (r->leading) {
-		s->owner = (uint32_t)r->srv->cfg->myid;
-		return;
-	}
-	if (!r->serving)
-		return;
-	int64_t id = s->id;
-	touch_leader(r, &id, 1, true);
+	if (r->serving && !r->leading)
+		touch_leader(r, &session_id, 1, true);
 }
 
 /* ---- syncs ------------------------------------------------------------- */
@@ -498,40 +492,11 @@ static void on_sync_request(struct replica *r, uint32_t from, const Quorum__Sync
  * here, for the leader to keep alive. */
 static void send_touch(struct replica *r)
 {
-	struct server *srv = r->srv;
-	size_t n = 0, cap = 64;
-	int64_t *ids = malloc(cap * sizeof(*ids));
-	if (ids == NULL)
-		return;
-	LIST_FOR_EACH(l, &srv->conns) {
-		struct conn *c = CONTAINER_OF(l, struct conn, link);
-		if (c->session == NULL || c->closed)
-			continue;
-		if (n == cap) {
-			int64_t *a = realloc(ids, cap * 2 * sizeof(*a));
-			if (a == NULL)
-				break;
-			ids = a;
-			cap *= 2;
-		}
-		ids[n++] = c->session->id;
-	}
+	int64_t *ids = NULL;
+	size_t n = r->host.live_sessions(r->host.ctx, &ids);
 	if (n > 0)
 		touch_leader(r, ids, n, false);
 	free(ids);
-}
-
-static void on_touch(struct replica *r, uint32_t from, const Quorum__Touch *t)
-{
-	struct server *srv = r->srv;
-	int64_t now = (int64_t)uv_now(srv->loop);
-	for (size_t i = 0; i < t->n_session_ids; i++) {
-		struct session *s = session_get(&srv->db.sessions, t->session_ids[i]);
-		if (s && t->claim)
-			s->owner = from;
-		if (s && !s->closing)
-			session_touch(&srv->db.sessions, s, now);
-	}
 }
 
 static bool host_body(const Quorum__PeerMsg *m)
@@ -568,9 +533,10 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 		if (!zab_is_synced(r->zab, from))
 			return;
 		if (m->body_case == QUORUM__PEER_MSG__BODY_FORWARD)
-			server_forwarded(r->srv, from, m->forward);
+			r->host.forwarded(r->host.ctx, from, m->forward);
 		else if (m->body_case == QUORUM__PEER_MSG__BODY_TOUCH)
-			on_touch(r, from, m->touch);
+			r->host.touched(r->host.ctx, from, m->touch->session_ids,
+					m->touch->n_session_ids, m->touch->claim);
 		else if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_REQUEST)
 			on_sync_request(r, from, m->sync_request);
 		return;
@@ -579,9 +545,9 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 		return;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_FORWARD_ERROR) {
 		const Quorum__ForwardError *fe = m->forward_error;
-		server_forward_failed(r->srv, fe->seq, fe->err, fe->zxid);
+		r->host.forward_failed(r->host.ctx, fe->seq, fe->err, fe->zxid);
 	} else if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_REPLY) {
-		server_sync_reached(r->srv, m->sync_reply->seq, m->sync_reply->zxid);
+		r->host.sync_reached(r->host.ctx, m->sync_reply->seq, m->sync_reply->zxid);
 	}
 }
 
@@ -599,7 +565,7 @@ static void on_timer(uv_timer_t *t)
 	struct replica *r = t->data;
 	zab_tick(r->zab);
 	int64_t now = io_now_ms(r);
-	int64_t half = r->srv->cfg->tick_time / 2;
+	int64_t half = r->cfg->tick_time / 2;
 	if (r->serving && !r->leading && now - r->last_touch_ms >= half) {
 		r->last_touch_ms = now;
 		send_touch(r);
@@ -608,30 +574,33 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- start and stop ----------------------------------------------------- */
 
-int replica_start(struct server *srv, const struct replica_recovered *rec)
+int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cfg,
+		  struct storage *storage, const struct replica_host *host,
+		  const struct replica_recovered *rec)
 {
-	const struct config *cfg = srv->cfg;
 	struct replica *r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		log_msg(LOG_ERROR, "replica", "out of memory");
 		return -1;
 	}
-	r->srv = srv;
-	srv->replica = r;
+	r->host = *host;
+	r->loop = loop;
+	r->cfg = cfg;
+	r->storage = storage;
 	if (getrandom(&r->rng, sizeof(r->rng), 0) != sizeof(r->rng) || r->rng == 0)
 		r->rng = uv_hrtime() | 1;
 	snprintf(r->epoch_dir, sizeof(r->epoch_dir), "%s/quorum-v1", cfg->data_dir);
 	if (read_epoch(r->epoch_dir, "acceptedEpoch", &r->accepted_epoch) < 0 ||
 	    read_epoch(r->epoch_dir, "currentEpoch", &r->current_epoch) < 0)
-		return -1;
-	int64_t last = tree_last_zxid(srv->db.tree);
+		goto err;
+	int64_t last = rec->last_zxid;
 	if (r->current_epoch > r->accepted_epoch || zab_epoch_of(last) > r->current_epoch) {
 		/* The log holds txns of an epoch this server never took: the
 		 * epoch files were lost or tampered with. */
 		log_msg(LOG_ERROR, "replica", "%s: acceptedEpoch %" PRId64 ", currentEpoch %" PRId64
 			" do not fit the log (last zxid 0x%" PRIx64 ")", r->epoch_dir,
 			r->accepted_epoch, r->current_epoch, (uint64_t)last);
-		return -1;
+		goto err;
 	}
 
 	struct zab_config zc = {
@@ -646,7 +615,7 @@ int replica_start(struct server *srv, const struct replica_recovered *rec)
 		if (s->observer && s->id == cfg->myid) {
 			log_msg(LOG_ERROR, "replica", "server.%d is an observer; quorumd runs "
 				"participants only", s->id);
-			return -1;
+			goto err;
 		}
 		if (s->observer)
 			continue;
@@ -687,17 +656,17 @@ int replica_start(struct server *srv, const struct replica_recovered *rec)
 	int rc = zab_new(&r->zab, &zc, &ls, &io);
 	if (rc < 0) {
 		log_msg(LOG_ERROR, "replica", "cannot start replication: %s", strerror(-rc));
-		return -1;
+		goto err;
 	}
 	const char *err = NULL;
-	rc = peer_net_start(&r->net, srv->loop, &pc, on_peer_msg, on_peer_reset, r, &err);
+	rc = peer_net_start(&r->net, loop, &pc, on_peer_msg, on_peer_reset, r, &err);
 	if (rc < 0) {
 		log_msg(LOG_ERROR, "replica", "peer port %s:%d: %s", pc.listen_host, pc.listen_port,
 			err ? err : strerror(-rc));
-		return -1;
+		goto err_after_zab;
 	}
-	uv_timer_init(srv->loop, &r->timer);
-	uv_timer_init(srv->loop, &r->install_done);
+	uv_timer_init(loop, &r->timer);
+	uv_timer_init(loop, &r->install_done);
 	r->timer.data = r->install_done.data = r;
 	r->open_handles = 2;
 	uint64_t every = (uint64_t)(cfg->tick_time / 4 > 10 ? cfg->tick_time / 4 : 10);
@@ -705,8 +674,15 @@ int replica_start(struct server *srv, const struct replica_recovered *rec)
 	log_msg(LOG_INFO, "replica", "server %d of %d voters; acceptedEpoch %" PRId64
 		", currentEpoch %" PRId64 ", last zxid 0x%" PRIx64, cfg->myid, zc.n_voters,
 		r->accepted_epoch, r->current_epoch, (uint64_t)last);
+	*out = r;
 	zab_start(r->zab);
 	return 0;
+
+err_after_zab:
+	zab_free(r->zab);
+err:
+	free(r);
+	return -1;
 }
 
 bool replica_serving(const struct replica *r)
@@ -738,7 +714,7 @@ int64_t replica_epoch(const struct replica *r)
 
 int replica_followers(const struct replica *r, bool synced_only)
 {
-	const struct config *cfg = r->srv->cfg;
+	const struct config *cfg = r->cfg;
 	int n = 0;
 	for (int i = 0; i < cfg->n_servers; i++) {
 		uint32_t id = (uint32_t)cfg->servers[i].id;

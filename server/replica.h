@@ -6,8 +6,8 @@
  * It owns the core, the peer network, the epoch files and the ticking;
  * the request path (ensemble.c, write.c) asks this module to propose (on the
  * leader), to forward a client's write or sync to the leader (on a
- * follower), and hears back through server_commit(), server_forwarded(),
- * server_forward_failed(), server_sync_reached() and server_serving().
+ * follower), and hears back through the replica_host it gave
+ * replica_start(): this module calls nothing above it by name.
  *
  * The ZAB core stays pure (replication/ never sees a struct server); this
  * file is its host, which is why it lives with the server.
@@ -19,25 +19,61 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "acl.h"
+#include "config.h"
 #include "peer.pb-c.h"
+#include "storage.h"
 #include "txn.pb-c.h"
 
-struct server;
 struct replica;
-struct session;
+
+/* What replication asks of the server above it. ctx is passed back. */
+struct replica_host {
+	void *ctx;
+	/* A committed txn (packed), in zxid order; origin/seq name the
+	 * member and request it came from. */
+	void (*commit)(void *ctx, const uint8_t *txn, size_t len, uint32_t origin, uint64_t seq);
+	/* Leader: a follower's forwarded request, to prep and propose. */
+	void (*forwarded)(void *ctx, uint32_t from, const Quorum__Forward *f);
+	/* Follower: the leader could not propose forwarded request seq. */
+	void (*forward_failed)(void *ctx, uint64_t seq, int32_t err, int64_t zxid);
+	/* Follower: the leader's commit point for sync request seq. */
+	void (*sync_reached)(void *ctx, uint64_t seq, int64_t zxid);
+	/* This member starts or stops serving clients (as leader or follower). */
+	void (*serving)(void *ctx, bool serving, bool leading);
+	/* The state rebuilt from disk (after a truncation); 0 or -errno. */
+	int (*reload)(void *ctx);
+	/* The leader's snapshot becomes this member's state (disk and memory). */
+	int (*install_image)(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid);
+	/* The committed state as a snapshot's bytes (malloc'd). */
+	int (*snapshot_image)(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid);
+	/* Follower: the sessions whose clients are connected here, in *ids
+	 * (malloc'd; the caller frees it); returns how many. */
+	size_t (*live_sessions)(void *ctx, int64_t **ids);
+	/* Leader: a follower keeps these sessions alive; with claim, they now
+	 * live on it (SessionMoved for writes from elsewhere). */
+	void (*touched)(void *ctx, uint32_t from, const int64_t *ids, size_t n, bool claim);
+	/* The log failed under replication: the member must stop. */
+	void (*failed)(void *ctx);
+};
 
 /* What recovery found, for the core: the snapshot the log continues from
  * and the last zxid of every epoch in the log after it. */
 struct replica_recovered {
+	int64_t last_zxid;   /* the last txn in the log (the state is at it) */
 	int64_t base_zxid;
 	int64_t *epoch_ends; /* ascending; malloc'd, owned by the caller */
 	size_t n_epoch_ends;
 };
 
-/* Reads the epoch files, binds the peer port and enters election. Returns
- * 0, or -1 after logging why. */
-int replica_start(struct server *srv, const struct replica_recovered *rec);
+/* Reads the epoch files, binds the peer port and enters election; *out is
+ * the replica. Returns 0, or -1 after logging why (nothing is left
+ * behind). The config and the storage outlive the replica. */
+int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cfg,
+		  struct storage *storage, const struct replica_host *host,
+		  const struct replica_recovered *rec);
 
 bool replica_serving(const struct replica *r);
 bool replica_leading(const struct replica *r);
@@ -59,10 +95,10 @@ int replica_propose(struct replica *r, const Quorum__Txn *txn, uint32_t origin, 
 int replica_forward(struct replica *r, uint64_t seq, int64_t session_id, int32_t cxid,
 		    int32_t op, const uint8_t *body, size_t len, const struct acl_auth *auth,
 		    int32_t timeout);
-/* A client re-attached session_id here: the leader learns the session
- * lives on this member now (a follower tells it, ahead of any write of
- * the session; the leader notes it itself). */
-void replica_claim(struct replica *r, struct session *s);
+/* Follower: a client re-attached session_id here; the leader learns the
+ * session lives on this member now, ahead of any write of the session (a
+ * leader notes it in its own session table). */
+void replica_claim(struct replica *r, int64_t session_id);
 
 /* Follower: a client's sync; answered by server_sync_reached(). */
 int replica_sync(struct replica *r, uint64_t seq);

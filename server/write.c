@@ -35,7 +35,7 @@ int64_t write_next_zxid(const struct server *srv)
 }
 
 /* Hands a prepped txn to commit: standalone, the log; in an ensemble (on
- * the leader), a proposal, answered through server_commit(). */
+ * the leader), a proposal, answered when it commits (ensemble.c). */
 int write_submit(struct server *srv, struct request *r)
 {
 	int rc;
@@ -224,7 +224,7 @@ int32_t write_prep_txn(struct server *srv, struct request *r, const struct prep_
 
 /* Follower: the write goes to the leader as the client framed it, and waits
  * in its connection's queue for the answer: a commit with this server as
- * origin (server_commit) or a refusal (server_forward_failed), in the order
+ * origin, or a refusal (both through ensemble.c), in the order
  * the writes were forwarded. */
 static void forward_write(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 			  uint64_t received_ns)
