@@ -39,6 +39,8 @@ int db_init(struct db *db, int32_t myid, int64_t tick_ms, int64_t now_ms,
 
 void db_destroy(struct db *db)
 {
+	if (db->tree == NULL)
+		return; /* db_init() failed, or destroyed already */
 	watch_table_destroy(&db->watches);
 	session_table_destroy(&db->sessions);
 	tree_free(db->tree);

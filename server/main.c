@@ -59,9 +59,14 @@ int main(int argc, char **argv)
 	static uv_loop_t loop; /* static: reachable to the end, for LeakSanitizer */
 	uv_loop_init(&loop);
 	static struct server srv;
-	if (server_start(&srv, &loop, &cfg) != 0)
-		return 1;
+	/* A failed start has begun to stop: the loop finishes closing what
+	 * was opened. */
+	int started = server_start(&srv, &loop, &cfg);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	if (started != 0) {
+		uv_loop_close(&loop);
+		return 1;
+	}
 	int rc = uv_loop_close(&loop);
 	if (rc != 0)
 		log_msg(LOG_WARN, "main", "loop closed with handles open: %s", uv_strerror(rc));

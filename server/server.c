@@ -108,6 +108,9 @@ static void on_signal(uv_signal_t *s, int signum)
 	server_stop(srv);
 }
 
+/* Every step that can fail is unwound by server_stop(), which copes with
+ * any prefix of them: the handles are initialised first, and each later
+ * part (storage, replica, listener) is closed only if it came to be. */
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 {
 	memset(srv, 0, sizeof(*srv));
@@ -120,12 +123,16 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	list_init(&srv->waiting);
 	list_init(&srv->proposed);
 	srv->rec_base = -1;
+	uv_timer_init(loop, &srv->tick);
+	uv_signal_init(loop, &srv->sigterm);
+	uv_signal_init(loop, &srv->sigint);
+	srv->tick.data = srv->sigterm.data = srv->sigint.data = srv;
+	prep_init(&srv->prep, cfg->min_session_timeout, cfg->max_session_timeout);
 	if (db_init(&srv->db, cfg->myid, cfg->tick_time, (int64_t)uv_now(loop), reply_event,
 		    srv) != 0) {
 		log_msg(LOG_ERROR, "server", "out of memory");
-		return -1;
+		goto err;
 	}
-	prep_init(&srv->prep, cfg->min_session_timeout, cfg->max_session_timeout);
 
 	struct storage_config sc = {
 		.data_dir = cfg->data_dir,
@@ -139,13 +146,14 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	int rc = storage_open(&srv->storage, loop, &sc, write_durable, srv, &err);
 	if (rc != 0) {
 		log_msg(LOG_ERROR, "server", "storage: %s", err ? err : strerror(-rc));
-		return -1;
+		srv->storage = NULL;
+		goto err;
 	}
 	uint64_t t0 = server_now_ns();
 	rc = db_recover(&srv->db, srv->storage, (int64_t)uv_now(loop), note_recovered, srv);
 	if (rc != 0) {
 		log_msg(LOG_ERROR, "server", "recovery failed: %s", strerror(-rc));
-		return -1;
+		goto err;
 	}
 	srv->last_proposed = tree_last_zxid(srv->db.tree);
 	log_msg(LOG_INFO, "server", "recovered %lld znodes and %zu sessions up to zxid 0x%llx in %.1f ms",
@@ -154,16 +162,17 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 
 	if (cfg->n_servers > 0) {
 		struct replica_recovered rec = {
-			.base_zxid = srv->rec_base >= 0 ? srv->rec_base : tree_last_zxid(srv->db.tree),
+			.last_zxid = db_last_zxid(&srv->db),
+			.base_zxid = srv->rec_base >= 0 ? srv->rec_base : db_last_zxid(&srv->db),
 			.epoch_ends = srv->epoch_ends,
 			.n_epoch_ends = srv->n_epoch_ends,
 		};
-		rc = replica_start(srv, &rec);
+		rc = ensemble_start(srv, &rec);
 		free(srv->epoch_ends);
 		srv->epoch_ends = NULL;
 		srv->n_epoch_ends = srv->cap_epoch_ends = 0;
 		if (rc != 0)
-			return -1;
+			goto err;
 	}
 	static const struct conn_handler handler = {
 		.admin = admin_handle,
@@ -172,21 +181,22 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		.closed = server_conn_closed,
 	};
 	if (conn_listen(srv, &handler) != 0)
-		return -1;
-	uv_timer_init(loop, &srv->tick);
-	srv->tick.data = srv;
+		goto err;
 	uint64_t tick = cfg->tick_time > 0 ? (uint64_t)cfg->tick_time : 2000;
 	/* Containers and TTL nodes are looked at more often than sessions
 	 * expire when the check interval is short. */
 	if ((uint64_t)cfg->container_check_ms < tick && cfg->container_check_ms > 0)
 		tick = (uint64_t)cfg->container_check_ms;
 	uv_timer_start(&srv->tick, on_tick, tick, tick);
-	uv_signal_init(loop, &srv->sigterm);
-	uv_signal_init(loop, &srv->sigint);
-	srv->sigterm.data = srv->sigint.data = srv;
 	uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&srv->sigint, on_signal, SIGINT);
 	return 0;
+
+err:
+	free(srv->epoch_ends);
+	srv->epoch_ends = NULL;
+	server_stop(srv);
+	return -1;
 }
 
 static void on_storage_closed(void *ctx)
@@ -204,11 +214,26 @@ static void on_storage_closed(void *ctx)
 	log_msg(LOG_INFO, "server", "stopped");
 }
 
+static void close_storage(struct server *srv)
+{
+	if (srv->storage)
+		storage_close(srv->storage, on_storage_closed, srv);
+	else
+		on_storage_closed(srv);
+}
+
 static void on_replica_closed(void *ctx)
 {
 	struct server *srv = ctx;
 	srv->replica = NULL;
-	storage_close(srv->storage, on_storage_closed, srv);
+	close_storage(srv);
+}
+
+/* A handle that was initialised (and is not closing already). */
+static void close_handle(void *h)
+{
+	if (((uv_handle_t *)h)->loop && !uv_is_closing(h))
+		uv_close(h, NULL);
 }
 
 void server_stop(struct server *srv)
@@ -216,12 +241,11 @@ void server_stop(struct server *srv)
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
-	if (uv_is_active((uv_handle_t *)&srv->listener) || srv->listener.data)
-		uv_close((uv_handle_t *)&srv->listener, NULL);
-	uv_close((uv_handle_t *)&srv->tick, NULL);
-	uv_close((uv_handle_t *)&srv->flush, NULL);
-	uv_close((uv_handle_t *)&srv->sigterm, NULL);
-	uv_close((uv_handle_t *)&srv->sigint, NULL);
+	close_handle(&srv->listener);
+	close_handle(&srv->tick);
+	close_handle(&srv->flush);
+	close_handle(&srv->sigterm);
+	close_handle(&srv->sigint);
 	while (!list_empty(&srv->conns))
 		conn_close(CONTAINER_OF(srv->conns.next, struct conn, link));
 	while (!list_empty(&srv->proposed)) {
@@ -237,5 +261,5 @@ void server_stop(struct server *srv)
 	}
 	/* Txns still in flight become durable (or fail) before the storage
 	 * closes; their requests have no connection left to answer. */
-	storage_close(srv->storage, on_storage_closed, srv);
+	close_storage(srv);
 }

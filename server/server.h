@@ -14,7 +14,7 @@
  *                ensemble (replica.c, ensemble.c): the leader preps and
  *                proposes, a follower forwards the request to the leader,
  *                and every server applies each committed txn, in zxid
- *                order, from server_commit().
+ *                order, as they commit (ensemble.c).
  *   apply        server_apply(): the database (db.c: tree, sessions,
  *                watches fire), then the reply
  *
@@ -166,8 +166,9 @@ struct server {
 	int exit_code;
 };
 
-/* Loads config, recovers from disk, starts listening. Returns 0, or -1
- * after logging why. */
+/* Recovers from disk, starts replication and listening. Returns 0, or -1
+ * after logging why; then it has called server_stop() on what it had
+ * started, and running the loop to its end frees the rest. */
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg);
 /* Stops accepting, closes every connection, drains the log and frees
  * everything; the loop then has nothing left and uv_run() returns. */
@@ -177,28 +178,6 @@ void server_stop(struct server *srv);
  * that made it (r is NULL for txns from recovery or from this server's own
  * timers, and r->conn is NULL when its connection has gone). */
 void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r);
-
-/* ---- between replica.c and ensemble.c (an ensemble) ---------------------- */
-
-/* A committed txn (packed), in zxid order; origin/seq name the server and
- * request it came from. */
-void server_commit(struct server *srv, const uint8_t *txn, size_t len, uint32_t origin,
-		   uint64_t seq);
-/* Leader: a follower's forwarded write, to prep and propose. */
-void server_forwarded(struct server *srv, uint32_t from, const Quorum__Forward *f);
-/* Follower: the leader refused forwarded request seq (it could not be
- * proposed), at zxid. */
-void server_forward_failed(struct server *srv, uint64_t seq, int32_t err, int64_t zxid);
-/* Follower: the leader's answer to sync request seq. */
-void server_sync_reached(struct server *srv, uint64_t seq, int64_t zxid);
-/* The server starts or stops serving clients (as leader or follower). */
-void server_serving(struct server *srv, bool serving, bool leading);
-/* The tree and sessions rebuilt from disk (after a truncation). */
-int server_reload(struct server *srv);
-/* The leader's snapshot becomes this server's state (disk and tree). */
-int server_install_image(struct server *srv, const uint8_t *bytes, size_t len, int64_t zxid);
-/* This server's committed state as a snapshot's bytes (malloc'd). */
-int server_snapshot_image(struct server *srv, uint8_t **bytes, size_t *len, int64_t *zxid);
 
 /* ---- between conn.c and the request path -------------------------------- */
 
