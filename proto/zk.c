@@ -741,21 +741,7 @@ void zk_encode_multi_header(struct jute_out *out, const struct zk_multi_header *
  * mix of the two). */
 static bool multi_op_allowed(int32_t multi, int32_t type)
 {
-	switch (type) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
-	case ZK_OP_DELETE:
-	case ZK_OP_SET_DATA:
-	case ZK_OP_CHECK:
-		return multi == ZK_OP_MULTI;
-	case ZK_OP_GET_CHILDREN:
-	case ZK_OP_GET_DATA:
-		return multi == ZK_OP_MULTI_READ;
-	default:
-		return false;
-	}
+	return zk_op_is(type, multi == ZK_OP_MULTI ? ZK_OPF_MULTI : ZK_OPF_MULTI_READ);
 }
 
 /* The ops array grows by doubling in the arena (the old array is left
@@ -929,45 +915,68 @@ const char *zk_error_message(int err)
 	}
 }
 
-/* The names ZooKeeper uses for its opcodes (ZooDefs.OpCode). */
+/* ---- the opcodes -------------------------------------------------------- */
+
+#define ZK_OP_LOWEST ZK_OP_CLOSE_SESSION
+#define ZK_OP_HIGHEST ZK_OP_WHO_AM_I
+#define OP(o, n, c, f) [(o) - ZK_OP_LOWEST] = { (o), (n), (c), (f) }
+#define W ZK_OPF_WRITE
+#define M ZK_OPF_MULTI
+#define MR ZK_OPF_MULTI_READ
+
+/* Names and codes as ZooKeeper's ZooDefs.OpCode and Request.op2String. */
+static const struct zk_op_info ops[ZK_OP_HIGHEST - ZK_OP_LOWEST + 1] = {
+	OP(ZK_OP_CLOSE_SESSION, "closeSession", "CLOS", W),
+	OP(ZK_OP_CREATE_SESSION, "createSession", "SESS", 0),
+	OP(ZK_OP_ERROR, "error", NULL, 0),
+	OP(ZK_OP_NOTIFICATION, "notification", NULL, 0),
+	OP(ZK_OP_CREATE, "create", "CREA", W | M),
+	OP(ZK_OP_DELETE, "delete", "DELE", W | M),
+	OP(ZK_OP_EXISTS, "exists", "EXIS", 0),
+	OP(ZK_OP_GET_DATA, "getData", "GETD", MR),
+	OP(ZK_OP_SET_DATA, "setData", "SETD", W | M),
+	OP(ZK_OP_GET_ACL, "getACL", "GETA", 0),
+	OP(ZK_OP_SET_ACL, "setACL", "SETA", W),
+	OP(ZK_OP_GET_CHILDREN, "getChildren", "GETC", MR),
+	OP(ZK_OP_SYNC, "sync", "SYNC", 0),
+	OP(ZK_OP_PING, "ping", "PING", 0),
+	OP(ZK_OP_GET_CHILDREN2, "getChildren2", "GETC", 0),
+	OP(ZK_OP_CHECK, "check", "CHEC", W | M),
+	OP(ZK_OP_MULTI, "multi", "MULT", W),
+	OP(ZK_OP_CREATE2, "create2", "CREA", W | M),
+	OP(ZK_OP_RECONFIG, "reconfig", NULL, 0),
+	OP(ZK_OP_CHECK_WATCHES, "checkWatches", "CHKW", 0),
+	OP(ZK_OP_REMOVE_WATCHES, "removeWatches", "REMW", 0),
+	OP(ZK_OP_CREATE_CONTAINER, "createContainer", "CREA", W | M),
+	OP(ZK_OP_DELETE_CONTAINER, "deleteContainer", "DELE", 0),
+	OP(ZK_OP_CREATE_TTL, "createTTL", "CREA", W | M),
+	OP(ZK_OP_MULTI_READ, "multiRead", "MLTR", 0),
+	OP(ZK_OP_AUTH, "auth", NULL, 0),
+	OP(ZK_OP_SET_WATCHES, "setWatches", "SETW", 0),
+	OP(ZK_OP_SASL, "sasl", NULL, 0),
+	OP(ZK_OP_GET_EPHEMERALS, "getEphemerals", "GETE", 0),
+	OP(ZK_OP_GET_ALL_CHILDREN_NUMBER, "getAllChildrenNumber", "GETACN", 0),
+	OP(ZK_OP_SET_WATCHES2, "setWatches2", "STW2", 0),
+	OP(ZK_OP_ADD_WATCH, "addWatch", "ADDW", 0),
+	OP(ZK_OP_WHO_AM_I, "whoAmI", "HOMI", 0),
+};
+
+#undef OP
+#undef W
+#undef M
+#undef MR
+
+const struct zk_op_info *zk_op(int32_t op)
+{
+	if (op < ZK_OP_LOWEST || op > ZK_OP_HIGHEST || ops[op - ZK_OP_LOWEST].name == NULL)
+		return NULL;
+	return &ops[op - ZK_OP_LOWEST];
+}
+
 const char *zk_op_name(int op)
 {
-	switch (op) {
-	case ZK_OP_NOTIFICATION: return "notification";
-	case ZK_OP_CREATE: return "create";
-	case ZK_OP_DELETE: return "delete";
-	case ZK_OP_EXISTS: return "exists";
-	case ZK_OP_GET_DATA: return "getData";
-	case ZK_OP_SET_DATA: return "setData";
-	case ZK_OP_GET_ACL: return "getACL";
-	case ZK_OP_SET_ACL: return "setACL";
-	case ZK_OP_GET_CHILDREN: return "getChildren";
-	case ZK_OP_SYNC: return "sync";
-	case ZK_OP_PING: return "ping";
-	case ZK_OP_GET_CHILDREN2: return "getChildren2";
-	case ZK_OP_CHECK: return "check";
-	case ZK_OP_MULTI: return "multi";
-	case ZK_OP_CREATE2: return "create2";
-	case ZK_OP_RECONFIG: return "reconfig";
-	case ZK_OP_CHECK_WATCHES: return "checkWatches";
-	case ZK_OP_REMOVE_WATCHES: return "removeWatches";
-	case ZK_OP_CREATE_CONTAINER: return "createContainer";
-	case ZK_OP_DELETE_CONTAINER: return "deleteContainer";
-	case ZK_OP_CREATE_TTL: return "createTTL";
-	case ZK_OP_MULTI_READ: return "multiRead";
-	case ZK_OP_AUTH: return "auth";
-	case ZK_OP_SET_WATCHES: return "setWatches";
-	case ZK_OP_SASL: return "sasl";
-	case ZK_OP_GET_EPHEMERALS: return "getEphemerals";
-	case ZK_OP_GET_ALL_CHILDREN_NUMBER: return "getAllChildrenNumber";
-	case ZK_OP_SET_WATCHES2: return "setWatches2";
-	case ZK_OP_ADD_WATCH: return "addWatch";
-	case ZK_OP_WHO_AM_I: return "whoAmI";
-	case ZK_OP_CREATE_SESSION: return "createSession";
-	case ZK_OP_CLOSE_SESSION: return "closeSession";
-	case ZK_OP_ERROR: return "error";
-	default: return "unknown";
-	}
+	const struct zk_op_info *i = zk_op(op);
+	return i ? i->name : "unknown";
 }
 
 /* ---- paths -------------------------------------------------------------- */

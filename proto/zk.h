@@ -108,8 +108,31 @@ enum zk_error {
  * "unknown error" for a code not in the table. */
 const char *zk_error_name(int err);
 const char *zk_error_message(int err);
+/* What the protocol says of each opcode (ZooDefs.OpCode), in one table
+ * that the code asks instead of switching on the opcode. */
+enum zk_op_flag {
+	ZK_OPF_WRITE = 1 << 0,      /* a client's write: prepped into a txn */
+	ZK_OPF_MULTI = 1 << 1,      /* may be an op of a multi */
+	ZK_OPF_MULTI_READ = 1 << 2, /* may be an op of a multiRead */
+};
+
+struct zk_op_info {
+	int32_t op;
+	const char *name;  /* ZooKeeper's name for it ("getData") */
+	const char *code;  /* the code its server logs as a connection's last
+			      operation, cons's "lop" ("GETD"); NULL: "NA" */
+	unsigned flags;    /* enum zk_op_flag */
+};
+
+/* The opcode's entry; NULL for one ZooKeeper does not know. */
+const struct zk_op_info *zk_op(int32_t op);
 /* The name of an opcode ("getData"), or "unknown". */
 const char *zk_op_name(int op);
+static inline bool zk_op_is(int32_t op, unsigned flag)
+{
+	const struct zk_op_info *i = zk_op(op);
+	return i && (i->flags & flag);
+}
 
 /* Watcher.Event.EventType */
 enum zk_event_type {

@@ -17,11 +17,6 @@
 
 #include "replica.h"
 
-static const char *const words[] = {
-	"ruok", "srvr", "stat", "mntr", "conf", "cons", "wchs", "wchc", "wchp", "isro", "dirs",
-	"srst", "crst", "envi",
-};
-
 /* ZooKeeper's znode count counts the root twice: its DataTree map holds it
  * under "" and "/" (see tree.h). Monitoring compares these numbers across
  * servers, so ours does the same. */
@@ -34,37 +29,8 @@ static int64_t znode_count(const struct server *srv)
  * last operation (cons "lop"). */
 static const char *last_op_code(int32_t op)
 {
-	switch (op) {
-	case ZK_OP_PING: return "PING";
-	case ZK_OP_CREATE_SESSION: return "SESS";
-	case ZK_OP_CLOSE_SESSION: return "CLOS";
-	case ZK_OP_MULTI: return "MULT";
-	case ZK_OP_MULTI_READ: return "MLTR";
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_TTL:
-	case ZK_OP_CREATE_CONTAINER: return "CREA";
-	case ZK_OP_DELETE:
-	case ZK_OP_DELETE_CONTAINER: return "DELE";
-	case ZK_OP_SET_DATA: return "SETD";
-	case ZK_OP_SET_ACL: return "SETA";
-	case ZK_OP_SYNC: return "SYNC";
-	case ZK_OP_CHECK: return "CHEC";
-	case ZK_OP_EXISTS: return "EXIS";
-	case ZK_OP_GET_DATA: return "GETD";
-	case ZK_OP_SET_WATCHES: return "SETW";
-	case ZK_OP_SET_WATCHES2: return "STW2";
-	case ZK_OP_ADD_WATCH: return "ADDW";
-	case ZK_OP_GET_ACL: return "GETA";
-	case ZK_OP_GET_CHILDREN:
-	case ZK_OP_GET_CHILDREN2: return "GETC";
-	case ZK_OP_GET_ALL_CHILDREN_NUMBER: return "GETACN";
-	case ZK_OP_CHECK_WATCHES: return "CHKW";
-	case ZK_OP_REMOVE_WATCHES: return "REMW";
-	case ZK_OP_GET_EPHEMERALS: return "GETE";
-	case ZK_OP_WHO_AM_I: return "HOMI";
-	default: return "NA";
-	}
+	const struct zk_op_info *i = zk_op(op);
+	return i && i->code ? i->code : "NA";
 }
 
 static void put(struct jute_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -87,16 +53,6 @@ static const char *mode(const struct server *srv)
 	return m ? m : "looking";
 }
 
-/* ZooKeeper answers most words only while the server serves clients. */
-static bool needs_serving(const char *w)
-{
-	static const char *const serving_words[] = { "srvr", "stat", "mntr", "cons", "wchs", "wchc",
-					     "wchp", "dirs", "isro" };
-	for (size_t i = 0; i < sizeof(serving_words) / sizeof(serving_words[0]); i++)
-		if (strcmp(w, serving_words[i]) == 0)
-			return true;
-	return false;
-}
 
 static void put_latency(struct jute_out *o, const struct server_stats *s)
 {
@@ -250,23 +206,101 @@ static void put_conf(struct jute_out *o, struct server *srv)
 		jute_put_raw(o, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-static void reset_stats(struct server *srv)
+static void put_ruok(struct jute_out *o, struct server *srv)
+{
+	(void)srv;
+	put(o, "imok");
+}
+
+static void put_srvr_only(struct jute_out *o, struct server *srv)
+{
+	put_srvr(o, srv, false);
+}
+
+static void put_stat(struct jute_out *o, struct server *srv)
+{
+	put_srvr(o, srv, true);
+}
+
+static void put_cons(struct jute_out *o, struct server *srv)
+{
+	LIST_FOR_EACH(l, &srv->conns)
+		put_conn(o, CONTAINER_OF(l, struct conn, link), true);
+	put(o, "\n");
+}
+
+static void put_isro(struct jute_out *o, struct server *srv)
+{
+	(void)srv;
+	put(o, "rw");
+}
+
+/* Sizes of the two directories: one directory (no dataLogDir) holds both,
+ * and ZooKeeper then shows its whole size twice. */
+static void put_dirs(struct jute_out *o, struct server *srv)
+{
+	int64_t snap = storage_snap_bytes(srv->storage);
+	int64_t logb = storage_log_bytes(srv->storage);
+	bool one_dir = srv->cfg->data_log_dir[0] == '\0' ||
+		       strcmp(srv->cfg->data_log_dir, srv->cfg->data_dir) == 0;
+	put(o, "datadir_size: %" PRId64 "\nlogdir_size: %" PRId64 "\n",
+	    one_dir ? snap + logb : snap, one_dir ? snap + logb : logb);
+}
+
+static void put_srst(struct jute_out *o, struct server *srv)
 {
 	struct server_stats *s = &srv->stats;
 	uint64_t outstanding = s->outstanding;
 	memset(s, 0, sizeof(*s));
 	s->outstanding = outstanding;
+	put(o, "Server stats reset.\n");
 }
+
+static void put_crst(struct jute_out *o, struct server *srv)
+{
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *x = CONTAINER_OF(l, struct conn, link);
+		x->recv_count = x->sent_count = 0;
+	}
+	put(o, "Connection stats reset.\n");
+}
+
+static void put_envi(struct jute_out *o, struct server *srv)
+{
+	put(o, "Environment:\nzookeeper.version=%s\nquorumd.config=%s\n", QUORUMD_VERSION,
+	    srv->cfg->path);
+}
+
+/* The words answered here. ZooKeeper answers most of them only while the
+ * server serves clients. */
+static const struct word {
+	char name[5];
+	bool needs_serving;
+	void (*put)(struct jute_out *o, struct server *srv);
+} words[] = {
+	{ "ruok", false, put_ruok },
+	{ "srvr", true, put_srvr_only },
+	{ "stat", true, put_stat },
+	{ "mntr", true, put_mntr },
+	{ "conf", false, put_conf },
+	{ "cons", true, put_cons },
+	{ "wchs", true, put_wchs },
+	{ "wchc", true, put_wchc },
+	{ "wchp", true, put_wchp },
+	{ "isro", true, put_isro },
+	{ "dirs", true, put_dirs },
+	{ "srst", false, put_srst },
+	{ "crst", false, put_crst },
+	{ "envi", false, put_envi },
+};
 
 bool admin_handle(struct conn *c, const uint8_t word[4])
 {
-	char w[5];
-	memcpy(w, word, 4);
-	w[4] = '\0';
-	bool known = false;
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		known |= strcmp(w, words[i]) == 0;
-	if (!known)
+	const struct word *w = NULL;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]) && w == NULL; i++)
+		if (memcmp(word, words[i].name, 4) == 0)
+			w = &words[i];
+	if (w == NULL)
 		return false;
 
 	struct server *srv = c->srv;
@@ -276,54 +310,12 @@ bool admin_handle(struct conn *c, const uint8_t word[4])
 	/* ZooKeeper counts the word as a packet in, and its answer as one out */
 	c->recv_count++;
 	srv->stats.packets_received++;
-	if (!config_4lw_allowed(srv->cfg, w)) {
-		put(o, "%s is not executed because it is not in the whitelist.\n", w);
-	} else if (srv->replica && !replica_serving(srv->replica) && needs_serving(w)) {
+	if (!config_4lw_allowed(srv->cfg, w->name))
+		put(o, "%s is not executed because it is not in the whitelist.\n", w->name);
+	else if (srv->replica && !replica_serving(srv->replica) && w->needs_serving)
 		put(o, "This ZooKeeper instance is not currently serving requests\n");
-	} else if (strcmp(w, "ruok") == 0) {
-		put(o, "imok");
-	} else if (strcmp(w, "srvr") == 0) {
-		put_srvr(o, srv, false);
-	} else if (strcmp(w, "stat") == 0) {
-		put_srvr(o, srv, true);
-	} else if (strcmp(w, "mntr") == 0) {
-		put_mntr(o, srv);
-	} else if (strcmp(w, "conf") == 0) {
-		put_conf(o, srv);
-	} else if (strcmp(w, "cons") == 0) {
-		LIST_FOR_EACH(l, &srv->conns)
-			put_conn(o, CONTAINER_OF(l, struct conn, link), true);
-		put(o, "\n");
-	} else if (strcmp(w, "wchs") == 0) {
-		put_wchs(o, srv);
-	} else if (strcmp(w, "wchc") == 0) {
-		put_wchc(o, srv);
-	} else if (strcmp(w, "wchp") == 0) {
-		put_wchp(o, srv);
-	} else if (strcmp(w, "isro") == 0) {
-		put(o, "rw");
-	} else if (strcmp(w, "dirs") == 0) {
-		/* Sizes of the two directories: one directory (no dataLogDir)
-		 * holds both, and ZooKeeper then shows its whole size twice. */
-		int64_t snap = storage_snap_bytes(srv->storage);
-		int64_t logb = storage_log_bytes(srv->storage);
-		bool one_dir = srv->cfg->data_log_dir[0] == '\0' ||
-			       strcmp(srv->cfg->data_log_dir, srv->cfg->data_dir) == 0;
-		put(o, "datadir_size: %" PRId64 "\nlogdir_size: %" PRId64 "\n",
-		    one_dir ? snap + logb : snap, one_dir ? snap + logb : logb);
-	} else if (strcmp(w, "srst") == 0) {
-		reset_stats(srv);
-		put(o, "Server stats reset.\n");
-	} else if (strcmp(w, "crst") == 0) {
-		LIST_FOR_EACH(l, &srv->conns) {
-			struct conn *x = CONTAINER_OF(l, struct conn, link);
-			x->recv_count = x->sent_count = 0;
-		}
-		put(o, "Connection stats reset.\n");
-	} else if (strcmp(w, "envi") == 0) {
-		put(o, "Environment:\nzookeeper.version=%s\nquorumd.config=%s\n", QUORUMD_VERSION,
-		    srv->cfg->path);
-	}
+	else
+		w->put(o, srv);
 	srv->stats.packets_sent++;
 	conn_close_after_flush(c);
 	return true;

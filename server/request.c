@@ -243,27 +243,6 @@ void reply_event(void *ctx, struct watch_owner *o, enum zk_event_type type,
 	reply_end(c, at, ZK_OP_NOTIFICATION, c->last_zxid);
 }
 
-/* ---- reads -------------------------------------------------------------- */
-
-static bool request_is_write(int32_t op)
-{
-	switch (op) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
-	case ZK_OP_DELETE:
-	case ZK_OP_SET_DATA:
-	case ZK_OP_SET_ACL:
-	case ZK_OP_CHECK:
-	case ZK_OP_MULTI:
-	case ZK_OP_CLOSE_SESSION:
-		return true;
-	default:
-		return false;
-	}
-}
-
 /* ---- frames ------------------------------------------------------------- */
 
 void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
@@ -322,7 +301,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 			reply_defer(c, r, at, REQ_DONE);
 		return;
 	}
-	if (request_is_write(h.type)) {
+	if (zk_op_is(h.type, ZK_OPF_WRITE)) {
 		write_handle(c, h.xid, h.type, &in, now);
 		return;
 	}
