@@ -6,7 +6,8 @@ survive the death of the member the client is connected to; a killed member
 restarted catches up; with only a minority left, reads and writes fail
 within a bound (ZooKeeper without read-only mode serves nothing) and the
 majority back restores service; a frozen (SIGSTOP) leader is replaced and
-rejoins as a follower.
+rejoins as a follower. During the kill and the freeze, four sessions run a
+register workload whose history must be linearizable (linearize.py).
 
 All tests share one ensemble; each begins by restoring it (members started,
 thawed) and waiting for exactly one leader."""
@@ -16,6 +17,7 @@ import time
 
 import rawzk
 from harness import ensemble_for, run_tests, wait_until
+from registers import RegisterWorkload
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
@@ -284,16 +286,34 @@ class Writer(threading.Thread):
                     m, data, st.version)
 
 
+def registers(ens, root):
+    """Four sessions spread over the ensemble writing, compare-and-setting
+    and reading three registers, for the linearizability checker."""
+    w = RegisterWorkload(ens, root, clients=[ens.hosts] * 4)
+    w.start()
+    return w
+
+
+def check_registers(ens, w):
+    """Writes linearizable and plain reads sequentially consistent per
+    session, as ZooKeeper promises; on quorumd also a sync then a read
+    linearizable (quorumd(8))."""
+    w.stop()
+    print("    registers: " + w.check(synced_reads=ens.kind == "quorumd"), flush=True)
+
+
 def test_leader_killed(ens):
     """SIGKILL the leader during a stream of writes: a new leader is
     elected, writes go on, and every acknowledged write is on every member,
-    the killed one too once restarted."""
+    the killed one too once restarted. Meanwhile a register workload's
+    history must stay linearizable."""
     leader = restore(ens)
     rmr(ens, "/ens-h")
     rmr(ens, "/ens-h-counter")
     c = client(ens)
     c.create("/ens-h")
     close(c)
+    regs = registers(ens, "/ens-lin-k")
     w = Writer(ens, "/ens-h")
     w.start()
     try:
@@ -310,6 +330,7 @@ def test_leader_killed(ens):
         stall = max(b - a for a, b in zip(acks, acks[1:]) if b >= t_kill)
     finally:
         w.stop()
+        check_registers(ens, regs)
     print("    new leader %d after %.2fs; writes stalled for %.2fs at most; "
           "%d creates and %d sets acknowledged, %d unsure"
           % (new.myid, elected, stall, len(w.created), len(w.sets),
@@ -482,6 +503,7 @@ def test_frozen_leader(ens):
     what was written meanwhile."""
     leader = restore(ens)
     rmr(ens, "/ens-f")
+    regs = registers(ens, "/ens-lin-f")
     others = [m for m in ens.members if m is not leader]
     hosts = ",".join(m.hosts for m in [leader] + others)
     zk = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT, randomize_hosts=False,
@@ -517,6 +539,7 @@ def test_frozen_leader(ens):
         zk.delete("/ens-f", recursive=True)
     finally:
         close(zk)
+        check_registers(ens, regs)
 
 
 def test_session_moved(ens):
