@@ -203,7 +203,7 @@ static void parse(struct conn *c)
 		}
 		int32_t len = (int32_t)get_be32(p);
 		if (len < 0 || len > max) {
-			log_msg(LOG_WARN, "conn",
+			log_rl(LOG_WARN, "conn",
 				"%s: frame length %d is outside 0..jute.maxbuffer (%d); closing",
 				c->peer, len, max);
 			conn_close(c);
@@ -241,7 +241,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	struct conn *c = s->data;
 	if (n < 0) {
 		if (n != UV_EOF && n != UV_ECONNRESET)
-			log_msg(LOG_INFO, "conn", "%s: read: %s", c->peer, uv_strerror((int)n));
+			log_rl(LOG_INFO, "conn", "%s: read: %s", c->peer, uv_strerror((int)n));
 		conn_close(c);
 		return;
 	}
@@ -312,7 +312,7 @@ static void refuse(struct server *srv)
 	srv->refuse.data = srv;
 	srv->refusing = true;
 	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&srv->refuse) == 0)
-		log_msg(LOG_WARN, "conn", "out of memory: a new connection is refused");
+		log_rl(LOG_WARN, "conn", "out of memory: a new connection is refused");
 	uv_close((uv_handle_t *)&srv->refuse, on_refused);
 }
 
@@ -320,7 +320,7 @@ static void on_connection(uv_stream_t *listener, int status)
 {
 	struct server *srv = listener->data;
 	if (status < 0) {
-		log_msg(LOG_WARN, "conn", "accept: %s", uv_strerror(status));
+		log_rl(LOG_WARN, "conn", "accept: %s", uv_strerror(status));
 		return;
 	}
 	struct conn *c = calloc(1, sizeof(*c));
@@ -348,7 +348,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	int32_t max = srv->cfg->max_client_cnxns;
 	if (max > 0 && conn_count_for_ip(srv, c->ip) >= (size_t)max) {
 		srv->stats.conn_refused++;
-		log_msg(LOG_WARN, "conn",
+		log_rl(LOG_WARN, "conn",
 			"too many connections from %s - max is %d (maxClientCnxns); refusing",
 			c->ip, max);
 		c->closed = true;

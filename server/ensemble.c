@@ -31,7 +31,7 @@ static struct request *take_proposed(struct server *srv, uint64_t seq)
 			return r;
 		}
 	}
-	log_msg(LOG_DEBUG, "server", "the leader answered request %llu, which is not waiting",
+	log_rl(LOG_DEBUG, "server", "the leader answered request %llu, which is not waiting",
 		(unsigned long long)seq);
 	return NULL;
 }

@@ -38,7 +38,7 @@ void handshake_attach(struct conn *c, struct session *s)
 {
 	if (s->conn && s->conn != c) {
 		struct conn *old = s->conn;
-		log_msg(LOG_INFO, "server", "session 0x%llx moved from %s to %s",
+		log_rl(LOG_INFO, "server", "session 0x%llx moved from %s to %s",
 			(unsigned long long)s->id, old->peer, c->peer);
 		old->session = NULL;
 		s->conn = NULL;
@@ -57,7 +57,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	jute_in_init(&in, frame, len, &c->frame_arena);
 	struct zk_connect_request req;
 	if (zk_decode_connect_request(&in, &req) != 0) {
-		log_msg(LOG_WARN, "server", "%s: malformed connect request; closing", c->peer);
+		log_rl(LOG_WARN, "server", "%s: malformed connect request; closing", c->peer);
 		conn_close(c);
 		return;
 	}
@@ -66,13 +66,13 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	if (srv->replica && !replica_serving(srv->replica)) {
 		/* As ZooKeeper: no sessions while there is no quorum; the
 		 * client tries another server. */
-		log_msg(LOG_DEBUG, "server", "%s: not serving (no leader yet); closing", c->peer);
+		log_rl(LOG_DEBUG, "server", "%s: not serving (no leader yet); closing", c->peer);
 		conn_close(c);
 		return;
 	}
 	int64_t last = tree_last_zxid(srv->db.tree);
 	if (req.last_zxid_seen > last) {
-		log_msg(LOG_INFO, "server",
+		log_rl(LOG_INFO, "server",
 			"%s: refusing session request: the client has seen zxid 0x%llx, our last "
 			"is 0x%llx",
 			c->peer, (unsigned long long)req.last_zxid_seen, (unsigned long long)last);
@@ -83,7 +83,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 		struct session *s = session_get(&srv->db.sessions, req.session_id);
 		if (s == NULL || s->closing || req.passwd.len != 16 ||
 		    memcmp(s->passwd, req.passwd.p, 16) != 0) {
-			log_msg(LOG_INFO, "server", "%s: invalid session 0x%llx (%s)", c->peer,
+			log_rl(LOG_INFO, "server", "%s: invalid session 0x%llx (%s)", c->peer,
 				(unsigned long long)req.session_id,
 				s == NULL || s->closing ? "expired" : "wrong password");
 			handshake_respond(c, 0, 0, NULL);
@@ -106,7 +106,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 		return;
 	}
 	if (srv->log_failed) {
-		log_msg(LOG_WARN, "server", "%s: no new sessions while the log fails", c->peer);
+		log_rl(LOG_WARN, "server", "%s: no new sessions while the log fails", c->peer);
 		conn_close(c);
 		return;
 	}

@@ -200,7 +200,7 @@ static void replay_missed(struct conn *c, const struct zk_set_watches *sw)
 	if (sw->persistent.count + sw->persistent_recursive.count == 0 || rel <= 0 || rel >= last)
 		return;
 	if ((rel >> 32) == (last >> 32) && last - rel > REPLAY_MAX) {
-		log_msg(LOG_WARN, "server", "%s: session 0x%llx missed too much (0x%llx..0x%llx) "
+		log_rl(LOG_WARN, "server", "%s: session 0x%llx missed too much (0x%llx..0x%llx) "
 			"for its persistent watches to be told", c->peer,
 			(unsigned long long)c->session_id, (unsigned long long)rel,
 			(unsigned long long)last);
@@ -211,7 +211,7 @@ static void replay_missed(struct conn *c, const struct zk_set_watches *sw)
 	if (rc == 1)
 		rc = 0;
 	if (rc < 0)
-		log_msg(LOG_WARN, "server", "%s: cannot tell the persistent watches of session "
+		log_rl(LOG_WARN, "server", "%s: cannot tell the persistent watches of session "
 			"0x%llx what changed after 0x%llx: %s", c->peer,
 			(unsigned long long)c->session_id, (unsigned long long)rel, strerror(-rc));
 	else if (rp.count)
@@ -614,7 +614,7 @@ void read_run(struct conn *c, int32_t xid, int32_t op, const uint8_t *body, size
 			err = fn(&rc);
 	}
 	if (err == READ_MALFORMED) {
-		log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d)", c->peer,
+		log_rl(LOG_WARN, "server", "%s: malformed %s request (xid %d)", c->peer,
 			zk_op_name(op), xid);
 		err = ZMARSHALLINGERROR;
 	}
@@ -623,14 +623,14 @@ void read_run(struct conn *c, int32_t xid, int32_t op, const uint8_t *body, size
 		at = reply_begin(c, xid, zxid, err);
 	}
 	if (c->out.err) {
-		log_msg(LOG_ERROR, "server", "%s: out of memory writing a reply; closing", c->peer);
+		log_rl(LOG_ERROR, "server", "%s: out of memory writing a reply; closing", c->peer);
 		conn_close(c);
 		return;
 	}
 	reply_end(c, at, op, zxid);
 	reply_note_latency(c, received_ns);
 	if (fn == NULL) {
-		log_msg(LOG_INFO, "server", "%s: unknown opcode %d; closing", c->peer, op);
+		log_rl(LOG_INFO, "server", "%s: unknown opcode %d; closing", c->peer, op);
 		conn_close_after_flush(c);
 	}
 }

@@ -252,7 +252,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 	jute_in_init(&in, frame, len, &c->frame_arena);
 	struct zk_request_header h;
 	if (zk_decode_request_header(&in, &h) != 0) {
-		log_msg(LOG_WARN, "server", "%s: frame of %zu bytes without a request header; closing",
+		log_rl(LOG_WARN, "server", "%s: frame of %zu bytes without a request header; closing",
 			c->peer, len);
 		conn_close(c);
 		return;
@@ -266,7 +266,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 	if (h.type == ZK_OP_AUTH) {
 		struct zk_auth_packet a;
 		if (zk_decode_auth_packet(&in, &a) != 0) {
-			log_msg(LOG_WARN, "server", "%s: malformed auth packet; closing", c->peer);
+			log_rl(LOG_WARN, "server", "%s: malformed auth packet; closing", c->peer);
 			conn_close(c);
 			return;
 		}
@@ -285,7 +285,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 						       { NULL, -1 } };
 			zk_encode_watcher_event(&c->out, &ev);
 			reply_end(c, at, ZK_OP_NOTIFICATION, 0);
-			log_msg(LOG_INFO, "server", "%s: authentication with scheme %.*s failed",
+			log_rl(LOG_INFO, "server", "%s: authentication with scheme %.*s failed",
 				c->peer, a.scheme.len > 0 ? a.scheme.len : 0, a.scheme.s);
 			conn_close_after_flush(c);
 		}

@@ -43,7 +43,7 @@ static void expire_session(void *ctx, struct session *s)
 		request_put(srv, r);
 		return;
 	}
-	log_msg(LOG_INFO, "server", "session 0x%llx expired (timeout %d ms)",
+	log_rl(LOG_INFO, "server", "session 0x%llx expired (timeout %d ms)",
 		(unsigned long long)s->id, s->timeout);
 	s->closing = true;
 }

@@ -257,7 +257,7 @@ static void forward_write(struct conn *c, int32_t xid, int32_t op, struct jute_i
 			request_enqueue(c, r);
 			return;
 		}
-		log_msg(LOG_WARN, "server", "cannot forward a write to the leader: %s", strerror(-rc));
+		log_rl(LOG_WARN, "server", "cannot forward a write to the leader: %s", strerror(-rc));
 		err = ZSYSTEMERROR;
 	}
 	if (op == ZK_OP_CLOSE_SESSION) {
@@ -315,7 +315,7 @@ void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 
 	bool decoded = write_decode(c, op, in, &pr);
 	if (!decoded)
-		log_msg(LOG_WARN, "server", "%s: malformed %s request (xid %d)", c->peer,
+		log_rl(LOG_WARN, "server", "%s: malformed %s request (xid %d)", c->peer,
 			zk_op_name(op), xid);
 	struct request *r = request_get(srv, c, xid, op);
 	if (r == NULL) {
@@ -343,7 +343,7 @@ void write_forward_sync(struct conn *c, int32_t xid, struct jute_in *in, uint64_
 	struct jute_in probe = *in;
 	struct zk_path_record pr;
 	if (zk_decode_path_record(&probe, &pr) != 0) {
-		log_msg(LOG_WARN, "server", "%s: malformed sync request (xid %d); closing", c->peer, xid);
+		log_rl(LOG_WARN, "server", "%s: malformed sync request (xid %d); closing", c->peer, xid);
 		conn_close(c);
 		return;
 	}

@@ -4,8 +4,12 @@
  */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,10 +19,9 @@ static const char *const names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
 void log_set_level(enum log_level level) { current = level; }
 enum log_level log_get_level(void) { return current; }
 
-void log_msg(enum log_level level, const char *subsystem, const char *fmt, ...)
+/* Writes one line: the prefix, then fmt. */
+static void write_line(enum log_level level, const char *subsystem, const char *fmt, va_list ap)
 {
-	if (level > current)
-		return;
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;
@@ -27,14 +30,66 @@ void log_msg(enum log_level level, const char *subsystem, const char *fmt, ...)
 	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
 			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level], subsystem);
-	va_list ap;
-	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;
+}
+
+static void write_linef(enum log_level level, const char *subsystem, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void write_linef(enum log_level level, const char *subsystem, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	write_line(level, subsystem, fmt, ap);
+	va_end(ap);
+}
+
+void log_msg(enum log_level level, const char *subsystem, const char *fmt, ...)
+{
+	if (level > current)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	write_line(level, subsystem, fmt, ap);
+	va_end(ap);
+}
+
+static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void log_rated(struct log_rate *r, enum log_level level, const char *subsystem,
+	       const char *fmt, ...)
+{
+	if (level > current)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	va_list ap;
+	pthread_mutex_lock(&rate_lock);
+	if (now - r->window_ms >= 1000) {
+		r->window_ms = now;
+		r->lines = 0;
+	}
+	bool write = r->lines < LOG_RATE_LINES;
+	if (write) {
+		r->lines++;
+		if (r->dropped > 0)
+			write_linef(level, subsystem, "%u more like this were dropped, the last: %s",
+				    r->dropped, r->last);
+		r->dropped = 0;
+		va_start(ap, fmt);
+		write_line(level, subsystem, fmt, ap);
+		va_end(ap);
+	} else {
+		r->dropped++;
+		va_start(ap, fmt);
+		vsnprintf(r->last, sizeof(r->last), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&rate_lock);
 }

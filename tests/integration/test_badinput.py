@@ -864,6 +864,32 @@ def test_full_disk_while_snapshotting():
               log_lines=[("writing snapshot", "No space left on device")], big=64 << 10)
 
 
+def test_refused_flood_log_is_bounded():
+    """Thousands of connections refused by maxClientCnxns write a bounded
+    number of log lines: at most LOG_RATE_LINES (5) a second per kind of
+    line, plus the lines that count what was dropped."""
+    with Quorumd({"maxClientCnxns": "1"}) as srv:
+        keep = Raw(srv.port)
+        n, t0 = 0, time.monotonic()
+        while n < 3000 and time.monotonic() - t0 < 20:
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            s.close()
+            n += 1
+        elapsed = time.monotonic() - t0
+        # The count of what was dropped comes with the next line written.
+        time.sleep(1.1)
+        socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+        wait_log(srv, "more like this were dropped")
+        assert keep.ping() == OK
+        keep.close()
+        with open(srv.log_path, errors="replace") as f:
+            lines = [l for l in f if "too many connections from 127.0.0.1" in l]
+        bound = 5 * 2 * (int(elapsed) + 2)
+        print("    %d refused connections in %.1fs: %d log lines (bound %d)"
+              % (n, elapsed, len(lines), bound), flush=True)
+        assert len(lines) <= bound, "%d lines for %d refusals" % (len(lines), n)
+
+
 def test_failed_start_unwinds():
     """A start that fails late (its client port is taken, after storage and
     recovery) stops what it had started: the process says "stopped" and
@@ -922,7 +948,8 @@ if __name__ == "__main__":
             test_no_sanitizer_reports)] +
             [test_fuzz_garbage,
              test_pipelined_multi_touching_one_znode_twice,
-             test_max_client_cnxns, test_four_letter_word_not_whitelisted,
+             test_max_client_cnxns, test_refused_flood_log_is_bounded,
+             test_four_letter_word_not_whitelisted,
              test_failed_start_unwinds, test_full_disk,
              test_full_disk_while_snapshotting])
     finally:
