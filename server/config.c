@@ -739,6 +739,8 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_num(ld, p, 0, INT64_MAX / 1024, &c->prealloc_kb);
 	if (!strcmp(k, "globalOutstandingLimit"))
 		return get_i32(ld, p, 1, INT32_MAX, &c->global_outstanding_limit);
+	if (!strcmp(k, "maxClientOutputBytes"))
+		return get_num(ld, p, 1, INT64_MAX / 2, &c->max_client_output);
 	if (!strcmp(k, "4lw.commands.whitelist"))
 		return parse_whitelist(ld, p);
 	/* JVM system properties only in ZooKeeper; honoured here. */
@@ -746,6 +748,8 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_i32(ld, p, 1, INT32_MAX, &c->jute_max_buffer);
 	if (!strcmp(k, "znode.container.checkIntervalMs"))
 		return get_num(ld, p, 1, INT32_MAX, &c->container_check_ms);
+	if (!strcmp(k, "zookeeper.nio.sessionlessCnxnTimeout"))
+		return get_num(ld, p, 1, INT32_MAX, &c->sessionless_timeout_ms);
 	/* Keys that change what the ensemble is: refused, not half-understood. */
 	if (!strcmp(k, "dynamicConfigFile"))
 		return fail(ld, p->line, k, "not supported: put the server.N lines in this file");
@@ -820,6 +824,12 @@ static int finish(struct loader *ld)
 			    "maxSessionTimeout %d", c->min_session_timeout,
 			    c->max_session_timeout);
 	}
+
+	/* Replies alone must never reach the output limit: reading pauses at
+	 * half of it, and one more reply may follow (see conn.c). */
+	int64_t least_output = 2 * (int64_t)c->jute_max_buffer + (1 << 20);
+	if (c->max_client_output < least_output)
+		c->max_client_output = least_output;
 
 	/* The servers, in id order (ZooKeeper's map iterates so too). */
 	int voters = 0, observers = 0;
@@ -931,6 +941,8 @@ static void set_defaults(struct config *c)
 	c->purge_snap_retain = 3;
 	c->purge_interval = 0;
 	c->global_outstanding_limit = 1000;
+	c->max_client_output = 4 << 20;
+	c->sessionless_timeout_ms = 10000;
 	c->container_check_ms = 60000;
 	strcpy(c->four_letter_words, "srvr");
 }

@@ -48,6 +48,14 @@ struct config {
 	int32_t purge_snap_retain; /* autopurge.snapRetainCount, default 3, min 3 */
 	int32_t purge_interval;    /* autopurge.purgeInterval, hours, default 0 */
 	int32_t global_outstanding_limit; /* globalOutstandingLimit, default 1000 */
+	int64_t max_client_output; /* maxClientOutputBytes: replies and notifications
+				      a connection may have unsent before it is
+				      closed; default 4 MiB, at least
+				      2 * jute.maxbuffer + 1 MiB */
+	int64_t sessionless_timeout_ms; /* zookeeper.nio.sessionlessCnxnTimeout:
+					   a connection without a session, or
+					   a frame half received, is closed
+					   after this; default 10000 */
 	int64_t container_check_ms; /* znode.container.checkIntervalMs, default 60000 */
 	bool four_letter_all;  /* 4lw.commands.whitelist=* */
 	char four_letter_words[512]; /* the whitelist as given, trimmed, comma

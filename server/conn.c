@@ -10,8 +10,22 @@
  *
  * Limits: a frame longer than jute.maxbuffer closes the connection with a
  * log line; a connection with globalOutstandingLimit requests queued, or
- * with more than OUT_HIGH_WATER bytes unsent, stops being read until it
- * drains; maxClientCnxns counts connections per client IP.
+ * with more than half of maxClientOutputBytes unsent, stops being read
+ * until it drains; maxClientCnxns counts connections per client IP.
+ *
+ * Bounds on what a client that stops reading can cost: replies stop at
+ * half of maxClientOutputBytes (reading pauses), but watch notifications
+ * keep coming; a connection whose unsent bytes pass the whole limit is
+ * closed at the next flush, with a log line. So are, while the unsent
+ * bytes of all connections together pass OUTPUT_BUDGET limits, the
+ * connections with the most, largest first: many slow readers cannot add
+ * up to more than that. A session lives on when its connection is cut:
+ * the client reconnects and sets its watches again, as ZooKeeper's
+ * clients do.
+ * Deadlines (checked every second by conn_sweep): a connection with no
+ * session after zookeeper.nio.sessionlessCnxnTimeout is closed, as
+ * ZooKeeper closes it; so is one whose frame has been arriving for longer
+ * than that (before the handshake) or than its session timeout (after).
  *
  * DESIGN: pausing stops parsing as well as reading, checked after every
  * frame: a burst of small reads of a big znode, sent without reading the
@@ -33,8 +47,29 @@
 #include "log.h"
 
 #define READ_CHUNK (64 * 1024)
-#define OUT_HIGH_WATER (4 * 1024 * 1024)
 #define FRAME_ARENA_LIMIT (16 * 1024 * 1024)
+#define SWEEP_MS 1000
+#define OUTPUT_BUDGET 4 /* all connections' unsent bytes: this many limits */
+
+/* Unsent bytes past which reading pauses. */
+static size_t out_high_water(const struct conn *c)
+{
+	return (size_t)c->srv->cfg->max_client_output / 2;
+}
+
+static size_t unsent(const struct conn *c)
+{
+	return c->out.len + c->wbuf.len;
+}
+
+/* Brings server.unsent_total up to date with c's unsent bytes. */
+static void account(struct conn *c)
+{
+	size_t u = c->closed ? 0 : unsent(c);
+	c->srv->unsent_total += u;
+	c->srv->unsent_total -= c->accounted;
+	c->accounted = u;
+}
 
 static void on_close(uv_handle_t *h)
 {
@@ -51,6 +86,7 @@ void conn_close(struct conn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
+	account(c);
 	c->srv->conn_handler->closed(c);
 	list_remove(&c->link);
 	list_remove(&c->dirty_link);
@@ -64,10 +100,20 @@ void conn_close_after_flush(struct conn *c)
 	conn_mark_dirty(c);
 }
 
+/* Called after every reply or notification appended to c->out. Closing
+ * here could pull the connection from under its caller (a watch table
+ * firing, a request being answered): an overflow is closed at the flush. */
 void conn_mark_dirty(struct conn *c)
 {
-	if (!c->closed && !list_linked(&c->dirty_link))
+	if (c->closed)
+		return;
+	if (!list_linked(&c->dirty_link))
 		list_push_back(&c->srv->dirty, &c->dirty_link);
+	account(c);
+	if (!c->overflowed && unsent(c) > (size_t)c->srv->cfg->max_client_output) {
+		c->overflowed = true;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
 }
 
 static void flush(struct conn *c);
@@ -78,6 +124,8 @@ static void on_write(uv_write_t *w, int status)
 	struct conn *c = w->data;
 	c->writing = false;
 	c->wbuf.len = 0;
+	if (!c->closed)
+		account(c);
 	if (status < 0) {
 		if (!c->closed)
 			conn_close(c);
@@ -89,9 +137,29 @@ static void on_write(uv_write_t *w, int status)
 	conn_resume_if_idle(c);
 }
 
+static void flush_out(struct conn *c);
+
 static void flush(struct conn *c)
 {
-	if (c->closed || c->writing)
+	flush_out(c);
+	if (!c->closed)
+		account(c);
+}
+
+static void flush_out(struct conn *c)
+{
+	if (c->closed)
+		return;
+	if (c->overflowed) {
+		c->srv->stats.conn_overflowed++;
+		log_rl(LOG_WARN, "conn", "%s: %zu bytes unsent (maxClientOutputBytes %lld, all "
+		       "connections %lld): closing; its session lives on", c->peer, unsent(c),
+		       (long long)c->srv->cfg->max_client_output,
+		       (long long)c->srv->unsent_total);
+		conn_close(c);
+		return;
+	}
+	if (c->writing)
 		return;
 	if (c->out.len > 0) {
 		uv_buf_t b = uv_buf_init((char *)c->out.buf, (unsigned)c->out.len);
@@ -135,8 +203,43 @@ static void flush(struct conn *c)
 		parse(c);
 }
 
+/* While all connections together hold more unsent bytes than the budget,
+ * the one with the most is cut off (at its flush, below). Those already
+ * cut off do not count: they are closed before the loop sleeps again. */
+static void keep_budget(struct server *srv)
+{
+	int64_t budget = OUTPUT_BUDGET * srv->cfg->max_client_output;
+	int64_t total = 0;
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!c->overflowed)
+			total += (int64_t)unsent(c);
+	}
+	while (total > budget) {
+		struct conn *worst = NULL;
+		LIST_FOR_EACH(l, &srv->conns) {
+			struct conn *c = CONTAINER_OF(l, struct conn, link);
+			if (!c->overflowed && (worst == NULL || unsent(c) > unsent(worst)))
+				worst = c;
+		}
+		if (worst == NULL)
+			break;
+		worst->overflowed = true;
+		uv_read_stop((uv_stream_t *)&worst->tcp);
+		total -= (int64_t)unsent(worst);
+		if (!list_linked(&worst->dirty_link))
+			list_push_back(&srv->dirty, &worst->dirty_link);
+	}
+}
+
 void conn_flush_all(struct server *srv)
 {
+	/* A reply taken back out of `out` (to be sent later, in order) left
+	 * its bytes counted: every connection written to is counted anew. */
+	LIST_FOR_EACH(l, &srv->dirty)
+		account(CONTAINER_OF(l, struct conn, dirty_link));
+	if (srv->unsent_total > OUTPUT_BUDGET * srv->cfg->max_client_output)
+		keep_budget(srv);
 	while (!list_empty(&srv->dirty)) {
 		struct conn *c = CONTAINER_OF(srv->dirty.next, struct conn, dirty_link);
 		list_remove(&c->dirty_link);
@@ -149,7 +252,7 @@ void conn_pause_if_busy(struct conn *c)
 	if (c->paused || c->closing || c->closed)
 		return;
 	if (c->queued >= c->srv->cfg->global_outstanding_limit ||
-	    c->out.len + c->wbuf.len > OUT_HIGH_WATER) {
+	    unsent(c) > out_high_water(c)) {
 		c->paused = true;
 		uv_read_stop((uv_stream_t *)&c->tcp);
 	}
@@ -162,8 +265,8 @@ void conn_resume_if_idle(struct conn *c)
 {
 	if (!c->paused || c->closing || c->closed)
 		return;
-	if (c->queued < c->srv->cfg->global_outstanding_limit / 2 + 1 &&
-	    c->out.len + c->wbuf.len <= OUT_HIGH_WATER / 2) {
+	if (!c->overflowed && c->queued < c->srv->cfg->global_outstanding_limit / 2 + 1 &&
+	    unsent(c) <= out_high_water(c) / 2) {
 		c->paused = false;
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 		conn_mark_dirty(c); /* flush() parses what was left in `in` */
@@ -227,6 +330,11 @@ static void parse(struct conn *c)
 		memmove(c->in, c->in + off, c->in_len - off);
 		c->in_len -= off;
 	}
+	/* The deadline of a frame runs from when its first bytes came. */
+	if (c->in_len == 0)
+		c->frame_since_ms = 0;
+	else if (off > 0 || c->frame_since_ms == 0)
+		c->frame_since_ms = uv_now(c->srv->loop);
 	/* A big buffer left over from one large frame is given back. */
 	if (c->in_len == 0 && c->in_cap > 4 * READ_CHUNK) {
 		free(c->in);
@@ -357,6 +465,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	}
 	acl_auth_init(&c->auth, c->ip);
 	c->connected_ms = clock_wall_ms();
+	c->opened_ms = uv_now(srv->loop);
 	c->last_op = -1000;
 	list_push_back(&srv->conns, &c->link);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -365,6 +474,35 @@ static void on_connection(uv_stream_t *listener, int status)
 static void on_prepare(uv_prepare_t *p)
 {
 	conn_flush_all(p->data);
+}
+
+/* The deadline of c now, or 0 if it has none. */
+static uint64_t deadline(const struct conn *c)
+{
+	uint64_t sessionless = (uint64_t)c->srv->cfg->sessionless_timeout_ms;
+	if (!c->handshaken)
+		return c->opened_ms + sessionless;
+	if (c->frame_since_ms == 0 || c->admin)
+		return 0;
+	return c->frame_since_ms + (c->session ? (uint64_t)c->timeout : sessionless);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	uint64_t now = uv_now(srv->loop);
+	LIST_FOR_EACH_SAFE(l, nx, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		uint64_t d = deadline(c);
+		if (d == 0 || now < d || c->closing)
+			continue;
+		srv->stats.conn_timed_out++;
+		log_rl(LOG_INFO, "conn", "%s: %s for %llu ms; closing", c->peer,
+		       c->handshaken ? "a frame half received" : "no session",
+		       (unsigned long long)(now - (c->handshaken ? c->frame_since_ms
+								  : c->opened_ms)));
+		conn_close(c);
+	}
 }
 
 int conn_listen(struct server *srv, const struct conn_handler *h)
@@ -393,6 +531,9 @@ int conn_listen(struct server *srv, const struct conn_handler *h)
 	uv_prepare_init(srv->loop, &srv->flush);
 	srv->flush.data = srv;
 	uv_prepare_start(&srv->flush, on_prepare);
+	uv_timer_init(srv->loop, &srv->conn_sweep);
+	srv->conn_sweep.data = srv;
+	uv_timer_start(&srv->conn_sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 	log_msg(LOG_INFO, "conn", "listening for clients on %s:%d", cfg->client_address,
 		cfg->client_port);
 	return 0;

@@ -244,6 +244,7 @@ void server_stop(struct server *srv)
 	close_handle(&srv->listener);
 	close_handle(&srv->tick);
 	close_handle(&srv->flush);
+	close_handle(&srv->conn_sweep);
 	close_handle(&srv->sigterm);
 	close_handle(&srv->sigint);
 	while (!list_empty(&srv->conns))

@@ -118,6 +118,13 @@ struct conn {
 	bool admin;              /* this connection carries a four-letter word */
 	bool old_client;         /* its ConnectRequest had no readOnly byte (a
 				    pre-3.4 client): neither has our answer */
+	bool overflowed;         /* over maxClientOutputBytes, or the largest
+				    while all are over budget: closed at the
+				    next flush */
+	size_t accounted;        /* its unsent bytes in server.unsent_total */
+	uint64_t opened_ms;      /* loop time it was accepted */
+	uint64_t frame_since_ms; /* loop time a frame began arriving and is not
+				    whole yet; 0 when none is */
 };
 
 struct server_stats {
@@ -125,6 +132,8 @@ struct server_stats {
 	uint64_t lat_count, lat_total_us, lat_min_us, lat_max_us;
 	uint64_t outstanding;  /* writes in flight */
 	uint64_t conn_refused; /* maxClientCnxns */
+	uint64_t conn_overflowed; /* closed at maxClientOutputBytes */
+	uint64_t conn_timed_out;  /* closed: no session, or a frame too slow */
 };
 
 struct replica;
@@ -150,6 +159,9 @@ struct server {
 	bool refuse_again;      /* another came meanwhile */
 	uv_timer_t tick;        /* session expiry, containers and TTL nodes */
 	uv_prepare_t flush;     /* writes every dirty connection once an iteration */
+	uv_timer_t conn_sweep;  /* closes connections past their deadlines */
+	int64_t unsent_total;   /* replies and notifications not yet sent, all
+				   connections together (conn.c) */
 	uv_signal_t sigterm, sigint;
 	struct list conns;
 	struct list dirty;

@@ -866,8 +866,9 @@ def test_full_disk_while_snapshotting():
 
 def test_refused_flood_log_is_bounded():
     """Thousands of connections refused by maxClientCnxns write a bounded
-    number of log lines: at most LOG_RATE_LINES (5) a second per kind of
-    line, plus the lines that count what was dropped."""
+    number of log lines: a burst of LOG_RATE_BURST (30), then at most
+    LOG_RATE_LINES (5) a second, plus the lines that count what was
+    dropped."""
     with Quorumd({"maxClientCnxns": "1"}) as srv:
         keep = Raw(srv.port)
         n, t0 = 0, time.monotonic()
@@ -877,17 +878,104 @@ def test_refused_flood_log_is_bounded():
             n += 1
         elapsed = time.monotonic() - t0
         # The count of what was dropped comes with the next line written.
-        time.sleep(1.1)
+        time.sleep(0.3)
         socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
         wait_log(srv, "more like this were dropped")
         assert keep.ping() == OK
         keep.close()
         with open(srv.log_path, errors="replace") as f:
             lines = [l for l in f if "too many connections from 127.0.0.1" in l]
-        bound = 5 * 2 * (int(elapsed) + 2)
+        bound = 30 + 5 * 2 * (int(elapsed) + 2)
         print("    %d refused connections in %.1fs: %d log lines (bound %d)"
               % (n, elapsed, len(lines), bound), flush=True)
         assert len(lines) <= bound, "%d lines for %d refusals" % (len(lines), n)
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def mntr(port):
+    out = four_letter(port, "mntr")
+    return dict(l.split("\t", 1) for l in out.splitlines() if "\t" in l)
+
+
+def test_clients_that_stop_reading_are_cut_off():
+    """A hundred sessions watch a busy subtree (persistent recursive
+    watches) and stop reading while a writer changes it: each connection is
+    cut off once its unsent notifications pass maxClientOutputBytes, or its
+    share of all connections' passes their budget; the member's memory
+    grows by less than 64 MiB; the writer is never held up; and every
+    cut-off session lives on (its client may reconnect)."""
+    import rawzk
+    with Quorumd() as srv:
+        slow = []
+        for _ in range(100):
+            c = rawzk.RawZK(srv.port, timeout_ms=30000)
+            assert c.add_watch("/flood", rawzk.ADD_PERSISTENT_RECURSIVE)[0] == OK
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            slow.append(c)
+        zk = kazoo_client(srv)
+        name = "/flood/" + "n" * 900  # about 1 KiB a notification
+        zk.create(name, makepath=True)
+        rss0 = rss_kib(srv.proc.pid)
+        peak, writes, t0 = rss0, 0, time.monotonic()
+        try:
+            while time.monotonic() - t0 < 60:
+                batch = [zk.set_async(name, b"x") for _ in range(500)]
+                for a in batch:
+                    a.get(timeout=15)
+                writes += len(batch)
+                peak = max(peak, rss_kib(srv.proc.pid))
+                if int(mntr(srv.port).get("zk_connection_output_overflows", 0)) >= 100:
+                    break
+            cut = int(mntr(srv.port)["zk_connection_output_overflows"])
+            print("    %d writes: %d slow connections cut off; RSS %d -> %d KiB at most"
+                  % (writes, cut, rss0, peak), flush=True)
+            assert cut == 100, "%d of 100 slow connections cut off" % cut
+            assert peak - rss0 < 64 * 1024, "RSS grew by %d KiB" % (peak - rss0)
+            wait_log(srv, "maxClientOutputBytes", "its session lives on")
+            for c in slow:
+                again = rawzk.RawZK(srv.port, session_id=c.session_id, passwd=c.passwd)
+                assert again.session_id == c.session_id, "the session did not live on"
+                assert again.ping()[0] == OK
+                again.close()
+        finally:
+            zk.stop()
+            zk.close()
+            for c in slow:
+                c.drop()
+
+
+def test_connections_without_a_session_time_out():
+    """A connection that never sends its ConnectRequest, one that sends
+    half of it, and a session's half-sent frame are each closed after their
+    deadline; a quiet session that pings is not."""
+    with Quorumd({"zookeeper.nio.sessionlessCnxnTimeout": "1000", "tickTime": "500"}) as srv:
+        silent = Raw(srv.port, handshake=False)
+        half = Raw(srv.port, handshake=False)
+        half.send(p_int(44) + p_int(0) + p_long(0))  # 16 of a 48-byte frame
+        stuck = Raw(srv.port, timeout=10.0)  # session timeout: 10 s asked, 10 s max
+        stuck.send(p_int(100) + p_int(1))
+        quiet = Raw(srv.port)
+        assert silent.closed(timeout=15), "a connection without a session stayed"
+        assert half.closed(timeout=15), "a half-sent ConnectRequest stayed"
+        for _ in range(3):
+            assert quiet.ping() == OK
+            time.sleep(0.5)
+        # Standalone, its session expires at the same time (no whole frame
+        # touches it); on a follower, whose touches keep it alive, only the
+        # deadline ends it.
+        assert stuck.closed(timeout=30), "a half-sent frame stayed past the session timeout"
+        assert quiet.ping() == OK
+        assert int(mntr(srv.port)["zk_connection_deadlines_missed"]) >= 2
+        wait_log(srv, silent.peer, "no session")
+        wait_log(srv, half.peer, "no session")
+        quiet.close()
 
 
 def test_failed_start_unwinds():
@@ -949,6 +1037,8 @@ if __name__ == "__main__":
             [test_fuzz_garbage,
              test_pipelined_multi_touching_one_znode_twice,
              test_max_client_cnxns, test_refused_flood_log_is_bounded,
+             test_clients_that_stop_reading_are_cut_off,
+             test_connections_without_a_session_time_out,
              test_four_letter_word_not_whitelisted,
              test_failed_start_unwinds, test_full_disk,
              test_full_disk_while_snapshotting])

@@ -122,6 +122,8 @@ static int setup(void **state)
 	cfg.client_port = 0;
 	cfg.jute_max_buffer = 1 << 20;
 	cfg.global_outstanding_limit = 1000;
+	cfg.max_client_output = 4 << 20;
+	cfg.sessionless_timeout_ms = 10000;
 	srv.cfg = &cfg;
 	srv.loop = malloc(sizeof(*srv.loop));
 	assert_non_null(srv.loop);
@@ -143,6 +145,7 @@ static int teardown(void **state)
 	srv.stopping = true;
 	uv_close((uv_handle_t *)&srv.listener, NULL);
 	uv_close((uv_handle_t *)&srv.flush, NULL);
+	uv_close((uv_handle_t *)&srv.conn_sweep, NULL);
 	for (int i = 0; i < 100 && uv_run(srv.loop, UV_RUN_NOWAIT); i++)
 		;
 	assert_int_equal(uv_loop_close(srv.loop), 0);
