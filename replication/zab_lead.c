@@ -247,6 +247,37 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 
 /* ---- progress ----------------------------------------------------------- */
 
+/*
+ * The last time a quorum of voters had been heard from and synced: the
+ * quorum-th most recent of the leader's own `now` and each synced
+ * follower's last message. Call before a synced follower's slot is
+ * dropped, so what it contributed is kept. The leader steps down once this
+ * is sync_limit ticks old (zab_lead_tick()), so a leader cut off from its
+ * quorum stops serving within sync_limit ticks of the last time it had one.
+ */
+static void note_quorum(struct zab *z, int64_t now)
+{
+	if (!z->established)
+		return;
+	int64_t t[ZAB_MAX_VOTERS];
+	int n = 0;
+	t[n++] = now;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
+			t[n++] = z->fol[i].last_heard_ms;
+	if (n < z->quorum)
+		return;
+	for (int i = 0; i < z->quorum; i++)
+		for (int j = i + 1; j < n; j++)
+			if (t[j] > t[i]) {
+				int64_t x = t[i];
+				t[i] = t[j];
+				t[j] = x;
+			}
+	if (t[z->quorum - 1] > z->quorum_seen_ms)
+		z->quorum_seen_ms = t[z->quorum - 1];
+}
+
 static int count_phase_at_least(const struct zab *z, enum zab_lphase p)
 {
 	int n = 1; /* the leader */
@@ -390,8 +421,11 @@ void zab_lead_stop(struct zab *z)
 void zab_lead_peer_reset(struct zab *z, uint32_t peer)
 {
 	struct zab_follower *f = slot(z, peer);
-	if (f)
-		slot_clear(f);
+	if (!f)
+		return;
+	if (f->phase == ZL_SYNCED)
+		note_quorum(z, zab_now(z));
+	slot_clear(f);
 }
 
 /*
@@ -423,7 +457,11 @@ void zab_lead_tick(struct zab *z)
 		step_down(z);
 		return;
 	}
-	int heard = 1;
+	note_quorum(z, now);
+	if (z->established && now - z->quorum_seen_ms > z->cfg.sync_limit * tick) {
+		step_down(z);
+		return;
+	}
 	for (int i = 0; i < z->cfg.n_voters; i++) {
 		struct zab_follower *f = &z->fol[i];
 		if (z->cfg.voters[i] == z->cfg.id || f->phase == ZL_NONE)
@@ -433,18 +471,8 @@ void zab_lead_tick(struct zab *z)
 			slot_clear(f);
 			continue;
 		}
-		if (f->phase == ZL_SYNCED)
-			heard++;
 		if (f->phase == ZL_ACKED && z->epoch_acked && now >= z->ping_at_ms)
 			sync_follower(z, z->cfg.voters[i], f);
-	}
-	if (z->established) {
-		if (heard >= z->quorum)
-			z->quorum_seen_ms = now;
-		else if (now - z->quorum_seen_ms > z->cfg.sync_limit * tick) {
-			step_down(z);
-			return;
-		}
 	}
 	if (now >= z->ping_at_ms) {
 		z->ping_at_ms = now + tick / 2;
@@ -499,6 +527,8 @@ static void on_follower_info(struct zab *z, uint32_t from, struct zab_follower *
 		return;
 	}
 	/* A new attempt replaces the old one, whatever stage it had reached. */
+	if (f->phase == ZL_SYNCED)
+		note_quorum(z, zab_now(z));
 	slot_clear(f);
 	f->phase = ZL_INFO;
 	f->nonce = m->nonce;
