@@ -456,6 +456,14 @@ void zab_tick(struct zab *z)
 	}
 }
 
+int64_t zab_tick_every_ms(const struct zab *z)
+{
+	int64_t w = z->cfg.tick_ms;
+	if (z->cfg.finalize_wait_ms < w)
+		w = z->cfg.finalize_wait_ms;
+	return w / 4 > 0 ? w / 4 : 1;
+}
+
 /*
  * Votes go to election whatever the role (a non-LOOKING server answers a
  * LOOKING one); everything else to the role's handler. Anything from a

@@ -277,9 +277,12 @@ void zab_free(struct zab *z);
 /* Enters election. */
 void zab_start(struct zab *z);
 
-/* Time passes: call at least every tick_ms / 4 (and whenever convenient;
- * the core reads io.now_ms). Sends pings, fires timeouts. */
+/* Time passes: call at least every zab_tick_every_ms() (and whenever
+ * convenient; the core reads io.now_ms). Sends pings, fires timeouts. */
 void zab_tick(struct zab *z);
+/* How often the host should tick: a quarter of the shortest wait the core
+ * keeps (tick_ms, finalize_wait_ms), so each fires at most that late. */
+int64_t zab_tick_every_ms(const struct zab *z);
 
 /* A message from peer `from` (quorumd's own bodies are ignored here). */
 void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
