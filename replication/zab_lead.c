@@ -53,6 +53,9 @@ static void step_down(struct zab *z)
 	zab_become(z, ZAB_LOOKING, 0);
 }
 
+static void follower_info(struct zab *z, uint32_t from, struct zab_follower *f, uint32_t nonce,
+			  int64_t accepted_epoch);
+
 /* ---- messages out ------------------------------------------------------- */
 
 static void send_leader_info(struct zab *z, uint32_t to, struct zab_follower *f)
@@ -407,6 +410,7 @@ void zab_lead_start(struct zab *z)
 	z->ping_at_ms = zab_now(z);
 	z->quorum_seen_ms = zab_now(z);
 	maybe_pick_epoch(z);
+	zab_lead_take_early(z);
 }
 
 void zab_lead_stop(struct zab *z)
@@ -426,6 +430,18 @@ void zab_lead_peer_reset(struct zab *z, uint32_t peer)
 	if (f->phase == ZL_SYNCED)
 		note_quorum(z, zab_now(z));
 	slot_clear(f);
+}
+
+/* Leading begins: FollowerInfo that came while this server was LOOKING
+ * (zab_elect_early_info()) is taken now, as if it had just arrived. */
+void zab_lead_take_early(struct zab *z)
+{
+	for (int i = 0; i < z->cfg.n_voters && z->role == ZAB_LEADING; i++) {
+		struct zab_early_info e = z->early[i];
+		z->early[i].valid = false;
+		if (e.valid && z->cfg.voters[i] != z->cfg.id)
+			follower_info(z, z->cfg.voters[i], &z->fol[i], e.nonce, e.accepted_epoch);
+	}
 }
 
 /*
@@ -513,13 +529,13 @@ int zab_lead_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len
 
 /* ---- messages in -------------------------------------------------------- */
 
-static void on_follower_info(struct zab *z, uint32_t from, struct zab_follower *f,
-			     const Quorum__PeerMsg *m)
+/* Phase 1: FollowerInfo(accepted_epoch) of join attempt `nonce`. */
+static void follower_info(struct zab *z, uint32_t from, struct zab_follower *f, uint32_t nonce,
+			  int64_t accepted_epoch)
 {
-	const Quorum__FollowerInfo *fi = m->follower_info;
-	if (m->nonce == 0 || fi->accepted_epoch < 0 || fi->accepted_epoch > ZAB_EPOCH_MAX)
+	if (nonce == 0 || accepted_epoch < 0 || accepted_epoch > ZAB_EPOCH_MAX)
 		return;
-	if (f->phase != ZL_NONE && f->nonce == m->nonce) {
+	if (f->phase != ZL_NONE && f->nonce == nonce) {
 		/* A repeat of the same attempt: LeaderInfo may have been lost. */
 		f->last_heard_ms = zab_now(z);
 		if (z->epoch_picked && f->phase == ZL_INFO)
@@ -531,8 +547,8 @@ static void on_follower_info(struct zab *z, uint32_t from, struct zab_follower *
 		note_quorum(z, zab_now(z));
 	slot_clear(f);
 	f->phase = ZL_INFO;
-	f->nonce = m->nonce;
-	f->accepted_epoch = fi->accepted_epoch;
+	f->nonce = nonce;
+	f->accepted_epoch = accepted_epoch;
 	f->last_heard_ms = zab_now(z);
 	if (z->epoch_picked)
 		send_leader_info(z, from, f);
@@ -632,7 +648,7 @@ void zab_lead_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 		return;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_FOLLOWER_INFO) {
 		if (m->follower_info)
-			on_follower_info(z, from, f, m);
+			follower_info(z, from, f, m->nonce, m->follower_info->accepted_epoch);
 		return;
 	}
 	if (f->phase == ZL_NONE || m->nonce != f->nonce)
