@@ -548,6 +548,8 @@ void zab_appended(struct zab *z, int64_t zxid, int status)
 		zab_lead_appended(z);
 	else if (z->role == ZAB_FOLLOWING)
 		zab_follow_appended(z);
+	else if (z->inflight == 0)
+		zab_elect_settled(z);
 }
 
 void zab_snapshot_installed(struct zab *z, int64_t zxid, int status)
@@ -561,6 +563,8 @@ void zab_snapshot_installed(struct zab *z, int64_t zxid, int status)
 		zab_follow_installed(z, status);
 	else if (status < 0 && z->started)
 		zab_become(z, ZAB_LOOKING, 0);
+	else if (z->role == ZAB_LOOKING)
+		zab_elect_settled(z);
 }
 
 /* ---- the leader's API --------------------------------------------------- */

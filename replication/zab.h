@@ -162,7 +162,12 @@
  * decided on, but with peer_epoch = the epoch its ensemble runs once it
  * knows it (the leader's newEpoch, the follower's LeaderInfo), so every
  * member of an ensemble names the same (leader, epoch) to a server
- * looking for it. A server does not decide while a snapshot installs.
+ * looking for it. A server does not decide while a snapshot installs, nor
+ * decide to lead while appends are in flight: its vote named its last
+ * logged zxid, and it persists currentEpoch = newEpoch as soon as a quorum
+ * acks the epoch, so that history must be durable first (a follower's
+ * DRAIN waits likewise). Going LOOKING the moment a leader's link breaks
+ * makes this common: the follower is usually mid-append.
  *
  * Commit. io.commit() is called for each committed txn, in zxid order,
  * once. At zab_new() the host's state already reflects everything in its

@@ -111,6 +111,7 @@ void zab_elect_start(struct zab *z)
 {
 	z->logical_clock++;
 	z->vote = self_vote(z);
+	z->decide_pending = false;
 	memset(z->recv, 0, sizeof(z->recv));
 	memset(z->outof, 0, sizeof(z->outof));
 	z->decide_at_ms = 0;
@@ -141,13 +142,21 @@ static int count_round(const struct zab *z, const struct zab_vote *v, int *silen
 	return n;
 }
 
+/*
+ * The decision. It waits while a snapshot installs (the log is being
+ * replaced), and a server about to lead waits for its appends in flight
+ * (from when it followed or led before): it persists currentEpoch =
+ * newEpoch as soon as a quorum acks the epoch, and that must never
+ * outlive, in a crash, the history its vote promised. A follower's DRAIN
+ * phase does the same for it. zab_elect_settled() decides then.
+ */
 static void decide(struct zab *z)
 {
-	if (z->installing) {
-		/* The log is being replaced: decide once it settles. */
-		z->decide_at_ms = zab_now(z) + zab_tick_ms(z);
+	if (z->installing || (z->vote.leader == z->cfg.id && z->inflight > 0)) {
+		z->decide_pending = true;
 		return;
 	}
+	z->decide_pending = false;
 	z->decide_at_ms = 0;
 	if (z->vote.leader == z->cfg.id)
 		zab_become(z, ZAB_LEADING, z->cfg.id);
@@ -236,6 +245,7 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 			struct zab_vote mine = self_vote(z);
 			z->vote = zab_vote_better(&n, &mine) ? n : mine;
 			z->decide_at_ms = 0;
+			z->decide_pending = false;
 			send_vote_all(z);
 		} else if (v->election_epoch < z->logical_clock) {
 			/* An older round: tell the sender where we are. */
@@ -244,6 +254,7 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 		} else if (zab_vote_better(&n, &z->vote)) {
 			z->vote = n;
 			z->decide_at_ms = 0;
+			z->decide_pending = false;
 			send_vote_all(z);
 		} else if (zab_vote_better(&z->vote, &n)) {
 			/* It has not seen ours (or not yet taken it): tell it. The
@@ -299,9 +310,22 @@ void zab_elect_answer(struct zab *z, uint32_t to)
 	send_vote(z, to);
 }
 
+/* The log settled (appends done, a snapshot installed): a decision that
+ * waited for it is taken now. */
+void zab_elect_settled(struct zab *z)
+{
+	if (z->role == ZAB_LOOKING && z->decide_pending)
+		decide(z);
+}
+
 void zab_elect_tick(struct zab *z)
 {
 	int64_t now = zab_now(z);
+	if (z->decide_pending) {
+		decide(z);
+		if (z->role != ZAB_LOOKING || z->decide_pending)
+			return;
+	}
 	if (z->decide_at_ms && now >= z->decide_at_ms) {
 		if (count_round(z, &z->vote, NULL) >= z->quorum) {
 			decide(z);

@@ -131,6 +131,7 @@ struct zab {
 	struct zab_seen_vote recv[ZAB_MAX_VOTERS];   /* LOOKING voters, this clock */
 	struct zab_seen_vote outof[ZAB_MAX_VOTERS];  /* FOLLOWING/LEADING voters */
 	int64_t decide_at_ms;     /* quorum reached: decide at this time (0: not) */
+	bool decide_pending;      /* decided, but the log must settle first (decide()) */
 	int64_t vote_resend_ms;
 	int vote_backoff;
 	/* Voters whose link broke (or, a leader, went silent) with nothing heard
@@ -190,6 +191,7 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
 void zab_elect_peer_reset(struct zab *z, uint32_t peer);
 void zab_elect_early_info(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
 void zab_elect_answer(struct zab *z, uint32_t to);
+void zab_elect_settled(struct zab *z);
 bool zab_vote_better(const struct zab_vote *a, const struct zab_vote *b);
 
 /* ---- zab_lead.c ---- */
