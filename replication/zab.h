@@ -53,10 +53,12 @@
  * quorum, and that leader itself said LEADING, the server follows it at
  * once (joining an established ensemble, in its epoch). Non-LOOKING
  * servers answer a LOOKING server's vote with their current vote (leader,
- * epoch), and never change role because of it: that is what keeps a
- * member whose links flap from disturbing a healthy leader (it plays the
- * part of Raft's pre-vote). A follower that hears from its own leader a
- * vote naming another leader, or opening a newer round, goes LOOKING.
+ * epoch) (a leader also forgets that server's join attempt without
+ * counting it as heard: it has left), and never change role because of
+ * it: that is what keeps a member whose links flap from disturbing a
+ * healthy leader (it plays the part of Raft's pre-vote). A follower that
+ * hears from its own leader a vote naming another leader, or opening a
+ * newer round, goes LOOKING.
  * A FollowerInfo that reaches a LOOKING server is kept and taken if it
  * goes on to lead (its follower decided first); one that reaches a
  * FOLLOWING server is answered with that server's vote (which names

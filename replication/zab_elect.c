@@ -27,9 +27,11 @@
  *
  * A server that is not LOOKING answers a LOOKING server's vote with the
  * vote it decided on, but naming the epoch its ensemble runs (once known)
- * as peer_epoch. A follower that hears from its own leader a vote naming
- * someone else, or opening a newer round, knows it is not being led and
- * looks again at once. Votes are resent, backing off, while LOOKING, so a
+ * as peer_epoch; a leader also forgets the sender's join attempt (it has
+ * left), as ZooKeeper's leader does when a learner's connection closes.
+ * A follower that hears from its own leader a vote naming someone else,
+ * or opening a newer round, knows it is not being led and looks again at
+ * once. Votes are resent, backing off, while LOOKING, so a
  * lost notification only costs time.
  *
  * A FollowerInfo that reaches a server still LOOKING (its follower decided
@@ -231,8 +233,11 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 	if (leader_disowns(z, from, v))
 		zab_become(z, ZAB_LOOKING, 0);
 	if (z->role != ZAB_LOOKING) {
-		if (v->state == QUORUM__PEER_STATE__LOOKING)
-			send_vote(z, from);
+		if (v->state != QUORUM__PEER_STATE__LOOKING)
+			return;
+		if (z->role == ZAB_LEADING)
+			zab_lead_follower_looking(z, from);
+		send_vote(z, from);
 		return;
 	}
 	struct zab_vote n = {.leader = v->leader, .zxid = v->zxid, .peer_epoch = v->peer_epoch};
@@ -323,7 +328,7 @@ void zab_elect_tick(struct zab *z)
 	int64_t now = zab_now(z);
 	if (z->decide_pending) {
 		decide(z);
-		if (z->role != ZAB_LOOKING || z->decide_pending)
+		if (z->role != ZAB_LOOKING)
 			return;
 	}
 	if (z->decide_at_ms && now >= z->decide_at_ms) {

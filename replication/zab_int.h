@@ -202,6 +202,7 @@ void zab_lead_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
 void zab_lead_peer_reset(struct zab *z, uint32_t peer);
 void zab_lead_appended(struct zab *z);
 void zab_lead_take_early(struct zab *z);
+void zab_lead_follower_looking(struct zab *z, uint32_t peer);
 int zab_lead_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 		     uint64_t origin_seq);
 

@@ -432,6 +432,17 @@ void zab_lead_peer_reset(struct zab *z, uint32_t peer)
 	slot_clear(f);
 }
 
+/* A LOOKING vote from a follower: it has left this leader (silence, or its
+ * link broke). Its slot goes, without crediting it to the quorum: a leader
+ * that was frozen reads its followers' last pings, sent long ago, right
+ * before their votes, and must not take them for a live quorum. */
+void zab_lead_follower_looking(struct zab *z, uint32_t peer)
+{
+	struct zab_follower *f = slot(z, peer);
+	if (f)
+		slot_clear(f);
+}
+
 /* Leading begins: FollowerInfo that came while this server was LOOKING
  * (zab_elect_early_info()) is taken now, as if it had just arrived. */
 void zab_lead_take_early(struct zab *z)
