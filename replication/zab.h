@@ -74,7 +74,9 @@
  * newEpoch = max(acceptedEpoch of that quorum) + 1, persists
  * acceptedEpoch = newEpoch and answers LeaderInfo(newEpoch) to each (and
  * at once to later ones). A follower given newEpoch < its acceptedEpoch
- * goes back to election; otherwise it persists acceptedEpoch = newEpoch
+ * goes back to election (and a leader that gets a FollowerInfo whose
+ * acceptedEpoch is above its newEpoch steps down, or that follower could
+ * never join); otherwise it persists acceptedEpoch = newEpoch
  * (if greater) and answers AckEpoch(currentEpoch, last logged zxid, its
  * log's epoch ends), repeated each tick until SyncStart comes. A leader
  * that sees an AckEpoch from a follower whose

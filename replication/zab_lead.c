@@ -553,6 +553,13 @@ static void follower_info(struct zab *z, uint32_t from, struct zab_follower *f, 
 			send_leader_info(z, from, f);
 		return;
 	}
+	/* A follower that accepted a newer epoch than ours can never join
+	 * (phase 1: it refuses an older one) and would come back for ever:
+	 * let a new election pick an epoch above it. */
+	if (z->epoch_picked && accepted_epoch > z->lead_epoch) {
+		step_down(z);
+		return;
+	}
 	/* A new attempt replaces the old one, whatever stage it had reached. */
 	if (f->phase == ZL_SYNCED)
 		note_quorum(z, zab_now(z));
