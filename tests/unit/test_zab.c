@@ -384,7 +384,8 @@ static void test_leader_disowns_follower(void **state)
 	zab_free(z);
 }
 
-static void msg_from(struct zab *z, uint32_t from, Quorum__PeerMsg *m, int64_t epoch, uint32_t nonce)
+static void msg_from(struct zab *z, uint32_t from, Quorum__PeerMsg *m, int64_t epoch,
+		     uint32_t nonce)
 {
 	m->from = from;
 	m->epoch = epoch;
