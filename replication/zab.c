@@ -91,6 +91,8 @@ void zab_become(struct zab *z, enum zab_role to, uint32_t leader)
 		zab_lead_stop(z);
 	else if (z->role == ZAB_FOLLOWING)
 		zab_follow_stop(z);
+	if (to != ZAB_LEADING)
+		memset(z->early, 0, sizeof(z->early)); /* only a leader takes them */
 	z->role = to;
 	z->serving = false;
 	z->leader = to == ZAB_LOOKING ? 0 : leader;
@@ -456,19 +458,39 @@ void zab_tick(struct zab *z)
 	}
 }
 
+int64_t zab_tick_every_ms(const struct zab *z)
+{
+	int64_t w = z->cfg.tick_ms;
+	if (z->cfg.finalize_wait_ms < w)
+		w = z->cfg.finalize_wait_ms;
+	return w / 4 > 0 ? w / 4 : 1;
+}
+
 /*
  * Votes go to election whatever the role (a non-LOOKING server answers a
  * LOOKING one); everything else to the role's handler. Anything from a
- * stranger, or claiming another sender, is dropped here.
+ * stranger, or claiming another sender, is dropped here. Whatever comes
+ * shows the sender reachable again. A FollowerInfo to a server that does
+ * not lead is kept while it is LOOKING (it may be about to lead), and
+ * answered with its vote while it follows (its sender chose wrongly).
  */
 void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 {
-	if (!z->started || !m || m->from != from || from == z->cfg.id ||
-	    zab_voter_index(z, from) < 0)
+	int fi = zab_voter_index(z, from);
+	if (!z->started || !m || m->from != from || from == z->cfg.id || fi < 0)
 		return;
+	z->unreachable[fi] = false;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_VOTE) {
 		if (m->vote)
 			zab_elect_receive(z, from, m);
+		return;
+	}
+	if (m->body_case == QUORUM__PEER_MSG__BODY_FOLLOWER_INFO && m->follower_info &&
+	    z->role != ZAB_LEADING) {
+		if (z->role == ZAB_LOOKING)
+			zab_elect_early_info(z, from, m);
+		else
+			zab_elect_answer(z, from);
 		return;
 	}
 	if (z->role == ZAB_LEADING)
@@ -477,13 +499,20 @@ void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 		zab_follow_receive(z, from, m);
 }
 
+/*
+ * The link to a peer broke: election stops waiting for it (and, LOOKING,
+ * sends it our vote again); a leader forgets that follower's attempt; a
+ * follower whose leader it was looks for a leader at once.
+ */
 void zab_peer_reset(struct zab *z, uint32_t peer)
 {
 	if (!z->started || zab_voter_index(z, peer) < 0 || peer == z->cfg.id)
 		return;
-	if (z->role == ZAB_LEADING)
+	enum zab_role was = z->role;
+	zab_elect_peer_reset(z, peer);
+	if (was == ZAB_LEADING)
 		zab_lead_peer_reset(z, peer);
-	else if (z->role == ZAB_FOLLOWING)
+	else if (was == ZAB_FOLLOWING)
 		zab_follow_peer_reset(z, peer);
 }
 
@@ -519,6 +548,8 @@ void zab_appended(struct zab *z, int64_t zxid, int status)
 		zab_lead_appended(z);
 	else if (z->role == ZAB_FOLLOWING)
 		zab_follow_appended(z);
+	else if (z->inflight == 0)
+		zab_elect_settled(z);
 }
 
 void zab_snapshot_installed(struct zab *z, int64_t zxid, int status)
@@ -532,6 +563,8 @@ void zab_snapshot_installed(struct zab *z, int64_t zxid, int status)
 		zab_follow_installed(z, status);
 	else if (status < 0 && z->started)
 		zab_become(z, ZAB_LOOKING, 0);
+	else if (z->role == ZAB_LOOKING)
+		zab_elect_settled(z);
 }
 
 /* ---- the leader's API --------------------------------------------------- */

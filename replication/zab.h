@@ -35,16 +35,34 @@
  * Vote from a LOOKING server: a higher election_epoch makes it adopt that
  * clock, forget the votes it collected and take the better of its own
  * initial vote and the received one; an equal clock with a better vote
- * makes it adopt that vote; either way it sends its vote again to all.
- * A lower clock is answered with its own vote. Votes compare by
- * (peer_epoch, zxid, leader). When the votes it holds for the current
- * clock give its vote a quorum, it waits finalize_wait_ms for a better
- * vote; if none comes it decides: leader=me -> LEADING, else FOLLOWING.
+ * makes it adopt that vote; either way it sends its vote again to all. An
+ * equal clock with a worse vote is answered with its own vote (the sender
+ * missed it); a lower clock is answered with its own vote. Votes compare
+ * by (peer_epoch, zxid, leader). When the votes it holds for the current
+ * clock give its vote a quorum, it decides at once if every voter it can
+ * reach is in that quorum, else it waits finalize_wait_ms for a better
+ * vote and decides if none came: leader=me -> LEADING, else FOLLOWING. A
+ * voter is unreachable from the time its link breaks (zab_peer_reset) or,
+ * for a follower's leader, it goes silent, until anything comes from it
+ * again: waiting for its vote would only wait out the finalize wait.
+ * Deciding early is safe: a server adopts only better votes, so whoever a
+ * quorum voted for has every txn that quorum logged, and phase 1 sends a
+ * leader that lacks some back to election anyway.
  * A Vote from a FOLLOWING or LEADING server (answering a LOOKING server
  * with its own state) is kept apart; if such votes name one leader for a
  * quorum, and that leader itself said LEADING, the server follows it at
- * once (joining an established ensemble). Non-LOOKING servers answer a
- * LOOKING server's vote with their current vote (leader, epoch).
+ * once (joining an established ensemble, in its epoch). Non-LOOKING
+ * servers answer a LOOKING server's vote with their current vote (leader,
+ * epoch) (a leader also forgets that server's join attempt without
+ * counting it as heard: it has left), and never change role because of
+ * it: that is what keeps a member whose links flap from disturbing a
+ * healthy leader (it plays the part of Raft's pre-vote). A follower that
+ * hears from its own leader a vote naming another leader, or opening a
+ * newer round, goes LOOKING.
+ * A FollowerInfo that reaches a LOOKING server is kept and taken if it
+ * goes on to lead (its follower decided first); one that reaches a
+ * FOLLOWING server is answered with that server's vote (which names
+ * another leader, so the sender looks again).
  *
  * Phase 1, discovery. The follower picks a fresh nonce (io.random) that
  * tags every message of this join attempt both ways, waits until no
@@ -56,7 +74,9 @@
  * newEpoch = max(acceptedEpoch of that quorum) + 1, persists
  * acceptedEpoch = newEpoch and answers LeaderInfo(newEpoch) to each (and
  * at once to later ones). A follower given newEpoch < its acceptedEpoch
- * goes back to election; otherwise it persists acceptedEpoch = newEpoch
+ * goes back to election (and a leader that gets a FollowerInfo whose
+ * acceptedEpoch is above its newEpoch steps down, or that follower could
+ * never join); otherwise it persists acceptedEpoch = newEpoch
  * (if greater) and answers AckEpoch(currentEpoch, last logged zxid, its
  * log's epoch ends), repeated each tick until SyncStart comes. A leader
  * that sees an AckEpoch from a follower whose
@@ -118,11 +138,14 @@
  * reveals it: NewLeader to a follower still syncing, and its newest
  * proposal to a follower whose acks stalled short of it. A follower
  * commits up to the commit point pings carry.
- * A follower that hears nothing from its leader for sync_limit ticks (in
- * broadcast) or init_limit ticks (discovery and sync) goes back to
- * election. A leader drops a follower silent for sync_limit ticks, and
- * goes back to election itself when, for sync_limit ticks, fewer than a
- * quorum of voters (itself included) have been heard from and synced; an
+ * A follower whose link to its leader breaks (EOF, reset, refused:
+ * zab_peer_reset) goes back to election at once; one that hears nothing
+ * from its leader for sync_limit ticks (in broadcast) or init_limit ticks
+ * (discovery and sync) goes back too. The tick limits bound a slow peer;
+ * a dead one is noticed when its link breaks. A leader drops a follower
+ * silent for sync_limit ticks (or whose link breaks), and goes back to
+ * election itself once sync_limit ticks have passed since a quorum of
+ * voters (itself included) was last heard from and synced; an
  * unestablished leader goes back after init_limit ticks.
  *
  * Faults. Any message may be lost, duplicated or reordered. A follower
@@ -134,14 +157,21 @@
  * leader pings a commit point beyond its log. Cumulative Ack and Commit
  * make loss of either harmless. A leader ignores messages with a stale
  * nonce. zab_peer_reset() says the link to a peer was lost and messages
- * may have gone with it: a follower joins again, a leader forgets that
- * follower's attempt.
+ * may have gone with it: a follower whose leader it was goes back to
+ * election (and, if that leader is alive, finds it again in one round trip
+ * and joins it in the same epoch), a leader forgets that follower's
+ * attempt, and a LOOKING server sends that peer its vote again.
  *
  * Election detail: a server that is not LOOKING answers with the vote it
  * decided on, but with peer_epoch = the epoch its ensemble runs once it
  * knows it (the leader's newEpoch, the follower's LeaderInfo), so every
  * member of an ensemble names the same (leader, epoch) to a server
- * looking for it. A server does not decide while a snapshot installs.
+ * looking for it. A server does not decide while a snapshot installs, nor
+ * decide to lead while appends are in flight: its vote named its last
+ * logged zxid, and it persists currentEpoch = newEpoch as soon as a quorum
+ * acks the epoch, so that history must be durable first (a follower's
+ * DRAIN waits likewise). Going LOOKING the moment a leader's link breaks
+ * makes this common: the follower is usually mid-append.
  *
  * Commit. io.commit() is called for each committed txn, in zxid order,
  * once. At zab_new() the host's state already reflects everything in its
@@ -277,9 +307,12 @@ void zab_free(struct zab *z);
 /* Enters election. */
 void zab_start(struct zab *z);
 
-/* Time passes: call at least every tick_ms / 4 (and whenever convenient;
- * the core reads io.now_ms). Sends pings, fires timeouts. */
+/* Time passes: call at least every zab_tick_every_ms() (and whenever
+ * convenient; the core reads io.now_ms). Sends pings, fires timeouts. */
 void zab_tick(struct zab *z);
+/* How often the host should tick: a quarter of the shortest wait the core
+ * keeps (tick_ms, finalize_wait_ms), so each fires at most that late. */
+int64_t zab_tick_every_ms(const struct zab *z);
 
 /* A message from peer `from` (quorumd's own bodies are ignored here). */
 void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);

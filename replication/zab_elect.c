@@ -4,16 +4,38 @@
  * A LOOKING server proposes a vote (leader, zxid, peer_epoch), tagged with
  * its logical clock (election_epoch), to every voter, and adopts any better
  * vote it hears in its round. Votes compare by (peer_epoch, zxid, leader).
- * When a quorum of the round's votes equal its own it waits
- * finalize_wait_ms for a better one, then decides. Votes from FOLLOWING or
- * LEADING servers are kept apart ("out of election"): a quorum of them
- * naming one leader that itself says LEADING lets a server join an
- * ensemble that is already running.
+ * A vote from the same round that is worse than its own is answered with
+ * its own, so a peer that missed it (it was busy following when it came)
+ * catches up in one round trip rather than at the next resend.
+ *
+ * Deciding. When a quorum of the round's votes equal its own, and every
+ * voter it can reach is among them (a voter whose link broke, or a leader
+ * that went silent, counts as unreachable until something comes from it
+ * again), it decides at once: waiting could only bring a vote from a server
+ * that cannot send one. Otherwise it waits finalize_wait_ms for a better
+ * vote, then decides. Either choice is safe: a server adopts only votes
+ * better than its own, so whoever a quorum voted for has every txn that
+ * quorum logged, and discovery makes a leader that lacks something step
+ * down (zab_lead.c).
+ *
+ * Votes from FOLLOWING or LEADING servers are kept apart ("out of
+ * election"): a quorum of them naming one leader that itself says LEADING
+ * lets a server join an ensemble that is already running, without a new
+ * epoch. This is also what keeps a flapping member from disrupting a
+ * healthy leader: its LOOKING votes only ever get answers, never change
+ * anyone's role, and the answers send it straight back to its leader.
  *
  * A server that is not LOOKING answers a LOOKING server's vote with the
  * vote it decided on, but naming the epoch its ensemble runs (once known)
- * as peer_epoch. Votes are resent, backing off, while LOOKING, so a
+ * as peer_epoch; a leader also forgets the sender's join attempt (it has
+ * left), as ZooKeeper's leader does when a learner's connection closes.
+ * A follower that hears from its own leader a vote naming someone else,
+ * or opening a newer round, knows it is not being led and looks again at
+ * once. Votes are resent, backing off, while LOOKING, so a
  * lost notification only costs time.
+ *
+ * A FollowerInfo that reaches a server still LOOKING (its follower decided
+ * first) is kept, and taken if this server goes on to lead.
  *
  * See also zab_become() (the decision), zab_lead_start(), zab_follow_start().
  */
@@ -91,6 +113,7 @@ void zab_elect_start(struct zab *z)
 {
 	z->logical_clock++;
 	z->vote = self_vote(z);
+	z->decide_pending = false;
 	memset(z->recv, 0, sizeof(z->recv));
 	memset(z->outof, 0, sizeof(z->outof));
 	z->decide_at_ms = 0;
@@ -98,28 +121,44 @@ void zab_elect_start(struct zab *z)
 	check_round(z); /* an ensemble of one decides at once */
 }
 
-/* Voters of this round whose vote equals v (this server's own included). */
-static int count_round(const struct zab *z, const struct zab_vote *v)
+/* Voters of this round whose vote equals v (this server's own included).
+ * *silent (if not NULL): reachable voters whose vote in this round is not
+ * v, or who have not voted in it. */
+static int count_round(const struct zab *z, const struct zab_vote *v, int *silent)
 {
-	int n = 0;
+	int n = 0, other = 0;
 	for (int i = 0; i < z->cfg.n_voters; i++) {
+		bool agrees;
 		if (z->cfg.voters[i] == z->cfg.id) {
-			n += vote_eq(&z->vote, v);
-			continue;
+			agrees = vote_eq(&z->vote, v);
+		} else {
+			const struct zab_seen_vote *s = &z->recv[i];
+			agrees = s->valid && s->election_epoch == z->logical_clock &&
+				 vote_eq(&s->vote, v);
 		}
-		const struct zab_seen_vote *s = &z->recv[i];
-		n += s->valid && s->election_epoch == z->logical_clock && vote_eq(&s->vote, v);
+		n += agrees;
+		other += !agrees && !z->unreachable[i];
 	}
+	if (silent)
+		*silent = other;
 	return n;
 }
 
+/*
+ * The decision. It waits while a snapshot installs (the log is being
+ * replaced), and a server about to lead waits for its appends in flight
+ * (from when it followed or led before): it persists currentEpoch =
+ * newEpoch as soon as a quorum acks the epoch, and that must never
+ * outlive, in a crash, the history its vote promised. A follower's DRAIN
+ * phase does the same for it. zab_elect_settled() decides then.
+ */
 static void decide(struct zab *z)
 {
-	if (z->installing) {
-		/* The log is being replaced: decide once it settles. */
-		z->decide_at_ms = zab_now(z) + zab_tick_ms(z);
+	if (z->installing || (z->vote.leader == z->cfg.id && z->inflight > 0)) {
+		z->decide_pending = true;
 		return;
 	}
+	z->decide_pending = false;
 	z->decide_at_ms = 0;
 	if (z->vote.leader == z->cfg.id)
 		zab_become(z, ZAB_LEADING, z->cfg.id);
@@ -127,12 +166,14 @@ static void decide(struct zab *z)
 		zab_become(z, ZAB_FOLLOWING, z->vote.leader);
 }
 
-/* After this server's vote or the round's votes changed: decide at once if
- * every voter agrees, arm the finalize wait at a quorum, disarm below. */
+/* After this server's vote, the round's votes or a voter's reachability
+ * changed: decide at once if a quorum agrees and no reachable voter is
+ * left to hear from, arm the finalize wait at a quorum, disarm below. */
 static void check_round(struct zab *z)
 {
-	int n = count_round(z, &z->vote);
-	if (n == z->cfg.n_voters) {
+	int silent;
+	int n = count_round(z, &z->vote, &silent);
+	if (n >= z->quorum && silent == 0) {
 		decide(z);
 	} else if (n >= z->quorum) {
 		if (z->decide_at_ms == 0)
@@ -169,16 +210,34 @@ static bool vote_msg_valid(const struct zab *z, const Quorum__Vote *v)
 		v->state == QUORUM__PEER_STATE__FOLLOWING || v->state == QUORUM__PEER_STATE__LEADING);
 }
 
-/* A notification (phase 0). Any role: a non-LOOKING server only answers. */
+/* A vote from a follower's own leader that says it is not leading it: it
+ * names another leader, or it opens a round newer than the one the
+ * follower decided in (the leader stepped down). */
+static bool leader_disowns(const struct zab *z, uint32_t from, const Quorum__Vote *v)
+{
+	if (z->role != ZAB_FOLLOWING || from != z->leader)
+		return false;
+	if (v->leader != z->leader)
+		return true;
+	return v->state == QUORUM__PEER_STATE__LOOKING && v->election_epoch > z->logical_clock;
+}
+
+/* A notification (phase 0). Any role: a non-LOOKING server only answers,
+ * except a follower whose leader disowns it, which looks again. */
 void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 {
 	const Quorum__Vote *v = m->vote;
 	if (!vote_msg_valid(z, v))
 		return;
 	int fi = zab_voter_index(z, from);
+	if (leader_disowns(z, from, v))
+		zab_become(z, ZAB_LOOKING, 0);
 	if (z->role != ZAB_LOOKING) {
-		if (v->state == QUORUM__PEER_STATE__LOOKING)
-			send_vote(z, from);
+		if (v->state != QUORUM__PEER_STATE__LOOKING)
+			return;
+		if (z->role == ZAB_LEADING)
+			zab_lead_follower_looking(z, from);
+		send_vote(z, from);
 		return;
 	}
 	struct zab_vote n = {.leader = v->leader, .zxid = v->zxid, .peer_epoch = v->peer_epoch};
@@ -191,6 +250,7 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 			struct zab_vote mine = self_vote(z);
 			z->vote = zab_vote_better(&n, &mine) ? n : mine;
 			z->decide_at_ms = 0;
+			z->decide_pending = false;
 			send_vote_all(z);
 		} else if (v->election_epoch < z->logical_clock) {
 			/* An older round: tell the sender where we are. */
@@ -199,7 +259,12 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 		} else if (zab_vote_better(&n, &z->vote)) {
 			z->vote = n;
 			z->decide_at_ms = 0;
+			z->decide_pending = false;
 			send_vote_all(z);
+		} else if (zab_vote_better(&z->vote, &n)) {
+			/* It has not seen ours (or not yet taken it): tell it. The
+			 * sender only ever moves up, so this cannot ping-pong. */
+			send_vote(z, from);
 		}
 		z->recv[fi] = (struct zab_seen_vote){
 			.valid = true, .vote = n, .election_epoch = v->election_epoch, .state = v->state};
@@ -220,11 +285,54 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 	}
 }
 
+/* The link to `peer` broke (any role): stop waiting for its vote, and, if
+ * LOOKING, send it ours again (it may have been lost with the link). */
+void zab_elect_peer_reset(struct zab *z, uint32_t peer)
+{
+	z->unreachable[zab_voter_index(z, peer)] = true;
+	if (z->role != ZAB_LOOKING)
+		return;
+	send_vote(z, peer);
+	check_round(z);
+}
+
+/* A FollowerInfo while LOOKING: its sender decided this server leads. Kept
+ * (the newest per voter) until this server leads (zab_lead_take_early())
+ * or decides otherwise. */
+void zab_elect_early_info(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
+{
+	const Quorum__FollowerInfo *fi = m->follower_info;
+	if (m->nonce == 0 || fi->accepted_epoch < 0 || fi->accepted_epoch > ZAB_EPOCH_MAX)
+		return;
+	z->early[zab_voter_index(z, from)] = (struct zab_early_info){
+		.valid = true, .nonce = m->nonce, .accepted_epoch = fi->accepted_epoch};
+}
+
+/* Answers `to` with this server's vote (a FOLLOWING server asked to lead,
+ * say: the answer names the leader it follows). */
+void zab_elect_answer(struct zab *z, uint32_t to)
+{
+	send_vote(z, to);
+}
+
+/* The log settled (appends done, a snapshot installed): a decision that
+ * waited for it is taken now. */
+void zab_elect_settled(struct zab *z)
+{
+	if (z->role == ZAB_LOOKING && z->decide_pending)
+		decide(z);
+}
+
 void zab_elect_tick(struct zab *z)
 {
 	int64_t now = zab_now(z);
+	if (z->decide_pending) {
+		decide(z);
+		if (z->role != ZAB_LOOKING)
+			return;
+	}
 	if (z->decide_at_ms && now >= z->decide_at_ms) {
-		if (count_round(z, &z->vote) >= z->quorum) {
+		if (count_round(z, &z->vote, NULL) >= z->quorum) {
 			decide(z);
 			return;
 		}

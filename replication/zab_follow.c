@@ -2,9 +2,14 @@
  * zab_follow: phases 1-3 on a follower.
  *
  * Each attempt to join the leader has a fresh nonce that tags every
- * message both ways; a gap, a reset link or a refused sync starts a new
- * attempt (with the same leader), and silence sends the server back to
- * election. An attempt:
+ * message both ways; a gap or a refused sync starts a new attempt (with
+ * the same leader). A broken link to the leader (EOF, reset, refused: the
+ * host's zab_peer_reset()) sends the server back to election at once, as
+ * silence does after sync_limit (init_limit before broadcast) ticks: the
+ * tick limits bound a slow leader, a dead one is noticed at network speed.
+ * If the leader is alive after all, election finds it again in one round
+ * trip (zab_elect.c: the ensemble answers with its leader and epoch) and
+ * the follower joins it in the same epoch. An attempt:
  *
  *   DRAIN       appends from an earlier leader finish first, so the log the
  *               AckEpoch describes is the log the sync applies to, and
@@ -141,10 +146,12 @@ void zab_follow_stop(struct zab *z)
 	z->expect_next = 0;
 }
 
+/* Any role change may follow: call last. zab_elect_peer_reset() has
+ * already marked the peer unreachable. */
 void zab_follow_peer_reset(struct zab *z, uint32_t peer)
 {
 	if (peer == z->leader)
-		rejoin(z);
+		give_up(z);
 }
 
 /* Commits what the leader said is committed and this log holds durably. */
@@ -200,6 +207,8 @@ void zab_follow_tick(struct zab *z)
 	int64_t tick = zab_tick_ms(z);
 	int32_t limit = z->fphase == ZF_BROADCAST ? z->cfg.sync_limit : z->cfg.init_limit;
 	if (now - z->leader_heard_ms > limit * tick) {
+		/* Election need not wait for its vote either. */
+		z->unreachable[zab_voter_index(z, z->leader)] = true;
 		give_up(z);
 		return;
 	}

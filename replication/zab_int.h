@@ -48,6 +48,14 @@ struct zab_seen_vote {
 	Quorum__PeerState state;
 };
 
+/* A FollowerInfo that reached this server while it was LOOKING: taken
+ * if it goes on to lead, so a follower that decided first loses no time. */
+struct zab_early_info {
+	bool valid;
+	uint32_t nonce;
+	int64_t accepted_epoch;
+};
+
 /* Where a follower's attempt to join its leader stands. */
 enum zab_fphase {
 	ZF_DRAIN,      /* waiting for appends of an earlier leader to finish */
@@ -123,8 +131,13 @@ struct zab {
 	struct zab_seen_vote recv[ZAB_MAX_VOTERS];   /* LOOKING voters, this clock */
 	struct zab_seen_vote outof[ZAB_MAX_VOTERS];  /* FOLLOWING/LEADING voters */
 	int64_t decide_at_ms;     /* quorum reached: decide at this time (0: not) */
+	bool decide_pending;      /* decided, but the log must settle first (decide()) */
 	int64_t vote_resend_ms;
 	int vote_backoff;
+	/* Voters whose link broke (or, a leader, went silent) with nothing heard
+	 * from them since: election does not wait for their votes. */
+	bool unreachable[ZAB_MAX_VOTERS];
+	struct zab_early_info early[ZAB_MAX_VOTERS]; /* by voter index */
 
 	/* ---- follower ---- */
 	enum zab_fphase fphase;
@@ -175,6 +188,10 @@ int64_t zab_common_point(int64_t base_a, const int64_t *ends_a, size_t n_a, int6
 void zab_elect_start(struct zab *z);
 void zab_elect_tick(struct zab *z);
 void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
+void zab_elect_peer_reset(struct zab *z, uint32_t peer);
+void zab_elect_early_info(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
+void zab_elect_answer(struct zab *z, uint32_t to);
+void zab_elect_settled(struct zab *z);
 bool zab_vote_better(const struct zab_vote *a, const struct zab_vote *b);
 
 /* ---- zab_lead.c ---- */
@@ -184,6 +201,8 @@ void zab_lead_tick(struct zab *z);
 void zab_lead_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
 void zab_lead_peer_reset(struct zab *z, uint32_t peer);
 void zab_lead_appended(struct zab *z);
+void zab_lead_take_early(struct zab *z);
+void zab_lead_follower_looking(struct zab *z, uint32_t peer);
 int zab_lead_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 		     uint64_t origin_seq);
 

@@ -53,6 +53,9 @@ static void step_down(struct zab *z)
 	zab_become(z, ZAB_LOOKING, 0);
 }
 
+static void follower_info(struct zab *z, uint32_t from, struct zab_follower *f, uint32_t nonce,
+			  int64_t accepted_epoch);
+
 /* ---- messages out ------------------------------------------------------- */
 
 static void send_leader_info(struct zab *z, uint32_t to, struct zab_follower *f)
@@ -247,6 +250,37 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 
 /* ---- progress ----------------------------------------------------------- */
 
+/*
+ * The last time a quorum of voters had been heard from and synced: the
+ * quorum-th most recent of the leader's own `now` and each synced
+ * follower's last message. Call before a synced follower's slot is
+ * dropped, so what it contributed is kept. The leader steps down once this
+ * is sync_limit ticks old (zab_lead_tick()), so a leader cut off from its
+ * quorum stops serving within sync_limit ticks of the last time it had one.
+ */
+static void note_quorum(struct zab *z, int64_t now)
+{
+	if (!z->established)
+		return;
+	int64_t t[ZAB_MAX_VOTERS];
+	int n = 0;
+	t[n++] = now;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
+			t[n++] = z->fol[i].last_heard_ms;
+	if (n < z->quorum)
+		return;
+	for (int i = 0; i < z->quorum; i++)
+		for (int j = i + 1; j < n; j++)
+			if (t[j] > t[i]) {
+				int64_t x = t[i];
+				t[i] = t[j];
+				t[j] = x;
+			}
+	if (t[z->quorum - 1] > z->quorum_seen_ms)
+		z->quorum_seen_ms = t[z->quorum - 1];
+}
+
 static int count_phase_at_least(const struct zab *z, enum zab_lphase p)
 {
 	int n = 1; /* the leader */
@@ -376,6 +410,7 @@ void zab_lead_start(struct zab *z)
 	z->ping_at_ms = zab_now(z);
 	z->quorum_seen_ms = zab_now(z);
 	maybe_pick_epoch(z);
+	zab_lead_take_early(z);
 }
 
 void zab_lead_stop(struct zab *z)
@@ -390,8 +425,34 @@ void zab_lead_stop(struct zab *z)
 void zab_lead_peer_reset(struct zab *z, uint32_t peer)
 {
 	struct zab_follower *f = slot(z, peer);
+	if (!f)
+		return;
+	if (f->phase == ZL_SYNCED)
+		note_quorum(z, zab_now(z));
+	slot_clear(f);
+}
+
+/* A LOOKING vote from a follower: it has left this leader (silence, or its
+ * link broke). Its slot goes, without crediting it to the quorum: a leader
+ * that was frozen reads its followers' last pings, sent long ago, right
+ * before their votes, and must not take them for a live quorum. */
+void zab_lead_follower_looking(struct zab *z, uint32_t peer)
+{
+	struct zab_follower *f = slot(z, peer);
 	if (f)
 		slot_clear(f);
+}
+
+/* Leading begins: FollowerInfo that came while this server was LOOKING
+ * (zab_elect_early_info()) is taken now, as if it had just arrived. */
+void zab_lead_take_early(struct zab *z)
+{
+	for (int i = 0; i < z->cfg.n_voters && z->role == ZAB_LEADING; i++) {
+		struct zab_early_info e = z->early[i];
+		z->early[i].valid = false;
+		if (e.valid && z->cfg.voters[i] != z->cfg.id)
+			follower_info(z, z->cfg.voters[i], &z->fol[i], e.nonce, e.accepted_epoch);
+	}
 }
 
 /*
@@ -423,7 +484,11 @@ void zab_lead_tick(struct zab *z)
 		step_down(z);
 		return;
 	}
-	int heard = 1;
+	note_quorum(z, now);
+	if (z->established && now - z->quorum_seen_ms > z->cfg.sync_limit * tick) {
+		step_down(z);
+		return;
+	}
 	for (int i = 0; i < z->cfg.n_voters; i++) {
 		struct zab_follower *f = &z->fol[i];
 		if (z->cfg.voters[i] == z->cfg.id || f->phase == ZL_NONE)
@@ -433,18 +498,8 @@ void zab_lead_tick(struct zab *z)
 			slot_clear(f);
 			continue;
 		}
-		if (f->phase == ZL_SYNCED)
-			heard++;
 		if (f->phase == ZL_ACKED && z->epoch_acked && now >= z->ping_at_ms)
 			sync_follower(z, z->cfg.voters[i], f);
-	}
-	if (z->established) {
-		if (heard >= z->quorum)
-			z->quorum_seen_ms = now;
-		else if (now - z->quorum_seen_ms > z->cfg.sync_limit * tick) {
-			step_down(z);
-			return;
-		}
 	}
 	if (now >= z->ping_at_ms) {
 		z->ping_at_ms = now + tick / 2;
@@ -485,24 +540,33 @@ int zab_lead_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len
 
 /* ---- messages in -------------------------------------------------------- */
 
-static void on_follower_info(struct zab *z, uint32_t from, struct zab_follower *f,
-			     const Quorum__PeerMsg *m)
+/* Phase 1: FollowerInfo(accepted_epoch) of join attempt `nonce`. */
+static void follower_info(struct zab *z, uint32_t from, struct zab_follower *f, uint32_t nonce,
+			  int64_t accepted_epoch)
 {
-	const Quorum__FollowerInfo *fi = m->follower_info;
-	if (m->nonce == 0 || fi->accepted_epoch < 0 || fi->accepted_epoch > ZAB_EPOCH_MAX)
+	if (nonce == 0 || accepted_epoch < 0 || accepted_epoch > ZAB_EPOCH_MAX)
 		return;
-	if (f->phase != ZL_NONE && f->nonce == m->nonce) {
+	if (f->phase != ZL_NONE && f->nonce == nonce) {
 		/* A repeat of the same attempt: LeaderInfo may have been lost. */
 		f->last_heard_ms = zab_now(z);
 		if (z->epoch_picked && f->phase == ZL_INFO)
 			send_leader_info(z, from, f);
 		return;
 	}
+	/* A follower that accepted a newer epoch than ours can never join
+	 * (phase 1: it refuses an older one) and would come back for ever:
+	 * let a new election pick an epoch above it. */
+	if (z->epoch_picked && accepted_epoch > z->lead_epoch) {
+		step_down(z);
+		return;
+	}
 	/* A new attempt replaces the old one, whatever stage it had reached. */
+	if (f->phase == ZL_SYNCED)
+		note_quorum(z, zab_now(z));
 	slot_clear(f);
 	f->phase = ZL_INFO;
-	f->nonce = m->nonce;
-	f->accepted_epoch = fi->accepted_epoch;
+	f->nonce = nonce;
+	f->accepted_epoch = accepted_epoch;
 	f->last_heard_ms = zab_now(z);
 	if (z->epoch_picked)
 		send_leader_info(z, from, f);
@@ -602,7 +666,7 @@ void zab_lead_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 		return;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_FOLLOWER_INFO) {
 		if (m->follower_info)
-			on_follower_info(z, from, f, m);
+			follower_info(z, from, f, m->nonce, m->follower_info->accepted_epoch);
 		return;
 	}
 	if (f->phase == ZL_NONE || m->nonce != f->nonce)

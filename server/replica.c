@@ -24,8 +24,10 @@
  * nonce, and dropped on arrival when the stamp is not current: a message
  * from before a re-join must not be taken for one after it.
  *
- * Ticks: the core is ticked every quarter tickTime; a follower sends the
- * leader a Touch of its live sessions every half tickTime.
+ * Ticks: the core is ticked as often as it asks (zab_tick_every_ms(): a
+ * quarter of its election's finalize wait, 50 ms, with any tickTime over
+ * 200 ms), so election and failover are not held to tickTime; a follower
+ * sends the leader a Touch of its live sessions every half tickTime.
  */
 #include "replica.h"
 
@@ -669,7 +671,7 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	uv_timer_init(loop, &r->install_done);
 	r->timer.data = r->install_done.data = r;
 	r->open_handles = 2;
-	uint64_t every = (uint64_t)(cfg->tick_time / 4 > 10 ? cfg->tick_time / 4 : 10);
+	uint64_t every = (uint64_t)zab_tick_every_ms(r->zab);
 	uv_timer_start(&r->timer, on_timer, every, every);
 	log_msg(LOG_INFO, "replica", "server %d of %d voters; acceptedEpoch %" PRId64
 		", currentEpoch %" PRId64 ", last zxid 0x%" PRIx64, cfg->myid, zc.n_voters,

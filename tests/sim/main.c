@@ -94,6 +94,8 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->crash_at_newleader += b->crash_at_newleader;
 	a->compactions += b->compactions;
 	a->trunc_refused += b->trunc_refused;
+	a->link_drops += b->link_drops;
+	a->rejoins += b->rejoins;
 	a->sim_ms += b->sim_ms;
 }
 
@@ -103,11 +105,12 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " commits, %" PRIu64 " established, %" PRIu64 " crashes, %" PRIu64
 	       " partitions | sync: %" PRIu64 " diff, %" PRIu64 " trunc (%" PRIu64
 	       " across epochs, %" PRIu64 " refused), %" PRIu64 " snap, %" PRIu64
-	       " with uncommitted | %" PRIu64 " compactions, %" PRIu64 " crashes at NewLeader\n",
+	       " with uncommitted | %" PRIu64 " compactions, %" PRIu64 " crashes at NewLeader | %" PRIu64
+	       " link drops, %" PRIu64 " rejoins\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
 	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->syncs_with_uncommitted,
-	       t->compactions, t->crash_at_newleader);
+	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins);
 	fflush(stdout);
 }
 
@@ -144,6 +147,9 @@ static bool reached(enum sim_scenario sc, const struct sim_stats *t)
 		return t->syncs_with_uncommitted > 0;
 	case SCN_SNAP_TRUNC:
 		return t->snaps > 0 && t->compactions > 0;
+	case SCN_LEADER_LINK:
+	case SCN_FLAP:
+		return t->link_drops > 0 && t->rejoins > 0;
 	default:
 		return true;
 	}

@@ -225,6 +225,9 @@ struct node {
 	size_t matched;          /* state[0..matched) equals G's prefix */
 	int64_t clock_off;
 	int64_t next_tick;
+	uint32_t followed;       /* the leader it last served under, and in which */
+	int64_t followed_epoch;  /* epoch: a rejoin comes back to both */
+	bool looked;             /* it went LOOKING since */
 	bool crash_pending;      /* a scenario asked for a crash after this call */
 	size_t n_committed;      /* state[0..n_committed) came through io.commit()
 				    this life: all a compaction may keep */
@@ -257,6 +260,13 @@ struct sim {
 	/* swarm knobs */
 	double p_loss, p_dup, p_crash, p_restart, p_part, p_heal, p_clock, p_propose, p_compact,
 		p_reset, p_isolate_leader, p_drop_acks;
+	double p_crash_seen;     /* a crash resets its peers' links (kill -9), else silence */
+	double p_leader_link;    /* SCN_LEADER_LINK: reset the leader's link to a follower */
+	double p_flap, p_flap_cut; /* SCN_FLAP: reset the flapper's links; cut them a while */
+	int flapper;             /* SCN_FLAP: its index, -1 until the ensemble first serves */
+	int64_t flap_heal_at;    /* when its cut links come back (0: not cut) */
+	int64_t calm_epoch;      /* calm scenarios: the epoch first established, */
+	uint32_t calm_leader;    /* and its leader, which must never change */
 	bool reorder, torn;
 	int64_t max_delay, max_disk;
 	bool faults;
@@ -701,6 +711,28 @@ static void check_established(struct sim *s, struct node *nd)
 	}
 }
 
+/* The calm scenarios (SCN_LEADER_LINK, SCN_FLAP): a healthy quorum never
+ * loses its leader, so only one epoch is ever established while faults
+ * run. */
+static bool calm(const struct sim *s)
+{
+	return s->o.scenario == SCN_LEADER_LINK || s->o.scenario == SCN_FLAP;
+}
+
+static void check_calm(struct sim *s, struct node *nd)
+{
+	if (!calm(s) || !s->faults)
+		return;
+	if (!s->calm_leader) {
+		s->calm_leader = nd->id;
+		s->calm_epoch = nd->epoch;
+	} else if (nd->id != s->calm_leader || nd->epoch != s->calm_epoch) {
+		fail(s, "node %u established epoch %lld although leader %u of epoch %lld was "
+			"healthy", nd->id, (long long)nd->epoch, s->calm_leader,
+		     (long long)s->calm_epoch);
+	}
+}
+
 static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leader, int64_t epoch)
 {
 	struct node *nd = ctx;
@@ -709,21 +741,40 @@ static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leade
 	if (nd->sim->trace)
 		fprintf(stderr, "%8lld node %u: role %d serving %d leader %u epoch %lld\n",
 			(long long)nd->sim->now, nd->id, role, serving, leader, (long long)epoch);
+	struct sim *s = nd->sim;
 	nd->leading = role == ZAB_LEADING;
 	nd->serving = serving;
 	nd->epoch = epoch;
-	if (role == ZAB_LOOKING)
-		nd->sim->st->elections++;
-	if (nd->leading && nd->serving && !was) {
-		check_established(nd->sim, nd);
-		if (nd->n_durable)
-			note_ack(nd->sim, nd, epoch, nd->log.v[nd->n_durable - 1].zxid);
+	if (role == ZAB_LOOKING) {
+		s->st->elections++;
+		nd->looked = true;
 	}
+	if (role == ZAB_FOLLOWING && serving) {
+		if (nd->looked && nd->followed == leader && nd->followed_epoch == epoch)
+			s->st->rejoins++;
+		nd->followed = leader;
+		nd->followed_epoch = epoch;
+		nd->looked = false;
+	}
+	if (nd->leading && nd->serving && !was) {
+		check_established(s, nd);
+		if (nd->n_durable)
+			note_ack(s, nd, epoch, nd->log.v[nd->n_durable - 1].zxid);
+		check_calm(s, nd);
+	}
+	/* In a calm scenario the first leader must keep leading. */
+	if (s->faults && s->calm_leader == nd->id && role != ZAB_LEADING)
+		fail(s, "leader %u of epoch %lld was disturbed (role %d): a flapping link "
+			"must not cost a healthy ensemble its leader", nd->id,
+		     (long long)s->calm_epoch, role);
 }
 
 /* ---- node life cycle ------------------------------------------------------------- */
 
-static void node_boot(struct sim *s, struct node *nd)
+static void peers_see_reset(struct sim *s, struct node *nd);
+static void after_call(struct sim *s, struct node *nd);
+
+static void node_boot(struct sim *s, struct node *nd, bool restart)
 {
 	struct zab_config cfg = {
 		.id = nd->id,
@@ -786,6 +837,22 @@ static void node_boot(struct sim *s, struct node *nd)
 		return;
 	}
 	zab_start(nd->z);
+	if (restart)
+		peers_see_reset(s, nd);
+}
+
+/* A crashed or restarted node's peers see its connections end (a killed
+ * process), or, with 1 - p_crash_seen, hear nothing (a host that lost
+ * power; a restart then still replaces the old connections). */
+static void peers_see_reset(struct sim *s, struct node *nd)
+{
+	for (int b = 0; b < s->n; b++) {
+		struct node *peer = &s->nodes[b];
+		if (peer == nd || !peer->up || s->cut[nd->id - 1][b])
+			continue;
+		zab_peer_reset(peer->z, nd->id);
+		after_call(s, peer);
+	}
 }
 
 static void node_crash(struct sim *s, struct node *nd)
@@ -807,6 +874,10 @@ static void node_crash(struct sim *s, struct node *nd)
 	nd->n_durable = keep;
 	nd->installing = false; /* the rename never happened */
 	nd->state.n = 0;
+	nd->looked = false;
+	nd->followed = 0;
+	if (chance(&s->r, s->p_crash_seen))
+		peers_see_reset(s, nd);
 }
 
 /* The host compacts: its state up to its last commit becomes the snapshot,
@@ -1065,6 +1136,60 @@ static void propose(struct sim *s, int li)
 	after_call(s, nd);
 }
 
+/* SCN_LEADER_LINK: while every follower serves, the link between the
+ * leader and one of them drops and comes back at once (both ends see a
+ * reset; nothing is cut). */
+static void leader_link_faults(struct sim *s)
+{
+	int li = serving_leader(s);
+	if (li < 0 || !chance(&s->r, s->p_leader_link))
+		return;
+	for (int i = 0; i < s->n; i++)
+		if (!s->nodes[i].up || !s->nodes[i].serving)
+			return;
+	int b = (int)between(&s->r, 0, s->n - 2);
+	if (b >= li)
+		b++;
+	s->st->link_drops++;
+	reset_link(s, li, b);
+}
+
+/* SCN_FLAP: once the ensemble first serves, one follower's links drop
+ * (all at once) again and again, and now and then stay down a while. */
+static void flap_faults(struct sim *s)
+{
+	if (s->o.scenario != SCN_FLAP)
+		return;
+	if (s->flapper < 0) {
+		int li = serving_leader(s);
+		if (li < 0)
+			return;
+		s->flapper = (int)between(&s->r, 0, s->n - 2);
+		if (s->flapper >= li)
+			s->flapper++;
+	}
+	int f = s->flapper;
+	if (s->flap_heal_at && s->now >= s->flap_heal_at) {
+		s->flap_heal_at = 0;
+		for (int b = 0; b < s->n; b++)
+			if (b != f)
+				set_cut(s, f, b, false);
+	}
+	if (s->flap_heal_at == 0 && chance(&s->r, s->p_flap_cut)) {
+		s->st->link_drops++;
+		s->st->partitions++;
+		s->flap_heal_at = s->now + between(&s->r, 1, 20) * TICK_MS;
+		for (int b = 0; b < s->n; b++)
+			if (b != f)
+				set_cut(s, f, b, true);
+	} else if (chance(&s->r, s->p_flap)) {
+		s->st->link_drops++;
+		for (int b = 0; b < s->n; b++)
+			if (b != f)
+				reset_link(s, f, b);
+	}
+}
+
 static void faults(struct sim *s)
 {
 	struct rng *r = &s->r;
@@ -1074,7 +1199,7 @@ static void faults(struct sim *s)
 			node_crash(s, nd);
 		else if (!nd->up && chance(r, s->p_restart)) {
 			s->st->restarts++;
-			node_boot(s, nd);
+			node_boot(s, nd, true);
 		}
 		if (nd->up && chance(r, s->p_compact))
 			node_compact(s, nd);
@@ -1110,6 +1235,8 @@ static void faults(struct sim *s)
 		if (li >= 0)
 			propose(s, li);
 	}
+	leader_link_faults(s);
+	flap_faults(s);
 }
 
 /* ---- set-up ----------------------------------------------------------------------- */
@@ -1133,6 +1260,8 @@ static void swarm(struct sim *s)
 	s->p_propose = 0.01 + rng_unit(r) * 0.2;
 	s->p_compact = knob(r, 0.003);
 	s->p_reset = knob(r, 0.002);
+	s->p_crash_seen = chance(r, 0.25) ? 0 : rng_unit(r);
+	s->flapper = -1;
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
 		s->p_crash = 0.0005;
@@ -1158,6 +1287,19 @@ static void swarm(struct sim *s)
 		s->p_restart = 0.01;
 		s->p_isolate_leader = 0.002;
 		s->p_propose = 0.2;
+		break;
+	case SCN_LEADER_LINK:
+	case SCN_FLAP:
+		/* Nothing else goes wrong: the leader and the rest of the quorum
+		 * are healthy, so any new epoch is a disturbance. */
+		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = 0;
+		s->reorder = false; /* links are FIFO, as TCP is */
+		if (s->o.scenario == SCN_LEADER_LINK) {
+			s->p_leader_link = 0.002 + rng_unit(r) * 0.02;
+		} else {
+			s->p_flap = 0.002 + rng_unit(r) * 0.02;
+			s->p_flap_cut = knob(r, 0.005);
+		}
 		break;
 	default:
 		break;
@@ -1210,7 +1352,7 @@ static enum sim_result liveness(struct sim *s)
 	for (int i = 0; i < s->n; i++)
 		if (!s->nodes[i].up) {
 			s->st->restarts++;
-			node_boot(s, &s->nodes[i]);
+			node_boot(s, &s->nodes[i], true);
 		}
 	int64_t deadline = s->now + LIVENESS_MS;
 	int proposed = 0;
@@ -1274,7 +1416,7 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 	for (int i = 0; i < s.n; i++) {
 		s.nodes[i].sim = &s;
 		s.nodes[i].id = (uint32_t)i + 1;
-		node_boot(&s, &s.nodes[i]);
+		node_boot(&s, &s.nodes[i], false);
 	}
 	enum sim_result res = SIM_OK;
 	for (uint64_t i = 0; i < o->steps && !s.failed; i++) {
@@ -1307,6 +1449,8 @@ const char *sim_scenario_name(enum sim_scenario sc)
 		[SCN_OLD_EPOCH_TAIL] = "old-epoch-tail",
 		[SCN_DIFF_UNCOMMITTED] = "diff-uncommitted",
 		[SCN_SNAP_TRUNC] = "snap-trunc",
+		[SCN_LEADER_LINK] = "leader-link",
+		[SCN_FLAP] = "flap",
 	};
 	return sc < SCN_COUNT ? names[sc] : "?";
 }

@@ -6,8 +6,9 @@
  * Each node is a real struct zab over a simulated disk (a durable
  * snapshot, a log whose unsynced tail a crash loses or tears, the epoch
  * file), a simulated network (loss, duplication, reordering, delay,
- * partitions, link resets) and a simulated clock (per node, stepping
- * forward). A checker outside the cores watches every commit, truncate,
+ * partitions, link resets; a crash is seen by the peers as a reset, as
+ * a killed process's connections end, or not at all, as a host that
+ * loses power) and a simulated clock (per node, stepping forward). A checker outside the cores watches every commit, truncate,
  * install, restart and leadership change (see check_*() in sim.c).
  *
  * A run has a safety phase of `steps` events with faults, then a liveness
@@ -38,6 +39,13 @@ enum sim_scenario {
 	SCN_DIFF_UNCOMMITTED,   /* ZOOKEEPER-3911, -4394: a sync that carries
 				   uncommitted txns */
 	SCN_SNAP_TRUNC,         /* compaction: SNAP, and TRUNC the host refuses */
+	SCN_LEADER_LINK,        /* the leader's link to one follower drops and comes
+				   back at once, again and again: the follower
+				   looks, finds the same leader, rejoins; nobody
+				   else may notice (no new epoch) */
+	SCN_FLAP,               /* one follower's links drop, or go down for a
+				   while, again and again: the healthy rest of the
+				   ensemble must never notice (no new epoch) */
 	SCN_COUNT,
 };
 
@@ -46,6 +54,8 @@ struct sim_stats {
 	uint64_t steps, messages, crashes, restarts, partitions, elections, established;
 	uint64_t proposed, commits, diffs, truncs, truncs_across_epochs, snaps;
 	uint64_t syncs_with_uncommitted, crash_at_newleader, compactions, trunc_refused;
+	uint64_t link_drops;       /* resets aimed at the leader's link or the flapper */
+	uint64_t rejoins;          /* a follower looked and joined the same leader, same epoch */
 	int64_t sim_ms;
 };
 

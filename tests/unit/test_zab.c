@@ -1,6 +1,10 @@
 /* Unit tests for the ZAB core's pure pieces: the common point of two logs,
- * the order of votes, config checks, and that lying peers harm nothing.
- * The protocol as a whole is tested by the simulation in tests/sim/. */
+ * the order of votes, config checks, and that lying peers harm nothing;
+ * and the failover fast paths step by step: a follower whose leader link
+ * breaks looks at once, decides without waiting for the dead leader's
+ * vote, finds a live leader again in its epoch, and a leader cut off from
+ * its quorum steps down within syncLimit. The protocol as a whole is
+ * tested by the simulation in tests/sim/. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -83,13 +87,19 @@ static int64_t fake_now(void *ctx)
 static uint64_t fake_random(void *ctx)
 {
 	(void)ctx;
-	return 0x12345678;
+	static uint64_t x = 0x12345678;
+	return x += 0x9e3779b9;
 }
+/* The last message sent to each peer, by body. */
+static Quorum__PeerMsg__BodyCase last_kind[8];
+static uint32_t last_nonce[8];
 static void fake_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 {
 	(void)ctx;
-	(void)to;
-	(void)m;
+	if (to < 8) {
+		last_kind[to] = m->body_case;
+		last_nonce[to] = m->nonce;
+	}
 	sent++;
 }
 static int fake_append(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
@@ -270,6 +280,172 @@ static void test_single_voter(void **state)
 	zab_free(z);
 }
 
+
+/* ---- failover, step by step ---- */
+
+static void vote_from(struct zab *z, uint32_t from, Quorum__PeerState state, uint32_t leader,
+		      int64_t peer_epoch, int64_t clock)
+{
+	Quorum__Vote v = QUORUM__VOTE__INIT;
+	v.leader = leader;
+	v.peer_epoch = peer_epoch;
+	v.election_epoch = clock;
+	v.state = state;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_VOTE;
+	m.vote = &v;
+	m.from = from;
+	zab_receive(z, from, &m);
+}
+
+/* Server 2 joins the ensemble 1 leads in epoch 1 (1 LEADING, 3 FOLLOWING). */
+static struct zab *follower_of_1(void)
+{
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = three(2);
+	now_ms = 1000;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	zab_start(z);
+	vote_from(z, 1, QUORUM__PEER_STATE__LEADING, 1, 1, 1);
+	vote_from(z, 3, QUORUM__PEER_STATE__FOLLOWING, 1, 1, 1);
+	assert_int_equal(zab_role(z), ZAB_FOLLOWING);
+	assert_int_equal(zab_leader(z), 1);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
+	return z;
+}
+
+/* The leader dies (its link breaks): the follower looks at once, and once
+ * the other survivor's vote agrees it decides, without a finalize wait for
+ * the dead leader's vote. */
+static void test_leader_reset_elects_at_once(void **state)
+{
+	(void)state;
+	struct zab *z = follower_of_1();
+	zab_peer_reset(z, 1);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	vote_from(z, 3, QUORUM__PEER_STATE__LOOKING, 3, 0, z->logical_clock);
+	assert_int_equal(zab_role(z), ZAB_FOLLOWING); /* no time has passed */
+	assert_int_equal(zab_leader(z), 3);
+	assert_int_equal(last_kind[3], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
+	zab_free(z);
+}
+
+/* Without the reset the dead leader is not known unreachable: the
+ * finalize wait runs (ZooKeeper's behaviour). */
+static void test_finalize_wait_when_a_voter_is_silent(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = three(2);
+	now_ms = 1000;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	zab_start(z);
+	vote_from(z, 3, QUORUM__PEER_STATE__LOOKING, 3, 0, z->logical_clock);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	now_ms += 199;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	now_ms += 1;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_FOLLOWING);
+	assert_int_equal(zab_leader(z), 3);
+	zab_free(z);
+}
+
+/* Only the follower's link to a live leader broke (a flap): it looks, the
+ * ensemble answers with its leader and epoch, and it joins that leader
+ * again in the same epoch; nobody else changes role. */
+static void test_flap_rejoins_same_leader(void **state)
+{
+	(void)state;
+	struct zab *z = follower_of_1();
+	uint32_t nonce = last_nonce[1];
+	zab_peer_reset(z, 1);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	vote_from(z, 3, QUORUM__PEER_STATE__FOLLOWING, 1, 1, 1);
+	assert_int_equal(zab_role(z), ZAB_LOOKING); /* not without the leader's word */
+	vote_from(z, 1, QUORUM__PEER_STATE__LEADING, 1, 1, 1);
+	assert_int_equal(zab_role(z), ZAB_FOLLOWING);
+	assert_int_equal(zab_leader(z), 1);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
+	assert_int_not_equal(last_nonce[1], nonce); /* a new attempt */
+	zab_free(z);
+}
+
+/* A follower whose leader says it follows someone else looks again. */
+static void test_leader_disowns_follower(void **state)
+{
+	(void)state;
+	struct zab *z = follower_of_1();
+	vote_from(z, 1, QUORUM__PEER_STATE__FOLLOWING, 3, 2, 2);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	zab_free(z);
+}
+
+static void msg_from(struct zab *z, uint32_t from, Quorum__PeerMsg *m, int64_t epoch,
+		     uint32_t nonce)
+{
+	m->from = from;
+	m->epoch = epoch;
+	m->nonce = nonce;
+	zab_receive(z, from, m);
+}
+
+/* Server 3 leads 2 in epoch 1 and serves; then 2 falls silent. It must
+ * stop serving within syncLimit ticks of 2's last message. A FollowerInfo
+ * that came while 3 was still LOOKING is taken when it starts leading. */
+static void test_leader_steps_down_within_sync_limit(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = three(3);
+	now_ms = 1000;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	zab_start(z);
+	vote_from(z, 2, QUORUM__PEER_STATE__LOOKING, 3, 0, z->logical_clock);
+	Quorum__FollowerInfo fi = QUORUM__FOLLOWER_INFO__INIT;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
+	m.follower_info = &fi;
+	msg_from(z, 2, &m, 0, 77); /* 2 decided first */
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	now_ms += 200; /* 1 never voted: the finalize wait */
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_LEADING);
+	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_LEADER_INFO);
+	assert_int_equal(last_nonce[2], 77);
+
+	Quorum__AckEpoch ae = QUORUM__ACK_EPOCH__INIT;
+	m = (Quorum__PeerMsg)QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_ACK_EPOCH;
+	m.ack_epoch = &ae;
+	msg_from(z, 2, &m, 1, 77);
+	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_NEW_LEADER);
+	Quorum__Ack ack = QUORUM__ACK__INIT;
+	m = (Quorum__PeerMsg)QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_ACK;
+	m.ack = &ack;
+	msg_from(z, 2, &m, 1, 77);
+	assert_true(zab_serving(z));
+	int64_t heard = now_ms;
+
+	int64_t limit = c.sync_limit * c.tick_ms;
+	int64_t every = zab_tick_every_ms(z);
+	while (now_ms + every < heard + limit) {
+		now_ms += every;
+		zab_tick(z);
+		assert_true(zab_serving(z));
+	}
+	now_ms = heard + limit + every;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	assert_false(zab_serving(z));
+	zab_free(z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +456,11 @@ int main(void)
 		cmocka_unit_test(test_config_checked),
 		cmocka_unit_test(test_lying_peers),
 		cmocka_unit_test(test_single_voter),
+		cmocka_unit_test(test_leader_reset_elects_at_once),
+		cmocka_unit_test(test_finalize_wait_when_a_voter_is_silent),
+		cmocka_unit_test(test_flap_rejoins_same_leader),
+		cmocka_unit_test(test_leader_disowns_follower),
+		cmocka_unit_test(test_leader_steps_down_within_sync_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
