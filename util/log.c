@@ -71,13 +71,18 @@ void log_rated(struct log_rate *r, enum log_level level, const char *subsystem,
 	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	va_list ap;
 	pthread_mutex_lock(&rate_lock);
-	if (now - r->window_ms >= 1000) {
-		r->window_ms = now;
-		r->lines = 0;
+	if (!r->started) {
+		r->started = true;
+		r->tokens = LOG_RATE_BURST;
+	} else {
+		r->tokens += (double)(now - r->last_ms) * LOG_RATE_LINES / 1000.0;
+		if (r->tokens > LOG_RATE_BURST)
+			r->tokens = LOG_RATE_BURST;
 	}
-	bool write = r->lines < LOG_RATE_LINES;
+	r->last_ms = now;
+	bool write = r->tokens >= 1.0;
 	if (write) {
-		r->lines++;
+		r->tokens -= 1.0;
 		if (r->dropped > 0)
 			write_linef(level, subsystem, "%u more like this were dropped, the last: %s",
 				    r->dropped, r->last);

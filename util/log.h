@@ -7,6 +7,7 @@
 #ifndef QUORUM_LOG_H
 #define QUORUM_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -21,18 +22,21 @@ void log_msg(enum log_level level, const char *subsystem, const char *fmt, ...)
 /*
  * Rate-limited lines, for everything a client or a peer can make happen
  * as often as it likes (ZooKeeper's RateLogger is the precedent): each call
- * site writes at most LOG_RATE_LINES lines a second; the rest are counted,
- * and the next line written after that second says how many were dropped
- * and shows the last of them. So no sender can make the log grow faster
- * than a fixed rate per call site.
+ * site has a bucket of LOG_RATE_BURST lines, refilled at LOG_RATE_LINES a
+ * second; a line that finds it empty is counted instead of written, and
+ * the next line written says how many were dropped and shows the last of
+ * them. So no sender can make the log grow faster than a fixed rate per
+ * call site, while an occasional burst is still seen line by line.
  *
  *     log_rl(LOG_WARN, "conn", "%s: frame of %d bytes; closing", peer, n);
  */
 #define LOG_RATE_LINES 5
+#define LOG_RATE_BURST 30
 
 struct log_rate {
-	int64_t window_ms;  /* when the current second began (monotonic) */
-	unsigned lines;     /* written in it */
+	int64_t last_ms;    /* when the bucket was last refilled (monotonic) */
+	double tokens;      /* lines it may write now */
+	bool started;
 	unsigned dropped;   /* dropped since the last line written */
 	char last[200];     /* the last dropped line's text */
 };
