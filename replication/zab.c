@@ -595,6 +595,18 @@ enum zab_role zab_role(const struct zab *z)
 	return z->role;
 }
 
+uint64_t zab_read_begin(struct zab *z)
+{
+	if (z->role != ZAB_LEADING || !z->established)
+		return 0;
+	return zab_lead_read_begin(z);
+}
+
+uint64_t zab_read_confirmed(const struct zab *z)
+{
+	return z->role == ZAB_LEADING ? z->read_confirmed : 0;
+}
+
 bool zab_serving(const struct zab *z)
 {
 	return z->serving;

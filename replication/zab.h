@@ -267,6 +267,9 @@ struct zab_io {
 	/* A committed txn, to apply. origin/origin_seq: the Proposal's. */
 	void (*commit)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 		       uint64_t origin_seq);
+	/* Leader, optional: read round `round` is confirmed (and so is every
+	 * earlier one); see zab_read_begin(). */
+	void (*read_confirmed)(void *ctx, uint64_t round);
 	/* The role changed, or the server started or stopped serving clients
 	 * (serving: established leader, or follower after UpToDate). leader is
 	 * 0 while LOOKING. */
@@ -332,6 +335,17 @@ int64_t zab_next_zxid(const struct zab *z);
  * max_outstanding; or the append's error. The bytes are copied. */
 int zab_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 		uint64_t origin_seq);
+
+/* Established leader only: a read that begins now (a sync) may be answered
+ * once read round R (returned) is confirmed — io.read_confirmed(R), or
+ * zab_read_confirmed() >= R — and everything logged now is committed:
+ * then no newer leader can have committed anything this one lacks, so the
+ * read sees every write acknowledged anywhere before it began. Rounds are
+ * batched: reads that begin while one is in flight share the next. With a
+ * single voter the round is confirmed at once. 0 if not the established
+ * leader. Rounds start over with each term as leader. */
+uint64_t zab_read_begin(struct zab *z);
+uint64_t zab_read_confirmed(const struct zab *z);
 
 enum zab_role zab_role(const struct zab *z);
 bool zab_serving(const struct zab *z);

@@ -93,6 +93,7 @@ static void send_zxid(struct zab *z, Quorum__PeerMsg__BodyCase kind, int64_t zxi
 		m.ack = &a;
 	} else {
 		p.zxid = zxid;
+		p.round = z->echo_round;
 		m.ping = &p;
 	}
 	send_to_leader(z, &m);
@@ -119,6 +120,7 @@ static void rejoin(struct zab *z)
 		nonce = (uint32_t)z->io.random(z->io.ctx);
 	while (nonce == 0 || nonce == z->nonce);
 	z->nonce = nonce;
+	z->echo_round = 0; /* rounds are the current leader's, per join */
 	z->fphase = ZF_DRAIN;
 	z->new_epoch = 0;
 	z->newleader_zxid = 0;
@@ -498,6 +500,7 @@ void zab_follow_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 			learn_committed(z, m->ping->zxid);
 		if (z->role != ZAB_FOLLOWING)
 			break;
+		z->echo_round = m->ping->round;
 		/* Waiting for UpToDate: repeat the NewLeader Ack in case it
 		 * (or the UpToDate) was lost. */
 		send_zxid(z, z->fphase == ZF_SYNCED ? QUORUM__PEER_MSG__BODY_ACK

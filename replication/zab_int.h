@@ -90,6 +90,7 @@ struct zab_follower {
 	int64_t acked;            /* cumulative Ack: durable there up to here */
 	int64_t acked_prev;       /* acked at the previous ping: is it stalled? */
 	int64_t last_heard_ms;    /* any current message from it */
+	uint64_t round_echoed;    /* the newest read round its pings echoed */
 	bool up_to_date_sent;
 };
 
@@ -163,6 +164,10 @@ struct zab {
 	int64_t newleader_zxid_l; /* the history the epoch starts from */
 	int64_t ping_at_ms;
 	int64_t quorum_seen_ms;   /* last time a quorum was heard and synced */
+	uint64_t read_round;      /* the newest read round begun */
+	uint64_t read_confirmed;  /* the newest a quorum has echoed */
+	bool read_again;          /* a read waits for the round after the one in flight */
+	uint64_t echo_round;      /* follower: the round of the leader's last ping */
 };
 
 /* ---- zab.c ---- */
@@ -198,6 +203,7 @@ bool zab_vote_better(const struct zab_vote *a, const struct zab_vote *b);
 void zab_lead_start(struct zab *z);
 void zab_lead_stop(struct zab *z);
 void zab_lead_tick(struct zab *z);
+uint64_t zab_lead_read_begin(struct zab *z);
 void zab_lead_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
 void zab_lead_peer_reset(struct zab *z, uint32_t peer);
 void zab_lead_appended(struct zab *z);

@@ -92,6 +92,7 @@ static void send_zxid_msg(struct zab *z, uint32_t to, uint32_t nonce, Quorum__Pe
 		break;
 	case QUORUM__PEER_MSG__BODY_PING:
 		p.zxid = zxid;
+		p.round = z->read_round;
 		m.ping = &p;
 		break;
 	default:
@@ -409,6 +410,8 @@ void zab_lead_start(struct zab *z)
 	z->newleader_zxid_l = 0;
 	z->ping_at_ms = zab_now(z);
 	z->quorum_seen_ms = zab_now(z);
+	z->read_round = z->read_confirmed = 0;
+	z->read_again = false;
 	maybe_pick_epoch(z);
 	zab_lead_take_early(z);
 }
@@ -474,6 +477,72 @@ static void ping(struct zab *z, uint32_t to, struct zab_follower *f)
 		send_proposal(z, to, f->nonce, t->zxid, t->data, t->len, t->origin, t->origin_seq);
 	}
 	f->acked_prev = f->acked;
+}
+
+/* ---- read rounds (zab_read_begin) ---------------------------------------- */
+
+/*
+ * A read that must see every write committed before it began (a
+ * linearizable sync) needs the leader to know it still led then: no newer
+ * leader can have committed anything it lacks. Round R begins with a ping
+ * to every synced follower carrying R; a follower echoes the round of the
+ * last ping it got. Once a quorum (the leader among it) has echoed R, each
+ * of them answered as a follower of this epoch after R began; a newer
+ * leader needs a quorum to accept its epoch, and the two quorums share a
+ * member, which left this epoch only after echoing, so the newer leader
+ * came after R began. Reads that come while a round is in flight wait for
+ * the next, begun when it ends: one round serves them all.
+ */
+static void begin_round(struct zab *z)
+{
+	z->read_round++;
+	z->read_again = false;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
+			send_zxid_msg(z, z->cfg.voters[i], z->fol[i].nonce,
+				      QUORUM__PEER_MSG__BODY_PING, z->known_committed);
+}
+
+static void confirm_reads(struct zab *z)
+{
+	/* The quorum-th newest echo, the leader's own counting as the newest. */
+	uint64_t r[ZAB_MAX_VOTERS];
+	int n = 0;
+	r[n++] = z->read_round;
+	for (int i = 0; i < z->cfg.n_voters; i++)
+		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
+			r[n++] = z->fol[i].round_echoed;
+	if (n < z->quorum)
+		return;
+	for (int i = 0; i < z->quorum; i++)
+		for (int j = i + 1; j < n; j++)
+			if (r[j] > r[i]) {
+				uint64_t t = r[i];
+				r[i] = r[j];
+				r[j] = t;
+			}
+	uint64_t confirmed = r[z->quorum - 1];
+	if (confirmed <= z->read_confirmed)
+		return;
+	z->read_confirmed = confirmed;
+	if (z->read_again && z->read_confirmed == z->read_round)
+		begin_round(z);
+	if (z->io.read_confirmed)
+		z->io.read_confirmed(z->io.ctx, confirmed);
+}
+
+uint64_t zab_lead_read_begin(struct zab *z)
+{
+	if (z->quorum <= 1) { /* alone, it needs nobody's word */
+		z->read_confirmed = ++z->read_round;
+		return z->read_round;
+	}
+	if (z->read_confirmed < z->read_round) {
+		z->read_again = true; /* in flight: this read needs the next */
+		return z->read_round + 1;
+	}
+	begin_round(z);
+	return z->read_round;
 }
 
 void zab_lead_tick(struct zab *z)
@@ -685,9 +754,15 @@ void zab_lead_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 	case QUORUM__PEER_MSG__BODY_PING:
 		if (m->ping && z->epoch_picked && m->epoch == z->lead_epoch) {
 			f->last_heard_ms = zab_now(z);
-			/* A synced follower's ping says what it has durable. */
-			if (f->phase == ZL_SYNCED)
+			/* A synced follower's ping says what it has durable, and
+			 * which read round it has seen. */
+			if (f->phase == ZL_SYNCED) {
 				on_ack(z, from, f, m->ping->zxid, false);
+				if (m->ping->round > f->round_echoed && m->ping->round <= z->read_round) {
+					f->round_echoed = m->ping->round;
+					confirm_reads(z);
+				}
+			}
 		}
 		break;
 	default:

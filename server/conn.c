@@ -251,7 +251,7 @@ void conn_pause_if_busy(struct conn *c)
 {
 	if (c->paused || c->closing || c->closed)
 		return;
-	if (c->queued >= c->srv->cfg->global_outstanding_limit ||
+	if (c->queued >= c->srv->cfg->global_outstanding_limit || c->syncs > 0 ||
 	    unsent(c) > out_high_water(c)) {
 		c->paused = true;
 		uv_read_stop((uv_stream_t *)&c->tcp);
@@ -265,7 +265,8 @@ void conn_resume_if_idle(struct conn *c)
 {
 	if (!c->paused || c->closing || c->closed)
 		return;
-	if (!c->overflowed && c->queued < c->srv->cfg->global_outstanding_limit / 2 + 1 &&
+	if (!c->overflowed && c->syncs == 0 &&
+	    c->queued < c->srv->cfg->global_outstanding_limit / 2 + 1 &&
 	    unsent(c) <= out_high_water(c) / 2) {
 		c->paused = false;
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);

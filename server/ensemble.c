@@ -208,6 +208,7 @@ static void host_sync_reached(void *ctx, uint64_t seq, int64_t zxid)
 	size_t at = reply_begin(c, r->xid, at_zxid, ZOK);
 	zk_encode_path_record(&c->out, &pr);
 	reply_end(c, at, ZK_OP_SYNC, at_zxid);
+	c->syncs--; /* its later requests may be read now (write_forward_sync()) */
 	reply_when_applied(c, r, at, zxid);
 }
 

@@ -73,7 +73,7 @@ int32_t write_prep_txn(struct server *srv, struct request *r, const struct prep_
 /* A write from a client of this server. */
 void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 		  uint64_t received_ns);
-/* Follower: a client's sync, to the leader. */
+/* In an ensemble: a client's sync, made linearizable by the leader. */
 void write_forward_sync(struct conn *c, int32_t xid, struct jute_in *in, uint64_t received_ns);
 void write_snapshot_if_due(struct server *srv);
 /* The log cannot take writes: refuse them until the txns in flight are

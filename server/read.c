@@ -393,8 +393,8 @@ static int32_t read_acl(struct read_call *rc)
 	return ZOK;
 }
 
-/* Standalone or on the leader: what is applied here is what is committed
- * (a follower forwards its syncs, write_forward_sync()). */
+/* Standalone: what is applied here is what is committed (in an ensemble
+ * a sync goes to the leader, write_forward_sync()). */
 static int32_t read_sync(struct read_call *rc)
 {
 	struct zk_path_record r;

@@ -298,16 +298,16 @@ static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
 	return 0;
 }
 
-static void answer_syncs(struct replica *r);
+static void answer_syncs(struct replica *r, int64_t committed);
+static void io_read_confirmed(void *ctx, uint64_t round);
 
 static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 		      uint64_t origin_seq)
 {
 	struct replica *r = ctx;
-	(void)zxid;
 	r->host.commit(r->host.ctx, txn, len, origin, origin_seq);
 	if (r->leading)
-		answer_syncs(r);
+		answer_syncs(r, zxid); /* zab_committed() moves on after this call */
 }
 
 static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leader, int64_t epoch)
@@ -367,10 +367,16 @@ int replica_forward(struct replica *r, uint64_t seq, int64_t session_id, int32_t
 	return peer_net_send(r->net, leader, &m);
 }
 
+static void take_sync(struct replica *r, uint32_t from, uint64_t seq);
+
 int replica_sync(struct replica *r, uint64_t seq)
 {
-	if (!r->serving || r->leading)
+	if (!r->serving)
 		return -ENOTCONN;
+	if (r->leading) {
+		take_sync(r, (uint32_t)r->cfg->myid, seq);
+		return 0;
+	}
 	Quorum__SyncRequest s = QUORUM__SYNC_REQUEST__INIT;
 	s.seq = seq;
 	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
@@ -419,25 +425,36 @@ void replica_claim(struct replica *r, int64_t session_id)
 /* ---- syncs ------------------------------------------------------------- */
 
 /*
- * Leader: a follower's sync is answered once everything proposed before it
- * came is committed. Its own writes sent ahead of it are among those, so
- * their commits reach it first (on the same link), and the commit point in
- * the answer covers every write acknowledged anywhere before the sync
- * came. Waiting syncs are kept in arrival order; their targets only grow.
+ * A sync, from a follower's client or the leader's own, is answered once
+ * everything proposed before it came is committed and the leader has
+ * confirmed, with a quorum, that it still led after it came (a read round,
+ * zab_read_begin()): then the commit point in the answer covers every
+ * write acknowledged anywhere before the sync began, and a read after it
+ * is linearizable even on a leader that a partition has already replaced
+ * (such a leader never confirms the round and answers nothing). A
+ * follower's own writes sent ahead of its sync are among those proposed,
+ * so their commits reach it first, on the same link. Waiting syncs are
+ * kept in arrival order; their targets and rounds only grow.
  */
 #define MAX_PENDING_SYNCS 65536
 
 struct pending_sync {
-	uint32_t from, nonce;    /* the follower, and its join attempt then */
+	uint32_t from, nonce;    /* the member (this one: a client here), and its
+				    join attempt then */
 	uint64_t seq;
 	int64_t target;          /* the last zxid proposed when it came */
+	uint64_t round;          /* the read round that must be confirmed */
 };
 
-static void send_sync_reply(struct replica *r, uint32_t to, uint64_t seq)
+static void answer_sync(struct replica *r, uint32_t to, uint64_t seq, int64_t committed)
 {
+	if (to == (uint32_t)r->cfg->myid) {
+		r->host.sync_reached(r->host.ctx, seq, committed);
+		return;
+	}
 	Quorum__SyncReply rep = QUORUM__SYNC_REPLY__INIT;
 	rep.seq = seq;
-	rep.zxid = zab_committed(r->zab);
+	rep.zxid = committed;
 	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
 	stamp(r, &m, to);
 	m.body_case = QUORUM__PEER_MSG__BODY_SYNC_REPLY;
@@ -445,37 +462,36 @@ static void send_sync_reply(struct replica *r, uint32_t to, uint64_t seq)
 	peer_net_send(r->net, to, &m);
 }
 
-/* Answers the waiting syncs whose target is committed; those of a
- * follower that has joined again since are dropped (it dropped them). */
-static void answer_syncs(struct replica *r)
+/* Answers the waiting syncs that are ready, everything up to `committed`
+ * being committed; those of a follower that has joined again since are
+ * dropped (it dropped them). */
+static void answer_syncs(struct replica *r, int64_t committed)
 {
-	int64_t committed = zab_committed(r->zab);
+	if (committed < zab_committed(r->zab))
+		committed = zab_committed(r->zab);
+	uint64_t confirmed = zab_read_confirmed(r->zab);
 	while (r->syncs_len > 0) {
 		struct pending_sync *p = &r->syncs[r->syncs_head];
-		if (p->target > committed)
+		if (p->target > committed || p->round > confirmed)
 			break;
-		if (zab_nonce_of(r->zab, p->from) == p->nonce)
-			send_sync_reply(r, p->from, p->seq);
 		r->syncs_head = (r->syncs_head + 1) % r->syncs_cap;
 		r->syncs_len--;
+		if (p->from == (uint32_t)r->cfg->myid || zab_nonce_of(r->zab, p->from) == p->nonce)
+			answer_sync(r, p->from, p->seq, committed);
 	}
 }
 
-static void on_sync_request(struct replica *r, uint32_t from, const Quorum__SyncRequest *s)
+/* Leader: a sync of a client of `from` (or of this member). */
+static void take_sync(struct replica *r, uint32_t from, uint64_t seq)
 {
-	int64_t target = zab_last_logged(r->zab);
-	if (r->syncs_len == 0 && target <= zab_committed(r->zab)) {
-		send_sync_reply(r, from, s->seq);
-		return;
-	}
 	if (r->syncs_len == r->syncs_cap) {
 		size_t cap = r->syncs_cap ? r->syncs_cap * 2 : 64;
 		struct pending_sync *a = cap <= MAX_PENDING_SYNCS ? malloc(cap * sizeof(*a)) : NULL;
 		if (a == NULL) {
 			/* Unanswered, the client's sync times out and it tries
 			 * again; the follower's link is not at fault. */
-			log_msg(LOG_WARN, "replica", "too many syncs waiting; one from server %u "
-				"is dropped", from);
+			log_rl(LOG_WARN, "replica", "too many syncs waiting; one from server %u "
+			       "is dropped", from);
 			return;
 		}
 		for (size_t i = 0; i < r->syncs_len; i++)
@@ -486,8 +502,18 @@ static void on_sync_request(struct replica *r, uint32_t from, const Quorum__Sync
 		r->syncs_head = 0;
 	}
 	r->syncs[(r->syncs_head + r->syncs_len) % r->syncs_cap] = (struct pending_sync){
-		.from = from, .nonce = zab_nonce_of(r->zab, from), .seq = s->seq, .target = target };
+		.from = from, .nonce = zab_nonce_of(r->zab, from), .seq = seq,
+		.target = zab_last_logged(r->zab), .round = zab_read_begin(r->zab) };
 	r->syncs_len++;
+	answer_syncs(r, 0); /* alone, or nothing in flight: at once */
+}
+
+static void io_read_confirmed(void *ctx, uint64_t round)
+{
+	struct replica *r = ctx;
+	(void)round;
+	if (r->leading)
+		answer_syncs(r, 0);
 }
 
 /* Follower, every half tick: the sessions whose clients are connected
@@ -540,7 +566,7 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 			r->host.touched(r->host.ctx, from, m->touch->session_ids,
 					m->touch->n_session_ids, m->touch->claim);
 		else if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_REQUEST)
-			on_sync_request(r, from, m->sync_request);
+			take_sync(r, from, m->sync_request->seq);
 		return;
 	}
 	if (from != zab_leader(r->zab))
@@ -653,6 +679,7 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.snapshot_install = io_snapshot_install,
 		.save_epochs = io_save_epochs,
 		.commit = io_commit,
+		.read_confirmed = io_read_confirmed,
 		.state = io_state,
 	};
 	int rc = zab_new(&r->zab, &zc, &ls, &io);

@@ -100,7 +100,8 @@ int replica_forward(struct replica *r, uint64_t seq, int64_t session_id, int32_t
  * leader notes it in its own session table). */
 void replica_claim(struct replica *r, int64_t session_id);
 
-/* Follower: a client's sync; answered by server_sync_reached(). */
+/* A client's sync (on the leader, or a follower): answered through
+ * host.sync_reached(seq, zxid) once it is linearizable (see replica.c). */
 int replica_sync(struct replica *r, uint64_t seq);
 
 /* Leader: a forwarded request of follower `to` could not be proposed. */

@@ -305,7 +305,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 		write_handle(c, h.xid, h.type, &in, now);
 		return;
 	}
-	if (h.type == ZK_OP_SYNC && !write_preps_here(srv)) {
+	if (h.type == ZK_OP_SYNC && srv->replica) {
 		write_forward_sync(c, h.xid, &in, now);
 		return;
 	}
@@ -363,6 +363,8 @@ void server_drain_queue(struct conn *c)
 			c->sent_count++;
 			srv->stats.packets_sent++;
 			conn_mark_dirty(c);
+			if (r->op == ZK_OP_CLOSE_SESSION)
+				conn_close_after_flush(c); /* its reply is the last */
 			request_put(srv, r);
 			continue;
 		}

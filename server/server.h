@@ -109,6 +109,8 @@ struct conn {
 	struct watch_owner watches;
 	struct list queue;       /* struct request, arrival order */
 	int32_t queued;          /* requests in queue */
+	int32_t syncs;           /* syncs the leader has not answered: while any
+				    is, reading pauses (write_forward_sync()) */
 	/* figures for cons */
 	uint64_t recv_count, sent_count;
 	int64_t last_zxid, last_cxid, connected_ms;

@@ -334,9 +334,10 @@ void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 	reply_after_inflight(c, r, at);
 }
 
-/* Follower: a sync asks the leader for its commit point; the answer comes
- * after every commit before it (server_sync_reached()). The path record is
- * kept for the reply. */
+/* A member's client's sync: the leader answers it once it is linearizable
+ * (replica.c), with its commit point, which this member applies before it
+ * answers the client (host_sync_reached() in ensemble.c). The path record
+ * is kept for the reply. */
 void write_forward_sync(struct conn *c, int32_t xid, struct jute_in *in, uint64_t received_ns)
 {
 	struct server *srv = c->srv;
@@ -359,16 +360,24 @@ void write_forward_sync(struct conn *c, int32_t xid, struct jute_in *in, uint64_
 	memcpy(copy, in->p + in->off, len);
 	r->received_ns = received_ns;
 	r->seq = ++srv->next_seq;
-	if (replica_sync(srv->replica, r->seq) != 0) {
-		request_put(srv, r);
-		reply_error(c, xid, ZK_OP_SYNC, ZCONNECTIONLOSS);
-		return;
-	}
 	r->bytes = copy;
 	r->len = len;
-	list_push_back(&srv->proposed, &r->prop_link);
 	r->state = REQ_WRITE;
+	/* The connection's later requests are not read until the answer
+	 * comes: a read after the sync must see the state the answer names,
+	 * not a later write of its own session that the leader would have
+	 * committed meanwhile (the answer waits for a quorum's confirmation,
+	 * commits do not). ZooKeeper orders a session's requests so too. */
+	c->syncs++;
+	/* Waiting before it is asked: the answer may come at once. */
+	list_push_back(&srv->proposed, &r->prop_link);
 	request_enqueue(c, r);
+	if (replica_sync(srv->replica, r->seq) != 0) {
+		c->syncs--;
+		request_dequeue(c, r);
+		request_put(srv, r); /* off server.proposed too */
+		reply_error(c, xid, ZK_OP_SYNC, ZCONNECTIONLOSS);
+	}
 }
 
 /* ---- apply -------------------------------------------------------------- */
@@ -415,7 +424,6 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 			request_put(srv, r);
 		return;
 	}
-	request_dequeue(c, r);
 	/* A multi's results say how each op fared; a multi that did not even
 	 * decode is a plain error. */
 	bool multi = txn->body_case == QUORUM__TXN__BODY_MULTI;
@@ -424,6 +432,14 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 		put_write_result(c, r->op, &a.res, r->op_types);
 	reply_end(c, at, r->op, txn->zxid);
 	reply_note_latency(c, r->received_ns);
+	/* A request of the connection ahead of it may still wait (a sync the
+	 * leader has not confirmed): then the reply waits in its place. (Out
+	 * of memory, it goes now, out of order, rather than not at all.) */
+	if (c->queue.next != &r->link && reply_take(c, r, at)) {
+		r->state = REQ_DONE;
+		return;
+	}
+	request_dequeue(c, r);
 	if (r->op == ZK_OP_CLOSE_SESSION)
 		conn_close_after_flush(c);
 	request_put(srv, r);

@@ -96,6 +96,8 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->trunc_refused += b->trunc_refused;
 	a->link_drops += b->link_drops;
 	a->rejoins += b->rejoins;
+	a->reads += b->reads;
+	a->reads_confirmed += b->reads_confirmed;
 	a->sim_ms += b->sim_ms;
 }
 
@@ -106,11 +108,12 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " partitions | sync: %" PRIu64 " diff, %" PRIu64 " trunc (%" PRIu64
 	       " across epochs, %" PRIu64 " refused), %" PRIu64 " snap, %" PRIu64
 	       " with uncommitted | %" PRIu64 " compactions, %" PRIu64 " crashes at NewLeader | %" PRIu64
-	       " link drops, %" PRIu64 " rejoins\n",
+	       " link drops, %" PRIu64 " rejoins | %" PRIu64 " reads, %" PRIu64 " confirmed\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
 	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->syncs_with_uncommitted,
-	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins);
+	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins, t->reads,
+	       t->reads_confirmed);
 	fflush(stdout);
 }
 

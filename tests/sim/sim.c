@@ -36,6 +36,7 @@
 
 #define MAX_NODES 5
 #define MAX_EPOCHS 4096
+#define MAX_READS 64 /* read rounds a node tracks at once; more are not begun */
 #define TICK_MS 100
 #define LIVENESS_MS 60000
 #define LIVENESS_TXNS 5
@@ -233,6 +234,11 @@ struct node {
 				    this life: all a compaction may keep */
 	bool serving, leading;
 	int64_t epoch;
+	/* read rounds begun and not yet confirmed, each with whether this node
+	 * held everything committed anywhere when it began (it must, or it
+	 * may never be confirmed) */
+	struct { uint64_t round; int64_t lacked; } reads[MAX_READS];
+	int n_reads;
 };
 
 struct msg {
@@ -742,6 +748,8 @@ static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leade
 		fprintf(stderr, "%8lld node %u: role %d serving %d leader %u epoch %lld\n",
 			(long long)nd->sim->now, nd->id, role, serving, leader, (long long)epoch);
 	struct sim *s = nd->sim;
+	if (!(role == ZAB_LEADING && serving) || epoch != nd->epoch)
+		nd->n_reads = 0; /* rounds are per term as leader */
 	nd->leading = role == ZAB_LEADING;
 	nd->serving = serving;
 	nd->epoch = epoch;
@@ -773,6 +781,7 @@ static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leade
 
 static void peers_see_reset(struct sim *s, struct node *nd);
 static void after_call(struct sim *s, struct node *nd);
+static void io_read_confirmed(void *ctx, uint64_t round);
 
 static void node_boot(struct sim *s, struct node *nd, bool restart)
 {
@@ -817,6 +826,7 @@ static void node_boot(struct sim *s, struct node *nd, bool restart)
 		.save_epochs = io_save_epochs,
 		.commit = io_commit,
 		.state = io_state,
+		.read_confirmed = io_read_confirmed,
 	};
 	/* Recovery: the host replays its durable disk. */
 	size_t before = nd->matched;
@@ -1102,6 +1112,47 @@ static void heal(struct sim *s)
 			set_cut(s, a, b, false);
 }
 
+/* A read (a linearizable sync) begins on every node that believes it is a
+ * serving leader, a stale one cut off by a partition included. */
+static void begin_reads(struct sim *s)
+{
+	int64_t g_last = s->G.n ? s->G.v[s->G.n - 1].zxid : 0;
+	for (int i = 0; i < s->n; i++) {
+		struct node *nd = &s->nodes[i];
+		if (!nd->up || !nd->leading || !nd->serving || nd->n_reads == MAX_READS)
+			continue;
+		uint64_t round = zab_read_begin(nd->z);
+		s->st->reads++;
+		int64_t last = zab_last_logged(nd->z);
+		nd->reads[nd->n_reads].round = round;
+		nd->reads[nd->n_reads].lacked = g_last > last ? g_last : 0;
+		nd->n_reads++;
+		after_call(s, nd);
+	}
+}
+
+/* io.read_confirmed: every read of round <= round may now be answered; the
+ * node must have held all that was committed when it began. */
+static void io_read_confirmed(void *ctx, uint64_t round)
+{
+	struct node *nd = ctx;
+	struct sim *s = nd->sim;
+	int k = 0;
+	for (int i = 0; i < nd->n_reads; i++) {
+		if (nd->reads[i].round > round) {
+			nd->reads[k++] = nd->reads[i];
+			continue;
+		}
+		s->st->reads_confirmed++;
+		if (nd->reads[i].lacked)
+			fail(s, "node %u confirmed read round %llu of epoch %lld, but (%lld,%lld) was "
+				"committed before the read began and it lacked it", nd->id,
+			     (unsigned long long)nd->reads[i].round, (long long)nd->epoch,
+			     ZX(nd->reads[i].lacked));
+	}
+	nd->n_reads = k;
+}
+
 static int serving_leader(struct sim *s)
 {
 	for (int i = 0; i < s->n; i++)
@@ -1235,6 +1286,8 @@ static void faults(struct sim *s)
 		if (li >= 0)
 			propose(s, li);
 	}
+	if (chance(r, s->p_propose / 2))
+		begin_reads(s);
 	leader_link_faults(s);
 	flap_faults(s);
 }
