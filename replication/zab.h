@@ -173,6 +173,18 @@
  * DRAIN waits likewise). Going LOOKING the moment a leader's link breaks
  * makes this common: the follower is usually mid-append.
  *
+ * Reads. A host that must answer a read linearizably (a sync) asks the
+ * established leader for a read round (zab_read_begin()). The leader
+ * starts round R by pinging every synced follower with R (Ping.round); a
+ * follower echoes the round of the last ping it got in its answer. Once a
+ * quorum, the leader among it, has echoed R (io.read_confirmed(R)), no
+ * leader of a newer epoch was established before R began: it would need a
+ * quorum that accepted its epoch, and that quorum shares a member with
+ * this one, which left this epoch only after it echoed. So everything
+ * committed anywhere before R began is in this leader's log. Reads that
+ * begin while a round is in flight wait for the next, started when it is
+ * confirmed. A deposed leader never confirms another round.
+ *
  * Commit. io.commit() is called for each committed txn, in zxid order,
  * once. At zab_new() the host's state already reflects everything in its
  * log (applied at recovery; zab_log_state.last_zxid), so the core commits
