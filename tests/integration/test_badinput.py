@@ -937,7 +937,11 @@ def test_clients_that_stop_reading_are_cut_off():
             print("    %d writes: %d slow connections cut off; RSS %d -> %d KiB at most"
                   % (writes, cut, rss0, peak), flush=True)
             assert cut == 100, "%d of 100 slow connections cut off" % cut
-            assert peak - rss0 < 64 * 1024, "RSS grew by %d KiB" % (peak - rss0)
+            # ASan's allocator keeps freed memory in quarantine: RSS says
+            # nothing about the server's own bound there.
+            asan = b"libasan" in subprocess.run(["ldd", os.environ["QUORUMD"]],
+                                                capture_output=True).stdout
+            assert asan or peak - rss0 < 64 * 1024, "RSS grew by %d KiB" % (peak - rss0)
             wait_log(srv, "maxClientOutputBytes", "its session lives on")
             for c in slow:
                 again = rawzk.RawZK(srv.port, session_id=c.session_id, passwd=c.passwd)
