@@ -159,22 +159,56 @@ static int32_t create_op(int32_t mode, int64_t ttl)
 	return mode == ZK_CONTAINER ? ZK_OP_CREATE_CONTAINER : ZK_OP_CREATE2;
 }
 
-/* Submits f as a user request; the one exit of every qc_a*() that built a
- * frame. `cpath` (client path) is kept when a watch rides on the request. */
+/* The prologue of every operation on a path: checks the client, starts f
+ * as a request of type op and maps path into the chroot. Returns the server
+ * path (in f->tmp, or path itself), or NULL with *rc set and nothing left to
+ * free. The operation encodes its record into f->out and ends in submit(). */
+static const char *begin_path(struct qc_client *c, struct frame *f, int32_t op,
+			      const char *path, bool seq, int *rc)
+{
+	if (c == NULL) {
+		*rc = ZBADARGUMENTS;
+		return NULL;
+	}
+	frame_begin(f, 0, op);
+	const char *sp = map_path(c, f, path, seq, rc);
+	if (sp == NULL)
+		frame_abort(f);
+	return sp;
+}
+
+/* What a request registers in (or removes from) the client's watch table
+ * once it succeeds; see qc_req. */
+struct watch_reg {
+	const char *cpath; /* the client path; copied into the request */
+	qc_watch_fn fn;
+	void *arg;
+	int32_t type;      /* add_watch mode, or remove_watches type */
+	bool local;        /* remove_watches with local: never sent */
+	bool unregister;   /* remove_watches: drop the local watchers on success */
+};
+
+/* Ends f and submits it as a user request; the one exit of every qc_a*()
+ * that built a frame. w (may be NULL) is the watch riding on it, nops the
+ * number of ops of a multi. */
 static int submit(struct qc_client *c, struct frame *f, int32_t op, qc_cb cb, void *arg,
-		  const char *cpath, qc_watch_fn wfn, void *warg, int32_t wtype, int32_t nops)
+		  const struct watch_reg *w, int32_t nops)
 {
 	int rc = ZOK;
 	struct qc_req *r = frame_end(f, QC_REQ_USER, op, cb, arg, &rc);
 	if (r == NULL)
 		return rc;
-	r->wfn = wfn;
-	r->warg = warg;
-	r->wtype = wtype;
 	r->nops = nops;
-	if (cpath && (r->cpath = strdup(cpath)) == NULL) {
-		qc_req_free(r);
-		return ZSYSTEMERROR;
+	if (w) {
+		r->wfn = w->fn;
+		r->warg = w->arg;
+		r->wtype = w->type;
+		r->local = w->local;
+		r->unregister = w->unregister;
+		if ((r->cpath = strdup(w->cpath)) == NULL) {
+			qc_req_free(r);
+			return ZSYSTEMERROR;
+		}
 	}
 	return qc_submit(c, r);
 }
@@ -186,57 +220,48 @@ int qc_acreate(struct qc_client *c, const char *path, const void *data, int32_t 
 	       qc_cb cb, void *arg)
 {
 	int32_t op = create_op(mode, ttl);
-	if (c == NULL || op == 0 || !data_ok(data, data_len))
+	if (op == 0 || !data_ok(data, data_len))
 		return ZBADARGUMENTS;
 	struct frame f;
 	int rc = ZOK;
-	frame_begin(&f, 0, op);
-	struct zk_create_request r = { .data = buf_of(data, data_len), .flags = mode, .ttl = ttl };
-	const char *sp = map_path(c, &f, path, is_seq(mode), &rc);
-	if (sp == NULL || (rc = acl_list(&f, acl, num_acl, &r.acl)) != ZOK)
-		goto err;
-	r.path = zk_str_c(sp);
+	const char *sp = begin_path(c, &f, op, path, is_seq(mode), &rc);
+	if (sp == NULL)
+		return rc;
+	struct zk_create_request r = { .path = zk_str_c(sp), .data = buf_of(data, data_len),
+				       .flags = mode, .ttl = ttl };
+	if ((rc = acl_list(&f, acl, num_acl, &r.acl)) != ZOK) {
+		frame_abort(&f);
+		return rc;
+	}
 	zk_encode_create_request(&f.out, op, &r);
-	return submit(c, &f, op, cb, arg, NULL, NULL, NULL, 0, 0);
-err:
-	frame_abort(&f);
-	return rc;
+	return submit(c, &f, op, cb, arg, NULL, 0);
 }
 
 int qc_adelete(struct qc_client *c, const char *path, int32_t version, qc_cb cb, void *arg)
 {
-	if (c == NULL)
-		return ZBADARGUMENTS;
 	struct frame f;
 	int rc = ZOK;
-	frame_begin(&f, 0, ZK_OP_DELETE);
-	const char *sp = map_path(c, &f, path, false, &rc);
-	if (sp == NULL) {
-		frame_abort(&f);
+	const char *sp = begin_path(c, &f, ZK_OP_DELETE, path, false, &rc);
+	if (sp == NULL)
 		return rc;
-	}
 	struct zk_path_version_request r = { zk_str_c(sp), version };
 	zk_encode_path_version_request(&f.out, &r);
-	return submit(c, &f, ZK_OP_DELETE, cb, arg, NULL, NULL, NULL, 0, 0);
+	return submit(c, &f, ZK_OP_DELETE, cb, arg, NULL, 0);
 }
 
 /* exists, getData, getChildren2: path + watch flag. */
 static int path_watch(struct qc_client *c, int32_t op, const char *path, qc_watch_fn watch,
 		      void *watch_arg, qc_cb cb, void *arg)
 {
-	if (c == NULL)
-		return ZBADARGUMENTS;
 	struct frame f;
 	int rc = ZOK;
-	frame_begin(&f, 0, op);
-	const char *sp = map_path(c, &f, path, false, &rc);
-	if (sp == NULL) {
-		frame_abort(&f);
+	const char *sp = begin_path(c, &f, op, path, false, &rc);
+	if (sp == NULL)
 		return rc;
-	}
 	struct zk_path_watch_request r = { zk_str_c(sp), watch != NULL };
 	zk_encode_path_watch_request(&f.out, &r);
-	return submit(c, &f, op, cb, arg, watch ? path : NULL, watch, watch_arg, 0, 0);
+	struct watch_reg w = { .cpath = path, .fn = watch, .arg = watch_arg };
+	return submit(c, &f, op, cb, arg, watch ? &w : NULL, 0);
 }
 
 int qc_aexists(struct qc_client *c, const char *path, qc_watch_fn watch, void *watch_arg,
@@ -260,37 +285,29 @@ int qc_aget_children(struct qc_client *c, const char *path, qc_watch_fn watch,
 int qc_aset_data(struct qc_client *c, const char *path, const void *data, int32_t data_len,
 		 int32_t version, qc_cb cb, void *arg)
 {
-	if (c == NULL || !data_ok(data, data_len))
+	if (!data_ok(data, data_len))
 		return ZBADARGUMENTS;
 	struct frame f;
 	int rc = ZOK;
-	frame_begin(&f, 0, ZK_OP_SET_DATA);
-	const char *sp = map_path(c, &f, path, false, &rc);
-	if (sp == NULL) {
-		frame_abort(&f);
+	const char *sp = begin_path(c, &f, ZK_OP_SET_DATA, path, false, &rc);
+	if (sp == NULL)
 		return rc;
-	}
 	struct zk_set_data_request r = { zk_str_c(sp), buf_of(data, data_len), version };
 	zk_encode_set_data_request(&f.out, &r);
-	return submit(c, &f, ZK_OP_SET_DATA, cb, arg, NULL, NULL, NULL, 0, 0);
+	return submit(c, &f, ZK_OP_SET_DATA, cb, arg, NULL, 0);
 }
 
 /* getACL, sync, getEphemerals, getAllChildrenNumber: a path alone. */
 static int path_only(struct qc_client *c, int32_t op, const char *path, qc_cb cb, void *arg)
 {
-	if (c == NULL)
-		return ZBADARGUMENTS;
 	struct frame f;
 	int rc = ZOK;
-	frame_begin(&f, 0, op);
-	const char *sp = map_path(c, &f, path, false, &rc);
-	if (sp == NULL) {
-		frame_abort(&f);
+	const char *sp = begin_path(c, &f, op, path, false, &rc);
+	if (sp == NULL)
 		return rc;
-	}
 	struct zk_path_record r = { zk_str_c(sp) };
 	zk_encode_path_record(&f.out, &r);
-	return submit(c, &f, op, cb, arg, NULL, NULL, NULL, 0, 0);
+	return submit(c, &f, op, cb, arg, NULL, 0);
 }
 
 int qc_aget_acl(struct qc_client *c, const char *path, qc_cb cb, void *arg)
@@ -316,20 +333,18 @@ int qc_aget_all_children_number(struct qc_client *c, const char *path, qc_cb cb,
 int qc_aset_acl(struct qc_client *c, const char *path, const struct qc_acl *acl,
 		int32_t num_acl, int32_t version, qc_cb cb, void *arg)
 {
-	if (c == NULL)
-		return ZBADARGUMENTS;
 	struct frame f;
 	int rc = ZOK;
-	frame_begin(&f, 0, ZK_OP_SET_ACL);
-	struct zk_set_acl_request r = { .version = version };
-	const char *sp = map_path(c, &f, path, false, &rc);
-	if (sp == NULL || (rc = acl_list(&f, acl, num_acl, &r.acl)) != ZOK) {
+	const char *sp = begin_path(c, &f, ZK_OP_SET_ACL, path, false, &rc);
+	if (sp == NULL)
+		return rc;
+	struct zk_set_acl_request r = { .path = zk_str_c(sp), .version = version };
+	if ((rc = acl_list(&f, acl, num_acl, &r.acl)) != ZOK) {
 		frame_abort(&f);
 		return rc;
 	}
-	r.path = zk_str_c(sp);
 	zk_encode_set_acl_request(&f.out, &r);
-	return submit(c, &f, ZK_OP_SET_ACL, cb, arg, NULL, NULL, NULL, 0, 0);
+	return submit(c, &f, ZK_OP_SET_ACL, cb, arg, NULL, 0);
 }
 
 /* Fills one op of a multi or multiRead; ZBADARGUMENTS for an op that does
@@ -404,7 +419,7 @@ static int multi(struct qc_client *c, int32_t op, const struct qc_op *ops, int32
 		if ((rc = multi_op(c, &f, op, &ops[i], &m.ops[i])) != ZOK)
 			goto err;
 	zk_encode_multi_request(&f.out, &m);
-	return submit(c, &f, op, cb, arg, NULL, NULL, NULL, 0, n);
+	return submit(c, &f, op, cb, arg, NULL, n);
 err:
 	frame_abort(&f);
 	return rc;
@@ -425,20 +440,17 @@ int qc_amulti_read(struct qc_client *c, const struct qc_op *ops, int32_t num_ops
 int qc_aadd_watch(struct qc_client *c, const char *path, int32_t mode, qc_watch_fn watch,
 		  void *watch_arg, qc_cb cb, void *arg)
 {
-	if (c == NULL || watch == NULL ||
-	    (mode != ZK_WATCH_PERSISTENT && mode != ZK_WATCH_PERSISTENT_RECURSIVE))
+	if (watch == NULL || (mode != ZK_WATCH_PERSISTENT && mode != ZK_WATCH_PERSISTENT_RECURSIVE))
 		return ZBADARGUMENTS;
 	struct frame f;
 	int rc = ZOK;
-	frame_begin(&f, 0, ZK_OP_ADD_WATCH);
-	const char *sp = map_path(c, &f, path, false, &rc);
-	if (sp == NULL) {
-		frame_abort(&f);
+	const char *sp = begin_path(c, &f, ZK_OP_ADD_WATCH, path, false, &rc);
+	if (sp == NULL)
 		return rc;
-	}
 	struct zk_add_watch_request r = { zk_str_c(sp), mode };
 	zk_encode_add_watch_request(&f.out, &r);
-	return submit(c, &f, ZK_OP_ADD_WATCH, cb, arg, path, watch, watch_arg, mode, 0);
+	struct watch_reg w = { .cpath = path, .fn = watch, .arg = watch_arg, .type = mode };
+	return submit(c, &f, ZK_OP_ADD_WATCH, cb, arg, &w, 0);
 }
 
 /* removeWatches / checkWatches; `unregister` drops the local watchers. */
@@ -446,31 +458,17 @@ static int watches_op(struct qc_client *c, int32_t op, const char *path, int32_t
 		      qc_watch_fn watch, void *watch_arg, bool local, bool unregister,
 		      qc_cb cb, void *arg)
 {
-	if (c == NULL || type < ZK_WATCHER_CHILDREN || type > ZK_WATCHER_PERSISTENT_RECURSIVE)
+	if (type < ZK_WATCHER_CHILDREN || type > ZK_WATCHER_PERSISTENT_RECURSIVE)
 		return ZBADARGUMENTS;
 	struct frame f;
 	int rc = ZOK;
-	frame_begin(&f, 0, op);
-	const char *sp = map_path(c, &f, path, false, &rc);
-	if (sp == NULL) {
-		frame_abort(&f);
+	const char *sp = begin_path(c, &f, op, path, false, &rc);
+	if (sp == NULL)
 		return rc;
-	}
 	struct zk_watches_request r = { zk_str_c(sp), type };
 	zk_encode_watches_request(&f.out, &r);
-	struct qc_req *q = frame_end(&f, QC_REQ_USER, op, cb, arg, &rc);
-	if (q == NULL)
-		return rc;
-	q->local = local;
-	q->unregister = unregister;
-	q->wfn = watch;
-	q->warg = watch_arg;
-	q->wtype = type;
-	if ((q->cpath = strdup(path)) == NULL) {
-		qc_req_free(q);
-		return ZSYSTEMERROR;
-	}
-	return qc_submit(c, q);
+	struct watch_reg w = { path, watch, watch_arg, type, local, unregister };
+	return submit(c, &f, op, cb, arg, &w, 0);
 }
 
 int qc_aremove_watches(struct qc_client *c, const char *path, int32_t type, qc_watch_fn watch,
@@ -519,7 +517,7 @@ int qc_awhoami(struct qc_client *c, qc_cb cb, void *arg)
 		return ZBADARGUMENTS;
 	struct frame f;
 	frame_begin(&f, 0, ZK_OP_WHO_AM_I);
-	return submit(c, &f, ZK_OP_WHO_AM_I, cb, arg, NULL, NULL, NULL, 0, 0);
+	return submit(c, &f, ZK_OP_WHO_AM_I, cb, arg, NULL, 0);
 }
 
 /* ---- decoding replies --------------------------------------------------- */

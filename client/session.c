@@ -58,17 +58,24 @@ static void fail_waiting_auths(struct qc_client *c, int err)
 	}
 }
 
+/* Moves what the application submitted since the last wake onto taken, in
+ * order; the caller holds c->mu. */
+static void take_submitted(struct qc_client *c, struct list *taken)
+{
+	list_init(taken);
+	while (!list_empty(&c->submitted)) {
+		struct list *n = list_front(&c->submitted);
+		list_remove(n);
+		list_push_back(taken, n);
+	}
+}
+
 /* Everything a client holds, submitted or not: for the terminal states. */
 static void fail_everything(struct qc_client *c, int err)
 {
 	struct list taken;
-	list_init(&taken);
 	pthread_mutex_lock(&c->mu);
-	while (!list_empty(&c->submitted)) {
-		struct list *n = list_front(&c->submitted);
-		list_remove(n);
-		list_push_back(&taken, n);
-	}
+	take_submitted(c, &taken);
 	pthread_mutex_unlock(&c->mu);
 	fail_list(c, &c->sent, err);
 	fail_list(c, &c->auth_sent, err);
@@ -690,13 +697,8 @@ static void finish_close(struct qc_client *c)
 void qci_session_on_wake(struct qc_client *c)
 {
 	struct list taken;
-	list_init(&taken);
 	pthread_mutex_lock(&c->mu);
-	while (!list_empty(&c->submitted)) {
-		struct list *n = list_front(&c->submitted);
-		list_remove(n);
-		list_push_back(&taken, n);
-	}
+	take_submitted(c, &taken);
 	bool closing = c->closing;
 	pthread_mutex_unlock(&c->mu);
 	struct list *n;

@@ -691,18 +691,28 @@ def kazoo_client(server, **kw):
     return c
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run on this machine (no root for a
+    mount, a library not installed); the message says why. The test is
+    reported as skipped, never as passed."""
+
+
 class TestResult:
     """Counts for the closing line every test script prints."""
 
     def __init__(self):
         self.passed = 0
         self.failed = 0
+        self.skipped = 0
 
 
 def run_tests(tests, *args, on_failure=None):
-    """Runs each test(*args) in order; prints one line per test and the
-    closing 'N passed, N failed' line; exits 1 if any failed. on_failure(),
-    if given, runs after each failed test (to print server logs)."""
+    """Runs each test(*args) in order; prints one line per test (ok, FAIL,
+    or skip with the reason) and the closing 'N passed, N failed, N skipped'
+    line. Exits 1 if any failed, 77 (meson's SKIP) if every test skipped,
+    else 0; ./dev counts the skipped ones from the closing line.
+    on_failure(), if given, runs after each failed test (to print server
+    logs)."""
     import traceback
     res = TestResult()
     for t in tests:
@@ -711,6 +721,9 @@ def run_tests(tests, *args, on_failure=None):
             t(*args)
             res.passed += 1
             print("ok   %-50s %.2fs" % (t.__name__, time.monotonic() - t0), flush=True)
+        except Skip as e:
+            res.skipped += 1
+            print("skip %-50s %s" % (t.__name__, e), flush=True)
         except Exception:
             res.failed += 1
             print("FAIL %s %.2fs" % (t.__name__, time.monotonic() - t0), flush=True)
@@ -721,8 +734,11 @@ def run_tests(tests, *args, on_failure=None):
                     on_failure()
                 except Exception:
                     traceback.print_exc()
-    print("%d passed, %d failed" % (res.passed, res.failed), flush=True)
-    sys.exit(1 if res.failed else 0)
+    print("%d passed, %d failed, %d skipped" % (res.passed, res.failed, res.skipped),
+          flush=True)
+    if res.failed:
+        sys.exit(1)
+    sys.exit(77 if res.skipped and not res.passed else 0)
 
 
 # ---- quorumfs mounts (tests/fs) -------------------------------------------

@@ -11,8 +11,8 @@ The fuzzing is seeded; the seed is printed first, and
     BADINPUT_SEED=<seed> tests/integration/test_badinput.py
 replays the same bytes.
 
-The full-disk test mounts a tmpfs (root only); it prints a SKIP line if
-the mount is impossible.
+The full-disk tests mount a tmpfs (root only); where that is impossible
+they are reported as skipped.
 """
 import logging
 import os
@@ -27,7 +27,7 @@ import time
 
 from kazoo.exceptions import KazooException, ZookeeperError
 
-from harness import Quorumd, four_letter, kazoo_client, run_tests, wait_until
+from harness import Quorumd, Skip, four_letter, kazoo_client, run_tests, wait_until
 
 logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
@@ -735,9 +735,8 @@ def full_disk(name, cfg, leave=0, log_lines=(), big=0):
     mnt = os.path.join(srv.dir, "tmpfs")
     ok, why = mount_tmpfs(mnt, "4m")
     if not ok:
-        print("SKIP %s: cannot mount a tmpfs (%s)" % (name, why), flush=True)
         srv.cleanup()
-        return
+        raise Skip("%s: cannot mount a tmpfs (%s)" % (name, why))
     srv.extra_cfg["dataDir"] = mnt
     client = None
     try:

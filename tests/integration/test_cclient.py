@@ -6,7 +6,7 @@ $CCLIENT; it checks every result itself and ends with "N passed, N failed".
 import os
 import subprocess
 
-from harness import Quorumd, run_tests
+from harness import Quorumd, Skip, run_tests
 
 # tickTime 200: the session's 10 s request is negotiated down to 4 s, which
 # the program checks.
@@ -15,7 +15,10 @@ CFG = {"tickTime": "200"}
 
 def test_c_client_session(srv):
     binary = os.environ.get("CCLIENT")
-    assert binary, "CCLIENT is not set (run through meson; needs libzookeeper-mt-dev)"
+    if not binary:
+        # meson sets it when it built test_cclient, which it does when
+        # Debian's libzookeeper-mt-dev is installed
+        raise Skip("CCLIENT is not set: no libzookeeper-mt-dev, or not run through meson")
     proc = subprocess.run([binary, srv.hosts], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=60)
     print(proc.stdout, end="")
