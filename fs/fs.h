@@ -9,7 +9,9 @@
  *                resolved, within the mount's timeout
  *   inode.c      the inode table (kernel node ids <-> znode paths)
  *   cache.c      znode Stats, kept fresh by the mount's watch
- *   ops.c        the FUSE lowlevel handlers
+ *   ops*.c       the FUSE lowlevel handlers, by kind (see ops.h)
+ *   znode.c      the handlers' reads of znodes
+ *   file.c       open files: buffer, commit
  *   echo.c       remote changes -> kernel invalidations + echo syscalls
  *   ephemeral.c  one session per process that creates ephemeral nodes
  *   lock.c       flock/fcntl locks as ZooKeeper lock-recipe locks
@@ -231,7 +233,7 @@ void inode_set_pending(struct inode *in, struct fh *f);
 struct fh *inode_pending(struct inode *in);
 bool inode_has_pending(struct inode *in);
 void inode_clear_pending(struct inode *in, struct fh *f);
-void fh_ref(struct fh *f);   /* ops.c */
+void fh_ref(struct fh *f);   /* file.c */
 void fh_unref(struct fh *f); /* frees it with the last reference */
 void inode_set_dirty_size(struct inode *in, int64_t size);
 /* Fills st from the inode's Stat and the mount options. */
@@ -338,13 +340,13 @@ int lock_test(struct inode *in, uint64_t owner, int type);
 /* Releases whatever owner holds on in (close, exit). */
 void lock_release_owner(struct inode *in, uint64_t owner);
 
-/* ---- open files (ops.c) -------------------------------------------------- */
+/* ---- open files (file.c) ------------------------------------------------- */
 
 /* Frees the open files and directories the kernel never released. */
 void ops_shutdown(void);
 
 struct fh {
-	struct fh *prev, *next; /* every open file (ops.c, for shutdown) */
+	struct fh *prev, *next; /* every open file (file.c, for shutdown) */
 	atomic_int refs;        /* the open's own, and one per inode_pending() caller */
 	struct inode *in;       /* held */
 	pthread_mutex_t mu;     /* guards everything below */
