@@ -7,9 +7,9 @@
  * has the rules; ops.c the DESIGN (coherence).
  *
  * An fh lives while the kernel holds the open (fi->fh) or a thread holds
- * a reference (inode_pending()); every one is on a list so that
+ * a reference (inode_pending()); every one is on fs->handles.files so that
  * fh_shutdown() frees what the kernel never released. `fh->mu` guards the
- * buffer; `handles_mu` the list.
+ * buffer; `fs->handles.mu` the list.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,60 +25,42 @@
 
 #include "ops.h"
 
-/* Every open file, so that fh_shutdown() frees what the kernel never
- * released (its RELEASE may be lost at unmount). */
-static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct fh *open_files;      /* under handles_mu */
-
-struct fh *fh_new(struct inode *in)
+struct fh *fh_new(struct fs *fs, struct inode *in)
 {
 	struct fh *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	pthread_mutex_init(&f->mu, NULL);
 	atomic_init(&f->refs, 1);
+	f->fs = fs;
 	f->in = in;
 	f->pidfd = -1;
-	inode_hold(in);
-	pthread_mutex_lock(&handles_mu);
-	f->next = open_files;
-	if (open_files)
-		open_files->prev = f;
-	open_files = f;
-	pthread_mutex_unlock(&handles_mu);
+	inode_hold(&fs->inodes, in);
+	pthread_mutex_lock(&fs->handles.mu);
+	list_push_front(&fs->handles.files, &f->link);
+	pthread_mutex_unlock(&fs->handles.mu);
 	return f;
 }
 
-void fh_ref(struct fh *f)
+static void fh_free(struct fh *f)
 {
-	atomic_fetch_add(&f->refs, 1);
+	struct fs *fs = f->fs;
+	pthread_mutex_lock(&fs->handles.mu);
+	list_remove(&f->link);
+	pthread_mutex_unlock(&fs->handles.mu);
+	if (f->pidfd >= 0)
+		close(f->pidfd);
+	inode_put(&fs->inodes, f->in);
+	pthread_mutex_destroy(&f->mu);
+	free(f->buf);
+	free(f->created);
+	free(f);
 }
-
-static void fh_free(struct fh *f);
 
 void fh_unref(struct fh *f)
 {
 	if (atomic_fetch_sub(&f->refs, 1) == 1)
 		fh_free(f);
-}
-
-static void fh_free(struct fh *f)
-{
-	pthread_mutex_lock(&handles_mu);
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		open_files = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	pthread_mutex_unlock(&handles_mu);
-	if (f->pidfd >= 0)
-		close(f->pidfd);
-	inode_put(f->in);
-	pthread_mutex_destroy(&f->mu);
-	free(f->buf);
-	free(f->created);
-	free(f);
 }
 
 int fh_reserve(struct fh *f, size_t n)
@@ -99,7 +81,8 @@ int fh_reserve(struct fh *f, size_t n)
 /* Resizes the content to n bytes (zero-filled). Under f->mu. */
 int fh_resize(struct fh *f, size_t n)
 {
-	if (n > fs.opt.max_size) {
+	struct fs *fs = f->fs;
+	if (n > fs->opt.max_size) {
 		f->too_big = true;
 		return -EFBIG;
 	}
@@ -109,14 +92,15 @@ int fh_resize(struct fh *f, size_t n)
 		memset(f->buf + f->len, 0, n - f->len);
 	f->len = n;
 	f->dirty = f->written = true;
-	inode_set_dirty_size(f->in, (int64_t)n);
+	inode_set_dirty_size(&fs->inodes, f->in, (int64_t)n);
 	return 0;
 }
 
 /* The znode path an open file commits to. */
 static char *fh_path(struct fh *f)
 {
-	return f->created ? strdup(f->created) : inode_path(f->in);
+	struct fs *fs = f->fs;
+	return f->created ? strdup(f->created) : inode_path(&fs->inodes, f->in);
 }
 
 /* Commits the buffer: one create (first commit of a created file) or one
@@ -124,11 +108,12 @@ static char *fh_path(struct fh *f)
  * or -errno; a failed commit is reported once and dropped. */
 int fh_commit(struct fh *f)
 {
+	struct fs *fs = f->fs;
 	if (f->echo || (!f->dirty && !f->create))
 		return 0;
-	if (f->too_big || f->len > fs.opt.max_size) {
+	if (f->too_big || f->len > fs->opt.max_size) {
 		f->dirty = f->create = false;
-		inode_set_dirty_size(f->in, -1);
+		inode_set_dirty_size(&fs->inodes, f->in, -1);
 		return -EFBIG;
 	}
 	char *path = fh_path(f);
@@ -139,31 +124,31 @@ int fh_commit(struct fh *f)
 	if (f->create) {
 		bool seq = f->create_mode & ZK_PERSISTENT_SEQUENTIAL;
 		int32_t ev = ZK_EVENT_CREATED;
-		expect_change(path, seq ? -ZK_EVENT_CREATED : ev);
+		expect_change(&fs->expect, path, seq ? -ZK_EVENT_CREATED : ev);
 		struct fs_write w = { .kind = FS_WRITE_CREATE, .path = path, .data = f->buf,
 				      .len = (int32_t)f->len };
 		if (f->create_mode & ZK_EPHEMERAL)
-			rc = ephemeral_create(f->pidfd, f->tgid, path, f->buf, (int32_t)f->len,
+			rc = ephemeral_create(fs, f->pidfd, f->tgid, path, f->buf, (int32_t)f->len,
 					      f->create_mode, &r);
 		else
-			ZK_WRITE(rc, r, seq ? NULL : &w,
+			ZK_WRITE(fs, rc, r, seq ? NULL : &w,
 				 qc_create(zc, path, f->buf, (int32_t)f->len, NULL, 0,
 					   f->create_mode, 0, &r));
 		if (rc == ZOK) {
 			f->created = strdup(r->path);
 			f->version = r->stat->version;
-			inode_set_stat(f->in, r->stat);
+			inode_set_stat(&fs->inodes, f->in, r->stat);
 			char *parent = names_parent(r->path);
 			if (parent)
-				cache_invalidate(parent);
+				cache_invalidate(&fs->cache, parent);
 			free(parent);
-			cache_invalidate(r->path);
+			cache_invalidate(&fs->cache, r->path);
 			/* The kernel's name for it (suffixed or not) is not
 			 * the new znode's inode: the next lookup makes that. */
-			inode_set_path(f->in, r->path);
-			inode_clear_pending(f->in, f);
+			inode_set_path(&fs->inodes, f->in, r->path);
+			inode_clear_pending(&fs->inodes, f->in, f);
 		} else {
-			expect_undo(path, seq ? -ZK_EVENT_CREATED : ev);
+			expect_undo(&fs->expect, path, seq ? -ZK_EVENT_CREATED : ev);
 			if (rc == ZNODEEXISTS)
 				rc = ZBADVERSION; /* created meanwhile: a lost update */
 		}
@@ -171,31 +156,31 @@ int fh_commit(struct fh *f)
 	} else {
 		struct fs_write w = { .kind = FS_WRITE_SET, .path = path, .data = f->buf,
 				      .len = (int32_t)f->len, .version = f->version };
-		expect_change(path, ZK_EVENT_DATA_CHANGED);
-		ZK_WRITE(rc, r, &w, qc_set_data(zc, path, f->buf, (int32_t)f->len, f->version, &r));
+		expect_change(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
+		ZK_WRITE(fs, rc, r, &w, qc_set_data(zc, path, f->buf, (int32_t)f->len, f->version, &r));
 		if (rc == ZOK) {
 			f->version = r->stat->version;
-			inode_set_stat(f->in, r->stat);
+			inode_set_stat(&fs->inodes, f->in, r->stat);
 		} else {
-			expect_undo(path, ZK_EVENT_DATA_CHANGED);
+			expect_undo(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
 			if (rc == ZNONODE)
 				rc = ZBADVERSION; /* deleted meanwhile: a lost update */
 		}
-		cache_invalidate(path);
+		cache_invalidate(&fs->cache, path);
 	}
 	if (rc != ZOK)
 		fs_log(LOG_INFO, "commit of %s: %s", path, qc_strerror(rc));
 	free(path);
 	qc_result_free(r);
 	f->dirty = f->written = false;
-	inode_set_dirty_size(f->in, -1);
-	inval_attr(f->in); /* its size and mtime are the commit's now */
+	inode_set_dirty_size(&fs->inodes, f->in, -1);
+	inval_attr(fs, f->in); /* its size and mtime are the commit's now */
 	return -zerr_errno(rc);
 }
 
-int commit_pending(struct inode *in)
+int commit_pending(struct fs *fs, struct inode *in)
 {
-	struct fh *f = inode_pending(in);
+	struct fh *f = inode_pending(&fs->inodes, in);
 	if (!f)
 		return 0;
 	pthread_mutex_lock(&f->mu);
@@ -220,19 +205,20 @@ int fh_flush(struct fh *f)
  * made at open stays; writes made before the lock were committed). */
 int fh_revalidate(struct fh *f)
 {
+	struct fs *fs = f->fs;
 	if (f->echo || f->create)
 		return 0;
 	char *path = fh_path(f);
 	struct zk_stat st;
 	uint8_t *data = NULL;
 	int32_t len = 0;
-	int err = path ? data_now(path, &st, &data, &len) : -ENOMEM;
+	int err = path ? data_now(fs, path, &st, &data, &len) : -ENOMEM;
 	free(path);
 	if (err == -ENOENT)
 		return 0; /* removed: f keeps its copy, its commit fails ESTALE */
 	if (err)
 		return err;
-	inode_set_stat(f->in, &st);
+	inode_set_stat(&fs->inodes, f->in, &st);
 	pthread_mutex_lock(&f->mu);
 	if (!f->written) {
 		f->version = st.version;
@@ -245,12 +231,12 @@ int fh_revalidate(struct fh *f)
 	}
 	pthread_mutex_unlock(&f->mu);
 	free(data);
-	inval_attr(f->in);
+	inval_attr(fs, f->in);
 	return 0;
 }
 
-void fh_shutdown(void)
+void fh_shutdown(struct fs *fs)
 {
-	while (open_files)
-		fh_free(open_files);
+	LIST_FOR_EACH_SAFE(n, nx, &fs->handles.files)
+		fh_free(CONTAINER_OF(n, struct fh, link));
 }

@@ -52,7 +52,9 @@
 
 /* The one place a request is told apart: the echo thread's go to its
  * answers (echo_<op>, ops_echo.c), everyone else's to the handler. */
-#define ROUTE(op, req, ...) (echo_req(req) ? echo_##op : fs_##op)(req, __VA_ARGS__)
+#define ROUTE(op, req, ...)                                                            \
+	(echo_req(&((struct fs *)fuse_req_userdata(req))->echo, req) ? echo_##op : fs_##op)( \
+		req, __VA_ARGS__)
 
 static void route_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
@@ -107,10 +109,10 @@ static void route_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	ROUTE(opendir, req, ino, fi);
 }
 
-void ops_shutdown(void)
+void ops_shutdown(struct fs *fs)
 {
-	fh_shutdown();
-	dir_shutdown();
+	fh_shutdown(fs);
+	dir_shutdown(fs);
 }
 
 /* ---- init ------------------------------------------------------------------- */

@@ -23,17 +23,19 @@
 
 /* ---- ensemble calls ------------------------------------------------------ */
 
-/* rc = expr (which uses `zc`): a read, sent again after a connection loss
- * (once the session is back) or a session renewal, until the mount's
- * timeout from its start (fs_call_retry()); `res` is freed before a retry. */
-#define ZK_READ(rc, res, expr)                                                 \
+/* rc = expr (which uses `zc`): a read on fs's session, sent again after a
+ * connection loss (once the session is back) or a session renewal, until
+ * the mount's timeout from its start (fs_call_retry()); `res` is freed
+ * before a retry. */
+#define ZK_READ(fs, rc, res, expr)                                             \
 	do {                                                                   \
+		struct fs_session *s_ = &(fs)->session;                        \
 		struct fs_call call_;                                          \
-		fs_call_start(&call_);                                         \
+		fs_call_start(&call_, s_);                                     \
 		for (;;) {                                                     \
-			struct qc_client *zc = fs_session_hold();              \
+			struct qc_client *zc = fs_session_hold(s_);            \
 			rc = zc ? (expr) : ZCLOSING;                           \
-			fs_session_release(rc);                                \
+			fs_session_release(s_, rc);                            \
 			if (!fs_call_retry(&call_, &rc, true))                 \
 				break;                                         \
 			qc_result_free(res);                                   \
@@ -47,18 +49,19 @@
  * read can find again) it fails ZCONNECTIONLOSS. Sent again once after a
  * session renewal, as a write that met ZSESSIONEXPIRED was never applied.
  * On a resolved success `res` holds the node's path and Stat. */
-#define ZK_WRITE(rc, res, w, expr)                                             \
+#define ZK_WRITE(fs, rc, res, w, expr)                                         \
 	do {                                                                   \
+		struct fs_session *s_ = &(fs)->session;                        \
 		struct fs_call call_;                                          \
-		fs_call_start(&call_);                                         \
+		fs_call_start(&call_, s_);                                     \
 		for (;;) {                                                     \
-			struct qc_client *zc = fs_session_hold();              \
+			struct qc_client *zc = fs_session_hold(s_);            \
 			if (zc)                                                \
 				call_.zxid = qc_last_zxid(zc);                 \
 			rc = zc ? (expr) : ZCLOSING;                           \
 			if (rc == ZCONNECTIONLOSS && (w) != NULL)              \
 				rc = fs_write_resolve(zc, &call_, (w), &(res));  \
-			fs_session_release(rc);                                \
+			fs_session_release(s_, rc);                            \
 			if (!fs_call_retry(&call_, &rc, false))                \
 				break;                                         \
 			qc_result_free(res);                                   \
@@ -70,18 +73,18 @@
 
 /* The Stat of path, from the cache (unless fresh) or the ensemble. 0 or
  * -errno. */
-int stat_of(const char *path, struct zk_stat *st, bool fresh);
+int stat_of(struct fs *fs, const char *path, struct zk_stat *st, bool fresh);
 /* The data and Stat of path, from the ensemble; *data malloc'd (NULL when
  * empty). */
-int data_of(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
+int data_of(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
 /* data_of() after a sync: the answer holds every change that completed
  * before the call on any client. Open and lock grants read this way. */
-int data_now(const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
+int data_now(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
 /* Refreshes in's Stat from the ensemble (or the cache). */
-int refresh(struct inode *in);
+int refresh(struct fs *fs, struct inode *in);
 /* Drops the kernel's attributes of in (size, times): the next stat asks.
  * Only attributes: no page or directory lock is taken, so a handler may. */
-void inval_attr(struct inode *in);
+void inval_attr(struct fs *fs, struct inode *in);
 static inline enum inode_kind kind_of(const struct zk_stat *st)
 {
 	return names_is_dir(st) ? INODE_DIR : INODE_FILE;
@@ -89,14 +92,14 @@ static inline enum inode_kind kind_of(const struct zk_stat *st)
 /* A Stat for a node not created yet: its times are now. */
 void now_stat(struct zk_stat *st);
 /* The path of the node parent/name, or NULL (ENOMEM). */
-char *child_path(struct inode *parent, const char *name);
-void fill_entry(struct fuse_entry_param *e, struct inode *in, double timeout);
+char *child_path(struct fs *fs, struct inode *parent, const char *name);
+void fill_entry(struct fs *fs, struct fuse_entry_param *e, struct inode *in, double timeout);
 /* An entry reply for in (ENOMEM if in is NULL). */
 void reply_inode(fuse_req_t req, struct inode *in, double timeout);
 
 /* ---- open files (file.c) --------------------------------------------------- */
 
-struct fh *fh_new(struct inode *in);
+struct fh *fh_new(struct fs *fs, struct inode *in);
 static inline struct fh *fh_of(struct fuse_file_info *fi)
 {
 	return (struct fh *)(uintptr_t)fi->fh;
@@ -112,10 +115,10 @@ int fh_commit(struct fh *f);
  * O_TRUNC waits for the last close, see fs_release()). */
 int fh_flush(struct fh *f);
 /* Commits the pending create of in, if any. */
-int commit_pending(struct inode *in);
+int commit_pending(struct fs *fs, struct inode *in);
 /* Reads f's file anew, as a lock was just granted (see ops_lock.c). */
 int fh_revalidate(struct fh *f);
-void fh_shutdown(void);
+void fh_shutdown(struct fs *fs);
 
 /* ---- directories (ops_dir.c) ------------------------------------------------ */
 
@@ -123,7 +126,7 @@ void fh_shutdown(void);
  * only "." and ".."). */
 void dir_reply_open(fuse_req_t req, char *path, struct qc_result *res,
 		    struct fuse_file_info *fi);
-void dir_shutdown(void);
+void dir_shutdown(struct fs *fs);
 
 /* ---- the handlers ------------------------------------------------------------ */
 

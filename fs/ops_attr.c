@@ -18,26 +18,27 @@
 
 void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)fi;
-	struct inode *in = inode_of(ino);
+	struct inode *in = inode_of(&fs->inodes, ino);
 	struct stat st;
-	int err = refresh(in);
+	int err = refresh(fs, in);
 	if (err) {
 		fuse_reply_err(req, -err);
 		return;
 	}
-	inode_attr(in, &st);
-	fuse_reply_attr(req, &st, fs.timeout);
+	inode_attr(&fs->inodes, in, &st);
+	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 /* truncate(2) by path: read-modify-write, each attempt conditional. */
-static int truncate_path(const char *path, size_t size)
+static int truncate_path(struct fs *fs, const char *path, size_t size)
 {
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct zk_stat st;
 		uint8_t *data = NULL;
 		int32_t len = 0;
-		int err = data_of(path, &st, &data, &len);
+		int err = data_of(fs, path, &st, &data, &len);
 		if (err)
 			return err;
 		uint8_t *nd = size ? calloc(1, size) : NULL;
@@ -52,13 +53,13 @@ static int truncate_path(const char *path, size_t size)
 		int rc;
 		struct fs_write w = { .kind = FS_WRITE_SET, .path = path, .data = nd,
 				      .len = (int32_t)size, .version = st.version };
-		expect_change(path, ZK_EVENT_DATA_CHANGED);
-		ZK_WRITE(rc, r, &w, qc_set_data(zc, path, nd, (int32_t)size, st.version, &r));
+		expect_change(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
+		ZK_WRITE(fs, rc, r, &w, qc_set_data(zc, path, nd, (int32_t)size, st.version, &r));
 		free(nd);
 		qc_result_free(r);
-		cache_invalidate(path);
+		cache_invalidate(&fs->cache, path);
 		if (rc != ZOK)
-			expect_undo(path, ZK_EVENT_DATA_CHANGED);
+			expect_undo(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
 		if (rc != ZBADVERSION)
 			return -zerr_errno(rc);
 	}
@@ -68,15 +69,16 @@ static int truncate_path(const char *path, size_t size)
 void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
-	struct inode *in = inode_of(ino);
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *in = inode_of(&fs->inodes, ino);
 	struct stat cur;
-	int err = refresh(in);
+	int err = refresh(fs, in);
 	if (err) {
 		fuse_reply_err(req, -err);
 		return;
 	}
-	inode_attr(in, &cur);
-	if (fs.opt.ro && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
+	inode_attr(&fs->inodes, in, &cur);
+	if (fs->opt.ro && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
 				    FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -87,7 +89,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			(attr->st_mode & 07777) != (cur.st_mode & 07777)) ||
 		       ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur.st_uid) ||
 		       ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur.st_gid);
-	if (differs && !fs.opt.quiet) {
+	if (differs && !fs->opt.quiet) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -96,7 +98,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			fuse_reply_err(req, EISDIR);
 			return;
 		}
-		struct fh *pend = fi ? NULL : inode_pending(in);
+		struct fh *pend = fi ? NULL : inode_pending(&fs->inodes, in);
 		struct fh *f = fi ? fh_of(fi) : pend;
 		if (f) {
 			pthread_mutex_lock(&f->mu);
@@ -104,31 +106,32 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			pthread_mutex_unlock(&f->mu);
 			if (pend)
 				fh_unref(pend);
-		} else if ((uint64_t)attr->st_size > fs.opt.max_size) {
+		} else if ((uint64_t)attr->st_size > fs->opt.max_size) {
 			err = -EFBIG;
 		} else {
-			char *path = inode_path(in);
-			err = path ? truncate_path(path, (size_t)attr->st_size) : -ENOMEM;
+			char *path = inode_path(&fs->inodes, in);
+			err = path ? truncate_path(fs, path, (size_t)attr->st_size) : -ENOMEM;
 			free(path);
 			if (!err)
-				err = refresh(in);
+				err = refresh(fs, in);
 		}
 		if (err) {
 			fuse_reply_err(req, -err);
 			return;
 		}
 	}
-	inode_attr(in, &cur);
-	fuse_reply_attr(req, &cur, fs.timeout);
+	inode_attr(&fs->inodes, in, &cur);
+	fuse_reply_attr(req, &cur, fs->timeout);
 }
 
 void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)ino;
 	int32_t nodes = 0;
 	int rc;
 	struct qc_result *unused = NULL;
-	ZK_READ(rc, unused, qc_get_all_children_number(zc, "/", &nodes));
+	ZK_READ(fs, rc, unused, qc_get_all_children_number(zc, "/", &nodes));
 	if (rc != ZOK && rc != ZUNIMPLEMENTED) {
 		fuse_reply_err(req, zerr_errno(rc));
 		return;

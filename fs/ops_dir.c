@@ -17,7 +17,8 @@
 #include "ops.h"
 
 struct dirh {
-	struct dirh *prev, *next; /* in open_dirs */
+	struct fs *fs;
+	struct list link;      /* on fs->handles.dirs (shutdown) */
 	char **names;   /* ".", "..", [".data"], then the children */
 	int count;
 	int first_child;       /* index of the first child in names */
@@ -25,31 +26,20 @@ struct dirh {
 	char *path;
 };
 
-/* Every open directory, so that dir_shutdown() frees what the kernel
- * never released. */
-static pthread_mutex_t dirs_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct dirh *open_dirs; /* under dirs_mu */
 
-static void dirh_link(struct dirh *d)
+static void dirh_link(struct fs *fs, struct dirh *d)
 {
-	pthread_mutex_lock(&dirs_mu);
-	d->next = open_dirs;
-	if (open_dirs)
-		open_dirs->prev = d;
-	open_dirs = d;
-	pthread_mutex_unlock(&dirs_mu);
+	d->fs = fs;
+	pthread_mutex_lock(&fs->handles.mu);
+	list_push_front(&fs->handles.dirs, &d->link);
+	pthread_mutex_unlock(&fs->handles.mu);
 }
 
 static void dirh_free(struct dirh *d)
 {
-	pthread_mutex_lock(&dirs_mu);
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		open_dirs = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	pthread_mutex_unlock(&dirs_mu);
+	pthread_mutex_lock(&d->fs->handles.mu);
+	list_remove(&d->link);
+	pthread_mutex_unlock(&d->fs->handles.mu);
 	qc_result_free(d->res);
 	free(d->names);
 	free(d->path);
@@ -59,6 +49,7 @@ static void dirh_free(struct dirh *d)
 void dir_reply_open(fuse_req_t req, char *path, struct qc_result *res,
 		    struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	struct dirh *d = calloc(1, sizeof(*d));
 	int n = res ? res->num_strings : 0;
 	char **names = d ? calloc((size_t)n + 3, sizeof(char *)) : NULL;
@@ -85,22 +76,23 @@ void dir_reply_open(fuse_req_t req, char *path, struct qc_result *res,
 	}
 	fi->fh = (uintptr_t)d;
 	fi->cache_readdir = 0;
-	dirh_link(d);
+	dirh_link(fs, d);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		dirh_free(d);
 }
 
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct inode *in = inode_of(ino);
-	char *path = inode_path(in);
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *in = inode_of(&fs->inodes, ino);
+	char *path = inode_path(&fs->inodes, in);
 	if (!path) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	struct qc_result *res = NULL;
 	int rc;
-	ZK_READ(rc, res, qc_get_children(zc, path, NULL, NULL, &res));
+	ZK_READ(fs, rc, res, qc_get_children(zc, path, NULL, NULL, &res));
 	if (rc != ZOK) {
 		qc_result_free(res);
 		free(path);
@@ -113,6 +105,7 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)ino;
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
@@ -125,11 +118,11 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		const char *name = d->names[i];
 		struct stat st = { 0 };
 		char *cp = i >= d->first_child ? names_join(d->path, name) : NULL;
-		struct inode *known = cp ? inode_find_any(cp) : NULL;
+		struct inode *known = cp ? inode_find_any(&fs->inodes, cp) : NULL;
 		if (known) {
 			st.st_ino = known->ino;
 			st.st_mode = known->kind == INODE_DIR ? S_IFDIR : S_IFREG;
-			inode_put(known);
+			inode_put(&fs->inodes, known);
 		} else {
 			st.st_ino = cp ? inode_number(cp, INODE_FILE, 0)
 				       : i >= 2 ? inode_number(d->path, INODE_DATA, 0)
@@ -153,8 +146,8 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-void dir_shutdown(void)
+void dir_shutdown(struct fs *fs)
 {
-	while (open_dirs)
-		dirh_free(open_dirs);
+	LIST_FOR_EACH_SAFE(n, nx, &fs->handles.dirs)
+		dirh_free(CONTAINER_OF(n, struct dirh, link));
 }

@@ -23,19 +23,19 @@
 #include "ops.h"
 
 /* An entry for the echo op's node; NULL if the op is not about path. */
-static struct inode *echo_inode(const struct echo_op *op, const char *path)
+static struct inode *echo_inode(struct fs *fs, const struct echo_op *op, const char *path)
 {
 	if (op->kind == ECHO_NONE || strcmp(op->path, path) != 0)
 		return NULL;
 	if (op->kind == ECHO_DELETE) {
-		struct inode *in = inode_find(path, op->ikind);
+		struct inode *in = inode_find(&fs->inodes, path, op->ikind);
 		if (in) {
-			inode_put(in);
-			return inode_lookup(path, op->ikind, NULL);
+			inode_put(&fs->inodes, in);
+			return inode_lookup(&fs->inodes, path, op->ikind, NULL);
 		}
-		return inode_lookup(path, op->ikind, op->stat.czxid ? &op->stat : NULL);
+		return inode_lookup(&fs->inodes, path, op->ikind, op->stat.czxid ? &op->stat : NULL);
 	}
-	return inode_lookup(path, op->ikind == INODE_DATA ? INODE_DIR : op->ikind, &op->stat);
+	return inode_lookup(&fs->inodes, path, op->ikind == INODE_DATA ? INODE_DIR : op->ikind, &op->stat);
 }
 
 /* The echo thread repeating a remote create (mknod or mkdir): the node
@@ -43,15 +43,16 @@ static struct inode *echo_inode(const struct echo_op *op, const char *path)
  * the change being echoed; nothing is sent to the ensemble. Frees path. */
 static void reply_echo_create(fuse_req_t req, char *path)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	struct echo_op op;
 	struct inode *in = NULL;
-	if (echo_current(&op)) {
-		in = echo_inode(&op, path);
+	if (echo_current(&fs->echo, &op)) {
+		in = echo_inode(fs, &op, path);
 		free(op.path);
 	}
 	free(path);
 	if (in)
-		reply_inode(req, in, fs.timeout);
+		reply_inode(req, in, fs->timeout);
 	else
 		fuse_reply_err(req, EEXIST);
 }
@@ -59,10 +60,11 @@ static void reply_echo_create(fuse_req_t req, char *path)
 /* The echo's unlink/rmdir: forget the node, say yes. */
 static void reply_echo_remove(fuse_req_t req, const char *path)
 {
-	struct inode *in = inode_find_any(path);
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *in = inode_find_any(&fs->inodes, path);
 	if (in) {
-		inode_unhash(in);
-		inode_put(in);
+		inode_unhash(&fs->inodes, in);
+		inode_put(&fs->inodes, in);
 	}
 	fuse_reply_err(req, 0);
 }
@@ -71,19 +73,20 @@ static void reply_echo_remove(fuse_req_t req, const char *path)
 
 void echo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct inode *p = inode_of(parent);
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *p = inode_of(&fs->inodes, parent);
 	char *ppath = NULL, *path = NULL;
 	/* What fs_lookup() answers before it asks the ensemble, it answers
 	 * the echo thread too. */
 	if (p->kind != INODE_DIR || names_hidden(name) || strcmp(name, FS_DATA_NAME) == 0 ||
-	    !(ppath = inode_path(p)) || !(path = names_join(ppath, name))) {
+	    !(ppath = inode_path(&fs->inodes, p)) || !(path = names_join(ppath, name))) {
 		free(ppath);
 		fs_lookup(req, parent, name);
 		return;
 	}
 	free(ppath);
 	struct echo_op op;
-	bool have = echo_current(&op);
+	bool have = echo_current(&fs->echo, &op);
 	if (have && strcmp(op.path, path) == 0) {
 		if (op.kind == ECHO_CREATE) {
 			/* The echo's create must find no entry. */
@@ -91,7 +94,7 @@ void echo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			memset(&e, 0, sizeof(e));
 			fuse_reply_entry(req, &e);
 		} else {
-			reply_inode(req, echo_inode(&op, path), 0);
+			reply_inode(req, echo_inode(fs, &op, path), 0);
 		}
 		free(op.path);
 		free(path);
@@ -101,12 +104,12 @@ void echo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		free(op.path);
 	/* An ancestor on the echo's way: the table knows it even if the
 	 * ensemble no longer does (a removed subtree). */
-	struct inode *known = inode_find_any(path);
+	struct inode *known = inode_find_any(&fs->inodes, path);
 	if (known) {
-		struct inode *in = inode_lookup(path, known->kind, NULL);
-		inode_put(known);
+		struct inode *in = inode_lookup(&fs->inodes, path, known->kind, NULL);
+		inode_put(&fs->inodes, known);
 		free(path);
-		reply_inode(req, in, fs.timeout);
+		reply_inode(req, in, fs->timeout);
 		return;
 	}
 	free(path);
@@ -116,10 +119,11 @@ void echo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 /* The attributes the kernel has, as the echo op left them. */
 void echo_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)fi;
 	struct stat st;
-	inode_attr(inode_of(ino), &st);
-	fuse_reply_attr(req, &st, fs.timeout);
+	inode_attr(&fs->inodes, inode_of(&fs->inodes, ino), &st);
+	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 /* The echo's truncate (a data change) installs the fetched Stat: the
@@ -127,19 +131,20 @@ void echo_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void echo_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		  struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)attr;
 	(void)to_set;
 	(void)fi;
-	struct inode *in = inode_of(ino);
+	struct inode *in = inode_of(&fs->inodes, ino);
 	struct stat cur;
 	struct echo_op op;
-	if (echo_current(&op)) {
+	if (echo_current(&fs->echo, &op)) {
 		if (op.kind == ECHO_DATA || op.kind == ECHO_CREATE)
-			inode_set_stat(in, &op.stat);
+			inode_set_stat(&fs->inodes, in, &op.stat);
 		free(op.path);
 	}
-	inode_attr(in, &cur);
-	fuse_reply_attr(req, &cur, fs.timeout);
+	inode_attr(&fs->inodes, in, &cur);
+	fuse_reply_attr(req, &cur, fs->timeout);
 }
 
 /* The echo's open(O_CREAT|O_EXCL) of a remote file: an open that commits
@@ -147,29 +152,30 @@ void echo_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 void echo_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		 struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)mode;
-	char *path = child_path(inode_of(parent), name);
+	char *path = child_path(fs, inode_of(&fs->inodes, parent), name);
 	if (!path) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	struct echo_op op;
 	struct inode *in = NULL;
-	if (echo_current(&op)) {
-		in = echo_inode(&op, path);
+	if (echo_current(&fs->echo, &op)) {
+		in = echo_inode(fs, &op, path);
 		free(op.path);
 	}
-	struct fh *f = in ? fh_new(in) : NULL;
+	struct fh *f = in ? fh_new(fs, in) : NULL;
 	free(path);
 	if (!f) {
 		if (in)
-			inode_forget(in, 1);
+			inode_forget(&fs->inodes, in, 1);
 		fuse_reply_err(req, in ? ENOMEM : EEXIST);
 		return;
 	}
 	f->echo = true;
 	struct fuse_entry_param e;
-	fill_entry(&e, in, fs.timeout);
+	fill_entry(fs, &e, in, fs->timeout);
 	fi->fh = (uintptr_t)f;
 	fi->direct_io = 1;
 	fuse_reply_create(req, &e, fi);
@@ -177,9 +183,10 @@ void echo_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 
 void echo_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)mode;
 	(void)rdev;
-	char *path = child_path(inode_of(parent), name);
+	char *path = child_path(fs, inode_of(&fs->inodes, parent), name);
 	if (!path)
 		fuse_reply_err(req, ENOMEM);
 	else
@@ -193,7 +200,8 @@ void echo_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 
 void echo_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	char *path = child_path(inode_of(parent), name);
+	struct fs *fs = fuse_req_userdata(req);
+	char *path = child_path(fs, inode_of(&fs->inodes, parent), name);
 	reply_echo_remove(req, path ? path : "");
 	free(path);
 }
@@ -207,7 +215,8 @@ void echo_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
  * commits nothing. */
 void echo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fh *f = fh_new(inode_of(ino));
+	struct fs *fs = fuse_req_userdata(req);
+	struct fh *f = fh_new(fs, inode_of(&fs->inodes, ino));
 	if (!f) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -223,7 +232,8 @@ void echo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /* A listing of nothing but "." and "..": the echo thread never lists. */
 void echo_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	char *path = inode_path(inode_of(ino));
+	struct fs *fs = fuse_req_userdata(req);
+	char *path = inode_path(&fs->inodes, inode_of(&fs->inodes, ino));
 	if (!path) {
 		fuse_reply_err(req, ENOMEM);
 		return;

@@ -18,8 +18,9 @@
 
 void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct inode *in = inode_of(ino);
-	struct fh *f = fh_new(in);
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *in = inode_of(&fs->inodes, ino);
+	struct fh *f = fh_new(fs, in);
 	if (!f) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -30,11 +31,11 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 0;
 	if (in->kind == INODE_DIR)
 		err = -EISDIR;
-	else if (writing && fs.opt.ro)
+	else if (writing && fs->opt.ro)
 		err = -EROFS;
 	if (err)
 		goto done;
-	struct fh *pend = inode_pending(in);
+	struct fh *pend = inode_pending(&fs->inodes, in);
 	if (pend) {
 		/* A second open of a file not created yet: what the first
 		 * one has, committed with it (this one only reads). */
@@ -48,11 +49,11 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		f->version = -1;
 		goto done;
 	}
-	char *path = inode_path(in);
+	char *path = inode_path(&fs->inodes, in);
 	struct zk_stat st;
 	uint8_t *data = NULL;
 	int32_t len = 0;
-	err = path ? data_now(path, &st, &data, &len) : -ENOMEM;
+	err = path ? data_now(fs, path, &st, &data, &len) : -ENOMEM;
 	free(path);
 	if (err)
 		goto done;
@@ -61,7 +62,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		err = -EISDIR;
 		goto done;
 	}
-	inode_set_stat(in, &st);
+	inode_set_stat(&fs->inodes, in, &st);
 	f->buf = data;
 	f->len = f->cap = (size_t)len;
 	f->version = st.version;
@@ -69,9 +70,9 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (writing && (fi->flags & O_TRUNC) && len > 0) {
 		f->len = 0;
 		f->dirty = true;
-		inode_set_dirty_size(in, 0);
+		inode_set_dirty_size(&fs->inodes, in, 0);
 	}
-	inval_attr(in);
+	inval_attr(fs, in);
 done:
 	if (err) {
 		fh_unref(f);
@@ -99,6 +100,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)ino;
 	struct fh *f = fh_of(fi);
 	int err = 0;
@@ -108,7 +110,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 		goto out;
 	}
 	size_t at = f->append ? f->len : (size_t)off;
-	if (at + size > fs.opt.max_size) {
+	if (at + size > fs->opt.max_size) {
 		f->too_big = true; /* nothing of this file is committed */
 		err = -EFBIG;
 		goto out;
@@ -129,11 +131,12 @@ out:
 
 void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	struct fh *f = fh_of(fi);
 	int err = fh_flush(f);
 	/* After the commit: the next holder of the lock sees it. */
 	if (f->posix_locks)
-		lock_release_owner(inode_of(ino), fi->lock_owner);
+		lock_release_owner(fs, inode_of(&fs->inodes, ino), fi->lock_owner);
 	fuse_reply_err(req, -err);
 }
 
@@ -150,14 +153,15 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 
 void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	struct fh *f = fh_of(fi);
-	struct inode *in = inode_of(ino);
+	struct inode *in = inode_of(&fs->inodes, ino);
 	pthread_mutex_lock(&f->mu);
 	fh_commit(f); /* normally flush did; release cannot report */
 	pthread_mutex_unlock(&f->mu);
 	if (fi->flock_release)
-		lock_release_owner(in, fi->lock_owner);
-	inode_clear_pending(in, f);
+		lock_release_owner(fs, in, fi->lock_owner);
+	inode_clear_pending(&fs->inodes, in, f);
 	fh_unref(f);
 	fuse_reply_err(req, 0);
 }

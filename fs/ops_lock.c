@@ -23,13 +23,14 @@
  * and the owner holds nothing on the file. */
 static int lock_file(fuse_req_t req, struct fh *f, const struct lock_req *lr)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	int err = fh_flush(f);
 	if (err && lr->type != F_UNLCK)
 		return err;
 	bool raised = false;
-	int lerr = lock_set(req, f->in, lr, &raised);
+	int lerr = lock_set(fs, req, f->in, lr, &raised);
 	if (!lerr && raised && (lerr = fh_revalidate(f)) != 0)
-		lock_release_owner(f->in, lr->owner);
+		lock_release_owner(fs, f->in, lr->owner);
 	return err ? err : lerr;
 }
 
@@ -48,7 +49,8 @@ void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		     struct flock *lock)
 {
-	int t = lock_test(inode_of(ino), fi->lock_owner, lock->l_type);
+	struct fs *fs = fuse_req_userdata(req);
+	int t = lock_test(fs, inode_of(&fs->inodes, ino), fi->lock_owner, lock->l_type);
 	if (t < 0) {
 		fuse_reply_err(req, -t);
 		return;

@@ -24,7 +24,8 @@
 
 void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct inode *p = inode_of(parent);
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *p = inode_of(&fs->inodes, parent);
 	struct fuse_entry_param e;
 	struct zk_stat st;
 	if (p->kind != INODE_DIR) {
@@ -33,23 +34,23 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (names_hidden(name)) {
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs.timeout;
+		e.entry_timeout = fs->timeout;
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	char *ppath = inode_path(p);
+	char *ppath = inode_path(&fs->inodes, p);
 	if (!ppath) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	if (strcmp(name, FS_DATA_NAME) == 0) {
-		int err = stat_of(ppath, &st, false);
-		struct inode *in = err ? NULL : inode_lookup(ppath, INODE_DATA, &st);
+		int err = stat_of(fs, ppath, &st, false);
+		struct inode *in = err ? NULL : inode_lookup(&fs->inodes, ppath, INODE_DATA, &st);
 		free(ppath);
 		if (err)
 			fuse_reply_err(req, -err);
 		else
-			reply_inode(req, in, fs.timeout);
+			reply_inode(req, in, fs->timeout);
 		return;
 	}
 	char *path = names_join(ppath, name);
@@ -58,20 +59,20 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int err = stat_of(path, &st, false);
+	int err = stat_of(fs, path, &st, false);
 	if (err == -ENOENT) {
 		/* A file created by an open that has not committed yet. */
-		struct inode *pend = inode_find(path, INODE_FILE);
-		if (pend && inode_has_pending(pend)) {
-			struct inode *in = inode_lookup(path, INODE_FILE, NULL);
-			inode_put(pend);
+		struct inode *pend = inode_find(&fs->inodes, path, INODE_FILE);
+		if (pend && inode_has_pending(&fs->inodes, pend)) {
+			struct inode *in = inode_lookup(&fs->inodes, path, INODE_FILE, NULL);
+			inode_put(&fs->inodes, pend);
 			free(path);
 			reply_inode(req, in, 0);
 			return;
 		}
-		inode_put(pend);
+		inode_put(&fs->inodes, pend);
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs.timeout;
+		e.entry_timeout = fs->timeout;
 		free(path);
 		fuse_reply_entry(req, &e);
 		return;
@@ -81,21 +82,23 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -err);
 		return;
 	}
-	struct inode *in = inode_lookup(path, kind_of(&st), &st);
+	struct inode *in = inode_lookup(&fs->inodes, path, kind_of(&st), &st);
 	free(path);
-	reply_inode(req, in, fs.timeout);
+	reply_inode(req, in, fs->timeout);
 }
 
 void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	inode_forget(inode_of(ino), nlookup);
+	struct fs *fs = fuse_req_userdata(req);
+	inode_forget(&fs->inodes, inode_of(&fs->inodes, ino), nlookup);
 	fuse_reply_none(req);
 }
 
 void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	for (size_t i = 0; i < count; i++)
-		inode_forget(inode_of(forgets[i].ino), forgets[i].nlookup);
+		inode_forget(&fs->inodes, inode_of(&fs->inodes, forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -103,9 +106,10 @@ void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forg
 void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	struct inode *p = inode_of(parent);
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *p = inode_of(&fs->inodes, parent);
 	struct fuse_entry_param e;
-	char *path = child_path(p, name);
+	char *path = child_path(fs, p, name);
 	if (!path) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -114,13 +118,13 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	char *base = NULL, *target = NULL;
 	int32_t zmode = ZK_PERSISTENT;
 	bool suffixed = names_suffix(name, &base, &zmode);
-	if (fs.opt.ro)
+	if (fs->opt.ro)
 		err = EROFS;
 	else if (!S_ISREG(mode))
 		err = EINVAL;
 	else if (names_hidden(name) || strcmp(name, FS_DATA_NAME) == 0)
 		err = EPERM;
-	else if (!(target = suffixed ? child_path(p, base) : strdup(path)))
+	else if (!(target = suffixed ? child_path(fs, p, base) : strdup(path)))
 		err = ENOMEM;
 	free(base);
 	if (err) {
@@ -133,11 +137,11 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	now_stat(&st);
 	/* A suffixed name is never findable: the kernel's entry for it has
 	 * timeout 0 and lookups of it find nothing (see quorumfs(5)). */
-	struct inode *in = inode_new_unhashed(target, INODE_FILE, &st);
-	struct fh *f = in ? fh_new(in) : NULL;
+	struct inode *in = inode_new_unhashed(&fs->inodes, target, INODE_FILE, &st);
+	struct fh *f = in ? fh_new(fs, in) : NULL;
 	if (!f) {
 		if (in)
-			inode_forget(in, 1);
+			inode_forget(&fs->inodes, in, 1);
 		free(target);
 		free(path);
 		fuse_reply_err(req, ENOMEM);
@@ -151,22 +155,22 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	if (zmode & ZK_EPHEMERAL)
 		f->pidfd = ephemeral_pidfd(fuse_req_ctx(req)->pid, &f->tgid);
 	if (!suffixed)
-		inode_rehash(in, target);
-	inode_set_pending(in, f);
-	inode_set_dirty_size(in, 0);
-	fill_entry(&e, in, 0);
+		inode_rehash(&fs->inodes, in, target);
+	inode_set_pending(&fs->inodes, in, f);
+	inode_set_dirty_size(&fs->inodes, in, 0);
+	fill_entry(fs, &e, in, 0);
 	fi->fh = (uintptr_t)f;
 	fi->direct_io = 1; /* see DESIGN (coherence) */
 	fi->keep_cache = 0;
 	if (suffixed)
-		echo_inval_entry(parent, name);
+		echo_inval_entry(fs, p, name);
 	free(target);
 	free(path);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		/* The caller was interrupted: nothing will release it. */
-		inode_clear_pending(in, f);
+		inode_clear_pending(&fs->inodes, in, f);
 		fh_unref(f);
-		inode_forget(in, 1);
+		inode_forget(&fs->inodes, in, 1);
 	}
 }
 
@@ -175,9 +179,10 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     dev_t rdev)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)rdev;
-	struct inode *p = inode_of(parent);
-	char *path = child_path(p, name);
+	struct inode *p = inode_of(&fs->inodes, parent);
+	char *path = child_path(fs, p, name);
 	if (!path) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -186,7 +191,7 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	int32_t zmode = ZK_PERSISTENT;
 	bool suffixed = names_suffix(name, &base, &zmode);
 	int err = 0;
-	if (fs.opt.ro)
+	if (fs->opt.ro)
 		err = EROFS;
 	else if (!S_ISREG(mode))
 		err = EPERM; /* only regular files exist here */
@@ -194,7 +199,7 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		err = EPERM;
 	else if (zmode & ZK_EPHEMERAL)
 		err = EINVAL; /* needs an open file to tie it to a process */
-	else if (!(target = suffixed ? child_path(p, base) : strdup(path)))
+	else if (!(target = suffixed ? child_path(fs, p, base) : strdup(path)))
 		err = ENOMEM;
 	free(base);
 	free(path);
@@ -206,40 +211,40 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	int rc;
 	struct fs_write w = { .kind = FS_WRITE_CREATE, .path = target };
 	bool seq = zmode & ZK_PERSISTENT_SEQUENTIAL;
-	expect_change(target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
-	ZK_WRITE(rc, r, seq ? NULL : &w, qc_create(zc, target, NULL, 0, NULL, 0, zmode, 0, &r));
+	expect_change(&fs->expect, target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
+	ZK_WRITE(fs, rc, r, seq ? NULL : &w, qc_create(zc, target, NULL, 0, NULL, 0, zmode, 0, &r));
 	if (rc != ZOK) {
-		expect_undo(target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
+		expect_undo(&fs->expect, target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
 		free(target);
 		qc_result_free(r);
 		fuse_reply_err(req, zerr_errno(rc));
 		return;
 	}
 	char *pp = names_parent(r->path);
-	cache_invalidate(pp);
+	cache_invalidate(&fs->cache, pp);
 	free(pp);
-	struct inode *in = inode_lookup(r->path, INODE_FILE, r->stat);
+	struct inode *in = inode_lookup(&fs->inodes, r->path, INODE_FILE, r->stat);
 	if (suffixed)
-		echo_inval_entry(parent, name);
+		echo_inval_entry(fs, p, name);
 	qc_result_free(r);
 	free(target);
-	reply_inode(req, in, suffixed ? 0 : fs.timeout);
+	reply_inode(req, in, suffixed ? 0 : fs->timeout);
 }
 
 /* A directory: the znode and a marker child made and removed in one multi,
  * so its cversion says "directory" on every mount (names_is_dir()). */
-static int make_dir(const char *path, int32_t zmode, char **made, struct zk_stat *st)
+static int make_dir(struct fs *fs, const char *path, int32_t zmode, char **made, struct zk_stat *st)
 {
 	struct qc_result *r = NULL;
 	int rc;
 	char *dir = NULL;
 	if (zmode == ZK_PERSISTENT_SEQUENTIAL) {
 		/* Its name is known only once made: two steps. */
-		expect_change(path, -ZK_EVENT_CREATED);
-		ZK_WRITE(rc, r, (const struct fs_write *)NULL,
+		expect_change(&fs->expect, path, -ZK_EVENT_CREATED);
+		ZK_WRITE(fs, rc, r, (const struct fs_write *)NULL,
 			 qc_create(zc, path, NULL, 0, NULL, 0, zmode, 0, &r));
 		if (rc != ZOK) {
-			expect_undo(path, -ZK_EVENT_CREATED);
+			expect_undo(&fs->expect, path, -ZK_EVENT_CREATED);
 			qc_result_free(r);
 			return -zerr_errno(rc);
 		}
@@ -265,19 +270,19 @@ static int make_dir(const char *path, int32_t zmode, char **made, struct zk_stat
 	 * the directory's pzxid. */
 	struct fs_write w = { .kind = whole ? FS_WRITE_CREATE : FS_WRITE_MARK_DIR, .path = dir };
 	if (whole)
-		expect_change(dir, ZK_EVENT_CREATED);
-	ZK_WRITE(rc, r, &w, qc_multi(zc, whole ? ops : ops + 1, whole ? 3 : 2, &r));
+		expect_change(&fs->expect, dir, ZK_EVENT_CREATED);
+	ZK_WRITE(fs, rc, r, &w, qc_multi(zc, whole ? ops : ops + 1, whole ? 3 : 2, &r));
 	qc_result_free(r);
 	r = NULL;
 	if (rc != ZOK && whole)
-		expect_undo(dir, ZK_EVENT_CREATED);
+		expect_undo(&fs->expect, dir, ZK_EVENT_CREATED);
 	char *parent = names_parent(dir);
-	cache_invalidate(parent);
-	cache_invalidate(dir);
+	cache_invalidate(&fs->cache, parent);
+	cache_invalidate(&fs->cache, dir);
 	free(parent);
 	free(marker);
 	if (rc == ZOK) {
-		ZK_READ(rc, r, qc_exists(zc, dir, NULL, NULL, &r));
+		ZK_READ(fs, rc, r, qc_exists(zc, dir, NULL, NULL, &r));
 		if (rc == ZOK)
 			*st = *r->stat;
 		qc_result_free(r);
@@ -292,9 +297,10 @@ static int make_dir(const char *path, int32_t zmode, char **made, struct zk_stat
 
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	(void)mode;
-	struct inode *p = inode_of(parent);
-	char *path = child_path(p, name);
+	struct inode *p = inode_of(&fs->inodes, parent);
+	char *path = child_path(fs, p, name);
 	if (!path) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -303,85 +309,85 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	int32_t zmode = ZK_PERSISTENT;
 	bool suffixed = names_suffix(name, &base, &zmode);
 	int err = 0;
-	if (fs.opt.ro)
+	if (fs->opt.ro)
 		err = -EROFS;
 	else if (names_hidden(name) || strcmp(name, FS_DATA_NAME) == 0)
 		err = -EPERM;
 	else if (zmode & ZK_EPHEMERAL)
 		err = -EINVAL; /* ZooKeeper: an ephemeral has no children */
-	else if (!(target = suffixed ? child_path(p, base) : strdup(path)))
+	else if (!(target = suffixed ? child_path(fs, p, base) : strdup(path)))
 		err = -ENOMEM;
 	free(base);
 	free(path);
 	struct zk_stat st;
 	if (!err)
-		err = make_dir(target, zmode, &made, &st);
+		err = make_dir(fs, target, zmode, &made, &st);
 	free(target);
 	if (err) {
 		fuse_reply_err(req, -err);
 		return;
 	}
-	struct inode *in = inode_lookup(made, INODE_DIR, &st);
+	struct inode *in = inode_lookup(&fs->inodes, made, INODE_DIR, &st);
 	free(made);
 	if (suffixed)
-		echo_inval_entry(parent, name);
-	reply_inode(req, in, suffixed ? 0 : fs.timeout);
+		echo_inval_entry(fs, p, name);
+	reply_inode(req, in, suffixed ? 0 : fs->timeout);
 }
 
 /* unlink of DIR/.data empties it (it is always there; rm -r works). */
-static int clear_data(struct inode *p)
+static int clear_data(struct fs *fs, struct inode *p)
 {
-	char *path = inode_path(p);
+	char *path = inode_path(&fs->inodes, p);
 	if (!path)
 		return -ENOMEM;
 	struct qc_result *r = NULL;
 	int rc;
 	struct fs_write w = { .kind = FS_WRITE_SET, .path = path, .version = -1 };
-	expect_change(path, ZK_EVENT_DATA_CHANGED);
-	ZK_WRITE(rc, r, &w, qc_set_data(zc, path, NULL, 0, -1, &r));
+	expect_change(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
+	ZK_WRITE(fs, rc, r, &w, qc_set_data(zc, path, NULL, 0, -1, &r));
 	if (rc != ZOK)
-		expect_undo(path, ZK_EVENT_DATA_CHANGED);
+		expect_undo(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
 	qc_result_free(r);
-	cache_invalidate(path);
+	cache_invalidate(&fs->cache, path);
 	free(path);
 	return -zerr_errno(rc);
 }
 
-static int remove_node(struct inode *p, const char *name, bool dir)
+static int remove_node(struct fs *fs, struct inode *p, const char *name, bool dir)
 {
-	if (fs.opt.ro)
+	if (fs->opt.ro)
 		return -EROFS;
 	if (names_hidden(name))
 		return -ENOENT;
 	if (strcmp(name, FS_DATA_NAME) == 0)
-		return dir ? -ENOTDIR : clear_data(p);
-	char *path = child_path(p, name);
+		return dir ? -ENOTDIR : clear_data(fs, p);
+	char *path = child_path(fs, p, name);
 	if (!path)
 		return -ENOMEM;
 	struct zk_stat st;
-	int err = stat_of(path, &st, true);
+	int err = stat_of(fs, path, &st, true);
 	if (!err && names_is_dir(&st) != dir)
 		err = dir ? -ENOTDIR : -EISDIR;
 	if (!err) {
 		int rc;
 		struct qc_result *r = NULL;
 		struct fs_write w = { .kind = FS_WRITE_DELETE, .path = path };
-		expect_change(path, ZK_EVENT_DELETED);
-		ZK_WRITE(rc, r, &w, qc_delete(zc, path, -1));
+		expect_change(&fs->expect, path, ZK_EVENT_DELETED);
+		ZK_WRITE(fs, rc, r, &w, qc_delete(zc, path, -1));
 		qc_result_free(r);
 		if (rc != ZOK)
-			expect_undo(path, ZK_EVENT_DELETED);
+			expect_undo(&fs->expect, path, ZK_EVENT_DELETED);
 		err = -zerr_errno(rc);
-		cache_invalidate(path);
+		cache_invalidate(&fs->cache, path);
 		char *pp = names_parent(path);
-		cache_invalidate(pp);
+		cache_invalidate(&fs->cache, pp);
 		free(pp);
 	}
 	if (!err || err == -ENOENT) {
-		struct inode *in = inode_find_any(path);
+		struct inode *in = inode_find_any(&fs->inodes, path);
 		if (in) {
-			inode_unhash(in);
-			inode_put(in);
+			inode_unhash(&fs->inodes, in);
+			inode_put(&fs->inodes, in);
 		}
 	}
 	free(path);
@@ -390,12 +396,14 @@ static int remove_node(struct inode *p, const char *name, bool dir)
 
 void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -remove_node(inode_of(parent), name, false));
+	struct fs *fs = fuse_req_userdata(req);
+	fuse_reply_err(req, -remove_node(fs, inode_of(&fs->inodes, parent), name, false));
 }
 
 void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -remove_node(inode_of(parent), name, true));
+	struct fs *fs = fuse_req_userdata(req);
+	fuse_reply_err(req, -remove_node(fs, inode_of(&fs->inodes, parent), name, true));
 }
 
 
@@ -403,20 +411,20 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
  * (which keeps its identity: watchers see it change) and the delete of
  * the source; else a create and the delete. Directories: EXDEV (mv then
  * copies). */
-static int rename_file(const char *src, const char *dst, unsigned int flags)
+static int rename_file(struct fs *fs, const char *src, const char *dst, unsigned int flags)
 {
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct zk_stat sst, dst_st;
 		uint8_t *data = NULL;
 		int32_t len = 0;
-		int err = data_of(src, &sst, &data, &len);
+		int err = data_of(fs, src, &sst, &data, &len);
 		if (err)
 			return err;
 		if (names_is_dir(&sst) || sst.ephemeral_owner != 0) {
 			free(data);
 			return -EXDEV;
 		}
-		err = stat_of(dst, &dst_st, true);
+		err = stat_of(fs, dst, &dst_st, true);
 		bool over = err == 0;
 		if (err && err != -ENOENT) {
 			free(data);
@@ -438,27 +446,27 @@ static int rename_file(const char *src, const char *dst, unsigned int flags)
 			{ .type = ZK_OP_DELETE, .path = src, .version = sst.version },
 		};
 		int32_t ev = over ? ZK_EVENT_DATA_CHANGED : ZK_EVENT_CREATED;
-		expect_change(dst, ev);
-		expect_change(src, ZK_EVENT_DELETED);
+		expect_change(&fs->expect, dst, ev);
+		expect_change(&fs->expect, src, ZK_EVENT_DELETED);
 		struct fs_write w = { .kind = FS_WRITE_RENAME, .path = src, .czxid = sst.czxid,
 				      .version = sst.version, .to = dst, .data = data,
 				      .len = len, .over = over ? &dst_st : NULL };
 		struct qc_result *r = NULL;
 		int rc;
-		ZK_WRITE(rc, r, &w, qc_multi(zc, ops, 2, &r));
+		ZK_WRITE(fs, rc, r, &w, qc_multi(zc, ops, 2, &r));
 		qc_result_free(r);
 		free(data);
-		cache_invalidate(src);
-		cache_invalidate(dst);
+		cache_invalidate(&fs->cache, src);
+		cache_invalidate(&fs->cache, dst);
 		char *sp = names_parent(src), *dp = names_parent(dst);
-		cache_invalidate(sp);
-		cache_invalidate(dp);
+		cache_invalidate(&fs->cache, sp);
+		cache_invalidate(&fs->cache, dp);
 		free(sp);
 		free(dp);
 		if (rc == ZOK)
 			return 0;
-		expect_undo(dst, ev);
-		expect_undo(src, ZK_EVENT_DELETED);
+		expect_undo(&fs->expect, dst, ev);
+		expect_undo(&fs->expect, src, ZK_EVENT_DELETED);
 		if (rc != ZBADVERSION && rc != ZNODEEXISTS && rc != ZNONODE)
 			return -zerr_errno(rc);
 	}
@@ -468,9 +476,10 @@ static int rename_file(const char *src, const char *dst, unsigned int flags)
 void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	int err = 0;
 	char *src = NULL, *dst = NULL;
-	if (fs.opt.ro)
+	if (fs->opt.ro)
 		err = -EROFS;
 	else if (flags & RENAME_EXCHANGE)
 		err = -EINVAL;
@@ -478,24 +487,24 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = -EPERM;
 	else if (strcmp(name, FS_DATA_NAME) == 0 || strcmp(newname, FS_DATA_NAME) == 0)
 		err = -EPERM;
-	else if (!(src = child_path(inode_of(parent), name)) ||
-		 !(dst = child_path(inode_of(newparent), newname)))
+	else if (!(src = child_path(fs, inode_of(&fs->inodes, parent), name)) ||
+		 !(dst = child_path(fs, inode_of(&fs->inodes, newparent), newname)))
 		err = -ENOMEM;
-	struct inode *in = err ? NULL : inode_find_any(src);
+	struct inode *in = err ? NULL : inode_find_any(&fs->inodes, src);
 	if (!err && in && in->kind == INODE_DIR)
 		err = -EXDEV;
 	if (!err && in)
-		err = commit_pending(in);
+		err = commit_pending(fs, in);
 	if (!err && strcmp(src, dst) != 0)
-		err = rename_file(src, dst, flags);
+		err = rename_file(fs, src, dst, flags);
 	if (!err && in) {
 		/* The kernel moves the source's inode to the new name. */
-		inode_rehash(in, dst);
+		inode_rehash(&fs->inodes, in, dst);
 		struct zk_stat st;
-		if (stat_of(dst, &st, true) == 0)
-			inode_set_stat(in, &st);
+		if (stat_of(fs, dst, &st, true) == 0)
+			inode_set_stat(&fs->inodes, in, &st);
 	}
-	inode_put(in);
+	inode_put(&fs->inodes, in);
 	free(src);
 	free(dst);
 	fuse_reply_err(req, -err);

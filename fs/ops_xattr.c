@@ -59,14 +59,15 @@ static int xattr_value(const struct zk_stat *s, const char *path, const char *fi
 
 void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct inode *in = inode_of(ino);
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *in = inode_of(&fs->inodes, ino);
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
 	const char *field = name + strlen(XATTR_PREFIX);
 	/* A file not created yet is created now: its name, Stat and all. */
-	struct fh *pend = inode_pending(in);
+	struct fh *pend = inode_pending(&fs->inodes, in);
 	char *path = NULL;
 	int err = 0;
 	if (pend) {
@@ -78,13 +79,13 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		if (!err && !path)
 			err = -ENOENT;
 	} else {
-		path = inode_path(in);
+		path = inode_path(&fs->inodes, in);
 		if (!path)
 			err = -ENOMEM;
 	}
 	struct zk_stat st;
 	if (!err)
-		err = stat_of(path, &st, true);
+		err = stat_of(fs, path, &st, true);
 	char val[64];
 	int n = -1;
 	if (!err)
