@@ -74,11 +74,18 @@ static void job_free(struct fs *fs, struct echo_job *j)
 /* ---- the queue ------------------------------------------------------------- */
 
 /* Queues j, or (the queue full) frees it and has everything invalidated
- * instead. */
+ * instead. Once echo_stop() began, j is dropped: the session may still
+ * report events (the ensemble removing a closed ephemeral session's
+ * nodes) until it is stopped, and no thread would take them. */
 static void push(struct fs *fs, struct echo_job *j)
 {
 	struct echo *e = &fs->echo;
 	pthread_mutex_lock(&e->mu);
+	if (e->stopping) {
+		pthread_mutex_unlock(&e->mu);
+		job_free(fs, j);
+		return;
+	}
 	if (e->queued >= QUEUE_MAX) {
 		e->inval_all_pending = true;
 		pthread_mutex_unlock(&e->mu);
