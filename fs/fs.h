@@ -24,9 +24,9 @@
  *   cache.c      znode Stats, kept fresh by the mount's watch
  *   names.c      creation suffixes, reserved names, path joining
  *   log.c        stderr or syslog
- * Nothing is global: the handlers find the context with
- * fuse_req_userdata(), threads and callbacks are given it as their
- * argument, and modules are passed what they use.
+ * Nothing is global but where log lines go (log.c): the handlers find the
+ * context with fuse_req_userdata(), threads and callbacks are given it as
+ * their argument, and modules are passed what they use.
  *
  * quorumfs(5) describes the semantics; this header only the plumbing.
  */

@@ -52,9 +52,13 @@
 
 /* The one place a request is told apart: the echo thread's go to its
  * answers (echo_<op>, ops_echo.c), everyone else's to the handler. */
-#define ROUTE(op, req, ...)                                                            \
-	(echo_req(&((struct fs *)fuse_req_userdata(req))->echo, req) ? echo_##op : fs_##op)( \
-		req, __VA_ARGS__)
+static bool from_echo(fuse_req_t req)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	return echo_req(&fs->echo, req);
+}
+
+#define ROUTE(op, req, ...) (from_echo(req) ? echo_##op : fs_##op)(req, __VA_ARGS__)
 
 static void route_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
