@@ -95,10 +95,16 @@ static struct wentry *find_or_add(struct watch *w, const char *path)
 	if (e || hmap_count(&w->table) >= WATCH_MAX_ENTRIES)
 		return e;
 	e = calloc(1, sizeof(*e));
-	if (!e || !(e->path = strdup(path)) ||
-	    hmap_insert(&w->table, &e->node, hash_path(path)) != 0) {
-		if (e)
-			free(e->path);
+	if (!e || !(e->path = strdup(path))) {
+		free(e);
+		return NULL;
+	}
+	/* A failed growth still inserts (the chains lengthen); only a map
+	 * that has no buckets yet cannot take the entry. */
+	size_t before = hmap_count(&w->table);
+	hmap_insert(&w->table, &e->node, hash_path(path));
+	if (hmap_count(&w->table) == before) {
+		free(e->path);
 		free(e);
 		return NULL;
 	}
