@@ -4,12 +4,12 @@
  * cached: open reads it from the ensemble every time (close-to-open, see
  * ops.c).
  *
- * Kept fresh by the mount's persistent recursive watch: echo_watch_cb()
- * calls cache_invalidate() on the I/O thread as each event arrives, before
- * anything else can read the new state. Every entry also expires after the
- * cache policy's timeout (fs.timeout; 0 disables the cache), which bounds
- * staleness if an event is missed (a disconnect; see session.c, which
- * invalidates everything after one).
+ * Kept fresh by the mount's watch: echo_watch_cb() calls cache_invalidate()
+ * on the I/O thread as each event arrives, before anything else can read
+ * the new state. Every entry also expires after the cache policy's timeout
+ * (c->ttl; 0 disables the cache), which bounds staleness if an event is
+ * missed (a disconnect; see session.c, which has everything invalidated
+ * after one).
  *
  * DESIGN (the insert guard). A fetch reads cache_token() first and passes
  * it to cache_put(). Every invalidation takes a new generation and stamps it
@@ -17,34 +17,27 @@
  * older than the entry's stamp saw the state from before the change and is
  * dropped. Tombstones are bounded: evicting one raises a floor below which
  * every put is dropped. A put never replaces a Stat with a newer mzxid or
- * pzxid either. One mutex guards everything here.
+ * pzxid either. One mutex guards everything here; nothing here calls out.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "fs.h"
-#include "hmap.h"
 
 #define CACHE_MAX_ENTRIES 65536
 
 struct centry {
 	struct hmap_node node;
-	struct centry *lru_prev, *lru_next; /* most recent at head */
+	struct list lru;      /* on c->lru, most recent first */
 	char *path;
 	uint64_t inval_gen;   /* generation of the last invalidation */
 	bool valid;           /* false: a tombstone */
 	struct zk_stat stat;
-	double fetched;       /* monotonic seconds */
+	double fetched;       /* c->now() when put */
 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct hmap map;
-static struct centry *lru_head, *lru_tail;
-static uint64_t generation = 1;
-static uint64_t floor_gen;  /* puts with a token below it are dropped */
-
-static double now_s(void)
+static double monotonic_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -59,57 +52,55 @@ static uint64_t hash_path(const char *s)
 	return h;
 }
 
-void cache_init(void)
+void cache_init(struct cache *c)
 {
-	hmap_init(&map);
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	hmap_init(&c->map);
+	list_init(&c->lru);
+	c->generation = 1;
+	c->now = monotonic_s;
 }
 
-static void lru_unlink(struct centry *e)
+void cache_set_ttl(struct cache *c, double ttl)
 {
-	if (e->lru_prev)
-		e->lru_prev->lru_next = e->lru_next;
-	else
-		lru_head = e->lru_next;
-	if (e->lru_next)
-		e->lru_next->lru_prev = e->lru_prev;
-	else
-		lru_tail = e->lru_prev;
-	e->lru_prev = e->lru_next = NULL;
+	pthread_mutex_lock(&c->mu);
+	c->ttl = ttl;
+	pthread_mutex_unlock(&c->mu);
 }
 
-static void lru_push(struct centry *e)
+/* Under mu. */
+static void evict(struct cache *c, struct centry *e)
 {
-	e->lru_next = lru_head;
-	e->lru_prev = NULL;
-	if (lru_head)
-		lru_head->lru_prev = e;
-	lru_head = e;
-	if (!lru_tail)
-		lru_tail = e;
-}
-
-static void evict(struct centry *e)
-{
-	if (e->inval_gen > floor_gen)
-		floor_gen = e->inval_gen;
-	lru_unlink(e);
-	hmap_remove(&map, &e->node);
+	if (e->inval_gen > c->floor_gen)
+		c->floor_gen = e->inval_gen;
+	list_remove(&e->lru);
+	hmap_remove(&c->map, &e->node);
 	free(e->path);
 	free(e);
 }
 
-void cache_shutdown(void)
+/* Under mu: the least recently used entry, or NULL. */
+static struct centry *oldest(struct cache *c)
 {
-	pthread_mutex_lock(&mu);
-	while (lru_head)
-		evict(lru_head);
-	hmap_destroy(&map);
-	pthread_mutex_unlock(&mu);
+	return list_empty(&c->lru) ? NULL : CONTAINER_OF(c->lru.prev, struct centry, lru);
 }
 
-static struct centry *find(const char *path)
+void cache_shutdown(struct cache *c)
 {
-	HMAP_FOR_EACH_WITH_HASH(n, hash_path(path), &map) {
+	pthread_mutex_lock(&c->mu);
+	struct centry *e;
+	while ((e = oldest(c)))
+		evict(c, e);
+	hmap_destroy(&c->map);
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_destroy(&c->mu);
+}
+
+/* Under mu. */
+static struct centry *find(struct cache *c, const char *path)
+{
+	HMAP_FOR_EACH_WITH_HASH(n, hash_path(path), &c->map) {
 		struct centry *e = CONTAINER_OF(n, struct centry, node);
 		if (strcmp(e->path, path) == 0)
 			return e;
@@ -117,103 +108,107 @@ static struct centry *find(const char *path)
 	return NULL;
 }
 
-static struct centry *find_or_add(const char *path)
+/* Under mu: the entry of path, made (and the oldest evicted to make room)
+ * if there was none. NULL when out of memory. */
+static struct centry *find_or_add(struct cache *c, const char *path)
 {
-	struct centry *e = find(path);
+	struct centry *e = find(c, path);
 	if (e) {
-		lru_unlink(e);
-		lru_push(e);
+		list_remove(&e->lru);
+		list_push_front(&c->lru, &e->lru);
 		return e;
 	}
-	while (hmap_count(&map) >= CACHE_MAX_ENTRIES && lru_tail)
-		evict(lru_tail);
+	while (hmap_count(&c->map) >= CACHE_MAX_ENTRIES && oldest(c))
+		evict(c, oldest(c));
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
 	e->path = strdup(path);
-	if (!e->path) {
+	size_t before = hmap_count(&c->map);
+	if (e->path)
+		hmap_insert(&c->map, &e->node, hash_path(path));
+	if (hmap_count(&c->map) == before) {
+		/* No memory for the path, or for the map's first buckets. */
+		free(e->path);
 		free(e);
 		return NULL;
 	}
-	hmap_insert(&map, &e->node, hash_path(path));
-	lru_push(e);
+	list_push_front(&c->lru, &e->lru);
 	return e;
 }
 
-uint64_t cache_token(void)
+uint64_t cache_token(struct cache *c)
 {
-	pthread_mutex_lock(&mu);
-	uint64_t t = generation;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&c->mu);
+	uint64_t t = c->generation;
+	pthread_mutex_unlock(&c->mu);
 	return t;
 }
 
-void cache_put(const char *path, const struct zk_stat *st, uint64_t token)
+void cache_put(struct cache *c, const char *path, const struct zk_stat *st, uint64_t token)
 {
-	if (fs.timeout <= 0)
-		return;
-	pthread_mutex_lock(&mu);
-	if (token < floor_gen)
+	pthread_mutex_lock(&c->mu);
+	if (c->ttl <= 0 || token < c->floor_gen)
 		goto out;
-	struct centry *e = find(path);
+	struct centry *e = find(c, path);
 	if (e && (e->inval_gen > token ||
 		  (e->valid && (e->stat.mzxid > st->mzxid || e->stat.pzxid > st->pzxid))))
 		goto out;
-	if (!e && !(e = find_or_add(path)))
+	if (!e && !(e = find_or_add(c, path)))
 		goto out;
 	e->valid = true;
 	e->stat = *st;
-	e->fetched = now_s();
+	e->fetched = c->now();
 out:
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* Under mu: the entry if valid and young enough. */
-static struct centry *fresh(const char *path)
+static struct centry *fresh(struct cache *c, const char *path)
 {
-	if (fs.timeout <= 0)
+	if (c->ttl <= 0)
 		return NULL;
-	struct centry *e = find(path);
+	struct centry *e = find(c, path);
 	if (!e || !e->valid)
 		return NULL;
-	if (now_s() - e->fetched > fs.timeout) {
+	if (c->now() - e->fetched > c->ttl) {
 		e->valid = false;
 		return NULL;
 	}
 	return e;
 }
 
-bool cache_get_stat(const char *path, struct zk_stat *st)
+bool cache_get_stat(struct cache *c, const char *path, struct zk_stat *st)
 {
-	pthread_mutex_lock(&mu);
-	struct centry *e = fresh(path);
+	pthread_mutex_lock(&c->mu);
+	struct centry *e = fresh(c, path);
 	if (e)
 		*st = e->stat;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&c->mu);
 	return e != NULL;
 }
 
-void cache_invalidate(const char *path)
+void cache_invalidate(struct cache *c, const char *path)
 {
-	pthread_mutex_lock(&mu);
-	struct centry *e = find_or_add(path);
-	generation++;
+	pthread_mutex_lock(&c->mu);
+	struct centry *e = find_or_add(c, path);
+	c->generation++;
 	if (e) {
-		e->inval_gen = generation;
+		e->inval_gen = c->generation;
 		e->valid = false;
 	} else {
-		floor_gen = generation; /* no memory for a tombstone: drop all */
+		c->floor_gen = c->generation; /* no memory for a tombstone: drop all */
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&c->mu);
 }
 
-void cache_invalidate_all(void)
+void cache_invalidate_all(struct cache *c)
 {
-	pthread_mutex_lock(&mu);
-	generation++;
-	floor_gen = generation;
-	while (lru_head)
-		evict(lru_head);
-	floor_gen = generation;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&c->mu);
+	c->generation++;
+	struct centry *e;
+	while ((e = oldest(c)))
+		evict(c, e);
+	c->floor_gen = c->generation;
+	pthread_mutex_unlock(&c->mu);
 }

@@ -10,9 +10,10 @@
  * the sessions expire after the session timeout; if the mount goes, every
  * session is closed: an ephemeral never outlives the mount.
  *
- * DESIGN (threads). `mu` guards the list. The reaper thread owns the epoll
- * set; handlers add to it (epoll_ctl is thread-safe). qc_close() is called
- * only by the reaper or at shutdown, never on a client's I/O thread.
+ * DESIGN (threads). `mu` (struct ephemeral) guards the list. The reaper
+ * thread owns the epoll set; handlers add to it (epoll_ctl is thread-safe).
+ * qc_close() is called only by the reaper or at shutdown, never on a
+ * client's I/O thread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,17 +30,19 @@
 #include "fs.h"
 
 struct psession {
-	struct psession *next;
+	struct list link;       /* on e->sessions */
 	pid_t tgid;
 	int pidfd;              /* owned */
 	struct qc_client *c;
 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct psession *list;   /* under mu */
-static int epfd = -1, stopfd = -1;
-static pthread_t reaper;
-static bool started;
+void ephemeral_init(struct ephemeral *e)
+{
+	memset(e, 0, sizeof(*e));
+	pthread_mutex_init(&e->mu, NULL);
+	list_init(&e->sessions);
+	e->epfd = e->stopfd = -1;
+}
 
 int ephemeral_pidfd(pid_t tid, pid_t *tgid)
 {
@@ -72,34 +75,36 @@ static void psession_free(struct psession *s)
 }
 
 /* The session of process tgid (alive per pidfd), opened if need be. */
-static struct qc_client *session_for(int pidfd, pid_t tgid, int *err)
+static struct qc_client *session_for(struct fs *fs, int pidfd, pid_t tgid, int *err)
 {
-	pthread_mutex_lock(&mu);
-	for (struct psession *s = list; s; s = s->next) {
+	struct ephemeral *e = &fs->ephemeral;
+	pthread_mutex_lock(&e->mu);
+	LIST_FOR_EACH(n, &e->sessions) {
+		struct psession *s = CONTAINER_OF(n, struct psession, link);
 		/* A pid is not reused while its process lives, and a live
 		 * session's pidfd says whether it still does. */
 		if (s->tgid == tgid && !exited(s->pidfd) && qc_state(s->c) != QC_STATE_EXPIRED) {
-			pthread_mutex_unlock(&mu);
+			pthread_mutex_unlock(&e->mu);
 			*err = ZOK;
 			return s->c;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&e->mu);
 	struct psession *s = calloc(1, sizeof(*s));
 	if (!s) {
 		*err = ZSYSTEMERROR;
 		return NULL;
 	}
 	struct qc_options o = {
-		.hosts = fs.opt.hosts,
-		.session_timeout_ms = (int32_t)fs.opt.session_timeout_ms,
-		.request_timeout_ms = fs.opt.timeout_ms,
+		.hosts = fs->opt.hosts,
+		.session_timeout_ms = (int32_t)fs->opt.session_timeout_ms,
+		.request_timeout_ms = fs->opt.timeout_ms,
 	};
 	s->tgid = tgid;
 	s->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
 	*err = s->pidfd < 0 ? ZSYSTEMERROR : qc_open(&o, &s->c);
 	if (*err == ZOK)
-		*err = qc_wait_connected(s->c, fs.opt.timeout_ms);
+		*err = qc_wait_connected(s->c, fs->opt.timeout_ms);
 	if (*err != ZOK) {
 		qc_close(s->c);
 		if (s->pidfd >= 0)
@@ -108,39 +113,39 @@ static struct qc_client *session_for(int pidfd, pid_t tgid, int *err)
 		return NULL;
 	}
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
-	pthread_mutex_lock(&mu);
-	s->next = list;
-	list = s;
-	epoll_ctl(epfd, EPOLL_CTL_ADD, s->pidfd, &ev);
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&e->mu);
+	list_push_front(&e->sessions, &s->link);
+	epoll_ctl(e->epfd, EPOLL_CTL_ADD, s->pidfd, &ev);
+	pthread_mutex_unlock(&e->mu);
 	fs_log(LOG_DEBUG, "session 0x%llx for the ephemerals of process %d",
 	       (unsigned long long)qc_session_id(s->c), (int)tgid);
 	return s->c;
 }
 
-int ephemeral_create(int pidfd, pid_t tgid, const char *path, const void *data,
+int ephemeral_create(struct fs *fs, int pidfd, pid_t tgid, const char *path, const void *data,
 		     int32_t len, int32_t mode, struct qc_result **out)
 {
+	struct ephemeral *e = &fs->ephemeral;
 	*out = NULL;
 	if (pidfd < 0)
 		return ZBADARGUMENTS; /* the creator is unknown (another pid namespace) */
 	int err;
 	struct fs_call call;
-	fs_call_start(&call);
-	struct qc_client *c = session_for(pidfd, tgid, &err);
+	fs_call_start(&call, &fs->session);
+	struct qc_client *c = session_for(fs, pidfd, tgid, &err);
 	if (!c)
 		return err;
 	/* A lost create is judged by the zxids the mount has seen before it
 	 * was sent (on either session: they were all committed by then) and
 	 * by its owner, this process's session. */
-	int64_t seen = fs_session_zxid();
+	int64_t seen = fs_session_zxid(&fs->session);
 	struct fs_write w = { .kind = FS_WRITE_CREATE, .path = path, .data = data, .len = len };
 	/* The reaper frees c only after removing it from the list under mu:
 	 * hold mu across the call so it cannot. */
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&e->mu);
 	bool still = false;
-	for (struct psession *s = list; s; s = s->next)
-		still |= s->c == c;
+	LIST_FOR_EACH(n, &e->sessions)
+		still |= CONTAINER_OF(n, struct psession, link)->c == c;
 	err = ZSESSIONEXPIRED;
 	for (int tries = 0; still; tries++) {
 		qc_result_free(*out);
@@ -159,31 +164,26 @@ int ephemeral_create(int pidfd, pid_t tgid, const char *path, const void *data,
 			break;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&e->mu);
 	return err;
 }
 
 static void *reaper_main(void *arg)
 {
-	(void)arg;
+	struct ephemeral *e = arg;
 	struct epoll_event evs[16];
 	for (;;) {
-		int n = epoll_wait(epfd, evs, 16, 1000);
+		int n = epoll_wait(e->epfd, evs, 16, 1000);
 		if (n < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.ptr == NULL)
 				return NULL; /* stopfd */
 			struct psession *s = evs[i].data.ptr;
-			pthread_mutex_lock(&mu);
-			for (struct psession **pp = &list; *pp; pp = &(*pp)->next) {
-				if (*pp == s) {
-					*pp = s->next;
-					break;
-				}
-			}
-			epoll_ctl(epfd, EPOLL_CTL_DEL, s->pidfd, NULL);
-			pthread_mutex_unlock(&mu);
+			pthread_mutex_lock(&e->mu);
+			list_remove(&s->link);
+			epoll_ctl(e->epfd, EPOLL_CTL_DEL, s->pidfd, NULL);
+			pthread_mutex_unlock(&e->mu);
 			fs_log(LOG_DEBUG, "process %d exited: closing its session", (int)s->tgid);
 			psession_free(s);
 		}
@@ -191,42 +191,45 @@ static void *reaper_main(void *arg)
 	return NULL;
 }
 
-int ephemeral_start(void)
+int ephemeral_start(struct fs *fs)
 {
-	epfd = epoll_create1(EPOLL_CLOEXEC);
-	stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (epfd < 0 || stopfd < 0)
+	struct ephemeral *e = &fs->ephemeral;
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	e->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (e->epfd < 0 || e->stopfd < 0)
 		return -errno;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-	epoll_ctl(epfd, EPOLL_CTL_ADD, stopfd, &ev);
-	int rc = pthread_create(&reaper, NULL, reaper_main, NULL);
+	epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->stopfd, &ev);
+	int rc = pthread_create(&e->reaper, NULL, reaper_main, e);
 	if (rc)
 		return -rc;
-	started = true;
+	e->started = true;
 	return 0;
 }
 
-void ephemeral_stop(void)
+void ephemeral_stop(struct fs *fs)
 {
-	if (started) {
+	struct ephemeral *e = &fs->ephemeral;
+	if (e->started) {
 		uint64_t one = 1;
-		if (write(stopfd, &one, sizeof(one)) < 0)
+		if (write(e->stopfd, &one, sizeof(one)) < 0)
 			fs_log(LOG_WARNING, "ephemeral: cannot stop the reaper");
-		pthread_join(reaper, NULL);
-		started = false;
+		pthread_join(e->reaper, NULL);
+		e->started = false;
 	}
-	pthread_mutex_lock(&mu);
-	struct psession *s = list;
-	list = NULL;
-	pthread_mutex_unlock(&mu);
-	while (s) {
-		struct psession *next = s->next;
-		psession_free(s);
-		s = next;
+	struct list gone;
+	list_init(&gone);
+	pthread_mutex_lock(&e->mu);
+	LIST_FOR_EACH_SAFE(n, nx, &e->sessions) {
+		list_remove(n);
+		list_push_back(&gone, n);
 	}
-	if (epfd >= 0)
-		close(epfd);
-	if (stopfd >= 0)
-		close(stopfd);
-	epfd = stopfd = -1;
+	pthread_mutex_unlock(&e->mu);
+	LIST_FOR_EACH_SAFE(n, nx, &gone)
+		psession_free(CONTAINER_OF(n, struct psession, link));
+	if (e->epfd >= 0)
+		close(e->epfd);
+	if (e->stopfd >= 0)
+		close(e->stopfd);
+	e->epfd = e->stopfd = -1;
 }

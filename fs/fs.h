@@ -1,20 +1,33 @@
 /*
- * fs.h: what the modules of the quorumfs daemon share.
+ * fs.h: the modules of the quorumfs daemon, and the one context that holds
+ * them (struct fs).
  *
- * One daemon serves one mount. Its parts:
- *   main.c       options, mount, daemonize, start and stop everything
- *   session.c    the mount's ZooKeeper session: hold/release around a call,
- *                replace it after expiry, ZooKeeper error -> errno
+ * One daemon serves one mount. Its parts, each calling only those below it
+ * (a module lower down never calls one higher up; where it must be told of
+ * something, it is given a callback):
+ *   main.c       options, mount, daemonize, start and stop everything; the
+ *                callbacks that tie the modules below together
+ *   ops*.c       the FUSE lowlevel handlers, by kind (see ops.h), and the
+ *                answers to the echo thread's requests (ops_echo.c)
+ *   znode.c      the handlers' reads of znodes
+ *   file.c       open files: buffer, commit
+ *   watch.c      one-shot watches, where the persistent one is missing
+ *   echo.c       remote changes -> kernel invalidations + echo syscalls
+ *   lock.c       flock/fcntl locks as ZooKeeper lock-recipe locks
+ *   ephemeral.c  one session per process that creates ephemeral nodes
  *   retry.c      calls caught by a failover: reads sent again, lost writes
  *                resolved, within the mount's timeout
+ *   session.c    the mount's ZooKeeper session: hold/release around a call,
+ *                replace it after expiry, ZooKeeper error -> errno
+ *   expect.c     the changes this daemon made itself (never echoed)
  *   inode.c      the inode table (kernel node ids <-> znode paths)
  *   cache.c      znode Stats, kept fresh by the mount's watch
- *   ops.c        the FUSE lowlevel handlers
- *   echo.c       remote changes -> kernel invalidations + echo syscalls
- *   ephemeral.c  one session per process that creates ephemeral nodes
- *   lock.c       flock/fcntl locks as ZooKeeper lock-recipe locks
  *   names.c      creation suffixes, reserved names, path joining
- *   watch.c      one-shot watches, where the persistent one is missing
+ *   log.c        stderr or syslog
+ * Nothing is global but where log lines go (log.c): the handlers find the
+ * context with fuse_req_userdata(), threads and callbacks are given it as
+ * their argument, and modules are passed what they use.
+ *
  * quorumfs(5) describes the semantics; this header only the plumbing.
  */
 #ifndef QUORUMFS_FS_H
@@ -29,6 +42,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hmap.h"
+#include "list.h"
 #include "quorum_client.h"
 
 /* ---- options (main.c) ---------------------------------------------------- */
@@ -55,57 +70,230 @@ struct fs_options {
 	} watch;                  /* -o watch= */
 };
 
-/* The one daemon. Fields are set before the FUSE loop starts and read-only
- * afterwards, unless their comment names a lock. */
-struct fs {
-	struct fs_options opt;
-	struct fuse_session *se;
-	double timeout;           /* entry/attr/negative timeout, from cache_s;
-				     0 when there is no watch */
-	bool watching;            /* a watch keeps caches fresh (the persistent
-				     recursive one, or one-shot ones): caches
-				     and the echo depend on it */
-	bool oneshot;             /* one-shot watches (watch.c) do it: the
-				     mode the first session settled on */
-	pid_t echo_tid;           /* the echo thread's id (set before the loop) */
-};
-extern struct fs fs;
+/* ---- log (log.c) ----------------------------------------------------------- */
 
-/* Logs to stderr in the foreground, to syslog as a daemon. */
+/* Once, before any thread starts: debug lets LOG_DEBUG through; to_syslog
+ * sends every line to syslog (a daemon) rather than stderr. */
+void fs_log_setup(bool debug, bool to_syslog);
 void fs_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- paths and names (names.c) ------------------------------------------- */
+
+#define FS_RESERVED_PREFIX ".quorumfs-"
+#define FS_LOCK_ROOT "/.quorumfs-locks"
+#define FS_DIR_MARKER ".quorumfs-dir"
+#define FS_DATA_NAME ".data"
+
+/* parent + "/" + name, malloc'd ("/" + name for the root). */
+char *names_join(const char *parent, const char *name);
+/* The last component of path ("" for "/"). */
+const char *names_base(const char *path);
+/* The parent of path, malloc'd ("/" for a top-level node). */
+char *names_parent(const char *path);
+/* Splits "NAME#e", "NAME#s", "NAME#es" into NAME and a create mode; returns
+ * true if name had a suffix (*mode set), false otherwise (also when out of
+ * memory: *base is then NULL). */
+bool names_suffix(const char *name, char **base, int32_t *mode);
+/* Names listings and lookups never show: "." ".." and the reserved
+ * prefix (lock namespace, mkdir marker). */
+bool names_hidden(const char *name);
+/* Whether a component of path has the reserved prefix. */
+bool names_reserved_path(const char *path);
+/* A znode Stat says "directory": children now, or ever (see quorumfs(5)). */
+static inline bool names_is_dir(const struct zk_stat *st)
+{
+	return st->num_children > 0 || st->cversion > 0;
+}
+
+/* ---- inodes (inode.c) ---------------------------------------------------- */
+
+enum inode_kind { INODE_FILE, INODE_DIR, INODE_DATA /* DIR/.data */ };
+
+struct fh;
+
+struct inode {
+	fuse_ino_t id;              /* the kernel's node id; immutable */
+	enum inode_kind kind;       /* immutable: a type change is a new inode */
+	uint64_t ino;               /* st_ino; immutable */
+	int64_t czxid;              /* of the znode it stands for; immutable
+				       (0: not created yet, or a ghost) */
+	/* Under the table lock: */
+	char *path;                 /* znode path (for DATA: the directory's) */
+	bool hashed;                /* findable by path (in the table's map) */
+	uint64_t nlookup;           /* the kernel's lookup count */
+	uint64_t refs;              /* holds by daemon threads */
+	struct zk_stat stat;        /* the newest seen (inode_set_stat()) */
+	bool have_stat;
+	struct fh *pending;         /* a create not committed yet: its file */
+	int64_t dirty_size;         /* size of unflushed writes, -1 if none */
+	struct hmap_node node;      /* in the map while hashed */
+	struct list link;           /* on `all`, hashed or not: shutdown frees
+				       what the kernel never forgot */
+};
+
+/* What an inode's attributes take from the mount, not the znode. */
+struct inode_attrs {
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+	bool ro;
+};
+
+/* Called, without the table lock, whenever the kernel gains an inode for
+ * path (lookup, create, rename): watch.c arms its one-shot watches. */
+typedef void (*inode_gained_fn)(void *arg, const char *path, enum inode_kind kind);
+
+struct inode_table {
+	pthread_mutex_t mu;         /* the table lock */
+	struct hmap map;            /* hashed inodes by path */
+	struct list all;            /* every inode but the root */
+	struct inode root;          /* FUSE_ROOT_ID, always there */
+	struct inode_attrs attrs;   /* immutable */
+	inode_gained_fn gained;     /* immutable; may be NULL */
+	void *gained_arg;
+};
+
+/* Returns 0 or -ENOMEM. */
+int inode_init(struct inode_table *t, const struct inode_attrs *attrs, inode_gained_fn gained,
+	       void *gained_arg);
+/* Frees every inode (the kernel sends no forget for what it held at
+ * unmount). */
+void inode_shutdown(struct inode_table *t);
+/* The inode for a kernel node id (valid while the kernel holds it). */
+struct inode *inode_of(struct inode_table *t, fuse_ino_t id);
+/* Finds or makes the inode of path as `kind`, adds one kernel lookup,
+ * refreshes its Stat. A hashed inode of another kind or another czxid is
+ * unhashed first (a new znode, or a type change, is a new inode). NULL if
+ * out of memory (the table unchanged). */
+struct inode *inode_lookup(struct inode_table *t, const char *path, enum inode_kind kind,
+			   const struct zk_stat *st);
+/* An inode not findable by path (a pending suffixed create, a ghost), with
+ * one kernel lookup. */
+struct inode *inode_new_unhashed(struct inode_table *t, const char *path,
+				 enum inode_kind kind, const struct zk_stat *st);
+/* Hashes an unhashed inode under path (replacing another), or rekeys. */
+void inode_rehash(struct inode_table *t, struct inode *in, const char *path);
+void inode_unhash(struct inode_table *t, struct inode *in);
+/* Unhashes in and points it at path (a committed create's real name). */
+void inode_set_path(struct inode_table *t, struct inode *in, const char *path);
+/* The kernel forgets n lookups; the inode goes with the last hold. */
+void inode_forget(struct inode_table *t, struct inode *in, uint64_t n);
+/* A held reference to the hashed inode of path and kind, or NULL. */
+struct inode *inode_find(struct inode_table *t, const char *path, enum inode_kind kind);
+struct inode *inode_find_any(struct inode_table *t, const char *path); /* FILE or DIR */
+void inode_hold(struct inode_table *t, struct inode *in);
+void inode_put(struct inode_table *t, struct inode *in);
+/* Copies of fields that need the table lock. */
+char *inode_path(struct inode_table *t, struct inode *in);
+bool inode_stat(struct inode_table *t, struct inode *in, struct zk_stat *st);
+/* Installs st unless the inode holds a newer Stat of the same znode (a
+ * higher mzxid or pzxid): a late answer never replaces a newer one. */
+void inode_set_stat(struct inode_table *t, struct inode *in, const struct zk_stat *st);
+/* The open file whose commit creates this inode's znode (an O_CREAT open
+ * not committed yet). inode_pending() returns it with a reference taken
+ * (fh_unref() when done): its release may run meanwhile on another thread.
+ * inode_clear_pending() clears it only if it is still f. */
+void inode_set_pending(struct inode_table *t, struct inode *in, struct fh *f);
+struct fh *inode_pending(struct inode_table *t, struct inode *in);
+bool inode_has_pending(struct inode_table *t, struct inode *in);
+void inode_clear_pending(struct inode_table *t, struct inode *in, struct fh *f);
+void inode_set_dirty_size(struct inode_table *t, struct inode *in, int64_t size);
+/* Fills st from the inode's Stat and the mount's attributes. */
+void inode_attr(struct inode_table *t, struct inode *in, struct stat *st);
+uint64_t inode_number(const char *path, enum inode_kind kind, int64_t czxid);
+/* Every hashed inode, each held (inode_put() each, then free the array);
+ * *n their count. NULL with *n = 0 when there are none or no memory. */
+struct inode **inode_hold_all(struct inode_table *t, size_t *n);
+
+/* ---- cache (cache.c) ----------------------------------------------------- */
+
+struct cache {
+	pthread_mutex_t mu;     /* guards everything here */
+	struct hmap map;        /* entries by path */
+	struct list lru;        /* entries, most recently used first */
+	uint64_t generation;    /* bumped by every invalidation */
+	uint64_t floor_gen;     /* puts with a token below it are dropped */
+	double ttl;             /* seconds an entry lives; 0: no cache */
+	double (*now)(void);    /* monotonic seconds (a test's clock) */
+};
+
+/* An empty cache that caches nothing until cache_set_ttl(). */
+void cache_init(struct cache *c);
+void cache_set_ttl(struct cache *c, double ttl);
+void cache_shutdown(struct cache *c);
+/* The generation to pass to cache_put: read it before the fetch. */
+uint64_t cache_token(struct cache *c);
+/* Inserts the Stat a fetch that began at `token` saw; dropped if the path
+ * was invalidated since, or if the cache already holds a newer Stat. */
+void cache_put(struct cache *c, const char *path, const struct zk_stat *st, uint64_t token);
+bool cache_get_stat(struct cache *c, const char *path, struct zk_stat *st);
+void cache_invalidate(struct cache *c, const char *path);
+void cache_invalidate_all(struct cache *c);
 
 /* ---- the session (session.c) --------------------------------------------- */
 
+/* What the session tells the rest of the daemon (main.c wires them). */
+struct fs_session_hooks {
+	qc_watch_fn event;      /* the persistent recursive watch's events */
+	/* A renewal is wanted (an expiry was seen): fs_session_renew() is
+	 * to be called, off the I/O thread. */
+	void (*expired)(void *arg);
+	/* Reconnected after a disconnect: events may have been missed. */
+	void (*missed)(void *arg);
+	/* A session (c) starts, first or renewed. */
+	void (*started)(void *arg, struct qc_client *c);
+	void *arg;
+};
+
+struct fs_session {
+	const struct fs_options *opt;
+	struct fs_session_hooks hooks;
+	pthread_rwlock_t zk_lock;   /* calls hold it shared, the swap exclusive */
+	struct qc_client *zk;       /* under zk_lock */
+	pthread_mutex_t renew_mu;   /* guards renewing, generation */
+	pthread_cond_t renewed;
+	bool renewing;              /* a renewal is queued */
+	uint64_t generation;        /* sessions opened so far */
+	atomic_bool was_disconnected;
+	bool oneshot;               /* set by fs_session_start(): one-shot
+				       watches (watch.c), the mode the first
+				       session settled on */
+};
+
+void fs_session_init(struct fs_session *s, const struct fs_options *opt,
+		     const struct fs_session_hooks *hooks);
 /* Opens the mount's session and waits (bounded by timeout_ms) for it; sets
  * the persistent recursive watch on "/". Returns 0 or a negative errno. */
-int fs_session_start(void);
-void fs_session_stop(void);
+int fs_session_start(struct fs_session *s);
+void fs_session_stop(struct fs_session *s);
 /* The client for one call: qc_* with it between hold and release. Release
- * with the call's result: ZSESSIONEXPIRED schedules a new session.
+ * with the call's result: ZSESSIONEXPIRED asks for a new session.
  * fs_session_retry() says whether the call should be retried once (the
  * session was replaced meanwhile). */
-struct qc_client *fs_session_hold(void);
-void fs_session_release(int zerr);
-bool fs_session_retry(int zerr);
-/* Called by the echo thread when fs_session_release saw an expiry: opens a
- * new session, sets the watch, swaps it in, closes the old one. */
-int fs_session_renew(void);
+struct qc_client *fs_session_hold(struct fs_session *s);
+void fs_session_release(struct fs_session *s, int zerr);
+bool fs_session_retry(struct fs_session *s, int zerr);
+/* Called (by the echo thread) after hooks.expired: opens a new session,
+ * sets the watch, swaps it in, closes the old one. 0 or -errno (to be
+ * tried again). */
+int fs_session_renew(struct fs_session *s);
 /* ZooKeeper error -> errno, as quorumfs(5) documents. */
 int zerr_errno(int zerr);
 /* The highest zxid the mount's session has seen (0 if none). */
-int64_t fs_session_zxid(void);
+int64_t fs_session_zxid(struct fs_session *s);
 
 /* ---- calls caught by a failover (retry.c) --------------------------------- */
 
 /* One call of a handler to the ensemble, retries included. */
 struct fs_call {
+	struct fs_session *session;
 	int64_t deadline_ms;    /* CLOCK_MONOTONIC: its start + the timeout */
 	int64_t zxid;           /* highest zxid seen before the write was sent:
 				   the write's own zxid is above it */
 	int tries;              /* attempts and resolution rounds (bounded) */
 	int renewals;           /* session renewals waited for (one at most) */
 };
-void fs_call_start(struct fs_call *call);
+void fs_call_start(struct fs_call *call, struct fs_session *s);
 /* Milliseconds to the call's deadline, 0 once past. */
 uint32_t fs_call_left(const struct fs_call *call);
 /* Whether a call that failed with *zerr is to be sent again: after a
@@ -146,137 +334,26 @@ struct fs_write {
 int fs_write_resolve(struct qc_client *c, struct fs_call *call, const struct fs_write *w,
 		     struct qc_result **out);
 
-/* ---- paths and names (names.c) ------------------------------------------- */
+/* ---- self changes (expect.c) ---------------------------------------------- */
 
-#define FS_RESERVED_PREFIX ".quorumfs-"
-#define FS_LOCK_ROOT "/.quorumfs-locks"
-#define FS_DIR_MARKER ".quorumfs-dir"
-#define FS_DATA_NAME ".data"
-
-/* parent + "/" + name, malloc'd ("/" + name for the root). */
-char *names_join(const char *parent, const char *name);
-/* The last component of path ("" for "/"). */
-const char *names_base(const char *path);
-/* The parent of path, malloc'd ("/" for a top-level node). */
-char *names_parent(const char *path);
-/* Splits "NAME#e", "NAME#s", "NAME#es" into NAME and a create mode; returns
- * true if name had a suffix (*mode set), false otherwise. */
-bool names_suffix(const char *name, char **base, int32_t *mode);
-/* Names listings and lookups never show: "." ".." and the reserved
- * prefix (lock namespace, mkdir marker). */
-bool names_hidden(const char *name);
-/* A znode Stat says "directory": children now, or ever (see quorumfs(5)). */
-static inline bool names_is_dir(const struct zk_stat *st)
-{
-	return st->num_children > 0 || st->cversion > 0;
-}
-
-/* ---- inodes (inode.c) ---------------------------------------------------- */
-
-enum inode_kind { INODE_FILE, INODE_DIR, INODE_DATA /* DIR/.data */ };
-
-struct fh;
-
-struct inode {
-	fuse_ino_t id;              /* the kernel's node id; immutable */
-	enum inode_kind kind;       /* immutable: a type change is a new inode */
-	uint64_t ino;               /* st_ino; immutable */
-	int64_t czxid;              /* of the znode it stands for; immutable
-				       (0: not created yet, or a ghost) */
-	/* Under the table lock: */
-	char *path;                 /* znode path (for DATA: the directory's) */
-	bool hashed;                /* findable by path */
-	uint64_t nlookup;           /* the kernel's lookup count */
-	uint64_t refs;              /* holds by daemon threads */
-	struct zk_stat stat;        /* the newest seen (inode_set_stat()) */
-	bool have_stat;
-	struct fh *pending;         /* a create not committed yet: its file */
-	int64_t dirty_size;         /* size of unflushed writes, -1 if none */
+struct expect_table {
+	pthread_mutex_t mu;     /* guards the array */
+	struct expect *v;       /* what is expected, unordered */
+	size_t n, cap;
 };
 
-void inode_init(void);
-void inode_shutdown(void);
-struct inode *inode_root(void);
-/* The inode for a kernel node id (valid while the kernel holds it). */
-struct inode *inode_of(fuse_ino_t id);
-/* Finds or makes the inode of path as `kind`, adds one kernel lookup,
- * refreshes its Stat. A hashed inode of another kind or another czxid is
- * unhashed first (a new znode, or a type change, is a new inode). */
-struct inode *inode_lookup(const char *path, enum inode_kind kind, const struct zk_stat *st);
-/* An inode not findable by path (a pending suffixed create, a ghost). */
-struct inode *inode_new_unhashed(const char *path, enum inode_kind kind,
-				 const struct zk_stat *st);
-/* Hashes an unhashed inode under path (replacing another), or rekeys. */
-void inode_rehash(struct inode *in, const char *path);
-void inode_unhash(struct inode *in);
-/* Unhashes in and points it at path (a committed create's real name). */
-void inode_set_path(struct inode *in, const char *path);
-void inode_forget(struct inode *in, uint64_t n);
-/* A held reference to the hashed inode of path and kind, or NULL. */
-struct inode *inode_find(const char *path, enum inode_kind kind);
-struct inode *inode_find_any(const char *path); /* FILE or DIR */
-void inode_hold(struct inode *in);
-void inode_put(struct inode *in);
-/* Copies of fields that need the table lock. */
-char *inode_path(struct inode *in);
-bool inode_stat(struct inode *in, struct zk_stat *st);
-/* Installs st unless the inode holds a newer Stat of the same znode (a
- * higher mzxid or pzxid): a late answer never replaces a newer one. */
-void inode_set_stat(struct inode *in, const struct zk_stat *st);
-/* The open file whose commit creates this inode's znode (an O_CREAT open
- * not committed yet). inode_pending() returns it with a reference taken
- * (fh_unref() when done): its release may run meanwhile on another thread.
- * inode_clear_pending() clears it only if it is still f. */
-void inode_set_pending(struct inode *in, struct fh *f);
-struct fh *inode_pending(struct inode *in);
-bool inode_has_pending(struct inode *in);
-void inode_clear_pending(struct inode *in, struct fh *f);
-void fh_ref(struct fh *f);   /* ops.c */
-void fh_unref(struct fh *f); /* frees it with the last reference */
-void inode_set_dirty_size(struct inode *in, int64_t size);
-/* Fills st from the inode's Stat and the mount options. */
-void inode_attr(struct inode *in, struct stat *st);
-void inode_attr_from(enum inode_kind kind, uint64_t ino, const struct zk_stat *zs,
-		     int64_t dirty_size, struct stat *st);
-uint64_t inode_number(const char *path, enum inode_kind kind, int64_t czxid);
-/* Calls fn for every hashed inode (under the table lock: fn must not call
- * back into the table). */
-void inode_for_each(void (*fn)(struct inode *in, void *arg), void *arg);
-
-/* ---- cache (cache.c) ----------------------------------------------------- */
-
-void cache_init(void);
-void cache_shutdown(void);
-/* The generation to pass to cache_put: read it before the fetch. */
-uint64_t cache_token(void);
-/* Inserts the Stat a fetch that began at `token` saw; dropped if the path
- * was invalidated since, or if the cache already holds a newer Stat. */
-void cache_put(const char *path, const struct zk_stat *st, uint64_t token);
-bool cache_get_stat(const char *path, struct zk_stat *st);
-void cache_invalidate(const char *path);
-void cache_invalidate_all(void);
-
-/* ---- self changes (echo.c) ----------------------------------------------- */
-
+void expect_init(struct expect_table *t);
+void expect_shutdown(struct expect_table *t);
 /* Before this daemon changes a znode: the watch event that change raises is
  * ours, not remote, and must not be echoed. expect_undo() if the change
- * failed. */
-void expect_change(const char *path, int32_t event_type);
-void expect_undo(const char *path, int32_t event_type);
+ * failed. A negative event type stands for a sequential create of path*. */
+void expect_change(struct expect_table *t, const char *path, int32_t event_type);
+void expect_undo(struct expect_table *t, const char *path, int32_t event_type);
+/* Whether the event (path, type) is one this daemon expects (it is then
+ * expected once less). */
+bool expect_consume(struct expect_table *t, const char *path, int32_t event_type);
 
 /* ---- echo (echo.c) ------------------------------------------------------- */
-
-int echo_start(void);
-void echo_stop(void);
-/* The watch callback (I/O thread): invalidates the cache, queues the event. */
-void echo_watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg);
-/* Queues kernel work a handler must not do itself (it may hold the
- * directory's lock): forget the entry parent/name. */
-void echo_inval_entry(fuse_ino_t parent, const char *name);
-/* Queues a session renewal (after expiry) and, after it, a full
- * invalidation. */
-void echo_renew_session(void);
-void echo_inval_all(void);
 
 /* What an echo request is about: the handlers answer it from here. */
 enum echo_kind { ECHO_NONE, ECHO_DATA, ECHO_CREATE, ECHO_DELETE };
@@ -286,28 +363,74 @@ struct echo_op {
 	enum inode_kind ikind;  /* of the target */
 	struct zk_stat stat;    /* as fetched just before the echo */
 };
-static inline bool echo_req(fuse_req_t req)
+
+struct echo {
+	pthread_mutex_t mu;     /* guards the queue, the flags and `current` */
+	pthread_cond_t cond;
+	struct list queue;      /* struct echo_job, oldest first */
+	size_t queued;
+	bool stopping, renew_pending, inval_all_pending;
+	struct echo_op current; /* the change being echoed */
+	pthread_t thread;
+	bool started;
+	pid_t tid;              /* the echo thread's id (set before the loop) */
+	dev_t mount_dev;        /* echo thread only */
+};
+
+struct fs;
+void echo_init(struct echo *e);
+int echo_start(struct fs *fs);
+void echo_stop(struct fs *fs);
+/* The watch callback (I/O thread; arg: the struct fs): invalidates the
+ * cache, queues the event. */
+void echo_watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg);
+/* Queues kernel work a handler must not do itself (it may hold the
+ * directory's lock): forget the entry parent/name. */
+void echo_inval_entry(struct fs *fs, struct inode *parent, const char *name);
+/* Queues a session renewal (after expiry) and, after it, a full
+ * invalidation. */
+void echo_renew_session(struct fs *fs);
+void echo_inval_all(struct fs *fs);
+/* Whether req comes from the echo thread: fuse_req_ctx()->pid is the
+ * calling thread's id. */
+static inline bool echo_req(const struct echo *e, fuse_req_t req)
 {
-	return fuse_req_ctx(req)->pid == fs.echo_tid;
+	return fuse_req_ctx(req)->pid == e->tid;
 }
 /* A copy of the current echo op (path malloc'd), for handlers serving the
  * echo thread. Returns false if none. */
-bool echo_current(struct echo_op *op);
+bool echo_current(struct echo *e, struct echo_op *op);
 
 /* ---- one-shot watches (watch.c) ------------------------------------------- */
 
-/* No-ops unless fs.oneshot. watch_node(): the kernel gained an inode for
- * path; arms its data watch (and, for a directory, its child watch) unless
- * armed. watch_reset(): a session (c) starts: forgets every watch of the
- * previous one and arms the root's. */
-void watch_node(const char *path, enum inode_kind kind);
-void watch_reset(struct qc_client *c);
-void watch_shutdown(void);
+struct watch {
+	pthread_mutex_t mu;     /* guards the table; no qc_* call under it */
+	struct hmap table;      /* struct wentry by path */
+	bool inited;
+};
+
+/* No-ops unless the session settled on one-shot watches. watch_node(): the
+ * kernel gained an inode for path; arms its data watch (and, for a
+ * directory, its child watch) unless armed. watch_reset(): a session (c)
+ * starts: forgets every watch of the previous one and arms the root's. */
+void watch_init(struct watch *w);
+void watch_node(struct fs *fs, const char *path, enum inode_kind kind);
+void watch_reset(struct fs *fs, struct qc_client *c);
+void watch_shutdown(struct fs *fs);
 
 /* ---- ephemeral sessions (ephemeral.c) ------------------------------------ */
 
-int ephemeral_start(void);
-void ephemeral_stop(void);
+struct ephemeral {
+	pthread_mutex_t mu;     /* guards the list */
+	struct list sessions;   /* struct psession */
+	int epfd, stopfd;       /* the reaper's */
+	pthread_t reaper;
+	bool started;
+};
+
+void ephemeral_init(struct ephemeral *e);
+int ephemeral_start(struct fs *fs);
+void ephemeral_stop(struct fs *fs);
 /* The pidfd of the process (thread group) of thread `tid`, or -1. */
 int ephemeral_pidfd(pid_t tid, pid_t *tgid);
 /* Creates path (mode with ZK_EPHEMERAL) in the session of the process of
@@ -315,12 +438,20 @@ int ephemeral_pidfd(pid_t tid, pid_t *tgid);
  * of nothing; returns a ZooKeeper code, *out as qc_create. A create caught
  * by a connection loss is resolved (fs_write_resolve()) within the mount's
  * timeout, unless sequential (it stays ZCONNECTIONLOSS). */
-int ephemeral_create(int pidfd, pid_t tgid, const char *path, const void *data,
+int ephemeral_create(struct fs *fs, int pidfd, pid_t tgid, const char *path, const void *data,
 		     int32_t len, int32_t mode, struct qc_result **out);
 
 /* ---- locks (lock.c) ------------------------------------------------------ */
 
-void lock_shutdown(void);
+struct lock_table {
+	pthread_mutex_t mu;     /* guards `held` and `epoch` */
+	pthread_cond_t wake;
+	struct list held;       /* struct held: the locks this mount holds */
+	uint64_t epoch;         /* bumped by every wake-up */
+};
+
+void lock_init(struct lock_table *t);
+void lock_shutdown(struct lock_table *t);
 struct lock_req {
 	uint64_t owner;     /* fi->lock_owner */
 	int type;           /* F_RDLCK, F_WRLCK or F_UNLCK */
@@ -332,20 +463,19 @@ struct lock_req {
  * when the request is interrupted. *raised: the owner's lock on the file
  * was taken or went from read to write (what it protects must be read
  * anew). */
-int lock_set(fuse_req_t req, struct inode *in, const struct lock_req *lr, bool *raised);
+int lock_set(struct fs *fs, fuse_req_t req, struct inode *in, const struct lock_req *lr,
+	     bool *raised);
 /* F_UNLCK if owner could lock now, else the conflicting type. */
-int lock_test(struct inode *in, uint64_t owner, int type);
+int lock_test(struct fs *fs, struct inode *in, uint64_t owner, int type);
 /* Releases whatever owner holds on in (close, exit). */
-void lock_release_owner(struct inode *in, uint64_t owner);
+void lock_release_owner(struct fs *fs, struct inode *in, uint64_t owner);
 
-/* ---- open files (ops.c) -------------------------------------------------- */
-
-/* Frees the open files and directories the kernel never released. */
-void ops_shutdown(void);
+/* ---- open files (file.c) ------------------------------------------------- */
 
 struct fh {
-	struct fh *prev, *next; /* every open file (ops.c, for shutdown) */
 	atomic_int refs;        /* the open's own, and one per inode_pending() caller */
+	struct fs *fs;
+	struct list link;       /* on fs->files (shutdown) */
 	struct inode *in;       /* held */
 	pthread_mutex_t mu;     /* guards everything below */
 	uint8_t *buf;           /* the whole content as this open sees it */
@@ -366,5 +496,47 @@ struct fh {
 	char *created;          /* the created znode's path, once committed */
 	bool posix_locks;       /* a setlk went through this open */
 };
+
+/* Every open file and directory, so that ops_shutdown() frees what the
+ * kernel never released (its RELEASE may be lost at unmount). */
+struct fs_handles {
+	pthread_mutex_t mu;     /* guards both lists */
+	struct list files;      /* struct fh */
+	struct list dirs;       /* struct dirh (ops_dir.c) */
+};
+
+/* A reference more to f (inode.c takes one under the table lock). */
+static inline void fh_ref(struct fh *f)
+{
+	atomic_fetch_add(&f->refs, 1);
+}
+/* Frees f with the last reference. */
+void fh_unref(struct fh *f);
+
+/* ---- the daemon ------------------------------------------------------------- */
+
+/* The one context. Fields are set before the FUSE loop starts and
+ * read-only afterwards; the modules' own say what guards them. */
+struct fs {
+	struct fs_options opt;
+	struct fuse_session *se;
+	double timeout;           /* entry/attr/negative timeout, from cache_s;
+				     0 when there is no watch */
+	bool watching;            /* a watch keeps caches fresh (the persistent
+				     recursive one, or one-shot ones): caches
+				     and the echo depend on it */
+	struct inode_table inodes;
+	struct cache cache;
+	struct fs_session session;
+	struct expect_table expect;
+	struct echo echo;
+	struct watch watch;
+	struct ephemeral ephemeral;
+	struct lock_table locks;
+	struct fs_handles handles;
+};
+
+/* Frees the open files and directories the kernel never released. */
+void ops_shutdown(struct fs *fs);
 
 #endif

@@ -12,30 +12,21 @@
  * st_ino is a hash of (path, kind, czxid): the same on every mount and
  * stable for the znode's lifetime (a znode's path never changes).
  *
- * DESIGN (locks). One mutex guards the table and every field the struct
- * says is "under the table lock". Handlers get inodes from the kernel (safe
- * for the request's duration: the kernel forgets no inode with a request in
- * flight); other threads (echo, locks) hold them with inode_find/put.
- * watch_node() is called once the lock is released (oneshot mode: every
- * inode the kernel gains gets its watches, see watch.c).
+ * DESIGN (locks). One mutex (t->mu, "the table lock") guards the table and
+ * every field the struct says is "under the table lock". Handlers get
+ * inodes from the kernel (safe for the request's duration: the kernel
+ * forgets no inode with a request in flight); other threads (echo, locks)
+ * hold them with inode_find/put. The table calls nothing of the daemon's
+ * but t->gained, once the lock is released (watch.c arms one-shot watches
+ * for every inode the kernel gains). Every function that allocates leaves
+ * the table as it was when it cannot.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fs.h"
-#include "hmap.h"
-
-struct entry {
-	struct hmap_node node;
-	struct entry *prev, *next; /* every entry, hashed or not (shutdown) */
-	struct inode in;
-};
-
-static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct hmap table; /* hashed inodes by path */
-static struct entry root_entry;
-static struct entry *all;  /* under table_mu */
 
 static uint64_t hash_str(const char *s)
 {
@@ -50,108 +41,116 @@ uint64_t inode_number(const char *path, enum inode_kind kind, int64_t czxid)
 	return n < 2 ? n + 2 : n;
 }
 
-static struct entry *entry_of(struct inode *in)
+int inode_init(struct inode_table *t, const struct inode_attrs *attrs, inode_gained_fn gained,
+	       void *gained_arg)
 {
-	return CONTAINER_OF(in, struct entry, in);
-}
-
-void inode_init(void)
-{
-	hmap_init(&table);
-	struct inode *r = &root_entry.in;
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->mu, NULL);
+	hmap_init(&t->map);
+	list_init(&t->all);
+	t->attrs = *attrs;
+	t->gained = gained;
+	t->gained_arg = gained_arg;
+	struct inode *r = &t->root;
 	r->id = FUSE_ROOT_ID;
 	r->kind = INODE_DIR;
 	r->ino = FUSE_ROOT_ID;
-	r->path = strdup("/");
 	r->nlookup = 1;
 	r->dirty_size = -1;
 	r->hashed = true;
-	hmap_insert(&table, &root_entry.node, hash_str("/"));
+	list_init(&r->link);
+	r->path = strdup("/");
+	if (!r->path || hmap_insert(&t->map, &r->node, hash_str("/")) != 0) {
+		free(r->path);
+		hmap_destroy(&t->map);
+		pthread_mutex_destroy(&t->mu);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
-static void entry_free(struct entry *e)
+/* Under the table lock. */
+static void inode_free(struct inode *in)
 {
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		all = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	free(e->in.path);
-	free(e);
+	list_remove(&in->link);
+	free(in->path);
+	free(in);
 }
 
-void inode_shutdown(void)
+void inode_shutdown(struct inode_table *t)
 {
-	pthread_mutex_lock(&table_mu);
-	/* The kernel sends no forget for what it held at unmount. */
-	while (all)
-		entry_free(all);
-	hmap_destroy(&table);
-	free(root_entry.in.path);
-	root_entry.in.path = NULL;
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_lock(&t->mu);
+	LIST_FOR_EACH_SAFE(n, nx, &t->all)
+		inode_free(CONTAINER_OF(n, struct inode, link));
+	hmap_destroy(&t->map);
+	free(t->root.path);
+	t->root.path = NULL;
+	pthread_mutex_unlock(&t->mu);
+	pthread_mutex_destroy(&t->mu);
 }
 
-struct inode *inode_root(void)
-{
-	return &root_entry.in;
-}
-
-struct inode *inode_of(fuse_ino_t id)
+struct inode *inode_of(struct inode_table *t, fuse_ino_t id)
 {
 	if (id == FUSE_ROOT_ID)
-		return &root_entry.in;
+		return &t->root;
 	return (struct inode *)(uintptr_t)id;
 }
 
 /* Under the table lock. */
-static struct entry *find_locked(const char *path, enum inode_kind kind, bool any)
+static struct inode *find_locked(struct inode_table *t, const char *path, enum inode_kind kind,
+				 bool any)
 {
-	HMAP_FOR_EACH_WITH_HASH(n, hash_str(path), &table) {
-		struct entry *e = CONTAINER_OF(n, struct entry, node);
-		if (strcmp(e->in.path, path) != 0)
+	HMAP_FOR_EACH_WITH_HASH(n, hash_str(path), &t->map) {
+		struct inode *in = CONTAINER_OF(n, struct inode, node);
+		if (strcmp(in->path, path) != 0)
 			continue;
-		if (any ? e->in.kind != INODE_DATA : e->in.kind == kind)
-			return e;
+		if (any ? in->kind != INODE_DATA : in->kind == kind)
+			return in;
 	}
 	return NULL;
 }
 
 /* Under the table lock. */
-static void unhash_locked(struct entry *e)
+static void unhash_locked(struct inode_table *t, struct inode *in)
 {
-	if (e->in.hashed && e != &root_entry) {
-		hmap_remove(&table, &e->node);
-		e->in.hashed = false;
+	if (in->hashed && in != &t->root) {
+		hmap_remove(&t->map, &in->node);
+		in->hashed = false;
 	}
 }
 
-static struct entry *entry_new(const char *path, enum inode_kind kind,
+/* Under the table lock: hashes in under its path. The map has held the
+ * root since inode_init(), so an insert never fails to insert (a failed
+ * growth only lengthens the chains). */
+static void hash_locked(struct inode_table *t, struct inode *in)
+{
+	hmap_insert(&t->map, &in->node, hash_str(in->path));
+	in->hashed = true;
+}
+
+/* Under the table lock: a new inode, on `all`, not hashed. */
+static struct inode *inode_new(struct inode_table *t, const char *path, enum inode_kind kind,
 			       const struct zk_stat *st)
 {
-	struct entry *e = calloc(1, sizeof(*e));
-	if (!e)
+	struct inode *in = calloc(1, sizeof(*in));
+	if (!in)
 		return NULL;
-	e->in.path = strdup(path);
-	if (!e->in.path) {
-		free(e);
+	in->path = strdup(path);
+	if (!in->path) {
+		free(in);
 		return NULL;
 	}
-	e->next = all;
-	if (all)
-		all->prev = e;
-	all = e;
-	e->in.id = (fuse_ino_t)(uintptr_t)&e->in;
-	e->in.kind = kind;
-	e->in.czxid = st ? st->czxid : 0;
-	e->in.ino = inode_number(path, kind, e->in.czxid);
-	e->in.dirty_size = -1;
+	list_push_front(&t->all, &in->link);
+	in->id = (fuse_ino_t)(uintptr_t)in;
+	in->kind = kind;
+	in->czxid = st ? st->czxid : 0;
+	in->ino = inode_number(path, kind, in->czxid);
+	in->dirty_size = -1;
 	if (st) {
-		e->in.stat = *st;
-		e->in.have_stat = true;
+		in->stat = *st;
+		in->have_stat = true;
 	}
-	return e;
+	return in;
 }
 
 /* Under the table lock: installs st unless the inode already has a newer
@@ -167,224 +166,226 @@ static void set_stat_locked(struct inode *in, const struct zk_stat *st)
 	in->have_stat = true;
 }
 
-struct inode *inode_lookup(const char *path, enum inode_kind kind, const struct zk_stat *st)
+static void gained(struct inode_table *t, const char *path, enum inode_kind kind)
 {
-	pthread_mutex_lock(&table_mu);
-	struct entry *e = find_locked(path, kind, kind != INODE_DATA);
-	if (e && e != &root_entry) {
-		bool same = e->in.kind == kind &&
-			    (!st || e->in.czxid == 0 || e->in.czxid == st->czxid);
-		if (!same) {
-			unhash_locked(e);
-			e = NULL;
-		}
-	}
-	if (!e) {
-		e = entry_new(path, kind, st);
-		if (!e) {
-			pthread_mutex_unlock(&table_mu);
+	if (t->gained)
+		t->gained(t->gained_arg, path, kind);
+}
+
+struct inode *inode_lookup(struct inode_table *t, const char *path, enum inode_kind kind,
+			   const struct zk_stat *st)
+{
+	pthread_mutex_lock(&t->mu);
+	struct inode *in = find_locked(t, path, kind, kind != INODE_DATA);
+	bool same = in && (in == &t->root ||
+			   (in->kind == kind && (!st || in->czxid == 0 || in->czxid == st->czxid)));
+	if (!same) {
+		/* Made before the old one goes: out of memory, the table
+		 * stays as it was. */
+		struct inode *n = inode_new(t, path, kind, st);
+		if (!n) {
+			pthread_mutex_unlock(&t->mu);
 			return NULL;
 		}
-		hmap_insert(&table, &e->node, hash_str(path));
-		e->in.hashed = true;
+		if (in)
+			unhash_locked(t, in);
+		in = n;
+		hash_locked(t, in);
 	}
 	if (st)
-		set_stat_locked(&e->in, st);
-	e->in.nlookup++;
-	pthread_mutex_unlock(&table_mu);
-	watch_node(path, kind);
-	return &e->in;
+		set_stat_locked(in, st);
+	in->nlookup++;
+	pthread_mutex_unlock(&t->mu);
+	gained(t, path, kind);
+	return in;
 }
 
-struct inode *inode_new_unhashed(const char *path, enum inode_kind kind,
-				 const struct zk_stat *st)
+struct inode *inode_new_unhashed(struct inode_table *t, const char *path,
+				 enum inode_kind kind, const struct zk_stat *st)
 {
-	pthread_mutex_lock(&table_mu);
-	struct entry *e = entry_new(path, kind, st);
-	if (e)
-		e->in.nlookup = 1;
-	pthread_mutex_unlock(&table_mu);
-	return e ? &e->in : NULL;
+	pthread_mutex_lock(&t->mu);
+	struct inode *in = inode_new(t, path, kind, st);
+	if (in)
+		in->nlookup = 1;
+	pthread_mutex_unlock(&t->mu);
+	return in;
 }
 
-void inode_rehash(struct inode *in, const char *path)
+void inode_rehash(struct inode_table *t, struct inode *in, const char *path)
 {
-	struct entry *e = entry_of(in);
-	if (e == &root_entry)
+	if (in == &t->root)
 		return;
 	char *p = strdup(path);
 	if (!p)
 		return;
-	pthread_mutex_lock(&table_mu);
-	unhash_locked(e);
-	struct entry *old = find_locked(path, in->kind, in->kind != INODE_DATA);
+	pthread_mutex_lock(&t->mu);
+	unhash_locked(t, in);
+	struct inode *old = find_locked(t, path, in->kind, in->kind != INODE_DATA);
 	if (old)
-		unhash_locked(old);
-	free(e->in.path);
-	e->in.path = p;
-	hmap_insert(&table, &e->node, hash_str(p));
-	e->in.hashed = true;
-	pthread_mutex_unlock(&table_mu);
-	watch_node(path, in->kind);
-}
-
-void inode_set_path(struct inode *in, const char *path)
-{
-	char *p = strdup(path);
-	if (!p)
-		return;
-	pthread_mutex_lock(&table_mu);
-	unhash_locked(entry_of(in));
+		unhash_locked(t, old);
 	free(in->path);
 	in->path = p;
-	pthread_mutex_unlock(&table_mu);
-	watch_node(path, in->kind);
+	hash_locked(t, in);
+	pthread_mutex_unlock(&t->mu);
+	gained(t, path, in->kind);
 }
 
-void inode_unhash(struct inode *in)
+void inode_set_path(struct inode_table *t, struct inode *in, const char *path)
 {
-	pthread_mutex_lock(&table_mu);
-	unhash_locked(entry_of(in));
-	pthread_mutex_unlock(&table_mu);
-}
-
-/* Under the table lock: frees e if nobody holds it. */
-static void maybe_free_locked(struct entry *e)
-{
-	if (e == &root_entry || e->in.nlookup > 0 || e->in.refs > 0)
+	char *p = strdup(path);
+	if (!p)
 		return;
-	unhash_locked(e);
-	entry_free(e);
+	pthread_mutex_lock(&t->mu);
+	unhash_locked(t, in);
+	free(in->path);
+	in->path = p;
+	pthread_mutex_unlock(&t->mu);
+	gained(t, path, in->kind);
 }
 
-void inode_forget(struct inode *in, uint64_t n)
+void inode_unhash(struct inode_table *t, struct inode *in)
 {
-	pthread_mutex_lock(&table_mu);
-	struct entry *e = entry_of(in);
-	e->in.nlookup = e->in.nlookup > n ? e->in.nlookup - n : 0;
-	maybe_free_locked(e);
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_lock(&t->mu);
+	unhash_locked(t, in);
+	pthread_mutex_unlock(&t->mu);
 }
 
-struct inode *inode_find(const char *path, enum inode_kind kind)
+/* Under the table lock: frees in if nobody holds it. */
+static void maybe_free_locked(struct inode_table *t, struct inode *in)
 {
-	pthread_mutex_lock(&table_mu);
-	struct entry *e = find_locked(path, kind, false);
-	if (e)
-		e->in.refs++;
-	pthread_mutex_unlock(&table_mu);
-	return e ? &e->in : NULL;
+	if (in == &t->root || in->nlookup > 0 || in->refs > 0)
+		return;
+	unhash_locked(t, in);
+	inode_free(in);
 }
 
-struct inode *inode_find_any(const char *path)
+void inode_forget(struct inode_table *t, struct inode *in, uint64_t n)
 {
-	pthread_mutex_lock(&table_mu);
-	struct entry *e = find_locked(path, INODE_FILE, true);
-	if (e)
-		e->in.refs++;
-	pthread_mutex_unlock(&table_mu);
-	return e ? &e->in : NULL;
+	pthread_mutex_lock(&t->mu);
+	in->nlookup = in->nlookup > n ? in->nlookup - n : 0;
+	maybe_free_locked(t, in);
+	pthread_mutex_unlock(&t->mu);
 }
 
-void inode_hold(struct inode *in)
+struct inode *inode_find(struct inode_table *t, const char *path, enum inode_kind kind)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
+	struct inode *in = find_locked(t, path, kind, false);
+	if (in)
+		in->refs++;
+	pthread_mutex_unlock(&t->mu);
+	return in;
+}
+
+struct inode *inode_find_any(struct inode_table *t, const char *path)
+{
+	pthread_mutex_lock(&t->mu);
+	struct inode *in = find_locked(t, path, INODE_FILE, true);
+	if (in)
+		in->refs++;
+	pthread_mutex_unlock(&t->mu);
+	return in;
+}
+
+void inode_hold(struct inode_table *t, struct inode *in)
+{
+	pthread_mutex_lock(&t->mu);
 	in->refs++;
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
 }
 
-void inode_put(struct inode *in)
+void inode_put(struct inode_table *t, struct inode *in)
 {
 	if (!in)
 		return;
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	in->refs--;
-	maybe_free_locked(entry_of(in));
-	pthread_mutex_unlock(&table_mu);
+	maybe_free_locked(t, in);
+	pthread_mutex_unlock(&t->mu);
 }
 
-char *inode_path(struct inode *in)
+char *inode_path(struct inode_table *t, struct inode *in)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	char *p = strdup(in->path);
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
 	return p;
 }
 
-bool inode_stat(struct inode *in, struct zk_stat *st)
+bool inode_stat(struct inode_table *t, struct inode *in, struct zk_stat *st)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	bool have = in->have_stat;
 	if (have)
 		*st = in->stat;
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
 	return have;
 }
 
-void inode_set_stat(struct inode *in, const struct zk_stat *st)
+void inode_set_stat(struct inode_table *t, struct inode *in, const struct zk_stat *st)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	set_stat_locked(in, st);
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
 }
 
-void inode_set_pending(struct inode *in, struct fh *f)
+void inode_set_pending(struct inode_table *t, struct inode *in, struct fh *f)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	in->pending = f;
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
 }
 
-struct fh *inode_pending(struct inode *in)
+struct fh *inode_pending(struct inode_table *t, struct inode *in)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	struct fh *f = in->pending;
 	if (f)
 		fh_ref(f); /* under the lock: a release clears it under the lock too */
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
 	return f;
 }
 
-bool inode_has_pending(struct inode *in)
+bool inode_has_pending(struct inode_table *t, struct inode *in)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	bool has = in->pending != NULL;
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
 	return has;
 }
 
-void inode_clear_pending(struct inode *in, struct fh *f)
+void inode_clear_pending(struct inode_table *t, struct inode *in, struct fh *f)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	if (in->pending == f)
 		in->pending = NULL;
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
 }
 
-void inode_set_dirty_size(struct inode *in, int64_t size)
+void inode_set_dirty_size(struct inode_table *t, struct inode *in, int64_t size)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	in->dirty_size = size;
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
 }
 
-void inode_attr_from(enum inode_kind kind, uint64_t ino, const struct zk_stat *zs,
-		     int64_t dirty_size, struct stat *st)
+static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_t ino,
+		      const struct zk_stat *zs, int64_t dirty_size, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_uid = fs.opt.uid;
-	st->st_gid = fs.opt.gid;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
 	if (kind == INODE_DIR) {
-		st->st_mode = S_IFDIR | (0777 & ~fs.opt.umask);
+		st->st_mode = S_IFDIR | (0777 & ~a->umask);
 		st->st_nlink = 2;
 		st->st_size = zs ? zs->num_children : 0;
 	} else {
-		st->st_mode = S_IFREG | (0666 & ~fs.opt.umask);
+		st->st_mode = S_IFREG | (0666 & ~a->umask);
 		st->st_nlink = 1;
 		st->st_size = dirty_size >= 0 ? dirty_size : zs ? zs->data_length : 0;
 	}
-	if (fs.opt.ro)
+	if (a->ro)
 		st->st_mode &= ~(mode_t)0222;
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
@@ -398,21 +399,29 @@ void inode_attr_from(enum inode_kind kind, uint64_t ino, const struct zk_stat *z
 	}
 }
 
-void inode_attr(struct inode *in, struct stat *st)
+void inode_attr(struct inode_table *t, struct inode *in, struct stat *st)
 {
-	pthread_mutex_lock(&table_mu);
+	pthread_mutex_lock(&t->mu);
 	struct zk_stat zs = in->stat;
 	bool have = in->have_stat;
 	int64_t dirty = in->dirty_size;
-	pthread_mutex_unlock(&table_mu);
-	inode_attr_from(in->kind, in->ino, have ? &zs : NULL, dirty, st);
+	pthread_mutex_unlock(&t->mu);
+	attr_from(&t->attrs, in->kind, in->ino, have ? &zs : NULL, dirty, st);
 }
 
-void inode_for_each(void (*fn)(struct inode *in, void *arg), void *arg)
+struct inode **inode_hold_all(struct inode_table *t, size_t *n)
 {
-	pthread_mutex_lock(&table_mu);
-	HMAP_FOR_EACH(n, &table) {
-		fn(&CONTAINER_OF(n, struct entry, node)->in, arg);
+	*n = 0;
+	pthread_mutex_lock(&t->mu);
+	size_t count = hmap_count(&t->map);
+	struct inode **v = count ? malloc(count * sizeof(*v)) : NULL;
+	if (v) {
+		HMAP_FOR_EACH(node, &t->map) {
+			struct inode *in = CONTAINER_OF(node, struct inode, node);
+			in->refs++;
+			v[(*n)++] = in;
+		}
 	}
-	pthread_mutex_unlock(&table_mu);
+	pthread_mutex_unlock(&t->mu);
+	return v;
 }

@@ -28,8 +28,8 @@
  * waits on `wake`; watch callbacks (I/O thread) and interrupt callbacks
  * (libfuse) only bump `epoch` and broadcast, so no callback ever touches
  * a waiter that may be gone. Waiters re-check every second too, so a lost
- * session or a dead ensemble ends the wait with an error. `mu` guards the
- * table of held locks and `epoch`.
+ * session or a dead ensemble ends the wait with an error. `mu` (struct
+ * lock_table) guards the list of held locks and `epoch`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +49,7 @@ struct range {
 };
 
 struct held {
-	struct held *next;
+	struct list link;  /* on t->held */
 	char *key;      /* the lock directory */
 	uint64_t owner;
 	char *node;     /* our child */
@@ -58,10 +58,6 @@ struct held {
 	size_t n_ranges;
 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static struct held *held;   /* under mu */
-static uint64_t epoch;      /* under mu: bumped by every wake-up */
 
 static void held_free(struct held *h)
 {
@@ -71,44 +67,49 @@ static void held_free(struct held *h)
 	free(h);
 }
 
-void lock_shutdown(void)
+void lock_init(struct lock_table *t)
 {
-	pthread_mutex_lock(&mu);
-	while (held) {
-		struct held *h = held;
-		held = h->next;
-		held_free(h);
-	}
-	pthread_mutex_unlock(&mu);
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->wake, NULL);
+	list_init(&t->held);
 }
 
-static void bump(void)
+void lock_shutdown(struct lock_table *t)
 {
-	pthread_mutex_lock(&mu);
-	epoch++;
-	pthread_cond_broadcast(&wake);
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&t->mu);
+	LIST_FOR_EACH_SAFE(n, nx, &t->held) {
+		list_remove(n);
+		held_free(CONTAINER_OF(n, struct held, link));
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+static void bump(struct lock_table *t)
+{
+	pthread_mutex_lock(&t->mu);
+	t->epoch++;
+	pthread_cond_broadcast(&t->wake);
+	pthread_mutex_unlock(&t->mu);
 }
 
 static void watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg)
 {
 	(void)c;
 	(void)ev;
-	(void)arg;
-	bump();
+	bump(arg);
 }
 
 static void interrupt_cb(fuse_req_t req, void *arg)
 {
 	(void)req;
-	(void)arg;
-	bump();
+	bump(arg);
 }
 
 /* The lock directory of an inode, malloc'd. */
-static char *lock_key(struct inode *in)
+static char *lock_key(struct fs *fs, struct inode *in)
 {
-	char *path = inode_path(in);
+	char *path = inode_path(&fs->inodes, in);
 	if (!path)
 		return NULL;
 	const char *suffix = in->kind == INODE_DATA ? "/" FS_DATA_NAME : "";
@@ -131,24 +132,24 @@ static char *lock_key(struct inode *in)
 	return key;
 }
 
-static int call_create(const char *path, int32_t mode, const void *data, int32_t len,
-		       struct qc_result **out)
+static int call_create(struct fs *fs, const char *path, int32_t mode, const void *data,
+		       int32_t len, struct qc_result **out)
 {
-	struct qc_client *c = fs_session_hold();
+	struct qc_client *c = fs_session_hold(&fs->session);
 	int rc = c ? qc_create(c, path, data, len, NULL, 0, mode, 0, out) : ZCLOSING;
-	fs_session_release(rc);
+	fs_session_release(&fs->session, rc);
 	return rc;
 }
 
-static int ensure_dir(const char *key)
+static int ensure_dir(struct fs *fs, const char *key)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
-		int rc = call_create(FS_LOCK_ROOT, ZK_PERSISTENT, NULL, -1, NULL);
+		int rc = call_create(fs, FS_LOCK_ROOT, ZK_PERSISTENT, NULL, -1, NULL);
 		if (rc != ZOK && rc != ZNODEEXISTS)
 			return rc;
-		rc = call_create(key, ZK_CONTAINER, NULL, -1, NULL);
+		rc = call_create(fs, key, ZK_CONTAINER, NULL, -1, NULL);
 		if (rc == ZUNIMPLEMENTED || rc == ZBADARGUMENTS)
-			rc = call_create(key, ZK_PERSISTENT, NULL, -1, NULL);
+			rc = call_create(fs, key, ZK_PERSISTENT, NULL, -1, NULL);
 		if (rc != ZNONODE)
 			return rc == ZNODEEXISTS ? ZOK : rc;
 	}
@@ -165,13 +166,14 @@ static int64_t seq_of(const char *name)
  * the child named `skip` (the owner's old one, while its mode changes) —
  * or, when mine is NULL, whether a new lock of `type` by owner would
  * conflict (pred = the conflicting child). Returns a ZooKeeper code. */
-static int predecessor(const char *key, const char *mine, const char *skip, int type,
-		       uint64_t owner, char *pred, size_t cap, int *pred_type)
+static int predecessor(struct fs *fs, const char *key, const char *mine, const char *skip,
+		       int type, uint64_t owner, char *pred, size_t cap, int *pred_type)
 {
-	struct qc_client *c = fs_session_hold();
+	struct lock_table *t = &fs->locks;
+	struct qc_client *c = fs_session_hold(&fs->session);
 	struct qc_result *r = NULL;
 	int rc = c ? qc_get_children(c, key, NULL, NULL, &r) : ZCLOSING;
-	fs_session_release(rc);
+	fs_session_release(&fs->session, rc);
 	pred[0] = '\0';
 	if (rc == ZNONODE && !mine) {
 		qc_result_free(r);
@@ -194,11 +196,13 @@ static int predecessor(const char *key, const char *mine, const char *skip, int 
 		if (!mine) {
 			/* A test: our own children do not conflict. */
 			bool ours = false;
-			pthread_mutex_lock(&mu);
-			for (struct held *h = held; h; h = h->next)
+			pthread_mutex_lock(&t->mu);
+			LIST_FOR_EACH(n, &t->held) {
+				struct held *h = CONTAINER_OF(n, struct held, link);
 				ours |= h->owner == owner && strcmp(h->key, key) == 0 &&
 					strcmp(names_base(h->node), name) == 0;
-			pthread_mutex_unlock(&mu);
+			}
+			pthread_mutex_unlock(&t->mu);
 			if (ours)
 				continue;
 		}
@@ -212,69 +216,70 @@ static int predecessor(const char *key, const char *mine, const char *skip, int 
 	return ZOK;
 }
 
-static void delete_node(const char *node)
+static void delete_node(struct fs *fs, const char *node)
 {
-	struct qc_client *c = fs_session_hold();
+	struct qc_client *c = fs_session_hold(&fs->session);
 	int rc = c ? qc_delete(c, node, -1) : ZCLOSING;
-	fs_session_release(rc);
+	fs_session_release(&fs->session, rc);
 }
 
 /* Removes and returns owner's lock on key (NULL if none). */
-static struct held *take(const char *key, uint64_t owner)
+static struct held *take(struct lock_table *t, const char *key, uint64_t owner)
 {
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&t->mu);
 	struct held *found = NULL;
-	for (struct held **pp = &held; *pp; pp = &(*pp)->next) {
-		if ((*pp)->owner == owner && strcmp((*pp)->key, key) == 0) {
-			found = *pp;
-			*pp = found->next;
+	LIST_FOR_EACH(n, &t->held) {
+		struct held *h = CONTAINER_OF(n, struct held, link);
+		if (h->owner == owner && strcmp(h->key, key) == 0) {
+			list_remove(n);
+			found = h;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&t->mu);
 	return found;
 }
 
 /* Puts h back in the table. */
-static void give(struct held *h)
+static void give(struct lock_table *t, struct held *h)
 {
-	pthread_mutex_lock(&mu);
-	h->next = held;
-	held = h;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&t->mu);
+	list_push_front(&t->held, &h->link);
+	pthread_mutex_unlock(&t->mu);
 }
 
-static void unlock_key(const char *key, uint64_t owner)
+static void unlock_key(struct fs *fs, const char *key, uint64_t owner)
 {
 	struct held *h;
-	while ((h = take(key, owner))) {
-		delete_node(h->node);
+	while ((h = take(&fs->locks, key, owner))) {
+		delete_node(fs, h->node);
 		held_free(h);
 	}
 }
 
-static int wait_for(fuse_req_t req, const char *key, const char *mine, const char *skip,
-		    int type)
+static int wait_for(struct fs *fs, fuse_req_t req, const char *key, const char *mine,
+		    const char *skip, int type)
 {
-	fuse_req_interrupt_func(req, interrupt_cb, NULL);
+	struct lock_table *t = &fs->locks;
+	fuse_req_interrupt_func(req, interrupt_cb, t);
 	int err = 0;
 	for (;;) {
-		pthread_mutex_lock(&mu);
-		uint64_t seen = epoch;
-		pthread_mutex_unlock(&mu);
+		pthread_mutex_lock(&t->mu);
+		uint64_t seen = t->epoch;
+		pthread_mutex_unlock(&t->mu);
 		char pred[1024];
 		int ptype = 0;
-		int rc = predecessor(key, mine, skip, type, 0, pred, sizeof(pred), &ptype);
+		int rc = predecessor(fs, key, mine, skip, type, 0, pred, sizeof(pred), &ptype);
 		if (rc != ZOK) {
 			err = -zerr_errno(rc);
 			break;
 		}
 		if (!pred[0])
 			break; /* ours */
-		struct qc_client *c = fs_session_hold();
+		struct qc_client *c = fs_session_hold(&fs->session);
 		struct qc_result *r = NULL;
-		rc = c ? qc_exists(c, pred, watch_cb, NULL, &r) : ZCLOSING;
-		fs_session_release(rc);
+		rc = c ? qc_exists(c, pred, watch_cb, t, &r) : ZCLOSING;
+		fs_session_release(&fs->session, rc);
 		qc_result_free(r);
 		if (rc == ZNONODE)
 			continue;
@@ -285,11 +290,11 @@ static int wait_for(fuse_req_t req, const char *key, const char *mine, const cha
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
-		pthread_mutex_lock(&mu);
-		while (epoch == seen && !fuse_req_interrupted(req))
-			if (pthread_cond_timedwait(&wake, &mu, &until) != 0)
+		pthread_mutex_lock(&t->mu);
+		while (t->epoch == seen && !fuse_req_interrupted(req))
+			if (pthread_cond_timedwait(&t->wake, &t->mu, &until) != 0)
 				break;
-		pthread_mutex_unlock(&mu);
+		pthread_mutex_unlock(&t->mu);
 		if (fuse_req_interrupted(req)) {
 			err = -EINTR;
 			break;
@@ -354,15 +359,15 @@ static int strength(int type)
 
 /* A new child of mode `type` under key, granted (waiting if sleep) while
  * ignoring the child named skip. *mine: its path. Returns 0 or -errno. */
-static int acquire(fuse_req_t req, const char *key, int type, const char *skip, bool sleep,
-		   char **mine)
+static int acquire(struct fs *fs, fuse_req_t req, const char *key, int type, const char *skip,
+		   bool sleep, char **mine)
 {
 	*mine = NULL;
-	int rc = ensure_dir(key);
+	int rc = ensure_dir(fs, key);
 	char *prefix = rc == ZOK ? names_join(key, type == F_WRLCK ? "w-" : "r-") : NULL;
 	struct qc_result *r = NULL;
 	if (rc == ZOK)
-		rc = prefix ? call_create(prefix, ZK_EPHEMERAL_SEQUENTIAL, NULL, -1, &r)
+		rc = prefix ? call_create(fs, prefix, ZK_EPHEMERAL_SEQUENTIAL, NULL, -1, &r)
 			    : ZSYSTEMERROR;
 	free(prefix);
 	if (rc != ZOK) {
@@ -377,14 +382,14 @@ static int acquire(fuse_req_t req, const char *key, int type, const char *skip, 
 	} else if (!sleep) {
 		char pred[1024];
 		int ptype = 0;
-		rc = predecessor(key, node, skip, type, 0, pred, sizeof(pred), &ptype);
+		rc = predecessor(fs, key, node, skip, type, 0, pred, sizeof(pred), &ptype);
 		err = rc != ZOK ? -zerr_errno(rc) : pred[0] ? -EAGAIN : 0;
 	} else {
-		err = wait_for(req, key, node, skip, type);
+		err = wait_for(fs, req, key, node, skip, type);
 	}
 	if (err) {
 		if (node)
-			delete_node(node);
+			delete_node(fs, node);
 		free(node);
 		return err;
 	}
@@ -392,13 +397,14 @@ static int acquire(fuse_req_t req, const char *key, int type, const char *skip, 
 	return 0;
 }
 
-int lock_set(fuse_req_t req, struct inode *in, const struct lock_req *lr, bool *raised)
+int lock_set(struct fs *fs, fuse_req_t req, struct inode *in, const struct lock_req *lr,
+	     bool *raised)
 {
 	*raised = false;
-	char *key = lock_key(in);
+	char *key = lock_key(fs, in);
 	if (!key)
 		return -ENOMEM;
-	struct held *h = take(key, lr->owner);
+	struct held *h = take(&fs->locks, key, lr->owner);
 	struct range *rs = NULL;
 	int n;
 	if (lr->posix)
@@ -408,7 +414,7 @@ int lock_set(fuse_req_t req, struct inode *in, const struct lock_req *lr, bool *
 		n = ranges_set(NULL, 0, 0, INT64_MAX, lr->type, &rs);
 	if (n < 0) {
 		if (h)
-			give(h);
+			give(&fs->locks, h);
 		free(key);
 		return n;
 	}
@@ -418,26 +424,27 @@ int lock_set(fuse_req_t req, struct inode *in, const struct lock_req *lr, bool *
 	if (want == have) {
 		/* The child stays as it is: nothing to ask. */
 	} else if (want == F_UNLCK) {
-		delete_node(h->node);
+		delete_node(fs, h->node);
 		held_free(h);
 		h = NULL;
 	} else {
 		if (h && !lr->posix) {
 			/* flock(2) conversion: the old lock goes first. */
-			delete_node(h->node);
+			delete_node(fs, h->node);
 			held_free(h);
 			h = NULL;
 		}
 		char *mine = NULL;
-		err = acquire(req, key, want, h ? names_base(h->node) : NULL, lr->sleep, &mine);
+		err = acquire(fs, req, key, want, h ? names_base(h->node) : NULL, lr->sleep,
+			      &mine);
 		if (!err && !h && !(h = calloc(1, sizeof(*h)))) {
-			delete_node(mine);
+			delete_node(fs, mine);
 			free(mine);
 			err = -ENOMEM;
 		}
 		if (!err) {
 			if (h->node)
-				delete_node(h->node); /* the old mode's child, after the new */
+				delete_node(fs, h->node); /* the old mode's child, after the new */
 			free(h->node);
 			h->node = mine;
 			h->type = want;
@@ -457,29 +464,29 @@ int lock_set(fuse_req_t req, struct inode *in, const struct lock_req *lr, bool *
 		}
 	}
 	if (h)
-		give(h);
+		give(&fs->locks, h);
 	free(key);
 	return err;
 }
 
-int lock_test(struct inode *in, uint64_t owner, int type)
+int lock_test(struct fs *fs, struct inode *in, uint64_t owner, int type)
 {
-	char *key = lock_key(in);
+	char *key = lock_key(fs, in);
 	if (!key)
 		return -ENOMEM;
 	char pred[1024];
 	int ptype = F_UNLCK;
-	int rc = predecessor(key, NULL, NULL, type, owner, pred, sizeof(pred), &ptype);
+	int rc = predecessor(fs, key, NULL, NULL, type, owner, pred, sizeof(pred), &ptype);
 	free(key);
 	if (rc != ZOK)
 		return -zerr_errno(rc);
 	return pred[0] ? ptype : F_UNLCK;
 }
 
-void lock_release_owner(struct inode *in, uint64_t owner)
+void lock_release_owner(struct fs *fs, struct inode *in, uint64_t owner)
 {
-	char *key = lock_key(in);
+	char *key = lock_key(fs, in);
 	if (key)
-		unlock_key(key, owner);
+		unlock_key(fs, key, owner);
 	free(key);
 }

@@ -10,6 +10,12 @@
  * stop everything. quorumfs(8) lists the options, quorumfs(5) the
  * semantics.
  *
+ * It also ties the modules together: the one struct fs lives in main()'s
+ * frame, the FUSE handlers get it as the session's userdata, and the
+ * callbacks below hand the session's and the inode table's news to the
+ * modules above them (the echo thread, the one-shot watches), which those
+ * lower modules never call by name.
+ *
  * DESIGN (threads). Threads are started only after fuse_daemonize() (a
  * fork keeps none): the client library's I/O threads (the mount's session
  * and one per ephemeral-creating process), the echo thread, the reaper
@@ -17,7 +23,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,26 +31,7 @@
 
 #include "fs.h"
 
-struct fs fs;
 extern const struct fuse_lowlevel_ops fs_ops;
-
-static bool use_syslog;
-
-void fs_log(int priority, const char *fmt, ...)
-{
-	if (priority == LOG_DEBUG && !fs.opt.debug)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	if (use_syslog) {
-		vsyslog(priority, fmt, ap);
-	} else {
-		char line[1024];
-		vsnprintf(line, sizeof(line), fmt, ap);
-		fprintf(stderr, "quorumfs: %s\n", line);
-	}
-	va_end(ap);
-}
 
 /* ---- the command line ----------------------------------------------------- */
 
@@ -170,40 +156,106 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 
 /* Checks the ensemble answers before mounting (and before daemonizing,
  * so the error reaches the terminal). */
-static int probe(void)
+static int probe(const struct fs_options *opt)
 {
-	struct qc_options o = { .hosts = fs.opt.hosts,
-				.session_timeout_ms = (int32_t)fs.opt.session_timeout_ms,
-				.request_timeout_ms = fs.opt.timeout_ms };
+	struct qc_options o = { .hosts = opt->hosts,
+				.session_timeout_ms = (int32_t)opt->session_timeout_ms,
+				.request_timeout_ms = opt->timeout_ms };
 	struct qc_client *c;
 	int rc = qc_open(&o, &c);
 	if (rc != ZOK) {
-		fprintf(stderr, "quorumfs: %s: %s\n", fs.opt.hosts, qc_strerror(rc));
+		fprintf(stderr, "quorumfs: %s: %s\n", opt->hosts, qc_strerror(rc));
 		return -1;
 	}
-	rc = qc_wait_connected(c, fs.opt.timeout_ms);
+	rc = qc_wait_connected(c, opt->timeout_ms);
 	if (rc == ZOK)
 		rc = qc_exists(c, "/", NULL, NULL, NULL);
 	qc_close(c);
 	if (rc != ZOK) {
-		fprintf(stderr, "quorumfs: %s: no answer within %u ms (%s)\n", fs.opt.hosts,
-			fs.opt.timeout_ms, qc_strerror(rc));
+		fprintf(stderr, "quorumfs: %s: no answer within %u ms (%s)\n", opt->hosts,
+			opt->timeout_ms, qc_strerror(rc));
 		return -1;
 	}
+	return 0;
+}
+
+/* ---- how the modules hear of each other ------------------------------------ */
+
+/* The session: an expiry asks the echo thread for a renewal; a reconnect
+ * after missed events has every cache dropped; a new session re-arms the
+ * one-shot watches. */
+static void session_expired(void *arg)
+{
+	echo_renew_session(arg);
+}
+
+static void session_missed(void *arg)
+{
+	echo_inval_all(arg);
+}
+
+static void session_started(void *arg, struct qc_client *c)
+{
+	watch_reset(arg, c);
+}
+
+/* The inode table: the kernel gained an inode, whose node the one-shot
+ * watches follow. */
+static void inode_gained(void *arg, const char *path, enum inode_kind kind)
+{
+	watch_node(arg, path, kind);
+}
+
+/* Everything before the mount: no thread, no connection. 0 or -errno. */
+static int fs_init_modules(struct fs *fs)
+{
+	const struct fs_options *o = &fs->opt;
+	struct inode_attrs attrs = { .uid = o->uid, .gid = o->gid, .umask = o->umask,
+				     .ro = o->ro };
+	if (inode_init(&fs->inodes, &attrs, inode_gained, fs))
+		return -ENOMEM;
+	cache_init(&fs->cache);
+	struct fs_session_hooks hooks = { .event = echo_watch_cb, .expired = session_expired,
+					  .missed = session_missed, .started = session_started,
+					  .arg = fs };
+	fs_session_init(&fs->session, o, &hooks);
+	expect_init(&fs->expect);
+	echo_init(&fs->echo);
+	watch_init(&fs->watch);
+	ephemeral_init(&fs->ephemeral);
+	lock_init(&fs->locks);
+	pthread_mutex_init(&fs->handles.mu, NULL);
+	list_init(&fs->handles.files);
+	list_init(&fs->handles.dirs);
+	return 0;
+}
+
+/* Opens the session; from then on the caches may cache (every timeout
+ * derives from cache_s, once a watch keeps them fresh). */
+static int fs_start_session(struct fs *fs)
+{
+	int rc = fs_session_start(&fs->session);
+	if (rc)
+		return rc;
+	fs->watching = true;
+	fs->timeout = fs->opt.cache_s;
+	cache_set_ttl(&fs->cache, fs->timeout);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	fs.opt = (struct fs_options){
-		.uid = getuid(),
-		.gid = getgid(),
-		.umask = 022,
-		.cache_s = 60,
-		.timeout_ms = 10000,
-		.session_timeout_ms = 10000,
-		.max_size = 1047552,
+	struct fs fs = {
+		.opt = {
+			.uid = getuid(),
+			.gid = getgid(),
+			.umask = 022,
+			.cache_s = 60,
+			.timeout_ms = 10000,
+			.session_timeout_ms = 10000,
+			.max_size = 1047552,
+		},
 	};
 	int ret = 1;
 	if (fuse_opt_parse(&args, &fs.opt, opt_spec, opt_proc) == -1)
@@ -217,6 +269,7 @@ int main(int argc, char **argv)
 				"jute.maxbuffer\n");
 		goto out_args;
 	}
+	fs_log_setup(fs.opt.debug, false);
 	/* /proc/mounts: "HOSTS MOUNTPOINT fuse.quorumfs ...". */
 	char *o = NULL;
 	char *fsname = NULL;
@@ -231,12 +284,12 @@ int main(int argc, char **argv)
 	free(fsname);
 	free(o);
 
-	if (probe())
+	if (probe(&fs.opt))
 		goto out_args;
 
-	inode_init();
-	cache_init();
-	fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), NULL);
+	if (fs_init_modules(&fs))
+		goto out_args;
+	fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
 	if (!fs.se)
 		goto out_tables;
 	if (fuse_set_signal_handlers(fs.se))
@@ -244,12 +297,12 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(fs.se, fs.opt.mountpoint))
 		goto out_signals;
 	if (!fs.opt.foreground) {
-		use_syslog = true;
+		fs_log_setup(fs.opt.debug, true);
 		openlog("quorumfs", LOG_PID, LOG_DAEMON);
 	}
 	if (fuse_daemonize(fs.opt.foreground))
 		goto out_unmount;
-	if (fs_session_start() || echo_start() || ephemeral_start())
+	if (fs_start_session(&fs) || echo_start(&fs) || ephemeral_start(&fs))
 		goto out_stop;
 	fs_log(LOG_INFO, "%s mounted on %s", fs.opt.hosts, fs.opt.mountpoint);
 	if (fs.opt.single_thread) {
@@ -265,10 +318,10 @@ int main(int argc, char **argv)
 	fs_log(LOG_INFO, "%s unmounted from %s", fs.opt.hosts, fs.opt.mountpoint);
 out_stop:
 	fuse_session_unmount(fs.se);
-	echo_stop();
-	ephemeral_stop();
-	fs_session_stop();
-	watch_shutdown();
+	echo_stop(&fs);
+	ephemeral_stop(&fs);
+	fs_session_stop(&fs.session);
+	watch_shutdown(&fs);
 	goto out_signals;
 out_unmount:
 	fuse_session_unmount(fs.se);
@@ -277,10 +330,11 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.se);
 out_tables:
-	ops_shutdown();
-	lock_shutdown();
-	cache_shutdown();
-	inode_shutdown();
+	ops_shutdown(&fs);
+	expect_shutdown(&fs.expect);
+	lock_shutdown(&fs.locks);
+	cache_shutdown(&fs.cache);
+	inode_shutdown(&fs.inodes);
 out_args:
 	fuse_opt_free_args(&args);
 	free(fs.opt.hosts);

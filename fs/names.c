@@ -2,7 +2,8 @@
  * names: the small rules about names — creation suffixes (NAME#e, NAME#s,
  * NAME#es), the reserved names listings never show, path joining.
  *
- * Pure functions, no state: safe from any thread.
+ * Pure functions, no state: safe from any thread. They call nothing of the
+ * daemon's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -72,4 +73,12 @@ bool names_hidden(const char *name)
 {
 	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
 	       strncmp(name, FS_RESERVED_PREFIX, strlen(FS_RESERVED_PREFIX)) == 0;
+}
+
+bool names_reserved_path(const char *path)
+{
+	for (const char *s = path; (s = strchr(s, '/')); s++)
+		if (strncmp(s + 1, FS_RESERVED_PREFIX, strlen(FS_RESERVED_PREFIX)) == 0)
+			return true;
+	return false;
 }

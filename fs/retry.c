@@ -25,7 +25,7 @@
  * a node whose mzxid (czxid, pzxid) is at most Z was not changed (created,
  * given or losing a child) by that write.
  *
- * See also ZK_READ and ZK_WRITE in ops.c, ephemeral_create().
+ * See also ZK_READ and ZK_WRITE in ops.h, ephemeral_create().
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -46,10 +46,11 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void fs_call_start(struct fs_call *call)
+void fs_call_start(struct fs_call *call, struct fs_session *s)
 {
 	memset(call, 0, sizeof(*call));
-	call->deadline_ms = now_ms() + fs.opt.timeout_ms;
+	call->session = s;
+	call->deadline_ms = now_ms() + s->opt->timeout_ms;
 }
 
 uint32_t fs_call_left(const struct fs_call *call)
@@ -81,17 +82,18 @@ bool fs_call_retry(struct fs_call *call, int *zerr, bool idempotent)
 		*zerr = ZOPERATIONTIMEOUT; /* nothing applied, nothing answered */
 		return false;
 	}
+	struct fs_session *s = call->session;
 	if (*zerr == ZSESSIONEXPIRED)
-		return call->renewals++ == 0 && fs_session_retry(*zerr);
+		return call->renewals++ == 0 && fs_session_retry(s, *zerr);
 	if (*zerr != ZCONNECTIONLOSS || !idempotent)
 		return false;
-	struct qc_client *c = fs_session_hold();
+	struct qc_client *c = fs_session_hold(s);
 	int rc = c ? wait_back(c, call) : ZCLOSING;
-	fs_session_release(rc);
+	fs_session_release(s, rc);
 	if (rc == ZOK)
 		return true;
 	if (rc == ZSESSIONEXPIRED)
-		return call->renewals++ == 0 && fs_session_retry(rc);
+		return call->renewals++ == 0 && fs_session_retry(s, rc);
 	if (rc == ZOPERATIONTIMEOUT)
 		*zerr = ZOPERATIONTIMEOUT; /* a read: nothing answered in time */
 	return false;

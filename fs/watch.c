@@ -21,15 +21,16 @@
  * directory is watched, so the node's own data watch passes it on only when
  * it is not (a duplicate delete would be echoed twice).
  *
- * Arming: inode.c calls watch_node() whenever the kernel gains an inode for
- * a path (lookup, create, rename); the root is armed by watch_reset() when
- * a session starts. A watch that fires for a path the kernel no longer
+ * Arming: the inode table says (its `gained` callback, wired by main.c to
+ * watch_node()) whenever the kernel gains an inode for a path (lookup,
+ * create, rename); the root is armed by watch_reset() when a session
+ * starts (the session's `started` hook). A watch that fires for a path the kernel no longer
  * holds is not re-armed, so the watches follow the kernel's inodes.
  *
  * DESIGN (threads). The watch and completion callbacks run on the client
  * library's I/O thread and never block; watch_node() runs on any thread.
- * `mu` guards the table; no other lock is taken and no qc_* call is made
- * while it is held.
+ * `mu` (struct watch, in the struct fs every callback is given) guards the
+ * table; no other lock is taken and no qc_* call is made while it is held.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,12 +50,9 @@ struct wentry {
 	size_t n_children;
 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct hmap table; /* under mu */
-static bool inited;
-
 /* What an arming request was for (the completion's arg). */
 struct arm {
+	struct fs *fs;
 	char *path;
 	bool refire;         /* re-arming after the watch fired */
 };
@@ -73,9 +71,9 @@ static uint64_t hash_path(const char *s)
 }
 
 /* Under mu. */
-static struct wentry *find(const char *path)
+static struct wentry *find(struct watch *w, const char *path)
 {
-	HMAP_FOR_EACH_WITH_HASH(n, hash_path(path), &table) {
+	HMAP_FOR_EACH_WITH_HASH(n, hash_path(path), &w->table) {
 		struct wentry *e = CONTAINER_OF(n, struct wentry, node);
 		if (strcmp(e->path, path) == 0)
 			return e;
@@ -91,16 +89,22 @@ static void free_list(char **v, size_t n)
 }
 
 /* Under mu. */
-static struct wentry *find_or_add(const char *path)
+static struct wentry *find_or_add(struct watch *w, const char *path)
 {
-	struct wentry *e = find(path);
-	if (e || hmap_count(&table) >= WATCH_MAX_ENTRIES)
+	struct wentry *e = find(w, path);
+	if (e || hmap_count(&w->table) >= WATCH_MAX_ENTRIES)
 		return e;
 	e = calloc(1, sizeof(*e));
-	if (!e || !(e->path = strdup(path)) ||
-	    hmap_insert(&table, &e->node, hash_path(path)) != 0) {
-		if (e)
-			free(e->path);
+	if (!e || !(e->path = strdup(path))) {
+		free(e);
+		return NULL;
+	}
+	/* A failed growth still inserts (the chains lengthen); only a map
+	 * that has no buckets yet cannot take the entry. */
+	size_t before = hmap_count(&w->table);
+	hmap_insert(&w->table, &e->node, hash_path(path));
+	if (hmap_count(&w->table) == before) {
+		free(e->path);
 		free(e);
 		return NULL;
 	}
@@ -108,75 +112,70 @@ static struct wentry *find_or_add(const char *path)
 }
 
 /* Under mu: drops e once nothing is armed on it. */
-static void maybe_drop(struct wentry *e)
+static void maybe_drop(struct watch *w, struct wentry *e)
 {
 	if (e->data_armed || e->child_armed)
 		return;
-	hmap_remove(&table, &e->node);
+	hmap_remove(&w->table, &e->node);
 	free_list(e->children, e->n_children);
 	free(e->path);
 	free(e);
 }
 
-static void drop_all_locked(void)
+static void drop_all_locked(struct watch *w)
 {
-	HMAP_FOR_EACH_SAFE(n, nx, &table) {
+	HMAP_FOR_EACH_SAFE(n, nx, &w->table) {
 		struct wentry *e = CONTAINER_OF(n, struct wentry, node);
 		e->data_armed = e->child_armed = false;
-		maybe_drop(e);
+		maybe_drop(w, e);
 	}
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static bool reserved(const char *path)
-{
-	for (const char *s = path; (s = strchr(s, '/')); s++)
-		if (strncmp(s + 1, FS_RESERVED_PREFIX, strlen(FS_RESERVED_PREFIX)) == 0)
-			return true;
-	return false;
-}
-
 /* Whether the kernel still holds an inode for path (of `kind`, or any). */
-static bool held(const char *path, bool dir_only)
+static bool held(struct fs *fs, const char *path, bool dir_only)
 {
-	struct inode *in = dir_only ? inode_find(path, INODE_DIR) : inode_find_any(path);
+	struct inode_table *t = &fs->inodes;
+	struct inode *in = dir_only ? inode_find(t, path, INODE_DIR) : inode_find_any(t, path);
 	if (!in && !dir_only)
-		in = inode_find(path, INODE_DATA);
+		in = inode_find(t, path, INODE_DATA);
 	bool h = in != NULL;
-	inode_put(in);
+	inode_put(t, in);
 	return h || strcmp(path, "/") == 0;
 }
 
 /* Passes an event on as if a persistent watch had raised it. */
-static void deliver(struct qc_client *c, int32_t type, const char *path)
+static void deliver(struct fs *fs, struct qc_client *c, int32_t type, const char *path)
 {
 	struct qc_event ev = { .type = type, .state = ZK_STATE_SYNC_CONNECTED, .path = path };
-	echo_watch_cb(c, &ev, NULL);
+	echo_watch_cb(c, &ev, fs);
 }
 
-static bool parent_child_watched(const char *path)
+static bool parent_child_watched(struct watch *w, const char *path)
 {
 	char *parent = names_parent(path);
 	if (!parent)
 		return false;
-	pthread_mutex_lock(&mu);
-	struct wentry *e = find(parent);
-	bool w = e && e->child_armed;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&w->mu);
+	struct wentry *e = find(w, parent);
+	bool armed = e && e->child_armed;
+	pthread_mutex_unlock(&w->mu);
 	free(parent);
-	return w;
+	return armed;
 }
 
-static struct arm *arm_new(const char *path, bool refire)
+static struct arm *arm_new(struct fs *fs, const char *path, bool refire)
 {
 	struct arm *a = malloc(sizeof(*a));
 	if (a && !(a->path = strdup(path))) {
 		free(a);
 		a = NULL;
 	}
-	if (a)
+	if (a) {
+		a->fs = fs;
 		a->refire = refire;
+	}
 	return a;
 }
 
@@ -195,58 +194,61 @@ static int cmp_str(const void *a, const void *b)
 
 static void data_arm_cb(struct qc_client *c, const struct qc_result *r, void *arg);
 
-static void send_data_arm(struct qc_client *c, const char *path, bool refire)
+static void send_data_arm(struct fs *fs, struct qc_client *c, const char *path, bool refire)
 {
-	struct arm *a = arm_new(path, refire);
-	int rc = a ? qc_aexists(c, path, data_watch_cb, NULL, data_arm_cb, a) : ZSYSTEMERROR;
+	struct watch *w = &fs->watch;
+	struct arm *a = arm_new(fs, path, refire);
+	int rc = a ? qc_aexists(c, path, data_watch_cb, fs, data_arm_cb, a) : ZSYSTEMERROR;
 	if (rc == ZOK)
 		return;
 	if (a)
 		arm_free(a);
-	pthread_mutex_lock(&mu);
-	struct wentry *e = find(path);
+	pthread_mutex_lock(&w->mu);
+	struct wentry *e = find(w, path);
 	if (e) {
 		e->data_armed = false;
-		maybe_drop(e);
+		maybe_drop(w, e);
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&w->mu);
 	if (refire)
-		deliver(c, ZK_EVENT_DATA_CHANGED, path);
+		deliver(fs, c, ZK_EVENT_DATA_CHANGED, path);
 }
 
 /* I/O thread: the exists that sets (or re-sets) a data watch answered. */
 static void data_arm_cb(struct qc_client *c, const struct qc_result *r, void *arg)
 {
 	struct arm *a = arg;
+	struct fs *fs = a->fs;
+	struct watch *w = &fs->watch;
 	if (r->err != ZOK && r->err != ZNONODE) {
-		pthread_mutex_lock(&mu);
-		struct wentry *e = find(a->path);
+		pthread_mutex_lock(&w->mu);
+		struct wentry *e = find(w, a->path);
 		if (e) {
 			e->data_armed = false;
-			maybe_drop(e);
+			maybe_drop(w, e);
 		}
-		pthread_mutex_unlock(&mu);
+		pthread_mutex_unlock(&w->mu);
 	}
 	if (a->refire) {
 		/* The event that fired, passed on now that the watch is back:
 		 * what the echo reads from here on is at least as new. */
 		if (r->err == ZNONODE) {
-			if (!parent_child_watched(a->path))
-				deliver(c, ZK_EVENT_DELETED, a->path);
+			if (!parent_child_watched(w, a->path))
+				deliver(fs, c, ZK_EVENT_DELETED, a->path);
 		} else {
-			deliver(c, ZK_EVENT_DATA_CHANGED, a->path);
+			deliver(fs, c, ZK_EVENT_DATA_CHANGED, a->path);
 		}
 	} else if (r->err == ZOK) {
 		/* First arming: the node may have changed since the kernel
 		 * looked it up (the lookup's fetch came before the watch). */
-		struct inode *in = inode_find_any(a->path);
+		struct inode *in = inode_find_any(&fs->inodes, a->path);
 		struct zk_stat st;
-		if (in && inode_stat(in, &st) && st.mzxid != r->stat->mzxid &&
+		if (in && inode_stat(&fs->inodes, in, &st) && st.mzxid != r->stat->mzxid &&
 		    st.czxid == r->stat->czxid)
-			deliver(c, ZK_EVENT_DATA_CHANGED, a->path);
+			deliver(fs, c, ZK_EVENT_DATA_CHANGED, a->path);
 		else
-			cache_invalidate(a->path);
-		inode_put(in);
+			cache_invalidate(&fs->cache, a->path);
+		inode_put(&fs->inodes, in);
 	}
 	arm_free(a);
 }
@@ -254,26 +256,27 @@ static void data_arm_cb(struct qc_client *c, const struct qc_result *r, void *ar
 /* I/O thread: a data watch (or an exist watch) fired. */
 static void data_watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg)
 {
-	(void)arg;
+	struct fs *fs = arg;
+	struct watch *w = &fs->watch;
 	if (ev->type == ZK_EVENT_NONE || !ev->path)
 		return;
-	cache_invalidate(ev->path);
+	cache_invalidate(&fs->cache, ev->path);
 	bool rearm = false;
-	pthread_mutex_lock(&mu);
-	struct wentry *e = find(ev->path);
+	pthread_mutex_lock(&w->mu);
+	struct wentry *e = find(w, ev->path);
 	if (e) {
 		e->data_armed = false;
-		if (ev->type == ZK_EVENT_DATA_CHANGED && held(ev->path, false))
+		if (ev->type == ZK_EVENT_DATA_CHANGED && held(fs, ev->path, false))
 			rearm = e->data_armed = true;
 		else
-			maybe_drop(e);
+			maybe_drop(w, e);
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&w->mu);
 	if (rearm) {
-		send_data_arm(c, ev->path, true);
+		send_data_arm(fs, c, ev->path, true);
 	} else if (ev->type == ZK_EVENT_DATA_CHANGED ||
-		   !parent_child_watched(ev->path)) {
-		deliver(c, ev->type, ev->path);
+		   !parent_child_watched(w, ev->path)) {
+		deliver(fs, c, ev->type, ev->path);
 	}
 }
 
@@ -281,22 +284,23 @@ static void data_watch_cb(struct qc_client *c, const struct qc_event *ev, void *
 
 static void child_arm_cb(struct qc_client *c, const struct qc_result *r, void *arg);
 
-static void send_child_arm(struct qc_client *c, const char *path, bool refire)
+static void send_child_arm(struct fs *fs, struct qc_client *c, const char *path, bool refire)
 {
-	struct arm *a = arm_new(path, refire);
-	int rc = a ? qc_aget_children(c, path, child_watch_cb, NULL, child_arm_cb, a)
+	struct watch *w = &fs->watch;
+	struct arm *a = arm_new(fs, path, refire);
+	int rc = a ? qc_aget_children(c, path, child_watch_cb, fs, child_arm_cb, a)
 		   : ZSYSTEMERROR;
 	if (rc == ZOK)
 		return;
 	if (a)
 		arm_free(a);
-	pthread_mutex_lock(&mu);
-	struct wentry *e = find(path);
+	pthread_mutex_lock(&w->mu);
+	struct wentry *e = find(w, path);
 	if (e) {
 		e->child_armed = false; /* the baseline stays for the next arming */
-		maybe_drop(e);
+		maybe_drop(w, e);
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* I/O thread: the getChildren that sets (or re-sets) a child watch
@@ -304,6 +308,8 @@ static void send_child_arm(struct qc_client *c, const char *path, bool refire)
 static void child_arm_cb(struct qc_client *c, const struct qc_result *r, void *arg)
 {
 	struct arm *a = arg;
+	struct fs *fs = a->fs;
+	struct watch *w = &fs->watch;
 	char **now = NULL;
 	size_t n = 0;
 	if (r->err == ZOK && r->num_strings > 0) {
@@ -323,8 +329,8 @@ static void child_arm_cb(struct qc_client *c, const struct qc_result *r, void *a
 	char **old = NULL;
 	size_t n_old = 0;
 	bool diff = false;
-	pthread_mutex_lock(&mu);
-	struct wentry *e = find(a->path);
+	pthread_mutex_lock(&w->mu);
+	struct wentry *e = find(w, a->path);
 	if (e && r->err == ZOK) {
 		diff = e->have_list;
 		old = e->children;
@@ -342,7 +348,7 @@ static void child_arm_cb(struct qc_client *c, const struct qc_result *r, void *a
 			e->n_children = 0;
 			e->have_list = false;
 		}
-		maybe_drop(e);
+		maybe_drop(w, e);
 	}
 	/* Copies of the names to report, made under mu (the list is e's). */
 	size_t nd = 0, nc = 0;
@@ -363,17 +369,17 @@ static void child_arm_cb(struct qc_client *c, const struct qc_result *r, void *a
 				i++, j++;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&w->mu);
 	if (r->err == ZOK || r->err == ZNONODE)
-		cache_invalidate(a->path);
+		cache_invalidate(&fs->cache, a->path);
 	if (diff && (!deleted || !created))
-		echo_inval_all(); /* out of memory: the diff is lost */
+		echo_inval_all(fs); /* out of memory: the diff is lost */
 	for (size_t i = 0; deleted && i < nd; i++)
 		if (deleted[i])
-			deliver(c, ZK_EVENT_DELETED, deleted[i]);
+			deliver(fs, c, ZK_EVENT_DELETED, deleted[i]);
 	for (size_t i = 0; created && i < nc; i++)
 		if (created[i])
-			deliver(c, ZK_EVENT_CREATED, created[i]);
+			deliver(fs, c, ZK_EVENT_CREATED, created[i]);
 	free_list(deleted, nd);
 	free_list(created, nc);
 	free_list(old, n_old);
@@ -385,87 +391,97 @@ static void child_arm_cb(struct qc_client *c, const struct qc_result *r, void *a
  * deleted: its data watch reports that). */
 static void child_watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg)
 {
-	(void)arg;
+	struct fs *fs = arg;
+	struct watch *w = &fs->watch;
 	if (ev->type == ZK_EVENT_NONE || !ev->path)
 		return;
-	cache_invalidate(ev->path);
+	cache_invalidate(&fs->cache, ev->path);
 	bool rearm = false;
-	pthread_mutex_lock(&mu);
-	struct wentry *e = find(ev->path);
+	pthread_mutex_lock(&w->mu);
+	struct wentry *e = find(w, ev->path);
 	if (e) {
 		e->child_armed = false;
-		if (ev->type == ZK_EVENT_CHILDREN_CHANGED && held(ev->path, true))
+		if (ev->type == ZK_EVENT_CHILDREN_CHANGED && held(fs, ev->path, true))
 			rearm = e->child_armed = true;
 		else
-			maybe_drop(e);
+			maybe_drop(w, e);
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&w->mu);
 	if (rearm)
-		send_child_arm(c, ev->path, true);
+		send_child_arm(fs, c, ev->path, true);
 }
 
 /* ---- arming ------------------------------------------------------------------------ */
 
-void watch_node(const char *path, enum inode_kind kind)
+void watch_init(struct watch *w)
 {
-	if (!fs.oneshot || !path || reserved(path))
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&w->mu, NULL);
+}
+
+void watch_node(struct fs *fs, const char *path, enum inode_kind kind)
+{
+	struct watch *w = &fs->watch;
+	if (!fs->session.oneshot || !path || names_reserved_path(path))
 		return;
 	bool dir = kind != INODE_FILE;
 	bool send_data = false, send_child = false;
-	pthread_mutex_lock(&mu);
-	struct wentry *e = inited ? find_or_add(path) : NULL;
+	pthread_mutex_lock(&w->mu);
+	struct wentry *e = w->inited ? find_or_add(w, path) : NULL;
 	if (e) {
 		if (!e->data_armed)
 			send_data = e->data_armed = true;
 		if (dir && !e->child_armed)
 			send_child = e->child_armed = true;
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&w->mu);
 	if (!send_data && !send_child)
 		return;
-	struct qc_client *c = fs_session_hold();
+	struct qc_client *c = fs_session_hold(&fs->session);
 	if (c && send_data)
-		send_data_arm(c, path, false);
+		send_data_arm(fs, c, path, false);
 	if (c && send_child)
-		send_child_arm(c, path, false);
-	fs_session_release(ZOK);
+		send_child_arm(fs, c, path, false);
+	fs_session_release(&fs->session, ZOK);
 	if (!c) {
-		pthread_mutex_lock(&mu);
-		if ((e = find(path))) {
+		pthread_mutex_lock(&w->mu);
+		if ((e = find(w, path))) {
 			e->data_armed = e->child_armed = false;
-			maybe_drop(e);
+			maybe_drop(w, e);
 		}
-		pthread_mutex_unlock(&mu);
+		pthread_mutex_unlock(&w->mu);
 	}
 }
 
-void watch_reset(struct qc_client *c)
+void watch_reset(struct fs *fs, struct qc_client *c)
 {
-	if (!fs.oneshot)
+	struct watch *w = &fs->watch;
+	if (!fs->session.oneshot)
 		return;
-	pthread_mutex_lock(&mu);
-	if (!inited) {
-		hmap_init(&table);
-		inited = true;
+	pthread_mutex_lock(&w->mu);
+	if (!w->inited) {
+		hmap_init(&w->table);
+		w->inited = true;
 	}
-	drop_all_locked();
-	struct wentry *e = find_or_add("/");
+	drop_all_locked(w);
+	struct wentry *e = find_or_add(w, "/");
 	if (e)
 		e->data_armed = e->child_armed = true;
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&w->mu);
 	if (e) {
-		send_data_arm(c, "/", false);
-		send_child_arm(c, "/", false);
+		send_data_arm(fs, c, "/", false);
+		send_child_arm(fs, c, "/", false);
 	}
 }
 
-void watch_shutdown(void)
+void watch_shutdown(struct fs *fs)
 {
-	pthread_mutex_lock(&mu);
-	if (inited) {
-		drop_all_locked();
-		hmap_destroy(&table);
-		inited = false;
+	struct watch *w = &fs->watch;
+	pthread_mutex_lock(&w->mu);
+	if (w->inited) {
+		drop_all_locked(w);
+		hmap_destroy(&w->table);
+		w->inited = false;
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&w->mu);
 }

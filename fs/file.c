@@ -1,0 +1,242 @@
+/*
+ * file: open files (struct fh, see fs.h). An open file holds the whole
+ * content as this open sees it; writes change that buffer, and a commit
+ * (flush, fsync, close, a lock) sends it as one setData conditional on the
+ * version read at open (ESTALE when it changed), or as one create for a
+ * file this open created (creation is deferred to the commit). quorumfs(5)
+ * has the rules; ops.c the DESIGN (coherence).
+ *
+ * An fh lives while the kernel holds the open (fi->fh) or a thread holds
+ * a reference (inode_pending()); every one is on fs->handles.files so that
+ * fh_shutdown() frees what the kernel never released. `fh->mu` guards the
+ * buffer; `fs->handles.mu` the list.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ops.h"
+
+struct fh *fh_new(struct fs *fs, struct inode *in)
+{
+	struct fh *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	pthread_mutex_init(&f->mu, NULL);
+	atomic_init(&f->refs, 1);
+	f->fs = fs;
+	f->in = in;
+	f->pidfd = -1;
+	inode_hold(&fs->inodes, in);
+	pthread_mutex_lock(&fs->handles.mu);
+	list_push_front(&fs->handles.files, &f->link);
+	pthread_mutex_unlock(&fs->handles.mu);
+	return f;
+}
+
+static void fh_free(struct fh *f)
+{
+	struct fs *fs = f->fs;
+	pthread_mutex_lock(&fs->handles.mu);
+	list_remove(&f->link);
+	pthread_mutex_unlock(&fs->handles.mu);
+	if (f->pidfd >= 0)
+		close(f->pidfd);
+	inode_put(&fs->inodes, f->in);
+	pthread_mutex_destroy(&f->mu);
+	free(f->buf);
+	free(f->created);
+	free(f);
+}
+
+void fh_unref(struct fh *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) == 1)
+		fh_free(f);
+}
+
+int fh_reserve(struct fh *f, size_t n)
+{
+	if (n <= f->cap)
+		return 0;
+	size_t cap = f->cap ? f->cap : 4096;
+	while (cap < n)
+		cap *= 2;
+	uint8_t *b = realloc(f->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	f->buf = b;
+	f->cap = cap;
+	return 0;
+}
+
+/* Resizes the content to n bytes (zero-filled). Under f->mu. */
+int fh_resize(struct fh *f, size_t n)
+{
+	struct fs *fs = f->fs;
+	if (n > fs->opt.max_size) {
+		f->too_big = true;
+		return -EFBIG;
+	}
+	if (fh_reserve(f, n))
+		return -ENOMEM;
+	if (n > f->len)
+		memset(f->buf + f->len, 0, n - f->len);
+	f->len = n;
+	f->dirty = f->written = true;
+	inode_set_dirty_size(&fs->inodes, f->in, (int64_t)n);
+	return 0;
+}
+
+/* The znode path an open file commits to. */
+static char *fh_path(struct fh *f)
+{
+	struct fs *fs = f->fs;
+	return f->created ? strdup(f->created) : inode_path(&fs->inodes, f->in);
+}
+
+/* Commits the buffer: one create (first commit of a created file) or one
+ * setData conditional on the version read at open. Under f->mu. Returns 0
+ * or -errno; a failed commit is reported once and dropped. */
+int fh_commit(struct fh *f)
+{
+	struct fs *fs = f->fs;
+	if (f->echo || (!f->dirty && !f->create))
+		return 0;
+	if (f->too_big || f->len > fs->opt.max_size) {
+		f->dirty = f->create = false;
+		inode_set_dirty_size(&fs->inodes, f->in, -1);
+		return -EFBIG;
+	}
+	char *path = fh_path(f);
+	if (!path)
+		return -ENOMEM;
+	struct qc_result *r = NULL;
+	int rc;
+	if (f->create) {
+		bool seq = f->create_mode & ZK_PERSISTENT_SEQUENTIAL;
+		int32_t ev = ZK_EVENT_CREATED;
+		expect_change(&fs->expect, path, seq ? -ZK_EVENT_CREATED : ev);
+		struct fs_write w = { .kind = FS_WRITE_CREATE, .path = path, .data = f->buf,
+				      .len = (int32_t)f->len };
+		if (f->create_mode & ZK_EPHEMERAL)
+			rc = ephemeral_create(fs, f->pidfd, f->tgid, path, f->buf, (int32_t)f->len,
+					      f->create_mode, &r);
+		else
+			ZK_WRITE(fs, rc, r, seq ? NULL : &w,
+				 qc_create(zc, path, f->buf, (int32_t)f->len, NULL, 0,
+					   f->create_mode, 0, &r));
+		if (rc == ZOK) {
+			f->created = strdup(r->path);
+			f->version = r->stat->version;
+			inode_set_stat(&fs->inodes, f->in, r->stat);
+			char *parent = names_parent(r->path);
+			if (parent)
+				cache_invalidate(&fs->cache, parent);
+			free(parent);
+			cache_invalidate(&fs->cache, r->path);
+			/* The kernel's name for it (suffixed or not) is not
+			 * the new znode's inode: the next lookup makes that. */
+			inode_set_path(&fs->inodes, f->in, r->path);
+			inode_clear_pending(&fs->inodes, f->in, f);
+		} else {
+			expect_undo(&fs->expect, path, seq ? -ZK_EVENT_CREATED : ev);
+			if (rc == ZNODEEXISTS)
+				rc = ZBADVERSION; /* created meanwhile: a lost update */
+		}
+		f->create = false;
+	} else {
+		struct fs_write w = { .kind = FS_WRITE_SET, .path = path, .data = f->buf,
+				      .len = (int32_t)f->len, .version = f->version };
+		expect_change(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
+		ZK_WRITE(fs, rc, r, &w, qc_set_data(zc, path, f->buf, (int32_t)f->len, f->version, &r));
+		if (rc == ZOK) {
+			f->version = r->stat->version;
+			inode_set_stat(&fs->inodes, f->in, r->stat);
+		} else {
+			expect_undo(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
+			if (rc == ZNONODE)
+				rc = ZBADVERSION; /* deleted meanwhile: a lost update */
+		}
+		cache_invalidate(&fs->cache, path);
+	}
+	if (rc != ZOK)
+		fs_log(LOG_INFO, "commit of %s: %s", path, qc_strerror(rc));
+	free(path);
+	qc_result_free(r);
+	f->dirty = f->written = false;
+	inode_set_dirty_size(&fs->inodes, f->in, -1);
+	inval_attr(fs, f->in); /* its size and mtime are the commit's now */
+	return -zerr_errno(rc);
+}
+
+int commit_pending(struct fs *fs, struct inode *in)
+{
+	struct fh *f = inode_pending(&fs->inodes, in);
+	if (!f)
+		return 0;
+	pthread_mutex_lock(&f->mu);
+	int rc = fh_commit(f);
+	pthread_mutex_unlock(&f->mu);
+	fh_unref(f);
+	return rc;
+}
+
+/* Commits what was written through f since its last commit (a bare
+ * O_TRUNC waits for the last close, see fs_release()). */
+int fh_flush(struct fh *f)
+{
+	pthread_mutex_lock(&f->mu);
+	int err = f->written || f->too_big ? fh_commit(f) : 0;
+	pthread_mutex_unlock(&f->mu);
+	return err;
+}
+
+/* Reads f's file anew, as a lock was just granted: the version its commit
+ * is conditional on, and the content unless f holds changes (an O_TRUNC
+ * made at open stays; writes made before the lock were committed). */
+int fh_revalidate(struct fh *f)
+{
+	struct fs *fs = f->fs;
+	if (f->echo || f->create)
+		return 0;
+	char *path = fh_path(f);
+	struct zk_stat st;
+	uint8_t *data = NULL;
+	int32_t len = 0;
+	int err = path ? data_now(fs, path, &st, &data, &len) : -ENOMEM;
+	free(path);
+	if (err == -ENOENT)
+		return 0; /* removed: f keeps its copy, its commit fails ESTALE */
+	if (err)
+		return err;
+	inode_set_stat(&fs->inodes, f->in, &st);
+	pthread_mutex_lock(&f->mu);
+	if (!f->written) {
+		f->version = st.version;
+		if (!f->dirty) {
+			free(f->buf);
+			f->buf = data;
+			f->len = f->cap = (size_t)len;
+			data = NULL;
+		}
+	}
+	pthread_mutex_unlock(&f->mu);
+	free(data);
+	inval_attr(fs, f->in);
+	return 0;
+}
+
+void fh_shutdown(struct fs *fs)
+{
+	LIST_FOR_EACH_SAFE(n, nx, &fs->handles.files)
+		fh_free(CONTAINER_OF(n, struct fh, link));
+}

@@ -1,0 +1,186 @@
+/*
+ * ops.h: what the FUSE handlers (ops_*.c) share, and nothing else uses.
+ *
+ *   ops.c            the one table, fs_ops, and the echo thread's routing
+ *   ops_namespace.c  lookup, forget, create, mknod, mkdir, unlink, rmdir,
+ *                    rename
+ *   ops_dir.c        opendir, readdir, releasedir
+ *   ops_attr.c       getattr, setattr (truncate), statfs
+ *   ops_io.c         open, read, write, flush, fsync, release
+ *   ops_xattr.c      the user.quorumfs.* attributes
+ *   ops_lock.c       flock, getlk, setlk (the recipe is lock.c)
+ *   ops_echo.c       the answers to the echo thread's requests
+ * and below them, called by handlers and never calling one:
+ *   znode.c          the handlers' reads of znodes, entry replies
+ *   file.c           open files (struct fh): buffer, commit, revalidation
+ *
+ * The DESIGN of the handlers (coherence, threads) is at the top of ops.c.
+ */
+#ifndef QUORUMFS_OPS_H
+#define QUORUMFS_OPS_H
+
+#include "fs.h"
+
+/* ---- ensemble calls ------------------------------------------------------ */
+
+/* rc = expr (which uses `zc`): a read on fs's session, sent again after a
+ * connection loss (once the session is back) or a session renewal, until
+ * the mount's timeout from its start (fs_call_retry()); `res` is freed
+ * before a retry. */
+#define ZK_READ(fs, rc, res, expr)                                             \
+	do {                                                                   \
+		struct fs_session *s_ = &(fs)->session;                        \
+		struct fs_call call_;                                          \
+		fs_call_start(&call_, s_);                                     \
+		for (;;) {                                                     \
+			struct qc_client *zc = fs_session_hold(s_);            \
+			rc = zc ? (expr) : ZCLOSING;                           \
+			fs_session_release(s_, rc);                            \
+			if (!fs_call_retry(&call_, &rc, true))                 \
+				break;                                         \
+			qc_result_free(res);                                   \
+			res = NULL;                                            \
+		}                                                              \
+	} while (0)
+
+/* rc = expr: a write described by `w` (const struct fs_write *). Caught by
+ * a connection loss, it is resolved (fs_write_resolve()) and sent again
+ * only if it was not applied; with w NULL (a sequential create, which no
+ * read can find again) it fails ZCONNECTIONLOSS. Sent again once after a
+ * session renewal, as a write that met ZSESSIONEXPIRED was never applied.
+ * On a resolved success `res` holds the node's path and Stat. */
+#define ZK_WRITE(fs, rc, res, w, expr)                                         \
+	do {                                                                   \
+		struct fs_session *s_ = &(fs)->session;                        \
+		struct fs_call call_;                                          \
+		fs_call_start(&call_, s_);                                     \
+		for (;;) {                                                     \
+			struct qc_client *zc = fs_session_hold(s_);            \
+			if (zc)                                                \
+				call_.zxid = qc_last_zxid(zc);                 \
+			rc = zc ? (expr) : ZCLOSING;                           \
+			if (rc == ZCONNECTIONLOSS && (w) != NULL)              \
+				rc = fs_write_resolve(zc, &call_, (w), &(res));  \
+			fs_session_release(s_, rc);                            \
+			if (!fs_call_retry(&call_, &rc, false))                \
+				break;                                         \
+			qc_result_free(res);                                   \
+			res = NULL;                                            \
+		}                                                              \
+	} while (0)
+
+/* ---- reading znodes (znode.c) -------------------------------------------- */
+
+/* The Stat of path, from the cache (unless fresh) or the ensemble. 0 or
+ * -errno. */
+int stat_of(struct fs *fs, const char *path, struct zk_stat *st, bool fresh);
+/* The data and Stat of path, from the ensemble; *data malloc'd (NULL when
+ * empty). */
+int data_of(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
+/* data_of() after a sync: the answer holds every change that completed
+ * before the call on any client. Open and lock grants read this way. */
+int data_now(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
+/* Refreshes in's Stat from the ensemble (or the cache). */
+int refresh(struct fs *fs, struct inode *in);
+/* Drops the kernel's attributes of in (size, times): the next stat asks.
+ * Only attributes: no page or directory lock is taken, so a handler may. */
+void inval_attr(struct fs *fs, struct inode *in);
+static inline enum inode_kind kind_of(const struct zk_stat *st)
+{
+	return names_is_dir(st) ? INODE_DIR : INODE_FILE;
+}
+/* A Stat for a node not created yet: its times are now. */
+void now_stat(struct zk_stat *st);
+/* The path of the node parent/name, or NULL (ENOMEM). */
+char *child_path(struct fs *fs, struct inode *parent, const char *name);
+void fill_entry(struct fs *fs, struct fuse_entry_param *e, struct inode *in, double timeout);
+/* An entry reply for in (ENOMEM if in is NULL). */
+void reply_inode(fuse_req_t req, struct inode *in, double timeout);
+
+/* ---- open files (file.c) --------------------------------------------------- */
+
+struct fh *fh_new(struct fs *fs, struct inode *in);
+static inline struct fh *fh_of(struct fuse_file_info *fi)
+{
+	return (struct fh *)(uintptr_t)fi->fh;
+}
+int fh_reserve(struct fh *f, size_t n);
+/* Resizes the content to n bytes (zero-filled). Under f->mu. */
+int fh_resize(struct fh *f, size_t n);
+/* Commits the buffer: one create (first commit of a created file) or one
+ * setData conditional on the version read at open. Under f->mu. Returns 0
+ * or -errno; a failed commit is reported once and dropped. */
+int fh_commit(struct fh *f);
+/* Commits what was written through f since its last commit (a bare
+ * O_TRUNC waits for the last close, see fs_release()). */
+int fh_flush(struct fh *f);
+/* Commits the pending create of in, if any. */
+int commit_pending(struct fs *fs, struct inode *in);
+/* Reads f's file anew, as a lock was just granted (see ops_lock.c). */
+int fh_revalidate(struct fh *f);
+void fh_shutdown(struct fs *fs);
+
+/* ---- directories (ops_dir.c) ------------------------------------------------ */
+
+/* Answers an opendir of path (owned) with the listing res (owned; NULL:
+ * only "." and ".."). */
+void dir_reply_open(fuse_req_t req, char *path, struct qc_result *res,
+		    struct fuse_file_info *fi);
+void dir_shutdown(struct fs *fs);
+
+/* ---- the handlers ------------------------------------------------------------ */
+
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi);
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags);
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi);
+void fs_statfs(fuse_req_t req, fuse_ino_t ino);
+void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi);
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		 size_t size, int flags);
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
+void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock);
+void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+	      int sleep);
+
+/* The echo thread's requests (ops_echo.c): the same calls, answered from
+ * the change being echoed (echo_current()) without the ensemble. ops.c
+ * routes a request here when echo_req() says it is the echo thread's. */
+void echo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void echo_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void echo_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		  struct fuse_file_info *fi);
+void echo_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		 struct fuse_file_info *fi);
+void echo_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void echo_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void echo_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void echo_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void echo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void echo_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+#endif

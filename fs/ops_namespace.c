@@ -1,0 +1,511 @@
+/*
+ * ops_namespace: the handlers that find, make and remove names — lookup,
+ * forget, create, mknod, mkdir, unlink, rmdir, rename.
+ *
+ * Creation suffixes (NAME#e, #s, #es) make the node under its base name;
+ * the suffixed name is never findable (its entry has timeout 0, and the
+ * echo thread drops it from the kernel: echo_inval_entry()). A directory
+ * is made with a marker child so that it stays one (make_dir()). rename
+ * of a file is one multi; of a directory, EXDEV.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ops.h"
+
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *p = inode_of(&fs->inodes, parent);
+	struct fuse_entry_param e;
+	struct zk_stat st;
+	if (p->kind != INODE_DIR) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (names_hidden(name)) {
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	char *ppath = inode_path(&fs->inodes, p);
+	if (!ppath) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (strcmp(name, FS_DATA_NAME) == 0) {
+		int err = stat_of(fs, ppath, &st, false);
+		struct inode *in = err ? NULL : inode_lookup(&fs->inodes, ppath, INODE_DATA, &st);
+		free(ppath);
+		if (err)
+			fuse_reply_err(req, -err);
+		else
+			reply_inode(req, in, fs->timeout);
+		return;
+	}
+	char *path = names_join(ppath, name);
+	free(ppath);
+	if (!path) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int err = stat_of(fs, path, &st, false);
+	if (err == -ENOENT) {
+		/* A file created by an open that has not committed yet. */
+		struct inode *pend = inode_find(&fs->inodes, path, INODE_FILE);
+		if (pend && inode_has_pending(&fs->inodes, pend)) {
+			struct inode *in = inode_lookup(&fs->inodes, path, INODE_FILE, NULL);
+			inode_put(&fs->inodes, pend);
+			free(path);
+			reply_inode(req, in, 0);
+			return;
+		}
+		inode_put(&fs->inodes, pend);
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->timeout;
+		free(path);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (err) {
+		free(path);
+		fuse_reply_err(req, -err);
+		return;
+	}
+	struct inode *in = inode_lookup(&fs->inodes, path, kind_of(&st), &st);
+	free(path);
+	reply_inode(req, in, fs->timeout);
+}
+
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	inode_forget(&fs->inodes, inode_of(&fs->inodes, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	for (size_t i = 0; i < count; i++)
+		inode_forget(&fs->inodes, inode_of(&fs->inodes, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* A new regular file: created in the ensemble at its first commit. */
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *p = inode_of(&fs->inodes, parent);
+	struct fuse_entry_param e;
+	char *path = child_path(fs, p, name);
+	if (!path) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int err = 0;
+	char *base = NULL, *target = NULL;
+	int32_t zmode = ZK_PERSISTENT;
+	bool suffixed = names_suffix(name, &base, &zmode);
+	if (fs->opt.ro)
+		err = EROFS;
+	else if (!S_ISREG(mode))
+		err = EINVAL;
+	else if (names_hidden(name) || strcmp(name, FS_DATA_NAME) == 0)
+		err = EPERM;
+	else if (!(target = suffixed ? child_path(fs, p, base) : strdup(path)))
+		err = ENOMEM;
+	free(base);
+	if (err) {
+		free(target);
+		free(path);
+		fuse_reply_err(req, err);
+		return;
+	}
+	struct zk_stat st;
+	now_stat(&st);
+	/* A suffixed name is never findable: the kernel's entry for it has
+	 * timeout 0 and lookups of it find nothing (see quorumfs(5)). */
+	struct inode *in = inode_new_unhashed(&fs->inodes, target, INODE_FILE, &st);
+	struct fh *f = in ? fh_new(fs, in) : NULL;
+	if (!f) {
+		if (in)
+			inode_forget(&fs->inodes, in, 1);
+		free(target);
+		free(path);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	f->create = true;
+	f->dirty = true;
+	f->create_mode = zmode;
+	f->append = fi->flags & O_APPEND;
+	f->version = -1;
+	if (zmode & ZK_EPHEMERAL)
+		f->pidfd = ephemeral_pidfd(fuse_req_ctx(req)->pid, &f->tgid);
+	if (!suffixed)
+		inode_rehash(&fs->inodes, in, target);
+	inode_set_pending(&fs->inodes, in, f);
+	inode_set_dirty_size(&fs->inodes, in, 0);
+	fill_entry(fs, &e, in, 0);
+	fi->fh = (uintptr_t)f;
+	fi->direct_io = 1; /* see DESIGN (coherence) */
+	fi->keep_cache = 0;
+	if (suffixed)
+		echo_inval_entry(fs, p, name);
+	free(target);
+	free(path);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		/* The caller was interrupted: nothing will release it. */
+		inode_clear_pending(&fs->inodes, in, f);
+		fh_unref(f);
+		inode_forget(&fs->inodes, in, 1);
+	}
+}
+
+
+/* mknod(2) of a regular file: created at once, empty. */
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	(void)rdev;
+	struct inode *p = inode_of(&fs->inodes, parent);
+	char *path = child_path(fs, p, name);
+	if (!path) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	char *base = NULL, *target = NULL;
+	int32_t zmode = ZK_PERSISTENT;
+	bool suffixed = names_suffix(name, &base, &zmode);
+	int err = 0;
+	if (fs->opt.ro)
+		err = EROFS;
+	else if (!S_ISREG(mode))
+		err = EPERM; /* only regular files exist here */
+	else if (names_hidden(name) || strcmp(name, FS_DATA_NAME) == 0)
+		err = EPERM;
+	else if (zmode & ZK_EPHEMERAL)
+		err = EINVAL; /* needs an open file to tie it to a process */
+	else if (!(target = suffixed ? child_path(fs, p, base) : strdup(path)))
+		err = ENOMEM;
+	free(base);
+	free(path);
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	struct qc_result *r = NULL;
+	int rc;
+	struct fs_write w = { .kind = FS_WRITE_CREATE, .path = target };
+	bool seq = zmode & ZK_PERSISTENT_SEQUENTIAL;
+	expect_change(&fs->expect, target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
+	ZK_WRITE(fs, rc, r, seq ? NULL : &w, qc_create(zc, target, NULL, 0, NULL, 0, zmode, 0, &r));
+	if (rc != ZOK) {
+		expect_undo(&fs->expect, target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
+		free(target);
+		qc_result_free(r);
+		fuse_reply_err(req, zerr_errno(rc));
+		return;
+	}
+	char *pp = names_parent(r->path);
+	cache_invalidate(&fs->cache, pp);
+	free(pp);
+	struct inode *in = inode_lookup(&fs->inodes, r->path, INODE_FILE, r->stat);
+	if (suffixed)
+		echo_inval_entry(fs, p, name);
+	qc_result_free(r);
+	free(target);
+	reply_inode(req, in, suffixed ? 0 : fs->timeout);
+}
+
+/* A directory: the znode and a marker child made and removed in one multi,
+ * so its cversion says "directory" on every mount (names_is_dir()). */
+static int make_dir(struct fs *fs, const char *path, int32_t zmode, char **made, struct zk_stat *st)
+{
+	struct qc_result *r = NULL;
+	int rc;
+	char *dir = NULL;
+	if (zmode == ZK_PERSISTENT_SEQUENTIAL) {
+		/* Its name is known only once made: two steps. */
+		expect_change(&fs->expect, path, -ZK_EVENT_CREATED);
+		ZK_WRITE(fs, rc, r, (const struct fs_write *)NULL,
+			 qc_create(zc, path, NULL, 0, NULL, 0, zmode, 0, &r));
+		if (rc != ZOK) {
+			expect_undo(&fs->expect, path, -ZK_EVENT_CREATED);
+			qc_result_free(r);
+			return -zerr_errno(rc);
+		}
+		dir = strdup(r->path);
+		qc_result_free(r);
+		r = NULL;
+	} else {
+		dir = strdup(path);
+	}
+	char *marker = dir ? names_join(dir, FS_DIR_MARKER) : NULL;
+	if (!marker) {
+		free(dir);
+		return -ENOMEM;
+	}
+	struct qc_op ops[3] = {
+		{ .type = ZK_OP_CREATE, .path = dir, .data_len = -1, .mode = ZK_PERSISTENT },
+		{ .type = ZK_OP_CREATE, .path = marker, .data_len = -1, .mode = ZK_PERSISTENT },
+		{ .type = ZK_OP_DELETE, .path = marker, .version = -1 },
+	};
+	bool whole = zmode != ZK_PERSISTENT_SEQUENTIAL;
+	/* Lost in a failover: the whole multi is judged as the create of the
+	 * directory (what else it did leaves no trace), the marker's alone by
+	 * the directory's pzxid. */
+	struct fs_write w = { .kind = whole ? FS_WRITE_CREATE : FS_WRITE_MARK_DIR, .path = dir };
+	if (whole)
+		expect_change(&fs->expect, dir, ZK_EVENT_CREATED);
+	ZK_WRITE(fs, rc, r, &w, qc_multi(zc, whole ? ops : ops + 1, whole ? 3 : 2, &r));
+	qc_result_free(r);
+	r = NULL;
+	if (rc != ZOK && whole)
+		expect_undo(&fs->expect, dir, ZK_EVENT_CREATED);
+	char *parent = names_parent(dir);
+	cache_invalidate(&fs->cache, parent);
+	cache_invalidate(&fs->cache, dir);
+	free(parent);
+	free(marker);
+	if (rc == ZOK) {
+		ZK_READ(fs, rc, r, qc_exists(zc, dir, NULL, NULL, &r));
+		if (rc == ZOK)
+			*st = *r->stat;
+		qc_result_free(r);
+	}
+	if (rc != ZOK) {
+		free(dir);
+		return -zerr_errno(rc);
+	}
+	*made = dir;
+	return 0;
+}
+
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	(void)mode;
+	struct inode *p = inode_of(&fs->inodes, parent);
+	char *path = child_path(fs, p, name);
+	if (!path) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	char *base = NULL, *target = NULL, *made = NULL;
+	int32_t zmode = ZK_PERSISTENT;
+	bool suffixed = names_suffix(name, &base, &zmode);
+	int err = 0;
+	if (fs->opt.ro)
+		err = -EROFS;
+	else if (names_hidden(name) || strcmp(name, FS_DATA_NAME) == 0)
+		err = -EPERM;
+	else if (zmode & ZK_EPHEMERAL)
+		err = -EINVAL; /* ZooKeeper: an ephemeral has no children */
+	else if (!(target = suffixed ? child_path(fs, p, base) : strdup(path)))
+		err = -ENOMEM;
+	free(base);
+	free(path);
+	struct zk_stat st;
+	if (!err)
+		err = make_dir(fs, target, zmode, &made, &st);
+	free(target);
+	if (err) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	struct inode *in = inode_lookup(&fs->inodes, made, INODE_DIR, &st);
+	free(made);
+	if (suffixed)
+		echo_inval_entry(fs, p, name);
+	reply_inode(req, in, suffixed ? 0 : fs->timeout);
+}
+
+/* unlink of DIR/.data empties it (it is always there; rm -r works). */
+static int clear_data(struct fs *fs, struct inode *p)
+{
+	char *path = inode_path(&fs->inodes, p);
+	if (!path)
+		return -ENOMEM;
+	struct qc_result *r = NULL;
+	int rc;
+	struct fs_write w = { .kind = FS_WRITE_SET, .path = path, .version = -1 };
+	expect_change(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
+	ZK_WRITE(fs, rc, r, &w, qc_set_data(zc, path, NULL, 0, -1, &r));
+	if (rc != ZOK)
+		expect_undo(&fs->expect, path, ZK_EVENT_DATA_CHANGED);
+	qc_result_free(r);
+	cache_invalidate(&fs->cache, path);
+	free(path);
+	return -zerr_errno(rc);
+}
+
+static int remove_node(struct fs *fs, struct inode *p, const char *name, bool dir)
+{
+	if (fs->opt.ro)
+		return -EROFS;
+	if (names_hidden(name))
+		return -ENOENT;
+	if (strcmp(name, FS_DATA_NAME) == 0)
+		return dir ? -ENOTDIR : clear_data(fs, p);
+	char *path = child_path(fs, p, name);
+	if (!path)
+		return -ENOMEM;
+	struct zk_stat st;
+	int err = stat_of(fs, path, &st, true);
+	if (!err && names_is_dir(&st) != dir)
+		err = dir ? -ENOTDIR : -EISDIR;
+	if (!err) {
+		int rc;
+		struct qc_result *r = NULL;
+		struct fs_write w = { .kind = FS_WRITE_DELETE, .path = path };
+		expect_change(&fs->expect, path, ZK_EVENT_DELETED);
+		ZK_WRITE(fs, rc, r, &w, qc_delete(zc, path, -1));
+		qc_result_free(r);
+		if (rc != ZOK)
+			expect_undo(&fs->expect, path, ZK_EVENT_DELETED);
+		err = -zerr_errno(rc);
+		cache_invalidate(&fs->cache, path);
+		char *pp = names_parent(path);
+		cache_invalidate(&fs->cache, pp);
+		free(pp);
+	}
+	if (!err || err == -ENOENT) {
+		struct inode *in = inode_find_any(&fs->inodes, path);
+		if (in) {
+			inode_unhash(&fs->inodes, in);
+			inode_put(&fs->inodes, in);
+		}
+	}
+	free(path);
+	return err;
+}
+
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	fuse_reply_err(req, -remove_node(fs, inode_of(&fs->inodes, parent), name, false));
+}
+
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	fuse_reply_err(req, -remove_node(fs, inode_of(&fs->inodes, parent), name, true));
+}
+
+
+/* rename of a file: one multi — over an existing file a setData of it
+ * (which keeps its identity: watchers see it change) and the delete of
+ * the source; else a create and the delete. Directories: EXDEV (mv then
+ * copies). */
+static int rename_file(struct fs *fs, const char *src, const char *dst, unsigned int flags)
+{
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct zk_stat sst, dst_st;
+		uint8_t *data = NULL;
+		int32_t len = 0;
+		int err = data_of(fs, src, &sst, &data, &len);
+		if (err)
+			return err;
+		if (names_is_dir(&sst) || sst.ephemeral_owner != 0) {
+			free(data);
+			return -EXDEV;
+		}
+		err = stat_of(fs, dst, &dst_st, true);
+		bool over = err == 0;
+		if (err && err != -ENOENT) {
+			free(data);
+			return err;
+		}
+		if (over && names_is_dir(&dst_st)) {
+			free(data);
+			return -EISDIR;
+		}
+		if (over && (flags & RENAME_NOREPLACE)) {
+			free(data);
+			return -EEXIST;
+		}
+		struct qc_op ops[2] = {
+			over ? (struct qc_op){ .type = ZK_OP_SET_DATA, .path = dst, .data = data,
+					       .data_len = len, .version = dst_st.version }
+			     : (struct qc_op){ .type = ZK_OP_CREATE, .path = dst, .data = data,
+					       .data_len = len, .mode = ZK_PERSISTENT },
+			{ .type = ZK_OP_DELETE, .path = src, .version = sst.version },
+		};
+		int32_t ev = over ? ZK_EVENT_DATA_CHANGED : ZK_EVENT_CREATED;
+		expect_change(&fs->expect, dst, ev);
+		expect_change(&fs->expect, src, ZK_EVENT_DELETED);
+		struct fs_write w = { .kind = FS_WRITE_RENAME, .path = src, .czxid = sst.czxid,
+				      .version = sst.version, .to = dst, .data = data,
+				      .len = len, .over = over ? &dst_st : NULL };
+		struct qc_result *r = NULL;
+		int rc;
+		ZK_WRITE(fs, rc, r, &w, qc_multi(zc, ops, 2, &r));
+		qc_result_free(r);
+		free(data);
+		cache_invalidate(&fs->cache, src);
+		cache_invalidate(&fs->cache, dst);
+		char *sp = names_parent(src), *dp = names_parent(dst);
+		cache_invalidate(&fs->cache, sp);
+		cache_invalidate(&fs->cache, dp);
+		free(sp);
+		free(dp);
+		if (rc == ZOK)
+			return 0;
+		expect_undo(&fs->expect, dst, ev);
+		expect_undo(&fs->expect, src, ZK_EVENT_DELETED);
+		if (rc != ZBADVERSION && rc != ZNODEEXISTS && rc != ZNONODE)
+			return -zerr_errno(rc);
+	}
+	return -ESTALE;
+}
+
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	int err = 0;
+	char *src = NULL, *dst = NULL;
+	if (fs->opt.ro)
+		err = -EROFS;
+	else if (flags & RENAME_EXCHANGE)
+		err = -EINVAL;
+	else if (names_hidden(name) || names_hidden(newname))
+		err = -EPERM;
+	else if (strcmp(name, FS_DATA_NAME) == 0 || strcmp(newname, FS_DATA_NAME) == 0)
+		err = -EPERM;
+	else if (!(src = child_path(fs, inode_of(&fs->inodes, parent), name)) ||
+		 !(dst = child_path(fs, inode_of(&fs->inodes, newparent), newname)))
+		err = -ENOMEM;
+	struct inode *in = err ? NULL : inode_find_any(&fs->inodes, src);
+	if (!err && in && in->kind == INODE_DIR)
+		err = -EXDEV;
+	if (!err && in)
+		err = commit_pending(fs, in);
+	if (!err && strcmp(src, dst) != 0)
+		err = rename_file(fs, src, dst, flags);
+	if (!err && in) {
+		/* The kernel moves the source's inode to the new name. */
+		inode_rehash(&fs->inodes, in, dst);
+		struct zk_stat st;
+		if (stat_of(fs, dst, &st, true) == 0)
+			inode_set_stat(&fs->inodes, in, &st);
+	}
+	inode_put(&fs->inodes, in);
+	free(src);
+	free(dst);
+	fuse_reply_err(req, -err);
+}

@@ -1,0 +1,141 @@
+/*
+ * znode: the handlers' reads of znodes — Stats through the cache (cache.c),
+ * data always from the ensemble, after a sync where close-to-open wants it
+ * (data_now()) — and the entry replies they make of inodes.
+ *
+ * Called by the handlers and file.c; calls no handler. See ZK_READ in
+ * ops.h for the retry rules of every read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ops.h"
+
+
+/* The Stat of path, from the cache or the ensemble. 0 or -errno. */
+int stat_of(struct fs *fs, const char *path, struct zk_stat *st, bool fresh)
+{
+	if (!fresh && cache_get_stat(&fs->cache, path, st))
+		return 0;
+	uint64_t tok = cache_token(&fs->cache);
+	struct qc_result *r = NULL;
+	int rc;
+	ZK_READ(fs, rc, r, qc_exists(zc, path, NULL, NULL, &r));
+	if (rc == ZOK) {
+		*st = *r->stat;
+		cache_put(&fs->cache, path, st, tok);
+	}
+	qc_result_free(r);
+	return -zerr_errno(rc);
+}
+
+/* The data and Stat of path, from the ensemble; *data malloc'd (NULL when
+ * empty). */
+int data_of(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
+{
+	uint64_t tok = cache_token(&fs->cache);
+	struct qc_result *r = NULL;
+	int rc;
+	ZK_READ(fs, rc, r, qc_get_data(zc, path, NULL, NULL, &r));
+	if (rc == ZOK) {
+		*st = *r->stat;
+		*len = r->data_len > 0 ? r->data_len : 0;
+		*data = NULL;
+		if (*len > 0) {
+			*data = malloc((size_t)*len);
+			if (!*data) {
+				qc_result_free(r);
+				return -ENOMEM;
+			}
+			memcpy(*data, r->data, (size_t)*len);
+		}
+		cache_put(&fs->cache, path, st, tok);
+	}
+	qc_result_free(r);
+	return -zerr_errno(rc);
+}
+
+/* data_of() as of now: a sync first, so that the answer holds every change
+ * that completed before this call on any client (the server this mount
+ * talks to may lag behind the leader). Open and lock grants read this way. */
+int data_now(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
+{
+	struct qc_result *unused = NULL;
+	int rc;
+	ZK_READ(fs, rc, unused, qc_sync(zc, path));
+	if (rc != ZOK)
+		return -zerr_errno(rc);
+	return data_of(fs, path, st, data, len);
+}
+
+/* Drops the kernel's attributes of in (size, times): the next stat asks.
+ * Only attributes: no page or directory lock is taken, so a handler may. */
+void inval_attr(struct fs *fs, struct inode *in)
+{
+	fuse_lowlevel_notify_inval_inode(fs->se, in->id, -1, 0);
+}
+
+void now_stat(struct zk_stat *st)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	memset(st, 0, sizeof(*st));
+	st->ctime = st->mtime = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The path of the node parent/name, or NULL (ENOMEM). */
+char *child_path(struct fs *fs, struct inode *parent, const char *name)
+{
+	char *pp = inode_path(&fs->inodes, parent);
+	if (!pp)
+		return NULL;
+	char *p = names_join(pp, name);
+	free(pp);
+	return p;
+}
+
+void fill_entry(struct fs *fs, struct fuse_entry_param *e, struct inode *in, double timeout)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = in->id;
+	e->attr_timeout = timeout;
+	e->entry_timeout = timeout;
+	inode_attr(&fs->inodes, in, &e->attr);
+}
+
+void reply_inode(fuse_req_t req, struct inode *in, double timeout)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fuse_entry_param e;
+	if (!in) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fill_entry(fs, &e, in, timeout);
+	fuse_reply_entry(req, &e);
+}
+
+/* Refreshes in's Stat from the ensemble (or the cache). */
+int refresh(struct fs *fs, struct inode *in)
+{
+	if (in->czxid == 0 && inode_has_pending(&fs->inodes, in))
+		return 0; /* not created yet: its attributes are ours */
+	char *path = inode_path(&fs->inodes, in);
+	if (!path)
+		return -ENOMEM;
+	struct zk_stat st;
+	int err = stat_of(fs, path, &st, false);
+	free(path);
+	if (err == 0)
+		inode_set_stat(&fs->inodes, in, &st);
+	return err;
+}
