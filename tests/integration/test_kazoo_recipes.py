@@ -23,7 +23,7 @@ import time
 from harness import ensemble_for, run_tests, wait_until
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NoNodeError
+from kazoo.exceptions import BadVersionError
 from kazoo.recipe.barrier import Barrier, DoubleBarrier
 from kazoo.recipe.cache import TreeCache, TreeEvent
 from kazoo.recipe.counter import Counter
