@@ -11,7 +11,8 @@ The Java program prints one line per recipe and the closing
 still serves, and prints the members' logs when anything failed.
 
     meson test -C build integration-curator-quorumd integration-curator-zookeeper
-    # or by hand, for some recipes only:
+    # or by hand, for some recipes only; CURATOR_SCALE=N multiplies the
+    # rounds of the contended ones (a longer soak):
     QUORUMD=build/server/quorumd PYTHONPATH=tests/integration \\
         python3 tests/integration/test_curator.py quorumd mutex leader_latch
 """
@@ -120,13 +121,14 @@ def main():
 def run_recipes(ens, cp, only):
     """Runs the Java program against every member; returns its exit status
     and its stdout lines (relayed as they come)."""
-    proc = subprocess.Popen(["java"] + JAVA_OPTS + ["-cp", cp, "CuratorRecipes", ens.hosts] + only,
+    scale = ["-Dscale=" + os.environ["CURATOR_SCALE"]] if os.environ.get("CURATOR_SCALE") else []
+    proc = subprocess.Popen(["java"] + JAVA_OPTS + scale + ["-cp", cp, "CuratorRecipes", ens.hosts] + only,
                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     lines = []
     t = threading.Thread(target=relay, args=(proc.stdout, sys.stdout, lines), daemon=True)
     t.start()
     try:
-        rc = proc.wait(timeout=RUN_BOUND)
+        rc = proc.wait(timeout=RUN_BOUND * int(os.environ.get("CURATOR_SCALE") or 1))
     except subprocess.TimeoutExpired:
         print("FAIL curator: the Java program ran past %.0fs" % RUN_BOUND, flush=True)
         rc = None

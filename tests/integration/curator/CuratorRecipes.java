@@ -4,7 +4,7 @@
 // plus one whose connect string lists every member, on threads of their own
 // so that their requests really interleave on the leader.
 //
-//   java -cp <curator jars>:. CuratorRecipes HOST:PORT,HOST:PORT,... [recipe...]
+//   java [-Dscale=N] -cp <curator jars>:. CuratorRecipes HOST:PORT,HOST:PORT,... [recipe...]
 //
 // Prints one line per recipe and the closing "N passed, N failed"; exits 1
 // if any failed. Every wait is bounded; a recipe that does not finish within
@@ -60,7 +60,10 @@ import org.apache.zookeeper.KeeperException;
 import org.apache.zookeeper.data.Stat;
 
 public class CuratorRecipes {
-    static final long RECIPE_BOUND_S = 60;   // one recipe, start to end
+    // -Dscale=N multiplies the rounds of the contended recipes, for a longer
+    // soak by hand; the suite runs with 1
+    static final int SCALE = Math.max(1, Integer.getInteger("scale", 1));
+    static final long RECIPE_BOUND_S = 60L * SCALE;   // one recipe, start to end
     static final long WAIT_S = 30;           // any single wait inside a recipe
 
     static String[] members;                 // one connect string per member
@@ -207,7 +210,7 @@ public class CuratorRecipes {
      *  stale read (a member that had not applied the previous holder's write)
      *  fails the write. Exact count, never two holders. */
     static void mutex() throws Exception {
-        final int threads = 2, rounds = 25;
+        final int threads = 2, rounds = 25 * SCALE;
         List<Client> cs = clients();
         try {
             String lockPath = "/curator/mutex/lock", ctr = "/curator/mutex/counter";
@@ -257,7 +260,7 @@ public class CuratorRecipes {
 
     /** InterProcessReadWriteLock: readers share, a writer is alone. */
     static void readWriteLock() throws Exception {
-        final int rounds = 8;
+        final int rounds = 8 * SCALE;
         List<Client> cs = clients();
         try {
             String path = "/curator/rwlock";
@@ -300,7 +303,7 @@ public class CuratorRecipes {
 
     /** InterProcessSemaphoreV2 with K leases: never more than K holders. */
     static void semaphore() throws Exception {
-        final int leases = 2, threads = 2, rounds = 5;
+        final int leases = 2, threads = 2, rounds = 5 * SCALE;
         List<Client> cs = clients();
         try {
             String path = "/curator/semaphore";
@@ -437,7 +440,7 @@ public class CuratorRecipes {
      *  repeated until it reports success, as the recipe documents. The final
      *  value is exactly the number of successful increments. */
     static void atomicLong() throws Exception {
-        final int threads = 2, rounds = 25;
+        final int threads = 2, rounds = 25 * SCALE;
         List<Client> cs = clients();
         try {
             String path = "/curator/atomic";
@@ -740,7 +743,7 @@ public class CuratorRecipes {
      *  once: every callback arrives, in the order its client sent the
      *  requests, with the outcome that order implies. */
     static void background() throws Exception {
-        final int nodes = 25;
+        final int nodes = 25 * SCALE;
         List<Client> cs = clients();
         try {
             Map<String, List<String>> got = new ConcurrentHashMap<>();
