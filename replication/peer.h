@@ -2,8 +2,11 @@
  * peer: the network between the servers of an ensemble, on libuv.
  *
  * Every server listens on its peer port and dials every other server it
- * knows; each direction of a pair has its own TCP connection, so messages
- * from A to B arrive in the order A sent them, or not at all. Every frame
+ * knows, from its own listen address (port 0: the kernel picks) unless
+ * that is a wildcard, so peers and firewall rules see each server at the
+ * address it was configured with. Each direction of a pair has its own
+ * TCP connection, so messages from A to B arrive in the order A sent
+ * them, or not at all. Every frame
  * is a 4-byte big-endian length and a packed message (proto/peer.proto):
  * the first a dialler sends is a Hello (its id and the voters it was
  * configured with), every later one a PeerMsg. A listener drops a
