@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -293,6 +294,23 @@ static void name_peer(struct conn *c)
 /* ---- outgoing: dialling ----------------------------------------------------------------- */
 
 static void on_dial_timer(uv_timer_t *t);
+
+/* Packets dropped by a partition leave the kernel retransmitting with a
+ * backoff that doubles up to two minutes: after a few seconds cut off, a
+ * link that healed would stay silent for as long again. With a bound on
+ * unacknowledged data (and SYNs), the connection fails instead, with
+ * ETIMEDOUT, and is dialled anew. Best effort: a socket that does not
+ * take the option keeps the kernel's behaviour. */
+static void set_unacked_timeout(struct conn *c)
+{
+	unsigned ms = c->net->cfg.unacked_timeout_ms;
+	uv_os_fd_t fd;
+	if (ms == 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) != 0)
+		log_msg(LOG_WARN, "peer", "TCP_USER_TIMEOUT on %s: %s", c->name, strerror(errno));
+}
+
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
 static void on_connect(uv_connect_t *req, int status);
 static void flush(struct link *l);
@@ -393,6 +411,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		dial_failed(l, "connect", rc);
 		return;
 	}
+	set_unacked_timeout(c);
 	l->out = c;
 }
 

@@ -69,6 +69,12 @@ struct peer_net_config {
 				    much, so one message bigger than the bound (a
 				    snapshot) still goes through an empty queue.
 				    0 = PEER_DEFAULT_QUEUE_BYTES */
+	unsigned unacked_timeout_ms; /* an outgoing connection whose data (or
+				    SYN) the other end has not acknowledged for
+				    this long is dropped and dialled again
+				    (TCP_USER_TIMEOUT), rather than waiting out
+				    the kernel's retransmission backoff after a
+				    partition heals. 0 = the kernel's (minutes) */
 };
 
 /* A message from `from` (m->from is checked to equal it). m is valid only

@@ -63,6 +63,7 @@ struct fx {
 	int ports[NID];
 	bool phantom;            /* configure id 4 as a peer and voter */
 	size_t max_frame, max_queue_bytes;
+	unsigned unacked_timeout_ms;
 	struct node nodes[NNODE];
 	uint64_t sent[NID][NID]; /* [from][to]: messages accepted by peer_net_send */
 	uint64_t next[NID][NID]; /* [to][from]: the sequence number expected next */
@@ -168,6 +169,7 @@ static void node_config(struct fx *fx, struct node *nd)
 	}
 	c->max_frame = fx->max_frame;
 	c->max_queue_bytes = fx->max_queue_bytes;
+	c->unacked_timeout_ms = fx->unacked_timeout_ms;
 }
 
 static void node_start(struct fx *fx, uint32_t id)
@@ -963,6 +965,76 @@ static void test_source_address(void **state)
 		uv_run(&fx->loop, UV_RUN_ONCE);
 }
 
+/* A server that accepts and then reads nothing (as good as cut off: what
+ * is sent is never acknowledged, here because the window closes): with
+ * unacked_timeout_ms the connection fails within about that bound, the
+ * link is reset and dialled again, instead of waiting on TCP for minutes. */
+#define SINK_MAX 16
+struct sink {
+	uv_tcp_t listener;
+	uv_tcp_t *conns[SINK_MAX];
+	int accepts;
+	bool closed;
+};
+
+static void sink_on_close(uv_handle_t *h)
+{
+	((struct sink *)h->data)->closed = true;
+}
+
+static void sink_on_connection(uv_stream_t *l, int status)
+{
+	struct sink *k = l->data;
+	if (status < 0)
+		return;
+	uv_tcp_t *t = malloc(sizeof(*t));
+	uv_tcp_init(l->loop, t);
+	if (uv_accept(l, (uv_stream_t *)t) == 0 && k->accepts < SINK_MAX)
+		k->conns[k->accepts++] = t; /* kept open, never read */
+	else
+		uv_close((uv_handle_t *)t, free_handle);
+}
+
+static bool phantom_connected(struct fx *fx, const void *arg)
+{
+	(void)arg;
+	return peer_net_connected(node_of(fx, 1)->net, PHANTOM);
+}
+
+static bool phantom_reset_and_redialled(struct fx *fx, const void *arg)
+{
+	const struct sink *k = arg;
+	return node_of(fx, 1)->resets[PHANTOM] > 0 && k->accepts >= 2;
+}
+
+static void test_unacked_timeout(void **state)
+{
+	struct fx *fx = *state;
+	fx->phantom = true;
+	fx->unacked_timeout_ms = 500;
+	struct sink k = { .accepts = 0 };
+	uv_tcp_init(&fx->loop, &k.listener);
+	k.listener.data = &k;
+	struct sockaddr_in a;
+	uv_ip4_addr("127.0.0.1", fx->ports[PHANTOM], &a);
+	assert_int_equal(uv_tcp_bind(&k.listener, (struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&k.listener, 16, sink_on_connection), 0);
+	node_start(fx, 1);
+	assert_true(run_until(fx, phantom_connected, NULL, 5000));
+	/* More than the socket buffers of both ends hold on loopback. */
+	for (int i = 0; i < 48; i++)
+		assert_int_equal(send_seq(fx, 1, PHANTOM, 7), 0); /* 1 MiB each */
+	uint64_t t0 = uv_now(&fx->loop);
+	assert_true(run_until(fx, phantom_reset_and_redialled, &k, 10000));
+	fprintf(stderr, "reset %lu ms after the sends\n", (unsigned long)(uv_now(&fx->loop) - t0));
+	assert_true(stats_of(fx, 1).dropped > 0);
+	for (int i = 0; i < k.accepts; i++)
+		uv_close((uv_handle_t *)k.conns[i], free_handle);
+	uv_close((uv_handle_t *)&k.listener, sink_on_close);
+	while (!k.closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+}
+
 /* What peer_net_start() refuses, and that it leaves nothing behind. */
 static void test_start_errors(void **state)
 {
@@ -1012,6 +1084,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_address, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unacked_timeout, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
