@@ -8,7 +8,8 @@
  * incoming connection that server dialled us on (at most one: a newer
  * Hello from the same id replaces the older connection).
  *
- *   dial:   timer -> uv_getaddrinfo -> uv_tcp_connect -> Hello + queue
+ *   dial:   timer -> uv_getaddrinfo -> uv_tcp_bind (own address) -> uv_tcp_connect
+ *           -> Hello + queue
  *   accept: connection -> Hello checked -> frames -> recv callback
  *
  * DESIGN. Nothing the caller gives us is written from within the call:
@@ -43,6 +44,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -123,6 +126,10 @@ struct peer_net {
 	void *ctx;
 
 	uv_tcp_t listener;
+	/* Where outgoing connections leave from: the listen address with port
+	 * 0, unless that is a wildcard (then the kernel picks, as without). */
+	struct sockaddr_storage source;
+	bool bind_source;
 	uv_idle_t kick;            /* writes dirty links, delivers resets (see DESIGN) */
 	uv_timer_t sweep;          /* closes incoming connections slow to say Hello */
 	struct link links[PEER_MAX_PEERS];
@@ -287,6 +294,23 @@ static void name_peer(struct conn *c)
 /* ---- outgoing: dialling ----------------------------------------------------------------- */
 
 static void on_dial_timer(uv_timer_t *t);
+
+/* Packets dropped by a partition leave the kernel retransmitting with a
+ * backoff that doubles up to two minutes: after a few seconds cut off, a
+ * link that healed would stay silent for as long again. With a bound on
+ * unacknowledged data (and SYNs), the connection fails instead, with
+ * ETIMEDOUT, and is dialled anew. Best effort: a socket that does not
+ * take the option keeps the kernel's behaviour. */
+static void set_unacked_timeout(struct conn *c)
+{
+	unsigned ms = c->net->cfg.unacked_timeout_ms;
+	uv_os_fd_t fd;
+	if (ms == 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) != 0)
+		log_msg(LOG_WARN, "peer", "TCP_USER_TIMEOUT on %s: %s", c->name, strerror(errno));
+}
+
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
 static void on_connect(uv_connect_t *req, int status);
 static void flush(struct link *l);
@@ -368,13 +392,26 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	c->peer = l;
 	snprintf(c->name, sizeof(c->name), "%.64s:%d", l->addr.host, l->addr.port);
 	c->creq.data = c;
-	int rc = uv_tcp_connect(&c->creq, &c->tcp, a->ai_addr, on_connect);
+	/* From our own address, so the peer (and a firewall rule on addresses)
+	 * sees the server.N host we were configured with, not whichever
+	 * address the route picks (127.0.0.1 for all of 127/8). A peer of the
+	 * other family is dialled from wherever the kernel chooses. */
+	int rc = 0;
+	if (n->bind_source && n->source.ss_family == a->ai_family &&
+	    (rc = uv_tcp_bind(&c->tcp, (struct sockaddr *)&n->source, 0)) != 0) {
+		uv_freeaddrinfo(res);
+		conn_close(c);
+		dial_failed(l, "bind to own address", rc);
+		return;
+	}
+	rc = uv_tcp_connect(&c->creq, &c->tcp, a->ai_addr, on_connect);
 	uv_freeaddrinfo(res);
 	if (rc != 0) {
 		conn_close(c);
 		dial_failed(l, "connect", rc);
 		return;
 	}
+	set_unacked_timeout(c);
 	l->out = c;
 }
 
@@ -845,6 +882,24 @@ static int listen_addr(uv_loop_t *loop, const struct peer_net_config *cfg,
 	return 0;
 }
 
+/* The source address of outgoing connections: ss with port 0; false for a
+ * wildcard (0.0.0.0, ::), which would bind nothing. */
+static bool source_addr(const struct sockaddr_storage *ss, struct sockaddr_storage *out)
+{
+	*out = *ss;
+	if (out->ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)out;
+		a->sin_port = 0;
+		return a->sin_addr.s_addr != htonl(INADDR_ANY);
+	}
+	if (out->ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+		a->sin6_port = 0;
+		return !IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr);
+	}
+	return false;
+}
+
 static void on_failed_start_close(uv_handle_t *h)
 {
 	free(h->data);
@@ -874,6 +929,7 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 	}
 	n->loop = loop;
 	n->cfg = *cfg;
+	n->bind_source = source_addr(&ss, &n->source);
 	if (n->cfg.max_frame == 0)
 		n->cfg.max_frame = PEER_DEFAULT_MAX_FRAME;
 	if (n->cfg.max_frame > MAX_FRAME_LIMIT)

@@ -2,8 +2,11 @@
  * peer: the network between the servers of an ensemble, on libuv.
  *
  * Every server listens on its peer port and dials every other server it
- * knows; each direction of a pair has its own TCP connection, so messages
- * from A to B arrive in the order A sent them, or not at all. Every frame
+ * knows, from its own listen address (port 0: the kernel picks) unless
+ * that is a wildcard, so peers and firewall rules see each server at the
+ * address it was configured with. Each direction of a pair has its own
+ * TCP connection, so messages from A to B arrive in the order A sent
+ * them, or not at all. Every frame
  * is a 4-byte big-endian length and a packed message (proto/peer.proto):
  * the first a dialler sends is a Hello (its id and the voters it was
  * configured with), every later one a PeerMsg. A listener drops a
@@ -66,6 +69,12 @@ struct peer_net_config {
 				    much, so one message bigger than the bound (a
 				    snapshot) still goes through an empty queue.
 				    0 = PEER_DEFAULT_QUEUE_BYTES */
+	unsigned unacked_timeout_ms; /* an outgoing connection whose data (or
+				    SYN) the other end has not acknowledged for
+				    this long is dropped and dialled again
+				    (TCP_USER_TIMEOUT), rather than waiting out
+				    the kernel's retransmission backoff after a
+				    partition heals. 0 = the kernel's (minutes) */
 };
 
 /* A message from `from` (m->from is checked to equal it). m is valid only

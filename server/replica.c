@@ -637,7 +637,12 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.init_limit = cfg->init_limit,
 		.sync_limit = cfg->sync_limit,
 	};
-	struct peer_net_config pc = { .my_id = (uint32_t)cfg->myid };
+	/* A peer that acknowledges nothing for syncLimit is gone as far as
+	 * ZAB is concerned: redial it rather than wait on TCP's backoff. */
+	struct peer_net_config pc = {
+		.my_id = (uint32_t)cfg->myid,
+		.unacked_timeout_ms = (unsigned)(cfg->tick_time * cfg->sync_limit),
+	};
 	for (int i = 0; i < cfg->n_servers; i++) {
 		const struct config_server *s = &cfg->servers[i];
 		if (s->observer && s->id == cfg->myid) {

@@ -4,7 +4,9 @@ Every server gets a fresh temporary directory and a free port, is started
 as a real process, and is stopped by PID when the test ends (also when it
 fails: use the `with` form, or call stop()). Nothing here fakes a server.
 QuorumdEnsemble and ZooKeeperEnsemble run several members of one ensemble
-(server.N lines, myid) on loopback; quorumfs mounts are at the end.
+(server.N lines, myid) on loopback, optionally each member on its own
+address (127.0.0.11, .12, ...); Partition cuts links between those
+addresses with iptables rules; quorumfs mounts are at the end.
 
 Environment:
   QUORUMD   path of the quorumd binary (meson passes it)
@@ -47,9 +49,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def four_letter(port, word, timeout=5.0):
+def four_letter(port, word, timeout=5.0, host="127.0.0.1"):
     """Sends a four-letter word and returns the whole answer as text."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(word.encode())
         chunks = []
         deadline = time.monotonic() + timeout
@@ -101,6 +103,7 @@ class Server:
     """Common life cycle: start(), stop(), kill(), restart(), hosts."""
 
     name = "server"
+    host = "127.0.0.1"  # where it serves clients (clientPortAddress)
 
     def __init__(self, extra_cfg=None, workdir=None):
         self.own_dir = workdir is None
@@ -112,7 +115,7 @@ class Server:
 
     @property
     def hosts(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def config_lines(self):
         data = os.path.join(self.dir, "data")
@@ -121,7 +124,7 @@ class Server:
             "tickTime": "2000",
             "dataDir": data,
             "clientPort": str(self.port),
-            "clientPortAddress": "127.0.0.1",
+            "clientPortAddress": self.host,
             "4lw.commands.whitelist": "*",
             "maxClientCnxns": "0",
         }
@@ -160,7 +163,7 @@ class Server:
         return self
 
     def ready(self):
-        return four_letter(self.port, "ruok", timeout=1.0) == "imok"
+        return four_letter(self.port, "ruok", timeout=1.0, host=self.host) == "imok"
 
     def log_tail(self, n=40):
         try:
@@ -276,7 +279,7 @@ class ZooKeeper(Server):
     def ready(self):
         # ZooKeeper answers ruok (and then drops sessions) before its
         # request pipeline is up; srvr says "Mode:" only once it serves.
-        return "Mode: " in four_letter(self.port, "srvr", timeout=1.0)
+        return "Mode: " in four_letter(self.port, "srvr", timeout=1.0, host=self.host)
 
     def command(self, cfg_path):
         props = ["-D%s=%s" % kv for kv in self.jvm_props.items()]
@@ -318,12 +321,12 @@ def running(*servers, timeout=90.0):
 
 # ---- ensembles --------------------------------------------------------------
 
-def server_mode(port, timeout=1.0):
+def server_mode(port, timeout=1.0, host="127.0.0.1"):
     """The word after "Mode: " in srvr (leader, follower, standalone...), or
     None when the server does not answer or does not serve (ZooKeeper says
     "This ZooKeeper instance is not currently serving requests")."""
     try:
-        out = four_letter(port, "srvr", timeout=timeout)
+        out = four_letter(port, "srvr", timeout=timeout, host=host)
     except OSError:
         return None
     for line in out.splitlines():
@@ -332,11 +335,11 @@ def server_mode(port, timeout=1.0):
     return None
 
 
-def connections(port, timeout=2.0):
+def connections(port, timeout=2.0, host="127.0.0.1"):
     """The client connections `cons` lists on the server at port: one dict
     per connection, {"port": the client's port, "sid": its session id or
     None}. The four-letter-word connection itself has no session."""
-    out = four_letter(port, "cons", timeout=timeout)
+    out = four_letter(port, "cons", timeout=timeout, host=host)
     conns = []
     for m in re.finditer(r"/([^\s\[\]]+):(\d+)\[\d+\]\(([^)]*)\)", out):
         info = dict(kv.split("=", 1) for kv in m.group(3).split(",") if "=" in kv)
@@ -376,9 +379,11 @@ class _Member:
     """What makes a Server a member of an Ensemble: its id (dataDir/myid),
     its peer and election ports, every member's server.N line, and a
     readiness that needs the member to be part of a serving quorum (srvr
-    says Mode: leader or follower)."""
+    says Mode: leader or follower). host is its address: 127.0.0.1, or
+    its own one when the ensemble gives each member one."""
 
-    def __init__(self, ensemble, myid, ports, **kw):
+    def __init__(self, ensemble, myid, ports, host="127.0.0.1", **kw):
+        self.host = host  # before Server.__init__: config and hosts use it
         super().__init__(extra_cfg=ensemble.cfg, workdir=os.path.join(ensemble.dir, "m%d" % myid),
                          **kw)
         os.makedirs(self.dir, exist_ok=True)
@@ -388,7 +393,7 @@ class _Member:
         self.frozen = False
 
     def __repr__(self):
-        return "%s member %d (client port %d)" % (self.name, self.myid, self.port)
+        return "%s member %d (%s:%d)" % (self.name, self.myid, self.host, self.port)
 
     def config_lines(self):
         lines = super().config_lines()  # makes dataDir
@@ -408,7 +413,7 @@ class _Member:
 
     def mode(self, timeout=1.0):
         """srvr's Mode (leader, follower...), None if it does not serve."""
-        return server_mode(self.port, timeout) if self.alive else None
+        return server_mode(self.port, timeout, self.host) if self.alive else None
 
     def ready(self):
         m = self.mode()
@@ -445,7 +450,7 @@ class _Member:
         super().shutdown()
 
     def connections(self):
-        return connections(self.port)
+        return connections(self.port, host=self.host)
 
 
 class QuorumdMember(_Member, Quorumd):
@@ -473,7 +478,10 @@ class Ensemble:
     dataDir/myid and free client, peer and election ports, configured with
     ZooKeeper's `server.N=127.0.0.1:peerPort:electionPort` lines. A small
     tickTime (with initLimit/syncLimit in ticks) keeps failure detection and
-    elections quick.
+    elections quick. With own_addresses, member N has the address
+    127.0.0.(10+N) for everything: its server.N host (where it listens for
+    and dials peers), clientPortAddress and its hosts; Partition can then
+    cut the links between members (other tests keep 127.0.0.1).
 
         with QuorumdEnsemble(3) as ens:       # or ZooKeeperEnsemble(3)
             leader = ens.wait_serving()
@@ -489,7 +497,7 @@ class Ensemble:
     kind = None
 
     def __init__(self, n=3, tick_ms=500, init_limit=10, sync_limit=4, extra_cfg=None,
-                 start_timeout=90.0, split_grace=5.0):
+                 start_timeout=90.0, split_grace=5.0, own_addresses=False):
         self.dir = tempfile.mkdtemp(prefix="qfs-ens-%s-" % self.kind)
         self.start_timeout = start_timeout
         # How long two members may both say "leader" before that is taken
@@ -503,7 +511,9 @@ class Ensemble:
             p = free_port()
             if p not in ports:
                 ports.append(p)
-        self.members = [self.member_class(self, i + 1, tuple(ports[3 * i:3 * i + 3]))
+        self.members = [self.member_class(self, i + 1, tuple(ports[3 * i:3 * i + 3]),
+                                          host=("127.0.0.%d" % (11 + i) if own_addresses
+                                                else "127.0.0.1"))
                         for i in range(n)]
 
     @property
@@ -512,7 +522,7 @@ class Ensemble:
         return ",".join(m.hosts for m in self.members)
 
     def server_lines(self):
-        return ["server.%d=127.0.0.1:%d:%d" % (m.myid, m.peer_port, m.election_port)
+        return ["server.%d=%s:%d:%d" % (m.myid, m.host, m.peer_port, m.election_port)
                 for m in self.members]
 
     def member(self, port):
@@ -677,6 +687,145 @@ class QuorumdEnsemble(Ensemble):
 class ZooKeeperEnsemble(Ensemble):
     member_class = ZooKeeperMember
     kind = "zookeeper"
+
+
+class PartitionUnavailable(Exception):
+    """iptables cannot be used here (not installed, not root, no netfilter)."""
+
+
+class Partition:
+    """Cuts links between members of an ensemble with own_addresses, by
+    iptables rules that DROP their packets on loopback, as a real network
+    partition would (no RST, no ICMP: each side only stops hearing).
+
+    The rules live in a chain of this process's own (QFS-PART-<pid>),
+    jumped to from INPUT; each names both addresses and a member's peer or
+    election port, so other tests (on 127.0.0.1, or another ensemble on
+    the same addresses but other ports) never match. cleanup() removes the
+    jump and the chain, also after a failure; chains left by a test that
+    died are removed by the next one (their pid is gone).
+
+        with Partition(ens) as net:   # PartitionUnavailable if no iptables
+            net.cut(a, b)             # a and b no longer hear each other
+            net.isolate(a)            # a cut from every other member
+            net.heal()                # every link back
+    """
+
+    PREFIX = "QFS-PART-"
+
+    def __init__(self, ensemble):
+        self.ensemble = ensemble
+        self.chain = "%s%d" % (self.PREFIX, os.getpid())
+        self.cuts = set()  # frozenset({a, b}) of members
+        self.ready = False
+
+    @staticmethod
+    def iptables(*args, check=True):
+        r = subprocess.run(["iptables", "-w", "5"] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=30,
+                           text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError("iptables %s: %s" % (" ".join(args), r.stdout.strip()))
+        return r
+
+    @classmethod
+    def check_usable(cls):
+        """Raises PartitionUnavailable, saying why, unless iptables works."""
+        if shutil.which("iptables") is None:
+            raise PartitionUnavailable("iptables is not installed (Debian package iptables)")
+        if os.geteuid() != 0:
+            raise PartitionUnavailable("iptables needs root; running as uid %d" % os.geteuid())
+        try:
+            r = cls.iptables("-S", "INPUT", check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise PartitionUnavailable("iptables -S INPUT: %s" % e)
+        if r.returncode != 0:
+            raise PartitionUnavailable("iptables -S INPUT failed: %s" % r.stdout.strip())
+
+    @classmethod
+    def chains(cls):
+        """Every QFS-PART-* chain in the filter table."""
+        out = cls.iptables("-S").stdout
+        return sorted({line.split()[1] for line in out.splitlines()
+                       if line.startswith("-N " + cls.PREFIX)})
+
+    @classmethod
+    def _remove_chain(cls, chain):
+        while cls.iptables("-D", "INPUT", "-j", chain, check=False).returncode == 0:
+            pass
+        cls.iptables("-F", chain, check=False)
+        cls.iptables("-X", chain, check=False)
+
+    def start(self):
+        self.check_usable()
+        for chain in self.chains():
+            pid = chain[len(self.PREFIX):]
+            if pid.isdigit() and not os.path.exists("/proc/%s" % pid):
+                self._remove_chain(chain)  # left by a test that died
+        self._remove_chain(self.chain)  # a pid reused after a death
+        try:
+            self.iptables("-N", self.chain)
+            self.iptables("-I", "INPUT", "-j", self.chain)
+        except RuntimeError as e:
+            self._remove_chain(self.chain)
+            raise PartitionUnavailable(str(e))
+        self.ready = True
+        return self
+
+    def _rules(self, a, b):
+        """The rule specs that drop every packet between members a and b on
+        their peer and election ports, both directions, whoever dialled."""
+        out = []
+        for x, y in ((a, b), (b, a)):
+            for port in (y.peer_port, y.election_port):
+                # x dialled y on y's port: x -> y to it, y -> x from it.
+                out.append(["-s", x.host, "-d", y.host, "-p", "tcp", "--dport", str(port)])
+                out.append(["-s", y.host, "-d", x.host, "-p", "tcp", "--sport", str(port)])
+        return out
+
+    def cut(self, a, b):
+        """a and b stop hearing each other (both directions)."""
+        assert self.ready and a is not b
+        assert a.host != b.host, "members share an address: use own_addresses=True"
+        if frozenset((a, b)) in self.cuts:
+            return
+        for spec in self._rules(a, b):
+            self.iptables(*(["-A", self.chain] + spec + ["-j", "DROP"]))
+        self.cuts.add(frozenset((a, b)))
+
+    def isolate(self, a):
+        """a cut from every other member."""
+        for b in self.ensemble.members:
+            if b is not a:
+                self.cut(a, b)
+
+    def heal(self):
+        """Every link back."""
+        if self.ready:
+            self.iptables("-F", self.chain)
+        self.cuts.clear()
+
+    def rule_count(self):
+        return sum(1 for line in self.iptables("-S", self.chain).stdout.splitlines()
+                   if line.startswith("-A "))
+
+    def cleanup(self):
+        """Removes the jump and the chain; then checks nothing of ours is
+        left in `iptables -S` (raises if so)."""
+        self.cuts.clear()
+        self._remove_chain(self.chain)
+        self.ready = False
+        left = [line for line in self.iptables("-S").stdout.splitlines()
+                if self.chain in line.split()]
+        if left:
+            raise AssertionError("iptables rules left behind: %s" % left)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
 
 
 def ensemble_for(kind, n=3, **kw):

@@ -63,6 +63,7 @@ struct fx {
 	int ports[NID];
 	bool phantom;            /* configure id 4 as a peer and voter */
 	size_t max_frame, max_queue_bytes;
+	unsigned unacked_timeout_ms;
 	struct node nodes[NNODE];
 	uint64_t sent[NID][NID]; /* [from][to]: messages accepted by peer_net_send */
 	uint64_t next[NID][NID]; /* [to][from]: the sequence number expected next */
@@ -168,6 +169,7 @@ static void node_config(struct fx *fx, struct node *nd)
 	}
 	c->max_frame = fx->max_frame;
 	c->max_queue_bytes = fx->max_queue_bytes;
+	c->unacked_timeout_ms = fx->unacked_timeout_ms;
 }
 
 static void node_start(struct fx *fx, uint32_t id)
@@ -883,6 +885,156 @@ static void test_backoff(void **state)
 		uv_run(&fx->loop, UV_RUN_ONCE);
 }
 
+struct watcher {
+	uv_tcp_t listener;
+	char from[INET_ADDRSTRLEN]; /* the address the last dialler came from */
+	int accepts;
+	bool closed;
+};
+
+static void watcher_on_close(uv_handle_t *h)
+{
+	((struct watcher *)h->data)->closed = true;
+}
+
+static void watcher_on_connection(uv_stream_t *l, int status)
+{
+	struct watcher *w = l->data;
+	if (status < 0)
+		return;
+	uv_tcp_t *t = malloc(sizeof(*t));
+	uv_tcp_init(l->loop, t);
+	struct sockaddr_in a;
+	int len = sizeof(a);
+	if (uv_accept(l, (uv_stream_t *)t) == 0 &&
+	    uv_tcp_getpeername(t, (struct sockaddr *)&a, &len) == 0 && a.sin_family == AF_INET) {
+		uv_ip4_name(&a, w->from, sizeof(w->from));
+		w->accepts++;
+	}
+	uv_close((uv_handle_t *)t, free_handle);
+}
+
+static bool watched(struct fx *fx, const void *arg)
+{
+	(void)fx;
+	return ((const struct watcher *)arg)->accepts > 0;
+}
+
+/* A server dials from its own listen address (another address of 127/8
+ * here), not from whichever address the route picks (127.0.0.1): firewall
+ * rules on addresses must cut exactly the links they name. */
+static void test_source_address(void **state)
+{
+	struct fx *fx = *state;
+	fx->phantom = true;
+	struct watcher w = { .accepts = 0 };
+	uv_tcp_init(&fx->loop, &w.listener);
+	w.listener.data = &w;
+	struct sockaddr_in a;
+	uv_ip4_addr("127.0.0.1", fx->ports[PHANTOM], &a);
+	assert_int_equal(uv_tcp_bind(&w.listener, (struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&w.listener, 16, watcher_on_connection), 0);
+
+	struct node *nd = node_of(fx, 1);
+	nd->fx = fx;
+	nd->id = 1;
+	node_config(fx, nd);
+	strcpy(nd->cfg.listen_host, "127.0.0.7");
+	const char *err = NULL;
+	assert_int_equal(peer_net_start(&nd->net, &fx->loop, &nd->cfg, on_recv, on_reset, nd, &err),
+			 0);
+	nd->running = true;
+	assert_true(run_until(fx, watched, &w, 5000));
+	assert_string_equal(w.from, "127.0.0.7");
+	node_close(fx, 1);
+	assert_true(run_until(fx, all_closed, NULL, 5000));
+
+	/* A wildcard listen address binds nothing: the route's source. */
+	w.accepts = 0;
+	nd->closing = nd->closed = false;
+	strcpy(nd->cfg.listen_host, "0.0.0.0");
+	nd->cfg.listen_port = free_port();
+	assert_int_equal(peer_net_start(&nd->net, &fx->loop, &nd->cfg, on_recv, on_reset, nd, &err),
+			 0);
+	nd->running = true;
+	assert_true(run_until(fx, watched, &w, 5000));
+	assert_string_equal(w.from, "127.0.0.1");
+
+	uv_close((uv_handle_t *)&w.listener, watcher_on_close);
+	while (!w.closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+}
+
+/* A server that accepts and then reads nothing (as good as cut off: what
+ * is sent is never acknowledged, here because the window closes): with
+ * unacked_timeout_ms the connection fails within about that bound, the
+ * link is reset and dialled again, instead of waiting on TCP for minutes. */
+#define SINK_MAX 16
+struct sink {
+	uv_tcp_t listener;
+	uv_tcp_t *conns[SINK_MAX];
+	int accepts;
+	bool closed;
+};
+
+static void sink_on_close(uv_handle_t *h)
+{
+	((struct sink *)h->data)->closed = true;
+}
+
+static void sink_on_connection(uv_stream_t *l, int status)
+{
+	struct sink *k = l->data;
+	if (status < 0)
+		return;
+	uv_tcp_t *t = malloc(sizeof(*t));
+	uv_tcp_init(l->loop, t);
+	if (uv_accept(l, (uv_stream_t *)t) == 0 && k->accepts < SINK_MAX)
+		k->conns[k->accepts++] = t; /* kept open, never read */
+	else
+		uv_close((uv_handle_t *)t, free_handle);
+}
+
+static bool phantom_connected(struct fx *fx, const void *arg)
+{
+	(void)arg;
+	return peer_net_connected(node_of(fx, 1)->net, PHANTOM);
+}
+
+static bool phantom_reset_and_redialled(struct fx *fx, const void *arg)
+{
+	const struct sink *k = arg;
+	return node_of(fx, 1)->resets[PHANTOM] > 0 && k->accepts >= 2;
+}
+
+static void test_unacked_timeout(void **state)
+{
+	struct fx *fx = *state;
+	fx->phantom = true;
+	fx->unacked_timeout_ms = 500;
+	struct sink k = { .accepts = 0 };
+	uv_tcp_init(&fx->loop, &k.listener);
+	k.listener.data = &k;
+	struct sockaddr_in a;
+	uv_ip4_addr("127.0.0.1", fx->ports[PHANTOM], &a);
+	assert_int_equal(uv_tcp_bind(&k.listener, (struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&k.listener, 16, sink_on_connection), 0);
+	node_start(fx, 1);
+	assert_true(run_until(fx, phantom_connected, NULL, 5000));
+	/* More than the socket buffers of both ends hold on loopback. */
+	for (int i = 0; i < 48; i++)
+		assert_int_equal(send_seq(fx, 1, PHANTOM, 7), 0); /* 1 MiB each */
+	uint64_t t0 = uv_now(&fx->loop);
+	assert_true(run_until(fx, phantom_reset_and_redialled, &k, 10000));
+	fprintf(stderr, "reset %lu ms after the sends\n", (unsigned long)(uv_now(&fx->loop) - t0));
+	assert_true(stats_of(fx, 1).dropped > 0);
+	for (int i = 0; i < k.accepts; i++)
+		uv_close((uv_handle_t *)k.conns[i], free_handle);
+	uv_close((uv_handle_t *)&k.listener, sink_on_close);
+	while (!k.closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+}
+
 /* What peer_net_start() refuses, and that it leaves nothing behind. */
 static void test_start_errors(void **state)
 {
@@ -931,6 +1083,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_source_address, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unacked_timeout, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,522 @@
+"""Real network partitions of a three-member quorumd ensemble.
+
+Each member has its own loopback address (127.0.0.11-13) and dials its
+peers from it, so iptables rules (harness.Partition) cut exactly the links
+a scenario names, by dropping their packets: isolate the leader, isolate a
+follower, a bridge (A-B-C with only A and C cut from each other), a
+flapping link, and a client kept on the minority side. Every scenario runs
+the same load on every member at once:
+
+  * a writer per member (a kazoo client pinned to that member's address)
+    creating unique znodes, each create's invoke/complete/outcome recorded;
+  * the register workload (registers.py), one session per member, whose
+    history must be linearizable, sync + read included (quorumd's sync is
+    linearizable: DESIGN.md 3b);
+  * a sync probe: a counter written through the ensemble, and a session
+    per member doing sync + read of it, which must never see a value older
+    than one acknowledged before its sync began;
+  * srvr polled on every member every 100 ms.
+
+and afterwards, once healed, checks: every acknowledged create is on every
+member (after sync); no write invoked on the minority side while it was
+cut off was acknowledged before the heal; the register history is
+linearizable; no sync + read was stale; at most one member said Mode:
+leader, except while an old leader steps down (bounded by syncLimit plus
+scheduling slack). It prints, per scenario, the writes acknowledged and
+the time from the heal to the first acknowledged write (and to a write
+acknowledged through every member): printed, not asserted (a loaded
+two-core machine).
+
+quorumd only: Apache ZooKeeper 3.8's peers do not bind their outgoing
+quorum and election sockets (QuorumCnxManager and Learner call
+Socket.connect on an unbound socket), so on loopback they all dial from
+127.0.0.1 and rules on addresses cannot cut one member's links alone.
+
+Needs iptables and root: without them the script says why and exits 77
+(meson's SKIP). The rules live in a chain of its own, removed at the end
+whatever happens (and checked gone from `iptables -S`)."""
+import logging
+import random
+import sys
+import threading
+import time
+
+from harness import (Partition, PartitionUnavailable, QuorumdEnsemble, run_tests,
+                     wait_until)
+from registers import RegisterWorkload
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
+
+SKIP = 77
+TICK_MS = 500
+SYNC_LIMIT = 4                           # ticks
+SYNC_LIMIT_S = TICK_MS * SYNC_LIMIT / 1000.0
+# How much longer than syncLimit two members may both say leader: srvr
+# polling every 100 ms, three servers and a dozen clients on two cores.
+OVERLAP_SLACK = 1.5
+SESSION_TIMEOUT = 10.0
+OP_BOUND = 10.0
+RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0}
+FAILED = (KazooException, KazooTimeoutError)  # the outcome is unknown
+HEAL_BOUND = 30.0   # every member must serve writes again within this
+
+logging.getLogger("kazoo").setLevel(logging.ERROR)  # connection losses are the point
+
+
+def client(target, timeout=SESSION_TIMEOUT):
+    c = KazooClient(hosts=target.hosts, timeout=timeout, connection_retry=dict(RETRY))
+    c.start(timeout=20)
+    return c
+
+
+def close(*clients):
+    for c in clients:
+        try:
+            c.stop()
+            c.close()
+        except Exception:
+            pass
+
+
+def call(async_result, timeout=OP_BOUND):
+    return async_result.get(timeout=timeout)
+
+
+class Loop:
+    """A daemon thread running step() until stopped; an exception other
+    than an op's failure is kept and raised by stop()."""
+
+    def __init__(self):
+        self.halt = threading.Event()
+        self.error = None
+        self.threads = []
+
+    def spawn(self, fn, *args):
+        def run():
+            try:
+                fn(*args)
+            except BaseException as e:
+                self.error = self.error or e
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def stop(self):
+        self.halt.set()
+        for t in self.threads:
+            t.join(OP_BOUND * 2 + 10)
+        assert not any(t.is_alive() for t in self.threads), "%s did not stop" % type(self).__name__
+        if self.error:
+            raise self.error
+
+
+class Writers(Loop):
+    """A client pinned to each member creating parent/m<id>-<i>; records
+    (member id, name, invoke, complete or None, acknowledged)."""
+
+    def __init__(self, ens, parent):
+        super().__init__()
+        self.parent = parent
+        self.lock = threading.Lock()
+        self.records = []
+        for m in ens.members:
+            self.spawn(self._run, m, client(m))
+
+    def _run(self, m, zk):
+        i = 0
+        try:
+            while not self.halt.is_set():
+                i += 1
+                name = "m%d-%d" % (m.myid, i)
+                t0 = time.monotonic()
+                try:
+                    call(zk.create_async("%s/%s" % (self.parent, name), b"w"))
+                    rec = (m.myid, name, t0, time.monotonic(), True)
+                except FAILED:
+                    rec = (m.myid, name, t0, None, None)
+                    time.sleep(0.05)
+                with self.lock:
+                    self.records.append(rec)
+                time.sleep(0.02)
+        finally:
+            close(zk)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.records)
+
+    def first_ack_after(self, t, member_id=None):
+        """The earliest completion of a create invoked at or after t (by
+        member_id's writer, or any), or None."""
+        done = [r[3] for r in self.snapshot() if r[4] and r[2] >= t and
+                (member_id is None or r[0] == member_id)]
+        return min(done) if done else None
+
+
+class SyncProbe(Loop):
+    """A counter set to 1, 2, ... through the whole ensemble, and a session
+    per member doing sync + get of it. A read whose sync began after the
+    counter's value n was acknowledged must see n or later."""
+
+    def __init__(self, ens, path):
+        super().__init__()
+        self.path = path
+        self.lock = threading.Lock()
+        self.acks = []    # (ack time, n)
+        self.reads = []   # (member id, invoke, n seen, complete)
+        zk = client(ens)
+        try:
+            zk.ensure_path(path)
+            zk.set(path, b"0")
+        finally:
+            close(zk)
+        self.spawn(self._write, client(ens))
+        for m in ens.members:
+            self.spawn(self._read, m, client(m))
+
+    def _write(self, zk):
+        n = 0
+        try:
+            while not self.halt.is_set():
+                n += 1
+                try:
+                    call(zk.set_async(self.path, str(n).encode()))
+                    with self.lock:
+                        self.acks.append((time.monotonic(), n))
+                except FAILED:
+                    time.sleep(0.05)
+                time.sleep(0.02)
+        finally:
+            close(zk)
+
+    def _read(self, m, zk):
+        try:
+            while not self.halt.is_set():
+                t0 = time.monotonic()
+                try:
+                    call(zk.sync_async(self.path))
+                    data, _ = call(zk.get_async(self.path))
+                    with self.lock:
+                        self.reads.append((m.myid, t0, int(data), time.monotonic()))
+                except FAILED:
+                    time.sleep(0.05)
+                time.sleep(0.02)
+        finally:
+            close(zk)
+
+    def stale(self):
+        """[(member id, n seen, n acknowledged before the sync began)]."""
+        with self.lock:
+            acks = sorted(self.acks)
+            reads = list(self.reads)
+        out = []
+        for mid, t0, seen, _ in reads:
+            floor = max((n for t, n in acks if t < t0), default=0)
+            if seen < floor:
+                out.append((mid, seen, floor))
+        return out
+
+    def reads_by_member(self, since, until):
+        with self.lock:
+            reads = list(self.reads)
+        counts = {}
+        for mid, t0, _, t1 in reads:
+            if t0 >= since and t1 < until:
+                counts[mid] = counts.get(mid, 0) + 1
+        return counts
+
+
+class LeaderWatch(Loop):
+    """srvr on every member every 100 ms: samples of (time, {id: mode})."""
+
+    def __init__(self, ens):
+        super().__init__()
+        self.ens = ens
+        self.samples = []
+        self.spawn(self._run)
+
+    def _run(self):
+        while not self.halt.is_set():
+            t = time.monotonic()
+            modes = {m.myid: m.mode(timeout=0.5) for m in self.ens.members}
+            self.samples.append((t, modes))
+            self.halt.wait(0.1)
+
+    def timeline(self, t0):
+        """The samples where the modes changed, as text, times from t0."""
+        out, last = [], None
+        for t, modes in self.samples:
+            if modes != last:
+                out.append("%+.2fs %s" % (t - t0, " ".join(
+                    "%d:%s" % (i, (modes[i] or "-")[:4]) for i in sorted(modes))))
+                last = modes
+        return out
+
+    def overlaps(self):
+        """[(start, duration, leader ids)] of each stretch of samples in
+        which more than one member said leader."""
+        out, start, ids = [], None, set()
+        for t, modes in self.samples:
+            leaders = {i for i, mode in modes.items() if mode == "leader"}
+            if len(leaders) > 1:
+                if start is None:
+                    start, ids = t, set()
+                ids |= leaders
+            elif start is not None:
+                out.append((start, t - start, sorted(ids)))
+                start = None
+        if start is not None:
+            out.append((start, self.samples[-1][0] - start, sorted(ids)))
+        return out
+
+    def leaders_seen(self):
+        """The members that said leader, in the order they first did."""
+        seen = []
+        for _, modes in self.samples:
+            for i in sorted(modes):
+                if modes[i] == "leader" and i not in seen:
+                    seen.append(i)
+        return seen
+
+
+def restore(ens, net):
+    net.heal()
+    return ens.wait_serving(timeout=60)
+
+
+def check_acknowledged(ens, parent, records):
+    """On every member, after sync: every acknowledged create is there,
+    and nothing that nobody tried to create."""
+    acked = {r[1] for r in records if r[4]}
+    tried = {r[1] for r in records}
+    for m in ens.members:
+        zk = client(m)
+        try:
+            call(zk.sync_async(parent))
+            names = set(call(zk.get_children_async(parent)))
+        finally:
+            close(zk)
+        missing = acked - names
+        assert not missing, "%r lost %d acknowledged creates, e.g. %s" % (
+            m, len(missing), sorted(missing)[:5])
+        extra = names - tried
+        assert not extra, "%r has znodes nobody created: %s" % (m, sorted(extra)[:5])
+    return len(acked)
+
+
+class Scenario:
+    """What one scenario runs around its partition(): the load on every
+    member, the heal, the wait for every member to serve writes again,
+    and every check. partition(ens, net, leader) cuts, holds, and returns
+    (minority member ids whose writes must not be acknowledged while cut,
+    time the cut began, time of the heal)."""
+
+    def __init__(self, ens, net, name):
+        self.ens, self.net, self.name = ens, net, name
+        self.root = "/part-%s" % name
+
+    def run(self, partition):
+        ens, net = self.ens, self.net
+        leader = restore(ens, net)
+        zk = client(ens)
+        try:
+            if zk.exists(self.root):
+                zk.delete(self.root, recursive=True)
+            zk.ensure_path(self.root + "/w")
+        finally:
+            close(zk)
+        watch = LeaderWatch(ens)
+        writers = Writers(ens, self.root + "/w")
+        probe = SyncProbe(ens, self.root + "/ctr")
+        regs = RegisterWorkload(ens, self.root + "/lin", clients=[m.hosts for m in ens.members])
+        loops = [watch, writers, probe]
+        regs_started = False
+        try:
+            regs.start()
+            regs_started = True
+            time.sleep(1.0)
+            minority, t_cut, t_heal = partition(ens, net, leader)
+            net.heal()
+            t_heal = time.monotonic() if t_heal is None else t_heal
+            # Every member serves writes again (its own writer's creates).
+            wait_until(lambda: all(writers.first_ack_after(t_heal, m.myid) is not None
+                                   for m in ens.members),
+                       HEAL_BOUND, "a write acknowledged through every member after the heal")
+            first_any = writers.first_ack_after(t_heal) - t_heal
+            first_all = max(writers.first_ack_after(t_heal, m.myid) for m in ens.members) - t_heal
+            time.sleep(0.5)
+        finally:
+            errors = []
+            for lp in loops + ([regs] if regs_started else []):
+                try:
+                    lp.stop()
+                except BaseException as e:
+                    errors.append(e)
+            if not regs_started:
+                regs.halt.set()
+        if errors:
+            raise errors[0]
+        ens.wait_serving(timeout=60)
+
+        records = writers.snapshot()
+        n_acked = check_acknowledged(ens, self.root + "/w", records)
+        by_member = {m.myid: sum(1 for r in records if r[4] and r[0] == m.myid)
+                     for m in ens.members}
+        during = {m.myid: sum(1 for r in records if r[4] and r[0] == m.myid and
+                              r[2] >= t_cut and r[3] < t_heal) for m in ens.members}
+        minority_acks = [r for r in records if r[0] in minority and r[4] and
+                         r[2] >= t_cut and r[3] < t_heal]
+        stale = probe.stale()
+        lin = regs.check(synced_reads=True)
+        overlaps = watch.overlaps()
+        worst = max((d for _, d, _ in overlaps), default=0.0)
+
+        t0 = t_cut
+        print("  [%s] srvr modes, from the cut (healed at %+.2fs; - = not serving):"
+              % (self.name, t_heal - t0))
+        for line in watch.timeline(t0):
+            print("    " + line)
+        print("  [%s] creates acknowledged %d (by member %s; while cut %s); unknown %d; "
+              "lost 0" % (self.name, n_acked, by_member, during,
+                          sum(1 for r in records if r[4] is None)))
+        print("  [%s] minority %s: %d of its writes acknowledged while cut off" % (
+            self.name, sorted(minority) or "-", len(minority_acks)))
+        print("  [%s] sync probe: %d counter writes, syncs+reads while cut %s, stale %d" % (
+            self.name, len(probe.acks), probe.reads_by_member(t_cut, t_heal), len(stale)))
+        print("  [%s] registers: %s" % (self.name, lin))
+        print("  [%s] leaders seen %s; two leaders at once: %s (worst %.2fs, bound %.1fs)" % (
+            self.name, watch.leaders_seen(),
+            ", ".join("%+.2fs for %.2fs %s" % (s - t0, d, ids) for s, d, ids in overlaps)
+            or "never", worst, SYNC_LIMIT_S + OVERLAP_SLACK))
+        print("  [%s] heal -> first acknowledged write %.2fs; -> through every member %.2fs" % (
+            self.name, first_any, first_all), flush=True)
+
+        assert not minority_acks, "writes acknowledged by a minority: %s" % minority_acks[:5]
+        assert not stale, "sync + read returned stale values (member, seen, floor): %s" % stale[:5]
+        assert worst <= SYNC_LIMIT_S + OVERLAP_SLACK, (
+            "two members said leader for %.2fs (syncLimit %.1fs): %s"
+            % (worst, SYNC_LIMIT_S, overlaps))
+        assert n_acked > 0
+
+
+def followers(ens, leader):
+    return [m for m in ens.members if m is not leader]
+
+
+def hold(net, seconds):
+    time.sleep(seconds)
+    assert net.rule_count() > 0 or not net.cuts, "the partition's rules are gone"
+
+
+def test_isolate_leader(ens, net):
+    """The leader alone: the other two elect a new one; the old leader
+    stops serving within syncLimit and rejoins after the heal."""
+    def partition(ens, net, leader):
+        t = time.monotonic()
+        net.isolate(leader)
+        t_cut = time.monotonic()
+        print("  cut off the leader, member %d (rules in %.3fs)" % (leader.myid, t_cut - t))
+        ens.leader(timeout=30, not_=leader)  # the majority elects one
+        hold(net, 1.5)
+        return {leader.myid}, t_cut, None
+    Scenario(ens, net, "isolate-leader").run(partition)
+
+
+def test_isolate_follower(ens, net):
+    """A follower alone: the leader keeps its quorum; the follower stops
+    serving and catches up after the heal."""
+    def partition(ens, net, leader):
+        f = random.choice(followers(ens, leader))
+        net.isolate(f)
+        t_cut = time.monotonic()
+        print("  cut off follower %d (leader %d)" % (f.myid, leader.myid))
+        ens.wait_not_serving(f, timeout=20)
+        hold(net, 1.5)
+        return {f.myid}, t_cut, None
+    Scenario(ens, net, "isolate-follower").run(partition)
+
+
+def test_bridge(ens, net):
+    """A-B-C: the leader A and a follower C cut from each other only; B
+    still hears both. A and B keep a quorum; C cannot reach its leader."""
+    def partition(ens, net, leader):
+        b, c = followers(ens, leader)
+        net.cut(leader, c)
+        t_cut = time.monotonic()
+        print("  cut %d-%d only (bridge %d)" % (leader.myid, c.myid, b.myid))
+        hold(net, 2 * SYNC_LIMIT_S + 1.0)
+        return set(), t_cut, None
+    Scenario(ens, net, "bridge").run(partition)
+
+
+def test_flapping(ens, net):
+    """Repeatedly: the member that leads now (or, every other time, the
+    link between it and one follower) cut for 0.3-2.5 s, then healed for
+    0.2-1 s; elections get interrupted half-way."""
+    def partition(ens, net, leader):
+        rnd = random.Random()
+        t_cut = time.monotonic()
+        deadline = t_cut + 8.0
+        cycle = 0
+        while time.monotonic() < deadline:
+            cycle += 1
+            now = [m for m in ens.members if m.mode(timeout=0.5) == "leader"]
+            target = now[0] if len(now) == 1 else rnd.choice(ens.members)
+            if cycle % 2:
+                net.isolate(target)
+                what = "member %d isolated" % target.myid
+            else:
+                other = rnd.choice([m for m in ens.members if m is not target])
+                net.cut(target, other)
+                what = "link %d-%d cut" % (target.myid, other.myid)
+            cut_s = rnd.uniform(0.3, 2.5)
+            time.sleep(cut_s)
+            net.heal()
+            up_s = rnd.uniform(0.2, 1.0)
+            print("  cycle %d: %s for %.2fs, healed for %.2fs" % (cycle, what, cut_s, up_s))
+            time.sleep(up_s)
+        # The last heal is the one measured: cut once more, shortly.
+        net.isolate(ens.members[0])
+        time.sleep(0.5)
+        return set(), t_cut, None
+    Scenario(ens, net, "flapping").run(partition)
+
+
+def test_minority_client(ens, net):
+    """A follower cut off for longer, with clients kept on it (they are
+    pinned to its address): its writes fail or time out, never
+    acknowledged; its syncs never return a value older than one the
+    majority acknowledged before the sync began."""
+    def partition(ens, net, leader):
+        f = random.choice(followers(ens, leader))
+        net.isolate(f)
+        t_cut = time.monotonic()
+        print("  cut off follower %d with its clients (leader %d)" % (f.myid, leader.myid))
+        hold(net, 2 * SYNC_LIMIT_S + 3.0)
+        return {f.myid}, t_cut, None
+    Scenario(ens, net, "minority-client").run(partition)
+
+
+def main():
+    try:
+        Partition.check_usable()
+    except PartitionUnavailable as e:
+        print("SKIP: cannot cut links with iptables: %s" % e, flush=True)
+        sys.exit(SKIP)
+    with QuorumdEnsemble(3, tick_ms=TICK_MS, sync_limit=SYNC_LIMIT, own_addresses=True) as ens:
+        try:
+            net = Partition(ens).start()
+        except PartitionUnavailable as e:
+            print("SKIP: cannot cut links with iptables: %s" % e, flush=True)
+            sys.exit(SKIP)
+        try:
+            run_tests([test_isolate_leader, test_isolate_follower, test_bridge, test_flapping,
+                       test_minority_client], ens, net, on_failure=ens.dump_logs)
+        finally:
+            net.cleanup()
+
+
+if __name__ == "__main__":
+    main()
