@@ -162,27 +162,28 @@ static int64_t seq_of(const char *name)
 	return n >= 10 ? strtoll(name + n - 10, NULL, 10) : -1;
 }
 
-/* The child `mine` waits for, written to pred (empty if none), ignoring
- * the child named `skip` (the owner's old one, while its mode changes) —
- * or, when mine is NULL, whether a new lock of `type` by owner would
- * conflict (pred = the conflicting child). Returns a ZooKeeper code. */
+/* The child `mine` waits for, as a malloc'd path in *pred (NULL if none),
+ * ignoring the child named `skip` (the owner's old one, while its mode
+ * changes) — or, when mine is NULL, whether a new lock of `type` by owner
+ * would conflict (*pred = the conflicting child). Returns 0 or -errno. */
 static int predecessor(struct fs *fs, const char *key, const char *mine, const char *skip,
-		       int type, uint64_t owner, char *pred, size_t cap, int *pred_type)
+		       int type, uint64_t owner, char **pred, int *pred_type)
 {
 	struct lock_table *t = &fs->locks;
 	struct qc_client *c = fs_session_hold(&fs->session);
 	struct qc_result *r = NULL;
 	int rc = c ? qc_get_children(c, key, NULL, NULL, &r) : ZCLOSING;
 	fs_session_release(&fs->session, rc);
-	pred[0] = '\0';
+	*pred = NULL;
 	if (rc == ZNONODE && !mine) {
 		qc_result_free(r);
-		return ZOK;
+		return 0;
 	}
 	if (rc != ZOK) {
 		qc_result_free(r);
-		return rc;
+		return -zerr_errno(rc);
 	}
+	const char *best_name = NULL;
 	int64_t my_seq = mine ? seq_of(names_base(mine)) : INT64_MAX;
 	int64_t best = -1;
 	for (int i = 0; i < r->num_strings; i++) {
@@ -208,12 +209,17 @@ static int predecessor(struct fs *fs, const char *key, const char *mine, const c
 		}
 		if (s > best) {
 			best = s;
-			snprintf(pred, cap, "%s/%s", key, name);
+			best_name = name;
 			*pred_type = writer ? F_WRLCK : F_RDLCK;
 		}
 	}
+	int err = 0;
+	if (best_name && asprintf(pred, "%s/%s", key, best_name) < 0) {
+		*pred = NULL;
+		err = -ENOMEM;
+	}
 	qc_result_free(r);
-	return ZOK;
+	return err;
 }
 
 static void delete_node(struct fs *fs, const char *node)
@@ -267,20 +273,19 @@ static int wait_for(struct fs *fs, fuse_req_t req, const char *key, const char *
 		pthread_mutex_lock(&t->mu);
 		uint64_t seen = t->epoch;
 		pthread_mutex_unlock(&t->mu);
-		char pred[1024];
+		char *pred;
 		int ptype = 0;
-		int rc = predecessor(fs, key, mine, skip, type, 0, pred, sizeof(pred), &ptype);
-		if (rc != ZOK) {
-			err = -zerr_errno(rc);
+		err = predecessor(fs, key, mine, skip, type, 0, &pred, &ptype);
+		if (err)
 			break;
-		}
-		if (!pred[0])
+		if (!pred)
 			break; /* ours */
 		struct qc_client *c = fs_session_hold(&fs->session);
 		struct qc_result *r = NULL;
-		rc = c ? qc_exists(c, pred, watch_cb, t, &r) : ZCLOSING;
+		int rc = c ? qc_exists(c, pred, watch_cb, t, &r) : ZCLOSING;
 		fs_session_release(&fs->session, rc);
 		qc_result_free(r);
+		free(pred);
 		if (rc == ZNONODE)
 			continue;
 		if (rc != ZOK) {
@@ -380,10 +385,12 @@ static int acquire(struct fs *fs, fuse_req_t req, const char *key, int type, con
 	if (!node) {
 		err = -ENOMEM;
 	} else if (!sleep) {
-		char pred[1024];
+		char *pred;
 		int ptype = 0;
-		rc = predecessor(fs, key, node, skip, type, 0, pred, sizeof(pred), &ptype);
-		err = rc != ZOK ? -zerr_errno(rc) : pred[0] ? -EAGAIN : 0;
+		err = predecessor(fs, key, node, skip, type, 0, &pred, &ptype);
+		if (!err && pred)
+			err = -EAGAIN;
+		free(pred);
 	} else {
 		err = wait_for(fs, req, key, node, skip, type);
 	}
@@ -474,13 +481,15 @@ int lock_test(struct fs *fs, struct inode *in, uint64_t owner, int type)
 	char *key = lock_key(fs, in);
 	if (!key)
 		return -ENOMEM;
-	char pred[1024];
+	char *pred;
 	int ptype = F_UNLCK;
-	int rc = predecessor(fs, key, NULL, NULL, type, owner, pred, sizeof(pred), &ptype);
+	int err = predecessor(fs, key, NULL, NULL, type, owner, &pred, &ptype);
 	free(key);
-	if (rc != ZOK)
-		return -zerr_errno(rc);
-	return pred[0] ? ptype : F_UNLCK;
+	if (err)
+		return err;
+	int conflict = pred ? ptype : F_UNLCK;
+	free(pred);
+	return conflict;
 }
 
 void lock_release_owner(struct fs *fs, struct inode *in, uint64_t owner)

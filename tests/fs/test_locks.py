@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from fsutil import Mount, eq, kazoo_client, main, wait_until, write
+from harness import four_letter
 
 
 def holder(path, kind="-x"):
@@ -135,6 +136,43 @@ def test_fcntl(srv):
             stop(h)
 
 
+def packets_received(srv):
+    for line in four_letter(srv.port, "mntr").splitlines():
+        key, _, value = line.partition("\t")
+        if key == "zk_packets_received":
+            return int(value)
+    raise AssertionError("mntr has no zk_packets_received")
+
+
+def test_deep_path_waiter(srv):
+    """A waiter on a file whose lock key is long (a deep path; the key
+    escapes every '/') sleeps on a watch of its predecessor: it does not
+    poll the server while it waits, and it gets the lock on release."""
+    with Mount(srv) as a, Mount(srv) as b:
+        parts = ["d" * 200 + str(i) for i in range(6)]
+        deep = os.path.join(a.dir, *parts)
+        os.makedirs(deep)
+        write(os.path.join(deep, "lk"), b"")
+        bpath = os.path.join(b.dir, *parts, "lk")
+        h = holder(os.path.join(deep, "lk"))
+        try:
+            w = subprocess.Popen(["flock", "-x", bpath, "-c", "echo got"],
+                                 stdout=subprocess.PIPE, text=True)
+            time.sleep(0.5)  # the waiter reaches its watch
+            assert w.poll() is None, "the waiter waits"
+            before = packets_received(srv)
+            time.sleep(1.0)
+            polled = packets_received(srv) - before
+            # A sleeping waiter sends nothing but pings; a polling one
+            # thousands of requests a second.
+            assert polled < 50, "the waiter polled: %d requests in 1 s" % polled
+            stop(h, group=False)
+            eq(w.stdout.readline().strip(), "got", "waiter")
+            w.wait(timeout=10)
+        finally:
+            stop(h)
+
+
 def test_hidden(srv):
     k = kazoo_client(srv)
     try:
@@ -153,4 +191,4 @@ def test_hidden(srv):
 
 if __name__ == "__main__":
     main([test_flock_two_mounts, test_interrupt, test_interrupt_sigint, test_fcntl,
-          test_hidden])
+          test_deep_path_waiter, test_hidden])
