@@ -65,6 +65,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct server *srv = t->data;
 	int64_t now = (int64_t)uv_now(srv->loop);
+	log_rate_flush();
 	/* In an ensemble only the serving leader expires anything. */
 	if (srv->replica && !(replica_serving(srv->replica) && replica_leading(srv->replica)))
 		return;

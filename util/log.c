@@ -60,6 +60,17 @@ void log_msg(enum log_level level, const char *subsystem, const char *fmt, ...)
 }
 
 static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct log_rate *rate_sites; /* under rate_lock */
+
+/* Under rate_lock. */
+static void write_dropped(struct log_rate *r)
+{
+	if (r->dropped == 0)
+		return;
+	write_linef(r->level, r->subsystem, "%u more like this were dropped, the last: %s",
+		    r->dropped, r->last);
+	r->dropped = 0;
+}
 
 void log_rated(struct log_rate *r, enum log_level level, const char *subsystem,
 	       const char *fmt, ...)
@@ -74,6 +85,8 @@ void log_rated(struct log_rate *r, enum log_level level, const char *subsystem,
 	if (!r->started) {
 		r->started = true;
 		r->tokens = LOG_RATE_BURST;
+		r->next = rate_sites;
+		rate_sites = r;
 	} else {
 		r->tokens += (double)(now - r->last_ms) * LOG_RATE_LINES / 1000.0;
 		if (r->tokens > LOG_RATE_BURST)
@@ -83,18 +96,25 @@ void log_rated(struct log_rate *r, enum log_level level, const char *subsystem,
 	bool write = r->tokens >= 1.0;
 	if (write) {
 		r->tokens -= 1.0;
-		if (r->dropped > 0)
-			write_linef(level, subsystem, "%u more like this were dropped, the last: %s",
-				    r->dropped, r->last);
-		r->dropped = 0;
+		write_dropped(r);
 		va_start(ap, fmt);
 		write_line(level, subsystem, fmt, ap);
 		va_end(ap);
 	} else {
 		r->dropped++;
+		r->level = level;
+		r->subsystem = subsystem;
 		va_start(ap, fmt);
 		vsnprintf(r->last, sizeof(r->last), fmt, ap);
 		va_end(ap);
 	}
+	pthread_mutex_unlock(&rate_lock);
+}
+
+void log_rate_flush(void)
+{
+	pthread_mutex_lock(&rate_lock);
+	for (struct log_rate *r = rate_sites; r; r = r->next)
+		write_dropped(r);
 	pthread_mutex_unlock(&rate_lock);
 }

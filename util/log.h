@@ -24,9 +24,11 @@ void log_msg(enum log_level level, const char *subsystem, const char *fmt, ...)
  * as often as it likes (ZooKeeper's RateLogger is the precedent): each call
  * site has a bucket of LOG_RATE_BURST lines, refilled at LOG_RATE_LINES a
  * second; a line that finds it empty is counted instead of written, and
- * the next line written says how many were dropped and shows the last of
- * them. So no sender can make the log grow faster than a fixed rate per
- * call site, while an occasional burst is still seen line by line.
+ * the next line written, or log_rate_flush(), whichever comes first, says
+ * how many were dropped and shows the last of them. So no sender can make
+ * the log grow faster than a fixed rate per call site, while an occasional
+ * burst is still seen line by line, and a flood that stops is still
+ * summed up.
  *
  *     log_rl(LOG_WARN, "conn", "%s: frame of %d bytes; closing", peer, n);
  */
@@ -38,11 +40,20 @@ struct log_rate {
 	double tokens;      /* lines it may write now */
 	bool started;
 	unsigned dropped;   /* dropped since the last line written */
+	enum log_level level;  /* of the last dropped line */
+	const char *subsystem;
 	char last[200];     /* the last dropped line's text */
+	struct log_rate *next; /* every call site used so far, for the flush */
 };
 
 void log_rated(struct log_rate *r, enum log_level level, const char *subsystem,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Writes the summary line of every call site that dropped lines since it
+ * last wrote one. A program with rate-limited lines calls it about once a
+ * second (quorumd: every tick), so a summary is never held back until the
+ * same site logs again. */
+void log_rate_flush(void);
 
 #define log_rl(level, subsystem, ...)                                           \
 	do {                                                                    \
