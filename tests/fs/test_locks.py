@@ -46,11 +46,12 @@ def test_flock_two_mounts(srv):
                                  stdout=subprocess.PIPE, text=True)
             time.sleep(0.5)
             assert w.poll() is None, "the waiter waits"
-            t0 = time.monotonic()
             stop(h, group=False)
-            eq(w.stdout.readline().strip(), "got", "waiter")
-            w.wait(timeout=5)
-            assert time.monotonic() - t0 < 2, "released on SIGKILL"
+            # Released by the kernel's close of the killed holder's file,
+            # well inside the mount's 10 s session timeout (a release left
+            # to session expiry would never come: mount A stays up).
+            out, _ = w.communicate(timeout=5)
+            eq(out.strip(), "got", "waiter, released on SIGKILL")
         finally:
             stop(h)
         # Shared locks share.
@@ -95,11 +96,8 @@ def test_interrupt_sigint(srv):
             w = subprocess.Popen(["flock", "-x", b.path("ls"), "true"], start_new_session=True)
             time.sleep(0.5)
             assert w.poll() is None, "the waiter waits"
-            t0 = time.monotonic()
             w.send_signal(signal.SIGINT)
-            w.wait(timeout=3)
-            took = time.monotonic() - t0
-            assert took < 1.0, "interrupted after %.2fs" % took
+            w.wait(timeout=3)  # the holder keeps the lock: only ^C ends it
             assert w.returncode != 0, "flock did not get the lock"
             stop(h)
             h = None
@@ -167,8 +165,8 @@ def test_deep_path_waiter(srv):
             # thousands of requests a second.
             assert polled < 50, "the waiter polled: %d requests in 1 s" % polled
             stop(h, group=False)
-            eq(w.stdout.readline().strip(), "got", "waiter")
-            w.wait(timeout=10)
+            out, _ = w.communicate(timeout=5)
+            eq(out.strip(), "got", "waiter")
         finally:
             stop(h)
 
