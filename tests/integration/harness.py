@@ -833,11 +833,29 @@ def ensemble_for(kind, n=3, **kw):
     return {"quorumd": QuorumdEnsemble, "zookeeper": ZooKeeperEnsemble}[kind](n, **kw)
 
 
-def kazoo_client(server, **kw):
+# A kazoo client that rides out failovers: it reconnects without end, soon
+# and often (kazoo's default gives up after a few tries).
+FAILOVER_RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0}
+
+
+def kazoo_client(server, timeout=10, start_timeout=15, **kw):
+    """A started kazoo client of server (one member, or an ensemble: its
+    hosts are every member's). Pass connection_retry=FAILOVER_RETRY for a
+    client that must survive faults."""
     from kazoo.client import KazooClient
-    c = KazooClient(hosts=server.hosts, timeout=10, **kw)
-    c.start(timeout=15)
+    c = KazooClient(hosts=server.hosts, timeout=timeout, **kw)
+    c.start(timeout=start_timeout)
     return c
+
+
+def close_clients(*clients):
+    """Stops and closes kazoo clients, ignoring those already gone."""
+    for c in clients:
+        try:
+            c.stop()
+            c.close()
+        except Exception:
+            pass
 
 
 class Skip(Exception):

@@ -16,7 +16,8 @@ import threading
 import time
 
 import rawzk
-from harness import ensemble_for, run_tests, wait_until
+from harness import (FAILOVER_RETRY, close_clients, ensemble_for, kazoo_client, run_tests,
+                     wait_until)
 from registers import RegisterWorkload
 
 from kazoo.client import KazooClient, KazooState
@@ -25,25 +26,17 @@ from kazoo.handlers.threading import KazooTimeoutError
 
 SESSION_TIMEOUT = 10.0      # seconds, asked by every kazoo client
 OP_BOUND = 15.0             # no kazoo call may take longer than this
-RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0}
 FAILED = (KazooException, KazooTimeoutError)  # the outcome of a write is unknown
 
 
 def client(target, **kw):
-    """A kazoo client of target (the ensemble: every member; or one member)."""
+    """A kazoo client of target (the ensemble: every member; or one member)
+    that rides out failovers."""
     kw.setdefault("timeout", SESSION_TIMEOUT)
-    c = KazooClient(hosts=target.hosts, connection_retry=dict(RETRY), **kw)
-    c.start(timeout=20)
-    return c
+    return kazoo_client(target, start_timeout=20, connection_retry=dict(FAILOVER_RETRY), **kw)
 
 
-def close(*clients):
-    for c in clients:
-        try:
-            c.stop()
-            c.close()
-        except Exception:
-            pass
+close = close_clients
 
 
 def call(async_result, timeout=OP_BOUND):
@@ -457,7 +450,7 @@ def test_minority(ens):
             print("    %s without a quorum: %s after %.2fs" % (what, err, took), flush=True)
         # New clients are turned away.
         lone = KazooClient(hosts=survivor.hosts, timeout=SESSION_TIMEOUT,
-                           connection_retry=dict(RETRY))
+                           connection_retry=dict(FAILOVER_RETRY))
         try:
             lone.start(timeout=3)
             raise AssertionError("a session was opened on a member without a quorum")
@@ -507,7 +500,7 @@ def test_frozen_leader(ens):
     others = [m for m in ens.members if m is not leader]
     hosts = ",".join(m.hosts for m in [leader] + others)
     zk = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT, randomize_hosts=False,
-                     connection_retry=dict(RETRY))
+                     connection_retry=dict(FAILOVER_RETRY))
     zk.start(timeout=20)
     try:
         zk.create("/ens-f/before", b"", makepath=True)

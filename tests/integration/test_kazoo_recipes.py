@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from harness import ensemble_for, run_tests, wait_until
+from harness import FAILOVER_RETRY, ensemble_for, run_tests, wait_until
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError
@@ -36,7 +36,6 @@ from kazoo.recipe.queue import LockingQueue, Queue
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 WAIT = 30.0     # seconds: any one wait inside a test
-RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0}
 
 
 class Clients:
@@ -59,7 +58,7 @@ class Clients:
 
     @staticmethod
     def _new(name, hosts):
-        c = KazooClient(hosts=hosts, timeout=15, connection_retry=dict(RETRY))
+        c = KazooClient(hosts=hosts, timeout=15, connection_retry=dict(FAILOVER_RETRY))
         c.name = name
         c.start(timeout=WAIT)
         return c

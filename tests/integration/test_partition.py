@@ -41,11 +41,10 @@ import sys
 import threading
 import time
 
-from harness import (Partition, PartitionUnavailable, QuorumdEnsemble, run_tests,
-                     wait_until)
+from harness import (FAILOVER_RETRY, Partition, PartitionUnavailable, QuorumdEnsemble,
+                     close_clients, kazoo_client, run_tests, wait_until)
 from registers import RegisterWorkload
 
-from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
@@ -58,26 +57,20 @@ SYNC_LIMIT_S = TICK_MS * SYNC_LIMIT / 1000.0
 OVERLAP_SLACK = 1.5
 SESSION_TIMEOUT = 10.0
 OP_BOUND = 10.0
-RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0}
 FAILED = (KazooException, KazooTimeoutError)  # the outcome is unknown
 HEAL_BOUND = 30.0   # every member must serve writes again within this
 
 logging.getLogger("kazoo").setLevel(logging.ERROR)  # connection losses are the point
 
 
-def client(target, timeout=SESSION_TIMEOUT):
-    c = KazooClient(hosts=target.hosts, timeout=timeout, connection_retry=dict(RETRY))
-    c.start(timeout=20)
-    return c
+def client(target, **kw):
+    """A kazoo client of target (the ensemble: every member; or one member)
+    that rides out failovers."""
+    kw.setdefault("timeout", SESSION_TIMEOUT)
+    return kazoo_client(target, start_timeout=20, connection_retry=dict(FAILOVER_RETRY), **kw)
 
 
-def close(*clients):
-    for c in clients:
-        try:
-            c.stop()
-            c.close()
-        except Exception:
-            pass
+close = close_clients
 
 
 def call(async_result, timeout=OP_BOUND):
