@@ -11,6 +11,7 @@
  * that runs libuv calls on the loop, but for uv_async_send().
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -131,7 +132,19 @@ int qc_open(const struct qc_options *o, struct qc_client **out)
 	c->wake.data = c;
 	uv_timer_init(&c->loop, &c->tick);
 	c->tick.data = c;
-	if (pthread_create(&c->thread, NULL, io_main, c) != 0)
+	/* The I/O thread starts with every signal blocked, so the program's
+	 * signals go to its own threads. Above all SIGPIPE: libuv writes with
+	 * write(2), and a write to a member that has just died (its socket
+	 * reset) raises SIGPIPE in the writing thread, whose default action
+	 * kills the whole program. Blocked there, the write fails with EPIPE,
+	 * which is a connection loss like any other; a library must not change
+	 * the program's own signal dispositions to get that. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	prc = pthread_create(&c->thread, NULL, io_main, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prc != 0)
 		goto err_handles;
 	*out = c;
 	return ZOK;

@@ -13,6 +13,7 @@
  * actions (see there). Exit status 0 = passed;
  * a failed check prints where and exits 1.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -296,10 +297,44 @@ static int tally_wait(struct tally *t, int want, unsigned ms)
 
 /* ---- scenario: every operation ----------------------------------------- */
 
+/* Whether every thread but the main one blocks SIGPIPE (read from
+ * /proc: SigBlk is the thread's mask in hex, SIGPIPE is signal 13). The
+ * client's I/O threads must, or a write to a member that has just died
+ * kills this program, which keeps SIGPIPE's default action on purpose. */
+static bool other_threads_block_sigpipe(int *threads)
+{
+	*threads = 0;
+	DIR *d = opendir("/proc/self/task");
+	CHECK(d != NULL);
+	bool all = true;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' || atoi(e->d_name) == getpid())
+			continue;
+		char path[300], line[256];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue; /* the thread has just ended */
+		while (fgets(line, sizeof(line), f))
+			if (strncmp(line, "SigBlk:", 7) == 0) {
+				unsigned long long mask = strtoull(line + 7, NULL, 16);
+				all &= (mask >> (SIGPIPE - 1)) & 1;
+				(*threads)++;
+			}
+		fclose(f);
+	}
+	closedir(d);
+	return all;
+}
+
 static void scenario_ops(void)
 {
 	struct qc_client *c = open_client(hosts, 10000, 0), *c2 = open_client(hosts, 10000, 0);
 	struct qc_result *r;
+	int threads;
+	CHECK(other_threads_block_sigpipe(&threads));
+	CHECK(threads >= 2); /* c's and c2's I/O threads at least */
 	rmr(c, "/it-ops");
 	mk(c, "/it-ops", NULL);
 
