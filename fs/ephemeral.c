@@ -139,7 +139,12 @@ int ephemeral_create(struct fs *fs, int pidfd, pid_t tgid, const char *path, con
 	 * was sent (on either session: they were all committed by then) and
 	 * by its owner, this process's session. */
 	int64_t seen = fs_session_zxid(&fs->session);
-	struct fs_write w = { .kind = FS_WRITE_CREATE, .path = path, .data = data, .len = len };
+	bool seq = mode & ZK_PERSISTENT_SEQUENTIAL;
+	char *receipt = seq ? fs_receipt_new() : NULL;
+	if (seq && !receipt)
+		return ZSYSTEMERROR;
+	struct fs_write w = { .kind = seq ? FS_WRITE_CREATE_SEQ : FS_WRITE_CREATE, .path = path,
+			      .data = data, .len = len, .receipt = receipt };
 	/* The reaper frees c only after removing it from the list under mu:
 	 * hold mu across the call so it cannot. */
 	pthread_mutex_lock(&e->mu);
@@ -152,8 +157,9 @@ int ephemeral_create(struct fs *fs, int pidfd, pid_t tgid, const char *path, con
 		*out = NULL;
 		int64_t z = qc_last_zxid(c);
 		call.zxid = z > seen ? z : seen;
-		err = qc_create(c, path, data, len, NULL, 0, mode, 0, out);
-		if (err == ZCONNECTIONLOSS && !(mode & ZK_PERSISTENT_SEQUENTIAL)) {
+		err = seq ? fs_seq_create(c, path, data, len, mode, receipt, out)
+			  : qc_create(c, path, data, len, NULL, 0, mode, 0, out);
+		if (err == ZCONNECTIONLOSS) {
 			w.owner = qc_session_id(c);
 			err = fs_write_resolve(c, &call, &w, out);
 		}
@@ -165,6 +171,7 @@ int ephemeral_create(struct fs *fs, int pidfd, pid_t tgid, const char *path, con
 		}
 	}
 	pthread_mutex_unlock(&e->mu);
+	free(receipt);
 	return err;
 }
 

@@ -125,15 +125,22 @@ int fh_commit(struct fh *f)
 		bool seq = f->create_mode & ZK_PERSISTENT_SEQUENTIAL;
 		int32_t ev = ZK_EVENT_CREATED;
 		expect_change(&fs->expect, path, seq ? -ZK_EVENT_CREATED : ev);
-		struct fs_write w = { .kind = FS_WRITE_CREATE, .path = path, .data = f->buf,
-				      .len = (int32_t)f->len };
-		if (f->create_mode & ZK_EPHEMERAL)
+		char *receipt = seq ? fs_receipt_new() : NULL;
+		struct fs_write w = { .kind = seq ? FS_WRITE_CREATE_SEQ : FS_WRITE_CREATE,
+				      .path = path, .data = f->buf, .len = (int32_t)f->len,
+				      .receipt = receipt };
+		if (seq && !receipt)
+			rc = ZSYSTEMERROR;
+		else if (f->create_mode & ZK_EPHEMERAL)
 			rc = ephemeral_create(fs, f->pidfd, f->tgid, path, f->buf, (int32_t)f->len,
 					      f->create_mode, &r);
 		else
-			ZK_WRITE(fs, rc, r, seq ? NULL : &w,
-				 qc_create(zc, path, f->buf, (int32_t)f->len, NULL, 0,
-					   f->create_mode, 0, &r));
+			ZK_WRITE(fs, rc, r, &w,
+				 seq ? fs_seq_create(zc, path, f->buf, (int32_t)f->len,
+						     f->create_mode, receipt, &r)
+				     : qc_create(zc, path, f->buf, (int32_t)f->len, NULL, 0,
+						 f->create_mode, 0, &r));
+		free(receipt);
 		if (rc == ZOK) {
 			f->created = strdup(r->path);
 			f->version = r->stat->version;

@@ -81,6 +81,8 @@ void fs_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2,
 
 #define FS_RESERVED_PREFIX ".quorumfs-"
 #define FS_LOCK_ROOT "/.quorumfs-locks"
+/* The receipts of sequential creates in flight (retry.c). */
+#define FS_RECEIPT_ROOT "/.quorumfs-receipts"
 #define FS_DIR_MARKER ".quorumfs-dir"
 #define FS_DATA_NAME ".data"
 
@@ -313,6 +315,7 @@ struct fs_write {
 		FS_WRITE_RENAME,   /* the rename multi: path is the source, with
 				      czxid and version; to, with data, is the
 				      target, over its Stat when replaced */
+		FS_WRITE_CREATE_SEQ, /* fs_seq_create() of path* with receipt */
 	} kind;
 	const char *path;
 	const void *data;
@@ -322,6 +325,7 @@ struct fs_write {
 	int64_t czxid;              /* RENAME: the source's */
 	const char *to;             /* RENAME */
 	const struct zk_stat *over; /* RENAME */
+	const char *receipt;        /* CREATE_SEQ */
 };
 /* fs_write_resolve(): not applied, and never will be: send it again. */
 #define FS_NOT_APPLIED 1
@@ -333,6 +337,16 @@ struct fs_write {
  * rules are in retry.c and quorumfs(5). */
 int fs_write_resolve(struct qc_client *c, struct fs_call *call, const struct fs_write *w,
 		     struct qc_result **out);
+
+/* A sequential create that a failover cannot lose: the create of path*
+ * (a sequential mode) and of an ephemeral receipt node in one multi,
+ * so fs_write_resolve() (kind FS_WRITE_CREATE_SEQ, same receipt) can tell
+ * whether it was applied and which node it made. *out as qc_create(): the
+ * path made and its Stat. The receipt is removed once the answer is known.
+ * fs_receipt_new(): a fresh receipt path (malloc'd), one per create. */
+int fs_seq_create(struct qc_client *c, const char *path, const void *data, int32_t len,
+		  int32_t mode, const char *receipt, struct qc_result **out);
+char *fs_receipt_new(void);
 
 /* ---- self changes (expect.c) ---------------------------------------------- */
 
@@ -437,7 +451,7 @@ int ephemeral_pidfd(pid_t tid, pid_t *tgid);
  * pidfd/tgid; the session closes when that process exits. Takes ownership
  * of nothing; returns a ZooKeeper code, *out as qc_create. A create caught
  * by a connection loss is resolved (fs_write_resolve()) within the mount's
- * timeout, unless sequential (it stays ZCONNECTIONLOSS). */
+ * timeout; a sequential one is made with fs_seq_create() for that. */
 int ephemeral_create(struct fs *fs, int pidfd, pid_t tgid, const char *path, const void *data,
 		     int32_t len, int32_t mode, struct qc_result **out);
 

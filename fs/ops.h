@@ -45,9 +45,10 @@
 
 /* rc = expr: a write described by `w` (const struct fs_write *). Caught by
  * a connection loss, it is resolved (fs_write_resolve()) and sent again
- * only if it was not applied; with w NULL (a sequential create, which no
- * read can find again) it fails ZCONNECTIONLOSS. Sent again once after a
- * session renewal, as a write that met ZSESSIONEXPIRED was never applied.
+ * only if it was not applied (a sequential create is made with
+ * fs_seq_create() so that it can be); with w NULL it fails
+ * ZCONNECTIONLOSS. Sent again once after a session renewal, as a write
+ * that met ZSESSIONEXPIRED was never applied.
  * On a resolved success `res` holds the node's path and Stat. */
 #define ZK_WRITE(fs, rc, res, w, expr)                                         \
 	do {                                                                   \

@@ -209,10 +209,20 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 	struct qc_result *r = NULL;
 	int rc;
-	struct fs_write w = { .kind = FS_WRITE_CREATE, .path = target };
 	bool seq = zmode & ZK_PERSISTENT_SEQUENTIAL;
+	char *receipt = seq ? fs_receipt_new() : NULL;
+	if (seq && !receipt) {
+		free(target);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	struct fs_write w = { .kind = seq ? FS_WRITE_CREATE_SEQ : FS_WRITE_CREATE, .path = target,
+			      .receipt = receipt };
 	expect_change(&fs->expect, target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
-	ZK_WRITE(fs, rc, r, seq ? NULL : &w, qc_create(zc, target, NULL, 0, NULL, 0, zmode, 0, &r));
+	ZK_WRITE(fs, rc, r, &w,
+		 seq ? fs_seq_create(zc, target, NULL, 0, zmode, receipt, &r)
+		     : qc_create(zc, target, NULL, 0, NULL, 0, zmode, 0, &r));
+	free(receipt);
 	if (rc != ZOK) {
 		expect_undo(&fs->expect, target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
 		free(target);
@@ -240,9 +250,14 @@ static int make_dir(struct fs *fs, const char *path, int32_t zmode, char **made,
 	char *dir = NULL;
 	if (zmode == ZK_PERSISTENT_SEQUENTIAL) {
 		/* Its name is known only once made: two steps. */
+		char *receipt = fs_receipt_new();
+		if (!receipt)
+			return -ENOMEM;
+		struct fs_write sw = { .kind = FS_WRITE_CREATE_SEQ, .path = path,
+				       .receipt = receipt };
 		expect_change(&fs->expect, path, -ZK_EVENT_CREATED);
-		ZK_WRITE(fs, rc, r, (const struct fs_write *)NULL,
-			 qc_create(zc, path, NULL, 0, NULL, 0, zmode, 0, &r));
+		ZK_WRITE(fs, rc, r, &sw, fs_seq_create(zc, path, NULL, 0, zmode, receipt, &r));
+		free(receipt);
 		if (rc != ZOK) {
 			expect_undo(&fs->expect, path, -ZK_EVENT_CREATED);
 			qc_result_free(r);

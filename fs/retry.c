@@ -25,11 +25,25 @@
  * a node whose mzxid (czxid, pzxid) is at most Z was not changed (created,
  * given or losing a child) by that write.
  *
+ * A sequential create is the exception no read can judge: the server picks
+ * its name, and another node of the same prefix looks just like it. So it
+ * is made findable (fs_seq_create()): it goes in one multi with the create
+ * of an ephemeral receipt node, FS_RECEIPT_ROOT/<random>, in the same
+ * session. The multi is atomic, so after the reconnection and the sync the
+ * receipt is there exactly when the create was applied, and the node made
+ * is the parent's child of the prefix whose czxid is the receipt's. The
+ * receipt is ephemeral, so nothing is left behind by a daemon that dies; a
+ * session that expired meanwhile took its receipt with it, and the outcome
+ * then stays unknown (EIO), never guessed.
+ *
  * See also ZK_READ and ZK_WRITE in ops.h, ephemeral_create().
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -214,6 +228,105 @@ static int judge_mark_dir(const struct qc_result *node, int64_t z)
 	return node->stat->pzxid > z ? ZOK : FS_NOT_APPLIED;
 }
 
+/* ---- sequential creates with a receipt ------------------------------------ */
+
+char *fs_receipt_new(void)
+{
+	uint64_t r[2];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return NULL;
+	char *p;
+	if (asprintf(&p, "%s/%016" PRIx64 "%016" PRIx64, FS_RECEIPT_ROOT, r[0], r[1]) < 0)
+		return NULL;
+	return p;
+}
+
+/* The result a create of `path` with `st` would have had. */
+static int created(const char *path, const struct zk_stat *st, struct qc_result **out)
+{
+	struct qc_result made = { .err = ZOK, .op = ZK_OP_CREATE, .stat = st, .path = path };
+	*out = qc_result_copy(&made);
+	return *out ? ZOK : ZSYSTEMERROR;
+}
+
+int fs_seq_create(struct qc_client *c, const char *path, const void *data, int32_t len,
+		  int32_t mode, const char *receipt, struct qc_result **out)
+{
+	*out = NULL;
+	struct qc_op ops[2] = {
+		{ .type = ZK_OP_CREATE, .path = path, .data = data, .data_len = len, .mode = mode },
+		{ .type = ZK_OP_CREATE, .path = receipt, .data_len = -1, .mode = ZK_EPHEMERAL },
+	};
+	struct qc_result *r = NULL;
+	int rc = qc_multi(c, ops, 2, &r);
+	if (rc == ZNONODE && r && r->num_results == 2 && r->results[1].err == ZNONODE) {
+		/* The first receipt of this tree: make their home, once. */
+		rc = qc_create(c, FS_RECEIPT_ROOT, NULL, -1, NULL, 0, ZK_PERSISTENT, 0, NULL);
+		qc_result_free(r);
+		r = NULL;
+		if (rc == ZOK || rc == ZNODEEXISTS)
+			rc = qc_multi(c, ops, 2, &r);
+	}
+	if (rc != ZOK) {
+		qc_result_free(r);
+		return rc;
+	}
+	char *made = strdup(r->results[0].path);
+	qc_result_free(r);
+	if (!made)
+		return ZSYSTEMERROR;
+	/* A multi answers a create with its path alone: the Stat is read
+	 * (a node made this way has not been changed by anyone yet, or it
+	 * has, and then its present Stat is the one to show). */
+	struct qc_result *st = NULL;
+	rc = qc_exists(c, made, NULL, NULL, &st);
+	if (rc == ZOK)
+		rc = created(made, st->stat, out);
+	qc_result_free(st);
+	if (rc != ZCONNECTIONLOSS)
+		qc_adelete(c, receipt, -1, NULL, NULL);
+	free(made);
+	return rc;
+}
+
+/* After the reconnection and the sync, with the receipt read (node): a
+ * missing receipt says the multi was not applied; a present one gives the
+ * zxid at which it was, and the node made is the child of the prefix
+ * created at that zxid. */
+static int judge_create_seq(struct qc_client *c, const struct fs_write *w,
+			    const struct qc_result *node, struct qc_result **out)
+{
+	if (!node)
+		return FS_NOT_APPLIED;
+	int64_t at = node->stat->czxid;
+	char *parent = names_parent(w->path);
+	const char *prefix = names_base(w->path);
+	size_t pl = strlen(prefix);
+	struct qc_result *kids = NULL;
+	int rc = parent ? qc_get_children(c, parent, NULL, NULL, &kids) : ZSYSTEMERROR;
+	int verdict = ZCONNECTIONLOSS;
+	for (int i = 0; rc == ZOK && i < kids->num_strings && verdict == ZCONNECTIONLOSS; i++) {
+		const char *name = kids->strings[i];
+		if (strlen(name) != pl + 10 || strncmp(name, prefix, pl) != 0 ||
+		    strspn(name + pl, "0123456789") != 10)
+			continue;
+		char *path = names_join(parent, name);
+		struct qc_result *st = NULL;
+		int erc = path ? qc_exists(c, path, NULL, NULL, &st) : ZSYSTEMERROR;
+		if (erc == ZOK && st->stat->czxid == at)
+			verdict = created(path, st->stat, out);
+		else if (erc != ZOK && erc != ZNONODE)
+			rc = erc;
+		qc_result_free(st);
+		free(path);
+	}
+	qc_result_free(kids);
+	free(parent);
+	/* Found or not, the receipt has told what it could. */
+	qc_adelete(c, w->receipt, -1, NULL, NULL);
+	return verdict;
+}
+
 int fs_write_resolve(struct qc_client *c, struct fs_call *call, const struct fs_write *w,
 		     struct qc_result **out)
 {
@@ -223,8 +336,9 @@ int fs_write_resolve(struct qc_client *c, struct fs_call *call, const struct fs_
 	}
 	int64_t z = call->zxid;
 	bool parent = w->kind == FS_WRITE_CREATE || w->kind == FS_WRITE_SET;
+	bool seq = w->kind == FS_WRITE_CREATE_SEQ;
 	struct qc_result *node = NULL, *pst = NULL;
-	int rc = settle_and_read(c, call, w->path, parent, &node, &pst);
+	int rc = settle_and_read(c, call, seq ? w->receipt : w->path, parent, &node, &pst);
 	if (rc != ZOK) {
 		fs_log(LOG_INFO, "%s: lost write unresolved: %s", w->path, qc_strerror(rc));
 		return ZCONNECTIONLOSS;
@@ -241,6 +355,9 @@ int fs_write_resolve(struct qc_client *c, struct fs_call *call, const struct fs_
 		break;
 	case FS_WRITE_MARK_DIR:
 		rc = judge_mark_dir(node, z);
+		break;
+	case FS_WRITE_CREATE_SEQ:
+		rc = judge_create_seq(c, w, node, out);
 		break;
 	case FS_WRITE_RENAME:
 		if (node && node->stat->czxid == w->czxid) {

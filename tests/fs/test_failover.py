@@ -14,6 +14,7 @@ import threading
 import time
 
 from fsutil import Mount, Watcher, ensemble_main, eq, kazoo_client, read, wait_until, write
+from harness import Partition, PartitionUnavailable, Skip
 
 HOLD = ("import os, sys, time\n"
         "f = open(sys.argv[1], 'w'); f.write(sys.argv[2]); f.flush(); os.fsync(f.fileno())\n"
@@ -154,7 +155,7 @@ def in_flight(ens, m, k, phase):
     base = "/inf/" + phase
     p = lambda rel: m.path(base[1:] + "/" + rel)  # noqa: E731
     # Directories made by mkdir stay directories while empty.
-    for d in ("ls", "cat", "stat", "create", "write", "mkdir", "unlink"):
+    for d in ("ls", "cat", "stat", "create", "write", "mkdir", "unlink", "seq", "seqdir"):
         os.makedirs(p(d))
     k.create(base + "/ls/a", b"")
     k.create(base + "/cat/f", b"cat " + phase.encode())
@@ -167,6 +168,10 @@ def in_flight(ens, m, k, phase):
     fc.write(b"created " + phase.encode())
     fw = open(p("write/f"), "wb")
     fw.write(b"written " + phase.encode())
+    # A sequential create: the server picks the name, so only its receipt
+    # can tell whether it was applied, and which node it made.
+    fs_ = open(p("seq/job#s"), "wb")
+    fs_.write(b"job " + phase.encode())
     sids = sessions(ens, m)
     eq(len(sids), 1, "the mount's sessions: %s" % sids)
     victim = list(sids.values())[0]
@@ -177,6 +182,8 @@ def in_flight(ens, m, k, phase):
         "create": fc.close,
         "write": fw.close,
         "mkdir": lambda: os.mkdir(p("mkdir/d")),
+        "seq": fs_.close,
+        "seqdir": lambda: os.mkdir(p("seqdir/d#s")),
         "unlink": lambda: os.unlink(p("unlink/f")),
     }
     results = {}
@@ -217,7 +224,7 @@ def in_flight(ens, m, k, phase):
         ens.wait_serving(timeout=60)
     # The commits themselves were caught, and judged not applied.
     log = m.log_tail(400)
-    for f in ("create/f", "write/f"):
+    for f in ("create/f", "write/f", "seq/job"):
         assert "%s/%s: lost write resolved: not applied" % (base, f) in log, log
     # Exactly once, also after the old member has seen its stale requests.
     time.sleep(1)
@@ -230,6 +237,14 @@ def in_flight(ens, m, k, phase):
     eq(st.version, 1, "its version (one setData)")
     assert k.retry(k.exists, base + "/mkdir/d") is not None, "mkdir in the failover"
     assert k.retry(k.exists, base + "/unlink/f") is None, "unlink in the failover"
+    jobs = k.retry(k.get_children, base + "/seq")
+    eq(len(jobs), 1, "sequential files made by one create: %s" % jobs)
+    assert jobs[0].startswith("job") and len(jobs[0]) == 13, jobs
+    eq(k.retry(k.get, base + "/seq/" + jobs[0])[0], b"job " + phase.encode(),
+       "the sequential file's content")
+    dirs = k.retry(k.get_children, base + "/seqdir")
+    eq(len(dirs), 1, "sequential directories made by one mkdir: %s" % dirs)
+    eq(os.listdir(p("seq")), jobs, "the sequential file on the mount")
     eq(read(p("write/f")), b"written " + phase.encode(), "read back")
 
 
@@ -262,5 +277,71 @@ def test_in_flight(ens):
         k.stop()
 
 
+def test_reply_lost(ens):
+    """Sequential creates applied by the ensemble whose replies are lost
+    (the answers of the mount's member dropped by iptables): the mount finds
+    each node it made by its receipt, answers the call once with that name,
+    and makes no second node."""
+    ens.wait_serving(timeout=30)
+    try:
+        net = Partition(ens).start()
+    except PartitionUnavailable as e:
+        raise Skip(str(e))
+    k = kazoo_client(ens)
+    m = Mount(ens, ["timeout=%d" % (TIMEOUT_S * 1000), "cache=0"])
+    try:
+        try:
+            k.delete("/rl", recursive=True)
+        except Exception:
+            pass
+        m.start()
+        os.makedirs(m.path("rl/seq"))
+        os.makedirs(m.path("rl/seqdir"))
+        wait_until(lambda: len(sessions(ens, m)) == 1, 10,
+                   "the mount's session in cons: %s" % sessions(ens, m))
+        victim = list(sessions(ens, m).values())[0]
+        f = open(m.path("rl/seq/job#s"), "wb")
+        f.write(b"job")
+        results = {}
+
+        def run(name, op):
+            try:
+                results[name] = op()
+            except BaseException as e:  # noqa: B902 (reported below)
+                results[name] = e
+        ops = {"seq": f.close, "seqdir": lambda: os.mkdir(m.path("rl/seqdir/d#s"))}
+        net.mute_clients(victim)
+        threads = [threading.Thread(target=run, args=kv, daemon=True) for kv in ops.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT_S + 15)
+        net.heal()
+        missing = set(ops) - set(results)
+        assert not missing, "calls still blocked: %s" % sorted(missing)
+        failed = {n: r for n, r in results.items() if isinstance(r, BaseException)}
+        assert not failed, "calls failed with their replies lost: %s" % failed
+        log = m.log_tail(400)
+        assert "/rl/seq/job: lost write resolved: ok" in log, log
+        k.retry(k.sync, "/rl")
+        jobs = k.retry(k.get_children, "/rl/seq")
+        eq(len(jobs), 1, "sequential files made by one create: %s" % jobs)
+        eq(k.retry(k.get, "/rl/seq/" + jobs[0])[0], b"job", "its content")
+        eq(os.listdir(m.path("rl/seq")), jobs, "the file on the mount")
+        dirs = k.retry(k.get_children, "/rl/seqdir")
+        eq(len(dirs), 1, "sequential directories made by one mkdir: %s" % dirs)
+        wait_until(lambda: not k.get_children("/.quorumfs-receipts"), 10,
+                   "every receipt removed")
+        assert m.unmount(timeout=15), "umount failed"
+        k.retry(k.delete, "/rl", recursive=True)
+    except BaseException:
+        print(m.log_tail(80))
+        raise
+    finally:
+        net.cleanup()
+        m.cleanup()
+        k.stop()
+
+
 if __name__ == "__main__":
-    ensemble_main([test_failover, test_in_flight])
+    ensemble_main([test_failover, test_in_flight, test_reply_lost])

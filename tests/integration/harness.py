@@ -793,6 +793,14 @@ class Partition:
             self.iptables(*(["-A", self.chain] + spec + ["-j", "DROP"]))
         self.cuts.add(frozenset((a, b)))
 
+    def mute_clients(self, a):
+        """a's answers to its clients are lost (requests still reach it, and
+        it still talks to its peers): what a client sees when its replies
+        are lost on the way back. heal() ends it."""
+        assert self.ready
+        self.iptables("-A", self.chain, "-s", a.host, "-p", "tcp", "--sport", str(a.port),
+                      "-j", "DROP")
+
     def isolate(self, a):
         """a cut from every other member."""
         for b in self.ensemble.members:
