@@ -231,7 +231,8 @@ static int auth_add_id(struct acl_auth *auth, const char *scheme, const char *id
 	return ZOK;
 }
 
-int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf credentials)
+int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf credentials,
+		 const char *super_digest)
 {
 	if (str_is(scheme, "ip"))
 		return ZOK; /* re-adds the connection's own address: nothing new */
@@ -245,6 +246,11 @@ int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf cred
 	char id[sizeof(auth->ids[0].id)];
 	if (acl_digest(cred, (size_t)credentials.len, id, sizeof(id)) < 0)
 		return ZAUTHFAILED;
+	if (super_digest && super_digest[0] && strcmp(id, super_digest) == 0) {
+		int rc = auth_add_id(auth, "super", "");
+		if (rc != ZOK)
+			return rc;
+	}
 	return auth_add_id(auth, "digest", id);
 }
 

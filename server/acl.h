@@ -7,8 +7,8 @@
  * (id "user:base64(sha1(user:password))", authenticated with "user:password"),
  * "ip" (an address or address/prefix-bits, IPv4 or IPv6, matched against
  * the client's address), and "super" (the superuser: passes every check;
- * given by digest when zookeeper.DigestAuthenticationProvider.superDigest is
- * configured — not yet supported).
+ * held by a session that authenticated with digest credentials whose digest
+ * id is DigestAuthenticationProvider.superDigest).
  */
 #ifndef QUORUM_ACL_H
 #define QUORUM_ACL_H
@@ -42,8 +42,12 @@ void acl_auth_init(struct acl_auth *auth, const char *client_ip);
  * address); an id already held is not added twice. Returns ZOK,
  * ZAUTHFAILED for any other scheme, null credentials, or credentials with a
  * NUL byte or a user name too long for an id (ZooKeeper has neither
- * limit), or ZBADARGUMENTS past ACL_MAX_AUTH ids. */
-int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf credentials);
+ * limit), or ZBADARGUMENTS past ACL_MAX_AUTH ids. Digest credentials whose
+ * digest id equals super_digest (unless NULL or empty) also add the id
+ * ("super", ""), as ZooKeeper's DigestAuthenticationProvider does: its
+ * holder passes every ACL check. */
+int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf credentials,
+		 const char *super_digest);
 
 /* Whether auth may do perm (one ZK_PERM_ bit) on a node with this ACL.
  * An empty or NULL set allows everything, as in ZooKeeper. */

@@ -59,9 +59,9 @@ static const char *const known_4lw[] = {
  * have no counterpart here. Keys that would change what the ensemble is
  * (dynamicConfigFile, group.N, weight.N) are refused in apply_prop(). */
 static const char *const ignored_keys[] = {
-	"secureClientPort", "secureClientPortAddress", "observerMasterPort",
+	"secureClientPortAddress", "observerMasterPort",
 	"localSessionsEnabled", "localSessionsUpgradingEnabled", "quorumListenOnAllIPs",
-	"syncEnabled", "reconfigEnabled", "sslQuorum", "portUnification",
+	"syncEnabled", "reconfigEnabled",
 	"sslQuorumReloadCertFiles", "quorum.cnxn.threads.size", "jvm.pause.info-threshold.ms",
 	"jvm.pause.warn-threshold.ms", "jvm.pause.sleep.time.ms", "jvm.pause.monitor",
 	"multiAddress.enabled", "multiAddress.reachabilityCheckTimeoutMs",
@@ -70,12 +70,30 @@ static const char *const ignored_keys[] = {
 	"maxGetChildrenResponseCacheSize", "leaderServes", "cnxTimeout", "tcpKeepAlive",
 	"clientTcpKeepAlive", "electionPortBindRetry", "snapSizeLimitInKb",
 	"txnLogSizeLimitInKb", "commitLogCount", "flushDelay", "maxBatchSize",
-	"maxWriteQueuePollTime", "audit.enable", "DigestAuthenticationProvider.superDigest",
+	"maxWriteQueuePollTime",
 	"extendedTypesEnabled",
 };
 /* ... and every key under these prefixes. */
 static const char *const ignored_prefixes[] = {
-	"metricsProvider.", "ssl.", "admin.", "authProvider.", "quorum.auth.",
+	"metricsProvider.", "ssl.", "admin.", "quorum.auth.",
+};
+
+/* Switches that turn on a security feature quorumd does not have (TLS,
+ * SASL, quota enforcement, audit logging). "true" stops the server with an
+ * error naming the key: an operator must never believe traffic is
+ * encrypted, peers authenticated or writes audited when they are not.
+ * Anything else (Java's Boolean.parseBoolean() reads it as false) asks for
+ * what quorumd does anyway, and is only noted. */
+static const char *const security_switches[] = {
+	"sslQuorum", "portUnification", "quorum.auth.enableSasl",
+	"quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl", "enforceQuota",
+	"audit.enable",
+};
+/* The authentication providers quorumd has built in (authProvider.N may
+ * name them; any other provider is refused). */
+static const char *const builtin_providers[] = {
+	"org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+	"org.apache.zookeeper.server.auth.IPAuthenticationProvider",
 };
 
 /* One key=value of the file, after Properties unescaping and trimming. */
@@ -743,6 +761,14 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_num(ld, p, 1, INT64_MAX / 2, &c->max_client_output);
 	if (!strcmp(k, "4lw.commands.whitelist"))
 		return parse_whitelist(ld, p);
+	if (!strcmp(k, "DigestAuthenticationProvider.superDigest")) {
+		/* The digest id of the superuser, as `digest` ACLs write it. */
+		const char *colon = strchr(p->value, ':');
+		if (!colon || colon == p->value || colon[1] == '\0' || strchr(colon + 1, ':'))
+			return fail(ld, p->line, k, "expected user:base64(sha1(user:password)), "
+				    "as an ACL's digest id");
+		return copy_str(ld, p, c->super_digest, sizeof(c->super_digest));
+	}
 	/* JVM system properties only in ZooKeeper; honoured here. */
 	if (!strcmp(k, "jute.maxbuffer"))
 		return get_i32(ld, p, 1, INT32_MAX, &c->jute_max_buffer);
@@ -750,6 +776,25 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_num(ld, p, 1, INT32_MAX, &c->container_check_ms);
 	if (!strcmp(k, "zookeeper.nio.sessionlessCnxnTimeout"))
 		return get_num(ld, p, 1, INT32_MAX, &c->sessionless_timeout_ms);
+	/* Security that would be believed on and is not there: refused. */
+	if (!strcmp(k, "secureClientPort"))
+		return fail(ld, p->line, k, "TLS on the client port is not supported; remove the "
+			    "key (clients must then connect in plaintext on clientPort)");
+	if (in_list(k, security_switches, sizeof(security_switches) / sizeof(security_switches[0]))) {
+		if (strcasecmp(p->value, "true") == 0)
+			return fail(ld, p->line, k, "not supported: quorumd cannot turn this on; "
+				    "remove the key or set it to false");
+		log_msg(LOG_INFO, "config", "%s:%d: %s=%s: off, as in quorumd", ld->path, p->line,
+			k, p->value);
+		return 0;
+	}
+	if (!strncmp(k, "authProvider.", 13)) {
+		if (!in_list(p->value, builtin_providers,
+			     sizeof(builtin_providers) / sizeof(builtin_providers[0])))
+			return fail(ld, p->line, k, "authentication provider %s is not supported "
+				    "(only digest and ip are built in)", p->value);
+		return 0; /* built in, always on */
+	}
 	/* Keys that change what the ensemble is: refused, not half-understood. */
 	if (!strcmp(k, "dynamicConfigFile"))
 		return fail(ld, p->line, k, "not supported: put the server.N lines in this file");

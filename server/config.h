@@ -57,6 +57,10 @@ struct config {
 					   a frame half received, is closed
 					   after this; default 10000 */
 	int64_t container_check_ms; /* znode.container.checkIntervalMs, default 60000 */
+	char super_digest[300]; /* DigestAuthenticationProvider.superDigest:
+				   "user:base64(sha1(user:password))", the
+				   digest id whose holder is the superuser;
+				   "" = none */
 	bool four_letter_all;  /* 4lw.commands.whitelist=* */
 	char four_letter_words[512]; /* the whitelist as given, trimmed, comma
 					separated, case-sensitive; default "srvr".

@@ -270,7 +270,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 			conn_close(c);
 			return;
 		}
-		int32_t err = acl_auth_add(&c->auth, a.scheme, a.auth);
+		int32_t err = acl_auth_add(&c->auth, a.scheme, a.auth, srv->cfg->super_digest);
 		/* ZooKeeper answers at once, with the packet's xid and zxid 0;
 		 * it is not an operation for cons's figures. */
 		int32_t last_op = c->last_op;

@@ -26,7 +26,7 @@ static struct zk_buf buf_c(const char *s)
 
 static void add_digest(struct acl_auth *auth, const char *user_password)
 {
-	assert_int_equal(acl_auth_add(auth, ZK_STR("digest"), buf_c(user_password)), ZOK);
+	assert_int_equal(acl_auth_add(auth, ZK_STR("digest"), buf_c(user_password), NULL), ZOK);
 }
 
 /* ---- digest ------------------------------------------------------------- */
@@ -87,27 +87,27 @@ static void test_auth_ids(void **state)
 	add_digest(&auth, "user:password"); /* held already: not added twice */
 	assert_int_equal(auth.count, 2);
 	/* "ip" succeeds and adds nothing new */
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("ip"), buf_c("1.2.3.4")), ZOK);
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("ip"), buf_c("1.2.3.4"), NULL), ZOK);
 	assert_int_equal(auth.count, 2);
 	/* schemes without a provider */
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("world"), buf_c("anyone")), ZAUTHFAILED);
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("super"), buf_c("x")), ZAUTHFAILED);
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("sasl"), buf_c("x")), ZAUTHFAILED);
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("Digest"), buf_c("a:b")), ZAUTHFAILED);
-	assert_int_equal(acl_auth_add(&auth, (struct zk_str){ NULL, -1 }, buf_c("a:b")),
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("world"), buf_c("anyone"), NULL), ZAUTHFAILED);
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("super"), buf_c("x"), NULL), ZAUTHFAILED);
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("sasl"), buf_c("x"), NULL), ZAUTHFAILED);
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("Digest"), buf_c("a:b"), NULL), ZAUTHFAILED);
+	assert_int_equal(acl_auth_add(&auth, (struct zk_str){ NULL, -1 }, buf_c("a:b"), NULL),
 			 ZAUTHFAILED);
 	/* null credentials, a NUL byte, a user too long for an id */
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), (struct zk_buf){ NULL, -1 }),
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), (struct zk_buf){ NULL, -1 }, NULL),
 			 ZAUTHFAILED);
 	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"),
-				      (struct zk_buf){ (const uint8_t *)"a\0:b", 4 }), ZAUTHFAILED);
+				      (struct zk_buf){ (const uint8_t *)"a\0:b", 4 }, NULL), ZAUTHFAILED);
 	char long_user[300];
 	memset(long_user, 'u', sizeof(long_user) - 3);
 	strcpy(long_user + sizeof(long_user) - 3, ":p");
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), buf_c(long_user)), ZAUTHFAILED);
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), buf_c(long_user), NULL), ZAUTHFAILED);
 	assert_int_equal(auth.count, 2);
 	/* empty credentials are fine: the id is ":" + base64(sha1("")) */
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), (struct zk_buf){ NULL, 0 }), ZOK);
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), (struct zk_buf){ NULL, 0 }, NULL), ZOK);
 	assert_string_equal(auth.ids[2].id, ":2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
 
 	/* up to ACL_MAX_AUTH ids */
@@ -116,8 +116,43 @@ static void test_auth_ids(void **state)
 		snprintf(cred, sizeof(cred), "u%d:p", auth.count);
 		add_digest(&auth, cred);
 	}
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), buf_c("one:more")), ZBADARGUMENTS);
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), buf_c("one:more"), NULL), ZBADARGUMENTS);
 	add_digest(&auth, "user:password"); /* held: still fine */
+}
+
+/* superDigest: the credentials whose digest id it is make the superuser,
+ * who passes every check; the digest id is held too, and nothing else
+ * (another password, another user) is super. */
+static void test_super_digest(void **state)
+{
+	(void)state;
+	char super_id[128];
+	assert_true(acl_digest("super:test", 10, super_id, sizeof(super_id)) > 0);
+	assert_string_equal(super_id, "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+
+	struct acl_auth su, wrong, plain;
+	acl_auth_init(&su, "10.0.0.1");
+	assert_int_equal(acl_auth_add(&su, ZK_STR("digest"), buf_c("super:test"), super_id), ZOK);
+	assert_int_equal(su.count, 3);
+	assert_string_equal(su.ids[1].scheme, "super");
+	assert_string_equal(su.ids[1].id, "");
+	assert_string_equal(su.ids[2].scheme, "digest");
+	assert_string_equal(su.ids[2].id, super_id);
+	acl_auth_init(&wrong, "10.0.0.1");
+	assert_int_equal(acl_auth_add(&wrong, ZK_STR("digest"), buf_c("super:nope"), super_id),
+			 ZOK);
+	acl_auth_init(&plain, "10.0.0.1");
+	add_digest(&plain, "super:test"); /* no superDigest configured */
+
+	struct zk_acl only_other = mk(ZK_PERM_ALL, "digest", "other:x0pLQQ6wd7/0ZwO9JNcdeTJI8rY=");
+	for (int32_t p = 1; p <= ZK_PERM_ADMIN; p <<= 1) {
+		assert_true(acl_check_list(&only_other, 1, p, &su));
+		assert_false(acl_check_list(&only_other, 1, p, &wrong));
+		assert_false(acl_check_list(&only_other, 1, p, &plain));
+	}
+	/* Authenticating again adds nothing twice. */
+	assert_int_equal(acl_auth_add(&su, ZK_STR("digest"), buf_c("super:test"), super_id), ZOK);
+	assert_int_equal(su.count, 3);
 }
 
 /* ---- ip ------------------------------------------------------------------ */
@@ -473,6 +508,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_digest_vectors),
 		cmocka_unit_test(test_auth_ids),
+		cmocka_unit_test(test_super_digest),
 		cmocka_unit_test(test_ip_v4),
 		cmocka_unit_test(test_ip_v6),
 		cmocka_unit_test(test_check),

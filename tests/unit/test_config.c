@@ -375,14 +375,47 @@ static void test_clamped_values(void **state)
 static void test_unknown_key_warns(void **state)
 {
 	struct fx *fx = *state;
-	write_cfg(fx, "dataDir=@\nfooBar=1\nsecureClientPort=2281\nssl.keyStore.location=/k\n");
+	write_cfg(fx, "dataDir=@\nfooBar=1\nsecureClientPortAddress=::\nssl.keyStore.location=/k\n");
 	int rc;
 	char *log = load_logged(fx, &rc);
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(log, ":2: unknown key fooBar"));
-	assert_non_null(strstr(log, ":3: secureClientPort: a ZooKeeper setting"));
+	assert_non_null(strstr(log, ":3: secureClientPortAddress: a ZooKeeper setting"));
 	assert_non_null(strstr(log, ":4: ssl.keyStore.location: a ZooKeeper setting"));
 	free(log);
+}
+
+/* A key that would turn on security quorumd does not have stops the load
+ * with its name; the same switch set to false is fine. */
+static void test_security_keys_refused(void **state)
+{
+	struct fx *fx = *state;
+	static const char *const refused[] = {
+		"secureClientPort=2281",
+		"sslQuorum=true",
+		"portUnification=TRUE",
+		"quorum.auth.enableSasl=true",
+		"quorum.auth.learnerRequireSasl=true",
+		"quorum.auth.serverRequireSasl=true",
+		"enforceQuota=true",
+		"audit.enable=true",
+		"authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+		"authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+		"DigestAuthenticationProvider.superDigest=nocolon",
+		"DigestAuthenticationProvider.superDigest=super:",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char text[256], key[128];
+		snprintf(text, sizeof(text), "dataDir=@\n%s\n", refused[i]);
+		snprintf(key, sizeof(key), ":2: %.*s:", (int)strcspn(refused[i], "="), refused[i]);
+		write_cfg(fx, text);
+		expect_error(fx, key, NULL);
+	}
+	write_cfg(fx, "dataDir=@\nsslQuorum=false\nportUnification=no\nenforceQuota=false\n"
+		      "authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n"
+		      "DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n");
+	expect_ok(fx);
+	assert_string_equal(fx->cfg->super_digest, "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
 }
 
 static void test_relative_data_dir(void **state)
@@ -729,6 +762,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_value_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clamped_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_warns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_security_keys_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_data_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_errors, setup, teardown),
