@@ -92,12 +92,18 @@ char *names_join(const char *parent, const char *name);
 const char *names_base(const char *path);
 /* The parent of path, malloc'd ("/" for a top-level node). */
 char *names_parent(const char *path);
-/* Splits "NAME#e", "NAME#s", "NAME#es" into NAME and a create mode; returns
- * true if name had a suffix (*mode set), false otherwise (also when out of
- * memory: *base is then NULL). */
-bool names_suffix(const char *name, char **base, int32_t *mode);
+/* The longest name (one path component) the mount creates, finds or lists,
+ * in bytes, as statfs says: a longer one is ENAMETOOLONG. */
+#define FS_NAME_MAX 255
+/* Splits "NAME#e", "NAME#s", "NAME#es" into NAME (*base, malloc'd) and a
+ * create mode; returns 1 if name had a suffix (*mode set), 0 if not (*base
+ * NULL, *mode untouched), -ENOMEM, or -ENAMETOOLONG for a sequential NAME
+ * whose node name (NAME and the server's 10 digits) would be over
+ * FS_NAME_MAX. */
+int names_suffix(const char *name, char **base, int32_t *mode);
 /* Names listings and lookups never show: "." ".." and the reserved
- * prefix (lock namespace, mkdir marker). */
+ * prefix (lock namespace, receipts, mkdir marker), and names over
+ * FS_NAME_MAX made by other clients (no program could use them). */
 bool names_hidden(const char *name);
 /* Whether a component of path has the reserved prefix. */
 bool names_reserved_path(const char *path);

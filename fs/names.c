@@ -5,6 +5,7 @@
  * Pure functions, no state: safe from any thread. They call nothing of the
  * daemon's.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,8 +42,9 @@ char *names_parent(const char *path)
 	return strndup(path, (size_t)(s - path));
 }
 
-bool names_suffix(const char *name, char **base, int32_t *mode)
+int names_suffix(const char *name, char **base, int32_t *mode)
 {
+	*base = NULL;
 	static const struct {
 		const char *suffix;
 		int32_t mode;
@@ -59,20 +61,23 @@ bool names_suffix(const char *name, char **base, int32_t *mode)
 			continue;
 		/* An ephemeral needs a name; a sequential may be all number. */
 		if (nl == sl && !(table[i].mode & ZK_PERSISTENT_SEQUENTIAL))
-			return false;
+			return 0;
+		if ((table[i].mode & ZK_PERSISTENT_SEQUENTIAL) && nl - sl + 10 > FS_NAME_MAX)
+			return -ENAMETOOLONG;
 		*base = strndup(name, nl - sl);
 		if (!*base)
-			return false;
+			return -ENOMEM;
 		*mode = table[i].mode;
-		return true;
+		return 1;
 	}
-	return false;
+	return 0;
 }
 
 bool names_hidden(const char *name)
 {
 	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-	       strncmp(name, FS_RESERVED_PREFIX, strlen(FS_RESERVED_PREFIX)) == 0;
+	       strncmp(name, FS_RESERVED_PREFIX, strlen(FS_RESERVED_PREFIX)) == 0 ||
+	       strlen(name) > FS_NAME_MAX;
 }
 
 bool names_reserved_path(const char *path)

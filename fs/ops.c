@@ -48,6 +48,9 @@
  */
 #include "ops.h"
 
+#include <errno.h>
+#include <string.h>
+
 /* ---- the echo thread's requests --------------------------------------------- */
 
 /* The one place a request is told apart: the echo thread's go to its
@@ -60,9 +63,26 @@ static bool from_echo(fuse_req_t req)
 
 #define ROUTE(op, req, ...) (from_echo(req) ? echo_##op : fs_##op)(req, __VA_ARGS__)
 
+/* Every call that takes a name refuses one over FS_NAME_MAX here, before
+ * any handler: the kernel passes names up to 1024 bytes to FUSE, and such
+ * a name would be created, then never found again. */
+static bool name_too_long(fuse_req_t req, const char *name)
+{
+	if (strlen(name) <= FS_NAME_MAX)
+		return false;
+	fuse_reply_err(req, ENAMETOOLONG);
+	return true;
+}
+
+#define ROUTE_NAMED(op, req, name, ...)                                         \
+	do {                                                                    \
+		if (!name_too_long(req, name))                                  \
+			ROUTE(op, req, __VA_ARGS__);                            \
+	} while (0)
+
 static void route_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	ROUTE(lookup, req, parent, name);
+	ROUTE_NAMED(lookup, req, name, parent, name);
 }
 
 static void route_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -79,28 +99,28 @@ static void route_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int
 static void route_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 			 struct fuse_file_info *fi)
 {
-	ROUTE(create, req, parent, name, mode, fi);
+	ROUTE_NAMED(create, req, name, parent, name, mode, fi);
 }
 
 static void route_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 			dev_t rdev)
 {
-	ROUTE(mknod, req, parent, name, mode, rdev);
+	ROUTE_NAMED(mknod, req, name, parent, name, mode, rdev);
 }
 
 static void route_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	ROUTE(mkdir, req, parent, name, mode);
+	ROUTE_NAMED(mkdir, req, name, parent, name, mode);
 }
 
 static void route_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	ROUTE(unlink, req, parent, name);
+	ROUTE_NAMED(unlink, req, name, parent, name);
 }
 
 static void route_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	ROUTE(rmdir, req, parent, name);
+	ROUTE_NAMED(rmdir, req, name, parent, name);
 }
 
 static void route_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -111,6 +131,31 @@ static void route_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void route_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	ROUTE(opendir, req, ino, fi);
+}
+
+static void route_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	if (!name_too_long(req, name) && !name_too_long(req, newname))
+		fs_rename(req, parent, name, newparent, newname, flags);
+}
+
+/* Hard links and symbolic links do not exist here (quorumfs(5)): EPERM, as
+ * from any filesystem without them, never ENOSYS. */
+static void no_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	if (!name_too_long(req, newname))
+		fuse_reply_err(req, EPERM);
+}
+
+static void no_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link;
+	(void)parent;
+	if (!name_too_long(req, name))
+		fuse_reply_err(req, EPERM);
 }
 
 void ops_shutdown(struct fs *fs)
@@ -141,7 +186,9 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.mkdir = route_mkdir,
 	.unlink = route_unlink,
 	.rmdir = route_rmdir,
-	.rename = fs_rename,
+	.rename = route_rename,
+	.link = no_link,
+	.symlink = no_symlink,
 	.create = route_create,
 	.open = route_open,
 	.read = fs_read,

@@ -117,8 +117,10 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	int err = 0;
 	char *base = NULL, *target = NULL;
 	int32_t zmode = ZK_PERSISTENT;
-	bool suffixed = names_suffix(name, &base, &zmode);
-	if (fs->opt.ro)
+	int suffixed = names_suffix(name, &base, &zmode);
+	if (suffixed < 0)
+		err = -suffixed;
+	else if (fs->opt.ro)
 		err = EROFS;
 	else if (!S_ISREG(mode))
 		err = EINVAL;
@@ -189,9 +191,11 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 	char *base = NULL, *target = NULL;
 	int32_t zmode = ZK_PERSISTENT;
-	bool suffixed = names_suffix(name, &base, &zmode);
+	int suffixed = names_suffix(name, &base, &zmode);
 	int err = 0;
-	if (fs->opt.ro)
+	if (suffixed < 0)
+		err = -suffixed;
+	else if (fs->opt.ro)
 		err = EROFS;
 	else if (!S_ISREG(mode))
 		err = EPERM; /* only regular files exist here */
@@ -322,9 +326,11 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	}
 	char *base = NULL, *target = NULL, *made = NULL;
 	int32_t zmode = ZK_PERSISTENT;
-	bool suffixed = names_suffix(name, &base, &zmode);
+	int suffixed = names_suffix(name, &base, &zmode);
 	int err = 0;
-	if (fs->opt.ro)
+	if (suffixed < 0)
+		err = suffixed;
+	else if (fs->opt.ro)
 		err = -EROFS;
 	else if (names_hidden(name) || strcmp(name, FS_DATA_NAME) == 0)
 		err = -EPERM;

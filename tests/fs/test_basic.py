@@ -296,6 +296,59 @@ def test_programs(srv):
         k.stop()
 
 
+def fails(errno_, what, fn, *args):
+    try:
+        fn(*args)
+    except OSError as e:
+        eq(e.errno, errno_, "%s: errno %s" % (what, errno.errorcode.get(e.errno)))
+        return
+    raise AssertionError("%s succeeded" % what)
+
+
+def test_names_and_links(srv):
+    """NAME_MAX (255) holds for every call that takes a name, as statfs
+    says; links of both kinds and special files are EPERM, never ENOSYS."""
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a:
+            os.makedirs(a.path("nm"))
+            eq(os.statvfs(a.dir).f_namemax, 255, "statfs")
+            longest, over = "n" * 255, "n" * 256
+            write(a.path("nm", longest), b"ok")
+            eq(read(a.path("nm", longest)), b"ok", "a 255-byte name")
+            os.unlink(a.path("nm", longest))
+            write(a.path("nm/x"), b"x")
+            for what, fn, args in (
+                    ("create", lambda p: open(p, "wb"), (a.path("nm", over),)),
+                    ("stat", os.stat, (a.path("nm", over),)),
+                    ("mkdir", os.mkdir, (a.path("nm", over),)),
+                    ("unlink", os.unlink, (a.path("nm", over),)),
+                    ("rmdir", os.rmdir, (a.path("nm", over),)),
+                    ("mknod", os.mknod, (a.path("nm", over),)),
+                    ("rename to", os.rename, (a.path("nm/x"), a.path("nm", over))),
+                    ("rename from", os.rename, (a.path("nm", over), a.path("nm/x"))),
+                    ("symlink", os.symlink, ("t", a.path("nm", over))),
+                    # NAME#s: the node's name is NAME and ten digits
+                    ("sequential", lambda p: open(p, "wb").close(),
+                     (a.path("nm", "s" * 246 + "#s"),))):
+                fails(errno.ENAMETOOLONG, what, fn, *args)
+            write(a.path("nm", "s" * 245 + "#s"), b"seq")  # committed at close
+            made = [n for n in os.listdir(a.path("nm")) if n.startswith("s")]
+            eq([len(n) for n in made], [255], "a sequential file at the limit")
+            # Longer names made by another client: neither listed nor found.
+            k.create("/nm/" + "k" * 300, b"")
+            assert not [n for n in os.listdir(a.path("nm")) if n.startswith("k")]
+            # Links and special files.
+            write(a.path("nm/f"), b"f")
+            fails(errno.EPERM, "link", os.link, a.path("nm/f"), a.path("nm/g"))
+            fails(errno.EPERM, "symlink", os.symlink, "f", a.path("nm/l"))
+            fails(errno.EPERM, "mkfifo", os.mkfifo, a.path("nm/fifo"))
+            eq(sorted(n for n in os.listdir(a.path("nm")) if len(n) == 1), ["f", "x"],
+               "nothing made by the refused calls")
+    finally:
+        k.stop()
+
+
 if __name__ == "__main__":
     main([test_mapping, test_mkdir_stays_dir, test_writes, test_remove_rename, test_xattrs,
-          test_mount_options, test_mount_helper, test_programs])
+          test_mount_options, test_mount_helper, test_programs, test_names_and_links])

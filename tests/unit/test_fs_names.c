@@ -7,7 +7,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "fs.h"
@@ -42,7 +44,7 @@ static void suffix_is(const char *name, const char *base, int32_t mode)
 {
 	char *b = NULL;
 	int32_t m = -1;
-	assert_true(names_suffix(name, &b, &m));
+	assert_int_equal(names_suffix(name, &b, &m), 1);
 	assert_string_equal(b, base);
 	assert_int_equal(m, mode);
 	free(b);
@@ -52,7 +54,7 @@ static void no_suffix(const char *name)
 {
 	char *b = NULL;
 	int32_t m = -1;
-	assert_false(names_suffix(name, &b, &m));
+	assert_int_equal(names_suffix(name, &b, &m), 0);
 	assert_null(b);
 	assert_int_equal(m, -1);
 }
@@ -76,6 +78,20 @@ static void test_suffixes(void **state)
 	no_suffix("a#eb");
 	no_suffix("a#");
 	no_suffix("");
+	/* A sequential prefix must leave room for the server's 10 digits. */
+	char name[320], prefix[256], *b = NULL;
+	int32_t m = -1;
+	memset(prefix, 'p', 245);
+	prefix[245] = '\0';
+	snprintf(name, sizeof(name), "%s#es", prefix);
+	suffix_is(name, prefix, ZK_EPHEMERAL_SEQUENTIAL); /* 245 + 10 = 255 */
+	snprintf(name, sizeof(name), "%sq#s", prefix);
+	assert_int_equal(names_suffix(name, &b, &m), -ENAMETOOLONG);
+	assert_null(b);
+	assert_int_equal(m, -1);
+	snprintf(name, sizeof(name), "%sqqqqqqqqqq#e", prefix); /* an ephemeral: 255 */
+	assert_int_equal(names_suffix(name, &b, &m), 1);
+	free(b);
 }
 
 static void test_hidden_and_reserved(void **state)
@@ -87,6 +103,12 @@ static void test_hidden_and_reserved(void **state)
 	assert_true(names_hidden(FS_DIR_MARKER));
 	assert_false(names_hidden(FS_DATA_NAME));
 	assert_false(names_hidden("...a"));
+	char longest[FS_NAME_MAX + 2];
+	memset(longest, 'n', FS_NAME_MAX);
+	longest[FS_NAME_MAX] = '\0';
+	assert_false(names_hidden(longest));
+	strcat(longest, "n");
+	assert_true(names_hidden(longest)); /* made by another client */
 	assert_false(names_hidden("a.quorumfs-"));
 	assert_true(names_reserved_path(FS_LOCK_ROOT));
 	assert_true(names_reserved_path(FS_LOCK_ROOT "/x/w-0000000001"));
@@ -119,8 +141,9 @@ static void test_enomem(void **state)
 	alloc_fail_after = 0;
 	char *b = NULL;
 	int32_t m = -1;
-	/* No memory for the base: said as "no suffix", with nothing set. */
-	assert_false(names_suffix("host1#e", &b, &m));
+	/* No memory for the base: said so, with nothing set (a create must
+	 * fail, not make a node literally named "host1#e"). */
+	assert_int_equal(names_suffix("host1#e", &b, &m), -ENOMEM);
 	assert_null(b);
 	assert_int_equal(m, -1);
 	alloc_fail_after = -1;
