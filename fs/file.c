@@ -150,9 +150,7 @@ int fh_commit(struct fh *f)
 				cache_invalidate(&fs->cache, parent);
 			free(parent);
 			cache_invalidate(&fs->cache, r->path);
-			/* The kernel's name for it (suffixed or not) is not
-			 * the new znode's inode: the next lookup makes that. */
-			inode_set_path(&fs->inodes, f->in, r->path);
+			inode_created(&fs->inodes, f->in, r->path, r->stat);
 			inode_clear_pending(&fs->inodes, f->in, f);
 		} else {
 			expect_undo(&fs->expect, path, seq ? -ZK_EVENT_CREATED : ev);

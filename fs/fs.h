@@ -123,8 +123,10 @@ struct inode {
 	fuse_ino_t id;              /* the kernel's node id; immutable */
 	enum inode_kind kind;       /* immutable: a type change is a new inode */
 	uint64_t ino;               /* st_ino; immutable */
-	int64_t czxid;              /* of the znode it stands for; immutable
-				       (0: not created yet, or a ghost) */
+	int64_t czxid;              /* of the znode it stands for (0: not
+				       created yet, or a ghost); set once,
+				       by inode_created(), under the table
+				       lock */
 	/* Under the table lock: */
 	char *path;                 /* znode path (for DATA: the directory's) */
 	bool hashed;                /* findable by path (in the table's map) */
@@ -182,8 +184,13 @@ struct inode *inode_new_unhashed(struct inode_table *t, const char *path,
 /* Hashes an unhashed inode under path (replacing another), or rekeys. */
 void inode_rehash(struct inode_table *t, struct inode *in, const char *path);
 void inode_unhash(struct inode_table *t, struct inode *in);
-/* Unhashes in and points it at path (a committed create's real name). */
-void inode_set_path(struct inode_table *t, struct inode *in, const char *path);
+/* A create of this mount committed as the znode path with Stat st. If in
+ * is hashed under that path (a plain name), it stays, now for that znode
+ * (czxid set) and with its st_ino unchanged; otherwise (a suffixed name:
+ * the kernel's is not the znode's) it is unhashed and pointed at path, and
+ * the next lookup makes the znode's own inode. */
+void inode_created(struct inode_table *t, struct inode *in, const char *path,
+		   const struct zk_stat *st);
 /* The kernel forgets n lookups; the inode goes with the last hold. */
 void inode_forget(struct inode_table *t, struct inode *in, uint64_t n);
 /* A held reference to the hashed inode of path and kind, or NULL. */

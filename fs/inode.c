@@ -10,7 +10,12 @@
  * is unhashed, so the kernel sees a new node id and never a type change.
  *
  * st_ino is a hash of (path, kind, czxid): the same on every mount and
- * stable for the znode's lifetime (a znode's path never changes).
+ * stable for the znode's lifetime (a znode's path never changes). One
+ * exception keeps fstat() and stat() agreeing: a file this mount creates
+ * has an inode before its znode exists (czxid 0), and the number made then
+ * stays with it after the commit for as long as the kernel holds it
+ * (inode_created()); other mounts, and this one once the kernel has
+ * forgotten it, show the committed znode's number.
  *
  * DESIGN (locks). One mutex (t->mu, "the table lock") guards the table and
  * every field the struct says is "under the table lock". Handlers get
@@ -230,8 +235,20 @@ void inode_rehash(struct inode_table *t, struct inode *in, const char *path)
 	gained(t, path, in->kind);
 }
 
-void inode_set_path(struct inode_table *t, struct inode *in, const char *path)
+void inode_created(struct inode_table *t, struct inode *in, const char *path,
+		   const struct zk_stat *st)
 {
+	pthread_mutex_lock(&t->mu);
+	if (in->hashed && in->czxid == 0 && strcmp(in->path, path) == 0) {
+		/* The name the kernel knows is the znode's: the inode now stands
+		 * for that znode alone (a later one at the path is another), and
+		 * keeps the st_ino the kernel has already shown. */
+		in->czxid = st->czxid;
+		set_stat_locked(in, st);
+		pthread_mutex_unlock(&t->mu);
+		return;
+	}
+	pthread_mutex_unlock(&t->mu);
 	char *p = strdup(path);
 	if (!p)
 		return;

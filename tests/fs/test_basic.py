@@ -349,6 +349,45 @@ def test_names_and_links(srv):
         k.stop()
 
 
+def test_identity(srv):
+    """A file's inode number is fixed from its creation: fstat and stat
+    agree before and after its first commit, so sqlite3 writes to a
+    database it has just created; a second mount sees one number for the
+    file while it exists."""
+    import sqlite3
+    with Mount(srv) as a, Mount(srv) as b:
+        os.makedirs(a.path("id"))
+        p = a.path("id/f")
+        fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            before = os.fstat(fd).st_ino
+            eq(os.stat(p).st_ino, before, "stat before the first commit")
+            os.write(fd, b"one")
+            os.fsync(fd)  # the first commit creates the znode
+            eq(os.fstat(fd).st_ino, before, "fstat after the commit")
+            eq(os.stat(p).st_ino, before, "stat after the commit")
+        finally:
+            os.close(fd)
+        eq(os.stat(p).st_ino, before, "stat after close")
+        on_b = os.stat(b.path("id/f")).st_ino
+        write(p, b"two")
+        eq(os.stat(b.path("id/f")).st_ino, on_b, "mount B: the number stays across writes")
+        db = sqlite3.connect(a.path("id/new.db"))
+        try:
+            db.execute("create table t(x)")
+            db.execute("insert into t values (1)")
+            db.commit()
+            eq(db.execute("select count(*) from t").fetchone()[0], 1, "sqlite's row")
+        finally:
+            db.close()
+        check = sqlite3.connect(b.path("id/new.db"))
+        try:
+            eq(check.execute("select x from t").fetchall(), [(1,)], "the row on mount B")
+        finally:
+            check.close()
+
+
 if __name__ == "__main__":
     main([test_mapping, test_mkdir_stays_dir, test_writes, test_remove_rename, test_xattrs,
-          test_mount_options, test_mount_helper, test_programs, test_names_and_links])
+          test_mount_options, test_mount_helper, test_programs, test_names_and_links,
+          test_identity])

@@ -314,13 +314,33 @@ static void test_rehash_and_set_path(void **state)
 	x = inode_find(&f->t, "/moved", INODE_FILE);
 	assert_ptr_equal(x, p);
 	inode_put(&f->t, x);
-	/* A committed create's real name: not findable by it. */
-	inode_set_path(&f->t, p, "/real0000000001");
+	/* A plain name committed: the same inode, hashed, now for that znode
+	 * only, and with the st_ino the kernel already showed. */
+	uint64_t ino = p->ino;
+	struct zk_stat made = zstat(200, 200, 200);
+	inode_created(&f->t, p, "/moved", &made);
+	assert_true(p->hashed);
+	assert_int_equal(p->czxid, 200);
+	assert_int_equal(p->ino, ino);
+	struct inode *same = inode_lookup(&f->t, "/moved", INODE_FILE, &made);
+	assert_ptr_equal(same, p);
+	inode_forget(&f->t, same, 1);
+	struct zk_stat other = zstat(300, 300, 300); /* recreated since */
+	struct inode *newer = inode_lookup(&f->t, "/moved", INODE_FILE, &other);
+	assert_ptr_not_equal(newer, p);
 	assert_false(p->hashed);
-	char *path = inode_path(&f->t, p);
+	inode_forget(&f->t, newer, 1);
+	/* A suffixed create's real name is not the kernel's: not findable
+	 * by either. */
+	struct inode *q = inode_new_unhashed(&f->t, "/seq", INODE_FILE, NULL);
+	inode_rehash(&f->t, q, "/seq#s");
+	inode_created(&f->t, q, "/real0000000001", &made);
+	assert_false(q->hashed);
+	char *path = inode_path(&f->t, q);
 	assert_string_equal(path, "/real0000000001");
 	free(path);
-	assert_null(inode_find(&f->t, "/moved", INODE_FILE));
+	assert_null(inode_find(&f->t, "/seq#s", INODE_FILE));
+	inode_forget(&f->t, q, 1);
 }
 
 static void test_pending(void **state)
@@ -406,7 +426,7 @@ static void test_enomem_leaves_table_unchanged(void **state)
 	free(p);
 	p = NULL;
 	UNTIL_IT_WORKS(f, (p = inode_path(&f->t, in)) && strcmp(p, "/u3") == 0,
-		       free(p); inode_set_path(&f->t, in, "/u3"));
+		       free(p); inode_created(&f->t, in, "/u3", &st2));
 	free(p);
 	size_t n = 0;
 	struct inode **v = NULL;
