@@ -116,6 +116,12 @@ int fh_commit(struct fh *f)
 		inode_set_dirty_size(&fs->inodes, f->in, -1);
 		return -EFBIG;
 	}
+	if (inode_unlinked(&fs->inodes, f->in)) {
+		/* Unlinked through this mount: there is nothing to commit to,
+		 * and POSIX drops what is written to such a file. */
+		f->dirty = f->create = f->written = false;
+		return 0;
+	}
 	char *path = fh_path(f);
 	if (!path)
 		return -ENOMEM;
@@ -211,7 +217,7 @@ int fh_flush(struct fh *f)
 int fh_revalidate(struct fh *f)
 {
 	struct fs *fs = f->fs;
-	if (f->echo || f->create)
+	if (f->echo || f->create || inode_unlinked(&fs->inodes, f->in))
 		return 0;
 	char *path = fh_path(f);
 	struct zk_stat st;

@@ -135,6 +135,10 @@ struct inode {
 	struct zk_stat stat;        /* the newest seen (inode_set_stat()) */
 	bool have_stat;
 	struct fh *pending;         /* a create not committed yet: its file */
+	bool unlinked;              /* removed through this mount while the
+				       kernel still holds it (open files):
+				       its last Stat stands, st_nlink 0, and
+				       what is written to it is dropped */
 	int64_t dirty_size;         /* size of unflushed writes, -1 if none */
 	struct hmap_node node;      /* in the map while hashed */
 	struct list link;           /* on `all`, hashed or not: shutdown frees
@@ -212,6 +216,13 @@ void inode_set_pending(struct inode_table *t, struct inode *in, struct fh *f);
 struct fh *inode_pending(struct inode_table *t, struct inode *in);
 bool inode_has_pending(struct inode_table *t, struct inode *in);
 void inode_clear_pending(struct inode_table *t, struct inode *in, struct fh *f);
+/* Whether in stands for no znode of the ensemble: a create of this mount
+ * not committed yet, or a file unlinked through this mount (then its
+ * attributes are its own, not to be fetched). */
+bool inode_detached(struct inode_table *t, struct inode *in);
+/* Marks in unlinked (see struct inode) and unhashes it. */
+void inode_set_unlinked(struct inode_table *t, struct inode *in);
+bool inode_unlinked(struct inode_table *t, struct inode *in);
 void inode_set_dirty_size(struct inode_table *t, struct inode *in, int64_t size);
 /* Fills st from the inode's Stat and the mount's attributes. */
 void inode_attr(struct inode_table *t, struct inode *in, struct stat *st);

@@ -379,6 +379,32 @@ void inode_clear_pending(struct inode_table *t, struct inode *in, struct fh *f)
 	pthread_mutex_unlock(&t->mu);
 }
 
+bool inode_detached(struct inode_table *t, struct inode *in)
+{
+	pthread_mutex_lock(&t->mu);
+	bool d = in->unlinked || (in->czxid == 0 && in->pending != NULL);
+	pthread_mutex_unlock(&t->mu);
+	return d;
+}
+
+void inode_set_unlinked(struct inode_table *t, struct inode *in)
+{
+	pthread_mutex_lock(&t->mu);
+	if (in != &t->root) {
+		in->unlinked = true;
+		unhash_locked(t, in);
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+bool inode_unlinked(struct inode_table *t, struct inode *in)
+{
+	pthread_mutex_lock(&t->mu);
+	bool u = in->unlinked;
+	pthread_mutex_unlock(&t->mu);
+	return u;
+}
+
 void inode_set_dirty_size(struct inode_table *t, struct inode *in, int64_t size)
 {
 	pthread_mutex_lock(&t->mu);
@@ -387,7 +413,8 @@ void inode_set_dirty_size(struct inode_table *t, struct inode *in, int64_t size)
 }
 
 static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_t ino,
-		      const struct zk_stat *zs, int64_t dirty_size, struct stat *st)
+		      const struct zk_stat *zs, int64_t dirty_size, bool unlinked,
+		      struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -399,7 +426,7 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 		st->st_size = zs ? zs->num_children : 0;
 	} else {
 		st->st_mode = S_IFREG | (0666 & ~a->umask);
-		st->st_nlink = 1;
+		st->st_nlink = unlinked ? 0 : 1;
 		st->st_size = dirty_size >= 0 ? dirty_size : zs ? zs->data_length : 0;
 	}
 	if (a->ro)
@@ -422,8 +449,9 @@ void inode_attr(struct inode_table *t, struct inode *in, struct stat *st)
 	struct zk_stat zs = in->stat;
 	bool have = in->have_stat;
 	int64_t dirty = in->dirty_size;
+	bool unlinked = in->unlinked;
 	pthread_mutex_unlock(&t->mu);
-	attr_from(&t->attrs, in->kind, in->ino, have ? &zs : NULL, dirty, st);
+	attr_from(&t->attrs, in->kind, in->ino, have ? &zs : NULL, dirty, unlinked, st);
 }
 
 struct inode **inode_hold_all(struct inode_table *t, size_t *n)

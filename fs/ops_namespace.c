@@ -385,6 +385,16 @@ static int remove_node(struct fs *fs, struct inode *p, const char *name, bool di
 	char *path = child_path(fs, p, name);
 	if (!path)
 		return -ENOMEM;
+	struct inode *in = dir ? NULL : inode_find_any(&fs->inodes, path);
+	if (in && inode_detached(&fs->inodes, in)) {
+		/* A file this mount is creating: it has no znode yet, and
+		 * now never will (its open files keep their copy, POSIX's
+		 * unlinked-but-open file). */
+		inode_set_unlinked(&fs->inodes, in);
+		inode_put(&fs->inodes, in);
+		free(path);
+		return 0;
+	}
 	struct zk_stat st;
 	int err = stat_of(fs, path, &st, true);
 	if (!err && names_is_dir(&st) != dir)
@@ -405,12 +415,14 @@ static int remove_node(struct fs *fs, struct inode *p, const char *name, bool di
 		free(pp);
 	}
 	if (!err || err == -ENOENT) {
-		struct inode *in = inode_find_any(&fs->inodes, path);
-		if (in) {
+		if (!in)
+			in = inode_find_any(&fs->inodes, path);
+		if (in && !err && !dir)
+			inode_set_unlinked(&fs->inodes, in); /* open files live on */
+		else if (in)
 			inode_unhash(&fs->inodes, in);
-			inode_put(&fs->inodes, in);
-		}
 	}
+	inode_put(&fs->inodes, in);
 	free(path);
 	return err;
 }

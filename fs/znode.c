@@ -127,8 +127,8 @@ void reply_inode(fuse_req_t req, struct inode *in, double timeout)
 /* Refreshes in's Stat from the ensemble (or the cache). */
 int refresh(struct fs *fs, struct inode *in)
 {
-	if (in->czxid == 0 && inode_has_pending(&fs->inodes, in))
-		return 0; /* not created yet: its attributes are ours */
+	if (inode_detached(&fs->inodes, in))
+		return 0; /* not created yet, or unlinked: its attributes are ours */
 	char *path = inode_path(&fs->inodes, in);
 	if (!path)
 		return -ENOMEM;

@@ -387,7 +387,52 @@ def test_identity(srv):
             check.close()
 
 
+def test_unlink_open(srv):
+    """POSIX unlink: a file unlinked while open stays readable and writable
+    through its descriptors (st_nlink 0) until the last one closes, and
+    leaves nothing behind; a new file unlinked before its first commit
+    never appears; tempfile's TemporaryFile and NamedTemporaryFile work."""
+    import tempfile
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a:
+            os.makedirs(a.path("ul"))
+            write(a.path("ul/old"), b"committed")
+            fd = os.open(a.path("ul/old"), os.O_RDWR)
+            try:
+                ino = os.fstat(fd).st_ino
+                os.unlink(a.path("ul/old"))
+                assert k.exists("/ul/old") is None, "the znode goes at once"
+                st = os.fstat(fd)
+                eq((st.st_nlink, st.st_size, st.st_ino), (0, 9, ino), "fstat after unlink")
+                eq(os.pread(fd, 100, 0), b"committed", "pread after unlink")
+                eq(os.pwrite(fd, b"C", 0), 1, "pwrite after unlink")
+                eq(os.pread(fd, 100, 0), b"Committed", "its own write")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fd = os.open(a.path("ul/new"), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                os.write(fd, b"fresh")
+                os.unlink(a.path("ul/new"))
+                eq(os.pread(fd, 100, 0), b"fresh", "a new file, unlinked")
+            finally:
+                os.close(fd)
+            with tempfile.TemporaryFile(dir=a.path("ul")) as t:
+                t.write(b"scratch")
+                t.seek(0)
+                eq(t.read(), b"scratch", "TemporaryFile")
+            with tempfile.NamedTemporaryFile(dir=a.path("ul")) as t:
+                t.write(b"named")
+                t.flush()
+                eq(read(t.name), b"named", "NamedTemporaryFile by name")
+            eq(os.listdir(a.path("ul")), [], "nothing left on the mount")
+            eq(k.get_children("/ul"), [], "nothing left in the tree")
+    finally:
+        k.stop()
+
+
 if __name__ == "__main__":
     main([test_mapping, test_mkdir_stays_dir, test_writes, test_remove_rename, test_xattrs,
           test_mount_options, test_mount_helper, test_programs, test_names_and_links,
-          test_identity])
+          test_identity, test_unlink_open])

@@ -361,6 +361,39 @@ static void test_pending(void **state)
 	assert_false(inode_has_pending(&f->t, in));
 }
 
+/* Unborn (a create not committed) and unlinked inodes stand for no znode:
+ * detached; an unlinked one is unhashed and shows st_nlink 0 with its last
+ * Stat. */
+static void test_detached_and_unlinked(void **state)
+{
+	struct fixture *f = *state;
+	struct zk_stat st = zstat(70, 70, 70);
+	st.data_length = 9;
+	struct inode *in = inode_lookup(&f->t, "/gone", INODE_FILE, &st);
+	assert_false(inode_detached(&f->t, in));
+	struct stat a;
+	inode_attr(&f->t, in, &a);
+	assert_int_equal(a.st_nlink, 1);
+	inode_set_unlinked(&f->t, in);
+	assert_true(inode_unlinked(&f->t, in));
+	assert_true(inode_detached(&f->t, in));
+	assert_false(in->hashed);
+	assert_null(inode_find(&f->t, "/gone", INODE_FILE));
+	inode_attr(&f->t, in, &a);
+	assert_int_equal(a.st_nlink, 0);
+	assert_int_equal(a.st_size, 9);
+	assert_int_equal(a.st_ino, in->ino);
+
+	struct inode *unborn = inode_new_unhashed(&f->t, "/new", INODE_FILE, NULL);
+	struct fh fa = { 0 };
+	atomic_init(&fa.refs, 1);
+	inode_set_pending(&f->t, unborn, &fa);
+	assert_true(inode_detached(&f->t, unborn));
+	assert_false(inode_unlinked(&f->t, unborn));
+	inode_clear_pending(&f->t, unborn, &fa);
+	assert_false(inode_detached(&f->t, unborn));
+}
+
 static void test_hold_all(void **state)
 {
 	struct fixture *f = *state;
@@ -464,6 +497,7 @@ int main(void)
 		TEST(test_attr),
 		TEST(test_rehash_and_set_path),
 		TEST(test_pending),
+		TEST(test_detached_and_unlinked),
 		TEST(test_hold_all),
 		TEST(test_enomem_leaves_table_unchanged),
 		TEST(test_enomem_init),
