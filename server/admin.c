@@ -139,6 +139,8 @@ static void put_mntr(struct jute_out *o, struct server *srv)
 	put(o, "zk_global_sessions\t%zu\n", session_count(&srv->db.sessions));
 	put(o, "zk_last_proposal_size\t-1\n");
 	put(o, "zk_connection_rejected\t%" PRIu64 "\n", s->conn_refused);
+	put(o, "zk_request_throttle_wait_count\t%" PRIu64 "\n", s->throttle_waits);
+	put(o, "quorum_queued_requests\t%" PRId64 "\n", srv->queued_total);
 	put(o, "zk_connection_output_overflows\t%" PRIu64 "\n", s->conn_overflowed);
 	put(o, "zk_connection_deadlines_missed\t%" PRIu64 "\n", s->conn_timed_out);
 	put(o, "zk_fsync_last_us\t%" PRId64 "\n", storage_last_fsync_us(srv->storage));

@@ -66,7 +66,7 @@ static const char *const ignored_keys[] = {
 	"jvm.pause.warn-threshold.ms", "jvm.pause.sleep.time.ms", "jvm.pause.monitor",
 	"multiAddress.enabled", "multiAddress.reachabilityCheckTimeoutMs",
 	"multiAddress.reachabilityCheckEnabled", "oraclePath", "connectToLearnerMasterLimit",
-	"serverCnxnFactory", "maxCnxns", "fsync.warningthresholdms", "maxResponseCacheSize",
+	"serverCnxnFactory", "fsync.warningthresholdms", "maxResponseCacheSize",
 	"maxGetChildrenResponseCacheSize", "leaderServes", "cnxTimeout", "tcpKeepAlive",
 	"clientTcpKeepAlive", "electionPortBindRetry", "snapSizeLimitInKb",
 	"txnLogSizeLimitInKb", "commitLogCount", "flushDelay", "maxBatchSize",
@@ -689,6 +689,8 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_i32(ld, p, 1, INT32_MAX, &c->sync_limit);
 	if (!strcmp(k, "maxClientCnxns"))
 		return get_i32(ld, p, 0, INT32_MAX, &c->max_client_cnxns);
+	if (!strcmp(k, "maxCnxns"))
+		return get_i32(ld, p, 0, INT32_MAX, &c->max_cnxns);
 	if (!strcmp(k, "minSessionTimeout")) {
 		/* -1, as in ZooKeeper, asks for the default (2 * tickTime) */
 		ld->min_session_line = p->line;

@@ -40,6 +40,8 @@ struct config {
 				 client port of this server's server.N line */
 	int32_t listen_backlog; /* clientPortListenBacklog, -1 = the system default */
 	int32_t max_client_cnxns; /* maxClientCnxns per IP, default 60, 0 = no limit */
+	int32_t max_cnxns;    /* maxCnxns: client connections in all, default 0 =
+				 no limit (ZooKeeper's) */
 	int32_t min_session_timeout; /* minSessionTimeout, default 2 * tickTime */
 	int32_t max_session_timeout; /* maxSessionTimeout, default 20 * tickTime */
 	int64_t snap_count;   /* snapCount, default 100000 */

@@ -89,7 +89,12 @@ void conn_close(struct conn *c)
 	account(c);
 	c->srv->conn_handler->closed(c);
 	list_remove(&c->link);
+	c->srv->n_conns--;
 	list_remove(&c->dirty_link);
+	if (c->throttled) {
+		list_remove(&c->throttle_link);
+		c->throttled = false;
+	}
 	uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
@@ -247,14 +252,47 @@ void conn_flush_all(struct server *srv)
 	}
 }
 
+/*
+ * globalOutstandingLimit, as in ZooKeeper, bounds the requests read and not
+ * yet answered on all connections together (server.queued_total). Past it,
+ * a connection with requests of its own waiting is not read until the total
+ * is down to half; one with none still is, one request at a time, so a
+ * quiet client is answered while pipelining ones are held back, and the
+ * total never passes the limit by more than the number of connections.
+ * One connection alone is held at the limit too.
+ */
+static bool over_global_limit(const struct conn *c)
+{
+	return c->queued > 0 && c->srv->queued_total >= c->srv->cfg->global_outstanding_limit;
+}
+
 void conn_pause_if_busy(struct conn *c)
 {
 	if (c->paused || c->closing || c->closed)
 		return;
-	if (c->queued >= c->srv->cfg->global_outstanding_limit || c->syncs > 0 ||
+	bool global = over_global_limit(c);
+	if (global || c->queued >= c->srv->cfg->global_outstanding_limit || c->syncs > 0 ||
 	    unsent(c) > out_high_water(c)) {
 		c->paused = true;
 		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+	if (global && c->paused && !c->throttled) {
+		c->throttled = true;
+		list_push_back(&c->srv->throttled, &c->throttle_link);
+		c->srv->stats.throttle_waits++;
+	}
+}
+
+void conn_unthrottle(struct server *srv)
+{
+	if (list_empty(&srv->throttled) ||
+	    srv->queued_total > srv->cfg->global_outstanding_limit / 2)
+		return;
+	while (!list_empty(&srv->throttled)) {
+		struct conn *c = CONTAINER_OF(srv->throttled.next, struct conn, throttle_link);
+		list_remove(&c->throttle_link);
+		c->throttled = false;
+		conn_resume_if_idle(c);
 	}
 }
 
@@ -265,7 +303,7 @@ void conn_resume_if_idle(struct conn *c)
 {
 	if (!c->paused || c->closing || c->closed)
 		return;
-	if (!c->overflowed && c->syncs == 0 &&
+	if (!c->overflowed && c->syncs == 0 && !c->throttled &&
 	    c->queued < c->srv->cfg->global_outstanding_limit / 2 + 1 &&
 	    unsent(c) <= out_high_water(c) / 2) {
 		c->paused = false;
@@ -443,6 +481,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	list_init(&c->link);
 	list_init(&c->dirty_link);
 	list_init(&c->queue);
+	list_init(&c->throttle_link);
 	jute_out_init(&c->out);
 	jute_out_init(&c->wbuf);
 	arena_init(&c->frame_arena, FRAME_ARENA_LIMIT);
@@ -455,6 +494,15 @@ static void on_connection(uv_stream_t *listener, int status)
 	uv_tcp_nodelay(&c->tcp, 1);
 	peer_name(c);
 	int32_t max = srv->cfg->max_client_cnxns;
+	int32_t total = srv->cfg->max_cnxns;
+	if (total > 0 && srv->n_conns >= (size_t)total) {
+		srv->stats.conn_refused++;
+		log_rl(LOG_WARN, "conn", "%s: %zu connections already - max is %d (maxCnxns); "
+		       "refusing", c->peer, srv->n_conns, total);
+		c->closed = true;
+		uv_close((uv_handle_t *)&c->tcp, on_close);
+		return;
+	}
 	if (max > 0 && conn_count_for_ip(srv, c->ip) >= (size_t)max) {
 		srv->stats.conn_refused++;
 		log_rl(LOG_WARN, "conn",
@@ -469,6 +517,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	c->opened_ms = uv_now(srv->loop);
 	c->last_op = -1000;
 	list_push_back(&srv->conns, &c->link);
+	srv->n_conns++;
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 

@@ -70,6 +70,7 @@ void request_enqueue(struct conn *c, struct request *r)
 {
 	list_push_back(&c->queue, &r->link);
 	c->queued++;
+	c->srv->queued_total++;
 	conn_pause_if_busy(c);
 }
 
@@ -77,6 +78,8 @@ void request_dequeue(struct conn *c, struct request *r)
 {
 	list_remove(&r->link);
 	c->queued--;
+	c->srv->queued_total--;
+	conn_unthrottle(c->srv);
 }
 
 /* ---- replies ------------------------------------------------------------ */

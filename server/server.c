@@ -119,6 +119,7 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	srv->cfg = cfg;
 	srv->started_ns = server_now_ns();
 	list_init(&srv->conns);
+	list_init(&srv->throttled);
 	list_init(&srv->dirty);
 	list_init(&srv->free_requests);
 	list_init(&srv->waiting);

@@ -102,6 +102,8 @@ struct conn {
 	bool closing;            /* close once `out` is flushed */
 	bool closed;             /* uv_close called */
 	bool paused;             /* reading stopped: too much outstanding */
+	bool throttled;          /* on server.throttled (globalOutstandingLimit) */
+	struct list throttle_link;
 	struct session *session; /* after the handshake */
 	int64_t session_id;
 	int32_t timeout;         /* negotiated */
@@ -133,7 +135,8 @@ struct server_stats {
 	uint64_t packets_received, packets_sent;
 	uint64_t lat_count, lat_total_us, lat_min_us, lat_max_us;
 	uint64_t outstanding;  /* writes in flight */
-	uint64_t conn_refused; /* maxClientCnxns */
+	uint64_t conn_refused; /* maxClientCnxns, maxCnxns */
+	uint64_t throttle_waits; /* connections paused by globalOutstandingLimit */
 	uint64_t conn_overflowed; /* closed at maxClientOutputBytes */
 	uint64_t conn_timed_out;  /* closed: no session, or a frame too slow */
 };
@@ -166,6 +169,10 @@ struct server {
 				   connections together (conn.c) */
 	uv_signal_t sigterm, sigint;
 	struct list conns;
+	size_t n_conns;         /* on conns */
+	int64_t queued_total;   /* requests read and not yet answered, every
+				   connection together (globalOutstandingLimit) */
+	struct list throttled;  /* connections paused for queued_total */
 	struct list dirty;
 	struct list free_requests; /* recycled struct request, arenas kept */
 	struct list waiting;    /* REQ_WAIT requests, wait_zxid ascending */
@@ -223,6 +230,10 @@ void conn_close_after_flush(struct conn *c);
 void conn_mark_dirty(struct conn *c);       /* `out` has bytes for the socket */
 void conn_flush_all(struct server *srv);
 size_t conn_count_for_ip(struct server *srv, const char *ip);
+/* Resumes the connections globalOutstandingLimit paused, once the requests
+ * outstanding on all of them are down to half the limit (request.c calls it
+ * as each request leaves its queue). */
+void conn_unthrottle(struct server *srv);
 void conn_pause_if_busy(struct conn *c);
 void conn_resume_if_idle(struct conn *c);
 /* Handles a four-letter word; returns true if `word` was one. */

@@ -676,6 +676,107 @@ def test_max_client_cnxns():
                 c.close()
 
 
+def test_global_outstanding_limit():
+    """globalOutstandingLimit holds for all connections together: eight
+    connections each pipeline 40 reads behind a write, round after round
+    (under the limit each, five times over it together). Every request is
+    answered in order, the server is seen holding connections back, the
+    queued total sampled meanwhile never passes the limit by more than one
+    request per connection, and a quiet client is answered while the flood
+    goes on."""
+    limit, conns, each, rounds = 50, 8, 40, 25
+    with Quorumd({"globalOutstandingLimit": str(limit)}) as srv:
+        raws = [Raw(srv.port, timeout=20) for _ in range(conns)]
+        quiet = kazoo_client(srv)
+        done = threading.Event()
+        samples = []
+
+        def sample():
+            while not done.is_set():
+                try:
+                    samples.append(int(mntr(srv.port)["quorum_queued_requests"]))
+                except (OSError, KeyError, ValueError):
+                    pass
+        sampler = threading.Thread(target=sample, daemon=True)
+        try:
+            quiet.ensure_path("/gol")
+            sampler.start()
+            quiet_ok = 0
+            for rnd in range(rounds):
+                for n, r in enumerate(raws):
+                    node = "/gol/n%d-%d" % (n, rnd)
+                    out = p_int(8 + len(create_body(node))) + p_int(1) + p_int(CREATE) + \
+                        create_body(node)
+                    for i in range(each):
+                        body = p_int(i + 2) + p_int(GET_DATA) + p_str(node) + p_bool(False)
+                        out += p_int(len(body)) + body
+                    r.send(out)
+                if quiet.exists("/gol") is not None:
+                    quiet_ok += 1
+                for n, r in enumerate(raws):
+                    for i in range(each + 1):
+                        reply = r.recv_frame()
+                        xid, _, err = struct.unpack_from(">iqi", reply)
+                        assert (xid, err) == (i + 1, OK), (rnd, n, i, xid, err)
+            done.set()
+            sampler.join(10)
+            m = mntr(srv.port)
+            peak = max(samples) if samples else -1
+            print("     %d samples, peak queued %d (limit %d), %s connections held back, "
+                  "quiet client answered %d times" % (len(samples), peak, limit,
+                                                       m["zk_request_throttle_wait_count"],
+                                                       quiet_ok), flush=True)
+            assert int(m["zk_request_throttle_wait_count"]) > 0, "nothing was held back"
+            assert samples and peak <= limit + conns, "queued %d, limit %d" % (peak, limit)
+            assert quiet_ok == rounds
+            eq_(m["quorum_queued_requests"], "0")
+        finally:
+            done.set()
+            for r in raws:
+                r.close()
+            quiet.stop()
+
+
+def test_max_cnxns():
+    """maxCnxns caps client connections from every address together: past
+    it a connection is closed at once and logged; those open are served."""
+    with Quorumd({"maxCnxns": "3", "maxClientCnxns": "0"}) as srv:
+        conns = []
+        try:
+            conns = [Raw(srv.port) for _ in range(3)]
+            extra = Raw(srv.port, handshake=False)
+            extra.send_frame(p_int(0) + p_long(0) + p_int(10000) + p_long(0) +
+                             p_buf(b"\0" * 16) + p_bool(False))
+            assert extra.closed(), "the 4th connection was not refused"
+            extra.close()
+            wait_log(srv, "connections already", "max is 3 (maxCnxns)")
+            for c in conns:
+                assert c.ping() == OK
+            assert int(mntr_after_close(srv, conns)["zk_connection_rejected"]) >= 1
+        finally:
+            for c in conns:
+                c.close()
+
+
+def mntr_after_close(srv, conns):
+    """mntr needs a connection of its own: make room for it."""
+    conns.pop().close()
+    out = {}
+
+    def ask():
+        try:
+            out.update(mntr(srv.port))
+            return "zk_connection_rejected" in out
+        except OSError:
+            return False
+    wait_until(ask, 5, "mntr once a connection is free")
+    return out
+
+
+def eq_(a, b):
+    assert a == b, "%r != %r" % (a, b)
+
+
 def test_four_letter_word_not_whitelisted():
     with Quorumd({"4lw.commands.whitelist": "ruok, srvr"}) as srv:
         for w in ("stat", "mntr", "cons", "conf", "wchs", "dirs", "isro"):
@@ -1039,7 +1140,8 @@ if __name__ == "__main__":
             test_no_sanitizer_reports)] +
             [test_fuzz_garbage,
              test_pipelined_multi_touching_one_znode_twice,
-             test_max_client_cnxns, test_refused_flood_log_is_bounded,
+             test_max_client_cnxns, test_max_cnxns, test_global_outstanding_limit,
+             test_refused_flood_log_is_bounded,
              test_clients_that_stop_reading_are_cut_off,
              test_connections_without_a_session_time_out,
              test_four_letter_word_not_whitelisted,
