@@ -580,11 +580,12 @@ static void in_refuse(struct conn *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	/* Rate-limited: anyone who can reach the peer port can make these. */
 	if (c->peer != NULL)
-		log_msg(LOG_WARN, "peer", "connection from server %u (%s): %s; closing",
-			c->peer->addr.id, c->name, why);
+		log_rl(LOG_WARN, "peer", "connection from server %u (%s): %s; closing",
+		       c->peer->addr.id, c->name, why);
 	else
-		log_msg(LOG_WARN, "peer", "connection from %s: %s; refused", c->name, why);
+		log_rl(LOG_WARN, "peer", "connection from %s: %s; refused", c->name, why);
 	c->net->stats.refused++;
 	in_close(c);
 }
