@@ -95,7 +95,18 @@ class Session:
 
     def __init__(self, ens, member, base):
         self.ens, self.base = ens, base
-        self.c = RawZK(member.port, timeout_ms=30000, timeout=REPLY_BOUND)
+        # A member that has just said "follower" may still close a session
+        # request while it finishes syncing (ZooKeeper does): try again, as
+        # a client library would, within a bound.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.c = RawZK(member.port, timeout_ms=30000, timeout=REPLY_BOUND)
+                break
+            except (Closed, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         self.member = member
         self.last_write_zxid = 0
         self.answered = 0        # replies checked
