@@ -17,6 +17,7 @@ they are reported as skipped.
 import logging
 import os
 import random
+import re
 import shutil
 import socket
 import struct
@@ -871,6 +872,24 @@ def full_disk(name, cfg, leave=0, log_lines=(), big=0):
             # Every snapshot from now on is larger than the room left.
             client.create("/full/big", b"B" * big)
             acked.append("/full/big")
+            # A snapshot still being written when the disk fills may end
+            # well and none start after (the failing log stops the txns
+            # that would start one). Write until the snapshots have caught
+            # up with the txns (a slow writer, as under ASan on a loaded
+            # machine, lags): the next one then holds the big node, starts
+            # after the fill and needs the missing room.
+            k, deadline = 0, time.monotonic() + 30
+            while True:
+                path = "/full/s%d" % k
+                assert write(path), "a write before the disk is full"
+                z = client.exists(path).czxid
+                done = [int(x, 16) for x in
+                        re.findall(r"snapshot 0x([0-9a-f]+) written", read_log(srv))]
+                if done and max(done) >= z - 1:
+                    break
+                assert time.monotonic() < deadline, "snapshots never caught up"
+                k += 1
+                time.sleep(0.05)
         filler = os.path.join(mnt, "filler")
         size = fill(filler, leave)
         # Writes go on into the preallocated space, then fail — each with an
