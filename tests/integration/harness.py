@@ -642,9 +642,10 @@ class Ensemble:
 
     def dump_logs(self, n=60):
         for m in self.members:
-            print("---- %r, %s; last %d lines of %s ----" % (
-                m, "killed" if not m.running else "frozen" if m.frozen else "running",
-                n, m.log_path), file=sys.stderr)
+            state = ("frozen" if m.frozen else "running") if m.running else (
+                "exited with %s" % m.proc.returncode if m.proc else "never started")
+            print("---- %r, %s; last %d lines of %s ----" % (m, state, n, m.log_path),
+                  file=sys.stderr)
             print(m.log_tail(n), file=sys.stderr)
         sys.stderr.flush()
 
@@ -890,6 +891,7 @@ def run_tests(tests, *args, on_failure=None):
     logs)."""
     import traceback
     res = TestResult()
+    failures = []
     for t in tests:
         t0 = time.monotonic()
         try:
@@ -903,6 +905,7 @@ def run_tests(tests, *args, on_failure=None):
             res.failed += 1
             print("FAIL %s %.2fs" % (t.__name__, time.monotonic() - t0), flush=True)
             traceback.print_exc()
+            failures.append("%s: %s" % (t.__name__, traceback.format_exc(limit=-1).strip()))
             sys.stdout.flush()
             if on_failure:
                 try:
@@ -911,6 +914,10 @@ def run_tests(tests, *args, on_failure=None):
                     traceback.print_exc()
     print("%d passed, %d failed, %d skipped" % (res.passed, res.failed, res.skipped),
           flush=True)
+    # Last on stderr, where a CI log cut to its tail still shows why.
+    for f in failures:
+        print("FAILED " + f, file=sys.stderr)
+    sys.stderr.flush()
     if res.failed:
         sys.exit(1)
     sys.exit(77 if res.skipped and not res.passed else 0)
