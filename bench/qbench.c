@@ -53,6 +53,7 @@
 #include <pthread.h>
 
 #include "quorum_client.h"
+#include "zk.h" /* zk_error_name() */
 
 /* ---- bounds ------------------------------------------------------------- */
 

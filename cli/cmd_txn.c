@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "zk.h" /* zk_error_name() */
 
 #define TXN_MAX_OPS 1000
 #define TXN_MAX_WORDS 16

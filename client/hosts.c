@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "quorum_client.h"
+#include "zk.h"
 
 /* ---- connect string ----------------------------------------------------- */
 

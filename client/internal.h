@@ -21,6 +21,7 @@
 #include "list.h"
 #include "quorum_client.h"
 #include "watch.h"
+#include "zk.h"
 
 #define QC_MAX_AUTHS 32
 #define QC_MAX_PASSWD 64

@@ -14,7 +14,7 @@
  *     qc_close(c);
  *
  * ERRORS. Every function returns ZOK (0) or one of ZooKeeper's negative
- * codes from zk.h (ZNONODE, ZCONNECTIONLOSS, ...); qc_strerror() names them.
+ * codes from zk_defs.h (ZNONODE, ZCONNECTIONLOSS, ...); qc_strerror() names them.
  * The library adds no codes of its own; it uses these for its own cases:
  *   ZBADARGUMENTS     invalid argument: a bad path, mode, connect string, or
  *                     a request frame over QC_MAX_FRAME;
@@ -103,7 +103,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "zk.h" /* error codes, event types, states, perms, create modes */
+#include "zk_defs.h" /* error codes, opcodes, event types, states, perms,
+			 create modes, struct zk_stat */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define QC_DEFAULT_PORT 2181
 /* Largest frame sent or accepted: jute.maxbuffer (1 MiB) plus slack for the
@@ -173,7 +178,7 @@ int32_t qc_session_timeout(struct qc_client *c);
 /* The highest zxid seen in any reply. */
 int64_t qc_last_zxid(struct qc_client *c);
 
-/* "no node", ... for every code in zk.h; "unknown error" otherwise. */
+/* "no node", ... for every code in zk_defs.h; "unknown error" otherwise. */
 const char *qc_strerror(int err);
 
 /* ---- values ------------------------------------------------------------- */
@@ -349,5 +354,9 @@ int qc_whoami(struct qc_client *c, struct qc_result **out);
  * NULL when out of memory. Usable from a callback to keep a result. */
 struct qc_result *qc_result_copy(const struct qc_result *r);
 void qc_result_free(struct qc_result *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
