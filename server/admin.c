@@ -1,29 +1,36 @@
 /*
- * admin: ZooKeeper's four-letter words on the client port.
+ * admin: ZooKeeper's admin commands, in both of its forms.
  *
- * A new connection whose first four bytes spell one of these words gets a
- * plain-text answer in ZooKeeper's format (so existing monitoring parses
- * it) and is closed. A word outside 4lw.commands.whitelist gets
- * ZooKeeper's refusal line.
+ * One table (commands[]) holds every command: its AdminServer names (the
+ * primary one first, as ZooKeeper lists them), its four-letter word if it
+ * has one, and the writers of its two answers. A four-letter word is a
+ * new connection on the client port whose first four bytes spell it: it
+ * gets a plain-text answer in ZooKeeper's format (so existing monitoring
+ * parses it) and is closed; a word outside 4lw.commands.whitelist gets
+ * ZooKeeper's refusal line. The AdminServer (http.c serves it) asks
+ * admin_http() for /commands and /commands/NAME and gets JSON with
+ * ZooKeeper 3.9's keys.
+ *
+ * The figures of mntr and monitor come from metrics.c, so they agree with
+ * each other and with /metrics.
  */
 #include "server.h"
 
-#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "json.h"
+#include "metrics.h"
 #include "replica.h"
-
-/* ZooKeeper's znode count counts the root twice: its DataTree map holds it
- * under "" and "/" (see tree.h). Monitoring compares these numbers across
- * servers, so ours does the same. */
-static int64_t znode_count(const struct server *srv)
-{
-	return tree_node_count(srv->db.tree) + 1;
-}
 
 /* The four-letter code FinalRequestProcessor records as a connection's
  * last operation (cons "lop"). */
@@ -44,15 +51,6 @@ static void put(struct jute_out *o, const char *fmt, ...)
 	if (n > 0)
 		jute_put_raw(o, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
-
-static const char *mode(const struct server *srv)
-{
-	if (srv->replica == NULL)
-		return "standalone";
-	const char *m = replica_mode(srv->replica);
-	return m ? m : "looking";
-}
-
 
 static void put_latency(struct jute_out *o, const struct server_stats *s)
 {
@@ -97,60 +95,19 @@ static void put_srvr(struct jute_out *o, struct server *srv, bool with_clients)
 	put(o, "Connections: %zu\n", n);
 	put(o, "Outstanding: %" PRIu64 "\n", srv->stats.outstanding);
 	put(o, "Zxid: 0x%" PRIx64 "\n", (uint64_t)tree_last_zxid(srv->db.tree));
-	put(o, "Mode: %s\n", mode(srv));
-	put(o, "Node count: %" PRId64 "\n", znode_count(srv));
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (d == NULL)
-		return -1;
-	int n = 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 3; /* ".", ".." and the DIR's own descriptor */
+	put(o, "Mode: %s\n", metrics_server_state(srv));
+	put(o, "Node count: %" PRId64 "\n", metrics_znode_count(srv));
+	if (srv->replica && replica_leading(srv->replica)) {
+		struct replica_stats rs;
+		replica_get_stats(srv->replica, &rs);
+		put(o, "Proposal sizes last/min/max: %" PRId64 "/%" PRId64 "/%" PRId64 "\n",
+		    rs.last_proposal_size, rs.min_proposal_size, rs.max_proposal_size);
+	}
 }
 
 static void put_mntr(struct jute_out *o, struct server *srv)
 {
-	const struct server_stats *s = &srv->stats;
-	size_t conns = 0;
-	LIST_FOR_EACH(l, &srv->conns) conns++;
-	struct rlimit rl = { 0, 0 };
-	getrlimit(RLIMIT_NOFILE, &rl);
-	put(o, "zk_version\t%s, built on %s %s\n", QUORUMD_VERSION, __DATE__, __TIME__);
-	put(o, "zk_server_state\t%s\n", mode(srv));
-	put(o, "zk_avg_latency\t%.4f\n",
-	    s->lat_count ? (double)s->lat_total_us / (double)s->lat_count / 1000.0 : 0.0);
-	put(o, "zk_max_latency\t%" PRIu64 "\n", s->lat_max_us / 1000);
-	put(o, "zk_min_latency\t%" PRIu64 "\n", s->lat_min_us / 1000);
-	put(o, "zk_packets_received\t%" PRIu64 "\n", s->packets_received);
-	put(o, "zk_packets_sent\t%" PRIu64 "\n", s->packets_sent);
-	put(o, "zk_num_alive_connections\t%zu\n", conns);
-	put(o, "zk_outstanding_requests\t%" PRIu64 "\n", s->outstanding);
-	put(o, "zk_znode_count\t%" PRId64 "\n", znode_count(srv));
-	put(o, "zk_watch_count\t%zu\n", watch_reg_count(&srv->db.watches));
-	put(o, "zk_ephemerals_count\t%" PRId64 "\n", tree_ephemeral_count(srv->db.tree));
-	put(o, "zk_approximate_data_size\t%" PRId64 "\n", tree_data_size(srv->db.tree));
-	put(o, "zk_open_file_descriptor_count\t%d\n", count_fds());
-	put(o, "zk_max_file_descriptor_count\t%llu\n", (unsigned long long)rl.rlim_cur);
-	put(o, "zk_global_sessions\t%zu\n", session_count(&srv->db.sessions));
-	put(o, "zk_last_proposal_size\t-1\n");
-	put(o, "zk_connection_rejected\t%" PRIu64 "\n", s->conn_refused);
-	put(o, "zk_request_throttle_wait_count\t%" PRIu64 "\n", s->throttle_waits);
-	put(o, "quorum_queued_requests\t%" PRId64 "\n", srv->queued_total);
-	put(o, "zk_connection_output_overflows\t%" PRIu64 "\n", s->conn_overflowed);
-	put(o, "zk_connection_deadlines_missed\t%" PRIu64 "\n", s->conn_timed_out);
-	put(o, "zk_fsync_last_us\t%" PRId64 "\n", storage_last_fsync_us(srv->storage));
-	put(o, "zk_uptime\t%" PRIu64 "\n", (server_now_ns() - srv->started_ns) / 1000000);
-	if (srv->replica && replica_leading(srv->replica)) {
-		/* ZooKeeper's leader-only keys, which monitoring alerts on. */
-		put(o, "zk_followers\t%d\n", replica_followers(srv->replica, false));
-		put(o, "zk_synced_followers\t%d\n", replica_followers(srv->replica, true));
-		put(o, "zk_pending_syncs\t0\n");
-	}
+	metrics_put_mntr(srv, o);
 }
 
 /* wchs, wchc and wchp show the data table (getData, exists and the
@@ -269,41 +226,610 @@ static void put_crst(struct jute_out *o, struct server *srv)
 	put(o, "Connection stats reset.\n");
 }
 
-static void put_envi(struct jute_out *o, struct server *srv)
+/* ---- envi, dump, gtmk ----------------------------------------------------- */
+
+/* ZooKeeper's Environment.list(), key for key. The java.* properties have
+ * no value in a C program: "<NA>", ZooKeeper's own word for a property
+ * that is not there. The JVM's memory figures become the process's:
+ * total is its resident memory, max its address-space limit (or the
+ * machine's memory without one), free the machine's available memory. */
+static int64_t meminfo_mb(const char *key)
 {
-	put(o, "Environment:\nzookeeper.version=%s\nquorumd.config=%s\n", QUORUMD_VERSION,
-	    srv->cfg->path);
+	FILE *f = fopen("/proc/meminfo", "re");
+	if (f == NULL)
+		return -1;
+	char line[256];
+	int64_t v = -1;
+	size_t kl = strlen(key);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+			long long kb = 0;
+			if (sscanf(line + kl + 1, "%lld", &kb) == 1)
+				v = kb / 1024;
+			break;
+		}
+	fclose(f);
+	return v;
 }
 
-/* The words answered here. ZooKeeper answers most of them only while the
- * server serves clients. */
-static const struct word {
-	char name[5];
-	bool needs_serving;
-	void (*put)(struct jute_out *o, struct server *srv);
-} words[] = {
-	{ "ruok", false, put_ruok },
-	{ "srvr", true, put_srvr_only },
-	{ "stat", true, put_stat },
-	{ "mntr", true, put_mntr },
-	{ "conf", false, put_conf },
-	{ "cons", true, put_cons },
-	{ "wchs", true, put_wchs },
-	{ "wchc", true, put_wchc },
-	{ "wchp", true, put_wchp },
-	{ "isro", true, put_isro },
-	{ "dirs", true, put_dirs },
-	{ "srst", false, put_srst },
-	{ "crst", false, put_crst },
-	{ "envi", false, put_envi },
+static int64_t resident_mb(void)
+{
+	FILE *f = fopen("/proc/self/statm", "re");
+	long long size = 0, rss = 0;
+	if (f == NULL)
+		return -1;
+	int n = fscanf(f, "%lld %lld", &size, &rss);
+	fclose(f);
+	return n == 2 ? rss * (int64_t)sysconf(_SC_PAGESIZE) / (1024 * 1024) : -1;
+}
+
+static void env_each(struct server *srv, void (*fn)(void *ctx, const char *k, const char *v),
+		     void *ctx)
+{
+	char b[4200];
+	struct utsname u;
+	bool have_u = uname(&u) == 0;
+	struct passwd *pw = getpwuid(geteuid());
+	(void)srv;
+	snprintf(b, sizeof(b), "%s, built on %s %s", QUORUMD_VERSION, __DATE__, __TIME__);
+	fn(ctx, "zookeeper.version", b);
+	fn(ctx, "host.name", have_u ? u.nodename : "<NA>");
+	static const char *const java[] = { "java.version", "java.vendor", "java.home",
+					    "java.class.path", "java.library.path" };
+	for (size_t i = 0; i < sizeof(java) / sizeof(java[0]); i++)
+		fn(ctx, java[i], "<NA>");
+	const char *tmp = getenv("TMPDIR");
+	fn(ctx, "java.io.tmpdir", tmp && *tmp ? tmp : "/tmp");
+	fn(ctx, "java.compiler", "<NA>");
+	fn(ctx, "os.name", have_u ? u.sysname : "<NA>");
+	fn(ctx, "os.arch", have_u ? u.machine : "<NA>");
+	fn(ctx, "os.version", have_u ? u.release : "<NA>");
+	fn(ctx, "user.name", pw ? pw->pw_name : "<NA>");
+	fn(ctx, "user.home", pw ? pw->pw_dir : "<NA>");
+	fn(ctx, "user.dir", getcwd(b, sizeof(b)) ? b : "<NA>");
+	struct rlimit rl;
+	int64_t max = getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+			      ? (int64_t)(rl.rlim_cur / (1024 * 1024))
+			      : meminfo_mb("MemTotal");
+	snprintf(b, sizeof(b), "%" PRId64 "MB", meminfo_mb("MemAvailable"));
+	fn(ctx, "os.memory.free", b);
+	snprintf(b, sizeof(b), "%" PRId64 "MB", max);
+	fn(ctx, "os.memory.max", b);
+	snprintf(b, sizeof(b), "%" PRId64 "MB", resident_mb());
+	fn(ctx, "os.memory.total", b);
+}
+
+static void env_line(void *ctx, const char *k, const char *v)
+{
+	put(ctx, "%s=%s\n", k, v);
+}
+
+static void put_envi(struct jute_out *o, struct server *srv)
+{
+	put(o, "Environment:\n");
+	env_each(srv, env_line, o);
+}
+
+/* quorumd keeps no trace log: nothing is traced, the mask is 0. */
+static void put_gtmk(struct jute_out *o, struct server *srv)
+{
+	(void)srv;
+	put(o, "0");
+}
+
+/* The sessions ordered by the tick bucket they expire in (dump). */
+static struct session **sessions_by_expiry(struct server *srv, size_t *n)
+{
+	size_t cap = session_count(&srv->db.sessions);
+	struct session **a = malloc((cap ? cap : 1) * sizeof(*a));
+	*n = 0;
+	if (a == NULL)
+		return NULL;
+	SESSION_FOR_EACH(s, &srv->db.sessions)
+		if (*n < cap)
+			a[(*n)++] = s;
+	for (size_t i = 1; i < *n; i++) /* insertion sort: small, mostly sorted */
+		for (size_t k = i; k > 0 && a[k - 1]->expire_at > a[k]->expire_at; k--) {
+			struct session *t = a[k];
+			a[k] = a[k - 1];
+			a[k - 1] = t;
+		}
+	return a;
+}
+
+/* A bucket's loop time as wall-clock ms. */
+static int64_t wall_of(struct server *srv, int64_t loop_ms)
+{
+	return server_wall_ms() + (loop_ms - (int64_t)uv_now(srv->loop));
+}
+
+struct eph_walk {
+	struct server *srv;
+	struct jute_out *o;
+	struct json *j;
 };
+
+static int put_eph_path(void *ctx, const struct znode *n)
+{
+	struct eph_walk *w = ctx;
+	struct zk_str p = znode_path(n);
+	if (w->j)
+		json_strn(w->j, p.s, (size_t)p.len);
+	else
+		put(w->o, "\t%.*s\n", p.len, p.s);
+	return 0;
+}
+
+static int put_eph_owner(void *ctx, int64_t sid)
+{
+	struct eph_walk *w = ctx;
+	if (w->j) {
+		char k[32];
+		snprintf(k, sizeof(k), "%" PRId64, sid);
+		json_key(w->j, k);
+		json_begin_array(w->j);
+	} else {
+		put(w->o, "0x%" PRIx64 ":\n", (uint64_t)sid);
+	}
+	int r = tree_for_each_ephemeral(w->srv->db.tree, sid, put_eph_path, w);
+	if (w->j)
+		json_end_array(w->j);
+	return r == -ENOMEM ? 0 : r;
+}
+
+static int count_owner(void *ctx, int64_t sid)
+{
+	(void)sid;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static void put_dump(struct jute_out *o, struct server *srv)
+{
+	size_t n, buckets = 0;
+	struct session **a = sessions_by_expiry(srv, &n);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || a[i]->expire_at != a[i - 1]->expire_at)
+			buckets++;
+	put(o, "SessionTracker dump:\nSession Sets (%zu)/(%zu):\n", buckets, n);
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || a[i]->expire_at != a[i - 1]->expire_at) {
+			char when[64];
+			time_t t = (time_t)(wall_of(srv, a[i]->expire_at) / 1000);
+			struct tm tm;
+			strftime(when, sizeof(when), "%a %b %d %H:%M:%S %Z %Y", localtime_r(&t, &tm));
+			size_t k = i;
+			while (k < n && a[k]->expire_at == a[i]->expire_at)
+				k++;
+			put(o, "%zu expire at %s:\n", k - i, when);
+		}
+		put(o, "\t0x%" PRIx64 "\n", (uint64_t)a[i]->id);
+	}
+	free(a);
+	size_t owners = 0;
+	tree_for_each_ephemeral_owner(srv->db.tree, count_owner, &owners);
+	put(o, "ephemeral nodes dump:\nSessions with Ephemerals (%zu):\n", owners);
+	struct eph_walk w = { srv, o, NULL };
+	tree_for_each_ephemeral_owner(srv->db.tree, put_eph_owner, &w);
+}
+
+/* ---- the AdminServer's JSON ------------------------------------------------ */
+
+static void json_kv_int(struct json *j, const char *k, int64_t v)
+{
+	json_key(j, k);
+	json_int(j, v);
+}
+
+static void json_kv_str(struct json *j, const char *k, const char *v)
+{
+	json_key(j, k);
+	json_str(j, v);
+}
+
+static void json_kv_bool(struct json *j, const char *k, bool v)
+{
+	json_key(j, k);
+	json_bool(j, v);
+}
+
+static void j_ruok(struct json *j, struct server *srv)
+{
+	(void)j;
+	(void)srv;
+}
+
+static void j_monitor(struct json *j, struct server *srv)
+{
+	metrics_put_json(srv, j);
+}
+
+/* ZooKeeperServerConf.toMap() */
+static void j_conf(struct json *j, struct server *srv)
+{
+	const struct config *c = srv->cfg;
+	char dir[4200];
+	json_kv_int(j, "client_port", c->client_port);
+	snprintf(dir, sizeof(dir), "%s/" STORAGE_SUBDIR, c->data_dir);
+	json_kv_str(j, "data_dir", dir);
+	snprintf(dir, sizeof(dir), "%s/" STORAGE_SUBDIR, c->data_log_dir[0] ? c->data_log_dir : c->data_dir);
+	json_kv_str(j, "data_log_dir", dir);
+	json_kv_int(j, "tick_time", c->tick_time);
+	json_kv_int(j, "max_client_cnxns", c->max_client_cnxns);
+	json_kv_int(j, "min_session_timeout", c->min_session_timeout);
+	json_kv_int(j, "max_session_timeout", c->max_session_timeout);
+	json_kv_int(j, "server_id", c->n_servers ? c->myid : 0);
+	json_kv_int(j, "client_port_listen_backlog", c->listen_backlog);
+}
+
+/* ServerCnxn.getConnectionInfo(): brief for stats, full for cons. */
+static void j_conn(struct json *j, const struct conn *c, bool brief)
+{
+	json_begin_object(j);
+	json_kv_str(j, "remote_socket_address", c->peer);
+	json_kv_int(j, "interest_ops", c->admin ? 0 : 1);
+	json_kv_int(j, "outstanding_requests", c->queued);
+	json_kv_int(j, "packets_received", (int64_t)c->recv_count);
+	json_kv_int(j, "packets_sent", (int64_t)c->sent_count);
+	if (!brief) {
+		json_kv_int(j, "session_id", c->session_id);
+		json_kv_str(j, "last_operation", last_op_code(c->last_op));
+		json_kv_int(j, "established", c->connected_ms);
+		json_kv_int(j, "session_timeout", c->timeout);
+		json_kv_int(j, "last_cxid", c->last_cxid);
+		json_kv_int(j, "last_zxid", c->last_zxid);
+		json_kv_int(j, "last_response_time", c->last_resp_ms);
+		json_kv_int(j, "last_latency", (int64_t)(c->lat_last_us / 1000));
+		json_kv_int(j, "min_latency", (int64_t)(c->lat_min_us / 1000));
+		json_kv_int(j, "avg_latency",
+			    c->lat_count ? (int64_t)(c->lat_total_us / c->lat_count / 1000) : 0);
+		json_kv_int(j, "max_latency", (int64_t)(c->lat_max_us / 1000));
+	}
+	json_end_object(j);
+}
+
+static void j_conns(struct json *j, struct server *srv, bool brief)
+{
+	json_key(j, "connections");
+	json_begin_array(j);
+	LIST_FOR_EACH(l, &srv->conns) {
+		const struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!c->admin)
+			j_conn(j, c, brief);
+	}
+	json_end_array(j);
+	json_key(j, "secure_connections"); /* no TLS port: always empty */
+	json_begin_array(j);
+	json_end_array(j);
+}
+
+static void j_cons(struct json *j, struct server *srv)
+{
+	j_conns(j, srv, false);
+}
+
+static void j_srvr(struct json *j, struct server *srv)
+{
+	const struct server_stats *s = &srv->stats;
+	json_kv_str(j, "version", QUORUMD_VERSION);
+	json_kv_bool(j, "read_only", false);
+	json_key(j, "server_stats");
+	json_begin_object(j);
+	json_kv_int(j, "packets_sent", (int64_t)s->packets_sent);
+	json_kv_int(j, "packets_received", (int64_t)s->packets_received);
+	json_kv_int(j, "data_dir_size", storage_snap_bytes(srv->storage));
+	json_kv_int(j, "log_dir_size", storage_log_bytes(srv->storage));
+	json_kv_str(j, "server_state", metrics_server_state(srv));
+	json_kv_int(j, "last_processed_zxid", tree_last_zxid(srv->db.tree));
+	json_kv_int(j, "outstanding_requests", (int64_t)s->outstanding);
+	json_key(j, "avg_latency");
+	json_double(j, s->lat_count ? (double)s->lat_total_us / (double)s->lat_count / 1000.0 : 0);
+	json_kv_int(j, "max_latency", (int64_t)(s->lat_max_us / 1000));
+	json_kv_int(j, "min_latency", (int64_t)(s->lat_min_us / 1000));
+	json_kv_int(j, "num_alive_client_connections", (int64_t)srv->n_conns);
+	json_kv_int(j, "uptime", (int64_t)((server_now_ns() - srv->started_ns) / 1000000));
+	json_end_object(j);
+	if (srv->replica && replica_leading(srv->replica)) {
+		struct replica_stats rs;
+		replica_get_stats(srv->replica, &rs);
+		json_key(j, "proposal_stats");
+		json_begin_object(j);
+		json_kv_int(j, "last_buffer_size", rs.last_proposal_size);
+		json_kv_int(j, "min_buffer_size", rs.min_proposal_size);
+		json_kv_int(j, "max_buffer_size", rs.max_proposal_size);
+		json_end_object(j);
+	}
+	json_kv_int(j, "node_count", metrics_znode_count(srv));
+}
+
+static void j_stat(struct json *j, struct server *srv)
+{
+	j_srvr(j, srv);
+	json_key(j, "connections");
+	json_begin_array(j);
+	LIST_FOR_EACH(l, &srv->conns) {
+		const struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!c->admin)
+			j_conn(j, c, true);
+	}
+	json_end_array(j);
+}
+
+static void j_srst(struct json *j, struct server *srv)
+{
+	struct jute_out sink;
+	jute_out_init(&sink);
+	put_srst(&sink, srv);
+	jute_out_free(&sink);
+	(void)j;
+}
+
+static void j_crst(struct json *j, struct server *srv)
+{
+	struct jute_out sink;
+	jute_out_init(&sink);
+	put_crst(&sink, srv);
+	jute_out_free(&sink);
+	(void)j;
+}
+
+static void j_dirs(struct json *j, struct server *srv)
+{
+	int64_t snap = storage_snap_bytes(srv->storage);
+	int64_t logb = storage_log_bytes(srv->storage);
+	bool one_dir = srv->cfg->data_log_dir[0] == '\0' ||
+		       strcmp(srv->cfg->data_log_dir, srv->cfg->data_dir) == 0;
+	json_kv_int(j, "datadir_size", one_dir ? snap + logb : snap);
+	json_kv_int(j, "logdir_size", one_dir ? snap + logb : logb);
+}
+
+static void j_dump(struct json *j, struct server *srv)
+{
+	size_t n;
+	struct session **a = sessions_by_expiry(srv, &n);
+	json_key(j, "expiry_time_to_session_ids");
+	json_begin_object(j);
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || a[i]->expire_at != a[i - 1]->expire_at) {
+			if (i > 0)
+				json_end_array(j);
+			char k[32];
+			snprintf(k, sizeof(k), "%" PRId64, wall_of(srv, a[i]->expire_at));
+			json_key(j, k);
+			json_begin_array(j);
+		}
+		json_int(j, a[i]->id);
+	}
+	if (n > 0)
+		json_end_array(j);
+	json_end_object(j);
+	free(a);
+	json_key(j, "session_id_to_ephemeral_paths");
+	json_begin_object(j);
+	struct eph_walk w = { srv, NULL, j };
+	tree_for_each_ephemeral_owner(srv->db.tree, put_eph_owner, &w);
+	json_end_object(j);
+}
+
+static void env_member(void *ctx, const char *k, const char *v)
+{
+	json_kv_str(ctx, k, v);
+}
+
+static void j_envi(struct json *j, struct server *srv)
+{
+	env_each(srv, env_member, j);
+}
+
+static void j_gtmk(struct json *j, struct server *srv)
+{
+	(void)srv;
+	json_kv_int(j, "tracemask", 0);
+}
+
+static void j_icfg(struct json *j, struct server *srv)
+{
+	/* The file as it was read at start (ZooKeeper keeps its text). */
+	FILE *f = fopen(srv->cfg->path, "re");
+	struct jute_out text;
+	jute_out_init(&text);
+	if (f) {
+		char b[4096];
+		size_t n;
+		while ((n = fread(b, 1, sizeof(b), f)) > 0 && text.len < (1u << 20))
+			jute_put_raw(&text, b, n);
+		fclose(f);
+	}
+	json_key(j, "initial_configuration");
+	json_strn(j, (const char *)text.buf, text.err ? 0 : text.len);
+	jute_out_free(&text);
+}
+
+static void j_isro(struct json *j, struct server *srv)
+{
+	(void)srv;
+	json_kv_bool(j, "read_only", false);
+}
+
+static void j_lsnp(struct json *j, struct server *srv)
+{
+	int64_t zxid = -1, mtime = -1;
+	char hex[32];
+	storage_last_snapshot(srv->storage, &zxid, &mtime);
+	snprintf(hex, sizeof(hex), "%" PRIx64, (uint64_t)zxid);
+	json_kv_str(j, "zxid", hex);
+	json_kv_int(j, "timestamp", mtime);
+}
+
+static const struct config_server *member(const struct config *cfg, int32_t id)
+{
+	for (int i = 0; i < cfg->n_servers; i++)
+		if (cfg->servers[i].id == id)
+			return &cfg->servers[i];
+	return NULL;
+}
+
+/* Standalone, admin_http() answers ZooKeeper's error instead. */
+static void j_lead(struct json *j, struct server *srv)
+{
+	uint32_t id = replica_leader(srv->replica);
+	const struct config_server *m = replica_serving(srv->replica) ? member(srv->cfg, (int32_t)id)
+								       : NULL;
+	json_kv_bool(j, "is_leader", replica_leading(srv->replica));
+	json_kv_int(j, "leader_id", m ? (int64_t)id : -1);
+	json_kv_str(j, "leader_ip", m ? m->host : "");
+}
+
+/* VotingViewCommand: each voter's "host:peer:election:type", its client
+ * address added only when a server.N line gave it. */
+static void j_voting_view(struct json *j, struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	json_key(j, "current_config");
+	json_begin_object(j);
+	for (int i = 0; srv->replica && i < cfg->n_servers; i++) {
+		const struct config_server *s = &cfg->servers[i];
+		char k[16], v[700];
+		snprintf(k, sizeof(k), "%d", s->id);
+		int n = snprintf(v, sizeof(v), strchr(s->host, ':') ? "[%s]:%d:%d:%s" : "%s:%d:%d:%s",
+				 s->host, s->peer_port, s->election_port,
+				 s->observer ? "observer" : "participant");
+		if (s->client_port && s->client_port_given && n > 0 && (size_t)n < sizeof(v))
+			snprintf(v + n, sizeof(v) - (size_t)n, ";%s:%d",
+				 s->client_host[0] ? s->client_host : "0.0.0.0", s->client_port);
+		json_kv_str(j, k, v);
+	}
+	json_end_object(j);
+}
+
+static void j_wchs(struct json *j, struct server *srv)
+{
+	size_t watching = 0, paths, regs;
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (c->watches.data_seen)
+			watching++;
+	}
+	watch_table_counts(&srv->db.watches, WATCH_TABLE_DATA, &paths, &regs);
+	json_kv_int(j, "num_connections", (int64_t)watching);
+	json_kv_int(j, "num_paths", (int64_t)paths);
+	json_kv_int(j, "num_total_watches", (int64_t)regs);
+}
+
+static void j_path(void *ctx, struct zk_str path)
+{
+	json_strn(ctx, path.s, (size_t)path.len);
+}
+
+static void j_wchc(struct json *j, struct server *srv)
+{
+	json_key(j, "session_id_to_watched_paths");
+	json_begin_object(j);
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!c->watches.data_seen)
+			continue;
+		char k[32];
+		snprintf(k, sizeof(k), "%" PRId64, c->session_id);
+		json_key(j, k);
+		json_begin_array(j);
+		watch_owner_walk(&c->watches, WATCH_TABLE_DATA, j_path, j);
+		json_end_array(j);
+	}
+	json_end_object(j);
+}
+
+/* watch_table_walk() gives a path, then its owners: each path's array is
+ * closed when the next path (or the end) comes. */
+struct wchp_walk {
+	struct json *j;
+	bool open;
+};
+
+static void wchp_path(void *ctx, struct zk_str path)
+{
+	struct wchp_walk *w = ctx;
+	char k[4096];
+	if (w->open)
+		json_end_array(w->j);
+	snprintf(k, sizeof(k), "%.*s", path.len, path.s);
+	json_key(w->j, k);
+	json_begin_array(w->j);
+	w->open = true;
+}
+
+static void wchp_owner(void *ctx, const struct watch_owner *o)
+{
+	struct wchp_walk *w = ctx;
+	const struct conn *c = CONTAINER_OF(o, const struct conn, watches);
+	json_int(w->j, c->session_id);
+}
+
+static void j_wchp(struct json *j, struct server *srv)
+{
+	struct wchp_walk w = { j, false };
+	json_key(j, "path_to_session_ids");
+	json_begin_object(j);
+	watch_table_walk(&srv->db.watches, WATCH_TABLE_DATA, wchp_path, wchp_owner, &w);
+	if (w.open)
+		json_end_array(j);
+	json_end_object(j);
+}
+
+/* ---- the table ------------------------------------------------------------- */
+
+/* Every command, in the order of ZooKeeper's /commands list. needs_serving:
+ * ZooKeeper answers it only while the server serves clients. A command
+ * without a four-letter word has word "", one without JSON json NULL. */
+static const struct command {
+	const char *names[4];
+	char word[5];
+	bool needs_serving;
+	void (*text)(struct jute_out *o, struct server *srv);
+	void (*json)(struct json *j, struct server *srv);
+} commands[] = {
+	{ { "configuration", "conf", "config" }, "conf", true, put_conf, j_conf },
+	{ { "connection_stat_reset", "crst" }, "crst", true, put_crst, j_crst },
+	{ { "connections", "cons" }, "cons", true, put_cons, j_cons },
+	{ { "dirs" }, "dirs", true, put_dirs, j_dirs },
+	{ { "dump" }, "dump", true, put_dump, j_dump },
+	{ { "environment", "env", "envi" }, "envi", false, put_envi, j_envi },
+	{ { "get_trace_mask", "gtmk" }, "gtmk", false, put_gtmk, j_gtmk },
+	{ { "initial_configuration", "icfg" }, "", true, NULL, j_icfg },
+	{ { "is_read_only", "isro" }, "isro", true, put_isro, j_isro },
+	{ { "last_snapshot", "lsnp" }, "", true, NULL, j_lsnp },
+	{ { "leader", "lead" }, "", true, NULL, j_lead },
+	{ { "monitor", "mntr" }, "mntr", false, put_mntr, j_monitor },
+	{ { "ruok" }, "ruok", true, put_ruok, j_ruok },
+	{ { "server_stats", "srvr" }, "srvr", true, put_srvr_only, j_srvr },
+	{ { "stat_reset", "srst" }, "srst", true, put_srst, j_srst },
+	{ { "stats", "stat" }, "stat", true, put_stat, j_stat },
+	{ { "voting_view" }, "", true, NULL, j_voting_view },
+	{ { "watch_summary", "wchs" }, "wchs", true, put_wchs, j_wchs },
+	{ { "watches", "wchc" }, "wchc", true, put_wchc, j_wchc },
+	{ { "watches_by_path", "wchp" }, "wchp", true, put_wchp, j_wchp },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* Whether the four-letter word is answered only while serving (the
+ * four-letter forms keep ZooKeeper's older rules: ruok, conf, crst, srst,
+ * envi and gtmk answer in any state). */
+static bool word_needs_serving(const struct command *c)
+{
+	static const char *const always[] = { "ruok", "conf", "srst", "crst", "envi", "gtmk" };
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		if (strcmp(c->word, always[i]) == 0)
+			return false;
+	return true;
+}
 
 bool admin_handle(struct conn *c, const uint8_t word[4])
 {
-	const struct word *w = NULL;
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]) && w == NULL; i++)
-		if (memcmp(word, words[i].name, 4) == 0)
-			w = &words[i];
+	const struct command *w = NULL;
+	for (size_t i = 0; i < N_COMMANDS && w == NULL; i++)
+		if (commands[i].word[0] && memcmp(word, commands[i].word, 4) == 0)
+			w = &commands[i];
 	if (w == NULL)
 		return false;
 
@@ -314,13 +840,69 @@ bool admin_handle(struct conn *c, const uint8_t word[4])
 	/* ZooKeeper counts the word as a packet in, and its answer as one out */
 	c->recv_count++;
 	srv->stats.packets_received++;
-	if (!config_4lw_allowed(srv->cfg, w->name))
-		put(o, "%s is not executed because it is not in the whitelist.\n", w->name);
-	else if (srv->replica && !replica_serving(srv->replica) && w->needs_serving)
+	if (!config_4lw_allowed(srv->cfg, w->word))
+		put(o, "%s is not executed because it is not in the whitelist.\n", w->word);
+	else if (srv->replica && !replica_serving(srv->replica) && word_needs_serving(w))
 		put(o, "This ZooKeeper instance is not currently serving requests\n");
 	else
-		w->put(o, srv);
+		w->text(o, srv);
 	srv->stats.packets_sent++;
 	conn_close_after_flush(c);
 	return true;
+}
+
+/* CommandResponse's last two members. */
+static void json_tail(struct json *j, const char *command, const char *error)
+{
+	json_kv_str(j, "command", command);
+	json_key(j, "error");
+	if (error)
+		json_str(j, error);
+	else
+		json_null(j);
+}
+
+int admin_http(struct server *srv, const char *path, struct jute_out *o, const char **type)
+{
+	const char *base = srv->cfg->admin_command_url;
+	size_t bl = strlen(base);
+	while (bl > 1 && base[bl - 1] == '/')
+		bl--;
+	if (strncmp(path, base, bl) != 0 || (path[bl] != '\0' && path[bl] != '/'))
+		return 404;
+	const char *name = path[bl] == '/' ? path + bl + 1 : "";
+	if (*name == '\0') {
+		/* the list, as ZooKeeper's CommandListServlet writes it */
+		*type = "text/html";
+		for (size_t i = 0; i < N_COMMANDS; i++)
+			put(o, "<a href=\"%.*s/%s\">%s</a>\n<br/>\n", (int)bl, base,
+			    commands[i].names[0], commands[i].names[0]);
+		return 200;
+	}
+	*type = "application/json";
+	struct json j;
+	json_init(&j, o);
+	const struct command *c = NULL;
+	for (size_t i = 0; i < N_COMMANDS && c == NULL; i++)
+		for (size_t k = 0; k < 4 && commands[i].names[k] && c == NULL; k++)
+			if (strcmp(name, commands[i].names[k]) == 0)
+				c = &commands[i];
+	json_begin_object(&j);
+	if (c == NULL) {
+		char err[300];
+		snprintf(err, sizeof(err), "Unknown command: %.200s", name);
+		json_tail(&j, name, err);
+		json_end_object(&j);
+		return 404;
+	}
+	if (c->needs_serving && srv->replica && !replica_serving(srv->replica)) {
+		json_tail(&j, c->names[0], "This ZooKeeper instance is not currently serving requests");
+	} else if (c->json == j_lead && srv->replica == NULL) {
+		json_tail(&j, c->names[0], "server is not initialized");
+	} else {
+		c->json(&j, srv);
+		json_tail(&j, c->names[0], NULL);
+	}
+	json_end_object(&j);
+	return 200;
 }

@@ -42,11 +42,6 @@
 #define CONFIG_FILE_MAX (1 << 20) /* a zoo.cfg is a few hundred bytes */
 #define MYID_MAX 64               /* bytes of dataDir/myid we look at */
 
-/* Where storage keeps its files under dataDir and dataLogDir, the way
- * ZooKeeper keeps them under version-2/. `conf` prints these directories,
- * as ZooKeeper prints its version-2 ones. Must match server/storage.c. */
-#define STORAGE_SUBDIR "quorum-v1"
-
 /* Every four-letter word ZooKeeper 3.8 knows; "*" in the whitelist enables
  * them all (FourLetterCommands). */
 static const char *const known_4lw[] = {
@@ -602,6 +597,7 @@ static int parse_server(struct loader *ld, const struct prop *p)
 			return -1;
 		if (server_port(ld, p, jtrim(parts[n - 1]), &s.client_port) < 0)
 			return -1;
+		s.client_port_given = true;
 	}
 	ld->by_id[id] = s;
 	ld->server_line[id] = p->line;
@@ -649,6 +645,72 @@ static bool in_list(const char *key, const char *const *list, size_t n)
 		if (strcmp(key, list[i]) == 0)
 			return true;
 	return false;
+}
+
+static int get_bool(struct loader *ld, const struct prop *p, bool *out)
+{
+	if (strcasecmp(p->value, "true") == 0)
+		*out = true;
+	else if (strcasecmp(p->value, "false") == 0)
+		*out = false;
+	else
+		return fail(ld, p->line, p->key, "\"%s\": choose true or false", p->value);
+	return 0;
+}
+
+/* ZooKeeper's metrics providers: Prometheus, or the default (none). */
+#define PROMETHEUS_PROVIDER "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+#define DEFAULT_PROVIDER "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
+#define NULL_PROVIDER "org.apache.zookeeper.metrics.impl.NullMetricsProvider"
+
+/* The AdminServer's and the metrics endpoint's keys; 1 if k is none of them. */
+static int apply_http_prop(struct loader *ld, const struct prop *p)
+{
+	struct config *c = ld->cfg;
+	const char *k = p->key;
+	int64_t v;
+	if (!strcmp(k, "admin.enableServer"))
+		return get_bool(ld, p, &c->admin_enable);
+	if (!strcmp(k, "admin.serverAddress")) {
+		if (p->value[0] == '\0')
+			return fail(ld, p->line, k, "empty address");
+		return copy_str(ld, p, c->admin_address, sizeof(c->admin_address));
+	}
+	if (!strcmp(k, "admin.serverPort")) {
+		if (get_num(ld, p, 1, 65535, &v) < 0)
+			return -1;
+		c->admin_port = (int)v;
+		return 0;
+	}
+	if (!strcmp(k, "admin.commandURL")) {
+		if (p->value[0] != '/')
+			return fail(ld, p->line, k, "\"%s\" must begin with /", p->value);
+		return copy_str(ld, p, c->admin_command_url, sizeof(c->admin_command_url));
+	}
+	if (!strcmp(k, "admin.idleTimeout"))
+		return get_num(ld, p, 1, INT32_MAX, &c->admin_idle_ms);
+	if (!strcmp(k, "metricsProvider.className")) {
+		if (!strcmp(p->value, PROMETHEUS_PROVIDER))
+			c->metrics_enable = true;
+		else if (!strcmp(p->value, DEFAULT_PROVIDER) || !strcmp(p->value, NULL_PROVIDER))
+			c->metrics_enable = false;
+		else
+			return fail(ld, p->line, k, "metrics provider %s is not supported (only "
+				    PROMETHEUS_PROVIDER ")", p->value);
+		return 0;
+	}
+	if (!strcmp(k, "metricsProvider.httpHost")) {
+		if (p->value[0] == '\0')
+			return fail(ld, p->line, k, "empty address");
+		return copy_str(ld, p, c->metrics_host, sizeof(c->metrics_host));
+	}
+	if (!strcmp(k, "metricsProvider.httpPort")) {
+		if (get_num(ld, p, 1, 65535, &v) < 0)
+			return -1;
+		c->metrics_port = (int)v;
+		return 0;
+	}
+	return 1;
 }
 
 /* One key of zoo.cfg. Keys are case-sensitive, as in ZooKeeper. */
@@ -778,6 +840,9 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_num(ld, p, 1, INT32_MAX, &c->container_check_ms);
 	if (!strcmp(k, "zookeeper.nio.sessionlessCnxnTimeout"))
 		return get_num(ld, p, 1, INT32_MAX, &c->sessionless_timeout_ms);
+	int h = apply_http_prop(ld, p);
+	if (h <= 0)
+		return h;
 	/* Security that would be believed on and is not there: refused. */
 	if (!strcmp(k, "secureClientPort"))
 		return fail(ld, p->line, k, "TLS on the client port is not supported; remove the "
@@ -992,6 +1057,14 @@ static void set_defaults(struct config *c)
 	c->sessionless_timeout_ms = 10000;
 	c->container_check_ms = 60000;
 	strcpy(c->four_letter_words, "srvr");
+	c->admin_enable = false;
+	strcpy(c->admin_address, "0.0.0.0");
+	c->admin_port = 8080;
+	strcpy(c->admin_command_url, "/commands");
+	c->admin_idle_ms = 30000;
+	c->metrics_enable = false;
+	strcpy(c->metrics_host, "0.0.0.0");
+	c->metrics_port = 7000;
 }
 
 static int read_file(struct loader *ld, const char *path, char **text, size_t *len)
@@ -1204,7 +1277,7 @@ int config_format(const struct config *cfg, char *buf, size_t len)
 			out_host(&o, s->host);
 			out_printf(&o, ":%d:%d:%s", s->peer_port, s->election_port,
 				   s->observer ? "observer" : "participant");
-			if (s->client_port) {
+			if (s->client_port && s->client_port_given) {
 				out_printf(&o, ";");
 				out_host(&o, s->client_host[0] ? s->client_host : "0.0.0.0");
 				out_printf(&o, ":%d", s->client_port);

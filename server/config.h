@@ -16,6 +16,12 @@
 
 #define CONFIG_MAX_SERVERS 255
 
+/* Where storage keeps its files under dataDir and dataLogDir, the way
+ * ZooKeeper keeps them under version-2/. `conf` and the AdminServer's
+ * configuration print these directories, as ZooKeeper prints its
+ * version-2 ones. Must match server/storage.c. */
+#define STORAGE_SUBDIR "quorum-v1"
+
 struct config_server {
 	int32_t id;        /* N of server.N */
 	char host[256];
@@ -25,6 +31,8 @@ struct config_server {
 	int client_port;   /* after ';' in the 3.5+ form, 0 when absent; for this
 			      server always the effective clientPort */
 	char client_host[256]; /* host before that port; "" when absent (0.0.0.0) */
+	bool client_port_given; /* the line itself had ";[host:]port": conf and
+				   voting_view show it only then, as ZooKeeper does */
 };
 
 struct config {
@@ -67,6 +75,21 @@ struct config {
 	char four_letter_words[512]; /* the whitelist as given, trimmed, comma
 					separated, case-sensitive; default "srvr".
 					"srvr" is always allowed (ZooKeeper 3.5+) */
+	/* The AdminServer (http.c): admin.enableServer, default false here
+	 * (quorumd.conf(5) says why), admin.serverAddress (0.0.0.0),
+	 * admin.serverPort (8080), admin.commandURL ("/commands"),
+	 * admin.idleTimeout (ms an idle HTTP connection is kept, 30000). */
+	bool admin_enable;
+	char admin_address[256];
+	int admin_port;
+	char admin_command_url[256];
+	int64_t admin_idle_ms;
+	/* Prometheus: metricsProvider.className naming ZooKeeper's
+	 * PrometheusMetricsProvider turns it on; metricsProvider.httpHost
+	 * (0.0.0.0) and metricsProvider.httpPort (7000) say where. */
+	bool metrics_enable;
+	char metrics_host[256];
+	int metrics_port;
 	int32_t myid;          /* from dataDir/myid, 0 when standalone without one */
 	int n_servers;         /* 0 = standalone (also for a lone server.N line, as
 				  ZooKeeper does, unless standaloneEnabled=false);

@@ -40,6 +40,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "peer.h"
 #include "zab.h"
@@ -68,6 +69,7 @@ struct replica {
 	struct pending_sync *syncs;
 	size_t syncs_cap, syncs_head, syncs_len;
 	bool serving, leading;
+	struct replica_stats stats;
 	int open_handles;
 	void (*close_cb)(void *ctx);
 	void *close_ctx;
@@ -323,6 +325,7 @@ static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leade
 		return;
 	r->serving = serving;
 	r->leading = leading;
+	r->stats.leading_since_ns = serving && leading ? clock_mono_ns() : 0;
 	if (!r->closing)
 		r->host.serving(r->host.ctx, serving, leading);
 }
@@ -614,6 +617,7 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	r->host = *host;
 	r->loop = loop;
 	r->cfg = cfg;
+	replica_reset_stats(r);
 	r->storage = storage;
 	if (getrandom(&r->rng, sizeof(r->rng), 0) != sizeof(r->rng) || r->rng == 0)
 		r->rng = uv_hrtime() | 1;
@@ -776,7 +780,28 @@ int replica_propose(struct replica *r, const Quorum__Txn *txn, uint32_t origin, 
 	int rc = zab_propose(r->zab, txn->zxid, buf, n, origin, seq);
 	if (buf != stackbuf)
 		free(buf);
+	if (rc == 0) {
+		struct replica_stats *st = &r->stats;
+		st->proposals++;
+		st->last_proposal_size = (int64_t)n;
+		if (st->min_proposal_size < 0 || (int64_t)n < st->min_proposal_size)
+			st->min_proposal_size = (int64_t)n;
+		if ((int64_t)n > st->max_proposal_size)
+			st->max_proposal_size = (int64_t)n;
+	}
 	return rc;
+}
+
+void replica_get_stats(const struct replica *r, struct replica_stats *out)
+{
+	*out = r->stats;
+	out->pending_syncs = r->leading ? r->syncs_len : 0;
+}
+
+void replica_reset_stats(struct replica *r)
+{
+	r->stats.last_proposal_size = r->stats.min_proposal_size = -1;
+	r->stats.max_proposal_size = -1;
 }
 
 /* One of the timers or the network is closed; the last frees it all. */

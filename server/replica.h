@@ -84,6 +84,18 @@ int64_t replica_epoch(const struct replica *r);
 /* Leader: the other voters connected to it, or only those synced. */
 int replica_followers(const struct replica *r, bool synced_only);
 
+/* Figures for mntr and the metrics endpoint. */
+struct replica_stats {
+	uint64_t proposals;         /* proposed while leading, since start */
+	int64_t last_proposal_size; /* bytes of the packed txn; -1 before the first */
+	int64_t min_proposal_size, max_proposal_size;
+	uint64_t leading_since_ns;  /* monotonic; 0 unless serving as leader */
+	size_t pending_syncs;       /* leader: followers' syncs not yet answered */
+};
+void replica_get_stats(const struct replica *r, struct replica_stats *out);
+/* Forgets the proposal sizes (srst). */
+void replica_reset_stats(struct replica *r);
+
 /* Leader: the zxid the next proposal carries. */
 int64_t replica_next_zxid(const struct replica *r);
 /* Leader: proposes a prepped txn. 0 or a negative errno (nothing sent). */

@@ -11,7 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "replica.h"
 
 uint64_t server_now_ns(void)
@@ -102,6 +104,46 @@ static int note_recovered(void *ctx, const Quorum__Txn *txn)
 	return 0;
 }
 
+/* ---- the AdminServer and the metrics endpoint ---------------------------- */
+
+static int answer_admin(void *ctx, const char *path, struct jute_out *o, const char **type)
+{
+	return admin_http(ctx, path, o, type);
+}
+
+static int answer_metrics(void *ctx, const char *path, struct jute_out *o, const char **type)
+{
+	*type = "text/plain; version=0.0.4; charset=utf-8";
+	if (strcmp(path, "/metrics") != 0) {
+		jute_put_raw(o, "not found: the metrics are at /metrics\n", 39);
+		return 404;
+	}
+	metrics_put_prometheus(ctx, o);
+	return 200;
+}
+
+/* An endpoint that was asked for and cannot listen stops the start: the
+ * operator turned it on and would otherwise monitor nothing. */
+static int start_http(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	char err[512];
+	if (cfg->admin_enable &&
+	    http_open(&srv->admin_server, srv->loop, "AdminServer", cfg->admin_address,
+		      cfg->admin_port, cfg->admin_idle_ms, answer_admin, srv, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "server", "%s", err);
+		return -1;
+	}
+	if (cfg->metrics_enable &&
+	    http_open(&srv->metrics_server, srv->loop, "metrics", cfg->metrics_host,
+		      cfg->metrics_port, cfg->admin_idle_ms, answer_metrics, srv, err,
+		      sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "server", "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct server *srv = s->data;
@@ -184,6 +226,8 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	};
 	if (conn_listen(srv, &handler) != 0)
 		goto err;
+	if (start_http(srv) != 0)
+		goto err;
 	uint64_t tick = cfg->tick_time > 0 ? (uint64_t)cfg->tick_time : 2000;
 	/* Containers and TTL nodes are looked at more often than sessions
 	 * expire when the check interval is short. */
@@ -243,6 +287,9 @@ void server_stop(struct server *srv)
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
+	http_close(srv->admin_server);
+	http_close(srv->metrics_server);
+	srv->admin_server = srv->metrics_server = NULL;
 	close_handle(&srv->listener);
 	close_handle(&srv->tick);
 	close_handle(&srv->flush);

@@ -142,6 +142,7 @@ struct server_stats {
 };
 
 struct replica;
+struct http;
 
 struct server {
 	uv_loop_t *loop;
@@ -159,6 +160,8 @@ struct server {
 	struct prep prep;
 	uv_tcp_t listener;
 	const struct conn_handler *conn_handler;
+	struct http *admin_server; /* admin.enableServer: the AdminServer; else NULL */
+	struct http *metrics_server; /* the Prometheus endpoint, or NULL */
 	uv_tcp_t refuse;        /* takes a connection there is no memory for */
 	bool refusing;          /* refuse is closing */
 	bool refuse_again;      /* another came meanwhile */
@@ -238,6 +241,10 @@ void conn_pause_if_busy(struct conn *c);
 void conn_resume_if_idle(struct conn *c);
 /* Handles a four-letter word; returns true if `word` was one. */
 bool admin_handle(struct conn *c, const uint8_t word[4]);
+/* The AdminServer's answer to a GET of path (admin.commandURL and the
+ * commands under it): writes the body into o, its media type into *type,
+ * and returns the HTTP status. On the loop thread (http.c hands it over). */
+int admin_http(struct server *srv, const char *path, struct jute_out *o, const char **type);
 
 uint64_t server_now_ns(void);
 int64_t server_wall_ms(void);

@@ -72,6 +72,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "crc32c.h"
 #include "log.h"
 #include "snapshot.h"
@@ -121,6 +122,7 @@ struct storage {
 	bool snap_busy;         /* a snapshot is being written: child or worker */
 	struct snap_child *child; /* the forked writer, until its handle is closed */
 	int fork_error;         /* tests: the next fork "fails" with this */
+	uint64_t snap_started_ns; /* the running snapshot's start, for its stats */
 	uv_work_t snap_work;    /* the fallback: an image written by a worker */
 	struct snapshot_image snap_img;
 	int snap_status;        /* the worker's result */
@@ -382,7 +384,16 @@ static void *sync_main(void *arg)
 		s->stats.writes++;
 		s->stats.fsyncs += res.fsyncs;
 		s->stats.bytes_written += res.bytes;
+		s->stats.batch_txns += b->n;
+		if (s->stats.writes == 1 || b->n < s->stats.min_batch_txns)
+			s->stats.min_batch_txns = b->n;
+		if (b->n > s->stats.max_batch_txns)
+			s->stats.max_batch_txns = b->n;
 		if (res.fsyncs) {
+			int64_t us = res.sync_ns / 1000;
+			if (++s->stats.fsync_batches == 1 || us < s->stats.min_fsync_us)
+				s->stats.min_fsync_us = us;
+			s->stats.total_fsync_us += us;
 			s->stats.last_fsync_us = res.sync_ns / 1000;
 			if (res.max_sync_ns / 1000 > s->stats.max_fsync_us)
 				s->stats.max_fsync_us = res.max_sync_ns / 1000;
@@ -833,10 +844,16 @@ static void finish_close(struct storage *s);
 static void snap_finished(struct storage *s, int64_t zxid, int r, uint64_t size)
 {
 	s->snap_busy = false;
+	int64_t ms = (int64_t)((clock_mono_ns() - s->snap_started_ns) / 1000000);
 	pthread_mutex_lock(&s->lock);
-	if (r == 0)
-		s->stats.snapshots_written++;
-	else
+	if (r == 0) {
+		if (++s->stats.snapshots_written == 1 || ms < s->stats.min_snapshot_ms)
+			s->stats.min_snapshot_ms = ms;
+		s->stats.last_snapshot_ms = ms;
+		s->stats.total_snapshot_ms += ms;
+		if (ms > s->stats.max_snapshot_ms)
+			s->stats.max_snapshot_ms = ms;
+	} else
 		s->stats.snapshots_failed++;
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0) {
@@ -1093,7 +1110,19 @@ int storage_snapshot(struct storage *s, const struct tree *t,
 		return -ECANCELED;
 	if (s->snap_busy)
 		return -EBUSY;
+	s->snap_started_ns = clock_mono_ns();
 	int r = snapshot_fork(s, t, sessions, n_sessions);
+	if (r == 0) {
+		int64_t us = (int64_t)((clock_mono_ns() - s->snap_started_ns) / 1000);
+		pthread_mutex_lock(&s->lock);
+		if (++s->stats.forks == 1 || us < s->stats.min_fork_us)
+			s->stats.min_fork_us = us;
+		s->stats.last_fork_us = us;
+		s->stats.total_fork_us += us;
+		if (us > s->stats.max_fork_us)
+			s->stats.max_fork_us = us;
+		pthread_mutex_unlock(&s->lock);
+	}
 	if (r < 0) {
 		log_msg(LOG_WARN, "storage", "cannot fork a snapshot writer (%s): serialising "
 			"snapshot 0x%" PRIx64 " on the loop thread instead", strerror(-r),
@@ -1329,6 +1358,22 @@ int64_t storage_last_fsync_us(const struct storage *s)
 	struct storage_stats st;
 	storage_get_stats(s, &st);
 	return st.last_fsync_us;
+}
+
+int storage_last_snapshot(const struct storage *s, int64_t *zxid, int64_t *mtime_s)
+{
+	for (size_t i = s->n_snaps; i > 0; i--) {
+		const struct snapshot_file *f = &s->snaps[i - 1];
+		if (f->bad)
+			continue;
+		char name[64];
+		struct stat st;
+		snprintf(name, sizeof(name), "snapshot.%016" PRIx64, (uint64_t)f->zxid);
+		*zxid = f->zxid;
+		*mtime_s = fstatat(s->snap_dirfd, name, &st, 0) == 0 ? (int64_t)st.st_mtime : -1;
+		return 0;
+	}
+	return -ENOENT;
 }
 
 /* ---- close --------------------------------------------------------------------------------- */

@@ -130,6 +130,9 @@ int storage_purge(struct storage *s);
 int64_t storage_log_bytes(const struct storage *s);
 int64_t storage_snap_bytes(const struct storage *s);
 int64_t storage_last_fsync_us(const struct storage *s); /* the last fdatasync's duration */
+/* The newest good snapshot on disk: its zxid and its file's mtime in
+ * seconds (the AdminServer's last_snapshot). -ENOENT when there is none. */
+int storage_last_snapshot(const struct storage *s, int64_t *zxid, int64_t *mtime_s);
 
 /* Counters since storage_open(), for mntr and for tests (group commit:
  * fsyncs against txns_durable). */
@@ -142,8 +145,18 @@ struct storage_stats {
 	uint64_t bytes_written; /* log bytes made durable */
 	int64_t last_fsync_us;
 	int64_t max_fsync_us;
+	/* Each batch's fsync time (all its segments' fdatasyncs together). */
+	uint64_t fsync_batches; /* batches that fsynced */
+	int64_t min_fsync_us, total_fsync_us;
+	/* Group commit: txns per batch (with `writes`, the mean). */
+	uint64_t batch_txns, min_batch_txns, max_batch_txns;
 	uint64_t snapshots_written;
 	uint64_t snapshots_failed;
+	/* A snapshot's cost: fork() on the loop (what stalls clients), and
+	 * the whole write, from the fork to the file renamed into place. */
+	uint64_t forks;
+	int64_t last_fork_us, min_fork_us, max_fork_us, total_fork_us;
+	int64_t last_snapshot_ms, min_snapshot_ms, max_snapshot_ms, total_snapshot_ms;
 };
 void storage_get_stats(const struct storage *s, struct storage_stats *out);
 
