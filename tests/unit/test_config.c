@@ -738,7 +738,7 @@ static void test_format_quorum(void **state)
 			    "quorumPort=2888\n"
 			    "peerType=0\n"
 			    "membership: \n"
-			    "server.1=zk1:2888:3888:participant;0.0.0.0:2181\n"
+			    "server.1=zk1:2888:3888:participant\n"
 			    "server.2=[2001:db8::2]:2889:3889:participant;0.0.0.0:2182\n"
 			    "server.3=zk3:2890:3890:observer;zk3:2183\n"
 			    "version=0\n");
