@@ -52,6 +52,7 @@
 
 #include <pthread.h>
 
+#include "hist.h" /* reply latencies, in ns */
 #include "quorum_client.h"
 #include "zk.h" /* zk_error_name() */
 
@@ -69,76 +70,6 @@
 #define BULK_WINDOW 1024          /* requests in flight while filling/cleaning */
 #define CONNECT_TIMEOUT_MS 15000
 #define DRAIN_SLACK_MS 5000
-
-/* ---- latency histogram ---------------------------------------------------- */
-/* Log-linear in nanoseconds: exact below 128 ns, then 64 sub-buckets per
- * power of two (under 1.6 % error), up to 2^40 ns (18 min), beyond which
- * values are clamped. One per client, merged at the end of a workload. */
-
-#define HIST_SUB 64
-#define HIST_MAX_NS ((UINT64_C(1) << 40) - 1)
-#define HIST_BUCKETS ((40 - 6) * HIST_SUB + 2 * HIST_SUB)
-
-struct hist {
-	uint64_t count[HIST_BUCKETS];
-	uint64_t n, sum_ns, max_ns;
-};
-
-static unsigned hist_index(uint64_t v)
-{
-	if (v > HIST_MAX_NS)
-		v = HIST_MAX_NS;
-	if (v < 2 * HIST_SUB)
-		return (unsigned)v;
-	unsigned shift = (unsigned)(63 - __builtin_clzll(v)) - 6;
-	return shift * HIST_SUB + (unsigned)(v >> shift);
-}
-
-/* The middle of bucket i, in ns. */
-static double hist_value(unsigned i)
-{
-	if (i < 2 * HIST_SUB)
-		return i;
-	unsigned shift = i / HIST_SUB - 1;
-	uint64_t lower = (uint64_t)(i - shift * HIST_SUB) << shift;
-	return (double)lower + (double)(UINT64_C(1) << shift) / 2.0;
-}
-
-static void hist_add(struct hist *h, uint64_t ns)
-{
-	h->count[hist_index(ns)]++;
-	h->n++;
-	h->sum_ns += ns;
-	if (ns > h->max_ns)
-		h->max_ns = ns;
-}
-
-static void hist_merge(struct hist *into, const struct hist *h)
-{
-	for (unsigned i = 0; i < HIST_BUCKETS; i++)
-		into->count[i] += h->count[i];
-	into->n += h->n;
-	into->sum_ns += h->sum_ns;
-	if (h->max_ns > into->max_ns)
-		into->max_ns = h->max_ns;
-}
-
-/* The q-quantile (0 < q <= 1) in µs; 0 when empty. */
-static double hist_quantile_us(const struct hist *h, double q)
-{
-	if (h->n == 0)
-		return 0;
-	uint64_t rank = (uint64_t)ceil(q * (double)h->n);
-	if (rank < 1)
-		rank = 1;
-	uint64_t seen = 0;
-	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-		seen += h->count[i];
-		if (seen >= rank)
-			return hist_value(i) / 1000.0;
-	}
-	return (double)h->max_ns / 1000.0;
-}
 
 /* ---- state ---------------------------------------------------------------- */
 
@@ -639,10 +570,10 @@ static void print_result(const struct bench *b, const struct result *r)
 		       "\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
 		       "\"mean_us\":%.1f,\"max_us\":%.1f,\"errors\":%" PRIu64 ",",
 		       workload_names[r->w], r->st.ok, r->seconds, rate,
-		       hist_quantile_us(h, 0.5), hist_quantile_us(h, 0.99),
-		       hist_quantile_us(h, 0.999),
-		       h->n ? (double)h->sum_ns / (double)h->n / 1e3 : 0.0,
-		       (double)h->max_ns / 1e3, r->st.errors);
+		       hist_quantile(h, 0.5) / 1e3, hist_quantile(h, 0.99) / 1e3,
+		       hist_quantile(h, 0.999) / 1e3,
+		       h->n ? (double)h->sum / (double)h->n / 1e3 : 0.0,
+		       (double)h->max / 1e3, r->st.errors);
 		if (r->st.errors)
 			printf("\"first_error\":\"%s\",", zk_error_name(r->st.first_error));
 		else
@@ -657,8 +588,8 @@ static void print_result(const struct bench *b, const struct result *r)
 		       b->read_pct, b->seed);
 	} else {
 		printf("%-6s %10.0f ops/s  p50 %8.0f us  p99 %8.0f us  p999 %8.0f us  errors %"
-		       PRIu64, workload_names[r->w], rate, hist_quantile_us(h, 0.5),
-		       hist_quantile_us(h, 0.99), hist_quantile_us(h, 0.999), r->st.errors);
+		       PRIu64, workload_names[r->w], rate, hist_quantile(h, 0.5) / 1e3,
+		       hist_quantile(h, 0.99) / 1e3, hist_quantile(h, 0.999) / 1e3, r->st.errors);
 		if (r->st.errors)
 			printf(" (%s)", zk_error_name(r->st.first_error));
 		if (r->server_cpu_us_per_op >= 0)
