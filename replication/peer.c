@@ -55,6 +55,7 @@
 #include <sys/socket.h>
 
 #include "byteorder.h"
+#include "hist.h"
 #include "list.h"
 #include "log.h"
 
@@ -73,6 +74,7 @@
 struct frame {
 	struct list link;  /* in link.queue, then in conn.inflight */
 	size_t len;        /* bytes in data */
+	uint64_t queued_ns; /* uv_hrtime() when queued */
 	uint8_t data[];
 };
 
@@ -106,6 +108,8 @@ struct link {
 	struct peer_addr addr;
 	struct list queue;         /* frames not yet handed to a uv_write */
 	size_t queued_bytes;
+	size_t queued_frames;
+	struct peer_link_stats *stats; /* in net.link_stats */
 	struct conn *out;          /* the outgoing connection, connecting or up */
 	struct conn *in;           /* the incoming connection that said Hello */
 	uv_timer_t dial_timer;
@@ -133,6 +137,7 @@ struct peer_net {
 	uv_idle_t kick;            /* writes dirty links, delivers resets (see DESIGN) */
 	uv_timer_t sweep;          /* closes incoming connections slow to say Hello */
 	struct link links[PEER_MAX_PEERS];
+	struct peer_link_stats *link_stats; /* one per configured peer */
 	struct list conns;
 	struct list dirty, resets;
 	int unidentified;          /* incoming connections without a Hello yet */
@@ -191,6 +196,7 @@ static void maybe_finish(struct peer_net *n)
 		return;
 	void (*cb)(void *) = n->close_cb;
 	void *ctx = n->close_ctx;
+	free(n->link_stats);
 	free(n);
 	if (cb != NULL)
 		cb(ctx);
@@ -446,6 +452,7 @@ static void out_break(struct conn *c, const char *what, int rc)
 		lost++;
 	free_frames(&l->queue);
 	l->queued_bytes = 0;
+	l->queued_frames = 0;
 	n->stats.dropped += lost;
 	log_msg(LOG_INFO, "peer", "connection to server %u (%s) lost: %s: %s; %zu messages dropped",
 		l->addr.id, c->name, what, uv_strerror(rc), lost);
@@ -538,6 +545,9 @@ static void flush(struct link *l)
 		list_remove(it);
 		list_push_back(&c->inflight, it);
 		l->queued_bytes -= f->len;
+		l->queued_frames--;
+		uint64_t now = uv_hrtime();
+		hist_add(&l->stats->queue_ms, now > f->queued_ns ? (now - f->queued_ns) / 1000000 : 0);
 		c->inflight_bytes += f->len;
 		bufs[nb++] = uv_buf_init((char *)f->data, (unsigned)f->len);
 	}
@@ -903,7 +913,9 @@ static bool source_addr(const struct sockaddr_storage *ss, struct sockaddr_stora
 
 static void on_failed_start_close(uv_handle_t *h)
 {
-	free(h->data);
+	struct peer_net *n = h->data;
+	free(n->link_stats);
+	free(n);
 }
 
 int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net_config *cfg,
@@ -924,6 +936,13 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 	}
 	struct peer_net *n = calloc(1, sizeof(*n));
 	if (n == NULL) {
+		snprintf(errbuf, sizeof(errbuf), "out of memory");
+		*err = errbuf;
+		return -ENOMEM;
+	}
+	n->link_stats = calloc(cfg->n_peers > 0 ? (size_t)cfg->n_peers : 1, sizeof(*n->link_stats));
+	if (n->link_stats == NULL) {
+		free(n);
 		snprintf(errbuf, sizeof(errbuf), "out of memory");
 		*err = errbuf;
 		return -ENOMEM;
@@ -981,6 +1000,7 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 		struct link *l = &n->links[i];
 		l->net = n;
 		l->addr = cfg->peers[i];
+		l->stats = &n->link_stats[i];
 		list_init(&l->queue);
 		list_init(&l->dirty_node);
 		list_init(&l->reset_node);
@@ -1019,11 +1039,20 @@ int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m)
 	f->len = 4 + size;
 	put_be32(f->data, (uint32_t)size);
 	quorum__peer_msg__pack(m, f->data + 4);
+	f->queued_ns = uv_hrtime();
 	list_push_back(&l->queue, &f->link);
 	l->queued_bytes += f->len;
+	l->queued_frames++;
+	hist_add(&l->stats->queue_size, l->queued_frames);
 	if (l->out != NULL && l->out->established)
 		mark_dirty(l);
 	return 0;
+}
+
+const struct peer_link_stats *peer_net_link_stats(struct peer_net *n, uint32_t peer)
+{
+	struct link *l = find_link(n, peer);
+	return l ? l->stats : NULL;
 }
 
 void peer_net_get_stats(const struct peer_net *n, struct peer_net_stats *out)
@@ -1060,6 +1089,7 @@ void peer_net_close(struct peer_net *n, void (*close_cb)(void *ctx), void *ctx)
 			n->stats.dropped++;
 		free_frames(&l->queue);
 		l->queued_bytes = 0;
+		l->queued_frames = 0;
 		l->out = l->in = NULL;
 		list_remove(&l->dirty_node);
 		list_remove(&l->reset_node);

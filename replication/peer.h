@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "hist.h"
 #include "peer.pb-c.h"
 
 #define PEER_MAX_PEERS 255
@@ -108,6 +109,14 @@ struct peer_net_stats {
 	uint64_t refused;        /* incoming connections dropped (bad Hello, bad frame) */
 };
 void peer_net_get_stats(const struct peer_net *n, struct peer_net_stats *out);
+
+/* Per peer, since start: the frames queued for it as each is queued, and
+ * the ms each waited before its write began (ZooKeeper's learner handler
+ * qp_size and qp_time_ms). NULL for an unknown peer. */
+struct peer_link_stats {
+	struct hist queue_size, queue_ms;
+};
+const struct peer_link_stats *peer_net_link_stats(struct peer_net *n, uint32_t peer);
 /* Whether the outgoing connection to `peer` is up (connected; the Hello
  * may still be on its way). */
 int peer_net_connected(const struct peer_net *n, uint32_t peer);

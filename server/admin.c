@@ -98,10 +98,9 @@ static void put_srvr(struct jute_out *o, struct server *srv, bool with_clients)
 	put(o, "Mode: %s\n", metrics_server_state(srv));
 	put(o, "Node count: %" PRId64 "\n", metrics_znode_count(srv));
 	if (srv->replica && replica_leading(srv->replica)) {
-		struct replica_stats rs;
-		replica_get_stats(srv->replica, &rs);
+		const struct replica_stats *rs = replica_get_stats(srv->replica);
 		put(o, "Proposal sizes last/min/max: %" PRId64 "/%" PRId64 "/%" PRId64 "\n",
-		    rs.last_proposal_size, rs.min_proposal_size, rs.max_proposal_size);
+		    rs->last_proposal_size, rs->min_proposal_size, rs->max_proposal_size);
 	}
 }
 
@@ -210,10 +209,9 @@ static void put_dirs(struct jute_out *o, struct server *srv)
 
 static void put_srst(struct jute_out *o, struct server *srv)
 {
-	struct server_stats *s = &srv->stats;
-	uint64_t outstanding = s->outstanding;
-	memset(s, 0, sizeof(*s));
-	s->outstanding = outstanding;
+	server_stats_reset(&srv->stats);
+	if (srv->replica)
+		replica_reset_stats(srv->replica); /* the leader's proposal sizes */
 	put(o, "Server stats reset.\n");
 }
 
@@ -313,8 +311,7 @@ static void put_envi(struct jute_out *o, struct server *srv)
 /* quorumd keeps no trace log: nothing is traced, the mask is 0. */
 static void put_gtmk(struct jute_out *o, struct server *srv)
 {
-	(void)srv;
-	put(o, "0");
+	put(o, "%" PRId64, srv->trace_mask);
 }
 
 /* The sessions ordered by the tick bucket they expire in (dump). */
@@ -508,15 +505,29 @@ static void j_cons(struct json *j, struct server *srv)
 	j_conns(j, srv, false);
 }
 
+static void j_response_sizes(struct json *j, const char *key, const struct server_stats *s)
+{
+	json_key(j, key);
+	json_begin_object(j);
+	json_kv_int(j, "last_buffer_size", s->last_response_size);
+	json_kv_int(j, "min_buffer_size", s->min_response_size);
+	json_kv_int(j, "max_buffer_size", s->max_response_size);
+	json_end_object(j);
+}
+
 static void j_srvr(struct json *j, struct server *srv)
 {
 	const struct server_stats *s = &srv->stats;
+	struct storage_stats st;
+	storage_get_stats(srv->storage, &st);
 	json_kv_str(j, "version", QUORUMD_VERSION);
 	json_kv_bool(j, "read_only", false);
 	json_key(j, "server_stats");
 	json_begin_object(j);
 	json_kv_int(j, "packets_sent", (int64_t)s->packets_sent);
 	json_kv_int(j, "packets_received", (int64_t)s->packets_received);
+	json_kv_int(j, "fsync_threshold_exceed_count", (int64_t)st.fsync_slow);
+	j_response_sizes(j, "client_response_stats", s);
 	json_kv_int(j, "data_dir_size", storage_snap_bytes(srv->storage));
 	json_kv_int(j, "log_dir_size", storage_log_bytes(srv->storage));
 	json_kv_str(j, "server_state", metrics_server_state(srv));
@@ -528,15 +539,18 @@ static void j_srvr(struct json *j, struct server *srv)
 	json_kv_int(j, "min_latency", (int64_t)(s->lat_min_us / 1000));
 	json_kv_int(j, "num_alive_client_connections", (int64_t)srv->n_conns);
 	json_kv_int(j, "uptime", (int64_t)((server_now_ns() - srv->started_ns) / 1000000));
+	json_kv_int(j, "auth_failed_count", (int64_t)s->auth_failed);
+	/* metrics go somewhere: to mntr, and to /metrics when asked for */
+	json_kv_bool(j, "provider_null", false);
 	json_end_object(j);
+	j_response_sizes(j, "client_response", s);
 	if (srv->replica && replica_leading(srv->replica)) {
-		struct replica_stats rs;
-		replica_get_stats(srv->replica, &rs);
+		const struct replica_stats *rs = replica_get_stats(srv->replica);
 		json_key(j, "proposal_stats");
 		json_begin_object(j);
-		json_kv_int(j, "last_buffer_size", rs.last_proposal_size);
-		json_kv_int(j, "min_buffer_size", rs.min_proposal_size);
-		json_kv_int(j, "max_buffer_size", rs.max_proposal_size);
+		json_kv_int(j, "last_buffer_size", rs->last_proposal_size);
+		json_kv_int(j, "min_buffer_size", rs->min_proposal_size);
+		json_kv_int(j, "max_buffer_size", rs->max_proposal_size);
 		json_end_object(j);
 	}
 	json_kv_int(j, "node_count", metrics_znode_count(srv));
@@ -552,6 +566,9 @@ static void j_stat(struct json *j, struct server *srv)
 		if (!c->admin)
 			j_conn(j, c, true);
 	}
+	json_end_array(j);
+	json_key(j, "secure_connections"); /* no TLS client port */
+	json_begin_array(j);
 	json_end_array(j);
 }
 
@@ -623,8 +640,128 @@ static void j_envi(struct json *j, struct server *srv)
 
 static void j_gtmk(struct json *j, struct server *srv)
 {
+	json_kv_int(j, "tracemask", srv->trace_mask);
+}
+
+/* The value of key in a query string ("k=v&k=v"), copied into buf; false
+ * if it is not there. */
+static bool query_arg(const char *query, const char *key, char *buf, size_t size)
+{
+	size_t kl = strlen(key);
+	for (const char *p = query; p && *p;) {
+		const char *end = strchr(p, '&');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			snprintf(buf, size, "%.*s", (int)(len - kl - 1), p + kl + 1);
+			return true;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* set_trace_mask?traceMask=N: as ZooKeeper, a long, else an error. */
+static const char *j_stmk(struct json *j, struct server *srv, const char *query)
+{
+	char v[32], *end;
+	if (!query_arg(query, "traceMask", v, sizeof(v)))
+		return "setTraceMask requires long traceMask argument";
+	errno = 0;
+	long long mask = strtoll(v, &end, 10);
+	if (errno || end == v || *end)
+		return "setTraceMask requires long traceMask argument";
+	srv->trace_mask = mask;
+	json_kv_int(j, "tracemask", srv->trace_mask);
+	return NULL;
+}
+
+/* hash: the tree digests ZooKeeper keeps with zookeeper.digest.enabled;
+ * quorumd keeps none (its members compare logs, not digests). */
+static void j_hash(struct json *j, struct server *srv)
+{
 	(void)srv;
-	json_kv_int(j, "tracemask", 0);
+	json_key(j, "digests");
+	json_begin_array(j);
+	json_end_array(j);
+}
+
+/* observers, observer_connection_stat_reset: no member is an observer
+ * (config.c refuses them) until quorumd has them. */
+static void j_observers(struct json *j, struct server *srv)
+{
+	(void)srv;
+	json_kv_int(j, "synced_observers", 0);
+	json_key(j, "observers");
+	json_begin_array(j);
+	json_end_array(j);
+}
+
+static void j_obsr_reset(struct json *j, struct server *srv)
+{
+	(void)j;
+	(void)srv;
+}
+
+/* system_properties: ZooKeeper's JVM properties; the ones that describe
+ * the machine and the process are the same facts here. */
+static void j_sysprops(struct json *j, struct server *srv)
+{
+	(void)srv;
+	struct utsname u;
+	if (uname(&u) == 0) {
+		json_kv_str(j, "os.arch", strcmp(u.machine, "x86_64") == 0 ? "amd64" : u.machine);
+		json_kv_str(j, "os.name", u.sysname);
+		json_kv_str(j, "os.version", u.release);
+	}
+	json_kv_str(j, "file.separator", "/");
+	json_kv_str(j, "line.separator", "\n");
+	json_kv_str(j, "path.separator", ":");
+	struct passwd *pw = getpwuid(geteuid());
+	if (pw) {
+		json_kv_str(j, "user.name", pw->pw_name);
+		json_kv_str(j, "user.home", pw->pw_dir);
+	}
+	char cwd[4096];
+	if (getcwd(cwd, sizeof(cwd)))
+		json_kv_str(j, "user.dir", cwd);
+	/* the locale's language, as the JVM takes it from LC_ALL or LANG */
+	const char *lang = getenv("LC_ALL");
+	if (lang == NULL || *lang == '\0')
+		lang = getenv("LANG");
+	char l2[8] = "en";
+	if (lang && lang[0] >= 'a' && lang[0] <= 'z' && lang[1] >= 'a' && lang[1] <= 'z')
+		snprintf(l2, sizeof(l2), "%.2s", lang);
+	json_kv_str(j, "user.language", l2);
+	const char *tz = getenv("TZ");
+	char zone[128] = "";
+	if (tz && *tz)
+		snprintf(zone, sizeof(zone), "%s", tz[0] == ':' ? tz + 1 : tz);
+	else {
+		FILE *f = fopen("/etc/timezone", "re");
+		if (f) {
+			if (fgets(zone, sizeof(zone), f))
+				zone[strcspn(zone, "\n")] = '\0';
+			fclose(f);
+		}
+	}
+	json_kv_str(j, "user.timezone", zone);
+}
+
+/* zabstate: the ZAB phase, and whether this server votes. */
+static void j_zabstate(struct json *j, struct server *srv)
+{
+	const char *state = "";
+	if (srv->replica) {
+		const char *m = replica_mode(srv->replica);
+		if (m == NULL)
+			state = "election";
+		else if (!replica_serving(srv->replica))
+			state = "synchronization";
+		else
+			state = "broadcast";
+	}
+	json_kv_bool(j, "voting", srv->replica != NULL);
+	json_kv_str(j, "zabstate", state);
 }
 
 static void j_icfg(struct json *j, struct server *srv)
@@ -787,6 +924,8 @@ static const struct command {
 	bool needs_serving;
 	void (*text)(struct jute_out *o, struct server *srv);
 	void (*json)(struct json *j, struct server *srv);
+	/* instead of json, for a command with arguments: NULL or an error */
+	const char *(*json_args)(struct json *j, struct server *srv, const char *query);
 } commands[] = {
 	{ { "configuration", "conf", "config" }, "conf", true, put_conf, j_conf },
 	{ { "connection_stat_reset", "crst" }, "crst", true, put_crst, j_crst },
@@ -795,19 +934,25 @@ static const struct command {
 	{ { "dump" }, "dump", true, put_dump, j_dump },
 	{ { "environment", "env", "envi" }, "envi", false, put_envi, j_envi },
 	{ { "get_trace_mask", "gtmk" }, "gtmk", false, put_gtmk, j_gtmk },
+	{ { "hash" }, "", true, NULL, j_hash },
 	{ { "initial_configuration", "icfg" }, "", true, NULL, j_icfg },
 	{ { "is_read_only", "isro" }, "isro", true, put_isro, j_isro },
 	{ { "last_snapshot", "lsnp" }, "", true, NULL, j_lsnp },
 	{ { "leader", "lead" }, "", true, NULL, j_lead },
 	{ { "monitor", "mntr" }, "mntr", false, put_mntr, j_monitor },
+	{ { "observer_connection_stat_reset", "orst" }, "", true, NULL, j_obsr_reset },
+	{ { "observers", "obsr" }, "", true, NULL, j_observers },
 	{ { "ruok" }, "ruok", true, put_ruok, j_ruok },
 	{ { "server_stats", "srvr" }, "srvr", true, put_srvr_only, j_srvr },
+	{ { "set_trace_mask", "stmk" }, "", false, NULL, NULL, j_stmk },
 	{ { "stat_reset", "srst" }, "srst", true, put_srst, j_srst },
 	{ { "stats", "stat" }, "stat", true, put_stat, j_stat },
+	{ { "system_properties", "sysp" }, "", false, NULL, j_sysprops },
 	{ { "voting_view" }, "", true, NULL, j_voting_view },
 	{ { "watch_summary", "wchs" }, "wchs", true, put_wchs, j_wchs },
 	{ { "watches", "wchc" }, "wchc", true, put_wchc, j_wchc },
 	{ { "watches_by_path", "wchp" }, "wchp", true, put_wchp, j_wchp },
+	{ { "zabstate" }, "", false, NULL, j_zabstate },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -862,7 +1007,8 @@ static void json_tail(struct json *j, const char *command, const char *error)
 		json_null(j);
 }
 
-int admin_http(struct server *srv, const char *path, struct jute_out *o, const char **type)
+int admin_http(struct server *srv, const char *path, const char *query, struct jute_out *o,
+	       const char **type)
 {
 	const char *base = srv->cfg->admin_command_url;
 	size_t bl = strlen(base);
@@ -899,6 +1045,9 @@ int admin_http(struct server *srv, const char *path, struct jute_out *o, const c
 		json_tail(&j, c->names[0], "This ZooKeeper instance is not currently serving requests");
 	} else if (c->json == j_lead && srv->replica == NULL) {
 		json_tail(&j, c->names[0], "server is not initialized");
+	} else if (c->json_args) {
+		const char *err = c->json_args(&j, srv, query);
+		json_tail(&j, c->names[0], err);
 	} else {
 		c->json(&j, srv);
 		json_tail(&j, c->names[0], NULL);

@@ -61,7 +61,7 @@ static const char *const ignored_keys[] = {
 	"jvm.pause.warn-threshold.ms", "jvm.pause.sleep.time.ms", "jvm.pause.monitor",
 	"multiAddress.enabled", "multiAddress.reachabilityCheckTimeoutMs",
 	"multiAddress.reachabilityCheckEnabled", "oraclePath", "connectToLearnerMasterLimit",
-	"serverCnxnFactory", "fsync.warningthresholdms", "maxResponseCacheSize",
+	"serverCnxnFactory", "maxResponseCacheSize",
 	"maxGetChildrenResponseCacheSize", "leaderServes", "cnxTimeout", "tcpKeepAlive",
 	"clientTcpKeepAlive", "electionPortBindRetry", "snapSizeLimitInKb",
 	"txnLogSizeLimitInKb", "commitLogCount", "flushDelay", "maxBatchSize",
@@ -798,12 +798,15 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		}
 		return 0;
 	}
+	if (!strcmp(k, "fsync.warningthresholdms"))
+		return get_num(ld, p, 0, INT64_MAX / 1000000, &c->fsync_warning_ms);
 	if (!strcmp(k, "autopurge.purgeInterval")) {
 		/* ZooKeeper: zero or negative disables the purge task */
 		if (get_i32(ld, p, INT32_MIN, INT32_MAX, &c->purge_interval) < 0)
 			return -1;
 		if (c->purge_interval < 0)
 			c->purge_interval = 0;
+	c->fsync_warning_ms = 1000;
 		return 0;
 	}
 	/* Keys ZooKeeper turns into zookeeper.KEY system properties. */

@@ -57,6 +57,7 @@ struct config {
 	int32_t jute_max_buffer; /* jute.maxbuffer, default 0xfffff = 1048575 */
 	int32_t purge_snap_retain; /* autopurge.snapRetainCount, default 3, min 3 */
 	int32_t purge_interval;    /* autopurge.purgeInterval, hours, default 0 */
+	int64_t fsync_warning_ms;  /* fsync.warningthresholdms: a slower fsync is logged */
 	int32_t global_outstanding_limit; /* globalOutstandingLimit, default 1000 */
 	int64_t max_client_output; /* maxClientOutputBytes: replies and notifications
 				      a connection may have unsent before it is

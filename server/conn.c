@@ -348,6 +348,7 @@ static void parse(struct conn *c)
 			log_rl(LOG_WARN, "conn",
 				"%s: frame length %d is outside 0..jute.maxbuffer (%d); closing",
 				c->peer, len, max);
+			c->srv->stats.frames_too_large++;
 			conn_close(c);
 			return;
 		}
@@ -393,6 +394,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	c->in_len += (size_t)n;
+	c->srv->stats.bytes_received += (uint64_t)n;
 	parse(c);
 }
 
@@ -547,6 +549,8 @@ static void on_sweep(uv_timer_t *t)
 		if (d == 0 || now < d || c->closing)
 			continue;
 		srv->stats.conn_timed_out++;
+		if (!c->handshaken)
+			srv->stats.sessionless_closed++;
 		log_rl(LOG_INFO, "conn", "%s: %s for %llu ms; closing", c->peer,
 		       c->handshaken ? "a frame half received" : "no session",
 		       (unsigned long long)(now - (c->handshaken ? c->frame_since_ms

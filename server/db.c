@@ -19,7 +19,9 @@
 static void on_tree_event(void *ctx, const struct tree_event *ev)
 {
 	struct db *db = ctx;
-	watch_trigger(&db->watches, ev);
+	size_t n = watch_trigger(&db->watches, ev);
+	if (n > 0 && ev->type >= 1 && ev->type <= 4)
+		hist_add(&db->watch_fired[ev->type - 1], n);
 }
 
 int db_init(struct db *db, int32_t myid, int64_t tick_ms, int64_t now_ms,
@@ -34,6 +36,7 @@ int db_init(struct db *db, int32_t myid, int64_t tick_ms, int64_t now_ms,
 	db->sink = (struct tree_event_sink){ on_tree_event, db };
 	session_table_init(&db->sessions, myid, tick_ms, clock_wall_ms(), now_ms);
 	watch_table_init(&db->watches, deliver, ctx);
+	nsload_init(&db->ns_load);
 	return 0;
 }
 
@@ -43,6 +46,7 @@ void db_destroy(struct db *db)
 		return; /* db_init() failed, or destroyed already */
 	watch_table_destroy(&db->watches);
 	session_table_destroy(&db->sessions);
+	nsload_destroy(&db->ns_load);
 	tree_free(db->tree);
 	db->tree = NULL;
 }
@@ -61,6 +65,31 @@ static int reset(struct db *db, int64_t now_ms)
 	return 0;
 }
 
+/* The bytes a create or setData wrote, by namespace (a multi's too). */
+static void note_writes(struct db *db, const Quorum__Txn *txn)
+{
+	const char *path = NULL;
+	size_t len = 0;
+	switch (txn->body_case) {
+	case QUORUM__TXN__BODY_CREATE:
+		path = txn->create->path;
+		len = txn->create->data.len;
+		break;
+	case QUORUM__TXN__BODY_SET_DATA:
+		path = txn->set_data->path;
+		len = txn->set_data->data.len;
+		break;
+	case QUORUM__TXN__BODY_MULTI:
+		for (size_t i = 0; i < txn->multi->n_ops; i++)
+			note_writes(db, txn->multi->ops[i]);
+		return;
+	default:
+		return;
+	}
+	if (path)
+		nsload_add(&db->ns_load, (struct zk_str){ path, (int32_t)strlen(path) }, true, len);
+}
+
 int db_apply(struct db *db, const Quorum__Txn *txn, bool quiet, int64_t now_ms,
 	     struct db_applied *out)
 {
@@ -69,6 +98,8 @@ int db_apply(struct db *db, const Quorum__Txn *txn, bool quiet, int64_t now_ms,
 	int rc = tree_apply(db->tree, txn, quiet ? NULL : &db->sink, &out->res);
 	if (rc != 0)
 		return rc;
+	if (!quiet)
+		note_writes(db, txn);
 	switch (txn->body_case) {
 	case QUORUM__TXN__BODY_CREATE_SESSION: {
 		const Quorum__CreateSessionTxn *cs = txn->create_session;

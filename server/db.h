@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hist.h"
+#include "nsload.h"
 #include "session.h"
 #include "storage.h"
 #include "tree.h"
@@ -31,6 +33,10 @@ struct db {
 	struct session_table sessions;
 	struct watch_table watches;
 	struct tree_event_sink sink; /* tree -> watches */
+	/* owners notified per event that notified any, by event type - 1
+	 * (created, deleted, data changed, children changed) */
+	struct hist watch_fired[4];
+	struct nsload ns_load;       /* bytes read and written per namespace */
 	int32_t myid;                /* for session ids */
 	int64_t tick_ms;             /* session expiry buckets */
 };

@@ -40,6 +40,7 @@ static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t or
 			uint64_t seq)
 {
 	struct server *srv = ctx;
+	srv->stats.commits++;
 	Quorum__Txn *txn = quorum__txn__unpack(NULL, len, bytes);
 	if (txn == NULL) {
 		/* Every server got these bytes and all fail alike; applying
@@ -156,7 +157,7 @@ static struct request *take_answered(struct server *srv, uint64_t seq)
 static void reply_when_applied(struct conn *c, struct request *r, size_t at, int64_t zxid)
 {
 	struct server *srv = c->srv;
-	reply_note_latency(c, r->received_ns);
+	reply_note_latency(c, r->op, r->received_ns);
 	if (!reply_take(c, r, at)) {
 		request_dequeue(c, r); /* the answer went out of order */
 		request_put(srv, r);
@@ -224,6 +225,7 @@ static void host_serving(void *ctx, bool serving, bool leading)
 			struct conn *c = CONTAINER_OF(l, struct conn, link);
 			if (!c->admin && !c->closed) {
 				conn_close(c);
+				srv->stats.closed_not_serving++;
 				n++;
 			}
 		}
@@ -331,6 +333,7 @@ static void host_touched(void *ctx, uint32_t from, const int64_t *ids, size_t n,
 static void host_failed(void *ctx)
 {
 	struct server *srv = ctx;
+	srv->stats.unrecoverable++;
 	srv->exit_code = 1;
 	server_stop(srv);
 }

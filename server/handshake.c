@@ -58,11 +58,13 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	struct zk_connect_request req;
 	if (zk_decode_connect_request(&in, &req) != 0) {
 		log_rl(LOG_WARN, "server", "%s: malformed connect request; closing", c->peer);
+		srv->stats.handshakes_failed++;
 		conn_close(c);
 		return;
 	}
 	c->handshaken = true;
 	c->old_client = !req.has_read_only;
+	srv->stats.connect_requests++;
 	if (srv->replica && !replica_serving(srv->replica)) {
 		/* As ZooKeeper: no sessions while there is no quorum; the
 		 * client tries another server. */
@@ -76,6 +78,7 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 			"%s: refusing session request: the client has seen zxid 0x%llx, our last "
 			"is 0x%llx",
 			c->peer, (unsigned long long)req.last_zxid_seen, (unsigned long long)last);
+		srv->stats.handshakes_failed++;
 		conn_close(c);
 		return;
 	}
@@ -86,17 +89,21 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 			log_rl(LOG_INFO, "server", "%s: invalid session 0x%llx (%s)", c->peer,
 				(unsigned long long)req.session_id,
 				s == NULL || s->closing ? "expired" : "wrong password");
+			srv->stats.handshakes_failed++;
 			handshake_respond(c, 0, 0, NULL);
 			conn_close_after_flush(c);
 			return;
 		}
 		handshake_attach(c, s);
+		srv->stats.sessions_revalidated++;
 		/* The session lives on this member now: on the leader, its own
 		 * table says so; a follower tells the leader. */
-		if (srv->replica && replica_leading(srv->replica))
+		if (srv->replica && replica_leading(srv->replica)) {
 			s->owner = (uint32_t)srv->cfg->myid;
-		else if (srv->replica)
+		} else if (srv->replica) {
 			replica_claim(srv->replica, s->id);
+			srv->stats.sessions_claimed++;
+		}
 		/* The timeout is negotiated again, and the session lives by the
 		 * new one from now on (ZooKeeper's revalidateSession). */
 		s->live_timeout = prep_session_timeout(&srv->prep, req.timeout);

@@ -28,6 +28,7 @@
 struct job {
 	struct job *next;        /* in http.queue */
 	const char *path;
+	const char *query;
 	bool taken, done;        /* under http.lock */
 	int status;
 	const char *type;
@@ -115,6 +116,29 @@ static bool ask_loop(struct http *h, struct job *j)
 	return done;
 }
 
+/* The request's arguments as "k=v&k=v", bounded. */
+struct query {
+	char buf[HTTP_MAX_PATH + 1];
+	size_t len;
+	bool too_long;
+};
+
+static enum MHD_Result add_argument(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	(void)kind;
+	struct query *q = cls;
+	int n = snprintf(q->buf + q->len, sizeof(q->buf) - q->len, "%s%s=%s", q->len ? "&" : "",
+			 key, value ? value : "");
+	if (n < 0 || (size_t)n >= sizeof(q->buf) - q->len) {
+		q->too_long = true;
+		q->buf[q->len] = '\0';
+		return MHD_NO;
+	}
+	q->len += (size_t)n;
+	return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -147,7 +171,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (url == NULL || url[0] != '/' || strlen(url) > HTTP_MAX_PATH)
 		return reply_text(conn, MHD_HTTP_URI_TOO_LONG, "path too long\n");
 
-	struct job j = { .path = url };
+	struct query q = { .len = 0, .too_long = false };
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_argument, &q);
+	if (q.too_long)
+		return reply_text(conn, MHD_HTTP_URI_TOO_LONG, "query too long\n");
+	struct job j = { .path = url, .query = q.buf };
 	jute_out_init(&j.body);
 	enum MHD_Result ret;
 	if (!ask_loop(h, &j))
@@ -185,7 +213,7 @@ static void on_async(uv_async_t *a)
 		j->taken = true;
 		pthread_mutex_unlock(&h->lock);
 		const char *type = NULL;
-		int status = h->fn(h->ctx, j->path, &j->body, &type);
+		int status = h->fn(h->ctx, j->path, j->query, &j->body, &type);
 		pthread_mutex_lock(&h->lock);
 		j->status = status;
 		j->type = type;

@@ -28,11 +28,12 @@
 
 struct http;
 
-/* Answers a GET of path (without its query string) on the loop thread:
- * writes the body into body and its media type into *type (a static
- * string), and returns the HTTP status. */
-typedef int (*http_answer_fn)(void *ctx, const char *path, struct jute_out *body,
-			      const char **type);
+/* Answers a GET of path on the loop thread: writes the body into body and
+ * its media type into *type (a static string), and returns the HTTP
+ * status. query: the request's arguments, decoded, as "k=v" pairs joined
+ * by '&' ("" without any; longer than HTTP_MAX_PATH: refused before). */
+typedef int (*http_answer_fn)(void *ctx, const char *path, const char *query,
+			      struct jute_out *body, const char **type);
 
 /* Listens on host:port (a numeric IPv4 or IPv6 address, or a name) and
  * serves until http_close(). idle_ms: how long an idle connection is

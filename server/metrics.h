@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hist.h"
 #include "jute.h"
 #include "json.h"
 
@@ -38,6 +39,16 @@ struct metric {
 	const char *s;          /* METRIC_INFO */
 	uint64_t count;         /* METRIC_SUMMARY: observations; sum, min and max */
 	int64_t sum, min, max;  /* are 0 while there are none */
+	/* METRIC_SUMMARY with quantiles (ZooKeeper's percentile counters):
+	 * the observations, each divided by `scale` (µs kept, ms shown). */
+	const struct hist *hist;
+	double scale;
+	/* One of a set keyed by data (ZooKeeper's SummarySet: per namespace):
+	 * the key, shown before the name in mntr and monitor (NAMESPACE_NAME)
+	 * and as the label key="..." in /metrics; first_of_set on the first
+	 * member of its set, which comes with the set's HELP and TYPE. */
+	const char *key;
+	bool first_of_set;
 };
 
 typedef void (*metric_fn)(void *ctx, const struct metric *m);
@@ -46,7 +57,8 @@ typedef void (*metric_fn)(void *ctx, const struct metric *m);
 void metrics_for_each(struct server *srv, metric_fn fn, void *ctx);
 
 /* The mntr word: "zk_NAME\tVALUE" lines (a summary as zk_avg_, _min_,
- * _max_, _cnt_, _sum_ NAME; ours without the zk_). */
+ * _max_, _cnt_, _sum_ NAME, and with quantiles zk_p50_, _p95_, _p99_,
+ * _p999_ NAME; ours without the zk_, the part as a suffix). */
 void metrics_put_mntr(struct server *srv, struct jute_out *o);
 /* The Prometheus text exposition format, version 0.0.4. */
 void metrics_put_prometheus(struct server *srv, struct jute_out *o);

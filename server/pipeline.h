@@ -28,7 +28,7 @@ void reply_end(struct conn *c, size_t at, int32_t op, int64_t zxid);
 void reply_error(struct conn *c, int32_t xid, int32_t op, int32_t err);
 /* A reply to a request received at received_ns is leaving: the latency
  * figures of srvr, mntr and cons. */
-void reply_note_latency(struct conn *c, uint64_t received_ns);
+void reply_note_latency(struct conn *c, int32_t op, uint64_t received_ns);
 /* Moves the reply just written at `at` out of c->out into r. False (the
  * reply stays in c->out) when memory ran out. */
 bool reply_take(struct conn *c, struct request *r, size_t at);

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "clock.h"
+
 /* A node as prep sees it. cversion is the persisted one (children ever
  * created, see tree.h): it names sequential nodes and only creates move it. */
 struct view {
@@ -58,6 +60,7 @@ struct ctx {
 
 void prep_init(struct prep *p, int32_t min_session_timeout, int32_t max_session_timeout)
 {
+	memset(p, 0, sizeof(*p));
 	hmap_init(&p->records);
 	list_init(&p->by_zxid);
 	p->min_session_timeout = min_session_timeout;
@@ -70,6 +73,7 @@ static void record_free(struct prep *p, struct prep_record *r)
 	list_remove(&r->link);
 	free(r->acl_mem);
 	free(r);
+	p->changes_removed++;
 }
 
 void prep_reset(struct prep *p)
@@ -146,6 +150,7 @@ static int record_put(struct prep *p, struct zk_str path, const struct view *v, 
 			return -ENOMEM;
 	}
 	struct prep_record *r = record_get(p, path);
+	p->changes_queued++;
 	if (r == NULL) {
 		r = malloc(sizeof(*r) + (size_t)path.len + 1);
 		if (r == NULL) {
@@ -689,9 +694,9 @@ static int prep_create_session(struct ctx *c, const struct zk_connect_request *r
 	return ZOK;
 }
 
-int prep_write(struct prep *p, const struct tree *t, const struct prep_request *req,
-	       int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
-	       int32_t *err)
+static int prep_write_op(struct prep *p, const struct tree *t, const struct prep_request *req,
+			 int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
+			 int32_t *err)
 {
 	struct ctx c = { .p = p, .t = t, .arena = arena, .auth = req->auth,
 			 .session_id = req->session_id, .zxid = zxid, .time_ms = time_ms };
@@ -743,6 +748,21 @@ int prep_write(struct prep *p, const struct tree *t, const struct prep_request *
 	return ZOK;
 }
 
+static uint64_t ms_since(uint64_t t0)
+{
+	return (clock_mono_ns() - t0) / 1000000;
+}
+
+int prep_write(struct prep *p, const struct tree *t, const struct prep_request *req,
+	       int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
+	       int32_t *err)
+{
+	uint64_t t0 = clock_mono_ns();
+	int rc = prep_write_op(p, t, req, zxid, time_ms, arena, out, err);
+	hist_add(&p->process_ms, ms_since(t0));
+	return rc;
+}
+
 Quorum__Txn *prep_error(int64_t session_id, int32_t err, int64_t zxid, int64_t time_ms,
 			struct arena *arena)
 {
@@ -771,8 +791,8 @@ static int close_tree_ephemeral(void *arg, const struct znode *n)
 	return 0;
 }
 
-Quorum__Txn *prep_close_session(struct prep *p, const struct tree *t, int64_t session_id,
-				int64_t zxid, int64_t time_ms, struct arena *arena)
+static Quorum__Txn *close_session(struct prep *p, const struct tree *t, int64_t session_id,
+				  int64_t zxid, int64_t time_ms, struct arena *arena)
 {
 	struct ctx c = { .p = p, .t = t, .arena = arena, .session_id = session_id, .zxid = zxid,
 			 .time_ms = time_ms };
@@ -822,5 +842,16 @@ Quorum__Txn *prep_expire_node(struct prep *p, const struct tree *t, struct zk_st
 	if (txn == NULL || stage_delete(&c, path) != 0 || delete_txn(&c, path, txn) != ZOK ||
 	    commit_staged(&c) != 0)
 		return NULL;
+	return txn;
+}
+
+Quorum__Txn *prep_close_session(struct prep *p, const struct tree *t, int64_t session_id,
+				int64_t zxid, int64_t time_ms, struct arena *arena)
+{
+	uint64_t t0 = clock_mono_ns();
+	Quorum__Txn *txn = close_session(p, t, session_id, zxid, time_ms, arena);
+	uint64_t ms = ms_since(t0);
+	hist_add(&p->close_session_ms, ms);
+	hist_add(&p->process_ms, ms);
 	return txn;
 }

@@ -22,6 +22,7 @@
 
 #include "acl.h"
 #include "arena.h"
+#include "hist.h"
 #include "hmap.h"
 #include "list.h"
 #include "tree.h"
@@ -32,6 +33,10 @@ struct prep {
 	struct hmap records; /* path -> struct prep_record */
 	struct list by_zxid; /* records, oldest change first, for prep_applied() */
 	int32_t min_session_timeout, max_session_timeout;
+	/* ZooKeeper's PrepRequestProcessor figures: change records added and
+	 * dropped; ms to prep a write, and a closeSession (also an expiry's) */
+	uint64_t changes_queued, changes_removed;
+	struct hist process_ms, close_session_ms;
 };
 
 /* What one request asks, for prep_write(). */

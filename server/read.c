@@ -286,8 +286,10 @@ static int32_t read_get_data(struct conn *c, const struct zk_path_watch_request 
 		return ZNOAUTH;
 	if (r->watch)
 		watch_add(&c->srv->db.watches, &c->watches, WATCH_TABLE_DATA, r->path, WATCH_STANDARD);
-	jute_put_buffer(&c->out, znode_data(n));
+	struct zk_buf data = znode_data(n);
+	jute_put_buffer(&c->out, data);
 	put_stat(c, n);
+	nsload_add(&c->srv->db.ns_load, r->path, false, data.len > 0 ? (uint64_t)data.len : 0);
 	return ZOK;
 }
 
@@ -302,7 +304,9 @@ static int32_t read_get_children(struct conn *c, const struct zk_path_watch_requ
 		return ZNOAUTH;
 	if (r->watch)
 		watch_add(&c->srv->db.watches, &c->watches, WATCH_TABLE_CHILD, r->path, WATCH_STANDARD);
+	size_t before = c->out.len;
 	put_children(&c->out, n);
+	nsload_add(&c->srv->db.ns_load, r->path, false, c->out.len - before);
 	if (with_stat)
 		put_stat(c, n);
 	return ZOK;
@@ -628,7 +632,7 @@ void read_run(struct conn *c, int32_t xid, int32_t op, const uint8_t *body, size
 		return;
 	}
 	reply_end(c, at, op, zxid);
-	reply_note_latency(c, received_ns);
+	reply_note_latency(c, op, received_ns);
 	if (fn == NULL) {
 		log_rl(LOG_INFO, "server", "%s: unknown opcode %d; closing", c->peer, op);
 		conn_close_after_flush(c);

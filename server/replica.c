@@ -47,6 +47,20 @@
 
 #define APPEND_RING_MIN 1024
 
+/* Proposals in flight and when each was proposed (leader) or received
+ * (follower), oldest first, for the latency figures; `acked` counts the
+ * oldest ones a follower has acknowledged. Bounded: past LAT_RING_MAX in
+ * flight, later ones are not timed. */
+struct lat_entry {
+	int64_t zxid;
+	uint64_t ns;
+};
+struct lat_ring {
+	struct lat_entry *e;
+	size_t cap, head, len, acked;
+};
+#define LAT_RING_MAX 65536
+
 struct replica {
 	struct replica_host host; /* the server above */
 	uv_loop_t *loop;
@@ -69,6 +83,10 @@ struct replica {
 	struct pending_sync *syncs;
 	size_t syncs_cap, syncs_head, syncs_len;
 	bool serving, leading;
+	enum zab_role role;
+	uint64_t role_since_ns;   /* when `role` began */
+	uint64_t unserving_since_ns; /* when serving last stopped (or start) */
+	struct lat_ring lat;
 	struct replica_stats stats;
 	int open_handles;
 	void (*close_cb)(void *ctx);
@@ -144,9 +162,91 @@ static uint64_t io_random(void *ctx)
 	return r->rng * 2685821657736338717ull;
 }
 
+/* ---- latency figures ------------------------------------------------------ */
+
+static void lat_push(struct lat_ring *q, int64_t zxid)
+{
+	if (q->len == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 256;
+		if (cap > LAT_RING_MAX)
+			return;
+		struct lat_entry *e = malloc(cap * sizeof(*e));
+		if (e == NULL)
+			return;
+		for (size_t i = 0; i < q->len; i++)
+			e[i] = q->e[(q->head + i) % q->cap];
+		free(q->e);
+		q->e = e;
+		q->cap = cap;
+		q->head = 0;
+	}
+	q->e[(q->head + q->len) % q->cap] = (struct lat_entry){ zxid, clock_mono_ns() };
+	q->len++;
+}
+
+static void lat_clear(struct lat_ring *q)
+{
+	q->head = q->len = q->acked = 0;
+}
+
+static uint64_t ms_since(uint64_t then_ns, uint64_t now_ns)
+{
+	return now_ns > then_ns ? (now_ns - then_ns) / 1000000 : 0;
+}
+
+/* Follower: every proposal up to zxid is acknowledged now. */
+static void lat_acked(struct replica *r, int64_t zxid)
+{
+	struct lat_ring *q = &r->lat;
+	uint64_t now = clock_mono_ns();
+	while (q->acked < q->len && q->e[(q->head + q->acked) % q->cap].zxid <= zxid) {
+		hist_add(&r->stats.ack_creation_ms,
+			 ms_since(q->e[(q->head + q->acked) % q->cap].ns, now));
+		q->acked++;
+	}
+}
+
+/* Every proposal up to zxid is committed: into h, the time since each was
+ * proposed or received. */
+static void lat_committed(struct replica *r, int64_t zxid, struct hist *h, bool pop)
+{
+	struct lat_ring *q = &r->lat;
+	uint64_t now = clock_mono_ns();
+	size_t i = 0;
+	while (i < q->len && q->e[(q->head + i) % q->cap].zxid <= zxid) {
+		hist_add(h, ms_since(q->e[(q->head + i) % q->cap].ns, now));
+		i++;
+	}
+	if (!pop)
+		return;
+	q->head = q->cap ? (q->head + i) % q->cap : 0;
+	q->len -= i;
+	q->acked = q->acked > i ? q->acked - i : 0;
+}
+
 static void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 {
 	struct replica *r = ctx;
+	if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_START) {
+		const Quorum__SyncStart *s = m->sync_start;
+		bool checkpoint = s->mode == QUORUM__SYNC_START__MODE__DIFF && s->snap_zxid != 0;
+		uint64_t inflight = 0;
+		if (!checkpoint) { /* an epoch checkpoint is inside a sync (zab_lead.c) */
+			int joined = replica_followers(r, false), synced = replica_followers(r, true);
+			inflight = joined > synced ? (uint64_t)(joined - synced) : 1;
+		}
+		if (s->mode == QUORUM__SYNC_START__MODE__SNAP) {
+			r->stats.snap_syncs++;
+			hist_add(&r->stats.inflight_snap, inflight);
+		} else if (s->mode == QUORUM__SYNC_START__MODE__TRUNC) {
+			r->stats.trunc_syncs++;
+		} else if (!checkpoint) {
+			r->stats.diff_syncs++;
+			hist_add(&r->stats.inflight_diff, inflight);
+		}
+	} else if (m->body_case == QUORUM__PEER_MSG__BODY_ACK && !r->leading) {
+		lat_acked(r, m->ack->zxid);
+	}
 	peer_net_send(r->net, to, (Quorum__PeerMsg *)m);
 }
 
@@ -307,9 +407,38 @@ static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, u
 		      uint64_t origin_seq)
 {
 	struct replica *r = ctx;
+	if (r->leading)
+		lat_committed(r, zxid, &r->stats.quorum_ack_ms, false);
 	r->host.commit(r->host.ctx, txn, len, origin, origin_seq);
+	lat_committed(r, zxid, r->leading ? &r->stats.proposal_ms : &r->stats.propagation_ms, true);
 	if (r->leading)
 		answer_syncs(r, zxid); /* zab_committed() moves on after this call */
+}
+
+/* ZooKeeper's election, sync and unavailability times. */
+static void note_state(struct replica *r, enum zab_role role, bool serving)
+{
+	uint64_t now = clock_mono_ns();
+	struct replica_stats *st = &r->stats;
+	if (role != r->role) {
+		if (role == ZAB_LOOKING)
+			st->looking_count++;
+		else if (r->role == ZAB_LOOKING)
+			hist_add(&st->election_ms, ms_since(r->role_since_ns, now));
+		r->role = role;
+		r->role_since_ns = now;
+		lat_clear(&r->lat); /* a new join: what was in flight is void */
+	}
+	if (serving && !r->serving) {
+		uint64_t down = ms_since(r->unserving_since_ns, now);
+		hist_add(&st->unavailable_ms, down);
+		if (role == ZAB_FOLLOWING) {
+			hist_add(&st->leader_unavailable_ms, down);
+			hist_add(&st->follower_sync_ms, ms_since(r->role_since_ns, now));
+		}
+	} else if (!serving && r->serving) {
+		r->unserving_since_ns = now;
+	}
 }
 
 static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leader, int64_t epoch)
@@ -319,6 +448,7 @@ static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leade
 	log_msg(LOG_INFO, "replica", "%s%s (leader %u, epoch %" PRId64 ")", names[role],
 		serving ? ", serving" : "", leader, epoch);
 	bool leading = role == ZAB_LEADING;
+	note_state(r, role, serving);
 	if (!(serving && leading))
 		r->syncs_len = 0; /* their followers join again, and drop them */
 	if (serving == r->serving && leading == r->leading)
@@ -550,7 +680,19 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 	if (r->closing)
 		return;
 	if (!host_body(m)) {
+		struct hist *h = NULL;
+		if (!r->leading && m->body_case == QUORUM__PEER_MSG__BODY_PROPOSAL) {
+			r->stats.proposals_received++;
+			lat_push(&r->lat, m->proposal->zxid);
+			h = &r->stats.proposal_process_ms;
+		} else if (!r->leading && m->body_case == QUORUM__PEER_MSG__BODY_COMMIT) {
+			r->stats.commits_received++;
+			h = &r->stats.commit_process_ms;
+		}
+		uint64_t t0 = h ? clock_mono_ns() : 0;
 		zab_receive(r->zab, from, m);
+		if (h)
+			hist_add(h, ms_since(t0, clock_mono_ns()));
 		return;
 	}
 	/* Only within the join attempt it was sent in, and only while
@@ -618,6 +760,9 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	r->loop = loop;
 	r->cfg = cfg;
 	replica_reset_stats(r);
+	r->role = ZAB_LOOKING; /* the core starts there */
+	r->role_since_ns = r->unserving_since_ns = clock_mono_ns();
+	r->stats.looking_count = 1;
 	r->storage = storage;
 	if (getrandom(&r->rng, sizeof(r->rng), 0) != sizeof(r->rng) || r->rng == 0)
 		r->rng = uv_hrtime() | 1;
@@ -782,6 +927,7 @@ int replica_propose(struct replica *r, const Quorum__Txn *txn, uint32_t origin, 
 		free(buf);
 	if (rc == 0) {
 		struct replica_stats *st = &r->stats;
+		lat_push(&r->lat, txn->zxid);
 		st->proposals++;
 		st->last_proposal_size = (int64_t)n;
 		if (st->min_proposal_size < 0 || (int64_t)n < st->min_proposal_size)
@@ -792,10 +938,15 @@ int replica_propose(struct replica *r, const Quorum__Txn *txn, uint32_t origin, 
 	return rc;
 }
 
-void replica_get_stats(const struct replica *r, struct replica_stats *out)
+const struct peer_link_stats *replica_link_stats(struct replica *r, uint32_t id)
 {
-	*out = r->stats;
-	out->pending_syncs = r->leading ? r->syncs_len : 0;
+	return peer_net_link_stats(r->net, id);
+}
+
+const struct replica_stats *replica_get_stats(struct replica *r)
+{
+	r->stats.pending_syncs = r->leading ? r->syncs_len : 0;
+	return &r->stats;
 }
 
 void replica_reset_stats(struct replica *r)
@@ -814,6 +965,7 @@ static void release(struct replica *r)
 	zab_free(r->zab);
 	free(r->ring);
 	free(r->syncs);
+	free(r->lat.e);
 	free(r);
 	if (cb)
 		cb(ctx);

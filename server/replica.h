@@ -23,6 +23,7 @@
 
 #include "acl.h"
 #include "config.h"
+#include "peer.h"
 #include "peer.pb-c.h"
 #include "storage.h"
 #include "txn.pb-c.h"
@@ -91,8 +92,27 @@ struct replica_stats {
 	int64_t min_proposal_size, max_proposal_size;
 	uint64_t leading_since_ns;  /* monotonic; 0 unless serving as leader */
 	size_t pending_syncs;       /* leader: followers' syncs not yet answered */
+	/* ZooKeeper's QuorumPeer and learner figures, since start (ms) */
+	uint64_t looking_count;     /* elections entered */
+	struct hist election_ms;    /* LOOKING until a role (leading or following) */
+	struct hist follower_sync_ms; /* following until serving (the sync) */
+	struct hist unavailable_ms; /* not serving until serving again, any role */
+	struct hist leader_unavailable_ms; /* the same, ended as a follower */
+	uint64_t diff_syncs, snap_syncs, trunc_syncs; /* leader: syncs sent, by kind */
+	uint64_t proposals_received, commits_received; /* follower: from the leader */
+	struct hist proposal_process_ms, commit_process_ms; /* follower: handling each */
+	/* leader: followers joined and not yet synced, as each DIFF or SNAP
+	 * sync begins (this one included) */
+	struct hist inflight_diff, inflight_snap;
+	/* leader: a proposal to a quorum's acks (its commit), and to applied
+	 * here; follower: a proposal received to its Ack sent, and to its
+	 * commit applied here */
+	struct hist quorum_ack_ms, proposal_ms, ack_creation_ms, propagation_ms;
 };
-void replica_get_stats(const struct replica *r, struct replica_stats *out);
+/* The send queue's figures of the link to member id (NULL if none). */
+const struct peer_link_stats *replica_link_stats(struct replica *r, uint32_t id);
+/* The figures, as of now (valid until the next call into the replica). */
+const struct replica_stats *replica_get_stats(struct replica *r);
 /* Forgets the proposal sizes (srst). */
 void replica_reset_stats(struct replica *r);
 

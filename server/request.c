@@ -12,6 +12,7 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,13 +85,19 @@ void request_dequeue(struct conn *c, struct request *r)
 
 /* ---- replies ------------------------------------------------------------ */
 
-/* A reply to c's request received at received_ns is leaving: the server's
- * latency figures (srvr, mntr) and the connection's (cons). */
-void reply_note_latency(struct conn *c, uint64_t received_ns)
+/* A reply to c's request (op) received at received_ns is leaving: the
+ * server's latency figures (srvr, mntr: a write's as updatelatency, any
+ * other's as readlatency, as ZooKeeper splits them) and the connection's
+ * (cons). */
+void reply_note_latency(struct conn *c, int32_t op, uint64_t received_ns)
 {
 	uint64_t now = server_now_ns();
 	uint64_t us = (now - received_ns) / 1000;
 	struct server_stats *s = &c->srv->stats;
+	bool update = zk_op_is(op, ZK_OPF_WRITE) || op == ZK_OP_CREATE_SESSION;
+	hist_add(update ? &s->update_lat_us : &s->read_lat_us, us);
+	if (op == ZK_OP_SYNC)
+		hist_add(&s->sync_us, us);
 	if (s->lat_count == 0 || us < s->lat_min_us)
 		s->lat_min_us = us;
 	if (us > s->lat_max_us)
@@ -119,6 +126,14 @@ size_t reply_begin(struct conn *c, int32_t xid, int64_t zxid, int32_t err)
 void reply_end(struct conn *c, size_t at, int32_t op, int64_t zxid)
 {
 	jute_frame_end(&c->out, at);
+	struct server_stats *s = &c->srv->stats;
+	int64_t size = (int64_t)(c->out.len - at);
+	s->last_response_size = size;
+	if (s->min_response_size < 0 || size < s->min_response_size)
+		s->min_response_size = size;
+	if (size > s->max_response_size)
+		s->max_response_size = size;
+	s->response_bytes += (uint64_t)size;
 	c->sent_count++;
 	c->srv->stats.packets_sent++;
 	c->last_op = op;
@@ -261,6 +276,9 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 		return;
 	}
 	uint64_t now = server_now_ns();
+	if ((srv->trace_mask & SERVER_TRACE_CLIENT_REQUEST) && log_get_level() >= LOG_DEBUG)
+		log_msg(LOG_DEBUG, "request", "%s: session 0x%" PRIx64 " xid %d %s, %zu bytes",
+			c->peer, (uint64_t)c->session_id, h.xid, zk_op_name(h.type), len);
 	if (c->session)
 		session_touch(&srv->db.sessions, c->session, (int64_t)uv_now(srv->loop));
 	if (h.xid >= 0)
@@ -283,6 +301,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 		c->last_zxid = last_zxid;
 		if (err != ZOK) {
 			/* ZooKeeper tells the client its auth failed, then drops it. */
+			srv->stats.auth_failed++;
 			size_t at = reply_begin(c, ZK_XID_NOTIFICATION, 0, ZOK);
 			struct zk_watcher_event ev = { ZK_EVENT_NONE, ZK_STATE_AUTH_FAILED,
 						       { NULL, -1 } };

@@ -45,6 +45,7 @@ static void expire_session(void *ctx, struct session *s)
 		request_put(srv, r);
 		return;
 	}
+	srv->stats.sessions_expired++;
 	log_rl(LOG_INFO, "server", "session 0x%llx expired (timeout %d ms)",
 		(unsigned long long)s->id, s->timeout);
 	s->closing = true;
@@ -85,8 +86,12 @@ static void on_tick(uv_timer_t *t)
 static int note_recovered(void *ctx, const Quorum__Txn *txn)
 {
 	struct server *srv = ctx;
-	if (srv->rec_base < 0)
+	if (srv->rec_base < 0) {
+		/* the snapshot is loaded: the log's txns follow */
 		srv->rec_base = db_last_zxid(&srv->db);
+		srv->rec_txns_from_ns = server_now_ns();
+	}
+	srv->stats.startup_txns++;
 	size_t n = srv->n_epoch_ends;
 	if (n > 0 && (srv->epoch_ends[n - 1] >> 32) == (txn->zxid >> 32)) {
 		srv->epoch_ends[n - 1] = txn->zxid;
@@ -106,13 +111,16 @@ static int note_recovered(void *ctx, const Quorum__Txn *txn)
 
 /* ---- the AdminServer and the metrics endpoint ---------------------------- */
 
-static int answer_admin(void *ctx, const char *path, struct jute_out *o, const char **type)
+static int answer_admin(void *ctx, const char *path, const char *query, struct jute_out *o,
+			const char **type)
 {
-	return admin_http(ctx, path, o, type);
+	return admin_http(ctx, path, query, o, type);
 }
 
-static int answer_metrics(void *ctx, const char *path, struct jute_out *o, const char **type)
+static int answer_metrics(void *ctx, const char *path, const char *query, struct jute_out *o,
+			  const char **type)
 {
+	(void)query;
 	*type = "text/plain; version=0.0.4; charset=utf-8";
 	if (strcmp(path, "/metrics") != 0) {
 		jute_put_raw(o, "not found: the metrics are at /metrics\n", 39);
@@ -144,6 +152,17 @@ static int start_http(struct server *srv)
 	return 0;
 }
 
+/* What ZooKeeper's ServerStats.reset() (srst) forgets: latency, packet
+ * counts, response sizes, failed auths. The rest are ServerMetrics, which
+ * only grow. */
+void server_stats_reset(struct server_stats *s)
+{
+	s->packets_received = s->packets_sent = 0;
+	s->lat_count = s->lat_total_us = s->lat_min_us = s->lat_max_us = 0;
+	s->last_response_size = s->min_response_size = s->max_response_size = -1;
+	s->auth_failed = 0;
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct server *srv = s->data;
@@ -160,6 +179,8 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->started_ns = server_now_ns();
+	server_stats_reset(&srv->stats);
+	srv->trace_mask = SERVER_TRACE_DEFAULT;
 	list_init(&srv->conns);
 	list_init(&srv->throttled);
 	list_init(&srv->dirty);
@@ -185,6 +206,7 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		.prealloc_bytes = cfg->prealloc_kb * 1024,
 		.snap_retain = cfg->purge_snap_retain,
 		.purge_interval_h = cfg->purge_interval,
+		.fsync_warn_ms = cfg->fsync_warning_ms,
 	};
 	const char *err = NULL;
 	int rc = storage_open(&srv->storage, loop, &sc, write_durable, srv, &err);
@@ -200,9 +222,13 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		goto err;
 	}
 	srv->last_proposed = tree_last_zxid(srv->db.tree);
+	uint64_t t1 = server_now_ns(), tx = srv->rec_txns_from_ns ? srv->rec_txns_from_ns : t1;
+	srv->stats.startup_snap_ms = (int64_t)((tx - t0) / 1000000);
+	srv->stats.startup_txns_ms = (int64_t)((t1 - tx) / 1000000);
+	srv->stats.startup_db_ms = (int64_t)((t1 - t0) / 1000000);
 	log_msg(LOG_INFO, "server", "recovered %lld znodes and %zu sessions up to zxid 0x%llx in %.1f ms",
 		(long long)tree_node_count(srv->db.tree), session_count(&srv->db.sessions),
-		(unsigned long long)srv->last_proposed, (double)(server_now_ns() - t0) / 1e6);
+		(unsigned long long)srv->last_proposed, (double)(t1 - t0) / 1e6);
 
 	if (cfg->n_servers > 0) {
 		struct replica_recovered rec = {

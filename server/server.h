@@ -139,6 +139,28 @@ struct server_stats {
 	uint64_t throttle_waits; /* connections paused by globalOutstandingLimit */
 	uint64_t conn_overflowed; /* closed at maxClientOutputBytes */
 	uint64_t conn_timed_out;  /* closed: no session, or a frame too slow */
+	/* request to reply, µs: reads, and writes (answered with or without a
+	 * txn) */
+	struct hist read_lat_us, update_lat_us;
+	struct hist sync_us;       /* syncs alone, also counted as reads */
+	uint64_t bytes_received;   /* from clients, four-letter words too */
+	uint64_t response_bytes;   /* replies (reply_end()), all together */
+	int64_t last_response_size, min_response_size, max_response_size; /* -1: none */
+	uint64_t connect_requests; /* ConnectRequests read */
+	uint64_t handshakes_failed; /* ConnectRequests refused or malformed */
+	uint64_t auth_failed;      /* addauth answered AuthFailed */
+	uint64_t sessions_expired; /* closed by the session tracker */
+	uint64_t frames_too_large; /* frames over jute.maxbuffer (connection closed) */
+	uint64_t sessionless_closed; /* no ConnectRequest within the timeout */
+	uint64_t closed_not_serving; /* connections closed as the server stopped
+					serving (lost its quorum) */
+	uint64_t commits;          /* txns committed by ZAB and applied here */
+	uint64_t sessions_revalidated; /* re-attached with their password */
+	uint64_t sessions_claimed; /* of those, on a follower: the leader told */
+	uint64_t unrecoverable;    /* the log failed: the server stops */
+	/* recovery at start: ms reading the snapshot, ms replaying the log,
+	 * txns replayed, ms for the whole of it */
+	int64_t startup_snap_ms, startup_txns_ms, startup_txns, startup_db_ms;
 };
 
 struct replica;
@@ -152,6 +174,7 @@ struct server {
 				   leader answers them (seq ascending) */
 	uint64_t next_seq;
 	int64_t rec_base;       /* recovery: the snapshot the log continued from, -1 before */
+	uint64_t rec_txns_from_ns; /* recovery: when the first logged txn came, 0 if none */
 	int64_t *epoch_ends;    /* recovery: the last zxid of each epoch in the log */
 	size_t n_epoch_ends, cap_epoch_ends;
 	struct config *cfg;
@@ -186,9 +209,19 @@ struct server {
 	int64_t expire_next_ms; /* when to look for expired containers/TTL nodes */
 	bool stopping;
 	struct server_stats stats;
+	/* ZooKeeper's ZooTrace mask (gtmk, set_trace_mask): with -v (debug
+	 * logging), SERVER_TRACE_CLIENT_REQUEST logs every request read */
+	int64_t trace_mask;
 	uint64_t started_ns;
 	int exit_code;
 };
+
+/* ZooKeeper's default trace mask and the bit quorumd honours. */
+#define SERVER_TRACE_DEFAULT 306
+#define SERVER_TRACE_CLIENT_REQUEST 2
+
+/* Forgets what srst resets (see server.c). */
+void server_stats_reset(struct server_stats *s);
 
 /* Recovers from disk, starts replication and listening. Returns 0, or -1
  * after logging why; then it has called server_stop() on what it had
@@ -244,7 +277,8 @@ bool admin_handle(struct conn *c, const uint8_t word[4]);
 /* The AdminServer's answer to a GET of path (admin.commandURL and the
  * commands under it): writes the body into o, its media type into *type,
  * and returns the HTTP status. On the loop thread (http.c hands it over). */
-int admin_http(struct server *srv, const char *path, struct jute_out *o, const char **type);
+int admin_http(struct server *srv, const char *path, const char *query, struct jute_out *o,
+	       const char **type);
 
 uint64_t server_now_ns(void);
 int64_t server_wall_ms(void);

@@ -92,6 +92,7 @@ struct item {
 	uint32_t payload_crc; /* to re-frame the record if it ends a write */
 	bool roll;            /* a new segment begins with this txn */
 	int status;           /* set by the sync thread */
+	uint64_t queued_ns;   /* appended (monotonic) */
 };
 
 struct batch {
@@ -101,6 +102,8 @@ struct batch {
 	size_t len, cap;
 	struct item *items;
 	size_t n, cap_items;
+	uint64_t taken_ns, done_ns; /* by the sync thread: write begun, fsynced */
+	int64_t slow_fsync_ms;      /* its fsync, if over fsync_warn_ms; else 0 */
 };
 
 struct storage {
@@ -158,6 +161,8 @@ struct storage {
 	int64_t rewind_zxid;      /* then appends follow this (the last durable) again */
 	int64_t durable_zxid;     /* the newest txn on disk */
 	struct storage_stats stats;
+	struct storage_timings timings; /* loop thread only */
+	int64_t fsync_warn_ms;
 	pthread_t thread;
 	bool thread_started;
 };
@@ -377,7 +382,9 @@ static void *sync_main(void *arg)
 		s->busy = true;
 		pthread_mutex_unlock(&s->lock);
 
+		b->taken_ns = clock_mono_ns();
 		struct write_result res = write_batch(s, b);
+		b->done_ns = clock_mono_ns();
 
 		pthread_mutex_lock(&s->lock);
 		s->busy = false;
@@ -395,6 +402,10 @@ static void *sync_main(void *arg)
 				s->stats.min_fsync_us = us;
 			s->stats.total_fsync_us += us;
 			s->stats.last_fsync_us = res.sync_ns / 1000;
+			if (res.max_sync_ns / 1000000 > s->fsync_warn_ms) {
+				s->stats.fsync_slow++;
+				b->slow_fsync_ms = res.max_sync_ns / 1000000;
+			}
 			if (res.max_sync_ns / 1000 > s->stats.max_fsync_us)
 				s->stats.max_fsync_us = res.max_sync_ns / 1000;
 		}
@@ -443,6 +454,28 @@ static struct batch *take_done(struct storage *s)
 	return list;
 }
 
+/* A written batch's times, as ZooKeeper's SyncRequestProcessor figures. */
+static void note_timings(struct storage *s, const struct batch *b)
+{
+	struct storage_timings *t = &s->timings;
+	if (b->slow_fsync_ms > 0)
+		log_rl(LOG_WARN, "storage", "fsync of the txn log took %" PRId64 " ms (more than "
+		       "fsync.warningthresholdms, %" PRId64 " ms): requests wait as long",
+		       b->slow_fsync_ms, s->fsync_warn_ms);
+	hist_add(&t->flush_us, (b->done_ns - b->taken_ns) / 1000);
+	hist_add(&t->queue_size, b->n);
+	for (size_t i = 0; i < b->n; i++) {
+		uint64_t q = b->items[i].queued_ns;
+		hist_add(&t->queue_us, b->taken_ns > q ? (b->taken_ns - q) / 1000 : 0);
+		hist_add(&t->queue_and_flush_us, b->done_ns > q ? (b->done_ns - q) / 1000 : 0);
+	}
+}
+
+const struct storage_timings *storage_get_timings(const struct storage *s)
+{
+	return &s->timings;
+}
+
 /* Calls back every txn of every finished batch, in order, including those
  * the callbacks themselves doom (appends while a failure is pending). */
 static void run_done(struct storage *s)
@@ -453,6 +486,8 @@ static void run_done(struct storage *s)
 		while (list) {
 			struct batch *b = list;
 			list = b->next;
+			if (b->done_ns != 0 && b->n > 0)
+				note_timings(s, b); /* it was written (not doomed) */
 			for (size_t i = 0; i < b->n; i++) {
 				if (b->items[i].status < 0)
 					failed++;
@@ -463,6 +498,8 @@ static void run_done(struct storage *s)
 			}
 			b->len = b->n = 0;
 			b->doomed = false;
+			b->taken_ns = b->done_ns = 0;
+			b->slow_fsync_ms = 0;
 			if (!s->spare && b->cap <= SPARE_MAX_BYTES)
 				s->spare = b;
 			else
@@ -545,6 +582,7 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 	s->snapshot_done = cfg->snapshot_done;
 	s->snap_count = cfg->snap_count > 0 ? cfg->snap_count : DEFAULT_SNAP_COUNT;
 	s->snap_retain = cfg->snap_retain > MIN_SNAP_RETAIN ? cfg->snap_retain : MIN_SNAP_RETAIN;
+	s->fsync_warn_ms = cfg->fsync_warn_ms > 0 ? cfg->fsync_warn_ms : 1000;
 	s->snap_dirfd = s->log_dirfd = s->snap_lockfd = s->log_lockfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -799,6 +837,7 @@ static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn
 		/* A gap is allowed only where a snapshot covers it; the log
 		 * then starts a segment there, keeping each segment gap-free. */
 		.roll = s->roll_next || !txnlog_zxid_follows(s->log_last, zxid),
+		.queued_ns = clock_mono_ns(),
 	};
 	s->pending = b;
 	s->last_zxid = s->log_last = zxid;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "hist.h"
 #include "tree.h"
 #include "txn.pb-c.h"
 
@@ -39,6 +40,8 @@ struct storage_config {
 	int32_t snap_retain;      /* autopurge.snapRetainCount, >= 3 (less is taken as 3) */
 	int32_t purge_interval_h; /* autopurge.purgeInterval in hours; 0 = off */
 	int64_t segment_bytes;    /* roll to a new log segment past this size; default 64 MiB */
+	int64_t fsync_warn_ms;    /* a group commit's fsync slower than this is counted and
+				     logged (fsync.warningthresholdms); 0: 1000 */
 	/* Optional: called on the loop when a snapshot started by
 	 * storage_snapshot() is durable (status 0) or failed (negative errno),
 	 * with the ctx given to storage_open(). A follower that installed a
@@ -147,6 +150,7 @@ struct storage_stats {
 	int64_t max_fsync_us;
 	/* Each batch's fsync time (all its segments' fdatasyncs together). */
 	uint64_t fsync_batches; /* batches that fsynced */
+	uint64_t fsync_slow;    /* of them, over storage_config.fsync_warn_ms */
 	int64_t min_fsync_us, total_fsync_us;
 	/* Group commit: txns per batch (with `writes`, the mean). */
 	uint64_t batch_txns, min_batch_txns, max_batch_txns;
@@ -159,6 +163,15 @@ struct storage_stats {
 	int64_t last_snapshot_ms, min_snapshot_ms, max_snapshot_ms, total_snapshot_ms;
 };
 void storage_get_stats(const struct storage *s, struct storage_stats *out);
+
+/* The group commit's times, kept on the loop thread as batches come back:
+ * per txn, µs from its append to its batch's write (queue) and to its
+ * fdatasync's end (queue and flush); per batch, µs of write + fdatasync
+ * (flush) and txns in it (queue size). */
+struct storage_timings {
+	struct hist queue_us, queue_and_flush_us, flush_us, queue_size;
+};
+const struct storage_timings *storage_get_timings(const struct storage *s);
 
 /* For replication (ZAB's TRUNC). Drops every logged txn with zxid > zxid,
  * durably, and every snapshot newer than zxid (so recovery cannot bring

@@ -179,7 +179,7 @@ int watch_add_persistent(struct watch_table *wt, struct watch_owner *o, struct z
 /* Delivers ev to the registrations of wp whose mode intersects `modes`,
  * clearing fired one-shot watches. */
 static void fire_path(struct watch_table *wt, struct watch_path *wp, uint8_t modes,
-		      const struct tree_event *ev)
+		      const struct tree_event *ev, size_t *fired)
 {
 	LIST_FOR_EACH_SAFE(l, lx, &wp->regs) {
 		struct watch_reg *r = CONTAINER_OF(l, struct watch_reg, path_link);
@@ -189,6 +189,7 @@ static void fire_path(struct watch_table *wt, struct watch_path *wp, uint8_t mod
 		if (o->last_seq != wt->seq) {
 			o->last_seq = wt->seq;
 			wt->deliver(wt->ctx, o, ev->type, ev->path, ev->zxid);
+			(*fired)++;
 		}
 		/* Only where one-shot watches are being fired (the event's own
 		 * path): a recursive watch firing for a descendant leaves an
@@ -206,25 +207,26 @@ static void fire_path(struct watch_table *wt, struct watch_path *wp, uint8_t mod
 	}
 }
 
-void watch_trigger(struct watch_table *wt, const struct tree_event *ev)
+size_t watch_trigger(struct watch_table *wt, const struct tree_event *ev)
 {
+	size_t fired = 0;
 	wt->seq++;
 	const uint8_t all = WATCH_STANDARD | WATCH_PERSISTENT | WATCH_RECURSIVE;
 	struct watch_path *wp;
 
 	if (ev->type == ZK_EVENT_CHILDREN_CHANGED) {
 		if ((wp = path_get(wt, WATCH_TABLE_CHILD, ev->path)))
-			fire_path(wt, wp, all, ev);
-		return;
+			fire_path(wt, wp, all, ev, &fired);
+		return fired;
 	}
 	if ((wp = path_get(wt, WATCH_TABLE_DATA, ev->path)))
-		fire_path(wt, wp, all, ev);
+		fire_path(wt, wp, all, ev, &fired);
 	if (ev->type == ZK_EVENT_DELETED && (wp = path_get(wt, WATCH_TABLE_CHILD, ev->path)))
-		fire_path(wt, wp, all, ev);
+		fire_path(wt, wp, all, ev, &fired);
 
 	/* Persistent-recursive watches on every ancestor, nearest first. */
 	if (wt->recursive_count == 0)
-		return;
+		return fired;
 	struct zk_str p = ev->path;
 	while (p.len > 1) {
 		int32_t i = p.len - 1;
@@ -232,8 +234,9 @@ void watch_trigger(struct watch_table *wt, const struct tree_event *ev)
 			i--;
 		p.len = i == 0 ? 1 : i; /* "/a" -> "/" */
 		if ((wp = path_get(wt, WATCH_TABLE_DATA, p)))
-			fire_path(wt, wp, WATCH_RECURSIVE, ev);
+			fire_path(wt, wp, WATCH_RECURSIVE, ev, &fired);
 	}
+	return fired;
 }
 
 /* The mode bits of each table a WatcherType covers. */

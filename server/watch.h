@@ -73,8 +73,9 @@ int watch_add(struct watch_table *wt, struct watch_owner *o, enum watch_table_ki
 int watch_add_persistent(struct watch_table *wt, struct watch_owner *o, struct zk_str path,
 			 bool recursive);
 
-/* Fires the watches an applied change triggers (see the top of this file). */
-void watch_trigger(struct watch_table *wt, const struct tree_event *ev);
+/* Fires the watches an applied change triggers (see the top of this file).
+ * Returns how many owners it notified. */
+size_t watch_trigger(struct watch_table *wt, const struct tree_event *ev);
 
 /* removeWatches/checkWatches with ZooKeeper's WatcherType: 1 children,
  * 2 data, 3 any, 4 persistent, 5 persistent recursive. Returns whether the

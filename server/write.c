@@ -267,7 +267,7 @@ static void forward_write(struct conn *c, int32_t xid, int32_t op, struct jute_i
 	}
 	size_t at = c->out.len;
 	reply_end(c, reply_begin(c, xid, srv->last_proposed, err), op, srv->last_proposed);
-	reply_note_latency(c, received_ns);
+	reply_note_latency(c, op, received_ns);
 	reply_after_inflight(c, r, at);
 }
 
@@ -330,7 +330,7 @@ void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 	}
 	size_t at = c->out.len;
 	reply_end(c, reply_begin(c, xid, srv->last_proposed, ZSYSTEMERROR), op, srv->last_proposed);
-	reply_note_latency(c, received_ns);
+	reply_note_latency(c, op, received_ns);
 	reply_after_inflight(c, r, at);
 }
 
@@ -410,7 +410,7 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 		request_dequeue(c, r);
 		handshake_attach(c, s);
 		handshake_respond(c, s->timeout, s->id, s->passwd);
-		reply_note_latency(c, r->received_ns);
+		reply_note_latency(c, ZK_OP_CREATE_SESSION, r->received_ns);
 		c->last_op = ZK_OP_CREATE_SESSION;
 		c->last_zxid = txn->zxid;
 		log_msg(LOG_DEBUG, "server", "%s: new session 0x%llx, timeout %d ms", c->peer,
@@ -431,7 +431,7 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 	if (a.res.err == ZOK || multi)
 		put_write_result(c, r->op, &a.res, r->op_types);
 	reply_end(c, at, r->op, txn->zxid);
-	reply_note_latency(c, r->received_ns);
+	reply_note_latency(c, r->op, r->received_ns);
 	/* A request of the connection ahead of it may still wait (a sync the
 	 * leader has not confirmed): then the reply waits in its place. (Out
 	 * of memory, it goes now, out of order, rather than not at all.) */
