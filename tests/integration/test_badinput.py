@@ -1050,9 +1050,9 @@ def test_clients_that_stop_reading_are_cut_off():
                     a.get(timeout=15)
                 writes += len(batch)
                 peak = max(peak, rss_kib(srv.proc.pid))
-                if int(mntr(srv.port).get("zk_connection_output_overflows", 0)) >= 100:
+                if int(mntr(srv.port).get("quorum_connection_output_overflows", 0)) >= 100:
                     break
-            cut = int(mntr(srv.port)["zk_connection_output_overflows"])
+            cut = int(mntr(srv.port)["quorum_connection_output_overflows"])
             print("    %d writes: %d slow connections cut off; RSS %d -> %d KiB at most"
                   % (writes, cut, rss0, peak), flush=True)
             assert cut == 100, "%d of 100 slow connections cut off" % cut
@@ -1095,7 +1095,7 @@ def test_connections_without_a_session_time_out():
         # deadline ends it.
         assert stuck.closed(timeout=30), "a half-sent frame stayed past the session timeout"
         assert quiet.ping() == OK
-        assert int(mntr(srv.port)["zk_connection_deadlines_missed"]) >= 2
+        assert int(mntr(srv.port)["quorum_connection_deadlines_missed"]) >= 2
         wait_log(srv, silent.peer, "no session")
         wait_log(srv, half.peer, "no session")
         quiet.close()
