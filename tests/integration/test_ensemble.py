@@ -11,6 +11,7 @@ register workload whose history must be linearizable (linearize.py).
 
 All tests share one ensemble; each begins by restoring it (members started,
 thawed) and waiting for exactly one leader."""
+import re
 import sys
 import threading
 import time
@@ -575,6 +576,71 @@ def test_session_moved(ens):
     rmr(ens, "/ens-mv")
 
 
+def mntr_value(member, key):
+    from harness import four_letter
+    for line in four_letter(member.port, "mntr").splitlines():
+        k, _, v = line.partition("\t")
+        if k == key:
+            return int(float(v))
+    return None
+
+
+def boot_zxid(member):
+    """The last zxid the member recovered from its own disk at its last
+    start, from its log (quorumd's replica line; None for ZooKeeper)."""
+    last = None
+    with open(member.log_path, errors="replace") as f:
+        for line in f:
+            m = re.search(r"replica: server \d+ of \d+ voters;.* last zxid 0x([0-9a-f]+)", line)
+            if m:
+                last = int(m.group(1), 16)
+    return last
+
+
+def test_sync_never_steps_back(ens):
+    """Each member in turn (the leader too) killed and restarted while
+    every write is committed everywhere: after its sync it is never behind
+    what it recovered from its own disk, nor behind what it had before the
+    kill, and its leader synced it by DIFF, never by SNAP (its log is a
+    prefix of the leader's: a snapshot would throw its state away)."""
+    restore(ens)
+    rmr(ens, "/ens-back")
+    c = client(ens)
+    rounds = []
+    try:
+        c.create("/ens-back", b"")
+        for r in range(len(ens.members) * 2):
+            for _ in range(20):
+                c.create("/ens-back/n", b"x" * 100, sequence=True)
+            wait_until(lambda: len({zxid(m) for m in ens.members}) == 1, 15,
+                       "every member to apply every write")
+            victim = ens.members[r % len(ens.members)]
+            before = zxid(victim)
+            victim.kill()
+            leader = ens.wait_serving(timeout=30)
+            snaps = mntr_value(leader, "zk_snap_count")
+            diffs = mntr_value(leader, "zk_diff_count")
+            victim.start()
+            ens.wait_serving(timeout=60)
+            after = zxid(victim)
+            boot = boot_zxid(victim)
+            assert after >= before, "%r went back: 0x%x before the kill, 0x%x after" % (
+                victim, before, after)
+            if boot is not None:
+                assert boot >= before, "%r recovered 0x%x, had applied 0x%x" % (
+                    victim, boot, before)
+                assert after >= boot, "%r synced back from 0x%x to 0x%x" % (victim, boot, after)
+            if snaps is not None and leader is not victim:
+                s2, d2 = mntr_value(leader, "zk_snap_count"), mntr_value(leader, "zk_diff_count")
+                assert s2 == snaps, "%r synced %r by SNAP" % (leader, victim)
+                assert d2 > diffs, "%r did not sync %r by DIFF" % (leader, victim)
+            rounds.append(after - before)
+        print("    %d restarts: every member's zxid only grew" % len(rounds), flush=True)
+        c.delete("/ens-back", recursive=True)
+    finally:
+        close(c)
+
+
 def main():
     kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
     t0 = time.monotonic()
@@ -582,7 +648,7 @@ def main():
         print("    %s ensemble started in %.1fs" % (kind, time.monotonic() - t0), flush=True)
         run_tests([test_replicated_reads, test_leader_killed, test_session_survives_failover,
                    test_restarted_member_catches_up, test_minority, test_frozen_leader,
-                   test_session_moved],
+                   test_session_moved, test_sync_never_steps_back],
                   ens, on_failure=ens.dump_logs)
 
 
