@@ -314,7 +314,10 @@ int main(int argc, char **argv)
 		ret = fuse_session_loop_mt(fs.se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
-	ret = ret ? 1 : 0;
+	/* The loop returns 0, -errno, or the signal that ended it: SIGTERM,
+	 * SIGINT and SIGHUP are how systemd and operators stop a mount, a
+	 * clean stop (exit 0), not a failure. */
+	ret = ret < 0 ? 1 : 0;
 	fs_log(LOG_INFO, "%s unmounted from %s", fs.opt.hosts, fs.opt.mountpoint);
 out_stop:
 	fuse_session_unmount(fs.se);

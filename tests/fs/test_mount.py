@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from fsutil import eq, kazoo_client, main, read, wait_until, write
+from fsutil import Mount, eq, kazoo_client, main, read, wait_until, write
 
 HELPER = "/sbin/mount.quorumfs"
 
@@ -186,5 +186,23 @@ def test_ro(srv):
         check_unmount(m)
 
 
+def test_sigterm_is_a_clean_stop(srv):
+    """SIGTERM (and SIGINT, SIGHUP) is how systemd and an operator stop the
+    daemon: it unmounts and exits 0, so quorumfs@.service stops without
+    being marked failed."""
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        m = Mount(srv)
+        try:
+            m.start()
+            write(m.path("before-" + sig.name), b"x")
+            os.kill(m.proc.pid, sig)
+            m.proc.wait(timeout=10)
+            eq(m.proc.returncode, 0, "exit status after %s: %s" % (sig.name, m.log_tail()))
+            wait_until(lambda: not m.mounted(), 5, "the mount to go after " + sig.name)
+        finally:
+            m.cleanup()
+
+
 if __name__ == "__main__":
-    main([test_mount_t, test_mount_chroot, test_fstab, test_ro])
+    main([test_mount_t, test_mount_chroot, test_fstab, test_ro, test_sigterm_is_a_clean_stop])
