@@ -728,7 +728,9 @@ def test_global_outstanding_limit():
                                                        m["zk_request_throttle_wait_count"],
                                                        quiet_ok), flush=True)
             assert int(m["zk_request_throttle_wait_count"]) > 0, "nothing was held back"
-            assert samples and peak <= limit + conns, "queued %d, limit %d" % (peak, limit)
+            # each connection, the quiet one too, may have read one request
+            # past the limit before it is held back
+            assert samples and peak <= limit + conns + 1, "queued %d, limit %d" % (peak, limit)
             assert quiet_ok == rounds
             eq_(m["quorum_queued_requests"], "0")
         finally:
