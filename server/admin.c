@@ -28,9 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "byteorder.h"
+#include "http.h"
 #include "json.h"
+#include "log.h"
 #include "metrics.h"
 #include "replica.h"
+#include "snapshot.h"
 
 /* The four-letter code FinalRequestProcessor records as a connection's
  * last operation (cons "lop"). */
@@ -913,6 +917,223 @@ static void j_wchp(struct json *j, struct server *srv)
 	json_end_object(j);
 }
 
+/* ---- snapshot and restore (ZooKeeper 3.9) -------------------------------- */
+
+static void json_reply(struct http_reply *reply, int status, const char *command,
+		       const char *error)
+{
+	struct json j;
+	json_init(&j, &reply->body);
+	json_begin_object(&j);
+	json_kv_str(&j, "command", command);
+	json_key(&j, "error");
+	if (error)
+		json_str(&j, error);
+	else
+		json_null(&j);
+	json_end_object(&j);
+	reply->status = status;
+	reply->type = "application/json";
+}
+
+/* Whether the request holds ALL on the root, as ZooKeeper asks of
+ * snapshot and restore: its ids are the client's address (ip) and, with
+ * "Authorization: digest user:password", that digest id (and super, if
+ * the password is superDigest's). */
+static bool root_all(struct server *srv, const struct http_request *req)
+{
+	struct acl_auth auth;
+	acl_auth_init(&auth, req->client_ip);
+	const char *a = req->authorization;
+	if (strncmp(a, "digest ", 7) == 0) {
+		const char *cred = a + 7;
+		acl_auth_add(&auth, (struct zk_str){ "digest", 6 },
+			     (struct zk_buf){ (const uint8_t *)cred, (int32_t)strlen(cred) },
+			     srv->cfg->super_digest);
+	}
+	const struct znode *root = tree_get(srv->db.tree, (struct zk_str){ "/", 1 });
+	if (root == NULL)
+		return false;
+	for (int32_t perm = 1; perm <= ZK_PERM_ADMIN; perm <<= 1)
+		if (!acl_check(znode_acl(root), perm, &auth))
+			return false;
+	return true;
+}
+
+/* The checks both commands make: enabled, allowed, not too soon. 0, or
+ * the HTTP status of the error written into reply. */
+static int gate(struct server *srv, const struct http_request *req, struct http_reply *reply,
+		const char *command, bool enabled, int64_t interval_ms, uint64_t last_ms)
+{
+	if (!enabled) {
+		json_reply(reply, 503, command, "the command is disabled (admin.*.enabled)");
+		return 503;
+	}
+	if (!root_all(srv, req)) {
+		json_reply(reply, req->authorization[0] ? 403 : 401, command,
+			   "needs ALL on / (Authorization: digest user:password, or the "
+			   "client's ip in the root's ACL)");
+		return reply->status;
+	}
+	uint64_t now = uv_now(srv->loop);
+	if (last_ms && now - last_ms < (uint64_t)interval_ms) {
+		char err[160];
+		snprintf(err, sizeof(err), "at most once every %" PRId64 " ms (admin.*.intervalInMS)",
+			 interval_ms);
+		json_reply(reply, 429, command, err);
+		return 429;
+	}
+	return 0;
+}
+
+/* snapshot[?streaming=true]: the tree and sessions as of now, as a
+ * snapshot file's bytes (streaming) or only written to this server's disk;
+ * last_zxid and snapshot_size headers either way. */
+static void http_snapshot(struct server *srv, const struct http_request *req,
+			  struct http_reply *reply)
+{
+	const struct config *cfg = srv->cfg;
+	if (gate(srv, req, reply, "snapshot", cfg->admin_snapshot_enable,
+		 cfg->admin_snapshot_interval_ms, srv->admin_snapshot_ms))
+		return;
+	char v[16] = "";
+	bool streaming = query_arg(req->query, "streaming", v, sizeof(v)) &&
+			 strcmp(v, "true") == 0;
+	uint8_t *bytes;
+	size_t len;
+	int64_t zxid;
+	int rc = db_image(&srv->db, &bytes, &len, &zxid);
+	if (rc == 0 && !streaming && (rc = db_snapshot(&srv->db, srv->storage)) < 0)
+		free(bytes);
+	if (rc < 0) {
+		json_reply(reply, rc == -EBUSY ? 503 : 500, "snapshot",
+			   rc == -EBUSY ? "a snapshot is being written: try again" : strerror(-rc));
+		return;
+	}
+	srv->admin_snapshot_ms = uv_now(srv->loop);
+	if (srv->admin_snapshot_ms == 0)
+		srv->admin_snapshot_ms = 1;
+	char h[32];
+	snprintf(h, sizeof(h), "0x%" PRIx64, (uint64_t)zxid);
+	http_reply_header(reply, "last_zxid", h);
+	snprintf(h, sizeof(h), "%zu", len);
+	http_reply_header(reply, "snapshot_size", h);
+	if (streaming) {
+		jute_put_raw(&reply->body, bytes, len);
+		reply->type = "application/octet-stream";
+	} else {
+		struct json j;
+		json_init(&j, &reply->body);
+		json_begin_object(&j);
+		snprintf(h, sizeof(h), "0x%" PRIx64, (uint64_t)zxid);
+		json_kv_str(&j, "last_zxid", h);
+		json_kv_int(&j, "snapshot_size", (int64_t)len);
+		json_kv_str(&j, "command", "snapshot");
+		json_key(&j, "error");
+		json_null(&j);
+		json_end_object(&j);
+		reply->type = "application/json";
+	}
+	free(bytes);
+	log_msg(LOG_INFO, "admin", "snapshot 0x%" PRIx64 " (%zu bytes) %s %s", (uint64_t)zxid, len,
+		streaming ? "sent to" : "written for", req->client_ip);
+}
+
+static int count_session(void *ctx, const struct storage_session *ss)
+{
+	(void)ss;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/* restore (POST, the body a snapshot as snapshot sends it): a standalone
+ * server's tree and sessions become the snapshot's; its log and newer
+ * snapshots go, every client connection is closed (clients reconnect to
+ * the restored state). */
+static void http_restore(struct server *srv, const struct http_request *req,
+			 struct http_reply *reply)
+{
+	const struct config *cfg = srv->cfg;
+	if (strcmp(req->method, "POST") != 0) {
+		json_reply(reply, 405, "restore", "restore takes a POST of a snapshot");
+		return;
+	}
+	if (gate(srv, req, reply, "restore", cfg->admin_restore_enable,
+		 cfg->admin_restore_interval_ms, srv->admin_restore_ms))
+		return;
+	if (srv->replica) {
+		/* A member's state is ZAB's: restoring under it would move its
+		 * log behind the core's back. */
+		json_reply(reply, 409, "restore",
+			   "an ensemble member does not restore in place: restore a standalone "
+			   "server and start the members from its data directory");
+		return;
+	}
+	if (req->admit) {
+		reply->status = 100;
+		return;
+	}
+	if (req->body_len < SNAPSHOT_HEADER_SIZE + 4 || get_le32(req->body) != SNAPSHOT_MAGIC) {
+		json_reply(reply, 400, "restore", "the body is not a snapshot");
+		return;
+	}
+	int64_t zxid = (int64_t)get_le64(req->body + 8);
+	/* Checked whole, and loaded into a scratch tree, before anything of
+	 * the server's is touched. */
+	struct tree *scratch = tree_new();
+	size_t sessions = 0;
+	int rc = scratch ? snapshot_load_image(req->body, req->body_len, zxid, "(restore)", scratch,
+					       count_session, &sessions)
+			 : -ENOMEM;
+	int64_t nodes = scratch ? tree_node_count(scratch) : 0;
+	tree_free(scratch);
+	if (rc < 0) {
+		json_reply(reply, 400, "restore",
+			   rc == -EUCLEAN || rc == -EBADMSG ? "the snapshot is corrupt"
+							    : strerror(-rc));
+		return;
+	}
+	int closed = 0;
+	LIST_FOR_EACH_SAFE(l, nx, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!c->admin && !c->closed) {
+			conn_close(c);
+			closed++;
+		}
+	}
+	prep_reset(&srv->prep);
+	rc = db_install_image(&srv->db, srv->storage, req->body, req->body_len, zxid,
+			      (int64_t)uv_now(srv->loop));
+	srv->last_proposed = db_last_zxid(&srv->db);
+	if (rc == -EBUSY) {
+		json_reply(reply, 503, "restore", "writes or a snapshot in flight: try again");
+		return;
+	}
+	if (rc < 0) {
+		log_msg(LOG_ERROR, "admin", "restore of snapshot 0x%" PRIx64 ": %s", (uint64_t)zxid,
+			strerror(-rc));
+		json_reply(reply, 500, "restore", strerror(-rc));
+		return;
+	}
+	srv->admin_restore_ms = uv_now(srv->loop);
+	if (srv->admin_restore_ms == 0)
+		srv->admin_restore_ms = 1;
+	log_msg(LOG_INFO, "admin", "restored snapshot 0x%" PRIx64 " from %s: %" PRId64
+		" znodes, %zu sessions; %d client connections closed", (uint64_t)zxid,
+		req->client_ip, nodes, sessions, closed);
+	struct json j;
+	json_init(&j, &reply->body);
+	json_begin_object(&j);
+	char h[32];
+	snprintf(h, sizeof(h), "0x%" PRIx64, (uint64_t)zxid);
+	json_kv_str(&j, "last_zxid", h);
+	json_kv_str(&j, "command", "restore");
+	json_key(&j, "error");
+	json_null(&j);
+	json_end_object(&j);
+	reply->type = "application/json";
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
 /* Every command, in the order of ZooKeeper's /commands list. needs_serving:
@@ -926,6 +1147,8 @@ static const struct command {
 	void (*json)(struct json *j, struct server *srv);
 	/* instead of json, for a command with arguments: NULL or an error */
 	const char *(*json_args)(struct json *j, struct server *srv, const char *query);
+	/* instead of both, for one that answers the request itself */
+	void (*http)(struct server *srv, const struct http_request *req, struct http_reply *reply);
 } commands[] = {
 	{ { "configuration", "conf", "config" }, "conf", true, put_conf, j_conf },
 	{ { "connection_stat_reset", "crst" }, "crst", true, put_crst, j_crst },
@@ -942,9 +1165,11 @@ static const struct command {
 	{ { "monitor", "mntr" }, "mntr", false, put_mntr, j_monitor },
 	{ { "observer_connection_stat_reset", "orst" }, "", true, NULL, j_obsr_reset },
 	{ { "observers", "obsr" }, "", true, NULL, j_observers },
+	{ { "restore", "rest" }, "", false, NULL, NULL, NULL, http_restore },
 	{ { "ruok" }, "ruok", true, put_ruok, j_ruok },
 	{ { "server_stats", "srvr" }, "srvr", true, put_srvr_only, j_srvr },
 	{ { "set_trace_mask", "stmk" }, "", false, NULL, NULL, j_stmk },
+	{ { "snapshot", "snap" }, "", false, NULL, NULL, NULL, http_snapshot },
 	{ { "stat_reset", "srst" }, "srst", true, put_srst, j_srst },
 	{ { "stats", "stat" }, "stat", true, put_stat, j_stat },
 	{ { "system_properties", "sysp" }, "", false, NULL, j_sysprops },
@@ -1007,51 +1232,62 @@ static void json_tail(struct json *j, const char *command, const char *error)
 		json_null(j);
 }
 
-int admin_http(struct server *srv, const char *path, const char *query, struct jute_out *o,
-	       const char **type)
+void admin_http(struct server *srv, const struct http_request *req, struct http_reply *reply)
 {
+	const char *path = req->path;
 	const char *base = srv->cfg->admin_command_url;
 	size_t bl = strlen(base);
 	while (bl > 1 && base[bl - 1] == '/')
 		bl--;
-	if (strncmp(path, base, bl) != 0 || (path[bl] != '\0' && path[bl] != '/'))
-		return 404;
-	const char *name = path[bl] == '/' ? path + bl + 1 : "";
-	if (*name == '\0') {
-		/* the list, as ZooKeeper's CommandListServlet writes it */
-		*type = "text/html";
-		for (size_t i = 0; i < N_COMMANDS; i++)
-			put(o, "<a href=\"%.*s/%s\">%s</a>\n<br/>\n", (int)bl, base,
-			    commands[i].names[0], commands[i].names[0]);
-		return 200;
+	if (strncmp(path, base, bl) != 0 || (path[bl] != '\0' && path[bl] != '/')) {
+		reply->status = 404;
+		return;
 	}
-	*type = "application/json";
-	struct json j;
-	json_init(&j, o);
+	const char *name = path[bl] == '/' ? path + bl + 1 : "";
 	const struct command *c = NULL;
 	for (size_t i = 0; i < N_COMMANDS && c == NULL; i++)
 		for (size_t k = 0; k < 4 && commands[i].names[k] && c == NULL; k++)
 			if (strcmp(name, commands[i].names[k]) == 0)
 				c = &commands[i];
+	if (c && c->http) {
+		c->http(srv, req, reply);
+		return;
+	}
+	if (strcmp(req->method, "POST") == 0) {
+		json_reply(reply, 405, c ? c->names[0] : name, "only restore takes a POST");
+		return;
+	}
+	struct jute_out *o = &reply->body;
+	if (*name == '\0') {
+		/* the list, as ZooKeeper's CommandListServlet writes it */
+		reply->type = "text/html";
+		for (size_t i = 0; i < N_COMMANDS; i++)
+			put(o, "<a href=\"%.*s/%s\">%s</a>\n<br/>\n", (int)bl, base,
+			    commands[i].names[0], commands[i].names[0]);
+		return;
+	}
+	reply->type = "application/json";
+	struct json j;
+	json_init(&j, o);
 	json_begin_object(&j);
 	if (c == NULL) {
 		char err[300];
 		snprintf(err, sizeof(err), "Unknown command: %.200s", name);
 		json_tail(&j, name, err);
 		json_end_object(&j);
-		return 404;
+		reply->status = 404;
+		return;
 	}
 	if (c->needs_serving && srv->replica && !replica_serving(srv->replica)) {
 		json_tail(&j, c->names[0], "This ZooKeeper instance is not currently serving requests");
 	} else if (c->json == j_lead && srv->replica == NULL) {
 		json_tail(&j, c->names[0], "server is not initialized");
 	} else if (c->json_args) {
-		const char *err = c->json_args(&j, srv, query);
+		const char *err = c->json_args(&j, srv, req->query);
 		json_tail(&j, c->names[0], err);
 	} else {
 		c->json(&j, srv);
 		json_tail(&j, c->names[0], NULL);
 	}
 	json_end_object(&j);
-	return 200;
 }

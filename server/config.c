@@ -689,6 +689,16 @@ static int apply_http_prop(struct loader *ld, const struct prop *p)
 	}
 	if (!strcmp(k, "admin.idleTimeout"))
 		return get_num(ld, p, 1, INT32_MAX, &c->admin_idle_ms);
+	if (!strcmp(k, "admin.snapshot.enabled"))
+		return get_bool(ld, p, &c->admin_snapshot_enable);
+	if (!strcmp(k, "admin.restore.enabled"))
+		return get_bool(ld, p, &c->admin_restore_enable);
+	if (!strcmp(k, "admin.snapshot.intervalInMS"))
+		return get_num(ld, p, 0, INT64_MAX / 2, &c->admin_snapshot_interval_ms);
+	if (!strcmp(k, "admin.restore.intervalInMS"))
+		return get_num(ld, p, 0, INT64_MAX / 2, &c->admin_restore_interval_ms);
+	if (!strcmp(k, "admin.restore.maxBytes"))
+		return get_num(ld, p, 1, (int64_t)1 << 40, &c->admin_restore_max_bytes);
 	if (!strcmp(k, "metricsProvider.className")) {
 		if (!strcmp(p->value, PROMETHEUS_PROVIDER))
 			c->metrics_enable = true;
@@ -1065,6 +1075,9 @@ static void set_defaults(struct config *c)
 	c->admin_port = 8080;
 	strcpy(c->admin_command_url, "/commands");
 	c->admin_idle_ms = 30000;
+	c->admin_snapshot_enable = c->admin_restore_enable = true;
+	c->admin_snapshot_interval_ms = c->admin_restore_interval_ms = 300000;
+	c->admin_restore_max_bytes = (int64_t)1 << 30;
 	c->metrics_enable = false;
 	strcpy(c->metrics_host, "0.0.0.0");
 	c->metrics_port = 7000;

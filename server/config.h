@@ -85,6 +85,12 @@ struct config {
 	int admin_port;
 	char admin_command_url[256];
 	int64_t admin_idle_ms;
+	/* ZooKeeper 3.9's snapshot and restore commands: on (true), at most
+	 * once per interval (300000 ms) each; a restore's body is at most
+	 * admin.restore.maxBytes (ours; 1 GiB). */
+	bool admin_snapshot_enable, admin_restore_enable;
+	int64_t admin_snapshot_interval_ms, admin_restore_interval_ms;
+	int64_t admin_restore_max_bytes;
 	/* Prometheus: metricsProvider.className naming ZooKeeper's
 	 * PrometheusMetricsProvider turns it on; metricsProvider.httpHost
 	 * (0.0.0.0) and metricsProvider.httpPort (7000) say where. */

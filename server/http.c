@@ -13,7 +13,9 @@
 #include "http.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,12 +29,9 @@
 
 struct job {
 	struct job *next;        /* in http.queue */
-	const char *path;
-	const char *query;
+	const struct http_request *req;
 	bool taken, done;        /* under http.lock */
-	int status;
-	const char *type;
-	struct jute_out body;
+	struct http_reply reply;
 };
 
 struct http {
@@ -41,6 +40,7 @@ struct http {
 	struct MHD_Daemon *daemon;
 	http_answer_fn fn;
 	void *ctx;
+	size_t max_post;
 	char what[32];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;     /* a job is done, or closing */
@@ -50,13 +50,24 @@ struct http {
 
 /* What a connection's request has sent so far (libmicrohttpd's con_cls). */
 struct req_state {
-	uint64_t body;
+	uint64_t body;           /* bytes received */
+	uint8_t *buf;            /* an admitted POST's body, of `expect` bytes */
+	size_t expect;
 };
 
 /* ---- the HTTP thread ------------------------------------------------------ */
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
-			     const void *body, size_t len)
+void http_reply_header(struct http_reply *r, const char *name, const char *value)
+{
+	if (r->n_headers >= HTTP_MAX_HEADERS)
+		return;
+	snprintf(r->headers[r->n_headers].name, sizeof(r->headers[0].name), "%s", name);
+	snprintf(r->headers[r->n_headers].value, sizeof(r->headers[0].value), "%s", value);
+	r->n_headers++;
+}
+
+static enum MHD_Result reply_full(struct MHD_Connection *conn, unsigned status, const char *type,
+				  const void *body, size_t len, const struct http_reply *extra)
 {
 	struct MHD_Response *r =
 		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -64,10 +75,18 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST");
+	for (int i = 0; extra && i < extra->n_headers; i++)
+		MHD_add_response_header(r, extra->headers[i].name, extra->headers[i].value);
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
+			     const void *body, size_t len)
+{
+	return reply_full(conn, status, type, body, len, NULL);
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, const char *msg)
@@ -139,6 +158,46 @@ static enum MHD_Result add_argument(void *cls, enum MHD_ValueKind kind, const ch
 	return MHD_YES;
 }
 
+static void client_ip(struct MHD_Connection *conn, char *out, size_t size)
+{
+	snprintf(out, size, "?");
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  (socklen_t)size);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+			  (socklen_t)size);
+}
+
+/* Runs req on the loop and sends its answer (or 503). */
+static enum MHD_Result answer(struct http *h, struct MHD_Connection *conn,
+			      const struct http_request *req, bool *admitted)
+{
+	struct job j = { .req = req, .reply = { .status = 200 } };
+	jute_out_init(&j.reply.body);
+	enum MHD_Result ret = MHD_YES;
+	if (admitted)
+		*admitted = false;
+	if (!ask_loop(h, &j))
+		ret = reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				 "the server is busy or stopping\n");
+	else if (j.reply.body.err)
+		ret = reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	else if (admitted && j.reply.status == 100)
+		*admitted = true;
+	else
+		ret = reply_full(conn, (unsigned)j.reply.status,
+				 j.reply.type ? j.reply.type : "text/plain", j.reply.body.buf,
+				 j.reply.body.len, &j.reply);
+	jute_out_free(&j.reply.body);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -146,47 +205,70 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct http *h = cls;
 	struct req_state *st = *con_cls;
 	(void)version;
-	(void)upload_data;
-	if (st == NULL) {
-		/* The headers are in: refuse a declared oversized body at once. */
-		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY)
-			return reply_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
-		st = calloc(1, sizeof(*st));
-		if (st == NULL)
-			return MHD_NO;
-		*con_cls = st;
-		return MHD_YES;
-	}
-	if (*upload_data_size) {
-		st->body += *upload_data_size;
-		*upload_data_size = 0;
-		if (st->body > HTTP_MAX_BODY)
-			return reply_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
-		return MHD_YES;
-	}
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+	bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	if (!post && strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET, HEAD and POST\n");
+	if (post && h->max_post == 0)
+		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD here\n");
 	if (url == NULL || url[0] != '/' || strlen(url) > HTTP_MAX_PATH)
 		return reply_text(conn, MHD_HTTP_URI_TOO_LONG, "path too long\n");
-
 	struct query q = { .len = 0, .too_long = false };
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_argument, &q);
 	if (q.too_long)
 		return reply_text(conn, MHD_HTTP_URI_TOO_LONG, "query too long\n");
-	struct job j = { .path = url, .query = q.buf };
-	jute_out_init(&j.body);
-	enum MHD_Result ret;
-	if (!ask_loop(h, &j))
-		ret = reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is busy or stopping\n");
-	else if (j.body.err)
-		ret = reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-	else
-		ret = reply(conn, (unsigned)j.status, j.type ? j.type : "text/plain", j.body.buf,
-			    j.body.len);
-	jute_out_free(&j.body);
-	return ret;
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						       MHD_HTTP_HEADER_AUTHORIZATION);
+	char ip[64];
+	client_ip(conn, ip, sizeof(ip));
+	struct http_request req = { .method = method, .path = url, .query = q.buf,
+				    .authorization = auth ? auth : "", .client_ip = ip };
+
+	if (st == NULL) {
+		/* The headers are in: refuse a declared oversized body at once,
+		 * and let a POST's body come only once the owner admits it. */
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		uint64_t len = cl ? strtoull(cl, NULL, 10) : 0;
+		if (len > (post ? h->max_post : HTTP_MAX_BODY))
+			return reply_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
+		if (post && cl == NULL)
+			return reply_text(conn, MHD_HTTP_LENGTH_REQUIRED, "a POST needs a length\n");
+		st = calloc(1, sizeof(*st));
+		if (st == NULL)
+			return MHD_NO;
+		*con_cls = st;
+		if (post) {
+			req.admit = true;
+			bool admitted;
+			enum MHD_Result r = answer(h, conn, &req, &admitted);
+			if (!admitted)
+				return r;
+			st->expect = (size_t)len;
+			st->buf = malloc(st->expect ? st->expect : 1);
+			if (st->buf == NULL)
+				return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+						  "out of memory\n");
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (st->body + n > (st->buf ? st->expect : HTTP_MAX_BODY))
+			return reply_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
+		if (st->buf)
+			memcpy(st->buf + st->body, upload_data, n);
+		st->body += n;
+		return MHD_YES;
+	}
+	if (post) {
+		if (st->buf == NULL || st->body != st->expect)
+			return reply_text(conn, MHD_HTTP_BAD_REQUEST, "the body is shorter than said\n");
+		req.body = st->buf;
+		req.body_len = st->expect;
+	}
+	return answer(h, conn, &req, NULL);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -195,7 +277,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)toe;
-	free(*con_cls);
+	struct req_state *st = *con_cls;
+	if (st)
+		free(st->buf);
+	free(st);
 	*con_cls = NULL;
 }
 
@@ -212,11 +297,8 @@ static void on_async(uv_async_t *a)
 			h->tail = &h->queue;
 		j->taken = true;
 		pthread_mutex_unlock(&h->lock);
-		const char *type = NULL;
-		int status = h->fn(h->ctx, j->path, j->query, &j->body, &type);
+		h->fn(h->ctx, j->req, &j->reply);
 		pthread_mutex_lock(&h->lock);
-		j->status = status;
-		j->type = type;
 		j->done = true;
 		pthread_cond_broadcast(&h->cond);
 	}
@@ -232,7 +314,8 @@ static void on_closed(uv_handle_t *handle)
 }
 
 int http_open(struct http **out, uv_loop_t *loop, const char *what, const char *host, int port,
-	      int64_t idle_ms, http_answer_fn fn, void *ctx, char *err, size_t errlen)
+	      int64_t idle_ms, size_t max_post, http_answer_fn fn, void *ctx, char *err,
+	      size_t errlen)
 {
 	*out = NULL;
 	char service[16];
@@ -254,6 +337,7 @@ int http_open(struct http **out, uv_loop_t *loop, const char *what, const char *
 	h->loop = loop;
 	h->fn = fn;
 	h->ctx = ctx;
+	h->max_post = max_post;
 	snprintf(h->what, sizeof(h->what), "%s", what);
 	h->tail = &h->queue;
 	pthread_condattr_t ca;

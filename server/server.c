@@ -111,23 +111,20 @@ static int note_recovered(void *ctx, const Quorum__Txn *txn)
 
 /* ---- the AdminServer and the metrics endpoint ---------------------------- */
 
-static int answer_admin(void *ctx, const char *path, const char *query, struct jute_out *o,
-			const char **type)
+static void answer_admin(void *ctx, const struct http_request *req, struct http_reply *reply)
 {
-	return admin_http(ctx, path, query, o, type);
+	admin_http(ctx, req, reply);
 }
 
-static int answer_metrics(void *ctx, const char *path, const char *query, struct jute_out *o,
-			  const char **type)
+static void answer_metrics(void *ctx, const struct http_request *req, struct http_reply *reply)
 {
-	(void)query;
-	*type = "text/plain; version=0.0.4; charset=utf-8";
-	if (strcmp(path, "/metrics") != 0) {
-		jute_put_raw(o, "not found: the metrics are at /metrics\n", 39);
-		return 404;
+	reply->type = "text/plain; version=0.0.4; charset=utf-8";
+	if (strcmp(req->path, "/metrics") != 0) {
+		jute_put_raw(&reply->body, "not found: the metrics are at /metrics\n", 39);
+		reply->status = 404;
+		return;
 	}
-	metrics_put_prometheus(ctx, o);
-	return 200;
+	metrics_put_prometheus(ctx, &reply->body);
 }
 
 /* An endpoint that was asked for and cannot listen stops the start: the
@@ -138,13 +135,14 @@ static int start_http(struct server *srv)
 	char err[512];
 	if (cfg->admin_enable &&
 	    http_open(&srv->admin_server, srv->loop, "AdminServer", cfg->admin_address,
-		      cfg->admin_port, cfg->admin_idle_ms, answer_admin, srv, err, sizeof(err)) < 0) {
+		      cfg->admin_port, cfg->admin_idle_ms, (size_t)cfg->admin_restore_max_bytes,
+		      answer_admin, srv, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "server", "%s", err);
 		return -1;
 	}
 	if (cfg->metrics_enable &&
 	    http_open(&srv->metrics_server, srv->loop, "metrics", cfg->metrics_host,
-		      cfg->metrics_port, cfg->admin_idle_ms, answer_metrics, srv, err,
+		      cfg->metrics_port, cfg->admin_idle_ms, 0, answer_metrics, srv, err,
 		      sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "server", "%s", err);
 		return -1;

@@ -212,6 +212,7 @@ struct server {
 	/* ZooKeeper's ZooTrace mask (gtmk, set_trace_mask): with -v (debug
 	 * logging), SERVER_TRACE_CLIENT_REQUEST logs every request read */
 	int64_t trace_mask;
+	uint64_t admin_snapshot_ms, admin_restore_ms; /* uv_now() of the last, 0: none */
 	uint64_t started_ns;
 	int exit_code;
 };
@@ -277,8 +278,10 @@ bool admin_handle(struct conn *c, const uint8_t word[4]);
 /* The AdminServer's answer to a GET of path (admin.commandURL and the
  * commands under it): writes the body into o, its media type into *type,
  * and returns the HTTP status. On the loop thread (http.c hands it over). */
-int admin_http(struct server *srv, const char *path, const char *query, struct jute_out *o,
-	       const char **type);
+struct http_request;
+struct http_reply;
+/* The AdminServer: answers one request (see http.h). */
+void admin_http(struct server *srv, const struct http_request *req, struct http_reply *reply);
 
 uint64_t server_now_ns(void);
 int64_t server_wall_ms(void);

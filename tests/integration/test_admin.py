@@ -189,10 +189,17 @@ SUMMARY = re.compile(r"^(?:zk_)?(avg|min|max|cnt|sum|p50|p95|p99|p999)_(.+)$")
 PER_NAMESPACE = re.compile(r"^(zk_)?(avg|min|max|cnt|sum)_.+_((read|write)_per_namespace)$")
 
 
+# and the leader's per-follower sets: ID_learner_handler_qp_size
+PER_LEARNER = re.compile(r"^(.*_)\d+(_learner_handler_qp_.*)$")
+
+
 def normal(key):
-    """A key with the data in it (a namespace) replaced by NS."""
+    """A key with the data in it (a namespace, a follower's id) replaced."""
     m = PER_NAMESPACE.match(key)
-    return "%s%s_NS_%s" % (m.group(1) or "", m.group(2), m.group(3)) if m else key
+    if m:
+        return "%s%s_NS_%s" % (m.group(1) or "", m.group(2), m.group(3))
+    m = PER_LEARNER.match(key)
+    return "%sID%s" % (m.group(1), m.group(2)) if m else key
 
 
 def base_name(key):
@@ -457,8 +464,114 @@ def test_ensemble_mntr(both):
                                            fo["zk_max_follower_sync_time"]), flush=True)
 
 
+def http_call(port, path, method="GET", data=None, auth=None, timeout=20):
+    """(status, headers, body) of one request, Authorization: digest auth."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data,
+                                 method=method)
+    if auth:
+        req.add_header("Authorization", "digest " + auth)
+    if data is not None:
+        req.add_header("Content-Type", "application/octet-stream")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_snapshot_and_restore(both):
+    """ZooKeeper 3.9's snapshot and restore (Debian's 3.8 has neither, so
+    quorumd alone): only a client holding ALL on / may call them, each at
+    most once per interval; a snapshot streamed out and restored brings the
+    tree back as it was, also across a restart, and a corrupt or oversized
+    body changes nothing."""
+    from kazoo.security import make_digest_acl
+    q = AdminQuorumd()
+    q.extra_cfg.update({"admin.snapshot.intervalInMS": "0", "admin.restore.intervalInMS": "0",
+                        "admin.restore.maxBytes": str(4 << 20)})
+    with running(q):
+        k = kazoo_client(q)
+        try:
+            k.add_auth("digest", "ops:secret")
+            for i in range(50):
+                k.create("/keep/n%02d" % i, b"v%d" % i, makepath=True)
+            k.set_acls("/", [make_digest_acl("ops", "secret", all=True),
+                             make_digest_acl("ro", "ro", read=True)])
+            # who may
+            st, _, body = http_call(q.admin_port, "/commands/snapshot?streaming=true")
+            assert st == 401 and json.loads(body)["error"], (st, body)
+            st, _, _ = http_call(q.admin_port, "/commands/snapshot?streaming=true",
+                                 auth="ops:wrong")
+            assert st == 403, st
+            st, _, _ = http_call(q.admin_port, "/commands/snapshot?streaming=true", auth="ro:ro")
+            assert st == 403, "READ on / is not enough: %d" % st
+            st, hdr, snap = http_call(q.admin_port, "/commands/snapshot?streaming=true",
+                                      auth="ops:secret")
+            assert st == 200, (st, snap[:200])
+            assert int(hdr["snapshot_size"]) == len(snap) > 0, (hdr["snapshot_size"], len(snap))
+            taken = int(hdr["last_zxid"], 16)
+            st, _, body = http_call(q.admin_port, "/commands/snapshot", auth="ops:secret")
+            j = json.loads(body)
+            assert st == 200 and j["error"] is None and int(j["last_zxid"], 16) == taken, body
+            # changes after the snapshot
+            k.delete("/keep/n00")
+            k.create("/later", b"x")
+            # bad bodies change nothing
+            bad = bytearray(snap)
+            bad[len(bad) // 2] ^= 0xFF
+            st, _, body = http_call(q.admin_port, "/commands/restore", "POST", bytes(bad),
+                                    auth="ops:secret")
+            assert st == 400 and b"corrupt" in body, (st, body)
+            st, _, _ = http_call(q.admin_port, "/commands/restore", "POST", b"x" * 64,
+                                 auth="ops:secret")
+            assert st == 400, st
+            out = raw_http(q.admin_port, b"POST /commands/restore HTTP/1.1\r\nHost: x\r\n"
+                           b"Connection: close\r\nAuthorization: digest ops:secret\r\n"
+                           b"Content-Length: %d\r\n\r\n" % (64 << 20), timeout=5)
+            assert re.match(rb"HTTP/1\.[01] 413", out), out[:100]
+            # an unauthenticated client is refused before it may send its body
+            out = raw_http(q.admin_port, b"POST /commands/restore HTTP/1.1\r\nHost: x\r\n"
+                           b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(snap),
+                           timeout=5)
+            assert re.match(rb"HTTP/1\.[01] 401", out), out[:100]
+            st, _, _ = http_call(q.admin_port, "/commands/restore", auth="ops:secret")
+            assert st == 405, "restore by GET: %d" % st
+            assert k.exists("/later") and not k.exists("/keep/n00"), "a refused restore changed"
+        finally:
+            close_clients(k)
+        st, _, body = http_call(q.admin_port, "/commands/restore", "POST", snap,
+                                auth="ops:secret")
+        j = json.loads(body)
+        assert st == 200 and j["error"] is None and int(j["last_zxid"], 16) == taken, (st, body)
+
+        def check(where):
+            c = kazoo_client(q)
+            try:
+                c.add_auth("digest", "ops:secret")
+                assert c.exists("/later") is None, "%s: a node made after the snapshot" % where
+                assert c.get("/keep/n00")[0] == b"v0", where
+                assert len(c.get_children("/keep")) == 50, where
+                c.create("/after-restore", b"")  # writes go on
+                c.delete("/after-restore")
+            finally:
+                close_clients(c)
+        check("after the restore")
+        q.stop()
+        q.start()
+        check("after a restart")
+    # the default interval (5 min) holds back a second snapshot; the root of
+    # both.q is open to all, as ZooKeeper's is by default
+    st, _, _ = http_call(both.q.admin_port, "/commands/snapshot")
+    assert st == 200, st
+    st, _, body = http_call(both.q.admin_port, "/commands/snapshot")
+    assert st == 429 and b"intervalInMS" in body, (st, body)
+    print("    snapshot 0x%x of %d bytes restored; refusals 401/403/400/413/405/429" % (
+        taken, len(snap)), flush=True)
+
+
 if __name__ == "__main__":
     both = Both()
     with running(both.zk, both.q):
         run_tests([test_mntr_keys, test_admin_commands, test_admin_bad_input,
-                   test_prometheus_during_load, test_ensemble_mntr], both)
+                   test_prometheus_during_load, test_snapshot_and_restore,
+                   test_ensemble_mntr], both)
