@@ -7,7 +7,8 @@
  * One file per command group: main.c (options, dispatch, exit codes, the
  * connection), cmd_node.c (ls get set create delete rmr stat sync),
  * cmd_watch.c, cmd_recipe.c (lock, elect), cmd_txn.c, cmd_dump.c (dump,
- * load), cmd_4lw.c, json.c (writer, reader, base64).
+ * load), cmd_4lw.c, cmd_backup.c (snapshot, restore: the AdminServer),
+ * json.c (writer, reader, base64).
  */
 #ifndef QUORUMCTL_CLI_H
 #define QUORUMCTL_CLI_H
@@ -136,6 +137,8 @@ int cmd_txn(struct cli *cli, int argc, char **argv);
 int cmd_dump(struct cli *cli, int argc, char **argv);
 int cmd_load(struct cli *cli, int argc, char **argv);
 int cmd_4lw(struct cli *cli, int argc, char **argv);
+int cmd_snapshot(struct cli *cli, int argc, char **argv);
+int cmd_restore(struct cli *cli, int argc, char **argv);
 
 /* Shared by the node commands, recipes and load (cmd_node.c). */
 /* Creates every missing ancestor of path (persistent, empty); with

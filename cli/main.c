@@ -189,6 +189,7 @@ static const struct {
 	{ "wchp", cmd_4lw },    { "ruok", cmd_4lw },      { "isro", cmd_4lw },
 	{ "dirs", cmd_4lw },    { "envi", cmd_4lw },      { "crst", cmd_4lw },
 	{ "srst", cmd_4lw },
+	{ "snapshot", cmd_snapshot }, { "restore", cmd_restore },
 };
 
 static void usage(FILE *f)
