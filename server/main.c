@@ -2,6 +2,7 @@
  * quorumd: a ZooKeeper-compatible coordination server.
  *
  *     quorumd CONFIG
+ *     quorumd --check DATADIR|CONFIG
  *
  * Runs in the foreground until SIGTERM or SIGINT; logs to stderr. Exits 0
  * after a clean shutdown, 1 when the config or start-up fails, 2 on a usage
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "check.h"
 #include "config.h"
 #include "crc32c.h"
 #include "log.h"
@@ -20,8 +22,11 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: quorumd [-v] CONFIG\n"
-		   "  CONFIG  a ZooKeeper-style zoo.cfg (see quorumd.conf(5))\n"
-		   "  -v      log debug lines too\n");
+		   "       quorumd --check DATADIR|CONFIG\n"
+		   "  CONFIG   a ZooKeeper-style zoo.cfg (see quorumd.conf(5))\n"
+		   "  -v       log debug lines too\n"
+		   "  --check  verify a data directory offline, changing nothing; exit 0\n"
+		   "           consistent, 1 damaged, 2 unreadable\n");
 }
 
 int main(int argc, char **argv)
@@ -33,6 +38,13 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
+		} else if (strcmp(argv[i], "--check") == 0) {
+			if (i + 2 != argc) {
+				usage(stderr);
+				return 2;
+			}
+			crc32c(0, "", 0);
+			return check_data_dir(argv[i + 1], stdout);
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("quorumd %s\n", QUORUMD_VERSION);
 			return 0;

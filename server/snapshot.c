@@ -434,7 +434,8 @@ static int cmp_file(const void *a, const void *b)
 	return x->zxid < y->zxid ? -1 : x->zxid > y->zxid;
 }
 
-int snapshot_list(const char *dir, int dirfd, struct snapshot_file **out, size_t *n)
+int snapshot_list(const char *dir, int dirfd, bool read_only, struct snapshot_file **out,
+		  size_t *n)
 {
 	DIR *d = opendir(dir);
 	if (!d)
@@ -451,9 +452,10 @@ int snapshot_list(const char *dir, int dirfd, struct snapshot_file **out, size_t
 		if (tmp) {
 			/* A crash while a snapshot was being written: never renamed in,
 			 * never used. */
-			log_msg(LOG_INFO, "storage", "%s/%s: unfinished snapshot, deleting", dir,
-				de->d_name);
-			unlinkat(dirfd, de->d_name, 0);
+			log_msg(LOG_INFO, "storage", "%s/%s: unfinished snapshot, %s", dir,
+				de->d_name, read_only ? "recovery would delete it" : "deleting");
+			if (!read_only)
+				unlinkat(dirfd, de->d_name, 0);
 			continue;
 		}
 		struct stat st;

@@ -94,8 +94,10 @@ struct snapshot_file {
 };
 
 /* The snapshots in dir, oldest first, after deleting the temporary files a
- * crash left behind. Returns 0 or a negative errno. */
-int snapshot_list(const char *dir, int dirfd, struct snapshot_file **out, size_t *n);
+ * crash left behind (read_only: they are only logged). Returns 0 or a
+ * negative errno. */
+int snapshot_list(const char *dir, int dirfd, bool read_only, struct snapshot_file **out,
+		  size_t *n);
 
 /* Checks dir/snapshot.<zxid> whole (size, header, CRC, framing, sessions)
  * and only then loads it into t (fresh) and hands each session to

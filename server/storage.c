@@ -163,6 +163,8 @@ struct storage {
 	struct storage_stats stats;
 	struct storage_timings timings; /* loop thread only */
 	int64_t fsync_warn_ms;
+	bool read_only;   /* storage_config.read_only */
+	bool in_use;      /* read-only: a running quorumd holds the lock */
 	pthread_t thread;
 	bool thread_started;
 };
@@ -213,9 +215,30 @@ static int mkdir_p(const char *path)
 	return r;
 }
 
+/* Read-only (quorumd --check): the directory must be there, and a lock
+ * held by a running quorumd is only noted (*in_use). */
+static int open_dir_read_only(int dirfd, const char *path, int *lockfd, bool *in_use)
+{
+	int fd = openat(dirfd, "lock", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* never locked, or not by this version */
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK) {
+			int r = -errno;
+			snprintf(err_buf, sizeof(err_buf), "lock %s: %s", path, strerror(errno));
+			close(fd);
+			return r;
+		}
+		*in_use = true;
+	}
+	*lockfd = fd;
+	return 0;
+}
+
 /* Makes <parent>/quorum-v1, opens it and (unless it is `same_as`'s
- * directory) locks it. */
-static int open_dir(const char *parent, char **path, int *dirfd, int *lockfd, int same_as)
+ * directory) locks it; read-only, only opens it. */
+static int open_dir(const char *parent, char **path, int *dirfd, int *lockfd, int same_as,
+		    bool read_only, bool *in_use)
 {
 	*dirfd = *lockfd = -1;
 	if (asprintf(path, "%s/%s", parent, SUBDIR) < 0) {
@@ -223,7 +246,7 @@ static int open_dir(const char *parent, char **path, int *dirfd, int *lockfd, in
 		snprintf(err_buf, sizeof(err_buf), "out of memory");
 		return -ENOMEM;
 	}
-	int r = mkdir_p(*path);
+	int r = read_only ? 0 : mkdir_p(*path);
 	if (r < 0) {
 		snprintf(err_buf, sizeof(err_buf), "mkdir %s: %s", *path, strerror(-r));
 		return r;
@@ -240,6 +263,8 @@ static int open_dir(const char *parent, char **path, int *dirfd, int *lockfd, in
 		    a.st_ino == b.st_ino)
 			return 0;
 	}
+	if (read_only)
+		return open_dir_read_only(*dirfd, *path, lockfd, in_use);
 	*lockfd = openat(*dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (*lockfd < 0) {
 		r = -errno;
@@ -588,14 +613,16 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 	pthread_cond_init(&s->cond, NULL);
 	crc32c(0, "", 0); /* builds its tables now, before a second thread exists */
 
-	r = open_dir(cfg->data_dir, &s->snap_dir, &s->snap_dirfd, &s->snap_lockfd, -1);
+	s->read_only = cfg->read_only;
+	r = open_dir(cfg->data_dir, &s->snap_dir, &s->snap_dirfd, &s->snap_lockfd, -1,
+		     s->read_only, &s->in_use);
 	if (r < 0)
 		goto err;
 	r = open_dir(cfg->log_dir ? cfg->log_dir : cfg->data_dir, &s->log_dir, &s->log_dirfd,
-		     &s->log_lockfd, s->snap_dirfd);
+		     &s->log_lockfd, s->snap_dirfd, s->read_only, &s->in_use);
 	if (r < 0)
 		goto err;
-	if (s->log_lockfd < 0) { /* the same directory: one fd, one lock */
+	if (s->log_lockfd < 0 && !s->read_only) { /* the same directory: one fd, one lock */
 		close_fd(&s->log_dirfd);
 		s->log_dirfd = s->snap_dirfd;
 	}
@@ -606,11 +633,12 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 		.segment_bytes = cfg->segment_bytes > 0 ? cfg->segment_bytes : DEFAULT_SEGMENT,
 		.prealloc_bytes = cfg->prealloc_bytes > 0 ? cfg->prealloc_bytes
 				  : cfg->prealloc_bytes == 0 ? DEFAULT_PREALLOC : 0,
+		.read_only = s->read_only,
 	};
 	r = txnlog_open(&s->log, &lc, err_buf, sizeof(err_buf));
 	if (r < 0)
 		goto err;
-	r = snapshot_list(s->snap_dir, s->snap_dirfd, &s->snaps, &s->n_snaps);
+	r = snapshot_list(s->snap_dir, s->snap_dirfd, s->read_only, &s->snaps, &s->n_snaps);
 	if (r < 0) {
 		snprintf(err_buf, sizeof(err_buf), "listing %s: %s", s->snap_dir, strerror(-r));
 		goto err;
@@ -643,7 +671,7 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 		return r;
 	}
 	s->thread_started = true;
-	if (cfg->purge_interval_h > 0) {
+	if (cfg->purge_interval_h > 0 && !s->read_only) {
 		/* As ZooKeeper's DatadirCleanupManager: a first purge at once
 		 * (the loop's first iteration, so after storage_recover() has
 		 * marked the corrupt snapshots), then every interval. */
@@ -788,6 +816,8 @@ static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn
 {
 	if (s->closing)
 		return -ECANCELED;
+	if (s->read_only)
+		return -EROFS;
 	if (n == 0 || n > TXNLOG_MAX_RECORD)
 		return -EMSGSIZE;
 
@@ -1147,6 +1177,8 @@ int storage_snapshot(struct storage *s, const struct tree *t,
 {
 	if (s->closing)
 		return -ECANCELED;
+	if (s->read_only)
+		return -EROFS;
 	if (s->snap_busy)
 		return -EBUSY;
 	s->snap_started_ns = clock_mono_ns();
@@ -1329,6 +1361,8 @@ int storage_install_snapshot(struct storage *s, const struct snapshot_image *img
 {
 	if (s->closing)
 		return -ECANCELED;
+	if (s->read_only)
+		return -EROFS;
 	if (s->snap_busy)
 		return -EBUSY;
 	int r = take_exclusive(s);
@@ -1454,4 +1488,40 @@ void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx)
 		return;
 	}
 	finish_close(s);
+}
+
+/* ---- quorumd --check ----------------------------------------------------------------------- */
+
+bool storage_in_use(const struct storage *s)
+{
+	return s->in_use;
+}
+
+void storage_for_each_snapshot(const struct storage *s,
+			       void (*fn)(void *ctx, const struct snapshot_file *f), void *ctx)
+{
+	for (size_t i = 0; i < s->n_snaps; i++)
+		fn(ctx, &s->snaps[i]);
+}
+
+void storage_for_each_segment(const struct storage *s,
+			      void (*fn)(void *ctx, const struct txnlog_segment_info *info),
+			      void *ctx)
+{
+	txnlog_for_each_segment(s->log, fn, ctx);
+}
+
+size_t storage_dropped_segments(const struct storage *s)
+{
+	return txnlog_dropped_segments(s->log);
+}
+
+const char *storage_snap_dir(const struct storage *s)
+{
+	return s->snap_dir;
+}
+
+const char *storage_log_dir(const struct storage *s)
+{
+	return s->log_dir;
 }

@@ -42,6 +42,12 @@ struct storage_config {
 	int64_t segment_bytes;    /* roll to a new log segment past this size; default 64 MiB */
 	int64_t fsync_warn_ms;    /* a group commit's fsync slower than this is counted and
 				     logged (fsync.warningthresholdms); 0: 1000 */
+	/* quorumd --check: change nothing. The directories must exist; a
+	 * torn tail, the segments after it and unfinished snapshots are
+	 * logged as what recovery would do, and left; appends, snapshots,
+	 * truncation and installs fail with -EROFS; a lock a running server
+	 * holds is noted (storage_in_use()), not taken. */
+	bool read_only;
 	/* Optional: called on the loop when a snapshot started by
 	 * storage_snapshot() is durable (status 0) or failed (negative errno),
 	 * with the ctx given to storage_open(). A follower that installed a
@@ -211,5 +217,20 @@ int storage_install_snapshot(struct storage *s, const struct snapshot_image *img
  * any, is finished: its child is waited for and reaped; snapshot_done is
  * not called for it). Not from within a durable callback. */
 void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx);
+
+/* ---- what quorumd --check reports (read-only storage) ---------------- */
+struct snapshot_file;
+struct txnlog_segment_info;
+bool storage_in_use(const struct storage *s);
+/* Every snapshot, oldest first; after storage_recover(), `bad` marks the
+ * ones found corrupt. */
+void storage_for_each_snapshot(const struct storage *s,
+			       void (*fn)(void *ctx, const struct snapshot_file *f), void *ctx);
+void storage_for_each_segment(const struct storage *s,
+			      void (*fn)(void *ctx, const struct txnlog_segment_info *info),
+			      void *ctx);
+size_t storage_dropped_segments(const struct storage *s);
+const char *storage_snap_dir(const struct storage *s);
+const char *storage_log_dir(const struct storage *s);
 
 #endif

@@ -48,6 +48,7 @@ struct segment {
 	int64_t last;      /* zxid of the last record; 0 while the segment is empty */
 	int64_t data_end;  /* end of the last record: where the next write goes */
 	int64_t file_size; /* on disk, preallocation included (for the dirs/mntr facts) */
+	int64_t torn_at;   /* read-only: a torn tail recovery would cut here; else -1 */
 };
 
 struct txnlog {
@@ -63,6 +64,8 @@ struct txnlog {
 	int fd;               /* the last segment, open read-write; -1 before the first write */
 	int64_t prealloc_end; /* the last segment's file size as we left it */
 	bool cut_pending;     /* a failed write could not be cut back yet: do it first */
+	bool read_only;       /* txnlog_config.read_only */
+	size_t dropped;       /* read-only: segments recovery would delete */
 };
 
 /* ---- little-endian helpers and the record format --------------------------- */
@@ -662,6 +665,7 @@ int txnlog_open(struct txnlog **out, const struct txnlog_config *cfg, char *err,
 	tl->dirfd = cfg->dirfd;
 	tl->segment_bytes = cfg->segment_bytes;
 	tl->prealloc_bytes = cfg->prealloc_bytes;
+	tl->read_only = cfg->read_only;
 	pthread_mutex_init(&tl->lock, NULL);
 	tl->dir = strdup(cfg->dir);
 	if (!tl->dir) {
@@ -687,10 +691,18 @@ int txnlog_open(struct txnlog **out, const struct txnlog_config *cfg, char *err,
 			prev_last = all[i].last;
 	}
 
-	/* Phase two: cut the torn tail, delete what follows it, build the table. */
+	/* Phase two: cut the torn tail, delete what follows it, build the table.
+	 * Read-only, say so and leave the files as they are. */
 	bool unlinked = false;
 	for (size_t i = 0; i < n; i++) {
 		struct scanned *sc = &all[i];
+		if (sc->drop && tl->read_only) {
+			log_msg(LOG_WARN, "storage", "%s: %s: recovery would delete it", sc->path,
+				sc->header_ok ? "segment after a torn tail"
+					      : "segment with no header (a crash while creating it)");
+			tl->dropped++;
+			continue;
+		}
 		if (sc->drop) {
 			log_msg(LOG_WARN, "storage", "%s: %s: deleting it", sc->path,
 				sc->header_ok ? "segment after a torn tail"
@@ -703,7 +715,12 @@ int txnlog_open(struct txnlog **out, const struct txnlog_config *cfg, char *err,
 			unlinked = true;
 			continue;
 		}
-		if (sc->torn) {
+		int64_t torn_at = -1;
+		if (sc->torn && tl->read_only) {
+			log_msg(LOG_WARN, "storage", "%s: torn tail at offset %zu (a crash mid-write): "
+				"recovery would cut it there", sc->path, sc->valid_end);
+			torn_at = (int64_t)sc->valid_end;
+		} else if (sc->torn) {
 			int fd = open(sc->path, O_RDWR | O_CLOEXEC);
 			if (fd < 0 || ftruncate(fd, (off_t)sc->valid_end) < 0 || fdatasync(fd) < 0) {
 				r = -errno;
@@ -722,6 +739,7 @@ int txnlog_open(struct txnlog **out, const struct txnlog_config *cfg, char *err,
 			.last = sc->last,
 			.data_end = (int64_t)sc->valid_end,
 			.file_size = (int64_t)sc->size,
+			.torn_at = torn_at,
 		};
 		r = table_push(tl, &seg);
 		if (r < 0)
@@ -732,7 +750,7 @@ int txnlog_open(struct txnlog **out, const struct txnlog_config *cfg, char *err,
 		snprintf(err, errlen, "fsync %s: %s", tl->dir, strerror(errno));
 		goto err;
 	}
-	r = open_writer(tl);
+	r = tl->read_only ? 0 : open_writer(tl);
 	if (r < 0) {
 		snprintf(err, errlen, "open %s: %s", tl->dir, strerror(-r));
 		goto err;
@@ -836,7 +854,7 @@ static int roll(struct txnlog *tl, int64_t first)
 	struct segment old;
 	bool had_old = tl->fd >= 0 && get_last(tl, &old);
 	struct segment seg = {
-		.name = first, .data_end = TXNLOG_HEADER_SIZE, .file_size = size,
+		.name = first, .data_end = TXNLOG_HEADER_SIZE, .file_size = size, .torn_at = -1,
 	};
 	r = table_push(tl, &seg);
 	if (r < 0)
@@ -897,6 +915,8 @@ int txnlog_append(struct txnlog *tl, const uint8_t *buf, size_t len, int64_t fir
 	struct segment seg;
 	*syncs = 0;
 	*sync_ns = 0;
+	if (tl->read_only)
+		return -EROFS;
 	bool have = tl->fd >= 0 && get_last(tl, &seg);
 	if (have && tl->cut_pending) {
 		r = cut_back(tl, &seg);
@@ -1047,6 +1067,8 @@ int txnlog_covers(struct txnlog *tl, int64_t after)
 int txnlog_truncate_after(struct txnlog *tl, int64_t zxid)
 {
 	int r = 0;
+	if (tl->read_only)
+		return -EROFS;
 	/* Whole segments first, newest first, so every state a crash can leave
 	 * is a prefix of the log. */
 	while (tl->n > 0) {
@@ -1209,4 +1231,26 @@ size_t txnlog_segment_count(struct txnlog *tl)
 const char *txnlog_dir(const struct txnlog *tl)
 {
 	return tl->dir;
+}
+
+void txnlog_for_each_segment(struct txnlog *tl,
+			     void (*fn)(void *ctx, const struct txnlog_segment_info *info),
+			     void *ctx)
+{
+	for (size_t i = 0;; i++) {
+		pthread_mutex_lock(&tl->lock);
+		bool more = i < tl->n;
+		struct segment seg = more ? tl->segs[i] : (struct segment){ 0 };
+		pthread_mutex_unlock(&tl->lock);
+		if (!more)
+			return;
+		struct txnlog_segment_info info = { seg.name, seg.first, seg.last, seg.data_end,
+						    seg.file_size, seg.torn_at };
+		fn(ctx, &info);
+	}
+}
+
+size_t txnlog_dropped_segments(struct txnlog *tl)
+{
+	return tl->dropped;
 }

@@ -52,6 +52,10 @@ struct txnlog_config {
 	int dirfd;              /* dir, open, for fsync after create/rename/unlink; borrowed */
 	int64_t segment_bytes;  /* roll to a new segment past this size */
 	int64_t prealloc_bytes; /* fallocate this much ahead; 0 = none */
+	/* Changes nothing: a torn tail and the segments after it are logged
+	 * as what recovery would do, the valid part is what reads see, and
+	 * appending fails (-EROFS). For quorumd --check. */
+	bool read_only;
 };
 
 /* Scans every segment in cfg->dir and repairs a torn tail: the tail is truncated and later empty
@@ -60,6 +64,20 @@ struct txnlog_config {
  * fails with -EUCLEAN and changes nothing. err (errlen bytes) then says
  * what and where. */
 int txnlog_open(struct txnlog **out, const struct txnlog_config *cfg, char *err, size_t errlen);
+
+/* Each segment in order: its file's first zxid (name), the zxids of its
+ * first and last valid records (0, 0 when empty), where its valid records
+ * end, its file size, and (read-only) the offset of a torn tail recovery
+ * would cut there (-1: none). */
+struct txnlog_segment_info {
+	int64_t name, first, last, data_end, file_size, torn_at;
+};
+void txnlog_for_each_segment(struct txnlog *tl,
+			     void (*fn)(void *ctx, const struct txnlog_segment_info *info),
+			     void *ctx);
+/* Read-only: segments recovery would delete (after a torn tail, or
+ * without a header). */
+size_t txnlog_dropped_segments(struct txnlog *tl);
 void txnlog_close(struct txnlog *tl);
 
 /* Writer: appends len bytes of framed records (first_zxid..last_zxid) as
