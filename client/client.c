@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "thread.h"
 
 const struct qc_acl qc_acl_open[1] = { { ZK_PERM_ALL, "world", "anyone" } };
 const struct qc_acl qc_acl_read[1] = { { ZK_PERM_READ, "world", "anyone" } };
@@ -132,18 +133,14 @@ int qc_open(const struct qc_options *o, struct qc_client **out)
 	c->wake.data = c;
 	uv_timer_init(&c->loop, &c->tick);
 	c->tick.data = c;
-	/* The I/O thread starts with every signal blocked, so the program's
-	 * signals go to its own threads. Above all SIGPIPE: libuv writes with
-	 * write(2), and a write to a member that has just died (its socket
-	 * reset) raises SIGPIPE in the writing thread, whose default action
-	 * kills the whole program. Blocked there, the write fails with EPIPE,
-	 * which is a connection loss like any other; a library must not change
-	 * the program's own signal dispositions to get that. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	prc = pthread_create(&c->thread, NULL, io_main, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* The I/O thread takes no signals (thread.h), so the program's go to
+	 * its own threads. Above all SIGPIPE: libuv writes with write(2), and
+	 * a write to a member that has just died (its socket reset) raises
+	 * SIGPIPE in the writing thread, whose default action kills the whole
+	 * program. Blocked there, the write fails with EPIPE, which is a
+	 * connection loss like any other; a library must not change the
+	 * program's own signal dispositions to get that. */
+	prc = thread_start_quiet(&c->thread, io_main, c);
 	if (prc != 0)
 		goto err_handles;
 	*out = c;

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "thread.h"
 
 #define QUEUE_MAX 100000
 
@@ -426,7 +427,7 @@ static void *echo_main(void *arg)
 int echo_start(struct fs *fs)
 {
 	struct echo *e = &fs->echo;
-	int rc = pthread_create(&e->thread, NULL, echo_main, fs);
+	int rc = thread_start_quiet(&e->thread, echo_main, fs); /* SIGTERM is libfuse's */
 	if (rc)
 		return -rc;
 	pthread_mutex_lock(&e->mu);

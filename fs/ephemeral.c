@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "thread.h"
 
 struct psession {
 	struct list link;       /* on e->sessions */
@@ -207,7 +208,7 @@ int ephemeral_start(struct fs *fs)
 		return -errno;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 	epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->stopfd, &ev);
-	int rc = pthread_create(&e->reaper, NULL, reaper_main, e);
+	int rc = thread_start_quiet(&e->reaper, reaper_main, e); /* SIGTERM is libfuse's */
 	if (rc)
 		return -rc;
 	e->started = true;

@@ -497,8 +497,8 @@ static int classify_tail(struct scanned *all, size_t n, size_t i, const uint8_t 
 
 /* Walks one segment's records; on the first bad one decides (above) what
  * the rest is. */
-static int scan_segment(struct scanned *all, size_t n, size_t i, int64_t prev_last, char *err,
-			size_t errlen)
+static int scan_segment(struct scanned *all, size_t n, size_t i, int64_t prev_last,
+			bool read_only, char *err, size_t errlen)
 {
 	struct scanned *sc = &all[i];
 	struct mapping m;
@@ -576,8 +576,9 @@ static int scan_segment(struct scanned *all, size_t n, size_t i, int64_t prev_la
 				return r;
 			}
 			sc->torn = true;
-			log_msg(LOG_WARN, "storage", "%s: torn write at offset %zu (%s): truncating "
-				"%zu bytes", sc->path, off, rec_why(why), m.size - off);
+			log_msg(LOG_WARN, "storage", "%s: torn write at offset %zu (%s): %s %zu bytes",
+				sc->path, off, rec_why(why),
+				read_only ? "recovery would cut" : "truncating", m.size - off);
 			for (size_t j = i + 1; j < n; j++)
 				all[j].drop = true;
 		}
@@ -684,7 +685,7 @@ int txnlog_open(struct txnlog **out, const struct txnlog_config *cfg, char *err,
 	for (size_t i = 0; i < n; i++) {
 		if (all[i].drop)
 			continue;
-		r = scan_segment(all, n, i, prev_last, err, errlen);
+		r = scan_segment(all, n, i, prev_last, tl->read_only, err, errlen);
 		if (r < 0)
 			goto err;
 		if (all[i].last)
@@ -717,9 +718,7 @@ int txnlog_open(struct txnlog **out, const struct txnlog_config *cfg, char *err,
 		}
 		int64_t torn_at = -1;
 		if (sc->torn && tl->read_only) {
-			log_msg(LOG_WARN, "storage", "%s: torn tail at offset %zu (a crash mid-write): "
-				"recovery would cut it there", sc->path, sc->valid_end);
-			torn_at = (int64_t)sc->valid_end;
+			torn_at = (int64_t)sc->valid_end; /* scan_segment() said so */
 		} else if (sc->torn) {
 			int fd = open(sc->path, O_RDWR | O_CLOEXEC);
 			if (fd < 0 || ftruncate(fd, (off_t)sc->valid_end) < 0 || fdatasync(fd) < 0) {

@@ -1,0 +1,129 @@
+/*
+ * fuzz_txnlog: the libFuzzer entry point for recovering the txn log.
+ *
+ * The input is the bytes of log segments as a crash or a damaged disk
+ * leaves them: split at every "QLOG" magic after the first byte into
+ * segment files, each named after the first zxid its header claims (a
+ * header too short to claim one gives the name 1 more than the last). The
+ * log is opened read-only (nothing is cut or deleted; quorumd --check's
+ * mode) and, if it opens, read whole. Opening must refuse (-EUCLEAN) or
+ * succeed; what is read must come in the log's order (each zxid follows
+ * the one before), end at txnlog_last_zxid(), and never past a segment.
+ * Any disagreement aborts. tests/fuzz/regress.c runs this over
+ * corpus-txnlog/.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "byteorder.h"
+#include "txnlog.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_SEGMENTS 8
+
+static void check(int ok, const char *what)
+{
+	if (!ok) {
+		fprintf(stderr, "fuzz_txnlog: %s\n", what);
+		abort();
+	}
+}
+
+struct order {
+	int64_t prev;
+	uint64_t n;
+};
+
+static int in_order(void *ctx, const Quorum__Txn *txn)
+{
+	struct order *o = ctx;
+	check(txnlog_zxid_follows(o->prev, txn->zxid), "a txn out of the log's order");
+	o->prev = txn->zxid;
+	o->n++;
+	return 0;
+}
+
+static char run_dir[64];
+
+static void remove_run_dir(void)
+{
+	rmdir(run_dir); /* every input's segments are gone by then */
+}
+
+static const char *dir_for_run(void)
+{
+	if (run_dir[0] == '\0') {
+		snprintf(run_dir, sizeof(run_dir), "/tmp/fuzz-txnlog-XXXXXX");
+		check(mkdtemp(run_dir) != NULL, "mkdtemp");
+		atexit(remove_run_dir);
+	}
+	return run_dir;
+}
+
+static void clear(const char *dir, int64_t *names, size_t n)
+{
+	char path[128];
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/log.%016" PRIx64, dir, (uint64_t)names[i]);
+		unlink(path);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *dir = dir_for_run();
+	int64_t names[MAX_SEGMENTS];
+	size_t n = 0, start = 0;
+	int64_t last_name = 0;
+	while (start < size && n < MAX_SEGMENTS) {
+		size_t end = start + 1;
+		while (end + 4 <= size && get_le32(data + end) != TXNLOG_MAGIC)
+			end++;
+		if (end + 4 > size || n + 1 == MAX_SEGMENTS)
+			end = size;
+		int64_t name = end - start >= 16 ? (int64_t)get_le64(data + start + 8) : last_name + 1;
+		if (name <= last_name)
+			name = last_name + 1; /* names must differ; the header may still lie */
+		char path[128];
+		snprintf(path, sizeof(path), "%s/log.%016" PRIx64, dir, (uint64_t)name);
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		check(fd >= 0, "creating a segment");
+		check(write(fd, data + start, end - start) == (ssize_t)(end - start), "writing it");
+		close(fd);
+		names[n++] = name;
+		last_name = name;
+		start = end;
+	}
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	check(dirfd >= 0, "opening the directory");
+	struct txnlog_config cfg = { .dir = dir, .dirfd = dirfd, .segment_bytes = 1 << 20,
+				     .read_only = true };
+	struct txnlog *tl = NULL;
+	char err[256];
+	int rc = txnlog_open(&tl, &cfg, err, sizeof(err));
+	check(rc == 0 || rc == -EUCLEAN || rc == -ENOMEM, "txnlog_open: an unexpected error");
+	if (rc == 0) {
+		struct order o = { 0, 0 };
+		rc = txnlog_read(tl, 0, in_order, &o);
+		check(rc == 0 || rc == -EUCLEAN || rc == -ERANGE || rc == -ENOMEM,
+		      "txnlog_read: an unexpected error");
+		if (rc == 0)
+			check(o.prev == txnlog_last_zxid(tl), "the read did not end at the last zxid");
+		int64_t dummy_ns;
+		int syncs;
+		check(txnlog_append(tl, (const uint8_t *)"x", 1, 1, 1, false, &dummy_ns, &syncs) ==
+			      -EROFS,
+		      "a read-only log took an append");
+		txnlog_close(tl);
+	}
+	close(dirfd);
+	clear(dir, names, n);
+	return 0;
+}
