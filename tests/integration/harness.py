@@ -156,14 +156,20 @@ class Server:
         """Waits until the launched process serves clients (ready())."""
         def up():
             if self.proc.poll() is not None:
-                raise RuntimeError("%s exited with %s during start-up:\n%s"
-                                   % (self.name, self.proc.returncode, self.log_tail()))
+                raise RuntimeError("%s exited with %s during start-up:\n%s%s"
+                                   % (self.name, self.proc.returncode, self.log_tail(),
+                                      self.data_report()))
             return self.ready()
         wait_until(up, timeout, "%s to serve clients" % self.name)
         return self
 
     def ready(self):
         return four_letter(self.port, "ruok", timeout=1.0, host=self.host) == "imok"
+
+    def data_report(self):
+        """What the server's data directory holds, for a failed start
+        (quorumd --check; nothing for other servers)."""
+        return ""
 
     def log_tail(self, n=40):
         try:
@@ -253,6 +259,19 @@ class Quorumd(Server):
         if not binary:
             raise RuntimeError("QUORUMD is not set (run the tests through meson)")
         return [binary, cfg_path]
+
+    def data_report(self):
+        binary = os.environ.get("QUORUMD")
+        data = os.path.join(self.dir, "data")
+        if not binary or not os.path.isdir(data):
+            return ""
+        try:
+            r = subprocess.run([binary, "--check", data], capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return "\n(quorumd --check: %s)" % e
+        return "\n---- quorumd --check %s (exit %d) ----\n%s%s" % (
+            data, r.returncode, r.stdout.decode(errors="replace"),
+            r.stderr.decode(errors="replace")[-3000:])
 
     def data_files(self):
         """Every file under dataDir, for tests that damage the log."""
@@ -641,12 +660,19 @@ class Ensemble:
         return out
 
     def dump_logs(self, n=60):
-        for m in self.members:
+        """Each member's log tail; one that exited by itself (not killed by
+        the test) comes last, where a cut log still shows it, with what
+        its data directory holds."""
+        def by_itself(m):
+            return m.proc is not None and m.proc.poll() not in (None, -signal.SIGKILL)
+        for m in sorted(self.members, key=by_itself):
             state = ("frozen" if m.frozen else "running") if m.running else (
                 "exited with %s" % m.proc.returncode if m.proc else "never started")
             print("---- %r, %s; last %d lines of %s ----" % (m, state, n, m.log_path),
                   file=sys.stderr)
             print(m.log_tail(n), file=sys.stderr)
+            if by_itself(m):
+                print(m.data_report(), file=sys.stderr)
         sys.stderr.flush()
 
     def cleanup(self):
