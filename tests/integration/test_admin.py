@@ -539,8 +539,15 @@ def test_snapshot_and_restore(both):
             assert k.exists("/later") and not k.exists("/keep/n00"), "a refused restore changed"
         finally:
             close_clients(k)
-        st, _, body = http_call(q.admin_port, "/commands/restore", "POST", snap,
-                                auth="ops:secret")
+        # The snapshot written to disk just before may still be in progress
+        # (a slow build): the server then answers 503 and takes it later.
+        deadline = time.monotonic() + 20
+        while True:
+            st, _, body = http_call(q.admin_port, "/commands/restore", "POST", snap,
+                                    auth="ops:secret")
+            if st != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         j = json.loads(body)
         assert st == 200 and j["error"] is None and int(j["last_zxid"], 16) == taken, (st, body)
 
