@@ -153,6 +153,14 @@ public class CuratorRecipes {
         return b == null ? null : new String(b, StandardCharsets.UTF_8);
     }
 
+    static boolean exists(CuratorFramework fw, String path) {
+        try {
+            return fw.checkExists().forPath(path) != null;
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
     static void waitUntil(BooleanSupplier pred, String what) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_S);
         while (!pred.getAsBoolean()) {
@@ -617,6 +625,11 @@ public class CuratorRecipes {
         List<Cache> caches = new ArrayList<>();
         try {
             cs.get(0).fw.create().creatingParentsIfNeeded().forPath(root, bytes("root"));
+            // A member's reads may lag the create (reads are not linearizable,
+            // on ZooKeeper either): each client first sees the root, or its
+            // cache may report "initialized" before "create".
+            for (Client c : cs)
+                waitUntil(() -> exists(c.fw, root), "every client to see " + root);
             for (Client c : cs)
                 caches.add(maker.make(c.fw, root));
             List<String> want = new ArrayList<>(List.of("create " + root + " root", "initialized"));
