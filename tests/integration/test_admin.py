@@ -453,10 +453,14 @@ def test_ensemble_mntr(both):
               "zk_cnt_follower_sync_time", "zk_cnt_election_time", "zk_commit_count",
               "zk_cnt_updatelatency"):
         assert n(fo, k) > 0, "follower %s: %s" % (k, fo[k])
-    assert n(af, "zk_looking_count") == n(fo, "zk_looking_count") + 1, (
-        fo["zk_looking_count"], af["zk_looking_count"])
-    assert n(af, "zk_cnt_unavailable_time") == n(fo, "zk_cnt_unavailable_time") + 1
-    assert n(af, "zk_cnt_election_time") == n(fo, "zk_cnt_election_time") + 1
+    # The kill costs the follower at least one election (more if the first
+    # candidate it joins fails), each ended in a role, and at least one
+    # time without service.
+    looked = n(af, "zk_looking_count") - n(fo, "zk_looking_count")
+    assert looked >= 1, (fo["zk_looking_count"], af["zk_looking_count"])
+    assert n(af, "zk_cnt_election_time") - n(fo, "zk_cnt_election_time") == looked, (
+        "elections entered %d, ended %s" % (looked, af["zk_cnt_election_time"]))
+    assert n(af, "zk_cnt_unavailable_time") >= n(fo, "zk_cnt_unavailable_time") + 1
     print("    leader: %s proposals, quorum acks p99 %s ms; follower: %s proposals received,"
           " election %s ms, sync %s ms" % (ld["zk_proposal_count"], ld["zk_p99_quorum_ack_latency"],
                                            fo["zk_learner_proposal_received_count"],
