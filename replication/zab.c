@@ -28,12 +28,20 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-int zab_voter_index(const struct zab *z, uint32_t id)
+int zab_member_index(const struct zab *z, uint32_t id)
 {
 	for (int i = 0; i < z->cfg.n_voters; i++)
 		if (z->cfg.voters[i] == id)
 			return i;
+	for (int i = 0; i < z->cfg.n_observers; i++)
+		if (z->cfg.observers[i] == id)
+			return z->cfg.n_voters + i;
 	return -1;
+}
+
+uint32_t zab_member_id(const struct zab *z, int i)
+{
+	return i < z->cfg.n_voters ? z->cfg.voters[i] : z->cfg.observers[i - z->cfg.n_voters];
 }
 
 int64_t zab_now(struct zab *z)
@@ -336,16 +344,29 @@ int64_t zab_common_point(int64_t base_a, const int64_t *ends_a, size_t n_a, int6
 
 /* ---- life cycle --------------------------------------------------------- */
 
+static int check_ids(const uint32_t *ids, int n, uint32_t me, bool *found)
+{
+	for (int i = 0; i < n; i++) {
+		if (ids[i] == 0 || (i > 0 && ids[i] <= ids[i - 1]))
+			return -EINVAL;
+		*found |= ids[i] == me;
+	}
+	return 0;
+}
+
 static int check_config(const struct zab_config *cfg)
 {
-	if (cfg->n_voters < 1 || cfg->n_voters > ZAB_MAX_VOTERS)
+	if (cfg->n_voters < 1 || cfg->n_observers < 0 ||
+	    cfg->n_voters + cfg->n_observers > ZAB_MAX_MEMBERS)
 		return -EINVAL;
-	bool me = false;
-	for (int i = 0; i < cfg->n_voters; i++) {
-		if (cfg->voters[i] == 0 || (i > 0 && cfg->voters[i] <= cfg->voters[i - 1]))
-			return -EINVAL;
-		me |= cfg->voters[i] == cfg->id;
-	}
+	bool me = false, dup = false;
+	if (check_ids(cfg->voters, cfg->n_voters, cfg->id, &me) < 0 ||
+	    check_ids(cfg->observers, cfg->n_observers, cfg->id, &me) < 0)
+		return -EINVAL;
+	for (int i = 0; i < cfg->n_observers; i++)
+		check_ids(cfg->voters, cfg->n_voters, cfg->observers[i], &dup);
+	if (dup)
+		return -EINVAL;
 	if (!me || cfg->tick_ms <= 0 || cfg->init_limit <= 0 || cfg->sync_limit <= 0 ||
 	    cfg->finalize_wait_ms < 0 || cfg->max_outstanding < 0)
 		return -EINVAL;
@@ -395,6 +416,9 @@ int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log
 		z->cfg.max_outstanding = 10000;
 	z->io = *io;
 	z->quorum = cfg->n_voters / 2 + 1;
+	z->n_members = cfg->n_voters + cfg->n_observers;
+	for (int i = 0; i < cfg->n_observers; i++)
+		z->observer |= cfg->observers[i] == cfg->id;
 	z->role = ZAB_LOOKING;
 	z->accepted_epoch = ls->accepted_epoch;
 	z->current_epoch = ls->current_epoch;
@@ -476,7 +500,7 @@ int64_t zab_tick_every_ms(const struct zab *z)
  */
 void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 {
-	int fi = zab_voter_index(z, from);
+	int fi = zab_member_index(z, from);
 	if (!z->started || !m || m->from != from || from == z->cfg.id || fi < 0)
 		return;
 	z->unreachable[fi] = false;
@@ -506,7 +530,7 @@ void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
  */
 void zab_peer_reset(struct zab *z, uint32_t peer)
 {
-	if (!z->started || zab_voter_index(z, peer) < 0 || peer == z->cfg.id)
+	if (!z->started || zab_member_index(z, peer) < 0 || peer == z->cfg.id)
 		return;
 	enum zab_role was = z->role;
 	zab_elect_peer_reset(z, peer);
@@ -632,9 +656,14 @@ int64_t zab_last_logged(const struct zab *z)
 	return z->last_logged;
 }
 
+bool zab_is_observer(const struct zab *z)
+{
+	return z->observer;
+}
+
 bool zab_is_synced(const struct zab *z, uint32_t peer)
 {
-	int i = zab_voter_index(z, peer);
+	int i = zab_member_index(z, peer);
 	return z->role == ZAB_LEADING && i >= 0 && peer != z->cfg.id &&
 	       z->fol[i].phase == ZL_SYNCED;
 }
@@ -642,7 +671,7 @@ bool zab_is_synced(const struct zab *z, uint32_t peer)
 uint32_t zab_nonce_of(const struct zab *z, uint32_t peer)
 {
 	if (z->role == ZAB_LEADING) {
-		int i = zab_voter_index(z, peer);
+		int i = zab_member_index(z, peer);
 		return i >= 0 && peer != z->cfg.id && z->fol[i].phase != ZL_NONE ? z->fol[i].nonce
 										  : 0;
 	}

@@ -173,6 +173,27 @@
  * DRAIN waits likewise). Going LOOKING the moment a leader's link breaks
  * makes this common: the follower is usually mid-append.
  *
+ * Observers (zab_config.observers) follow as followers do and are never
+ * counted: not in any quorum (epoch, NewLeader, commit, read rounds, the
+ * leader's "quorum still heard"), not in election. A LOOKING observer
+ * never votes for itself and never decides a round; it asks each voter
+ * for its vote (a Vote in state LOOKING, whose content voters ignore),
+ * again every finalize_wait_ms while it looks, and follows a leader once a
+ * quorum of voters answer FOLLOWING or LEADING for one leader and epoch,
+ * the leader itself LEADING (the same rule that lets a voter join a
+ * running ensemble). Voters answer an observer's LOOKING vote with their
+ * own, whatever their role, and never record it; observers answer no
+ * vote, so no two servers answer each other for ever. The leader syncs an
+ * observer as a follower and streams it every proposal and commit (where
+ * ZooKeeper sends an observer one INFORM per committed txn: a proposal
+ * then its commit carries the same, and the follower's code serves both);
+ * its acks only pace the stream. An observer cannot make an ensemble lose
+ * its quorum or win an election, and its log may hold proposals never
+ * committed, which a later sync truncates as for a follower (the leader
+ * does not step down for an observer's longer history or newer accepted
+ * epoch: neither can hold anything committed that a quorum of voters
+ * lacks).
+ *
  * Reads. A host that must answer a read linearizably (a sync) asks the
  * established leader for a read round (zab_read_begin()). The leader
  * starts round R by pinging every synced follower with R (Ping.round); a
@@ -221,7 +242,8 @@
 
 #include "peer.pb-c.h"
 
-#define ZAB_MAX_VOTERS 255
+#define ZAB_MAX_MEMBERS 255 /* voters and observers together */
+#define ZAB_MAX_VOTERS ZAB_MAX_MEMBERS
 #define ZAB_MAX_EPOCH_ENDS 1024 /* epochs summarised in AckEpoch; older ones: SNAP */
 
 static inline int64_t zab_zxid(int64_t epoch, int64_t counter)
@@ -289,9 +311,11 @@ struct zab_io {
 };
 
 struct zab_config {
-	uint32_t id;                      /* this server (myid), one of voters */
+	uint32_t id;                      /* this server (myid): a voter or an observer */
 	uint32_t voters[ZAB_MAX_VOTERS];  /* participants, ascending */
 	int n_voters;
+	uint32_t observers[ZAB_MAX_MEMBERS]; /* observers, ascending, none a voter */
+	int n_observers;                  /* n_voters + n_observers <= ZAB_MAX_MEMBERS */
 	int64_t tick_ms;                  /* tickTime */
 	int32_t init_limit;               /* ticks for discovery + sync */
 	int32_t sync_limit;               /* ticks of silence tolerated in broadcast */
@@ -314,7 +338,7 @@ struct zab_log_state {
 struct zab;
 
 /* Allocates a core. Returns 0, -EINVAL for a bad config (id not among the
- * voters, limits <= 0), -ENOMEM. Nothing happens until zab_start(). */
+ * voters or observers, limits <= 0), -ENOMEM. Nothing happens until zab_start(). */
 int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log_state *ls,
 	    const struct zab_io *io);
 void zab_free(struct zab *z);
@@ -370,6 +394,8 @@ int64_t zab_last_logged(const struct zab *z);  /* appended, durable or not */
 /* Leader: whether `peer` is a follower synced in this epoch (acked
  * NewLeader), whose forwarded requests the leader may take. */
 bool zab_is_synced(const struct zab *z, uint32_t peer);
+/* Whether this server is an observer (its role is then never LEADING). */
+bool zab_is_observer(const struct zab *z);
 /* The nonce of the join attempt between this server and `peer`: on a
  * leader, that follower's current one; on a follower, its own (with
  * peer == its leader). 0 if none. quorumd stamps it, with zab_epoch(), on

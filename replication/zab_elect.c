@@ -37,6 +37,11 @@
  * A FollowerInfo that reaches a server still LOOKING (its follower decided
  * first) is kept, and taken if this server goes on to lead.
  *
+ * Observers take no part: a LOOKING observer asks the voters for their
+ * votes (again every finalize wait), voters answer it and record nothing,
+ * and it follows once a quorum of voters' answers names a running
+ * ensemble; it answers no vote itself.
+ *
  * See also zab_become() (the decision), zab_lead_start(), zab_follow_start().
  */
 #include <string.h>
@@ -91,13 +96,17 @@ static void send_vote(struct zab *z, uint32_t to)
 	zab_send(z, to, &m, 0);
 }
 
+/* To every other voter (an observer's asks every voter for its vote). An
+ * observer asks again every finalize wait while it looks: the voters'
+ * decision is all it waits for, and nobody tells it unasked. */
 static void send_vote_all(struct zab *z)
 {
 	for (int i = 0; i < z->cfg.n_voters; i++)
 		if (z->cfg.voters[i] != z->cfg.id)
 			send_vote(z, z->cfg.voters[i]);
 	z->vote_backoff = 1;
-	z->vote_resend_ms = zab_now(z) + zab_tick_ms(z);
+	z->vote_resend_ms =
+		zab_now(z) + (z->observer ? z->cfg.finalize_wait_ms : zab_tick_ms(z));
 }
 
 static void check_round(struct zab *z);
@@ -171,6 +180,8 @@ static void decide(struct zab *z)
  * left to hear from, arm the finalize wait at a quorum, disarm below. */
 static void check_round(struct zab *z)
 {
+	if (z->observer)
+		return; /* it joins, never decides (ensemble_joinable()) */
 	int silent;
 	int n = count_round(z, &z->vote, &silent);
 	if (n >= z->quorum && silent == 0) {
@@ -189,8 +200,8 @@ static bool ensemble_joinable(const struct zab *z, const struct zab_vote *v)
 {
 	if (v->leader == z->cfg.id)
 		return false;
-	int li = zab_voter_index(z, v->leader);
-	if (li < 0 || !z->outof[li].valid || z->outof[li].state != QUORUM__PEER_STATE__LEADING ||
+	int li = zab_member_index(z, v->leader);
+	if (!zab_index_votes(z, li) || !z->outof[li].valid || z->outof[li].state != QUORUM__PEER_STATE__LEADING ||
 	    z->outof[li].vote.peer_epoch != v->peer_epoch)
 		return false;
 	int n = 0;
@@ -203,7 +214,7 @@ static bool ensemble_joinable(const struct zab *z, const struct zab_vote *v)
 
 static bool vote_msg_valid(const struct zab *z, const Quorum__Vote *v)
 {
-	return zab_voter_index(z, v->leader) >= 0 && zab_valid_zxid(v->zxid) &&
+	return zab_index_votes(z, zab_member_index(z, v->leader)) && zab_valid_zxid(v->zxid) &&
 	       v->peer_epoch >= 0 && v->peer_epoch <= ZAB_EPOCH_MAX && v->election_epoch >= 0 &&
 	       v->election_epoch < INT64_MAX / 2 &&
 	       (v->state == QUORUM__PEER_STATE__LOOKING ||
@@ -227,11 +238,23 @@ static bool leader_disowns(const struct zab *z, uint32_t from, const Quorum__Vot
 void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 {
 	const Quorum__Vote *v = m->vote;
+	int fi = zab_member_index(z, from);
+	if (!zab_index_votes(z, fi)) {
+		/* An observer asks for our vote; a voter answers it whatever its
+		 * role (and a leader learns that observer has left it). */
+		if (z->observer || v->state != QUORUM__PEER_STATE__LOOKING)
+			return;
+		if (z->role == ZAB_LEADING)
+			zab_lead_follower_looking(z, from);
+		send_vote(z, from);
+		return;
+	}
 	if (!vote_msg_valid(z, v))
 		return;
-	int fi = zab_voter_index(z, from);
 	if (leader_disowns(z, from, v))
 		zab_become(z, ZAB_LOOKING, 0);
+	if (z->observer && (z->role != ZAB_LOOKING || v->state == QUORUM__PEER_STATE__LOOKING))
+		return; /* it answers nobody, and waits for the voters' decision */
 	if (z->role != ZAB_LOOKING) {
 		if (v->state != QUORUM__PEER_STATE__LOOKING)
 			return;
@@ -289,8 +312,8 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
  * LOOKING, send it ours again (it may have been lost with the link). */
 void zab_elect_peer_reset(struct zab *z, uint32_t peer)
 {
-	z->unreachable[zab_voter_index(z, peer)] = true;
-	if (z->role != ZAB_LOOKING)
+	z->unreachable[zab_member_index(z, peer)] = true;
+	if (z->role != ZAB_LOOKING || !zab_index_votes(z, zab_member_index(z, peer)))
 		return;
 	send_vote(z, peer);
 	check_round(z);
@@ -304,7 +327,7 @@ void zab_elect_early_info(struct zab *z, uint32_t from, const Quorum__PeerMsg *m
 	const Quorum__FollowerInfo *fi = m->follower_info;
 	if (m->nonce == 0 || fi->accepted_epoch < 0 || fi->accepted_epoch > ZAB_EPOCH_MAX)
 		return;
-	z->early[zab_voter_index(z, from)] = (struct zab_early_info){
+	z->early[zab_member_index(z, from)] = (struct zab_early_info){
 		.valid = true, .nonce = m->nonce, .accepted_epoch = fi->accepted_epoch};
 }
 
@@ -312,7 +335,8 @@ void zab_elect_early_info(struct zab *z, uint32_t from, const Quorum__PeerMsg *m
  * say: the answer names the leader it follows). */
 void zab_elect_answer(struct zab *z, uint32_t to)
 {
-	send_vote(z, to);
+	if (!z->observer)
+		send_vote(z, to);
 }
 
 /* The log settled (appends done, a snapshot installed): a decision that
@@ -338,7 +362,9 @@ void zab_elect_tick(struct zab *z)
 		}
 		z->decide_at_ms = 0;
 	}
-	if (now >= z->vote_resend_ms) {
+	if (now >= z->vote_resend_ms && z->observer) {
+		send_vote_all(z);
+	} else if (now >= z->vote_resend_ms) {
 		int backoff = z->vote_backoff;
 		send_vote_all(z);
 		z->vote_backoff = backoff * 2 > ZAB_VOTE_RESEND_MAX_TICKS ? ZAB_VOTE_RESEND_MAX_TICKS

@@ -210,7 +210,7 @@ void zab_follow_tick(struct zab *z)
 	int32_t limit = z->fphase == ZF_BROADCAST ? z->cfg.sync_limit : z->cfg.init_limit;
 	if (now - z->leader_heard_ms > limit * tick) {
 		/* Election need not wait for its vote either. */
-		z->unreachable[zab_voter_index(z, z->leader)] = true;
+		z->unreachable[zab_member_index(z, z->leader)] = true;
 		give_up(z);
 		return;
 	}

@@ -98,6 +98,8 @@ struct zab {
 	struct zab_config cfg;
 	struct zab_io io;
 	int quorum;               /* voters needed: n/2 + 1 */
+	int n_members;            /* voters, then observers: the member index */
+	bool observer;            /* this server is an observer */
 	bool started;
 
 	enum zab_role role;
@@ -129,16 +131,16 @@ struct zab {
 	/* ---- phase 0: election ---- */
 	int64_t logical_clock;
 	struct zab_vote vote;     /* current proposal, or the decided vote */
-	struct zab_seen_vote recv[ZAB_MAX_VOTERS];   /* LOOKING voters, this clock */
-	struct zab_seen_vote outof[ZAB_MAX_VOTERS];  /* FOLLOWING/LEADING voters */
+	struct zab_seen_vote recv[ZAB_MAX_MEMBERS];  /* LOOKING voters, this clock */
+	struct zab_seen_vote outof[ZAB_MAX_MEMBERS]; /* FOLLOWING/LEADING voters */
 	int64_t decide_at_ms;     /* quorum reached: decide at this time (0: not) */
 	bool decide_pending;      /* decided, but the log must settle first (decide()) */
 	int64_t vote_resend_ms;
 	int vote_backoff;
 	/* Voters whose link broke (or, a leader, went silent) with nothing heard
 	 * from them since: election does not wait for their votes. */
-	bool unreachable[ZAB_MAX_VOTERS];
-	struct zab_early_info early[ZAB_MAX_VOTERS]; /* by voter index */
+	bool unreachable[ZAB_MAX_MEMBERS];
+	struct zab_early_info early[ZAB_MAX_MEMBERS]; /* by member index */
 
 	/* ---- follower ---- */
 	enum zab_fphase fphase;
@@ -154,7 +156,7 @@ struct zab {
 	size_t n_deferred, cap_deferred;
 
 	/* ---- leader ---- */
-	struct zab_follower fol[ZAB_MAX_VOTERS]; /* by voter index; own slot unused */
+	struct zab_follower fol[ZAB_MAX_MEMBERS]; /* by member index; own slot unused */
 	bool epoch_picked;        /* newEpoch chosen, acceptedEpoch persisted */
 	bool epoch_acked;         /* a quorum acked it, currentEpoch persisted */
 	bool established;         /* a quorum acked NewLeader */
@@ -171,7 +173,14 @@ struct zab {
 };
 
 /* ---- zab.c ---- */
-int zab_voter_index(const struct zab *z, uint32_t id);
+/* Members are indexed voters first (0..n_voters-1), then observers: an
+ * index below cfg.n_voters is a voter's. -1 for a stranger. */
+int zab_member_index(const struct zab *z, uint32_t id);
+uint32_t zab_member_id(const struct zab *z, int i);
+static inline bool zab_index_votes(const struct zab *z, int i)
+{
+	return i >= 0 && i < z->cfg.n_voters;
+}
 int64_t zab_now(struct zab *z);
 int64_t zab_tick_ms(const struct zab *z);
 void zab_become(struct zab *z, enum zab_role to, uint32_t leader);

@@ -10,7 +10,11 @@
  * commit the whole history and send UpToDate: the epoch is established.
  * Broadcast: propose, count cumulative acks, commit at a quorum.
  *
- * One slot per voter (struct zab_follower) holds that follower's current
+ * Observers are synced and streamed to like followers, and counted in no
+ * quorum: every count below runs over the voters (member indexes below
+ * cfg.n_voters), every send over all members.
+ *
+ * One slot per member (struct zab_follower) holds that follower's current
  * join attempt, named by its nonce; a message with another nonce, or from
  * an attempt the leader dropped, is stale and ignored.
  *
@@ -33,7 +37,7 @@
 
 static struct zab_follower *slot(struct zab *z, uint32_t id)
 {
-	int i = zab_voter_index(z, id);
+	int i = zab_member_index(z, id);
 	return i < 0 || id == z->cfg.id ? NULL : &z->fol[i];
 }
 
@@ -324,9 +328,9 @@ static void try_commit(struct zab *z)
 		return;
 	zab_commit_upto(z, target);
 	z->known_committed = target;
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && in_forwarding_set(&z->fol[i]))
-			send_zxid_msg(z, z->cfg.voters[i], z->fol[i].nonce,
+	for (int i = 0; i < z->n_members; i++)
+		if (zab_member_id(z, i) != z->cfg.id && in_forwarding_set(&z->fol[i]))
+			send_zxid_msg(z, zab_member_id(z, i), z->fol[i].nonce,
 				      QUORUM__PEER_MSG__BODY_COMMIT, target);
 }
 
@@ -347,9 +351,9 @@ static void maybe_establish(struct zab *z)
 	if (z->known_committed < z->newleader_zxid_l)
 		z->known_committed = z->newleader_zxid_l;
 	z->quorum_seen_ms = zab_now(z);
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
-			send_up_to_date(z, z->cfg.voters[i], &z->fol[i]);
+	for (int i = 0; i < z->n_members; i++)
+		if (zab_member_id(z, i) != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
+			send_up_to_date(z, zab_member_id(z, i), &z->fol[i]);
 	zab_set_serving(z, true);
 	try_commit(z);
 }
@@ -367,9 +371,9 @@ static void maybe_epoch_quorum(struct zab *z)
 	z->newleader_zxid_l = z->last_logged;
 	/* currentEpoch changed: the host learns the epoch it now leads. */
 	zab_report_state(z);
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_ACKED)
-			sync_follower(z, z->cfg.voters[i], &z->fol[i]);
+	for (int i = 0; i < z->n_members; i++)
+		if (zab_member_id(z, i) != z->cfg.id && z->fol[i].phase == ZL_ACKED)
+			sync_follower(z, zab_member_id(z, i), &z->fol[i]);
 	maybe_establish(z);
 }
 
@@ -378,9 +382,9 @@ static void maybe_pick_epoch(struct zab *z)
 {
 	if (z->epoch_picked || count_phase_at_least(z, ZL_INFO) < z->quorum)
 		return;
-	int64_t max = z->accepted_epoch;
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase >= ZL_INFO &&
+	int64_t max = z->accepted_epoch; /* observers' too: they must accept it */
+	for (int i = 0; i < z->n_members; i++)
+		if (zab_member_id(z, i) != z->cfg.id && z->fol[i].phase >= ZL_INFO &&
 		    z->fol[i].accepted_epoch > max)
 			max = z->fol[i].accepted_epoch;
 	if (max >= ZAB_EPOCH_MAX || zab_save_epochs(z, max + 1, z->current_epoch) < 0) {
@@ -389,9 +393,9 @@ static void maybe_pick_epoch(struct zab *z)
 	}
 	z->lead_epoch = max + 1;
 	z->epoch_picked = true;
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_INFO)
-			send_leader_info(z, z->cfg.voters[i], &z->fol[i]);
+	for (int i = 0; i < z->n_members; i++)
+		if (zab_member_id(z, i) != z->cfg.id && z->fol[i].phase == ZL_INFO)
+			send_leader_info(z, zab_member_id(z, i), &z->fol[i]);
 	maybe_epoch_quorum(z);
 }
 
@@ -399,7 +403,7 @@ static void maybe_pick_epoch(struct zab *z)
 
 void zab_lead_start(struct zab *z)
 {
-	for (int i = 0; i < z->cfg.n_voters; i++)
+	for (int i = 0; i < z->n_members; i++)
 		slot_clear(&z->fol[i]);
 	z->epoch_picked = false;
 	z->epoch_acked = false;
@@ -418,7 +422,7 @@ void zab_lead_start(struct zab *z)
 
 void zab_lead_stop(struct zab *z)
 {
-	for (int i = 0; i < z->cfg.n_voters; i++)
+	for (int i = 0; i < z->n_members; i++)
 		slot_clear(&z->fol[i]);
 	z->epoch_picked = false;
 	z->epoch_acked = false;
@@ -450,11 +454,11 @@ void zab_lead_follower_looking(struct zab *z, uint32_t peer)
  * (zab_elect_early_info()) is taken now, as if it had just arrived. */
 void zab_lead_take_early(struct zab *z)
 {
-	for (int i = 0; i < z->cfg.n_voters && z->role == ZAB_LEADING; i++) {
+	for (int i = 0; i < z->n_members && z->role == ZAB_LEADING; i++) {
 		struct zab_early_info e = z->early[i];
 		z->early[i].valid = false;
-		if (e.valid && z->cfg.voters[i] != z->cfg.id)
-			follower_info(z, z->cfg.voters[i], &z->fol[i], e.nonce, e.accepted_epoch);
+		if (e.valid && zab_member_id(z, i) != z->cfg.id)
+			follower_info(z, zab_member_id(z, i), &z->fol[i], e.nonce, e.accepted_epoch);
 	}
 }
 
@@ -558,9 +562,9 @@ void zab_lead_tick(struct zab *z)
 		step_down(z);
 		return;
 	}
-	for (int i = 0; i < z->cfg.n_voters; i++) {
+	for (int i = 0; i < z->n_members; i++) {
 		struct zab_follower *f = &z->fol[i];
-		if (z->cfg.voters[i] == z->cfg.id || f->phase == ZL_NONE)
+		if (zab_member_id(z, i) == z->cfg.id || f->phase == ZL_NONE)
 			continue;
 		int64_t limit = (f->phase == ZL_SYNCED ? z->cfg.sync_limit : z->cfg.init_limit) * tick;
 		if (now - f->last_heard_ms > limit) {
@@ -568,13 +572,13 @@ void zab_lead_tick(struct zab *z)
 			continue;
 		}
 		if (f->phase == ZL_ACKED && z->epoch_acked && now >= z->ping_at_ms)
-			sync_follower(z, z->cfg.voters[i], f);
+			sync_follower(z, zab_member_id(z, i), f);
 	}
 	if (now >= z->ping_at_ms) {
 		z->ping_at_ms = now + tick / 2;
-		for (int i = 0; i < z->cfg.n_voters; i++)
-			if (z->cfg.voters[i] != z->cfg.id && in_forwarding_set(&z->fol[i]))
-				ping(z, z->cfg.voters[i], &z->fol[i]);
+		for (int i = 0; i < z->n_members; i++)
+			if (zab_member_id(z, i) != z->cfg.id && in_forwarding_set(&z->fol[i]))
+				ping(z, zab_member_id(z, i), &z->fol[i]);
 	}
 }
 
@@ -600,9 +604,9 @@ int zab_lead_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len
 	int rc = zab_log_append(z, zxid, txn, len, origin, origin_seq);
 	if (rc < 0)
 		return rc == -ENOSPC ? -EAGAIN : rc;
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && in_forwarding_set(&z->fol[i]))
-			send_proposal(z, z->cfg.voters[i], z->fol[i].nonce, zxid, txn, len, origin,
+	for (int i = 0; i < z->n_members; i++)
+		if (zab_member_id(z, i) != z->cfg.id && in_forwarding_set(&z->fol[i]))
+			send_proposal(z, zab_member_id(z, i), z->fol[i].nonce, zxid, txn, len, origin,
 				      origin_seq);
 	return 0;
 }
@@ -626,8 +630,9 @@ static void follower_info(struct zab *z, uint32_t from, struct zab_follower *f, 
 	 * (phase 1: it refuses an older one) and would come back for ever:
 	 * let a new election pick an epoch above it. */
 	if (z->epoch_picked && accepted_epoch > z->lead_epoch) {
-		step_down(z);
-		return;
+		if (zab_index_votes(z, zab_member_index(z, from)))
+			step_down(z);
+		return; /* an observer's cannot happen (zab.h, Observers) */
 	}
 	/* A new attempt replaces the old one, whatever stage it had reached. */
 	if (f->phase == ZL_SYNCED)
@@ -670,7 +675,7 @@ static void on_ack_epoch(struct zab *z, uint32_t from, struct zab_follower *f,
 	if (f->phase != ZL_INFO || !ack_epoch_valid(z, a))
 		return;
 	/* Discovery's last rule: a leader never lacks what its quorum has. */
-	if (!z->epoch_acked &&
+	if (!z->epoch_acked && zab_index_votes(z, zab_member_index(z, from)) &&
 	    (a->current_epoch > z->own_summary_epoch ||
 	     (a->current_epoch == z->own_summary_epoch && a->last_zxid > z->own_summary_zxid))) {
 		step_down(z);

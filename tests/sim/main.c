@@ -98,6 +98,7 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->rejoins += b->rejoins;
 	a->reads += b->reads;
 	a->reads_confirmed += b->reads_confirmed;
+	a->observer_commits += b->observer_commits;
 	a->sim_ms += b->sim_ms;
 }
 
@@ -108,12 +109,13 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " partitions | sync: %" PRIu64 " diff, %" PRIu64 " trunc (%" PRIu64
 	       " across epochs, %" PRIu64 " refused), %" PRIu64 " snap, %" PRIu64
 	       " with uncommitted | %" PRIu64 " compactions, %" PRIu64 " crashes at NewLeader | %" PRIu64
-	       " link drops, %" PRIu64 " rejoins | %" PRIu64 " reads, %" PRIu64 " confirmed\n",
+	       " link drops, %" PRIu64 " rejoins | %" PRIu64 " reads, %" PRIu64 " confirmed | %" PRIu64
+	       " observer commits\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
 	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->syncs_with_uncommitted,
 	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins, t->reads,
-	       t->reads_confirmed);
+	       t->reads_confirmed, t->observer_commits);
 	fflush(stdout);
 }
 
@@ -153,6 +155,8 @@ static bool reached(enum sim_scenario sc, const struct sim_stats *t)
 	case SCN_LEADER_LINK:
 	case SCN_FLAP:
 		return t->link_drops > 0 && t->rejoins > 0;
+	case SCN_RANDOM:
+		return t->observer_commits > 0;
 	default:
 		return true;
 	}

@@ -34,7 +34,7 @@
 #include "sim.h"
 #include "zab.h"
 
-#define MAX_NODES 5
+#define MAX_NODES 7 /* 5 voters and 2 observers */
 #define MAX_EPOCHS 4096
 #define MAX_READS 64 /* read rounds a node tracks at once; more are not begun */
 #define TICK_MS 100
@@ -253,7 +253,8 @@ struct sim {
 	struct sim_options o;
 	struct sim_stats *st;
 	struct rng r;
-	int n;
+	int n;                   /* nodes: voters 1..n_voters, then observers */
+	int n_voters;
 	int quorum;
 	int64_t now;
 	struct node nodes[MAX_NODES];
@@ -329,13 +330,13 @@ static void note_ack(struct sim *s, struct node *nd, int64_t e, int64_t zxid)
 		return;
 	}
 	int64_t *a = s->acks[e];
-	if (zxid <= a[nd->id - 1])
-		return;
+	if ((int)nd->id > s->n_voters || zxid <= a[nd->id - 1])
+		return; /* an observer's ack counts for nothing */
 	a[nd->id - 1] = zxid;
 	int64_t v[MAX_NODES];
 	memcpy(v, a, sizeof(v));
 	for (int i = 0; i < s->quorum; i++)
-		for (int j = i + 1; j < s->n; j++)
+		for (int j = i + 1; j < s->n_voters; j++)
 			if (v[j] > v[i]) {
 				int64_t t = v[i];
 				v[i] = v[j];
@@ -343,6 +344,23 @@ static void note_ack(struct sim *s, struct node *nd, int64_t e, int64_t zxid)
 			}
 	if (v[s->quorum - 1] > s->A[e])
 		s->A[e] = v[s->quorum - 1];
+}
+
+/* Whether txn (zxid, id) is durable on the node's disk: in its snapshot,
+ * or in the durable part of its log. Both are in zxid order. */
+static bool durably_holds(const struct node *nd, int64_t zxid, uint64_t id)
+{
+	const struct entry *v = zxid <= nd->snap_zxid ? nd->snap.v : nd->log.v;
+	size_t lo = 0, hi = zxid <= nd->snap_zxid ? nd->snap.n : nd->n_durable;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].zxid < zxid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < (zxid <= nd->snap_zxid ? nd->snap.n : nd->n_durable) && v[lo].zxid == zxid &&
+	       v[lo].id == id;
 }
 
 /* The node's whole history: snapshot then log (durable or not). */
@@ -678,9 +696,21 @@ static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, u
 	}
 	if (!durable)
 		fail(s, "node %u commits (%lld,%lld) before it is durable there", nd->id, ZX(zxid));
+	/* A leader commits only what a quorum of voters holds (observers
+	 * never count). */
+	if (nd->leading) {
+		int holders = 0;
+		for (int i = 0; i < s->n_voters; i++)
+			holders += durably_holds(&s->nodes[i], zxid, id);
+		if (holders < s->quorum)
+			fail(s, "leader %u commits (%lld,%lld) held durably by %d voters, not a "
+				"quorum of %d", nd->id, ZX(zxid), holders, s->quorum);
+	}
 	elist_push(&nd->state, next);
 	nd->n_committed = nd->state.n;
 	s->st->commits++;
+	if ((int)nd->id > s->n_voters)
+		s->st->observer_commits++;
 	promote_state(s, nd);
 }
 
@@ -694,6 +724,8 @@ static void check_established(struct sim *s, struct node *nd)
 		     (long long)s->leader_of_epoch[e], nd->id);
 	s->leader_of_epoch[e] = nd->id;
 	s->st->established++;
+	if ((int)nd->id > s->n_voters)
+		fail(s, "observer %u leads epoch %lld", nd->id, (long long)e);
 	/* Its history holds everything committed... */
 	for (size_t i = 0; i < s->G.n; i++) {
 		uint64_t id;
@@ -787,15 +819,18 @@ static void node_boot(struct sim *s, struct node *nd, bool restart)
 {
 	struct zab_config cfg = {
 		.id = nd->id,
-		.n_voters = s->n,
+		.n_voters = s->n_voters,
+		.n_observers = s->n - s->n_voters,
 		.tick_ms = TICK_MS,
 		.init_limit = 10,
 		.sync_limit = 5,
 		.finalize_wait_ms = 200,
 		.max_outstanding = 1000,
 	};
-	for (int i = 0; i < s->n; i++)
+	for (int i = 0; i < s->n_voters; i++)
 		cfg.voters[i] = (uint32_t)i + 1;
+	for (int i = s->n_voters; i < s->n; i++)
+		cfg.observers[i - s->n_voters] = (uint32_t)i + 1;
 	int64_t ends[4096];
 	size_t n_ends = 0;
 	for (size_t i = 0; i < nd->log.n && n_ends < 4096; i++) {
@@ -1297,8 +1332,9 @@ static void faults(struct sim *s)
 static void swarm(struct sim *s)
 {
 	struct rng *r = &s->r;
-	s->n = chance(r, 0.5) ? 3 : 5;
-	s->quorum = s->n / 2 + 1;
+	s->n_voters = chance(r, 0.5) ? 3 : 5;
+	s->n = s->n_voters + (chance(r, 0.4) ? (int)between(r, 1, 2) : 0);
+	s->quorum = s->n_voters / 2 + 1;
 	s->p_loss = knob(r, 0.08);
 	s->p_dup = knob(r, 0.05);
 	s->reorder = chance(r, 0.5);
@@ -1484,9 +1520,9 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 		res = liveness(&s);
 	if (o->verbose)
 		fprintf(stderr,
-			"  n=%d loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
+			"  voters=%d observers=%d loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
 			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f\n",
-			s.n, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
+			s.n_voters, s.n - s.n_voters, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
 			s.p_compact, s.p_reset);
 	st->sim_ms = s.now;

@@ -57,6 +57,7 @@ struct sim_stats {
 	uint64_t link_drops;       /* resets aimed at the leader's link or the flapper */
 	uint64_t rejoins;          /* a follower looked and joined the same leader, same epoch */
 	uint64_t reads, reads_confirmed; /* read rounds begun on serving leaders, and confirmed */
+	uint64_t observer_commits; /* txns committed on observers */
 	int64_t sim_ms;
 };
 

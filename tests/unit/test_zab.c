@@ -446,6 +446,101 @@ static void test_leader_steps_down_within_sync_limit(void **state)
 	zab_free(z);
 }
 
+/* ---- observers ---- */
+
+static struct zab_config three_and_observer(uint32_t id)
+{
+	struct zab_config c = three(id);
+	c.observers[0] = 5;
+	c.n_observers = 1;
+	return c;
+}
+
+static void test_observer_config_checked(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = three_and_observer(5);
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	assert_true(zab_is_observer(z));
+	zab_free(z);
+	c = three_and_observer(1);
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	assert_false(zab_is_observer(z));
+	zab_free(z);
+	c.observers[0] = 3; /* a voter and an observer at once */
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), -EINVAL);
+	c = three_and_observer(5);
+	c.observers[1] = 4; /* not ascending */
+	c.n_observers = 2;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), -EINVAL);
+}
+
+/* An observer never votes for itself nor decides on LOOKING votes: it asks
+ * the voters (again every finalize wait) and follows once a quorum of them
+ * name a running ensemble whose leader says LEADING. It answers no vote. */
+static void test_observer_joins_never_decides(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = three_and_observer(5);
+	now_ms = 1000;
+	memset(last_kind, 0, sizeof(last_kind));
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	zab_start(z);
+	for (uint32_t v = 1; v <= 3; v++)
+		assert_int_equal(last_kind[v], QUORUM__PEER_MSG__BODY_VOTE);
+	/* Every voter proposes 3 (LOOKING): the observer waits. */
+	for (uint32_t v = 1; v <= 3; v++)
+		vote_from(z, v, QUORUM__PEER_STATE__LOOKING, 3, 0, 1);
+	now_ms += 1000;
+	int before = sent;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	assert_true(sent > before); /* it asked again */
+	/* Two say 3 runs the ensemble, but not 3 itself: still waiting. */
+	vote_from(z, 1, QUORUM__PEER_STATE__FOLLOWING, 3, 1, 1);
+	vote_from(z, 2, QUORUM__PEER_STATE__FOLLOWING, 3, 1, 1);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	vote_from(z, 3, QUORUM__PEER_STATE__LEADING, 3, 1, 1);
+	assert_int_equal(zab_role(z), ZAB_FOLLOWING);
+	assert_int_equal(zab_leader(z), 3);
+	assert_int_equal(last_kind[3], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
+	/* A following observer answers nobody's vote. */
+	before = sent;
+	vote_from(z, 1, QUORUM__PEER_STATE__LOOKING, 1, 0, 2);
+	assert_int_equal(sent, before);
+	zab_free(z);
+}
+
+/* A voter answers an observer's vote with its own, whatever its role, and
+ * never counts it: an observer agreeing with voter 1 does not give 1 a
+ * quorum. */
+static void test_voter_answers_observer(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = three_and_observer(1);
+	now_ms = 1000;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	zab_start(z);
+	last_kind[5] = 0;
+	/* It names 1, as 1 does: counted, it would make a quorum of two. */
+	vote_from(z, 5, QUORUM__PEER_STATE__LOOKING, 1, 0, z->logical_clock);
+	assert_int_equal(last_kind[5], QUORUM__PEER_MSG__BODY_VOTE);
+	now_ms += 1000;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_LOOKING); /* 1 alone, the observer not counted */
+	/* An observer's FOLLOWING or LEADING vote is not answered. */
+	last_kind[5] = 0;
+	vote_from(z, 5, QUORUM__PEER_STATE__FOLLOWING, 1, 1, z->logical_clock);
+	assert_int_equal(last_kind[5], 0);
+	zab_free(z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +556,9 @@ int main(void)
 		cmocka_unit_test(test_flap_rejoins_same_leader),
 		cmocka_unit_test(test_leader_disowns_follower),
 		cmocka_unit_test(test_leader_steps_down_within_sync_limit),
+		cmocka_unit_test(test_observer_config_checked),
+		cmocka_unit_test(test_observer_joins_never_decides),
+		cmocka_unit_test(test_voter_answers_observer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
