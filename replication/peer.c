@@ -606,6 +606,18 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Whether a Hello's list (any order) is exactly ours (ascending). */
+static bool same_ids(const uint32_t *theirs, size_t n, const uint32_t *ours, int n_ours)
+{
+	if (n != (size_t)n_ours || n > PEER_MAX_PEERS)
+		return false;
+	uint32_t sorted[PEER_MAX_PEERS];
+	if (n)
+		memcpy(sorted, theirs, n * sizeof(uint32_t));
+	qsort(sorted, n, sizeof(uint32_t), cmp_u32);
+	return n == 0 || memcmp(sorted, ours, n * sizeof(uint32_t)) == 0;
+}
+
 static void in_hello(struct conn *c, const uint8_t *p, size_t len)
 {
 	struct peer_net *n = c->net;
@@ -620,21 +632,22 @@ static void in_hello(struct conn *c, const uint8_t *p, size_t len)
 		quorum__hello__free_unpacked(h, NULL);
 		return;
 	}
-	bool same = h->n_voters == (size_t)n->cfg.n_voters;
-	if (same) {
-		uint32_t theirs[PEER_MAX_PEERS];
-		memcpy(theirs, h->voters, h->n_voters * sizeof(uint32_t));
-		qsort(theirs, h->n_voters, sizeof(uint32_t), cmp_u32);
-		same = memcmp(theirs, n->cfg.voters, h->n_voters * sizeof(uint32_t)) == 0;
-	}
-	if (!same) {
+	const char *which = NULL;
+	if (!same_ids(h->voters, h->n_voters, n->cfg.voters, n->cfg.n_voters))
+		which = "voters";
+	else if (!same_ids(h->observers, h->n_observers, n->cfg.observers, n->cfg.n_observers))
+		which = "observers";
+	if (which) {
+		bool v = which[0] == 'v';
+		const uint32_t *ids = v ? h->voters : h->observers;
+		size_t n_ids = v ? h->n_voters : h->n_observers;
 		char list[160];
 		size_t off = 0;
 		list[0] = '\0';
-		for (size_t i = 0; i < h->n_voters && off < sizeof(list) - 16; i++)
+		for (size_t i = 0; i < n_ids && off < sizeof(list) - 16; i++)
 			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%u",
-						i ? "," : "", h->voters[i]);
-		in_refuse(c, "Hello from server %u names voters {%s}, not ours", h->id, list);
+						i ? "," : "", ids[i]);
+		in_refuse(c, "Hello from server %u names %s {%s}, not ours", h->id, which, list);
 		quorum__hello__free_unpacked(h, NULL);
 		return;
 	}
@@ -838,9 +851,19 @@ static int check_config(const struct peer_net_config *cfg)
 		snprintf(errbuf, sizeof(errbuf), "bad listen address");
 		return -EINVAL;
 	}
+	if (cfg->n_observers < 0 || cfg->n_voters + cfg->n_observers > PEER_MAX_PEERS) {
+		snprintf(errbuf, sizeof(errbuf), "%d observers: out of range", cfg->n_observers);
+		return -EINVAL;
+	}
 	for (int i = 1; i < cfg->n_voters; i++) {
 		if (cfg->voters[i - 1] >= cfg->voters[i]) {
 			snprintf(errbuf, sizeof(errbuf), "voters are not in ascending order");
+			return -EINVAL;
+		}
+	}
+	for (int i = 1; i < cfg->n_observers; i++) {
+		if (cfg->observers[i - 1] >= cfg->observers[i]) {
+			snprintf(errbuf, sizeof(errbuf), "observers are not in ascending order");
 			return -EINVAL;
 		}
 	}
@@ -970,6 +993,8 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 	h.id = cfg->my_id;
 	h.n_voters = (size_t)cfg->n_voters;
 	h.voters = n->cfg.voters;
+	h.n_observers = (size_t)cfg->n_observers;
+	h.observers = n->cfg.observers;
 	size_t hl = quorum__hello__get_packed_size(&h);
 	put_be32(n->hello, (uint32_t)hl);
 	quorum__hello__pack(&h, n->hello + 4);

@@ -8,10 +8,10 @@
  * TCP connection, so messages from A to B arrive in the order A sent
  * them, or not at all. Every frame
  * is a 4-byte big-endian length and a packed message (proto/peer.proto):
- * the first a dialler sends is a Hello (its id and the voters it was
- * configured with), every later one a PeerMsg. A listener drops a
- * connection whose Hello is malformed, from an unknown id, or names
- * different voters, with a log line; a second connection that says Hello
+ * the first a dialler sends is a Hello (its id and the voters and
+ * observers it was configured with), every later one a PeerMsg. A listener
+ * drops a connection whose Hello is malformed, from an unknown id, or
+ * names different voters or observers, with a log line; a second connection that says Hello
  * with the id of an open one (the server restarted) replaces it.
  *
  * Outgoing messages queue per peer while its connection is being
@@ -60,9 +60,11 @@ struct peer_net_config {
 	int listen_port;
 	struct peer_addr peers[PEER_MAX_PEERS]; /* every other server (not this one) */
 	int n_peers;
-	uint32_t voters[PEER_MAX_PEERS]; /* ascending, this server included: checked
-					     against each dialler's Hello */
+	uint32_t voters[PEER_MAX_PEERS]; /* ascending, this server included if it
+					     votes: checked against each dialler's Hello */
 	int n_voters;
+	uint32_t observers[PEER_MAX_PEERS]; /* ascending, likewise */
+	int n_observers;
 	size_t max_frame;        /* bytes of one packed PeerMsg, length prefix not
 				    counted; 0 = PEER_DEFAULT_MAX_FRAME; at most 2 GiB */
 	size_t max_queue_bytes;  /* frames not yet written to the kernel, per peer:

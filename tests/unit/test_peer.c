@@ -378,17 +378,25 @@ static void raw_add_frame(struct raw *r, const void *p, uint32_t len)
 	raw_add(r, p, len);
 }
 
-static void raw_add_hello(struct raw *r, uint32_t id, const uint32_t *voters, size_t n)
+static void raw_add_hello_obs(struct raw *r, uint32_t id, const uint32_t *voters, size_t n,
+			      const uint32_t *observers, size_t n_obs)
 {
 	Quorum__Hello h = QUORUM__HELLO__INIT;
 	h.id = id;
 	h.voters = (uint32_t *)voters;
 	h.n_voters = n;
+	h.observers = (uint32_t *)observers;
+	h.n_observers = n_obs;
 	uint8_t buf[128];
 	size_t len = quorum__hello__get_packed_size(&h);
 	assert_true(len <= sizeof(buf));
 	quorum__hello__pack(&h, buf);
 	raw_add_frame(r, buf, (uint32_t)len);
+}
+
+static void raw_add_hello(struct raw *r, uint32_t id, const uint32_t *voters, size_t n)
+{
+	raw_add_hello_obs(r, id, voters, n, NULL, 0);
 }
 
 /* A small Proposal frame with sequence seq, claiming to come from `from`. */
@@ -589,24 +597,26 @@ static void test_bad_hello(void **state)
 		node_start(fx, id);
 	assert_true(run_until(fx, all_connected, NULL, 10000));
 
-	struct raw raws[6];
+	struct raw raws[7];
 	memset(raws, 0, sizeof(raws));
 	const uint32_t ours[] = { 1, 2, 3 }, fewer[] = { 1, 2 }, other[] = { 1, 2, 4 };
+	const uint32_t observer[] = { 4 };
 	raw_add(&raws[0], "GET / HTTP/1.0\r\n\r\n", 18);      /* huge first frame */
 	raw_add_frame(&raws[1], "\xff\xff\xff", 3);             /* does not decode */
 	raw_add_hello(&raws[2], 2, fewer, 2);                   /* fewer voters */
 	raw_add_hello(&raws[3], 3, other, 3);                   /* other voters */
 	raw_add_hello(&raws[4], 99, ours, 3);                   /* unknown id */
 	raw_add_hello(&raws[5], 1, ours, 3);                    /* server 1's own id */
-	for (int i = 0; i < 6; i++)
+	raw_add_hello_obs(&raws[6], 2, ours, 3, observer, 1);   /* an observer we lack */
+	for (int i = 0; i < 7; i++)
 		raw_connect(fx, &raws[i], 1);
 	send_all_pairs(fx, 200);
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		assert_true(run_until(fx, raw_eof, &raws[i], 5000));
 		raw_close(fx, &raws[i]);
 	}
 	assert_true(run_until(fx, all_delivered, NULL, 10000));
-	assert_int_equal(stats_of(fx, 1).refused, 6);
+	assert_int_equal(stats_of(fx, 1).refused, 7);
 	for (uint32_t p = 1; p < NID; p++)
 		assert_int_equal(node_of(fx, 1)->resets[p], 0);
 	assert_true(all_connected(fx, NULL));
