@@ -689,14 +689,23 @@ static void j_hash(struct json *j, struct server *srv)
 	json_end_array(j);
 }
 
-/* observers, observer_connection_stat_reset: no member is an observer
- * (config.c refuses them) until quorumd has them. */
+/* observers: on the leader, the observers synced with it (elsewhere
+ * none, as ZooKeeper's answer off the leader without an observer master). */
 static void j_observers(struct json *j, struct server *srv)
 {
-	(void)srv;
-	json_kv_int(j, "synced_observers", 0);
+	bool leading = srv->replica && replica_leading(srv->replica);
+	json_kv_int(j, "synced_observers",
+		    leading ? replica_learners(srv->replica, true, true) : 0);
 	json_key(j, "observers");
 	json_begin_array(j);
+	for (int i = 0; leading && i < srv->cfg->n_servers; i++) {
+		const struct config_server *cs = &srv->cfg->servers[i];
+		if (!cs->observer || !replica_learner_synced(srv->replica, (uint32_t)cs->id))
+			continue;
+		json_begin_object(j);
+		json_kv_int(j, "sid", cs->id);
+		json_end_object(j);
+	}
 	json_end_array(j);
 }
 
@@ -764,7 +773,7 @@ static void j_zabstate(struct json *j, struct server *srv)
 		else
 			state = "broadcast";
 	}
-	json_kv_bool(j, "voting", srv->replica != NULL);
+	json_kv_bool(j, "voting", srv->replica != NULL && !replica_observer(srv->replica));
 	json_kv_str(j, "zabstate", state);
 }
 

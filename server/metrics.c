@@ -123,14 +123,14 @@ static void ns_summary(void *ctx, const char *ns, const struct nsload_sum *read,
 	x->e->fn(x->e->ctx, &m);
 }
 
-/* Leader: each follower's send queue, as ZooKeeper's LearnerHandler
- * figures (a set keyed by the follower's id). */
+/* Leader: each learner's send queue (followers' and observers'), as
+ * ZooKeeper's LearnerHandler figures (a set keyed by the learner's id). */
 static void learner_queues(struct emit *e, struct server *srv, bool times)
 {
 	bool first = true;
 	for (int i = 0; i < srv->cfg->n_servers; i++) {
 		const struct config_server *cs = &srv->cfg->servers[i];
-		if (cs->observer || cs->id == srv->cfg->myid)
+		if (cs->id == srv->cfg->myid)
 			continue;
 		const struct peer_link_stats *ls = replica_link_stats(srv->replica, (uint32_t)cs->id);
 		if (ls == NULL)
@@ -159,7 +159,9 @@ static const char *peer_state(const struct server *srv)
 	const char *m = replica_mode(srv->replica);
 	if (m == NULL)
 		return "looking - election";
-	return strcmp(m, "leader") == 0 ? "leading - broadcast" : "following - broadcast";
+	if (strcmp(m, "leader") == 0)
+		return "leading - broadcast";
+	return strcmp(m, "observer") == 0 ? "observing - broadcast" : "following - broadcast";
 }
 
 struct path_bytes {
@@ -249,9 +251,11 @@ void metrics_for_each(struct server *srv, metric_fn fn, void *ctx)
 	}
 	if (srv->replica && replica_leading(srv->replica)) {
 		/* LeaderZooKeeperServer's */
-		gauge(&e, "learners", replica_followers(srv->replica, false),
-		      "followers connected to this leader");
-		gauge(&e, "synced_followers", replica_followers(srv->replica, true),
+		gauge(&e, "learners",
+		      replica_learners(srv->replica, false, false) +
+			      replica_learners(srv->replica, true, false),
+		      "followers and observers connected to this leader");
+		gauge(&e, "synced_followers", replica_learners(srv->replica, false, true),
 		      "followers in sync with this leader");
 		gauge(&e, "pending_syncs", (int64_t)rs->pending_syncs,
 		      "followers' syncs waiting for commits");
@@ -260,7 +264,8 @@ void metrics_for_each(struct server *srv, metric_fn fn, void *ctx)
 		      "time since this member became leader, ms");
 		gauge(&e, "synced_non_voting_followers", 0,
 		      "followers in sync that do not vote (none: every follower votes)");
-		gauge(&e, "synced_observers", 0, "observers in sync (quorumd has none)");
+		gauge(&e, "synced_observers", replica_learners(srv->replica, true, true),
+		      "observers in sync with this leader");
 		learner_queues(&e, srv, false);
 		learner_queues(&e, srv, true);
 		gauge(&e, "last_proposal_size", rs->last_proposal_size, "bytes, -1 before the first");
@@ -361,6 +366,8 @@ void metrics_for_each(struct server *srv, metric_fn fn, void *ctx)
 		     "an election: looking to leading or following, ms");
 	summary_hist(&e, "follower_sync_time", &rs->follower_sync_ms, 1, false,
 		     "a follower's sync with its leader, ms");
+	summary_hist(&e, "observer_sync_time", &rs->observer_sync_ms, 1, false,
+		     "an observer's sync with its leader, ms");
 	summary_hist(&e, "unavailable_time", &rs->unavailable_ms, 1, false,
 		     "not serving clients, until serving again, ms");
 	summary_hist(&e, "leader_unavailable_time", &rs->leader_unavailable_ms, 1, false,

@@ -232,7 +232,8 @@ static void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 		bool checkpoint = s->mode == QUORUM__SYNC_START__MODE__DIFF && s->snap_zxid != 0;
 		uint64_t inflight = 0;
 		if (!checkpoint) { /* an epoch checkpoint is inside a sync (zab_lead.c) */
-			int joined = replica_followers(r, false), synced = replica_followers(r, true);
+			int joined = replica_learners(r, false, false) + replica_learners(r, true, false);
+			int synced = replica_learners(r, false, true) + replica_learners(r, true, true);
 			inflight = joined > synced ? (uint64_t)(joined - synced) : 1;
 		}
 		if (s->mode == QUORUM__SYNC_START__MODE__SNAP) {
@@ -434,7 +435,8 @@ static void note_state(struct replica *r, enum zab_role role, bool serving)
 		hist_add(&st->unavailable_ms, down);
 		if (role == ZAB_FOLLOWING) {
 			hist_add(&st->leader_unavailable_ms, down);
-			hist_add(&st->follower_sync_ms, ms_since(r->role_since_ns, now));
+			hist_add(zab_is_observer(r->zab) ? &st->observer_sync_ms : &st->follower_sync_ms,
+				 ms_since(r->role_since_ns, now));
 		}
 	} else if (!serving && r->serving) {
 		r->unserving_since_ns = now;
@@ -794,15 +796,13 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	};
 	for (int i = 0; i < cfg->n_servers; i++) {
 		const struct config_server *s = &cfg->servers[i];
-		if (s->observer && s->id == cfg->myid) {
-			log_msg(LOG_ERROR, "replica", "server.%d is an observer; quorumd runs "
-				"participants only", s->id);
-			goto err;
+		if (s->observer) {
+			zc.observers[zc.n_observers++] = (uint32_t)s->id;
+			pc.observers[pc.n_observers++] = (uint32_t)s->id;
+		} else {
+			zc.voters[zc.n_voters++] = (uint32_t)s->id;
+			pc.voters[pc.n_voters++] = (uint32_t)s->id;
 		}
-		if (s->observer)
-			continue;
-		zc.voters[zc.n_voters++] = (uint32_t)s->id;
-		pc.voters[pc.n_voters++] = (uint32_t)s->id;
 		if (s->id == cfg->myid) {
 			snprintf(pc.listen_host, sizeof(pc.listen_host), "%s", s->host);
 			pc.listen_port = s->peer_port;
@@ -854,8 +854,9 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	r->open_handles = 2;
 	uint64_t every = (uint64_t)zab_tick_every_ms(r->zab);
 	uv_timer_start(&r->timer, on_timer, every, every);
-	log_msg(LOG_INFO, "replica", "server %d of %d voters; acceptedEpoch %" PRId64
-		", currentEpoch %" PRId64 ", last zxid 0x%" PRIx64, cfg->myid, zc.n_voters,
+	log_msg(LOG_INFO, "replica", "server %d (%s) of %d voters and %d observers; acceptedEpoch %" PRId64
+		", currentEpoch %" PRId64 ", last zxid 0x%" PRIx64, cfg->myid,
+		zab_is_observer(r->zab) ? "an observer" : "a voter", zc.n_voters, zc.n_observers,
 		r->accepted_epoch, r->current_epoch, (uint64_t)last);
 	*out = r;
 	zab_start(r->zab);
@@ -882,7 +883,14 @@ const char *replica_mode(const struct replica *r)
 {
 	if (!r->serving)
 		return NULL;
-	return r->leading ? "leader" : "follower";
+	if (r->leading)
+		return "leader";
+	return zab_is_observer(r->zab) ? "observer" : "follower";
+}
+
+bool replica_observer(const struct replica *r)
+{
+	return zab_is_observer(r->zab);
 }
 
 uint32_t replica_leader(const struct replica *r)
@@ -895,18 +903,23 @@ int64_t replica_epoch(const struct replica *r)
 	return zab_epoch(r->zab);
 }
 
-int replica_followers(const struct replica *r, bool synced_only)
+int replica_learners(const struct replica *r, bool observers, bool synced_only)
 {
 	const struct config *cfg = r->cfg;
 	int n = 0;
 	for (int i = 0; i < cfg->n_servers; i++) {
 		uint32_t id = (uint32_t)cfg->servers[i].id;
-		if (cfg->servers[i].observer || id == (uint32_t)cfg->myid)
+		if (cfg->servers[i].observer != observers || id == (uint32_t)cfg->myid)
 			continue;
 		if (synced_only ? zab_is_synced(r->zab, id) : peer_net_connected(r->net, id) > 0)
 			n++;
 	}
 	return n;
+}
+
+bool replica_learner_synced(const struct replica *r, uint32_t id)
+{
+	return zab_is_synced(r->zab, id);
 }
 
 int64_t replica_next_zxid(const struct replica *r)

@@ -78,12 +78,18 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 
 bool replica_serving(const struct replica *r);
 bool replica_leading(const struct replica *r);
-/* "leader", "follower", or NULL while not serving (srvr, mntr). */
+/* "leader", "follower", "observer", or NULL while not serving (srvr,
+ * mntr). */
 const char *replica_mode(const struct replica *r);
+/* Whether this server is an observer (server.N=...:observer). */
+bool replica_observer(const struct replica *r);
 uint32_t replica_leader(const struct replica *r);
 int64_t replica_epoch(const struct replica *r);
-/* Leader: the other voters connected to it, or only those synced. */
-int replica_followers(const struct replica *r, bool synced_only);
+/* Leader: the other voters (observers false) or the observers connected to
+ * it, or only those synced. */
+int replica_learners(const struct replica *r, bool observers, bool synced_only);
+/* Leader: whether server `id` follows or observes it, synced. */
+bool replica_learner_synced(const struct replica *r, uint32_t id);
 
 /* Figures for mntr and the metrics endpoint. */
 struct replica_stats {
@@ -96,6 +102,7 @@ struct replica_stats {
 	uint64_t looking_count;     /* elections entered */
 	struct hist election_ms;    /* LOOKING until a role (leading or following) */
 	struct hist follower_sync_ms; /* following until serving (the sync) */
+	struct hist observer_sync_ms; /* the same, as an observer */
 	struct hist unavailable_ms; /* not serving until serving again, any role */
 	struct hist leader_unavailable_ms; /* the same, ended as a follower */
 	uint64_t diff_syncs, snap_syncs, trunc_syncs; /* leader: syncs sent, by kind */

@@ -401,8 +401,9 @@ class _Member:
     says Mode: leader or follower). host is its address: 127.0.0.1, or
     its own one when the ensemble gives each member one."""
 
-    def __init__(self, ensemble, myid, ports, host="127.0.0.1", **kw):
+    def __init__(self, ensemble, myid, ports, host="127.0.0.1", observer=False, **kw):
         self.host = host  # before Server.__init__: config and hosts use it
+        self.observer = observer
         super().__init__(extra_cfg=ensemble.cfg, workdir=os.path.join(ensemble.dir, "m%d" % myid),
                          **kw)
         os.makedirs(self.dir, exist_ok=True)
@@ -418,6 +419,8 @@ class _Member:
         lines = super().config_lines()  # makes dataDir
         with open(os.path.join(self.dir, "data", "myid"), "w") as f:
             f.write("%d\n" % self.myid)
+        if self.observer:
+            lines.append("peerType=observer")
         return lines + self.ensemble.server_lines()
 
     @property
@@ -439,7 +442,7 @@ class _Member:
         if m == "standalone":
             raise RuntimeError("%r runs standalone although its zoo.cfg lists %d servers"
                                % (self, len(self.ensemble.members)))
-        return m in ("leader", "follower")
+        return m in ("leader", "follower", "observer")
 
     def start(self, timeout=None):
         self.frozen = False
@@ -516,7 +519,7 @@ class Ensemble:
     kind = None
 
     def __init__(self, n=3, tick_ms=500, init_limit=10, sync_limit=4, extra_cfg=None,
-                 start_timeout=90.0, split_grace=5.0, own_addresses=False):
+                 start_timeout=90.0, split_grace=5.0, own_addresses=False, observers=0):
         self.dir = tempfile.mkdtemp(prefix="qfs-ens-%s-" % self.kind)
         self.start_timeout = start_timeout
         # How long two members may both say "leader" before that is taken
@@ -526,22 +529,32 @@ class Ensemble:
                     "syncLimit": str(sync_limit)}
         self.cfg.update(extra_cfg or {})
         ports = []
-        while len(ports) < 3 * n:
+        while len(ports) < 3 * (n + observers):
             p = free_port()
             if p not in ports:
                 ports.append(p)
         self.members = [self.member_class(self, i + 1, tuple(ports[3 * i:3 * i + 3]),
                                           host=("127.0.0.%d" % (11 + i) if own_addresses
-                                                else "127.0.0.1"))
-                        for i in range(n)]
+                                                else "127.0.0.1"),
+                                          observer=i >= n)
+                        for i in range(n + observers)]
 
     @property
     def hosts(self):
         """The connect string of every member."""
         return ",".join(m.hosts for m in self.members)
 
+    @property
+    def voters(self):
+        return [m for m in self.members if not m.observer]
+
+    @property
+    def observers(self):
+        return [m for m in self.members if m.observer]
+
     def server_lines(self):
-        return ["server.%d=%s:%d:%d" % (m.myid, m.host, m.peer_port, m.election_port)
+        return ["server.%d=%s:%d:%d%s" % (m.myid, m.host, m.peer_port, m.election_port,
+                                          ":observer" if m.observer else "")
                 for m in self.members]
 
     def member(self, port):
@@ -612,15 +625,18 @@ class Ensemble:
     def wait_serving(self, timeout=60.0, members=None, not_=None):
         """Waits until every member of `members` (default: each one running
         and not frozen) serves: one says leader, the others follower; and
-        they are a majority of the ensemble. Returns the leader."""
+        they are a majority of the ensemble's voters (observers say
+        observer). Returns the leader."""
         def done(modes, leaders):
             want = members if members is not None else [m for m in self.members if m.alive]
-            if 2 * len(want) <= len(self.members):
-                raise AssertionError("waiting for %d of %d members to serve: not a majority"
-                                     % (len(want), len(self.members)))
+            voting = [m for m in want if not m.observer]
+            if 2 * len(voting) <= len(self.voters):
+                raise AssertionError("waiting for %d of %d voters to serve: not a majority"
+                                     % (len(voting), len(self.voters)))
             if len(leaders) != 1 or leaders[0] is not_:
                 return None
-            if all(modes[m] in ("leader", "follower") for m in want):
+            if all(modes[m] in (("observer",) if m.observer else ("leader", "follower"))
+                   for m in want):
                 return leaders[0]
             return None
         return self._wait(done, timeout, "the ensemble to serve")

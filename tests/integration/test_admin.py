@@ -95,10 +95,9 @@ NOT_HERE = {
     "response_packet_get_children_cache_hits": "no cache of serialized replies",
     "response_packet_get_children_cache_misses": "no cache of serialized replies",
     "quit_leading_due_to_disloyal_voter": "ZAB here has no disloyal-voter rule",
-    # observers (config.c refuses them until quorumd has them)
-    "observer_sync_time": "no observers",
-    "om_commit_process_time_ms": "no observers",
-    "om_proposal_process_time_ms": "no observers",
+    # observers sync from the leader: no follower is an observer master
+    "om_commit_process_time_ms": "no observer master (observerMasterPort)",
+    "om_proposal_process_time_ms": "no observer master (observerMasterPort)",
 }
 
 

@@ -591,7 +591,7 @@ def boot_zxid(member):
     last = None
     with open(member.log_path, errors="replace") as f:
         for line in f:
-            m = re.search(r"replica: server \d+ of \d+ voters;.* last zxid 0x([0-9a-f]+)", line)
+            m = re.search(r"replica: server \d+ .*? of \d+ voters.*? last zxid 0x([0-9a-f]+)", line)
             if m:
                 last = int(m.group(1), 16)
     return last
