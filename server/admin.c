@@ -193,10 +193,16 @@ static void put_cons(struct jute_out *o, struct server *srv)
 	put(o, "\n");
 }
 
+/* Whether the words that need a running server may answer: standalone,
+ * serving, or in read-only mode (ZooKeeper's read-only server runs). */
+static bool answering(const struct server *srv)
+{
+	return srv->replica == NULL || replica_serving(srv->replica) || srv->read_only;
+}
+
 static void put_isro(struct jute_out *o, struct server *srv)
 {
-	(void)srv;
-	put(o, "rw");
+	put(o, srv->read_only ? "ro" : "rw");
 }
 
 /* Sizes of the two directories: one directory (no dataLogDir) holds both,
@@ -797,8 +803,7 @@ static void j_icfg(struct json *j, struct server *srv)
 
 static void j_isro(struct json *j, struct server *srv)
 {
-	(void)srv;
-	json_kv_bool(j, "read_only", false);
+	json_kv_bool(j, "read_only", srv->read_only);
 }
 
 static void j_lsnp(struct json *j, struct server *srv)
@@ -1221,7 +1226,7 @@ bool admin_handle(struct conn *c, const uint8_t word[4])
 	srv->stats.packets_received++;
 	if (!config_4lw_allowed(srv->cfg, w->word))
 		put(o, "%s is not executed because it is not in the whitelist.\n", w->word);
-	else if (srv->replica && !replica_serving(srv->replica) && word_needs_serving(w))
+	else if (!answering(srv) && word_needs_serving(w))
 		put(o, "This ZooKeeper instance is not currently serving requests\n");
 	else
 		w->text(o, srv);
@@ -1287,7 +1292,7 @@ void admin_http(struct server *srv, const struct http_request *req, struct http_
 		reply->status = 404;
 		return;
 	}
-	if (c->needs_serving && srv->replica && !replica_serving(srv->replica)) {
+	if (c->needs_serving && !answering(srv)) {
 		json_tail(&j, c->names[0], "This ZooKeeper instance is not currently serving requests");
 	} else if (c->json == j_lead && srv->replica == NULL) {
 		json_tail(&j, c->names[0], "server is not initialized");

@@ -853,6 +853,8 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_num(ld, p, 1, INT32_MAX, &c->container_check_ms);
 	if (!strcmp(k, "zookeeper.nio.sessionlessCnxnTimeout"))
 		return get_num(ld, p, 1, INT32_MAX, &c->sessionless_timeout_ms);
+	if (!strcmp(k, "readonlymode.enabled"))
+		return get_bool(ld, p, &c->read_only_mode);
 	int h = apply_http_prop(ld, p);
 	if (h <= 0)
 		return h;

@@ -68,6 +68,9 @@ struct config {
 					   a frame half received, is closed
 					   after this; default 10000 */
 	int64_t container_check_ms; /* znode.container.checkIntervalMs, default 60000 */
+	bool read_only_mode;    /* readonlymode.enabled (a JVM property in
+				   ZooKeeper): a member without a quorum serves
+				   reads to read-only clients; default false */
 	char super_digest[300]; /* DigestAuthenticationProvider.superDigest:
 				   "user:base64(sha1(user:password))", the
 				   digest id whose holder is the superuser;

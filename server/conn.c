@@ -356,6 +356,7 @@ static void parse(struct conn *c)
 			break;
 		off += 4 + (size_t)len;
 		c->recv_count++;
+		c->heard_ms = uv_now(c->srv->loop);
 		c->srv->stats.packets_received++;
 		arena_reset(&c->frame_arena);
 		if (!c->handshaken)
@@ -534,6 +535,8 @@ static uint64_t deadline(const struct conn *c)
 	uint64_t sessionless = (uint64_t)c->srv->cfg->sessionless_timeout_ms;
 	if (!c->handshaken)
 		return c->opened_ms + sessionless;
+	if (c->read_only && c->frame_since_ms == 0)
+		return c->heard_ms + (uint64_t)c->timeout; /* nobody else expires it */
 	if (c->frame_since_ms == 0 || c->admin)
 		return 0;
 	return c->frame_since_ms + (c->session ? (uint64_t)c->timeout : sessionless);
@@ -551,6 +554,13 @@ static void on_sweep(uv_timer_t *t)
 		srv->stats.conn_timed_out++;
 		if (!c->handshaken)
 			srv->stats.sessionless_closed++;
+		if (c->read_only && c->frame_since_ms == 0) {
+			log_rl(LOG_INFO, "conn", "%s: read-only session 0x%llx silent for %llu ms; "
+			       "closing", c->peer, (unsigned long long)c->session_id,
+			       (unsigned long long)(now - c->heard_ms));
+			conn_close(c);
+			continue;
+		}
 		log_rl(LOG_INFO, "conn", "%s: %s for %llu ms; closing", c->peer,
 		       c->handshaken ? "a frame half received" : "no session",
 		       (unsigned long long)(now - (c->handshaken ? c->frame_since_ms

@@ -328,6 +328,56 @@ static void host_touched(void *ctx, uint32_t from, const int64_t *ids, size_t n,
 	}
 }
 
+/* ---- read-only mode ------------------------------------------------------ */
+
+/*
+ * readonlymode.enabled: a member that has looked for a leader for
+ * max(2000 ms, tickTime) — cut off from its quorum, or its ensemble down —
+ * serves reads to clients that asked for read-only sessions
+ * (handshake.c, request.c), from the state it has, until it leads or
+ * follows again; then those clients are closed, to find a member with a
+ * quorum. Only while looking: as soon as it follows, its state may be
+ * rebuilt by the sync. ZooKeeper's read-only server keeps the same hours.
+ */
+static void read_only_end(struct server *srv)
+{
+	if (!srv->read_only)
+		return;
+	srv->read_only = false;
+	int n = 0;
+	LIST_FOR_EACH_SAFE(l, nx, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!c->admin && !c->closed) {
+			conn_close(c);
+			srv->stats.closed_not_serving++;
+			n++;
+		}
+	}
+	log_msg(LOG_INFO, "server", "read-only mode ends (a leader is found): closed %d client "
+		"connections", n);
+}
+
+static void host_looking(void *ctx, bool looking)
+{
+	struct server *srv = ctx;
+	srv->looking = looking;
+	srv->looking_since_ms = (int64_t)uv_now(srv->loop);
+	if (!looking)
+		read_only_end(srv);
+}
+
+void ensemble_tick(struct server *srv, int64_t now_ms)
+{
+	if (!srv->cfg->read_only_mode || !srv->looking || srv->read_only)
+		return;
+	int64_t delay = srv->cfg->tick_time > 2000 ? srv->cfg->tick_time : 2000;
+	if (now_ms - srv->looking_since_ms < delay)
+		return;
+	srv->read_only = true;
+	log_msg(LOG_INFO, "server", "no leader for %lld ms: read-only mode, serving reads to "
+		"read-only clients", (long long)(now_ms - srv->looking_since_ms));
+}
+
 /* As a ZooKeeper server does: a member whose log fails stops; the others
  * carry on, and it rejoins (and catches up) once restarted. */
 static void host_failed(void *ctx)
@@ -347,6 +397,7 @@ int ensemble_start(struct server *srv, const struct replica_recovered *rec)
 		.forward_failed = host_forward_failed,
 		.sync_reached = host_sync_reached,
 		.serving = host_serving,
+		.looking = host_looking,
 		.reload = host_reload,
 		.install_image = host_install_image,
 		.snapshot_image = host_snapshot_image,
@@ -354,5 +405,8 @@ int ensemble_start(struct server *srv, const struct replica_recovered *rec)
 		.touched = host_touched,
 		.failed = host_failed,
 	};
-	return replica_start(&srv->replica, srv->loop, srv->cfg, srv->storage, &host, rec);
+	int rc = replica_start(&srv->replica, srv->loop, srv->cfg, srv->storage, &host, rec);
+	if (rc == 0 && replica_looking(srv->replica))
+		host_looking(srv, true); /* it starts looking */
+	return rc;
 }

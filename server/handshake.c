@@ -2,11 +2,13 @@
  * handshake: a connection's ConnectRequest — a new session (a createSession
  * txn, answered when it applies), or an existing one re-attached here by
  * its id and password, as ZooKeeper does; refused while this server does
- * not serve or is behind what the client has seen.
+ * not serve or is behind what the client has seen. In read-only mode
+ * (ensemble.c) a read-only client gets a read-only session instead.
  */
 #include "pipeline.h"
 
 #include <string.h>
+#include <sys/random.h>
 
 #include "log.h"
 #include "replica.h"
@@ -23,7 +25,7 @@ void handshake_respond(struct conn *c, int32_t timeout, int64_t session_id,
 		.timeout = timeout,
 		.session_id = session_id,
 		.passwd = { passwd ? passwd : zeros, 16 },
-		.read_only = false,
+		.read_only = c->read_only,
 	};
 	zk_encode_connect_response(&c->out, &resp);
 	if (c->old_client && !c->out.err)
@@ -50,6 +52,47 @@ void handshake_attach(struct conn *c, struct session *s)
 	c->timeout = s->timeout;
 }
 
+/*
+ * Read-only mode: a client that set readOnly gets a session of this
+ * connection alone, with an id of this member's (as ZooKeeper's read-only
+ * server hands out a local session): nothing about it is replicated or
+ * kept, it ends with the connection (or after its timeout without a
+ * frame, conn.c), and the answer says readOnly, so the client knows to
+ * look for a member with a quorum and to start a new session there. A
+ * client that did not set readOnly is turned away, and so is a session of
+ * the ensemble: it lives on with the quorum, which this member cannot
+ * reach; the connection is closed, so the client keeps its session and
+ * tries another member (ZooKeeper 3.9 does the same; 3.8 answers as if
+ * the session had expired, which would end it).
+ */
+static void handshake_read_only(struct conn *c, const struct zk_connect_request *req)
+{
+	struct server *srv = c->srv;
+	const char *why = NULL;
+	uint8_t passwd[16];
+	if (!req->read_only)
+		why = "not a read-only client";
+	else if (req->session_id != 0)
+		why = "a session of the ensemble cannot re-attach";
+	else if (req->last_zxid_seen > tree_last_zxid(srv->db.tree))
+		why = "the client has seen more than this member has";
+	else if (getrandom(passwd, sizeof(passwd), 0) != sizeof(passwd))
+		why = "no random bytes for a password";
+	if (why) {
+		log_rl(LOG_INFO, "server", "%s: read-only mode: %s; closing", c->peer, why);
+		srv->stats.handshakes_failed++;
+		conn_close(c);
+		return;
+	}
+	c->read_only = true;
+	c->session_id = session_next_id(&srv->db.sessions);
+	c->timeout = prep_session_timeout(&srv->prep, req->timeout);
+	srv->stats.read_only_sessions++;
+	log_rl(LOG_INFO, "server", "%s: read-only session 0x%llx", c->peer,
+	       (unsigned long long)c->session_id);
+	handshake_respond(c, c->timeout, c->session_id, passwd);
+}
+
 void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 {
 	struct server *srv = c->srv;
@@ -65,6 +108,10 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	c->handshaken = true;
 	c->old_client = !req.has_read_only;
 	srv->stats.connect_requests++;
+	if (srv->replica && !replica_serving(srv->replica) && srv->read_only) {
+		handshake_read_only(c, &req);
+		return;
+	}
 	if (srv->replica && !replica_serving(srv->replica)) {
 		/* As ZooKeeper: no sessions while there is no quorum; the
 		 * client tries another server. */

@@ -31,6 +31,8 @@ const char *metrics_server_state(const struct server *srv)
 	if (srv->replica == NULL)
 		return "standalone";
 	const char *m = replica_mode(srv->replica);
+	if (m == NULL && srv->read_only)
+		return "read-only";
 	return m ? m : "looking";
 }
 
@@ -401,7 +403,10 @@ void metrics_for_each(struct server *srv, metric_fn fn, void *ctx)
 	counter(&e, "quorum_connection_output_overflows", s->conn_overflowed,
 		"connections closed at maxClientOutputBytes");
 	counter(&e, "quorum_connection_deadlines_missed", s->conn_timed_out,
-		"connections closed without a session in time, or with a frame too slow");
+		"connections closed without a session in time, with a frame too slow, or "
+		"read-only and silent for their session timeout");
+	counter(&e, "quorum_read_only_sessions", s->read_only_sessions,
+		"read-only sessions handed out in read-only mode");
 	gauge(&e, "quorum_fsync_last_us", st.last_fsync_us, "the last group commit's fsync, us");
 	counter(&e, "quorum_txns_logged", st.txns_durable, "txns made durable in the log");
 	counter(&e, "quorum_fsyncs", st.fsyncs, "fdatasyncs of log segments");

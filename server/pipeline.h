@@ -88,6 +88,9 @@ void write_durable(void *ctx, void *cookie, int status);
 struct replica_recovered;
 /* Starts replication (replica.c) with this server as its host. 0 or -1. */
 int ensemble_start(struct server *srv, const struct replica_recovered *rec);
+/* Each tick: read-only mode begins once this member has looked for a
+ * leader long enough (readonlymode.enabled). */
+void ensemble_tick(struct server *srv, int64_t now_ms);
 
 /* ---- handshake.c --------------------------------------------------------- */
 

@@ -450,7 +450,10 @@ static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leade
 	log_msg(LOG_INFO, "replica", "%s%s (leader %u, epoch %" PRId64 ")", names[role],
 		serving ? ", serving" : "", leader, epoch);
 	bool leading = role == ZAB_LEADING;
+	bool was_looking = r->role == ZAB_LOOKING;
 	note_state(r, role, serving);
+	if (!r->closing && r->host.looking && was_looking != (role == ZAB_LOOKING))
+		r->host.looking(r->host.ctx, role == ZAB_LOOKING);
 	if (!(serving && leading))
 		r->syncs_len = 0; /* their followers join again, and drop them */
 	if (serving == r->serving && leading == r->leading)
@@ -867,6 +870,11 @@ err_after_zab:
 err:
 	free(r);
 	return -1;
+}
+
+bool replica_looking(const struct replica *r)
+{
+	return r->role == ZAB_LOOKING;
 }
 
 bool replica_serving(const struct replica *r)

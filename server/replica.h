@@ -44,6 +44,10 @@ struct replica_host {
 	void (*sync_reached)(void *ctx, uint64_t seq, int64_t zxid);
 	/* This member starts or stops serving clients (as leader or follower). */
 	void (*serving)(void *ctx, bool serving, bool leading);
+	/* This member starts or stops looking for a leader (election): it
+	 * neither leads nor follows, and its state will not change until it
+	 * does. */
+	void (*looking)(void *ctx, bool looking);
 	/* The state rebuilt from disk (after a truncation); 0 or -errno. */
 	int (*reload)(void *ctx);
 	/* The leader's snapshot becomes this member's state (disk and memory). */
@@ -77,6 +81,8 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		  const struct replica_recovered *rec);
 
 bool replica_serving(const struct replica *r);
+/* Looking for a leader (election): neither leading nor following. */
+bool replica_looking(const struct replica *r);
 bool replica_leading(const struct replica *r);
 /* "leader", "follower", "observer", or NULL while not serving (srvr,
  * mntr). */

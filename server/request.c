@@ -263,6 +263,27 @@ void reply_event(void *ctx, struct watch_owner *o, enum zk_event_type type,
 
 /* ---- frames ------------------------------------------------------------- */
 
+/*
+ * A read-only session (read-only mode, handshake.c): what changes the tree
+ * or needs the quorum — writes, multi, sync — is answered NotReadOnly, as
+ * ZooKeeper's read-only server does; closeSession ends it. Reads go on as
+ * on any connection. Returns whether the request was answered here.
+ */
+static bool read_only_answered(struct conn *c, const struct zk_request_header *h)
+{
+	if (h->type == ZK_OP_CLOSE_SESSION) {
+		int64_t zxid = tree_last_zxid(c->srv->db.tree);
+		reply_end(c, reply_begin(c, h->xid, zxid, ZOK), h->type, zxid);
+		conn_close_after_flush(c);
+		return true;
+	}
+	if (zk_op_is(h->type, ZK_OPF_WRITE) || h->type == ZK_OP_SYNC) {
+		reply_error(c, h->xid, h->type, ZNOTREADONLY);
+		return true;
+	}
+	return false;
+}
+
 void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 {
 	struct server *srv = c->srv;
@@ -313,6 +334,8 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 		}
 		return;
 	}
+	if (c->read_only && read_only_answered(c, &h))
+		return;
 	if (c->session && c->session->closing && h.type != ZK_OP_CLOSE_SESSION) {
 		/* In its place behind the connection's earlier requests: a reply
 		 * out of order makes clients drop the connection. */

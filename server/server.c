@@ -69,6 +69,8 @@ static void on_tick(uv_timer_t *t)
 	struct server *srv = t->data;
 	int64_t now = (int64_t)uv_now(srv->loop);
 	log_rate_flush();
+	if (srv->replica)
+		ensemble_tick(srv, now);
 	/* In an ensemble only the serving leader expires anything. */
 	if (srv->replica && !(replica_serving(srv->replica) && replica_leading(srv->replica)))
 		return;

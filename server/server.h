@@ -129,6 +129,10 @@ struct conn {
 	uint64_t opened_ms;      /* loop time it was accepted */
 	uint64_t frame_since_ms; /* loop time a frame began arriving and is not
 				    whole yet; 0 when none is */
+	bool read_only;          /* a read-only session of read-only mode: local
+				    to this connection (session is NULL),
+				    closed after `timeout` without a frame */
+	uint64_t heard_ms;       /* loop time the last whole frame came */
 };
 
 struct server_stats {
@@ -153,7 +157,9 @@ struct server_stats {
 	uint64_t frames_too_large; /* frames over jute.maxbuffer (connection closed) */
 	uint64_t sessionless_closed; /* no ConnectRequest within the timeout */
 	uint64_t closed_not_serving; /* connections closed as the server stopped
-					serving (lost its quorum) */
+					serving (lost its quorum), or left
+					read-only mode */
+	uint64_t read_only_sessions; /* read-only sessions handed out */
 	uint64_t commits;          /* txns committed by ZAB and applied here */
 	uint64_t sessions_revalidated; /* re-attached with their password */
 	uint64_t sessions_claimed; /* of those, on a follower: the leader told */
@@ -206,6 +212,12 @@ struct server {
 	int64_t last_proposed;  /* the newest zxid handed to commit */
 	int64_t inflight;       /* txns handed to commit, not yet applied or failed */
 	bool log_failed;        /* the log failed: refuse writes until inflight drains */
+	/* Read-only mode (readonlymode.enabled, ensemble.c): looking since
+	 * looking_since_ms, and serving reads to read-only clients once that
+	 * has lasted max(2000, tickTime) ms. */
+	bool looking;
+	int64_t looking_since_ms;
+	bool read_only;
 	int64_t expire_next_ms; /* when to look for expired containers/TTL nodes */
 	bool stopping;
 	struct server_stats stats;

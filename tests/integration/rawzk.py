@@ -32,7 +32,7 @@ CONTAINER, PERSISTENT_WITH_TTL, PERSISTENT_SEQUENTIAL_WITH_TTL = 4, 5, 6
 OK, SYSTEMERROR, RUNTIMEINCONSISTENCY, MARSHALLINGERROR, UNIMPLEMENTED = 0, -1, -2, -5, -6
 BADARGUMENTS, NONODE, NOAUTH, BADVERSION = -8, -101, -102, -103
 NOCHILDRENFOREPHEMERALS, NODEEXISTS, NOTEMPTY, SESSIONEXPIRED = -108, -110, -111, -112
-INVALIDACL, AUTHFAILED, SESSIONMOVED, NOWATCHER = -114, -115, -118, -121
+INVALIDACL, AUTHFAILED, SESSIONMOVED, NOTREADONLY, NOWATCHER = -114, -115, -118, -119, -121
 
 # Watcher.Event.EventType
 EV_CREATED, EV_DELETED, EV_CHANGED, EV_CHILD, EV_DATA_WATCH_REMOVED = 1, 2, 3, 4, 5
@@ -256,6 +256,7 @@ class RawZK:
         self.negotiated_timeout = r.int()
         self.session_id = r.long()
         self.passwd = r.buf()
+        self.read_only = r.bool() if r.off < len(r.b) else None  # absent: an old server
         return self.session_id
 
     # -- requests --

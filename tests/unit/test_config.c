@@ -155,6 +155,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->purge_interval, 0);
 	assert_int_equal(c->global_outstanding_limit, 1000);
 	assert_int_equal(c->container_check_ms, 60000);
+	assert_false(c->read_only_mode);
 	assert_false(c->four_letter_all);
 	assert_string_equal(c->four_letter_words, "srvr");
 	assert_int_equal(c->myid, 0);
@@ -182,6 +183,7 @@ static void test_every_key(void **state)
 		      "autopurge.purgeInterval=24\n"
 		      "globalOutstandingLimit=500\n"
 		      "znode.container.checkIntervalMs=1000\n"
+		      "readonlymode.enabled=true\n"
 		      "4lw.commands.whitelist=ruok,mntr\n"
 		      "electionAlg=3\n"
 		      "peerType=participant\n"
@@ -209,6 +211,7 @@ static void test_every_key(void **state)
 	assert_int_equal(c->purge_interval, 24);
 	assert_int_equal(c->global_outstanding_limit, 500);
 	assert_int_equal(c->container_check_ms, 1000);
+	assert_true(c->read_only_mode);
 	assert_string_equal(c->four_letter_words, "ruok,mntr");
 	assert_int_equal(c->n_servers, 0);
 }
