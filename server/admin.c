@@ -1208,28 +1208,39 @@ static bool word_needs_serving(const struct command *c)
 	return true;
 }
 
-bool admin_handle(struct conn *c, const uint8_t word[4])
+static const struct command *find_word(const uint8_t word[4])
 {
-	const struct command *w = NULL;
-	for (size_t i = 0; i < N_COMMANDS && w == NULL; i++)
+	for (size_t i = 0; i < N_COMMANDS; i++)
 		if (commands[i].word[0] && memcmp(word, commands[i].word, 4) == 0)
-			w = &commands[i];
+			return &commands[i];
+	return NULL;
+}
+
+bool admin_word(struct server *srv, const uint8_t word[4], struct jute_out *o)
+{
+	const struct command *w = find_word(word);
 	if (w == NULL)
 		return false;
-
-	struct server *srv = c->srv;
-	struct jute_out *o = &c->out;
-	c->handshaken = true; /* no ConnectRequest will follow */
-	c->admin = true;
-	/* ZooKeeper counts the word as a packet in, and its answer as one out */
-	c->recv_count++;
-	srv->stats.packets_received++;
 	if (!config_4lw_allowed(srv->cfg, w->word))
 		put(o, "%s is not executed because it is not in the whitelist.\n", w->word);
 	else if (!answering(srv) && word_needs_serving(w))
 		put(o, "This ZooKeeper instance is not currently serving requests\n");
 	else
 		w->text(o, srv);
+	return true;
+}
+
+bool admin_handle(struct conn *c, const uint8_t word[4])
+{
+	if (find_word(word) == NULL)
+		return false;
+	struct server *srv = c->srv;
+	c->handshaken = true; /* no ConnectRequest will follow */
+	c->admin = true;
+	/* ZooKeeper counts the word as a packet in, and its answer as one out */
+	c->recv_count++;
+	srv->stats.packets_received++;
+	admin_word(srv, word, &c->out);
 	srv->stats.packets_sent++;
 	conn_close_after_flush(c);
 	return true;

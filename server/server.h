@@ -287,12 +287,13 @@ void conn_pause_if_busy(struct conn *c);
 void conn_resume_if_idle(struct conn *c);
 /* Handles a four-letter word; returns true if `word` was one. */
 bool admin_handle(struct conn *c, const uint8_t word[4]);
-/* The AdminServer's answer to a GET of path (admin.commandURL and the
- * commands under it): writes the body into o, its media type into *type,
- * and returns the HTTP status. On the loop thread (http.c hands it over). */
+/* The answer to a four-letter word, written to o as admin_handle() sends
+ * it; false (nothing written) if `word` is none. */
+bool admin_word(struct server *srv, const uint8_t word[4], struct jute_out *o);
 struct http_request;
 struct http_reply;
-/* The AdminServer: answers one request (see http.h). */
+/* The AdminServer's answer to one request (see http.h): admin.commandURL
+ * and the commands under it. On the loop thread (http.c hands it over). */
 void admin_http(struct server *srv, const struct http_request *req, struct http_reply *reply);
 
 uint64_t server_now_ns(void);
