@@ -1103,6 +1103,123 @@ def test_connections_without_a_session_time_out():
         quiet.close()
 
 
+def raise_fd_limit(need):
+    """Raises this process's open-file limit (its servers inherit it) to
+    at least need, or skips."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise Skip("the open-file limit is %d here; %d are needed" % (hard, need))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
+def p99_ms(port, n=2000):
+    """The 99th percentile of n getData round trips on a session of its own."""
+    import rawzk
+    c = rawzk.RawZK(port)
+    lat = []
+    try:
+        for _ in range(n):
+            t0 = time.monotonic()
+            err, _ = c.get("/")
+            lat.append((time.monotonic() - t0) * 1000)
+            assert err == OK, err
+    finally:
+        c.sock.close()
+    lat.sort()
+    return lat[int(len(lat) * 0.99) - 1]
+
+
+def test_ten_thousand_connections():
+    """10,000 connections that never send a ConnectRequest are all closed
+    once sessionlessCnxnTimeout passes; 10,000 idle sessions are all
+    opened and kept; meanwhile another client is answered throughout. Its
+    p99 with the 10,000 idle sessions and without is printed (a figure,
+    not a bound: timings are the benchmarks' business)."""
+    import selectors
+    n = 10000
+    raise_fd_limit(n + 1000)  # each side: this process and the server
+    with Quorumd({"zookeeper.nio.sessionlessCnxnTimeout": "3000", "maxClientCnxns": "0",
+                  "maxSessionTimeout": "120000"}) as srv:
+        idle = p99_ms(srv.port)
+        socks = []
+        try:
+            t0 = time.monotonic()
+            for _ in range(n):
+                s = socket.socket()
+                s.settimeout(10)
+                s.connect(("127.0.0.1", srv.port))
+                socks.append(s)
+            opened = time.monotonic() - t0
+            loaded = p99_ms(srv.port, 100)  # answered while they wait
+            sel = selectors.DefaultSelector()
+            for s in socks:
+                s.setblocking(False)
+                sel.register(s, selectors.EVENT_READ)
+            closed = 0
+            deadline = time.monotonic() + 60
+            while closed < n and time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=1):
+                    try:
+                        data = key.fileobj.recv(64)
+                    except ConnectionResetError:
+                        data = b""
+                    if not data:
+                        sel.unregister(key.fileobj)
+                        closed += 1
+            sel.close()
+            took = time.monotonic() - t0
+            assert closed == n, "%d of %d connections without a session were closed" % (closed, n)
+            print("    %d connections without a ConnectRequest: opened in %.1fs, all closed "
+                  "%.1fs after the first (deadline 3s); a client's p99 meanwhile %.2f ms"
+                  % (n, opened, took, loaded), flush=True)
+        finally:
+            for s in socks:
+                s.close()
+        socks = []
+        try:
+            connect = p_int(0) + p_long(0) + p_int(120000) + p_long(0) + p_buf(b"\0" * 16) + \
+                p_bool(False)
+            frame = p_int(len(connect)) + connect
+            t0 = time.monotonic()
+            for _ in range(n):
+                s = socket.socket()
+                s.settimeout(10)
+                s.connect(("127.0.0.1", srv.port))
+                s.sendall(frame)
+                socks.append(s)
+            sel = selectors.DefaultSelector()
+            got = {}
+            for s in socks:
+                s.setblocking(False)
+                sel.register(s, selectors.EVENT_READ)
+                got[s] = b""
+            sessions = 0
+            deadline = time.monotonic() + 120
+            while sessions < n and time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=1):
+                    s = key.fileobj
+                    data = s.recv(4096)
+                    assert data, "an idle session's connection was closed"
+                    got[s] += data
+                    if len(got[s]) >= 4 + 36:
+                        sel.unregister(s)
+                        sessions += 1
+            sel.close()
+            assert sessions == n, "%d of %d sessions opened" % (sessions, n)
+            opened = time.monotonic() - t0
+            busy = p99_ms(srv.port)
+            alive = int(mntr(srv.port)["zk_num_alive_connections"])
+            assert alive >= n, "%d connections alive, want %d idle sessions" % (alive, n)
+            print("    %d idle sessions opened in %.1fs; a client's p99 %.2f ms with them, "
+                  "%.2f ms without (%.1fx)" % (n, opened, busy, idle, busy / idle), flush=True)
+        finally:
+            for s in socks:
+                s.close()
+
+
 def test_failed_start_unwinds():
     """A start that fails late (its client port is taken, after storage and
     recovery) stops what it had started: the process says "stopped" and
@@ -1165,6 +1282,7 @@ if __name__ == "__main__":
              test_refused_flood_log_is_bounded,
              test_clients_that_stop_reading_are_cut_off,
              test_connections_without_a_session_time_out,
+             test_ten_thousand_connections,
              test_four_letter_word_not_whitelisted,
              test_failed_start_unwinds, test_full_disk,
              test_full_disk_while_snapshotting])
