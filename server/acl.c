@@ -10,6 +10,9 @@
  *     and removeDuplicates() (acl_fixup());
  *   - the id "user:base64(sha1(user:password))": generateDigest()
  *     (acl_digest()), SHA-1 by OpenSSL's EVP interface.
+ *   - the "sasl" scheme: SASLAuthenticationProvider, whose ids are the user
+ *     names a SASL exchange proved (sasl.c, acl_auth_add_sasl()), matched
+ *     exactly (no Kerberos realm rules, no zookeeper.superUser).
  *
  * What ZooKeeper does not check, this does not check either: an ACL entry's
  * perms are stored as sent (0 grants nothing; bits above ZK_PERM_ALL are
@@ -254,6 +257,13 @@ int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf cred
 	return auth_add_id(auth, "digest", id);
 }
 
+int acl_auth_add_sasl(struct acl_auth *auth, const char *user)
+{
+	if (user[0] == '\0' || strlen(user) >= sizeof(auth->ids[0].id))
+		return ZBADARGUMENTS;
+	return auth_add_id(auth, "sasl", user);
+}
+
 /* Whether the session id counts for "auth" expansion: the provider says
  * isAuthenticated() (digest yes, ip no; super has no provider). */
 static bool auth_expands(const char *scheme)
@@ -279,15 +289,15 @@ bool acl_check_list(const struct zk_acl *acls, int32_t count, int32_t perm,
 			continue;
 		if (str_is(a->id.scheme, "world") && str_is(a->id.id, "anyone"))
 			return true;
-		bool digest = str_is(a->id.scheme, "digest");
+		bool exact = str_is(a->id.scheme, "digest") || str_is(a->id.scheme, "sasl");
 		bool ip = str_is(a->id.scheme, "ip");
-		if (!digest && !ip)
+		if (!exact && !ip)
 			continue; /* no provider for the scheme: matches nobody */
 		for (int j = 0; j < auth->count; j++) {
 			if (!str_is(a->id.scheme, auth->ids[j].scheme))
 				continue;
-			if (digest ? str_is(a->id.id, auth->ids[j].id)
-				   : ip_matches(auth->ids[j].id, a->id.id))
+			if (exact ? str_is(a->id.id, auth->ids[j].id)
+				  : ip_matches(auth->ids[j].id, a->id.id))
 				return true;
 		}
 	}
@@ -397,7 +407,9 @@ static bool entry_valid(const struct zk_acl *a, bool *expands)
 		int len, bits;
 		return ip_pattern(a->id.id, addr, &len, &bits);
 	}
-	return false; /* no provider: super, sasl, x509, anything else */
+	if (str_is(a->id.scheme, "sasl"))
+		return a->id.id.len > 0; /* a user name, as SASLAuthenticationProvider takes it */
+	return false; /* no provider: super, x509, anything else */
 }
 
 int acl_fixup(const struct zk_acl_list *in, const struct acl_auth *auth, struct arena *arena,

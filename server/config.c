@@ -89,6 +89,7 @@ static const char *const security_switches[] = {
 static const char *const builtin_providers[] = {
 	"org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
 	"org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+	"org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
 };
 
 /* One key=value of the file, after Properties unescaping and trimming. */
@@ -855,6 +856,13 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_num(ld, p, 1, INT32_MAX, &c->sessionless_timeout_ms);
 	if (!strcmp(k, "readonlymode.enabled"))
 		return get_bool(ld, p, &c->read_only_mode);
+	if (!strcmp(k, "java.security.auth.login.config"))
+		return copy_str(ld, p, c->jaas_path, sizeof(c->jaas_path));
+	if (!strcmp(k, "zookeeper.sasl.serverconfig")) {
+		if (p->value[0] == '\0')
+			return fail(ld, p->line, k, "empty section name");
+		return copy_str(ld, p, c->jaas_section, sizeof(c->jaas_section));
+	}
 	int h = apply_http_prop(ld, p);
 	if (h <= 0)
 		return h;
@@ -1071,6 +1079,7 @@ static void set_defaults(struct config *c)
 	c->max_client_output = 4 << 20;
 	c->sessionless_timeout_ms = 10000;
 	c->container_check_ms = 60000;
+	strcpy(c->jaas_section, "Server");
 	strcpy(c->four_letter_words, "srvr");
 	c->admin_enable = false;
 	strcpy(c->admin_address, "0.0.0.0");

@@ -71,6 +71,11 @@ struct config {
 	bool read_only_mode;    /* readonlymode.enabled (a JVM property in
 				   ZooKeeper): a member without a quorum serves
 				   reads to read-only clients; default false */
+	/* SASL (sasl.c): the JAAS file (ZooKeeper's JVM property
+	 * java.security.auth.login.config) and its section of server users
+	 * (zookeeper.sasl.serverconfig, default "Server"); "" without. */
+	char jaas_path[4096];
+	char jaas_section[128];
 	char super_digest[300]; /* DigestAuthenticationProvider.superDigest:
 				   "user:base64(sha1(user:password))", the
 				   digest id whose holder is the superuser;

@@ -8,9 +8,11 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "sasl.h"
 
 struct children_ctx {
 	struct jute_out *out;
@@ -341,8 +343,42 @@ static int32_t read_refused(struct read_call *rc)
 	case ZK_OP_DELETE_CONTAINER:
 		return ZBADARGUMENTS; /* the server's own op; refused from clients */
 	default:
-		return ZUNIMPLEMENTED; /* sasl: no SASL here */
+		return ZUNIMPLEMENTED;
 	}
+}
+
+/* A step of a SASL exchange (sasl.c): the client's token in, the server's
+ * out (SetSASLResponse). Done, the connection holds the id ("sasl",
+ * user); failed, it is answered AuthFailed and closed, as ZooKeeper does. */
+static int32_t read_sasl(struct read_call *rc)
+{
+	struct conn *c = rc->c;
+	struct zk_buf token = jute_get_buffer(&rc->in);
+	if (rc->in.err)
+		return READ_MALFORMED;
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+	char user[SASL_MAX_USER + 1];
+	const char *why = NULL;
+	int step = sasl_step(&c->sasl, c->srv->sasl_users, token.p,
+			     token.len > 0 ? (size_t)token.len : 0, &out, &out_len, user, &why);
+	if (step == 1 && acl_auth_add_sasl(&c->auth, user) != ZOK) {
+		step = -1;
+		why = "too many identities";
+	}
+	if (step < 0) {
+		free(out);
+		log_rl(LOG_WARN, "server", "%s: SASL authentication failed: %s; closing", c->peer,
+		       why ? why : "?");
+		c->srv->stats.auth_failed++;
+		conn_close_after_flush(c);
+		return ZAUTHFAILED;
+	}
+	if (step == 1)
+		log_rl(LOG_INFO, "server", "%s: SASL authenticated as %s", c->peer, user);
+	jute_put_buffer(&c->out, (struct zk_buf){ out, (int32_t)out_len });
+	free(out);
+	return ZOK;
 }
 
 static int32_t read_exists(struct read_call *rc)
@@ -558,8 +594,9 @@ static read_fn read_fn_of(int32_t op)
 		return read_ping;
 	case ZK_OP_RECONFIG:
 	case ZK_OP_DELETE_CONTAINER:
-	case ZK_OP_SASL:
 		return read_refused;
+	case ZK_OP_SASL:
+		return read_sasl;
 	case ZK_OP_EXISTS:
 		return read_exists;
 	case ZK_OP_GET_DATA:

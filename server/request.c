@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "replica.h"
+#include "sasl.h"
 
 #define MAX_FREE_REQUESTS 1024
 
@@ -390,6 +391,8 @@ void server_conn_closed(struct conn *c)
 		request_put(srv, r);
 	}
 	watch_remove_owner(&srv->db.watches, &c->watches);
+	sasl_session_free(c->sasl);
+	c->sasl = NULL;
 	if (c->session && c->session->conn == c)
 		c->session->conn = NULL;
 	c->session = NULL;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "replica.h"
+#include "sasl.h"
 
 uint64_t server_now_ns(void)
 {
@@ -199,6 +200,23 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		goto err;
 	}
 
+	if (cfg->jaas_path[0]) {
+		char why[512];
+		if (sasl_users_load(cfg->jaas_path, cfg->jaas_section, &srv->sasl_users, why,
+				    sizeof(why)) != 0) {
+			log_msg(LOG_ERROR, "server", "java.security.auth.login.config: %s", why);
+			goto err;
+		}
+		if (sasl_users_count(srv->sasl_users) == 0)
+			log_msg(LOG_WARN, "server", "java.security.auth.login.config: no user in a "
+				"section %s of %s: SASL clients will fail", cfg->jaas_section,
+				cfg->jaas_path);
+		else
+			log_msg(LOG_INFO, "server", "SASL (DIGEST-MD5): %d users in section %s of %s",
+				sasl_users_count(srv->sasl_users), cfg->jaas_section,
+				cfg->jaas_path);
+	}
+
 	struct storage_config sc = {
 		.data_dir = cfg->data_dir,
 		.log_dir = cfg->data_log_dir[0] ? cfg->data_log_dir : cfg->data_dir,
@@ -277,6 +295,8 @@ static void on_storage_closed(void *ctx)
 	srv->storage = NULL;
 	prep_destroy(&srv->prep);
 	db_destroy(&srv->db);
+	sasl_users_free(srv->sasl_users);
+	srv->sasl_users = NULL;
 	while (!list_empty(&srv->free_requests)) {
 		struct request *r = CONTAINER_OF(srv->free_requests.next, struct request, link);
 		list_remove(&r->link);

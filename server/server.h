@@ -129,6 +129,7 @@ struct conn {
 	uint64_t opened_ms;      /* loop time it was accepted */
 	uint64_t frame_since_ms; /* loop time a frame began arriving and is not
 				    whole yet; 0 when none is */
+	struct sasl_session *sasl; /* a SASL exchange begun (sasl.c), or NULL */
 	bool read_only;          /* a read-only session of read-only mode: local
 				    to this connection (session is NULL),
 				    closed after `timeout` without a frame */
@@ -190,6 +191,7 @@ struct server {
 	uv_tcp_t listener;
 	const struct conn_handler *conn_handler;
 	struct http *admin_server; /* admin.enableServer: the AdminServer; else NULL */
+	struct sasl_users *sasl_users; /* java.security.auth.login.config's, or NULL */
 	struct http *metrics_server; /* the Prometheus endpoint, or NULL */
 	uv_tcp_t refuse;        /* takes a connection there is no memory for */
 	bool refusing;          /* refuse is closing */

@@ -23,9 +23,6 @@ thread dies on it and the test's reconfig() call, which has no timeout,
 waits forever.
 
 Failures that are not quorumd bugs (Debian's kazoo 2.8, zookeeper 3.8):
-  test_sasl.py (4 tests)            pass on ZooKeeper only: quorumd has no
-                                    SASL (it answers the sasl request with
-                                    ZUNIMPLEMENTED) and the client gives up
   TestReadOnlyMode::test_read_only  fails on ZooKeeper as well
   test_eventlet_handler.py          timing-sensitive: one of its tests failed
   ::test_request_queuing_session_expired  once on ZooKeeper on a loaded machine
@@ -53,21 +50,21 @@ DESELECT = {"quorumd": ["test_client.py::TestReconfig"], "zookeeper": []}
 
 SHIM = """#!/bin/sh
 # kazoo's test harness runs `java ... QuorumPeerMain <zoo.cfg>`: run quorumd
-# on that zoo.cfg instead (exec: same pid, so kazoo's SIGTERM reaches it).
-# It runs on a copy of that zoo.cfg: without the authProvider line naming
-# ZooKeeper's SASL provider, which kazoo puts in every cluster's file and
-# quorumd refuses (it has no SASL: those tests fail), and with the one JVM
-# property kazoo sets that quorumd has, readonlymode.enabled.
-ro=
+# on that zoo.cfg instead (exec: same pid, so kazoo's SIGTERM reaches it),
+# or rather on a copy of it with the JVM properties kazoo sets that quorumd
+# has (readonlymode.enabled, java.security.auth.login.config) as keys.
+extra=
 for a in "$@"; do
-    [ "$a" = -Dreadonlymode.enabled=true ] && ro=1
+    case "$a" in
+    -Dreadonlymode.enabled=*|-Djava.security.auth.login.config=*)
+        extra="$extra${a#-D}
+";;
+    esac
 done
 for a in "$@"; do
     if [ "$a" = org.apache.zookeeper.server.quorum.QuorumPeerMain ]; then
         for cfg in "$@"; do :; done
-        grep -v '^authProvider\.[0-9]*=.*SASLAuthenticationProvider' "$cfg" > "$cfg.quorumd" ||
-            exit 1
-        [ -n "$ro" ] && echo readonlymode.enabled=true >> "$cfg.quorumd"
+        { cat "$cfg" && printf '%%s' "$extra"; } > "$cfg.quorumd" || exit 1
         exec "$QUORUMD" "$cfg.quorumd"
     fi
 done

@@ -5,11 +5,23 @@ superDigest: DigestAuthenticationProvider.superDigest names the digest id
 of the superuser; a session that authenticates with its credentials passes
 every ACL check (the way out of a locked-down tree), whoAmI says so, and
 nobody else gets that power: not the same user with another password, not
-the digest id itself sent as credentials."""
+the digest id itself sent as credentials.
+
+SASL: with authProvider SASLAuthenticationProvider and a JAAS file whose
+Server section lists users (ZooKeeper's JVM property
+java.security.auth.login.config; quorumd takes the same name as a zoo.cfg
+key), a client that proves its password by DIGEST-MD5 holds the id
+("sasl", user): kazoo's SASL client (new and legacy options) reaches a node
+whose ACL names that user, others get NoAuth, whoAmI lists the id; a wrong
+password or an unknown user gets AuthFailed (or the connection closed) and
+no id."""
+import os
+import shutil
 import sys
+import tempfile
 
 from kazoo.exceptions import NoAuthError
-from kazoo.security import make_digest_acl
+from kazoo.security import make_acl, make_digest_acl
 
 import rawzk
 from harness import Quorumd, ZooKeeper, close_clients, kazoo_client, run_tests
@@ -62,8 +74,95 @@ def test_super_digest(srv):
         close_clients(owner, su, wrong, raw)
 
 
+JAAS = """// the users SASL clients may be
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="super_secret"
+    user_bob="bob's \\"secret\\""
+    user_carol="carol-pw";
+};
+Client {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    username="bob" password="unused here";
+};
+"""
+BOB_PW = 'bob\'s "secret"'
+
+
+def sasl_exchange(port, user, password):
+    """A DIGEST-MD5 exchange on a raw connection (puresasl computes the
+    client's side); returns (error of the last step or None, the
+    connection, or None if the server closed it)."""
+    import puresasl.client
+    c = rawzk.RawZK(port)
+    cli = puresasl.client.SASLClient("zk-sasl-md5", service="zookeeper", mechanism="DIGEST-MD5",
+                                     username=user, password=password)
+    challenge = None
+    try:
+        while not cli.complete:
+            token = cli.process(challenge=challenge) or b""
+            if cli.complete and not token:
+                break
+            err, _, r = c.call(rawzk.SASL, rawzk.p_buf(token))
+            if err:
+                return err, c
+            challenge = r.buf()
+        return None, c
+    except (rawzk.Closed, ConnectionResetError, BrokenPipeError):
+        c.sock.close()
+        return "closed", None
+    except puresasl.SASLProtocolException as e:
+        return "client refused the server: %s" % e, c
+
+
+def test_sasl_digest_md5(srv):
+    bob = kazoo_client(srv, sasl_options={"mechanism": "DIGEST-MD5", "username": "bob",
+                                          "password": BOB_PW})
+    legacy = kazoo_client(srv, auth_data=[("sasl", "carol:carol-pw")])
+    other = kazoo_client(srv)
+    try:
+        bob.create("/sasl-bob", b"b", acl=[make_acl("sasl", "bob", all=True)])
+        assert bob.get("/sasl-bob")[0] == b"b"
+        denied(lambda: other.get("/sasl-bob"), "a client without SASL")
+        denied(lambda: legacy.get("/sasl-bob"), "another SASL user")
+        legacy.create("/sasl-carol", b"c", acl=[make_acl("sasl", "carol", all=True)])
+        denied(lambda: bob.get("/sasl-carol"), "bob on carol's node")
+        # whoAmI after a raw exchange: the sasl id beside the ip one.
+        err, c = sasl_exchange(srv.port, "bob", BOB_PW)
+        assert err is None and c is not None, err
+        try:
+            err, ids = c.who_am_i()
+            assert err == 0 and ("sasl", "bob") in ids, (err, ids)
+            assert c.get("/sasl-bob")[0] == 0
+        finally:
+            c.close()
+        for user, pw, what in (("bob", "wrong", "a wrong password"),
+                               ("mallory", "x", "an unknown user")):
+            err, c = sasl_exchange(srv.port, user, pw)
+            assert err in (rawzk.AUTHFAILED, "closed"), "%s: %r" % (what, err)
+            if c is not None:
+                c.sock.close()
+        bob.delete("/sasl-bob")
+        legacy.delete("/sasl-carol")
+    finally:
+        close_clients(bob, legacy, other)
+
+
 if __name__ == "__main__":
     kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
-    cls = ZooKeeper if kind == "zookeeper" else Quorumd
-    with cls(extra_cfg=CFG) as srv:
-        run_tests([test_super_digest], srv)
+    work = tempfile.mkdtemp(prefix="qfs-sec-")
+    jaas = os.path.join(work, "jaas.conf")
+    with open(jaas, "w") as f:
+        f.write(JAAS)
+    cfg = dict(CFG)
+    cfg["authProvider.1"] = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+    try:
+        if kind == "zookeeper":
+            server = ZooKeeper(extra_cfg=cfg, jvm_props={"java.security.auth.login.config": jaas})
+        else:
+            cfg["java.security.auth.login.config"] = jaas
+            server = Quorumd(extra_cfg=cfg)
+        with server as srv:
+            run_tests([test_super_digest, test_sasl_digest_md5], srv)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

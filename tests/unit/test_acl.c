@@ -155,6 +155,27 @@ static void test_super_digest(void **state)
 	assert_int_equal(su.count, 3);
 }
 
+/* A SASL exchange's user holds ("sasl", user), which an ACL entry names
+ * exactly; AuthPacket cannot claim it. */
+static void test_sasl_ids(void **state)
+{
+	(void)state;
+	struct acl_auth auth;
+	acl_auth_init(&auth, "10.0.0.1");
+	struct zk_acl bob = mk(ZK_PERM_READ, "sasl", "bob");
+	assert_false(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("sasl"), buf_c("bob"), NULL), ZAUTHFAILED);
+	assert_false(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
+	assert_int_equal(acl_auth_add_sasl(&auth, "bobby"), ZOK);
+	assert_false(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
+	assert_int_equal(acl_auth_add_sasl(&auth, "bob"), ZOK);
+	assert_true(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
+	assert_false(acl_check_list(&bob, 1, ZK_PERM_WRITE, &auth));
+	struct zk_acl digest_bob = mk(ZK_PERM_READ, "digest", "bob");
+	assert_false(acl_check_list(&digest_bob, 1, ZK_PERM_READ, &auth));
+	assert_int_equal(acl_auth_add_sasl(&auth, ""), ZBADARGUMENTS);
+}
+
 /* ---- ip ------------------------------------------------------------------ */
 
 static bool ip_allows(const char *client, const char *pattern)
@@ -372,9 +393,11 @@ static void test_fixup_ids(void **state)
 	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "ip", "2001:db8::/129")));
 	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "ip", "example.com")));
 	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "ip", "")));
+	/* sasl: any user name */
+	assert_true(fixup_ok(f, mk(ZK_PERM_ALL, "sasl", "user")));
+	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "sasl", "")));
 	/* schemes without a provider */
 	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "super", "")));
-	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "sasl", "user")));
 	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "x509", "CN=x")));
 	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "World", "anyone")));
 	/* null scheme or id */
@@ -509,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_digest_vectors),
 		cmocka_unit_test(test_auth_ids),
 		cmocka_unit_test(test_super_digest),
+		cmocka_unit_test(test_sasl_ids),
 		cmocka_unit_test(test_ip_v4),
 		cmocka_unit_test(test_ip_v6),
 		cmocka_unit_test(test_check),

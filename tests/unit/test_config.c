@@ -402,7 +402,6 @@ static void test_security_keys_refused(void **state)
 		"quorum.auth.serverRequireSasl=true",
 		"enforceQuota=true",
 		"audit.enable=true",
-		"authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
 		"authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
 		"DigestAuthenticationProvider.superDigest=nocolon",
 		"DigestAuthenticationProvider.superDigest=super:",
@@ -416,6 +415,7 @@ static void test_security_keys_refused(void **state)
 	}
 	write_cfg(fx, "dataDir=@\nsslQuorum=false\nportUnification=no\nenforceQuota=false\n"
 		      "authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n"
+		      "authProvider.2=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n"
 		      "DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n");
 	expect_ok(fx);
 	assert_string_equal(fx->cfg->super_digest, "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
