@@ -219,7 +219,7 @@ static void put_dirs(struct jute_out *o, struct server *srv)
 
 static void put_srst(struct jute_out *o, struct server *srv)
 {
-	server_stats_reset(&srv->stats);
+	metrics_stats_reset(&srv->stats);
 	if (srv->replica)
 		replica_reset_stats(srv->replica); /* the leader's proposal sizes */
 	put(o, "Server stats reset.\n");
@@ -347,7 +347,7 @@ static struct session **sessions_by_expiry(struct server *srv, size_t *n)
 /* A bucket's loop time as wall-clock ms. */
 static int64_t wall_of(struct server *srv, int64_t loop_ms)
 {
-	return server_wall_ms() + (loop_ms - (int64_t)uv_now(srv->loop));
+	return clock_wall_ms() + (loop_ms - (int64_t)uv_now(srv->loop));
 }
 
 struct eph_walk {
@@ -548,7 +548,7 @@ static void j_srvr(struct json *j, struct server *srv)
 	json_kv_int(j, "max_latency", (int64_t)(s->lat_max_us / 1000));
 	json_kv_int(j, "min_latency", (int64_t)(s->lat_min_us / 1000));
 	json_kv_int(j, "num_alive_client_connections", (int64_t)srv->n_conns);
-	json_kv_int(j, "uptime", (int64_t)((server_now_ns() - srv->started_ns) / 1000000));
+	json_kv_int(j, "uptime", (int64_t)((clock_mono_ns() - srv->started_ns) / 1000000));
 	json_kv_int(j, "auth_failed_count", (int64_t)s->auth_failed);
 	/* metrics go somewhere: to mntr, and to /metrics when asked for */
 	json_kv_bool(j, "provider_null", false);

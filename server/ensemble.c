@@ -102,7 +102,7 @@ static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 	int32_t err = body && !srv->log_failed ? ZOK : ZSYSTEMERROR;
 	if (err == ZOK && f->op == ZK_OP_CLOSE_SESSION) {
 		r->txn = prep_close_session(&srv->prep, srv->db.tree, f->session_id, write_next_zxid(srv),
-					    server_wall_ms(), &r->arena);
+					    clock_wall_ms(), &r->arena);
 		err = r->txn ? ZOK : ZSYSTEMERROR;
 		struct session *s = session_get(&srv->db.sessions, f->session_id);
 		if (s && err == ZOK)
@@ -385,7 +385,7 @@ static void host_failed(void *ctx)
 	struct server *srv = ctx;
 	srv->stats.unrecoverable++;
 	srv->exit_code = 1;
-	server_stop(srv);
+	srv->halt(srv);
 }
 
 int ensemble_start(struct server *srv, const struct replica_recovered *rec)

@@ -21,6 +21,14 @@
 
 /* ---- the figures -------------------------------------------------------- */
 
+void metrics_stats_reset(struct server_stats *s)
+{
+	s->packets_received = s->packets_sent = 0;
+	s->lat_count = s->lat_total_us = s->lat_min_us = s->lat_max_us = 0;
+	s->last_response_size = s->min_response_size = s->max_response_size = -1;
+	s->auth_failed = 0;
+}
+
 int64_t metrics_znode_count(const struct server *srv)
 {
 	return tree_node_count(srv->db.tree) + 1;

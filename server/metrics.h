@@ -67,6 +67,10 @@ void metrics_put_json(struct server *srv, struct json *j);
 
 /* "standalone", "leader", "follower" or "looking": srvr's Mode. */
 const char *metrics_server_state(const struct server *srv);
+/* Forgets what ZooKeeper's ServerStats.reset() (srst) forgets: latency,
+ * packet counts, response sizes, failed auths. The rest only grow. */
+struct server_stats;
+void metrics_stats_reset(struct server_stats *s);
 /* ZooKeeper's znode count, which counts the root twice (see tree.h). */
 int64_t metrics_znode_count(const struct server *srv);
 /* Open descriptors of this process, -1 if /proc cannot tell. */

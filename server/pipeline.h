@@ -2,7 +2,8 @@
  * pipeline: what the files of the request path share (see server.h for
  * the path itself). Not for anything outside server/.
  *
- *   request.c    frames dispatched, each connection's FIFO, replies
+ *   reply.c      requests, each connection's FIFO, replies and notifications
+ *   request.c    frames dispatched, the FIFO drained
  *   read.c       the read path
  *   write.c      the write pipeline, and applying a committed txn
  *   handshake.c  ConnectRequest: sessions created or re-attached
@@ -16,7 +17,8 @@
 
 #define MAX_MULTI_OPS 100000 /* ops in one multi or multiRead */
 
-/* ---- request.c: a connection's FIFO and its replies ---------------------- */
+/* ---- reply.c: a connection's FIFO and its replies (request.c: the waiting
+ * replies released, which drains the FIFO) -------------------------------- */
 
 void request_enqueue(struct conn *c, struct request *r);
 void request_dequeue(struct conn *c, struct request *r);

@@ -17,18 +17,6 @@
 #include "replica.h"
 #include "sasl.h"
 
-uint64_t server_now_ns(void)
-{
-	return uv_hrtime();
-}
-
-int64_t server_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- timers ------------------------------------------------------------- */
 
 static void expire_session(void *ctx, struct session *s)
@@ -41,7 +29,7 @@ static void expire_session(void *ctx, struct session *s)
 		return;
 	r->session_id = s->id;
 	r->txn = prep_close_session(&srv->prep, srv->db.tree, s->id, write_next_zxid(srv),
-				    server_wall_ms(), &r->arena);
+				    clock_wall_ms(), &r->arena);
 	if (r->txn == NULL || write_submit(srv, r) != 0) {
 		request_put(srv, r);
 		return;
@@ -59,7 +47,7 @@ static int expire_node(void *ctx, const struct znode *n)
 	if (r == NULL)
 		return 1;
 	r->txn = prep_expire_node(&srv->prep, srv->db.tree, znode_path(n), write_next_zxid(srv),
-				  server_wall_ms(), &r->arena);
+				  clock_wall_ms(), &r->arena);
 	if (r->txn == NULL || write_submit(srv, r) != 0)
 		request_put(srv, r);
 	return 0;
@@ -78,7 +66,7 @@ static void on_tick(uv_timer_t *t)
 	session_expire(&srv->db.sessions, now, expire_session, srv);
 	if (now >= srv->expire_next_ms && !srv->log_failed) {
 		srv->expire_next_ms = now + srv->cfg->container_check_ms;
-		tree_for_each_expired(srv->db.tree, server_wall_ms(), expire_node, srv);
+		tree_for_each_expired(srv->db.tree, clock_wall_ms(), expire_node, srv);
 	}
 }
 
@@ -92,7 +80,7 @@ static int note_recovered(void *ctx, const Quorum__Txn *txn)
 	if (srv->rec_base < 0) {
 		/* the snapshot is loaded: the log's txns follow */
 		srv->rec_base = db_last_zxid(&srv->db);
-		srv->rec_txns_from_ns = server_now_ns();
+		srv->rec_txns_from_ns = clock_mono_ns();
 	}
 	srv->stats.startup_txns++;
 	size_t n = srv->n_epoch_ends;
@@ -153,17 +141,6 @@ static int start_http(struct server *srv)
 	return 0;
 }
 
-/* What ZooKeeper's ServerStats.reset() (srst) forgets: latency, packet
- * counts, response sizes, failed auths. The rest are ServerMetrics, which
- * only grow. */
-void server_stats_reset(struct server_stats *s)
-{
-	s->packets_received = s->packets_sent = 0;
-	s->lat_count = s->lat_total_us = s->lat_min_us = s->lat_max_us = 0;
-	s->last_response_size = s->min_response_size = s->max_response_size = -1;
-	s->auth_failed = 0;
-}
-
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct server *srv = s->data;
@@ -179,8 +156,9 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	memset(srv, 0, sizeof(*srv));
 	srv->loop = loop;
 	srv->cfg = cfg;
-	srv->started_ns = server_now_ns();
-	server_stats_reset(&srv->stats);
+	srv->started_ns = clock_mono_ns();
+	metrics_stats_reset(&srv->stats);
+	srv->halt = server_stop;
 	srv->trace_mask = SERVER_TRACE_DEFAULT;
 	list_init(&srv->conns);
 	list_init(&srv->throttled);
@@ -233,14 +211,14 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		srv->storage = NULL;
 		goto err;
 	}
-	uint64_t t0 = server_now_ns();
+	uint64_t t0 = clock_mono_ns();
 	rc = db_recover(&srv->db, srv->storage, (int64_t)uv_now(loop), note_recovered, srv);
 	if (rc != 0) {
 		log_msg(LOG_ERROR, "server", "recovery failed: %s", strerror(-rc));
 		goto err;
 	}
 	srv->last_proposed = tree_last_zxid(srv->db.tree);
-	uint64_t t1 = server_now_ns(), tx = srv->rec_txns_from_ns ? srv->rec_txns_from_ns : t1;
+	uint64_t t1 = clock_mono_ns(), tx = srv->rec_txns_from_ns ? srv->rec_txns_from_ns : t1;
 	srv->stats.startup_snap_ms = (int64_t)((tx - t0) / 1000000);
 	srv->stats.startup_txns_ms = (int64_t)((t1 - tx) / 1000000);
 	srv->stats.startup_db_ms = (int64_t)((t1 - t0) / 1000000);

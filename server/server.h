@@ -5,8 +5,9 @@
  * The request path (DESIGN), and the file that owns each step:
  *   conn.c       frames in, replies out
  *   handshake.c  the ConnectRequest: a session created or re-attached
- *   request.c    each frame dispatched; one FIFO of requests per
- *                connection, which keeps its replies in order
+ *   request.c    each frame dispatched, and each connection's FIFO of
+ *                requests drained in order (reply.c keeps the FIFO and
+ *                writes the replies), which keeps its replies in order
  *   read.c       reads run against the tree at once
  *   write.c      writes prepped into txns (prep.c; a failing write into an
  *                error txn) and handed to commit. Standalone: the txn log
@@ -44,6 +45,7 @@
 
 #include "acl.h"
 #include "arena.h"
+#include "clock.h"
 #include "config.h"
 #include "db.h"
 #include "list.h"
@@ -214,6 +216,9 @@ struct server {
 	int64_t last_proposed;  /* the newest zxid handed to commit */
 	int64_t inflight;       /* txns handed to commit, not yet applied or failed */
 	bool log_failed;        /* the log failed: refuse writes until inflight drains */
+	/* server_stop(), for the files the server calls that must stop it (a
+	 * txn that cannot be applied, a failed log): they call down, never up. */
+	void (*halt)(struct server *srv);
 	/* Read-only mode (readonlymode.enabled, ensemble.c): looking since
 	 * looking_since_ms, and serving reads to read-only clients once that
 	 * has lasted max(2000, tickTime) ms. */
@@ -234,9 +239,6 @@ struct server {
 /* ZooKeeper's default trace mask and the bit quorumd honours. */
 #define SERVER_TRACE_DEFAULT 306
 #define SERVER_TRACE_CLIENT_REQUEST 2
-
-/* Forgets what srst resets (see server.c). */
-void server_stats_reset(struct server_stats *s);
 
 /* Recovers from disk, starts replication and listening. Returns 0, or -1
  * after logging why; then it has called server_stop() on what it had
@@ -297,8 +299,5 @@ struct http_reply;
 /* The AdminServer's answer to one request (see http.h): admin.commandURL
  * and the commands under it. On the loop thread (http.c hands it over). */
 void admin_http(struct server *srv, const struct http_request *req, struct http_reply *reply);
-
-uint64_t server_now_ns(void);
-int64_t server_wall_ms(void);
 
 #endif

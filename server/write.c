@@ -212,10 +212,10 @@ int32_t write_prep_txn(struct server *srv, struct request *r, const struct prep_
 	if (!decoded) {
 		/* As ZooKeeper answers it; the stream is intact. */
 		r->txn = prep_error(pr->session_id, ZMARSHALLINGERROR, write_next_zxid(srv),
-				    server_wall_ms(), &r->arena);
+				    clock_wall_ms(), &r->arena);
 		return r->txn ? ZOK : ZSYSTEMERROR;
 	}
-	int32_t err = prep_write(&srv->prep, srv->db.tree, pr, write_next_zxid(srv), server_wall_ms(),
+	int32_t err = prep_write(&srv->prep, srv->db.tree, pr, write_next_zxid(srv), clock_wall_ms(),
 				 &r->arena, &r->txn, NULL);
 	if (err == ZOK && pr->op == ZK_OP_MULTI && !write_keep_op_types(r, &pr->u.multi))
 		err = ZSYSTEMERROR;
@@ -300,7 +300,7 @@ void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 		}
 		r->received_ns = received_ns;
 		r->txn = prep_close_session(&srv->prep, srv->db.tree, c->session_id,
-					    write_next_zxid(srv), server_wall_ms(), &r->arena);
+					    write_next_zxid(srv), clock_wall_ms(), &r->arena);
 		if (r->txn == NULL || srv->log_failed || write_submit(srv, r) != 0) {
 			request_put(srv, r);
 			conn_close(c);
@@ -390,7 +390,7 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 		log_msg(LOG_ERROR, "server", "out of memory applying zxid 0x%llx; stopping",
 			(unsigned long long)txn->zxid);
 		srv->exit_code = 2;
-		server_stop(srv);
+		srv->halt(srv);
 		return;
 	}
 	if (a.res.err == ZRUNTIMEINCONSISTENCY && txn->body_case != QUORUM__TXN__BODY_MULTI)
