@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fs.h"
 #include "thread.h"
 
@@ -54,6 +55,7 @@ struct echo_job {
 	int32_t type;          /* JOB_EVENT: ZK_EVENT_* */
 	char *path;            /* JOB_EVENT: znode; JOB_INVAL_ENTRY: name */
 	struct inode *parent;  /* JOB_INVAL_ENTRY, held */
+	uint64_t since_ns;     /* JOB_EVENT: when its watch event came */
 };
 
 void echo_init(struct echo *e)
@@ -125,6 +127,8 @@ void echo_watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg)
 	}
 	j->kind = JOB_EVENT;
 	j->type = ev->type;
+	j->since_ns = clock_mono_ns();
+	atomic_fetch_add(&fs->metrics.remote_changes, 1);
 	push(fs, j);
 }
 
@@ -253,13 +257,15 @@ static void inval_entry(struct fs *fs, struct inode *parent, const char *name)
 	fuse_lowlevel_notify_inval_entry(fs->se, parent->id, name, strlen(name));
 }
 
-static void handle_event(struct fs *fs, int32_t type, const char *path)
+/* Returns whether the change was repeated through the mount. */
+static bool handle_event(struct fs *fs, int32_t type, const char *path)
 {
+	bool echoed = false;
 	struct inode_table *t = &fs->inodes;
 	struct echo *e = &fs->echo;
 	char *parent = names_parent(path);
 	if (!parent)
-		return;
+		return false;
 	const char *name = names_base(path);
 	struct inode *pin = inode_find(t, parent, INODE_DIR);
 	struct inode *node = inode_find_any(t, path);
@@ -281,8 +287,10 @@ static void handle_event(struct fs *fs, int32_t type, const char *path)
 			target = mount_path(fs, path, "");
 			set_op(e, ECHO_DATA, path, INODE_FILE, &st);
 		}
-		if (target)
+		if (target) {
 			echo_write(target, false, st.data_length);
+			echoed = true;
+		}
 		break;
 	case ZK_EVENT_CREATED:
 		if (!pin) {
@@ -318,6 +326,7 @@ static void handle_event(struct fs *fs, int32_t type, const char *path)
 			set_op(e, ECHO_CREATE, path, INODE_FILE, &st);
 			echo_write(target, true, st.data_length);
 		}
+		echoed = true;
 		break;
 	case ZK_EVENT_DELETED:
 		inval_inode(fs, pin);
@@ -336,6 +345,7 @@ static void handle_event(struct fs *fs, int32_t type, const char *path)
 		}
 		if (rc != 0)
 			fs_log(LOG_DEBUG, "echo: remove %s: %s", target, strerror(errno));
+		echoed = true;
 		break;
 	}
 	set_op(e, ECHO_NONE, NULL, INODE_FILE, NULL);
@@ -345,6 +355,7 @@ out:
 	inode_put(t, node);
 	inode_put(t, data);
 	free(parent);
+	return echoed;
 }
 
 /* After missed events: forget everything cached, in the daemon and the
@@ -413,9 +424,9 @@ static void *echo_main(void *arg)
 		e->queued--;
 		pthread_mutex_unlock(&e->mu);
 		struct echo_job *j = CONTAINER_OF(front, struct echo_job, link);
-		if (j->kind == JOB_EVENT)
-			handle_event(fs, j->type, j->path);
-		else
+		if (j->kind == JOB_EVENT && handle_event(fs, j->type, j->path))
+			fs_metrics_echo(&fs->metrics, (clock_mono_ns() - j->since_ns) / 1000);
+		else if (j->kind != JOB_EVENT)
 			inval_entry(fs, j->parent, j->path);
 		job_free(fs, j);
 		pthread_mutex_lock(&e->mu);

@@ -181,6 +181,10 @@ int fh_commit(struct fh *f)
 	}
 	if (rc != ZOK)
 		fs_log(LOG_INFO, "commit of %s: %s", path, qc_strerror(rc));
+	if (rc == ZOK)
+		atomic_fetch_add(&fs->metrics.commits, 1);
+	else if (rc == ZBADVERSION)
+		atomic_fetch_add(&fs->metrics.commit_conflicts, 1);
 	free(path);
 	qc_result_free(r);
 	f->dirty = f->written = false;

@@ -42,6 +42,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hist.h"
 #include "hmap.h"
 #include "list.h"
 #include "quorum_client.h"
@@ -63,12 +64,41 @@ struct fs_options {
 	unsigned timeout_ms;      /* -o timeout=: bound of every ensemble call */
 	unsigned session_timeout_ms; /* -o session_timeout= */
 	unsigned max_size;        /* -o max_size=: largest file, bytes */
+	char *metrics;            /* -o metrics=[HOST:]PORT: the counters' HTTP
+				     endpoint (metrics.c), or NULL */
 	enum fs_watch_mode {
 		FS_WATCH_AUTO,        /* persistent if the server has addWatch */
 		FS_WATCH_PERSISTENT,  /* persistent or no mount */
 		FS_WATCH_ONESHOT,     /* one-shot watches (watch.c) */
 	} watch;                  /* -o watch= */
 };
+
+/* ---- metrics (metrics.c) ----------------------------------------------------- */
+
+/* The mount's own counters: any thread adds to them. */
+struct fs_metrics {
+	atomic_uint_fast64_t cache_hits, cache_misses; /* Stat lookups (znode.c) */
+	atomic_uint_fast64_t calls_retried;    /* fs_call_retry() said again */
+	atomic_uint_fast64_t writes_resolved;  /* fs_write_resolve() runs */
+	atomic_uint_fast64_t session_renewals; /* after an expiry (session.c) */
+	atomic_uint_fast64_t commits, commit_conflicts; /* fh_commit() (file.c) */
+	atomic_uint_fast64_t remote_changes;   /* other clients' changes (echo.c) */
+	atomic_uint_fast64_t echoes;           /* of them, echoed through the mount */
+	pthread_mutex_t mu;                    /* guards echo_us */
+	struct hist echo_us;                   /* watch event to echo done, µs */
+	struct MHD_Daemon *http;               /* -o metrics= */
+};
+void fs_metrics_init(struct fs_metrics *m);
+/* An echo done, us after its watch event came. */
+void fs_metrics_echo(struct fs_metrics *m, uint64_t us);
+/* Every counter in Prometheus's text format (malloc'd, *len bytes), or
+ * NULL when memory ran out. */
+char *fs_metrics_text(struct fs_metrics *m, size_t *len);
+/* Serves GET /metrics on [HOST:]PORT (HOST numeric IPv4, default
+ * 127.0.0.1) from a thread of libmicrohttpd's. 0, -EINVAL for a bad
+ * address, -EADDRINUSE when it cannot listen. */
+int fs_metrics_serve(struct fs_metrics *m, const char *where);
+void fs_metrics_stop(struct fs_metrics *m);
 
 /* ---- log (log.c) ----------------------------------------------------------- */
 
@@ -273,6 +303,7 @@ struct fs_session_hooks {
 
 struct fs_session {
 	const struct fs_options *opt;
+	struct fs_metrics *metrics;
 	struct fs_session_hooks hooks;
 	pthread_rwlock_t zk_lock;   /* calls hold it shared, the swap exclusive */
 	struct qc_client *zk;       /* under zk_lock */
@@ -558,6 +589,7 @@ void fh_unref(struct fh *f);
 struct fs {
 	struct fs_options opt;
 	struct fuse_session *se;
+	struct fs_metrics metrics;
 	double timeout;           /* entry/attr/negative timeout, from cache_s;
 				     0 when there is no watch */
 	bool watching;            /* a watch keeps caches fresh (the persistent

@@ -47,6 +47,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("timeout=%u", timeout_ms),
 	OPT("session_timeout=%u", session_timeout_ms),
 	OPT("max_size=%u", max_size),
+	OPT("metrics=%s", metrics),
 	OPT("quiet", quiet),
 	FUSE_OPT_KEY("watch=auto", KEY_WATCH_AUTO),
 	FUSE_OPT_KEY("watch=persistent", KEY_WATCH_PERSISTENT),
@@ -93,6 +94,8 @@ static void usage(FILE *out)
 		"  -o max_size=B    largest file (default 1047552)\n"
 		"  -o watch=MODE    auto (default), persistent or oneshot: how remote\n"
 		"                   changes are watched\n"
+		"  -o metrics=[HOST:]PORT  serve the mount's counters at /metrics\n"
+		"                   (Prometheus; HOST default 127.0.0.1)\n"
 		"See quorumfs(8) and quorumfs(5).\n");
 }
 
@@ -219,6 +222,8 @@ static int fs_init_modules(struct fs *fs)
 					  .missed = session_missed, .started = session_started,
 					  .arg = fs };
 	fs_session_init(&fs->session, o, &hooks);
+	fs_metrics_init(&fs->metrics);
+	fs->session.metrics = &fs->metrics;
 	expect_init(&fs->expect);
 	echo_init(&fs->echo);
 	watch_init(&fs->watch);
@@ -304,6 +309,11 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	if (fs_start_session(&fs) || echo_start(&fs) || ephemeral_start(&fs))
 		goto out_stop;
+	if (fs.opt.metrics && fs_metrics_serve(&fs.metrics, fs.opt.metrics) != 0) {
+		fs_log(LOG_ERR, "metrics=%s: cannot serve there (a numeric IPv4 address and "
+		       "a free port?)", fs.opt.metrics);
+		goto out_stop;
+	}
 	fs_log(LOG_INFO, "%s mounted on %s", fs.opt.hosts, fs.opt.mountpoint);
 	if (fs.opt.single_thread) {
 		ret = fuse_session_loop(fs.se);
@@ -320,6 +330,7 @@ int main(int argc, char **argv)
 	ret = ret < 0 ? 1 : 0;
 	fs_log(LOG_INFO, "%s unmounted from %s", fs.opt.hosts, fs.opt.mountpoint);
 out_stop:
+	fs_metrics_stop(&fs.metrics);
 	fuse_session_unmount(fs.se);
 	echo_stop(&fs);
 	ephemeral_stop(&fs);
@@ -342,5 +353,6 @@ out_args:
 	fuse_opt_free_args(&args);
 	free(fs.opt.hosts);
 	free(fs.opt.mountpoint);
+	free(fs.opt.metrics);
 	return ret;
 }

@@ -1,6 +1,7 @@
 /*
  * ops_xattr: the user.quorumfs.* attributes — the znode's Stat and its
- * real name, read-only (quorumfs(5)).
+ * real name, read-only (quorumfs(5)); on the mount's root also the mount's
+ * counters (user.quorumfs.metrics, metrics.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +67,20 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		return;
 	}
 	const char *field = name + strlen(XATTR_PREFIX);
+	if (ino == FUSE_ROOT_ID && strcmp(field, "metrics") == 0) {
+		size_t len = 0;
+		char *text = fs_metrics_text(&fs->metrics, &len);
+		if (!text)
+			fuse_reply_err(req, ENOMEM);
+		else if (size == 0)
+			fuse_reply_xattr(req, len);
+		else if (size < len)
+			fuse_reply_err(req, ERANGE);
+		else
+			fuse_reply_buf(req, text, len);
+		free(text);
+		return;
+	}
 	/* A file not created yet is created now: its name, Stat and all. */
 	struct fh *pend = inode_pending(&fs->inodes, in);
 	char *path = NULL;
@@ -114,12 +129,14 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	(void)ino;
 	char buf[512];
 	size_t used = 0;
 	for (size_t i = 0; i < N_XATTRS; i++)
 		used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s",
 					 XATTR_PREFIX, xattr_names[i]) + 1;
+	if (ino == FUSE_ROOT_ID)
+		used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%smetrics",
+					 XATTR_PREFIX) + 1;
 	if (size == 0)
 		fuse_reply_xattr(req, used);
 	else if (size < used)

@@ -81,7 +81,17 @@ static int wait_back(struct qc_client *c, const struct fs_call *call)
 	return left ? qc_wait_connected(c, left) : ZOPERATIONTIMEOUT;
 }
 
+static bool retry(struct fs_call *call, int *zerr, bool idempotent);
+
 bool fs_call_retry(struct fs_call *call, int *zerr, bool idempotent)
+{
+	bool again = retry(call, zerr, idempotent);
+	if (again && call->session->metrics)
+		atomic_fetch_add(&call->session->metrics->calls_retried, 1);
+	return again;
+}
+
+static bool retry(struct fs_call *call, int *zerr, bool idempotent)
 {
 	if (++call->tries >= FS_CALL_MAX_TRIES) {
 		if (*zerr == FS_NOT_APPLIED)
@@ -330,6 +340,8 @@ static int judge_create_seq(struct qc_client *c, const struct fs_write *w,
 int fs_write_resolve(struct qc_client *c, struct fs_call *call, const struct fs_write *w,
 		     struct qc_result **out)
 {
+	if (call->session->metrics)
+		atomic_fetch_add(&call->session->metrics->writes_resolved, 1);
 	if (out) {
 		qc_result_free(*out);
 		*out = NULL;

@@ -230,6 +230,8 @@ int fs_session_renew(struct fs_session *s)
 			pthread_rwlock_unlock(&s->zk_lock);
 			qc_close(old);
 			s->hooks.started(s->hooks.arg, c);
+			if (s->metrics)
+				atomic_fetch_add(&s->metrics->session_renewals, 1);
 			fs_log(LOG_INFO, "new session 0x%llx",
 			       (unsigned long long)qc_session_id(c));
 		}

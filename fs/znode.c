@@ -24,8 +24,11 @@
 /* The Stat of path, from the cache or the ensemble. 0 or -errno. */
 int stat_of(struct fs *fs, const char *path, struct zk_stat *st, bool fresh)
 {
-	if (!fresh && cache_get_stat(&fs->cache, path, st))
+	if (!fresh && cache_get_stat(&fs->cache, path, st)) {
+		atomic_fetch_add(&fs->metrics.cache_hits, 1);
 		return 0;
+	}
+	atomic_fetch_add(&fs->metrics.cache_misses, 1);
 	uint64_t tok = cache_token(&fs->cache);
 	struct qc_result *r = NULL;
 	int rc;

@@ -195,6 +195,64 @@ def test_xattrs(srv):
         k.stop()
 
 
+def test_metrics(srv):
+    """-o metrics=HOST:PORT serves the mount's own counters in Prometheus's
+    format, and the root's user.quorumfs.metrics holds the same: cache hits
+    and misses, commits and their conflicts, remote changes and their echoes
+    (with the echo latency), calls retried and writes resolved across a
+    failover, sessions renewed. The counters move with what the mount does."""
+    import urllib.error
+    import urllib.request
+    from harness import free_port
+    from prometheus_client.parser import text_string_to_metric_families
+    port = free_port()
+    k = kazoo_client(srv)
+    try:
+        k.create("/met/remote", b"r", makepath=True)
+        with Mount(srv, options=["metrics=127.0.0.1:%d" % port]) as a:
+            url = "http://127.0.0.1:%d/metrics" % port
+
+            def scrape():
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    assert r.status == 200
+                    text = r.read().decode()
+                out = {}
+                for fam in text_string_to_metric_families(text):
+                    for smp in fam.samples:
+                        out[smp.name + ("" if not smp.labels else str(smp.labels))] = smp.value
+                return out
+            before = scrape()
+            for name in ("cache_hits_total", "cache_misses_total", "commits_total",
+                         "commit_conflicts_total", "remote_changes_total", "echoes_total",
+                         "calls_retried_total", "writes_resolved_total",
+                         "session_renewals_total", "echo_latency_us_count"):
+                assert "quorumfs_" + name in before, (name, sorted(before))
+            write(a.path("met/one"), b"1")
+            write(a.path("met/two"), b"2")
+            os.listdir(a.path("met"))
+            os.stat(a.path("met/remote"))
+            os.stat(a.path("met/remote"))
+            k.set("/met/remote", b"changed")
+            wait_until(lambda: scrape()["quorumfs_echoes_total"] > before["quorumfs_echoes_total"],
+                       10, "the remote change echoed")
+            after = scrape()
+            assert after["quorumfs_commits_total"] >= before["quorumfs_commits_total"] + 2, after
+            assert after["quorumfs_remote_changes_total"] > before["quorumfs_remote_changes_total"]
+            assert after["quorumfs_echo_latency_us_count"] >= 1, after
+            assert after["quorumfs_cache_hits_total"] + after["quorumfs_cache_misses_total"] > \
+                before["quorumfs_cache_hits_total"] + before["quorumfs_cache_misses_total"], after
+            xattr = os.getxattr(a.dir, "user.quorumfs.metrics").decode()
+            assert "quorumfs_commits_total" in xattr, xattr[:200]
+            assert "user.quorumfs.metrics" in os.listxattr(a.dir)
+            try:
+                urllib.request.urlopen("http://127.0.0.1:%d/other" % port, timeout=5)
+                raise AssertionError("a path other than /metrics answered")
+            except urllib.error.HTTPError as e:
+                eq(e.code, 404, "another path")
+    finally:
+        k.stop()
+
+
 def test_mount_options(srv):
     k = kazoo_client(srv)
     try:
@@ -434,5 +492,5 @@ def test_unlink_open(srv):
 
 if __name__ == "__main__":
     main([test_mapping, test_mkdir_stays_dir, test_writes, test_remove_rename, test_xattrs,
-          test_mount_options, test_mount_helper, test_programs, test_names_and_links,
+          test_metrics, test_mount_options, test_mount_helper, test_programs, test_names_and_links,
           test_identity, test_unlink_open])

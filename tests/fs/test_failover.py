@@ -226,6 +226,12 @@ def in_flight(ens, m, k, phase):
     log = m.log_tail(400)
     for f in ("create/f", "write/f", "seq/job"):
         assert "%s/%s: lost write resolved: not applied" % (base, f) in log, log
+    # ...and counted among the mount's own figures (quorumfs(8), metrics=).
+    figures = dict(line.split(" ", 1) for line in
+                   os.getxattr(m.dir, "user.quorumfs.metrics").decode().splitlines()
+                   if line.startswith("quorumfs_") and "{" not in line)
+    assert float(figures["quorumfs_writes_resolved_total"]) >= 3, figures
+    assert float(figures["quorumfs_calls_retried_total"]) >= 3, figures
     # Exactly once, also after the old member has seen its stale requests.
     time.sleep(1)
     k.retry(k.sync, base)
