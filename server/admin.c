@@ -271,6 +271,12 @@ static int64_t resident_mb(void)
 	return n == 2 ? rss * (int64_t)sysconf(_SC_PAGESIZE) / (1024 * 1024) : -1;
 }
 
+/* os.arch as the JVM names the machine (amd64 for x86_64). */
+static const char *java_arch(const char *machine)
+{
+	return strcmp(machine, "x86_64") == 0 ? "amd64" : machine;
+}
+
 static void env_each(struct server *srv, void (*fn)(void *ctx, const char *k, const char *v),
 		     void *ctx)
 {
@@ -290,7 +296,7 @@ static void env_each(struct server *srv, void (*fn)(void *ctx, const char *k, co
 	fn(ctx, "java.io.tmpdir", tmp && *tmp ? tmp : "/tmp");
 	fn(ctx, "java.compiler", "<NA>");
 	fn(ctx, "os.name", have_u ? u.sysname : "<NA>");
-	fn(ctx, "os.arch", have_u ? u.machine : "<NA>");
+	fn(ctx, "os.arch", have_u ? java_arch(u.machine) : "<NA>");
 	fn(ctx, "os.version", have_u ? u.release : "<NA>");
 	fn(ctx, "user.name", pw ? pw->pw_name : "<NA>");
 	fn(ctx, "user.home", pw ? pw->pw_dir : "<NA>");
@@ -350,6 +356,64 @@ static int64_t wall_of(struct server *srv, int64_t loop_ms)
 	return clock_wall_ms() + (loop_ms - (int64_t)uv_now(srv->loop));
 }
 
+static void put_expiry(struct jute_out *o, struct server *srv, int64_t loop_ms, size_t count)
+{
+	char when[64];
+	time_t t = (time_t)(wall_of(srv, loop_ms) / 1000);
+	struct tm tm;
+	strftime(when, sizeof(when), "%a %b %d %H:%M:%S %Z %Y", localtime_r(&t, &tm));
+	put(o, "%zu expire at %s:\n", count, when);
+}
+
+/* When ZooKeeper's connection expiry queue would drop c: its last frame
+ * (or its accepting) plus its session timeout, or the sessionless timeout
+ * without a session, rounded up to the next multiple of the sessionless
+ * timeout (the queue's interval). */
+static int64_t conn_expiry(const struct conn *c)
+{
+	int64_t interval = c->srv->cfg->sessionless_timeout_ms;
+	int64_t from = (int64_t)(c->heard_ms ? c->heard_ms : c->opened_ms);
+	int64_t t = from + (c->session_id && c->timeout > 0 ? c->timeout : interval);
+	return interval > 0 ? (t / interval + 1) * interval : t;
+}
+
+static int by_expiry(const void *a, const void *b)
+{
+	int64_t x = conn_expiry(*(struct conn *const *)a), y = conn_expiry(*(struct conn *const *)b);
+	return x < y ? -1 : x > y;
+}
+
+/* dump's last part, as ZooKeeper's NIO connection factory writes it: the
+ * client connections (this one too) by when they would expire. */
+static void put_conns_dump(struct jute_out *o, struct server *srv)
+{
+	size_t n = 0, buckets = 0;
+	struct conn **a = malloc((srv->n_conns ? srv->n_conns : 1) * sizeof(*a));
+	if (a == NULL)
+		return;
+	LIST_FOR_EACH(l, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!c->closed && n < srv->n_conns)
+			a[n++] = c;
+	}
+	qsort(a, n, sizeof(*a), by_expiry);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || conn_expiry(a[i]) != conn_expiry(a[i - 1]))
+			buckets++;
+	put(o, "Connections dump:\nConnections Sets (%zu)/(%zu):\n", buckets, n);
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || conn_expiry(a[i]) != conn_expiry(a[i - 1])) {
+			size_t k = i;
+			while (k < n && conn_expiry(a[k]) == conn_expiry(a[i]))
+				k++;
+			put_expiry(o, srv, conn_expiry(a[i]), k - i);
+		}
+		put(o, "\tip: /%s sessionId: 0x%" PRIx64 "\n", a[i]->peer,
+		    (uint64_t)a[i]->session_id);
+	}
+	free(a);
+}
+
 struct eph_walk {
 	struct server *srv;
 	struct jute_out *o;
@@ -401,14 +465,10 @@ static void put_dump(struct jute_out *o, struct server *srv)
 	put(o, "SessionTracker dump:\nSession Sets (%zu)/(%zu):\n", buckets, n);
 	for (size_t i = 0; i < n; i++) {
 		if (i == 0 || a[i]->expire_at != a[i - 1]->expire_at) {
-			char when[64];
-			time_t t = (time_t)(wall_of(srv, a[i]->expire_at) / 1000);
-			struct tm tm;
-			strftime(when, sizeof(when), "%a %b %d %H:%M:%S %Z %Y", localtime_r(&t, &tm));
 			size_t k = i;
 			while (k < n && a[k]->expire_at == a[i]->expire_at)
 				k++;
-			put(o, "%zu expire at %s:\n", k - i, when);
+			put_expiry(o, srv, a[i]->expire_at, k - i);
 		}
 		put(o, "\t0x%" PRIx64 "\n", (uint64_t)a[i]->id);
 	}
@@ -418,6 +478,7 @@ static void put_dump(struct jute_out *o, struct server *srv)
 	put(o, "ephemeral nodes dump:\nSessions with Ephemerals (%zu):\n", owners);
 	struct eph_walk w = { srv, o, NULL };
 	tree_for_each_ephemeral_owner(srv->db.tree, put_eph_owner, &w);
+	put_conns_dump(o, srv);
 }
 
 /* ---- the AdminServer's JSON ------------------------------------------------ */
@@ -728,7 +789,7 @@ static void j_sysprops(struct json *j, struct server *srv)
 	(void)srv;
 	struct utsname u;
 	if (uname(&u) == 0) {
-		json_kv_str(j, "os.arch", strcmp(u.machine, "x86_64") == 0 ? "amd64" : u.machine);
+		json_kv_str(j, "os.arch", java_arch(u.machine));
 		json_kv_str(j, "os.name", u.sysname);
 		json_kv_str(j, "os.version", u.release);
 	}

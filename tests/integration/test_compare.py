@@ -537,7 +537,8 @@ def scenario(srv):
             events(b)])
         words = {wd: four_letter(srv.port, wd) for wd in ("srvr", "stat", "mntr", "cons",
                                                           "wchs", "isro", "conf", "ruok",
-                                                          "wchc", "wchp")}
+                                                          "wchc", "wchp", "dump", "envi",
+                                                          "gtmk", "dirs")}
         for path in (P + "/c2", P + "/dup"):
             w.remove_watches(path, W_ANY)
 
@@ -688,6 +689,40 @@ def compare_words(zw, qw):
     if not by_path(qw["wchp"]):
         problems.append("wchp shows no watches: the comparison is empty")
     same("conf keys", sorted(parse_kv(zw["conf"], "=")), sorted(parse_kv(qw["conf"], "=")))
+    same("gtmk", zw["gtmk"], qw["gtmk"])
+    same("dirs keys", list(parse_kv(zw["dirs"], ":")), list(parse_kv(qw["dirs"], ":")))
+    # envi: the same keys in the same order (the JVM's own facts say <NA>)
+    same("envi keys", list(parse_kv(zw["envi"], "=")), list(parse_kv(qw["envi"], "=")))
+    same("envi os.arch", parse_kv(zw["envi"], "=").get("os.arch"),
+         parse_kv(qw["envi"], "=").get("os.arch"))
+
+    # dump: its three parts; the sessions, and each one's ephemerals (session
+    # ids differ); every connection line in ZooKeeper's form
+    def dump_shape(text):
+        heads = [l for l in text.splitlines() if l.endswith(" dump:")]
+        m = re.search(r"^Session Sets \((\d+)\)/\((\d+)\):$", text, re.M)
+        e = re.search(r"^Sessions with Ephemerals \((\d+)\):$", text, re.M)
+        c = re.search(r"^Connections Sets \((\d+)\)/\((\d+)\):$", text, re.M)
+        return heads, m and m.group(2), e and e.group(1), c is not None
+
+    def dump_ephemerals(text):
+        part = text.split("ephemeral nodes dump:", 1)[-1].split("Connections dump:", 1)[0]
+        groups = []
+        for line in part.splitlines():
+            if line.startswith("0x"):
+                groups.append([])
+            elif line.startswith("\t") and groups:
+                groups[-1].append(line.strip())
+        return sorted(sorted(g) for g in groups)
+    same("dump shape", dump_shape(zw["dump"]), dump_shape(qw["dump"]))
+    same("dump ephemerals", dump_ephemerals(zw["dump"]), dump_ephemerals(qw["dump"]))
+    conn_lines = [l for l in qw["dump"].split("Connections dump:", 1)[-1].splitlines()
+                  if l.startswith("\tip:")]
+    for line in conn_lines:
+        if not re.match(r"\tip: /127\.0\.0\.1:\d+ sessionId: 0x[0-9a-f]+$", line):
+            problems.append("dump connection line shape: %r" % line)
+    if not conn_lines:
+        problems.append("dump lists no connection")
     zconf, qconf = parse_kv(zw["conf"], "="), parse_kv(qw["conf"], "=")
     for k in ("tickTime", "maxClientCnxns", "minSessionTimeout", "maxSessionTimeout",
               "serverId", "secureClientPort"):
