@@ -53,7 +53,7 @@
  *    memory on the loop thread, written by a libuv worker that owns only
  *    that image. A stall beats a log that never gets a snapshot.
  */
-#include "storage.h"
+#include "storage_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -78,97 +78,6 @@
 #include "snapshot.h"
 #include "txnlog.h"
 
-#define SUBDIR "quorum-v1"
-#define DEFAULT_SNAP_COUNT 100000
-#define DEFAULT_PREALLOC (64 << 20)
-#define DEFAULT_SEGMENT (64 << 20)
-#define MIN_SNAP_RETAIN 3
-#define SPARE_MAX_BYTES (1 << 20) /* a batch buffer bigger than this is not kept for reuse */
-
-struct item {
-	void *cookie;
-	int64_t zxid;
-	uint32_t end;         /* offset just past this record in the batch buffer */
-	uint32_t payload_crc; /* to re-frame the record if it ends a write */
-	bool roll;            /* a new segment begins with this txn */
-	int status;           /* set by the sync thread */
-	uint64_t queued_ns;   /* appended (monotonic) */
-};
-
-struct batch {
-	struct batch *next; /* on the done list */
-	bool doomed;        /* appended after a failure: never written, fails whole */
-	uint8_t *buf;       /* framed records, back to back: written as is */
-	size_t len, cap;
-	struct item *items;
-	size_t n, cap_items;
-	uint64_t taken_ns, done_ns; /* by the sync thread: write begun, fsynced */
-	int64_t slow_fsync_ms;      /* its fsync, if over fsync_warn_ms; else 0 */
-};
-
-struct storage {
-	uv_loop_t *loop;
-	storage_durable_cb durable;
-	void *ctx;
-	void (*snapshot_done)(void *ctx, int64_t zxid, int status);
-	int64_t snap_count;
-	int32_t snap_retain;
-	char *snap_dir;  /* <data_dir>/quorum-v1 */
-	char *log_dir;   /* <log_dir>/quorum-v1, maybe the same */
-	int snap_dirfd, log_dirfd;
-	int snap_lockfd, log_lockfd; /* flock()ed: one quorumd per directory */
-	struct txnlog *log;
-
-	/* Loop thread only. */
-	uv_async_t async;       /* the sync thread's "batches are done" */
-	uv_timer_t purge_timer;
-	bool snap_busy;         /* a snapshot is being written: child or worker */
-	struct snap_child *child; /* the forked writer, until its handle is closed */
-	int fork_error;         /* tests: the next fork "fails" with this */
-	uint64_t snap_started_ns; /* the running snapshot's start, for its stats */
-	uv_work_t snap_work;    /* the fallback: an image written by a worker */
-	struct snapshot_image snap_img;
-	int snap_status;        /* the worker's result */
-	struct snapshot_file *snaps; /* oldest first */
-	size_t n_snaps;
-	int64_t last_zxid;  /* the next append must follow this (txnlog_zxid_follows) */
-	int64_t log_last;   /* the newest zxid appended: a gap after it starts a segment */
-	int64_t snap_floor; /* the newest snapshot's zxid: the log may skip to it */
-	bool roll_next;     /* a snapshot was taken: the next txn begins a segment */
-	int64_t since_snap; /* appends since the last snapshot */
-	int64_t rand_roll;  /* this round's jitter, [0, snap_count / 2) */
-	uint64_t rng;
-	uint64_t inflight;  /* appended, not yet called back */
-	bool async_ref;     /* the async handle keeps the loop alive while inflight */
-	bool closing;
-	int open_handles;
-	void (*close_cb)(void *ctx);
-	void *close_ctx;
-
-	/* Shared with the sync thread, under lock. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct batch *pending;    /* the loop fills it; the sync thread takes it whole */
-	struct batch *done_head;  /* written (or failed), waiting for the loop */
-	struct batch *done_tail;
-	struct batch *spare;      /* an emptied batch kept for reuse */
-	bool sync_waiting;        /* the sync thread sleeps on cond */
-	bool busy;                /* the sync thread is writing a batch */
-	bool stopping;
-	bool exclusive;           /* recovery or truncation owns the writer state */
-	bool failed;              /* a write failed: appends fail until the loop caught up */
-	int failed_status;        /* its error, for the txns appended meanwhile */
-	int64_t rewind_zxid;      /* then appends follow this (the last durable) again */
-	int64_t durable_zxid;     /* the newest txn on disk */
-	struct storage_stats stats;
-	struct storage_timings timings; /* loop thread only */
-	int64_t fsync_warn_ms;
-	bool read_only;   /* storage_config.read_only */
-	bool in_use;      /* read-only: a running quorumd holds the lock */
-	pthread_t thread;
-	bool thread_started;
-};
-
 /* ---- small helpers ------------------------------------------------------------------- */
 
 static _Thread_local char err_buf[512];
@@ -186,7 +95,7 @@ static uint64_t rng_next(uint64_t *x)
  * snapCount / 2 + randRoll txns were logged, randRoll in [0, snapCount / 2),
  * drawn anew each time, so that the servers of an ensemble do not all
  * snapshot at once. */
-static void new_roll(struct storage *s)
+void storage_new_roll(struct storage *s)
 {
 	int64_t half = s->snap_count / 2;
 	s->rand_roll = half > 0 ? (int64_t)(rng_next(&s->rng) % (uint64_t)half) : 0;
@@ -584,7 +493,6 @@ static void stop_thread(struct storage *s)
 	s->thread_started = false;
 }
 
-static void on_purge_timer(uv_timer_t *t);
 
 int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_config *cfg,
 		 storage_durable_cb durable, void *ctx, const char **err_msg)
@@ -650,7 +558,7 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng))
 		s->rng = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
 	s->rng |= 1;
-	new_roll(s);
+	storage_new_roll(s);
 
 	r = uv_async_init(loop, &s->async, on_async);
 	if (r < 0) {
@@ -676,7 +584,7 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 		 * (the loop's first iteration, so after storage_recover() has
 		 * marked the corrupt snapshots), then every interval. */
 		uint64_t ms = (uint64_t)cfg->purge_interval_h * 3600 * 1000;
-		uv_timer_start(&s->purge_timer, on_purge_timer, 0, ms);
+		uv_timer_start(&s->purge_timer, storage_on_purge_timer, 0, ms);
 		uv_unref((uv_handle_t *)&s->purge_timer);
 	}
 	log_msg(LOG_INFO, "storage", "log in %s (%zu segments, last zxid 0x%" PRIx64 "), %zu "
@@ -904,390 +812,6 @@ int storage_append_packed(struct storage *s, int64_t zxid, const uint8_t *txn, s
 	return append_record(s, zxid, NULL, txn, len, cookie);
 }
 
-/* ---- snapshots ----------------------------------------------------------------------------- */
-
-static void finish_close(struct storage *s);
-
-/* Where every snapshot ends, on the loop: the list, the stats, the
- * callback, and the close it may have held up. */
-static void snap_finished(struct storage *s, int64_t zxid, int r, uint64_t size)
-{
-	s->snap_busy = false;
-	int64_t ms = (int64_t)((clock_mono_ns() - s->snap_started_ns) / 1000000);
-	pthread_mutex_lock(&s->lock);
-	if (r == 0) {
-		if (++s->stats.snapshots_written == 1 || ms < s->stats.min_snapshot_ms)
-			s->stats.min_snapshot_ms = ms;
-		s->stats.last_snapshot_ms = ms;
-		s->stats.total_snapshot_ms += ms;
-		if (ms > s->stats.max_snapshot_ms)
-			s->stats.max_snapshot_ms = ms;
-	} else
-		s->stats.snapshots_failed++;
-	pthread_mutex_unlock(&s->lock);
-	if (r == 0) {
-		size_t i = s->n_snaps;
-		while (i > 0 && s->snaps[i - 1].zxid > zxid)
-			i--;
-		if (i > 0 && s->snaps[i - 1].zxid == zxid) {
-			s->snaps[i - 1] = (struct snapshot_file){ .zxid = zxid, .size = (int64_t)size };
-		} else {
-			struct snapshot_file *a = realloc(s->snaps, (s->n_snaps + 1) * sizeof(*a));
-			if (a) {
-				s->snaps = a;
-				memmove(a + i + 1, a + i, (s->n_snaps - i) * sizeof(*a));
-				a[i] = (struct snapshot_file){ .zxid = zxid, .size = (int64_t)size };
-				s->n_snaps++;
-			} /* else purge just will not see it until the next start */
-		}
-		log_msg(LOG_INFO, "storage", "snapshot 0x%" PRIx64 " written (%" PRIu64 " bytes)",
-			(uint64_t)zxid, size);
-	}
-	if (s->snapshot_done && !s->closing)
-		s->snapshot_done(s->ctx, zxid, r);
-	if (s->closing)
-		finish_close(s);
-}
-
-/* -- the forked writer -- */
-
-struct snap_child {
-	uv_poll_t poll;       /* the report pipe's read end; keeps the loop alive */
-	struct storage *s;
-	int fd;               /* the read end, closed after the handle */
-	pid_t pid;            /* 0 once reaped */
-	int64_t zxid;
-	struct snapshot_outcome out;
-	size_t got;           /* bytes of out read so far */
-	int result;
-};
-
-/* The child's side: never returns. See DESIGN above for what it may do. */
-__attribute__((noreturn)) static void child_main(struct storage *s, struct snapshot_writer *w, int report_fd,
-		       pid_t parent, const struct tree *t,
-		       const struct storage_session *sessions, size_t n)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent) /* it died before the line above */
-		_exit(3);
-	/* The parent's handlers (libuv's signal pipe) are not ours: an
-	 * operator's SIGTERM to the process group ends the child too. */
-	static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2 };
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &dfl, NULL);
-	/* Keep 0-2, the snapshot directory and the report pipe. */
-	int keep[2] = { s->snap_dirfd < report_fd ? s->snap_dirfd : report_fd,
-			s->snap_dirfd < report_fd ? report_fd : s->snap_dirfd };
-	unsigned lo = 3;
-	for (int i = 0; i <= 2; i++) {
-		unsigned hi = i < 2 ? (unsigned)keep[i] : ~0u;
-		if (hi > lo && close_range(lo, hi - 1, 0) < 0) {
-			struct rlimit rl;
-			unsigned max = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-				       rl.rlim_cur < 65536 ? (unsigned)rl.rlim_cur : 65536;
-			for (unsigned fd = lo; fd < hi && fd < max; fd++)
-				close((int)fd);
-		}
-		if (i < 2)
-			lo = (unsigned)keep[i] + 1;
-	}
-
-	struct snapshot_outcome out;
-	snapshot_writer_stream(w, s->snap_dirfd, t, sessions, n, &out);
-	const uint8_t *p = (const uint8_t *)&out;
-	for (size_t done = 0; done < sizeof(out);) {
-		ssize_t k = write(report_fd, p + done, sizeof(out) - done);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		done += (size_t)k;
-	}
-	_exit(out.status == 0 ? 0 : 1);
-}
-
-static void on_child_closed(uv_handle_t *h)
-{
-	struct snap_child *c = h->data;
-	struct storage *s = c->s;
-	int64_t zxid = c->zxid;
-	int r = c->result;
-	uint64_t size = c->out.bytes;
-	close(c->fd);
-	free(c);
-	s->child = NULL;
-	snap_finished(s, zxid, r, size);
-}
-
-/* The pipe hit EOF (the child exited) or failed: reap, judge, report. */
-static void child_done(struct snap_child *c)
-{
-	struct storage *s = c->s;
-	uv_poll_stop(&c->poll);
-	int wst = 0;
-	pid_t p;
-	do
-		p = waitpid(c->pid, &wst, 0); /* its last fd is closed: it is exiting */
-	while (p < 0 && errno == EINTR);
-	char path[64];
-	snprintf(path, sizeof(path), "snapshot.%016" PRIx64, (uint64_t)c->zxid);
-	if (p > 0 && WIFEXITED(wst) && c->got == sizeof(c->out) && c->out.zxid == c->zxid) {
-		c->result = c->out.status;
-		if (c->result < 0)
-			log_msg(LOG_ERROR, "storage", "writing snapshot %s/%s: %s: %s", s->snap_dir,
-				path, snapshot_step_name((enum snapshot_step)c->out.step),
-				strerror(-c->result));
-	} else {
-		c->result = -ECHILD;
-		if (p > 0 && WIFSIGNALED(wst))
-			log_msg(LOG_ERROR, "storage", "writing snapshot %s/%s: the writer (pid %d) "
-				"was killed by signal %d", s->snap_dir, path, (int)c->pid,
-				WTERMSIG(wst));
-		else
-			log_msg(LOG_ERROR, "storage", "writing snapshot %s/%s: the writer exited "
-				"(status 0x%x) without a report", s->snap_dir, path, wst);
-		/* It may have died mid-write. */
-		char tmp[72];
-		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-		unlinkat(s->snap_dirfd, tmp, 0);
-	}
-	c->pid = 0;
-	uv_close((uv_handle_t *)&c->poll, on_child_closed);
-}
-
-static void on_child_readable(uv_poll_t *h, int status, int events)
-{
-	(void)events;
-	struct snap_child *c = h->data;
-	if (status < 0) {
-		child_done(c);
-		return;
-	}
-	for (;;) {
-		uint8_t junk[64];
-		uint8_t *dst = c->got < sizeof(c->out) ? (uint8_t *)&c->out + c->got : junk;
-		size_t room = c->got < sizeof(c->out) ? sizeof(c->out) - c->got : sizeof(junk);
-		ssize_t n = read(c->fd, dst, room);
-		if (n > 0) {
-			if (dst != junk)
-				c->got += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		child_done(c); /* EOF: the child has exited */
-		return;
-	}
-}
-
-static void free_child(uv_handle_t *h)
-{
-	free(h->data);
-}
-
-/* Forks the writer. 0: it runs, and snap_finished() will be called; a
- * negative errno: no child, nothing to undo. */
-static int snapshot_fork(struct storage *s, const struct tree *t,
-			 const struct storage_session *sessions, size_t n_sessions)
-{
-	struct snap_child *c = calloc(1, sizeof(*c));
-	struct snapshot_writer *w = snapshot_writer_new();
-	int fds[2] = { -1, -1 };
-	int r = -ENOMEM;
-	if (!c || !w)
-		goto err;
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		r = -errno;
-		goto err;
-	}
-	r = uv_poll_init(s->loop, &c->poll, fds[0]); /* sets O_NONBLOCK on it */
-	if (r < 0)
-		goto err;
-	c->poll.data = c;
-	c->s = s;
-	c->fd = fds[0];
-	c->zxid = tree_last_zxid(t);
-	pid_t parent = getpid();
-	pid_t pid = s->fork_error ? -1 : fork();
-	if (pid == 0)
-		child_main(s, w, fds[1], parent, t, sessions, n_sessions);
-	r = pid < 0 ? (s->fork_error ? s->fork_error : -errno) : 0;
-	s->fork_error = 0;
-	close(fds[1]);
-	snapshot_writer_free(w);
-	if (r < 0) {
-		/* The handle was initialised: it must be closed, not freed. */
-		c->result = r;
-		c->s = NULL;
-		uv_close((uv_handle_t *)&c->poll, free_child);
-		close(fds[0]);
-		return r;
-	}
-	c->pid = pid;
-	uv_poll_start(&c->poll, UV_READABLE | UV_DISCONNECT, on_child_readable);
-	s->child = c;
-	return 0;
-
-err:
-	if (fds[0] >= 0) {
-		close(fds[0]);
-		close(fds[1]);
-	}
-	snapshot_writer_free(w);
-	free(c);
-	return r;
-}
-
-/* -- the fallback: an image in memory, written by a worker -- */
-
-static void snap_work(uv_work_t *w)
-{
-	struct storage *s = w->data;
-	s->snap_status = snapshot_write(s->snap_dir, s->snap_dirfd, &s->snap_img);
-}
-
-static void snap_after(uv_work_t *w, int status)
-{
-	struct storage *s = w->data;
-	int64_t zxid = s->snap_img.zxid;
-	int r = status < 0 ? -ECANCELED : s->snap_status;
-	size_t size = s->snap_img.len;
-	snapshot_image_free(&s->snap_img);
-	snap_finished(s, zxid, r, size);
-}
-
-static int snapshot_in_memory(struct storage *s, const struct tree *t,
-			      const struct storage_session *sessions, size_t n_sessions)
-{
-	int r = snapshot_serialize(t, sessions, n_sessions, &s->snap_img);
-	if (r < 0)
-		return r;
-	s->snap_work.data = s;
-	r = uv_queue_work(s->loop, &s->snap_work, snap_work, snap_after);
-	if (r < 0)
-		snapshot_image_free(&s->snap_img);
-	return r;
-}
-
-int storage_snapshot(struct storage *s, const struct tree *t,
-		     const struct storage_session *sessions, size_t n_sessions)
-{
-	if (s->closing)
-		return -ECANCELED;
-	if (s->read_only)
-		return -EROFS;
-	if (s->snap_busy)
-		return -EBUSY;
-	s->snap_started_ns = clock_mono_ns();
-	int r = snapshot_fork(s, t, sessions, n_sessions);
-	if (r == 0) {
-		int64_t us = (int64_t)((clock_mono_ns() - s->snap_started_ns) / 1000);
-		pthread_mutex_lock(&s->lock);
-		if (++s->stats.forks == 1 || us < s->stats.min_fork_us)
-			s->stats.min_fork_us = us;
-		s->stats.last_fork_us = us;
-		s->stats.total_fork_us += us;
-		if (us > s->stats.max_fork_us)
-			s->stats.max_fork_us = us;
-		pthread_mutex_unlock(&s->lock);
-	}
-	if (r < 0) {
-		log_msg(LOG_WARN, "storage", "cannot fork a snapshot writer (%s): serialising "
-			"snapshot 0x%" PRIx64 " on the loop thread instead", strerror(-r),
-			(uint64_t)tree_last_zxid(t));
-		r = snapshot_in_memory(s, t, sessions, n_sessions);
-		if (r < 0)
-			return r;
-	}
-	s->snap_busy = true;
-	int64_t zxid = tree_last_zxid(t);
-	if (zxid > s->snap_floor)
-		s->snap_floor = zxid;
-	if (s->snap_floor > s->last_zxid)
-		s->last_zxid = s->snap_floor;
-	s->roll_next = true;
-	s->since_snap = 0;
-	new_roll(s);
-	return 0;
-}
-
-void storage_test_fail_fork(struct storage *s, int err)
-{
-	s->fork_error = err;
-}
-
-bool storage_snapshot_due(const struct storage *s)
-{
-	return s->since_snap > s->snap_count / 2 + s->rand_roll;
-}
-
-/* ---- purging ------------------------------------------------------------------------------- */
-
-static void forget_snapshot(struct storage *s, size_t i)
-{
-	memmove(s->snaps + i, s->snaps + i + 1, (s->n_snaps - i - 1) * sizeof(*s->snaps));
-	s->n_snaps--;
-}
-
-static int delete_snapshot(struct storage *s, size_t i, const char *why)
-{
-	char *path = snapshot_path(s->snap_dir, s->snaps[i].zxid);
-	if (!path)
-		return -ENOMEM;
-	int r = 0;
-	if (unlink(path) < 0 && errno != ENOENT) {
-		r = -errno;
-		log_msg(LOG_ERROR, "storage", "%s: unlink %s: %s", why, path, strerror(errno));
-	} else {
-		log_msg(LOG_INFO, "storage", "%s: deleted %s", why, path);
-		forget_snapshot(s, i);
-	}
-	free(path);
-	return r;
-}
-
-int storage_purge(struct storage *s)
-{
-	/* The oldest snapshot kept: the snap_retain-th newest good one. */
-	size_t kept = 0, oldest = 0;
-	for (size_t i = s->n_snaps; i-- > 0 && kept < (size_t)s->snap_retain;) {
-		if (!s->snaps[i].bad) {
-			kept++;
-			oldest = i;
-		}
-	}
-	if (kept < (size_t)s->snap_retain)
-		return 0; /* as ZooKeeper: fewer than that, nothing goes */
-	int64_t keep_zxid = s->snaps[oldest].zxid;
-	int r = 0;
-	size_t deleted = 0;
-	while (s->n_snaps > 0 && s->snaps[0].zxid < keep_zxid) {
-		r = delete_snapshot(s, 0, "purge");
-		if (r < 0)
-			break;
-		deleted++;
-	}
-	if (deleted)
-		fsync(s->snap_dirfd);
-	if (r < 0)
-		return r;
-	/* The log from keep_zxid + 1 on stays: the oldest kept snapshot, and
-	 * so every newer one, can be brought up to date from it. */
-	r = txnlog_purge(s->log, keep_zxid);
-	return r < 0 ? r : 0;
-}
-
-static void on_purge_timer(uv_timer_t *t)
-{
-	struct storage *s = t->data;
-	int r = storage_purge(s);
-	if (r < 0)
-		log_msg(LOG_ERROR, "storage", "autopurge: %s", strerror(-r));
-}
-
 /* ---- replication: truncate and read back ---------------------------------------------------- */
 
 /* Deletes every snapshot newer than zxid, durably (the directory is
@@ -1296,7 +820,7 @@ static int drop_snapshots_after(struct storage *s, int64_t zxid, const char *why
 {
 	bool deleted = false;
 	while (s->n_snaps > 0 && s->snaps[s->n_snaps - 1].zxid > zxid) {
-		int r = delete_snapshot(s, s->n_snaps - 1, why);
+		int r = storage_delete_snapshot(s, s->n_snaps - 1, why);
 		if (r < 0)
 			return r;
 		deleted = true;
@@ -1463,7 +987,7 @@ static void on_handle_closed(uv_handle_t *h)
 		cb(ctx);
 }
 
-static void finish_close(struct storage *s)
+void storage_finish_close(struct storage *s)
 {
 	uv_close((uv_handle_t *)&s->async, on_handle_closed);
 	uv_close((uv_handle_t *)&s->purge_timer, on_handle_closed);
@@ -1487,7 +1011,7 @@ void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx)
 			uv_cancel((uv_req_t *)&s->snap_work);
 		return;
 	}
-	finish_close(s);
+	storage_finish_close(s);
 }
 
 /* ---- quorumd --check ----------------------------------------------------------------------- */
