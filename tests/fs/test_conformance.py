@@ -1,0 +1,348 @@
+"""quorumfs conformance: the system calls quorumfs(5) covers, each with the
+result or errno it documents, against quorumd or a plain Apache ZooKeeper
+(argv[1]) with the same expectations. Two mounts (A, B) of one server and a
+kazoo client stand in for other machines. Each case is a line of a table:
+what is called, and what must come of it; a case that does otherwise is
+reported with what it got, and all the cases run whatever the others did.
+
+What each section checks is what quorumfs(5) says under the heading of the
+same name: READING AND WRITING, CREATING, REMOVING, RENAMING, CREATION
+SUFFIXES, LOCKS and ERRORS."""
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+import stat
+
+from fsutil import Mount, kazoo_client, main
+
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+MAX_SIZE = 1047552
+
+
+def renameat2(src, dst, flags):
+    if libc.renameat2(AT_FDCWD, src.encode(), AT_FDCWD, dst.encode(), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+class Table:
+    """Cases run one by one; failures are collected and raised together."""
+
+    def __init__(self):
+        self.failures = []
+        self.n = 0
+
+    def case(self, what, fn, want=None):
+        """want: None (it must succeed), an errno, or a callable checking the
+        result (returns a message or None)."""
+        self.n += 1
+        try:
+            got = fn()
+        except OSError as e:
+            if want != e.errno:
+                self.failures.append("%s: %s (errno %s), want %s" % (
+                    what, e, errno.errorcode.get(e.errno), self.name(want)))
+            return None
+        except Exception as e:  # noqa: B902 (a kazoo error: reported with the rest)
+            self.failures.append("%s: %r, want %s" % (what, e, self.name(want)))
+            return None
+        if isinstance(want, int):
+            self.failures.append("%s: succeeded (%r), want %s" % (what, got,
+                                                                  errno.errorcode.get(want)))
+        elif callable(want):
+            msg = want(got)
+            if msg:
+                self.failures.append("%s: %s" % (what, msg))
+        return got
+
+    @staticmethod
+    def name(want):
+        return "success" if want is None or callable(want) else errno.errorcode.get(want)
+
+    def check(self):
+        print("    %d cases, %d as quorumfs(5) says" % (self.n, self.n - len(self.failures)),
+              flush=True)
+        assert not self.failures, "\n  ".join([""] + self.failures)
+
+
+def equals(want):
+    return lambda got: None if got == want else "got %r, want %r" % (got, want)
+
+
+def put(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
+    fd = os.open(path, flags, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def get(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_reading_and_writing(srv):
+    t = Table()
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a, Mount(srv) as b:
+            os.mkdir(a.path("cf-rw"))  # a childless znode would be a file
+            p = a.path("cf-rw/f")
+            t.case("open(O_CREAT|O_EXCL) of a new name", lambda: os.close(
+                os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)))
+            t.case("open(O_CREAT|O_EXCL) again", lambda: os.open(
+                p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644), errno.EEXIST)
+            t.case("write, close: committed", lambda: put(p, b"hello"))
+            t.case("the other mount reads it", lambda: get(b.path("cf-rw/f")), equals(b"hello"))
+            t.case("the znode holds it", lambda: k.get("/cf-rw/f")[0], equals(b"hello"))
+            t.case("open of a missing name", lambda: os.open(a.path("cf-rw/none"), os.O_RDONLY),
+                   errno.ENOENT)
+            t.case("open of a directory for writing",
+                   lambda: os.open(a.path("cf-rw"), os.O_WRONLY), errno.EISDIR)
+            t.case("O_APPEND", lambda: (put(p, b" world", os.O_WRONLY | os.O_APPEND),
+                                        get(p))[1], equals(b"hello world"))
+            t.case("O_TRUNC", lambda: (put(p, b"new"), get(p))[1], equals(b"new"))
+
+            def hole():
+                fd = os.open(p, os.O_WRONLY)
+                try:
+                    os.pwrite(fd, b"X", 6)
+                finally:
+                    os.close(fd)
+                return get(p)
+            t.case("a write past the end leaves a hole of zeros", hole,
+                   equals(b"new\0\0\0X"))
+
+            def ftrunc(n):
+                fd = os.open(p, os.O_WRONLY)
+                try:
+                    os.ftruncate(fd, n)
+                finally:
+                    os.close(fd)
+                return get(p)
+            t.case("ftruncate shorter", lambda: ftrunc(2), equals(b"ne"))
+            t.case("ftruncate longer", lambda: ftrunc(4), equals(b"ne\0\0"))
+            t.case("truncate(2) by path", lambda: (os.truncate(p, 1), get(p))[1], equals(b"n"))
+            t.case("lseek(SEEK_END)", lambda: (lambda fd: (os.lseek(fd, 0, os.SEEK_END),
+                                                           os.close(fd))[0])(
+                os.open(p, os.O_RDONLY)), equals(1))
+
+            def fsync_commits():
+                fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+                try:
+                    os.write(fd, b"synced")
+                    os.fsync(fd)
+                    return k.get("/cf-rw/f")[0]
+                finally:
+                    os.close(fd)
+            t.case("fsync commits before the close", fsync_commits, equals(b"synced"))
+
+            def mapping(flags):
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    m = mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
+                    try:
+                        return bytes(m[:6])
+                    finally:
+                        m.close()
+                finally:
+                    os.close(fd)
+            t.case("mmap MAP_SHARED", lambda: mapping(mmap.MAP_SHARED), errno.ENODEV)
+            t.case("mmap MAP_PRIVATE reads the open file's copy",
+                   lambda: mapping(mmap.MAP_PRIVATE), equals(b"synced"))
+            st = os.stat(p)
+            t.case("stat: a regular file, its size, one link",
+                   lambda: (stat.S_ISREG(st.st_mode), st.st_size, st.st_nlink),
+                   equals((True, 6, 1)))
+            t.case("stat: a directory", lambda: stat.S_ISDIR(os.stat(a.path("cf-rw")).st_mode),
+                   equals(True))
+            t.case("statfs: NAME_MAX", lambda: os.statvfs(a.dir).f_namemax, equals(255))
+            t.case("utimensat succeeds and changes nothing",
+                   lambda: (os.utime(p, (1, 1)), os.stat(p).st_mtime)[1],
+                   equals(st.st_mtime))
+
+            # Lost updates: the znode changed since the open.
+            def lost_update():
+                fd = os.open(p, os.O_WRONLY)
+                try:
+                    k.set("/cf-rw/f", b"theirs")
+                    os.write(fd, b"mine")
+                finally:
+                    os.close(fd)
+            t.case("a commit over another client's change", lost_update, errno.ESTALE)
+            t.case("the other change stays", lambda: k.get("/cf-rw/f")[0], equals(b"theirs"))
+
+            # The size limit.
+            def too_big():
+                fd = os.open(a.path("cf-rw/big"), os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, b"x" * (MAX_SIZE + 1))
+                finally:
+                    os.close(fd)
+            t.case("a write past max_size", too_big, errno.EFBIG)
+            t.case("nothing committed", lambda: k.exists("/cf-rw/big"), equals(None))
+    finally:
+        k.stop()
+    t.check()
+
+
+def test_creating_removing_renaming(srv):
+    t = Table()
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a:
+            d = a.path("cf-ns")
+            t.case("mkdir", lambda: os.mkdir(d))
+            t.case("mkdir again", lambda: os.mkdir(d), errno.EEXIST)
+            t.case("mkdir under a missing parent", lambda: os.mkdir(a.path("cf-none/x")),
+                   errno.ENOENT)
+            t.case("a directory's own data is DIR/.data",
+                   lambda: os.path.isfile(os.path.join(d, ".data")), equals(True))
+            t.case("mknod of a regular file: an empty znode at once",
+                   lambda: (os.mknod(os.path.join(d, "node"), 0o644 | stat.S_IFREG),
+                            k.get("/cf-ns/node")[0])[1], equals(b""))
+            t.case("mknod of a fifo", lambda: os.mkfifo(os.path.join(d, "fifo")), errno.EPERM)
+            t.case("mknod of a device", lambda: os.mknod(
+                os.path.join(d, "dev"), 0o644 | stat.S_IFCHR, os.makedev(1, 3)), errno.EPERM)
+            put(os.path.join(d, "f"), b"f")
+            t.case("link", lambda: os.link(os.path.join(d, "f"), os.path.join(d, "g")),
+                   errno.EPERM)
+            t.case("symlink", lambda: os.symlink("f", os.path.join(d, "l")), errno.EPERM)
+            t.case("a reserved name", lambda: put(os.path.join(d, ".quorumfs-x"), b""),
+                   errno.EPERM)
+            t.case("a name of 256 bytes", lambda: put(os.path.join(d, "n" * 256), b""),
+                   errno.ENAMETOOLONG)
+            os.mkdir(os.path.join(d, "sub"))
+            put(os.path.join(d, "sub/x"), b"")
+            t.case("rmdir of a directory with children", lambda: os.rmdir(
+                os.path.join(d, "sub")), errno.ENOTEMPTY)
+            t.case("rmdir of a file", lambda: os.rmdir(os.path.join(d, "f")), errno.ENOTDIR)
+            t.case("unlink of a directory", lambda: os.unlink(os.path.join(d, "sub")),
+                   errno.EISDIR)
+            t.case("unlink of a missing name", lambda: os.unlink(os.path.join(d, "none")),
+                   errno.ENOENT)
+            t.case("unlink", lambda: (os.unlink(os.path.join(d, "sub/x")),
+                                      k.exists("/cf-ns/sub/x"))[1], equals(None))
+            t.case("rmdir of an empty directory", lambda: os.rmdir(os.path.join(d, "sub")))
+            # rename
+            put(os.path.join(d, "r1"), b"one")
+            put(os.path.join(d, "r2"), b"two")
+            t.case("rename onto a free name", lambda: (
+                os.rename(os.path.join(d, "r1"), os.path.join(d, "r3")),
+                k.get("/cf-ns/r3")[0], k.exists("/cf-ns/r1"))[1:], equals((b"one", None)))
+            v = k.exists("/cf-ns/r2").czxid
+            t.case("rename over a file keeps the target's znode", lambda: (
+                os.rename(os.path.join(d, "r3"), os.path.join(d, "r2")),
+                k.get("/cf-ns/r2")[0], k.exists("/cf-ns/r2").czxid == v)[1:],
+                equals((b"one", True)))
+            put(os.path.join(d, "r4"), b"four")
+            t.case("RENAME_NOREPLACE over a file", lambda: renameat2(
+                os.path.join(d, "r4"), os.path.join(d, "r2"), RENAME_NOREPLACE), errno.EEXIST)
+            t.case("RENAME_NOREPLACE onto a free name", lambda: renameat2(
+                os.path.join(d, "r4"), os.path.join(d, "r5"), RENAME_NOREPLACE))
+            t.case("RENAME_EXCHANGE", lambda: renameat2(
+                os.path.join(d, "r5"), os.path.join(d, "r2"), RENAME_EXCHANGE), errno.EINVAL)
+            os.mkdir(os.path.join(d, "dir"))
+            t.case("rename of a directory", lambda: os.rename(
+                os.path.join(d, "dir"), os.path.join(d, "dir2")), errno.EXDEV)
+            # chmod, chown and extended attributes
+            mode = stat.S_IMODE(os.stat(os.path.join(d, "f")).st_mode)
+            t.case("chmod to the mode it has", lambda: os.chmod(os.path.join(d, "f"), mode))
+            t.case("chmod to another mode", lambda: os.chmod(os.path.join(d, "f"),
+                                                             mode ^ 0o100), errno.EPERM)
+            st = os.stat(os.path.join(d, "f"))
+            t.case("chown to the owner it has", lambda: os.chown(os.path.join(d, "f"),
+                                                                 st.st_uid, st.st_gid))
+            t.case("chown to another owner", lambda: os.chown(os.path.join(d, "f"),
+                                                              st.st_uid + 1, -1), errno.EPERM)
+            t.case("setxattr of a user.quorumfs.* attribute", lambda: os.setxattr(
+                os.path.join(d, "f"), "user.quorumfs.version", b"9"), errno.EPERM)
+            t.case("setxattr of another attribute", lambda: os.setxattr(
+                os.path.join(d, "f"), "user.other", b"9"), errno.ENOTSUP)
+            t.case("getxattr of an attribute that is not there", lambda: os.getxattr(
+                os.path.join(d, "f"), "user.quorumfs.nothing"), errno.ENODATA)
+            t.case("getxattr of the version", lambda: os.getxattr(
+                os.path.join(d, "f"), "user.quorumfs.version"), equals(b"0"))
+    finally:
+        k.stop()
+    t.check()
+
+
+def test_suffixes_and_read_only(srv):
+    t = Table()
+    k = kazoo_client(srv)
+    try:
+        k.create("/cf-sx/ro", b"ro", makepath=True)
+        with Mount(srv) as a:
+            d = a.path("cf-sx")
+            t.case("mkdir NAME#e", lambda: os.mkdir(os.path.join(d, "e#e")), errno.EINVAL)
+            t.case("mknod NAME#e", lambda: os.mknod(os.path.join(d, "m#e"),
+                                                    0o644 | stat.S_IFREG), errno.EINVAL)
+
+            def seq():
+                put(os.path.join(d, "job#s"), b"j")
+                return sorted(n for n in os.listdir(d) if n.startswith("job"))
+            t.case("NAME#s makes NAME and ten digits", seq,
+                   lambda got: None if len(got) == 1 and len(got[0]) == 13 and
+                   got[0][3:].isdigit() else "got %r" % got)
+        with Mount(srv, options=["ro"]) as r:
+            d = r.path("cf-sx")
+            t.case("a read on a read-only mount", lambda: get(os.path.join(d, "ro")),
+                   equals(b"ro"))
+            t.case("a write on a read-only mount", lambda: put(os.path.join(d, "ro"), b"x"),
+                   errno.EROFS)
+            t.case("mkdir on a read-only mount", lambda: os.mkdir(os.path.join(d, "x")),
+                   errno.EROFS)
+            t.case("unlink on a read-only mount", lambda: os.unlink(os.path.join(d, "ro")),
+                   errno.EROFS)
+    finally:
+        k.stop()
+    t.check()
+
+
+def test_locks(srv):
+    t = Table()
+    k = kazoo_client(srv)
+    try:
+        k.create("/cf-lk/f", b"", makepath=True)
+        with Mount(srv) as a, Mount(srv) as b:
+            fa = os.open(a.path("cf-lk/f"), os.O_RDWR)
+            fb = os.open(b.path("cf-lk/f"), os.O_RDWR)
+            try:
+                t.case("flock(LOCK_EX) on mount A", lambda: fcntl.flock(fa, fcntl.LOCK_EX))
+                t.case("flock(LOCK_EX|LOCK_NB) on mount B while A holds it",
+                       lambda: fcntl.flock(fb, fcntl.LOCK_EX | fcntl.LOCK_NB), errno.EAGAIN)
+                t.case("flock(LOCK_UN) on A", lambda: fcntl.flock(fa, fcntl.LOCK_UN))
+                t.case("then B gets it", lambda: fcntl.flock(fb, fcntl.LOCK_EX | fcntl.LOCK_NB))
+                fcntl.flock(fb, fcntl.LOCK_UN)
+                t.case("fcntl write lock on bytes 0-9 on A", lambda: fcntl.lockf(
+                    fa, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0))
+                t.case("fcntl write lock on bytes 5-14 on B: refused", lambda: fcntl.lockf(
+                    fb, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 5), errno.EAGAIN)
+                # Ranges do not divide a file between processes (quorumfs(5)):
+                # a disjoint range conflicts too.
+                t.case("fcntl write lock on bytes 10-19 on B: refused as well",
+                       lambda: fcntl.lockf(fb, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 10),
+                       errno.EAGAIN)
+                t.case("A unlocks bytes 0-4, keeps 5-9: B still refused", lambda: (
+                    fcntl.lockf(fa, fcntl.LOCK_UN, 5, 0),
+                    fcntl.lockf(fb, fcntl.LOCK_EX | fcntl.LOCK_NB, 5, 0))[1], errno.EAGAIN)
+                t.case("A unlocks the rest: B gets it", lambda: (
+                    fcntl.lockf(fa, fcntl.LOCK_UN, 5, 5),
+                    fcntl.lockf(fb, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 10))[1])
+            finally:
+                os.close(fa)
+                os.close(fb)
+    finally:
+        k.stop()
+    t.check()
+
+
+if __name__ == "__main__":
+    main([test_reading_and_writing, test_creating_removing_renaming,
+          test_suffixes_and_read_only, test_locks])
