@@ -213,6 +213,22 @@ static void host_sync_reached(void *ctx, uint64_t seq, int64_t zxid)
 	reply_when_applied(c, r, at, zxid);
 }
 
+/* Closes every client connection (four-letter words' aside); returns how
+ * many. Their clients reconnect, here or elsewhere, with their sessions. */
+static int close_clients(struct server *srv)
+{
+	int n = 0;
+	LIST_FOR_EACH_SAFE(l, nx, &srv->conns) {
+		struct conn *c = CONTAINER_OF(l, struct conn, link);
+		if (!c->admin && !c->closed) {
+			conn_close(c);
+			srv->stats.closed_not_serving++;
+			n++;
+		}
+	}
+	return n;
+}
+
 static void host_serving(void *ctx, bool serving, bool leading)
 {
 	struct server *srv = ctx;
@@ -220,15 +236,7 @@ static void host_serving(void *ctx, bool serving, bool leading)
 		/* As a ZooKeeper server does on losing its leader: every client
 		 * goes, to reconnect (here once there is a leader again, or to
 		 * another server) with its session, which lives in the tree. */
-		int n = 0;
-		LIST_FOR_EACH_SAFE(l, nx, &srv->conns) {
-			struct conn *c = CONTAINER_OF(l, struct conn, link);
-			if (!c->admin && !c->closed) {
-				conn_close(c);
-				srv->stats.closed_not_serving++;
-				n++;
-			}
-		}
+		int n = close_clients(srv);
 		if (n)
 			log_msg(LOG_INFO, "server", "not serving: closed %d client connections", n);
 	}
@@ -344,15 +352,7 @@ static void read_only_end(struct server *srv)
 	if (!srv->read_only)
 		return;
 	srv->read_only = false;
-	int n = 0;
-	LIST_FOR_EACH_SAFE(l, nx, &srv->conns) {
-		struct conn *c = CONTAINER_OF(l, struct conn, link);
-		if (!c->admin && !c->closed) {
-			conn_close(c);
-			srv->stats.closed_not_serving++;
-			n++;
-		}
-	}
+	int n = close_clients(srv);
 	log_msg(LOG_INFO, "server", "read-only mode ends (a leader is found): closed %d client "
 		"connections", n);
 }
