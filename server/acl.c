@@ -12,7 +12,8 @@
  *     (acl_digest()), SHA-1 by OpenSSL's EVP interface.
  *   - the "sasl" scheme: SASLAuthenticationProvider, whose ids are the user
  *     names a SASL exchange proved (sasl.c, acl_auth_add_sasl()), matched
- *     exactly (no Kerberos realm rules, no zookeeper.superUser).
+ *     exactly (no Kerberos realm rules); the user zookeeper.superUser
+ *     names is also the superuser.
  *
  * What ZooKeeper does not check, this does not check either: an ACL entry's
  * perms are stored as sent (0 grants nothing; bits above ZK_PERM_ALL are
@@ -257,10 +258,15 @@ int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf cred
 	return auth_add_id(auth, "digest", id);
 }
 
-int acl_auth_add_sasl(struct acl_auth *auth, const char *user)
+int acl_auth_add_sasl(struct acl_auth *auth, const char *user, const char *super_user)
 {
 	if (user[0] == '\0' || strlen(user) >= sizeof(auth->ids[0].id))
 		return ZBADARGUMENTS;
+	if (super_user && super_user[0] && strcmp(user, super_user) == 0) {
+		int rc = auth_add_id(auth, "super", "");
+		if (rc != ZOK)
+			return rc;
+	}
 	return auth_add_id(auth, "sasl", user);
 }
 

@@ -48,9 +48,11 @@ void acl_auth_init(struct acl_auth *auth, const char *client_ip);
  * holder passes every ACL check. */
 int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf credentials,
 		 const char *super_digest);
-/* A SASL exchange proved `user` (sasl.c): adds the id ("sasl", user). ZOK,
- * or ZBADARGUMENTS past ACL_MAX_AUTH ids or for a name too long. */
-int acl_auth_add_sasl(struct acl_auth *auth, const char *user);
+/* A SASL exchange proved `user` (sasl.c): adds the id ("sasl", user), and
+ * ("super", "") too when user is super_user (zookeeper.superUser; NULL or
+ * "" for none), as ZooKeeper does. ZOK, or ZBADARGUMENTS past
+ * ACL_MAX_AUTH ids or for a name too long. */
+int acl_auth_add_sasl(struct acl_auth *auth, const char *user, const char *super_user);
 
 /* Whether auth may do perm (one ZK_PERM_ bit) on a node with this ACL.
  * An empty or NULL set allows everything, as in ZooKeeper. */

@@ -858,6 +858,8 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_bool(ld, p, &c->read_only_mode);
 	if (!strcmp(k, "java.security.auth.login.config"))
 		return copy_str(ld, p, c->jaas_path, sizeof(c->jaas_path));
+	if (!strcmp(k, "zookeeper.superUser"))
+		return copy_str(ld, p, c->sasl_super_user, sizeof(c->sasl_super_user));
 	if (!strcmp(k, "zookeeper.sasl.serverconfig")) {
 		if (p->value[0] == '\0')
 			return fail(ld, p->line, k, "empty section name");

@@ -76,6 +76,8 @@ struct config {
 	 * (zookeeper.sasl.serverconfig, default "Server"); "" without. */
 	char jaas_path[4096];
 	char jaas_section[128];
+	char sasl_super_user[256]; /* zookeeper.superUser: the SASL user who is
+				      the superuser; "" for none */
 	char super_digest[300]; /* DigestAuthenticationProvider.superDigest:
 				   "user:base64(sha1(user:password))", the
 				   digest id whose holder is the superuser;

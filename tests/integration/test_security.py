@@ -12,7 +12,9 @@ Server section lists users (ZooKeeper's JVM property
 java.security.auth.login.config; quorumd takes the same name as a zoo.cfg
 key), a client that proves its password by DIGEST-MD5 holds the id
 ("sasl", user): kazoo's SASL client (new and legacy options) reaches a node
-whose ACL names that user, others get NoAuth, whoAmI lists the id; a wrong
+whose ACL names that user, others get NoAuth, whoAmI lists the id; the user
+zookeeper.superUser names also holds ("super", "") and reaches every
+node; a wrong
 password or an unknown user gets AuthFailed (or the connection closed) and
 no id."""
 import os
@@ -127,6 +129,20 @@ def test_sasl_digest_md5(srv):
         denied(lambda: legacy.get("/sasl-bob"), "another SASL user")
         legacy.create("/sasl-carol", b"c", acl=[make_acl("sasl", "carol", all=True)])
         denied(lambda: bob.get("/sasl-carol"), "bob on carol's node")
+        # zookeeper.superUser names the SASL user who passes every check.
+        su = kazoo_client(srv, sasl_options={"mechanism": "DIGEST-MD5", "username": "super",
+                                             "password": "super_secret"})
+        try:
+            assert su.get("/sasl-bob")[0] == b"b" and su.get("/sasl-carol")[0] == b"c"
+        finally:
+            close_clients(su)
+        err, c = sasl_exchange(srv.port, "super", "super_secret")
+        assert err is None and c is not None, err
+        try:
+            err, ids = c.who_am_i()
+            assert err == 0 and ("super", "") in ids and ("sasl", "super") in ids, (err, ids)
+        finally:
+            c.close()
         # whoAmI after a raw exchange: the sasl id beside the ip one.
         err, c = sasl_exchange(srv.port, "bob", BOB_PW)
         assert err is None and c is not None, err
@@ -156,11 +172,12 @@ if __name__ == "__main__":
         f.write(JAAS)
     cfg = dict(CFG)
     cfg["authProvider.1"] = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+    sasl_props = {"java.security.auth.login.config": jaas, "zookeeper.superUser": "super"}
     try:
         if kind == "zookeeper":
-            server = ZooKeeper(extra_cfg=cfg, jvm_props={"java.security.auth.login.config": jaas})
+            server = ZooKeeper(extra_cfg=cfg, jvm_props=sasl_props)
         else:
-            cfg["java.security.auth.login.config"] = jaas
+            cfg.update(sasl_props)
             server = Quorumd(extra_cfg=cfg)
         with server as srv:
             run_tests([test_super_digest, test_sasl_digest_md5], srv)

@@ -166,14 +166,21 @@ static void test_sasl_ids(void **state)
 	assert_false(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
 	assert_int_equal(acl_auth_add(&auth, ZK_STR("sasl"), buf_c("bob"), NULL), ZAUTHFAILED);
 	assert_false(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
-	assert_int_equal(acl_auth_add_sasl(&auth, "bobby"), ZOK);
+	assert_int_equal(acl_auth_add_sasl(&auth, "bobby", "admin"), ZOK);
 	assert_false(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
-	assert_int_equal(acl_auth_add_sasl(&auth, "bob"), ZOK);
+	assert_int_equal(acl_auth_add_sasl(&auth, "bob", NULL), ZOK);
 	assert_true(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
 	assert_false(acl_check_list(&bob, 1, ZK_PERM_WRITE, &auth));
 	struct zk_acl digest_bob = mk(ZK_PERM_READ, "digest", "bob");
 	assert_false(acl_check_list(&digest_bob, 1, ZK_PERM_READ, &auth));
-	assert_int_equal(acl_auth_add_sasl(&auth, ""), ZBADARGUMENTS);
+	assert_int_equal(acl_auth_add_sasl(&auth, "", NULL), ZBADARGUMENTS);
+	/* zookeeper.superUser's user passes every check. */
+	struct acl_auth su;
+	acl_auth_init(&su, "10.0.0.1");
+	assert_int_equal(acl_auth_add_sasl(&su, "admin", "admin"), ZOK);
+	struct zk_acl other = mk(ZK_PERM_ALL, "digest", "x:y");
+	assert_true(acl_check_list(&other, 1, ZK_PERM_WRITE, &su));
+	assert_false(acl_check_list(&other, 1, ZK_PERM_WRITE, &auth));
 }
 
 /* ---- ip ------------------------------------------------------------------ */
