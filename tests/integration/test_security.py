@@ -85,7 +85,8 @@ Server {
 };
 Client {
     org.apache.zookeeper.server.auth.DigestLoginModule required
-    username="bob" password="unused here";
+    username="bob"
+    password="bob's \\"secret\\"";
 };
 """
 BOB_PW = 'bob\'s "secret"'
@@ -164,6 +165,42 @@ def test_sasl_digest_md5(srv):
         close_clients(bob, legacy, other)
 
 
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+
+
+def zkcli(srv, jaas, script):
+    """zkCli.sh against srv; with jaas, its Client section logs in by SASL
+    (DIGEST-MD5), as ZooKeeper's Java client does."""
+    import subprocess
+    flags = "-Xmx128m" + (" -Djava.security.auth.login.config=" + jaas if jaas else "")
+    env = dict(os.environ, ZOO_LOG_DIR=srv.dir, CLIENT_JVMFLAGS=flags)
+    p = subprocess.run([ZKCLI, "-server", srv.hosts], input=script, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=90, env=env, cwd=srv.dir)
+    return p.stdout
+
+
+def test_java_client_sasl(srv):
+    """ZooKeeper's own Java client (zkCli.sh) logs in by DIGEST-MD5 from its
+    JAAS Client section: whoami shows the sasl id, it creates a node only
+    bob may read and reads it; zkCli without the JAAS file is refused."""
+    if not os.path.exists(ZKCLI):
+        from harness import Skip
+        raise Skip("zkCli.sh is not installed")
+    out = zkcli(srv, srv.jaas, "whoami\ncreate /sasl-java j sasl:bob:cdrwa\nget /sasl-java\n"
+                "getAcl /sasl-java\nquit\n")
+    assert "SaslAuthenticated" in out and "\nsasl: bob\n" in out, out[-2000:]
+    assert "\nj\n" in out, "bob could not read its node:\n" + out[-2000:]
+    assert "'sasl,'bob" in out, out[-2000:]
+    out = zkcli(srv, None, "get /sasl-java\nquit\n")
+    assert "Insufficient permission" in out, out[-2000:]
+    su = kazoo_client(srv, sasl_options={"mechanism": "DIGEST-MD5", "username": "super",
+                                         "password": "super_secret"})
+    try:
+        su.delete("/sasl-java")
+    finally:
+        close_clients(su)
+
+
 if __name__ == "__main__":
     kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
     work = tempfile.mkdtemp(prefix="qfs-sec-")
@@ -180,6 +217,7 @@ if __name__ == "__main__":
             cfg.update(sasl_props)
             server = Quorumd(extra_cfg=cfg)
         with server as srv:
-            run_tests([test_super_digest, test_sasl_digest_md5], srv)
+            srv.jaas = jaas
+            run_tests([test_super_digest, test_sasl_digest_md5, test_java_client_sasl], srv)
     finally:
         shutil.rmtree(work, ignore_errors=True)
