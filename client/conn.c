@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame.h"
 #include "internal.h"
 #include "log.h"
 
@@ -100,20 +101,19 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return; /* EAGAIN */
 	cn->rlen += (size_t)n;
 	size_t off = 0;
-	while (!cn->dead && cn->rlen - off >= 4) {
-		uint32_t len;
-		memcpy(&len, cn->rbuf + off, 4);
-		len = be32toh(len);
-		if (len > QC_MAX_FRAME) {
+	while (!cn->dead) {
+		struct frame_ref f;
+		enum frame_cut cut = frame_cut(cn->rbuf, cn->rlen, off, QC_MAX_FRAME, &f);
+		if (cut == FRAME_PARTIAL)
+			break;
+		if (cut == FRAME_OVERSIZED) {
 			log_msg(LOG_WARN, "client", "%s: reply of %u bytes over the %d-byte limit; "
-				"dropping the connection", cn->peer, len, QC_MAX_FRAME);
+				"dropping the connection", cn->peer, f.len, QC_MAX_FRAME);
 			fail(cn, "frame too large");
 			return;
 		}
-		if (cn->rlen - off - 4 < len)
-			break;
-		qci_session_on_frame(cn->c, cn, cn->rbuf + off + 4, len);
-		off += 4 + (size_t)len;
+		qci_session_on_frame(cn->c, cn, f.p, f.len);
+		off += frame_size(&f);
 	}
 	if (cn->dead)
 		return;

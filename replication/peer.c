@@ -54,7 +54,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
-#include "byteorder.h"
+#include "frame.h"
 #include "hist.h"
 #include "list.h"
 #include "log.h"
@@ -154,14 +154,6 @@ struct peer_net {
 };
 
 static char errbuf[256];
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 static uint64_t next_random(struct peer_net *n)
 {
@@ -690,24 +682,24 @@ static void in_parse(struct conn *c)
 {
 	struct peer_net *n = c->net;
 	size_t off = 0;
-	while (!c->closed && !n->closing && c->in_len - off >= 4) {
-		uint32_t len = get_be32(c->in + off);
+	while (!c->closed && !n->closing) {
 		size_t max = c->established ? n->cfg.max_frame : HELLO_MAX;
-		if (len > max) {
+		struct frame_ref f;
+		enum frame_cut cut = frame_cut(c->in, c->in_len, off, max, &f);
+		if (cut == FRAME_PARTIAL)
+			break;
+		if (cut == FRAME_OVERSIZED) {
 			if (c->established)
-				in_refuse(c, "frame of %u bytes over max_frame (%zu)", len, max);
+				in_refuse(c, "frame of %u bytes over max_frame (%zu)", f.len, max);
 			else
-				in_refuse(c, "first frame of %u bytes is no Hello", len);
+				in_refuse(c, "first frame of %u bytes is no Hello", f.len);
 			return;
 		}
-		if (c->in_len - off - 4 < len)
-			break;
-		const uint8_t *p = c->in + off + 4;
-		off += 4 + (size_t)len;
+		off += frame_size(&f);
 		if (c->established)
-			in_frame(c, p, len);
+			in_frame(c, f.p, f.len);
 		else
-			in_hello(c, p, len);
+			in_hello(c, f.p, f.len);
 	}
 	if (c->closed)
 		return;
@@ -730,7 +722,7 @@ static void in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	size_t need = c->in_len + READ_CHUNK;
 	if (c->in_len >= 4) {
 		/* in_parse() has checked this length against the limit. */
-		size_t frame = 4 + (size_t)get_be32(c->in);
+		size_t frame = FRAME_HEADER + (size_t)get_be32(c->in);
 		if (frame > need)
 			need = frame;
 	}
@@ -996,7 +988,7 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 	h.n_observers = (size_t)cfg->n_observers;
 	h.observers = n->cfg.observers;
 	size_t hl = quorum__hello__get_packed_size(&h);
-	put_be32(n->hello, (uint32_t)hl);
+	frame_put_length(n->hello, (uint32_t)hl);
 	quorum__hello__pack(&h, n->hello + 4);
 	n->hello_len = 4 + hl;
 
@@ -1062,7 +1054,7 @@ int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m)
 	if (f == NULL)
 		return -ENOMEM;
 	f->len = 4 + size;
-	put_be32(f->data, (uint32_t)size);
+	frame_put_length(f->data, (uint32_t)size);
 	quorum__peer_msg__pack(m, f->data + 4);
 	f->queued_ns = uv_hrtime();
 	list_push_back(&l->queue, &f->link);

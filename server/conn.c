@@ -42,7 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "byteorder.h"
+#include "frame.h"
 #include "clock.h"
 #include "log.h"
 
@@ -336,33 +336,33 @@ static void parse(struct conn *c)
 {
 	size_t off = 0;
 	int32_t max = c->srv->cfg->jute_max_buffer;
-	while (!c->closed && !c->closing && !c->paused && c->in_len - off >= 4) {
-		const uint8_t *p = c->in + off;
+	while (!c->closed && !c->closing && !c->paused && c->in_len - off >= FRAME_HEADER) {
 		const struct conn_handler *h = c->srv->conn_handler;
-		if (!c->handshaken && off == 0 && c->recv_count == 0 && h->admin(c, p)) {
+		if (!c->handshaken && off == 0 && c->recv_count == 0 && h->admin(c, c->in)) {
 			off = c->in_len;
 			break;
 		}
-		int32_t len = (int32_t)get_be32(p);
-		if (len < 0 || len > max) {
+		struct frame_ref f;
+		enum frame_cut cut = frame_cut(c->in, c->in_len, off, (size_t)max, &f);
+		if (cut == FRAME_OVERSIZED) {
 			log_rl(LOG_WARN, "conn",
 				"%s: frame length %d is outside 0..jute.maxbuffer (%d); closing",
-				c->peer, len, max);
+				c->peer, (int32_t)f.len, max);
 			c->srv->stats.frames_too_large++;
 			conn_close(c);
 			return;
 		}
-		if (c->in_len - off - 4 < (size_t)len)
+		if (cut == FRAME_PARTIAL)
 			break;
-		off += 4 + (size_t)len;
+		off += frame_size(&f);
 		c->recv_count++;
 		c->heard_ms = uv_now(c->srv->loop);
 		c->srv->stats.packets_received++;
 		arena_reset(&c->frame_arena);
 		if (!c->handshaken)
-			h->connect(c, p + 4, (size_t)len);
+			h->connect(c, f.p, f.len);
 		else
-			h->frame(c, p + 4, (size_t)len);
+			h->frame(c, f.p, f.len);
 		conn_pause_if_busy(c);
 	}
 	if (c->closed)
