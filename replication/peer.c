@@ -625,14 +625,18 @@ static void in_hello(struct conn *c, const uint8_t *p, size_t len)
 		return;
 	}
 	const char *which = NULL;
-	if (!same_ids(h->voters, h->n_voters, n->cfg.voters, n->cfg.n_voters))
+	const uint32_t *ids = NULL;
+	size_t n_ids = 0;
+	if (!same_ids(h->voters, h->n_voters, n->cfg.voters, n->cfg.n_voters)) {
 		which = "voters";
-	else if (!same_ids(h->observers, h->n_observers, n->cfg.observers, n->cfg.n_observers))
+		ids = h->voters;
+		n_ids = h->n_voters;
+	} else if (!same_ids(h->observers, h->n_observers, n->cfg.observers, n->cfg.n_observers)) {
 		which = "observers";
+		ids = h->observers;
+		n_ids = h->n_observers;
+	}
 	if (which) {
-		bool v = which[0] == 'v';
-		const uint32_t *ids = v ? h->voters : h->observers;
-		size_t n_ids = v ? h->n_voters : h->n_observers;
 		char list[160];
 		size_t off = 0;
 		list[0] = '\0';
