@@ -312,8 +312,9 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
  * LOOKING, send it ours again (it may have been lost with the link). */
 void zab_elect_peer_reset(struct zab *z, uint32_t peer)
 {
-	z->unreachable[zab_member_index(z, peer)] = true;
-	if (z->role != ZAB_LOOKING || !zab_index_votes(z, zab_member_index(z, peer)))
+	int i = zab_member_index(z, peer);
+	z->unreachable[i] = true;
+	if (z->role != ZAB_LOOKING || !zab_index_votes(z, i))
 		return;
 	send_vote(z, peer);
 	check_round(z);
@@ -362,11 +363,11 @@ void zab_elect_tick(struct zab *z)
 		}
 		z->decide_at_ms = 0;
 	}
-	if (now >= z->vote_resend_ms && z->observer) {
-		send_vote_all(z);
-	} else if (now >= z->vote_resend_ms) {
+	if (now >= z->vote_resend_ms) {
 		int backoff = z->vote_backoff;
 		send_vote_all(z);
+		if (z->observer)
+			return; /* asks again every finalize wait, no backoff */
 		z->vote_backoff = backoff * 2 > ZAB_VOTE_RESEND_MAX_TICKS ? ZAB_VOTE_RESEND_MAX_TICKS
 									   : backoff * 2;
 		z->vote_resend_ms = now + z->vote_backoff * zab_tick_ms(z);
