@@ -108,11 +108,11 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	c->handshaken = true;
 	c->old_client = !req.has_read_only;
 	srv->stats.connect_requests++;
-	if (srv->replica && !replica_serving(srv->replica) && srv->read_only) {
-		handshake_read_only(c, &req);
-		return;
-	}
 	if (srv->replica && !replica_serving(srv->replica)) {
+		if (srv->read_only) {
+			handshake_read_only(c, &req);
+			return;
+		}
 		/* As ZooKeeper: no sessions while there is no quorum; the
 		 * client tries another server. */
 		log_rl(LOG_DEBUG, "server", "%s: not serving (no leader yet); closing", c->peer);
