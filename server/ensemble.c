@@ -360,7 +360,6 @@ static void read_only_end(struct server *srv)
 static void host_looking(void *ctx, bool looking)
 {
 	struct server *srv = ctx;
-	srv->looking = looking;
 	srv->looking_since_ms = (int64_t)uv_now(srv->loop);
 	if (!looking)
 		read_only_end(srv);
@@ -368,7 +367,7 @@ static void host_looking(void *ctx, bool looking)
 
 void ensemble_tick(struct server *srv, int64_t now_ms)
 {
-	if (!srv->cfg->read_only_mode || !srv->looking || srv->read_only)
+	if (!srv->cfg->read_only_mode || !replica_looking(srv->replica) || srv->read_only)
 		return;
 	int64_t delay = srv->cfg->tick_time > 2000 ? srv->cfg->tick_time : 2000;
 	if (now_ms - srv->looking_since_ms < delay)

@@ -219,10 +219,9 @@ struct server {
 	/* server_stop(), for the files the server calls that must stop it (a
 	 * txn that cannot be applied, a failed log): they call down, never up. */
 	void (*halt)(struct server *srv);
-	/* Read-only mode (readonlymode.enabled, ensemble.c): looking since
-	 * looking_since_ms, and serving reads to read-only clients once that
-	 * has lasted max(2000, tickTime) ms. */
-	bool looking;
+	/* Read-only mode (readonlymode.enabled, ensemble.c): the replica has
+	 * looked for a leader since looking_since_ms, and serves reads to
+	 * read-only clients once that has lasted max(2000, tickTime) ms. */
 	int64_t looking_since_ms;
 	bool read_only;
 	int64_t expire_next_ms; /* when to look for expired containers/TTL nodes */
