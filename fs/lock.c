@@ -368,12 +368,18 @@ static int acquire(struct fs *fs, fuse_req_t req, const char *key, int type, con
 		   bool sleep, char **mine)
 {
 	*mine = NULL;
-	int rc = ensure_dir(fs, key);
-	char *prefix = rc == ZOK ? names_join(key, type == F_WRLCK ? "w-" : "r-") : NULL;
+	char *prefix = names_join(key, type == F_WRLCK ? "w-" : "r-");
 	struct qc_result *r = NULL;
-	if (rc == ZOK)
-		rc = prefix ? call_create(fs, prefix, ZK_EPHEMERAL_SEQUENTIAL, NULL, -1, &r)
-			    : ZSYSTEMERROR;
+	int rc = prefix ? ZNONODE : ZSYSTEMERROR;
+	/* The directory is a container: the ensemble may remove it, empty
+	 * after another owner's release, between its create and ours. */
+	for (int attempt = 0; attempt < 5 && rc == ZNONODE; attempt++) {
+		qc_result_free(r);
+		r = NULL;
+		rc = ensure_dir(fs, key);
+		if (rc == ZOK)
+			rc = call_create(fs, prefix, ZK_EPHEMERAL_SEQUENTIAL, NULL, -1, &r);
+	}
 	free(prefix);
 	if (rc != ZOK) {
 		qc_result_free(r);

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from fsutil import Mount, eq, kazoo_client, main, wait_until, write
-from harness import four_letter
+from harness import Quorumd, ZooKeeper, four_letter
 
 
 def holder(path, kind="-x"):
@@ -187,6 +187,47 @@ def test_hidden(srv):
         k.stop()
 
 
+CHURN = r'''
+import errno, fcntl, sys, time
+f = open(sys.argv[1], "r+")
+until, n, bad = time.monotonic() + float(sys.argv[2]), 0, []
+while time.monotonic() < until:
+    try:
+        fcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.lockf(f, fcntl.LOCK_UN)
+        n += 1
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            bad.append(errno.errorcode.get(e.errno, str(e.errno)))
+print(n, " ".join(bad[:5]) or "-", flush=True)
+'''
+
+
+def test_lock_directory_reaped(srv):
+    """A file's lock directory is a container the ensemble removes once it
+    is empty — also between a request's create of the directory and of its
+    child, when another owner has just released. Owners that lock and
+    unlock one file as fast as they can, with the server looking for empty
+    containers every 10 ms, never see an error (SQLite called the ENOENT
+    that escaped here a disk I/O error)."""
+    if srv.kind == "zookeeper":
+        own = ZooKeeper(jvm_props={"znode.container.checkIntervalMs": "10"})
+    else:
+        own = Quorumd(extra_cfg={"znode.container.checkIntervalMs": "10"})
+    with own, Mount(own) as a:
+        write(a.path("churn"), b"")
+        procs = [subprocess.Popen(["/usr/bin/python3", "-c", CHURN, a.path("churn"), "4"],
+                                  stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        try:
+            outs = [p.communicate(timeout=60)[0].split(None, 1) for p in procs]
+        finally:
+            for p in procs:
+                stop(p, group=False)
+        print("  lock/unlock pairs per owner: %s" % [int(n) for n, _ in outs])
+        eq([bad.strip() for _, bad in outs], ["-"] * len(procs), "errors")
+        assert all(int(n) > 0 for n, _ in outs), "an owner never got the lock"
+
+
 if __name__ == "__main__":
     main([test_flock_two_mounts, test_interrupt, test_interrupt_sigint, test_fcntl,
-          test_deep_path_waiter, test_hidden])
+          test_deep_path_waiter, test_hidden, test_lock_directory_reaped])
