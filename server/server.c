@@ -255,6 +255,8 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	 * expire when the check interval is short. */
 	if ((uint64_t)cfg->container_check_ms < tick && cfg->container_check_ms > 0)
 		tick = (uint64_t)cfg->container_check_ms;
+	/* The first look one interval after start, as ZooKeeper's. */
+	srv->expire_next_ms = (int64_t)uv_now(srv->loop) + cfg->container_check_ms;
 	uv_timer_start(&srv->tick, on_tick, tick, tick);
 	uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&srv->sigint, on_signal, SIGINT);
