@@ -465,6 +465,7 @@ def test_data_and_children_watch(ens):
         def on_children(n):
             return lambda ch: kids[n].append(sorted(ch))
         for c in cs:
+            c.sync("/kzr/watched")  # a member's reads may lag the create
             DataWatch(c, "/kzr/watched", on_data(c.name))
             ChildrenWatch(c, "/kzr/watched", on_children(c.name))
         for c in cs:
