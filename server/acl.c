@@ -14,6 +14,10 @@
  *     names a SASL exchange proved (sasl.c, acl_auth_add_sasl()), matched
  *     exactly (no Kerberos realm rules); the user zookeeper.superUser
  *     names is also the superuser.
+ *   - the "x509" scheme: X509AuthenticationProvider, whose ids are the
+ *     subjects of verified client certificates (conn.c), matched exactly;
+ *     the subject X509AuthenticationProvider.superUser names is also the
+ *     superuser.
  *
  * What ZooKeeper does not check, this does not check either: an ACL entry's
  * perms are stored as sent (0 grants nothing; bits above ZK_PERM_ALL are
@@ -36,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SHA1_LEN 20
 #define SHA1_B64_LEN 28 /* base64 of 20 bytes, with one '=' */
@@ -206,6 +211,61 @@ static bool digest_valid(struct zk_str id)
 	return nonempty_upto == 2;
 }
 
+/* X509AuthenticationProvider.isValid(): the id parses as a distinguished
+ * name (Java's X500Principal): attribute=value pairs separated by ',' (or
+ * ';'), '+' within one RDN, each attribute a keyword Java knows or a dotted
+ * OID; '\\' escapes the next character and a quoted value may hold
+ * separators. */
+static bool x509_name_valid(struct zk_str id)
+{
+	static const char *const keywords[] = {
+		"CN", "C", "L", "S", "ST", "O", "OU", "T", "IP", "STREET", "DC",
+		"DNQUALIFIER", "DNQ", "EMAILADDRESS", "GENERATION", "GIVENNAME",
+		"INITIALS", "SERIALNUMBER", "SURNAME", "UID",
+	};
+	size_t i = 0, n = (size_t)id.len;
+	if (id.len <= 0)
+		return false;
+	for (;;) {
+		while (i < n && id.s[i] == ' ')
+			i++;
+		size_t t0 = i;
+		while (i < n && id.s[i] != '=' && id.s[i] != ',' && id.s[i] != ';' && id.s[i] != '+')
+			i++;
+		if (i >= n || id.s[i] != '=')
+			return false;
+		size_t t1 = i;
+		while (t1 > t0 && id.s[t1 - 1] == ' ')
+			t1--;
+		bool oid = t1 > t0, word = false;
+		for (size_t k = t0; k < t1; k++)
+			oid &= (id.s[k] >= '0' && id.s[k] <= '9') || id.s[k] == '.';
+		if (t1 - t0 > 4 && strncasecmp(id.s + t0, "OID.", 4) == 0)
+			oid = true;
+		for (size_t k = 0; k < sizeof(keywords) / sizeof(keywords[0]) && !oid; k++)
+			word |= strlen(keywords[k]) == t1 - t0 &&
+				strncasecmp(id.s + t0, keywords[k], t1 - t0) == 0;
+		if (!oid && !word)
+			return false;
+		bool quoted = false;
+		for (i++; i < n; i++) {
+			if (id.s[i] == '\\') {
+				if (++i >= n)
+					return false;
+			} else if (id.s[i] == '"') {
+				quoted = !quoted;
+			} else if (!quoted && (id.s[i] == ',' || id.s[i] == ';' || id.s[i] == '+')) {
+				break;
+			}
+		}
+		if (quoted)
+			return false;
+		if (i >= n)
+			return true;
+		i++; /* past the separator: another attribute must follow */
+	}
+}
+
 /* ---- the ids of a session ----------------------------------------------- */
 
 void acl_auth_init(struct acl_auth *auth, const char *client_ip)
@@ -258,16 +318,29 @@ int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf cred
 	return auth_add_id(auth, "digest", id);
 }
 
-int acl_auth_add_sasl(struct acl_auth *auth, const char *user, const char *super_user)
+/* An id a provider proved (scheme sasl or x509), and super if it is the
+ * one super_user names. */
+static int auth_add_proved(struct acl_auth *auth, const char *scheme, const char *id,
+			   const char *super_user)
 {
-	if (user[0] == '\0' || strlen(user) >= sizeof(auth->ids[0].id))
+	if (id[0] == '\0' || strlen(id) >= sizeof(auth->ids[0].id))
 		return ZBADARGUMENTS;
-	if (super_user && super_user[0] && strcmp(user, super_user) == 0) {
+	if (super_user && super_user[0] && strcmp(id, super_user) == 0) {
 		int rc = auth_add_id(auth, "super", "");
 		if (rc != ZOK)
 			return rc;
 	}
-	return auth_add_id(auth, "sasl", user);
+	return auth_add_id(auth, scheme, id);
+}
+
+int acl_auth_add_sasl(struct acl_auth *auth, const char *user, const char *super_user)
+{
+	return auth_add_proved(auth, "sasl", user, super_user);
+}
+
+int acl_auth_add_x509(struct acl_auth *auth, const char *subject, const char *super_user)
+{
+	return auth_add_proved(auth, "x509", subject, super_user);
 }
 
 /* Whether the session id counts for "auth" expansion: the provider says
@@ -295,7 +368,8 @@ bool acl_check_list(const struct zk_acl *acls, int32_t count, int32_t perm,
 			continue;
 		if (str_is(a->id.scheme, "world") && str_is(a->id.id, "anyone"))
 			return true;
-		bool exact = str_is(a->id.scheme, "digest") || str_is(a->id.scheme, "sasl");
+		bool exact = str_is(a->id.scheme, "digest") || str_is(a->id.scheme, "sasl") ||
+			     str_is(a->id.scheme, "x509");
 		bool ip = str_is(a->id.scheme, "ip");
 		if (!exact && !ip)
 			continue; /* no provider for the scheme: matches nobody */
@@ -415,7 +489,9 @@ static bool entry_valid(const struct zk_acl *a, bool *expands)
 	}
 	if (str_is(a->id.scheme, "sasl"))
 		return a->id.id.len > 0; /* a user name, as SASLAuthenticationProvider takes it */
-	return false; /* no provider: super, x509, anything else */
+	if (str_is(a->id.scheme, "x509"))
+		return x509_name_valid(a->id.id);
+	return false; /* no provider: super, anything else */
 }
 
 int acl_fixup(const struct zk_acl_list *in, const struct acl_auth *auth, struct arena *arena,

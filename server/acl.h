@@ -53,6 +53,11 @@ int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf cred
  * "" for none), as ZooKeeper does. ZOK, or ZBADARGUMENTS past
  * ACL_MAX_AUTH ids or for a name too long. */
 int acl_auth_add_sasl(struct acl_auth *auth, const char *user, const char *super_user);
+/* A verified client certificate's subject (RFC 2253) as the id ("x509",
+ * subject), as ZooKeeper's X509AuthenticationProvider adds it; the subject
+ * super_user names (X509AuthenticationProvider.superUser) is also
+ * ("super", ""). ZBADARGUMENTS if it does not fit. */
+int acl_auth_add_x509(struct acl_auth *auth, const char *subject, const char *super_user);
 
 /* Whether auth may do perm (one ZK_PERM_ bit) on a node with this ACL.
  * An empty or NULL set allows everything, as in ZooKeeper. */

@@ -54,7 +54,7 @@ static const char *const known_4lw[] = {
  * have no counterpart here. Keys that would change what the ensemble is
  * (dynamicConfigFile, group.N, weight.N) are refused in apply_prop(). */
 static const char *const ignored_keys[] = {
-	"secureClientPortAddress", "observerMasterPort",
+	"observerMasterPort",
 	"localSessionsEnabled", "localSessionsUpgradingEnabled", "quorumListenOnAllIPs",
 	"syncEnabled", "reconfigEnabled",
 	"sslQuorumReloadCertFiles", "quorum.cnxn.threads.size", "jvm.pause.info-threshold.ms",
@@ -80,7 +80,7 @@ static const char *const ignored_prefixes[] = {
  * Anything else (Java's Boolean.parseBoolean() reads it as false) asks for
  * what quorumd does anyway, and is only noted. */
 static const char *const security_switches[] = {
-	"sslQuorum", "portUnification", "quorum.auth.enableSasl",
+	"sslQuorum", "quorum.auth.enableSasl",
 	"quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl", "enforceQuota",
 	"audit.enable",
 };
@@ -90,6 +90,7 @@ static const char *const builtin_providers[] = {
 	"org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
 	"org.apache.zookeeper.server.auth.IPAuthenticationProvider",
 	"org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+	"org.apache.zookeeper.server.auth.X509AuthenticationProvider",
 };
 
 /* One key=value of the file, after Properties unescaping and trimming. */
@@ -107,6 +108,10 @@ struct loader {
 	size_t err_len;
 	char no_err[1];            /* err when the caller passed none */
 	int client_port_line;      /* clientPort given on this line, 0 = not given */
+	char key_store_type[32], trust_store_type[32]; /* ssl.*Store.type, "" = by name */
+	int key_store_type_line, trust_store_type_line;
+	int protocol_max;          /* from ssl.protocol, 0 = not given */
+	bool protocols_given;      /* ssl.enabledProtocols was */
 	int min_session_line, max_session_line;
 	bool standalone_enabled;   /* standaloneEnabled, default true */
 	int peer_type;             /* peerType: -1 unset, 0 participant, 1 observer */
@@ -724,6 +729,150 @@ static int apply_http_prop(struct loader *ld, const struct prop *p)
 	return 1;
 }
 
+/* A key store's or trust store's type: PEM only. ZooKeeper infers the
+ * type from the file name when the key is absent. */
+static int check_store_type(struct loader *ld, int line, const char *key, const char *type,
+			    const char *location)
+{
+	const char *dot = strrchr(location, '.');
+	const char *t = type[0] ? type : dot ? dot + 1 : "PEM";
+	if (strcasecmp(t, "PEM") == 0 || (!type[0] && strcasecmp(t, "crt") == 0))
+		return 0;
+	return fail(ld, line, key, "%s: only PEM files are supported (convert a Java key "
+		    "store with keytool -importkeystore and openssl pkcs12)", t);
+}
+
+/* The client port's TLS keys (ZooKeeper's ssl.* without ssl.quorum.);
+ * 1 if k is none of them. */
+static int apply_tls_prop(struct loader *ld, const struct prop *p)
+{
+	struct config *c = ld->cfg;
+	struct tls_config *t = &c->tls;
+	const char *k = p->key;
+	if (!strcmp(k, "secureClientPort"))
+		return get_port(ld, p, &c->secure_client_port);
+	if (!strcmp(k, "secureClientPortAddress")) {
+		if (p->value[0] == '\0')
+			return fail(ld, p->line, k, "empty address");
+		return copy_str(ld, p, c->secure_client_address, sizeof(c->secure_client_address));
+	}
+	if (!strcmp(k, "portUnification"))
+		return get_bool(ld, p, &c->port_unification);
+	if (!strcmp(k, "client.certReload") || !strcmp(k, "zookeeper.client.certReload"))
+		return get_bool(ld, p, &c->tls_reload);
+	if (!strcmp(k, "X509AuthenticationProvider.superUser") ||
+	    !strcmp(k, "zookeeper.X509AuthenticationProvider.superUser"))
+		return copy_str(ld, p, c->x509_super_user, sizeof(c->x509_super_user));
+	if (strncmp(k, "ssl.", 4) != 0 || !strncmp(k, "ssl.quorum.", 11))
+		return 1;
+	if (!strcmp(k, "ssl.keyStore.location"))
+		return copy_str(ld, p, t->key_store, sizeof(t->key_store));
+	if (!strcmp(k, "ssl.keyStore.password"))
+		return copy_str(ld, p, t->key_password, sizeof(t->key_password));
+	if (!strcmp(k, "ssl.keyStore.type")) {
+		ld->key_store_type_line = p->line;
+		return copy_str(ld, p, ld->key_store_type, sizeof(ld->key_store_type));
+	}
+	if (!strcmp(k, "ssl.trustStore.location"))
+		return copy_str(ld, p, t->trust_store, sizeof(t->trust_store));
+	if (!strcmp(k, "ssl.trustStore.type")) {
+		ld->trust_store_type_line = p->line;
+		return copy_str(ld, p, ld->trust_store_type, sizeof(ld->trust_store_type));
+	}
+	if (!strcmp(k, "ssl.trustStore.password"))
+		return 0; /* a PEM trust store has none */
+	if (!strcmp(k, "ssl.clientAuth")) {
+		if (!strcasecmp(p->value, "need"))
+			t->client_auth = TLS_CLIENT_AUTH_NEED;
+		else if (!strcasecmp(p->value, "want"))
+			t->client_auth = TLS_CLIENT_AUTH_WANT;
+		else if (!strcasecmp(p->value, "none"))
+			t->client_auth = TLS_CLIENT_AUTH_NONE;
+		else
+			return fail(ld, p->line, k, "\"%s\": choose need, want or none", p->value);
+		return 0;
+	}
+	if (!strcmp(k, "ssl.protocol")) {
+		/* Java's context protocol: TLSv1.3 (and "TLS") enable 1.2 and
+		 * 1.3, TLSv1.2 only 1.2; ssl.enabledProtocols overrides. */
+		if (!strcmp(p->value, "TLSv1.3") || !strcmp(p->value, "TLS"))
+			ld->protocol_max = TLS_VERSION_1_3;
+		else if (!strcmp(p->value, "TLSv1.2"))
+			ld->protocol_max = TLS_VERSION_1_2;
+		else
+			return fail(ld, p->line, k, "\"%s\": choose TLSv1.2 or TLSv1.3 (older "
+				    "protocols are not offered)", p->value);
+		return 0;
+	}
+	if (!strcmp(k, "ssl.enabledProtocols")) {
+		if (tls_parse_protocols(p->value, &t->min_version, &t->max_version) < 0)
+			return fail(ld, p->line, k, "\"%s\": a list of TLSv1.2 and TLSv1.3 "
+				    "(older protocols are not offered)", p->value);
+		ld->protocols_given = true;
+		return 0;
+	}
+	if (!strcmp(k, "ssl.ciphersuites"))
+		return copy_str(ld, p, t->ciphers, sizeof(t->ciphers));
+	if (!strcmp(k, "ssl.authProvider")) {
+		if (strcmp(p->value, "x509") != 0)
+			return fail(ld, p->line, k, "\"%s\": only the built-in x509 provider",
+				    p->value);
+		return 0;
+	}
+	/* ZooKeeper verifies no client's host name on the client port (only
+	 * members' on the quorum port): nothing to do for either value. */
+	if (!strcmp(k, "ssl.hostnameVerification") ||
+	    !strcmp(k, "ssl.handshakeDetectionTimeoutMillis"))
+		return 0;
+	/* Checks that would be believed on. */
+	if (!strcmp(k, "ssl.crl") || !strcmp(k, "ssl.ocsp") || !strcmp(k, "ssl.fipsMode")) {
+		if (strcasecmp(p->value, "true") == 0)
+			return fail(ld, p->line, k, "not supported: quorumd cannot turn this on; "
+				    "remove the key or set it to false");
+		return 0;
+	}
+	if (!strcmp(k, "ssl.context.supplier.class") || !strcmp(k, "ssl.sslProvider"))
+		return fail(ld, p->line, k, "not supported: quorumd's TLS is OpenSSL's");
+	return fail(ld, p->line, k, "unknown TLS setting; refused rather than ignored");
+}
+
+/* After every key: what TLS needs, if anything asks for it. */
+static int finish_tls(struct loader *ld)
+{
+	struct config *c = ld->cfg;
+	struct tls_config *t = &c->tls;
+	if (!ld->protocols_given) {
+		t->min_version = TLS_VERSION_1_2;
+		t->max_version = ld->protocol_max ? ld->protocol_max : TLS_VERSION_1_3;
+		t->min_version = t->max_version == TLS_VERSION_1_2 ? TLS_VERSION_1_2 : t->min_version;
+	}
+	if (c->secure_client_address[0] == '\0')
+		snprintf(c->secure_client_address, sizeof(c->secure_client_address), "%s",
+			 c->client_address);
+	if (!c->secure_client_port && !c->port_unification)
+		return 0;
+	const char *why = c->secure_client_port ? "secureClientPort" : "portUnification";
+	if (!t->key_store[0])
+		return fail(ld, 0, "ssl.keyStore.location", "not set (%s needs a certificate "
+			    "and its key)", why);
+	if (check_store_type(ld, ld->key_store_type_line, "ssl.keyStore.type",
+			     ld->key_store_type, t->key_store) < 0)
+		return -1;
+	if (t->trust_store[0] && check_store_type(ld, ld->trust_store_type_line,
+						  "ssl.trustStore.type", ld->trust_store_type,
+						  t->trust_store) < 0)
+		return -1;
+	if (!t->trust_store[0] && t->client_auth != TLS_CLIENT_AUTH_NONE)
+		return fail(ld, 0, "ssl.trustStore.location", "not set: ssl.clientAuth=%s needs "
+			    "the CA certificates clients are checked against",
+			    t->client_auth == TLS_CLIENT_AUTH_NEED ? "need (the default)" : "want");
+	if (c->secure_client_port && c->secure_client_port == c->client_port &&
+	    strcmp(c->secure_client_address, c->client_address) == 0)
+		return fail(ld, 0, "secureClientPort", "%d is clientPort too (portUnification "
+			    "serves both on one port)", c->secure_client_port);
+	return 0;
+}
+
 /* One key of zoo.cfg. Keys are case-sensitive, as in ZooKeeper. */
 static int apply_prop(struct loader *ld, const struct prop *p)
 {
@@ -868,10 +1017,9 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 	int h = apply_http_prop(ld, p);
 	if (h <= 0)
 		return h;
+	if ((h = apply_tls_prop(ld, p)) <= 0)
+		return h;
 	/* Security that would be believed on and is not there: refused. */
-	if (!strcmp(k, "secureClientPort"))
-		return fail(ld, p->line, k, "TLS on the client port is not supported; remove the "
-			    "key (clients must then connect in plaintext on clientPort)");
 	if (in_list(k, security_switches, sizeof(security_switches) / sizeof(security_switches[0]))) {
 		if (strcasecmp(p->value, "true") == 0)
 			return fail(ld, p->line, k, "not supported: quorumd cannot turn this on; "
@@ -884,7 +1032,7 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		if (!in_list(p->value, builtin_providers,
 			     sizeof(builtin_providers) / sizeof(builtin_providers[0])))
 			return fail(ld, p->line, k, "authentication provider %s is not supported "
-				    "(only digest and ip are built in)", p->value);
+				    "(digest, ip, sasl and x509 are built in)", p->value);
 		return 0; /* built in, always on */
 	}
 	/* Keys that change what the ensemble is: refused, not half-understood. */
@@ -949,6 +1097,8 @@ static int finish(struct loader *ld)
 		return fail(ld, 0, "dataDir", "not set");
 	if (c->data_log_dir[0] == '\0')
 		strcpy(c->data_log_dir, c->data_dir);
+	if (finish_tls(ld) < 0)
+		return -1;
 
 	int64_t t = c->tick_time;
 	if (c->min_session_timeout == -1)
@@ -1274,7 +1424,8 @@ int config_format(const struct config *cfg, char *buf, size_t len)
 
 	/* ZooKeeperServer.dumpConf(), in its order. */
 	out_printf(&o, "clientPort=%d\n", cfg->client_port);
-	out_printf(&o, "secureClientPort=-1\n");
+	out_printf(&o, "secureClientPort=%d\n",
+		   cfg->secure_client_port ? cfg->secure_client_port : -1);
 	out_printf(&o, "dataDir=%s\n", snap_dir);
 	out_printf(&o, "dataDirSize=%" PRId64 "\n", dir_size(AT_FDCWD, snap_dir, 0));
 	out_printf(&o, "dataLogDir=%s\n", log_dir);

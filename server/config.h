@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tls.h"
+
 #define CONFIG_MAX_SERVERS 255
 
 /* Where storage keeps its files under dataDir and dataLogDir, the way
@@ -82,6 +84,19 @@ struct config {
 				   "user:base64(sha1(user:password))", the
 				   digest id whose holder is the superuser;
 				   "" = none */
+	/* TLS on the client port (conn.c, util/tls.c), by ZooKeeper's keys:
+	 * secureClientPort (0 = none) on secureClientPortAddress (default
+	 * clientPortAddress's), portUnification (clientPort takes TLS as well
+	 * as plaintext), the ssl.* keys in `tls`, client.certReload (the key
+	 * and trust stores are read again when they change: a JVM property in
+	 * ZooKeeper). */
+	int secure_client_port;
+	char secure_client_address[256];
+	bool port_unification;
+	struct tls_config tls;
+	bool tls_reload;
+	char x509_super_user[512]; /* X509AuthenticationProvider.superUser: the
+				      certificate subject that is the superuser */
 	bool four_letter_all;  /* 4lw.commands.whitelist=* */
 	char four_letter_words[512]; /* the whitelist as given, trimmed, comma
 					separated, case-sensitive; default "srvr".

@@ -27,6 +27,16 @@
  * ZooKeeper closes it; so is one whose frame has been arriving for longer
  * than that (before the handshake) or than its session timeout (after).
  *
+ * TLS (secureClientPort, and portUnification's clientPort): a connection's
+ * tls_link (util/tls.c) sits between the socket and the rest, which never
+ * sees ciphertext: what is read is opened into `in`, and at each flush
+ * `out` is sealed into `wire`, which is written instead. The handshake
+ * rides on the same calls; a stalled one is a connection without a session
+ * and meets that deadline. A verified client certificate's subject becomes
+ * the connection's ("x509", subject) id. With client.certReload the key
+ * and trust stores are looked at every second and read again when they
+ * change; connections keep the certificates they were opened with.
+ *
  * DESIGN: pausing stops parsing as well as reading, checked after every
  * frame: a burst of small reads of a big znode, sent without reading the
  * answers, must not become gigabytes of replies in memory. Whole frames
@@ -59,7 +69,7 @@ static size_t out_high_water(const struct conn *c)
 
 static size_t unsent(const struct conn *c)
 {
-	return c->out.len + c->wbuf.len;
+	return c->out.len + c->wbuf.len + c->wire.len;
 }
 
 /* Brings server.unsent_total up to date with c's unsent bytes. */
@@ -77,6 +87,8 @@ static void on_close(uv_handle_t *h)
 	free(c->in);
 	jute_out_free(&c->out);
 	jute_out_free(&c->wbuf);
+	jute_out_free(&c->wire);
+	tls_link_free(c->tls);
 	arena_destroy(&c->frame_arena);
 	free(c);
 }
@@ -144,6 +156,28 @@ static void on_write(uv_write_t *w, int status)
 
 static void flush_out(struct conn *c);
 
+/* TLS: the replies in `out` sealed into `wire`, after whatever else the
+ * session has for the peer (its handshake, an alert). -1 if it failed. */
+static int tls_seal(struct conn *c)
+{
+	if (c->out.len > 0 && tls_link_established(c->tls)) {
+		if (tls_link_write(c->tls, c->out.buf, c->out.len) < 0)
+			return -1;
+		c->out.len = 0;
+	}
+	size_t n;
+	while ((n = tls_link_pending(c->tls)) > 0) {
+		uint8_t *p = jute_out_reserve(&c->wire, n);
+		if (p == NULL)
+			return -1;
+		size_t got = tls_link_take(c->tls, p, n);
+		c->wire.len -= n - got;
+		if (got == 0)
+			break;
+	}
+	return 0;
+}
+
 static void flush(struct conn *c)
 {
 	flush_out(c);
@@ -166,8 +200,16 @@ static void flush_out(struct conn *c)
 	}
 	if (c->writing)
 		return;
-	if (c->out.len > 0) {
-		uv_buf_t b = uv_buf_init((char *)c->out.buf, (unsigned)c->out.len);
+	struct jute_out *src = &c->out; /* what goes to the socket */
+	if (c->tls) {
+		if (tls_seal(c) < 0) {
+			conn_close(c);
+			return;
+		}
+		src = &c->wire;
+	}
+	if (src->len > 0) {
+		uv_buf_t b = uv_buf_init((char *)src->buf, (unsigned)src->len);
 		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 		if (n == UV_EAGAIN || n == UV_ENOSYS)
 			n = 0;
@@ -175,14 +217,14 @@ static void flush_out(struct conn *c)
 			conn_close(c);
 			return;
 		}
-		size_t left = c->out.len - (size_t)n;
+		size_t left = src->len - (size_t)n;
 		if (left > 0) {
 			/* The rest goes behind a uv_write from wbuf; swap the
-			 * buffers so `out` keeps collecting. */
+			 * buffers so `src` keeps collecting. */
 			struct jute_out tmp = c->wbuf;
-			c->wbuf = c->out;
-			c->out = tmp;
-			c->out.len = 0;
+			c->wbuf = *src;
+			*src = tmp;
+			src->len = 0;
 			memmove(c->wbuf.buf, c->wbuf.buf + n, left);
 			c->wbuf.len = left;
 			b = uv_buf_init((char *)c->wbuf.buf, (unsigned)left);
@@ -194,7 +236,7 @@ static void flush_out(struct conn *c)
 			c->writing = true;
 			return;
 		}
-		c->out.len = 0;
+		src->len = 0;
 	}
 	if (c->closing && !c->writing) {
 		conn_close(c);
@@ -312,23 +354,32 @@ void conn_resume_if_idle(struct conn *c)
 	}
 }
 
+/* Room for READ_CHUNK more bytes in c->in; false without memory. */
+static bool in_room(struct conn *c)
+{
+	if (c->in_cap - c->in_len >= READ_CHUNK)
+		return true;
+	size_t cap = c->in_cap ? c->in_cap : READ_CHUNK;
+	while (cap - c->in_len < READ_CHUNK)
+		cap *= 2;
+	uint8_t *p = realloc(c->in, cap);
+	if (p == NULL)
+		return false;
+	c->in = p;
+	c->in_cap = cap;
+	return true;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	(void)suggested;
 	struct conn *c = h->data;
-	if (c->in_cap - c->in_len < READ_CHUNK) {
-		size_t cap = c->in_cap ? c->in_cap : READ_CHUNK;
-		while (cap - c->in_len < READ_CHUNK)
-			cap *= 2;
-		uint8_t *p = realloc(c->in, cap);
-		if (p == NULL) {
-			*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-			return;
-		}
-		c->in = p;
-		c->in_cap = cap;
-	}
-	*buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+	if (c->tls) /* opened into `in` by tls_in() */
+		*buf = uv_buf_init((char *)c->srv->tls_scratch, READ_CHUNK);
+	else if (!in_room(c))
+		*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+	else
+		*buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
 
 /* Cuts whole frames off the front of c->in and hands them on. */
@@ -384,9 +435,52 @@ static void parse(struct conn *c)
 	}
 }
 
+/* The handshake is over: a verified client certificate names the
+ * connection's x509 id. */
+static void tls_opened(struct conn *c)
+{
+	const char *subject = tls_link_peer_subject(c->tls);
+	log_msg(LOG_DEBUG, "conn", "%s: %s established%s%s", c->peer, tls_link_version(c->tls),
+		subject ? ", client " : "", subject ? subject : "");
+	if (subject && acl_auth_add_x509(&c->auth, subject, c->srv->cfg->x509_super_user) != ZOK)
+		log_rl(LOG_WARN, "conn", "%s: client certificate %s: no room for its id",
+		       c->peer, subject);
+}
+
+/* TLS: n bytes read from the socket, opened into `in` and parsed. */
+static void tls_in(struct conn *c, const uint8_t *data, size_t n)
+{
+	bool was_open = tls_link_established(c->tls);
+	int rc = tls_link_recv(c->tls, data, n);
+	while (rc == 0) {
+		if (!in_room(c)) {
+			conn_close(c);
+			return;
+		}
+		ssize_t got = tls_link_read(c->tls, c->in + c->in_len, c->in_cap - c->in_len);
+		if (got <= 0) {
+			rc = (int)got;
+			break;
+		}
+		c->in_len += (size_t)got;
+	}
+	if (!was_open && tls_link_established(c->tls))
+		tls_opened(c);
+	if (rc < 0) {
+		const char *why = tls_link_error(c->tls);
+		if (strcmp(why, "closed by the peer") != 0) {
+			c->srv->stats.tls_failed++;
+			log_rl(LOG_INFO, "conn", "%s: TLS: %s; closing", c->peer, why);
+		}
+		conn_close_after_flush(c); /* an alert may be waiting for the peer */
+		return;
+	}
+	conn_mark_dirty(c); /* the handshake's answer */
+	parse(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-	(void)buf;
 	struct conn *c = s->data;
 	if (n < 0) {
 		if (n != UV_EOF && n != UV_ECONNRESET)
@@ -394,8 +488,26 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
-	c->in_len += (size_t)n;
 	c->srv->stats.bytes_received += (uint64_t)n;
+	if (c->sniffing && n > 0) {
+		/* portUnification: a TLS handshake record (22) comes first,
+		 * where a plaintext frame's length could not begin so. */
+		c->sniffing = false;
+		if (c->in[c->in_len] == 22) {
+			c->tls = tls_link_new(c->srv->tls);
+			if (c->tls == NULL) {
+				conn_close(c);
+				return;
+			}
+			tls_in(c, c->in + c->in_len, (size_t)n);
+			return;
+		}
+	}
+	if (c->tls) {
+		tls_in(c, (const uint8_t *)buf->base, (size_t)n);
+		return;
+	}
+	c->in_len += (size_t)n;
 	parse(c);
 }
 
@@ -487,6 +599,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	list_init(&c->throttle_link);
 	jute_out_init(&c->out);
 	jute_out_init(&c->wbuf);
+	jute_out_init(&c->wire);
 	arena_init(&c->frame_arena, FRAME_ARENA_LIMIT);
 	watch_owner_init(&c->watches);
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
@@ -515,6 +628,13 @@ static void on_connection(uv_stream_t *listener, int status)
 		uv_close((uv_handle_t *)&c->tcp, on_close);
 		return;
 	}
+	if (listener == (uv_stream_t *)&srv->secure_listener &&
+	    (c->tls = tls_link_new(srv->tls)) == NULL) {
+		c->closed = true;
+		uv_close((uv_handle_t *)&c->tcp, on_close);
+		return;
+	}
+	c->sniffing = listener == (uv_stream_t *)&srv->listener && srv->cfg->port_unification;
 	acl_auth_init(&c->auth, c->ip);
 	c->connected_ms = clock_wall_ms();
 	c->opened_ms = uv_now(srv->loop);
@@ -542,10 +662,30 @@ static uint64_t deadline(const struct conn *c)
 	return c->frame_since_ms + (c->session ? (uint64_t)c->timeout : sessionless);
 }
 
+/* client.certReload: new connections get the stores as they are now. A
+ * store that does not load (half written, say) is reported once; the
+ * previous certificates serve until the next change. */
+static void tls_reload(struct server *srv)
+{
+	if (!srv->tls || !srv->cfg->tls_reload || !tls_ctx_files_changed(srv->tls))
+		return;
+	char err[512];
+	struct tls_ctx *fresh = tls_ctx_new_server(&srv->cfg->tls, err, sizeof(err));
+	if (fresh == NULL) {
+		log_msg(LOG_WARN, "conn", "TLS: the changed stores do not load (%s); the "
+			"previous certificates still serve", err);
+		return;
+	}
+	tls_ctx_free(srv->tls);
+	srv->tls = fresh;
+	log_msg(LOG_INFO, "conn", "TLS: key and trust stores read again");
+}
+
 static void on_sweep(uv_timer_t *t)
 {
 	struct server *srv = t->data;
 	uint64_t now = uv_now(srv->loop);
+	tls_reload(srv);
 	LIST_FOR_EACH_SAFE(l, nx, &srv->conns) {
 		struct conn *c = CONTAINER_OF(l, struct conn, link);
 		uint64_t d = deadline(c);
@@ -569,36 +709,71 @@ static void on_sweep(uv_timer_t *t)
 	}
 }
 
+static int listen_on(struct server *srv, uv_tcp_t *h, const char *address, int port,
+		     const char *what)
+{
+	struct sockaddr_storage addr;
+	int rc;
+	if (strchr(address, ':'))
+		rc = uv_ip6_addr(address, port, (struct sockaddr_in6 *)&addr);
+	else
+		rc = uv_ip4_addr(address, port, (struct sockaddr_in *)&addr);
+	if (rc != 0) {
+		log_msg(LOG_ERROR, "conn", "%sAddress %s: %s", what, address, uv_strerror(rc));
+		return -1;
+	}
+	uv_tcp_init(srv->loop, h);
+	h->data = srv;
+	if ((rc = uv_tcp_bind(h, (struct sockaddr *)&addr, 0)) != 0 ||
+	    (rc = uv_listen((uv_stream_t *)h, 1024, on_connection)) != 0) {
+		log_msg(LOG_ERROR, "conn", "cannot listen on %s:%d (%s): %s", address, port, what,
+			uv_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 int conn_listen(struct server *srv, const struct conn_handler *h)
 {
 	srv->conn_handler = h;
 	struct config *cfg = srv->cfg;
-	struct sockaddr_storage addr;
-	int rc;
-	if (strchr(cfg->client_address, ':'))
-		rc = uv_ip6_addr(cfg->client_address, cfg->client_port, (struct sockaddr_in6 *)&addr);
-	else
-		rc = uv_ip4_addr(cfg->client_address, cfg->client_port, (struct sockaddr_in *)&addr);
-	if (rc != 0) {
-		log_msg(LOG_ERROR, "conn", "clientPortAddress %s: %s", cfg->client_address,
-			uv_strerror(rc));
-		return -1;
+	if (cfg->secure_client_port || cfg->port_unification) {
+		char err[512];
+		srv->tls = tls_ctx_new_server(&cfg->tls, err, sizeof(err));
+		srv->tls_scratch = malloc(READ_CHUNK);
+		if (srv->tls == NULL || srv->tls_scratch == NULL) {
+			log_msg(LOG_ERROR, "conn", "TLS: %s", srv->tls ? "out of memory" : err);
+			return -1;
+		}
 	}
-	uv_tcp_init(srv->loop, &srv->listener);
-	srv->listener.data = srv;
-	if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0)) != 0 ||
-	    (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection)) != 0) {
-		log_msg(LOG_ERROR, "conn", "cannot listen on %s:%d: %s", cfg->client_address,
-			cfg->client_port, uv_strerror(rc));
+	if (listen_on(srv, &srv->listener, cfg->client_address, cfg->client_port,
+		      "clientPort") != 0)
 		return -1;
-	}
+	if (cfg->secure_client_port &&
+	    listen_on(srv, &srv->secure_listener, cfg->secure_client_address,
+		      cfg->secure_client_port, "secureClientPort") != 0)
+		return -1;
 	uv_prepare_init(srv->loop, &srv->flush);
 	srv->flush.data = srv;
 	uv_prepare_start(&srv->flush, on_prepare);
 	uv_timer_init(srv->loop, &srv->conn_sweep);
 	srv->conn_sweep.data = srv;
 	uv_timer_start(&srv->conn_sweep, on_sweep, SWEEP_MS, SWEEP_MS);
-	log_msg(LOG_INFO, "conn", "listening for clients on %s:%d", cfg->client_address,
-		cfg->client_port);
+	log_msg(LOG_INFO, "conn", "listening for clients on %s:%d%s", cfg->client_address,
+		cfg->client_port, cfg->port_unification ? " (plaintext and TLS)" : "");
+	if (cfg->secure_client_port)
+		log_msg(LOG_INFO, "conn", "listening for TLS clients on %s:%d",
+			cfg->secure_client_address, cfg->secure_client_port);
 	return 0;
+}
+
+void conn_stop(struct server *srv)
+{
+	while (!list_empty(&srv->conns))
+		conn_close(CONTAINER_OF(srv->conns.next, struct conn, link));
+	/* Connections keep their own references to the certificates. */
+	tls_ctx_free(srv->tls);
+	srv->tls = NULL;
+	free(srv->tls_scratch);
+	srv->tls_scratch = NULL;
 }

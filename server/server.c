@@ -317,13 +317,13 @@ void server_stop(struct server *srv)
 	http_close(srv->metrics_server);
 	srv->admin_server = srv->metrics_server = NULL;
 	close_handle(&srv->listener);
+	close_handle(&srv->secure_listener);
 	close_handle(&srv->tick);
 	close_handle(&srv->flush);
 	close_handle(&srv->conn_sweep);
 	close_handle(&srv->sigterm);
 	close_handle(&srv->sigint);
-	while (!list_empty(&srv->conns))
-		conn_close(CONTAINER_OF(srv->conns.next, struct conn, link));
+	conn_stop(srv);
 	while (!list_empty(&srv->proposed)) {
 		struct request *r = CONTAINER_OF(srv->proposed.next, struct request, prop_link);
 		list_remove(&r->prop_link);

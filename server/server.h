@@ -136,6 +136,10 @@ struct conn {
 				    to this connection (session is NULL),
 				    closed after `timeout` without a frame */
 	uint64_t heard_ms;       /* loop time the last whole frame came */
+	struct tls_link *tls;    /* a TLS connection's session (conn.c), or NULL */
+	struct jute_out wire;    /* TLS: sealed bytes not yet handed to the socket */
+	bool sniffing;           /* portUnification: its first byte says whether
+				    it speaks TLS */
 };
 
 struct server_stats {
@@ -158,6 +162,7 @@ struct server_stats {
 	uint64_t auth_failed;      /* addauth answered AuthFailed */
 	uint64_t sessions_expired; /* closed by the session tracker */
 	uint64_t frames_too_large; /* frames over jute.maxbuffer (connection closed) */
+	uint64_t tls_failed;       /* TLS sessions that failed (connection closed) */
 	uint64_t sessionless_closed; /* no ConnectRequest within the timeout */
 	uint64_t closed_not_serving; /* connections closed as the server stopped
 					serving (lost its quorum), or left
@@ -191,6 +196,9 @@ struct server {
 	struct storage *storage;
 	struct prep prep;
 	uv_tcp_t listener;
+	uv_tcp_t secure_listener; /* secureClientPort: TLS only */
+	struct tls_ctx *tls;    /* the client ports' TLS certificates, or NULL */
+	uint8_t *tls_scratch;   /* what a TLS connection reads, before it is opened */
 	const struct conn_handler *conn_handler;
 	struct http *admin_server; /* admin.enableServer: the AdminServer; else NULL */
 	struct sasl_users *sasl_users; /* java.security.auth.login.config's, or NULL */
@@ -276,7 +284,10 @@ struct conn_handler {
 	void (*closed)(struct conn *c); /* going away: detach what refers to it */
 };
 
+/* Listens on clientPort (and secureClientPort), with the TLS context
+ * made first if either speaks TLS; -1 with the reason logged. */
 int conn_listen(struct server *srv, const struct conn_handler *h);
+void conn_stop(struct server *srv);         /* closes every connection */
 void conn_close(struct conn *c);            /* at once */
 void conn_close_after_flush(struct conn *c);
 void conn_mark_dirty(struct conn *c);       /* `out` has bytes for the socket */

@@ -183,6 +183,32 @@ static void test_sasl_ids(void **state)
 	assert_false(acl_check_list(&other, 1, ZK_PERM_WRITE, &auth));
 }
 
+/* A verified client certificate's subject is ("x509", subject), matched
+ * exactly; X509AuthenticationProvider.superUser's subject is the superuser. */
+static void test_x509_ids(void **state)
+{
+	(void)state;
+	struct acl_auth auth;
+	acl_auth_init(&auth, "10.0.0.1");
+	struct zk_acl c1 = mk(ZK_PERM_READ, "x509", "CN=client1,O=quorumfs");
+	assert_false(acl_check_list(&c1, 1, ZK_PERM_READ, &auth));
+	assert_int_equal(acl_auth_add(&auth, ZK_STR("x509"), buf_c("CN=client1,O=quorumfs"),
+				      NULL), ZAUTHFAILED); /* AuthPacket cannot claim it */
+	assert_int_equal(acl_auth_add_x509(&auth, "CN=client1,O=other", "CN=admin"), ZOK);
+	assert_false(acl_check_list(&c1, 1, ZK_PERM_READ, &auth));
+	assert_int_equal(acl_auth_add_x509(&auth, "CN=client1,O=quorumfs", "CN=admin"), ZOK);
+	assert_true(acl_check_list(&c1, 1, ZK_PERM_READ, &auth));
+	struct zk_acl sasl_c1 = mk(ZK_PERM_READ, "sasl", "CN=client1,O=quorumfs");
+	assert_false(acl_check_list(&sasl_c1, 1, ZK_PERM_READ, &auth));
+	struct zk_acl other = mk(ZK_PERM_ALL, "digest", "x:y");
+	assert_false(acl_check_list(&other, 1, ZK_PERM_WRITE, &auth));
+	struct acl_auth su;
+	acl_auth_init(&su, "10.0.0.1");
+	assert_int_equal(acl_auth_add_x509(&su, "CN=admin", "CN=admin"), ZOK);
+	assert_true(acl_check_list(&other, 1, ZK_PERM_WRITE, &su));
+	assert_int_equal(acl_auth_add_x509(&su, "", NULL), ZBADARGUMENTS);
+}
+
 /* ---- ip ------------------------------------------------------------------ */
 
 static bool ip_allows(const char *client, const char *pattern)
@@ -403,9 +429,22 @@ static void test_fixup_ids(void **state)
 	/* sasl: any user name */
 	assert_true(fixup_ok(f, mk(ZK_PERM_ALL, "sasl", "user")));
 	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "sasl", "")));
+	/* x509: a distinguished name as Java's X500Principal parses it (each
+	 * case answered so by ZooKeeper 3.8) */
+	static const char *const dn_ok[] = {
+		"CN=a", "cn=a", "CN=a,O=b", "CN=a+OU=b", "1.2.3=x", "CN=", "CN=\"a,b\"",
+		"CN=a;O=b", "CN = a , O = b", "OID.2.5.4.3=x", "CN=a\\,b", "EMAILADDRESS=x@y",
+		"C=US,ST=x,L=y,DC=z,UID=u",
+	};
+	static const char *const dn_bad[] = {
+		"FOO=bar", "CN=a,", "garbage", ",CN=a", "CN=a\\", "=a", "CN=a,,O=b", "CN=\"a", "",
+	};
+	for (size_t i = 0; i < sizeof(dn_ok) / sizeof(dn_ok[0]); i++)
+		assert_true(fixup_ok(f, mk(ZK_PERM_ALL, "x509", dn_ok[i])));
+	for (size_t i = 0; i < sizeof(dn_bad) / sizeof(dn_bad[0]); i++)
+		assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "x509", dn_bad[i])));
 	/* schemes without a provider */
 	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "super", "")));
-	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "x509", "CN=x")));
 	assert_false(fixup_ok(f, mk(ZK_PERM_ALL, "World", "anyone")));
 	/* null scheme or id */
 	struct zk_acl null_scheme = { ZK_PERM_ALL, { { NULL, -1 }, ZK_STR("anyone") } };
@@ -540,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_auth_ids),
 		cmocka_unit_test(test_super_digest),
 		cmocka_unit_test(test_sasl_ids),
+		cmocka_unit_test(test_x509_ids),
 		cmocka_unit_test(test_ip_v4),
 		cmocka_unit_test(test_ip_v6),
 		cmocka_unit_test(test_check),

@@ -378,13 +378,14 @@ static void test_clamped_values(void **state)
 static void test_unknown_key_warns(void **state)
 {
 	struct fx *fx = *state;
-	write_cfg(fx, "dataDir=@\nfooBar=1\nsecureClientPortAddress=::\nssl.keyStore.location=/k\n");
+	write_cfg(fx, "dataDir=@\nfooBar=1\nobserverMasterPort=2191\n"
+		      "ssl.quorum.keyStore.location=/k\n");
 	int rc;
 	char *log = load_logged(fx, &rc);
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(log, ":2: unknown key fooBar"));
-	assert_non_null(strstr(log, ":3: secureClientPortAddress: a ZooKeeper setting"));
-	assert_non_null(strstr(log, ":4: ssl.keyStore.location: a ZooKeeper setting"));
+	assert_non_null(strstr(log, ":3: observerMasterPort: a ZooKeeper setting"));
+	assert_non_null(strstr(log, ":4: ssl.quorum.keyStore.location: a ZooKeeper setting"));
 	free(log);
 }
 
@@ -394,15 +395,23 @@ static void test_security_keys_refused(void **state)
 {
 	struct fx *fx = *state;
 	static const char *const refused[] = {
-		"secureClientPort=2281",
 		"sslQuorum=true",
-		"portUnification=TRUE",
 		"quorum.auth.enableSasl=true",
 		"quorum.auth.learnerRequireSasl=true",
 		"quorum.auth.serverRequireSasl=true",
 		"enforceQuota=true",
 		"audit.enable=true",
-		"authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+		"authProvider.x=org.example.CustomAuthenticationProvider",
+		"ssl.crl=true",
+		"ssl.ocsp=true",
+		"ssl.fipsMode=true",
+		"ssl.context.supplier.class=org.example.Supplier",
+		"ssl.keyStore.kind=PEM",
+		"ssl.clientAuth=maybe",
+		"ssl.protocol=TLSv1.1",
+		"ssl.enabledProtocols=TLSv1.2,SSLv3",
+		"ssl.authProvider=custom",
+		"portUnification=yes",
 		"DigestAuthenticationProvider.superDigest=nocolon",
 		"DigestAuthenticationProvider.superDigest=super:",
 	};
@@ -413,12 +422,71 @@ static void test_security_keys_refused(void **state)
 		write_cfg(fx, text);
 		expect_error(fx, key, NULL);
 	}
-	write_cfg(fx, "dataDir=@\nsslQuorum=false\nportUnification=no\nenforceQuota=false\n"
+	write_cfg(fx, "dataDir=@\nsslQuorum=false\nportUnification=false\nenforceQuota=false\n"
 		      "authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n"
 		      "authProvider.2=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n"
 		      "DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n");
 	expect_ok(fx);
 	assert_string_equal(fx->cfg->super_digest, "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+}
+
+/* TLS on the client port: ZooKeeper's keys, and what they need. */
+static void test_tls_keys(void **state)
+{
+	struct fx *fx = *state;
+	write_cfg(fx, "dataDir=@\nclientPortAddress=127.0.0.1\nsecureClientPort=2281\n"
+		      "ssl.keyStore.location=/etc/zk/server.pem\nssl.keyStore.password=pw\n"
+		      "ssl.trustStore.location=/etc/zk/ca.crt\nssl.clientAuth=WANT\n"
+		      "ssl.ciphersuites=TLS_AES_128_GCM_SHA256\nclient.certReload=true\n"
+		      "X509AuthenticationProvider.superUser=CN=admin\n"
+		      "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n"
+		      "ssl.hostnameVerification=false\nssl.crl=false\n");
+	expect_ok(fx);
+	const struct config *c = fx->cfg;
+	assert_int_equal(c->secure_client_port, 2281);
+	assert_string_equal(c->secure_client_address, "127.0.0.1"); /* clientPortAddress's */
+	assert_string_equal(c->tls.key_store, "/etc/zk/server.pem");
+	assert_string_equal(c->tls.key_password, "pw");
+	assert_string_equal(c->tls.trust_store, "/etc/zk/ca.crt");
+	assert_int_equal(c->tls.client_auth, TLS_CLIENT_AUTH_WANT);
+	assert_int_equal(c->tls.min_version, TLS_VERSION_1_2);
+	assert_int_equal(c->tls.max_version, TLS_VERSION_1_3);
+	assert_true(c->tls_reload);
+	assert_false(c->port_unification);
+	assert_string_equal(c->x509_super_user, "CN=admin");
+
+	write_cfg(fx, "dataDir=@\nportUnification=true\nssl.keyStore.location=/k.pem\n"
+		      "ssl.clientAuth=none\nssl.protocol=TLSv1.2\n");
+	expect_ok(fx);
+	assert_true(fx->cfg->port_unification);
+	assert_int_equal(fx->cfg->tls.client_auth, TLS_CLIENT_AUTH_NONE);
+	assert_int_equal(fx->cfg->tls.max_version, TLS_VERSION_1_2);
+	write_cfg(fx, "dataDir=@\nportUnification=true\nssl.keyStore.location=/k.pem\n"
+		      "ssl.clientAuth=none\nssl.protocol=TLSv1.2\nssl.enabledProtocols=TLSv1.3\n");
+	expect_ok(fx);
+	assert_int_equal(fx->cfg->tls.min_version, TLS_VERSION_1_3);
+
+	/* What TLS needs, named. */
+	write_cfg(fx, "dataDir=@\nsecureClientPort=2281\n");
+	expect_error(fx, "ssl.keyStore.location", "not set");
+	write_cfg(fx, "dataDir=@\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\n");
+	expect_error(fx, "ssl.trustStore.location", "need");
+	write_cfg(fx, "dataDir=@\nsecureClientPort=2281\nssl.keyStore.location=/k.jks\n"
+		      "ssl.clientAuth=none\n");
+	expect_error(fx, "ssl.keyStore.type", "only PEM");
+	write_cfg(fx, "dataDir=@\nsecureClientPort=2281\nssl.keyStore.location=/k\n"
+		      "ssl.keyStore.type=PKCS12\nssl.clientAuth=none\n");
+	expect_error(fx, ":4: ssl.keyStore.type", "only PEM");
+	write_cfg(fx, "dataDir=@\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\n"
+		      "ssl.trustStore.location=/t.jks\n");
+	expect_error(fx, "ssl.trustStore.type", "only PEM");
+	write_cfg(fx, "dataDir=@\nclientPort=2281\nsecureClientPort=2281\n"
+		      "ssl.keyStore.location=/k.pem\nssl.clientAuth=none\n");
+	expect_error(fx, "secureClientPort", "clientPort too");
+	/* The same keys without anything that speaks TLS: unused, as in
+	 * ZooKeeper. */
+	write_cfg(fx, "dataDir=@\nssl.keyStore.location=/k.jks\n");
+	expect_ok(fx);
 }
 
 static void test_relative_data_dir(void **state)
@@ -765,6 +833,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_value_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clamped_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_warns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_security_keys_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_data_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_lines, setup, teardown),
