@@ -99,20 +99,23 @@ static void file_stat(struct file_id *f, const char *path)
 	}
 }
 
-bool tls_ctx_files_changed(const struct tls_ctx *ctx)
+bool tls_ctx_files_changed(struct tls_ctx *ctx)
 {
+	bool changed = false;
 	for (int i = 0; i < TLS_FILES; i++) {
-		const struct file_id *f = &ctx->files[i];
+		struct file_id *f = &ctx->files[i];
 		if (!f->path[0])
 			continue;
 		struct file_id now;
 		file_stat(&now, f->path);
 		if (now.present != f->present || now.dev != f->dev || now.ino != f->ino ||
 		    now.size != f->size || now.mtime.tv_sec != f->mtime.tv_sec ||
-		    now.mtime.tv_nsec != f->mtime.tv_nsec)
-			return true;
+		    now.mtime.tv_nsec != f->mtime.tv_nsec) {
+			*f = now;
+			changed = true;
+		}
 	}
-	return false;
+	return changed;
 }
 
 int tls_parse_protocols(const char *list, int *min_version, int *max_version)

@@ -52,8 +52,9 @@ struct tls_link;
 struct tls_ctx *tls_ctx_new_server(const struct tls_config *c, char *err, size_t err_len);
 void tls_ctx_free(struct tls_ctx *ctx);
 
-/* Whether any file ctx was made from changed since (size, mtime, inode). */
-bool tls_ctx_files_changed(const struct tls_ctx *ctx);
+/* Whether any file ctx was made from changed (size, mtime, inode) since
+ * it was made or last said so: each change is reported once. */
+bool tls_ctx_files_changed(struct tls_ctx *ctx);
 
 /* Parses a comma-separated protocol list ("TLSv1.2, TLSv1.3") into the
  * lowest and highest version; -1 on a name other than those two. */
