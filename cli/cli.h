@@ -44,6 +44,9 @@ struct cli {
 	bool json;                 /* --json: machine-readable output */
 	uint32_t timeout_ms;       /* --timeout: connect and per-request bound */
 	int32_t session_timeout_ms; /* --session-timeout (lock/elect: -t) */
+	bool tls;                  /* --tls (or any --tls-* / QUORUM_TLS_*) */
+	struct qc_tls tls_opt;     /* its CA, certificate and key */
+	const char *auth_file;     /* --auth-file or $QUORUM_AUTH_FILE */
 	struct qc_client *c;       /* opened by cli_connect() */
 	/* Set by the state callback when the session ends (expired, auth
 	 * failed): the recipes watch it. */

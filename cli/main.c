@@ -7,7 +7,8 @@
  * parsing every subcommand shares. The commands live in cmd_*.c.
  *
  *     quorumctl [-s HOSTS] [--json] [--timeout MS] [--session-timeout MS]
- *               COMMAND [ARGS...]
+ *               [--tls] [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE]
+ *               [--tls-no-host-check] [--auth-file FILE] COMMAND [ARGS...]
  *
  * Exit codes are enum cli_exit (cli.h) and are documented in quorumctl(1).
  */
@@ -126,11 +127,13 @@ int cli_connect(struct cli *cli)
 		.state_cb = on_state,
 		.state_arg = cli,
 	};
-	int rc = qc_open(&o, &cli->c);
+	int rc = qc_open_tls(&o, cli->tls ? &cli->tls_opt : NULL, &cli->c);
 	if (rc != ZOK) {
 		cli->c = NULL;
 		cli_err("cannot use servers '%s': %s", cli->hosts,
-			rc == ZBADARGUMENTS ? "bad connect string" : cli_strerror(rc));
+			rc != ZBADARGUMENTS ? cli_strerror(rc)
+			: cli->tls ? "bad connect string or TLS files (see the log line above)"
+				   : "bad connect string");
 		return rc == ZBADARGUMENTS ? EXIT_USAGE : EXIT_CONNECTION;
 	}
 	rc = qc_wait_connected(cli->c, cli->timeout_ms);
@@ -138,6 +141,12 @@ int cli_connect(struct cli *cli)
 		cli_err("cannot connect to %s: %s", cli->hosts,
 			rc == ZOPERATIONTIMEOUT ? "no server answered in time" : cli_strerror(rc));
 		return cli_exit_for(rc) == EXIT_NOAUTH ? EXIT_NOAUTH : EXIT_CONNECTION;
+	}
+	if (cli->auth_file && (rc = qc_add_auth_file(cli->c, cli->auth_file)) != ZOK) {
+		cli_err("--auth-file %s: %s", cli->auth_file,
+			rc == ZBADARGUMENTS ? "unreadable or malformed (see above)"
+					    : cli_strerror(rc));
+		return rc == ZBADARGUMENTS ? EXIT_USAGE : EXIT_NOAUTH;
 	}
 	return 0;
 }
@@ -195,7 +204,8 @@ static const struct {
 static void usage(FILE *f)
 {
 	fputs("usage: quorumctl [-s HOSTS] [--json] [--timeout MS] [--session-timeout MS]\n"
-	      "                 COMMAND [ARGS...]\n"
+	      "                 [--tls] [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE]\n"
+	      "                 [--tls-no-host-check] [--auth-file FILE] COMMAND [ARGS...]\n"
 	      "commands:\n"
 	      "  ls [-R] PATH                 list children (-R: every descendant's path)\n"
 	      "  get PATH                     write the node's data to stdout\n"
@@ -223,13 +233,27 @@ int main(int argc, char **argv)
 		.timeout_ms = 10000,
 		.session_timeout_ms = 10000,
 		.notify_fd = -1,
+		.auth_file = getenv("QUORUM_AUTH_FILE"),
+		.tls_opt = {
+			.ca = getenv("QUORUM_TLS_CA"),
+			.cert = getenv("QUORUM_TLS_CERT"),
+			.key = getenv("QUORUM_TLS_KEY"),
+			.key_password = getenv("QUORUM_TLS_KEY_PASSWORD"),
+		},
 	};
+	cli.tls = cli.tls_opt.ca || cli.tls_opt.cert || cli.tls_opt.key;
 	static const struct option longopts[] = {
 		{ "servers", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "session-timeout", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "tls", no_argument, NULL, 't' },
+		{ "tls-ca", required_argument, NULL, 'A' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "tls-no-host-check", no_argument, NULL, 'N' },
+		{ "auth-file", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -258,6 +282,12 @@ int main(int argc, char **argv)
 			}
 			cli.session_timeout_ms = (int32_t)v;
 			break;
+		case 't': cli.tls = true; break;
+		case 'A': cli.tls = true; cli.tls_opt.ca = optarg; break;
+		case 'C': cli.tls = true; cli.tls_opt.cert = optarg; break;
+		case 'K': cli.tls = true; cli.tls_opt.key = optarg; break;
+		case 'N': cli.tls = true; cli.tls_opt.no_host_check = true; break;
+		case 'a': cli.auth_file = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': puts("quorumctl 0.1.0"); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;

@@ -21,6 +21,7 @@
 #include "internal.h"
 #include "log.h"
 #include "thread.h"
+#include "tls.h"
 
 const struct qc_acl qc_acl_open[1] = { { ZK_PERM_ALL, "world", "anyone" } };
 const struct qc_acl qc_acl_read[1] = { { ZK_PERM_READ, "world", "anyone" } };
@@ -66,7 +67,46 @@ static uint64_t fresh_seed(void)
 	return s;
 }
 
+/* Copies src (if any) into dst; false if it does not fit. */
+static bool put(char *dst, size_t cap, const char *src)
+{
+	return src == NULL || snprintf(dst, cap, "%s", src) < (int)cap;
+}
+
+/* The TLS context of qc_open_tls()'s files; ZBADARGUMENTS (logged) if
+ * they do not load. */
+static int open_tls(struct qc_client *c, const struct qc_tls *t)
+{
+	struct tls_config *cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL)
+		return ZSYSTEMERROR;
+	int rc = ZBADARGUMENTS;
+	if (!put(cfg->trust_store, sizeof(cfg->trust_store), t->ca) ||
+	    !put(cfg->key_store, sizeof(cfg->key_store), t->cert) ||
+	    !put(cfg->key_file, sizeof(cfg->key_file), t->key) ||
+	    !put(cfg->key_password, sizeof(cfg->key_password), t->key_password) ||
+	    (t->key && !t->cert))
+		goto out;
+	char err[512];
+	c->tls = tls_ctx_new_client(cfg, err, sizeof(err));
+	if (c->tls == NULL) {
+		log_msg(LOG_ERROR, "client", "TLS: %s", err);
+		goto out;
+	}
+	c->tls_check_host = !t->no_host_check;
+	rc = ZOK;
+out:
+	explicit_bzero(cfg->key_password, sizeof(cfg->key_password));
+	free(cfg);
+	return rc;
+}
+
 int qc_open(const struct qc_options *o, struct qc_client **out)
+{
+	return qc_open_tls(o, NULL, out);
+}
+
+int qc_open_tls(const struct qc_options *o, const struct qc_tls *tls, struct qc_client **out)
 {
 	if (o == NULL || out == NULL || o->session_timeout_ms < 0 ||
 	    o->passwd_len > QC_MAX_PASSWD || (o->passwd_len && o->passwd == NULL))
@@ -77,6 +117,8 @@ int qc_open(const struct qc_options *o, struct qc_client **out)
 	int rc = qc_hosts_parse(o->hosts, &c->hosts);
 	if (rc != ZOK)
 		goto err_free;
+	if (tls && (rc = open_tls(c, tls)) != ZOK)
+		goto err_hosts_only;
 
 	c->timeout_asked = o->session_timeout_ms ? o->session_timeout_ms : 10000;
 	c->request_timeout_ms = o->request_timeout_ms ? o->request_timeout_ms
@@ -159,6 +201,8 @@ err_cond:
 err_hosts:
 	arena_destroy(&c->reply_arena);
 	qc_watches_destroy(&c->watches);
+err_hosts_only:
+	tls_ctx_free(c->tls);
 	qc_hosts_free(&c->hosts);
 err_free:
 	free(c);
@@ -189,6 +233,7 @@ int qc_close(struct qc_client *c)
 	qc_watches_destroy(&c->watches);
 	arena_destroy(&c->reply_arena);
 	qc_hosts_free(&c->hosts);
+	tls_ctx_free(c->tls);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	free(c);

@@ -9,6 +9,12 @@
  * callback, or a pending getaddrinfo's callback. At most one write is in
  * flight; its buffer belongs to the write request and is freed in the write
  * callback, which libuv runs (with UV_ECANCELED) before the close callback.
+ *
+ * TLS (qc_open_tls()): the conn's tls_link (util/tls.c) opens what is read
+ * into rbuf and seals what the session writes; the session hears of the
+ * connection only once the handshake is over, so it never writes before.
+ * The handshake's own flights go out through the same one-write-at-a-time
+ * path: the session may write again only when no sealed bytes wait.
  */
 #include <arpa/inet.h>
 #include <endian.h>
@@ -19,6 +25,7 @@
 #include "frame.h"
 #include "internal.h"
 #include "log.h"
+#include "tls.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -35,6 +42,8 @@ struct conn {
 	uv_tcp_t tcp;
 	uint8_t *rbuf;        /* received bytes not yet framed */
 	size_t rlen, rcap;
+	struct tls_link *tls; /* TLS: the session; NULL in plaintext */
+	uint8_t *cipher;      /* TLS: what is read, before it is opened */
 	char peer[QC_HOST_MAX_NAME + 16];
 };
 
@@ -49,6 +58,8 @@ const char *qci_conn_peer(const struct conn *cn) { return cn->peer; }
 static void conn_free(struct conn *cn)
 {
 	free(cn->rbuf);
+	free(cn->cipher);
+	tls_link_free(cn->tls);
 	free(cn);
 }
 
@@ -66,10 +77,10 @@ static void fail(struct conn *cn, const char *why)
 
 /* ---- reading ------------------------------------------------------------ */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Grows rbuf while it has less than a quarter chunk free, up to a frame
+ * and a chunk. */
+static void rbuf_room(struct conn *cn)
 {
-	struct conn *cn = h->data;
-	(void)suggested;
 	if (cn->rcap - cn->rlen < READ_CHUNK / 4) {
 		size_t cap = cn->rcap ? cn->rcap * 2 : READ_CHUNK;
 		size_t max = QC_MAX_FRAME + 4 + READ_CHUNK;
@@ -81,25 +92,25 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 			cn->rcap = cap;
 		}
 	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *cn = h->data;
+	(void)suggested;
+	if (cn->tls) {
+		buf->base = (char *)cn->cipher;
+		buf->len = cn->cipher ? READ_CHUNK : 0;
+		return;
+	}
+	rbuf_room(cn);
 	buf->base = (char *)cn->rbuf + cn->rlen;
 	buf->len = cn->rcap - cn->rlen;
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* Hands every whole frame in rbuf up. */
+static void frames(struct conn *cn)
 {
-	struct conn *cn = s->data;
-	(void)buf;
-	if (cn->dead)
-		return;
-	if (n < 0) {
-		fail(cn, n == UV_EOF	   ? "closed by the server"
-			 : n == UV_ENOBUFS ? "out of memory for the receive buffer"
-					   : uv_strerror((int)n));
-		return;
-	}
-	if (n == 0)
-		return; /* EAGAIN */
-	cn->rlen += (size_t)n;
 	size_t off = 0;
 	while (!cn->dead) {
 		struct frame_ref f;
@@ -121,6 +132,68 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	cn->rlen -= off;
 }
 
+static void tls_flush(struct conn *cn);
+
+/* TLS: n bytes read, opened into rbuf and framed; the handshake's answer
+ * sent; the session told once the handshake is over. */
+static void tls_in(struct conn *cn, const uint8_t *p, size_t n)
+{
+	bool was_open = tls_link_established(cn->tls);
+	int rc = tls_link_recv(cn->tls, p, n);
+	while (rc == 0 && !cn->dead) {
+		rbuf_room(cn);
+		if (cn->rlen == cn->rcap) {
+			fail(cn, "out of memory for the receive buffer");
+			return;
+		}
+		ssize_t got = tls_link_read(cn->tls, cn->rbuf + cn->rlen, cn->rcap - cn->rlen);
+		if (got <= 0) {
+			rc = (int)got;
+			break;
+		}
+		cn->rlen += (size_t)got;
+		frames(cn);
+	}
+	if (cn->dead)
+		return;
+	if (rc < 0) {
+		/* Most often a configuration error (a certificate, a CA, a
+		 * name): said where a command-line user sees it. */
+		char why[300];
+		snprintf(why, sizeof(why), "TLS: %s", tls_link_error(cn->tls));
+		if (!was_open)
+			log_rl(LOG_ERROR, "client", "%s: %s", cn->peer, why);
+		fail(cn, why);
+		return;
+	}
+	tls_flush(cn);
+	if (!cn->dead && !was_open && tls_link_established(cn->tls)) {
+		cn->connected = true;
+		qci_session_on_connected(cn->c, cn);
+	}
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct conn *cn = s->data;
+	if (cn->dead)
+		return;
+	if (n < 0) {
+		fail(cn, n == UV_EOF	   ? "closed by the server"
+			 : n == UV_ENOBUFS ? "out of memory for the receive buffer"
+					   : uv_strerror((int)n));
+		return;
+	}
+	if (n == 0)
+		return; /* EAGAIN */
+	if (cn->tls) {
+		tls_in(cn, (const uint8_t *)buf->base, (size_t)n);
+		return;
+	}
+	cn->rlen += (size_t)n;
+	frames(cn);
+}
+
 /* ---- connecting --------------------------------------------------------- */
 
 static void on_connect(uv_connect_t *req, int status)
@@ -136,6 +209,10 @@ static void on_connect(uv_connect_t *req, int status)
 	int rc = uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
 	if (rc < 0) {
 		fail(cn, uv_strerror(rc));
+		return;
+	}
+	if (cn->tls) {
+		tls_in(cn, NULL, 0); /* the ClientHello */
 		return;
 	}
 	cn->connected = true;
@@ -184,6 +261,11 @@ struct conn *qci_conn_open(struct qc_client *c, const struct qc_host *h)
 	cn->port = h->port;
 	snprintf(cn->peer, sizeof(cn->peer), strchr(h->name, ':') ? "[%s]:%u" : "%s:%u",
 		 h->name, h->port);
+	if (c->tls && ((cn->cipher = malloc(READ_CHUNK)) == NULL ||
+		       (cn->tls = tls_link_new_client(c->tls, h->name, c->tls_check_host)) == NULL)) {
+		conn_free(cn);
+		return NULL;
+	}
 	struct sockaddr_storage ss;
 	int rc;
 	if (uv_ip4_addr(h->name, h->port, (struct sockaddr_in *)&ss) == 0 ||
@@ -226,7 +308,29 @@ void qci_conn_close(struct conn *cn)
 
 bool qci_conn_can_write(const struct conn *cn)
 {
-	return cn && !cn->dead && cn->connected && !cn->writing;
+	return cn && !cn->dead && cn->connected && !cn->writing &&
+	       (!cn->tls || tls_link_pending(cn->tls) == 0);
+}
+
+static int write_out(struct conn *cn, struct jute_out *out);
+
+/* TLS: sends what the session has sealed, if no write is in flight. */
+static void tls_flush(struct conn *cn)
+{
+	size_t n = tls_link_pending(cn->tls);
+	if (cn->dead || cn->writing || n == 0)
+		return;
+	struct jute_out out;
+	jute_out_init(&out);
+	uint8_t *p = jute_out_reserve(&out, n);
+	if (p == NULL) {
+		fail(cn, "out of memory");
+		return;
+	}
+	out.len = tls_link_take(cn->tls, p, n);
+	int rc = write_out(cn, &out);
+	if (rc < 0)
+		fail(cn, uv_strerror(rc));
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -242,10 +346,27 @@ static void on_write(uv_write_t *req, int status)
 		fail(cn, uv_strerror(status));
 		return;
 	}
-	qci_session_on_writable(cn->c, cn);
+	if (cn->tls)
+		tls_flush(cn);
+	if (qci_conn_can_write(cn))
+		qci_session_on_writable(cn->c, cn);
 }
 
 int qci_conn_write(struct conn *cn, struct jute_out *out)
+{
+	if (cn->tls) {
+		int rc = tls_link_write(cn->tls, out->buf, out->len);
+		jute_out_free(out);
+		if (rc < 0)
+			return UV_EPROTO;
+		tls_flush(cn);
+		return cn->dead ? UV_EPROTO : 0;
+	}
+	return write_out(cn, out);
+}
+
+/* One uv_write of out (taken over, freed when written). */
+static int write_out(struct conn *cn, struct jute_out *out)
 {
 	struct write_req *w = malloc(sizeof(*w));
 	if (w == NULL) {

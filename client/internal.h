@@ -93,6 +93,8 @@ struct qc_client {
 	uint32_t max_outstanding;
 	size_t max_pending_bytes;
 	bool allow_read_only;
+	struct tls_ctx *tls;           /* qc_open_tls(): every connection's TLS */
+	bool tls_check_host;
 	qc_state_fn state_cb;
 	void *state_arg;
 	pthread_t thread;              /* the I/O thread */

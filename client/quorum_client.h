@@ -154,6 +154,24 @@ struct qc_options {
  * sets *out, or ZBADARGUMENTS (options), ZSYSTEMERROR. */
 int qc_open(const struct qc_options *o, struct qc_client **out);
 
+/* TLS to the servers' secureClientPort (or a portUnification clientPort),
+ * from PEM files. */
+struct qc_tls {
+	const char *ca;            /* the CA certificates a server's certificate
+				      must chain to; NULL = the system's */
+	const char *cert;          /* this client's certificate chain, for
+				      ssl.clientAuth and x509 ACLs; NULL = none */
+	const char *key;           /* its private key; NULL = in cert */
+	const char *key_password;  /* decrypts the key; NULL = none */
+	bool no_host_check;        /* do not check that the server's
+				      certificate names the host connected to
+				      (ZooKeeper's client checks it) */
+};
+
+/* qc_open() over TLS. ZBADARGUMENTS also when a file does not load (the
+ * reason is logged). */
+int qc_open_tls(const struct qc_options *o, const struct qc_tls *tls, struct qc_client **out);
+
 /* Closes the session (closeSession, waiting at most min(request timeout,
  * 5 s) for its reply), fails whatever is still pending with ZCLOSING, gives
  * every watcher its last event, reports QC_STATE_CLOSED, joins the I/O
@@ -348,6 +366,12 @@ int qc_check_watches(struct qc_client *c, const char *path, int32_t type);
 int qc_get_ephemerals(struct qc_client *c, const char *prefix, struct qc_result **out);
 int qc_get_all_children_number(struct qc_client *c, const char *path, int32_t *number);
 int qc_add_auth(struct qc_client *c, const char *scheme, const void *cred, int32_t cred_len);
+/* qc_add_auth() for each "SCHEME CREDENTIALS" line of the file at path
+ * ("digest user:password"; blank lines and '#' comments skipped), so a
+ * password need not be on a command line. ZOK; ZBADARGUMENTS for a file
+ * that cannot be read or a malformed line (logged with its number); else
+ * the first qc_add_auth() error. Warns when others may read the file. */
+int qc_add_auth_file(struct qc_client *c, const char *path);
 int qc_whoami(struct qc_client *c, struct qc_result **out);
 
 /* A deep copy of r in one malloc'd block (free with qc_result_free()), or

@@ -96,18 +96,10 @@ static struct qc_client *session_for(struct fs *fs, int pidfd, pid_t tgid, int *
 		*err = ZSYSTEMERROR;
 		return NULL;
 	}
-	struct qc_options o = {
-		.hosts = fs->opt.hosts,
-		.session_timeout_ms = (int32_t)fs->opt.session_timeout_ms,
-		.request_timeout_ms = fs->opt.timeout_ms,
-	};
 	s->tgid = tgid;
 	s->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
-	*err = s->pidfd < 0 ? ZSYSTEMERROR : qc_open(&o, &s->c);
-	if (*err == ZOK)
-		*err = qc_wait_connected(s->c, fs->opt.timeout_ms);
+	*err = s->pidfd < 0 ? ZSYSTEMERROR : fs_client_open(&fs->opt, NULL, NULL, &s->c);
 	if (*err != ZOK) {
-		qc_close(s->c);
 		if (s->pidfd >= 0)
 			close(s->pidfd);
 		free(s);

@@ -66,6 +66,10 @@ struct fs_options {
 	unsigned max_size;        /* -o max_size=: largest file, bytes */
 	char *metrics;            /* -o metrics=[HOST:]PORT: the counters' HTTP
 				     endpoint (metrics.c), or NULL */
+	bool tls;                 /* -o tls (or any tls_* option) */
+	char *tls_ca, *tls_cert, *tls_key; /* -o tls_ca=, tls_cert=, tls_key= */
+	bool tls_no_host_check;   /* -o tls_no_host_check */
+	char *auth_file;          /* -o auth_file=: "SCHEME CREDENTIALS" lines */
 	enum fs_watch_mode {
 		FS_WATCH_AUTO,        /* persistent if the server has addWatch */
 		FS_WATCH_PERSISTENT,  /* persistent or no mount */
@@ -317,6 +321,11 @@ struct fs_session {
 				       session settled on */
 };
 
+/* A client of the mount's ensemble, with its TLS and credentials, once
+ * connected (within timeout_ms); on_state may be NULL. ZOK or the error,
+ * logged. Every session of the mount is opened so. */
+int fs_client_open(const struct fs_options *opt, qc_state_fn on_state, void *state_arg,
+		   struct qc_client **out);
 void fs_session_init(struct fs_session *s, const struct fs_options *opt,
 		     const struct fs_session_hooks *hooks);
 /* Opens the mount's session and waits (bounded by timeout_ms) for it; sets

@@ -48,6 +48,12 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("session_timeout=%u", session_timeout_ms),
 	OPT("max_size=%u", max_size),
 	OPT("metrics=%s", metrics),
+	OPT("tls", tls),
+	OPT("tls_ca=%s", tls_ca),
+	OPT("tls_cert=%s", tls_cert),
+	OPT("tls_key=%s", tls_key),
+	OPT("tls_no_host_check", tls_no_host_check),
+	OPT("auth_file=%s", auth_file),
 	OPT("quiet", quiet),
 	FUSE_OPT_KEY("watch=auto", KEY_WATCH_AUTO),
 	FUSE_OPT_KEY("watch=persistent", KEY_WATCH_PERSISTENT),
@@ -96,6 +102,11 @@ static void usage(FILE *out)
 		"                   changes are watched\n"
 		"  -o metrics=[HOST:]PORT  serve the mount's counters at /metrics\n"
 		"                   (Prometheus; HOST default 127.0.0.1)\n"
+		"  -o tls           TLS to the servers (their secureClientPort), with\n"
+		"  -o tls_ca=FILE   the CA certificates (default: the system's),\n"
+		"  -o tls_cert=FILE,tls_key=FILE  a client certificate and its key,\n"
+		"  -o tls_no_host_check  no check of the servers' names\n"
+		"  -o auth_file=FILE  \"SCHEME CREDENTIALS\" lines (digest user:password)\n"
 		"See quorumfs(8) and quorumfs(5).\n");
 }
 
@@ -161,18 +172,11 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
  * so the error reaches the terminal). */
 static int probe(const struct fs_options *opt)
 {
-	struct qc_options o = { .hosts = opt->hosts,
-				.session_timeout_ms = (int32_t)opt->session_timeout_ms,
-				.request_timeout_ms = opt->timeout_ms };
 	struct qc_client *c;
-	int rc = qc_open(&o, &c);
-	if (rc != ZOK) {
-		fprintf(stderr, "quorumfs: %s: %s\n", opt->hosts, qc_strerror(rc));
-		return -1;
-	}
-	rc = qc_wait_connected(c, opt->timeout_ms);
-	if (rc == ZOK)
-		rc = qc_exists(c, "/", NULL, NULL, NULL);
+	int rc = fs_client_open(opt, NULL, NULL, &c);
+	if (rc != ZOK)
+		return -1; /* said on stderr */
+	rc = qc_exists(c, "/", NULL, NULL, NULL);
 	qc_close(c);
 	if (rc != ZOK) {
 		fprintf(stderr, "quorumfs: %s: no answer within %u ms (%s)\n", opt->hosts,
@@ -269,6 +273,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		goto out_args;
 	}
+	fs.opt.tls |= fs.opt.tls_ca || fs.opt.tls_cert || fs.opt.tls_key ||
+		      fs.opt.tls_no_host_check;
 	if (fs.opt.max_size > 1047552) {
 		fprintf(stderr, "quorumfs: max_size above 1047552 would exceed "
 				"jute.maxbuffer\n");
@@ -354,5 +360,9 @@ out_args:
 	free(fs.opt.hosts);
 	free(fs.opt.mountpoint);
 	free(fs.opt.metrics);
+	free(fs.opt.tls_ca);
+	free(fs.opt.tls_cert);
+	free(fs.opt.tls_key);
+	free(fs.opt.auth_file);
 	return ret;
 }

@@ -107,31 +107,55 @@ static bool add_persistent_watch(struct fs_session *s, struct qc_client *c)
 	return false;
 }
 
+int fs_client_open(const struct fs_options *opt, qc_state_fn on_state, void *state_arg,
+		   struct qc_client **out)
+{
+	struct qc_options o = {
+		.hosts = opt->hosts,
+		.session_timeout_ms = (int32_t)opt->session_timeout_ms,
+		.request_timeout_ms = opt->timeout_ms,
+		.state_cb = on_state,
+		.state_arg = state_arg,
+	};
+	struct qc_tls tls = {
+		.ca = opt->tls_ca,
+		.cert = opt->tls_cert,
+		.key = opt->tls_key,
+		.no_host_check = opt->tls_no_host_check,
+	};
+	struct qc_client *c;
+	*out = NULL;
+	int rc = qc_open_tls(&o, opt->tls ? &tls : NULL, &c);
+	if (rc != ZOK) {
+		fs_log(LOG_ERR, "%s: %s", opt->hosts,
+		       rc == ZBADARGUMENTS && opt->tls ? "bad connect string or TLS files"
+						       : qc_strerror(rc));
+		return rc;
+	}
+	rc = qc_wait_connected(c, opt->timeout_ms);
+	if (rc != ZOK)
+		fs_log(LOG_ERR, "%s: no session within %u ms: %s", opt->hosts, opt->timeout_ms,
+		       qc_strerror(rc));
+	else if (opt->auth_file && (rc = qc_add_auth_file(c, opt->auth_file)) != ZOK)
+		fs_log(LOG_ERR, "auth_file=%s: %s", opt->auth_file,
+		       rc == ZBADARGUMENTS ? "unreadable or malformed" : qc_strerror(rc));
+	if (rc != ZOK) {
+		qc_close(c);
+		return rc;
+	}
+	*out = c;
+	return ZOK;
+}
+
 /* Opens a session; *persistent says whether the persistent recursive watch
  * is set (never tried in oneshot mode). */
 static int open_session(struct fs_session *s, struct qc_client **out, bool *persistent)
 {
 	const struct fs_options *opt = s->opt;
-	struct qc_options o = {
-		.hosts = opt->hosts,
-		.session_timeout_ms = (int32_t)opt->session_timeout_ms,
-		.request_timeout_ms = opt->timeout_ms,
-		.state_cb = state_cb,
-		.state_arg = s,
-	};
 	struct qc_client *c;
-	int rc = qc_open(&o, &c);
-	if (rc != ZOK) {
-		fs_log(LOG_ERR, "%s: %s", opt->hosts, qc_strerror(rc));
-		return -EINVAL;
-	}
-	rc = qc_wait_connected(c, opt->timeout_ms);
-	if (rc != ZOK) {
-		fs_log(LOG_ERR, "%s: no session within %u ms: %s", opt->hosts,
-		       opt->timeout_ms, qc_strerror(rc));
-		qc_close(c);
-		return -ETIMEDOUT;
-	}
+	int rc = fs_client_open(opt, state_cb, s, &c);
+	if (rc != ZOK)
+		return rc == ZBADARGUMENTS ? -EINVAL : rc == ZAUTHFAILED ? -EACCES : -ETIMEDOUT;
 	*persistent = opt->watch != FS_WATCH_ONESHOT && !s->oneshot &&
 		      add_persistent_watch(s, c);
 	*out = c;

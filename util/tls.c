@@ -8,6 +8,7 @@
  */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -196,11 +197,11 @@ static int set_ciphers(SSL_CTX *s, const struct tls_config *c, char *err, size_t
 	SSL *all = NULL;
 	int rc = -1;
 	if (!v12 || !v13 || !names || !probe) {
-		set_err(err, err_len, "ssl.ciphersuites: out of memory");
+		set_err(err, err_len, "cipher suites: out of memory");
 		goto out;
 	}
 	if (!SSL_CTX_set_cipher_list(probe, "ALL:COMPLEMENTOFALL") || !(all = SSL_new(probe))) {
-		set_err(err, err_len, "ssl.ciphersuites: cannot list OpenSSL's ciphers");
+		set_err(err, err_len, "cipher suites: cannot list OpenSSL's");
 		goto out;
 	}
 	char *save = NULL;
@@ -208,8 +209,8 @@ static int set_ciphers(SSL_CTX *s, const struct tls_config *c, char *err, size_t
 		char *into = is_tls13_suite(tok) ? v13 : v12;
 		const char *name = into == v13 ? tok : openssl_cipher_name(all, tok);
 		if (!name) {
-			set_err(err, err_len, "ssl.ciphersuites: %s is not a cipher suite this "
-				"OpenSSL knows", tok);
+			set_err(err, err_len, "cipher suites: %s is not one this OpenSSL knows",
+				tok);
 			goto out;
 		}
 		if (into[0])
@@ -217,15 +218,15 @@ static int set_ciphers(SSL_CTX *s, const struct tls_config *c, char *err, size_t
 		strcat(into, name);
 	}
 	if (!v12[0] && !v13[0]) {
-		set_err(err, err_len, "ssl.ciphersuites: empty");
+		set_err(err, err_len, "cipher suites: none named");
 		goto out;
 	}
 	if (!SSL_CTX_set_ciphersuites(s, v13)) {
-		set_err(err, err_len, "ssl.ciphersuites: %s", v13);
+		set_err(err, err_len, "cipher suites: %s", v13);
 		goto out;
 	}
 	if (v12[0] && !SSL_CTX_set_cipher_list(s, v12)) {
-		set_err(err, err_len, "ssl.ciphersuites: %s", v12);
+		set_err(err, err_len, "cipher suites: %s", v12);
 		goto out;
 	}
 	if (!v12[0] && !SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION))
@@ -242,11 +243,14 @@ out:
 	return rc;
 }
 
-struct tls_ctx *tls_ctx_new_server(const struct tls_config *c, char *err, size_t err_len)
+/* What server and client contexts share: protocols, ciphers, the own
+ * certificate and key (required of a server), the trust store. */
+static struct tls_ctx *ctx_new(const struct tls_config *c, bool server, char *err,
+			       size_t err_len)
 {
 	ERR_clear_error();
 	struct tls_ctx *ctx = calloc(1, sizeof(*ctx));
-	SSL_CTX *s = ctx ? SSL_CTX_new(TLS_server_method()) : NULL;
+	SSL_CTX *s = ctx ? SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()) : NULL;
 	if (!s) {
 		set_err(err, err_len, "TLS: cannot make a context");
 		free(ctx);
@@ -261,29 +265,29 @@ struct tls_ctx *tls_ctx_new_server(const struct tls_config *c, char *err, size_t
 			       SSL_OP_NO_COMPRESSION);
 	if (!SSL_CTX_set_min_proto_version(s, c->min_version ? c->min_version : TLS1_2_VERSION) ||
 	    !SSL_CTX_set_max_proto_version(s, c->max_version ? c->max_version : TLS1_3_VERSION)) {
-		set_err(err, err_len, "ssl.protocol: not supported by this OpenSSL");
+		set_err(err, err_len, "protocol versions not supported by this OpenSSL");
 		goto fail;
 	}
 	if (c->ciphers[0] && set_ciphers(s, c, err, err_len) != 0)
 		goto fail;
 	SSL_CTX_set_default_passwd_cb(s, password_cb);
 	SSL_CTX_set_default_passwd_cb_userdata(s, (void *)c->key_password);
-	if (!c->key_store[0]) {
-		set_err(err, err_len, "ssl.keyStore.location: not set");
+	const char *key = c->key_file[0] ? c->key_file : c->key_store;
+	if (!c->key_store[0] && server) {
+		set_err(err, err_len, "no certificate file");
 		goto fail;
 	}
-	if (SSL_CTX_use_certificate_chain_file(s, c->key_store) != 1) {
-		set_err(err, err_len, "ssl.keyStore.location %s: no certificate", c->key_store);
+	if (c->key_store[0] && SSL_CTX_use_certificate_chain_file(s, c->key_store) != 1) {
+		set_err(err, err_len, "certificate file %s: no certificate", c->key_store);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(s, c->key_store, SSL_FILETYPE_PEM) != 1) {
-		set_err(err, err_len, "ssl.keyStore.location %s: no private key (or a wrong "
-			"ssl.keyStore.password)", c->key_store);
+	if (c->key_store[0] && SSL_CTX_use_PrivateKey_file(s, key, SSL_FILETYPE_PEM) != 1) {
+		set_err(err, err_len, "key file %s: no private key (or a wrong password)", key);
 		goto fail;
 	}
-	if (SSL_CTX_check_private_key(s) != 1) {
-		set_err(err, err_len, "ssl.keyStore.location %s: the key does not match the "
-			"certificate", c->key_store);
+	if (c->key_store[0] && SSL_CTX_check_private_key(s) != 1) {
+		set_err(err, err_len, "key file %s: the key does not match the certificate",
+			key);
 		goto fail;
 	}
 	/* The password is needed only while the key is read. */
@@ -291,10 +295,35 @@ struct tls_ctx *tls_ctx_new_server(const struct tls_config *c, char *err, size_t
 	SSL_CTX_set_default_passwd_cb(s, NULL);
 	if (c->trust_store[0]) {
 		if (SSL_CTX_load_verify_locations(s, c->trust_store, NULL) != 1) {
-			set_err(err, err_len, "ssl.trustStore.location %s: no CA certificate",
-				c->trust_store);
+			set_err(err, err_len, "CA file %s: no CA certificate", c->trust_store);
 			goto fail;
 		}
+	} else if (!server && SSL_CTX_set_default_verify_paths(s) != 1) {
+		set_err(err, err_len, "TLS: the system's CA certificates do not load");
+		goto fail;
+	}
+	return ctx;
+fail:
+	tls_ctx_free(ctx);
+	return NULL;
+}
+
+struct tls_ctx *tls_ctx_new_client(const struct tls_config *c, char *err, size_t err_len)
+{
+	struct tls_ctx *ctx = ctx_new(c, false, err, err_len);
+	if (ctx)
+		SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, NULL);
+	ERR_clear_error();
+	return ctx;
+}
+
+struct tls_ctx *tls_ctx_new_server(const struct tls_config *c, char *err, size_t err_len)
+{
+	struct tls_ctx *ctx = ctx_new(c, true, err, err_len);
+	if (!ctx)
+		return NULL;
+	SSL_CTX *s = ctx->ssl;
+	if (c->trust_store[0]) {
 		STACK_OF(X509_NAME) *cas = SSL_load_client_CA_file(c->trust_store);
 		if (cas)
 			SSL_CTX_set_client_CA_list(s, cas);
@@ -310,9 +339,6 @@ struct tls_ctx *tls_ctx_new_server(const struct tls_config *c, char *err, size_t
 	SSL_CTX_set_session_id_context(s, sid_ctx, sizeof(sid_ctx) - 1);
 	ERR_clear_error();
 	return ctx;
-fail:
-	tls_ctx_free(ctx);
-	return NULL;
 }
 
 void tls_ctx_free(struct tls_ctx *ctx)
@@ -325,7 +351,7 @@ void tls_ctx_free(struct tls_ctx *ctx)
 
 /* ---- links --------------------------------------------------------------- */
 
-struct tls_link *tls_link_new(struct tls_ctx *ctx)
+static struct tls_link *link_new(struct tls_ctx *ctx)
 {
 	struct tls_link *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -344,7 +370,38 @@ struct tls_link *tls_link_new(struct tls_ctx *ctx)
 	/* An empty read BIO means "more to come", not end of stream. */
 	BIO_set_mem_eof_return(l->rbio, -1);
 	SSL_set_bio(l->ssl, l->rbio, l->wbio);
-	SSL_set_accept_state(l->ssl);
+	return l;
+}
+
+struct tls_link *tls_link_new(struct tls_ctx *ctx)
+{
+	struct tls_link *l = link_new(ctx);
+	if (l)
+		SSL_set_accept_state(l->ssl);
+	return l;
+}
+
+struct tls_link *tls_link_new_client(struct tls_ctx *ctx, const char *host, bool check_host)
+{
+	struct tls_link *l = link_new(ctx);
+	if (!l)
+		return NULL;
+	unsigned char addr[16];
+	bool is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+	bool ok = true;
+	if (!is_ip)
+		ok &= SSL_set_tlsext_host_name(l->ssl, host) == 1; /* SNI: names only */
+	if (check_host) {
+		X509_VERIFY_PARAM *vp = SSL_get0_param(l->ssl);
+		ok &= is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) == 1
+			    : SSL_set1_host(l->ssl, host) == 1;
+	}
+	if (!ok) {
+		tls_link_free(l);
+		ERR_clear_error();
+		return NULL;
+	}
+	SSL_set_connect_state(l->ssl);
 	return l;
 }
 

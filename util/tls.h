@@ -32,11 +32,15 @@ enum tls_client_auth {
 
 /* Everything a context is made from, by ZooKeeper's ssl.* key names. */
 struct tls_config {
-	char key_store[4096];      /* ssl.keyStore.location: PEM, the private key
-				      and the certificate chain; "" = none */
+	char key_store[4096];      /* ssl.keyStore.location: PEM, the certificate
+				      chain and (unless key_file) the private
+				      key; "" = none (a client without one) */
+	char key_file[4096];       /* the private key when it is apart; "" = in
+				      key_store */
 	char key_password[256];    /* ssl.keyStore.password: decrypts the key */
 	char trust_store[4096];    /* ssl.trustStore.location: PEM CA certificates;
-				      "" = none (then no client can be trusted) */
+				      "" = none (a server then trusts no client;
+				      a client the system's CAs) */
 	enum tls_client_auth client_auth; /* ssl.clientAuth */
 	int min_version, max_version; /* TLS_VERSION_1_2 or _1_3 */
 	char ciphers[2048];        /* ssl.ciphersuites: IANA names, comma
@@ -50,6 +54,10 @@ struct tls_link;
  * that cannot be read, a key that does not match its certificate, a cipher
  * OpenSSL does not know. */
 struct tls_ctx *tls_ctx_new_server(const struct tls_config *c, char *err, size_t err_len);
+/* A client context from c: key_store (and key_file) its own certificate,
+ * if any; trust_store what a server's certificate must chain to (the
+ * system's CAs when ""); client_auth is not looked at. */
+struct tls_ctx *tls_ctx_new_client(const struct tls_config *c, char *err, size_t err_len);
 void tls_ctx_free(struct tls_ctx *ctx);
 
 /* Whether any file ctx was made from changed (size, mtime, inode) since
@@ -62,6 +70,11 @@ int tls_parse_protocols(const char *list, int *min_version, int *max_version);
 
 /* A new server-side link, or NULL (no memory). */
 struct tls_link *tls_link_new(struct tls_ctx *ctx);
+/* A new client-side link to `host` (a name, sent as SNI, or an address),
+ * or NULL. With check_host, the server's certificate must name host (DNS
+ * or IP subject alternative name), as ZooKeeper's client checks it. The
+ * first tls_link_recv(l, NULL, 0) makes its ClientHello. */
+struct tls_link *tls_link_new_client(struct tls_ctx *ctx, const char *host, bool check_host);
 void tls_link_free(struct tls_link *l);
 
 /* Ciphertext from the peer. 0, or -1 when the TLS session failed (a bad
