@@ -354,7 +354,7 @@ static void test_protocols_and_ciphers(void **state)
 	char err[512];
 	snprintf(fx->cfg.ciphers, sizeof(fx->cfg.ciphers), "TLS_RSA_WITH_NOTHING");
 	assert_null(tls_ctx_new_server(&fx->cfg, err, sizeof(err)));
-	assert_non_null(strstr(err, "ssl.ciphersuites: TLS_RSA_WITH_NOTHING"));
+	assert_non_null(strstr(err, "cipher suites: TLS_RSA_WITH_NOTHING"));
 	fx->cfg.ciphers[0] = '\0';
 }
 
@@ -366,7 +366,7 @@ static void test_stores(void **state)
 	struct tls_config bad = fx->cfg;
 	snprintf(bad.key_store, sizeof(bad.key_store), "%s/missing.pem", fx->dir);
 	assert_null(tls_ctx_new_server(&bad, err, sizeof(err)));
-	assert_non_null(strstr(err, "ssl.keyStore.location"));
+	assert_non_null(strstr(err, "certificate file"));
 	assert_non_null(strstr(err, "missing.pem"));
 	/* The CA's certificate alone: no key in the store. */
 	snprintf(bad.key_store, sizeof(bad.key_store), "%s", fx->ca_pem);
@@ -387,7 +387,7 @@ static void test_stores(void **state)
 	bad = fx->cfg;
 	snprintf(bad.trust_store, sizeof(bad.trust_store), "%s/none.pem", fx->dir);
 	assert_null(tls_ctx_new_server(&bad, err, sizeof(err)));
-	assert_non_null(strstr(err, "ssl.trustStore.location"));
+	assert_non_null(strstr(err, "CA file"));
 	/* An encrypted key and its password. */
 	char locked[160];
 	snprintf(locked, sizeof(locked), "%s/locked.pem", fx->dir);
