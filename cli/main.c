@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -142,6 +143,9 @@ int cli_connect(struct cli *cli)
 			rc == ZOPERATIONTIMEOUT ? "no server answered in time" : cli_strerror(rc));
 		return cli_exit_for(rc) == EXIT_NOAUTH ? EXIT_NOAUTH : EXIT_CONNECTION;
 	}
+	struct stat st;
+	if (cli->auth_file && stat(cli->auth_file, &st) == 0 && (st.st_mode & 0077))
+		cli_err("warning: %s is readable by others (chmod 600 it)", cli->auth_file);
 	if (cli->auth_file && (rc = qc_add_auth_file(cli->c, cli->auth_file)) != ZOK) {
 		cli_err("--auth-file %s: %s", cli->auth_file,
 			rc == ZBADARGUMENTS ? "unreadable or malformed (see above)"

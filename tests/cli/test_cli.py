@@ -462,6 +462,80 @@ TESTS = [test_create_get_set, test_errors_and_exit_codes, test_modes,
          test_lock_released_when_holder_killed, test_lock_signals_and_failures, test_lock_session_lost, test_elect]
 
 
+def test_tls_and_credentials():
+    """--tls-ca/--tls-cert/--tls-key (and QUORUM_TLS_*) reach a server's
+    secureClientPort: the client certificate is the session's x509 id; a
+    server certificate the CA did not sign stops the connection with the
+    reason on stderr. --auth-file (and QUORUM_AUTH_FILE) authenticates
+    from a file: digest-protected nodes become readable, a malformed file is
+    a usage error naming the line."""
+    from kazoo.client import KazooClient
+    from kazoo.security import make_acl, make_digest_acl
+    from certs import Certs, tls_server
+    which = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
+    with Certs() as c:
+        ca = c.ca("ca")
+        other = c.ca("other")
+        server = c.issue("server", "CN=server")
+        client = c.issue("client1", "O=quorumfs/CN=client1")
+        with tls_server(which, server.pem, ca, client_auth="want") as srv:
+            def run(*args, env=None):
+                p = subprocess.run([QCTL, "-s", srv.secure_hosts] + list(args),
+                                   capture_output=True, timeout=30,
+                                   env=dict(os.environ, **(env or {})))
+                return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+            mine = ["--tls-ca", ca, "--tls-cert", client.crt, "--tls-key", client.key]
+            rc, out, err = run(*mine, "create", "/tls", "over tls")
+            assert rc == 0, (rc, err)
+            rc, out, err = run("get", "/tls", env={"QUORUM_TLS_CA": ca})
+            assert (rc, out) == (0, b"over tls"), (rc, out, err)
+            # A node only client1's certificate may read.
+            k = KazooClient(hosts=srv.secure_hosts, use_ssl=True, ca=ca, certfile=client.crt,
+                            keyfile=client.key, timeout=10)
+            k.start(timeout=15)
+            try:
+                k.create("/x509", b"for client1",
+                         acl=[make_acl("x509", "CN=client1,O=quorumfs", all=True)])
+                k.create("/dg", b"for alice", acl=[make_digest_acl("alice", "secret", all=True)])
+            finally:
+                k.stop()
+                k.close()
+            rc, out, err = run(*mine, "get", "/x509")
+            assert (rc, out) == (0, b"for client1"), (rc, out, err)
+            rc, out, err = run("--tls-ca", ca, "get", "/x509")
+            assert rc == 6, (rc, err)                       # no certificate: NoAuth
+            rc, out, err = run("--tls-ca", other, "--timeout", "3000", "get", "/tls")
+            assert rc == 7 and "certificate" in err, (rc, err)
+            rc, out, err = run("-s", "localhost:%d" % srv.secure_port, "--tls-ca", ca,
+                               "get", "/tls")               # the name the certificate has
+            assert (rc, out) == (0, b"over tls"), (rc, out, err)
+            # Credentials from a file, never on the command line.
+            creds = c.path("creds")
+            with open(creds, "w") as f:
+                f.write("# alice\n\ndigest alice:secret\n")
+            os.chmod(creds, 0o600)
+            rc, out, err = run("--tls-ca", ca, "--auth-file", creds, "get", "/dg")
+            assert (rc, out) == (0, b"for alice"), (rc, out, err)
+            assert "readable by others" not in err, err
+            rc, out, err = run("--tls-ca", ca, "get", "/dg", env={"QUORUM_AUTH_FILE": creds})
+            assert (rc, out) == (0, b"for alice"), (rc, out, err)
+            rc, out, err = run("--tls-ca", ca, "get", "/dg")
+            assert rc == 6, (rc, err)
+            with open(creds, "w") as f:
+                f.write("digest alice:wrong\n")
+            rc, out, err = run("--tls-ca", ca, "--auth-file", creds, "get", "/dg")
+            assert rc == 6, (rc, err)
+            with open(creds, "w") as f:
+                f.write("digest\n")
+            rc, out, err = run("--tls-ca", ca, "--auth-file", creds, "get", "/dg")
+            assert rc == 1 and "%s:1" % creds in err, (rc, err)
+            os.chmod(creds, 0o644)
+            with open(creds, "w") as f:
+                f.write("digest alice:secret\n")
+            rc, out, err = run("--tls-ca", ca, "--auth-file", creds, "get", "/dg")
+            assert rc == 0 and "readable by others" in err, (rc, err)
+
+
 def test_snapshot_restore():
     """snapshot and restore through a quorumd's AdminServer (ZooKeeper 3.9's
     commands; Debian's 3.8 has neither, so quorumd only): the credentials
@@ -532,7 +606,8 @@ def main():
         ZK = kazoo_client(srv)
         try:
             # ZooKeeper 3.9's backup commands: Debian's 3.8 has none to compare
-            run_tests(TESTS + ([test_snapshot_restore] if which == "quorumd" else []))
+            run_tests(TESTS + [test_tls_and_credentials] +
+                      ([test_snapshot_restore] if which == "quorumd" else []))
         finally:
             ZK.stop()
             ZK.close()

@@ -23,6 +23,11 @@ import tempfile
 import time
 
 ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
+# Its Netty connection factory (TLS clients) needs two jars the jar's
+# manifest does not list.
+ZK_CLASSPATH += "".join(":" + j for j in ("/usr/share/java/netty-codec.jar",
+                                          "/usr/share/java/netty-resolver.jar")
+                        if os.path.exists(j))
 # Debian's ZooKeeper has no SLF4J binding on its class path, so it logs
 # nothing; ensemble members get log4j (/etc/zookeeper/conf/log4j.properties)
 # when these jars are there, for logs worth reading when a test fails.
