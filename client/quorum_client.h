@@ -154,7 +154,7 @@ struct qc_options {
  * sets *out, or ZBADARGUMENTS (options), ZSYSTEMERROR. */
 int qc_open(const struct qc_options *o, struct qc_client **out);
 
-/* TLS to the servers' secureClientPort (or a portUnification clientPort),
+/* TLS to the servers' secureClientPort (or a client.portUnification clientPort),
  * from PEM files. */
 struct qc_tls {
 	const char *ca;            /* the CA certificates a server's certificate

@@ -80,7 +80,7 @@ static const char *const ignored_prefixes[] = {
  * Anything else (Java's Boolean.parseBoolean() reads it as false) asks for
  * what quorumd does anyway, and is only noted. */
 static const char *const security_switches[] = {
-	"sslQuorum", "quorum.auth.enableSasl",
+	"sslQuorum", "portUnification", "quorum.auth.enableSasl",
 	"quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl", "enforceQuota",
 	"audit.enable",
 };
@@ -756,7 +756,9 @@ static int apply_tls_prop(struct loader *ld, const struct prop *p)
 			return fail(ld, p->line, k, "empty address");
 		return copy_str(ld, p, c->secure_client_address, sizeof(c->secure_client_address));
 	}
-	if (!strcmp(k, "portUnification"))
+	/* A JVM property in ZooKeeper; zoo.cfg's portUnification is the
+	 * quorum port's (refused with sslQuorum). */
+	if (!strcmp(k, "client.portUnification") || !strcmp(k, "zookeeper.client.portUnification"))
 		return get_bool(ld, p, &c->port_unification);
 	if (!strcmp(k, "client.certReload") || !strcmp(k, "zookeeper.client.certReload"))
 		return get_bool(ld, p, &c->tls_reload);
@@ -851,7 +853,7 @@ static int finish_tls(struct loader *ld)
 			 c->client_address);
 	if (!c->secure_client_port && !c->port_unification)
 		return 0;
-	const char *why = c->secure_client_port ? "secureClientPort" : "portUnification";
+	const char *why = c->secure_client_port ? "secureClientPort" : "client.portUnification";
 	if (!t->key_store[0])
 		return fail(ld, 0, "ssl.keyStore.location", "not set (%s needs a certificate "
 			    "and its key)", why);
@@ -868,8 +870,8 @@ static int finish_tls(struct loader *ld)
 			    t->client_auth == TLS_CLIENT_AUTH_NEED ? "need (the default)" : "want");
 	if (c->secure_client_port && c->secure_client_port == c->client_port &&
 	    strcmp(c->secure_client_address, c->client_address) == 0)
-		return fail(ld, 0, "secureClientPort", "%d is clientPort too (portUnification "
-			    "serves both on one port)", c->secure_client_port);
+		return fail(ld, 0, "secureClientPort", "%d is clientPort too "
+			    "(client.portUnification serves both on one port)", c->secure_client_port);
 	return 0;
 }
 

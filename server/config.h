@@ -86,7 +86,7 @@ struct config {
 				   "" = none */
 	/* TLS on the client port (conn.c, util/tls.c), by ZooKeeper's keys:
 	 * secureClientPort (0 = none) on secureClientPortAddress (default
-	 * clientPortAddress's), portUnification (clientPort takes TLS as well
+	 * clientPortAddress's), client.portUnification (clientPort takes TLS as well
 	 * as plaintext), the ssl.* keys in `tls`, client.certReload (the key
 	 * and trust stores are read again when they change: a JVM property in
 	 * ZooKeeper). */

@@ -27,7 +27,7 @@
  * ZooKeeper closes it; so is one whose frame has been arriving for longer
  * than that (before the handshake) or than its session timeout (after).
  *
- * TLS (secureClientPort, and portUnification's clientPort): a connection's
+ * TLS (secureClientPort, and clientPort with client.portUnification): a
  * tls_link (util/tls.c) sits between the socket and the rest, which never
  * sees ciphertext: what is read is opened into `in`, and at each flush
  * `out` is sealed into `wire`, which is written instead. The handshake
@@ -490,7 +490,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	c->srv->stats.bytes_received += (uint64_t)n;
 	if (c->sniffing && n > 0) {
-		/* portUnification: a TLS handshake record (22) comes first,
+		/* client.portUnification: a TLS handshake record (22) comes first,
 		 * where a plaintext frame's length could not begin so. */
 		c->sniffing = false;
 		if (c->in[c->in_len] == 22) {

@@ -138,7 +138,7 @@ struct conn {
 	uint64_t heard_ms;       /* loop time the last whole frame came */
 	struct tls_link *tls;    /* a TLS connection's session (conn.c), or NULL */
 	struct jute_out wire;    /* TLS: sealed bytes not yet handed to the socket */
-	bool sniffing;           /* portUnification: its first byte says whether
+	bool sniffing;           /* client.portUnification: its first byte says whether
 				    it speaks TLS */
 };
 

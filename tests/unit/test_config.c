@@ -411,7 +411,8 @@ static void test_security_keys_refused(void **state)
 		"ssl.protocol=TLSv1.1",
 		"ssl.enabledProtocols=TLSv1.2,SSLv3",
 		"ssl.authProvider=custom",
-		"portUnification=yes",
+		"portUnification=true",
+		"client.portUnification=yes",
 		"DigestAuthenticationProvider.superDigest=nocolon",
 		"DigestAuthenticationProvider.superDigest=super:",
 	};
@@ -455,14 +456,15 @@ static void test_tls_keys(void **state)
 	assert_false(c->port_unification);
 	assert_string_equal(c->x509_super_user, "CN=admin");
 
-	write_cfg(fx, "dataDir=@\nportUnification=true\nssl.keyStore.location=/k.pem\n"
+	write_cfg(fx, "dataDir=@\nclient.portUnification=true\nssl.keyStore.location=/k.pem\n"
 		      "ssl.clientAuth=none\nssl.protocol=TLSv1.2\n");
 	expect_ok(fx);
 	assert_true(fx->cfg->port_unification);
 	assert_int_equal(fx->cfg->tls.client_auth, TLS_CLIENT_AUTH_NONE);
 	assert_int_equal(fx->cfg->tls.max_version, TLS_VERSION_1_2);
-	write_cfg(fx, "dataDir=@\nportUnification=true\nssl.keyStore.location=/k.pem\n"
-		      "ssl.clientAuth=none\nssl.protocol=TLSv1.2\nssl.enabledProtocols=TLSv1.3\n");
+	write_cfg(fx, "dataDir=@\nzookeeper.client.portUnification=true\n"
+		      "ssl.keyStore.location=/k.pem\nssl.clientAuth=none\nssl.protocol=TLSv1.2\n"
+		      "ssl.enabledProtocols=TLSv1.3\n");
 	expect_ok(fx);
 	assert_int_equal(fx->cfg->tls.min_version, TLS_VERSION_1_3);
 
