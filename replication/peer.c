@@ -35,6 +35,17 @@
  * the queue for the next attempt. An incoming connection that closes, for
  * any reason, resets the link of the server it came from.
  *
+ * TLS. A connection's tls_link (util/tls.c) sits between its socket and
+ * the code above, which never sees ciphertext. An outgoing connection
+ * reads too (the handshake, the listener's alerts, TLS 1.3 tickets) but
+ * any application data from the listener breaks it; its Hello and frames
+ * go out only once the handshake is over, sealed into one buffer per
+ * uv_write (`sealed`), with the frames on `inflight` as before. An
+ * incoming one writes too (the handshake's flights), through the same
+ * one-write-at-a-time `sealed`. The Hello deadline bounds a handshake
+ * that never ends; with accept_plain the first byte tells a TLS
+ * handshake record (22) from a plaintext Hello's length (0).
+ *
  * Lifetime. Every handle and every address lookup is counted in
  * net.live; peer_net_close() closes all of them, and the last completion
  * frees the network and calls the caller's close callback.
@@ -93,7 +104,12 @@ struct conn {
 	 * the start of a frame, whose length has been checked. */
 	uint8_t *in;
 	size_t in_len, in_cap;
-	uint8_t scratch[64];       /* outgoing: reads (there should be none) */
+	uint8_t scratch[64];       /* outgoing plaintext: reads (there should be none) */
+	struct tls_link *tls;      /* TLS: the session; NULL in plaintext */
+	bool sniffing;             /* incoming with accept_plain: TLS or not? */
+	bool draining;             /* incoming TLS that failed: closed once its
+				      alert is written */
+	uint8_t *sealed;           /* TLS: what the uv_write in flight sends */
 
 	/* Outgoing. */
 	uv_connect_t creq;
@@ -145,6 +161,8 @@ struct peer_net {
 
 	uint8_t hello[4 + HELLO_MAX]; /* our Hello frame, the same on every dial */
 	size_t hello_len;
+	struct tls_ctx *tls_server, *tls_client; /* cfg.tls's, or NULL */
+	uint8_t *tls_scratch;      /* what a TLS connection reads, before it is opened */
 
 	struct peer_net_stats stats;
 	int live;                  /* handles open and lookups in flight */
@@ -153,7 +171,7 @@ struct peer_net {
 	void *close_ctx;
 };
 
-static char errbuf[256];
+static char errbuf[600];
 
 static uint64_t next_random(struct peer_net *n)
 {
@@ -189,6 +207,9 @@ static void maybe_finish(struct peer_net *n)
 	void (*cb)(void *) = n->close_cb;
 	void *ctx = n->close_ctx;
 	free(n->link_stats);
+	tls_ctx_free(n->tls_server);
+	tls_ctx_free(n->tls_client);
+	free(n->tls_scratch);
 	free(n);
 	if (cb != NULL)
 		cb(ctx);
@@ -223,6 +244,8 @@ static void on_conn_close(uv_handle_t *h)
 	struct peer_net *n = c->net;
 	free_frames(&c->inflight); /* on_write() has normally taken them */
 	free(c->in);
+	free(c->sealed);
+	tls_link_free(c->tls);
 	free(c);
 	n->live--;
 	maybe_finish(n);
@@ -417,7 +440,10 @@ static void out_read_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	(void)suggested;
 	struct conn *c = h->data;
-	*buf = uv_buf_init((char *)c->scratch, sizeof(c->scratch));
+	if (c->tls)
+		*buf = uv_buf_init((char *)c->net->tls_scratch, READ_CHUNK);
+	else
+		*buf = uv_buf_init((char *)c->scratch, sizeof(c->scratch));
 }
 
 /* The outgoing connection c is gone (error, EOF, or a dial that failed).
@@ -457,13 +483,52 @@ static void out_break(struct conn *c, const char *what, int rc)
 	schedule_dial(l);
 }
 
+/* Ends a TLS session that failed: the outgoing connection breaks (a
+ * handshake that fails is a failed dial, and loses nothing). */
+static void out_tls_failed(struct conn *c)
+{
+	char what[300];
+	snprintf(what, sizeof(what), "TLS: %s", tls_link_error(c->tls));
+	out_break(c, what, UV_EPROTO);
+}
+
+/* TLS: what the listener sent (its handshake, an alert, a ticket). The
+ * connection is up once the handshake is over. */
+static void out_tls_in(struct conn *c, const uint8_t *p, size_t len)
+{
+	struct link *l = c->peer;
+	struct peer_net *n = c->net;
+	uint8_t plain[1];
+	ssize_t got = tls_link_recv(c->tls, p, len) == 0 ? tls_link_read(c->tls, plain, 1) : -1;
+	if (got < 0) {
+		out_tls_failed(c);
+		return;
+	}
+	if (got > 0) {
+		out_break(c, "unexpected data", UV_EPROTO);
+		return;
+	}
+	if (!c->established && tls_link_established(c->tls)) {
+		c->established = true;
+		c->since_ms = uv_now(n->loop);
+		n->stats.connects++;
+		l->failing = false;
+		log_msg(LOG_INFO, "peer", "connected to server %u (%s, %s)", l->addr.id, c->name,
+			tls_link_version(c->tls));
+	}
+	flush(l); /* the handshake's next flight, or the Hello and the queue */
+}
+
 static void out_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-	(void)buf;
 	struct conn *c = s->data;
 	if (nread == 0)
 		return;
-	/* A listener never writes on a peer connection. */
+	if (c->tls && nread > 0) {
+		out_tls_in(c, (const uint8_t *)buf->base, (size_t)nread);
+		return;
+	}
+	/* A listener never writes on a plaintext peer connection. */
 	out_break(c, nread > 0 ? "unexpected data" : "read",
 		  nread > 0 ? UV_EPROTO : (int)nread);
 }
@@ -479,16 +544,30 @@ static void on_connect(uv_connect_t *req, int status)
 		out_break(c, "connect", status);
 		return;
 	}
-	c->established = true;
 	c->since_ms = uv_now(n->loop);
-	n->stats.connects++;
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
+	if (n->cfg.tls_dial &&
+	    (c->tls = tls_link_new_client(n->tls_client, l->addr.host, n->cfg.tls_check_host)) ==
+		    NULL) {
+		out_break(c, "TLS", UV_ENOMEM);
+		return;
+	}
 	int rc = uv_read_start((uv_stream_t *)&c->tcp, out_read_alloc, out_on_read);
 	if (rc != 0) {
 		out_break(c, "read", rc);
 		return;
 	}
+	if (c->tls) {
+		/* Up once the handshake is over (out_tls_in()). */
+		if (tls_link_recv(c->tls, NULL, 0) != 0)
+			out_tls_failed(c);
+		else
+			flush(l); /* the ClientHello */
+		return;
+	}
+	c->established = true;
+	n->stats.connects++;
 	l->failing = false;
 	log_msg(LOG_INFO, "peer", "connected to server %u (%s)", l->addr.id, c->name);
 	flush(l); /* the Hello, and whatever queued while we dialled */
@@ -496,11 +575,24 @@ static void on_connect(uv_connect_t *req, int status)
 
 /* ---- outgoing: writing ------------------------------------------------------------------ */
 
+static void in_close(struct conn *c);
+static void tls_send(struct conn *c);
+
 static void on_write(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
 	struct peer_net *n = c->net;
 	c->writing = false;
+	free(c->sealed);
+	c->sealed = NULL;
+	if (!c->outgoing) {
+		/* An incoming TLS connection's handshake, or its last alert. */
+		if (status != 0 || c->draining)
+			in_close(c);
+		else if (!c->closed)
+			tls_send(c);
+		return;
+	}
 	if (status == 0) {
 		LIST_FOR_EACH(it, &c->inflight) {
 			struct frame *f = CONTAINER_OF(it, struct frame, link);
@@ -516,6 +608,68 @@ static void on_write(uv_write_t *req, int status)
 		flush(c->peer);
 }
 
+/* TLS: one uv_write of whatever the session has sealed, unless a write is
+ * in flight (its completion comes back for the rest). */
+static void tls_send(struct conn *c)
+{
+	size_t n = tls_link_pending(c->tls);
+	if (c->closed || c->writing || n == 0)
+		return;
+	c->sealed = malloc(n);
+	if (c->sealed == NULL) {
+		if (c->outgoing)
+			out_break(c, "write", UV_ENOMEM);
+		else
+			in_close(c);
+		return;
+	}
+	size_t got = tls_link_take(c->tls, c->sealed, n);
+	uv_buf_t b = uv_buf_init((char *)c->sealed, (unsigned)got);
+	c->wreq.data = c;
+	int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (rc != 0) {
+		free(c->sealed);
+		c->sealed = NULL;
+		if (c->outgoing)
+			out_break(c, "write", rc);
+		else
+			in_close(c);
+		return;
+	}
+	c->writing = true;
+}
+
+/* TLS: flush() sealing the Hello and the queue, once the handshake is
+ * over; the frames wait on `inflight` for the write, as in plaintext. */
+static void flush_tls(struct link *l, struct conn *c)
+{
+	bool ok = true;
+	if (c->established) {
+		if (!c->hello_sent) {
+			ok = tls_link_write(c->tls, l->net->hello, l->net->hello_len) == 0;
+			c->hello_sent = true;
+		}
+		for (unsigned nb = 0; ok && nb < WRITE_BATCH && !list_empty(&l->queue); nb++) {
+			struct list *it = l->queue.next;
+			struct frame *f = CONTAINER_OF(it, struct frame, link);
+			list_remove(it);
+			list_push_back(&c->inflight, it);
+			l->queued_bytes -= f->len;
+			l->queued_frames--;
+			uint64_t now = uv_hrtime();
+			hist_add(&l->stats->queue_ms,
+				 now > f->queued_ns ? (now - f->queued_ns) / 1000000 : 0);
+			c->inflight_bytes += f->len;
+			ok = tls_link_write(c->tls, f->data, f->len) == 0;
+		}
+	}
+	if (!ok) {
+		out_tls_failed(c);
+		return;
+	}
+	tls_send(c);
+}
+
 /* Writes the link's queue (and the Hello first, on a new connection) in
  * one uv_write, unless a write is in flight: its completion comes back
  * here. */
@@ -523,7 +677,13 @@ static void flush(struct link *l)
 {
 	struct conn *c = l->out;
 	list_remove(&l->dirty_node);
-	if (c == NULL || !c->established || c->closed || c->writing)
+	if (c == NULL || c->closed || c->writing)
+		return;
+	if (c->tls) {
+		flush_tls(l, c);
+		return;
+	}
+	if (!c->established)
 		return;
 	uv_buf_t bufs[WRITE_BATCH + 1];
 	unsigned nb = 0;
@@ -647,6 +807,14 @@ static void in_hello(struct conn *c, const uint8_t *p, size_t len)
 		quorum__hello__free_unpacked(h, NULL);
 		return;
 	}
+	if (c->tls && n->cfg.tls_check_host && !tls_link_peer_names(c->tls, l->addr.host)) {
+		in_refuse(c, "Hello says server %u, but the certificate%s%s does not name its "
+			  "host %s", h->id, tls_link_peer_subject(c->tls) ? " of " : "",
+			  tls_link_peer_subject(c->tls) ? tls_link_peer_subject(c->tls) : "",
+			  l->addr.host);
+		quorum__hello__free_unpacked(h, NULL);
+		return;
+	}
 	quorum__hello__free_unpacked(h, NULL);
 	c->established = true;
 	n->unidentified--;
@@ -719,10 +887,10 @@ static void in_parse(struct conn *c)
 	}
 }
 
-static void in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Room in c->in for a read: READ_CHUNK more bytes, or the rest of the
+ * frame begun. False without memory. */
+static bool in_room(struct conn *c)
 {
-	(void)suggested;
-	struct conn *c = h->data;
 	size_t need = c->in_len + READ_CHUNK;
 	if (c->in_len >= 4) {
 		/* in_parse() has checked this length against the limit. */
@@ -733,26 +901,97 @@ static void in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	if (c->in_cap < need) {
 		size_t cap = c->in_cap * 2 > need ? c->in_cap * 2 : need;
 		uint8_t *p = realloc(c->in, cap);
-		if (p == NULL) {
-			*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-			return;
-		}
+		if (p == NULL)
+			return false;
 		c->in = p;
 		c->in_cap = cap;
+	}
+	return true;
+}
+
+static void in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)suggested;
+	struct conn *c = h->data;
+	if (c->tls) {
+		*buf = uv_buf_init((char *)c->net->tls_scratch, READ_CHUNK); /* see in_tls() */
+		return;
+	}
+	if (!in_room(c)) {
+		*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+		return;
 	}
 	size_t avail = c->in_cap - c->in_len;
 	*buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(avail > READ_MAX ? READ_MAX : avail));
 }
 
+/* TLS: bytes read, opened into c->in and parsed; the handshake's answer
+ * written. A session that fails is refused once its alert is out. */
+static void in_tls(struct conn *c, const uint8_t *p, size_t len)
+{
+	int rc = tls_link_recv(c->tls, p, len);
+	while (rc == 0 && !c->closed) {
+		if (!in_room(c)) {
+			in_refuse(c, "out of memory");
+			return;
+		}
+		size_t avail = c->in_cap - c->in_len;
+		ssize_t got = tls_link_read(c->tls, c->in + c->in_len,
+					    avail > READ_MAX ? READ_MAX : avail);
+		if (got <= 0) {
+			rc = (int)got;
+			break;
+		}
+		c->in_len += (size_t)got;
+		in_parse(c);
+	}
+	if (c->closed)
+		return;
+	if (rc < 0) {
+		const char *why = tls_link_error(c->tls);
+		if (c->peer != NULL)
+			log_rl(LOG_WARN, "peer", "connection from server %u (%s): TLS: %s; closing",
+			       c->peer->addr.id, c->name, why);
+		else
+			log_rl(LOG_WARN, "peer", "connection from %s: TLS: %s; refused", c->name,
+			       why);
+		c->net->stats.refused++;
+		c->draining = true;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		tls_send(c);
+		if (!c->writing)
+			in_close(c);
+		return;
+	}
+	tls_send(c);
+}
+
 static void in_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-	(void)buf;
 	struct conn *c = s->data;
 	if (nread < 0) {
 		if (c->peer != NULL)
 			log_msg(LOG_INFO, "peer", "connection from server %u (%s) closed: %s",
 				c->peer->addr.id, c->name, uv_strerror((int)nread));
 		in_close(c);
+		return;
+	}
+	if (c->sniffing && nread > 0) {
+		/* accept_plain: a TLS handshake record (22) comes first, where
+		 * a plaintext Hello's length begins with 0. */
+		c->sniffing = false;
+		if (c->in[c->in_len] == 22) {
+			if ((c->tls = tls_link_new(c->net->tls_server)) == NULL) {
+				in_refuse(c, "out of memory");
+				return;
+			}
+			in_tls(c, c->in + c->in_len, (size_t)nread);
+			return;
+		}
+	}
+	if (c->tls) {
+		if (nread > 0)
+			in_tls(c, (const uint8_t *)buf->base, (size_t)nread);
 		return;
 	}
 	c->in_len += (size_t)nread;
@@ -799,6 +1038,12 @@ static void on_connection(uv_stream_t *listener, int status)
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
+	if (n->tls_server && n->cfg.accept_plain) {
+		c->sniffing = true;
+	} else if (n->tls_server && (c->tls = tls_link_new(n->tls_server)) == NULL) {
+		in_refuse(c, "out of memory");
+		return;
+	}
 	rc = uv_read_start((uv_stream_t *)&c->tcp, in_alloc, in_on_read);
 	if (rc != 0) {
 		log_msg(LOG_WARN, "peer", "%s: read: %s", c->name, uv_strerror(rc));
@@ -806,10 +1051,34 @@ static void on_connection(uv_stream_t *listener, int status)
 	}
 }
 
+/* tls_reload: connections made from now on get the stores as they are. */
+static void tls_reload(struct peer_net *n)
+{
+	if (!n->tls_server || !n->cfg.tls_reload || !tls_ctx_files_changed(n->tls_server))
+		return;
+	char err[512];
+	struct tls_config server_cfg = *n->cfg.tls;
+	server_cfg.client_auth = TLS_CLIENT_AUTH_NEED;
+	struct tls_ctx *server = tls_ctx_new_server(&server_cfg, err, sizeof(err));
+	struct tls_ctx *client = server ? tls_ctx_new_client(n->cfg.tls, err, sizeof(err)) : NULL;
+	if (client == NULL) {
+		tls_ctx_free(server);
+		log_msg(LOG_WARN, "peer", "TLS: the changed stores do not load (%s); the previous "
+			"certificates still serve", err);
+		return;
+	}
+	tls_ctx_free(n->tls_server);
+	tls_ctx_free(n->tls_client);
+	n->tls_server = server;
+	n->tls_client = client;
+	log_msg(LOG_INFO, "peer", "TLS: key and trust stores read again");
+}
+
 static void on_sweep(uv_timer_t *t)
 {
 	struct peer_net *n = t->data;
 	uint64_t now = uv_now(n->loop);
+	tls_reload(n);
 	LIST_FOR_EACH_SAFE(it, nx, &n->conns) {
 		struct conn *c = CONTAINER_OF(it, struct conn, node);
 		if (!c->outgoing && !c->established && now - c->since_ms >= HELLO_TIMEOUT_MS)
@@ -933,8 +1202,32 @@ static bool source_addr(const struct sockaddr_storage *ss, struct sockaddr_stora
 static void on_failed_start_close(uv_handle_t *h)
 {
 	struct peer_net *n = h->data;
+	tls_ctx_free(n->tls_server);
+	tls_ctx_free(n->tls_client);
+	free(n->tls_scratch);
 	free(n->link_stats);
 	free(n);
+}
+
+/* The TLS contexts: the listener's requires a client certificate, the
+ * dialler's shows this member's. 0, or -EINVAL with errbuf set. */
+static int start_tls(struct peer_net *n, const struct peer_net_config *cfg)
+{
+	char why[480];
+	struct tls_config server_cfg = *cfg->tls;
+	server_cfg.client_auth = TLS_CLIENT_AUTH_NEED;
+	n->tls_server = tls_ctx_new_server(&server_cfg, why, sizeof(why));
+	if (n->tls_server)
+		n->tls_client = tls_ctx_new_client(cfg->tls, why, sizeof(why));
+	if (n->tls_client == NULL) {
+		snprintf(errbuf, sizeof(errbuf), "TLS between members: %s", why);
+		return -EINVAL;
+	}
+	if ((n->tls_scratch = malloc(READ_CHUNK)) == NULL) {
+		snprintf(errbuf, sizeof(errbuf), "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net_config *cfg,
@@ -965,6 +1258,15 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 		snprintf(errbuf, sizeof(errbuf), "out of memory");
 		*err = errbuf;
 		return -ENOMEM;
+	}
+	if (cfg->tls && (rc = start_tls(n, cfg)) != 0) {
+		tls_ctx_free(n->tls_server);
+		tls_ctx_free(n->tls_client);
+		free(n->tls_scratch);
+		free(n->link_stats);
+		free(n);
+		*err = errbuf;
+		return rc;
 	}
 	n->loop = loop;
 	n->cfg = *cfg;

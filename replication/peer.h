@@ -25,6 +25,10 @@
  * A frame over max_frame, or one that does not decode, closes that
  * connection (and resets the link) and harms nothing else.
  *
+ * With TLS (sslQuorum) every connection is mutual TLS before its Hello:
+ * a stranger without a certificate the ensemble's CA signed never gets a
+ * frame read (see peer_net_config.tls).
+ *
  * Reset callbacks come from the loop (a uv_idle handle), never from within
  * a peer_net_*() call; a link's losses close together are reported once.
  *
@@ -40,6 +44,7 @@
 
 #include "hist.h"
 #include "peer.pb-c.h"
+#include "tls.h"
 
 #define PEER_MAX_PEERS 255
 #define PEER_DEFAULT_MAX_FRAME (1u << 30)   /* snapshots travel in one frame */
@@ -72,6 +77,18 @@ struct peer_net_config {
 				    much, so one message bigger than the bound (a
 				    snapshot) still goes through an empty queue.
 				    0 = PEER_DEFAULT_QUEUE_BYTES */
+	/* TLS between members (sslQuorum): NULL = plaintext. Both ends of a
+	 * TLS connection show a certificate the trust store verifies (the
+	 * listener requires one whatever tls->client_auth says); with
+	 * tls_check_host the listener also requires the dialler's to name
+	 * the host configured for the server id its Hello gives, and the
+	 * dialler the listener's to name the host it dialled. tls_dial: dial
+	 * in TLS; accept_plain: the listener also takes plaintext
+	 * connections (portUnification, while an ensemble moves to TLS).
+	 * tls_reload: the stores are read again when they change (so *tls
+	 * must outlive the network). */
+	const struct tls_config *tls;
+	bool tls_check_host, tls_dial, accept_plain, tls_reload;
 	unsigned unacked_timeout_ms; /* an outgoing connection whose data (or
 				    SYN) the other end has not acknowledged for
 				    this long is dropped and dialled again

@@ -57,7 +57,7 @@ static const char *const ignored_keys[] = {
 	"observerMasterPort",
 	"localSessionsEnabled", "localSessionsUpgradingEnabled", "quorumListenOnAllIPs",
 	"syncEnabled", "reconfigEnabled",
-	"sslQuorumReloadCertFiles", "quorum.cnxn.threads.size", "jvm.pause.info-threshold.ms",
+	"quorum.cnxn.threads.size", "jvm.pause.info-threshold.ms",
 	"jvm.pause.warn-threshold.ms", "jvm.pause.sleep.time.ms", "jvm.pause.monitor",
 	"multiAddress.enabled", "multiAddress.reachabilityCheckTimeoutMs",
 	"multiAddress.reachabilityCheckEnabled", "oraclePath", "connectToLearnerMasterLimit",
@@ -80,7 +80,7 @@ static const char *const ignored_prefixes[] = {
  * Anything else (Java's Boolean.parseBoolean() reads it as false) asks for
  * what quorumd does anyway, and is only noted. */
 static const char *const security_switches[] = {
-	"sslQuorum", "portUnification", "quorum.auth.enableSasl",
+	"quorum.auth.enableSasl",
 	"quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl", "enforceQuota",
 	"audit.enable",
 };
@@ -91,6 +91,15 @@ static const char *const builtin_providers[] = {
 	"org.apache.zookeeper.server.auth.IPAuthenticationProvider",
 	"org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
 	"org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+};
+
+/* What one side's TLS keys said that struct tls_config does not keep. */
+struct tls_load {
+	char key_store_type[32], trust_store_type[32]; /* *Store.type, "" = by name */
+	int key_store_type_line, trust_store_type_line;
+	int protocol_max;          /* from *.protocol, 0 = not given */
+	bool protocols_given;      /* *.enabledProtocols was */
+	bool check_host;           /* *.hostnameVerification, default true */
 };
 
 /* One key=value of the file, after Properties unescaping and trimming. */
@@ -108,10 +117,7 @@ struct loader {
 	size_t err_len;
 	char no_err[1];            /* err when the caller passed none */
 	int client_port_line;      /* clientPort given on this line, 0 = not given */
-	char key_store_type[32], trust_store_type[32]; /* ssl.*Store.type, "" = by name */
-	int key_store_type_line, trust_store_type_line;
-	int protocol_max;          /* from ssl.protocol, 0 = not given */
-	bool protocols_given;      /* ssl.enabledProtocols was */
+	struct tls_load client_tls, quorum_tls; /* ssl.*, ssl.quorum.* */
 	int min_session_line, max_session_line;
 	bool standalone_enabled;   /* standaloneEnabled, default true */
 	int peer_type;             /* peerType: -1 unset, 0 participant, 1 observer */
@@ -742,12 +748,85 @@ static int check_store_type(struct loader *ld, int line, const char *key, const 
 		    "store with keytool -importkeystore and openssl pkcs12)", t);
 }
 
-/* The client port's TLS keys (ZooKeeper's ssl.* without ssl.quorum.);
- * 1 if k is none of them. */
+/* One ssl.* key (prefix "ssl.") or ssl.quorum.* key (prefix
+ * "ssl.quorum."), `name` being what follows the prefix, into t; 1 if it is
+ * none of them. */
+static int apply_ssl_key(struct loader *ld, const struct prop *p, const char *name,
+			 struct tls_config *t, struct tls_load *tl, bool quorum)
+{
+	const char *k = p->key;
+	if (!strcmp(name, "keyStore.location"))
+		return copy_str(ld, p, t->key_store, sizeof(t->key_store));
+	if (!strcmp(name, "keyStore.password"))
+		return copy_str(ld, p, t->key_password, sizeof(t->key_password));
+	if (!strcmp(name, "keyStore.type")) {
+		tl->key_store_type_line = p->line;
+		return copy_str(ld, p, tl->key_store_type, sizeof(tl->key_store_type));
+	}
+	if (!strcmp(name, "trustStore.location"))
+		return copy_str(ld, p, t->trust_store, sizeof(t->trust_store));
+	if (!strcmp(name, "trustStore.type")) {
+		tl->trust_store_type_line = p->line;
+		return copy_str(ld, p, tl->trust_store_type, sizeof(tl->trust_store_type));
+	}
+	if (!strcmp(name, "trustStore.password"))
+		return 0; /* a PEM trust store has none */
+	if (!strcmp(name, "clientAuth")) {
+		if (!strcasecmp(p->value, "need"))
+			t->client_auth = TLS_CLIENT_AUTH_NEED;
+		else if (quorum)
+			return fail(ld, p->line, k, "\"%s\": members always prove who they are "
+				    "(need)", p->value);
+		else if (!strcasecmp(p->value, "want"))
+			t->client_auth = TLS_CLIENT_AUTH_WANT;
+		else if (!strcasecmp(p->value, "none"))
+			t->client_auth = TLS_CLIENT_AUTH_NONE;
+		else
+			return fail(ld, p->line, k, "\"%s\": choose need, want or none", p->value);
+		return 0;
+	}
+	if (!strcmp(name, "protocol")) {
+		/* Java's context protocol: TLSv1.3 (and "TLS") enable 1.2 and
+		 * 1.3, TLSv1.2 only 1.2; enabledProtocols overrides. */
+		if (!strcmp(p->value, "TLSv1.3") || !strcmp(p->value, "TLS"))
+			tl->protocol_max = TLS_VERSION_1_3;
+		else if (!strcmp(p->value, "TLSv1.2"))
+			tl->protocol_max = TLS_VERSION_1_2;
+		else
+			return fail(ld, p->line, k, "\"%s\": choose TLSv1.2 or TLSv1.3 (older "
+				    "protocols are not offered)", p->value);
+		return 0;
+	}
+	if (!strcmp(name, "enabledProtocols")) {
+		if (tls_parse_protocols(p->value, &t->min_version, &t->max_version) < 0)
+			return fail(ld, p->line, k, "\"%s\": a list of TLSv1.2 and TLSv1.3 "
+				    "(older protocols are not offered)", p->value);
+		tl->protocols_given = true;
+		return 0;
+	}
+	if (!strcmp(name, "ciphersuites"))
+		return copy_str(ld, p, t->ciphers, sizeof(t->ciphers));
+	if (!strcmp(name, "hostnameVerification"))
+		return get_bool(ld, p, &tl->check_host);
+	if (!strcmp(name, "handshakeDetectionTimeoutMillis"))
+		return 0;
+	/* Checks that would be believed on. */
+	if (!strcmp(name, "crl") || !strcmp(name, "ocsp") || !strcmp(name, "fipsMode")) {
+		if (strcasecmp(p->value, "true") == 0)
+			return fail(ld, p->line, k, "not supported: quorumd cannot turn this on; "
+				    "remove the key or set it to false");
+		return 0;
+	}
+	if (!strcmp(name, "context.supplier.class") || !strcmp(name, "sslProvider"))
+		return fail(ld, p->line, k, "not supported: quorumd's TLS is OpenSSL's");
+	return 1;
+}
+
+/* The TLS keys: the client port's (ssl.*) and the members' (sslQuorum,
+ * ssl.quorum.*); 1 if k is none of them. */
 static int apply_tls_prop(struct loader *ld, const struct prop *p)
 {
 	struct config *c = ld->cfg;
-	struct tls_config *t = &c->tls;
 	const char *k = p->key;
 	if (!strcmp(k, "secureClientPort"))
 		return get_port(ld, p, &c->secure_client_port);
@@ -757,7 +836,7 @@ static int apply_tls_prop(struct loader *ld, const struct prop *p)
 		return copy_str(ld, p, c->secure_client_address, sizeof(c->secure_client_address));
 	}
 	/* A JVM property in ZooKeeper; zoo.cfg's portUnification is the
-	 * quorum port's (refused with sslQuorum). */
+	 * quorum port's. */
 	if (!strcmp(k, "client.portUnification") || !strcmp(k, "zookeeper.client.portUnification"))
 		return get_bool(ld, p, &c->port_unification);
 	if (!strcmp(k, "client.certReload") || !strcmp(k, "zookeeper.client.certReload"))
@@ -765,109 +844,81 @@ static int apply_tls_prop(struct loader *ld, const struct prop *p)
 	if (!strcmp(k, "X509AuthenticationProvider.superUser") ||
 	    !strcmp(k, "zookeeper.X509AuthenticationProvider.superUser"))
 		return copy_str(ld, p, c->x509_super_user, sizeof(c->x509_super_user));
-	if (strncmp(k, "ssl.", 4) != 0 || !strncmp(k, "ssl.quorum.", 11))
+	if (!strcmp(k, "sslQuorum"))
+		return get_bool(ld, p, &c->ssl_quorum);
+	if (!strcmp(k, "portUnification"))
+		return get_bool(ld, p, &c->quorum_unify);
+	if (!strcmp(k, "sslQuorumReloadCertFiles"))
+		return get_bool(ld, p, &c->quorum_tls_reload);
+	int h = 1;
+	if (!strncmp(k, "ssl.quorum.", 11))
+		h = apply_ssl_key(ld, p, k + 11, &c->quorum_tls, &ld->quorum_tls, true);
+	else if (!strncmp(k, "ssl.", 4))
+		h = apply_ssl_key(ld, p, k + 4, &c->tls, &ld->client_tls, false);
+	else
 		return 1;
-	if (!strcmp(k, "ssl.keyStore.location"))
-		return copy_str(ld, p, t->key_store, sizeof(t->key_store));
-	if (!strcmp(k, "ssl.keyStore.password"))
-		return copy_str(ld, p, t->key_password, sizeof(t->key_password));
-	if (!strcmp(k, "ssl.keyStore.type")) {
-		ld->key_store_type_line = p->line;
-		return copy_str(ld, p, ld->key_store_type, sizeof(ld->key_store_type));
-	}
-	if (!strcmp(k, "ssl.trustStore.location"))
-		return copy_str(ld, p, t->trust_store, sizeof(t->trust_store));
-	if (!strcmp(k, "ssl.trustStore.type")) {
-		ld->trust_store_type_line = p->line;
-		return copy_str(ld, p, ld->trust_store_type, sizeof(ld->trust_store_type));
-	}
-	if (!strcmp(k, "ssl.trustStore.password"))
-		return 0; /* a PEM trust store has none */
-	if (!strcmp(k, "ssl.clientAuth")) {
-		if (!strcasecmp(p->value, "need"))
-			t->client_auth = TLS_CLIENT_AUTH_NEED;
-		else if (!strcasecmp(p->value, "want"))
-			t->client_auth = TLS_CLIENT_AUTH_WANT;
-		else if (!strcasecmp(p->value, "none"))
-			t->client_auth = TLS_CLIENT_AUTH_NONE;
-		else
-			return fail(ld, p->line, k, "\"%s\": choose need, want or none", p->value);
-		return 0;
-	}
-	if (!strcmp(k, "ssl.protocol")) {
-		/* Java's context protocol: TLSv1.3 (and "TLS") enable 1.2 and
-		 * 1.3, TLSv1.2 only 1.2; ssl.enabledProtocols overrides. */
-		if (!strcmp(p->value, "TLSv1.3") || !strcmp(p->value, "TLS"))
-			ld->protocol_max = TLS_VERSION_1_3;
-		else if (!strcmp(p->value, "TLSv1.2"))
-			ld->protocol_max = TLS_VERSION_1_2;
-		else
-			return fail(ld, p->line, k, "\"%s\": choose TLSv1.2 or TLSv1.3 (older "
-				    "protocols are not offered)", p->value);
-		return 0;
-	}
-	if (!strcmp(k, "ssl.enabledProtocols")) {
-		if (tls_parse_protocols(p->value, &t->min_version, &t->max_version) < 0)
-			return fail(ld, p->line, k, "\"%s\": a list of TLSv1.2 and TLSv1.3 "
-				    "(older protocols are not offered)", p->value);
-		ld->protocols_given = true;
-		return 0;
-	}
-	if (!strcmp(k, "ssl.ciphersuites"))
-		return copy_str(ld, p, t->ciphers, sizeof(t->ciphers));
+	if (h <= 0)
+		return h;
 	if (!strcmp(k, "ssl.authProvider")) {
 		if (strcmp(p->value, "x509") != 0)
 			return fail(ld, p->line, k, "\"%s\": only the built-in x509 provider",
 				    p->value);
 		return 0;
 	}
-	/* ZooKeeper verifies no client's host name on the client port (only
-	 * members' on the quorum port): nothing to do for either value. */
-	if (!strcmp(k, "ssl.hostnameVerification") ||
-	    !strcmp(k, "ssl.handshakeDetectionTimeoutMillis"))
-		return 0;
-	/* Checks that would be believed on. */
-	if (!strcmp(k, "ssl.crl") || !strcmp(k, "ssl.ocsp") || !strcmp(k, "ssl.fipsMode")) {
-		if (strcasecmp(p->value, "true") == 0)
-			return fail(ld, p->line, k, "not supported: quorumd cannot turn this on; "
-				    "remove the key or set it to false");
-		return 0;
-	}
-	if (!strcmp(k, "ssl.context.supplier.class") || !strcmp(k, "ssl.sslProvider"))
-		return fail(ld, p->line, k, "not supported: quorumd's TLS is OpenSSL's");
 	return fail(ld, p->line, k, "unknown TLS setting; refused rather than ignored");
+}
+
+/* The protocol versions of t from what its keys said. */
+static void tls_versions(struct tls_config *t, const struct tls_load *tl)
+{
+	if (tl->protocols_given)
+		return;
+	t->max_version = tl->protocol_max ? tl->protocol_max : TLS_VERSION_1_3;
+	t->min_version = TLS_VERSION_1_2;
+}
+
+/* The stores one side of TLS needs, under its keys' prefix. */
+static int check_stores(struct loader *ld, const char *prefix, const char *why,
+			const struct tls_config *t, const struct tls_load *tl)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "%skeyStore.location", prefix);
+	if (!t->key_store[0])
+		return fail(ld, 0, key, "not set (%s needs a certificate and its key)", why);
+	snprintf(key, sizeof(key), "%skeyStore.type", prefix);
+	if (check_store_type(ld, tl->key_store_type_line, key, tl->key_store_type,
+			     t->key_store) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "%strustStore.type", prefix);
+	if (t->trust_store[0] && check_store_type(ld, tl->trust_store_type_line, key,
+						  tl->trust_store_type, t->trust_store) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "%strustStore.location", prefix);
+	if (!t->trust_store[0] && t->client_auth != TLS_CLIENT_AUTH_NONE)
+		return fail(ld, 0, key, "not set: %s needs the CA certificates %s checked "
+			    "against", why, strcmp(prefix, "ssl.") ? "members are" : "clients are");
+	return 0;
 }
 
 /* After every key: what TLS needs, if anything asks for it. */
 static int finish_tls(struct loader *ld)
 {
 	struct config *c = ld->cfg;
-	struct tls_config *t = &c->tls;
-	if (!ld->protocols_given) {
-		t->min_version = TLS_VERSION_1_2;
-		t->max_version = ld->protocol_max ? ld->protocol_max : TLS_VERSION_1_3;
-		t->min_version = t->max_version == TLS_VERSION_1_2 ? TLS_VERSION_1_2 : t->min_version;
-	}
+	tls_versions(&c->tls, &ld->client_tls);
+	tls_versions(&c->quorum_tls, &ld->quorum_tls);
+	c->quorum_check_host = ld->quorum_tls.check_host;
 	if (c->secure_client_address[0] == '\0')
 		snprintf(c->secure_client_address, sizeof(c->secure_client_address), "%s",
 			 c->client_address);
+	if ((c->ssl_quorum || c->quorum_unify) &&
+	    check_stores(ld, "ssl.quorum.", c->ssl_quorum ? "sslQuorum" : "portUnification",
+			 &c->quorum_tls, &ld->quorum_tls) < 0)
+		return -1;
 	if (!c->secure_client_port && !c->port_unification)
 		return 0;
 	const char *why = c->secure_client_port ? "secureClientPort" : "client.portUnification";
-	if (!t->key_store[0])
-		return fail(ld, 0, "ssl.keyStore.location", "not set (%s needs a certificate "
-			    "and its key)", why);
-	if (check_store_type(ld, ld->key_store_type_line, "ssl.keyStore.type",
-			     ld->key_store_type, t->key_store) < 0)
+	if (check_stores(ld, "ssl.", why, &c->tls, &ld->client_tls) < 0)
 		return -1;
-	if (t->trust_store[0] && check_store_type(ld, ld->trust_store_type_line,
-						  "ssl.trustStore.type", ld->trust_store_type,
-						  t->trust_store) < 0)
-		return -1;
-	if (!t->trust_store[0] && t->client_auth != TLS_CLIENT_AUTH_NONE)
-		return fail(ld, 0, "ssl.trustStore.location", "not set: ssl.clientAuth=%s needs "
-			    "the CA certificates clients are checked against",
-			    t->client_auth == TLS_CLIENT_AUTH_NEED ? "need (the default)" : "want");
 	if (c->secure_client_port && c->secure_client_port == c->client_port &&
 	    strcmp(c->secure_client_address, c->client_address) == 0)
 		return fail(ld, 0, "secureClientPort", "%d is clientPort too "
@@ -1298,6 +1349,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t err_len)
 	ld->err_len = err && err_len ? err_len : sizeof(ld->no_err);
 	ld->standalone_enabled = true;
 	ld->peer_type = -1;
+	ld->client_tls.check_host = ld->quorum_tls.check_host = true;
 	set_defaults(cfg);
 	ld->err[0] = '\0';
 

@@ -97,6 +97,14 @@ struct config {
 	bool tls_reload;
 	char x509_super_user[512]; /* X509AuthenticationProvider.superUser: the
 				      certificate subject that is the superuser */
+	/* TLS between members (replication/peer.c): sslQuorum (members dial
+	 * each other in TLS), portUnification (the quorum port takes
+	 * plaintext members too, while an ensemble moves to TLS), the
+	 * ssl.quorum.* keys, ssl.quorum.hostnameVerification (a member's
+	 * certificate must name its server.N host; default true),
+	 * sslQuorumReloadCertFiles. */
+	bool ssl_quorum, quorum_unify, quorum_check_host, quorum_tls_reload;
+	struct tls_config quorum_tls;
 	bool four_letter_all;  /* 4lw.commands.whitelist=* */
 	char four_letter_words[512]; /* the whitelist as given, trimmed, comma
 					separated, case-sensitive; default "srvr".

@@ -796,6 +796,12 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	struct peer_net_config pc = {
 		.my_id = (uint32_t)cfg->myid,
 		.unacked_timeout_ms = (unsigned)(cfg->tick_time * cfg->sync_limit),
+		/* sslQuorum dials in TLS; portUnification takes both. */
+		.tls = cfg->ssl_quorum || cfg->quorum_unify ? &cfg->quorum_tls : NULL,
+		.tls_dial = cfg->ssl_quorum,
+		.accept_plain = !cfg->ssl_quorum || cfg->quorum_unify,
+		.tls_check_host = cfg->quorum_check_host,
+		.tls_reload = cfg->quorum_tls_reload,
 	};
 	for (int i = 0; i < cfg->n_servers; i++) {
 		const struct config_server *s = &cfg->servers[i];

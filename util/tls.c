@@ -13,6 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,6 +546,22 @@ const char *tls_link_peer_subject(struct tls_link *l)
 	X509_free(cert);
 	ERR_clear_error();
 	return l->subject;
+}
+
+bool tls_link_peer_names(struct tls_link *l, const char *host)
+{
+	if (!tls_link_established(l) || SSL_get_verify_result(l->ssl) != X509_V_OK)
+		return false;
+	X509 *cert = SSL_get_peer_certificate(l->ssl);
+	if (!cert)
+		return false;
+	unsigned char addr[16];
+	bool is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+	bool ok = is_ip ? X509_check_ip_asc(cert, host, 0) == 1
+			: X509_check_host(cert, host, 0, 0, NULL) == 1;
+	X509_free(cert);
+	ERR_clear_error();
+	return ok;
 }
 
 const char *tls_link_error(const struct tls_link *l)

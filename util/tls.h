@@ -102,6 +102,10 @@ bool tls_link_established(const struct tls_link *l);
  * none. Valid until the link is freed. */
 const char *tls_link_peer_subject(struct tls_link *l);
 
+/* Whether the verified peer certificate names host (a DNS name, or an
+ * address matched against its IP subject alternative names). */
+bool tls_link_peer_names(struct tls_link *l, const char *host);
+
 /* Why the session failed, "" if it did not. */
 const char *tls_link_error(const struct tls_link *l);
 

@@ -379,13 +379,13 @@ static void test_unknown_key_warns(void **state)
 {
 	struct fx *fx = *state;
 	write_cfg(fx, "dataDir=@\nfooBar=1\nobserverMasterPort=2191\n"
-		      "ssl.quorum.keyStore.location=/k\n");
+		      "multiAddress.enabled=true\n");
 	int rc;
 	char *log = load_logged(fx, &rc);
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(log, ":2: unknown key fooBar"));
 	assert_non_null(strstr(log, ":3: observerMasterPort: a ZooKeeper setting"));
-	assert_non_null(strstr(log, ":4: ssl.quorum.keyStore.location: a ZooKeeper setting"));
+	assert_non_null(strstr(log, ":4: multiAddress.enabled: a ZooKeeper setting"));
 	free(log);
 }
 
@@ -395,7 +395,6 @@ static void test_security_keys_refused(void **state)
 {
 	struct fx *fx = *state;
 	static const char *const refused[] = {
-		"sslQuorum=true",
 		"quorum.auth.enableSasl=true",
 		"quorum.auth.learnerRequireSasl=true",
 		"quorum.auth.serverRequireSasl=true",
@@ -411,7 +410,6 @@ static void test_security_keys_refused(void **state)
 		"ssl.protocol=TLSv1.1",
 		"ssl.enabledProtocols=TLSv1.2,SSLv3",
 		"ssl.authProvider=custom",
-		"portUnification=true",
 		"client.portUnification=yes",
 		"DigestAuthenticationProvider.superDigest=nocolon",
 		"DigestAuthenticationProvider.superDigest=super:",
@@ -489,6 +487,38 @@ static void test_tls_keys(void **state)
 	 * ZooKeeper. */
 	write_cfg(fx, "dataDir=@\nssl.keyStore.location=/k.jks\n");
 	expect_ok(fx);
+
+	/* Between members: their own keys, mutual TLS only. */
+	write_cfg(fx, "dataDir=@\nsslQuorum=true\nssl.quorum.keyStore.location=/m.pem\n"
+		      "ssl.quorum.trustStore.location=/ca.pem\nssl.quorum.protocol=TLSv1.2\n"
+		      "sslQuorumReloadCertFiles=true\nssl.keyStore.location=/client.pem\n");
+	expect_ok(fx);
+	c = fx->cfg;
+	assert_true(c->ssl_quorum);
+	assert_false(c->quorum_unify);
+	assert_true(c->quorum_check_host);
+	assert_true(c->quorum_tls_reload);
+	assert_string_equal(c->quorum_tls.key_store, "/m.pem");
+	assert_string_equal(c->quorum_tls.trust_store, "/ca.pem");
+	assert_int_equal(c->quorum_tls.max_version, TLS_VERSION_1_2);
+	assert_string_equal(c->tls.key_store, "/client.pem"); /* apart */
+	write_cfg(fx, "dataDir=@\nportUnification=true\nssl.quorum.keyStore.location=/m.pem\n"
+		      "ssl.quorum.trustStore.location=/ca.pem\n"
+		      "ssl.quorum.hostnameVerification=false\n");
+	expect_ok(fx);
+	assert_false(fx->cfg->ssl_quorum);
+	assert_true(fx->cfg->quorum_unify);
+	assert_false(fx->cfg->quorum_check_host);
+	write_cfg(fx, "dataDir=@\nsslQuorum=true\n");
+	expect_error(fx, "ssl.quorum.keyStore.location", "sslQuorum");
+	write_cfg(fx, "dataDir=@\nsslQuorum=true\nssl.quorum.keyStore.location=/m.pem\n");
+	expect_error(fx, "ssl.quorum.trustStore.location", "members");
+	write_cfg(fx, "dataDir=@\nssl.quorum.clientAuth=want\n");
+	expect_error(fx, ":2: ssl.quorum.clientAuth", "need");
+	write_cfg(fx, "dataDir=@\nssl.quorum.ocsp=true\n");
+	expect_error(fx, ":2: ssl.quorum.ocsp", "not supported");
+	write_cfg(fx, "dataDir=@\nsslQuorum=yes\n");
+	expect_error(fx, ":2: sslQuorum", "true or false");
 }
 
 static void test_relative_data_dir(void **state)
