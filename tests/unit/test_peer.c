@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "certs.h"
 #include "log.h"
 #include "peer.h"
 
@@ -70,6 +71,8 @@ struct fx {
 	bool in_send;            /* inside peer_net_send() */
 	bool any_order;          /* skip the sequence check (content is still checked) */
 	bool all_small;          /* no 1 MiB messages */
+	struct tls_config *tls;  /* [id]: each node's TLS (sslQuorum); NULL: plaintext */
+	bool tls_accept_plain;   /* ... and its listeners take plaintext too */
 	int bad;                 /* problems seen inside callbacks */
 };
 
@@ -170,6 +173,11 @@ static void node_config(struct fx *fx, struct node *nd)
 	c->max_frame = fx->max_frame;
 	c->max_queue_bytes = fx->max_queue_bytes;
 	c->unacked_timeout_ms = fx->unacked_timeout_ms;
+	if (fx->tls) {
+		c->tls = &fx->tls[nd->id];
+		c->tls_dial = c->tls_check_host = true;
+		c->accept_plain = fx->tls_accept_plain;
+	}
 }
 
 static void node_start(struct fx *fx, uint32_t id)
@@ -1079,6 +1087,125 @@ static void test_start_errors(void **state)
 	run_for(fx, 10);
 }
 
+/* ---- TLS (sslQuorum) --------------------------------------------------------------- */
+
+struct tls_fx {
+	char dir[64];
+	struct cred ca, other_ca, node[NID], stranger;
+	struct tls_config cfg[NID];
+};
+
+/* Every node's store: its certificate (naming localhost and 127.0.0.1,
+ * as the nodes dial each other) from one CA; node `odd` gets the
+ * stranger's, from another CA, when odd != 0. */
+static void tls_setup(struct fx *fx, struct tls_fx *t, uint32_t odd)
+{
+	memset(t, 0, sizeof(*t));
+	strcpy(t->dir, "/tmp/qpeer-tls-XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	t->ca = cred_make("ca", NULL, true, -1, 30, NULL);
+	t->other_ca = cred_make("other-ca", NULL, true, -1, 30, NULL);
+	t->stranger = cred_make("member", &t->other_ca, false, -1, 30,
+				"DNS:localhost,IP:127.0.0.1");
+	char ca[128];
+	snprintf(ca, sizeof(ca), "%s/ca.pem", t->dir);
+	cred_write(ca, &t->ca, false);
+	for (uint32_t id = 1; id <= NNODE; id++) {
+		char cn[16];
+		snprintf(cn, sizeof(cn), "member%u", id);
+		t->node[id] = cred_make(cn, &t->ca, false, -1, 30, "DNS:localhost,IP:127.0.0.1");
+		struct tls_config *c = &t->cfg[id];
+		snprintf(c->key_store, sizeof(c->key_store), "%s/m%u.pem", t->dir, id);
+		snprintf(c->trust_store, sizeof(c->trust_store), "%s", ca);
+		c->min_version = TLS_VERSION_1_2;
+		c->max_version = TLS_VERSION_1_3;
+		cred_write(c->key_store, id == odd ? &t->stranger : &t->node[id], true);
+	}
+	fx->tls = t->cfg;
+}
+
+static void tls_teardown(struct tls_fx *t)
+{
+	cred_free(&t->ca);
+	cred_free(&t->other_ca);
+	cred_free(&t->stranger);
+	for (uint32_t id = 1; id <= NNODE; id++) {
+		cred_free(&t->node[id]);
+		unlink(t->cfg[id].key_store);
+	}
+	char ca[128];
+	snprintf(ca, sizeof(ca), "%s/ca.pem", t->dir);
+	unlink(ca);
+	rmdir(t->dir);
+}
+
+/* Over mutual TLS the six ordered pairs deliver everything, in order and
+ * intact (1 MiB messages too); a plaintext Hello, however right, is
+ * refused without a reset. */
+static void test_tls_all_pairs(void **state)
+{
+	struct fx *fx = *state;
+	struct tls_fx t;
+	tls_setup(fx, &t, 0);
+	for (uint32_t id = 1; id <= NNODE; id++)
+		node_start(fx, id);
+	send_all_pairs(fx, 401); /* queued while the handshakes run */
+	assert_true(run_until(fx, all_connected, NULL, 10000));
+	send_all_pairs(fx, 400);
+	struct raw plain;
+	memset(&plain, 0, sizeof(plain));
+	const uint32_t ours[] = { 1, 2, 3 };
+	raw_add_hello(&plain, 2, ours, 3);
+	raw_connect(fx, &plain, 1);
+	assert_true(run_until(fx, raw_eof, &plain, 5000));
+	raw_close(fx, &plain);
+	assert_true(run_until(fx, all_delivered, NULL, 60000));
+	assert_int_equal(fx->bad, 0);
+	for (uint32_t id = 1; id <= NNODE; id++) {
+		struct peer_net_stats st = stats_of(fx, id);
+		assert_int_equal(st.frames_received, 2 * 801);
+		assert_int_equal(st.dropped, 0);
+		assert_int_equal(st.refused, id == 1 ? 1 : 0);
+		for (uint32_t p = 1; p < NID; p++)
+			assert_int_equal(node_of(fx, id)->resets[p], 0);
+	}
+	for (uint32_t id = 1; id <= NNODE; id++)
+		node_close(fx, id);
+	assert_true(run_until(fx, all_closed, NULL, 10000));
+	tls_teardown(&t);
+}
+
+/* A node whose certificate another CA signed reaches nobody and is
+ * reached by nobody: its messages wait (nothing is lost: no dial
+ * succeeded), the others' links between themselves go on. */
+static void test_tls_stranger(void **state)
+{
+	struct fx *fx = *state;
+	struct tls_fx t;
+	tls_setup(fx, &t, 3);
+	fx->all_small = true;
+	for (uint32_t id = 1; id <= NNODE; id++)
+		node_start(fx, id);
+	for (int i = 0; i < 20; i++) {
+		send_next(fx, 1, 2);
+		send_next(fx, 2, 1);
+		send_next(fx, 3, 1);
+		send_next(fx, 1, 3);
+	}
+	run_for(fx, 1500);
+	assert_int_equal(node_of(fx, 2)->got[1], 20);
+	assert_int_equal(node_of(fx, 1)->got[2], 20);
+	assert_int_equal(node_of(fx, 1)->got[3], 0);
+	assert_int_equal(node_of(fx, 3)->got[1], 0);
+	assert_false(peer_net_connected(node_of(fx, 3)->net, 1));
+	assert_true(stats_of(fx, 1).refused > 0);
+	assert_int_equal(fx->bad, 0);
+	for (uint32_t id = 1; id <= NNODE; id++)
+		node_close(fx, id);
+	assert_true(run_until(fx, all_closed, NULL, 10000));
+	tls_teardown(&t);
+}
+
 int main(void)
 {
 	log_set_level(LOG_WARN);
@@ -1095,6 +1222,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unacked_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_all_pairs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_stranger, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,12 +19,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "certs.h"
 #include "tls.h"
-
-struct cred {
-	EVP_PKEY *key;
-	X509 *cert;
-};
 
 struct fx {
 	char dir[64];
@@ -33,74 +29,22 @@ struct fx {
 	struct tls_config cfg;
 };
 
-static long serial = 1;
-
-/* A certificate for key, subject O=quorumfs/CN=cn, valid from `from` to
- * `to` days from now, signed by issuer (itself when NULL). */
-static struct cred make(const char *cn, const struct cred *issuer, bool ca, long from, long to)
-{
-	struct cred c;
-	c.key = EVP_EC_gen("P-256");
-	assert_non_null(c.key);
-	X509 *x = X509_new();
-	assert_non_null(x);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_gmtime_adj(X509_getm_notBefore(x), from * 86400L);
-	X509_gmtime_adj(X509_getm_notAfter(x), to * 86400L);
-	X509_set_pubkey(x, c.key);
-	X509_NAME *n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC, (const unsigned char *)"quorumfs", -1,
-				   -1, 0);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer->cert) : n);
-	if (ca) {
-		X509V3_CTX v3;
-		X509V3_set_ctx(&v3, issuer ? issuer->cert : x, x, NULL, NULL, 0);
-		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
-							"critical,CA:TRUE");
-		assert_non_null(e);
-		X509_add_ext(x, e, -1);
-		X509_EXTENSION_free(e);
-	}
-	assert_true(X509_sign(x, issuer ? issuer->key : c.key, EVP_sha256()) > 0);
-	c.cert = x;
-	return c;
-}
-
-static void cred_free(struct cred *c)
-{
-	EVP_PKEY_free(c->key);
-	X509_free(c->cert);
-}
-
-/* The key, then the certificate: ZooKeeper's PEM key store. */
-static void write_pem(const char *path, const struct cred *c, bool with_key)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	if (with_key)
-		assert_true(PEM_write_PrivateKey(f, c->key, NULL, NULL, 0, NULL, NULL));
-	assert_true(PEM_write_X509(f, c->cert));
-	fclose(f);
-}
-
 static int setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
 	strcpy(fx->dir, "/tmp/qtls-XXXXXX");
 	assert_non_null(mkdtemp(fx->dir));
-	fx->ca = make("ca", NULL, true, -1, 30);
-	fx->other_ca = make("other-ca", NULL, true, -1, 30);
-	fx->server = make("server", &fx->ca, false, -1, 30);
-	fx->client = make("client1", &fx->ca, false, -1, 30);
-	fx->stranger = make("client1", &fx->other_ca, false, -1, 30);
-	fx->expired = make("client1", &fx->ca, false, -30, -1);
+	fx->ca = cred_make("ca", NULL, true, -1, 30, NULL);
+	fx->other_ca = cred_make("other-ca", NULL, true, -1, 30, NULL);
+	fx->server = cred_make("server", &fx->ca, false, -1, 30, NULL);
+	fx->client = cred_make("client1", &fx->ca, false, -1, 30, NULL);
+	fx->stranger = cred_make("client1", &fx->other_ca, false, -1, 30, NULL);
+	fx->expired = cred_make("client1", &fx->ca, false, -30, -1, NULL);
 	snprintf(fx->server_pem, sizeof(fx->server_pem), "%s/server.pem", fx->dir);
 	snprintf(fx->ca_pem, sizeof(fx->ca_pem), "%s/ca.pem", fx->dir);
-	write_pem(fx->server_pem, &fx->server, true);
-	write_pem(fx->ca_pem, &fx->ca, false);
+	cred_write(fx->server_pem, &fx->server, true);
+	cred_write(fx->ca_pem, &fx->ca, false);
 	snprintf(fx->cfg.key_store, sizeof(fx->cfg.key_store), "%s", fx->server_pem);
 	snprintf(fx->cfg.trust_store, sizeof(fx->cfg.trust_store), "%s", fx->ca_pem);
 	fx->cfg.client_auth = TLS_CLIENT_AUTH_NEED;
@@ -409,10 +353,10 @@ static void test_stores(void **state)
 	/* Changes are seen once each. */
 	ctx = server_ctx(fx);
 	assert_false(tls_ctx_files_changed(ctx));
-	write_pem(fx->ca_pem, &fx->other_ca, false);
+	cred_write(fx->ca_pem, &fx->other_ca, false);
 	assert_true(tls_ctx_files_changed(ctx));
 	assert_false(tls_ctx_files_changed(ctx));
-	write_pem(fx->ca_pem, &fx->ca, false);
+	cred_write(fx->ca_pem, &fx->ca, false);
 	tls_ctx_free(ctx);
 }
 
