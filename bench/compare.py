@@ -18,6 +18,7 @@ reads it there, so the pool set-up, the warm-up and the clean-up are not
 charged), divided by the ops of the window.
 """
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -65,6 +66,23 @@ class BenchZooKeeperEnsemble(harness.ZooKeeperEnsemble):
 
 # ---- running qbench ------------------------------------------------------------
 
+def tls_options(args):
+    """qbench's TLS options under --tls (the CA and a client certificate)."""
+    c = args.certs
+    return ["--tls-ca", c.ca_crt, "--tls-cert", c.client.crt, "--tls-key", c.client.key] \
+        if c else []
+
+
+def hosts_of(server):
+    """Where qbench connects: the TLS port(s) under --tls."""
+    members = getattr(server, "members", None)
+    if getattr(server, "secure_hosts", None):
+        return server.secure_hosts
+    if members and getattr(members[0], "secure_hosts", None):
+        return ",".join(m.secure_hosts for m in members)
+    return server.hosts
+
+
 def qbench(args, hosts, pids, workload):
     """One qbench run of one workload; its JSON result (a dict)."""
     cmd = [args.qbench, "--hosts", hosts, "--workload", workload, "--json",
@@ -74,6 +92,7 @@ def qbench(args, hosts, pids, workload):
            "--duration", str(args.duration), "--warmup", str(args.warmup)]
     for pid in pids:
         cmd += ["--cpu-pid", str(pid)]
+    cmd += tls_options(args)
     bound = args.warmup + args.duration + 180
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=bound)
@@ -97,14 +116,15 @@ def warm_up(args, server):
     if args.server_warmup <= 0:
         return
     per = args.server_warmup / len(WORKLOADS)
-    cmd = [args.qbench, "--hosts", server.hosts, "--workload", "all",
+    cmd = [args.qbench, "--hosts", hosts_of(server), "--workload", "all",
            "--clients", str(args.clients), "--outstanding", str(args.outstanding),
            "--size", str(args.size), "--pool", str(args.pool), "--seed", str(args.seed + 1),
-           "--duration", str(per), "--warmup", "0"]
+           "--duration", str(per), "--warmup", "0"] + tls_options(args)
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=args.server_warmup + 180)
     if r.returncode != 0:
-        raise RuntimeError("warm-up of %s failed:\n%s%s" % (server.hosts, r.stdout, r.stderr))
+        raise RuntimeError("warm-up of %s failed:\n%s%s" % (hosts_of(server), r.stdout,
+                                                              r.stderr))
 
 
 def run_pair(args, setup, quorumd, zookeeper, rows):
@@ -114,7 +134,7 @@ def run_pair(args, setup, quorumd, zookeeper, rows):
     for w in args.workloads:
         res = {}
         for name, srv in (("quorumd", quorumd), ("zookeeper", zookeeper)):
-            res[name] = qbench(args, srv.hosts, server_pids(srv), w)
+            res[name] = qbench(args, hosts_of(srv), server_pids(srv), w)
             time.sleep(args.settle)
         row = {"setup": setup, "workload": w, "quorumd": res["quorumd"],
                "zookeeper": res["zookeeper"], "ratio": ratios(res["quorumd"], res["zookeeper"])}
@@ -182,6 +202,54 @@ def print_table(rows, args):
 
 # ---- main ------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def make_certs():
+    """--tls: a CA, a server certificate and a client certificate."""
+    from certs import Certs
+    with Certs() as c:
+        c.ca_crt = c.ca("ca")
+        c.server = c.issue("server", "CN=server")
+        c.client = c.issue("client", "O=qbench/CN=client")
+        yield c
+
+
+def tls_setup(args, server):
+    """Under --tls, a server (or each member) also listens on a
+    secureClientPort with the certificates, requiring a client's; ZooKeeper
+    needs its Netty connection factory for that."""
+    from harness import free_port
+    c = args.certs
+    if c is None:
+        return server
+    for m in getattr(server, "members", None) or [server]:
+        port = free_port()
+        m.extra_cfg.update({"secureClientPort": str(port),
+                            "ssl.keyStore.location": c.server.pem, "ssl.keyStore.type": "PEM",
+                            "ssl.trustStore.location": c.ca_crt, "ssl.trustStore.type": "PEM"})
+        if isinstance(m, harness.ZooKeeper):
+            m.jvm_props["zookeeper.serverCnxnFactory"] = \
+                "org.apache.zookeeper.server.NettyServerCnxnFactory"
+        m.secure_hosts = "127.0.0.1:%d" % port
+    return server
+
+
+def run_all(args, rows):
+    label = " over TLS" if args.certs else ""
+    if args.only in (None, "standalone"):
+        print("standalone: starting quorumd and ZooKeeper" + label, file=sys.stderr, flush=True)
+        with harness.running(tls_setup(args, harness.Quorumd()),
+                             tls_setup(args, BenchZooKeeper())) as (q, z):
+            run_pair(args, "standalone", q, z, rows)
+    if args.only in (None, "ensemble"):
+        print("ensemble: starting 3 quorumd and 3 ZooKeeper members" + label, file=sys.stderr,
+              flush=True)
+        with tls_setup(args, harness.QuorumdEnsemble(3)) as qe, \
+                tls_setup(args, BenchZooKeeperEnsemble(3)) as ze:
+            qe.wait_serving()
+            ze.wait_serving()
+            run_pair(args, "ensemble", qe, ze, rows)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--build", default=os.environ.get("MESON_BUILD_ROOT",
@@ -206,6 +274,9 @@ def main():
                    "workload (default 12 with --quick, else 30)")
     p.add_argument("--settle", type=float, default=1.0,
                    help="pause after each run, so its clean-up is not the next run's load")
+    p.add_argument("--tls", action="store_true",
+                   help="clients over TLS: each server (each member) with a "
+                   "secureClientPort that requires a client certificate")
     args = p.parse_args()
     args.workloads = [w for w in args.workloads.split(",") if w]
     if not args.workloads or any(w not in WORKLOADS for w in args.workloads):
@@ -225,22 +296,14 @@ def main():
     os.environ["QUORUMD"] = quorumd
 
     rows = []
-    if args.only in (None, "standalone"):
-        print("standalone: starting quorumd and ZooKeeper", file=sys.stderr, flush=True)
-        with harness.running(harness.Quorumd(), BenchZooKeeper()) as (q, z):
-            run_pair(args, "standalone", q, z, rows)
-    if args.only in (None, "ensemble"):
-        print("ensemble: starting 3 quorumd and 3 ZooKeeper members", file=sys.stderr,
-              flush=True)
-        with harness.QuorumdEnsemble(3) as qe, BenchZooKeeperEnsemble(3) as ze:
-            qe.wait_serving()
-            ze.wait_serving()
-            run_pair(args, "ensemble", qe, ze, rows)
+    with contextlib.ExitStack() as stack:
+        args.certs = stack.enter_context(make_certs()) if args.tls else None
+        run_all(args, rows)
 
     if args.json:
         json.dump({"config": {k: getattr(args, k) for k in
                               ("clients", "outstanding", "size", "pool", "read_pct", "seed",
-                               "duration", "warmup", "server_warmup")},
+                               "duration", "warmup", "server_warmup", "tls")},
                    "cpus": os.cpu_count(), "results": rows}, sys.stdout, indent=1)
         print()
     else:

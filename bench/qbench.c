@@ -133,6 +133,8 @@ struct bench {
 	unsigned nworkloads;
 	pid_t cpu_pids[MAX_CPU_PIDS];
 	unsigned ncpu_pids;
+	bool use_tls;          /* any --tls-* option: qc_open_tls() with tls */
+	struct qc_tls tls;
 
 	/* run */
 	uint8_t *data;         /* size bytes, read-only once filled */
@@ -627,6 +629,9 @@ static void usage(FILE *f)
 "                          up to %d): prints server CPU per op\n"
 "      --timeout MS        request timeout; 10000\n"
 "      --json              one JSON object per workload\n"
+"      --tls-ca FILE       TLS to the servers (their secureClientPort), this\n"
+"      --tls-cert FILE     CA, and a client certificate and its key (PEM)\n"
+"      --tls-key FILE\n"
 "  -h, --help\n", MAX_CPU_PIDS);
 }
 
@@ -682,7 +687,8 @@ static bool parse_workloads(struct bench *b, const char *list)
 	return b->nworkloads > 0;
 }
 
-enum { OPT_SEED = 256, OPT_ROOT, OPT_KEEP, OPT_CPU_PID, OPT_TIMEOUT, OPT_JSON };
+enum { OPT_SEED = 256, OPT_ROOT, OPT_KEEP, OPT_CPU_PID, OPT_TIMEOUT, OPT_JSON, OPT_TLS_CA,
+       OPT_TLS_CERT, OPT_TLS_KEY };
 
 /* Fills b from argv; returns 0, or 2 (usage error, reported), or 1 (help). */
 static int parse_args(struct bench *b, int argc, char **argv)
@@ -704,6 +710,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{ "cpu-pid", required_argument, NULL, OPT_CPU_PID },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -792,6 +801,18 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		case OPT_JSON:
 			b->json = true;
 			break;
+		case OPT_TLS_CA:
+			b->use_tls = true;
+			b->tls.ca = optarg;
+			break;
+		case OPT_TLS_CERT:
+			b->use_tls = true;
+			b->tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			b->use_tls = true;
+			b->tls.key = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -849,7 +870,7 @@ static int open_clients(struct bench *b)
 			.max_outstanding = 2 * b->outstanding + BULK_WINDOW,
 			.seed = splitmix64(&x) | 1,
 		};
-		int rc = qc_open(&o, &c->qc);
+		int rc = qc_open_tls(&o, b->use_tls ? &b->tls : NULL, &c->qc);
 		if (rc != ZOK) {
 			fprintf(stderr, "qbench: client %u: %s\n", i, qc_strerror(rc));
 			return -1;
