@@ -608,6 +608,21 @@ static void on_write(uv_write_t *req, int status)
 		flush(c->peer);
 }
 
+/* The link's next queued frame, moved to c's write in flight. */
+static struct frame *take_frame(struct link *l, struct conn *c)
+{
+	struct list *it = l->queue.next;
+	struct frame *f = CONTAINER_OF(it, struct frame, link);
+	list_remove(it);
+	list_push_back(&c->inflight, it);
+	l->queued_bytes -= f->len;
+	l->queued_frames--;
+	uint64_t now = uv_hrtime();
+	hist_add(&l->stats->queue_ms, now > f->queued_ns ? (now - f->queued_ns) / 1000000 : 0);
+	c->inflight_bytes += f->len;
+	return f;
+}
+
 /* TLS: one uv_write of whatever the session has sealed, unless a write is
  * in flight (its completion comes back for the rest). */
 static void tls_send(struct conn *c)
@@ -650,16 +665,7 @@ static void flush_tls(struct link *l, struct conn *c)
 			c->hello_sent = true;
 		}
 		for (unsigned nb = 0; ok && nb < WRITE_BATCH && !list_empty(&l->queue); nb++) {
-			struct list *it = l->queue.next;
-			struct frame *f = CONTAINER_OF(it, struct frame, link);
-			list_remove(it);
-			list_push_back(&c->inflight, it);
-			l->queued_bytes -= f->len;
-			l->queued_frames--;
-			uint64_t now = uv_hrtime();
-			hist_add(&l->stats->queue_ms,
-				 now > f->queued_ns ? (now - f->queued_ns) / 1000000 : 0);
-			c->inflight_bytes += f->len;
+			struct frame *f = take_frame(l, c);
 			ok = tls_link_write(c->tls, f->data, f->len) == 0;
 		}
 	}
@@ -692,15 +698,7 @@ static void flush(struct link *l)
 		c->hello_sent = true;
 	}
 	while (!list_empty(&l->queue) && nb < WRITE_BATCH + 1) {
-		struct list *it = l->queue.next;
-		struct frame *f = CONTAINER_OF(it, struct frame, link);
-		list_remove(it);
-		list_push_back(&c->inflight, it);
-		l->queued_bytes -= f->len;
-		l->queued_frames--;
-		uint64_t now = uv_hrtime();
-		hist_add(&l->stats->queue_ms, now > f->queued_ns ? (now - f->queued_ns) / 1000000 : 0);
-		c->inflight_bytes += f->len;
+		struct frame *f = take_frame(l, c);
 		bufs[nb++] = uv_buf_init((char *)f->data, (unsigned)f->len);
 	}
 	if (nb == 0)
@@ -947,6 +945,10 @@ static void in_tls(struct conn *c, const uint8_t *p, size_t len)
 	}
 	if (c->closed)
 		return;
+	if (rc < 0 && tls_link_closed(c->tls)) {
+		in_close(c);
+		return;
+	}
 	if (rc < 0) {
 		const char *why = tls_link_error(c->tls);
 		if (c->peer != NULL)

@@ -467,10 +467,10 @@ static void tls_in(struct conn *c, const uint8_t *data, size_t n)
 	if (!was_open && tls_link_established(c->tls))
 		tls_opened(c);
 	if (rc < 0) {
-		const char *why = tls_link_error(c->tls);
-		if (strcmp(why, "closed by the peer") != 0) {
+		if (!tls_link_closed(c->tls)) {
 			c->srv->stats.tls_failed++;
-			log_rl(LOG_INFO, "conn", "%s: TLS: %s; closing", c->peer, why);
+			log_rl(LOG_INFO, "conn", "%s: TLS: %s; closing", c->peer,
+			       tls_link_error(c->tls));
 		}
 		conn_close_after_flush(c); /* an alert may be waiting for the peer */
 		return;

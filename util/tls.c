@@ -43,6 +43,7 @@ struct tls_link {
 	SSL *ssl;
 	BIO *rbio, *wbio; /* owned by ssl */
 	bool failed;
+	bool closed;      /* by the peer's close_notify */
 	char err[256];
 	char *subject;    /* tls_link_peer_subject(), made on first use */
 	bool subject_done;
@@ -420,6 +421,7 @@ static void fail(struct tls_link *l, int rc)
 {
 	int e = SSL_get_error(l->ssl, rc);
 	l->failed = true;
+	l->closed = e == SSL_ERROR_ZERO_RETURN;
 	long v = SSL_get_verify_result(l->ssl);
 	if (v != X509_V_OK)
 		snprintf(l->err, sizeof(l->err), "certificate: %s",
@@ -562,6 +564,11 @@ bool tls_link_peer_names(struct tls_link *l, const char *host)
 	X509_free(cert);
 	ERR_clear_error();
 	return ok;
+}
+
+bool tls_link_closed(const struct tls_link *l)
+{
+	return l->closed;
 }
 
 const char *tls_link_error(const struct tls_link *l)

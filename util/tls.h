@@ -106,6 +106,9 @@ const char *tls_link_peer_subject(struct tls_link *l);
  * address matched against its IP subject alternative names). */
 bool tls_link_peer_names(struct tls_link *l, const char *host);
 
+/* The peer ended the session (close_notify): no failure of anyone's. */
+bool tls_link_closed(const struct tls_link *l);
+
 /* Why the session failed, "" if it did not. */
 const char *tls_link_error(const struct tls_link *l);
 

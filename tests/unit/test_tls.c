@@ -171,6 +171,7 @@ static void test_roundtrip(void **state)
 	pump(&c, l);
 	assert_int_equal(tls_link_read(l, buf, sizeof(buf)), -1);
 	assert_string_equal(tls_link_error(l), "closed by the peer");
+	assert_true(tls_link_closed(l));
 	client_close(&c);
 	tls_link_free(l);
 	/* A context freed under a live link: the link keeps what it needs. */
