@@ -904,6 +904,12 @@ static int check_stores(struct loader *ld, const char *prefix, const char *why,
 static int finish_tls(struct loader *ld)
 {
 	struct config *c = ld->cfg;
+	c->tls.key_store_name = "ssl.keyStore.location";
+	c->tls.trust_store_name = "ssl.trustStore.location";
+	c->tls.ciphers_name = "ssl.ciphersuites";
+	c->quorum_tls.key_store_name = "ssl.quorum.keyStore.location";
+	c->quorum_tls.trust_store_name = "ssl.quorum.trustStore.location";
+	c->quorum_tls.ciphers_name = "ssl.quorum.ciphersuites";
 	tls_versions(&c->tls, &ld->client_tls);
 	tls_versions(&c->quorum_tls, &ld->quorum_tls);
 	c->quorum_check_host = ld->quorum_tls.check_host;

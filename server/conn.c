@@ -742,8 +742,7 @@ int conn_listen(struct server *srv, const struct conn_handler *h)
 		srv->tls = tls_ctx_new_server(&cfg->tls, err, sizeof(err));
 		srv->tls_scratch = malloc(READ_CHUNK);
 		if (srv->tls == NULL || srv->tls_scratch == NULL) {
-			log_msg(LOG_ERROR, "conn", "TLS (ssl.keyStore.location, "
-				"ssl.trustStore.location, ssl.ciphersuites): %s",
+			log_msg(LOG_ERROR, "conn", "TLS for clients: %s",
 				srv->tls ? "out of memory" : err);
 			return -1;
 		}

@@ -25,6 +25,9 @@ _Static_assert(TLS_VERSION_1_2 == TLS1_2_VERSION && TLS_VERSION_1_3 == TLS1_3_VE
 
 #define TLS_FILES 2 /* the key store and the trust store */
 
+/* What messages call one of c's parts (tls_config's *_name). */
+#define NAME(c, field, fallback) ((c)->field ? (c)->field : (fallback))
+
 struct file_id {
 	char path[4096];
 	bool present;
@@ -193,17 +196,18 @@ static const char *openssl_cipher_name(SSL *all, const char *iana)
  * TLS 1.3, one without TLS 1.3 suites only TLS 1.2, as in Java. */
 static int set_ciphers(SSL_CTX *s, const struct tls_config *c, char *err, size_t err_len)
 {
+	const char *what = NAME(c, ciphers_name, "cipher suites");
 	size_t cap = strlen(c->ciphers) * 2 + 2;
 	char *v12 = calloc(1, cap), *v13 = calloc(1, cap), *names = strdup(c->ciphers);
 	SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
 	SSL *all = NULL;
 	int rc = -1;
 	if (!v12 || !v13 || !names || !probe) {
-		set_err(err, err_len, "cipher suites: out of memory");
+		set_err(err, err_len, "%s: out of memory", what);
 		goto out;
 	}
 	if (!SSL_CTX_set_cipher_list(probe, "ALL:COMPLEMENTOFALL") || !(all = SSL_new(probe))) {
-		set_err(err, err_len, "cipher suites: cannot list OpenSSL's");
+		set_err(err, err_len, "%s: cannot list OpenSSL's", what);
 		goto out;
 	}
 	char *save = NULL;
@@ -211,8 +215,8 @@ static int set_ciphers(SSL_CTX *s, const struct tls_config *c, char *err, size_t
 		char *into = is_tls13_suite(tok) ? v13 : v12;
 		const char *name = into == v13 ? tok : openssl_cipher_name(all, tok);
 		if (!name) {
-			set_err(err, err_len, "cipher suites: %s is not one this OpenSSL knows",
-				tok);
+			set_err(err, err_len, "%s: %s is not one this OpenSSL knows",
+				what, tok);
 			goto out;
 		}
 		if (into[0])
@@ -220,15 +224,15 @@ static int set_ciphers(SSL_CTX *s, const struct tls_config *c, char *err, size_t
 		strcat(into, name);
 	}
 	if (!v12[0] && !v13[0]) {
-		set_err(err, err_len, "cipher suites: none named");
+		set_err(err, err_len, "%s: none named", what);
 		goto out;
 	}
 	if (!SSL_CTX_set_ciphersuites(s, v13)) {
-		set_err(err, err_len, "cipher suites: %s", v13);
+		set_err(err, err_len, "%s: %s", what, v13);
 		goto out;
 	}
 	if (v12[0] && !SSL_CTX_set_cipher_list(s, v12)) {
-		set_err(err, err_len, "cipher suites: %s", v12);
+		set_err(err, err_len, "%s: %s", what, v12);
 		goto out;
 	}
 	if (!v12[0] && !SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION))
@@ -276,20 +280,22 @@ static struct tls_ctx *ctx_new(const struct tls_config *c, bool server, char *er
 	SSL_CTX_set_default_passwd_cb_userdata(s, (void *)c->key_password);
 	const char *key = c->key_file[0] ? c->key_file : c->key_store;
 	if (!c->key_store[0] && server) {
-		set_err(err, err_len, "no certificate file");
+		set_err(err, err_len, "%s: not set", NAME(c, key_store_name, "certificate file"));
 		goto fail;
 	}
 	if (c->key_store[0] && SSL_CTX_use_certificate_chain_file(s, c->key_store) != 1) {
-		set_err(err, err_len, "certificate file %s: no certificate", c->key_store);
+		set_err(err, err_len, "%s %s: no certificate",
+			NAME(c, key_store_name, "certificate file"), c->key_store);
 		goto fail;
 	}
 	if (c->key_store[0] && SSL_CTX_use_PrivateKey_file(s, key, SSL_FILETYPE_PEM) != 1) {
-		set_err(err, err_len, "key file %s: no private key (or a wrong password)", key);
+		set_err(err, err_len, "%s %s: no private key (or a wrong password)",
+			c->key_file[0] ? "key file" : NAME(c, key_store_name, "key file"), key);
 		goto fail;
 	}
 	if (c->key_store[0] && SSL_CTX_check_private_key(s) != 1) {
-		set_err(err, err_len, "key file %s: the key does not match the certificate",
-			key);
+		set_err(err, err_len, "%s %s: the key does not match the certificate",
+			c->key_file[0] ? "key file" : NAME(c, key_store_name, "key file"), key);
 		goto fail;
 	}
 	/* The password is needed only while the key is read. */
@@ -297,7 +303,8 @@ static struct tls_ctx *ctx_new(const struct tls_config *c, bool server, char *er
 	SSL_CTX_set_default_passwd_cb(s, NULL);
 	if (c->trust_store[0]) {
 		if (SSL_CTX_load_verify_locations(s, c->trust_store, NULL) != 1) {
-			set_err(err, err_len, "CA file %s: no CA certificate", c->trust_store);
+			set_err(err, err_len, "%s %s: no CA certificate",
+				NAME(c, trust_store_name, "CA file"), c->trust_store);
 			goto fail;
 		}
 	} else if (!server && SSL_CTX_set_default_verify_paths(s) != 1) {

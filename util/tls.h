@@ -45,6 +45,10 @@ struct tls_config {
 	int min_version, max_version; /* TLS_VERSION_1_2 or _1_3 */
 	char ciphers[2048];        /* ssl.ciphersuites: IANA names, comma
 				      separated; "" = OpenSSL's defaults */
+	/* What error messages call the key store, the trust store and the
+	 * cipher list (a server: its configuration keys); NULL: "certificate
+	 * file", "CA file", "cipher suites". */
+	const char *key_store_name, *trust_store_name, *ciphers_name;
 };
 
 struct tls_ctx;
