@@ -21,6 +21,22 @@ class Issued:
         self.crt, self.key, self.pem = base + ".crt", base + ".key", base + ".pem"
 
 
+SIGNER_CNF = """\
+[ ca ]
+default_ca = signer
+[ signer ]
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = any
+unique_subject = no
+[ any ]
+organizationName = optional
+commonName = supplied
+"""
+
+
 class Certs:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="qtls-")
@@ -35,9 +51,29 @@ class Certs:
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    def crt(self, name):
+        return self.path(name + ".crt")
+
+    def key(self, name):
+        return self.path(name + ".key")
+
+    def pem(self, name):
+        return self.path(name + ".pem")
+
     def _openssl(self, *args):
         subprocess.run(["openssl"] + list(args), check=True, cwd=self.dir,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def _signer(self):
+        """What openssl ca needs in the directory."""
+        if os.path.exists(self.path("signer.cnf")):
+            return
+        with open(self.path("signer.cnf"), "w") as f:
+            f.write(SIGNER_CNF)
+        with open(self.path("index.txt"), "w"):
+            pass
+        with open(self.path("serial"), "w") as f:
+            f.write("%016x\n" % int.from_bytes(os.urandom(7), "big"))
 
     def ca(self, name="ca"):
         """A self-signed CA: NAME.crt (the trust store) and NAME.key."""
@@ -46,17 +82,27 @@ class Certs:
                       "-subj", "/CN=" + name)
         return self.path(name + ".crt")
 
-    def issue(self, name, subject, ca="ca", days=30, hosts=("localhost", "127.0.0.1")):
+    def issue(self, name, subject, ca="ca", days=30, hosts=("localhost", "127.0.0.1"),
+              expired=False):
         """A certificate for SUBJECT ("O=x/CN=y") signed by CA, valid for
-        DAYS from now (-1: expired yesterday), naming HOSTS."""
+        DAYS from now, naming HOSTS; with expired, valid only in January
+        2020 instead (openssl x509 can only start a certificate now,
+        openssl ca takes both dates)."""
         self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                       "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/" + subject)
         sans = ",".join(("IP:" if h[0].isdigit() else "DNS:") + h for h in hosts)
         with open(self.path(name + ".ext"), "w") as f:
             f.write("subjectAltName=%s\n" % sans if hosts else "")
-        self._openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt",
-                      "-CAkey", ca + ".key", "-CAcreateserial", "-out", name + ".crt",
-                      "-days", str(days), "-extfile", name + ".ext")
+        if expired:
+            self._signer()
+            self._openssl("ca", "-config", "signer.cnf", "-batch", "-notext", "-cert",
+                          ca + ".crt", "-keyfile", ca + ".key", "-in", name + ".csr",
+                          "-out", name + ".crt", "-extfile", name + ".ext",
+                          "-startdate", "20200101000000Z", "-enddate", "20200201000000Z")
+        else:
+            self._openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt",
+                          "-CAkey", ca + ".key", "-CAcreateserial", "-out", name + ".crt",
+                          "-days", str(days), "-extfile", name + ".ext")
         base = self.path(name)
         with open(base + ".pem", "w") as out:
             for part in (".key", ".crt"):
