@@ -359,13 +359,15 @@ def test_session_survives_failover(ens):
               flush=True)
         assert zk.client_id[0] == sid, "a new session"
         assert KazooState.LOST not in states, states
-        st = o.exists("/ens-s/eph")
+        # o may have been on the killed member too, and may still be
+        # reconnecting: a request it sent there is lost (ConnectionLoss).
+        st = o.retry(o.exists, "/ens-s/eph")
         assert st is not None and st.ephemeralOwner == sid, st
         # (kazoo drops its one-shot watches on a disconnect: watches across
         # a failover are the C client's test, tests/client.)
         fired = threading.Event()
         zk.get("/ens-s/d", watch=lambda ev: fired.set())
-        o.set("/ens-s/d", b"1")
+        o.retry(o.set, "/ens-s/d", b"1")
         assert fired.wait(5), "a watch set after the failover did not fire"
         zk.create("/ens-s/after", b"")
         m.start()

@@ -537,9 +537,13 @@ public class CuratorRecipes {
     static void doubleBarrier() throws Exception {
         List<Client> cs = clients();
         try {
-            String path = "/curator/double";
             int n = cs.size();
             for (int round = 0; round < 3; round++) {
+                // A barrier per round: Curator's says "ready" with a node
+                // that each leaver removes on its way out, and a
+                // participant of the next round reading from a lagging
+                // member could still see it and enter alone.
+                String path = "/curator/double-" + round;
                 AtomicInteger entering = new AtomicInteger(), leaving = new AtomicInteger();
                 List<Callable<Void>> tasks = new ArrayList<>();
                 for (Client c : cs)
