@@ -81,7 +81,7 @@ static const char *const ignored_prefixes[] = {
  * what quorumd does anyway, and is only noted. */
 static const char *const security_switches[] = {
 	"quorum.auth.enableSasl",
-	"quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl", "enforceQuota",
+	"quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl",
 	"audit.enable",
 };
 /* The authentication providers quorumd has built in (authProvider.N may
@@ -1062,6 +1062,8 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_num(ld, p, 1, INT32_MAX, &c->container_check_ms);
 	if (!strcmp(k, "zookeeper.nio.sessionlessCnxnTimeout"))
 		return get_num(ld, p, 1, INT32_MAX, &c->sessionless_timeout_ms);
+	if (!strcmp(k, "enforceQuota") || !strcmp(k, "zookeeper.enforceQuota"))
+		return get_bool(ld, p, &c->enforce_quota);
 	if (!strcmp(k, "readonlymode.enabled"))
 		return get_bool(ld, p, &c->read_only_mode);
 	if (!strcmp(k, "java.security.auth.login.config"))

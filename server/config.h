@@ -70,6 +70,9 @@ struct config {
 					   a frame half received, is closed
 					   after this; default 10000 */
 	int64_t container_check_ms; /* znode.container.checkIntervalMs, default 60000 */
+	bool enforce_quota;     /* enforceQuota (zookeeper.enforceQuota): a
+				   create or setData past a hard quota limit is
+				   refused with QuotaExceeded; default false */
 	bool read_only_mode;    /* readonlymode.enabled (a JVM property in
 				   ZooKeeper): a member without a quorum serves
 				   reads to read-only clients; default false */

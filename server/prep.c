@@ -11,12 +11,15 @@
 #include "prep.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "clock.h"
+#include "log.h"
+#include "quota.h"
 
 /* A node as prep sees it. cversion is the persisted one (children ever
  * created, see tree.h): it names sequential nodes and only creates move it. */
@@ -379,6 +382,55 @@ static int check_create_mode(int32_t op, int32_t flags, int64_t ttl)
 	return is_ttl ? ZBADARGUMENTS : ZOK; /* a TTL mode without a ttl (-1) */
 }
 
+/* ZooKeeperServer.checkQuota(): a create (d_count 1) or a setData under a
+ * quota past one of its limits is logged (rate-limited: clients make
+ * these); past a hard limit, with zookeeper.enforceQuota, it is refused.
+ * ZooKeeper logs only when it enforces; a soft limit is worth a line
+ * either way. The counts are the tree's, before outstanding changes. */
+static int check_quota(struct ctx *c, struct zk_str path, int64_t d_count, int64_t d_bytes)
+{
+	const struct quota *q = quota_covering(tree_quotas(c->t), path);
+	if (q == NULL)
+		return ZOK;
+	struct quota_fields lim, now;
+	const struct znode *n = tree_get(c->t, (struct zk_str){ q->limits_path, q->limits_len });
+	quota_parse(n ? znode_data(n).p : NULL, n ? znode_data(n).len : 0, &lim);
+	bool by_count = d_count != 0 && (lim.count > -1 || lim.count_hard > -1);
+	bool by_bytes = d_bytes != 0 && (lim.bytes > -1 || lim.bytes_hard > -1);
+	if (!by_count && !by_bytes)
+		return ZOK;
+	n = tree_get(c->t, (struct zk_str){ q->stats_path, q->stats_len });
+	if (n == NULL)
+		return ZOK; /* ZooKeeper: "should not happen", and lets it pass */
+	quota_parse(znode_data(n).p, znode_data(n).len, &now);
+	const struct {
+		bool check;
+		int64_t next, soft, hard;
+		const char *what, *limit;
+	} k[] = {
+		{ by_count, now.count + d_count, lim.count, lim.count_hard, "count", "CountLimit" },
+		{ by_bytes, now.bytes + d_bytes, lim.bytes, lim.bytes_hard, "bytes", "ByteLimit" },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		bool hard = k[i].hard > -1;
+		int64_t limit = hard ? k[i].hard : k[i].soft;
+		if (!k[i].check || k[i].next <= limit)
+			continue;
+		log_rl(LOG_WARN, "prep", "Quota exceeded: %s [current %s=%" PRId64 ", %s%s=%" PRId64
+		       "]", q->root, k[i].what, k[i].next, hard ? "hard" : "soft", k[i].limit,
+		       limit);
+		if (hard && c->p->enforce_quota)
+			return ZQUOTAEXCEEDED;
+	}
+	return ZOK;
+}
+
+/* The length a data field counts for in a quota (null: 0). */
+static int64_t data_len(struct zk_buf b)
+{
+	return b.len > 0 ? b.len : 0;
+}
+
 static int prep_create(struct ctx *c, int32_t op, const struct zk_create_request *r,
 		       Quorum__Txn *t)
 {
@@ -424,6 +476,8 @@ static int prep_create(struct ctx *c, int32_t op, const struct zk_create_request
 		return ZNODEEXISTS;
 	if (zk_owner_is_session(parent.ephemeral_owner))
 		return ZNOCHILDRENFOREPHEMERALS;
+	if ((rc = check_quota(c, path, 1, data_len(r->data))) != ZOK)
+		return rc;
 
 	int64_t owner = 0;
 	if (op == ZK_OP_CREATE_CONTAINER)
@@ -519,6 +573,11 @@ static int prep_set_data(struct ctx *c, const struct zk_set_data_request *r, Quo
 	int32_t next;
 	if (check_version(node.version, r->version, &next) != ZOK)
 		return ZBADVERSION;
+	const struct znode *now = tree_get(c->t, r->path);
+	rc = check_quota(c, r->path, 0,
+			 data_len(r->data) - (now ? data_len(znode_data(now)) : 0));
+	if (rc != ZOK)
+		return rc;
 	node.version = next;
 	if (stage(c, r->path, &node) != 0)
 		return ZSYSTEMERROR;

@@ -33,6 +33,7 @@ struct prep {
 	struct hmap records; /* path -> struct prep_record */
 	struct list by_zxid; /* records, oldest change first, for prep_applied() */
 	int32_t min_session_timeout, max_session_timeout;
+	bool enforce_quota;  /* zookeeper.enforceQuota: hard quota limits refuse */
 	/* ZooKeeper's PrepRequestProcessor figures: change records added and
 	 * dropped; ms to prep a write, and a closeSession (also an expiry's) */
 	uint64_t changes_queued, changes_removed;

@@ -34,6 +34,7 @@
  *            paths stay valid for the results and the events), then fire
  *            the events the ops queued.
  * A single op, a multi and a closeSession all go through the same phases.
+ * Quotas ride on them (tree_quota.c); tree_int.h has the types both share.
  */
 #include "tree.h"
 
@@ -42,110 +43,8 @@
 #include <string.h>
 
 #include "hmap.h"
-
-/* ---- types ------------------------------------------------------------- */
-
-/* A pair of links for an intrusive doubly-linked list; a node sits in two. */
-struct zlink {
-	struct znode *next, *prev;
-};
-
-struct acl_entry {
-	struct hmap_node by_value; /* in tree.acls, hashed on the whole list, in order */
-	int64_t refs;              /* nodes (and prepared txns) holding it; freed at 0 */
-	struct acl_set set;        /* what znode_acl() hands out; the array and the
-				      strings follow in the same block */
-};
-
-/* The ephemerals of one session. Records exist only while the session owns
- * at least one node; one that empties is freed at the end of the apply
- * (not at once, so a later op of the same multi can still use it). */
-struct eph_session {
-	struct hmap_node by_id;        /* in tree.sessions, hashed on the id */
-	int64_t id;
-	struct znode *head;            /* its nodes, linked by znode.own, no order */
-	int64_t count;                 /* nodes in the list */
-	struct eph_session *reap_next; /* on tree.reap while it may be empty */
-	bool on_reap;
-};
-
-struct znode {
-	struct hmap_node by_path; /* in tree.nodes, hashed on the full path */
-	struct znode *parent;     /* NULL only for "/" */
-	struct znode *children;   /* first child; the list has no order */
-	struct zlink sib;         /* among the parent's children, for O(1) unlink;
-				     sib.next also chains the graveyard */
-	struct zlink own;         /* in its session's list, tree.containers or
-				     tree.ttls, by ephemeral_owner; unused otherwise */
-	struct acl_entry *acl;    /* interned; one reference held */
-	uint8_t *data;            /* NULL when empty, DATA_NULL when null */
-	struct zk_stat stat;      /* as a client sees it, but for the owner encoding */
-	int32_t cversion;         /* ZooKeeper's persisted cversion: children created */
-	int32_t path_len;
-	int32_t name_off;         /* where the last segment starts in path */
-	char path[];              /* NUL-terminated, for logs and debuggers */
-};
-_Static_assert(sizeof(struct znode) <= 168 || sizeof(void *) != 8,
-	       "keep a znode small: see the memory note at the top");
-
-enum op_kind { OP_CREATE = 1, OP_DELETE, OP_SET_DATA, OP_SET_ACL, OP_CHECK };
-
-/* One op of the txn being applied: what prepare took, and what apply
- * overwrote (for undo, or for commit to release). */
-struct op {
-	enum op_kind kind;
-	bool bad;          /* malformed (path shape, sizes, body): fits no tree */
-	struct zk_str path;
-	struct znode *node; /* create: the prepared node; others: the target once applied */
-	uint8_t *data;      /* setData: the new buffer; once applied, the old one */
-	int32_t data_len;   /* length of .data */
-	int32_t version;    /* setData: version; setACL: aversion; create: parent cversion */
-	struct acl_entry *acl; /* setACL: the new reference; once applied, the old one */
-	union {
-		struct {
-			int32_t cversion; /* the parent's persisted cversion before */
-			int64_t pzxid;
-		} create;
-		struct {
-			int64_t pzxid;       /* the parent's before */
-			struct znode *sib_prev, *own_prev; /* where to relink on undo */
-		} del;
-		struct {
-			int32_t version;
-			int64_t mzxid, mtime;
-		} set_data;
-		struct {
-			int32_t aversion;
-		} set_acl;
-	} saved;
-};
-
-struct tree {
-	struct hmap nodes;    /* path -> znode */
-	struct hmap acls;     /* interned ACL lists */
-	struct hmap sessions; /* session id -> eph_session */
-	struct znode *root;
-	struct znode *containers; /* container nodes (linked by own): deletion candidates */
-	struct znode *ttls;       /* TTL nodes, likewise */
-	struct znode *graveyard;  /* deleted by the last apply; freed by the next one */
-	struct eph_session *reap; /* records that may have emptied during this apply */
-	int64_t last_zxid;
-	int64_t node_count;
-	int64_t data_size;        /* sum of path and data lengths (approximateDataSize) */
-	int64_t ephemeral_count;  /* session-owned nodes */
-	uint64_t seed;            /* hash seed, per tree so paths cannot be chosen to collide */
-
-	/* Scratch kept between applies so a steady stream of txns allocates
-	 * nothing but the nodes and data it adds. */
-	struct op *ops;
-	size_t ops_cap;
-	struct tree_event *events;
-	size_t events_cap, n_events;
-	struct tree_result *results;
-	size_t results_cap;
-	struct zk_acl *acl_tmp; /* a txn's ACL list converted for interning */
-	size_t acl_tmp_cap;
-};
+#include "quota.h"
+#include "tree_int.h"
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -591,6 +490,8 @@ static void result_err(struct tree_result *r, int32_t err)
 
 /* ---- prepare: every allocation, before anything changes --------------- */
 
+static int prep_op_body(struct tree *t, struct op *op, const Quorum__Txn *sub);
+
 static int prep_create(struct tree *t, struct op *op, const Quorum__CreateTxn *c)
 {
 	op->kind = OP_CREATE;
@@ -618,6 +519,12 @@ static int prep_create(struct tree *t, struct op *op, const Quorum__CreateTxn *c
 }
 
 static int prep_op(struct tree *t, struct op *op, const Quorum__Txn *sub)
+{
+	int rc = prep_op_body(t, op, sub);
+	return rc ? rc : tree_quota_prep(t, op);
+}
+
+static int prep_op_body(struct tree *t, struct op *op, const Quorum__Txn *sub)
 {
 	memset(op, 0, sizeof(*op));
 	switch (sub ? sub->body_case : QUORUM__TXN__BODY__NOT_SET) {
@@ -669,24 +576,41 @@ static int prep_op(struct tree *t, struct op *op, const Quorum__Txn *sub)
 
 /* ---- apply and undo ----------------------------------------------------- */
 
+void tree_swap_data(struct tree *t, struct znode *n, uint8_t **data, int32_t *len)
+{
+	uint8_t *had = n->data;
+	int32_t had_len = n->stat.data_length;
+	n->data = *data;
+	n->stat.data_length = *len;
+	*data = had;
+	*len = had_len;
+	t->data_size += n->stat.data_length - had_len;
+}
+
 /* A setData's data and the node's trade places: applying puts the op's
  * buffer on the node and keeps the old one in the op; doing it again
- * undoes it. The size figure follows. */
+ * undoes it. */
 static void swap_data(struct tree *t, struct znode *n, struct op *op)
 {
-	uint8_t *data = n->data;
-	int32_t len = n->stat.data_length;
-	n->data = op->data;
-	n->stat.data_length = op->data_len;
-	op->data = data;
-	op->data_len = len;
-	t->data_size += n->stat.data_length - len;
+	tree_swap_data(t, n, &op->data, &op->data_len);
 }
+
+static bool op_apply_body(struct tree *t, struct op *op, int64_t zxid, int64_t time,
+			  struct tree_result *r);
 
 /* Applies one prepared op; returns false if it does not fit the tree (and
  * then it changed nothing). r receives the op's result. */
 static bool op_apply(struct tree *t, struct op *op, int64_t zxid, int64_t time,
 		     struct tree_result *r)
+{
+	if (!op_apply_body(t, op, zxid, time, r))
+		return false;
+	tree_quota_apply(t, op);
+	return true;
+}
+
+static bool op_apply_body(struct tree *t, struct op *op, int64_t zxid, int64_t time,
+			  struct tree_result *r)
 {
 	if (op->bad)
 		return false;
@@ -780,6 +704,7 @@ static bool op_apply(struct tree *t, struct op *op, int64_t zxid, int64_t time,
 static void op_undo(struct tree *t, struct op *op)
 {
 	struct znode *n = op->node;
+	tree_quota_undo(t, op);
 	switch (op->kind) {
 	case OP_CREATE: {
 		struct znode *parent = n->parent;
@@ -816,6 +741,11 @@ static void op_undo(struct tree *t, struct op *op)
 /* Gives back what a not-applied (or undone) op holds. */
 static void op_release(struct tree *t, struct op *op)
 {
+	free(op->text);
+	if (op->q_add)
+		quota_drop(&t->quotas, op->q_add);
+	op->text = NULL;
+	op->q_add = NULL;
 	if (op->kind == OP_CREATE && op->node)
 		node_free(t, op->node);
 	if (op->kind == OP_SET_DATA)
@@ -830,6 +760,13 @@ static void op_release(struct tree *t, struct op *op)
 /* Releases what an applied op replaced. */
 static void op_commit(struct tree *t, struct op *op)
 {
+	if (op->q_stats)
+		data_free(op->text); /* the stats node's old data */
+	else
+		free(op->text);       /* prepared, not needed */
+	op->text = NULL;
+	if (op->q_end)
+		quota_drop(&t->quotas, op->q_end);
 	switch (op->kind) {
 	case OP_DELETE:
 		/* The ACL goes now; the memory when the next apply begins, so the
@@ -885,6 +822,12 @@ static int prepare_ops(struct tree *t, Quorum__Txn *const *subs, const Quorum__T
 		}
 		if (n > 1)
 			qsort(ops, n, sizeof(*ops), by_path);
+		for (size_t k = 0; k < n; k++) {
+			if (tree_quota_prep(t, &ops[k]) != 0) {
+				release_ops(t, n);
+				return -ENOMEM;
+			}
+		}
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1087,12 +1030,13 @@ struct tree *tree_new(void)
 	hmap_init(&t->nodes);
 	hmap_init(&t->acls);
 	hmap_init(&t->sessions);
+	hmap_init(&t->quotas.map); /* tree_free() may see it before quota_set_init() */
 	if (map_init(&t->nodes) || map_init(&t->acls) || map_init(&t->sessions))
 		goto err;
 	/* The tree's address differs from run to run (ASLR), so a client
 	 * cannot pick paths that collide; nothing observable depends on it. */
 	t->seed = hash_u64((uint64_t)(uintptr_t)t ^ 0x71756f72756dULL);
-	if (reserve(t, 1, 1) != 0)
+	if (quota_set_init(&t->quotas, t->seed) != 0 || reserve(t, 1, 1) != 0)
 		goto err;
 	t->root = add_builtin(t, NULL, "/", ZK_PERM_ALL, 0);
 	if (t->root == NULL)
@@ -1131,6 +1075,7 @@ void tree_free(struct tree *t)
 	hmap_destroy(&t->nodes);
 	hmap_destroy(&t->acls);
 	hmap_destroy(&t->sessions);
+	quota_set_destroy(&t->quotas);
 	free(t->ops);
 	free(t->events);
 	free(t->results);
@@ -1209,7 +1154,7 @@ int znode_for_each_child(const struct znode *n, int (*fn)(void *ctx, const struc
 }
 
 /* The node after x in a pre-order walk of the subtree under top. */
-static const struct znode *preorder_next(const struct znode *x, const struct znode *top)
+const struct znode *tree_preorder_next(const struct znode *x, const struct znode *top)
 {
 	if (x->children)
 		return x->children;
@@ -1224,14 +1169,14 @@ int64_t tree_count_descendants(const struct tree *t, const struct znode *n)
 	if (n == t->root)
 		return t->node_count - 1;
 	int64_t count = 0;
-	for (const struct znode *x = preorder_next(n, n); x; x = preorder_next(x, n))
+	for (const struct znode *x = tree_preorder_next(n, n); x; x = tree_preorder_next(x, n))
 		count++;
 	return count;
 }
 
 int tree_walk(const struct tree *t, int (*fn)(void *ctx, const struct znode *n), void *ctx)
 {
-	for (const struct znode *x = t->root; x; x = preorder_next(x, t->root)) {
+	for (const struct znode *x = t->root; x; x = tree_preorder_next(x, t->root)) {
 		int rc = fn(ctx, x);
 		if (rc)
 			return rc;
@@ -1344,6 +1289,15 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 	}
 	if (zk_owner_is_session(stat->ephemeral_owner) && sess_reserve(t, stat->ephemeral_owner))
 		goto nomem;
+	/* A limits node is a quota (the stats nodes come with their text:
+	 * a snapshot is exact). */
+	struct zk_str root;
+	if (quota_limits_root(path, &root) && quota_find(&t->quotas, root) == NULL) {
+		struct quota *q = quota_add(&t->quotas, root);
+		if (q == NULL)
+			goto nomem;
+		q->live = true;
+	}
 
 	int32_t kids = 0;
 	if (n) {
@@ -1376,6 +1330,8 @@ nomem:
 	acl_unref(t, acl);
 	return -ENOMEM;
 }
+
+/* ---- quotas ---------------------------------------------------------------- */
 
 /* ---- sizes --------------------------------------------------------------- */
 

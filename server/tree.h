@@ -195,4 +195,8 @@ int64_t tree_node_count(const struct tree *t);
 int64_t tree_data_size(const struct tree *t);
 int64_t tree_ephemeral_count(const struct tree *t);
 
+/* The subtrees with a quota (quota.h), for prep's checks. */
+struct quota_set;
+const struct quota_set *tree_quotas(const struct tree *t);
+
 #endif

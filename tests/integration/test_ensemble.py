@@ -643,6 +643,47 @@ def test_sync_never_steps_back(ens):
         close(c)
 
 
+def test_quota_counts_on_every_member(ens):
+    """A quota's stats node is kept by each member as it applies the txns:
+    after writes through different members (one past a restart of a
+    follower, which catches up), every member holds the same counts."""
+    leader = restore(ens)
+    followers = [m for m in ens.members if m is not leader]
+    rmr(ens, "/ens-quota")
+    rmr(ens, "/zookeeper/quota/ens-quota")
+    c = client(followers[0])
+    try:
+        c.create("/ens-quota/a", b"12345", makepath=True)
+        c.create("/zookeeper/quota/ens-quota/zookeeper_limits", b"count=100,bytes=-1",
+                 makepath=True)
+        c.create("/zookeeper/quota/ens-quota/zookeeper_stats", b"count=0,bytes=0")
+        lc = client(leader)
+        try:
+            for i in range(10):
+                (c if i % 2 else lc).create("/ens-quota/n%d" % i, b"xy")
+            lc.set("/ens-quota/a", b"1")
+            lc.delete("/ens-quota/n0")
+        finally:
+            close(lc)
+        followers[1].kill()
+        c.create("/ens-quota/while-down", b"123")
+        followers[1].start()
+        ens.wait_serving(timeout=60)
+        want = b"count=12,bytes=22"  # the root, a, n1..n9, while-down
+        for m in ens.members:
+            mc = client(m)
+            try:
+                mc.sync("/zookeeper/quota/ens-quota/zookeeper_stats")
+                got = mc.get("/zookeeper/quota/ens-quota/zookeeper_stats")[0]
+                assert got == want, "%r holds %r, not %r" % (m, got, want)
+            finally:
+                close(mc)
+        c.delete("/zookeeper/quota/ens-quota", recursive=True)
+        c.delete("/ens-quota", recursive=True)
+    finally:
+        close(c)
+
+
 def main():
     kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
     t0 = time.monotonic()
@@ -650,7 +691,8 @@ def main():
         print("    %s ensemble started in %.1fs" % (kind, time.monotonic() - t0), flush=True)
         run_tests([test_replicated_reads, test_leader_killed, test_session_survives_failover,
                    test_restarted_member_catches_up, test_minority, test_frozen_leader,
-                   test_session_moved, test_sync_never_steps_back],
+                   test_session_moved, test_sync_never_steps_back,
+                   test_quota_counts_on_every_member],
                   ens, on_failure=ens.dump_logs)
 
 

@@ -9,7 +9,8 @@ two transcripts, normalised for what must differ (zxids renamed in order of
 appearance, times and session ids dropped, watch notifications — printed
 by another thread, at any point — compared as a sorted list), must be
 equal; and quorumd's must hold the answers the script expects, so the test
-fails even if both servers went wrong the same way.
+fails even if both servers went wrong the same way. A second script does
+the same for quotas (setquota, listquota, delquota, enforceQuota).
 """
 import os
 import re
@@ -228,7 +229,77 @@ def test_one_shot_commands(servers):
     assert rc == 0 and "v1" in out.splitlines(), out
 
 
+QUOTA_SCRIPT = """\
+create /q
+create /q/a 12345
+setquota -n 4 /q
+listquota /q
+create /q/b 123
+create /q/c 1
+create /q/d 1
+listquota /q
+get /zookeeper/quota/q/zookeeper_stats
+setquota -N 5 /q
+setquota -B 12 /q
+listquota /q
+create /q/e 1
+set /q/a 1234567890
+set /q/a 123
+delete /q/d
+listquota /q
+delquota -N /q
+create /q/e 1
+listquota /q
+delquota /q
+listquota /q
+create /q/f 1
+"""
+
+# What quorumd's transcript must hold, in order (so a quota both servers
+# ignored would fail): the counts the server keeps, the hard limits refused.
+QUOTA_EXPECTED = [
+    "Output stat for /q count=2,bytes=5",
+    "Output stat for /q count=5,bytes=10",
+    "count=5,bytes=10",
+    "Quota has exceeded : /q/e",
+    "Quota has exceeded : /q/a",
+    "Output stat for /q count=4,bytes=7",
+    "Created /q/e",
+    "Output stat for /q count=5,bytes=8",
+    "quota for /q does not exist.",
+]
+
+
+def test_quotas_match_zookeeper(_servers):
+    """setquota (soft -n and hard -N/-B), listquota and delquota from zkCli
+    against a ZooKeeper and a quorumd with enforceQuota=true (ZooKeeper
+    reads it as zookeeper.enforceQuota, which the key becomes in its
+    zoo.cfg): the stats node counts what the subtree holds from the moment
+    the quota is set, every create, setData and delete under it moves the
+    counts, a create or setData past a hard limit fails QuotaExceeded and
+    changes nothing, and delquota ends it. Same transcript on both. (Its
+    own pair of servers: enforceQuota is read at start.)"""
+    cfg = dict(CFG, enforceQuota="true")
+    with running(ZooKeeper(extra_cfg=cfg), Quorumd(extra_cfg=cfg)) as (zk, q):
+        out = {}
+        for name, srv in (("zookeeper", zk), ("quorumd", q)):
+            rc, text = run_cli(srv, stdin=QUOTA_SCRIPT)
+            assert rc == 0, "zkCli exited %d against %s:\n%s" % (rc, name, text)
+            out[name] = normalise(text)[0]
+        if out["zookeeper"] != out["quorumd"]:
+            import difflib
+            diff = "\n".join(difflib.unified_diff(out["zookeeper"], out["quorumd"], "zookeeper",
+                                                  "quorumd", lineterm=""))
+            raise AssertionError("the transcripts differ:\n" + diff)
+        i, lines = 0, out["quorumd"]
+        for want in QUOTA_EXPECTED:
+            while i < len(lines) and want not in lines[i]:
+                i += 1
+            assert i < len(lines), "missing (or out of order): %r\n%s" % (want, "\n".join(lines))
+            i += 1
+
+
 if __name__ == "__main__":
     with running(ZooKeeper(extra_cfg=CFG), Quorumd(extra_cfg=CFG)) as servers:
         run_tests([test_script_matches_zookeeper, test_quorumd_transcript_says_what_it_should,
-                   test_one_shot_commands], servers)
+                   test_one_shot_commands, test_quotas_match_zookeeper], servers)

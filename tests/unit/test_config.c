@@ -398,7 +398,6 @@ static void test_security_keys_refused(void **state)
 		"quorum.auth.enableSasl=true",
 		"quorum.auth.learnerRequireSasl=true",
 		"quorum.auth.serverRequireSasl=true",
-		"enforceQuota=true",
 		"audit.enable=true",
 		"authProvider.x=org.example.CustomAuthenticationProvider",
 		"ssl.crl=true",
@@ -427,6 +426,10 @@ static void test_security_keys_refused(void **state)
 		      "DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n");
 	expect_ok(fx);
 	assert_string_equal(fx->cfg->super_digest, "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+	assert_false(fx->cfg->enforce_quota);
+	write_cfg(fx, "dataDir=@\nenforceQuota=true\n");
+	expect_ok(fx);
+	assert_true(fx->cfg->enforce_quota);
 }
 
 /* TLS on the client port: ZooKeeper's keys, and what they need. */

@@ -47,6 +47,8 @@ static void *t_realloc(void *p, size_t n)
 #define calloc(n, m) t_calloc(n, m)
 #define realloc(p, n) t_realloc(p, n)
 #include "tree.c"
+#include "tree_quota.c"
+#include "quota.c"
 #undef malloc
 #undef calloc
 #undef realloc
@@ -1240,6 +1242,119 @@ static void test_enomem_leaves_tree_unchanged(void **state)
 	tree_free(u);
 }
 
+/* ---- quotas ---------------------------------------------------------------- */
+
+static void assert_text(const struct tree *t, const char *path, const char *want)
+{
+	struct znode *n = get(t, path);
+	assert_non_null(n);
+	struct zk_buf b = znode_data(n);
+	char got[128];
+	snprintf(got, sizeof(got), "%.*s", b.len > 0 ? (int)b.len : 0, (const char *)b.p);
+	assert_string_equal(got, want);
+}
+
+/* DataTree's quota bookkeeping: a stats node created under a limits node
+ * gets the subtree's counts (the root included), and every create,
+ * setData and delete under the root moves them, in a multi too, but for
+ * one that fails; a closing session's ephemerals leave it; a sibling
+ * whose name only begins like the root is not counted; the quota ends
+ * with its limits node; the stats node's version never moves. */
+static void test_quota_counts(void **state)
+{
+	struct tree *t = *state;
+	int64_t z = 2;
+	const char *stats = "/zookeeper/quota/q/zookeeper_stats";
+	assert_int_equal(apply(t, mk_create("/q", "", 0, -1), z++), ZOK);
+	assert_int_equal(apply(t, mk_create("/q/a", "12345", 0, -1), z++), ZOK);
+	assert_int_equal(apply(t, mk_create("/zookeeper/quota/q", "", 0, -1), z++), ZOK);
+	assert_int_equal(apply(t, mk_create("/zookeeper/quota/q/zookeeper_limits",
+					    "count=4,bytes=-1", 0, -1), z++), ZOK);
+	assert_int_equal(apply(t, mk_create(stats, "count=0,bytes=0", 0, -1), z++), ZOK);
+	assert_text(t, stats, "count=2,bytes=5");
+	int32_t version = stat_of(t, stats)->version;
+	assert_int_equal(apply(t, mk_create("/q/b", "123", 0, -1), z++), ZOK);
+	assert_text(t, stats, "count=3,bytes=8");
+	assert_int_equal(apply(t, mk_set_data("/q/b", "1", 1), z++), ZOK);
+	assert_text(t, stats, "count=3,bytes=6");
+	assert_int_equal(apply(t, mk_delete("/q/b"), z++), ZOK);
+	assert_text(t, stats, "count=2,bytes=5");
+	assert_int_equal(apply(t, mk_create("/qq", "not counted", 0, -1), z++), ZOK);
+	assert_int_equal(apply(t, mk_create("/q/a/deep", "xy", 0, -1), z++), ZOK);
+	assert_text(t, stats, "count=3,bytes=7");
+	assert_int_equal(apply(t, mk_multi(2, mk_create("/q/m1", "1", 0, -1),
+					   mk_set_data("/q/a", "1", 1)), z++), ZOK);
+	assert_text(t, stats, "count=4,bytes=4");
+	uint64_t before = digest(t);
+	assert_int_equal(apply(t, mk_multi(2, mk_create("/q/m2", "22", 0, -1),
+					   mk_delete("/q/none")), z++), ZRUNTIMEINCONSISTENCY);
+	assert_int_equal(digest(t), before);
+	assert_text(t, stats, "count=4,bytes=4");
+	assert_int_equal(apply_s(t, mk_create("/q/e1", "eee", 0x51, -1), z++, 0x51), ZOK);
+	assert_int_equal(apply_s(t, mk_create("/q/e2", "", 0x51, -1), z++, 0x51), ZOK);
+	assert_text(t, stats, "count=6,bytes=7");
+	assert_int_equal(apply_s(t, mk_close_session(), z++, 0x51), ZOK);
+	assert_text(t, stats, "count=4,bytes=4");
+	assert_int_equal(stat_of(t, stats)->version, version);
+	/* What prep's checks read. */
+	const struct quota *q = quota_covering(tree_quotas(t), ZK_STR("/q/a/deep"));
+	assert_non_null(q);
+	assert_string_equal(q->root, "/q");
+	assert_null(quota_covering(tree_quotas(t), ZK_STR("/qq")));
+	/* The limits node goes: so does the quota. */
+	assert_int_equal(apply(t, mk_delete("/zookeeper/quota/q/zookeeper_limits"), z++), ZOK);
+	assert_null(quota_covering(tree_quotas(t), ZK_STR("/q/a")));
+	assert_int_equal(apply(t, mk_create("/q/after", "zz", 0, -1), z++), ZOK);
+	assert_text(t, stats, "count=4,bytes=4");
+}
+
+/* Quota changes under failing allocations leave the tree as it was. */
+static void test_quota_under_enomem(void **state)
+{
+	struct tree *t = *state;
+	int64_t z = 2;
+	const char *stats = "/zookeeper/quota/r/zookeeper_stats";
+	assert_int_equal(apply(t, mk_create("/r", "root", 0, -1), z++), ZOK);
+	assert_int_equal(apply(t, mk_create("/zookeeper/quota/r", "", 0, -1), z++), ZOK);
+	apply_under_enomem(t, mk_create("/zookeeper/quota/r/zookeeper_limits", "count=9", 0, -1),
+			   z++, 0, ZOK);
+	apply_under_enomem(t, mk_create(stats, "", 0, -1), z++, 0, ZOK);
+	assert_text(t, stats, "count=1,bytes=4");
+	apply_under_enomem(t, mk_multi(3, mk_create("/r/x", "12", 0, -1),
+				       mk_set_data("/r", "r", 1), mk_create("/r/y", "", 0, -1)),
+			   z++, 0, ZOK);
+	assert_text(t, stats, "count=3,bytes=3");
+	apply_under_enomem(t, mk_delete("/r/x"), z++, 0, ZOK);
+	assert_text(t, stats, "count=2,bytes=1");
+	apply_under_enomem(t, mk_delete("/zookeeper/quota/r/zookeeper_limits"), z++, 0, ZOK);
+	assert_null(quota_covering(tree_quotas(t), ZK_STR("/r/y")));
+}
+
+/* StatsTrack's text, as ZooKeeper's zkCli writes it. */
+static void test_quota_text(void **state)
+{
+	(void)state;
+	struct quota_fields f;
+	const char *limits = "count=4,bytes=-1=;byteHardLimit=12;countHardLimit=5";
+	quota_parse((const uint8_t *)limits, (int32_t)strlen(limits), &f);
+	assert_int_equal(f.count, 4);
+	assert_int_equal(f.bytes, -1);
+	assert_int_equal(f.count_hard, 5);
+	assert_int_equal(f.bytes_hard, 12);
+	quota_parse((const uint8_t *)"count=x,bytes=7", 15, &f);
+	assert_int_equal(f.count, -1);
+	assert_int_equal(f.bytes, 7);
+	quota_parse(NULL, 0, &f);
+	assert_int_equal(f.count_hard, -1);
+	uint8_t buf[QUOTA_TEXT_MAX];
+	assert_int_equal(quota_format(buf, INT64_MIN, INT64_MAX), 52);
+	struct zk_str root;
+	assert_true(quota_limits_root(ZK_STR("/zookeeper/quota/a/b/zookeeper_limits"), &root));
+	assert_int_equal(root.len, 4);
+	assert_false(quota_limits_root(ZK_STR("/zookeeper/quota/zookeeper_limits"), &root));
+	assert_false(quota_stats_root(ZK_STR("/zookeeper/quotax/a/zookeeper_stats"), &root));
+}
+
 static void test_load_ephemeral_under_enomem(void **state)
 {
 	struct tree *t = *state;
@@ -1286,6 +1401,9 @@ int main(void)
 		TEST(test_acl_interning),
 		TEST(test_enomem_leaves_tree_unchanged),
 		TEST(test_load_ephemeral_under_enomem),
+		TEST(test_quota_counts),
+		TEST(test_quota_under_enomem),
+		TEST(test_quota_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
