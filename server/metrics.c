@@ -314,6 +314,10 @@ void metrics_for_each(struct server *srv, metric_fn fn, void *ctx)
 		     "validating a write into its txn, ms");
 	summary_hist(&e, "close_session_prep_time", &srv->prep.close_session_ms, 1, true,
 		     "preparing a closeSession (a client's, or an expiry), ms");
+	counter(&e, "quorum_quota_exceeded", srv->prep.quota_exceeded,
+		"creates and setDatas that would pass a quota's limit (logged)");
+	counter(&e, "quorum_quota_refused", srv->prep.quota_refused,
+		"of those, refused QuotaExceeded (a hard limit, enforceQuota)");
 	counter(&e, "outstanding_changes_queued", srv->prep.changes_queued,
 		"change records added for writes in flight");
 	counter(&e, "outstanding_changes_removed", srv->prep.changes_removed,

@@ -419,8 +419,11 @@ static int check_quota(struct ctx *c, struct zk_str path, int64_t d_count, int64
 		log_rl(LOG_WARN, "prep", "Quota exceeded: %s [current %s=%" PRId64 ", %s%s=%" PRId64
 		       "]", q->root, k[i].what, k[i].next, hard ? "hard" : "soft", k[i].limit,
 		       limit);
-		if (hard && c->p->enforce_quota)
+		c->p->quota_exceeded++;
+		if (hard && c->p->enforce_quota) {
+			c->p->quota_refused++;
 			return ZQUOTAEXCEEDED;
+		}
 	}
 	return ZOK;
 }

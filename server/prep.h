@@ -37,6 +37,9 @@ struct prep {
 	/* ZooKeeper's PrepRequestProcessor figures: change records added and
 	 * dropped; ms to prep a write, and a closeSession (also an expiry's) */
 	uint64_t changes_queued, changes_removed;
+	/* creates and setDatas that would pass a quota's limit; of them,
+	 * those refused (a hard limit, with enforce_quota) */
+	uint64_t quota_exceeded, quota_refused;
 	struct hist process_ms, close_session_ms;
 };
 

@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 
-from harness import Quorumd, ZooKeeper, run_tests, running
+from harness import Quorumd, ZooKeeper, four_letter, run_tests, running
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 CFG = {"tickTime": "200"}
@@ -297,6 +297,14 @@ def test_quotas_match_zookeeper(_servers):
                 i += 1
             assert i < len(lines), "missing (or out of order): %r\n%s" % (want, "\n".join(lines))
             i += 1
+        # The same in quorumd's figures: two refused, more passed a limit
+        # (the soft count limit of 4, with 5 nodes).
+        mntr = dict(line.split("\t", 1) for line in four_letter(q.port, "mntr").splitlines()
+                    if "\t" in line)
+        assert mntr.get("quorum_quota_refused") == "2", mntr.get("quorum_quota_refused")
+        assert int(mntr.get("quorum_quota_exceeded", "0")) > 2, mntr
+        print("    quota limits passed %s times, %s refused"
+              % (mntr["quorum_quota_exceeded"], mntr["quorum_quota_refused"]), flush=True)
 
 
 if __name__ == "__main__":
