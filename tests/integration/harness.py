@@ -914,6 +914,16 @@ def close_clients(*clients):
             pass
 
 
+def denied(op, what):
+    """Asserts that op() (a kazoo call) fails NoAuth; what names it."""
+    from kazoo.exceptions import NoAuthError
+    try:
+        op()
+    except NoAuthError:
+        return
+    raise AssertionError("%s got through" % what)
+
+
 class Skip(Exception):
     """Raised by a test that cannot run on this machine (no root for a
     mount, a library not installed); the message says why. The test is

@@ -22,22 +22,13 @@ import shutil
 import sys
 import tempfile
 
-from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl, make_digest_acl
 
 import rawzk
-from harness import Quorumd, ZooKeeper, close_clients, kazoo_client, run_tests
+from harness import Quorumd, ZooKeeper, close_clients, denied, kazoo_client, run_tests
 
 SUPER = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="  # the digest id of super:test
 CFG = {"DigestAuthenticationProvider.superDigest": SUPER}
-
-
-def denied(op, what):
-    try:
-        op()
-    except NoAuthError:
-        return
-    raise AssertionError("%s got through" % what)
 
 
 def test_super_digest(srv):

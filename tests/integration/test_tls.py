@@ -54,13 +54,12 @@ import tempfile
 import time
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import make_acl
 
 import rawzk
 from certs import Certs
-from harness import (ZK_CLASSPATH, Quorumd, Skip, ZooKeeper, close_clients, free_port,
+from harness import (ZK_CLASSPATH, Quorumd, Skip, ZooKeeper, close_clients, denied, free_port,
                      four_letter, kazoo_client, run_tests, wait_until)
 
 CLIENT1 = "CN=client1,O=quorumfs"   # the x509 ids: the subjects, as Java writes them
@@ -197,14 +196,6 @@ def who_am_i(port, pki, cert):
 def ids_text(ids):
     """whoAmI's ids for the output: scheme:id, ..."""
     return ", ".join("%s:%s" % i for i in ids)
-
-
-def denied(op, what):
-    try:
-        op()
-    except NoAuthError:
-        return
-    raise AssertionError("%s got through" % what)
 
 
 def peer_subject(port, pki, cert="client1"):
