@@ -28,22 +28,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-int zab_member_index(const struct zab *z, uint32_t id)
-{
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] == id)
-			return i;
-	for (int i = 0; i < z->cfg.n_observers; i++)
-		if (z->cfg.observers[i] == id)
-			return z->cfg.n_voters + i;
-	return -1;
-}
-
-uint32_t zab_member_id(const struct zab *z, int i)
-{
-	return i < z->cfg.n_voters ? z->cfg.voters[i] : z->cfg.observers[i - z->cfg.n_voters];
-}
-
 int64_t zab_now(struct zab *z)
 {
 	return z->io.now_ms(z->io.ctx);
@@ -58,6 +42,219 @@ int64_t zab_tick_ms(const struct zab *z)
 bool zab_valid_zxid(int64_t zxid)
 {
 	return zxid >= 0 && zab_epoch_of(zxid) <= ZAB_EPOCH_MAX;
+}
+
+/* ---- membership ---------------------------------------------------------- */
+
+static bool has_id(const uint32_t *ids, int n, uint32_t id)
+{
+	for (int i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+bool zab_votes(const struct zab *z, uint32_t id)
+{
+	return has_id(z->voters, z->n_voters, id);
+}
+
+bool zab_quorum_of(const struct zab *z, const struct zab_members *c, zab_in_fn in,
+		   const void *arg)
+{
+	int n = 0;
+	for (int i = 0; i < c->n_voters; i++)
+		n += in(z, c->voters[i], arg);
+	return n >= c->n_voters / 2 + 1;
+}
+
+bool zab_quorum(const struct zab *z, zab_in_fn in, const void *arg)
+{
+	for (size_t k = 0; k < z->n_cfgs; k++)
+		if (!zab_quorum_of(z, &z->cfgs[k], in, arg))
+			return false;
+	return true;
+}
+
+int64_t zab_quorum_value(const struct zab *z, const struct zab_members *c, zab_val_fn val,
+			 const void *arg)
+{
+	int64_t v[ZAB_MAX_VOTERS];
+	int n = 0, q = c->n_voters / 2 + 1;
+	for (int i = 0; i < c->n_voters; i++) {
+		int64_t x = val(z, c->voters[i], arg);
+		if (x != INT64_MIN)
+			v[n++] = x;
+	}
+	if (n < q)
+		return INT64_MIN;
+	/* The q-th largest: a quorum reaches it. */
+	for (int i = 0; i < q; i++)
+		for (int j = i + 1; j < n; j++)
+			if (v[j] > v[i]) {
+				int64_t t = v[i];
+				v[i] = v[j];
+				v[j] = t;
+			}
+	return v[q - 1];
+}
+
+static bool ids_valid(const uint32_t *ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!zab_id_valid(ids[i]) || (i > 0 && ids[i] <= ids[i - 1]))
+			return false;
+	return true;
+}
+
+bool zab_members_valid(const struct zab_members *m)
+{
+	if (m->n_voters < 1 || m->n_observers < 0 ||
+	    m->n_voters + m->n_observers > ZAB_MAX_MEMBERS || !zab_valid_zxid(m->version) ||
+	    !ids_valid(m->voters, m->n_voters) || !ids_valid(m->observers, m->n_observers))
+		return false;
+	for (int i = 0; i < m->n_observers; i++)
+		if (has_id(m->voters, m->n_voters, m->observers[i]))
+			return false;
+	return true;
+}
+
+static void add_peer(struct zab *z, uint32_t id)
+{
+	if (id != z->cfg.id && !has_id(z->peers, z->n_peers, id))
+		z->peers[z->n_peers++] = id;
+}
+
+/* Who votes, who is a peer, whether this server votes, from the chain. A
+ * leader keeps the learners it syncs among its peers. */
+static void chain_derive(struct zab *z)
+{
+	z->n_voters = 0;
+	z->n_peers = 0;
+	for (size_t k = 0; k < z->n_cfgs; k++) {
+		const struct zab_members *c = &z->cfgs[k];
+		for (int i = 0; i < c->n_voters; i++) {
+			if (!zab_votes(z, c->voters[i]))
+				z->voters[z->n_voters++] = c->voters[i];
+			add_peer(z, c->voters[i]);
+		}
+		for (int i = 0; i < c->n_observers; i++)
+			add_peer(z, c->observers[i]);
+	}
+	for (uint32_t id = 1; id < ZAB_SLOTS; id++)
+		if (z->fol[id].phase != ZL_NONE)
+			add_peer(z, id);
+	z->observer = !zab_votes(z, z->cfg.id);
+}
+
+/* The chain changed: derive, and tell the host. */
+static void chain_changed(struct zab *z)
+{
+	chain_derive(z);
+	if (z->io.members)
+		z->io.members(z->io.ctx, z->cfgs, z->n_cfgs);
+}
+
+void zab_learner_joined(struct zab *z, uint32_t id)
+{
+	add_peer(z, id);
+}
+
+/* A reconfig appended at zxid joins the chain (zab_log_append() made
+ * room). One that is not valid changes nothing, on every server alike. */
+static void chain_note_append(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len)
+{
+	struct zab_members m;
+	if (!z->io.txn_config || z->io.txn_config(z->io.ctx, txn, len, &m) != 1)
+		return;
+	m.version = zxid;
+	if (!zab_members_valid(&m) || zxid <= z->cfgs[z->n_cfgs - 1].version ||
+	    z->n_cfgs == ZAB_MAX_CHAIN)
+		return;
+	z->cfgs[z->n_cfgs++] = m;
+	chain_changed(z);
+}
+
+static void chain_truncated(struct zab *z, int64_t zxid)
+{
+	size_t n = z->n_cfgs;
+	while (n > 1 && z->cfgs[n - 1].version > zxid)
+		n--;
+	if (n != z->n_cfgs) {
+		z->n_cfgs = n;
+		chain_changed(z);
+	}
+}
+
+void zab_chain_committed(struct zab *z)
+{
+	size_t k = 0;
+	while (k + 1 < z->n_cfgs && z->cfgs[k + 1].version <= z->known_committed)
+		k++;
+	if (k == 0)
+		return;
+	memmove(z->cfgs, z->cfgs + k, (z->n_cfgs - k) * sizeof(*z->cfgs));
+	z->n_cfgs -= k;
+	chain_changed(z);
+}
+
+/* Reconfigs a leader's snapshot held after its active config, once that
+ * snapshot is installed here: they are in this server's history now. */
+void zab_chain_extend(struct zab *z, const struct zab_members *cfgs, size_t n)
+{
+	size_t before = z->n_cfgs;
+	for (size_t k = 0; k < n && z->n_cfgs < ZAB_MAX_CHAIN; k++)
+		if (cfgs[k].version > z->cfgs[z->n_cfgs - 1].version)
+			z->cfgs[z->n_cfgs++] = cfgs[k];
+	if (z->n_cfgs != before)
+		chain_changed(z);
+}
+
+/* A config another server knows committed (its vote carried it), newer
+ * than this server's active one: take it, with the reconfigs logged here
+ * after it. Safe without the reconfig txn in this log: a quorum of the new
+ * config held that txn, and so everything before it. */
+void zab_chain_learn(struct zab *z, const struct zab_members *active)
+{
+	if (active->version <= z->cfgs[0].version || !zab_members_valid(active))
+		return;
+	size_t k = 1;
+	while (k < z->n_cfgs && z->cfgs[k].version <= active->version)
+		k++;
+	memmove(z->cfgs + 1, z->cfgs + k, (z->n_cfgs - k) * sizeof(*z->cfgs));
+	z->n_cfgs -= k - 1;
+	z->cfgs[0] = *active;
+	chain_changed(z);
+}
+
+void zab_members_to_wire(const struct zab_members *c, Quorum__Members *m)
+{
+	quorum__members__init(m);
+	m->version = c->version;
+	m->n_voters = (size_t)c->n_voters;
+	m->voters = (uint32_t *)c->voters;
+	m->n_observers = (size_t)c->n_observers;
+	m->observers = (uint32_t *)c->observers;
+}
+
+int zab_members_from_wire(const Quorum__Members *m, struct zab_members *out)
+{
+	if (!m || m->n_voters > ZAB_MAX_VOTERS || m->n_observers > ZAB_MAX_MEMBERS)
+		return -EINVAL;
+	out->version = m->version;
+	out->n_voters = (int)m->n_voters;
+	if (m->n_voters)
+		memcpy(out->voters, m->voters, m->n_voters * sizeof(*m->voters));
+	out->n_observers = (int)m->n_observers;
+	if (m->n_observers)
+		memcpy(out->observers, m->observers, m->n_observers * sizeof(*m->observers));
+	return zab_members_valid(out) ? 0 : -EINVAL;
+}
+
+const struct zab_members *zab_configs(const struct zab *z, size_t *n)
+{
+	*n = z->n_cfgs;
+	return z->cfgs;
 }
 
 /* ---- roles -------------------------------------------------------------- */
@@ -207,6 +404,13 @@ int zab_log_append(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, 
 		return -ENOMEM;
 	if (len)
 		memcpy(copy, txn, len);
+	if (z->n_cfgs == ZAB_MAX_CHAIN && z->io.txn_config) {
+		struct zab_members m;
+		if (z->io.txn_config(z->io.ctx, txn, len, &m) == 1) {
+			free(copy);
+			return -ENOSPC;
+		}
+	}
 	int rc = z->io.append(z->io.ctx, zxid, txn, len);
 	if (rc < 0) {
 		free(copy);
@@ -217,6 +421,7 @@ int zab_log_append(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, 
 	z->inflight++;
 	z->last_logged = zxid;
 	ends_note(z, zxid);
+	chain_note_append(z, zxid, txn, len);
 	return 0;
 }
 
@@ -255,6 +460,7 @@ int zab_log_truncate(struct zab *z, int64_t zxid)
 	z->last_logged = zxid;
 	z->last_durable = zxid;
 	z->applied = zxid;
+	chain_truncated(z, zxid);
 	return 0;
 }
 
@@ -267,6 +473,9 @@ void zab_log_reset_to(struct zab *z, int64_t zxid)
 	z->last_logged = zxid;
 	z->last_durable = zxid;
 	z->applied = zxid;
+	/* Another history replaced this one: no reconfig logged here is in it
+	 * (the snapshot's come from its sender, zab_chain_extend()). */
+	chain_truncated(z, -1);
 }
 
 /* ---- commit ------------------------------------------------------------- */
@@ -347,7 +556,7 @@ int64_t zab_common_point(int64_t base_a, const int64_t *ends_a, size_t n_a, int6
 static int check_ids(const uint32_t *ids, int n, uint32_t me, bool *found)
 {
 	for (int i = 0; i < n; i++) {
-		if (ids[i] == 0 || (i > 0 && ids[i] <= ids[i - 1]))
+		if (!zab_id_valid(ids[i]) || (i > 0 && ids[i] <= ids[i - 1]))
 			return -EINVAL;
 		*found |= ids[i] == me;
 	}
@@ -359,17 +568,36 @@ static int check_config(const struct zab_config *cfg)
 	if (cfg->n_voters < 1 || cfg->n_observers < 0 ||
 	    cfg->n_voters + cfg->n_observers > ZAB_MAX_MEMBERS)
 		return -EINVAL;
+	/* This server may be in neither set: removed from the ensemble, it
+	 * starts as a learner. */
 	bool me = false, dup = false;
-	if (check_ids(cfg->voters, cfg->n_voters, cfg->id, &me) < 0 ||
+	if (!zab_id_valid(cfg->id) || check_ids(cfg->voters, cfg->n_voters, cfg->id, &me) < 0 ||
 	    check_ids(cfg->observers, cfg->n_observers, cfg->id, &me) < 0)
 		return -EINVAL;
 	for (int i = 0; i < cfg->n_observers; i++)
 		check_ids(cfg->voters, cfg->n_voters, cfg->observers[i], &dup);
 	if (dup)
 		return -EINVAL;
-	if (!me || cfg->tick_ms <= 0 || cfg->init_limit <= 0 || cfg->sync_limit <= 0 ||
-	    cfg->finalize_wait_ms < 0 || cfg->max_outstanding < 0)
+	if (cfg->tick_ms <= 0 || cfg->init_limit <= 0 || cfg->sync_limit <= 0 ||
+	    cfg->finalize_wait_ms < 0 || cfg->max_outstanding < 0 ||
+	    !zab_valid_zxid(cfg->config_version))
 		return -EINVAL;
+	return 0;
+}
+
+static int check_logged_configs(const struct zab_config *cfg, const struct zab_log_state *ls)
+{
+	if (ls->n_logged_configs > 0 && !ls->logged_configs)
+		return -EINVAL;
+	if (ls->n_logged_configs >= ZAB_MAX_CHAIN)
+		return -EINVAL;
+	int64_t prev = cfg->config_version;
+	for (size_t i = 0; i < ls->n_logged_configs; i++) {
+		const struct zab_members *m = &ls->logged_configs[i];
+		if (!zab_members_valid(m) || m->version <= prev || m->version > ls->last_zxid)
+			return -EINVAL;
+		prev = m->version;
+	}
 	return 0;
 }
 
@@ -397,7 +625,7 @@ int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log
 	    const struct zab_io *io)
 {
 	*out = NULL;
-	if (check_config(cfg) < 0 || check_log_state(ls) < 0)
+	if (check_config(cfg) < 0 || check_log_state(ls) < 0 || check_logged_configs(cfg, ls) < 0)
 		return -EINVAL;
 	if (!io->now_ms || !io->random || !io->send || !io->append || !io->truncate ||
 	    !io->read_log || !io->snapshot_take || !io->snapshot_install || !io->save_epochs ||
@@ -407,7 +635,8 @@ int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log
 	if (!z)
 		goto err;
 	z->ends = calloc(ZAB_MAX_EPOCH_ENDS, sizeof(*z->ends));
-	if (!z->ends)
+	z->cfgs = calloc(ZAB_MAX_CHAIN, sizeof(*z->cfgs));
+	if (!z->ends || !z->cfgs)
 		goto err_after_alloc;
 	z->cfg = *cfg;
 	if (z->cfg.finalize_wait_ms == 0)
@@ -415,10 +644,16 @@ int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log
 	if (z->cfg.max_outstanding == 0)
 		z->cfg.max_outstanding = 10000;
 	z->io = *io;
-	z->quorum = cfg->n_voters / 2 + 1;
-	z->n_members = cfg->n_voters + cfg->n_observers;
-	for (int i = 0; i < cfg->n_observers; i++)
-		z->observer |= cfg->observers[i] == cfg->id;
+	struct zab_members *a = &z->cfgs[0];
+	a->version = cfg->config_version;
+	memcpy(a->voters, cfg->voters, (size_t)cfg->n_voters * sizeof(*a->voters));
+	a->n_voters = cfg->n_voters;
+	memcpy(a->observers, cfg->observers, (size_t)cfg->n_observers * sizeof(*a->observers));
+	a->n_observers = cfg->n_observers;
+	z->n_cfgs = 1;
+	for (size_t i = 0; i < ls->n_logged_configs; i++)
+		z->cfgs[z->n_cfgs++] = ls->logged_configs[i];
+	chain_derive(z);
 	z->role = ZAB_LOOKING;
 	z->accepted_epoch = ls->accepted_epoch;
 	z->current_epoch = ls->current_epoch;
@@ -436,6 +671,8 @@ int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log
 	return 0;
 
 err_after_alloc:
+	free(z->ends);
+	free(z->cfgs);
 	free(z);
 err:
 	return -ENOMEM;
@@ -452,6 +689,7 @@ void zab_free(struct zab *z)
 	pending_drop_after(z, -1);
 	free(z->pending);
 	free(z->ends);
+	free(z->cfgs);
 	free(z);
 }
 
@@ -500,10 +738,9 @@ int64_t zab_tick_every_ms(const struct zab *z)
  */
 void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 {
-	int fi = zab_member_index(z, from);
-	if (!z->started || !m || m->from != from || from == z->cfg.id || fi < 0)
+	if (!z->started || !m || m->from != from || from == z->cfg.id || !zab_id_valid(from))
 		return;
-	z->unreachable[fi] = false;
+	z->unreachable[from] = false;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_VOTE) {
 		if (m->vote)
 			zab_elect_receive(z, from, m);
@@ -530,7 +767,7 @@ void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
  */
 void zab_peer_reset(struct zab *z, uint32_t peer)
 {
-	if (!z->started || zab_member_index(z, peer) < 0 || peer == z->cfg.id)
+	if (!z->started || !zab_id_valid(peer) || peer == z->cfg.id)
 		return;
 	enum zab_role was = z->role;
 	zab_elect_peer_reset(z, peer);
@@ -553,6 +790,7 @@ void zab_appended(struct zab *z, int64_t zxid, int status)
 	if (status < 0) {
 		pending_drop_after(z, z->last_durable);
 		z->last_logged = z->last_durable;
+		chain_truncated(z, z->last_durable);
 		while (z->n_ends > 0 && z->ends[z->n_ends - 1] > z->last_durable)
 			z->n_ends--;
 		if (z->last_durable > z->base_zxid &&
@@ -663,17 +901,16 @@ bool zab_is_observer(const struct zab *z)
 
 bool zab_is_synced(const struct zab *z, uint32_t peer)
 {
-	int i = zab_member_index(z, peer);
-	return z->role == ZAB_LEADING && i >= 0 && peer != z->cfg.id &&
-	       z->fol[i].phase == ZL_SYNCED;
+	return z->role == ZAB_LEADING && zab_id_valid(peer) && peer != z->cfg.id &&
+	       z->fol[peer].phase == ZL_SYNCED;
 }
 
 uint32_t zab_nonce_of(const struct zab *z, uint32_t peer)
 {
 	if (z->role == ZAB_LEADING) {
-		int i = zab_member_index(z, peer);
-		return i >= 0 && peer != z->cfg.id && z->fol[i].phase != ZL_NONE ? z->fol[i].nonce
-										  : 0;
+		return zab_id_valid(peer) && peer != z->cfg.id && z->fol[peer].phase != ZL_NONE
+			       ? z->fol[peer].nonce
+			       : 0;
 	}
 	if (z->role == ZAB_FOLLOWING && peer == z->leader)
 		return z->nonce;

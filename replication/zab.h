@@ -177,22 +177,32 @@
  * counted: not in any quorum (epoch, NewLeader, commit, read rounds, the
  * leader's "quorum still heard"), not in election. A LOOKING observer
  * never votes for itself and never decides a round; it asks each voter
- * for its vote (a Vote in state LOOKING, whose content voters ignore),
- * again every finalize_wait_ms while it looks, and follows a leader once a
- * quorum of voters answer FOLLOWING or LEADING for one leader and epoch,
- * the leader itself LEADING (the same rule that lets a voter join a
- * running ensemble). Voters answer an observer's LOOKING vote with their
- * own, whatever their role, and never record it; observers answer no
- * vote, so no two servers answer each other for ever. The leader syncs an
+ * for its vote (a Vote in state LOOKING naming leader 0), again every
+ * finalize_wait_ms while it looks, and follows a leader once a quorum of
+ * voters of its active config answer FOLLOWING or LEADING for one leader
+ * and epoch, the leader itself LEADING (the same rule that lets a voter
+ * join a running ensemble). Voters answer an observer's LOOKING vote with
+ * their own, whatever their role, and never record it; a LOOKING observer
+ * answers no vote but passes the best vote of the newest round it hears
+ * on to the voters, which only a server whose chain names it a voter
+ * counts (see "Membership changes"); a following one answers a LOOKING
+ * non-voter, so a server whose config is stale finds the ensemble through
+ * any member. Votes carry the sender's active config, and a server takes
+ * a newer one it hears. A vote may name a candidate that votes in no
+ * config the receiver knows (the sender's chain holds a reconfig that
+ * names it): election only picks whom to try, and that leader must still
+ * win a quorum of each config of its own chain in discovery and sync;
+ * only servers that vote in their own chain ever vote for themselves. The leader syncs an
  * observer as a follower and streams it every proposal and commit (where
  * ZooKeeper sends an observer one INFORM per committed txn: a proposal
  * then its commit carries the same, and the follower's code serves both);
  * its acks only pace the stream. An observer cannot make an ensemble lose
  * its quorum or win an election, and its log may hold proposals never
  * committed, which a later sync truncates as for a follower (the leader
- * does not step down for an observer's longer history or newer accepted
- * epoch: neither can hold anything committed that a quorum of voters
- * lacks).
+ * does not step down for an observer's longer history: it cannot hold
+ * anything committed that a quorum of voters lacks; a newer accepted
+ * epoch, which a server removed from the voters may have, does make it
+ * step down, or that server could never join).
  *
  * Reads. A host that must answer a read linearizably (a sync) asks the
  * established leader for a read round (zab_read_begin()). The leader
@@ -228,6 +238,39 @@
  * io.state() is also called, with the same role, when currentEpoch
  * changes (a leader at its epoch quorum, a follower at NewLeader).
  *
+ * Membership changes (ZooKeeper's dynamic reconfiguration). A config is
+ * the sets of voters and observers (struct zab_members), named by its
+ * version: the zxid of the txn that made it (0 for the initial one). A
+ * reconfig is an ordinary txn that the host recognises
+ * (io.txn_config); it takes effect once committed, and until then both
+ * the old config and the new must agree. The core keeps a chain: the
+ * active config (the newest it knows committed) and each reconfig logged
+ * after it, in zxid order (one at most, but for a server that logged two
+ * without hearing the first commit). A quorum, wherever one is counted
+ * (election, epoch, NewLeader, read rounds, the leader's "quorum still
+ * heard"), is a quorum of the voters of every config in the chain; a txn
+ * is committed once a quorum of the active config holds it and, if it
+ * comes at or after a logged reconfig R, a quorum of R's config too
+ * (those txns were proposed while R was pending). So no decision can be
+ * made by one config alone while a change is in flight, across any crash:
+ * a leader elected after the crash either lacks R (then R was never
+ * committed; its sync truncates R away everywhere) or holds it in its
+ * chain, and must win both quorums.
+ * A server is a voter if it votes in any config of its chain; otherwise
+ * it behaves as an observer (a learner): it asks for votes, follows the
+ * established leader and counts in no quorum. A leader syncs any server
+ * that asks (the host's peer network decides who may connect), so a
+ * server being added catches up before the reconfig that adds it is
+ * proposed (zab_propose() refuses a reconfig while no quorum of the new
+ * config's voters is synced, as ZooKeeper answers NewConfigNoQuorum), and
+ * a removed one may stay on as a learner. The first SyncStart of a join
+ * carries the leader's chain, which the follower takes as its own (its
+ * log is about to become the leader's). A leader that a committed
+ * reconfig leaves without a vote steps down after telling its followers.
+ * io.members() reports each change of the chain; the host persists the
+ * active config (ZooKeeper's dynamic config file) and passes it, with the
+ * reconfigs its log holds after it, to zab_new() at the next start.
+ *
  * Threading: none. Every zab_*() call and every io callback happen on the
  * caller's thread; io callbacks may not call back into zab_*() except
  * through the completions (zab_appended, zab_snapshot_installed) called
@@ -242,8 +285,9 @@
 
 #include "peer.pb-c.h"
 
-#define ZAB_MAX_MEMBERS 255 /* voters and observers together */
+#define ZAB_MAX_MEMBERS 255 /* voters and observers together; ids are 1..255 */
 #define ZAB_MAX_VOTERS ZAB_MAX_MEMBERS
+#define ZAB_MAX_CHAIN 16 /* the active config and reconfigs logged after it */
 #define ZAB_MAX_EPOCH_ENDS 1024 /* epochs summarised in AckEpoch; older ones: SNAP */
 
 static inline int64_t zab_zxid(int64_t epoch, int64_t counter)
@@ -259,6 +303,15 @@ enum zab_role {
 	ZAB_LOOKING,
 	ZAB_FOLLOWING,
 	ZAB_LEADING,
+};
+
+/* One config: who votes and who observes, ascending, disjoint, ids 1..255. */
+struct zab_members {
+	int64_t version; /* the zxid of the reconfig that made it; 0: the initial one */
+	uint32_t voters[ZAB_MAX_VOTERS];
+	int n_voters; /* >= 1 */
+	uint32_t observers[ZAB_MAX_MEMBERS];
+	int n_observers;
 };
 
 /* Everything the core wants done. ctx is passed back to every call. */
@@ -308,10 +361,20 @@ struct zab_io {
 	 * (serving: established leader, or follower after UpToDate). leader is
 	 * 0 while LOOKING. */
 	void (*state)(void *ctx, enum zab_role role, bool serving, uint32_t leader, int64_t epoch);
+	/* Optional (NULL: membership never changes): whether these txn bytes
+	 * are a reconfig; if so fills *out (version need not be set) and
+	 * returns 1. Returns 0 for any other txn, and must answer the same for
+	 * the same bytes on every server. */
+	int (*txn_config)(void *ctx, const uint8_t *txn, size_t len, struct zab_members *out);
+	/* Optional: the chain changed: cfgs[0] is the active config, the rest
+	 * reconfigs logged after it (n >= 1). Valid only during the call. */
+	void (*members)(void *ctx, const struct zab_members *cfgs, size_t n);
 };
 
 struct zab_config {
 	uint32_t id;                      /* this server (myid): a voter or an observer */
+	/* The active config (the newest this server knows committed). */
+	int64_t config_version;           /* its version: 0, or its reconfig's zxid */
 	uint32_t voters[ZAB_MAX_VOTERS];  /* participants, ascending */
 	int n_voters;
 	uint32_t observers[ZAB_MAX_MEMBERS]; /* observers, ascending, none a voter */
@@ -333,12 +396,17 @@ struct zab_log_state {
 	const int64_t *epoch_ends; /* last zxid of each epoch with txns after
 				      base_zxid, ascending (the last == last_zxid) */
 	size_t n_epoch_ends;
+	/* Reconfigs in the log after the active config, ascending by version
+	 * (each in (config_version, last_zxid]); they may not be committed. */
+	const struct zab_members *logged_configs;
+	size_t n_logged_configs;
 };
 
 struct zab;
 
-/* Allocates a core. Returns 0, -EINVAL for a bad config (id not among the
- * voters or observers, limits <= 0), -ENOMEM. Nothing happens until zab_start(). */
+/* Allocates a core. Returns 0, -EINVAL for a bad config (an id outside
+ * 1..255, sets unsorted or overlapping, limits <= 0), -ENOMEM. A server in
+ * neither set starts as a learner. Nothing happens until zab_start(). */
 int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log_state *ls,
 	    const struct zab_io *io);
 void zab_free(struct zab *z);
@@ -368,7 +436,10 @@ int64_t zab_next_zxid(const struct zab *z);
 /* Established leader only: logs the txn, sends it to the followers; it is
  * committed (io.commit) once a quorum has it. Returns 0; -ENOTSUP if not
  * the established leader; -EINVAL if zxid != zab_next_zxid(); -EAGAIN past
- * max_outstanding; or the append's error. The bytes are copied. */
+ * max_outstanding; or the append's error. The bytes are copied.
+ * A reconfig (io.txn_config says so) also returns -EBUSY while another is
+ * in flight, -EINVAL for a config that is not valid, -EHOSTUNREACH while
+ * no quorum of the new config's voters is synced with this leader. */
 int zab_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 		uint64_t origin_seq);
 
@@ -394,8 +465,13 @@ int64_t zab_last_logged(const struct zab *z);  /* appended, durable or not */
 /* Leader: whether `peer` is a follower synced in this epoch (acked
  * NewLeader), whose forwarded requests the leader may take. */
 bool zab_is_synced(const struct zab *z, uint32_t peer);
-/* Whether this server is an observer (its role is then never LEADING). */
+/* Whether this server votes in no config of its chain (it is an
+ * observer, or a learner not yet or no longer a member; its role is then
+ * never LEADING). */
 bool zab_is_observer(const struct zab *z);
+/* The chain: *n configs, the active one first. Valid until the next call
+ * into the core. */
+const struct zab_members *zab_configs(const struct zab *z, size_t *n);
 /* The nonce of the join attempt between this server and `peer`: on a
  * leader, that follower's current one; on a follower, its own (with
  * peer == its leader). 0 if none. quorumd stamps it, with zab_epoch(), on

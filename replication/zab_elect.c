@@ -37,10 +37,19 @@
  * A FollowerInfo that reaches a server still LOOKING (its follower decided
  * first) is kept, and taken if this server goes on to lead.
  *
- * Observers take no part: a LOOKING observer asks the voters for their
- * votes (again every finalize wait), voters answer it and record nothing,
- * and it follows once a quorum of voters' answers names a running
- * ensemble; it answers no vote itself.
+ * Observers (and learners: servers that vote in no config of their chain)
+ * take no part: a LOOKING observer asks the voters for their votes (again
+ * every finalize wait), voters answer it and record nothing, and it
+ * follows once a quorum of voters' answers names a running ensemble. It
+ * passes on the best vote it hears (observer_echo()), which counts only
+ * where a reconfig it does not know yet names it a voter, and answers a
+ * LOOKING non-voter once it follows.
+ *
+ * Membership: every quorum here is a quorum of each config of the chain
+ * (zab_quorum()), but joining a running ensemble needs only the active
+ * config's (following decides nothing). Votes carry the sender's active
+ * config; a newer one is taken (zab_chain_learn()). The round is checked
+ * again at every tick, since the chain may change under it.
  *
  * See also zab_become() (the decision), zab_lead_start(), zab_follow_start().
  */
@@ -90,6 +99,9 @@ static void send_vote(struct zab *z, uint32_t to)
 		v.peer_epoch = z->new_epoch;
 	v.election_epoch = z->logical_clock;
 	v.state = my_state(z);
+	Quorum__Members cfg;
+	zab_members_to_wire(&z->cfgs[0], &cfg);
+	v.config = &cfg;
 	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
 	m.body_case = QUORUM__PEER_MSG__BODY_VOTE;
 	m.vote = &v;
@@ -101,9 +113,9 @@ static void send_vote(struct zab *z, uint32_t to)
  * decision is all it waits for, and nobody tells it unasked. */
 static void send_vote_all(struct zab *z)
 {
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id)
-			send_vote(z, z->cfg.voters[i]);
+	for (int k = 0; k < z->n_voters; k++)
+		if (z->voters[k] != z->cfg.id)
+			send_vote(z, z->voters[k]);
 	z->vote_backoff = 1;
 	z->vote_resend_ms =
 		zab_now(z) + (z->observer ? z->cfg.finalize_wait_ms : zab_tick_ms(z));
@@ -121,7 +133,8 @@ static struct zab_vote self_vote(const struct zab *z)
 void zab_elect_start(struct zab *z)
 {
 	z->logical_clock++;
-	z->vote = self_vote(z);
+	/* A non-voter's first vote names nobody: it asks for the voters'. */
+	z->vote = z->observer ? (struct zab_vote){0} : self_vote(z);
 	z->decide_pending = false;
 	memset(z->recv, 0, sizeof(z->recv));
 	memset(z->outof, 0, sizeof(z->outof));
@@ -133,24 +146,23 @@ void zab_elect_start(struct zab *z)
 /* Voters of this round whose vote equals v (this server's own included).
  * *silent (if not NULL): reachable voters whose vote in this round is not
  * v, or who have not voted in it. */
-static int count_round(const struct zab *z, const struct zab_vote *v, int *silent)
+static bool agrees(const struct zab *z, uint32_t id, const void *arg)
 {
-	int n = 0, other = 0;
-	for (int i = 0; i < z->cfg.n_voters; i++) {
-		bool agrees;
-		if (z->cfg.voters[i] == z->cfg.id) {
-			agrees = vote_eq(&z->vote, v);
-		} else {
-			const struct zab_seen_vote *s = &z->recv[i];
-			agrees = s->valid && s->election_epoch == z->logical_clock &&
-				 vote_eq(&s->vote, v);
-		}
-		n += agrees;
-		other += !agrees && !z->unreachable[i];
+	const struct zab_vote *v = arg;
+	if (id == z->cfg.id)
+		return vote_eq(&z->vote, v);
+	const struct zab_seen_vote *s = &z->recv[id];
+	return s->valid && s->election_epoch == z->logical_clock && vote_eq(&s->vote, v);
+}
+
+static bool count_round(const struct zab *z, const struct zab_vote *v, int *silent)
+{
+	if (silent) {
+		*silent = 0;
+		for (int k = 0; k < z->n_voters; k++)
+			*silent += !agrees(z, z->voters[k], v) && !z->unreachable[z->voters[k]];
 	}
-	if (silent)
-		*silent = other;
-	return n;
+	return zab_quorum(z, agrees, v);
 }
 
 /*
@@ -183,15 +195,22 @@ static void check_round(struct zab *z)
 	if (z->observer)
 		return; /* it joins, never decides (ensemble_joinable()) */
 	int silent;
-	int n = count_round(z, &z->vote, &silent);
-	if (n >= z->quorum && silent == 0) {
+	bool q = count_round(z, &z->vote, &silent);
+	if (q && silent == 0) {
 		decide(z);
-	} else if (n >= z->quorum) {
+	} else if (q) {
 		if (z->decide_at_ms == 0)
 			z->decide_at_ms = zab_now(z) + z->cfg.finalize_wait_ms;
 	} else {
 		z->decide_at_ms = 0;
 	}
+}
+
+static bool names_leader(const struct zab *z, uint32_t id, const void *arg)
+{
+	const struct zab_vote *v = arg;
+	const struct zab_seen_vote *s = &z->outof[id];
+	return s->valid && s->vote.leader == v->leader && s->vote.peer_epoch == v->peer_epoch;
 }
 
 /* A running ensemble: a quorum of out-of-election votes name the same
@@ -200,21 +219,20 @@ static bool ensemble_joinable(const struct zab *z, const struct zab_vote *v)
 {
 	if (v->leader == z->cfg.id)
 		return false;
-	int li = zab_member_index(z, v->leader);
-	if (!zab_index_votes(z, li) || !z->outof[li].valid || z->outof[li].state != QUORUM__PEER_STATE__LEADING ||
+	uint32_t li = v->leader;
+	if (!zab_votes(z, li) || !z->outof[li].valid ||
+	    z->outof[li].state != QUORUM__PEER_STATE__LEADING ||
 	    z->outof[li].vote.peer_epoch != v->peer_epoch)
 		return false;
-	int n = 0;
-	for (int i = 0; i < z->cfg.n_voters; i++) {
-		const struct zab_seen_vote *s = &z->outof[i];
-		n += s->valid && s->vote.leader == v->leader && s->vote.peer_epoch == v->peer_epoch;
-	}
-	return n >= z->quorum;
+	/* Following decides nothing (the leader's own quorums do), so a
+	 * quorum of the active config will do: reconfigs logged here after it
+	 * may never have been committed, and their voters may be looking. */
+	return zab_quorum_of(z, &z->cfgs[0], names_leader, v);
 }
 
-static bool vote_msg_valid(const struct zab *z, const Quorum__Vote *v)
+static bool vote_msg_valid(const Quorum__Vote *v)
 {
-	return zab_index_votes(z, zab_member_index(z, v->leader)) && zab_valid_zxid(v->zxid) &&
+	return zab_id_valid(v->leader) && zab_valid_zxid(v->zxid) &&
 	       v->peer_epoch >= 0 && v->peer_epoch <= ZAB_EPOCH_MAX && v->election_epoch >= 0 &&
 	       v->election_epoch < INT64_MAX / 2 &&
 	       (v->state == QUORUM__PEER_STATE__LOOKING ||
@@ -233,28 +251,81 @@ static bool leader_disowns(const struct zab *z, uint32_t from, const Quorum__Vot
 	return v->state == QUORUM__PEER_STATE__LOOKING && v->election_epoch > z->logical_clock;
 }
 
+/*
+ * A LOOKING non-voter takes the best vote of the newest round it hears
+ * from a voter and passes it on to the voters. Its vote counts only where
+ * a config the sender does not know yet (a reconfig logged there, maybe
+ * never sent here) names it a voter: that is how such a reconfig's voters
+ * elect, before they have its txn. It never votes for itself, and never
+ * decides a round; it joins the leader the voters decide on.
+ */
+static void send_unless_voter(struct zab *z, uint32_t to)
+{
+	if (to != z->cfg.id && !zab_votes(z, to))
+		send_vote(z, to);
+}
+
+static void observer_echo(struct zab *z, uint32_t from, const Quorum__Vote *v)
+{
+	struct zab_vote n = {.leader = v->leader, .zxid = v->zxid, .peer_epoch = v->peer_epoch};
+	/* It runs no rounds of its own: it takes the sender's, older or
+	 * newer (the voters all move up to the newest). */
+	if (v->election_epoch == z->logical_clock && !zab_vote_better(&n, &z->vote))
+		return;
+	z->logical_clock = v->election_epoch;
+	z->vote = n;
+	/* To the voters it knows, and to those that count it: the sender
+	 * and its candidate. */
+	send_vote_all(z);
+	send_unless_voter(z, from);
+	send_unless_voter(z, v->leader);
+}
+
 /* A notification (phase 0). Any role: a non-LOOKING server only answers,
  * except a follower whose leader disowns it, which looks again. */
 void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 {
 	const Quorum__Vote *v = m->vote;
-	int fi = zab_member_index(z, from);
-	if (!zab_index_votes(z, fi)) {
-		/* An observer asks for our vote; a voter answers it whatever its
-		 * role (and a leader learns that observer has left it). */
-		if (z->observer || v->state != QUORUM__PEER_STATE__LOOKING)
+	uint32_t fi = from;
+	struct zab_members learnt;
+	if (v->config && v->config->version > z->cfgs[0].version &&
+	    zab_members_from_wire(v->config, &learnt) == 0) {
+		bool was = z->observer;
+		zab_chain_learn(z, &learnt); /* it knows a newer committed config */
+		if (z->role == ZAB_LOOKING && z->observer != was)
+			zab_elect_start(z); /* a vote it may no longer cast, or now must */
+		else if (z->role == ZAB_LEADING && z->observer)
+			zab_become(z, ZAB_LOOKING, 0); /* it may lead no more */
+	}
+	bool ask = v->state == QUORUM__PEER_STATE__LOOKING && v->leader == 0;
+	if (!zab_votes(z, from) || ask) {
+		/* An observer or learner asks for our vote; a voter answers it
+		 * whatever its role (and a leader learns that it has left it),
+		 * a non-voter once it follows (so a server whose config is
+		 * stale can find the ensemble through any of them). */
+		if (v->state != QUORUM__PEER_STATE__LOOKING ||
+		    (z->observer && z->role != ZAB_FOLLOWING))
 			return;
 		if (z->role == ZAB_LEADING)
 			zab_lead_follower_looking(z, from);
 		send_vote(z, from);
 		return;
 	}
-	if (!vote_msg_valid(z, v))
+	if (!vote_msg_valid(v))
 		return;
 	if (leader_disowns(z, from, v))
 		zab_become(z, ZAB_LOOKING, 0);
-	if (z->observer && (z->role != ZAB_LOOKING || v->state == QUORUM__PEER_STATE__LOOKING))
-		return; /* it answers nobody, and waits for the voters' decision */
+	if (z->observer && z->role != ZAB_LOOKING) {
+		/* A following non-voter tells a LOOKING server where the
+		 * ensemble is (its config may be older than ours). */
+		if (z->role == ZAB_FOLLOWING && v->state == QUORUM__PEER_STATE__LOOKING)
+			send_vote(z, from);
+		return;
+	}
+	if (z->observer && v->state == QUORUM__PEER_STATE__LOOKING) {
+		observer_echo(z, from, v);
+		return;
+	}
 	if (z->role != ZAB_LOOKING) {
 		if (v->state != QUORUM__PEER_STATE__LOOKING)
 			return;
@@ -312,9 +383,8 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
  * LOOKING, send it ours again (it may have been lost with the link). */
 void zab_elect_peer_reset(struct zab *z, uint32_t peer)
 {
-	int i = zab_member_index(z, peer);
-	z->unreachable[i] = true;
-	if (z->role != ZAB_LOOKING || !zab_index_votes(z, i))
+	z->unreachable[peer] = true;
+	if (z->role != ZAB_LOOKING || !zab_votes(z, peer))
 		return;
 	send_vote(z, peer);
 	check_round(z);
@@ -328,7 +398,7 @@ void zab_elect_early_info(struct zab *z, uint32_t from, const Quorum__PeerMsg *m
 	const Quorum__FollowerInfo *fi = m->follower_info;
 	if (m->nonce == 0 || fi->accepted_epoch < 0 || fi->accepted_epoch > ZAB_EPOCH_MAX)
 		return;
-	z->early[zab_member_index(z, from)] = (struct zab_early_info){
+	z->early[from] = (struct zab_early_info){
 		.valid = true, .nonce = m->nonce, .accepted_epoch = fi->accepted_epoch};
 }
 
@@ -356,8 +426,15 @@ void zab_elect_tick(struct zab *z)
 		if (z->role != ZAB_LOOKING)
 			return;
 	}
+	/* The chain may have changed under the round (a commit learnt, a
+	 * config from a vote): what counts as a quorum with it. */
+	if (!z->decide_at_ms) {
+		check_round(z);
+		if (z->role != ZAB_LOOKING)
+			return;
+	}
 	if (z->decide_at_ms && now >= z->decide_at_ms) {
-		if (count_round(z, &z->vote, NULL) >= z->quorum) {
+		if (count_round(z, &z->vote, NULL)) {
 			decide(z);
 			return;
 		}

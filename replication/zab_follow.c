@@ -35,13 +35,17 @@
  *
  * See also zab_commit_upto(), zab_log_truncate().
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "zab_int.h"
 
+static void snap_chain_clear(struct zab *z);
+
 static void deferred_clear(struct zab *z)
 {
+	snap_chain_clear(z);
 	for (size_t i = 0; i < z->n_deferred; i++)
 		free(z->deferred[i]);
 	free(z->deferred);
@@ -164,9 +168,56 @@ static void follower_commit(struct zab *z)
 
 static void learn_committed(struct zab *z, int64_t zxid)
 {
-	if (zab_valid_zxid(zxid) && zxid > z->known_committed)
+	if (zab_valid_zxid(zxid) && zxid > z->known_committed) {
 		z->known_committed = zxid;
+		zab_chain_committed(z);
+	}
 	follower_commit(z);
+}
+
+static void snap_chain_clear(struct zab *z)
+{
+	free(z->snap_chain);
+	z->snap_chain = NULL;
+	z->n_snap_chain = 0;
+}
+
+/*
+ * The leader's chain, as its first SyncStart carries it (none from a
+ * leader that knows no reconfig). Its active config is committed, so it is
+ * ours too. Its other configs are ours only once our history holds their
+ * txns: those of the log come with the proposals the sync streams (or are
+ * here already); those of a SNAP's snapshot once it is installed.
+ */
+static int take_chain(struct zab *z, const Quorum__SyncStart *s)
+{
+	if (s->n_configs == 0)
+		return 0;
+	if (s->n_configs > ZAB_MAX_CHAIN)
+		return -EINVAL;
+	struct zab_members *c = calloc(s->n_configs, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	for (size_t k = 0; k < s->n_configs; k++)
+		if (zab_members_from_wire(s->configs[k], &c[k]) < 0 ||
+		    (k > 0 && c[k].version <= c[k - 1].version)) {
+			free(c);
+			return -EINVAL;
+		}
+	zab_chain_learn(z, &c[0]);
+	snap_chain_clear(z);
+	size_t n = 0;
+	if (s->mode == QUORUM__SYNC_START__MODE__SNAP)
+		for (size_t k = 1; k < s->n_configs; k++)
+			if (c[k].version <= s->snap_zxid)
+				c[n++] = c[k];
+	if (n) {
+		z->snap_chain = c;
+		z->n_snap_chain = n;
+	} else {
+		free(c);
+	}
+	return 0;
 }
 
 /* NEWLEADER: every proposal before it durable -> currentEpoch -> Ack. */
@@ -210,7 +261,7 @@ void zab_follow_tick(struct zab *z)
 	int32_t limit = z->fphase == ZF_BROADCAST ? z->cfg.sync_limit : z->cfg.init_limit;
 	if (now - z->leader_heard_ms > limit * tick) {
 		/* Election need not wait for its vote either. */
-		z->unreachable[zab_member_index(z, z->leader)] = true;
+		z->unreachable[z->leader] = true;
 		give_up(z);
 		return;
 	}
@@ -282,6 +333,7 @@ static void sync_begin(struct zab *z, const Quorum__SyncStart *s)
 		break;
 	case QUORUM__SYNC_START__MODE__SNAP:
 		if (!zab_valid_zxid(s->snap_zxid) || zab_epoch_of(s->snap_zxid) > z->new_epoch ||
+		    take_chain(z, s) < 0 ||
 		    z->io.snapshot_install(z->io.ctx, s->snapshot.data, s->snapshot.len,
 					   s->snap_zxid) < 0) {
 			rejoin(z);
@@ -290,10 +342,16 @@ static void sync_begin(struct zab *z, const Quorum__SyncStart *s)
 		z->installing = true;
 		z->install_zxid = s->snap_zxid;
 		z->fphase = ZF_INSTALLING;
+		/* The chain learns it once the snapshot's history replaces
+		 * ours (zab_follow_installed()). */
 		if (s->committed_zxid > z->known_committed)
 			z->known_committed = s->committed_zxid;
 		return;
 	default:
+		rejoin(z);
+		return;
+	}
+	if (take_chain(z, s) < 0) {
 		rejoin(z);
 		return;
 	}
@@ -416,6 +474,9 @@ void zab_follow_installed(struct zab *z, int status)
 	}
 	z->fphase = ZF_SYNCING;
 	z->expect_next = 0;
+	zab_chain_extend(z, z->snap_chain, z->n_snap_chain);
+	snap_chain_clear(z);
+	zab_chain_committed(z);
 	follower_commit(z);
 	/* Replay what came meanwhile, as long as this attempt lasts. */
 	uint8_t **held = z->deferred;

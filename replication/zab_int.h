@@ -94,13 +94,22 @@ struct zab_follower {
 	bool up_to_date_sent;
 };
 
+/* Per-server tables are indexed by server id (1..ZAB_MAX_MEMBERS). */
+#define ZAB_SLOTS (ZAB_MAX_MEMBERS + 1)
+
 struct zab {
-	struct zab_config cfg;
+	struct zab_config cfg;    /* cfg.voters/observers: the config at start */
 	struct zab_io io;
-	int quorum;               /* voters needed: n/2 + 1 */
-	int n_members;            /* voters, then observers: the member index */
-	bool observer;            /* this server is an observer */
 	bool started;
+
+	/* ---- membership (zab.h, "Membership changes") ---- */
+	struct zab_members *cfgs; /* the chain: [0] active, then logged reconfigs */
+	size_t n_cfgs;
+	bool observer;            /* votes in no config of the chain */
+	uint32_t voters[ZAB_MAX_MEMBERS]; /* voting in any config, this server too */
+	int n_voters;
+	uint32_t peers[ZAB_MAX_MEMBERS];  /* every other member of any config, and */
+	int n_peers;                      /* (leader) each learner that joined */
 
 	enum zab_role role;
 	bool serving;
@@ -131,16 +140,16 @@ struct zab {
 	/* ---- phase 0: election ---- */
 	int64_t logical_clock;
 	struct zab_vote vote;     /* current proposal, or the decided vote */
-	struct zab_seen_vote recv[ZAB_MAX_MEMBERS];  /* LOOKING voters, this clock */
-	struct zab_seen_vote outof[ZAB_MAX_MEMBERS]; /* FOLLOWING/LEADING voters */
+	struct zab_seen_vote recv[ZAB_SLOTS];  /* LOOKING voters, this clock */
+	struct zab_seen_vote outof[ZAB_SLOTS]; /* FOLLOWING/LEADING voters */
 	int64_t decide_at_ms;     /* quorum reached: decide at this time (0: not) */
 	bool decide_pending;      /* decided, but the log must settle first (decide()) */
 	int64_t vote_resend_ms;
 	int vote_backoff;
 	/* Voters whose link broke (or, a leader, went silent) with nothing heard
 	 * from them since: election does not wait for their votes. */
-	bool unreachable[ZAB_MAX_MEMBERS];
-	struct zab_early_info early[ZAB_MAX_MEMBERS]; /* by member index */
+	bool unreachable[ZAB_SLOTS];
+	struct zab_early_info early[ZAB_SLOTS];
 
 	/* ---- follower ---- */
 	enum zab_fphase fphase;
@@ -151,12 +160,14 @@ struct zab {
 	int64_t expect_next;      /* the zxid a checkpoint or NewLeader said opens
 				     the next epoch after the log's end (0: none) */
 	int64_t newleader_zxid;
+	struct zab_members *snap_chain; /* reconfigs the installing snapshot holds */
+	size_t n_snap_chain;
 	uint8_t **deferred;       /* packed messages held during a snapshot install */
 	size_t *deferred_len;
 	size_t n_deferred, cap_deferred;
 
 	/* ---- leader ---- */
-	struct zab_follower fol[ZAB_MAX_MEMBERS]; /* by member index; own slot unused */
+	struct zab_follower fol[ZAB_SLOTS]; /* own slot unused */
 	bool epoch_picked;        /* newEpoch chosen, acceptedEpoch persisted */
 	bool epoch_acked;         /* a quorum acked it, currentEpoch persisted */
 	bool established;         /* a quorum acked NewLeader */
@@ -173,14 +184,35 @@ struct zab {
 };
 
 /* ---- zab.c ---- */
-/* Members are indexed voters first (0..n_voters-1), then observers: an
- * index below cfg.n_voters is a voter's. -1 for a stranger. */
-int zab_member_index(const struct zab *z, uint32_t id);
-uint32_t zab_member_id(const struct zab *z, int i);
-static inline bool zab_index_votes(const struct zab *z, int i)
+/* Whether id can name a server at all (1..ZAB_MAX_MEMBERS). */
+static inline bool zab_id_valid(uint32_t id)
 {
-	return i >= 0 && i < z->cfg.n_voters;
+	return id >= 1 && id <= ZAB_MAX_MEMBERS;
 }
+/* Whether id votes in any config of the chain. */
+bool zab_votes(const struct zab *z, uint32_t id);
+/* Whether the servers `in` accepts form a quorum of the voters of every
+ * config of the chain. */
+typedef bool (*zab_in_fn)(const struct zab *z, uint32_t id, const void *arg);
+bool zab_quorum(const struct zab *z, zab_in_fn in, const void *arg);
+bool zab_quorum_of(const struct zab *z, const struct zab_members *c, zab_in_fn in,
+		   const void *arg);
+/* The largest value that a quorum of c's voters each reach (val gives
+ * each voter's; INT64_MIN: not counted), INT64_MIN if none. */
+typedef int64_t (*zab_val_fn)(const struct zab *z, uint32_t id, const void *arg);
+int64_t zab_quorum_value(const struct zab *z, const struct zab_members *c, zab_val_fn val,
+			 const void *arg);
+bool zab_members_valid(const struct zab_members *m);
+/* The chain follows the log: a reconfig appended joins it, a truncate
+ * drops what it removes, and what is known committed becomes active. */
+void zab_chain_committed(struct zab *z);
+void zab_chain_extend(struct zab *z, const struct zab_members *cfgs, size_t n);
+void zab_chain_learn(struct zab *z, const struct zab_members *active);
+/* Members on the wire: to_wire points into c (valid while c is); from_wire
+ * fails -EINVAL for a config that is not valid. */
+void zab_members_to_wire(const struct zab_members *c, Quorum__Members *m);
+int zab_members_from_wire(const Quorum__Members *m, struct zab_members *out);
+void zab_learner_joined(struct zab *z, uint32_t id);
 int64_t zab_now(struct zab *z);
 int64_t zab_tick_ms(const struct zab *z);
 void zab_become(struct zab *z, enum zab_role to, uint32_t leader);

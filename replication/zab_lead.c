@@ -10,11 +10,12 @@
  * commit the whole history and send UpToDate: the epoch is established.
  * Broadcast: propose, count cumulative acks, commit at a quorum.
  *
- * Observers are synced and streamed to like followers, and counted in no
- * quorum: every count below runs over the voters (member indexes below
- * cfg.n_voters), every send over all members.
+ * Observers and learners are synced and streamed to like followers, and
+ * counted in no quorum: every count below runs over the voters of each
+ * config of the chain (zab_quorum(), zab_quorum_value()), every send over
+ * all peers.
  *
- * One slot per member (struct zab_follower) holds that follower's current
+ * One slot per server id (struct zab_follower) holds that follower's current
  * join attempt, named by its nonce; a message with another nonce, or from
  * an attempt the leader dropped, is stale and ignored.
  *
@@ -37,8 +38,7 @@
 
 static struct zab_follower *slot(struct zab *z, uint32_t id)
 {
-	int i = zab_member_index(z, id);
-	return i < 0 || id == z->cfg.id ? NULL : &z->fol[i];
+	return !zab_id_valid(id) || id == z->cfg.id ? NULL : &z->fol[id];
 }
 
 static void slot_clear(struct zab_follower *f)
@@ -120,11 +120,32 @@ static void send_proposal(struct zab *z, uint32_t to, uint32_t nonce, int64_t zx
 	zab_send(z, to, &m, nonce);
 }
 
+/* The chain as SyncStart carries it: at most ZAB_MAX_CHAIN configs. */
+struct wire_chain {
+	Quorum__Members m[ZAB_MAX_CHAIN];
+	Quorum__Members *p[ZAB_MAX_CHAIN];
+};
+
+static void chain_to_wire(struct zab *z, struct wire_chain *w, Quorum__SyncStart *s)
+{
+	for (size_t k = 0; k < z->n_cfgs; k++) {
+		zab_members_to_wire(&z->cfgs[k], &w->m[k]);
+		w->p[k] = &w->m[k];
+	}
+	s->n_configs = z->n_cfgs;
+	s->configs = w->p;
+}
+
+/* chain: the first SyncStart of a sync carries the leader's chain;
+ * checkpoints do not. */
 static void send_sync_start(struct zab *z, uint32_t to, uint32_t nonce,
 			    Quorum__SyncStart__Mode mode, int64_t trunc_zxid, const uint8_t *snap,
-			    size_t snap_len, int64_t snap_zxid)
+			    size_t snap_len, int64_t snap_zxid, bool chain)
 {
 	Quorum__SyncStart s = QUORUM__SYNC_START__INIT;
+	struct wire_chain w;
+	if (chain)
+		chain_to_wire(z, &w, &s);
 	s.mode = mode;
 	s.trunc_zxid = trunc_zxid;
 	s.snapshot.data = (uint8_t *)snap;
@@ -155,7 +176,7 @@ static int stream_one(void *arg, int64_t zxid, const uint8_t *txn, size_t len)
 		return 0;
 	if (zab_epoch_of(zxid) != zab_epoch_of(s->prev))
 		send_sync_start(s->z, s->to, s->nonce, QUORUM__SYNC_START__MODE__DIFF, s->prev, NULL,
-				0, zxid);
+				0, zxid, false);
 	const struct zab_txn *t = zab_pending_find(s->z, zxid);
 	send_proposal(s->z, s->to, s->nonce, zxid, txn, len, t ? t->origin : 0,
 		      t ? t->origin_seq : 0);
@@ -217,9 +238,11 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 	int rc;
 	if (!snap) {
 		if (f->last_zxid == c)
-			send_sync_start(z, to, f->nonce, QUORUM__SYNC_START__MODE__DIFF, c, NULL, 0, 0);
+			send_sync_start(z, to, f->nonce, QUORUM__SYNC_START__MODE__DIFF, c, NULL, 0, 0,
+					true);
 		else
-			send_sync_start(z, to, f->nonce, QUORUM__SYNC_START__MODE__TRUNC, c, NULL, 0, 0);
+			send_sync_start(z, to, f->nonce, QUORUM__SYNC_START__MODE__TRUNC, c, NULL, 0, 0,
+					true);
 		rc = stream_history(z, to, f, c);
 	} else {
 		uint8_t *bytes = NULL;
@@ -239,7 +262,7 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 			rc = -EAGAIN;
 		if (rc == 0) {
 			send_sync_start(z, to, f->nonce, QUORUM__SYNC_START__MODE__SNAP, 0, bytes, len,
-					sz);
+					sz, true);
 			rc = stream_history(z, to, f, sz);
 		}
 		free(bytes);
@@ -255,44 +278,49 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 
 /* ---- progress ----------------------------------------------------------- */
 
+static bool is_synced(const struct zab *z, uint32_t id)
+{
+	return id != z->cfg.id && z->fol[id].phase == ZL_SYNCED;
+}
+
+static int64_t heard_at(const struct zab *z, uint32_t id, const void *arg)
+{
+	if (id == z->cfg.id)
+		return *(const int64_t *)arg;
+	return is_synced(z, id) ? z->fol[id].last_heard_ms : INT64_MIN;
+}
+
 /*
  * The last time a quorum of voters had been heard from and synced: the
  * quorum-th most recent of the leader's own `now` and each synced
- * follower's last message. Call before a synced follower's slot is
- * dropped, so what it contributed is kept. The leader steps down once this
- * is sync_limit ticks old (zab_lead_tick()), so a leader cut off from its
- * quorum stops serving within sync_limit ticks of the last time it had one.
+ * follower's last message, in every config of the chain. Call before a
+ * synced follower's slot is dropped, so what it contributed is kept. The
+ * leader steps down once this is sync_limit ticks old (zab_lead_tick()),
+ * so a leader cut off from its quorum stops serving within sync_limit
+ * ticks of the last time it had one.
  */
 static void note_quorum(struct zab *z, int64_t now)
 {
 	if (!z->established)
 		return;
-	int64_t t[ZAB_MAX_VOTERS];
-	int n = 0;
-	t[n++] = now;
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
-			t[n++] = z->fol[i].last_heard_ms;
-	if (n < z->quorum)
-		return;
-	for (int i = 0; i < z->quorum; i++)
-		for (int j = i + 1; j < n; j++)
-			if (t[j] > t[i]) {
-				int64_t x = t[i];
-				t[i] = t[j];
-				t[j] = x;
-			}
-	if (t[z->quorum - 1] > z->quorum_seen_ms)
-		z->quorum_seen_ms = t[z->quorum - 1];
+	int64_t t = INT64_MAX;
+	for (size_t k = 0; k < z->n_cfgs; k++) {
+		int64_t v = zab_quorum_value(z, &z->cfgs[k], heard_at, &now);
+		if (v < t)
+			t = v;
+	}
+	if (t != INT64_MIN && t > z->quorum_seen_ms)
+		z->quorum_seen_ms = t;
 }
 
-static int count_phase_at_least(const struct zab *z, enum zab_lphase p)
+static bool phase_at_least(const struct zab *z, uint32_t id, const void *arg)
 {
-	int n = 1; /* the leader */
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase >= p)
-			n++;
-	return n;
+	return id == z->cfg.id || z->fol[id].phase >= *(const enum zab_lphase *)arg;
+}
+
+static bool quorum_at_least(const struct zab *z, enum zab_lphase p)
+{
+	return zab_quorum(z, phase_at_least, &p);
 }
 
 static void send_up_to_date(struct zab *z, uint32_t to, struct zab_follower *f)
@@ -301,67 +329,98 @@ static void send_up_to_date(struct zab *z, uint32_t to, struct zab_follower *f)
 	f->up_to_date_sent = true;
 }
 
+static int64_t acked_upto(const struct zab *z, uint32_t id, const void *arg)
+{
+	(void)arg;
+	if (id == z->cfg.id)
+		return z->last_durable;
+	return is_synced(z, id) ? z->fol[id].acked : INT64_MIN;
+}
+
+/*
+ * The newest zxid that may be committed: a quorum of the active config
+ * holds it and, for txns at or after each logged reconfig, a quorum of
+ * that config too (zab.h, "Membership changes").
+ */
+static int64_t commit_target(struct zab *z)
+{
+	int64_t target = zab_quorum_value(z, &z->cfgs[0], acked_upto, NULL);
+	for (size_t k = 1; k < z->n_cfgs && target >= z->cfgs[k].version; k++) {
+		int64_t t = zab_quorum_value(z, &z->cfgs[k], acked_upto, NULL);
+		if (t < target)
+			target = t >= z->cfgs[k].version ? t : z->cfgs[k].version - 1;
+	}
+	return target;
+}
+
+/* A committed reconfig may leave this leader without a vote: it steps
+ * down once its followers have heard the commit. */
+static bool still_votes(struct zab *z)
+{
+	if (zab_votes(z, z->cfg.id))
+		return true;
+	step_down(z);
+	return false;
+}
+
 /* Phase 3: commit what a quorum of voters, the leader among them, has
  * durable; tell the forwarding set. */
 static void try_commit(struct zab *z)
 {
-	int64_t acks[ZAB_MAX_VOTERS];
-	int n = 0;
-	acks[n++] = z->last_durable;
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
-			acks[n++] = z->fol[i].acked;
-	if (n < z->quorum)
-		return;
-	/* The quorum-th largest ack: a quorum has everything up to it. */
-	for (int i = 0; i < z->quorum; i++)
-		for (int j = i + 1; j < n; j++)
-			if (acks[j] > acks[i]) {
-				int64_t t = acks[i];
-				acks[i] = acks[j];
-				acks[j] = t;
-			}
-	int64_t target = acks[z->quorum - 1];
+	int64_t target = commit_target(z);
 	if (target > z->last_durable)
 		target = z->last_durable;
 	if (target <= z->known_committed)
 		return;
 	zab_commit_upto(z, target);
 	z->known_committed = target;
-	for (int i = 0; i < z->n_members; i++)
-		if (zab_member_id(z, i) != z->cfg.id && in_forwarding_set(&z->fol[i]))
-			send_zxid_msg(z, zab_member_id(z, i), z->fol[i].nonce,
-				      QUORUM__PEER_MSG__BODY_COMMIT, target);
+	for (int k = 0; k < z->n_peers; k++) {
+		uint32_t id = z->peers[k];
+		if (in_forwarding_set(&z->fol[id]))
+			send_zxid_msg(z, id, z->fol[id].nonce, QUORUM__PEER_MSG__BODY_COMMIT, target);
+	}
+	size_t before = z->n_cfgs;
+	zab_chain_committed(z);
+	if (z->n_cfgs != before && still_votes(z))
+		try_commit(z); /* the new config alone may commit more */
+}
+
+static bool newleader_acked(const struct zab *z, uint32_t id, const void *arg)
+{
+	(void)arg;
+	if (id == z->cfg.id)
+		return z->last_durable >= z->newleader_zxid_l;
+	return is_synced(z, id);
 }
 
 /* Phase 2 ends: a quorum acked NewLeader (the leader counts once its own
  * history is durable). Commit the history, UpToDate, serve. */
 static void maybe_establish(struct zab *z)
 {
-	if (!z->epoch_acked || z->established)
-		return;
-	int n = (z->last_durable >= z->newleader_zxid_l) ? 1 : 0;
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
-			n++;
-	if (n < z->quorum)
+	if (!z->epoch_acked || z->established || !zab_quorum(z, newleader_acked, NULL))
 		return;
 	z->established = true;
 	zab_commit_upto(z, z->newleader_zxid_l);
 	if (z->known_committed < z->newleader_zxid_l)
 		z->known_committed = z->newleader_zxid_l;
 	z->quorum_seen_ms = zab_now(z);
-	for (int i = 0; i < z->n_members; i++)
-		if (zab_member_id(z, i) != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
-			send_up_to_date(z, zab_member_id(z, i), &z->fol[i]);
+	for (int k = 0; k < z->n_peers; k++) {
+		uint32_t id = z->peers[k];
+		if (is_synced(z, id))
+			send_up_to_date(z, id, &z->fol[id]);
+	}
 	zab_set_serving(z, true);
+	size_t before = z->n_cfgs;
+	zab_chain_committed(z);
+	if (z->n_cfgs != before && !still_votes(z))
+		return;
 	try_commit(z);
 }
 
 /* Phase 2 begins: a quorum acked newEpoch. */
 static void maybe_epoch_quorum(struct zab *z)
 {
-	if (!z->epoch_picked || z->epoch_acked || count_phase_at_least(z, ZL_ACKED) < z->quorum)
+	if (!z->epoch_picked || z->epoch_acked || !quorum_at_least(z, ZL_ACKED))
 		return;
 	if (zab_save_epochs(z, z->lead_epoch, z->lead_epoch) < 0) {
 		step_down(z);
@@ -371,31 +430,36 @@ static void maybe_epoch_quorum(struct zab *z)
 	z->newleader_zxid_l = z->last_logged;
 	/* currentEpoch changed: the host learns the epoch it now leads. */
 	zab_report_state(z);
-	for (int i = 0; i < z->n_members; i++)
-		if (zab_member_id(z, i) != z->cfg.id && z->fol[i].phase == ZL_ACKED)
-			sync_follower(z, zab_member_id(z, i), &z->fol[i]);
+	for (int k = 0; k < z->n_peers && z->role == ZAB_LEADING; k++) {
+		uint32_t id = z->peers[k];
+		if (z->fol[id].phase == ZL_ACKED)
+			sync_follower(z, id, &z->fol[id]);
+	}
 	maybe_establish(z);
 }
 
 /* Phase 1: a quorum of FollowerInfo (the leader included) fixes newEpoch. */
 static void maybe_pick_epoch(struct zab *z)
 {
-	if (z->epoch_picked || count_phase_at_least(z, ZL_INFO) < z->quorum)
+	if (z->epoch_picked || !quorum_at_least(z, ZL_INFO))
 		return;
 	int64_t max = z->accepted_epoch; /* observers' too: they must accept it */
-	for (int i = 0; i < z->n_members; i++)
-		if (zab_member_id(z, i) != z->cfg.id && z->fol[i].phase >= ZL_INFO &&
-		    z->fol[i].accepted_epoch > max)
-			max = z->fol[i].accepted_epoch;
+	for (int k = 0; k < z->n_peers; k++) {
+		const struct zab_follower *f = &z->fol[z->peers[k]];
+		if (f->phase >= ZL_INFO && f->accepted_epoch > max)
+			max = f->accepted_epoch;
+	}
 	if (max >= ZAB_EPOCH_MAX || zab_save_epochs(z, max + 1, z->current_epoch) < 0) {
 		step_down(z);
 		return;
 	}
 	z->lead_epoch = max + 1;
 	z->epoch_picked = true;
-	for (int i = 0; i < z->n_members; i++)
-		if (zab_member_id(z, i) != z->cfg.id && z->fol[i].phase == ZL_INFO)
-			send_leader_info(z, zab_member_id(z, i), &z->fol[i]);
+	for (int k = 0; k < z->n_peers; k++) {
+		uint32_t id = z->peers[k];
+		if (z->fol[id].phase == ZL_INFO)
+			send_leader_info(z, id, &z->fol[id]);
+	}
 	maybe_epoch_quorum(z);
 }
 
@@ -403,8 +467,8 @@ static void maybe_pick_epoch(struct zab *z)
 
 void zab_lead_start(struct zab *z)
 {
-	for (int i = 0; i < z->n_members; i++)
-		slot_clear(&z->fol[i]);
+	for (int k = 0; k < z->n_peers; k++)
+		slot_clear(&z->fol[z->peers[k]]);
 	z->epoch_picked = false;
 	z->epoch_acked = false;
 	z->established = false;
@@ -422,8 +486,8 @@ void zab_lead_start(struct zab *z)
 
 void zab_lead_stop(struct zab *z)
 {
-	for (int i = 0; i < z->n_members; i++)
-		slot_clear(&z->fol[i]);
+	for (int k = 0; k < z->n_peers; k++)
+		slot_clear(&z->fol[z->peers[k]]);
 	z->epoch_picked = false;
 	z->epoch_acked = false;
 	z->established = false;
@@ -454,11 +518,11 @@ void zab_lead_follower_looking(struct zab *z, uint32_t peer)
  * (zab_elect_early_info()) is taken now, as if it had just arrived. */
 void zab_lead_take_early(struct zab *z)
 {
-	for (int i = 0; i < z->n_members && z->role == ZAB_LEADING; i++) {
-		struct zab_early_info e = z->early[i];
-		z->early[i].valid = false;
-		if (e.valid && zab_member_id(z, i) != z->cfg.id)
-			follower_info(z, zab_member_id(z, i), &z->fol[i], e.nonce, e.accepted_epoch);
+	for (uint32_t id = 1; id < ZAB_SLOTS && z->role == ZAB_LEADING; id++) {
+		struct zab_early_info e = z->early[id];
+		z->early[id].valid = false;
+		if (e.valid && id != z->cfg.id)
+			follower_info(z, id, &z->fol[id], e.nonce, e.accepted_epoch);
 	}
 }
 
@@ -501,33 +565,34 @@ static void begin_round(struct zab *z)
 {
 	z->read_round++;
 	z->read_again = false;
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
-			send_zxid_msg(z, z->cfg.voters[i], z->fol[i].nonce,
-				      QUORUM__PEER_MSG__BODY_PING, z->known_committed);
+	for (int k = 0; k < z->n_voters; k++) {
+		uint32_t id = z->voters[k];
+		if (is_synced(z, id))
+			send_zxid_msg(z, id, z->fol[id].nonce, QUORUM__PEER_MSG__BODY_PING,
+				      z->known_committed);
+	}
+}
+
+static int64_t round_echoed(const struct zab *z, uint32_t id, const void *arg)
+{
+	(void)arg;
+	if (id == z->cfg.id)
+		return (int64_t)z->read_round; /* its own counts as the newest */
+	return is_synced(z, id) ? (int64_t)z->fol[id].round_echoed : INT64_MIN;
 }
 
 static void confirm_reads(struct zab *z)
 {
-	/* The quorum-th newest echo, the leader's own counting as the newest. */
-	uint64_t r[ZAB_MAX_VOTERS];
-	int n = 0;
-	r[n++] = z->read_round;
-	for (int i = 0; i < z->cfg.n_voters; i++)
-		if (z->cfg.voters[i] != z->cfg.id && z->fol[i].phase == ZL_SYNCED)
-			r[n++] = z->fol[i].round_echoed;
-	if (n < z->quorum)
+	/* The quorum-th newest echo, in every config of the chain. */
+	int64_t c = INT64_MAX;
+	for (size_t k = 0; k < z->n_cfgs; k++) {
+		int64_t v = zab_quorum_value(z, &z->cfgs[k], round_echoed, NULL);
+		if (v < c)
+			c = v;
+	}
+	if (c == INT64_MIN || (uint64_t)c <= z->read_confirmed)
 		return;
-	for (int i = 0; i < z->quorum; i++)
-		for (int j = i + 1; j < n; j++)
-			if (r[j] > r[i]) {
-				uint64_t t = r[i];
-				r[i] = r[j];
-				r[j] = t;
-			}
-	uint64_t confirmed = r[z->quorum - 1];
-	if (confirmed <= z->read_confirmed)
-		return;
+	uint64_t confirmed = (uint64_t)c;
 	z->read_confirmed = confirmed;
 	if (z->read_again && z->read_confirmed == z->read_round)
 		begin_round(z);
@@ -537,7 +602,7 @@ static void confirm_reads(struct zab *z)
 
 uint64_t zab_lead_read_begin(struct zab *z)
 {
-	if (z->quorum <= 1) { /* alone, it needs nobody's word */
+	if (z->n_cfgs == 1 && z->cfgs[0].n_voters == 1) { /* alone, it needs nobody's word */
 		z->read_confirmed = ++z->read_round;
 		return z->read_round;
 	}
@@ -562,9 +627,10 @@ void zab_lead_tick(struct zab *z)
 		step_down(z);
 		return;
 	}
-	for (int i = 0; i < z->n_members; i++) {
-		struct zab_follower *f = &z->fol[i];
-		if (zab_member_id(z, i) == z->cfg.id || f->phase == ZL_NONE)
+	for (int k = 0; k < z->n_peers; k++) {
+		uint32_t id = z->peers[k];
+		struct zab_follower *f = &z->fol[id];
+		if (f->phase == ZL_NONE)
 			continue;
 		int64_t limit = (f->phase == ZL_SYNCED ? z->cfg.sync_limit : z->cfg.init_limit) * tick;
 		if (now - f->last_heard_ms > limit) {
@@ -572,13 +638,15 @@ void zab_lead_tick(struct zab *z)
 			continue;
 		}
 		if (f->phase == ZL_ACKED && z->epoch_acked && now >= z->ping_at_ms)
-			sync_follower(z, zab_member_id(z, i), f);
+			sync_follower(z, id, f);
 	}
 	if (now >= z->ping_at_ms) {
 		z->ping_at_ms = now + tick / 2;
-		for (int i = 0; i < z->n_members; i++)
-			if (zab_member_id(z, i) != z->cfg.id && in_forwarding_set(&z->fol[i]))
-				ping(z, zab_member_id(z, i), &z->fol[i]);
+		for (int k = 0; k < z->n_peers; k++) {
+			uint32_t id = z->peers[k];
+			if (in_forwarding_set(&z->fol[id]))
+				ping(z, id, &z->fol[id]);
+		}
 	}
 }
 
@@ -588,6 +656,30 @@ void zab_lead_appended(struct zab *z)
 		maybe_establish(z);
 	else
 		try_commit(z);
+}
+
+static bool synced_or_me(const struct zab *z, uint32_t id, const void *arg)
+{
+	(void)arg;
+	return id == z->cfg.id || is_synced(z, id);
+}
+
+/* A reconfig may be proposed when none is in flight and a quorum of the
+ * new config's voters is synced here (else it could not commit). */
+static int reconfig_allowed(struct zab *z, const uint8_t *txn, size_t len)
+{
+	struct zab_members m;
+	if (!z->io.txn_config || z->io.txn_config(z->io.ctx, txn, len, &m) != 1)
+		return 0;
+	m.version = 0;
+	if (!zab_members_valid(&m))
+		return -EINVAL;
+	if (z->n_cfgs > 1)
+		return -EBUSY;
+	int n = 0;
+	for (int i = 0; i < m.n_voters; i++)
+		n += synced_or_me(z, m.voters[i], NULL);
+	return n >= m.n_voters / 2 + 1 ? 0 : -EHOSTUNREACH;
 }
 
 /* Phase 3: log the txn, send it to the forwarding set. */
@@ -601,13 +693,17 @@ int zab_lead_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len
 		step_down(z);
 		return -EAGAIN;
 	}
-	int rc = zab_log_append(z, zxid, txn, len, origin, origin_seq);
+	int rc = reconfig_allowed(z, txn, len);
+	if (rc < 0)
+		return rc;
+	rc = zab_log_append(z, zxid, txn, len, origin, origin_seq);
 	if (rc < 0)
 		return rc == -ENOSPC ? -EAGAIN : rc;
-	for (int i = 0; i < z->n_members; i++)
-		if (zab_member_id(z, i) != z->cfg.id && in_forwarding_set(&z->fol[i]))
-			send_proposal(z, zab_member_id(z, i), z->fol[i].nonce, zxid, txn, len, origin,
-				      origin_seq);
+	for (int k = 0; k < z->n_peers; k++) {
+		uint32_t id = z->peers[k];
+		if (in_forwarding_set(&z->fol[id]))
+			send_proposal(z, id, z->fol[id].nonce, zxid, txn, len, origin, origin_seq);
+	}
 	return 0;
 }
 
@@ -630,10 +726,13 @@ static void follower_info(struct zab *z, uint32_t from, struct zab_follower *f, 
 	 * (phase 1: it refuses an older one) and would come back for ever:
 	 * let a new election pick an epoch above it. */
 	if (z->epoch_picked && accepted_epoch > z->lead_epoch) {
-		if (zab_index_votes(z, zab_member_index(z, from)))
-			step_down(z);
-		return; /* an observer's cannot happen (zab.h, Observers) */
+		/* A non-voter's too: a server removed from the voters may
+		 * have accepted an epoch that never established, and would
+		 * wait for ever. The next pick counts its accepted epoch. */
+		step_down(z);
+		return;
 	}
+	zab_learner_joined(z, from); /* a server outside every config may learn */
 	/* A new attempt replaces the old one, whatever stage it had reached. */
 	if (f->phase == ZL_SYNCED)
 		note_quorum(z, zab_now(z));
@@ -675,7 +774,7 @@ static void on_ack_epoch(struct zab *z, uint32_t from, struct zab_follower *f,
 	if (f->phase != ZL_INFO || !ack_epoch_valid(z, a))
 		return;
 	/* Discovery's last rule: a leader never lacks what its quorum has. */
-	if (!z->epoch_acked && zab_index_votes(z, zab_member_index(z, from)) &&
+	if (!z->epoch_acked && zab_votes(z, from) &&
 	    (a->current_epoch > z->own_summary_epoch ||
 	     (a->current_epoch == z->own_summary_epoch && a->last_zxid > z->own_summary_zxid))) {
 		step_down(z);

@@ -99,6 +99,9 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->reads += b->reads;
 	a->reads_confirmed += b->reads_confirmed;
 	a->observer_commits += b->observer_commits;
+	a->reconfigs_proposed += b->reconfigs_proposed;
+	a->reconfigs_committed += b->reconfigs_committed;
+	a->crash_in_reconfig += b->crash_in_reconfig;
 	a->sim_ms += b->sim_ms;
 }
 
@@ -110,12 +113,14 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " across epochs, %" PRIu64 " refused), %" PRIu64 " snap, %" PRIu64
 	       " with uncommitted | %" PRIu64 " compactions, %" PRIu64 " crashes at NewLeader | %" PRIu64
 	       " link drops, %" PRIu64 " rejoins | %" PRIu64 " reads, %" PRIu64 " confirmed | %" PRIu64
-	       " observer commits\n",
+	       " observer commits | %" PRIu64 " reconfigs proposed, %" PRIu64 " committed, %" PRIu64
+	       " leader crashes in one\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
 	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->syncs_with_uncommitted,
 	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins, t->reads,
-	       t->reads_confirmed, t->observer_commits);
+	       t->reads_confirmed, t->observer_commits, t->reconfigs_proposed, t->reconfigs_committed,
+	       t->crash_in_reconfig);
 	fflush(stdout);
 }
 
@@ -156,7 +161,9 @@ static bool reached(enum sim_scenario sc, const struct sim_stats *t)
 	case SCN_FLAP:
 		return t->link_drops > 0 && t->rejoins > 0;
 	case SCN_RANDOM:
-		return t->observer_commits > 0;
+		return t->observer_commits > 0 && t->reconfigs_committed > 0;
+	case SCN_RECONFIG:
+		return t->reconfigs_committed > 0 && t->crash_in_reconfig > 0;
 	default:
 		return true;
 	}

@@ -131,6 +131,43 @@ static uint64_t txn_decode(const uint8_t *b, size_t len)
 	return id;
 }
 
+/* A reconfig's txn id carries its config: bit 62, then the observers'
+ * and the voters' masks (bit i: node i + 1) in its low 16 bits. */
+#define CFG_TXN (1ull << 62)
+
+static uint64_t cfg_txn_id(uint64_t seq, unsigned voters, unsigned observers)
+{
+	return CFG_TXN | seq << 16 | (uint64_t)(observers & 0xff) << 8 | (voters & 0xff);
+}
+
+static struct zab_members members_of(unsigned voters, unsigned observers, int64_t version)
+{
+	struct zab_members m = {.version = version};
+	for (int i = 0; i < 8; i++) {
+		if (voters >> i & 1)
+			m.voters[m.n_voters++] = (uint32_t)i + 1;
+		else if (observers >> i & 1)
+			m.observers[m.n_observers++] = (uint32_t)i + 1;
+	}
+	return m;
+}
+
+static bool cfg_of_id(uint64_t id, struct zab_members *out)
+{
+	if (!(id & CFG_TXN))
+		return false;
+	*out = members_of((unsigned)(id & 0xff), (unsigned)(id >> 8 & 0xff), 0);
+	return true;
+}
+
+static bool votes_in(const struct zab_members *m, uint32_t id)
+{
+	for (int i = 0; i < m->n_voters; i++)
+		if (m->voters[i] == id)
+			return true;
+	return false;
+}
+
 /* ---- P: zxid -> proposal ----------------------------------------------------- */
 
 struct prop {
@@ -239,6 +276,8 @@ struct node {
 	 * may never be confirmed) */
 	struct { uint64_t round; int64_t lacked; } reads[MAX_READS];
 	int n_reads;
+	/* the active config, as the host persists it (io.members) */
+	struct zab_members disk_cfg;
 };
 
 struct msg {
@@ -253,9 +292,11 @@ struct sim {
 	struct sim_options o;
 	struct sim_stats *st;
 	struct rng r;
-	int n;                   /* nodes: voters 1..n_voters, then observers */
-	int n_voters;
-	int quorum;
+	int n;                   /* nodes: voters 1..n_voters, then observers, */
+	int n_voters;            /* then (reconfig runs) servers outside the */
+	int n_observers;         /* initial config, which join later */
+	bool reconfig;           /* reconfigs are proposed in this run */
+	double p_reconfig;
 	int64_t now;
 	struct node nodes[MAX_NODES];
 	/* network */
@@ -283,6 +324,11 @@ struct sim {
 	int64_t leader_of_epoch[MAX_EPOCHS]; /* epoch -> id; small epochs only */
 	int64_t acks[MAX_EPOCHS][MAX_NODES]; /* per epoch, each node's cumulative ack */
 	int64_t A[MAX_EPOCHS];               /* per epoch, the quorum-acked point */
+	/* the configs G went through: [0] the initial one, then each
+	 * committed reconfig (version = its zxid) */
+	struct zab_members *gcfg;
+	size_t n_gcfg;
+	bool reconfig_proposed;              /* A is kept only until then */
 	uint64_t next_txn;
 	bool failed;
 	bool trace;
@@ -329,21 +375,27 @@ static void note_ack(struct sim *s, struct node *nd, int64_t e, int64_t zxid)
 		     ZX(durable));
 		return;
 	}
+	/* Which quorum makes an ack binding depends, once configs change, on
+	 * the chain each leader holds; A is kept while the initial config is
+	 * the only one (the commit checks below hold throughout). */
+	if (s->reconfig_proposed)
+		return;
 	int64_t *a = s->acks[e];
+	int quorum = s->n_voters / 2 + 1;
 	if ((int)nd->id > s->n_voters || zxid <= a[nd->id - 1])
 		return; /* an observer's ack counts for nothing */
 	a[nd->id - 1] = zxid;
 	int64_t v[MAX_NODES];
 	memcpy(v, a, sizeof(v));
-	for (int i = 0; i < s->quorum; i++)
+	for (int i = 0; i < quorum; i++)
 		for (int j = i + 1; j < s->n_voters; j++)
 			if (v[j] > v[i]) {
 				int64_t t = v[i];
 				v[i] = v[j];
 				v[j] = t;
 			}
-	if (v[s->quorum - 1] > s->A[e])
-		s->A[e] = v[s->quorum - 1];
+	if (v[quorum - 1] > s->A[e])
+		s->A[e] = v[quorum - 1];
 }
 
 /* Whether txn (zxid, id) is durable on the node's disk: in its snapshot,
@@ -400,6 +452,13 @@ static void promote_state(struct sim *s, struct node *nd)
 			}
 		} else {
 			elist_push(&s->G, e);
+			struct zab_members m;
+			if (cfg_of_id(e.id, &m)) {
+				m.version = e.zxid;
+				s->gcfg = realloc(s->gcfg, (s->n_gcfg + 1) * sizeof(*s->gcfg));
+				s->gcfg[s->n_gcfg++] = m;
+				s->st->reconfigs_committed++;
+			}
 		}
 		nd->matched++;
 	}
@@ -664,6 +723,27 @@ static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
 	return 0;
 }
 
+/* The config in force for txn zxid by the committed history: the
+ * newest committed reconfig before it. */
+static const struct zab_members *cfg_before(const struct sim *s, int64_t zxid)
+{
+	size_t k = s->n_gcfg;
+	while (k > 1 && s->gcfg[k - 1].version >= zxid)
+		k--;
+	return &s->gcfg[k - 1];
+}
+
+static void holders_check(struct sim *s, struct node *nd, int64_t zxid, uint64_t id,
+			  const struct zab_members *c)
+{
+	int holders = 0;
+	for (int i = 0; i < c->n_voters; i++)
+		holders += durably_holds(&s->nodes[c->voters[i] - 1], zxid, id);
+	if (holders < c->n_voters / 2 + 1)
+		fail(s, "leader %u commits (%lld,%lld) held durably by %d of the %d voters of "
+			"config %lld,%lld", nd->id, ZX(zxid), holders, c->n_voters, ZX(c->version));
+}
+
 static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 		      uint64_t origin_seq)
 {
@@ -697,19 +777,21 @@ static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, u
 	if (!durable)
 		fail(s, "node %u commits (%lld,%lld) before it is durable there", nd->id, ZX(zxid));
 	/* A leader commits only what a quorum of voters holds (observers
-	 * never count). */
+	 * never count): of the config in force before it, and of its own if
+	 * it is a reconfig. */
 	if (nd->leading) {
-		int holders = 0;
-		for (int i = 0; i < s->n_voters; i++)
-			holders += durably_holds(&s->nodes[i], zxid, id);
-		if (holders < s->quorum)
-			fail(s, "leader %u commits (%lld,%lld) held durably by %d voters, not a "
-				"quorum of %d", nd->id, ZX(zxid), holders, s->quorum);
+		struct zab_members own;
+		/* Committing it commits all before it (some replayed at
+		 * recovery, never passed to io.commit): G first. */
+		promote_state(s, nd);
+		holders_check(s, nd, zxid, id, cfg_before(s, zxid));
+		if (cfg_of_id(id, &own))
+			holders_check(s, nd, zxid, id, &own);
 	}
 	elist_push(&nd->state, next);
 	nd->n_committed = nd->state.n;
 	s->st->commits++;
-	if ((int)nd->id > s->n_voters)
+	if (zab_is_observer(nd->z))
 		s->st->observer_commits++;
 	promote_state(s, nd);
 }
@@ -724,8 +806,8 @@ static void check_established(struct sim *s, struct node *nd)
 		     (long long)s->leader_of_epoch[e], nd->id);
 	s->leader_of_epoch[e] = nd->id;
 	s->st->established++;
-	if ((int)nd->id > s->n_voters)
-		fail(s, "observer %u leads epoch %lld", nd->id, (long long)e);
+	if (zab_is_observer(nd->z))
+		fail(s, "non-voter %u leads epoch %lld", nd->id, (long long)e);
 	/* Its history holds everything committed... */
 	for (size_t i = 0; i < s->G.n; i++) {
 		uint64_t id;
@@ -768,6 +850,33 @@ static void check_calm(struct sim *s, struct node *nd)
 		fail(s, "node %u established epoch %lld although leader %u of epoch %lld was "
 			"healthy", nd->id, (long long)nd->epoch, s->calm_leader,
 		     (long long)s->calm_epoch);
+	}
+}
+
+static int io_txn_config(void *ctx, const uint8_t *txn, size_t len, struct zab_members *out)
+{
+	(void)ctx;
+	uint64_t id = txn_decode(txn, len);
+	return id && cfg_of_id(id, out) ? 1 : 0;
+}
+
+/* The host persists the active config (quorumd's dynamic config file). */
+static void io_members(void *ctx, const struct zab_members *cfgs, size_t n)
+{
+	struct node *nd = ctx;
+	if (n < 1)
+		fail(nd->sim, "node %u reports an empty chain", nd->id);
+	else
+		nd->disk_cfg = cfgs[0];
+	if (nd->sim->trace) {
+		fprintf(stderr, "%8lld node %u: chain", (long long)nd->sim->now, nd->id);
+		for (size_t k = 0; k < n; k++) {
+			unsigned vm = 0;
+			for (int i = 0; i < cfgs[k].n_voters; i++)
+				vm |= 1u << (cfgs[k].voters[i] - 1);
+			fprintf(stderr, " (%lld,%lld):%#x", ZX(cfgs[k].version), vm);
+		}
+		fprintf(stderr, "\n");
 	}
 }
 
@@ -815,22 +924,50 @@ static void peers_see_reset(struct sim *s, struct node *nd);
 static void after_call(struct sim *s, struct node *nd);
 static void io_read_confirmed(void *ctx, uint64_t round);
 
-static void node_boot(struct sim *s, struct node *nd, bool restart)
+/* A reconfig in the history after `last`: the next config of the chain. */
+static void chain_scan(const struct elist *l, int64_t *last, struct zab_members *logged,
+		       size_t *n_logged)
 {
+	struct zab_members m;
+	for (size_t i = 0; i < l->n; i++)
+		if (cfg_of_id(l->v[i].id, &m) && l->v[i].zxid > *last &&
+		    *n_logged < ZAB_MAX_CHAIN - 1) {
+			m.version = *last = l->v[i].zxid;
+			logged[(*n_logged)++] = m;
+		}
+}
+
+/* What the host passes zab_new(): its persisted active config and every
+ * reconfig its history (snapshot, then log) holds after it. A snapshot's
+ * may not be committed: a leader sends one before it is established. */
+static struct zab_config boot_config(struct node *nd, struct zab_members *logged, size_t *n_logged)
+{
+	struct zab_members act = nd->disk_cfg;
+	*n_logged = 0;
+	int64_t last = act.version;
+	chain_scan(&nd->snap, &last, logged, n_logged);
+	chain_scan(&nd->log, &last, logged, n_logged);
 	struct zab_config cfg = {
 		.id = nd->id,
-		.n_voters = s->n_voters,
-		.n_observers = s->n - s->n_voters,
+		.config_version = act.version,
+		.n_voters = act.n_voters,
+		.n_observers = act.n_observers,
 		.tick_ms = TICK_MS,
 		.init_limit = 10,
 		.sync_limit = 5,
 		.finalize_wait_ms = 200,
 		.max_outstanding = 1000,
 	};
-	for (int i = 0; i < s->n_voters; i++)
-		cfg.voters[i] = (uint32_t)i + 1;
-	for (int i = s->n_voters; i < s->n; i++)
-		cfg.observers[i - s->n_voters] = (uint32_t)i + 1;
+	memcpy(cfg.voters, act.voters, sizeof(act.voters));
+	memcpy(cfg.observers, act.observers, sizeof(act.observers));
+	return cfg;
+}
+
+static void node_boot(struct sim *s, struct node *nd, bool restart)
+{
+	struct zab_members logged[ZAB_MAX_CHAIN];
+	size_t n_logged;
+	struct zab_config cfg = boot_config(nd, logged, &n_logged);
 	int64_t ends[4096];
 	size_t n_ends = 0;
 	for (size_t i = 0; i < nd->log.n && n_ends < 4096; i++) {
@@ -847,6 +984,8 @@ static void node_boot(struct sim *s, struct node *nd, bool restart)
 		.last_zxid = log_last(nd),
 		.epoch_ends = ends,
 		.n_epoch_ends = n_ends,
+		.logged_configs = logged,
+		.n_logged_configs = n_logged,
 	};
 	struct zab_io io = {
 		.ctx = nd,
@@ -862,6 +1001,8 @@ static void node_boot(struct sim *s, struct node *nd, bool restart)
 		.commit = io_commit,
 		.state = io_state,
 		.read_confirmed = io_read_confirmed,
+		.txn_config = s->reconfig ? io_txn_config : NULL,
+		.members = io_members,
 	};
 	/* Recovery: the host replays its durable disk. */
 	size_t before = nd->matched;
@@ -1196,11 +1337,54 @@ static int serving_leader(struct sim *s)
 	return -1;
 }
 
+static void propose_id(struct sim *s, int li, uint64_t id);
+
 static void propose(struct sim *s, int li)
+{
+	propose_id(s, li, ++s->next_txn);
+}
+
+/*
+ * The serving leader proposes a new config: one to five voters among all
+ * the nodes, some of the rest observers. The core refuses it while another
+ * is in flight or while no quorum of the new voters is synced.
+ */
+static void propose_reconfig(struct sim *s, int li)
+{
+	struct rng *r = &s->r;
+	unsigned voters = 0, observers = 0;
+	int want = (int)between(r, 1, 5);
+	if (want == 2 || want == 4)
+		want++; /* mostly odd, as operators run them */
+	if (want > s->n)
+		want = s->n;
+	for (int got = 0; got < want;) {
+		int i = (int)between(r, 0, s->n - 1);
+		if (!(voters >> i & 1)) {
+			voters |= 1u << i;
+			got++;
+		}
+	}
+	for (int i = 0; i < s->n; i++)
+		if (!(voters >> i & 1) && chance(r, 0.3))
+			observers |= 1u << i;
+	s->reconfig_proposed = true;
+	uint64_t before = s->st->proposed;
+	propose_id(s, li, cfg_txn_id(++s->next_txn, voters, observers));
+	if (s->st->proposed > before) {
+		s->st->reconfigs_proposed++;
+		/* A reconfig in flight across a leader crash. */
+		if (s->o.scenario == SCN_RECONFIG && s->nodes[li].up && chance(r, 0.3)) {
+			s->st->crash_in_reconfig++;
+			node_crash(s, &s->nodes[li]);
+		}
+	}
+}
+
+static void propose_id(struct sim *s, int li, uint64_t id)
 {
 	struct node *nd = &s->nodes[li];
 	int64_t zxid = zab_next_zxid(nd->z);
-	uint64_t id = ++s->next_txn;
 	uint8_t buf[64];
 	txn_bytes(id, buf);
 	struct prop *p = pmap_find(&s->P, zxid, true);
@@ -1217,7 +1401,7 @@ static void propose(struct sim *s, int li)
 		s->st->proposed++;
 	else
 		p->id = 0; /* never proposed: the slot stays unused */
-	if (rc != 0 && rc != -EAGAIN)
+	if (rc != 0 && rc != -EAGAIN && !(rc == -EBUSY || rc == -EHOSTUNREACH))
 		fail(s, "zab_propose on the serving leader: %d", rc);
 	after_call(s, nd);
 }
@@ -1323,6 +1507,11 @@ static void faults(struct sim *s)
 	}
 	if (chance(r, s->p_propose / 2))
 		begin_reads(s);
+	if (chance(r, s->p_reconfig)) {
+		int li = serving_leader(s);
+		if (li >= 0)
+			propose_reconfig(s, li);
+	}
 	leader_link_faults(s);
 	flap_faults(s);
 }
@@ -1333,8 +1522,17 @@ static void swarm(struct sim *s)
 {
 	struct rng *r = &s->r;
 	s->n_voters = chance(r, 0.5) ? 3 : 5;
-	s->n = s->n_voters + (chance(r, 0.4) ? (int)between(r, 1, 2) : 0);
-	s->quorum = s->n_voters / 2 + 1;
+	s->n_observers = chance(r, 0.4) ? (int)between(r, 1, 2) : 0;
+	s->n = s->n_voters + s->n_observers;
+	/* Membership changes in a quarter of the random runs and every
+	 * reconfig one, with servers outside the initial config to add. */
+	s->reconfig = s->o.scenario == SCN_RECONFIG || (s->o.scenario == SCN_RANDOM && chance(r, 0.25));
+	if (s->reconfig) {
+		s->n = s->n_voters + s->n_observers + (int)between(r, 0, 2);
+		if (s->n > MAX_NODES)
+			s->n = MAX_NODES;
+		s->p_reconfig = 0.001 + rng_unit(r) * 0.01;
+	}
 	s->p_loss = knob(r, 0.08);
 	s->p_dup = knob(r, 0.05);
 	s->reorder = chance(r, 0.5);
@@ -1377,6 +1575,11 @@ static void swarm(struct sim *s)
 		s->p_isolate_leader = 0.002;
 		s->p_propose = 0.2;
 		break;
+	case SCN_RECONFIG:
+		s->p_crash = 0.001;
+		s->p_restart = 0.01;
+		s->p_reconfig = 0.01;
+		break;
 	case SCN_LEADER_LINK:
 	case SCN_FLAP:
 		/* Nothing else goes wrong: the leader and the rest of the quorum
@@ -1412,6 +1615,7 @@ static void sim_free(struct sim *s)
 	free(s->heap);
 	free(s->P.v);
 	free(s->G.v);
+	free(s->gcfg);
 }
 
 /* ---- liveness ------------------------------------------------------------------------ */
@@ -1438,6 +1642,20 @@ static enum sim_result liveness(struct sim *s)
 	s->p_loss = s->p_dup = s->p_drop_acks = 0;
 	s->reorder = false;
 	heal(s);
+	/* A server whose config names none of today's voters cannot find the
+	 * ensemble (nor can ZooKeeper's): the operator gives it today's. */
+	const struct zab_members *now_cfg = &s->gcfg[s->n_gcfg - 1];
+	for (int i = 0; i < s->n; i++) {
+		struct node *nd = &s->nodes[i];
+		bool knows = false;
+		for (int k = 0; k < nd->disk_cfg.n_voters; k++)
+			knows |= votes_in(now_cfg, nd->disk_cfg.voters[k]);
+		if (!knows) {
+			nd->disk_cfg = *now_cfg;
+			if (nd->up)
+				node_crash(s, nd);
+		}
+	}
 	for (int i = 0; i < s->n; i++)
 		if (!s->nodes[i].up) {
 			s->st->restarts++;
@@ -1471,14 +1689,20 @@ static enum sim_result liveness(struct sim *s)
 	}
 	if (s->failed)
 		return SIM_SAFETY;
-	char buf[512];
+	char buf[1024];
 	int k = 0;
-	for (int i = 0; i < s->n && k < (int)sizeof(buf) - 80; i++) {
+	for (int i = 0; i < s->n && k < (int)sizeof(buf) - 120; i++) {
 		struct node *nd = &s->nodes[i];
+		size_t nc = 0;
+		const struct zab_members *c = nd->up ? zab_configs(nd->z, &nc) : NULL;
+		unsigned vm = 0;
+		for (int v = 0; c && v < c[0].n_voters; v++)
+			vm |= 1u << (c[0].voters[v] - 1);
 		k += snprintf(buf + k, sizeof(buf) - (size_t)k,
-			      " [%u %s role=%d serving=%d leader=%u epoch=%lld applied=%zu]", nd->id,
+			      " [%u %s role=%d serving=%d leader=%u epoch=%lld applied=%zu voters=%#x "
+			      "chain=%zu]", nd->id,
 			      nd->up ? "up" : "down", nd->up ? (int)zab_role(nd->z) : -1, nd->serving,
-			      nd->up ? zab_leader(nd->z) : 0, (long long)nd->epoch, nd->state.n);
+			      nd->up ? zab_leader(nd->z) : 0, (long long)nd->epoch, nd->state.n, vm, nc);
 	}
 	fail(s, "no convergence within %d ms of healing (%d of %d proposals made):%s",
 	     LIVENESS_MS, proposed, LIVENESS_TXNS, buf);
@@ -1502,9 +1726,18 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 	s.trace = getenv("ZAB_SIM_TRACE") != NULL;
 	swarm(&s);
 	s.faults = true;
+	unsigned voters = (1u << s.n_voters) - 1;
+	unsigned observers = ((1u << (s.n_voters + s.n_observers)) - 1) & ~voters;
+	s.gcfg = malloc(sizeof(*s.gcfg));
+	s.gcfg[0] = members_of(voters, observers, 0);
+	s.n_gcfg = 1;
 	for (int i = 0; i < s.n; i++) {
 		s.nodes[i].sim = &s;
 		s.nodes[i].id = (uint32_t)i + 1;
+		/* A server to be added starts, as ZooKeeper's do, with the
+		 * ensemble's config and itself as a voter. */
+		unsigned self = i < s.n_voters + s.n_observers ? 0 : 1u << i;
+		s.nodes[i].disk_cfg = members_of(voters | self, observers, 0);
 		node_boot(&s, &s.nodes[i], false);
 	}
 	enum sim_result res = SIM_OK;
@@ -1520,9 +1753,9 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 		res = liveness(&s);
 	if (o->verbose)
 		fprintf(stderr,
-			"  voters=%d observers=%d loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
+			"  voters=%d observers=%d others=%d reconfig=%.4f loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
 			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f\n",
-			s.n_voters, s.n - s.n_voters, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
+			s.n_voters, s.n_observers, s.n - s.n_voters - s.n_observers, s.p_reconfig, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
 			s.p_compact, s.p_reset);
 	st->sim_ms = s.now;
@@ -1540,6 +1773,7 @@ const char *sim_scenario_name(enum sim_scenario sc)
 		[SCN_SNAP_TRUNC] = "snap-trunc",
 		[SCN_LEADER_LINK] = "leader-link",
 		[SCN_FLAP] = "flap",
+		[SCN_RECONFIG] = "reconfig",
 	};
 	return sc < SCN_COUNT ? names[sc] : "?";
 }

@@ -11,6 +11,10 @@
  * loses power) and a simulated clock (per node, stepping forward). A checker outside the cores watches every commit, truncate,
  * install, restart and leadership change (see check_*() in sim.c).
  *
+ * Membership changes (reconfig runs): reconfig txns carry their config,
+ * servers outside the initial config start as ZooKeeper's joiners do, and
+ * the host persists the active config the core reports.
+ *
  * A run has a safety phase of `steps` events with faults, then a liveness
  * phase: everything healed and restarted, no faults, and the cluster must
  * elect, sync everyone and commit new proposals on every node within a
@@ -46,6 +50,9 @@ enum sim_scenario {
 	SCN_FLAP,               /* one follower's links drop, or go down for a
 				   while, again and again: the healthy rest of the
 				   ensemble must never notice (no new epoch) */
+	SCN_RECONFIG,           /* membership changes: servers added, removed,
+				   made observers, the leader among them; a
+				   reconfig in flight across a leader crash */
 	SCN_COUNT,
 };
 
@@ -58,6 +65,8 @@ struct sim_stats {
 	uint64_t rejoins;          /* a follower looked and joined the same leader, same epoch */
 	uint64_t reads, reads_confirmed; /* read rounds begun on serving leaders, and confirmed */
 	uint64_t observer_commits; /* txns committed on observers */
+	uint64_t reconfigs_proposed, reconfigs_committed;
+	uint64_t crash_in_reconfig; /* a leader crashed right after proposing one */
 	int64_t sim_ms;
 };
 

@@ -161,6 +161,37 @@ static void fake_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len,
 	(void)origin_seq;
 }
 
+static void zab_members_to_wire_for_test(const struct zab_members *c, Quorum__Members *m)
+{
+	quorum__members__init(m);
+	m->version = c->version;
+	m->n_voters = (size_t)c->n_voters;
+	m->voters = (uint32_t *)c->voters;
+	m->n_observers = (size_t)c->n_observers;
+	m->observers = (uint32_t *)c->observers;
+}
+
+/* Reconfig txns in these tests: "cfg" then the voters' ids, one byte each. */
+static int fake_txn_config(void *ctx, const uint8_t *txn, size_t len, struct zab_members *out)
+{
+	(void)ctx;
+	if (len < 3 || memcmp(txn, "cfg", 3))
+		return 0;
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 3; i < len; i++)
+		out->voters[out->n_voters++] = txn[i];
+	return 1;
+}
+static int members_calls;
+static struct zab_members members_active;
+static void fake_members(void *ctx, const struct zab_members *cfgs, size_t n)
+{
+	(void)ctx;
+	(void)n;
+	members_calls++;
+	members_active = cfgs[0];
+}
+
 static const struct zab_io fake_io = {
 	.now_ms = fake_now,
 	.random = fake_random,
@@ -186,7 +217,10 @@ static void test_config_checked(void **state)
 	(void)state;
 	struct zab *z;
 	struct zab_log_state ls = {0};
-	struct zab_config c = three(4);
+	struct zab_config c = three(1);
+	c.voters[1] = 1; /* not ascending */
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), -EINVAL);
+	c = three(256); /* ids are 1..255 */
 	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), -EINVAL);
 	c = three(1);
 	c.sync_limit = 0;
@@ -280,6 +314,128 @@ static void test_single_voter(void **state)
 	zab_free(z);
 }
 
+
+/* ---- membership changes ---- */
+
+static void test_logged_configs_checked(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_config c = three(1);
+	c.config_version = Z(1, 2);
+	int64_t ends[] = {Z(1, 5)};
+	struct zab_members m = {.version = Z(1, 4), .voters = {1, 2, 4}, .n_voters = 3};
+	struct zab_log_state ls = {.accepted_epoch = 1, .current_epoch = 1, .last_zxid = Z(1, 5),
+				   .epoch_ends = ends, .n_epoch_ends = 1, .logged_configs = &m,
+				   .n_logged_configs = 1};
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	size_t n;
+	const struct zab_members *chain = zab_configs(z, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(chain[0].version, Z(1, 2));
+	assert_int_equal(chain[1].voters[2], 4);
+	zab_free(z);
+	m.version = Z(1, 2); /* not after the active config */
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), -EINVAL);
+	m.version = Z(1, 6); /* past the log's end */
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), -EINVAL);
+	m.version = Z(1, 4);
+	m.voters[1] = 0; /* not an id */
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), -EINVAL);
+	/* A server in no config starts as a learner. */
+	m.voters[1] = 2;
+	c = three(9);
+	ls.n_logged_configs = 0;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	assert_true(zab_is_observer(z));
+	zab_free(z);
+}
+
+/* A lone leader: a reconfig is refused while no quorum of its voters is
+ * synced, one that keeps this server commits and becomes active (the host
+ * is told), and a second waits for the first. */
+static void test_reconfig_on_a_lone_leader(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = {.id = 7, .voters = {7}, .n_voters = 1, .tick_ms = 100,
+			       .init_limit = 10, .sync_limit = 5};
+	struct zab_io io = fake_io;
+	io.txn_config = fake_txn_config;
+	io.members = fake_members;
+	assert_int_equal(zab_new(&z, &c, &ls, &io), 0);
+	zab_start(z);
+	assert_true(zab_serving(z));
+	int64_t zx = zab_next_zxid(z);
+	/* 3 and 5 are not synced here: no quorum of {3, 5, 7}. */
+	assert_int_equal(zab_propose(z, zx, (const uint8_t *)"cfg\x03\x05\x07", 6, 0, 0),
+			 -EHOSTUNREACH);
+	assert_int_equal(zab_propose(z, zx, (const uint8_t *)"cfg\x07\x03", 5, 0, 0), -EINVAL);
+	/* {7, 9}: 7 alone is no quorum of two either. */
+	assert_int_equal(zab_propose(z, zx, (const uint8_t *)"cfg\x07\x09", 5, 0, 0),
+			 -EHOSTUNREACH);
+	members_calls = 0;
+	assert_int_equal(zab_propose(z, zx, (const uint8_t *)"cfg\x07", 4, 0, 0), 0);
+	size_t n;
+	zab_configs(z, &n);
+	assert_int_equal(n, 2); /* logged, not committed */
+	assert_int_equal(members_calls, 1);
+	assert_int_equal(zab_propose(z, zx + 1, (const uint8_t *)"cfg\x07", 4, 0, 0), -EBUSY);
+	assert_int_equal(zab_propose(z, zx + 1, (const uint8_t *)"a", 1, 0, 0), 0);
+	zab_appended(z, zx, 0);
+	zab_appended(z, zx + 1, 0);
+	assert_int_equal(zab_committed(z), zx + 1);
+	const struct zab_members *chain = zab_configs(z, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(chain[0].version, zx);
+	assert_int_equal(members_calls, 2);
+	assert_int_equal(members_active.version, zx);
+	assert_true(zab_serving(z));
+	zab_free(z);
+}
+
+/* A vote carries its sender's active config: a server that missed a
+ * reconfig takes the newer one, and with it its role. */
+static void test_config_learnt_from_a_vote(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = three(2);
+	struct zab_io io = fake_io;
+	io.members = fake_members;
+	now_ms = 1000;
+	assert_int_equal(zab_new(&z, &c, &ls, &io), 0);
+	zab_start(z);
+	assert_false(zab_is_observer(z));
+	struct zab_members m = {.version = Z(1, 9), .voters = {1, 3, 4}, .n_voters = 3};
+	Quorum__Members w;
+	zab_members_to_wire_for_test(&m, &w);
+	Quorum__Vote v = QUORUM__VOTE__INIT;
+	v.leader = 1;
+	v.peer_epoch = 1;
+	v.election_epoch = 1;
+	v.state = QUORUM__PEER_STATE__LEADING;
+	v.config = &w;
+	Quorum__PeerMsg msg = QUORUM__PEER_MSG__INIT;
+	msg.body_case = QUORUM__PEER_MSG__BODY_VOTE;
+	msg.vote = &v;
+	msg.from = 1;
+	zab_receive(z, 1, &msg);
+	size_t n;
+	const struct zab_members *chain = zab_configs(z, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(chain[0].version, Z(1, 9));
+	assert_true(zab_is_observer(z)); /* removed: a learner now */
+	/* An older config changes nothing. */
+	m.version = Z(1, 3);
+	zab_members_to_wire_for_test(&m, &w);
+	zab_receive(z, 1, &msg);
+	chain = zab_configs(z, &n);
+	assert_int_equal(chain[0].version, Z(1, 9));
+	zab_free(z);
+}
 
 /* ---- failover, step by step ---- */
 
@@ -479,7 +635,8 @@ static void test_observer_config_checked(void **state)
 
 /* An observer never votes for itself nor decides on LOOKING votes: it asks
  * the voters (again every finalize wait) and follows once a quorum of them
- * name a running ensemble whose leader says LEADING. It answers no vote. */
+ * name a running ensemble whose leader says LEADING. Following, it answers
+ * LOOKING votes only. */
 static void test_observer_joins_never_decides(void **state)
 {
 	(void)state;
@@ -508,10 +665,14 @@ static void test_observer_joins_never_decides(void **state)
 	assert_int_equal(zab_role(z), ZAB_FOLLOWING);
 	assert_int_equal(zab_leader(z), 3);
 	assert_int_equal(last_kind[3], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
-	/* A following observer answers nobody's vote. */
+	/* A following observer answers a LOOKING vote (its sender may hold
+	 * an older config and look for the ensemble), never another. */
 	before = sent;
-	vote_from(z, 1, QUORUM__PEER_STATE__LOOKING, 1, 0, 2);
+	vote_from(z, 1, QUORUM__PEER_STATE__FOLLOWING, 3, 1, 2);
 	assert_int_equal(sent, before);
+	vote_from(z, 1, QUORUM__PEER_STATE__LOOKING, 1, 0, 2);
+	assert_int_equal(sent, before + 1);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_VOTE);
 	zab_free(z);
 }
 
@@ -551,6 +712,9 @@ int main(void)
 		cmocka_unit_test(test_config_checked),
 		cmocka_unit_test(test_lying_peers),
 		cmocka_unit_test(test_single_voter),
+		cmocka_unit_test(test_logged_configs_checked),
+		cmocka_unit_test(test_reconfig_on_a_lone_leader),
+		cmocka_unit_test(test_config_learnt_from_a_vote),
 		cmocka_unit_test(test_leader_reset_elects_at_once),
 		cmocka_unit_test(test_finalize_wait_when_a_voter_is_silent),
 		cmocka_unit_test(test_flap_rejoins_same_leader),
