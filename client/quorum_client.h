@@ -382,10 +382,12 @@ int qc_get_ephemerals(struct qc_client *c, const char *prefix, struct qc_result 
 int qc_get_all_children_number(struct qc_client *c, const char *path, int32_t *number);
 int qc_add_auth(struct qc_client *c, const char *scheme, const void *cred, int32_t cred_len);
 /* qc_add_auth() for each "SCHEME CREDENTIALS" line of the file at path
- * ("digest user:password"; blank lines and '#' comments skipped), so a
- * password need not be on a command line. ZOK; ZBADARGUMENTS for a file
- * that cannot be read or a malformed line (logged with its number); else
- * the first qc_add_auth() error. Warns when others may read the file. */
+ * ("digest user:password"; blank lines and '#' comments skipped), and
+ * qc_add_sasl_digest() for a line "sasl user:password" (the user is up to
+ * the first ':'), so a password need not be on a command line. ZOK;
+ * ZBADARGUMENTS for a file that cannot be read or a malformed line (logged
+ * with its number); else the first error of those calls (ZAUTHFAILED for a
+ * refused SASL login). Warns when others may read the file. */
 int qc_add_auth_file(struct qc_client *c, const char *path);
 int qc_add_sasl_digest(struct qc_client *c, const char *user, const char *password);
 int qc_whoami(struct qc_client *c, struct qc_result **out);
