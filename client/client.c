@@ -230,6 +230,11 @@ int qc_close(struct qc_client *c)
 		free(a->cred);
 		free(a);
 	}
+	free(c->sasl_user);
+	if (c->sasl_password) {
+		explicit_bzero(c->sasl_password, strlen(c->sasl_password));
+		free(c->sasl_password);
+	}
 	qc_watches_destroy(&c->watches);
 	arena_destroy(&c->reply_arena);
 	qc_hosts_free(&c->hosts);
@@ -249,6 +254,8 @@ void qc_req_free(struct qc_req *r)
 	free(r->frame);
 	free(r->cpath);
 	free(r->scheme);
+	if (r->cred)
+		explicit_bzero(r->cred, (size_t)r->cred_len);
 	free(r->cred);
 	free(r);
 }

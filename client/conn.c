@@ -53,6 +53,8 @@ struct write_req {
 	struct jute_out out;
 };
 
+const char qci_closed_by_server[] = "closed by the server";
+
 const char *qci_conn_peer(const struct conn *cn) { return cn->peer; }
 
 static void conn_free(struct conn *cn)
@@ -179,7 +181,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (cn->dead)
 		return;
 	if (n < 0) {
-		fail(cn, n == UV_EOF	   ? "closed by the server"
+		fail(cn, n == UV_EOF	   ? qci_closed_by_server
 			 : n == UV_ENOBUFS ? "out of memory for the receive buffer"
 					   : uv_strerror((int)n));
 		return;

@@ -1,6 +1,7 @@
 /*
  * credentials: authentication read from a file, so that a password never
- * has to be on a command line (where ps(1) shows it to every user).
+ * has to be on a command line (where ps(1) shows it to every user): auth
+ * packets ("digest user:password") and a SASL login ("sasl user:password").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +13,20 @@
 #include "log.h"
 
 #define LINE_MAX_BYTES 4096
+
+/* "sasl user:password": a SASL DIGEST-MD5 login (the user is up to the
+ * first ':', so a password may hold one), as kazoo's auth_data takes it. */
+static int add_sasl(struct qc_client *c, const char *path, int n, char *cred)
+{
+	char *colon = strchr(cred, ':');
+	if (colon == NULL || colon == cred) {
+		log_msg(LOG_ERROR, "client", "credentials %s:%d: expected sasl user:password",
+			path, n);
+		return ZBADARGUMENTS;
+	}
+	*colon = '\0';
+	return qc_add_sasl_digest(c, cred, colon + 1);
+}
 
 int qc_add_auth_file(struct qc_client *c, const char *path)
 {
@@ -53,7 +68,8 @@ int qc_add_auth_file(struct qc_client *c, const char *path)
 			break;
 		}
 		s[scheme_len] = '\0';
-		rc = qc_add_auth(c, s, cred, (int32_t)strlen(cred));
+		rc = strcmp(s, "sasl") == 0 ? add_sasl(c, path, n, cred)
+					    : qc_add_auth(c, s, cred, (int32_t)strlen(cred));
 		if (rc != ZOK)
 			log_msg(LOG_ERROR, "client", "credentials %s:%d: %s: %s", path, n, s,
 				qc_strerror(rc));

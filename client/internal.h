@@ -36,6 +36,7 @@ enum qc_req_kind {
 	QC_REQ_AUTH,        /* xid -4; replies matched in their own FIFO */
 	QC_REQ_SET_WATCHES, /* xid -8 */
 	QC_REQ_CLOSE,       /* closeSession */
+	QC_REQ_SASL,        /* a step of a SASL exchange: xid in sequence */
 };
 
 struct qc_req {
@@ -58,7 +59,8 @@ struct qc_req {
 	void *warg;
 	int32_t wtype;          /* add_watch mode, or remove_watches type */
 	int32_t nops;           /* multi, multi_read: ops asked, to size the results */
-	/* add_auth: the credentials to keep for replay once accepted. */
+	/* add_auth: the credentials to keep for replay once accepted;
+	 * add_sasl_digest: the user (scheme) and the password (cred). */
 	char *scheme;
 	uint8_t *cred;
 	int32_t cred_len;
@@ -79,6 +81,7 @@ enum qc_sstate {
 	QC_S_WAIT,      /* between attempts (backoff) */
 	QC_S_CONNECT,   /* resolving or TCP connecting */
 	QC_S_HANDSHAKE, /* ConnectRequest sent */
+	QC_S_SASL,      /* SASL exchange on this connection; user requests wait */
 	QC_S_READY,     /* session established on this connection */
 	QC_S_CLOSING,   /* closeSession sent, waiting for its reply */
 	QC_S_DONE,      /* terminal: expired, auth failed or closed */
@@ -152,6 +155,13 @@ struct qc_client {
 	struct list auth_sent;         /* auth packets awaiting reply, in order */
 	struct list auths;             /* credentials to replay (struct qc_auth) */
 	size_t nauths;
+	char *sasl_user;               /* qc_aadd_sasl_digest(): proved on every */
+	char *sasl_password;           /* connection before it is used; NULL: none */
+	struct qc_req *sasl_waiting;   /* that call, until the first outcome */
+	bool sasl_resume;              /* the exchange runs on a session already
+					  reported connected */
+	int sasl_step;                 /* 1: empty token sent; 2: response sent */
+	char sasl_rspauth[33];         /* what the server's last token must hold */
 	struct qc_watches watches;
 	struct arena reply_arena;      /* a decoded reply, reset after its callback */
 };
@@ -183,6 +193,9 @@ void qci_session_on_writable(struct qc_client *c, struct conn *cn);
 void qci_session_on_error(struct qc_client *c, struct conn *cn, const char *why);
 
 /* ---- conn.c (I/O thread) ---- */
+/* The `why` of qci_session_on_error() when the server closed the
+ * connection (compared by address). */
+extern const char qci_closed_by_server[];
 /* Starts resolving and connecting; NULL when that failed at once. */
 struct conn *qci_conn_open(struct qc_client *c, const struct qc_host *h);
 /* Detaches and closes; no session_on_* call for cn follows. */

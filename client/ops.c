@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest_md5.h"
 #include "internal.h"
 #include "path.h"
 
@@ -508,6 +509,34 @@ int qc_aadd_auth(struct qc_client *c, const char *scheme, const void *cred, int3
 	}
 	if (cred_len)
 		memcpy(r->cred, cred, (size_t)cred_len);
+	return qc_submit(c, r);
+}
+
+int qc_aadd_sasl_digest(struct qc_client *c, const char *user, const char *password, qc_cb cb,
+			void *arg)
+{
+	if (c == NULL || user == NULL || password == NULL || user[0] == '\0' ||
+	    strlen(user) > QC_DIGEST_MAX_USER || strlen(password) > QC_DIGEST_MAX_PASSWORD)
+		return ZBADARGUMENTS;
+	for (const char *s = user; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return ZBADARGUMENTS;
+	/* Nothing to encode yet: the exchange's frames are built on the I/O
+	 * thread, from the server's challenge. */
+	struct qc_req *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return ZSYSTEMERROR;
+	r->kind = QC_REQ_USER;
+	r->op = ZK_OP_SASL;
+	r->cb = cb;
+	r->arg = arg;
+	r->scheme = strdup(user);
+	r->cred = (uint8_t *)strdup(password);
+	r->cred_len = (int32_t)strlen(password);
+	if (r->scheme == NULL || r->cred == NULL) {
+		qc_req_free(r);
+		return ZSYSTEMERROR;
+	}
 	return qc_submit(c, r);
 }
 

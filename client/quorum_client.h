@@ -64,7 +64,8 @@
  * ConnectResponse with timeout 0 means the session expired: state
  * QC_STATE_EXPIRED, everything pending fails ZSESSIONEXPIRED, no more
  * reconnects; open a new client for a new session. Credentials given to
- * qc_aadd_auth() are re-sent on every reconnect.
+ * qc_aadd_auth() are re-sent on every reconnect; a SASL identity
+ * (qc_aadd_sasl_digest()) is proved again on each before anything else.
  *
  * WATCHES. A watch is a (qc_watch_fn, arg) pair registered client-side by
  * path, as ZooKeeper's ZKWatchManager does: get_data sets a data watch,
@@ -327,6 +328,20 @@ int qc_aget_all_children_number(struct qc_client *c, const char *path, qc_cb cb,
  * QC_STATE_AUTH_FAILED. */
 int qc_aadd_auth(struct qc_client *c, const char *scheme, const void *cred, int32_t cred_len,
 		 qc_cb cb, void *arg);
+/* Authenticates by SASL DIGEST-MD5 as user with password, as ZooKeeper's
+ * Java client does from a JAAS Client section; the server (a JAAS Server
+ * section listing the user) then knows the connection as ("sasl", user)
+ * for ACLs. The identity is proved on every connection from then on: right
+ * after the ConnectResponse, before the session is reported connected and
+ * before any other request of it goes out; given on a connected session,
+ * at once, holding the requests not yet sent. cb gets ZOK once the server
+ * accepted it (and proved it knows the password too). A refusal (wrong
+ * password, unknown user, a server without SASL) is terminal, with the
+ * reason logged: QC_STATE_AUTH_FAILED, everything fails ZAUTHFAILED. One
+ * identity per client: a second call fails ZBADARGUMENTS in cb. user: 1 to
+ * 255 bytes, no control characters; password: at most 1024 bytes; UTF-8. */
+int qc_aadd_sasl_digest(struct qc_client *c, const char *user, const char *password, qc_cb cb,
+			void *arg);
 /* r->ids: the identities the server knows this connection by. */
 int qc_awhoami(struct qc_client *c, qc_cb cb, void *arg);
 
@@ -367,11 +382,14 @@ int qc_get_ephemerals(struct qc_client *c, const char *prefix, struct qc_result 
 int qc_get_all_children_number(struct qc_client *c, const char *path, int32_t *number);
 int qc_add_auth(struct qc_client *c, const char *scheme, const void *cred, int32_t cred_len);
 /* qc_add_auth() for each "SCHEME CREDENTIALS" line of the file at path
- * ("digest user:password"; blank lines and '#' comments skipped), so a
- * password need not be on a command line. ZOK; ZBADARGUMENTS for a file
- * that cannot be read or a malformed line (logged with its number); else
- * the first qc_add_auth() error. Warns when others may read the file. */
+ * ("digest user:password"; blank lines and '#' comments skipped), and
+ * qc_add_sasl_digest() for a line "sasl user:password" (the user is up to
+ * the first ':'), so a password need not be on a command line. ZOK;
+ * ZBADARGUMENTS for a file that cannot be read or a malformed line (logged
+ * with its number); else the first error of those calls (ZAUTHFAILED for a
+ * refused SASL login). Warns when others may read the file. */
 int qc_add_auth_file(struct qc_client *c, const char *path);
+int qc_add_sasl_digest(struct qc_client *c, const char *user, const char *password);
 int qc_whoami(struct qc_client *c, struct qc_result **out);
 
 /* A deep copy of r in one malloc'd block (free with qc_result_free()), or

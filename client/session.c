@@ -6,9 +6,12 @@
  * close handshake. conn.c brings it bytes; ops.c builds and decodes bodies.
  *
  *   WAIT --(backoff elapsed)--> CONNECT --(TCP up: ConnectRequest)-->
- *   HANDSHAKE --(ConnectResponse)--> READY --(qc_close)--> CLOSING --> DONE
+ *   HANDSHAKE --(ConnectResponse)--> [SASL -->] READY --(qc_close)-->
+ *   CLOSING --> DONE
  *   any connection failure --> WAIT (requests sent fail ZCONNECTIONLOSS)
  *   ConnectResponse with timeout 0 --> DONE (expired)
+ *   SASL refused, or the server closes the connection during it --> DONE
+ *   (auth failed)
  *
  * DESIGN (ordering): replies come back in the order requests were written,
  * so `sent` is a FIFO and a reply whose xid is not its head's drops the
@@ -19,12 +22,29 @@
  * is registered before its request's callback runs, so the callback can
  * count on it.
  *
+ * DESIGN (SASL): as ZooKeeper's ClientCnxn does, a client with a SASL
+ * identity (qc_aadd_sasl_digest()) proves it on every new connection right
+ * after the ConnectResponse, with sasl requests (opcode 102) numbered in
+ * the xid sequence, and holds everything else until the exchange is over;
+ * only then is the session reported connected and the credentials and
+ * watches re-sent. Given on a session already connected, the exchange runs
+ * there and then, holding the requests not yet written. The mechanism is
+ * digest_md5.c. A server that refuses (AuthFailed), or closes the
+ * connection during the exchange as ZooKeeper does on a wrong password,
+ * ends the client in AUTH_FAILED, as does a server with no SASL (ZooKeeper
+ * answers it with an empty challenge): never a silent retry.
+ *
  * See also: qc_submit() and qc_complete() in client.c, conn.c, ops.c.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include <openssl/crypto.h>
+
+#include "digest_md5.h"
 #include "internal.h"
 #include "log.h"
 #include "path.h"
@@ -83,6 +103,11 @@ static void fail_everything(struct qc_client *c, int err)
 	fail_list(c, &c->pending, err);
 	fail_list(c, &taken, err);
 	fail_waiting_auths(c, err);
+	if (c->sasl_waiting) {
+		struct qc_req *r = c->sasl_waiting;
+		c->sasl_waiting = NULL;
+		qc_complete(c, r, err, NULL);
+	}
 }
 
 /* ---- watch delivery ----------------------------------------------------- */
@@ -152,7 +177,7 @@ static void auth_failed(struct qc_client *c)
  * scheduled. */
 static void lose_connection(struct qc_client *c, const char *why)
 {
-	bool was_ready = c->state == QC_S_READY;
+	bool was_ready = c->state == QC_S_READY || (c->state == QC_S_SASL && c->sasl_resume);
 	if (was_ready)
 		log_msg(LOG_WARN, "client", "session 0x%" PRIx64 ": lost %s: %s; reconnecting",
 			(uint64_t)c->session_id, c->conn ? qci_conn_peer(c->conn) : "connection", why);
@@ -174,9 +199,16 @@ static void lose_connection(struct qc_client *c, const char *why)
 	schedule_attempt(c);
 }
 
+static void sasl_failed(struct qc_client *c, const char *why);
+
 void qci_session_on_error(struct qc_client *c, struct conn *cn, const char *why)
 {
-	if (cn == c->conn)
+	if (cn != c->conn)
+		return;
+	if (c->state == QC_S_SASL && why == qci_closed_by_server)
+		sasl_failed(c, "the server closed the connection (ZooKeeper's answer to a "
+			    "wrong password or an unknown user)");
+	else
 		lose_connection(c, why);
 }
 
@@ -366,6 +398,141 @@ static void send_set_watches(struct qc_client *c)
 		free(b.lists[k]);
 }
 
+/* The connection is ready for the application: credentials and watches
+ * first, then what waits, and the news. */
+static void session_ready(struct qc_client *c)
+{
+	c->state = QC_S_READY;
+	send_auths(c);
+	send_set_watches(c);
+	flush(c);
+	if (c->state == QC_S_READY)
+		qc_set_public_state(c, c->read_only ? QC_STATE_CONNECTED_READ_ONLY
+						    : QC_STATE_CONNECTED);
+}
+
+/* ---- SASL (DIGEST-MD5) -------------------------------------------------- */
+
+struct sasl_token {
+	const void *p;
+	size_t len;
+};
+
+static void fill_sasl(struct jute_out *out, const void *ctx)
+{
+	const struct sasl_token *t = ctx;
+	jute_put_buffer(out, (struct zk_buf){ t->p, (int32_t)t->len });
+}
+
+/* Queues a step's token before anything else and writes it. */
+static void sasl_send(struct qc_client *c, const void *p, size_t len)
+{
+	struct sasl_token t = { p, len };
+	struct qc_req *r = qci_ops_internal_req(QC_REQ_SASL, ZK_OP_SASL, 0, fill_sasl, &t);
+	if (r == NULL) {
+		lose_connection(c, "out of memory");
+		return;
+	}
+	list_push_front(&c->prio, &r->link);
+	flush(c);
+}
+
+/* Begins the exchange on this connection: the empty token (DIGEST-MD5 has
+ * no initial response), answered with the challenge. resume: the session
+ * was already reported connected on it. */
+static void sasl_start(struct qc_client *c, bool resume)
+{
+	c->state = QC_S_SASL;
+	c->sasl_resume = resume;
+	c->sasl_step = 1;
+	c->attempt_deadline_ms = qc_now_ms() + c->connect_timeout_ms;
+	sasl_send(c, "", 0);
+}
+
+static void sasl_failed(struct qc_client *c, const char *why)
+{
+	log_msg(LOG_ERROR, "client", "SASL authentication as %s on %s failed: %s", c->sasl_user,
+		c->conn ? qci_conn_peer(c->conn) : "?", why);
+	auth_failed(c);
+}
+
+static void sasl_done(struct qc_client *c)
+{
+	log_msg(LOG_DEBUG, "client", "session 0x%" PRIx64 ": SASL authenticated as %s",
+		(uint64_t)c->session_id, c->sasl_user);
+	c->sasl_step = 0;
+	if (c->sasl_waiting) {
+		struct qc_req *r = c->sasl_waiting;
+		c->sasl_waiting = NULL;
+		qc_complete(c, r, ZOK, NULL);
+	}
+	if (c->sasl_resume) {
+		c->state = QC_S_READY;
+		flush(c);
+	} else {
+		session_ready(c);
+	}
+}
+
+/* The server's answer to a step: the challenge, then its proof (rspauth). */
+static void sasl_on_reply(struct qc_client *c, int err, struct jute_in *in)
+{
+	if (c->state != QC_S_SASL)
+		return; /* a close overtook the exchange */
+	if (err != ZOK) {
+		sasl_failed(c, err == ZAUTHFAILED ? "the server refused the user or the password "
+						    "(or has no SASL users)"
+						  : zk_error_message(err));
+		return;
+	}
+	struct zk_buf tok = jute_get_buffer(in);
+	if (in->err) {
+		lose_connection(c, "malformed SASL reply");
+		return;
+	}
+	const uint8_t *p = tok.p;
+	size_t len = tok.len > 0 ? (size_t)tok.len : 0;
+	char why[256];
+	if (c->sasl_step == 2) {
+		if (qc_digest_check_final(p, len, c->sasl_rspauth, why, sizeof(why)) != 0)
+			sasl_failed(c, why);
+		else
+			sasl_done(c);
+		return;
+	}
+	if (len == 0) {
+		sasl_failed(c, "the server sent no challenge: is SASL configured on it "
+			    "(a JAAS Server section)?");
+		return;
+	}
+	uint8_t rnd[16];
+	char cnonce[33];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		sasl_failed(c, strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(cnonce + 2 * i, 3, "%02x", rnd[i]);
+	struct qc_digest_in din = { c->sasl_user, c->sasl_password, QC_DIGEST_SERVICE,
+				    QC_DIGEST_HOST, cnonce };
+	char *resp = malloc(QC_DIGEST_MAX_RESPONSE);
+	size_t resp_len = 0;
+	if (resp == NULL) {
+		lose_connection(c, "out of memory");
+		return;
+	}
+	if (qc_digest_respond(&din, p, len, resp, &resp_len, c->sasl_rspauth, why,
+			      sizeof(why)) != 0) {
+		free(resp);
+		sasl_failed(c, why);
+		return;
+	}
+	c->sasl_step = 2;
+	sasl_send(c, resp, resp_len);
+	OPENSSL_cleanse(resp, QC_DIGEST_MAX_RESPONSE);
+	free(resp);
+}
+
 static void on_connect_response(struct qc_client *c, const uint8_t *p, size_t n)
 {
 	struct jute_in in;
@@ -390,19 +557,16 @@ static void on_connect_response(struct qc_client *c, const uint8_t *p, size_t n)
 	c->read_only = r.read_only;
 	if (!r.read_only)
 		c->seen_rw = true;
-	c->state = QC_S_READY;
 	c->had_session = true;
 	qc_backoff_reset(&c->backoff);
 	qc_publish_session(c);
 	log_msg(LOG_DEBUG, "client", "session 0x%" PRIx64 " on %s, timeout %d ms%s",
 		(uint64_t)c->session_id, qci_conn_peer(c->conn), c->timeout,
 		c->read_only ? ", read-only" : "");
-	send_auths(c);
-	send_set_watches(c);
-	flush(c);
-	if (c->state == QC_S_READY)
-		qc_set_public_state(c, c->read_only ? QC_STATE_CONNECTED_READ_ONLY
-						    : QC_STATE_CONNECTED);
+	if (c->sasl_user)
+		sasl_start(c, false);
+	else
+		session_ready(c);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -411,7 +575,7 @@ static void on_connect_response(struct qc_client *c, const uint8_t *p, size_t n)
  * be looked for. */
 static void write_req(struct qc_client *c, struct qc_req *r, struct jute_out *out)
 {
-	if (r->kind == QC_REQ_USER || r->kind == QC_REQ_CLOSE) {
+	if (r->kind == QC_REQ_USER || r->kind == QC_REQ_CLOSE || r->kind == QC_REQ_SASL) {
 		r->xid = c->next_xid;
 		c->next_xid = c->next_xid == INT32_MAX ? 1 : c->next_xid + 1;
 		uint32_t be = htobe32((uint32_t)r->xid);
@@ -434,7 +598,8 @@ static void write_req(struct qc_client *c, struct qc_req *r, struct jute_out *ou
 
 static void flush(struct qc_client *c)
 {
-	if ((c->state != QC_S_READY && c->state != QC_S_CLOSING) || !qci_conn_can_write(c->conn))
+	if ((c->state != QC_S_READY && c->state != QC_S_SASL && c->state != QC_S_CLOSING) ||
+	    !qci_conn_can_write(c->conn))
 		return;
 	struct jute_out out;
 	jute_out_init(&out);
@@ -559,6 +724,11 @@ static void on_reply(struct qc_client *c, struct qc_req *r, int err, struct jute
 		finish_close(c);
 		return;
 	}
+	if (r->kind == QC_REQ_SASL) {
+		qc_req_free(r);
+		sasl_on_reply(c, err, in);
+		return;
+	}
 	struct qc_result res;
 	memset(&res, 0, sizeof(res));
 	res.data_len = -1;
@@ -641,10 +811,27 @@ static void pickup_auth(struct qc_client *c, struct qc_req *r)
 	r->cred = NULL;
 	list_push_back(&c->auths, &a->link);
 	c->nauths++;
-	if (c->state == QC_S_READY)
+	if (c->state == QC_S_READY || (c->state == QC_S_SASL && c->sasl_resume))
 		list_push_back(&c->prio, &r->link);
 	else
 		a->waiting = r; /* sent first thing on the next connection */
+}
+
+/* One SASL identity per client: kept for every later connection, proved
+ * now on a connected session, else first thing on the next one. */
+static void pickup_sasl(struct qc_client *c, struct qc_req *r)
+{
+	if (c->sasl_user) {
+		qc_complete(c, r, ZBADARGUMENTS, NULL);
+		return;
+	}
+	c->sasl_user = r->scheme;
+	c->sasl_password = (char *)r->cred;
+	r->scheme = NULL;
+	r->cred = NULL;
+	c->sasl_waiting = r;
+	if (c->state == QC_S_READY)
+		sasl_start(c, true);
 }
 
 static void pickup(struct qc_client *c, struct qc_req *r)
@@ -655,6 +842,8 @@ static void pickup(struct qc_client *c, struct qc_req *r)
 		qc_complete(c, r, unregister_watches(c, r), NULL);
 	} else if (r->op == ZK_OP_AUTH) {
 		pickup_auth(c, r);
+	} else if (r->op == ZK_OP_SASL) {
+		pickup_sasl(c, r);
 	} else {
 		list_push_back(&c->pending, &r->link);
 	}
@@ -663,7 +852,7 @@ static void pickup(struct qc_client *c, struct qc_req *r)
 static void begin_close(struct qc_client *c)
 {
 	fail_list(c, &c->pending, ZCLOSING); /* never sent: nothing to wait for */
-	if (c->state != QC_S_READY) {
+	if (c->state != QC_S_READY && c->state != QC_S_SASL) {
 		finish_close(c);
 		return;
 	}
@@ -733,6 +922,11 @@ static void expire_unsent(struct qc_client *c, uint64_t now)
 			qc_complete(c, r, ZOPERATIONTIMEOUT, NULL);
 		}
 	}
+	if (c->sasl_waiting && c->sasl_waiting->deadline_ms <= now) {
+		struct qc_req *r = c->sasl_waiting;
+		c->sasl_waiting = NULL;
+		qc_complete(c, r, ZOPERATIONTIMEOUT, NULL);
+	}
 }
 
 static void tick_ready(struct qc_client *c, uint64_t now)
@@ -774,6 +968,10 @@ void qci_session_on_tick(struct qc_client *c)
 	case QC_S_HANDSHAKE:
 		if (now >= c->attempt_deadline_ms)
 			lose_connection(c, "connect timeout");
+		break;
+	case QC_S_SASL:
+		if (now >= c->attempt_deadline_ms)
+			lose_connection(c, "no end to the SASL exchange in time");
 		break;
 	case QC_S_READY:
 		tick_ready(c, now);

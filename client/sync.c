@@ -300,6 +300,11 @@ int qc_add_auth(struct qc_client *c, const char *scheme, const void *cred, int32
 	BLOCKING(c, NULL, qc_aadd_auth(c, scheme, cred, cred_len, on_done, w));
 }
 
+int qc_add_sasl_digest(struct qc_client *c, const char *user, const char *password)
+{
+	BLOCKING(c, NULL, qc_aadd_sasl_digest(c, user, password, on_done, w));
+}
+
 int qc_whoami(struct qc_client *c, struct qc_result **out)
 {
 	BLOCKING(c, out, qc_awhoami(c, on_done, w));

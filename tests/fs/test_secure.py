@@ -10,12 +10,17 @@ asks them for a certificate (ssl.clientAuth=want).
   - a server certificate the mount's CA did not sign: no mount, and the
     reason on stderr;
   - auth_file: every session of the mount authenticates from the file, so
-    digest-protected nodes can be read and created under."""
+    digest-protected nodes can be read and created under;
+  - auth_file with a "sasl user:password" line: every session of the mount
+    logs in by SASL DIGEST-MD5 (the server has a JAAS Server section), so
+    nodes whose ACL names the sasl user can be read and created under; a
+    restart of quorumd (the mount reconnects) keeps the identity."""
 import contextlib
 import errno
 import os
 import subprocess
 import sys
+import time
 
 from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
@@ -26,10 +31,10 @@ from fsutil import Mount, eq, read, run_tests, wait_until, write
 CERTS = None
 
 
-def tls_kazoo(srv):
+def tls_kazoo(srv, **kw):
     c = CERTS
     k = KazooClient(hosts=srv.secure_hosts, use_ssl=True, ca=c.ca_crt, certfile=c.client.crt,
-                    keyfile=c.client.key, timeout=10)
+                    keyfile=c.client.key, timeout=10, **kw)
     k.start(timeout=15)
     return k
 
@@ -135,6 +140,65 @@ def test_auth_file(srv):
         k.close()
 
 
+SASL_JAAS = """Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_bob="bob-secret";
+};
+"""
+SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+BOB = {"mechanism": "DIGEST-MD5", "username": "bob", "password": "bob-secret"}
+
+
+def test_sasl_auth_file(srv):
+    c = CERTS
+    k = tls_kazoo(srv, sasl_options=dict(BOB))
+    try:
+        bob = [make_acl("sasl", "bob", all=True)]
+        k.create("/sasl/bob", b"for bob", acl=bob, makepath=True)
+        k.create("/sasldir/keep", b"kept for bob", acl=bob, makepath=True)
+        k.set_acls("/sasldir", bob)
+    finally:
+        k.stop()
+        k.close()
+    creds = c.path("sasl-creds")
+    with open(creds, "w") as f:
+        f.write("# the mount logs in by SASL\nsasl bob:bob-secret\n")
+    os.chmod(creds, 0o600)
+    with Mount(srv.secure_hosts, options=mount_options() + ["auth_file=" + creds]) as m:
+        eq(read(m.path("sasl", "bob")), b"for bob", "read as sasl bob")
+        eq(read(m.path("sasldir", "keep")), b"kept for bob", "read as sasl bob")
+        # A process's own session logs in too: it creates under bob's node.
+        with holder(m.path("sasldir", "one#e")):
+            k = tls_kazoo(srv, sasl_options=dict(BOB))
+            try:
+                assert k.exists("/sasldir/one"), "the ephemeral node under bob's node"
+            finally:
+                k.stop()
+                k.close()
+        if srv.kind == "quorumd":
+            # The mount reconnects to the restarted server; a node made
+            # since is readable only if it logged in again first.
+            srv.restart()
+            k = tls_kazoo(srv, sasl_options=dict(BOB))
+            try:
+                k.create("/sasl/after", b"after the restart", acl=bob)
+            finally:
+                k.stop()
+                k.close()
+            start = time.monotonic()
+            wait_until(lambda: read(m.path("sasl", "after")) == b"after the restart", 30,
+                       "the mount to read bob's new node after the restart")
+            print("     (read after the restart in %.1fs)" % (time.monotonic() - start))
+            eq(read(m.path("sasl", "bob")), b"for bob", "read as sasl bob after the restart")
+    with Mount(srv.secure_hosts, options=mount_options()) as m:
+        denied(m.path("sasl", "bob"))
+        try:
+            write(m.path("sasldir", "two"), b"x")
+            raise AssertionError("created under bob's node without his login")
+        except PermissionError:
+            pass
+
+
 def main():
     global CERTS
     kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
@@ -144,9 +208,20 @@ def main():
         server = c.issue("server", "CN=server")
         c.client = c.issue("client1", "O=quorumfs/CN=client1")
         CERTS = c
-        with tls_server(kind, server.pem, c.ca_crt, client_auth="want") as srv:
+        # SASL beside TLS: ZooKeeper reads the JAAS file from a JVM
+        # property, quorumd from zoo.cfg.
+        jaas = c.path("jaas.conf")
+        with open(jaas, "w") as f:
+            f.write(SASL_JAAS)
+        cfg = {"authProvider.1": SASL_PROVIDER}
+        props = {"java.security.auth.login.config": jaas}
+        if kind == "quorumd":
+            cfg.update(props)
+        with tls_server(kind, server.pem, c.ca_crt, client_auth="want", extra_cfg=cfg,
+                        jvm_props=props) as srv:
             srv.kind = kind
-            run_tests([test_mount_over_tls, test_untrusted_server, test_auth_file], srv)
+            run_tests([test_mount_over_tls, test_untrusted_server, test_auth_file,
+                       test_sasl_auth_file], srv)
 
 
 if __name__ == "__main__":
