@@ -350,18 +350,15 @@ int meta_stat(struct fs *fs, const char *path, struct zk_stat *st, struct sidetr
 		 * Its answer comes before the Stat's (one session answers in
 		 * order), so the two cost one round trip, not two. */
 		struct prefetch *pf = malloc(sizeof(*pf) + strlen(key) + 1);
-		struct qc_client *c = pf ? fs_session_hold(&fs->session) : NULL;
-		if (c) {
+		if (pf) {
 			pf->fs = fs;
 			pf->tok = token(&fs->meta);
 			strcpy(pf->key, key);
-			if (qc_aget_data(c, key, NULL, NULL, prefetch_cb, pf) != ZOK)
-				free(pf);
-		} else {
-			free(pf);
-		}
-		if (pf)
+			struct qc_client *c = fs_session_hold(&fs->session);
+			if (!c || qc_aget_data(c, key, NULL, NULL, prefetch_cb, pf) != ZOK)
+				free(pf); /* meta_load() reads it, then */
 			fs_session_release(&fs->session, ZOK);
+		}
 	}
 	free(key);
 	int err = stat_of(fs, path, st, false);
