@@ -160,10 +160,14 @@ int setattr_meta(struct fs *fs, struct inode *in, const struct stat *attr, int t
 			(attr->st_mode & 07777) != (cur.st_mode & 07777)) ||
 		       ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur.st_uid) ||
 		       ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur.st_gid);
-	if (fs->opt.strict || in->kind == INODE_DATA) {
+	struct zk_stat zs;
+	bool have = inode_stat(&fs->inodes, in, &zs);
+	if (fs->opt.strict || in->kind == INODE_DATA ||
+	    (in == &fs->inodes.root && have && zs.czxid == 0)) {
 		/* The mount's mode and owner: asking for them is fine,
 		 * changing them EPERM (with -o strict, unless -o quiet);
-		 * times change nothing. */
+		 * times change nothing. So too for DIR/.data and for
+		 * ZooKeeper's own root, whose czxid 0 no record can name. */
 		return differs && !(fs->opt.strict && fs->opt.quiet) ? -EPERM : 0;
 	}
 	if (fs->opt.ro)

@@ -92,6 +92,12 @@ def test_modes_owners_times(srv):
                        "B to see it renamed over, with its mode and owner")
             os.unlink(a.path("mo/f"))
             eq(k.exists(key("/mo/f")), None, "unlink took the record")
+            # ZooKeeper's root (czxid 0) has no record; a chroot's root has.
+            os.chmod(a.dir, stat.S_IMODE(os.stat(a.dir).st_mode))
+            fails(errno.EPERM, "chmod of ZooKeeper's root", os.chmod, a.dir, 0o700)
+        with Mount(srv, chroot="/mo") as c:
+            os.chmod(c.dir, 0o750)
+            eq(stat.S_IMODE(os.stat(c.dir).st_mode), 0o750, "chmod of a chroot's root")
     finally:
         k.stop()
 
