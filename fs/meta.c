@@ -36,10 +36,9 @@
  * like Stats (absent ones too), so that a cached stat costs no round trip.
  * The mount's recursive watch covers the side tree: a change of a record
  * invalidates its cache entry on the I/O thread and has the echo thread
- * drop the kernel's attributes of the node (echo_inval_attr()), so a chmod
- * on one mount shows on every other. With one-shot watches (watch.c) side
- * nodes are not watched, and a record changed elsewhere shows once the
- * cache timeout passed.
+ * drop the kernel's attributes of the node, so a chmod on one mount shows
+ * on every other. With one-shot watches (watch.c), each read of a side
+ * node arms a watch on it instead (arm()).
  *
  * With -o strict nothing here is read and nothing shown: the mount's one
  * mode and owner, as before; unlink and rename still keep records with
@@ -207,6 +206,18 @@ static void put(struct meta_cache *m, const char *key, const struct meta_node *n
 
 /* ---- reading ------------------------------------------------------------------ */
 
+/* With one-shot watches (watch.c) no recursive watch covers the side tree:
+ * each read of a side node arms a watch on it (an exists watch: it fires
+ * on its creation, change or deletion), delivered where the mount's watch
+ * events go (hooks.event: echo.c drops the cached record and the kernel's
+ * attributes). The client library keeps one per path, however often armed;
+ * a renewed session starts without them, and with every cache dropped. */
+static void arm(struct fs *fs, struct qc_client *c, const char *key)
+{
+	if (c && fs->session.oneshot)
+		qc_aexists(c, key, fs->session.hooks.event, fs->session.hooks.arg, NULL, NULL);
+}
+
 char *meta_key(const char *path)
 {
 	return sidetree_key(FS_META_ROOT, path, "");
@@ -225,6 +236,10 @@ int meta_read(struct fs *fs, const char *path, bool fresh, struct meta_node *out
 	struct qc_result *r = NULL;
 	int rc;
 	ZK_READ(fs, rc, r, qc_get_data(zc, key, NULL, NULL, &r));
+	if (fs->session.oneshot) {
+		arm(fs, fs_session_hold(&fs->session), key);
+		fs_session_release(&fs->session, ZOK);
+	}
 	memset(out, 0, sizeof(*out));
 	if (rc == ZOK) {
 		out->exists = true;
@@ -277,6 +292,7 @@ bool meta_fetch(struct fs *fs, const char *path, const struct zk_stat *st,
 	struct qc_client *c = fs_session_hold(&fs->session);
 	struct qc_result *r = NULL;
 	int rc = c ? qc_get_data(c, key, NULL, NULL, &r) : ZCLOSING;
+	arm(fs, c, key);
 	fs_session_release(&fs->session, rc);
 	struct meta_node m = { 0 };
 	if (rc == ZOK) {
@@ -357,6 +373,7 @@ int meta_stat(struct fs *fs, const char *path, struct zk_stat *st, struct sidetr
 			struct qc_client *c = fs_session_hold(&fs->session);
 			if (!c || qc_aget_data(c, key, NULL, NULL, prefetch_cb, pf) != ZOK)
 				free(pf); /* meta_load() reads it, then */
+			arm(fs, c, key);
 			fs_session_release(&fs->session, ZOK);
 		}
 	}

@@ -102,6 +102,25 @@ def test_modes_owners_times(srv):
         k.stop()
 
 
+def test_oneshot_watches(srv):
+    """With one-shot watches a mount sees another's chmod, chown, utime and
+    a link made over a file as soon as the record's watch fires, well
+    within the cache timeout."""
+    with Mount(srv) as a, Mount(srv, ["watch=oneshot", "cache=600"]) as b:
+        os.makedirs(a.path("os"))
+        write(a.path("os/f"), b"f")
+        eq(stat.S_IMODE(os.stat(b.path("os/f")).st_mode), 0o644, "B read it")
+        os.chmod(a.path("os/f"), 0o700)
+        wait_until(lambda: stat.S_IMODE(os.stat(b.path("os/f")).st_mode) == 0o700, 5,
+                   "B (one-shot) to see the chmod")
+        os.utime(a.path("os/f"), (5, 6))
+        wait_until(lambda: os.stat(b.path("os/f")).st_mtime == 6, 5,
+                   "B (one-shot) to see the utime")
+        os.chmod(a.path("os/f"), 0o640)
+        wait_until(lambda: stat.S_IMODE(os.stat(b.path("os/f")).st_mode) == 0o640, 5,
+                   "B (one-shot) to see the record change again")
+
+
 def test_execute_bits(srv):
     """A script made executable runs, from either mount."""
     with Mount(srv) as a, Mount(srv) as b:
@@ -271,5 +290,5 @@ def test_strict(srv):
 
 
 if __name__ == "__main__":
-    main([test_modes_owners_times, test_execute_bits, test_symlinks, test_atomic_switch,
+    main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_symlinks, test_atomic_switch,
           test_stale_records, test_strict])
