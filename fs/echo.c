@@ -18,7 +18,10 @@
  * which answers it from the echo op (echo_current()) without touching the
  * ensemble. A change is echoed only
  * where the kernel knows the node or its directory: elsewhere no inotify
- * watch can exist.
+ * watch can exist. A change of a metadata record (meta.c) is not echoed:
+ * the node's cached record, the kernel's attributes and its entry are
+ * dropped (no syscall raises IN_ATTRIB for another client's chmod), and a
+ * symbolic link made elsewhere is only found, never repeated.
  *
  * DESIGN (threads). echo_watch_cb() runs on the client library's I/O thread:
  * it invalidates the daemon's cache at once (so a read after the event sees

@@ -16,7 +16,7 @@
  * DESIGN (stale records). Other clients delete and re-create nodes without
  * knowing the side tree, so a record names the node it describes: `of` is
  * that node's czxid, and a record whose `of` is not the node's czxid is
- * ignored (and, once older than the node, deleted: meta_load()). A node
+ * ignored (and, once older than the node, deleted: drop_stale()). A node
  * and its record made in one multi share the multi's zxid, so there `of`
  * is written as 0, "the record's own czxid" (the czxid is not known before
  * the multi). Times are for one data version: ZooKeeper sets mtime on every
@@ -32,8 +32,10 @@
  * read to what is wanted.
  *
  * DESIGN (reads). Records are read with the Stat of their node, on a
- * lookup or a getattr that missed the cache (meta_load()), and cached here
- * like Stats (absent ones too), so that a cached stat costs no round trip.
+ * lookup or a getattr (meta_stat()), and cached here like Stats (absent
+ * ones too), so that a cached stat costs no round trip; on a miss the
+ * record's read is sent ahead of the Stat's, and the two cost one round
+ * trip.
  * The mount's recursive watch covers the side tree: a change of a record
  * invalidates its cache entry on the I/O thread and has the echo thread
  * drop the kernel's attributes of the node, so a chmod on one mount shows
