@@ -1,5 +1,5 @@
 /*
- * cmd_node: the commands on single nodes and subtrees — ls [-R], get, set,
+ * cmd_node: the commands on single nodes and subtrees — ls [-R|-l], get, set,
  * create, delete, rmr, stat, sync — and the tree helpers the recipes and
  * load share (node_ensure_path(), node_delete_tree(), node_join()).
  *
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sidetree.h"
 
 /* ---- tree helpers ------------------------------------------------------- */
 
@@ -148,18 +149,40 @@ static int walk(struct qc_client *c, const char *path, char ***v, size_t *n, siz
 	return rc;
 }
 
+/* The target of path if it is a quorumfs symbolic link (a node whose
+ * metadata record, quorumfs(5), says "link" and names it), malloc'd; else
+ * NULL. */
+static char *link_target(struct qc_client *c, const char *path)
+{
+	char *key = sidetree_key("/.quorumfs-meta", path, "");
+	struct qc_result *m = NULL, *n = NULL;
+	struct sidetree_rec rec;
+	char *target = NULL;
+	if (key && qc_get_data(c, key, NULL, NULL, &m) == ZOK &&
+	    sidetree_parse(m->data, m->data_len, &rec) && rec.link &&
+	    qc_get_data(c, path, NULL, NULL, &n) == ZOK &&
+	    (rec.of ? rec.of : m->stat->czxid) == n->stat->czxid && n->data_len > 0)
+		target = strndup((const char *)n->data, (size_t)n->data_len);
+	qc_result_free(m);
+	qc_result_free(n);
+	free(key);
+	return target;
+}
+
 int cmd_ls(struct cli *cli, int argc, char **argv)
 {
-	bool rec = false;
+	bool rec = false, links = false;
 	int ch;
-	while ((ch = cli_getopt(cli, argc, argv, "R")) != -1) {
+	while ((ch = cli_getopt(cli, argc, argv, "Rl")) != -1) {
 		if (ch == 'R')
 			rec = true;
+		else if (ch == 'l')
+			links = true;
 		else
-			return cli_usage("ls [-R] PATH");
+			return cli_usage("ls [-R|-l] PATH");
 	}
-	if (argc - optind != 1)
-		return cli_usage("ls [-R] PATH");
+	if (argc - optind != 1 || (rec && links))
+		return cli_usage("ls [-R|-l] PATH");
 	const char *path = argv[optind];
 	char w[512];
 	what(w, sizeof(w), "ls", path);
@@ -199,17 +222,38 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 		return cli_fail(cli, w, rc);
 	}
 	node_sort((char **)r->strings, r->num_strings);
+	char **targets = links ? calloc((size_t)r->num_strings + 1, sizeof(*targets)) : NULL;
+	for (int32_t i = 0; targets && i < r->num_strings; i++) {
+		char *child = node_join(path, r->strings[i]);
+		targets[i] = child ? link_target(cli->c, child) : NULL;
+		free(child);
+	}
 	if (cli->json) {
 		jw_obj();
 		jw_key("path"); jw_str(path);
 		jw_key("children"); jw_arr();
 		for (int32_t i = 0; i < r->num_strings; i++)
 			jw_str(r->strings[i]);
-		jw_end_arr(); jw_end_obj(); jw_newline();
+		jw_end_arr();
+		if (targets) {
+			jw_key("links"); jw_obj();
+			for (int32_t i = 0; i < r->num_strings; i++)
+				if (targets[i]) {
+					jw_key(r->strings[i]); jw_str(targets[i]);
+				}
+			jw_end_obj();
+		}
+		jw_end_obj(); jw_newline();
 	} else {
 		for (int32_t i = 0; i < r->num_strings; i++)
-			puts(r->strings[i]);
+			if (targets && targets[i])
+				printf("%s -> %s\n", r->strings[i], targets[i]);
+			else
+				puts(r->strings[i]);
 	}
+	for (int32_t i = 0; targets && i < r->num_strings; i++)
+		free(targets[i]);
+	free(targets);
 	qc_result_free(r);
 	return EXIT_OK;
 }

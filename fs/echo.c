@@ -18,7 +18,10 @@
  * which answers it from the echo op (echo_current()) without touching the
  * ensemble. A change is echoed only
  * where the kernel knows the node or its directory: elsewhere no inotify
- * watch can exist.
+ * watch can exist. A change of a metadata record (meta.c) is not echoed:
+ * the node's cached record, the kernel's attributes and its entry are
+ * dropped (no syscall raises IN_ATTRIB for another client's chmod), and a
+ * symbolic link made elsewhere is only found, never repeated.
  *
  * DESIGN (threads). echo_watch_cb() runs on the client library's I/O thread:
  * it invalidates the daemon's cache at once (so a read after the event sees
@@ -43,17 +46,19 @@
 
 #include "clock.h"
 #include "fs.h"
+#include "sidetree.h"
 #include "thread.h"
 
 #define QUEUE_MAX 100000
 
-enum job_kind { JOB_EVENT, JOB_INVAL_ENTRY };
+enum job_kind { JOB_EVENT, JOB_INVAL_ENTRY, JOB_INVAL_ATTR };
 
 struct echo_job {
 	struct list link;      /* on e->queue */
 	enum job_kind kind;
 	int32_t type;          /* JOB_EVENT: ZK_EVENT_* */
-	char *path;            /* JOB_EVENT: znode; JOB_INVAL_ENTRY: name */
+	char *path;            /* JOB_EVENT, JOB_INVAL_ATTR: znode;
+				  JOB_INVAL_ENTRY: name */
 	struct inode *parent;  /* JOB_INVAL_ENTRY, held */
 	uint64_t since_ns;     /* JOB_EVENT: when its watch event came */
 };
@@ -117,6 +122,23 @@ void echo_watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg)
 	if (ev->type != ZK_EVENT_CREATED && ev->type != ZK_EVENT_DELETED &&
 	    ev->type != ZK_EVENT_DATA_CHANGED)
 		return;
+	if (strncmp(ev->path, FS_META_ROOT "/", strlen(FS_META_ROOT) + 1) == 0) {
+		/* A metadata record (meta.c), this mount's own or not: the
+		 * node's attributes (and, for a link made or gone, its kind)
+		 * are to be asked again. */
+		meta_invalidate(&fs->meta, ev->path);
+		char *node = sidetree_path(FS_META_ROOT, ev->path);
+		struct echo_job *j = node ? calloc(1, sizeof(*j)) : NULL;
+		if (!j) {
+			free(node);
+			echo_inval_all(fs);
+			return;
+		}
+		j->kind = JOB_INVAL_ATTR;
+		j->path = node;
+		push(fs, j);
+		return;
+	}
 	if (names_reserved_path(ev->path) || expect_consume(&fs->expect, ev->path, ev->type))
 		return;
 	struct echo_job *j = calloc(1, sizeof(*j));
@@ -179,10 +201,15 @@ bool echo_current(struct echo *e, struct echo_op *op)
 
 /* ---- the echo thread --------------------------------------------------------- */
 
-static void set_op(struct echo *e, enum echo_kind kind, const char *path, enum inode_kind ikind,
-		   const struct zk_stat *st)
+/* meta: the node's record, for a create (NULL: none). */
+static void set_op_meta(struct echo *e, enum echo_kind kind, const char *path,
+			enum inode_kind ikind, const struct zk_stat *st,
+			const struct sidetree_rec *meta)
 {
 	pthread_mutex_lock(&e->mu);
+	e->current.have_meta = meta != NULL;
+	if (meta)
+		e->current.meta = *meta;
 	free(e->current.path);
 	e->current.kind = kind;
 	e->current.path = path ? strdup(path) : NULL;
@@ -194,6 +221,12 @@ static void set_op(struct echo *e, enum echo_kind kind, const char *path, enum i
 	else
 		memset(&e->current.stat, 0, sizeof(e->current.stat));
 	pthread_mutex_unlock(&e->mu);
+}
+
+static void set_op(struct echo *e, enum echo_kind kind, const char *path, enum inode_kind ikind,
+		   const struct zk_stat *st)
+{
+	set_op_meta(e, kind, path, ikind, st, NULL);
 }
 
 /* Whether the mount is still there (an unmounted mountpoint must never be
@@ -234,7 +267,8 @@ static int fetch_stat(struct fs *fs, const char *path, struct zk_stat *st)
 
 static void echo_write(const char *target, bool create, int64_t size)
 {
-	int flags = O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+	/* Never through a symbolic link: it may point out of the mount. */
+	int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0);
 	int fd = open(target, flags, 0666);
 	if (fd < 0) {
 		fs_log(LOG_DEBUG, "echo: open %s: %s", target, strerror(errno));
@@ -255,6 +289,25 @@ static void inval_inode(struct fs *fs, struct inode *in)
 static void inval_entry(struct fs *fs, struct inode *parent, const char *name)
 {
 	fuse_lowlevel_notify_inval_entry(fs->se, parent->id, name, strlen(name));
+}
+
+/* The echo of a record's change: the kernel forgets the node's attributes
+ * and its entry (a link made over a file at the same znode is another
+ * inode, found by the next lookup). */
+static void inval_attr_of(struct fs *fs, const char *path)
+{
+	struct inode_table *t = &fs->inodes;
+	struct inode *node = inode_find_any(t, path);
+	if (!node)
+		return;
+	fuse_lowlevel_notify_inval_inode(fs->se, node->id, -1, 0);
+	char *parent = names_parent(path);
+	struct inode *pin = parent ? inode_find(t, parent, INODE_DIR) : NULL;
+	if (pin)
+		inval_entry(fs, pin, names_base(path));
+	inode_put(t, pin);
+	inode_put(t, node);
+	free(parent);
 }
 
 /* Returns whether the change was repeated through the mount. */
@@ -318,12 +371,18 @@ static bool handle_event(struct fs *fs, int32_t type, const char *path)
 		target = mount_path(fs, path, "");
 		if (!target)
 			break;
+		struct sidetree_rec rec;
+		bool with = meta_fetch(fs, path, &st, &rec);
 		if (names_is_dir(&st)) {
-			set_op(e, ECHO_CREATE, path, INODE_DIR, &st);
+			set_op_meta(e, ECHO_CREATE, path, INODE_DIR, &st, with ? &rec : NULL);
 			if (mkdir(target, 0777) != 0)
 				fs_log(LOG_DEBUG, "echo: mkdir %s: %s", target, strerror(errno));
+		} else if (with && rec.link) {
+			/* No syscall makes a link from what the echo op holds:
+			 * the entry was dropped, a lookup finds it. */
+			break;
 		} else {
-			set_op(e, ECHO_CREATE, path, INODE_FILE, &st);
+			set_op_meta(e, ECHO_CREATE, path, INODE_FILE, &st, with ? &rec : NULL);
 			echo_write(target, true, st.data_length);
 		}
 		echoed = true;
@@ -364,6 +423,7 @@ static void inval_all(struct fs *fs)
 {
 	struct inode_table *t = &fs->inodes;
 	cache_invalidate_all(&fs->cache);
+	meta_invalidate(&fs->meta, NULL);
 	size_t n;
 	struct inode **v = inode_hold_all(t, &n);
 	for (size_t i = 0; i < n; i++) {
@@ -426,6 +486,8 @@ static void *echo_main(void *arg)
 		struct echo_job *j = CONTAINER_OF(front, struct echo_job, link);
 		if (j->kind == JOB_EVENT && handle_event(fs, j->type, j->path))
 			fs_metrics_echo(&fs->metrics, (clock_mono_ns() - j->since_ns) / 1000);
+		else if (j->kind == JOB_INVAL_ATTR)
+			inval_attr_of(fs, j->path);
 		else if (j->kind != JOB_EVENT)
 			inval_entry(fs, j->parent, j->path);
 		job_free(fs, j);

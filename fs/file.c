@@ -135,8 +135,13 @@ int fh_commit(struct fh *f)
 		struct fs_write w = { .kind = seq ? FS_WRITE_CREATE_SEQ : FS_WRITE_CREATE,
 				      .path = path, .data = f->buf, .len = (int32_t)f->len,
 				      .receipt = receipt };
+		struct zk_stat mst;
+		bool with_meta = f->has_meta && f->create_mode == ZK_PERSISTENT &&
+				 meta_needed(fs, INODE_FILE, &f->meta);
 		if (seq && !receipt)
 			rc = ZSYSTEMERROR;
+		else if (with_meta)
+			rc = meta_create(fs, path, f->buf, (int32_t)f->len, &f->meta, &mst);
 		else if (f->create_mode & ZK_EPHEMERAL)
 			rc = ephemeral_create(fs, f->pidfd, f->tgid, path, f->buf, (int32_t)f->len,
 					      f->create_mode, &r);
@@ -148,15 +153,24 @@ int fh_commit(struct fh *f)
 						 f->create_mode, 0, &r));
 		free(receipt);
 		if (rc == ZOK) {
-			f->created = strdup(r->path);
-			f->version = r->stat->version;
-			inode_set_stat(&fs->inodes, f->in, r->stat);
-			char *parent = names_parent(r->path);
+			const char *made = r ? r->path : path;
+			const struct zk_stat *st = r ? r->stat : &mst;
+			f->created = strdup(made);
+			f->version = st->version;
+			inode_set_stat(&fs->inodes, f->in, st);
+			if (with_meta) {
+				struct sidetree_rec rec = f->meta;
+				rec.of = st->czxid;
+				inode_set_meta(&fs->inodes, f->in, &rec);
+			} else {
+				inode_set_meta(&fs->inodes, f->in, NULL);
+			}
+			char *parent = names_parent(made);
 			if (parent)
 				cache_invalidate(&fs->cache, parent);
 			free(parent);
-			cache_invalidate(&fs->cache, r->path);
-			inode_created(&fs->inodes, f->in, r->path, r->stat);
+			cache_invalidate(&fs->cache, made);
+			inode_created(&fs->inodes, f->in, made, st);
 			inode_clear_pending(&fs->inodes, f->in, f);
 		} else {
 			expect_undo(&fs->expect, path, seq ? -ZK_EVENT_CREATED : ev);

@@ -22,6 +22,8 @@
  *   expect.c     the changes this daemon made itself (never echoed)
  *   inode.c      the inode table (kernel node ids <-> znode paths)
  *   cache.c      znode Stats, kept fresh by the mount's watch
+ *   meta.c       modes, owners, times and symbolic links: the metadata
+ *                records of the side tree FS_META_ROOT, and their cache
  *   names.c      creation suffixes, reserved names, path joining
  *   log.c        stderr or syslog
  * Nothing is global but where log lines go (log.c): the handlers find the
@@ -46,6 +48,7 @@
 #include "hmap.h"
 #include "list.h"
 #include "quorum_client.h"
+#include "sidetree.h"
 
 /* ---- options (main.c) ---------------------------------------------------- */
 
@@ -56,7 +59,10 @@ struct fs_options {
 	bool debug;               /* -d: libfuse's request trace, implies -f */
 	bool single_thread;       /* -s */
 	bool ro;                  /* -o ro: enforced by the daemon (see ops.c) */
-	bool quiet;               /* -o quiet: chmod/chown that differ succeed */
+	bool strict;              /* -o strict: the mount's one mode and owner,
+				     no metadata records, no symbolic links */
+	bool quiet;               /* -o quiet: with strict, chmod/chown that
+				     differ succeed */
 	uid_t uid;                /* -o uid=: owner of every file */
 	gid_t gid;                /* -o gid= */
 	mode_t umask;             /* -o umask=: applied to 0666 / 0777 */
@@ -115,6 +121,8 @@ void fs_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2,
 
 #define FS_RESERVED_PREFIX ".quorumfs-"
 #define FS_LOCK_ROOT "/.quorumfs-locks"
+/* The metadata records: modes, owners, times, symbolic links (meta.c). */
+#define FS_META_ROOT "/.quorumfs-meta"
 /* The receipts of sequential creates in flight (retry.c). */
 #define FS_RECEIPT_ROOT "/.quorumfs-receipts"
 #define FS_DIR_MARKER ".quorumfs-dir"
@@ -149,7 +157,7 @@ static inline bool names_is_dir(const struct zk_stat *st)
 
 /* ---- inodes (inode.c) ---------------------------------------------------- */
 
-enum inode_kind { INODE_FILE, INODE_DIR, INODE_DATA /* DIR/.data */ };
+enum inode_kind { INODE_FILE, INODE_DIR, INODE_DATA /* DIR/.data */, INODE_LINK };
 
 struct fh;
 
@@ -174,6 +182,10 @@ struct inode {
 				       its last Stat stands, st_nlink 0, and
 				       what is written to it is dropped */
 	int64_t dirty_size;         /* size of unflushed writes, -1 if none */
+	struct sidetree_rec meta;   /* its metadata record, resolved (meta.of:
+				       the czxid it belongs to); shown while
+				       meta.of is the Stat's czxid */
+	bool have_meta;
 	struct hmap_node node;      /* in the map while hashed */
 	struct list link;           /* on `all`, hashed or not: shutdown frees
 				       what the kernel never forgot */
@@ -242,6 +254,10 @@ bool inode_stat(struct inode_table *t, struct inode *in, struct zk_stat *st);
 /* Installs st unless the inode holds a newer Stat of the same znode (a
  * higher mzxid or pzxid): a late answer never replaces a newer one. */
 void inode_set_stat(struct inode_table *t, struct inode *in, const struct zk_stat *st);
+/* Sets (rec NULL: clears) the metadata record shown for in; rec->of is
+ * the czxid it belongs to. inode_meta(): a copy, false if none. */
+void inode_set_meta(struct inode_table *t, struct inode *in, const struct sidetree_rec *rec);
+bool inode_meta(struct inode_table *t, struct inode *in, struct sidetree_rec *rec);
 /* The open file whose commit creates this inode's znode (an O_CREAT open
  * not committed yet). inode_pending() returns it with a reference taken
  * (fh_unref() when done): its release may run meanwhile on another thread.
@@ -289,6 +305,33 @@ void cache_put(struct cache *c, const char *path, const struct zk_stat *st, uint
 bool cache_get_stat(struct cache *c, const char *path, struct zk_stat *st);
 void cache_invalidate(struct cache *c, const char *path);
 void cache_invalidate_all(struct cache *c);
+
+/* ---- metadata records (meta.c; the reads and writes are in ops.h) --------- */
+
+struct fs;
+
+/* The side nodes (FS_META_ROOT/<escaped path>) as this daemon last read
+ * them, absent ones too: kept fresh by the mount's watch like the Stat
+ * cache (echo_watch_cb() calls meta_invalidate()), and by the same TTL. */
+struct meta_cache {
+	pthread_mutex_t mu;     /* guards everything but root_ready */
+	struct hmap map;        /* struct mentry by key */
+	size_t count;
+	uint64_t generation;    /* bumped by every invalidation */
+	uint64_t floor_gen;     /* puts with a token below it are dropped */
+	double ttl;             /* seconds; 0: no cache */
+	atomic_bool root_ready; /* FS_META_ROOT is known to exist */
+};
+void meta_init(struct meta_cache *m);
+void meta_set_ttl(struct meta_cache *m, double ttl);
+void meta_shutdown(struct meta_cache *m);
+/* A side node changed (its key), or every one (key NULL). */
+void meta_invalidate(struct meta_cache *m, const char *key);
+/* The record of the node path (Stat st) read now, by one plain call (the
+ * echo thread's way; handlers use meta_load(), ops.h): true if it has
+ * one (*rec set; never with -o strict). A stale record is deleted. */
+bool meta_fetch(struct fs *fs, const char *path, const struct zk_stat *st,
+		struct sidetree_rec *rec);
 
 /* ---- the session (session.c) --------------------------------------------- */
 
@@ -440,6 +483,8 @@ struct echo_op {
 	char *path;             /* znode path */
 	enum inode_kind ikind;  /* of the target */
 	struct zk_stat stat;    /* as fetched just before the echo */
+	struct sidetree_rec meta; /* ECHO_CREATE: the node's record */
+	bool have_meta;
 };
 
 struct echo {
@@ -573,6 +618,8 @@ struct fh {
 	pid_t tgid;
 	char *created;          /* the created znode's path, once committed */
 	bool posix_locks;       /* a setlk went through this open */
+	struct sidetree_rec meta; /* for create: the record made with it */
+	bool has_meta;
 };
 
 /* Every open file and directory, so that ops_shutdown() frees what the
@@ -606,6 +653,7 @@ struct fs {
 				     and the echo depend on it */
 	struct inode_table inodes;
 	struct cache cache;
+	struct meta_cache meta;
 	struct fs_session session;
 	struct expect_table expect;
 	struct echo echo;

@@ -346,6 +346,25 @@ void inode_set_stat(struct inode_table *t, struct inode *in, const struct zk_sta
 	pthread_mutex_unlock(&t->mu);
 }
 
+void inode_set_meta(struct inode_table *t, struct inode *in, const struct sidetree_rec *rec)
+{
+	pthread_mutex_lock(&t->mu);
+	in->have_meta = rec != NULL;
+	if (rec)
+		in->meta = *rec;
+	pthread_mutex_unlock(&t->mu);
+}
+
+bool inode_meta(struct inode_table *t, struct inode *in, struct sidetree_rec *rec)
+{
+	pthread_mutex_lock(&t->mu);
+	bool have = in->have_meta;
+	if (have)
+		*rec = in->meta;
+	pthread_mutex_unlock(&t->mu);
+	return have;
+}
+
 void inode_set_pending(struct inode_table *t, struct inode *in, struct fh *f)
 {
 	pthread_mutex_lock(&t->mu);
@@ -412,9 +431,20 @@ void inode_set_dirty_size(struct inode_table *t, struct inode *in, int64_t size)
 	pthread_mutex_unlock(&t->mu);
 }
 
+static void ns_to(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {
+		ts->tv_sec--;
+		ts->tv_nsec += 1000000000;
+	}
+}
+
+/* meta: the inode's record if it names the znode of zs (see meta.c). */
 static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_t ino,
 		      const struct zk_stat *zs, int64_t dirty_size, bool unlinked,
-		      struct stat *st)
+		      const struct sidetree_rec *meta, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -424,12 +454,24 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 		st->st_mode = S_IFDIR | (0777 & ~a->umask);
 		st->st_nlink = 2;
 		st->st_size = zs ? zs->num_children : 0;
+	} else if (kind == INODE_LINK) {
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = unlinked ? 0 : 1;
+		st->st_size = zs ? zs->data_length : 0;
 	} else {
 		st->st_mode = S_IFREG | (0666 & ~a->umask);
 		st->st_nlink = unlinked ? 0 : 1;
 		st->st_size = dirty_size >= 0 ? dirty_size : zs ? zs->data_length : 0;
 	}
-	if (a->ro)
+	if (meta && kind != INODE_DATA) {
+		if (meta->has_mode && kind != INODE_LINK)
+			st->st_mode = (st->st_mode & S_IFMT) | (meta->mode & 07777);
+		if (meta->has_uid)
+			st->st_uid = meta->uid;
+		if (meta->has_gid)
+			st->st_gid = meta->gid;
+	}
+	if (a->ro && kind != INODE_LINK)
 		st->st_mode &= ~(mode_t)0222;
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
@@ -440,6 +482,13 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 		st->st_ctim.tv_sec = zs->ctime / 1000;
 		st->st_ctim.tv_nsec = (zs->ctime % 1000) * 1000000;
 		st->st_atim = st->st_mtim;
+		if (meta && kind != INODE_DATA && meta->has_mtime &&
+		    meta->mtime_ver == zs->version)
+			ns_to(&st->st_mtim, meta->mtime_ns);
+		st->st_atim = st->st_mtim;
+		if (meta && kind != INODE_DATA && meta->has_atime &&
+		    meta->atime_ver == zs->version)
+			ns_to(&st->st_atim, meta->atime_ns);
 	}
 }
 
@@ -450,8 +499,11 @@ void inode_attr(struct inode_table *t, struct inode *in, struct stat *st)
 	bool have = in->have_stat;
 	int64_t dirty = in->dirty_size;
 	bool unlinked = in->unlinked;
+	struct sidetree_rec meta = in->meta;
+	bool with_meta = in->have_meta && have && in->meta.of == zs.czxid;
 	pthread_mutex_unlock(&t->mu);
-	attr_from(&t->attrs, in->kind, in->ino, have ? &zs : NULL, dirty, unlinked, st);
+	attr_from(&t->attrs, in->kind, in->ino, have ? &zs : NULL, dirty, unlinked,
+		  with_meta ? &meta : NULL, st);
 }
 
 struct inode **inode_hold_all(struct inode_table *t, size_t *n)

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "fs.h"
+#include "sidetree.h"
 
 #define MAX_RANGES 256 /* an owner's ranges on one file; beyond: ENOLCK */
 
@@ -112,22 +113,7 @@ static char *lock_key(struct fs *fs, struct inode *in)
 	char *path = inode_path(&fs->inodes, in);
 	if (!path)
 		return NULL;
-	const char *suffix = in->kind == INODE_DATA ? "/" FS_DATA_NAME : "";
-	size_t n = strlen(FS_LOCK_ROOT) + 1 + 3 * (strlen(path) + strlen(suffix)) + 1;
-	char *key = malloc(n);
-	if (key) {
-		size_t at = (size_t)sprintf(key, "%s/", FS_LOCK_ROOT);
-		for (int part = 0; part < 2; part++)
-			for (const char *s = part ? suffix : path; *s; s++) {
-				if (*s == '/')
-					at += (size_t)sprintf(key + at, "%%2F");
-				else if (*s == '%')
-					at += (size_t)sprintf(key + at, "%%25");
-				else
-					key[at++] = *s;
-			}
-		key[at] = '\0';
-	}
+	char *key = sidetree_key(FS_LOCK_ROOT, path, in->kind == INODE_DATA ? "/" FS_DATA_NAME : "");
 	free(path);
 	return key;
 }

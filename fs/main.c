@@ -55,6 +55,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("tls_no_host_check", tls_no_host_check),
 	OPT("auth_file=%s", auth_file),
 	OPT("quiet", quiet),
+	OPT("strict", strict),
 	FUSE_OPT_KEY("watch=auto", KEY_WATCH_AUTO),
 	FUSE_OPT_KEY("watch=persistent", KEY_WATCH_PERSISTENT),
 	FUSE_OPT_KEY("watch=oneshot", KEY_WATCH_ONESHOT),
@@ -92,7 +93,9 @@ static void usage(FILE *out)
 		"  -o allow_other   let other users in\n"
 		"  -o uid=N,gid=N   owner of every file (default: the mounting user)\n"
 		"  -o umask=OOO     mode is 0666/0777 minus this (default 022)\n"
-		"  -o quiet         chmod/chown to other values succeed, changing nothing\n"
+		"  -o strict        one mode and owner for every file (uid, gid, umask):\n"
+		"                   no chmod, chown, utimensat or symbolic links\n"
+		"  -o quiet         with strict: chmod/chown succeed, changing nothing\n"
 		"  -o cache=S       seconds the kernel and the daemon may cache (default 60;\n"
 		"                   0 = none); watches keep the caches fresh\n"
 		"  -o timeout=MS    bound of every ensemble call (default 10000)\n"
@@ -222,6 +225,7 @@ static int fs_init_modules(struct fs *fs)
 	if (inode_init(&fs->inodes, &attrs, inode_gained, fs))
 		return -ENOMEM;
 	cache_init(&fs->cache);
+	meta_init(&fs->meta);
 	struct fs_session_hooks hooks = { .event = echo_watch_cb, .expired = session_expired,
 					  .missed = session_missed, .started = session_started,
 					  .arg = fs };
@@ -249,6 +253,7 @@ static int fs_start_session(struct fs *fs)
 	fs->watching = true;
 	fs->timeout = fs->opt.cache_s;
 	cache_set_ttl(&fs->cache, fs->timeout);
+	meta_set_ttl(&fs->meta, fs->timeout);
 	return 0;
 }
 
@@ -354,6 +359,7 @@ out_tables:
 	expect_shutdown(&fs.expect);
 	lock_shutdown(&fs.locks);
 	cache_shutdown(&fs.cache);
+	meta_shutdown(&fs.meta);
 	inode_shutdown(&fs.inodes);
 out_args:
 	fuse_opt_free_args(&args);

@@ -14,7 +14,10 @@
  *     buffer, and flush/fsync/close commit it as one setData conditional on
  *     the version read at open (ESTALE when it changed), or as one create
  *     for a file this open created (creation is deferred to the commit);
- *   - rename of a file is one multi.
+ *   - rename of a file is one multi;
+ *   - modes, owners, times and symbolic links are metadata records in a
+ *     side tree, changed with their node in one multi where they must be
+ *     (meta.c).
  *
  * Requests from the echo thread (echo_req()) are the daemon repeating a
  * remote change through its own mount so that the kernel raises inotify
@@ -140,21 +143,19 @@ static void route_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fs_rename(req, parent, name, newparent, newname, flags);
 }
 
-/* Hard links and symbolic links do not exist here (quorumfs(5)): EPERM, as
- * from any filesystem without them, never ENOSYS. */
+static void route_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	if (!name_too_long(req, name))
+		fs_symlink(req, link, parent, name);
+}
+
+/* Hard links do not exist here (quorumfs(5)): EPERM, as from any
+ * filesystem without them, never ENOSYS. */
 static void no_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	(void)ino;
 	(void)newparent;
 	if (!name_too_long(req, newname))
-		fuse_reply_err(req, EPERM);
-}
-
-static void no_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
-{
-	(void)link;
-	(void)parent;
-	if (!name_too_long(req, name))
 		fuse_reply_err(req, EPERM);
 }
 
@@ -188,7 +189,8 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.rmdir = route_rmdir,
 	.rename = route_rename,
 	.link = no_link,
-	.symlink = no_symlink,
+	.symlink = route_symlink,
+	.readlink = fs_readlink,
 	.create = route_create,
 	.open = route_open,
 	.read = fs_read,

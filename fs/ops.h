@@ -9,10 +9,13 @@
  *   ops_io.c         open, read, write, flush, fsync, release
  *   ops_xattr.c      the user.quorumfs.* attributes
  *   ops_lock.c       flock, getlk, setlk (the recipe is lock.c)
+ *   ops_meta.c       symlink, readlink, chmod/chown/utimensat (records:
+ *                    meta.c)
  *   ops_echo.c       the answers to the echo thread's requests
  * and below them, called by handlers and never calling one:
  *   znode.c          the handlers' reads of znodes, entry replies
  *   file.c           open files (struct fh): buffer, commit, revalidation
+ *   meta.c           metadata records: read, cached, written
  *
  * The DESIGN of the handlers (coherence, threads) is at the top of ops.c.
  */
@@ -98,6 +101,56 @@ void fill_entry(struct fs *fs, struct fuse_entry_param *e, struct inode *in, dou
 /* An entry reply for in (ENOMEM if in is NULL). */
 void reply_inode(fuse_req_t req, struct inode *in, double timeout);
 
+/* ---- metadata records (meta.c) -------------------------------------------- */
+
+/* The side node of a path as read: whether there is one, its version, and
+ * its record (rec.of resolved: the side node's own czxid where the text
+ * says 0); `parsed` false: no record in it (ignored, and overwritten). */
+struct meta_node {
+	bool exists, parsed;
+	int32_t version;
+	struct sidetree_rec rec;
+};
+/* The side node's path of path (malloc'd). */
+char *meta_key(const char *path);
+/* The side node of path, from the cache (unless fresh) or the ensemble.
+ * 0 or -errno. */
+int meta_read(struct fs *fs, const char *path, bool fresh, struct meta_node *m);
+/* Whether m is a record of the node whose Stat is st. */
+bool meta_applies(const struct meta_node *m, const struct zk_stat *st);
+/* The record of the node path (Stat st), cached: 1 (*rec set), 0 if it has
+ * none (or -o strict), or -errno. A stale record is deleted. */
+int meta_load(struct fs *fs, const char *path, const struct zk_stat *st, struct sidetree_rec *rec);
+/* stat_of() and meta_load() of path, both from the ensemble in one round
+ * trip when neither is cached: 1 (*rec set), 0 (no record), or -errno. */
+int meta_stat(struct fs *fs, const char *path, struct zk_stat *st, struct sidetree_rec *rec);
+/* The kind of inode a node is, given its record (NULL: none). */
+enum inode_kind meta_kind(const struct zk_stat *st, const struct sidetree_rec *rec);
+/* A record of the mount's defaults for a node of kind (every field set). */
+void meta_defaults(struct fs *fs, enum inode_kind kind, struct sidetree_rec *rec);
+/* Whether rec says anything the defaults do not: only then is it kept. */
+bool meta_needed(struct fs *fs, enum inode_kind kind, const struct sidetree_rec *rec);
+/* Makes FS_META_ROOT unless known to exist. 0 or -errno. */
+int meta_root(struct fs *fs);
+/* The ops (at most 2, into ops) that bring the side node key from cur to
+ * holding text (NULL: to none): same_multi when text says of=0 (its node
+ * is created in the same multi). Returns how many. */
+int meta_ops(const char *key, const struct meta_node *cur, const char *text, bool same_multi,
+	     struct qc_op *ops);
+/* The index of the op a failed multi failed on (its result r), or -1. */
+int meta_failed_op(const struct qc_result *r);
+/* Creates the persistent node path (data) and its record rec in one
+ * multi, a stale side node replaced; *st the node's Stat. A ZooKeeper
+ * code (ZNODEEXISTS: path exists). */
+int meta_create(struct fs *fs, const char *path, const void *data, int32_t len,
+		const struct sidetree_rec *rec, struct zk_stat *st);
+/* Writes rec as the record of the node path (Stat st, kind), over its
+ * side node as read (cur): a record saying nothing but the defaults is
+ * deleted. 0, -EAGAIN if the side node changed since (read again), or
+ * -errno. */
+int meta_write(struct fs *fs, const char *path, const struct zk_stat *st, enum inode_kind kind,
+	       const struct meta_node *cur, const struct sidetree_rec *rec);
+
 /* ---- open files (file.c) --------------------------------------------------- */
 
 struct fh *fh_new(struct fs *fs, struct inode *in);
@@ -158,6 +211,11 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void fs_readlink(fuse_req_t req, fuse_ino_t ino);
+/* The mode, owner and time part of a setattr of in (ops_meta.c). 0 or
+ * -errno. */
+int setattr_meta(struct fs *fs, struct inode *in, const struct stat *attr, int to_set);
 void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

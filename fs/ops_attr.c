@@ -83,14 +83,9 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	/* Owner and mode come from the mount options: asking for them is
-	 * fine, changing them is EPERM unless -o quiet. */
-	bool differs = ((to_set & FUSE_SET_ATTR_MODE) &&
-			(attr->st_mode & 07777) != (cur.st_mode & 07777)) ||
-		       ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur.st_uid) ||
-		       ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur.st_gid);
-	if (differs && !fs->opt.quiet) {
-		fuse_reply_err(req, EPERM);
+	err = setattr_meta(fs, in, attr, to_set);
+	if (err) {
+		fuse_reply_err(req, -err);
 		return;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {

@@ -121,7 +121,9 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct inode *known = cp ? inode_find_any(&fs->inodes, cp) : NULL;
 		if (known) {
 			st.st_ino = known->ino;
-			st.st_mode = known->kind == INODE_DIR ? S_IFDIR : S_IFREG;
+			st.st_mode = known->kind == INODE_DIR    ? S_IFDIR
+				     : known->kind == INODE_LINK ? S_IFLNK
+								 : S_IFREG;
 			inode_put(&fs->inodes, known);
 		} else {
 			st.st_ino = cp ? inode_number(cp, INODE_FILE, 0)

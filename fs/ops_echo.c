@@ -35,7 +35,11 @@ static struct inode *echo_inode(struct fs *fs, const struct echo_op *op, const c
 		}
 		return inode_lookup(&fs->inodes, path, op->ikind, op->stat.czxid ? &op->stat : NULL);
 	}
-	return inode_lookup(&fs->inodes, path, op->ikind == INODE_DATA ? INODE_DIR : op->ikind, &op->stat);
+	struct inode *in = inode_lookup(&fs->inodes, path,
+					op->ikind == INODE_DATA ? INODE_DIR : op->ikind, &op->stat);
+	if (in && op->kind == ECHO_CREATE)
+		inode_set_meta(&fs->inodes, in, op->have_meta ? &op->meta : NULL);
+	return in;
 }
 
 /* The echo thread repeating a remote create (mknod or mkdir): the node

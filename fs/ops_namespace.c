@@ -6,7 +6,8 @@
  * the suffixed name is never findable (its entry has timeout 0, and the
  * echo thread drops it from the kernel: echo_inval_entry()). A directory
  * is made with a marker child so that it stays one (make_dir()). rename
- * of a file is one multi; of a directory, EXDEV.
+ * of a file is one multi; of a directory, EXDEV. A node's metadata record
+ * (meta.c) is made, moved and removed with it, in the same multi.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +60,9 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int err = stat_of(fs, path, &st, false);
+	struct sidetree_rec rec;
+	int have = meta_stat(fs, path, &st, &rec);
+	int err = have < 0 ? have : 0;
 	if (err == -ENOENT) {
 		/* A file created by an open that has not committed yet. */
 		struct inode *pend = inode_find(&fs->inodes, path, INODE_FILE);
@@ -82,9 +85,25 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -err);
 		return;
 	}
-	struct inode *in = inode_lookup(&fs->inodes, path, kind_of(&st), &st);
+	struct inode *in = inode_lookup(&fs->inodes, path, meta_kind(&st, have ? &rec : NULL), &st);
+	if (in)
+		inode_set_meta(&fs->inodes, in, have ? &rec : NULL);
 	free(path);
 	reply_inode(req, in, fs->timeout);
+}
+
+/* The record a node made by req with mode gets, into *rec; whether it
+ * needs one (a mode or owner other than the mount's; never with -o strict,
+ * where a node has the mount's). */
+static bool new_meta(struct fs *fs, fuse_req_t req, enum inode_kind kind, mode_t mode,
+		     struct sidetree_rec *rec)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	meta_defaults(fs, kind, rec);
+	rec->mode = mode & 07777;
+	rec->uid = ctx->uid;
+	rec->gid = ctx->gid;
+	return !fs->opt.strict && meta_needed(fs, kind, rec);
 }
 
 void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -156,6 +175,13 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	f->version = -1;
 	if (zmode & ZK_EPHEMERAL)
 		f->pidfd = ephemeral_pidfd(fuse_req_ctx(req)->pid, &f->tgid);
+	/* Its record goes with the create; a sequential or ephemeral one
+	 * (made by other means) keeps the mount's mode and owner. */
+	if (zmode == ZK_PERSISTENT && new_meta(fs, req, INODE_FILE, mode, &f->meta)) {
+		f->has_meta = true;
+		f->meta.of = 0;
+		inode_set_meta(&fs->inodes, in, &f->meta);
+	}
 	if (!suffixed)
 		inode_rehash(&fs->inodes, in, target);
 	inode_set_pending(&fs->inodes, in, f);
@@ -222,10 +248,16 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 	struct fs_write w = { .kind = seq ? FS_WRITE_CREATE_SEQ : FS_WRITE_CREATE, .path = target,
 			      .receipt = receipt };
+	struct sidetree_rec rec;
+	bool with_meta = !seq && new_meta(fs, req, INODE_FILE, mode, &rec);
+	struct zk_stat st;
 	expect_change(&fs->expect, target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
-	ZK_WRITE(fs, rc, r, &w,
-		 seq ? fs_seq_create(zc, target, NULL, 0, zmode, receipt, &r)
-		     : qc_create(zc, target, NULL, 0, NULL, 0, zmode, 0, &r));
+	if (with_meta)
+		rc = meta_create(fs, target, NULL, 0, &rec, &st);
+	else
+		ZK_WRITE(fs, rc, r, &w,
+			 seq ? fs_seq_create(zc, target, NULL, 0, zmode, receipt, &r)
+			     : qc_create(zc, target, NULL, 0, NULL, 0, zmode, 0, &r));
 	free(receipt);
 	if (rc != ZOK) {
 		expect_undo(&fs->expect, target, suffixed ? -ZK_EVENT_CREATED : ZK_EVENT_CREATED);
@@ -234,10 +266,17 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		fuse_reply_err(req, zerr_errno(rc));
 		return;
 	}
-	char *pp = names_parent(r->path);
+	const char *made = r ? r->path : target;
+	if (r)
+		st = *r->stat;
+	char *pp = names_parent(made);
 	cache_invalidate(&fs->cache, pp);
 	free(pp);
-	struct inode *in = inode_lookup(&fs->inodes, r->path, INODE_FILE, r->stat);
+	struct inode *in = inode_lookup(&fs->inodes, made, INODE_FILE, &st);
+	if (in && with_meta) {
+		rec.of = st.czxid;
+		inode_set_meta(&fs->inodes, in, &rec);
+	}
 	if (suffixed)
 		echo_inval_entry(fs, p, name);
 	qc_result_free(r);
@@ -247,7 +286,8 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 
 /* A directory: the znode and a marker child made and removed in one multi,
  * so its cversion says "directory" on every mount (names_is_dir()). */
-static int make_dir(struct fs *fs, const char *path, int32_t zmode, char **made, struct zk_stat *st)
+static int make_dir(struct fs *fs, const char *path, int32_t zmode,
+		    const struct sidetree_rec *rec, char **made, struct zk_stat *st)
 {
 	struct qc_result *r = NULL;
 	int rc;
@@ -278,21 +318,46 @@ static int make_dir(struct fs *fs, const char *path, int32_t zmode, char **made,
 		free(dir);
 		return -ENOMEM;
 	}
-	struct qc_op ops[3] = {
+	struct qc_op ops[5] = {
 		{ .type = ZK_OP_CREATE, .path = dir, .data_len = -1, .mode = ZK_PERSISTENT },
 		{ .type = ZK_OP_CREATE, .path = marker, .data_len = -1, .mode = ZK_PERSISTENT },
 		{ .type = ZK_OP_DELETE, .path = marker, .version = -1 },
 	};
 	bool whole = zmode != ZK_PERSISTENT_SEQUENTIAL;
+	int nops = whole ? 3 : 2;
+	/* Its record (a mode or owner of its own) in the same multi, a
+	 * stale side node replaced; of=0: made with it. */
+	char text[SIDETREE_TEXT_MAX];
+	char *key = NULL;
+	struct meta_node cur;
+	if (whole && rec) {
+		struct sidetree_rec mine = *rec;
+		mine.of = 0;
+		sidetree_format(&mine, text, sizeof(text));
+		key = meta_key(dir);
+		int err = key ? meta_root(fs) : -ENOMEM;
+		if (!err)
+			err = meta_read(fs, dir, true, &cur);
+		if (err) {
+			free(key);
+			free(marker);
+			free(dir);
+			return err;
+		}
+		nops += meta_ops(key, &cur, text, true, ops + 3);
+	}
 	/* Lost in a failover: the whole multi is judged as the create of the
 	 * directory (what else it did leaves no trace), the marker's alone by
 	 * the directory's pzxid. */
 	struct fs_write w = { .kind = whole ? FS_WRITE_CREATE : FS_WRITE_MARK_DIR, .path = dir };
 	if (whole)
 		expect_change(&fs->expect, dir, ZK_EVENT_CREATED);
-	ZK_WRITE(fs, rc, r, &w, qc_multi(zc, whole ? ops : ops + 1, whole ? 3 : 2, &r));
+	ZK_WRITE(fs, rc, r, &w, qc_multi(zc, whole ? ops : ops + 1, nops, &r));
 	qc_result_free(r);
 	r = NULL;
+	if (key)
+		meta_invalidate(&fs->meta, key);
+	free(key);
 	if (rc != ZOK && whole)
 		expect_undo(&fs->expect, dir, ZK_EVENT_CREATED);
 	char *parent = names_parent(dir);
@@ -317,7 +382,6 @@ static int make_dir(struct fs *fs, const char *path, int32_t zmode, char **made,
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	(void)mode;
 	struct inode *p = inode_of(&fs->inodes, parent);
 	char *path = child_path(fs, p, name);
 	if (!path) {
@@ -341,14 +405,20 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	free(base);
 	free(path);
 	struct zk_stat st;
+	struct sidetree_rec rec;
+	bool with_meta = !err && new_meta(fs, req, INODE_DIR, mode, &rec);
 	if (!err)
-		err = make_dir(fs, target, zmode, &made, &st);
+		err = make_dir(fs, target, zmode, with_meta && !suffixed ? &rec : NULL, &made, &st);
 	free(target);
 	if (err) {
 		fuse_reply_err(req, -err);
 		return;
 	}
 	struct inode *in = inode_lookup(&fs->inodes, made, INODE_DIR, &st);
+	if (in && with_meta && !suffixed) {
+		rec.of = st.czxid;
+		inode_set_meta(&fs->inodes, in, &rec);
+	}
 	free(made);
 	if (suffixed)
 		echo_inval_entry(fs, p, name);
@@ -399,12 +469,27 @@ static int remove_node(struct fs *fs, struct inode *p, const char *name, bool di
 	int err = stat_of(fs, path, &st, true);
 	if (!err && names_is_dir(&st) != dir)
 		err = dir ? -ENOTDIR : -EISDIR;
+	/* Its side node goes with it, in one multi. */
+	struct meta_node m = { 0 };
+	char *key = err ? NULL : meta_key(path);
+	if (!err)
+		err = key ? meta_read(fs, path, true, &m) : -ENOMEM;
 	if (!err) {
 		int rc;
 		struct qc_result *r = NULL;
 		struct fs_write w = { .kind = FS_WRITE_DELETE, .path = path };
+		struct qc_op ops[2] = { { .type = ZK_OP_DELETE, .path = path, .version = -1 } };
+		int n = 1 + meta_ops(key, &m, NULL, false, ops + 1);
 		expect_change(&fs->expect, path, ZK_EVENT_DELETED);
-		ZK_WRITE(fs, rc, r, &w, qc_delete(zc, path, -1));
+		ZK_WRITE(fs, rc, r, &w, n == 1 ? qc_delete(zc, path, -1) : qc_multi(zc, ops, n, &r));
+		if (rc != ZOK && n > 1 && meta_failed_op(r) == 1) {
+			/* The record changed meanwhile: the node alone (what
+			 * is left names a node that is gone, and is ignored). */
+			qc_result_free(r);
+			r = NULL;
+			ZK_WRITE(fs, rc, r, &w, qc_delete(zc, path, -1));
+		}
+		meta_invalidate(&fs->meta, key);
 		qc_result_free(r);
 		if (rc != ZOK)
 			expect_undo(&fs->expect, path, ZK_EVENT_DELETED);
@@ -423,6 +508,7 @@ static int remove_node(struct fs *fs, struct inode *p, const char *name, bool di
 			inode_unhash(&fs->inodes, in);
 	}
 	inode_put(&fs->inodes, in);
+	free(key);
 	free(path);
 	return err;
 }
@@ -440,11 +526,47 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 
-/* rename of a file: one multi — over an existing file a setData of it
- * (which keeps its identity: watchers see it change) and the delete of
- * the source; else a create and the delete. Directories: EXDEV (mv then
- * copies). */
-static int rename_file(struct fs *fs, const char *src, const char *dst, unsigned int flags)
+/* The ops (into ops, at most 4) that move the record of src (Stat sst)
+ * to dst (Stat *over when replaced, else NULL: made in the same multi):
+ * the source's side node goes, the target's says what the source's said,
+ * or goes if the source had none. A time set on the source stays set on
+ * the target's new data version. keys[] gets both side nodes' paths;
+ * text holds the new record. Returns how many ops, or -errno. */
+static int move_meta(struct fs *fs, const char *src, const struct zk_stat *sst, const char *dst,
+		     const struct zk_stat *over, char *keys[2], char *text, struct qc_op *ops)
+{
+	struct meta_node sm, dm;
+	if (!keys[0] && !(keys[0] = meta_key(src)))
+		return -ENOMEM;
+	if (!keys[1] && !(keys[1] = meta_key(dst)))
+		return -ENOMEM;
+	int err = meta_read(fs, src, true, &sm);
+	if (!err)
+		err = meta_read(fs, dst, true, &dm);
+	if (err)
+		return err;
+	int n = meta_ops(keys[0], &sm, NULL, false, ops);
+	if (!meta_applies(&sm, sst))
+		return n + meta_ops(keys[1], &dm, NULL, false, ops + n);
+	struct sidetree_rec r = sm.rec;
+	int32_t version = over ? over->version + 1 : 0;
+	r.has_mtime = r.has_mtime && r.mtime_ver == sst->version;
+	r.has_atime = r.has_atime && r.atime_ver == sst->version;
+	r.mtime_ver = r.atime_ver = version;
+	r.of = over ? over->czxid : 0;
+	sidetree_format(&r, text, SIDETREE_TEXT_MAX);
+	err = meta_root(fs);
+	if (err)
+		return err;
+	return n + meta_ops(keys[1], &dm, text, !over, ops + n);
+}
+
+/* rename of a file (or a symbolic link): one multi — over an existing
+ * file a setData of it (which keeps its identity: watchers see it change)
+ * and the delete of the source; else a create and the delete; and the
+ * move of its record (move_meta()). Directories: EXDEV (mv then copies). */
+static int rename_try(struct fs *fs, const char *src, const char *dst, unsigned int flags,
+		      char *keys[2])
 {
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct zk_stat sst, dst_st;
@@ -471,13 +593,19 @@ static int rename_file(struct fs *fs, const char *src, const char *dst, unsigned
 			free(data);
 			return -EEXIST;
 		}
-		struct qc_op ops[2] = {
+		struct qc_op ops[6] = {
 			over ? (struct qc_op){ .type = ZK_OP_SET_DATA, .path = dst, .data = data,
 					       .data_len = len, .version = dst_st.version }
 			     : (struct qc_op){ .type = ZK_OP_CREATE, .path = dst, .data = data,
 					       .data_len = len, .mode = ZK_PERSISTENT },
 			{ .type = ZK_OP_DELETE, .path = src, .version = sst.version },
 		};
+		char text[SIDETREE_TEXT_MAX];
+		int n = move_meta(fs, src, &sst, dst, over ? &dst_st : NULL, keys, text, ops + 2);
+		if (n < 0) {
+			free(data);
+			return n;
+		}
 		int32_t ev = over ? ZK_EVENT_DATA_CHANGED : ZK_EVENT_CREATED;
 		expect_change(&fs->expect, dst, ev);
 		expect_change(&fs->expect, src, ZK_EVENT_DELETED);
@@ -486,8 +614,10 @@ static int rename_file(struct fs *fs, const char *src, const char *dst, unsigned
 				      .len = len, .over = over ? &dst_st : NULL };
 		struct qc_result *r = NULL;
 		int rc;
-		ZK_WRITE(fs, rc, r, &w, qc_multi(zc, ops, 2, &r));
+		ZK_WRITE(fs, rc, r, &w, qc_multi(zc, ops, 2 + n, &r));
 		qc_result_free(r);
+		meta_invalidate(&fs->meta, keys[0]);
+		meta_invalidate(&fs->meta, keys[1]);
 		free(data);
 		cache_invalidate(&fs->cache, src);
 		cache_invalidate(&fs->cache, dst);
@@ -502,9 +632,21 @@ static int rename_file(struct fs *fs, const char *src, const char *dst, unsigned
 		expect_undo(&fs->expect, src, ZK_EVENT_DELETED);
 		if (rc != ZBADVERSION && rc != ZNODEEXISTS && rc != ZNONODE)
 			return -zerr_errno(rc);
+		atomic_store(&fs->meta.root_ready, false);
 	}
 	return -ESTALE;
 }
+
+/* rename_try() with the side nodes' paths it makes freed. */
+static int rename_file(struct fs *fs, const char *src, const char *dst, unsigned int flags)
+{
+	char *keys[2] = { NULL, NULL };
+	int ret = rename_try(fs, src, dst, flags, keys);
+	free(keys[0]);
+	free(keys[1]);
+	return ret;
+}
+
 
 void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
@@ -534,8 +676,12 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		/* The kernel moves the source's inode to the new name. */
 		inode_rehash(&fs->inodes, in, dst);
 		struct zk_stat st;
-		if (stat_of(fs, dst, &st, true) == 0)
+		struct sidetree_rec rec;
+		if (stat_of(fs, dst, &st, true) == 0) {
 			inode_set_stat(&fs->inodes, in, &st);
+			int have = meta_load(fs, dst, &st, &rec);
+			inode_set_meta(&fs->inodes, in, have > 0 ? &rec : NULL);
+		}
 	}
 	inode_put(&fs->inodes, in);
 	free(src);

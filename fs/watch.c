@@ -424,7 +424,7 @@ void watch_node(struct fs *fs, const char *path, enum inode_kind kind)
 	struct watch *w = &fs->watch;
 	if (!fs->session.oneshot || !path || names_reserved_path(path))
 		return;
-	bool dir = kind != INODE_FILE;
+	bool dir = kind == INODE_DIR || kind == INODE_DATA;
 	bool send_data = false, send_child = false;
 	pthread_mutex_lock(&w->mu);
 	struct wentry *e = w->inited ? find_or_add(w, path) : NULL;

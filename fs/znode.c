@@ -136,9 +136,14 @@ int refresh(struct fs *fs, struct inode *in)
 	if (!path)
 		return -ENOMEM;
 	struct zk_stat st;
-	int err = stat_of(fs, path, &st, false);
+	struct sidetree_rec rec;
+	bool data = in->kind == INODE_DATA; /* DIR/.data has no record */
+	int have = data ? stat_of(fs, path, &st, false) : meta_stat(fs, path, &st, &rec);
 	free(path);
-	if (err == 0)
-		inode_set_stat(&fs->inodes, in, &st);
-	return err;
+	if (have < 0)
+		return have;
+	inode_set_stat(&fs->inodes, in, &st);
+	if (!data)
+		inode_set_meta(&fs->inodes, in, have ? &rec : NULL);
+	return 0;
 }

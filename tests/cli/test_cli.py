@@ -123,6 +123,19 @@ def test_ls_stat_sync_delete_rmr():
     assert j["paths"] == ["/tree/a", "/tree/a/x", "/tree/a/y", "/tree/b"], j
     fails(2, "ls", "/tree/none")
     fails(2, "ls", "-R", "/tree/none")
+    # ls -l: a quorumfs symbolic link (quorumfs(5)) as NAME -> TARGET; a
+    # record naming another node (stale) is not one.
+    ZK.create("/lnk/f", b"x", makepath=True)
+    ZK.create("/lnk/l", b"f")
+    ZK.create("/lnk/s", b"f")
+    meta = "/.quorumfs-meta/%2Flnk%2F"
+    ZK.create(meta + "l", b"quorumfs-meta 1 of=%d link" % ZK.exists("/lnk/l").czxid,
+              makepath=True)
+    ZK.create(meta + "s", b"quorumfs-meta 1 of=1 link")
+    assert ok("ls", "-l", "/lnk") == b"f\nl -> f\ns\n"
+    j = ok("--json", "ls", "-l", "/lnk", json_out=True)
+    assert j == {"path": "/lnk", "children": ["f", "l", "s"], "links": {"l": "f"}}, j
+    fails(1, "ls", "-R", "-l", "/lnk")
     text = ok("stat", "/tree/a").decode()
     fields = dict(line.split(" ", 1) for line in text.splitlines())
     zst = ZK.exists("/tree/a")

@@ -271,16 +271,21 @@ def test_mount_options(srv):
                     raise AssertionError("a write on a ro mount")
                 except OSError as e:
                     eq(e.errno, errno.EROFS, "ro errno")
-        with Mount(srv) as b:
+        with Mount(srv, ["strict"]) as b:
             os.chmod(b.path("opt/sub/f"), 0o644)           # same mode: fine
             try:
                 os.chmod(b.path("opt/sub/f"), 0o600)
                 raise AssertionError("chmod changed nothing, said yes")
             except PermissionError:
                 pass
-        with Mount(srv, ["quiet"]) as c:
+        with Mount(srv, ["strict", "quiet"]) as c:
             os.chmod(c.path("opt/sub/f"), 0o600)           # -o quiet: yes
             os.chown(c.path("opt/sub/f"), 0, 0)
+            eq(stat.S_IMODE(os.stat(c.path("opt/sub/f")).st_mode), 0o644, "quiet: unchanged")
+        with Mount(srv, ["quiet"]) as c:
+            os.chmod(c.path("opt/sub/f"), 0o600)           # without strict: kept
+            eq(stat.S_IMODE(os.stat(c.path("opt/sub/f")).st_mode), 0o600, "chmod")
+            os.chmod(c.path("opt/sub/f"), 0o644)
         with Mount(srv, chroot="/opt") as d:
             eq(sorted(os.listdir(d.dir)), ["sub"], "chroot")
             with open("/proc/mounts") as f:
@@ -354,6 +359,91 @@ def test_programs(srv):
         k.stop()
 
 
+def local_tree(root):
+    """A tree with what copying programs must keep: an executable, a
+    private file and directory, a symbolic link, old mtimes."""
+    os.makedirs(os.path.join(root, "bin"))
+    os.makedirs(os.path.join(root, "private"))
+    write(os.path.join(root, "bin/run.sh"), b"#!/bin/sh\necho ran\n")
+    write(os.path.join(root, "secret"), b"s")
+    write(os.path.join(root, "private/key"), b"k")
+    os.symlink("bin/run.sh", os.path.join(root, "run"))
+    for p, mode in (("bin/run.sh", 0o755), ("secret", 0o600), ("private/key", 0o640),
+                    ("private", 0o700)):
+        os.chmod(os.path.join(root, p), mode)
+    for i, p in enumerate(("bin/run.sh", "secret", "private/key")):
+        os.utime(os.path.join(root, p), (1500000000 + i, 1600000000 + i))
+
+
+def same_tree(src, dst, what):
+    """Every entry of src is in dst with its type, mode and content; files
+    with their mtime, links with their target."""
+    for d, dirs, files in os.walk(src):
+        for name in dirs + files:
+            p = os.path.join(d, name)
+            q = os.path.join(dst, os.path.relpath(p, src))
+            s, t = os.lstat(p), os.lstat(q)
+            eq((stat.S_IFMT(t.st_mode), stat.S_IMODE(t.st_mode)),
+               (stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode)), "%s: mode of %s" % (what, q))
+            if stat.S_ISLNK(s.st_mode):
+                eq(os.readlink(q), os.readlink(p), "%s: target of %s" % (what, q))
+            elif stat.S_ISREG(s.st_mode):
+                eq(int(t.st_mtime), int(s.st_mtime), "%s: mtime of %s" % (what, q))
+                eq(read(q), read(p), "%s: content of %s" % (what, q))
+
+
+def test_programs_keep_metadata(srv):
+    """install -m, cp -a, rsync -a, tar -xp and a mkstemp+fchmod+rename
+    saver keep modes, times and links on the mount, as seen from a second
+    mount; the executable runs."""
+    import shutil
+    import tempfile
+    local = tempfile.mkdtemp(prefix="qfs-local-")
+    try:
+        src = os.path.join(local, "tree")
+        local_tree(src)
+        with Mount(srv) as a, Mount(srv) as b:
+            os.makedirs(a.path("prog"))
+            sh("install -m 0755 %s %s" % (os.path.join(src, "bin/run.sh"), a.path("prog/inst")))
+            eq(stat.S_IMODE(os.stat(a.path("prog/inst")).st_mode), 0o755, "install -m")
+            eq(sh(a.path("prog/inst"))[1], "ran\n", "the installed script runs")
+            sh("cp -a %s %s" % (src, a.path("prog/cp")))
+            same_tree(src, a.path("prog/cp"), "cp -a")
+            if shutil.which("rsync"):
+                sh("rsync -a %s/ %s/" % (src, a.path("prog/rsync")))
+                same_tree(src, a.path("prog/rsync"), "rsync -a")
+                # again over what is there: unchanged files skipped, a
+                # changed one replaced (temporary file, rename)
+                write(os.path.join(src, "secret"), b"new secret")
+                os.utime(os.path.join(src, "secret"), (1, 1700000000))
+                sh("rsync -a %s/ %s/" % (src, a.path("prog/rsync")))
+                same_tree(src, a.path("prog/rsync"), "rsync -a again")
+            sh("tar -C %s -cf %s ." % (src, os.path.join(local, "t.tar")))
+            os.makedirs(a.path("prog/tar"))
+            sh("tar -C %s -xpf %s" % (a.path("prog/tar"), os.path.join(local, "t.tar")))
+            same_tree(src, a.path("prog/tar"), "tar -xp")
+            # An editor's save: mkstemp (0600), fchmod to the old mode,
+            # write, rename over the file.
+            target = a.path("prog/cp/secret")
+            os.chmod(target, 0o640)
+            fd, tmp = tempfile.mkstemp(dir=a.path("prog/cp"))
+            os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode))
+            os.write(fd, b"saved")
+            os.close(fd)
+            os.replace(tmp, target)
+            eq(stat.S_IMODE(os.stat(target).st_mode), 0o640, "the saver kept the mode")
+            eq(read(target), b"saved", "and wrote")
+            for what, p in (("cp -a", "prog/cp"), ("tar -xp", "prog/tar")):
+                wait_until(lambda: stat.S_IMODE(os.stat(b.path(p, "private")).st_mode) == 0o700,
+                           5, "B to see %s's modes" % what)
+            wait_until(lambda: stat.S_IMODE(os.stat(b.path("prog/cp/secret")).st_mode) == 0o640,
+                       5, "B to see the saved file's mode")
+            same_tree(src, b.path("prog/tar"), "tar -xp, seen from B")
+            eq(sh(b.path("prog/tar/run"))[1], "ran\n", "the script runs through its link on B")
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
 def fails(errno_, what, fn, *args):
     try:
         fn(*args)
@@ -365,7 +455,8 @@ def fails(errno_, what, fn, *args):
 
 def test_names_and_links(srv):
     """NAME_MAX (255) holds for every call that takes a name, as statfs
-    says; links of both kinds and special files are EPERM, never ENOSYS."""
+    says; symbolic links work, hard links and special files are EPERM,
+    never ENOSYS."""
     k = kazoo_client(srv)
     try:
         with Mount(srv) as a:
@@ -399,9 +490,10 @@ def test_names_and_links(srv):
             # Links and special files.
             write(a.path("nm/f"), b"f")
             fails(errno.EPERM, "link", os.link, a.path("nm/f"), a.path("nm/g"))
-            fails(errno.EPERM, "symlink", os.symlink, "f", a.path("nm/l"))
+            os.symlink("f", a.path("nm/l"))
+            eq(os.readlink(a.path("nm/l")), "f", "symlink")
             fails(errno.EPERM, "mkfifo", os.mkfifo, a.path("nm/fifo"))
-            eq(sorted(n for n in os.listdir(a.path("nm")) if len(n) == 1), ["f", "x"],
+            eq(sorted(n for n in os.listdir(a.path("nm")) if len(n) == 1), ["f", "l", "x"],
                "nothing made by the refused calls")
     finally:
         k.stop()
@@ -492,5 +584,6 @@ def test_unlink_open(srv):
 
 if __name__ == "__main__":
     main([test_mapping, test_mkdir_stays_dir, test_writes, test_remove_rename, test_xattrs,
-          test_metrics, test_mount_options, test_mount_helper, test_programs, test_names_and_links,
+          test_metrics, test_mount_options, test_mount_helper, test_programs,
+          test_programs_keep_metadata, test_names_and_links,
           test_identity, test_unlink_open])

@@ -7,13 +7,14 @@ reported with what it got, and all the cases run whatever the others did.
 
 What each section checks is what quorumfs(5) says under the heading of the
 same name: READING AND WRITING, CREATING, REMOVING, RENAMING, CREATION
-SUFFIXES, LOCKS and ERRORS."""
+SUFFIXES, MODES, OWNERS AND TIMES, SYMBOLIC LINKS, LOCKS and ERRORS."""
 import ctypes
 import errno
 import fcntl
 import mmap
 import os
 import stat
+import time
 
 from fsutil import Mount, kazoo_client, main
 
@@ -71,6 +72,17 @@ class Table:
 
 def equals(want):
     return lambda got: None if got == want else "got %r, want %r" % (got, want)
+
+
+def wait_for(pred, timeout=5.0):
+    """Whether pred() became true within timeout (what another mount sees
+    comes with the watch event)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
 
 
 def put(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
@@ -162,9 +174,14 @@ def test_reading_and_writing(srv):
             t.case("stat: a directory", lambda: stat.S_ISDIR(os.stat(a.path("cf-rw")).st_mode),
                    equals(True))
             t.case("statfs: NAME_MAX", lambda: os.statvfs(a.dir).f_namemax, equals(255))
-            t.case("utimensat succeeds and changes nothing",
-                   lambda: (os.utime(p, (1, 1)), os.stat(p).st_mtime)[1],
-                   equals(st.st_mtime))
+            t.case("utimensat sets atime and mtime",
+                   lambda: (os.utime(p, (1, 2)), os.stat(p).st_atime, os.stat(p).st_mtime)[1:],
+                   equals((1.0, 2.0)))
+            t.case("the other mount sees them", lambda: wait_for(
+                lambda: os.stat(b.path("cf-rw/f")).st_mtime == 2.0), equals(True))
+            t.case("a later write wins over the set mtime",
+                   lambda: (put(p, b"synced"), os.stat(p).st_mtime >= st.st_mtime)[1],
+                   equals(True))
 
             # Lost updates: the znode changed since the open.
             def lost_update():
@@ -212,7 +229,17 @@ def test_creating_removing_renaming(srv):
             put(os.path.join(d, "f"), b"f")
             t.case("link", lambda: os.link(os.path.join(d, "f"), os.path.join(d, "g")),
                    errno.EPERM)
-            t.case("symlink", lambda: os.symlink("f", os.path.join(d, "l")), errno.EPERM)
+            t.case("symlink, readlink", lambda: (os.symlink("f", os.path.join(d, "l")),
+                                                 os.readlink(os.path.join(d, "l")))[1],
+                   equals("f"))
+            t.case("lstat of a link", lambda: stat.S_ISLNK(os.lstat(os.path.join(d, "l")).st_mode),
+                   equals(True))
+            t.case("the link's znode holds its target", lambda: k.get("/cf-ns/l")[0],
+                   equals(b"f"))
+            t.case("symlink over a name", lambda: os.symlink("g", os.path.join(d, "l")),
+                   errno.EEXIST)
+            t.case("symlink of NAME#e", lambda: os.symlink("f", os.path.join(d, "l#e")),
+                   errno.EINVAL)
             t.case("a reserved name", lambda: put(os.path.join(d, ".quorumfs-x"), b""),
                    errno.EPERM)
             t.case("a name of 256 bytes", lambda: put(os.path.join(d, "n" * 256), b""),
@@ -253,13 +280,22 @@ def test_creating_removing_renaming(srv):
             # chmod, chown and extended attributes
             mode = stat.S_IMODE(os.stat(os.path.join(d, "f")).st_mode)
             t.case("chmod to the mode it has", lambda: os.chmod(os.path.join(d, "f"), mode))
-            t.case("chmod to another mode", lambda: os.chmod(os.path.join(d, "f"),
-                                                             mode ^ 0o100), errno.EPERM)
+            t.case("chmod to another mode", lambda: (
+                os.chmod(os.path.join(d, "f"), mode ^ 0o100),
+                stat.S_IMODE(os.stat(os.path.join(d, "f")).st_mode))[1], equals(mode ^ 0o100))
             st = os.stat(os.path.join(d, "f"))
             t.case("chown to the owner it has", lambda: os.chown(os.path.join(d, "f"),
                                                                  st.st_uid, st.st_gid))
-            t.case("chown to another owner", lambda: os.chown(os.path.join(d, "f"),
-                                                              st.st_uid + 1, -1), errno.EPERM)
+            t.case("chown to another owner", lambda: (
+                os.chown(os.path.join(d, "f"), st.st_uid + 1, -1),
+                os.stat(os.path.join(d, "f")).st_uid)[1], equals(st.st_uid + 1))
+            t.case("the file's data is untouched", lambda: k.get("/cf-ns/f")[0], equals(b"f"))
+            t.case("open(O_CREAT) with a mode", lambda: (
+                os.close(os.open(os.path.join(d, "m"), os.O_CREAT | os.O_WRONLY, 0o600)),
+                stat.S_IMODE(os.stat(os.path.join(d, "m")).st_mode))[1], equals(0o600))
+            t.case("mkdir with a mode", lambda: (
+                os.mkdir(os.path.join(d, "md"), 0o700),
+                stat.S_IMODE(os.stat(os.path.join(d, "md")).st_mode))[1], equals(0o700))
             t.case("setxattr of a user.quorumfs.* attribute", lambda: os.setxattr(
                 os.path.join(d, "f"), "user.quorumfs.version", b"9"), errno.EPERM)
             t.case("setxattr of another attribute", lambda: os.setxattr(
@@ -290,6 +326,17 @@ def test_suffixes_and_read_only(srv):
             t.case("NAME#s makes NAME and ten digits", seq,
                    lambda got: None if len(got) == 1 and len(got[0]) == 13 and
                    got[0][3:].isdigit() else "got %r" % got)
+        with Mount(srv, options=["strict"]) as s:
+            d = s.path("cf-sx")
+            t.case("strict: chmod to another mode", lambda: os.chmod(
+                os.path.join(d, "ro"), 0o600), errno.EPERM)
+            t.case("strict: chown to another owner", lambda: os.chown(
+                os.path.join(d, "ro"), os.getuid() + 1, -1), errno.EPERM)
+            t.case("strict: utimensat succeeds and changes nothing", lambda: (
+                os.utime(os.path.join(d, "ro"), (1, 1)),
+                os.stat(os.path.join(d, "ro")).st_mtime != 1)[1], equals(True))
+            t.case("strict: symlink", lambda: os.symlink("ro", os.path.join(d, "l")),
+                   errno.EPERM)
         with Mount(srv, options=["ro"]) as r:
             d = r.path("cf-sx")
             t.case("a read on a read-only mount", lambda: get(os.path.join(d, "ro")),
@@ -300,6 +347,12 @@ def test_suffixes_and_read_only(srv):
                    errno.EROFS)
             t.case("unlink on a read-only mount", lambda: os.unlink(os.path.join(d, "ro")),
                    errno.EROFS)
+            t.case("chmod on a read-only mount", lambda: os.chmod(os.path.join(d, "ro"), 0o600),
+                   errno.EROFS)
+            t.case("utimensat on a read-only mount", lambda: os.utime(
+                os.path.join(d, "ro"), (1, 1)), errno.EROFS)
+            t.case("symlink on a read-only mount", lambda: os.symlink(
+                "ro", os.path.join(d, "l")), errno.EROFS)
     finally:
         k.stop()
     t.check()

@@ -290,6 +290,58 @@ static void test_attr(void **state)
 	inode_shutdown(&ro);
 }
 
+/* A metadata record is shown only for the znode it names (its czxid), its
+ * times only at the data version they were set at; a link is a link. */
+static void test_attr_meta(void **state)
+{
+	struct fixture *f = *state;
+	struct zk_stat st = zstat(80, 81, 80);
+	st.version = 2;
+	st.mtime = 5000;
+	st.data_length = 7;
+	struct inode *a = inode_lookup(&f->t, "/m", INODE_FILE, &st);
+	struct sidetree_rec rec = { .of = 80, .has_mode = true, .mode = 0750, .has_uid = true,
+				    .uid = 7, .has_mtime = true, .mtime_ns = 2000000000123,
+				    .mtime_ver = 2, .has_atime = true, .atime_ns = 1000000000000,
+				    .atime_ver = 1 };
+	inode_set_meta(&f->t, a, &rec);
+	struct stat sb;
+	inode_attr(&f->t, a, &sb);
+	assert_true(S_ISREG(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 0750);
+	assert_int_equal(sb.st_uid, 7);
+	assert_int_equal(sb.st_gid, 100);              /* not in the record */
+	assert_int_equal(sb.st_mtim.tv_sec, 2000);
+	assert_int_equal(sb.st_mtim.tv_nsec, 123);
+	assert_int_equal(sb.st_atim.tv_sec, 2000);     /* set at version 1: gone */
+	/* A later write: ZooKeeper's mtime again, the mode stays. */
+	st.version = 3;
+	st.mzxid = 82;
+	st.mtime = 9000;
+	inode_set_stat(&f->t, a, &st);
+	inode_attr(&f->t, a, &sb);
+	assert_int_equal(sb.st_mtim.tv_sec, 9);
+	assert_int_equal(sb.st_mode & 07777, 0750);
+	/* A record of another znode is not shown. */
+	rec.of = 79;
+	inode_set_meta(&f->t, a, &rec);
+	inode_attr(&f->t, a, &sb);
+	assert_int_equal(sb.st_mode & 07777, 0644);
+	assert_int_equal(sb.st_uid, 1000);
+	inode_set_meta(&f->t, a, NULL);
+	struct sidetree_rec got;
+	assert_false(inode_meta(&f->t, a, &got));
+
+	struct inode *l = inode_lookup(&f->t, "/l", INODE_LINK, &st);
+	struct sidetree_rec lr = { .of = 80, .link = true, .has_mode = true, .mode = 0600 };
+	inode_set_meta(&f->t, l, &lr);
+	inode_attr(&f->t, l, &sb);
+	assert_true(S_ISLNK(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 0777);    /* a link's mode is fixed */
+	assert_int_equal(sb.st_size, 7);
+	assert_int_equal(sb.st_nlink, 1);
+}
+
 /* ---- renames, creates -------------------------------------------------------------- */
 
 static void test_rehash_and_set_path(void **state)
@@ -495,6 +547,7 @@ int main(void)
 		TEST(test_stable_ids),
 		TEST(test_older_stat_refused),
 		TEST(test_attr),
+		TEST(test_attr_meta),
 		TEST(test_rehash_and_set_path),
 		TEST(test_pending),
 		TEST(test_detached_and_unlinked),

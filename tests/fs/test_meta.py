@@ -1,0 +1,294 @@
+"""quorumfs metadata records (quorumfs(5), MODES, OWNERS AND TIMES and
+SYMBOLIC LINKS): chmod, chown and utimensat kept per node and seen by
+every mount; symbolic links that other ZooKeeper clients read; an atomic
+`ln -sfn` switch under a reader; records of nodes another client deleted
+and made again; -o strict keeping one mode and owner per mount. Two mounts
+of one server stand in for two machines, kazoo for a client that knows
+nothing of the side tree. argv[1]: quorumd (default) or zookeeper."""
+import errno
+import os
+import stat
+import threading
+import time
+
+from fsutil import Mount, eq, kazoo_client, main, read, sh, wait_until, write
+
+META = "/.quorumfs-meta/"
+
+
+def key(path):
+    """The side node of a znode path, as quorumfs(5) spells it."""
+    return META + path.replace("%", "%25").replace("/", "%2F")
+
+
+def fails(errno_, what, fn, *args):
+    try:
+        fn(*args)
+    except OSError as e:
+        eq(e.errno, errno_, "%s: errno %s" % (what, errno.errorcode.get(e.errno)))
+        return
+    raise AssertionError("%s succeeded" % what)
+
+
+def test_modes_owners_times(srv):
+    """chmod, chown and utimensat round trips, seen by stat on the mount
+    that made them and on a second one; the record is in the side tree,
+    never in the file's data; a later write wins over a set mtime."""
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a, Mount(srv) as b:
+            os.makedirs(a.path("mo/d"))
+            write(a.path("mo/f"), b"data")
+            eq(stat.S_IMODE(os.stat(b.path("mo/f")).st_mode), 0o644, "default mode on B")
+            os.chmod(a.path("mo/f"), 0o750)
+            eq(stat.S_IMODE(os.stat(a.path("mo/f")).st_mode), 0o750, "chmod on A")
+            wait_until(lambda: stat.S_IMODE(os.stat(b.path("mo/f")).st_mode) == 0o750, 5,
+                       "B to see the chmod")
+            os.chown(a.path("mo/f"), 1234, 2345)
+            wait_until(lambda: (os.stat(b.path("mo/f")).st_uid,
+                                os.stat(b.path("mo/f")).st_gid) == (1234, 2345), 5,
+                       "B to see the chown")
+            eq(stat.S_IMODE(os.stat(b.path("mo/f")).st_mode), 0o750, "chown keeps the mode")
+            os.utime(a.path("mo/f"), ns=(1000000000123, 2000000000456))
+            st = os.stat(a.path("mo/f"))
+            eq((st.st_atime_ns, st.st_mtime_ns), (1000000000123, 2000000000456), "utime on A")
+            wait_until(lambda: os.stat(b.path("mo/f")).st_mtime_ns == 2000000000456, 5,
+                       "B to see the utime")
+            eq(k.get("/mo/f")[0], b"data", "the file's data is untouched")
+            rec = k.get(key("/mo/f"))[0].decode()
+            assert rec.startswith("quorumfs-meta 1 ") and "mode=0750" in rec, rec
+            # A write (by anyone) wins over a set mtime.
+            k.set("/mo/f", b"new")
+            wait_until(lambda: abs(os.stat(b.path("mo/f")).st_mtime - time.time()) < 60, 5,
+                       "the write's mtime on B")
+            eq(stat.S_IMODE(os.stat(b.path("mo/f")).st_mode), 0o750, "the mode survives it")
+            # Directories: mkdir with a mode, chmod.
+            os.mkdir(a.path("mo/d/priv"), 0o700)
+            wait_until(lambda: stat.S_IMODE(os.stat(b.path("mo/d/priv")).st_mode) == 0o700, 5,
+                       "B to see mkdir's mode")
+            os.chmod(a.path("mo/d"), 0o711)
+            wait_until(lambda: stat.S_IMODE(os.stat(b.path("mo/d")).st_mode) == 0o711, 5,
+                       "B to see a directory's chmod")
+            # Back to the defaults: the record goes.
+            os.chmod(a.path("mo/d"), 0o755)
+            wait_until(lambda: k.exists(key("/mo/d")) is None, 5, "a record of defaults to go")
+            # A file made with a mode keeps it; rename moves it; unlink
+            # removes it.
+            fd = os.open(a.path("mo/x"), os.O_CREAT | os.O_WRONLY, 0o600)
+            os.write(fd, b"x")
+            os.close(fd)
+            # (B sees A's changes once their watch events came: wait_until.)
+            wait_until(lambda: stat.S_IMODE(os.stat(b.path("mo/x")).st_mode) == 0o600, 5,
+                       "B to see the file made 0600")
+            os.rename(a.path("mo/x"), a.path("mo/y"))
+            eq(stat.S_IMODE(os.stat(a.path("mo/y")).st_mode), 0o600, "renamed")
+            wait_until(lambda: stat.S_IMODE(os.stat(b.path("mo/y")).st_mode) == 0o600, 5,
+                       "B to see it renamed")
+            eq(k.exists(key("/mo/x")), None, "the source's record moved")
+            os.rename(a.path("mo/y"), a.path("mo/f"))
+            eq(stat.S_IMODE(os.stat(a.path("mo/f")).st_mode), 0o600, "renamed over")
+            wait_until(lambda: (stat.S_IMODE(os.stat(b.path("mo/f")).st_mode),
+                                os.stat(b.path("mo/f")).st_uid) == (0o600, os.getuid()), 5,
+                       "B to see it renamed over, with its mode and owner")
+            os.unlink(a.path("mo/f"))
+            eq(k.exists(key("/mo/f")), None, "unlink took the record")
+            # ZooKeeper's root (czxid 0) has no record; a chroot's root has.
+            os.chmod(a.dir, stat.S_IMODE(os.stat(a.dir).st_mode))
+            fails(errno.EPERM, "chmod of ZooKeeper's root", os.chmod, a.dir, 0o700)
+        with Mount(srv, chroot="/mo") as c:
+            os.chmod(c.dir, 0o750)
+            eq(stat.S_IMODE(os.stat(c.dir).st_mode), 0o750, "chmod of a chroot's root")
+    finally:
+        k.stop()
+
+
+def test_oneshot_watches(srv):
+    """With one-shot watches a mount sees another's chmod, chown, utime and
+    a link made over a file as soon as the record's watch fires, well
+    within the cache timeout."""
+    with Mount(srv) as a, Mount(srv, ["watch=oneshot", "cache=600"]) as b:
+        os.makedirs(a.path("os"))
+        write(a.path("os/f"), b"f")
+        eq(stat.S_IMODE(os.stat(b.path("os/f")).st_mode), 0o644, "B read it")
+        os.chmod(a.path("os/f"), 0o700)
+        wait_until(lambda: stat.S_IMODE(os.stat(b.path("os/f")).st_mode) == 0o700, 5,
+                   "B (one-shot) to see the chmod")
+        os.utime(a.path("os/f"), (5, 6))
+        wait_until(lambda: os.stat(b.path("os/f")).st_mtime == 6, 5,
+                   "B (one-shot) to see the utime")
+        os.chmod(a.path("os/f"), 0o640)
+        wait_until(lambda: stat.S_IMODE(os.stat(b.path("os/f")).st_mode) == 0o640, 5,
+                   "B (one-shot) to see the record change again")
+
+
+def test_execute_bits(srv):
+    """A script made executable runs, from either mount."""
+    with Mount(srv) as a, Mount(srv) as b:
+        os.makedirs(a.path("ex"))
+        write(a.path("ex/run.sh"), b"#!/bin/sh\necho ran\n")
+        os.chmod(a.path("ex/run.sh"), 0o755)
+        eq(sh(a.path("ex/run.sh"))[1], "ran\n", "runs on A")
+        wait_until(lambda: os.access(b.path("ex/run.sh"), os.X_OK), 5, "x on B")
+        eq(sh(b.path("ex/run.sh"))[1], "ran\n", "runs on B")
+
+
+def test_symlinks(srv):
+    """symlink, readlink, lstat; the znode's data is the target; links are
+    renamed and removed like files; hard links stay EPERM; NAME_MAX."""
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a, Mount(srv) as b:
+            os.makedirs(a.path("sl/dir"))
+            write(a.path("sl/dir/file"), b"content")
+            os.symlink("dir/file", a.path("sl/l"))
+            eq(os.readlink(a.path("sl/l")), "dir/file", "readlink on A")
+            eq(os.readlink(b.path("sl/l")), "dir/file", "readlink on B")
+            st = os.lstat(b.path("sl/l"))
+            assert stat.S_ISLNK(st.st_mode), oct(st.st_mode)
+            eq(st.st_size, len("dir/file"), "a link's size is its target's length")
+            eq(read(b.path("sl/l")), b"content", "read through the link on B")
+            eq(k.get("/sl/l")[0], b"dir/file", "kazoo reads the target")
+            assert " link" in k.get(key("/sl/l"))[0].decode()
+            fails(errno.EEXIST, "symlink over a name", os.symlink, "x", a.path("sl/l"))
+            os.symlink("/etc", a.path("sl/abs"))
+            eq(os.readlink(b.path("sl/abs")), "/etc", "an absolute target")
+            _, out = sh("ls -l %s" % b.path("sl"))
+            assert "l -> dir/file" in out, out
+            os.symlink("dir", a.path("sl/dl"))
+            eq(sorted(os.listdir(b.path("sl/dl"))), ["file"], "a link to a directory")
+            os.rename(a.path("sl/l"), a.path("sl/l2"))
+            wait_until(lambda: os.readlink(b.path("sl/l2")) == "dir/file", 5,
+                       "B to see the renamed link")
+            wait_until(lambda: not os.path.lexists(b.path("sl/l")), 5, "the old name to go")
+            os.unlink(a.path("sl/l2"))
+            assert not os.path.lexists(a.path("sl/l2")), "unlinked"
+            wait_until(lambda: not os.path.lexists(b.path("sl/l2")), 5, "B to see the unlink")
+            eq(k.exists(key("/sl/l2")), None, "its record too")
+            eq(read(a.path("sl/dir/file")), b"content", "the target stays")
+            # Made by another mount while B looks at the directory.
+            os.listdir(b.path("sl"))
+            os.symlink("dir/file", a.path("sl/late"))
+            wait_until(lambda: os.readlink(b.path("sl/late")) == "dir/file", 5,
+                       "B to find a link made on A")
+            # Hard links and special files stay EPERM; names up to 255 bytes.
+            fails(errno.EPERM, "link", os.link, a.path("sl/dir/file"), a.path("sl/hard"))
+            fails(errno.EPERM, "mkfifo", os.mkfifo, a.path("sl/fifo"))
+            os.symlink("t", a.path("sl", "n" * 255))
+            eq(os.readlink(b.path("sl", "n" * 255)), "t", "a 255-byte name")
+            fails(errno.ENAMETOOLONG, "symlink of 256 bytes", os.symlink, "t",
+                  a.path("sl", "n" * 256))
+    finally:
+        k.stop()
+
+
+def test_atomic_switch(srv):
+    """`ln -sfn` (a link made at a temporary name, renamed over the old
+    one) switches a link while readers on both mounts read through it:
+    never ENOENT, always one of the targets."""
+    with Mount(srv) as a, Mount(srv) as b:
+        os.makedirs(a.path("sw/v1"))
+        os.makedirs(a.path("sw/v2"))
+        write(a.path("sw/v1/data"), b"1")
+        write(a.path("sw/v2/data"), b"2")
+        os.symlink("v1", a.path("sw/cur"))
+        stop = threading.Event()
+        problems, reads = [], [0]
+
+        def reader(m):
+            while not stop.is_set():
+                try:
+                    got = read(m.path("sw/cur/data"))
+                    reads[0] += 1
+                    if got not in (b"1", b"2"):
+                        problems.append("read %r" % got)
+                except OSError as e:
+                    problems.append("%s on %s" % (e, m.dir))
+        threads = [threading.Thread(target=reader, args=(m,)) for m in (a, a, b)]
+        for t in threads:
+            t.start()
+        try:
+            deadline = time.monotonic() + 6
+            n = 0
+            while time.monotonic() < deadline and n < 40:
+                n += 1
+                sh("cd %s && ln -sfn %s cur" % (a.path("sw"), "v2" if n % 2 else "v1"))
+                # and by hand: symlink at a temporary name, rename over
+                os.symlink("v1" if n % 2 else "v2", a.path("sw/.tmp"))
+                os.rename(a.path("sw/.tmp"), a.path("sw/cur"))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        assert not problems, problems[:5]
+        assert reads[0] > 0, "the readers read"
+        eq(sorted(os.listdir(a.path("sw"))), ["cur", "v1", "v2"], "no temporary left")
+        wait_until(lambda: os.readlink(b.path("sw/cur")) == os.readlink(a.path("sw/cur")),
+                   5, "B to agree on the last switch")
+
+
+def test_stale_records(srv):
+    """A node deleted and made again by a client that knows nothing of the
+    side tree loses its old record (mode, link kind): the new one has the
+    mount's defaults, and the stale record is removed."""
+    k = kazoo_client(srv)
+    try:
+        k.create("/st/f", b"plain", makepath=True)
+        with Mount(srv) as a, Mount(srv) as b:
+            os.chmod(a.path("st/f"), 0o700)
+            os.symlink("f", a.path("st/l"))
+            wait_until(lambda: stat.S_IMODE(os.stat(b.path("st/f")).st_mode) == 0o700, 5,
+                       "B to see 0700")
+            k.delete("/st/f")
+            k.create("/st/f", b"again")
+            k.delete("/st/l")
+            k.create("/st/l", b"now a file")
+            for m in (a, b):
+                wait_until(lambda: stat.S_IMODE(os.stat(m.path("st/f")).st_mode) == 0o644, 5,
+                           "the default mode back on %s" % m.dir)
+                wait_until(lambda: stat.S_ISREG(os.lstat(m.path("st/l")).st_mode), 5,
+                           "the link a file again on %s" % m.dir)
+                eq(read(m.path("st/l")), b"now a file", "its content")
+            wait_until(lambda: k.exists(key("/st/f")) is None and
+                       k.exists(key("/st/l")) is None, 5, "the stale records to go")
+            # A new file made by the mount where a stale record lies.
+            os.chmod(a.path("st/f"), 0o600)
+            k.delete("/st/f")
+            wait_until(lambda: not os.path.exists(a.path("st/f")), 5, "A to see the delete")
+            fd = os.open(a.path("st/f"), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o640)
+            os.close(fd)
+            wait_until(lambda: stat.S_IMODE(os.stat(b.path("st/f")).st_mode) == 0o640, 5,
+                       "the new file's own mode")
+    finally:
+        k.stop()
+
+
+def test_strict(srv):
+    """-o strict keeps one mode and owner per mount: chmod and chown to
+    other values EPERM (with -o quiet they succeed, changing nothing),
+    utimensat changes nothing, symlink EPERM; records made elsewhere are
+    not shown (a link is a file holding its target)."""
+    with Mount(srv) as a, Mount(srv, ["strict"]) as s, Mount(srv, ["strict", "quiet"]) as q:
+        os.makedirs(a.path("sx"))
+        write(a.path("sx/f"), b"f")
+        os.chmod(a.path("sx/f"), 0o700)
+        os.symlink("f", a.path("sx/l"))
+        p = s.path("sx/f")
+        eq(stat.S_IMODE(os.stat(p).st_mode), 0o644, "the mount's mode")
+        os.chmod(p, 0o644)
+        fails(errno.EPERM, "chmod", os.chmod, p, 0o600)
+        fails(errno.EPERM, "chown", os.chown, p, os.getuid() + 1, -1)
+        mtime = os.stat(p).st_mtime
+        os.utime(p, (1, 1))
+        eq(os.stat(p).st_mtime, mtime, "utimensat changes nothing")
+        fails(errno.EPERM, "symlink", os.symlink, "f", s.path("sx/l2"))
+        assert stat.S_ISREG(os.lstat(s.path("sx/l")).st_mode), "a link is a file"
+        eq(read(s.path("sx/l")), b"f", "holding its target")
+        os.chmod(q.path("sx/f"), 0o600)
+        os.chown(q.path("sx/f"), 0, 0)
+        eq(stat.S_IMODE(os.stat(q.path("sx/f")).st_mode), 0o644, "quiet changed nothing")
+        eq(stat.S_IMODE(os.stat(a.path("sx/f")).st_mode), 0o700, "the record stays")
+
+
+if __name__ == "__main__":
+    main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_symlinks, test_atomic_switch,
+          test_stale_records, test_strict])
