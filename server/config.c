@@ -22,6 +22,7 @@
  * file; struct config is plain data with no pointers, so it may be copied.
  */
 #include "config.h"
+#include "members.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -56,7 +57,7 @@ static const char *const known_4lw[] = {
 static const char *const ignored_keys[] = {
 	"observerMasterPort",
 	"localSessionsEnabled", "localSessionsUpgradingEnabled", "quorumListenOnAllIPs",
-	"syncEnabled", "reconfigEnabled",
+	"syncEnabled",
 	"quorum.cnxn.threads.size", "jvm.pause.info-threshold.ms",
 	"jvm.pause.warn-threshold.ms", "jvm.pause.sleep.time.ms", "jvm.pause.monitor",
 	"multiAddress.enabled", "multiAddress.reachabilityCheckTimeoutMs",
@@ -123,6 +124,9 @@ struct loader {
 	int peer_type;             /* peerType: -1 unset, 0 participant, 1 observer */
 	int peer_type_line;
 	int server_line[CONFIG_MAX_SERVERS + 1]; /* by id: where server.N was, 0 = absent */
+	char dynamic_file[4096];   /* dynamicConfigFile, "" = none */
+	int dynamic_line;
+	bool in_dynamic;           /* reading the dynamic config file's lines */
 	struct config_server by_id[CONFIG_MAX_SERVERS + 1];
 };
 
@@ -490,74 +494,10 @@ static int mark_repeats(struct loader *ld, struct prop *ps, int n)
 
 /* ---- server.N ----------------------------------------------------------- */
 
-#define SPLIT_MAX 8 /* more parts than any valid form has */
-
-/* Splits s in place at every ':' into parts[SPLIT_MAX] and, like Java's
- * s.split(":"), drops trailing empty parts. Returns the count, or
- * SPLIT_MAX + 1 when there are too many to matter. */
-static int split_colon(char *s, char **parts)
-{
-	int n = 0;
-	for (char *p = s;;) {
-		if (n == SPLIT_MAX)
-			return SPLIT_MAX + 1;
-		parts[n++] = p;
-		char *c = strchr(p, ':');
-		if (!c)
-			break;
-		*c = '\0';
-		p = c + 1;
-	}
-	while (n > 0 && parts[n - 1][0] == '\0')
-		n--;
-	return n;
-}
-
-/* host:port... where host may be an [IPv6] literal (ZooKeeper's
- * splitWithLeadingHostname()). Returns the count of parts or -1. */
-static int split_host(struct loader *ld, const struct prop *p, char *s, char **parts)
-{
-	if (s[0] != '[')
-		return split_colon(s, parts);
-	char *close = strstr(s, "]:");
-	if (!close)
-		return fail(ld, p->line, p->key, "\"%s\" starts with '[' but has no matching ']:'",
-			    p->value);
-	*close = '\0';
-	int n = split_colon(close + 2, parts + 1);
-	parts[0] = s + 1;
-	return n + 1;
-}
-
-static int server_port(struct loader *ld, const struct prop *p, const char *s, int *out)
-{
-	int64_t v = 0;
-	if (!parse_java_long(s, &v))
-		return fail(ld, p->line, p->key, "port \"%s\" is not a number", s);
-	if (v < 1 || v > 65535)
-		return fail(ld, p->line, p->key, "port %" PRId64 " is out of range (1 to 65535)",
-			    v);
-	*out = (int)v;
-	return 0;
-}
-
-static int copy_host(struct loader *ld, const struct prop *p, char *h, char *dst, size_t cap)
-{
-	h = jtrim(h);
-	if (h[0] == '\0')
-		return fail(ld, p->line, p->key, "empty host in \"%s\"", p->value);
-	if (strlen(h) >= cap)
-		return fail(ld, p->line, p->key, "host longer than %zu bytes", cap - 1);
-	strcpy(dst, h);
-	return 0;
-}
-
-/* server.N=host:peerPort:electionPort[:participant|:observer][;[host:]clientPort]
- * as QuorumPeer.QuorumServer(sid, addressStr) reads it. */
+/* server.N=... (members_parse_server() reads the value). In a dynamic
+ * config file ld->dynamic_line names the file's line. */
 static int parse_server(struct loader *ld, const struct prop *p)
 {
-	static const char form[] = "expected host:port:port[:participant|:observer]"
-				   "[;[host:]port]";
 	int64_t id;
 	if (!parse_java_long(p->key + 7, &id))
 		return fail(ld, p->line, p->key, "\"%s\" is not a server id", p->key + 7);
@@ -567,51 +507,11 @@ static int parse_server(struct loader *ld, const struct prop *p)
 	if (ld->server_line[id])
 		return fail(ld, p->line, p->key, "server id %" PRId64 " given twice (also on line"
 			    " %d)", id, ld->server_line[id]);
-	if (strchr(p->value, '|'))
-		return fail(ld, p->line, p->key, "multiple addresses ('|') are not supported");
-
-	char buf[1024];
-	if (strlen(p->value) >= sizeof(buf))
-		return fail(ld, p->line, p->key, "value too long");
-	strcpy(buf, p->value);
-	char *client = strchr(buf, ';');
-	if (client) {
-		*client++ = '\0';
-		if (strchr(client, ';'))
-			return fail(ld, p->line, p->key, "\"%s\": %s", p->value, form);
-	}
-
-	struct config_server s = { .id = (int32_t)id };
-	char *parts[SPLIT_MAX + 1];
-	int n = split_host(ld, p, buf, parts);
-	if (n < 0)
-		return -1;
-	if (n < 3 || n > 4)
-		return fail(ld, p->line, p->key, "\"%s\": %s", p->value, form);
-	if (copy_host(ld, p, parts[0], s.host, sizeof(s.host)) < 0 ||
-	    server_port(ld, p, jtrim(parts[1]), &s.peer_port) < 0 ||
-	    server_port(ld, p, jtrim(parts[2]), &s.election_port) < 0)
-		return -1;
-	if (n == 4) {
-		char *type = jtrim(parts[3]);
-		if (strcasecmp(type, "observer") == 0)
-			s.observer = true;
-		else if (strcasecmp(type, "participant") != 0)
-			return fail(ld, p->line, p->key, "unrecognised peer type \"%s\"", type);
-	}
-	if (client) {
-		n = split_host(ld, p, jtrim(client), parts);
-		if (n < 0)
-			return -1;
-		if (n < 1 || n > 2)
-			return fail(ld, p->line, p->key, "\"%s\": %s", p->value, form);
-		if (n == 2 && copy_host(ld, p, parts[0], s.client_host, sizeof(s.client_host)) < 0)
-			return -1;
-		if (server_port(ld, p, jtrim(parts[n - 1]), &s.client_port) < 0)
-			return -1;
-		s.client_port_given = true;
-	}
-	ld->by_id[id] = s;
+	char err[300];
+	struct config_server sv;
+	if (members_parse_server((int32_t)id, p->value, &sv, err, sizeof(err)) < 0)
+		return fail(ld, p->line, p->key, "%s", err);
+	ld->by_id[id] = sv;
 	ld->server_line[id] = p->line;
 	return 0;
 }
@@ -941,6 +841,8 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 
 	if (strncmp(k, "server.", 7) == 0)
 		return parse_server(ld, p);
+	if (ld->in_dynamic)
+		return fail(ld, p->line, k, "a dynamic config file holds server.N lines only");
 	if (!strcmp(k, "dataDir"))
 		return get_dir(ld, p, c->data_dir, sizeof(c->data_dir));
 	if (!strcmp(k, "dataLogDir"))
@@ -1096,9 +998,13 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 				    "(digest, ip, sasl and x509 are built in)", p->value);
 		return 0; /* built in, always on */
 	}
+	if (!strcmp(k, "dynamicConfigFile")) {
+		ld->dynamic_line = p->line;
+		return copy_str(ld, p, ld->dynamic_file, sizeof(ld->dynamic_file));
+	}
+	if (!strcmp(k, "reconfigEnabled"))
+		return get_bool(ld, p, &ld->cfg->reconfig_enabled);
 	/* Keys that change what the ensemble is: refused, not half-understood. */
-	if (!strcmp(k, "dynamicConfigFile"))
-		return fail(ld, p->line, k, "not supported: put the server.N lines in this file");
 	if (!strncmp(k, "group.", 6) || !strncmp(k, "weight.", 7))
 		return fail(ld, p->line, k, "hierarchical quorums are not supported");
 
@@ -1343,6 +1249,62 @@ static int read_file(struct loader *ld, const char *path, char **text, size_t *l
 	return 0;
 }
 
+/* Reads one file's properties and applies them. */
+static int load_file(struct loader *ld, const char *path)
+{
+	char *text = NULL, *raw = NULL, *out = NULL;
+	struct prop *props = NULL;
+	int n = 0, rc = -1;
+	size_t len = 0;
+	ld->path = path;
+	if (read_file(ld, path, &text, &len) < 0)
+		goto done;
+	/* raw holds one logical line; out every key and value, NUL-terminated
+	 * (escapes only shrink, each line adds at most two NULs). */
+	raw = malloc(len + 1);
+	out = malloc(2 * len + 2);
+	if (!raw || !out) {
+		fail(ld, 0, NULL, "out of memory");
+		goto done;
+	}
+	if (props_parse(ld, text, len, raw, out, &props, &n) < 0 || mark_repeats(ld, props, n) < 0)
+		goto done;
+	for (int i = 0; i < n; i++)
+		if (!props[i].overridden && apply_prop(ld, &props[i]) < 0)
+			goto done;
+	rc = 0;
+done:
+	free(props);
+	free(out);
+	free(raw);
+	free(text);
+	return rc;
+}
+
+/* dynamicConfigFile: the server lines live there (zoo.cfg must have none),
+ * its name carries the membership's version. A relative path is taken
+ * from the working directory, as ZooKeeper does. */
+static int load_dynamic(struct loader *ld, const char *cfg_path)
+{
+	for (int id = 1; id <= CONFIG_MAX_SERVERS; id++)
+		if (ld->server_line[id])
+			return fail(ld, ld->server_line[id], "server.N", "server lines belong in the "
+				    "dynamic config file (dynamicConfigFile, line %d)", ld->dynamic_line);
+	if (access(ld->dynamic_file, R_OK) != 0)
+		return fail(ld, ld->dynamic_line, "dynamicConfigFile", "%s: cannot open: %s",
+			    ld->dynamic_file, strerror(errno));
+	ld->in_dynamic = true;
+	int rc = load_file(ld, ld->dynamic_file);
+	ld->in_dynamic = false;
+	ld->path = cfg_path;
+	if (rc < 0)
+		return -1;
+	int64_t v = members_file_version(ld->dynamic_file);
+	ld->cfg->config_version = v > 0 ? v : 0;
+	snprintf(ld->cfg->dynamic_file, sizeof(ld->cfg->dynamic_file), "%s", ld->dynamic_file);
+	return 0;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t err_len)
 {
 	struct loader *ld = calloc(1, sizeof(*ld));
@@ -1361,36 +1323,18 @@ int config_load(struct config *cfg, const char *path, char *err, size_t err_len)
 	set_defaults(cfg);
 	ld->err[0] = '\0';
 
-	char *text = NULL, *raw = NULL, *out = NULL;
-	struct prop *props = NULL;
-	int n = 0, rc = -1;
-	size_t len = 0;
+	int rc = -1;
 	if (strlen(path) >= sizeof(cfg->path)) {
 		fail(ld, 0, NULL, "path too long");
 		goto done;
 	}
 	strcpy(cfg->path, path);
-	if (read_file(ld, path, &text, &len) < 0)
+	if (load_file(ld, path) < 0)
 		goto done;
-	/* raw holds one logical line; out every key and value, NUL-terminated
-	 * (escapes only shrink, each line adds at most two NULs). */
-	raw = malloc(len + 1);
-	out = malloc(2 * len + 2);
-	if (!raw || !out) {
-		fail(ld, 0, NULL, "out of memory");
+	if (ld->dynamic_file[0] && load_dynamic(ld, path) < 0)
 		goto done;
-	}
-	if (props_parse(ld, text, len, raw, out, &props, &n) < 0 || mark_repeats(ld, props, n) < 0)
-		goto done;
-	for (int i = 0; i < n; i++)
-		if (!props[i].overridden && apply_prop(ld, &props[i]) < 0)
-			goto done;
 	rc = finish(ld);
 done:
-	free(props);
-	free(out);
-	free(raw);
-	free(text);
 	free(ld);
 	return rc;
 }
@@ -1468,12 +1412,6 @@ static void out_printf(struct out *o, const char *fmt, ...)
 	o->len += (size_t)n;
 }
 
-/* An address as ZooKeeper's QuorumServer.toString() writes it: IPv6 in []. */
-static void out_host(struct out *o, const char *host)
-{
-	out_printf(o, strchr(host, ':') ? "[%s]" : "%s", host);
-}
-
 int config_format(const struct config *cfg, char *buf, size_t len)
 {
 	if (len == 0)
@@ -1514,20 +1452,12 @@ int config_format(const struct config *cfg, char *buf, size_t len)
 		out_printf(&o, "peerType=%d\n", me && me->observer ? 1 : 0);
 		out_printf(&o, "membership: \n");
 		for (int i = 0; i < cfg->n_servers; i++) {
-			const struct config_server *s = &cfg->servers[i];
-			out_printf(&o, "server.%d=", s->id);
-			out_host(&o, s->host);
-			out_printf(&o, ":%d:%d:%s", s->peer_port, s->election_port,
-				   s->observer ? "observer" : "participant");
-			if (s->client_port && s->client_port_given) {
-				out_printf(&o, ";");
-				out_host(&o, s->client_host[0] ? s->client_host : "0.0.0.0");
-				out_printf(&o, ":%d", s->client_port);
-			}
-			out_printf(&o, "\n");
+			char line[1024];
+			members_line(&cfg->servers[i], line, sizeof(line));
+			out_printf(&o, "%s\n", line);
 		}
 		/* ZooKeeper ends without the newline; lines are easier to read. */
-		out_printf(&o, "version=0\n");
+		out_printf(&o, "version=%" PRIx64 "\n", (uint64_t)cfg->config_version);
 	}
 	if (o.overflow) {
 		buf[o.len] = '\0';

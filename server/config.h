@@ -133,6 +133,14 @@ struct config {
 	bool metrics_enable;
 	char metrics_host[256];
 	int metrics_port;
+	/* Dynamic reconfiguration: reconfigEnabled; the dynamic config file the
+	 * server lines came from ("" when zoo.cfg held them) and the version its
+	 * name carries (0 for zoo.cfg's own lines). While quorumd runs,
+	 * servers[], n_servers and config_version follow the active config
+	 * (server/replica.c). */
+	bool reconfig_enabled;
+	char dynamic_file[4096];
+	int64_t config_version;
 	int32_t myid;          /* from dataDir/myid, 0 when standalone without one */
 	int n_servers;         /* 0 = standalone (also for a lone server.N line, as
 				  ZooKeeper does, unless standaloneEnabled=false);

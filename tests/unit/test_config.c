@@ -336,7 +336,9 @@ static void test_value_errors(void **state)
 		{ "znode.container.checkIntervalMs=0", ":2: znode.container", "out of range" },
 		{ "autopurge.purgeInterval=1h", ":2: autopurge.purgeInterval", "not a number" },
 		{ "dataLogDir=", ":2: dataLogDir", "empty" },
-		{ "dynamicConfigFile=/etc/zoo.cfg.dynamic", ":2: dynamicConfigFile", "not supported" },
+		{ "dynamicConfigFile=/nonexistent/zoo.cfg.dynamic", ":2: dynamicConfigFile",
+		  "cannot open" },
+		{ "reconfigEnabled=maybe", ":2: reconfigEnabled", "true" },
 		{ "group.1=1:2:3", ":2: group.1", "hierarchical" },
 		{ "weight.1=2", ":2: weight.1", "hierarchical" },
 	};
@@ -822,6 +824,38 @@ static void test_format_standalone(void **state)
 	assert_int_equal(config_format(fx->cfg, small, 0), -1);
 }
 
+/* dynamicConfigFile: the server lines come from it, the version from its
+ * name; zoo.cfg may not hold server lines too, nor the file other keys. */
+static void test_dynamic_config_file(void **state)
+{
+	struct fx *fx = *state;
+	char dyn[256], text[1024];
+	snprintf(dyn, sizeof(dyn), "%s/zoo.cfg.dynamic.100000004", fx->dir);
+	write_file(dyn, "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n"
+			"server.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890:observer\n");
+	snprintf(text, sizeof(text), "dataDir=@\ninitLimit=5\nsyncLimit=2\nreconfigEnabled=true\n"
+		 "dynamicConfigFile=%s\n", dyn);
+	write_cfg(fx, text);
+	write_myid(fx, "2\n");
+	expect_ok(fx);
+	assert_true(fx->cfg->reconfig_enabled);
+	assert_int_equal(fx->cfg->config_version, 0x100000004);
+	assert_string_equal(fx->cfg->dynamic_file, dyn);
+	assert_int_equal(fx->cfg->n_servers, 3);
+	assert_true(fx->cfg->servers[2].observer);
+	assert_int_equal(fx->cfg->servers[0].client_port, 2181);
+
+	snprintf(text, sizeof(text), "dataDir=@\ninitLimit=5\nsyncLimit=2\n"
+		 "server.1=127.0.0.1:2888:3888\ndynamicConfigFile=%s\n", dyn);
+	write_cfg(fx, text);
+	expect_error(fx, ":4: server.N", "dynamic config file");
+
+	write_file(dyn, "server.1=127.0.0.1:2888:3888\ntickTime=100\n");
+	snprintf(text, sizeof(text), "dataDir=@\ndynamicConfigFile=%s\n", dyn);
+	write_cfg(fx, text);
+	expect_error(fx, ":2: tickTime", "server.N lines only");
+}
+
 static void test_format_quorum(void **state)
 {
 	struct fx *fx = *state;
@@ -879,6 +913,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_whitelist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_standalone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_quorum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dynamic_config_file, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
