@@ -768,6 +768,25 @@ static bool same_ids(const uint32_t *theirs, size_t n, const uint32_t *ours, int
 	return n == 0 || memcmp(sorted, ours, n * sizeof(uint32_t)) == 0;
 }
 
+/* open_membership: a server this one does not know says Hello (one being
+ * added to the ensemble); it becomes a peer at the address it gives, or,
+ * if it gives none, at the one it dials from with the port it gives. */
+static struct link *stranger(struct conn *c, const Quorum__Hello *h)
+{
+	struct peer_addr a = { .id = h->id, .port = h->port };
+	if (h->host && h->host[0]) {
+		snprintf(a.host, sizeof(a.host), "%s", h->host);
+	} else {
+		snprintf(a.host, sizeof(a.host), "%s", c->name);
+		char *colon = strrchr(a.host, ':');
+		if (colon)
+			*colon = '\0';
+	}
+	if (peer_net_add(c->net, &a) != 0)
+		return NULL;
+	return find_link(c->net, h->id);
+}
+
 static void in_hello(struct conn *c, const uint8_t *p, size_t len)
 {
 	struct peer_net *n = c->net;
@@ -777,12 +796,16 @@ static void in_hello(struct conn *c, const uint8_t *p, size_t len)
 		return;
 	}
 	struct link *l = find_link(n, h->id);
+	if (l == NULL && n->cfg.open_membership)
+		l = stranger(c, h);
 	if (l == NULL) {
 		in_refuse(c, "Hello from unknown server id %u", h->id);
 		quorum__hello__free_unpacked(h, NULL);
 		return;
 	}
 	const char *which = NULL;
+	if (n->cfg.open_membership)
+		goto checked;
 	const uint32_t *ids = NULL;
 	size_t n_ids = 0;
 	if (!same_ids(h->voters, h->n_voters, n->cfg.voters, n->cfg.n_voters)) {
@@ -805,6 +828,7 @@ static void in_hello(struct conn *c, const uint8_t *p, size_t len)
 		quorum__hello__free_unpacked(h, NULL);
 		return;
 	}
+checked:
 	if (c->tls && n->cfg.tls_check_host && !tls_link_peer_names(c->tls, l->addr.host)) {
 		in_refuse(c, "Hello says server %u, but the certificate%s%s does not name its "
 			  "host %s", h->id, tls_link_peer_subject(c->tls) ? " of " : "",
@@ -1232,6 +1256,23 @@ static int start_tls(struct peer_net *n, const struct peer_net_config *cfg)
 	return 0;
 }
 
+/* Link i of cfg.peers comes to life: dialled at once. */
+static void link_start(struct peer_net *n, int i)
+{
+	struct link *l = &n->links[i];
+	l->net = n;
+	l->addr = n->cfg.peers[i];
+	l->stats = &n->link_stats[i];
+	list_init(&l->queue);
+	list_init(&l->dirty_node);
+	list_init(&l->reset_node);
+	l->backoff_ms = BACKOFF_MIN_MS;
+	uv_timer_init(n->loop, &l->dial_timer);
+	l->dial_timer.data = l;
+	n->live++;
+	uv_timer_start(&l->dial_timer, on_dial_timer, 0, 0);
+}
+
 int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net_config *cfg,
 		   peer_recv_cb recv, peer_reset_cb reset, void *ctx, const char **err)
 {
@@ -1254,7 +1295,7 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 		*err = errbuf;
 		return -ENOMEM;
 	}
-	n->link_stats = calloc(cfg->n_peers > 0 ? (size_t)cfg->n_peers : 1, sizeof(*n->link_stats));
+	n->link_stats = calloc(PEER_MAX_PEERS, sizeof(*n->link_stats));
 	if (n->link_stats == NULL) {
 		free(n);
 		snprintf(errbuf, sizeof(errbuf), "out of memory");
@@ -1295,6 +1336,8 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 	h.voters = n->cfg.voters;
 	h.n_observers = (size_t)cfg->n_observers;
 	h.observers = n->cfg.observers;
+	h.host = n->bind_source ? n->cfg.listen_host : (char *)"";
+	h.port = cfg->listen_port;
 	size_t hl = quorum__hello__get_packed_size(&h);
 	frame_put_length(n->hello, (uint32_t)hl);
 	quorum__hello__pack(&h, n->hello + 4);
@@ -1321,23 +1364,35 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 	uv_timer_start(&n->sweep, on_sweep, HELLO_TIMEOUT_MS / 2, HELLO_TIMEOUT_MS / 2);
 	uv_unref((uv_handle_t *)&n->sweep);
 
-	for (int i = 0; i < cfg->n_peers; i++) {
-		struct link *l = &n->links[i];
-		l->net = n;
-		l->addr = cfg->peers[i];
-		l->stats = &n->link_stats[i];
-		list_init(&l->queue);
-		list_init(&l->dirty_node);
-		list_init(&l->reset_node);
-		l->backoff_ms = BACKOFF_MIN_MS;
-		uv_timer_init(loop, &l->dial_timer);
-		l->dial_timer.data = l;
-		n->live++;
-		uv_timer_start(&l->dial_timer, on_dial_timer, 0, 0);
-	}
+	for (int i = 0; i < cfg->n_peers; i++)
+		link_start(n, i);
 	log_msg(LOG_INFO, "peer", "server %u listening for peers on %s:%d", cfg->my_id,
 		cfg->listen_host, cfg->listen_port);
 	*out = n;
+	return 0;
+}
+
+int peer_net_add(struct peer_net *n, const struct peer_addr *a)
+{
+	if (n->closing)
+		return -ESHUTDOWN;
+	if (a->id == 0 || a->id == n->cfg.my_id || a->host[0] == '\0' || a->port <= 0 ||
+	    a->port > 65535)
+		return -EINVAL;
+	struct link *l = find_link(n, a->id);
+	if (l != NULL) {
+		if (strcmp(l->addr.host, a->host) != 0 || l->addr.port != a->port) {
+			log_msg(LOG_INFO, "peer", "server %u is now at %s:%d (was %s:%d)", a->id,
+				a->host, a->port, l->addr.host, l->addr.port);
+			l->addr = *a;
+		}
+		return 0;
+	}
+	if (n->cfg.n_peers == PEER_MAX_PEERS)
+		return -ENOSPC;
+	n->cfg.peers[n->cfg.n_peers] = *a;
+	link_start(n, n->cfg.n_peers++);
+	log_msg(LOG_INFO, "peer", "server %u joins the peers at %s:%d", a->id, a->host, a->port);
 	return 0;
 }
 

@@ -89,6 +89,11 @@ struct peer_net_config {
 	 * must outlive the network). */
 	const struct tls_config *tls;
 	bool tls_check_host, tls_dial, accept_plain, tls_reload;
+	/* Dynamic reconfiguration: a Hello's voters and observers are not
+	 * compared with ours (they differ while a change is under way), and a
+	 * dialler this server does not know is taken as a peer at the address
+	 * its Hello gives (a server being added). */
+	bool open_membership;
 	unsigned unacked_timeout_ms; /* an outgoing connection whose data (or
 				    SYN) the other end has not acknowledged for
 				    this long is dropped and dialled again
@@ -119,6 +124,11 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
  * later, on the loop, not from within this call); -EMSGSIZE over
  * max_frame; -ENOMEM; -ESHUTDOWN after peer_net_close(). Never blocks. */
 int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m);
+
+/* A peer to dial, or a new address for a known one (taken at its next
+ * dial): a member of a membership this server learnt. Returns 0, -EINVAL
+ * (this server, id 0, an empty host), -ENOSPC past PEER_MAX_PEERS. */
+int peer_net_add(struct peer_net *n, const struct peer_addr *a);
 
 /* Figures for mntr and tests. */
 struct peer_net_stats {
