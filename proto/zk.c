@@ -547,6 +547,23 @@ void zk_encode_set_data_request(struct jute_out *out, const struct zk_set_data_r
 		st_set_data(q, r);
 }
 
+int zk_decode_reconfig_request(struct jute_in *in, struct zk_reconfig_request *r)
+{
+	r->joining = jute_get_string(in);
+	r->leaving = jute_get_string(in);
+	r->new_members = jute_get_string(in);
+	r->cur_config_id = jute_get_long(in);
+	return in->err;
+}
+
+void zk_encode_reconfig_request(struct jute_out *out, const struct zk_reconfig_request *r)
+{
+	jute_put_string(out, r->joining);
+	jute_put_string(out, r->leaving);
+	jute_put_string(out, r->new_members);
+	jute_put_long(out, r->cur_config_id);
+}
+
 int zk_decode_set_acl_request(struct jute_in *in, struct zk_set_acl_request *r)
 {
 	r->path = jute_get_string(in);
@@ -944,7 +961,7 @@ static const struct zk_op_info ops[ZK_OP_HIGHEST - ZK_OP_LOWEST + 1] = {
 	OP(ZK_OP_CHECK, "check", "CHEC", W | M),
 	OP(ZK_OP_MULTI, "multi", "MULT", W),
 	OP(ZK_OP_CREATE2, "create2", "CREA", W | M),
-	OP(ZK_OP_RECONFIG, "reconfig", NULL, 0),
+	OP(ZK_OP_RECONFIG, "reconfig", "RCFG", W),
 	OP(ZK_OP_CHECK_WATCHES, "checkWatches", "CHKW", 0),
 	OP(ZK_OP_REMOVE_WATCHES, "removeWatches", "REMW", 0),
 	OP(ZK_OP_CREATE_CONTAINER, "createContainer", "CREA", W | M),

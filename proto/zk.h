@@ -194,6 +194,13 @@ struct zk_get_children2_response {
 	struct zk_stat stat;
 };
 
+/* ReconfigRequest: incremental (joining, leaving) or the whole new
+ * membership; each a ustring (len -1: null). cur_config_id -1: any. */
+struct zk_reconfig_request {
+	struct zk_str joining, leaving, new_members;
+	int64_t cur_config_id;
+};
+
 /* A multi (or multiRead) is a sequence of (MultiHeader, op) ending with a
  * header of type -1, done = true, err = -1. */
 struct zk_multi_header {
@@ -248,6 +255,7 @@ ZK_RECORD(get_data_response)
 ZK_RECORD(get_acl_response)
 ZK_RECORD(get_children2_response)
 ZK_RECORD(multi_header)
+ZK_RECORD(reconfig_request)
 #undef ZK_RECORD
 
 /* CreateRequest; createTTL carries the trailing ttl, the others do not. */

@@ -443,6 +443,12 @@ int64_t zab_next_zxid(const struct zab *z);
 int zab_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 		uint64_t origin_seq);
 
+/* Established leader only: whether a reconfig to m could be proposed now
+ * (what zab_propose() would answer for it): 0, -EBUSY while another is in
+ * flight, -EHOSTUNREACH while no quorum of m's voters is synced here,
+ * -EINVAL for an invalid m, -ENOTSUP if not the established leader. */
+int zab_reconfig_check(const struct zab *z, const struct zab_members *m);
+
 /* Established leader only: a read that begins now (a sync) may be answered
  * once read round R (returned) is confirmed — io.read_confirmed(R), or
  * zab_read_confirmed() >= R — and everything logged now is committed:

@@ -658,19 +658,13 @@ void zab_lead_appended(struct zab *z)
 		try_commit(z);
 }
 
-static bool synced_or_me(const struct zab *z, uint32_t id, const void *arg)
-{
-	(void)arg;
-	return id == z->cfg.id || is_synced(z, id);
-}
-
 /* A reconfig may be proposed when none is in flight and a quorum of the
  * new config's voters is synced here (else it could not commit). */
-static int reconfig_allowed(struct zab *z, const uint8_t *txn, size_t len)
+int zab_reconfig_check(const struct zab *z, const struct zab_members *cm)
 {
-	struct zab_members m;
-	if (!z->io.txn_config || z->io.txn_config(z->io.ctx, txn, len, &m) != 1)
-		return 0;
+	if (z->role != ZAB_LEADING || !z->established)
+		return -ENOTSUP;
+	struct zab_members m = *cm;
 	m.version = 0;
 	if (!zab_members_valid(&m))
 		return -EINVAL;
@@ -678,8 +672,16 @@ static int reconfig_allowed(struct zab *z, const uint8_t *txn, size_t len)
 		return -EBUSY;
 	int n = 0;
 	for (int i = 0; i < m.n_voters; i++)
-		n += synced_or_me(z, m.voters[i], NULL);
+		n += m.voters[i] == z->cfg.id || is_synced(z, m.voters[i]);
 	return n >= m.n_voters / 2 + 1 ? 0 : -EHOSTUNREACH;
+}
+
+static int reconfig_allowed(struct zab *z, const uint8_t *txn, size_t len)
+{
+	struct zab_members m;
+	if (!z->io.txn_config || z->io.txn_config(z->io.ctx, txn, len, &m) != 1)
+		return 0;
+	return zab_reconfig_check(z, &m);
 }
 
 /* Phase 3: log the txn, send it to the forwarding set. */

@@ -387,6 +387,36 @@ static void host_failed(void *ctx)
 	srv->halt(srv);
 }
 
+/* The active membership changed (or the replica starts): zoo.cfg's view
+ * of the servers follows it (srvr, conf, mntr, the admin commands), and
+ * so does /zookeeper/config, as ZooKeeper keeps it. */
+static void host_members(void *ctx, const struct members *active)
+{
+	struct server *srv = ctx;
+	struct config *cfg = srv->cfg;
+	cfg->n_servers = active->n;
+	memcpy(cfg->servers, active->s, (size_t)active->n * sizeof(active->s[0]));
+	cfg->config_version = active->version;
+	char *text = malloc((size_t)active->n * 600 + 64);
+	size_t len = text ? members_text(active, text, (size_t)active->n * 600 + 64) : 0;
+	if (len == 0 || tree_set_config(srv->db.tree, text, len, active->version) < 0)
+		log_msg(LOG_ERROR, "server", "/zookeeper/config not updated: out of memory");
+	free(text);
+}
+
+/* prep's side of reconfig (prep.h). */
+static const struct members *prep_members(void *ctx)
+{
+	struct server *srv = ctx;
+	return replica_members(srv->replica);
+}
+
+static int32_t prep_reconfig_check(void *ctx, const struct members *next)
+{
+	struct server *srv = ctx;
+	return replica_reconfig_check(srv->replica, next);
+}
+
 int ensemble_start(struct server *srv, const struct replica_recovered *rec)
 {
 	const struct replica_host host = {
@@ -403,7 +433,11 @@ int ensemble_start(struct server *srv, const struct replica_recovered *rec)
 		.live_sessions = host_live_sessions,
 		.touched = host_touched,
 		.failed = host_failed,
+		.members = host_members,
 	};
+	srv->prep.reconfig_current = prep_members;
+	srv->prep.reconfig_check = prep_reconfig_check;
+	srv->prep.reconfig_ctx = srv;
 	int rc = replica_start(&srv->replica, srv->loop, srv->cfg, srv->storage, &host, rec);
 	if (rc == 0 && replica_looking(srv->replica))
 		host_looking(srv, true); /* it starts looking */

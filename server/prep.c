@@ -254,7 +254,8 @@ static char *dup_str(struct arena *a, const char *s, int32_t len)
 		len = 0;
 	char *d = arena_alloc(a, (size_t)len + 1);
 	if (d) {
-		memcpy(d, s, (size_t)len);
+		if (len > 0)
+			memcpy(d, s, (size_t)len);
 		d[len] = '\0';
 	}
 	return d;
@@ -756,6 +757,70 @@ static int prep_create_session(struct ctx *c, const struct zk_connect_request *r
 	return ZOK;
 }
 
+/*
+ * reconfig, as ZooKeeper's PrepRequestProcessor checks it: enabled, a
+ * caller that may write /zookeeper/config (its ACL is world:anyone:r, so
+ * the superuser, unless an admin changed it), no change in flight, the
+ * expected version, a request that parses into a membership with a voter,
+ * and a quorum of its voters synced with this leader. The txn is a setData
+ * of /zookeeper/config carrying the new membership's text, its version
+ * this txn's zxid (see txn.proto).
+ */
+static int prep_reconfig(struct ctx *c, const struct zk_reconfig_request *r, Quorum__Txn *t)
+{
+	struct prep *p = c->p;
+	static const struct zk_str path = ZK_STR("/zookeeper/config");
+	if (!p->reconfig_enabled)
+		return ZRECONFIGDISABLED;
+	if (p->reconfig_current == NULL)
+		return ZUNIMPLEMENTED; /* standalone */
+	struct view node;
+	int rc = target_node(c, path, ZK_PERM_WRITE, &node);
+	if (rc != ZOK)
+		return rc;
+	if (record_get(p, path) != NULL)
+		return ZRECONFIGINPROGRESS;
+	const struct members *cur = p->reconfig_current(p->reconfig_ctx);
+	if (r->cur_config_id != -1 && r->cur_config_id != cur->version)
+		return ZBADVERSION;
+	struct members *next = arena_alloc(c->arena, sizeof(*next));
+	char *joining = dup_str(c->arena, r->joining.s, r->joining.len > 0 ? r->joining.len : 0);
+	char *leaving = dup_str(c->arena, r->leaving.s, r->leaving.len > 0 ? r->leaving.len : 0);
+	char *members = dup_str(c->arena, r->new_members.s,
+				r->new_members.len > 0 ? r->new_members.len : 0);
+	if (next == NULL || joining == NULL || leaving == NULL || members == NULL)
+		return ZSYSTEMERROR;
+	char err[300];
+	if (members_reconfig(cur, joining, leaving, members, next, err, sizeof(err)) < 0) {
+		log_rl(LOG_INFO, "prep", "reconfig refused: %s", err);
+		return ZBADARGUMENTS;
+	}
+	next->version = c->zxid;
+	rc = p->reconfig_check(p->reconfig_ctx, next);
+	if (rc != ZOK)
+		return rc;
+	size_t cap = (size_t)next->n * 600 + 64;
+	char *text = arena_alloc(c->arena, cap);
+	size_t len = text ? members_text(next, text, cap) : 0;
+	Quorum__SetDataTxn *st = arena_alloc(c->arena, sizeof(*st));
+	if (len == 0 || st == NULL)
+		return ZSYSTEMERROR;
+	node.version = -1; /* as ZooKeeper's DataTree sets it */
+	if (stage(c, path, &node) != 0)
+		return ZSYSTEMERROR;
+	quorum__set_data_txn__init(st);
+	st->path = dup_str(c->arena, path.s, path.len);
+	if (st->path == NULL)
+		return ZSYSTEMERROR;
+	st->data.data = (uint8_t *)text;
+	st->data.len = len;
+	st->version = -1;
+	t->reconfig = true;
+	t->body_case = QUORUM__TXN__BODY_SET_DATA;
+	t->set_data = st;
+	return ZOK;
+}
+
 static int prep_write_op(struct prep *p, const struct tree *t, const struct prep_request *req,
 			 int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
 			 int32_t *err)
@@ -792,6 +857,9 @@ static int prep_write_op(struct prep *p, const struct tree *t, const struct prep
 		break;
 	case ZK_OP_CREATE_SESSION:
 		rc = prep_create_session(&c, &req->u.connect, txn);
+		break;
+	case ZK_OP_RECONFIG:
+		rc = prep_reconfig(&c, &req->u.reconfig, txn);
 		break;
 	default:
 		rc = ZUNIMPLEMENTED;

@@ -25,6 +25,7 @@
 #include "hist.h"
 #include "hmap.h"
 #include "list.h"
+#include "members.h"
 #include "tree.h"
 #include "txn.pb-c.h"
 #include "zk.h"
@@ -41,6 +42,14 @@ struct prep {
 	 * those refused (a hard limit, with enforce_quota) */
 	uint64_t quota_exceeded, quota_refused;
 	struct hist process_ms, close_session_ms;
+	/* reconfig (ZooKeeper's op 16): reconfigEnabled, and the ensemble's
+	 * side, set by the server of an ensemble (NULL standalone, where
+	 * reconfig is refused): the active membership, and whether `next` may
+	 * be proposed now (ZOK, ZRECONFIGINPROGRESS, ZNEWCONFIGNOQUORUM). */
+	bool reconfig_enabled;
+	const struct members *(*reconfig_current)(void *ctx);
+	int32_t (*reconfig_check)(void *ctx, const struct members *next);
+	void *reconfig_ctx;
 };
 
 /* What one request asks, for prep_write(). */
@@ -55,6 +64,7 @@ struct prep_request {
 		struct zk_set_acl_request set_acl;
 		struct zk_multi_request multi;
 		struct zk_connect_request connect; /* createSession */
+		struct zk_reconfig_request reconfig;
 	} u;
 };
 

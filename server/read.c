@@ -338,8 +338,6 @@ static int32_t read_ping(struct read_call *rc)
 static int32_t read_refused(struct read_call *rc)
 {
 	switch (rc->op) {
-	case ZK_OP_RECONFIG:
-		return ZRECONFIGDISABLED; /* ZooKeeper's default, reconfigEnabled=false */
 	case ZK_OP_DELETE_CONTAINER:
 		return ZBADARGUMENTS; /* the server's own op; refused from clients */
 	default:
@@ -592,7 +590,6 @@ static read_fn read_fn_of(int32_t op)
 	switch (op) {
 	case ZK_OP_PING:
 		return read_ping;
-	case ZK_OP_RECONFIG:
 	case ZK_OP_DELETE_CONTAINER:
 		return read_refused;
 	case ZK_OP_SASL:

@@ -42,6 +42,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "members.h"
 #include "peer.h"
 #include "zab.h"
 
@@ -88,6 +89,12 @@ struct replica {
 	uint64_t unserving_since_ns; /* when serving last stopped (or start) */
 	struct lat_ring lat;
 	struct replica_stats stats;
+	/* membership: the active one (what cfg->servers shows), and the newest
+	 * address known of each server id (from zoo.cfg, every reconfig's
+	 * text), for the peers of configs learnt without their text */
+	struct members *active;
+	struct config_server *dir;     /* by id, 1..CONFIG_MAX_SERVERS */
+	int64_t *dir_version;          /* the version each address came with */
 	int open_handles;
 	void (*close_cb)(void *ctx);
 	void *close_ctx;
@@ -736,6 +743,228 @@ static void on_peer_reset(void *ctx, uint32_t peer)
 		zab_peer_reset(r->zab, peer);
 }
 
+/* ---- membership ------------------------------------------------------------ */
+
+/*
+ * A reconfig txn is a Txn with `reconfig` set (txn.proto). Every appended
+ * txn is asked, so the flag is read without unpacking: protobuf-c writes
+ * fields in number order, and reconfig (5, a varint) comes before the body
+ * (10 and up). Returns 1 if set.
+ */
+static int txn_is_reconfig(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint64_t tag = 0;
+		for (int shift = 0; i < len && shift < 64; shift += 7) {
+			tag |= (uint64_t)(p[i] & 0x7f) << shift;
+			if (!(p[i++] & 0x80))
+				break;
+		}
+		uint64_t field = tag >> 3, wire = tag & 7;
+		if (field > 5)
+			return 0;
+		if (wire == 0) {
+			uint64_t v = 0;
+			for (int shift = 0; i < len && shift < 64; shift += 7) {
+				v |= (uint64_t)(p[i] & 0x7f) << shift;
+				if (!(p[i++] & 0x80))
+					break;
+			}
+			if (field == 5)
+				return v != 0;
+		} else if (wire == 1) {
+			i += 8;
+		} else if (wire == 5) {
+			i += 4;
+		} else {
+			return 0; /* no length-delimited field comes before the body */
+		}
+	}
+	return 0;
+}
+
+/* A config's text known to belong to `version`: its addresses go in the
+ * directory where they are the newest known. */
+static void dir_note(struct replica *r, const struct members *m)
+{
+	for (int i = 0; i < m->n; i++) {
+		int32_t id = m->s[i].id;
+		if (m->version >= r->dir_version[id]) {
+			r->dir[id] = m->s[i];
+			r->dir_version[id] = m->version;
+		}
+	}
+}
+
+/* A reconfig txn's membership: the text of its SetDataTxn. NULL if the
+ * bytes are not a reconfig or do not parse (the same on every member). */
+static struct members *reconfig_members(const uint8_t *txn, size_t len)
+{
+	if (txn_is_reconfig(txn, len) != 1)
+		return NULL;
+	Quorum__Txn *t = quorum__txn__unpack(NULL, len, txn);
+	struct members *m = t ? malloc(sizeof(*m)) : NULL;
+	char err[300];
+	if (m && (!t->reconfig || t->body_case != QUORUM__TXN__BODY_SET_DATA ||
+		  members_from_text((const char *)t->set_data->data.data, t->set_data->data.len, m,
+				    err, sizeof(err)) < 0)) {
+		free(m);
+		m = NULL;
+	}
+	if (m)
+		m->version = t->zxid;
+	if (t)
+		quorum__txn__free_unpacked(t, NULL);
+	return m;
+}
+
+static void zab_members_of(const struct members *m, struct zab_members *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->version = m->version;
+	for (int i = 0; i < m->n; i++) {
+		if (m->s[i].observer)
+			out->observers[out->n_observers++] = (uint32_t)m->s[i].id;
+		else
+			out->voters[out->n_voters++] = (uint32_t)m->s[i].id;
+	}
+}
+
+static int io_txn_config(void *ctx, const uint8_t *txn, size_t len, struct zab_members *out)
+{
+	struct replica *r = ctx;
+	struct members *m = reconfig_members(txn, len);
+	if (m == NULL)
+		return 0;
+	dir_note(r, m);
+	zab_members_of(m, out);
+	free(m);
+	return 1;
+}
+
+/* The membership a config of the chain names, with the directory's
+ * addresses (one whose address is unknown is left out: it dials us). */
+static void members_of_zab(struct replica *r, const struct zab_members *z, struct members *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->version = z->version;
+	for (int k = 0; k < 2; k++) {
+		const uint32_t *ids = k ? z->observers : z->voters;
+		int n = k ? z->n_observers : z->n_voters;
+		for (int i = 0; i < n; i++) {
+			struct config_server s = r->dir[ids[i]];
+			if (s.id == 0)
+				continue;
+			s.observer = k == 1;
+			out->s[out->n++] = s;
+		}
+	}
+	/* In id order, as members.h keeps them. */
+	for (int i = 1; i < out->n; i++)
+		for (int j = i; j > 0 && out->s[j - 1].id > out->s[j].id; j--) {
+			struct config_server t = out->s[j];
+			out->s[j] = out->s[j - 1];
+			out->s[j - 1] = t;
+		}
+}
+
+/*
+ * The chain changed: every member of every config is a peer; a new active
+ * membership is written down (dynamic config file, zoo.cfg) before anything
+ * acts on it, and the server shows it (cfg->servers, /zookeeper/config).
+ */
+static void io_members(void *ctx, const struct zab_members *cfgs, size_t n)
+{
+	struct replica *r = ctx;
+	for (size_t k = 0; k < n && r->net; k++) {
+		for (int i = 0; i < cfgs[k].n_voters + cfgs[k].n_observers; i++) {
+			uint32_t id = i < cfgs[k].n_voters ? cfgs[k].voters[i]
+							    : cfgs[k].observers[i - cfgs[k].n_voters];
+			const struct config_server *s = &r->dir[id];
+			if (id == (uint32_t)r->cfg->myid || s->id == 0)
+				continue;
+			struct peer_addr a = { .id = id, .port = s->peer_port };
+			snprintf(a.host, sizeof(a.host), "%s", s->host);
+			peer_net_add(r->net, &a);
+		}
+	}
+	if (cfgs[0].version == r->active->version)
+		return;
+	members_of_zab(r, &cfgs[0], r->active);
+	char err[600];
+	if (members_save(r->cfg->path, r->active, err, sizeof(err)) < 0)
+		log_msg(LOG_ERROR, "replica", "the new membership is not saved: %s", err);
+	log_msg(LOG_INFO, "replica", "membership 0x%" PRIx64 ": %d voters, %d observers%s",
+		(uint64_t)cfgs[0].version, cfgs[0].n_voters, cfgs[0].n_observers,
+		zab_is_observer(r->zab) ? " (this server does not vote)" : "");
+	if (!r->closing && r->host.members)
+		r->host.members(r->host.ctx, r->active);
+}
+
+struct scan {
+	struct replica *r;
+	struct zab_members *out;
+	size_t n;
+	int64_t after;
+};
+
+static int scan_one(void *ctx, const Quorum__Txn *txn)
+{
+	struct scan *sc = ctx;
+	if (!txn->reconfig || txn->zxid <= sc->after || sc->n == ZAB_MAX_CHAIN - 1)
+		return 0;
+	size_t len = quorum__txn__get_packed_size(txn);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return -ENOMEM;
+	quorum__txn__pack(txn, buf);
+	struct members *m = reconfig_members(buf, len);
+	free(buf);
+	if (m) {
+		dir_note(sc->r, m);
+		zab_members_of(m, &sc->out[sc->n++]);
+		sc->after = m->version;
+		free(m);
+	}
+	return 0;
+}
+
+/* The reconfigs the log holds after the active membership (they may not
+ * be committed): the rest of the chain zab_new() starts from. */
+static int logged_configs(struct replica *r, const struct replica_recovered *rec,
+			  struct zab_members *out, size_t *n)
+{
+	struct scan sc = { .r = r, .out = out, .after = r->cfg->config_version };
+	int64_t from = sc.after > rec->base_zxid ? sc.after : rec->base_zxid;
+	int rc = storage_read_from(r->storage, from, scan_one, &sc);
+	*n = sc.n;
+	return rc < 0 && rc != -ERANGE ? rc : 0;
+}
+
+const struct members *replica_members(const struct replica *r)
+{
+	return r->active;
+}
+
+int32_t replica_reconfig_check(const struct replica *r, const struct members *next)
+{
+	struct zab_members z;
+	zab_members_of(next, &z);
+	switch (zab_reconfig_check(r->zab, &z)) {
+	case 0:
+		return ZOK;
+	case -EBUSY:
+		return ZRECONFIGINPROGRESS;
+	case -EHOSTUNREACH:
+		return ZNEWCONFIGNOQUORUM;
+	case -EINVAL:
+		return ZBADARGUMENTS;
+	default:
+		return ZNEWCONFIGNOQUORUM; /* not the established leader any more */
+	}
+}
+
 /* ---- ticking ------------------------------------------------------------ */
 
 static void on_timer(uv_timer_t *t)
@@ -822,6 +1051,28 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 			a->port = s->peer_port;
 		}
 	}
+	/* The membership: zoo.cfg's (or its dynamic config file's) is the
+	 * active one; reconfigs the log holds after it follow. */
+	r->active = calloc(1, sizeof(*r->active));
+	r->dir = calloc(CONFIG_MAX_SERVERS + 1, sizeof(*r->dir));
+	r->dir_version = calloc(CONFIG_MAX_SERVERS + 1, sizeof(*r->dir_version));
+	struct zab_members *logged = calloc(ZAB_MAX_CHAIN, sizeof(*logged));
+	size_t n_logged = 0;
+	if (!r->active || !r->dir || !r->dir_version || !logged) {
+		log_msg(LOG_ERROR, "replica", "out of memory");
+		free(logged);
+		goto err;
+	}
+	r->active->version = cfg->config_version;
+	r->active->n = cfg->n_servers;
+	memcpy(r->active->s, cfg->servers, (size_t)cfg->n_servers * sizeof(cfg->servers[0]));
+	dir_note(r, r->active);
+	zc.config_version = cfg->config_version;
+	pc.open_membership = cfg->reconfig_enabled || cfg->dynamic_file[0] != '\0';
+	if (logged_configs(r, rec, logged, &n_logged) < 0) {
+		free(logged);
+		goto err;
+	}
 	struct zab_log_state ls = {
 		.accepted_epoch = r->accepted_epoch,
 		.current_epoch = r->current_epoch,
@@ -829,6 +1080,8 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.last_zxid = last,
 		.epoch_ends = rec->epoch_ends,
 		.n_epoch_ends = rec->n_epoch_ends,
+		.logged_configs = logged,
+		.n_logged_configs = n_logged,
 	};
 	struct zab_io io = {
 		.ctx = r,
@@ -844,8 +1097,11 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.commit = io_commit,
 		.read_confirmed = io_read_confirmed,
 		.state = io_state,
+		.txn_config = io_txn_config,
+		.members = io_members,
 	};
 	int rc = zab_new(&r->zab, &zc, &ls, &io);
+	free(logged);
 	if (rc < 0) {
 		log_msg(LOG_ERROR, "replica", "cannot start replication: %s", strerror(-rc));
 		goto err;
@@ -857,6 +1113,13 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 			err ? err : strerror(-rc));
 		goto err_after_zab;
 	}
+	/* The members of reconfigs logged after the active membership are
+	 * peers too; the server shows the active one. */
+	size_t n_cfgs;
+	const struct zab_members *chain = zab_configs(r->zab, &n_cfgs);
+	io_members(r, chain, n_cfgs);
+	if (r->host.members)
+		r->host.members(r->host.ctx, r->active);
 	uv_timer_init(loop, &r->timer);
 	uv_timer_init(loop, &r->install_done);
 	r->timer.data = r->install_done.data = r;
@@ -874,6 +1137,9 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 err_after_zab:
 	zab_free(r->zab);
 err:
+	free(r->active);
+	free(r->dir);
+	free(r->dir_version);
 	free(r);
 	return -1;
 }
@@ -919,11 +1185,11 @@ int64_t replica_epoch(const struct replica *r)
 
 int replica_learners(const struct replica *r, bool observers, bool synced_only)
 {
-	const struct config *cfg = r->cfg;
+	const struct members *m = r->active;
 	int n = 0;
-	for (int i = 0; i < cfg->n_servers; i++) {
-		uint32_t id = (uint32_t)cfg->servers[i].id;
-		if (cfg->servers[i].observer != observers || id == (uint32_t)cfg->myid)
+	for (int i = 0; i < m->n; i++) {
+		uint32_t id = (uint32_t)m->s[i].id;
+		if (m->s[i].observer != observers || id == (uint32_t)r->cfg->myid)
 			continue;
 		if (synced_only ? zab_is_synced(r->zab, id) : peer_net_connected(r->net, id) > 0)
 			n++;
@@ -993,6 +1259,9 @@ static void release(struct replica *r)
 	free(r->ring);
 	free(r->syncs);
 	free(r->lat.e);
+	free(r->active);
+	free(r->dir);
+	free(r->dir_version);
 	free(r);
 	if (cb)
 		cb(ctx);

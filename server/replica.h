@@ -23,6 +23,7 @@
 
 #include "acl.h"
 #include "config.h"
+#include "members.h"
 #include "peer.h"
 #include "peer.pb-c.h"
 #include "storage.h"
@@ -62,6 +63,8 @@ struct replica_host {
 	void (*touched)(void *ctx, uint32_t from, const int64_t *ids, size_t n, bool claim);
 	/* The log failed under replication: the member must stop. */
 	void (*failed)(void *ctx);
+	/* The active membership changed (also called once at start). */
+	void (*members)(void *ctx, const struct members *active);
 };
 
 /* What recovery found, for the core: the snapshot the log continues from
@@ -79,6 +82,13 @@ struct replica_recovered {
 int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cfg,
 		  struct storage *storage, const struct replica_host *host,
 		  const struct replica_recovered *rec);
+
+/* The active membership (version: the reconfig that made it). */
+const struct members *replica_members(const struct replica *r);
+/* Leader: whether a reconfig to next may be proposed now: ZOK,
+ * ZRECONFIGINPROGRESS, ZNEWCONFIGNOQUORUM (no quorum of its voters synced
+ * here, or no longer the leader), ZBADARGUMENTS. */
+int32_t replica_reconfig_check(const struct replica *r, const struct members *next);
 
 bool replica_serving(const struct replica *r);
 /* Looking for a leader (election): neither leading nor following. */

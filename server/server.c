@@ -173,6 +173,7 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	srv->tick.data = srv->sigterm.data = srv->sigint.data = srv;
 	prep_init(&srv->prep, cfg->min_session_timeout, cfg->max_session_timeout);
 	srv->prep.enforce_quota = cfg->enforce_quota;
+	srv->prep.reconfig_enabled = cfg->reconfig_enabled;
 	if (db_init(&srv->db, cfg->myid, cfg->tick_time, (int64_t)uv_now(loop), reply_event,
 		    srv) != 0) {
 		log_msg(LOG_ERROR, "server", "out of memory");

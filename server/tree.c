@@ -1022,6 +1022,24 @@ static struct znode *add_builtin(struct tree *t, struct znode *parent, const cha
 	return n;
 }
 
+int tree_set_config(struct tree *t, const char *text, size_t len, int64_t mzxid)
+{
+	struct znode *n = lookup(t, ZK_STR("/zookeeper/config"));
+	if (n == NULL || len > INT32_MAX)
+		return -EINVAL;
+	uint8_t *data = malloc(len ? len : 1);
+	if (data == NULL)
+		return -ENOMEM;
+	memcpy(data, text, len);
+	int32_t dlen = (int32_t)len;
+	tree_swap_data(t, n, &data, &dlen);
+	free(data);
+	if (mzxid > n->stat.mzxid)
+		n->stat.mzxid = mzxid;
+	n->stat.version = -1;
+	return 0;
+}
+
 struct tree *tree_new(void)
 {
 	struct tree *t = calloc(1, sizeof(*t));

@@ -131,6 +131,11 @@ int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_s
 
 /* The newest zxid applied (or loaded from a snapshot). */
 int64_t tree_last_zxid(const struct tree *t);
+/* /zookeeper/config's data set outside any txn, to the membership this
+ * server runs with (ZooKeeper's initConfigInZKDatabase(): at start and
+ * whenever the active membership changes); its stat's version is -1 as
+ * there. 0, -ENOMEM. */
+int tree_set_config(struct tree *t, const char *text, size_t len, int64_t mzxid);
 void tree_set_last_zxid(struct tree *t, int64_t zxid);
 
 struct znode *tree_get(const struct tree *t, struct zk_str path);

@@ -109,6 +109,9 @@ bool write_decode(struct conn *c, int32_t op, struct jute_in *in, struct prep_re
 	case ZK_OP_SET_ACL:
 		rc = zk_decode_set_acl_request(in, &pr->u.set_acl);
 		break;
+	case ZK_OP_RECONFIG:
+		rc = zk_decode_reconfig_request(in, &pr->u.reconfig);
+		break;
 	case ZK_OP_MULTI:
 		rc = zk_decode_multi_request(in, op, &pr->u.multi, MAX_MULTI_OPS);
 		for (int32_t i = 0; rc == 0 && i < pr->u.multi.count; i++)
@@ -183,6 +186,17 @@ static void put_write_result(struct conn *c, int32_t op, const struct tree_apply
 	case ZK_OP_MULTI:
 		put_multi_results(c, res, op_types);
 		break;
+	case ZK_OP_RECONFIG: {
+		/* GetDataResponse: the membership as it now stands. */
+		struct znode *n = tree_get(c->srv->db.tree, ZK_STR("/zookeeper/config"));
+		struct zk_get_data_response gd = { { NULL, -1 }, tr->stat };
+		if (n) {
+			gd.data = znode_data(n);
+			gd.stat = zk_stat_for_client(znode_stat(n));
+		}
+		zk_encode_get_data_response(&c->out, &gd);
+		break;
+	}
 	default:
 		break;
 	}

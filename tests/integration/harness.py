@@ -426,7 +426,12 @@ class _Member:
             f.write("%d\n" % self.myid)
         if self.observer:
             lines.append("peerType=observer")
-        return lines + self.ensemble.server_lines()
+        return lines + self.server_lines()
+
+    def server_lines(self):
+        """The server.N lines of its zoo.cfg: the ensemble's (a test may
+        give a member its own, e.g. one to be added by a reconfig)."""
+        return self.ensemble.server_lines()
 
     @property
     def running(self):

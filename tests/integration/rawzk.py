@@ -23,7 +23,7 @@ GET_CHILDREN, SYNC, PING, GET_CHILDREN2, CHECK, MULTI, CREATE2 = 8, 9, 11, 12, 1
 CHECK_WATCHES, REMOVE_WATCHES, CREATE_CONTAINER, CREATE_TTL, MULTI_READ = 17, 18, 19, 21, 22
 AUTH, SET_WATCHES, GET_EPHEMERALS, GET_ALL_CHILDREN_NUMBER = 100, 101, 103, 104
 SET_WATCHES2, ADD_WATCH, WHO_AM_I, CLOSE_SESSION, ERROR = 105, 106, 107, -11, -1
-SASL = 102
+SASL, RECONFIG = 102, 16
 
 # CreateMode flags
 PERSISTENT, EPHEMERAL, PERSISTENT_SEQUENTIAL, EPHEMERAL_SEQUENTIAL = 0, 1, 2, 3
@@ -402,6 +402,12 @@ class RawZK:
     def auth(self, scheme, cred):
         err, _, r = self.call(AUTH, p_int(0) + p_str(scheme) + p_buf(cred), xid=-4)
         return self._none(err, r)
+
+    def reconfig(self, joining, leaving, new_members, from_config=-1):
+        """(err, (config data, stat))."""
+        err, _, r = self.call(RECONFIG, p_str(joining) + p_str(leaving) + p_str(new_members) +
+                              p_long(from_config))
+        return self._ret(err, lambda r: (r.buf(), r.stat()), r)
 
     def add_watch(self, path, mode):
         # the reply of a successful addWatch is an ErrorResponse(0)

@@ -218,6 +218,93 @@ static void test_prep_error(void **state)
 	apply(f, t, ZMARSHALLINGERROR);
 }
 
+/* ---- reconfig ---- */
+
+static struct members reconfig_active;
+static int32_t reconfig_answer;
+
+static const struct members *current_members(void *ctx)
+{
+	(void)ctx;
+	return &reconfig_active;
+}
+
+static int32_t check_members(void *ctx, const struct members *next)
+{
+	(void)ctx;
+	(void)next;
+	return reconfig_answer;
+}
+
+static struct prep_request reconfig_of(struct fixture *f, const char *joining,
+				       const char *leaving, int64_t version)
+{
+	struct prep_request req = request(f, ZK_OP_RECONFIG);
+	req.u.reconfig.joining = joining ? str(joining) : (struct zk_str){ NULL, -1 };
+	req.u.reconfig.leaving = leaving ? str(leaving) : (struct zk_str){ NULL, -1 };
+	req.u.reconfig.new_members = (struct zk_str){ NULL, -1 };
+	req.u.reconfig.cur_config_id = version;
+	return req;
+}
+
+/* reconfig as PrepRequestProcessor judges it: disabled, standalone, not
+ * the superuser, a stale version, bad specs, the ensemble's own answer
+ * (no quorum, a change in flight); a good one is a setData of
+ * /zookeeper/config marked reconfig, and a second waits for it. */
+static void test_reconfig(void **state)
+{
+	struct fixture *f = *state;
+	static const char cur[] = "server.1=10.0.0.1:2888:3888\nserver.2=10.0.0.2:2888:3888\n"
+				  "server.3=10.0.0.3:2888:3888\nversion=100000002";
+	char err_text[300];
+	assert_int_equal(members_from_text(cur, sizeof(cur) - 1, &reconfig_active, err_text,
+					   sizeof(err_text)), 0);
+	int32_t err;
+	struct prep_request req = reconfig_of(f, NULL, "3", -1);
+	assert_error_txn(prep(f, &req, &err), ZRECONFIGDISABLED);
+	f->prep.reconfig_enabled = true;
+	prep(f, &req, &err);
+	assert_int_equal(err, ZUNIMPLEMENTED); /* standalone */
+	f->prep.reconfig_current = current_members;
+	f->prep.reconfig_check = check_members;
+	prep(f, &req, &err);
+	assert_int_equal(err, ZNOAUTH); /* /zookeeper/config is world:anyone:r */
+	f->auth.super = true;
+	req = reconfig_of(f, NULL, "3", 0x100000001);
+	prep(f, &req, &err);
+	assert_int_equal(err, ZBADVERSION);
+	req = reconfig_of(f, "server.4=nonsense", NULL, -1);
+	prep(f, &req, &err);
+	assert_int_equal(err, ZBADARGUMENTS);
+	req = reconfig_of(f, NULL, "1,2,3", -1);
+	prep(f, &req, &err);
+	assert_int_equal(err, ZBADARGUMENTS);
+	reconfig_answer = ZNEWCONFIGNOQUORUM;
+	req = reconfig_of(f, "server.4=10.0.0.4:2888:3888", NULL, 0x100000002);
+	prep(f, &req, &err);
+	assert_int_equal(err, ZNEWCONFIGNOQUORUM);
+	reconfig_answer = ZOK;
+	Quorum__Txn *txn = prep(f, &req, &err);
+	assert_int_equal(err, ZOK);
+	assert_true(txn->reconfig);
+	assert_int_equal(txn->body_case, QUORUM__TXN__BODY_SET_DATA);
+	assert_string_equal(txn->set_data->path, "/zookeeper/config");
+	struct members *next = malloc(sizeof(*next));
+	assert_non_null(next);
+	assert_int_equal(members_from_text((const char *)txn->set_data->data.data,
+					   txn->set_data->data.len, next, err_text,
+					   sizeof(err_text)), 0);
+	assert_int_equal(next->n, 4);
+	assert_int_equal(next->version, txn->zxid);
+	free(next);
+	struct prep_request again = reconfig_of(f, NULL, "4", -1);
+	prep(f, &again, &err);
+	assert_int_equal(err, ZRECONFIGINPROGRESS);
+	apply(f, txn, ZOK);
+	prep(f, &again, &err);
+	assert_int_equal(err, ZOK); /* the first is applied: no longer in flight */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -225,6 +312,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_judged_against_overlay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_multi, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prep_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconfig, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
