@@ -178,9 +178,8 @@ int members_parse_spec(const char *spec, struct config_server *out, char *err, s
 		return fail(err, err_len, "\"%s\" is not server.N=host:port:port...", s);
 	*eq = '\0';
 	int64_t id;
-	if (!parse_int(trim(s + 7), 1, CONFIG_MAX_SERVERS, &id))
-		return fail(err, err_len, "\"%s\" is not a server id (1 to %d)", s + 7,
-			    CONFIG_MAX_SERVERS);
+	if (!parse_int(trim(s + 7), 1, INT32_MAX, &id))
+		return fail(err, err_len, "\"%s\" is not a server id", s + 7);
 	return members_parse_server((int32_t)id, trim(eq + 1), out, err, err_len);
 }
 
@@ -229,6 +228,14 @@ size_t members_text(const struct members *m, char *buf, size_t cap)
 }
 
 /* ---- reading ------------------------------------------------------------- */
+
+bool members_ids_in_range(const struct members *m)
+{
+	for (int i = 0; i < m->n; i++)
+		if (m->s[i].id > CONFIG_MAX_SERVERS)
+			return false;
+	return true;
+}
 
 const struct config_server *members_find(const struct members *m, int32_t id)
 {
@@ -295,6 +302,9 @@ int members_from_text(const char *text, size_t len, struct members *out, char *e
 		struct config_server sv;
 		if (members_parse_spec(s, &sv, err, err_len) < 0)
 			return -1;
+		if (sv.id > CONFIG_MAX_SERVERS)
+			return fail(err, err_len, "server id %d is out of range (1 to %d)", sv.id,
+				    CONFIG_MAX_SERVERS);
 		if (members_find(out, sv.id))
 			return fail(err, err_len, "server.%d given twice", sv.id);
 		if (put_member(out, &sv) < 0)
@@ -347,7 +357,7 @@ static int leave_one(char *item, void *arg)
 {
 	struct edit *e = arg;
 	int64_t id;
-	if (!parse_int(item, 1, CONFIG_MAX_SERVERS, &id))
+	if (!parse_int(item, 1, INT32_MAX, &id))
 		return fail(e->err, e->err_len, "\"%s\" is not a server id", item);
 	drop_member(e->m, (int32_t)id);
 	return 0;

@@ -41,7 +41,8 @@ struct members {
 int members_parse_server(int32_t id, const char *value, struct config_server *out, char *err,
 			 size_t err_len);
 
-/* "server.N=value": the key parsed too (N in 1..CONFIG_MAX_SERVERS). */
+/* "server.N=value": the key parsed too (any N from 1, as ZooKeeper takes;
+ * members_ids_in_range() says whether quorumd can run it). */
 int members_parse_spec(const char *spec, struct config_server *out, char *err, size_t err_len);
 
 /* One member's line without the newline, as ZooKeeper writes it. Returns
@@ -74,6 +75,10 @@ int members_save(const char *cfg_path, const struct members *m, char *err, size_
 /* The version a dynamic config file's name carries (".dynamic.<hex>"), or
  * -1 if it carries none. */
 int64_t members_file_version(const char *path);
+
+/* Whether every id is 1..CONFIG_MAX_SERVERS (quorumd's, and the myid
+ * range ZooKeeper's guide asks for). */
+bool members_ids_in_range(const struct members *m);
 
 /* Whether id is a member, and whether it votes. */
 const struct config_server *members_find(const struct members *m, int32_t id);

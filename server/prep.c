@@ -758,13 +758,13 @@ static int prep_create_session(struct ctx *c, const struct zk_connect_request *r
 }
 
 /*
- * reconfig, as ZooKeeper's PrepRequestProcessor checks it: enabled, a
- * caller that may write /zookeeper/config (its ACL is world:anyone:r, so
- * the superuser, unless an admin changed it), no change in flight, the
- * expected version, a request that parses into a membership with a voter,
- * and a quorum of its voters synced with this leader. The txn is a setData
- * of /zookeeper/config carrying the new membership's text, its version
- * this txn's zxid (see txn.proto).
+ * reconfig, as ZooKeeper's PrepRequestProcessor checks it, in its order:
+ * enabled, an ensemble, no change in flight, the expected version, a
+ * request that parses into a membership with a voter, a quorum of its
+ * voters synced with this leader, and only then a caller that may write
+ * /zookeeper/config (its ACL is world:anyone:r: the superuser, unless an
+ * admin changed it). The txn is a setData of /zookeeper/config carrying
+ * the new membership's text, its version this txn's zxid (txn.proto).
  */
 static int prep_reconfig(struct ctx *c, const struct zk_reconfig_request *r, Quorum__Txn *t)
 {
@@ -774,10 +774,6 @@ static int prep_reconfig(struct ctx *c, const struct zk_reconfig_request *r, Quo
 		return ZRECONFIGDISABLED;
 	if (p->reconfig_current == NULL)
 		return ZUNIMPLEMENTED; /* standalone */
-	struct view node;
-	int rc = target_node(c, path, ZK_PERM_WRITE, &node);
-	if (rc != ZOK)
-		return rc;
 	if (record_get(p, path) != NULL)
 		return ZRECONFIGINPROGRESS;
 	const struct members *cur = p->reconfig_current(p->reconfig_ctx);
@@ -796,9 +792,21 @@ static int prep_reconfig(struct ctx *c, const struct zk_reconfig_request *r, Quo
 		return ZBADARGUMENTS;
 	}
 	next->version = c->zxid;
-	rc = p->reconfig_check(p->reconfig_ctx, next);
+	/* Ids past 255 parse (ZooKeeper takes them) but cannot run here: the
+	 * caller learns so only if it may reconfigure at all. */
+	bool in_range = members_ids_in_range(next);
+	int rc = in_range ? p->reconfig_check(p->reconfig_ctx, next) : ZOK;
 	if (rc != ZOK)
 		return rc;
+	struct view node;
+	rc = target_node(c, path, ZK_PERM_WRITE, &node);
+	if (rc != ZOK)
+		return rc;
+	if (!in_range) {
+		log_rl(LOG_INFO, "prep", "reconfig refused: server ids are 1 to %d here",
+		       CONFIG_MAX_SERVERS);
+		return ZBADARGUMENTS;
+	}
 	size_t cap = (size_t)next->n * 600 + 64;
 	char *text = arena_alloc(c->arena, cap);
 	size_t len = text ? members_text(next, text, cap) : 0;

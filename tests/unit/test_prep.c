@@ -269,7 +269,18 @@ static void test_reconfig(void **state)
 	f->prep.reconfig_check = check_members;
 	prep(f, &req, &err);
 	assert_int_equal(err, ZNOAUTH); /* /zookeeper/config is world:anyone:r */
+	/* As in ZooKeeper, the caller's permission is judged last. */
+	req = reconfig_of(f, "garbage", NULL, -1);
+	prep(f, &req, &err);
+	assert_int_equal(err, ZBADARGUMENTS);
+	/* An id past 255 parses, as in ZooKeeper; only a caller that may
+	 * reconfigure learns that quorumd cannot run it. */
+	req = reconfig_of(f, "server.999=10.0.0.9:1:2:observer;3", NULL, -1);
+	prep(f, &req, &err);
+	assert_int_equal(err, ZNOAUTH);
 	f->auth.super = true;
+	prep(f, &req, &err);
+	assert_int_equal(err, ZBADARGUMENTS);
 	req = reconfig_of(f, NULL, "3", 0x100000001);
 	prep(f, &req, &err);
 	assert_int_equal(err, ZBADVERSION);
