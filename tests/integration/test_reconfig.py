@@ -8,7 +8,8 @@ removes two of the first three (the leader among them, if it is), and
 the writer's every acknowledged write must be on every member; the
 leader of the new membership is killed and the writes go on; a member
 restarted comes back with the membership it saved (zoo.cfg's
-dynamicConfigFile). Refusals: a client that is not the superuser
+dynamicConfigFile); zkCli's config and reconfig remove a follower and add
+it back. Refusals: a client that is not the superuser
 (NoAuth), a spec that does not parse or no voter left (BadArguments), a
 stale expected version (BadVersion), new servers that are not running
 (NewConfigNoQuorum), and with reconfigEnabled=false (ReconfigDisabled, at
@@ -234,6 +235,32 @@ def test_add_and_remove_under_writes(ens):
         close(su)
 
 
+def test_zkcli(ens):
+    """zkCli's config and reconfig commands, as an operator types them:
+    a follower removed and added back, each change committed and shown."""
+    from test_zkcli import run_cli
+    live = [m for m in ens.members if m.alive]
+    leader = next(m for m in live if m.mode() == "leader")
+    f = next(m for m in live if m is not leader)
+    script = "\n".join(["addauth digest super:test", "config",
+                        "reconfig -remove %d" % f.myid, "config",
+                        "reconfig -add %s" % spec(f), "config", "quit", ""])
+
+    class One:
+        pass
+    target = One()
+    target.hosts, target.dir = leader.hosts, leader.dir
+    rc, out = run_cli(target, stdin=script, timeout=120)
+    assert rc == 0, "zkCli exited %d:\n%s" % (rc, out)
+    blocks = out.split("Committed new configuration:")
+    assert len(blocks) == 3, "two reconfigs committed, in:\n%s" % out
+    mine = "server.%d=" % f.myid
+    assert mine not in blocks[1].split("version=")[0], blocks[1]
+    assert spec(f) in blocks[2], blocks[2]
+    wait_config(live, config_on(leader), "restored")
+    wait_modes(live, ["leader"] + ["follower"] * (len(live) - 1))
+
+
 def test_disabled(ens_with_reconfig):
     """reconfigEnabled=false (ZooKeeper's default): ReconfigDisabled (-123)."""
     kind = ens_with_reconfig.kind
@@ -268,7 +295,7 @@ def main():
             m.launch()
         for m in ens.members[:FIRST]:
             m.wait_started(ens.start_timeout)
-        run_tests([test_refusals, test_add_and_remove_under_writes, test_disabled], ens,
+        run_tests([test_refusals, test_add_and_remove_under_writes, test_zkcli, test_disabled], ens,
                   on_failure=ens.dump_logs)
     finally:
         ens.cleanup()
