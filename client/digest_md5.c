@@ -29,6 +29,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "latin1.h"
+
 #define MAX_VALUE 512 /* any one directive's value */
 
 static int failf(int rc, char *err, size_t errlen, const char *fmt, ...)
@@ -133,27 +135,6 @@ void qc_digest_value(const char *user, const char *realm, const char *password,
 	OPENSSL_cleanse(urp, sizeof(urp));
 	OPENSSL_cleanse(a1, sizeof(a1));
 	OPENSSL_cleanse(ha1, sizeof(ha1));
-}
-
-/* s as RFC 2831 hashes it under charset=utf-8: in ISO 8859-1 when s is
- * valid UTF-8 whose characters all fit there, else unchanged. out has room
- * for strlen(s) + 1 bytes (the conversion never grows). */
-static void latin1(const char *s, char *out)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = 0;
-	for (; *p; p++) {
-		if (*p < 0x80) {
-			out[n++] = (char)*p;
-		} else if ((*p == 0xc2 || *p == 0xc3) && (p[1] & 0xc0) == 0x80) {
-			out[n++] = (char)(((*p & 0x03) << 6) | (p[1] & 0x3f));
-			p++;
-		} else {
-			strcpy(out, s);
-			return;
-		}
-	}
-	out[n] = '\0';
 }
 
 /* ---- the challenge -------------------------------------------------------- */
@@ -391,8 +372,8 @@ int qc_digest_respond(const struct qc_digest_in *in, const uint8_t *challenge, s
 				     "does not take utf-8");
 	char user[QC_DIGEST_MAX_USER + 1], password[QC_DIGEST_MAX_PASSWORD + 1];
 	if (utf8) {
-		latin1(in->user, user);
-		latin1(in->password, password);
+		utf8_to_latin1(in->user, user);
+		utf8_to_latin1(in->password, password);
 	} else {
 		strcpy(user, in->user);
 		strcpy(password, in->password);

@@ -143,9 +143,8 @@ void zab_elect_start(struct zab *z)
 	check_round(z); /* an ensemble of one decides at once */
 }
 
-/* Voters of this round whose vote equals v (this server's own included).
- * *silent (if not NULL): reachable voters whose vote in this round is not
- * v, or who have not voted in it. */
+/* Whether voter id's vote of this round equals v (this server's own
+ * included). */
 static bool agrees(const struct zab *z, uint32_t id, const void *arg)
 {
 	const struct zab_vote *v = arg;
@@ -155,6 +154,9 @@ static bool agrees(const struct zab *z, uint32_t id, const void *arg)
 	return s->valid && s->election_epoch == z->logical_clock && vote_eq(&s->vote, v);
 }
 
+/* Whether the voters whose vote of this round is v form a quorum of every
+ * config of the chain. *silent (if not NULL): reachable voters whose vote
+ * in this round is not v, or who have not voted in it. */
 static bool count_round(const struct zab *z, const struct zab_vote *v, int *silent)
 {
 	if (silent) {

@@ -24,6 +24,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "latin1.h"
+
 #define JAAS_MAX (1 << 20)
 #define MAX_USERS 4096
 
@@ -335,7 +337,18 @@ void sasl_digest_md5(const char *user, const char *realm, const char *password,
 {
 	char buf[2048];
 	uint8_t h[16];
-	int n = snprintf(buf, sizeof(buf), "%s:%s:%s", user, realm, password);
+	/* RFC 2831 2.1.2.1, as Java's mechanism: under charset=utf-8 (which
+	 * the challenge offers) names and password are hashed in ISO 8859-1
+	 * when all their characters fit there. */
+	char u[SASL_MAX_USER + 1], r[256], p[4096];
+	if (strlen(user) >= sizeof(u) || strlen(realm) >= sizeof(r) || strlen(password) >= sizeof(p)) {
+		out[0] = '\0';
+		return;
+	}
+	utf8_to_latin1(user, u);
+	utf8_to_latin1(realm, r);
+	utf8_to_latin1(password, p);
+	int n = snprintf(buf, sizeof(buf), "%s:%s:%s", u, r, p);
 	md5(buf, n > 0 && (size_t)n < sizeof(buf) ? (size_t)n : 0, h);
 	uint8_t a1[16 + 1024];
 	memcpy(a1, h, 16);
@@ -351,6 +364,7 @@ void sasl_digest_md5(const char *user, const char *realm, const char *password,
 	hex(h, 16, out);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	OPENSSL_cleanse(a1, sizeof(a1));
+	OPENSSL_cleanse(p, sizeof(p));
 }
 
 /* The digest of d's response for A2 = a2_prefix digest-uri. */

@@ -93,6 +93,13 @@ static void test_rfc_vector(void **state)
 	sasl_digest_md5("chris", "elwood.innosoft.com", "secret", "OA6MG9tEQGm2hh",
 			"OA6MHXh6VqTrRk", NULL, "00000001", "auth", ":imap/elwood.innosoft.com", out);
 	assert_string_equal(out, "ea40f60335c427b5527b84dbabcdfffd");
+	/* Under charset=utf-8, names and password that fit in ISO 8859-1 are
+	 * hashed there (RFC 2831 2.1.2.1, as Java's mechanism and the client
+	 * library do); the value below hashes the Latin-1 bytes. */
+	sasl_digest_md5("j\xc3\xbcrgen", "zk-sasl-md5", "p\xc3\xa4ssw\xc3\xb6rd", "n0nce",
+			"cn0nce", NULL, "00000001", "auth", "AUTHENTICATE:zookeeper/zk-sasl-md5",
+			out);
+	assert_string_equal(out, "7f53becbb0bc3a7dbe62c6274668a5d3");
 }
 
 /* The value of key="..." in a challenge. */
