@@ -1,0 +1,315 @@
+/*
+ * sim_int: what the simulation's two halves share: the world (nodes, the
+ * network's messages, the checker's histories), seeded randomness, and the
+ * self-describing txns.
+ *
+ *   sim.c       the engine: the network, events, faults, the client, set-up,
+ *               liveness and a run
+ *   sim_node.c  a node: its disk, its host's io callbacks, its life cycle,
+ *               and the checker that watches every one of them
+ */
+#ifndef QUORUM_SIM_INT_H
+#define QUORUM_SIM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+#include "zab.h"
+
+#define MAX_NODES 7 /* voters, observers and servers to add, together */
+#define MAX_EPOCHS 4096
+#define MAX_READS 64 /* read rounds a node tracks at once; more are not begun */
+#define TICK_MS 100
+#define LIVENESS_MS 60000
+#define LIVENESS_TXNS 5
+
+/* ---- randomness ----------------------------------------------------------- */
+
+struct rng {
+	uint64_t s[4];
+};
+
+static inline uint64_t splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static inline void rng_seed(struct rng *r, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++)
+		r->s[i] = splitmix(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t rng_next(struct rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return out;
+}
+
+static inline double rng_unit(struct rng *r)
+{
+	return (double)(rng_next(r) >> 11) / 9007199254740992.0;
+}
+
+static inline bool chance(struct rng *r, double p)
+{
+	return p > 0 && rng_unit(r) < p;
+}
+
+static inline int64_t between(struct rng *r, int64_t lo, int64_t hi)
+{
+	return lo + (int64_t)(rng_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+/* A swarm knob: off half the time, else uniform below max. */
+static inline double knob(struct rng *r, double max)
+{
+	return chance(r, 0.5) ? 0 : rng_unit(r) * max;
+}
+
+/* ---- txns: unique, self-describing bytes ----------------------------------- */
+
+static inline size_t txn_len(uint64_t id)
+{
+	return 8 + (size_t)(id * 7 % 29);
+}
+
+static inline void txn_bytes(uint64_t id, uint8_t *out)
+{
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)(id >> (8 * i));
+	for (size_t i = 8; i < txn_len(id); i++)
+		out[i] = (uint8_t)(id * 31 + i);
+}
+
+/* The txn id the bytes carry, or 0 if they are not a txn of this run. */
+static inline uint64_t txn_decode(const uint8_t *b, size_t len)
+{
+	if (len < 8)
+		return 0;
+	uint64_t id = 0;
+	for (int i = 0; i < 8; i++)
+		id |= (uint64_t)b[i] << (8 * i);
+	if (id == 0 || len != txn_len(id))
+		return 0;
+	for (size_t i = 8; i < len; i++)
+		if (b[i] != (uint8_t)(id * 31 + i))
+			return 0;
+	return id;
+}
+
+/* A reconfig's txn id carries its config: bit 62, then the observers'
+ * and the voters' masks (bit i: node i + 1) in its low 16 bits. */
+#define CFG_TXN (1ull << 62)
+
+static inline uint64_t cfg_txn_id(uint64_t seq, unsigned voters, unsigned observers)
+{
+	return CFG_TXN | seq << 16 | (uint64_t)(observers & 0xff) << 8 | (voters & 0xff);
+}
+
+static inline struct zab_members members_of(unsigned voters, unsigned observers, int64_t version)
+{
+	struct zab_members m = {.version = version};
+	for (int i = 0; i < 8; i++) {
+		if (voters >> i & 1)
+			m.voters[m.n_voters++] = (uint32_t)i + 1;
+		else if (observers >> i & 1)
+			m.observers[m.n_observers++] = (uint32_t)i + 1;
+	}
+	return m;
+}
+
+static inline bool cfg_of_id(uint64_t id, struct zab_members *out)
+{
+	if (!(id & CFG_TXN))
+		return false;
+	*out = members_of((unsigned)(id & 0xff), (unsigned)(id >> 8 & 0xff), 0);
+	return true;
+}
+
+static inline bool votes_in(const struct zab_members *m, uint32_t id)
+{
+	for (int i = 0; i < m->n_voters; i++)
+		if (m->voters[i] == id)
+			return true;
+	return false;
+}
+
+/* ---- P: zxid -> proposal ----------------------------------------------------- */
+
+struct prop {
+	int64_t zxid; /* 0: empty slot */
+	uint64_t id;
+};
+
+struct pmap {
+	struct prop *v;
+	size_t cap, n;
+};
+
+struct prop *pmap_find(struct pmap *m, int64_t zxid, bool insert);
+
+/* ---- the world ---------------------------------------------------------------- */
+
+struct entry {
+	int64_t zxid;
+	uint64_t id;
+};
+
+struct elist {
+	struct entry *v;
+	size_t n, cap;
+};
+
+static inline void elist_push(struct elist *l, struct entry e)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = e;
+}
+
+static inline void elist_copy(struct elist *dst, const struct entry *src, size_t n)
+{
+	dst->n = 0;
+	for (size_t i = 0; i < n; i++)
+		elist_push(dst, src[i]);
+}
+
+struct sim;
+
+struct node {
+	struct sim *sim;
+	uint32_t id;
+	bool up;
+	struct zab *z;
+	/* disk */
+	int64_t acc_epoch, cur_epoch;
+	struct elist snap;       /* the durable snapshot: the state as of snap_zxid */
+	int64_t snap_zxid;
+	struct elist log;        /* txns after snap_zxid */
+	size_t n_durable;        /* log[0..n_durable) synced */
+	int64_t *done_at;        /* per log entry: when its append completes */
+	size_t cap_done;
+	bool installing;
+	struct elist inst;
+	int64_t inst_zxid, inst_at;
+	/* host */
+	struct elist state;      /* applied txns, in order */
+	size_t matched;          /* state[0..matched) equals G's prefix */
+	int64_t clock_off;
+	int64_t next_tick;
+	uint32_t followed;       /* the leader it last served under, and in which */
+	int64_t followed_epoch;  /* epoch: a rejoin comes back to both */
+	bool looked;             /* it went LOOKING since */
+	bool crash_pending;      /* a scenario asked for a crash after this call */
+	size_t n_committed;      /* state[0..n_committed) came through io.commit()
+				    this life: all a compaction may keep */
+	bool serving, leading;
+	int64_t epoch;
+	/* read rounds begun and not yet confirmed, each with whether this node
+	 * held everything committed anywhere when it began (it must, or it
+	 * may never be confirmed) */
+	struct { uint64_t round; int64_t lacked; } reads[MAX_READS];
+	int n_reads;
+	/* the active config, as the host persists it (io.members) */
+	struct zab_members disk_cfg;
+};
+
+struct msg {
+	int64_t t;
+	uint64_t seq;
+	uint32_t from, to;
+	uint8_t *buf;
+	size_t len;
+};
+
+struct sim {
+	struct sim_options o;
+	struct sim_stats *st;
+	struct rng r;
+	int n;                   /* nodes: voters 1..n_voters, then observers, */
+	int n_voters;            /* then (reconfig runs) servers outside the */
+	int n_observers;         /* initial config, which join later */
+	bool reconfig;           /* reconfigs are proposed in this run */
+	double p_reconfig;
+	int64_t now;
+	struct node nodes[MAX_NODES];
+	/* network */
+	struct msg *heap;
+	size_t n_heap, cap_heap;
+	uint64_t msg_seq;
+	bool cut[MAX_NODES][MAX_NODES];
+	int64_t fifo_t[MAX_NODES][MAX_NODES];
+	/* swarm knobs */
+	double p_loss, p_dup, p_crash, p_restart, p_part, p_heal, p_clock, p_propose, p_compact,
+		p_reset, p_isolate_leader, p_drop_acks;
+	double p_crash_seen;     /* a crash resets its peers' links (kill -9), else silence */
+	double p_leader_link;    /* SCN_LEADER_LINK: reset the leader's link to a follower */
+	double p_flap, p_flap_cut; /* SCN_FLAP: reset the flapper's links; cut them a while */
+	int flapper;             /* SCN_FLAP: its index, -1 until the ensemble first serves */
+	int64_t flap_heal_at;    /* when its cut links come back (0: not cut) */
+	int64_t calm_epoch;      /* calm scenarios: the epoch first established, */
+	uint32_t calm_leader;    /* and its leader, which must never change */
+	bool reorder, torn;
+	int64_t max_delay, max_disk;
+	bool faults;
+	/* checker */
+	struct pmap P;
+	struct elist G;
+	int64_t leader_of_epoch[MAX_EPOCHS]; /* epoch -> id; small epochs only */
+	int64_t acks[MAX_EPOCHS][MAX_NODES]; /* per epoch, each node's cumulative ack */
+	int64_t A[MAX_EPOCHS];               /* per epoch, the quorum-acked point */
+	/* the configs G went through: [0] the initial one, then each
+	 * committed reconfig (version = its zxid) */
+	struct zab_members *gcfg;
+	size_t n_gcfg;
+	bool reconfig_proposed;              /* A is kept only until then */
+	uint64_t next_txn;
+	bool failed;
+	bool trace;
+	char *why;
+	size_t why_len;
+};
+
+__attribute__((format(printf, 2, 3)))
+void fail(struct sim *s, const char *fmt, ...);
+
+#define ZX(z) (long long)zab_epoch_of(z), (long long)((z)&0xffffffff)
+
+/* ---- sim_node.c ---- */
+int64_t log_last(const struct node *nd);
+void note_ack(struct sim *s, struct node *nd, int64_t e, int64_t zxid);
+void promote_state(struct sim *s, struct node *nd);
+size_t agree_with_g(const struct sim *s, const struct entry *v, size_t n, bool *conflict);
+void node_boot(struct sim *s, struct node *nd, bool restart);
+void node_crash(struct sim *s, struct node *nd);
+void node_compact(struct sim *s, struct node *nd);
+void peers_see_reset(struct sim *s, struct node *nd);
+void after_call(struct sim *s, struct node *nd);
+
+/* ---- sim.c ---- */
+void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m);
+void io_read_confirmed(void *ctx, uint64_t round);
+
+#endif
