@@ -222,14 +222,36 @@ static bool ensemble_joinable(const struct zab *z, const struct zab_vote *v)
 	if (v->leader == z->cfg.id)
 		return false;
 	uint32_t li = v->leader;
-	if (!zab_votes(z, li) || !z->outof[li].valid ||
-	    z->outof[li].state != QUORUM__PEER_STATE__LEADING ||
+	if (!z->outof[li].valid || z->outof[li].state != QUORUM__PEER_STATE__LEADING ||
 	    z->outof[li].vote.peer_epoch != v->peer_epoch)
 		return false;
 	/* Following decides nothing (the leader's own quorums do), so a
-	 * quorum of the active config will do: reconfigs logged here after it
-	 * may never have been committed, and their voters may be looking. */
+	 * quorum of the active config will do, and the leader need not vote
+	 * in it: reconfigs logged here after it may never have been committed,
+	 * and one the leader's chain holds may name it (and this server) a
+	 * voter although this server has not seen it yet. */
 	return zab_quorum_of(z, &z->cfgs[0], names_leader, v);
+}
+
+/* A FOLLOWING or LEADING vote while LOOKING: an ensemble exists (or is
+ * forming). Kept; the leader it names is asked for its own vote if none
+ * came from it yet (it may vote in no config this server knows, and so be
+ * sent nothing); joined once a quorum says so. */
+static void out_of_election(struct zab *z, uint32_t from, const Quorum__Vote *v)
+{
+	struct zab_vote n = {.leader = v->leader, .zxid = v->zxid, .peer_epoch = v->peer_epoch};
+	if (v->election_epoch == z->logical_clock && zab_votes(z, from))
+		z->recv[from] = (struct zab_seen_vote){
+			.valid = true, .vote = n, .election_epoch = v->election_epoch, .state = v->state};
+	z->outof[from] = (struct zab_seen_vote){
+		.valid = true, .vote = n, .election_epoch = v->election_epoch, .state = v->state};
+	if (n.leader != z->cfg.id && n.leader != from && !z->outof[n.leader].valid)
+		send_vote(z, n.leader);
+	if (ensemble_joinable(z, &n)) {
+		z->logical_clock = v->election_epoch;
+		z->vote = n;
+		decide(z);
+	}
 }
 
 static bool vote_msg_valid(const Quorum__Vote *v)
@@ -300,6 +322,13 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 			zab_become(z, ZAB_LOOKING, 0); /* it may lead no more */
 	}
 	bool ask = v->state == QUORUM__PEER_STATE__LOOKING && v->leader == 0;
+	if (!zab_votes(z, from) && v->state != QUORUM__PEER_STATE__LOOKING) {
+		/* A leader or follower this server does not count: it may lead
+		 * (or follow) under a config not seen here yet. */
+		if (z->role == ZAB_LOOKING && vote_msg_valid(v))
+			out_of_election(z, from, v);
+		return;
+	}
 	if (!zab_votes(z, from) || ask) {
 		/* An observer or learner asks for our vote; a voter answers it
 		 * whatever its role (and a leader learns that it has left it),
@@ -368,17 +397,7 @@ void zab_elect_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 		return;
 	}
 
-	/* FOLLOWING or LEADING: an ensemble exists (or is forming). */
-	if (v->election_epoch == z->logical_clock)
-		z->recv[fi] = (struct zab_seen_vote){
-			.valid = true, .vote = n, .election_epoch = v->election_epoch, .state = v->state};
-	z->outof[fi] = (struct zab_seen_vote){
-		.valid = true, .vote = n, .election_epoch = v->election_epoch, .state = v->state};
-	if (ensemble_joinable(z, &n)) {
-		z->logical_clock = v->election_epoch;
-		z->vote = n;
-		decide(z);
-	}
+	out_of_election(z, fi, v);
 }
 
 /* The link to `peer` broke (any role): stop waiting for its vote, and, if
