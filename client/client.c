@@ -257,6 +257,10 @@ void qc_req_free(struct qc_req *r)
 	if (r->cred)
 		explicit_bzero(r->cred, (size_t)r->cred_len);
 	free(r->cred);
+	if (r->hosts) {
+		qc_hosts_free(r->hosts);
+		free(r->hosts);
+	}
 	free(r);
 }
 

@@ -64,7 +64,11 @@ struct qc_req {
 	char *scheme;
 	uint8_t *cred;
 	int32_t cred_len;
+	struct qc_hosts *hosts; /* update_hosts: the new list (malloc'd) */
 };
+
+/* qc_aupdate_hosts(): a local request, never sent. */
+#define QC_OP_UPDATE_HOSTS (-1000)
 
 struct qc_auth {
 	struct list link;
@@ -88,8 +92,9 @@ enum qc_sstate {
 };
 
 struct qc_client {
-	/* ---- immutable after qc_open() ---- */
-	struct qc_hosts hosts;         /* shuffled once; chroot in hosts.chroot */
+	/* ---- immutable after qc_open(), but hosts.v and hosts.count, which
+	 * the I/O thread alone uses and qc_aupdate_hosts() replaces ---- */
+	struct qc_hosts hosts;         /* shuffled; chroot in hosts.chroot */
 	int32_t timeout_asked;
 	uint32_t request_timeout_ms;
 	uint32_t connect_timeout_ms;
@@ -129,6 +134,7 @@ struct qc_client {
 	struct qc_rng rng;
 	struct qc_backoff backoff;
 	size_t next_host;              /* index into hosts.v, round-robin */
+	struct qc_host conn_host;      /* the host of the connection (attempt) */
 	uint64_t next_attempt_ms;      /* in QC_S_WAIT: when to try again */
 	uint64_t attempt_deadline_ms;  /* in CONNECT/HANDSHAKE: give up then */
 	uint64_t close_deadline_ms;    /* in CLOSING */

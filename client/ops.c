@@ -540,6 +540,50 @@ int qc_aadd_sasl_digest(struct qc_client *c, const char *user, const char *passw
 	return qc_submit(c, r);
 }
 
+int qc_aget_config(struct qc_client *c, qc_cb cb, void *arg)
+{
+	if (c == NULL)
+		return ZBADARGUMENTS;
+	struct frame f;
+	frame_begin(&f, 0, ZK_OP_GET_DATA);
+	/* The config node is outside any chroot, as getConfig reads it. */
+	struct zk_path_watch_request r = { zk_str_c("/zookeeper/config"), false };
+	zk_encode_path_watch_request(&f.out, &r);
+	return submit(c, &f, ZK_OP_GET_DATA, cb, arg, NULL, 0);
+}
+
+int qc_aupdate_hosts(struct qc_client *c, const char *hosts, qc_cb cb, void *arg)
+{
+	if (c == NULL || hosts == NULL)
+		return ZBADARGUMENTS;
+	struct qc_hosts *h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return ZSYSTEMERROR;
+	int rc = qc_hosts_parse(hosts, h);
+	if (rc != ZOK) {
+		free(h);
+		return rc;
+	}
+	const char *mine = c->hosts.chroot; /* never changes after qc_open() */
+	if (h->chroot && (mine == NULL || strcmp(h->chroot, mine) != 0)) {
+		qc_hosts_free(h);
+		free(h);
+		return ZBADARGUMENTS;
+	}
+	struct qc_req *r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		qc_hosts_free(h);
+		free(h);
+		return ZSYSTEMERROR;
+	}
+	r->kind = QC_REQ_USER;
+	r->op = QC_OP_UPDATE_HOSTS;
+	r->cb = cb;
+	r->arg = arg;
+	r->hosts = h;
+	return qc_submit(c, r);
+}
+
 int qc_awhoami(struct qc_client *c, qc_cb cb, void *arg)
 {
 	if (c == NULL)

@@ -344,6 +344,20 @@ int qc_aadd_sasl_digest(struct qc_client *c, const char *user, const char *passw
 			void *arg);
 /* r->ids: the identities the server knows this connection by. */
 int qc_awhoami(struct qc_client *c, qc_cb cb, void *arg);
+/* ZooKeeper's getConfig: the ensemble's membership as /zookeeper/config
+ * holds it (r->data: "server.N=host:port:port:role;clientHost:clientPort"
+ * lines, then "version=<hex>"; r->stat), read whatever the chroot. With
+ * qc_aupdate_hosts(), how a client follows members added and removed by
+ * reconfig (zkCli's `config`, Curator's EnsembleTracker). */
+int qc_aget_config(struct qc_client *c, qc_cb cb, void *arg);
+/* ZooKeeper's updateServerList: hosts (a connect string; its chroot, if it
+ * has one, must be the client's) replaces the hosts the client connects
+ * to, from the next attempt on. A connection to a host not in the new list
+ * moves at once: the session goes along (watches and ephemerals kept),
+ * requests in flight fail ZCONNECTIONLOSS as on any lost connection. cb
+ * gets ZOK once the list is in place; a malformed string is refused
+ * ZBADARGUMENTS by this call. */
+int qc_aupdate_hosts(struct qc_client *c, const char *hosts, qc_cb cb, void *arg);
 
 /* ---- blocking operations ------------------------------------------------ */
 /* Each waits for its async twin and returns r->err (or the submit error).
@@ -391,6 +405,8 @@ int qc_add_auth(struct qc_client *c, const char *scheme, const void *cred, int32
 int qc_add_auth_file(struct qc_client *c, const char *path);
 int qc_add_sasl_digest(struct qc_client *c, const char *user, const char *password);
 int qc_whoami(struct qc_client *c, struct qc_result **out);
+int qc_get_config(struct qc_client *c, struct qc_result **out);
+int qc_update_hosts(struct qc_client *c, const char *hosts);
 
 /* A deep copy of r in one malloc'd block (free with qc_result_free()), or
  * NULL when out of memory. Usable from a callback to keep a result. */

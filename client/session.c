@@ -218,6 +218,7 @@ static void attempt(struct qc_client *c)
 {
 	const struct qc_host *h = &c->hosts.v[c->next_host];
 	c->next_host = (c->next_host + 1) % c->hosts.count;
+	c->conn_host = *h;
 	c->state = QC_S_CONNECT;
 	c->attempt_deadline_ms = qc_now_ms() + c->connect_timeout_ms;
 	c->conn = qci_conn_open(c, h);
@@ -834,6 +835,28 @@ static void pickup_sasl(struct qc_client *c, struct qc_req *r)
 		sasl_start(c, true);
 }
 
+/* qc_aupdate_hosts(): the new list, shuffled, for every later attempt; a
+ * connection (or attempt) to a host it lacks moves now, the session along. */
+static void pickup_hosts(struct qc_client *c, struct qc_req *r)
+{
+	struct qc_hosts *h = r->hosts;
+	qc_hosts_shuffle(h, &c->rng);
+	bool kept = false;
+	for (size_t i = 0; i < h->count; i++)
+		kept |= h->v[i].port == c->conn_host.port && !strcmp(h->v[i].name, c->conn_host.name);
+	free(c->hosts.v);
+	c->hosts.v = h->v;
+	c->hosts.count = h->count;
+	h->v = NULL;
+	h->count = 0;
+	c->next_host = 0;
+	qc_backoff_init(&c->backoff, c->hosts.count, c->backoff.cap_ms);
+	qc_complete(c, r, ZOK, NULL);
+	if (!kept && (c->state == QC_S_READY || c->state == QC_S_SASL ||
+		      c->state == QC_S_CONNECT || c->state == QC_S_HANDSHAKE))
+		lose_connection(c, "its host is no longer in the client's list");
+}
+
 static void pickup(struct qc_client *c, struct qc_req *r)
 {
 	if (c->state == QC_S_DONE) {
@@ -844,6 +867,8 @@ static void pickup(struct qc_client *c, struct qc_req *r)
 		pickup_auth(c, r);
 	} else if (r->op == ZK_OP_SASL) {
 		pickup_sasl(c, r);
+	} else if (r->op == QC_OP_UPDATE_HOSTS) {
+		pickup_hosts(c, r);
 	} else {
 		list_push_back(&c->pending, &r->link);
 	}

@@ -305,6 +305,16 @@ int qc_add_sasl_digest(struct qc_client *c, const char *user, const char *passwo
 	BLOCKING(c, NULL, qc_aadd_sasl_digest(c, user, password, on_done, w));
 }
 
+int qc_get_config(struct qc_client *c, struct qc_result **out)
+{
+	BLOCKING(c, out, qc_aget_config(c, on_done, w));
+}
+
+int qc_update_hosts(struct qc_client *c, const char *hosts)
+{
+	BLOCKING(c, NULL, qc_aupdate_hosts(c, hosts, on_done, w));
+}
+
 int qc_whoami(struct qc_client *c, struct qc_result **out)
 {
 	BLOCKING(c, out, qc_awhoami(c, on_done, w));
