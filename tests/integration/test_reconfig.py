@@ -236,12 +236,23 @@ def test_add_and_remove_under_writes(ens):
 
 
 def test_zkcli(ens):
-    """zkCli's config and reconfig commands, as an operator types them:
-    a follower removed and added back, each change committed and shown."""
+    """zkCli's config and reconfig commands, as an operator types them,
+    under a writer: a follower removed and added back, each change
+    committed and shown, every acknowledged write on every member."""
     from test_zkcli import run_cli
     live = [m for m in ens.members if m.alive]
     leader = next(m for m in live if m.mode() == "leader")
     f = next(m for m in live if m is not leader)
+    others = [m for m in live if m is not f]
+
+    class Hosts:
+        pass
+    writing = Hosts()
+    writing.hosts = ",".join(m.hosts for m in others)
+    w = Writer(writing, "/rc-cli")
+    call(w.zk.create_async("/rc-cli"))
+    w.start()
+    wait_until(lambda: len(w.ack_times) >= 50 or not w.is_alive(), 30, "50 writes")
     script = "\n".join(["addauth digest super:test", "config",
                         "reconfig -remove %d" % f.myid, "config",
                         "reconfig -add %s" % spec(f), "config", "quit", ""])
@@ -259,6 +270,13 @@ def test_zkcli(ens):
     assert spec(f) in blocks[2], blocks[2]
     wait_config(live, config_on(leader), "restored")
     wait_modes(live, ["leader"] + ["follower"] * (len(live) - 1))
+    n = len(w.ack_times)
+    wait_until(lambda: len(w.ack_times) >= n + 50 or not w.is_alive(), 30,
+               "50 writes after zkCli's changes")
+    w.stop()
+    w.check(live)
+    print("    zkCli: %d creates and %d sets acknowledged meanwhile, all on every member"
+          % (len(w.created), len(w.sets)), flush=True)
 
 
 def test_disabled(ens_with_reconfig):
