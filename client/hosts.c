@@ -135,6 +135,108 @@ void qc_hosts_free(struct qc_hosts *h)
 	h->count = 0;
 }
 
+/* ---- the members' client addresses --------------------------------------- */
+
+static bool is_wildcard(const char *h, size_t n)
+{
+	return (n == 7 && !memcmp(h, "0.0.0.0", 7)) || (n == 2 && !memcmp(h, "::", 2));
+}
+
+/* The host of "host:rest" or "[v6]:rest" at s (up to end), brackets off. */
+static void host_part(const char *s, const char *end, const char **h, size_t *n)
+{
+	if (s < end && *s == '[') {
+		const char *close = memchr(s, ']', (size_t)(end - s));
+		*h = s + 1;
+		*n = close ? (size_t)(close - s - 1) : 0;
+		return;
+	}
+	const char *colon = memchr(s, ':', (size_t)(end - s));
+	*h = s;
+	*n = colon ? (size_t)(colon - s) : (size_t)(end - s);
+}
+
+/* Appends "host:port" (IPv6 in brackets), after a comma unless first. */
+static bool put_addr(char *buf, size_t cap, size_t *off, const char *h, size_t hn,
+		     const char *port, size_t pn)
+{
+	bool v6 = memchr(h, ':', hn) != NULL;
+	size_t need = (*off ? 1 : 0) + hn + (v6 ? 2 : 0) + 1 + pn;
+	if (*off + need + 1 > cap)
+		return false;
+	if (*off)
+		buf[(*off)++] = ',';
+	if (v6)
+		buf[(*off)++] = '[';
+	memcpy(buf + *off, h, hn);
+	*off += hn;
+	if (v6)
+		buf[(*off)++] = ']';
+	buf[(*off)++] = ':';
+	memcpy(buf + *off, port, pn);
+	*off += pn;
+	buf[*off] = '\0';
+	return true;
+}
+
+/* One line: "server.N=quorum...;[clientHost:]clientPort". */
+static int config_line(const char *t, const char *e, char *buf, size_t cap, size_t *off)
+{
+	const char *eq = memchr(t, '=', (size_t)(e - t));
+	if ((size_t)(e - t) <= 7 || memcmp(t, "server.", 7) != 0 || eq == NULL)
+		return 0;
+	const char *semi = memchr(eq, ';', (size_t)(e - eq));
+	if (semi == NULL)
+		return 0; /* no client address: nothing to connect to */
+	const char *c = semi + 1;
+	const char *colon = NULL; /* the client part's last ':' */
+	for (const char *q = e; q > c; q--)
+		if (q[-1] == ':') {
+			colon = q - 1;
+			break;
+		}
+	if (colon && colon > c && c[0] == '[' && colon[-1] != ']')
+		colon = NULL; /* "[v6" without its port */
+	const char *port = colon ? colon + 1 : c;
+	size_t pn = (size_t)(e - port);
+	uint16_t p;
+	if (!parse_port(port, pn, &p))
+		return -1;
+	const char *h;
+	size_t hn;
+	if (colon)
+		host_part(c, colon, &h, &hn);
+	else
+		h = "0.0.0.0", hn = 7;
+	/* A wildcard client address: the quorum address's host, as
+	 * ZooKeeper's getClientConfigStr() gives it. */
+	if (is_wildcard(h, hn))
+		host_part(eq + 1, semi, &h, &hn);
+	if (hn == 0 || !put_addr(buf, cap, off, h, hn, port, pn))
+		return -1;
+	return 1;
+}
+
+int qc_config_hosts(const void *config, int32_t len, char *buf, size_t cap)
+{
+	if (config == NULL || len < 0 || buf == NULL || cap == 0)
+		return -1;
+	const char *t = config, *end = t + len;
+	size_t off = 0;
+	int count = 0;
+	buf[0] = '\0';
+	while (t < end) {
+		const char *nl = memchr(t, '\n', (size_t)(end - t));
+		const char *e = nl ? nl : end;
+		int rc = config_line(t, e, buf, cap, &off);
+		if (rc < 0)
+			return -1;
+		count += rc;
+		t = nl ? nl + 1 : end;
+	}
+	return count;
+}
+
 /* ---- randomness --------------------------------------------------------- */
 
 void qc_rng_seed(struct qc_rng *r, uint64_t seed) { r->s = seed; }

@@ -358,6 +358,13 @@ int qc_aget_config(struct qc_client *c, qc_cb cb, void *arg);
  * gets ZOK once the list is in place; a malformed string is refused
  * ZBADARGUMENTS by this call. */
 int qc_aupdate_hosts(struct qc_client *c, const char *hosts, qc_cb cb, void *arg);
+/* ZooKeeper's ConfigUtils.getClientConfigStr(): the connect string of the
+ * members' client addresses in a config's text (len bytes, e.g. r->data of
+ * qc_get_config()), "host:port,host:port..." in buf; a wildcard client
+ * address (0.0.0.0, ::, or a port alone) is taken at the member's quorum
+ * host. Returns how many members it names (0: none gives a client
+ * address), or -1 if buf is too small or a line is malformed. */
+int qc_config_hosts(const void *config, int32_t len, char *buf, size_t cap);
 
 /* ---- blocking operations ------------------------------------------------ */
 /* Each waits for its async twin and returns r->err (or the submit error).

@@ -76,6 +76,9 @@ struct fs_options {
 	char *tls_ca, *tls_cert, *tls_key; /* -o tls_ca=, tls_cert=, tls_key= */
 	bool tls_no_host_check;   /* -o tls_no_host_check */
 	char *auth_file;          /* -o auth_file=: "SCHEME CREDENTIALS" lines */
+	bool follow_members;      /* -o follow_members: the mount's session takes
+				     the ensemble's members (/zookeeper/config)
+				     as its hosts on every connection */
 	enum fs_watch_mode {
 		FS_WATCH_AUTO,        /* persistent if the server has addWatch */
 		FS_WATCH_PERSISTENT,  /* persistent or no mount */
@@ -359,6 +362,8 @@ struct fs_session {
 	bool renewing;              /* a renewal is queued */
 	uint64_t generation;        /* sessions opened so far */
 	atomic_bool was_disconnected;
+	char followed[4096];        /* I/O thread: the members' connect string
+				       last taken (-o follow_members) */
 	bool oneshot;               /* set by fs_session_start(): one-shot
 				       watches (watch.c), the mode the first
 				       session settled on */

@@ -54,6 +54,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("tls_key=%s", tls_key),
 	OPT("tls_no_host_check", tls_no_host_check),
 	OPT("auth_file=%s", auth_file),
+	OPT("follow_members", follow_members),
 	OPT("quiet", quiet),
 	OPT("strict", strict),
 	FUSE_OPT_KEY("watch=auto", KEY_WATCH_AUTO),
@@ -110,6 +111,8 @@ static void usage(FILE *out)
 		"  -o tls_cert=FILE,tls_key=FILE  a client certificate and its key,\n"
 		"  -o tls_no_host_check  no check of the servers' names\n"
 		"  -o auth_file=FILE  \"SCHEME CREDENTIALS\" lines (digest user:password)\n"
+		"  -o follow_members  take the ensemble's members as the hosts, on every\n"
+		"                   connection (members added and removed by reconfig)\n"
 		"See quorumfs(8) and quorumfs(5).\n");
 }
 

@@ -56,12 +56,32 @@ static void want_renewal(struct fs_session *s)
 	s->hooks.expired(s->hooks.arg);
 }
 
+/* I/O thread (-o follow_members): the ensemble's members, as
+ * /zookeeper/config names their client addresses, become the session's
+ * hosts, so a mount outlives every server it was given once a reconfig has
+ * replaced them. A config that names none changes nothing. */
+static void on_config(struct qc_client *c, const struct qc_result *r, void *arg)
+{
+	struct fs_session *s = arg;
+	char hosts[sizeof(s->followed)];
+	if (r->err != ZOK || r->data == NULL ||
+	    qc_config_hosts(r->data, r->data_len, hosts, sizeof(hosts)) <= 0 ||
+	    strcmp(hosts, s->followed) == 0)
+		return;
+	if (qc_aupdate_hosts(c, hosts, NULL, NULL) == ZOK) {
+		fs_log(LOG_INFO, "following the ensemble's members: %s", hosts);
+		strcpy(s->followed, hosts);
+	}
+}
+
 /* I/O thread: a reconnect after a disconnect may have missed events of the
  * persistent watch (ZooKeeper does not replay them). */
 static void state_cb(struct qc_client *c, enum qc_state state, void *arg)
 {
-	(void)c;
 	struct fs_session *s = arg;
+	if ((state == QC_STATE_CONNECTED || state == QC_STATE_CONNECTED_READ_ONLY) &&
+	    s->opt->follow_members)
+		qc_aget_config(c, on_config, s);
 	switch (state) {
 	case QC_STATE_DISCONNECTED:
 		atomic_store(&s->was_disconnected, true);

@@ -55,26 +55,23 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* "h:p,h:p,..." of every member whose line names a client address, but
- * `skip_port`; returns how many. */
+/* The members' connect string (qc_config_hosts()) without the one on port
+ * `skip_port`; returns how many are left. */
 static int hosts_of(const struct qc_result *r, int skip_port, char *out, size_t n)
 {
-	char *text = strndup((const char *)r->data, (size_t)r->data_len);
+	char all[1024];
+	if (qc_config_hosts(r->data, r->data_len, all, sizeof(all)) < 0)
+		return -1;
 	int count = 0;
 	out[0] = '\0';
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *client = strchr(l, ';');
-		if (strncmp(l, "server.", 7) != 0 || client == NULL)
-			continue;
-		char host[256];
-		int port;
-		if (sscanf(client + 1, "%255[^:]:%d", host, &port) != 2 || port == skip_port)
+	for (char *save = NULL, *h = strtok_r(all, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
+		const char *colon = strrchr(h, ':');
+		if (colon == NULL || atoi(colon + 1) == skip_port)
 			continue;
 		size_t used = strlen(out);
-		snprintf(out + used, n - used, "%s%s:%d", count ? "," : "", host, port);
+		snprintf(out + used, n - used, "%s%s", count ? "," : "", h);
 		count++;
 	}
-	free(text);
 	return count;
 }
 

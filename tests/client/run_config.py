@@ -21,15 +21,6 @@ from harness import ensemble_for, run_tests, wait_until
 TIMEOUT = 120
 
 
-def with_client_ports(ens):
-    """Every member's server line with its client address."""
-    lines = ["server.%d=%s:%d:%d:participant;%s:%d" % (m.myid, m.host, m.peer_port,
-                                                       m.election_port, m.host, m.port)
-             for m in ens.members]
-    for m in ens.members:
-        m.server_lines = lambda lines=lines: lines
-
-
 def run_scenario(ens):
     from kazoo.client import KazooClient
     kz = KazooClient(hosts=ens.hosts, timeout=10)
@@ -88,9 +79,8 @@ def run_scenario(ens):
 
 def main():
     kind = sys.argv[1]
-    ens = ensemble_for(kind)  # started below, with client addresses in its lines
+    ens = ensemble_for(kind, client_addresses=True)
     try:
-        with_client_ports(ens)
         ens.start()
 
         def follows_membership(e):

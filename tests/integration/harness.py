@@ -529,9 +529,11 @@ class Ensemble:
     kind = None
 
     def __init__(self, n=3, tick_ms=500, init_limit=10, sync_limit=4, extra_cfg=None,
-                 start_timeout=90.0, split_grace=5.0, own_addresses=False, observers=0):
+                 start_timeout=90.0, split_grace=5.0, own_addresses=False, observers=0,
+                 client_addresses=False):
         self.dir = tempfile.mkdtemp(prefix="qfs-ens-%s-" % self.kind)
         self.start_timeout = start_timeout
+        self.client_addresses = client_addresses
         # How long two members may both say "leader" before that is taken
         # for what it is (no replication) rather than an election in flight.
         self.split_grace = split_grace
@@ -563,8 +565,12 @@ class Ensemble:
         return [m for m in self.members if m.observer]
 
     def server_lines(self):
-        return ["server.%d=%s:%d:%d%s" % (m.myid, m.host, m.peer_port, m.election_port,
-                                          ":observer" if m.observer else "")
+        """With client_addresses, each line ends in ";host:clientPort", so
+        /zookeeper/config names where clients reach each member."""
+        return ["server.%d=%s:%d:%d%s%s" % (m.myid, m.host, m.peer_port, m.election_port,
+                                            ":observer" if m.observer else "",
+                                            ";%s:%d" % (m.host, m.port)
+                                            if self.client_addresses else "")
                 for m in self.members]
 
     def member(self, port):

@@ -163,6 +163,34 @@ static void test_rng_below_bounds(void **state)
 		assert_true(qc_rng_below(&r, 7) < 7);
 }
 
+/* qc_config_hosts(): /zookeeper/config's text to a connect string, as
+ * ZooKeeper's getClientConfigStr() makes it. */
+static void test_config_hosts(void **state)
+{
+	(void)state;
+	static const char text[] = "server.1=10.0.0.1:2888:3888:participant;10.0.0.1:2181\n"
+				   "server.2=10.0.0.2:2888:3888:participant;0.0.0.0:2182\n"
+				   "server.3=[2001:db8::3]:2888:3888:observer;2183\n"
+				   "server.4=[2001:db8::4]:2888:3888:participant;[2001:db8::40]:2184\n"
+				   "server.5=10.0.0.5:2888:3888:participant\n"
+				   "version=100000004";
+	char buf[256];
+	assert_int_equal(qc_config_hosts(text, (int32_t)sizeof(text) - 1, buf, sizeof(buf)), 4);
+	assert_string_equal(buf, "10.0.0.1:2181,10.0.0.2:2182,[2001:db8::3]:2183,"
+				 "[2001:db8::40]:2184");
+	struct qc_hosts h;
+	assert_int_equal(qc_hosts_parse(buf, &h), ZOK);
+	assert_int_equal(h.count, 4);
+	qc_hosts_free(&h);
+	assert_int_equal(qc_config_hosts(text, (int32_t)sizeof(text) - 1, buf, 20), -1);
+	static const char none[] = "server.1=10.0.0.1:2888:3888\nversion=0";
+	assert_int_equal(qc_config_hosts(none, (int32_t)sizeof(none) - 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	static const char bad[] = "server.1=10.0.0.1:2888:3888;10.0.0.1:port";
+	assert_int_equal(qc_config_hosts(bad, (int32_t)sizeof(bad) - 1, buf, sizeof(buf)), -1);
+	assert_int_equal(qc_config_hosts(NULL, 0, buf, sizeof(buf)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +203,7 @@ int main(void)
 		cmocka_unit_test(test_backoff_schedule),
 		cmocka_unit_test(test_backoff_replays_with_seed),
 		cmocka_unit_test(test_rng_below_bounds),
+		cmocka_unit_test(test_config_hosts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
