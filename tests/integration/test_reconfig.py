@@ -9,7 +9,8 @@ the writer's every acknowledged write must be on every member; the
 leader of the new membership is killed and the writes go on; a member
 restarted comes back with the membership it saved (zoo.cfg's
 dynamicConfigFile); zkCli's config and reconfig remove a follower and add
-it back. Refusals: a client that is not the superuser
+it back under a writer; a reconfig giving the whole new membership
+(non-incremental) leaves a follower out and takes it back. Refusals: a client that is not the superuser
 (NoAuth), a spec that does not parse or no voter left (BadArguments), a
 stale expected version (BadVersion), new servers that are not running
 (NewConfigNoQuorum), and with reconfigEnabled=false (ReconfigDisabled, at
@@ -279,6 +280,27 @@ def test_zkcli(ens):
           % (len(w.created), len(w.sets)), flush=True)
 
 
+def test_non_incremental(ens):
+    """reconfig with the whole new membership (kazoo's new_members): a
+    follower left out, then every member again."""
+    live = [m for m in ens.members if m.alive]
+    leader = next(m for m in live if m.mode() == "leader")
+    f = next(m for m in live if m is not leader)
+    su = superuser([m for m in live if m is not f])
+    try:
+        text, _ = su.reconfig(joining=None, leaving=None,
+                              new_members=",".join(spec(m) for m in live if m is not f))
+        assert sorted(members_of(text)[0]) == sorted(m.myid for m in live if m is not f), text
+        wait_config([m for m in live if m is not f], text, "smaller")
+        text, _ = su.reconfig(joining=None, leaving=None,
+                              new_members=",".join(spec(m) for m in live))
+        assert sorted(members_of(text)[0]) == sorted(m.myid for m in live), text
+        wait_config(live, text, "whole")
+        wait_modes(live, ["leader"] + ["follower"] * (len(live) - 1))
+    finally:
+        close(su)
+
+
 def test_disabled(ens_with_reconfig):
     """reconfigEnabled=false (ZooKeeper's default): ReconfigDisabled (-123)."""
     kind = ens_with_reconfig.kind
@@ -313,7 +335,8 @@ def main():
             m.launch()
         for m in ens.members[:FIRST]:
             m.wait_started(ens.start_timeout)
-        run_tests([test_refusals, test_add_and_remove_under_writes, test_zkcli, test_disabled], ens,
+        run_tests([test_refusals, test_add_and_remove_under_writes, test_zkcli,
+                   test_non_incremental, test_disabled], ens,
                   on_failure=ens.dump_logs)
     finally:
         ens.cleanup()
