@@ -991,6 +991,15 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 			k, p->value);
 		return 0;
 	}
+	/* ZooKeeper's skipACL=yes turns every ACL check off. quorumd checks
+	 * them always; a server that seemed to grant everything and then
+	 * refused would be no better than one that silently did. */
+	if (!strcmp(k, "skipACL")) {
+		if (strcasecmp(p->value, "yes") == 0)
+			return fail(ld, p->line, k, "not supported: quorumd checks every ACL; "
+				    "remove the key or set it to no");
+		return 0;
+	}
 	if (!strncmp(k, "authProvider.", 13)) {
 		if (!in_list(p->value, builtin_providers,
 			     sizeof(builtin_providers) / sizeof(builtin_providers[0])))

@@ -401,6 +401,7 @@ static void test_security_keys_refused(void **state)
 		"quorum.auth.learnerRequireSasl=true",
 		"quorum.auth.serverRequireSasl=true",
 		"audit.enable=true",
+		"skipACL=yes",
 		"authProvider.x=org.example.CustomAuthenticationProvider",
 		"ssl.crl=true",
 		"ssl.ocsp=true",
