@@ -222,3 +222,21 @@ int setattr_meta(struct fs *fs, struct inode *in, const struct stat *attr, int t
 	free(path);
 	return err;
 }
+
+int meta_write_privs(struct fs *fs, struct inode *in, uid_t uid)
+{
+	/* The kernel clears them for a process without CAP_FSETID, but not
+	 * on a direct_io write (every open's): uid 0 stands for the
+	 * capability, which the daemon cannot see. */
+	if (uid == 0 || fs->opt.strict)
+		return 0;
+	struct stat cur;
+	inode_attr(&fs->inodes, in, &cur);
+	mode_t kill = cur.st_mode & S_ISUID;
+	if ((cur.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if (!kill)
+		return 0;
+	struct stat attr = { .st_mode = cur.st_mode & ~kill };
+	return setattr_meta(fs, in, &attr, FUSE_SET_ATTR_MODE);
+}

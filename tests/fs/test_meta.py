@@ -2,11 +2,13 @@
 SYMBOLIC LINKS): chmod, chown and utimensat kept per node and seen by
 every mount; symbolic links that other ZooKeeper clients read; an atomic
 `ln -sfn` switch under a reader; records of nodes another client deleted
-and made again; -o strict keeping one mode and owner per mount. Two mounts
-of one server stand in for two machines, kazoo for a client that knows
-nothing of the side tree. argv[1]: quorumd (default) or zookeeper."""
+and made again; the setuid and setgid bits cleared by another user's
+write; -o strict keeping one mode and owner per mount. Two mounts of one
+server stand in for two machines, kazoo for a client that knows nothing
+of the side tree. argv[1]: quorumd (default) or zookeeper."""
 import errno
 import os
+import shlex
 import stat
 import threading
 import time
@@ -130,6 +132,39 @@ def test_execute_bits(srv):
         eq(sh(a.path("ex/run.sh"))[1], "ran\n", "runs on A")
         wait_until(lambda: os.access(b.path("ex/run.sh"), os.X_OK), 5, "x on B")
         eq(sh(b.path("ex/run.sh"))[1], "ran\n", "runs on B")
+
+
+def as_user(cmd, uid=65534):
+    """Runs a shell command as uid (group uid, no other groups)."""
+    return sh("setpriv --reuid=%d --regid=%d --clear-groups sh -c %s"
+              % (uid, uid, shlex.quote(cmd)))
+
+
+def test_write_clears_setid(srv):
+    """A write by another user clears the setuid bit, and the setgid bit
+    when group execute is set, as Linux does for a process without
+    CAP_FSETID; root's write keeps them; so does a truncate by another
+    user clear them; a second mount sees the new mode."""
+    with Mount(srv, options=["allow_other"]) as a, Mount(srv) as b:
+        os.makedirs(a.path("sid"))
+        os.chmod(a.path("sid"), 0o777)
+        for mode, after in ((0o4777, 0o777), (0o2777, 0o777), (0o6777, 0o777),
+                            (0o2767, 0o2767)):
+            f = a.path("sid/f%o" % mode)
+            write(f, b"x")
+            os.chmod(f, mode)
+            as_user("echo y >> %s" % shlex.quote(f))
+            eq(stat.S_IMODE(os.stat(f).st_mode), after, "mode %o after another's write" % mode)
+            eq(read(f), b"xy\n", "the write itself")
+            wait_until(lambda: stat.S_IMODE(os.stat(b.path("sid/f%o" % mode)).st_mode) == after,
+                       5, "B to see mode %o" % after)
+        f = a.path("sid/root")
+        write(f, b"x")
+        os.chmod(f, 0o6777)
+        write(f, b"y", "ab")
+        eq(stat.S_IMODE(os.stat(f).st_mode), 0o6777, "root's write keeps them")
+        as_user("truncate -s 0 %s" % shlex.quote(f))
+        eq(stat.S_IMODE(os.stat(f).st_mode), 0o777, "another's truncate clears them")
 
 
 def test_symlinks(srv):
@@ -290,5 +325,5 @@ def test_strict(srv):
 
 
 if __name__ == "__main__":
-    main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_symlinks, test_atomic_switch,
-          test_stale_records, test_strict])
+    main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_write_clears_setid,
+          test_symlinks, test_atomic_switch, test_stale_records, test_strict])
