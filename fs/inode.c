@@ -478,9 +478,14 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 	if (zs) {
 		st->st_mtim.tv_sec = zs->mtime / 1000;
 		st->st_mtim.tv_nsec = (zs->mtime % 1000) * 1000000;
-		/* st_ctime is the znode's ctime (its creation), see quorumfs(5). */
-		st->st_ctim.tv_sec = zs->ctime / 1000;
-		st->st_ctim.tv_nsec = (zs->ctime % 1000) * 1000000;
+		/* st_ctime: the last of the znode's creation, its last write and
+		 * the last change of its record, see quorumfs(5). */
+		int64_t ctime_ms = zs->ctime > zs->mtime ? zs->ctime : zs->mtime;
+		st->st_ctim.tv_sec = ctime_ms / 1000;
+		st->st_ctim.tv_nsec = (ctime_ms % 1000) * 1000000;
+		if (meta && kind != INODE_DATA && meta->has_ctime &&
+		    meta->ctime_ns > (int64_t)ctime_ms * 1000000)
+			ns_to(&st->st_ctim, meta->ctime_ns);
 		st->st_atim = st->st_mtim;
 		if (meta && kind != INODE_DATA && meta->has_mtime &&
 		    meta->mtime_ver == zs->version)

@@ -105,7 +105,8 @@ void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 /* The changes of a setattr (to_set, attr) applied to rec, for a node at
- * data version `version`: a time is kept for that version only. */
+ * data version `version`: a time is kept for that version only; the
+ * record's ctime is now. */
 static void apply(struct sidetree_rec *rec, const struct stat *attr, int to_set, int32_t version)
 {
 	struct timespec now;
@@ -115,6 +116,8 @@ static void apply(struct sidetree_rec *rec, const struct stat *attr, int to_set,
 		rec->has_mtime = false;
 	if (rec->has_atime && rec->atime_ver != version)
 		rec->has_atime = false;
+	rec->has_ctime = true;
+	rec->ctime_ns = now_ns;
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		rec->has_mode = true;
 		rec->mode = attr->st_mode & 07777;

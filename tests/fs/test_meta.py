@@ -10,6 +10,7 @@ import errno
 import os
 import shlex
 import stat
+import subprocess
 import threading
 import time
 
@@ -165,6 +166,44 @@ def test_write_clears_setid(srv):
         eq(stat.S_IMODE(os.stat(f).st_mode), 0o6777, "root's write keeps them")
         as_user("truncate -s 0 %s" % shlex.quote(f))
         eq(stat.S_IMODE(os.stat(f).st_mode), 0o777, "another's truncate clears them")
+
+
+def test_ctime(srv):
+    """st_ctime moves on chmod, chown, utime and a write, of files,
+    directories and (lchown) links, on every mount; a refused chmod does
+    not move it; the record says when it last changed."""
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv, options=["allow_other"]) as a, Mount(srv) as b:
+            os.makedirs(a.path("ct/d"))
+            os.chmod(a.path("ct"), 0o777)
+            write(a.path("ct/f"), b"x")
+            os.symlink("f", a.path("ct/l"))
+            changes = [("chmod f", lambda: os.chmod(a.path("ct/f"), 0o640)),
+                       ("chown f", lambda: os.chown(a.path("ct/f"), 123, 456)),
+                       ("utime f", lambda: os.utime(a.path("ct/f"), ns=(10**18, 10**18))),
+                       ("write f", lambda: write(a.path("ct/f"), b"y", "ab")),
+                       ("chmod d", lambda: os.chmod(a.path("ct/d"), 0o700)),
+                       ("lchown l", lambda: os.lchown(a.path("ct/l"), 7, 8))]
+            for what, change in changes:
+                name = a.path("ct", what.split()[1])
+                before = os.lstat(name).st_ctime_ns
+                time.sleep(0.05)
+                change()
+                after = os.lstat(name).st_ctime_ns
+                assert after > before, "%s: ctime %d -> %d" % (what, before, after)
+                bname = b.path("ct", what.split()[1])
+                wait_until(lambda: os.lstat(bname).st_ctime_ns == after, 5,
+                           "B to see the ctime of %s" % what)
+            assert " ctime=" in k.get(key("/ct/f"))[0].decode(), "ctime in the record"
+            before = os.stat(a.path("ct/f")).st_ctime_ns
+            time.sleep(0.05)
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "chmod", "600", a.path("ct/f")], capture_output=True)
+            assert r.returncode != 0, "another user's chmod was refused"
+            eq(os.stat(a.path("ct/f")).st_ctime_ns, before, "a refused chmod keeps ctime")
+    finally:
+        k.stop()
 
 
 def test_symlinks(srv):
@@ -326,4 +365,4 @@ def test_strict(srv):
 
 if __name__ == "__main__":
     main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_write_clears_setid,
-          test_symlinks, test_atomic_switch, test_stale_records, test_strict])
+          test_ctime, test_symlinks, test_atomic_switch, test_stale_records, test_strict])
