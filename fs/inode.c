@@ -464,6 +464,8 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 		st->st_size = dirty_size >= 0 ? dirty_size : zs ? zs->data_length : 0;
 	}
 	if (meta && kind != INODE_DATA) {
+		if (meta->has_ino)
+			st->st_ino = meta->ino;
 		if (meta->has_mode && kind != INODE_LINK)
 			st->st_mode = (st->st_mode & S_IFMT) | (meta->mode & 07777);
 		if (meta->has_uid)

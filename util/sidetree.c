@@ -4,7 +4,7 @@
  * The record is one line of words, the first two "quorumfs-meta 1":
  *     quorumfs-meta 1 of=CZXID [link] [mode=OOOO] [uid=N] [gid=N]
  *                     [mtime=SEC.NSEC@VERSION] [atime=SEC.NSEC@VERSION]
- *                     [ctime=SEC.NSEC]
+ *                     [ctime=SEC.NSEC] [ino=N]
  * so that a person reading it with any ZooKeeper client understands it.
  */
 #include "sidetree.h"
@@ -100,6 +100,8 @@ int sidetree_format(const struct sidetree_rec *r, char *buf, size_t n)
 		at += put_time(tmp + at, sizeof(tmp) - (size_t)at, "atime", r->atime_ns, r->atime_ver);
 	if (r->has_ctime)
 		at += put_time(tmp + at, sizeof(tmp) - (size_t)at, "ctime", r->ctime_ns, -1);
+	if (r->has_ino)
+		at += snprintf(tmp + at, sizeof(tmp) - (size_t)at, " ino=%" PRIu64, r->ino);
 	if (at < 0 || (size_t)at + 1 > n)
 		return -1;
 	memcpy(buf, tmp, (size_t)at + 1);
@@ -163,6 +165,9 @@ bool sidetree_parse(const void *data, int32_t len, struct sidetree_rec *r)
 			r->has_atime = get_time(v, &r->atime_ns, &r->atime_ver);
 		} else if (strcmp(w, "ctime") == 0) {
 			r->has_ctime = get_time(v, &r->ctime_ns, NULL);
+		} else if (strcmp(w, "ino") == 0) {
+			r->ino = (uint64_t)strtoull(v, &end, 10);
+			r->has_ino = *v && *end == '\0' && r->ino >= 2;
 		}
 	}
 	return have_of;

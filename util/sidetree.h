@@ -35,6 +35,8 @@ struct sidetree_rec {
 	int32_t mtime_ver, atime_ver; /* valid at this data version only */
 	bool has_ctime;
 	int64_t ctime_ns;       /* the last change of the record (st_ctime) */
+	bool has_ino;
+	uint64_t ino;           /* st_ino, kept through renames */
 };
 
 /* The text form (one line, NUL-terminated) into buf; its length, or -1 if

@@ -206,6 +206,46 @@ def test_ctime(srv):
         k.stop()
 
 
+def test_rename_keeps_ino(srv):
+    """A file or link renamed keeps its st_ino, onto a free name or over
+    another file, on the mount that renamed it and on another (for a node
+    another client made, which both showed with one number); the number is
+    in the target's record, which a chmod back to the defaults keeps."""
+    k = kazoo_client(srv)
+    try:
+        k.create("/ri/f", b"x", makepath=True)
+        with Mount(srv) as a, Mount(srv) as b:
+            os.makedirs(a.path("ri/d"))
+            os.symlink("f", a.path("ri/l"))
+            write(a.path("ri/other"), b"o")
+            write(a.path("ri/mine"), b"m")
+            ino_f = os.lstat(a.path("ri/f")).st_ino
+            ino_m = os.lstat(a.path("ri/mine")).st_ino
+            ino_l = os.lstat(a.path("ri/l")).st_ino
+            eq(os.lstat(b.path("ri/f")).st_ino, ino_f, "one number on both mounts")
+            os.rename(a.path("ri/f"), a.path("ri/d/g"))
+            eq(os.lstat(a.path("ri/d/g")).st_ino, ino_f, "renamed onto a free name")
+            wait_until(lambda: os.path.exists(b.path("ri/d/g")), 5, "B to see the rename")
+            eq(os.lstat(b.path("ri/d/g")).st_ino, ino_f, "the same on B")
+            assert " ino=%d" % ino_f in k.get(key("/ri/d/g"))[0].decode(), "ino in the record"
+            os.rename(a.path("ri/d/g"), a.path("ri/other"))
+            eq(os.lstat(a.path("ri/other")).st_ino, ino_f, "renamed over another file")
+            eq(read(a.path("ri/other")), b"x", "with its data")
+            os.rename(a.path("ri/l"), a.path("ri/d/l2"))
+            eq(os.lstat(a.path("ri/d/l2")).st_ino, ino_l, "a renamed link")
+            eq(os.readlink(a.path("ri/d/l2")), "f", "its target")
+            os.rename(a.path("ri/mine"), a.path("ri/d/mine"))
+            eq(os.lstat(a.path("ri/d/mine")).st_ino, ino_m, "a file this mount made")
+            os.chmod(a.path("ri/other"), 0o600)
+            os.chmod(a.path("ri/other"), 0o644)
+            eq(os.lstat(a.path("ri/other")).st_ino, ino_f, "after a chmod to the defaults")
+            assert k.exists(key("/ri/other")), "the record stays for the number"
+            os.unlink(a.path("ri/other"))
+            wait_until(lambda: k.exists(key("/ri/other")) is None, 5, "unlink to take the record")
+    finally:
+        k.stop()
+
+
 def test_symlinks(srv):
     """symlink, readlink, lstat; the znode's data is the target; links are
     renamed and removed like files; hard links stay EPERM; NAME_MAX."""
@@ -365,4 +405,4 @@ def test_strict(srv):
 
 if __name__ == "__main__":
     main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_write_clears_setid,
-          test_ctime, test_symlinks, test_atomic_switch, test_stale_records, test_strict])
+          test_ctime, test_rename_keeps_ino, test_symlinks, test_atomic_switch, test_stale_records, test_strict])
