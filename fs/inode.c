@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "fs.h"
 
@@ -167,6 +168,13 @@ static void set_stat_locked(struct inode *in, const struct zk_stat *st)
 	if (in->have_stat && in->stat.czxid == st->czxid &&
 	    (st->mzxid < in->stat.mzxid || st->pzxid < in->stat.pzxid))
 		return;
+	if (in->kind == INODE_DIR && in->have_stat && in->stat.czxid == st->czxid &&
+	    st->pzxid > in->stat.pzxid) {
+		/* ZooKeeper keeps no time of a change of the children. */
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		in->entries_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	}
 	in->stat = *st;
 	in->have_stat = true;
 }
@@ -442,9 +450,10 @@ static void ns_to(struct timespec *ts, int64_t ns)
 }
 
 /* meta: the inode's record if it names the znode of zs (see meta.c). */
+/* entries_ns: a directory's last change of entries seen, or 0. */
 static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_t ino,
 		      const struct zk_stat *zs, int64_t dirty_size, bool unlinked,
-		      const struct sidetree_rec *meta, struct stat *st)
+		      const struct sidetree_rec *meta, int64_t entries_ns, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -496,6 +505,12 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 		if (meta && kind != INODE_DATA && meta->has_atime &&
 		    meta->atime_ver == zs->version)
 			ns_to(&st->st_atim, meta->atime_ns);
+		/* An entry made or removed changes a directory (its mtime
+		 * and ctime), as this mount saw it happen. */
+		if (entries_ns > (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec)
+			ns_to(&st->st_mtim, entries_ns);
+		if (entries_ns > (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec)
+			ns_to(&st->st_ctim, entries_ns);
 	}
 }
 
@@ -508,9 +523,10 @@ void inode_attr(struct inode_table *t, struct inode *in, struct stat *st)
 	bool unlinked = in->unlinked;
 	struct sidetree_rec meta = in->meta;
 	bool with_meta = in->have_meta && have && in->meta.of == zs.czxid;
+	int64_t entries = in->entries_ns;
 	pthread_mutex_unlock(&t->mu);
 	attr_from(&t->attrs, in->kind, in->ino, have ? &zs : NULL, dirty, unlinked,
-		  with_meta ? &meta : NULL, st);
+		  with_meta ? &meta : NULL, entries, st);
 }
 
 struct inode **inode_hold_all(struct inode_table *t, size_t *n)

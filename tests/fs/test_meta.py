@@ -206,6 +206,38 @@ def test_ctime(srv):
         k.stop()
 
 
+def test_directory_times(srv):
+    """A directory's mtime and ctime move when an entry is made, removed or
+    renamed in or out, on the mount that did it and on another that had
+    looked at the directory; opening an existing file moves neither."""
+    with Mount(srv) as a, Mount(srv) as b:
+        os.makedirs(a.path("dt/d"))
+        write(a.path("dt/d/keep"), b"k")
+        write(a.path("dt/f"), b"f")
+        changes = [("create", lambda: write(a.path("dt/d/new"), b"n")),
+                   ("mkdir", lambda: os.mkdir(a.path("dt/d/sub"))),
+                   ("symlink", lambda: os.symlink("new", a.path("dt/d/l"))),
+                   ("unlink", lambda: os.unlink(a.path("dt/d/new"))),
+                   ("rmdir", lambda: os.rmdir(a.path("dt/d/sub"))),
+                   ("rename in", lambda: os.rename(a.path("dt/f"), a.path("dt/d/f")))]
+        for what, change in changes:
+            sa, sb = os.stat(a.path("dt/d")), os.stat(b.path("dt/d"))
+            time.sleep(0.05)
+            change()
+            now = os.stat(a.path("dt/d"))
+            assert now.st_mtime_ns > sa.st_mtime_ns and now.st_ctime_ns > sa.st_ctime_ns, \
+                "%s: times on A %d,%d -> %d,%d" % (what, sa.st_mtime_ns, sa.st_ctime_ns,
+                                                    now.st_mtime_ns, now.st_ctime_ns)
+            wait_until(lambda: os.stat(b.path("dt/d")).st_mtime_ns > sb.st_mtime_ns, 5,
+                       "B to see the mtime of the directory move on %s" % what)
+        sa = os.stat(a.path("dt/d"))
+        time.sleep(0.05)
+        os.close(os.open(a.path("dt/d/keep"), os.O_RDWR | os.O_CREAT))
+        now = os.stat(a.path("dt/d"))
+        eq((now.st_mtime_ns, now.st_ctime_ns), (sa.st_mtime_ns, sa.st_ctime_ns),
+           "opening an existing file")
+
+
 def test_rename_keeps_ino(srv):
     """A file or link renamed keeps its st_ino, onto a free name or over
     another file, on the mount that renamed it and on another (for a node
@@ -405,4 +437,4 @@ def test_strict(srv):
 
 if __name__ == "__main__":
     main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_write_clears_setid,
-          test_ctime, test_rename_keeps_ino, test_symlinks, test_atomic_switch, test_stale_records, test_strict])
+          test_ctime, test_directory_times, test_rename_keeps_ino, test_symlinks, test_atomic_switch, test_stale_records, test_strict])
