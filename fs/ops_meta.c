@@ -178,6 +178,15 @@ int setattr_meta(struct fs *fs, struct inode *in, const struct stat *attr, int t
 	struct fh *pend = inode_pending(&fs->inodes, in);
 	if (pend) {
 		pthread_mutex_lock(&pend->mu);
+		if (!pend->create) {
+			/* Committed while we waited for it (a release commits
+			 * a bare create): the node and its record exist now. */
+			pthread_mutex_unlock(&pend->mu);
+			fh_unref(pend);
+			pend = NULL;
+		}
+	}
+	if (pend) {
 		struct sidetree_rec rec = pend->meta;
 		if (!pend->has_meta)
 			meta_defaults(fs, INODE_FILE, &rec);

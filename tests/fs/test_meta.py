@@ -206,6 +206,26 @@ def test_ctime(srv):
         k.stop()
 
 
+def test_chmod_after_bare_create(srv):
+    """A chmod or chown right after a create with no write (committed by
+    the release, which the kernel sends after close returns) is kept:
+    it once went into the creating open's record after its commit, and
+    was lost."""
+    with Mount(srv) as a, Mount(srv) as b:
+        os.makedirs(a.path("bc"))
+        for i in range(60):
+            name = a.path("bc/f%d" % i)
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644))
+            os.chmod(name, 0o640 if i % 2 else 0o604)
+            os.chown(name, 1000 + i, 2000 + i)
+        for i in range(60):
+            want = (0o640 if i % 2 else 0o604, 1000 + i, 2000 + i)
+            st = os.stat(a.path("bc/f%d" % i))
+            eq((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), want, "f%d on A" % i)
+            wait_until(lambda: (lambda s: (stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid))(
+                os.stat(b.path("bc/f%d" % i))) == want, 5, "f%d on B" % i)
+
+
 def test_directory_times(srv):
     """A directory's mtime and ctime move when an entry is made, removed or
     renamed in or out, on the mount that did it and on another that had
@@ -437,4 +457,4 @@ def test_strict(srv):
 
 if __name__ == "__main__":
     main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_write_clears_setid,
-          test_ctime, test_directory_times, test_rename_keeps_ino, test_symlinks, test_atomic_switch, test_stale_records, test_strict])
+          test_ctime, test_chmod_after_bare_create, test_directory_times, test_rename_keeps_ino, test_symlinks, test_atomic_switch, test_stale_records, test_strict])
