@@ -145,27 +145,31 @@ def test_write_clears_setid(srv):
     """A write by another user clears the setuid bit, and the setgid bit
     when group execute is set, as Linux does for a process without
     CAP_FSETID; root's write keeps them; so does a truncate by another
-    user clear them; a second mount sees the new mode."""
-    with Mount(srv, options=["allow_other"]) as a, Mount(srv) as b:
-        os.makedirs(a.path("sid"))
-        os.chmod(a.path("sid"), 0o777)
-        for mode, after in ((0o4777, 0o777), (0o2777, 0o777), (0o6777, 0o777),
-                            (0o2767, 0o2767)):
-            f = a.path("sid/f%o" % mode)
+    user clear them; the record says the new mode."""
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv, options=["allow_other"]) as a:
+            os.makedirs(a.path("sid"))
+            os.chmod(a.path("sid"), 0o777)
+            for mode, after in ((0o4777, 0o777), (0o2777, 0o777), (0o6777, 0o777),
+                                (0o2767, 0o2767)):
+                f = a.path("sid/f%o" % mode)
+                write(f, b"x")
+                os.chmod(f, mode)
+                as_user("echo y >> %s" % shlex.quote(f))
+                eq(stat.S_IMODE(os.stat(f).st_mode), after, "mode %o after another's write" % mode)
+                eq(read(f), b"xy\n", "the write itself")
+                rec = k.get(key("/sid/f%o" % mode))[0].decode()
+                assert "mode=%04o" % after in rec, rec
+            f = a.path("sid/root")
             write(f, b"x")
-            os.chmod(f, mode)
-            as_user("echo y >> %s" % shlex.quote(f))
-            eq(stat.S_IMODE(os.stat(f).st_mode), after, "mode %o after another's write" % mode)
-            eq(read(f), b"xy\n", "the write itself")
-            wait_until(lambda: stat.S_IMODE(os.stat(b.path("sid/f%o" % mode)).st_mode) == after,
-                       5, "B to see mode %o" % after)
-        f = a.path("sid/root")
-        write(f, b"x")
-        os.chmod(f, 0o6777)
-        write(f, b"y", "ab")
-        eq(stat.S_IMODE(os.stat(f).st_mode), 0o6777, "root's write keeps them")
-        as_user("truncate -s 0 %s" % shlex.quote(f))
-        eq(stat.S_IMODE(os.stat(f).st_mode), 0o777, "another's truncate clears them")
+            os.chmod(f, 0o6777)
+            write(f, b"y", "ab")
+            eq(stat.S_IMODE(os.stat(f).st_mode), 0o6777, "root's write keeps them")
+            as_user("truncate -s 0 %s" % shlex.quote(f))
+            eq(stat.S_IMODE(os.stat(f).st_mode), 0o777, "another's truncate clears them")
+    finally:
+        k.stop()
 
 
 def test_ctime(srv):
@@ -456,5 +460,7 @@ def test_strict(srv):
 
 
 if __name__ == "__main__":
-    main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_write_clears_setid,
-          test_ctime, test_chmod_after_bare_create, test_directory_times, test_rename_keeps_ino, test_symlinks, test_atomic_switch, test_stale_records, test_strict])
+    main([test_modes_owners_times, test_oneshot_watches, test_execute_bits,
+          test_write_clears_setid, test_ctime, test_chmod_after_bare_create,
+          test_directory_times, test_rename_keeps_ino, test_symlinks, test_atomic_switch,
+          test_stale_records, test_strict])
