@@ -211,10 +211,10 @@ def test_ctime(srv):
 
 
 def test_chmod_after_bare_create(srv):
-    """A chmod or chown right after a create with no write (committed by
-    the release, which the kernel sends after close returns) is kept:
-    it once went into the creating open's record after its commit, and
-    was lost."""
+    """A chmod, chown or truncate right after a create with no write
+    (committed by the release, which the kernel sends after close
+    returns) is kept: it once went into the creating open after its
+    commit, and was lost."""
     with Mount(srv) as a, Mount(srv) as b:
         os.makedirs(a.path("bc"))
         for i in range(60):
@@ -222,6 +222,14 @@ def test_chmod_after_bare_create(srv):
             os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644))
             os.chmod(name, 0o640 if i % 2 else 0o604)
             os.chown(name, 1000 + i, 2000 + i)
+        for i in range(30):
+            name = a.path("bc/t%d" % i)
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644))
+            os.truncate(name, 10 + i)
+        for i in range(30):
+            eq(os.stat(a.path("bc/t%d" % i)).st_size, 10 + i, "t%d truncated on A" % i)
+            wait_until(lambda: os.stat(b.path("bc/t%d" % i)).st_size == 10 + i, 5,
+                       "t%d truncated on B" % i)
         for i in range(60):
             want = (0o640 if i % 2 else 0o604, 1000 + i, 2000 + i)
             st = os.stat(a.path("bc/f%d" % i))
