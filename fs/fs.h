@@ -189,6 +189,9 @@ struct inode {
 				       the czxid it belongs to); shown while
 				       meta.of is the Stat's czxid */
 	bool have_meta;
+	int64_t entries_ns;         /* a directory: when this mount first saw
+				       its pzxid move (an entry made or
+				       removed), 0 if never */
 	struct hmap_node node;      /* in the map while hashed */
 	struct list link;           /* on `all`, hashed or not: shutdown frees
 				       what the kernel never forgot */

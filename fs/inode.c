@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "fs.h"
 
@@ -167,6 +168,13 @@ static void set_stat_locked(struct inode *in, const struct zk_stat *st)
 	if (in->have_stat && in->stat.czxid == st->czxid &&
 	    (st->mzxid < in->stat.mzxid || st->pzxid < in->stat.pzxid))
 		return;
+	if (in->kind == INODE_DIR && in->have_stat && in->stat.czxid == st->czxid &&
+	    st->pzxid > in->stat.pzxid) {
+		/* ZooKeeper keeps no time of a change of the children. */
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		in->entries_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	}
 	in->stat = *st;
 	in->have_stat = true;
 }
@@ -442,9 +450,10 @@ static void ns_to(struct timespec *ts, int64_t ns)
 }
 
 /* meta: the inode's record if it names the znode of zs (see meta.c). */
+/* entries_ns: a directory's last change of entries seen, or 0. */
 static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_t ino,
 		      const struct zk_stat *zs, int64_t dirty_size, bool unlinked,
-		      const struct sidetree_rec *meta, struct stat *st)
+		      const struct sidetree_rec *meta, int64_t entries_ns, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -464,6 +473,8 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 		st->st_size = dirty_size >= 0 ? dirty_size : zs ? zs->data_length : 0;
 	}
 	if (meta && kind != INODE_DATA) {
+		if (meta->has_ino)
+			st->st_ino = meta->ino;
 		if (meta->has_mode && kind != INODE_LINK)
 			st->st_mode = (st->st_mode & S_IFMT) | (meta->mode & 07777);
 		if (meta->has_uid)
@@ -478,9 +489,14 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 	if (zs) {
 		st->st_mtim.tv_sec = zs->mtime / 1000;
 		st->st_mtim.tv_nsec = (zs->mtime % 1000) * 1000000;
-		/* st_ctime is the znode's ctime (its creation), see quorumfs(5). */
-		st->st_ctim.tv_sec = zs->ctime / 1000;
-		st->st_ctim.tv_nsec = (zs->ctime % 1000) * 1000000;
+		/* st_ctime: the last of the znode's creation, its last write and
+		 * the last change of its record, see quorumfs(5). */
+		int64_t ctime_ms = zs->ctime > zs->mtime ? zs->ctime : zs->mtime;
+		st->st_ctim.tv_sec = ctime_ms / 1000;
+		st->st_ctim.tv_nsec = (ctime_ms % 1000) * 1000000;
+		if (meta && kind != INODE_DATA && meta->has_ctime &&
+		    meta->ctime_ns > (int64_t)ctime_ms * 1000000)
+			ns_to(&st->st_ctim, meta->ctime_ns);
 		st->st_atim = st->st_mtim;
 		if (meta && kind != INODE_DATA && meta->has_mtime &&
 		    meta->mtime_ver == zs->version)
@@ -489,6 +505,12 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 		if (meta && kind != INODE_DATA && meta->has_atime &&
 		    meta->atime_ver == zs->version)
 			ns_to(&st->st_atim, meta->atime_ns);
+		/* An entry made or removed changes a directory (its mtime
+		 * and ctime), as this mount saw it happen. */
+		if (entries_ns > (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec)
+			ns_to(&st->st_mtim, entries_ns);
+		if (entries_ns > (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec)
+			ns_to(&st->st_ctim, entries_ns);
 	}
 }
 
@@ -501,9 +523,10 @@ void inode_attr(struct inode_table *t, struct inode *in, struct stat *st)
 	bool unlinked = in->unlinked;
 	struct sidetree_rec meta = in->meta;
 	bool with_meta = in->have_meta && have && in->meta.of == zs.czxid;
+	int64_t entries = in->entries_ns;
 	pthread_mutex_unlock(&t->mu);
 	attr_from(&t->attrs, in->kind, in->ino, have ? &zs : NULL, dirty, unlinked,
-		  with_meta ? &meta : NULL, st);
+		  with_meta ? &meta : NULL, entries, st);
 }
 
 struct inode **inode_hold_all(struct inode_table *t, size_t *n)

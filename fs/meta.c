@@ -407,7 +407,7 @@ bool meta_needed(struct fs *fs, enum inode_kind kind, const struct sidetree_rec 
 {
 	struct sidetree_rec d;
 	meta_defaults(fs, kind, &d);
-	return rec->link || rec->has_mtime || rec->has_atime ||
+	return rec->link || rec->has_mtime || rec->has_atime || rec->has_ino ||
 	       (rec->has_mode && rec->mode != d.mode) || (rec->has_uid && rec->uid != d.uid) ||
 	       (rec->has_gid && rec->gid != d.gid);
 }

@@ -172,8 +172,12 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	(void)userdata;
 	unsigned want = FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS;
 	conn->want |= conn->capable & want;
+	/* The kernel, not the daemon, clears the setuid and setgid bits on a
+	 * write, truncate or chown by a process without CAP_FSETID (only it
+	 * knows the capability): it sends a setattr of the mode, which goes
+	 * into the node's record like any chmod. */
 	conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_READDIRPLUS |
-				  FUSE_CAP_READDIRPLUS_AUTO);
+				  FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_HANDLE_KILLPRIV);
 }
 
 const struct fuse_lowlevel_ops fs_ops = {

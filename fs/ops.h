@@ -216,6 +216,9 @@ void fs_readlink(fuse_req_t req, fuse_ino_t ino);
 /* The mode, owner and time part of a setattr of in (ops_meta.c). 0 or
  * -errno. */
 int setattr_meta(struct fs *fs, struct inode *in, const struct stat *attr, int to_set);
+/* A write by uid: clears in's setuid bit, and its setgid bit if group
+ * execute is set, unless uid is 0 (ops_meta.c). 0 or -errno. */
+int meta_write_privs(struct fs *fs, struct inode *in, uid_t uid);
 void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

@@ -97,13 +97,20 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fh *f = fi ? fh_of(fi) : pend;
 		if (f) {
 			pthread_mutex_lock(&f->mu);
-			err = fh_resize(f, (size_t)attr->st_size);
+			/* A pending create committed while we waited (by its
+			 * release): truncate the node, not the closing open. */
+			bool gone = pend && !pend->create;
+			if (!gone)
+				err = fh_resize(f, (size_t)attr->st_size);
 			pthread_mutex_unlock(&f->mu);
 			if (pend)
 				fh_unref(pend);
-		} else if ((uint64_t)attr->st_size > fs->opt.max_size) {
+			if (gone)
+				f = NULL;
+		}
+		if (!f && (uint64_t)attr->st_size > fs->opt.max_size) {
 			err = -EFBIG;
-		} else {
+		} else if (!f) {
 			char *path = inode_path(&fs->inodes, in);
 			err = path ? truncate_path(fs, path, (size_t)attr->st_size) : -ENOMEM;
 			free(path);

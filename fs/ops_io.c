@@ -103,7 +103,11 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 	struct fs *fs = fuse_req_userdata(req);
 	(void)ino;
 	struct fh *f = fh_of(fi);
-	int err = 0;
+	int err = f->echo ? 0 : meta_write_privs(fs, f->in, fuse_req_ctx(req)->uid);
+	if (err) {
+		fuse_reply_err(req, -err);
+		return;
+	}
 	pthread_mutex_lock(&f->mu);
 	if (f->echo) {
 		err = -EPERM;

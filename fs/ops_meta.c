@@ -105,7 +105,8 @@ void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 /* The changes of a setattr (to_set, attr) applied to rec, for a node at
- * data version `version`: a time is kept for that version only. */
+ * data version `version`: a time is kept for that version only; the
+ * record's ctime is now. */
 static void apply(struct sidetree_rec *rec, const struct stat *attr, int to_set, int32_t version)
 {
 	struct timespec now;
@@ -115,6 +116,8 @@ static void apply(struct sidetree_rec *rec, const struct stat *attr, int to_set,
 		rec->has_mtime = false;
 	if (rec->has_atime && rec->atime_ver != version)
 		rec->has_atime = false;
+	rec->has_ctime = true;
+	rec->ctime_ns = now_ns;
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		rec->has_mode = true;
 		rec->mode = attr->st_mode & 07777;
@@ -175,6 +178,15 @@ int setattr_meta(struct fs *fs, struct inode *in, const struct stat *attr, int t
 	struct fh *pend = inode_pending(&fs->inodes, in);
 	if (pend) {
 		pthread_mutex_lock(&pend->mu);
+		if (!pend->create) {
+			/* Committed while we waited for it (a release commits
+			 * a bare create): the node and its record exist now. */
+			pthread_mutex_unlock(&pend->mu);
+			fh_unref(pend);
+			pend = NULL;
+		}
+	}
+	if (pend) {
 		struct sidetree_rec rec = pend->meta;
 		if (!pend->has_meta)
 			meta_defaults(fs, INODE_FILE, &rec);
@@ -221,4 +233,22 @@ int setattr_meta(struct fs *fs, struct inode *in, const struct stat *attr, int t
 		err = -ESTALE;
 	free(path);
 	return err;
+}
+
+int meta_write_privs(struct fs *fs, struct inode *in, uid_t uid)
+{
+	/* The kernel clears them for a process without CAP_FSETID, but not
+	 * on a direct_io write (every open's): uid 0 stands for the
+	 * capability, which the daemon cannot see. */
+	if (uid == 0 || fs->opt.strict)
+		return 0;
+	struct stat cur;
+	inode_attr(&fs->inodes, in, &cur);
+	mode_t kill = cur.st_mode & S_ISUID;
+	if ((cur.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if (!kill)
+		return 0;
+	struct stat attr = { .st_mode = cur.st_mode & ~kill };
+	return setattr_meta(fs, in, &attr, FUSE_SET_ATTR_MODE);
 }

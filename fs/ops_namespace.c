@@ -528,12 +528,15 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* The ops (into ops, at most 4) that move the record of src (Stat sst)
  * to dst (Stat *over when replaced, else NULL: made in the same multi):
- * the source's side node goes, the target's says what the source's said,
- * or goes if the source had none. A time set on the source stays set on
+ * the source's side node goes, the target's says what the source's said
+ * and the source's st_ino, ino (0: the one its path and Stat give), so
+ * that a node renamed keeps its number: a source without a record gets
+ * one for it (not with -o strict). A time set on the source stays set on
  * the target's new data version. keys[] gets both side nodes' paths;
  * text holds the new record. Returns how many ops, or -errno. */
-static int move_meta(struct fs *fs, const char *src, const struct zk_stat *sst, const char *dst,
-		     const struct zk_stat *over, char *keys[2], char *text, struct qc_op *ops)
+static int move_meta(struct fs *fs, const char *src, const struct zk_stat *sst, uint64_t ino,
+		     const char *dst, const struct zk_stat *over, char *keys[2], char *text,
+		     struct qc_op *ops)
 {
 	struct meta_node sm, dm;
 	if (!keys[0] && !(keys[0] = meta_key(src)))
@@ -546,9 +549,16 @@ static int move_meta(struct fs *fs, const char *src, const struct zk_stat *sst, 
 	if (err)
 		return err;
 	int n = meta_ops(keys[0], &sm, NULL, false, ops);
-	if (!meta_applies(&sm, sst))
+	bool applies = meta_applies(&sm, sst);
+	if (!applies && fs->opt.strict)
 		return n + meta_ops(keys[1], &dm, NULL, false, ops + n);
-	struct sidetree_rec r = sm.rec;
+	struct sidetree_rec r = { 0 };
+	if (applies)
+		r = sm.rec;
+	if (!r.has_ino) {
+		r.has_ino = true;
+		r.ino = ino ? ino : inode_number(src, meta_kind(sst, r.link ? &r : NULL), sst->czxid);
+	}
 	int32_t version = over ? over->version + 1 : 0;
 	r.has_mtime = r.has_mtime && r.mtime_ver == sst->version;
 	r.has_atime = r.has_atime && r.atime_ver == sst->version;
@@ -565,8 +575,8 @@ static int move_meta(struct fs *fs, const char *src, const struct zk_stat *sst, 
  * file a setData of it (which keeps its identity: watchers see it change)
  * and the delete of the source; else a create and the delete; and the
  * move of its record (move_meta()). Directories: EXDEV (mv then copies). */
-static int rename_try(struct fs *fs, const char *src, const char *dst, unsigned int flags,
-		      char *keys[2])
+static int rename_try(struct fs *fs, const char *src, uint64_t ino, const char *dst,
+		      unsigned int flags, char *keys[2])
 {
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct zk_stat sst, dst_st;
@@ -601,7 +611,8 @@ static int rename_try(struct fs *fs, const char *src, const char *dst, unsigned 
 			{ .type = ZK_OP_DELETE, .path = src, .version = sst.version },
 		};
 		char text[SIDETREE_TEXT_MAX];
-		int n = move_meta(fs, src, &sst, dst, over ? &dst_st : NULL, keys, text, ops + 2);
+		int n = move_meta(fs, src, &sst, ino, dst, over ? &dst_st : NULL, keys, text,
+				  ops + 2);
 		if (n < 0) {
 			free(data);
 			return n;
@@ -638,10 +649,11 @@ static int rename_try(struct fs *fs, const char *src, const char *dst, unsigned 
 }
 
 /* rename_try() with the side nodes' paths it makes freed. */
-static int rename_file(struct fs *fs, const char *src, const char *dst, unsigned int flags)
+static int rename_file(struct fs *fs, const char *src, uint64_t ino, const char *dst,
+		       unsigned int flags)
 {
 	char *keys[2] = { NULL, NULL };
-	int ret = rename_try(fs, src, dst, flags, keys);
+	int ret = rename_try(fs, src, ino, dst, flags, keys);
 	free(keys[0]);
 	free(keys[1]);
 	return ret;
@@ -671,7 +683,7 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!err && in)
 		err = commit_pending(fs, in);
 	if (!err && strcmp(src, dst) != 0)
-		err = rename_file(fs, src, dst, flags);
+		err = rename_file(fs, src, in ? in->ino : 0, dst, flags);
 	if (!err && in) {
 		/* The kernel moves the source's inode to the new name. */
 		inode_rehash(&fs->inodes, in, dst);

@@ -4,6 +4,7 @@
  * The record is one line of words, the first two "quorumfs-meta 1":
  *     quorumfs-meta 1 of=CZXID [link] [mode=OOOO] [uid=N] [gid=N]
  *                     [mtime=SEC.NSEC@VERSION] [atime=SEC.NSEC@VERSION]
+ *                     [ctime=SEC.NSEC] [ino=N]
  * so that a person reading it with any ZooKeeper client understands it.
  */
 #include "sidetree.h"
@@ -68,6 +69,7 @@ char *sidetree_path(const char *root, const char *key)
 	return p;
 }
 
+/* " NAME=SEC.NSEC@VER", or without "@VER" if ver < 0. */
 static int put_time(char *buf, size_t n, const char *name, int64_t ns, int32_t ver)
 {
 	int64_t sec = ns / 1000000000, frac = ns % 1000000000;
@@ -75,6 +77,8 @@ static int put_time(char *buf, size_t n, const char *name, int64_t ns, int32_t v
 		sec--;
 		frac += 1000000000;
 	}
+	if (ver < 0)
+		return snprintf(buf, n, " %s=%" PRId64 ".%09" PRId64, name, sec, frac);
 	return snprintf(buf, n, " %s=%" PRId64 ".%09" PRId64 "@%" PRId32, name, sec, frac, ver);
 }
 
@@ -94,21 +98,30 @@ int sidetree_format(const struct sidetree_rec *r, char *buf, size_t n)
 		at += put_time(tmp + at, sizeof(tmp) - (size_t)at, "mtime", r->mtime_ns, r->mtime_ver);
 	if (r->has_atime)
 		at += put_time(tmp + at, sizeof(tmp) - (size_t)at, "atime", r->atime_ns, r->atime_ver);
+	if (r->has_ctime)
+		at += put_time(tmp + at, sizeof(tmp) - (size_t)at, "ctime", r->ctime_ns, -1);
+	if (r->has_ino)
+		at += snprintf(tmp + at, sizeof(tmp) - (size_t)at, " ino=%" PRIu64, r->ino);
 	if (at < 0 || (size_t)at + 1 > n)
 		return -1;
 	memcpy(buf, tmp, (size_t)at + 1);
 	return at;
 }
 
+/* SEC.NSEC@VER, or SEC.NSEC if ver is NULL. */
 static bool get_time(const char *v, int64_t *ns, int32_t *ver)
 {
 	long long sec, frac;
-	long version;
+	long version = 0;
 	int used = 0;
-	if (sscanf(v, "%lld.%9lld@%ld%n", &sec, &frac, &version, &used) != 3 || v[used] != '\0')
+	if (!ver && (sscanf(v, "%lld.%9lld%n", &sec, &frac, &used) != 2 || v[used] != '\0'))
+		return false;
+	if (ver && (sscanf(v, "%lld.%9lld@%ld%n", &sec, &frac, &version, &used) != 3 ||
+		    v[used] != '\0'))
 		return false;
 	*ns = (int64_t)sec * 1000000000 + frac;
-	*ver = (int32_t)version;
+	if (ver)
+		*ver = (int32_t)version;
 	return true;
 }
 
@@ -150,6 +163,11 @@ bool sidetree_parse(const void *data, int32_t len, struct sidetree_rec *r)
 			r->has_mtime = get_time(v, &r->mtime_ns, &r->mtime_ver);
 		} else if (strcmp(w, "atime") == 0) {
 			r->has_atime = get_time(v, &r->atime_ns, &r->atime_ver);
+		} else if (strcmp(w, "ctime") == 0) {
+			r->has_ctime = get_time(v, &r->ctime_ns, NULL);
+		} else if (strcmp(w, "ino") == 0) {
+			r->ino = (uint64_t)strtoull(v, &end, 10);
+			r->has_ino = *v && *end == '\0' && r->ino >= 2;
 		}
 	}
 	return have_of;

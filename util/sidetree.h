@@ -33,12 +33,16 @@ struct sidetree_rec {
 	uint32_t uid, gid;
 	int64_t mtime_ns, atime_ns; /* since the epoch, */
 	int32_t mtime_ver, atime_ver; /* valid at this data version only */
+	bool has_ctime;
+	int64_t ctime_ns;       /* the last change of the record (st_ctime) */
+	bool has_ino;
+	uint64_t ino;           /* st_ino, kept through renames */
 };
 
 /* The text form (one line, NUL-terminated) into buf; its length, or -1 if
- * n is too small. 160 bytes always suffice. */
+ * n is too small. 256 bytes always suffice. */
 int sidetree_format(const struct sidetree_rec *r, char *buf, size_t n);
-#define SIDETREE_TEXT_MAX 160
+#define SIDETREE_TEXT_MAX 256
 /* Parses a record's text (len bytes, not NUL-terminated). Unknown words
  * are skipped (a later version may add some). false if it is no record. */
 bool sidetree_parse(const void *data, int32_t len, struct sidetree_rec *r);

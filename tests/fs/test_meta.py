@@ -2,12 +2,15 @@
 SYMBOLIC LINKS): chmod, chown and utimensat kept per node and seen by
 every mount; symbolic links that other ZooKeeper clients read; an atomic
 `ln -sfn` switch under a reader; records of nodes another client deleted
-and made again; -o strict keeping one mode and owner per mount. Two mounts
-of one server stand in for two machines, kazoo for a client that knows
-nothing of the side tree. argv[1]: quorumd (default) or zookeeper."""
+and made again; the setuid and setgid bits cleared by another user's
+write; -o strict keeping one mode and owner per mount. Two mounts of one
+server stand in for two machines, kazoo for a client that knows nothing
+of the side tree. argv[1]: quorumd (default) or zookeeper."""
 import errno
 import os
+import shlex
 import stat
+import subprocess
 import threading
 import time
 
@@ -130,6 +133,181 @@ def test_execute_bits(srv):
         eq(sh(a.path("ex/run.sh"))[1], "ran\n", "runs on A")
         wait_until(lambda: os.access(b.path("ex/run.sh"), os.X_OK), 5, "x on B")
         eq(sh(b.path("ex/run.sh"))[1], "ran\n", "runs on B")
+
+
+def as_user(cmd, uid=65534):
+    """Runs a shell command as uid (group uid, no other groups)."""
+    return sh("setpriv --reuid=%d --regid=%d --clear-groups sh -c %s"
+              % (uid, uid, shlex.quote(cmd)))
+
+
+def test_write_clears_setid(srv):
+    """A write by another user clears the setuid bit, and the setgid bit
+    when group execute is set, as Linux does for a process without
+    CAP_FSETID; root's write keeps them; so does a truncate by another
+    user clear them; the record says the new mode."""
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv, options=["allow_other"]) as a:
+            os.makedirs(a.path("sid"))
+            os.chmod(a.path("sid"), 0o777)
+            for mode, after in ((0o4777, 0o777), (0o2777, 0o777), (0o6777, 0o777),
+                                (0o2767, 0o2767)):
+                f = a.path("sid/f%o" % mode)
+                write(f, b"x")
+                os.chmod(f, mode)
+                as_user("echo y >> %s" % shlex.quote(f))
+                eq(stat.S_IMODE(os.stat(f).st_mode), after, "mode %o after another's write" % mode)
+                eq(read(f), b"xy\n", "the write itself")
+                rec = k.get(key("/sid/f%o" % mode))[0].decode()
+                assert "mode=%04o" % after in rec, rec
+            f = a.path("sid/root")
+            write(f, b"x")
+            os.chmod(f, 0o6777)
+            write(f, b"y", "ab")
+            eq(stat.S_IMODE(os.stat(f).st_mode), 0o6777, "root's write keeps them")
+            as_user("truncate -s 0 %s" % shlex.quote(f))
+            eq(stat.S_IMODE(os.stat(f).st_mode), 0o777, "another's truncate clears them")
+    finally:
+        k.stop()
+
+
+def test_ctime(srv):
+    """st_ctime moves on chmod, chown, utime and a write, of files,
+    directories and (lchown) links, on every mount; a refused chmod does
+    not move it; the record says when it last changed."""
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv, options=["allow_other"]) as a, Mount(srv) as b:
+            os.makedirs(a.path("ct/d"))
+            os.chmod(a.path("ct"), 0o777)
+            write(a.path("ct/f"), b"x")
+            os.symlink("f", a.path("ct/l"))
+            changes = [("chmod f", lambda: os.chmod(a.path("ct/f"), 0o640)),
+                       ("chown f", lambda: os.chown(a.path("ct/f"), 123, 456)),
+                       ("utime f", lambda: os.utime(a.path("ct/f"), ns=(10**18, 10**18))),
+                       ("write f", lambda: write(a.path("ct/f"), b"y", "ab")),
+                       ("chmod d", lambda: os.chmod(a.path("ct/d"), 0o700)),
+                       ("lchown l", lambda: os.lchown(a.path("ct/l"), 7, 8))]
+            for what, change in changes:
+                name = a.path("ct", what.split()[1])
+                before = os.lstat(name).st_ctime_ns
+                time.sleep(0.05)
+                change()
+                after = os.lstat(name).st_ctime_ns
+                assert after > before, "%s: ctime %d -> %d" % (what, before, after)
+                bname = b.path("ct", what.split()[1])
+                wait_until(lambda: os.lstat(bname).st_ctime_ns == after, 5,
+                           "B to see the ctime of %s" % what)
+            assert " ctime=" in k.get(key("/ct/f"))[0].decode(), "ctime in the record"
+            before = os.stat(a.path("ct/f")).st_ctime_ns
+            time.sleep(0.05)
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "chmod", "600", a.path("ct/f")], capture_output=True)
+            assert r.returncode != 0, "another user's chmod was refused"
+            eq(os.stat(a.path("ct/f")).st_ctime_ns, before, "a refused chmod keeps ctime")
+    finally:
+        k.stop()
+
+
+def test_chmod_after_bare_create(srv):
+    """A chmod, chown or truncate right after a create with no write
+    (committed by the release, which the kernel sends after close
+    returns) is kept: it once went into the creating open after its
+    commit, and was lost."""
+    with Mount(srv) as a, Mount(srv) as b:
+        os.makedirs(a.path("bc"))
+        for i in range(60):
+            name = a.path("bc/f%d" % i)
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644))
+            os.chmod(name, 0o640 if i % 2 else 0o604)
+            os.chown(name, 1000 + i, 2000 + i)
+        for i in range(30):
+            name = a.path("bc/t%d" % i)
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644))
+            os.truncate(name, 10 + i)
+        for i in range(30):
+            eq(os.stat(a.path("bc/t%d" % i)).st_size, 10 + i, "t%d truncated on A" % i)
+            wait_until(lambda: os.stat(b.path("bc/t%d" % i)).st_size == 10 + i, 5,
+                       "t%d truncated on B" % i)
+        for i in range(60):
+            want = (0o640 if i % 2 else 0o604, 1000 + i, 2000 + i)
+            st = os.stat(a.path("bc/f%d" % i))
+            eq((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), want, "f%d on A" % i)
+            wait_until(lambda: (lambda s: (stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid))(
+                os.stat(b.path("bc/f%d" % i))) == want, 5, "f%d on B" % i)
+
+
+def test_directory_times(srv):
+    """A directory's mtime and ctime move when an entry is made, removed or
+    renamed in or out, on the mount that did it and on another that had
+    looked at the directory; opening an existing file moves neither."""
+    with Mount(srv) as a, Mount(srv) as b:
+        os.makedirs(a.path("dt/d"))
+        write(a.path("dt/d/keep"), b"k")
+        write(a.path("dt/f"), b"f")
+        changes = [("create", lambda: write(a.path("dt/d/new"), b"n")),
+                   ("mkdir", lambda: os.mkdir(a.path("dt/d/sub"))),
+                   ("symlink", lambda: os.symlink("new", a.path("dt/d/l"))),
+                   ("unlink", lambda: os.unlink(a.path("dt/d/new"))),
+                   ("rmdir", lambda: os.rmdir(a.path("dt/d/sub"))),
+                   ("rename in", lambda: os.rename(a.path("dt/f"), a.path("dt/d/f")))]
+        for what, change in changes:
+            sa, sb = os.stat(a.path("dt/d")), os.stat(b.path("dt/d"))
+            time.sleep(0.05)
+            change()
+            now = os.stat(a.path("dt/d"))
+            assert now.st_mtime_ns > sa.st_mtime_ns and now.st_ctime_ns > sa.st_ctime_ns, \
+                "%s: times on A %d,%d -> %d,%d" % (what, sa.st_mtime_ns, sa.st_ctime_ns,
+                                                    now.st_mtime_ns, now.st_ctime_ns)
+            wait_until(lambda: os.stat(b.path("dt/d")).st_mtime_ns > sb.st_mtime_ns, 5,
+                       "B to see the mtime of the directory move on %s" % what)
+        sa = os.stat(a.path("dt/d"))
+        time.sleep(0.05)
+        os.close(os.open(a.path("dt/d/keep"), os.O_RDWR | os.O_CREAT))
+        now = os.stat(a.path("dt/d"))
+        eq((now.st_mtime_ns, now.st_ctime_ns), (sa.st_mtime_ns, sa.st_ctime_ns),
+           "opening an existing file")
+
+
+def test_rename_keeps_ino(srv):
+    """A file or link renamed keeps its st_ino, onto a free name or over
+    another file, on the mount that renamed it and on another (for a node
+    another client made, which both showed with one number); the number is
+    in the target's record, which a chmod back to the defaults keeps."""
+    k = kazoo_client(srv)
+    try:
+        k.create("/ri/f", b"x", makepath=True)
+        with Mount(srv) as a, Mount(srv) as b:
+            os.makedirs(a.path("ri/d"))
+            os.symlink("f", a.path("ri/l"))
+            write(a.path("ri/other"), b"o")
+            write(a.path("ri/mine"), b"m")
+            ino_f = os.lstat(a.path("ri/f")).st_ino
+            ino_m = os.lstat(a.path("ri/mine")).st_ino
+            ino_l = os.lstat(a.path("ri/l")).st_ino
+            eq(os.lstat(b.path("ri/f")).st_ino, ino_f, "one number on both mounts")
+            os.rename(a.path("ri/f"), a.path("ri/d/g"))
+            eq(os.lstat(a.path("ri/d/g")).st_ino, ino_f, "renamed onto a free name")
+            wait_until(lambda: os.path.exists(b.path("ri/d/g")), 5, "B to see the rename")
+            eq(os.lstat(b.path("ri/d/g")).st_ino, ino_f, "the same on B")
+            assert " ino=%d" % ino_f in k.get(key("/ri/d/g"))[0].decode(), "ino in the record"
+            os.rename(a.path("ri/d/g"), a.path("ri/other"))
+            eq(os.lstat(a.path("ri/other")).st_ino, ino_f, "renamed over another file")
+            eq(read(a.path("ri/other")), b"x", "with its data")
+            os.rename(a.path("ri/l"), a.path("ri/d/l2"))
+            eq(os.lstat(a.path("ri/d/l2")).st_ino, ino_l, "a renamed link")
+            eq(os.readlink(a.path("ri/d/l2")), "f", "its target")
+            os.rename(a.path("ri/mine"), a.path("ri/d/mine"))
+            eq(os.lstat(a.path("ri/d/mine")).st_ino, ino_m, "a file this mount made")
+            os.chmod(a.path("ri/other"), 0o600)
+            os.chmod(a.path("ri/other"), 0o644)
+            eq(os.lstat(a.path("ri/other")).st_ino, ino_f, "after a chmod to the defaults")
+            assert k.exists(key("/ri/other")), "the record stays for the number"
+            os.unlink(a.path("ri/other"))
+            wait_until(lambda: k.exists(key("/ri/other")) is None, 5, "unlink to take the record")
+    finally:
+        k.stop()
 
 
 def test_symlinks(srv):
@@ -290,5 +468,7 @@ def test_strict(srv):
 
 
 if __name__ == "__main__":
-    main([test_modes_owners_times, test_oneshot_watches, test_execute_bits, test_symlinks, test_atomic_switch,
+    main([test_modes_owners_times, test_oneshot_watches, test_execute_bits,
+          test_write_clears_setid, test_ctime, test_chmod_after_bare_create,
+          test_directory_times, test_rename_keeps_ino, test_symlinks, test_atomic_switch,
           test_stale_records, test_strict])

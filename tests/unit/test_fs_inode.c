@@ -264,7 +264,9 @@ static void test_attr(void **state)
 	assert_int_equal(sb.st_ino, a->ino);
 	assert_int_equal(sb.st_mtim.tv_sec, 1234);
 	assert_int_equal(sb.st_mtim.tv_nsec, 567000000);
-	assert_int_equal(sb.st_ctim.tv_sec, 1);
+	/* ctime: the later of creation and the last write. */
+	assert_int_equal(sb.st_ctim.tv_sec, 1234);
+	assert_int_equal(sb.st_ctim.tv_nsec, 567000000);
 	/* Unflushed writes say the size. */
 	inode_set_dirty_size(&f->t, a, 3);
 	inode_attr(&f->t, a, &sb);
@@ -322,6 +324,18 @@ static void test_attr_meta(void **state)
 	inode_attr(&f->t, a, &sb);
 	assert_int_equal(sb.st_mtim.tv_sec, 9);
 	assert_int_equal(sb.st_mode & 07777, 0750);
+	/* The record's ctime when later than the write; its st_ino. */
+	assert_int_equal(sb.st_ctim.tv_sec, 9);
+	rec.has_ctime = true;
+	rec.ctime_ns = 10000000000042;
+	rec.has_ino = true;
+	rec.ino = 424242;
+	inode_set_meta(&f->t, a, &rec);
+	inode_attr(&f->t, a, &sb);
+	assert_int_equal(sb.st_ctim.tv_sec, 10000);
+	assert_int_equal(sb.st_ctim.tv_nsec, 42);
+	assert_int_equal(sb.st_ino, 424242);
+	rec.has_ctime = rec.has_ino = false;
 	/* A record of another znode is not shown. */
 	rec.of = 79;
 	inode_set_meta(&f->t, a, &rec);

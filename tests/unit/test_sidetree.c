@@ -38,12 +38,15 @@ static void test_record_round_trip(void **state)
 				  .has_uid = true, .uid = 1000, .has_gid = true, .gid = 0,
 				  .has_mtime = true, .mtime_ns = 1600000000123456789,
 				  .mtime_ver = 3, .has_atime = true, .atime_ns = -1500000000,
-				  .atime_ver = 0 };
+				  .atime_ver = 0, .has_ctime = true,
+				  .ctime_ns = 1700000000000000001, .has_ino = true,
+				  .ino = 18446744073709551615u };
 	char text[SIDETREE_TEXT_MAX];
 	int n = sidetree_format(&r, text, sizeof(text));
 	assert_true(n > 0 && (size_t)n == strlen(text));
 	assert_string_equal(text, "quorumfs-meta 1 of=0 link mode=0755 uid=1000 gid=0 "
-				  "mtime=1600000000.123456789@3 atime=-2.500000000@0");
+				  "mtime=1600000000.123456789@3 atime=-2.500000000@0 "
+				  "ctime=1700000000.000000001 ino=18446744073709551615");
 	struct sidetree_rec back;
 	assert_true(sidetree_parse(text, n, &back));
 	assert_memory_equal(&back, &r, sizeof(r));
@@ -59,7 +62,8 @@ static void test_record_defaults_and_unknown_words(void **state)
 	assert_int_equal(r.of, 42);
 	assert_true(r.has_mode);
 	assert_int_equal(r.mode, 0600);
-	assert_false(r.link || r.has_uid || r.has_gid || r.has_mtime || r.has_atime);
+	assert_false(r.link || r.has_uid || r.has_gid || r.has_mtime || r.has_atime ||
+		     r.has_ctime || r.has_ino);
 	const char *bad[] = { "", "hello", "quorumfs-meta 1 mode=0600", "quorumfs-meta 1 of=x",
 			      "quorumfs-meta 2 of=1" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
