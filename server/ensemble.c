@@ -286,8 +286,16 @@ static int host_install_image(void *ctx, const uint8_t *bytes, size_t len, int64
 	int rc = db_install_image(&srv->db, srv->storage, bytes, len, zxid,
 				  (int64_t)uv_now(srv->loop));
 	srv->last_proposed = db_last_zxid(&srv->db);
-	if (rc < 0)
+	if (rc < 0) {
 		log_msg(LOG_ERROR, "server", "installing the leader's snapshot: %s", strerror(-rc));
+		return rc;
+	}
+	/* The leader's membership came with it: the addresses of members this
+	 * server learnt of without their reconfig's txn. */
+	struct znode *cfg = tree_get(srv->db.tree, ZK_STR("/zookeeper/config"));
+	struct zk_buf text = cfg ? znode_data(cfg) : (struct zk_buf){ NULL, 0 };
+	if (text.len > 0 && srv->replica)
+		replica_note_config(srv->replica, (const char *)text.p, (size_t)text.len);
 	return rc;
 }
 

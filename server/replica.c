@@ -95,6 +95,8 @@ struct replica {
 	struct members *active;
 	struct config_server *dir;     /* by id, 1..CONFIG_MAX_SERVERS */
 	int64_t *dir_version;          /* the version each address came with */
+	int64_t incomplete_version;    /* the active membership whose addresses
+					  are not all known yet (logged once) */
 	int open_handles;
 	void (*close_cb)(void *ctx);
 	void *close_ctx;
@@ -831,6 +833,8 @@ static void zab_members_of(const struct members *m, struct zab_members *out)
 	}
 }
 
+static void sync_active(struct replica *r);
+
 static int io_txn_config(void *ctx, const uint8_t *txn, size_t len, struct zab_members *out)
 {
 	struct replica *r = ctx;
@@ -840,6 +844,8 @@ static int io_txn_config(void *ctx, const uint8_t *txn, size_t len, struct zab_m
 	dir_note(r, m);
 	zab_members_of(m, out);
 	free(m);
+	if (r->zab)
+		sync_active(r); /* its addresses may complete the active membership */
 	return 1;
 }
 
@@ -870,6 +876,58 @@ static void members_of_zab(struct replica *r, const struct zab_members *z, struc
 }
 
 /*
+ * The core's active membership, once every member's address is known (a
+ * membership learnt from a vote or a sync may name a server whose reconfig
+ * text has not come yet: its txn in the sync's stream, or the snapshot's
+ * /zookeeper/config, brings it), is written down (dynamic config file,
+ * zoo.cfg) before anything acts on it, and the server shows it
+ * (cfg->servers, /zookeeper/config). An incomplete one is never saved: a
+ * restart would count quorums without the missing members.
+ */
+static void sync_active(struct replica *r)
+{
+	size_t n;
+	const struct zab_members *cfgs = zab_configs(r->zab, &n);
+	if (cfgs[0].version == r->active->version)
+		return;
+	struct members *m = malloc(sizeof(*m));
+	if (m == NULL)
+		return;
+	members_of_zab(r, &cfgs[0], m);
+	if (m->n != cfgs[0].n_voters + cfgs[0].n_observers) {
+		if (r->incomplete_version != cfgs[0].version)
+			log_msg(LOG_WARN, "replica", "membership 0x%" PRIx64 ": the addresses of %d "
+				"of its members are not known yet; it is saved once they are",
+				(uint64_t)cfgs[0].version,
+				cfgs[0].n_voters + cfgs[0].n_observers - m->n);
+		r->incomplete_version = cfgs[0].version;
+		free(m);
+		return;
+	}
+	*r->active = *m;
+	free(m);
+	char err[600];
+	if (members_save(r->cfg->path, r->active, err, sizeof(err)) < 0)
+		log_msg(LOG_ERROR, "replica", "the new membership is not saved: %s", err);
+	log_msg(LOG_INFO, "replica", "membership 0x%" PRIx64 ": %d voters, %d observers%s",
+		(uint64_t)cfgs[0].version, cfgs[0].n_voters, cfgs[0].n_observers,
+		zab_is_observer(r->zab) ? " (this server does not vote)" : "");
+	if (!r->closing && r->host.members)
+		r->host.members(r->host.ctx, r->active);
+}
+
+void replica_note_config(struct replica *r, const char *text, size_t len)
+{
+	struct members *m = malloc(sizeof(*m));
+	char err[300];
+	if (m && len > 0 && members_from_text(text, len, m, err, sizeof(err)) == 0) {
+		dir_note(r, m);
+		sync_active(r);
+	}
+	free(m);
+}
+
+/*
  * The chain changed: every member of every config is a peer; a new active
  * membership is written down (dynamic config file, zoo.cfg) before anything
  * acts on it, and the server shows it (cfg->servers, /zookeeper/config).
@@ -889,17 +947,7 @@ static void io_members(void *ctx, const struct zab_members *cfgs, size_t n)
 			peer_net_add(r->net, &a);
 		}
 	}
-	if (cfgs[0].version == r->active->version)
-		return;
-	members_of_zab(r, &cfgs[0], r->active);
-	char err[600];
-	if (members_save(r->cfg->path, r->active, err, sizeof(err)) < 0)
-		log_msg(LOG_ERROR, "replica", "the new membership is not saved: %s", err);
-	log_msg(LOG_INFO, "replica", "membership 0x%" PRIx64 ": %d voters, %d observers%s",
-		(uint64_t)cfgs[0].version, cfgs[0].n_voters, cfgs[0].n_observers,
-		zab_is_observer(r->zab) ? " (this server does not vote)" : "");
-	if (!r->closing && r->host.members)
-		r->host.members(r->host.ctx, r->active);
+	sync_active(r);
 }
 
 struct scan {

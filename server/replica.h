@@ -83,6 +83,10 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		  struct storage *storage, const struct replica_host *host,
 		  const struct replica_recovered *rec);
 
+/* The membership text a snapshot installed here holds (its
+ * /zookeeper/config): the addresses of members learnt without their
+ * reconfig's txn. */
+void replica_note_config(struct replica *r, const char *text, size_t len);
 /* The active membership (version: the reconfig that made it). */
 const struct members *replica_members(const struct replica *r);
 /* Leader: whether a reconfig to next may be proposed now: ZOK,

@@ -10,7 +10,9 @@ leader of the new membership is killed and the writes go on; a member
 restarted comes back with the membership it saved (zoo.cfg's
 dynamicConfigFile); zkCli's config and reconfig remove a follower and add
 it back under a writer; a reconfig giving the whole new membership
-(non-incremental) leaves a follower out and takes it back. Refusals: a client that is not the superuser
+(non-incremental) leaves a follower out and takes it back; a follower
+down through two changes comes back, learns and saves the membership in
+force. Refusals: a client that is not the superuser
 (NoAuth), a spec that does not parse or no voter left (BadArguments), a
 stale expected version (BadVersion), new servers that are not running
 (NewConfigNoQuorum), and with reconfigEnabled=false (ReconfigDisabled, at
@@ -301,6 +303,31 @@ def test_non_incremental(ens):
         close(su)
 
 
+def test_member_down_meanwhile(ens):
+    """A follower down while the membership changes twice (a server that
+    is not running added as an observer, then removed) comes back on its
+    old zoo.cfg, learns the membership in force, and saves it."""
+    live = [m for m in ens.members if m.alive]
+    gone = next(m for m in ens.members if not m.alive)
+    leader = next(m for m in live if m.mode() == "leader")
+    down = next(m for m in live if m is not leader)
+    down.kill()
+    su = superuser([m for m in live if m is not down])
+    try:
+        su.reconfig(joining=spec(gone).replace(":participant;", ":observer;"), leaving=None,
+                    new_members=None)
+        text, _ = su.reconfig(joining=None, leaving=str(gone.myid), new_members=None)
+    finally:
+        close(su)
+    version = members_of(text)[1]
+    relaunch(down)
+    wait_config(live, text, "latest")
+    wait_modes(live, ["leader"] + ["follower"] * (len(live) - 1))
+    cfg = open(os.path.join(down.dir, "zoo.cfg")).read()
+    assert "zoo.cfg.dynamic.%s\n" % version in cfg, "%r saved no membership %s:\n%s" % (
+        down, version, cfg)
+
+
 def test_disabled(ens_with_reconfig):
     """reconfigEnabled=false (ZooKeeper's default): ReconfigDisabled (-123)."""
     kind = ens_with_reconfig.kind
@@ -336,7 +363,7 @@ def main():
         for m in ens.members[:FIRST]:
             m.wait_started(ens.start_timeout)
         run_tests([test_refusals, test_add_and_remove_under_writes, test_zkcli,
-                   test_non_incremental, test_disabled], ens,
+                   test_non_incremental, test_member_down_meanwhile, test_disabled], ens,
                   on_failure=ens.dump_logs)
     finally:
         ens.cleanup()
