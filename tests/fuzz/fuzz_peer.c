@@ -8,7 +8,8 @@
  * input is a script of steps, each one byte of opcode and its operands:
  *
  *   0  FROM LEN(2) BYTES   a frame of LEN bytes from server FROM % 6
- *                          (0 and 5 are strangers): unpacked as a PeerMsg,
+ *                          (0 names no server; 5 is in no config, as a
+ *                          server being added is): unpacked as a PeerMsg,
  *                          and if it decodes, its `from` set to FROM and
  *                          given to zab_receive(); a nonce of 1 stands for
  *                          the core's current one with FROM (random, so a
@@ -59,6 +60,7 @@ static struct {
 	int64_t last_committed;      /* the newest io.commit() */
 	bool installing;
 	int64_t install_zxid;
+	uint32_t me;                 /* the core's server id */
 } st;
 
 static int64_t io_now(void *ctx)
@@ -77,7 +79,9 @@ static uint64_t io_random(void *ctx)
 static void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 {
 	(void)ctx;
-	check(to >= 1 && to <= 4, "sends to a stranger");
+	/* Server 5 votes in no config: a learner, as a server being added is,
+	 * which the core may answer; 0 and ids past 255 name nobody. */
+	check(to >= 1 && to <= 255 && to != st.me, "sends to no server, or to itself");
 	uint8_t buf[8192];
 	size_t n = quorum__peer_msg__get_packed_size(m);
 	if (n > sizeof(buf))
@@ -197,6 +201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	st.now = 1000;
 	st.rnd = 0x5eed;
 	bool observer = data[0] & 1;
+	st.me = observer ? 4 : 2;
 	struct zab_config cfg = {
 		.id = observer ? 4 : 2,
 		.voters = { 1, 2, 3 },

@@ -47,9 +47,23 @@ static void test_record_round_trip(void **state)
 	assert_string_equal(text, "quorumfs-meta 1 of=0 link mode=0755 uid=1000 gid=0 "
 				  "mtime=1600000000.123456789@3 atime=-2.500000000@0 "
 				  "ctime=1700000000.000000001 ino=18446744073709551615");
+	/* Field by field: the struct's padding is nobody's value. */
 	struct sidetree_rec back;
 	assert_true(sidetree_parse(text, n, &back));
-	assert_memory_equal(&back, &r, sizeof(r));
+	assert_int_equal(back.of, r.of);
+	assert_true(back.link == r.link && back.has_mode == r.has_mode &&
+		    back.has_uid == r.has_uid && back.has_gid == r.has_gid &&
+		    back.has_mtime == r.has_mtime && back.has_atime == r.has_atime &&
+		    back.has_ctime == r.has_ctime && back.has_ino == r.has_ino);
+	assert_int_equal(back.mode, r.mode);
+	assert_int_equal(back.uid, r.uid);
+	assert_int_equal(back.gid, r.gid);
+	assert_int_equal(back.mtime_ns, r.mtime_ns);
+	assert_int_equal(back.atime_ns, r.atime_ns);
+	assert_int_equal(back.mtime_ver, r.mtime_ver);
+	assert_int_equal(back.atime_ver, r.atime_ver);
+	assert_int_equal(back.ctime_ns, r.ctime_ns);
+	assert_true(back.ino == r.ino);
 	assert_int_equal(sidetree_format(&r, text, 20), -1);
 }
 
