@@ -1025,10 +1025,18 @@ class Mount:
         with open("/proc/mounts") as f:
             return any(line.split()[1] == self.dir for line in f)
 
+    # Leaks of libfuse3's own objects are libfuse's (see the file).
+    LSAN_SUPPRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fs",
+                                     "lsan-libfuse.supp")
+
     def start(self, timeout=20.0):
         log = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env["LSAN_OPTIONS"] = ":".join(x for x in (
+            env.get("LSAN_OPTIONS", ""), "suppressions=" + self.LSAN_SUPPRESSIONS,
+            "print_suppressions=0") if x)
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=env)
         log.close()
 
         def up():
