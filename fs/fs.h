@@ -169,9 +169,10 @@ struct inode {
 	enum inode_kind kind;       /* immutable: a type change is a new inode */
 	uint64_t ino;               /* st_ino; immutable */
 	int64_t czxid;              /* of the znode it stands for (0: not
-				       created yet, or a ghost); set once,
-				       by inode_created(), under the table
-				       lock */
+				       created yet, or a ghost); set by
+				       inode_created() and, for a renamed
+				       directory's, inode_move_tree(), under
+				       the table lock */
 	/* Under the table lock: */
 	char *path;                 /* znode path (for DATA: the directory's) */
 	bool hashed;                /* findable by path (in the table's map) */
@@ -240,6 +241,11 @@ struct inode *inode_new_unhashed(struct inode_table *t, const char *path,
 /* Hashes an unhashed inode under path (replacing another), or rekeys. */
 void inode_rehash(struct inode_table *t, struct inode *in, const char *path);
 void inode_unhash(struct inode_table *t, struct inode *in);
+/* A directory renamed from src to dst: every hashed inode at or under src
+ * now stands for the node the rename made at the same place under dst,
+ * whose czxid is czxid (inodes of creates not committed yet keep 0); the
+ * kernel's node ids and st_ino stay. 0, or -ENOMEM with nothing changed. */
+int inode_move_tree(struct inode_table *t, const char *src, const char *dst, int64_t czxid);
 /* A create of this mount committed as the znode path with Stat st. If in
  * is hashed under that path (a plain name), it stays, now for that znode
  * (czxid set) and with its st_ino unchanged; otherwise (a suffixed name:
@@ -431,6 +437,8 @@ struct fs_write {
 				      czxid and version; to, with data, is the
 				      target, over its Stat when replaced */
 		FS_WRITE_CREATE_SEQ, /* fs_seq_create() of path* with receipt */
+		FS_WRITE_RENAME_DIR, /* a directory's rename multi: path is the
+				      source, with czxid; to, the target */
 	} kind;
 	const char *path;
 	const void *data;

@@ -243,6 +243,88 @@ void inode_rehash(struct inode_table *t, struct inode *in, const char *path)
 	gained(t, path, in->kind);
 }
 
+/* Whether path is the directory dir (dl = strlen(dir)) or under it. */
+static bool under(const char *path, const char *dir, size_t dl)
+{
+	return strncmp(path, dir, dl) == 0 && (path[dl] == '\0' || path[dl] == '/');
+}
+
+int inode_move_tree(struct inode_table *t, const char *src, const char *dst, int64_t czxid)
+{
+	struct moving {
+		struct inode *in;
+		char *path;         /* becomes the inode's */
+		char *announce;     /* the same, for gained() once unlocked */
+		enum inode_kind kind;
+	} *v = NULL;
+	size_t sl = strlen(src), dl = strlen(dst), n = 0, cap = 0;
+	int err = 0;
+	pthread_mutex_lock(&t->mu);
+	/* Phase 1: the moved inodes and their new paths, or nothing changes. */
+	HMAP_FOR_EACH(node, &t->map) {
+		struct inode *in = CONTAINER_OF(node, struct inode, node);
+		if (in == &t->root || !under(in->path, src, sl))
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct moving *nv = realloc(v, nc * sizeof(*nv));
+			if (!nv) {
+				err = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		size_t len = dl + strlen(in->path) - sl + 1;
+		char *p = malloc(len), *a = malloc(len);
+		if (!p || !a) {
+			free(p);
+			free(a);
+			err = -ENOMEM;
+			break;
+		}
+		memcpy(p, dst, dl);
+		memcpy(p + dl, in->path + sl, len - dl);
+		memcpy(a, p, len);
+		v[n++] = (struct moving){ .in = in, .path = p, .announce = a, .kind = in->kind };
+	}
+	if (err) {
+		pthread_mutex_unlock(&t->mu);
+		for (size_t i = 0; i < n; i++) {
+			free(v[i].path);
+			free(v[i].announce);
+		}
+		free(v);
+		return err;
+	}
+	/* Phase 2: out of the map, then back under the new paths (what was
+	 * hashed under the target's paths goes: those names were replaced). */
+	for (size_t i = 0; i < n; i++)
+		unhash_locked(t, v[i].in);
+	for (size_t i = 0; i < n; i++) {
+		struct inode *in = v[i].in;
+		struct inode *old = find_locked(t, v[i].path, in->kind, in->kind != INODE_DATA);
+		if (old)
+			unhash_locked(t, old);
+		free(in->path);
+		in->path = v[i].path;
+		if (in->czxid != 0) {
+			/* Every node the rename made has its multi's zxid. */
+			in->czxid = czxid;
+			in->have_stat = false;
+			in->have_meta = false;
+		}
+		hash_locked(t, in);
+	}
+	pthread_mutex_unlock(&t->mu);
+	for (size_t i = 0; i < n; i++) {
+		gained(t, v[i].announce, v[i].kind);
+		free(v[i].announce);
+	}
+	free(v);
+	return 0;
+}
+
 void inode_created(struct inode_table *t, struct inode *in, const char *path,
 		   const struct zk_stat *st)
 {

@@ -225,6 +225,18 @@ char *meta_key(const char *path)
 	return sidetree_key(FS_META_ROOT, path, "");
 }
 
+void meta_node_of(const struct qc_result *r, struct meta_node *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!r)
+		return;
+	out->exists = true;
+	out->version = r->stat->version;
+	out->parsed = sidetree_parse(r->data, r->data_len, &out->rec);
+	if (out->parsed && out->rec.of == 0)
+		out->rec.of = r->stat->czxid;
+}
+
 int meta_read(struct fs *fs, const char *path, bool fresh, struct meta_node *out)
 {
 	char *key = meta_key(path);
@@ -242,14 +254,7 @@ int meta_read(struct fs *fs, const char *path, bool fresh, struct meta_node *out
 		arm(fs, fs_session_hold(&fs->session), key);
 		fs_session_release(&fs->session, ZOK);
 	}
-	memset(out, 0, sizeof(*out));
-	if (rc == ZOK) {
-		out->exists = true;
-		out->version = r->stat->version;
-		out->parsed = sidetree_parse(r->data, r->data_len, &out->rec);
-		if (out->parsed && out->rec.of == 0)
-			out->rec.of = r->stat->czxid;
-	}
+	meta_node_of(rc == ZOK ? r : NULL, out);
 	qc_result_free(r);
 	if (rc == ZOK || rc == ZNONODE) {
 		put(&fs->meta, key, out, tok);
@@ -344,14 +349,8 @@ static void prefetch_cb(struct qc_client *c, const struct qc_result *r, void *ar
 	(void)c;
 	struct prefetch *pf = arg;
 	if (r->err == ZOK || r->err == ZNONODE) {
-		struct meta_node m = { 0 };
-		if (r->err == ZOK) {
-			m.exists = true;
-			m.version = r->stat->version;
-			m.parsed = sidetree_parse(r->data, r->data_len, &m.rec);
-			if (m.parsed && m.rec.of == 0)
-				m.rec.of = r->stat->czxid;
-		}
+		struct meta_node m;
+		meta_node_of(r->err == ZOK ? r : NULL, &m);
 		put(&pf->fs->meta, pf->key, &m, pf->tok);
 	}
 	free(pf);

@@ -2,8 +2,8 @@
  * ops.h: what the FUSE handlers (ops_*.c) share, and nothing else uses.
  *
  *   ops.c            the one table, fs_ops, and the echo thread's routing
- *   ops_namespace.c  lookup, forget, create, mknod, mkdir, unlink, rmdir,
- *                    rename
+ *   ops_namespace.c  lookup, forget, create, mknod, mkdir, unlink, rmdir
+ *   ops_rename.c     rename, of files and of directories
  *   ops_dir.c        opendir, readdir, releasedir
  *   ops_attr.c       getattr, setattr (truncate), statfs
  *   ops_io.c         open, read, write, flush, fsync, release
@@ -113,6 +113,8 @@ struct meta_node {
 };
 /* The side node's path of path (malloc'd). */
 char *meta_key(const char *path);
+/* *out from a get_data answer of a side node (NULL: there is none). */
+void meta_node_of(const struct qc_result *r, struct meta_node *out);
 /* The side node of path, from the cache (unless fresh) or the ensemble.
  * 0 or -errno. */
 int meta_read(struct fs *fs, const char *path, bool fresh, struct meta_node *m);

@@ -372,6 +372,7 @@ int fs_write_resolve(struct qc_client *c, struct fs_call *call, const struct fs_
 		rc = judge_create_seq(c, w, node, out);
 		break;
 	case FS_WRITE_RENAME:
+	case FS_WRITE_RENAME_DIR:
 		if (node && node->stat->czxid == w->czxid) {
 			/* The source it would have deleted is there. */
 			rc = FS_NOT_APPLIED;
@@ -382,6 +383,10 @@ int fs_write_resolve(struct qc_client *c, struct fs_call *call, const struct fs_
 		rc = settle_and_read(c, call, w->to, false, &node, &pst);
 		if (rc != ZOK || !node) {
 			rc = ZCONNECTIONLOSS;
+		} else if (w->kind == FS_WRITE_RENAME_DIR) {
+			/* A directory made since the multi was sent: by it,
+			 * unless another client moved the source meanwhile. */
+			rc = node->stat->czxid > z ? ZOK : ZCONNECTIONLOSS;
 		} else if (w->over) {
 			const struct zk_stat *s = node->stat;
 			rc = s->czxid == w->over->czxid && s->version == w->over->version + 1 &&

@@ -155,7 +155,7 @@ def test_remove_rename(srv):
             sh("sed -i s/new/sed/ %s" % a.path("r/moved"))
             eq(k.get("/r/moved")[0], b"sed", "sed -i")
             eq(read(b.path("r/moved")), b"sed", "sed -i seen on B")
-            # A directory moves by copy (EXDEV, then mv copies).
+            # A directory moves whole (test_directory_rename).
             os.makedirs(a.path("r/d1"))
             write(a.path("r/d1/x"), b"x")
             sh("mv %s %s" % (a.path("r/d1"), a.path("r/d2")))
@@ -582,8 +582,120 @@ def test_unlink_open(srv):
         k.stop()
 
 
+def test_directory_rename(srv):
+    """rename(2) of a directory moves its subtree in one multi: contents,
+    modes, links and inode numbers go along; a descriptor open inside
+    writes to the new place, a shell inside follows; another mount sees the
+    new names; a writer adding children all along loses none of its
+    acknowledged creates; a subtree over the bound is copied by mv."""
+    import threading
+    from kazoo.exceptions import NoNodeError
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a, Mount(srv) as b:
+            os.makedirs(a.path("dr/src/sub/empty"))
+            write(a.path("dr/src/f"), b"f-data")
+            write(a.path("dr/src/sub/g"), b"g-data")
+            os.chmod(a.path("dr/src/sub"), 0o750)
+            os.symlink("sub/g", a.path("dr/src/link"))
+            inos = {p: os.lstat(a.path("dr/src/" + p)).st_ino
+                    for p in ["", "f", "sub", "sub/g", "link", "sub/empty"]}
+            fd = os.open(a.path("dr/src/sub/g"), os.O_RDWR)
+            shell = subprocess.Popen(["sh", "-c", "read x; echo made > here"],
+                                     cwd=a.path("dr/src/sub"), stdin=subprocess.PIPE)
+            try:
+                os.rename(a.path("dr/src"), a.path("dr/dst"))
+                os.pwrite(fd, b"G", 0)
+                os.fsync(fd)
+                shell.communicate(b"go\n", timeout=20)
+            finally:
+                os.close(fd)
+                if shell.poll() is None:
+                    shell.kill()
+            eq(k.exists("/dr/src"), None, "the source is gone")
+            eq(k.get("/dr/dst/f")[0], b"f-data", "a file moved")
+            eq(k.get("/dr/dst/sub/g")[0], b"G-data", "written through a descriptor opened before")
+            eq(k.get("/dr/dst/sub/here")[0], b"made\n", "a shell inside followed its directory")
+            eq(os.readlink(a.path("dr/dst/link")), "sub/g", "a link moved")
+            eq(read(a.path("dr/dst/link")), b"G-data", "and still resolves")
+            eq(stat.S_IMODE(os.stat(b.path("dr/dst/sub")).st_mode), 0o750, "a mode moved")
+            assert stat.S_ISDIR(os.stat(b.path("dr/dst/sub/empty")).st_mode), "empty dir"
+            for p, ino in inos.items():
+                eq(os.lstat(a.path("dr/dst/" + p)).st_ino, ino, "st_ino of %r on A" % p)
+                eq(os.lstat(b.path("dr/dst/" + p)).st_ino, ino, "st_ino of %r on B" % p)
+            eq(sorted(os.listdir(b.path("dr"))), ["dst"], "B lists the new name only")
+
+            # A writer adds children all along while the directory moves
+            # back and forth: every create it was told succeeded is in the
+            # directory at the end, once. (A rename whose every reading a
+            # change overtakes gives up with EBUSY: counted, not an error.)
+            os.makedirs(a.path("dr/p"))
+            names, stop = [], threading.Event()
+
+            def writer():
+                i = 0
+                while not stop.is_set() and i < 5000:
+                    for parent in ("/dr/p", "/dr/q"):
+                        try:
+                            k.create("%s/c%d" % (parent, i), b"")
+                            names.append("c%d" % i)
+                            i += 1
+                            break
+                        except NoNodeError:
+                            continue
+                    time.sleep(0.02)
+            t = threading.Thread(target=writer)
+            t.start()
+            moves, busy, deadline = 0, 0, time.monotonic() + 3
+            try:
+                while time.monotonic() < deadline:
+                    src, dst = ("p", "q") if moves % 2 == 0 else ("q", "p")
+                    try:
+                        os.rename(a.path("dr/" + src), a.path("dr/" + dst))
+                        moves += 1
+                    except OSError as e:
+                        if e.errno != errno.EBUSY:
+                            raise
+                        busy += 1
+            finally:
+                stop.set()
+                t.join(30)
+            final = "/dr/p" if moves % 2 == 0 else "/dr/q"
+            eq(k.exists("/dr/q" if final == "/dr/p" else "/dr/p"), None, "one directory")
+            kids = k.get_children(final)
+            eq(sorted(kids), sorted(names),
+               "acknowledged creates after %d moves (%d EBUSY)" % (moves, busy))
+            assert moves >= 2 and len(names) > 0, (moves, busy, len(names))
+            print("directory moved %d times (%d EBUSY) under %d creates" %
+                  (moves, busy, len(names)))
+
+            # Over the bounds (1,000 nodes, 512 KiB): EXDEV, and mv copies.
+            tx = k.transaction()
+            k.create("/dr/many", b"")
+            for i in range(1000):
+                tx.create("/dr/many/n%d" % i, b"x")
+            tx.commit()
+            for name in ("many", "big"):
+                if name == "big":
+                    os.makedirs(a.path("dr/big"))
+                    for i in range(2):
+                        write(a.path("dr/big/f%d" % i), b"%d" % i * 300000)
+                try:
+                    os.rename(a.path("dr/" + name), a.path("dr/moved"))
+                    raise AssertionError("a rename of %s succeeded" % name)
+                except OSError as e:
+                    eq(e.errno, errno.EXDEV, "a subtree over the bound: " + name)
+                eq(len(k.get_children("/dr/" + name)), 1000 if name == "many" else 2,
+                   "nothing moved")
+            sh("mv %s %s" % (a.path("dr/big"), a.path("dr/big2")))
+            eq(k.get("/dr/big2/f1")[0], b"1" * 300000, "mv copied it")
+            eq(k.exists("/dr/big"), None, "and removed the source")
+    finally:
+        k.stop()
+
+
 if __name__ == "__main__":
     main([test_mapping, test_mkdir_stays_dir, test_writes, test_remove_rename, test_xattrs,
           test_metrics, test_mount_options, test_mount_helper, test_programs,
           test_programs_keep_metadata, test_names_and_links,
-          test_identity, test_unlink_open])
+          test_identity, test_unlink_open, test_directory_rename])

@@ -212,7 +212,7 @@ def test_creating_removing_renaming(srv):
     t = Table()
     k = kazoo_client(srv)
     try:
-        with Mount(srv) as a:
+        with Mount(srv) as a, Mount(srv) as b:
             d = a.path("cf-ns")
             t.case("mkdir", lambda: os.mkdir(d))
             t.case("mkdir again", lambda: os.mkdir(d), errno.EEXIST)
@@ -274,9 +274,44 @@ def test_creating_removing_renaming(srv):
                 os.path.join(d, "r4"), os.path.join(d, "r5"), RENAME_NOREPLACE))
             t.case("RENAME_EXCHANGE", lambda: renameat2(
                 os.path.join(d, "r5"), os.path.join(d, "r2"), RENAME_EXCHANGE), errno.EINVAL)
-            os.mkdir(os.path.join(d, "dir"))
-            t.case("rename of a directory", lambda: os.rename(
-                os.path.join(d, "dir"), os.path.join(d, "dir2")), errno.EXDEV)
+            # rename of a directory: its subtree moves in one multi
+            os.makedirs(os.path.join(d, "dir/sub/empty"))
+            put(os.path.join(d, "dir/f"), b"f")
+            put(os.path.join(d, "dir/sub/g"), b"g")
+            ino = os.stat(os.path.join(d, "dir")).st_ino
+            ino_g = os.stat(os.path.join(d, "dir/sub/g")).st_ino
+            t.case("rename of a directory", lambda: (
+                os.rename(os.path.join(d, "dir"), os.path.join(d, "dir2")),
+                k.exists("/cf-ns/dir"), k.get("/cf-ns/dir2/f")[0], k.get("/cf-ns/dir2/sub/g")[0],
+                sorted(os.listdir(os.path.join(d, "dir2/sub"))))[1:],
+                equals((None, b"f", b"g", ["empty", "g"])))
+            t.case("a renamed directory keeps st_ino, and so do its files", lambda: (
+                os.stat(os.path.join(d, "dir2")).st_ino == ino,
+                os.stat(os.path.join(d, "dir2/sub/g")).st_ino == ino_g,
+                os.stat(b.path("cf-ns/dir2")).st_ino == ino), equals((True, True, True)))
+            t.case("an empty directory moved stays a directory on another mount", lambda: (
+                stat.S_ISDIR(os.stat(b.path("cf-ns/dir2/sub/empty")).st_mode)), equals(True))
+            os.mkdir(os.path.join(d, "edir"))
+            t.case("rename of a directory over an empty directory", lambda: (
+                os.rename(os.path.join(d, "dir2"), os.path.join(d, "edir")),
+                k.get("/cf-ns/edir/f")[0], k.exists("/cf-ns/dir2"))[1:], equals((b"f", None)))
+            os.mkdir(os.path.join(d, "dir3"))
+            t.case("rename of a directory over one with children", lambda: os.rename(
+                os.path.join(d, "dir3"), os.path.join(d, "edir")), errno.ENOTEMPTY)
+            t.case("rename of a directory over a file", lambda: os.rename(
+                os.path.join(d, "dir3"), os.path.join(d, "r2")), errno.ENOTDIR)
+            t.case("rename of a file over a directory", lambda: os.rename(
+                os.path.join(d, "r2"), os.path.join(d, "dir3")), errno.EISDIR)
+            t.case("rename of a directory into itself", lambda: os.rename(
+                os.path.join(d, "edir"), os.path.join(d, "edir/sub/in")), errno.EINVAL)
+            t.case("RENAME_NOREPLACE of a directory over one", lambda: renameat2(
+                os.path.join(d, "dir3"), os.path.join(d, "edir"), RENAME_NOREPLACE),
+                errno.EEXIST)
+            os.mkdir(os.path.join(d, "live"))
+            put(os.path.join(d, "live/me#e"), b"e")
+            wait_for(lambda: k.exists("/cf-ns/live/me"))
+            t.case("rename of a directory holding an ephemeral node", lambda: os.rename(
+                os.path.join(d, "live"), os.path.join(d, "live2")), errno.EXDEV)
             # chmod, chown and extended attributes
             mode = stat.S_IMODE(os.stat(os.path.join(d, "f")).st_mode)
             t.case("chmod to the mode it has", lambda: os.chmod(os.path.join(d, "f"), mode))

@@ -535,6 +535,53 @@ static void test_enomem_leaves_table_unchanged(void **state)
 	free(v);
 }
 
+static void test_move_tree(void **state)
+{
+	struct fixture *f = *state;
+	struct zk_stat st = zstat(10, 10, 10);
+	struct inode *d = inode_lookup(&f->t, "/a/d", INODE_DIR, &st);
+	struct inode *data = inode_lookup(&f->t, "/a/d", INODE_DATA, &st);
+	struct inode *x = inode_lookup(&f->t, "/a/d/x", INODE_FILE, &st);
+	struct inode *deep = inode_lookup(&f->t, "/a/d/s/y", INODE_FILE, &st);
+	struct inode *next = inode_lookup(&f->t, "/a/dd", INODE_FILE, &st); /* not under */
+	struct inode *pending = inode_new_unhashed(&f->t, "/a/d/new", INODE_FILE, NULL);
+	inode_rehash(&f->t, pending, "/a/d/new");
+	struct inode *target = inode_lookup(&f->t, "/b/x", INODE_FILE, &st); /* replaced */
+	uint64_t ino_x = x->ino;
+	int gained_before = f->n_gained;
+	assert_int_equal(inode_move_tree(&f->t, "/a/d", "/b", 77), 0);
+	struct { struct inode *in; const char *path; enum inode_kind kind; } moved[] = {
+		{ d, "/b", INODE_DIR }, { data, "/b", INODE_DATA }, { x, "/b/x", INODE_FILE },
+		{ deep, "/b/s/y", INODE_FILE }, { pending, "/b/new", INODE_FILE },
+	};
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		struct inode *in = inode_find(&f->t, moved[i].path, moved[i].kind);
+		assert_ptr_equal(in, moved[i].in);
+		inode_put(&f->t, in);
+	}
+	assert_int_equal(f->n_gained - gained_before, 5); /* watch.c arms them */
+	assert_null(inode_find_any(&f->t, "/a/d/x"));
+	assert_false(target->hashed);
+	/* The kernel's ids and numbers stay; the znodes are the rename's. */
+	assert_int_equal(x->ino, ino_x);
+	assert_int_equal(x->czxid, 77);
+	assert_false(x->have_stat);
+	assert_int_equal(pending->czxid, 0);
+	struct inode *same = inode_lookup(&f->t, "/b/x", INODE_FILE, &(struct zk_stat){ .czxid = 77 });
+	assert_ptr_equal(same, x);
+	inode_forget(&f->t, same, 1);
+	/* A name that only starts like the directory's stays. */
+	struct inode *n = inode_find(&f->t, "/a/dd", INODE_FILE);
+	assert_ptr_equal(n, next);
+	inode_put(&f->t, n);
+	/* Out of memory at any step: nothing moved. */
+	int rc = -1;
+	UNTIL_IT_WORKS(f, rc == 0, rc = inode_move_tree(&f->t, "/b", "/c", 78));
+	n = inode_find(&f->t, "/c/s/y", INODE_FILE);
+	assert_ptr_equal(n, deep);
+	inode_put(&f->t, n);
+}
+
 static void test_enomem_init(void **state)
 {
 	(void)state;
@@ -563,6 +610,7 @@ int main(void)
 		TEST(test_attr),
 		TEST(test_attr_meta),
 		TEST(test_rehash_and_set_path),
+		TEST(test_move_tree),
 		TEST(test_pending),
 		TEST(test_detached_and_unlinked),
 		TEST(test_hold_all),
