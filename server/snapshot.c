@@ -555,6 +555,14 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 	}
 	uint64_t nodes = get_le64(buf + 16), nsess = get_le64(buf + 24);
 	size_t body_end = len - 4, off = SNAPSHOT_HEADER_SIZE, sess_off = SNAPSHOT_HEADER_SIZE;
+	/* Every record takes 4 bytes at least: counts beyond that are lies
+	 * (and their sum could wrap, letting the walk below pass). */
+	uint64_t most = (body_end - off) / 4;
+	if (nodes > most || nsess > most - nodes) {
+		r = CORRUPT(16, "%" PRIu64 " nodes and %" PRIu64 " sessions in %zu bytes", nodes,
+			    nsess, body_end - off);
+		goto out;
+	}
 	for (uint64_t i = 0; i < nodes + nsess; i++) {
 		if (i == nodes)
 			sess_off = off;
