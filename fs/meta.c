@@ -301,14 +301,8 @@ bool meta_fetch(struct fs *fs, const char *path, const struct zk_stat *st,
 	int rc = c ? qc_get_data(c, key, NULL, NULL, &r) : ZCLOSING;
 	arm(fs, c, key);
 	fs_session_release(&fs->session, rc);
-	struct meta_node m = { 0 };
-	if (rc == ZOK) {
-		m.exists = true;
-		m.version = r->stat->version;
-		m.parsed = sidetree_parse(r->data, r->data_len, &m.rec);
-		if (m.parsed && m.rec.of == 0)
-			m.rec.of = r->stat->czxid;
-	}
+	struct meta_node m;
+	meta_node_of(rc == ZOK ? r : NULL, &m);
 	qc_result_free(r);
 	if (rc == ZOK || rc == ZNONODE)
 		put(&fs->meta, key, &m, tok);

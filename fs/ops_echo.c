@@ -120,14 +120,18 @@ void echo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fs_lookup(req, parent, name);
 }
 
-/* The attributes the kernel has, as the echo op left them. */
+/* The attributes the kernel has, as the echo op left them. Here and in
+ * echo_setattr() they are for the echo's own call only, never cached
+ * (timeout 0): the inode's record may be older than the ensemble's (a
+ * chmod elsewhere, then a plain client's write, echoed before anyone read
+ * the new record), and the kernel would show it for the cache time. */
 void echo_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	(void)fi;
 	struct stat st;
 	inode_attr(&fs->inodes, inode_of(&fs->inodes, ino), &st);
-	fuse_reply_attr(req, &st, fs->timeout);
+	fuse_reply_attr(req, &st, 0);
 }
 
 /* The echo's truncate (a data change) installs the fetched Stat: the
@@ -148,7 +152,7 @@ void echo_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		free(op.path);
 	}
 	inode_attr(&fs->inodes, in, &cur);
-	fuse_reply_attr(req, &cur, fs->timeout);
+	fuse_reply_attr(req, &cur, 0);
 }
 
 /* The echo's open(O_CREAT|O_EXCL) of a remote file: an open that commits

@@ -440,6 +440,34 @@ def test_stale_records(srv):
         k.stop()
 
 
+def test_chmod_then_foreign_write(srv):
+    """A chmod on A, then a write by a client that knows nothing of the
+    side tree: both mounts show the new mode, at once. (The echo of the
+    write once answered the kernel from the inode's old record, and the
+    kernel kept that attribute for the whole cache time: 60 s.)"""
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a, Mount(srv) as b:
+            os.makedirs(a.path("cfw"))
+            stale = []
+            for i in range(20):
+                p = "cfw/f%d" % i
+                write(a.path(p), b"x")
+                os.stat(b.path(p))  # B holds its attributes
+                want = 0o600 + i % 8
+                os.chmod(a.path(p), want)
+                k.set("/" + p, b"foreign")
+                for m in (a, b):
+                    try:
+                        wait_until(lambda: stat.S_IMODE(os.stat(m.path(p)).st_mode) == want,
+                                   5, "the mode")
+                    except TimeoutError:
+                        stale.append((p, m is b, oct(stat.S_IMODE(os.stat(m.path(p)).st_mode))))
+            eq(stale, [], "modes left stale (path, on B, mode)")
+    finally:
+        k.stop()
+
+
 def test_strict(srv):
     """-o strict keeps one mode and owner per mount: chmod and chown to
     other values EPERM (with -o quiet they succeed, changing nothing),
@@ -471,4 +499,4 @@ if __name__ == "__main__":
     main([test_modes_owners_times, test_oneshot_watches, test_execute_bits,
           test_write_clears_setid, test_ctime, test_chmod_after_bare_create,
           test_directory_times, test_rename_keeps_ino, test_symlinks, test_atomic_switch,
-          test_stale_records, test_strict])
+          test_stale_records, test_chmod_then_foreign_write, test_strict])
