@@ -155,8 +155,10 @@ def in_flight(ens, m, k, phase):
     base = "/inf/" + phase
     p = lambda rel: m.path(base[1:] + "/" + rel)  # noqa: E731
     # Directories made by mkdir stay directories while empty.
-    for d in ("ls", "cat", "stat", "create", "write", "mkdir", "unlink", "seq", "seqdir"):
+    for d in ("ls", "cat", "stat", "create", "write", "mkdir", "unlink", "seq", "seqdir",
+              "mvdir/src/sub"):
         os.makedirs(p(d))
+    k.create(base + "/mvdir/src/sub/f", b"moved " + phase.encode())
     k.create(base + "/ls/a", b"")
     k.create(base + "/cat/f", b"cat " + phase.encode())
     k.create(base + "/stat/f", b"1234")
@@ -185,6 +187,7 @@ def in_flight(ens, m, k, phase):
         "seq": fs_.close,
         "seqdir": lambda: os.mkdir(p("seqdir/d#s")),
         "unlink": lambda: os.unlink(p("unlink/f")),
+        "mvdir": lambda: os.rename(p("mvdir/src"), p("mvdir/dst")),
     }
     results = {}
 
@@ -243,6 +246,9 @@ def in_flight(ens, m, k, phase):
     eq(st.version, 1, "its version (one setData)")
     assert k.retry(k.exists, base + "/mkdir/d") is not None, "mkdir in the failover"
     assert k.retry(k.exists, base + "/unlink/f") is None, "unlink in the failover"
+    eq(k.retry(k.get_children, base + "/mvdir"), ["dst"], "a directory renamed in the failover")
+    eq(k.retry(k.get, base + "/mvdir/dst/sub/f")[0], b"moved " + phase.encode(),
+       "its file")
     jobs = k.retry(k.get_children, base + "/seq")
     eq(len(jobs), 1, "sequential files made by one create: %s" % jobs)
     assert jobs[0].startswith("job") and len(jobs[0]) == 13, jobs
