@@ -359,6 +359,75 @@ def test_programs(srv):
         k.stop()
 
 
+def test_everyday_tools(srv):
+    """More of what people run in a directory: shell appends, dd, a git
+    repository, make's rebuild by mtime, sort -o and tee, a directory
+    copied in with cp -r and moved with mv, python's shutil.copytree; each
+    result read back through a second mount or kazoo."""
+    import shutil
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a, Mount(srv) as b:
+            d = a.path("tools")
+            os.makedirs(d)
+            # Appends (O_APPEND) from the shell, one process each.
+            for i in range(3):
+                sh("echo line%d >> %s" % (i, os.path.join(d, "log")))
+            eq(read(b.path("tools/log")), b"line0\nline1\nline2\n", "shell appends")
+            # dd with fsync, read back with cmp.
+            sh("dd if=/dev/urandom of=%s/rand bs=4k count=16 conv=fsync status=none" % d)
+            sh("cmp %s/rand %s" % (d, b.path("tools/rand")))
+            eq(len(k.get("/tools/rand")[0]), 65536, "dd's bytes in the znode")
+            # sort -o in place, tee.
+            write(os.path.join(d, "names"), b"b\nc\na\n")
+            sh("sort -o %s/names %s/names" % (d, d))
+            eq(read(b.path("tools/names")), b"a\nb\nc\n", "sort -o")
+            sh("echo teed | tee %s/tee > /dev/null" % d)
+            eq(k.get("/tools/tee")[0], b"teed\n", "tee")
+            # A git repository: init, commit, log, status, a second commit.
+            if os.path.exists("/usr/bin/git"):
+                g = "git -C %s/repo -c user.name=t -c user.email=t@t " % d
+                os.makedirs(os.path.join(d, "repo"))
+                sh(g + "init -q")
+                write(os.path.join(d, "repo/README"), b"hello\n")
+                sh(g + "add README")
+                sh(g + "commit -q -m first")
+                write(os.path.join(d, "repo/README"), b"hello again\n")
+                sh(g + "commit -q -a -m second")
+                _, out = sh("git -C %s log --format=%%s" % b.path("tools/repo"))
+                eq(out.split(), ["second", "first"], "git log on the other mount")
+                _, out = sh("git -C %s status --porcelain" % b.path("tools/repo"))
+                eq(out, "", "git status clean on the other mount")
+                sh("git -C %s fsck --no-progress" % b.path("tools/repo"))
+            # make: builds, is then up to date, rebuilds after a change.
+            write(os.path.join(d, "Makefile"), b"out: in\n\tcat in in > out\n")
+            write(os.path.join(d, "in"), b"x")
+            _, out = sh("make -C %s" % d)
+            eq(read(b.path("tools/out")), b"xx", "make built it")
+            _, out = sh("make -C %s" % d)
+            assert "up to date" in out, out
+            time.sleep(0.1)  # mtimes are in milliseconds (ZooKeeper's): in must be newer
+            write(os.path.join(d, "in"), b"y")
+            sh("make -C %s" % d)
+            eq(read(b.path("tools/out")), b"yy", "make rebuilt it after a change")
+            # A directory in with cp -r and shutil.copytree, moved with mv.
+            src = os.path.join(a.dir, "..", os.path.basename(a.dir) + "-src")
+            try:
+                local_tree(src)
+                sh("cp -r %s %s/cpr" % (src, d))
+                shutil.copytree(src, os.path.join(d, "ct"), symlinks=True)
+                sh("mv %s/cpr %s/moved" % (d, d))
+                for name in ("moved", "ct"):
+                    eq(read(b.path("tools/%s/bin/run.sh" % name)), b"#!/bin/sh\necho ran\n",
+                       name)
+                _, out = sh(b.path("tools/moved/bin/run.sh"))
+                eq(out, "ran\n", "an executable copied with cp -r and moved runs")
+            finally:
+                shutil.rmtree(src, ignore_errors=True)
+    finally:
+        k.stop()
+
+
 def local_tree(root):
     """A tree with what copying programs must keep: an executable, a
     private file and directory, a symbolic link, old mtimes."""
@@ -698,4 +767,4 @@ if __name__ == "__main__":
     main([test_mapping, test_mkdir_stays_dir, test_writes, test_remove_rename, test_xattrs,
           test_metrics, test_mount_options, test_mount_helper, test_programs,
           test_programs_keep_metadata, test_names_and_links,
-          test_identity, test_unlink_open, test_directory_rename])
+          test_identity, test_unlink_open, test_directory_rename, test_everyday_tools])
