@@ -41,6 +41,24 @@ int stat_of(struct fs *fs, const char *path, struct zk_stat *st, bool fresh)
 	return -zerr_errno(rc);
 }
 
+/* The data and Stat of a getData answer r into *st, *data, *len; the Stat
+ * into the cache (read after token tok). 0 or -ENOMEM. */
+static int copy_data(struct fs *fs, const char *path, const struct qc_result *r, uint64_t tok,
+		     struct zk_stat *st, uint8_t **data, int32_t *len)
+{
+	*st = *r->stat;
+	*len = r->data_len > 0 ? r->data_len : 0;
+	*data = NULL;
+	if (*len > 0) {
+		*data = malloc((size_t)*len);
+		if (!*data)
+			return -ENOMEM;
+		memcpy(*data, r->data, (size_t)*len);
+	}
+	cache_put(&fs->cache, path, st, tok);
+	return 0;
+}
+
 /* The data and Stat of path, from the ensemble; *data malloc'd (NULL when
  * empty). */
 int data_of(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
@@ -49,35 +67,66 @@ int data_of(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data,
 	struct qc_result *r = NULL;
 	int rc;
 	ZK_READ(fs, rc, r, qc_get_data(zc, path, NULL, NULL, &r));
-	if (rc == ZOK) {
-		*st = *r->stat;
-		*len = r->data_len > 0 ? r->data_len : 0;
-		*data = NULL;
-		if (*len > 0) {
-			*data = malloc((size_t)*len);
-			if (!*data) {
-				qc_result_free(r);
-				return -ENOMEM;
-			}
-			memcpy(*data, r->data, (size_t)*len);
-		}
-		cache_put(&fs->cache, path, st, tok);
-	}
+	int err = rc == ZOK ? copy_data(fs, path, r, tok, st, data, len) : -zerr_errno(rc);
 	qc_result_free(r);
-	return -zerr_errno(rc);
+	return err;
 }
 
-/* data_of() as of now: a sync first, so that the answer holds every change
+struct sync_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int rc;
+};
+
+static void sync_done(struct qc_client *c, const struct qc_result *r, void *arg)
+{
+	(void)c;
+	struct sync_wait *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->rc = r->err;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* A sync and a getData of path sent together: one round trip, not two. A
+ * session's requests are answered in order, and a read waits behind its
+ * session's sync before it is run (quorumd and ZooKeeper alike), so the
+ * read sees all the sync does. The sync's answer is awaited too (it has
+ * come by the time the read's has, unless the read was never sent). */
+static int sync_get(struct qc_client *zc, const char *path, struct qc_result **r)
+{
+	struct sync_wait w = { .done = false, .rc = ZSYSTEMERROR };
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	int rc = qc_async(zc, path, sync_done, &w);
+	if (rc == ZOK) {
+		rc = qc_get_data(zc, path, NULL, NULL, r);
+		pthread_mutex_lock(&w.mu);
+		while (!w.done)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+		if (w.rc != ZOK)
+			rc = w.rc;
+	}
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	return rc;
+}
+
+/* data_of() as of now: after a sync, so that the answer holds every change
  * that completed before this call on any client (the server this mount
  * talks to may lag behind the leader). Open and lock grants read this way. */
 int data_now(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len)
 {
-	struct qc_result *unused = NULL;
+	uint64_t tok = cache_token(&fs->cache);
+	struct qc_result *r = NULL;
 	int rc;
-	ZK_READ(fs, rc, unused, qc_sync(zc, path));
-	if (rc != ZOK)
-		return -zerr_errno(rc);
-	return data_of(fs, path, st, data, len);
+	ZK_READ(fs, rc, r, sync_get(zc, path, &r));
+	int err = rc == ZOK ? copy_data(fs, path, r, tok, st, data, len) : -zerr_errno(rc);
+	qc_result_free(r);
+	return err;
 }
 
 /* Drops the kernel's attributes of in (size, times): the next stat asks.
