@@ -264,6 +264,45 @@ int fh_revalidate(struct fh *f)
 	return 0;
 }
 
+void fh_rebase(struct fs *fs, struct inode *in, int32_t was, int32_t now)
+{
+	/* The opens are gathered (held) first, then changed one by one: no
+	 * open's lock is ever taken under the list's. */
+	size_t n = 0, cap = 0;
+	struct fh **v = NULL;
+	bool short_of_memory = false;
+	pthread_mutex_lock(&fs->handles.mu);
+	LIST_FOR_EACH(node, &fs->handles.files) {
+		struct fh *f = CONTAINER_OF(node, struct fh, link);
+		if (f->in != in)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 4;
+			struct fh **nv = realloc(v, nc * sizeof(*nv));
+			if (!nv) {
+				short_of_memory = true;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		fh_ref(f);
+		v[n++] = f;
+	}
+	pthread_mutex_unlock(&fs->handles.mu);
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&v[i]->mu);
+		if (!v[i]->create && v[i]->version == was)
+			v[i]->version = now;
+		pthread_mutex_unlock(&v[i]->mu);
+		fh_unref(v[i]);
+	}
+	free(v);
+	if (short_of_memory)
+		fs_log(LOG_ERR, "out of memory after a rename: an open file of it may fail its "
+		       "next commit with ESTALE");
+}
+
 void fh_shutdown(struct fs *fs)
 {
 	LIST_FOR_EACH_SAFE(n, nx, &fs->handles.files)

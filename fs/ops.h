@@ -174,6 +174,10 @@ int fh_flush(struct fh *f);
 int commit_pending(struct fs *fs, struct inode *in);
 /* Reads f's file anew, as a lock was just granted (see ops_lock.c). */
 int fh_revalidate(struct fh *f);
+/* The znode of in was moved by a rename, from data version `was` to `now`
+ * (the same data): the opens of in that read version `was` now commit
+ * against `now`, as they would have against the old node. */
+void fh_rebase(struct fs *fs, struct inode *in, int32_t was, int32_t now);
 void fh_shutdown(struct fs *fs);
 
 /* ---- directories (ops_dir.c) ------------------------------------------------ */

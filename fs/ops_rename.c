@@ -89,7 +89,7 @@ static void forget_moved(struct fs *fs, const char *src, const char *dst, char *
  * and the delete of the source; else a create and the delete; and the
  * move of its record (move_meta()). Directories: rename_dir(). */
 static int rename_try(struct fs *fs, const char *src, uint64_t ino, const char *dst,
-		      unsigned int flags, char *keys[2])
+		      unsigned int flags, char *keys[2], int32_t versions[2])
 {
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct zk_stat sst, dst_st;
@@ -142,8 +142,11 @@ static int rename_try(struct fs *fs, const char *src, uint64_t ino, const char *
 		qc_result_free(r);
 		free(data);
 		forget_moved(fs, src, dst, keys);
-		if (rc == ZOK)
+		if (rc == ZOK) {
+			versions[0] = sst.version;
+			versions[1] = over ? dst_st.version + 1 : 0;
 			return 0;
+		}
 		expect_undo(&fs->expect, dst, ev);
 		expect_undo(&fs->expect, src, ZK_EVENT_DELETED);
 		if (rc != ZBADVERSION && rc != ZNODEEXISTS && rc != ZNONODE)
@@ -153,12 +156,13 @@ static int rename_try(struct fs *fs, const char *src, uint64_t ino, const char *
 	return -ESTALE;
 }
 
-/* rename_try() with the side nodes' paths it makes freed. */
+/* rename_try() with the side nodes' paths it makes freed; versions[]: the
+ * source's data version, and the target's now. */
 static int rename_file(struct fs *fs, const char *src, uint64_t ino, const char *dst,
-		       unsigned int flags)
+		       unsigned int flags, int32_t versions[2])
 {
 	char *keys[2] = { NULL, NULL };
-	int ret = rename_try(fs, src, ino, dst, flags, keys);
+	int ret = rename_try(fs, src, ino, dst, flags, keys, versions);
 	free(keys[0]);
 	free(keys[1]);
 	return ret;
@@ -487,8 +491,16 @@ static int rename_dir_try(struct fs *fs, const char *src, uint64_t ino, const ch
 			expect_undo(&fs->expect, m->src, ZK_EVENT_DELETED);
 		}
 	}
-	if (rc == ZOK)
+	if (rc == ZOK) {
+		/* Every node is new, at version 0: the opens inside follow. */
+		for (size_t i = 0; i < t->n; i++) {
+			struct inode *in = inode_find_any(&fs->inodes, t->v[i].src);
+			if (in)
+				fh_rebase(fs, in, t->v[i].st.version, 0);
+			inode_put(&fs->inodes, in);
+		}
 		return 0;
+	}
 	if (over)
 		expect_undo(&fs->expect, dst, ZK_EVENT_DELETED);
 	if (rc != ZBADVERSION && rc != ZNODEEXISTS && rc != ZNONODE && rc != ZNOTEMPTY)
@@ -562,9 +574,12 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = commit_under(fs, src);
 	else if (!err && in)
 		err = commit_pending(fs, in);
+	int32_t versions[2] = { 0, 0 };
 	if (!err && strcmp(src, dst) != 0)
 		err = dir ? rename_dir(fs, src, in->ino, dst, flags)
-			  : rename_file(fs, src, in ? in->ino : 0, dst, flags);
+			  : rename_file(fs, src, in ? in->ino : 0, dst, flags, versions);
+	if (!err && !dir && in && strcmp(src, dst) != 0)
+		fh_rebase(fs, in, versions[0], versions[1]); /* its opens follow it */
 	if (!err && in && strcmp(src, dst) != 0) {
 		/* The kernel moves the source's inode (and a directory's
 		 * subtree) to the new name. */

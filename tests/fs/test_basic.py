@@ -664,7 +664,8 @@ def test_directory_rename(srv):
         with Mount(srv) as a, Mount(srv) as b:
             os.makedirs(a.path("dr/src/sub/empty"))
             write(a.path("dr/src/f"), b"f-data")
-            write(a.path("dr/src/sub/g"), b"g-data")
+            write(a.path("dr/src/sub/g"), b"g-old")
+            write(a.path("dr/src/sub/g"), b"g-data")  # version 1: not the new node's
             os.chmod(a.path("dr/src/sub"), 0o750)
             os.symlink("sub/g", a.path("dr/src/link"))
             inos = {p: os.lstat(a.path("dr/src/" + p)).st_ino
@@ -693,6 +694,18 @@ def test_directory_rename(srv):
                 eq(os.lstat(a.path("dr/dst/" + p)).st_ino, ino, "st_ino of %r on A" % p)
                 eq(os.lstat(b.path("dr/dst/" + p)).st_ino, ino, "st_ino of %r on B" % p)
             eq(sorted(os.listdir(b.path("dr"))), ["dst"], "B lists the new name only")
+            # A file renamed while open for writing (a log rotated under
+            # its writer): the writer's next commit lands at the new name.
+            write(a.path("dr/log"), b"one\n")
+            write(a.path("dr/log"), b"one\ntwo\n")
+            fd = os.open(a.path("dr/log"), os.O_WRONLY | os.O_APPEND)
+            try:
+                os.rename(a.path("dr/log"), a.path("dr/log.1"))
+                os.write(fd, b"three\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            eq(k.get("/dr/log.1")[0], b"one\ntwo\nthree\n", "a rotated log's writer")
 
             # A writer adds children all along while the directory moves
             # back and forth: every create it was told succeeded is in the
