@@ -18,6 +18,7 @@ quorumfs/tmpfs and quorumd/ZooKeeper. See README.md, "The mount".
 """
 import argparse
 import ctypes
+import json
 import os
 import select
 import statistics
@@ -120,6 +121,7 @@ def main():
     p.add_argument("--count", type=int, default=50000, help="fsbench calls per figure")
     p.add_argument("--events", type=int, default=500, help="writes timed to inotify")
     p.add_argument("--quick", action="store_true", help="--count 10000 --events 200")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args()
     if args.quick:
         args.count, args.events = 10000, 200
@@ -138,6 +140,16 @@ def main():
                             "stat": fsbench(args, "stat", os.path.join(t, "config"))}
     for kind in ("quorumd", "zookeeper"):
         run_server(kind, args, results)
+    if args.json:
+        keys = ("p50_us", "p99_us", "mean_us")
+        json.dump({"config": {"count": args.count, "events": args.events, "size": SIZE},
+                   "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
+                   "results": {kind: {fig: dict(zip(keys, v)) if v else None
+                                      for fig, v in figs.items()}
+                               for kind, figs in results.items()}},
+                  sys.stdout, indent=1)
+        print()
+        return
     load = " ".join("%.2f" % x for x in os.getloadavg())
     print("mount: %d calls per figure, %d writes to inotify; %d-byte file; load average %s"
           % (args.count, args.events, SIZE, load))

@@ -1,0 +1,203 @@
+/*
+ * floor: what this machine lets any replicated write cost, measured with
+ * nothing in between, so a benchmark's latencies can be read as multiples
+ * of it.
+ *
+ *     floor DIR [COUNT]
+ *
+ * - sync: append 100 bytes to a file in DIR and fdatasync it, COUNT times
+ *   (what a txn log does for one small write; run it on the file system
+ *   the servers' data directories are on);
+ * - rtt: a 100-byte request and a 100-byte answer over a loopback TCP
+ *   connection with TCP_NODELAY, to a thread that echoes, COUNT times.
+ *
+ * A write whose client is connected to the leader of an ensemble needs at
+ * least a client round trip, and the leader's proposal and a follower's
+ * ack (one round trip) with a sync on each side, in parallel with the
+ * leader's own: write = 2 x rtt + sync (a client of a follower adds a
+ * round trip for the forward). Prints one line of JSON with each figure's
+ * p50, p99 and mean in µs. The first tenth of each series is a warm-up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hist.h"
+
+#define MSG 100
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void print_figure(const char *name, const struct hist *h, const char *sep)
+{
+	printf("\"%s\": {\"p50_us\": %.1f, \"p99_us\": %.1f, \"mean_us\": %.1f}%s", name,
+	       hist_quantile(h, 0.5) / 1e3, hist_quantile(h, 0.99) / 1e3,
+	       h->n ? (double)h->sum / (double)h->n / 1e3 : 0.0, sep);
+}
+
+/* Appends and fdatasyncs; 0, or -1 after saying why. */
+static int measure_sync(const char *dir, long count, struct hist *h)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/floor-sync.%ld", dir, (long)getpid());
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "floor: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	unlink(path); /* gone whatever happens next; the descriptor keeps it */
+	char buf[MSG];
+	memset(buf, 'x', sizeof(buf));
+	int rc = 0;
+	for (long i = 0; i < count && rc == 0; i++) {
+		uint64_t t0 = now_ns();
+		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) || fdatasync(fd) < 0) {
+			fprintf(stderr, "floor: write+fdatasync in %s: %s\n", dir, strerror(errno));
+			rc = -1;
+		} else if (i >= count / 10) {
+			hist_add(h, now_ns() - t0);
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+static int read_full(int fd, char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = read(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* The echoing side: answers each message until the connection ends. */
+static void *echo_main(void *arg)
+{
+	int fd = *(int *)arg;
+	char buf[MSG];
+	while (read_full(fd, buf, sizeof(buf)) == 0 && write_full(fd, buf, sizeof(buf)) == 0)
+		;
+	close(fd);
+	return NULL;
+}
+
+static int nodelay(int fd)
+{
+	int one = 1;
+	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* A loopback connection to a listener on an ephemeral port: *a is the
+ * dialled end, *b the accepted one. 0, or -1 after saying why. */
+static int loopback_pair(int *a, int *b)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	*a = *b = -1;
+	if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) < 0)
+		goto fail;
+	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*a < 0 || connect(*a, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		goto fail;
+	*b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (*b < 0 || nodelay(*a) < 0 || nodelay(*b) < 0)
+		goto fail;
+	close(l);
+	return 0;
+fail:
+	fprintf(stderr, "floor: a loopback connection: %s\n", strerror(errno));
+	if (l >= 0)
+		close(l);
+	if (*a >= 0)
+		close(*a);
+	if (*b >= 0)
+		close(*b);
+	return -1;
+}
+
+static int measure_rtt(long count, struct hist *h)
+{
+	int a, b;
+	if (loopback_pair(&a, &b) < 0)
+		return -1;
+	pthread_t echo;
+	int err = pthread_create(&echo, NULL, echo_main, &b);
+	if (err != 0) {
+		fprintf(stderr, "floor: a thread: %s\n", strerror(err));
+		close(a);
+		close(b);
+		return -1;
+	}
+	char buf[MSG];
+	memset(buf, 'y', sizeof(buf));
+	int rc = 0;
+	for (long i = 0; i < count && rc == 0; i++) {
+		uint64_t t0 = now_ns();
+		if (write_full(a, buf, sizeof(buf)) < 0 || read_full(a, buf, sizeof(buf)) < 0) {
+			fprintf(stderr, "floor: loopback round trip: %s\n", strerror(errno));
+			rc = -1;
+		} else if (i >= count / 10) {
+			hist_add(h, now_ns() - t0);
+		}
+	}
+	close(a); /* the echo thread sees the end and closes b */
+	pthread_join(echo, NULL);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: floor DIR [COUNT]\n");
+		return 2;
+	}
+	long count = argc == 3 ? strtol(argv[2], NULL, 10) : 2000;
+	if (count < 10 || count > 10000000) {
+		fprintf(stderr, "floor: COUNT must be 10..10000000\n");
+		return 2;
+	}
+	static struct hist sync_h, rtt_h;
+	if (measure_sync(argv[1], count, &sync_h) < 0 || measure_rtt(count * 5, &rtt_h) < 0)
+		return 1;
+	double write_us = 2 * hist_quantile(&rtt_h, 0.5) / 1e3 + hist_quantile(&sync_h, 0.5) / 1e3;
+	printf("{");
+	print_figure("sync", &sync_h, ", ");
+	print_figure("rtt", &rtt_h, ", ");
+	printf("\"write_p50_us\": %.1f}\n", write_us);
+	return 0;
+}
