@@ -100,6 +100,7 @@ struct fs_metrics {
 	pthread_mutex_t mu;                    /* guards echo_us */
 	struct hist echo_us;                   /* watch event to echo done, µs */
 	struct MHD_Daemon *http;               /* -o metrics= */
+	int listen_fd;                         /* its socket until http takes it, or -1 */
 };
 void fs_metrics_init(struct fs_metrics *m);
 /* An echo done, us after its watch event came. */
@@ -107,10 +108,16 @@ void fs_metrics_echo(struct fs_metrics *m, uint64_t us);
 /* Every counter in Prometheus's text format (malloc'd, *len bytes), or
  * NULL when memory ran out. */
 char *fs_metrics_text(struct fs_metrics *m, size_t *len);
-/* Serves GET /metrics on [HOST:]PORT (HOST numeric IPv4, default
- * 127.0.0.1) from a thread of libmicrohttpd's. 0, -EINVAL for a bad
- * address, -EADDRINUSE when it cannot listen. */
-int fs_metrics_serve(struct fs_metrics *m, const char *where);
+/* Listens on [HOST:]PORT (HOST numeric IPv4, default 127.0.0.1), before
+ * the mount appears: whoever sees the mount can scrape at once (the
+ * connection waits in the backlog until fs_metrics_serve()), and a port
+ * that cannot be had stops the start before anything is mounted.
+ * 0, -EINVAL for a bad address, or -errno of socket/bind/listen. */
+int fs_metrics_listen(struct fs_metrics *m, const char *where);
+/* Serves GET /metrics on that socket from a thread of libmicrohttpd's
+ * (so after fuse_daemonize()). 0, or -ENOMEM. */
+int fs_metrics_serve(struct fs_metrics *m);
+/* Stops serving, closes the socket; for any state after fs_metrics_init(). */
 void fs_metrics_stop(struct fs_metrics *m);
 
 /* ---- log (log.c) ----------------------------------------------------------- */

@@ -308,6 +308,15 @@ int main(int argc, char **argv)
 
 	if (fs_init_modules(&fs))
 		goto out_args;
+	if (fs.opt.metrics) {
+		int err = fs_metrics_listen(&fs.metrics, fs.opt.metrics);
+		if (err != 0) {
+			fs_log(LOG_ERR, "metrics=%s: cannot serve there: %s", fs.opt.metrics,
+			       err == -EINVAL ? "not a numeric IPv4 address and a port"
+					      : strerror(-err));
+			goto out_tables;
+		}
+	}
 	fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
 	if (!fs.se)
 		goto out_tables;
@@ -323,9 +332,8 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	if (fs_start_session(&fs) || echo_start(&fs) || ephemeral_start(&fs))
 		goto out_stop;
-	if (fs.opt.metrics && fs_metrics_serve(&fs.metrics, fs.opt.metrics) != 0) {
-		fs_log(LOG_ERR, "metrics=%s: cannot serve there (a numeric IPv4 address and "
-		       "a free port?)", fs.opt.metrics);
+	if (fs.opt.metrics && fs_metrics_serve(&fs.metrics) != 0) {
+		fs_log(LOG_ERR, "metrics=%s: cannot start serving", fs.opt.metrics);
 		goto out_stop;
 	}
 	fs_log(LOG_INFO, "%s mounted on %s", fs.opt.hosts, fs.opt.mountpoint);
@@ -344,7 +352,6 @@ int main(int argc, char **argv)
 	ret = ret < 0 ? 1 : 0;
 	fs_log(LOG_INFO, "%s unmounted from %s", fs.opt.hosts, fs.opt.mountpoint);
 out_stop:
-	fs_metrics_stop(&fs.metrics);
 	fuse_session_unmount(fs.se);
 	echo_stop(&fs);
 	ephemeral_stop(&fs);
@@ -358,6 +365,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.se);
 out_tables:
+	fs_metrics_stop(&fs.metrics);
 	ops_shutdown(&fs);
 	expect_shutdown(&fs.expect);
 	lock_shutdown(&fs.locks);

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -23,6 +25,7 @@
 void fs_metrics_init(struct fs_metrics *m)
 {
 	memset(m, 0, sizeof(*m));
+	m->listen_fd = -1;
 	pthread_mutex_init(&m->mu, NULL);
 	hist_reset(&m->echo_us);
 }
@@ -161,7 +164,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	return ret;
 }
 
-int fs_metrics_serve(struct fs_metrics *m, const char *where)
+int fs_metrics_listen(struct fs_metrics *m, const char *where)
 {
 	char host[256] = "127.0.0.1";
 	const char *colon = strrchr(where, ':');
@@ -179,11 +182,30 @@ int fs_metrics_serve(struct fs_metrics *m, const char *where)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
 		return -EINVAL;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0) {
+		int err = -errno;
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	m->listen_fd = fd;
+	return 0;
+}
+
+int fs_metrics_serve(struct fs_metrics *m)
+{
+	/* libmicrohttpd owns the socket from here: it closes it when stopped. */
 	m->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
-				   NULL, answer, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
+				   NULL, answer, m, MHD_OPTION_LISTEN_SOCKET, m->listen_fd,
 				   MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT,
 				   64u, MHD_OPTION_END);
-	return m->http ? 0 : -EADDRINUSE;
+	if (m->http == NULL)
+		return -ENOMEM;
+	m->listen_fd = -1;
+	return 0;
 }
 
 void fs_metrics_stop(struct fs_metrics *m)
@@ -191,5 +213,8 @@ void fs_metrics_stop(struct fs_metrics *m)
 	if (m->http)
 		MHD_stop_daemon(m->http);
 	m->http = NULL;
+	if (m->listen_fd >= 0)
+		close(m->listen_fd);
+	m->listen_fd = -1;
 	pthread_mutex_destroy(&m->mu);
 }
