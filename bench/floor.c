@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "hist.h"
 
 #define MSG 100
@@ -75,40 +76,12 @@ static int measure_sync(const char *dir, long count, struct hist *h)
 	return rc;
 }
 
-static int read_full(int fd, char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = read(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* The echoing side: answers each message until the connection ends. */
 static void *echo_main(void *arg)
 {
 	int fd = *(int *)arg;
 	char buf[MSG];
-	while (read_full(fd, buf, sizeof(buf)) == 0 && write_full(fd, buf, sizeof(buf)) == 0)
+	while (fd_read_all(fd, buf, sizeof(buf)) == 0 && fd_write_all(fd, buf, sizeof(buf)) == 0)
 		;
 	close(fd);
 	return NULL;
@@ -168,7 +141,7 @@ static int measure_rtt(long count, struct hist *h)
 	int rc = 0;
 	for (long i = 0; i < count && rc == 0; i++) {
 		uint64_t t0 = now_ns();
-		if (write_full(a, buf, sizeof(buf)) < 0 || read_full(a, buf, sizeof(buf)) < 0) {
+		if (fd_write_all(a, buf, sizeof(buf)) < 0 || fd_read_all(a, buf, sizeof(buf)) < 0) {
 			fprintf(stderr, "floor: loopback round trip: %s\n", strerror(errno));
 			rc = -1;
 		} else if (i >= count / 10) {

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fdio.h"
 #include "log.h"
 #include "snapshot.pb-c.h"
 
@@ -83,23 +84,9 @@ struct snapshot_writer {
 #define STREAM_CHUNK (1 << 20) /* a write per MiB: few syscalls, little memory */
 #define STREAM_ACLS 16         /* ACL entries per node before the scratch must grow */
 
-static int write_full(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int flush(struct snapshot_writer *w)
 {
-	int r = write_full(w->fd, w->buf, w->len);
+	int r = fd_write_all(w->fd, w->buf, w->len);
 	if (r < 0)
 		return r;
 	w->crc = crc32c(w->crc, w->buf, w->len);
@@ -406,7 +393,7 @@ int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img)
 		r = -errno;
 		goto out;
 	}
-	r = write_full(fd, img->buf, img->len);
+	r = fd_write_all(fd, img->buf, img->len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)

@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "crc32c.h"
+#include "fdio.h"
 #include "log.h"
 #include "snapshot.h"
 #include "txnlog.h"
@@ -120,15 +121,7 @@ __attribute__((noreturn)) static void child_main(struct storage *s, struct snaps
 
 	struct snapshot_outcome out;
 	snapshot_writer_stream(w, s->snap_dirfd, t, sessions, n, &out);
-	const uint8_t *p = (const uint8_t *)&out;
-	for (size_t done = 0; done < sizeof(out);) {
-		ssize_t k = write(report_fd, p + done, sizeof(out) - done);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		done += (size_t)k;
-	}
+	(void)fd_write_all(report_fd, &out, sizeof(out)); /* the parent judges a short one */
 	_exit(out.status == 0 ? 0 : 1);
 }
 
