@@ -170,6 +170,11 @@ def report(res, args):
             rows.append([r["workload"]] + triple(q, z, "ops_per_s") + triple(qm, zm, "p99")
                         + triple(qm, zm, "p999") + triple(q, z, "server_cpu_us_per_op"))
         lines += table(head, rows) + [""]
+        cores = ["%s %.2f" % (r["workload"], max(r[n].get("client_cpu_cores") or 0
+                                                 for n in ("quorumd", "zookeeper")))
+                 for r in ens["results"]]
+        lines += ["qbench ran in %d processes; the cores it used itself (the busier run of "
+                  "each workload): %s." % (c.get("procs", 1), ", ".join(cores)), ""]
     lat = res.get("latency")
     if lat:
         rows = []

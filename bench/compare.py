@@ -86,7 +86,8 @@ def hosts_of(server):
 def qbench(args, hosts, pids, workload):
     """One qbench run of one workload; its JSON result (a dict)."""
     cmd = [args.qbench, "--hosts", hosts, "--workload", workload, "--json",
-           "--clients", str(args.clients), "--outstanding", str(args.outstanding),
+           "--clients", str(args.clients), "--procs", str(min(args.procs, args.clients)),
+           "--outstanding", str(args.outstanding),
            "--size", str(args.size), "--pool", str(args.pool),
            "--read-pct", str(args.read_pct), "--seed", str(args.seed),
            "--duration", str(args.duration), "--warmup", str(args.warmup)]
@@ -117,7 +118,8 @@ def warm_up(args, server):
         return
     per = args.server_warmup / len(WORKLOADS)
     cmd = [args.qbench, "--hosts", hosts_of(server), "--workload", "all",
-           "--clients", str(args.clients), "--outstanding", str(args.outstanding),
+           "--clients", str(args.clients), "--procs", str(min(args.procs, args.clients)),
+           "--outstanding", str(args.outstanding),
            "--size", str(args.size), "--pool", str(args.pool), "--seed", str(args.seed + 1),
            "--duration", str(per), "--warmup", "0"] + tls_options(args)
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -193,11 +195,16 @@ def print_table(rows, args):
             for r in rows for name in ("quorumd", "zookeeper") if r[name]["errors"]]
     for e in errs:
         print("note: " + e)
-    print("%d clients x %d outstanding, %d-byte data, pool %d, mixed %d%% get; %gs per "
-          "workload after %gs warm-up (%gs per server before the first); %d CPUs on this "
-          "machine, shared by clients and servers: compare ratios, not absolutes"
-          % (args.clients, args.outstanding, args.size, args.pool, args.read_pct,
-             args.duration, args.warmup, args.server_warmup, os.cpu_count() or 0))
+    print("%d clients x %d outstanding in %d qbench processes, %d-byte data, pool %d, mixed "
+          "%d%% get; %gs per workload after %gs warm-up (%gs per server before the first); "
+          "%d CPUs on this machine, shared by clients and servers: compare ratios, not "
+          "absolutes" % (args.clients, args.outstanding, min(args.procs, args.clients),
+                         args.size, args.pool, args.read_pct, args.duration, args.warmup,
+                         args.server_warmup, os.cpu_count() or 0))
+    cores = ["%s %s %.2f" % (r["setup"], r["workload"], max(r[n].get("client_cpu_cores") or 0
+                                                          for n in ("quorumd", "zookeeper")))
+             for r in rows]
+    print("qbench's own CPU (cores, the busier of the two runs): " + ", ".join(cores))
 
 
 # ---- main ------------------------------------------------------------------------
@@ -262,6 +269,9 @@ def main():
     p.add_argument("--workloads", default=",".join(WORKLOADS),
                    help="comma-separated subset of create,set,get,mixed")
     p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--procs", type=int, default=os.cpu_count() or 1,
+                   help="qbench processes the sessions are spread over (at most one per "
+                        "session); default: one per CPU")
     p.add_argument("--outstanding", type=int, default=32)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--pool", type=int, default=1000)
@@ -288,6 +298,8 @@ def main():
     if args.server_warmup is None:
         args.server_warmup = 12.0 if args.quick else 30.0
 
+    if not 1 <= args.procs <= 64:
+        p.error("--procs: 1..64")
     args.qbench = os.path.join(args.build, "bench", "qbench")
     quorumd = os.path.join(args.build, "server", "quorumd")
     for f in (args.qbench, quorumd):
@@ -302,8 +314,8 @@ def main():
 
     if args.json:
         json.dump({"config": {k: getattr(args, k) for k in
-                              ("clients", "outstanding", "size", "pool", "read_pct", "seed",
-                               "duration", "warmup", "server_warmup", "tls")},
+                              ("clients", "procs", "outstanding", "size", "pool", "read_pct",
+                               "seed", "duration", "warmup", "server_warmup", "tls")},
                    "cpus": os.cpu_count(), "results": rows}, sys.stdout, indent=1)
         print()
     else:

@@ -32,10 +32,15 @@
  * moves forward; with --ops the completion that counts the last op moves it
  * to stop itself.
  *
+ * With --procs N the sessions are spread over N worker processes that
+ * measure one window together, so that the load generator is not what
+ * limits a fast server on a small machine; see "several processes" below.
+ *
  * Everything is bounded: clients, outstanding requests, data size, pool,
  * duration, the wait for a drain (request timeout + 5 s), the pids sampled.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -46,12 +51,16 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <pthread.h>
 
+#include "fdio.h"
 #include "hist.h" /* reply latencies, in ns */
 #include "quorum_client.h"
 #include "zk.h" /* zk_error_name() */
@@ -59,6 +68,7 @@
 /* ---- bounds ------------------------------------------------------------- */
 
 #define MAX_CLIENTS 1024
+#define MAX_PROCS 64
 #define MAX_OUTSTANDING 4096
 #define MAX_DATA (1000 * 1000) /* under jute.maxbuffer with the headers */
 #define MAX_POOL 1000000
@@ -70,6 +80,8 @@
 #define BULK_WINDOW 1024          /* requests in flight while filling/cleaning */
 #define CONNECT_TIMEOUT_MS 15000
 #define DRAIN_SLACK_MS 5000
+#define START_MARGIN_MS 100       /* --procs: from the order to the pipelines' fill */
+#define QUIT_WAIT_MS 120000       /* --procs: for a worker to delete its nodes and exit */
 
 /* ---- state ---------------------------------------------------------------- */
 
@@ -94,6 +106,7 @@ struct bulk {
 	uint64_t errors;
 	int tolerated;         /* ZNODEEXISTS when creating, ZNONODE deleting */
 	int first_error;
+	uint64_t missing;      /* replies that were `tolerated` */
 };
 
 struct bclient;
@@ -135,6 +148,8 @@ struct bench {
 	unsigned ncpu_pids;
 	bool use_tls;          /* any --tls-* option: qc_open_tls() with tls */
 	struct qc_tls tls;
+	unsigned procs;        /* --procs: processes the sessions are spread over */
+	unsigned base;         /* this process's first session, of all of them */
 
 	/* run */
 	uint8_t *data;         /* size bytes, read-only once filled */
@@ -191,7 +206,9 @@ static uint64_t rng_next(uint64_t *s)
 
 /* ---- server CPU from /proc ---------------------------------------------- */
 
-/* utime + stime of every thread of pid, in clock ticks; -1 if unreadable. */
+/* utime + stime of every thread of pid, plus cutime + cstime (its children
+ * reaped so far: quorumd writes snapshots in a forked child), in clock
+ * ticks; -1 if unreadable. */
 static long long proc_cpu_ticks(pid_t pid)
 {
 	char path[64], buf[1024];
@@ -203,24 +220,22 @@ static long long proc_cpu_ticks(pid_t pid)
 	fclose(f);
 	buf[n] = '\0';
 	/* The comm in parentheses may hold anything: fields count from the
-	 * last ')'. After it: state (field 3) ... utime (14), stime (15). */
+	 * last ')'. After it: state (field 3) ... utime (14), stime (15),
+	 * cutime (16), cstime (17). */
 	char *p = strrchr(buf, ')');
 	if (p == NULL)
 		return -1;
 	p++;
-	long long utime = -1, stime = -1;
-	for (int field = 3; field <= 15; field++) {
+	long long sum = 0;
+	for (int field = 3; field <= 17; field++) {
 		char *end;
 		while (*p == ' ')
 			p++;
-		if (field == 14 || field == 15) {
+		if (field >= 14) {
 			long long v = strtoll(p, &end, 10);
 			if (end == p)
 				return -1;
-			if (field == 14)
-				utime = v;
-			else
-				stime = v;
+			sum += v;
 			p = end;
 		} else {
 			p = strchr(p, ' ');
@@ -228,7 +243,7 @@ static long long proc_cpu_ticks(pid_t pid)
 				return -1;
 		}
 	}
-	return utime + stime;
+	return sum;
 }
 
 /* The sum over every --cpu-pid; -1 if any is unreadable (or none given). */
@@ -351,7 +366,9 @@ static void on_bulk_done(struct qc_client *qc, const struct qc_result *r, void *
 	struct bulk *k = arg;
 	(void)qc;
 	pthread_mutex_lock(&k->mu);
-	if (r->err != ZOK && r->err != k->tolerated && k->errors++ == 0)
+	if (r->err == k->tolerated)
+		k->missing++;
+	else if (r->err != ZOK && k->errors++ == 0)
 		k->first_error = r->err;
 	k->inflight--;
 	pthread_cond_signal(&k->cv);
@@ -385,15 +402,43 @@ static bool bulk_wait(struct bulk *k, unsigned limit, uint64_t deadline_ns)
 
 enum bulk_kind { BULK_CREATE_POOL, BULK_DELETE_POOL, BULK_DELETE_CREATED };
 
+/* Starts a new bulk: nothing in flight, no error counted; replies with
+ * `tolerated` are counted apart (k->missing). */
+static void bulk_begin(struct bulk *k, int tolerated)
+{
+	k->inflight = 0;
+	k->errors = 0;
+	k->missing = 0;
+	k->first_error = ZOK;
+	k->tolerated = tolerated;
+}
+
+/* One request of the bulk: a create of a pool node with b's data, or a
+ * delete; counted in flight until its reply, or an error at once. */
+static void bulk_submit(struct bench *b, struct qc_client *qc, const char *path, bool create)
+{
+	struct bulk *k = &b->bulk;
+	pthread_mutex_lock(&k->mu);
+	k->inflight++;
+	pthread_mutex_unlock(&k->mu);
+	int rc = create ? qc_acreate(qc, path, b->data, (int32_t)b->size, NULL, 0, ZK_PERSISTENT,
+				     0, on_bulk_done, k)
+			: qc_adelete(qc, path, -1, on_bulk_done, k);
+	if (rc != ZOK) {
+		pthread_mutex_lock(&k->mu);
+		k->inflight--;
+		if (k->errors++ == 0)
+			k->first_error = rc;
+		pthread_mutex_unlock(&k->mu);
+	}
+}
+
 /* Runs one kind of bulk request to the end. Returns the errors counted, or
  * -1 when the bulk did not finish within its bound. */
 static long long bulk_run(struct bench *b, enum bulk_kind kind, const char *what)
 {
 	struct bulk *k = &b->bulk;
-	k->inflight = 0;
-	k->errors = 0;
-	k->first_error = ZOK;
-	k->tolerated = kind == BULK_CREATE_POOL ? ZNODEEXISTS : ZNONODE;
+	bulk_begin(k, kind == BULK_CREATE_POOL ? ZNODEEXISTS : ZNONODE);
 	/* Each request has request_timeout to complete; the whole job is
 	 * bounded by how many windows it takes, generously. */
 	uint64_t total = 0;
@@ -410,35 +455,20 @@ static long long bulk_run(struct bench *b, enum bulk_kind kind, const char *what
 	char path[PATH_LEN];
 
 	for (uint64_t i = 0; i < total && timely; i++) {
-		int rc;
 		struct bclient *c = &b->cl[rr++ % b->clients];
 		if (kind == BULK_DELETE_CREATED) {
 			while (seq >= b->cl[client].next_seq) {
 				client++;
 				seq = 0;
 			}
-			create_path(b, path, client, seq++);
+			create_path(b, path, b->cl[client].id, seq++);
 		} else {
 			pool_path(b, path, i);
 		}
 		timely = bulk_wait(k, BULK_WINDOW - 1, deadline);
 		if (!timely)
 			break;
-		pthread_mutex_lock(&k->mu);
-		k->inflight++;
-		pthread_mutex_unlock(&k->mu);
-		if (kind == BULK_CREATE_POOL)
-			rc = qc_acreate(c->qc, path, b->data, (int32_t)b->size, NULL, 0,
-					ZK_PERSISTENT, 0, on_bulk_done, k);
-		else
-			rc = qc_adelete(c->qc, path, -1, on_bulk_done, k);
-		if (rc != ZOK) {
-			pthread_mutex_lock(&k->mu);
-			k->inflight--;
-			if (k->errors++ == 0)
-				k->first_error = rc;
-			pthread_mutex_unlock(&k->mu);
-		}
+		bulk_submit(b, c->qc, path, kind == BULK_CREATE_POOL);
 	}
 	if (timely)
 		timely = bulk_wait(k, 0, deadline);
@@ -457,12 +487,21 @@ static long long bulk_run(struct bench *b, enum bulk_kind kind, const char *what
 
 /* ---- one workload (main thread) ----------------------------------------- */
 
+/* Server CPU µs per op from two servers_cpu_ticks() readings; -1 if either
+ * failed or nothing was done. */
+static double server_cpu_per_op(long long cpu0, long long cpu1, uint64_t ops)
+{
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	return cpu0 >= 0 && cpu1 >= 0 && ops > 0 ? (double)(cpu1 - cpu0) / hz * 1e6 / (double)ops
+						  : -1;
+}
+
 struct result {
 	enum workload w;
 	double seconds;
 	struct stats st;       /* merged */
 	double server_cpu_us_per_op; /* < 0: not measured */
-	double client_cpu_us_per_op;
+	uint64_t client_cpu_ns;        /* this process's (every worker's) CPU in the window */
 };
 
 static void sleep_until(uint64_t deadline_ns, const struct bench *b, bool ops_mode)
@@ -497,7 +536,12 @@ static bool drain(struct bench *b)
 	return true;
 }
 
-static int run_workload(struct bench *b, enum workload w, struct result *res)
+/* Runs workload w on this process's sessions: the pipelines fill at
+ * start_ns, and the measured window starts --warmup later and lasts
+ * --duration (or until the --ops-th reply). CLOCK_MONOTONIC is one clock
+ * for every process of the machine, so the workers of --procs, given the
+ * same start, measure the same window. */
+static int run_workload(struct bench *b, enum workload w, uint64_t start_ns, struct result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->w = w;
@@ -507,6 +551,7 @@ static int run_workload(struct bench *b, enum workload w, struct result *res)
 	atomic_store(&b->measured, 0);
 	atomic_store(&b->end_ns, 0);
 	atomic_store(&b->phase, PH_WARMUP);
+	sleep_until(start_ns, b, false);
 
 	/* Fill every pipeline. */
 	for (unsigned i = 0; i < b->clients; i++) {
@@ -524,7 +569,7 @@ static int run_workload(struct bench *b, enum workload w, struct result *res)
 			}
 		}
 	}
-	sleep_until(now_ns() + (uint64_t)(b->warmup_s * 1e9), b, false);
+	sleep_until(start_ns + (uint64_t)(b->warmup_s * 1e9), b, false);
 
 	long long cpu0 = servers_cpu_ticks(b);
 	uint64_t self0 = cpu_self_ns();
@@ -553,11 +598,8 @@ static int run_workload(struct bench *b, enum workload w, struct result *res)
 		res->st.errors += st->errors;
 		hist_merge(&res->st.lat, &st->lat);
 	}
-	uint64_t ops = res->st.ok + res->st.errors;
-	double hz = (double)sysconf(_SC_CLK_TCK);
-	res->server_cpu_us_per_op = cpu0 >= 0 && cpu1 >= 0 && ops > 0
-		? (double)(cpu1 - cpu0) / hz * 1e6 / (double)ops : -1;
-	res->client_cpu_us_per_op = ops > 0 ? (double)(self1 - self0) / 1e3 / (double)ops : -1;
+	res->server_cpu_us_per_op = server_cpu_per_op(cpu0, cpu1, res->st.ok + res->st.errors);
+	res->client_cpu_ns = self1 - self0;
 	return 0;
 }
 
@@ -567,6 +609,9 @@ static void print_result(const struct bench *b, const struct result *r)
 {
 	const struct hist *h = &r->st.lat;
 	double rate = r->seconds > 0 ? (double)r->st.ok / r->seconds : 0;
+	uint64_t ops = r->st.ok + r->st.errors;
+	double client_us = ops ? (double)r->client_cpu_ns / 1e3 / (double)ops : -1;
+	double cores = r->seconds > 0 ? (double)r->client_cpu_ns / 1e9 / r->seconds : 0;
 	if (b->json) {
 		printf("{\"workload\":\"%s\",\"ops\":%" PRIu64 ",\"seconds\":%.3f,"
 		       "\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
@@ -584,9 +629,10 @@ static void print_result(const struct bench *b, const struct result *r)
 			printf("\"server_cpu_us_per_op\":%.2f,", r->server_cpu_us_per_op);
 		else
 			printf("\"server_cpu_us_per_op\":null,");
-		printf("\"client_cpu_us_per_op\":%.2f,\"clients\":%u,\"outstanding\":%u,"
-		       "\"size\":%zu,\"pool\":%zu,\"read_pct\":%u,\"seed\":%" PRIu64 "}\n",
-		       r->client_cpu_us_per_op, b->clients, b->outstanding, b->size, b->pool,
+		printf("\"client_cpu_us_per_op\":%.2f,\"client_cpu_cores\":%.2f,\"procs\":%u,"
+		       "\"clients\":%u,\"outstanding\":%u,\"size\":%zu,\"pool\":%zu,"
+		       "\"read_pct\":%u,\"seed\":%" PRIu64 "}\n",
+		       client_us, cores, b->procs, b->clients, b->outstanding, b->size, b->pool,
 		       b->read_pct, b->seed);
 	} else {
 		printf("%-6s %10.0f ops/s  p50 %8.0f us  p99 %8.0f us  p999 %8.0f us  errors %"
@@ -596,7 +642,7 @@ static void print_result(const struct bench *b, const struct result *r)
 			printf(" (%s)", zk_error_name(r->st.first_error));
 		if (r->server_cpu_us_per_op >= 0)
 			printf("  server-cpu %.1f us/op", r->server_cpu_us_per_op);
-		printf("\n");
+		printf("  client-cpu %.2f cores\n", cores);
 	}
 	fflush(stdout);
 }
@@ -614,13 +660,15 @@ static void usage(FILE *f)
 "  -w, --workload LIST     create,set,get,mixed (comma-separated, in order;\n"
 "                          'all' = all four); default all\n"
 "  -c, --clients N         client sessions, each with its own I/O thread; 4\n"
+"  -P, --procs N           processes the sessions are spread over, so the\n"
+"                          load generator is not the limit; 1 (up to %d)\n"
 "  -k, --outstanding K     requests in flight per session; 32\n"
 "  -s, --size BYTES        data size for create and set; 128\n"
 "  -p, --pool N            nodes set/get/mixed pick from; 1000\n"
 "  -r, --read-pct P        mixed: percent of gets, the rest sets; 90\n"
 "  -d, --duration SEC      measured window per workload; 10\n"
 "  -n, --ops N             stop a workload after N ops instead (--duration\n"
-"                          then bounds it; 600 unless given)\n"
+"                          then bounds it; 600 unless given; --procs 1)\n"
 "  -W, --warmup SEC        unmeasured load before each window; 2\n"
 "      --seed N            op choice, node choice, host order; 1\n"
 "      --root PATH         parent of every node made; /qbench-<random>\n"
@@ -632,7 +680,7 @@ static void usage(FILE *f)
 "      --tls-ca FILE       TLS to the servers (their secureClientPort), this\n"
 "      --tls-cert FILE     CA, and a client certificate and its key (PEM)\n"
 "      --tls-key FILE\n"
-"  -h, --help\n", MAX_CPU_PIDS);
+"  -h, --help\n", MAX_PROCS, MAX_CPU_PIDS);
 }
 
 static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -697,6 +745,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{ "hosts", required_argument, NULL, 'H' },
 		{ "workload", required_argument, NULL, 'w' },
 		{ "clients", required_argument, NULL, 'c' },
+		{ "procs", required_argument, NULL, 'P' },
 		{ "outstanding", required_argument, NULL, 'k' },
 		{ "size", required_argument, NULL, 's' },
 		{ "pool", required_argument, NULL, 'p' },
@@ -722,10 +771,10 @@ static int parse_args(struct bench *b, int argc, char **argv)
 
 	*b = (struct bench){
 		.clients = 4, .outstanding = 32, .size = 128, .pool = 1000, .read_pct = 90,
-		.duration_s = 10, .warmup_s = 2, .seed = 1, .timeout_ms = 10000,
+		.duration_s = 10, .warmup_s = 2, .seed = 1, .timeout_ms = 10000, .procs = 1,
 	};
 	parse_workloads(b, "all");
-	while ((ch = getopt_long(argc, argv, "H:w:c:k:s:p:r:d:n:W:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "H:w:c:P:k:s:p:r:d:n:W:h", opts, NULL)) != -1) {
 		const char *bad = NULL;
 		switch (ch) {
 		case 'H':
@@ -739,6 +788,11 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			if (!parse_u64(optarg, 1, MAX_CLIENTS, &v))
 				bad = "--clients: 1..1024";
 			b->clients = (unsigned)v;
+			break;
+		case 'P':
+			if (!parse_u64(optarg, 1, MAX_PROCS, &v))
+				bad = "--procs: 1..64";
+			b->procs = (unsigned)v;
 			break;
 		case 'k':
 			if (!parse_u64(optarg, 1, MAX_OUTSTANDING, &v))
@@ -833,6 +887,15 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		fprintf(stderr, "qbench: --hosts is required\n");
 		return 2;
 	}
+	if (b->procs > b->clients) {
+		fprintf(stderr, "qbench: --procs: at most one per session (--clients %u)\n",
+			b->clients);
+		return 2;
+	}
+	if (b->procs > 1 && b->ops_limit) {
+		fprintf(stderr, "qbench: --ops counts one process's replies: not with --procs\n");
+		return 2;
+	}
 	if (b->ops_limit && !duration_given)
 		b->duration_s = 600;
 	if (b->root[0] == '\0') {
@@ -846,14 +909,20 @@ static int parse_args(struct bench *b, int argc, char **argv)
 
 static int open_clients(struct bench *b)
 {
+	/* A session's seeds follow from --seed and its place among all the
+	 * sessions, however many processes they are spread over. */
 	uint64_t x = b->seed;
+	for (unsigned g = 0; g < b->base; g++) {
+		(void)splitmix64(&x);
+		(void)splitmix64(&x);
+	}
 	b->cl = calloc(b->clients, sizeof(*b->cl));
 	if (b->cl == NULL)
 		return -1;
 	for (unsigned i = 0; i < b->clients; i++) {
 		struct bclient *c = &b->cl[i];
 		c->b = b;
-		c->id = i;
+		c->id = b->base + i;
 		c->rng = splitmix64(&x) | 1;
 		atomic_init(&c->inflight, 0);
 		c->slots = calloc(b->outstanding, sizeof(*c->slots));
@@ -872,14 +941,14 @@ static int open_clients(struct bench *b)
 		};
 		int rc = qc_open_tls(&o, b->use_tls ? &b->tls : NULL, &c->qc);
 		if (rc != ZOK) {
-			fprintf(stderr, "qbench: client %u: %s\n", i, qc_strerror(rc));
+			fprintf(stderr, "qbench: client %u: %s\n", b->base + i, qc_strerror(rc));
 			return -1;
 		}
 	}
 	for (unsigned i = 0; i < b->clients; i++) {
 		int rc = qc_wait_connected(b->cl[i].qc, CONNECT_TIMEOUT_MS);
 		if (rc != ZOK) {
-			fprintf(stderr, "qbench: client %u: no session with %s: %s\n", i, b->hosts,
+			fprintf(stderr, "qbench: client %u: no session with %s: %s\n", b->base + i, b->hosts,
 				qc_strerror(rc));
 			return -1;
 		}
@@ -943,6 +1012,308 @@ static int teardown(struct bench *b)
 	return bad;
 }
 
+/* ---- several processes (--procs) ------------------------------------------- */
+/*
+ * The process started conducts: before any thread exists it forks --procs
+ * workers, each with its share of the sessions (clients/procs, the first
+ * ones one more) and a pipe each way. A worker opens its sessions and
+ * reports; the conductor then makes the root and the pool through a
+ * session of its own and, for each workload, sends every worker one start
+ * time; each runs the workload on its sessions (run_workload()) and sends
+ * back what it counted, while the conductor samples the servers' CPU at
+ * the window's edges; it merges and prints one line. At the end (or when
+ * a worker fails, or on a signal) it closes the order pipes: each worker
+ * deletes what its sessions created and exits, and the conductor deletes
+ * the pool and the root. Every wait is bounded (a worker late to end is
+ * killed), and a worker dies with the conductor (PR_SET_PDEATHSIG).
+ */
+
+struct order {
+	int32_t w;             /* enum workload */
+	uint64_t start_ns;     /* CLOCK_MONOTONIC: when the pipelines fill */
+};
+
+struct report {
+	int32_t status;        /* 0, or -1: this worker failed (it said why) */
+	int32_t first_error;
+	uint64_t ok, errors, client_cpu_ns;
+	double seconds;
+	struct hist lat;
+};
+
+struct worker {
+	pid_t pid;
+	int order_fd, report_fd; /* the conductor's ends; -1 once closed */
+	unsigned base, clients;  /* its sessions */
+	bool failed;             /* did not end well: its nodes may be left */
+};
+
+/* Reads exactly n bytes by deadline_ns (0: no deadline); -1 on EOF, error
+ * or time-out. */
+static int read_all(int fd, void *buf, size_t n, uint64_t deadline_ns)
+{
+	char *p = buf;
+	while (n > 0) {
+		int ms = -1;
+		if (deadline_ns) {
+			uint64_t t = now_ns();
+			if (t >= deadline_ns)
+				return -1;
+			ms = (int)((deadline_ns - t) / 1000000u) + 1;
+		}
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int r = poll(&pfd, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		ssize_t k = read(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* A worker: b already holds its share of the sessions. Returns its exit
+ * status. */
+static int worker_main(struct bench *b, int order_fd, int report_fd)
+{
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	struct report r = { .status = open_clients(b) == 0 ? 0 : -1 };
+	int status = 1;
+	if (fd_write_all(report_fd, &r, sizeof(r)) < 0 || r.status != 0)
+		goto out;
+	struct order o;
+	while (read_all(order_fd, &o, sizeof(o), 0) == 0) {
+		struct result res;
+		memset(&r, 0, sizeof(r));
+		r.status = run_workload(b, (enum workload)o.w, o.start_ns, &res);
+		r.ok = res.st.ok;
+		r.errors = res.st.errors;
+		r.first_error = res.st.first_error;
+		r.client_cpu_ns = res.client_cpu_ns;
+		r.seconds = res.seconds;
+		r.lat = res.st.lat;
+		if (fd_write_all(report_fd, &r, sizeof(r)) < 0 || r.status != 0)
+			goto out;
+	}
+	/* The order pipe ended: the run is over. */
+	status = b->keep || bulk_run(b, BULK_DELETE_CREATED, "deleting the created nodes") >= 0
+		? 0 : 1;
+out:
+	close_clients(b);
+	return status;
+}
+
+/* The conductor's sleep until deadline_ns, during a workload: false as
+ * soon as a worker speaks or ends before its window is over, which only
+ * one that failed (or died) does; also ends on a signal. */
+static bool watch_workers(const struct worker *wk, unsigned n, uint64_t deadline_ns)
+{
+	struct pollfd pfd[MAX_PROCS];
+	for (unsigned i = 0; i < n; i++)
+		pfd[i] = (struct pollfd){ .fd = wk[i].report_fd, .events = POLLIN };
+	while (!interrupted) {
+		uint64_t t = now_ns();
+		if (t >= deadline_ns)
+			return true;
+		uint64_t ms = (deadline_ns - t) / 1000000u + 1;
+		int r = poll(pfd, n, ms > 1000 ? 1000 : (int)ms); /* a signal ends it too */
+		if (r > 0)
+			return false;
+	}
+	return true;
+}
+
+/* Closes the order pipes and waits for every worker (bounded); 0 if all
+ * ended well. */
+static int end_workers(struct worker *wk, unsigned n)
+{
+	int status = 0;
+	for (unsigned i = 0; i < n; i++) {
+		close(wk[i].order_fd);
+		wk[i].order_fd = -1;
+	}
+	uint64_t deadline = now_ns() + (uint64_t)QUIT_WAIT_MS * 1000000u;
+	for (unsigned i = 0; i < n; i++) {
+		int st = 0;
+		pid_t r;
+		while ((r = waitpid(wk[i].pid, &st, WNOHANG)) == 0 && now_ns() < deadline) {
+			struct timespec ts = { 0, 10000000 };
+			nanosleep(&ts, NULL);
+		}
+		if (r == 0) {
+			fprintf(stderr, "qbench: worker %u did not end in time: killed\n", i);
+			kill(wk[i].pid, SIGKILL);
+			r = waitpid(wk[i].pid, &st, 0);
+		}
+		if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			wk[i].failed = true;
+			status = -1;
+		}
+		close(wk[i].report_fd);
+		wk[i].report_fd = -1;
+	}
+	return status;
+}
+
+/* After a worker failed, what its sessions created is still under the
+ * root, and nobody counted it (a listing of the root may be past any
+ * reply's size). The sessions named their nodes c<id>-0, -1, ... in
+ * order, so they are deleted a window at a time until a whole window
+ * finds nothing. 0, or -1 when that fails. */
+static int delete_probing(struct bench *ctl, unsigned id)
+{
+	struct bulk *k = &ctl->bulk;
+	char path[PATH_LEN];
+	for (uint64_t seq = 0;; seq += BULK_WINDOW) {
+		bulk_begin(k, ZNONODE);
+		uint64_t deadline = now_ns() +
+				    ((uint64_t)ctl->timeout_ms + DRAIN_SLACK_MS) * 1000000u;
+		for (unsigned j = 0; j < BULK_WINDOW; j++) {
+			create_path(ctl, path, id, seq + j);
+			bulk_submit(ctl, ctl->cl[0].qc, path, false);
+		}
+		if (!bulk_wait(k, 0, deadline) || k->errors) {
+			fprintf(stderr, "qbench: deleting what session %u made: %s\n", id,
+				k->errors ? zk_error_name(k->first_error) : "no end in time");
+			return -1;
+		}
+		if (k->missing == BULK_WINDOW)
+			return 0;
+	}
+}
+
+/* Runs the whole benchmark with --procs workers; main()'s status. */
+static int conduct(struct bench *b)
+{
+	struct worker wk[MAX_PROCS];
+	unsigned n = 0, share = b->clients / b->procs, extra = b->clients % b->procs;
+	int status = 1;
+	struct bench ctl = *b; /* the conductor's own session: root and pool */
+	ctl.clients = 1;
+	ctl.base = 0;
+	ctl.cl = NULL;
+	pthread_mutex_init(&ctl.bulk.mu, NULL);
+	pthread_cond_init(&ctl.bulk.cv, NULL);
+
+	fflush(stdout);
+	fflush(stderr);
+	for (unsigned i = 0; i < b->procs; i++) {
+		int ofd[2], rfd[2];
+		if (pipe2(ofd, O_CLOEXEC) < 0)
+			goto stop;
+		if (pipe2(rfd, O_CLOEXEC) < 0) {
+			close(ofd[0]);
+			close(ofd[1]);
+			goto stop;
+		}
+		unsigned base = i * share + (i < extra ? i : extra), clients = share + (i < extra);
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(ofd[1]);
+			close(rfd[0]);
+			for (unsigned j = 0; j < n; j++) {
+				close(wk[j].order_fd);
+				close(wk[j].report_fd);
+			}
+			b->clients = clients;
+			b->base = base;
+			b->ncpu_pids = 0; /* the conductor samples the servers */
+			_exit(worker_main(b, ofd[0], rfd[1]));
+		}
+		close(ofd[0]);
+		close(rfd[1]);
+		if (pid < 0) {
+			fprintf(stderr, "qbench: fork: %s\n", strerror(errno));
+			close(ofd[1]);
+			close(rfd[0]);
+			goto stop;
+		}
+		wk[n++] = (struct worker){ .pid = pid, .order_fd = ofd[1], .report_fd = rfd[0],
+					   .base = base, .clients = clients };
+	}
+	uint64_t deadline = now_ns() + (uint64_t)(CONNECT_TIMEOUT_MS + DRAIN_SLACK_MS) * 1000000u;
+	for (unsigned i = 0; i < n; i++) {
+		struct report r;
+		if (read_all(wk[i].report_fd, &r, sizeof(r), deadline) < 0 || r.status != 0) {
+			fprintf(stderr, "qbench: worker %u did not start\n", i);
+			goto stop;
+		}
+	}
+	if (open_clients(&ctl) != 0 || setup(&ctl) != 0)
+		goto stop;
+
+	status = 0;
+	for (unsigned k = 0; k < b->nworkloads && !interrupted && status == 0; k++) {
+		struct order o = { .w = (int32_t)b->workloads[k],
+				   .start_ns = now_ns() + START_MARGIN_MS * 1000000u };
+		for (unsigned i = 0; i < n && status == 0; i++)
+			if (fd_write_all(wk[i].order_fd, &o, sizeof(o)) < 0)
+				status = 1;
+		if (status)
+			break;
+		uint64_t t0 = o.start_ns + (uint64_t)(b->warmup_s * 1e9);
+		bool well = watch_workers(wk, n, t0);
+		long long cpu0 = servers_cpu_ticks(b);
+		well = well && watch_workers(wk, n, t0 + (uint64_t)(b->duration_s * 1e9));
+		long long cpu1 = servers_cpu_ticks(b);
+		/* Maybe only this process was told, or a worker failed: the
+		 * others end their window now and report. */
+		if (interrupted || !well)
+			for (unsigned i = 0; i < n; i++)
+				kill(wk[i].pid, SIGTERM);
+
+		struct result res = { .w = b->workloads[k] };
+		deadline = now_ns() + ((uint64_t)b->timeout_ms + 2 * DRAIN_SLACK_MS) * 1000000u;
+		for (unsigned i = 0; i < n; i++) {
+			static struct report r; /* 18 KiB: not on the stack */
+			if (read_all(wk[i].report_fd, &r, sizeof(r), deadline) < 0 || r.status != 0) {
+				fprintf(stderr, "qbench: %s: worker %u failed\n",
+					workload_names[res.w], i);
+				status = 1;
+				break;
+			}
+			res.st.ok += r.ok;
+			if (r.errors && res.st.errors == 0)
+				res.st.first_error = r.first_error;
+			res.st.errors += r.errors;
+			hist_merge(&res.st.lat, &r.lat);
+			res.client_cpu_ns += r.client_cpu_ns;
+			if (r.seconds > res.seconds)
+				res.seconds = r.seconds;
+		}
+		if (status)
+			break;
+		res.server_cpu_us_per_op = server_cpu_per_op(cpu0, cpu1, res.st.ok + res.st.errors);
+		print_result(b, &res);
+	}
+	if (interrupted)
+		fprintf(stderr, "qbench: interrupted\n");
+stop:
+	/* The workers first: the root goes only once their nodes are gone. */
+	if (end_workers(wk, n) != 0) {
+		status = 1;
+		for (unsigned i = 0; i < n && ctl.cl && !b->keep; i++)
+			if (wk[i].failed)
+				for (unsigned id = wk[i].base; id < wk[i].base + wk[i].clients; id++)
+					if (delete_probing(&ctl, id) != 0)
+						break;
+	}
+	if (ctl.cl) {
+		if (teardown(&ctl) != 0)
+			status = 1;
+		close_clients(&ctl);
+	}
+	pthread_cond_destroy(&ctl.bulk.cv);
+	pthread_mutex_destroy(&ctl.bulk.mu);
+	return status;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -970,17 +1341,22 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < b->size; i++)
 		b->data[i] = (uint8_t)('a' + splitmix64(&x) % 26);
 
-	fprintf(stderr, "qbench: %s: %u clients x %u outstanding, %zu-byte data, pool %zu, "
-		"%s %.3g s after %.3g s warm-up, seed %" PRIu64 ", root %s\n",
-		b->hosts, b->clients, b->outstanding, b->size, b->pool,
-		b->ops_limit ? "at most" : "for", b->duration_s, b->warmup_s, b->seed, b->root);
+	fprintf(stderr, "qbench: %s: %u clients x %u outstanding in %u process%s, %zu-byte data, "
+		"pool %zu, %s %.3g s after %.3g s warm-up, seed %" PRIu64 ", root %s\n",
+		b->hosts, b->clients, b->outstanding, b->procs, b->procs > 1 ? "es" : "", b->size,
+		b->pool, b->ops_limit ? "at most" : "for", b->duration_s, b->warmup_s, b->seed,
+		b->root);
+	if (b->procs > 1) {
+		status = conduct(b);
+		goto out;
+	}
 	if (open_clients(b) != 0 || setup(b) != 0)
 		goto out_close;
 
 	status = 0;
 	for (unsigned i = 0; i < b->nworkloads && !interrupted; i++) {
 		struct result res;
-		if (run_workload(b, b->workloads[i], &res) != 0) {
+		if (run_workload(b, b->workloads[i], now_ns(), &res) != 0) {
 			status = 1;
 			break;
 		}

@@ -1,0 +1,117 @@
+"""bench/'s tools in a short fixed run, so that a change that breaks them
+shows in the suite and not on the day someone measures (the measuring
+itself is bench/all.py's, never a test's: nothing here asserts a speed).
+
+Against a standalone server of each kind (argv[1]: quorumd or zookeeper):
+qbench with one process and with three, every workload, its JSON lines
+whole and every reply a success; the nodes it made gone afterwards; a
+worker killed by SIGKILL mid-run makes the whole run fail (exit 1) and
+still leaves nothing behind; SIGTERM to the conducting process ends the
+run with 130, also leaving nothing. bench/floor measures the machine's
+floor."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness import Quorumd, ZooKeeper, kazoo_client, run_tests, wait_until
+
+QBENCH = os.environ.get("QBENCH")
+FLOOR = os.environ.get("FLOOR")
+
+
+def qbench(srv, *args, procs=1):
+    return [QBENCH, "--hosts", srv.hosts, "--procs", str(procs), "--clients", "6",
+            "--outstanding", "4", "--pool", "50", "--timeout", "5000"] + list(args)
+
+
+def roots(srv):
+    k = kazoo_client(srv)
+    try:
+        return [c for c in k.get_children("/") if c.startswith("qbench-")]
+    finally:
+        k.stop()
+
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def test_workloads(srv):
+    for procs in (1, 3):
+        r = subprocess.run(qbench(srv, "--json", "--workload", "all", "--duration", "0.5",
+                                  "--warmup", "0.2", "--cpu-pid", str(srv.proc.pid),
+                                  procs=procs),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (procs, r.returncode, r.stderr)
+        lines = [json.loads(x) for x in r.stdout.splitlines()]
+        assert [x["workload"] for x in lines] == ["create", "set", "get", "mixed"], r.stdout
+        for x in lines:
+            assert x["ops"] > 0 and x["errors"] == 0, x
+            assert x["procs"] == procs and x["clients"] == 6, x
+            assert x["p50_us"] > 0 and x["p999_us"] >= x["p50_us"], x
+            assert x["server_cpu_us_per_op"] is not None, x
+            assert x["client_cpu_cores"] > 0, x
+        assert roots(srv) == [], roots(srv)
+
+
+def test_worker_killed(srv):
+    p = subprocess.Popen(qbench(srv, "--workload", "create,set", "--duration", "10",
+                                "--warmup", "0.5", procs=3),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(children(p.pid)) == 3, 20, "three workers")
+        time.sleep(1.5)  # creating, in the measured window
+        os.kill(children(p.pid)[1], signal.SIGKILL)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 1, (p.returncode, err)
+    assert "worker 1 failed" in err, err
+    assert roots(srv) == [], roots(srv)
+
+
+def test_conductor_stopped(srv):
+    p = subprocess.Popen(qbench(srv, "--workload", "create,set", "--duration", "10",
+                                "--warmup", "0.5", procs=2),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(children(p.pid)) == 2, 20, "two workers")
+        time.sleep(1.5)
+        workers = children(p.pid)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, (p.returncode, err)
+    assert "interrupted" in err, err
+    assert all(not os.path.exists("/proc/%d" % w) for w in workers), workers
+    assert roots(srv) == [], roots(srv)
+
+
+def test_floor(srv):
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run([FLOOR, d, "50"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        f = json.loads(r.stdout)
+        assert os.listdir(d) == [], os.listdir(d)
+    for fig in ("sync", "rtt"):
+        assert 0 < f[fig]["p50_us"] <= f[fig]["p99_us"], f
+    assert f["write_p50_us"] >= f["sync"]["p50_us"], f
+
+
+if __name__ == "__main__":
+    kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
+    with (ZooKeeper() if kind == "zookeeper" else Quorumd()) as srv:
+        run_tests([test_workloads, test_worker_killed, test_conductor_stopped, test_floor], srv)
