@@ -417,6 +417,19 @@ void zab_start(struct zab *z);
 /* Time passes: call at least every zab_tick_every_ms() (and whenever
  * convenient; the core reads io.now_ms). Sends pings, fires timeouts. */
 void zab_tick(struct zab *z);
+
+/*
+ * A leader whose host did not run for syncLimit ticks (the process was
+ * stopped, the machine paused) steps down: its followers have given up on
+ * it by then and may follow another leader, and the messages it reads
+ * afterwards were sent before that, yet would be taken as heard now and
+ * keep it leading for syncLimit ticks more (two members saying "leader",
+ * the old one expiring sessions it no longer owns). "Did not run" is
+ * measured from the last zab_tick(); zab_tick() and zab_receive() check it
+ * first. A host calls it before acting as a leader on its own timers
+ * (expiring sessions). Returns whether this server still leads.
+ */
+bool zab_check_stall(struct zab *z);
 /* How often the host should tick: a quarter of the shortest wait the core
  * keeps (tick_ms, finalize_wait_ms), so each fires at most that late. */
 int64_t zab_tick_every_ms(const struct zab *z);

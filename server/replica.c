@@ -1207,6 +1207,12 @@ bool replica_leading(const struct replica *r)
 	return r->leading;
 }
 
+bool replica_leading_now(struct replica *r)
+{
+	(void)zab_check_stall(r->zab); /* steps down through io.state if stalled */
+	return r->leading;
+}
+
 const char *replica_mode(const struct replica *r)
 {
 	if (!r->serving)

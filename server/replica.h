@@ -98,6 +98,10 @@ bool replica_serving(const struct replica *r);
 /* Looking for a leader (election): neither leading nor following. */
 bool replica_looking(const struct replica *r);
 bool replica_leading(const struct replica *r);
+/* replica_leading(), after stepping down if this leader's loop did not
+ * run for syncLimit ticks (zab_check_stall()): before acting as the
+ * leader on a timer of the server's own, such as expiring sessions. */
+bool replica_leading_now(struct replica *r);
 /* "leader", "follower", "observer", or NULL while not serving (srvr,
  * mntr). */
 const char *replica_mode(const struct replica *r);

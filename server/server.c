@@ -60,8 +60,11 @@ static void on_tick(uv_timer_t *t)
 	log_rate_flush();
 	if (srv->replica)
 		ensemble_tick(srv, now);
-	/* In an ensemble only the serving leader expires anything. */
-	if (srv->replica && !(replica_serving(srv->replica) && replica_leading(srv->replica)))
+	/* In an ensemble only the serving leader expires anything, and not
+	 * one that was stopped for longer than its followers wait: it no
+	 * longer leads, and sessions it has not heard of since live on. */
+	if (srv->replica &&
+	    !(replica_leading_now(srv->replica) && replica_serving(srv->replica)))
 		return;
 	session_expire(&srv->db.sessions, now, expire_session, srv);
 	if (now >= srv->expire_next_ms && !srv->log_failed) {

@@ -549,12 +549,10 @@ static void msg_from(struct zab *z, uint32_t from, Quorum__PeerMsg *m, int64_t e
 	zab_receive(z, from, m);
 }
 
-/* Server 3 leads 2 in epoch 1 and serves; then 2 falls silent. It must
- * stop serving within syncLimit ticks of 2's last message. A FollowerInfo
- * that came while 3 was still LOOKING is taken when it starts leading. */
-static void test_leader_steps_down_within_sync_limit(void **state)
+/* Server 3 comes to lead 2 in epoch 1 and serves. A FollowerInfo that
+ * came while 3 was still LOOKING is taken when it starts leading. */
+static struct zab *leader_3_of_2(void)
 {
-	(void)state;
 	struct zab *z;
 	struct zab_log_state ls = {0};
 	struct zab_config c = three(3);
@@ -586,8 +584,27 @@ static void test_leader_steps_down_within_sync_limit(void **state)
 	m.ack = &ack;
 	msg_from(z, 2, &m, 1, 77);
 	assert_true(zab_serving(z));
-	int64_t heard = now_ms;
+	return z;
+}
 
+/* A Ping from follower 2 of leader 3 (epoch 1, attempt 77). */
+static void ping_from_2(struct zab *z)
+{
+	Quorum__Ping p = QUORUM__PING__INIT;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_PING;
+	m.ping = &p;
+	msg_from(z, 2, &m, 1, 77);
+}
+
+/* Then 2 falls silent: 3 must stop serving within syncLimit ticks of 2's
+ * last message. */
+static void test_leader_steps_down_within_sync_limit(void **state)
+{
+	(void)state;
+	struct zab *z = leader_3_of_2();
+	struct zab_config c = three(3);
+	int64_t heard = now_ms;
 	int64_t limit = c.sync_limit * c.tick_ms;
 	int64_t every = zab_tick_every_ms(z);
 	while (now_ms + every < heard + limit) {
@@ -599,6 +616,47 @@ static void test_leader_steps_down_within_sync_limit(void **state)
 	zab_tick(z);
 	assert_int_equal(zab_role(z), ZAB_LOOKING);
 	assert_false(zab_serving(z));
+	zab_free(z);
+}
+
+/* The leader itself stops running (SIGSTOP) for longer than syncLimit
+ * ticks, while 2's messages wait in its socket. When it runs again, those
+ * messages must not count as heard now: it steps down on the first one,
+ * before any tick (or when its host asks, or at its first tick). A stop
+ * shorter than that changes nothing. */
+static void test_stalled_leader_steps_down(void **state)
+{
+	(void)state;
+	struct zab_config c = three(3);
+	int64_t limit = c.sync_limit * c.tick_ms;
+
+	struct zab *z = leader_3_of_2();
+	now_ms += limit - zab_tick_every_ms(z);
+	ping_from_2(z);
+	assert_int_equal(zab_role(z), ZAB_LEADING);
+	assert_true(zab_check_stall(z));
+	zab_tick(z);
+	assert_true(zab_serving(z));
+	zab_free(z);
+
+	z = leader_3_of_2();
+	now_ms += limit + 1;
+	ping_from_2(z);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	assert_false(zab_serving(z));
+	assert_false(zab_check_stall(z));
+	zab_free(z);
+
+	z = leader_3_of_2();
+	now_ms += limit + 1;
+	assert_false(zab_check_stall(z));
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	zab_free(z);
+
+	z = leader_3_of_2();
+	now_ms += limit + 1;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
 	zab_free(z);
 }
 
@@ -720,6 +778,7 @@ int main(void)
 		cmocka_unit_test(test_flap_rejoins_same_leader),
 		cmocka_unit_test(test_leader_disowns_follower),
 		cmocka_unit_test(test_leader_steps_down_within_sync_limit),
+		cmocka_unit_test(test_stalled_leader_steps_down),
 		cmocka_unit_test(test_observer_config_checked),
 		cmocka_unit_test(test_observer_joins_never_decides),
 		cmocka_unit_test(test_voter_answers_observer),
