@@ -85,7 +85,14 @@ def machine():
 # ---- running the parts ------------------------------------------------------------------
 
 def run_parts(args):
-    out = {"machine": machine()}
+    out = {"machine": machine(), "quick": args.quick, "parts": args.parts}
+
+    def keep():
+        """What is done so far, saved after each part (a later part that
+        fails loses nothing; --from-json reports it)."""
+        if args.json_out:
+            with open(args.json_out, "w") as f:
+                json.dump(out, f, indent=1)
     compare = script("compare.py") + ["--build", args.build, "--only", "ensemble", "--json",
                                       "--size", "100"] + (["--quick"] if args.quick else [])
     if "floor" in args.parts:
@@ -93,18 +100,23 @@ def run_parts(args):
         with tempfile.TemporaryDirectory() as d:
             out["floor"] = run_json(args, "floor", [os.path.join(args.build, "bench", "floor"),
                                                     d, "400" if args.quick else "2000"], 600)
+        keep()
     if "ensemble" in args.parts:
         out["ensemble"] = run_json(args, "32 x 16", compare + [
             "--clients", "32", "--outstanding", "16"], 3600)
+        keep()
     if "latency" in args.parts:
         out["latency"] = run_json(args, "1 x 1", compare + [
             "--clients", "1", "--outstanding", "1", "--workloads", "set"], 3600)
+        keep()
     if "failover" in args.parts:
         out["failover"] = run_json(args, "failover", script("failover.py") + [
             "--build", args.build, "--json", "--reps", "2" if args.quick else "5"], 7200)
+        keep()
     if "mount" in args.parts:
         out["mount"] = run_json(args, "mount", script("mount.py") + [
             "--build", args.build, "--json"] + (["--quick"] if args.quick else []), 3600)
+        keep()
     return out
 
 
@@ -259,7 +271,7 @@ def main():
         with open(args.from_json) as f:
             res = json.load(f)
         args.quick = res.get("quick", False)
-        args.parts = res.get("parts", list(PARTS))
+        args.parts = [x for x in res.get("parts", PARTS) if x in res]
     else:
         for b in ("bench/floor", "bench/qbench", "bench/fsbench", "server/quorumd",
                   "fs/quorumfs"):
@@ -267,10 +279,6 @@ def main():
                 p.error("%s not found: build first (ninja -C %s) or pass --build"
                         % (os.path.join(args.build, b), args.build))
         res = run_parts(args)
-        res["quick"], res["parts"] = args.quick, args.parts
-        if args.json_out:
-            with open(args.json_out, "w") as f:
-                json.dump(res, f, indent=1)
     text = report(res, args)
     sys.stdout.write(text)
     if args.write:
