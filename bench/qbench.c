@@ -1026,6 +1026,10 @@ static int teardown(struct bench *b)
  * deletes what its sessions created and exits, and the conductor deletes
  * the pool and the root. Every wait is bounded (a worker late to end is
  * killed), and a worker dies with the conductor (PR_SET_PDEATHSIG).
+ *
+ * No worker speaks during a window (see watch_workers()): one that does,
+ * or whose pipe ends, failed, died or was stopped by a signal of its own,
+ * and the run ends with status 1 whatever it reported.
  */
 
 struct order {
@@ -1109,10 +1113,14 @@ out:
 	return status;
 }
 
-/* The conductor's sleep until deadline_ns, during a workload: false as
- * soon as a worker speaks or ends before its window is over, which only
- * one that failed (or died) does; also ends on a signal. */
-static bool watch_workers(const struct worker *wk, unsigned n, uint64_t deadline_ns)
+/* The conductor's sleep until deadline_ns, during a workload. No worker
+ * may speak before then: its window started no earlier than the
+ * conductor's, on the same clock, and it reports only when the window is
+ * over. So one that speaks or ends sooner failed, died or was stopped by a
+ * signal: returns its index at once; -1 at the deadline or on a signal.
+ * poll() can report a worker that spoke after the deadline, when this
+ * process got the CPU late: that is the normal end, not a failure. */
+static int watch_workers(const struct worker *wk, unsigned n, uint64_t deadline_ns)
 {
 	struct pollfd pfd[MAX_PROCS];
 	for (unsigned i = 0; i < n; i++)
@@ -1120,13 +1128,16 @@ static bool watch_workers(const struct worker *wk, unsigned n, uint64_t deadline
 	while (!interrupted) {
 		uint64_t t = now_ns();
 		if (t >= deadline_ns)
-			return true;
+			return -1;
 		uint64_t ms = (deadline_ns - t) / 1000000u + 1;
 		int r = poll(pfd, n, ms > 1000 ? 1000 : (int)ms); /* a signal ends it too */
-		if (r > 0)
-			return false;
+		if (r <= 0 || now_ns() >= deadline_ns)
+			continue;
+		for (unsigned i = 0; i < n; i++)
+			if (pfd[i].revents)
+				return (int)i;
 	}
-	return true;
+	return -1;
 }
 
 /* Closes the order pipes and waits for every worker (bounded); 0 if all
@@ -1258,13 +1269,14 @@ static int conduct(struct bench *b)
 		if (status)
 			break;
 		uint64_t t0 = o.start_ns + (uint64_t)(b->warmup_s * 1e9);
-		bool well = watch_workers(wk, n, t0);
+		int early = watch_workers(wk, n, t0);
 		long long cpu0 = servers_cpu_ticks(b);
-		well = well && watch_workers(wk, n, t0 + (uint64_t)(b->duration_s * 1e9));
+		if (early < 0)
+			early = watch_workers(wk, n, t0 + (uint64_t)(b->duration_s * 1e9));
 		long long cpu1 = servers_cpu_ticks(b);
 		/* Maybe only this process was told, or a worker failed: the
 		 * others end their window now and report. */
-		if (interrupted || !well)
+		if (interrupted || early >= 0)
 			for (unsigned i = 0; i < n; i++)
 				kill(wk[i].pid, SIGTERM);
 
@@ -1286,6 +1298,15 @@ static int conduct(struct bench *b)
 			res.client_cpu_ns += r.client_cpu_ns;
 			if (r.seconds > res.seconds)
 				res.seconds = r.seconds;
+		}
+		/* Every report came, so the early one was of a worker stopped
+		 * by a signal this process did not send: its window was cut
+		 * short (and any later one would be), so the figures are not
+		 * the run's. */
+		if (status == 0 && early >= 0 && !interrupted) {
+			fprintf(stderr, "qbench: %s: worker %d stopped before the window's end "
+				"(a signal?)\n", workload_names[res.w], early);
+			status = 1;
 		}
 		if (status)
 			break;
