@@ -1029,7 +1029,9 @@ static int teardown(struct bench *b)
  *
  * No worker speaks during a window (see watch_workers()): one that does,
  * or whose pipe ends, failed, died or was stopped by a signal of its own,
- * and the run ends with status 1 whatever it reported.
+ * and the run ends with status 1 whatever it reported. SIGPIPE is ignored
+ * by all of them, so a write to a process that died fails instead of
+ * killing the writer with the root still in place.
  */
 
 struct order {
@@ -1050,6 +1052,8 @@ struct worker {
 	int order_fd, report_fd; /* the conductor's ends; -1 once closed */
 	unsigned base, clients;  /* its sessions */
 	bool failed;             /* did not end well: its nodes may be left */
+	bool reaped;             /* waited for already: wstatus says how it ended */
+	int wstatus;
 };
 
 /* Reads exactly n bytes by deadline_ns (0: no deadline); -1 on EOF, error
@@ -1140,6 +1144,27 @@ static int watch_workers(const struct worker *wk, unsigned n, uint64_t deadline_
 	return -1;
 }
 
+/* A worker's report did not come, or an order to it could not be
+ * written: if it ended (its pipe's end came with its exit), reaps it,
+ * waiting a little, and says how it ended into buf (empty if it did not,
+ * or if it exited with 1, having said why itself). */
+static void worker_ended(struct worker *w, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (int i = 0; i < 20 && !w->reaped; i++) {
+		if (waitpid(w->pid, &w->wstatus, WNOHANG) == w->pid) {
+			w->reaped = true;
+			break;
+		}
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	if (w->reaped && WIFSIGNALED(w->wstatus))
+		snprintf(buf, len, " (killed by signal %d)", WTERMSIG(w->wstatus));
+	else if (w->reaped && WIFEXITED(w->wstatus) && WEXITSTATUS(w->wstatus) != 1)
+		snprintf(buf, len, " (exit status %d)", WEXITSTATUS(w->wstatus));
+}
+
 /* Closes the order pipes and waits for every worker (bounded); 0 if all
  * ended well. */
 static int end_workers(struct worker *wk, unsigned n)
@@ -1151,9 +1176,10 @@ static int end_workers(struct worker *wk, unsigned n)
 	}
 	uint64_t deadline = now_ns() + (uint64_t)QUIT_WAIT_MS * 1000000u;
 	for (unsigned i = 0; i < n; i++) {
-		int st = 0;
-		pid_t r;
-		while ((r = waitpid(wk[i].pid, &st, WNOHANG)) == 0 && now_ns() < deadline) {
+		int st = wk[i].wstatus;
+		pid_t r = wk[i].pid;
+		while (!wk[i].reaped && (r = waitpid(wk[i].pid, &st, WNOHANG)) == 0 &&
+		       now_ns() < deadline) {
 			struct timespec ts = { 0, 10000000 };
 			nanosleep(&ts, NULL);
 		}
@@ -1212,6 +1238,11 @@ static int conduct(struct bench *b)
 	pthread_mutex_init(&ctl.bulk.mu, NULL);
 	pthread_cond_init(&ctl.bulk.cv, NULL);
 
+	/* A pipe whose other end died must fail the write (EPIPE), not kill
+	 * the writer: an order to a worker that died while the pool was being
+	 * made would leave the root and the pool behind. The workers inherit
+	 * it. */
+	signal(SIGPIPE, SIG_IGN);
 	fflush(stdout);
 	fflush(stderr);
 	for (unsigned i = 0; i < b->procs; i++) {
@@ -1252,7 +1283,9 @@ static int conduct(struct bench *b)
 	for (unsigned i = 0; i < n; i++) {
 		struct report r;
 		if (read_all(wk[i].report_fd, &r, sizeof(r), deadline) < 0 || r.status != 0) {
-			fprintf(stderr, "qbench: worker %u did not start\n", i);
+			char how[64];
+			worker_ended(&wk[i], how, sizeof(how));
+			fprintf(stderr, "qbench: worker %u did not start%s\n", i, how);
 			goto stop;
 		}
 	}
@@ -1264,8 +1297,13 @@ static int conduct(struct bench *b)
 		struct order o = { .w = (int32_t)b->workloads[k],
 				   .start_ns = now_ns() + START_MARGIN_MS * 1000000u };
 		for (unsigned i = 0; i < n && status == 0; i++)
-			if (fd_write_all(wk[i].order_fd, &o, sizeof(o)) < 0)
+			if (fd_write_all(wk[i].order_fd, &o, sizeof(o)) < 0) {
+				char how[64];
+				worker_ended(&wk[i], how, sizeof(how));
+				fprintf(stderr, "qbench: %s: worker %u failed%s\n",
+					workload_names[o.w], i, how);
 				status = 1;
+			}
 		if (status)
 			break;
 		uint64_t t0 = o.start_ns + (uint64_t)(b->warmup_s * 1e9);
@@ -1284,9 +1322,12 @@ static int conduct(struct bench *b)
 		deadline = now_ns() + ((uint64_t)b->timeout_ms + 2 * DRAIN_SLACK_MS) * 1000000u;
 		for (unsigned i = 0; i < n; i++) {
 			static struct report r; /* 18 KiB: not on the stack */
-			if (read_all(wk[i].report_fd, &r, sizeof(r), deadline) < 0 || r.status != 0) {
-				fprintf(stderr, "qbench: %s: worker %u failed\n",
-					workload_names[res.w], i);
+			if (read_all(wk[i].report_fd, &r, sizeof(r), deadline) < 0 ||
+			    r.status != 0) {
+				char how[64];
+				worker_ended(&wk[i], how, sizeof(how));
+				fprintf(stderr, "qbench: %s: worker %u failed%s\n",
+					workload_names[res.w], i, how);
 				status = 1;
 				break;
 			}
