@@ -79,6 +79,7 @@
 #define PATH_LEN (MAX_ROOT + 64)
 #define BULK_WINDOW 1024          /* requests in flight while filling/cleaning */
 #define CONNECT_TIMEOUT_MS 15000
+#define CONNECT_STEP_MS 100       /* how soon a signal ends the wait for a session */
 #define DRAIN_SLACK_MS 5000
 #define START_MARGIN_MS 100       /* --procs: from the order to the pipelines' fill */
 #define QUIT_WAIT_MS 120000       /* --procs: for a worker to delete its nodes and exit */
@@ -945,8 +946,15 @@ static int open_clients(struct bench *b)
 			return -1;
 		}
 	}
+	/* Bounded, and in steps, so that a signal ends the wait too. */
+	uint64_t deadline = now_ns() + (uint64_t)CONNECT_TIMEOUT_MS * 1000000u;
 	for (unsigned i = 0; i < b->clients; i++) {
-		int rc = qc_wait_connected(b->cl[i].qc, CONNECT_TIMEOUT_MS);
+		int rc;
+		do {
+			rc = qc_wait_connected(b->cl[i].qc, CONNECT_STEP_MS);
+		} while (rc == ZOPERATIONTIMEOUT && !interrupted && now_ns() < deadline);
+		if (rc != ZOK && interrupted)
+			return -1;
 		if (rc != ZOK) {
 			fprintf(stderr, "qbench: client %u: no session with %s: %s\n", b->base + i, b->hosts,
 				qc_strerror(rc));
@@ -1057,8 +1065,8 @@ struct worker {
 };
 
 /* Reads exactly n bytes by deadline_ns (0: no deadline); -1 on EOF, error
- * or time-out. */
-static int read_all(int fd, void *buf, size_t n, uint64_t deadline_ns)
+ * or time-out, and on a signal if `or_signal`. */
+static int read_all(int fd, void *buf, size_t n, uint64_t deadline_ns, bool or_signal)
 {
 	char *p = buf;
 	while (n > 0) {
@@ -1071,6 +1079,8 @@ static int read_all(int fd, void *buf, size_t n, uint64_t deadline_ns)
 		}
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		int r = poll(&pfd, 1, ms);
+		if (or_signal && interrupted)
+			return -1;
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -1096,7 +1106,7 @@ static int worker_main(struct bench *b, int order_fd, int report_fd)
 	if (fd_write_all(report_fd, &r, sizeof(r)) < 0 || r.status != 0)
 		goto out;
 	struct order o;
-	while (read_all(order_fd, &o, sizeof(o), 0) == 0) {
+	while (read_all(order_fd, &o, sizeof(o), 0, false) == 0) {
 		struct result res;
 		memset(&r, 0, sizeof(r));
 		r.status = run_workload(b, (enum workload)o.w, o.start_ns, &res);
@@ -1282,10 +1292,11 @@ static int conduct(struct bench *b)
 	uint64_t deadline = now_ns() + (uint64_t)(CONNECT_TIMEOUT_MS + DRAIN_SLACK_MS) * 1000000u;
 	for (unsigned i = 0; i < n; i++) {
 		struct report r;
-		if (read_all(wk[i].report_fd, &r, sizeof(r), deadline) < 0 || r.status != 0) {
+		if (read_all(wk[i].report_fd, &r, sizeof(r), deadline, true) < 0 || r.status != 0) {
 			char how[64];
 			worker_ended(&wk[i], how, sizeof(how));
-			fprintf(stderr, "qbench: worker %u did not start%s\n", i, how);
+			if (!interrupted)
+				fprintf(stderr, "qbench: worker %u did not start%s\n", i, how);
 			goto stop;
 		}
 	}
@@ -1322,7 +1333,7 @@ static int conduct(struct bench *b)
 		deadline = now_ns() + ((uint64_t)b->timeout_ms + 2 * DRAIN_SLACK_MS) * 1000000u;
 		for (unsigned i = 0; i < n; i++) {
 			static struct report r; /* 18 KiB: not on the stack */
-			if (read_all(wk[i].report_fd, &r, sizeof(r), deadline) < 0 ||
+			if (read_all(wk[i].report_fd, &r, sizeof(r), deadline, false) < 0 ||
 			    r.status != 0) {
 				char how[64];
 				worker_ended(&wk[i], how, sizeof(how));
@@ -1354,9 +1365,13 @@ static int conduct(struct bench *b)
 		res.server_cpu_us_per_op = server_cpu_per_op(cpu0, cpu1, res.st.ok + res.st.errors);
 		print_result(b, &res);
 	}
-	if (interrupted)
-		fprintf(stderr, "qbench: interrupted\n");
 stop:
+	if (interrupted) {
+		fprintf(stderr, "qbench: interrupted\n");
+		for (unsigned i = 0; i < n; i++)
+			if (!wk[i].reaped)
+				kill(wk[i].pid, SIGTERM); /* maybe only this process was told */
+	}
 	/* The workers first: the root goes only once their nodes are gone. */
 	if (end_workers(wk, n) != 0) {
 		status = 1;
