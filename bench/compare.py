@@ -7,7 +7,9 @@ loopback, from tests/integration/harness.py), runs the same qbench workloads
 against each -- quorumd first, then ZooKeeper, workload by workload, so that
 whatever else the machine does hits both alike -- and prints one table:
 throughput, p50 and p99 latency and server CPU per op for both, with the
-ratio quorumd/ZooKeeper. See README.md for what each figure means.
+ratio quorumd/ZooKeeper, and the cores qbench itself used against each (its
+sessions spread over --procs processes, one per CPU unless told). See
+README.md for what each figure means.
 
     /usr/bin/python3 bench/compare.py --build /tmp/build-bench --quick
 
@@ -169,6 +171,10 @@ def fmt(v, width):
     return ("%.1f" % v).rjust(width)
 
 
+def fmt_cores(v):
+    return "-".rjust(8) if v is None else ("%.2f" % v).rjust(8)
+
+
 def fmt_ratio(v):
     return "-".rjust(6) if v is None else ("%.2f" % v).rjust(6)
 
@@ -180,6 +186,10 @@ def print_table(rows, args):
     for g in groups:
         head1 += " | " + g.center(24)
         head2 += " | %8s %8s %6s" % ("quorumd", "zk", "q/zk")
+    # qbench's own CPU in cores, on each server's run: no ratio, it says
+    # whether the load generator, not the server, set the pace.
+    head1 += " | " + "qbench cores".center(17)
+    head2 += " | %8s %8s" % ("quorumd", "zk")
     print(head1)
     print(head2)
     print("-" * len(head2))
@@ -189,6 +199,8 @@ def print_table(rows, args):
             line += " | %s %s %s" % (fmt(r["quorumd"].get(key), 8),
                                      fmt(r["zookeeper"].get(key), 8),
                                      fmt_ratio(r["ratio"][key]))
+        line += " | %s %s" % (fmt_cores(r["quorumd"].get("client_cpu_cores")),
+                              fmt_cores(r["zookeeper"].get("client_cpu_cores")))
         print(line)
     errs = ["%s %s %s: %d errors (first %s)" % (r["setup"], r["workload"], name,
                                                 r[name]["errors"], r[name]["first_error"])
@@ -201,10 +213,6 @@ def print_table(rows, args):
           "absolutes" % (args.clients, args.outstanding, min(args.procs, args.clients),
                          args.size, args.pool, args.read_pct, args.duration, args.warmup,
                          args.server_warmup, os.cpu_count() or 0))
-    cores = ["%s %s %.2f" % (r["setup"], r["workload"], max(r[n].get("client_cpu_cores") or 0
-                                                          for n in ("quorumd", "zookeeper")))
-             for r in rows]
-    print("qbench's own CPU (cores, the busier of the two runs): " + ", ".join(cores))
 
 
 # ---- main ------------------------------------------------------------------------

@@ -79,6 +79,7 @@
 #define PATH_LEN (MAX_ROOT + 64)
 #define BULK_WINDOW 1024          /* requests in flight while filling/cleaning */
 #define CONNECT_TIMEOUT_MS 15000
+#define CONNECT_STEP_MS 100       /* how soon a signal ends the wait for a session */
 #define DRAIN_SLACK_MS 5000
 #define START_MARGIN_MS 100       /* --procs: from the order to the pipelines' fill */
 #define QUIT_WAIT_MS 120000       /* --procs: for a worker to delete its nodes and exit */
@@ -945,8 +946,15 @@ static int open_clients(struct bench *b)
 			return -1;
 		}
 	}
+	/* Bounded, and in steps, so that a signal ends the wait too. */
+	uint64_t deadline = now_ns() + (uint64_t)CONNECT_TIMEOUT_MS * 1000000u;
 	for (unsigned i = 0; i < b->clients; i++) {
-		int rc = qc_wait_connected(b->cl[i].qc, CONNECT_TIMEOUT_MS);
+		int rc;
+		do {
+			rc = qc_wait_connected(b->cl[i].qc, CONNECT_STEP_MS);
+		} while (rc == ZOPERATIONTIMEOUT && !interrupted && now_ns() < deadline);
+		if (rc != ZOK && interrupted)
+			return -1;
 		if (rc != ZOK) {
 			fprintf(stderr, "qbench: client %u: no session with %s: %s\n", b->base + i, b->hosts,
 				qc_strerror(rc));
@@ -1026,6 +1034,12 @@ static int teardown(struct bench *b)
  * deletes what its sessions created and exits, and the conductor deletes
  * the pool and the root. Every wait is bounded (a worker late to end is
  * killed), and a worker dies with the conductor (PR_SET_PDEATHSIG).
+ *
+ * No worker speaks during a window (see watch_workers()): one that does,
+ * or whose pipe ends, failed, died or was stopped by a signal of its own,
+ * and the run ends with status 1 whatever it reported. SIGPIPE is ignored
+ * by all of them, so a write to a process that died fails instead of
+ * killing the writer with the root still in place.
  */
 
 struct order {
@@ -1046,11 +1060,13 @@ struct worker {
 	int order_fd, report_fd; /* the conductor's ends; -1 once closed */
 	unsigned base, clients;  /* its sessions */
 	bool failed;             /* did not end well: its nodes may be left */
+	bool reaped;             /* waited for already: wstatus says how it ended */
+	int wstatus;
 };
 
 /* Reads exactly n bytes by deadline_ns (0: no deadline); -1 on EOF, error
- * or time-out. */
-static int read_all(int fd, void *buf, size_t n, uint64_t deadline_ns)
+ * or time-out, and on a signal if `or_signal`. */
+static int read_all(int fd, void *buf, size_t n, uint64_t deadline_ns, bool or_signal)
 {
 	char *p = buf;
 	while (n > 0) {
@@ -1063,6 +1079,8 @@ static int read_all(int fd, void *buf, size_t n, uint64_t deadline_ns)
 		}
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		int r = poll(&pfd, 1, ms);
+		if (or_signal && interrupted)
+			return -1;
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -1088,7 +1106,7 @@ static int worker_main(struct bench *b, int order_fd, int report_fd)
 	if (fd_write_all(report_fd, &r, sizeof(r)) < 0 || r.status != 0)
 		goto out;
 	struct order o;
-	while (read_all(order_fd, &o, sizeof(o), 0) == 0) {
+	while (read_all(order_fd, &o, sizeof(o), 0, false) == 0) {
 		struct result res;
 		memset(&r, 0, sizeof(r));
 		r.status = run_workload(b, (enum workload)o.w, o.start_ns, &res);
@@ -1109,10 +1127,14 @@ out:
 	return status;
 }
 
-/* The conductor's sleep until deadline_ns, during a workload: false as
- * soon as a worker speaks or ends before its window is over, which only
- * one that failed (or died) does; also ends on a signal. */
-static bool watch_workers(const struct worker *wk, unsigned n, uint64_t deadline_ns)
+/* The conductor's sleep until deadline_ns, during a workload. No worker
+ * may speak before then: its window started no earlier than the
+ * conductor's, on the same clock, and it reports only when the window is
+ * over. So one that speaks or ends sooner failed, died or was stopped by a
+ * signal: returns its index at once; -1 at the deadline or on a signal.
+ * poll() can report a worker that spoke after the deadline, when this
+ * process got the CPU late: that is the normal end, not a failure. */
+static int watch_workers(const struct worker *wk, unsigned n, uint64_t deadline_ns)
 {
 	struct pollfd pfd[MAX_PROCS];
 	for (unsigned i = 0; i < n; i++)
@@ -1120,13 +1142,37 @@ static bool watch_workers(const struct worker *wk, unsigned n, uint64_t deadline
 	while (!interrupted) {
 		uint64_t t = now_ns();
 		if (t >= deadline_ns)
-			return true;
+			return -1;
 		uint64_t ms = (deadline_ns - t) / 1000000u + 1;
 		int r = poll(pfd, n, ms > 1000 ? 1000 : (int)ms); /* a signal ends it too */
-		if (r > 0)
-			return false;
+		if (r <= 0 || now_ns() >= deadline_ns)
+			continue;
+		for (unsigned i = 0; i < n; i++)
+			if (pfd[i].revents)
+				return (int)i;
 	}
-	return true;
+	return -1;
+}
+
+/* A worker's report did not come, or an order to it could not be
+ * written: if it ended (its pipe's end came with its exit), reaps it,
+ * waiting a little, and says how it ended into buf (empty if it did not,
+ * or if it exited with 1, having said why itself). */
+static void worker_ended(struct worker *w, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (int i = 0; i < 20 && !w->reaped; i++) {
+		if (waitpid(w->pid, &w->wstatus, WNOHANG) == w->pid) {
+			w->reaped = true;
+			break;
+		}
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	if (w->reaped && WIFSIGNALED(w->wstatus))
+		snprintf(buf, len, " (killed by signal %d)", WTERMSIG(w->wstatus));
+	else if (w->reaped && WIFEXITED(w->wstatus) && WEXITSTATUS(w->wstatus) != 1)
+		snprintf(buf, len, " (exit status %d)", WEXITSTATUS(w->wstatus));
 }
 
 /* Closes the order pipes and waits for every worker (bounded); 0 if all
@@ -1140,9 +1186,10 @@ static int end_workers(struct worker *wk, unsigned n)
 	}
 	uint64_t deadline = now_ns() + (uint64_t)QUIT_WAIT_MS * 1000000u;
 	for (unsigned i = 0; i < n; i++) {
-		int st = 0;
-		pid_t r;
-		while ((r = waitpid(wk[i].pid, &st, WNOHANG)) == 0 && now_ns() < deadline) {
+		int st = wk[i].wstatus;
+		pid_t r = wk[i].pid;
+		while (!wk[i].reaped && (r = waitpid(wk[i].pid, &st, WNOHANG)) == 0 &&
+		       now_ns() < deadline) {
 			struct timespec ts = { 0, 10000000 };
 			nanosleep(&ts, NULL);
 		}
@@ -1201,6 +1248,11 @@ static int conduct(struct bench *b)
 	pthread_mutex_init(&ctl.bulk.mu, NULL);
 	pthread_cond_init(&ctl.bulk.cv, NULL);
 
+	/* A pipe whose other end died must fail the write (EPIPE), not kill
+	 * the writer: an order to a worker that died while the pool was being
+	 * made would leave the root and the pool behind. The workers inherit
+	 * it. */
+	signal(SIGPIPE, SIG_IGN);
 	fflush(stdout);
 	fflush(stderr);
 	for (unsigned i = 0; i < b->procs; i++) {
@@ -1240,8 +1292,11 @@ static int conduct(struct bench *b)
 	uint64_t deadline = now_ns() + (uint64_t)(CONNECT_TIMEOUT_MS + DRAIN_SLACK_MS) * 1000000u;
 	for (unsigned i = 0; i < n; i++) {
 		struct report r;
-		if (read_all(wk[i].report_fd, &r, sizeof(r), deadline) < 0 || r.status != 0) {
-			fprintf(stderr, "qbench: worker %u did not start\n", i);
+		if (read_all(wk[i].report_fd, &r, sizeof(r), deadline, true) < 0 || r.status != 0) {
+			char how[64];
+			worker_ended(&wk[i], how, sizeof(how));
+			if (!interrupted)
+				fprintf(stderr, "qbench: worker %u did not start%s\n", i, how);
 			goto stop;
 		}
 	}
@@ -1253,18 +1308,24 @@ static int conduct(struct bench *b)
 		struct order o = { .w = (int32_t)b->workloads[k],
 				   .start_ns = now_ns() + START_MARGIN_MS * 1000000u };
 		for (unsigned i = 0; i < n && status == 0; i++)
-			if (fd_write_all(wk[i].order_fd, &o, sizeof(o)) < 0)
+			if (fd_write_all(wk[i].order_fd, &o, sizeof(o)) < 0) {
+				char how[64];
+				worker_ended(&wk[i], how, sizeof(how));
+				fprintf(stderr, "qbench: %s: worker %u failed%s\n",
+					workload_names[o.w], i, how);
 				status = 1;
+			}
 		if (status)
 			break;
 		uint64_t t0 = o.start_ns + (uint64_t)(b->warmup_s * 1e9);
-		bool well = watch_workers(wk, n, t0);
+		int early = watch_workers(wk, n, t0);
 		long long cpu0 = servers_cpu_ticks(b);
-		well = well && watch_workers(wk, n, t0 + (uint64_t)(b->duration_s * 1e9));
+		if (early < 0)
+			early = watch_workers(wk, n, t0 + (uint64_t)(b->duration_s * 1e9));
 		long long cpu1 = servers_cpu_ticks(b);
 		/* Maybe only this process was told, or a worker failed: the
 		 * others end their window now and report. */
-		if (interrupted || !well)
+		if (interrupted || early >= 0)
 			for (unsigned i = 0; i < n; i++)
 				kill(wk[i].pid, SIGTERM);
 
@@ -1272,9 +1333,12 @@ static int conduct(struct bench *b)
 		deadline = now_ns() + ((uint64_t)b->timeout_ms + 2 * DRAIN_SLACK_MS) * 1000000u;
 		for (unsigned i = 0; i < n; i++) {
 			static struct report r; /* 18 KiB: not on the stack */
-			if (read_all(wk[i].report_fd, &r, sizeof(r), deadline) < 0 || r.status != 0) {
-				fprintf(stderr, "qbench: %s: worker %u failed\n",
-					workload_names[res.w], i);
+			if (read_all(wk[i].report_fd, &r, sizeof(r), deadline, false) < 0 ||
+			    r.status != 0) {
+				char how[64];
+				worker_ended(&wk[i], how, sizeof(how));
+				fprintf(stderr, "qbench: %s: worker %u failed%s\n",
+					workload_names[res.w], i, how);
 				status = 1;
 				break;
 			}
@@ -1287,14 +1351,27 @@ static int conduct(struct bench *b)
 			if (r.seconds > res.seconds)
 				res.seconds = r.seconds;
 		}
+		/* Every report came, so the early one was of a worker stopped
+		 * by a signal this process did not send: its window was cut
+		 * short (and any later one would be), so the figures are not
+		 * the run's. */
+		if (status == 0 && early >= 0 && !interrupted) {
+			fprintf(stderr, "qbench: %s: worker %d stopped before the window's end "
+				"(a signal?)\n", workload_names[res.w], early);
+			status = 1;
+		}
 		if (status)
 			break;
 		res.server_cpu_us_per_op = server_cpu_per_op(cpu0, cpu1, res.st.ok + res.st.errors);
 		print_result(b, &res);
 	}
-	if (interrupted)
-		fprintf(stderr, "qbench: interrupted\n");
 stop:
+	if (interrupted) {
+		fprintf(stderr, "qbench: interrupted\n");
+		for (unsigned i = 0; i < n; i++)
+			if (!wk[i].reaped)
+				kill(wk[i].pid, SIGTERM); /* maybe only this process was told */
+	}
 	/* The workers first: the root goes only once their nodes are gone. */
 	if (end_workers(wk, n) != 0) {
 		status = 1;
