@@ -698,7 +698,7 @@ void zab_start(struct zab *z)
 	if (z->started)
 		return;
 	z->started = true;
-	z->ticked_ms = zab_now(z);
+	z->alive_ms = zab_now(z);
 	zab_become(z, ZAB_LOOKING, 0);
 }
 
@@ -708,7 +708,7 @@ bool zab_check_stall(struct zab *z)
 {
 	if (!z->started || z->role != ZAB_LEADING)
 		return z->started && z->role == ZAB_LEADING;
-	if (zab_now(z) - z->ticked_ms > z->cfg.sync_limit * zab_tick_ms(z))
+	if (zab_now(z) - z->alive_ms > z->cfg.sync_limit * zab_tick_ms(z))
 		zab_become(z, ZAB_LOOKING, 0);
 	return z->role == ZAB_LEADING;
 }
@@ -718,7 +718,7 @@ void zab_tick(struct zab *z)
 	if (!z->started)
 		return;
 	zab_check_stall(z);
-	z->ticked_ms = zab_now(z);
+	z->alive_ms = zab_now(z);
 	switch (z->role) {
 	case ZAB_LOOKING:
 		zab_elect_tick(z);
@@ -753,6 +753,7 @@ void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m)
 	if (!z->started || !m || m->from != from || from == z->cfg.id || !zab_id_valid(from))
 		return;
 	zab_check_stall(z); /* before a stale message can look fresh */
+	z->alive_ms = zab_now(z);
 	z->unreachable[from] = false;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_VOTE) {
 		if (m->vote)

@@ -425,7 +425,7 @@ void zab_tick(struct zab *z);
  * afterwards were sent before that, yet would be taken as heard now and
  * keep it leading for syncLimit ticks more (two members saying "leader",
  * the old one expiring sessions it no longer owns). "Did not run" is
- * measured from the last zab_tick(); zab_tick() and zab_receive() check it
+ * measured from the last zab_tick() or zab_receive(), which both check it
  * first. A host calls it before acting as a leader on its own timers
  * (expiring sessions). Returns whether this server still leads.
  */

@@ -115,7 +115,7 @@ struct zab {
 	bool serving;
 	uint32_t leader;          /* 0 while LOOKING */
 	int64_t role_since_ms;
-	int64_t ticked_ms;        /* the last zab_tick() (or the start) */
+	int64_t alive_ms;         /* the last zab_tick() or zab_receive() (or the start) */
 
 	/* ---- persistent (mirrors what save_epochs made durable) ---- */
 	int64_t accepted_epoch;

@@ -102,6 +102,8 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->reconfigs_proposed += b->reconfigs_proposed;
 	a->reconfigs_committed += b->reconfigs_committed;
 	a->crash_in_reconfig += b->crash_in_reconfig;
+	a->pauses += b->pauses;
+	a->leader_pauses += b->leader_pauses;
 	a->sim_ms += b->sim_ms;
 }
 
@@ -114,13 +116,13 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " with uncommitted | %" PRIu64 " compactions, %" PRIu64 " crashes at NewLeader | %" PRIu64
 	       " link drops, %" PRIu64 " rejoins | %" PRIu64 " reads, %" PRIu64 " confirmed | %" PRIu64
 	       " observer commits | %" PRIu64 " reconfigs proposed, %" PRIu64 " committed, %" PRIu64
-	       " leader crashes in one\n",
+	       " leader crashes in one | %" PRIu64 " pauses, %" PRIu64 " of leaders\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
 	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->syncs_with_uncommitted,
 	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins, t->reads,
 	       t->reads_confirmed, t->observer_commits, t->reconfigs_proposed, t->reconfigs_committed,
-	       t->crash_in_reconfig);
+	       t->crash_in_reconfig, t->pauses, t->leader_pauses);
 	fflush(stdout);
 }
 

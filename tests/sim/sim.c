@@ -22,7 +22,9 @@
  * durable there; a node never truncates a committed txn or one a quorum
  * acked in its epoch, and a restart never loses a committed one; a
  * snapshot never contradicts G; an established leader's log holds all of
- * G and the point a quorum acked in every earlier epoch.
+ * G and the point a quorum acked in every earlier epoch; a leader that
+ * did not run for syncLimit ticks (paused, or its clock jumped) does not
+ * lead on in the same epoch after the next message it reads.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -187,8 +189,20 @@ static void deliver(struct sim *s, struct msg *m)
 	}
 	if (s->trace)
 		trace_msg(s, pm, m->to);
+	bool led = zab_role(to->z) == ZAB_LEADING;
+	int64_t led_epoch = to->epoch;
+	int64_t idle = s->now + to->clock_off - to->alive_core;
 	zab_receive(to->z, m->from, pm);
 	quorum__peer_msg__free_unpacked(pm, NULL);
+	to->alive_core = s->now + to->clock_off;
+	/* A leader that did not run for syncLimit ticks (a pause, or its
+	 * clock jumping) must not take a message as heard now and lead on:
+	 * its followers may follow another by then. (It may lead again, in
+	 * a new epoch: a lone voter does at once.) */
+	if (led && zab_role(to->z) == ZAB_LEADING && to->epoch == led_epoch &&
+	    idle > SYNC_LIMIT * TICK_MS)
+		fail(s, "node %u leads on after a message, %lld ms after it last ran", to->id,
+		     (long long)idle);
 	after_call(s, to);
 }
 
@@ -242,6 +256,12 @@ static bool next_event(struct sim *s, int64_t *t, int *kind, int *who)
 			c[1] = nd->done_at[nd->n_durable];
 		if (nd->installing)
 			c[2] = nd->inst_at;
+		/* A stopped node does nothing until it runs again; then what
+		 * waited in its sockets comes first (a message at the same
+		 * time wins), as a loop reads its sockets before its timers. */
+		for (int k = 0; k < 3; k++)
+			if (c[k] != INT64_MAX && c[k] <= nd->paused_until)
+				c[k] = nd->paused_until + 1;
 		for (int k = 0; k < 3; k++)
 			if (c[k] != INT64_MAX && (!any || c[k] < *t)) {
 				*t = c[k];
@@ -265,6 +285,12 @@ static void step_event(struct sim *s)
 		s->now = t;
 	if (kind == 0) {
 		struct msg m = heap_pop(s);
+		struct node *to = &s->nodes[m.to - 1];
+		if (to->up && to->paused_until > s->now) {
+			m.t = to->paused_until; /* its seq keeps the order */
+			heap_push(s, m);
+			return;
+		}
 		deliver(s, &m);
 		free(m.buf);
 		return;
@@ -273,6 +299,7 @@ static void step_event(struct sim *s)
 	switch (kind) {
 	case 1:
 		nd->next_tick = s->now + TICK_MS / 4 + between(&s->r, -3, 3);
+		nd->alive_core = s->now + nd->clock_off;
 		zab_tick(nd->z);
 		after_call(s, nd);
 		break;
@@ -321,7 +348,8 @@ static void begin_reads(struct sim *s)
 	int64_t g_last = s->G.n ? s->G.v[s->G.n - 1].zxid : 0;
 	for (int i = 0; i < s->n; i++) {
 		struct node *nd = &s->nodes[i];
-		if (!nd->up || !nd->leading || !nd->serving || nd->n_reads == MAX_READS)
+		if (!nd->up || !nd->leading || !nd->serving || nd->n_reads == MAX_READS ||
+		    nd->paused_until > s->now)
 			continue;
 		uint64_t round = zab_read_begin(nd->z);
 		s->st->reads++;
@@ -501,6 +529,13 @@ static void faults(struct sim *s)
 			node_compact(s, nd);
 		if (nd->up && chance(r, s->p_clock))
 			nd->clock_off += between(r, 1, 3 * TICK_MS);
+		if (nd->up && nd->paused_until <= s->now && chance(r, s->p_pause)) {
+			/* SIGSTOP, then SIGCONT: up to three times syncLimit. */
+			nd->paused_until = s->now + between(r, 1, 3 * SYNC_LIMIT) * TICK_MS;
+			s->st->pauses++;
+			if (zab_role(nd->z) == ZAB_LEADING)
+				s->st->leader_pauses++;
+		}
 	}
 	if (chance(r, s->p_part)) {
 		/* A random split. */
@@ -526,16 +561,17 @@ static void faults(struct sim *s)
 		if (a != b)
 			reset_link(s, a, b);
 	}
+	/* A stopped leader takes no client request. */
 	if (chance(r, s->p_propose)) {
 		int li = serving_leader(s);
-		if (li >= 0)
+		if (li >= 0 && s->nodes[li].paused_until <= s->now)
 			propose(s, li);
 	}
 	if (chance(r, s->p_propose / 2))
 		begin_reads(s);
 	if (chance(r, s->p_reconfig)) {
 		int li = serving_leader(s);
-		if (li >= 0)
+		if (li >= 0 && s->nodes[li].paused_until <= s->now)
 			propose_reconfig(s, li);
 	}
 	leader_link_faults(s);
@@ -574,6 +610,7 @@ static void swarm(struct sim *s)
 	s->p_compact = knob(r, 0.003);
 	s->p_reset = knob(r, 0.002);
 	s->p_crash_seen = chance(r, 0.25) ? 0 : rng_unit(r);
+	s->p_pause = knob(r, 0.0005);
 	s->flapper = -1;
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
@@ -610,7 +647,7 @@ static void swarm(struct sim *s)
 	case SCN_FLAP:
 		/* Nothing else goes wrong: the leader and the rest of the quorum
 		 * are healthy, so any new epoch is a disturbance. */
-		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = 0;
+		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = s->p_pause = 0;
 		s->reorder = false; /* links are FIFO, as TCP is */
 		if (s->o.scenario == SCN_LEADER_LINK) {
 			s->p_leader_link = 0.002 + rng_unit(r) * 0.02;

@@ -8,8 +8,12 @@
  * file), a simulated network (loss, duplication, reordering, delay,
  * partitions, link resets; a crash is seen by the peers as a reset, as
  * a killed process's connections end, or not at all, as a host that
- * loses power) and a simulated clock (per node, stepping forward). A checker outside the cores watches every commit, truncate,
- * install, restart and leadership change (see check_*() in sim.c).
+ * loses power), a simulated clock (per node, stepping forward) and
+ * pauses (SIGSTOP then SIGCONT: a node does nothing for a while, what is
+ * sent to it waits and comes before its next tick). A checker outside the
+ * cores watches every commit, truncate, install, restart and leadership
+ * change (see check_*() in sim.c), and that a leader that did not run for
+ * syncLimit ticks does not lead on in its epoch past the next message.
  *
  * Membership changes (reconfig runs): reconfig txns carry their config,
  * servers outside the initial config start as ZooKeeper's joiners do, and
@@ -67,6 +71,7 @@ struct sim_stats {
 	uint64_t observer_commits; /* txns committed on observers */
 	uint64_t reconfigs_proposed, reconfigs_committed;
 	uint64_t crash_in_reconfig; /* a leader crashed right after proposing one */
+	uint64_t pauses, leader_pauses; /* nodes stopped a while (leaders among them) */
 	int64_t sim_ms;
 };
 

@@ -24,6 +24,7 @@
 #define MAX_EPOCHS 4096
 #define MAX_READS 64 /* read rounds a node tracks at once; more are not begun */
 #define TICK_MS 100
+#define SYNC_LIMIT 5 /* ticks */
 #define LIVENESS_MS 60000
 #define LIVENESS_TXNS 5
 
@@ -219,6 +220,9 @@ struct node {
 	size_t matched;          /* state[0..matched) equals G's prefix */
 	int64_t clock_off;
 	int64_t next_tick;
+	int64_t alive_core;      /* the core's clock at its last tick or message */
+	int64_t paused_until;    /* stopped (SIGSTOP) until then: no tick, no
+				    delivery, no completion; what comes waits */
 	uint32_t followed;       /* the leader it last served under, and in which */
 	int64_t followed_epoch;  /* epoch: a rejoin comes back to both */
 	bool looked;             /* it went LOOKING since */
@@ -263,7 +267,7 @@ struct sim {
 	int64_t fifo_t[MAX_NODES][MAX_NODES];
 	/* swarm knobs */
 	double p_loss, p_dup, p_crash, p_restart, p_part, p_heal, p_clock, p_propose, p_compact,
-		p_reset, p_isolate_leader, p_drop_acks;
+		p_reset, p_isolate_leader, p_drop_acks, p_pause;
 	double p_crash_seen;     /* a crash resets its peers' links (kill -9), else silence */
 	double p_leader_link;    /* SCN_LEADER_LINK: reset the leader's link to a follower */
 	double p_flap, p_flap_cut; /* SCN_FLAP: reset the flapper's links; cut them a while */

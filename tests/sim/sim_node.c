@@ -568,7 +568,7 @@ static struct zab_config boot_config(struct node *nd, struct zab_members *logged
 		.n_observers = act.n_observers,
 		.tick_ms = TICK_MS,
 		.init_limit = 10,
-		.sync_limit = 5,
+		.sync_limit = SYNC_LIMIT,
 		.finalize_wait_ms = 200,
 		.max_outstanding = 1000,
 	};
@@ -630,6 +630,8 @@ void node_boot(struct sim *s, struct node *nd, bool restart)
 	nd->up = true;
 	nd->serving = nd->leading = false;
 	nd->next_tick = s->now + between(&s->r, 0, TICK_MS / 4);
+	nd->paused_until = 0;
+	nd->alive_core = s->now + nd->clock_off; /* zab_start() counts from here */
 	int rc = zab_new(&nd->z, &cfg, &ls, &io);
 	if (rc < 0) {
 		fail(s, "zab_new on node %u: %d", nd->id, rc);
