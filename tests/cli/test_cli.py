@@ -366,51 +366,57 @@ def reap(procs):
 
 def test_lock_mutual_exclusion():
     d = tempfile.mkdtemp(prefix="qctl-lock-")
-    f = os.path.join(d, "f")
-    script = ('for i in $(seq 20); do echo "$$ start" >> %s; sleep 0.01; '
-              'echo "$$ end" >> %s; done' % (f, f))
-    procs = [spawn("lock", "/locks/x", "--", "sh", "-c", script) for _ in range(10)]
     try:
-        for p in procs:
-            p.wait(timeout=60)
-            assert p.returncode == 0, (p.returncode, p.stderr.read())
+        f = os.path.join(d, "f")
+        script = ('for i in $(seq 20); do echo "$$ start" >> %s; sleep 0.01; '
+                  'echo "$$ end" >> %s; done' % (f, f))
+        procs = [spawn("lock", "/locks/x", "--", "sh", "-c", script) for _ in range(10)]
+        try:
+            for p in procs:
+                p.wait(timeout=60)
+                assert p.returncode == 0, (p.returncode, p.stderr.read())
+        finally:
+            reap(procs)
+        lines = open(f).read().splitlines()
+        assert len(lines) == 10 * 20 * 2, len(lines)
+        pids = set()
+        for i in range(0, len(lines), 2):
+            a, b = lines[i].split(), lines[i + 1].split()
+            assert a[1] == "start" and b == [a[0], "end"], lines[i:i + 2]
+            pids.add(a[0])
+        # Each holder ran its 20 rounds in one stretch: no interleaving at all.
+        runs = [lines[i].split()[0] for i in range(0, len(lines), 40)]
+        assert len(pids) == 10 and len(set(runs)) == 10, runs
+        for i in range(0, len(lines), 40):
+            assert {ln.split()[0] for ln in lines[i:i + 40]} == {lines[i].split()[0]}
+        assert ZK.get_children("/locks/x") == []
     finally:
-        reap(procs)
-    lines = open(f).read().splitlines()
-    assert len(lines) == 10 * 20 * 2, len(lines)
-    pids = set()
-    for i in range(0, len(lines), 2):
-        a, b = lines[i].split(), lines[i + 1].split()
-        assert a[1] == "start" and b == [a[0], "end"], lines[i:i + 2]
-        pids.add(a[0])
-    # Each holder ran its 20 rounds in one stretch: no interleaving at all.
-    runs = [lines[i].split()[0] for i in range(0, len(lines), 40)]
-    assert len(pids) == 10 and len(set(runs)) == 10, runs
-    for i in range(0, len(lines), 40):
-        assert {ln.split()[0] for ln in lines[i:i + 40]} == {lines[i].split()[0]}
-    assert ZK.get_children("/locks/x") == []
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_lock_released_when_holder_killed():
     d = tempfile.mkdtemp(prefix="qctl-kill-")
-    mark = os.path.join(d, "second")
-    holder = spawn("lock", "-t", "1500", "/locks/k", "--", "sleep", "60")
-    procs = [holder]
     try:
-        wait_until(lambda: len(kids("/locks/k")) == 1, 15, "the holder's node")
-        second = spawn("lock", "/locks/k", "--", "sh", "-c", "echo got > " + mark)
-        procs.append(second)
-        time.sleep(1.0)
-        assert second.poll() is None and not os.path.exists(mark), "lock not exclusive"
-        holder.kill()  # SIGKILL: no chance to close the session
-        holder.wait(timeout=10)
-        t0 = time.monotonic()
-        assert second.wait(timeout=20) == 0, second.stderr.read()
-        assert open(mark).read() == "got\n"
-        # Released by the session's expiry, so not at once.
-        assert time.monotonic() - t0 > 0.5
+        mark = os.path.join(d, "second")
+        holder = spawn("lock", "-t", "1500", "/locks/k", "--", "sleep", "60")
+        procs = [holder]
+        try:
+            wait_until(lambda: len(kids("/locks/k")) == 1, 15, "the holder's node")
+            second = spawn("lock", "/locks/k", "--", "sh", "-c", "echo got > " + mark)
+            procs.append(second)
+            time.sleep(1.0)
+            assert second.poll() is None and not os.path.exists(mark), "lock not exclusive"
+            holder.kill()  # SIGKILL: no chance to close the session
+            holder.wait(timeout=10)
+            t0 = time.monotonic()
+            assert second.wait(timeout=20) == 0, second.stderr.read()
+            assert open(mark).read() == "got\n"
+            # Released by the session's expiry, so not at once.
+            assert time.monotonic() - t0 > 0.5
+        finally:
+            reap(procs)
     finally:
-        reap(procs)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_lock_signals_and_failures():
@@ -450,24 +456,27 @@ def test_lock_session_lost():
 
 def test_elect():
     d = tempfile.mkdtemp(prefix="qctl-elect-")
-    f = os.path.join(d, "log")
-    leader = spawn("elect", "/deep/election", "--", "sh", "-c",
-                   "echo A >> %s; exec sleep 60" % f)
-    procs = [leader]
     try:
-        wait_until(lambda: os.path.exists(f), 15, "the first leader")
-        follower = spawn("elect", "/deep/election", "--", "sh", "-c", "echo B >> %s" % f)
-        procs.append(follower)
-        wait_until(lambda: len(kids("/deep/election")) == 2, 15, "two candidates")
-        time.sleep(0.5)
-        assert open(f).read() == "A\n"
-        assert all(c.startswith("n_") for c in ZK.get_children("/deep/election"))
-        leader.send_signal(signal.SIGINT)
-        assert leader.wait(timeout=10) == 128 + signal.SIGINT
-        assert follower.wait(timeout=15) == 0
-        assert open(f).read() == "A\nB\n"
+        f = os.path.join(d, "log")
+        leader = spawn("elect", "/deep/election", "--", "sh", "-c",
+                       "echo A >> %s; exec sleep 60" % f)
+        procs = [leader]
+        try:
+            wait_until(lambda: os.path.exists(f), 15, "the first leader")
+            follower = spawn("elect", "/deep/election", "--", "sh", "-c", "echo B >> %s" % f)
+            procs.append(follower)
+            wait_until(lambda: len(kids("/deep/election")) == 2, 15, "two candidates")
+            time.sleep(0.5)
+            assert open(f).read() == "A\n"
+            assert all(c.startswith("n_") for c in ZK.get_children("/deep/election"))
+            leader.send_signal(signal.SIGINT)
+            assert leader.wait(timeout=10) == 128 + signal.SIGINT
+            assert follower.wait(timeout=15) == 0
+            assert open(f).read() == "A\nB\n"
+        finally:
+            reap(procs)
     finally:
-        reap(procs)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 TESTS = [test_create_get_set, test_errors_and_exit_codes, test_modes,
