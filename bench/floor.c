@@ -30,17 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fdio.h"
 #include "hist.h"
 
 #define MSG 100
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void print_figure(const char *name, const struct hist *h, const char *sep)
 {
@@ -64,12 +58,12 @@ static int measure_sync(const char *dir, long count, struct hist *h)
 	memset(buf, 'x', sizeof(buf));
 	int rc = 0;
 	for (long i = 0; i < count && rc == 0; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = clock_mono_ns();
 		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) || fdatasync(fd) < 0) {
 			fprintf(stderr, "floor: write+fdatasync in %s: %s\n", dir, strerror(errno));
 			rc = -1;
 		} else if (i >= count / 10) {
-			hist_add(h, now_ns() - t0);
+			hist_add(h, clock_mono_ns() - t0);
 		}
 	}
 	close(fd);
@@ -140,12 +134,12 @@ static int measure_rtt(long count, struct hist *h)
 	memset(buf, 'y', sizeof(buf));
 	int rc = 0;
 	for (long i = 0; i < count && rc == 0; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = clock_mono_ns();
 		if (fd_write_all(a, buf, sizeof(buf)) < 0 || fd_read_all(a, buf, sizeof(buf)) < 0) {
 			fprintf(stderr, "floor: loopback round trip: %s\n", strerror(errno));
 			rc = -1;
 		} else if (i >= count / 10) {
-			hist_add(h, now_ns() - t0);
+			hist_add(h, clock_mono_ns() - t0);
 		}
 	}
 	close(a); /* the echo thread sees the end and closes b */

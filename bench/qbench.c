@@ -60,6 +60,7 @@
 
 #include <pthread.h>
 
+#include "clock.h"
 #include "fdio.h"
 #include "hist.h" /* reply latencies, in ns */
 #include "quorum_client.h"
@@ -173,13 +174,6 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t cpu_self_ns(void)
 {
 	struct timespec ts;
@@ -288,7 +282,7 @@ static int submit(struct slot *s)
 	switch (b->cur) {
 	case W_CREATE:
 		create_path(b, path, c->id, c->next_seq++);
-		s->t0_ns = now_ns();
+		s->t0_ns = clock_mono_ns();
 		return qc_acreate(c->qc, path, b->data, (int32_t)b->size, NULL, 0, ZK_PERSISTENT,
 				  0, on_done, s);
 	case W_SET:
@@ -303,7 +297,7 @@ static int submit(struct slot *s)
 		break;
 	}
 	pool_path(b, path, rng_next(&c->rng) % b->pool);
-	s->t0_ns = now_ns();
+	s->t0_ns = clock_mono_ns();
 	if (read)
 		return qc_aget_data(c->qc, path, NULL, NULL, on_done, s);
 	return qc_aset_data(c->qc, path, b->data, (int32_t)b->size, -1, on_done, s);
@@ -322,7 +316,7 @@ static void on_done(struct qc_client *qc, const struct qc_result *r, void *arg)
 	struct slot *s = arg;
 	struct bclient *c = s->c;
 	struct bench *b = c->b;
-	uint64_t t1 = now_ns();
+	uint64_t t1 = clock_mono_ns();
 	int ph = atomic_load_explicit(&b->phase, memory_order_acquire);
 	(void)qc;
 
@@ -382,7 +376,7 @@ static bool bulk_wait(struct bulk *k, unsigned limit, uint64_t deadline_ns)
 	bool ok = true;
 	pthread_mutex_lock(&k->mu);
 	while (k->inflight > limit) {
-		uint64_t t = now_ns();
+		uint64_t t = clock_mono_ns();
 		if (t >= deadline_ns) {
 			ok = false;
 			break;
@@ -448,7 +442,7 @@ static long long bulk_run(struct bench *b, enum bulk_kind kind, const char *what
 			total += b->cl[i].next_seq;
 	else
 		total = b->pool;
-	uint64_t deadline = now_ns() + ((uint64_t)b->timeout_ms + DRAIN_SLACK_MS) * 1000000u *
+	uint64_t deadline = clock_mono_ns() + ((uint64_t)b->timeout_ms + DRAIN_SLACK_MS) * 1000000u *
 				       (1 + total / BULK_WINDOW);
 	bool timely = true;
 	unsigned rr = 0, client = 0;
@@ -488,6 +482,16 @@ static long long bulk_run(struct bench *b, enum bulk_kind kind, const char *what
 
 /* ---- one workload (main thread) ----------------------------------------- */
 
+/* Adds what one session (or one worker) counted to a total. */
+static void stats_merge(struct stats *into, const struct stats *from)
+{
+	into->ok += from->ok;
+	if (from->errors && into->errors == 0)
+		into->first_error = from->first_error;
+	into->errors += from->errors;
+	hist_merge(&into->lat, &from->lat);
+}
+
 /* Server CPU µs per op from two servers_cpu_ticks() readings; -1 if either
  * failed or nothing was done. */
 static double server_cpu_per_op(long long cpu0, long long cpu1, uint64_t ops)
@@ -508,7 +512,7 @@ struct result {
 static void sleep_until(uint64_t deadline_ns, const struct bench *b, bool ops_mode)
 {
 	for (;;) {
-		uint64_t t = now_ns();
+		uint64_t t = clock_mono_ns();
 		if (t >= deadline_ns || interrupted)
 			return;
 		if (ops_mode &&
@@ -525,10 +529,10 @@ static void sleep_until(uint64_t deadline_ns, const struct bench *b, bool ops_mo
 /* Waits for every slot to retire; false past the bound. */
 static bool drain(struct bench *b)
 {
-	uint64_t deadline = now_ns() + ((uint64_t)b->timeout_ms + DRAIN_SLACK_MS) * 1000000u;
+	uint64_t deadline = clock_mono_ns() + ((uint64_t)b->timeout_ms + DRAIN_SLACK_MS) * 1000000u;
 	for (unsigned i = 0; i < b->clients; i++) {
 		while (atomic_load_explicit(&b->cl[i].inflight, memory_order_acquire) != 0) {
-			if (now_ns() >= deadline)
+			if (clock_mono_ns() >= deadline)
 				return false;
 			struct timespec ts = { 0, 1000000 };
 			nanosleep(&ts, NULL);
@@ -574,10 +578,10 @@ static int run_workload(struct bench *b, enum workload w, uint64_t start_ns, str
 
 	long long cpu0 = servers_cpu_ticks(b);
 	uint64_t self0 = cpu_self_ns();
-	uint64_t t0 = now_ns();
+	uint64_t t0 = clock_mono_ns();
 	atomic_store_explicit(&b->phase, PH_MEASURE, memory_order_release);
 	sleep_until(t0 + (uint64_t)(b->duration_s * 1e9), b, b->ops_limit != 0);
-	uint64_t t1 = now_ns();
+	uint64_t t1 = clock_mono_ns();
 	atomic_store_explicit(&b->phase, PH_STOP, memory_order_release);
 	long long cpu1 = servers_cpu_ticks(b);
 	uint64_t self1 = cpu_self_ns();
@@ -591,14 +595,8 @@ static int run_workload(struct bench *b, enum workload w, uint64_t start_ns, str
 		return -1;
 	}
 	res->seconds = (double)(t1 - t0) / 1e9;
-	for (unsigned i = 0; i < b->clients; i++) {
-		const struct stats *st = &b->cl[i].st;
-		res->st.ok += st->ok;
-		if (st->errors && res->st.errors == 0)
-			res->st.first_error = st->first_error;
-		res->st.errors += st->errors;
-		hist_merge(&res->st.lat, &st->lat);
-	}
+	for (unsigned i = 0; i < b->clients; i++)
+		stats_merge(&res->st, &b->cl[i].st);
 	res->server_cpu_us_per_op = server_cpu_per_op(cpu0, cpu1, res->st.ok + res->st.errors);
 	res->client_cpu_ns = self1 - self0;
 	return 0;
@@ -900,7 +898,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 	if (b->ops_limit && !duration_given)
 		b->duration_s = 600;
 	if (b->root[0] == '\0') {
-		uint64_t x = now_ns() ^ ((uint64_t)getpid() << 32);
+		uint64_t x = clock_mono_ns() ^ ((uint64_t)getpid() << 32);
 		snprintf(b->root, sizeof(b->root), "/qbench-%016" PRIx64, splitmix64(&x));
 	}
 	return 0;
@@ -947,12 +945,12 @@ static int open_clients(struct bench *b)
 		}
 	}
 	/* Bounded, and in steps, so that a signal ends the wait too. */
-	uint64_t deadline = now_ns() + (uint64_t)CONNECT_TIMEOUT_MS * 1000000u;
+	uint64_t deadline = clock_mono_ns() + (uint64_t)CONNECT_TIMEOUT_MS * 1000000u;
 	for (unsigned i = 0; i < b->clients; i++) {
 		int rc;
 		do {
 			rc = qc_wait_connected(b->cl[i].qc, CONNECT_STEP_MS);
-		} while (rc == ZOPERATIONTIMEOUT && !interrupted && now_ns() < deadline);
+		} while (rc == ZOPERATIONTIMEOUT && !interrupted && clock_mono_ns() < deadline);
 		if (rc != ZOK && interrupted)
 			return -1;
 		if (rc != ZOK) {
@@ -1049,10 +1047,7 @@ struct order {
 
 struct report {
 	int32_t status;        /* 0, or -1: this worker failed (it said why) */
-	int32_t first_error;
-	uint64_t ok, errors, client_cpu_ns;
-	double seconds;
-	struct hist lat;
+	struct result res;     /* what it counted in the window */
 };
 
 struct worker {
@@ -1064,19 +1059,16 @@ struct worker {
 	int wstatus;
 };
 
-/* Reads exactly n bytes by deadline_ns (0: no deadline); -1 on EOF, error
- * or time-out, and on a signal if `or_signal`. */
+/* Reads exactly n bytes by deadline_ns; -1 on EOF, error or time-out, and
+ * on a signal if `or_signal`. */
 static int read_all(int fd, void *buf, size_t n, uint64_t deadline_ns, bool or_signal)
 {
 	char *p = buf;
 	while (n > 0) {
-		int ms = -1;
-		if (deadline_ns) {
-			uint64_t t = now_ns();
-			if (t >= deadline_ns)
-				return -1;
-			ms = (int)((deadline_ns - t) / 1000000u) + 1;
-		}
+		uint64_t t = clock_mono_ns();
+		if (t >= deadline_ns)
+			return -1;
+		int ms = (int)((deadline_ns - t) / 1000000u) + 1;
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		int r = poll(&pfd, 1, ms);
 		if (or_signal && interrupted)
@@ -1106,16 +1098,8 @@ static int worker_main(struct bench *b, int order_fd, int report_fd)
 	if (fd_write_all(report_fd, &r, sizeof(r)) < 0 || r.status != 0)
 		goto out;
 	struct order o;
-	while (read_all(order_fd, &o, sizeof(o), 0, false) == 0) {
-		struct result res;
-		memset(&r, 0, sizeof(r));
-		r.status = run_workload(b, (enum workload)o.w, o.start_ns, &res);
-		r.ok = res.st.ok;
-		r.errors = res.st.errors;
-		r.first_error = res.st.first_error;
-		r.client_cpu_ns = res.client_cpu_ns;
-		r.seconds = res.seconds;
-		r.lat = res.st.lat;
+	while (fd_read_all(order_fd, &o, sizeof(o)) == 0) {
+		r.status = run_workload(b, (enum workload)o.w, o.start_ns, &r.res);
 		if (fd_write_all(report_fd, &r, sizeof(r)) < 0 || r.status != 0)
 			goto out;
 	}
@@ -1140,12 +1124,12 @@ static int watch_workers(const struct worker *wk, unsigned n, uint64_t deadline_
 	for (unsigned i = 0; i < n; i++)
 		pfd[i] = (struct pollfd){ .fd = wk[i].report_fd, .events = POLLIN };
 	while (!interrupted) {
-		uint64_t t = now_ns();
+		uint64_t t = clock_mono_ns();
 		if (t >= deadline_ns)
 			return -1;
 		uint64_t ms = (deadline_ns - t) / 1000000u + 1;
 		int r = poll(pfd, n, ms > 1000 ? 1000 : (int)ms); /* a signal ends it too */
-		if (r <= 0 || now_ns() >= deadline_ns)
+		if (r <= 0 || clock_mono_ns() >= deadline_ns)
 			continue;
 		for (unsigned i = 0; i < n; i++)
 			if (pfd[i].revents)
@@ -1184,12 +1168,12 @@ static int end_workers(struct worker *wk, unsigned n)
 		close(wk[i].order_fd);
 		wk[i].order_fd = -1;
 	}
-	uint64_t deadline = now_ns() + (uint64_t)QUIT_WAIT_MS * 1000000u;
+	uint64_t deadline = clock_mono_ns() + (uint64_t)QUIT_WAIT_MS * 1000000u;
 	for (unsigned i = 0; i < n; i++) {
 		int st = wk[i].wstatus;
 		pid_t r = wk[i].pid;
 		while (!wk[i].reaped && (r = waitpid(wk[i].pid, &st, WNOHANG)) == 0 &&
-		       now_ns() < deadline) {
+		       clock_mono_ns() < deadline) {
 			struct timespec ts = { 0, 10000000 };
 			nanosleep(&ts, NULL);
 		}
@@ -1219,7 +1203,7 @@ static int delete_probing(struct bench *ctl, unsigned id)
 	char path[PATH_LEN];
 	for (uint64_t seq = 0;; seq += BULK_WINDOW) {
 		bulk_begin(k, ZNONODE);
-		uint64_t deadline = now_ns() +
+		uint64_t deadline = clock_mono_ns() +
 				    ((uint64_t)ctl->timeout_ms + DRAIN_SLACK_MS) * 1000000u;
 		for (unsigned j = 0; j < BULK_WINDOW; j++) {
 			create_path(ctl, path, id, seq + j);
@@ -1289,7 +1273,7 @@ static int conduct(struct bench *b)
 		wk[n++] = (struct worker){ .pid = pid, .order_fd = ofd[1], .report_fd = rfd[0],
 					   .base = base, .clients = clients };
 	}
-	uint64_t deadline = now_ns() + (uint64_t)(CONNECT_TIMEOUT_MS + DRAIN_SLACK_MS) * 1000000u;
+	uint64_t deadline = clock_mono_ns() + (uint64_t)(CONNECT_TIMEOUT_MS + DRAIN_SLACK_MS) * 1000000u;
 	for (unsigned i = 0; i < n; i++) {
 		struct report r;
 		if (read_all(wk[i].report_fd, &r, sizeof(r), deadline, true) < 0 || r.status != 0) {
@@ -1306,7 +1290,7 @@ static int conduct(struct bench *b)
 	status = 0;
 	for (unsigned k = 0; k < b->nworkloads && !interrupted && status == 0; k++) {
 		struct order o = { .w = (int32_t)b->workloads[k],
-				   .start_ns = now_ns() + START_MARGIN_MS * 1000000u };
+				   .start_ns = clock_mono_ns() + START_MARGIN_MS * 1000000u };
 		for (unsigned i = 0; i < n && status == 0; i++)
 			if (fd_write_all(wk[i].order_fd, &o, sizeof(o)) < 0) {
 				char how[64];
@@ -1330,7 +1314,7 @@ static int conduct(struct bench *b)
 				kill(wk[i].pid, SIGTERM);
 
 		struct result res = { .w = b->workloads[k] };
-		deadline = now_ns() + ((uint64_t)b->timeout_ms + 2 * DRAIN_SLACK_MS) * 1000000u;
+		deadline = clock_mono_ns() + ((uint64_t)b->timeout_ms + 2 * DRAIN_SLACK_MS) * 1000000u;
 		for (unsigned i = 0; i < n; i++) {
 			static struct report r; /* 18 KiB: not on the stack */
 			if (read_all(wk[i].report_fd, &r, sizeof(r), deadline, false) < 0 ||
@@ -1342,14 +1326,10 @@ static int conduct(struct bench *b)
 				status = 1;
 				break;
 			}
-			res.st.ok += r.ok;
-			if (r.errors && res.st.errors == 0)
-				res.st.first_error = r.first_error;
-			res.st.errors += r.errors;
-			hist_merge(&res.st.lat, &r.lat);
-			res.client_cpu_ns += r.client_cpu_ns;
-			if (r.seconds > res.seconds)
-				res.seconds = r.seconds;
+			stats_merge(&res.st, &r.res.st);
+			res.client_cpu_ns += r.res.client_cpu_ns;
+			if (r.res.seconds > res.seconds)
+				res.seconds = r.res.seconds;
 		}
 		/* Every report came, so the early one was of a worker stopped
 		 * by a signal this process did not send: its window was cut
@@ -1433,7 +1413,7 @@ int main(int argc, char **argv)
 	status = 0;
 	for (unsigned i = 0; i < b->nworkloads && !interrupted; i++) {
 		struct result res;
-		if (run_workload(b, b->workloads[i], now_ns(), &res) != 0) {
+		if (run_workload(b, b->workloads[i], clock_mono_ns(), &res) != 0) {
 			status = 1;
 			break;
 		}
