@@ -88,7 +88,7 @@ def hosts_of(server):
 def qbench(args, hosts, pids, workload):
     """One qbench run of one workload; its JSON result (a dict)."""
     cmd = [args.qbench, "--hosts", hosts, "--workload", workload, "--json",
-           "--clients", str(args.clients), "--procs", str(min(args.procs, args.clients)),
+           "--clients", str(args.clients), "--procs", str(args.procs),
            "--outstanding", str(args.outstanding),
            "--size", str(args.size), "--pool", str(args.pool),
            "--read-pct", str(args.read_pct), "--seed", str(args.seed),
@@ -120,7 +120,7 @@ def warm_up(args, server):
         return
     per = args.server_warmup / len(WORKLOADS)
     cmd = [args.qbench, "--hosts", hosts_of(server), "--workload", "all",
-           "--clients", str(args.clients), "--procs", str(min(args.procs, args.clients)),
+           "--clients", str(args.clients), "--procs", str(args.procs),
            "--outstanding", str(args.outstanding),
            "--size", str(args.size), "--pool", str(args.pool), "--seed", str(args.seed + 1),
            "--duration", str(per), "--warmup", "0"] + tls_options(args)
@@ -210,7 +210,7 @@ def print_table(rows, args):
     print("%d clients x %d outstanding in %d qbench processes, %d-byte data, pool %d, mixed "
           "%d%% get; %gs per workload after %gs warm-up (%gs per server before the first); "
           "%d CPUs on this machine, shared by clients and servers: compare ratios, not "
-          "absolutes" % (args.clients, args.outstanding, min(args.procs, args.clients),
+          "absolutes" % (args.clients, args.outstanding, args.procs,
                          args.size, args.pool, args.read_pct, args.duration, args.warmup,
                          args.server_warmup, os.cpu_count() or 0))
 
@@ -308,6 +308,7 @@ def main():
 
     if not 1 <= args.procs <= 64:
         p.error("--procs: 1..64")
+    args.procs = min(args.procs, args.clients)  # qbench takes at most one per session
     args.qbench = os.path.join(args.build, "bench", "qbench")
     quorumd = os.path.join(args.build, "server", "quorumd")
     for f in (args.qbench, quorumd):
