@@ -707,7 +707,7 @@ void zab_start(struct zab *z)
 bool zab_check_stall(struct zab *z)
 {
 	if (!z->started || z->role != ZAB_LEADING)
-		return z->started && z->role == ZAB_LEADING;
+		return false;
 	if (zab_now(z) - z->alive_ms > z->cfg.sync_limit * zab_tick_ms(z))
 		zab_become(z, ZAB_LOOKING, 0);
 	return z->role == ZAB_LEADING;
