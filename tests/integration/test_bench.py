@@ -62,39 +62,36 @@ def test_workloads(srv):
         assert roots(srv) == [], roots(srv)
 
 
-def test_worker_killed(srv):
+def interrupted_run(srv, procs, hit):
+    """Runs qbench with `procs` workers, calls hit(conductor, workers) once
+    it is creating in its measured window, and returns (its exit status,
+    its stderr, the workers' pids)."""
     p = subprocess.Popen(qbench(srv, "--workload", "create,set", "--duration", "10",
-                                "--warmup", "0.5", procs=3),
+                                "--warmup", "0.5", procs=procs),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: len(children(p.pid)) == 3, 20, "three workers")
+        wait_until(lambda: len(children(p.pid)) == procs, 20, "%d workers" % procs)
         time.sleep(1.5)  # creating, in the measured window
-        os.kill(children(p.pid)[1], signal.SIGKILL)
-        out, err = p.communicate(timeout=120)
+        workers = children(p.pid)
+        hit(p, workers)
+        _, err = p.communicate(timeout=120)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert p.returncode == 1, (p.returncode, err)
+    return p.returncode, err, workers
+
+
+def test_worker_killed(srv):
+    rc, err, _ = interrupted_run(srv, 3, lambda p, w: os.kill(w[1], signal.SIGKILL))
+    assert rc == 1, (rc, err)
     assert "worker 1 failed" in err, err
     assert roots(srv) == [], roots(srv)
 
 
 def test_conductor_stopped(srv):
-    p = subprocess.Popen(qbench(srv, "--workload", "create,set", "--duration", "10",
-                                "--warmup", "0.5", procs=2),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(lambda: len(children(p.pid)) == 2, 20, "two workers")
-        time.sleep(1.5)
-        workers = children(p.pid)
-        p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 130, (p.returncode, err)
+    rc, err, workers = interrupted_run(srv, 2, lambda p, w: p.send_signal(signal.SIGTERM))
+    assert rc == 130, (rc, err)
     assert "interrupted" in err, err
     assert all(not os.path.exists("/proc/%d" % w) for w in workers), workers
     assert roots(srv) == [], roots(srv)
