@@ -1,0 +1,467 @@
+/*
+ * Unit tests for server/storage's snapshots: recovery from a snapshot and
+ * the log after it, a corrupt snapshot, purging, when one is due,
+ * installing a leader's, and the forked writer (what it captures, its
+ * failures, close waiting for it). The fixture is storage_fx.h's.
+ */
+#include "storage_fx.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "log.h"
+#include "snapshot.h"
+#include "storage.h"
+
+static void test_snapshot_and_log_recover(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t = tree_new();
+	assert_non_null(t);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	workload(f, t, 1, 40);
+	/* Null data is not empty data: the snapshot keeps the difference. */
+	struct zk_acl anyone = { ZK_PERM_ALL, { ZK_STR("world"), ZK_STR("anyone") } };
+	struct zk_stat null_stat = { .czxid = 40, .mzxid = 40, .pzxid = 40 };
+	assert_int_equal(tree_load_node(t, ZK_STR("/null"), (struct zk_buf){ NULL, -1 }, &anyone, 1,
+					&null_stat), 0);
+	snapshot_now(f, t, 40);
+	assert_int_equal(storage_snapshot_due(f->s), false);
+	workload(f, t, 41, 77);
+	{ /* a delete, after the snapshot */
+		struct txnbuf b;
+		log_apply(f, t, txn_delete(&b, 78, "/n41"));
+		fx_run(f);
+	}
+	fx_close(f);
+	assert_int_equal(count_files(f, "snapshot."), 1);
+	assert_int_equal(count_files(f, "log."), 2); /* a new segment began at 41 */
+
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t2;
+	assert_int_equal(fx_recover(f, &t2, true), 0);
+	assert_int_equal(f->n_recs, 38); /* 41..78 from the log */
+	assert_int_equal(f->n_sessions, 2);
+	assert_int_equal(f->sessions[0].id, 0x1005);
+	assert_int_equal(f->sessions[1].timeout, 4000);
+	assert_int_equal(f->sessions[1].passwd[15], 0xcd);
+	expect_same_tree(t, t2);
+	assert_int_equal(znode_data(tree_get(t2, ZK_STR("/null"))).len, -1);
+	assert_true(storage_snap_bytes(f->s) > 0);
+	/* And it goes on: more appends after recovery. */
+	workload(f, t2, 79, 85);
+	workload(NULL, t, 79, 85);
+	fx_close(f);
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t3;
+	assert_int_equal(fx_recover(f, &t3, true), 0);
+	expect_same_tree(t, t3);
+	tree_free(t);
+	tree_free(t2);
+	tree_free(t3);
+	fx_free(f);
+}
+
+static void test_corrupt_snapshot_falls_back(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t = tree_new();
+	workload(f, t, 1, 20);
+	snapshot_now(f, t, 20);
+	workload(f, t, 21, 40);
+	snapshot_now(f, t, 40);
+	workload(f, t, 41, 50);
+	fx_close(f);
+
+	size_t len;
+	uint8_t *b = read_all(snap_file(f, 40), &len);
+	free(b);
+	flip_byte(snap_file(f, 40), len / 2);
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t2;
+	assert_int_equal(fx_recover(f, &t2, true), 0);
+	assert_int_equal(f->n_recs, 30); /* from snapshot 20: 21..50 */
+	expect_same_tree(t, t2);
+	tree_free(t2);
+	fx_close(f);
+
+	/* Cut short (a crash while it was being written would never have been
+	 * renamed in, but a bad disk can do this): same fallback. */
+	b = read_all(snap_file(f, 40), &len);
+	write_all(snap_file(f, 40), b, len - 7);
+	free(b);
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, &t2, true), 0);
+	assert_int_equal(f->n_recs, 30);
+	expect_same_tree(t, t2);
+	tree_free(t2);
+	fx_close(f);
+
+	/* Every snapshot corrupt: refuse rather than trust the log alone. */
+	flip_byte(snap_file(f, 20), 40);
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), -EUCLEAN);
+	tree_free(t);
+	fx_free(f);
+}
+
+static void test_purge(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t = tree_new();
+	workload(f, t, 1, 10);
+	snapshot_now(f, t, 10);
+	workload(f, t, 11, 20);
+	snapshot_now(f, t, 20);
+	/* 21..33 logged, but the tree has applied only up to 30 when the
+	 * snapshot is taken: the segment holding 31 begins at 21. */
+	workload(f, t, 21, 30);
+	workload(f, NULL, 31, 33);
+	snapshot_now(f, t, 30);
+	workload(NULL, t, 31, 33); /* committed and applied after the snapshot */
+	workload(f, t, 34, 40);
+	snapshot_now(f, t, 40);
+	workload(f, t, 41, 50);
+	snapshot_now(f, t, 50);
+	workload(f, t, 51, 55);
+	assert_int_equal(count_files(f, "snapshot."), 5);
+	assert_true(access(seg_file(f, 1), F_OK) == 0);
+	assert_true(access(seg_file(f, 11), F_OK) == 0);
+	assert_true(access(seg_file(f, 21), F_OK) == 0);
+	assert_true(access(seg_file(f, 34), F_OK) == 0);
+	assert_true(access(seg_file(f, 41), F_OK) == 0);
+	assert_true(access(seg_file(f, 51), F_OK) == 0);
+
+	int64_t before = storage_log_bytes(f->s);
+	assert_int_equal(storage_purge(f->s), 0);
+	assert_int_equal(count_files(f, "snapshot."), 3);
+	assert_true(access(snap_file(f, 10), F_OK) < 0);
+	assert_true(access(snap_file(f, 20), F_OK) < 0);
+	assert_true(access(snap_file(f, 30), F_OK) == 0);
+	assert_true(access(seg_file(f, 1), F_OK) < 0);
+	assert_true(access(seg_file(f, 11), F_OK) < 0);
+	assert_true(access(seg_file(f, 21), F_OK) == 0); /* holds 31..33 */
+	assert_true(storage_log_bytes(f->s) < before);
+	/* DIFF from before the oldest kept txn is no longer possible. */
+	assert_int_equal(storage_read_from(f->s, 5, NULL, NULL), -ERANGE);
+	fx_close(f);
+
+	/* What was kept is enough: with the two newest snapshots corrupt,
+	 * recovery falls back to 30 and replays 31..55. */
+	flip_byte(snap_file(f, 50), 40);
+	flip_byte(snap_file(f, 40), 40);
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t2;
+	assert_int_equal(fx_recover(f, &t2, true), 0);
+	assert_int_equal(f->recs[0].zxid, 31);
+	assert_int_equal(f->n_recs, 25);
+	expect_same_tree(t, t2);
+	tree_free(t2);
+	tree_free(t);
+	fx_free(f);
+}
+
+static void test_snapshot_due(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	f->cfg.snap_count = 100;
+	assert_int_equal(fx_open(f), 0);
+	append_run(f, 1, 50, 0);
+	assert_false(storage_snapshot_due(f->s)); /* never at or before snapCount / 2 */
+	append_run(f, 51, 100, 0);
+	assert_true(storage_snapshot_due(f->s)); /* always past snapCount */
+	struct tree *t = tree_new();
+	tree_set_last_zxid(t, 100);
+	snapshot_now(f, t, 100);
+	assert_false(storage_snapshot_due(f->s));
+	tree_free(t);
+	fx_free(f);
+}
+
+static void test_install_snapshot(void **state)
+{
+	(void)state;
+	/* A follower with a log of its own (some of it from an epoch the
+	 * leader never had) takes the leader's state at zxid 100. */
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	struct tree *mine = tree_new();
+	workload(f, mine, 1, 10);
+	snapshot_now(f, mine, 10);
+	workload(f, mine, 11, 120); /* ahead of the leader's snapshot */
+	snapshot_now(f, mine, 120);
+	workload(f, mine, 121, 150);
+
+	struct tree *leader = tree_new();
+	workload(NULL, leader, 1, 100);
+	struct storage_session ss = { .id = 0x77, .timeout = 6000 };
+	memset(ss.passwd, 0x5a, 16);
+	struct snapshot_image img;
+	assert_int_equal(snapshot_serialize(leader, &ss, 1, &img), 0);
+	assert_int_equal(img.zxid, 100);
+	assert_int_equal(storage_install_snapshot(f->s, &img), 0);
+	/* Its own log is gone; an older snapshot may stay (a committed
+	 * prefix), a newer one may not. */
+	assert_int_equal(count_files(f, "log."), 0);
+	assert_int_equal(count_files(f, "snapshot."), 2);
+	assert_true(access(snap_file(f, 100), F_OK) == 0);
+	assert_true(access(snap_file(f, 120), F_OK) < 0);
+	/* The same bytes load into a tree as the leader's. */
+	struct tree *t = tree_new();
+	assert_int_equal(snapshot_load_image(img.buf, img.len, 100, "test", t, NULL, NULL), 0);
+	expect_same_tree(leader, t);
+	/* Appends go on after it; recovery starts from it. */
+	append_run(f, 101, 104, 1);
+	fx_close(f);
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t2;
+	assert_int_equal(fx_recover(f, &t2, false), 0);
+	assert_int_equal(f->n_sessions, 1);
+	assert_int_equal(f->sessions[0].id, 0x77);
+	expect_recs(f, 101, 104, 1, 105, 1);
+	fx_close(f);
+	/* A corrupt image is refused before anything is touched. */
+	img.buf[img.len / 2] ^= 0x40;
+	struct tree *t3 = tree_new();
+	assert_int_equal(snapshot_load_image(img.buf, img.len, 100, "test", t3, NULL, NULL),
+			 -EUCLEAN);
+	snapshot_image_free(&img);
+	tree_free(t3);
+	tree_free(t2);
+	tree_free(t);
+	tree_free(leader);
+	tree_free(mine);
+	fx_free(f);
+}
+
+/* ---- snapshots by a forked writer --------------------------------------------------------------- */
+
+static void fill_sessions(struct storage_session ss[2])
+{
+	ss[0] = (struct storage_session){ .id = 0x1005, .timeout = 30000 };
+	ss[1] = (struct storage_session){ .id = 0x100a, .timeout = 4000 };
+	memset(ss[0].passwd, 0xab, 16);
+	memset(ss[1].passwd, 0xcd, 16);
+}
+
+static size_t count_tmp(struct fx *f)
+{
+	DIR *d = opendir(f->qdir);
+	assert_non_null(d);
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* No snapshot writer is left unreaped. */
+static void expect_no_children(void)
+{
+	errno = 0;
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+}
+
+static void test_snapshot_is_of_the_call(void **state)
+{
+	(void)state;
+	/* The tree changes (and its memory is freed and reused) at once after
+	 * storage_snapshot() returns, while the writer runs; the snapshot is
+	 * still the tree at the call. */
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	struct tree *t = tree_new(), *at_call = tree_new();
+	workload(f, t, 1, 400);
+	workload(NULL, at_call, 1, 400);
+	struct storage_session ss[2];
+	fill_sessions(ss);
+	assert_int_equal(storage_snapshot(f->s, t, ss, 2), 0);
+	memset(ss, 0, sizeof(ss)); /* the caller's sessions may go too */
+	for (int64_t z = 401, k = 1; k < 400; k += 5, z++) { /* every /n<k> with k % 5 == 1 */
+		struct txnbuf b;
+		char path[32];
+		snprintf(path, sizeof(path), "/n%" PRId64, k);
+		log_apply(f, t, txn_delete(&b, z, path));
+	}
+	workload(f, t, 481, 600); /* runs the loop: the writer finishes meanwhile */
+	fx_run(f);
+	assert_int_equal(f->snaps_done, 1);
+	assert_int_equal(f->snap_status, 0);
+	assert_int_equal(f->snap_zxid, 400);
+	assert_int_equal(count_tmp(f), 0);
+	expect_no_children();
+
+	struct tree *loaded = tree_new();
+	f->n_sessions = 0;
+	assert_int_equal(snapshot_load(f->qdir, 400, loaded, rec_session, f), 0);
+	expect_same_tree(at_call, loaded);
+	assert_int_equal(f->n_sessions, 2);
+	assert_int_equal(f->sessions[0].id, 0x1005);
+	assert_int_equal(f->sessions[1].passwd[0], 0xcd);
+	/* Byte for byte what the in-memory path makes. */
+	struct snapshot_image img;
+	fill_sessions(ss);
+	assert_int_equal(snapshot_serialize(at_call, ss, 2, &img), 0);
+	size_t len;
+	uint8_t *file = read_all(snap_file(f, 400), &len);
+	assert_int_equal(len, img.len);
+	assert_memory_equal(file, img.buf, len);
+	free(file);
+	snapshot_image_free(&img);
+
+	/* And recovery is that snapshot plus the log after it. */
+	fx_close(f);
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t2;
+	assert_int_equal(fx_recover(f, &t2, true), 0);
+	assert_int_equal(f->n_recs, 200); /* 401..600 */
+	expect_same_tree(t, t2);
+	tree_free(t2);
+	tree_free(loaded);
+	tree_free(at_call);
+	tree_free(t);
+	fx_free(f);
+}
+
+static void test_snapshot_child_fails(void **state)
+{
+	(void)state;
+	/* A file-size limit the child inherits: its write fails with EFBIG
+	 * part way, as on a full disk. */
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	struct tree *t = tree_new();
+	workload(f, t, 1, 100);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_sa;
+	assert_int_equal(sigaction(SIGXFSZ, &ign, &old_sa), 0);
+	lim = old;
+	lim.rlim_cur = 512;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	struct storage_session ss[2];
+	fill_sessions(ss);
+	assert_int_equal(storage_snapshot(f->s, t, ss, 2), 0);
+	assert_int_equal(storage_snapshot(f->s, t, ss, 2), -EBUSY);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0); /* the child keeps its own */
+	assert_int_equal(sigaction(SIGXFSZ, &old_sa, NULL), 0);
+	fx_run(f);
+	assert_int_equal(f->snaps_done, 1);
+	assert_int_equal(f->snap_zxid, 100);
+	assert_int_equal(f->snap_status, -EFBIG);
+	assert_int_equal(count_files(f, "snapshot."), 0); /* no .tmp either */
+	expect_no_children();
+	struct storage_stats st;
+	storage_get_stats(f->s, &st);
+	assert_int_equal(st.snapshots_failed, 1);
+	assert_int_equal(st.snapshots_written, 0);
+	assert_int_equal(storage_snap_bytes(f->s), 0);
+
+	/* The storage goes on; the next attempt succeeds. */
+	workload(f, t, 101, 110);
+	snapshot_now(f, t, 110);
+	storage_get_stats(f->s, &st);
+	assert_int_equal(st.snapshots_written, 1);
+	assert_int_equal(count_files(f, "snapshot."), 1);
+	assert_int_equal(storage_snap_bytes(f->s), file_size(snap_file(f, 110)));
+	tree_free(t);
+	fx_free(f);
+}
+
+static void test_close_waits_for_snapshot_child(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	struct tree *t = tree_new();
+	workload(f, t, 1, 300);
+	struct storage_session ss[2];
+	fill_sessions(ss);
+	assert_int_equal(storage_snapshot(f->s, t, ss, 2), 0);
+	storage_close(f->s, on_closed, f); /* at once: the child is still running */
+	assert_false(f->closed);
+	fx_run(f);
+	assert_true(f->closed);
+	f->s = NULL;
+	assert_int_equal(f->snaps_done, 0); /* not called while closing */
+	expect_no_children();
+	assert_int_equal(count_tmp(f), 0);
+	struct tree *loaded = tree_new();
+	assert_int_equal(snapshot_load(f->qdir, 300, loaded, NULL, NULL), 0);
+	expect_same_tree(t, loaded);
+	tree_free(loaded);
+	tree_free(t);
+	fx_free(f); /* the loop closes: no handle left */
+}
+
+static void test_snapshot_fork_fails_falls_back(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	struct tree *t = tree_new();
+	workload(f, t, 1, 50);
+	storage_test_fail_fork(f->s, -EAGAIN);
+	snapshot_now(f, t, 50); /* serialised on the loop, written by a worker */
+	expect_no_children();
+	workload(f, t, 51, 60);
+	snapshot_now(f, t, 60); /* and the next one forks again */
+	fx_close(f);
+	assert_int_equal(count_files(f, "snapshot."), 2);
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t2;
+	assert_int_equal(fx_recover(f, &t2, true), 0);
+	expect_same_tree(t, t2);
+	struct tree *at50 = tree_new();
+	assert_int_equal(snapshot_load(f->qdir, 50, at50, NULL, NULL), 0);
+	assert_int_equal(tree_last_zxid(at50), 50);
+	tree_free(at50);
+	tree_free(t2);
+	tree_free(t);
+	fx_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_snapshot_and_log_recover),
+		cmocka_unit_test(test_corrupt_snapshot_falls_back),
+		cmocka_unit_test(test_purge),
+		cmocka_unit_test(test_snapshot_due),
+		cmocka_unit_test(test_install_snapshot),
+		cmocka_unit_test(test_snapshot_is_of_the_call),
+		cmocka_unit_test(test_snapshot_child_fails),
+		cmocka_unit_test(test_close_waits_for_snapshot_child),
+		cmocka_unit_test(test_snapshot_fork_fails_falls_back),
+	};
+	log_set_level(getenv("STORAGE_TEST_VERBOSE") ? LOG_DEBUG : LOG_ERROR); /* the torn-tail test alone would log hundreds of WARNs */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
