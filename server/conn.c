@@ -720,7 +720,7 @@ static int listen_on(struct server *srv, uv_tcp_t *h, const char *address, int p
 		rc = uv_ip4_addr(address, port, (struct sockaddr_in *)&addr);
 	if (rc != 0) {
 		log_msg(LOG_ERROR, "conn", "%sAddress %s: %s", what, address, uv_strerror(rc));
-		return -1;
+		return rc;
 	}
 	uv_tcp_init(srv->loop, h);
 	h->data = srv;
@@ -728,7 +728,7 @@ static int listen_on(struct server *srv, uv_tcp_t *h, const char *address, int p
 	    (rc = uv_listen((uv_stream_t *)h, 1024, on_connection)) != 0) {
 		log_msg(LOG_ERROR, "conn", "cannot listen on %s:%d (%s): %s", address, port, what,
 			uv_strerror(rc));
-		return -1;
+		return rc;
 	}
 	return 0;
 }
@@ -744,16 +744,16 @@ int conn_listen(struct server *srv, const struct conn_handler *h)
 		if (srv->tls == NULL || srv->tls_scratch == NULL) {
 			log_msg(LOG_ERROR, "conn", "TLS for clients: %s",
 				srv->tls ? "out of memory" : err);
-			return -1;
+			return srv->tls ? -ENOMEM : -EINVAL;
 		}
 	}
-	if (listen_on(srv, &srv->listener, cfg->client_address, cfg->client_port,
-		      "clientPort") != 0)
-		return -1;
-	if (cfg->secure_client_port &&
-	    listen_on(srv, &srv->secure_listener, cfg->secure_client_address,
-		      cfg->secure_client_port, "secureClientPort") != 0)
-		return -1;
+	int rc = listen_on(srv, &srv->listener, cfg->client_address, cfg->client_port,
+			   "clientPort");
+	if (rc == 0 && cfg->secure_client_port)
+		rc = listen_on(srv, &srv->secure_listener, cfg->secure_client_address,
+			       cfg->secure_client_port, "secureClientPort");
+	if (rc != 0)
+		return rc;
 	uv_prepare_init(srv->loop, &srv->flush);
 	srv->flush.data = srv;
 	uv_prepare_start(&srv->flush, on_prepare);

@@ -111,8 +111,13 @@ static int read_epoch(const char *dir, const char *name, int64_t *out)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	FILE *f = fopen(path, "re");
 	*out = 0;
-	if (f == NULL)
-		return errno == ENOENT ? 0 : -errno;
+	if (f == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		int e = errno;
+		log_msg(LOG_ERROR, "replica", "%s: %s", path, strerror(e));
+		return -e;
+	}
 	long long v;
 	int ok = fscanf(f, "%lld", &v);
 	fclose(f);
@@ -1036,8 +1041,9 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	struct replica *r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		log_msg(LOG_ERROR, "replica", "out of memory");
-		return -1;
+		return -ENOMEM;
 	}
+	int rc;
 	r->host = *host;
 	r->loop = loop;
 	r->cfg = cfg;
@@ -1049,8 +1055,8 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	if (getrandom(&r->rng, sizeof(r->rng), 0) != sizeof(r->rng) || r->rng == 0)
 		r->rng = uv_hrtime() | 1;
 	snprintf(r->epoch_dir, sizeof(r->epoch_dir), "%s/quorum-v1", cfg->data_dir);
-	if (read_epoch(r->epoch_dir, "acceptedEpoch", &r->accepted_epoch) < 0 ||
-	    read_epoch(r->epoch_dir, "currentEpoch", &r->current_epoch) < 0)
+	if ((rc = read_epoch(r->epoch_dir, "acceptedEpoch", &r->accepted_epoch)) < 0 ||
+	    (rc = read_epoch(r->epoch_dir, "currentEpoch", &r->current_epoch)) < 0)
 		goto err;
 	int64_t last = rec->last_zxid;
 	if (r->current_epoch > r->accepted_epoch || zab_epoch_of(last) > r->current_epoch) {
@@ -1059,6 +1065,7 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		log_msg(LOG_ERROR, "replica", "%s: acceptedEpoch %" PRId64 ", currentEpoch %" PRId64
 			" do not fit the log (last zxid 0x%" PRIx64 ")", r->epoch_dir,
 			r->accepted_epoch, r->current_epoch, (uint64_t)last);
+		rc = -EUCLEAN;
 		goto err;
 	}
 
@@ -1109,6 +1116,7 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	if (!r->active || !r->dir || !r->dir_version || !logged) {
 		log_msg(LOG_ERROR, "replica", "out of memory");
 		free(logged);
+		rc = -ENOMEM;
 		goto err;
 	}
 	r->active->version = cfg->config_version;
@@ -1117,7 +1125,8 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	dir_note(r, r->active);
 	zc.config_version = cfg->config_version;
 	pc.open_membership = cfg->reconfig_enabled || cfg->dynamic_file[0] != '\0';
-	if (logged_configs(r, rec, logged, &n_logged) < 0) {
+	if ((rc = logged_configs(r, rec, logged, &n_logged)) < 0) {
+		log_msg(LOG_ERROR, "replica", "reading the log's reconfigs: %s", strerror(-rc));
 		free(logged);
 		goto err;
 	}
@@ -1148,7 +1157,7 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.txn_config = io_txn_config,
 		.members = io_members,
 	};
-	int rc = zab_new(&r->zab, &zc, &ls, &io);
+	rc = zab_new(&r->zab, &zc, &ls, &io);
 	free(logged);
 	if (rc < 0) {
 		log_msg(LOG_ERROR, "replica", "cannot start replication: %s", strerror(-rc));
@@ -1189,7 +1198,7 @@ err:
 	free(r->dir);
 	free(r->dir_version);
 	free(r);
-	return -1;
+	return rc;
 }
 
 bool replica_looking(const struct replica *r)

@@ -77,8 +77,10 @@ struct replica_recovered {
 };
 
 /* Reads the epoch files, binds the peer port and enters election; *out is
- * the replica. Returns 0, or -1 after logging why (nothing is left
- * behind). The config and the storage outlive the replica. */
+ * the replica. Returns 0, or a negative errno after logging why (nothing
+ * is left behind): -ENOMEM; -EUCLEAN, epoch files that are not numbers or
+ * do not fit the log; the errno of reading them, of reading the log or of
+ * binding the peer port. The config and the storage outlive the replica. */
 int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cfg,
 		  struct storage *storage, const struct replica_host *host,
 		  const struct replica_recovered *rec);

@@ -176,19 +176,23 @@ int sasl_users_load(const char *path, const char *section, struct sasl_users **o
 	*out = NULL;
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
 	}
 	char *text = malloc(JAAS_MAX + 1);
 	size_t n = text ? fread(text, 1, JAAS_MAX + 1, f) : 0;
-	bool bad = text == NULL || ferror(f) || n > JAAS_MAX;
+	int bad = text == NULL ? -ENOMEM : ferror(f) ? -EIO : n > JAAS_MAX ? -EFBIG : 0;
 	fclose(f);
 	struct sasl_users *u = calloc(1, sizeof(*u));
-	if (bad || u == NULL) {
-		snprintf(err, errlen, "%s: cannot read it (over 1 MiB?)", path);
+	if (bad == 0 && u == NULL)
+		bad = -ENOMEM;
+	if (bad) {
+		snprintf(err, errlen, "%s: %s", path,
+			 bad == -EFBIG ? "over 1 MiB" : strerror(-bad));
 		free(text);
 		free(u);
-		return -1;
+		return bad;
 	}
 	text[n] = '\0';
 	struct lexer l = { .p = text, .end = text + n };
@@ -199,7 +203,7 @@ int sasl_users_load(const char *path, const char *section, struct sasl_users **o
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: section %s: %s", path, section, why);
 		sasl_users_free(u);
-		return -1;
+		return -EINVAL;
 	}
 	*out = u;
 	return 0;

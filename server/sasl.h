@@ -34,8 +34,9 @@ struct sasl_session;
 /* Reads the users of section `section` (ZooKeeper's default: "Server")
  * from the JAAS file at path. Returns 0 (with no users if the file has no
  * such section, or it names none: every SASL exchange then fails, as
- * ZooKeeper's does), or -1 with a message in err (the file cannot be
- * read, or does not parse). */
+ * ZooKeeper's does), or a negative errno with a message in err: the
+ * file's open or read error, -ENOMEM, -EFBIG (over 1 MiB), -EINVAL (it
+ * does not parse). */
 int sasl_users_load(const char *path, const char *section, struct sasl_users **out, char *err,
 		    size_t errlen);
 void sasl_users_free(struct sasl_users *u);

@@ -127,21 +127,19 @@ static int start_http(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
 	char err[512];
-	if (cfg->admin_enable &&
-	    http_open(&srv->admin_server, srv->loop, "AdminServer", cfg->admin_address,
-		      cfg->admin_port, cfg->admin_idle_ms, (size_t)cfg->admin_restore_max_bytes,
-		      answer_admin, srv, err, sizeof(err)) < 0) {
+	int rc = 0;
+	if (cfg->admin_enable)
+		rc = http_open(&srv->admin_server, srv->loop, "AdminServer", cfg->admin_address,
+			       cfg->admin_port, cfg->admin_idle_ms,
+			       (size_t)cfg->admin_restore_max_bytes, answer_admin, srv, err,
+			       sizeof(err));
+	if (rc == 0 && cfg->metrics_enable)
+		rc = http_open(&srv->metrics_server, srv->loop, "metrics", cfg->metrics_host,
+			       cfg->metrics_port, cfg->admin_idle_ms, 0, answer_metrics, srv, err,
+			       sizeof(err));
+	if (rc < 0)
 		log_msg(LOG_ERROR, "server", "%s", err);
-		return -1;
-	}
-	if (cfg->metrics_enable &&
-	    http_open(&srv->metrics_server, srv->loop, "metrics", cfg->metrics_host,
-		      cfg->metrics_port, cfg->admin_idle_ms, 0, answer_metrics, srv, err,
-		      sizeof(err)) < 0) {
-		log_msg(LOG_ERROR, "server", "%s", err);
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -177,16 +175,18 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	prep_init(&srv->prep, cfg->min_session_timeout, cfg->max_session_timeout);
 	srv->prep.enforce_quota = cfg->enforce_quota;
 	srv->prep.reconfig_enabled = cfg->reconfig_enabled;
-	if (db_init(&srv->db, cfg->myid, cfg->tick_time, (int64_t)uv_now(loop), reply_event,
-		    srv) != 0) {
+	int rc = db_init(&srv->db, cfg->myid, cfg->tick_time, (int64_t)uv_now(loop), reply_event,
+			 srv);
+	if (rc != 0) {
 		log_msg(LOG_ERROR, "server", "out of memory");
 		goto err;
 	}
 
 	if (cfg->jaas_path[0]) {
 		char why[512];
-		if (sasl_users_load(cfg->jaas_path, cfg->jaas_section, &srv->sasl_users, why,
-				    sizeof(why)) != 0) {
+		rc = sasl_users_load(cfg->jaas_path, cfg->jaas_section, &srv->sasl_users, why,
+				     sizeof(why));
+		if (rc != 0) {
 			log_msg(LOG_ERROR, "server", "java.security.auth.login.config: %s", why);
 			goto err;
 		}
@@ -210,7 +210,7 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		.fsync_warn_ms = cfg->fsync_warning_ms,
 	};
 	const char *err = NULL;
-	int rc = storage_open(&srv->storage, loop, &sc, write_durable, srv, &err);
+	rc = storage_open(&srv->storage, loop, &sc, write_durable, srv, &err);
 	if (rc != 0) {
 		log_msg(LOG_ERROR, "server", "storage: %s", err ? err : strerror(-rc));
 		srv->storage = NULL;
@@ -251,9 +251,7 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		.frame = server_handle_frame,
 		.closed = server_conn_closed,
 	};
-	if (conn_listen(srv, &handler) != 0)
-		goto err;
-	if (start_http(srv) != 0)
+	if ((rc = conn_listen(srv, &handler)) != 0 || (rc = start_http(srv)) != 0)
 		goto err;
 	uint64_t tick = cfg->tick_time > 0 ? (uint64_t)cfg->tick_time : 2000;
 	/* Containers and TTL nodes are looked at more often than sessions
@@ -271,7 +269,7 @@ err:
 	free(srv->epoch_ends);
 	srv->epoch_ends = NULL;
 	server_stop(srv);
-	return -1;
+	return rc;
 }
 
 static void on_storage_closed(void *ctx)

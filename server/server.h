@@ -247,9 +247,10 @@ struct server {
 #define SERVER_TRACE_DEFAULT 306
 #define SERVER_TRACE_CLIENT_REQUEST 2
 
-/* Recovers from disk, starts replication and listening. Returns 0, or -1
- * after logging why; then it has called server_stop() on what it had
- * started, and running the loop to its end frees the rest. */
+/* Recovers from disk, starts replication and listening. Returns 0, or a
+ * negative errno after logging why (that of the step that failed); then
+ * it has called server_stop() on what it had started, and running the
+ * loop to its end frees the rest. */
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg);
 /* Stops accepting, closes every connection, drains the log and frees
  * everything; the loop then has nothing left and uv_run() returns. */
@@ -285,7 +286,9 @@ struct conn_handler {
 };
 
 /* Listens on clientPort (and secureClientPort), with the TLS context
- * made first if either speaks TLS; -1 with the reason logged. */
+ * made first if either speaks TLS. 0, or a negative errno with the reason
+ * logged: -EINVAL, TLS stores that do not load; -ENOMEM; a bad address's
+ * or bind's error. */
 int conn_listen(struct server *srv, const struct conn_handler *h);
 void conn_stop(struct server *srv);         /* closes every connection */
 void conn_close(struct conn *c);            /* at once */

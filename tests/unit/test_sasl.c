@@ -2,6 +2,7 @@
  * sasl.c: the JAAS file's users, the DIGEST-MD5 digest against RFC 2831's
  * own example, and the server's exchange, successful and refused.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,7 +79,7 @@ static void test_jaas(void **state)
 		assert_true(err[0] != '\0');
 	}
 	assert_int_equal(sasl_users_load("/nonexistent/jaas.conf", "Server", &u, err, sizeof(err)),
-			 -1);
+			 -ENOENT);
 }
 
 /* RFC 2831 section 4's example. */
