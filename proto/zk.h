@@ -9,6 +9,11 @@
  * Decoders fill a record whose strings and buffers point into the input
  * frame (see jute.h) and return 0 or a negative enum jute_error. Encoders
  * append to a jute_out; check out->err once at the end.
+ *
+ * What each opcode is — a write or not, allowed in a multi, the permission
+ * it needs, its request and reply records, the watch it leaves — is said
+ * once, in the opcode table zk_op(); no other file switches on an opcode
+ * (tools/opcodes.py fails the lint suite on a `case ZK_OP_` elsewhere).
  */
 #ifndef QUORUM_ZK_H
 #define QUORUM_ZK_H
