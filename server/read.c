@@ -567,8 +567,9 @@ static int32_t read_multi(struct read_call *rc)
 		size_t hdr_at = c->out.len;
 		struct zk_multi_header h = { o->type, false, 0 };
 		zk_encode_multi_header(&c->out, &h);
-		int32_t e = o->type == ZK_OP_GET_DATA ? read_get_data(c, &o->u.path_watch)
-						      : read_get_children(c, o->type, &o->u.path_watch);
+		const struct zk_path_watch_request *pw = &o->u.path_watch;
+		int32_t e = o->type == ZK_OP_GET_DATA ? read_get_data(c, pw)
+						      : read_get_children(c, o->type, pw);
 		if (e != ZOK) {
 			c->out.len = hdr_at;
 			h = (struct zk_multi_header){ ZK_OP_ERROR, false, e };

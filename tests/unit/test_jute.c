@@ -1219,9 +1219,10 @@ static void test_op_table(void **state)
 		known++;
 		assert_int_equal(i->op, op);
 		assert_true((i->perm == 0) == (i->acl_on == ZK_ACL_ON_NONE));
+		int rq = i->request;
 		if (i->flags & (ZK_OPF_MULTI | ZK_OPF_MULTI_READ))
-			assert_true(i->request == ZK_REQ_CREATE || i->request == ZK_REQ_PATH_VERSION ||
-				    i->request == ZK_REQ_SET_DATA || i->request == ZK_REQ_PATH_WATCH);
+			assert_true(rq == ZK_REQ_CREATE || rq == ZK_REQ_PATH_VERSION ||
+				    rq == ZK_REQ_SET_DATA || rq == ZK_REQ_PATH_WATCH);
 	}
 	assert_int_equal(known, 33);
 	assert_null(zk_op(10));
