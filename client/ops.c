@@ -356,29 +356,18 @@ static int multi_op(struct qc_client *c, struct frame *f, int32_t multi, const s
 	int rc = ZOK;
 	bool read = multi == ZK_OP_MULTI_READ;
 	bool seq = o->type == ZK_OP_CREATE && is_seq(o->mode);
-	switch (o->type) {
-	case ZK_OP_CREATE:
-	case ZK_OP_DELETE:
-	case ZK_OP_SET_DATA:
-	case ZK_OP_CHECK:
-		if (read)
-			return ZBADARGUMENTS;
-		break;
-	case ZK_OP_GET_DATA:
-	case ZK_OP_GET_CHILDREN:
-		if (!read)
-			return ZBADARGUMENTS;
-		break;
-	default:
+	/* A create is asked as ZK_OP_CREATE: its mode picks the opcode. */
+	const struct zk_op_info *i = zk_op(o->type);
+	if (!zk_op_is(o->type, read ? ZK_OPF_MULTI_READ : ZK_OPF_MULTI) ||
+	    (i->request == ZK_REQ_CREATE && o->type != ZK_OP_CREATE))
 		return ZBADARGUMENTS;
-	}
 	const char *sp = map_path(c, f, o->path, seq, &rc);
 	if (sp == NULL)
 		return rc;
 	struct zk_str p = zk_str_c(sp);
 	m->type = o->type;
-	switch (o->type) {
-	case ZK_OP_CREATE:
+	switch (i->request) {
+	case ZK_REQ_CREATE:
 		/* As the Java client: plain modes go as create (ZooKeeper answers
 		 * a create in a multi with the path alone either way). */
 		m->type = create_op(o->mode, o->ttl);
@@ -389,17 +378,16 @@ static int multi_op(struct qc_client *c, struct frame *f, int32_t multi, const s
 		m->u.create = (struct zk_create_request){ p, buf_of(o->data, o->data_len),
 							  { 0, NULL }, o->mode, o->ttl };
 		return acl_list(f, o->acl, o->num_acl, &m->u.create.acl);
-	case ZK_OP_DELETE:
-	case ZK_OP_CHECK:
+	case ZK_REQ_PATH_VERSION:
 		m->u.path_version = (struct zk_path_version_request){ p, o->version };
 		return ZOK;
-	case ZK_OP_SET_DATA:
+	case ZK_REQ_SET_DATA:
 		if (!data_ok(o->data, o->data_len))
 			return ZBADARGUMENTS;
 		m->u.set_data = (struct zk_set_data_request){ p, buf_of(o->data, o->data_len),
 							      o->version };
 		return ZOK;
-	default:
+	default: /* ZK_REQ_PATH_WATCH: getData, getChildren */
 		m->u.path_watch = (struct zk_path_watch_request){ p, false };
 		return ZOK;
 	}
@@ -700,51 +688,54 @@ static void created_path(struct qc_client *c, struct jute_in *in, struct qc_resu
 		in->err = JUTE_ENOMEM;
 }
 
+/* The reply record of opcode op (zk_op()); ZK_REPLY_NONE for one that
+ * ZooKeeper does not know. */
+static enum zk_reply_kind reply_kind(int32_t op)
+{
+	const struct zk_op_info *i = zk_op(op);
+	return i ? (enum zk_reply_kind)i->reply : ZK_REPLY_NONE;
+}
+
 /* The body of one reply (or of one op of a multi) of type op. */
 static void decode_body(struct qc_client *c, int32_t op, struct jute_in *in,
 			struct qc_result *res)
 {
-	switch (op) {
-	case ZK_OP_CREATE:
-	case ZK_OP_SYNC:
+	switch (reply_kind(op)) {
+	case ZK_REPLY_PATH:
 		created_path(c, in, res);
 		break;
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
+	case ZK_REPLY_CREATE2:
 		created_path(c, in, res);
 		res->stat = stat_of(c, in);
 		break;
-	case ZK_OP_EXISTS:
-	case ZK_OP_SET_DATA:
-	case ZK_OP_SET_ACL:
+	case ZK_REPLY_STAT:
 		res->stat = stat_of(c, in);
 		break;
-	case ZK_OP_GET_DATA: {
+	case ZK_REPLY_GET_DATA: {
 		struct zk_buf b = jute_get_buffer(in);
 		res->data = b.p; /* in the frame, which outlives the callback */
 		res->data_len = b.len;
 		res->stat = stat_of(c, in);
 		break;
 	}
-	case ZK_OP_GET_ACL:
+	case ZK_REPLY_GET_ACL:
 		acls_of(c, in, res);
 		res->stat = stat_of(c, in);
 		break;
-	case ZK_OP_GET_CHILDREN:
+	case ZK_REPLY_CHILDREN:
 		strings_of(c, in, false, res);
 		break;
-	case ZK_OP_GET_CHILDREN2:
+	case ZK_REPLY_CHILDREN2:
 		strings_of(c, in, false, res);
 		res->stat = stat_of(c, in);
 		break;
-	case ZK_OP_GET_EPHEMERALS:
+	case ZK_REPLY_EPHEMERALS:
 		strings_of(c, in, true, res);
 		break;
-	case ZK_OP_GET_ALL_CHILDREN_NUMBER:
+	case ZK_REPLY_NUMBER:
 		res->number = jute_get_int(in);
 		break;
-	case ZK_OP_WHO_AM_I: {
+	case ZK_REPLY_WHO_AM_I: {
 		int32_t n = jute_get_count(in, 8);
 		n = n > 0 ? n : 0;
 		struct qc_client_info *v =
@@ -807,7 +798,7 @@ static int decode_multi(struct qc_client *c, const struct qc_req *r, struct jute
 int qci_ops_decode_reply(struct qc_client *c, const struct qc_req *r, struct jute_in *in,
 		     struct qc_result *res)
 {
-	if (r->op == ZK_OP_MULTI || r->op == ZK_OP_MULTI_READ)
+	if (reply_kind(r->op) == ZK_REPLY_MULTI)
 		return decode_multi(c, r, in, res);
 	decode_body(c, r->op, in, res);
 	if (in->err != JUTE_OK)

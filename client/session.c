@@ -682,17 +682,18 @@ static void register_watch(struct qc_client *c, const struct qc_req *r, int err)
 	int kind = -1;
 	if (r->wfn == NULL)
 		return;
-	switch (r->op) {
-	case ZK_OP_EXISTS:
+	const struct zk_op_info *i = zk_op(r->op);
+	switch (i ? i->watch : ZK_OPW_NONE) {
+	case ZK_OPW_EXISTS:
 		kind = err == ZOK ? QC_W_DATA : err == ZNONODE ? QC_W_EXIST : -1;
 		break;
-	case ZK_OP_GET_DATA:
+	case ZK_OPW_DATA:
 		kind = err == ZOK ? QC_W_DATA : -1;
 		break;
-	case ZK_OP_GET_CHILDREN2:
+	case ZK_OPW_CHILD:
 		kind = err == ZOK ? QC_W_CHILD : -1;
 		break;
-	case ZK_OP_ADD_WATCH:
+	case ZK_OPW_ADD:
 		kind = err == ZOK ? (int)add_watch_kind(r->wtype) : -1;
 		break;
 	default:

@@ -779,32 +779,6 @@ static bool multi_grow(struct jute_in *in, struct zk_multi_request *r, int32_t *
 	return true;
 }
 
-static void decode_multi_op(struct jute_in *in, struct zk_multi_op *o)
-{
-	switch (o->type) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
-		zk_decode_create_request(in, o->type, &o->u.create);
-		break;
-	case ZK_OP_DELETE:
-	case ZK_OP_CHECK:
-		zk_decode_path_version_request(in, &o->u.path_version);
-		break;
-	case ZK_OP_SET_DATA:
-		zk_decode_set_data_request(in, &o->u.set_data);
-		break;
-	case ZK_OP_GET_CHILDREN:
-	case ZK_OP_GET_DATA:
-		zk_decode_path_watch_request(in, &o->u.path_watch);
-		break;
-	default:
-		fail(in, JUTE_EVALUE);
-		break;
-	}
-}
-
 /* MultiOperationRecord: (MultiHeader, op)* then a header with done set.
  * Like ZooKeeper, any header with done set ends the list whatever its type
  * and err (clients send -1, true, -1), and the err of an op's header is
@@ -833,48 +807,44 @@ int zk_decode_multi_request(struct jute_in *in, int32_t op, struct zk_multi_requ
 			break;
 		struct zk_multi_op *o = &r->ops[r->count];
 		o->type = h.type;
-		decode_multi_op(in, o);
+		zk_decode_request(in, o->type, &o->u, 0);
 		if (in->err == JUTE_OK)
 			r->count++;
 	}
 	return in->err;
 }
 
+/* The size of a multi's op, or SIZE_MAX for one that cannot be in a multi
+ * or a multiRead. */
 static size_t multi_op_size(const struct zk_multi_op *o)
 {
-	switch (o->type) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
+	if (!zk_op_is(o->type, ZK_OPF_MULTI | ZK_OPF_MULTI_READ))
+		return SIZE_MAX;
+	switch (zk_op(o->type)->request) {
+	case ZK_REQ_CREATE:
 		return create_request_size(o->type, &o->u.create);
-	case ZK_OP_DELETE:
-	case ZK_OP_CHECK:
+	case ZK_REQ_PATH_VERSION:
 		return path_version_size(&o->u.path_version);
-	case ZK_OP_SET_DATA:
+	case ZK_REQ_SET_DATA:
 		return set_data_size(&o->u.set_data);
-	case ZK_OP_GET_CHILDREN:
-	case ZK_OP_GET_DATA:
+	case ZK_REQ_PATH_WATCH:
 		return path_watch_size(&o->u.path_watch);
 	default:
 		return SIZE_MAX;
 	}
 }
 
+/* One op that multi_op_size() sized. */
 static uint8_t *st_multi_op(uint8_t *q, const struct zk_multi_op *o)
 {
-	switch (o->type) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
+	switch (zk_op(o->type)->request) {
+	case ZK_REQ_CREATE:
 		return st_create_request(q, o->type, &o->u.create);
-	case ZK_OP_DELETE:
-	case ZK_OP_CHECK:
+	case ZK_REQ_PATH_VERSION:
 		return st_path_version(q, &o->u.path_version);
-	case ZK_OP_SET_DATA:
+	case ZK_REQ_SET_DATA:
 		return st_set_data(q, &o->u.set_data);
-	default: /* getChildren, getData; multi_op_size() refused the rest */
+	default: /* ZK_REQ_PATH_WATCH */
 		return st_path_watch(q, &o->u.path_watch);
 	}
 }
@@ -902,6 +872,49 @@ void zk_encode_multi_request(struct jute_out *out, const struct zk_multi_request
 		q = st_multi_op(q, &r->ops[i]);
 	}
 	st_multi_header(q, -1, true, -1);
+}
+
+/* ---- any request ------------------------------------------------------- */
+
+int zk_decode_request(struct jute_in *in, int32_t op, union zk_request *r, int32_t max_ops)
+{
+	const struct zk_op_info *i = zk_op(op);
+	switch (i ? i->request : -1) {
+	case ZK_REQ_NONE:
+		return in->err;
+	case ZK_REQ_CONNECT:
+		return zk_decode_connect_request(in, &r->connect);
+	case ZK_REQ_CREATE:
+		return zk_decode_create_request(in, op, &r->create);
+	case ZK_REQ_PATH_VERSION:
+		return zk_decode_path_version_request(in, &r->path_version);
+	case ZK_REQ_PATH_WATCH:
+		return zk_decode_path_watch_request(in, &r->path_watch);
+	case ZK_REQ_PATH:
+		return zk_decode_path_record(in, &r->path);
+	case ZK_REQ_SET_DATA:
+		return zk_decode_set_data_request(in, &r->set_data);
+	case ZK_REQ_SET_ACL:
+		return zk_decode_set_acl_request(in, &r->set_acl);
+	case ZK_REQ_MULTI:
+		return zk_decode_multi_request(in, op, &r->multi, max_ops);
+	case ZK_REQ_RECONFIG:
+		return zk_decode_reconfig_request(in, &r->reconfig);
+	case ZK_REQ_WATCHES:
+		return zk_decode_watches_request(in, &r->watches);
+	case ZK_REQ_ADD_WATCH:
+		return zk_decode_add_watch_request(in, &r->add_watch);
+	case ZK_REQ_SET_WATCHES:
+		return zk_decode_set_watches(in, op, &r->set_watches);
+	case ZK_REQ_AUTH:
+		return zk_decode_auth_packet(in, &r->auth);
+	case ZK_REQ_SASL:
+		r->sasl = jute_get_buffer(in);
+		return in->err;
+	default:
+		fail(in, JUTE_EVALUE);
+		return in->err;
+	}
 }
 
 /* ---- names -------------------------------------------------------------- */
@@ -934,60 +947,83 @@ const char *zk_error_message(int err)
 
 /* ---- the opcodes -------------------------------------------------------- */
 
-#define ZK_OP_LOWEST ZK_OP_CLOSE_SESSION
-#define ZK_OP_HIGHEST ZK_OP_WHO_AM_I
-#define OP(o, n, c, f) [(o) - ZK_OP_LOWEST] = { (o), (n), (c), (f) }
+#define OP(o, n, c, f, perm, on, rq, rp, w)                                    \
+	[ZK_OP_SLOT(ZK_OP_##o)] = { ZK_OP_##o, (n), (c), (f), PERM_##perm, ZK_ACL_ON_##on,   \
+				    ZK_REQ_##rq, ZK_REPLY_##rp, ZK_OPW_##w }
 #define W ZK_OPF_WRITE
 #define M ZK_OPF_MULTI
 #define MR ZK_OPF_MULTI_READ
+#define PERM_NONE 0
+#define PERM_READ ZK_PERM_READ
+#define PERM_WRITE ZK_PERM_WRITE
+#define PERM_CREATE ZK_PERM_CREATE
+#define PERM_DELETE ZK_PERM_DELETE
+#define PERM_ADMIN ZK_PERM_ADMIN
+#define PERM_READ_ADMIN (ZK_PERM_READ | ZK_PERM_ADMIN)
 
-/* Names and codes as ZooKeeper's ZooDefs.OpCode and Request.op2String. */
-static const struct zk_op_info ops[ZK_OP_HIGHEST - ZK_OP_LOWEST + 1] = {
-	OP(ZK_OP_CLOSE_SESSION, "closeSession", "CLOS", W),
-	OP(ZK_OP_CREATE_SESSION, "createSession", "SESS", 0),
-	OP(ZK_OP_ERROR, "error", NULL, 0),
-	OP(ZK_OP_NOTIFICATION, "notification", NULL, 0),
-	OP(ZK_OP_CREATE, "create", "CREA", W | M),
-	OP(ZK_OP_DELETE, "delete", "DELE", W | M),
-	OP(ZK_OP_EXISTS, "exists", "EXIS", 0),
-	OP(ZK_OP_GET_DATA, "getData", "GETD", MR),
-	OP(ZK_OP_SET_DATA, "setData", "SETD", W | M),
-	OP(ZK_OP_GET_ACL, "getACL", "GETA", 0),
-	OP(ZK_OP_SET_ACL, "setACL", "SETA", W),
-	OP(ZK_OP_GET_CHILDREN, "getChildren", "GETC", MR),
-	OP(ZK_OP_SYNC, "sync", "SYNC", 0),
-	OP(ZK_OP_PING, "ping", "PING", 0),
-	OP(ZK_OP_GET_CHILDREN2, "getChildren2", "GETC", 0),
-	OP(ZK_OP_CHECK, "check", "CHEC", W | M),
-	OP(ZK_OP_MULTI, "multi", "MULT", W),
-	OP(ZK_OP_CREATE2, "create2", "CREA", W | M),
-	OP(ZK_OP_RECONFIG, "reconfig", "RCFG", W),
-	OP(ZK_OP_CHECK_WATCHES, "checkWatches", "CHKW", 0),
-	OP(ZK_OP_REMOVE_WATCHES, "removeWatches", "REMW", 0),
-	OP(ZK_OP_CREATE_CONTAINER, "createContainer", "CREA", W | M),
-	OP(ZK_OP_DELETE_CONTAINER, "deleteContainer", "DELE", 0),
-	OP(ZK_OP_CREATE_TTL, "createTTL", "CREA", W | M),
-	OP(ZK_OP_MULTI_READ, "multiRead", "MLTR", 0),
-	OP(ZK_OP_AUTH, "auth", NULL, 0),
-	OP(ZK_OP_SET_WATCHES, "setWatches", "SETW", 0),
-	OP(ZK_OP_SASL, "sasl", NULL, 0),
-	OP(ZK_OP_GET_EPHEMERALS, "getEphemerals", "GETE", 0),
-	OP(ZK_OP_GET_ALL_CHILDREN_NUMBER, "getAllChildrenNumber", "GETACN", 0),
-	OP(ZK_OP_SET_WATCHES2, "setWatches2", "STW2", 0),
-	OP(ZK_OP_ADD_WATCH, "addWatch", "ADDW", 0),
-	OP(ZK_OP_WHO_AM_I, "whoAmI", "HOMI", 0),
+/*
+ * Names and codes as ZooKeeper's ZooDefs.OpCode and Request.op2String;
+ * permissions as its PrepRequestProcessor (writes) and
+ * FinalRequestProcessor (reads) check them, getACL as 3.8 does (READ or
+ * ADMIN); records as zookeeper.jute. The columns: opcode, name, lop code,
+ * flags, permission, the node it is checked on, request, reply, watch.
+ */
+static const struct zk_op_info ops[ZK_OP_SLOTS] = {
+	OP(CLOSE_SESSION, "closeSession", "CLOS", W, NONE, NONE, NONE, NONE, NONE),
+	OP(CREATE_SESSION, "createSession", "SESS", 0, NONE, NONE, CONNECT, CONNECT, NONE),
+	OP(ERROR, "error", NULL, 0, NONE, NONE, NONE, ERROR, NONE),
+	OP(NOTIFICATION, "notification", NULL, 0, NONE, NONE, NONE, WATCHER_EVENT, NONE),
+	OP(CREATE, "create", "CREA", W | M, CREATE, PARENT, CREATE, PATH, NONE),
+	OP(DELETE, "delete", "DELE", W | M, DELETE, PARENT, PATH_VERSION, NONE, NONE),
+	OP(EXISTS, "exists", "EXIS", 0, NONE, NONE, PATH_WATCH, STAT, EXISTS),
+	OP(GET_DATA, "getData", "GETD", MR, READ, NODE, PATH_WATCH, GET_DATA, DATA),
+	OP(SET_DATA, "setData", "SETD", W | M, WRITE, NODE, SET_DATA, STAT, NONE),
+	OP(GET_ACL, "getACL", "GETA", 0, READ_ADMIN, NODE, PATH, GET_ACL, NONE),
+	OP(SET_ACL, "setACL", "SETA", W, ADMIN, NODE, SET_ACL, STAT, NONE),
+	OP(GET_CHILDREN, "getChildren", "GETC", MR, READ, NODE, PATH_WATCH, CHILDREN, CHILD),
+	OP(SYNC, "sync", "SYNC", 0, NONE, NONE, PATH, PATH, NONE),
+	OP(PING, "ping", "PING", 0, NONE, NONE, NONE, NONE, NONE),
+	OP(GET_CHILDREN2, "getChildren2", "GETC", 0, READ, NODE, PATH_WATCH, CHILDREN2, CHILD),
+	OP(CHECK, "check", "CHEC", W | M, READ, NODE, PATH_VERSION, NONE, NONE),
+	OP(MULTI, "multi", "MULT", W, NONE, NONE, MULTI, MULTI, NONE),
+	OP(CREATE2, "create2", "CREA", W | M, CREATE, PARENT, CREATE, CREATE2, NONE),
+	OP(RECONFIG, "reconfig", "RCFG", W, WRITE, CONFIG, RECONFIG, GET_DATA, NONE),
+	OP(CHECK_WATCHES, "checkWatches", "CHKW", 0, NONE, NONE, WATCHES, NONE, NONE),
+	OP(REMOVE_WATCHES, "removeWatches", "REMW", 0, NONE, NONE, WATCHES, NONE, NONE),
+	OP(CREATE_CONTAINER, "createContainer", "CREA", W | M, CREATE, PARENT, CREATE, CREATE2,
+	   NONE),
+	/* the server's own, refused from clients: its body is never read */
+	OP(DELETE_CONTAINER, "deleteContainer", "DELE", 0, NONE, NONE, NONE, NONE, NONE),
+	OP(CREATE_TTL, "createTTL", "CREA", W | M, CREATE, PARENT, CREATE, CREATE2, NONE),
+	OP(MULTI_READ, "multiRead", "MLTR", 0, NONE, NONE, MULTI, MULTI, NONE),
+	OP(AUTH, "auth", NULL, 0, NONE, NONE, AUTH, NONE, NONE),
+	OP(SET_WATCHES, "setWatches", "SETW", 0, NONE, NONE, SET_WATCHES, NONE, NONE),
+	OP(SASL, "sasl", NULL, 0, NONE, NONE, SASL, SASL, NONE),
+	OP(GET_EPHEMERALS, "getEphemerals", "GETE", 0, NONE, NONE, PATH, EPHEMERALS, NONE),
+	OP(GET_ALL_CHILDREN_NUMBER, "getAllChildrenNumber", "GETACN", 0, READ, NODE, PATH, NUMBER,
+	   NONE),
+	OP(SET_WATCHES2, "setWatches2", "STW2", 0, NONE, NONE, SET_WATCHES, NONE, NONE),
+	OP(ADD_WATCH, "addWatch", "ADDW", 0, NONE, NONE, ADD_WATCH, ERROR, ADD),
+	OP(WHO_AM_I, "whoAmI", "HOMI", 0, NONE, NONE, NONE, WHO_AM_I, NONE),
 };
 
 #undef OP
 #undef W
 #undef M
 #undef MR
+#undef PERM_NONE
+#undef PERM_READ
+#undef PERM_WRITE
+#undef PERM_CREATE
+#undef PERM_DELETE
+#undef PERM_ADMIN
+#undef PERM_READ_ADMIN
 
 const struct zk_op_info *zk_op(int32_t op)
 {
-	if (op < ZK_OP_LOWEST || op > ZK_OP_HIGHEST || ops[op - ZK_OP_LOWEST].name == NULL)
+	if (op < ZK_OP_LOWEST || op > ZK_OP_HIGHEST || ops[ZK_OP_SLOT(op)].name == NULL)
 		return NULL;
-	return &ops[op - ZK_OP_LOWEST];
+	return &ops[ZK_OP_SLOT(op)];
 }
 
 const char *zk_op_name(int op)

@@ -9,6 +9,11 @@
  * Decoders fill a record whose strings and buffers point into the input
  * frame (see jute.h) and return 0 or a negative enum jute_error. Encoders
  * append to a jute_out; check out->err once at the end.
+ *
+ * What each opcode is — a write or not, allowed in a multi, the permission
+ * it needs, its request and reply records, the watch it leaves — is said
+ * once, in the opcode table zk_op(); no other file switches on an opcode
+ * (tools/opcodes.py fails the lint suite on a `case ZK_OP_` elsewhere).
  */
 #ifndef QUORUM_ZK_H
 #define QUORUM_ZK_H
@@ -30,12 +35,77 @@ enum {
  * "unknown error" for a code not in the table. */
 const char *zk_error_name(int err);
 const char *zk_error_message(int err);
-/* What the protocol says of each opcode (ZooDefs.OpCode), in one table
- * that the code asks instead of switching on the opcode. */
+/*
+ * What the protocol says of each opcode (ZooDefs.OpCode), in one table that
+ * the code asks instead of switching on the opcode: its names, whether it
+ * is a write and may stand in a multi or a multiRead, the permission it
+ * needs and on which node, the records its request and its reply carry,
+ * and the watch it may leave. A layer that has a handler per opcode keeps
+ * them in an array indexed by ZK_OP_SLOT(); what an opcode is, it learns
+ * here.
+ */
 enum zk_op_flag {
 	ZK_OPF_WRITE = 1 << 0,      /* a client's write: prepped into a txn */
 	ZK_OPF_MULTI = 1 << 1,      /* may be an op of a multi */
 	ZK_OPF_MULTI_READ = 1 << 2, /* may be an op of a multiRead */
+};
+
+/* The node whose ACL is checked, as ZooKeeper's request processors do. */
+enum zk_acl_on {
+	ZK_ACL_ON_NONE,   /* no ACL is checked (exists, sync, the watch ops, ...) */
+	ZK_ACL_ON_NODE,   /* the node the request names */
+	ZK_ACL_ON_PARENT, /* its parent: create, delete */
+	ZK_ACL_ON_CONFIG, /* /zookeeper/config: reconfig */
+};
+
+/* A request's body, by zookeeper.jute's record (struct zk_* below). */
+enum zk_request_kind {
+	ZK_REQ_NONE,         /* no body: ping, closeSession, whoAmI */
+	ZK_REQ_CONNECT,      /* ConnectRequest */
+	ZK_REQ_CREATE,       /* CreateRequest, CreateTTLRequest */
+	ZK_REQ_PATH_VERSION, /* DeleteRequest, CheckVersionRequest */
+	ZK_REQ_PATH_WATCH,   /* ExistsRequest, GetDataRequest, GetChildren(2)Request */
+	ZK_REQ_PATH,         /* GetACLRequest, SyncRequest, GetEphemeralsRequest,
+				GetAllChildrenNumberRequest */
+	ZK_REQ_SET_DATA,     /* SetDataRequest */
+	ZK_REQ_SET_ACL,      /* SetACLRequest */
+	ZK_REQ_MULTI,        /* MultiOperationRecord */
+	ZK_REQ_RECONFIG,     /* ReconfigRequest */
+	ZK_REQ_WATCHES,      /* RemoveWatchesRequest, CheckWatchesRequest */
+	ZK_REQ_ADD_WATCH,    /* AddWatchRequest */
+	ZK_REQ_SET_WATCHES,  /* SetWatches, SetWatches2 */
+	ZK_REQ_AUTH,         /* AuthPacket */
+	ZK_REQ_SASL,         /* GetSASLRequest: a token */
+};
+
+/* A successful reply's body, by zookeeper.jute's record. */
+enum zk_reply_kind {
+	ZK_REPLY_NONE,          /* no body: delete, check, removeWatches, ... */
+	ZK_REPLY_CONNECT,       /* ConnectResponse */
+	ZK_REPLY_PATH,          /* CreateResponse, SyncResponse */
+	ZK_REPLY_CREATE2,       /* Create2Response */
+	ZK_REPLY_STAT,          /* ExistsResponse, SetDataResponse, SetACLResponse */
+	ZK_REPLY_GET_DATA,      /* GetDataResponse; reconfig's too */
+	ZK_REPLY_GET_ACL,       /* GetACLResponse */
+	ZK_REPLY_CHILDREN,      /* GetChildrenResponse */
+	ZK_REPLY_CHILDREN2,     /* GetChildren2Response */
+	ZK_REPLY_EPHEMERALS,    /* GetEphemeralsResponse: paths */
+	ZK_REPLY_NUMBER,        /* GetAllChildrenNumberResponse */
+	ZK_REPLY_ERROR,         /* ErrorResponse, ErrorResult: one int */
+	ZK_REPLY_MULTI,         /* MultiResponse */
+	ZK_REPLY_WHO_AM_I,      /* WhoAmIResponse */
+	ZK_REPLY_SASL,          /* SetSASLResponse: a token */
+	ZK_REPLY_WATCHER_EVENT, /* WatcherEvent (a notification) */
+};
+
+/* The watch a request with its watch flag (or a watcher) may leave, as
+ * the client's WatchRegistration kinds say. */
+enum zk_op_watch {
+	ZK_OPW_NONE,
+	ZK_OPW_DATA,   /* getData: a data watch, if the node exists */
+	ZK_OPW_EXISTS, /* exists: a data watch, or an exist watch if not */
+	ZK_OPW_CHILD,  /* getChildren, getChildren2: a child watch */
+	ZK_OPW_ADD,    /* addWatch: persistent, or recursive, by its mode */
 };
 
 struct zk_op_info {
@@ -44,7 +114,21 @@ struct zk_op_info {
 	const char *code;  /* the code its server logs as a connection's last
 			      operation, cons's "lop" ("GETD"); NULL: "NA" */
 	unsigned flags;    /* enum zk_op_flag */
+	int32_t perm;      /* ZK_PERM_ bits, any one of which lets it through;
+			      0 with ZK_ACL_ON_NONE */
+	uint8_t acl_on;    /* enum zk_acl_on: the node perm is checked on */
+	uint8_t request;   /* enum zk_request_kind */
+	uint8_t reply;     /* enum zk_reply_kind */
+	uint8_t watch;     /* enum zk_op_watch */
 };
+
+/* The opcodes span ZK_OP_LOWEST..ZK_OP_HIGHEST; a table of a layer's
+ * handlers, one per opcode, is an array of ZK_OP_SLOTS indexed by
+ * ZK_OP_SLOT(op) of an op that zk_op() knows. */
+#define ZK_OP_LOWEST ZK_OP_CLOSE_SESSION
+#define ZK_OP_HIGHEST ZK_OP_WHO_AM_I
+#define ZK_OP_SLOTS (ZK_OP_HIGHEST - ZK_OP_LOWEST + 1)
+#define ZK_OP_SLOT(op) ((op) - ZK_OP_LOWEST)
 
 /* The opcode's entry; NULL for one ZooKeeper does not know. */
 const struct zk_op_info *zk_op(int32_t op);
@@ -209,20 +293,36 @@ struct zk_multi_header {
 	int32_t err;
 };
 
-struct zk_multi_op {
-	int32_t type; /* create, create2, createContainer, createTTL, delete,
-			 setData, check; getChildren, getData in a multiRead */
-	union {
-		struct zk_create_request create;
-		struct zk_path_version_request path_version; /* delete, check */
-		struct zk_set_data_request set_data;
-		struct zk_path_watch_request path_watch; /* getChildren, getData */
-	} u;
-};
+struct zk_multi_op;
 
 struct zk_multi_request {
 	int32_t count;
 	struct zk_multi_op *ops; /* from the reader's arena */
+};
+
+/* Any request's body: the member zk_op(op)->request names. */
+union zk_request {
+	struct zk_connect_request connect;
+	struct zk_create_request create;
+	struct zk_path_version_request path_version; /* delete, check */
+	struct zk_path_watch_request path_watch;
+	struct zk_path_record path;
+	struct zk_set_data_request set_data;
+	struct zk_set_acl_request set_acl;
+	struct zk_multi_request multi;
+	struct zk_reconfig_request reconfig;
+	struct zk_watches_request watches;
+	struct zk_add_watch_request add_watch;
+	struct zk_set_watches set_watches;
+	struct zk_auth_packet auth;
+	struct zk_buf sasl;
+};
+
+struct zk_multi_op {
+	int32_t type; /* an op with ZK_OPF_MULTI (create, create2,
+			 createContainer, createTTL, delete, setData, check) or
+			 ZK_OPF_MULTI_READ (getChildren, getData) */
+	union zk_request u;
 };
 
 /* ---- codec -------------------------------------------------------------- */
@@ -265,6 +365,11 @@ void zk_encode_create_request(struct jute_out *out, int32_t op, const struct zk_
 /* SetWatches (op 101) has three lists, SetWatches2 (op 105) five. */
 int zk_decode_set_watches(struct jute_in *in, int32_t op, struct zk_set_watches *r);
 void zk_encode_set_watches(struct jute_out *out, int32_t op, const struct zk_set_watches *r);
+
+/* The body of a request of opcode op into the member of r that
+ * zk_op(op)->request names (none for ZK_REQ_NONE); max_ops bounds a
+ * multi's ops, as below. JUTE_EVALUE for an opcode zk_op() does not know. */
+int zk_decode_request(struct jute_in *in, int32_t op, union zk_request *r, int32_t max_ops);
 
 /* A multi or multiRead body: ops until the done header. An op type that
  * does not belong (for multi: not a write or check; for multiRead: not

@@ -336,14 +336,22 @@ static Quorum__Txn *subtxn_new(struct arena *a)
 	return t;
 }
 
-/* The node a setData, setACL or check acts on, as prep sees it: it must
- * exist and let the caller do perm. Returns ZOK, ZNONODE or ZNOAUTH. */
-static int target_node(const struct ctx *c, struct zk_str path, int32_t perm, struct view *node)
+/* Whether the caller may do op on a node with this view's ACL: the
+ * permission is the opcode table's (zk_op()). */
+static bool may(const struct ctx *c, int32_t op, const struct view *v)
+{
+	return acl_check_list(v->acls, v->acl_count, zk_op(op)->perm, c->auth);
+}
+
+/* The node a setData, setACL, check or reconfig acts on, as prep sees it:
+ * it must exist and let the caller do op. Returns ZOK, ZNONODE or
+ * ZNOAUTH. */
+static int target_node(const struct ctx *c, int32_t op, struct zk_str path, struct view *node)
 {
 	lookup(c, path, node);
 	if (!node->exists)
 		return ZNONODE;
-	if (!acl_check_list(node->acls, node->acl_count, perm, c->auth))
+	if (!may(c, op, node))
 		return ZNOAUTH;
 	return ZOK;
 }
@@ -435,9 +443,9 @@ static int64_t data_len(struct zk_buf b)
 	return b.len > 0 ? b.len : 0;
 }
 
-static int prep_create(struct ctx *c, int32_t op, const struct zk_create_request *r,
-		       Quorum__Txn *t)
+static int prep_create(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
 {
+	const struct zk_create_request *r = &u->create;
 	int rc = check_create_mode(op, r->flags, op == ZK_OP_CREATE_TTL ? r->ttl : -1);
 	if (rc != ZOK)
 		return rc;
@@ -460,7 +468,7 @@ static int prep_create(struct ctx *c, int32_t op, const struct zk_create_request
 	lookup(c, ppath, &parent);
 	if (!parent.exists)
 		return ZNONODE;
-	if (!acl_check_list(parent.acls, parent.acl_count, ZK_PERM_CREATE, c->auth))
+	if (!may(c, op, &parent))
 		return ZNOAUTH;
 
 	struct zk_str path = r->path;
@@ -542,8 +550,9 @@ static int delete_txn(struct ctx *c, struct zk_str path, Quorum__Txn *t)
 	return ZOK;
 }
 
-static int prep_delete(struct ctx *c, const struct zk_path_version_request *r, Quorum__Txn *t)
+static int prep_delete(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
 {
+	const struct zk_path_version_request *r = &u->path_version;
 	/* getParentPathAndValidate */
 	int32_t slash = r->path.len > 0 ? last_slash(r->path) : -1;
 	if (slash < 0 || has_nul(r->path) || is_special(r->path) || r->path.s[0] != '/')
@@ -552,7 +561,7 @@ static int prep_delete(struct ctx *c, const struct zk_path_version_request *r, Q
 	lookup(c, parent_of(r->path, slash), &parent);
 	if (!parent.exists)
 		return ZNONODE;
-	if (!acl_check_list(parent.acls, parent.acl_count, ZK_PERM_DELETE, c->auth))
+	if (!may(c, op, &parent))
 		return ZNOAUTH;
 	lookup(c, r->path, &node);
 	if (!node.exists)
@@ -566,12 +575,13 @@ static int prep_delete(struct ctx *c, const struct zk_path_version_request *r, Q
 	return rc != 0 ? rc : delete_txn(c, r->path, t);
 }
 
-static int prep_set_data(struct ctx *c, const struct zk_set_data_request *r, Quorum__Txn *t)
+static int prep_set_data(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
 {
+	const struct zk_set_data_request *r = &u->set_data;
 	if (!zk_path_valid(r->path))
 		return ZBADARGUMENTS;
 	struct view node;
-	int rc = target_node(c, r->path, ZK_PERM_WRITE, &node);
+	int rc = target_node(c, op, r->path, &node);
 	if (rc != ZOK)
 		return rc;
 	int32_t next;
@@ -599,8 +609,9 @@ static int prep_set_data(struct ctx *c, const struct zk_set_data_request *r, Quo
 	return ZOK;
 }
 
-static int prep_set_acl(struct ctx *c, const struct zk_set_acl_request *r, Quorum__Txn *t)
+static int prep_set_acl(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
 {
+	const struct zk_set_acl_request *r = &u->set_acl;
 	if (!zk_path_valid(r->path))
 		return ZBADARGUMENTS;
 	struct zk_acl *acls;
@@ -609,7 +620,7 @@ static int prep_set_acl(struct ctx *c, const struct zk_set_acl_request *r, Quoru
 	if (rc != ZOK)
 		return rc;
 	struct view node;
-	rc = target_node(c, r->path, ZK_PERM_ADMIN, &node);
+	rc = target_node(c, op, r->path, &node);
 	if (rc != ZOK)
 		return rc;
 	int32_t next;
@@ -636,12 +647,13 @@ static int prep_set_acl(struct ctx *c, const struct zk_set_acl_request *r, Quoru
 	return ZOK;
 }
 
-static int prep_check(struct ctx *c, const struct zk_path_version_request *r, Quorum__Txn *t)
+static int prep_check(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
 {
+	const struct zk_path_version_request *r = &u->path_version;
 	if (!zk_path_valid(r->path))
 		return ZBADARGUMENTS;
 	struct view node;
-	int rc = target_node(c, r->path, ZK_PERM_READ, &node);
+	int rc = target_node(c, op, r->path, &node);
 	if (rc != ZOK)
 		return rc;
 	int32_t next;
@@ -659,24 +671,7 @@ static int prep_check(struct ctx *c, const struct zk_path_version_request *r, Qu
 	return ZOK;
 }
 
-static int prep_one(struct ctx *c, const struct zk_multi_op *op, Quorum__Txn *t)
-{
-	switch (op->type) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
-		return prep_create(c, op->type, &op->u.create, t);
-	case ZK_OP_DELETE:
-		return prep_delete(c, &op->u.path_version, t);
-	case ZK_OP_SET_DATA:
-		return prep_set_data(c, &op->u.set_data, t);
-	case ZK_OP_CHECK:
-		return prep_check(c, &op->u.path_version, t);
-	default:
-		return ZUNIMPLEMENTED;
-	}
-}
+static int prep_op(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t);
 
 /* Makes t ZooKeeper's error txn for err (whatever body it had). */
 static int set_error(struct arena *a, Quorum__Txn *t, int32_t err)
@@ -693,8 +688,10 @@ static int set_error(struct arena *a, Quorum__Txn *t, int32_t err)
 
 /* Returns ZOK, or the first failing op's error with t a MultiTxn of
  * ErrorTxns, or ZSYSTEMERROR when memory ran out. */
-static int prep_multi(struct ctx *c, const struct zk_multi_request *m, Quorum__Txn *t)
+static int prep_multi(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
 {
+	const struct zk_multi_request *m = &u->multi;
+	(void)op;
 	Quorum__MultiTxn *mt = arena_alloc(c->arena, sizeof(*mt));
 	Quorum__Txn **ops = arena_alloc(c->arena, sizeof(*ops) * (size_t)(m->count ? m->count : 1));
 	if (mt == NULL || ops == NULL)
@@ -709,7 +706,9 @@ static int prep_multi(struct ctx *c, const struct zk_multi_request *m, Quorum__T
 		ops[i] = subtxn_new(c->arena);
 		if (ops[i] == NULL)
 			return ZSYSTEMERROR;
-		int rc = prep_one(c, &m->ops[i], ops[i]);
+		const struct zk_multi_op *o = &m->ops[i];
+		int rc = zk_op_is(o->type, ZK_OPF_MULTI) ? prep_op(c, o->type, &o->u, ops[i])
+							  : ZUNIMPLEMENTED;
 		if (rc == ZOK)
 			continue;
 		if (rc == ZSYSTEMERROR)
@@ -740,8 +739,11 @@ int32_t prep_session_timeout(const struct prep *p, int32_t requested)
 	return requested;
 }
 
-static int prep_create_session(struct ctx *c, const struct zk_connect_request *r, Quorum__Txn *t)
+static int prep_create_session(struct ctx *c, int32_t op, const union zk_request *u,
+			       Quorum__Txn *t)
 {
+	const struct zk_connect_request *r = &u->connect;
+	(void)op;
 	Quorum__CreateSessionTxn *cs = arena_alloc(c->arena, sizeof(*cs));
 	uint8_t *pw = arena_alloc(c->arena, 16);
 	if (cs == NULL || pw == NULL)
@@ -766,8 +768,9 @@ static int prep_create_session(struct ctx *c, const struct zk_connect_request *r
  * admin changed it). The txn is a setData of /zookeeper/config carrying
  * the new membership's text, its version this txn's zxid (txn.proto).
  */
-static int prep_reconfig(struct ctx *c, const struct zk_reconfig_request *r, Quorum__Txn *t)
+static int prep_reconfig(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
 {
+	const struct zk_reconfig_request *r = &u->reconfig;
 	struct prep *p = c->p;
 	static const struct zk_str path = ZK_STR("/zookeeper/config");
 	if (!p->reconfig_enabled)
@@ -799,7 +802,7 @@ static int prep_reconfig(struct ctx *c, const struct zk_reconfig_request *r, Quo
 	if (rc != ZOK)
 		return rc;
 	struct view node;
-	rc = target_node(c, path, ZK_PERM_WRITE, &node);
+	rc = target_node(c, op, path, &node);
 	if (rc != ZOK)
 		return rc;
 	if (!in_range) {
@@ -829,6 +832,34 @@ static int prep_reconfig(struct ctx *c, const struct zk_reconfig_request *r, Quo
 	return ZOK;
 }
 
+/* ---- dispatch ----------------------------------------------------------- */
+
+typedef int (*prep_fn)(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t);
+
+/* The function that preps each write; a closeSession has its own entry
+ * point, prep_close_session(). */
+static const prep_fn prep_fns[ZK_OP_SLOTS] = {
+	[ZK_OP_SLOT(ZK_OP_CREATE)] = prep_create,
+	[ZK_OP_SLOT(ZK_OP_CREATE2)] = prep_create,
+	[ZK_OP_SLOT(ZK_OP_CREATE_CONTAINER)] = prep_create,
+	[ZK_OP_SLOT(ZK_OP_CREATE_TTL)] = prep_create,
+	[ZK_OP_SLOT(ZK_OP_DELETE)] = prep_delete,
+	[ZK_OP_SLOT(ZK_OP_SET_DATA)] = prep_set_data,
+	[ZK_OP_SLOT(ZK_OP_CHECK)] = prep_check,
+	[ZK_OP_SLOT(ZK_OP_SET_ACL)] = prep_set_acl,
+	[ZK_OP_SLOT(ZK_OP_MULTI)] = prep_multi,
+	[ZK_OP_SLOT(ZK_OP_CREATE_SESSION)] = prep_create_session,
+	[ZK_OP_SLOT(ZK_OP_RECONFIG)] = prep_reconfig,
+};
+
+/* Preps one request, or one op of a multi, into t: ZOK, its error, or
+ * ZUNIMPLEMENTED for an op that prep does not know. */
+static int prep_op(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
+{
+	prep_fn fn = zk_op(op) ? prep_fns[ZK_OP_SLOT(op)] : NULL;
+	return fn ? fn(c, op, u, t) : ZUNIMPLEMENTED;
+}
+
 static int prep_write_op(struct prep *p, const struct tree *t, const struct prep_request *req,
 			 int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
 			 int32_t *err)
@@ -838,40 +869,7 @@ static int prep_write_op(struct prep *p, const struct tree *t, const struct prep
 	Quorum__Txn *txn = txn_new(&c);
 	if (txn == NULL)
 		return ZSYSTEMERROR;
-	struct zk_multi_op single = { .type = req->op };
-	int rc;
-	switch (req->op) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
-		single.u.create = req->u.create;
-		rc = prep_one(&c, &single, txn);
-		break;
-	case ZK_OP_DELETE:
-	case ZK_OP_CHECK:
-		single.u.path_version = req->u.path_version;
-		rc = prep_one(&c, &single, txn);
-		break;
-	case ZK_OP_SET_DATA:
-		single.u.set_data = req->u.set_data;
-		rc = prep_one(&c, &single, txn);
-		break;
-	case ZK_OP_SET_ACL:
-		rc = prep_set_acl(&c, &req->u.set_acl, txn);
-		break;
-	case ZK_OP_MULTI:
-		rc = prep_multi(&c, &req->u.multi, txn);
-		break;
-	case ZK_OP_CREATE_SESSION:
-		rc = prep_create_session(&c, &req->u.connect, txn);
-		break;
-	case ZK_OP_RECONFIG:
-		rc = prep_reconfig(&c, &req->u.reconfig, txn);
-		break;
-	default:
-		rc = ZUNIMPLEMENTED;
-	}
+	int rc = prep_op(&c, req->op, &req->u, txn);
 	if (rc == ZSYSTEMERROR)
 		return rc;
 	if (rc == ZOK) {

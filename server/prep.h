@@ -57,15 +57,7 @@ struct prep_request {
 	int64_t session_id;
 	int32_t op;                  /* ZK_OP_* of the request */
 	const struct acl_auth *auth; /* the connection's ids */
-	union {
-		struct zk_create_request create;
-		struct zk_path_version_request path_version; /* delete, check */
-		struct zk_set_data_request set_data;
-		struct zk_set_acl_request set_acl;
-		struct zk_multi_request multi;
-		struct zk_connect_request connect; /* createSession */
-		struct zk_reconfig_request reconfig;
-	} u;
+	union zk_request u;          /* what zk_op(op)->request names */
 };
 
 void prep_init(struct prep *p, int32_t min_session_timeout, int32_t max_session_timeout);

@@ -39,9 +39,11 @@ static void put_stat(struct conn *c, const struct znode *n)
 	zk_encode_stat(&c->out, &st);
 }
 
-static bool can_read(struct conn *c, const struct znode *n, int32_t perm)
+/* Whether the connection may do op on n: the permission is the opcode
+ * table's (zk_op()). */
+static bool can_read(struct conn *c, int32_t op, const struct znode *n)
 {
-	return acl_check(znode_acl(n), perm, &c->auth);
+	return acl_check(znode_acl(n), zk_op(op)->perm, &c->auth);
 }
 
 /* getACL: without ADMIN, digest ids are shown as "user:x" (ZooKeeper
@@ -284,7 +286,7 @@ static int32_t read_get_data(struct conn *c, const struct zk_path_watch_request 
 	int32_t err = read_lookup(c->srv->db.tree, r->path, &n);
 	if (err != ZOK)
 		return err;
-	if (!can_read(c, n, ZK_PERM_READ))
+	if (!can_read(c, ZK_OP_GET_DATA, n))
 		return ZNOAUTH;
 	if (r->watch)
 		watch_add(&c->srv->db.watches, &c->watches, WATCH_TABLE_DATA, r->path, WATCH_STANDARD);
@@ -295,21 +297,21 @@ static int32_t read_get_data(struct conn *c, const struct zk_path_watch_request 
 	return ZOK;
 }
 
-static int32_t read_get_children(struct conn *c, const struct zk_path_watch_request *r,
-				 bool with_stat)
+static int32_t read_get_children(struct conn *c, int32_t op,
+				 const struct zk_path_watch_request *r)
 {
 	const struct znode *n;
 	int32_t err = read_lookup(c->srv->db.tree, r->path, &n);
 	if (err != ZOK)
 		return err;
-	if (!can_read(c, n, ZK_PERM_READ))
+	if (!can_read(c, op, n))
 		return ZNOAUTH;
 	if (r->watch)
 		watch_add(&c->srv->db.watches, &c->watches, WATCH_TABLE_CHILD, r->path, WATCH_STANDARD);
 	size_t before = c->out.len;
 	put_children(&c->out, n);
 	nsload_add(&c->srv->db.ns_load, r->path, false, c->out.len - before);
-	if (with_stat)
+	if (zk_op(op)->reply == ZK_REPLY_CHILDREN2)
 		put_stat(c, n);
 	return ZOK;
 }
@@ -335,14 +337,11 @@ static int32_t read_ping(struct read_call *rc)
 	return ZOK;
 }
 
+/* deleteContainer is the server's own op; refused from clients. */
 static int32_t read_refused(struct read_call *rc)
 {
-	switch (rc->op) {
-	case ZK_OP_DELETE_CONTAINER:
-		return ZBADARGUMENTS; /* the server's own op; refused from clients */
-	default:
-		return ZUNIMPLEMENTED;
-	}
+	(void)rc;
+	return ZBADARGUMENTS;
 }
 
 /* A step of a SASL exchange (sasl.c): the client's token in, the server's
@@ -411,7 +410,7 @@ static int32_t read_children(struct read_call *rc)
 	struct zk_path_watch_request r;
 	if (zk_decode_path_watch_request(&rc->in, &r) != 0)
 		return READ_MALFORMED;
-	return read_get_children(rc->c, &r, rc->op == ZK_OP_GET_CHILDREN2);
+	return read_get_children(rc->c, rc->op, &r);
 }
 
 static int32_t read_acl(struct read_call *rc)
@@ -424,7 +423,7 @@ static int32_t read_acl(struct read_call *rc)
 	int32_t err = read_lookup(c->srv->db.tree, r.path, &n);
 	if (err != ZOK)
 		return err;
-	if (!can_read(c, n, ZK_PERM_READ | ZK_PERM_ADMIN))
+	if (!can_read(c, rc->op, n))
 		return ZNOAUTH;
 	put_acl_for(c, n);
 	put_stat(c, n);
@@ -482,7 +481,7 @@ static int32_t read_children_number(struct read_call *rc)
 	int32_t err = read_lookup(t, r.path, &n);
 	if (err != ZOK)
 		return err;
-	if (!can_read(c, n, ZK_PERM_READ))
+	if (!can_read(c, rc->op, n))
 		return ZNOAUTH;
 	jute_put_int(&c->out, (int32_t)(r.path.len == 0 ? tree_node_count(t)
 							 : tree_count_descendants(t, n)));
@@ -568,8 +567,9 @@ static int32_t read_multi(struct read_call *rc)
 		size_t hdr_at = c->out.len;
 		struct zk_multi_header h = { o->type, false, 0 };
 		zk_encode_multi_header(&c->out, &h);
-		int32_t e = o->type == ZK_OP_GET_DATA ? read_get_data(c, &o->u.path_watch)
-						      : read_get_children(c, &o->u.path_watch, false);
+		const struct zk_path_watch_request *pw = &o->u.path_watch;
+		int32_t e = o->type == ZK_OP_GET_DATA ? read_get_data(c, pw)
+						      : read_get_children(c, o->type, pw);
 		if (e != ZOK) {
 			c->out.len = hdr_at;
 			h = (struct zk_multi_header){ ZK_OP_ERROR, false, e };
@@ -584,46 +584,33 @@ static int32_t read_multi(struct read_call *rc)
 
 typedef int32_t (*read_fn)(struct read_call *rc);
 
-/* The function that answers op; NULL for an opcode ZooKeeper does not know. */
+/* The function that answers each op that is not a write. */
+static const read_fn read_fns[ZK_OP_SLOTS] = {
+	[ZK_OP_SLOT(ZK_OP_PING)] = read_ping,
+	[ZK_OP_SLOT(ZK_OP_DELETE_CONTAINER)] = read_refused,
+	[ZK_OP_SLOT(ZK_OP_SASL)] = read_sasl,
+	[ZK_OP_SLOT(ZK_OP_EXISTS)] = read_exists,
+	[ZK_OP_SLOT(ZK_OP_GET_DATA)] = read_data,
+	[ZK_OP_SLOT(ZK_OP_GET_CHILDREN)] = read_children,
+	[ZK_OP_SLOT(ZK_OP_GET_CHILDREN2)] = read_children,
+	[ZK_OP_SLOT(ZK_OP_GET_ACL)] = read_acl,
+	[ZK_OP_SLOT(ZK_OP_SYNC)] = read_sync,
+	[ZK_OP_SLOT(ZK_OP_GET_EPHEMERALS)] = read_ephemerals,
+	[ZK_OP_SLOT(ZK_OP_GET_ALL_CHILDREN_NUMBER)] = read_children_number,
+	[ZK_OP_SLOT(ZK_OP_ADD_WATCH)] = read_add_watch,
+	[ZK_OP_SLOT(ZK_OP_REMOVE_WATCHES)] = read_remove_watches,
+	[ZK_OP_SLOT(ZK_OP_CHECK_WATCHES)] = read_remove_watches,
+	[ZK_OP_SLOT(ZK_OP_SET_WATCHES)] = read_set_watches,
+	[ZK_OP_SLOT(ZK_OP_SET_WATCHES2)] = read_set_watches,
+	[ZK_OP_SLOT(ZK_OP_WHO_AM_I)] = read_who_am_i,
+	[ZK_OP_SLOT(ZK_OP_MULTI_READ)] = read_multi,
+};
+
+/* The function that answers op; NULL for an opcode ZooKeeper does not know
+ * (or one that does not come here). */
 static read_fn read_fn_of(int32_t op)
 {
-	switch (op) {
-	case ZK_OP_PING:
-		return read_ping;
-	case ZK_OP_DELETE_CONTAINER:
-		return read_refused;
-	case ZK_OP_SASL:
-		return read_sasl;
-	case ZK_OP_EXISTS:
-		return read_exists;
-	case ZK_OP_GET_DATA:
-		return read_data;
-	case ZK_OP_GET_CHILDREN:
-	case ZK_OP_GET_CHILDREN2:
-		return read_children;
-	case ZK_OP_GET_ACL:
-		return read_acl;
-	case ZK_OP_SYNC:
-		return read_sync;
-	case ZK_OP_GET_EPHEMERALS:
-		return read_ephemerals;
-	case ZK_OP_GET_ALL_CHILDREN_NUMBER:
-		return read_children_number;
-	case ZK_OP_ADD_WATCH:
-		return read_add_watch;
-	case ZK_OP_REMOVE_WATCHES:
-	case ZK_OP_CHECK_WATCHES:
-		return read_remove_watches;
-	case ZK_OP_SET_WATCHES:
-	case ZK_OP_SET_WATCHES2:
-		return read_set_watches;
-	case ZK_OP_WHO_AM_I:
-		return read_who_am_i;
-	case ZK_OP_MULTI_READ:
-		return read_multi;
-	default:
-		return NULL;
-	}
+	return zk_op(op) ? read_fns[ZK_OP_SLOT(op)] : NULL;
 }
 
 /* Runs a read (or ping, or a request answered without a txn) and writes

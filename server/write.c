@@ -70,15 +70,8 @@ int write_submit(struct server *srv, struct request *r)
  * create2 included (so its result is a path without a Stat). */
 static void retype_multi_create(struct zk_multi_op *o)
 {
-	switch (o->type) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
-		break;
-	default:
+	if (zk_op(o->type)->request != ZK_REQ_CREATE)
 		return;
-	}
 	int32_t flags = o->u.create.flags;
 	if (flags == ZK_CONTAINER)
 		o->type = ZK_OP_CREATE_CONTAINER;
@@ -91,37 +84,52 @@ static void retype_multi_create(struct zk_multi_op *o)
 /* Decodes a write's body into a prep_request. Returns false if malformed. */
 bool write_decode(struct conn *c, int32_t op, struct jute_in *in, struct prep_request *pr)
 {
-	int rc;
-	switch (op) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
-		rc = zk_decode_create_request(in, op, &pr->u.create);
-		break;
-	case ZK_OP_DELETE:
-	case ZK_OP_CHECK:
-		rc = zk_decode_path_version_request(in, &pr->u.path_version);
-		break;
-	case ZK_OP_SET_DATA:
-		rc = zk_decode_set_data_request(in, &pr->u.set_data);
-		break;
-	case ZK_OP_SET_ACL:
-		rc = zk_decode_set_acl_request(in, &pr->u.set_acl);
-		break;
-	case ZK_OP_RECONFIG:
-		rc = zk_decode_reconfig_request(in, &pr->u.reconfig);
-		break;
-	case ZK_OP_MULTI:
-		rc = zk_decode_multi_request(in, op, &pr->u.multi, MAX_MULTI_OPS);
-		for (int32_t i = 0; rc == 0 && i < pr->u.multi.count; i++)
+	int rc = zk_decode_request(in, op, &pr->u, MAX_MULTI_OPS);
+	if (rc == 0 && op == ZK_OP_MULTI)
+		for (int32_t i = 0; i < pr->u.multi.count; i++)
 			retype_multi_create(&pr->u.multi.ops[i]);
-		break;
-	default:
-		rc = -1;
-	}
 	(void)c;
 	return rc == 0;
+}
+
+static void put_multi_results(struct conn *c, const struct tree_apply_result *res,
+			      const int32_t *op_types);
+
+/* The reply body of an applied write of opcode op, or of one op of a
+ * multi, by the reply record the opcode table names. */
+static void put_result(struct conn *c, int32_t op, const struct tree_apply_result *res,
+		       const struct tree_result *tr, const int32_t *op_types)
+{
+	const struct zk_op_info *i = zk_op(op);
+	switch (i ? i->reply : ZK_REPLY_NONE) {
+	case ZK_REPLY_PATH:
+		jute_put_string(&c->out, tr->path);
+		break;
+	case ZK_REPLY_CREATE2: {
+		struct zk_create2_response cr = { tr->path, tr->stat };
+		zk_encode_create2_response(&c->out, &cr);
+		break;
+	}
+	case ZK_REPLY_STAT:
+		zk_encode_stat(&c->out, &tr->stat);
+		break;
+	case ZK_REPLY_MULTI:
+		put_multi_results(c, res, op_types);
+		break;
+	case ZK_REPLY_GET_DATA: {
+		/* reconfig's: the membership as it now stands. */
+		struct znode *n = tree_get(c->srv->db.tree, ZK_STR("/zookeeper/config"));
+		struct zk_get_data_response gd = { { NULL, -1 }, tr->stat };
+		if (n) {
+			gd.data = znode_data(n);
+			gd.stat = zk_stat_for_client(znode_stat(n));
+		}
+		zk_encode_get_data_response(&c->out, &gd);
+		break;
+	}
+	default: /* delete, check: no body */
+		break;
+	}
 }
 
 /* Writes the reply of a multi from per-op results (applied, or the
@@ -143,63 +151,10 @@ static void put_multi_results(struct conn *c, const struct tree_apply_result *re
 			type = ZK_OP_CREATE2;
 		struct zk_multi_header h = { type, false, 0 };
 		zk_encode_multi_header(&c->out, &h);
-		switch (type) {
-		case ZK_OP_CREATE:
-			jute_put_string(&c->out, tr->path);
-			break;
-		case ZK_OP_CREATE2: {
-			struct zk_create2_response cr = { tr->path, tr->stat };
-			zk_encode_create2_response(&c->out, &cr);
-			break;
-		}
-		case ZK_OP_SET_DATA:
-			zk_encode_stat(&c->out, &tr->stat);
-			break;
-		default: /* delete, check: no body */
-			break;
-		}
+		put_result(c, type, res, tr, NULL);
 	}
 	struct zk_multi_header done = { -1, true, -1 };
 	zk_encode_multi_header(&c->out, &done);
-}
-
-/* The reply body of an applied write. */
-static void put_write_result(struct conn *c, int32_t op, const struct tree_apply_result *res,
-			     const int32_t *op_types)
-{
-	const struct tree_result *tr = &res->results[0];
-	switch (op) {
-	case ZK_OP_CREATE:
-		jute_put_string(&c->out, tr->path);
-		break;
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL: {
-		struct zk_create2_response cr = { tr->path, tr->stat };
-		zk_encode_create2_response(&c->out, &cr);
-		break;
-	}
-	case ZK_OP_SET_DATA:
-	case ZK_OP_SET_ACL:
-		zk_encode_stat(&c->out, &tr->stat);
-		break;
-	case ZK_OP_MULTI:
-		put_multi_results(c, res, op_types);
-		break;
-	case ZK_OP_RECONFIG: {
-		/* GetDataResponse: the membership as it now stands. */
-		struct znode *n = tree_get(c->srv->db.tree, ZK_STR("/zookeeper/config"));
-		struct zk_get_data_response gd = { { NULL, -1 }, tr->stat };
-		if (n) {
-			gd.data = znode_data(n);
-			gd.stat = zk_stat_for_client(znode_stat(n));
-		}
-		zk_encode_get_data_response(&c->out, &gd);
-		break;
-	}
-	default:
-		break;
-	}
 }
 
 /* A multi's reply needs each op's type (put_multi_results()): kept in the
@@ -443,7 +398,7 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 	bool multi = txn->body_case == QUORUM__TXN__BODY_MULTI;
 	size_t at = reply_begin(c, r->xid, txn->zxid, multi ? ZOK : a.res.err);
 	if (a.res.err == ZOK || multi)
-		put_write_result(c, r->op, &a.res, r->op_types);
+		put_result(c, r->op, &a.res, &a.res.results[0], r->op_types);
 	reply_end(c, at, r->op, txn->zxid);
 	reply_note_latency(c, r->op, r->received_ns);
 	/* A request of the connection ahead of it may still wait (a sync the

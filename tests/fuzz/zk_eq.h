@@ -190,21 +190,16 @@ static inline bool eq_multi_header(const struct zk_multi_header *a,
 
 static inline bool eq_multi_op(const struct zk_multi_op *a, const struct zk_multi_op *b)
 {
-	if (a->type != b->type)
+	if (a->type != b->type || !zk_op_is(a->type, ZK_OPF_MULTI | ZK_OPF_MULTI_READ))
 		return false;
-	switch (a->type) {
-	case ZK_OP_CREATE:
-	case ZK_OP_CREATE2:
-	case ZK_OP_CREATE_CONTAINER:
-	case ZK_OP_CREATE_TTL:
+	switch (zk_op(a->type)->request) {
+	case ZK_REQ_CREATE:
 		return eq_create_request(&a->u.create, &b->u.create);
-	case ZK_OP_DELETE:
-	case ZK_OP_CHECK:
+	case ZK_REQ_PATH_VERSION:
 		return eq_path_version_request(&a->u.path_version, &b->u.path_version);
-	case ZK_OP_SET_DATA:
+	case ZK_REQ_SET_DATA:
 		return eq_set_data_request(&a->u.set_data, &b->u.set_data);
-	case ZK_OP_GET_CHILDREN:
-	case ZK_OP_GET_DATA:
+	case ZK_REQ_PATH_WATCH:
 		return eq_path_watch_request(&a->u.path_watch, &b->u.path_watch);
 	default:
 		return false;

@@ -1179,6 +1179,85 @@ static void test_names(void **state)
 		assert_non_null(zk_op_name(op));
 }
 
+/* ---- the opcode table --------------------------------------------------- */
+
+/* The permissions as ZooKeeper checks them, and what holds for every entry. */
+static void test_op_table(void **state)
+{
+	(void)state;
+	const struct {
+		int32_t op, perm;
+		enum zk_acl_on on;
+	} acl[] = {
+		{ ZK_OP_CREATE, ZK_PERM_CREATE, ZK_ACL_ON_PARENT },
+		{ ZK_OP_CREATE2, ZK_PERM_CREATE, ZK_ACL_ON_PARENT },
+		{ ZK_OP_CREATE_CONTAINER, ZK_PERM_CREATE, ZK_ACL_ON_PARENT },
+		{ ZK_OP_CREATE_TTL, ZK_PERM_CREATE, ZK_ACL_ON_PARENT },
+		{ ZK_OP_DELETE, ZK_PERM_DELETE, ZK_ACL_ON_PARENT },
+		{ ZK_OP_SET_DATA, ZK_PERM_WRITE, ZK_ACL_ON_NODE },
+		{ ZK_OP_GET_DATA, ZK_PERM_READ, ZK_ACL_ON_NODE },
+		{ ZK_OP_GET_CHILDREN, ZK_PERM_READ, ZK_ACL_ON_NODE },
+		{ ZK_OP_GET_CHILDREN2, ZK_PERM_READ, ZK_ACL_ON_NODE },
+		{ ZK_OP_GET_ALL_CHILDREN_NUMBER, ZK_PERM_READ, ZK_ACL_ON_NODE },
+		{ ZK_OP_GET_ACL, ZK_PERM_READ | ZK_PERM_ADMIN, ZK_ACL_ON_NODE },
+		{ ZK_OP_SET_ACL, ZK_PERM_ADMIN, ZK_ACL_ON_NODE },
+		{ ZK_OP_CHECK, ZK_PERM_READ, ZK_ACL_ON_NODE },
+		{ ZK_OP_RECONFIG, ZK_PERM_WRITE, ZK_ACL_ON_CONFIG },
+		{ ZK_OP_EXISTS, 0, ZK_ACL_ON_NONE },
+		{ ZK_OP_SYNC, 0, ZK_ACL_ON_NONE },
+		{ ZK_OP_MULTI, 0, ZK_ACL_ON_NONE }, /* each op checks its own */
+	};
+	for (size_t i = 0; i < sizeof(acl) / sizeof(acl[0]); i++) {
+		assert_int_equal(zk_op(acl[i].op)->perm, acl[i].perm);
+		assert_int_equal(zk_op(acl[i].op)->acl_on, acl[i].on);
+	}
+	int known = 0;
+	for (int32_t op = ZK_OP_LOWEST - 5; op <= ZK_OP_HIGHEST + 5; op++) {
+		const struct zk_op_info *i = zk_op(op);
+		if (i == NULL)
+			continue;
+		known++;
+		assert_int_equal(i->op, op);
+		assert_true((i->perm == 0) == (i->acl_on == ZK_ACL_ON_NONE));
+		int rq = i->request;
+		if (i->flags & (ZK_OPF_MULTI | ZK_OPF_MULTI_READ))
+			assert_true(rq == ZK_REQ_CREATE || rq == ZK_REQ_PATH_VERSION ||
+				    rq == ZK_REQ_SET_DATA || rq == ZK_REQ_PATH_WATCH);
+	}
+	assert_int_equal(known, 33);
+	assert_null(zk_op(10));
+	assert_null(zk_op(ZK_OP_HIGHEST + 1));
+}
+
+/* zk_decode_request() decodes the record the table names. */
+static void test_decode_request(void **state)
+{
+	(void)state;
+	struct zk_set_data_request sd = { ZK_STR("/a"), { (const uint8_t *)"xy", 2 }, 7 };
+	struct jute_out out;
+	jute_out_init(&out);
+	zk_encode_set_data_request(&out, &sd);
+	assert_int_equal(out.err, JUTE_OK);
+	struct jute_in in;
+	union zk_request r;
+	jute_in_init(&in, out.buf, out.len, NULL);
+	assert_int_equal(zk_decode_request(&in, ZK_OP_SET_DATA, &r, 10), JUTE_OK);
+	assert_true(zk_str_eq(r.set_data.path, ZK_STR("/a")));
+	assert_int_equal(r.set_data.data.len, 2);
+	assert_int_equal(r.set_data.version, 7);
+	assert_int_equal(in.off, in.len);
+	/* the same bytes as a getACL: a path, the rest left unread */
+	jute_in_init(&in, out.buf, out.len, NULL);
+	assert_int_equal(zk_decode_request(&in, ZK_OP_GET_ACL, &r, 10), JUTE_OK);
+	assert_true(zk_str_eq(r.path.path, ZK_STR("/a")));
+	/* no body; an opcode ZooKeeper does not know */
+	jute_in_init(&in, out.buf, out.len, NULL);
+	assert_int_equal(zk_decode_request(&in, ZK_OP_PING, &r, 10), JUTE_OK);
+	assert_int_equal(in.off, 0);
+	assert_int_equal(zk_decode_request(&in, 10, &r, 10), JUTE_EVALUE);
+	jute_out_free(&out);
+}
+
 /* ---- paths -------------------------------------------------------------- */
 
 struct path_case {
@@ -1319,6 +1398,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vectors_without_arena, setup, teardown),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_op_table),
+		cmocka_unit_test(test_decode_request),
 		cmocka_unit_test(test_path_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
