@@ -943,6 +943,8 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 	}
 	if (!strcmp(k, "preAllocSize"))
 		return get_num(ld, p, 0, INT64_MAX / 1024, &c->prealloc_kb);
+	if (!strcmp(k, "snapLogPercent")) /* quorumd's own */
+		return get_i32(ld, p, 0, 100000, &c->snap_log_percent);
 	if (!strcmp(k, "globalOutstandingLimit"))
 		return get_i32(ld, p, 1, INT32_MAX, &c->global_outstanding_limit);
 	if (!strcmp(k, "maxClientOutputBytes"))
@@ -1199,6 +1201,7 @@ static void set_defaults(struct config *c)
 	c->min_session_timeout = -1;
 	c->max_session_timeout = -1;
 	c->snap_count = 100000;
+	c->snap_log_percent = 100;
 	c->prealloc_kb = 65536;
 	c->jute_max_buffer = 0xfffff;
 	c->purge_snap_retain = 3;

@@ -204,6 +204,7 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		.data_dir = cfg->data_dir,
 		.log_dir = cfg->data_log_dir[0] ? cfg->data_log_dir : cfg->data_dir,
 		.snap_count = cfg->snap_count,
+		.snap_log_percent = cfg->snap_log_percent > 0 ? cfg->snap_log_percent : -1,
 		.prealloc_bytes = cfg->prealloc_kb * 1024,
 		.snap_retain = cfg->purge_snap_retain,
 		.purge_interval_h = cfg->purge_interval,

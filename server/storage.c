@@ -514,6 +514,7 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 	s->ctx = ctx;
 	s->snapshot_done = cfg->snapshot_done;
 	s->snap_count = cfg->snap_count > 0 ? cfg->snap_count : DEFAULT_SNAP_COUNT;
+	s->snap_log_percent = cfg->snap_log_percent == 0 ? 100 : cfg->snap_log_percent;
 	s->snap_retain = cfg->snap_retain > MIN_SNAP_RETAIN ? cfg->snap_retain : MIN_SNAP_RETAIN;
 	s->fsync_warn_ms = cfg->fsync_warn_ms > 0 ? cfg->fsync_warn_ms : 1000;
 	s->snap_dirfd = s->log_dirfd = s->snap_lockfd = s->log_lockfd = -1;
@@ -628,13 +629,14 @@ static void drop_exclusive(struct storage *s)
 struct replay {
 	int (*on_txn)(void *ctx, const Quorum__Txn *txn);
 	void *ctx;
-	int64_t count;
+	int64_t count, bytes;
 };
 
 static int replay_one(void *ctx, const Quorum__Txn *txn)
 {
 	struct replay *rp = ctx;
 	rp->count++;
+	rp->bytes += TXNLOG_RECORD_HEADER + (int64_t)quorum__txn__get_packed_size(txn);
 	return rp->on_txn(rp->ctx, txn);
 }
 
@@ -686,6 +688,7 @@ int storage_recover(struct storage *s, struct tree *t,
 	s->snap_floor = snap;
 	s->last_zxid = s->log_last > snap ? s->log_last : snap;
 	s->since_snap = rp.count;
+	s->bytes_since_snap = rp.bytes;
 	log_msg(LOG_INFO, "storage", "recovered: snapshot 0x%" PRIx64 " and %" PRId64 " txns from "
 		"the log, last zxid 0x%" PRIx64, (uint64_t)snap, rp.count, (uint64_t)s->last_zxid);
 out:
@@ -781,6 +784,7 @@ static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn
 	s->last_zxid = s->log_last = zxid;
 	s->roll_next = false;
 	s->since_snap++;
+	s->bytes_since_snap += TXNLOG_RECORD_HEADER + (int64_t)n;
 	s->stats.txns_appended++;
 	if (s->sync_waiting)
 		pthread_cond_signal(&s->cond);
@@ -914,6 +918,7 @@ int storage_install_snapshot(struct storage *s, const struct snapshot_image *img
 	s->last_zxid = img->zxid;
 	s->roll_next = true;
 	s->since_snap = 0;
+	s->bytes_since_snap = 0;
 	log_msg(LOG_INFO, "storage", "installed snapshot 0x%" PRIx64 " (%zu bytes)",
 		(uint64_t)img->zxid, img->len);
 out:

@@ -36,6 +36,8 @@ struct storage_config {
 	const char *data_dir;     /* snapshots (and the log when log_dir is NULL) */
 	const char *log_dir;      /* txn log segments (dataLogDir) */
 	int64_t snap_count;       /* txns between snapshots (snapCount); default 100000 */
+	int32_t snap_log_percent; /* and the log since the newest snapshot at least this
+				     percent of it (snapLogPercent); default 100, < 0 off */
 	int64_t prealloc_bytes;   /* segment preallocation (preAllocSize); default 64 MiB, < 0 off */
 	int32_t snap_retain;      /* autopurge.snapRetainCount, >= 3 (less is taken as 3) */
 	int32_t purge_interval_h; /* autopurge.purgeInterval in hours; 0 = off */
@@ -126,9 +128,13 @@ int storage_snapshot(struct storage *s, const struct tree *t,
 /* For tests: the next storage_snapshot()'s fork() fails with err (a
  * negative errno), to take the fallback. */
 void storage_test_fail_fork(struct storage *s, int err);
-/* Whether the server should take a snapshot now (snap_count txns logged
+/* Whether the server should take a snapshot now: snap_count txns logged
  * since the last one, with ZooKeeper's random jitter so that servers of an
- * ensemble do not all snapshot at once). */
+ * ensemble do not all snapshot at once; and the log written since then at
+ * least snap_log_percent of the newest snapshot's size, with the same
+ * jitter. The second rule keeps a big tree from being written out every
+ * snap_count txns: snapshots then cost a bounded multiple of the log's
+ * bytes, and recovery replays at most about a snapshot's worth of log. */
 bool storage_snapshot_due(const struct storage *s);
 
 /* Deletes all but the newest snap_retain snapshots and the log segments

@@ -74,6 +74,8 @@ struct storage {
 	int64_t snap_floor; /* the newest snapshot's zxid: the log may skip to it */
 	bool roll_next;     /* a snapshot was taken: the next txn begins a segment */
 	int64_t since_snap; /* appends since the last snapshot */
+	int64_t bytes_since_snap; /* their bytes in the log */
+	int32_t snap_log_percent; /* storage_config's; 0: the count alone */
 	int64_t rand_roll;  /* this round's jitter, [0, snap_count / 2) */
 	uint64_t rng;
 	uint64_t inflight;  /* appended, not yet called back */

@@ -328,6 +328,7 @@ int storage_snapshot(struct storage *s, const struct tree *t,
 		s->last_zxid = s->snap_floor;
 	s->roll_next = true;
 	s->since_snap = 0;
+	s->bytes_since_snap = 0;
 	storage_new_roll(s);
 	return 0;
 }
@@ -339,7 +340,15 @@ void storage_test_fail_fork(struct storage *s, int err)
 
 bool storage_snapshot_due(const struct storage *s)
 {
-	return s->since_snap > s->snap_count / 2 + s->rand_roll;
+	if (s->since_snap <= s->snap_count / 2 + s->rand_roll)
+		return false;
+	if (s->snap_log_percent <= 0 || s->n_snaps == 0)
+		return true;
+	/* rand_roll / snap_count is in [0, 1/2): the same jitter, as a
+	 * fraction of the newest snapshot's size, from a half to the whole. */
+	double jitter = 0.5 + (double)s->rand_roll / (double)s->snap_count;
+	double want = (double)s->snaps[s->n_snaps - 1].size * s->snap_log_percent / 100.0;
+	return (double)s->bytes_since_snap >= jitter * want;
 }
 
 /* ---- purging ------------------------------------------------------------------------------- */

@@ -116,7 +116,8 @@ void expect_recs(struct fx *f, int64_t from, int64_t to, int gen, int64_t gen2_f
 
 /* ---- files ----------------------------------------------------------------------------------- */
 
-/* The paths of a log segment and a snapshot (malloc'd). */
+/* The paths of a log segment and a snapshot, each in its own static
+ * buffer until the next call. */
 char *seg_file(struct fx *f, int64_t name);
 char *snap_file(struct fx *f, int64_t zxid);
 /* How many files in the storage directory start with prefix. */

@@ -149,6 +149,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->min_session_timeout, 6000);
 	assert_int_equal(c->max_session_timeout, 60000);
 	assert_int_equal(c->snap_count, 100000);
+	assert_int_equal(c->snap_log_percent, 100);
 	assert_int_equal(c->prealloc_kb, 65536);
 	assert_int_equal(c->jute_max_buffer, 0xfffff);
 	assert_int_equal(c->purge_snap_retain, 3);
@@ -177,6 +178,7 @@ static void test_every_key(void **state)
 		      "minSessionTimeout=1000\n"
 		      "maxSessionTimeout=90000\n"
 		      "snapCount=5000\n"
+		      "snapLogPercent=0\n"
 		      "preAllocSize=1024\n"
 		      "jute.maxbuffer=4194304\n"
 		      "autopurge.snapRetainCount=5\n"
@@ -205,6 +207,7 @@ static void test_every_key(void **state)
 	assert_int_equal(c->min_session_timeout, 1000);
 	assert_int_equal(c->max_session_timeout, 90000);
 	assert_int_equal(c->snap_count, 5000);
+	assert_int_equal(c->snap_log_percent, 0);
 	assert_int_equal(c->prealloc_kb, 1024);
 	assert_int_equal(c->jute_max_buffer, 4194304);
 	assert_int_equal(c->purge_snap_retain, 5);
@@ -330,6 +333,7 @@ static void test_value_errors(void **state)
 		{ "peerType=leader", ":2: peerType", "leader" },
 		{ "standaloneEnabled=yes", ":2: standaloneEnabled", "true or false" },
 		{ "snapCount=lots", ":2: snapCount", "not a number" },
+		{ "snapLogPercent=-1", ":2: snapLogPercent", "out of range" },
 		{ "preAllocSize=-1", ":2: preAllocSize", "out of range" },
 		{ "jute.maxbuffer=0", ":2: jute.maxbuffer", "out of range" },
 		{ "globalOutstandingLimit=0", ":2: globalOutstandingLimit", "out of range" },

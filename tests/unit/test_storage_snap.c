@@ -24,6 +24,7 @@
 #include "log.h"
 #include "snapshot.h"
 #include "storage.h"
+#include "txnlog.h"
 
 static void test_snapshot_and_log_recover(void **state)
 {
@@ -195,6 +196,80 @@ static void test_snapshot_due(void **state)
 	assert_false(storage_snapshot_due(f->s));
 	tree_free(t);
 	fx_free(f);
+}
+
+/* The log's bytes since a snapshot, in records of append_sd(). */
+static int64_t sd_bytes(int64_t from, int64_t to)
+{
+	int64_t sum = 0;
+	for (int64_t z = from; z <= to; z++) {
+		struct txnbuf b;
+		sum += TXNLOG_RECORD_HEADER +
+		       (int64_t)quorum__txn__get_packed_size(txn_set_data(&b, z, 0));
+	}
+	return sum;
+}
+
+/* A tree much larger than snapCount txns: a snapshot is due only once
+ * the log since the newest one reaches half to all of its size
+ * (snapLogPercent 100); recovery counts the log it replays; with the rule
+ * off, snapCount decides alone. */
+static void test_snapshot_due_by_size(void **state)
+{
+	(void)state;
+	for (int off = 0; off < 2; off++) {
+		struct fx *f = fx_new();
+		f->cfg.snap_count = 10;
+		f->cfg.snap_log_percent = off ? -1 : 0;
+		assert_int_equal(fx_open(f), 0);
+		struct tree *t = tree_new();
+		workload(NULL, t, 1, 3000);
+		snapshot_now(f, t, 3000);
+		int64_t size = file_size(snap_file(f, 3000));
+		int64_t z = 3000;
+		while (!storage_snapshot_due(f->s) && z < 3000 + size / 8) {
+			z++;
+			append_run(f, z, z, 0);
+		}
+		assert_true(storage_snapshot_due(f->s));
+		if (off) {
+			assert_true(z - 3000 > 5 && z - 3000 <= 10);
+			append_run(f, z + 1, 3011, 0); /* past snapCount: due whatever the draw */
+		} else {
+			int64_t logged = sd_bytes(3001, z);
+			assert_true(logged >= size / 2);
+			assert_true(logged - sd_bytes(z, z) < size);
+			assert_true(z - 3000 > 10);
+		}
+		/* Recovery counts what it replays: short of half the size,
+		 * not due; past the whole, due whatever the next draw. */
+		fx_close(f);
+		assert_int_equal(fx_open(f), 0);
+		assert_int_equal(fx_recover(f, NULL, false), 0);
+		if (off) {
+			assert_true(storage_snapshot_due(f->s));
+		} else {
+			int64_t to = 3000;
+			while (sd_bytes(3001, to + 1) < size / 2)
+				to++;
+			assert_int_equal(storage_truncate_after(f->s, to), 0);
+			fx_close(f);
+			assert_int_equal(fx_open(f), 0);
+			assert_int_equal(fx_recover(f, NULL, false), 0);
+			assert_false(storage_snapshot_due(f->s));
+			while (sd_bytes(3001, to) < size) {
+				to++;
+				append_run(f, to, to, 0);
+			}
+			fx_close(f);
+			assert_int_equal(fx_open(f), 0);
+			assert_int_equal(fx_recover(f, NULL, false), 0);
+			assert_true(storage_snapshot_due(f->s));
+		}
+		fx_close(f);
+		tree_free(t);
+		fx_free(f);
+	}
 }
 
 static void test_install_snapshot(void **state)
@@ -456,6 +531,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_snapshot_falls_back),
 		cmocka_unit_test(test_purge),
 		cmocka_unit_test(test_snapshot_due),
+		cmocka_unit_test(test_snapshot_due_by_size),
 		cmocka_unit_test(test_install_snapshot),
 		cmocka_unit_test(test_snapshot_is_of_the_call),
 		cmocka_unit_test(test_snapshot_child_fails),
