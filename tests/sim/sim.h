@@ -72,6 +72,8 @@ struct sim_stats {
 	uint64_t reconfigs_proposed, reconfigs_committed;
 	uint64_t crash_in_reconfig; /* a leader crashed right after proposing one */
 	uint64_t pauses, leader_pauses; /* nodes stopped a while (leaders among them) */
+	uint64_t sync_failures;    /* writes whose sync failed: the member stopped */
+	uint64_t torn_writes;      /* crashes that left part of a write on a log file */
 	int64_t sim_ms;
 };
 
@@ -80,6 +82,9 @@ struct sim_options {
 	uint64_t steps;
 	enum sim_scenario scenario;
 	bool verbose;
+	/* Where each node's txn log lives (a directory per node, made and
+	 * removed by the run); NULL: the log is in memory only. */
+	const char *disk_dir;
 };
 
 enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char *why,

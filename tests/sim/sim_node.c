@@ -81,6 +81,12 @@ void note_ack(struct sim *s, struct node *nd, int64_t e, int64_t zxid)
 		     ZX(durable));
 		return;
 	}
+	/* ...and durable means synced to its files. */
+	if (nd->tl && zxid > disk_synced(nd)) {
+		fail(s, "node %u acks (%lld,%lld) with its log synced only to (%lld,%lld)", nd->id,
+		     ZX(zxid), ZX(disk_synced(nd)));
+		return;
+	}
 	/* Which quorum makes an ack binding depends, once configs change, on
 	 * the chain each leader holds; A is kept while the initial config is
 	 * the only one (the commit checks below hold throughout). */
@@ -201,9 +207,10 @@ static int io_append(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
 {
 	struct node *nd = ctx;
 	struct sim *s = nd->sim;
-	uint64_t id = txn_decode(txn, len);
+	int64_t carried = 0;
+	uint64_t id = txn_decode(txn, len, &carried);
 	struct prop *p = pmap_find(&s->P, zxid, false);
-	if (!id || !p || p->id != id)
+	if (!id || !p || p->id != id || carried != zxid)
 		fail(s, "node %u appends (%lld,%lld) with bytes never proposed for it", nd->id,
 		     ZX(zxid));
 	if (zxid <= log_last(nd))
@@ -223,12 +230,14 @@ static int io_append(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
 	return 0;
 }
 
-/* The host's state after a rebuild: the snapshot, then the log up to zxid. */
+/* The host's state after a rebuild: the snapshot, then the log up to
+ * zxid, and its tree anew. */
 static void rebuild_state(struct node *nd, int64_t upto)
 {
 	elist_copy(&nd->state, nd->snap.v, nd->snap.n);
 	for (size_t i = 0; i < nd->log.n && nd->log.v[i].zxid <= upto; i++)
 		elist_push(&nd->state, nd->log.v[i]);
+	state_tree_rebuild(nd->sim, nd);
 }
 
 static int io_truncate(void *ctx, int64_t zxid)
@@ -253,8 +262,10 @@ static int io_truncate(void *ctx, int64_t zxid)
 			fail(s, "node %u truncates (%lld,%lld), acked by a quorum in its epoch",
 			     nd->id, ZX(z));
 	}
+	if (disk_truncate(s, nd, zxid) < 0)
+		return -EIO;
 	nd->log.n = keep;
-	nd->n_durable = keep;
+	nd->n_durable = nd->n_written = keep;
 	size_t before = nd->matched;
 	rebuild_state(nd, zxid);
 	if (nd->n_committed > nd->state.n)
@@ -276,10 +287,12 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 		i++;
 	if (after != nd->snap_zxid && (i == 0 || nd->log.v[i - 1].zxid != after))
 		return -ERANGE;
-	uint8_t buf[64];
+	if (nd->tl)
+		return disk_read(nd, after, upto, fn, arg);
+	uint8_t buf[TXN_MAX];
 	for (; i < nd->log.n && nd->log.v[i].zxid <= upto; i++) {
-		txn_bytes(nd->log.v[i].id, buf);
-		int rc = fn(arg, nd->log.v[i].zxid, buf, txn_len(nd->log.v[i].id));
+		struct entry e = nd->log.v[i];
+		int rc = fn(arg, e.zxid, buf, txn_pack(e.id, e.zxid, buf));
 		if (rc)
 			return rc;
 	}
@@ -368,9 +381,10 @@ static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, u
 	(void)origin_seq;
 	struct node *nd = ctx;
 	struct sim *s = nd->sim;
-	uint64_t id = txn_decode(txn, len);
+	int64_t carried = 0;
+	uint64_t id = txn_decode(txn, len, &carried);
 	struct prop *p = pmap_find(&s->P, zxid, false);
-	if (!id || !p || p->id != id) {
+	if (!id || !p || p->id != id || carried != zxid) {
 		fail(s, "node %u commits (%lld,%lld) with bytes never proposed for it", nd->id,
 		     ZX(zxid));
 		return;
@@ -406,6 +420,7 @@ static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, u
 			holders_check(s, nd, zxid, id, &own);
 	}
 	elist_push(&nd->state, next);
+	state_tree_commit(s, nd, next);
 	nd->n_committed = nd->state.n;
 	s->st->commits++;
 	if (zab_is_observer(nd->z))
@@ -473,7 +488,8 @@ static void check_calm(struct sim *s, struct node *nd)
 static int io_txn_config(void *ctx, const uint8_t *txn, size_t len, struct zab_members *out)
 {
 	(void)ctx;
-	uint64_t id = txn_decode(txn, len);
+	int64_t zxid;
+	uint64_t id = txn_decode(txn, len, &zxid);
 	return id && cfg_of_id(id, out) ? 1 : 0;
 }
 
@@ -581,6 +597,7 @@ void node_boot(struct sim *s, struct node *nd, bool restart)
 {
 	struct zab_members logged[ZAB_MAX_CHAIN];
 	size_t n_logged;
+	disk_open(s, nd); /* the log as its files hold it */
 	struct zab_config cfg = boot_config(nd, logged, &n_logged);
 	int64_t ends[4096];
 	size_t n_ends = 0;
@@ -627,6 +644,7 @@ void node_boot(struct sim *s, struct node *nd, bool restart)
 	if (nd->matched < before)
 		fail(s, "node %u lost committed txns in a crash (%zu of %zu remain)", nd->id,
 		     nd->matched, before);
+	state_tree_check(s, nd);
 	nd->up = true;
 	nd->serving = nd->leading = false;
 	nd->next_tick = s->now + between(&s->r, 0, TICK_MS / 4);
@@ -668,12 +686,20 @@ void node_crash(struct sim *s, struct node *nd)
 	nd->z = NULL;
 	nd->up = false;
 	nd->crash_pending = false;
-	/* Unsynced appends: a torn disk keeps a prefix of them, else all go. */
-	size_t keep = nd->n_durable;
-	if (s->torn && nd->log.n > keep)
-		keep += (size_t)between(&s->r, 0, (int64_t)(nd->log.n - keep));
-	nd->log.n = keep;
-	nd->n_durable = keep;
+	/* Unsynced appends: a torn disk keeps some of them, else all go
+	 * (files: sim_disk.c; in memory: a prefix, by whole txns). A member
+	 * that stopped for a failed sync has no write in flight. */
+	if (s->o.disk_dir) {
+		disk_crash(s, nd);
+	} else {
+		size_t keep = nd->n_durable;
+		if (s->torn && !nd->sync_failed && nd->log.n > keep)
+			keep += (size_t)between(&s->r, 0, (int64_t)(nd->log.n - keep));
+		nd->log.n = nd->n_durable = nd->n_written = keep;
+	}
+	nd->sync_failed = false;
+	tree_free(nd->tree);
+	nd->tree = NULL;
 	nd->installing = false; /* the rename never happened */
 	nd->state.n = 0;
 	nd->looked = false;
@@ -702,6 +728,8 @@ void node_compact(struct sim *s, struct node *nd)
 	memmove(nd->done_at, nd->done_at + drop, (nd->log.n - drop) * sizeof(*nd->done_at));
 	nd->log.n -= drop;
 	nd->n_durable -= drop;
+	nd->n_written -= drop;
+	disk_compact(s, nd);
 }
 
 /* After any call into a core: a crash a scenario asked for happens now. */
