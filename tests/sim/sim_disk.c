@@ -54,12 +54,17 @@ struct txn_parts {
 	uint8_t data[64];
 };
 
+static const char hex[] = "0123456789abcdef";
+
 static void txn_build(struct txn_parts *p, uint64_t id, int64_t zxid)
 {
 	quorum__txn__init(&p->txn);
 	quorum__create_txn__init(&p->create);
 	quorum__acl__init(&p->acl);
-	snprintf(p->path, sizeof(p->path), "/%016" PRIx64, id);
+	p->path[0] = '/';
+	for (int i = 0; i < 16; i++)
+		p->path[1 + i] = hex[id >> (60 - 4 * i) & 0xf];
+	p->path[PATH_LEN - 1] = 0;
 	txn_payload(id, p->data);
 	p->acl.perms = 31; /* world:anyone, every permission */
 	p->acl.scheme = "world";
@@ -86,29 +91,54 @@ size_t txn_pack(uint64_t id, int64_t zxid, uint8_t *out)
 	return quorum__txn__pack(&p.txn, out);
 }
 
+/* The id "/<16 hex digits>" names, or 0. */
+static uint64_t path_id(const char *p)
+{
+	uint64_t id = 0;
+	if (p[0] != '/')
+		return 0;
+	for (int i = 1; i < PATH_LEN - 1; i++) {
+		const char *d = p[i] ? strchr(hex, p[i]) : NULL;
+		if (!d)
+			return 0;
+		id = id << 4 | (uint64_t)(d - hex);
+	}
+	return id;
+}
+
 uint64_t txn_id(const Quorum__Txn *t)
 {
 	if (t->body_case != QUORUM__TXN__BODY_CREATE || !t->create->path ||
-	    strlen(t->create->path) != PATH_LEN - 1 || t->create->path[0] != '/')
+	    strlen(t->create->path) != PATH_LEN - 1)
 		return 0;
-	char *end;
-	uint64_t id = strtoull(t->create->path + 1, &end, 16);
+	uint64_t id = path_id(t->create->path);
 	uint8_t want[64];
-	if (*end || id == 0 || t->create->data.len != txn_payload_len(id))
+	if (id == 0 || t->create->data.len != txn_payload_len(id))
 		return 0;
 	txn_payload(id, want);
 	return memcmp(want, t->create->data.data, t->create->data.len) ? 0 : id;
 }
 
+/* Called for every append and commit, so without unpacking: the bytes
+ * are a txn of this run if they are exactly what txn_pack() makes of the
+ * zxid they carry and the path in them (any '/' that starts one: the
+ * zxid's own bytes may hold a '/' too). */
 uint64_t txn_decode(const uint8_t *b, size_t len, int64_t *zxid)
 {
-	Quorum__Txn *t = quorum__txn__unpack(NULL, len, b);
-	if (!t)
+	if (len > TXN_MAX || txnlog_peek_zxid(b, len, zxid) < 0)
 		return 0;
-	uint64_t id = txn_id(t);
-	*zxid = t->zxid;
-	quorum__txn__free_unpacked(t, NULL);
-	return id;
+	for (const uint8_t *p = b; (p = memchr(p, '/', len - (size_t)(p - b))) != NULL; p++) {
+		if ((size_t)(p - b) + PATH_LEN - 1 > len)
+			return 0;
+		char path[PATH_LEN];
+		memcpy(path, p, PATH_LEN - 1);
+		path[PATH_LEN - 1] = 0;
+		uint64_t id = path_id(path);
+		uint8_t want[TXN_MAX];
+		if (id && txn_pack(id, *zxid, want) == len && !memcmp(want, b, len))
+			return id;
+	}
+	return 0;
 }
 
 /* ---- the log on disk ------------------------------------------------------------------- */
