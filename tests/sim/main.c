@@ -2,13 +2,20 @@
  * zab_sim: runs the ZAB simulation (sim.c) over many seeds, or one.
  *
  *   zab_sim                       the CI set: random seeds, then every
- *                                 scenario; QUORUM_SIM_QUICK=1 (or running
+ *                                 scenario, with each node's log in memory,
+ *                                 then a twentieth of that with real log
+ *                                 files; QUORUM_SIM_QUICK=1 (or running
  *                                 under valgrind) for a small set
  *   zab_sim --seed S --steps N [--scenario NAME]
  *                                 replays one run (what a failure prints)
  *   zab_sim --soak [--seeds K] [--steps N]
  *                                 many more seeds from a time-derived base
  *   --base B                      where the CI set's seed sequence starts
+ *   --disk files|memory           only this disk: server/txnlog.c files in
+ *                                 a temporary directory (made under
+ *                                 $TMPDIR or /tmp, removed at exit; real
+ *                                 fdatasyncs, so slower), or a list in
+ *                                 memory
  *   -v                            per-run knobs and figures
  *
  * Exit codes: 0 pass; 1 a safety invariant broke; 2 the healed cluster

@@ -2,7 +2,8 @@
  * sim: the engine behind zab_sim (see sim.h for what it models).
  *
  * Time is discrete (milliseconds) and event driven: each step processes
- * the earliest of a message delivery, an append completion, a snapshot
+ * the earliest of a message delivery, an append completion (the first of
+ * a write sends the whole write to disk), a snapshot
  * install completion or a node's tick, after rolling the dice for faults
  * and client proposals. Every callback of a core lands in sim_node.c, where
  * the checker compares it against the global history:
@@ -25,6 +26,16 @@
  * G and the point a quorum acked in every earlier epoch; a leader that
  * did not run for syncLimit ticks (paused, or its clock jumped) does not
  * lead on in the same epoch after the next message it reads.
+ *
+ * Storage and state (sim_disk.c): a txn's bytes carry its zxid; what a
+ * node acks is synced to its log files; a crash loses nothing synced (the
+ * torn tail it leaves is repaired by txnlog_open(), which must not refuse
+ * it); a failed sync leaves nothing of its write in the log and stops the
+ * member before it acks any of it; the log read back for a DIFF is what
+ * the node logged; the tree takes every txn of the node's state, once;
+ * after each commit and at each restart and the end, every committed txn
+ * up to what the node applied is in its tree as written, and the tree's
+ * digest at a committed zxid is the same on every member (D).
  */
 #include <errno.h>
 #include <inttypes.h>

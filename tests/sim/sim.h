@@ -1,19 +1,25 @@
 /*
- * sim: a deterministic simulation of a quorumd ensemble's ZAB cores.
+ * sim: a deterministic simulation of a quorumd ensemble's members.
  *
  * One 64-bit seed drives everything: the cluster size, the fault
  * probabilities (swarm testing), and every fault, delay and proposal.
- * Each node is a real struct zab over a simulated disk (a durable
- * snapshot, a log whose unsynced tail a crash loses or tears, the epoch
- * file), a simulated network (loss, duplication, reordering, delay,
- * partitions, link resets; a crash is seen by the peers as a reset, as
- * a killed process's connections end, or not at all, as a host that
- * loses power), a simulated clock (per node, stepping forward) and
+ * Each node is a real struct zab with quorumd's own storage and state
+ * (sim_disk.c): its txns are the packed quorum.Txn quorumd logs; its log
+ * is server/txnlog.c files in a directory of its own (or, with
+ * sim_options.disk_dir NULL, a list in memory), whose write in flight a
+ * crash loses or tears and whose syncs may fail, which stops the member;
+ * it applies what it commits to a server/tree.c tree. The snapshot and
+ * the epoch file are kept in memory. It runs over a simulated network
+ * (loss, duplication, reordering, delay, partitions, link resets; a
+ * crash is seen by the peers as a reset, as a killed process's
+ * connections end, or not at all, as a host that loses power), a
+ * simulated clock (per node, stepping forward) and
  * pauses (SIGSTOP then SIGCONT: a node does nothing for a while, what is
  * sent to it waits and comes before its next tick). A checker outside the
  * cores watches every commit, truncate, install, restart and leadership
- * change (see check_*() in sim.c), and that a leader that did not run for
- * syncLimit ticks does not lead on in its epoch past the next message.
+ * change (the invariants are listed at the top of sim.c), and that a
+ * leader that did not run for syncLimit ticks does not lead on in its
+ * epoch past the next message.
  *
  * Membership changes (reconfig runs): reconfig txns carry their config,
  * servers outside the initial config start as ZooKeeper's joiners do, and

@@ -5,8 +5,10 @@
  *
  *   sim.c       the engine: the network, events, faults, the client, set-up,
  *               liveness and a run
- *   sim_node.c  a node: its disk, its host's io callbacks, its life cycle,
- *               and the checker that watches every one of them
+ *   sim_node.c  a node: its host's io callbacks, its life cycle, and the
+ *               checker that watches every one of them
+ *   sim_disk.c  what a node keeps: the txn codec, its log (txnlog files or
+ *               memory), torn writes and failed syncs, and its tree
  */
 #ifndef QUORUM_SIM_INT_H
 #define QUORUM_SIM_INT_H

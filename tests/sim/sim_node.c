@@ -1,7 +1,8 @@
 /*
- * sim_node: a simulated node — its disk, the io callbacks of its host, its
- * life cycle — and the checker, which every one of those callbacks reports
- * to (see sim.c for the invariants it keeps).
+ * sim_node: a simulated node — the io callbacks of its host, its life
+ * cycle, its snapshot and the checker's view of its log — and the checker,
+ * which every one of those callbacks reports to (see sim.c for the
+ * invariants it keeps). The log's files and the tree are sim_disk.c's.
  */
 #include <errno.h>
 #include <inttypes.h>
