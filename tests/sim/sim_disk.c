@@ -163,11 +163,12 @@ static int sync_write(void *ctx, int fd)
 	return fdatasync(fd);
 }
 
-/* The durable end of the node's log: the last zxid synced to disk, or
- * the snapshot's. */
+/* The durable end of the node's log: the last zxid its files hold (or,
+ * in memory, the last written), or the snapshot's. */
 int64_t disk_synced(const struct node *nd)
 {
-	int64_t last = nd->tl ? txnlog_last_zxid(nd->tl) : 0;
+	int64_t last = nd->tl ? txnlog_last_zxid(nd->tl)
+		       : nd->n_written ? nd->log.v[nd->n_written - 1].zxid : 0;
 	return last > nd->snap_zxid ? last : nd->snap_zxid;
 }
 

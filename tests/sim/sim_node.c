@@ -82,8 +82,9 @@ void note_ack(struct sim *s, struct node *nd, int64_t e, int64_t zxid)
 		     ZX(durable));
 		return;
 	}
-	/* ...and durable means synced to its files. */
-	if (nd->tl && zxid > disk_synced(nd)) {
+	/* ...and durable means written and synced (to its files, if it has
+	 * them). */
+	if (zxid > disk_synced(nd)) {
 		fail(s, "node %u acks (%lld,%lld) with its log synced only to (%lld,%lld)", nd->id,
 		     ZX(zxid), ZX(disk_synced(nd)));
 		return;
