@@ -223,6 +223,7 @@ void disk_open(struct sim *s, struct node *nd)
 	int rc = txnlog_open(&nd->tl, &cfg, err, sizeof(err));
 	if (rc < 0) {
 		nd->tl = NULL;
+		close(nd->dirfd);
 		fail(s, "node %u's log does not open after a crash: %s", nd->id, err);
 		goto out;
 	}
@@ -444,7 +445,7 @@ struct read_ctx {
 	void *arg;
 };
 
-#define READ_DONE 1 /* past upto: not an error */
+#define READ_DONE 1 /* past upto: not an error (replica.c's READ_PAST_UPTO) */
 
 static int read_one(void *ctx, const Quorum__Txn *t)
 {
