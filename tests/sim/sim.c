@@ -251,6 +251,7 @@ static void complete_install(struct sim *s, struct node *nd)
 	disk_install(s, nd);
 	elist_copy(&nd->state, nd->snap.v, nd->snap.n);
 	state_tree_rebuild(s, nd);
+	state_tree_installed(s, nd);
 	nd->n_committed = 0;
 	bool conflict;
 	nd->matched = agree_with_g(s, nd->state.v, nd->state.n, &conflict);
@@ -695,6 +696,7 @@ static void sim_free(struct sim *s)
 		disk_close(s, nd);
 		disk_remove(s, nd);
 		tree_free(nd->tree);
+		tree_free(nd->inst_tree);
 		free(nd->snap.v);
 		free(nd->log.v);
 		free(nd->inst.v);

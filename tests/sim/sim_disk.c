@@ -40,6 +40,7 @@
 
 #include "crc32c.h"
 #include "sim_int.h"
+#include "snapshot.h"
 
 /* ---- the txn codec --------------------------------------------------------------- */
 
@@ -611,4 +612,129 @@ void state_tree_check(struct sim *s, struct node *nd)
 			fail(s, "node %u applied up to (%lld,%lld) but its tree lacks committed "
 				"(%lld,%lld)", nd->id, ZX(applied), ZX(s->G.v[i].zxid));
 	}
+}
+
+/* ---- snapshots: the tree's image ----------------------------------------------------------- */
+
+/* io.snapshot_take: the image quorumd sends a follower (snapshot.c's
+ * format: the tree, no sessions), as of the node's last applied txn. */
+int state_tree_image(struct sim *s, struct node *nd, uint8_t **bytes, size_t *len, int64_t *zxid)
+{
+	struct snapshot_image img;
+	int rc = snapshot_serialize(nd->tree, NULL, 0, &img);
+	if (rc < 0)
+		return rc;
+	int64_t applied = nd->state.n ? nd->state.v[nd->state.n - 1].zxid : 0;
+	if (img.zxid != applied)
+		fail(s, "node %u's tree is at (%lld,%lld), its state at (%lld,%lld)", nd->id,
+		     ZX(img.zxid), ZX(applied));
+	*bytes = img.buf;
+	*len = img.len;
+	*zxid = img.zxid;
+	return 0;
+}
+
+struct txns_of {
+	struct elist *out;
+	bool stranger; /* a node that is no txn of this run */
+};
+
+static int txn_of_node(void *ctx, const struct znode *n)
+{
+	struct txns_of *t = ctx;
+	struct zk_str path = znode_path(n);
+	if (path.len != PATH_LEN - 1 || !memcmp(path.s, "/zookeeper", 10))
+		return 0; /* "/", the /zookeeper nodes */
+	char p[PATH_LEN];
+	memcpy(p, path.s, PATH_LEN - 1);
+	p[PATH_LEN - 1] = 0;
+	uint64_t id = path_id(p);
+	struct zk_buf data = znode_data(n);
+	uint8_t want[64];
+	if (id)
+		txn_payload(id, want);
+	if (!id || data.len != (int32_t)txn_payload_len(id) || memcmp(data.p, want, (size_t)data.len))
+		t->stranger = true;
+	else
+		elist_push(t->out, (struct entry){znode_stat(n)->czxid, id});
+	return 0;
+}
+
+static int by_zxid(const void *a, const void *b)
+{
+	int64_t x = ((const struct entry *)a)->zxid, y = ((const struct entry *)b)->zxid;
+	return (x > y) - (x < y);
+}
+
+/*
+ * io.snapshot_install: loads a leader's image (snapshot_load_image(), which
+ * checks it whole) into a tree of its own, kept for the comparison at
+ * completion (state_tree_installed()), and lists the txns it holds, in
+ * zxid order, into *out. -EINVAL if it does not load or holds a node that
+ * no txn made.
+ */
+int state_tree_load(struct node *nd, const uint8_t *bytes, size_t len, int64_t zxid,
+		    struct elist *out)
+{
+	tree_free(nd->inst_tree);
+	nd->inst_tree = tree_new();
+	if (!nd->inst_tree)
+		return -ENOMEM;
+	out->n = 0;
+	struct txns_of t = {.out = out};
+	if (snapshot_load_image(bytes, len, zxid, "a leader's snapshot", nd->inst_tree, NULL,
+				NULL) < 0 ||
+	    tree_walk(nd->inst_tree, txn_of_node, &t) != 0 || t.stranger) {
+		tree_free(nd->inst_tree);
+		nd->inst_tree = NULL;
+		return -EINVAL;
+	}
+	qsort(out->v, out->n, sizeof(*out->v), by_zxid);
+	return 0;
+}
+
+/* Field by field: struct zk_stat has padding. */
+static bool stat_equal(const struct zk_stat *a, const struct zk_stat *b)
+{
+	return a->czxid == b->czxid && a->mzxid == b->mzxid && a->ctime == b->ctime &&
+	       a->mtime == b->mtime && a->version == b->version && a->cversion == b->cversion &&
+	       a->aversion == b->aversion && a->ephemeral_owner == b->ephemeral_owner &&
+	       a->data_length == b->data_length && a->num_children == b->num_children &&
+	       a->pzxid == b->pzxid;
+}
+
+struct same {
+	const struct tree *other;
+	const struct znode *differs;
+};
+
+static int same_node(void *ctx, const struct znode *n)
+{
+	struct same *c = ctx;
+	const struct znode *o = tree_get(c->other, znode_path(n));
+	struct zk_buf a = znode_data(n), b = o ? znode_data(o) : a;
+	if (!o || !stat_equal(znode_stat(n), znode_stat(o)) || a.len != b.len ||
+	    (a.len > 0 && memcmp(a.p, b.p, (size_t)a.len))) {
+		c->differs = n;
+		return 1;
+	}
+	return 0;
+}
+
+/* An install completed and the node's tree was rebuilt from the txns the
+ * image listed: the image's own tree must be that same tree, node for
+ * node (Stat and data). */
+void state_tree_installed(struct sim *s, struct node *nd)
+{
+	struct same c = {.other = nd->tree};
+	if (!nd->inst_tree || !nd->tree)
+		return;
+	if (tree_node_count(nd->inst_tree) != tree_node_count(nd->tree))
+		fail(s, "node %u installed a snapshot of %lld nodes whose txns make %lld", nd->id,
+		     (long long)tree_node_count(nd->inst_tree), (long long)tree_node_count(nd->tree));
+	else if (tree_walk(nd->inst_tree, same_node, &c) && c.differs)
+		fail(s, "node %u installed a snapshot whose %.*s differs from its txns'", nd->id,
+		     (int)znode_path(c.differs).len, znode_path(c.differs).s);
+	tree_free(nd->inst_tree);
+	nd->inst_tree = NULL;
 }

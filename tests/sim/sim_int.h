@@ -219,7 +219,8 @@ struct node {
 	int64_t *done_at;        /* per log entry: when its append completes */
 	size_t cap_done;
 	bool installing;
-	struct elist inst;
+	struct elist inst;       /* the txns a leader's snapshot holds, */
+	struct tree *inst_tree;  /* and its image loaded, until it is installed */
 	int64_t inst_zxid, inst_at;
 	/* the log on disk in a file-backed run: server/txnlog.c in a
 	 * directory of its own (sim_disk.c); log above is what the checker
@@ -353,6 +354,10 @@ int64_t disk_synced(const struct node *nd);
 void state_tree_rebuild(struct sim *s, struct node *nd);
 void state_tree_commit(struct sim *s, struct node *nd, struct entry e);
 void state_tree_check(struct sim *s, struct node *nd);
+int state_tree_image(struct sim *s, struct node *nd, uint8_t **bytes, size_t *len, int64_t *zxid);
+int state_tree_load(struct node *nd, const uint8_t *bytes, size_t len, int64_t zxid,
+		    struct elist *out);
+void state_tree_installed(struct sim *s, struct node *nd);
 
 /* ---- sim.c ---- */
 void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m);

@@ -304,14 +304,7 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
 	struct node *nd = ctx;
-	*len = nd->state.n * 16;
-	*bytes = malloc(*len ? *len : 1);
-	for (size_t i = 0; i < nd->state.n; i++) {
-		memcpy(*bytes + i * 16, &nd->state.v[i].zxid, 8);
-		memcpy(*bytes + i * 16 + 8, &nd->state.v[i].id, 8);
-	}
-	*zxid = nd->state.n ? nd->state.v[nd->state.n - 1].zxid : 0;
-	return 0;
+	return state_tree_image(nd->sim, nd, bytes, len, zxid);
 }
 
 static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
@@ -320,15 +313,8 @@ static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int6
 	struct sim *s = nd->sim;
 	if (nd->n_durable != nd->log.n || nd->installing)
 		fail(s, "node %u installs with appends or an install in flight", nd->id);
-	if (len % 16)
+	if (state_tree_load(nd, bytes, len, zxid, &nd->inst) < 0)
 		return -EINVAL;
-	nd->inst.n = 0;
-	for (size_t i = 0; i < len / 16; i++) {
-		struct entry e;
-		memcpy(&e.zxid, bytes + i * 16, 8);
-		memcpy(&e.id, bytes + i * 16 + 8, 8);
-		elist_push(&nd->inst, e);
-	}
 	int64_t last = nd->inst.n ? nd->inst.v[nd->inst.n - 1].zxid : 0;
 	if (last != zxid)
 		return -EINVAL;
@@ -703,6 +689,8 @@ void node_crash(struct sim *s, struct node *nd)
 	tree_free(nd->tree);
 	nd->tree = NULL;
 	nd->installing = false; /* the rename never happened */
+	tree_free(nd->inst_tree);
+	nd->inst_tree = NULL;
 	nd->state.n = 0;
 	nd->looked = false;
 	nd->followed = 0;
