@@ -35,7 +35,9 @@
  * the node logged; the tree takes every txn of the node's state, once;
  * after each commit and at each restart and the end, every committed txn
  * up to what the node applied is in its tree as written, and the tree's
- * digest at a committed zxid is the same on every member (D).
+ * digest at a committed zxid is the same on every member (D); a leader's
+ * snapshot image loads (snapshot_load_image()) as the very tree its txns
+ * make.
  */
 #include <errno.h>
 #include <inttypes.h>

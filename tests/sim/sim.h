@@ -8,8 +8,9 @@
  * is server/txnlog.c files in a directory of its own (or, with
  * sim_options.disk_dir NULL, a list in memory), whose write in flight a
  * crash loses or tears and whose syncs may fail, which stops the member;
- * it applies what it commits to a server/tree.c tree. The snapshot and
- * the epoch file are kept in memory. It runs over a simulated network
+ * it applies what it commits to a server/tree.c tree, whose real image
+ * (server/snapshot.c) is what a leader sends a follower. Its own durable
+ * snapshot and its epoch file are kept in memory. It runs over a simulated network
  * (loss, duplication, reordering, delay, partitions, link resets; a
  * crash is seen by the peers as a reset, as a killed process's
  * connections end, or not at all, as a host that loses power), a

@@ -16,9 +16,12 @@
  * from txnlog_read(). A memory-only run keeps the log in nd->log alone
  * (sim_node.c) and tears it by whole txns.
  *
- * The snapshot stays the in-memory list of (zxid, id) that sim_node.c
- * keeps (nd->snap); a compaction purges the segments it covers
- * (txnlog_purge()) and an install removes every segment, as storage does.
+ * A node's own durable snapshot stays the in-memory list of (zxid, id)
+ * that sim_node.c keeps (nd->snap), not a snapshot file; a compaction
+ * purges the segments it covers (txnlog_purge()) and an install removes
+ * every segment, as storage does. What a leader sends a follower (SNAP)
+ * is the real image of its tree (snapshot.c), which the follower loads
+ * and must find equal to the tree the image's txns make.
  *
  * The tree. Every node applies its state, txn by txn, to a server/tree.c
  * tree: at each commit, and from scratch when its state is rebuilt
