@@ -297,7 +297,8 @@ int main(int argc, char **argv)
 	}
 	install_crash_handler();
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	/* txnlog says what it repairs at WARN: every torn tail would. */
+	/* txnlog logs every torn tail it repairs (WARN), which runs on files
+	 * make by the hundred; a failed write (ERROR) still shows. */
 	log_set_level(LOG_ERROR);
 	if (disk != 0 && make_disk_root() < 0)
 		return SIM_USAGE;
