@@ -65,6 +65,8 @@ struct txnlog {
 	int64_t prealloc_end; /* the last segment's file size as we left it */
 	bool cut_pending;     /* a failed write could not be cut back yet: do it first */
 	bool read_only;       /* txnlog_config.read_only */
+	int (*sync_write)(void *ctx, int fd); /* txnlog_config.sync_write: tests only */
+	void *sync_ctx;
 	size_t dropped;       /* read-only: segments recovery would delete */
 };
 
@@ -667,6 +669,8 @@ int txnlog_open(struct txnlog **out, const struct txnlog_config *cfg, char *err,
 	tl->segment_bytes = cfg->segment_bytes;
 	tl->prealloc_bytes = cfg->prealloc_bytes;
 	tl->read_only = cfg->read_only;
+	tl->sync_write = cfg->sync_write;
+	tl->sync_ctx = cfg->sync_ctx;
 	pthread_mutex_init(&tl->lock, NULL);
 	tl->dir = strdup(cfg->dir);
 	if (!tl->dir) {
@@ -941,7 +945,8 @@ int txnlog_append(struct txnlog *tl, const uint8_t *buf, size_t len, int64_t fir
 	r = pwrite_all(tl->fd, buf, len, off);
 	if (r == 0) {
 		int64_t t0 = now_ns();
-		if (fdatasync(tl->fd) < 0)
+		int rc = tl->sync_write ? tl->sync_write(tl->sync_ctx, tl->fd) : fdatasync(tl->fd);
+		if (rc < 0)
 			r = -errno;
 		*sync_ns = now_ns() - t0;
 		(*syncs)++;

@@ -56,6 +56,12 @@ struct txnlog_config {
 	 * as what recovery would do, the valid part is what reads see, and
 	 * appending fails (-EROFS). For quorumd --check. */
 	bool read_only;
+	/* For tests that inject failing syncs (tests/sim): called instead of
+	 * fdatasync() once a write is in place, and returns as fdatasync()
+	 * does (0, or -1 with errno set). NULL, as quorumd leaves it:
+	 * fdatasync(). The cut-back after a failure still uses fdatasync(). */
+	int (*sync_write)(void *ctx, int fd);
+	void *sync_ctx;
 };
 
 /* Scans every segment in cfg->dir and repairs a torn tail: the tail is truncated and later empty

@@ -2,7 +2,8 @@
  * sim: the engine behind zab_sim (see sim.h for what it models).
  *
  * Time is discrete (milliseconds) and event driven: each step processes
- * the earliest of a message delivery, an append completion, a snapshot
+ * the earliest of a message delivery, an append completion (the first of
+ * a write sends the whole write to disk), a snapshot
  * install completion or a node's tick, after rolling the dice for faults
  * and client proposals. Every callback of a core lands in sim_node.c, where
  * the checker compares it against the global history:
@@ -25,6 +26,18 @@
  * G and the point a quorum acked in every earlier epoch; a leader that
  * did not run for syncLimit ticks (paused, or its clock jumped) does not
  * lead on in the same epoch after the next message it reads.
+ *
+ * Storage and state (sim_disk.c): a txn's bytes carry its zxid; what a
+ * node acks is synced to its log files; a crash loses nothing synced (the
+ * torn tail it leaves is repaired by txnlog_open(), which must not refuse
+ * it); a failed sync leaves nothing of its write in the log and stops the
+ * member before it acks any of it; the log read back for a DIFF is what
+ * the node logged; the tree takes every txn of the node's state, once;
+ * after each commit and at each restart and the end, every committed txn
+ * up to what the node applied is in its tree as written, and the tree's
+ * digest at a committed zxid is the same on every member (D); a leader's
+ * snapshot image loads (snapshot_load_image()) as the very tree its txns
+ * make.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -208,6 +221,14 @@ static void deliver(struct sim *s, struct msg *m)
 
 static void complete_append(struct sim *s, struct node *nd)
 {
+	/* The first append of a write: the write goes out now. If its sync
+	 * fails the member stops, as quorumd's does, having acked none of it. */
+	if (nd->n_written == nd->n_durable && disk_write(s, nd) < 0) {
+		s->st->sync_failures++;
+		nd->sync_failed = true;
+		node_crash(s, nd);
+		return;
+	}
 	struct entry e = nd->log.v[nd->n_durable];
 	nd->n_durable++;
 	/* The established leader's own durable log is its ack. */
@@ -228,8 +249,11 @@ static void complete_install(struct sim *s, struct node *nd)
 	elist_copy(&nd->snap, nd->inst.v, nd->inst.n);
 	nd->snap_zxid = nd->inst_zxid;
 	nd->log.n = 0;
-	nd->n_durable = 0;
+	nd->n_durable = nd->n_written = 0;
+	disk_install(s, nd);
 	elist_copy(&nd->state, nd->snap.v, nd->snap.n);
+	state_tree_rebuild(s, nd);
+	state_tree_installed(s, nd);
 	nd->n_committed = 0;
 	bool conflict;
 	nd->matched = agree_with_g(s, nd->state.v, nd->state.n, &conflict);
@@ -439,15 +463,15 @@ static void propose_id(struct sim *s, int li, uint64_t id)
 {
 	struct node *nd = &s->nodes[li];
 	int64_t zxid = zab_next_zxid(nd->z);
-	uint8_t buf[64];
-	txn_bytes(id, buf);
+	uint8_t buf[TXN_MAX];
+	size_t len = txn_pack(id, zxid, buf);
 	struct prop *p = pmap_find(&s->P, zxid, true);
 	if (p->id) {
 		fail(s, "zxid (%lld,%lld) proposed twice (node %u)", ZX(zxid), nd->id);
 		return;
 	}
 	p->id = id;
-	int rc = zab_propose(nd->z, zxid, buf, txn_len(id), nd->id, id);
+	int rc = zab_propose(nd->z, zxid, buf, len, nd->id, id);
 	if (s->trace)
 		fprintf(stderr, "%8lld node %u proposes (%lld,%lld): %d\n", (long long)s->now, nd->id,
 			ZX(zxid), rc);
@@ -611,6 +635,9 @@ static void swarm(struct sim *s)
 	s->p_reset = knob(r, 0.002);
 	s->p_crash_seen = chance(r, 0.25) ? 0 : rng_unit(r);
 	s->p_pause = knob(r, 0.0005);
+	s->p_sync_fail = knob(r, 0.002);
+	s->segment_bytes = between(r, 1, 64) << 10;
+	s->prealloc_bytes = chance(r, 0.5) ? 0 : between(r, 1, 16) << 10;
 	s->flapper = -1;
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
@@ -648,6 +675,7 @@ static void swarm(struct sim *s)
 		/* Nothing else goes wrong: the leader and the rest of the quorum
 		 * are healthy, so any new epoch is a disturbance. */
 		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = s->p_pause = 0;
+		s->p_sync_fail = 0;
 		s->reorder = false; /* links are FIFO, as TCP is */
 		if (s->o.scenario == SCN_LEADER_LINK) {
 			s->p_leader_link = 0.002 + rng_unit(r) * 0.02;
@@ -667,6 +695,10 @@ static void sim_free(struct sim *s)
 		struct node *nd = &s->nodes[i];
 		if (nd->up)
 			zab_free(nd->z);
+		disk_close(s, nd);
+		disk_remove(s, nd);
+		tree_free(nd->tree);
+		tree_free(nd->inst_tree);
 		free(nd->snap.v);
 		free(nd->log.v);
 		free(nd->inst.v);
@@ -677,6 +709,7 @@ static void sim_free(struct sim *s)
 		free(heap_pop(s).buf);
 	free(s->heap);
 	free(s->P.v);
+	free(s->D.v);
 	free(s->G.v);
 	free(s->gcfg);
 }
@@ -702,7 +735,7 @@ static enum sim_result liveness(struct sim *s)
 	s->faults = false;
 	if (s->trace)
 		fprintf(stderr, "%8lld liveness phase\n", (long long)s->now);
-	s->p_loss = s->p_dup = s->p_drop_acks = 0;
+	s->p_loss = s->p_dup = s->p_drop_acks = s->p_sync_fail = 0;
 	s->reorder = false;
 	heal(s);
 	/* A server whose config names none of today's voters cannot find the
@@ -747,8 +780,11 @@ static enum sim_result liveness(struct sim *s)
 			if (!nd->state.n || nd->state.v[nd->state.n - 1].zxid < target)
 				all = false;
 		}
-		if (all)
-			return SIM_OK;
+		if (all) {
+			for (int i = 0; i < s->n; i++)
+				state_tree_check(s, &s->nodes[i]);
+			return s->failed ? SIM_SAFETY : SIM_OK;
+		}
 	}
 	if (s->failed)
 		return SIM_SAFETY;
@@ -817,10 +853,12 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 	if (o->verbose)
 		fprintf(stderr,
 			"  voters=%d observers=%d others=%d reconfig=%.4f loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
-			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f\n",
+			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f "
+			"sync_fail=%.4f segment=%lld prealloc=%lld\n",
 			s.n_voters, s.n_observers, s.n - s.n_voters - s.n_observers, s.p_reconfig, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
-			s.p_compact, s.p_reset);
+			s.p_compact, s.p_reset, s.p_sync_fail, (long long)s.segment_bytes,
+			(long long)s.prealloc_bytes);
 	st->sim_ms = s.now;
 	sim_free(&s);
 	return res;

@@ -1,19 +1,26 @@
 /*
- * sim: a deterministic simulation of a quorumd ensemble's ZAB cores.
+ * sim: a deterministic simulation of a quorumd ensemble's members.
  *
  * One 64-bit seed drives everything: the cluster size, the fault
  * probabilities (swarm testing), and every fault, delay and proposal.
- * Each node is a real struct zab over a simulated disk (a durable
- * snapshot, a log whose unsynced tail a crash loses or tears, the epoch
- * file), a simulated network (loss, duplication, reordering, delay,
- * partitions, link resets; a crash is seen by the peers as a reset, as
- * a killed process's connections end, or not at all, as a host that
- * loses power), a simulated clock (per node, stepping forward) and
+ * Each node is a real struct zab with quorumd's own storage and state
+ * (sim_disk.c): its txns are the packed quorum.Txn quorumd logs; its log
+ * is server/txnlog.c files in a directory of its own (or, with
+ * sim_options.disk_dir NULL, a list in memory), whose write in flight a
+ * crash loses or tears and whose syncs may fail, which stops the member;
+ * it applies what it commits to a server/tree.c tree, whose real image
+ * (server/snapshot.c) is what a leader sends a follower. Its own durable
+ * snapshot and its epoch file are kept in memory. It runs over a simulated network
+ * (loss, duplication, reordering, delay, partitions, link resets; a
+ * crash is seen by the peers as a reset, as a killed process's
+ * connections end, or not at all, as a host that loses power), a
+ * simulated clock (per node, stepping forward) and
  * pauses (SIGSTOP then SIGCONT: a node does nothing for a while, what is
  * sent to it waits and comes before its next tick). A checker outside the
  * cores watches every commit, truncate, install, restart and leadership
- * change (see check_*() in sim.c), and that a leader that did not run for
- * syncLimit ticks does not lead on in its epoch past the next message.
+ * change (the invariants are listed at the top of sim.c), and that a
+ * leader that did not run for syncLimit ticks does not lead on in its
+ * epoch past the next message.
  *
  * Membership changes (reconfig runs): reconfig txns carry their config,
  * servers outside the initial config start as ZooKeeper's joiners do, and
@@ -72,6 +79,8 @@ struct sim_stats {
 	uint64_t reconfigs_proposed, reconfigs_committed;
 	uint64_t crash_in_reconfig; /* a leader crashed right after proposing one */
 	uint64_t pauses, leader_pauses; /* nodes stopped a while (leaders among them) */
+	uint64_t sync_failures;    /* writes whose sync failed: the member stopped */
+	uint64_t torn_writes;      /* crashes that left part of a write on a log file */
 	int64_t sim_ms;
 };
 
@@ -80,6 +89,9 @@ struct sim_options {
 	uint64_t steps;
 	enum sim_scenario scenario;
 	bool verbose;
+	/* Where each node's txn log lives (a directory per node, made and
+	 * removed by the run); NULL: the log is in memory only. */
+	const char *disk_dir;
 };
 
 enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char *why,

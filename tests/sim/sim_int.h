@@ -5,8 +5,10 @@
  *
  *   sim.c       the engine: the network, events, faults, the client, set-up,
  *               liveness and a run
- *   sim_node.c  a node: its disk, its host's io callbacks, its life cycle,
- *               and the checker that watches every one of them
+ *   sim_node.c  a node: its host's io callbacks, its life cycle, and the
+ *               checker that watches every one of them
+ *   sim_disk.c  what a node keeps: the txn codec, its log (txnlog files or
+ *               memory), torn writes and failed syncs, and its tree
  */
 #ifndef QUORUM_SIM_INT_H
 #define QUORUM_SIM_INT_H
@@ -18,6 +20,9 @@
 #include <string.h>
 
 #include "sim.h"
+#include "txn.pb-c.h"
+#include "txnlog.h"
+#include "tree.h"
 #include "zab.h"
 
 #define MAX_NODES 7 /* voters, observers and servers to add, together */
@@ -87,36 +92,37 @@ static inline double knob(struct rng *r, double max)
 	return chance(r, 0.5) ? 0 : rng_unit(r) * max;
 }
 
-/* ---- txns: unique, self-describing bytes ----------------------------------- */
+/* ---- txns: real Txns that carry their id ------------------------------------ */
 
-static inline size_t txn_len(uint64_t id)
+/*
+ * Txn id n (1, 2, ...) is a packed quorum.Txn (proto/txn.proto), as
+ * quorumd logs and replicates: its zxid, and a create of "/<16 hex digits
+ * of n>" whose data is txn_payload(n), bytes that name n again. Every
+ * txn creates a node of its own, so a tree that applied it holds it, and
+ * one that applied it twice refuses the second (see sim_disk.c).
+ */
+#define TXN_MAX 160 /* a packed txn of this run is never longer */
+
+static inline size_t txn_payload_len(uint64_t id)
 {
 	return 8 + (size_t)(id * 7 % 29);
 }
 
-static inline void txn_bytes(uint64_t id, uint8_t *out)
+static inline void txn_payload(uint64_t id, uint8_t *out)
 {
 	for (int i = 0; i < 8; i++)
 		out[i] = (uint8_t)(id >> (8 * i));
-	for (size_t i = 8; i < txn_len(id); i++)
+	for (size_t i = 8; i < txn_payload_len(id); i++)
 		out[i] = (uint8_t)(id * 31 + i);
 }
 
-/* The txn id the bytes carry, or 0 if they are not a txn of this run. */
-static inline uint64_t txn_decode(const uint8_t *b, size_t len)
-{
-	if (len < 8)
-		return 0;
-	uint64_t id = 0;
-	for (int i = 0; i < 8; i++)
-		id |= (uint64_t)b[i] << (8 * i);
-	if (id == 0 || len != txn_len(id))
-		return 0;
-	for (size_t i = 8; i < len; i++)
-		if (b[i] != (uint8_t)(id * 31 + i))
-			return 0;
-	return id;
-}
+/* ---- sim_disk.c: the txn codec ---- */
+/* Packs txn id at zxid into out (TXN_MAX bytes); returns its length. */
+size_t txn_pack(uint64_t id, int64_t zxid, uint8_t *out);
+/* The txn id an unpacked Txn carries, or 0 if it is not a txn of this run. */
+uint64_t txn_id(const Quorum__Txn *t);
+/* The same for packed bytes; *zxid gets the Txn's zxid. */
+uint64_t txn_decode(const uint8_t *b, size_t len, int64_t *zxid);
 
 /* A reconfig's txn id carries its config: bit 62, then the observers'
  * and the voters' masks (bit i: node i + 1) in its low 16 bits. */
@@ -213,10 +219,27 @@ struct node {
 	int64_t *done_at;        /* per log entry: when its append completes */
 	size_t cap_done;
 	bool installing;
-	struct elist inst;
+	struct elist inst;       /* the txns a leader's snapshot holds, */
+	struct tree *inst_tree;  /* and its image loaded, until it is installed */
 	int64_t inst_zxid, inst_at;
+	/* the log on disk in a file-backed run: server/txnlog.c in a
+	 * directory of its own (sim_disk.c); log above is what the checker
+	 * believes it holds, and is rebuilt from the files at each boot */
+	struct txnlog *tl;       /* NULL while down, and in memory-only runs */
+	int dirfd;               /* its directory, for txnlog's fsyncs */
+	size_t n_written;        /* log[0..n_written) went through txnlog_append()
+				    and its sync returned: what a crash keeps */
+	bool roll_next;          /* compacted: the next write begins a segment,
+				    as storage does after a snapshot */
+	bool sync_fails;         /* the next write's sync fails (EIO) */
+	bool sync_failed;        /* it did: the member stops, no write in flight */
 	/* host */
 	struct elist state;      /* applied txns, in order */
+	struct tree *tree;       /* state, applied through server/tree.c; NULL
+				    while down */
+	int64_t tree_base;       /* its node count before any txn ("/", /zookeeper...) */
+	uint64_t digest;         /* a chain over what the tree showed after each
+				    txn of state: equal histories, equal digests */
 	size_t matched;          /* state[0..matched) equals G's prefix */
 	int64_t clock_off;
 	int64_t next_tick;
@@ -277,10 +300,14 @@ struct sim {
 	uint32_t calm_leader;    /* and its leader, which must never change */
 	bool reorder, torn;
 	int64_t max_delay, max_disk;
+	double p_sync_fail;      /* a write's sync fails: that member stops */
+	int64_t segment_bytes, prealloc_bytes; /* file-backed runs: txnlog's sizes */
 	bool faults;
 	/* checker */
 	struct pmap P;
 	struct elist G;
+	struct pmap D;           /* zxid -> the tree digest (in .id) of the first
+				    member to commit it: every other must match */
 	int64_t leader_of_epoch[MAX_EPOCHS]; /* epoch -> id; small epochs only */
 	int64_t acks[MAX_EPOCHS][MAX_NODES]; /* per epoch, each node's cumulative ack */
 	int64_t A[MAX_EPOCHS];               /* per epoch, the quorum-acked point */
@@ -311,6 +338,26 @@ void node_crash(struct sim *s, struct node *nd);
 void node_compact(struct sim *s, struct node *nd);
 void peers_see_reset(struct sim *s, struct node *nd);
 void after_call(struct sim *s, struct node *nd);
+
+/* ---- sim_disk.c: a node's log on disk, and its tree ---- */
+void disk_open(struct sim *s, struct node *nd);
+int disk_write(struct sim *s, struct node *nd);
+void disk_crash(struct sim *s, struct node *nd);
+int disk_truncate(struct sim *s, struct node *nd, int64_t zxid);
+void disk_compact(struct sim *s, struct node *nd);
+void disk_install(struct sim *s, struct node *nd);
+int disk_read(struct node *nd, int64_t after, int64_t upto,
+	      int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg);
+void disk_close(struct sim *s, struct node *nd);
+void disk_remove(struct sim *s, struct node *nd);
+int64_t disk_synced(const struct node *nd);
+void state_tree_rebuild(struct sim *s, struct node *nd);
+void state_tree_commit(struct sim *s, struct node *nd, struct entry e);
+void state_tree_check(struct sim *s, struct node *nd);
+int state_tree_image(struct sim *s, struct node *nd, uint8_t **bytes, size_t *len, int64_t *zxid);
+int state_tree_load(struct node *nd, const uint8_t *bytes, size_t len, int64_t zxid,
+		    struct elist *out);
+void state_tree_installed(struct sim *s, struct node *nd);
 
 /* ---- sim.c ---- */
 void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m);

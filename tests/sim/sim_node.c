@@ -1,7 +1,8 @@
 /*
- * sim_node: a simulated node — its disk, the io callbacks of its host, its
- * life cycle — and the checker, which every one of those callbacks reports
- * to (see sim.c for the invariants it keeps).
+ * sim_node: a simulated node — the io callbacks of its host, its life
+ * cycle, its snapshot and the checker's view of its log — and the checker,
+ * which every one of those callbacks reports to (see sim.c for the
+ * invariants it keeps). The log's files and the tree are sim_disk.c's.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -79,6 +80,13 @@ void note_ack(struct sim *s, struct node *nd, int64_t e, int64_t zxid)
 	if (zxid > durable) {
 		fail(s, "node %u acks (%lld,%lld) with only (%lld,%lld) durable", nd->id, ZX(zxid),
 		     ZX(durable));
+		return;
+	}
+	/* ...and durable means written and synced (to its files, if it has
+	 * them). */
+	if (zxid > disk_synced(nd)) {
+		fail(s, "node %u acks (%lld,%lld) with its log synced only to (%lld,%lld)", nd->id,
+		     ZX(zxid), ZX(disk_synced(nd)));
 		return;
 	}
 	/* Which quorum makes an ack binding depends, once configs change, on
@@ -201,9 +209,10 @@ static int io_append(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
 {
 	struct node *nd = ctx;
 	struct sim *s = nd->sim;
-	uint64_t id = txn_decode(txn, len);
+	int64_t carried = 0;
+	uint64_t id = txn_decode(txn, len, &carried);
 	struct prop *p = pmap_find(&s->P, zxid, false);
-	if (!id || !p || p->id != id)
+	if (!id || !p || p->id != id || carried != zxid)
 		fail(s, "node %u appends (%lld,%lld) with bytes never proposed for it", nd->id,
 		     ZX(zxid));
 	if (zxid <= log_last(nd))
@@ -223,12 +232,14 @@ static int io_append(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
 	return 0;
 }
 
-/* The host's state after a rebuild: the snapshot, then the log up to zxid. */
+/* The host's state after a rebuild: the snapshot, then the log up to
+ * zxid, and its tree anew. */
 static void rebuild_state(struct node *nd, int64_t upto)
 {
 	elist_copy(&nd->state, nd->snap.v, nd->snap.n);
 	for (size_t i = 0; i < nd->log.n && nd->log.v[i].zxid <= upto; i++)
 		elist_push(&nd->state, nd->log.v[i]);
+	state_tree_rebuild(nd->sim, nd);
 }
 
 static int io_truncate(void *ctx, int64_t zxid)
@@ -253,8 +264,10 @@ static int io_truncate(void *ctx, int64_t zxid)
 			fail(s, "node %u truncates (%lld,%lld), acked by a quorum in its epoch",
 			     nd->id, ZX(z));
 	}
+	if (disk_truncate(s, nd, zxid) < 0)
+		return -EIO;
 	nd->log.n = keep;
-	nd->n_durable = keep;
+	nd->n_durable = nd->n_written = keep;
 	size_t before = nd->matched;
 	rebuild_state(nd, zxid);
 	if (nd->n_committed > nd->state.n)
@@ -276,10 +289,12 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 		i++;
 	if (after != nd->snap_zxid && (i == 0 || nd->log.v[i - 1].zxid != after))
 		return -ERANGE;
-	uint8_t buf[64];
+	if (nd->tl)
+		return disk_read(nd, after, upto, fn, arg);
+	uint8_t buf[TXN_MAX];
 	for (; i < nd->log.n && nd->log.v[i].zxid <= upto; i++) {
-		txn_bytes(nd->log.v[i].id, buf);
-		int rc = fn(arg, nd->log.v[i].zxid, buf, txn_len(nd->log.v[i].id));
+		struct entry e = nd->log.v[i];
+		int rc = fn(arg, e.zxid, buf, txn_pack(e.id, e.zxid, buf));
 		if (rc)
 			return rc;
 	}
@@ -289,14 +304,7 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
 	struct node *nd = ctx;
-	*len = nd->state.n * 16;
-	*bytes = malloc(*len ? *len : 1);
-	for (size_t i = 0; i < nd->state.n; i++) {
-		memcpy(*bytes + i * 16, &nd->state.v[i].zxid, 8);
-		memcpy(*bytes + i * 16 + 8, &nd->state.v[i].id, 8);
-	}
-	*zxid = nd->state.n ? nd->state.v[nd->state.n - 1].zxid : 0;
-	return 0;
+	return state_tree_image(nd->sim, nd, bytes, len, zxid);
 }
 
 static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
@@ -305,15 +313,8 @@ static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int6
 	struct sim *s = nd->sim;
 	if (nd->n_durable != nd->log.n || nd->installing)
 		fail(s, "node %u installs with appends or an install in flight", nd->id);
-	if (len % 16)
+	if (state_tree_load(nd, bytes, len, zxid, &nd->inst) < 0)
 		return -EINVAL;
-	nd->inst.n = 0;
-	for (size_t i = 0; i < len / 16; i++) {
-		struct entry e;
-		memcpy(&e.zxid, bytes + i * 16, 8);
-		memcpy(&e.id, bytes + i * 16 + 8, 8);
-		elist_push(&nd->inst, e);
-	}
 	int64_t last = nd->inst.n ? nd->inst.v[nd->inst.n - 1].zxid : 0;
 	if (last != zxid)
 		return -EINVAL;
@@ -368,9 +369,10 @@ static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, u
 	(void)origin_seq;
 	struct node *nd = ctx;
 	struct sim *s = nd->sim;
-	uint64_t id = txn_decode(txn, len);
+	int64_t carried = 0;
+	uint64_t id = txn_decode(txn, len, &carried);
 	struct prop *p = pmap_find(&s->P, zxid, false);
-	if (!id || !p || p->id != id) {
+	if (!id || !p || p->id != id || carried != zxid) {
 		fail(s, "node %u commits (%lld,%lld) with bytes never proposed for it", nd->id,
 		     ZX(zxid));
 		return;
@@ -406,6 +408,7 @@ static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, u
 			holders_check(s, nd, zxid, id, &own);
 	}
 	elist_push(&nd->state, next);
+	state_tree_commit(s, nd, next);
 	nd->n_committed = nd->state.n;
 	s->st->commits++;
 	if (zab_is_observer(nd->z))
@@ -473,7 +476,8 @@ static void check_calm(struct sim *s, struct node *nd)
 static int io_txn_config(void *ctx, const uint8_t *txn, size_t len, struct zab_members *out)
 {
 	(void)ctx;
-	uint64_t id = txn_decode(txn, len);
+	int64_t zxid;
+	uint64_t id = txn_decode(txn, len, &zxid);
 	return id && cfg_of_id(id, out) ? 1 : 0;
 }
 
@@ -581,6 +585,7 @@ void node_boot(struct sim *s, struct node *nd, bool restart)
 {
 	struct zab_members logged[ZAB_MAX_CHAIN];
 	size_t n_logged;
+	disk_open(s, nd); /* the log as its files hold it */
 	struct zab_config cfg = boot_config(nd, logged, &n_logged);
 	int64_t ends[4096];
 	size_t n_ends = 0;
@@ -627,6 +632,7 @@ void node_boot(struct sim *s, struct node *nd, bool restart)
 	if (nd->matched < before)
 		fail(s, "node %u lost committed txns in a crash (%zu of %zu remain)", nd->id,
 		     nd->matched, before);
+	state_tree_check(s, nd);
 	nd->up = true;
 	nd->serving = nd->leading = false;
 	nd->next_tick = s->now + between(&s->r, 0, TICK_MS / 4);
@@ -668,13 +674,23 @@ void node_crash(struct sim *s, struct node *nd)
 	nd->z = NULL;
 	nd->up = false;
 	nd->crash_pending = false;
-	/* Unsynced appends: a torn disk keeps a prefix of them, else all go. */
-	size_t keep = nd->n_durable;
-	if (s->torn && nd->log.n > keep)
-		keep += (size_t)between(&s->r, 0, (int64_t)(nd->log.n - keep));
-	nd->log.n = keep;
-	nd->n_durable = keep;
+	/* Unsynced appends: a torn disk keeps some of them, else all go
+	 * (files: sim_disk.c; in memory: a prefix, by whole txns). A member
+	 * that stopped for a failed sync has no write in flight. */
+	if (s->o.disk_dir) {
+		disk_crash(s, nd);
+	} else {
+		size_t keep = nd->n_durable;
+		if (s->torn && !nd->sync_failed && nd->log.n > keep)
+			keep += (size_t)between(&s->r, 0, (int64_t)(nd->log.n - keep));
+		nd->log.n = nd->n_durable = nd->n_written = keep;
+	}
+	nd->sync_failed = false;
+	tree_free(nd->tree);
+	nd->tree = NULL;
 	nd->installing = false; /* the rename never happened */
+	tree_free(nd->inst_tree);
+	nd->inst_tree = NULL;
 	nd->state.n = 0;
 	nd->looked = false;
 	nd->followed = 0;
@@ -702,6 +718,8 @@ void node_compact(struct sim *s, struct node *nd)
 	memmove(nd->done_at, nd->done_at + drop, (nd->log.n - drop) * sizeof(*nd->done_at));
 	nd->log.n -= drop;
 	nd->n_durable -= drop;
+	nd->n_written -= drop;
+	disk_compact(s, nd);
 }
 
 /* After any call into a core: a crash a scenario asked for happens now. */

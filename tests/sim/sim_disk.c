@@ -1,0 +1,743 @@
+/*
+ * sim_disk: what a simulated member keeps: its txn log on disk, and the
+ * tree it applies committed txns to — quorumd's own modules for both.
+ *
+ * The log. In a file-backed run (sim_options.disk_dir) each node's log is
+ * server/txnlog.c in a directory of its own. The node's appends wait in
+ * memory (nd->log past n_written), as storage's pending batch does; when
+ * the first of them is due to be durable, every one due by then goes out
+ * as one write, txnlog_append(): a pwrite and a sync (the sync_write hook,
+ * which does the fdatasync, or fails with EIO when the swarm says so). As
+ * in quorumd, at most one write is ever unsynced: the one in flight. A
+ * crash throws it away or, in a torn run, leaves some of it on the file:
+ * a prefix of its bytes, a prefix then garbage, or whole 512-byte sectors
+ * of it and not others. The restart reopens the log with txnlog_open(),
+ * which must repair that tail, and rebuilds the node's view of its log
+ * from txnlog_read(). A memory-only run keeps the log in nd->log alone
+ * (sim_node.c) and tears it by whole txns.
+ *
+ * A node's own durable snapshot stays the in-memory list of (zxid, id)
+ * that sim_node.c keeps (nd->snap), not a snapshot file; a compaction
+ * purges the segments it covers (txnlog_purge()) and an install removes
+ * every segment, as storage does. What a leader sends a follower (SNAP)
+ * is the real image of its tree (snapshot.c), which the follower loads
+ * and must find equal to the tree the image's txns make.
+ *
+ * The tree. Every node applies its state, txn by txn, to a server/tree.c
+ * tree: at each commit, and from scratch when its state is rebuilt
+ * (restart, truncation, install). Each txn creates a node of its own
+ * (sim_int.h), so a txn applied twice is refused, one lost shows, and
+ * after each txn the node's Stat and its parent's go into a digest chained
+ * over the state: two members at the same committed zxid must have the
+ * same digest (s->D). See state_tree_commit() and state_tree_check().
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "sim_int.h"
+#include "snapshot.h"
+
+/* ---- the txn codec --------------------------------------------------------------- */
+
+#define PATH_LEN 18 /* "/" and 16 hex digits, and the NUL */
+
+/* The pieces of txn id at zxid, in the caller's storage. */
+struct txn_parts {
+	Quorum__Txn txn;
+	Quorum__CreateTxn create;
+	Quorum__Acl acl, *acls[1];
+	char path[PATH_LEN];
+	uint8_t data[64];
+};
+
+static const char hex[] = "0123456789abcdef";
+
+static void txn_build(struct txn_parts *p, uint64_t id, int64_t zxid)
+{
+	quorum__txn__init(&p->txn);
+	quorum__create_txn__init(&p->create);
+	quorum__acl__init(&p->acl);
+	p->path[0] = '/';
+	for (int i = 0; i < 16; i++)
+		p->path[1 + i] = hex[id >> (60 - 4 * i) & 0xf];
+	p->path[PATH_LEN - 1] = 0;
+	txn_payload(id, p->data);
+	p->acl.perms = 31; /* world:anyone, every permission */
+	p->acl.scheme = "world";
+	p->acl.id = "anyone";
+	p->acls[0] = &p->acl;
+	p->create.path = p->path;
+	p->create.data.data = p->data;
+	p->create.data.len = txn_payload_len(id);
+	p->create.n_acl = 1;
+	p->create.acl = p->acls;
+	p->create.parent_cversion = -1; /* one more than the tree has */
+	p->txn.zxid = zxid;
+	p->txn.body_case = QUORUM__TXN__BODY_CREATE;
+	p->txn.create = &p->create;
+}
+
+size_t txn_pack(uint64_t id, int64_t zxid, uint8_t *out)
+{
+	struct txn_parts p;
+	txn_build(&p, id, zxid);
+	size_t len = quorum__txn__get_packed_size(&p.txn);
+	if (len > TXN_MAX)
+		abort(); /* TXN_MAX is wrong: a bug of this file */
+	return quorum__txn__pack(&p.txn, out);
+}
+
+/* The id "/<16 hex digits>" names, or 0. */
+static uint64_t path_id(const char *p)
+{
+	uint64_t id = 0;
+	if (p[0] != '/')
+		return 0;
+	for (int i = 1; i < PATH_LEN - 1; i++) {
+		const char *d = p[i] ? strchr(hex, p[i]) : NULL;
+		if (!d)
+			return 0;
+		id = id << 4 | (uint64_t)(d - hex);
+	}
+	return id;
+}
+
+uint64_t txn_id(const Quorum__Txn *t)
+{
+	if (t->body_case != QUORUM__TXN__BODY_CREATE || !t->create->path ||
+	    strlen(t->create->path) != PATH_LEN - 1)
+		return 0;
+	uint64_t id = path_id(t->create->path);
+	uint8_t want[64];
+	if (id == 0 || t->create->data.len != txn_payload_len(id))
+		return 0;
+	txn_payload(id, want);
+	return memcmp(want, t->create->data.data, t->create->data.len) ? 0 : id;
+}
+
+/* Called for every append and commit, so without unpacking: the bytes
+ * are a txn of this run if they are exactly what txn_pack() makes of the
+ * zxid they carry and the path in them (any '/' that starts one: the
+ * zxid's own bytes may hold a '/' too). */
+uint64_t txn_decode(const uint8_t *b, size_t len, int64_t *zxid)
+{
+	if (len > TXN_MAX || txnlog_peek_zxid(b, len, zxid) < 0)
+		return 0;
+	for (const uint8_t *p = b; (p = memchr(p, '/', len - (size_t)(p - b))) != NULL; p++) {
+		if ((size_t)(p - b) + PATH_LEN - 1 > len)
+			return 0;
+		char path[PATH_LEN];
+		memcpy(path, p, PATH_LEN - 1);
+		path[PATH_LEN - 1] = 0;
+		uint64_t id = path_id(path);
+		uint8_t want[TXN_MAX];
+		if (id && txn_pack(id, *zxid, want) == len && !memcmp(want, b, len))
+			return id;
+	}
+	return 0;
+}
+
+/* ---- the log on disk ------------------------------------------------------------------- */
+
+static char *node_dir(const struct sim *s, const struct node *nd)
+{
+	size_t n = strlen(s->o.disk_dir) + 16;
+	char *p = malloc(n);
+	snprintf(p, n, "%s/node%u", s->o.disk_dir, nd->id);
+	return p;
+}
+
+/* txnlog_config.sync_write: the sync of every write, which a swarm knob
+ * makes fail. */
+static int sync_write(void *ctx, int fd)
+{
+	struct node *nd = ctx;
+	if (nd->sync_fails) {
+		errno = EIO;
+		return -1;
+	}
+	return fdatasync(fd);
+}
+
+/* The durable end of the node's log: the last zxid its files hold (or,
+ * in memory, the last written), or the snapshot's. */
+int64_t disk_synced(const struct node *nd)
+{
+	int64_t last = nd->tl ? txnlog_last_zxid(nd->tl)
+		       : nd->n_written ? nd->log.v[nd->n_written - 1].zxid : 0;
+	return last > nd->snap_zxid ? last : nd->snap_zxid;
+}
+
+struct reopen {
+	struct sim *s;
+	struct node *nd;
+	struct elist got;
+};
+
+static int reopen_one(void *ctx, const Quorum__Txn *t)
+{
+	struct reopen *r = ctx;
+	uint64_t id = txn_id(t);
+	struct prop *p = pmap_find(&r->s->P, t->zxid, false);
+	if (!id || !p || p->id != id) {
+		fail(r->s, "node %u's log on disk holds (%lld,%lld), never proposed so", r->nd->id,
+		     ZX(t->zxid));
+		return -1;
+	}
+	elist_push(&r->got, (struct entry){t->zxid, id});
+	return 0;
+}
+
+/*
+ * Boot: opens the node's log (txnlog_open() repairs a torn tail) and makes
+ * nd->log what the files hold after the snapshot. Everything synced before
+ * the crash (nd->log[0..n_written)) must still be there, in order.
+ */
+void disk_open(struct sim *s, struct node *nd)
+{
+	if (!s->o.disk_dir)
+		return;
+	char *dir = node_dir(s, nd);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		fail(s, "mkdir %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	nd->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (nd->dirfd < 0) {
+		fail(s, "open %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	struct txnlog_config cfg = {
+		.dir = dir,
+		.dirfd = nd->dirfd,
+		.segment_bytes = s->segment_bytes,
+		.prealloc_bytes = s->prealloc_bytes,
+		.sync_write = sync_write,
+		.sync_ctx = nd,
+	};
+	char err[256];
+	int rc = txnlog_open(&nd->tl, &cfg, err, sizeof(err));
+	if (rc < 0) {
+		nd->tl = NULL;
+		close(nd->dirfd);
+		fail(s, "node %u's log does not open after a crash: %s", nd->id, err);
+		goto out;
+	}
+	struct reopen r = {.s = s, .nd = nd};
+	rc = txnlog_read(nd->tl, nd->snap_zxid, reopen_one, &r);
+	if (rc < 0 && !s->failed)
+		fail(s, "node %u's log does not read back: %s", nd->id, strerror(-rc));
+	for (size_t i = 0; i < nd->n_written && !s->failed; i++)
+		if (i >= r.got.n || r.got.v[i].zxid != nd->log.v[i].zxid ||
+		    r.got.v[i].id != nd->log.v[i].id)
+			fail(s, "node %u lost (%lld,%lld) in a crash, though its write was synced",
+			     nd->id, ZX(nd->log.v[i].zxid));
+	elist_copy(&nd->log, r.got.v, r.got.n);
+	free(r.got.v);
+	nd->n_durable = nd->n_written = nd->log.n;
+out:
+	free(dir);
+}
+
+/* Where the next write goes: the last segment and its data end. */
+struct tail {
+	int64_t name, data_end;
+	bool any;
+};
+
+static void tail_of(void *ctx, const struct txnlog_segment_info *info)
+{
+	struct tail *t = ctx;
+	t->name = info->name;
+	t->data_end = info->data_end;
+	t->any = true;
+}
+
+/* Frames log[from..to) as one write: records back to back, the last one
+ * flagged (docs/disk-format.md, 3.2). Returns the malloc'd bytes. */
+static uint8_t *frame_write(const struct node *nd, size_t from, size_t to, size_t *len)
+{
+	uint8_t *buf = malloc((to - from) * (TXNLOG_RECORD_HEADER + TXN_MAX));
+	size_t n = 0;
+	for (size_t i = from; i < to; i++) {
+		uint8_t *rec = buf + n;
+		size_t plen = txn_pack(nd->log.v[i].id, nd->log.v[i].zxid, rec + TXNLOG_RECORD_HEADER);
+		txnlog_frame(rec, (uint32_t)plen, crc32c(0, rec + TXNLOG_RECORD_HEADER, plen),
+			     i + 1 == to);
+		n += TXNLOG_RECORD_HEADER + plen;
+	}
+	*len = n;
+	return buf;
+}
+
+/*
+ * The node's appends that are due (done_at <= now), from the first not
+ * yet written, go to disk as one write. Returns 0, or -EIO when its sync
+ * failed: txnlog cut the write back, and the member must stop (as
+ * quorumd's replica does: server/replica.c, replica_durable()) without
+ * having said any of it is durable.
+ */
+int disk_write(struct sim *s, struct node *nd)
+{
+	size_t from = nd->n_written, to = from + 1;
+	while (to < nd->log.n && nd->done_at[to] <= s->now)
+		to++;
+	nd->sync_fails = chance(&s->r, s->p_sync_fail);
+	if (!nd->tl) {
+		if (nd->sync_fails)
+			return -EIO;
+		nd->n_written = to;
+		return 0;
+	}
+	int64_t before = txnlog_last_zxid(nd->tl);
+	size_t len;
+	uint8_t *buf = frame_write(nd, from, to, &len);
+	int64_t first = nd->log.v[from].zxid, last = nd->log.v[to - 1].zxid;
+	bool roll = nd->roll_next || !txnlog_zxid_follows(before, first);
+	int64_t sync_ns;
+	int syncs;
+	int rc = txnlog_append(nd->tl, buf, len, first, last, roll, &sync_ns, &syncs);
+	free(buf);
+	if (rc < 0) {
+		if (txnlog_last_zxid(nd->tl) != before)
+			fail(s, "node %u's failed write left its log at (%lld,%lld), not (%lld,%lld)",
+			     nd->id, ZX(txnlog_last_zxid(nd->tl)), ZX(before));
+		if (!nd->sync_fails)
+			fail(s, "node %u: txnlog_append: %s", nd->id, strerror(-rc));
+		nd->sync_fails = false;
+		return -EIO;
+	}
+	nd->roll_next = false;
+	nd->n_written = to;
+	return 0;
+}
+
+/*
+ * What a crash leaves of the write in flight (the next appends, which the
+ * node's sync had not yet reported): nothing, or in a torn run some of its
+ * bytes after the last synced one. Only a write into the current segment
+ * is torn: a write that begins a segment creates it durably first.
+ */
+static void tear(struct sim *s, struct node *nd)
+{
+	size_t from = nd->n_written;
+	size_t to = from + (size_t)between(&s->r, 1, (int64_t)(nd->log.n - from));
+	struct tail t = {0};
+	txnlog_for_each_segment(nd->tl, tail_of, &t);
+	if (!t.any || nd->roll_next || t.data_end >= s->segment_bytes ||
+	    !txnlog_zxid_follows(txnlog_last_zxid(nd->tl), nd->log.v[from].zxid))
+		return;
+	size_t len;
+	uint8_t *buf = frame_write(nd, from, to, &len);
+	char name[40];
+	snprintf(name, sizeof(name), "log.%016" PRIx64, (uint64_t)t.name);
+	int fd = openat(nd->dirfd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fail(s, "node %u: open %s: %s", nd->id, name, strerror(errno));
+		free(buf);
+		return;
+	}
+	off_t at = (off_t)t.data_end;
+	ssize_t w = 0;
+	switch (between(&s->r, 0, 2)) {
+	case 0: /* a prefix of the write reached the disk */
+		w = pwrite(fd, buf, (size_t)between(&s->r, 1, (int64_t)len), at);
+		break;
+	case 1: { /* a prefix, then garbage where the rest should be */
+		size_t k = (size_t)between(&s->r, 0, (int64_t)len - 1);
+		size_t g = (size_t)between(&s->r, 1, (int64_t)(len - k));
+		for (size_t i = k; i < k + g; i++)
+			buf[i] = (uint8_t)rng_next(&s->r);
+		w = pwrite(fd, buf, k + g, at);
+		break;
+	}
+	default: { /* whole sectors of it and not others; the rest reads as zeros */
+		struct stat sb;
+		if (fstat(fd, &sb) < 0 || (sb.st_size < at + (off_t)len &&
+					    ftruncate(fd, at + (off_t)len) < 0)) {
+			w = -1;
+			break;
+		}
+		for (off_t sec = at / 512 * 512; sec < at + (off_t)len && w >= 0; sec += 512) {
+			off_t lo = sec < at ? at : sec, hi = sec + 512;
+			if (hi > at + (off_t)len)
+				hi = at + (off_t)len;
+			if (chance(&s->r, 0.5))
+				w = pwrite(fd, buf + (lo - at), (size_t)(hi - lo), lo);
+		}
+		break;
+	}
+	}
+	if (w < 0)
+		fail(s, "node %u: tearing %s: %s", nd->id, name, strerror(errno));
+	s->st->torn_writes++;
+	close(fd);
+	free(buf);
+}
+
+/* The node crashed: its write in flight is lost or torn, its log closed.
+ * The checker's view of its log while it is down is what was synced. */
+void disk_crash(struct sim *s, struct node *nd)
+{
+	if (!nd->tl)
+		return;
+	if (s->torn && !nd->sync_failed && nd->n_written < nd->log.n)
+		tear(s, nd);
+	disk_close(s, nd);
+	nd->log.n = nd->n_durable = nd->n_written;
+}
+
+/* ZAB's TRUNC: txnlog_truncate_after(). Nothing is in flight (io_truncate
+ * made sure). */
+int disk_truncate(struct sim *s, struct node *nd, int64_t zxid)
+{
+	if (!nd->tl)
+		return 0;
+	int rc = txnlog_truncate_after(nd->tl, zxid);
+	if (rc < 0)
+		fail(s, "node %u: txnlog_truncate_after(%lld,%lld): %s", nd->id, ZX(zxid),
+		     strerror(-rc));
+	return rc;
+}
+
+/* A compaction to nd->snap_zxid: the segments it covers go, and the next
+ * write begins a segment. */
+void disk_compact(struct sim *s, struct node *nd)
+{
+	if (!nd->tl)
+		return;
+	int rc = txnlog_purge(nd->tl, nd->snap_zxid);
+	if (rc < 0)
+		fail(s, "node %u: txnlog_purge: %s", nd->id, strerror(-rc));
+	nd->roll_next = true;
+}
+
+/* A snapshot installed: every segment goes (storage_install_snapshot()). */
+void disk_install(struct sim *s, struct node *nd)
+{
+	if (!nd->tl)
+		return;
+	txnlog_close(nd->tl);
+	nd->tl = NULL;
+	DIR *d = fdopendir(dup(nd->dirfd));
+	for (struct dirent *e; d && (e = readdir(d));)
+		if (!strncmp(e->d_name, "log.", 4) && unlinkat(nd->dirfd, e->d_name, 0) < 0)
+			fail(s, "node %u: unlink %s: %s", nd->id, e->d_name, strerror(errno));
+	if (d)
+		closedir(d);
+	fsync(nd->dirfd);
+	close(nd->dirfd);
+	nd->n_written = 0;
+	nd->roll_next = false;
+	disk_open(s, nd);
+}
+
+struct read_ctx {
+	struct sim *s;
+	struct node *nd;
+	size_t i; /* the entry of nd->log the next record must be */
+	int64_t upto;
+	int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len);
+	void *arg;
+};
+
+#define READ_DONE 1 /* past upto: not an error (replica.c's READ_PAST_UPTO) */
+
+static int read_one(void *ctx, const Quorum__Txn *t)
+{
+	struct read_ctx *r = ctx;
+	if (t->zxid > r->upto)
+		return READ_DONE;
+	struct node *nd = r->nd;
+	uint64_t id = txn_id(t);
+	if (r->i >= nd->n_written || nd->log.v[r->i].zxid != t->zxid || nd->log.v[r->i].id != id) {
+		fail(r->s, "node %u's log on disk holds (%lld,%lld) where it logged another",
+		     nd->id, ZX(t->zxid));
+		return -EUCLEAN;
+	}
+	r->i++;
+	uint8_t buf[TXN_MAX];
+	return r->fn(r->arg, t->zxid, buf, txn_pack(id, t->zxid, buf));
+}
+
+/* ZAB's DIFF: the log after `after` up to upto, from the files (checked
+ * against what the node logged), then what waits to be written. `after`
+ * is the snapshot or a logged zxid (io_read_log checked). */
+int disk_read(struct node *nd, int64_t after, int64_t upto,
+	      int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg)
+{
+	struct read_ctx r = {.s = nd->sim, .nd = nd, .upto = upto, .fn = fn, .arg = arg};
+	while (r.i < nd->log.n && nd->log.v[r.i].zxid <= after)
+		r.i++;
+	if (r.i < nd->n_written) {
+		int rc = txnlog_read(nd->tl, after, read_one, &r);
+		if (rc == READ_DONE)
+			return 0;
+		if (rc)
+			return rc;
+	}
+	uint8_t buf[TXN_MAX];
+	for (; r.i < nd->log.n && nd->log.v[r.i].zxid <= upto; r.i++) {
+		struct entry e = nd->log.v[r.i];
+		int rc = fn(arg, e.zxid, buf, txn_pack(e.id, e.zxid, buf));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Closes the node's log (a crash, or the end of the run). */
+void disk_close(struct sim *s, struct node *nd)
+{
+	(void)s;
+	if (!nd->tl)
+		return;
+	txnlog_close(nd->tl);
+	close(nd->dirfd);
+	nd->tl = NULL;
+	nd->sync_failed = false;
+}
+
+/* The end of a run: the node's directory and every file in it go. */
+void disk_remove(struct sim *s, struct node *nd)
+{
+	if (!s->o.disk_dir)
+		return;
+	char *dir = node_dir(s, nd);
+	DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(dirfd(d), e->d_name, 0);
+	if (d)
+		closedir(d);
+	rmdir(dir);
+	free(dir);
+}
+
+/* ---- the tree ---------------------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+	return splitmix(&x);
+}
+
+static uint64_t stat_hash(uint64_t h, const struct zk_stat *st)
+{
+	int64_t f[] = {st->czxid, st->mzxid, st->version, st->cversion, st->aversion,
+		       st->ephemeral_owner, st->data_length, st->num_children, st->pzxid};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		h = mix64(h ^ (uint64_t)f[i]);
+	return h;
+}
+
+/* Applies state entry e (the node's next) to its tree and chains the
+ * digest; false (after failing the run) if the tree refuses it. */
+static bool tree_take(struct sim *s, struct node *nd, struct entry e, size_t applied)
+{
+	struct txn_parts p;
+	txn_build(&p, e.id, e.zxid);
+	struct tree_apply_result res;
+	int rc = tree_apply(nd->tree, &p.txn, NULL, &res);
+	if (rc < 0 || res.err != ZOK) {
+		fail(s, "node %u's tree refuses (%lld,%lld)#%llu: %d/%d", nd->id, ZX(e.zxid),
+		     (unsigned long long)e.id, rc, res.err);
+		return false;
+	}
+	struct zk_str path = {p.path, PATH_LEN - 1}, root = {"/", 1};
+	const struct znode *n = tree_get(nd->tree, path), *r = tree_get(nd->tree, root);
+	if (!n || tree_node_count(nd->tree) != nd->tree_base + (int64_t)applied) {
+		fail(s, "node %u's tree has %lld nodes after (%lld,%lld), its %zu txns and %lld "
+			"to begin with", nd->id, (long long)tree_node_count(nd->tree), ZX(e.zxid),
+		     applied, (long long)nd->tree_base);
+		return false;
+	}
+	nd->digest = stat_hash(stat_hash(mix64(nd->digest ^ e.id), znode_stat(n)), znode_stat(r));
+	return true;
+}
+
+/* The node's tree, from scratch: its state (restart, truncation, install). */
+void state_tree_rebuild(struct sim *s, struct node *nd)
+{
+	tree_free(nd->tree);
+	nd->digest = 0;
+	nd->tree = tree_new();
+	if (!nd->tree) {
+		fail(s, "tree_new: out of memory");
+		return;
+	}
+	nd->tree_base = tree_node_count(nd->tree);
+	for (size_t i = 0; i < nd->state.n && !s->failed; i++)
+		tree_take(s, nd, nd->state.v[i], i + 1);
+}
+
+/*
+ * io.commit: the node applied e, the last of its state. Its tree must
+ * hold it, and its digest there must be every other member's at e (both
+ * committed the same history: sim_node.c checks that much against G).
+ */
+void state_tree_commit(struct sim *s, struct node *nd, struct entry e)
+{
+	if (!tree_take(s, nd, e, nd->state.n))
+		return;
+	struct prop *d = pmap_find(&s->D, e.zxid, false);
+	if (!d) {
+		pmap_find(&s->D, e.zxid, true)->id = nd->digest;
+	} else if (d->id != nd->digest) {
+		fail(s, "node %u's tree after (%lld,%lld) has digest %016llx, another member's "
+			"%016llx", nd->id, ZX(e.zxid), (unsigned long long)nd->digest,
+		     (unsigned long long)d->id);
+	}
+}
+
+/* Every committed txn up to what the node applied is in its tree, as it
+ * was written: at each boot and at the end of a run. */
+void state_tree_check(struct sim *s, struct node *nd)
+{
+	if (!nd->tree || !nd->state.n)
+		return;
+	int64_t applied = nd->state.v[nd->state.n - 1].zxid;
+	for (size_t i = 0; i < s->G.n && s->G.v[i].zxid <= applied && !s->failed; i++) {
+		struct txn_parts p;
+		txn_build(&p, s->G.v[i].id, s->G.v[i].zxid);
+		const struct znode *n = tree_get(nd->tree, (struct zk_str){p.path, PATH_LEN - 1});
+		struct zk_buf data = n ? znode_data(n) : (struct zk_buf){NULL, -1};
+		if (!n || znode_stat(n)->mzxid != s->G.v[i].zxid ||
+		    data.len != (int32_t)p.create.data.len ||
+		    memcmp(data.p, p.create.data.data, p.create.data.len))
+			fail(s, "node %u applied up to (%lld,%lld) but its tree lacks committed "
+				"(%lld,%lld)", nd->id, ZX(applied), ZX(s->G.v[i].zxid));
+	}
+}
+
+/* ---- snapshots: the tree's image ----------------------------------------------------------- */
+
+/* io.snapshot_take: the image quorumd sends a follower (snapshot.c's
+ * format: the tree, no sessions), as of the node's last applied txn. */
+int state_tree_image(struct sim *s, struct node *nd, uint8_t **bytes, size_t *len, int64_t *zxid)
+{
+	struct snapshot_image img;
+	int rc = snapshot_serialize(nd->tree, NULL, 0, &img);
+	if (rc < 0)
+		return rc;
+	int64_t applied = nd->state.n ? nd->state.v[nd->state.n - 1].zxid : 0;
+	if (img.zxid != applied)
+		fail(s, "node %u's tree is at (%lld,%lld), its state at (%lld,%lld)", nd->id,
+		     ZX(img.zxid), ZX(applied));
+	*bytes = img.buf;
+	*len = img.len;
+	*zxid = img.zxid;
+	return 0;
+}
+
+struct txns_of {
+	struct elist *out;
+	bool stranger; /* a node that is no txn of this run */
+};
+
+static int txn_of_node(void *ctx, const struct znode *n)
+{
+	struct txns_of *t = ctx;
+	struct zk_str path = znode_path(n);
+	if (path.len != PATH_LEN - 1 || !memcmp(path.s, "/zookeeper", 10))
+		return 0; /* "/", the /zookeeper nodes */
+	char p[PATH_LEN];
+	memcpy(p, path.s, PATH_LEN - 1);
+	p[PATH_LEN - 1] = 0;
+	uint64_t id = path_id(p);
+	struct zk_buf data = znode_data(n);
+	uint8_t want[64];
+	if (id)
+		txn_payload(id, want);
+	if (!id || data.len != (int32_t)txn_payload_len(id) || memcmp(data.p, want, (size_t)data.len))
+		t->stranger = true;
+	else
+		elist_push(t->out, (struct entry){znode_stat(n)->czxid, id});
+	return 0;
+}
+
+static int by_zxid(const void *a, const void *b)
+{
+	int64_t x = ((const struct entry *)a)->zxid, y = ((const struct entry *)b)->zxid;
+	return (x > y) - (x < y);
+}
+
+/*
+ * io.snapshot_install: loads a leader's image (snapshot_load_image(), which
+ * checks it whole) into a tree of its own, kept for the comparison at
+ * completion (state_tree_installed()), and lists the txns it holds, in
+ * zxid order, into *out. -EINVAL if it does not load or holds a node that
+ * no txn made.
+ */
+int state_tree_load(struct node *nd, const uint8_t *bytes, size_t len, int64_t zxid,
+		    struct elist *out)
+{
+	tree_free(nd->inst_tree);
+	nd->inst_tree = tree_new();
+	if (!nd->inst_tree)
+		return -ENOMEM;
+	out->n = 0;
+	struct txns_of t = {.out = out};
+	if (snapshot_load_image(bytes, len, zxid, "a leader's snapshot", nd->inst_tree, NULL,
+				NULL) < 0 ||
+	    tree_walk(nd->inst_tree, txn_of_node, &t) != 0 || t.stranger) {
+		tree_free(nd->inst_tree);
+		nd->inst_tree = NULL;
+		return -EINVAL;
+	}
+	qsort(out->v, out->n, sizeof(*out->v), by_zxid);
+	return 0;
+}
+
+/* Field by field: struct zk_stat has padding. */
+static bool stat_equal(const struct zk_stat *a, const struct zk_stat *b)
+{
+	return a->czxid == b->czxid && a->mzxid == b->mzxid && a->ctime == b->ctime &&
+	       a->mtime == b->mtime && a->version == b->version && a->cversion == b->cversion &&
+	       a->aversion == b->aversion && a->ephemeral_owner == b->ephemeral_owner &&
+	       a->data_length == b->data_length && a->num_children == b->num_children &&
+	       a->pzxid == b->pzxid;
+}
+
+struct same {
+	const struct tree *other;
+	const struct znode *differs;
+};
+
+static int same_node(void *ctx, const struct znode *n)
+{
+	struct same *c = ctx;
+	const struct znode *o = tree_get(c->other, znode_path(n));
+	struct zk_buf a = znode_data(n), b = o ? znode_data(o) : a;
+	if (!o || !stat_equal(znode_stat(n), znode_stat(o)) || a.len != b.len ||
+	    (a.len > 0 && memcmp(a.p, b.p, (size_t)a.len))) {
+		c->differs = n;
+		return 1;
+	}
+	return 0;
+}
+
+/* An install completed and the node's tree was rebuilt from the txns the
+ * image listed: the image's own tree must be that same tree, node for
+ * node (Stat and data). */
+void state_tree_installed(struct sim *s, struct node *nd)
+{
+	struct same c = {.other = nd->tree};
+	if (!nd->inst_tree || !nd->tree)
+		return;
+	if (tree_node_count(nd->inst_tree) != tree_node_count(nd->tree))
+		fail(s, "node %u installed a snapshot of %lld nodes whose txns make %lld", nd->id,
+		     (long long)tree_node_count(nd->inst_tree), (long long)tree_node_count(nd->tree));
+	else if (tree_walk(nd->inst_tree, same_node, &c) && c.differs)
+		fail(s, "node %u installed a snapshot whose %.*s differs from its txns'", nd->id,
+		     (int)znode_path(c.differs).len, znode_path(c.differs).s);
+	tree_free(nd->inst_tree);
+	nd->inst_tree = NULL;
+}
