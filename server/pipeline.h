@@ -24,10 +24,10 @@ void request_enqueue(struct conn *c, struct request *r);
 void request_dequeue(struct conn *c, struct request *r);
 
 /* Starts a reply frame in c->out; finish it with reply_end(). */
-size_t reply_begin(struct conn *c, int32_t xid, int64_t zxid, int32_t err);
+size_t reply_begin(struct conn *c, int32_t xid, int64_t zxid, struct zk_code err);
 void reply_end(struct conn *c, size_t at, int32_t op, int64_t zxid);
 /* A reply with only a header, at the tree's zxid. */
-void reply_error(struct conn *c, int32_t xid, int32_t op, int32_t err);
+void reply_error(struct conn *c, int32_t xid, int32_t op, struct zk_code err);
 /* A reply to a request received at received_ns is leaving: the latency
  * figures of srvr, mntr and cons. */
 void reply_note_latency(struct conn *c, int32_t op, uint64_t received_ns);
