@@ -120,7 +120,8 @@ static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 			pr.u.connect.timeout = f->timeout;
 		else
 			decoded = write_decode(NULL, f->op, &in, &pr);
-		err = ZK_CODE(write_prep_txn(srv, r, &pr, decoded));
+		if (write_prep_txn(srv, r, &pr, decoded) != 0)
+			err = ZK_CODE(ZSYSTEMERROR);
 	}
 	if (zk_ok(err)) {
 		r->seq = f->seq;
@@ -421,7 +422,7 @@ static const struct members *prep_members(void *ctx)
 	return replica_members(srv->replica);
 }
 
-static int32_t prep_reconfig_check(void *ctx, const struct members *next)
+static struct zk_code prep_reconfig_check(void *ctx, const struct members *next)
 {
 	struct server *srv = ctx;
 	return replica_reconfig_check(srv->replica, next);

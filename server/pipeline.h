@@ -69,9 +69,11 @@ int64_t write_next_zxid(const struct server *srv);
 int write_submit(struct server *srv, struct request *r);
 /* Decodes a write's body into a prep_request. False if malformed. */
 bool write_decode(struct conn *c, int32_t op, struct jute_in *in, struct prep_request *pr);
-/* Builds r->txn: the change, or the error txn. ZOK or ZSYSTEMERROR. */
-int32_t write_prep_txn(struct server *srv, struct request *r, const struct prep_request *pr,
-		       bool decoded);
+/* Builds r->txn: the change, or the error txn. 0, -EIO (the log cannot
+ * take writes) or -ENOMEM; the client of a write that got no txn is told
+ * ZSYSTEMERROR. */
+int write_prep_txn(struct server *srv, struct request *r, const struct prep_request *pr,
+		   bool decoded);
 /* A write from a client of this server. */
 void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 		  uint64_t received_ns);

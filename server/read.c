@@ -364,7 +364,7 @@ static struct zk_code read_sasl(struct read_call *rc)
 	const char *why = NULL;
 	int step = sasl_step(&c->sasl, c->srv->sasl_users, token.p,
 			     token.len > 0 ? (size_t)token.len : 0, &out, &out_len, user, &why);
-	if (step == 1 && acl_auth_add_sasl(&c->auth, user, c->srv->cfg->sasl_super_user) != ZOK) {
+	if (step == 1 && !zk_ok(acl_auth_add_sasl(&c->auth, user, c->srv->cfg->sasl_super_user))) {
 		step = -1;
 		why = "too many identities";
 	}

@@ -1000,21 +1000,22 @@ const struct members *replica_members(const struct replica *r)
 	return r->active;
 }
 
-int32_t replica_reconfig_check(const struct replica *r, const struct members *next)
+/* The ZAB core's errno, as the client's code. */
+struct zk_code replica_reconfig_check(const struct replica *r, const struct members *next)
 {
 	struct zab_members z;
 	zab_members_of(next, &z);
 	switch (zab_reconfig_check(r->zab, &z)) {
 	case 0:
-		return ZOK;
+		return ZK_CODE(ZOK);
 	case -EBUSY:
-		return ZRECONFIGINPROGRESS;
+		return ZK_CODE(ZRECONFIGINPROGRESS);
 	case -EHOSTUNREACH:
-		return ZNEWCONFIGNOQUORUM;
+		return ZK_CODE(ZNEWCONFIGNOQUORUM);
 	case -EINVAL:
-		return ZBADARGUMENTS;
+		return ZK_CODE(ZBADARGUMENTS);
 	default:
-		return ZNEWCONFIGNOQUORUM; /* not the established leader any more */
+		return ZK_CODE(ZNEWCONFIGNOQUORUM); /* not the established leader any more */
 	}
 }
 

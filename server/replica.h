@@ -95,7 +95,7 @@ const struct members *replica_members(const struct replica *r);
 /* Leader: whether a reconfig to next may be proposed now: ZOK,
  * ZRECONFIGINPROGRESS, ZNEWCONFIGNOQUORUM (no quorum of its voters synced
  * here, or no longer the leader), ZBADARGUMENTS. */
-int32_t replica_reconfig_check(const struct replica *r, const struct members *next);
+struct zk_code replica_reconfig_check(const struct replica *r, const struct members *next);
 
 bool replica_serving(const struct replica *r);
 /* Looking for a leader (election): neither leading nor following. */

@@ -108,15 +108,16 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 			conn_close(c);
 			return;
 		}
-		int32_t err = acl_auth_add(&c->auth, a.scheme, a.auth, srv->cfg->super_digest);
+		struct zk_code err =
+			acl_auth_add(&c->auth, a.scheme, a.auth, srv->cfg->super_digest);
 		/* ZooKeeper answers at once, with the packet's xid and zxid 0;
 		 * it is not an operation for cons's figures. */
 		int32_t last_op = c->last_op;
 		int64_t last_zxid = c->last_zxid;
-		reply_end(c, reply_begin(c, h.xid, 0, ZK_CODE(err)), ZK_OP_AUTH, 0);
+		reply_end(c, reply_begin(c, h.xid, 0, err), ZK_OP_AUTH, 0);
 		c->last_op = last_op;
 		c->last_zxid = last_zxid;
-		if (err != ZOK) {
+		if (!zk_ok(err)) {
 			/* ZooKeeper tells the client its auth failed, then drops it. */
 			srv->stats.auth_failed++;
 			size_t at = reply_begin(c, ZK_XID_NOTIFICATION, 0, ZK_CODE(ZOK));

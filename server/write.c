@@ -171,24 +171,25 @@ static bool write_keep_op_types(struct request *r, const struct zk_multi_request
 
 /* Builds r->txn for a write of session_id (decoded into pr, unless the body
  * did not decode): its change, or its error txn (see prep_write()). Returns
- * ZOK, or ZSYSTEMERROR with nothing built when the log cannot take writes
- * or memory ran out. */
-int32_t write_prep_txn(struct server *srv, struct request *r, const struct prep_request *pr,
-			bool decoded)
+ * 0, or with nothing built -EIO when the log cannot take writes and
+ * -ENOMEM (or prep_write()'s errno) when memory ran out; its callers tell
+ * the client ZSYSTEMERROR for either. */
+int write_prep_txn(struct server *srv, struct request *r, const struct prep_request *pr,
+		   bool decoded)
 {
 	if (srv->log_failed)
-		return ZSYSTEMERROR;
+		return -EIO;
 	if (!decoded) {
 		/* As ZooKeeper answers it; the stream is intact. */
-		r->txn = prep_error(pr->session_id, ZMARSHALLINGERROR, write_next_zxid(srv),
-				    clock_wall_ms(), &r->arena);
-		return r->txn ? ZOK : ZSYSTEMERROR;
+		r->txn = prep_error(pr->session_id, ZK_CODE(ZMARSHALLINGERROR),
+				    write_next_zxid(srv), clock_wall_ms(), &r->arena);
+		return r->txn ? 0 : -ENOMEM;
 	}
-	int32_t err = prep_write(&srv->prep, srv->db.tree, pr, write_next_zxid(srv), clock_wall_ms(),
-				 &r->arena, &r->txn, NULL);
-	if (err == ZOK && pr->op == ZK_OP_MULTI && !write_keep_op_types(r, &pr->u.multi))
-		err = ZSYSTEMERROR;
-	return err;
+	int rc = prep_write(&srv->prep, srv->db.tree, pr, write_next_zxid(srv), clock_wall_ms(),
+			    &r->arena, &r->txn, NULL);
+	if (rc == 0 && pr->op == ZK_OP_MULTI && !write_keep_op_types(r, &pr->u.multi))
+		rc = -ENOMEM;
+	return rc;
 }
 
 /* Follower: the write goes to the leader as the client framed it, and waits
@@ -292,13 +293,14 @@ void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 		return;
 	}
 	r->received_ns = received_ns;
-	if (write_prep_txn(srv, r, &pr, decoded) == ZOK && write_submit(srv, r) == 0) {
+	if (write_prep_txn(srv, r, &pr, decoded) == 0 && write_submit(srv, r) == 0) {
 		r->state = REQ_WRITE;
 		request_enqueue(c, r);
 		return;
 	}
 	size_t at = c->out.len;
-	reply_end(c, reply_begin(c, xid, srv->last_proposed, ZK_CODE(ZSYSTEMERROR)), op, srv->last_proposed);
+	reply_end(c, reply_begin(c, xid, srv->last_proposed, ZK_CODE(ZSYSTEMERROR)), op,
+		  srv->last_proposed);
 	reply_note_latency(c, op, received_ns);
 	reply_after_inflight(c, r, at);
 }
