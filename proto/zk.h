@@ -45,13 +45,14 @@ const char *zk_error_message(int err);
  * comparing an int where a zk_code belongs is a compile error.
  *
  * The server carries a client's outcome in it from where the outcome is
- * decided (prep.c, acl.c, read.c, tree.c) to where a reply is encoded
- * (reply.c), the only place it becomes the wire's int again. Records of
- * the wire (struct zk_reply_header, struct zk_multi_header) and of the
- * protobuf schemas (ErrorTxn.err, ForwardError.err) keep the plain
- * int32_t; their readers and writers convert there and nowhere else. The
- * client library's public API keeps plain int codes by design, as
- * ZooKeeper's own C client does.
+ * decided (prep.c, acl.c, read.c, tree.c) to where it is written: a reply
+ * (reply_begin(), and the results of a multi), an ErrorTxn or a
+ * ForwardError. Records of the wire (struct zk_reply_header, struct
+ * zk_multi_header) and of the protobuf schemas (ErrorTxn.err,
+ * ForwardError.err) keep the plain int32_t; their readers and writers
+ * convert there and nowhere else. The client library's public API keeps
+ * plain int codes by design, as ZooKeeper's own C client does. See "Errors"
+ * in docs/conventions.md.
  *
  *   ZK_CODE(ZNONODE)          a code from its name, or from a wire int32
  *   zk_ok(c)                  c is ZOK
