@@ -35,6 +35,39 @@ enum {
  * "unknown error" for a code not in the table. */
 const char *zk_error_name(int err);
 const char *zk_error_message(int err);
+
+/*
+ * struct zk_code: a ZooKeeper error code (enum zk_error) held as a type of
+ * its own, so that the compiler refuses to mix it with a negative errno.
+ * Both are negative ints (ZSYSTEMERROR is -1 = -EPERM, ZNONODE -101 =
+ * -ENETUNREACH), and an enum would convert to and from int silently; a
+ * struct of one member converts to nothing. Assigning, returning or
+ * comparing an int where a zk_code belongs is a compile error.
+ *
+ * The server carries a client's outcome in it from where the outcome is
+ * decided (prep.c, acl.c, read.c, tree.c) to where it is written: a reply
+ * (reply_begin(), and the results of a multi), an ErrorTxn or a
+ * ForwardError. Records of the wire (struct zk_reply_header, struct
+ * zk_multi_header) and of the protobuf schemas (ErrorTxn.err,
+ * ForwardError.err) keep the plain int32_t; their readers and writers
+ * convert there and nowhere else. The client library's public API keeps
+ * plain int codes by design, as ZooKeeper's own C client does. See "Errors"
+ * in docs/conventions.md.
+ *
+ *   ZK_CODE(ZNONODE)          a code from its name, or from a wire int32
+ *   zk_ok(c)                  c is ZOK
+ *   zk_code_is(c, ZNONODE)    c is that code
+ *   zk_code_int(c)            the int32 to encode (wire, protobuf, logs)
+ */
+struct zk_code {
+	int32_t v; /* an enum zk_error; read it only through zk_code_int() */
+};
+
+#define ZK_CODE(code) ((struct zk_code){ .v = (int32_t)(code) })
+
+static inline bool zk_ok(struct zk_code c) { return c.v == ZOK; }
+static inline bool zk_code_is(struct zk_code c, enum zk_error e) { return c.v == (int32_t)e; }
+static inline int32_t zk_code_int(struct zk_code c) { return c.v; }
 /*
  * What the protocol says of each opcode (ZooDefs.OpCode), in one table that
  * the code asks instead of switching on the opcode: its names, whether it

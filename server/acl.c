@@ -36,6 +36,7 @@
 #include "acl.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,37 +283,37 @@ void acl_auth_init(struct acl_auth *auth, const char *client_ip)
 }
 
 /* ServerCnxn.addAuthInfo(): an id already held is not added again. */
-static int auth_add_id(struct acl_auth *auth, const char *scheme, const char *id)
+static struct zk_code auth_add_id(struct acl_auth *auth, const char *scheme, const char *id)
 {
 	for (int i = 0; i < auth->count; i++)
 		if (!strcmp(auth->ids[i].scheme, scheme) && !strcmp(auth->ids[i].id, id))
-			return ZOK;
+			return ZK_CODE(ZOK);
 	if (auth->count >= ACL_MAX_AUTH)
-		return ZBADARGUMENTS;
+		return ZK_CODE(ZBADARGUMENTS);
 	snprintf(auth->ids[auth->count].scheme, sizeof(auth->ids[0].scheme), "%s", scheme);
 	snprintf(auth->ids[auth->count].id, sizeof(auth->ids[0].id), "%s", id);
 	auth->count++;
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf credentials,
-		 const char *super_digest)
+struct zk_code acl_auth_add(struct acl_auth *auth, struct zk_str scheme,
+			    struct zk_buf credentials, const char *super_digest)
 {
 	if (str_is(scheme, "ip"))
-		return ZOK; /* re-adds the connection's own address: nothing new */
+		return ZK_CODE(ZOK); /* re-adds the connection's own address: nothing new */
 	if (!str_is(scheme, "digest"))
-		return ZAUTHFAILED; /* no provider for the scheme */
+		return ZK_CODE(ZAUTHFAILED); /* no provider for the scheme */
 	if (credentials.len < 0)
-		return ZAUTHFAILED; /* ZooKeeper: an exception, answered so */
+		return ZK_CODE(ZAUTHFAILED); /* ZooKeeper: an exception, answered so */
 	const char *cred = credentials.len > 0 ? (const char *)credentials.p : "";
 	if (memchr(cred, '\0', (size_t)credentials.len))
-		return ZAUTHFAILED; /* not representable in our ids */
+		return ZK_CODE(ZAUTHFAILED); /* not representable in our ids */
 	char id[sizeof(auth->ids[0].id)];
 	if (acl_digest(cred, (size_t)credentials.len, id, sizeof(id)) < 0)
-		return ZAUTHFAILED;
+		return ZK_CODE(ZAUTHFAILED);
 	if (super_digest && super_digest[0] && strcmp(id, super_digest) == 0) {
-		int rc = auth_add_id(auth, "super", "");
-		if (rc != ZOK)
+		struct zk_code rc = auth_add_id(auth, "super", "");
+		if (!zk_ok(rc))
 			return rc;
 	}
 	return auth_add_id(auth, "digest", id);
@@ -320,25 +321,27 @@ int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf cred
 
 /* An id a provider proved (scheme sasl or x509), and super if it is the
  * one super_user names. */
-static int auth_add_proved(struct acl_auth *auth, const char *scheme, const char *id,
-			   const char *super_user)
+static struct zk_code auth_add_proved(struct acl_auth *auth, const char *scheme, const char *id,
+				      const char *super_user)
 {
 	if (id[0] == '\0' || strlen(id) >= sizeof(auth->ids[0].id))
-		return ZBADARGUMENTS;
+		return ZK_CODE(ZBADARGUMENTS);
 	if (super_user && super_user[0] && strcmp(id, super_user) == 0) {
-		int rc = auth_add_id(auth, "super", "");
-		if (rc != ZOK)
+		struct zk_code rc = auth_add_id(auth, "super", "");
+		if (!zk_ok(rc))
 			return rc;
 	}
 	return auth_add_id(auth, scheme, id);
 }
 
-int acl_auth_add_sasl(struct acl_auth *auth, const char *user, const char *super_user)
+struct zk_code acl_auth_add_sasl(struct acl_auth *auth, const char *user,
+				 const char *super_user)
 {
 	return auth_add_proved(auth, "sasl", user, super_user);
 }
 
-int acl_auth_add_x509(struct acl_auth *auth, const char *subject, const char *super_user)
+struct zk_code acl_auth_add_x509(struct acl_auth *auth, const char *subject,
+				 const char *super_user)
 {
 	return auth_add_proved(auth, "x509", subject, super_user);
 }
@@ -495,12 +498,13 @@ static bool entry_valid(const struct zk_acl *a, bool *expands)
 }
 
 int acl_fixup(const struct zk_acl_list *in, const struct acl_auth *auth, struct arena *arena,
-	      struct zk_acl **out, int32_t *out_count)
+	      struct zk_acl **out, int32_t *out_count, struct zk_code *code)
 {
 	*out = NULL;
 	*out_count = 0;
+	*code = ZK_CODE(ZINVALIDACL);
 	if (!in || in->count <= 0 || !in->acls)
-		return ZINVALIDACL; /* null and empty alike */
+		return 0; /* null and empty alike */
 
 	int32_t n_auth = 0; /* the session ids "auth" stands for */
 	for (int i = 0; i < auth->count; i++)
@@ -509,11 +513,11 @@ int acl_fixup(const struct zk_acl_list *in, const struct acl_auth *auth, struct 
 
 	int32_t *keep = malloc((size_t)in->count * sizeof(*keep));
 	if (!keep)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	int32_t n = dedupe(in->acls, in->count, keep);
 	if (n < 0) {
 		free(keep);
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	}
 	/* Every entry must be valid; an invalid one fails the whole list, so
 	 * checking before expanding gives ZooKeeper's answer. */
@@ -522,11 +526,11 @@ int acl_fixup(const struct zk_acl_list *in, const struct acl_auth *auth, struct 
 		bool expands;
 		if (!entry_valid(&in->acls[keep[i]], &expands) || (expands && n_auth == 0)) {
 			free(keep);
-			return ZINVALIDACL;
+			return 0;
 		}
 		total += expands ? (size_t)n_auth : 1;
 	}
-	int rc = ZSYSTEMERROR;
+	int rc = -ENOMEM;
 	struct zk_acl *res = total <= INT32_MAX ? arena_alloc(arena, total * sizeof(*res)) : NULL;
 	if (!res)
 		goto out;
@@ -553,7 +557,8 @@ int acl_fixup(const struct zk_acl_list *in, const struct acl_auth *auth, struct 
 	}
 	*out = res;
 	*out_count = k;
-	rc = ZOK;
+	*code = ZK_CODE(ZOK);
+	rc = 0;
 out:
 	free(keep);
 	return rc;

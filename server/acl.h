@@ -46,18 +46,20 @@ void acl_auth_init(struct acl_auth *auth, const char *client_ip);
  * digest id equals super_digest (unless NULL or empty) also add the id
  * ("super", ""), as ZooKeeper's DigestAuthenticationProvider does: its
  * holder passes every ACL check. */
-int acl_auth_add(struct acl_auth *auth, struct zk_str scheme, struct zk_buf credentials,
-		 const char *super_digest);
+struct zk_code acl_auth_add(struct acl_auth *auth, struct zk_str scheme,
+			    struct zk_buf credentials, const char *super_digest);
 /* A SASL exchange proved `user` (sasl.c): adds the id ("sasl", user), and
  * ("super", "") too when user is super_user (zookeeper.superUser; NULL or
  * "" for none), as ZooKeeper does. ZOK, or ZBADARGUMENTS past
  * ACL_MAX_AUTH ids or for a name too long. */
-int acl_auth_add_sasl(struct acl_auth *auth, const char *user, const char *super_user);
+struct zk_code acl_auth_add_sasl(struct acl_auth *auth, const char *user,
+				 const char *super_user);
 /* A verified client certificate's subject (RFC 2253) as the id ("x509",
  * subject), as ZooKeeper's X509AuthenticationProvider adds it; the subject
  * super_user names (X509AuthenticationProvider.superUser) is also
  * ("super", ""). ZBADARGUMENTS if it does not fit. */
-int acl_auth_add_x509(struct acl_auth *auth, const char *subject, const char *super_user);
+struct zk_code acl_auth_add_x509(struct acl_auth *auth, const char *subject,
+				 const char *super_user);
 
 /* Whether auth may do perm (one ZK_PERM_ bit) on a node with this ACL.
  * An empty or NULL set allows everything, as in ZooKeeper. */
@@ -71,13 +73,15 @@ bool acl_check_list(const struct zk_acl *acls, int32_t count, int32_t perm,
  * null or empty list, an unknown scheme, a malformed or null id (digest
  * not of the form "user:hash", an ip that does not parse, world other
  * than "anyone"), or "auth" when the session has no authenticated id other
- * than ip give ZINVALIDACL. "auth" entries are replaced by one entry per
+ * than ip are ZINVALIDACL in *code. "auth" entries are replaced by one entry per
  * authenticated non-ip id with the same perms. Perms are not checked (0,
  * and bits beyond ZK_PERM_ALL, are kept as ZooKeeper keeps them). The
  * result is allocated from the arena (strings too, NUL-terminated).
- * Returns ZOK, ZINVALIDACL, or ZSYSTEMERROR when memory runs out. */
+ * Returns 0 with the list's fate in *code (ZOK, with *out set, or
+ * ZINVALIDACL), or -ENOMEM when memory ran out (*code is then ZINVALIDACL
+ * and means nothing: the caller decides what the client is told). */
 int acl_fixup(const struct zk_acl_list *in, const struct acl_auth *auth, struct arena *arena,
-	      struct zk_acl **out, int32_t *out_count);
+	      struct zk_acl **out, int32_t *out_count, struct zk_code *code);
 
 /* The digest id for "user:password": "user:" + base64(sha1("user:password")).
  * The user is what precedes the first ':' (all of the input if there is

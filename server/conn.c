@@ -442,7 +442,7 @@ static void tls_opened(struct conn *c)
 	const char *subject = tls_link_peer_subject(c->tls);
 	log_msg(LOG_DEBUG, "conn", "%s: %s established%s%s", c->peer, tls_link_version(c->tls),
 		subject ? ", client " : "", subject ? subject : "");
-	if (subject && acl_auth_add_x509(&c->auth, subject, c->srv->cfg->x509_super_user) != ZOK)
+	if (subject && !zk_ok(acl_auth_add_x509(&c->auth, subject, c->srv->cfg->x509_super_user)))
 		log_rl(LOG_WARN, "conn", "%s: client certificate %s: no room for its id",
 		       c->peer, subject);
 }

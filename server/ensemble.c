@@ -79,14 +79,16 @@ static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 	struct server *srv = ctx;
 	struct request *r = request_get(srv, NULL, f->cxid, f->op);
 	if (r == NULL) {
-		replica_forward_error(srv->replica, from, f->seq, ZSYSTEMERROR, srv->last_proposed);
+		replica_forward_error(srv->replica, from, f->seq, ZK_CODE(ZSYSTEMERROR),
+				      srv->last_proposed);
 		return;
 	}
 	r->session_id = f->session_id;
 	/* A write of a session that has moved to another member since: the
 	 * client gave up on this connection, and must not see it applied. */
 	if (f->op != ZK_OP_CREATE_SESSION && write_session_moved(srv, f->session_id, from)) {
-		replica_forward_error(srv->replica, from, f->seq, ZSESSIONMOVED, srv->last_proposed);
+		replica_forward_error(srv->replica, from, f->seq, ZK_CODE(ZSESSIONMOVED),
+				      srv->last_proposed);
 		request_put(srv, r);
 		return;
 	}
@@ -99,15 +101,15 @@ static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 	}
 	/* The request's bytes go with the message: keep a copy for prep. */
 	uint8_t *body = arena_alloc(&r->arena, f->request.len + 1);
-	int32_t err = body && !srv->log_failed ? ZOK : ZSYSTEMERROR;
-	if (err == ZOK && f->op == ZK_OP_CLOSE_SESSION) {
+	struct zk_code err = ZK_CODE(body && !srv->log_failed ? ZOK : ZSYSTEMERROR);
+	if (zk_ok(err) && f->op == ZK_OP_CLOSE_SESSION) {
 		r->txn = prep_close_session(&srv->prep, srv->db.tree, f->session_id, write_next_zxid(srv),
 					    clock_wall_ms(), &r->arena);
-		err = r->txn ? ZOK : ZSYSTEMERROR;
+		err = ZK_CODE(r->txn ? ZOK : ZSYSTEMERROR);
 		struct session *s = session_get(&srv->db.sessions, f->session_id);
-		if (s && err == ZOK)
+		if (s && zk_ok(err))
 			s->closing = true;
-	} else if (err == ZOK) {
+	} else if (zk_ok(err)) {
 		if (f->request.len > 0) /* createSession has no body */
 			memcpy(body, f->request.data, f->request.len);
 		struct prep_request pr = { .session_id = f->session_id, .op = f->op, .auth = &auth };
@@ -118,9 +120,10 @@ static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 			pr.u.connect.timeout = f->timeout;
 		else
 			decoded = write_decode(NULL, f->op, &in, &pr);
-		err = write_prep_txn(srv, r, &pr, decoded);
+		if (write_prep_txn(srv, r, &pr, decoded) != 0)
+			err = ZK_CODE(ZSYSTEMERROR);
 	}
-	if (err == ZOK) {
+	if (zk_ok(err)) {
 		r->seq = f->seq;
 		int rc = replica_propose(srv->replica, r->txn, from, f->seq);
 		if (rc == 0) {
@@ -132,7 +135,7 @@ static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 		}
 		log_msg(LOG_ERROR, "server", "cannot propose a txn: %s", strerror(-rc));
 		write_log_failed(srv);
-		err = ZSYSTEMERROR;
+		err = ZK_CODE(ZSYSTEMERROR);
 	}
 	replica_forward_error(srv->replica, from, f->seq, err, srv->last_proposed);
 	request_put(srv, r);
@@ -173,7 +176,7 @@ static void reply_when_applied(struct conn *c, struct request *r, size_t at, int
 
 /* Follower: the leader refused a forwarded request (it could not even be
  * proposed). */
-static void host_forward_failed(void *ctx, uint64_t seq, int32_t err, int64_t zxid)
+static void host_forward_failed(void *ctx, uint64_t seq, struct zk_code err, int64_t zxid)
 {
 	struct server *srv = ctx;
 	struct request *r = take_answered(srv, seq);
@@ -189,7 +192,7 @@ static void host_forward_failed(void *ctx, uint64_t seq, int32_t err, int64_t zx
 	size_t at = reply_begin(c, r->xid, zxid, err);
 	reply_end(c, at, r->op, zxid);
 	reply_when_applied(c, r, at, zxid);
-	if (err == ZSESSIONMOVED)
+	if (zk_code_is(err, ZSESSIONMOVED))
 		conn_close_after_flush(c); /* as ZooKeeper: the client left it */
 }
 
@@ -206,7 +209,7 @@ static void host_sync_reached(void *ctx, uint64_t seq, int64_t zxid)
 	struct zk_path_record pr;
 	zk_decode_path_record(&in, &pr); /* decoded once already */
 	int64_t at_zxid = tree_last_zxid(srv->db.tree) > zxid ? tree_last_zxid(srv->db.tree) : zxid;
-	size_t at = reply_begin(c, r->xid, at_zxid, ZOK);
+	size_t at = reply_begin(c, r->xid, at_zxid, ZK_CODE(ZOK));
 	zk_encode_path_record(&c->out, &pr);
 	reply_end(c, at, ZK_OP_SYNC, at_zxid);
 	c->syncs--; /* its later requests may be read now (write_forward_sync()) */
@@ -419,7 +422,7 @@ static const struct members *prep_members(void *ctx)
 	return replica_members(srv->replica);
 }
 
-static int32_t prep_reconfig_check(void *ctx, const struct members *next)
+static struct zk_code prep_reconfig_check(void *ctx, const struct members *next)
 {
 	struct server *srv = ctx;
 	return replica_reconfig_check(srv->replica, next);

@@ -188,9 +188,9 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 	}
 	struct prep_request pr = { .session_id = c->session_id, .op = ZK_OP_CREATE_SESSION,
 				   .auth = &c->auth, .u.connect = req };
-	int err = prep_write(&srv->prep, srv->db.tree, &pr, write_next_zxid(srv),
-			     clock_wall_ms(), &r->arena, &r->txn, NULL);
-	if (err != ZOK || write_submit(srv, r) != 0) {
+	int rc = prep_write(&srv->prep, srv->db.tree, &pr, write_next_zxid(srv),
+			    clock_wall_ms(), &r->arena, &r->txn, NULL);
+	if (rc != 0 || write_submit(srv, r) != 0) {
 		request_put(srv, r);
 		conn_close(c);
 		return;

@@ -24,10 +24,10 @@ void request_enqueue(struct conn *c, struct request *r);
 void request_dequeue(struct conn *c, struct request *r);
 
 /* Starts a reply frame in c->out; finish it with reply_end(). */
-size_t reply_begin(struct conn *c, int32_t xid, int64_t zxid, int32_t err);
+size_t reply_begin(struct conn *c, int32_t xid, int64_t zxid, struct zk_code err);
 void reply_end(struct conn *c, size_t at, int32_t op, int64_t zxid);
 /* A reply with only a header, at the tree's zxid. */
-void reply_error(struct conn *c, int32_t xid, int32_t op, int32_t err);
+void reply_error(struct conn *c, int32_t xid, int32_t op, struct zk_code err);
 /* A reply to a request received at received_ns is leaving: the latency
  * figures of srvr, mntr and cons. */
 void reply_note_latency(struct conn *c, int32_t op, uint64_t received_ns);
@@ -69,9 +69,11 @@ int64_t write_next_zxid(const struct server *srv);
 int write_submit(struct server *srv, struct request *r);
 /* Decodes a write's body into a prep_request. False if malformed. */
 bool write_decode(struct conn *c, int32_t op, struct jute_in *in, struct prep_request *pr);
-/* Builds r->txn: the change, or the error txn. ZOK or ZSYSTEMERROR. */
-int32_t write_prep_txn(struct server *srv, struct request *r, const struct prep_request *pr,
-		       bool decoded);
+/* Builds r->txn: the change, or the error txn. 0, -EIO (the log cannot
+ * take writes) or -ENOMEM; the client of a write that got no txn is told
+ * ZSYSTEMERROR. */
+int write_prep_txn(struct server *srv, struct request *r, const struct prep_request *pr,
+		   bool decoded);
 /* A write from a client of this server. */
 void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 		  uint64_t received_ns);

@@ -289,12 +289,12 @@ static bool is_special(struct zk_str path)
 }
 
 /* checkAndIncVersion: -1 matches any version. */
-static int check_version(int32_t current, int32_t expected, int32_t *next)
+static struct zk_code check_version(int32_t current, int32_t expected, int32_t *next)
 {
 	if (expected != -1 && expected != current)
-		return ZBADVERSION;
+		return ZK_CODE(ZBADVERSION);
 	*next = (int32_t)((uint32_t)current + 1);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
 static Quorum__Acl **acls_to_txn(struct arena *a, const struct zk_acl *acls, int32_t n)
@@ -346,14 +346,15 @@ static bool may(const struct ctx *c, int32_t op, const struct view *v)
 /* The node a setData, setACL, check or reconfig acts on, as prep sees it:
  * it must exist and let the caller do op. Returns ZOK, ZNONODE or
  * ZNOAUTH. */
-static int target_node(const struct ctx *c, int32_t op, struct zk_str path, struct view *node)
+static struct zk_code target_node(const struct ctx *c, int32_t op, struct zk_str path,
+				  struct view *node)
 {
 	lookup(c, path, node);
 	if (!node->exists)
-		return ZNONODE;
+		return ZK_CODE(ZNONODE);
 	if (!may(c, op, node))
-		return ZNOAUTH;
-	return ZOK;
+		return ZK_CODE(ZNOAUTH);
+	return ZK_CODE(ZOK);
 }
 
 /* A request's data as a txn carries it: copied into the arena, with null
@@ -381,14 +382,14 @@ static bool txn_data(struct arena *a, struct zk_buf in, ProtobufCBinaryData *out
  * createTTL needs a TTL mode and a ttl in 1..ZK_TTL_MAX; ZooKeeper lets a
  * non-TTL mode with a negative ttl through and then fails to apply it, so
  * that is refused here as well. */
-static int check_create_mode(int32_t op, int32_t flags, int64_t ttl)
+static struct zk_code check_create_mode(int32_t op, int32_t flags, int64_t ttl)
 {
 	if (flags < ZK_PERSISTENT || flags > ZK_PERSISTENT_SEQUENTIAL_WITH_TTL)
-		return ZBADARGUMENTS;
+		return ZK_CODE(ZBADARGUMENTS);
 	bool is_ttl = flags == ZK_PERSISTENT_WITH_TTL || flags == ZK_PERSISTENT_SEQUENTIAL_WITH_TTL;
 	if (op == ZK_OP_CREATE_TTL)
-		return is_ttl && ttl > 0 && ttl <= ZK_TTL_MAX ? ZOK : ZBADARGUMENTS;
-	return is_ttl ? ZBADARGUMENTS : ZOK; /* a TTL mode without a ttl (-1) */
+		return ZK_CODE(is_ttl && ttl > 0 && ttl <= ZK_TTL_MAX ? ZOK : ZBADARGUMENTS);
+	return ZK_CODE(is_ttl ? ZBADARGUMENTS : ZOK); /* a TTL mode without a ttl (-1) */
 }
 
 /* ZooKeeperServer.checkQuota(): a create (d_count 1) or a setData under a
@@ -396,21 +397,22 @@ static int check_create_mode(int32_t op, int32_t flags, int64_t ttl)
  * these); past a hard limit, with zookeeper.enforceQuota, it is refused.
  * ZooKeeper logs only when it enforces; a soft limit is worth a line
  * either way. The counts are the tree's, before outstanding changes. */
-static int check_quota(struct ctx *c, struct zk_str path, int64_t d_count, int64_t d_bytes)
+static struct zk_code check_quota(struct ctx *c, struct zk_str path, int64_t d_count,
+				  int64_t d_bytes)
 {
 	const struct quota *q = quota_covering(tree_quotas(c->t), path);
 	if (q == NULL)
-		return ZOK;
+		return ZK_CODE(ZOK);
 	struct quota_fields lim, now;
 	const struct znode *n = tree_get(c->t, (struct zk_str){ q->limits_path, q->limits_len });
 	quota_parse(n ? znode_data(n).p : NULL, n ? znode_data(n).len : 0, &lim);
 	bool by_count = d_count != 0 && (lim.count > -1 || lim.count_hard > -1);
 	bool by_bytes = d_bytes != 0 && (lim.bytes > -1 || lim.bytes_hard > -1);
 	if (!by_count && !by_bytes)
-		return ZOK;
+		return ZK_CODE(ZOK);
 	n = tree_get(c->t, (struct zk_str){ q->stats_path, q->stats_len });
 	if (n == NULL)
-		return ZOK; /* ZooKeeper: "should not happen", and lets it pass */
+		return ZK_CODE(ZOK); /* ZooKeeper: "should not happen", and lets it pass */
 	quota_parse(znode_data(n).p, znode_data(n).len, &now);
 	const struct {
 		bool check;
@@ -431,10 +433,10 @@ static int check_quota(struct ctx *c, struct zk_str path, int64_t d_count, int64
 		c->p->quota_exceeded++;
 		if (hard && c->p->enforce_quota) {
 			c->p->quota_refused++;
-			return ZQUOTAEXCEEDED;
+			return ZK_CODE(ZQUOTAEXCEEDED);
 		}
 	}
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
 /* The length a data field counts for in a quota (null: 0). */
@@ -443,12 +445,28 @@ static int64_t data_len(struct zk_buf b)
 	return b.len > 0 ? b.len : 0;
 }
 
-static int prep_create(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
+/*
+ * The prep function of each op checks its request in ZooKeeper's order and
+ * builds its txn into t. It returns 0 with the request's outcome in *code
+ * (ZOK: t is built and its changes are staged; or the error the client is
+ * told), or -ENOMEM when memory ran out: then the request has no outcome,
+ * and prep_write()'s caller decides what its client is told.
+ */
+
+/* Sets the request's outcome: `return outcome(code, ZNONODE);`. */
+static int outcome(struct zk_code *code, enum zk_error e)
+{
+	*code = ZK_CODE(e);
+	return 0;
+}
+
+static int prep_create(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+		       struct zk_code *code)
 {
 	const struct zk_create_request *r = &u->create;
-	int rc = check_create_mode(op, r->flags, op == ZK_OP_CREATE_TTL ? r->ttl : -1);
-	if (rc != ZOK)
-		return rc;
+	*code = check_create_mode(op, r->flags, op == ZK_OP_CREATE_TTL ? r->ttl : -1);
+	if (!zk_ok(*code))
+		return 0;
 	bool sequential = r->flags == ZK_PERSISTENT_SEQUENTIAL ||
 			  r->flags == ZK_EPHEMERAL_SEQUENTIAL ||
 			  r->flags == ZK_PERSISTENT_SEQUENTIAL_WITH_TTL;
@@ -457,39 +475,40 @@ static int prep_create(struct ctx *c, int32_t op, const union zk_request *u, Quo
 	/* validatePathForCreate */
 	int32_t slash = r->path.len > 0 ? last_slash(r->path) : -1;
 	if (slash < 0 || has_nul(r->path) || r->path.s[0] != '/')
-		return ZBADARGUMENTS;
+		return outcome(code, ZBADARGUMENTS);
 	struct zk_acl *acls;
 	int32_t acl_count;
-	rc = acl_fixup(&r->acl, c->auth, c->arena, &acls, &acl_count);
-	if (rc != ZOK)
+	int rc = acl_fixup(&r->acl, c->auth, c->arena, &acls, &acl_count, code);
+	if (rc != 0 || !zk_ok(*code))
 		return rc;
 	struct zk_str ppath = parent_of(r->path, slash);
 	struct view parent;
 	lookup(c, ppath, &parent);
 	if (!parent.exists)
-		return ZNONODE;
+		return outcome(code, ZNONODE);
 	if (!may(c, op, &parent))
-		return ZNOAUTH;
+		return outcome(code, ZNOAUTH);
 
 	struct zk_str path = r->path;
 	if (sequential) {
 		char *s = arena_alloc(c->arena, (size_t)path.len + 16);
 		if (s == NULL)
-			return ZSYSTEMERROR;
+			return -ENOMEM;
 		memcpy(s, path.s, (size_t)path.len);
 		int n = snprintf(s + path.len, 16, "%010d", parent.cversion);
 		path = (struct zk_str){ s, path.len + n };
 	}
 	if (!zk_path_valid(path))
-		return ZBADARGUMENTS;
+		return outcome(code, ZBADARGUMENTS);
 	struct view node;
 	lookup(c, path, &node);
 	if (node.exists)
-		return ZNODEEXISTS;
+		return outcome(code, ZNODEEXISTS);
 	if (zk_owner_is_session(parent.ephemeral_owner))
-		return ZNOCHILDRENFOREPHEMERALS;
-	if ((rc = check_quota(c, path, 1, data_len(r->data))) != ZOK)
-		return rc;
+		return outcome(code, ZNOCHILDRENFOREPHEMERALS);
+	*code = check_quota(c, path, 1, data_len(r->data));
+	if (!zk_ok(*code))
+		return 0;
 
 	int64_t owner = 0;
 	if (op == ZK_OP_CREATE_CONTAINER)
@@ -504,26 +523,27 @@ static int prep_create(struct ctx *c, int32_t op, const union zk_request *u, Quo
 	node = (struct view){ .exists = true, .ephemeral_owner = owner, .acls = acls,
 			      .acl_count = acl_count };
 	if (stage(c, ppath, &parent) != 0 || stage(c, path, &node) != 0)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 
 	Quorum__CreateTxn *ct = arena_alloc(c->arena, sizeof(*ct));
 	if (ct == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	quorum__create_txn__init(ct);
 	ct->path = dup_str(c->arena, path.s, path.len);
 	ct->n_acl = (size_t)acl_count;
 	ct->acl = acls_to_txn(c->arena, acls, acl_count);
 	if (ct->path == NULL || ct->acl == NULL ||
 	    !txn_data(c->arena, r->data, &ct->data, &ct->null_data))
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	ct->ephemeral_owner = owner;
 	ct->parent_cversion = parent.cversion;
 	t->body_case = QUORUM__TXN__BODY_CREATE;
 	t->create = ct;
-	return ZOK;
+	return outcome(code, ZOK);
 }
 
-/* The overlay effect of deleting path (its parent loses a child). */
+/* The overlay effect of deleting path (its parent loses a child). 0 or
+ * -ENOMEM. */
 static int stage_delete(struct ctx *c, struct zk_str path)
 {
 	struct view parent, gone = { .exists = false };
@@ -532,170 +552,183 @@ static int stage_delete(struct ctx *c, struct zk_str path)
 	if (parent.exists) {
 		parent.num_children--;
 		if (stage(c, ppath, &parent) != 0)
-			return ZSYSTEMERROR;
+			return -ENOMEM;
 	}
-	return stage(c, path, &gone) != 0 ? ZSYSTEMERROR : 0;
+	return stage(c, path, &gone);
 }
 
+/* t becomes the delete of path. 0 or -ENOMEM. */
 static int delete_txn(struct ctx *c, struct zk_str path, Quorum__Txn *t)
 {
 	Quorum__DeleteTxn *dt = arena_alloc(c->arena, sizeof(*dt));
 	if (dt == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	quorum__delete_txn__init(dt);
 	if ((dt->path = dup_str(c->arena, path.s, path.len)) == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	t->body_case = QUORUM__TXN__BODY_DELETE;
 	t->delete_ = dt;
-	return ZOK;
+	return 0;
 }
 
-static int prep_delete(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
+static int prep_delete(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+		       struct zk_code *code)
 {
 	const struct zk_path_version_request *r = &u->path_version;
 	/* getParentPathAndValidate */
 	int32_t slash = r->path.len > 0 ? last_slash(r->path) : -1;
 	if (slash < 0 || has_nul(r->path) || is_special(r->path) || r->path.s[0] != '/')
-		return ZBADARGUMENTS;
+		return outcome(code, ZBADARGUMENTS);
 	struct view parent, node;
 	lookup(c, parent_of(r->path, slash), &parent);
 	if (!parent.exists)
-		return ZNONODE;
+		return outcome(code, ZNONODE);
 	if (!may(c, op, &parent))
-		return ZNOAUTH;
+		return outcome(code, ZNOAUTH);
 	lookup(c, r->path, &node);
 	if (!node.exists)
-		return ZNONODE;
+		return outcome(code, ZNONODE);
 	int32_t next;
-	if (check_version(node.version, r->version, &next) != ZOK)
-		return ZBADVERSION;
+	*code = check_version(node.version, r->version, &next);
+	if (!zk_ok(*code))
+		return 0;
 	if (node.num_children > 0)
-		return ZNOTEMPTY;
+		return outcome(code, ZNOTEMPTY);
 	int rc = stage_delete(c, r->path);
 	return rc != 0 ? rc : delete_txn(c, r->path, t);
 }
 
-static int prep_set_data(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
+static int prep_set_data(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+			 struct zk_code *code)
 {
 	const struct zk_set_data_request *r = &u->set_data;
 	if (!zk_path_valid(r->path))
-		return ZBADARGUMENTS;
+		return outcome(code, ZBADARGUMENTS);
 	struct view node;
-	int rc = target_node(c, op, r->path, &node);
-	if (rc != ZOK)
-		return rc;
+	*code = target_node(c, op, r->path, &node);
+	if (!zk_ok(*code))
+		return 0;
 	int32_t next;
-	if (check_version(node.version, r->version, &next) != ZOK)
-		return ZBADVERSION;
+	*code = check_version(node.version, r->version, &next);
+	if (!zk_ok(*code))
+		return 0;
 	const struct znode *now = tree_get(c->t, r->path);
-	rc = check_quota(c, r->path, 0,
-			 data_len(r->data) - (now ? data_len(znode_data(now)) : 0));
-	if (rc != ZOK)
-		return rc;
+	*code = check_quota(c, r->path, 0,
+			    data_len(r->data) - (now ? data_len(znode_data(now)) : 0));
+	if (!zk_ok(*code))
+		return 0;
 	node.version = next;
 	if (stage(c, r->path, &node) != 0)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 
 	Quorum__SetDataTxn *st = arena_alloc(c->arena, sizeof(*st));
 	if (st == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	quorum__set_data_txn__init(st);
 	st->path = dup_str(c->arena, r->path.s, r->path.len);
 	if (st->path == NULL || !txn_data(c->arena, r->data, &st->data, &st->null_data))
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	st->version = next;
 	t->body_case = QUORUM__TXN__BODY_SET_DATA;
 	t->set_data = st;
-	return ZOK;
+	return outcome(code, ZOK);
 }
 
-static int prep_set_acl(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
+static int prep_set_acl(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+			struct zk_code *code)
 {
 	const struct zk_set_acl_request *r = &u->set_acl;
 	if (!zk_path_valid(r->path))
-		return ZBADARGUMENTS;
+		return outcome(code, ZBADARGUMENTS);
 	struct zk_acl *acls;
 	int32_t acl_count;
-	int rc = acl_fixup(&r->acl, c->auth, c->arena, &acls, &acl_count);
-	if (rc != ZOK)
+	int rc = acl_fixup(&r->acl, c->auth, c->arena, &acls, &acl_count, code);
+	if (rc != 0 || !zk_ok(*code))
 		return rc;
 	struct view node;
-	rc = target_node(c, op, r->path, &node);
-	if (rc != ZOK)
-		return rc;
+	*code = target_node(c, op, r->path, &node);
+	if (!zk_ok(*code))
+		return 0;
 	int32_t next;
-	if (check_version(node.aversion, r->version, &next) != ZOK)
-		return ZBADVERSION;
+	*code = check_version(node.aversion, r->version, &next);
+	if (!zk_ok(*code))
+		return 0;
 	node.aversion = next;
 	node.acls = acls;
 	node.acl_count = acl_count;
 	if (stage(c, r->path, &node) != 0)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 
 	Quorum__SetAclTxn *st = arena_alloc(c->arena, sizeof(*st));
 	if (st == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	quorum__set_acl_txn__init(st);
 	st->path = dup_str(c->arena, r->path.s, r->path.len);
 	st->n_acl = (size_t)acl_count;
 	st->acl = acls_to_txn(c->arena, acls, acl_count);
 	if (st->path == NULL || st->acl == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	st->version = next;
 	t->body_case = QUORUM__TXN__BODY_SET_ACL;
 	t->set_acl = st;
-	return ZOK;
+	return outcome(code, ZOK);
 }
 
-static int prep_check(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
+static int prep_check(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+		      struct zk_code *code)
 {
 	const struct zk_path_version_request *r = &u->path_version;
 	if (!zk_path_valid(r->path))
-		return ZBADARGUMENTS;
+		return outcome(code, ZBADARGUMENTS);
 	struct view node;
-	int rc = target_node(c, op, r->path, &node);
-	if (rc != ZOK)
-		return rc;
+	*code = target_node(c, op, r->path, &node);
+	if (!zk_ok(*code))
+		return 0;
 	int32_t next;
-	if (check_version(node.version, r->version, &next) != ZOK)
-		return ZBADVERSION;
+	*code = check_version(node.version, r->version, &next);
+	if (!zk_ok(*code))
+		return 0;
 	Quorum__CheckTxn *ct = arena_alloc(c->arena, sizeof(*ct));
 	if (ct == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	quorum__check_txn__init(ct);
 	if ((ct->path = dup_str(c->arena, r->path.s, r->path.len)) == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	ct->version = r->version == -1 ? node.version : r->version;
 	t->body_case = QUORUM__TXN__BODY_CHECK;
 	t->check = ct;
-	return ZOK;
+	return outcome(code, ZOK);
 }
 
-static int prep_op(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t);
+static int prep_op(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+		   struct zk_code *code);
 
-/* Makes t ZooKeeper's error txn for err (whatever body it had). */
-static int set_error(struct arena *a, Quorum__Txn *t, int32_t err)
+/* Makes t ZooKeeper's error txn for err (whatever body it had): where a
+ * code is written into a txn (txn.proto's ErrorTxn.err is an int32). 0 or
+ * -ENOMEM. */
+static int set_error(struct arena *a, Quorum__Txn *t, struct zk_code err)
 {
 	Quorum__ErrorTxn *e = arena_alloc(a, sizeof(*e));
 	if (e == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	quorum__error_txn__init(e);
-	e->err = err;
+	e->err = zk_code_int(err);
 	t->body_case = QUORUM__TXN__BODY_ERROR;
 	t->error = e;
-	return ZOK;
+	return 0;
 }
 
-/* Returns ZOK, or the first failing op's error with t a MultiTxn of
- * ErrorTxns, or ZSYSTEMERROR when memory ran out. */
-static int prep_multi(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
+/* *code is ZOK, or the first failing op's error with t a MultiTxn of
+ * ErrorTxns. */
+static int prep_multi(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+		      struct zk_code *code)
 {
 	const struct zk_multi_request *m = &u->multi;
 	(void)op;
 	Quorum__MultiTxn *mt = arena_alloc(c->arena, sizeof(*mt));
 	Quorum__Txn **ops = arena_alloc(c->arena, sizeof(*ops) * (size_t)(m->count ? m->count : 1));
 	if (mt == NULL || ops == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	quorum__multi_txn__init(mt);
 	mt->n_ops = (size_t)m->count;
 	mt->ops = ops;
@@ -705,27 +738,29 @@ static int prep_multi(struct ctx *c, int32_t op, const union zk_request *u, Quor
 	for (int32_t i = 0; i < m->count; i++) {
 		ops[i] = subtxn_new(c->arena);
 		if (ops[i] == NULL)
-			return ZSYSTEMERROR;
+			return -ENOMEM;
 		const struct zk_multi_op *o = &m->ops[i];
-		int rc = zk_op_is(o->type, ZK_OPF_MULTI) ? prep_op(c, o->type, &o->u, ops[i])
-							  : ZUNIMPLEMENTED;
-		if (rc == ZOK)
-			continue;
-		if (rc == ZSYSTEMERROR)
+		int rc = zk_op_is(o->type, ZK_OPF_MULTI) ? prep_op(c, o->type, &o->u, ops[i], code)
+							  : outcome(code, ZUNIMPLEMENTED);
+		if (rc != 0)
 			return rc;
+		if (zk_ok(*code))
+			continue;
 		/* ZooKeeper's results for a failed multi: the ops before the
 		 * failing one "rolled back" (ZOK), the failing one its code,
 		 * the ones after ZRUNTIMEINCONSISTENCY. */
 		for (int32_t j = 0; j < m->count; j++) {
-			int32_t err = j < i ? ZOK : j == i ? rc : ZRUNTIMEINCONSISTENCY;
+			struct zk_code err = ZK_CODE(j < i ? ZOK : ZRUNTIMEINCONSISTENCY);
+			if (j == i)
+				err = *code;
 			if ((ops[j] = subtxn_new(c->arena)) == NULL ||
-			    set_error(c->arena, ops[j], err) != ZOK)
-				return ZSYSTEMERROR;
+			    set_error(c->arena, ops[j], err) != 0)
+				return -ENOMEM;
 		}
 		c->n_staged = 0;
-		return rc;
+		return 0;
 	}
-	return ZOK;
+	return outcome(code, ZOK);
 }
 
 /* ---- entry points ------------------------------------------------------- */
@@ -740,23 +775,23 @@ int32_t prep_session_timeout(const struct prep *p, int32_t requested)
 }
 
 static int prep_create_session(struct ctx *c, int32_t op, const union zk_request *u,
-			       Quorum__Txn *t)
+			       Quorum__Txn *t, struct zk_code *code)
 {
 	const struct zk_connect_request *r = &u->connect;
 	(void)op;
 	Quorum__CreateSessionTxn *cs = arena_alloc(c->arena, sizeof(*cs));
 	uint8_t *pw = arena_alloc(c->arena, 16);
 	if (cs == NULL || pw == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	quorum__create_session_txn__init(cs);
 	cs->timeout = prep_session_timeout(c->p, r->timeout);
 	if (getrandom(pw, 16, 0) != 16)
-		return ZSYSTEMERROR;
+		return errno ? -errno : -EIO;
 	cs->passwd.len = 16;
 	cs->passwd.data = pw;
 	t->body_case = QUORUM__TXN__BODY_CREATE_SESSION;
 	t->create_session = cs;
-	return ZOK;
+	return outcome(code, ZOK);
 }
 
 /*
@@ -768,73 +803,75 @@ static int prep_create_session(struct ctx *c, int32_t op, const union zk_request
  * admin changed it). The txn is a setData of /zookeeper/config carrying
  * the new membership's text, its version this txn's zxid (txn.proto).
  */
-static int prep_reconfig(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
+static int prep_reconfig(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+			 struct zk_code *code)
 {
 	const struct zk_reconfig_request *r = &u->reconfig;
 	struct prep *p = c->p;
 	static const struct zk_str path = ZK_STR("/zookeeper/config");
 	if (!p->reconfig_enabled)
-		return ZRECONFIGDISABLED;
+		return outcome(code, ZRECONFIGDISABLED);
 	if (p->reconfig_current == NULL)
-		return ZUNIMPLEMENTED; /* standalone */
+		return outcome(code, ZUNIMPLEMENTED); /* standalone */
 	if (record_get(p, path) != NULL)
-		return ZRECONFIGINPROGRESS;
+		return outcome(code, ZRECONFIGINPROGRESS);
 	const struct members *cur = p->reconfig_current(p->reconfig_ctx);
 	if (r->cur_config_id != -1 && r->cur_config_id != cur->version)
-		return ZBADVERSION;
+		return outcome(code, ZBADVERSION);
 	struct members *next = arena_alloc(c->arena, sizeof(*next));
 	char *joining = dup_str(c->arena, r->joining.s, r->joining.len > 0 ? r->joining.len : 0);
 	char *leaving = dup_str(c->arena, r->leaving.s, r->leaving.len > 0 ? r->leaving.len : 0);
 	char *members = dup_str(c->arena, r->new_members.s,
 				r->new_members.len > 0 ? r->new_members.len : 0);
 	if (next == NULL || joining == NULL || leaving == NULL || members == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	char err[300];
 	if (members_reconfig(cur, joining, leaving, members, next, err, sizeof(err)) < 0) {
 		log_rl(LOG_INFO, "prep", "reconfig refused: %s", err);
-		return ZBADARGUMENTS;
+		return outcome(code, ZBADARGUMENTS);
 	}
 	next->version = c->zxid;
 	/* Ids past 255 parse (ZooKeeper takes them) but cannot run here: the
 	 * caller learns so only if it may reconfigure at all. */
 	bool in_range = members_ids_in_range(next);
-	int rc = in_range ? p->reconfig_check(p->reconfig_ctx, next) : ZOK;
-	if (rc != ZOK)
-		return rc;
+	*code = in_range ? p->reconfig_check(p->reconfig_ctx, next) : ZK_CODE(ZOK);
+	if (!zk_ok(*code))
+		return 0;
 	struct view node;
-	rc = target_node(c, op, path, &node);
-	if (rc != ZOK)
-		return rc;
+	*code = target_node(c, op, path, &node);
+	if (!zk_ok(*code))
+		return 0;
 	if (!in_range) {
 		log_rl(LOG_INFO, "prep", "reconfig refused: server ids are 1 to %d here",
 		       CONFIG_MAX_SERVERS);
-		return ZBADARGUMENTS;
+		return outcome(code, ZBADARGUMENTS);
 	}
 	size_t cap = (size_t)next->n * 600 + 64;
 	char *text = arena_alloc(c->arena, cap);
 	size_t len = text ? members_text(next, text, cap) : 0;
 	Quorum__SetDataTxn *st = arena_alloc(c->arena, sizeof(*st));
 	if (len == 0 || st == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	node.version = -1; /* as ZooKeeper's DataTree sets it */
 	if (stage(c, path, &node) != 0)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	quorum__set_data_txn__init(st);
 	st->path = dup_str(c->arena, path.s, path.len);
 	if (st->path == NULL)
-		return ZSYSTEMERROR;
+		return -ENOMEM;
 	st->data.data = (uint8_t *)text;
 	st->data.len = len;
 	st->version = -1;
 	t->reconfig = true;
 	t->body_case = QUORUM__TXN__BODY_SET_DATA;
 	t->set_data = st;
-	return ZOK;
+	return outcome(code, ZOK);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-typedef int (*prep_fn)(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t);
+typedef int (*prep_fn)(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+		       struct zk_code *code);
 
 /* The function that preps each write; a closeSession has its own entry
  * point, prep_close_session(). */
@@ -852,36 +889,38 @@ static const prep_fn prep_fns[ZK_OP_SLOTS] = {
 	[ZK_OP_SLOT(ZK_OP_RECONFIG)] = prep_reconfig,
 };
 
-/* Preps one request, or one op of a multi, into t: ZOK, its error, or
- * ZUNIMPLEMENTED for an op that prep does not know. */
-static int prep_op(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t)
+/* Preps one request, or one op of a multi, into t, as a prep function
+ * does; ZUNIMPLEMENTED for an op that prep does not know. */
+static int prep_op(struct ctx *c, int32_t op, const union zk_request *u, Quorum__Txn *t,
+		   struct zk_code *code)
 {
 	prep_fn fn = zk_op(op) ? prep_fns[ZK_OP_SLOT(op)] : NULL;
-	return fn ? fn(c, op, u, t) : ZUNIMPLEMENTED;
+	return fn ? fn(c, op, u, t, code) : outcome(code, ZUNIMPLEMENTED);
 }
 
 static int prep_write_op(struct prep *p, const struct tree *t, const struct prep_request *req,
 			 int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
-			 int32_t *err)
+			 struct zk_code *err)
 {
 	struct ctx c = { .p = p, .t = t, .arena = arena, .auth = req->auth,
 			 .session_id = req->session_id, .zxid = zxid, .time_ms = time_ms };
 	Quorum__Txn *txn = txn_new(&c);
 	if (txn == NULL)
-		return ZSYSTEMERROR;
-	int rc = prep_op(&c, req->op, &req->u, txn);
-	if (rc == ZSYSTEMERROR)
+		return -ENOMEM;
+	struct zk_code code;
+	int rc = prep_op(&c, req->op, &req->u, txn, &code);
+	if (rc != 0)
 		return rc;
-	if (rc == ZOK) {
-		if (commit_staged(&c) != 0)
-			return ZSYSTEMERROR;
-	} else if (req->op != ZK_OP_MULTI && set_error(arena, txn, rc) != ZOK) {
-		return ZSYSTEMERROR;
-	}
+	if (zk_ok(code))
+		rc = commit_staged(&c);
+	else if (req->op != ZK_OP_MULTI)
+		rc = set_error(arena, txn, code);
+	if (rc != 0)
+		return rc;
 	*out = txn;
 	if (err)
-		*err = rc;
-	return ZOK;
+		*err = code;
+	return 0;
 }
 
 static uint64_t ms_since(uint64_t t0)
@@ -891,7 +930,7 @@ static uint64_t ms_since(uint64_t t0)
 
 int prep_write(struct prep *p, const struct tree *t, const struct prep_request *req,
 	       int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
-	       int32_t *err)
+	       struct zk_code *err)
 {
 	uint64_t t0 = clock_mono_ns();
 	int rc = prep_write_op(p, t, req, zxid, time_ms, arena, out, err);
@@ -899,13 +938,13 @@ int prep_write(struct prep *p, const struct tree *t, const struct prep_request *
 	return rc;
 }
 
-Quorum__Txn *prep_error(int64_t session_id, int32_t err, int64_t zxid, int64_t time_ms,
+Quorum__Txn *prep_error(int64_t session_id, struct zk_code err, int64_t zxid, int64_t time_ms,
 			struct arena *arena)
 {
 	struct ctx c = { .arena = arena, .session_id = session_id, .zxid = zxid,
 			 .time_ms = time_ms };
 	Quorum__Txn *txn = txn_new(&c);
-	if (txn == NULL || set_error(arena, txn, err) != ZOK)
+	if (txn == NULL || set_error(arena, txn, err) != 0)
 		return NULL;
 	return txn;
 }
@@ -975,7 +1014,7 @@ Quorum__Txn *prep_expire_node(struct prep *p, const struct tree *t, struct zk_st
 	if (!v.exists || v.num_children != 0)
 		return NULL;
 	Quorum__Txn *txn = txn_new(&c);
-	if (txn == NULL || stage_delete(&c, path) != 0 || delete_txn(&c, path, txn) != ZOK ||
+	if (txn == NULL || stage_delete(&c, path) != 0 || delete_txn(&c, path, txn) != 0 ||
 	    commit_staged(&c) != 0)
 		return NULL;
 	return txn;

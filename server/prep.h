@@ -48,7 +48,7 @@ struct prep {
 	 * be proposed now (ZOK, ZRECONFIGINPROGRESS, ZNEWCONFIGNOQUORUM). */
 	bool reconfig_enabled;
 	const struct members *(*reconfig_current)(void *ctx);
-	int32_t (*reconfig_check)(void *ctx, const struct members *next);
+	struct zk_code (*reconfig_check)(void *ctx, const struct members *next);
 	void *reconfig_ctx;
 };
 
@@ -64,8 +64,9 @@ void prep_init(struct prep *p, int32_t min_session_timeout, int32_t max_session_
 void prep_destroy(struct prep *p);
 
 /* Validates req against the tree and the records and builds its txn in the
- * arena, with the given zxid and time. Returns ZOK with *out the txn to
- * submit, whatever the request's fate:
+ * arena, with the given zxid and time. Returns 0 with *out the txn to
+ * submit, whatever the request's fate, and the fate in *err (NULL: not
+ * wanted):
  *   its change   the records it makes are added; *err = ZOK
  *   its failure  ZooKeeper's error txn: an ErrorTxn, or for a multi whose
  *                op fails a MultiTxn of ErrorTxns (the per-op results);
@@ -74,15 +75,16 @@ void prep_destroy(struct prep *p);
  * and the commit stream like any other txn (ZooKeeper's OpCode.error), so
  * a session's replies come back in the order it sent its requests, on a
  * follower as on the leader, and a failed write moves the zxid on exactly
- * as ZooKeeper's does. Returns ZSYSTEMERROR, with nothing built or added,
- * only when memory ran out. */
+ * as ZooKeeper's does. Returns -ENOMEM (or, for createSession, the errno
+ * of getrandom()) with nothing built or added and *err untouched: the
+ * request has no fate, and the caller decides what its client is told. */
 int prep_write(struct prep *p, const struct tree *t, const struct prep_request *req,
 	       int64_t zxid, int64_t time_ms, struct arena *arena, Quorum__Txn **out,
-	       int32_t *err);
+	       struct zk_code *err);
 
 /* The error txn of a request that fails before prep can look at it (a body
  * that does not decode: ZMARSHALLINGERROR). NULL when memory ran out. */
-Quorum__Txn *prep_error(int64_t session_id, int32_t err, int64_t zxid, int64_t time_ms,
+Quorum__Txn *prep_error(int64_t session_id, struct zk_code err, int64_t zxid, int64_t time_ms,
 			struct arena *arena);
 
 /* closeSession (client close or expiry): deletes the session's ephemerals

@@ -269,43 +269,43 @@ static void set_watches(struct conn *c, const struct zk_set_watches *sw)
  * is just not there (ZNONODE), and "" is the root, which its DataTree
  * keeps under "" as well as "/". A null path trips over a
  * NullPointerException there, answered as ZMARSHALLINGERROR. */
-static int32_t read_lookup(const struct tree *t, struct zk_str path, const struct znode **n)
+static struct zk_code read_lookup(const struct tree *t, struct zk_str path, const struct znode **n)
 {
 	*n = NULL;
 	if (path.len < 0)
-		return ZMARSHALLINGERROR;
+		return ZK_CODE(ZMARSHALLINGERROR);
 	*n = tree_get(t, path.len == 0 ? ZK_STR("/") : path);
-	return *n ? ZOK : ZNONODE;
+	return ZK_CODE(*n ? ZOK : ZNONODE);
 }
 
 /* One read of a multiRead, or a whole getData/getChildren. Writes the
  * body to c->out and returns ZOK, or returns the error (nothing written). */
-static int32_t read_get_data(struct conn *c, const struct zk_path_watch_request *r)
+static struct zk_code read_get_data(struct conn *c, const struct zk_path_watch_request *r)
 {
 	const struct znode *n;
-	int32_t err = read_lookup(c->srv->db.tree, r->path, &n);
-	if (err != ZOK)
+	struct zk_code err = read_lookup(c->srv->db.tree, r->path, &n);
+	if (!zk_ok(err))
 		return err;
 	if (!can_read(c, ZK_OP_GET_DATA, n))
-		return ZNOAUTH;
+		return ZK_CODE(ZNOAUTH);
 	if (r->watch)
 		watch_add(&c->srv->db.watches, &c->watches, WATCH_TABLE_DATA, r->path, WATCH_STANDARD);
 	struct zk_buf data = znode_data(n);
 	jute_put_buffer(&c->out, data);
 	put_stat(c, n);
 	nsload_add(&c->srv->db.ns_load, r->path, false, data.len > 0 ? (uint64_t)data.len : 0);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-static int32_t read_get_children(struct conn *c, int32_t op,
+static struct zk_code read_get_children(struct conn *c, int32_t op,
 				 const struct zk_path_watch_request *r)
 {
 	const struct znode *n;
-	int32_t err = read_lookup(c->srv->db.tree, r->path, &n);
-	if (err != ZOK)
+	struct zk_code err = read_lookup(c->srv->db.tree, r->path, &n);
+	if (!zk_ok(err))
 		return err;
 	if (!can_read(c, op, n))
-		return ZNOAUTH;
+		return ZK_CODE(ZNOAUTH);
 	if (r->watch)
 		watch_add(&c->srv->db.watches, &c->watches, WATCH_TABLE_CHILD, r->path, WATCH_STANDARD);
 	size_t before = c->out.len;
@@ -313,7 +313,7 @@ static int32_t read_get_children(struct conn *c, int32_t op,
 	nsload_add(&c->srv->db.ns_load, r->path, false, c->out.len - before);
 	if (zk_op(op)->reply == ZK_REPLY_CHILDREN2)
 		put_stat(c, n);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
 /* ---- one function per read ------------------------------------------------ */
@@ -323,7 +323,12 @@ static int32_t read_get_children(struct conn *c, int32_t op,
  * returns ZOK, or returns its error (read_run() drops what it wrote), or
  * READ_MALFORMED when the body does not decode.
  */
-#define READ_MALFORMED 1
+#define READ_MALFORMED ZK_CODE(1) /* no ZooKeeper code is positive */
+
+static bool read_malformed(struct zk_code err)
+{
+	return zk_code_int(err) == zk_code_int(READ_MALFORMED);
+}
 
 struct read_call {
 	struct conn *c;
@@ -331,23 +336,23 @@ struct read_call {
 	int32_t op;
 };
 
-static int32_t read_ping(struct read_call *rc)
+static struct zk_code read_ping(struct read_call *rc)
 {
 	(void)rc;
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
 /* deleteContainer is the server's own op; refused from clients. */
-static int32_t read_refused(struct read_call *rc)
+static struct zk_code read_refused(struct read_call *rc)
 {
 	(void)rc;
-	return ZBADARGUMENTS;
+	return ZK_CODE(ZBADARGUMENTS);
 }
 
 /* A step of a SASL exchange (sasl.c): the client's token in, the server's
  * out (SetSASLResponse). Done, the connection holds the id ("sasl",
  * user); failed, it is answered AuthFailed and closed, as ZooKeeper does. */
-static int32_t read_sasl(struct read_call *rc)
+static struct zk_code read_sasl(struct read_call *rc)
 {
 	struct conn *c = rc->c;
 	struct zk_buf token = jute_get_buffer(&rc->in);
@@ -359,7 +364,7 @@ static int32_t read_sasl(struct read_call *rc)
 	const char *why = NULL;
 	int step = sasl_step(&c->sasl, c->srv->sasl_users, token.p,
 			     token.len > 0 ? (size_t)token.len : 0, &out, &out_len, user, &why);
-	if (step == 1 && acl_auth_add_sasl(&c->auth, user, c->srv->cfg->sasl_super_user) != ZOK) {
+	if (step == 1 && !zk_ok(acl_auth_add_sasl(&c->auth, user, c->srv->cfg->sasl_super_user))) {
 		step = -1;
 		why = "too many identities";
 	}
@@ -369,16 +374,16 @@ static int32_t read_sasl(struct read_call *rc)
 		       why ? why : "?");
 		c->srv->stats.auth_failed++;
 		conn_close_after_flush(c);
-		return ZAUTHFAILED;
+		return ZK_CODE(ZAUTHFAILED);
 	}
 	if (step == 1)
 		log_rl(LOG_INFO, "server", "%s: SASL authenticated as %s", c->peer, user);
 	jute_put_buffer(&c->out, (struct zk_buf){ out, (int32_t)out_len });
 	free(out);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-static int32_t read_exists(struct read_call *rc)
+static struct zk_code read_exists(struct read_call *rc)
 {
 	struct conn *c = rc->c;
 	struct zk_path_watch_request r;
@@ -386,9 +391,9 @@ static int32_t read_exists(struct read_call *rc)
 		return READ_MALFORMED;
 	/* exists alone refuses a NUL in the path */
 	if (r.path.len > 0 && memchr(r.path.s, '\0', (size_t)r.path.len))
-		return ZBADARGUMENTS;
+		return ZK_CODE(ZBADARGUMENTS);
 	const struct znode *n;
-	int32_t err = read_lookup(c->srv->db.tree, r.path, &n);
+	struct zk_code err = read_lookup(c->srv->db.tree, r.path, &n);
 	if (r.watch && r.path.len >= 0)
 		watch_add(&c->srv->db.watches, &c->watches, WATCH_TABLE_DATA, r.path,
 			  WATCH_STANDARD);
@@ -397,7 +402,7 @@ static int32_t read_exists(struct read_call *rc)
 	return err;
 }
 
-static int32_t read_data(struct read_call *rc)
+static struct zk_code read_data(struct read_call *rc)
 {
 	struct zk_path_watch_request r;
 	if (zk_decode_path_watch_request(&rc->in, &r) != 0)
@@ -405,7 +410,7 @@ static int32_t read_data(struct read_call *rc)
 	return read_get_data(rc->c, &r);
 }
 
-static int32_t read_children(struct read_call *rc)
+static struct zk_code read_children(struct read_call *rc)
 {
 	struct zk_path_watch_request r;
 	if (zk_decode_path_watch_request(&rc->in, &r) != 0)
@@ -413,35 +418,35 @@ static int32_t read_children(struct read_call *rc)
 	return read_get_children(rc->c, rc->op, &r);
 }
 
-static int32_t read_acl(struct read_call *rc)
+static struct zk_code read_acl(struct read_call *rc)
 {
 	struct conn *c = rc->c;
 	struct zk_path_record r;
 	if (zk_decode_path_record(&rc->in, &r) != 0)
 		return READ_MALFORMED;
 	const struct znode *n;
-	int32_t err = read_lookup(c->srv->db.tree, r.path, &n);
-	if (err != ZOK)
+	struct zk_code err = read_lookup(c->srv->db.tree, r.path, &n);
+	if (!zk_ok(err))
 		return err;
 	if (!can_read(c, rc->op, n))
-		return ZNOAUTH;
+		return ZK_CODE(ZNOAUTH);
 	put_acl_for(c, n);
 	put_stat(c, n);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
 /* Standalone: what is applied here is what is committed (in an ensemble
  * a sync goes to the leader, write_forward_sync()). */
-static int32_t read_sync(struct read_call *rc)
+static struct zk_code read_sync(struct read_call *rc)
 {
 	struct zk_path_record r;
 	if (zk_decode_path_record(&rc->in, &r) != 0)
 		return READ_MALFORMED;
 	zk_encode_path_record(&rc->c->out, &r);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-static int32_t read_ephemerals(struct read_call *rc)
+static struct zk_code read_ephemerals(struct read_call *rc)
 {
 	struct conn *c = rc->c;
 	struct zk_path_record r;
@@ -465,10 +470,10 @@ static int32_t read_ephemerals(struct read_call *rc)
 	jute_put_int(&c->out, e.count);
 	e.counting = false;
 	tree_for_each_ephemeral(c->srv->db.tree, c->session_id, put_ephemeral, &e);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-static int32_t read_children_number(struct read_call *rc)
+static struct zk_code read_children_number(struct read_call *rc)
 {
 	struct conn *c = rc->c;
 	const struct tree *t = c->srv->db.tree;
@@ -478,17 +483,17 @@ static int32_t read_children_number(struct read_call *rc)
 	/* ZooKeeper counts the keys under path + "/": for "" that is every
 	 * node, "/" included. */
 	const struct znode *n;
-	int32_t err = read_lookup(t, r.path, &n);
-	if (err != ZOK)
+	struct zk_code err = read_lookup(t, r.path, &n);
+	if (!zk_ok(err))
 		return err;
 	if (!can_read(c, rc->op, n))
-		return ZNOAUTH;
+		return ZK_CODE(ZNOAUTH);
 	jute_put_int(&c->out, (int32_t)(r.path.len == 0 ? tree_node_count(t)
 							 : tree_count_descendants(t, n)));
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-static int32_t read_add_watch(struct read_call *rc)
+static struct zk_code read_add_watch(struct read_call *rc)
 {
 	struct conn *c = rc->c;
 	struct zk_add_watch_request r;
@@ -498,17 +503,17 @@ static int32_t read_add_watch(struct read_call *rc)
 	 * AddWatchMode.fromMode exception, answered as a marshalling error. */
 	if (r.path.len < 0 ||
 	    (r.mode != ZK_WATCH_PERSISTENT && r.mode != ZK_WATCH_PERSISTENT_RECURSIVE))
-		return ZMARSHALLINGERROR;
+		return ZK_CODE(ZMARSHALLINGERROR);
 	if (watch_add_persistent(&c->srv->db.watches, &c->watches, r.path,
 				 r.mode == ZK_WATCH_PERSISTENT_RECURSIVE) != 0)
-		return ZSYSTEMERROR;
+		return ZK_CODE(ZSYSTEMERROR);
 	/* An ErrorResponse(0): the Java client reads one, and drops the
 	 * connection when it is missing. */
 	jute_put_int(&c->out, ZOK);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-static int32_t read_remove_watches(struct read_call *rc)
+static struct zk_code read_remove_watches(struct read_call *rc)
 {
 	struct conn *c = rc->c;
 	struct zk_watches_request r;
@@ -517,25 +522,25 @@ static int32_t read_remove_watches(struct read_call *rc)
 	/* WatcherType.fromInt throws for an unknown type */
 	if (r.path.len < 0 || r.type < ZK_WATCHER_CHILDREN ||
 	    r.type > ZK_WATCHER_PERSISTENT_RECURSIVE)
-		return ZMARSHALLINGERROR;
+		return ZK_CODE(ZMARSHALLINGERROR);
 	if (!watch_remove(&c->srv->db.watches, &c->watches, r.path, r.type,
 			  rc->op == ZK_OP_CHECK_WATCHES))
-		return ZNOWATCHER;
-	return ZOK;
+		return ZK_CODE(ZNOWATCHER);
+	return ZK_CODE(ZOK);
 }
 
 /* Called before the reply header is begun: the events it fires come
  * first. */
-static int32_t read_set_watches(struct read_call *rc)
+static struct zk_code read_set_watches(struct read_call *rc)
 {
 	struct zk_set_watches r;
 	if (zk_decode_set_watches(&rc->in, rc->op, &r) != 0)
 		return READ_MALFORMED;
 	set_watches(rc->c, &r);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-static int32_t read_who_am_i(struct read_call *rc)
+static struct zk_code read_who_am_i(struct read_call *rc)
 {
 	struct conn *c = rc->c;
 	jute_put_int(&c->out, c->auth.count);
@@ -553,10 +558,10 @@ static int32_t read_who_am_i(struct read_call *rc)
 			ci.user.len = (int32_t)(colon - id);
 		zk_encode_client_info(&c->out, &ci);
 	}
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-static int32_t read_multi(struct read_call *rc)
+static struct zk_code read_multi(struct read_call *rc)
 {
 	struct conn *c = rc->c;
 	struct zk_multi_request m;
@@ -568,21 +573,21 @@ static int32_t read_multi(struct read_call *rc)
 		struct zk_multi_header h = { o->type, false, 0 };
 		zk_encode_multi_header(&c->out, &h);
 		const struct zk_path_watch_request *pw = &o->u.path_watch;
-		int32_t e = o->type == ZK_OP_GET_DATA ? read_get_data(c, pw)
-						      : read_get_children(c, o->type, pw);
-		if (e != ZOK) {
+		struct zk_code e = o->type == ZK_OP_GET_DATA ? read_get_data(c, pw)
+							     : read_get_children(c, o->type, pw);
+		if (!zk_ok(e)) {
 			c->out.len = hdr_at;
-			h = (struct zk_multi_header){ ZK_OP_ERROR, false, e };
+			h = (struct zk_multi_header){ ZK_OP_ERROR, false, zk_code_int(e) };
 			zk_encode_multi_header(&c->out, &h);
-			jute_put_int(&c->out, e);
+			jute_put_int(&c->out, zk_code_int(e)); /* ErrorResult.err */
 		}
 	}
 	struct zk_multi_header done = { -1, true, -1 };
 	zk_encode_multi_header(&c->out, &done);
-	return ZOK;
+	return ZK_CODE(ZOK);
 }
 
-typedef int32_t (*read_fn)(struct read_call *rc);
+typedef struct zk_code (*read_fn)(struct read_call *rc);
 
 /* The function that answers each op that is not a write. */
 static const read_fn read_fns[ZK_OP_SLOTS] = {
@@ -628,22 +633,22 @@ void read_run(struct conn *c, int32_t xid, int32_t op, const uint8_t *body, size
 	read_fn fn = read_fn_of(op);
 	if (op == ZK_OP_PING)
 		xid = ZK_XID_PING; /* whatever xid the ping carried */
-	int32_t err = ZUNIMPLEMENTED;
+	struct zk_code err = ZK_CODE(ZUNIMPLEMENTED);
 	size_t at;
 	if (fn == read_set_watches) {
 		err = fn(&rc);
-		at = reply_begin(c, xid, zxid, ZOK);
+		at = reply_begin(c, xid, zxid, ZK_CODE(ZOK));
 	} else {
-		at = reply_begin(c, xid, zxid, ZOK);
+		at = reply_begin(c, xid, zxid, ZK_CODE(ZOK));
 		if (fn)
 			err = fn(&rc);
 	}
-	if (err == READ_MALFORMED) {
+	if (read_malformed(err)) {
 		log_rl(LOG_WARN, "server", "%s: malformed %s request (xid %d)", c->peer,
 			zk_op_name(op), xid);
-		err = ZMARSHALLINGERROR;
+		err = ZK_CODE(ZMARSHALLINGERROR);
 	}
-	if (err != ZOK) {
+	if (!zk_ok(err)) {
 		c->out.len = at;
 		at = reply_begin(c, xid, zxid, err);
 	}

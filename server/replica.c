@@ -539,12 +539,12 @@ int replica_sync(struct replica *r, uint64_t seq)
 	return peer_net_send(r->net, leader, &m);
 }
 
-void replica_forward_error(struct replica *r, uint32_t to, uint64_t seq, int32_t err,
+void replica_forward_error(struct replica *r, uint32_t to, uint64_t seq, struct zk_code err,
 			   int64_t zxid)
 {
 	Quorum__ForwardError fe = QUORUM__FORWARD_ERROR__INIT;
 	fe.seq = seq;
-	fe.err = err;
+	fe.err = zk_code_int(err); /* peer.proto carries the code as int32 */
 	fe.zxid = zxid;
 	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
 	stamp(r, &m, to);
@@ -737,7 +737,7 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 		return;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_FORWARD_ERROR) {
 		const Quorum__ForwardError *fe = m->forward_error;
-		r->host.forward_failed(r->host.ctx, fe->seq, fe->err, fe->zxid);
+		r->host.forward_failed(r->host.ctx, fe->seq, ZK_CODE(fe->err), fe->zxid);
 	} else if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_REPLY) {
 		r->host.sync_reached(r->host.ctx, m->sync_reply->seq, m->sync_reply->zxid);
 	}
@@ -1000,21 +1000,22 @@ const struct members *replica_members(const struct replica *r)
 	return r->active;
 }
 
-int32_t replica_reconfig_check(const struct replica *r, const struct members *next)
+/* The ZAB core's errno, as the client's code. */
+struct zk_code replica_reconfig_check(const struct replica *r, const struct members *next)
 {
 	struct zab_members z;
 	zab_members_of(next, &z);
 	switch (zab_reconfig_check(r->zab, &z)) {
 	case 0:
-		return ZOK;
+		return ZK_CODE(ZOK);
 	case -EBUSY:
-		return ZRECONFIGINPROGRESS;
+		return ZK_CODE(ZRECONFIGINPROGRESS);
 	case -EHOSTUNREACH:
-		return ZNEWCONFIGNOQUORUM;
+		return ZK_CODE(ZNEWCONFIGNOQUORUM);
 	case -EINVAL:
-		return ZBADARGUMENTS;
+		return ZK_CODE(ZBADARGUMENTS);
 	default:
-		return ZNEWCONFIGNOQUORUM; /* not the established leader any more */
+		return ZK_CODE(ZNEWCONFIGNOQUORUM); /* not the established leader any more */
 	}
 }
 

@@ -39,8 +39,9 @@ struct replica_host {
 	void (*commit)(void *ctx, const uint8_t *txn, size_t len, uint32_t origin, uint64_t seq);
 	/* Leader: a follower's forwarded request, to prep and propose. */
 	void (*forwarded)(void *ctx, uint32_t from, const Quorum__Forward *f);
-	/* Follower: the leader could not propose forwarded request seq. */
-	void (*forward_failed)(void *ctx, uint64_t seq, int32_t err, int64_t zxid);
+	/* Follower: the leader could not propose forwarded request seq; err
+	 * is what its client is told. */
+	void (*forward_failed)(void *ctx, uint64_t seq, struct zk_code err, int64_t zxid);
 	/* Follower: the leader's commit point for sync request seq. */
 	void (*sync_reached)(void *ctx, uint64_t seq, int64_t zxid);
 	/* This member starts or stops serving clients (as leader or follower). */
@@ -94,7 +95,7 @@ const struct members *replica_members(const struct replica *r);
 /* Leader: whether a reconfig to next may be proposed now: ZOK,
  * ZRECONFIGINPROGRESS, ZNEWCONFIGNOQUORUM (no quorum of its voters synced
  * here, or no longer the leader), ZBADARGUMENTS. */
-int32_t replica_reconfig_check(const struct replica *r, const struct members *next);
+struct zk_code replica_reconfig_check(const struct replica *r, const struct members *next);
 
 bool replica_serving(const struct replica *r);
 /* Looking for a leader (election): neither leading nor following. */
@@ -169,8 +170,9 @@ void replica_claim(struct replica *r, int64_t session_id);
  * host.sync_reached(seq, zxid) once it is linearizable (see replica.c). */
 int replica_sync(struct replica *r, uint64_t seq);
 
-/* Leader: a forwarded request of follower `to` could not be proposed. */
-void replica_forward_error(struct replica *r, uint32_t to, uint64_t seq, int32_t err,
+/* Leader: a forwarded request of follower `to` could not be proposed; err
+ * is what the follower tells its client. */
+void replica_forward_error(struct replica *r, uint32_t to, uint64_t seq, struct zk_code err,
 			   int64_t zxid);
 
 /* storage's durable callback, in ensemble mode: the oldest append in

@@ -110,11 +110,12 @@ void reply_note_latency(struct conn *c, int32_t op, uint64_t received_ns)
 	c->last_resp_ms = (int64_t)(now / 1000000);
 }
 
-/* Starts a reply frame in c->out; finish it with reply_end(). */
-size_t reply_begin(struct conn *c, int32_t xid, int64_t zxid, int32_t err)
+/* Starts a reply frame in c->out; finish it with reply_end(). Where a
+ * client's outcome becomes the wire's int (ReplyHeader.err). */
+size_t reply_begin(struct conn *c, int32_t xid, int64_t zxid, struct zk_code err)
 {
 	size_t at = jute_frame_begin(&c->out);
-	struct zk_reply_header h = { xid, zxid, err };
+	struct zk_reply_header h = { xid, zxid, zk_code_int(err) };
 	zk_encode_reply_header(&c->out, &h);
 	return at;
 }
@@ -137,7 +138,7 @@ void reply_end(struct conn *c, size_t at, int32_t op, int64_t zxid)
 	conn_mark_dirty(c);
 }
 
-void reply_error(struct conn *c, int32_t xid, int32_t op, int32_t err)
+void reply_error(struct conn *c, int32_t xid, int32_t op, struct zk_code err)
 {
 	int64_t zxid = tree_last_zxid(c->srv->db.tree);
 	reply_end(c, reply_begin(c, xid, zxid, err), op, zxid);
@@ -216,7 +217,7 @@ void reply_event(void *ctx, struct watch_owner *o, enum zk_event_type type,
 {
 	(void)ctx;
 	struct conn *c = CONTAINER_OF(o, struct conn, watches);
-	size_t at = reply_begin(c, ZK_XID_NOTIFICATION, zxid, ZOK);
+	size_t at = reply_begin(c, ZK_XID_NOTIFICATION, zxid, ZK_CODE(ZOK));
 	struct zk_watcher_event ev = { type, ZK_STATE_SYNC_CONNECTED, path };
 	zk_encode_watcher_event(&c->out, &ev);
 	reply_end(c, at, ZK_OP_NOTIFICATION, c->last_zxid);

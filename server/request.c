@@ -46,7 +46,7 @@ void replies_abandon(struct server *srv)
 		struct conn *c = r->conn;
 		list_remove(&r->wait_link);
 		size_t at = c->out.len;
-		reply_error(c, r->xid, r->op, ZSYSTEMERROR);
+		reply_error(c, r->xid, r->op, ZK_CODE(ZSYSTEMERROR));
 		if (reply_take(c, r, at)) {
 			r->state = REQ_DONE;
 		} else {
@@ -69,12 +69,12 @@ static bool read_only_answered(struct conn *c, const struct zk_request_header *h
 {
 	if (h->type == ZK_OP_CLOSE_SESSION) {
 		int64_t zxid = tree_last_zxid(c->srv->db.tree);
-		reply_end(c, reply_begin(c, h->xid, zxid, ZOK), h->type, zxid);
+		reply_end(c, reply_begin(c, h->xid, zxid, ZK_CODE(ZOK)), h->type, zxid);
 		conn_close_after_flush(c);
 		return true;
 	}
 	if (zk_op_is(h->type, ZK_OPF_WRITE) || h->type == ZK_OP_SYNC) {
-		reply_error(c, h->xid, h->type, ZNOTREADONLY);
+		reply_error(c, h->xid, h->type, ZK_CODE(ZNOTREADONLY));
 		return true;
 	}
 	return false;
@@ -108,7 +108,8 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 			conn_close(c);
 			return;
 		}
-		int32_t err = acl_auth_add(&c->auth, a.scheme, a.auth, srv->cfg->super_digest);
+		struct zk_code err =
+			acl_auth_add(&c->auth, a.scheme, a.auth, srv->cfg->super_digest);
 		/* ZooKeeper answers at once, with the packet's xid and zxid 0;
 		 * it is not an operation for cons's figures. */
 		int32_t last_op = c->last_op;
@@ -116,10 +117,10 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 		reply_end(c, reply_begin(c, h.xid, 0, err), ZK_OP_AUTH, 0);
 		c->last_op = last_op;
 		c->last_zxid = last_zxid;
-		if (err != ZOK) {
+		if (!zk_ok(err)) {
 			/* ZooKeeper tells the client its auth failed, then drops it. */
 			srv->stats.auth_failed++;
-			size_t at = reply_begin(c, ZK_XID_NOTIFICATION, 0, ZOK);
+			size_t at = reply_begin(c, ZK_XID_NOTIFICATION, 0, ZK_CODE(ZOK));
 			struct zk_watcher_event ev = { ZK_EVENT_NONE, ZK_STATE_AUTH_FAILED,
 						       { NULL, -1 } };
 			zk_encode_watcher_event(&c->out, &ev);
@@ -137,7 +138,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 		 * out of order makes clients drop the connection. */
 		struct request *r = list_empty(&c->queue) ? NULL : request_get(srv, c, h.xid, h.type);
 		size_t at = c->out.len;
-		reply_error(c, h.xid, h.type, ZSESSIONEXPIRED);
+		reply_error(c, h.xid, h.type, ZK_CODE(ZSESSIONEXPIRED));
 		if (r)
 			reply_defer(c, r, at, REQ_DONE);
 		return;
@@ -160,7 +161,7 @@ void server_handle_frame(struct conn *c, const uint8_t *frame, size_t len)
 	if (copy == NULL) {
 		if (r)
 			request_put(srv, r);
-		reply_error(c, h.xid, h.type, ZSYSTEMERROR);
+		reply_error(c, h.xid, h.type, ZK_CODE(ZSYSTEMERROR));
 		return;
 	}
 	memcpy(copy, frame + in.off, len - in.off);

@@ -473,7 +473,7 @@ static void event_add(struct tree *t, enum zk_event_type type, const struct znod
 
 static void result_of(struct tree_result *r, const struct znode *n, bool with_stat)
 {
-	r->err = ZOK;
+	r->err = ZK_CODE(ZOK);
 	r->path = (struct zk_str){ n->path, n->path_len };
 	if (with_stat)
 		r->stat = zk_stat_for_client(&n->stat);
@@ -481,7 +481,7 @@ static void result_of(struct tree_result *r, const struct znode *n, bool with_st
 		memset(&r->stat, 0, sizeof(r->stat));
 }
 
-static void result_err(struct tree_result *r, int32_t err)
+static void result_err(struct tree_result *r, struct zk_code err)
 {
 	r->err = err;
 	r->path = (struct zk_str){ NULL, -1 };
@@ -851,9 +851,9 @@ static int reserve(struct tree *t, size_t n_ops, size_t n_results)
 }
 
 static void finish(struct tree *t, const Quorum__Txn *txn, struct tree_apply_result *res,
-		   int32_t err, size_t count)
+		   struct zk_code err, size_t count)
 {
-	res->err = err;
+	res->err = zk_code_int(err);
 	res->count = (int32_t)count;
 	res->results = t->results;
 	if (txn->zxid > t->last_zxid)
@@ -866,19 +866,19 @@ static void finish(struct tree *t, const Quorum__Txn *txn, struct tree_apply_res
 static void failed_multi(struct tree *t, const Quorum__Txn *txn, const Quorum__MultiTxn *m,
 			 struct tree_apply_result *res)
 {
-	int32_t overall = ZOK;
+	struct zk_code overall = ZK_CODE(ZOK);
 	bool after = false;
 	for (size_t i = 0; i < m->n_ops; i++) {
 		const Quorum__Txn *sub = m->ops[i];
-		int32_t err;
+		struct zk_code err;
 		if (sub && sub->body_case == QUORUM__TXN__BODY_ERROR && sub->error) {
-			err = sub->error->err;
+			err = ZK_CODE(sub->error->err); /* ErrorTxn.err: a code as int32 */
 			after = true;
 		} else {
-			err = after ? ZRUNTIMEINCONSISTENCY : ZOK;
+			err = ZK_CODE(after ? ZRUNTIMEINCONSISTENCY : ZOK);
 		}
 		result_err(&t->results[i], err);
-		if (err != ZOK && overall == ZOK)
+		if (!zk_ok(err) && zk_ok(overall))
 			overall = err;
 	}
 	finish(t, txn, res, overall, m->n_ops);
@@ -919,11 +919,11 @@ int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_s
 
 	switch (txn->body_case) {
 	case QUORUM__TXN__BODY_CREATE_SESSION:
-		result_err(&t->results[0], ZOK);
-		finish(t, txn, res, ZOK, 1);
+		result_err(&t->results[0], ZK_CODE(ZOK));
+		finish(t, txn, res, ZK_CODE(ZOK), 1);
 		return 0;
 	case QUORUM__TXN__BODY_ERROR: {
-		int32_t err = txn->error ? txn->error->err : ZRUNTIMEINCONSISTENCY;
+		struct zk_code err = ZK_CODE(txn->error ? txn->error->err : ZRUNTIMEINCONSISTENCY);
 		result_err(&t->results[0], err);
 		finish(t, txn, res, err, 1);
 		return 0;
@@ -947,8 +947,8 @@ int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_s
 	case QUORUM__TXN__BODY_CHECK:
 		break;
 	default:
-		result_err(&t->results[0], ZRUNTIMEINCONSISTENCY);
-		finish(t, txn, res, ZRUNTIMEINCONSISTENCY, 1);
+		result_err(&t->results[0], ZK_CODE(ZRUNTIMEINCONSISTENCY));
+		finish(t, txn, res, ZK_CODE(ZRUNTIMEINCONSISTENCY), 1);
 		return 0;
 	}
 
@@ -972,11 +972,12 @@ int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_s
 		t->n_events = 0;
 		if (is_multi) {
 			for (size_t i = 0; i < n_ops; i++)
-				result_err(&t->results[i], i < done ? ZOK : ZRUNTIMEINCONSISTENCY);
+				result_err(&t->results[i],
+					   ZK_CODE(i < done ? ZOK : ZRUNTIMEINCONSISTENCY));
 		} else {
-			result_err(&t->results[0], ZRUNTIMEINCONSISTENCY);
+			result_err(&t->results[0], ZK_CODE(ZRUNTIMEINCONSISTENCY));
 		}
-		finish(t, txn, res, ZRUNTIMEINCONSISTENCY, is_multi ? n_ops : 1);
+		finish(t, txn, res, ZK_CODE(ZRUNTIMEINCONSISTENCY), is_multi ? n_ops : 1);
 		return 0;
 	}
 
@@ -985,8 +986,8 @@ int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_s
 		op_commit(t, &ops[i]);
 	sess_reap(t);
 	if (is_close)
-		result_err(&t->results[0], ZOK); /* a single op's came from op_apply */
-	finish(t, txn, res, ZOK, is_multi ? n_ops : 1);
+		result_err(&t->results[0], ZK_CODE(ZOK)); /* a single op's came from op_apply */
+	finish(t, txn, res, ZK_CODE(ZOK), is_multi ? n_ops : 1);
 	if (sink && sink->event)
 		for (size_t i = 0; i < t->n_events; i++)
 			sink->event(sink->ctx, &t->events[i]);

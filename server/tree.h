@@ -98,7 +98,7 @@ struct tree_event_sink {
  * the ones after ZRUNTIMEINCONSISTENCY (ZooKeeper's rule), and the overall
  * err is the first non-zero one. */
 struct tree_result {
-	int32_t err;
+	struct zk_code err;
 	struct zk_str path; /* the op's node (points into the tree, valid until the
 			       next apply even if deleted); null (len -1) on error */
 	struct zk_stat stat; /* create, setData, setACL: the node's Stat right after
@@ -107,7 +107,9 @@ struct tree_result {
 
 struct tree_apply_result {
 	int32_t err;            /* the txn's overall error: ZOK, the ErrorTxn's, or
-				   ZRUNTIMEINCONSISTENCY if it did not fit */
+				   ZRUNTIMEINCONSISTENCY if it did not fit; still
+				   the plain int32 that tests/sim/ reads, where
+				   results[] carry struct zk_code */
 	int32_t count;          /* results used: 1, or the number of multi ops */
 	struct tree_result *results; /* owned by the tree, valid until the next apply */
 };

@@ -140,11 +140,11 @@ static void put_multi_results(struct conn *c, const struct tree_apply_result *re
 	for (int32_t i = 0; i < res->count; i++) {
 		const struct tree_result *tr = &res->results[i];
 		int32_t type = op_types ? op_types[i] : ZK_OP_ERROR;
-		bool failed = res->err != ZOK || tr->err != ZOK;
+		bool failed = res->err != ZOK || !zk_ok(tr->err);
 		if (failed) {
-			struct zk_multi_header h = { ZK_OP_ERROR, false, tr->err };
+			struct zk_multi_header h = { ZK_OP_ERROR, false, zk_code_int(tr->err) };
 			zk_encode_multi_header(&c->out, &h);
-			jute_put_int(&c->out, tr->err);
+			jute_put_int(&c->out, zk_code_int(tr->err)); /* ErrorResult.err */
 			continue;
 		}
 		if (type == ZK_OP_CREATE_CONTAINER || type == ZK_OP_CREATE_TTL)
@@ -171,24 +171,25 @@ static bool write_keep_op_types(struct request *r, const struct zk_multi_request
 
 /* Builds r->txn for a write of session_id (decoded into pr, unless the body
  * did not decode): its change, or its error txn (see prep_write()). Returns
- * ZOK, or ZSYSTEMERROR with nothing built when the log cannot take writes
- * or memory ran out. */
-int32_t write_prep_txn(struct server *srv, struct request *r, const struct prep_request *pr,
-			bool decoded)
+ * 0, or with nothing built -EIO when the log cannot take writes and
+ * -ENOMEM (or prep_write()'s errno) when memory ran out; its callers tell
+ * the client ZSYSTEMERROR for either. */
+int write_prep_txn(struct server *srv, struct request *r, const struct prep_request *pr,
+		   bool decoded)
 {
 	if (srv->log_failed)
-		return ZSYSTEMERROR;
+		return -EIO;
 	if (!decoded) {
 		/* As ZooKeeper answers it; the stream is intact. */
-		r->txn = prep_error(pr->session_id, ZMARSHALLINGERROR, write_next_zxid(srv),
-				    clock_wall_ms(), &r->arena);
-		return r->txn ? ZOK : ZSYSTEMERROR;
+		r->txn = prep_error(pr->session_id, ZK_CODE(ZMARSHALLINGERROR),
+				    write_next_zxid(srv), clock_wall_ms(), &r->arena);
+		return r->txn ? 0 : -ENOMEM;
 	}
-	int32_t err = prep_write(&srv->prep, srv->db.tree, pr, write_next_zxid(srv), clock_wall_ms(),
-				 &r->arena, &r->txn, NULL);
-	if (err == ZOK && pr->op == ZK_OP_MULTI && !write_keep_op_types(r, &pr->u.multi))
-		err = ZSYSTEMERROR;
-	return err;
+	int rc = prep_write(&srv->prep, srv->db.tree, pr, write_next_zxid(srv), clock_wall_ms(),
+			    &r->arena, &r->txn, NULL);
+	if (rc == 0 && pr->op == ZK_OP_MULTI && !write_keep_op_types(r, &pr->u.multi))
+		rc = -ENOMEM;
+	return rc;
 }
 
 /* Follower: the write goes to the leader as the client framed it, and waits
@@ -204,17 +205,17 @@ static void forward_write(struct conn *c, int32_t xid, int32_t op, struct jute_i
 		if (op == ZK_OP_CLOSE_SESSION)
 			conn_close(c);
 		else
-			reply_error(c, xid, op, ZSYSTEMERROR);
+			reply_error(c, xid, op, ZK_CODE(ZSYSTEMERROR));
 		return;
 	}
 	r->received_ns = received_ns;
-	int32_t err = ZOK;
+	struct zk_code err = ZK_CODE(ZOK);
 	struct prep_request pr;
 	struct jute_in probe = *in;
 	/* A body that does not decode goes too, and fails on the leader. */
 	if (op == ZK_OP_MULTI && write_decode(c, op, &probe, &pr) && !write_keep_op_types(r, &pr.u.multi))
-		err = ZSYSTEMERROR;
-	if (err == ZOK) {
+		err = ZK_CODE(ZSYSTEMERROR);
+	if (zk_ok(err)) {
 		r->seq = ++srv->next_seq;
 		int rc = replica_forward(srv->replica, r->seq, c->session_id, xid, op, in->p + in->off,
 					 in->len - in->off, &c->auth, 0);
@@ -227,7 +228,7 @@ static void forward_write(struct conn *c, int32_t xid, int32_t op, struct jute_i
 			return;
 		}
 		log_rl(LOG_WARN, "server", "cannot forward a write to the leader: %s", strerror(-rc));
-		err = ZSYSTEMERROR;
+		err = ZK_CODE(ZSYSTEMERROR);
 	}
 	if (op == ZK_OP_CLOSE_SESSION) {
 		request_put(srv, r);
@@ -256,7 +257,7 @@ void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 			return;
 		}
 		/* As ZooKeeper: the error, then the abandoned connection goes. */
-		reply_error(c, xid, op, ZSESSIONMOVED);
+		reply_error(c, xid, op, ZK_CODE(ZSESSIONMOVED));
 		conn_close_after_flush(c);
 		return;
 	}
@@ -288,17 +289,18 @@ void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 			zk_op_name(op), xid);
 	struct request *r = request_get(srv, c, xid, op);
 	if (r == NULL) {
-		reply_error(c, xid, op, ZSYSTEMERROR);
+		reply_error(c, xid, op, ZK_CODE(ZSYSTEMERROR));
 		return;
 	}
 	r->received_ns = received_ns;
-	if (write_prep_txn(srv, r, &pr, decoded) == ZOK && write_submit(srv, r) == 0) {
+	if (write_prep_txn(srv, r, &pr, decoded) == 0 && write_submit(srv, r) == 0) {
 		r->state = REQ_WRITE;
 		request_enqueue(c, r);
 		return;
 	}
 	size_t at = c->out.len;
-	reply_end(c, reply_begin(c, xid, srv->last_proposed, ZSYSTEMERROR), op, srv->last_proposed);
+	reply_end(c, reply_begin(c, xid, srv->last_proposed, ZK_CODE(ZSYSTEMERROR)), op,
+		  srv->last_proposed);
 	reply_note_latency(c, op, received_ns);
 	reply_after_inflight(c, r, at);
 }
@@ -323,7 +325,7 @@ void write_forward_sync(struct conn *c, int32_t xid, struct jute_in *in, uint64_
 	if (copy == NULL) {
 		if (r)
 			request_put(srv, r);
-		reply_error(c, xid, ZK_OP_SYNC, ZSYSTEMERROR);
+		reply_error(c, xid, ZK_OP_SYNC, ZK_CODE(ZSYSTEMERROR));
 		return;
 	}
 	memcpy(copy, in->p + in->off, len);
@@ -345,7 +347,7 @@ void write_forward_sync(struct conn *c, int32_t xid, struct jute_in *in, uint64_
 		c->syncs--;
 		request_dequeue(c, r);
 		request_put(srv, r); /* off server.proposed too */
-		reply_error(c, xid, ZK_OP_SYNC, ZCONNECTIONLOSS);
+		reply_error(c, xid, ZK_OP_SYNC, ZK_CODE(ZCONNECTIONLOSS));
 	}
 }
 
@@ -396,8 +398,9 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 	/* A multi's results say how each op fared; a multi that did not even
 	 * decode is a plain error. */
 	bool multi = txn->body_case == QUORUM__TXN__BODY_MULTI;
-	size_t at = reply_begin(c, r->xid, txn->zxid, multi ? ZOK : a.res.err);
-	if (a.res.err == ZOK || multi)
+	struct zk_code err = ZK_CODE(multi ? ZOK : a.res.err);
+	size_t at = reply_begin(c, r->xid, txn->zxid, err);
+	if (zk_ok(err))
 		put_result(c, r->op, &a.res, &a.res.results[0], r->op_types);
 	reply_end(c, at, r->op, txn->zxid);
 	reply_note_latency(c, r->op, r->received_ns);
@@ -471,7 +474,7 @@ void write_durable(void *ctx, void *cookie, int status)
 			/* The answer takes the request's place in the connection's
 			 * order (a REQ_WAIT may still be ahead of it). */
 			size_t at = c->out.len;
-			reply_error(c, r->xid, r->op, ZSYSTEMERROR);
+			reply_error(c, r->xid, r->op, ZK_CODE(ZSYSTEMERROR));
 			if (reply_take(c, r, at)) {
 				r->state = REQ_DONE;
 				server_drain_queue(c);

@@ -2,6 +2,7 @@
  * permission check and fixupACL. The digest constants were computed
  * independently with Python's hashlib and base64 (and "super:admin" is the
  * vector ZooKeeper's documentation uses). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,9 @@ static struct zk_acl mk(int32_t perms, const char *scheme, const char *id)
 	return (struct zk_acl){ perms, { zk_str_c(scheme), zk_str_c(id) } };
 }
 
+/* A struct zk_code compared as the int of ZooKeeper's code it carries. */
+#define assert_code(code, want) assert_int_equal(zk_code_int(code), (want))
+
 static struct zk_buf buf_c(const char *s)
 {
 	return (struct zk_buf){ (const uint8_t *)s, (int32_t)strlen(s) };
@@ -26,7 +30,7 @@ static struct zk_buf buf_c(const char *s)
 
 static void add_digest(struct acl_auth *auth, const char *user_password)
 {
-	assert_int_equal(acl_auth_add(auth, ZK_STR("digest"), buf_c(user_password), NULL), ZOK);
+	assert_code(acl_auth_add(auth, ZK_STR("digest"), buf_c(user_password), NULL), ZOK);
 }
 
 /* ---- digest ------------------------------------------------------------- */
@@ -87,27 +91,27 @@ static void test_auth_ids(void **state)
 	add_digest(&auth, "user:password"); /* held already: not added twice */
 	assert_int_equal(auth.count, 2);
 	/* "ip" succeeds and adds nothing new */
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("ip"), buf_c("1.2.3.4"), NULL), ZOK);
+	assert_code(acl_auth_add(&auth, ZK_STR("ip"), buf_c("1.2.3.4"), NULL), ZOK);
 	assert_int_equal(auth.count, 2);
 	/* schemes without a provider */
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("world"), buf_c("anyone"), NULL), ZAUTHFAILED);
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("super"), buf_c("x"), NULL), ZAUTHFAILED);
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("sasl"), buf_c("x"), NULL), ZAUTHFAILED);
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("Digest"), buf_c("a:b"), NULL), ZAUTHFAILED);
-	assert_int_equal(acl_auth_add(&auth, (struct zk_str){ NULL, -1 }, buf_c("a:b"), NULL),
-			 ZAUTHFAILED);
+	assert_code(acl_auth_add(&auth, ZK_STR("world"), buf_c("anyone"), NULL), ZAUTHFAILED);
+	assert_code(acl_auth_add(&auth, ZK_STR("super"), buf_c("x"), NULL), ZAUTHFAILED);
+	assert_code(acl_auth_add(&auth, ZK_STR("sasl"), buf_c("x"), NULL), ZAUTHFAILED);
+	assert_code(acl_auth_add(&auth, ZK_STR("Digest"), buf_c("a:b"), NULL), ZAUTHFAILED);
+	assert_code(acl_auth_add(&auth, (struct zk_str){ NULL, -1 }, buf_c("a:b"), NULL),
+		    ZAUTHFAILED);
 	/* null credentials, a NUL byte, a user too long for an id */
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), (struct zk_buf){ NULL, -1 }, NULL),
-			 ZAUTHFAILED);
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"),
-				      (struct zk_buf){ (const uint8_t *)"a\0:b", 4 }, NULL), ZAUTHFAILED);
+	assert_code(acl_auth_add(&auth, ZK_STR("digest"), (struct zk_buf){ NULL, -1 }, NULL),
+		    ZAUTHFAILED);
+	assert_code(acl_auth_add(&auth, ZK_STR("digest"),
+				 (struct zk_buf){ (const uint8_t *)"a\0:b", 4 }, NULL), ZAUTHFAILED);
 	char long_user[300];
 	memset(long_user, 'u', sizeof(long_user) - 3);
 	strcpy(long_user + sizeof(long_user) - 3, ":p");
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), buf_c(long_user), NULL), ZAUTHFAILED);
+	assert_code(acl_auth_add(&auth, ZK_STR("digest"), buf_c(long_user), NULL), ZAUTHFAILED);
 	assert_int_equal(auth.count, 2);
 	/* empty credentials are fine: the id is ":" + base64(sha1("")) */
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), (struct zk_buf){ NULL, 0 }, NULL), ZOK);
+	assert_code(acl_auth_add(&auth, ZK_STR("digest"), (struct zk_buf){ NULL, 0 }, NULL), ZOK);
 	assert_string_equal(auth.ids[2].id, ":2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
 
 	/* up to ACL_MAX_AUTH ids */
@@ -116,7 +120,7 @@ static void test_auth_ids(void **state)
 		snprintf(cred, sizeof(cred), "u%d:p", auth.count);
 		add_digest(&auth, cred);
 	}
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("digest"), buf_c("one:more"), NULL), ZBADARGUMENTS);
+	assert_code(acl_auth_add(&auth, ZK_STR("digest"), buf_c("one:more"), NULL), ZBADARGUMENTS);
 	add_digest(&auth, "user:password"); /* held: still fine */
 }
 
@@ -132,15 +136,14 @@ static void test_super_digest(void **state)
 
 	struct acl_auth su, wrong, plain;
 	acl_auth_init(&su, "10.0.0.1");
-	assert_int_equal(acl_auth_add(&su, ZK_STR("digest"), buf_c("super:test"), super_id), ZOK);
+	assert_code(acl_auth_add(&su, ZK_STR("digest"), buf_c("super:test"), super_id), ZOK);
 	assert_int_equal(su.count, 3);
 	assert_string_equal(su.ids[1].scheme, "super");
 	assert_string_equal(su.ids[1].id, "");
 	assert_string_equal(su.ids[2].scheme, "digest");
 	assert_string_equal(su.ids[2].id, super_id);
 	acl_auth_init(&wrong, "10.0.0.1");
-	assert_int_equal(acl_auth_add(&wrong, ZK_STR("digest"), buf_c("super:nope"), super_id),
-			 ZOK);
+	assert_code(acl_auth_add(&wrong, ZK_STR("digest"), buf_c("super:nope"), super_id), ZOK);
 	acl_auth_init(&plain, "10.0.0.1");
 	add_digest(&plain, "super:test"); /* no superDigest configured */
 
@@ -151,7 +154,7 @@ static void test_super_digest(void **state)
 		assert_false(acl_check_list(&only_other, 1, p, &plain));
 	}
 	/* Authenticating again adds nothing twice. */
-	assert_int_equal(acl_auth_add(&su, ZK_STR("digest"), buf_c("super:test"), super_id), ZOK);
+	assert_code(acl_auth_add(&su, ZK_STR("digest"), buf_c("super:test"), super_id), ZOK);
 	assert_int_equal(su.count, 3);
 }
 
@@ -164,20 +167,20 @@ static void test_sasl_ids(void **state)
 	acl_auth_init(&auth, "10.0.0.1");
 	struct zk_acl bob = mk(ZK_PERM_READ, "sasl", "bob");
 	assert_false(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("sasl"), buf_c("bob"), NULL), ZAUTHFAILED);
+	assert_code(acl_auth_add(&auth, ZK_STR("sasl"), buf_c("bob"), NULL), ZAUTHFAILED);
 	assert_false(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
-	assert_int_equal(acl_auth_add_sasl(&auth, "bobby", "admin"), ZOK);
+	assert_code(acl_auth_add_sasl(&auth, "bobby", "admin"), ZOK);
 	assert_false(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
-	assert_int_equal(acl_auth_add_sasl(&auth, "bob", NULL), ZOK);
+	assert_code(acl_auth_add_sasl(&auth, "bob", NULL), ZOK);
 	assert_true(acl_check_list(&bob, 1, ZK_PERM_READ, &auth));
 	assert_false(acl_check_list(&bob, 1, ZK_PERM_WRITE, &auth));
 	struct zk_acl digest_bob = mk(ZK_PERM_READ, "digest", "bob");
 	assert_false(acl_check_list(&digest_bob, 1, ZK_PERM_READ, &auth));
-	assert_int_equal(acl_auth_add_sasl(&auth, "", NULL), ZBADARGUMENTS);
+	assert_code(acl_auth_add_sasl(&auth, "", NULL), ZBADARGUMENTS);
 	/* zookeeper.superUser's user passes every check. */
 	struct acl_auth su;
 	acl_auth_init(&su, "10.0.0.1");
-	assert_int_equal(acl_auth_add_sasl(&su, "admin", "admin"), ZOK);
+	assert_code(acl_auth_add_sasl(&su, "admin", "admin"), ZOK);
 	struct zk_acl other = mk(ZK_PERM_ALL, "digest", "x:y");
 	assert_true(acl_check_list(&other, 1, ZK_PERM_WRITE, &su));
 	assert_false(acl_check_list(&other, 1, ZK_PERM_WRITE, &auth));
@@ -192,11 +195,11 @@ static void test_x509_ids(void **state)
 	acl_auth_init(&auth, "10.0.0.1");
 	struct zk_acl c1 = mk(ZK_PERM_READ, "x509", "CN=client1,O=quorumfs");
 	assert_false(acl_check_list(&c1, 1, ZK_PERM_READ, &auth));
-	assert_int_equal(acl_auth_add(&auth, ZK_STR("x509"), buf_c("CN=client1,O=quorumfs"),
-				      NULL), ZAUTHFAILED); /* AuthPacket cannot claim it */
-	assert_int_equal(acl_auth_add_x509(&auth, "CN=client1,O=other", "CN=admin"), ZOK);
+	assert_code(acl_auth_add(&auth, ZK_STR("x509"), buf_c("CN=client1,O=quorumfs"),
+				 NULL), ZAUTHFAILED); /* AuthPacket cannot claim it */
+	assert_code(acl_auth_add_x509(&auth, "CN=client1,O=other", "CN=admin"), ZOK);
 	assert_false(acl_check_list(&c1, 1, ZK_PERM_READ, &auth));
-	assert_int_equal(acl_auth_add_x509(&auth, "CN=client1,O=quorumfs", "CN=admin"), ZOK);
+	assert_code(acl_auth_add_x509(&auth, "CN=client1,O=quorumfs", "CN=admin"), ZOK);
 	assert_true(acl_check_list(&c1, 1, ZK_PERM_READ, &auth));
 	struct zk_acl sasl_c1 = mk(ZK_PERM_READ, "sasl", "CN=client1,O=quorumfs");
 	assert_false(acl_check_list(&sasl_c1, 1, ZK_PERM_READ, &auth));
@@ -204,9 +207,9 @@ static void test_x509_ids(void **state)
 	assert_false(acl_check_list(&other, 1, ZK_PERM_WRITE, &auth));
 	struct acl_auth su;
 	acl_auth_init(&su, "10.0.0.1");
-	assert_int_equal(acl_auth_add_x509(&su, "CN=admin", "CN=admin"), ZOK);
+	assert_code(acl_auth_add_x509(&su, "CN=admin", "CN=admin"), ZOK);
 	assert_true(acl_check_list(&other, 1, ZK_PERM_WRITE, &su));
-	assert_int_equal(acl_auth_add_x509(&su, "", NULL), ZBADARGUMENTS);
+	assert_code(acl_auth_add_x509(&su, "", NULL), ZBADARGUMENTS);
 }
 
 /* ---- ip ------------------------------------------------------------------ */
@@ -362,11 +365,14 @@ static int fixup_teardown(void **state)
 	return 0;
 }
 
-static int fixup(struct fixture *f, struct zk_acl *acls, int32_t count,
-		 const struct acl_auth *auth, struct zk_acl **out, int32_t *n)
+/* acl_fixup() with memory to spare: the list's fate, as an int to compare. */
+static int32_t fixup(struct fixture *f, struct zk_acl *acls, int32_t count,
+		     const struct acl_auth *auth, struct zk_acl **out, int32_t *n)
 {
 	struct zk_acl_list in = { count, acls };
-	return acl_fixup(&in, auth, &f->arena, out, n);
+	struct zk_code code;
+	assert_int_equal(acl_fixup(&in, auth, &f->arena, out, n, &code), 0);
+	return zk_code_int(code);
 }
 
 static bool fixup_ok(struct fixture *f, struct zk_acl a)
@@ -387,7 +393,9 @@ static void test_fixup_lists(void **state)
 	assert_int_equal(n, 0);
 	struct zk_acl dummy = mk(ZK_PERM_ALL, "world", "anyone");
 	assert_int_equal(fixup(f, &dummy, 0, &f->one, &out, &n), ZINVALIDACL);
-	assert_int_equal(acl_fixup(NULL, &f->one, &f->arena, &out, &n), ZINVALIDACL);
+	struct zk_code code;
+	assert_int_equal(acl_fixup(NULL, &f->one, &f->arena, &out, &n, &code), 0);
+	assert_true(zk_code_is(code, ZINVALIDACL));
 
 	/* a valid entry is copied into the arena, NUL-terminated */
 	char scheme[] = "world", id[] = "anyone";
@@ -567,7 +575,8 @@ static void test_fixup_out_of_memory(void **state)
 	struct zk_acl_list in = { 8, list };
 	struct zk_acl *out;
 	int32_t n;
-	assert_int_equal(acl_fixup(&in, &auth, &tiny, &out, &n), ZSYSTEMERROR);
+	struct zk_code code;
+	assert_int_equal(acl_fixup(&in, &auth, &tiny, &out, &n, &code), -ENOMEM);
 	assert_null(out);
 	arena_destroy(&tiny);
 }

@@ -9,6 +9,7 @@
  * changes in flight, and that applying an error txn moves the tree's zxid
  * and nothing else.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -71,12 +72,16 @@ static struct zk_create_request create_of(const char *path)
 					   .acl = { 1, &open_acl } };
 }
 
-/* Preps req with the next zxid; returns the txn, and the request's error. */
+/* Preps req with the next zxid; returns the txn, and the request's error
+ * as the int the assertions compare. */
 static Quorum__Txn *prep(struct fixture *f, const struct prep_request *req, int32_t *err)
 {
 	Quorum__Txn *txn = NULL;
-	int rc = prep_write(&f->prep, f->tree, req, ++f->zxid, 1000, &f->arena, &txn, err);
-	assert_int_equal(rc, ZOK);
+	struct zk_code code;
+	int rc = prep_write(&f->prep, f->tree, req, ++f->zxid, 1000, &f->arena, &txn, &code);
+	assert_int_equal(rc, 0);
+	if (err)
+		*err = zk_code_int(code);
 	assert_non_null(txn);
 	assert_int_equal(txn->zxid, f->zxid);
 	assert_int_equal(txn->session_id, SESSION);
@@ -205,11 +210,45 @@ static void test_failed_multi(void **state)
 	apply(f, c, ZOK);
 }
 
+/* Running out of memory is prep_write()'s status, not the request's code:
+ * under every arena limit too small for a multi, -ENOMEM with nothing
+ * built, nothing added and *err untouched; then, with room, ZOK. */
+static void test_out_of_memory(void **state)
+{
+	struct fixture *f = *state;
+	struct zk_multi_op ops[2] = {
+		{ .type = ZK_OP_CREATE, .u.create = create_of("/m") },
+		{ .type = ZK_OP_CREATE, .u.create = create_of("/m/n") },
+	};
+	struct prep_request req = request(f, ZK_OP_MULTI);
+	req.u.multi = (struct zk_multi_request){ 2, ops };
+	int rc = -ENOMEM;
+	int failures = 0;
+	for (size_t limit = 16; rc == -ENOMEM; limit += 16) { /* arena limit 0: none */
+		assert_true(limit < 65536);
+		struct arena tiny;
+		arena_init(&tiny, limit);
+		Quorum__Txn *txn = NULL;
+		struct zk_code err = ZK_CODE(ZAPIERROR); /* a code prep never gives */
+		rc = prep_write(&f->prep, f->tree, &req, f->zxid + 1, 1000, &tiny, &txn, &err);
+		if (rc == -ENOMEM) {
+			failures++;
+			assert_null(txn);
+			assert_true(zk_code_is(err, ZAPIERROR));
+		} else {
+			assert_int_equal(rc, 0);
+			assert_true(zk_ok(err));
+		}
+		arena_destroy(&tiny);
+	}
+	assert_true(failures > 0);
+}
+
 /* The error txn of a request that does not decode. */
 static void test_prep_error(void **state)
 {
 	struct fixture *f = *state;
-	Quorum__Txn *t = prep_error(SESSION, ZMARSHALLINGERROR, 42, 1000, &f->arena);
+	Quorum__Txn *t = prep_error(SESSION, ZK_CODE(ZMARSHALLINGERROR), 42, 1000, &f->arena);
 	assert_non_null(t);
 	assert_int_equal(t->zxid, 42);
 	assert_int_equal(t->session_id, SESSION);
@@ -229,11 +268,11 @@ static const struct members *current_members(void *ctx)
 	return &reconfig_active;
 }
 
-static int32_t check_members(void *ctx, const struct members *next)
+static struct zk_code check_members(void *ctx, const struct members *next)
 {
 	(void)ctx;
 	(void)next;
-	return reconfig_answer;
+	return ZK_CODE(reconfig_answer);
 }
 
 static struct prep_request reconfig_of(struct fixture *f, const char *joining,
@@ -322,6 +361,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_writes_are_error_txns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_judged_against_overlay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_multi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prep_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconfig, setup, teardown),
 	};
