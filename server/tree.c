@@ -853,7 +853,7 @@ static int reserve(struct tree *t, size_t n_ops, size_t n_results)
 static void finish(struct tree *t, const Quorum__Txn *txn, struct tree_apply_result *res,
 		   struct zk_code err, size_t count)
 {
-	res->err = zk_code_int(err);
+	res->err = err;
 	res->count = (int32_t)count;
 	res->results = t->results;
 	if (txn->zxid > t->last_zxid)

@@ -106,10 +106,8 @@ struct tree_result {
 };
 
 struct tree_apply_result {
-	int32_t err;            /* the txn's overall error: ZOK, the ErrorTxn's, or
-				   ZRUNTIMEINCONSISTENCY if it did not fit; still
-				   the plain int32 that tests/sim/ reads, where
-				   results[] carry struct zk_code */
+	struct zk_code err;     /* the txn's overall error: ZOK, the ErrorTxn's, or
+				   ZRUNTIMEINCONSISTENCY if it did not fit */
 	int32_t count;          /* results used: 1, or the number of multi ops */
 	struct tree_result *results; /* owned by the tree, valid until the next apply */
 };

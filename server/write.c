@@ -140,7 +140,7 @@ static void put_multi_results(struct conn *c, const struct tree_apply_result *re
 	for (int32_t i = 0; i < res->count; i++) {
 		const struct tree_result *tr = &res->results[i];
 		int32_t type = op_types ? op_types[i] : ZK_OP_ERROR;
-		bool failed = res->err != ZOK || !zk_ok(tr->err);
+		bool failed = !zk_ok(res->err) || !zk_ok(tr->err);
 		if (failed) {
 			struct zk_multi_header h = { ZK_OP_ERROR, false, zk_code_int(tr->err) };
 			zk_encode_multi_header(&c->out, &h);
@@ -364,7 +364,7 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 		srv->halt(srv);
 		return;
 	}
-	if (a.res.err == ZRUNTIMEINCONSISTENCY && txn->body_case != QUORUM__TXN__BODY_MULTI)
+	if (zk_code_is(a.res.err, ZRUNTIMEINCONSISTENCY) && txn->body_case != QUORUM__TXN__BODY_MULTI)
 		log_msg(LOG_ERROR, "server", "txn 0x%llx does not fit the tree",
 			(unsigned long long)txn->zxid);
 	prep_applied(&srv->prep, txn->zxid);
@@ -398,7 +398,7 @@ void server_apply(struct server *srv, const Quorum__Txn *txn, struct request *r)
 	/* A multi's results say how each op fared; a multi that did not even
 	 * decode is a plain error. */
 	bool multi = txn->body_case == QUORUM__TXN__BODY_MULTI;
-	struct zk_code err = ZK_CODE(multi ? ZOK : a.res.err);
+	struct zk_code err = multi ? ZK_CODE(ZOK) : a.res.err;
 	size_t at = reply_begin(c, r->xid, txn->zxid, err);
 	if (zk_ok(err))
 		put_result(c, r->op, &a.res, &a.res.results[0], r->op_types);

@@ -546,9 +546,9 @@ static bool tree_take(struct sim *s, struct node *nd, struct entry e, size_t app
 	txn_build(&p, e.id, e.zxid);
 	struct tree_apply_result res;
 	int rc = tree_apply(nd->tree, &p.txn, NULL, &res);
-	if (rc < 0 || res.err != ZOK) {
+	if (rc < 0 || !zk_ok(res.err)) {
 		fail(s, "node %u's tree refuses (%lld,%lld)#%llu: %d/%d", nd->id, ZX(e.zxid),
-		     (unsigned long long)e.id, rc, res.err);
+		     (unsigned long long)e.id, rc, zk_code_int(res.err));
 		return false;
 	}
 	struct zk_str path = {p.path, PATH_LEN - 1}, root = {"/", 1};

@@ -99,7 +99,7 @@ static void apply(struct fixture *f, const Quorum__Txn *txn, int32_t want)
 {
 	struct tree_apply_result res;
 	assert_int_equal(tree_apply(f->tree, txn, NULL, &res), 0);
-	assert_int_equal(res.err, want);
+	assert_int_equal(zk_code_int(res.err), want);
 	assert_int_equal(tree_last_zxid(f->tree), txn->zxid);
 	prep_applied(&f->prep, txn->zxid);
 }
