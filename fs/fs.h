@@ -629,9 +629,9 @@ struct fh {
 	int32_t version;        /* of the znode when read: the commit's condition */
 	bool dirty;             /* buf differs from what was committed */
 	bool written;           /* by write/ftruncate since the last commit:
-				   only then does a flush commit (a shell's
-				   open, dup2, close must not commit the bare
-				   O_CREAT/O_TRUNC) */
+				   only then, or for a create not made yet,
+				   does a flush commit (a shell's open, dup2,
+				   close must not commit a bare O_TRUNC) */
 	bool too_big;           /* a write went over max_size: commit nothing */
 	bool append;            /* O_APPEND */
 	bool create;            /* commit with create (pending inode) */

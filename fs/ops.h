@@ -167,8 +167,9 @@ int fh_resize(struct fh *f, size_t n);
  * setData conditional on the version read at open. Under f->mu. Returns 0
  * or -errno; a failed commit is reported once and dropped. */
 int fh_commit(struct fh *f);
-/* Commits what was written through f since its last commit (a bare
- * O_TRUNC waits for the last close, see fs_release()). */
+/* Commits what was written through f since its last commit, and a file
+ * f created that was never committed (a bare O_TRUNC of an existing file
+ * waits for the last close, see fs_release()). */
 int fh_flush(struct fh *f);
 /* Commits the pending create of in, if any. */
 int commit_pending(struct fs *fs, struct inode *in);

@@ -62,27 +62,35 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	struct sidetree_rec rec;
 	int have = meta_stat(fs, path, &st, &rec);
-	int err = have < 0 ? have : 0;
-	if (err == -ENOENT) {
+	if (have == -ENOENT) {
 		/* A file created by an open that has not committed yet. */
 		struct inode *pend = inode_find(&fs->inodes, path, INODE_FILE);
-		if (pend && inode_has_pending(&fs->inodes, pend)) {
+		bool pending = pend && inode_has_pending(&fs->inodes, pend);
+		if (pending) {
 			struct inode *in = inode_lookup(&fs->inodes, path, INODE_FILE, NULL);
 			inode_put(&fs->inodes, pend);
 			free(path);
 			reply_inode(req, in, 0);
 			return;
 		}
+		/* Or one whose commit (which makes the znode, then says it is
+		 * no longer pending) came between the read and now: read
+		 * again rather than answer a name the kernel holds with a
+		 * negative entry. */
+		if (pend)
+			have = meta_stat(fs, path, &st, &rec);
 		inode_put(&fs->inodes, pend);
+	}
+	if (have == -ENOENT) {
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = fs->timeout;
 		free(path);
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	if (err) {
+	if (have < 0) {
 		free(path);
-		fuse_reply_err(req, -err);
+		fuse_reply_err(req, -have);
 		return;
 	}
 	struct inode *in = inode_lookup(&fs->inodes, path, meta_kind(&st, have ? &rec : NULL), &st);
