@@ -200,6 +200,12 @@ struct inode {
 	int64_t entries_ns;         /* a directory: when this mount first saw
 				       its pzxid move (an entry made or
 				       removed), 0 if never */
+	bool counted;               /* a directory: subdirs is known for the
+				       listing at pzxid counted_at */
+	int64_t counted_at;
+	uint32_t subdirs;           /* its listed children that are
+				       directories (st_nlink is 2 + that), or
+				       INODE_UNCOUNTED */
 	struct hmap_node node;      /* in the map while hashed */
 	struct list link;           /* on `all`, hashed or not: shutdown frees
 				       what the kernel never forgot */
@@ -296,6 +302,21 @@ void inode_set_dirty_size(struct inode_table *t, struct inode *in, int64_t size)
 /* Fills st from the inode's Stat and the mount's attributes. */
 void inode_attr(struct inode_table *t, struct inode *in, struct stat *st);
 uint64_t inode_number(const char *path, enum inode_kind kind, int64_t czxid);
+/* st_nlink of a directory: 2 + its subdirectories, counted from a listing
+ * (znode.c, count_subdirs()). A directory too large to count shows 1, the
+ * "not counted" of Linux filesystems that keep no count (btrfs). */
+#define INODE_UNCOUNTED UINT32_MAX
+/* Whether the directory in needs a count: it has children, and none was
+ * made for the listing its Stat describes (its pzxid). */
+bool inode_needs_count(struct inode_table *t, struct inode *in);
+/* The count of in's listing: listing is the directory's Stat that came with
+ * it (installed as inode_set_stat() would), subdirs the count or
+ * INODE_UNCOUNTED. */
+void inode_set_count(struct inode_table *t, struct inode *in, const struct zk_stat *listing,
+		     uint32_t subdirs);
+/* in (a directory) is to be counted again: one of its children may have
+ * turned from a file into a directory, which its pzxid does not show. */
+void inode_recount(struct inode_table *t, struct inode *in);
 /* Every hashed inode, each held (inode_put() each, then free the array);
  * *n their count. NULL with *n = 0 when there are none or no memory. */
 struct inode **inode_hold_all(struct inode_table *t, size_t *n);

@@ -84,8 +84,18 @@ int data_of(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data,
 /* data_of() after a sync: the answer holds every change that completed
  * before the call on any client. Open and lock grants read this way. */
 int data_now(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
-/* Refreshes in's Stat from the ensemble (or the cache). */
+/* Refreshes in's Stat from the ensemble (or the cache), and a directory's
+ * count of subdirectories with it (count_subdirs()). */
 int refresh(struct fs *fs, struct inode *in);
+/* The directories of more children than this are not counted: st_nlink 1
+ * (see quorumfs(5)). */
+#define FS_COUNT_MAX 1000
+/* Counts the subdirectories of the directory in, unless it has none or its
+ * count is of the listing its Stat describes: one getChildren, and one
+ * exists for each child whose Stat the cache lacks, all sent at once (one
+ * round trip more). The listing's Stat is installed with the count
+ * (inode_set_count()). 0 or -errno (then st_nlink shows 1). */
+int count_subdirs(struct fs *fs, struct inode *in);
 /* Drops the kernel's attributes of in (size, times): the next stat asks.
  * Only attributes: no page or directory lock is taken, so a handler may. */
 void inval_attr(struct fs *fs, struct inode *in);

@@ -96,6 +96,8 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct inode *in = inode_lookup(&fs->inodes, path, meta_kind(&st, have ? &rec : NULL), &st);
 	if (in)
 		inode_set_meta(&fs->inodes, in, have ? &rec : NULL);
+	if (in && in->kind == INODE_DIR && count_subdirs(fs, in) < 0)
+		fs_log(LOG_DEBUG, "%s: subdirectories not counted, st_nlink 1", path);
 	free(path);
 	reply_inode(req, in, fs->timeout);
 }
