@@ -302,6 +302,14 @@ void inode_set_dirty_size(struct inode_table *t, struct inode *in, int64_t size)
 /* Fills st from the inode's Stat and the mount's attributes. */
 void inode_attr(struct inode_table *t, struct inode *in, struct stat *st);
 uint64_t inode_number(const char *path, enum inode_kind kind, int64_t czxid);
+/* The st_ino inode_attr() shows for in: its number, or the one its
+ * metadata record keeps (a renamed node). readdir's d_ino is this. */
+uint64_t inode_st_ino(struct inode_table *t, struct inode *in);
+/* The st_ino of a node this table has no inode for, from its Stat and its
+ * record (rec NULL: none), as inode_st_ino() would show it. */
+uint64_t inode_st_ino_of(const char *path, enum inode_kind kind, const struct zk_stat *st,
+			 const struct sidetree_rec *rec);
+
 /* st_nlink of a directory: 2 + its subdirectories, counted from a listing
  * (znode.c, count_subdirs()). A directory too large to count shows 1, the
  * "not counted" of Linux filesystems that keep no count (btrfs). */

@@ -573,6 +573,14 @@ void inode_recount(struct inode_table *t, struct inode *in)
 	pthread_mutex_unlock(&t->mu);
 }
 
+uint64_t inode_st_ino_of(const char *path, enum inode_kind kind, const struct zk_stat *st,
+			 const struct sidetree_rec *rec)
+{
+	if (rec && kind != INODE_DATA && rec->has_ino && rec->of == st->czxid)
+		return rec->ino;
+	return inode_number(path, kind, st->czxid);
+}
+
 /* meta: the inode's record if it names the znode of zs (see meta.c). */
 /* entries_ns: a directory's last change of entries seen, or 0. */
 static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_t ino,
@@ -653,6 +661,17 @@ void inode_attr(struct inode_table *t, struct inode *in, struct stat *st)
 	pthread_mutex_unlock(&t->mu);
 	attr_from(&t->attrs, in->kind, in->ino, have ? &zs : NULL, dirty, unlinked,
 		  with_meta ? &meta : NULL, entries, dir_nlink, st);
+}
+
+uint64_t inode_st_ino(struct inode_table *t, struct inode *in)
+{
+	pthread_mutex_lock(&t->mu);
+	uint64_t ino = in->ino;
+	if (in->kind != INODE_DATA && in->have_meta && in->have_stat &&
+	    in->meta.of == in->stat.czxid && in->meta.has_ino)
+		ino = in->meta.ino;
+	pthread_mutex_unlock(&t->mu);
+	return ino;
 }
 
 struct inode **inode_hold_all(struct inode_table *t, size_t *n)

@@ -133,6 +133,10 @@ bool meta_applies(const struct meta_node *m, const struct zk_stat *st);
 /* The record of the node path (Stat st), cached: 1 (*rec set), 0 if it has
  * none (or -o strict), or -errno. A stale record is deleted. */
 int meta_load(struct fs *fs, const char *path, const struct zk_stat *st, struct sidetree_rec *rec);
+/* meta_load() from the cache alone: 1 (*rec set), 0 (no record), or -1
+ * when the cache does not know. */
+int meta_cached(struct fs *fs, const char *path, const struct zk_stat *st,
+		struct sidetree_rec *rec);
 /* stat_of() and meta_load() of path, both from the ensemble in one round
  * trip when neither is cached: 1 (*rec set), 0 (no record), or -errno. */
 int meta_stat(struct fs *fs, const char *path, struct zk_stat *st, struct sidetree_rec *rec);
