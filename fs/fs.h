@@ -606,7 +606,9 @@ struct ephemeral {
 void ephemeral_init(struct ephemeral *e);
 int ephemeral_start(struct fs *fs);
 void ephemeral_stop(struct fs *fs);
-/* The pidfd of the process (thread group) of thread `tid`, or -1. */
+/* The process (thread group) of thread `tid` (a request's pid), or 0. */
+pid_t ephemeral_tgid(pid_t tid);
+/* The pidfd of the process of thread `tid` (*tgid), or -1. */
 int ephemeral_pidfd(pid_t tid, pid_t *tgid);
 /* Creates path (mode with ZK_EPHEMERAL) in the session of the process of
  * pidfd/tgid; the session closes when that process exits. Takes ownership
@@ -667,7 +669,8 @@ struct fh {
 	bool echo;              /* an echo thread's open: commits nothing */
 	int32_t create_mode;    /* for create: enum zk_create_mode */
 	int pidfd;              /* creator process, for ephemeral modes */
-	pid_t tgid;
+	pid_t tgid;             /* for create: the creating process, whose
+				   flush commits the create (0: unknown) */
 	char *created;          /* the created znode's path, once committed */
 	bool posix_locks;       /* a setlk went through this open */
 	struct sidetree_rec meta; /* for create: the record made with it */

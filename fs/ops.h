@@ -181,10 +181,11 @@ int fh_resize(struct fh *f, size_t n);
  * setData conditional on the version read at open. Under f->mu. Returns 0
  * or -errno; a failed commit is reported once and dropped. */
 int fh_commit(struct fh *f);
-/* Commits what was written through f since its last commit, and a file
- * f created that was never committed (a bare O_TRUNC of an existing file
- * waits for the last close, see fs_release()). */
-int fh_flush(struct fh *f);
+/* Commits what was written through f since its last commit, and a file f
+ * created that was never committed if creator says the flush comes from
+ * the process that created it (a bare O_TRUNC of an existing file waits
+ * for the last close, see fs_release()). */
+int fh_flush(struct fh *f, bool creator);
 /* Commits the pending create of in, if any. */
 int commit_pending(struct fs *fs, struct inode *in);
 /* Reads f's file anew, as a lock was just granted (see ops_lock.c). */

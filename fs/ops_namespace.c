@@ -185,6 +185,8 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	f->version = -1;
 	if (zmode & ZK_EPHEMERAL)
 		f->pidfd = ephemeral_pidfd(fuse_req_ctx(req)->pid, &f->tgid);
+	else
+		f->tgid = ephemeral_tgid(fuse_req_ctx(req)->pid);
 	/* Its record goes with the create; a sequential or ephemeral one
 	 * (made by other means) keeps the mount's mode and owner. */
 	if (zmode == ZK_PERSISTENT && new_meta(fs, req, INODE_FILE, mode, &f->meta)) {
