@@ -107,6 +107,11 @@ static inline enum inode_kind kind_of(const struct zk_stat *st)
 void now_stat(struct zk_stat *st);
 /* The path of the node parent/name, or NULL (ENOMEM). */
 char *child_path(struct fs *fs, struct inode *parent, const char *name);
+/* How long the kernel may keep in's attributes: timeout, but not at all
+ * while a directory's st_nlink is the "not counted" of a count still to
+ * be made (an answer made without the ensemble, such as the echo
+ * thread's, or a count that failed). */
+double attr_timeout(struct fs *fs, struct inode *in, double timeout);
 void fill_entry(struct fs *fs, struct fuse_entry_param *e, struct inode *in, double timeout);
 /* An entry reply for in (ENOMEM if in is NULL). */
 void reply_inode(fuse_req_t req, struct inode *in, double timeout);

@@ -155,11 +155,16 @@ char *child_path(struct fs *fs, struct inode *parent, const char *name)
 	return p;
 }
 
+double attr_timeout(struct fs *fs, struct inode *in, double timeout)
+{
+	return inode_needs_count(&fs->inodes, in) ? 0 : timeout;
+}
+
 void fill_entry(struct fs *fs, struct fuse_entry_param *e, struct inode *in, double timeout)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = in->id;
-	e->attr_timeout = timeout;
+	e->attr_timeout = attr_timeout(fs, in, timeout);
 	e->entry_timeout = timeout;
 	inode_attr(&fs->inodes, in, &e->attr);
 }
