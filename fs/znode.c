@@ -272,6 +272,13 @@ int count_subdirs(struct fs *fs, struct inode *in)
 		return rc != ZOK ? -zerr_errno(rc) : -EIO;
 	}
 	cache_put(&fs->cache, path, res->stat, tok);
+	if (res->num_strings > FS_COUNT_MAX) {
+		/* Grown past the bound since the Stat held was read. */
+		inode_set_count(&fs->inodes, in, res->stat, INODE_UNCOUNTED);
+		qc_result_free(res);
+		free(path);
+		return 0;
+	}
 	struct kind_ask *ask = calloc((size_t)res->num_strings + 1, sizeof(*ask));
 	size_t n = 0;
 	uint32_t dirs = 0;
@@ -301,8 +308,7 @@ int count_subdirs(struct fs *fs, struct inode *in)
 		err = -zerr_errno(rc);
 	}
 	if (!err)
-		inode_set_count(&fs->inodes, in, res->stat,
-				res->num_strings > FS_COUNT_MAX ? INODE_UNCOUNTED : dirs);
+		inode_set_count(&fs->inodes, in, res->stat, dirs);
 	for (size_t i = 0; i < n; i++)
 		free(ask[i].path);
 	free(ask);
