@@ -391,6 +391,11 @@ def test_attributes(srv):
             t.case("a file of p turned into a directory by another client", lambda: (
                 k.create("/cf-at/p/f/x", b""), wait_for(lambda: nlink(p) == 3))[1],
                 equals(True))
+            k.create("/cf-at/big/d/x", b"", makepath=True)
+            for r in [k.create_async("/cf-at/big/f%04d" % i, b"") for i in range(1000)]:
+                r.get(timeout=20)
+            t.case("a directory of over 1,000 children is not counted: 1", lambda: nlink(
+                os.path.join(d, "big")), equals(1))
             t.case("the other mount counts what changed since", lambda: wait_for(
                 lambda: (nlink(b.path("cf-at/p")), nlink(b.path("cf-at/q"))) == (3, 4)),
                 equals(True))
