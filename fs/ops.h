@@ -13,7 +13,8 @@
  *                    meta.c)
  *   ops_echo.c       the answers to the echo thread's requests
  * and below them, called by handlers and never calling one:
- *   znode.c          the handlers' reads of znodes, entry replies
+ *   znode.c          the handlers' reads of znodes, entry replies, the
+ *                    count of a directory's subdirectories
  *   file.c           open files (struct fh): buffer, commit, revalidation
  *   meta.c           metadata records: read, cached, written
  *

@@ -1,7 +1,18 @@
 /*
  * znode: the handlers' reads of znodes — Stats through the cache (cache.c),
  * data always from the ensemble, after a sync where close-to-open wants it
- * (data_now()) — and the entry replies they make of inodes.
+ * (data_now()) — the entry replies they make of inodes, and the count of a
+ * directory's subdirectories its st_nlink shows (count_subdirs()).
+ *
+ * DESIGN (the count). A directory's count belongs to the listing it was
+ * made from, named by the directory's pzxid: a stat of a directory whose
+ * entries have not changed since costs nothing more, and one whose entries
+ * changed costs a getChildren and, all sent at once, an exists of each
+ * child whose Stat the cache lacks. The Stats fetched go into the cache,
+ * which the watch keeps fresh, so after an mkdir or an rmdir only the new
+ * child is asked for. What the pzxid does not show (a child file turned
+ * into a directory by another client) the watch reports: echo.c has the
+ * grandparent counted again.
  *
  * Called by the handlers and file.c; calls no handler. See ZK_READ in
  * ops.h for the retry rules of every read.
