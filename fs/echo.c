@@ -106,6 +106,22 @@ static void push(struct fs *fs, struct echo_job *j)
 	pthread_mutex_unlock(&e->mu);
 }
 
+/* A node was created under parent, which may have been a file until then
+ * (see quorumfs(5)): its own parent's count of subdirectories, which its
+ * pzxid does not show changing, is to be made again. */
+static void recount_grandparent(struct fs *fs, const char *parent)
+{
+	if (strcmp(parent, "/") == 0)
+		return;
+	char *gp = names_parent(parent);
+	struct inode *g = gp ? inode_find(&fs->inodes, gp, INODE_DIR) : NULL;
+	if (g) {
+		inode_recount(&fs->inodes, g);
+		inode_put(&fs->inodes, g);
+	}
+	free(gp);
+}
+
 void echo_watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg)
 {
 	(void)c;
@@ -117,6 +133,8 @@ void echo_watch_cb(struct qc_client *c, const struct qc_event *ev, void *arg)
 		char *parent = names_parent(ev->path);
 		if (parent)
 			cache_invalidate(&fs->cache, parent);
+		if (parent && ev->type == ZK_EVENT_CREATED)
+			recount_grandparent(fs, parent);
 		free(parent);
 	}
 	if (ev->type != ZK_EVENT_CREATED && ev->type != ZK_EVENT_DELETED &&

@@ -45,19 +45,25 @@ void ephemeral_init(struct ephemeral *e)
 	e->epfd = e->stopfd = -1;
 }
 
-int ephemeral_pidfd(pid_t tid, pid_t *tgid)
+pid_t ephemeral_tgid(pid_t tid)
 {
 	char path[64], line[256];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
 	FILE *f = fopen(path, "re");
-	*tgid = 0;
+	pid_t tgid = 0;
 	if (!f)
-		return -1;
+		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Tgid: %d", tgid) == 1)
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
 			break;
 	fclose(f);
-	if (*tgid <= 0)
+	return tgid > 0 ? tgid : 0;
+}
+
+int ephemeral_pidfd(pid_t tid, pid_t *tgid)
+{
+	*tgid = ephemeral_tgid(tid);
+	if (*tgid == 0)
 		return -1;
 	return (int)syscall(SYS_pidfd_open, *tgid, 0);
 }

@@ -168,6 +168,14 @@ int fh_commit(struct fh *f)
 			char *parent = names_parent(made);
 			if (parent)
 				cache_invalidate(&fs->cache, parent);
+			struct inode *pin = parent ? inode_find(&fs->inodes, parent, INODE_DIR)
+						   : NULL;
+			if (pin) {
+				/* Its entries changed now, not at the create: its
+				 * mtime and ctime are to be asked again. */
+				inval_attr(fs, pin);
+				inode_put(&fs->inodes, pin);
+			}
 			free(parent);
 			cache_invalidate(&fs->cache, made);
 			inode_created(&fs->inodes, f->in, made, st);
@@ -219,12 +227,21 @@ int commit_pending(struct fs *fs, struct inode *in)
 	return rc;
 }
 
-/* Commits what was written through f since its last commit (a bare
- * O_TRUNC waits for the last close, see fs_release()). */
-int fh_flush(struct fh *f)
+/* Commits what was written through f since its last commit, and a file f
+ * created that was never committed when the flush is its creator's
+ * (creator, see fs_flush()):
+ * close(2) waits for the flush, not for the release, which the kernel
+ * sends once close has returned, so a file made at release could still be
+ * missing for the stat that follows the close. Not at another process's
+ * flush: a child that inherited the descriptor closes it at its exec (a
+ * fork in a threaded program), which would fix a sequential file's name
+ * and make it empty before its creator wrote it. A bare O_TRUNC of an
+ * existing file waits for the last close (see fs_release()): a shell's
+ * open, dup2, close then makes one change. */
+int fh_flush(struct fh *f, bool creator)
 {
 	pthread_mutex_lock(&f->mu);
-	int err = f->written || f->too_big ? fh_commit(f) : 0;
+	int err = f->written || f->too_big || (f->create && creator) ? fh_commit(f) : 0;
 	pthread_mutex_unlock(&f->mu);
 	return err;
 }

@@ -200,6 +200,12 @@ struct inode {
 	int64_t entries_ns;         /* a directory: when this mount first saw
 				       its pzxid move (an entry made or
 				       removed), 0 if never */
+	bool counted;               /* a directory: subdirs is known for the
+				       listing at pzxid counted_at */
+	int64_t counted_at;
+	uint32_t subdirs;           /* its listed children that are
+				       directories (st_nlink is 2 + that), or
+				       INODE_UNCOUNTED */
 	struct hmap_node node;      /* in the map while hashed */
 	struct list link;           /* on `all`, hashed or not: shutdown frees
 				       what the kernel never forgot */
@@ -296,6 +302,29 @@ void inode_set_dirty_size(struct inode_table *t, struct inode *in, int64_t size)
 /* Fills st from the inode's Stat and the mount's attributes. */
 void inode_attr(struct inode_table *t, struct inode *in, struct stat *st);
 uint64_t inode_number(const char *path, enum inode_kind kind, int64_t czxid);
+/* The st_ino inode_attr() shows for in: its number, or the one its
+ * metadata record keeps (a renamed node). readdir's d_ino is this. */
+uint64_t inode_st_ino(struct inode_table *t, struct inode *in);
+/* The st_ino of a node this table has no inode for, from its Stat and its
+ * record (rec NULL: none), as inode_st_ino() would show it. */
+uint64_t inode_st_ino_of(const char *path, enum inode_kind kind, const struct zk_stat *st,
+			 const struct sidetree_rec *rec);
+
+/* st_nlink of a directory: 2 + its subdirectories, counted from a listing
+ * (znode.c, count_subdirs()). A directory too large to count shows 1, the
+ * "not counted" of Linux filesystems that keep no count (btrfs). */
+#define INODE_UNCOUNTED UINT32_MAX
+/* Whether the directory in needs a count: it has children, and none was
+ * made for the listing its Stat describes (its pzxid). */
+bool inode_needs_count(struct inode_table *t, struct inode *in);
+/* The count of in's listing: listing is the directory's Stat that came with
+ * it (installed as inode_set_stat() would), subdirs the count or
+ * INODE_UNCOUNTED. */
+void inode_set_count(struct inode_table *t, struct inode *in, const struct zk_stat *listing,
+		     uint32_t subdirs);
+/* in (a directory) is to be counted again: one of its children may have
+ * turned from a file into a directory, which its pzxid does not show. */
+void inode_recount(struct inode_table *t, struct inode *in);
 /* Every hashed inode, each held (inode_put() each, then free the array);
  * *n their count. NULL with *n = 0 when there are none or no memory. */
 struct inode **inode_hold_all(struct inode_table *t, size_t *n);
@@ -577,7 +606,9 @@ struct ephemeral {
 void ephemeral_init(struct ephemeral *e);
 int ephemeral_start(struct fs *fs);
 void ephemeral_stop(struct fs *fs);
-/* The pidfd of the process (thread group) of thread `tid`, or -1. */
+/* The process (thread group) of thread `tid` (a request's pid), or 0. */
+pid_t ephemeral_tgid(pid_t tid);
+/* The pidfd of the process of thread `tid` (*tgid), or -1. */
 int ephemeral_pidfd(pid_t tid, pid_t *tgid);
 /* Creates path (mode with ZK_EPHEMERAL) in the session of the process of
  * pidfd/tgid; the session closes when that process exits. Takes ownership
@@ -629,16 +660,17 @@ struct fh {
 	int32_t version;        /* of the znode when read: the commit's condition */
 	bool dirty;             /* buf differs from what was committed */
 	bool written;           /* by write/ftruncate since the last commit:
-				   only then does a flush commit (a shell's
-				   open, dup2, close must not commit the bare
-				   O_CREAT/O_TRUNC) */
+				   only then, or for a create not made yet,
+				   does a flush commit (a shell's open, dup2,
+				   close must not commit a bare O_TRUNC) */
 	bool too_big;           /* a write went over max_size: commit nothing */
 	bool append;            /* O_APPEND */
 	bool create;            /* commit with create (pending inode) */
 	bool echo;              /* an echo thread's open: commits nothing */
 	int32_t create_mode;    /* for create: enum zk_create_mode */
 	int pidfd;              /* creator process, for ephemeral modes */
-	pid_t tgid;
+	pid_t tgid;             /* for create: the creating process, whose
+				   flush commits the create (0: unknown) */
 	char *created;          /* the created znode's path, once committed */
 	bool posix_locks;       /* a setlk went through this open */
 	struct sidetree_rec meta; /* for create: the record made with it */

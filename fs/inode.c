@@ -531,11 +531,62 @@ static void ns_to(struct timespec *ts, int64_t ns)
 	}
 }
 
+/* Under the table lock: a directory's st_nlink. One without children has
+ * no subdirectory; otherwise the count must be of the listing its Stat
+ * describes (a count of an older listing may miss a mkdir or an rmdir),
+ * or the directory shows 1, "not counted". */
+static nlink_t dir_nlink_locked(const struct inode *in)
+{
+	if (!in->have_stat || in->stat.num_children == 0)
+		return 2;
+	if (!in->counted || in->counted_at != in->stat.pzxid || in->subdirs == INODE_UNCOUNTED)
+		return 1;
+	return 2 + (nlink_t)in->subdirs;
+}
+
+bool inode_needs_count(struct inode_table *t, struct inode *in)
+{
+	pthread_mutex_lock(&t->mu);
+	bool needs = in->kind == INODE_DIR && in->have_stat && in->stat.num_children > 0 &&
+		     !(in->counted && in->counted_at == in->stat.pzxid);
+	pthread_mutex_unlock(&t->mu);
+	return needs;
+}
+
+void inode_set_count(struct inode_table *t, struct inode *in, const struct zk_stat *listing,
+		     uint32_t subdirs)
+{
+	pthread_mutex_lock(&t->mu);
+	set_stat_locked(in, listing);
+	if (in->stat.czxid == listing->czxid && in->stat.pzxid == listing->pzxid) {
+		in->counted = true;
+		in->counted_at = listing->pzxid;
+		in->subdirs = subdirs;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+void inode_recount(struct inode_table *t, struct inode *in)
+{
+	pthread_mutex_lock(&t->mu);
+	in->counted = false;
+	pthread_mutex_unlock(&t->mu);
+}
+
+uint64_t inode_st_ino_of(const char *path, enum inode_kind kind, const struct zk_stat *st,
+			 const struct sidetree_rec *rec)
+{
+	if (rec && kind != INODE_DATA && rec->has_ino && rec->of == st->czxid)
+		return rec->ino;
+	return inode_number(path, kind, st->czxid);
+}
+
 /* meta: the inode's record if it names the znode of zs (see meta.c). */
 /* entries_ns: a directory's last change of entries seen, or 0. */
 static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_t ino,
 		      const struct zk_stat *zs, int64_t dirty_size, bool unlinked,
-		      const struct sidetree_rec *meta, int64_t entries_ns, struct stat *st)
+		      const struct sidetree_rec *meta, int64_t entries_ns, nlink_t dir_nlink,
+		      struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -543,7 +594,7 @@ static void attr_from(const struct inode_attrs *a, enum inode_kind kind, uint64_
 	st->st_gid = a->gid;
 	if (kind == INODE_DIR) {
 		st->st_mode = S_IFDIR | (0777 & ~a->umask);
-		st->st_nlink = 2;
+		st->st_nlink = dir_nlink;
 		st->st_size = zs ? zs->num_children : 0;
 	} else if (kind == INODE_LINK) {
 		st->st_mode = S_IFLNK | 0777;
@@ -606,9 +657,21 @@ void inode_attr(struct inode_table *t, struct inode *in, struct stat *st)
 	struct sidetree_rec meta = in->meta;
 	bool with_meta = in->have_meta && have && in->meta.of == zs.czxid;
 	int64_t entries = in->entries_ns;
+	nlink_t dir_nlink = dir_nlink_locked(in);
 	pthread_mutex_unlock(&t->mu);
 	attr_from(&t->attrs, in->kind, in->ino, have ? &zs : NULL, dirty, unlinked,
-		  with_meta ? &meta : NULL, entries, st);
+		  with_meta ? &meta : NULL, entries, dir_nlink, st);
+}
+
+uint64_t inode_st_ino(struct inode_table *t, struct inode *in)
+{
+	pthread_mutex_lock(&t->mu);
+	uint64_t ino = in->ino;
+	if (in->kind != INODE_DATA && in->have_meta && in->have_stat &&
+	    in->meta.of == in->stat.czxid && in->meta.has_ino)
+		ino = in->meta.ino;
+	pthread_mutex_unlock(&t->mu);
+	return ino;
 }
 
 struct inode **inode_hold_all(struct inode_table *t, size_t *n)

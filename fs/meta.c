@@ -314,6 +314,23 @@ bool meta_fetch(struct fs *fs, const char *path, const struct zk_stat *st,
 	return true;
 }
 
+int meta_cached(struct fs *fs, const char *path, const struct zk_stat *st,
+		struct sidetree_rec *rec)
+{
+	if (fs->opt.strict || names_reserved_path(path))
+		return 0;
+	char *key = meta_key(path);
+	struct meta_node m;
+	bool hit = key && get(&fs->meta, key, &m);
+	free(key);
+	if (!hit)
+		return -1;
+	if (!meta_applies(&m, st))
+		return 0;
+	*rec = m.rec;
+	return 1;
+}
+
 int meta_load(struct fs *fs, const char *path, const struct zk_stat *st, struct sidetree_rec *rec)
 {
 	if (fs->opt.strict || names_reserved_path(path))

@@ -13,7 +13,8 @@
  *                    meta.c)
  *   ops_echo.c       the answers to the echo thread's requests
  * and below them, called by handlers and never calling one:
- *   znode.c          the handlers' reads of znodes, entry replies
+ *   znode.c          the handlers' reads of znodes, entry replies, the
+ *                    count of a directory's subdirectories
  *   file.c           open files (struct fh): buffer, commit, revalidation
  *   meta.c           metadata records: read, cached, written
  *
@@ -84,8 +85,18 @@ int data_of(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data,
 /* data_of() after a sync: the answer holds every change that completed
  * before the call on any client. Open and lock grants read this way. */
 int data_now(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data, int32_t *len);
-/* Refreshes in's Stat from the ensemble (or the cache). */
+/* Refreshes in's Stat from the ensemble (or the cache), and a directory's
+ * count of subdirectories with it (count_subdirs()). */
 int refresh(struct fs *fs, struct inode *in);
+/* The directories of more children than this are not counted: st_nlink 1
+ * (see quorumfs(5)). */
+#define FS_COUNT_MAX 1000
+/* Counts the subdirectories of the directory in, unless it has none or its
+ * count is of the listing its Stat describes: one getChildren, and one
+ * exists for each child whose Stat the cache lacks, all sent at once (one
+ * round trip more). The listing's Stat is installed with the count
+ * (inode_set_count()). 0 or -errno (then st_nlink shows 1). */
+int count_subdirs(struct fs *fs, struct inode *in);
 /* Drops the kernel's attributes of in (size, times): the next stat asks.
  * Only attributes: no page or directory lock is taken, so a handler may. */
 void inval_attr(struct fs *fs, struct inode *in);
@@ -97,6 +108,11 @@ static inline enum inode_kind kind_of(const struct zk_stat *st)
 void now_stat(struct zk_stat *st);
 /* The path of the node parent/name, or NULL (ENOMEM). */
 char *child_path(struct fs *fs, struct inode *parent, const char *name);
+/* How long the kernel may keep in's attributes: timeout, but not at all
+ * while a directory's st_nlink is the "not counted" of a count still to
+ * be made (an answer made without the ensemble, such as the echo
+ * thread's, or a count that failed). */
+double attr_timeout(struct fs *fs, struct inode *in, double timeout);
 void fill_entry(struct fs *fs, struct fuse_entry_param *e, struct inode *in, double timeout);
 /* An entry reply for in (ENOMEM if in is NULL). */
 void reply_inode(fuse_req_t req, struct inode *in, double timeout);
@@ -123,6 +139,10 @@ bool meta_applies(const struct meta_node *m, const struct zk_stat *st);
 /* The record of the node path (Stat st), cached: 1 (*rec set), 0 if it has
  * none (or -o strict), or -errno. A stale record is deleted. */
 int meta_load(struct fs *fs, const char *path, const struct zk_stat *st, struct sidetree_rec *rec);
+/* meta_load() from the cache alone: 1 (*rec set), 0 (no record), or -1
+ * when the cache does not know. */
+int meta_cached(struct fs *fs, const char *path, const struct zk_stat *st,
+		struct sidetree_rec *rec);
 /* stat_of() and meta_load() of path, both from the ensemble in one round
  * trip when neither is cached: 1 (*rec set), 0 (no record), or -errno. */
 int meta_stat(struct fs *fs, const char *path, struct zk_stat *st, struct sidetree_rec *rec);
@@ -167,9 +187,11 @@ int fh_resize(struct fh *f, size_t n);
  * setData conditional on the version read at open. Under f->mu. Returns 0
  * or -errno; a failed commit is reported once and dropped. */
 int fh_commit(struct fh *f);
-/* Commits what was written through f since its last commit (a bare
- * O_TRUNC waits for the last close, see fs_release()). */
-int fh_flush(struct fh *f);
+/* Commits what was written through f since its last commit, and a file f
+ * created that was never committed if creator says the flush comes from
+ * the process that created it (a bare O_TRUNC of an existing file waits
+ * for the last close, see fs_release()). */
+int fh_flush(struct fh *f, bool creator);
 /* Commits the pending create of in, if any. */
 int commit_pending(struct fs *fs, struct inode *in);
 /* Reads f's file anew, as a lock was just granted (see ops_lock.c). */

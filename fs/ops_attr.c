@@ -28,7 +28,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	inode_attr(&fs->inodes, in, &st);
-	fuse_reply_attr(req, &st, fs->timeout);
+	fuse_reply_attr(req, &st, attr_timeout(fs, in, fs->timeout));
 }
 
 /* truncate(2) by path: read-modify-write, each attempt conditional. */
@@ -123,7 +123,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		}
 	}
 	inode_attr(&fs->inodes, in, &cur);
-	fuse_reply_attr(req, &cur, fs->timeout);
+	fuse_reply_attr(req, &cur, attr_timeout(fs, in, fs->timeout));
 }
 
 void fs_statfs(fuse_req_t req, fuse_ino_t ino)

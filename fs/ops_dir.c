@@ -102,11 +102,37 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	dir_reply_open(req, path, res, fi);
 }
 
+/* The d_ino and d_type of the child path, into st: the st_ino a stat of
+ * it shows, where this mount knows it (an inode the kernel holds, or the
+ * node's Stat and record in the caches); otherwise a number derived from
+ * the path and DT_UNKNOWN (knowing more would cost a read per entry). */
+static void child_ino(struct fs *fs, const char *path, struct stat *st)
+{
+	struct inode *known = inode_find_any(&fs->inodes, path);
+	if (known) {
+		st->st_ino = inode_st_ino(&fs->inodes, known);
+		st->st_mode = known->kind == INODE_DIR ? S_IFDIR
+			      : known->kind == INODE_LINK ? S_IFLNK : S_IFREG;
+		inode_put(&fs->inodes, known);
+		return;
+	}
+	struct zk_stat zs;
+	struct sidetree_rec rec;
+	int have = cache_get_stat(&fs->cache, path, &zs) ? meta_cached(fs, path, &zs, &rec) : -1;
+	if (have < 0) {
+		st->st_ino = inode_number(path, INODE_FILE, 0);
+		st->st_mode = 0;
+		return;
+	}
+	enum inode_kind kind = meta_kind(&zs, have ? &rec : NULL);
+	st->st_ino = inode_st_ino_of(path, kind, &zs, have ? &rec : NULL);
+	st->st_mode = kind == INODE_DIR ? S_IFDIR : kind == INODE_LINK ? S_IFLNK : S_IFREG;
+}
+
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	(void)ino;
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	if (!buf) {
@@ -118,19 +144,18 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		const char *name = d->names[i];
 		struct stat st = { 0 };
 		char *cp = i >= d->first_child ? names_join(d->path, name) : NULL;
-		struct inode *known = cp ? inode_find_any(&fs->inodes, cp) : NULL;
-		if (known) {
-			st.st_ino = known->ino;
-			st.st_mode = known->kind == INODE_DIR    ? S_IFDIR
-				     : known->kind == INODE_LINK ? S_IFLNK
-								 : S_IFREG;
-			inode_put(&fs->inodes, known);
-		} else {
-			st.st_ino = cp ? inode_number(cp, INODE_FILE, 0)
-				       : i >= 2 ? inode_number(d->path, INODE_DATA, 0)
-						: FUSE_ROOT_ID;
-			st.st_mode = i < 2 ? S_IFDIR : cp ? 0 : S_IFREG;
-		}
+		if (cp)
+			child_ino(fs, cp, &st);
+		else if (i >= 2) /* DIR/.data: its number is of the directory's czxid */
+			st = (struct stat){ .st_ino = inode_number(d->path, INODE_DATA,
+								   d->res->stat->czxid),
+					    .st_mode = S_IFREG };
+		else if (i == 0)
+			st = (struct stat){ .st_ino = inode_st_ino(&fs->inodes,
+								   inode_of(&fs->inodes, ino)),
+					    .st_mode = S_IFDIR };
+		else /* "..": the parent is not at hand here */
+			st = (struct stat){ .st_ino = FUSE_ROOT_ID, .st_mode = S_IFDIR };
 		free(cp);
 		size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
 		if (need > size - used)

@@ -137,7 +137,9 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct fh *f = fh_of(fi);
-	int err = fh_flush(f);
+	/* f->tgid is set at the create, before the open is answered. */
+	bool creator = f->tgid != 0 && ephemeral_tgid(fuse_req_ctx(req)->pid) == f->tgid;
+	int err = fh_flush(f, creator);
 	/* After the commit: the next holder of the lock sees it. */
 	if (f->posix_locks)
 		lock_release_owner(fs, inode_of(&fs->inodes, ino), fi->lock_owner);

@@ -62,32 +62,42 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	struct sidetree_rec rec;
 	int have = meta_stat(fs, path, &st, &rec);
-	int err = have < 0 ? have : 0;
-	if (err == -ENOENT) {
+	if (have == -ENOENT) {
 		/* A file created by an open that has not committed yet. */
 		struct inode *pend = inode_find(&fs->inodes, path, INODE_FILE);
-		if (pend && inode_has_pending(&fs->inodes, pend)) {
+		bool pending = pend && inode_has_pending(&fs->inodes, pend);
+		if (pending) {
 			struct inode *in = inode_lookup(&fs->inodes, path, INODE_FILE, NULL);
 			inode_put(&fs->inodes, pend);
 			free(path);
 			reply_inode(req, in, 0);
 			return;
 		}
+		/* Or one whose commit (which makes the znode, then says it is
+		 * no longer pending) came between the read and now: read
+		 * again rather than answer a name the kernel holds with a
+		 * negative entry. */
+		if (pend)
+			have = meta_stat(fs, path, &st, &rec);
 		inode_put(&fs->inodes, pend);
+	}
+	if (have == -ENOENT) {
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = fs->timeout;
 		free(path);
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	if (err) {
+	if (have < 0) {
 		free(path);
-		fuse_reply_err(req, -err);
+		fuse_reply_err(req, -have);
 		return;
 	}
 	struct inode *in = inode_lookup(&fs->inodes, path, meta_kind(&st, have ? &rec : NULL), &st);
 	if (in)
 		inode_set_meta(&fs->inodes, in, have ? &rec : NULL);
+	if (in && in->kind == INODE_DIR && count_subdirs(fs, in) < 0)
+		fs_log(LOG_DEBUG, "%s: subdirectories not counted, st_nlink 1", path);
 	free(path);
 	reply_inode(req, in, fs->timeout);
 }
@@ -175,6 +185,8 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	f->version = -1;
 	if (zmode & ZK_EPHEMERAL)
 		f->pidfd = ephemeral_pidfd(fuse_req_ctx(req)->pid, &f->tgid);
+	else
+		f->tgid = ephemeral_tgid(fuse_req_ctx(req)->pid);
 	/* Its record goes with the create; a sequential or ephemeral one
 	 * (made by other means) keeps the mount's mode and owner. */
 	if (zmode == ZK_PERSISTENT && new_meta(fs, req, INODE_FILE, mode, &f->meta)) {

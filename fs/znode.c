@@ -1,7 +1,18 @@
 /*
  * znode: the handlers' reads of znodes — Stats through the cache (cache.c),
  * data always from the ensemble, after a sync where close-to-open wants it
- * (data_now()) — and the entry replies they make of inodes.
+ * (data_now()) — the entry replies they make of inodes, and the count of a
+ * directory's subdirectories its st_nlink shows (count_subdirs()).
+ *
+ * DESIGN (the count). A directory's count belongs to the listing it was
+ * made from, named by the directory's pzxid: a stat of a directory whose
+ * entries have not changed since costs nothing more, and one whose entries
+ * changed costs a getChildren and, all sent at once, an exists of each
+ * child whose Stat the cache lacks. The Stats fetched go into the cache,
+ * which the watch keeps fresh, so after an mkdir or an rmdir only the new
+ * child is asked for. What the pzxid does not show (a child file turned
+ * into a directory by another client) the watch reports: echo.c has the
+ * grandparent counted again.
  *
  * Called by the handlers and file.c; calls no handler. See ZK_READ in
  * ops.h for the retry rules of every read.
@@ -155,11 +166,16 @@ char *child_path(struct fs *fs, struct inode *parent, const char *name)
 	return p;
 }
 
+double attr_timeout(struct fs *fs, struct inode *in, double timeout)
+{
+	return inode_needs_count(&fs->inodes, in) ? 0 : timeout;
+}
+
 void fill_entry(struct fs *fs, struct fuse_entry_param *e, struct inode *in, double timeout)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = in->id;
-	e->attr_timeout = timeout;
+	e->attr_timeout = attr_timeout(fs, in, timeout);
 	e->entry_timeout = timeout;
 	inode_attr(&fs->inodes, in, &e->attr);
 }
@@ -174,6 +190,142 @@ void reply_inode(fuse_req_t req, struct inode *in, double timeout)
 	}
 	fill_entry(fs, &e, in, timeout);
 	fuse_reply_entry(req, &e);
+}
+
+/* ---- counting subdirectories ---------------------------------------------- */
+
+/* The kinds of the children whose Stat the cache lacks, asked all at once:
+ * one exists per child, sent without waiting, so the answers come back in
+ * one round trip (a session answers in order). */
+struct kinds {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct fs *fs;
+	uint64_t tok;           /* the cache's token from before the sends */
+	int left;               /* answers not yet come */
+	uint32_t dirs;          /* of the answers, directories */
+	int rc;                 /* the first error (ZNONODE is none: a child
+				   removed since the listing is no directory) */
+};
+
+struct kind_ask {
+	struct kinds *k;
+	char *path;
+};
+
+static void kind_done(struct qc_client *c, const struct qc_result *r, void *arg)
+{
+	(void)c;
+	struct kind_ask *a = arg;
+	struct kinds *k = a->k;
+	if (r->err == ZOK)
+		cache_put(&k->fs->cache, a->path, r->stat, k->tok);
+	pthread_mutex_lock(&k->mu);
+	if (r->err == ZOK && names_is_dir(r->stat))
+		k->dirs++;
+	else if (r->err != ZOK && r->err != ZNONODE && k->rc == ZOK)
+		k->rc = r->err;
+	if (--k->left == 0)
+		pthread_cond_signal(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* Sends an exists for each of the n paths in ask and waits for every
+ * answer; *dirs: how many are directories. A ZooKeeper code. */
+static int ask_kinds(struct fs *fs, struct qc_client *zc, struct kind_ask *ask, size_t n,
+		     uint32_t *dirs)
+{
+	struct kinds k = { .fs = fs, .tok = cache_token(&fs->cache), .rc = ZOK };
+	pthread_mutex_init(&k.mu, NULL);
+	pthread_cond_init(&k.cv, NULL);
+	k.left = (int)n;
+	for (size_t i = 0; i < n; i++) {
+		ask[i].k = &k;
+		int rc = qc_aexists(zc, ask[i].path, NULL, NULL, kind_done, &ask[i]);
+		if (rc != ZOK) {
+			/* Never called back: this one and the rest are not sent. */
+			pthread_mutex_lock(&k.mu);
+			k.left -= (int)(n - i);
+			k.rc = rc;
+			pthread_mutex_unlock(&k.mu);
+			break;
+		}
+	}
+	pthread_mutex_lock(&k.mu);
+	while (k.left > 0)
+		pthread_cond_wait(&k.cv, &k.mu);
+	pthread_mutex_unlock(&k.mu);
+	pthread_mutex_destroy(&k.mu);
+	pthread_cond_destroy(&k.cv);
+	*dirs = k.dirs;
+	return k.rc;
+}
+
+int count_subdirs(struct fs *fs, struct inode *in)
+{
+	if (!inode_needs_count(&fs->inodes, in))
+		return 0;
+	struct zk_stat st;
+	if (inode_stat(&fs->inodes, in, &st) && st.num_children > FS_COUNT_MAX) {
+		inode_set_count(&fs->inodes, in, &st, INODE_UNCOUNTED);
+		return 0;
+	}
+	char *path = inode_path(&fs->inodes, in);
+	if (!path)
+		return -ENOMEM;
+	uint64_t tok = cache_token(&fs->cache);
+	struct qc_result *res = NULL;
+	int rc;
+	ZK_READ(fs, rc, res, qc_get_children(zc, path, NULL, NULL, &res));
+	if (rc != ZOK || !res->stat) {
+		qc_result_free(res);
+		free(path);
+		return rc != ZOK ? -zerr_errno(rc) : -EIO;
+	}
+	cache_put(&fs->cache, path, res->stat, tok);
+	if (res->num_strings > FS_COUNT_MAX) {
+		/* Grown past the bound since the Stat held was read. */
+		inode_set_count(&fs->inodes, in, res->stat, INODE_UNCOUNTED);
+		qc_result_free(res);
+		free(path);
+		return 0;
+	}
+	struct kind_ask *ask = calloc((size_t)res->num_strings + 1, sizeof(*ask));
+	size_t n = 0;
+	uint32_t dirs = 0;
+	int err = ask ? 0 : -ENOMEM;
+	for (int i = 0; !err && i < res->num_strings; i++) {
+		const char *name = res->strings[i];
+		if (names_hidden(name) || strcmp(name, FS_DATA_NAME) == 0)
+			continue;
+		char *cp = names_join(path, name);
+		if (!cp) {
+			err = -ENOMEM;
+			break;
+		}
+		struct zk_stat cst;
+		if (cache_get_stat(&fs->cache, cp, &cst)) {
+			dirs += names_is_dir(&cst);
+			free(cp);
+		} else {
+			ask[n++].path = cp;
+		}
+	}
+	if (!err && n > 0) {
+		uint32_t more = 0;
+		struct qc_result *unused = NULL;
+		ZK_READ(fs, rc, unused, ask_kinds(fs, zc, ask, n, &more));
+		dirs += more;
+		err = -zerr_errno(rc);
+	}
+	if (!err)
+		inode_set_count(&fs->inodes, in, res->stat, dirs);
+	for (size_t i = 0; i < n; i++)
+		free(ask[i].path);
+	free(ask);
+	qc_result_free(res);
+	free(path);
+	return err;
 }
 
 /* Refreshes in's Stat from the ensemble (or the cache). */
@@ -194,5 +346,7 @@ int refresh(struct fs *fs, struct inode *in)
 	inode_set_stat(&fs->inodes, in, &st);
 	if (!data)
 		inode_set_meta(&fs->inodes, in, have ? &rec : NULL);
+	if (in->kind == INODE_DIR && count_subdirs(fs, in) < 0)
+		fs_log(LOG_DEBUG, "subdirectories not counted, st_nlink 1");
 	return 0;
 }

@@ -113,11 +113,15 @@ def test_writes(srv):
             except OSError as e:
                 eq(e.errno, errno.ESTALE, "errno of a lost update")
             eq(k.get("/w/f")[0], b"theirs", "their update kept")
-            # Shell redirection: one create, one setData.
+            # Shell redirection (open, dup2, close, write, close): to a new
+            # name, the create at the first close (a new file exists once a
+            # close of it returns), then the data; to an existing file, one
+            # setData (a bare O_TRUNC waits for the last close).
             sh("echo one > %s" % a.path("w/sh"))
-            eq(k.exists("/w/sh").version, 0, "create with data")
+            eq(k.get("/w/sh")[0], b"one\n", "the new file's data")
+            eq(k.exists("/w/sh").version, 1, "a create, then a setData")
             sh("echo two > %s" % a.path("w/sh"))
-            eq(k.exists("/w/sh").version, 1, "one setData")
+            eq(k.exists("/w/sh").version, 2, "one setData")
             sh("touch %s" % a.path("w/t"))
             wait_until(lambda: k.exists("/w/t") is not None, 5, "touch to create")
     finally:

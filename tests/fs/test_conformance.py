@@ -7,13 +7,16 @@ reported with what it got, and all the cases run whatever the others did.
 
 What each section checks is what quorumfs(5) says under the heading of the
 same name: READING AND WRITING, CREATING, REMOVING, RENAMING, CREATION
-SUFFIXES, MODES, OWNERS AND TIMES, SYMBOLIC LINKS, LOCKS and ERRORS."""
+SUFFIXES, MODES, OWNERS AND TIMES, SYMBOLIC LINKS, LOCKS and ERRORS; and
+under FILES AND DIRECTORIES, Attributes: st_nlink, st_ino and d_ino."""
 import ctypes
 import errno
 import fcntl
 import mmap
 import os
 import stat
+import subprocess
+import sys
 import time
 
 from fsutil import Mount, kazoo_client, main
@@ -344,6 +347,116 @@ def test_creating_removing_renaming(srv):
     t.check()
 
 
+def nlink(path):
+    return os.stat(path).st_nlink
+
+
+def d_ino(directory, name):
+    """The d_ino readdir gives name in directory."""
+    with os.scandir(directory) as it:
+        return next(e.inode() for e in it if e.name == name)
+
+
+def test_attributes(srv):
+    t = Table()
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a, Mount(srv) as b:
+            d = a.path("cf-at")
+            os.mkdir(d)
+            p, q = os.path.join(d, "p"), os.path.join(d, "q")
+            # st_nlink of a directory: 2 + its subdirectories, kept as they
+            # come and go (the kernel's cached attributes included)
+            t.case("st_nlink of a new directory", lambda: (os.mkdir(p), nlink(p))[1], equals(2))
+            t.case("mkdir of two subdirectories: 4", lambda: (
+                os.mkdir(os.path.join(p, "c1")), os.mkdir(os.path.join(p, "c2")),
+                nlink(p))[2], equals(4))
+            t.case("a file is no subdirectory", lambda: (
+                put(os.path.join(p, "f"), b"f"), nlink(p))[1], equals(4))
+            t.case("the other mount counts the same", lambda: wait_for(
+                lambda: nlink(b.path("cf-at/p")) == 4), equals(True))
+            os.mkdir(q)
+            t.case("rename of a subdirectory to another parent: 3 and 3", lambda: (
+                os.rename(os.path.join(p, "c1"), os.path.join(q, "c1")),
+                nlink(p), nlink(q))[1:], equals((3, 3)))
+            t.case("rename within the parent: 3", lambda: (
+                os.rename(os.path.join(p, "c2"), os.path.join(p, "c3")), nlink(p))[1],
+                equals(3))
+            t.case("rmdir: 2", lambda: (os.rmdir(os.path.join(p, "c3")), nlink(p))[1],
+                   equals(2))
+            t.case("the parent of p and q counts them", lambda: nlink(d), equals(4))
+            t.case("a subdirectory made by another client (a znode with a child)", lambda: (
+                k.create("/cf-at/q/c4/x", b"", makepath=True),
+                wait_for(lambda: nlink(q) == 4))[1], equals(True))
+            t.case("a file of p turned into a directory by another client", lambda: (
+                k.create("/cf-at/p/f/x", b""), wait_for(lambda: nlink(p) == 3))[1],
+                equals(True))
+            k.create("/cf-at/big/d/x", b"", makepath=True)
+            for r in [k.create_async("/cf-at/big/f%04d" % i, b"") for i in range(1000)]:
+                r.get(timeout=20)
+            t.case("a directory of over 1,000 children is not counted: 1", lambda: nlink(
+                os.path.join(d, "big")), equals(1))
+            t.case("the other mount counts what changed since", lambda: wait_for(
+                lambda: (nlink(b.path("cf-at/p")), nlink(b.path("cf-at/q"))) == (3, 4)),
+                equals(True))
+            # a bare create is committed at close(2), not at the last close
+            # (the kernel's release comes after close has returned): here
+            # the open file outlives the close through a duplicate
+            bare = os.path.join(d, "bare")
+
+            def bare_create():
+                fd = os.open(bare, os.O_CREAT | os.O_WRONLY, 0o644)
+                keep = os.dup(fd)
+                try:
+                    os.close(fd)
+                    return (k.exists("/cf-at/bare") is not None,
+                            subprocess.run(["stat", "-c", "%F", bare], capture_output=True,
+                                           text=True).stdout.strip(),
+                            wait_for(lambda: os.path.exists(b.path("cf-at/bare"))))
+                finally:
+                    os.close(keep)
+            t.case("open(O_CREAT), dup, close: the znode, a stat from another process, "
+                   "the other mount", bare_create, equals((True, "regular empty file", True)))
+
+            def inherited():
+                # A child's exec closes the descriptor it inherited: not the
+                # creator's close, so the file is still made once, with data.
+                with open(os.path.join(d, "inherited"), "wb") as f:
+                    subprocess.run(["true"], check=True, close_fds=False)
+                    made = k.exists("/cf-at/inherited") is not None
+                    f.write(b"data")
+                return made, k.get("/cf-at/inherited")[0], k.exists("/cf-at/inherited").version
+            t.case("a child's close of an inherited new file commits nothing", inherited,
+                   equals((False, b"data", 0)))
+            before = os.stat(d).st_mtime_ns
+            time.sleep(0.05)
+            t.case("a bare create changes its directory's mtime by close", lambda: (
+                subprocess.run([sys.executable, "-c", "import os; os.close(os.open(%r, "
+                                "os.O_CREAT | os.O_WRONLY, 0o644))" % os.path.join(d, "late")],
+                               check=True),
+                os.stat(d).st_mtime_ns > before)[1], equals(True))
+            # d_ino is st_ino, also after a rename (whose node keeps its number)
+            put(os.path.join(d, "r1"), b"r")
+            t.case("d_ino of a file is its st_ino", lambda: d_ino(d, "r1"),
+                   equals(os.stat(os.path.join(d, "r1")).st_ino))
+            ino = os.stat(os.path.join(d, "r1")).st_ino
+            t.case("after a rename: d_ino, st_ino, the old number", lambda: (
+                os.rename(os.path.join(d, "r1"), os.path.join(d, "r2")),
+                d_ino(d, "r2"), os.stat(os.path.join(d, "r2")).st_ino)[1:], equals((ino, ino)))
+            ino_q = os.stat(q).st_ino
+            t.case("a renamed directory: d_ino, st_ino, the old number", lambda: (
+                os.rename(q, os.path.join(d, "q2")),
+                d_ino(d, "q2"), os.stat(os.path.join(d, "q2")).st_ino)[1:],
+                equals((ino_q, ino_q)))
+            t.case("on the other mount, once it has looked the names up", lambda: wait_for(
+                lambda: (os.stat(b.path("cf-at/r2")).st_ino, os.stat(b.path("cf-at/q2")).st_ino,
+                         d_ino(b.path("cf-at"), "r2"), d_ino(b.path("cf-at"), "q2")) ==
+                (ino, ino_q, ino, ino_q)), equals(True))
+    finally:
+        k.stop()
+    t.check()
+
+
 def test_suffixes_and_read_only(srv):
     t = Table()
     k = kazoo_client(srv)
@@ -432,5 +545,5 @@ def test_locks(srv):
 
 
 if __name__ == "__main__":
-    main([test_reading_and_writing, test_creating_removing_renaming,
+    main([test_reading_and_writing, test_creating_removing_renaming, test_attributes,
           test_suffixes_and_read_only, test_locks])

@@ -292,6 +292,85 @@ static void test_attr(void **state)
 	inode_shutdown(&ro);
 }
 
+/* A directory's st_nlink: 2 without children; with children, 2 + the
+ * count of the listing its Stat describes, and 1 ("not counted") while
+ * there is none, or only one of an older listing, or it was too large. */
+static void test_dir_nlink(void **state)
+{
+	struct fixture *f = *state;
+	struct stat sb;
+	struct zk_stat st = zstat(90, 90, 90);
+	st.cversion = 1; /* an mkdir'd directory, empty */
+	struct inode *d = inode_lookup(&f->t, "/d", INODE_DIR, &st);
+	assert_false(inode_needs_count(&f->t, d));
+	inode_attr(&f->t, d, &sb);
+	assert_int_equal(sb.st_nlink, 2);
+
+	/* Two entries made: the count of the older listing no longer holds. */
+	st.num_children = 2;
+	st.cversion = 3;
+	st.pzxid = 95;
+	inode_set_stat(&f->t, d, &st);
+	assert_true(inode_needs_count(&f->t, d));
+	inode_attr(&f->t, d, &sb);
+	assert_int_equal(sb.st_nlink, 1);
+	inode_set_count(&f->t, d, &st, 1);
+	assert_false(inode_needs_count(&f->t, d));
+	inode_attr(&f->t, d, &sb);
+	assert_int_equal(sb.st_nlink, 3);
+
+	/* A listing newer than the Stat held brings its Stat along. */
+	struct zk_stat newer = st;
+	newer.num_children = 3;
+	newer.pzxid = 97;
+	inode_set_count(&f->t, d, &newer, 2);
+	inode_attr(&f->t, d, &sb);
+	assert_int_equal(sb.st_nlink, 4);
+	assert_int_equal(sb.st_size, 3);
+	/* An older one is refused with its Stat. */
+	inode_set_count(&f->t, d, &st, 0);
+	inode_attr(&f->t, d, &sb);
+	assert_int_equal(sb.st_nlink, 4);
+
+	/* A child turned into a directory elsewhere: counted again. */
+	inode_recount(&f->t, d);
+	assert_true(inode_needs_count(&f->t, d));
+	inode_attr(&f->t, d, &sb);
+	assert_int_equal(sb.st_nlink, 1);
+	inode_set_count(&f->t, d, &newer, INODE_UNCOUNTED);
+	assert_false(inode_needs_count(&f->t, d));
+	inode_attr(&f->t, d, &sb);
+	assert_int_equal(sb.st_nlink, 1);
+
+	/* Files never need a count. */
+	struct inode *file = inode_lookup(&f->t, "/d/f", INODE_FILE, &st);
+	assert_false(inode_needs_count(&f->t, file));
+}
+
+/* readdir's d_ino is the st_ino a stat shows: a renamed node's record
+ * keeps its number, and the number of a node without an inode is the one
+ * an inode of it would show. */
+static void test_st_ino(void **state)
+{
+	struct fixture *f = *state;
+	struct stat sb;
+	struct zk_stat st = zstat(100, 100, 100);
+	struct inode *a = inode_lookup(&f->t, "/moved", INODE_FILE, &st);
+	assert_int_equal(inode_st_ino(&f->t, a), a->ino);
+	assert_int_equal(inode_st_ino_of("/moved", INODE_FILE, &st, NULL), a->ino);
+	struct sidetree_rec rec = { .of = 100, .has_ino = true, .ino = 4242 };
+	inode_set_meta(&f->t, a, &rec);
+	inode_attr(&f->t, a, &sb);
+	assert_int_equal(sb.st_ino, 4242);
+	assert_int_equal(inode_st_ino(&f->t, a), 4242);
+	assert_int_equal(inode_st_ino_of("/moved", INODE_FILE, &st, &rec), 4242);
+	/* A record of an older znode at the path says nothing. */
+	rec.of = 99;
+	inode_set_meta(&f->t, a, &rec);
+	assert_int_equal(inode_st_ino(&f->t, a), a->ino);
+	assert_int_equal(inode_st_ino_of("/moved", INODE_FILE, &st, &rec), a->ino);
+}
+
 /* A metadata record is shown only for the znode it names (its czxid), its
  * times only at the data version they were set at; a link is a link. */
 static void test_attr_meta(void **state)
@@ -609,6 +688,8 @@ int main(void)
 		TEST(test_older_stat_refused),
 		TEST(test_attr),
 		TEST(test_attr_meta),
+		TEST(test_dir_nlink),
+		TEST(test_st_ino),
 		TEST(test_rehash_and_set_path),
 		TEST(test_move_tree),
 		TEST(test_pending),
