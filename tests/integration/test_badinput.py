@@ -980,8 +980,10 @@ def test_full_disk_while_snapshotting():
     # not for a snapshot (a 64 KiB node makes each one larger than the room
     # left, whichever of the log and the snapshot writer gets there first):
     # snapshots fail first, then the log (and the new segments a snapshot
-    # asks for).
-    full_disk("snapshots", {"preAllocSize": "16", "snapCount": "2"}, leave=40 << 10,
+    # asks for). snapLogPercent 0: snapCount alone decides, as in
+    # ZooKeeper, else the tree's size would space the snapshots out.
+    full_disk("snapshots", {"preAllocSize": "16", "snapCount": "2", "snapLogPercent": "0"},
+              leave=40 << 10,
               log_lines=[("writing snapshot", "No space left on device")], big=64 << 10)
 
 
