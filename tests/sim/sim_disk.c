@@ -420,24 +420,17 @@ void disk_compact(struct sim *s, struct node *nd)
 	nd->roll_next = true;
 }
 
-/* A snapshot installed: every segment goes (storage_install_snapshot()). */
+/* A snapshot installed: every segment goes, as storage_install_snapshot()
+ * drops them, and the next write begins a segment past the gap. */
 void disk_install(struct sim *s, struct node *nd)
 {
 	if (!nd->tl)
 		return;
-	txnlog_close(nd->tl);
-	nd->tl = NULL;
-	DIR *d = fdopendir(dup(nd->dirfd));
-	for (struct dirent *e; d && (e = readdir(d));)
-		if (!strncmp(e->d_name, "log.", 4) && unlinkat(nd->dirfd, e->d_name, 0) < 0)
-			fail(s, "node %u: unlink %s: %s", nd->id, e->d_name, strerror(errno));
-	if (d)
-		closedir(d);
-	fsync(nd->dirfd);
-	close(nd->dirfd);
+	int rc = txnlog_truncate_after(nd->tl, 0);
+	if (rc < 0)
+		fail(s, "node %u: txnlog_truncate_after(0): %s", nd->id, strerror(-rc));
 	nd->n_written = 0;
-	nd->roll_next = false;
-	disk_open(s, nd);
+	nd->roll_next = true;
 }
 
 struct read_ctx {
