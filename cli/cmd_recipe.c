@@ -155,6 +155,13 @@ static int acquire(struct cli *cli, struct recipe *rp)
 			return 128 + pending_sig;
 		if (session_lost(cli, &down_since))
 			return cli_fail(cli, what, ZSESSIONEXPIRED);
+		if (down_since) {
+			/* Disconnected: a request now would wait for the next
+			 * connection, up to the request timeout (-T), long past
+			 * the session's end. Wait for the state to change. */
+			wait_event(100);
+			continue;
+		}
 		rc = qc_get_children(cli->c, rp->dir, NULL, NULL, &r);
 		if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
 			qc_result_free(r);
@@ -337,8 +344,12 @@ static int recipe(struct cli *cli, int argc, char **argv, const char *prefix)
 		rc = acquire(cli, &rp);
 	if (rc == 0)
 		rc = run_cmd(cli, &rp, cmdv);
-	/* Release: delete our node (if the session still has it) and close. */
-	if (rp.node && rc != EXIT_LOST && !cli->terminal_state)
+	/* Release: delete our node (if the session still has it) and close.
+	 * Not while disconnected: the delete would wait for a connection, up
+	 * to the request timeout, and closing or expiring the session removes
+	 * the node anyway. */
+	if (rp.node && rc != EXIT_LOST && !cli->terminal_state &&
+	    qc_state(cli->c) == QC_STATE_CONNECTED)
 		qc_delete(cli->c, rp.node, -1);
 	free(rp.node);
 	qc_close(cli->c);

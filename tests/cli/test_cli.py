@@ -439,19 +439,28 @@ def test_lock_signals_and_failures():
 
 def test_lock_session_lost():
     """The server stops answering for longer than the session timeout: CMD
-    is stopped and quorumctl says so with exit code 10."""
-    holder = spawn("lock", "-t", "1000", "/locks/l", "--", "sleep", "60")
+    is stopped and quorumctl says so with exit code 10; a waiter in the
+    queue gives up too (exit code 7), at the session's end, not at its
+    requests' timeout (--timeout 60000 here)."""
+    holder = spawn("--timeout", "60000", "lock", "-t", "1000", "/locks/l", "--", "sleep", "60")
+    procs = [holder]
     try:
         wait_until(lambda: len(kids("/locks/l")) == 1, 15, "the holder's node")
+        waiter = spawn("--timeout", "60000", "lock", "-t", "1000", "/locks/l", "--", "true")
+        procs.append(waiter)
+        wait_until(lambda: len(kids("/locks/l")) == 2, 15, "the waiter's node")
         SRV.signal(signal.SIGSTOP)
         try:
             assert holder.wait(timeout=15) == 10
+            assert waiter.wait(timeout=15) == 7  # lost before CMD ran
         finally:
             SRV.signal(signal.SIGCONT)
         assert b"session lost" in holder.stderr.read()
+        err = waiter.stderr.read()
+        assert b"session expired" in err, err
         ZK.sync("/")  # kazoo's own session (10 s) rides this out
     finally:
-        reap([holder])
+        reap(procs)
 
 
 def test_elect():
