@@ -7,7 +7,6 @@
  * node its old st_ino at its new place.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 
 #include "ops.h"
+#include "thread.h"
 
 /* The ops (into ops, at most 4) that move the record of src (Stat sst)
  * to dst (Stat *over when replaced, else NULL: made in the same multi):
@@ -192,9 +192,7 @@ enum { READ_DATA, READ_KIDS, READ_META_SRC, READ_META_DST, READS };
 struct moved;
 
 struct level {                    /* the reads of one batch of nodes */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int pending;              /* under mu */
+	struct latch answered;
 };
 
 struct read_arg {
@@ -299,11 +297,7 @@ static void level_cb(struct qc_client *c, const struct qc_result *r, void *arg)
 		}
 	}
 	m->rc[a->what] = rc;
-	struct level *l = a->level;
-	pthread_mutex_lock(&l->mu);
-	if (--l->pending == 0)
-		pthread_cond_signal(&l->cv);
-	pthread_mutex_unlock(&l->mu);
+	latch_done(&a->level->answered);
 }
 
 /* Reads nodes [from, to) of t: every read of every node in flight at once
@@ -312,9 +306,8 @@ static void level_cb(struct qc_client *c, const struct qc_result *r, void *arg)
  * (once the session is back), or -errno. */
 static int read_level(struct fs *fs, struct subtree *t, size_t from, size_t to)
 {
-	struct level l = { .pending = 0 };
-	pthread_mutex_init(&l.mu, NULL);
-	pthread_cond_init(&l.cv, NULL);
+	struct level l;
+	latch_init(&l.answered);
 	struct qc_client *c = fs_session_hold(&fs->session);
 	int sent = c ? ZOK : ZCONNECTIONLOSS;
 	for (size_t i = from; i < to && sent == ZOK; i++) {
@@ -323,28 +316,18 @@ static int read_level(struct fs *fs, struct subtree *t, size_t from, size_t to)
 			m->args[w] = (struct read_arg){ .level = &l, .m = m, .what = w };
 			const char *path = w == READ_DATA || w == READ_KIDS ? m->src
 									  : m->keys[w - READ_META_SRC];
-			pthread_mutex_lock(&l.mu);
-			l.pending++;
-			pthread_mutex_unlock(&l.mu);
+			latch_add(&l.answered);
 			sent = w == READ_KIDS
 				? qc_aget_children(c, path, NULL, NULL, level_cb, &m->args[w])
 				: qc_aget_data(c, path, NULL, NULL, level_cb, &m->args[w]);
-			if (sent != ZOK) {
-				pthread_mutex_lock(&l.mu);
-				l.pending--;
-				pthread_mutex_unlock(&l.mu);
-			}
+			if (sent != ZOK)
+				latch_done(&l.answered); /* never called back */
 		}
 	}
 	fs_session_release(&fs->session, sent);
 	/* The client answers every request it took, at the latest when the
 	 * connection or the session ends. */
-	pthread_mutex_lock(&l.mu);
-	while (l.pending > 0)
-		pthread_cond_wait(&l.cv, &l.mu);
-	pthread_mutex_unlock(&l.mu);
-	pthread_mutex_destroy(&l.mu);
-	pthread_cond_destroy(&l.cv);
+	latch_wait(&l.answered);
 	bool lost = sent != ZOK;
 	for (size_t i = from; i < to && !lost; i++)
 		for (int w = 0; w < READS; w++)

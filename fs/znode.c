@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "ops.h"
+#include "thread.h"
 
 
 /* The Stat of path, from the cache or the ensemble. 0 or -errno. */
@@ -84,9 +85,7 @@ int data_of(struct fs *fs, const char *path, struct zk_stat *st, uint8_t **data,
 }
 
 struct sync_wait {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
+	struct latch done;
 	int rc;
 };
 
@@ -94,11 +93,8 @@ static void sync_done(struct qc_client *c, const struct qc_result *r, void *arg)
 {
 	(void)c;
 	struct sync_wait *w = arg;
-	pthread_mutex_lock(&w->mu);
 	w->rc = r->err;
-	w->done = true;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	latch_done(&w->done);
 }
 
 /* A sync and a getData of path sent together: one round trip, not two. A
@@ -108,22 +104,16 @@ static void sync_done(struct qc_client *c, const struct qc_result *r, void *arg)
  * come by the time the read's has, unless the read was never sent). */
 static int sync_get(struct qc_client *zc, const char *path, struct qc_result **r)
 {
-	struct sync_wait w = { .done = false, .rc = ZSYSTEMERROR };
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
+	struct sync_wait w = { .rc = ZSYSTEMERROR };
+	latch_init(&w.done);
+	latch_add(&w.done);
 	int rc = qc_async(zc, path, sync_done, &w);
-	if (rc == ZOK) {
+	if (rc == ZOK)
 		rc = qc_get_data(zc, path, NULL, NULL, r);
-		pthread_mutex_lock(&w.mu);
-		while (!w.done)
-			pthread_cond_wait(&w.cv, &w.mu);
-		pthread_mutex_unlock(&w.mu);
-		if (w.rc != ZOK)
-			rc = w.rc;
-	}
-	pthread_mutex_destroy(&w.mu);
-	pthread_cond_destroy(&w.cv);
-	return rc;
+	else
+		latch_done(&w.done); /* never called back */
+	latch_wait(&w.done);
+	return rc == ZOK && w.rc != ZOK ? w.rc : rc;
 }
 
 /* data_of() as of now: after a sync, so that the answer holds every change
@@ -198,19 +188,16 @@ void reply_inode(fuse_req_t req, struct inode *in, double timeout)
  * one exists per child, sent without waiting, so the answers come back in
  * one round trip (a session answers in order). */
 struct kinds {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct latch answered;
 	struct fs *fs;
 	uint64_t tok;           /* the cache's token from before the sends */
-	int left;               /* answers not yet come */
-	uint32_t dirs;          /* of the answers, directories */
-	int rc;                 /* the first error (ZNONODE is none: a child
-				   removed since the listing is no directory) */
 };
 
 struct kind_ask {
 	struct kinds *k;
 	char *path;
+	int rc;                 /* its answer's code */
+	bool dir;               /* with ZOK: a directory */
 };
 
 static void kind_done(struct qc_client *c, const struct qc_result *r, void *arg)
@@ -218,47 +205,44 @@ static void kind_done(struct qc_client *c, const struct qc_result *r, void *arg)
 	(void)c;
 	struct kind_ask *a = arg;
 	struct kinds *k = a->k;
-	if (r->err == ZOK)
+	if (r->err == ZOK) {
 		cache_put(&k->fs->cache, a->path, r->stat, k->tok);
-	pthread_mutex_lock(&k->mu);
-	if (r->err == ZOK && names_is_dir(r->stat))
-		k->dirs++;
-	else if (r->err != ZOK && r->err != ZNONODE && k->rc == ZOK)
-		k->rc = r->err;
-	if (--k->left == 0)
-		pthread_cond_signal(&k->cv);
-	pthread_mutex_unlock(&k->mu);
+		a->dir = names_is_dir(r->stat);
+	}
+	a->rc = r->err;
+	latch_done(&k->answered);
 }
 
 /* Sends an exists for each of the n paths in ask and waits for every
- * answer; *dirs: how many are directories. A ZooKeeper code. */
+ * answer; *dirs: how many are directories. A ZooKeeper code: the first
+ * error (ZNONODE is none: a child removed since the listing is no
+ * directory). */
 static int ask_kinds(struct fs *fs, struct qc_client *zc, struct kind_ask *ask, size_t n,
 		     uint32_t *dirs)
 {
-	struct kinds k = { .fs = fs, .tok = cache_token(&fs->cache), .rc = ZOK };
-	pthread_mutex_init(&k.mu, NULL);
-	pthread_cond_init(&k.cv, NULL);
-	k.left = (int)n;
-	for (size_t i = 0; i < n; i++) {
-		ask[i].k = &k;
-		int rc = qc_aexists(zc, ask[i].path, NULL, NULL, kind_done, &ask[i]);
+	struct kinds k = { .fs = fs, .tok = cache_token(&fs->cache) };
+	latch_init(&k.answered);
+	int rc = ZOK;
+	size_t sent = 0;
+	for (; sent < n; sent++) {
+		ask[sent].k = &k;
+		latch_add(&k.answered);
+		rc = qc_aexists(zc, ask[sent].path, NULL, NULL, kind_done, &ask[sent]);
 		if (rc != ZOK) {
 			/* Never called back: this one and the rest are not sent. */
-			pthread_mutex_lock(&k.mu);
-			k.left -= (int)(n - i);
-			k.rc = rc;
-			pthread_mutex_unlock(&k.mu);
+			latch_done(&k.answered);
 			break;
 		}
 	}
-	pthread_mutex_lock(&k.mu);
-	while (k.left > 0)
-		pthread_cond_wait(&k.cv, &k.mu);
-	pthread_mutex_unlock(&k.mu);
-	pthread_mutex_destroy(&k.mu);
-	pthread_cond_destroy(&k.cv);
-	*dirs = k.dirs;
-	return k.rc;
+	latch_wait(&k.answered);
+	*dirs = 0;
+	for (size_t i = 0; i < sent; i++) {
+		if (ask[i].rc == ZOK && ask[i].dir)
+			(*dirs)++;
+		else if (ask[i].rc != ZOK && ask[i].rc != ZNONODE && rc == ZOK)
+			rc = ask[i].rc;
+	}
+	return rc;
 }
 
 int count_subdirs(struct fs *fs, struct inode *in)

@@ -1,5 +1,5 @@
 /*
- * thread: starting a worker thread that takes no signals.
+ * thread: starting a worker thread that takes no signals; a latch.
  *
  * A process-directed signal (SIGTERM, SIGINT, SIGPIPE from a write to a
  * reset socket) goes to any thread that does not block it. A worker must
@@ -16,5 +16,29 @@
 /* pthread_create() with every signal blocked in the new thread; the
  * caller's mask is left as it was. 0 or an errno value. */
 int thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/*
+ * A latch: how many answers are still to come, and a wait until none is,
+ * for a thread that sends several asynchronous requests at once and then
+ * waits for every callback. What a callback writes before latch_done() the
+ * waiter sees once latch_wait() has returned. A callback must not touch
+ * the latch after latch_done(): the waiter may return at once, and the
+ * latch usually lives on its stack.
+ */
+struct latch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned left; /* under mu */
+};
+
+void latch_init(struct latch *l);
+/* One more answer to wait for. Call it before the send: the answer may
+ * come before the send returns. */
+void latch_add(struct latch *l);
+/* One answer came; also for a send that failed and will not be answered. */
+void latch_done(struct latch *l);
+/* Waits until every latch_add() has had its latch_done(), then releases
+ * the latch (latch_init() before any further use). */
+void latch_wait(struct latch *l);
 
 #endif
