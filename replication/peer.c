@@ -69,6 +69,7 @@
 #include "hist.h"
 #include "list.h"
 #include "log.h"
+#include "pbarena.h"
 
 #define READ_CHUNK (64 * 1024)
 #define HELLO_MAX 4096              /* a Hello of 255 voters packs to ~1.3 KiB */
@@ -163,6 +164,8 @@ struct peer_net {
 	size_t hello_len;
 	struct tls_ctx *tls_server, *tls_client; /* cfg.tls's, or NULL */
 	uint8_t *tls_scratch;      /* what a TLS connection reads, before it is opened */
+	struct arena decoded;      /* the frame being handled, decoded (pbarena.h) */
+	bool decoding;             /* decoded holds a frame whose handler runs */
 
 	struct peer_net_stats stats;
 	int live;                  /* handles open and lookups in flight */
@@ -210,6 +213,7 @@ static void maybe_finish(struct peer_net *n)
 	tls_ctx_free(n->tls_server);
 	tls_ctx_free(n->tls_client);
 	free(n->tls_scratch);
+	arena_destroy(&n->decoded);
 	free(n);
 	if (cb != NULL)
 		cb(ctx);
@@ -855,20 +859,26 @@ static void in_frame(struct conn *c, const uint8_t *p, size_t len)
 {
 	struct peer_net *n = c->net;
 	struct link *l = c->peer;
-	Quorum__PeerMsg *m = quorum__peer_msg__unpack(NULL, len, p);
-	if (m == NULL) {
-		in_refuse(c, "frame of %zu bytes does not decode", len);
-		return;
-	}
-	if (m->from != l->addr.id) {
+	/* Decoded into the net's arena, a malloc for no field, unless a frame
+	 * is already being handled further up this stack. */
+	bool nested = n->decoding;
+	ProtobufCAllocator pa = pb_arena(&n->decoded);
+	Quorum__PeerMsg *m = quorum__peer_msg__unpack(nested ? NULL : &pa, len, p);
+	if (m != NULL && m->from != l->addr.id) {
 		in_refuse(c, "message says it is from server %u", m->from);
-		quorum__peer_msg__free_unpacked(m, NULL);
-		return;
+	} else if (m != NULL) {
+		n->stats.frames_received++;
+		n->stats.bytes_received += 4 + len;
+		n->decoding = true;
+		n->recv(n->ctx, l->addr.id, m);
+		n->decoding = nested;
+	} else {
+		in_refuse(c, "frame of %zu bytes does not decode", len);
 	}
-	n->stats.frames_received++;
-	n->stats.bytes_received += 4 + len;
-	n->recv(n->ctx, l->addr.id, m);
-	quorum__peer_msg__free_unpacked(m, NULL);
+	if (nested && m != NULL)
+		quorum__peer_msg__free_unpacked(m, NULL);
+	else
+		arena_reset(&n->decoded);
 }
 
 /* Cuts whole frames off the front of c->in and hands them on. */
@@ -1232,6 +1242,7 @@ static void on_failed_start_close(uv_handle_t *h)
 	tls_ctx_free(n->tls_client);
 	free(n->tls_scratch);
 	free(n->link_stats);
+	arena_destroy(&n->decoded);
 	free(n);
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pbarena.h"
 #include "replica.h"
 
 /* ---- an ensemble: commits, forwarded writes, serving ------------------- */
@@ -41,13 +42,20 @@ static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t or
 {
 	struct server *srv = ctx;
 	srv->stats.commits++;
-	Quorum__Txn *txn = quorum__txn__unpack(NULL, len, bytes);
+	/* Decoded into the server's arena (no malloc per field), unless a
+	 * commit is already being applied further up this stack. */
+	bool nested = srv->applying;
+	ProtobufCAllocator pa = pb_arena(&srv->committed);
+	Quorum__Txn *txn = quorum__txn__unpack(nested ? NULL : &pa, len, bytes);
 	if (txn == NULL) {
 		/* Every server got these bytes and all fail alike; applying
 		 * nothing keeps them alike. */
 		log_msg(LOG_ERROR, "server", "a committed txn (%zu bytes) does not unpack", len);
+		if (!nested)
+			arena_reset(&srv->committed);
 		return;
 	}
+	srv->applying = true;
 	struct request *r = NULL;
 	if (origin == (uint32_t)srv->cfg->myid)
 		r = take_proposed(srv, seq);
@@ -63,7 +71,11 @@ static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t or
 	}
 	if (srv->last_proposed < txn->zxid)
 		srv->last_proposed = txn->zxid;
-	quorum__txn__free_unpacked(txn, NULL);
+	srv->applying = nested;
+	if (nested)
+		quorum__txn__free_unpacked(txn, NULL);
+	else
+		arena_reset(&srv->committed);
 	if (replica_serving(srv->replica))
 		write_snapshot_if_due(srv);
 	write_restart_if_drained(srv);

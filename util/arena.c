@@ -1,6 +1,7 @@
 /*
  * arena: see arena.h. Chunks form a list, newest first; a large request gets
- * a chunk of its own size. Reset frees every chunk but the oldest.
+ * a chunk of its own size. Reset frees every chunk but the oldest, unless
+ * that one is a large request's.
  */
 #include "arena.h"
 
@@ -56,9 +57,16 @@ void arena_reset(struct arena *a)
 		free(c);
 		c = older;
 	}
+	a->used = 0;
+	if (c->size > CHUNK_SIZE) {
+		/* A large first allocation (a snapshot's frame) is not kept
+		 * for the small ones that follow. */
+		free(c);
+		a->head = NULL;
+		return;
+	}
 	c->off = 0;
 	a->head = c;
-	a->used = 0;
 }
 
 void arena_destroy(struct arena *a)

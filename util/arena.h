@@ -1,7 +1,8 @@
 /*
  * arena: a bump allocator for short-lived memory that dies all at once,
  * such as everything decoded from one request frame. arena_reset() keeps
- * the first chunk so a steady stream of requests allocates nothing.
+ * the first chunk (unless one larger request had it made to its size) so a
+ * steady stream of requests allocates nothing.
  */
 #ifndef QUORUM_ARENA_H
 #define QUORUM_ARENA_H
