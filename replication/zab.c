@@ -796,6 +796,8 @@ void zab_peer_reset(struct zab *z, uint32_t peer)
  * core stops believing in anything after what was durable and goes back
  * to election (the host should treat it as fatal; see zab.h).
  */
+static void durable_upto(struct zab *z, int64_t zxid);
+
 void zab_appended(struct zab *z, int64_t zxid, int status)
 {
 	if (z->inflight <= 0)
@@ -816,6 +818,20 @@ void zab_appended(struct zab *z, int64_t zxid, int status)
 			zab_become(z, ZAB_LOOKING, 0);
 		return;
 	}
+	durable_upto(z, zxid);
+}
+
+void zab_appended_n(struct zab *z, int64_t zxid, size_t n)
+{
+	if (z->inflight <= 0 || n == 0)
+		return;
+	z->inflight = (size_t)z->inflight > n ? z->inflight - (int)n : 0;
+	durable_upto(z, zxid);
+}
+
+/* Appends up to zxid are durable (status 0): the role's next step. */
+static void durable_upto(struct zab *z, int64_t zxid)
+{
 	if (zxid > z->last_durable && zxid <= z->last_logged)
 		z->last_durable = zxid;
 	if (!z->started)

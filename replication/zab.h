@@ -273,8 +273,8 @@
  *
  * Threading: none. Every zab_*() call and every io callback happen on the
  * caller's thread; io callbacks may not call back into zab_*() except
- * through the completions (zab_appended, zab_snapshot_installed) called
- * later, never from within the io call.
+ * through the completions (zab_appended, zab_appended_n,
+ * zab_snapshot_installed) called later, never from within the io call.
  */
 #ifndef QUORUM_ZAB_H
 #define QUORUM_ZAB_H
@@ -443,6 +443,11 @@ void zab_peer_reset(struct zab *z, uint32_t peer);
 /* Completions of io.append and io.snapshot_install. */
 void zab_appended(struct zab *z, int64_t zxid, int status);
 void zab_snapshot_installed(struct zab *z, int64_t zxid, int status);
+/* n successful io.append completions at once, the last of them zxid's:
+ * what n calls of zab_appended() would do, with one cumulative Ack (a
+ * follower) or one commit check (the leader) for all of them, not one
+ * each. A host whose log syncs appends in batches reports each batch so. */
+void zab_appended_n(struct zab *z, int64_t zxid, size_t n);
 
 /* Established leader only: the zxid the next zab_propose() must carry. */
 int64_t zab_next_zxid(const struct zab *z);

@@ -6,7 +6,10 @@
  *   append            storage_append_packed(); the durable callback comes
  *                     back through server.c to replica_durable(), in append
  *                     order, and a FIFO of zxids turns it into
- *                     zab_appended(zxid)
+ *                     zab_appended_n(last zxid, n): every append one loop
+ *                     turn saw made durable (one sync's batch), at the end
+ *                     of that turn's I/O callbacks, so one cumulative Ack
+ *                     (or commit check) answers the whole batch
  *   truncate          storage_truncate_after(), then the tree and sessions
  *                     are rebuilt from disk (host.reload)
  *   read_log          storage_read_from(), each txn packed again
@@ -71,6 +74,9 @@ struct replica {
 	struct peer_net *net;
 	uv_timer_t timer;
 	uv_timer_t install_done; /* completes snapshot_install on the next turn */
+	uv_check_t durable;      /* reports durable_n appends after this turn's I/O */
+	size_t durable_n;        /* appends made durable, not yet reported to the core */
+	int64_t durable_zxid;    /* the last of them */
 	int64_t installed_zxid;
 	int installed_status;
 	int64_t last_touch_ms;
@@ -295,6 +301,16 @@ static int io_append(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
 	return rc;
 }
 
+static void on_durable(uv_check_t *h)
+{
+	struct replica *r = h->data;
+	uv_check_stop(h);
+	size_t n = r->durable_n;
+	r->durable_n = 0;
+	if (!r->closing)
+		zab_appended_n(r->zab, r->durable_zxid, n);
+}
+
 void replica_durable(struct replica *r, int status)
 {
 	if (r->ring_len == 0) {
@@ -316,7 +332,12 @@ void replica_durable(struct replica *r, int status)
 		r->host.failed(r->host.ctx);
 		return;
 	}
-	zab_appended(r->zab, zxid, status);
+	/* Reported once this turn's I/O callbacks have run, with every other
+	 * append the same sync made durable. That delays no Ack: the peer
+	 * links are written on the next turn anyway. */
+	if (r->durable_n++ == 0)
+		uv_check_start(&r->durable, on_durable);
+	r->durable_zxid = zxid;
 }
 
 static int io_truncate(void *ctx, int64_t zxid)
@@ -1180,8 +1201,9 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		r->host.members(r->host.ctx, r->active);
 	uv_timer_init(loop, &r->timer);
 	uv_timer_init(loop, &r->install_done);
-	r->timer.data = r->install_done.data = r;
-	r->open_handles = 2;
+	uv_check_init(loop, &r->durable);
+	r->timer.data = r->install_done.data = r->durable.data = r;
+	r->open_handles = 3;
 	uint64_t every = (uint64_t)zab_tick_every_ms(r->zab);
 	uv_timer_start(&r->timer, on_timer, every, every);
 	log_msg(LOG_INFO, "replica", "server %d (%s) of %d voters and %d observers; acceptedEpoch %" PRId64
@@ -1348,8 +1370,9 @@ void replica_close(struct replica *r, void (*close_cb)(void *ctx), void *ctx)
 	r->closing = true;
 	r->close_cb = close_cb;
 	r->close_ctx = ctx;
-	r->open_handles = 3; /* two timers and the network */
+	r->open_handles = 4; /* two timers, the check and the network */
 	uv_close((uv_handle_t *)&r->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&r->install_done, on_handle_closed);
+	uv_close((uv_handle_t *)&r->durable, on_handle_closed);
 	peer_net_close(r->net, on_net_closed, r);
 }

@@ -597,6 +597,40 @@ static void ping_from_2(struct zab *z)
 	msg_from(z, 2, &m, 1, 77);
 }
 
+/* Appends reported a sync's batch at a time: the leader commits as far as
+ * both its own durable log and a quorum's cumulative Acks reach, with one
+ * Commit per follower per step, not one per txn. */
+static void test_appends_reported_in_batches(void **state)
+{
+	(void)state;
+	struct zab *z = leader_3_of_2();
+	int64_t before = zab_committed(z);
+	int64_t zx = zab_next_zxid(z);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(zab_propose(z, zx + i, (const uint8_t *)"a", 1, 0, 0), 0);
+	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_PROPOSAL);
+	zab_appended_n(z, zx + 1, 2); /* the first two, one sync */
+	assert_int_equal(zab_committed(z), before); /* no follower has them yet */
+	Quorum__Ack ack = QUORUM__ACK__INIT;
+	ack.zxid = zx + 2;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_ACK;
+	m.ack = &ack;
+	int sends = sent;
+	msg_from(z, 2, &m, 1, 77); /* 2 has all three */
+	assert_int_equal(zab_committed(z), zx + 1); /* as far as the leader's own log */
+	assert_int_equal(sent - sends, 1);
+	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_COMMIT);
+	sends = sent;
+	zab_appended_n(z, zx + 2, 1);
+	assert_int_equal(zab_committed(z), zx + 2);
+	assert_int_equal(sent - sends, 1);
+	zab_appended_n(z, zx + 2, 1); /* nothing in flight: ignored */
+	assert_int_equal(zab_committed(z), zx + 2);
+	assert_true(zab_serving(z));
+	zab_free(z);
+}
+
 /* Then 2 falls silent: 3 must stop serving within syncLimit ticks of 2's
  * last message. */
 static void test_leader_steps_down_within_sync_limit(void **state)
@@ -777,6 +811,7 @@ int main(void)
 		cmocka_unit_test(test_finalize_wait_when_a_voter_is_silent),
 		cmocka_unit_test(test_flap_rejoins_same_leader),
 		cmocka_unit_test(test_leader_disowns_follower),
+		cmocka_unit_test(test_appends_reported_in_batches),
 		cmocka_unit_test(test_leader_steps_down_within_sync_limit),
 		cmocka_unit_test(test_stalled_leader_steps_down),
 		cmocka_unit_test(test_observer_config_checked),
