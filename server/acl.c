@@ -282,6 +282,24 @@ void acl_auth_init(struct acl_auth *auth, const char *client_ip)
 	auth->count = 1;
 }
 
+/* src into dst[cap], cut to fit (a copy on the request path: no
+ * snprintf). */
+static void copy_cut(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void acl_auth_put(struct acl_auth *auth, const char *scheme, const char *id)
+{
+	if (auth->count >= ACL_MAX_AUTH)
+		return;
+	copy_cut(auth->ids[auth->count].scheme, sizeof(auth->ids[0].scheme), scheme);
+	copy_cut(auth->ids[auth->count].id, sizeof(auth->ids[0].id), id);
+	auth->count++;
+}
+
 /* ServerCnxn.addAuthInfo(): an id already held is not added again. */
 static struct zk_code auth_add_id(struct acl_auth *auth, const char *scheme, const char *id)
 {
@@ -290,9 +308,7 @@ static struct zk_code auth_add_id(struct acl_auth *auth, const char *scheme, con
 			return ZK_CODE(ZOK);
 	if (auth->count >= ACL_MAX_AUTH)
 		return ZK_CODE(ZBADARGUMENTS);
-	snprintf(auth->ids[auth->count].scheme, sizeof(auth->ids[0].scheme), "%s", scheme);
-	snprintf(auth->ids[auth->count].id, sizeof(auth->ids[0].id), "%s", id);
-	auth->count++;
+	acl_auth_put(auth, scheme, id);
 	return ZK_CODE(ZOK);
 }
 

@@ -35,6 +35,10 @@ struct acl_auth {
 };
 
 void acl_auth_init(struct acl_auth *auth, const char *client_ip);
+/* Appends the id (scheme, id) as given, each string cut to fit: the ids
+ * that another member checked, carried with a forwarded request. Nothing
+ * is added past ACL_MAX_AUTH ids. */
+void acl_auth_put(struct acl_auth *auth, const char *scheme, const char *id);
 
 /* An AuthPacket: scheme "digest" with "user:password" adds the digest id
  * (credentials without ':' are taken whole as the user, as ZooKeeper does);

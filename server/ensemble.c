@@ -105,12 +105,8 @@ static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 		return;
 	}
 	struct acl_auth auth = { .super = f->super };
-	for (size_t i = 0; i < f->n_auth && auth.count < ACL_MAX_AUTH; i++) {
-		snprintf(auth.ids[auth.count].scheme, sizeof(auth.ids[0].scheme), "%s",
-			 f->auth[i]->scheme);
-		snprintf(auth.ids[auth.count].id, sizeof(auth.ids[0].id), "%s", f->auth[i]->id);
-		auth.count++;
-	}
+	for (size_t i = 0; i < f->n_auth; i++)
+		acl_auth_put(&auth, f->auth[i]->scheme, f->auth[i]->id);
 	/* The request's bytes go with the message: keep a copy for prep. */
 	uint8_t *body = arena_alloc(&r->arena, f->request.len + 1);
 	struct zk_code err = ZK_CODE(body && !srv->log_failed ? ZOK : ZSYSTEMERROR);

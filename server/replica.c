@@ -792,15 +792,18 @@ static int txn_is_reconfig(const uint8_t *p, size_t len)
 		uint64_t field = tag >> 3, wire = tag & 7;
 		if (field > 5)
 			return 0;
-		if (wire == 0) {
-			uint64_t v = 0;
-			for (int shift = 0; i < len && shift < 64; shift += 7) {
-				v |= (uint64_t)(p[i] & 0x7f) << shift;
+		if (wire == 0 && field == 5) {
+			/* A bool: any byte but a last 0 is true. */
+			bool set = false;
+			while (i < len) {
+				set |= (p[i] & 0x7f) != 0;
 				if (!(p[i++] & 0x80))
 					break;
 			}
-			if (field == 5)
-				return v != 0;
+			return set;
+		} else if (wire == 0) {
+			while (i < len && (p[i++] & 0x80))
+				; /* skipped, not decoded */
 		} else if (wire == 1) {
 			i += 8;
 		} else if (wire == 5) {
