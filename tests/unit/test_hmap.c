@@ -92,6 +92,37 @@ static void test_crc32c_known_vector(void **state)
 	assert_int_equal(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283);
 }
 
+/* The definition, a bit at a time. */
+static uint32_t crc32c_bitwise(const unsigned char *p, size_t n)
+{
+	uint32_t c = ~0u;
+	while (n--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+	}
+	return ~c;
+}
+
+static void test_crc32c_any_length_and_alignment(void **state)
+{
+	(void)state;
+	static unsigned char buf[600];
+	uint32_t x = 12345;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)((x = x * 1103515245u + 12345u) >> 16);
+	for (size_t off = 0; off < 8; off++)
+		for (size_t n = 0; n <= 520; n += (n < 40 ? 1 : 37)) {
+			uint32_t want = crc32c_bitwise(buf + off, n);
+			assert_int_equal(crc32c(0, buf + off, n), want);
+			assert_int_equal(crc32c_portable(0, buf + off, n), want);
+			size_t h = n / 3;
+			assert_int_equal(crc32c(crc32c(0, buf + off, h), buf + off + h, n - h), want);
+			assert_int_equal(crc32c_portable(crc32c_portable(0, buf + off, h),
+							 buf + off + h, n - h), want);
+		}
+}
+
 static void test_arena_limit_and_reset(void **state)
 {
 	(void)state;
@@ -113,6 +144,7 @@ int main(void)
 		cmocka_unit_test(test_insert_find_remove),
 		cmocka_unit_test(test_maps_are_independent),
 		cmocka_unit_test(test_hash_bytes_differs),
+		cmocka_unit_test(test_crc32c_any_length_and_alignment),
 		cmocka_unit_test(test_crc32c_known_vector),
 		cmocka_unit_test(test_arena_limit_and_reset),
 	};
