@@ -684,6 +684,47 @@ def test_quota_counts_on_every_member(ens):
         close(c)
 
 
+def test_acl_through_a_follower(ens):
+    """A write through a follower is checked by the leader against the ids
+    the client proved to the follower (digest, and the connection's ip):
+    allowed for them, NoAuth for a client without them."""
+    from kazoo.exceptions import NoAuthError
+    from kazoo.security import ACL, CREATOR_ALL_ACL, Id, Permissions
+    leader = restore(ens)
+    followers = [m for m in ens.members if m is not leader]
+    rmr(ens, "/ens-acl")
+    c = client(followers[0], auth_data=[("digest", "alice:secret")])
+    other = client(followers[1])
+    try:
+        c.create("/ens-acl", b"")
+        c.create("/ens-acl/mine", b"0", acl=CREATOR_ALL_ACL)  # digest:alice:...
+        ip_acl = [ACL(Permissions.ALL, Id("ip", "127.0.0.1"))]
+        c.create("/ens-acl/local", b"0", acl=ip_acl)
+        c.set("/ens-acl/mine", b"1")
+        c.create("/ens-acl/mine/kid", b"")
+        assert c.get("/ens-acl/mine")[0] == b"1"
+        for op in (lambda: other.set("/ens-acl/mine", b"2"),
+                   lambda: other.create("/ens-acl/mine/no", b""),
+                   lambda: other.get("/ens-acl/mine")):
+            try:
+                op()
+                raise AssertionError("allowed without alice's id")
+            except NoAuthError:
+                pass
+        other.set("/ens-acl/local", b"3")  # its ip id, carried to the leader
+        leader_client = client(leader)
+        try:
+            leader_client.sync("/ens-acl/mine")
+            leader_client.add_auth("digest", "alice:secret")
+            assert leader_client.get("/ens-acl/mine")[0] == b"1"
+            assert leader_client.get("/ens-acl/local")[0] == b"3"
+        finally:
+            close(leader_client)
+        c.delete("/ens-acl", recursive=True)
+    finally:
+        close(c, other)
+
+
 def main():
     kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
     t0 = time.monotonic()
@@ -692,7 +733,7 @@ def main():
         run_tests([test_replicated_reads, test_leader_killed, test_session_survives_failover,
                    test_restarted_member_catches_up, test_minority, test_frozen_leader,
                    test_session_moved, test_sync_never_steps_back,
-                   test_quota_counts_on_every_member],
+                   test_quota_counts_on_every_member, test_acl_through_a_follower],
                   ens, on_failure=ens.dump_logs)
 
 
