@@ -9,12 +9,15 @@ In order: the floor (bench/floor: a small append's fdatasync in the
 directory the servers' data goes to, and a loopback round trip), then
 compare.py on 3-member ensembles at 32 sessions x 16 in flight (create, set,
 get, mixed) and at 1 x 1 (set: the latency of one write alone), then
-failover.py, then mount.py. Each runs as its own process with --json; this
+failover.py, then mount.py, then scale.py (1,000,000 znodes: memory per
+znode, restart, a new follower's catch-up). Each runs as its own process
+with --json; this
 script only puts their results together. It prints the report (Markdown);
 --write also puts it into bench/README.md between the two marker lines
 under "Latest figures", replacing what was there.
 
-About 25 minutes, or 8 with --quick (shorter windows, fewer faults).
+About 35 minutes, or 10 with --quick (shorter windows, fewer faults,
+200,000 znodes).
 """
 import argparse
 import datetime
@@ -33,7 +36,7 @@ BEGIN = "<!-- bench/all.py: begin -->"
 END = "<!-- bench/all.py: end -->"
 sys.dont_write_bytecode = True  # leave the source tree as it was
 
-PARTS = ("floor", "ensemble", "latency", "failover", "mount")
+PARTS = ("floor", "ensemble", "latency", "failover", "mount", "scale")
 
 
 def run_json(args, what, cmd, timeout):
@@ -116,6 +119,11 @@ def run_parts(args):
     if "mount" in args.parts:
         out["mount"] = run_json(args, "mount", script("mount.py") + [
             "--build", args.build, "--json"] + (["--quick"] if args.quick else []), 3600)
+        keep()
+    if "scale" in args.parts:
+        out["scale"] = run_json(args, "scale", script("scale.py") + [
+            "--build", args.build, "--json", "--nodes",
+            "200000" if args.quick else "1000000"], 7200)
         keep()
     return out
 
@@ -231,6 +239,11 @@ def report(res, args):
         lines += ["The mount (mount.py; µs, p50 / p99):", ""]
         lines += table(["figure", "tmpfs", "quorumfs on ZooKeeper", "quorumfs on quorumd",
                         "q/zk p50", "q/tmpfs p50"], rows) + [""]
+    sc = res.get("scale")
+    if sc:
+        import scale
+        lines += ["Large trees (scale.py; a standalone server, then a 3-member ensemble):", ""]
+        lines += scale.report(sc).splitlines() + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -8,7 +8,8 @@ whole and every reply a success; the nodes it made gone afterwards; a
 worker killed by SIGKILL mid-run makes the whole run fail (exit 1) and
 still leaves nothing behind; SIGTERM to the conducting process ends the
 run with 130, also leaving nothing. bench/floor measures the machine's
-floor."""
+floor. bench/scale.py, on a small tree of the same kind, reports every
+figure it promises."""
 import json
 import os
 import signal
@@ -112,7 +113,27 @@ def test_floor(srv):
     assert f["write_p50_us"] >= f["sync"]["p50_us"], f
 
 
+def test_scale(srv):
+    """scale.py starts its own servers (a standalone one, then an
+    ensemble) of srv's kind: a small tree, every figure there."""
+    kind = "zookeeper" if isinstance(srv, ZooKeeper) else "quorumd"
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = os.path.join(here, "..", "..", "bench", "scale.py")
+    build = os.path.dirname(os.path.dirname(QBENCH))
+    r = subprocess.run([sys.executable, script, "--build", build, "--only", kind, "--nodes",
+                        "3000", "--zk-heap", "512m", "--timeout", "120", "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.returncode, r.stderr[-3000:])
+    res = json.loads(r.stdout)["results"][kind]
+    st, en = res["standalone"], res["ensemble"]
+    assert st["znodes"] >= 3000 and en["znodes"] >= 3000, res
+    assert st["rss_after_kib"] > st["rss_before_kib"] > 0, res
+    assert st["bytes_per_znode"] > 0 and st["restart_s"] > 0 and st["fill_s"] > 0, res
+    assert en["catch_up_s"] > 0, res
+
+
 if __name__ == "__main__":
     kind = sys.argv[1] if len(sys.argv) > 1 else "quorumd"
     with (ZooKeeper() if kind == "zookeeper" else Quorumd()) as srv:
-        run_tests([test_workloads, test_worker_killed, test_conductor_stopped, test_floor], srv)
+        run_tests([test_workloads, test_worker_killed, test_conductor_stopped, test_floor,
+                   test_scale], srv)
