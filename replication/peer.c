@@ -612,6 +612,23 @@ static void on_write(uv_write_t *req, int status)
 		flush(c->peer);
 }
 
+/* What waits to be written to l, but for its oldest frame (the first in
+ * flight, else the queue's head): the bound on a peer's backlog. A frame
+ * bigger than the bound (a snapshot) is let into an empty queue, and is
+ * then the oldest: the messages that follow it (a sync's proposals and
+ * NewLeader) must not be refused while it is being written. */
+static size_t backlog_behind(const struct link *l)
+{
+	size_t backlog = l->queued_bytes;
+	const struct list *oldest = list_empty(&l->queue) ? NULL : l->queue.next;
+	if (l->out != NULL) {
+		backlog += l->out->inflight_bytes;
+		if (!list_empty(&l->out->inflight))
+			oldest = l->out->inflight.next;
+	}
+	return oldest ? backlog - CONTAINER_OF(oldest, struct frame, link)->len : backlog;
+}
+
 /* The link's next queued frame, moved to c's write in flight. */
 static struct frame *take_frame(struct link *l, struct conn *c)
 {
@@ -1418,8 +1435,7 @@ int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m)
 	size_t size = quorum__peer_msg__get_packed_size(m);
 	if (size > n->cfg.max_frame)
 		return -EMSGSIZE;
-	size_t backlog = l->queued_bytes + (l->out != NULL ? l->out->inflight_bytes : 0);
-	if (backlog >= n->cfg.max_queue_bytes) {
+	if (backlog_behind(l) >= n->cfg.max_queue_bytes) {
 		n->stats.dropped++;
 		schedule_reset(l);
 		return -ENOBUFS;

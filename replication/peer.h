@@ -74,8 +74,9 @@ struct peer_net_config {
 				    counted; 0 = PEER_DEFAULT_MAX_FRAME; at most 2 GiB */
 	size_t max_queue_bytes;  /* frames not yet written to the kernel, per peer:
 				    a send is refused once the queue holds this
-				    much, so one message bigger than the bound (a
-				    snapshot) still goes through an empty queue.
+				    much behind its oldest frame, so one message
+				    bigger than the bound (a snapshot) still goes
+				    through, and so do those that follow it.
 				    0 = PEER_DEFAULT_QUEUE_BYTES */
 	/* TLS between members (sslQuorum): NULL = plaintext. Both ends of a
 	 * TLS connection show a certificate the trust store verifies (the

@@ -756,6 +756,10 @@ static void test_overflow(void **state)
 	fx->sent[1][3] = 407; /* size_of(407) is 1 MiB */
 	fx->next[3][1] = 407;
 	send_next(fx, 1, 3);
+	/* The messages that follow it are not refused while it is written
+	 * (a SNAP sync's proposals and NewLeader). */
+	for (int i = 0; i < 10; i++)
+		send_next(fx, 1, 3); /* 408..417: small */
 	assert_true(run_until(fx, all_delivered, NULL, 10000));
 	assert_int_equal(node_of(fx, 1)->resets[3], 1);
 }
