@@ -326,7 +326,8 @@ struct zab_io {
 	void (*send)(void *ctx, uint32_t to, const Quorum__PeerMsg *m);
 	/* Queues a txn for the log, after the last one appended. Returns 0 and
 	 * later calls zab_appended(zxid, status) — in append order, never from
-	 * within this call — or returns a negative errno now (nothing queued). */
+	 * within this call; or zab_appended_n() for several at once — or
+	 * returns a negative errno now (nothing queued). */
 	int (*append)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len);
 	/* Durably drops every logged txn after zxid and rebuilds the host's
 	 * state as of zxid. Only called with no append in flight. 0 or a
