@@ -357,6 +357,39 @@ def d_ino(directory, name):
         return next(e.inode() for e in it if e.name == name)
 
 
+class Dirent(ctypes.Structure):
+    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
+                ("d_reclen", ctypes.c_ushort), ("d_type", ctypes.c_ubyte),
+                ("d_name", ctypes.c_char * 256)]
+
+
+libc.opendir.restype = ctypes.c_void_p
+libc.opendir.argtypes = [ctypes.c_char_p]
+libc.readdir.restype = ctypes.POINTER(Dirent)
+libc.readdir.argtypes = [ctypes.c_void_p]
+libc.closedir.argtypes = [ctypes.c_void_p]
+
+
+def dot_inos(directory):
+    """The d_ino readdir(3) gives "." and ".." in directory (os.scandir
+    leaves them out)."""
+    dirp = libc.opendir(directory.encode())
+    if not dirp:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    try:
+        got = {}
+        while len(got) < 2:
+            ent = libc.readdir(dirp)
+            if not ent:
+                break
+            if ent.contents.d_name in (b".", b".."):
+                got[ent.contents.d_name.decode()] = ent.contents.d_ino
+        return got.get("."), got.get("..")
+    finally:
+        libc.closedir(dirp)
+
+
 def test_attributes(srv):
     t = Table()
     k = kazoo_client(srv)
@@ -448,6 +481,12 @@ def test_attributes(srv):
                 os.rename(q, os.path.join(d, "q2")),
                 d_ino(d, "q2"), os.stat(os.path.join(d, "q2")).st_ino)[1:],
                 equals((ino_q, ino_q)))
+            # "." and "..": the directory's own st_ino and its parent's (the
+            # root's ".." is the root)
+            t.case('d_ino of "." and ".." of a subdirectory', lambda: dot_inos(p),
+                   equals((os.stat(p).st_ino, os.stat(d).st_ino)))
+            t.case('d_ino of "." and ".." of the root', lambda: dot_inos(a.dir),
+                   equals((os.stat(a.dir).st_ino, os.stat(a.dir).st_ino)))
             t.case("on the other mount, once it has looked the names up", lambda: wait_for(
                 lambda: (os.stat(b.path("cf-at/r2")).st_ino, os.stat(b.path("cf-at/q2")).st_ino,
                          d_ino(b.path("cf-at"), "r2"), d_ino(b.path("cf-at"), "q2")) ==
