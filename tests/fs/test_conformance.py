@@ -206,6 +206,43 @@ def test_reading_and_writing(srv):
                     os.close(fd)
             t.case("a write past max_size", too_big, errno.EFBIG)
             t.case("nothing committed", lambda: k.exists("/cf-rw/big"), equals(None))
+
+            def far_write():
+                fd = os.open(a.path("cf-rw/far"), os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    os.pwrite(fd, b"a", 2 ** 31 + 1)
+                finally:
+                    os.close(fd)
+            t.case("a write at an offset past max_size", far_write, errno.EFBIG)
+            t.case("nothing committed of it", lambda: k.exists("/cf-rw/far"), equals(None))
+            small = a.path("cf-rw/small")
+            put(small, b"abc")
+            t.case("truncate(2) past max_size", lambda: os.truncate(small, MAX_SIZE + 1),
+                   errno.EFBIG)
+            t.case("changes nothing", lambda: k.get("/cf-rw/small")[0], equals(b"abc"))
+            t.case("truncate(2) to max_size", lambda: (
+                os.truncate(small, MAX_SIZE), os.stat(small).st_size,
+                len(k.get("/cf-rw/small")[0]))[1:], equals((MAX_SIZE, MAX_SIZE)))
+            os.truncate(small, 3)
+
+            # A refused ftruncate changes nothing: the open file's later
+            # writes are committed as if it had not been tried.
+            def refused_ftruncate():
+                fd = os.open(small, os.O_RDWR)
+                try:
+                    try:
+                        os.ftruncate(fd, MAX_SIZE + 1)
+                    except OSError as e:
+                        refused = errno.errorcode.get(e.errno)
+                    else:
+                        refused = None
+                    size = os.fstat(fd).st_size
+                    os.pwrite(fd, b"xyz", 3)
+                finally:
+                    os.close(fd)
+                return refused, size, k.get("/cf-rw/small")[0]
+            t.case("ftruncate past max_size, then a write: EFBIG, the size kept, "
+                   "the write committed", refused_ftruncate, equals(("EFBIG", 3, b"abcxyz")))
     finally:
         k.stop()
     t.check()
