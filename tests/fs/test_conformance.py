@@ -14,6 +14,7 @@ import errno
 import fcntl
 import mmap
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -266,6 +267,13 @@ def test_creating_removing_renaming(srv):
             t.case("mknod of a fifo", lambda: os.mkfifo(os.path.join(d, "fifo")), errno.EPERM)
             t.case("mknod of a device", lambda: os.mknod(
                 os.path.join(d, "dev"), 0o644 | stat.S_IFCHR, os.makedev(1, 3)), errno.EPERM)
+
+            def bind_unix():
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.bind(os.path.join(d, "sock"))
+            t.case("bind(2) of a unix socket (mknod of a socket)", bind_unix, errno.EPERM)
+            t.case("no node is left of the special files", lambda: [
+                n for n in ("fifo", "dev", "sock") if k.exists("/cf-ns/" + n)], equals([]))
             put(os.path.join(d, "f"), b"f")
             t.case("link", lambda: os.link(os.path.join(d, "f"), os.path.join(d, "g")),
                    errno.EPERM)
