@@ -78,14 +78,15 @@ int fh_reserve(struct fh *f, size_t n)
 	return 0;
 }
 
-/* Resizes the content to n bytes (zero-filled). Under f->mu. */
+/* Resizes the content to n bytes (zero-filled). Under f->mu. Past
+ * max_size it fails with -EFBIG and changes nothing: a refused truncate,
+ * unlike a refused write, leaves no partial change behind, so the open
+ * file goes on committing (fs_write() is what sets too_big). */
 int fh_resize(struct fh *f, size_t n)
 {
 	struct fs *fs = f->fs;
-	if (n > fs->opt.max_size) {
-		f->too_big = true;
+	if (n > fs->opt.max_size)
 		return -EFBIG;
-	}
 	if (fh_reserve(f, n))
 		return -ENOMEM;
 	if (n > f->len)

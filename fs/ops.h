@@ -181,7 +181,8 @@ static inline struct fh *fh_of(struct fuse_file_info *fi)
 	return (struct fh *)(uintptr_t)fi->fh;
 }
 int fh_reserve(struct fh *f, size_t n);
-/* Resizes the content to n bytes (zero-filled). Under f->mu. */
+/* Resizes the content to n bytes (zero-filled). Under f->mu. -EFBIG
+ * past max_size, changing nothing. */
 int fh_resize(struct fh *f, size_t n);
 /* Commits the buffer: one create (first commit of a created file) or one
  * setData conditional on the version read at open. Under f->mu. Returns 0

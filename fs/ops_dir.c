@@ -129,6 +129,20 @@ static void child_ino(struct fs *fs, const char *path, struct stat *st)
 	st->st_mode = kind == INODE_DIR ? S_IFDIR : kind == INODE_LINK ? S_IFLNK : S_IFREG;
 }
 
+/* The d_ino of "..": the st_ino of the directory's parent, which the
+ * kernel holds while the directory is open (its dentry pins its parent's);
+ * the root's is its own, as on any filesystem mounted at its root. */
+static void parent_ino(struct fs *fs, const char *path, struct stat *st)
+{
+	char *parent = strcmp(path, "/") != 0 ? names_parent(path) : NULL;
+	if (parent)
+		child_ino(fs, parent, st);
+	else
+		st->st_ino = FUSE_ROOT_ID;
+	st->st_mode = S_IFDIR;
+	free(parent);
+}
+
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
@@ -154,8 +168,8 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			st = (struct stat){ .st_ino = inode_st_ino(&fs->inodes,
 								   inode_of(&fs->inodes, ino)),
 					    .st_mode = S_IFDIR };
-		else /* "..": the parent is not at hand here */
-			st = (struct stat){ .st_ino = FUSE_ROOT_ID, .st_mode = S_IFDIR };
+		else
+			parent_ino(fs, d->path, &st);
 		free(cp);
 		size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
 		if (need > size - used)

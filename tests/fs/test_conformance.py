@@ -14,6 +14,7 @@ import errno
 import fcntl
 import mmap
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -206,6 +207,43 @@ def test_reading_and_writing(srv):
                     os.close(fd)
             t.case("a write past max_size", too_big, errno.EFBIG)
             t.case("nothing committed", lambda: k.exists("/cf-rw/big"), equals(None))
+
+            def far_write():
+                fd = os.open(a.path("cf-rw/far"), os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    os.pwrite(fd, b"a", 2 ** 31 + 1)
+                finally:
+                    os.close(fd)
+            t.case("a write at an offset past max_size", far_write, errno.EFBIG)
+            t.case("nothing committed of it", lambda: k.exists("/cf-rw/far"), equals(None))
+            small = a.path("cf-rw/small")
+            put(small, b"abc")
+            t.case("truncate(2) past max_size", lambda: os.truncate(small, MAX_SIZE + 1),
+                   errno.EFBIG)
+            t.case("changes nothing", lambda: k.get("/cf-rw/small")[0], equals(b"abc"))
+            t.case("truncate(2) to max_size", lambda: (
+                os.truncate(small, MAX_SIZE), os.stat(small).st_size,
+                len(k.get("/cf-rw/small")[0]))[1:], equals((MAX_SIZE, MAX_SIZE)))
+            os.truncate(small, 3)
+
+            # A refused ftruncate changes nothing: the open file's later
+            # writes are committed as if it had not been tried.
+            def refused_ftruncate():
+                fd = os.open(small, os.O_RDWR)
+                try:
+                    try:
+                        os.ftruncate(fd, MAX_SIZE + 1)
+                    except OSError as e:
+                        refused = errno.errorcode.get(e.errno)
+                    else:
+                        refused = None
+                    size = os.fstat(fd).st_size
+                    os.pwrite(fd, b"xyz", 3)
+                finally:
+                    os.close(fd)
+                return refused, size, k.get("/cf-rw/small")[0]
+            t.case("ftruncate past max_size, then a write: EFBIG, the size kept, "
+                   "the write committed", refused_ftruncate, equals(("EFBIG", 3, b"abcxyz")))
     finally:
         k.stop()
     t.check()
@@ -229,6 +267,13 @@ def test_creating_removing_renaming(srv):
             t.case("mknod of a fifo", lambda: os.mkfifo(os.path.join(d, "fifo")), errno.EPERM)
             t.case("mknod of a device", lambda: os.mknod(
                 os.path.join(d, "dev"), 0o644 | stat.S_IFCHR, os.makedev(1, 3)), errno.EPERM)
+
+            def bind_unix():
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.bind(os.path.join(d, "sock"))
+            t.case("bind(2) of a unix socket (mknod of a socket)", bind_unix, errno.EPERM)
+            t.case("no node is left of the special files", lambda: [
+                n for n in ("fifo", "dev", "sock") if k.exists("/cf-ns/" + n)], equals([]))
             put(os.path.join(d, "f"), b"f")
             t.case("link", lambda: os.link(os.path.join(d, "f"), os.path.join(d, "g")),
                    errno.EPERM)
@@ -357,6 +402,39 @@ def d_ino(directory, name):
         return next(e.inode() for e in it if e.name == name)
 
 
+class Dirent(ctypes.Structure):
+    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
+                ("d_reclen", ctypes.c_ushort), ("d_type", ctypes.c_ubyte),
+                ("d_name", ctypes.c_char * 256)]
+
+
+libc.opendir.restype = ctypes.c_void_p
+libc.opendir.argtypes = [ctypes.c_char_p]
+libc.readdir.restype = ctypes.POINTER(Dirent)
+libc.readdir.argtypes = [ctypes.c_void_p]
+libc.closedir.argtypes = [ctypes.c_void_p]
+
+
+def dot_inos(directory):
+    """The d_ino readdir(3) gives "." and ".." in directory (os.scandir
+    leaves them out)."""
+    dirp = libc.opendir(directory.encode())
+    if not dirp:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    try:
+        got = {}
+        while len(got) < 2:
+            ent = libc.readdir(dirp)
+            if not ent:
+                break
+            if ent.contents.d_name in (b".", b".."):
+                got[ent.contents.d_name.decode()] = ent.contents.d_ino
+        return got.get("."), got.get("..")
+    finally:
+        libc.closedir(dirp)
+
+
 def test_attributes(srv):
     t = Table()
     k = kazoo_client(srv)
@@ -448,6 +526,12 @@ def test_attributes(srv):
                 os.rename(q, os.path.join(d, "q2")),
                 d_ino(d, "q2"), os.stat(os.path.join(d, "q2")).st_ino)[1:],
                 equals((ino_q, ino_q)))
+            # "." and "..": the directory's own st_ino and its parent's (the
+            # root's ".." is the root)
+            t.case('d_ino of "." and ".." of a subdirectory', lambda: dot_inos(p),
+                   equals((os.stat(p).st_ino, os.stat(d).st_ino)))
+            t.case('d_ino of "." and ".." of the root', lambda: dot_inos(a.dir),
+                   equals((os.stat(a.dir).st_ino, os.stat(a.dir).st_ino)))
             t.case("on the other mount, once it has looked the names up", lambda: wait_for(
                 lambda: (os.stat(b.path("cf-at/r2")).st_ino, os.stat(b.path("cf-at/q2")).st_ino,
                          d_ino(b.path("cf-at"), "r2"), d_ino(b.path("cf-at"), "q2")) ==
