@@ -86,6 +86,7 @@
 struct frame {
 	struct list link;  /* in link.queue, then in conn.inflight */
 	size_t len;        /* bytes in data */
+	bool big;          /* len is over max_queue_bytes (a snapshot) */
 	uint64_t queued_ns; /* uv_hrtime() when queued */
 	uint8_t data[];
 };
@@ -118,6 +119,7 @@ struct conn {
 	bool writing, hello_sent;
 	struct list inflight;      /* frames in the uv_write in flight */
 	size_t inflight_bytes;     /* counted against max_queue_bytes */
+	size_t inflight_big;       /* of them, a big frame's (not counted) */
 };
 
 struct link {
@@ -125,6 +127,7 @@ struct link {
 	struct peer_addr addr;
 	struct list queue;         /* frames not yet handed to a uv_write */
 	size_t queued_bytes;
+	size_t queued_big;         /* of them, a big frame's (not counted) */
 	size_t queued_frames;
 	struct peer_link_stats *stats; /* in net.link_stats */
 	struct conn *out;          /* the outgoing connection, connecting or up */
@@ -473,7 +476,7 @@ static void out_break(struct conn *c, const char *what, int rc)
 	LIST_FOR_EACH(it, &l->queue)
 		lost++;
 	free_frames(&l->queue);
-	l->queued_bytes = 0;
+	l->queued_bytes = l->queued_big = 0;
 	l->queued_frames = 0;
 	n->stats.dropped += lost;
 	log_msg(LOG_INFO, "peer", "connection to server %u (%s) lost: %s: %s; %zu messages dropped",
@@ -607,26 +610,27 @@ static void on_write(uv_write_t *req, int status)
 		out_break(c, "write", status); /* counts them dropped */
 	}
 	free_frames(&c->inflight);
-	c->inflight_bytes = 0;
+	c->inflight_bytes = c->inflight_big = 0;
 	if (!c->closed)
 		flush(c->peer);
 }
 
-/* What waits to be written to l, but for its oldest frame (the first in
- * flight, else the queue's head): the bound on a peer's backlog. A frame
- * bigger than the bound (a snapshot) is let into an empty queue, and is
- * then the oldest: the messages that follow it (a sync's proposals and
- * NewLeader) must not be refused while it is being written. */
-static size_t backlog_behind(const struct link *l)
+/* What waits to be written to l, not counting a frame bigger than the
+ * bound (a snapshot): the bound on a peer's backlog. Such a frame is let
+ * in alone (one at a time, when the rest is under the bound), and the
+ * messages that follow it (a sync's proposals and NewLeader) must not be
+ * refused while it is being written. */
+static size_t backlog_small(const struct link *l)
 {
-	size_t backlog = l->queued_bytes;
-	const struct list *oldest = list_empty(&l->queue) ? NULL : l->queue.next;
-	if (l->out != NULL) {
-		backlog += l->out->inflight_bytes;
-		if (!list_empty(&l->out->inflight))
-			oldest = l->out->inflight.next;
-	}
-	return oldest ? backlog - CONTAINER_OF(oldest, struct frame, link)->len : backlog;
+	size_t n = l->queued_bytes - l->queued_big;
+	if (l->out != NULL)
+		n += l->out->inflight_bytes - l->out->inflight_big;
+	return n;
+}
+
+static size_t backlog_big(const struct link *l)
+{
+	return l->queued_big + (l->out != NULL ? l->out->inflight_big : 0);
 }
 
 /* The link's next queued frame, moved to c's write in flight. */
@@ -637,6 +641,10 @@ static struct frame *take_frame(struct link *l, struct conn *c)
 	list_remove(it);
 	list_push_back(&c->inflight, it);
 	l->queued_bytes -= f->len;
+	if (f->big) {
+		l->queued_big -= f->len;
+		c->inflight_big += f->len;
+	}
 	l->queued_frames--;
 	uint64_t now = uv_hrtime();
 	hist_add(&l->stats->queue_ms, now > f->queued_ns ? (now - f->queued_ns) / 1000000 : 0);
@@ -729,7 +737,7 @@ static void flush(struct link *l)
 	if (rc != 0) {
 		out_break(c, "write", rc);
 		free_frames(&c->inflight);
-		c->inflight_bytes = 0;
+		c->inflight_bytes = c->inflight_big = 0;
 		return;
 	}
 	c->writing = true;
@@ -1435,7 +1443,12 @@ int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m)
 	size_t size = quorum__peer_msg__get_packed_size(m);
 	if (size > n->cfg.max_frame)
 		return -EMSGSIZE;
-	if (backlog_behind(l) >= n->cfg.max_queue_bytes) {
+	size_t behind = backlog_small(l);
+	bool big = 4 + size > n->cfg.max_queue_bytes;
+	if (behind >= n->cfg.max_queue_bytes || (big && backlog_big(l) > 0)) {
+		log_rl(LOG_WARN, "peer", "server %u: %zu bytes wait to be sent (the bound is %zu): "
+		       "a message is dropped and the link reset", l->addr.id,
+		       behind + backlog_big(l), n->cfg.max_queue_bytes);
 		n->stats.dropped++;
 		schedule_reset(l);
 		return -ENOBUFS;
@@ -1444,11 +1457,13 @@ int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m)
 	if (f == NULL)
 		return -ENOMEM;
 	f->len = 4 + size;
+	f->big = big;
 	frame_put_length(f->data, (uint32_t)size);
 	quorum__peer_msg__pack(m, f->data + 4);
 	f->queued_ns = uv_hrtime();
 	list_push_back(&l->queue, &f->link);
 	l->queued_bytes += f->len;
+	l->queued_big += big ? f->len : 0;
 	l->queued_frames++;
 	hist_add(&l->stats->queue_size, l->queued_frames);
 	if (l->out != NULL && l->out->established)
@@ -1495,7 +1510,7 @@ void peer_net_close(struct peer_net *n, void (*close_cb)(void *ctx), void *ctx)
 		LIST_FOR_EACH(it, &l->queue)
 			n->stats.dropped++;
 		free_frames(&l->queue);
-		l->queued_bytes = 0;
+		l->queued_bytes = l->queued_big = 0;
 		l->queued_frames = 0;
 		l->out = l->in = NULL;
 		list_remove(&l->dirty_node);

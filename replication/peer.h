@@ -74,9 +74,10 @@ struct peer_net_config {
 				    counted; 0 = PEER_DEFAULT_MAX_FRAME; at most 2 GiB */
 	size_t max_queue_bytes;  /* frames not yet written to the kernel, per peer:
 				    a send is refused once the queue holds this
-				    much behind its oldest frame, so one message
-				    bigger than the bound (a snapshot) still goes
-				    through, and so do those that follow it.
+				    much, not counting one message bigger than
+				    the bound (a snapshot), which is let in alone
+				    (none other that big until it is written) and
+				    holds up none that follow it.
 				    0 = PEER_DEFAULT_QUEUE_BYTES */
 	/* TLS between members (sslQuorum): NULL = plaintext. Both ends of a
 	 * TLS connection show a certificate the trust store verifies (the

@@ -753,15 +753,20 @@ static void test_overflow(void **state)
 		send_next(fx, 1, 3);
 	assert_true(run_until(fx, all_delivered, NULL, 10000));
 	fx->all_small = false;
-	fx->sent[1][3] = 407; /* size_of(407) is 1 MiB */
-	fx->next[3][1] = 407;
+	fx->sent[1][3] = 406; /* size_of(407) is 1 MiB, the others small */
+	fx->next[3][1] = 406;
 	send_next(fx, 1, 3);
+	send_next(fx, 1, 3); /* behind a small one */
 	/* The messages that follow it are not refused while it is written
-	 * (a SNAP sync's proposals and NewLeader). */
+	 * (a SNAP sync's proposals and NewLeader); a second big one is, while
+	 * the first waits. */
 	for (int i = 0; i < 10; i++)
 		send_next(fx, 1, 3); /* 408..417: small */
+	fx->sent[1][3] = 807; /* 1 MiB */
+	assert_int_equal(send_seq(fx, 1, 3, fx->sent[1][3]), -ENOBUFS);
+	fx->sent[1][3] = 418;
 	assert_true(run_until(fx, all_delivered, NULL, 10000));
-	assert_int_equal(node_of(fx, 1)->resets[3], 1);
+	assert_int_equal(node_of(fx, 1)->resets[3], 2);
 }
 
 static bool some_received(struct fx *fx, const void *arg)
