@@ -385,6 +385,10 @@ struct zab_config {
 	int32_t sync_limit;               /* ticks of silence tolerated in broadcast */
 	int64_t finalize_wait_ms;         /* election: wait for a better vote; 0 = 200 */
 	int32_t max_outstanding;          /* proposals not yet committed; 0 = 10000 */
+	/* An established leader syncs a follower by SNAP rather than send
+	 * more than this many bytes of txns (DIFF or TRUNC): the bound of what
+	 * the host's link to it can hold at once. 0 = no bound. */
+	size_t max_diff_bytes;
 };
 
 /* What the host recovered from disk, for zab_init(). */

@@ -202,6 +202,34 @@ static bool log_reaches_back(struct zab *z, int64_t after)
 	return rc >= 0;
 }
 
+struct measure {
+	size_t bytes, limit;
+};
+
+/* Adds one txn; 1 (stop) once past the limit. */
+static int measure_one(void *arg, int64_t zxid, const uint8_t *txn, size_t len)
+{
+	(void)zxid;
+	(void)txn;
+	struct measure *m = arg;
+	m->bytes += len;
+	return m->bytes > m->limit;
+}
+
+/* Whether the txns after `after` (the log's, then those in memory) fit in
+ * cfg.max_diff_bytes. Reads the log only up to the limit. */
+static bool history_fits(struct zab *z, int64_t after)
+{
+	struct measure m = {.limit = z->cfg.max_diff_bytes};
+	if (m.limit == 0)
+		return true;
+	if (after < z->applied && z->io.read_log(z->io.ctx, after, z->applied, measure_one, &m) > 0)
+		return false;
+	for (size_t i = 0; i < z->n_pending && m.bytes <= m.limit; i++)
+		m.bytes += z->pending[i].len;
+	return m.bytes <= m.limit;
+}
+
 /* Everything after `from` the follower lacks: the log up to applied, then
  * the txns held in memory; then NewLeader. */
 static int stream_history(struct zab *z, uint32_t to, struct zab_follower *f, int64_t from)
@@ -235,6 +263,11 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 	int64_t c = zab_common_point(z->base_zxid, z->ends, z->n_ends, f->base_zxid, f->ends,
 				     f->n_ends, &found);
 	bool snap = !found || c < f->base_zxid || !log_reaches_back(z, c);
+	/* A history too long for the link goes as a snapshot once the leader
+	 * may send one (established: its state holds C); before that, as it
+	 * is. */
+	if (!snap && z->established && !history_fits(z, c))
+		snap = true;
 	int rc;
 	if (!snap) {
 		if (f->last_zxid == c)

@@ -1099,6 +1099,10 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.tick_ms = cfg->tick_time,
 		.init_limit = cfg->init_limit,
 		.sync_limit = cfg->sync_limit,
+		/* A sync's txns are queued on the link at once: a history
+		 * past half the link's bound goes as a snapshot, or the link
+		 * would refuse it. */
+		.max_diff_bytes = PEER_DEFAULT_QUEUE_BYTES / 2,
 	};
 	/* A peer that acknowledges nothing for syncLimit is gone as far as
 	 * ZAB is concerned: redial it rather than wait on TCP's backoff. */
