@@ -148,7 +148,11 @@ def standalone(args, kind):
 
 
 def zxid_of(member):
-    out = harness.four_letter(member.port, "srvr", timeout=2.0, host=member.host)
+    """srvr's Zxid, or None if the member does not answer (yet)."""
+    try:
+        out = harness.four_letter(member.port, "srvr", timeout=2.0, host=member.host)
+    except OSError:
+        return None
     for line in out.splitlines():
         if line.startswith("Zxid:"):
             return int(line.split(":", 1)[1].strip(), 16)
