@@ -93,21 +93,34 @@ static uint64_t fake_random(void *ctx)
 /* The last message sent to each peer, by body. */
 static Quorum__PeerMsg__BodyCase last_kind[8];
 static uint32_t last_nonce[8];
+static int snaps_sent[8]; /* SyncStarts with mode SNAP, by peer */
 static void fake_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 {
 	(void)ctx;
 	if (to < 8) {
 		last_kind[to] = m->body_case;
 		last_nonce[to] = m->nonce;
+		if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_START &&
+		    m->sync_start->mode == QUORUM__SYNC_START__MODE__SNAP)
+			snaps_sent[to]++;
 	}
 	sent++;
 }
+/* The log appends build, served by fake_read_log() when fake_log_serves
+ * (else it answers -ERANGE: the log reaches back to nothing). */
+struct fake_entry {
+	int64_t zxid;
+	size_t len;
+};
+static struct fake_entry fake_log[64];
+static size_t fake_log_n;
+static bool fake_log_serves;
 static int fake_append(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
 {
 	(void)ctx;
-	(void)zxid;
 	(void)txn;
-	(void)len;
+	if (fake_log_n < 64)
+		fake_log[fake_log_n++] = (struct fake_entry){ zxid, len };
 	appended++;
 	return 0;
 }
@@ -121,11 +134,17 @@ static int fake_read_log(void *ctx, int64_t after, int64_t upto,
 			 int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg)
 {
 	(void)ctx;
-	(void)after;
-	(void)upto;
-	(void)fn;
-	(void)arg;
-	return -ERANGE;
+	static const uint8_t zeros[4096];
+	if (!fake_log_serves)
+		return -ERANGE;
+	for (size_t i = 0; i < fake_log_n; i++) {
+		if (fake_log[i].zxid <= after || fake_log[i].zxid > upto)
+			continue;
+		int rc = fn(arg, fake_log[i].zxid, zeros, fake_log[i].len);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
 }
 static int fake_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
@@ -631,6 +650,48 @@ static void test_appends_reported_in_batches(void **state)
 	zab_free(z);
 }
 
+/* An established leader syncs a follower whose history is longer than
+ * max_diff_bytes by SNAP, a shorter one by DIFF. */
+static void test_long_history_synced_by_snap(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		fake_log_n = 0;
+		fake_log_serves = true;
+		snaps_sent[1] = 0;
+		struct zab *z = leader_3_of_2();
+		z->cfg.max_diff_bytes = round == 0 ? 250 : round == 1 ? 300 : 0;
+		int64_t zx = zab_next_zxid(z);
+		static const uint8_t txn[100];
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(zab_propose(z, zx + i, txn, sizeof(txn), 0, 0), 0);
+		zab_appended_n(z, zx + 2, 3);
+		Quorum__Ack ack = QUORUM__ACK__INIT;
+		ack.zxid = zx + 2;
+		Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+		m.body_case = QUORUM__PEER_MSG__BODY_ACK;
+		m.ack = &ack;
+		msg_from(z, 2, &m, 1, 77);
+		assert_int_equal(zab_committed(z), zx + 2);
+		/* 1 joins with nothing: 300 bytes of history to send. */
+		Quorum__FollowerInfo fi = QUORUM__FOLLOWER_INFO__INIT;
+		m = (Quorum__PeerMsg)QUORUM__PEER_MSG__INIT;
+		m.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
+		m.follower_info = &fi;
+		msg_from(z, 1, &m, 0, 88);
+		assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_LEADER_INFO);
+		Quorum__AckEpoch ae = QUORUM__ACK_EPOCH__INIT;
+		m = (Quorum__PeerMsg)QUORUM__PEER_MSG__INIT;
+		m.body_case = QUORUM__PEER_MSG__BODY_ACK_EPOCH;
+		m.ack_epoch = &ae;
+		msg_from(z, 1, &m, 1, 88);
+		assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
+		assert_int_equal(snaps_sent[1], round == 0);
+		zab_free(z);
+	}
+	fake_log_serves = false;
+}
+
 /* Then 2 falls silent: 3 must stop serving within syncLimit ticks of 2's
  * last message. */
 static void test_leader_steps_down_within_sync_limit(void **state)
@@ -812,6 +873,7 @@ int main(void)
 		cmocka_unit_test(test_flap_rejoins_same_leader),
 		cmocka_unit_test(test_leader_disowns_follower),
 		cmocka_unit_test(test_appends_reported_in_batches),
+		cmocka_unit_test(test_long_history_synced_by_snap),
 		cmocka_unit_test(test_leader_steps_down_within_sync_limit),
 		cmocka_unit_test(test_stalled_leader_steps_down),
 		cmocka_unit_test(test_observer_config_checked),
