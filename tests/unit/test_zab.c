@@ -568,6 +568,27 @@ static void msg_from(struct zab *z, uint32_t from, Quorum__PeerMsg *m, int64_t e
 	zab_receive(z, from, m);
 }
 
+/* An empty AckEpoch from `from` in epoch 1. */
+static void ack_epoch_from(struct zab *z, uint32_t from, uint32_t nonce)
+{
+	Quorum__AckEpoch ae = QUORUM__ACK_EPOCH__INIT;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_ACK_EPOCH;
+	m.ack_epoch = &ae;
+	msg_from(z, from, &m, 1, nonce);
+}
+
+/* A (cumulative) Ack of zxid from `from` in epoch 1. */
+static void ack_from(struct zab *z, uint32_t from, int64_t zxid, uint32_t nonce)
+{
+	Quorum__Ack ack = QUORUM__ACK__INIT;
+	ack.zxid = zxid;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_ACK;
+	m.ack = &ack;
+	msg_from(z, from, &m, 1, nonce);
+}
+
 /* Server 3 comes to lead 2 in epoch 1 and serves. A FollowerInfo that
  * came while 3 was still LOOKING is taken when it starts leading. */
 static struct zab *leader_3_of_2(void)
@@ -591,17 +612,9 @@ static struct zab *leader_3_of_2(void)
 	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_LEADER_INFO);
 	assert_int_equal(last_nonce[2], 77);
 
-	Quorum__AckEpoch ae = QUORUM__ACK_EPOCH__INIT;
-	m = (Quorum__PeerMsg)QUORUM__PEER_MSG__INIT;
-	m.body_case = QUORUM__PEER_MSG__BODY_ACK_EPOCH;
-	m.ack_epoch = &ae;
-	msg_from(z, 2, &m, 1, 77);
+	ack_epoch_from(z, 2, 77);
 	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_NEW_LEADER);
-	Quorum__Ack ack = QUORUM__ACK__INIT;
-	m = (Quorum__PeerMsg)QUORUM__PEER_MSG__INIT;
-	m.body_case = QUORUM__PEER_MSG__BODY_ACK;
-	m.ack = &ack;
-	msg_from(z, 2, &m, 1, 77);
+	ack_from(z, 2, 0, 77);
 	assert_true(zab_serving(z));
 	return z;
 }
@@ -630,13 +643,8 @@ static void test_appends_reported_in_batches(void **state)
 	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_PROPOSAL);
 	zab_appended_n(z, zx + 1, 2); /* the first two, one sync */
 	assert_int_equal(zab_committed(z), before); /* no follower has them yet */
-	Quorum__Ack ack = QUORUM__ACK__INIT;
-	ack.zxid = zx + 2;
-	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
-	m.body_case = QUORUM__PEER_MSG__BODY_ACK;
-	m.ack = &ack;
 	int sends = sent;
-	msg_from(z, 2, &m, 1, 77); /* 2 has all three */
+	ack_from(z, 2, zx + 2, 77); /* 2 has all three */
 	assert_int_equal(zab_committed(z), zx + 1); /* as far as the leader's own log */
 	assert_int_equal(sent - sends, 1);
 	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_COMMIT);
@@ -666,25 +674,16 @@ static void test_long_history_synced_by_snap(void **state)
 		for (int i = 0; i < 3; i++)
 			assert_int_equal(zab_propose(z, zx + i, txn, sizeof(txn), 0, 0), 0);
 		zab_appended_n(z, zx + 2, 3);
-		Quorum__Ack ack = QUORUM__ACK__INIT;
-		ack.zxid = zx + 2;
-		Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
-		m.body_case = QUORUM__PEER_MSG__BODY_ACK;
-		m.ack = &ack;
-		msg_from(z, 2, &m, 1, 77);
+		ack_from(z, 2, zx + 2, 77);
 		assert_int_equal(zab_committed(z), zx + 2);
 		/* 1 joins with nothing: 300 bytes of history to send. */
 		Quorum__FollowerInfo fi = QUORUM__FOLLOWER_INFO__INIT;
-		m = (Quorum__PeerMsg)QUORUM__PEER_MSG__INIT;
+		Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
 		m.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
 		m.follower_info = &fi;
 		msg_from(z, 1, &m, 0, 88);
 		assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_LEADER_INFO);
-		Quorum__AckEpoch ae = QUORUM__ACK_EPOCH__INIT;
-		m = (Quorum__PeerMsg)QUORUM__PEER_MSG__INIT;
-		m.body_case = QUORUM__PEER_MSG__BODY_ACK_EPOCH;
-		m.ack_epoch = &ae;
-		msg_from(z, 1, &m, 1, 88);
+		ack_epoch_from(z, 1, 88);
 		assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
 		assert_int_equal(snaps_sent[1], round == 0);
 		zab_free(z);
