@@ -151,6 +151,8 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->leader_pauses += b->leader_pauses;
 	a->sync_failures += b->sync_failures;
 	a->torn_writes += b->torn_writes;
+	a->epoch_crashes += b->epoch_crashes;
+	a->epoch_below_log += b->epoch_below_log;
 	a->sim_ms += b->sim_ms;
 }
 
@@ -164,13 +166,15 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " link drops, %" PRIu64 " rejoins | %" PRIu64 " reads, %" PRIu64 " confirmed | %" PRIu64
 	       " observer commits | %" PRIu64 " reconfigs proposed, %" PRIu64 " committed, %" PRIu64
 	       " leader crashes in one | %" PRIu64 " pauses, %" PRIu64 " of leaders | %" PRIu64
-	       " failed syncs, %" PRIu64 " torn writes\n",
+	       " failed syncs, %" PRIu64 " torn writes, %" PRIu64 " crashes saving epochs, %" PRIu64
+	       " restarts with the log above currentEpoch\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
 	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->syncs_with_uncommitted,
 	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins, t->reads,
 	       t->reads_confirmed, t->observer_commits, t->reconfigs_proposed, t->reconfigs_committed,
-	       t->crash_in_reconfig, t->pauses, t->leader_pauses, t->sync_failures, t->torn_writes);
+	       t->crash_in_reconfig, t->pauses, t->leader_pauses, t->sync_failures, t->torn_writes,
+	       t->epoch_crashes, t->epoch_below_log);
 	fflush(stdout);
 }
 

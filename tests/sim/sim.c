@@ -37,7 +37,10 @@
  * up to what the node applied is in its tree as written, and the tree's
  * digest at a committed zxid is the same on every member (D); a leader's
  * snapshot image loads (snapshot_load_image()) as the very tree its txns
- * make.
+ * make; a restart reads back (epoch_load()) the epochs last saved, whole,
+ * whatever a crash inside a save left, and currentEpoch <= acceptedEpoch.
+ * (A restart whose log holds a zxid of an epoch above currentEpoch, which
+ * quorumd refuses, is counted, not failed: see disk_open().)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -117,6 +120,8 @@ void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 	}
 	if (m->from != nd->id)
 		fail(s, "node %u sends a message from %u", nd->id, m->from);
+	if (nd->dying)
+		return; /* the process is gone */
 	s->st->messages++;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_ACK)
 		note_ack(s, nd, m->epoch, m->ack->zxid);
@@ -639,6 +644,9 @@ static void swarm(struct sim *s)
 	s->segment_bytes = between(r, 1, 64) << 10;
 	s->prealloc_bytes = chance(r, 0.5) ? 0 : between(r, 1, 16) << 10;
 	s->flapper = -1;
+	/* Drawn after the rest: a seed's other knobs are what they were
+	 * before these faults came. */
+	s->p_epoch_crash = knob(r, 0.02);
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
 		s->p_crash = 0.0005;
@@ -675,7 +683,7 @@ static void swarm(struct sim *s)
 		/* Nothing else goes wrong: the leader and the rest of the quorum
 		 * are healthy, so any new epoch is a disturbance. */
 		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = s->p_pause = 0;
-		s->p_sync_fail = 0;
+		s->p_sync_fail = s->p_epoch_crash = 0;
 		s->reorder = false; /* links are FIFO, as TCP is */
 		if (s->o.scenario == SCN_LEADER_LINK) {
 			s->p_leader_link = 0.002 + rng_unit(r) * 0.02;
@@ -854,10 +862,10 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 		fprintf(stderr,
 			"  voters=%d observers=%d others=%d reconfig=%.4f loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
 			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f "
-			"sync_fail=%.4f segment=%lld prealloc=%lld\n",
+			"sync_fail=%.4f epoch_crash=%.4f segment=%lld prealloc=%lld\n",
 			s.n_voters, s.n_observers, s.n - s.n_voters - s.n_observers, s.p_reconfig, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
-			s.p_compact, s.p_reset, s.p_sync_fail, (long long)s.segment_bytes,
+			s.p_compact, s.p_reset, s.p_sync_fail, s.p_epoch_crash, (long long)s.segment_bytes,
 			(long long)s.prealloc_bytes);
 	st->sim_ms = s.now;
 	sim_free(&s);

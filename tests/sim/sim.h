@@ -9,8 +9,10 @@
  * sim_options.disk_dir NULL, a list in memory), whose write in flight a
  * crash loses or tears and whose syncs may fail, which stops the member;
  * it applies what it commits to a server/tree.c tree, whose real image
- * (server/snapshot.c) is what a leader sends a follower. Its own durable
- * snapshot and its epoch file are kept in memory. It runs over a simulated network
+ * (server/snapshot.c) is what a leader sends a follower. Its epochs are
+ * server/epoch.c's files in its directory, and the process may die inside
+ * a save of them, leaving what a real crash there could. Its own durable
+ * snapshot is kept in memory. It runs over a simulated network
  * (loss, duplication, reordering, delay, partitions, link resets; a
  * crash is seen by the peers as a reset, as a killed process's
  * connections end, or not at all, as a host that loses power), a
@@ -81,6 +83,9 @@ struct sim_stats {
 	uint64_t pauses, leader_pauses; /* nodes stopped a while (leaders among them) */
 	uint64_t sync_failures;    /* writes whose sync failed: the member stopped */
 	uint64_t torn_writes;      /* crashes that left part of a write on a log file */
+	uint64_t epoch_crashes;    /* crashes inside a save of the epochs */
+	uint64_t epoch_below_log;  /* restarts with a logged zxid of an epoch above
+				      currentEpoch: quorumd would refuse them */
 	int64_t sim_ms;
 };
 

@@ -16,6 +16,13 @@
  * from txnlog_read(). A memory-only run keeps the log in nd->log alone
  * (sim_node.c) and tears it by whole txns.
  *
+ * The epochs. In a file-backed run acceptedEpoch and currentEpoch are
+ * server/epoch.c's files in the node's directory, saved with epoch_save()
+ * and read back with epoch_load() at each boot, which must give what was
+ * saved. The process may die inside a save (disk_save_epochs()): a
+ * temporary file torn or whole beside the old value, or the new value
+ * renamed into place though the call never returned.
+ *
  * A node's own durable snapshot stays the in-memory list of (zxid, id)
  * that sim_node.c keeps (nd->snap), not a snapshot file; a compaction
  * purges the segments it covers (txnlog_purge()) and an install removes
@@ -42,6 +49,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "epoch.h"
 #include "sim_int.h"
 #include "snapshot.h"
 
@@ -176,6 +184,90 @@ int64_t disk_synced(const struct node *nd)
 	return last > nd->snap_zxid ? last : nd->snap_zxid;
 }
 
+/* ---- the epochs --------------------------------------------------------------------------- */
+
+/* What a crash inside epoch_write() leaves before the rename reached the
+ * disk: dir/<name>.tmp, holding a prefix of the new value's text or all
+ * of it, beside dir/<name> as it was. */
+static void epoch_leftover(struct sim *s, struct node *nd, const char *name, int64_t v, bool whole)
+{
+	char text[32], tmp[64];
+	int n = snprintf(text, sizeof(text), "%lld\n", (long long)v);
+	size_t len = whole ? (size_t)n : (size_t)between(&s->r, 0, n - 1);
+	snprintf(tmp, sizeof(tmp), "%s" EPOCH_TMP_SUFFIX, name);
+	int fd = openat(nd->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || (len && pwrite(fd, text, len, 0) != (ssize_t)len))
+		fail(s, "node %u: writing %s: %s", nd->id, tmp, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * io.save_epochs. A file-backed run writes them with epoch_save()
+ * (server/epoch.c) into the node's directory, and nd->acc_epoch and
+ * nd->cur_epoch are what its files hold; in memory they are all there is.
+ * With `crash` the process dies inside the save, at a point the dice pick
+ * among the writes epoch_save() makes (acceptedEpoch first; each a
+ * temporary file written and fsynced, renamed over the file, the
+ * directory fsynced): the writes before it are whole; of that one, the
+ * temporary file holds a prefix of the new text, or all of it and the
+ * rename did not reach the disk, or the rename did (the new value is
+ * durable though the call never returned). Returns 0, or -EIO for a crash.
+ */
+int disk_save_epochs(struct sim *s, struct node *nd, int64_t accepted, int64_t current,
+		     bool crash)
+{
+	char *dir = nd->tl ? node_dir(s, nd) : NULL;
+	int rc = 0;
+	if (!crash) {
+		if (dir && (rc = epoch_save(dir, &nd->acc_epoch, &nd->cur_epoch, accepted,
+					    current)) < 0)
+			fail(s, "node %u: epoch_save: %s", nd->id, strerror(-rc));
+		nd->acc_epoch = accepted;
+		nd->cur_epoch = current;
+		free(dir);
+		return rc;
+	}
+	const char *name[2];
+	int64_t v[2], *field[2];
+	int k = 0;
+	if (accepted != nd->acc_epoch) {
+		name[k] = EPOCH_ACCEPTED;
+		v[k] = accepted;
+		field[k++] = &nd->acc_epoch;
+	}
+	if (current != nd->cur_epoch) {
+		name[k] = EPOCH_CURRENT;
+		v[k] = current;
+		field[k++] = &nd->cur_epoch;
+	}
+	if (k > 0) {
+		int at = (int)between(&s->r, 0, k - 1), how = (int)between(&s->r, 0, 2);
+		for (int i = 0; i < at + (how == 2); i++) {
+			if (dir && (rc = epoch_write(dir, name[i], v[i])) < 0)
+				fail(s, "node %u: epoch_write: %s", nd->id, strerror(-rc));
+			*field[i] = v[i];
+		}
+		if (dir && how < 2)
+			epoch_leftover(s, nd, name[at], v[at], how == 1);
+	}
+	free(dir);
+	return -EIO;
+}
+
+/* Boot: the epochs read back (epoch_load()) are the ones last saved. */
+static void epochs_reload(struct sim *s, struct node *nd, const char *dir)
+{
+	int64_t acc, cur;
+	int rc = epoch_load(dir, &acc, &cur);
+	if (rc < 0)
+		fail(s, "node %u's epoch files do not read back: %s", nd->id, strerror(-rc));
+	else if (acc != nd->acc_epoch || cur != nd->cur_epoch)
+		fail(s, "node %u reads its epochs back as %lld/%lld, but saved %lld/%lld", nd->id,
+		     (long long)acc, (long long)cur, (long long)nd->acc_epoch,
+		     (long long)nd->cur_epoch);
+}
+
 struct reopen {
 	struct sim *s;
 	struct node *nd;
@@ -243,6 +335,18 @@ void disk_open(struct sim *s, struct node *nd)
 	elist_copy(&nd->log, r.got.v, r.got.n);
 	free(r.got.v);
 	nd->n_durable = nd->n_written = nd->log.n;
+	epochs_reload(s, nd, dir);
+	/* quorumd starts only if they fit the log (replica_start()). A
+	 * follower logs the txns of its leader's epoch that a sync carries
+	 * before it saves that epoch as currentEpoch (at NEWLEADER), so a
+	 * crash in between leaves a log above currentEpoch; ZooKeeper marks
+	 * that window with its updatingEpoch file, quorumd has no such mark.
+	 * Counted, and the node starts anyway (the core accepts it). */
+	if (nd->cur_epoch > nd->acc_epoch)
+		fail(s, "node %u restarts with currentEpoch %lld above acceptedEpoch %lld", nd->id,
+		     (long long)nd->cur_epoch, (long long)nd->acc_epoch);
+	if (zab_epoch_of(log_last(nd)) > nd->cur_epoch)
+		s->st->epoch_below_log++;
 out:
 	free(dir);
 }

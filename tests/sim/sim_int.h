@@ -250,6 +250,7 @@ struct node {
 	int64_t followed_epoch;  /* epoch: a rejoin comes back to both */
 	bool looked;             /* it went LOOKING since */
 	bool crash_pending;      /* a scenario asked for a crash after this call */
+	bool dying;              /* it died inside this call: what it sends is lost */
 	size_t n_committed;      /* state[0..n_committed) came through io.commit()
 				    this life: all a compaction may keep */
 	bool serving, leading;
@@ -301,6 +302,7 @@ struct sim {
 	bool reorder, torn;
 	int64_t max_delay, max_disk;
 	double p_sync_fail;      /* a write's sync fails: that member stops */
+	double p_epoch_crash;    /* the process dies inside a save of its epochs */
 	int64_t segment_bytes, prealloc_bytes; /* file-backed runs: txnlog's sizes */
 	bool faults;
 	/* checker */
@@ -349,6 +351,8 @@ void disk_install(struct sim *s, struct node *nd);
 int disk_read(struct node *nd, int64_t after, int64_t upto,
 	      int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg);
 void disk_close(struct sim *s, struct node *nd);
+int disk_save_epochs(struct sim *s, struct node *nd, int64_t accepted, int64_t current,
+		     bool crash);
 void disk_remove(struct sim *s, struct node *nd);
 int64_t disk_synced(const struct node *nd);
 void state_tree_rebuild(struct sim *s, struct node *nd);

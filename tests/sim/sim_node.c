@@ -246,6 +246,8 @@ static int io_truncate(void *ctx, int64_t zxid)
 {
 	struct node *nd = ctx;
 	struct sim *s = nd->sim;
+	if (nd->dying)
+		return -EIO;
 	if (nd->n_durable != nd->log.n || nd->installing)
 		fail(s, "node %u truncates with appends or an install in flight", nd->id);
 	if (zxid < nd->snap_zxid) {
@@ -329,16 +331,31 @@ static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int6
 	return 0;
 }
 
+/*
+ * io.save_epochs: the node's epoch files (sim_disk.c). The process may die
+ * inside the save: the core hears of a failure, and the node is gone
+ * before anything it does about it leaves the process (io_send() drops
+ * it; after_call() crashes the node). A save it tries after that reaches
+ * no disk and is told it succeeded, so that the core does not retry
+ * within the call: a lone voter whose save fails steps down, is elected
+ * again at once and tries again, without end.
+ */
 static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
 {
 	struct node *nd = ctx;
+	struct sim *s = nd->sim;
+	if (nd->dying)
+		return 0;
 	if (accepted < nd->acc_epoch || current < nd->cur_epoch || current > accepted)
-		fail(nd->sim, "node %u saves epochs %lld/%lld over %lld/%lld", nd->id,
+		fail(s, "node %u saves epochs %lld/%lld over %lld/%lld", nd->id,
 		     (long long)accepted, (long long)current, (long long)nd->acc_epoch,
 		     (long long)nd->cur_epoch);
-	nd->acc_epoch = accepted;
-	nd->cur_epoch = current;
-	return 0;
+	if (s->faults && chance(&s->r, s->p_epoch_crash)) {
+		s->st->epoch_crashes++;
+		nd->dying = nd->crash_pending = true;
+		return disk_save_epochs(s, nd, accepted, current, true);
+	}
+	return disk_save_epochs(s, nd, accepted, current, false);
 }
 
 /* The config in force for txn zxid by the committed history: the
@@ -673,7 +690,7 @@ void node_crash(struct sim *s, struct node *nd)
 	zab_free(nd->z);
 	nd->z = NULL;
 	nd->up = false;
-	nd->crash_pending = false;
+	nd->crash_pending = nd->dying = false;
 	/* Unsynced appends: a torn disk keeps some of them, else all go
 	 * (files: sim_disk.c; in memory: a prefix, by whole txns). A member
 	 * that stopped for a failed sync has no write in flight. */
