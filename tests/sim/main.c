@@ -11,11 +11,11 @@
  *   zab_sim --soak [--seeds K] [--steps N]
  *                                 many more seeds from a time-derived base
  *   --base B                      where the CI set's seed sequence starts
- *   --disk files|memory           only this disk: server/txnlog.c files in
- *                                 a temporary directory (made under
+ *   --disk files|memory           only this disk: server/txnlog.c files,
+ *                                 snapshot files and epoch files in a
+ *                                 temporary directory (made under
  *                                 $TMPDIR or /tmp, removed at exit; real
- *                                 fdatasyncs, so slower), or a list in
- *                                 memory
+ *                                 fsyncs, so slower), or lists in memory
  *   -v                            per-run knobs and figures
  *
  * Exit codes: 0 pass; 1 a safety invariant broke; 2 the healed cluster
@@ -151,6 +151,8 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->leader_pauses += b->leader_pauses;
 	a->sync_failures += b->sync_failures;
 	a->torn_writes += b->torn_writes;
+	a->snap_files += b->snap_files;
+	a->snap_crashes += b->snap_crashes;
 	a->epoch_crashes += b->epoch_crashes;
 	a->epoch_below_log += b->epoch_below_log;
 	a->sim_ms += b->sim_ms;
@@ -166,7 +168,8 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " link drops, %" PRIu64 " rejoins | %" PRIu64 " reads, %" PRIu64 " confirmed | %" PRIu64
 	       " observer commits | %" PRIu64 " reconfigs proposed, %" PRIu64 " committed, %" PRIu64
 	       " leader crashes in one | %" PRIu64 " pauses, %" PRIu64 " of leaders | %" PRIu64
-	       " failed syncs, %" PRIu64 " torn writes, %" PRIu64 " crashes saving epochs, %" PRIu64
+	       " failed syncs, %" PRIu64 " torn writes | %" PRIu64 " snapshot files, %" PRIu64
+	       " crashes writing one, %" PRIu64 " crashes saving epochs, %" PRIu64
 	       " restarts with the log above currentEpoch\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
@@ -174,7 +177,7 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins, t->reads,
 	       t->reads_confirmed, t->observer_commits, t->reconfigs_proposed, t->reconfigs_committed,
 	       t->crash_in_reconfig, t->pauses, t->leader_pauses, t->sync_failures, t->torn_writes,
-	       t->epoch_crashes, t->epoch_below_log);
+	       t->snap_files, t->snap_crashes, t->epoch_crashes, t->epoch_below_log);
 	fflush(stdout);
 }
 

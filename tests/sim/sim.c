@@ -40,7 +40,12 @@
  * make; a restart reads back (epoch_load()) the epochs last saved, whole,
  * whatever a crash inside a save left, and currentEpoch <= acceptedEpoch.
  * (A restart whose log holds a zxid of an epoch above currentEpoch, which
- * quorumd refuses, is counted, not failed: see disk_open().)
+ * quorumd refuses, is counted, not failed: see disk_open().) A member's
+ * own snapshot file is of its tree at its last commit; a restart recovers
+ * from the newest snapshot made durable (never from what a crash left of
+ * one being written: recovery deletes it) holding exactly the txns it was
+ * taken of, and the tree recovered from that snapshot and the log after it
+ * equals, node for node, the tree its durable history makes txn by txn.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,6 +54,7 @@
 #include <string.h>
 
 #include "sim_int.h"
+#include "snapshot.h"
 
 /* ---- network -------------------------------------------------------------------- */
 
@@ -647,6 +653,7 @@ static void swarm(struct sim *s)
 	/* Drawn after the rest: a seed's other knobs are what they were
 	 * before these faults came. */
 	s->p_epoch_crash = knob(r, 0.02);
+	s->p_snap_crash = knob(r, 0.3);
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
 		s->p_crash = 0.0005;
@@ -683,7 +690,7 @@ static void swarm(struct sim *s)
 		/* Nothing else goes wrong: the leader and the rest of the quorum
 		 * are healthy, so any new epoch is a disturbance. */
 		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = s->p_pause = 0;
-		s->p_sync_fail = s->p_epoch_crash = 0;
+		s->p_sync_fail = s->p_epoch_crash = s->p_snap_crash = 0;
 		s->reorder = false; /* links are FIFO, as TCP is */
 		if (s->o.scenario == SCN_LEADER_LINK) {
 			s->p_leader_link = 0.002 + rng_unit(r) * 0.02;
@@ -707,6 +714,8 @@ static void sim_free(struct sim *s)
 		disk_remove(s, nd);
 		tree_free(nd->tree);
 		tree_free(nd->inst_tree);
+		tree_free(nd->rec_tree);
+		free(nd->inst_img);
 		free(nd->snap.v);
 		free(nd->log.v);
 		free(nd->inst.v);
@@ -720,6 +729,7 @@ static void sim_free(struct sim *s)
 	free(s->D.v);
 	free(s->G.v);
 	free(s->gcfg);
+	snapshot_writer_free(s->snap_writer);
 }
 
 /* ---- liveness ------------------------------------------------------------------------ */
@@ -862,10 +872,11 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 		fprintf(stderr,
 			"  voters=%d observers=%d others=%d reconfig=%.4f loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
 			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f "
-			"sync_fail=%.4f epoch_crash=%.4f segment=%lld prealloc=%lld\n",
+			"sync_fail=%.4f epoch_crash=%.4f snap_crash=%.3f segment=%lld prealloc=%lld\n",
 			s.n_voters, s.n_observers, s.n - s.n_voters - s.n_observers, s.p_reconfig, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
-			s.p_compact, s.p_reset, s.p_sync_fail, s.p_epoch_crash, (long long)s.segment_bytes,
+			s.p_compact, s.p_reset, s.p_sync_fail, s.p_epoch_crash, s.p_snap_crash,
+			(long long)s.segment_bytes,
 			(long long)s.prealloc_bytes);
 	st->sim_ms = s.now;
 	sim_free(&s);

@@ -1,6 +1,7 @@
 /*
- * sim_disk: what a simulated member keeps: its txn log on disk, and the
- * tree it applies committed txns to — quorumd's own modules for both.
+ * sim_disk: what a simulated member keeps: its txn log, its snapshots and
+ * its epochs on disk, and the tree it applies committed txns to —
+ * quorumd's own modules for each.
  *
  * The log. In a file-backed run (sim_options.disk_dir) each node's log is
  * server/txnlog.c in a directory of its own. The node's appends wait in
@@ -23,12 +24,27 @@
  * temporary file torn or whole beside the old value, or the new value
  * renamed into place though the call never returned.
  *
- * A node's own durable snapshot stays the in-memory list of (zxid, id)
- * that sim_node.c keeps (nd->snap), not a snapshot file; a compaction
- * purges the segments it covers (txnlog_purge()) and an install removes
- * every segment, as storage does. What a leader sends a follower (SNAP)
- * is the real image of its tree (snapshot.c), which the follower loads
- * and must find equal to the tree the image's txns make.
+ * The snapshots. A compaction (sim_node.c, at seeded moments) snapshots
+ * the node's tree as of its last commit into its directory as quorumd's
+ * forked writer does, snapshot_writer_stream(): a temporary file, fsync,
+ * rename, fsync of the directory (disk_snapshot()); then purges as
+ * storage_purge() does (the newest SNAP_RETAIN snapshots stay, and the
+ * log segments they need). The process may die while it writes one
+ * (disk_snapshot_torn()): before the rename reached the disk, a prefix of
+ * the image or all of it in snapshot.<zxid>.tmp; after, the new snapshot
+ * without the purge. A leader's snapshot (SNAP) is installed as
+ * storage_install_snapshot() does it: newer snapshots and every log
+ * segment go, and the image is written with snapshot_write(). A boot
+ * recovers as storage_recover() does: snapshot_list() (which deletes a
+ * partial snapshot), snapshot_load_newest(), then every txn the log holds
+ * after that snapshot applied to the tree it loaded. That snapshot must be
+ * the newest made durable and hold the txns it was taken of (nd->snap, the
+ * checker's list), and the tree recovered must be, node for node, the one
+ * the node's state makes txn by txn (state_tree_recovered()), which it
+ * then replaces. A memory-only run keeps its snapshot as nd->snap alone.
+ * What a leader sends a follower (SNAP) is the real image of its tree
+ * (snapshot.c), which the follower loads and must find equal to the tree
+ * the image's txns make.
  *
  * The tree. Every node applies its state, txn by txn, to a server/tree.c
  * tree: at each commit, and from scratch when its state is rebuilt
@@ -153,6 +169,10 @@ uint64_t txn_decode(const uint8_t *b, size_t len, int64_t *zxid)
 	return 0;
 }
 
+/* Snapshots a member keeps, as storage's purge does at the least
+ * (autopurge.snapRetainCount's floor). */
+#define SNAP_RETAIN 3
+
 /* ---- the log on disk ------------------------------------------------------------------- */
 
 static char *node_dir(const struct sim *s, const struct node *nd)
@@ -272,6 +292,7 @@ struct reopen {
 	struct sim *s;
 	struct node *nd;
 	struct elist got;
+	struct tree *rec; /* the snapshot loaded, each txn read applied to it */
 };
 
 static int reopen_one(void *ctx, const Quorum__Txn *t)
@@ -284,8 +305,88 @@ static int reopen_one(void *ctx, const Quorum__Txn *t)
 		     ZX(t->zxid));
 		return -1;
 	}
+	struct tree_apply_result res;
+	if (tree_apply(r->rec, t, NULL, &res) < 0 || !zk_ok(res.err)) {
+		fail(r->s, "node %u's recovery cannot apply (%lld,%lld) of its log to its "
+			"snapshot", r->nd->id, ZX(t->zxid));
+		return -1;
+	}
 	elist_push(&r->got, (struct entry){t->zxid, id});
 	return 0;
+}
+
+static int txn_of_node(void *ctx, const struct znode *n);
+static int by_zxid(const void *a, const void *b);
+
+struct txns_of {
+	struct elist *out;
+	bool stranger; /* a node that is no txn of this run */
+};
+
+/* Whether dir holds a snapshot's temporary file. */
+static bool partial_snapshot_left(const char *dir)
+{
+	DIR *d = opendir(dir);
+	bool any = false;
+	for (struct dirent *e; d && (e = readdir(d));)
+		any |= !strncmp(e->d_name, "snapshot.", 9) && strstr(e->d_name, ".tmp");
+	if (d)
+		closedir(d);
+	return any;
+}
+
+/*
+ * Boot, before the log is read: recovery's snapshot, as storage_recover()
+ * finds it — snapshot_list() (which deletes what a crash left of one being
+ * written) and snapshot_load_newest() — into a new tree, *zxid its zxid.
+ * It must be the newest snapshot made durable, and hold the txns it was
+ * taken of (nd->snap). NULL after failing the run.
+ */
+static struct tree *snapshot_recover(struct sim *s, struct node *nd, const char *dir,
+				     int64_t *zxid)
+{
+	struct snapshot_file *files = NULL;
+	size_t n = 0;
+	struct tree *t = tree_new();
+	if (!t) {
+		fail(s, "tree_new: out of memory");
+		return NULL;
+	}
+	int rc = snapshot_list(dir, nd->dirfd, false, &files, &n);
+	if (rc == 0)
+		rc = snapshot_load_newest(dir, files, n, t, NULL, NULL, zxid);
+	free(files);
+	if (rc < 0) {
+		fail(s, "node %u's snapshots do not recover: %s", nd->id, strerror(-rc));
+		goto err;
+	}
+	if (partial_snapshot_left(dir)) {
+		fail(s, "node %u's recovery left a partial snapshot in place", nd->id);
+		goto err;
+	}
+	if (*zxid != nd->snap_zxid) {
+		fail(s, "node %u recovers from snapshot (%lld,%lld), but its newest durable one is "
+			"(%lld,%lld)", nd->id, ZX(*zxid), ZX(nd->snap_zxid));
+		goto err;
+	}
+	struct elist got = {0};
+	struct txns_of to = {.out = &got};
+	tree_walk(t, txn_of_node, &to);
+	if (got.n)
+		qsort(got.v, got.n, sizeof(*got.v), by_zxid);
+	bool same = !to.stranger && got.n == nd->snap.n;
+	for (size_t i = 0; same && i < got.n; i++)
+		same = got.v[i].zxid == nd->snap.v[i].zxid && got.v[i].id == nd->snap.v[i].id;
+	free(got.v);
+	if (!same) {
+		fail(s, "node %u's snapshot (%lld,%lld) holds other txns than it was taken of",
+		     nd->id, ZX(*zxid));
+		goto err;
+	}
+	return t;
+err:
+	tree_free(t);
+	return NULL;
 }
 
 /*
@@ -323,8 +424,12 @@ void disk_open(struct sim *s, struct node *nd)
 		fail(s, "node %u's log does not open after a crash: %s", nd->id, err);
 		goto out;
 	}
-	struct reopen r = {.s = s, .nd = nd};
-	rc = txnlog_read(nd->tl, nd->snap_zxid, reopen_one, &r);
+	int64_t snap_zxid = 0;
+	struct tree *rec = snapshot_recover(s, nd, dir, &snap_zxid);
+	if (!rec)
+		goto out;
+	struct reopen r = {.s = s, .nd = nd, .rec = rec};
+	rc = txnlog_read(nd->tl, snap_zxid, reopen_one, &r);
 	if (rc < 0 && !s->failed)
 		fail(s, "node %u's log does not read back: %s", nd->id, strerror(-rc));
 	for (size_t i = 0; i < nd->n_written && !s->failed; i++)
@@ -335,6 +440,8 @@ void disk_open(struct sim *s, struct node *nd)
 	elist_copy(&nd->log, r.got.v, r.got.n);
 	free(r.got.v);
 	nd->n_durable = nd->n_written = nd->log.n;
+	tree_free(nd->rec_tree);
+	nd->rec_tree = rec;
 	epochs_reload(s, nd, dir);
 	/* quorumd starts only if they fit the log (replica_start()). A
 	 * follower logs the txns of its leader's epoch that a sync carries
@@ -512,27 +619,165 @@ int disk_truncate(struct sim *s, struct node *nd, int64_t zxid)
 	return rc;
 }
 
-/* A compaction to nd->snap_zxid: the segments it covers go, and the next
- * write begins a segment. */
+/* The tree a compaction snapshots: the node's, at its last commit. After
+ * a truncation its tree may hold logged txns past that (state past
+ * n_committed): then a tree of state[0..n_committed) of its own, which
+ * *own is set to (for the caller to free). NULL after failing the run. */
+static struct tree *tree_to_snapshot(struct sim *s, struct node *nd, struct tree **own)
+{
+	*own = NULL;
+	if (nd->n_committed == nd->state.n)
+		return nd->tree;
+	struct tree *t = tree_new();
+	for (size_t i = 0; t && i < nd->n_committed; i++) {
+		struct txn_parts p;
+		txn_build(&p, nd->state.v[i].id, nd->state.v[i].zxid);
+		struct tree_apply_result res;
+		if (tree_apply(t, &p.txn, NULL, &res) < 0 || !zk_ok(res.err)) {
+			fail(s, "node %u's snapshot tree refuses (%lld,%lld)", nd->id,
+			     ZX(nd->state.v[i].zxid));
+			tree_free(t);
+			return NULL;
+		}
+	}
+	if (!t)
+		fail(s, "tree_new: out of memory");
+	return *own = t;
+}
+
+/* The snapshot of a compaction, as of zxid (the node's last commit): the
+ * file written as quorumd's forked child writes it,
+ * snapshot_writer_stream() (a temporary file, fsync, rename, fsync of the
+ * directory). The next write begins a segment. */
+void disk_snapshot(struct sim *s, struct node *nd, int64_t zxid)
+{
+	if (!nd->tl)
+		return;
+	struct tree *own, *t = tree_to_snapshot(s, nd, &own);
+	if (!t)
+		return;
+	if (tree_last_zxid(t) != zxid) {
+		fail(s, "node %u snapshots a tree at (%lld,%lld) as of (%lld,%lld)", nd->id,
+		     ZX(tree_last_zxid(t)), ZX(zxid));
+		tree_free(own);
+		return;
+	}
+	if (!s->snap_writer && !(s->snap_writer = snapshot_writer_new())) {
+		fail(s, "snapshot_writer_new: out of memory");
+		tree_free(own);
+		return;
+	}
+	struct snapshot_outcome out;
+	snapshot_writer_stream(s->snap_writer, nd->dirfd, t, NULL, 0, &out);
+	if (out.status < 0)
+		fail(s, "node %u: writing snapshot (%lld,%lld): %s: %s", nd->id, ZX(zxid),
+		     snapshot_step_name((enum snapshot_step)out.step), strerror(-out.status));
+	tree_free(own);
+	s->st->snap_files++;
+	nd->roll_next = true;
+}
+
+/* What a crash while the snapshot was written leaves when its rename had
+ * not reached the disk: snapshot.<zxid>.tmp, a prefix of the image or all
+ * of it. */
+void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole)
+{
+	if (!nd->tl)
+		return;
+	struct snapshot_image img;
+	struct tree *own, *t = tree_to_snapshot(s, nd, &own);
+	if (!t)
+		return;
+	int rc = snapshot_serialize(t, NULL, 0, &img);
+	tree_free(own);
+	if (rc < 0) {
+		fail(s, "snapshot_serialize: out of memory");
+		return;
+	}
+	char name[48];
+	snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)img.zxid);
+	size_t len = whole ? img.len : (size_t)between(&s->r, 0, (int64_t)img.len - 1);
+	int fd = openat(nd->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || (len && pwrite(fd, img.buf, len, 0) != (ssize_t)len))
+		fail(s, "node %u: writing %s: %s", nd->id, name, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	snapshot_image_free(&img);
+}
+
+/* The snapshots of one node's directory, oldest first (snapshot_list()). */
+static struct snapshot_file *snapshots_of(struct sim *s, struct node *nd, const char *dir,
+					  size_t *n)
+{
+	struct snapshot_file *f = NULL;
+	*n = 0;
+	int rc = snapshot_list(dir, nd->dirfd, false, &f, n);
+	if (rc < 0)
+		fail(s, "node %u: snapshot_list: %s", nd->id, strerror(-rc));
+	return f;
+}
+
+static void snapshot_unlink(struct sim *s, struct node *nd, int64_t zxid)
+{
+	char name[40];
+	snprintf(name, sizeof(name), "snapshot.%016" PRIx64, (uint64_t)zxid);
+	if (unlinkat(nd->dirfd, name, 0) < 0)
+		fail(s, "node %u: unlink %s: %s", nd->id, name, strerror(errno));
+}
+
+/* After a compaction's snapshot, the purge storage_purge() makes: with
+ * SNAP_RETAIN snapshots or more, the older ones go, and the log segments
+ * only they needed (txnlog_purge() to the oldest kept). */
 void disk_compact(struct sim *s, struct node *nd)
 {
 	if (!nd->tl)
 		return;
-	int rc = txnlog_purge(nd->tl, nd->snap_zxid);
-	if (rc < 0)
-		fail(s, "node %u: txnlog_purge: %s", nd->id, strerror(-rc));
-	nd->roll_next = true;
+	char *dir = node_dir(s, nd);
+	size_t n;
+	struct snapshot_file *f = snapshots_of(s, nd, dir, &n);
+	if (n >= SNAP_RETAIN) {
+		for (size_t i = 0; i + SNAP_RETAIN < n; i++)
+			snapshot_unlink(s, nd, f[i].zxid);
+		if (n > SNAP_RETAIN)
+			fsync(nd->dirfd);
+		int rc = txnlog_purge(nd->tl, f[n - SNAP_RETAIN].zxid);
+		if (rc < 0)
+			fail(s, "node %u: txnlog_purge: %s", nd->id, strerror(-rc));
+	}
+	free(f);
+	free(dir);
 }
 
-/* A snapshot installed: every segment goes, as storage_install_snapshot()
- * drops them, and the next write begins a segment past the gap. */
+/* A leader's snapshot installed, as storage_install_snapshot() does it:
+ * the node's snapshots as new or newer go, then every log segment, then
+ * the image is written (snapshot_write()); the next write begins a segment
+ * past the gap. */
 void disk_install(struct sim *s, struct node *nd)
 {
 	if (!nd->tl)
 		return;
+	char *dir = node_dir(s, nd);
+	size_t n;
+	struct snapshot_file *f = snapshots_of(s, nd, dir, &n);
+	bool dropped = false;
+	for (size_t i = 0; i < n; i++)
+		if (f[i].zxid >= nd->inst_zxid) {
+			snapshot_unlink(s, nd, f[i].zxid);
+			dropped = true;
+		}
+	if (dropped)
+		fsync(nd->dirfd);
+	free(f);
 	int rc = txnlog_truncate_after(nd->tl, 0);
 	if (rc < 0)
 		fail(s, "node %u: txnlog_truncate_after(0): %s", nd->id, strerror(-rc));
+	struct snapshot_image img = {.buf = nd->inst_img, .len = nd->inst_len,
+				     .zxid = nd->inst_zxid};
+	if (!s->failed && (rc = snapshot_write(dir, nd->dirfd, &img)) < 0)
+		fail(s, "node %u: snapshot_write: %s", nd->id, strerror(-rc));
+	free(nd->inst_img);
+	nd->inst_img = NULL;
+	free(dir);
 	nd->n_written = 0;
 	nd->roll_next = true;
 }
@@ -734,11 +979,6 @@ int state_tree_image(struct sim *s, struct node *nd, uint8_t **bytes, size_t *le
 	return 0;
 }
 
-struct txns_of {
-	struct elist *out;
-	bool stranger; /* a node that is no txn of this run */
-};
-
 static int txn_of_node(void *ctx, const struct znode *n)
 {
 	struct txns_of *t = ctx;
@@ -837,4 +1077,33 @@ void state_tree_installed(struct sim *s, struct node *nd)
 		     (int)znode_path(c.differs).len, znode_path(c.differs).s);
 	tree_free(nd->inst_tree);
 	nd->inst_tree = NULL;
+}
+
+/* Boot: the tree recovery made of the node's files (its snapshot, then
+ * its log: disk_open()) must be the tree its state makes txn by txn, node
+ * for node; it then becomes the node's tree. */
+void state_tree_recovered(struct sim *s, struct node *nd)
+{
+	struct tree *rec = nd->rec_tree;
+	nd->rec_tree = NULL;
+	if (!rec || !nd->tree || s->failed) {
+		tree_free(rec);
+		return;
+	}
+	struct same c = {.other = nd->tree};
+	if (tree_node_count(rec) != tree_node_count(nd->tree))
+		fail(s, "node %u recovers a tree of %lld nodes from its files, its txns make %lld",
+		     nd->id, (long long)tree_node_count(rec), (long long)tree_node_count(nd->tree));
+	else if (tree_last_zxid(rec) != tree_last_zxid(nd->tree))
+		fail(s, "node %u recovers a tree at (%lld,%lld) from its files, its txns' is at "
+			"(%lld,%lld)", nd->id, ZX(tree_last_zxid(rec)), ZX(tree_last_zxid(nd->tree)));
+	else if (tree_walk(rec, same_node, &c) && c.differs)
+		fail(s, "node %u recovers a tree from its files whose %.*s differs from its txns'",
+		     nd->id, (int)znode_path(c.differs).len, znode_path(c.differs).s);
+	if (s->failed) {
+		tree_free(rec);
+		return;
+	}
+	tree_free(nd->tree);
+	nd->tree = rec;
 }
