@@ -254,14 +254,40 @@ static void complete_append(struct sim *s, struct node *nd)
 	after_call(s, nd);
 }
 
+/*
+ * The install completes: the node's disk becomes the leader's snapshot
+ * (disk_install()), its state that snapshot's txns. The process may die
+ * on the way, in storage_install_snapshot()'s order (newer snapshots
+ * dropped, the log truncated, the image written): with the log gone and
+ * the image not yet renamed in (a torn or whole temporary file beside its
+ * older snapshot), or with the image in place, before the core hears of
+ * it.
+ */
 static void complete_install(struct sim *s, struct node *nd)
 {
 	nd->installing = false;
+	int crash = s->faults && nd->snap_zxid < nd->inst_zxid &&
+				    chance(&s->r, s->p_install_crash)
+			    ? (int)between(&s->r, 0, 2)
+			    : -1;
+	if (crash >= 0)
+		s->st->install_crashes++;
+	if (crash == 0 || crash == 1) {
+		disk_install_torn(s, nd, crash == 1);
+		nd->log.n = 0;
+		nd->n_durable = nd->n_written = 0;
+		node_crash(s, nd);
+		return;
+	}
 	elist_copy(&nd->snap, nd->inst.v, nd->inst.n);
 	nd->snap_zxid = nd->inst_zxid;
 	nd->log.n = 0;
 	nd->n_durable = nd->n_written = 0;
 	disk_install(s, nd);
+	if (crash == 2) {
+		node_crash(s, nd);
+		return;
+	}
 	elist_copy(&nd->state, nd->snap.v, nd->snap.n);
 	state_tree_rebuild(s, nd);
 	state_tree_installed(s, nd);
@@ -654,6 +680,9 @@ static void swarm(struct sim *s)
 	 * before these faults came. */
 	s->p_epoch_crash = knob(r, 0.02);
 	s->p_snap_crash = knob(r, 0.3);
+	s->p_install_crash = knob(r, 0.3);
+	if (!s->o.install_crash)
+		s->p_install_crash = 0; /* drawn all the same: the run is the same otherwise */
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
 		s->p_crash = 0.0005;
@@ -690,7 +719,7 @@ static void swarm(struct sim *s)
 		/* Nothing else goes wrong: the leader and the rest of the quorum
 		 * are healthy, so any new epoch is a disturbance. */
 		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = s->p_pause = 0;
-		s->p_sync_fail = s->p_epoch_crash = s->p_snap_crash = 0;
+		s->p_sync_fail = s->p_epoch_crash = s->p_snap_crash = s->p_install_crash = 0;
 		s->reorder = false; /* links are FIFO, as TCP is */
 		if (s->o.scenario == SCN_LEADER_LINK) {
 			s->p_leader_link = 0.002 + rng_unit(r) * 0.02;

@@ -34,7 +34,9 @@
  * the image or all of it in snapshot.<zxid>.tmp; after, the new snapshot
  * without the purge. A leader's snapshot (SNAP) is installed as
  * storage_install_snapshot() does it: newer snapshots and every log
- * segment go, and the image is written with snapshot_write(). A boot
+ * segment go, and the image is written with snapshot_write(); with
+ * sim_options.install_crash the process may die after the log went and
+ * before the image was renamed in (disk_install_torn()). A boot
  * recovers as storage_recover() does: snapshot_list() (which deletes a
  * partial snapshot), snapshot_load_newest(), then every txn the log holds
  * after that snapshot applied to the tree it loaded. That snapshot must be
@@ -703,6 +705,28 @@ void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole)
 	if (fd >= 0)
 		close(fd);
 	snapshot_image_free(&img);
+}
+
+/* What a crash inside storage_install_snapshot() leaves after it truncated
+ * the log and before the image's rename reached the disk: no log, the
+ * node's older snapshots, and snapshot.<zxid>.tmp holding a prefix of the
+ * image or all of it. (No snapshot of the node is as new as the image:
+ * the caller made sure, so none was dropped.) */
+void disk_install_torn(struct sim *s, struct node *nd, bool whole)
+{
+	if (!nd->tl)
+		return;
+	int rc = txnlog_truncate_after(nd->tl, 0);
+	if (rc < 0)
+		fail(s, "node %u: txnlog_truncate_after(0): %s", nd->id, strerror(-rc));
+	char name[48];
+	snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)nd->inst_zxid);
+	size_t len = whole ? nd->inst_len : (size_t)between(&s->r, 0, (int64_t)nd->inst_len - 1);
+	int fd = openat(nd->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || (len && pwrite(fd, nd->inst_img, len, 0) != (ssize_t)len))
+		fail(s, "node %u: writing %s: %s", nd->id, name, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 /* The snapshots of one node's directory, oldest first (snapshot_list()). */

@@ -311,6 +311,7 @@ struct sim {
 	double p_sync_fail;      /* a write's sync fails: that member stops */
 	double p_epoch_crash;    /* the process dies inside a save of its epochs */
 	double p_snap_crash;     /* ...or while it writes a snapshot of its own */
+	double p_install_crash;  /* ...or while it installs a leader's */
 	struct snapshot_writer *snap_writer; /* snapshot.c's, for every member */
 	int64_t segment_bytes, prealloc_bytes; /* file-backed runs: txnlog's sizes */
 	bool faults;
@@ -359,6 +360,7 @@ void disk_snapshot(struct sim *s, struct node *nd, int64_t zxid);
 void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole);
 void disk_compact(struct sim *s, struct node *nd);
 void disk_install(struct sim *s, struct node *nd);
+void disk_install_torn(struct sim *s, struct node *nd, bool whole);
 int disk_read(struct node *nd, int64_t after, int64_t upto,
 	      int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg);
 void disk_close(struct sim *s, struct node *nd);
