@@ -43,7 +43,8 @@
  * quorumd refuses, is counted, not failed: see disk_open().) A member's
  * own snapshot file is of its tree at its last commit; a restart recovers
  * from the newest snapshot made durable (never from what a crash left of
- * one being written: recovery deletes it) holding exactly the txns it was
+ * one being written: recovery deletes it; past a rotten newest one, from
+ * the one before and the longer log) holding exactly the txns it was
  * taken of, and the tree recovered from that snapshot and the log after it
  * equals, node for node, the tree its durable history makes txn by txn.
  */
@@ -266,10 +267,9 @@ static void complete_append(struct sim *s, struct node *nd)
 static void complete_install(struct sim *s, struct node *nd)
 {
 	nd->installing = false;
-	int crash = s->faults && nd->snap_zxid < nd->inst_zxid &&
-				    chance(&s->r, s->p_install_crash)
-			    ? (int)between(&s->r, 0, 2)
-			    : -1;
+	int crash = -1;
+	if (s->faults && nd->snap_zxid < nd->inst_zxid && chance(&s->r, s->p_install_crash))
+		crash = (int)between(&s->r, 0, 2);
 	if (crash >= 0)
 		s->st->install_crashes++;
 	if (crash == 0 || crash == 1) {
@@ -582,6 +582,8 @@ static void faults(struct sim *s)
 		struct node *nd = &s->nodes[i];
 		if (nd->up && chance(r, s->p_crash))
 			node_crash(s, nd);
+		else if (!nd->up && chance(r, s->p_rot))
+			disk_rot(s, nd);
 		else if (!nd->up && chance(r, s->p_restart)) {
 			s->st->restarts++;
 			node_boot(s, nd, true);
@@ -683,6 +685,7 @@ static void swarm(struct sim *s)
 	s->p_install_crash = knob(r, 0.3);
 	if (!s->o.install_crash)
 		s->p_install_crash = 0; /* drawn all the same: the run is the same otherwise */
+	s->p_rot = knob(r, 0.01);
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
 		s->p_crash = 0.0005;
@@ -720,6 +723,7 @@ static void swarm(struct sim *s)
 		 * are healthy, so any new epoch is a disturbance. */
 		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = s->p_pause = 0;
 		s->p_sync_fail = s->p_epoch_crash = s->p_snap_crash = s->p_install_crash = 0;
+		s->p_rot = 0;
 		s->reorder = false; /* links are FIFO, as TCP is */
 		if (s->o.scenario == SCN_LEADER_LINK) {
 			s->p_leader_link = 0.002 + rng_unit(r) * 0.02;
@@ -901,11 +905,12 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 		fprintf(stderr,
 			"  voters=%d observers=%d others=%d reconfig=%.4f loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
 			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f "
-			"sync_fail=%.4f epoch_crash=%.4f snap_crash=%.3f segment=%lld prealloc=%lld\n",
+			"sync_fail=%.4f epoch_crash=%.4f snap_crash=%.3f install_crash=%.3f rot=%.4f "
+			"segment=%lld prealloc=%lld\n",
 			s.n_voters, s.n_observers, s.n - s.n_voters - s.n_observers, s.p_reconfig, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
 			s.p_compact, s.p_reset, s.p_sync_fail, s.p_epoch_crash, s.p_snap_crash,
-			(long long)s.segment_bytes,
+			s.p_install_crash, s.p_rot, (long long)s.segment_bytes,
 			(long long)s.prealloc_bytes);
 	st->sim_ms = s.now;
 	sim_free(&s);

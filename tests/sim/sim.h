@@ -17,7 +17,7 @@
  * installs a leader's), leaving what a real crash there could; and
  * a restart recovers through quorumd's functions (the newest valid
  * snapshot, then the log; the epoch files) and must find what was durable
- * before the crash (a memory-only run keeps its snapshot and epochs in
+ * before the crash, also when its newest snapshot file rotted meanwhile (a memory-only run keeps its snapshot and epochs in
  * memory). It runs over a simulated network
  * (loss, duplication, reordering, delay, partitions, link resets; a
  * crash is seen by the peers as a reset, as a killed process's
@@ -92,6 +92,8 @@ struct sim_stats {
 	uint64_t snap_files;       /* members' own snapshots written to their files */
 	uint64_t snap_crashes;     /* crashes while one was being written */
 	uint64_t install_crashes;  /* crashes while a leader's was being installed */
+	uint64_t snap_rots;        /* a member's newest snapshot file made corrupt:
+				      its restart falls back to the one before */
 	uint64_t epoch_crashes;    /* crashes inside a save of the epochs */
 	uint64_t epoch_below_log;  /* restarts with a logged zxid of an epoch above
 				      currentEpoch: quorumd would refuse them */

@@ -40,8 +40,9 @@
  * recovers as storage_recover() does: snapshot_list() (which deletes a
  * partial snapshot), snapshot_load_newest(), then every txn the log holds
  * after that snapshot applied to the tree it loaded. That snapshot must be
- * the newest made durable and hold the txns it was taken of (nd->snap, the
- * checker's list), and the tree recovered must be, node for node, the one
+ * the newest made durable (or, when a down member's newest snapshot file
+ * rotted, disk_rot(), the one before it, with the log after that one) and
+ * hold the txns it was taken of (nd->snap, the checker's list), and the tree recovered must be, node for node, the one
  * the node's state makes txn by txn (state_tree_recovered()), which it
  * then replaces. A memory-only run keeps its snapshot as nd->snap alone.
  * What a leader sends a follower (SNAP) is the real image of its tree
@@ -719,6 +720,7 @@ void disk_install_torn(struct sim *s, struct node *nd, bool whole)
 	int rc = txnlog_truncate_after(nd->tl, 0);
 	if (rc < 0)
 		fail(s, "node %u: txnlog_truncate_after(0): %s", nd->id, strerror(-rc));
+	nd->log_from = nd->snap_zxid; /* no log: nothing older can be replayed forward */
 	char name[48];
 	snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)nd->inst_zxid);
 	size_t len = whole ? nd->inst_len : (size_t)between(&s->r, 0, (int64_t)nd->inst_len - 1);
@@ -760,13 +762,18 @@ void disk_compact(struct sim *s, struct node *nd)
 	size_t n;
 	struct snapshot_file *f = snapshots_of(s, nd, dir, &n);
 	if (n >= SNAP_RETAIN) {
-		for (size_t i = 0; i + SNAP_RETAIN < n; i++)
+		for (size_t i = 0; i + SNAP_RETAIN < n; i++) {
 			snapshot_unlink(s, nd, f[i].zxid);
+			if (f[i].zxid == nd->rotten)
+				nd->rotten = 0;
+		}
 		if (n > SNAP_RETAIN)
 			fsync(nd->dirfd);
 		int rc = txnlog_purge(nd->tl, f[n - SNAP_RETAIN].zxid);
 		if (rc < 0)
 			fail(s, "node %u: txnlog_purge: %s", nd->id, strerror(-rc));
+		if (f[n - SNAP_RETAIN].zxid > nd->log_from)
+			nd->log_from = f[n - SNAP_RETAIN].zxid;
 	}
 	free(f);
 	free(dir);
@@ -788,6 +795,8 @@ void disk_install(struct sim *s, struct node *nd)
 		if (f[i].zxid >= nd->inst_zxid) {
 			snapshot_unlink(s, nd, f[i].zxid);
 			dropped = true;
+			if (f[i].zxid == nd->rotten)
+				nd->rotten = 0;
 		}
 	if (dropped)
 		fsync(nd->dirfd);
@@ -803,7 +812,71 @@ void disk_install(struct sim *s, struct node *nd)
 	nd->inst_img = NULL;
 	free(dir);
 	nd->n_written = 0;
+	nd->log_from = nd->inst_zxid;
 	nd->roll_next = true;
+}
+
+/*
+ * A down member's newest snapshot file rots: a byte of it changes, which
+ * its CRC catches. Its restart must then fall back to the snapshot before
+ * it (snapshot_load_newest()) and replay the longer log after that one,
+ * to the same history. Only where that works in quorumd too: a snapshot
+ * before it, not rotten itself, that the log reaches back to (none since
+ * an install, which truncates the log, nor purged past).
+ */
+void disk_rot(struct sim *s, struct node *nd)
+{
+	if (!s->o.disk_dir || nd->up)
+		return;
+	char *dir = node_dir(s, nd);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct snapshot_file *f = NULL;
+	size_t n = 0;
+	if (dfd < 0 || snapshot_list(dir, dfd, true, &f, &n) < 0 || n < 2 ||
+	    f[n - 1].zxid != nd->snap_zxid || f[n - 2].zxid == nd->rotten ||
+	    f[n - 2].zxid < nd->log_from)
+		goto out;
+	int64_t older = f[n - 2].zxid;
+	char name[40];
+	snprintf(name, sizeof(name), "snapshot.%016" PRIx64, (uint64_t)nd->snap_zxid);
+	int fd = openat(dfd, name, O_RDWR | O_CLOEXEC);
+	uint8_t b;
+	off_t at = (off_t)between(&s->r, 0, f[n - 1].size - 1);
+	if (fd < 0 || pread(fd, &b, 1, at) != 1 ||
+	    (b ^= (uint8_t)between(&s->r, 1, 255), pwrite(fd, &b, 1, at) != 1)) {
+		fail(s, "node %u: rotting %s: %s", nd->id, name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	s->st->snap_rots++;
+	nd->rotten = nd->snap_zxid;
+	/* What the checker expects now: the older snapshot, and the txns
+	 * after it in the log, which still holds them, ahead of the rest. */
+	size_t keep = 0;
+	while (keep < nd->snap.n && nd->snap.v[keep].zxid <= older)
+		keep++;
+	size_t k = nd->snap.n - keep;
+	struct elist moved = {0};
+	elist_copy(&moved, nd->snap.v + keep, k);
+	for (size_t i = 0; i < nd->log.n; i++)
+		elist_push(&moved, nd->log.v[i]);
+	elist_copy(&nd->log, moved.v, moved.n);
+	free(moved.v);
+	if (nd->log.n > nd->cap_done) {
+		nd->cap_done = nd->log.cap;
+		nd->done_at = realloc(nd->done_at, nd->cap_done * sizeof(*nd->done_at));
+	}
+	nd->snap.n = keep;
+	nd->snap_zxid = older;
+	nd->n_durable += k;
+	nd->n_written += k;
+out:
+	free(f);
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
 }
 
 struct read_ctx {

@@ -233,6 +233,9 @@ struct node {
 	int dirfd;               /* its directory, for txnlog's fsyncs */
 	size_t n_written;        /* log[0..n_written) went through txnlog_append()
 				    and its sync returned: what a crash keeps */
+	int64_t log_from;        /* the log files hold every txn of its history
+				    after this zxid (purges and installs move it) */
+	int64_t rotten;          /* the snapshot file made corrupt, 0: none */
 	bool roll_next;          /* compacted: the next write begins a segment,
 				    as storage does after a snapshot */
 	bool sync_fails;         /* the next write's sync fails (EIO) */
@@ -312,6 +315,7 @@ struct sim {
 	double p_epoch_crash;    /* the process dies inside a save of its epochs */
 	double p_snap_crash;     /* ...or while it writes a snapshot of its own */
 	double p_install_crash;  /* ...or while it installs a leader's */
+	double p_rot;            /* a down member's newest snapshot file rots */
 	struct snapshot_writer *snap_writer; /* snapshot.c's, for every member */
 	int64_t segment_bytes, prealloc_bytes; /* file-backed runs: txnlog's sizes */
 	bool faults;
@@ -361,6 +365,7 @@ void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole);
 void disk_compact(struct sim *s, struct node *nd);
 void disk_install(struct sim *s, struct node *nd);
 void disk_install_torn(struct sim *s, struct node *nd, bool whole);
+void disk_rot(struct sim *s, struct node *nd);
 int disk_read(struct node *nd, int64_t after, int64_t upto,
 	      int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg);
 void disk_close(struct sim *s, struct node *nd);
