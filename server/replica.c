@@ -16,9 +16,10 @@
  *   snapshot_take     the tree serialised as a snapshot file's bytes
  *   snapshot_install  storage_install_snapshot() and the tree loaded from
  *                     the same bytes; completed on the next loop turn
- *   save_epochs       the files acceptedEpoch and currentEpoch next to the
- *                     snapshots, each written to a temporary file, fsynced
- *                     and renamed, and the directory fsynced
+ *   save_epochs       epoch_save() (epoch.c): the files acceptedEpoch and
+ *                     currentEpoch next to the snapshots, each written to a
+ *                     temporary file, fsynced and renamed, and the
+ *                     directory fsynced
  *   commit            host.commit (ensemble.c)
  *   state             host.serving
  *
@@ -44,6 +45,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "epoch.h"
 #include "log.h"
 #include "members.h"
 #include "peer.h"
@@ -108,62 +110,6 @@ struct replica {
 	void *close_ctx;
 	bool closing;
 };
-
-/* ---- epoch files -------------------------------------------------------- */
-
-static int read_epoch(const char *dir, const char *name, int64_t *out)
-{
-	char path[4400];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "re");
-	*out = 0;
-	if (f == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		int e = errno;
-		log_msg(LOG_ERROR, "replica", "%s: %s", path, strerror(e));
-		return -e;
-	}
-	long long v;
-	int ok = fscanf(f, "%lld", &v);
-	fclose(f);
-	if (ok != 1 || v < 0) {
-		log_msg(LOG_ERROR, "replica", "%s: not an epoch", path);
-		return -EUCLEAN;
-	}
-	*out = v;
-	return 0;
-}
-
-static int write_epoch(const char *dir, const char *name, int64_t v)
-{
-	char path[4400], tmp[4410];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%" PRId64 "\n", v);
-	int r = 0;
-	if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0)
-		r = errno ? -errno : -EIO;
-	close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r == 0) {
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || fsync(dfd) < 0)
-			r = -errno;
-		if (dfd >= 0)
-			close(dfd);
-	}
-	if (r < 0) {
-		unlink(tmp);
-		log_msg(LOG_ERROR, "replica", "writing %s: %s", path, strerror(-r));
-	}
-	return r;
-}
 
 /* ---- the core's I/O ----------------------------------------------------- */
 
@@ -420,20 +366,7 @@ static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int6
 static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
 {
 	struct replica *r = ctx;
-	int rc = 0;
-	if (accepted != r->accepted_epoch) {
-		rc = write_epoch(r->epoch_dir, "acceptedEpoch", accepted);
-		if (rc < 0)
-			return rc;
-		r->accepted_epoch = accepted;
-	}
-	if (current != r->current_epoch) {
-		rc = write_epoch(r->epoch_dir, "currentEpoch", current);
-		if (rc < 0)
-			return rc;
-		r->current_epoch = current;
-	}
-	return 0;
+	return epoch_save(r->epoch_dir, &r->accepted_epoch, &r->current_epoch, accepted, current);
 }
 
 static void answer_syncs(struct replica *r, int64_t committed);
@@ -1080,8 +1013,7 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	if (getrandom(&r->rng, sizeof(r->rng), 0) != sizeof(r->rng) || r->rng == 0)
 		r->rng = uv_hrtime() | 1;
 	snprintf(r->epoch_dir, sizeof(r->epoch_dir), "%s/quorum-v1", cfg->data_dir);
-	if ((rc = read_epoch(r->epoch_dir, "acceptedEpoch", &r->accepted_epoch)) < 0 ||
-	    (rc = read_epoch(r->epoch_dir, "currentEpoch", &r->current_epoch)) < 0)
+	if ((rc = epoch_load(r->epoch_dir, &r->accepted_epoch, &r->current_epoch)) < 0)
 		goto err;
 	int64_t last = rec->last_zxid;
 	if (r->current_epoch > r->accepted_epoch || zab_epoch_of(last) > r->current_epoch) {

@@ -670,3 +670,32 @@ int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
 	free(path);
 	return r;
 }
+
+int snapshot_load_newest(const char *dir, struct snapshot_file *files, size_t n, struct tree *t,
+			 int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx,
+			 int64_t *zxid)
+{
+	*zxid = 0;
+	for (size_t i = n; i-- > 0;) {
+		if (files[i].bad)
+			continue;
+		int r = snapshot_load(dir, files[i].zxid, t, on_session, ctx);
+		if (r == -EUCLEAN) {
+			files[i].bad = true;
+			log_msg(LOG_WARN, "storage", "snapshot 0x%" PRIx64 " is corrupt; trying an "
+				"older one", (uint64_t)files[i].zxid);
+			continue;
+		}
+		if (r < 0)
+			return r;
+		*zxid = files[i].zxid;
+		return 0;
+	}
+	if (n > 0) {
+		/* The log alone may not reach back to the beginning. */
+		log_msg(LOG_ERROR, "storage", "every snapshot in %s (%zu) is corrupt: refusing to "
+			"recover from the log alone", dir, n);
+		return -EUCLEAN;
+	}
+	return 0;
+}

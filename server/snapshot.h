@@ -109,6 +109,17 @@ int snapshot_list(const char *dir, int dirfd, bool read_only, struct snapshot_fi
 int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
 		  int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx);
 
+/* Recovery's choice of snapshot (storage_recover()): of files[0..n), oldest
+ * first as snapshot_list() gives them, loads the newest that is not marked
+ * bad and checks out into t, marking (and logging) each one found corrupt
+ * on the way; *zxid gets its zxid, 0 when n is 0. Returns 0; -EUCLEAN when
+ * there are snapshots and none is valid (logged: the log alone may not
+ * reach back to the beginning); or another of snapshot_load()'s errors (t
+ * may then be half-loaded). */
+int snapshot_load_newest(const char *dir, struct snapshot_file *files, size_t n, struct tree *t,
+			 int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx,
+			 int64_t *zxid);
+
 /* The same checks and load for a snapshot's bytes in memory (a leader's
  * snapshot received by a follower); `path` names it in log lines. */
 int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char *path,

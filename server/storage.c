@@ -651,30 +651,9 @@ int storage_recover(struct storage *s, struct tree *t,
 		return r;
 
 	int64_t snap = 0;
-	bool loaded = false;
-	for (size_t i = s->n_snaps; i-- > 0;) {
-		if (s->snaps[i].bad)
-			continue;
-		r = snapshot_load(s->snap_dir, s->snaps[i].zxid, t, on_session, ctx);
-		if (r == -EUCLEAN) {
-			s->snaps[i].bad = true;
-			log_msg(LOG_WARN, "storage", "snapshot 0x%" PRIx64 " is corrupt; trying an "
-				"older one", (uint64_t)s->snaps[i].zxid);
-			continue;
-		}
-		if (r < 0)
-			goto out;
-		snap = s->snaps[i].zxid;
-		loaded = true;
-		break;
-	}
-	if (!loaded && s->n_snaps > 0) {
-		/* The log alone may not reach back to the beginning. */
-		log_msg(LOG_ERROR, "storage", "every snapshot in %s (%zu) is corrupt: refusing to "
-			"recover from the log alone", s->snap_dir, s->n_snaps);
-		r = -EUCLEAN;
+	r = snapshot_load_newest(s->snap_dir, s->snaps, s->n_snaps, t, on_session, ctx, &snap);
+	if (r < 0)
 		goto out;
-	}
 
 	struct replay rp = { .on_txn = on_txn, .ctx = ctx };
 	r = txnlog_read(s->log, snap, replay_one, &rp);

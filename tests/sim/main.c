@@ -11,11 +11,14 @@
  *   zab_sim --soak [--seeds K] [--steps N]
  *                                 many more seeds from a time-derived base
  *   --base B                      where the CI set's seed sequence starts
- *   --disk files|memory           only this disk: server/txnlog.c files in
- *                                 a temporary directory (made under
+ *   --disk files|memory           only this disk: server/txnlog.c files,
+ *                                 snapshot files and epoch files in a
+ *                                 temporary directory (made under
  *                                 $TMPDIR or /tmp, removed at exit; real
- *                                 fdatasyncs, so slower), or a list in
- *                                 memory
+ *                                 fsyncs, so slower), or lists in memory
+ *   --install-crash               the process may also die inside an
+ *                                 install of a leader's snapshot (off by
+ *                                 default: see sim_options)
  *   -v                            per-run knobs and figures
  *
  * Exit codes: 0 pass; 1 a safety invariant broke; 2 the healed cluster
@@ -151,6 +154,12 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->leader_pauses += b->leader_pauses;
 	a->sync_failures += b->sync_failures;
 	a->torn_writes += b->torn_writes;
+	a->snap_files += b->snap_files;
+	a->snap_crashes += b->snap_crashes;
+	a->install_crashes += b->install_crashes;
+	a->snap_rots += b->snap_rots;
+	a->epoch_crashes += b->epoch_crashes;
+	a->epoch_below_log += b->epoch_below_log;
 	a->sim_ms += b->sim_ms;
 }
 
@@ -164,18 +173,23 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " link drops, %" PRIu64 " rejoins | %" PRIu64 " reads, %" PRIu64 " confirmed | %" PRIu64
 	       " observer commits | %" PRIu64 " reconfigs proposed, %" PRIu64 " committed, %" PRIu64
 	       " leader crashes in one | %" PRIu64 " pauses, %" PRIu64 " of leaders | %" PRIu64
-	       " failed syncs, %" PRIu64 " torn writes\n",
+	       " failed syncs, %" PRIu64 " torn writes | %" PRIu64 " snapshot files, %" PRIu64
+	       " crashes writing one, %" PRIu64 " installing one, %" PRIu64 " rotten | %" PRIu64 " crashes saving epochs, %" PRIu64
+	       " restarts with the log above currentEpoch\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
 	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->syncs_with_uncommitted,
 	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins, t->reads,
 	       t->reads_confirmed, t->observer_commits, t->reconfigs_proposed, t->reconfigs_committed,
-	       t->crash_in_reconfig, t->pauses, t->leader_pauses, t->sync_failures, t->torn_writes);
+	       t->crash_in_reconfig, t->pauses, t->leader_pauses, t->sync_failures, t->torn_writes,
+	       t->snap_files, t->snap_crashes, t->install_crashes, t->snap_rots, t->epoch_crashes,
+	       t->epoch_below_log);
 	fflush(stdout);
 }
 
 /* Where the runs keep their logs: disk_root, or NULL for memory only. */
 static const char *run_disk;
+static bool install_crash; /* --install-crash */
 
 /* One run; on failure prints why and how to replay it. */
 static enum sim_result run_one(uint64_t seed, uint64_t steps, enum sim_scenario sc, bool verbose,
@@ -183,10 +197,11 @@ static enum sim_result run_one(uint64_t seed, uint64_t steps, enum sim_scenario 
 {
 	snprintf(replay_line, sizeof(replay_line),
 		 "build/tests/sim/zab_sim --seed 0x%016" PRIx64 " --steps %" PRIu64
-		 " --scenario %s --disk %s",
-		 seed, steps, sim_scenario_name(sc), run_disk ? "files" : "memory");
+		 " --scenario %s --disk %s%s",
+		 seed, steps, sim_scenario_name(sc), run_disk ? "files" : "memory",
+		 install_crash ? " --install-crash" : "");
 	struct sim_options o = {.seed = seed, .steps = steps, .scenario = sc, .verbose = verbose,
-				.disk_dir = run_disk};
+				.disk_dir = run_disk, .install_crash = install_crash};
 	char why[1024];
 	if (verbose)
 		fprintf(stderr, "seed 0x%016" PRIx64 " (%s)\n", seed, sim_scenario_name(sc));
@@ -248,7 +263,7 @@ static int run_set(uint64_t base, int seeds, uint64_t steps, enum sim_scenario s
 static int usage(void)
 {
 	fprintf(stderr, "usage: zab_sim [--seed S --steps N [--scenario NAME]] [--seeds K] "
-			"[--base B] [--soak] [--disk files|memory] [-v]\n");
+			"[--base B] [--soak] [--disk files|memory] [--install-crash] [-v]\n");
 	return SIM_USAGE;
 }
 
@@ -289,6 +304,8 @@ int main(int argc, char **argv)
 			i++;
 		} else if (!strcmp(a, "--soak")) {
 			soak = true;
+		} else if (!strcmp(a, "--install-crash")) {
+			install_crash = true;
 		} else if (!strcmp(a, "-v")) {
 			verbose = true;
 		} else {

@@ -37,7 +37,16 @@
  * up to what the node applied is in its tree as written, and the tree's
  * digest at a committed zxid is the same on every member (D); a leader's
  * snapshot image loads (snapshot_load_image()) as the very tree its txns
- * make.
+ * make; a restart reads back (epoch_load()) the epochs last saved, whole,
+ * whatever a crash inside a save left, and currentEpoch <= acceptedEpoch.
+ * (A restart whose log holds a zxid of an epoch above currentEpoch, which
+ * quorumd refuses, is counted, not failed: see disk_open().) A member's
+ * own snapshot file is of its tree at its last commit; a restart recovers
+ * from the newest snapshot made durable (never from what a crash left of
+ * one being written: recovery deletes it; past a rotten newest one, from
+ * the one before and the longer log) holding exactly the txns it was
+ * taken of, and the tree recovered from that snapshot and the log after it
+ * equals, node for node, the tree its durable history makes txn by txn.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -46,6 +55,7 @@
 #include <string.h>
 
 #include "sim_int.h"
+#include "snapshot.h"
 
 /* ---- network -------------------------------------------------------------------- */
 
@@ -117,6 +127,8 @@ void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 	}
 	if (m->from != nd->id)
 		fail(s, "node %u sends a message from %u", nd->id, m->from);
+	if (nd->dying)
+		return; /* the process is gone */
 	s->st->messages++;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_ACK)
 		note_ack(s, nd, m->epoch, m->ack->zxid);
@@ -243,14 +255,39 @@ static void complete_append(struct sim *s, struct node *nd)
 	after_call(s, nd);
 }
 
+/*
+ * The install completes: the node's disk becomes the leader's snapshot
+ * (disk_install()), its state that snapshot's txns. The process may die
+ * on the way, in storage_install_snapshot()'s order (newer snapshots
+ * dropped, the log truncated, the image written): with the log gone and
+ * the image not yet renamed in (a torn or whole temporary file beside its
+ * older snapshot), or with the image in place, before the core hears of
+ * it.
+ */
 static void complete_install(struct sim *s, struct node *nd)
 {
 	nd->installing = false;
+	int crash = -1;
+	if (s->faults && nd->snap_zxid < nd->inst_zxid && chance(&s->r, s->p_install_crash))
+		crash = (int)between(&s->r, 0, 2);
+	if (crash >= 0)
+		s->st->install_crashes++;
+	if (crash == 0 || crash == 1) {
+		disk_install_torn(s, nd, crash == 1);
+		nd->log.n = 0;
+		nd->n_durable = nd->n_written = 0;
+		node_crash(s, nd);
+		return;
+	}
 	elist_copy(&nd->snap, nd->inst.v, nd->inst.n);
 	nd->snap_zxid = nd->inst_zxid;
 	nd->log.n = 0;
 	nd->n_durable = nd->n_written = 0;
 	disk_install(s, nd);
+	if (crash == 2) {
+		node_crash(s, nd);
+		return;
+	}
 	elist_copy(&nd->state, nd->snap.v, nd->snap.n);
 	state_tree_rebuild(s, nd);
 	state_tree_installed(s, nd);
@@ -545,6 +582,8 @@ static void faults(struct sim *s)
 		struct node *nd = &s->nodes[i];
 		if (nd->up && chance(r, s->p_crash))
 			node_crash(s, nd);
+		else if (!nd->up && chance(r, s->p_rot))
+			disk_rot(s, nd);
 		else if (!nd->up && chance(r, s->p_restart)) {
 			s->st->restarts++;
 			node_boot(s, nd, true);
@@ -639,6 +678,14 @@ static void swarm(struct sim *s)
 	s->segment_bytes = between(r, 1, 64) << 10;
 	s->prealloc_bytes = chance(r, 0.5) ? 0 : between(r, 1, 16) << 10;
 	s->flapper = -1;
+	/* Drawn after the rest: a seed's other knobs are what they were
+	 * before these faults came. */
+	s->p_epoch_crash = knob(r, 0.02);
+	s->p_snap_crash = knob(r, 0.3);
+	s->p_install_crash = knob(r, 0.3);
+	if (!s->o.install_crash)
+		s->p_install_crash = 0; /* drawn all the same: the run is the same otherwise */
+	s->p_rot = knob(r, 0.01);
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
 		s->p_crash = 0.0005;
@@ -675,7 +722,8 @@ static void swarm(struct sim *s)
 		/* Nothing else goes wrong: the leader and the rest of the quorum
 		 * are healthy, so any new epoch is a disturbance. */
 		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = s->p_pause = 0;
-		s->p_sync_fail = 0;
+		s->p_sync_fail = s->p_epoch_crash = s->p_snap_crash = s->p_install_crash = 0;
+		s->p_rot = 0;
 		s->reorder = false; /* links are FIFO, as TCP is */
 		if (s->o.scenario == SCN_LEADER_LINK) {
 			s->p_leader_link = 0.002 + rng_unit(r) * 0.02;
@@ -699,6 +747,8 @@ static void sim_free(struct sim *s)
 		disk_remove(s, nd);
 		tree_free(nd->tree);
 		tree_free(nd->inst_tree);
+		tree_free(nd->rec_tree);
+		free(nd->inst_img);
 		free(nd->snap.v);
 		free(nd->log.v);
 		free(nd->inst.v);
@@ -712,6 +762,7 @@ static void sim_free(struct sim *s)
 	free(s->D.v);
 	free(s->G.v);
 	free(s->gcfg);
+	snapshot_writer_free(s->snap_writer);
 }
 
 /* ---- liveness ------------------------------------------------------------------------ */
@@ -854,10 +905,12 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 		fprintf(stderr,
 			"  voters=%d observers=%d others=%d reconfig=%.4f loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
 			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f "
-			"sync_fail=%.4f segment=%lld prealloc=%lld\n",
+			"sync_fail=%.4f epoch_crash=%.4f snap_crash=%.3f install_crash=%.3f rot=%.4f "
+			"segment=%lld prealloc=%lld\n",
 			s.n_voters, s.n_observers, s.n - s.n_voters - s.n_observers, s.p_reconfig, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
-			s.p_compact, s.p_reset, s.p_sync_fail, (long long)s.segment_bytes,
+			s.p_compact, s.p_reset, s.p_sync_fail, s.p_epoch_crash, s.p_snap_crash,
+			s.p_install_crash, s.p_rot, (long long)s.segment_bytes,
 			(long long)s.prealloc_bytes);
 	st->sim_ms = s.now;
 	sim_free(&s);

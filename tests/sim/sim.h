@@ -9,8 +9,16 @@
  * sim_options.disk_dir NULL, a list in memory), whose write in flight a
  * crash loses or tears and whose syncs may fail, which stops the member;
  * it applies what it commits to a server/tree.c tree, whose real image
- * (server/snapshot.c) is what a leader sends a follower. Its own durable
- * snapshot and its epoch file are kept in memory. It runs over a simulated network
+ * (server/snapshot.c) is what a leader sends a follower. In a file-backed
+ * run it also takes snapshots of its own tree at seeded moments, written
+ * as quorumd writes them into its directory, and keeps its epochs in
+ * server/epoch.c's files there; the process may die while it writes a
+ * snapshot or saves its epochs (or, with sim_options.install_crash,
+ * installs a leader's), leaving what a real crash there could; and
+ * a restart recovers through quorumd's functions (the newest valid
+ * snapshot, then the log; the epoch files) and must find what was durable
+ * before the crash, also when its newest snapshot file rotted meanwhile (a memory-only run keeps its snapshot and epochs in
+ * memory). It runs over a simulated network
  * (loss, duplication, reordering, delay, partitions, link resets; a
  * crash is seen by the peers as a reset, as a killed process's
  * connections end, or not at all, as a host that loses power), a
@@ -81,6 +89,14 @@ struct sim_stats {
 	uint64_t pauses, leader_pauses; /* nodes stopped a while (leaders among them) */
 	uint64_t sync_failures;    /* writes whose sync failed: the member stopped */
 	uint64_t torn_writes;      /* crashes that left part of a write on a log file */
+	uint64_t snap_files;       /* members' own snapshots written to their files */
+	uint64_t snap_crashes;     /* crashes while one was being written */
+	uint64_t install_crashes;  /* crashes while a leader's was being installed */
+	uint64_t snap_rots;        /* a member's newest snapshot file made corrupt:
+				      its restart falls back to the one before */
+	uint64_t epoch_crashes;    /* crashes inside a save of the epochs */
+	uint64_t epoch_below_log;  /* restarts with a logged zxid of an epoch above
+				      currentEpoch: quorumd would refuse them */
 	int64_t sim_ms;
 };
 
@@ -92,6 +108,11 @@ struct sim_options {
 	/* Where each node's txn log lives (a directory per node, made and
 	 * removed by the run); NULL: the log is in memory only. */
 	const char *disk_dir;
+	/* The process may also die inside an install of a leader's snapshot.
+	 * Off by default: storage_install_snapshot() truncates the log before
+	 * the image is durable, so such a crash can lose txns the member held
+	 * durably, committed ones among them, which the checker fails. */
+	bool install_crash;
 };
 
 enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char *why,

@@ -1,6 +1,7 @@
 /*
- * sim_disk: what a simulated member keeps: its txn log on disk, and the
- * tree it applies committed txns to — quorumd's own modules for both.
+ * sim_disk: what a simulated member keeps: its txn log, its snapshots and
+ * its epochs on disk, and the tree it applies committed txns to —
+ * quorumd's own modules for each.
  *
  * The log. In a file-backed run (sim_options.disk_dir) each node's log is
  * server/txnlog.c in a directory of its own. The node's appends wait in
@@ -16,12 +17,37 @@
  * from txnlog_read(). A memory-only run keeps the log in nd->log alone
  * (sim_node.c) and tears it by whole txns.
  *
- * A node's own durable snapshot stays the in-memory list of (zxid, id)
- * that sim_node.c keeps (nd->snap), not a snapshot file; a compaction
- * purges the segments it covers (txnlog_purge()) and an install removes
- * every segment, as storage does. What a leader sends a follower (SNAP)
- * is the real image of its tree (snapshot.c), which the follower loads
- * and must find equal to the tree the image's txns make.
+ * The epochs. In a file-backed run acceptedEpoch and currentEpoch are
+ * server/epoch.c's files in the node's directory, saved with epoch_save()
+ * and read back with epoch_load() at each boot, which must give what was
+ * saved. The process may die inside a save (disk_save_epochs()): a
+ * temporary file torn or whole beside the old value, or the new value
+ * renamed into place though the call never returned.
+ *
+ * The snapshots. A compaction (sim_node.c, at seeded moments) snapshots
+ * the node's tree as of its last commit into its directory as quorumd's
+ * forked writer does, snapshot_writer_stream(): a temporary file, fsync,
+ * rename, fsync of the directory (disk_snapshot()); then purges as
+ * storage_purge() does (the newest SNAP_RETAIN snapshots stay, and the
+ * log segments they need). The process may die while it writes one
+ * (disk_snapshot_torn()): before the rename reached the disk, a prefix of
+ * the image or all of it in snapshot.<zxid>.tmp; after, the new snapshot
+ * without the purge. A leader's snapshot (SNAP) is installed as
+ * storage_install_snapshot() does it: newer snapshots and every log
+ * segment go, and the image is written with snapshot_write(); with
+ * sim_options.install_crash the process may die after the log went and
+ * before the image was renamed in (disk_install_torn()). A boot
+ * recovers as storage_recover() does: snapshot_list() (which deletes a
+ * partial snapshot), snapshot_load_newest(), then every txn the log holds
+ * after that snapshot applied to the tree it loaded. That snapshot must be
+ * the newest made durable (or, when a down member's newest snapshot file
+ * rotted, disk_rot(), the one before it, with the log after that one) and
+ * hold the txns it was taken of (nd->snap, the checker's list), and the tree recovered must be, node for node, the one
+ * the node's state makes txn by txn (state_tree_recovered()), which it
+ * then replaces. A memory-only run keeps its snapshot as nd->snap alone.
+ * What a leader sends a follower (SNAP) is the real image of its tree
+ * (snapshot.c), which the follower loads and must find equal to the tree
+ * the image's txns make.
  *
  * The tree. Every node applies its state, txn by txn, to a server/tree.c
  * tree: at each commit, and from scratch when its state is rebuilt
@@ -42,6 +68,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "epoch.h"
 #include "sim_int.h"
 #include "snapshot.h"
 
@@ -145,6 +172,10 @@ uint64_t txn_decode(const uint8_t *b, size_t len, int64_t *zxid)
 	return 0;
 }
 
+/* Snapshots a member keeps, as storage's purge does at the least
+ * (autopurge.snapRetainCount's floor). */
+#define SNAP_RETAIN 3
+
 /* ---- the log on disk ------------------------------------------------------------------- */
 
 static char *node_dir(const struct sim *s, const struct node *nd)
@@ -176,10 +207,95 @@ int64_t disk_synced(const struct node *nd)
 	return last > nd->snap_zxid ? last : nd->snap_zxid;
 }
 
+/* ---- the epochs --------------------------------------------------------------------------- */
+
+/* What a crash inside epoch_write() leaves before the rename reached the
+ * disk: dir/<name>.tmp, holding a prefix of the new value's text or all
+ * of it, beside dir/<name> as it was. */
+static void epoch_leftover(struct sim *s, struct node *nd, const char *name, int64_t v, bool whole)
+{
+	char text[32], tmp[64];
+	int n = snprintf(text, sizeof(text), "%lld\n", (long long)v);
+	size_t len = whole ? (size_t)n : (size_t)between(&s->r, 0, n - 1);
+	snprintf(tmp, sizeof(tmp), "%s" EPOCH_TMP_SUFFIX, name);
+	int fd = openat(nd->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || (len && pwrite(fd, text, len, 0) != (ssize_t)len))
+		fail(s, "node %u: writing %s: %s", nd->id, tmp, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * io.save_epochs. A file-backed run writes them with epoch_save()
+ * (server/epoch.c) into the node's directory, and nd->acc_epoch and
+ * nd->cur_epoch are what its files hold; in memory they are all there is.
+ * With `crash` the process dies inside the save, at a point the dice pick
+ * among the writes epoch_save() makes (acceptedEpoch first; each a
+ * temporary file written and fsynced, renamed over the file, the
+ * directory fsynced): the writes before it are whole; of that one, the
+ * temporary file holds a prefix of the new text, or all of it and the
+ * rename did not reach the disk, or the rename did (the new value is
+ * durable though the call never returned). Returns 0, or -EIO for a crash.
+ */
+int disk_save_epochs(struct sim *s, struct node *nd, int64_t accepted, int64_t current,
+		     bool crash)
+{
+	char *dir = nd->tl ? node_dir(s, nd) : NULL;
+	int rc = 0;
+	if (!crash) {
+		if (dir && (rc = epoch_save(dir, &nd->acc_epoch, &nd->cur_epoch, accepted,
+					    current)) < 0)
+			fail(s, "node %u: epoch_save: %s", nd->id, strerror(-rc));
+		nd->acc_epoch = accepted;
+		nd->cur_epoch = current;
+		free(dir);
+		return rc;
+	}
+	const char *name[2];
+	int64_t v[2], *field[2];
+	int k = 0;
+	if (accepted != nd->acc_epoch) {
+		name[k] = EPOCH_ACCEPTED;
+		v[k] = accepted;
+		field[k++] = &nd->acc_epoch;
+	}
+	if (current != nd->cur_epoch) {
+		name[k] = EPOCH_CURRENT;
+		v[k] = current;
+		field[k++] = &nd->cur_epoch;
+	}
+	if (k > 0) {
+		int at = (int)between(&s->r, 0, k - 1), how = (int)between(&s->r, 0, 2);
+		for (int i = 0; i < at + (how == 2); i++) {
+			if (dir && (rc = epoch_write(dir, name[i], v[i])) < 0)
+				fail(s, "node %u: epoch_write: %s", nd->id, strerror(-rc));
+			*field[i] = v[i];
+		}
+		if (dir && how < 2)
+			epoch_leftover(s, nd, name[at], v[at], how == 1);
+	}
+	free(dir);
+	return -EIO;
+}
+
+/* Boot: the epochs read back (epoch_load()) are the ones last saved. */
+static void epochs_reload(struct sim *s, struct node *nd, const char *dir)
+{
+	int64_t acc, cur;
+	int rc = epoch_load(dir, &acc, &cur);
+	if (rc < 0)
+		fail(s, "node %u's epoch files do not read back: %s", nd->id, strerror(-rc));
+	else if (acc != nd->acc_epoch || cur != nd->cur_epoch)
+		fail(s, "node %u reads its epochs back as %lld/%lld, but saved %lld/%lld", nd->id,
+		     (long long)acc, (long long)cur, (long long)nd->acc_epoch,
+		     (long long)nd->cur_epoch);
+}
+
 struct reopen {
 	struct sim *s;
 	struct node *nd;
 	struct elist got;
+	struct tree *rec; /* the snapshot loaded, each txn read applied to it */
 };
 
 static int reopen_one(void *ctx, const Quorum__Txn *t)
@@ -192,8 +308,88 @@ static int reopen_one(void *ctx, const Quorum__Txn *t)
 		     ZX(t->zxid));
 		return -1;
 	}
+	struct tree_apply_result res;
+	if (tree_apply(r->rec, t, NULL, &res) < 0 || !zk_ok(res.err)) {
+		fail(r->s, "node %u's recovery cannot apply (%lld,%lld) of its log to its "
+			"snapshot", r->nd->id, ZX(t->zxid));
+		return -1;
+	}
 	elist_push(&r->got, (struct entry){t->zxid, id});
 	return 0;
+}
+
+static int txn_of_node(void *ctx, const struct znode *n);
+static int by_zxid(const void *a, const void *b);
+
+struct txns_of {
+	struct elist *out;
+	bool stranger; /* a node that is no txn of this run */
+};
+
+/* Whether dir holds a snapshot's temporary file. */
+static bool partial_snapshot_left(const char *dir)
+{
+	DIR *d = opendir(dir);
+	bool any = false;
+	for (struct dirent *e; d && (e = readdir(d));)
+		any |= !strncmp(e->d_name, "snapshot.", 9) && strstr(e->d_name, ".tmp");
+	if (d)
+		closedir(d);
+	return any;
+}
+
+/*
+ * Boot, before the log is read: recovery's snapshot, as storage_recover()
+ * finds it — snapshot_list() (which deletes what a crash left of one being
+ * written) and snapshot_load_newest() — into a new tree, *zxid its zxid.
+ * It must be the newest snapshot made durable, and hold the txns it was
+ * taken of (nd->snap). NULL after failing the run.
+ */
+static struct tree *snapshot_recover(struct sim *s, struct node *nd, const char *dir,
+				     int64_t *zxid)
+{
+	struct snapshot_file *files = NULL;
+	size_t n = 0;
+	struct tree *t = tree_new();
+	if (!t) {
+		fail(s, "tree_new: out of memory");
+		return NULL;
+	}
+	int rc = snapshot_list(dir, nd->dirfd, false, &files, &n);
+	if (rc == 0)
+		rc = snapshot_load_newest(dir, files, n, t, NULL, NULL, zxid);
+	free(files);
+	if (rc < 0) {
+		fail(s, "node %u's snapshots do not recover: %s", nd->id, strerror(-rc));
+		goto err;
+	}
+	if (partial_snapshot_left(dir)) {
+		fail(s, "node %u's recovery left a partial snapshot in place", nd->id);
+		goto err;
+	}
+	if (*zxid != nd->snap_zxid) {
+		fail(s, "node %u recovers from snapshot (%lld,%lld), but its newest durable one is "
+			"(%lld,%lld)", nd->id, ZX(*zxid), ZX(nd->snap_zxid));
+		goto err;
+	}
+	struct elist got = {0};
+	struct txns_of to = {.out = &got};
+	tree_walk(t, txn_of_node, &to);
+	if (got.n)
+		qsort(got.v, got.n, sizeof(*got.v), by_zxid);
+	bool same = !to.stranger && got.n == nd->snap.n;
+	for (size_t i = 0; same && i < got.n; i++)
+		same = got.v[i].zxid == nd->snap.v[i].zxid && got.v[i].id == nd->snap.v[i].id;
+	free(got.v);
+	if (!same) {
+		fail(s, "node %u's snapshot (%lld,%lld) holds other txns than it was taken of",
+		     nd->id, ZX(*zxid));
+		goto err;
+	}
+	return t;
+err:
+	tree_free(t);
+	return NULL;
 }
 
 /*
@@ -231,8 +427,12 @@ void disk_open(struct sim *s, struct node *nd)
 		fail(s, "node %u's log does not open after a crash: %s", nd->id, err);
 		goto out;
 	}
-	struct reopen r = {.s = s, .nd = nd};
-	rc = txnlog_read(nd->tl, nd->snap_zxid, reopen_one, &r);
+	int64_t snap_zxid = 0;
+	struct tree *rec = snapshot_recover(s, nd, dir, &snap_zxid);
+	if (!rec)
+		goto out;
+	struct reopen r = {.s = s, .nd = nd, .rec = rec};
+	rc = txnlog_read(nd->tl, snap_zxid, reopen_one, &r);
 	if (rc < 0 && !s->failed)
 		fail(s, "node %u's log does not read back: %s", nd->id, strerror(-rc));
 	for (size_t i = 0; i < nd->n_written && !s->failed; i++)
@@ -243,6 +443,20 @@ void disk_open(struct sim *s, struct node *nd)
 	elist_copy(&nd->log, r.got.v, r.got.n);
 	free(r.got.v);
 	nd->n_durable = nd->n_written = nd->log.n;
+	tree_free(nd->rec_tree);
+	nd->rec_tree = rec;
+	epochs_reload(s, nd, dir);
+	/* quorumd starts only if they fit the log (replica_start()). A
+	 * follower logs the txns of its leader's epoch that a sync carries
+	 * before it saves that epoch as currentEpoch (at NEWLEADER), so a
+	 * crash in between leaves a log above currentEpoch; ZooKeeper marks
+	 * that window with its updatingEpoch file, quorumd has no such mark.
+	 * Counted, and the node starts anyway (the core accepts it). */
+	if (nd->cur_epoch > nd->acc_epoch)
+		fail(s, "node %u restarts with currentEpoch %lld above acceptedEpoch %lld", nd->id,
+		     (long long)nd->cur_epoch, (long long)nd->acc_epoch);
+	if (zab_epoch_of(log_last(nd)) > nd->cur_epoch)
+		s->st->epoch_below_log++;
 out:
 	free(dir);
 }
@@ -408,29 +622,261 @@ int disk_truncate(struct sim *s, struct node *nd, int64_t zxid)
 	return rc;
 }
 
-/* A compaction to nd->snap_zxid: the segments it covers go, and the next
- * write begins a segment. */
-void disk_compact(struct sim *s, struct node *nd)
+/* The tree a compaction snapshots: the node's, at its last commit. After
+ * a truncation its tree may hold logged txns past that (state past
+ * n_committed): then a tree of state[0..n_committed) of its own, which
+ * *own is set to (for the caller to free). NULL after failing the run. */
+static struct tree *tree_to_snapshot(struct sim *s, struct node *nd, struct tree **own)
+{
+	*own = NULL;
+	if (nd->n_committed == nd->state.n)
+		return nd->tree;
+	struct tree *t = tree_new();
+	for (size_t i = 0; t && i < nd->n_committed; i++) {
+		struct txn_parts p;
+		txn_build(&p, nd->state.v[i].id, nd->state.v[i].zxid);
+		struct tree_apply_result res;
+		if (tree_apply(t, &p.txn, NULL, &res) < 0 || !zk_ok(res.err)) {
+			fail(s, "node %u's snapshot tree refuses (%lld,%lld)", nd->id,
+			     ZX(nd->state.v[i].zxid));
+			tree_free(t);
+			return NULL;
+		}
+	}
+	if (!t)
+		fail(s, "tree_new: out of memory");
+	return *own = t;
+}
+
+/* The snapshot of a compaction, as of zxid (the node's last commit): the
+ * file written as quorumd's forked child writes it,
+ * snapshot_writer_stream() (a temporary file, fsync, rename, fsync of the
+ * directory). The next write begins a segment. */
+void disk_snapshot(struct sim *s, struct node *nd, int64_t zxid)
 {
 	if (!nd->tl)
 		return;
-	int rc = txnlog_purge(nd->tl, nd->snap_zxid);
-	if (rc < 0)
-		fail(s, "node %u: txnlog_purge: %s", nd->id, strerror(-rc));
+	struct tree *own, *t = tree_to_snapshot(s, nd, &own);
+	if (!t)
+		return;
+	if (tree_last_zxid(t) != zxid) {
+		fail(s, "node %u snapshots a tree at (%lld,%lld) as of (%lld,%lld)", nd->id,
+		     ZX(tree_last_zxid(t)), ZX(zxid));
+		tree_free(own);
+		return;
+	}
+	if (!s->snap_writer && !(s->snap_writer = snapshot_writer_new())) {
+		fail(s, "snapshot_writer_new: out of memory");
+		tree_free(own);
+		return;
+	}
+	struct snapshot_outcome out;
+	snapshot_writer_stream(s->snap_writer, nd->dirfd, t, NULL, 0, &out);
+	if (out.status < 0)
+		fail(s, "node %u: writing snapshot (%lld,%lld): %s: %s", nd->id, ZX(zxid),
+		     snapshot_step_name((enum snapshot_step)out.step), strerror(-out.status));
+	tree_free(own);
+	s->st->snap_files++;
 	nd->roll_next = true;
 }
 
-/* A snapshot installed: every segment goes, as storage_install_snapshot()
- * drops them, and the next write begins a segment past the gap. */
-void disk_install(struct sim *s, struct node *nd)
+/* What a crash while the snapshot was written leaves when its rename had
+ * not reached the disk: snapshot.<zxid>.tmp, a prefix of the image or all
+ * of it. */
+void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole)
+{
+	if (!nd->tl)
+		return;
+	struct snapshot_image img;
+	struct tree *own, *t = tree_to_snapshot(s, nd, &own);
+	if (!t)
+		return;
+	int rc = snapshot_serialize(t, NULL, 0, &img);
+	tree_free(own);
+	if (rc < 0) {
+		fail(s, "snapshot_serialize: out of memory");
+		return;
+	}
+	char name[48];
+	snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)img.zxid);
+	size_t len = whole ? img.len : (size_t)between(&s->r, 0, (int64_t)img.len - 1);
+	int fd = openat(nd->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || (len && pwrite(fd, img.buf, len, 0) != (ssize_t)len))
+		fail(s, "node %u: writing %s: %s", nd->id, name, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	snapshot_image_free(&img);
+}
+
+/* What a crash inside storage_install_snapshot() leaves after it truncated
+ * the log and before the image's rename reached the disk: no log, the
+ * node's older snapshots, and snapshot.<zxid>.tmp holding a prefix of the
+ * image or all of it. (No snapshot of the node is as new as the image:
+ * the caller made sure, so none was dropped.) */
+void disk_install_torn(struct sim *s, struct node *nd, bool whole)
 {
 	if (!nd->tl)
 		return;
 	int rc = txnlog_truncate_after(nd->tl, 0);
 	if (rc < 0)
 		fail(s, "node %u: txnlog_truncate_after(0): %s", nd->id, strerror(-rc));
+	nd->log_from = nd->snap_zxid; /* no log: nothing older can be replayed forward */
+	char name[48];
+	snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)nd->inst_zxid);
+	size_t len = whole ? nd->inst_len : (size_t)between(&s->r, 0, (int64_t)nd->inst_len - 1);
+	int fd = openat(nd->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || (len && pwrite(fd, nd->inst_img, len, 0) != (ssize_t)len))
+		fail(s, "node %u: writing %s: %s", nd->id, name, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The snapshots of one node's directory, oldest first (snapshot_list()). */
+static struct snapshot_file *snapshots_of(struct sim *s, struct node *nd, const char *dir,
+					  size_t *n)
+{
+	struct snapshot_file *f = NULL;
+	*n = 0;
+	int rc = snapshot_list(dir, nd->dirfd, false, &f, n);
+	if (rc < 0)
+		fail(s, "node %u: snapshot_list: %s", nd->id, strerror(-rc));
+	return f;
+}
+
+static void snapshot_unlink(struct sim *s, struct node *nd, int64_t zxid)
+{
+	char name[40];
+	snprintf(name, sizeof(name), "snapshot.%016" PRIx64, (uint64_t)zxid);
+	if (unlinkat(nd->dirfd, name, 0) < 0)
+		fail(s, "node %u: unlink %s: %s", nd->id, name, strerror(errno));
+}
+
+/* After a compaction's snapshot, the purge storage_purge() makes: with
+ * SNAP_RETAIN snapshots or more, the older ones go, and the log segments
+ * only they needed (txnlog_purge() to the oldest kept). */
+void disk_compact(struct sim *s, struct node *nd)
+{
+	if (!nd->tl)
+		return;
+	char *dir = node_dir(s, nd);
+	size_t n;
+	struct snapshot_file *f = snapshots_of(s, nd, dir, &n);
+	if (n >= SNAP_RETAIN) {
+		for (size_t i = 0; i + SNAP_RETAIN < n; i++) {
+			snapshot_unlink(s, nd, f[i].zxid);
+			if (f[i].zxid == nd->rotten)
+				nd->rotten = 0;
+		}
+		if (n > SNAP_RETAIN)
+			fsync(nd->dirfd);
+		int rc = txnlog_purge(nd->tl, f[n - SNAP_RETAIN].zxid);
+		if (rc < 0)
+			fail(s, "node %u: txnlog_purge: %s", nd->id, strerror(-rc));
+		if (f[n - SNAP_RETAIN].zxid > nd->log_from)
+			nd->log_from = f[n - SNAP_RETAIN].zxid;
+	}
+	free(f);
+	free(dir);
+}
+
+/* A leader's snapshot installed, as storage_install_snapshot() does it:
+ * the node's snapshots as new or newer go, then every log segment, then
+ * the image is written (snapshot_write()); the next write begins a segment
+ * past the gap. */
+void disk_install(struct sim *s, struct node *nd)
+{
+	if (!nd->tl)
+		return;
+	char *dir = node_dir(s, nd);
+	size_t n;
+	struct snapshot_file *f = snapshots_of(s, nd, dir, &n);
+	bool dropped = false;
+	for (size_t i = 0; i < n; i++)
+		if (f[i].zxid >= nd->inst_zxid) {
+			snapshot_unlink(s, nd, f[i].zxid);
+			dropped = true;
+			if (f[i].zxid == nd->rotten)
+				nd->rotten = 0;
+		}
+	if (dropped)
+		fsync(nd->dirfd);
+	free(f);
+	int rc = txnlog_truncate_after(nd->tl, 0);
+	if (rc < 0)
+		fail(s, "node %u: txnlog_truncate_after(0): %s", nd->id, strerror(-rc));
+	struct snapshot_image img = {.buf = nd->inst_img, .len = nd->inst_len,
+				     .zxid = nd->inst_zxid};
+	if (!s->failed && (rc = snapshot_write(dir, nd->dirfd, &img)) < 0)
+		fail(s, "node %u: snapshot_write: %s", nd->id, strerror(-rc));
+	free(nd->inst_img);
+	nd->inst_img = NULL;
+	free(dir);
 	nd->n_written = 0;
+	nd->log_from = nd->inst_zxid;
 	nd->roll_next = true;
+}
+
+/*
+ * A down member's newest snapshot file rots: a byte of it changes, which
+ * its CRC catches. Its restart must then fall back to the snapshot before
+ * it (snapshot_load_newest()) and replay the longer log after that one,
+ * to the same history. Only where that works in quorumd too: a snapshot
+ * before it, not rotten itself, that the log reaches back to (none since
+ * an install, which truncates the log, nor purged past).
+ */
+void disk_rot(struct sim *s, struct node *nd)
+{
+	if (!s->o.disk_dir || nd->up)
+		return;
+	char *dir = node_dir(s, nd);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct snapshot_file *f = NULL;
+	size_t n = 0;
+	if (dfd < 0 || snapshot_list(dir, dfd, true, &f, &n) < 0 || n < 2 ||
+	    f[n - 1].zxid != nd->snap_zxid || f[n - 2].zxid == nd->rotten ||
+	    f[n - 2].zxid < nd->log_from)
+		goto out;
+	int64_t older = f[n - 2].zxid;
+	char name[40];
+	snprintf(name, sizeof(name), "snapshot.%016" PRIx64, (uint64_t)nd->snap_zxid);
+	int fd = openat(dfd, name, O_RDWR | O_CLOEXEC);
+	uint8_t b;
+	off_t at = (off_t)between(&s->r, 0, f[n - 1].size - 1);
+	if (fd < 0 || pread(fd, &b, 1, at) != 1 ||
+	    (b ^= (uint8_t)between(&s->r, 1, 255), pwrite(fd, &b, 1, at) != 1)) {
+		fail(s, "node %u: rotting %s: %s", nd->id, name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	s->st->snap_rots++;
+	nd->rotten = nd->snap_zxid;
+	/* What the checker expects now: the older snapshot, and the txns
+	 * after it in the log, which still holds them, ahead of the rest. */
+	size_t keep = 0;
+	while (keep < nd->snap.n && nd->snap.v[keep].zxid <= older)
+		keep++;
+	size_t k = nd->snap.n - keep;
+	struct elist moved = {0};
+	elist_copy(&moved, nd->snap.v + keep, k);
+	for (size_t i = 0; i < nd->log.n; i++)
+		elist_push(&moved, nd->log.v[i]);
+	elist_copy(&nd->log, moved.v, moved.n);
+	free(moved.v);
+	if (nd->log.n > nd->cap_done) {
+		nd->cap_done = nd->log.cap;
+		nd->done_at = realloc(nd->done_at, nd->cap_done * sizeof(*nd->done_at));
+	}
+	nd->snap.n = keep;
+	nd->snap_zxid = older;
+	nd->n_durable += k;
+	nd->n_written += k;
+out:
+	free(f);
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
 }
 
 struct read_ctx {
@@ -630,11 +1076,6 @@ int state_tree_image(struct sim *s, struct node *nd, uint8_t **bytes, size_t *le
 	return 0;
 }
 
-struct txns_of {
-	struct elist *out;
-	bool stranger; /* a node that is no txn of this run */
-};
-
 static int txn_of_node(void *ctx, const struct znode *n)
 {
 	struct txns_of *t = ctx;
@@ -733,4 +1174,33 @@ void state_tree_installed(struct sim *s, struct node *nd)
 		     (int)znode_path(c.differs).len, znode_path(c.differs).s);
 	tree_free(nd->inst_tree);
 	nd->inst_tree = NULL;
+}
+
+/* Boot: the tree recovery made of the node's files (its snapshot, then
+ * its log: disk_open()) must be the tree its state makes txn by txn, node
+ * for node; it then becomes the node's tree. */
+void state_tree_recovered(struct sim *s, struct node *nd)
+{
+	struct tree *rec = nd->rec_tree;
+	nd->rec_tree = NULL;
+	if (!rec || !nd->tree || s->failed) {
+		tree_free(rec);
+		return;
+	}
+	struct same c = {.other = nd->tree};
+	if (tree_node_count(rec) != tree_node_count(nd->tree))
+		fail(s, "node %u recovers a tree of %lld nodes from its files, its txns make %lld",
+		     nd->id, (long long)tree_node_count(rec), (long long)tree_node_count(nd->tree));
+	else if (tree_last_zxid(rec) != tree_last_zxid(nd->tree))
+		fail(s, "node %u recovers a tree at (%lld,%lld) from its files, its txns' is at "
+			"(%lld,%lld)", nd->id, ZX(tree_last_zxid(rec)), ZX(tree_last_zxid(nd->tree)));
+	else if (tree_walk(rec, same_node, &c) && c.differs)
+		fail(s, "node %u recovers a tree from its files whose %.*s differs from its txns'",
+		     nd->id, (int)znode_path(c.differs).len, znode_path(c.differs).s);
+	if (s->failed) {
+		tree_free(rec);
+		return;
+	}
+	tree_free(nd->tree);
+	nd->tree = rec;
 }

@@ -212,7 +212,9 @@ struct node {
 	struct zab *z;
 	/* disk */
 	int64_t acc_epoch, cur_epoch;
-	struct elist snap;       /* the durable snapshot: the state as of snap_zxid */
+	struct elist snap;       /* the durable snapshot: the state as of snap_zxid
+				    (file-backed: what its newest snapshot file
+				    must hold) */
 	int64_t snap_zxid;
 	struct elist log;        /* txns after snap_zxid */
 	size_t n_durable;        /* log[0..n_durable) synced */
@@ -221,6 +223,8 @@ struct node {
 	bool installing;
 	struct elist inst;       /* the txns a leader's snapshot holds, */
 	struct tree *inst_tree;  /* and its image loaded, until it is installed */
+	uint8_t *inst_img;       /* file-backed: the image's bytes, written then */
+	size_t inst_len;
 	int64_t inst_zxid, inst_at;
 	/* the log on disk in a file-backed run: server/txnlog.c in a
 	 * directory of its own (sim_disk.c); log above is what the checker
@@ -229,6 +233,9 @@ struct node {
 	int dirfd;               /* its directory, for txnlog's fsyncs */
 	size_t n_written;        /* log[0..n_written) went through txnlog_append()
 				    and its sync returned: what a crash keeps */
+	int64_t log_from;        /* the log files hold every txn of its history
+				    after this zxid (purges and installs move it) */
+	int64_t rotten;          /* the snapshot file made corrupt, 0: none */
 	bool roll_next;          /* compacted: the next write begins a segment,
 				    as storage does after a snapshot */
 	bool sync_fails;         /* the next write's sync fails (EIO) */
@@ -237,6 +244,9 @@ struct node {
 	struct elist state;      /* applied txns, in order */
 	struct tree *tree;       /* state, applied through server/tree.c; NULL
 				    while down */
+	struct tree *rec_tree;   /* file-backed, at boot: what recovery made of
+				    its files (snapshot, then log), until it is
+				    found equal to tree and takes its place */
 	int64_t tree_base;       /* its node count before any txn ("/", /zookeeper...) */
 	uint64_t digest;         /* a chain over what the tree showed after each
 				    txn of state: equal histories, equal digests */
@@ -250,6 +260,7 @@ struct node {
 	int64_t followed_epoch;  /* epoch: a rejoin comes back to both */
 	bool looked;             /* it went LOOKING since */
 	bool crash_pending;      /* a scenario asked for a crash after this call */
+	bool dying;              /* it died inside this call: what it sends is lost */
 	size_t n_committed;      /* state[0..n_committed) came through io.commit()
 				    this life: all a compaction may keep */
 	bool serving, leading;
@@ -301,6 +312,11 @@ struct sim {
 	bool reorder, torn;
 	int64_t max_delay, max_disk;
 	double p_sync_fail;      /* a write's sync fails: that member stops */
+	double p_epoch_crash;    /* the process dies inside a save of its epochs */
+	double p_snap_crash;     /* ...or while it writes a snapshot of its own */
+	double p_install_crash;  /* ...or while it installs a leader's */
+	double p_rot;            /* a down member's newest snapshot file rots */
+	struct snapshot_writer *snap_writer; /* snapshot.c's, for every member */
 	int64_t segment_bytes, prealloc_bytes; /* file-backed runs: txnlog's sizes */
 	bool faults;
 	/* checker */
@@ -344,11 +360,17 @@ void disk_open(struct sim *s, struct node *nd);
 int disk_write(struct sim *s, struct node *nd);
 void disk_crash(struct sim *s, struct node *nd);
 int disk_truncate(struct sim *s, struct node *nd, int64_t zxid);
+void disk_snapshot(struct sim *s, struct node *nd, int64_t zxid);
+void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole);
 void disk_compact(struct sim *s, struct node *nd);
 void disk_install(struct sim *s, struct node *nd);
+void disk_install_torn(struct sim *s, struct node *nd, bool whole);
+void disk_rot(struct sim *s, struct node *nd);
 int disk_read(struct node *nd, int64_t after, int64_t upto,
 	      int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg);
 void disk_close(struct sim *s, struct node *nd);
+int disk_save_epochs(struct sim *s, struct node *nd, int64_t accepted, int64_t current,
+		     bool crash);
 void disk_remove(struct sim *s, struct node *nd);
 int64_t disk_synced(const struct node *nd);
 void state_tree_rebuild(struct sim *s, struct node *nd);
@@ -358,6 +380,7 @@ int state_tree_image(struct sim *s, struct node *nd, uint8_t **bytes, size_t *le
 int state_tree_load(struct node *nd, const uint8_t *bytes, size_t len, int64_t zxid,
 		    struct elist *out);
 void state_tree_installed(struct sim *s, struct node *nd);
+void state_tree_recovered(struct sim *s, struct node *nd);
 
 /* ---- sim.c ---- */
 void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m);

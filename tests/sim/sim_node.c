@@ -2,7 +2,8 @@
  * sim_node: a simulated node — the io callbacks of its host, its life
  * cycle, its snapshot and the checker's view of its log — and the checker,
  * which every one of those callbacks reports to (see sim.c for the
- * invariants it keeps). The log's files and the tree are sim_disk.c's.
+ * invariants it keeps). The files (log, snapshots, epochs) and the tree
+ * are sim_disk.c's.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -246,6 +247,8 @@ static int io_truncate(void *ctx, int64_t zxid)
 {
 	struct node *nd = ctx;
 	struct sim *s = nd->sim;
+	if (nd->dying)
+		return -EIO;
 	if (nd->n_durable != nd->log.n || nd->installing)
 		fail(s, "node %u truncates with appends or an install in flight", nd->id);
 	if (zxid < nd->snap_zxid) {
@@ -323,22 +326,43 @@ static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int6
 	if (conflict)
 		fail(s, "node %u is sent a snapshot that contradicts the committed history", nd->id);
 	nd->installing = true;
+	if (nd->tl) { /* written when the install completes (disk_install()) */
+		free(nd->inst_img);
+		nd->inst_img = malloc(len ? len : 1);
+		memcpy(nd->inst_img, bytes, len);
+		nd->inst_len = len;
+	}
 	nd->inst_zxid = zxid;
 	nd->inst_at = s->now + between(&s->r, 1, 50);
 	s->st->snaps++;
 	return 0;
 }
 
+/*
+ * io.save_epochs: the node's epoch files (sim_disk.c). The process may die
+ * inside the save: the core hears of a failure, and the node is gone
+ * before anything it does about it leaves the process (io_send() drops
+ * it; after_call() crashes the node). A save it tries after that reaches
+ * no disk and is told it succeeded, so that the core does not retry
+ * within the call: a lone voter whose save fails steps down, is elected
+ * again at once and tries again, without end.
+ */
 static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
 {
 	struct node *nd = ctx;
+	struct sim *s = nd->sim;
+	if (nd->dying)
+		return 0;
 	if (accepted < nd->acc_epoch || current < nd->cur_epoch || current > accepted)
-		fail(nd->sim, "node %u saves epochs %lld/%lld over %lld/%lld", nd->id,
+		fail(s, "node %u saves epochs %lld/%lld over %lld/%lld", nd->id,
 		     (long long)accepted, (long long)current, (long long)nd->acc_epoch,
 		     (long long)nd->cur_epoch);
-	nd->acc_epoch = accepted;
-	nd->cur_epoch = current;
-	return 0;
+	if (s->faults && chance(&s->r, s->p_epoch_crash)) {
+		s->st->epoch_crashes++;
+		nd->dying = nd->crash_pending = true;
+		return disk_save_epochs(s, nd, accepted, current, true);
+	}
+	return disk_save_epochs(s, nd, accepted, current, false);
 }
 
 /* The config in force for txn zxid by the committed history: the
@@ -627,6 +651,7 @@ void node_boot(struct sim *s, struct node *nd, bool restart)
 	size_t before = nd->matched;
 	nd->n_committed = 0;
 	rebuild_state(nd, log_last(nd));
+	state_tree_recovered(s, nd); /* the tree its files make must be that one */
 	bool conflict;
 	nd->matched = agree_with_g(s, nd->state.v, nd->state.n, &conflict);
 	if (nd->matched < before)
@@ -673,7 +698,7 @@ void node_crash(struct sim *s, struct node *nd)
 	zab_free(nd->z);
 	nd->z = NULL;
 	nd->up = false;
-	nd->crash_pending = false;
+	nd->crash_pending = nd->dying = false;
 	/* Unsynced appends: a torn disk keeps some of them, else all go
 	 * (files: sim_disk.c; in memory: a prefix, by whole txns). A member
 	 * that stopped for a failed sync has no write in flight. */
@@ -691,6 +716,8 @@ void node_crash(struct sim *s, struct node *nd)
 	nd->installing = false; /* the rename never happened */
 	tree_free(nd->inst_tree);
 	nd->inst_tree = NULL;
+	free(nd->inst_img);
+	nd->inst_img = NULL;
 	nd->state.n = 0;
 	nd->looked = false;
 	nd->followed = 0;
@@ -698,9 +725,10 @@ void node_crash(struct sim *s, struct node *nd)
 		peers_see_reset(s, nd);
 }
 
-/* The host compacts: its state up to its last commit becomes the snapshot,
- * the log before it goes. Like quorumd, it never snapshots txns it merely
- * replayed at recovery (see zab.h: they may be truncated later). */
+/* The host compacts: its state up to its last commit becomes the snapshot
+ * (a file, in a file-backed run: sim_disk.c), the log before it goes. Like
+ * quorumd, it never snapshots txns it merely replayed at recovery (see
+ * zab.h: they may be truncated later). */
 void node_compact(struct sim *s, struct node *nd)
 {
 	if (!nd->up || nd->installing || nd->n_committed == 0)
@@ -709,6 +737,18 @@ void node_compact(struct sim *s, struct node *nd)
 	if (z <= nd->snap_zxid)
 		return;
 	s->st->compactions++;
+	/* The process may die while it writes the snapshot: before the
+	 * rename reached the disk (nothing changed but a temporary file, torn
+	 * or whole), or after (the snapshot is durable, the log not purged). */
+	int crash = s->faults && chance(&s->r, s->p_snap_crash) ? (int)between(&s->r, 0, 2) : -1;
+	if (crash >= 0)
+		s->st->snap_crashes++;
+	if (crash == 0 || crash == 1) {
+		disk_snapshot_torn(s, nd, crash == 1);
+		node_crash(s, nd);
+		return;
+	}
+	disk_snapshot(s, nd, z);
 	elist_copy(&nd->snap, nd->state.v, nd->n_committed);
 	nd->snap_zxid = z;
 	size_t drop = 0;
@@ -719,7 +759,10 @@ void node_compact(struct sim *s, struct node *nd)
 	nd->log.n -= drop;
 	nd->n_durable -= drop;
 	nd->n_written -= drop;
-	disk_compact(s, nd);
+	if (crash == 2)
+		node_crash(s, nd);
+	else
+		disk_compact(s, nd);
 }
 
 /* After any call into a core: a crash a scenario asked for happens now. */
