@@ -1016,14 +1016,24 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	if ((rc = epoch_load(r->epoch_dir, &r->accepted_epoch, &r->current_epoch)) < 0)
 		goto err;
 	int64_t last = rec->last_zxid;
-	if (r->current_epoch > r->accepted_epoch || zab_epoch_of(last) > r->current_epoch) {
-		/* The log holds txns of an epoch this server never took: the
-		 * epoch files were lost or tampered with. */
+	if (r->current_epoch > r->accepted_epoch || zab_epoch_of(last) > r->accepted_epoch) {
+		/* The log holds txns of an epoch this server never accepted:
+		 * the epoch files were lost or tampered with. */
 		log_msg(LOG_ERROR, "replica", "%s: acceptedEpoch %" PRId64 ", currentEpoch %" PRId64
 			" do not fit the log (last zxid 0x%" PRIx64 ")", r->epoch_dir,
 			r->accepted_epoch, r->current_epoch, (uint64_t)last);
 		rc = -EUCLEAN;
 		goto err;
+	}
+	if (zab_epoch_of(last) > r->current_epoch) {
+		/* A sync from the leader of acceptedEpoch logs that epoch's
+		 * txns before NewLeader makes it currentEpoch; a crash in
+		 * between leaves this. None of them was acked (no Ack goes
+		 * before currentEpoch is saved), and the core syncs again. */
+		log_msg(LOG_INFO, "replica", "the log reaches epoch %" PRId64 " (0x%" PRIx64
+			"), past currentEpoch %" PRId64 ": a sync from the leader of acceptedEpoch "
+			"%" PRId64 " was cut short", zab_epoch_of(last), (uint64_t)last,
+			r->current_epoch, r->accepted_epoch);
 	}
 
 	struct zab_config zc = {

@@ -11,14 +11,15 @@ register workload whose history must be linearizable (linearize.py).
 
 All tests share one ensemble; each begins by restoring it (members started,
 thawed) and waiting for exactly one leader."""
+import os
 import re
 import sys
 import threading
 import time
 
 import rawzk
-from harness import (FAILOVER_RETRY, close_clients, ensemble_for, kazoo_client, run_tests,
-                     wait_until)
+from harness import (FAILOVER_RETRY, Skip, close_clients, ensemble_for, kazoo_client,
+                     run_tests, wait_until)
 from registers import RegisterWorkload
 
 from kazoo.client import KazooClient, KazooState
@@ -423,6 +424,42 @@ def test_restarted_member_catches_up(ens):
         close(c)
 
 
+def test_sync_cut_short_restarts(ens):
+    """A follower killed after it logged txns of its leader's epoch but
+    before it saved that epoch as currentEpoch (a sync cut short: its
+    acceptedEpoch already says that epoch) starts again and catches up,
+    rather than refusing to start. Made here by setting back the
+    currentEpoch file of a follower that has txns of the current epoch."""
+    if ens.kind != "quorumd":
+        raise Skip("quorumd's epoch files (ZooKeeper marks that window with "
+                   "its updatingEpoch file instead)")
+    leader = restore(ens)
+    f = next(m for m in ens.members if m is not leader)
+    rmr(ens, "/ens-epoch")
+    c = client(ens)
+    try:
+        c.create("/ens-epoch", b"")
+        c.create("/ens-epoch/a", b"")
+        wait_until(lambda: zxid(f) == zxid(leader), 10, "the follower to have the writes")
+        f.kill()
+        d = os.path.join(f.dir, "data", "quorum-v1")
+        with open(os.path.join(d, "acceptedEpoch")) as e:
+            accepted = int(e.read())
+        with open(os.path.join(d, "currentEpoch"), "w") as e:
+            e.write("%d\n" % (accepted - 1))
+        c.create("/ens-epoch/b", b"")
+        f.start()
+        ens.wait_serving(timeout=60)
+        wait_until(lambda: zxid(f) == zxid(ens.leader(5)), 20,
+                   "the restarted member's zxid to reach the leader's")
+        check_on_members([f], {"a": (b"", 0), "b": (b"", 0)}, "/ens-epoch")
+        with open(f.log_path) as log:
+            assert "was cut short" in log.read()
+        c.delete("/ens-epoch", recursive=True)
+    finally:
+        close(c)
+
+
 def test_minority(ens):
     """Two of three killed: the survivor stops serving (no quorum, no
     read-only mode), so writes AND reads fail within a bound and new
@@ -731,7 +768,8 @@ def main():
     with ensemble_for(kind) as ens:
         print("    %s ensemble started in %.1fs" % (kind, time.monotonic() - t0), flush=True)
         run_tests([test_replicated_reads, test_leader_killed, test_session_survives_failover,
-                   test_restarted_member_catches_up, test_minority, test_frozen_leader,
+                   test_restarted_member_catches_up, test_sync_cut_short_restarts,
+                   test_minority, test_frozen_leader,
                    test_session_moved, test_sync_never_steps_back,
                    test_quota_counts_on_every_member, test_acl_through_a_follower],
                   ens, on_failure=ens.dump_logs)

@@ -39,8 +39,8 @@
  * snapshot image loads (snapshot_load_image()) as the very tree its txns
  * make; a restart reads back (epoch_load()) the epochs last saved, whole,
  * whatever a crash inside a save left, and currentEpoch <= acceptedEpoch.
- * (A restart whose log holds a zxid of an epoch above currentEpoch, which
- * quorumd refuses, is counted, not failed: see disk_open().) A member's
+ * A restart's log holds no zxid of an epoch above acceptedEpoch (one
+ * above currentEpoch, a sync cut short, is counted: see disk_open()). A member's
  * own snapshot file is of its tree at its last commit; a restart recovers
  * from the newest snapshot made durable (never from what a crash left of
  * one being written: recovery deletes it; past a rotten newest one, from

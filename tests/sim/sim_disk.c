@@ -449,12 +449,15 @@ void disk_open(struct sim *s, struct node *nd)
 	/* quorumd starts only if they fit the log (replica_start()). A
 	 * follower logs the txns of its leader's epoch that a sync carries
 	 * before it saves that epoch as currentEpoch (at NEWLEADER), so a
-	 * crash in between leaves a log above currentEpoch; ZooKeeper marks
-	 * that window with its updatingEpoch file, quorumd has no such mark.
-	 * Counted, and the node starts anyway (the core accepts it). */
+	 * crash in between leaves a log above currentEpoch (but not above
+	 * acceptedEpoch); quorumd starts from it, as the node does here, and
+	 * it is counted. */
 	if (nd->cur_epoch > nd->acc_epoch)
 		fail(s, "node %u restarts with currentEpoch %lld above acceptedEpoch %lld", nd->id,
 		     (long long)nd->cur_epoch, (long long)nd->acc_epoch);
+	if (zab_epoch_of(log_last(nd)) > nd->acc_epoch)
+		fail(s, "node %u restarts with a log of epoch %lld, above acceptedEpoch %lld",
+		     nd->id, (long long)zab_epoch_of(log_last(nd)), (long long)nd->acc_epoch);
 	if (zab_epoch_of(log_last(nd)) > nd->cur_epoch)
 		s->st->epoch_below_log++;
 out:
