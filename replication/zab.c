@@ -345,6 +345,8 @@ int zab_save_epochs(struct zab *z, int64_t accepted, int64_t current)
 	if (rc == 0) {
 		z->accepted_epoch = accepted;
 		z->current_epoch = current;
+	} else {
+		z->save_failed_ms = zab_now(z);
 	}
 	return rc;
 }

@@ -145,6 +145,7 @@ struct zab {
 	struct zab_seen_vote outof[ZAB_SLOTS]; /* FOLLOWING/LEADING voters */
 	int64_t decide_at_ms;     /* quorum reached: decide at this time (0: not) */
 	bool decide_pending;      /* decided, but the log must settle first (decide()) */
+	int64_t save_failed_ms;   /* when saving the epochs last failed (0: never) */
 	int64_t vote_resend_ms;
 	int vote_backoff;
 	/* Voters whose link broke (or, a leader, went silent) with nothing heard

@@ -162,12 +162,15 @@ static int fake_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, in
 	(void)zxid;
 	return 0;
 }
+static int save_fails; /* fake_save_epochs() answers -ENOSPC while set */
+static int saves_tried;
 static int fake_save_epochs(void *ctx, int64_t a, int64_t c)
 {
 	(void)ctx;
 	(void)a;
 	(void)c;
-	return 0;
+	saves_tried++;
+	return save_fails ? -ENOSPC : 0;
 }
 static void fake_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, uint32_t origin,
 			uint64_t origin_seq)
@@ -333,6 +336,39 @@ static void test_single_voter(void **state)
 	zab_free(z);
 }
 
+
+/* A lone voter that cannot save its epochs (a full disk) tries again once
+ * a tick, and leads once it can: no retry within the same call, which
+ * recursed until the stack ran out. */
+static void test_single_voter_epochs_unsaved(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = {.id = 7, .voters = {7}, .n_voters = 1, .tick_ms = 100,
+			       .init_limit = 10, .sync_limit = 5};
+	now_ms = 1000;
+	save_fails = 1;
+	saves_tried = 0;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	zab_start(z);
+	assert_int_equal(saves_tried, 1);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	for (int i = 0; i < 5; i++) {
+		now_ms += 100;
+		zab_tick(z);
+	}
+	assert_true(saves_tried >= 2 && saves_tried <= 6);
+	assert_false(zab_serving(z));
+	save_fails = 0;
+	now_ms += 100;
+	zab_tick(z);
+	now_ms += 100;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_LEADING);
+	assert_true(zab_serving(z));
+	zab_free(z);
+}
 
 /* ---- membership changes ---- */
 
@@ -864,6 +900,7 @@ int main(void)
 		cmocka_unit_test(test_config_checked),
 		cmocka_unit_test(test_lying_peers),
 		cmocka_unit_test(test_single_voter),
+		cmocka_unit_test(test_single_voter_epochs_unsaved),
 		cmocka_unit_test(test_logged_configs_checked),
 		cmocka_unit_test(test_reconfig_on_a_lone_leader),
 		cmocka_unit_test(test_config_learnt_from_a_vote),
