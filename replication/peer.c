@@ -15,12 +15,13 @@
  * DESIGN. Nothing the caller gives us is written from within the call:
  * peer_net_send() packs the message onto the link's queue and marks the
  * link dirty, and one uv_idle handle (the "kick") writes every dirty
- * link's queue in one uv_write on the next loop iteration, then delivers
+ * link's queue at once on the next loop iteration, then delivers
  * the resets that are due. An idle handle makes the loop poll without
  * blocking, so the kick runs before the loop sleeps whichever phase the
  * send came from (a send from another uv_prepare callback included).
- * While a write is in flight frames pile up on the queue, and its
- * completion writes all of them at once.
+ * What the socket takes at once is written there and then (uv_try_write);
+ * only the rest becomes a uv_write. While that is in flight frames pile up
+ * on the queue, and its completion writes all of them at once.
  *
  * Reset callbacks are only ever made from the kick, never from inside a
  * libuv callback that is changing a connection, nor from peer_net_send();
@@ -78,7 +79,7 @@
 #define KEEPALIVE_S 10
 #define HELLO_TIMEOUT_MS 10000      /* an incoming connection must say Hello by then */
 #define MAX_UNIDENTIFIED 64         /* incoming connections that have not said Hello */
-#define WRITE_BATCH 1024            /* frames gathered into one uv_write */
+#define WRITE_BATCH 1024            /* frames gathered into one write */
 #define MAX_FRAME_LIMIT (1u << 31)  /* max_frame is held to this (lengths fit uv_buf_t) */
 #define READ_MAX (1u << 30)         /* bytes offered to one read */
 
@@ -585,10 +586,19 @@ static void on_connect(uv_connect_t *req, int status)
 static void in_close(struct conn *c);
 static void tls_send(struct conn *c);
 
+/* The frames on c->inflight reached the socket. */
+static void count_sent(struct conn *c)
+{
+	LIST_FOR_EACH(it, &c->inflight) {
+		struct frame *f = CONTAINER_OF(it, struct frame, link);
+		c->net->stats.frames_sent++;
+		c->net->stats.bytes_sent += f->len;
+	}
+}
+
 static void on_write(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
-	struct peer_net *n = c->net;
 	c->writing = false;
 	free(c->sealed);
 	c->sealed = NULL;
@@ -600,15 +610,10 @@ static void on_write(uv_write_t *req, int status)
 			tls_send(c);
 		return;
 	}
-	if (status == 0) {
-		LIST_FOR_EACH(it, &c->inflight) {
-			struct frame *f = CONTAINER_OF(it, struct frame, link);
-			n->stats.frames_sent++;
-			n->stats.bytes_sent += f->len;
-		}
-	} else {
+	if (status == 0)
+		count_sent(c);
+	else
 		out_break(c, "write", status); /* counts them dropped */
-	}
 	free_frames(&c->inflight);
 	c->inflight_bytes = c->inflight_big = 0;
 	if (!c->closed)
@@ -705,9 +710,22 @@ static void flush_tls(struct link *l, struct conn *c)
 	tls_send(c);
 }
 
-/* Writes the link's queue (and the Hello first, on a new connection) in
- * one uv_write, unless a write is in flight: its completion comes back
- * here. */
+/* A write that could not be made: the connection breaks, the frames it
+ * held are counted dropped. */
+static void write_failed(struct conn *c, int rc)
+{
+	out_break(c, "write", rc);
+	free_frames(&c->inflight);
+	c->inflight_bytes = c->inflight_big = 0;
+}
+
+/* Writes the link's queue (and the Hello first, on a new connection),
+ * unless a write is in flight: its completion comes back here. What the
+ * socket takes at once (uv_try_write: at low load, all of it) is done
+ * with here; only the rest goes to a uv_write. A uv_write that completes
+ * at once still reports on the next loop turn, and costs the loop a poll
+ * that does not block and an epoll_ctl when it stops watching for
+ * POLLOUT again: one write per frame does not need either. */
 static void flush(struct link *l)
 {
 	struct conn *c = l->out;
@@ -721,26 +739,47 @@ static void flush(struct link *l)
 	if (!c->established)
 		return;
 	uv_buf_t bufs[WRITE_BATCH + 1];
-	unsigned nb = 0;
-	if (!c->hello_sent) {
-		bufs[nb++] = uv_buf_init((char *)l->net->hello, (unsigned)l->net->hello_len);
-		c->hello_sent = true;
-	}
-	while (!list_empty(&l->queue) && nb < WRITE_BATCH + 1) {
-		struct frame *f = take_frame(l, c);
-		bufs[nb++] = uv_buf_init((char *)f->data, (unsigned)f->len);
-	}
-	if (nb == 0)
+	for (;;) {
+		unsigned nb = 0;
+		if (!c->hello_sent) {
+			bufs[nb++] = uv_buf_init((char *)l->net->hello,
+						 (unsigned)l->net->hello_len);
+			c->hello_sent = true;
+		}
+		while (!list_empty(&l->queue) && nb < WRITE_BATCH + 1) {
+			struct frame *f = take_frame(l, c);
+			bufs[nb++] = uv_buf_init((char *)f->data, (unsigned)f->len);
+		}
+		if (nb == 0)
+			return;
+		int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
+		if (rc == UV_EAGAIN)
+			rc = 0;
+		if (rc < 0) {
+			write_failed(c, rc);
+			return;
+		}
+		size_t done = (size_t)rc;
+		unsigned first = 0;
+		while (first < nb && done >= bufs[first].len)
+			done -= bufs[first++].len;
+		if (first == nb) {
+			count_sent(c);
+			free_frames(&c->inflight);
+			c->inflight_bytes = c->inflight_big = 0;
+			continue; /* more than WRITE_BATCH were queued */
+		}
+		bufs[first].base += done;
+		bufs[first].len -= done;
+		c->wreq.data = c;
+		rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs + first, nb - first,
+			      on_write);
+		if (rc < 0)
+			write_failed(c, rc);
+		else
+			c->writing = true;
 		return;
-	c->wreq.data = c;
-	int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, nb, on_write);
-	if (rc != 0) {
-		out_break(c, "write", rc);
-		free_frames(&c->inflight);
-		c->inflight_bytes = c->inflight_big = 0;
-		return;
 	}
-	c->writing = true;
 }
 
 /* ---- incoming ----------------------------------------------------------------------------- */

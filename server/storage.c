@@ -712,6 +712,7 @@ static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn
 		return -EMSGSIZE;
 
 	int r = 0;
+	bool wake = false;
 	pthread_mutex_lock(&s->lock);
 	if (s->exclusive) {
 		r = -EBUSY;
@@ -765,10 +766,16 @@ static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn
 	s->since_snap++;
 	s->bytes_since_snap += TXNLOG_RECORD_HEADER + (int64_t)n;
 	s->stats.txns_appended++;
-	if (s->sync_waiting)
-		pthread_cond_signal(&s->cond);
+	/* Woken after the unlock: signalled under the lock, the sync thread
+	 * would wake only to block on the lock we still hold, and wake again
+	 * when we drop it. Cleared here, so the appends after this one, before
+	 * the thread runs, do not signal it again. */
+	wake = s->sync_waiting;
+	s->sync_waiting = false;
 out:
 	pthread_mutex_unlock(&s->lock);
+	if (wake)
+		pthread_cond_signal(&s->cond);
 	if (r == 0) {
 		s->inflight++;
 		if (!s->async_ref) {

@@ -92,7 +92,7 @@ struct storage {
 	struct batch *done_head;  /* written (or failed), waiting for the loop */
 	struct batch *done_tail;
 	struct batch *spare;      /* an emptied batch kept for reuse */
-	bool sync_waiting;        /* the sync thread sleeps on cond */
+	bool sync_waiting;        /* the sync thread sleeps on cond, not yet signalled */
 	bool busy;                /* the sync thread is writing a batch */
 	bool stopping;
 	bool exclusive;           /* recovery or truncation owns the writer state */
