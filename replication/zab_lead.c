@@ -263,10 +263,11 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 	int64_t c = zab_common_point(z->base_zxid, z->ends, z->n_ends, f->base_zxid, f->ends,
 				     f->n_ends, &found);
 	bool snap = !found || c < f->base_zxid || !log_reaches_back(z, c);
-	/* A history too long for the link goes as a snapshot once the leader
-	 * may send one (established: its state holds C); before that, as it
-	 * is. */
-	if (!snap && z->established && !history_fits(z, c))
+	/* A history too long for the link goes as a snapshot when the
+	 * snapshot holds C (established, and C committed: the snapshot is of
+	 * the applied state, and installing it must not take the follower
+	 * back past txns both hold, which it may have acked); else as it is. */
+	if (!snap && z->established && c <= z->applied && !history_fits(z, c))
 		snap = true;
 	int rc;
 	if (!snap) {
