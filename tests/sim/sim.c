@@ -241,17 +241,30 @@ static void complete_append(struct sim *s, struct node *nd)
 		node_crash(s, nd);
 		return;
 	}
+	/* This append, and maybe every other one of its write that is due
+	 * (quorumd reports a sync's batch to the core at once). */
+	size_t n = 1;
+	if (chance(&s->r, s->p_batch))
+		while (nd->n_durable + n < nd->n_written &&
+		       nd->done_at[nd->n_durable + n] <= s->now)
+			n++;
 	struct entry e = nd->log.v[nd->n_durable];
-	nd->n_durable++;
-	/* The established leader's own durable log is its ack. */
-	if (nd->leading && nd->serving)
-		note_ack(s, nd, nd->cur_epoch, e.zxid);
+	for (size_t i = 0; i < n; i++) {
+		e = nd->log.v[nd->n_durable++];
+		/* The established leader's own durable log is its ack. */
+		if (nd->leading && nd->serving)
+			note_ack(s, nd, nd->cur_epoch, e.zxid);
+	}
+	s->st->batched_appends += n - 1;
 	/* A scenario crash between durability and the ack. */
 	if (s->faults && s->o.scenario == SCN_CRASH_AT_NEWLEADER && chance(&s->r, 0.002)) {
 		s->st->crash_at_newleader++;
 		nd->crash_pending = true;
 	}
-	zab_appended(nd->z, e.zxid, 0);
+	if (n == 1)
+		zab_appended(nd->z, e.zxid, 0);
+	else
+		zab_appended_n(nd->z, e.zxid, n);
 	after_call(s, nd);
 }
 
@@ -686,6 +699,8 @@ static void swarm(struct sim *s)
 	if (!s->o.install_crash)
 		s->p_install_crash = 0; /* drawn all the same: the run is the same otherwise */
 	s->p_rot = knob(r, 0.01);
+	s->p_batch = chance(r, 0.25) ? 0 : rng_unit(r);
+	s->max_diff_bytes = chance(r, 0.5) ? 0 : (size_t)between(r, 100, 4000);
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
 		s->p_crash = 0.0005;
@@ -906,12 +921,12 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 			"  voters=%d observers=%d others=%d reconfig=%.4f loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
 			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f "
 			"sync_fail=%.4f epoch_crash=%.4f snap_crash=%.3f install_crash=%.3f rot=%.4f "
-			"segment=%lld prealloc=%lld\n",
+			"segment=%lld prealloc=%lld batch=%.3f max_diff=%zu\n",
 			s.n_voters, s.n_observers, s.n - s.n_voters - s.n_observers, s.p_reconfig, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
 			s.p_compact, s.p_reset, s.p_sync_fail, s.p_epoch_crash, s.p_snap_crash,
 			s.p_install_crash, s.p_rot, (long long)s.segment_bytes,
-			(long long)s.prealloc_bytes);
+			(long long)s.prealloc_bytes, s.p_batch, s.max_diff_bytes);
 	st->sim_ms = s.now;
 	sim_free(&s);
 	return res;

@@ -96,7 +96,8 @@ struct sim_stats {
 				      its restart falls back to the one before */
 	uint64_t epoch_crashes;    /* crashes inside a save of the epochs */
 	uint64_t epoch_below_log;  /* restarts with a logged zxid of an epoch above
-				      currentEpoch: quorumd would refuse them */
+				      currentEpoch (a sync cut short) */
+	uint64_t batched_appends;  /* appends reported with another (zab_appended_n) */
 	int64_t sim_ms;
 };
 

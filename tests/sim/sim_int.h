@@ -316,6 +316,9 @@ struct sim {
 	double p_snap_crash;     /* ...or while it writes a snapshot of its own */
 	double p_install_crash;  /* ...or while it installs a leader's */
 	double p_rot;            /* a down member's newest snapshot file rots */
+	double p_batch;          /* a write's appends are reported together
+				    (zab_appended_n()), as quorumd reports a sync's */
+	size_t max_diff_bytes;   /* the cores' zab_config.max_diff_bytes */
 	struct snapshot_writer *snap_writer; /* snapshot.c's, for every member */
 	int64_t segment_bytes, prealloc_bytes; /* file-backed runs: txnlog's sizes */
 	bool faults;

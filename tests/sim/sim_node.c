@@ -599,6 +599,7 @@ static struct zab_config boot_config(struct node *nd, struct zab_members *logged
 		.sync_limit = SYNC_LIMIT,
 		.finalize_wait_ms = 200,
 		.max_outstanding = 1000,
+		.max_diff_bytes = nd->sim->max_diff_bytes,
 	};
 	memcpy(cfg.voters, act.voters, sizeof(act.voters));
 	memcpy(cfg.observers, act.observers, sizeof(act.observers));
