@@ -1129,7 +1129,8 @@ int state_tree_load(struct node *nd, const uint8_t *bytes, size_t len, int64_t z
 		nd->inst_tree = NULL;
 		return -EINVAL;
 	}
-	qsort(out->v, out->n, sizeof(*out->v), by_zxid);
+	if (out->n > 1) /* an empty image has no array to sort */
+		qsort(out->v, out->n, sizeof(*out->v), by_zxid);
 	return 0;
 }
 
