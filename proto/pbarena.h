@@ -15,6 +15,8 @@
 #ifndef QUORUM_PBARENA_H
 #define QUORUM_PBARENA_H
 
+#include <stdbool.h>
+
 #include <protobuf-c/protobuf-c.h>
 
 #include "arena.h"
@@ -33,6 +35,48 @@ static inline ProtobufCAllocator pb_arena(struct arena *a)
 {
 	return (ProtobufCAllocator){ .alloc = pb_arena_alloc, .free = pb_arena_free,
 				     .allocator_data = a };
+}
+
+/*
+ * An arena kept for one message at a time, decoded, handled and dropped
+ * (a peer frame, a committed txn), reused from one to the next. Zeroed
+ * is ready; arena_destroy(&s->arena) when done with it.
+ *
+ *     ProtobufCAllocator *a = pb_scratch_begin(&s);
+ *     Quorum__Txn *t = quorum__txn__unpack(a, len, bytes);
+ *     ... handle t ...
+ *     pb_scratch_end(&s, a, &t->base);      (t may be NULL)
+ *
+ * A message that comes while another decoded into it is still being
+ * handled further up the stack gets protobuf-c's malloc instead (begin
+ * answers NULL), and end frees it the usual way.
+ */
+struct pb_scratch {
+	struct arena arena;
+	ProtobufCAllocator alloc;
+	bool busy; /* a message decoded into the arena is being handled */
+};
+
+static inline ProtobufCAllocator *pb_scratch_begin(struct pb_scratch *s)
+{
+	if (s->busy)
+		return NULL;
+	s->busy = true;
+	s->alloc = pb_arena(&s->arena);
+	return &s->alloc;
+}
+
+/* Drops the message begin's allocator `a` decoded (m: the message, or
+ * NULL if none decoded). */
+static inline void pb_scratch_end(struct pb_scratch *s, ProtobufCAllocator *a,
+				  ProtobufCMessage *m)
+{
+	if (a != NULL) {
+		arena_reset(&s->arena);
+		s->busy = false;
+	} else if (m != NULL) {
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
 }
 
 #endif

@@ -168,8 +168,7 @@ struct peer_net {
 	size_t hello_len;
 	struct tls_ctx *tls_server, *tls_client; /* cfg.tls's, or NULL */
 	uint8_t *tls_scratch;      /* what a TLS connection reads, before it is opened */
-	struct arena decoded;      /* the frame being handled, decoded (pbarena.h) */
-	bool decoding;             /* decoded holds a frame whose handler runs */
+	struct pb_scratch decoded; /* the frame being handled, decoded (pbarena.h) */
 
 	struct peer_net_stats stats;
 	int live;                  /* handles open and lookups in flight */
@@ -217,7 +216,7 @@ static void maybe_finish(struct peer_net *n)
 	tls_ctx_free(n->tls_server);
 	tls_ctx_free(n->tls_client);
 	free(n->tls_scratch);
-	arena_destroy(&n->decoded);
+	arena_destroy(&n->decoded.arena);
 	free(n);
 	if (cb != NULL)
 		cb(ctx);
@@ -923,26 +922,19 @@ static void in_frame(struct conn *c, const uint8_t *p, size_t len)
 {
 	struct peer_net *n = c->net;
 	struct link *l = c->peer;
-	/* Decoded into the net's arena, a malloc for no field, unless a frame
-	 * is already being handled further up this stack. */
-	bool nested = n->decoding;
-	ProtobufCAllocator pa = pb_arena(&n->decoded);
-	Quorum__PeerMsg *m = quorum__peer_msg__unpack(nested ? NULL : &pa, len, p);
-	if (m != NULL && m->from != l->addr.id) {
+	/* Decoded into the net's arena: a malloc for no field. */
+	ProtobufCAllocator *a = pb_scratch_begin(&n->decoded);
+	Quorum__PeerMsg *m = quorum__peer_msg__unpack(a, len, p);
+	if (m == NULL) {
+		in_refuse(c, "frame of %zu bytes does not decode", len);
+	} else if (m->from != l->addr.id) {
 		in_refuse(c, "message says it is from server %u", m->from);
-	} else if (m != NULL) {
+	} else {
 		n->stats.frames_received++;
 		n->stats.bytes_received += 4 + len;
-		n->decoding = true;
 		n->recv(n->ctx, l->addr.id, m);
-		n->decoding = nested;
-	} else {
-		in_refuse(c, "frame of %zu bytes does not decode", len);
 	}
-	if (nested && m != NULL)
-		quorum__peer_msg__free_unpacked(m, NULL);
-	else
-		arena_reset(&n->decoded);
+	pb_scratch_end(&n->decoded, a, m ? &m->base : NULL);
 }
 
 /* Cuts whole frames off the front of c->in and hands them on. */
@@ -1306,7 +1298,7 @@ static void on_failed_start_close(uv_handle_t *h)
 	tls_ctx_free(n->tls_client);
 	free(n->tls_scratch);
 	free(n->link_stats);
-	arena_destroy(&n->decoded);
+	arena_destroy(&n->decoded.arena);
 	free(n);
 }
 

@@ -42,20 +42,16 @@ static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t or
 {
 	struct server *srv = ctx;
 	srv->stats.commits++;
-	/* Decoded into the server's arena (no malloc per field), unless a
-	 * commit is already being applied further up this stack. */
-	bool nested = srv->applying;
-	ProtobufCAllocator pa = pb_arena(&srv->committed);
-	Quorum__Txn *txn = quorum__txn__unpack(nested ? NULL : &pa, len, bytes);
+	/* Decoded into the server's arena: a malloc for no field. */
+	ProtobufCAllocator *a = pb_scratch_begin(&srv->committed);
+	Quorum__Txn *txn = quorum__txn__unpack(a, len, bytes);
 	if (txn == NULL) {
 		/* Every server got these bytes and all fail alike; applying
 		 * nothing keeps them alike. */
 		log_msg(LOG_ERROR, "server", "a committed txn (%zu bytes) does not unpack", len);
-		if (!nested)
-			arena_reset(&srv->committed);
+		pb_scratch_end(&srv->committed, a, NULL);
 		return;
 	}
-	srv->applying = true;
 	struct request *r = NULL;
 	if (origin == (uint32_t)srv->cfg->myid)
 		r = take_proposed(srv, seq);
@@ -71,11 +67,7 @@ static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t or
 	}
 	if (srv->last_proposed < txn->zxid)
 		srv->last_proposed = txn->zxid;
-	srv->applying = nested;
-	if (nested)
-		quorum__txn__free_unpacked(txn, NULL);
-	else
-		arena_reset(&srv->committed);
+	pb_scratch_end(&srv->committed, a, &txn->base);
 	if (replica_serving(srv->replica))
 		write_snapshot_if_due(srv);
 	write_restart_if_drained(srv);

@@ -279,7 +279,7 @@ static void on_storage_closed(void *ctx)
 	srv->storage = NULL;
 	prep_destroy(&srv->prep);
 	db_destroy(&srv->db);
-	arena_destroy(&srv->committed);
+	arena_destroy(&srv->committed.arena);
 	sasl_users_free(srv->sasl_users);
 	srv->sasl_users = NULL;
 	while (!list_empty(&srv->free_requests)) {

@@ -49,6 +49,7 @@
 #include "config.h"
 #include "db.h"
 #include "list.h"
+#include "pbarena.h"
 #include "peer.pb-c.h"
 #include "prep.h"
 #include "session.h"
@@ -223,8 +224,7 @@ struct server {
 	size_t n_free_requests;
 	int64_t last_proposed;  /* the newest zxid handed to commit */
 	int64_t inflight;       /* txns handed to commit, not yet applied or failed */
-	struct arena committed; /* the committed txn being applied, decoded (pbarena.h) */
-	bool applying;          /* committed holds it */
+	struct pb_scratch committed; /* the committed txn being applied, decoded */
 	bool log_failed;        /* the log failed: refuse writes until inflight drains */
 	/* server_stop(), for the files the server calls that must stop it (a
 	 * txn that cannot be applied, a failed log): they call down, never up. */
