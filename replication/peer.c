@@ -245,11 +245,26 @@ static void free_frames(struct list *head)
 	}
 }
 
+/* Frees the link's queue and zeroes what counts it. */
+static void queue_clear(struct link *l)
+{
+	free_frames(&l->queue);
+	l->queued_bytes = l->queued_big = 0;
+	l->queued_frames = 0;
+}
+
+/* Frees the frames of c's write and zeroes what counts them. */
+static void inflight_clear(struct conn *c)
+{
+	free_frames(&c->inflight);
+	c->inflight_bytes = c->inflight_big = 0;
+}
+
 static void on_conn_close(uv_handle_t *h)
 {
 	struct conn *c = h->data;
 	struct peer_net *n = c->net;
-	free_frames(&c->inflight); /* on_write() has normally taken them */
+	inflight_clear(c); /* on_write() has normally taken them */
 	free(c->in);
 	free(c->sealed);
 	tls_link_free(c->tls);
@@ -475,9 +490,7 @@ static void out_break(struct conn *c, const char *what, int rc)
 		lost++;
 	LIST_FOR_EACH(it, &l->queue)
 		lost++;
-	free_frames(&l->queue);
-	l->queued_bytes = l->queued_big = 0;
-	l->queued_frames = 0;
+	queue_clear(l);
 	n->stats.dropped += lost;
 	log_msg(LOG_INFO, "peer", "connection to server %u (%s) lost: %s: %s; %zu messages dropped",
 		l->addr.id, c->name, what, uv_strerror(rc), lost);
@@ -613,8 +626,7 @@ static void on_write(uv_write_t *req, int status)
 		count_sent(c);
 	else
 		out_break(c, "write", status); /* counts them dropped */
-	free_frames(&c->inflight);
-	c->inflight_bytes = c->inflight_big = 0;
+	inflight_clear(c);
 	if (!c->closed)
 		flush(c->peer);
 }
@@ -714,8 +726,7 @@ static void flush_tls(struct link *l, struct conn *c)
 static void write_failed(struct conn *c, int rc)
 {
 	out_break(c, "write", rc);
-	free_frames(&c->inflight);
-	c->inflight_bytes = c->inflight_big = 0;
+	inflight_clear(c);
 }
 
 /* Writes the link's queue (and the Hello first, on a new connection),
@@ -764,8 +775,7 @@ static void flush(struct link *l)
 			done -= bufs[first++].len;
 		if (first == nb) {
 			count_sent(c);
-			free_frames(&c->inflight);
-			c->inflight_bytes = c->inflight_big = 0;
+			inflight_clear(c);
 			continue; /* more than WRITE_BATCH were queued */
 		}
 		bufs[first].base += done;
@@ -1540,9 +1550,7 @@ void peer_net_close(struct peer_net *n, void (*close_cb)(void *ctx), void *ctx)
 			uv_cancel((uv_req_t *)&l->gai); /* on_resolved() comes all the same */
 		LIST_FOR_EACH(it, &l->queue)
 			n->stats.dropped++;
-		free_frames(&l->queue);
-		l->queued_bytes = l->queued_big = 0;
-		l->queued_frames = 0;
+		queue_clear(l);
 		l->out = l->in = NULL;
 		list_remove(&l->dirty_node);
 		list_remove(&l->reset_node);
