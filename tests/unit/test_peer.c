@@ -1184,9 +1184,18 @@ static void test_tls_all_pairs(void **state)
 	tls_teardown(&t);
 }
 
+static bool stranger_settled(struct fx *fx, const void *arg)
+{
+	(void)arg;
+	return node_of(fx, 2)->got[1] == 20 && node_of(fx, 1)->got[2] == 20 &&
+	       stats_of(fx, 1).refused > 0;
+}
+
 /* A node whose certificate another CA signed reaches nobody and is
- * reached by nobody: its messages wait (nothing is lost: no dial
- * succeeded), the others' links between themselves go on. */
+ * reached by nobody, and the others' links between themselves go on. (In
+ * TLS 1.3 the dialer's handshake is over before the listener checks its
+ * certificate, so the stranger counts itself connected until the alert
+ * arrives, each time it dials: the test does not look at its side.) */
 static void test_tls_stranger(void **state)
 {
 	struct fx *fx = *state;
@@ -1201,12 +1210,15 @@ static void test_tls_stranger(void **state)
 		send_next(fx, 3, 1);
 		send_next(fx, 1, 3);
 	}
-	run_for(fx, 1500);
+	/* A loaded machine (or valgrind) may take seconds over the
+	 * handshakes: wait for what must happen, then half a second more
+	 * for anything wrong to arrive. */
+	assert_true(run_until(fx, stranger_settled, NULL, 30000));
+	run_for(fx, 500);
 	assert_int_equal(node_of(fx, 2)->got[1], 20);
 	assert_int_equal(node_of(fx, 1)->got[2], 20);
 	assert_int_equal(node_of(fx, 1)->got[3], 0);
 	assert_int_equal(node_of(fx, 3)->got[1], 0);
-	assert_false(peer_net_connected(node_of(fx, 3)->net, 1));
 	assert_true(stats_of(fx, 1).refused > 0);
 	assert_int_equal(fx->bad, 0);
 	for (uint32_t id = 1; id <= NNODE; id++)
