@@ -258,6 +258,24 @@ static bool all_connected(struct fx *fx, const void *arg)
 	return true;
 }
 
+/* Node `node` has had at least n resets of its link to `peer`. */
+struct resets_want {
+	uint32_t node, peer;
+	int n;
+};
+
+static bool resets_reach(struct fx *fx, const void *arg)
+{
+	const struct resets_want *w = arg;
+	return node_of(fx, w->node)->resets[w->peer] >= w->n;
+}
+
+static bool linked(struct fx *fx, const void *arg)
+{
+	const uint32_t *ab = arg;
+	return peer_net_connected(node_of(fx, ab[0])->net, ab[1]);
+}
+
 static bool all_closed(struct fx *fx, const void *arg)
 {
 	(void)arg;
@@ -541,9 +559,10 @@ static void test_late_start(void **state)
 		send_next(fx, 1, 3);
 		send_next(fx, 2, 3);
 	}
-	run_for(fx, 400);
+	const uint32_t one_two[] = { 1, 2 };
+	assert_true(run_until(fx, linked, one_two, 10000));
+	run_for(fx, 400); /* dials to 3 fail meanwhile */
 	assert_false(peer_net_connected(node_of(fx, 1)->net, 3));
-	assert_true(peer_net_connected(node_of(fx, 1)->net, 2));
 	assert_int_equal(node_of(fx, 3)->got[1], 0);
 	node_start(fx, 3);
 	for (int i = 0; i < 10; i++) {
@@ -685,7 +704,8 @@ static void test_bad_frames(void **state)
 		assert_true(run_until(fx, got_from_phantom, &want, 5000));
 		assert_int_equal(stats_of(fx, 1).refused, refused);
 		assert_true(run_until(fx, all_delivered, NULL, 10000));
-		run_for(fx, 20);
+		struct resets_want rw = { 1, PHANTOM, i + 1 };
+		assert_true(run_until(fx, resets_reach, &rw, 5000));
 		assert_int_equal(node_of(fx, 1)->resets[PHANTOM], i + 1);
 	}
 
@@ -706,6 +726,8 @@ static void test_bad_frames(void **state)
 	assert_int_equal(stats_of(fx, 1).refused, refused);
 	raw_close(fx, &r[3]);
 	raw_close(fx, &r[4]);
+	struct resets_want rw5 = { 1, PHANTOM, 5 };
+	assert_true(run_until(fx, resets_reach, &rw5, 5000));
 	run_for(fx, 20);
 	assert_int_equal(node_of(fx, 1)->resets[PHANTOM], 5);
 
@@ -740,6 +762,8 @@ static void test_overflow(void **state)
 	assert_int_equal(node_of(fx, 1)->resets[3], 0); /* not from within the call */
 	assert_int_equal(send_seq(fx, 1, 3, 12345), -ENOBUFS);
 	assert_int_equal(stats_of(fx, 1).dropped, 2);
+	struct resets_want rw = { 1, 3, 1 };
+	assert_true(run_until(fx, resets_reach, &rw, 5000));
 	run_for(fx, 100);
 	assert_int_equal(node_of(fx, 1)->resets[3], 1); /* both drops, one reset */
 	assert_int_equal(node_of(fx, 1)->resets[2], 0);
