@@ -357,6 +357,14 @@ static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int6
 {
 	struct replica *r = ctx;
 	int rc = r->host.install_image(r->host.ctx, bytes, len, zxid);
+	if (rc == -ENOTRECOVERABLE) {
+		/* On disk the install is done, in this process it is not: as
+		 * after a failed sync, the member stops; a restart finishes it. */
+		log_msg(LOG_ERROR, "replica", "the leader's snapshot 0x%" PRIx64 " could not be "
+			"installed whole: stopping", (uint64_t)zxid);
+		r->host.failed(r->host.ctx);
+		return 0;
+	}
 	r->installed_zxid = zxid;
 	r->installed_status = rc;
 	uv_timer_start(&r->install_done, on_install_done, 0, 0);

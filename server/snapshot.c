@@ -38,16 +38,32 @@ char *snapshot_path(const char *dir, int64_t zxid)
 	return path;
 }
 
-/* "snapshot." and 16 lower-case hex digits, optionally ".tmp". */
-static bool parse_name(const char *s, int64_t *zxid, bool *tmp)
+/* A file's path: snapshot.<zxid>, or snapshot.<zxid>.install for an
+ * install not finished (see snapshot_write()). */
+static char *file_path(const char *dir, const struct snapshot_file *f)
+{
+	char *path;
+	if (asprintf(&path, "%s/snapshot.%016" PRIx64 "%s", dir, (uint64_t)f->zxid,
+		     f->install ? ".install" : "") < 0)
+		return NULL;
+	return path;
+}
+
+enum name_kind { NAME_SNAPSHOT, NAME_TMP, NAME_INSTALL };
+
+/* "snapshot." and 16 lower-case hex digits, optionally ".tmp" or
+ * ".install". */
+static bool parse_name(const char *s, int64_t *zxid, enum name_kind *kind)
 {
 	size_t n = strlen(s);
 	if (strncmp(s, "snapshot.", 9) != 0)
 		return false;
 	if (n == 25)
-		*tmp = false;
+		*kind = NAME_SNAPSHOT;
 	else if (n == 29 && strcmp(s + 25, ".tmp") == 0)
-		*tmp = true;
+		*kind = NAME_TMP;
+	else if (n == 33 && strcmp(s + 25, ".install") == 0)
+		*kind = NAME_INSTALL;
 	else
 		return false;
 	uint64_t v = 0;
@@ -378,12 +394,13 @@ void snapshot_writer_stream(struct snapshot_writer *w, int dirfd, const struct t
 
 /* ---- writing an image (any thread) ------------------------------------------------------------ */
 
-int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img)
+int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img, bool install)
 {
 	int r = 0;
-	char *path = snapshot_path(dir, img->zxid);
+	struct snapshot_file f = { .zxid = img->zxid, .install = install };
+	char *path = file_path(dir, &f);
 	char *tmp = NULL;
-	if (!path || asprintf(&tmp, "%s.tmp", path) < 0) {
+	if (!path || asprintf(&tmp, "%s/snapshot.%016" PRIx64 ".tmp", dir, (uint64_t)img->zxid) < 0) {
 		tmp = NULL;
 		r = -ENOMEM;
 		goto out;
@@ -413,12 +430,33 @@ out:
 	return r;
 }
 
+int snapshot_install_done(const char *dir, int dirfd, int64_t zxid)
+{
+	struct snapshot_file f = { .zxid = zxid, .install = true };
+	char *from = file_path(dir, &f);
+	char *to = snapshot_path(dir, zxid);
+	int r = 0;
+	if (!from || !to)
+		r = -ENOMEM;
+	else if (rename(from, to) < 0 || fsync(dirfd) < 0)
+		r = -errno;
+	if (r < 0)
+		log_msg(LOG_ERROR, "storage", "renaming %s into place: %s", from ? from : dir,
+			strerror(-r));
+	free(from);
+	free(to);
+	return r;
+}
+
 /* ---- listing (loop thread) -------------------------------------------------------------- */
 
+/* By zxid; at one zxid an install's image after the snapshot it replaces. */
 static int cmp_file(const void *a, const void *b)
 {
 	const struct snapshot_file *x = a, *y = b;
-	return x->zxid < y->zxid ? -1 : x->zxid > y->zxid;
+	if (x->zxid != y->zxid)
+		return x->zxid < y->zxid ? -1 : 1;
+	return (int)x->install - (int)y->install;
 }
 
 int snapshot_list(const char *dir, int dirfd, bool read_only, struct snapshot_file **out,
@@ -433,10 +471,10 @@ int snapshot_list(const char *dir, int dirfd, bool read_only, struct snapshot_fi
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		int64_t zxid;
-		bool tmp;
-		if (!parse_name(de->d_name, &zxid, &tmp))
+		enum name_kind kind;
+		if (!parse_name(de->d_name, &zxid, &kind))
 			continue;
-		if (tmp) {
+		if (kind == NAME_TMP) {
 			/* A crash while a snapshot was being written: never renamed in,
 			 * never used. */
 			log_msg(LOG_INFO, "storage", "%s/%s: unfinished snapshot, %s", dir,
@@ -457,7 +495,12 @@ int snapshot_list(const char *dir, int dirfd, bool read_only, struct snapshot_fi
 			}
 			all = a;
 		}
-		all[cnt++] = (struct snapshot_file){ .zxid = zxid, .size = st.st_size };
+		if (kind == NAME_INSTALL)
+			log_msg(LOG_WARN, "storage", "%s/%s: an install of a leader's snapshot that "
+				"did not finish; %s", dir, de->d_name,
+				read_only ? "recovery would finish it" : "finishing it");
+		all[cnt++] = (struct snapshot_file){ .zxid = zxid, .size = st.st_size,
+						     .install = kind == NAME_INSTALL };
 	}
 	closedir(d);
 	if (r < 0) {
@@ -653,10 +696,11 @@ out:
 	return r;
 }
 
-int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
-		  int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
+static int load_file(const char *dir, const struct snapshot_file *f, struct tree *t,
+		     int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
 {
-	char *path = snapshot_path(dir, zxid);
+	int64_t zxid = f->zxid;
+	char *path = file_path(dir, f);
 	if (!path)
 		return -ENOMEM;
 	uint8_t *buf = NULL;
@@ -671,6 +715,13 @@ int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
 	return r;
 }
 
+int snapshot_load(const char *dir, int64_t zxid, struct tree *t,
+		  int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
+{
+	struct snapshot_file f = { .zxid = zxid };
+	return load_file(dir, &f, t, on_session, ctx);
+}
+
 int snapshot_load_newest(const char *dir, struct snapshot_file *files, size_t n, struct tree *t,
 			 int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx,
 			 int64_t *zxid)
@@ -679,7 +730,7 @@ int snapshot_load_newest(const char *dir, struct snapshot_file *files, size_t n,
 	for (size_t i = n; i-- > 0;) {
 		if (files[i].bad)
 			continue;
-		int r = snapshot_load(dir, files[i].zxid, t, on_session, ctx);
+		int r = load_file(dir, &files[i], t, on_session, ctx);
 		if (r == -EUCLEAN) {
 			files[i].bad = true;
 			log_msg(LOG_WARN, "storage", "snapshot 0x%" PRIx64 " is corrupt; trying an "

@@ -83,19 +83,29 @@ void snapshot_writer_stream(struct snapshot_writer *w, int dirfd, const struct t
 /* ---- an image in memory ---- */
 
 /* Writes img as dir/snapshot.<zxid>: a temporary file, fsync, rename,
- * fsync of the directory. Returns 0 or a negative errno (logged, and the
- * temporary file removed). Any thread. */
-int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img);
+ * fsync of the directory. With install (a leader's snapshot replacing
+ * this server's state) the name is snapshot.<zxid>.install, which tells
+ * recovery that the txn log and newer snapshots beside it are not its
+ * history (storage_finish_install()), until snapshot_install_done()
+ * renames it to snapshot.<zxid>. Returns 0 or a negative errno (logged,
+ * and the temporary file removed). Any thread. */
+int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img, bool install);
+
+/* Renames snapshot.<zxid>.install to snapshot.<zxid> (replacing one at
+ * that zxid) and fsyncs the directory. Returns 0 or a negative errno
+ * (logged). */
+int snapshot_install_done(const char *dir, int dirfd, int64_t zxid);
 
 struct snapshot_file {
 	int64_t zxid;
 	int64_t size;
-	bool bad; /* found corrupt by snapshot_load() */
+	bool bad;     /* found corrupt by snapshot_load() */
+	bool install; /* snapshot.<zxid>.install: an install not finished */
 };
 
-/* The snapshots in dir, oldest first, after deleting the temporary files a
- * crash left behind (read_only: they are only logged). Returns 0 or a
- * negative errno. */
+/* The snapshots in dir, oldest first (an install's image after a snapshot
+ * at its zxid), after deleting the temporary files a crash left behind
+ * (read_only: they are only logged). Returns 0 or a negative errno. */
 int snapshot_list(const char *dir, int dirfd, bool read_only, struct snapshot_file **out,
 		  size_t *n);
 

@@ -552,6 +552,15 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 		snprintf(err_buf, sizeof(err_buf), "listing %s: %s", s->snap_dir, strerror(-r));
 		goto err;
 	}
+	if (!s->read_only) {
+		r = storage_finish_install(s->snap_dir, s->snap_dirfd, s->log, s->snaps,
+					   &s->n_snaps);
+		if (r < 0) {
+			snprintf(err_buf, sizeof(err_buf), "finishing the install of a leader's "
+				 "snapshot in %s: %s", s->snap_dir, strerror(-r));
+			goto err;
+		}
+	}
 
 	s->durable_zxid = s->log_last = txnlog_last_zxid(s->log);
 	s->snap_floor = s->n_snaps ? s->snaps[s->n_snaps - 1].zxid : 0;
@@ -654,9 +663,16 @@ int storage_recover(struct storage *s, struct tree *t,
 	r = snapshot_load_newest(s->snap_dir, s->snaps, s->n_snaps, t, on_session, ctx, &snap);
 	if (r < 0)
 		goto out;
+	/* Read-only, an install not finished: the log is not its history. */
+	bool installed = false;
+	for (size_t i = s->n_snaps; i-- > 0;)
+		if (!s->snaps[i].bad) {
+			installed = s->snaps[i].install;
+			break;
+		}
 
 	struct replay rp = { .on_txn = on_txn, .ctx = ctx };
-	r = txnlog_read(s->log, snap, replay_one, &rp);
+	r = installed ? 0 : txnlog_read(s->log, snap, replay_one, &rp);
 	if (r == -EUCLEAN)
 		log_msg(LOG_ERROR, "storage", "the txn log in %s does not continue snapshot 0x%" PRIx64
 			" (see the line above): refusing to start", s->log_dir, (uint64_t)snap);
@@ -708,6 +724,8 @@ static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn
 		return -ECANCELED;
 	if (s->read_only)
 		return -EROFS;
+	if (s->unfinished)
+		return -ENOTRECOVERABLE;
 	if (n == 0 || n > TXNLOG_MAX_RECORD)
 		return -EMSGSIZE;
 
@@ -824,6 +842,8 @@ int storage_truncate_after(struct storage *s, int64_t zxid)
 {
 	if (s->closing)
 		return -ECANCELED;
+	if (s->unfinished)
+		return -ENOTRECOVERABLE;
 	if (s->snap_busy)
 		return -EBUSY;
 	int r = take_exclusive(s);
@@ -871,33 +891,97 @@ int storage_read_from(struct storage *s, int64_t zxid,
 	return txnlog_read(s->log, zxid, fn, ctx);
 }
 
+int storage_finish_install(const char *snap_dir, int snap_dirfd, struct txnlog *log,
+			   struct snapshot_file *files, size_t *n)
+{
+	size_t i = 0;
+	while (i < *n && !files[i].install)
+		i++;
+	if (i == *n)
+		return 0;
+	int64_t zxid = files[i].zxid;
+	/* Newer snapshots are not its history; one at its zxid the rename
+	 * replaces. */
+	for (size_t j = i + 1; j < *n; j++) {
+		if (files[j].install) {
+			log_msg(LOG_ERROR, "storage", "%s: two installs not finished, snapshots "
+				"0x%" PRIx64 " and 0x%" PRIx64, snap_dir, (uint64_t)zxid,
+				(uint64_t)files[j].zxid);
+			return -EUCLEAN;
+		}
+		char *path = snapshot_path(snap_dir, files[j].zxid);
+		if (!path)
+			return -ENOMEM;
+		int r = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+		log_msg(r < 0 ? LOG_ERROR : LOG_INFO, "storage", "installing snapshot 0x%" PRIx64
+			": %s %s%s%s", (uint64_t)zxid, r < 0 ? "unlink" : "deleted the newer", path,
+			r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+		free(path);
+		if (r < 0)
+			return r;
+	}
+	if (*n > i + 1 && fsync(snap_dirfd) < 0)
+		return -errno;
+	*n = i + 1;
+	int r = txnlog_truncate_after(log, 0);
+	if (r < 0) {
+		log_msg(LOG_ERROR, "storage", "installing snapshot 0x%" PRIx64 ": dropping the "
+			"txn log: %s", (uint64_t)zxid, strerror(-r));
+		return r;
+	}
+	r = snapshot_install_done(snap_dir, snap_dirfd, zxid);
+	if (r < 0)
+		return r;
+	files[i].install = false;
+	if (i > 0 && files[i - 1].zxid == zxid) {
+		files[i - 1] = files[i];
+		*n = i;
+	}
+	return 0;
+}
+
 int storage_install_snapshot(struct storage *s, const struct snapshot_image *img)
 {
 	if (s->closing)
 		return -ECANCELED;
 	if (s->read_only)
 		return -EROFS;
+	if (s->unfinished)
+		return -ENOTRECOVERABLE;
 	if (s->snap_busy)
 		return -EBUSY;
 	int r = take_exclusive(s);
 	if (r < 0)
 		return r;
-	/* Every step leaves a state recovery accepts: snapshots newer than
-	 * img first, then the log, then img itself. */
-	r = drop_snapshots_after(s, img->zxid - 1, "installing a snapshot");
-	if (r < 0)
-		goto out;
-	r = txnlog_truncate_after(s->log, 0);
-	if (r < 0)
-		goto out;
-	r = snapshot_write(s->snap_dir, s->snap_dirfd, img);
-	if (r < 0)
-		goto out;
 	struct snapshot_file *a = realloc(s->snaps, (s->n_snaps + 1) * sizeof(*a));
-	if (a) {
-		s->snaps = a;
-		a[s->n_snaps++] = (struct snapshot_file){ .zxid = img->zxid,
-							  .size = (int64_t)img->len };
+	if (!a) {
+		r = -ENOMEM;
+		goto out;
+	}
+	s->snaps = a;
+	/* Until the image is durable (renamed to snapshot.<zxid>.install) a
+	 * crash leaves this server's state as it was; from then on recovery
+	 * finishes the install, as storage_finish_install() does here: the
+	 * newer snapshots and the whole log go, and the image takes its name. */
+	r = snapshot_write(s->snap_dir, s->snap_dirfd, img, true);
+	if (r < 0)
+		goto out;
+	size_t at = s->n_snaps;
+	while (at > 0 && s->snaps[at - 1].zxid > img->zxid)
+		at--;
+	memmove(a + at + 1, a + at, (s->n_snaps - at) * sizeof(*a));
+	a[at] = (struct snapshot_file){ .zxid = img->zxid, .size = (int64_t)img->len,
+					.install = true };
+	s->n_snaps++;
+	r = storage_finish_install(s->snap_dir, s->snap_dirfd, s->log, s->snaps, &s->n_snaps);
+	if (r < 0) {
+		/* This process's log and the disk no longer agree. */
+		s->unfinished = true;
+		log_msg(LOG_ERROR, "storage", "snapshot 0x%" PRIx64 " is installed on disk but the "
+			"install did not finish (%s): a restart finishes it", (uint64_t)img->zxid,
+			strerror(-r));
+		r = -ENOTRECOVERABLE;
+		goto out;
 	}
 	s->log_last = txnlog_last_zxid(s->log);
 	s->snap_floor = img->zxid;

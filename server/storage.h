@@ -207,15 +207,32 @@ int storage_read_from(struct storage *s, int64_t zxid,
 
 /* For replication (ZAB's SNAP). Makes img — a snapshot's bytes as
  * snapshot_serialize() makes them, from the leader — this server's state:
- * drops every snapshot newer than it and the whole txn log, then writes
- * img durably as a snapshot, so recovery starts from it and appends
- * continue at img->zxid + 1. Synchronous (fsyncs on the calling thread).
- * The caller loads the same image into a fresh tree
- * (snapshot_load_image()). Returns 0, -EBUSY with appends or a snapshot
- * in flight, or another negative errno (the state may then be an older
- * snapshot without log: a committed prefix, which a later sync repairs). */
+ * writes img durably (snapshot_write() as an install), then drops every
+ * snapshot newer than it and the whole txn log and gives img its
+ * snapshot's name (storage_finish_install()), so recovery starts from it
+ * and appends continue at img->zxid + 1. A crash before img is durable
+ * leaves the state as it was (the txns it held durably, which it may have
+ * acked, are all there); after, recovery finishes the install.
+ * Synchronous (fsyncs on the calling thread). The caller loads the same
+ * image into a fresh tree (snapshot_load_image()). Returns 0, -EBUSY with
+ * appends or a snapshot in flight, -ENOTRECOVERABLE when img is durable
+ * but the rest failed (logged; every later write fails the same way: the
+ * caller must stop, and a restart finishes the install), or another
+ * negative errno (nothing changed). */
 struct snapshot_image;
 int storage_install_snapshot(struct storage *s, const struct snapshot_image *img);
+
+/* The rest of an install whose image is durable (files[0..*n) as
+ * snapshot_list() gives them; nothing when none is an install's): deletes
+ * the snapshots newer than it, truncates the whole log, renames the image
+ * to its snapshot's name, and updates files and *n to match. Every step
+ * is durable before the next, and each may be repeated, so a crash
+ * anywhere leaves what this finishes at the next start (storage_open(),
+ * and the simulation's boot). Returns 0 or a negative errno (logged). */
+struct snapshot_file;
+struct txnlog;
+int storage_finish_install(const char *snap_dir, int snap_dirfd, struct txnlog *log,
+			   struct snapshot_file *files, size_t *n);
 
 /* Stops the sync thread after the queued txns are durable (their
  * callbacks are called first) and frees everything; close_cb is called on

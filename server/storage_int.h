@@ -104,6 +104,9 @@ struct storage {
 	struct storage_timings timings; /* loop thread only */
 	int64_t fsync_warn_ms;
 	bool read_only;   /* storage_config.read_only */
+	/* An install's image is durable, the rest of it failed
+	 * (storage_install_snapshot()): only a restart goes on from here. */
+	bool unfinished;
 	bool in_use;      /* read-only: a running quorumd holds the lock */
 	pthread_t thread;
 	bool thread_started;

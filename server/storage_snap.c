@@ -264,7 +264,7 @@ err:
 static void snap_work(uv_work_t *w)
 {
 	struct storage *s = w->data;
-	s->snap_status = snapshot_write(s->snap_dir, s->snap_dirfd, &s->snap_img);
+	s->snap_status = snapshot_write(s->snap_dir, s->snap_dirfd, &s->snap_img, false);
 }
 
 static void snap_after(uv_work_t *w, int status)

@@ -436,7 +436,7 @@ def test_sync_cut_short_restarts(ens):
     leader = restore(ens)
     f = next(m for m in ens.members if m is not leader)
     rmr(ens, "/ens-epoch")
-    c = client(ens)
+    c = client(leader)  # not f, whose kill would lose the next request
     try:
         c.create("/ens-epoch", b"")
         c.create("/ens-epoch/a", b"")

@@ -16,9 +16,6 @@
  *                                 temporary directory (made under
  *                                 $TMPDIR or /tmp, removed at exit; real
  *                                 fsyncs, so slower), or lists in memory
- *   --install-crash               the process may also die inside an
- *                                 install of a leader's snapshot (off by
- *                                 default: see sim_options)
  *   -v                            per-run knobs and figures
  *
  * Exit codes: 0 pass; 1 a safety invariant broke; 2 the healed cluster
@@ -190,7 +187,6 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 
 /* Where the runs keep their logs: disk_root, or NULL for memory only. */
 static const char *run_disk;
-static bool install_crash; /* --install-crash */
 
 /* One run; on failure prints why and how to replay it. */
 static enum sim_result run_one(uint64_t seed, uint64_t steps, enum sim_scenario sc, bool verbose,
@@ -198,11 +194,10 @@ static enum sim_result run_one(uint64_t seed, uint64_t steps, enum sim_scenario 
 {
 	snprintf(replay_line, sizeof(replay_line),
 		 "build/tests/sim/zab_sim --seed 0x%016" PRIx64 " --steps %" PRIu64
-		 " --scenario %s --disk %s%s",
-		 seed, steps, sim_scenario_name(sc), run_disk ? "files" : "memory",
-		 install_crash ? " --install-crash" : "");
+		 " --scenario %s --disk %s",
+		 seed, steps, sim_scenario_name(sc), run_disk ? "files" : "memory");
 	struct sim_options o = {.seed = seed, .steps = steps, .scenario = sc, .verbose = verbose,
-				.disk_dir = run_disk, .install_crash = install_crash};
+				.disk_dir = run_disk};
 	char why[1024];
 	if (verbose)
 		fprintf(stderr, "seed 0x%016" PRIx64 " (%s)\n", seed, sim_scenario_name(sc));
@@ -264,7 +259,7 @@ static int run_set(uint64_t base, int seeds, uint64_t steps, enum sim_scenario s
 static int usage(void)
 {
 	fprintf(stderr, "usage: zab_sim [--seed S --steps N [--scenario NAME]] [--seeds K] "
-			"[--base B] [--soak] [--disk files|memory] [--install-crash] [-v]\n");
+			"[--base B] [--soak] [--disk files|memory] [-v]\n");
 	return SIM_USAGE;
 }
 
@@ -305,8 +300,6 @@ int main(int argc, char **argv)
 			i++;
 		} else if (!strcmp(a, "--soak")) {
 			soak = true;
-		} else if (!strcmp(a, "--install-crash")) {
-			install_crash = true;
 		} else if (!strcmp(a, "-v")) {
 			verbose = true;
 		} else {

@@ -271,24 +271,22 @@ static void complete_append(struct sim *s, struct node *nd)
 /*
  * The install completes: the node's disk becomes the leader's snapshot
  * (disk_install()), its state that snapshot's txns. The process may die
- * on the way, in storage_install_snapshot()'s order (newer snapshots
- * dropped, the log truncated, the image written): with the log gone and
- * the image not yet renamed in (a torn or whole temporary file beside its
- * older snapshot), or with the image in place, before the core hears of
- * it.
+ * on the way, at any step of storage_install_snapshot(): before the image
+ * is durable (a torn or whole temporary file), its state is what it was;
+ * after (the image renamed to its .install name, then the newer
+ * snapshots and the log gone, then the image renamed to its snapshot's
+ * name, before the core hears of it), its state is the image's.
  */
 static void complete_install(struct sim *s, struct node *nd)
 {
 	nd->installing = false;
 	int crash = -1;
-	if (s->faults && nd->snap_zxid < nd->inst_zxid && chance(&s->r, s->p_install_crash))
-		crash = (int)between(&s->r, 0, 2);
+	if (s->faults && chance(&s->r, s->p_install_crash))
+		crash = (int)between(&s->r, INSTALL_TMP_TORN, INSTALL_DONE);
 	if (crash >= 0)
 		s->st->install_crashes++;
-	if (crash == 0 || crash == 1) {
-		disk_install_torn(s, nd, crash == 1);
-		nd->log.n = 0;
-		nd->n_durable = nd->n_written = 0;
+	if (crash == INSTALL_TMP_TORN || crash == INSTALL_TMP_WHOLE) {
+		disk_install(s, nd, (enum install_stop)crash);
 		node_crash(s, nd);
 		return;
 	}
@@ -296,8 +294,8 @@ static void complete_install(struct sim *s, struct node *nd)
 	nd->snap_zxid = nd->inst_zxid;
 	nd->log.n = 0;
 	nd->n_durable = nd->n_written = 0;
-	disk_install(s, nd);
-	if (crash == 2) {
+	disk_install(s, nd, crash < 0 ? INSTALL_DONE : (enum install_stop)crash);
+	if (crash >= 0) {
 		node_crash(s, nd);
 		return;
 	}
@@ -696,8 +694,6 @@ static void swarm(struct sim *s)
 	s->p_epoch_crash = knob(r, 0.02);
 	s->p_snap_crash = knob(r, 0.3);
 	s->p_install_crash = knob(r, 0.3);
-	if (!s->o.install_crash)
-		s->p_install_crash = 0; /* drawn all the same: the run is the same otherwise */
 	s->p_rot = knob(r, 0.01);
 	s->p_batch = chance(r, 0.25) ? 0 : rng_unit(r);
 	s->max_diff_bytes = chance(r, 0.5) ? 0 : (size_t)between(r, 100, 4000);

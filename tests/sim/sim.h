@@ -13,8 +13,8 @@
  * run it also takes snapshots of its own tree at seeded moments, written
  * as quorumd writes them into its directory, and keeps its epochs in
  * server/epoch.c's files there; the process may die while it writes a
- * snapshot or saves its epochs (or, with sim_options.install_crash,
- * installs a leader's), leaving what a real crash there could; and
+ * snapshot, saves its epochs or installs a leader's snapshot, leaving
+ * what a real crash there could; and
  * a restart recovers through quorumd's functions (the newest valid
  * snapshot, then the log; the epoch files) and must find what was durable
  * before the crash, also when its newest snapshot file rotted meanwhile (a memory-only run keeps its snapshot and epochs in
@@ -109,11 +109,6 @@ struct sim_options {
 	/* Where each node's txn log lives (a directory per node, made and
 	 * removed by the run); NULL: the log is in memory only. */
 	const char *disk_dir;
-	/* The process may also die inside an install of a leader's snapshot.
-	 * Off by default: storage_install_snapshot() truncates the log before
-	 * the image is durable, so such a crash can lose txns the member held
-	 * durably, committed ones among them, which the checker fails. */
-	bool install_crash;
 };
 
 enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char *why,

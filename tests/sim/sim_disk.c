@@ -33,18 +33,20 @@
  * (disk_snapshot_torn()): before the rename reached the disk, a prefix of
  * the image or all of it in snapshot.<zxid>.tmp; after, the new snapshot
  * without the purge. A leader's snapshot (SNAP) is installed as
- * storage_install_snapshot() does it: newer snapshots and every log
- * segment go, and the image is written with snapshot_write(); with
- * sim_options.install_crash the process may die after the log went and
- * before the image was renamed in (disk_install_torn()). A boot
- * recovers as storage_recover() does: snapshot_list() (which deletes a
- * partial snapshot), snapshot_load_newest(), then every txn the log holds
- * after that snapshot applied to the tree it loaded. That snapshot must be
- * the newest made durable (or, when a down member's newest snapshot file
+ * storage_install_snapshot() does it: the image is written durably as
+ * snapshot.<zxid>.install, then newer snapshots and every log segment go
+ * and the image takes its snapshot's name; the process may die on the
+ * way (disk_install()): before the image was durable, the node's state
+ * must come back whole; after, recovery finishes the install. A boot
+ * recovers as storage_open() and storage_recover() do: snapshot_list()
+ * (which deletes a partial snapshot), storage_finish_install(),
+ * snapshot_load_newest(), then every txn the log holds after that
+ * snapshot applied to the tree it loaded. That snapshot must be the
+ * newest made durable (or, when a down member's newest snapshot file
  * rotted, disk_rot(), the one before it, with the log after that one) and
- * hold the txns it was taken of (nd->snap, the checker's list), and the tree recovered must be, node for node, the one
- * the node's state makes txn by txn (state_tree_recovered()), which it
- * then replaces. A memory-only run keeps its snapshot as nd->snap alone.
+ * hold the txns it was taken of (nd->snap, the checker's list), and the
+ * tree recovered must be, node for node, the one the node's state makes
+ * txn by txn (state_tree_recovered()), which it then replaces. A memory-only run keeps its snapshot as nd->snap alone.
  * What a leader sends a follower (SNAP) is the real image of its tree
  * (snapshot.c), which the follower loads and must find equal to the tree
  * the image's txns make.
@@ -332,16 +334,19 @@ static bool partial_snapshot_left(const char *dir)
 	DIR *d = opendir(dir);
 	bool any = false;
 	for (struct dirent *e; d && (e = readdir(d));)
-		any |= !strncmp(e->d_name, "snapshot.", 9) && strstr(e->d_name, ".tmp");
+		any |= !strncmp(e->d_name, "snapshot.", 9) &&
+		       (strstr(e->d_name, ".tmp") || strstr(e->d_name, ".install"));
 	if (d)
 		closedir(d);
 	return any;
 }
 
 /*
- * Boot, before the log is read: recovery's snapshot, as storage_recover()
- * finds it — snapshot_list() (which deletes what a crash left of one being
- * written) and snapshot_load_newest() — into a new tree, *zxid its zxid.
+ * Boot, before the log is read: recovery's snapshot, as storage_open()
+ * and storage_recover() find it — snapshot_list() (which deletes what a
+ * crash left of one being written), storage_finish_install() (the rest of
+ * an install whose image was durable) and snapshot_load_newest() — into a
+ * new tree, *zxid its zxid.
  * It must be the newest snapshot made durable, and hold the txns it was
  * taken of (nd->snap). NULL after failing the run.
  */
@@ -356,6 +361,8 @@ static struct tree *snapshot_recover(struct sim *s, struct node *nd, const char 
 		return NULL;
 	}
 	int rc = snapshot_list(dir, nd->dirfd, false, &files, &n);
+	if (rc == 0)
+		rc = storage_finish_install(dir, nd->dirfd, nd->tl, files, &n);
 	if (rc == 0)
 		rc = snapshot_load_newest(dir, files, n, t, NULL, NULL, zxid);
 	free(files);
@@ -711,29 +718,6 @@ void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole)
 	snapshot_image_free(&img);
 }
 
-/* What a crash inside storage_install_snapshot() leaves after it truncated
- * the log and before the image's rename reached the disk: no log, the
- * node's older snapshots, and snapshot.<zxid>.tmp holding a prefix of the
- * image or all of it. (No snapshot of the node is as new as the image:
- * the caller made sure, so none was dropped.) */
-void disk_install_torn(struct sim *s, struct node *nd, bool whole)
-{
-	if (!nd->tl)
-		return;
-	int rc = txnlog_truncate_after(nd->tl, 0);
-	if (rc < 0)
-		fail(s, "node %u: txnlog_truncate_after(0): %s", nd->id, strerror(-rc));
-	nd->log_from = nd->snap_zxid; /* no log: nothing older can be replayed forward */
-	char name[48];
-	snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)nd->inst_zxid);
-	size_t len = whole ? nd->inst_len : (size_t)between(&s->r, 0, (int64_t)nd->inst_len - 1);
-	int fd = openat(nd->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || (len && pwrite(fd, nd->inst_img, len, 0) != (ssize_t)len))
-		fail(s, "node %u: writing %s: %s", nd->id, name, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-}
-
 /* The snapshots of one node's directory, oldest first (snapshot_list()). */
 static struct snapshot_file *snapshots_of(struct sim *s, struct node *nd, const char *dir,
 					  size_t *n)
@@ -782,41 +766,66 @@ void disk_compact(struct sim *s, struct node *nd)
 	free(dir);
 }
 
-/* A leader's snapshot installed, as storage_install_snapshot() does it:
- * the node's snapshots as new or newer go, then every log segment, then
- * the image is written (snapshot_write()); the next write begins a segment
- * past the gap. */
-void disk_install(struct sim *s, struct node *nd)
+/*
+ * A leader's snapshot installed, as storage_install_snapshot() does it,
+ * up to `stop` (enum install_stop): the image written as a temporary file
+ * (a prefix of it, or all) that was never renamed; renamed to
+ * snapshot.<zxid>.install, and no more; then the newer snapshots and the
+ * whole log gone too, but not yet renamed to its snapshot's name; or all
+ * of it (storage_finish_install()), after which the next write begins a
+ * segment past the gap.
+ */
+void disk_install(struct sim *s, struct node *nd, enum install_stop stop)
 {
 	if (!nd->tl)
-		return;
+		goto out;
 	char *dir = node_dir(s, nd);
-	size_t n;
-	struct snapshot_file *f = snapshots_of(s, nd, dir, &n);
-	bool dropped = false;
-	for (size_t i = 0; i < n; i++)
-		if (f[i].zxid >= nd->inst_zxid) {
-			snapshot_unlink(s, nd, f[i].zxid);
-			dropped = true;
-			if (f[i].zxid == nd->rotten)
-				nd->rotten = 0;
-		}
-	if (dropped)
-		fsync(nd->dirfd);
-	free(f);
-	int rc = txnlog_truncate_after(nd->tl, 0);
-	if (rc < 0)
-		fail(s, "node %u: txnlog_truncate_after(0): %s", nd->id, strerror(-rc));
 	struct snapshot_image img = {.buf = nd->inst_img, .len = nd->inst_len,
 				     .zxid = nd->inst_zxid};
-	if (!s->failed && (rc = snapshot_write(dir, nd->dirfd, &img)) < 0)
+	int rc = 0;
+	if (stop == INSTALL_TMP_TORN || stop == INSTALL_TMP_WHOLE) {
+		char name[48];
+		snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)img.zxid);
+		size_t len = stop == INSTALL_TMP_WHOLE ? img.len
+						       : (size_t)between(&s->r, 0, (int64_t)img.len - 1);
+		int fd = openat(nd->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || (len && pwrite(fd, img.buf, len, 0) != (ssize_t)len))
+			fail(s, "node %u: writing %s: %s", nd->id, name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(dir);
+		goto out;
+	}
+	if ((rc = snapshot_write(dir, nd->dirfd, &img, true)) < 0)
 		fail(s, "node %u: snapshot_write: %s", nd->id, strerror(-rc));
-	free(nd->inst_img);
-	nd->inst_img = NULL;
+	/* Whatever is as new as the image goes now or at the next boot. */
+	if (nd->rotten >= img.zxid)
+		nd->rotten = 0;
+	if (stop == INSTALL_LOG_GONE && !s->failed) {
+		size_t n;
+		struct snapshot_file *f = snapshots_of(s, nd, dir, &n);
+		for (size_t i = 0; i < n; i++)
+			if (f[i].zxid > img.zxid)
+				snapshot_unlink(s, nd, f[i].zxid);
+		free(f);
+		fsync(nd->dirfd);
+		if ((rc = txnlog_truncate_after(nd->tl, 0)) < 0)
+			fail(s, "node %u: txnlog_truncate_after(0): %s", nd->id, strerror(-rc));
+	}
+	if (stop == INSTALL_DONE && !s->failed) {
+		size_t n;
+		struct snapshot_file *f = snapshots_of(s, nd, dir, &n);
+		if ((rc = storage_finish_install(dir, nd->dirfd, nd->tl, f, &n)) < 0)
+			fail(s, "node %u: storage_finish_install: %s", nd->id, strerror(-rc));
+		free(f);
+	}
 	free(dir);
 	nd->n_written = 0;
 	nd->log_from = nd->inst_zxid;
 	nd->roll_next = true;
+out:
+	free(nd->inst_img);
+	nd->inst_img = NULL;
 }
 
 /*

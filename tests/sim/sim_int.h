@@ -366,8 +366,15 @@ int disk_truncate(struct sim *s, struct node *nd, int64_t zxid);
 void disk_snapshot(struct sim *s, struct node *nd, int64_t zxid);
 void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole);
 void disk_compact(struct sim *s, struct node *nd);
-void disk_install(struct sim *s, struct node *nd);
-void disk_install_torn(struct sim *s, struct node *nd, bool whole);
+/* How far an install got before the process died (disk_install()). */
+enum install_stop {
+	INSTALL_TMP_TORN,  /* a prefix of the image in a temporary file */
+	INSTALL_TMP_WHOLE, /* all of it, not renamed */
+	INSTALL_DURABLE,   /* snapshot.<zxid>.install, and no more */
+	INSTALL_LOG_GONE,  /* newer snapshots and the log gone too, not renamed */
+	INSTALL_DONE,
+};
+void disk_install(struct sim *s, struct node *nd, enum install_stop stop);
 void disk_rot(struct sim *s, struct node *nd);
 int disk_read(struct node *nd, int64_t after, int64_t upto,
 	      int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg);

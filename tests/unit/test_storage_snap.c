@@ -328,6 +328,97 @@ static void test_install_snapshot(void **state)
 	fx_free(f);
 }
 
+/* Where a crash stopped storage_install_snapshot(). */
+enum install_crash {
+	CRASH_TMP,      /* the image in a temporary file, never renamed */
+	CRASH_DURABLE,  /* renamed to snapshot.<zxid>.install, no more */
+	CRASH_LOG_GONE, /* the newer snapshot and the log gone too, not renamed */
+};
+
+/* A follower with a log of its own and snapshots at 10, 100 (`at100`) or
+ * not, and 120 takes the leader's state at 100, and a crash stops it on
+ * the way: the restart gives its own state back whole when the image was
+ * not yet durable, else finishes the install. */
+static void install_interrupted(enum install_crash crash, bool at100)
+{
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	struct tree *mine = tree_new();
+	workload(f, mine, 1, 10);
+	snapshot_now(f, mine, 10);
+	workload(f, mine, 11, 100);
+	if (at100)
+		snapshot_now(f, mine, 100);
+	workload(f, mine, 101, 120);
+	snapshot_now(f, mine, 120);
+	workload(f, mine, 121, 150);
+	fx_close(f);
+
+	struct tree *leader = tree_new();
+	workload(NULL, leader, 1, 60);
+	workload(NULL, leader, 61, 100); /* the same zxids, other txns */
+	struct txnbuf b;
+	log_apply(NULL, leader, txn_create(&b, 100, "/only-the-leaders", 0));
+	struct snapshot_image img;
+	assert_int_equal(snapshot_serialize(leader, NULL, 0, &img), 0);
+	int dirfd = open(f->qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dirfd >= 0);
+	if (crash == CRASH_TMP) {
+		char tmp[160];
+		snprintf(tmp, sizeof(tmp), "%s.tmp", snap_file(f, 100));
+		write_all(tmp, img.buf, img.len);
+	} else {
+		assert_int_equal(snapshot_write(f->qdir, dirfd, &img, true), 0);
+		assert_int_equal(count_files(f, "snapshot."), at100 ? 4 : 3);
+	}
+	if (crash == CRASH_LOG_GONE) {
+		assert_int_equal(unlink(snap_file(f, 120)), 0);
+		DIR *d = opendir(f->qdir);
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (strncmp(de->d_name, "log.", 4) == 0)
+				assert_int_equal(unlinkat(dirfd, de->d_name, 0), 0);
+		closedir(d);
+	}
+	close(dirfd);
+
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t;
+	assert_int_equal(fx_recover(f, &t, true), 0);
+	if (crash == CRASH_TMP) {
+		expect_same_tree(mine, t);
+		assert_int_equal(count_files(f, "snapshot."), at100 ? 3 : 2);
+	} else {
+		expect_same_tree(leader, t);
+		assert_int_equal(f->n_recs, 0);
+		assert_int_equal(count_files(f, "log."), 0);
+		assert_int_equal(count_files(f, "snapshot."), 2); /* 10 and the image */
+		assert_true(access(snap_file(f, 120), F_OK) < 0);
+		/* Appends follow the image, and the next start finds them. */
+		append_run(f, 101, 104, 1);
+		fx_close(f);
+		assert_int_equal(fx_open(f), 0);
+		tree_free(t);
+		assert_int_equal(fx_recover(f, &t, false), 0);
+		expect_recs(f, 101, 104, 1, 105, 1);
+	}
+	fx_close(f);
+	snapshot_image_free(&img);
+	tree_free(t);
+	tree_free(leader);
+	tree_free(mine);
+	fx_free(f);
+}
+
+static void test_install_interrupted(void **state)
+{
+	(void)state;
+	for (int crash = CRASH_TMP; crash <= CRASH_LOG_GONE; crash++) {
+		install_interrupted((enum install_crash)crash, false);
+		install_interrupted((enum install_crash)crash, true);
+	}
+}
+
 /* ---- snapshots by a forked writer --------------------------------------------------------------- */
 
 static void fill_sessions(struct storage_session ss[2])
@@ -533,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_due),
 		cmocka_unit_test(test_snapshot_due_by_size),
 		cmocka_unit_test(test_install_snapshot),
+		cmocka_unit_test(test_install_interrupted),
 		cmocka_unit_test(test_snapshot_is_of_the_call),
 		cmocka_unit_test(test_snapshot_child_fails),
 		cmocka_unit_test(test_close_waits_for_snapshot_child),
