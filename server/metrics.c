@@ -163,6 +163,33 @@ static void learner_queues(struct emit *e, struct server *srv, bool times)
 	}
 }
 
+/* Leader: each voter's ack latency (this one's too), ZooKeeper's
+ * ack_latency set keyed by the member's id; a member shows once one of
+ * its acks was timed (replica_member_acks()). */
+static void member_acks(struct emit *e, struct server *srv)
+{
+	bool first = true;
+	for (int i = 0; i < srv->cfg->n_servers; i++) {
+		uint32_t id = (uint32_t)srv->cfg->servers[i].id;
+		const struct member_acks *a = replica_member_acks(srv->replica, id);
+		if (a == NULL)
+			continue;
+		char key[16];
+		snprintf(key, sizeof(key), "%u", id);
+		const struct hist *h = &a->ms;
+		struct metric m = {
+			.name = "ack_latency",
+			.help = "leader: a proposal to this member's ack, ms (one proposal in 1000)",
+			.type = METRIC_SUMMARY, .count = h->n, .sum = (int64_t)h->sum,
+			.min = (int64_t)h->min, .max = (int64_t)h->max, .hist = h, .scale = 1,
+			.is_double = true, .d = h->n ? (double)h->sum / (double)h->n : 0.0,
+			.key = key, .first_of_set = first,
+		};
+		first = false;
+		e->fn(e->ctx, &m);
+	}
+}
+
 /* ZooKeeper's peer_state: the peer's state and its ZAB phase. */
 static const char *peer_state(const struct server *srv)
 {
@@ -278,6 +305,7 @@ void metrics_for_each(struct server *srv, metric_fn fn, void *ctx)
 		      "observers in sync with this leader");
 		learner_queues(&e, srv, false);
 		learner_queues(&e, srv, true);
+		member_acks(&e, srv);
 		gauge(&e, "last_proposal_size", rs->last_proposal_size, "bytes, -1 before the first");
 		gauge(&e, "max_proposal_size", rs->max_proposal_size, "bytes, -1 before the first");
 		gauge(&e, "min_proposal_size", rs->min_proposal_size, "bytes, -1 before the first");

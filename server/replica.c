@@ -67,6 +67,11 @@ struct lat_ring {
 };
 #define LAT_RING_MAX 65536
 
+/* Leader: each member's ack latency is timed on the proposals whose zxid
+ * is a multiple of this, as ZooKeeper's leader does
+ * (zookeeper.leader.ackLoggingFrequency, 1000 by default). */
+#define ACK_TIMED_EVERY 1000
+
 struct replica {
 	struct replica_host host; /* the server above */
 	uv_loop_t *loop;
@@ -97,6 +102,8 @@ struct replica {
 	uint64_t unserving_since_ns; /* when serving last stopped (or start) */
 	struct lat_ring lat;
 	struct replica_stats stats;
+	/* leader: by id, 1..CONFIG_MAX_SERVERS, each made at its first ack */
+	struct member_acks **acks;
 	/* membership: the active one (what cfg->servers shows), and the newest
 	 * address known of each server id (from zoo.cfg, every reconfig's
 	 * text), for the peers of configs learnt without their text */
@@ -169,6 +176,54 @@ static void lat_acked(struct replica *r, int64_t zxid)
 		hist_add(&r->stats.ack_creation_ms,
 			 ms_since(q->e[(q->head + q->acked) % q->cap].ns, now));
 		q->acked++;
+	}
+}
+
+/* The entry of zxid among the proposals in flight, or NULL. */
+static const struct lat_entry *lat_find(const struct lat_ring *q, int64_t zxid)
+{
+	size_t lo = 0, hi = q->len; /* zxids grow from head on */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct lat_entry *e = &q->e[(q->head + mid) % q->cap];
+		if (e->zxid == zxid)
+			return e;
+		if (e->zxid < zxid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Leader: member id (this one too) has acknowledged every proposal up to
+ * zxid. Times the ack of each timed proposal (ACK_TIMED_EVERY) among those
+ * not yet committed, as ZooKeeper does: one acknowledged after its commit
+ * is not timed. */
+static void lat_member_acked(struct replica *r, uint32_t id, int64_t zxid)
+{
+	if (id == 0 || id > CONFIG_MAX_SERVERS)
+		return;
+	if (r->acks[id] == NULL && (r->acks[id] = calloc(1, sizeof(*r->acks[id]))) == NULL)
+		return;
+	struct member_acks *a = r->acks[id];
+	const struct lat_ring *q = &r->lat;
+	int64_t from = a->acked;
+	if (q->len > 0 && q->e[q->head].zxid - 1 > from)
+		from = q->e[q->head].zxid - 1; /* older ones are committed */
+	if (zxid <= from)
+		return;
+	a->acked = zxid;
+	if (q->len == 0)
+		return;
+	uint64_t now = clock_mono_ns();
+	for (int64_t z = (from / ACK_TIMED_EVERY + 1) * ACK_TIMED_EVERY; z <= zxid;
+	     z += ACK_TIMED_EVERY) {
+		const struct lat_entry *e = lat_find(&r->lat, z);
+		if (e == NULL)
+			continue;
+		a->timed = true;
+		hist_add(&a->ms, ms_since(e->ns, now));
 	}
 }
 
@@ -253,8 +308,11 @@ static void on_durable(uv_check_t *h)
 	uv_check_stop(h);
 	size_t n = r->durable_n;
 	r->durable_n = 0;
-	if (!r->closing)
-		zab_appended_n(r->zab, r->durable_zxid, n);
+	if (r->closing)
+		return;
+	if (r->leading)
+		lat_member_acked(r, (uint32_t)r->cfg->myid, r->durable_zxid);
+	zab_appended_n(r->zab, r->durable_zxid, n);
 }
 
 void replica_durable(struct replica *r, int status)
@@ -670,6 +728,8 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 			r->stats.commits_received++;
 			h = &r->stats.commit_process_ms;
 		}
+		else if (r->leading && m->body_case == QUORUM__PEER_MSG__BODY_ACK)
+			lat_member_acked(r, from, m->ack->zxid);
 		uint64_t t0 = h ? clock_mono_ns() : 0;
 		zab_receive(r->zab, from, m);
 		if (h)
@@ -1090,9 +1150,10 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	r->active = calloc(1, sizeof(*r->active));
 	r->dir = calloc(CONFIG_MAX_SERVERS + 1, sizeof(*r->dir));
 	r->dir_version = calloc(CONFIG_MAX_SERVERS + 1, sizeof(*r->dir_version));
+	r->acks = calloc(CONFIG_MAX_SERVERS + 1, sizeof(*r->acks));
 	struct zab_members *logged = calloc(ZAB_MAX_CHAIN, sizeof(*logged));
 	size_t n_logged = 0;
-	if (!r->active || !r->dir || !r->dir_version || !logged) {
+	if (!r->active || !r->dir || !r->dir_version || !r->acks || !logged) {
 		log_msg(LOG_ERROR, "replica", "out of memory");
 		free(logged);
 		rc = -ENOMEM;
@@ -1177,6 +1238,7 @@ err:
 	free(r->active);
 	free(r->dir);
 	free(r->dir_version);
+	free(r->acks);
 	free(r);
 	return rc;
 }
@@ -1274,6 +1336,13 @@ int replica_propose(struct replica *r, const Quorum__Txn *txn, uint32_t origin, 
 	return rc;
 }
 
+const struct member_acks *replica_member_acks(const struct replica *r, uint32_t id)
+{
+	if (id == 0 || id > CONFIG_MAX_SERVERS || r->acks[id] == NULL || !r->acks[id]->timed)
+		return NULL;
+	return r->acks[id];
+}
+
 const struct peer_link_stats *replica_link_stats(struct replica *r, uint32_t id)
 {
 	return peer_net_link_stats(r->net, id);
@@ -1305,6 +1374,9 @@ static void release(struct replica *r)
 	free(r->active);
 	free(r->dir);
 	free(r->dir_version);
+	for (uint32_t id = 0; id <= CONFIG_MAX_SERVERS; id++)
+		free(r->acks[id]);
+	free(r->acks);
 	free(r);
 	if (cb)
 		cb(ctx);

@@ -143,6 +143,16 @@ struct replica_stats {
 	 * commit applied here */
 	struct hist quorum_ack_ms, proposal_ms, ack_creation_ms, propagation_ms;
 };
+/* Leader: how long member id (this one too) took to acknowledge a
+ * proposal, timed on one in ACK_TIMED_EVERY (replica.c) as ZooKeeper's
+ * ack_latency set. */
+struct member_acks {
+	struct hist ms;
+	int64_t acked; /* the newest zxid it acknowledged */
+	bool timed;    /* ms has a figure: mntr shows the member */
+};
+/* The figures of member id, or NULL if none was timed. */
+const struct member_acks *replica_member_acks(const struct replica *r, uint32_t id);
 /* The send queue's figures of the link to member id (NULL if none). */
 const struct peer_link_stats *replica_link_stats(struct replica *r, uint32_t id);
 /* The figures, as of now (valid until the next call into the replica). */

@@ -189,7 +189,10 @@ PER_NAMESPACE = re.compile(r"^(zk_)?(avg|min|max|cnt|sum)_.+_((read|write)_per_n
 
 
 # and the leader's per-follower sets: ID_learner_handler_qp_size
-PER_LEARNER = re.compile(r"^(.*_)\d+(_learner_handler_qp_.*)$")
+PER_LEARNER = re.compile(r"^(.*_)\d+(_learner_handler_qp_.*|_ack_latency)$")
+# The leader's ack_latency set times one proposal in 1000
+# (ackLoggingFrequency), so whether it shows depends on the run's count.
+ACK_LATENCY = re.compile(r"^zk_(avg|min|max|cnt|sum|p50|p95|p99|p999)_(\d+)_ack_latency$")
 
 
 def normal(key):
@@ -425,8 +428,19 @@ def test_ensemble_mntr(both):
     not used)."""
     zk, q = ensemble_mntr("zookeeper"), ensemble_mntr("quorumd")
     problems = []
+    for kind, m in (("zookeeper", zk["leader"]), ("quorumd", q["leader"])):
+        # Every proposal is acked by a quorum before its commit, and those
+        # acks are timed: a run past 1000 proposals shows two members or more.
+        timed = {ACK_LATENCY.match(k).group(2) for k in m if ACK_LATENCY.match(k)}
+        if int(m["zk_proposal_count"]) >= 1000 and len(timed) < 2:
+            problems.append("%s's leader: %s proposals, ack_latency of members %s" % (
+                kind, m["zk_proposal_count"], sorted(timed)))
+        print("    %s's leader: %s proposals, ack_latency of members %s" % (
+            kind, m["zk_proposal_count"], sorted(timed)), flush=True)
     for role in ("leader", "follower"):
         zm, qm = zk[role], q[role]
+        zm = {k: v for k, v in zm.items() if not ACK_LATENCY.match(k)}
+        qm = {k: v for k, v in qm.items() if not ACK_LATENCY.match(k)}
         qkeys, zkeys = {normal(k) for k in qm}, {normal(k) for k in zm}
         lack = sorted(k for k in zm if normal(k) not in qkeys and base_name(k) not in NOT_HERE)
         if lack:
