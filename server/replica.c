@@ -48,6 +48,7 @@
 #include "epoch.h"
 #include "log.h"
 #include "members.h"
+#include "pbpeek.h"
 #include "peer.h"
 #include "zab.h"
 
@@ -782,38 +783,8 @@ static void on_peer_reset(void *ctx, uint32_t peer)
  */
 static int txn_is_reconfig(const uint8_t *p, size_t len)
 {
-	size_t i = 0;
-	while (i < len) {
-		uint64_t tag = 0;
-		for (int shift = 0; i < len && shift < 64; shift += 7) {
-			tag |= (uint64_t)(p[i] & 0x7f) << shift;
-			if (!(p[i++] & 0x80))
-				break;
-		}
-		uint64_t field = tag >> 3, wire = tag & 7;
-		if (field > 5)
-			return 0;
-		if (wire == 0 && field == 5) {
-			/* A bool: any byte but a last 0 is true. */
-			bool set = false;
-			while (i < len) {
-				set |= (p[i] & 0x7f) != 0;
-				if (!(p[i++] & 0x80))
-					break;
-			}
-			return set;
-		} else if (wire == 0) {
-			while (i < len && (p[i++] & 0x80))
-				; /* skipped, not decoded */
-		} else if (wire == 1) {
-			i += 8;
-		} else if (wire == 5) {
-			i += 4;
-		} else {
-			return 0; /* no length-delimited field comes before the body */
-		}
-	}
-	return 0;
+	uint64_t v;
+	return pb_peek_varint(p, len, 5, 5, &v) == 1 && v != 0;
 }
 
 /* A config's text known to belong to `version`: its addresses go in the

@@ -39,6 +39,7 @@
 
 #include "crc32c.h"
 #include "log.h"
+#include "pbpeek.h"
 
 #define SECTOR 512 /* the unit a crash tears writes in, by assumption */
 
@@ -155,57 +156,15 @@ static enum rec check_record(const uint8_t *p, size_t size, size_t off, uint32_t
 	return REC_OK;
 }
 
-static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	*v = 0;
-	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-		uint8_t b = *(*p)++;
-		*v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			return 0;
-	}
-	return -1;
-}
-
 /* The zxid (field 3) of a packed Txn without unpacking it: scanning a
  * segment then allocates nothing. -1 if the bytes are not a Txn with one. */
 int txnlog_peek_zxid(const uint8_t *p, size_t n, int64_t *zxid)
 {
-	const uint8_t *end = p + n;
-	bool found = false;
-	while (p < end) {
-		uint64_t key, v;
-		if (varint(&p, end, &key) < 0)
-			return -1;
-		switch (key & 7) {
-		case 0:
-			if (varint(&p, end, &v) < 0)
-				return -1;
-			if (key >> 3 == 3) {
-				*zxid = (int64_t)v;
-				found = true;
-			}
-			break;
-		case 1:
-			if (end - p < 8)
-				return -1;
-			p += 8;
-			break;
-		case 2:
-			if (varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
-				return -1;
-			p += v;
-			break;
-		case 5:
-			if (end - p < 4)
-				return -1;
-			p += 4;
-			break;
-		default:
-			return -1;
-		}
-	}
-	return found && *zxid > 0 ? 0 : -1;
+	uint64_t v;
+	if (pb_peek_varint(p, n, 3, UINT32_MAX, &v) != 1 || (int64_t)v <= 0)
+		return -1;
+	*zxid = (int64_t)v;
+	return 0;
 }
 
 /* ---- files ---------------------------------------------------------------------- */
