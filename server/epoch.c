@@ -75,21 +75,20 @@ int epoch_load(const char *dir, int64_t *accepted, int64_t *current)
 	return rc;
 }
 
+/* One file, written only if the value changes; *have follows the file. */
+static int save_one(const char *dir, const char *name, int64_t *have, int64_t want)
+{
+	if (want == *have)
+		return 0;
+	int rc = epoch_write(dir, name, want);
+	if (rc == 0)
+		*have = want;
+	return rc;
+}
+
 int epoch_save(const char *dir, int64_t *accepted, int64_t *current, int64_t new_accepted,
 	       int64_t new_current)
 {
-	int rc;
-	if (new_accepted != *accepted) {
-		rc = epoch_write(dir, EPOCH_ACCEPTED, new_accepted);
-		if (rc < 0)
-			return rc;
-		*accepted = new_accepted;
-	}
-	if (new_current != *current) {
-		rc = epoch_write(dir, EPOCH_CURRENT, new_current);
-		if (rc < 0)
-			return rc;
-		*current = new_current;
-	}
-	return 0;
+	int rc = save_one(dir, EPOCH_ACCEPTED, accepted, new_accepted);
+	return rc < 0 ? rc : save_one(dir, EPOCH_CURRENT, current, new_current);
 }
