@@ -213,7 +213,11 @@ static void put(struct meta_cache *m, const char *key, const struct meta_node *n
  * on its creation, change or deletion), delivered where the mount's watch
  * events go (hooks.event: echo.c drops the cached record and the kernel's
  * attributes). The client library keeps one per path, however often armed;
- * a renewed session starts without them, and with every cache dropped. */
+ * a renewed session starts without them, and with every cache dropped.
+ * It is sent before the read, on the same session, which the server
+ * handles in order: a change the read does not show fires the watch.
+ * (Armed after the read, a change in between was never seen, and the
+ * record stayed cached for the cache's whole timeout.) */
 static void arm(struct fs *fs, struct qc_client *c, const char *key)
 {
 	if (c && fs->session.oneshot)
@@ -249,11 +253,8 @@ int meta_read(struct fs *fs, const char *path, bool fresh, struct meta_node *out
 	uint64_t tok = token(&fs->meta);
 	struct qc_result *r = NULL;
 	int rc;
-	ZK_READ(fs, rc, r, qc_get_data(zc, key, NULL, NULL, &r));
-	if (fs->session.oneshot) {
-		arm(fs, fs_session_hold(&fs->session), key);
-		fs_session_release(&fs->session, ZOK);
-	}
+	/* each attempt arms on the session it reads on */
+	ZK_READ(fs, rc, r, (arm(fs, zc, key), qc_get_data(zc, key, NULL, NULL, &r)));
 	meta_node_of(rc == ZOK ? r : NULL, out);
 	qc_result_free(r);
 	if (rc == ZOK || rc == ZNONODE) {
@@ -298,8 +299,8 @@ bool meta_fetch(struct fs *fs, const char *path, const struct zk_stat *st,
 	uint64_t tok = token(&fs->meta);
 	struct qc_client *c = fs_session_hold(&fs->session);
 	struct qc_result *r = NULL;
-	int rc = c ? qc_get_data(c, key, NULL, NULL, &r) : ZCLOSING;
 	arm(fs, c, key);
+	int rc = c ? qc_get_data(c, key, NULL, NULL, &r) : ZCLOSING;
 	fs_session_release(&fs->session, rc);
 	struct meta_node m;
 	meta_node_of(rc == ZOK ? r : NULL, &m);
