@@ -18,12 +18,7 @@ int quota_set_init(struct quota_set *s, uint64_t seed)
 {
 	hmap_init(&s->map);
 	s->seed = seed;
-	struct hmap_node **b = calloc(16, sizeof(*b));
-	if (b == NULL)
-		return -ENOMEM;
-	s->map.buckets = b;
-	s->map.mask = 15;
-	return 0;
+	return hmap_reserve(&s->map, 16);
 }
 
 void quota_set_destroy(struct quota_set *s)

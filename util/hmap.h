@@ -4,7 +4,9 @@
  * The caller embeds a struct hmap_node in its own record, computes the hash
  * itself (see hash_bytes()) and compares keys itself while walking the nodes
  * that share a hash. The map never allocates per element, only its bucket
- * array, which doubles when the load passes one element a bucket.
+ * array, which doubles when the load passes one element a bucket. The
+ * nodes move to the doubled array a few buckets per insert, not all at
+ * once: a map of millions never stalls its thread for the whole rehash.
  *
  *     struct item { struct hmap_node node; char *key; };
  *     HMAP_FOR_EACH_WITH_HASH(n, h, &map) {
@@ -32,11 +34,19 @@ struct hmap {
 	struct hmap_node **buckets;
 	size_t mask;  /* bucket count - 1; the count is a power of two */
 	size_t count; /* elements, for the load factor and for size queries */
+	/* While the map grows: the array before, whose buckets from `moved`
+	 * on still hold their nodes (all of a hash's nodes are in one array:
+	 * buckets move whole). NULL otherwise. */
+	struct hmap_node **old;
+	size_t old_mask, moved;
 };
 
 void hmap_init(struct hmap *map);
 /* Frees the bucket array; the elements are the caller's to free first. */
 void hmap_destroy(struct hmap *map);
+/* Buckets for n elements now, so that the first n inserts never allocate.
+ * 0 or -ENOMEM (the map unchanged). */
+int hmap_reserve(struct hmap *map, size_t n);
 /* Returns 0, or -ENOMEM if growing failed (the node is inserted anyway). */
 int hmap_insert(struct hmap *map, struct hmap_node *node, uint64_t hash);
 void hmap_remove(struct hmap *map, struct hmap_node *node);

@@ -2,8 +2,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "arena.h"
@@ -18,6 +21,17 @@ struct item {
 static struct item *find(struct hmap *m, int key)
 {
 	HMAP_FOR_EACH_WITH_HASH(n, hash_u64((uint64_t)key), m) {
+		struct item *it = CONTAINER_OF(n, struct item, node);
+		if (it->key == key)
+			return it;
+	}
+	return NULL;
+}
+
+/* find() for an item inserted under hash_u64(hkey) rather than its key's. */
+static struct item *find_h(struct hmap *m, int key, int hkey)
+{
+	HMAP_FOR_EACH_WITH_HASH(n, hash_u64((uint64_t)hkey), m) {
 		struct item *it = CONTAINER_OF(n, struct item, node);
 		if (it->key == key)
 			return it;
@@ -53,6 +67,80 @@ static void test_insert_find_remove(void **state)
 	HMAP_FOR_EACH_SAFE(n, nx, &m) hmap_remove(&m, n);
 	assert_int_equal(hmap_count(&m), 0);
 	hmap_destroy(&m);
+	free(items);
+}
+
+/* The whole map, walked: each present item once, no other (seen[] by key). */
+static void expect_walk(struct hmap *m, const struct item *items, const bool *present, int n,
+			unsigned char *seen)
+{
+	memset(seen, 0, (size_t)n);
+	size_t count = 0;
+	HMAP_FOR_EACH(x, m) {
+		const struct item *it = CONTAINER_OF(x, struct item, node);
+		int i = (int)(it - items);
+		assert_true(i >= 0 && i < n && present[i]);
+		assert_int_equal(seen[i], 0);
+		seen[i] = 1;
+		count++;
+	}
+	assert_int_equal(count, hmap_count(m));
+}
+
+/* While the map grows, nodes sit in two arrays and move a few buckets per
+ * insert: at every step (a doubling begun, on the way, done) each item is
+ * found, walked once, removable; and items of one hash (colliding keys)
+ * stay findable together. */
+static void test_growth_in_steps(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	struct hmap m;
+	hmap_init(&m);
+	struct item *items = calloc(N, sizeof(*items));
+	bool *present = calloc(N, sizeof(*present));
+	unsigned char *seen = malloc(N);
+	int growths = 0, checked = 0;
+	for (int i = 0; i < N; i++) {
+		items[i].key = i;
+		/* every tenth item shares its hash with the one before */
+		uint64_t h = hash_u64((uint64_t)(i % 10 == 9 ? i - 1 : i));
+		bool was_growing = m.old != NULL;
+		assert_int_equal(hmap_insert(&m, &items[i].node, h), 0);
+		present[i] = true;
+		bool growing = m.old != NULL;
+		growths += growing && !was_growing;
+		if (growing && (!was_growing || i % 13 == 0)) {
+			for (int j = 0; j <= i; j++)
+				if (present[j])
+					assert_ptr_equal(find_h(&m, j, j % 10 == 9 ? j - 1 : j),
+							 &items[j]);
+			expect_walk(&m, items, present, N, seen);
+			checked++;
+			/* a removal in either array */
+			int k = i / 2;
+			if (present[k]) {
+				hmap_remove(&m, &items[k].node);
+				present[k] = false;
+				assert_null(find_h(&m, k, k % 10 == 9 ? k - 1 : k));
+			}
+		}
+	}
+	/* from 64 buckets on, a growth outlasts the insert that begins it */
+	assert_true(growths >= 8);
+	assert_true(checked > growths); /* at its start, and on the way */
+	fprintf(stderr, "%d growths in steps, %d checks while growing\n", growths, checked);
+	expect_walk(&m, items, present, N, seen);
+	HMAP_FOR_EACH_SAFE(x, nx, &m) hmap_remove(&m, x);
+	assert_int_equal(hmap_count(&m), 0);
+	hmap_destroy(&m);
+	/* reserve: room for n at once, nothing moving */
+	assert_int_equal(hmap_reserve(&m, 1000), 0);
+	assert_true(m.mask + 1 >= 1000);
+	assert_null(m.old);
+	hmap_destroy(&m);
+	free(seen);
+	free(present);
 	free(items);
 }
 
@@ -142,6 +230,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_insert_find_remove),
+		cmocka_unit_test(test_growth_in_steps),
 		cmocka_unit_test(test_maps_are_independent),
 		cmocka_unit_test(test_hash_bytes_differs),
 		cmocka_unit_test(test_crc32c_any_length_and_alignment),
