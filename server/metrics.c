@@ -338,6 +338,8 @@ void metrics_for_each(struct server *srv, metric_fn fn, void *ctx)
 		     "a write (or session creation): arrival to reply, ms");
 	summary_hist(&e, "sync_process_time", &s->sync_us, 1000, false,
 		     "a sync: arrival to reply, ms");
+	summary_hist(&e, "quorum_loop_busy_time", &s->loop_busy_us, 1000, true,
+		     "a turn of the event loop, the callbacks between two waits for I/O, ms");
 	summary_hist(&e, "prep_process_time", &srv->prep.process_ms, 1, false,
 		     "validating a write into its txn, ms");
 	summary_hist(&e, "close_session_prep_time", &srv->prep.close_session_ms, 1, true,

@@ -152,6 +152,21 @@ static void on_signal(uv_signal_t *s, int signum)
 /* Every step that can fail is unwound by server_stop(), which copes with
  * any prefix of them: the handles are initialised first, and each later
  * part (storage, replica, listener) is closed only if it came to be. */
+/* Just before the loop waits for I/O: the turn since the last wait took
+ * the time since then less what the wait itself took (libuv counts the
+ * time it spends blocked as idle). */
+static void on_turn(uv_prepare_t *p)
+{
+	struct server *srv = p->data;
+	uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(srv->loop);
+	if (srv->turn_ns != 0) {
+		uint64_t spent = now - srv->turn_ns, waited = idle - srv->turn_idle_ns;
+		hist_add(&srv->stats.loop_busy_us, spent > waited ? (spent - waited) / 1000 : 0);
+	}
+	srv->turn_ns = now;
+	srv->turn_idle_ns = idle;
+}
+
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 {
 	memset(srv, 0, sizeof(*srv));
@@ -172,6 +187,13 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 	uv_signal_init(loop, &srv->sigterm);
 	uv_signal_init(loop, &srv->sigint);
 	srv->tick.data = srv->sigterm.data = srv->sigint.data = srv;
+	/* Without the idle time a turn's busy part is not known: then no
+	 * figure, rather than a wrong one. */
+	if (uv_loop_configure(loop, UV_METRICS_IDLE_TIME) == 0) {
+		uv_prepare_init(loop, &srv->turn);
+		srv->turn.data = srv;
+		uv_prepare_start(&srv->turn, on_turn);
+	}
 	prep_init(&srv->prep, cfg->min_session_timeout, cfg->max_session_timeout);
 	srv->prep.enforce_quota = cfg->enforce_quota;
 	srv->prep.reconfig_enabled = cfg->reconfig_enabled;
@@ -325,6 +347,7 @@ void server_stop(struct server *srv)
 	close_handle(&srv->secure_listener);
 	close_handle(&srv->tick);
 	close_handle(&srv->flush);
+	close_handle(&srv->turn);
 	close_handle(&srv->conn_sweep);
 	close_handle(&srv->sigterm);
 	close_handle(&srv->sigint);

@@ -155,6 +155,10 @@ struct server_stats {
 	 * txn) */
 	struct hist read_lat_us, update_lat_us;
 	struct hist sync_us;       /* syncs alone, also counted as reads */
+	/* each turn of the event loop: the callbacks run between two waits
+	 * for I/O, µs. A long one is a stall every client of this server
+	 * waited through (a fork, a large reply, a big apply). */
+	struct hist loop_busy_us;
 	uint64_t bytes_received;   /* from clients, four-letter words too */
 	uint64_t response_bytes;   /* replies (reply_end()), all together */
 	int64_t last_response_size, min_response_size, max_response_size; /* -1: none */
@@ -209,6 +213,8 @@ struct server {
 	bool refuse_again;      /* another came meanwhile */
 	uv_timer_t tick;        /* session expiry, containers and TTL nodes */
 	uv_prepare_t flush;     /* writes every dirty connection once an iteration */
+	uv_prepare_t turn;      /* times each loop turn (stats.loop_busy_us) */
+	uint64_t turn_ns, turn_idle_ns; /* at the last turn's end: uv_hrtime(), idle */
 	uv_timer_t conn_sweep;  /* closes connections past their deadlines */
 	int64_t unsent_total;   /* replies and notifications not yet sent, all
 				   connections together (conn.c) */

@@ -252,6 +252,9 @@ def test_mntr_keys(both):
             assert number.match(qm[k]), "mntr %s: zookeeper %r, quorumd %r" % (k, v, qm[k])
     for k in ("zk_znode_count", "zk_ephemerals_count", "zk_watch_count", "zk_server_state"):
         assert zm[k] == qm[k], "mntr %s: zookeeper %r, quorumd %r" % (k, zm[k], qm[k])
+    # the loop's turns were timed: every request of the load took one or more
+    turns = int(qm["quorum_loop_busy_time_cnt"])
+    assert turns > 0 and float(qm["quorum_loop_busy_time_max"]) >= 0, qm
     print("    mntr: zookeeper %d keys, quorumd %d (%d of ours); %d without a meaning here"
           % (len(zm), len(qm), sum(k.startswith("quorum_") for k in qm),
              sum(1 for k in zm if k not in qm)), flush=True)
