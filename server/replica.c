@@ -223,7 +223,6 @@ static void lat_member_acked(struct replica *r, uint32_t id, int64_t zxid)
 		const struct lat_entry *e = lat_find(&r->lat, z);
 		if (e == NULL)
 			continue;
-		a->timed = true;
 		hist_add(&a->ms, ms_since(e->ns, now));
 	}
 }
@@ -1309,7 +1308,7 @@ int replica_propose(struct replica *r, const Quorum__Txn *txn, uint32_t origin, 
 
 const struct member_acks *replica_member_acks(const struct replica *r, uint32_t id)
 {
-	if (id == 0 || id > CONFIG_MAX_SERVERS || r->acks[id] == NULL || !r->acks[id]->timed)
+	if (id == 0 || id > CONFIG_MAX_SERVERS || r->acks[id] == NULL || r->acks[id]->ms.n == 0)
 		return NULL;
 	return r->acks[id];
 }

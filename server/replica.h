@@ -147,9 +147,8 @@ struct replica_stats {
  * proposal, timed on one in ACK_TIMED_EVERY (replica.c) as ZooKeeper's
  * ack_latency set. */
 struct member_acks {
-	struct hist ms;
-	int64_t acked; /* the newest zxid it acknowledged */
-	bool timed;    /* ms has a figure: mntr shows the member */
+	struct hist ms; /* mntr shows the member once this has a figure */
+	int64_t acked;  /* the newest zxid it acknowledged */
 };
 /* The figures of member id, or NULL if none was timed. */
 const struct member_acks *replica_member_acks(const struct replica *r, uint32_t id);

@@ -149,9 +149,6 @@ static void on_signal(uv_signal_t *s, int signum)
 	server_stop(srv);
 }
 
-/* Every step that can fail is unwound by server_stop(), which copes with
- * any prefix of them: the handles are initialised first, and each later
- * part (storage, replica, listener) is closed only if it came to be. */
 /* Just before the loop waits for I/O: the turn since the last wait took
  * the time since then less what the wait itself took (libuv counts the
  * time it spends blocked as idle). */
@@ -167,6 +164,9 @@ static void on_turn(uv_prepare_t *p)
 	srv->turn_idle_ns = idle;
 }
 
+/* Every step that can fail is unwound by server_stop(), which copes with
+ * any prefix of them: the handles are initialised first, and each later
+ * part (storage, replica, listener) is closed only if it came to be. */
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 {
 	memset(srv, 0, sizeof(*srv));
