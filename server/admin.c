@@ -1188,13 +1188,8 @@ static void http_restore(struct server *srv, const struct http_request *req,
 		log_msg(LOG_ERROR, "admin", "restore of snapshot 0x%" PRIx64 ": %s", (uint64_t)zxid,
 			strerror(-rc));
 		json_reply(reply, 500, "restore", strerror(-rc));
-		if (rc == -ENOTRECOVERABLE) {
-			/* The snapshot is durable, the tree in memory is not it:
-			 * stop, and a restart finishes the restore. */
-			srv->stats.unrecoverable++;
-			srv->exit_code = 1;
-			srv->halt(srv);
-		}
+		if (rc == -ENOTRECOVERABLE)
+			server_unrecoverable(srv); /* a restart finishes the restore */
 		return;
 	}
 	srv->admin_restore_ms = uv_now(srv->loop);

@@ -392,10 +392,7 @@ void ensemble_tick(struct server *srv, int64_t now_ms)
  * carry on, and it rejoins (and catches up) once restarted. */
 static void host_failed(void *ctx)
 {
-	struct server *srv = ctx;
-	srv->stats.unrecoverable++;
-	srv->exit_code = 1;
-	srv->halt(srv);
+	server_unrecoverable(ctx);
 }
 
 /* The active membership changed (or the replica starts): zoo.cfg's view

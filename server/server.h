@@ -176,7 +176,7 @@ struct server_stats {
 	uint64_t commits;          /* txns committed by ZAB and applied here */
 	uint64_t sessions_revalidated; /* re-attached with their password */
 	uint64_t sessions_claimed; /* of those, on a follower: the leader told */
-	uint64_t unrecoverable;    /* the log failed: the server stops */
+	uint64_t unrecoverable;    /* server_unrecoverable(): the server stops */
 	/* recovery at start: ms reading the snapshot, ms replaying the log,
 	 * txns replayed, ms for the whole of it */
 	int64_t startup_snap_ms, startup_txns_ms, startup_txns, startup_db_ms;
@@ -320,5 +320,17 @@ struct http_reply;
 /* The AdminServer's answer to one request (see http.h): admin.commandURL
  * and the commands under it. On the loop thread (http.c hands it over). */
 void admin_http(struct server *srv, const struct http_request *req, struct http_reply *reply);
+
+/* The disk no longer says what this process holds (its log failed, or an
+ * install's image is durable and the rest of it was not done): as a
+ * ZooKeeper server does, it stops with exit code 1, counted in
+ * unrecoverable_error_count, and a restart goes on from what the disk
+ * holds. */
+static inline void server_unrecoverable(struct server *srv)
+{
+	srv->stats.unrecoverable++;
+	srv->exit_code = 1;
+	srv->halt(srv);
+}
 
 #endif
