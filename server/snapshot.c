@@ -30,42 +30,56 @@
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
+/* The names of a snapshot's files: snapshot.<16 hex digits of the zxid>
+ * and a suffix, the snapshot itself, one being written, or an install's
+ * image not yet renamed in (see snapshot_write()). */
+enum name_kind { NAME_SNAPSHOT, NAME_TMP, NAME_INSTALL };
+static const char *const name_suffix[] = { "", ".tmp", ".install" };
+#define SNAP_NAME_SIZE 34 /* with the longest suffix and the NUL */
+
+/* The name into out (SNAP_NAME_SIZE bytes), without stdio: the caller may
+ * be a forked child of a threaded process. */
+static void snap_name(char *out, int64_t zxid, enum name_kind kind)
+{
+	static const char hex[] = "0123456789abcdef";
+	memcpy(out, "snapshot.", 9);
+	for (int i = 0; i < 16; i++)
+		out[9 + i] = hex[((uint64_t)zxid >> (60 - 4 * i)) & 0xf];
+	strcpy(out + 25, name_suffix[kind]);
+}
+
+/* dir/ and the name, malloc'd; NULL if out of memory. */
+static char *name_path(const char *dir, int64_t zxid, enum name_kind kind)
+{
+	char name[SNAP_NAME_SIZE], *path;
+	snap_name(name, zxid, kind);
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		return NULL;
+	return path;
+}
+
 char *snapshot_path(const char *dir, int64_t zxid)
 {
-	char *path;
-	if (asprintf(&path, "%s/snapshot.%016" PRIx64, dir, (uint64_t)zxid) < 0)
-		return NULL;
-	return path;
+	return name_path(dir, zxid, NAME_SNAPSHOT);
 }
 
-/* A file's path: snapshot.<zxid>, or snapshot.<zxid>.install for an
- * install not finished (see snapshot_write()). */
 static char *file_path(const char *dir, const struct snapshot_file *f)
 {
-	char *path;
-	if (asprintf(&path, "%s/snapshot.%016" PRIx64 "%s", dir, (uint64_t)f->zxid,
-		     f->install ? ".install" : "") < 0)
-		return NULL;
-	return path;
+	return name_path(dir, f->zxid, f->install ? NAME_INSTALL : NAME_SNAPSHOT);
 }
 
-enum name_kind { NAME_SNAPSHOT, NAME_TMP, NAME_INSTALL };
-
-/* "snapshot." and 16 lower-case hex digits, optionally ".tmp" or
- * ".install". */
+/* A name snap_name() makes: its zxid and kind. */
 static bool parse_name(const char *s, int64_t *zxid, enum name_kind *kind)
 {
-	size_t n = strlen(s);
-	if (strncmp(s, "snapshot.", 9) != 0)
+	if (strlen(s) < 25 || strncmp(s, "snapshot.", 9) != 0)
 		return false;
-	if (n == 25)
-		*kind = NAME_SNAPSHOT;
-	else if (n == 29 && strcmp(s + 25, ".tmp") == 0)
-		*kind = NAME_TMP;
-	else if (n == 33 && strcmp(s + 25, ".install") == 0)
-		*kind = NAME_INSTALL;
-	else
+	size_t k = 0;
+	while (k < sizeof(name_suffix) / sizeof(name_suffix[0]) &&
+	       strcmp(s + 25, name_suffix[k]) != 0)
+		k++;
+	if (k == sizeof(name_suffix) / sizeof(name_suffix[0]))
 		return false;
+	*kind = (enum name_kind)k;
 	uint64_t v = 0;
 	for (size_t i = 9; i < 25; i++) {
 		char c = s[i];
@@ -316,20 +330,6 @@ void snapshot_writer_free(struct snapshot_writer *w)
 	free(w);
 }
 
-/* "snapshot.<16 hex digits>[.tmp]" without stdio: the caller may be a
- * forked child of a threaded process. */
-static void snap_name(char *out, int64_t zxid, bool tmp)
-{
-	static const char hex[] = "0123456789abcdef";
-	memcpy(out, "snapshot.", 9);
-	for (int i = 0; i < 16; i++)
-		out[9 + i] = hex[((uint64_t)zxid >> (60 - 4 * i)) & 0xf];
-	if (tmp)
-		memcpy(out + 25, ".tmp", 5);
-	else
-		out[25] = '\0';
-}
-
 const char *snapshot_step_name(enum snapshot_step step)
 {
 	switch (step) {
@@ -349,11 +349,11 @@ void snapshot_writer_stream(struct snapshot_writer *w, int dirfd, const struct t
 			    const struct storage_session *sessions, size_t n,
 			    struct snapshot_outcome *out)
 {
-	char tmp[32], name[32];
+	char tmp[SNAP_NAME_SIZE], name[SNAP_NAME_SIZE];
 	int64_t zxid = tree_last_zxid(t);
 	uint64_t want_nodes = (uint64_t)tree_node_count(t);
-	snap_name(tmp, zxid, true);
-	snap_name(name, zxid, false);
+	snap_name(tmp, zxid, NAME_TMP);
+	snap_name(name, zxid, NAME_SNAPSHOT);
 	*out = (struct snapshot_outcome){ .zxid = zxid };
 
 	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -415,11 +415,9 @@ void snapshot_writer_stream(struct snapshot_writer *w, int dirfd, const struct t
 int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img, bool install)
 {
 	int r = 0;
-	struct snapshot_file f = { .zxid = img->zxid, .install = install };
-	char *path = file_path(dir, &f);
-	char *tmp = NULL;
-	if (!path || asprintf(&tmp, "%s/snapshot.%016" PRIx64 ".tmp", dir, (uint64_t)img->zxid) < 0) {
-		tmp = NULL;
+	char *path = name_path(dir, img->zxid, install ? NAME_INSTALL : NAME_SNAPSHOT);
+	char *tmp = name_path(dir, img->zxid, NAME_TMP);
+	if (!path || !tmp) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -450,9 +448,8 @@ out:
 
 int snapshot_install_done(const char *dir, int dirfd, int64_t zxid)
 {
-	struct snapshot_file f = { .zxid = zxid, .install = true };
-	char *from = file_path(dir, &f);
-	char *to = snapshot_path(dir, zxid);
+	char *from = name_path(dir, zxid, NAME_INSTALL);
+	char *to = name_path(dir, zxid, NAME_SNAPSHOT);
 	int r = 0;
 	if (!from || !to)
 		r = -ENOMEM;
