@@ -463,6 +463,22 @@ int snapshot_install_done(const char *dir, int dirfd, int64_t zxid)
 	return r;
 }
 
+int snapshot_delete(const char *dir, int64_t zxid, const char *why)
+{
+	char *path = snapshot_path(dir, zxid);
+	if (!path)
+		return -ENOMEM;
+	int r = 0;
+	if (unlink(path) < 0 && errno != ENOENT) {
+		r = -errno;
+		log_msg(LOG_ERROR, "storage", "%s: unlink %s: %s", why, path, strerror(-r));
+	} else {
+		log_msg(LOG_INFO, "storage", "%s: deleted %s", why, path);
+	}
+	free(path);
+	return r;
+}
+
 /* ---- listing (loop thread) -------------------------------------------------------------- */
 
 /* By zxid; at one zxid an install's image after the snapshot it replaces. */

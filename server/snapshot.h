@@ -96,6 +96,10 @@ int snapshot_write(const char *dir, int dirfd, const struct snapshot_image *img,
  * (logged). */
 int snapshot_install_done(const char *dir, int dirfd, int64_t zxid);
 
+/* Deletes dir/snapshot.<zxid> (gone already is success), logged with
+ * `why`. 0 or a negative errno. */
+int snapshot_delete(const char *dir, int64_t zxid, const char *why);
+
 struct snapshot_file {
 	int64_t zxid;
 	int64_t size;

@@ -900,6 +900,8 @@ int storage_finish_install(const char *snap_dir, int snap_dirfd, struct txnlog *
 	if (i == *n)
 		return 0;
 	int64_t zxid = files[i].zxid;
+	char why[48];
+	snprintf(why, sizeof(why), "installing snapshot 0x%" PRIx64, (uint64_t)zxid);
 	/* Newer snapshots are not its history; one at its zxid the rename
 	 * replaces. */
 	for (size_t j = i + 1; j < *n; j++) {
@@ -909,14 +911,7 @@ int storage_finish_install(const char *snap_dir, int snap_dirfd, struct txnlog *
 				(uint64_t)files[j].zxid);
 			return -EUCLEAN;
 		}
-		char *path = snapshot_path(snap_dir, files[j].zxid);
-		if (!path)
-			return -ENOMEM;
-		int r = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
-		log_msg(r < 0 ? LOG_ERROR : LOG_INFO, "storage", "installing snapshot 0x%" PRIx64
-			": %s %s%s%s", (uint64_t)zxid, r < 0 ? "unlink" : "deleted the newer", path,
-			r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
-		free(path);
+		int r = snapshot_delete(snap_dir, files[j].zxid, why);
 		if (r < 0)
 			return r;
 	}
@@ -925,8 +920,7 @@ int storage_finish_install(const char *snap_dir, int snap_dirfd, struct txnlog *
 	*n = i + 1;
 	int r = txnlog_truncate_after(log, 0);
 	if (r < 0) {
-		log_msg(LOG_ERROR, "storage", "installing snapshot 0x%" PRIx64 ": dropping the "
-			"txn log: %s", (uint64_t)zxid, strerror(-r));
+		log_msg(LOG_ERROR, "storage", "%s: dropping the txn log: %s", why, strerror(-r));
 		return r;
 	}
 	r = snapshot_install_done(snap_dir, snap_dirfd, zxid);

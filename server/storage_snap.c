@@ -361,18 +361,9 @@ static void forget_snapshot(struct storage *s, size_t i)
 
 int storage_delete_snapshot(struct storage *s, size_t i, const char *why)
 {
-	char *path = snapshot_path(s->snap_dir, s->snaps[i].zxid);
-	if (!path)
-		return -ENOMEM;
-	int r = 0;
-	if (unlink(path) < 0 && errno != ENOENT) {
-		r = -errno;
-		log_msg(LOG_ERROR, "storage", "%s: unlink %s: %s", why, path, strerror(errno));
-	} else {
-		log_msg(LOG_INFO, "storage", "%s: deleted %s", why, path);
+	int r = snapshot_delete(s->snap_dir, s->snaps[i].zxid, why);
+	if (r == 0)
 		forget_snapshot(s, i);
-	}
-	free(path);
 	return r;
 }
 
