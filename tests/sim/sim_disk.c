@@ -693,6 +693,21 @@ void disk_snapshot(struct sim *s, struct node *nd, int64_t zxid)
 /* What a crash while the snapshot was written leaves when its rename had
  * not reached the disk: snapshot.<zxid>.tmp, a prefix of the image or all
  * of it. */
+/* What a crash leaves of img being written: snapshot.<zxid>.tmp holding a
+ * prefix of it (none, some, all but a byte) or all of it, never renamed. */
+static void tmp_left(struct sim *s, struct node *nd, const struct snapshot_image *img,
+		     bool whole)
+{
+	char name[48];
+	snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)img->zxid);
+	size_t len = whole ? img->len : (size_t)between(&s->r, 0, (int64_t)img->len - 1);
+	int fd = openat(nd->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || (len && pwrite(fd, img->buf, len, 0) != (ssize_t)len))
+		fail(s, "node %u: writing %s: %s", nd->id, name, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole)
 {
 	if (!nd->tl)
@@ -707,14 +722,7 @@ void disk_snapshot_torn(struct sim *s, struct node *nd, bool whole)
 		fail(s, "snapshot_serialize: out of memory");
 		return;
 	}
-	char name[48];
-	snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)img.zxid);
-	size_t len = whole ? img.len : (size_t)between(&s->r, 0, (int64_t)img.len - 1);
-	int fd = openat(nd->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || (len && pwrite(fd, img.buf, len, 0) != (ssize_t)len))
-		fail(s, "node %u: writing %s: %s", nd->id, name, strerror(errno));
-	if (fd >= 0)
-		close(fd);
+	tmp_left(s, nd, &img, whole);
 	snapshot_image_free(&img);
 }
 
@@ -779,23 +787,14 @@ void disk_install(struct sim *s, struct node *nd, enum install_stop stop)
 {
 	if (!nd->tl)
 		goto out;
-	char *dir = node_dir(s, nd);
 	struct snapshot_image img = {.buf = nd->inst_img, .len = nd->inst_len,
 				     .zxid = nd->inst_zxid};
-	int rc = 0;
 	if (stop == INSTALL_TMP_TORN || stop == INSTALL_TMP_WHOLE) {
-		char name[48];
-		snprintf(name, sizeof(name), "snapshot.%016" PRIx64 ".tmp", (uint64_t)img.zxid);
-		size_t len = stop == INSTALL_TMP_WHOLE ? img.len
-						       : (size_t)between(&s->r, 0, (int64_t)img.len - 1);
-		int fd = openat(nd->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0 || (len && pwrite(fd, img.buf, len, 0) != (ssize_t)len))
-			fail(s, "node %u: writing %s: %s", nd->id, name, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		free(dir);
+		tmp_left(s, nd, &img, stop == INSTALL_TMP_WHOLE);
 		goto out;
 	}
+	char *dir = node_dir(s, nd);
+	int rc;
 	if ((rc = snapshot_write(dir, nd->dirfd, &img, true)) < 0)
 		fail(s, "node %u: snapshot_write: %s", nd->id, strerror(-rc));
 	/* Whatever is as new as the image goes now or at the next boot. */
