@@ -209,6 +209,20 @@ int db_install_image(struct db *db, struct storage *st, const uint8_t *bytes, si
 	return rc;
 }
 
+int db_install_received(struct db *db, struct storage *st, struct snapshot_recv *rv,
+			int64_t now_ms)
+{
+	int64_t zxid = snapshot_recv_zxid(rv);
+	int rc = storage_install_received(st, rv);
+	if (rc == 0)
+		rc = reset(db, now_ms);
+	if (rc == 0) {
+		struct recover_ctx r = { db, now_ms, NULL, NULL };
+		rc = snapshot_load(storage_snap_dir(st), zxid, db->tree, recover_session, &r);
+	}
+	return rc;
+}
+
 int db_snapshot(const struct db *db, struct storage *st)
 {
 	size_t n;

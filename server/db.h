@@ -76,6 +76,11 @@ int db_image(const struct db *db, uint8_t **bytes, size_t *len, int64_t *zxid);
  * then as the state. Only while no client is attached. */
 int db_install_image(struct db *db, struct storage *st, const uint8_t *bytes, size_t len,
 		     int64_t zxid, int64_t now_ms);
+/* The same for a leader's snapshot received as a file (consumed: see
+ * storage_install_received()). */
+struct snapshot_recv;
+int db_install_received(struct db *db, struct storage *st, struct snapshot_recv *rv,
+			int64_t now_ms);
 /* Starts writing a snapshot of the state (storage_snapshot()). */
 int db_snapshot(const struct db *db, struct storage *st);
 

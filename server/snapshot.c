@@ -31,10 +31,11 @@
 /* ---- helpers ---------------------------------------------------------------------- */
 
 /* The names of a snapshot's files: snapshot.<16 hex digits of the zxid>
- * and a suffix, the snapshot itself, one being written, or an install's
- * image not yet renamed in (see snapshot_write()). */
-enum name_kind { NAME_SNAPSHOT, NAME_TMP, NAME_INSTALL };
-static const char *const name_suffix[] = { "", ".tmp", ".install" };
+ * and a suffix, the snapshot itself, one being written, an install's
+ * image not yet renamed in (see snapshot_write()), or a leader's being
+ * received (struct snapshot_recv). */
+enum name_kind { NAME_SNAPSHOT, NAME_TMP, NAME_INSTALL, NAME_RECV };
+static const char *const name_suffix[] = { "", ".tmp", ".install", ".recv" };
 #define SNAP_NAME_SIZE 34 /* with the longest suffix and the NUL */
 
 /* The name into out (SNAP_NAME_SIZE bytes), without stdio: the caller may
@@ -479,6 +480,136 @@ int snapshot_delete(const char *dir, int64_t zxid, const char *why)
 	return r;
 }
 
+/* ---- receiving a leader's snapshot file (loop thread) ------------------------------------ */
+
+struct snapshot_recv {
+	int dirfd;          /* not ours */
+	int fd;
+	int64_t zxid;
+	uint64_t len;       /* bytes written so far */
+	uint32_t crc;       /* of every byte but the last four held */
+	uint8_t held[4];    /* the last bytes so far: the CRC, at the end */
+	uint8_t head[SNAPSHOT_HEADER_SIZE];
+};
+
+int snapshot_recv_open(struct snapshot_recv **out, int dirfd, int64_t zxid)
+{
+	char name[SNAP_NAME_SIZE];
+	snap_name(name, zxid, NAME_RECV);
+	struct snapshot_recv *rv = calloc(1, sizeof(*rv));
+	if (!rv)
+		return -ENOMEM;
+	rv->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (rv->fd < 0) {
+		int r = -errno;
+		free(rv);
+		return r;
+	}
+	rv->dirfd = dirfd;
+	rv->zxid = zxid;
+	*out = rv;
+	return 0;
+}
+
+int64_t snapshot_recv_zxid(const struct snapshot_recv *rv)
+{
+	return rv->zxid;
+}
+
+uint64_t snapshot_recv_bytes(const struct snapshot_recv *rv)
+{
+	return rv->len;
+}
+
+int snapshot_recv_write(struct snapshot_recv *rv, const uint8_t *p, size_t n)
+{
+	int r = fd_write_all(rv->fd, p, n);
+	if (r < 0)
+		return r;
+	/* Writeback starts now; the fsync at the end waits for the rest. */
+	sync_file_range(rv->fd, (off64_t)rv->len, (off64_t)n, SYNC_FILE_RANGE_WRITE);
+	if (rv->len < SNAPSHOT_HEADER_SIZE) {
+		size_t k = SNAPSHOT_HEADER_SIZE - (size_t)rv->len;
+		memcpy(rv->head + rv->len, p, k < n ? k : n);
+	}
+	/* The CRC covers everything but the last four bytes, which are not
+	 * known to be the last until the transfer ends: hold them back. */
+	size_t held = rv->len < 4 ? (size_t)rv->len : 4;
+	if (n >= 4) {
+		rv->crc = crc32c(rv->crc, rv->held, held);
+		rv->crc = crc32c(rv->crc, p, n - 4);
+		memcpy(rv->held, p + n - 4, 4);
+	} else {
+		size_t all = held + n, out = all > 4 ? all - 4 : 0;
+		uint8_t tmp[8];
+		memcpy(tmp, rv->held, held);
+		memcpy(tmp + held, p, n);
+		rv->crc = crc32c(rv->crc, tmp, out);
+		memcpy(rv->held, tmp + out, all - out);
+	}
+	rv->len += n;
+	return 0;
+}
+
+void snapshot_recv_abort(struct snapshot_recv *rv)
+{
+	if (!rv)
+		return;
+	char name[SNAP_NAME_SIZE];
+	snap_name(name, rv->zxid, NAME_RECV);
+	close(rv->fd);
+	unlinkat(rv->dirfd, name, 0);
+	free(rv);
+}
+
+int snapshot_recv_commit(struct snapshot_recv *rv)
+{
+	char recv[SNAP_NAME_SIZE], install[SNAP_NAME_SIZE];
+	snap_name(recv, rv->zxid, NAME_RECV);
+	snap_name(install, rv->zxid, NAME_INSTALL);
+	int r = 0;
+	const char *what = NULL;
+	if (rv->len < SNAPSHOT_HEADER_SIZE + 4)
+		what = "shorter than header and CRC";
+	else if (get_le32(rv->head) != SNAPSHOT_MAGIC)
+		what = "bad magic";
+	else if (get_le32(rv->head + 4) != SNAPSHOT_VERSION)
+		what = "unknown version";
+	else if ((int64_t)get_le64(rv->head + 8) != rv->zxid)
+		what = "another zxid than announced";
+	else if (get_le32(rv->held) != rv->crc)
+		what = "CRC mismatch";
+	if (what) {
+		log_msg(LOG_ERROR, "storage", "the leader's snapshot 0x%" PRIx64 " (%" PRIu64
+			" bytes received) is corrupt: %s", (uint64_t)rv->zxid, rv->len, what);
+		r = -EUCLEAN;
+	}
+	if (r == 0 && fsync(rv->fd) < 0)
+		r = -errno;
+	if (close(rv->fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(rv->dirfd, recv, rv->dirfd, install) < 0)
+		r = -errno;
+	if (r == 0 && fsync(rv->dirfd) < 0)
+		r = -errno;
+	if (r < 0) {
+		if (r != -EUCLEAN)
+			log_msg(LOG_ERROR, "storage", "writing the leader's snapshot 0x%" PRIx64 ": %s",
+				(uint64_t)rv->zxid, strerror(-r));
+		unlinkat(rv->dirfd, recv, 0);
+	}
+	free(rv);
+	return r;
+}
+
+int snapshot_open(int dirfd, int64_t zxid)
+{
+	char name[SNAP_NAME_SIZE];
+	snap_name(name, zxid, NAME_SNAPSHOT);
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 /* ---- listing (loop thread) -------------------------------------------------------------- */
 
 /* By zxid; at one zxid an install's image after the snapshot it replaces. */
@@ -505,9 +636,9 @@ int snapshot_list(const char *dir, int dirfd, bool read_only, struct snapshot_fi
 		enum name_kind kind;
 		if (!parse_name(de->d_name, &zxid, &kind))
 			continue;
-		if (kind == NAME_TMP) {
-			/* A crash while a snapshot was being written: never renamed in,
-			 * never used. */
+		if (kind == NAME_TMP || kind == NAME_RECV) {
+			/* A crash while a snapshot was being written or received:
+			 * never renamed in, never used. */
 			log_msg(LOG_INFO, "storage", "%s/%s: unfinished snapshot, %s", dir,
 				de->d_name, read_only ? "recovery would delete it" : "deleting");
 			if (!read_only)

@@ -140,6 +140,31 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 			struct tree *t,
 			int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx);
 
+/* A leader's snapshot file arriving in pieces (a SNAP sync streamed by
+ * server/snapsync.c), written to snapshot.<zxid>.recv in the directory
+ * dirfd, which must stay open until the file is committed or aborted. Loop
+ * thread. */
+struct snapshot_recv;
+/* 0, or a negative errno (nothing is left behind). */
+int snapshot_recv_open(struct snapshot_recv **out, int dirfd, int64_t zxid);
+/* The next n bytes of the file. 0 or a negative errno. */
+int snapshot_recv_write(struct snapshot_recv *rv, const uint8_t *p, size_t n);
+int64_t snapshot_recv_zxid(const struct snapshot_recv *rv);
+uint64_t snapshot_recv_bytes(const struct snapshot_recv *rv);
+/* The file is whole: checks its header (magic, version, the zxid it was
+ * opened with) and its CRC, fsyncs it and renames it to
+ * snapshot.<zxid>.install, then fsyncs the directory — the same durable
+ * image snapshot_write() makes for an install (storage_finish_install()
+ * does the rest). Frees rv. 0; -EUCLEAN when the file is corrupt (logged,
+ * removed); another negative errno (logged, removed). */
+int snapshot_recv_commit(struct snapshot_recv *rv);
+/* Closes, removes and frees an unfinished one (NULL: nothing). */
+void snapshot_recv_abort(struct snapshot_recv *rv);
+
+/* snapshot.<zxid> in dirfd, opened for reading: an fd, or a negative
+ * errno. */
+int snapshot_open(int dirfd, int64_t zxid);
+
 /* dir/snapshot.<16 hex digits>, malloc'd; NULL on ENOMEM. */
 char *snapshot_path(const char *dir, int64_t zxid);
 

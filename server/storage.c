@@ -934,21 +934,25 @@ int storage_finish_install(const char *snap_dir, int snap_dirfd, struct txnlog *
 	return 0;
 }
 
-int storage_install_snapshot(struct storage *s, const struct snapshot_image *img)
+/* An install: the image is made durable as snapshot.<zxid>.install by
+ * snapshot_write() (img, in memory) or snapshot_recv_commit() (rv, a
+ * received file, always consumed), and storage_finish_install() does the
+ * rest. */
+static int install(struct storage *s, int64_t zxid, const struct snapshot_image *img,
+		   struct snapshot_recv *rv)
 {
-	if (s->closing)
-		return -ECANCELED;
-	if (s->read_only)
-		return -EROFS;
-	if (s->unfinished)
-		return -ENOTRECOVERABLE;
-	if (s->snap_busy)
-		return -EBUSY;
-	int r = take_exclusive(s);
-	if (r < 0)
+	int r = s->closing ? -ECANCELED : s->read_only ? -EROFS
+		: s->unfinished ? -ENOTRECOVERABLE : s->snap_busy ? -EBUSY : 0;
+	if (r == 0)
+		r = take_exclusive(s);
+	if (r < 0) {
+		snapshot_recv_abort(rv);
 		return r;
+	}
+	size_t len = img ? img->len : (size_t)snapshot_recv_bytes(rv);
 	struct snapshot_file *a = realloc(s->snaps, (s->n_snaps + 1) * sizeof(*a));
 	if (!a) {
+		snapshot_recv_abort(rv);
 		r = -ENOMEM;
 		goto out;
 	}
@@ -957,43 +961,72 @@ int storage_install_snapshot(struct storage *s, const struct snapshot_image *img
 	 * crash leaves this server's state as it was; from then on recovery
 	 * finishes the install, as storage_finish_install() does here: the
 	 * newer snapshots and the whole log go, and the image takes its name. */
-	r = snapshot_write(s->snap_dir, s->snap_dirfd, img, true);
+	r = img ? snapshot_write(s->snap_dir, s->snap_dirfd, img, true) : snapshot_recv_commit(rv);
 	if (r < 0)
 		goto out;
 	size_t at = s->n_snaps;
-	while (at > 0 && s->snaps[at - 1].zxid > img->zxid)
+	while (at > 0 && s->snaps[at - 1].zxid > zxid)
 		at--;
 	memmove(a + at + 1, a + at, (s->n_snaps - at) * sizeof(*a));
-	a[at] = (struct snapshot_file){ .zxid = img->zxid, .size = (int64_t)img->len,
-					.install = true };
+	a[at] = (struct snapshot_file){ .zxid = zxid, .size = (int64_t)len, .install = true };
 	s->n_snaps++;
 	r = storage_finish_install(s->snap_dir, s->snap_dirfd, s->log, s->snaps, &s->n_snaps);
 	if (r < 0) {
 		/* This process's log and the disk no longer agree. */
 		s->unfinished = true;
 		log_msg(LOG_ERROR, "storage", "snapshot 0x%" PRIx64 " is installed on disk but the "
-			"install did not finish (%s): a restart finishes it", (uint64_t)img->zxid,
+			"install did not finish (%s): a restart finishes it", (uint64_t)zxid,
 			strerror(-r));
 		r = -ENOTRECOVERABLE;
 		goto out;
 	}
 	s->log_last = txnlog_last_zxid(s->log);
-	s->snap_floor = img->zxid;
-	s->last_zxid = img->zxid;
+	s->snap_floor = zxid;
+	s->last_zxid = zxid;
 	s->roll_next = true;
 	s->since_snap = 0;
 	s->bytes_since_snap = 0;
-	log_msg(LOG_INFO, "storage", "installed snapshot 0x%" PRIx64 " (%zu bytes)",
-		(uint64_t)img->zxid, img->len);
+	log_msg(LOG_INFO, "storage", "installed snapshot 0x%" PRIx64 " (%zu bytes)", (uint64_t)zxid,
+		len);
 out:
 	drop_exclusive(s);
-	/* drop_exclusive() takes the log's last zxid; appends follow img. */
+	/* drop_exclusive() takes the log's last zxid; appends follow the image. */
 	if (r == 0) {
 		pthread_mutex_lock(&s->lock);
-		s->durable_zxid = img->zxid;
+		s->durable_zxid = zxid;
 		pthread_mutex_unlock(&s->lock);
 	}
 	return r;
+}
+
+int storage_install_snapshot(struct storage *s, const struct snapshot_image *img)
+{
+	return install(s, img->zxid, img, NULL);
+}
+
+int storage_install_received(struct storage *s, struct snapshot_recv *rv)
+{
+	return install(s, snapshot_recv_zxid(rv), NULL, rv);
+}
+
+int storage_snapshot_open(const struct storage *s, int64_t zxid)
+{
+	return snapshot_open(s->snap_dirfd, zxid);
+}
+
+int storage_snapshot_recv_open(struct storage *s, int64_t zxid, struct snapshot_recv **out)
+{
+	if (s->closing)
+		return -ECANCELED;
+	if (s->read_only)
+		return -EROFS;
+	return snapshot_recv_open(out, s->snap_dirfd, zxid);
+}
+
+bool storage_snapshot_running(const struct storage *s, int64_t *zxid)
+{
+	*zxid = s->snap_busy ? s->snap_zxid : 0;
+	return s->snap_busy;
 }
 
 /* ---- facts ----------------------------------------------------------------------------------- */

@@ -222,6 +222,25 @@ int storage_read_from(struct storage *s, int64_t zxid,
 struct snapshot_image;
 int storage_install_snapshot(struct storage *s, const struct snapshot_image *img);
 
+/* The same for a leader's snapshot received as a file
+ * (snapshot_recv_open() through storage_snapshot_recv_open()): checked
+ * whole and made durable by snapshot_recv_commit(), then finished as
+ * above. rv is consumed whatever the outcome. The caller loads the file
+ * (snapshot_load(), the snapshot at its zxid). -EUCLEAN: the file is
+ * corrupt (nothing changed). */
+struct snapshot_recv;
+int storage_install_received(struct storage *s, struct snapshot_recv *rv);
+/* A file to receive a leader's snapshot at zxid into (snapshot_recv_*()
+ * in snapshot.h); a crash leaves nothing recovery would use. 0 or a
+ * negative errno (-EROFS read-only). */
+int storage_snapshot_recv_open(struct storage *s, int64_t zxid, struct snapshot_recv **out);
+/* snapshot.<zxid>, opened for reading (a SNAP sync sends it): an fd or a
+ * negative errno. */
+int storage_snapshot_open(const struct storage *s, int64_t zxid);
+/* Whether a snapshot started by storage_snapshot() is still being
+ * written, and then *zxid is its zxid (0 otherwise). */
+bool storage_snapshot_running(const struct storage *s, int64_t *zxid);
+
 /* The rest of an install whose image is durable (files[0..*n) as
  * snapshot_list() gives them; nothing when none is an install's): deletes
  * the snapshots newer than it, truncates the whole log, renames the image

@@ -61,6 +61,7 @@ struct storage {
 	uv_async_t async;       /* the sync thread's "batches are done" */
 	uv_timer_t purge_timer;
 	bool snap_busy;         /* a snapshot is being written: child or worker */
+	int64_t snap_zxid;      /* its zxid */
 	struct snap_child *child; /* the forked writer, until its handle is closed */
 	int fork_error;         /* tests: the next fork "fails" with this */
 	uint64_t snap_started_ns; /* the running snapshot's start, for its stats */

@@ -322,6 +322,7 @@ int storage_snapshot(struct storage *s, const struct tree *t,
 	}
 	s->snap_busy = true;
 	int64_t zxid = tree_last_zxid(t);
+	s->snap_zxid = zxid;
 	if (zxid > s->snap_floor)
 		s->snap_floor = zxid;
 	if (s->snap_floor > s->last_zxid)

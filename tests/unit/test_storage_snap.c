@@ -328,6 +328,114 @@ static void test_install_snapshot(void **state)
 	fx_free(f);
 }
 
+/* Whether snapshot.<zxid>.recv is there. */
+static bool recv_left(struct fx *f, int64_t zxid)
+{
+	char path[200];
+	snprintf(path, sizeof(path), "%s.recv", snap_file(f, zxid));
+	return access(path, F_OK) == 0;
+}
+
+/* Feeds img to a snapshot_recv in pieces of the given sizes, round
+ * robin (the CRC's last four bytes straddle pieces of every size). */
+static struct snapshot_recv *receive(struct fx *f, const struct snapshot_image *img,
+				     const size_t *sizes, size_t n_sizes)
+{
+	struct snapshot_recv *rv;
+	assert_int_equal(storage_snapshot_recv_open(f->s, img->zxid, &rv), 0);
+	size_t off = 0;
+	for (size_t k = 0; off < img->len; k++) {
+		size_t n = sizes[k % n_sizes];
+		if (n > img->len - off)
+			n = img->len - off;
+		assert_int_equal(snapshot_recv_write(rv, img->buf + off, n), 0);
+		off += n;
+	}
+	assert_int_equal(snapshot_recv_bytes(rv), img->len);
+	return rv;
+}
+
+static void test_install_received(void **state)
+{
+	(void)state;
+	/* A follower with a log and snapshots of its own receives the
+	 * leader's state at 100 as a file, in pieces. */
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	struct tree *mine = tree_new();
+	workload(f, mine, 1, 10);
+	snapshot_now(f, mine, 10);
+	workload(f, mine, 11, 120);
+	snapshot_now(f, mine, 120);
+	workload(f, mine, 121, 150);
+	struct tree *leader = tree_new();
+	workload(NULL, leader, 1, 100);
+	struct storage_session ss = { .id = 0x77, .timeout = 6000 };
+	memset(ss.passwd, 0x5a, 16);
+	struct snapshot_image img;
+	assert_int_equal(snapshot_serialize(leader, &ss, 1, &img), 0);
+
+	/* Corrupt anywhere — header, body, CRC — or cut short: refused,
+	 * nothing changed, nothing left behind. */
+	static const size_t odd[] = { 1, 2, 3, 5, 7, 4096, 3 };
+	size_t at[] = { 0, 9, img.len / 2, img.len - 3, img.len - 1 };
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		img.buf[at[i]] ^= 0x10;
+		struct snapshot_recv *rv = receive(f, &img, odd, sizeof(odd) / sizeof(odd[0]));
+		assert_int_equal(storage_install_received(f->s, rv), -EUCLEAN);
+		img.buf[at[i]] ^= 0x10;
+	}
+	struct snapshot_image cut = img;
+	cut.len -= 1;
+	assert_int_equal(storage_install_received(f->s, receive(f, &cut, odd, 2)), -EUCLEAN);
+	assert_true(access(snap_file(f, 120), F_OK) == 0);
+	assert_true(count_files(f, "log.") > 0);
+	assert_false(recv_left(f, 100));
+	assert_false(access(snap_file(f, 100), F_OK) == 0);
+	/* Given up half way: the file goes. */
+	struct snapshot_recv *rv;
+	assert_int_equal(storage_snapshot_recv_open(f->s, 100, &rv), 0);
+	assert_int_equal(snapshot_recv_write(rv, img.buf, img.len / 2), 0);
+	assert_true(recv_left(f, 100));
+	snapshot_recv_abort(rv);
+	assert_false(recv_left(f, 100));
+
+	/* Whole, in pieces of every size: installed as an image would be. */
+	static const size_t sizes[] = { 1, 2, 3, 4, 5, 1000, 65536 };
+	assert_int_equal(storage_install_received(f->s, receive(f, &img, sizes, 7)), 0);
+	assert_int_equal(count_files(f, "log."), 0);
+	assert_true(access(snap_file(f, 100), F_OK) == 0);
+	assert_true(access(snap_file(f, 120), F_OK) < 0);
+	struct tree *t = tree_new();
+	assert_int_equal(snapshot_load(storage_snap_dir(f->s), 100, t, NULL, NULL), 0);
+	expect_same_tree(leader, t);
+	append_run(f, 101, 104, 1);
+	fx_close(f);
+
+	/* A crash while receiving leaves a file that recovery deletes
+	 * unused. */
+	char path[200];
+	snprintf(path, sizeof(path), "%s.recv", snap_file(f, 200));
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, img.buf, img.len / 2), (ssize_t)(img.len / 2));
+	close(fd);
+	size_t before = count_files(f, "snapshot.");
+	assert_int_equal(fx_open(f), 0);
+	struct tree *t2;
+	assert_int_equal(fx_recover(f, &t2, false), 0);
+	expect_recs(f, 101, 104, 1, 105, 1);
+	assert_false(recv_left(f, 200));
+	assert_int_equal(count_files(f, "snapshot."), before - 1);
+	fx_close(f);
+	snapshot_image_free(&img);
+	tree_free(t2);
+	tree_free(t);
+	tree_free(leader);
+	tree_free(mine);
+	fx_free(f);
+}
+
 /* Where a crash stopped storage_install_snapshot(). */
 enum install_crash {
 	CRASH_TMP,      /* the image in a temporary file, never renamed */
@@ -625,6 +733,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_due_by_size),
 		cmocka_unit_test(test_install_snapshot),
 		cmocka_unit_test(test_install_interrupted),
+		cmocka_unit_test(test_install_received),
 		cmocka_unit_test(test_snapshot_is_of_the_call),
 		cmocka_unit_test(test_snapshot_child_fails),
 		cmocka_unit_test(test_close_waits_for_snapshot_child),
