@@ -133,6 +133,7 @@ struct link {
 	struct peer_link_stats *stats; /* in net.link_stats */
 	struct conn *out;          /* the outgoing connection, connecting or up */
 	struct conn *in;           /* the incoming connection that said Hello */
+	uint32_t features;         /* what its latest Hello announced */
 	uv_timer_t dial_timer;
 	uv_getaddrinfo_t gai;
 	bool resolving;            /* gai in flight (counted in net.live) */
@@ -914,6 +915,7 @@ checked:
 		quorum__hello__free_unpacked(h, NULL);
 		return;
 	}
+	uint32_t features = h->features;
 	quorum__hello__free_unpacked(h, NULL);
 	c->established = true;
 	n->unidentified--;
@@ -926,6 +928,7 @@ checked:
 	}
 	c->peer = l;
 	l->in = c;
+	l->features = features;
 }
 
 static void in_frame(struct conn *c, const uint8_t *p, size_t len)
@@ -1415,6 +1418,7 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net
 	h.observers = n->cfg.observers;
 	h.host = n->bind_source ? n->cfg.listen_host : (char *)"";
 	h.port = cfg->listen_port;
+	h.features = cfg->features;
 	size_t hl = quorum__hello__get_packed_size(&h);
 	frame_put_length(n->hello, (uint32_t)hl);
 	quorum__hello__pack(&h, n->hello + 4);
@@ -1521,6 +1525,18 @@ const struct peer_link_stats *peer_net_link_stats(struct peer_net *n, uint32_t p
 void peer_net_get_stats(const struct peer_net *n, struct peer_net_stats *out)
 {
 	*out = n->stats;
+}
+
+uint32_t peer_net_features(struct peer_net *n, uint32_t peer)
+{
+	struct link *l = find_link(n, peer);
+	return l ? l->features : 0;
+}
+
+size_t peer_net_backlog(struct peer_net *n, uint32_t peer)
+{
+	struct link *l = find_link(n, peer);
+	return l ? backlog_small(l) + backlog_big(l) : 0;
 }
 
 int peer_net_connected(const struct peer_net *n, uint32_t peer)

@@ -47,8 +47,13 @@
 #include "tls.h"
 
 #define PEER_MAX_PEERS 255
-#define PEER_DEFAULT_MAX_FRAME (1u << 30)   /* snapshots travel in one frame */
+#define PEER_DEFAULT_MAX_FRAME (1u << 30)   /* a snapshot image from, or for, a
+					       member that does not stream them */
 #define PEER_DEFAULT_QUEUE_BYTES (64u << 20) /* per peer, while not connected */
+
+/* Hello.features: what a member's release can do beyond the messages
+ * every release understands. */
+#define PEER_FEATURE_SNAP_STREAM 1u /* SnapshotRef in SyncStart, SnapshotChunk */
 
 struct peer_net;
 
@@ -96,6 +101,7 @@ struct peer_net_config {
 	 * dialler this server does not know is taken as a peer at the address
 	 * its Hello gives (a server being added). */
 	bool open_membership;
+	uint32_t features;       /* PEER_FEATURE_*: what our Hello announces */
 	unsigned unacked_timeout_ms; /* an outgoing connection whose data (or
 				    SYN) the other end has not acknowledged for
 				    this long is dropped and dialled again
@@ -148,6 +154,10 @@ struct peer_link_stats {
 	struct hist queue_size, queue_ms;
 };
 const struct peer_link_stats *peer_net_link_stats(struct peer_net *n, uint32_t peer);
+/* What `peer`'s latest Hello announced (PEER_FEATURE_*); 0 before one. */
+uint32_t peer_net_features(struct peer_net *n, uint32_t peer);
+/* Bytes queued for `peer` or being written to it. */
+size_t peer_net_backlog(struct peer_net *n, uint32_t peer);
 /* Whether the outgoing connection to `peer` is up (connected; the Hello
  * may still be on its way). */
 int peer_net_connected(const struct peer_net *n, uint32_t peer);

@@ -281,20 +281,16 @@ static int host_reload(void *ctx)
 	return rc;
 }
 
-/* Only while not serving: no client is attached. */
-static int host_install_image(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
+/* After an install (rc its outcome): the leader's membership came with
+ * the state, with the addresses of members this server learnt of without
+ * their reconfig's txn. */
+static int installed(struct server *srv, int rc)
 {
-	struct server *srv = ctx;
-	prep_reset(&srv->prep);
-	int rc = db_install_image(&srv->db, srv->storage, bytes, len, zxid,
-				  (int64_t)uv_now(srv->loop));
 	srv->last_proposed = db_last_zxid(&srv->db);
 	if (rc < 0) {
 		log_msg(LOG_ERROR, "server", "installing the leader's snapshot: %s", strerror(-rc));
 		return rc;
 	}
-	/* The leader's membership came with it: the addresses of members this
-	 * server learnt of without their reconfig's txn. */
 	struct znode *cfg = tree_get(srv->db.tree, ZK_STR("/zookeeper/config"));
 	struct zk_buf text = cfg ? znode_data(cfg) : (struct zk_buf){ NULL, 0 };
 	if (text.len > 0 && srv->replica)
@@ -302,10 +298,47 @@ static int host_install_image(void *ctx, const uint8_t *bytes, size_t len, int64
 	return rc;
 }
 
+/* Only while not serving: no client is attached. */
+static int host_install_image(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
+{
+	struct server *srv = ctx;
+	prep_reset(&srv->prep);
+	return installed(srv, db_install_image(&srv->db, srv->storage, bytes, len, zxid,
+					       (int64_t)uv_now(srv->loop)));
+}
+
+/* Only while not serving: no client is attached. */
+static int host_install_received(void *ctx, struct snapshot_recv *rv)
+{
+	struct server *srv = ctx;
+	prep_reset(&srv->prep);
+	return installed(srv, db_install_received(&srv->db, srv->storage, rv,
+						  (int64_t)uv_now(srv->loop)));
+}
+
 static int host_snapshot_image(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
 	struct server *srv = ctx;
 	return db_image(&srv->db, bytes, len, zxid);
+}
+
+static int64_t host_applied(void *ctx)
+{
+	struct server *srv = ctx;
+	return db_last_zxid(&srv->db);
+}
+
+static int host_write_snapshot(void *ctx)
+{
+	struct server *srv = ctx;
+	return db_snapshot(&srv->db, srv->storage);
+}
+
+void ensemble_snapshot_done(void *ctx, int64_t zxid, int status)
+{
+	struct server *srv = ctx;
+	if (srv->replica)
+		replica_snapshot_written(srv->replica, zxid, status);
 }
 
 /* Follower: the sessions of its live client connections. */
@@ -437,7 +470,10 @@ int ensemble_start(struct server *srv, const struct replica_recovered *rec)
 		.looking = host_looking,
 		.reload = host_reload,
 		.install_image = host_install_image,
+		.install_received = host_install_received,
 		.snapshot_image = host_snapshot_image,
+		.applied = host_applied,
+		.write_snapshot = host_write_snapshot,
 		.live_sessions = host_live_sessions,
 		.touched = host_touched,
 		.failed = host_failed,

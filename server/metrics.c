@@ -418,6 +418,17 @@ void metrics_for_each(struct server *srv, metric_fn fn, void *ctx)
 		     "without a leader, until following a new one, ms");
 	counter(&e, "diff_count", rs->diff_syncs, "leader: followers synced by DIFF");
 	counter(&e, "snap_count", rs->snap_syncs, "leader: followers synced by SNAP");
+	counter(&e, "quorum_snap_sent", rs->snap.sent,
+		"leader: snapshot files streamed whole to followers");
+	counter(&e, "quorum_snap_sent_bytes", rs->snap.sent_bytes, "leader: their bytes");
+	counter(&e, "quorum_snap_images_sent", rs->snap.images,
+		"leader: snapshots sent as one image (to members of earlier releases)");
+	counter(&e, "quorum_snap_received", rs->snap.received,
+		"follower: leaders' snapshot files received whole");
+	counter(&e, "quorum_snap_received_bytes", rs->snap.received_bytes,
+		"follower: their bytes");
+	counter(&e, "quorum_snap_transfers_failed", rs->snap.failed,
+		"snapshot transfers ended unfinished, either side");
 	summary_hist(&e, "inflight_diff_count", &rs->inflight_diff, 1, false,
 		     "leader: followers syncing as a DIFF begins");
 	summary_hist(&e, "inflight_snap_count", &rs->inflight_snap, 1, false,

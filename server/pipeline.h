@@ -95,6 +95,9 @@ int ensemble_start(struct server *srv, const struct replica_recovered *rec);
 /* Each tick: read-only mode begins once this member has looked for a
  * leader long enough (readonlymode.enabled). */
 void ensemble_tick(struct server *srv, int64_t now_ms);
+/* storage's snapshot_done (ctx: the server): tells the replica, whose SNAP
+ * syncs may be waiting for that snapshot. */
+void ensemble_snapshot_done(void *ctx, int64_t zxid, int status);
 
 /* ---- handshake.c --------------------------------------------------------- */
 

@@ -13,9 +13,14 @@
  *   truncate          storage_truncate_after(), then the tree and sessions
  *                     are rebuilt from disk (host.reload)
  *   read_log          storage_read_from(), each txn packed again
- *   snapshot_take     the tree serialised as a snapshot file's bytes
- *   snapshot_install  storage_install_snapshot() and the tree loaded from
- *                     the same bytes; completed on the next loop turn
+ *   snapshot_take     snapsync_take(): a reference to a snapshot file of
+ *                     the applied state, streamed to the follower after
+ *                     its SyncStart (snapsync.h); the image itself for a
+ *                     follower of an earlier release
+ *   snapshot_install  snapsync_receive() and, once the file is whole,
+ *                     storage_install_received() and the tree loaded from
+ *                     it; an image: storage_install_snapshot() and the tree
+ *                     loaded from the same bytes. Completed on a later turn
  *   save_epochs       epoch_save() (epoch.c): the files acceptedEpoch and
  *                     currentEpoch next to the snapshots, each written to a
  *                     temporary file, fsynced and renamed, and the
@@ -50,6 +55,7 @@
 #include "members.h"
 #include "pbpeek.h"
 #include "peer.h"
+#include "snapsync.h"
 #include "zab.h"
 
 #define APPEND_RING_MIN 1024
@@ -80,6 +86,7 @@ struct replica {
 	struct storage *storage;
 	struct zab *zab;
 	struct peer_net *net;
+	struct snapsync *snap;   /* SNAP syncs' snapshot files, both ways */
 	uv_timer_t timer;
 	uv_timer_t install_done; /* completes snapshot_install on the next turn */
 	uv_check_t durable;      /* reports durable_n appends after this turn's I/O */
@@ -260,6 +267,8 @@ static void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 		if (s->mode == QUORUM__SYNC_START__MODE__SNAP) {
 			r->stats.snap_syncs++;
 			hist_add(&r->stats.inflight_snap, inflight);
+			snapsync_send(r->snap, to, m);
+			return;
 		} else if (s->mode == QUORUM__SYNC_START__MODE__TRUNC) {
 			r->stats.trunc_syncs++;
 		} else if (!checkpoint) {
@@ -401,7 +410,7 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
 	struct replica *r = ctx;
-	return r->host.snapshot_image(r->host.ctx, bytes, len, zxid);
+	return snapsync_take(r->snap, bytes, len, zxid);
 }
 
 static void on_install_done(uv_timer_t *t)
@@ -411,22 +420,62 @@ static void on_install_done(uv_timer_t *t)
 		zab_snapshot_installed(r->zab, r->installed_zxid, r->installed_status);
 }
 
-static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
+/* An install's outcome (rc) goes to the core on the next turn. */
+static void install_over(struct replica *r, int64_t zxid, int rc)
 {
-	struct replica *r = ctx;
-	int rc = r->host.install_image(r->host.ctx, bytes, len, zxid);
 	if (rc == -ENOTRECOVERABLE) {
 		/* On disk the install is done, in this process it is not: as
 		 * after a failed sync, the member stops; a restart finishes it. */
 		log_msg(LOG_ERROR, "replica", "the leader's snapshot 0x%" PRIx64 " could not be "
 			"installed whole: stopping", (uint64_t)zxid);
 		r->host.failed(r->host.ctx);
-		return 0;
+		return;
 	}
 	r->installed_zxid = zxid;
 	r->installed_status = rc;
 	uv_timer_start(&r->install_done, on_install_done, 0, 0);
+}
+
+static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
+{
+	struct replica *r = ctx;
+	if (!snapsync_is_image(bytes, len))
+		return snapsync_receive(r->snap, zab_leader(r->zab), bytes, len, zxid);
+	install_over(r, zxid, r->host.install_image(r->host.ctx, bytes, len, zxid));
 	return 0;
+}
+
+/* snapsync's end of a receive: the file, whole, or why not. */
+static void snap_received(void *ctx, struct snapshot_recv *rv, int64_t zxid, int status)
+{
+	struct replica *r = ctx;
+	if (status == 0)
+		status = r->host.install_received(r->host.ctx, rv);
+	install_over(r, zxid, status);
+}
+
+static int64_t snap_applied(void *ctx)
+{
+	struct replica *r = ctx;
+	return r->host.applied(r->host.ctx);
+}
+
+static int snap_write(void *ctx)
+{
+	struct replica *r = ctx;
+	return r->host.write_snapshot(r->host.ctx);
+}
+
+static int snap_image(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
+{
+	struct replica *r = ctx;
+	return r->host.snapshot_image(r->host.ctx, bytes, len, zxid);
+}
+
+void replica_snapshot_written(struct replica *r, int64_t zxid, int status)
+{
+	if (!r->closing)
+		snapsync_written(r->snap, zxid, status);
 }
 
 static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
@@ -486,6 +535,10 @@ static void io_state(void *ctx, enum zab_role role, bool serving, uint32_t leade
 	bool leading = role == ZAB_LEADING;
 	bool was_looking = r->role == ZAB_LOOKING;
 	note_state(r, role, serving);
+	if (!leading)
+		snapsync_stop_sending(r->snap, 0);
+	if (role != ZAB_FOLLOWING)
+		snapsync_stop_receiving(r->snap, 0, -ECONNABORTED);
 	if (!r->closing && r->host.looking && was_looking != (role == ZAB_LOOKING))
 		r->host.looking(r->host.ctx, role == ZAB_LOOKING);
 	if (!(serving && leading))
@@ -718,6 +771,10 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 	struct replica *r = ctx;
 	if (r->closing)
 		return;
+	if (m->body_case == QUORUM__PEER_MSG__BODY_SNAPSHOT_CHUNK) {
+		snapsync_chunk(r->snap, from, m->snapshot_chunk);
+		return;
+	}
 	if (!host_body(m)) {
 		struct hist *h = NULL;
 		if (!r->leading && m->body_case == QUORUM__PEER_MSG__BODY_PROPOSAL) {
@@ -768,8 +825,11 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 static void on_peer_reset(void *ctx, uint32_t peer)
 {
 	struct replica *r = ctx;
-	if (!r->closing)
-		zab_peer_reset(r->zab, peer);
+	if (r->closing)
+		return;
+	snapsync_stop_sending(r->snap, peer);
+	snapsync_stop_receiving(r->snap, peer, -ECONNRESET);
+	zab_peer_reset(r->zab, peer);
 }
 
 /* ---- membership ------------------------------------------------------------ */
@@ -1095,7 +1155,12 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.accept_plain = !cfg->ssl_quorum || cfg->quorum_unify,
 		.tls_check_host = cfg->quorum_check_host,
 		.tls_reload = cfg->quorum_tls_reload,
+		.features = PEER_FEATURE_SNAP_STREAM,
 	};
+	/* A test plays a member of an earlier release by announcing less. */
+	const char *features = getenv("QUORUMD_PEER_FEATURES");
+	if (features && *features)
+		pc.features = (uint32_t)strtoul(features, NULL, 0);
 	for (int i = 0; i < cfg->n_servers; i++) {
 		const struct config_server *s = &cfg->servers[i];
 		if (s->observer) {
@@ -1178,6 +1243,19 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	if (rc < 0) {
 		log_msg(LOG_ERROR, "replica", "peer port %s:%d: %s", pc.listen_host, pc.listen_port,
 			err ? err : strerror(-rc));
+		goto err_after_zab;
+	}
+	struct snapsync_host sh = {
+		.ctx = r,
+		.applied = snap_applied,
+		.write_snapshot = snap_write,
+		.image = snap_image,
+		.received = snap_received,
+	};
+	rc = snapsync_new(&r->snap, loop, r->net, storage, cfg->tick_time * cfg->init_limit, &sh);
+	if (rc < 0) {
+		log_msg(LOG_ERROR, "replica", "cannot start replication: %s", strerror(-rc));
+		peer_net_close(r->net, NULL, NULL);
 		goto err_after_zab;
 	}
 	/* The members of reconfigs logged after the active membership are
@@ -1321,6 +1399,7 @@ const struct peer_link_stats *replica_link_stats(struct replica *r, uint32_t id)
 const struct replica_stats *replica_get_stats(struct replica *r)
 {
 	r->stats.pending_syncs = r->leading ? r->syncs_len : 0;
+	r->stats.snap = *snapsync_get_stats(r->snap);
 	return &r->stats;
 }
 
@@ -1369,7 +1448,8 @@ void replica_close(struct replica *r, void (*close_cb)(void *ctx), void *ctx)
 	r->closing = true;
 	r->close_cb = close_cb;
 	r->close_ctx = ctx;
-	r->open_handles = 4; /* two timers, the check and the network */
+	r->open_handles = 5; /* two timers, the check, the network, the snapshots */
+	snapsync_close(r->snap, on_net_closed, r);
 	uv_close((uv_handle_t *)&r->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&r->install_done, on_handle_closed);
 	uv_close((uv_handle_t *)&r->durable, on_handle_closed);

@@ -26,6 +26,7 @@
 #include "members.h"
 #include "peer.h"
 #include "peer.pb-c.h"
+#include "snapsync.h"
 #include "storage.h"
 #include "txn.pb-c.h"
 
@@ -54,8 +55,16 @@ struct replica_host {
 	int (*reload)(void *ctx);
 	/* The leader's snapshot becomes this member's state (disk and memory). */
 	int (*install_image)(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid);
-	/* The committed state as a snapshot's bytes (malloc'd). */
+	/* The same for a leader's snapshot received as a file (consumed:
+	 * storage_install_received()). */
+	int (*install_received)(void *ctx, struct snapshot_recv *rv);
+	/* The committed state as a snapshot's bytes (malloc'd): for a
+	 * follower of a release that does not stream snapshots. */
 	int (*snapshot_image)(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid);
+	/* The zxid the state is at, and a snapshot of it started
+	 * (storage_snapshot(); its end: replica_snapshot_written()). */
+	int64_t (*applied)(void *ctx);
+	int (*write_snapshot)(void *ctx);
 	/* Follower: the sessions whose clients are connected here, in *ids
 	 * (malloc'd; the caller frees it); returns how many. */
 	size_t (*live_sessions)(void *ctx, int64_t **ids);
@@ -85,6 +94,9 @@ struct replica_recovered {
 int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cfg,
 		  struct storage *storage, const struct replica_host *host,
 		  const struct replica_recovered *rec);
+
+/* storage's snapshot_done: a snapshot is durable (status 0) or failed. */
+void replica_snapshot_written(struct replica *r, int64_t zxid, int status);
 
 /* The membership text a snapshot installed here holds (its
  * /zookeeper/config): the addresses of members learnt without their
@@ -142,6 +154,7 @@ struct replica_stats {
 	 * here; follower: a proposal received to its Ack sent, and to its
 	 * commit applied here */
 	struct hist quorum_ack_ms, proposal_ms, ack_creation_ms, propagation_ms;
+	struct snapsync_stats snap; /* SNAP syncs' snapshot files, both ways */
 };
 /* Leader: how long member id (this one too) took to acknowledge a
  * proposal, timed on one in ACK_TIMED_EVERY (replica.c) as ZooKeeper's

@@ -231,6 +231,7 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		.snap_retain = cfg->purge_snap_retain,
 		.purge_interval_h = cfg->purge_interval,
 		.fsync_warn_ms = cfg->fsync_warning_ms,
+		.snapshot_done = ensemble_snapshot_done,
 	};
 	const char *err = NULL;
 	rc = storage_open(&srv->storage, loop, &sc, write_durable, srv, &err);

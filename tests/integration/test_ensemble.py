@@ -7,12 +7,18 @@ restarted catches up; with only a minority left, reads and writes fail
 within a bound (ZooKeeper without read-only mode serves nothing) and the
 majority back restores service; a frozen (SIGSTOP) leader is replaced and
 rejoins as a follower. During the kill and the freeze, four sessions run a
-register workload whose history must be linearizable (linearize.py).
+register workload whose history must be linearizable (linearize.py). A
+member whose disk was lost is synced by a snapshot of the leader's while
+writes go on, and (quorumd) that snapshot's transfer cut by the death of
+either end loses nothing.
 
 All tests share one ensemble; each begins by restoring it (members started,
 thawed) and waiting for exactly one leader."""
 import os
 import re
+import select
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -680,6 +686,195 @@ def test_sync_never_steps_back(ens):
         close(c)
 
 
+def wipe(member):
+    """Everything in the member's data directory but its myid: a lost disk."""
+    data = os.path.join(member.dir, "data")
+    for name in os.listdir(data):
+        if name != "myid":
+            path = os.path.join(data, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
+SNAP_KEYS = ("quorum_snap_sent", "quorum_snap_sent_bytes", "quorum_snap_images_sent",
+             "quorum_snap_received", "quorum_snap_received_bytes", "zk_snap_count")
+
+
+def test_new_member_synced_by_snapshot(ens):
+    """A member whose disk was lost (all but its myid) is brought back by
+    a snapshot of the leader's (SNAP) of about 24 MB, many times a peer
+    message's chunk, while a writer goes on through the leader: afterwards
+    it holds the big nodes as written and every write acknowledged during
+    its sync. quorumd streams the snapshot's file (mntr counts the bytes
+    on both sides, and no image goes whole); a member that does not
+    announce streaming in its Hello (an earlier release, played here with
+    QUORUMD_PEER_FEATURES=0) is sent the image in one message instead."""
+    leader = restore(ens)
+    f = next(m for m in ens.members if m is not leader)
+    rmr(ens, "/ens-snap")
+    c = client(leader)
+    try:
+        c.create("/ens-snap", b"")
+        expect = {}
+        for i in range(96):
+            data = os.urandom(256 * 1024)
+            c.create("/ens-snap/big%02d" % i, data)
+            expect["big%02d" % i] = (data, 0)
+        rounds = [("streamed", None)]
+        if ens.kind == "quorumd":
+            rounds.append(("an earlier release", "0"))
+        for what, features in rounds:
+            f.kill()
+            wipe(f)
+            before = {k: mntr_value(leader, k) for k in SNAP_KEYS}
+            stop = threading.Event()
+            acked, doubt = [], {}
+
+            def writer(r=what.split()[0]):
+                deadline = time.monotonic() + 60
+                n = 0
+                while not stop.is_set() and time.monotonic() < deadline:
+                    name = "w-%s-%05d" % (r, n)
+                    n += 1
+                    try:
+                        call(c.create_async("/ens-snap/" + name, b"w"))
+                        acked.append(name)
+                    except FAILED:
+                        doubt[name] = b"w"
+                        time.sleep(0.05)
+
+            w = threading.Thread(target=writer, daemon=True)
+            w.start()
+            saved = os.environ.get("QUORUMD_PEER_FEATURES")
+            try:
+                if features is not None:
+                    os.environ["QUORUMD_PEER_FEATURES"] = features
+                f.start()
+            finally:
+                os.environ.pop("QUORUMD_PEER_FEATURES", None)
+                if saved is not None:
+                    os.environ["QUORUMD_PEER_FEATURES"] = saved
+            ens.wait_serving(timeout=60)
+            time.sleep(0.5)  # writes after the sync, too
+            stop.set()
+            w.join(OP_BOUND * 2)
+            assert not w.is_alive(), "the writer hangs"
+            assert acked, "no write was acknowledged during the sync"
+            for name in acked:
+                expect[name] = (b"w", 0)
+            check_on_members([f], expect, "/ens-snap", allowed=doubt)
+            after = {k: mntr_value(leader, k) for k in SNAP_KEYS}
+            mine = {k: mntr_value(f, k) for k in SNAP_KEYS}
+            if before["zk_snap_count"] is not None:
+                assert after["zk_snap_count"] > before["zk_snap_count"], (
+                    "%r did not sync %r by SNAP" % (leader, f))
+            if ens.kind == "quorumd":
+                sent = after["quorum_snap_sent_bytes"] - before["quorum_snap_sent_bytes"]
+                images = after["quorum_snap_images_sent"] - before["quorum_snap_images_sent"]
+                if features is None:
+                    assert sent >= 24 << 20 and images == 0, (sent, images)
+                    assert mine["quorum_snap_received"] == 1, mine
+                    assert mine["quorum_snap_received_bytes"] == sent, (mine, sent)
+                else:
+                    assert sent == 0 and images == 1, (sent, images)
+                    assert mine["quorum_snap_received"] == 0, mine
+            print("    %s: %d writes acknowledged during the sync%s" % (
+                what, len(acked), ", %d bytes streamed" % sent
+                if ens.kind == "quorumd" and features is None else ""), flush=True)
+        c.delete("/ens-snap", recursive=True)
+    finally:
+        close(c)
+
+
+def launch_until_receiving(f, timeout=60):
+    """Starts member f (its disk wiped) and stops it (SIGSTOP) the moment
+    it first writes to the file a leader's snapshot is received into;
+    returns that file's path."""
+    qdir = os.path.join(f.dir, "data", "quorum-v1")
+    os.makedirs(qdir, exist_ok=True)
+    iw = subprocess.Popen(["inotifywait", "-m", "-e", "modify", "--format", "%f", qdir],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while "Watches established" not in iw.stderr.readline():
+            assert time.monotonic() < deadline and iw.poll() is None, "inotifywait failed"
+        f.launch()
+        deadline = time.monotonic() + timeout
+        while True:
+            r, _, _ = select.select([iw.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            assert r, "%r never began to receive a snapshot" % f
+            name = iw.stdout.readline().strip()
+            if name.endswith(".recv"):
+                f.freeze()
+                return os.path.join(qdir, name)
+    finally:
+        iw.kill()
+        iw.wait()
+
+
+def test_snapshot_transfer_cut(ens):
+    """A snapshot transfer cut half way loses nothing and is done again:
+    the receiving member killed (-9) with the file half written starts
+    over and deletes the half file unused; the sending leader killed while
+    the receiver is half way leaves the receiver to give the transfer up,
+    join the new leader and be synced by it."""
+    if ens.kind != "quorumd":
+        raise Skip("quorumd's snapshot files (a ZooKeeper follower reads the leader's "
+                   "snapshot from the socket into memory)")
+    leader = restore(ens)
+    f = next(m for m in ens.members if m is not leader)
+    rmr(ens, "/ens-cut")
+    c = client(ens)
+    try:
+        c.create("/ens-cut", b"")
+        expect = {}
+        for i in range(96):
+            data = os.urandom(256 * 1024)
+            c.create("/ens-cut/big%02d" % i, data)
+            expect["big%02d" % i] = (data, 0)
+
+        # The receiver dies.
+        f.kill()
+        wipe(f)
+        recv = launch_until_receiving(f)
+        size = os.path.getsize(recv)
+        assert 0 < size < 24 << 20, "the transfer was not cut: %d bytes" % size
+        f.kill()
+        f.start()
+        ens.wait_serving(timeout=60)
+        assert not os.path.exists(recv), "the half file is still there"
+        with open(f.log_path, errors="replace") as log:
+            assert "unfinished snapshot, deleting" in log.read()
+        check_on_members([f], expect, "/ens-cut")
+        print("    receiver killed after %d bytes: synced again on restart" % size, flush=True)
+
+        # The sender dies.
+        leader = restore(ens)
+        if leader is f:
+            raise AssertionError("the member synced a moment ago leads")
+        f.kill()
+        wipe(f)
+        recv = launch_until_receiving(f)
+        size = os.path.getsize(recv)
+        assert 0 < size < 24 << 20, "the transfer was not cut: %d bytes" % size
+        leader.kill()
+        f.thaw()
+        new = ens.wait_serving(timeout=60)
+        assert new is not leader
+        failed = mntr_value(f, "quorum_snap_transfers_failed")
+        assert failed >= 1, "%r finished a transfer from a dead leader" % f
+        check_on_members([f], expect, "/ens-cut")
+        print("    sender killed with %d bytes received: synced by the new leader, member %d"
+              % (size, new.myid), flush=True)
+        leader.start()
+        ens.wait_serving(timeout=60)
+        c.delete("/ens-cut", recursive=True)
+    finally:
+        close(c)
+
+
 def test_quota_counts_on_every_member(ens):
     """A quota's stats node is kept by each member as it applies the txns:
     after writes through different members (one past a restart of a
@@ -771,6 +966,7 @@ def main():
                    test_restarted_member_catches_up, test_sync_cut_short_restarts,
                    test_minority, test_frozen_leader,
                    test_session_moved, test_sync_never_steps_back,
+                   test_new_member_synced_by_snapshot, test_snapshot_transfer_cut,
                    test_quota_counts_on_every_member, test_acl_through_a_follower],
                   ens, on_failure=ens.dump_logs)
 

@@ -71,6 +71,7 @@ struct fx {
 	bool in_send;            /* inside peer_net_send() */
 	bool any_order;          /* skip the sequence check (content is still checked) */
 	bool all_small;          /* no 1 MiB messages */
+	uint32_t features[NID];  /* [id]: what each node's Hello announces */
 	struct tls_config *tls;  /* [id]: each node's TLS (sslQuorum); NULL: plaintext */
 	bool tls_accept_plain;   /* ... and its listeners take plaintext too */
 	int bad;                 /* problems seen inside callbacks */
@@ -173,6 +174,7 @@ static void node_config(struct fx *fx, struct node *nd)
 	c->max_frame = fx->max_frame;
 	c->max_queue_bytes = fx->max_queue_bytes;
 	c->unacked_timeout_ms = fx->unacked_timeout_ms;
+	c->features = fx->features[nd->id];
 	if (fx->tls) {
 		c->tls = &fx->tls[nd->id];
 		c->tls_dial = c->tls_check_host = true;
@@ -546,6 +548,40 @@ static void test_all_pairs(void **state)
 	assert_int_equal(frames, 10002);
 	assert_int_equal(bytes_sent, bytes_received);
 	assert_true(bytes_sent > 6 * 4 * MIB);
+}
+
+static bool backlog_gone(struct fx *fx, const void *arg)
+{
+	(void)arg;
+	return peer_net_backlog(node_of(fx, 1)->net, 3) == 0;
+}
+
+/* Each node learns what the others' Hellos announce; the backlog counts
+ * what waits for a peer until it is written. */
+static void test_features_and_backlog(void **state)
+{
+	struct fx *fx = *state;
+	fx->features[1] = PEER_FEATURE_SNAP_STREAM;
+	fx->features[3] = 0x5;
+	node_start(fx, 1);
+	node_start(fx, 2);
+	assert_int_equal(peer_net_backlog(node_of(fx, 1)->net, 3), 0);
+	for (int i = 0; i < 10; i++)
+		send_next(fx, 1, 3);
+	size_t queued = peer_net_backlog(node_of(fx, 1)->net, 3);
+	assert_true(queued > 10 * 4 && queued >= size_of(fx, 0));
+	assert_int_equal(peer_net_features(node_of(fx, 1)->net, 3), 0); /* no Hello yet */
+	node_start(fx, 3);
+	send_all_pairs(fx, 3);
+	assert_true(run_until(fx, all_delivered, NULL, 10000));
+	assert_true(run_until(fx, backlog_gone, NULL, 10000)); /* writes called back */
+	for (uint32_t a = 1; a <= NNODE; a++)
+		for (uint32_t b = 1; b <= NNODE; b++)
+			if (a != b)
+				assert_int_equal(peer_net_features(node_of(fx, a)->net, b),
+						 fx->features[b]);
+	assert_int_equal(peer_net_features(node_of(fx, 1)->net, 9), 0); /* unknown */
+	assert_int_equal(fx->bad, 0);
 }
 
 /* Messages for a server that is not up yet wait in the queue, with no reset
@@ -1265,6 +1301,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_features_and_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unacked_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_all_pairs, setup, teardown),

@@ -1,0 +1,427 @@
+/*
+ * snapsync: a SNAP sync's snapshot streamed in bounded chunks. See
+ * snapsync.h for the protocol and who calls what.
+ */
+#include "snapsync.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "byteorder.h"
+#include "log.h"
+#include "peer.h"
+#include "snapshot.h"
+#include "storage.h"
+
+#define MAX_ID 255 /* server ids are 1..255 */
+
+/* Leader: the transfer to one follower. */
+struct sending {
+	bool on;
+	int64_t epoch;      /* the SyncStart's stamp, for its chunks */
+	uint32_t nonce;
+	uint64_t id;
+	int64_t zxid;
+	int fd;             /* the snapshot file, once durable; else -1 */
+	uint64_t off, size;
+};
+
+struct snapsync {
+	uv_loop_t *loop;
+	struct peer_net *net;
+	struct storage *st;
+	struct snapsync_host host;
+	int64_t timeout_ms;
+	uint64_t next_id;
+	struct sending out[MAX_ID + 1];
+	uv_check_t pump;        /* tops up the links after every loop turn */
+	bool pumping;
+	/* Follower: the transfer being received. */
+	struct {
+		bool on;
+		uint32_t leader;
+		uint64_t id;
+		int64_t zxid;
+		struct snapshot_recv *rv;
+	} in;
+	uv_timer_t idle;        /* no chunk for timeout_ms */
+	uint8_t *chunk;         /* SNAPSYNC_CHUNK bytes: what one pread reads */
+	struct snapsync_stats stats;
+	int open_handles;
+	void (*close_cb)(void *ctx);
+	void *close_ctx;
+	bool closing;
+};
+
+bool snapsync_is_image(const uint8_t *bytes, size_t len)
+{
+	return len >= 4 && get_le32(bytes) == SNAPSHOT_MAGIC;
+}
+
+/* ---- leader ---------------------------------------------------------------------------------- */
+
+int snapsync_take(struct snapsync *ss, uint8_t **ref, size_t *len, int64_t *zxid)
+{
+	int64_t applied = ss->host.applied(ss->host.ctx), newest, running;
+	int64_t mtime;
+	bool ready = storage_last_snapshot(ss->st, &newest, &mtime) == 0 && newest == applied;
+	if (!ready && storage_snapshot_running(ss->st, &running)) {
+		if (running != applied)
+			return -EAGAIN; /* the next try finds it done */
+	} else if (!ready) {
+		int rc = ss->host.write_snapshot(ss->host.ctx);
+		if (rc == -EBUSY)
+			return -EAGAIN;
+		if (rc < 0)
+			return rc;
+		if (!storage_snapshot_running(ss->st, &running) || running != applied)
+			return -EAGAIN; /* written already (it could not fork), or not ours */
+	}
+	Quorum__SnapshotRef r = QUORUM__SNAPSHOT_REF__INIT;
+	r.zxid = applied;
+	r.transfer = ++ss->next_id;
+	size_t n = quorum__snapshot_ref__get_packed_size(&r);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf)
+		return -ENOMEM;
+	quorum__snapshot_ref__pack(&r, buf);
+	*ref = buf;
+	*len = n;
+	*zxid = applied;
+	return 0;
+}
+
+static void send_chunk(struct snapsync *ss, uint32_t to, struct sending *x, const uint8_t *data,
+		       size_t n, bool last, int error, int *rc)
+{
+	Quorum__SnapshotChunk c = QUORUM__SNAPSHOT_CHUNK__INIT;
+	c.transfer = x->id;
+	c.offset = x->off;
+	c.data.data = (uint8_t *)data;
+	c.data.len = n;
+	c.last = last;
+	c.error = error;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.epoch = x->epoch;
+	m.nonce = x->nonce;
+	m.body_case = QUORUM__PEER_MSG__BODY_SNAPSHOT_CHUNK;
+	m.snapshot_chunk = &c;
+	*rc = peer_net_send(ss->net, to, &m);
+}
+
+/* Ends the transfer to `to`; with error (a negative errno), the follower
+ * is told, if the link still takes it. */
+static void end_sending(struct snapsync *ss, uint32_t to, int error)
+{
+	struct sending *x = &ss->out[to];
+	if (!x->on)
+		return;
+	if (error < 0) {
+		int rc;
+		send_chunk(ss, to, x, NULL, 0, false, error, &rc);
+		ss->stats.failed++;
+		log_msg(LOG_WARN, "snapsync", "snapshot 0x%" PRIx64 " to server %u ends after %" PRIu64
+			" bytes: %s", (uint64_t)x->zxid, to, x->off, strerror(-error));
+	} else {
+		ss->stats.sent++;
+		ss->stats.sent_bytes += x->size;
+		log_msg(LOG_INFO, "snapsync", "snapshot 0x%" PRIx64 " sent to server %u (%" PRIu64
+			" bytes)", (uint64_t)x->zxid, to, x->size);
+	}
+	if (x->fd >= 0)
+		close(x->fd);
+	*x = (struct sending){ .fd = -1 };
+}
+
+static void on_pump(uv_check_t *h);
+
+/* The file of x's snapshot is durable: open it, and send from the next
+ * pump on. */
+static void start_file(struct snapsync *ss, uint32_t to)
+{
+	struct sending *x = &ss->out[to];
+	int fd = storage_snapshot_open(ss->st, x->zxid);
+	struct stat sb;
+	if (fd >= 0 && fstat(fd, &sb) < 0) {
+		close(fd);
+		fd = -errno;
+	}
+	if (fd < 0) {
+		end_sending(ss, to, fd);
+		return;
+	}
+	x->fd = fd;
+	x->size = (uint64_t)sb.st_size;
+	if (!ss->pumping && uv_check_start(&ss->pump, on_pump) == 0)
+		ss->pumping = true;
+}
+
+/* One transfer's share of a turn: chunks while the link has room. */
+static void top_up(struct snapsync *ss, uint32_t to)
+{
+	struct sending *x = &ss->out[to];
+	while (x->on && x->fd >= 0 && peer_net_backlog(ss->net, to) < SNAPSYNC_WINDOW) {
+		size_t want = x->size - x->off < SNAPSYNC_CHUNK ? (size_t)(x->size - x->off)
+								: SNAPSYNC_CHUNK;
+		ssize_t got = pread(x->fd, ss->chunk, want, (off_t)x->off);
+		if (got < 0 || (size_t)got != want) {
+			end_sending(ss, to, got < 0 ? -errno : -EIO); /* the file changed under us */
+			return;
+		}
+		bool last = x->off + want == x->size;
+		int rc;
+		send_chunk(ss, to, x, ss->chunk, want, last, 0, &rc);
+		if (rc < 0) {
+			/* The link resets (or cannot take the frame): the
+			 * follower's install fails, and it joins again. */
+			end_sending(ss, to, rc);
+			return;
+		}
+		x->off += want;
+		if (last)
+			end_sending(ss, to, 0);
+	}
+}
+
+static void on_pump(uv_check_t *h)
+{
+	struct snapsync *ss = h->data;
+	bool busy = false;
+	for (uint32_t to = 1; to <= MAX_ID; to++) {
+		if (ss->out[to].on && ss->out[to].fd >= 0) {
+			top_up(ss, to);
+			busy |= ss->out[to].on;
+		}
+	}
+	if (!busy) {
+		uv_check_stop(&ss->pump);
+		ss->pumping = false;
+	}
+}
+
+void snapsync_send(struct snapsync *ss, uint32_t to, const Quorum__PeerMsg *m)
+{
+	const Quorum__SyncStart *s = m->sync_start;
+	if (to == 0 || to > MAX_ID)
+		return;
+	Quorum__SnapshotRef *ref = quorum__snapshot_ref__unpack(NULL, s->snapshot.len,
+								s->snapshot.data);
+	if (!ref)
+		return; /* not ours: the follower times out and joins again */
+	int64_t zxid = ref->zxid;
+	uint64_t id = ref->transfer;
+	quorum__snapshot_ref__free_unpacked(ref, NULL);
+	end_sending(ss, to, ss->out[to].on ? -ECANCELED : 0);
+
+	if (!(peer_net_features(ss->net, to) & PEER_FEATURE_SNAP_STREAM)) {
+		/* An earlier release: the image itself, in the SyncStart. The
+		 * state has not moved since snapsync_take() (the core calls it
+		 * and sends in one go). */
+		uint8_t *img = NULL;
+		size_t len = 0;
+		int64_t at = 0;
+		int rc = ss->host.image(ss->host.ctx, &img, &len, &at);
+		if (rc == 0 && at == zxid) {
+			Quorum__SyncStart copy = *s;
+			Quorum__PeerMsg mm = *m;
+			copy.snapshot.data = img;
+			copy.snapshot.len = len;
+			mm.sync_start = &copy;
+			peer_net_send(ss->net, to, &mm);
+			ss->stats.images++;
+		} else {
+			log_msg(LOG_WARN, "snapsync", "no image of snapshot 0x%" PRIx64 " for server %u: "
+				"%s", (uint64_t)zxid, to, rc < 0 ? strerror(-rc) : "the state moved");
+		}
+		free(img);
+		return;
+	}
+	if (peer_net_send(ss->net, to, (Quorum__PeerMsg *)m) < 0)
+		return; /* the link resets: the follower joins again */
+	struct sending *x = &ss->out[to];
+	*x = (struct sending){ .on = true, .epoch = m->epoch, .nonce = m->nonce, .id = id,
+			       .zxid = zxid, .fd = -1 };
+	int64_t running;
+	if (!storage_snapshot_running(ss->st, &running) || running != zxid)
+		start_file(ss, to); /* durable already (else it fails to open) */
+}
+
+void snapsync_written(struct snapsync *ss, int64_t zxid, int status)
+{
+	for (uint32_t to = 1; to <= MAX_ID; to++) {
+		struct sending *x = &ss->out[to];
+		if (!x->on || x->fd >= 0 || x->zxid != zxid)
+			continue;
+		if (status < 0)
+			end_sending(ss, to, status);
+		else
+			start_file(ss, to);
+	}
+}
+
+void snapsync_stop_sending(struct snapsync *ss, uint32_t to)
+{
+	for (uint32_t id = 1; id <= MAX_ID; id++)
+		if ((to == 0 || id == to) && ss->out[id].on)
+			end_sending(ss, id, -ECANCELED);
+}
+
+/* ---- follower -------------------------------------------------------------------------------- */
+
+static void end_receiving(struct snapsync *ss, int status)
+{
+	if (!ss->in.on)
+		return;
+	struct snapshot_recv *rv = ss->in.rv;
+	int64_t zxid = ss->in.zxid;
+	ss->in.on = false;
+	ss->in.rv = NULL;
+	uv_timer_stop(&ss->idle);
+	if (status < 0) {
+		log_msg(LOG_WARN, "snapsync", "snapshot 0x%" PRIx64 " from server %u ends after %" PRIu64
+			" bytes: %s", (uint64_t)zxid, ss->in.leader, snapshot_recv_bytes(rv),
+			strerror(-status));
+		snapshot_recv_abort(rv);
+		rv = NULL;
+		ss->stats.failed++;
+	} else {
+		ss->stats.received++;
+		ss->stats.received_bytes += snapshot_recv_bytes(rv);
+		log_msg(LOG_INFO, "snapsync", "snapshot 0x%" PRIx64 " received from server %u (%" PRIu64
+			" bytes)", (uint64_t)zxid, ss->in.leader, snapshot_recv_bytes(rv));
+	}
+	if (!ss->closing)
+		ss->host.received(ss->host.ctx, rv, zxid, status);
+	else
+		snapshot_recv_abort(rv);
+}
+
+static void on_idle(uv_timer_t *t)
+{
+	struct snapsync *ss = t->data;
+	end_receiving(ss, -ETIMEDOUT);
+}
+
+int snapsync_receive(struct snapsync *ss, uint32_t leader, const uint8_t *bytes, size_t len,
+		     int64_t zxid)
+{
+	if (ss->in.on || ss->closing)
+		return -EBUSY;
+	Quorum__SnapshotRef *ref = quorum__snapshot_ref__unpack(NULL, len, bytes);
+	if (!ref)
+		return -EBADMSG;
+	uint64_t id = ref->transfer;
+	bool same = ref->zxid == zxid;
+	quorum__snapshot_ref__free_unpacked(ref, NULL);
+	if (!same)
+		return -EBADMSG;
+	struct snapshot_recv *rv;
+	int rc = storage_snapshot_recv_open(ss->st, zxid, &rv);
+	if (rc < 0) {
+		log_msg(LOG_ERROR, "snapsync", "cannot receive snapshot 0x%" PRIx64 ": %s",
+			(uint64_t)zxid, strerror(-rc));
+		return rc;
+	}
+	ss->in.on = true;
+	ss->in.leader = leader;
+	ss->in.id = id;
+	ss->in.zxid = zxid;
+	ss->in.rv = rv;
+	uv_timer_start(&ss->idle, on_idle, (uint64_t)ss->timeout_ms, 0);
+	return 0;
+}
+
+void snapsync_chunk(struct snapsync *ss, uint32_t from, const Quorum__SnapshotChunk *c)
+{
+	if (!ss->in.on || from != ss->in.leader || c->transfer != ss->in.id)
+		return; /* an earlier transfer's */
+	if (c->error != 0) {
+		end_receiving(ss, c->error < 0 ? c->error : -EIO);
+		return;
+	}
+	if (c->offset != snapshot_recv_bytes(ss->in.rv)) {
+		end_receiving(ss, -EPROTO); /* a chunk went missing */
+		return;
+	}
+	int rc = snapshot_recv_write(ss->in.rv, c->data.data, c->data.len);
+	if (rc < 0) {
+		end_receiving(ss, rc);
+		return;
+	}
+	if (c->last)
+		end_receiving(ss, 0);
+	else
+		uv_timer_start(&ss->idle, on_idle, (uint64_t)ss->timeout_ms, 0);
+}
+
+void snapsync_stop_receiving(struct snapsync *ss, uint32_t from, int status)
+{
+	if (ss->in.on && (from == 0 || from == ss->in.leader))
+		end_receiving(ss, status);
+}
+
+/* ---- life ------------------------------------------------------------------------------------ */
+
+int snapsync_new(struct snapsync **out, uv_loop_t *loop, struct peer_net *net,
+		 struct storage *st, int64_t timeout_ms, const struct snapsync_host *host)
+{
+	struct snapsync *ss = calloc(1, sizeof(*ss));
+	uint8_t *chunk = malloc(SNAPSYNC_CHUNK);
+	if (!ss || !chunk) {
+		free(ss);
+		free(chunk);
+		return -ENOMEM;
+	}
+	ss->loop = loop;
+	ss->net = net;
+	ss->st = st;
+	ss->host = *host;
+	ss->timeout_ms = timeout_ms;
+	ss->chunk = chunk;
+	for (uint32_t id = 0; id <= MAX_ID; id++)
+		ss->out[id].fd = -1;
+	uv_check_init(loop, &ss->pump);
+	uv_timer_init(loop, &ss->idle);
+	ss->pump.data = ss->idle.data = ss;
+	*out = ss;
+	return 0;
+}
+
+const struct snapsync_stats *snapsync_get_stats(const struct snapsync *ss)
+{
+	return &ss->stats;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct snapsync *ss = h->data;
+	if (--ss->open_handles > 0)
+		return;
+	void (*cb)(void *) = ss->close_cb;
+	void *ctx = ss->close_ctx;
+	free(ss->chunk);
+	free(ss);
+	if (cb)
+		cb(ctx);
+}
+
+void snapsync_close(struct snapsync *ss, void (*close_cb)(void *ctx), void *ctx)
+{
+	ss->closing = true;
+	for (uint32_t id = 1; id <= MAX_ID; id++) {
+		struct sending *x = &ss->out[id];
+		if (x->fd >= 0)
+			close(x->fd);
+		*x = (struct sending){ .fd = -1 };
+	}
+	end_receiving(ss, -ECANCELED);
+	ss->close_cb = close_cb;
+	ss->close_ctx = ctx;
+	ss->open_handles = 2;
+	uv_close((uv_handle_t *)&ss->pump, on_closed);
+	uv_close((uv_handle_t *)&ss->idle, on_closed);
+}
