@@ -26,6 +26,7 @@
 #include "crc32c.h"
 #include "fdio.h"
 #include "log.h"
+#include "pbarena.h"
 #include "snapshot.pb-c.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -721,6 +722,10 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 {
 	struct storage_session *sessions = NULL;
 	struct zk_acl *acls = NULL;
+	/* Each node record decodes into one arena, emptied for the next: no
+	 * malloc and free per field. */
+	struct arena arena = { 0 };
+	ProtobufCAllocator alloc = pb_arena(&arena);
 	int r = 0;
 
 	/* Check everything before the tree is touched. */
@@ -797,13 +802,14 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 	 * one falls back to another snapshot on top of it. */
 	size_t acl_cap = 0;
 	off = SNAPSHOT_HEADER_SIZE;
+	if ((r = tree_reserve(t, (size_t)nodes + (size_t)tree_node_count(t))) < 0)
+		goto out;
 	for (uint64_t i = 0; i < nodes; i++) {
 		uint32_t n = get_le32(buf + off);
-		Quorum__SnapNode *node = quorum__snap_node__unpack(NULL, n, buf + off + 4);
+		arena_reset(&arena);
+		Quorum__SnapNode *node = quorum__snap_node__unpack(&alloc, n, buf + off + 4);
 		if (!node || !node->stat || node->path.len > INT32_MAX ||
 		    node->data.len > INT32_MAX) {
-			if (node)
-				quorum__snap_node__free_unpacked(node, NULL);
 			log_msg(LOG_ERROR, "storage", "snapshot %s: node record at offset %zu does not "
 				"unpack", path, off);
 			r = -EBADMSG;
@@ -812,7 +818,6 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 		if (node->n_acl > acl_cap) {
 			struct zk_acl *a = realloc(acls, node->n_acl * sizeof(*a));
 			if (!a) {
-				quorum__snap_node__free_unpacked(node, NULL);
 				r = -ENOMEM;
 				goto out;
 			}
@@ -844,7 +849,6 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 			log_msg(LOG_ERROR, "storage", "snapshot %s: loading the node at offset %zu "
 				"(%.*s): %s", path, off, (int)node->path.len,
 				(const char *)node->path.data, strerror(-r));
-		quorum__snap_node__free_unpacked(node, NULL);
 		if (r < 0)
 			goto out;
 		off += 4 + n;
@@ -853,6 +857,7 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 	for (uint64_t i = 0; on_session && i < nsess && r == 0; i++)
 		r = on_session(ctx, &sessions[i]);
 out:
+	arena_destroy(&arena);
 	free(acls);
 	free(sessions);
 	return r;

@@ -1273,6 +1273,11 @@ int tree_for_each_expired(const struct tree *t, int64_t now_ms,
 
 /* ---- snapshot loading ---------------------------------------------------- */
 
+int tree_reserve(struct tree *t, size_t n)
+{
+	return hmap_reserve(&t->nodes, n);
+}
+
 int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 		   const struct zk_acl *acls, int32_t acl_count, const struct zk_stat *stat)
 {

@@ -180,6 +180,9 @@ int tree_for_each_expired(const struct tree *t, int64_t now_ms,
  * must not change the tree. Allocates nothing. */
 int tree_walk(const struct tree *t, int (*fn)(void *ctx, const struct znode *n), void *ctx);
 
+/* Room for n nodes in all, so that loading a snapshot of that many does
+ * not grow the path index on the way. 0 or -ENOMEM (nothing changed). */
+int tree_reserve(struct tree *t, size_t n);
 /* Loading a snapshot: insert a node with the given Stat. Parents must come
  * first ("/" and the /zookeeper nodes exist already and are overwritten).
  * stat is as znode_stat() gave it: cversion and num_children together give
