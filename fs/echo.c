@@ -366,18 +366,21 @@ static bool handle_event(struct fs *fs, int32_t type, const char *path)
 	case ZK_EVENT_CREATED:
 		if (!pin) {
 			/* A file that just became a directory: make the kernel
-			 * look it up again (a new inode, of the new type). */
+			 * look it up again (a new inode, of the new type), and
+			 * ask its parent's st_nlink again (one subdirectory
+			 * more), whether or not it still holds the file. */
 			struct inode *pf = inode_find(t, parent, INODE_FILE);
-			if (pf) {
-				char *gp = names_parent(parent);
-				struct inode *gin = gp ? inode_find(t, gp, INODE_DIR) : NULL;
+			char *gp = names_parent(parent);
+			struct inode *gin = gp ? inode_find(t, gp, INODE_DIR) : NULL;
+			if (pf)
 				inode_unhash(t, pf);
-				if (gin)
-					inval_entry(fs, gin, names_base(parent));
-				inode_put(t, gin);
-				inode_put(t, pf);
-				free(gp);
-			}
+			if (gin && pf)
+				inval_entry(fs, gin, names_base(parent));
+			else
+				inval_inode(fs, gin);
+			inode_put(t, gin);
+			inode_put(t, pf);
+			free(gp);
 			break;
 		}
 		inval_inode(fs, pin);
