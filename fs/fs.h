@@ -231,6 +231,8 @@ struct inode_table {
 	struct inode_attrs attrs;   /* immutable */
 	inode_gained_fn gained;     /* immutable; may be NULL */
 	void *gained_arg;
+	uint64_t fresh;             /* under the table lock: the last number
+				       given to an inode without a znode */
 };
 
 /* Returns 0 or -ENOMEM. */

@@ -10,12 +10,16 @@
  * is unhashed, so the kernel sees a new node id and never a type change.
  *
  * st_ino is a hash of (path, kind, czxid): the same on every mount and
- * stable for the znode's lifetime (a znode's path never changes). One
- * exception keeps fstat() and stat() agreeing: a file this mount creates
- * has an inode before its znode exists (czxid 0), and the number made then
- * stays with it after the commit for as long as the kernel holds it
- * (inode_created()); other mounts, and this one once the kernel has
- * forgotten it, show the committed znode's number.
+ * stable for the znode's lifetime (a znode's path never changes), unless
+ * the node's metadata record names another (meta.c): a renamed node keeps
+ * its number, and so does a file this mount creates. Such a file has an
+ * inode, and the kernel a number for it, before its znode exists (czxid
+ * 0): a fresh one (random, so two files made at one path one after the
+ * other, as logrotate does, never share it), which the inode keeps after
+ * the commit (inode_created()) and which the create writes into the
+ * file's record, so every mount shows it, this one too once the kernel
+ * has forgotten the inode (with -o strict there are no records: other
+ * mounts show the znode's hash).
  *
  * DESIGN (locks). One mutex (t->mu, "the table lock") guards the table and
  * every field the struct says is "under the table lock". Handlers get
@@ -29,6 +33,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -54,6 +59,8 @@ int inode_init(struct inode_table *t, const struct inode_attrs *attrs, inode_gai
 	pthread_mutex_init(&t->mu, NULL);
 	hmap_init(&t->map);
 	list_init(&t->all);
+	if (getrandom(&t->fresh, sizeof(t->fresh), 0) != (ssize_t)sizeof(t->fresh))
+		t->fresh = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
 	t->attrs = *attrs;
 	t->gained = gained;
 	t->gained_arg = gained_arg;
@@ -151,6 +158,10 @@ static struct inode *inode_new(struct inode_table *t, const char *path, enum ino
 	in->kind = kind;
 	in->czxid = st ? st->czxid : 0;
 	in->ino = inode_number(path, kind, in->czxid);
+	if (in->czxid == 0) { /* no znode yet: a number no other node has */
+		uint64_t n = hash_u64(++t->fresh);
+		in->ino = n < 2 ? n + 2 : n;
+	}
 	in->dirty_size = -1;
 	if (st) {
 		in->stat = *st;

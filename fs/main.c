@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "ops.h"
 
 extern const struct fuse_lowlevel_ops fs_ops;
 
@@ -257,6 +258,11 @@ static int fs_start_session(struct fs *fs)
 	fs->timeout = fs->opt.cache_s;
 	cache_set_ttl(&fs->cache, fs->timeout);
 	meta_set_ttl(&fs->meta, fs->timeout);
+	/* Every file this mount creates comes with a record (inode.c): the
+	 * side tree's root is made now rather than inside the first create
+	 * (which makes it then if this fails). */
+	if (!fs->opt.strict && !fs->opt.ro && meta_root(fs) < 0)
+		fs_log(LOG_DEBUG, "%s: not made yet", FS_META_ROOT);
 	return 0;
 }
 

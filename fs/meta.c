@@ -10,8 +10,9 @@
  *     quorumfs-meta 1 of=CZXID [link] [mode=OOOO] [uid=N] [gid=N]
  *                     [mtime=SEC.NSEC@VERSION] [atime=SEC.NSEC@VERSION]
  * A node without a record has the mount's mode and owner and ZooKeeper's
- * times, as before records existed; a record is written only where
- * something differs from that (most files never get one).
+ * times, as before records existed; a record is written where something
+ * differs from that, and for every file this mount creates (its ino=,
+ * the number the kernel was shown before the znode existed: inode.c).
  *
  * DESIGN (stale records). Other clients delete and re-create nodes without
  * knowing the side tree, so a record names the node it describes: `of` is
@@ -485,9 +486,13 @@ int meta_create(struct fs *fs, const char *path, const void *data, int32_t len,
 	sidetree_format(&r, text, sizeof(text));
 	int rc = ZSYSTEMERROR;
 	for (int attempt = 0; attempt < 5; attempt++) {
-		struct meta_node cur;
+		/* A new node has no record: the first attempt says so without
+		 * reading it (one round trip, not two). A stale one, left by
+		 * a client that deleted the node without it, fails the multi,
+		 * and the next attempt reads what is there. */
+		struct meta_node cur = { .exists = false };
 		int err = meta_root(fs);
-		if (!err)
+		if (!err && attempt > 0)
 			err = meta_read(fs, path, true, &cur);
 		if (err) {
 			rc = err == -ENOENT ? ZNONODE : ZCONNECTIONLOSS;

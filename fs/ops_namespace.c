@@ -187,9 +187,16 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		f->pidfd = ephemeral_pidfd(fuse_req_ctx(req)->pid, &f->tgid);
 	else
 		f->tgid = ephemeral_tgid(fuse_req_ctx(req)->pid);
-	/* Its record goes with the create; a sequential or ephemeral one
-	 * (made by other means) keeps the mount's mode and owner. */
-	if (zmode == ZK_PERSISTENT && new_meta(fs, req, INODE_FILE, mode, &f->meta)) {
+	/* Its record goes with the create: its mode and owner, and the
+	 * number the kernel shows from now on, so that every mount shows
+	 * that one (DESIGN in inode.c). A sequential or ephemeral one (made
+	 * by other means) keeps the mount's mode and owner, and shows another
+	 * number elsewhere. */
+	if (zmode == ZK_PERSISTENT && !fs->opt.strict) {
+		if (!new_meta(fs, req, INODE_FILE, mode, &f->meta))
+			memset(&f->meta, 0, sizeof(f->meta)); /* the number alone */
+		f->meta.has_ino = true;
+		f->meta.ino = in->ino;
 		f->has_meta = true;
 		f->meta.of = 0;
 		inode_set_meta(&fs->inodes, in, &f->meta);

@@ -596,8 +596,10 @@ def test_names_and_links(srv):
 def test_identity(srv):
     """A file's inode number is fixed from its creation: fstat and stat
     agree before and after its first commit, so sqlite3 writes to a
-    database it has just created; a second mount sees one number for the
-    file while it exists."""
+    database it has just created; every mount shows that number for the
+    file while it exists, a mount started after the commit too; a file
+    made at a path another one was renamed away from (logrotate) has a
+    number of its own."""
     import sqlite3
     with Mount(srv) as a, Mount(srv) as b:
         os.makedirs(a.path("id"))
@@ -614,8 +616,18 @@ def test_identity(srv):
             os.close(fd)
         eq(os.stat(p).st_ino, before, "stat after close")
         on_b = os.stat(b.path("id/f")).st_ino
+        eq(on_b, before, "mount B: the creating mount's number")
         write(p, b"two")
         eq(os.stat(b.path("id/f")).st_ino, on_b, "mount B: the number stays across writes")
+        with Mount(srv) as c:
+            eq(os.stat(c.path("id/f")).st_ino, before, "a later mount: the same number")
+        os.rename(p, p + ".1")
+        write(p, b"new")
+        rotated, fresh = os.stat(p + ".1").st_ino, os.stat(p).st_ino
+        eq(rotated, before, "renamed: the number goes with the file")
+        assert fresh != rotated, "the new file at the old path has the renamed one's number"
+        eq((os.stat(b.path("id/f.1")).st_ino, os.stat(b.path("id/f")).st_ino),
+           (rotated, fresh), "mount B: the same two numbers")
         db = sqlite3.connect(a.path("id/new.db"))
         try:
             db.execute("create table t(x)")
