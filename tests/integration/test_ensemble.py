@@ -698,6 +698,18 @@ def wipe(member):
                 os.remove(path)
 
 
+def big_nodes(c, parent):
+    """parent with 96 children of 256 KiB of random data (a snapshot of
+    about 24 MB); their expect entries for check_on_members()."""
+    c.create(parent, b"")
+    expect = {}
+    for i in range(96):
+        data = os.urandom(256 * 1024)
+        c.create("%s/big%02d" % (parent, i), data)
+        expect["big%02d" % i] = (data, 0)
+    return expect
+
+
 SNAP_KEYS = ("quorum_snap_sent", "quorum_snap_sent_bytes", "quorum_snap_images_sent",
              "quorum_snap_received", "quorum_snap_received_bytes", "zk_snap_count")
 
@@ -716,12 +728,7 @@ def test_new_member_synced_by_snapshot(ens):
     rmr(ens, "/ens-snap")
     c = client(leader)
     try:
-        c.create("/ens-snap", b"")
-        expect = {}
-        for i in range(96):
-            data = os.urandom(256 * 1024)
-            c.create("/ens-snap/big%02d" % i, data)
-            expect["big%02d" % i] = (data, 0)
+        expect = big_nodes(c, "/ens-snap")
         rounds = [("streamed", None)]
         if ens.kind == "quorumd":
             rounds.append(("an earlier release", "0"))
@@ -828,12 +835,7 @@ def test_snapshot_transfer_cut(ens):
     rmr(ens, "/ens-cut")
     c = client(ens)
     try:
-        c.create("/ens-cut", b"")
-        expect = {}
-        for i in range(96):
-            data = os.urandom(256 * 1024)
-            c.create("/ens-cut/big%02d" % i, data)
-            expect["big%02d" % i] = (data, 0)
+        expect = big_nodes(c, "/ens-cut")
 
         # The receiver dies.
         f.kill()

@@ -272,27 +272,34 @@ static void test_snapshot_due_by_size(void **state)
 	}
 }
 
+/* A follower with a log of its own (some of it from an epoch the leader
+ * never had) and snapshots at 10 and 120 (*mine, f open), and the
+ * leader's state at zxid 100 with one session (*leader, its image). */
+static void install_setup(struct fx *f, struct tree **mine, struct tree **leader,
+			  struct snapshot_image *img)
+{
+	assert_int_equal(fx_open(f), 0);
+	*mine = tree_new();
+	workload(f, *mine, 1, 10);
+	snapshot_now(f, *mine, 10);
+	workload(f, *mine, 11, 120); /* ahead of the leader's snapshot */
+	snapshot_now(f, *mine, 120);
+	workload(f, *mine, 121, 150);
+	*leader = tree_new();
+	workload(NULL, *leader, 1, 100);
+	struct storage_session ss = { .id = 0x77, .timeout = 6000 };
+	memset(ss.passwd, 0x5a, 16);
+	assert_int_equal(snapshot_serialize(*leader, &ss, 1, img), 0);
+	assert_int_equal(img->zxid, 100);
+}
+
 static void test_install_snapshot(void **state)
 {
 	(void)state;
-	/* A follower with a log of its own (some of it from an epoch the
-	 * leader never had) takes the leader's state at zxid 100. */
 	struct fx *f = fx_new();
-	assert_int_equal(fx_open(f), 0);
-	struct tree *mine = tree_new();
-	workload(f, mine, 1, 10);
-	snapshot_now(f, mine, 10);
-	workload(f, mine, 11, 120); /* ahead of the leader's snapshot */
-	snapshot_now(f, mine, 120);
-	workload(f, mine, 121, 150);
-
-	struct tree *leader = tree_new();
-	workload(NULL, leader, 1, 100);
-	struct storage_session ss = { .id = 0x77, .timeout = 6000 };
-	memset(ss.passwd, 0x5a, 16);
+	struct tree *mine, *leader;
 	struct snapshot_image img;
-	assert_int_equal(snapshot_serialize(leader, &ss, 1, &img), 0);
-	assert_int_equal(img.zxid, 100);
+	install_setup(f, &mine, &leader, &img);
 	assert_int_equal(storage_install_snapshot(f->s, &img), 0);
 	/* Its own log is gone; an older snapshot may stay (a committed
 	 * prefix), a newer one may not. */
@@ -358,22 +365,11 @@ static struct snapshot_recv *receive(struct fx *f, const struct snapshot_image *
 static void test_install_received(void **state)
 {
 	(void)state;
-	/* A follower with a log and snapshots of its own receives the
-	 * leader's state at 100 as a file, in pieces. */
+	/* The leader's state arrives as a file, in pieces. */
 	struct fx *f = fx_new();
-	assert_int_equal(fx_open(f), 0);
-	struct tree *mine = tree_new();
-	workload(f, mine, 1, 10);
-	snapshot_now(f, mine, 10);
-	workload(f, mine, 11, 120);
-	snapshot_now(f, mine, 120);
-	workload(f, mine, 121, 150);
-	struct tree *leader = tree_new();
-	workload(NULL, leader, 1, 100);
-	struct storage_session ss = { .id = 0x77, .timeout = 6000 };
-	memset(ss.passwd, 0x5a, 16);
+	struct tree *mine, *leader;
 	struct snapshot_image img;
-	assert_int_equal(snapshot_serialize(leader, &ss, 1, &img), 0);
+	install_setup(f, &mine, &leader, &img);
 
 	/* Corrupt anywhere — header, body, CRC — or cut short: refused,
 	 * nothing changed, nothing left behind. */
