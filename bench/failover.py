@@ -166,7 +166,11 @@ def one_fault(ens, writers, scenario, args):
     time.sleep(args.steady)
     leader = ens.leader()
     if scenario == "follower-kill":
-        victim = next(m for m in ens.members if m is not leader)
+        # The follower with the fewest writers: after earlier faults every
+        # writer may sit on one follower, and killing that one would leave
+        # no writer to watch.
+        victim = min((m for m in ens.members if m is not leader),
+                     key=lambda m: sum(w.member_port() == m.port for w in writers))
         watched = [w for w in writers if w.member_port() != victim.port]
     else:
         victim = leader
