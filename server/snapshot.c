@@ -481,6 +481,38 @@ int snapshot_delete(const char *dir, int64_t zxid, const char *why)
 	return r;
 }
 
+/* ---- checking a file's frame ----------------------------------------------------------- */
+
+/* Whether a snapshot file's frame is sound for zxid: len bytes, head its
+ * first SNAPSHOT_HEADER_SIZE (read only when there are that many), stored
+ * its last four (the CRC) and computed the CRC of all but those. If not,
+ * why (why_len bytes) says what, at offset *at. What loading and
+ * receiving a snapshot both check before anything else. */
+static bool frame_ok(const uint8_t *head, uint64_t len, uint32_t stored, uint32_t computed,
+		     int64_t zxid, size_t *at, char *why, size_t why_len)
+{
+	*at = 0;
+	if (len < SNAPSHOT_HEADER_SIZE + 4) {
+		*at = (size_t)len;
+		snprintf(why, why_len, "shorter than header and CRC");
+	} else if (get_le32(head) != SNAPSHOT_MAGIC) {
+		snprintf(why, why_len, "bad magic");
+	} else if (stored != computed) {
+		*at = (size_t)len - 4;
+		snprintf(why, why_len, "CRC 0x%08x, computed 0x%08x", stored, computed);
+	} else if (get_le32(head + 4) != SNAPSHOT_VERSION) {
+		*at = 4;
+		snprintf(why, why_len, "unknown version %u", get_le32(head + 4));
+	} else if ((int64_t)get_le64(head + 8) != zxid) {
+		*at = 8;
+		snprintf(why, why_len, "zxid 0x%" PRIx64 " differs from the file name",
+			 get_le64(head + 8));
+	} else {
+		return true;
+	}
+	return false;
+}
+
 /* ---- receiving a leader's snapshot file (loop thread) ------------------------------------ */
 
 struct snapshot_recv {
@@ -569,20 +601,13 @@ int snapshot_recv_commit(struct snapshot_recv *rv)
 	snap_name(recv, rv->zxid, NAME_RECV);
 	snap_name(install, rv->zxid, NAME_INSTALL);
 	int r = 0;
-	const char *what = NULL;
-	if (rv->len < SNAPSHOT_HEADER_SIZE + 4)
-		what = "shorter than header and CRC";
-	else if (get_le32(rv->head) != SNAPSHOT_MAGIC)
-		what = "bad magic";
-	else if (get_le32(rv->head + 4) != SNAPSHOT_VERSION)
-		what = "unknown version";
-	else if ((int64_t)get_le64(rv->head + 8) != rv->zxid)
-		what = "another zxid than announced";
-	else if (get_le32(rv->held) != rv->crc)
-		what = "CRC mismatch";
-	if (what) {
+	char why[96];
+	size_t at;
+	if (!frame_ok(rv->head, rv->len, get_le32(rv->held), rv->crc, rv->zxid, &at, why,
+		      sizeof(why))) {
 		log_msg(LOG_ERROR, "storage", "the leader's snapshot 0x%" PRIx64 " (%" PRIu64
-			" bytes received) is corrupt: %s", (uint64_t)rv->zxid, rv->len, what);
+			" bytes received) is corrupt at offset %zu: %s", (uint64_t)rv->zxid, rv->len,
+			at, why);
 		r = -EUCLEAN;
 	}
 	if (r == 0 && fsync(rv->fd) < 0)
@@ -729,25 +754,12 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 	int r = 0;
 
 	/* Check everything before the tree is touched. */
-	if (len < SNAPSHOT_HEADER_SIZE + 4) {
-		r = CORRUPT(len, "%s", "shorter than header and CRC");
-		goto out;
-	}
-	if (get_le32(buf) != SNAPSHOT_MAGIC) {
-		r = CORRUPT(0, "%s", "bad magic");
-		goto out;
-	}
-	uint32_t want = get_le32(buf + len - 4), got = crc32c(0, buf, len - 4);
-	if (want != got) {
-		r = CORRUPT(len - 4, "CRC 0x%08x, computed 0x%08x", want, got);
-		goto out;
-	}
-	if (get_le32(buf + 4) != SNAPSHOT_VERSION) {
-		r = CORRUPT(4, "unknown version %u", get_le32(buf + 4));
-		goto out;
-	}
-	if ((int64_t)get_le64(buf + 8) != zxid) {
-		r = CORRUPT(8, "zxid 0x%" PRIx64 " differs from the file name", get_le64(buf + 8));
+	char why[96];
+	size_t at;
+	bool sized = len >= SNAPSHOT_HEADER_SIZE + 4;
+	if (!frame_ok(buf, len, sized ? get_le32(buf + len - 4) : 0,
+		      sized ? crc32c(0, buf, len - 4) : 0, zxid, &at, why, sizeof(why))) {
+		r = CORRUPT(at, "%s", why);
 		goto out;
 	}
 	uint64_t nodes = get_le64(buf + 16), nsess = get_le64(buf + 24);

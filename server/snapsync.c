@@ -12,12 +12,11 @@
 #include <unistd.h>
 
 #include "byteorder.h"
+#include "config.h"
 #include "log.h"
 #include "peer.h"
 #include "snapshot.h"
 #include "storage.h"
-
-#define MAX_ID 255 /* server ids are 1..255 */
 
 /* Leader: the transfer to one follower. */
 struct sending {
@@ -31,15 +30,13 @@ struct sending {
 };
 
 struct snapsync {
-	uv_loop_t *loop;
 	struct peer_net *net;
 	struct storage *st;
 	struct snapsync_host host;
 	int64_t timeout_ms;
 	uint64_t next_id;
-	struct sending out[MAX_ID + 1];
+	struct sending out[CONFIG_MAX_SERVERS + 1];
 	uv_check_t pump;        /* tops up the links after every loop turn */
-	bool pumping;
 	/* Follower: the transfer being received. */
 	struct {
 		bool on;
@@ -95,8 +92,8 @@ int snapsync_take(struct snapsync *ss, uint8_t **ref, size_t *len, int64_t *zxid
 	return 0;
 }
 
-static void send_chunk(struct snapsync *ss, uint32_t to, struct sending *x, const uint8_t *data,
-		       size_t n, bool last, int error, int *rc)
+static int send_chunk(struct snapsync *ss, uint32_t to, const struct sending *x,
+		      const uint8_t *data, size_t n, bool last, int error)
 {
 	Quorum__SnapshotChunk c = QUORUM__SNAPSHOT_CHUNK__INIT;
 	c.transfer = x->id;
@@ -110,7 +107,7 @@ static void send_chunk(struct snapsync *ss, uint32_t to, struct sending *x, cons
 	m.nonce = x->nonce;
 	m.body_case = QUORUM__PEER_MSG__BODY_SNAPSHOT_CHUNK;
 	m.snapshot_chunk = &c;
-	*rc = peer_net_send(ss->net, to, &m);
+	return peer_net_send(ss->net, to, &m);
 }
 
 /* Ends the transfer to `to`; with error (a negative errno), the follower
@@ -121,8 +118,7 @@ static void end_sending(struct snapsync *ss, uint32_t to, int error)
 	if (!x->on)
 		return;
 	if (error < 0) {
-		int rc;
-		send_chunk(ss, to, x, NULL, 0, false, error, &rc);
+		send_chunk(ss, to, x, NULL, 0, false, error);
 		ss->stats.failed++;
 		log_msg(LOG_WARN, "snapsync", "snapshot 0x%" PRIx64 " to server %u ends after %" PRIu64
 			" bytes: %s", (uint64_t)x->zxid, to, x->off, strerror(-error));
@@ -156,8 +152,7 @@ static void start_file(struct snapsync *ss, uint32_t to)
 	}
 	x->fd = fd;
 	x->size = (uint64_t)sb.st_size;
-	if (!ss->pumping && uv_check_start(&ss->pump, on_pump) == 0)
-		ss->pumping = true;
+	uv_check_start(&ss->pump, on_pump); /* already running: nothing */
 }
 
 /* One transfer's share of a turn: chunks while the link has room. */
@@ -173,8 +168,7 @@ static void top_up(struct snapsync *ss, uint32_t to)
 			return;
 		}
 		bool last = x->off + want == x->size;
-		int rc;
-		send_chunk(ss, to, x, ss->chunk, want, last, 0, &rc);
+		int rc = send_chunk(ss, to, x, ss->chunk, want, last, 0);
 		if (rc < 0) {
 			/* The link resets (or cannot take the frame): the
 			 * follower's install fails, and it joins again. */
@@ -191,22 +185,20 @@ static void on_pump(uv_check_t *h)
 {
 	struct snapsync *ss = h->data;
 	bool busy = false;
-	for (uint32_t to = 1; to <= MAX_ID; to++) {
+	for (uint32_t to = 1; to <= CONFIG_MAX_SERVERS; to++) {
 		if (ss->out[to].on && ss->out[to].fd >= 0) {
 			top_up(ss, to);
 			busy |= ss->out[to].on;
 		}
 	}
-	if (!busy) {
+	if (!busy)
 		uv_check_stop(&ss->pump);
-		ss->pumping = false;
-	}
 }
 
 void snapsync_send(struct snapsync *ss, uint32_t to, const Quorum__PeerMsg *m)
 {
 	const Quorum__SyncStart *s = m->sync_start;
-	if (to == 0 || to > MAX_ID)
+	if (to == 0 || to > CONFIG_MAX_SERVERS)
 		return;
 	Quorum__SnapshotRef *ref = quorum__snapshot_ref__unpack(NULL, s->snapshot.len,
 								s->snapshot.data);
@@ -215,7 +207,7 @@ void snapsync_send(struct snapsync *ss, uint32_t to, const Quorum__PeerMsg *m)
 	int64_t zxid = ref->zxid;
 	uint64_t id = ref->transfer;
 	quorum__snapshot_ref__free_unpacked(ref, NULL);
-	end_sending(ss, to, ss->out[to].on ? -ECANCELED : 0);
+	end_sending(ss, to, -ECANCELED); /* one under way: this sync replaces it */
 
 	if (!(peer_net_features(ss->net, to) & PEER_FEATURE_SNAP_STREAM)) {
 		/* An earlier release: the image itself, in the SyncStart. The
@@ -252,7 +244,7 @@ void snapsync_send(struct snapsync *ss, uint32_t to, const Quorum__PeerMsg *m)
 
 void snapsync_written(struct snapsync *ss, int64_t zxid, int status)
 {
-	for (uint32_t to = 1; to <= MAX_ID; to++) {
+	for (uint32_t to = 1; to <= CONFIG_MAX_SERVERS; to++) {
 		struct sending *x = &ss->out[to];
 		if (!x->on || x->fd >= 0 || x->zxid != zxid)
 			continue;
@@ -265,7 +257,7 @@ void snapsync_written(struct snapsync *ss, int64_t zxid, int status)
 
 void snapsync_stop_sending(struct snapsync *ss, uint32_t to)
 {
-	for (uint32_t id = 1; id <= MAX_ID; id++)
+	for (uint32_t id = 1; id <= CONFIG_MAX_SERVERS; id++)
 		if ((to == 0 || id == to) && ss->out[id].on)
 			end_sending(ss, id, -ECANCELED);
 }
@@ -376,13 +368,12 @@ int snapsync_new(struct snapsync **out, uv_loop_t *loop, struct peer_net *net,
 		free(chunk);
 		return -ENOMEM;
 	}
-	ss->loop = loop;
 	ss->net = net;
 	ss->st = st;
 	ss->host = *host;
 	ss->timeout_ms = timeout_ms;
 	ss->chunk = chunk;
-	for (uint32_t id = 0; id <= MAX_ID; id++)
+	for (uint32_t id = 0; id <= CONFIG_MAX_SERVERS; id++)
 		ss->out[id].fd = -1;
 	uv_check_init(loop, &ss->pump);
 	uv_timer_init(loop, &ss->idle);
@@ -412,7 +403,7 @@ static void on_closed(uv_handle_t *h)
 void snapsync_close(struct snapsync *ss, void (*close_cb)(void *ctx), void *ctx)
 {
 	ss->closing = true;
-	for (uint32_t id = 1; id <= MAX_ID; id++) {
+	for (uint32_t id = 1; id <= CONFIG_MAX_SERVERS; id++) {
 		struct sending *x = &ss->out[id];
 		if (x->fd >= 0)
 			close(x->fd);
