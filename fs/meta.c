@@ -430,6 +430,18 @@ int meta_root(struct fs *fs)
 		return 0;
 	struct qc_result *r = NULL;
 	int rc;
+	/* Asked first: a create of a node that exists is a write all the
+	 * same, a txn in every member's log (each mount's start makes this
+	 * call). */
+	ZK_READ(fs, rc, r, qc_exists(zc, FS_META_ROOT, NULL, NULL, &r));
+	qc_result_free(r);
+	r = NULL;
+	if (rc == ZOK) {
+		atomic_store(&fs->meta.root_ready, true);
+		return 0;
+	}
+	if (rc != ZNONODE)
+		return -zerr_errno(rc);
 	struct fs_write w = { .kind = FS_WRITE_CREATE, .path = FS_META_ROOT };
 	ZK_WRITE(fs, rc, r, &w, qc_create(zc, FS_META_ROOT, NULL, 0, NULL, 0, ZK_PERSISTENT, 0, &r));
 	qc_result_free(r);
