@@ -359,6 +359,20 @@ def server_mode(port, timeout=1.0, host="127.0.0.1"):
     return None
 
 
+def server_zxid(port, timeout=1.0, host="127.0.0.1"):
+    """srvr's Zxid (the last one the server applied), None when it does not
+    answer or does not serve. Its top 32 bits are the epoch: it moves
+    whenever the ensemble elects a leader."""
+    try:
+        out = four_letter(port, "srvr", timeout=timeout, host=host)
+    except OSError:
+        return None
+    for line in out.splitlines():
+        if line.startswith("Zxid: "):
+            return int(line[6:], 16)
+    return None
+
+
 def connections(port, timeout=2.0, host="127.0.0.1"):
     """The client connections `cons` lists on the server at port: one dict
     per connection, {"port": the client's port, "sid": its session id or

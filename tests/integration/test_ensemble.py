@@ -25,7 +25,7 @@ import time
 
 import rawzk
 from harness import (FAILOVER_RETRY, Skip, close_clients, ensemble_for, kazoo_client,
-                     run_tests, wait_until)
+                     run_tests, server_zxid, wait_until)
 from registers import RegisterWorkload
 
 from kazoo.client import KazooClient, KazooState
@@ -121,11 +121,7 @@ def create_retrying(zk, path, timeout):
 
 
 def zxid(member):
-    from harness import four_letter
-    for line in four_letter(member.port, "srvr").splitlines():
-        if line.startswith("Zxid: "):
-            return int(line[6:], 16)
-    return None
+    return server_zxid(member.port)
 
 
 # ---- the tests ---------------------------------------------------------------

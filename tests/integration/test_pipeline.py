@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from harness import ensemble_for, run_tests, wait_until
+from harness import ensemble_for, run_tests, server_zxid, wait_until
 from rawzk import (CHECK, CREATE, DELETE, EXISTS, GET_DATA, MULTI, SET_DATA, SYNC, ERROR,
                    BADVERSION, NODEEXISTS, NONODE, OK, Closed, RawZK, create_body, multi_body,
                    multi_results, p_bool, p_buf, p_int, p_str)
@@ -257,19 +257,47 @@ def test_kazoo_failing_request_between_creates(ens):
             zk.close()
 
 
+def epoch(ens):
+    """The newest epoch any live member has applied a txn of."""
+    zxids = [server_zxid(m.port) for m in ens.members if m.alive]
+    return max((z >> 32 for z in zxids if z is not None), default=0)
+
+
 def test_mixed_pipelines_on_every_member(ens):
     """One raw session per member at once, each pipelining 40 iterations
-    (480 requests) in one go: every reply in order and as expected."""
-    restore(ens)
-    prepare(ens, "/pm")
-    sessions = [Session(ens, m, "/pm/s%d" % m.myid) for m in ens.members]
+    (480 requests) in one go: every reply in order and as expected.
+
+    No fault is made here, so no connection may be lost. ZooKeeper closes
+    every client connection of a member that leaves its leader, which a
+    starved JVM on a loaded machine does (a follower silent for syncLimit):
+    there, and only when the epoch moved meanwhile (an election came
+    between), the round runs once more."""
+    for attempt in (1, 2):
+        restore(ens)
+        before = epoch(ens)
+        try:
+            mixed_round(ens, "/pm")
+            return
+        except Closed as e:
+            after = epoch(ens)
+            if ens.kind != "zookeeper" or after == before or attempt == 2:
+                raise
+            print("    ZooKeeper elected a leader during the round (epoch %d -> %d) and "
+                  "closed a session's connection (%s): once more" % (before, after, e),
+                  flush=True)
+
+
+def mixed_round(ens, root):
+    prepare(ens, root)
+    sessions = [Session(ens, m, "%s/s%d" % (root, m.myid)) for m in ens.members]
     for s in sessions:
         s.c.call(CREATE, create_body(s.base))
     errors = []
 
     def drive(s):
         try:
-            assert s.run(0, 40), "%r: the connection was lost" % s.member
+            if not s.run(0, 40):
+                raise Closed("%r: the connection was lost" % s.member)
         except BaseException as e:
             errors.append(e)
 
@@ -280,6 +308,8 @@ def test_mixed_pipelines_on_every_member(ens):
         t.join(REPLY_BOUND * 3)
     assert not any(t.is_alive() for t in threads), "a session did not finish"
     if errors:
+        for s in sessions:
+            s.c.drop()
         raise errors[0]
     for s in sessions:
         assert s.answered == 40 * 12, (s.base, s.answered)
