@@ -52,6 +52,8 @@ struct segment {
 	int64_t torn_at;   /* read-only: a torn tail recovery would cut here; else -1 */
 };
 
+#define TXNLOG_READ_HINTS 4
+
 struct txnlog {
 	char *dir;
 	int dirfd; /* borrowed from storage */
@@ -69,6 +71,18 @@ struct txnlog {
 	int (*sync_write)(void *ctx, int fd); /* txnlog_config.sync_write: tests only */
 	void *sync_ctx;
 	size_t dropped;       /* read-only: segments recovery would delete */
+
+	/* Where the last few txnlog_read()s stopped (under lock): the record
+	 * after zxid `after` begins at offset `off` of segment `seg`. A read
+	 * that goes on from there (a paced sync reads the log a window at a
+	 * time, one per follower) starts at it instead of scanning the
+	 * segment from its beginning. Truncation forgets them; purges only
+	 * remove older segments. */
+	struct read_hint {
+		int64_t after, seg;
+		size_t off;
+	} hints[TXNLOG_READ_HINTS];
+	unsigned next_hint;
 };
 
 /* ---- little-endian helpers and the record format --------------------------- */
@@ -937,10 +951,26 @@ int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quo
 	int r = table_copy(tl, &segs, &n);
 	if (r < 0)
 		return r;
+	struct read_hint h = {0};
+	pthread_mutex_lock(&tl->lock);
+	for (size_t k = 0; k < TXNLOG_READ_HINTS && after > 0; k++)
+		if (tl->hints[k].after == after)
+			h = tl->hints[k];
+	pthread_mutex_unlock(&tl->lock);
+	bool hinted = h.after != 0;
+	int64_t hint_seg = h.seg;
+	size_t hint_off = h.off;
 	int64_t prev = after;
+	int64_t stop_seg = 0; /* where the record after prev begins */
+	size_t stop_off = 0;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (segs[i].first == 0 || segs[i].last <= after)
 			continue;
+		size_t off = TXNLOG_HEADER_SIZE;
+		if (hinted && segs[i].name < hint_seg)
+			continue; /* all of it at or before `after` */
+		if (hinted && segs[i].name == hint_seg && hint_off <= (size_t)segs[i].data_end)
+			off = hint_off;
 		char *path = seg_path(tl, segs[i].name);
 		if (!path) {
 			r = -ENOMEM;
@@ -959,7 +989,7 @@ int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quo
 				m.size, end);
 			r = -EUCLEAN;
 		}
-		for (size_t off = TXNLOG_HEADER_SIZE; r == 0 && off < end;) {
+		while (r == 0 && off < end) {
 			uint32_t len;
 			bool last;
 			enum rec why = check_record(m.p, end, off, &len, &last);
@@ -969,8 +999,16 @@ int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quo
 				r = -EUCLEAN;
 				break;
 			}
-			Quorum__Txn *txn = quorum__txn__unpack(NULL, len, m.p + off +
-							       TXNLOG_RECORD_HEADER);
+			const uint8_t *payload = m.p + off + TXNLOG_RECORD_HEADER;
+			size_t next = off + TXNLOG_RECORD_HEADER + len;
+			int64_t z;
+			/* Records before the range are passed over unpacked; one
+			 * that does not peek is unpacked and judged below. */
+			if (txnlog_peek_zxid(payload, len, &z) == 0 && z <= after) {
+				off = next;
+				continue;
+			}
+			Quorum__Txn *txn = quorum__txn__unpack(NULL, len, payload);
 			if (!txn) {
 				log_msg(LOG_ERROR, "storage", "corrupt txn log: %s: record at offset "
 					"%zu does not unpack", path, off);
@@ -985,16 +1023,28 @@ int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quo
 					r = -EUCLEAN;
 				} else {
 					prev = txn->zxid;
+					stop_seg = segs[i].name;
+					stop_off = next;
 					r = fn(ctx, txn);
 				}
 			}
 			quorum__txn__free_unpacked(txn, NULL);
-			off += TXNLOG_RECORD_HEADER + len;
+			off = next;
 		}
 		unmap_file(&m);
 		free(path);
 	}
 	free(segs);
+	if (r >= 0 && prev > after) {
+		pthread_mutex_lock(&tl->lock);
+		size_t k = 0;
+		while (k < TXNLOG_READ_HINTS && tl->hints[k].after != after)
+			k++;
+		if (k == TXNLOG_READ_HINTS) /* a new reader: the oldest slot */
+			k = tl->next_hint++ % TXNLOG_READ_HINTS;
+		tl->hints[k] = (struct read_hint){.after = prev, .seg = stop_seg, .off = stop_off};
+		pthread_mutex_unlock(&tl->lock);
+	}
 	return r;
 }
 
@@ -1032,6 +1082,9 @@ int txnlog_truncate_after(struct txnlog *tl, int64_t zxid)
 	int r = 0;
 	if (tl->read_only)
 		return -EROFS;
+	pthread_mutex_lock(&tl->lock);
+	memset(tl->hints, 0, sizeof(tl->hints)); /* offsets may name other records after this */
+	pthread_mutex_unlock(&tl->lock);
 	/* Whole segments first, newest first, so every state a crash can leave
 	 * is a prefix of the log. */
 	while (tl->n > 0) {

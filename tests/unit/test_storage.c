@@ -567,6 +567,63 @@ static void test_read_from_and_truncate(void **state)
 	fx_free(f);
 }
 
+/* Reads `after` onwards, k txns at a time, each window going on from the
+ * last txn of the one before (as a paced sync does): returns the last
+ * zxid read, and checks the window's txns follow each other. */
+static int64_t read_window(struct fx *f, int64_t after, int k)
+{
+	struct reader r = { .stop_at = -1 };
+	for (;;) {
+		r.n = 0;
+		r.stop_at = after + k;
+		int rc = storage_read_from(f->s, after, read_one, &r);
+		assert_true(rc == 0 || rc == 42);
+		for (size_t i = 0; i < r.n; i++)
+			assert_int_equal(r.zxids[i], after + 1 + (int64_t)i);
+		if (r.n == 0)
+			return after;
+		after = r.zxids[r.n - 1];
+		if (rc == 42)
+			return after;
+	}
+}
+
+/* Reads that go on where the last one stopped start at the record it
+ * stopped before (txnlog.c's read hints): every txn once, in order, for
+ * two readers taking turns; a truncation and a log written again with
+ * other segment boundaries must not send a reader to an old offset. */
+static void test_read_in_windows(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	f->cfg.segment_bytes = 600;
+	assert_int_equal(fx_open(f), 0);
+	for (int64_t z = 1; z <= 120; z += 4)
+		append_run(f, z, z + 3, 0);
+	assert_true(count_files(f, "log.") > 5);
+	for (int k = 1; k <= 7; k += 3) {
+		int64_t a = 0, b = 10;
+		while (a < 120 || b < 120) {
+			if (a < 120)
+				assert_int_equal(read_window(f, a, k), a + k > 120 ? 120 : a + k);
+			a = a + k > 120 ? 120 : a + k;
+			if (b < 120)
+				assert_int_equal(read_window(f, b, 2 * k), b + 2 * k > 120 ? 120 : b + 2 * k);
+			b = b + 2 * k > 120 ? 120 : b + 2 * k;
+		}
+	}
+	/* A reader stops after 60; the log is cut back to 30 and written
+	 * again in one go, so that 61 is now in a segment that begins before
+	 * the one the reader stopped in. */
+	assert_int_equal(read_window(f, 55, 5), 60);
+	assert_int_equal(storage_truncate_after(f->s, 30), 0);
+	append_run(f, 31, 120, 0);
+	assert_int_equal(read_window(f, 60, 30), 90);
+	expect_read(f, 60, 61, 120);
+	fx_close(f);
+	fx_free(f);
+}
+
 static void test_truncate_with_snapshots(void **state)
 {
 	(void)state;
@@ -667,6 +724,7 @@ int main(void)
 		cmocka_unit_test(test_empty_segment_from_crash_deleted),
 		cmocka_unit_test(test_write_failure),
 		cmocka_unit_test(test_read_from_and_truncate),
+		cmocka_unit_test(test_read_in_windows),
 		cmocka_unit_test(test_truncate_with_snapshots),
 		cmocka_unit_test(test_snapshot_covers_gap),
 		cmocka_unit_test(test_append_packed),
