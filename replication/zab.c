@@ -645,6 +645,8 @@ int zab_new(struct zab **out, const struct zab_config *cfg, const struct zab_log
 		z->cfg.finalize_wait_ms = 200;
 	if (z->cfg.max_outstanding == 0)
 		z->cfg.max_outstanding = 10000;
+	if (z->cfg.stream_window == 0)
+		z->cfg.stream_window = 4u << 20;
 	z->io = *io;
 	struct zab_members *a = &z->cfgs[0];
 	a->version = cfg->config_version;
@@ -732,6 +734,17 @@ void zab_tick(struct zab *z)
 		zab_lead_tick(z);
 		break;
 	}
+}
+
+void zab_pump(struct zab *z)
+{
+	if (z->started && z->role == ZAB_LEADING)
+		zab_lead_pump(z);
+}
+
+void zab_set_max_diff_bytes(struct zab *z, size_t n)
+{
+	z->cfg.max_diff_bytes = n;
 }
 
 int64_t zab_tick_every_ms(const struct zab *z)

@@ -370,6 +370,11 @@ struct zab_io {
 	/* Optional: the chain changed: cfgs[0] is the active config, the rest
 	 * reconfigs logged after it (n >= 1). Valid only during the call. */
 	void (*members)(void *ctx, const struct zab_members *cfgs, size_t n);
+	/* Optional: the bytes sent to `to` that its link has not yet taken.
+	 * With it a leader paces a follower's sync stream by it (see
+	 * cfg.stream_window, zab_pump()); without it the stream goes out
+	 * whole at once. */
+	size_t (*backlog)(void *ctx, uint32_t to);
 };
 
 struct zab_config {
@@ -386,9 +391,13 @@ struct zab_config {
 	int64_t finalize_wait_ms;         /* election: wait for a better vote; 0 = 200 */
 	int32_t max_outstanding;          /* proposals not yet committed; 0 = 10000 */
 	/* An established leader syncs a follower by SNAP rather than send
-	 * more than this many bytes of txns (DIFF or TRUNC): the bound of what
-	 * the host's link to it can hold at once. 0 = no bound. */
+	 * more than this many bytes of txns (DIFF or TRUNC): past it a
+	 * snapshot costs less (ZooKeeper sends a SNAP past a third of its
+	 * snapshot's size). 0 = no bound. zab_set_max_diff_bytes() changes it. */
 	size_t max_diff_bytes;
+	/* A follower's sync stream is sent while its link's backlog
+	 * (io.backlog) is under this many bytes; 0 = 4 MiB. */
+	size_t stream_window;
 };
 
 /* What the host recovered from disk, for zab_init(). */
@@ -438,6 +447,14 @@ bool zab_check_stall(struct zab *z);
 /* How often the host should tick: a quarter of the shortest wait the core
  * keeps (tick_ms, finalize_wait_ms), so each fires at most that late. */
 int64_t zab_tick_every_ms(const struct zab *z);
+
+/* Links may have drained (call after the host's writes progressed, e.g.
+ * once per turn of its loop): a leader sends more of each sync stream
+ * that waits for its link (io.backlog). Cheap when none waits. */
+void zab_pump(struct zab *z);
+
+/* cfg.max_diff_bytes from now on (e.g. when the snapshot's size changes). */
+void zab_set_max_diff_bytes(struct zab *z, size_t n);
 
 /* A message from peer `from` (quorumd's own bodies are ignored here). */
 void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);

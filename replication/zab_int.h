@@ -73,7 +73,8 @@ enum zab_lphase {
 	ZL_NONE,     /* slot unused */
 	ZL_INFO,     /* FollowerInfo came (discovery) */
 	ZL_ACKED,    /* AckEpoch came, sync not yet sent (leader waits for a quorum) */
-	ZL_SYNCING,  /* SyncStart..NewLeader sent; in the forwarding set */
+	ZL_STREAMING, /* SyncStart sent, its history going out as the link drains */
+	ZL_SYNCING,  /* ..NewLeader sent; in the forwarding set */
 	ZL_SYNCED,   /* acked NewLeader: its acks count */
 };
 
@@ -86,6 +87,7 @@ struct zab_follower {
 	int64_t base_zxid;        /* from AckEpoch */
 	int64_t *ends;            /* from AckEpoch: its epoch ends (owned) */
 	size_t n_ends;
+	int64_t streamed;         /* STREAMING: the last zxid of its history sent */
 	int64_t newleader_zxid;   /* what its NewLeader said: its Ack must reach it */
 	int64_t acked;            /* cumulative Ack: durable there up to here */
 	int64_t acked_prev;       /* acked at the previous ping: is it stalled? */
@@ -246,6 +248,7 @@ bool zab_vote_better(const struct zab_vote *a, const struct zab_vote *b);
 void zab_lead_start(struct zab *z);
 void zab_lead_stop(struct zab *z);
 void zab_lead_tick(struct zab *z);
+void zab_lead_pump(struct zab *z);
 uint64_t zab_lead_read_begin(struct zab *z);
 void zab_lead_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
 void zab_lead_peer_reset(struct zab *z, uint32_t peer);

@@ -19,7 +19,17 @@
  * join attempt, named by its nonce; a message with another nonce, or from
  * an attempt the leader dropped, is stale and ignored.
  *
- * The sync stream. Proposal carries no "previous zxid", so a follower
+ * The sync stream goes out as the follower's link drains (STREAMING):
+ * while io.backlog says the link holds cfg.stream_window bytes or more,
+ * the rest waits for zab_pump(). The follower is not in the forwarding set
+ * meanwhile; what is proposed meanwhile it gets from the log with the
+ * rest. Once the log up to the applied point is sent, the txns in memory
+ * and NewLeader follow at once, and it joins the forwarding set
+ * (SYNCING). So a follower far behind is synced by DIFF however long its
+ * history, never more than a window of it queued at once, and the
+ * leader's loop reads the log a window at a time.
+ *
+ * Proposal carries no "previous zxid", so a follower
  * could not tell a lost proposal at the end of one epoch from the start of
  * the next. Before every proposal that opens an epoch (relative to the one
  * sent before it) the leader sends a checkpoint: a DIFF SyncStart whose
@@ -167,13 +177,19 @@ struct stream {
 	int64_t prev; /* the zxid the follower's log ends at, as sent so far */
 };
 
+/* Whether the link to `to` holds a window or more (never, for a host
+ * that cannot tell). */
+static bool link_full(struct zab *z, uint32_t to)
+{
+	return z->io.backlog && z->io.backlog(z->io.ctx, to) >= z->cfg.stream_window;
+}
+
 /* One proposal of the sync stream, with a checkpoint first if it opens an
  * epoch. */
-static int stream_one(void *arg, int64_t zxid, const uint8_t *txn, size_t len)
+static void stream_txn(struct stream *s, int64_t zxid, const uint8_t *txn, size_t len)
 {
-	struct stream *s = arg;
 	if (zxid <= s->prev)
-		return 0;
+		return;
 	if (zab_epoch_of(zxid) != zab_epoch_of(s->prev))
 		send_sync_start(s->z, s->to, s->nonce, QUORUM__SYNC_START__MODE__DIFF, s->prev, NULL,
 				0, zxid, false);
@@ -181,7 +197,14 @@ static int stream_one(void *arg, int64_t zxid, const uint8_t *txn, size_t len)
 	send_proposal(s->z, s->to, s->nonce, zxid, txn, len, t ? t->origin : 0,
 		      t ? t->origin_seq : 0);
 	s->prev = zxid;
-	return 0;
+}
+
+/* read_log's callback: one txn, then 1 (stop) once the link is full. */
+static int stream_logged(void *arg, int64_t zxid, const uint8_t *txn, size_t len)
+{
+	struct stream *s = arg;
+	stream_txn(s, zxid, txn, len);
+	return link_full(s->z, s->to);
 }
 
 /* Returns 1 at once: read_log's answer then says whether the range exists. */
@@ -230,23 +253,40 @@ static bool history_fits(struct zab *z, int64_t after)
 	return m.bytes <= m.limit;
 }
 
-/* Everything after `from` the follower lacks: the log up to applied, then
- * the txns held in memory; then NewLeader. */
-static int stream_history(struct zab *z, uint32_t to, struct zab_follower *f, int64_t from)
+/* More of a STREAMING follower's history: the log up to the applied
+ * point while its link has room; once that is all sent, the txns held in
+ * memory (at most max_outstanding) and NewLeader, and it is SYNCING.
+ * Returns 0, or read_log's error (the follower cannot be synced so). */
+static int stream_more(struct zab *z, uint32_t to, struct zab_follower *f)
 {
-	struct stream s = {.z = z, .to = to, .nonce = f->nonce, .prev = from};
-	if (from < z->applied) {
-		int rc = z->io.read_log(z->io.ctx, from, z->applied, stream_one, &s);
+	struct stream s = {.z = z, .to = to, .nonce = f->nonce, .prev = f->streamed};
+	if (s.prev < z->applied) {
+		if (link_full(z, to))
+			return 0;
+		int rc = z->io.read_log(z->io.ctx, s.prev, z->applied, stream_logged, &s);
+		f->streamed = s.prev;
 		if (rc < 0)
 			return rc;
+		if (s.prev < z->applied)
+			return 0; /* the link is full: zab_pump() goes on */
 	}
 	for (size_t i = 0; i < z->n_pending; i++) {
 		const struct zab_txn *t = &z->pending[i];
-		stream_one(&s, t->zxid, t->data, t->len);
+		stream_txn(&s, t->zxid, t->data, t->len);
 	}
+	f->streamed = s.prev;
 	f->newleader_zxid = z->last_logged;
 	send_zxid_msg(z, to, f->nonce, QUORUM__PEER_MSG__BODY_NEW_LEADER, z->last_logged);
+	f->phase = ZL_SYNCING;
 	return 0;
+}
+
+/* The follower's history after `from` begins to go out. */
+static int stream_history(struct zab *z, uint32_t to, struct zab_follower *f, int64_t from)
+{
+	f->streamed = from;
+	f->phase = ZL_STREAMING;
+	return stream_more(z, to, f);
 }
 
 /*
@@ -303,11 +343,8 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 	}
 	if (rc == -EAGAIN)
 		return; /* stays ACKED: zab_lead_tick() tries again */
-	if (rc < 0) {
+	if (rc < 0)
 		slot_clear(f);
-		return;
-	}
-	f->phase = ZL_SYNCING;
 }
 
 /* ---- progress ----------------------------------------------------------- */
@@ -570,6 +607,8 @@ void zab_lead_take_early(struct zab *z)
 static void ping(struct zab *z, uint32_t to, struct zab_follower *f)
 {
 	send_zxid_msg(z, to, f->nonce, QUORUM__PEER_MSG__BODY_PING, z->known_committed);
+	if (f->phase == ZL_STREAMING)
+		return;
 	if (f->phase == ZL_SYNCING) {
 		send_zxid_msg(z, to, f->nonce, QUORUM__PEER_MSG__BODY_NEW_LEADER, f->newleader_zxid);
 		return;
@@ -678,9 +717,26 @@ void zab_lead_tick(struct zab *z)
 		z->ping_at_ms = now + tick / 2;
 		for (int k = 0; k < z->n_peers; k++) {
 			uint32_t id = z->peers[k];
-			if (in_forwarding_set(&z->fol[id]))
+			if (in_forwarding_set(&z->fol[id]) || z->fol[id].phase == ZL_STREAMING)
 				ping(z, id, &z->fol[id]);
 		}
+	}
+}
+
+/* Each loop turn: a look at the slots, and nothing more unless one
+ * streams (a stalled leader steps down first, as on any input). */
+void zab_lead_pump(struct zab *z)
+{
+	int k = 0;
+	while (k < z->n_peers && z->fol[z->peers[k]].phase != ZL_STREAMING)
+		k++;
+	if (k == z->n_peers || !zab_check_stall(z))
+		return;
+	for (k = 0; k < z->n_peers; k++) {
+		uint32_t id = z->peers[k];
+		struct zab_follower *f = &z->fol[id];
+		if (f->phase == ZL_STREAMING && stream_more(z, id, f) < 0)
+			slot_clear(f);
 	}
 }
 

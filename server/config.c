@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +208,20 @@ static int get_num(struct loader *ld, const struct prop *p, int64_t min, int64_t
 	if (v < min || v > max)
 		return fail(ld, p->line, p->key, "%" PRId64 " is out of range (%" PRId64
 			    " to %" PRId64 ")", v, min, max);
+	*out = v;
+	return 0;
+}
+
+/* A finite decimal number (Java's Double.parseDouble takes more: hex,
+ * "NaN", "Infinity"; none makes sense for a key here). */
+static int get_double(struct loader *ld, const struct prop *p, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(p->value, &end);
+	if (end == p->value || *end != '\0' || errno != 0 || !isfinite(v) ||
+	    strpbrk(p->value, "xXnN"))
+		return fail(ld, p->line, p->key, "\"%s\" is not a decimal number", p->value);
 	*out = v;
 	return 0;
 }
@@ -945,6 +960,8 @@ static int apply_prop(struct loader *ld, const struct prop *p)
 		return get_num(ld, p, 0, INT64_MAX / 1024, &c->prealloc_kb);
 	if (!strcmp(k, "snapLogPercent")) /* quorumd's own */
 		return get_i32(ld, p, 0, 100000, &c->snap_log_percent);
+	if (!strcmp(k, "snapshotSizeFactor"))
+		return get_double(ld, p, &c->snapshot_size_factor);
 	if (!strcmp(k, "globalOutstandingLimit"))
 		return get_i32(ld, p, 1, INT32_MAX, &c->global_outstanding_limit);
 	if (!strcmp(k, "maxClientOutputBytes"))
@@ -1202,6 +1219,7 @@ static void set_defaults(struct config *c)
 	c->max_session_timeout = -1;
 	c->snap_count = 100000;
 	c->snap_log_percent = 100;
+	c->snapshot_size_factor = 0.33;
 	c->prealloc_kb = 65536;
 	c->jute_max_buffer = 0xfffff;
 	c->purge_snap_retain = 3;

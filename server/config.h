@@ -56,6 +56,9 @@ struct config {
 	int32_t max_session_timeout; /* maxSessionTimeout, default 20 * tickTime */
 	int64_t snap_count;   /* snapCount, default 100000 */
 	int32_t snap_log_percent; /* snapLogPercent, default 100, 0 = snapCount alone */
+	double snapshot_size_factor; /* snapshotSizeFactor: a follower lacking more
+					than this times the newest snapshot's size
+					is synced by SNAP; default 0.33, < 0 never */
 	int64_t prealloc_kb;  /* preAllocSize in KiB, default 65536 */
 	int32_t jute_max_buffer; /* jute.maxbuffer, default 0xfffff = 1048575 */
 	int32_t purge_snap_retain; /* autopurge.snapRetainCount, default 3, min 3 */

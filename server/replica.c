@@ -78,6 +78,9 @@ struct lat_ring {
  * is a multiple of this, as ZooKeeper's leader does
  * (zookeeper.leader.ackLoggingFrequency, 1000 by default). */
 #define ACK_TIMED_EVERY 1000
+/* A follower's sync stream is topped up to this much on its link after
+ * each turn (as snapsync.c does a snapshot's chunks). */
+#define REPLICA_STREAM_WINDOW (4u << 20)
 
 struct replica {
 	struct replica_host host; /* the server above */
@@ -90,6 +93,7 @@ struct replica {
 	uv_timer_t timer;
 	uv_timer_t install_done; /* completes snapshot_install on the next turn */
 	uv_check_t durable;      /* reports durable_n appends after this turn's I/O */
+	uv_check_t pump;         /* after each turn: sync streams go on as links drain */
 	size_t durable_n;        /* appends made durable, not yet reported to the core */
 	int64_t durable_zxid;    /* the last of them */
 	int64_t installed_zxid;
@@ -407,6 +411,34 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 	return rv == READ_PAST_UPTO ? 0 : rv;
 }
 
+static size_t io_backlog(void *ctx, uint32_t to)
+{
+	struct replica *r = ctx;
+	return peer_net_backlog(r->net, to);
+}
+
+static void on_pump(uv_check_t *h)
+{
+	struct replica *r = h->data;
+	if (!r->closing)
+		zab_pump(r->zab);
+}
+
+/* ZooKeeper's rule for a DIFF's length: a follower lacking more than
+ * snapshotSizeFactor times the newest snapshot's size is sent a snapshot
+ * (none, if the factor is negative). The sync stream is paced by the
+ * link, so the link's size bounds nothing; a history shorter than one
+ * stream window always goes as a DIFF. */
+static size_t diff_limit(const struct replica *r)
+{
+	double factor = r->cfg->snapshot_size_factor;
+	if (factor < 0)
+		return 0;
+	double n = factor * (double)storage_newest_snap_bytes(r->storage);
+	size_t floor = REPLICA_STREAM_WINDOW;
+	return n > (double)floor ? (n < (double)SIZE_MAX / 2 ? (size_t)n : SIZE_MAX / 2) : floor;
+}
+
 static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
 	struct replica *r = ctx;
@@ -416,8 +448,10 @@ static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zx
 static void on_install_done(uv_timer_t *t)
 {
 	struct replica *r = t->data;
-	if (!r->closing)
-		zab_snapshot_installed(r->zab, r->installed_zxid, r->installed_status);
+	if (r->closing)
+		return;
+	zab_set_max_diff_bytes(r->zab, diff_limit(r)); /* the snapshot is ours now */
+	zab_snapshot_installed(r->zab, r->installed_zxid, r->installed_status);
 }
 
 /* An install's outcome (rc) goes to the core on the next turn. */
@@ -474,8 +508,10 @@ static int snap_image(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
 
 void replica_snapshot_written(struct replica *r, int64_t zxid, int status)
 {
-	if (!r->closing)
-		snapsync_written(r->snap, zxid, status);
+	if (r->closing)
+		return;
+	zab_set_max_diff_bytes(r->zab, diff_limit(r));
+	snapsync_written(r->snap, zxid, status);
 }
 
 static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
@@ -1139,10 +1175,8 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.tick_ms = cfg->tick_time,
 		.init_limit = cfg->init_limit,
 		.sync_limit = cfg->sync_limit,
-		/* A sync's txns are queued on the link at once: a history
-		 * past half the link's bound goes as a snapshot, or the link
-		 * would refuse it. */
-		.max_diff_bytes = PEER_DEFAULT_QUEUE_BYTES / 2,
+		.max_diff_bytes = diff_limit(r),
+		.stream_window = REPLICA_STREAM_WINDOW,
 	};
 	/* A peer that acknowledges nothing for syncLimit is gone as far as
 	 * ZAB is concerned: redial it rather than wait on TCP's backoff. */
@@ -1231,6 +1265,7 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.state = io_state,
 		.txn_config = io_txn_config,
 		.members = io_members,
+		.backlog = io_backlog,
 	};
 	rc = zab_new(&r->zab, &zc, &ls, &io);
 	free(logged);
@@ -1268,8 +1303,10 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	uv_timer_init(loop, &r->timer);
 	uv_timer_init(loop, &r->install_done);
 	uv_check_init(loop, &r->durable);
-	r->timer.data = r->install_done.data = r->durable.data = r;
-	r->open_handles = 3;
+	uv_check_init(loop, &r->pump);
+	r->timer.data = r->install_done.data = r->durable.data = r->pump.data = r;
+	r->open_handles = 4;
+	uv_check_start(&r->pump, on_pump);
 	uint64_t every = (uint64_t)zab_tick_every_ms(r->zab);
 	uv_timer_start(&r->timer, on_timer, every, every);
 	log_msg(LOG_INFO, "replica", "server %d (%s) of %d voters and %d observers; acceptedEpoch %" PRId64
@@ -1448,10 +1485,11 @@ void replica_close(struct replica *r, void (*close_cb)(void *ctx), void *ctx)
 	r->closing = true;
 	r->close_cb = close_cb;
 	r->close_ctx = ctx;
-	r->open_handles = 5; /* two timers, the check, the network, the snapshots */
+	r->open_handles = 6; /* two timers, two checks, the network, the snapshots */
 	snapsync_close(r->snap, on_net_closed, r);
 	uv_close((uv_handle_t *)&r->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&r->install_done, on_handle_closed);
 	uv_close((uv_handle_t *)&r->durable, on_handle_closed);
+	uv_close((uv_handle_t *)&r->pump, on_handle_closed);
 	peer_net_close(r->net, on_net_closed, r);
 }

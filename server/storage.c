@@ -1044,6 +1044,11 @@ int64_t storage_snap_bytes(const struct storage *s)
 	return sum;
 }
 
+int64_t storage_newest_snap_bytes(const struct storage *s)
+{
+	return s->n_snaps ? s->snaps[s->n_snaps - 1].size : 0;
+}
+
 void storage_get_stats(const struct storage *s, struct storage_stats *out)
 {
 	struct storage *m = (struct storage *)s; /* the lock is not part of the value */

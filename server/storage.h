@@ -144,6 +144,7 @@ int storage_purge(struct storage *s);
 /* Facts for the admin commands (dirs, mntr). */
 int64_t storage_log_bytes(const struct storage *s);
 int64_t storage_snap_bytes(const struct storage *s);
+int64_t storage_newest_snap_bytes(const struct storage *s); /* 0: none */
 int64_t storage_last_fsync_us(const struct storage *s); /* the last fdatasync's duration */
 /* The newest good snapshot on disk: its zxid and its file's mtime in
  * seconds (the AdminServer's last_snapshot). -ENOENT when there is none. */

@@ -512,7 +512,8 @@ class ZooKeeperMember(_Member, ZooKeeper):
             props.append("-Dzookeeper.root.logger=INFO,CONSOLE")
         # Three JVMs share two CPUs here: the serial collector and the C1
         # compiler alone start faster and leave CPU to the others.
-        return (["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+        return (["java", "-Xmx" + self.ensemble.jvm_heap, "-XX:+UseSerialGC",
+                 "-XX:TieredStopAtLevel=1",
                  "-Dzookeeper.extendedTypesEnabled=true",
                  "-Dzookeeper.log.dir=" + self.dir] + props +
                 ["-cp", ZK_CLASSPATH + ZK_LOGGING, "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -544,8 +545,9 @@ class Ensemble:
 
     def __init__(self, n=3, tick_ms=500, init_limit=10, sync_limit=4, extra_cfg=None,
                  start_timeout=90.0, split_grace=5.0, own_addresses=False, observers=0,
-                 client_addresses=False):
+                 client_addresses=False, jvm_heap="256m"):
         self.dir = tempfile.mkdtemp(prefix="qfs-ens-%s-" % self.kind)
+        self.jvm_heap = jvm_heap  # ZooKeeper's members' -Xmx
         self.start_timeout = start_timeout
         self.client_addresses = client_addresses
         # How long two members may both say "leader" before that is taken

@@ -113,6 +113,7 @@ static void enqueue(struct sim *s, uint32_t from, uint32_t to, const uint8_t *bu
 	*last = t > *last ? t : *last;
 	uint8_t *copy = malloc(len ? len : 1);
 	memcpy(copy, buf, len);
+	s->queued[from - 1][to - 1] += len;
 	heap_push(s, (struct msg){.t = t, .seq = s->msg_seq++, .from = from, .to = to, .buf = copy,
 				  .len = len});
 }
@@ -130,6 +131,7 @@ void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 	if (nd->dying)
 		return; /* the process is gone */
 	s->st->messages++;
+	s->st->paced_sends += s->pumping;
 	if (m->body_case == QUORUM__PEER_MSG__BODY_ACK)
 		note_ack(s, nd, m->epoch, m->ack->zxid);
 	if (s->cut[nd->id - 1][to - 1] || chance(&s->r, s->p_loss))
@@ -345,6 +347,15 @@ static bool next_event(struct sim *s, int64_t *t, int *kind, int *who)
 	return any;
 }
 
+/* The node's links may have drained: a leader streams on (io_backlog()). */
+static void pump(struct sim *s, struct node *nd)
+{
+	s->pumping = true;
+	zab_pump(nd->z);
+	s->pumping = false;
+	after_call(s, nd);
+}
+
 static void step_event(struct sim *s)
 {
 	int64_t t = 0;
@@ -363,8 +374,13 @@ static void step_event(struct sim *s)
 			heap_push(s, m);
 			return;
 		}
+		s->queued[m.from - 1][m.to - 1] -= m.len;
 		deliver(s, &m);
 		free(m.buf);
+		/* The sender's link drained a little: a leader streams on. */
+		struct node *from = &s->nodes[m.from - 1];
+		if (from->up && from->paused_until <= s->now)
+			pump(s, from);
 		return;
 	}
 	struct node *nd = &s->nodes[who];
@@ -374,6 +390,8 @@ static void step_event(struct sim *s)
 		nd->alive_core = s->now + nd->clock_off;
 		zab_tick(nd->z);
 		after_call(s, nd);
+		if (nd->up)
+			pump(s, nd); /* what was sent may all have been lost */
 		break;
 	case 2:
 		complete_append(s, nd);
@@ -697,6 +715,7 @@ static void swarm(struct sim *s)
 	s->p_rot = knob(r, 0.01);
 	s->p_batch = chance(r, 0.25) ? 0 : rng_unit(r);
 	s->max_diff_bytes = chance(r, 0.5) ? 0 : (size_t)between(r, 100, 4000);
+	s->stream_window = chance(r, 0.3) ? 0 : (size_t)between(r, 1, 3000);
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
 		s->p_crash = 0.0005;
@@ -917,12 +936,12 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 			"  voters=%d observers=%d others=%d reconfig=%.4f loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
 			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f "
 			"sync_fail=%.4f epoch_crash=%.4f snap_crash=%.3f install_crash=%.3f rot=%.4f "
-			"segment=%lld prealloc=%lld batch=%.3f max_diff=%zu\n",
+			"segment=%lld prealloc=%lld batch=%.3f max_diff=%zu window=%zu\n",
 			s.n_voters, s.n_observers, s.n - s.n_voters - s.n_observers, s.p_reconfig, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
 			s.p_compact, s.p_reset, s.p_sync_fail, s.p_epoch_crash, s.p_snap_crash,
 			s.p_install_crash, s.p_rot, (long long)s.segment_bytes,
-			(long long)s.prealloc_bytes, s.p_batch, s.max_diff_bytes);
+			(long long)s.prealloc_bytes, s.p_batch, s.max_diff_bytes, s.stream_window);
 	st->sim_ms = s.now;
 	sim_free(&s);
 	return res;

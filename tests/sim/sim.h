@@ -98,6 +98,7 @@ struct sim_stats {
 	uint64_t epoch_below_log;  /* restarts with a logged zxid of an epoch above
 				      currentEpoch (a sync cut short) */
 	uint64_t batched_appends;  /* appends reported with another (zab_appended_n) */
+	uint64_t paced_sends;      /* sync stream messages sent as a link drained (zab_pump) */
 	int64_t sim_ms;
 };
 

@@ -299,6 +299,8 @@ struct sim {
 	uint64_t msg_seq;
 	bool cut[MAX_NODES][MAX_NODES];
 	int64_t fifo_t[MAX_NODES][MAX_NODES];
+	size_t queued[MAX_NODES][MAX_NODES]; /* bytes from -> to not yet delivered */
+	bool pumping;            /* inside zab_pump(): sends count as paced_sends */
 	/* swarm knobs */
 	double p_loss, p_dup, p_crash, p_restart, p_part, p_heal, p_clock, p_propose, p_compact,
 		p_reset, p_isolate_leader, p_drop_acks, p_pause;
@@ -319,6 +321,7 @@ struct sim {
 	double p_batch;          /* a write's appends are reported together
 				    (zab_appended_n()), as quorumd reports a sync's */
 	size_t max_diff_bytes;   /* the cores' zab_config.max_diff_bytes */
+	size_t stream_window;    /* ... and stream_window (io.backlog is queued[][]) */
 	struct snapshot_writer *snap_writer; /* snapshot.c's, for every member */
 	int64_t segment_bytes, prealloc_bytes; /* file-backed runs: txnlog's sizes */
 	bool faults;

@@ -281,6 +281,13 @@ static int io_truncate(void *ctx, int64_t zxid)
 	return 0;
 }
 
+/* io.backlog: what this node sent to `to` that is not yet delivered. */
+static size_t io_backlog(void *ctx, uint32_t to)
+{
+	struct node *nd = ctx;
+	return nd->sim->queued[nd->id - 1][to - 1];
+}
+
 static int io_read_log(void *ctx, int64_t after, int64_t upto,
 		       int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg)
 {
@@ -600,6 +607,7 @@ static struct zab_config boot_config(struct node *nd, struct zab_members *logged
 		.finalize_wait_ms = 200,
 		.max_outstanding = 1000,
 		.max_diff_bytes = nd->sim->max_diff_bytes,
+		.stream_window = nd->sim->stream_window,
 	};
 	memcpy(cfg.voters, act.voters, sizeof(act.voters));
 	memcpy(cfg.observers, act.observers, sizeof(act.observers));
@@ -647,6 +655,7 @@ void node_boot(struct sim *s, struct node *nd, bool restart)
 		.read_confirmed = io_read_confirmed,
 		.txn_config = s->reconfig ? io_txn_config : NULL,
 		.members = io_members,
+		.backlog = io_backlog,
 	};
 	/* Recovery: the host replays its durable disk. */
 	size_t before = nd->matched;

@@ -150,6 +150,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->max_session_timeout, 60000);
 	assert_int_equal(c->snap_count, 100000);
 	assert_int_equal(c->snap_log_percent, 100);
+	assert_true(c->snapshot_size_factor == 0.33);
 	assert_int_equal(c->prealloc_kb, 65536);
 	assert_int_equal(c->jute_max_buffer, 0xfffff);
 	assert_int_equal(c->purge_snap_retain, 3);
@@ -179,6 +180,7 @@ static void test_every_key(void **state)
 		      "maxSessionTimeout=90000\n"
 		      "snapCount=5000\n"
 		      "snapLogPercent=0\n"
+		      "snapshotSizeFactor=-0.5\n"
 		      "preAllocSize=1024\n"
 		      "jute.maxbuffer=4194304\n"
 		      "autopurge.snapRetainCount=5\n"
@@ -208,6 +210,7 @@ static void test_every_key(void **state)
 	assert_int_equal(c->max_session_timeout, 90000);
 	assert_int_equal(c->snap_count, 5000);
 	assert_int_equal(c->snap_log_percent, 0);
+	assert_true(c->snapshot_size_factor == -0.5);
 	assert_int_equal(c->prealloc_kb, 1024);
 	assert_int_equal(c->jute_max_buffer, 4194304);
 	assert_int_equal(c->purge_snap_retain, 5);
@@ -334,6 +337,10 @@ static void test_value_errors(void **state)
 		{ "standaloneEnabled=yes", ":2: standaloneEnabled", "true or false" },
 		{ "snapCount=lots", ":2: snapCount", "not a number" },
 		{ "snapLogPercent=-1", ":2: snapLogPercent", "out of range" },
+		{ "snapshotSizeFactor=third", ":2: snapshotSizeFactor", "not a decimal number" },
+		{ "snapshotSizeFactor=0.3x", ":2: snapshotSizeFactor", "not a decimal number" },
+		{ "snapshotSizeFactor=NaN", ":2: snapshotSizeFactor", "not a decimal number" },
+		{ "snapshotSizeFactor=1e999", ":2: snapshotSizeFactor", "not a decimal number" },
 		{ "preAllocSize=-1", ":2: preAllocSize", "out of range" },
 		{ "jute.maxbuffer=0", ":2: jute.maxbuffer", "out of range" },
 		{ "globalOutstandingLimit=0", ":2: globalOutstandingLimit", "out of range" },

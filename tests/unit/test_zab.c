@@ -94,6 +94,13 @@ static uint64_t fake_random(void *ctx)
 static Quorum__PeerMsg__BodyCase last_kind[8];
 static uint32_t last_nonce[8];
 static int snaps_sent[8]; /* SyncStarts with mode SNAP, by peer */
+/* With fake_paced, each peer's link keeps what is sent to it (a
+ * proposal's txn bytes) until the test drains it, and fake_backlog()
+ * says how much; proposals to peer 1 are listed in order. */
+static bool fake_paced;
+static size_t fake_queued[8];
+static int64_t props_to_1[64];
+static size_t n_props_to_1;
 static void fake_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 {
 	(void)ctx;
@@ -103,8 +110,18 @@ static void fake_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 		if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_START &&
 		    m->sync_start->mode == QUORUM__SYNC_START__MODE__SNAP)
 			snaps_sent[to]++;
+		if (m->body_case == QUORUM__PEER_MSG__BODY_PROPOSAL) {
+			fake_queued[to] += m->proposal->txn.len;
+			if (to == 1 && n_props_to_1 < 64)
+				props_to_1[n_props_to_1++] = m->proposal->zxid;
+		}
 	}
 	sent++;
+}
+static size_t fake_backlog(void *ctx, uint32_t to)
+{
+	(void)ctx;
+	return fake_paced && to < 8 ? fake_queued[to] : 0;
 }
 /* The log appends build, served by fake_read_log() when fake_log_serves
  * (else it answers -ERANGE: the log reaches back to nothing). */
@@ -225,6 +242,7 @@ static const struct zab_io fake_io = {
 	.snapshot_install = fake_snapshot_install,
 	.save_epochs = fake_save_epochs,
 	.commit = fake_commit,
+	.backlog = fake_backlog,
 };
 
 static struct zab_config three(uint32_t id)
@@ -727,6 +745,80 @@ static void test_long_history_synced_by_snap(void **state)
 	fake_log_serves = false;
 }
 
+/* A follower's sync stream goes out as its link drains: never more than
+ * about a window queued, nothing proposed meanwhile sent out of order,
+ * the txns in memory and NewLeader once the log is sent, then it is in
+ * the forwarding set. A history longer than any window is a DIFF. */
+static void test_sync_paced_by_link(void **state)
+{
+	(void)state;
+	fake_log_n = 0;
+	fake_log_serves = true;
+	fake_paced = true;
+	memset(fake_queued, 0, sizeof(fake_queued));
+	snaps_sent[1] = 0;
+	struct zab *z = leader_3_of_2();
+	z->cfg.stream_window = 250;
+	z->cfg.max_diff_bytes = 0;
+	int64_t zx = zab_next_zxid(z);
+	static const uint8_t txn[100];
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(zab_propose(z, zx + i, txn, sizeof(txn), 0, 0), 0);
+	zab_appended_n(z, zx + 7, 8);
+	ack_from(z, 2, zx + 7, 77);
+	assert_int_equal(zab_committed(z), zx + 7);
+
+	n_props_to_1 = 0;
+	Quorum__FollowerInfo fi = QUORUM__FOLLOWER_INFO__INIT;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
+	m.follower_info = &fi;
+	msg_from(z, 1, &m, 0, 88);
+	ack_epoch_from(z, 1, 88);
+	/* A window's worth: 3 txns (300 bytes >= 250), then it waits. */
+	assert_int_equal(n_props_to_1, 3);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_PROPOSAL);
+	zab_pump(z);
+	assert_int_equal(n_props_to_1, 3);
+	/* Two proposals meanwhile: not to 1 yet; one of them commits. */
+	for (int i = 8; i < 10; i++)
+		assert_int_equal(zab_propose(z, zx + i, txn, sizeof(txn), 0, 0), 0);
+	assert_int_equal(n_props_to_1, 3);
+	zab_appended_n(z, zx + 9, 2);
+	ack_from(z, 2, zx + 8, 77);
+	assert_int_equal(zab_committed(z), zx + 8);
+	/* Pings keep it alive while it streams; NewLeader is not repeated. */
+	now_ms += 100;
+	zab_tick(z);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_PING);
+	size_t windows = 1;
+	while (last_kind[1] != QUORUM__PEER_MSG__BODY_NEW_LEADER && windows < 20) {
+		fake_queued[1] = 0;
+		zab_pump(z);
+		windows++;
+		assert_true(fake_queued[1] < 250 + sizeof(txn) || last_kind[1] ==
+			    QUORUM__PEER_MSG__BODY_NEW_LEADER);
+	}
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
+	/* 3, 3, then 3 more reach the log's end (zx+8): the txn in memory
+	 * (zx+9) and NewLeader go with them, the window full or not. */
+	assert_int_equal(windows, 3);
+	assert_int_equal(n_props_to_1, 10);
+	for (size_t i = 0; i < n_props_to_1; i++)
+		assert_int_equal(props_to_1[i], zx + (int64_t)i);
+	assert_int_equal(snaps_sent[1], 0);
+	/* In the forwarding set now: a new proposal goes to 1 at once, and
+	 * its NewLeader Ack makes it synced. */
+	assert_int_equal(zab_propose(z, zx + 10, txn, sizeof(txn), 0, 0), 0);
+	assert_int_equal(n_props_to_1, 11);
+	assert_int_equal(props_to_1[10], zx + 10);
+	ack_from(z, 1, zx + 9, 88);
+	assert_true(zab_is_synced(z, 1));
+	zab_free(z);
+	fake_paced = false;
+	fake_log_serves = false;
+}
+
 /* Then 2 falls silent: 3 must stop serving within syncLimit ticks of 2's
  * last message. */
 static void test_leader_steps_down_within_sync_limit(void **state)
@@ -910,6 +1002,7 @@ int main(void)
 		cmocka_unit_test(test_leader_disowns_follower),
 		cmocka_unit_test(test_appends_reported_in_batches),
 		cmocka_unit_test(test_long_history_synced_by_snap),
+		cmocka_unit_test(test_sync_paced_by_link),
 		cmocka_unit_test(test_leader_steps_down_within_sync_limit),
 		cmocka_unit_test(test_stalled_leader_steps_down),
 		cmocka_unit_test(test_observer_config_checked),
