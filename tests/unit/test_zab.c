@@ -712,6 +712,33 @@ static void test_appends_reported_in_batches(void **state)
 	zab_free(z);
 }
 
+static const uint8_t txn100[100];
+
+/* Leader 3 proposes n txns of 100 bytes, which 2 acks: all committed.
+ * Returns the first one's zxid. */
+static int64_t commit_history(struct zab *z, int n)
+{
+	int64_t zx = zab_next_zxid(z);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(zab_propose(z, zx + i, txn100, sizeof(txn100), 0, 0), 0);
+	zab_appended_n(z, zx + n - 1, (size_t)n);
+	ack_from(z, 2, zx + n - 1, 77);
+	assert_int_equal(zab_committed(z), zx + n - 1);
+	return zx;
+}
+
+/* Server 1 joins leader 3 with an empty log (attempt 88). */
+static void join_1(struct zab *z)
+{
+	Quorum__FollowerInfo fi = QUORUM__FOLLOWER_INFO__INIT;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
+	m.follower_info = &fi;
+	msg_from(z, 1, &m, 0, 88);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_LEADER_INFO);
+	ack_epoch_from(z, 1, 88);
+}
+
 /* An established leader syncs a follower whose history is longer than
  * max_diff_bytes by SNAP, a shorter one by DIFF. */
 static void test_long_history_synced_by_snap(void **state)
@@ -723,21 +750,8 @@ static void test_long_history_synced_by_snap(void **state)
 		snaps_sent[1] = 0;
 		struct zab *z = leader_3_of_2();
 		z->cfg.max_diff_bytes = round == 0 ? 250 : round == 1 ? 300 : 0;
-		int64_t zx = zab_next_zxid(z);
-		static const uint8_t txn[100];
-		for (int i = 0; i < 3; i++)
-			assert_int_equal(zab_propose(z, zx + i, txn, sizeof(txn), 0, 0), 0);
-		zab_appended_n(z, zx + 2, 3);
-		ack_from(z, 2, zx + 2, 77);
-		assert_int_equal(zab_committed(z), zx + 2);
-		/* 1 joins with nothing: 300 bytes of history to send. */
-		Quorum__FollowerInfo fi = QUORUM__FOLLOWER_INFO__INIT;
-		Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
-		m.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
-		m.follower_info = &fi;
-		msg_from(z, 1, &m, 0, 88);
-		assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_LEADER_INFO);
-		ack_epoch_from(z, 1, 88);
+		commit_history(z, 3);
+		join_1(z); /* 300 bytes of history to send */
 		assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
 		assert_int_equal(snaps_sent[1], round == 0);
 		zab_free(z);
@@ -760,21 +774,10 @@ static void test_sync_paced_by_link(void **state)
 	struct zab *z = leader_3_of_2();
 	z->cfg.stream_window = 250;
 	z->cfg.max_diff_bytes = 0;
-	int64_t zx = zab_next_zxid(z);
-	static const uint8_t txn[100];
-	for (int i = 0; i < 8; i++)
-		assert_int_equal(zab_propose(z, zx + i, txn, sizeof(txn), 0, 0), 0);
-	zab_appended_n(z, zx + 7, 8);
-	ack_from(z, 2, zx + 7, 77);
-	assert_int_equal(zab_committed(z), zx + 7);
+	int64_t zx = commit_history(z, 8);
 
 	n_props_to_1 = 0;
-	Quorum__FollowerInfo fi = QUORUM__FOLLOWER_INFO__INIT;
-	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
-	m.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
-	m.follower_info = &fi;
-	msg_from(z, 1, &m, 0, 88);
-	ack_epoch_from(z, 1, 88);
+	join_1(z);
 	/* A window's worth: 3 txns (300 bytes >= 250), then it waits. */
 	assert_int_equal(n_props_to_1, 3);
 	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_PROPOSAL);
@@ -782,7 +785,7 @@ static void test_sync_paced_by_link(void **state)
 	assert_int_equal(n_props_to_1, 3);
 	/* Two proposals meanwhile: not to 1 yet; one of them commits. */
 	for (int i = 8; i < 10; i++)
-		assert_int_equal(zab_propose(z, zx + i, txn, sizeof(txn), 0, 0), 0);
+		assert_int_equal(zab_propose(z, zx + i, txn100, sizeof(txn100), 0, 0), 0);
 	assert_int_equal(n_props_to_1, 3);
 	zab_appended_n(z, zx + 9, 2);
 	ack_from(z, 2, zx + 8, 77);
@@ -796,7 +799,7 @@ static void test_sync_paced_by_link(void **state)
 		fake_queued[1] = 0;
 		zab_pump(z);
 		windows++;
-		assert_true(fake_queued[1] < 250 + sizeof(txn) || last_kind[1] ==
+		assert_true(fake_queued[1] < 250 + sizeof(txn100) || last_kind[1] ==
 			    QUORUM__PEER_MSG__BODY_NEW_LEADER);
 	}
 	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
@@ -809,7 +812,7 @@ static void test_sync_paced_by_link(void **state)
 	assert_int_equal(snaps_sent[1], 0);
 	/* In the forwarding set now: a new proposal goes to 1 at once, and
 	 * its NewLeader Ack makes it synced. */
-	assert_int_equal(zab_propose(z, zx + 10, txn, sizeof(txn), 0, 0), 0);
+	assert_int_equal(zab_propose(z, zx + 10, txn100, sizeof(txn100), 0, 0), 0);
 	assert_int_equal(n_props_to_1, 11);
 	assert_int_equal(props_to_1[10], zx + 10);
 	ack_from(z, 1, zx + 9, 88);
