@@ -556,6 +556,8 @@ uint64_t snapshot_recv_bytes(const struct snapshot_recv *rv)
 
 int snapshot_recv_write(struct snapshot_recv *rv, const uint8_t *p, size_t n)
 {
+	if (n == 0)
+		return 0; /* a sender that caught up with its writer says "more later" so */
 	int r = fd_write_all(rv->fd, p, n);
 	if (r < 0)
 		return r;
@@ -628,10 +630,10 @@ int snapshot_recv_commit(struct snapshot_recv *rv)
 	return r;
 }
 
-int snapshot_open(int dirfd, int64_t zxid)
+int snapshot_open(int dirfd, int64_t zxid, bool being_written)
 {
 	char name[SNAP_NAME_SIZE];
-	snap_name(name, zxid, NAME_SNAPSHOT);
+	snap_name(name, zxid, being_written ? NAME_TMP : NAME_SNAPSHOT);
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }

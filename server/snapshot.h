@@ -162,8 +162,10 @@ int snapshot_recv_commit(struct snapshot_recv *rv);
 void snapshot_recv_abort(struct snapshot_recv *rv);
 
 /* snapshot.<zxid> in dirfd, opened for reading: an fd, or a negative
- * errno. */
-int snapshot_open(int dirfd, int64_t zxid);
+ * errno. being_written: the file snapshot_writer_stream() is writing
+ * (snapshot.<zxid>.tmp; the same file once renamed in), which grows until
+ * then: -ENOENT before the writer has made it. */
+int snapshot_open(int dirfd, int64_t zxid, bool being_written);
 
 /* dir/snapshot.<16 hex digits>, malloc'd; NULL on ENOMEM. */
 char *snapshot_path(const char *dir, int64_t zxid);

@@ -25,7 +25,8 @@ struct sending {
 	uint32_t nonce;
 	uint64_t id;
 	int64_t zxid;
-	int fd;             /* the snapshot file, once durable; else -1 */
+	int fd;             /* the snapshot file (-1: not open yet) */
+	bool growing;       /* being written: size unknown, read what is there */
 	uint64_t off, size;
 };
 
@@ -37,6 +38,7 @@ struct snapsync {
 	uint64_t next_id;
 	struct sending out[CONFIG_MAX_SERVERS + 1];
 	uv_check_t pump;        /* tops up the links after every loop turn */
+	uv_timer_t wait;        /* a file being written has no more yet: look again */
 	/* Follower: the transfer being received. */
 	struct {
 		bool on;
@@ -135,13 +137,17 @@ static void end_sending(struct snapsync *ss, uint32_t to, int error)
 
 static void on_pump(uv_check_t *h);
 
-/* The file of x's snapshot is durable: open it, and send from the next
- * pump on. */
-static void start_file(struct snapsync *ss, uint32_t to)
+/* Opens x's snapshot file: whole (it is durable), or while the forked
+ * writer is still writing it, to send what it has written so far. From
+ * the next pump on, its bytes go out. */
+static void open_file(struct snapsync *ss, uint32_t to, bool growing)
 {
 	struct sending *x = &ss->out[to];
-	int fd = storage_snapshot_open(ss->st, x->zxid);
+	x->growing = growing;
+	int fd = storage_snapshot_open(ss->st, x->zxid, growing);
 	struct stat sb;
+	if (fd == -ENOENT && growing)
+		return; /* the writer has not made it yet: the next pump tries again */
 	if (fd >= 0 && fstat(fd, &sb) < 0) {
 		close(fd);
 		fd = -errno;
@@ -152,47 +158,77 @@ static void start_file(struct snapsync *ss, uint32_t to)
 	}
 	x->fd = fd;
 	x->size = (uint64_t)sb.st_size;
+	if (growing)
+		log_msg(LOG_INFO, "snapsync", "snapshot 0x%" PRIx64 " goes to server %u as it is "
+			"written", (uint64_t)x->zxid, to);
 	uv_check_start(&ss->pump, on_pump); /* already running: nothing */
 }
 
-/* One transfer's share of a turn: chunks while the link has room. */
-static void top_up(struct snapsync *ss, uint32_t to)
+/* A timer's turn may block in poll before any check runs: pump now. */
+static void on_wait(uv_timer_t *t)
+{
+	struct snapsync *ss = t->data;
+	on_pump(&ss->pump);
+}
+
+/* One transfer's share of a turn: chunks while the link has room. While
+ * the file is being written, what it holds so far; the last chunk only
+ * once it is whole. Returns whether it waits for the writer. */
+static bool top_up(struct snapsync *ss, uint32_t to)
 {
 	struct sending *x = &ss->out[to];
+	if (x->on && x->growing && x->fd < 0) {
+		open_file(ss, to, true);
+		if (x->fd < 0)
+			return x->on;
+	}
 	while (x->on && x->fd >= 0 && peer_net_backlog(ss->net, to) < SNAPSYNC_WINDOW) {
+		struct stat sb;
+		if (x->growing && fstat(x->fd, &sb) == 0)
+			x->size = (uint64_t)sb.st_size;
+		if (x->off == x->size && x->growing)
+			return true; /* the writer is behind us */
+		/* Not growing and all sent: the file became whole after its
+		 * last bytes went; an empty chunk says it is the end. */
 		size_t want = x->size - x->off < SNAPSYNC_CHUNK ? (size_t)(x->size - x->off)
 								: SNAPSYNC_CHUNK;
-		ssize_t got = pread(x->fd, ss->chunk, want, (off_t)x->off);
+		ssize_t got = want ? pread(x->fd, ss->chunk, want, (off_t)x->off) : 0;
 		if (got < 0 || (size_t)got != want) {
 			end_sending(ss, to, got < 0 ? -errno : -EIO); /* the file changed under us */
-			return;
+			return false;
 		}
-		bool last = x->off + want == x->size;
+		bool last = !x->growing && x->off + want == x->size;
 		int rc = send_chunk(ss, to, x, ss->chunk, want, last, 0);
 		if (rc < 0) {
 			/* The link resets (or cannot take the frame): the
 			 * follower's install fails, and it joins again. */
 			end_sending(ss, to, rc);
-			return;
+			return false;
 		}
 		x->off += want;
 		if (last)
 			end_sending(ss, to, 0);
 	}
+	return false;
 }
 
+/* A loop turn may end with nothing else to wake the loop while a file
+ * is still being written: then a timer looks again a little later. */
 static void on_pump(uv_check_t *h)
 {
 	struct snapsync *ss = h->data;
-	bool busy = false;
+	bool busy = false, waiting = false;
 	for (uint32_t to = 1; to <= CONFIG_MAX_SERVERS; to++) {
-		if (ss->out[to].on && ss->out[to].fd >= 0) {
-			top_up(ss, to);
-			busy |= ss->out[to].on;
+		struct sending *x = &ss->out[to];
+		if (x->on && (x->fd >= 0 || x->growing)) {
+			waiting |= top_up(ss, to);
+			busy |= x->on;
 		}
 	}
 	if (!busy)
 		uv_check_stop(&ss->pump);
+	if (waiting && !uv_is_active((uv_handle_t *)&ss->wait))
+		uv_timer_start(&ss->wait, on_wait, SNAPSYNC_WAIT_MS, 0);
 }
 
 void snapsync_send(struct snapsync *ss, uint32_t to, const Quorum__PeerMsg *m)
@@ -238,20 +274,28 @@ void snapsync_send(struct snapsync *ss, uint32_t to, const Quorum__PeerMsg *m)
 	*x = (struct sending){ .on = true, .epoch = m->epoch, .nonce = m->nonce, .id = id,
 			       .zxid = zxid, .fd = -1 };
 	int64_t running;
-	if (!storage_snapshot_running(ss->st, &running) || running != zxid)
-		start_file(ss, to); /* durable already (else it fails to open) */
+	/* Durable already (else it fails to open), or sent as it is written. */
+	open_file(ss, to, storage_snapshot_running(ss->st, &running) && running == zxid);
 }
 
 void snapsync_written(struct snapsync *ss, int64_t zxid, int status)
 {
 	for (uint32_t to = 1; to <= CONFIG_MAX_SERVERS; to++) {
 		struct sending *x = &ss->out[to];
-		if (!x->on || x->fd >= 0 || x->zxid != zxid)
+		struct stat sb;
+		if (!x->on || !x->growing || x->zxid != zxid)
 			continue;
-		if (status < 0)
+		if (status < 0) {
 			end_sending(ss, to, status);
-		else
-			start_file(ss, to);
+		} else if (x->fd < 0) {
+			open_file(ss, to, false); /* written before it was opened */
+		} else if (fstat(x->fd, &sb) < 0) {
+			end_sending(ss, to, -errno);
+		} else { /* the same file, renamed in: its size is final */
+			x->growing = false;
+			x->size = (uint64_t)sb.st_size;
+			uv_check_start(&ss->pump, on_pump);
+		}
 	}
 }
 
@@ -377,7 +421,8 @@ int snapsync_new(struct snapsync **out, uv_loop_t *loop, struct peer_net *net,
 		ss->out[id].fd = -1;
 	uv_check_init(loop, &ss->pump);
 	uv_timer_init(loop, &ss->idle);
-	ss->pump.data = ss->idle.data = ss;
+	uv_timer_init(loop, &ss->wait);
+	ss->pump.data = ss->idle.data = ss->wait.data = ss;
 	*out = ss;
 	return 0;
 }
@@ -412,7 +457,8 @@ void snapsync_close(struct snapsync *ss, void (*close_cb)(void *ctx), void *ctx)
 	end_receiving(ss, -ECANCELED);
 	ss->close_cb = close_cb;
 	ss->close_ctx = ctx;
-	ss->open_handles = 2;
+	ss->open_handles = 3;
 	uv_close((uv_handle_t *)&ss->pump, on_closed);
 	uv_close((uv_handle_t *)&ss->idle, on_closed);
+	uv_close((uv_handle_t *)&ss->wait, on_closed);
 }

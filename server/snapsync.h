@@ -16,11 +16,15 @@
  *             the forked writer); another snapshot being written makes
  *             the core try again a little later (-EAGAIN).
  *             snapsync_send(): the SyncStart naming it goes to follower F,
- *             and a transfer to F waits for the file. Once the file is
- *             durable (snapsync_written()) its bytes follow as
- *             SnapshotChunk messages of at most SNAPSYNC_CHUNK bytes, one
- *             more whenever F's link holds less than SNAPSYNC_WINDOW (a
- *             uv_check after every loop turn tops it up), so the core's
+ *             and the file's bytes follow as SnapshotChunk messages of at
+ *             most SNAPSYNC_CHUNK bytes, one more whenever F's link holds
+ *             less than SNAPSYNC_WINDOW (a uv_check after every loop turn
+ *             tops it up). A file still being written is sent as far as
+ *             the writer has got (looked at again every SNAPSYNC_WAIT_MS
+ *             while it is ahead), and its last chunk once it is whole and
+ *             durable (snapsync_written()): the transfer overlaps the
+ *             writing. F checks the file whole before installing it. The
+ *             core's
  *             own messages to F — the history after the snapshot,
  *             NewLeader, Pings — never queue behind more than that. F's
  *             core holds those until its install is done, and answers the
@@ -56,6 +60,7 @@
 
 #define SNAPSYNC_CHUNK (1u << 20)   /* file bytes per SnapshotChunk */
 #define SNAPSYNC_WINDOW (4u << 20)  /* a follower's link backlog it tops up to */
+#define SNAPSYNC_WAIT_MS 2          /* a file being written is looked at again after */
 
 struct peer_net;
 struct storage;

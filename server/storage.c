@@ -1009,9 +1009,9 @@ int storage_install_received(struct storage *s, struct snapshot_recv *rv)
 	return install(s, snapshot_recv_zxid(rv), NULL, rv);
 }
 
-int storage_snapshot_open(const struct storage *s, int64_t zxid)
+int storage_snapshot_open(const struct storage *s, int64_t zxid, bool being_written)
 {
-	return snapshot_open(s->snap_dirfd, zxid);
+	return snapshot_open(s->snap_dirfd, zxid, being_written);
 }
 
 int storage_snapshot_recv_open(struct storage *s, int64_t zxid, struct snapshot_recv **out)

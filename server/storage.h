@@ -236,8 +236,9 @@ int storage_install_received(struct storage *s, struct snapshot_recv *rv);
  * negative errno (-EROFS read-only). */
 int storage_snapshot_recv_open(struct storage *s, int64_t zxid, struct snapshot_recv **out);
 /* snapshot.<zxid>, opened for reading (a SNAP sync sends it): an fd or a
- * negative errno. */
-int storage_snapshot_open(const struct storage *s, int64_t zxid);
+ * negative errno. being_written: the one storage_snapshot() is writing,
+ * which grows until it is done (see snapshot_open()). */
+int storage_snapshot_open(const struct storage *s, int64_t zxid, bool being_written);
 /* Whether a snapshot started by storage_snapshot() is still being
  * written, and then *zxid is its zxid (0 otherwise). */
 bool storage_snapshot_running(const struct storage *s, int64_t *zxid);

@@ -850,6 +850,11 @@ def test_new_member_synced_by_snapshot(ens):
                     assert sent >= 24 << 20 and images == 0, (sent, images)
                     assert mine["quorum_snap_received"] == 1, mine
                     assert mine["quorum_snap_received_bytes"] == sent, (mine, sent)
+                    # The writer moves the state on, so the leader writes a
+                    # snapshot for this sync, and sends it as it is written.
+                    with open(leader.log_path, errors="replace") as lf:
+                        assert "goes to server %d as it is written" % f.myid in lf.read(), (
+                            "the snapshot was not sent while it was written")
                 else:
                     assert sent == 0 and images == 1, (sent, images)
                     assert mine["quorum_snap_received"] == 0, mine

@@ -344,7 +344,9 @@ static bool recv_left(struct fx *f, int64_t zxid)
 }
 
 /* Feeds img to a snapshot_recv in pieces of the given sizes, round
- * robin (the CRC's last four bytes straddle pieces of every size). */
+ * robin (the CRC's last four bytes straddle pieces of every size), then
+ * an empty one, as a leader that sent the last bytes before its writer
+ * was done ends a transfer. */
 static struct snapshot_recv *receive(struct fx *f, const struct snapshot_image *img,
 				     const size_t *sizes, size_t n_sizes)
 {
@@ -358,6 +360,7 @@ static struct snapshot_recv *receive(struct fx *f, const struct snapshot_image *
 		assert_int_equal(snapshot_recv_write(rv, img->buf + off, n), 0);
 		off += n;
 	}
+	assert_int_equal(snapshot_recv_write(rv, NULL, 0), 0);
 	assert_int_equal(snapshot_recv_bytes(rv), img->len);
 	return rv;
 }
@@ -397,8 +400,8 @@ static void test_install_received(void **state)
 	assert_false(recv_left(f, 100));
 
 	/* Whole, in pieces of every size: installed as an image would be. */
-	static const size_t sizes[] = { 1, 2, 3, 4, 5, 1000, 65536 };
-	assert_int_equal(storage_install_received(f->s, receive(f, &img, sizes, 7)), 0);
+	static const size_t sizes[] = { 1, 0, 2, 3, 4, 5, 1000, 65536 };
+	assert_int_equal(storage_install_received(f->s, receive(f, &img, sizes, 8)), 0);
 	assert_int_equal(count_files(f, "log."), 0);
 	assert_true(access(snap_file(f, 100), F_OK) == 0);
 	assert_true(access(snap_file(f, 120), F_OK) < 0);
