@@ -31,12 +31,23 @@ struct view {
 	int32_t acl_count;
 };
 
+/* An ACL list as records keep it: the array, then its strings, in one
+ * block. Records that hold the same list share one (nearly every write
+ * gives the one the write before gave: a create's parent and node, a
+ * client's every node), so a create allocates none. */
+struct prep_acl {
+	int32_t refs;
+	int32_t n;
+	struct zk_acl *acls; /* into mem */
+	char mem[];
+};
+
 struct prep_record {
 	struct hmap_node node; /* in prep.records */
 	struct list link;      /* in prep.by_zxid */
 	int64_t zxid;          /* the newest in-flight txn that changed the path */
-	struct view v;         /* v.acls points into acl_mem */
-	void *acl_mem;
+	struct view v;         /* v.acls points into acl */
+	struct prep_acl *acl;  /* one reference; NULL when the path does not exist */
 	int32_t len;
 	char path[];
 };
@@ -70,11 +81,17 @@ void prep_init(struct prep *p, int32_t min_session_timeout, int32_t max_session_
 	p->max_session_timeout = max_session_timeout;
 }
 
+static void acl_unref(struct prep_acl *a)
+{
+	if (a && --a->refs == 0)
+		free(a);
+}
+
 static void record_free(struct prep *p, struct prep_record *r)
 {
 	hmap_remove(&p->records, &r->node);
 	list_remove(&r->link);
-	free(r->acl_mem);
+	acl_unref(r->acl);
 	free(r);
 	p->changes_removed++;
 }
@@ -88,6 +105,8 @@ void prep_reset(struct prep *p)
 void prep_destroy(struct prep *p)
 {
 	prep_reset(p);
+	acl_unref(p->last_acl);
+	p->last_acl = NULL;
 	hmap_destroy(&p->records);
 }
 
@@ -116,17 +135,20 @@ static struct prep_record *record_get(const struct prep *p, struct zk_str path)
 	return NULL;
 }
 
-/* Copies an ACL list into one malloc'd block (array, then strings). */
-static void *acl_copy(const struct zk_acl *acls, int32_t n, struct zk_acl **out)
+/* A new prep_acl holding a copy of the list (one reference); NULL when out
+ * of memory. */
+static struct prep_acl *acl_copy(const struct zk_acl *acls, int32_t n)
 {
 	size_t size = sizeof(struct zk_acl) * (size_t)n;
 	for (int32_t i = 0; i < n; i++)
 		size += (size_t)acls[i].id.scheme.len + (size_t)acls[i].id.id.len + 2;
-	char *mem = malloc(size ? size : 1);
-	if (mem == NULL)
+	struct prep_acl *c = malloc(sizeof(*c) + size);
+	if (c == NULL)
 		return NULL;
-	struct zk_acl *a = (struct zk_acl *)(void *)mem;
-	char *s = mem + sizeof(struct zk_acl) * (size_t)n;
+	c->refs = 1;
+	c->n = n;
+	struct zk_acl *a = (struct zk_acl *)(void *)c->mem;
+	char *s = c->mem + sizeof(struct zk_acl) * (size_t)n;
 	for (int32_t i = 0; i < n; i++) {
 		a[i].perms = acls[i].perms;
 		struct zk_str parts[2] = { acls[i].id.scheme, acls[i].id.id };
@@ -139,17 +161,43 @@ static void *acl_copy(const struct zk_acl *acls, int32_t n, struct zk_acl **out)
 			s += len + 1;
 		}
 	}
-	*out = a;
-	return mem;
+	c->acls = a;
+	return c;
+}
+
+static bool acl_same(const struct prep_acl *c, const struct zk_acl *acls, int32_t n)
+{
+	if (c->n != n)
+		return false;
+	for (int32_t i = 0; i < n; i++)
+		if (c->acls[i].perms != acls[i].perms ||
+		    !zk_str_eq(c->acls[i].id.scheme, acls[i].id.scheme) ||
+		    !zk_str_eq(c->acls[i].id.id, acls[i].id.id))
+			return false;
+	return true;
+}
+
+/* The list as a record keeps it, with a reference for the caller: the
+ * last one made if it is the same, else a new copy (kept as the last). */
+static struct prep_acl *acl_take(struct prep *p, const struct zk_acl *acls, int32_t n)
+{
+	if (p->last_acl == NULL || !acl_same(p->last_acl, acls, n)) {
+		struct prep_acl *c = acl_copy(acls, n);
+		if (c == NULL)
+			return NULL;
+		acl_unref(p->last_acl);
+		p->last_acl = c;
+	}
+	p->last_acl->refs++;
+	return p->last_acl;
 }
 
 static int record_put(struct prep *p, struct zk_str path, const struct view *v, int64_t zxid)
 {
-	struct zk_acl *acls = NULL;
-	void *acl_mem = NULL;
+	struct prep_acl *acl = NULL;
 	if (v->exists) {
-		acl_mem = acl_copy(v->acls, v->acl_count, &acls);
-		if (acl_mem == NULL)
+		acl = acl_take(p, v->acls, v->acl_count);
+		if (acl == NULL)
 			return -ENOMEM;
 	}
 	struct prep_record *r = record_get(p, path);
@@ -157,7 +205,7 @@ static int record_put(struct prep *p, struct zk_str path, const struct view *v, 
 	if (r == NULL) {
 		r = malloc(sizeof(*r) + (size_t)path.len + 1);
 		if (r == NULL) {
-			free(acl_mem);
+			acl_unref(acl);
 			return -ENOMEM;
 		}
 		r->len = path.len;
@@ -166,13 +214,13 @@ static int record_put(struct prep *p, struct zk_str path, const struct view *v, 
 		hmap_insert(&p->records, &r->node, path_hash(path));
 	} else {
 		list_remove(&r->link);
-		free(r->acl_mem);
+		acl_unref(r->acl);
 	}
 	list_push_back(&p->by_zxid, &r->link);
 	r->zxid = zxid;
 	r->v = *v;
-	r->v.acls = acls;
-	r->acl_mem = acl_mem;
+	r->v.acls = acl ? acl->acls : NULL;
+	r->acl = acl;
 	return 0;
 }
 

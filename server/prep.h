@@ -30,9 +30,12 @@
 #include "txn.pb-c.h"
 #include "zk.h"
 
+struct prep_acl;
+
 struct prep {
 	struct hmap records; /* path -> struct prep_record */
 	struct list by_zxid; /* records, oldest change first, for prep_applied() */
+	struct prep_acl *last_acl; /* the newest ACL list a record took (one reference) */
 	int32_t min_session_timeout, max_session_timeout;
 	bool enforce_quota;  /* zookeeper.enforceQuota: hard quota limits refuse */
 	/* ZooKeeper's PrepRequestProcessor figures: change records added and
