@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -177,6 +178,45 @@ static void test_failure_judged_against_overlay(void **state)
 	apply(f, again, ZNODEEXISTS);
 	apply(f, set, ZOK);
 	assert_int_equal(znode_stat(tree_get(f->tree, str("/b")))->version, 1);
+}
+
+/* The ACL of a node on its way is the one its create gave, as later
+ * writes see it before it applies, whatever lists the writes between gave
+ * (the records share copies of the lists: one that changes in between
+ * must not change what an earlier record holds). */
+static void test_overlay_acls(void **state)
+{
+	struct fixture *f = *state;
+	static struct zk_acl read_only = { ZK_PERM_READ, { { "world", 5 }, { "anyone", 6 } } };
+	static struct zk_acl no_create = { ZK_PERM_ALL & ~ZK_PERM_CREATE,
+					   { { "world", 5 }, { "anyone", 6 } } };
+	struct zk_acl *lists[] = { &open_acl, &read_only, &open_acl, &no_create, &no_create };
+	const char *paths[] = { "/o1", "/r", "/o2", "/n1", "/n2" };
+	Quorum__Txn *txns[5];
+	int32_t err;
+	for (int i = 0; i < 5; i++) {
+		struct prep_request req = request(f, ZK_OP_CREATE);
+		req.u.create = create_of(paths[i]);
+		req.u.create.acl = (struct zk_acl_list){ 1, lists[i] };
+		txns[i] = prep(f, &req, &err);
+		assert_int_equal(err, ZOK);
+	}
+	/* Children of each, none applied yet: only the open ones take them. */
+	const int32_t want[] = { ZOK, ZNOAUTH, ZOK, ZNOAUTH, ZNOAUTH };
+	Quorum__Txn *kids[5];
+	for (int i = 0; i < 5; i++) {
+		char path[16];
+		snprintf(path, sizeof(path), "%s/c", paths[i]);
+		kids[i] = prep_create(f, path, &err);
+		assert_int_equal(err, want[i]);
+	}
+	for (int i = 0; i < 5; i++)
+		apply(f, txns[i], ZOK);
+	for (int i = 0; i < 5; i++)
+		apply(f, kids[i], want[i]);
+	const struct acl_set *acl = znode_acl(tree_get(f->tree, str("/r")));
+	assert_int_equal(acl->count, 1);
+	assert_int_equal(acl->acls[0].perms, ZK_PERM_READ);
 }
 
 /* A multi with a failing op is a MultiTxn of ErrorTxns: ZOK before the
@@ -360,6 +400,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_failed_writes_are_error_txns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_judged_against_overlay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlay_acls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_multi, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prep_error, setup, teardown),
