@@ -58,7 +58,8 @@ struct config {
 	int32_t snap_log_percent; /* snapLogPercent, default 100, 0 = snapCount alone */
 	double snapshot_size_factor; /* snapshotSizeFactor: a follower lacking more
 					than this times the newest snapshot's size
-					is synced by SNAP; default 0.33, < 0 never */
+					is synced by SNAP; default 0.33; < 0: one
+					lacking more than a few MiB */
 	int64_t prealloc_kb;  /* preAllocSize in KiB, default 65536 */
 	int32_t jute_max_buffer; /* jute.maxbuffer, default 0xfffff = 1048575 */
 	int32_t purge_snap_retain; /* autopurge.snapRetainCount, default 3, min 3 */

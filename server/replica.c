@@ -425,16 +425,16 @@ static void on_pump(uv_check_t *h)
 }
 
 /* ZooKeeper's rule for a DIFF's length: a follower lacking more than
- * snapshotSizeFactor times the newest snapshot's size is sent a snapshot
- * (none, if the factor is negative). The sync stream is paced by the
- * link, so the link's size bounds nothing; a history shorter than one
- * stream window always goes as a DIFF. */
+ * snapshotSizeFactor times the newest snapshot's size is sent a snapshot.
+ * The sync stream is paced by the link, so the link's size bounds
+ * nothing; a history shorter than one stream window always goes as a
+ * DIFF. A negative factor turns ZooKeeper's DIFF from the log off (it
+ * still sends the last few hundred txns it keeps in memory): here, only
+ * such a short history goes as a DIFF. */
 static size_t diff_limit(const struct replica *r)
 {
 	double factor = r->cfg->snapshot_size_factor;
-	if (factor < 0)
-		return 0;
-	double n = factor * (double)storage_newest_snap_bytes(r->storage);
+	double n = factor < 0 ? 0 : factor * (double)storage_newest_snap_bytes(r->storage);
 	size_t floor = REPLICA_STREAM_WINDOW;
 	return n > (double)floor ? (n < (double)SIZE_MAX / 2 ? (size_t)n : SIZE_MAX / 2) : floor;
 }

@@ -146,8 +146,11 @@ static void open_file(struct snapsync *ss, uint32_t to, bool growing)
 	x->growing = growing;
 	int fd = storage_snapshot_open(ss->st, x->zxid, growing);
 	struct stat sb;
-	if (fd == -ENOENT && growing)
-		return; /* the writer has not made it yet: the next pump tries again */
+	if (fd == -ENOENT && growing) {
+		/* The writer has not made it yet: the next pump tries again. */
+		uv_check_start(&ss->pump, on_pump);
+		return;
+	}
 	if (fd >= 0 && fstat(fd, &sb) < 0) {
 		close(fd);
 		fd = -errno;
