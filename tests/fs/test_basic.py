@@ -5,9 +5,11 @@ client. argv[1]: quorumd (default) or zookeeper."""
 import configparser
 import errno
 import os
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 
 from fsutil import Mount, eq, kazoo_client, main, read, sh, wait_until, write
@@ -371,8 +373,47 @@ def test_programs(srv):
                 eq(out.strip(), "one", "git config read")
                 sh("git config -f %s core.x two" % cfg)   # lock file + rename
                 assert b"two" in k.get("/app/gitconfig")[0]
+            nginx_test(k, a)
     finally:
         k.stop()
+
+
+NGINX_CONF = """error_log stderr;
+pid %(p)s/nginx.pid;
+events {}
+http {
+    client_body_temp_path %(p)s/body; proxy_temp_path %(p)s/proxy;
+    fastcgi_temp_path %(p)s/fastcgi; uwsgi_temp_path %(p)s/uwsgi;
+    scgi_temp_path %(p)s/scgi; access_log off;
+    include sites/*.conf;
+}
+"""
+
+
+def nginx_test(k, a):
+    """`nginx -t` checks a configuration that lives on the mount, with an
+    include glob: written through the mount, then broken and mended by
+    another client, each seen by the next run."""
+    nginx = os.environ.get("NGINX", "")
+    assert os.access(nginx, os.X_OK), (
+        "no nginx binary at %r: ./dev unpacks Debian's into build-deps/" % nginx)
+    prefix = tempfile.mkdtemp(prefix="qfs-nginx-")
+    try:
+        os.makedirs(a.path("app/nginx/sites"))
+        write(a.path("app/nginx/nginx.conf"), (NGINX_CONF % {"p": prefix}).encode())
+        write(a.path("app/nginx/sites/one.conf"),
+              b"server { listen 127.0.0.1:8099; location / { return 200 ok; } }\n")
+        cmd = "%s -t -p %s -c %s" % (nginx, prefix, a.path("app/nginx/nginx.conf"))
+        rc, out = sh(cmd, check=False)
+        eq((rc, "test is successful" in out), (0, True), "nginx -t: " + out)
+        k.set("/app/nginx/sites/one.conf", b"server { listen 127.0.0.1:8099; oops; }\n")
+        wait_until(lambda: sh(cmd, check=False)[0] != 0, 5, "nginx -t to see the broken site")
+        rc, out = sh(cmd, check=False)
+        assert "one.conf" in out, out
+        k.set("/app/nginx/sites/one.conf", b"server { listen 127.0.0.1:8099; }\n")
+        wait_until(lambda: sh(cmd, check=False)[0] == 0, 5, "nginx -t to see the mended site")
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def test_everyday_tools(srv):
@@ -491,7 +532,6 @@ def test_programs_keep_metadata(srv):
     saver keep modes, times and links on the mount, as seen from a second
     mount; the executable runs."""
     import shutil
-    import tempfile
     local = tempfile.mkdtemp(prefix="qfs-local-")
     try:
         src = os.path.join(local, "tree")
