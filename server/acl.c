@@ -434,6 +434,16 @@ static bool acl_equal(const struct zk_acl *a, const struct zk_acl *b)
 	       zk_str_eq(a->id.id, b->id.id);
 }
 
+bool acl_list_equal(const struct zk_acl *a, int32_t na, const struct zk_acl *b, int32_t nb)
+{
+	if (na != nb)
+		return false;
+	for (int32_t i = 0; i < na; i++)
+		if (!acl_equal(&a[i], &b[i]))
+			return false;
+	return true;
+}
+
 /* removeDuplicates() (ZOOKEEPER-1877): the indexes of the first copy of
  * each distinct entry, in order, into keep (count entries of room).
  * Returns how many, or -1 on ENOMEM. Linear time: a request can carry

@@ -68,6 +68,8 @@ struct zk_code acl_auth_add_x509(struct acl_auth *auth, const char *subject,
 /* Whether auth may do perm (one ZK_PERM_ bit) on a node with this ACL.
  * An empty or NULL set allows everything, as in ZooKeeper. */
 bool acl_check(const struct acl_set *acl, int32_t perm, const struct acl_auth *auth);
+/* Whether two lists hold the same entries in the same order. */
+bool acl_list_equal(const struct zk_acl *a, int32_t na, const struct zk_acl *b, int32_t nb);
 /* The same for an ACL still in txn form (prep sees in-flight ACLs). */
 bool acl_check_list(const struct zk_acl *acls, int32_t count, int32_t perm,
 		    const struct acl_auth *auth);

@@ -165,23 +165,11 @@ static struct prep_acl *acl_copy(const struct zk_acl *acls, int32_t n)
 	return c;
 }
 
-static bool acl_same(const struct prep_acl *c, const struct zk_acl *acls, int32_t n)
-{
-	if (c->n != n)
-		return false;
-	for (int32_t i = 0; i < n; i++)
-		if (c->acls[i].perms != acls[i].perms ||
-		    !zk_str_eq(c->acls[i].id.scheme, acls[i].id.scheme) ||
-		    !zk_str_eq(c->acls[i].id.id, acls[i].id.id))
-			return false;
-	return true;
-}
-
 /* The list as a record keeps it, with a reference for the caller: the
  * last one made if it is the same, else a new copy (kept as the last). */
 static struct prep_acl *acl_take(struct prep *p, const struct zk_acl *acls, int32_t n)
 {
-	if (p->last_acl == NULL || !acl_same(p->last_acl, acls, n)) {
+	if (p->last_acl == NULL || !acl_list_equal(p->last_acl->acls, p->last_acl->n, acls, n)) {
 		struct prep_acl *c = acl_copy(acls, n);
 		if (c == NULL)
 			return NULL;
