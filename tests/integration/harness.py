@@ -345,32 +345,32 @@ def running(*servers, timeout=90.0):
 
 # ---- ensembles --------------------------------------------------------------
 
-def server_mode(port, timeout=1.0, host="127.0.0.1"):
-    """The word after "Mode: " in srvr (leader, follower, standalone...), or
-    None when the server does not answer or does not serve (ZooKeeper says
-    "This ZooKeeper instance is not currently serving requests")."""
+def srvr_field(port, name, timeout=1.0, host="127.0.0.1"):
+    """The text after "name: " in srvr, or None when the server does not
+    answer or does not say it (ZooKeeper says only "This ZooKeeper
+    instance is not currently serving requests" when it does not serve)."""
     try:
         out = four_letter(port, "srvr", timeout=timeout, host=host)
     except OSError:
         return None
     for line in out.splitlines():
-        if line.startswith("Mode: "):
-            return line[6:].strip()
+        if line.startswith(name + ": "):
+            return line[len(name) + 2:].strip()
     return None
+
+
+def server_mode(port, timeout=1.0, host="127.0.0.1"):
+    """srvr's Mode (leader, follower, standalone...), or None when the
+    server does not answer or does not serve."""
+    return srvr_field(port, "Mode", timeout, host)
 
 
 def server_zxid(port, timeout=1.0, host="127.0.0.1"):
     """srvr's Zxid (the last one the server applied), None when it does not
     answer or does not serve. Its top 32 bits are the epoch: it moves
     whenever the ensemble elects a leader."""
-    try:
-        out = four_letter(port, "srvr", timeout=timeout, host=host)
-    except OSError:
-        return None
-    for line in out.splitlines():
-        if line.startswith("Zxid: "):
-            return int(line[6:], 16)
-    return None
+    z = srvr_field(port, "Zxid", timeout, host)
+    return int(z, 16) if z is not None else None
 
 
 def connections(port, timeout=2.0, host="127.0.0.1"):

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 
-from harness import Quorumd, four_letter, kazoo_client, run_tests
+from harness import Quorumd, four_letter, kazoo_client, run_tests, server_zxid
 
 QUORUMD = os.environ.get("QUORUMD")
 CFG = {"snapCount": "300", "preAllocSize": "64"}
@@ -176,9 +176,8 @@ def main():
         for line in four_letter(srv.port, "mntr").splitlines():
             if line.startswith("zk_znode_count\t"):
                 STATE["znodes"] = int(line.split("\t")[1])
-        for line in four_letter(srv.port, "srvr").splitlines():
-            if line.startswith("Zxid: "):
-                STATE["zxid"] = int(line[6:], 16)
+        STATE["zxid"] = server_zxid(srv.port, timeout=5.0)
+        assert STATE["zxid"] is not None, "srvr gave no Zxid"
         srv.stop()
         keep = tempfile.mkdtemp(prefix="qfs-check-orig-")
         shutil.copytree(os.path.join(srv.dir, "data"), os.path.join(keep, "data"))
