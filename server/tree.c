@@ -1052,6 +1052,9 @@ struct tree *tree_new(void)
 	hmap_init(&t->quotas.map); /* tree_free() may see it before quota_set_init() */
 	if (map_init(&t->nodes) || map_init(&t->acls) || map_init(&t->sessions))
 		goto err;
+	/* The forked snapshot writer walks the nodes by their links, never by
+	 * path: the path index stays the parent's alone (hmap.h). */
+	hmap_not_inherited(&t->nodes);
 	/* The tree's address differs from run to run (ASLR), so a client
 	 * cannot pick paths that collide; nothing observable depends on it. */
 	t->seed = hash_u64((uint64_t)(uintptr_t)t ^ 0x71756f72756dULL);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static struct hmap_node *empty_bucket;
 
@@ -26,14 +27,61 @@ void hmap_init(struct hmap *map)
 	map->count = 0;
 	map->old = NULL;
 	map->old_mask = map->moved = 0;
+	map->not_inherited = false;
+}
+
+void hmap_not_inherited(struct hmap *map)
+{
+	map->not_inherited = true;
+}
+
+/* Whether a bucket array of n is mapped on its own (see
+ * hmap_not_inherited()) rather than taken from the heap. */
+static bool mapped(const struct hmap *map, size_t n)
+{
+#ifdef MADV_DONTFORK
+	return map->not_inherited && n * sizeof(struct hmap_node *) >= HMAP_UNINHERITED_BYTES;
+#else
+	(void)map;
+	(void)n;
+	return false;
+#endif
+}
+
+/* A zeroed bucket array of n, or NULL. */
+static struct hmap_node **array_new(const struct hmap *map, size_t n)
+{
+	if (!mapped(map, n))
+		return calloc(n, sizeof(struct hmap_node *));
+	size_t bytes = n * sizeof(struct hmap_node *);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (madvise(p, bytes, MADV_DONTFORK) != 0) {
+		munmap(p, bytes);
+		return NULL;
+	}
+	return p;
+}
+
+static void array_free(const struct hmap *map, struct hmap_node **b, size_t n)
+{
+	if (b == NULL || b == &empty_bucket)
+		return;
+	if (mapped(map, n))
+		munmap(b, n * sizeof(*b));
+	else
+		free(b);
 }
 
 void hmap_destroy(struct hmap *map)
 {
-	if (map->buckets != &empty_bucket)
-		free(map->buckets);
-	free(map->old);
+	array_free(map, map->buckets, map->mask + 1);
+	if (map->old != NULL)
+		array_free(map, map->old, map->old_mask + 1);
+	bool keep = map->not_inherited;
 	hmap_init(map);
+	map->not_inherited = keep;
 }
 
 /* The bucket that holds (or would hold) a node of this hash. */
@@ -58,7 +106,7 @@ static void move_buckets(struct hmap *map, size_t n)
 		}
 	}
 	if (map->moved > map->old_mask) {
-		free(map->old);
+		array_free(map, map->old, map->old_mask + 1);
 		map->old = NULL;
 		map->old_mask = map->moved = 0;
 	}
@@ -69,15 +117,15 @@ static int grow(struct hmap *map, size_t n_buckets)
 {
 	if (map->old != NULL)
 		move_buckets(map, SIZE_MAX); /* the last growth's rest first */
-	struct hmap_node **b = calloc(n_buckets, sizeof(*b));
+	struct hmap_node **b = array_new(map, n_buckets);
 	if (b == NULL)
 		return -ENOMEM;
 	if (map->buckets != &empty_bucket && map->count > 0) {
 		map->old = map->buckets;
 		map->old_mask = map->mask;
 		map->moved = 0;
-	} else if (map->buckets != &empty_bucket) {
-		free(map->buckets);
+	} else {
+		array_free(map, map->buckets, map->mask + 1);
 	}
 	map->buckets = b;
 	map->mask = n_buckets - 1;

@@ -19,6 +19,7 @@
 #ifndef QUORUM_HMAP_H
 #define QUORUM_HMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,9 +40,20 @@ struct hmap {
 	 * buckets move whole). NULL otherwise. */
 	struct hmap_node **old;
 	size_t old_mask, moved;
+	bool not_inherited; /* see hmap_not_inherited() */
 };
 
 void hmap_init(struct hmap *map);
+/* Keeps the map's large bucket arrays (HMAP_UNINHERITED_BYTES and up) out
+ * of every process this one forks (MADV_DONTFORK). Such a child must not
+ * use the map, but may walk its elements by links of their own (a snapshot
+ * writer walks the tree). The parent gains: every insert or removal while
+ * a child lives writes a random bucket, and each page of a shared array
+ * written first costs a copy-on-write fault, a whole array's worth per
+ * child for a map of millions. Call it on an empty map. */
+void hmap_not_inherited(struct hmap *map);
+#define HMAP_UNINHERITED_BYTES (256u << 10)
+
 /* Frees the bucket array; the elements are the caller's to free first. */
 void hmap_destroy(struct hmap *map);
 /* Buckets for n elements now, so that the first n inserts never allocate.

@@ -1,5 +1,6 @@
 /* Unit tests for util/hmap and util/arena. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdbool.h>
@@ -7,7 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
+#ifdef HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include "arena.h"
 #include "crc32c.h"
@@ -161,6 +170,95 @@ static void test_maps_are_independent(void **state)
 	hmap_destroy(&b);
 }
 
+static long minor_faults(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+/* Inserts items[from..to) into m; the minor faults it took. */
+static long insert_counting(struct hmap *m, struct item *items, int from, int to)
+{
+	long before = minor_faults();
+	for (int i = from; i < to; i++)
+		hmap_insert(m, &items[i].node, hash_u64((uint64_t)items[i].key));
+	return minor_faults() - before;
+}
+
+/* A map kept from forked children: a child cannot read its large bucket
+ * array at all, and the parent's inserts while a child lives write no
+ * shared page (no copy-on-write faults), where a plain map's write one
+ * page of its array after another. */
+static void test_not_inherited(void **state)
+{
+	(void)state;
+	enum { N = 200000, MORE = 20000 }; /* 262,144 buckets: 2 MiB, no growth */
+	struct hmap plain, mine;
+	hmap_init(&plain);
+	hmap_init(&mine);
+	hmap_not_inherited(&mine);
+	struct item *a = calloc(N + MORE, sizeof(*a)), *b = calloc(N + MORE, sizeof(*b));
+	assert_non_null(a);
+	assert_non_null(b);
+	for (int i = 0; i < N + MORE; i++)
+		a[i].key = b[i].key = i;
+	insert_counting(&plain, a, 0, N);
+	insert_counting(&mine, b, 0, N);
+	assert_null(mine.old);
+	assert_true((mine.mask + 1) * sizeof(void *) >= HMAP_UNINHERITED_BYTES);
+
+	int go[2];
+	assert_int_equal(pipe(go), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		/* Both maps' elements are here; only the plain map's buckets.
+		 * The fault must end this process, not go to cmocka's handler,
+		 * which would run the rest of the tests in it. */
+		signal(SIGSEGV, SIG_DFL);
+		char c;
+		if (find(&plain, 7) != &a[7] || read(go[0], &c, 1) != 1)
+			_exit(3);
+		struct hmap_node *volatile *slot = &mine.buckets[hash_u64(7) & mine.mask];
+		struct hmap_node *x = *slot;
+		(void)x;
+		_exit(7); /* read what it should not have */
+	}
+	/* The items to insert are touched now, so that only the buckets'
+	 * pages can fault below. */
+	memset(&a[N], 0, MORE * sizeof(*a));
+	memset(&b[N], 0, MORE * sizeof(*b));
+	for (int i = N; i < N + MORE; i++)
+		a[i].key = b[i].key = i;
+	long f_plain = insert_counting(&plain, a, N, N + MORE);
+	long f_mine = insert_counting(&mine, b, N, N + MORE);
+	assert_int_equal(write(go[1], "x", 1), 1);
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	fprintf(stderr, "inserts while a child lives: %ld faults in a plain map, %ld in one "
+		"not inherited; the child %s\n", f_plain, f_mine,
+		WIFSIGNALED(st) ? "was killed reading its buckets" : "exited");
+	assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+	assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+	/* Valgrind's shadow memory is inherited whatever the map does, and
+	 * its writes fault too: the count is the kernel's only without it. */
+	if (!RUNNING_ON_VALGRIND) {
+		assert_true(f_plain >= 256); /* nearly every one of 512 pages */
+		assert_true(f_mine * 10 < f_plain);
+	}
+	for (int i = 0; i < N + MORE; i += 997) {
+		assert_ptr_equal(find(&plain, i), &a[i]);
+		assert_ptr_equal(find(&mine, i), &b[i]);
+	}
+	hmap_destroy(&plain);
+	hmap_destroy(&mine);
+	close(go[0]);
+	close(go[1]);
+	free(a);
+	free(b);
+}
+
 static void test_hash_bytes_differs(void **state)
 {
 	(void)state;
@@ -232,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_insert_find_remove),
 		cmocka_unit_test(test_growth_in_steps),
 		cmocka_unit_test(test_maps_are_independent),
+		cmocka_unit_test(test_not_inherited),
 		cmocka_unit_test(test_hash_bytes_differs),
 		cmocka_unit_test(test_crc32c_any_length_and_alignment),
 		cmocka_unit_test(test_crc32c_known_vector),
