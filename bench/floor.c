@@ -11,12 +11,20 @@
  * - rtt: a 100-byte request and a 100-byte answer over a loopback TCP
  *   connection with TCP_NODELAY, to a thread that echoes, COUNT times.
  *
+ * - quorum_sync: MEMBERS (3) threads, each with a file of its own in DIR,
+ *   append and fdatasync at the same moment, COUNT times; the figure is
+ *   the time until a majority of them is done. That is what an ensemble
+ *   whose members share this disk waits for: a txn is committed once a
+ *   majority has it durable, and the members' syncs are issued together.
+ *   A disk that completes one flush at a time makes it near two syncs.
+ *
  * A write whose client is connected to the leader of an ensemble needs at
  * least a client round trip, and the leader's proposal and a follower's
  * ack (one round trip) with a sync on each side, in parallel with the
- * leader's own: write = 2 x rtt + sync (a client of a follower adds a
- * round trip for the forward). Prints one line of JSON with each figure's
- * p50, p99 and mean in µs. The first tenth of each series is a warm-up.
+ * leader's own: write = 2 x rtt + quorum_sync (a client of a follower adds
+ * a round trip for the forward). Prints one line of JSON with each
+ * figure's p50, p99 and mean in µs. The first tenth of each series is a
+ * warm-up.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +43,7 @@
 #include "hist.h"
 
 #define MSG 100
+#define MEMBERS 3
 
 static void print_figure(const char *name, const struct hist *h, const char *sep)
 {
@@ -67,6 +76,97 @@ static int measure_sync(const char *dir, long count, struct hist *h)
 		}
 	}
 	close(fd);
+	return rc;
+}
+
+/* quorum_sync: one member's thread. Each round it waits at the barrier
+ * for the start, appends and syncs, notes when it was done, and waits at
+ * the barrier again for the others. */
+struct member {
+	pthread_t thread;
+	pthread_barrier_t *start, *end;
+	int fd;
+	long rounds;
+	uint64_t done_ns; /* this round's */
+	int err;          /* an errno, once one failed */
+};
+
+static void *member_main(void *arg)
+{
+	struct member *m = arg;
+	char buf[MSG];
+	memset(buf, 'z', sizeof(buf));
+	for (long i = 0; i < m->rounds; i++) {
+		pthread_barrier_wait(m->start);
+		if (!m->err && (write(m->fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
+				fdatasync(m->fd) < 0))
+			m->err = errno ? errno : EIO;
+		m->done_ns = clock_mono_ns();
+		pthread_barrier_wait(m->end);
+	}
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static int measure_quorum_sync(const char *dir, long count, struct hist *h)
+{
+	static pthread_barrier_t start, end;
+	struct member m[MEMBERS];
+	int rc = 0, started = 0;
+	pthread_barrier_init(&start, NULL, MEMBERS + 1);
+	pthread_barrier_init(&end, NULL, MEMBERS + 1);
+	for (int i = 0; i < MEMBERS; i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/floor-quorum.%ld.%d", dir, (long)getpid(), i);
+		m[i] = (struct member){ .start = &start, .end = &end, .rounds = count };
+		m[i].fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+		if (m[i].fd < 0) {
+			fprintf(stderr, "floor: %s: %s\n", path, strerror(errno));
+			rc = -1;
+			break;
+		}
+		unlink(path);
+	}
+	for (int i = 0; i < MEMBERS && rc == 0; i++) {
+		int err = pthread_create(&m[i].thread, NULL, member_main, &m[i]);
+		if (err != 0) {
+			fprintf(stderr, "floor: a thread: %s\n", strerror(err));
+			rc = -1;
+			break;
+		}
+		started++;
+	}
+	if (rc == 0) {
+		for (long i = 0; i < count; i++) {
+			uint64_t t0 = clock_mono_ns();
+			pthread_barrier_wait(&start);
+			pthread_barrier_wait(&end);
+			uint64_t done[MEMBERS];
+			for (int k = 0; k < MEMBERS; k++)
+				done[k] = m[k].done_ns;
+			qsort(done, MEMBERS, sizeof(done[0]), cmp_u64);
+			if (i >= count / 10)
+				hist_add(h, done[MEMBERS / 2] - t0); /* the majority's last */
+		}
+		for (int i = 0; i < MEMBERS; i++)
+			if (m[i].err) {
+				fprintf(stderr, "floor: write+fdatasync in %s: %s\n", dir,
+					strerror(m[i].err));
+				rc = -1;
+			}
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(m[i].thread, NULL);
+	for (int i = 0; i < MEMBERS; i++)
+		if (m[i].fd >= 0)
+			close(m[i].fd);
+	pthread_barrier_destroy(&start);
+	pthread_barrier_destroy(&end);
 	return rc;
 }
 
@@ -158,12 +258,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "floor: COUNT must be 10..10000000\n");
 		return 2;
 	}
-	static struct hist sync_h, rtt_h;
-	if (measure_sync(argv[1], count, &sync_h) < 0 || measure_rtt(count * 5, &rtt_h) < 0)
+	static struct hist sync_h, quorum_h, rtt_h;
+	if (measure_sync(argv[1], count, &sync_h) < 0 ||
+	    measure_quorum_sync(argv[1], count, &quorum_h) < 0 ||
+	    measure_rtt(count * 5, &rtt_h) < 0)
 		return 1;
-	double write_us = 2 * hist_quantile(&rtt_h, 0.5) / 1e3 + hist_quantile(&sync_h, 0.5) / 1e3;
+	double write_us = 2 * hist_quantile(&rtt_h, 0.5) / 1e3 + hist_quantile(&quorum_h, 0.5) / 1e3;
 	printf("{");
 	print_figure("sync", &sync_h, ", ");
+	print_figure("quorum_sync", &quorum_h, ", ");
 	print_figure("rtt", &rtt_h, ", ");
 	printf("\"write_p50_us\": %.1f}\n", write_us);
 	return 0;
