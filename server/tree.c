@@ -95,21 +95,6 @@ static inline uint64_t path_hash(const struct tree *t, const char *s, int32_t le
 	return hash_bytes(len > 0 ? s : "", len > 0 ? (size_t)len : 0, t->seed);
 }
 
-/* Gives a map its own buckets. util/hmap.c's first insert into a map that
- * never grew lands in the static empty bucket every such map shares, so an
- * empty map would see (and chain onto) another map's first node; a map that
- * starts with buckets never takes that path. It also saves the first resizes. */
-static int map_init(struct hmap *map)
-{
-	hmap_init(map);
-	struct hmap_node **b = calloc(16, sizeof(*b));
-	if (b == NULL)
-		return -ENOMEM;
-	map->buckets = b;
-	map->mask = 15;
-	return 0;
-}
-
 /* hmap_insert() can fail only to grow, and then inserts anyway, except into
  * a map that never had buckets: report only a node that is not in. */
 static int map_insert(struct hmap *map, struct hmap_node *node, uint64_t hash)
@@ -1050,11 +1035,13 @@ struct tree *tree_new(void)
 	hmap_init(&t->acls);
 	hmap_init(&t->sessions);
 	hmap_init(&t->quotas.map); /* tree_free() may see it before quota_set_init() */
-	if (map_init(&t->nodes) || map_init(&t->acls) || map_init(&t->sessions))
-		goto err;
 	/* The forked snapshot writer walks the nodes by their links, never by
 	 * path: the path index stays the parent's alone (hmap.h). */
 	hmap_not_inherited(&t->nodes);
+	/* Buckets from the start: the first inserts neither resize nor fail. */
+	if (hmap_reserve(&t->nodes, 16) || hmap_reserve(&t->acls, 16) ||
+	    hmap_reserve(&t->sessions, 16))
+		goto err;
 	/* The tree's address differs from run to run (ASLR), so a client
 	 * cannot pick paths that collide; nothing observable depends on it. */
 	t->seed = hash_u64((uint64_t)(uintptr_t)t ^ 0x71756f72756dULL);
