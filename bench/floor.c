@@ -52,17 +52,26 @@ static void print_figure(const char *name, const struct hist *h, const char *sep
 	       h->n ? (double)h->sum / (double)h->n / 1e3 : 0.0, sep);
 }
 
+/* A new file in dir to append to, already unlinked (gone whatever happens
+ * next; the descriptor keeps it); -1 after saying why. */
+static int scratch_file(const char *dir, const char *name)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/floor-%s.%ld", dir, name, (long)getpid());
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fprintf(stderr, "floor: %s: %s\n", path, strerror(errno));
+	else
+		unlink(path);
+	return fd;
+}
+
 /* Appends and fdatasyncs; 0, or -1 after saying why. */
 static int measure_sync(const char *dir, long count, struct hist *h)
 {
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/floor-sync.%ld", dir, (long)getpid());
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "floor: %s: %s\n", path, strerror(errno));
+	int fd = scratch_file(dir, "sync");
+	if (fd < 0)
 		return -1;
-	}
-	unlink(path); /* gone whatever happens next; the descriptor keeps it */
 	char buf[MSG];
 	memset(buf, 'x', sizeof(buf));
 	int rc = 0;
@@ -120,17 +129,14 @@ static int measure_quorum_sync(const char *dir, long count, struct hist *h)
 	int rc = 0, started = 0;
 	pthread_barrier_init(&start, NULL, MEMBERS + 1);
 	pthread_barrier_init(&end, NULL, MEMBERS + 1);
-	for (int i = 0; i < MEMBERS; i++) {
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/floor-quorum.%ld.%d", dir, (long)getpid(), i);
-		m[i] = (struct member){ .start = &start, .end = &end, .rounds = count };
-		m[i].fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
-		if (m[i].fd < 0) {
-			fprintf(stderr, "floor: %s: %s\n", path, strerror(errno));
+	for (int i = 0; i < MEMBERS; i++)
+		m[i] = (struct member){ .start = &start, .end = &end, .rounds = count, .fd = -1 };
+	for (int i = 0; i < MEMBERS && rc == 0; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "quorum%d", i);
+		m[i].fd = scratch_file(dir, name);
+		if (m[i].fd < 0)
 			rc = -1;
-			break;
-		}
-		unlink(path);
 	}
 	for (int i = 0; i < MEMBERS && rc == 0; i++) {
 		int err = pthread_create(&m[i].thread, NULL, member_main, &m[i]);
