@@ -166,16 +166,20 @@ def report(res, args):
                 m["zookeeper"] or "?", m["quorumd"] or "?"), ""]
     fl = res.get("floor")
     if fl:
-        qs = fl.get("quorum_sync") or fl["sync"]  # results saved before it was measured
-        lines += ["**The floor**: fdatasync of a 100-byte append p50 %s µs (p99 %s) alone; "
-                  "three at once, one file each, as the members on this disk sync a txn, "
-                  "until two of them are done (a majority) p50 %s µs (p99 %s); loopback "
-                  "round trip p50 %s µs (p99 %s); so a replicated write needs at least "
-                  "2 × round trip + the majority's sync = **%s µs**." % (
-                      num(fl["sync"]["p50_us"]), num(fl["sync"]["p99_us"]),
-                      num(qs["p50_us"]), num(qs["p99_us"]),
-                      num(fl["rtt"]["p50_us"]), num(fl["rtt"]["p99_us"]),
-                      num(fl["write_p50_us"])), ""]
+        single = "fdatasync of a 100-byte append p50 %s µs (p99 %s)" % (
+            num(fl["sync"]["p50_us"]), num(fl["sync"]["p99_us"]))
+        rtt = "loopback round trip p50 %s µs (p99 %s)" % (
+            num(fl["rtt"]["p50_us"]), num(fl["rtt"]["p99_us"]))
+        qs = fl.get("quorum_sync")
+        if qs:
+            text = ("%s alone; three at once, one file each, as the members on this disk "
+                    "sync a txn, until two of them are done (a majority) p50 %s µs (p99 %s); "
+                    "%s; so a replicated write needs at least 2 × round trip + the "
+                    "majority's sync" % (single, num(qs["p50_us"]), num(qs["p99_us"]), rtt))
+        else:  # results saved before floor measured it
+            text = "%s, %s; so a replicated write needs at least 2 × round trip + sync" % (
+                single, rtt)
+        lines += ["**The floor**: %s = **%s µs**." % (text, num(fl["write_p50_us"])), ""]
     ens = res.get("ensemble")
     if ens:
         c = ens["config"]
