@@ -77,8 +77,7 @@ static void array_free(const struct hmap *map, struct hmap_node **b, size_t n)
 void hmap_destroy(struct hmap *map)
 {
 	array_free(map, map->buckets, map->mask + 1);
-	if (map->old != NULL)
-		array_free(map, map->old, map->old_mask + 1);
+	array_free(map, map->old, map->old_mask + 1);
 	bool keep = map->not_inherited;
 	hmap_init(map);
 	map->not_inherited = keep;

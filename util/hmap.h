@@ -50,7 +50,8 @@ void hmap_init(struct hmap *map);
  * writer walks the tree). The parent gains: every insert or removal while
  * a child lives writes a random bucket, and each page of a shared array
  * written first costs a copy-on-write fault, a whole array's worth per
- * child for a map of millions. Call it on an empty map. */
+ * child for a map of millions. Call it before the map's first insert or
+ * reserve: how an array is freed follows from the flag and its size. */
 void hmap_not_inherited(struct hmap *map);
 #define HMAP_UNINHERITED_BYTES (256u << 10)
 
