@@ -385,9 +385,17 @@ static bool handle_event(struct fs *fs, int32_t type, const char *path)
 		}
 		inval_inode(fs, pin);
 		inval_entry(fs, pin, name);
+		if (fetch_stat(fs, path, &st) != ZOK) {
+			if (node)
+				inode_unhash(t, node); /* gone again */
+			break;
+		}
+		/* The inode of an older znode of that name goes; the
+		 * kernel's one for this very znode, looked up before this
+		 * echo ran, stays: inotify watches may be on it. */
 		if (node)
-			inode_unhash(t, node); /* an older znode of that name */
-		if (fetch_stat(fs, path, &st) != ZOK || !mounted(fs))
+			inode_unhash_unless(t, node, st.czxid);
+		if (!mounted(fs))
 			break;
 		target = mount_path(fs, path, "");
 		if (!target)

@@ -256,6 +256,8 @@ struct inode *inode_new_unhashed(struct inode_table *t, const char *path,
 /* Hashes an unhashed inode under path (replacing another), or rekeys. */
 void inode_rehash(struct inode_table *t, struct inode *in, const char *path);
 void inode_unhash(struct inode_table *t, struct inode *in);
+/* Unhashes in unless it stands for the znode whose czxid is czxid. */
+void inode_unhash_unless(struct inode_table *t, struct inode *in, int64_t czxid);
 /* A directory renamed from src to dst: every hashed inode at or under src
  * now stands for the node the rename made at the same place under dst,
  * whose czxid is czxid (inodes of creates not committed yet keep 0); the

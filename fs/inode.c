@@ -368,6 +368,14 @@ void inode_unhash(struct inode_table *t, struct inode *in)
 	pthread_mutex_unlock(&t->mu);
 }
 
+void inode_unhash_unless(struct inode_table *t, struct inode *in, int64_t czxid)
+{
+	pthread_mutex_lock(&t->mu);
+	if (in->czxid != czxid)
+		unhash_locked(t, in);
+	pthread_mutex_unlock(&t->mu);
+}
+
 /* Under the table lock: frees in if nobody holds it. */
 static void maybe_free_locked(struct inode_table *t, struct inode *in)
 {

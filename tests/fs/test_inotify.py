@@ -146,7 +146,32 @@ def test_expired_entries(srv):
     finally:
         k.stop()
 
+def test_dir_watched_before_its_echo(srv):
+    """A directory made elsewhere and watched here before the echo of its
+    creation has run (the echo thread busy with a backlog): the echo must
+    not replace the inode the watch is on, or the watch hears nothing."""
+    k = kazoo_client(srv)
+    n = 3000
+    try:
+        k.create("/busy/seed", b"", makepath=True)
+        with Mount(srv) as a, Mount(srv) as b:
+            os.listdir(b.path("busy"))
+            with Watcher(b.path("busy")) as wbusy:
+                for r in [k.create_async("/busy/n%d" % i, b"x") for i in range(n)]:
+                    r.get(timeout=30)
+                os.mkdir(a.path("late"))
+                os.listdir(b.path("late"))
+                with Watcher(b.path("late")) as w:
+                    echoed = sum(1 for e, p in wbusy.events if "CREATE" in e)
+                    assert echoed < n, "the backlog was echoed before the watch " \
+                        "was set (%d of %d): the case is not exercised" % (echoed, n)
+                    k.create("/late/f", b"v")
+                    w.wait("CREATE", b.path("late/f"), timeout=20)
+                    w.saw_content(b.path("late/f"), b"v", timeout=10)
+    finally:
+        k.stop()
+
 
 if __name__ == "__main__":
     main([test_changes_through_other_mount, test_changes_through_kazoo, test_own_changes_once,
-          test_ephemeral_vanishing, test_expired_entries])
+          test_ephemeral_vanishing, test_expired_entries, test_dir_watched_before_its_echo])
