@@ -149,14 +149,15 @@ def test_expired_entries(srv):
 def test_dir_watched_before_its_echo(srv):
     """A directory made elsewhere and watched here before the echo of its
     creation has run (the echo thread busy with a backlog): the echo must
-    not replace the inode the watch is on, or the watch hears nothing."""
+    not replace the inode the watch is on, or the watch hears nothing. A
+    watch on its parent still hears it created."""
     k = kazoo_client(srv)
     n = 3000
     try:
         k.create("/busy/seed", b"", makepath=True)
         with Mount(srv) as a, Mount(srv) as b:
             os.listdir(b.path("busy"))
-            with Watcher(b.path("busy")) as wbusy:
+            with Watcher(b.path("busy")) as wbusy, Watcher(b.path("")) as wroot:
                 for r in [k.create_async("/busy/n%d" % i, b"x") for i in range(n)]:
                     r.get(timeout=30)
                 os.mkdir(a.path("late"))
@@ -168,6 +169,9 @@ def test_dir_watched_before_its_echo(srv):
                     k.create("/late/f", b"v")
                     w.wait("CREATE", b.path("late/f"), timeout=20)
                     w.saw_content(b.path("late/f"), b"v", timeout=10)
+                    wroot.wait("CREATE", b.path("late"), timeout=20)
+                    assert any({"CREATE", "ISDIR"} <= e and p == b.path("late")
+                               for e, p in wroot.events), wroot.dump()
     finally:
         k.stop()
 
