@@ -305,9 +305,13 @@ static void *sync_main(void *arg)
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while (!s->pending && !s->stopping) {
+			/* Whoever clears sync_waiting posts `wake` once, after
+			 * its unlock; a post before our sem_wait is kept. */
 			s->sync_waiting = true;
-			pthread_cond_wait(&s->cond, &s->lock);
-			s->sync_waiting = false;
+			pthread_mutex_unlock(&s->lock);
+			while (sem_wait(&s->wake) != 0)
+				; /* EINTR */
+			pthread_mutex_lock(&s->lock);
 		}
 		if (!s->pending)
 			break; /* stopping, and everything queued is written */
@@ -476,7 +480,7 @@ static void storage_free(struct storage *s)
 	close_fd(&s->snap_dirfd);
 	free(s->snap_dir);
 	free(s->log_dir);
-	pthread_cond_destroy(&s->cond);
+	sem_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -487,8 +491,11 @@ static void stop_thread(struct storage *s)
 		return;
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
-	pthread_cond_signal(&s->cond);
+	bool wake = s->sync_waiting;
+	s->sync_waiting = false;
 	pthread_mutex_unlock(&s->lock);
+	if (wake)
+		sem_post(&s->wake);
 	pthread_join(s->thread, NULL);
 	s->thread_started = false;
 }
@@ -519,7 +526,7 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 	s->fsync_warn_ms = cfg->fsync_warn_ms > 0 ? cfg->fsync_warn_ms : 1000;
 	s->snap_dirfd = s->log_dirfd = s->snap_lockfd = s->log_lockfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
+	sem_init(&s->wake, 0, 0);
 	crc32c(0, "", 0); /* builds its tables now, before a second thread exists */
 
 	s->read_only = cfg->read_only;
@@ -793,7 +800,7 @@ static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn
 out:
 	pthread_mutex_unlock(&s->lock);
 	if (wake)
-		pthread_cond_signal(&s->cond);
+		sem_post(&s->wake);
 	if (r == 0) {
 		s->inflight++;
 		if (!s->async_ref) {

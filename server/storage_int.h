@@ -8,6 +8,7 @@
 #define QUORUM_STORAGE_INT_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -88,12 +89,16 @@ struct storage {
 
 	/* Shared with the sync thread, under lock. */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	sem_t wake;               /* posted once per sleep of the sync thread
+				     (sync_waiting); not a condition variable:
+				     waking from one retakes the mutex as
+				     contended, so its every unlock would be a
+				     futex call on the write path */
 	struct batch *pending;    /* the loop fills it; the sync thread takes it whole */
 	struct batch *done_head;  /* written (or failed), waiting for the loop */
 	struct batch *done_tail;
 	struct batch *spare;      /* an emptied batch kept for reuse */
-	bool sync_waiting;        /* the sync thread sleeps on cond, not yet signalled */
+	bool sync_waiting;        /* the sync thread sleeps on wake, not yet posted */
 	bool busy;                /* the sync thread is writing a batch */
 	bool stopping;
 	bool exclusive;           /* recovery or truncation owns the writer state */
