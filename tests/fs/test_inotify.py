@@ -146,6 +146,7 @@ def test_expired_entries(srv):
     finally:
         k.stop()
 
+
 def test_dir_watched_before_its_echo(srv):
     """A directory made elsewhere and watched here before the echo of its
     creation has run (the echo thread busy with a backlog): the echo must
