@@ -3,12 +3,12 @@
  * its stored hash, so removal walks one short chain.
  */
 #include "hmap.h"
+#include "zarray.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 static struct hmap_node *empty_bucket;
 
@@ -35,43 +35,19 @@ void hmap_not_inherited(struct hmap *map)
 	map->not_inherited = true;
 }
 
-/* Whether a bucket array of n is mapped on its own (see
- * hmap_not_inherited()) rather than taken from the heap. */
-static bool mapped(const struct hmap *map, size_t n)
-{
-#ifdef MADV_DONTFORK
-	return map->not_inherited && n * sizeof(struct hmap_node *) >= HMAP_UNINHERITED_BYTES;
-#else
-	(void)map;
-	(void)n;
-	return false;
-#endif
-}
-
 /* A zeroed bucket array of n, or NULL. */
 static struct hmap_node **array_new(const struct hmap *map, size_t n)
 {
-	if (!mapped(map, n))
-		return calloc(n, sizeof(struct hmap_node *));
-	size_t bytes = n * sizeof(struct hmap_node *);
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
+	if (n > SIZE_MAX / sizeof(struct hmap_node *))
 		return NULL;
-	if (madvise(p, bytes, MADV_DONTFORK) != 0) {
-		munmap(p, bytes);
-		return NULL;
-	}
-	return p;
+	return zarray_new(n * sizeof(struct hmap_node *), map->not_inherited);
 }
 
 static void array_free(const struct hmap *map, struct hmap_node **b, size_t n)
 {
 	if (b == NULL || b == &empty_bucket)
 		return;
-	if (mapped(map, n))
-		munmap(b, n * sizeof(*b));
-	else
-		free(b);
+	zarray_free(b, n * sizeof(*b), map->not_inherited);
 }
 
 void hmap_destroy(struct hmap *map)

@@ -44,7 +44,7 @@ struct hmap {
 };
 
 void hmap_init(struct hmap *map);
-/* Keeps the map's large bucket arrays (HMAP_UNINHERITED_BYTES and up) out
+/* Keeps the map's large bucket arrays (ZARRAY_UNINHERITED_BYTES and up) out
  * of every process this one forks (MADV_DONTFORK). Such a child must not
  * use the map, but may walk its elements by links of their own (a snapshot
  * writer walks the tree). The parent gains: every insert or removal while
@@ -53,7 +53,6 @@ void hmap_init(struct hmap *map);
  * child for a map of millions. Call it before the map's first insert or
  * reserve: how an array is freed follows from the flag and its size. */
 void hmap_not_inherited(struct hmap *map);
-#define HMAP_UNINHERITED_BYTES (256u << 10)
 
 /* Frees the bucket array; the elements are the caller's to free first. */
 void hmap_destroy(struct hmap *map);

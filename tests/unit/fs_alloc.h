@@ -1,7 +1,8 @@
 /*
- * fs_alloc.h: fails the Nth allocation of an fs/ module compiled into a
- * unit test, as test_tree.c does for the znode tree, so that a test can
- * prove an out-of-memory error leaves the module as it was.
+ * fs_alloc.h: fails the Nth allocation of an fs/ module (or of util's
+ * omap: test_omap.c) compiled into a unit test, as test_tree.c does for
+ * the znode tree, so that a test can prove an out-of-memory error leaves
+ * the module as it was.
  *
  * A test includes this and every header the module includes, then the
  * module's .c (and util's hmap.c, so that the map's growth can fail too;

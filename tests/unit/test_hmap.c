@@ -21,6 +21,7 @@
 #include "arena.h"
 #include "crc32c.h"
 #include "hmap.h"
+#include "zarray.h"
 
 struct item {
 	struct hmap_node node;
@@ -206,7 +207,7 @@ static void test_not_inherited(void **state)
 	insert_counting(&plain, a, 0, N);
 	insert_counting(&mine, b, 0, N);
 	assert_null(mine.old);
-	assert_true((mine.mask + 1) * sizeof(void *) >= HMAP_UNINHERITED_BYTES);
+	assert_true((mine.mask + 1) * sizeof(void *) >= ZARRAY_UNINHERITED_BYTES);
 
 	int go[2];
 	assert_int_equal(pipe(go), 0);
