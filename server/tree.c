@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "hmap.h"
+#include "omap.h"
 #include "quota.h"
 #include "tree_int.h"
 
@@ -104,6 +105,21 @@ static int map_insert(struct hmap *map, struct hmap_node *node, uint64_t hash)
 	return hmap_count(map) > before ? 0 : (rc ? rc : -ENOMEM);
 }
 
+/* The path index's key comparison: does node n have this path? */
+static bool has_path(const void *n, const void *path)
+{
+	const struct znode *z = n;
+	const struct zk_str *p = path;
+	return z->path_len == p->len && memcmp(z->path, p->s, (size_t)p->len) == 0;
+}
+
+/* Into the path index, where room was reserved (reserve(), tree_load_node(),
+ * add_builtin()): it cannot fail. */
+static void index_insert(struct tree *t, struct znode *n)
+{
+	(void)omap_insert(&t->nodes, path_hash(t, n->path, n->path_len), n);
+}
+
 /* Grows an array of elem-sized items to hold at least n. */
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
@@ -154,12 +170,7 @@ static struct znode *lookup(const struct tree *t, struct zk_str path)
 {
 	if (path.len <= 0 || path.s == NULL)
 		return NULL;
-	HMAP_FOR_EACH_WITH_HASH(h, path_hash(t, path.s, path.len), &t->nodes) {
-		struct znode *n = CONTAINER_OF(h, struct znode, by_path);
-		if (n->path_len == path.len && memcmp(n->path, path.s, (size_t)path.len) == 0)
-			return n;
-	}
-	return NULL;
+	return omap_find(&t->nodes, path_hash(t, path.s, path.len), has_path, &path);
 }
 
 /* ---- ACL cache (ZooKeeper's ReferenceCountedACLCache) ------------------ */
@@ -412,7 +423,7 @@ static void node_link(struct tree *t, struct znode *n, struct znode *parent, str
 	list_insert(&parent->children, SIB, n, sib_prev);
 	parent->stat.num_children++;
 	refresh_cversion(parent);
-	(void)map_insert(&t->nodes, &n->by_path, path_hash(t, n->path, n->path_len));
+	index_insert(t, n);
 	owner_link(t, n, own_prev);
 	t->node_count++;
 	t->data_size += n->path_len + n->stat.data_length;
@@ -426,7 +437,7 @@ static void node_unlink(struct tree *t, struct znode *n, struct znode **sib_prev
 	struct znode *sp = list_remove(&parent->children, SIB, n);
 	parent->stat.num_children--;
 	refresh_cversion(parent);
-	hmap_remove(&t->nodes, &n->by_path);
+	omap_remove(&t->nodes, path_hash(t, n->path, n->path_len), n);
 	struct znode *op = owner_unlink(t, n);
 	t->node_count--;
 	t->data_size -= n->path_len + n->stat.data_length;
@@ -824,9 +835,12 @@ static int prepare_ops(struct tree *t, Quorum__Txn *const *subs, const Quorum__T
 	return 0;
 }
 
-static int reserve(struct tree *t, size_t n_ops, size_t n_results)
+/* Room for a txn of n_ops ops and n_results results that may create up
+ * to n_creates nodes. */
+static int reserve(struct tree *t, size_t n_ops, size_t n_results, size_t n_creates)
 {
 	if (n_ops > SIZE_MAX / 2 ||
+	    omap_reserve(&t->nodes, omap_count(&t->nodes) + n_creates) ||
 	    grow((void **)&t->ops, &t->ops_cap, n_ops, sizeof(*t->ops)) ||
 	    grow((void **)&t->events, &t->events_cap, 2 * n_ops, sizeof(*t->events)) ||
 	    grow((void **)&t->results, &t->results_cap, n_results ? n_results : 1,
@@ -899,7 +913,8 @@ int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_s
 		n_ops = 0;
 		break;
 	}
-	if (reserve(t, n_ops, n_results))
+	/* Any op but a closing session's deletes may be a create. */
+	if (reserve(t, n_ops, n_results, is_close ? 0 : n_ops))
 		return -ENOMEM;
 
 	switch (txn->body_case) {
@@ -996,14 +1011,16 @@ static struct znode *add_builtin(struct tree *t, struct znode *parent, const cha
 		return NULL;
 	}
 	n->stat.aversion = aversion;
-	if (parent) {
-		node_link(t, n, parent, NULL, NULL);
-	} else if (map_insert(&t->nodes, &n->by_path, path_hash(t, n->path, n->path_len)) == 0) {
-		t->node_count++;
-		t->data_size += n->path_len;
-	} else {
+	if (omap_reserve(&t->nodes, omap_count(&t->nodes) + 1)) {
 		node_free(t, n);
 		return NULL;
+	}
+	if (parent) {
+		node_link(t, n, parent, NULL, NULL);
+	} else {
+		index_insert(t, n);
+		t->node_count++;
+		t->data_size += n->path_len;
 	}
 	return n;
 }
@@ -1031,21 +1048,20 @@ struct tree *tree_new(void)
 	struct tree *t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
-	hmap_init(&t->nodes);
+	/* The forked snapshot writer walks the nodes by their links, never by
+	 * path: the path index stays the parent's alone (omap.h). */
+	omap_init(&t->nodes, true);
 	hmap_init(&t->acls);
 	hmap_init(&t->sessions);
 	hmap_init(&t->quotas.map); /* tree_free() may see it before quota_set_init() */
-	/* The forked snapshot writer walks the nodes by their links, never by
-	 * path: the path index stays the parent's alone (hmap.h). */
-	hmap_not_inherited(&t->nodes);
 	/* Buckets from the start: the first inserts neither resize nor fail. */
-	if (hmap_reserve(&t->nodes, 16) || hmap_reserve(&t->acls, 16) ||
+	if (omap_reserve(&t->nodes, 16) || hmap_reserve(&t->acls, 16) ||
 	    hmap_reserve(&t->sessions, 16))
 		goto err;
 	/* The tree's address differs from run to run (ASLR), so a client
 	 * cannot pick paths that collide; nothing observable depends on it. */
 	t->seed = hash_u64((uint64_t)(uintptr_t)t ^ 0x71756f72756dULL);
-	if (quota_set_init(&t->quotas, t->seed) != 0 || reserve(t, 1, 1) != 0)
+	if (quota_set_init(&t->quotas, t->seed) != 0 || reserve(t, 1, 1, 0) != 0)
 		goto err;
 	t->root = add_builtin(t, NULL, "/", ZK_PERM_ALL, 0);
 	if (t->root == NULL)
@@ -1068,11 +1084,9 @@ void tree_free(struct tree *t)
 	if (t == NULL)
 		return;
 	graveyard_flush(t);
-	HMAP_FOR_EACH_SAFE(h, nx, &t->nodes) {
-		struct znode *n = CONTAINER_OF(h, struct znode, by_path);
-		hmap_remove(&t->nodes, h);
+	size_t pos = 0;
+	for (struct znode *n; (n = omap_next(&t->nodes, &pos));)
 		node_free(t, n);
-	}
 	HMAP_FOR_EACH_SAFE(h, nx, &t->sessions) {
 		hmap_remove(&t->sessions, h);
 		free(CONTAINER_OF(h, struct eph_session, by_id));
@@ -1081,7 +1095,7 @@ void tree_free(struct tree *t)
 		hmap_remove(&t->acls, h);
 		free(CONTAINER_OF(h, struct acl_entry, by_value));
 	}
-	hmap_destroy(&t->nodes);
+	omap_destroy(&t->nodes);
 	hmap_destroy(&t->acls);
 	hmap_destroy(&t->sessions);
 	quota_set_destroy(&t->quotas);
@@ -1296,7 +1310,7 @@ int tree_for_each_expired(const struct tree *t, int64_t now_ms,
 
 int tree_reserve(struct tree *t, size_t n)
 {
-	return hmap_reserve(&t->nodes, n);
+	return omap_reserve(&t->nodes, n);
 }
 
 int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
@@ -1329,7 +1343,7 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 		goto nomem;
 	if (n == NULL) {
 		fresh = node_alloc(path);
-		if (fresh == NULL)
+		if (fresh == NULL || omap_reserve(&t->nodes, omap_count(&t->nodes) + 1))
 			goto nomem;
 	}
 	if (zk_owner_is_session(stat->ephemeral_owner) && sess_reserve(t, stat->ephemeral_owner))

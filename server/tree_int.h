@@ -7,6 +7,7 @@
 #define QUORUM_TREE_INT_H
 
 #include "hmap.h"
+#include "omap.h"
 #include "quota.h"
 #include "tree.h"
 
@@ -37,7 +38,6 @@ struct eph_session {
 };
 
 struct znode {
-	struct hmap_node by_path; /* in tree.nodes, hashed on the full path */
 	struct znode *parent;     /* NULL only for "/" */
 	struct znode *children;   /* first child; the list has no order */
 	struct zlink sib;         /* among the parent's children, for O(1) unlink;
@@ -95,7 +95,7 @@ struct op {
 };
 
 struct tree {
-	struct hmap nodes;    /* path -> znode */
+	struct omap nodes;    /* path -> znode */
 	struct hmap acls;     /* interned ACL lists */
 	struct hmap sessions; /* session id -> eph_session */
 	struct znode *root;

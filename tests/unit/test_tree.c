@@ -49,6 +49,8 @@ static void *t_realloc(void *p, size_t n)
 #include "tree.c"
 #include "tree_quota.c"
 #include "quota.c"
+#include "omap.c" /* the path index's growth fails with the rest */
+#include "zarray.c"
 #undef malloc
 #undef calloc
 #undef realloc
@@ -386,7 +388,7 @@ static uint64_t digest(const struct tree *t)
 	h = fold_i(h, tree_node_count(t));
 	h = fold_i(h, tree_data_size(t));
 	h = fold_i(h, tree_ephemeral_count(t));
-	h = fold_i(h, (int64_t)hmap_count(&t->nodes));
+	h = fold_i(h, (int64_t)omap_count(&t->nodes));
 	h = fold_i(h, (int64_t)hmap_count(&t->acls));
 	h = fold_i(h, (int64_t)hmap_count(&t->sessions));
 	return h;
@@ -402,7 +404,7 @@ static void check_acl_refs(const struct tree *t)
 		refs += e->refs;
 	}
 	assert_int_equal(refs, tree_node_count(t));
-	assert_int_equal((int64_t)hmap_count(&t->nodes), tree_node_count(t));
+	assert_int_equal((int64_t)omap_count(&t->nodes), tree_node_count(t));
 }
 
 static int setup(void **state)
@@ -1245,6 +1247,61 @@ static void test_enomem_leaves_tree_unchanged(void **state)
 	tree_free(u);
 }
 
+/* The path index grows on the way (tree.c reserves its room before the
+ * commit): every growth under failing allocations leaves the tree as it
+ * was, in a single create and in a multi of many, and after thousands of
+ * creates and deletes every node is found by its path, no other. */
+static void test_path_index_growth(void **state)
+{
+	struct tree *t = *state;
+	int64_t z = 2;
+	char path[32];
+	size_t slots = t->nodes.mask + 1;
+	for (int i = 0; i < 80; i++) {
+		snprintf(path, sizeof(path), "/g%02d", i);
+		apply_under_enomem(t, mk_create(path, "", 0, -1), z++, 0, ZOK);
+	}
+	assert_true(t->nodes.mask + 1 >= 4 * slots); /* it grew twice at least */
+	slots = t->nodes.mask + 1;
+	Quorum__Txn *m = mk_multi(0);
+	enum { MANY = 60 };
+	m->multi->n_ops = MANY;
+	m->multi->ops = xmalloc(MANY * sizeof(*m->multi->ops));
+	for (int i = 0; i < MANY; i++) {
+		snprintf(path, sizeof(path), "/m%02d", i);
+		m->multi->ops[i] = mk_create(path, "", 0, -1);
+	}
+	apply_under_enomem(t, m, z++, 0, ZOK);
+	assert_true(t->nodes.mask + 1 > slots);
+	assert_int_equal(tree_node_count(t), 4 + 80 + MANY);
+
+	/* Thousands, half of them deleted again, in an order that mixes both
+	 * while the index moves to each grown array. */
+	enum { N = 3000 };
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof(path), "/n%d", i);
+		assert_int_equal(apply(t, mk_create(path, "", 0, -1), z++), ZOK);
+		if (i % 3 == 2) {
+			snprintf(path, sizeof(path), "/n%d", i - 1);
+			assert_int_equal(apply(t, mk_delete(path), z++), ZOK);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof(path), "/n%d", i);
+		struct znode *n = get(t, path);
+		if (i % 3 == 1) {
+			assert_null(n);
+		} else {
+			assert_non_null(n);
+			assert_int_equal(znode_path(n).len, (int32_t)strlen(path));
+			assert_memory_equal(znode_path(n).s, path, strlen(path));
+		}
+	}
+	assert_null(get(t, "/n"));
+	assert_int_equal(tree_node_count(t), 4 + 80 + MANY + N - N / 3);
+	assert_int_equal((int64_t)omap_count(&t->nodes), tree_node_count(t));
+}
+
 /* ---- quotas ---------------------------------------------------------------- */
 
 static void assert_text(const struct tree *t, const char *path, const char *want)
@@ -1403,6 +1460,7 @@ int main(void)
 		TEST(test_load_node_round_trip),
 		TEST(test_acl_interning),
 		TEST(test_enomem_leaves_tree_unchanged),
+		TEST(test_path_index_growth),
 		TEST(test_load_ephemeral_under_enomem),
 		TEST(test_quota_counts),
 		TEST(test_quota_under_enomem),
