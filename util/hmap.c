@@ -38,16 +38,14 @@ void hmap_not_inherited(struct hmap *map)
 /* A zeroed bucket array of n, or NULL. */
 static struct hmap_node **array_new(const struct hmap *map, size_t n)
 {
-	if (n > SIZE_MAX / sizeof(struct hmap_node *))
-		return NULL;
-	return zarray_new(n * sizeof(struct hmap_node *), map->not_inherited);
+	return zarray_new(n, sizeof(struct hmap_node *), map->not_inherited);
 }
 
 static void array_free(const struct hmap *map, struct hmap_node **b, size_t n)
 {
 	if (b == NULL || b == &empty_bucket)
 		return;
-	zarray_free(b, n * sizeof(*b), map->not_inherited);
+	zarray_free(b, n, sizeof(*b), map->not_inherited);
 }
 
 void hmap_destroy(struct hmap *map)

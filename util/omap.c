@@ -28,14 +28,12 @@ void omap_init(struct omap *map, bool not_inherited)
 
 static struct omap_slot *slots_new(const struct omap *map, size_t n)
 {
-	if (n > SIZE_MAX / sizeof(struct omap_slot))
-		return NULL;
-	return zarray_new(n * sizeof(struct omap_slot), map->not_inherited);
+	return zarray_new(n, sizeof(struct omap_slot), map->not_inherited);
 }
 
 static void slots_free(const struct omap *map, struct omap_slot *a, size_t n)
 {
-	zarray_free(a, n * sizeof(*a), map->not_inherited);
+	zarray_free(a, n, sizeof(*a), map->not_inherited);
 }
 
 void omap_destroy(struct omap *map)

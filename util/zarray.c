@@ -1,6 +1,7 @@
 /* zarray: see zarray.h. */
 #include "zarray.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -15,8 +16,11 @@ static bool mapped(size_t bytes, bool not_inherited)
 #endif
 }
 
-void *zarray_new(size_t bytes, bool not_inherited)
+void *zarray_new(size_t n, size_t size, bool not_inherited)
 {
+	if (size != 0 && n > SIZE_MAX / size)
+		return NULL;
+	size_t bytes = n * size;
 	if (!mapped(bytes, not_inherited))
 		return calloc(1, bytes ? bytes : 1);
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -29,12 +33,12 @@ void *zarray_new(size_t bytes, bool not_inherited)
 	return p;
 }
 
-void zarray_free(void *p, size_t bytes, bool not_inherited)
+void zarray_free(void *p, size_t n, size_t size, bool not_inherited)
 {
 	if (p == NULL)
 		return;
-	if (mapped(bytes, not_inherited))
-		munmap(p, bytes);
+	if (mapped(n * size, not_inherited))
+		munmap(p, n * size);
 	else
 		free(p);
 }

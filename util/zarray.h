@@ -13,9 +13,10 @@
 /* Arrays this large and up are mapped on their own when not inherited. */
 #define ZARRAY_UNINHERITED_BYTES (256u << 10)
 
-/* bytes of zeroes, or NULL. */
-void *zarray_new(size_t bytes, bool not_inherited);
-/* Frees what zarray_new() gave for the same bytes and flag (NULL: none). */
-void zarray_free(void *p, size_t bytes, bool not_inherited);
+/* n zeroed elements of size bytes each, or NULL (also when n * size
+ * does not fit in a size_t). */
+void *zarray_new(size_t n, size_t size, bool not_inherited);
+/* Frees what zarray_new() gave for the same n, size and flag (NULL: none). */
+void zarray_free(void *p, size_t n, size_t size, bool not_inherited);
 
 #endif
