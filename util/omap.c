@@ -133,6 +133,17 @@ static struct omap_slot *slot_in_current(const struct omap *map, uint64_t hash, 
 	return NULL;
 }
 
+/* The slot of item in the old array, not moved yet, or NULL. */
+static struct omap_slot *slot_in_old(const struct omap *map, uint64_t hash, const void *item)
+{
+	if (!map->old)
+		return NULL;
+	for (size_t i = hash & map->old_mask; map->old[i].item; i = (i + 1) & map->old_mask)
+		if (i >= map->moved && map->old[i].item == item)
+			return &map->old[i];
+	return NULL;
+}
+
 /* Whether the probe from i to j (inclusive, cyclic) passes slot k. */
 static bool between(size_t i, size_t k, size_t j)
 {
@@ -143,16 +154,13 @@ void omap_remove(struct omap *map, uint64_t hash, const void *item)
 {
 	struct omap_slot *s = slot_in_current(map, hash, item);
 	if (s == NULL) {
-		/* Not moved yet: a tombstone keeps the old array's runs whole. */
-		for (size_t i = hash & map->old_mask; map->old && map->old[i].item;
-		     i = (i + 1) & map->old_mask) {
-			if (i >= map->moved && map->old[i].item == item) {
-				map->old[i].item = TOMB;
-				map->count--;
-				return;
-			}
+		/* Not moved yet: a tombstone keeps the old array's runs whole.
+		 * Not in at all: a caller's mistake, and nothing to undo. */
+		if ((s = slot_in_old(map, hash, item)) != NULL) {
+			s->item = TOMB;
+			map->count--;
 		}
-		return; /* not in: a caller's mistake, and nothing to undo */
+		return;
 	}
 	/* Shift back each later element of the run that may sit in the hole:
 	 * one whose home is not between the hole and its own slot. */
