@@ -113,8 +113,14 @@ static bool has_path(const void *n, const void *path)
 	return z->path_len == p->len && memcmp(z->path, p->s, (size_t)p->len) == 0;
 }
 
-/* Into the path index, where room was reserved (reserve(), tree_load_node(),
- * add_builtin()): it cannot fail. */
+/* Room in the path index for n more nodes: 0 or -ENOMEM. */
+static int index_room(struct tree *t, size_t n)
+{
+	return omap_reserve(&t->nodes, omap_count(&t->nodes) + n);
+}
+
+/* Into the path index, where room was reserved (index_room()): it cannot
+ * fail. */
 static void index_insert(struct tree *t, struct znode *n)
 {
 	(void)omap_insert(&t->nodes, path_hash(t, n->path, n->path_len), n);
@@ -840,7 +846,7 @@ static int prepare_ops(struct tree *t, Quorum__Txn *const *subs, const Quorum__T
 static int reserve(struct tree *t, size_t n_ops, size_t n_results, size_t n_creates)
 {
 	if (n_ops > SIZE_MAX / 2 ||
-	    omap_reserve(&t->nodes, omap_count(&t->nodes) + n_creates) ||
+	    index_room(t, n_creates) ||
 	    grow((void **)&t->ops, &t->ops_cap, n_ops, sizeof(*t->ops)) ||
 	    grow((void **)&t->events, &t->events_cap, 2 * n_ops, sizeof(*t->events)) ||
 	    grow((void **)&t->results, &t->results_cap, n_results ? n_results : 1,
@@ -1011,7 +1017,7 @@ static struct znode *add_builtin(struct tree *t, struct znode *parent, const cha
 		return NULL;
 	}
 	n->stat.aversion = aversion;
-	if (omap_reserve(&t->nodes, omap_count(&t->nodes) + 1)) {
+	if (index_room(t, 1)) {
 		node_free(t, n);
 		return NULL;
 	}
@@ -1343,7 +1349,7 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 		goto nomem;
 	if (n == NULL) {
 		fresh = node_alloc(path);
-		if (fresh == NULL || omap_reserve(&t->nodes, omap_count(&t->nodes) + 1))
+		if (fresh == NULL || index_room(t, 1))
 			goto nomem;
 	}
 	if (zk_owner_is_session(stat->ephemeral_owner) && sess_reserve(t, stat->ephemeral_owner))
