@@ -507,6 +507,21 @@ static void test_remove_wraps_around(void **state)
 	assert_int_equal(eq_bad, 0);
 }
 
+/* Each of the first `same` items, all under hash h, is found, comparing
+ * keys at most `same` times; a key not in, under h, is compared with
+ * every one of them. */
+static void find_each_of_same(const struct omap *m, struct item *items, size_t same, uint64_t h)
+{
+	for (size_t i = 0; i < same; i++) {
+		eq_calls = 0;
+		assert_ptr_equal(find_item(m, &items[i]), &items[i]);
+		assert_true(eq_calls >= 1 && eq_calls <= (long)same);
+	}
+	eq_calls = 0;
+	assert_null(find(m, 7, h));
+	assert_int_equal(eq_calls, same);
+}
+
 /* Many elements under one hash: omap_find() tells them apart by the key
  * alone, calls the comparison for them only, and finds each where it is,
  * some already moved to the doubled array and some not yet, also once one
@@ -534,15 +549,8 @@ static void test_equal_hashes(void **state)
 		assert_int_equal(insert(&m, &items[i]), 0);
 	assert_int_equal(m.mask, 1023);
 	assert_null(m.old);
-	for (size_t i = 0; i < SAME; i++) {
-		eq_calls = 0;
-		assert_ptr_equal(find_item(&m, &items[i]), &items[i]);
-		assert_true(eq_calls >= 1 && eq_calls <= SAME);
-	}
-	/* keys not in, under that hash and under the hash of one that is */
-	eq_calls = 0;
-	assert_null(find(&m, 7, h));
-	assert_int_equal(eq_calls, SAME);
+	find_each_of_same(&m, items, SAME, h);
+	/* a key next to the 72 under their hash; one of them under another */
 	assert_null(find(&m, 100 + SAME, h));
 	assert_null(find(&m, 100, h ^ 1 << 20));
 	assert_int_equal(eq_bad, 0);
@@ -562,14 +570,7 @@ static void test_equal_hashes(void **state)
 			unmoved += l == OLD;
 		}
 	} while (!(moved && unmoved));
-	for (size_t i = 0; i < SAME; i++) {
-		eq_calls = 0;
-		assert_ptr_equal(find_item(&m, &items[i]), &items[i]);
-		assert_true(eq_calls >= 1 && eq_calls <= SAME);
-	}
-	eq_calls = 0;
-	assert_null(find(&m, 7, h));
-	assert_int_equal(eq_calls, SAME);
+	find_each_of_same(&m, items, SAME, h);
 	check_all(&m, items, N, seen);
 	/* one out of the new array, one out of the old (a tombstone) */
 	size_t out[2];
