@@ -2,7 +2,8 @@
  * zarray: the zeroed arrays behind hmap and omap. A large array can be
  * kept out of forked children: mapped on its own and marked MADV_DONTFORK,
  * so that a parent writing to it while a child lives (a snapshot writer)
- * pays no copy-on-write fault for it.
+ * pays no copy-on-write fault for it. Such an array asks for transparent
+ * huge pages too.
  */
 #ifndef QUORUM_ZARRAY_H
 #define QUORUM_ZARRAY_H

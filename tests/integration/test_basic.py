@@ -1,11 +1,13 @@
 """quorumd with kazoo: the everyday operations a client does first."""
+import os
+import subprocess
 import threading
 import time
 
 from kazoo.exceptions import (BadVersionError, NoNodeError, NodeExistsError,
                               NotEmptyError, RolledBackError)
 
-from harness import Quorumd, kazoo_client, run_tests, four_letter
+from harness import Quorumd, Skip, kazoo_client, run_tests, four_letter
 
 
 def test_create_get_set_delete(srv):
@@ -141,9 +143,62 @@ def test_survives_restart(srv):
         c.stop()
 
 
+def anon_huge_kib(pid):
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    return 0
+
+
+def huge_after_data(srv):
+    """AnonHugePages (KiB) of srv after 12 MiB of znode data, six huge
+    pages' worth, went through its heap."""
+    c = kazoo_client(srv)
+    try:
+        c.create("/huge", b"")
+        for i in range(120):
+            c.create("/huge/n%d" % i, bytes([i]) * 100000)
+        return anon_huge_kib(srv.proc.pid)
+    finally:
+        c.delete("/huge", recursive=True)
+        c.stop()
+
+
+def test_heap_asks_for_huge_pages(srv):
+    """quorumd asks glibc's malloc for transparent huge pages
+    (glibc.malloc.hugetlb=1) unless the operator set that tunable; other
+    tunables stay. Seen from outside: its heap holds huge pages, where
+    the kernel gives them only to those who ask."""
+    binary = os.environ["QUORUMD"]
+    if b"libasan" in subprocess.run(["ldd", binary], capture_output=True).stdout:
+        raise Skip("ASan's allocator reads no glibc tunables")
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            mode = f.read()
+    except FileNotFoundError:
+        raise Skip("this kernel has no transparent huge pages")
+    if "[madvise]" not in mode:
+        raise Skip("huge pages are not given on request here: %s" % mode.strip())
+    if "glibc.malloc.hugetlb" not in os.environ.get("GLIBC_TUNABLES", ""):
+        assert huge_after_data(srv) >= 2048
+    saved = os.environ.get("GLIBC_TUNABLES")
+    try:
+        for given, want in (("glibc.malloc.hugetlb=0", False),
+                            ("glibc.malloc.tcache_count=7", True)):
+            os.environ["GLIBC_TUNABLES"] = given
+            with Quorumd() as other:
+                kib = huge_after_data(other)
+                assert (kib >= 2048) == want, (given, kib)
+    finally:
+        if saved is None:
+            os.environ.pop("GLIBC_TUNABLES", None)
+        else:
+            os.environ["GLIBC_TUNABLES"] = saved
+
 if __name__ == "__main__":
     with Quorumd() as s:
         run_tests([test_create_get_set_delete, test_sequential_names_and_children,
                    test_multi_is_atomic, test_watch_fires_before_read_sees_data,
                    test_ephemeral_goes_with_session, test_four_letter_words,
-                   test_survives_restart], s)
+                   test_survives_restart, test_heap_asks_for_huge_pages], s)
