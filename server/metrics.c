@@ -464,8 +464,12 @@ void metrics_for_each(struct server *srv, metric_fn fn, void *ctx)
 	counter(&e, "quorum_txns_logged", st.txns_durable, "txns made durable in the log");
 	counter(&e, "quorum_fsyncs", st.fsyncs, "fdatasyncs of log segments");
 	counter(&e, "quorum_log_bytes_written", st.bytes_written, "log bytes made durable");
-	summary(&e, "quorum_snapshot_fork_time", st.forks, st.total_fork_us, st.min_fork_us,
-		st.max_fork_us, "fork() of a snapshot writer, the loop's stall, us");
+	summary(&e, "quorum_snapshot_fork_time", st.fork.n, st.fork.total_us, st.fork.min_us,
+		st.fork.max_us, "fork() of a snapshot writer, the loop's stall, us");
+	summary(&e, "quorum_snapshot_serialize_time", st.serialize.n, st.serialize.total_us,
+		st.serialize.min_us, st.serialize.max_us,
+		"a small tree's snapshot (or one fork() failed for) serialised on the loop, "
+		"the loop's stall, us");
 	counter(&e, "quorum_snapshots_failed", st.snapshots_failed, "snapshots that failed");
 	gauge(&e, "quorum_log_bytes", storage_log_bytes(srv->storage), "bytes of log segments");
 	gauge(&e, "quorum_snapshot_bytes", storage_snap_bytes(srv->storage),

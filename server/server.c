@@ -231,6 +231,7 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		.snap_retain = cfg->purge_snap_retain,
 		.purge_interval_h = cfg->purge_interval,
 		.fsync_warn_ms = cfg->fsync_warning_ms,
+		.snap_in_memory_bytes = STORAGE_SNAP_IN_MEMORY_BYTES,
 		.snapshot_done = ensemble_snapshot_done,
 	};
 	const char *err = NULL;

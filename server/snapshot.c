@@ -273,6 +273,12 @@ static int put_body(struct snapshot_writer *w, const struct tree *t,
 	return r > 0 ? -EINVAL : r;
 }
 
+uint64_t snapshot_estimate(const struct tree *t, size_t n_sessions)
+{
+	return SNAPSHOT_HEADER_SIZE + 4 + (uint64_t)tree_data_size(t) +
+	       (uint64_t)tree_node_count(t) * SNAPSHOT_NODE_OVERHEAD + (uint64_t)n_sessions * 40;
+}
+
 int snapshot_serialize(const struct tree *t, const struct storage_session *sessions, size_t n,
 		       struct snapshot_image *out)
 {

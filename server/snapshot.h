@@ -32,6 +32,11 @@ struct snapshot_image {
 	int64_t zxid;
 };
 
+/* About how many bytes snapshot_serialize() would make of t and n
+ * sessions (per node: its path, its data and SNAPSHOT_NODE_OVERHEAD). */
+#define SNAPSHOT_NODE_OVERHEAD 96
+uint64_t snapshot_estimate(const struct tree *t, size_t n_sessions);
+
 /* Serialises every node of t (parents first) and the given sessions as of
  * tree_last_zxid(t). Returns 0 or -ENOMEM. Loop thread. */
 int snapshot_serialize(const struct tree *t, const struct storage_session *sessions, size_t n,

@@ -44,6 +44,11 @@ struct storage_config {
 	int64_t segment_bytes;    /* roll to a new log segment past this size; default 64 MiB */
 	int64_t fsync_warn_ms;    /* a group commit's fsync slower than this is counted and
 				     logged (fsync.warningthresholdms); 0: 1000 */
+	/* A snapshot whose image snapshot_estimate() puts at most this is
+	 * serialised on the loop and written by a worker, not forked for
+	 * (storage.c's DESIGN); 0: always forked. The server gives
+	 * STORAGE_SNAP_IN_MEMORY_BYTES. */
+	int64_t snap_in_memory_bytes;
 	/* quorumd --check: change nothing. The directories must exist; a
 	 * torn tail, the segments after it and unfinished snapshots are
 	 * logged as what recovery would do, and left; appends, snapshots,
@@ -62,6 +67,8 @@ struct storage_config {
  * -EAGAIN rather than block the loop. */
 #define STORAGE_MAX_PENDING_BYTES (16 << 20)
 #define STORAGE_MAX_PENDING_TXNS 65536
+
+#define STORAGE_SNAP_IN_MEMORY_BYTES (1 << 20)
 
 /* A session as a snapshot keeps it. */
 struct storage_session {
@@ -169,10 +176,13 @@ struct storage_stats {
 	uint64_t batch_txns, min_batch_txns, max_batch_txns;
 	uint64_t snapshots_written;
 	uint64_t snapshots_failed;
-	/* A snapshot's cost: fork() on the loop (what stalls clients), and
-	 * the whole write, from the fork to the file renamed into place. */
-	uint64_t forks;
-	int64_t last_fork_us, min_fork_us, max_fork_us, total_fork_us;
+	/* A snapshot's cost: what stalls clients on the loop, fork() or
+	 * serialising an image (a small tree, or when fork fails), and the
+	 * whole write, from the start to the file renamed into place. */
+	struct storage_stall {
+		uint64_t n;
+		int64_t last_us, min_us, max_us, total_us;
+	} fork, serialize;
 	int64_t last_snapshot_ms, min_snapshot_ms, max_snapshot_ms, total_snapshot_ms;
 };
 void storage_get_stats(const struct storage *s, struct storage_stats *out);

@@ -51,6 +51,7 @@ struct storage {
 	void *ctx;
 	void (*snapshot_done)(void *ctx, int64_t zxid, int status);
 	int64_t snap_count;
+	int64_t snap_in_memory_bytes;
 	int32_t snap_retain;
 	char *snap_dir;  /* <data_dir>/quorum-v1 */
 	char *log_dir;   /* <log_dir>/quorum-v1, maybe the same */

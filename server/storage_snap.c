@@ -1,8 +1,9 @@
 /*
  * storage_snap: the storage module's snapshots — taken by a forked child
- * that sees the tree frozen at the fork (or, when fork fails, serialised on
- * the loop and written by a worker), finished on the loop, and purged
- * beyond snapRetainCount. storage.c's DESIGN says how and why.
+ * that sees the tree frozen at the fork (or, for a small tree and when fork
+ * fails, serialised on the loop and written by a worker), finished on the
+ * loop, and purged beyond snapRetainCount. storage.c's DESIGN says how and
+ * why.
  */
 #include "storage_int.h"
 
@@ -259,7 +260,7 @@ err:
 	return r;
 }
 
-/* -- the fallback: an image in memory, written by a worker -- */
+/* -- a small tree, and the fallback: an image in memory, written by a worker -- */
 
 static void snap_work(uv_work_t *w)
 {
@@ -277,12 +278,28 @@ static void snap_after(uv_work_t *w, int status)
 	snap_finished(s, zxid, r, size);
 }
 
+/* Counts one stall of the loop that began at since_ns. */
+static void note_stall(struct storage *s, struct storage_stall *st, uint64_t since_ns)
+{
+	int64_t us = (int64_t)((clock_mono_ns() - since_ns) / 1000);
+	pthread_mutex_lock(&s->lock);
+	if (++st->n == 1 || us < st->min_us)
+		st->min_us = us;
+	st->last_us = us;
+	st->total_us += us;
+	if (us > st->max_us)
+		st->max_us = us;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static int snapshot_in_memory(struct storage *s, const struct tree *t,
 			      const struct storage_session *sessions, size_t n_sessions)
 {
+	uint64_t t0 = clock_mono_ns();
 	int r = snapshot_serialize(t, sessions, n_sessions, &s->snap_img);
 	if (r < 0)
 		return r;
+	note_stall(s, &s->stats.serialize, t0);
 	s->snap_work.data = s;
 	r = uv_queue_work(s->loop, &s->snap_work, snap_work, snap_after);
 	if (r < 0)
@@ -300,26 +317,20 @@ int storage_snapshot(struct storage *s, const struct tree *t,
 	if (s->snap_busy)
 		return -EBUSY;
 	s->snap_started_ns = clock_mono_ns();
-	int r = snapshot_fork(s, t, sessions, n_sessions);
-	if (r == 0) {
-		int64_t us = (int64_t)((clock_mono_ns() - s->snap_started_ns) / 1000);
-		pthread_mutex_lock(&s->lock);
-		if (++s->stats.forks == 1 || us < s->stats.min_fork_us)
-			s->stats.min_fork_us = us;
-		s->stats.last_fork_us = us;
-		s->stats.total_fork_us += us;
-		if (us > s->stats.max_fork_us)
-			s->stats.max_fork_us = us;
-		pthread_mutex_unlock(&s->lock);
-	}
-	if (r < 0) {
+	bool small = s->snap_in_memory_bytes > 0 &&
+		     snapshot_estimate(t, n_sessions) <= (uint64_t)s->snap_in_memory_bytes;
+	int r = small ? snapshot_in_memory(s, t, sessions, n_sessions)
+		      : snapshot_fork(s, t, sessions, n_sessions);
+	if (r == 0 && !small)
+		note_stall(s, &s->stats.fork, s->snap_started_ns);
+	if (r < 0 && !small) {
 		log_msg(LOG_WARN, "storage", "cannot fork a snapshot writer (%s): serialising "
 			"snapshot 0x%" PRIx64 " on the loop thread instead", strerror(-r),
 			(uint64_t)tree_last_zxid(t));
 		r = snapshot_in_memory(s, t, sessions, n_sessions);
-		if (r < 0)
-			return r;
 	}
+	if (r < 0)
+		return r;
 	s->snap_busy = true;
 	int64_t zxid = tree_last_zxid(t);
 	s->snap_zxid = zxid;

@@ -722,6 +722,50 @@ static void test_snapshot_fork_fails_falls_back(void **state)
 	fx_free(f);
 }
 
+static void test_small_tree_not_forked(void **state)
+{
+	(void)state;
+	/* Under snap_in_memory_bytes of image a snapshot is serialised on the
+	 * loop and written by a worker (no child, counted as serialised);
+	 * above it, forked. Either file recovers the same tree. */
+	struct fx *f = fx_new();
+	struct tree *t = tree_new();
+	workload(NULL, t, 1, 50); /* only to size the limit: the tree at 50 */
+	f->cfg.snap_in_memory_bytes = (int64_t)snapshot_estimate(t, 2);
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), 0);
+	tree_free(t);
+	t = tree_new();
+	workload(f, t, 1, 50);
+	snapshot_now(f, t, 50);
+	expect_no_children();
+	struct storage_stats st;
+	storage_get_stats(f->s, &st);
+	assert_int_equal(st.serialize.n, 1);
+	assert_int_equal(st.fork.n, 0);
+	assert_true(st.serialize.max_us >= 0 && st.serialize.total_us == st.serialize.max_us);
+
+	workload(f, t, 51, 60); /* now a little over the limit */
+	assert_true(snapshot_estimate(t, 2) > (uint64_t)f->cfg.snap_in_memory_bytes);
+	snapshot_now(f, t, 60);
+	expect_no_children();
+	storage_get_stats(f->s, &st);
+	assert_int_equal(st.serialize.n, 1);
+	assert_int_equal(st.fork.n, 1);
+	fx_close(f);
+
+	for (int64_t zxid = 50; zxid <= 60; zxid += 10) {
+		struct tree *loaded = tree_new();
+		assert_int_equal(snapshot_load(f->qdir, zxid, loaded, NULL, NULL), 0);
+		assert_int_equal(tree_last_zxid(loaded), zxid);
+		if (zxid == 60)
+			expect_same_tree(t, loaded);
+		tree_free(loaded);
+	}
+	tree_free(t);
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -737,6 +781,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_child_fails),
 		cmocka_unit_test(test_close_waits_for_snapshot_child),
 		cmocka_unit_test(test_snapshot_fork_fails_falls_back),
+		cmocka_unit_test(test_small_tree_not_forked),
 	};
 	log_set_level(getenv("STORAGE_TEST_VERBOSE") ? LOG_DEBUG : LOG_ERROR); /* the torn-tail test alone would log hundreds of WARNs */
 	return cmocka_run_group_tests(tests, NULL, NULL);
