@@ -386,6 +386,23 @@ def connections(port, timeout=2.0, host="127.0.0.1"):
     return conns
 
 
+def proc_kib(pid, key, name="status"):
+    """The figure `key` (kB) of /proc/PID/<name> ("status": VmRSS, ...;
+    "smaps_rollup": AnonHugePages, ...), or 0 if the file has no such line."""
+    with open("/proc/%d/%s" % (pid, name)) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def built_with_asan(binary=None):
+    """Whether binary (default: $QUORUMD, the quorumd under test) is built
+    with AddressSanitizer, whose allocator is not glibc's."""
+    binary = binary or os.environ["QUORUMD"]
+    return b"libasan" in subprocess.run(["ldd", binary], capture_output=True).stdout
+
+
 def tcp_connections(pid):
     """(local port, remote port) of each established TCP connection held by
     process pid (all its threads: they share one descriptor table)."""

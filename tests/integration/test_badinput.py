@@ -28,7 +28,8 @@ import time
 
 from kazoo.exceptions import KazooException, ZookeeperError
 
-from harness import Quorumd, Skip, four_letter, kazoo_client, run_tests, wait_until
+from harness import (Quorumd, Skip, built_with_asan, four_letter, kazoo_client, proc_kib,
+                     run_tests, wait_until)
 
 logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
@@ -533,11 +534,6 @@ def test_pipelined_multi_touching_one_znode_twice():
         no_sanitizer_reports(srv)
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int([ln for ln in f if ln.startswith("VmRSS:")][0].split()[1])
-
-
 def test_pipelining_is_bounded(srv):
     """A burst of requests sent in one go, answers unread: the server stops
     reading it at globalOutstandingLimit queued requests or OUT_HIGH_WATER
@@ -563,7 +559,7 @@ def test_pipelining_is_bounded(srv):
         r.close()
         # 300 reads of a 1 MB znode, 20 KB of requests: 300 MB of replies if
         # the server read them all before the client reads a byte.
-        before = rss_kb(srv.proc.pid)
+        before = proc_kib(srv.proc.pid, "VmRSS")
         r = Raw(srv.port, timeout=10)
         n = 300
         out = b""
@@ -572,7 +568,7 @@ def test_pipelining_is_bounded(srv):
             out += p_int(len(body)) + body
         r.send(out)
         time.sleep(1.0)
-        grown = rss_kb(srv.proc.pid) - before
+        grown = proc_kib(srv.proc.pid, "VmRSS") - before
         w.check()
         for i in range(n):
             reply = r.recv_frame()
@@ -1014,14 +1010,6 @@ def test_refused_flood_log_is_bounded():
         assert len(lines) <= bound, "%d lines for %d refusals" % (len(lines), n)
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def mntr(port):
     out = four_letter(port, "mntr")
     return dict(l.split("\t", 1) for l in out.splitlines() if "\t" in l)
@@ -1045,7 +1033,7 @@ def test_clients_that_stop_reading_are_cut_off():
         zk = kazoo_client(srv)
         name = "/flood/" + "n" * 900  # about 1 KiB a notification
         zk.create(name, makepath=True)
-        rss0 = rss_kib(srv.proc.pid)
+        rss0 = proc_kib(srv.proc.pid, "VmRSS")
         peak, writes, t0 = rss0, 0, time.monotonic()
         try:
             while time.monotonic() - t0 < 60:
@@ -1053,7 +1041,7 @@ def test_clients_that_stop_reading_are_cut_off():
                 for a in batch:
                     a.get(timeout=15)
                 writes += len(batch)
-                peak = max(peak, rss_kib(srv.proc.pid))
+                peak = max(peak, proc_kib(srv.proc.pid, "VmRSS"))
                 if int(mntr(srv.port).get("quorum_connection_output_overflows", 0)) >= 100:
                     break
             cut = int(mntr(srv.port)["quorum_connection_output_overflows"])
@@ -1062,9 +1050,7 @@ def test_clients_that_stop_reading_are_cut_off():
             assert cut == 100, "%d of 100 slow connections cut off" % cut
             # ASan's allocator keeps freed memory in quarantine: RSS says
             # nothing about the server's own bound there.
-            asan = b"libasan" in subprocess.run(["ldd", os.environ["QUORUMD"]],
-                                                capture_output=True).stdout
-            assert asan or peak - rss0 < 64 * 1024, "RSS grew by %d KiB" % (peak - rss0)
+            assert built_with_asan() or peak - rss0 < 64 * 1024, "RSS grew by %d KiB" % (peak - rss0)
             wait_log(srv, "maxClientOutputBytes", "its session lives on")
             for c in slow:
                 again = rawzk.RawZK(srv.port, session_id=c.session_id, passwd=c.passwd)
@@ -1239,7 +1225,7 @@ def test_failed_start_unwinds():
             f.write("tickTime=2000\ndataDir=%s/data\nclientPort=%d\n"
                     "clientPortAddress=127.0.0.1\n" % (d, port))
         binary = os.environ["QUORUMD"]
-        asan = b"libasan" in subprocess.run(["ldd", binary], capture_output=True).stdout
+        asan = built_with_asan(binary)
         cmd = [binary, cfg]
         if not asan and shutil.which("valgrind"):
             cmd = ["valgrind", "--leak-check=full", "--show-leak-kinds=all"] + cmd

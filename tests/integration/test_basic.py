@@ -1,13 +1,13 @@
 """quorumd with kazoo: the everyday operations a client does first."""
 import os
-import subprocess
 import threading
 import time
 
 from kazoo.exceptions import (BadVersionError, NoNodeError, NodeExistsError,
                               NotEmptyError, RolledBackError)
 
-from harness import Quorumd, Skip, kazoo_client, run_tests, four_letter
+from harness import (Quorumd, Skip, built_with_asan, four_letter, kazoo_client, proc_kib,
+                     run_tests)
 
 
 def test_create_get_set_delete(srv):
@@ -143,14 +143,6 @@ def test_survives_restart(srv):
         c.stop()
 
 
-def anon_huge_kib(pid):
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            if line.startswith("AnonHugePages:"):
-                return int(line.split()[1])
-    return 0
-
-
 def huge_after_data(srv):
     """AnonHugePages (KiB) of srv after 12 MiB of znode data, six huge
     pages' worth, went through its heap."""
@@ -159,7 +151,7 @@ def huge_after_data(srv):
         c.create("/huge", b"")
         for i in range(120):
             c.create("/huge/n%d" % i, bytes([i]) * 100000)
-        return anon_huge_kib(srv.proc.pid)
+        return proc_kib(srv.proc.pid, "AnonHugePages", "smaps_rollup")
     finally:
         c.delete("/huge", recursive=True)
         c.stop()
@@ -170,8 +162,7 @@ def test_heap_asks_for_huge_pages(srv):
     (glibc.malloc.hugetlb=1) unless the operator set that tunable; other
     tunables stay. Seen from outside: its heap holds huge pages, where
     the kernel gives them only to those who ask."""
-    binary = os.environ["QUORUMD"]
-    if b"libasan" in subprocess.run(["ldd", binary], capture_output=True).stdout:
+    if built_with_asan():
         raise Skip("ASan's allocator reads no glibc tunables")
     try:
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
