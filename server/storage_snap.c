@@ -317,13 +317,13 @@ int storage_snapshot(struct storage *s, const struct tree *t,
 	if (s->snap_busy)
 		return -EBUSY;
 	s->snap_started_ns = clock_mono_ns();
-	bool small = s->snap_in_memory_bytes > 0 &&
-		     snapshot_estimate(t, n_sessions) <= (uint64_t)s->snap_in_memory_bytes;
-	int r = small ? snapshot_in_memory(s, t, sessions, n_sessions)
-		      : snapshot_fork(s, t, sessions, n_sessions);
-	if (r == 0 && !small)
+	int r;
+	if (s->snap_in_memory_bytes > 0 &&
+	    snapshot_estimate(t, n_sessions) <= (uint64_t)s->snap_in_memory_bytes) {
+		r = snapshot_in_memory(s, t, sessions, n_sessions);
+	} else if ((r = snapshot_fork(s, t, sessions, n_sessions)) == 0) {
 		note_stall(s, &s->stats.fork, s->snap_started_ns);
-	if (r < 0 && !small) {
+	} else {
 		log_msg(LOG_WARN, "storage", "cannot fork a snapshot writer (%s): serialising "
 			"snapshot 0x%" PRIx64 " on the loop thread instead", strerror(-r),
 			(uint64_t)tree_last_zxid(t));
