@@ -4,22 +4,18 @@
     tools/filesizes.py SOURCE_ROOT
 
 Every .c, .h and .py file under SOURCE_ROOT counts, except in build trees
-(a folder with meson-private/ or named build*), build-deps/ and hidden
-folders. A file that grows past the limit is split by responsibility, as
-replication/peer.c was into peer.c, peer_out.c and peer_in.c.
+and hidden folders (opcodes.py's sources()). A file that grows past the
+limit is split by responsibility, as replication/peer.c was into peer.c,
+peer_out.c and peer_in.c.
 Exit status: 0 when every file is within the limit, 1 when one is not.
 """
 import os
 import sys
 
+from opcodes import sources
+
 LIMIT = 1500
 SUFFIXES = (".c", ".h", ".py")
-
-
-def skipped(root, name):
-    path = os.path.join(root, name)
-    return (name.startswith(".") or name.startswith("build") or
-            os.path.isdir(os.path.join(path, "meson-private")))
 
 
 def main(argv):
@@ -29,17 +25,12 @@ def main(argv):
     top = argv[1]
     over = []
     checked = 0
-    for root, dirs, files in os.walk(top):
-        dirs[:] = sorted(d for d in dirs if not skipped(root, d))
-        for name in sorted(files):
-            if not name.endswith(SUFFIXES):
-                continue
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                lines = f.read().count(b"\n")
-            checked += 1
-            if lines > LIMIT:
-                over.append((lines, os.path.relpath(path, top)))
+    for path in sources(top, SUFFIXES):
+        with open(path, "rb") as f:
+            lines = f.read().count(b"\n")
+        checked += 1
+        if lines > LIMIT:
+            over.append((lines, os.path.relpath(path, top)))
     for lines, path in sorted(over, reverse=True):
         print(f"{path}: {lines} lines, over {LIMIT}: split it by responsibility")
     print(f"{checked} files, {len(over)} over {LIMIT} lines")

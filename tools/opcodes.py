@@ -56,12 +56,14 @@ def self_test():
     return 0 if ok else 1
 
 
-def sources(root):
+def sources(root, suffixes=(".c", ".h")):
+    """Every file under root whose name ends with one of suffixes, outside
+    hidden folders and build trees (a folder with meson-private/)."""
     for top, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
                          not os.path.isdir(os.path.join(top, d, "meson-private")))
         for f in sorted(files):
-            if f.endswith((".c", ".h")):
+            if f.endswith(suffixes):
                 yield os.path.join(top, f)
 
 
