@@ -47,11 +47,22 @@ if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now (the kernel picks it), and one
+    this process has not been given before: the kernel may hand a closed
+    port out again at once, and two settings of one server (clientPort and
+    secureClientPort, say) must not end up on the same port."""
+    for _ in range(1000):
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise AssertionError("the kernel gave no new free port in 1000 tries")
 
 
 def four_letter(port, word, timeout=5.0, host="127.0.0.1"):
