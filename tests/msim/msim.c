@@ -1,0 +1,578 @@
+/*
+ * msim: the engine, the checker and main() of the whole-member simulation
+ * (msim.h says what runs for real and what is simulated).
+ *
+ * A run, from one seed: 3 or 5 members, swarm knobs (message delay, how
+ * often syncs fail, crashes, partitions, pauses, snapshots), then
+ * `steps` simulated milliseconds of clients' writes under faults, then
+ * the liveness phase: every fault healed, every member up, and within
+ * LIVENESS_MS all must serve, agree, and acknowledge new writes.
+ *
+ * Faults, each run its own mix: crashes (kill -9, seen by the peers at
+ * once, or power loss, silence), the whole ensemble losing power at once,
+ * partitions, pauses, failed syncs (the member stops), torn writes and
+ * snapshots cut short by a crash.
+ *
+ * Invariants, checked as the members' code reports commits and acks:
+ *  1. One history: a zxid committed anywhere carries the same txn bytes
+ *     everywhere (G, zxid -> hash of the packed txn).
+ *  2. No fork, gap or repeat: a member commits zxid Z only right after
+ *     G's predecessor of Z, and a zxid below G's newest was committed
+ *     before by someone. A leader that begins to serve holds all of G;
+ *     what its log holds past G (txns it recovered into its tree at a
+ *     restart and never saw committed) joins G then, as ZAB commits it.
+ *  3. An acknowledged write's commit is the write the client sent, at
+ *     the zxid G has it.
+ *  4. At the end, every member's tree is the same (a digest of every
+ *     node's path, data and stat, which does not depend on how the tree
+ *     was built), and holds every acknowledged write as the last write of
+ *     its node in G left it: so no acknowledged write was lost.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+#include "log.h"
+#include "msim.h"
+
+#define LIVENESS_MS 60000
+#define LIVENESS_WRITES 5
+
+struct world *W;
+struct member *msim_current;
+
+void msim_fail(const char *fmt, ...)
+{
+	if (W->failed)
+		return;
+	W->failed = true;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = snprintf(W->why, W->why_len, "t=%" PRId64 " ms: ", W->now_ms);
+	if (n > 0 && (size_t)n < W->why_len)
+		vsnprintf(W->why + n, W->why_len - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the checker ------------------------------------------------------------ */
+
+/* G: the history, every zxid committed anywhere, in order, with the hash
+ * of its txn and the client's write it carries (node 0: none). */
+struct gentry {
+	int64_t zxid;
+	uint64_t hash;
+	uint64_t node, wid;
+};
+
+static struct gentry *G;
+static size_t n_g, cap_g;
+
+struct acked {
+	uint64_t id, node;
+	int64_t zxid;
+	bool set;
+};
+static struct acked *acks;
+static size_t n_acks, cap_acks;
+
+static uint64_t hash_bytes64(const uint8_t *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+/* The index of the first entry with zxid >= z. */
+static size_t g_find(int64_t z)
+{
+	size_t lo = 0, hi = n_g;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (G[mid].zxid < z)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static uint64_t number(const uint8_t *p, size_t n)
+{
+	char buf[24];
+	size_t k = n < sizeof(buf) ? n : 0;
+	memcpy(buf, p, k);
+	buf[k] = 0;
+	return strtoull(buf, NULL, 10);
+}
+
+/* The client's write a txn carries: its node and write id. */
+static void write_of(const Quorum__Txn *t, uint64_t *node, uint64_t *wid)
+{
+	const char *path = NULL;
+	ProtobufCBinaryData d = { 0, NULL };
+	if (t->body_case == QUORUM__TXN__BODY_CREATE)
+		path = t->create->path, d = t->create->data;
+	else if (t->body_case == QUORUM__TXN__BODY_SET_DATA)
+		path = t->set_data->path, d = t->set_data->data;
+	*node = *wid = 0;
+	if (path && path[0] == '/' && path[1] == 'w') {
+		*node = strtoull(path + 2, NULL, 16);
+		*wid = number(d.data, d.len);
+	}
+}
+
+void check_commit(struct member *m, const Quorum__Txn *txn, const uint8_t *bytes, size_t len)
+{
+	int64_t z = txn->zxid, prev = db_last_zxid(&m->db);
+	uint64_t h = hash_bytes64(bytes, len);
+	size_t i = g_find(z);
+	if (i < n_g && G[i].zxid == z) {
+		if (G[i].hash != h)
+			msim_fail("member %u commits 0x%" PRIx64 " with other bytes than were "
+				  "committed before", m->id, (uint64_t)z);
+	} else if (i < n_g) {
+		msim_fail("member %u commits 0x%" PRIx64 ", below the newest committed 0x%" PRIx64
+			  " and never committed before: a fork", m->id, (uint64_t)z,
+			  (uint64_t)G[n_g - 1].zxid);
+	} else {
+		if (n_g == cap_g) {
+			cap_g = cap_g ? cap_g * 2 : 1024;
+			G = realloc(G, cap_g * sizeof(*G));
+		}
+		G[n_g] = (struct gentry){ .zxid = z, .hash = h };
+		write_of(txn, &G[n_g].node, &G[n_g].wid);
+		n_g++;
+	}
+	int64_t want = i > 0 ? G[i - 1].zxid : 0;
+	if (prev != want)
+		msim_fail("member %u commits 0x%" PRIx64 " after 0x%" PRIx64 ", not after 0x%" PRIx64
+			  " as the history has it", m->id, (uint64_t)z, (uint64_t)prev,
+			  (uint64_t)want);
+}
+
+struct adopt {
+	struct member *m;
+	int64_t upto;
+};
+
+static int adopt_one(void *ctx, const Quorum__Txn *txn)
+{
+	struct adopt *a = ctx;
+	if (txn->zxid > a->upto)
+		return 1;
+	size_t len = quorum__txn__get_packed_size(txn);
+	uint8_t *buf = malloc(len ? len : 1);
+	quorum__txn__pack(txn, buf);
+	if (n_g == cap_g) {
+		cap_g = cap_g ? cap_g * 2 : 1024;
+		G = realloc(G, cap_g * sizeof(*G));
+	}
+	G[n_g] = (struct gentry){ .zxid = txn->zxid, .hash = hash_bytes64(buf, len) };
+	write_of(txn, &G[n_g].node, &G[n_g].wid);
+	n_g++;
+	free(buf);
+	return 0;
+}
+
+void check_leading(struct member *m)
+{
+	int64_t last = db_last_zxid(&m->db), g_last = n_g ? G[n_g - 1].zxid : 0;
+	if (last < g_last) {
+		msim_fail("member %u leads at 0x%" PRIx64 ", without 0x%" PRIx64 ", committed before",
+			  m->id, (uint64_t)last, (uint64_t)g_last);
+		return;
+	}
+	/* A new leader's history is committed once it serves: what it holds
+	 * past the commits seen so far (txns a member logged, never saw
+	 * committed, and recovered into its tree at a restart) joins G. */
+	if (last > g_last) {
+		struct adopt a = { m, last };
+		int rc = storage_read_from(m->store, g_last, adopt_one, &a);
+		if (rc < 0 && rc != -ERANGE)
+			msim_fail("member %u: reading its log after 0x%" PRIx64 ": %s", m->id,
+				  (uint64_t)g_last, strerror(-rc));
+		if (rc == 0 || rc == 1)
+			W->st.adopted++;
+	}
+}
+
+void check_acked(struct member *m, const struct msim_write *w, int64_t zxid)
+{
+	size_t i = g_find(zxid);
+	uint64_t node = w->set ? (uint64_t)w->key : w->id;
+	if (i == n_g || G[i].zxid != zxid || G[i].wid != w->id || G[i].node != node) {
+		msim_fail("member %u acknowledged write %" PRIu64 " at 0x%" PRIx64
+			  ", which the history does not hold there", m->id, w->id, (uint64_t)zxid);
+		return;
+	}
+	if (n_acks == cap_acks) {
+		cap_acks = cap_acks ? cap_acks * 2 : 256;
+		acks = realloc(acks, cap_acks * sizeof(*acks));
+	}
+	acks[n_acks++] = (struct acked){ w->id, node, zxid, w->set };
+	W->st.acked++;
+}
+
+/* The write id m's tree holds at /w<node>; 0 if no such node. */
+static uint64_t value_at(struct member *m, uint64_t node)
+{
+	char path[24];
+	snprintf(path, sizeof(path), "/w%016" PRIx64, node);
+	struct znode *n = tree_get(m->db.tree, (struct zk_str){ path, (int32_t)strlen(path) });
+	if (n == NULL)
+		return 0;
+	struct zk_buf d = znode_data(n);
+	return number(d.p, d.len > 0 ? (size_t)d.len : 0);
+}
+
+/* A digest of a tree that does not depend on how it was built (applied
+ * txn by txn, recovered, installed): the sum of each node's hash of its
+ * path, data and stat as a client sees it. */
+static int digest_node(void *ctx, const struct znode *n)
+{
+	uint64_t *sum = ctx;
+	struct zk_str path = znode_path(n);
+	struct zk_buf data = znode_data(n);
+	struct zk_stat st = zk_stat_for_client(znode_stat(n));
+	int64_t f[] = { st.czxid, st.mzxid, st.ctime, st.mtime, st.version, st.cversion,
+			st.aversion, st.ephemeral_owner, st.data_length, st.num_children, st.pzxid };
+	uint64_t h = hash_bytes64((const uint8_t *)path.s, (size_t)path.len);
+	h ^= hash_bytes64(data.p, data.len > 0 ? (size_t)data.len : 0) * 31;
+	h ^= hash_bytes64((const uint8_t *)f, sizeof(f)) * 131;
+	*sum += h;
+	return 0;
+}
+
+static uint64_t tree_digest(const struct tree *t)
+{
+	uint64_t sum = 0;
+	tree_walk(t, digest_node, &sum);
+	return sum;
+}
+
+/* Invariant 4, once every member has applied the same history: equal
+ * trees; every acknowledged write there, as the last write of its node
+ * in the history left it. */
+static void check_final(void)
+{
+	uint64_t d0 = tree_digest(W->m[0].db.tree);
+	for (int i = 1; i < W->n && !W->failed; i++)
+		if (tree_digest(W->m[i].db.tree) != d0)
+			msim_fail("members 1 and %u hold different trees at 0x%" PRIx64,
+				  W->m[i].id, (uint64_t)db_last_zxid(&W->m[i].db));
+	for (size_t a = 0; a < n_acks && !W->failed; a++) {
+		const struct acked *k = &acks[a];
+		/* the node's last write in the history */
+		uint64_t last = 0;
+		int64_t last_zxid = 0;
+		for (size_t g = n_g; g-- > 0;)
+			if (G[g].node == k->node) {
+				last = G[g].wid;
+				last_zxid = G[g].zxid;
+				break;
+			}
+		for (int i = 0; i < W->n && !W->failed; i++) {
+			uint64_t v = value_at(&W->m[i], k->node);
+			if (v == 0)
+				msim_fail("member %u lost /w%016" PRIx64 ", whose acknowledged write %"
+					  PRIu64 " was committed at 0x%" PRIx64, W->m[i].id, k->node,
+					  k->id, (uint64_t)k->zxid);
+			else if (v != last || last_zxid < k->zxid)
+				msim_fail("member %u holds write %" PRIu64 " at /w%016" PRIx64
+					  ", not %" PRIu64 ", the last in the history", W->m[i].id, v,
+					  k->node, last);
+		}
+	}
+}
+
+/* ---- the engine -------------------------------------------------------------- */
+
+struct knobs {
+	double p_write, p_crash, p_crash_seen, p_restart, p_cut, p_heal, p_pause, p_resume,
+		p_sync, p_sync_fail, p_snap_end, p_set, p_power_cut;
+};
+
+static void client_write(struct knobs *k)
+{
+	int i = (int)msim_between(&W->r, 0, W->n - 1);
+	struct member *m = &W->m[i];
+	if (!m->up || m->paused || !m->serving)
+		return;
+	struct msim_write w = { .id = ++W->next_write };
+	if (n_acks > 0 && msim_chance(&W->r, k->p_set)) {
+		const struct acked *a = &acks[msim_between(&W->r, 0, (int64_t)n_acks - 1)];
+		w.set = true;
+		w.key = (int)a->node;
+	}
+	W->st.writes += member_write(m, &w) == 0;
+}
+
+/* One millisecond of every member that runs: its disk, then its loop. */
+static void members_run(struct knobs *k)
+{
+	for (int i = 0; i < W->n && !W->failed; i++) {
+		struct member *m = &W->m[i];
+		if (!m->up || m->paused)
+			continue;
+		struct member *prev = msim_enter(m);
+		if (msim_store_unsynced(m->store) > 0 && msim_chance(&W->r, k->p_sync)) {
+			bool fail = msim_chance(&W->r, k->p_sync_fail);
+			W->st.sync_failures += fail;
+			msim_store_sync(m->store, fail);
+			msim_loop_turn(&m->loop);
+		}
+		if (msim_store_snapshot_busy(m->store) && msim_chance(&W->r, k->p_snap_end)) {
+			msim_store_snapshot_end(m->store);
+			msim_loop_turn(&m->loop);
+		}
+		msim_loop_turn(&m->loop);
+		msim_leave(prev);
+		if (m->failed)
+			member_crash(m, true);
+	}
+	msim_net_deliver();
+	for (int i = 0; i < W->n; i++)
+		if (W->m[i].up && W->m[i].failed)
+			member_crash(&W->m[i], true);
+}
+
+static int n_up(void)
+{
+	int n = 0;
+	for (int i = 0; i < W->n; i++)
+		n += W->m[i].up;
+	return n;
+}
+
+static void faults(struct knobs *k)
+{
+	struct msim_rng *r = &W->r;
+	int i = (int)msim_between(r, 0, W->n - 1), j = (int)msim_between(r, 0, W->n - 1);
+	struct member *m = &W->m[i];
+	if (msim_chance(r, k->p_power_cut)) {
+		/* the whole ensemble loses power at once: only what each
+		 * member synced survives */
+		for (int x = 0; x < W->n; x++)
+			if (W->m[x].up)
+				member_crash(&W->m[x], false);
+		W->st.power_cuts++;
+	} else if (m->up && msim_chance(r, k->p_crash) && n_up() > 1) {
+		member_crash(m, msim_chance(r, k->p_crash_seen));
+	}
+	else if (!m->up && msim_chance(r, k->p_restart))
+		member_boot(m);
+	if (i != j && msim_chance(r, msim_net_cut_now(i, j) ? k->p_heal : k->p_cut)) {
+		W->st.cuts += !msim_net_cut_now(i, j);
+		msim_net_cut(i, j, !msim_net_cut_now(i, j));
+	}
+	if (m->up && !m->paused && msim_chance(r, k->p_pause)) {
+		m->paused = true;
+		W->st.pauses++;
+	}
+	else if (m->paused && msim_chance(r, k->p_resume))
+		m->paused = false;
+}
+
+static void heal_all(void)
+{
+	for (int i = 0; i < W->n; i++) {
+		for (int j = i + 1; j < W->n; j++)
+			msim_net_cut(i, j, false);
+		W->m[i].paused = false;
+		if (!W->m[i].up)
+			member_boot(&W->m[i]);
+	}
+}
+
+/* Everyone serves under one leader, with the same last zxid. */
+static bool converged(void)
+{
+	int leaders = 0;
+	int64_t z = db_last_zxid(&W->m[0].db);
+	for (int i = 0; i < W->n; i++) {
+		struct member *m = &W->m[i];
+		if (!m->up || !m->serving || db_last_zxid(&m->db) != z)
+			return false;
+		leaders += m->leading;
+	}
+	return leaders == 1;
+}
+
+/* The swarm knobs: each run its own mix of faults (drawn one by one, in
+ * this order, so a seed means the same run on every compiler). */
+static void knobs_of(struct knobs *k)
+{
+	struct msim_rng *r = &W->r;
+	k->p_write = 0.05 + 0.3 * (double)(msim_next(r) >> 11) / 9007199254740992.0;
+	k->p_crash = msim_chance(r, 0.5) ? 0.0005 : 0.00005;
+	k->p_crash_seen = msim_chance(r, 0.5) ? 0.9 : 0.3;
+	k->p_restart = 0.002;
+	k->p_cut = msim_chance(r, 0.5) ? 0.0005 : 0;
+	k->p_heal = 0.002;
+	k->p_pause = msim_chance(r, 0.3) ? 0.0003 : 0;
+	k->p_resume = 0.003;
+	k->p_sync = msim_chance(r, 0.5) ? 0.9 : msim_chance(r, 0.5) ? 0.2 : 0.03;
+	k->p_sync_fail = msim_chance(r, 0.3) ? 0.002 : 0;
+	k->p_snap_end = msim_chance(r, 0.5) ? 0.5 : 0.02;
+	k->p_set = 0.3;
+	k->p_power_cut = msim_chance(r, 0.5) ? 0.0001 : 0;
+	W->max_delay_ms = msim_between(r, 1, 20);
+	W->snap_every = (int)msim_between(r, 20, 300);
+}
+
+static int run(uint64_t seed, int64_t steps, bool verbose, char *why, size_t why_len,
+	       const char *root, struct msim_stats *total)
+{
+	static struct world w;
+	memset(&w, 0, sizeof(w));
+	W = &w;
+	w.seed = seed;
+	w.r.s = seed;
+	w.why = why;
+	w.why_len = why_len;
+	w.verbose = verbose;
+	w.n = msim_chance(&w.r, 0.7) ? 3 : 5;
+	snprintf(w.root, sizeof(w.root), "%s", root);
+	mkdir(root, 0755);
+	struct knobs k;
+	knobs_of(&k);
+	msim_net_reset_all();
+	n_g = n_acks = 0;
+	for (int i = 0; i < w.n; i++) {
+		struct member *m = &w.m[i];
+		m->idx = i;
+		m->id = (uint32_t)i + 1;
+		snprintf(m->dir, sizeof(m->dir), "%s/m%d", root, i + 1);
+		member_boot(m);
+	}
+	for (; w.now_ms < steps && !w.failed; w.now_ms++) {
+		faults(&k);
+		if (msim_chance(&w.r, k.p_write))
+			client_write(&k);
+		members_run(&k);
+	}
+	/* liveness: no fault from here on, and no sync fails */
+	heal_all();
+	k.p_sync_fail = 0;
+	int64_t until = w.now_ms + LIVENESS_MS;
+	size_t acked_before = n_acks;
+	int sent = 0;
+	for (; w.now_ms < until && !w.failed; w.now_ms++) {
+		if (converged()) {
+			if (n_acks >= acked_before + LIVENESS_WRITES) {
+				check_final();
+				break;
+			}
+			if (sent < 1000 && w.now_ms % 10 == 0) {
+				client_write(&k);
+				sent++;
+			}
+		}
+		members_run(&k);
+	}
+	if (!w.failed && w.now_ms >= until)
+		msim_fail("the healed ensemble did not converge and take %d new writes in %d ms",
+			  LIVENESS_WRITES, LIVENESS_MS);
+	for (int i = 0; i < w.n; i++)
+		member_shutdown(&w.m[i]);
+	msim_net_reset_all();
+	const uint64_t *from = (const uint64_t *)&w.st;
+	uint64_t *to = (uint64_t *)total;
+	for (size_t i = 0; i < sizeof(w.st) / sizeof(uint64_t); i++)
+		to[i] += from[i];
+	return w.failed ? 1 : 0;
+}
+
+static int rm_tree(const char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: quorum_msim [--seed N] [--seeds N] [--steps MS] [--soak SECONDS] "
+		"[--verbose]\n");
+}
+
+int main(int argc, char **argv)
+{
+	/* The unit suite's run: a fixed set of seeds (a small one under
+	 * valgrind, or with QUORUM_SIM_QUICK=1). */
+	bool quick = RUNNING_ON_VALGRIND || getenv("QUORUM_SIM_QUICK");
+	uint64_t seed = 1, seeds = quick ? 1 : 12;
+	int64_t steps = quick ? 5000 : 20000, soak = 0;
+	bool verbose = false, one = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--seed") && v) {
+			seed = strtoull(v, NULL, 0), one = true, i++;
+		} else if (!strcmp(a, "--seeds") && v) {
+			seeds = strtoull(v, NULL, 0), i++;
+		} else if (!strcmp(a, "--steps") && v) {
+			steps = strtoll(v, NULL, 0), i++;
+		} else if (!strcmp(a, "--soak") && v) {
+			soak = strtoll(v, NULL, 0), i++;
+		} else if (!strcmp(a, "--verbose")) {
+			verbose = true;
+		} else {
+			usage();
+			return 64;
+		}
+	}
+	if (!verbose)
+		log_set_level(LOG_ERROR);
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char root[256];
+	snprintf(root, sizeof(root), "%s/quorum-msim-XXXXXX", tmp);
+	if (mkdtemp(root) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	time_t start = time(NULL);
+	/* A soak tries fresh seeds each time, from --seed if given. */
+	if (soak && !one)
+		seed = (uint64_t)start << 20;
+	one = one && !soak;
+	uint64_t done = 0, failed = 0;
+	struct msim_stats st = { 0 };
+	for (uint64_t s = seed; one ? s == seed : soak ? time(NULL) - start < soak : s < seed + seeds;
+	     s++) {
+		char why[512] = "";
+		char dir[300];
+		snprintf(dir, sizeof(dir), "%s/run", root);
+		int rc = run(s, steps, verbose, why, sizeof(why), dir, &st);
+		rm_tree(dir);
+		done++;
+		if (rc != 0) {
+			failed++;
+			printf("FAIL seed %" PRIu64 ": %s\n  replay: quorum_msim --seed %" PRIu64
+			       " --steps %" PRId64 "\n", s, why, s, steps);
+		}
+	}
+	rm_tree(root);
+	printf("%" PRIu64 " seeds, %" PRIu64 " failed, in %lld s\n", done, failed,
+	       (long long)(time(NULL) - start));
+	printf("seen: %" PRIu64 " writes sent, %" PRIu64 " acknowledged, %" PRIu64 " forwarded; %"
+	       PRIu64 " commits; %" PRIu64 " crashes, %" PRIu64 " starts, %" PRIu64 " partitions, %"
+	       PRIu64 " pauses, %" PRIu64 " power cuts, %" PRIu64 " failed syncs; %" PRIu64 " snapshots, %" PRIu64
+	       " installs, %" PRIu64 " reloads; %" PRIu64 " leaderships, %" PRIu64 " adopting a "
+	       "recovered tail\n", st.writes, st.acked,
+	       st.forwarded, st.commits, st.crashes, st.restarts, st.cuts, st.pauses, st.power_cuts,
+	       st.sync_failures, st.snapshots, st.installs, st.reloads, st.leaderships, st.adopted);
+	return failed ? 1 : 0;
+}

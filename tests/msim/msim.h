@@ -1,0 +1,241 @@
+/*
+ * msim: a deterministic simulation of whole quorumd members.
+ *
+ * tests/sim drives the ZAB core alone, with a host written for it. Here
+ * each member is quorumd's own code from the core up to the request
+ * pipeline: server/replica.c (with snapsync.c, epoch.c, members.c) over
+ * replication/zab*.c, server/db.c over tree.c and snapshot.c for the state,
+ * and server/prep.c turning clients' writes into txns, on the leader for
+ * its own clients and for those a follower forwards. Only what lies under
+ * a member is simulated, at link time, by the functions of the same names:
+ *
+ *   msim_os.c     libuv's timers and checks on a simulated clock, the
+ *                 clock itself (clock_gettime) and getrandom(), per member
+ *   msim_net.c    replication/peer.h's peer_net: per-link FIFO delivery
+ *                 after a seeded delay, resets, partitions
+ *   msim_store.c  server/storage.h: the txn log (server/txnlog.c files),
+ *                 snapshots (server/snapshot.c files), recovery, installs;
+ *                 an append is durable when the simulation says its sync
+ *                 ran, a sync may fail, a crash tears what was not synced
+ *   msim_host.c   the member: the replica_host that ensemble.c is in
+ *                 quorumd, its db and prep, and the simulated clients
+ *   msim.c        the engine (time, faults), the checker, and main()
+ *
+ * Everything runs on one thread; msim_current is the member whose code
+ * runs, so that the clock, randomness and libuv calls are its own.
+ */
+#ifndef QUORUM_MSIM_H
+#define QUORUM_MSIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "db.h"
+#include "prep.h"
+#include "replica.h"
+#include "storage.h"
+
+#define MSIM_MAX 5          /* members */
+#define MSIM_TICK_MS 100
+#define MSIM_HANDLES 16     /* libuv handles per member */
+
+/* ---- seeded randomness ------------------------------------------------ */
+
+struct msim_rng {
+	uint64_t s;
+};
+
+static inline uint64_t msim_next(struct msim_rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static inline bool msim_chance(struct msim_rng *r, double p)
+{
+	return p > 0 && (double)(msim_next(r) >> 11) / 9007199254740992.0 < p;
+}
+
+/* Uniform in [lo, hi]. */
+static inline int64_t msim_between(struct msim_rng *r, int64_t lo, int64_t hi)
+{
+	return lo + (int64_t)(msim_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+/* ---- msim_os.c: a member's loop ----------------------------------------- */
+
+struct msim_handle {
+	uv_handle_t *h;      /* NULL: free slot */
+	bool active, closing;
+	bool check;          /* a uv_check_t, else a uv_timer_t */
+	uv_close_cb close_cb;
+	uint64_t due_ms, repeat_ms; /* timers */
+	uv_timer_cb timer_cb;
+	uv_check_cb check_cb;
+	uint64_t order;      /* start order: timers due together run in it */
+};
+
+struct msim_loop {
+	uv_loop_t loop;      /* what the member's code is given; .data = this */
+	struct msim_handle h[MSIM_HANDLES];
+	uint64_t started;
+	int closing_left;    /* handles whose close_cb is still to run */
+};
+
+void msim_loop_init(struct msim_loop *l);
+/* One turn of the loop at the current time: due timers, then checks, then
+ * close callbacks. Returns whether anything ran. */
+bool msim_loop_turn(struct msim_loop *l);
+/* A crashed member's handles vanish without their callbacks. */
+void msim_loop_drop(struct msim_loop *l);
+
+/* ---- msim_net.c: the peer network --------------------------------------- */
+
+/* The network between members: every link's queue and whether it is cut. */
+void msim_net_reset_all(void);
+/* Delivers what is due on every link to members that are up; a
+ * delivery is one turn of the receiver's loop. Returns whether any was. */
+bool msim_net_deliver(void);
+/* Member i crashed: its links drop what they carry; peers see a reset
+ * (seen) or nothing. */
+void msim_net_crash(int i, bool seen);
+/* Cuts (or heals) the link between i and j both ways. A heal resets the
+ * link at both ends: each end's next connection is a new one. */
+void msim_net_cut(int i, int j, bool cut);
+bool msim_net_cut_now(int i, int j);
+
+/* ---- msim_store.c: storage ---------------------------------------------- */
+
+/* Opens a member's storage in dir (made if missing), repairing a torn log
+ * tail as storage_open() does. durable and snapshot_done are storage's
+ * callbacks (called from msim_store_sync() and msim_store_snapshot_end()).
+ * 0 or a negative errno. */
+int msim_store_open(struct storage **out, const char *dir, storage_durable_cb durable,
+		    void (*snapshot_done)(void *ctx, int64_t zxid, int status), void *ctx);
+/* Appends queued and not yet synced. */
+size_t msim_store_unsynced(const struct storage *s);
+/* The sync thread's turn: the queued appends are written and synced as
+ * one write, then reported in order to durable (status 0), or, with fail,
+ * the sync fails: none of them is in the log, and each is reported
+ * -EIO. */
+void msim_store_sync(struct storage *s, bool fail);
+/* Whether a snapshot is being written; ending it reports it through
+ * snapshot_done. */
+bool msim_store_snapshot_busy(const struct storage *s);
+void msim_store_snapshot_end(struct storage *s);
+/* The process died: appends not synced are lost, or some of their bytes
+ * reach the log file (tear, from the seeded rng r); a snapshot being
+ * written leaves what a crash there leaves. Frees s. */
+void msim_store_crash(struct storage *s, struct msim_rng *r);
+/* A clean stop (nothing pending). Frees s. */
+void msim_store_close(struct storage *s);
+
+/* ---- msim_host.c: a member ---------------------------------------------- */
+
+/* A client's write, for the checker: create of /w<id>, or a set of
+ * /s<key> to id. */
+struct msim_write {
+	uint64_t id;
+	bool set;
+	int key;
+};
+
+struct member {
+	int idx;
+	uint32_t id;
+	bool up, serving, leading, failed;
+	char dir[512];
+	struct msim_loop loop;
+	struct config cfg;
+	struct storage *store;
+	struct db db;
+	struct prep prep;
+	struct replica *replica;
+	int64_t last_proposed;
+	/* this member's clients' writes in flight: seq -> write */
+	struct pending {
+		uint64_t seq;
+		struct msim_write w;
+	} *pending;
+	size_t n_pending, cap_pending;
+	uint64_t next_seq;
+	int since_snapshot;      /* commits since the last snapshot began */
+	bool paused;             /* SIGSTOP'd: no turn runs, what comes waits */
+	/* its peer network (msim_net.c), NULL while down or closed */
+	struct peer_net *net;
+	void *net_ctx;
+	void (*net_recv)(void *ctx, uint32_t from, const Quorum__PeerMsg *m);
+	void (*net_reset)(void *ctx, uint32_t peer);
+	void (*net_closed)(void *ctx); /* peer_net_close()'s callback, due */
+	void *net_closed_ctx;
+	int64_t clock_off_ms; /* this member's clock against the simulation's */
+};
+
+/* What runs saw, to show the faults and paths were reached. */
+struct msim_stats {
+	uint64_t writes, acked, commits, crashes, restarts, cuts, pauses, power_cuts, sync_failures;
+	uint64_t snapshots, installs, reloads, leaderships, forwarded;
+	uint64_t adopted; /* leaders whose recovered log tail became history */
+};
+
+struct world {
+	struct msim_stats st;
+	struct msim_rng r;
+	uint64_t seed;
+	int64_t now_ms;
+	int n;
+	struct member m[MSIM_MAX];
+	char root[320];
+	bool verbose;
+	/* swarm knobs, from the seed */
+	int64_t max_delay_ms;  /* a message's delay: 1 to this */
+	int snap_every;        /* commits between a member's snapshots */
+	/* checker */
+	uint64_t next_write;
+	char *why;
+	size_t why_len;
+	bool failed;
+};
+
+extern struct world *W;
+extern struct member *msim_current;
+
+/* Member m's code runs from here (its clock): returns whose ran before,
+ * for msim_leave(). */
+static inline struct member *msim_enter(struct member *m)
+{
+	struct member *prev = msim_current;
+	msim_current = m;
+	return prev;
+}
+
+static inline void msim_leave(struct member *prev)
+{
+	msim_current = prev;
+}
+
+__attribute__((format(printf, 1, 2)))
+void msim_fail(const char *fmt, ...);
+
+int member_boot(struct member *m);
+/* The process dies (kill -9 when seen: its peers' links reset at once;
+ * else power loss: silence). */
+void member_crash(struct member *m, bool seen);
+/* A clean stop, at the end of a run. */
+void member_shutdown(struct member *m);
+/* A client of member m writes w: 0 if it was submitted. */
+int member_write(struct member *m, const struct msim_write *w);
+
+/* msim.c: the checker's hooks */
+void check_commit(struct member *m, const Quorum__Txn *txn, const uint8_t *bytes, size_t len);
+void check_acked(struct member *m, const struct msim_write *w, int64_t zxid);
+/* m begins to serve as the leader. */
+void check_leading(struct member *m);
+
+#endif
