@@ -244,7 +244,7 @@ static int batch_reserve(struct batch *b, size_t bytes)
 	return 0;
 }
 
-/* ---- the sync thread ---------------------------------------------------------------- */
+/* ---- a batch written: the sync thread's work (storage_sync.c runs it) ------------- */
 
 struct write_result {
 	int status;           /* 0, or the error that failed the rest of the batch */
@@ -305,77 +305,66 @@ static void done_push(struct storage *s, struct batch *b)
 	s->done_tail = b;
 }
 
-static void *sync_main(void *arg)
+/* Takes the pending batch, if any, writes it, and hands it to the loop
+ * (the done list, then the async wake-up). On a failure, what was
+ * appended meanwhile fails with it. See storage_int.h. */
+bool storage_sync_batch(struct storage *s)
 {
-	struct storage *s = arg;
 	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (!s->pending && !s->stopping) {
-			/* Whoever clears sync_waiting posts `wake` once, after
-			 * its unlock; a post before our sem_wait is kept. */
-			s->sync_waiting = true;
-			pthread_mutex_unlock(&s->lock);
-			while (sem_wait(&s->wake) != 0)
-				; /* EINTR */
-			pthread_mutex_lock(&s->lock);
+	struct batch *b = s->pending;
+	s->pending = NULL;
+	s->busy = b != NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (!b)
+		return false;
+
+	b->taken_ns = clock_mono_ns();
+	struct write_result res = write_batch(s, b);
+	b->done_ns = clock_mono_ns();
+
+	pthread_mutex_lock(&s->lock);
+	s->busy = false;
+	s->stats.writes++;
+	s->stats.fsyncs += res.fsyncs;
+	s->stats.bytes_written += res.bytes;
+	s->stats.batch_txns += b->n;
+	if (s->stats.writes == 1 || b->n < s->stats.min_batch_txns)
+		s->stats.min_batch_txns = b->n;
+	if (b->n > s->stats.max_batch_txns)
+		s->stats.max_batch_txns = b->n;
+	if (res.fsyncs) {
+		int64_t us = res.sync_ns / 1000;
+		if (++s->stats.fsync_batches == 1 || us < s->stats.min_fsync_us)
+			s->stats.min_fsync_us = us;
+		s->stats.total_fsync_us += us;
+		s->stats.last_fsync_us = res.sync_ns / 1000;
+		if (res.max_sync_ns / 1000000 > s->fsync_warn_ms) {
+			s->stats.fsync_slow++;
+			b->slow_fsync_ms = res.max_sync_ns / 1000000;
 		}
-		if (!s->pending)
-			break; /* stopping, and everything queued is written */
-		struct batch *b = s->pending;
+		if (res.max_sync_ns / 1000 > s->stats.max_fsync_us)
+			s->stats.max_fsync_us = res.max_sync_ns / 1000;
+	}
+	if (res.durable_zxid)
+		s->durable_zxid = res.durable_zxid;
+	done_push(s, b);
+	if (res.status < 0) {
+		/* What queued behind the failed write fails too: writing it
+		 * would leave a hole in the log. */
+		struct batch *p = s->pending;
 		s->pending = NULL;
-		s->busy = true;
-		pthread_mutex_unlock(&s->lock);
-
-		b->taken_ns = clock_mono_ns();
-		struct write_result res = write_batch(s, b);
-		b->done_ns = clock_mono_ns();
-
-		pthread_mutex_lock(&s->lock);
-		s->busy = false;
-		s->stats.writes++;
-		s->stats.fsyncs += res.fsyncs;
-		s->stats.bytes_written += res.bytes;
-		s->stats.batch_txns += b->n;
-		if (s->stats.writes == 1 || b->n < s->stats.min_batch_txns)
-			s->stats.min_batch_txns = b->n;
-		if (b->n > s->stats.max_batch_txns)
-			s->stats.max_batch_txns = b->n;
-		if (res.fsyncs) {
-			int64_t us = res.sync_ns / 1000;
-			if (++s->stats.fsync_batches == 1 || us < s->stats.min_fsync_us)
-				s->stats.min_fsync_us = us;
-			s->stats.total_fsync_us += us;
-			s->stats.last_fsync_us = res.sync_ns / 1000;
-			if (res.max_sync_ns / 1000000 > s->fsync_warn_ms) {
-				s->stats.fsync_slow++;
-				b->slow_fsync_ms = res.max_sync_ns / 1000000;
-			}
-			if (res.max_sync_ns / 1000 > s->stats.max_fsync_us)
-				s->stats.max_fsync_us = res.max_sync_ns / 1000;
+		if (p) {
+			for (size_t k = 0; k < p->n; k++)
+				p->items[k].status = res.status;
+			done_push(s, p);
 		}
-		if (res.durable_zxid)
-			s->durable_zxid = res.durable_zxid;
-		done_push(s, b);
-		if (res.status < 0) {
-			/* What queued behind the failed write fails too: writing it
-			 * would leave a hole in the log. */
-			struct batch *p = s->pending;
-			s->pending = NULL;
-			if (p) {
-				for (size_t k = 0; k < p->n; k++)
-					p->items[k].status = res.status;
-				done_push(s, p);
-			}
-			s->failed = true;
-			s->failed_status = res.status;
-			s->rewind_zxid = s->durable_zxid;
-		}
-		pthread_mutex_unlock(&s->lock);
-		uv_async_send(&s->async);
-		pthread_mutex_lock(&s->lock);
+		s->failed = true;
+		s->failed_status = res.status;
+		s->rewind_zxid = s->durable_zxid;
 	}
 	pthread_mutex_unlock(&s->lock);
-	return NULL;
+	uv_async_send(&s->async);
+	return true;
 }
 
 /* ---- the loop side: callbacks -------------------------------------------------------- */
@@ -491,22 +480,6 @@ static void storage_free(struct storage *s)
 	free(s);
 }
 
-static void stop_thread(struct storage *s)
-{
-	if (!s->thread_started)
-		return;
-	pthread_mutex_lock(&s->lock);
-	s->stopping = true;
-	bool wake = s->sync_waiting;
-	s->sync_waiting = false;
-	pthread_mutex_unlock(&s->lock);
-	if (wake)
-		sem_post(&s->wake);
-	pthread_join(s->thread, NULL);
-	s->thread_started = false;
-}
-
-
 int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_config *cfg,
 		 storage_durable_cb durable, void *ctx, const char **err_msg)
 {
@@ -557,6 +530,8 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 		.prealloc_bytes = cfg->prealloc_bytes > 0 ? cfg->prealloc_bytes
 				  : cfg->prealloc_bytes == 0 ? DEFAULT_PREALLOC : 0,
 		.read_only = s->read_only,
+		.sync_write = cfg->sync_write,
+		.sync_ctx = cfg->sync_ctx,
 	};
 	r = txnlog_open(&s->log, &lc, err_buf, sizeof(err_buf));
 	if (r < 0)
@@ -594,7 +569,7 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 	uv_timer_init(loop, &s->purge_timer);
 	s->purge_timer.data = s;
 	s->open_handles = 2;
-	r = -pthread_create(&s->thread, NULL, sync_main, s);
+	r = storage_sync_start(s);
 	if (r < 0) {
 		snprintf(err_buf, sizeof(err_buf), "starting the sync thread: %s", strerror(-r));
 		/* The handles must be closed before s is freed: storage_close()
@@ -602,7 +577,6 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 		storage_close(s, NULL, NULL);
 		return r;
 	}
-	s->thread_started = true;
 	if (cfg->purge_interval_h > 0 && !s->read_only) {
 		/* As ZooKeeper's DatadirCleanupManager: a first purge at once
 		 * (the loop's first iteration, so after storage_recover() has
@@ -1121,7 +1095,7 @@ void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx)
 	s->closing = true;
 	s->close_cb = close_cb;
 	s->close_ctx = ctx;
-	stop_thread(s); /* writes what is pending first */
+	storage_sync_stop(s); /* writes what is pending first */
 	run_done(s);
 	uv_timer_stop(&s->purge_timer);
 	if (s->snap_busy) {

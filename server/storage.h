@@ -60,6 +60,10 @@ struct storage_config {
 	 * with the ctx given to storage_open(). A follower that installed a
 	 * leader's snapshot waits for this before acknowledging NEWLEADER. */
 	void (*snapshot_done)(void *ctx, int64_t zxid, int status);
+	/* Tests: the txn log's sync of each write (txnlog_config.sync_write,
+	 * with sync_ctx); NULL: fdatasync(). */
+	int (*sync_write)(void *ctx, int fd);
+	void *sync_ctx;
 };
 
 /* The pending batch (txns appended while the sync thread writes the

@@ -1,7 +1,7 @@
 /*
  * storage_int: what the files of the storage module share (storage.c: the
- * log, group commit, recovery, truncation, closing; storage_snap.c:
- * snapshots and their purging). Not for anything outside them; see
+ * log, group commit, recovery, truncation, closing; storage_sync.c: the
+ * sync thread; storage_snap.c: snapshots and their purging). Not for anything outside them; see
  * storage.h for the interface and storage.c for the DESIGN.
  */
 #ifndef QUORUM_STORAGE_INT_H
@@ -129,5 +129,19 @@ void storage_finish_close(struct storage *s);
 void storage_on_purge_timer(uv_timer_t *t);
 /* Deletes snapshot i (of s->snaps) from the disk and the list, logging why. */
 int storage_delete_snapshot(struct storage *s, size_t i, const char *why);
+
+/* ---- storage.c, for the sync thread ---- */
+/* Takes the pending batch, writes it (one write and one fdatasync per
+ * segment it touches), and hands it to the loop: the done list, then
+ * uv_async_send(). A failed write fails what was appended behind it too.
+ * Returns false if nothing was pending. Off the loop thread, and never
+ * twice at once. */
+bool storage_sync_batch(struct storage *s);
+
+/* ---- storage_sync.c: the sync thread ---- */
+/* Starts it: 0 or a negative errno. */
+int storage_sync_start(struct storage *s);
+/* Stops it once what is pending is written (nothing if never started). */
+void storage_sync_stop(struct storage *s);
 
 #endif

@@ -5,17 +5,19 @@
  * each member is quorumd's own code from the core up to the request
  * pipeline: server/replica.c (with snapsync.c, epoch.c, members.c) over
  * replication/zab*.c, server/db.c over tree.c and snapshot.c for the state,
- * and server/prep.c turning clients' writes into txns, on the leader for
- * its own clients and for those a follower forwards. Only what lies under
- * a member is simulated, at link time, by the functions of the same names:
+ * server/storage.c over txnlog.c for durability, and server/prep.c turning
+ * clients' writes into txns, on the leader for its own clients and for
+ * those a follower forwards. Only what lies under a member is simulated,
+ * at link time, by the functions of the same names:
  *
- *   msim_os.c     libuv's timers and checks on a simulated clock, the
- *                 clock itself (clock_gettime) and getrandom(), per member
+ *   msim_os.c     libuv's timers, checks, async handles and threadpool
+ *                 work on a simulated clock, the clock itself
+ *                 (clock_gettime) and getrandom(), per member
  *   msim_net.c    replication/peer.h's peer_net: per-link FIFO delivery
  *                 after a seeded delay, resets, partitions
- *   msim_store.c  server/storage.h: the txn log (server/txnlog.c files),
- *                 snapshots (server/snapshot.c files), recovery, installs;
- *                 an append is durable when the simulation says its sync
+ *   msim_store.c  storage's sync thread (server/storage_sync.c): the rest
+ *                 of server/storage.c and storage_snap.c runs as it is;
+ *                 a batch is written when the simulation says its sync
  *                 ran, a sync may fail, a crash tears what was not synced
  *   msim_host.c   the member: the replica_host that ensemble.c is in
  *                 quorumd, its db and prep, and the simulated clients
@@ -70,28 +72,45 @@ static inline int64_t msim_between(struct msim_rng *r, int64_t lo, int64_t hi)
 
 /* ---- msim_os.c: a member's loop ----------------------------------------- */
 
+enum msim_kind { MSIM_TIMER, MSIM_CHECK, MSIM_ASYNC };
+
 struct msim_handle {
 	uv_handle_t *h;      /* NULL: free slot */
+	enum msim_kind kind;
 	bool active, closing;
-	bool check;          /* a uv_check_t, else a uv_timer_t */
+	bool sent;           /* async: uv_async_send() since its last callback */
 	uv_close_cb close_cb;
 	uint64_t due_ms, repeat_ms; /* timers */
 	uv_timer_cb timer_cb;
 	uv_check_cb check_cb;
+	uv_async_cb async_cb;
 	uint64_t order;      /* start order: timers due together run in it */
+};
+
+/* A uv_queue_work() request: the threadpool's work, run when the
+ * simulation says (msim_loop_work()). */
+struct msim_work {
+	uv_work_t *req;      /* NULL: free slot */
+	uv_work_cb work_cb;
+	uv_after_work_cb after_cb;
+	bool cancelled;      /* uv_cancel(): after_cb with UV_ECANCELED next turn */
 };
 
 struct msim_loop {
 	uv_loop_t loop;      /* what the member's code is given; .data = this */
 	struct msim_handle h[MSIM_HANDLES];
+	struct msim_work work[4];
 	uint64_t started;
-	int closing_left;    /* handles whose close_cb is still to run */
 };
 
 void msim_loop_init(struct msim_loop *l);
-/* One turn of the loop at the current time: due timers, then checks, then
- * close callbacks. Returns whether anything ran. */
+/* One turn of the loop at the current time: due timers, async
+ * callbacks, checks, then close callbacks. Returns whether anything ran. */
 bool msim_loop_turn(struct msim_loop *l);
+/* Whether work is queued; running it is a worker finishing: its work_cb,
+ * then its after_cb on the loop. */
+bool msim_loop_work_queued(const struct msim_loop *l);
+void msim_loop_work(struct msim_loop *l);
 /* A crashed member's handles vanish without their callbacks. */
 void msim_loop_drop(struct msim_loop *l);
 
@@ -112,28 +131,25 @@ bool msim_net_cut_now(int i, int j);
 
 /* ---- msim_store.c: storage ---------------------------------------------- */
 
-/* Opens a member's storage in dir (made if missing), repairing a torn log
- * tail as storage_open() does. durable and snapshot_done are storage's
- * callbacks (called from msim_store_sync() and msim_store_snapshot_end()).
- * 0 or a negative errno. */
-int msim_store_open(struct storage **out, const char *dir, storage_durable_cb durable,
-		    void (*snapshot_done)(void *ctx, int64_t zxid, int status), void *ctx);
-/* Appends queued and not yet synced. */
+/* Opens a member's storage (storage_open()) in dir on its loop, with
+ * storage's callbacks. 0 or a negative errno (logged). */
+int msim_store_open(struct storage **out, uv_loop_t *loop, const char *dir,
+		    storage_durable_cb durable, void (*snapshot_done)(void *ctx, int64_t zxid,
+								    int status), void *ctx);
+/* Txns appended and not yet written (storage's pending batch). */
 size_t msim_store_unsynced(const struct storage *s);
-/* The sync thread's turn: the queued appends are written and synced as
- * one write, then reported in order to durable (status 0), or, with fail,
- * the sync fails: none of them is in the log, and each is reported
- * -EIO. */
+/* The sync thread's turn: the pending batch is written and synced, or
+ * with fail its sync fails; the callbacks come on the next loop turn. */
 void msim_store_sync(struct storage *s, bool fail);
-/* Whether a snapshot is being written; ending it reports it through
- * snapshot_done. */
+/* Whether a snapshot's worker is still to run; running it ends it
+ * (snapshot_done on the loop). */
 bool msim_store_snapshot_busy(const struct storage *s);
 void msim_store_snapshot_end(struct storage *s);
-/* The process died: appends not synced are lost, or some of their bytes
- * reach the log file (tear, from the seeded rng r); a snapshot being
- * written leaves what a crash there leaves. Frees s. */
+/* The process died: the pending batch is lost, or part of its first
+ * write reaches the log file (torn, from r); a snapshot whose worker has
+ * not run is lost. Closes s. */
 void msim_store_crash(struct storage *s, struct msim_rng *r);
-/* A clean stop (nothing pending). Frees s. */
+/* A clean stop: what is pending is written, a snapshot finished. */
 void msim_store_close(struct storage *s);
 
 /* ---- msim_host.c: a member ---------------------------------------------- */
@@ -180,7 +196,7 @@ struct member {
 /* What runs saw, to show the faults and paths were reached. */
 struct msim_stats {
 	uint64_t writes, acked, commits, crashes, restarts, cuts, pauses, power_cuts, sync_failures;
-	uint64_t snapshots, installs, reloads, leaderships, forwarded;
+	uint64_t snapshots, installs, reloads, leaderships, forwarded, torn_writes;
 	uint64_t adopted; /* leaders whose recovered log tail became history */
 };
 
@@ -237,5 +253,12 @@ void check_commit(struct member *m, const Quorum__Txn *txn, const uint8_t *bytes
 void check_acked(struct member *m, const struct msim_write *w, int64_t zxid);
 /* m begins to serve as the leader. */
 void check_leading(struct member *m);
+/* m's tree rebuilt from disk (a start, or a reload after a truncation):
+ * the snapshot at base loaded, each txn replayed onto it, then the end. */
+void check_replay_from(struct member *m, int64_t base);
+void check_replayed(struct member *m, const Quorum__Txn *txn);
+void check_rebuilt(struct member *m, bool replayed);
+/* m's tree is a leader's snapshot now. */
+void check_installed(struct member *m);
 
 #endif

@@ -137,6 +137,41 @@ int member_write(struct member *m, const struct msim_write *w)
 	return rc;
 }
 
+/* ---- recovery --------------------------------------------------------------------- */
+
+/* Recovery's note (server.c's note_recovered()): where the snapshot ends
+ * and the last zxid of each epoch in the log after it. */
+struct recovered {
+	struct member *m;
+	int64_t base;
+	int64_t *ends;
+	size_t n, cap;
+};
+
+static int note_recovered(void *ctx, const Quorum__Txn *txn)
+{
+	struct recovered *rv = ctx;
+	if (rv->base < 0) {
+		rv->base = db_last_zxid(&rv->m->db);
+		check_replay_from(rv->m, rv->base);
+	}
+	check_replayed(rv->m, txn);
+	if (rv->n > 0 && (rv->ends[rv->n - 1] >> 32) == (txn->zxid >> 32)) {
+		rv->ends[rv->n - 1] = txn->zxid;
+		return 0;
+	}
+	if (rv->n == rv->cap) {
+		size_t cap = rv->cap ? rv->cap * 2 : 16;
+		int64_t *e = realloc(rv->ends, cap * sizeof(*e));
+		if (e == NULL)
+			return -ENOMEM;
+		rv->ends = e;
+		rv->cap = cap;
+	}
+	rv->ends[rv->n++] = txn->zxid;
+	return 0;
+}
+
 /* ---- the replica's host ------------------------------------------------------ */
 
 static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t origin, uint64_t seq)
@@ -234,7 +269,11 @@ static int host_reload(void *ctx)
 	struct member *m = ctx;
 	W->st.reloads++;
 	prep_reset(&m->prep);
-	int rc = db_recover(&m->db, m->store, (int64_t)uv_now(&m->loop.loop), NULL, NULL);
+	struct recovered rv = { .m = m, .base = -1 };
+	int rc = db_recover(&m->db, m->store, (int64_t)uv_now(&m->loop.loop), note_recovered, &rv);
+	free(rv.ends);
+	if (rc == 0)
+		check_rebuilt(m, rv.base >= 0);
 	m->last_proposed = db_last_zxid(&m->db);
 	return rc;
 }
@@ -242,6 +281,8 @@ static int host_reload(void *ctx)
 static int installed(struct member *m, int rc)
 {
 	W->st.installs++;
+	if (rc == 0)
+		check_installed(m);
 	m->last_proposed = db_last_zxid(&m->db);
 	return rc;
 }
@@ -331,50 +372,23 @@ static const struct replica_host host = {
 
 /* ---- storage's callbacks ------------------------------------------------------- */
 
+/* Once the replica is closed (the member stops), nobody listens. */
 static void on_durable(void *ctx, void *cookie, int status)
 {
 	(void)cookie;
 	struct member *m = ctx;
-	replica_durable(m->replica, status);
+	if (m->replica)
+		replica_durable(m->replica, status);
 }
 
 static void on_snapshot_done(void *ctx, int64_t zxid, int status)
 {
 	struct member *m = ctx;
-	replica_snapshot_written(m->replica, zxid, status);
+	if (m->replica)
+		replica_snapshot_written(m->replica, zxid, status);
 }
 
 /* ---- life ------------------------------------------------------------------------ */
-
-/* Recovery's note (server.c's note_recovered()): where the snapshot ends
- * and the last zxid of each epoch in the log after it. */
-struct recovered {
-	struct member *m;
-	int64_t base;
-	int64_t *ends;
-	size_t n, cap;
-};
-
-static int note_recovered(void *ctx, const Quorum__Txn *txn)
-{
-	struct recovered *rv = ctx;
-	if (rv->base < 0)
-		rv->base = db_last_zxid(&rv->m->db);
-	if (rv->n > 0 && (rv->ends[rv->n - 1] >> 32) == (txn->zxid >> 32)) {
-		rv->ends[rv->n - 1] = txn->zxid;
-		return 0;
-	}
-	if (rv->n == rv->cap) {
-		size_t cap = rv->cap ? rv->cap * 2 : 16;
-		int64_t *e = realloc(rv->ends, cap * sizeof(*e));
-		if (e == NULL)
-			return -ENOMEM;
-		rv->ends = e;
-		rv->cap = cap;
-	}
-	rv->ends[rv->n++] = txn->zxid;
-	return 0;
-}
 
 static void config_of(struct member *m)
 {
@@ -408,7 +422,7 @@ int member_boot(struct member *m)
 	mkdir(m->dir, 0755);
 	struct recovered rv = { .m = m, .base = -1 };
 	struct member *prev = msim_enter(m);
-	rc = msim_store_open(&m->store, m->dir, on_durable, on_snapshot_done, m);
+	rc = msim_store_open(&m->store, &m->loop.loop, m->dir, on_durable, on_snapshot_done, m);
 	if (rc == 0 && (rc = db_init(&m->db, (int32_t)m->id, MSIM_TICK_MS,
 				     (int64_t)uv_now(&m->loop.loop), NULL, m)) < 0) {
 		msim_store_close(m->store);
@@ -468,12 +482,12 @@ static void member_stop(struct member *m, bool crash)
 		if (m->replica)
 			msim_fail("member %u: the replica did not close", m->id);
 	}
-	msim_loop_drop(&m->loop);
 	if (crash)
 		msim_store_crash(m->store, &W->r);
 	else
 		msim_store_close(m->store);
 	m->store = NULL;
+	msim_loop_drop(&m->loop);
 	prep_destroy(&m->prep);
 	db_destroy(&m->db);
 	msim_leave(prev);

@@ -2,9 +2,11 @@
  * msim_os: what a member's code asks of libuv and of the system, on the
  * simulation's time.
  *
- * libuv: only the handles quorumd's replica and snapsync use, timers and
- * checks, with libuv's order within a turn: due timers (earliest first,
- * then in start order), then checks, then close callbacks. A handle is
+ * libuv: only what quorumd's replica, snapsync and storage use: timers,
+ * checks, async handles and the threadpool's work, with libuv's order
+ * within a turn: due timers (earliest first, then in start order), async
+ * callbacks, checks, then close callbacks. Work queued for the
+ * threadpool runs when the simulation says (msim_loop_work()). A handle is
  * found by its address in its loop's table; uv_loop_t.data points to the
  * table. The member's clock is the simulation's plus its own offset;
  * clock_gettime() and getrandom() answer for the member whose code runs
@@ -67,27 +69,100 @@ static struct msim_handle *slot_of(const uv_handle_t *h)
 	return NULL;
 }
 
-static int add(uv_loop_t *loop, uv_handle_t *h, bool check)
+static struct msim_handle *add(uv_loop_t *loop, uv_handle_t *h, enum msim_kind kind)
 {
 	struct msim_loop *l = loop->data;
 	h->loop = loop;
 	for (int i = 0; i < MSIM_HANDLES; i++)
 		if (l->h[i].h == NULL) {
-			l->h[i] = (struct msim_handle){ .h = h, .check = check };
-			return 0;
+			l->h[i] = (struct msim_handle){ .h = h, .kind = kind };
+			return &l->h[i];
 		}
 	msim_fail("more than %d libuv handles on one member", MSIM_HANDLES);
-	return -ENOMEM;
+	return NULL;
 }
 
 int uv_timer_init(uv_loop_t *loop, uv_timer_t *t)
 {
-	return add(loop, (uv_handle_t *)t, false);
+	return add(loop, (uv_handle_t *)t, MSIM_TIMER) ? 0 : UV_ENOMEM;
 }
 
 int uv_check_init(uv_loop_t *loop, uv_check_t *c)
 {
-	return add(loop, (uv_handle_t *)c, true);
+	return add(loop, (uv_handle_t *)c, MSIM_CHECK) ? 0 : UV_ENOMEM;
+}
+
+int uv_async_init(uv_loop_t *loop, uv_async_t *a, uv_async_cb cb)
+{
+	struct msim_handle *s = add(loop, (uv_handle_t *)a, MSIM_ASYNC);
+	if (s == NULL)
+		return UV_ENOMEM;
+	s->active = true;
+	s->async_cb = cb;
+	return 0;
+}
+
+int uv_async_send(uv_async_t *a)
+{
+	struct msim_handle *s = slot_of((uv_handle_t *)a);
+	if (s && s->active)
+		s->sent = true;
+	return 0;
+}
+
+/* Whether a handle keeps the loop alive does not matter here. */
+void uv_ref(uv_handle_t *h)
+{
+	(void)h;
+}
+
+void uv_unref(uv_handle_t *h)
+{
+	(void)h;
+}
+
+int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb,
+		  uv_after_work_cb after_cb)
+{
+	struct msim_loop *l = loop->data;
+	req->loop = loop;
+	for (size_t i = 0; i < sizeof(l->work) / sizeof(l->work[0]); i++)
+		if (l->work[i].req == NULL) {
+			l->work[i] = (struct msim_work){ req, work_cb, after_cb, false };
+			return 0;
+		}
+	return UV_EBUSY;
+}
+
+int uv_cancel(uv_req_t *req)
+{
+	struct msim_loop *l = ((uv_work_t *)req)->loop->data; /* only work is cancelled */
+	for (size_t i = 0; i < sizeof(l->work) / sizeof(l->work[0]); i++)
+		if (l->work[i].req == (uv_work_t *)req && !l->work[i].cancelled) {
+			l->work[i].cancelled = true;
+			return 0;
+		}
+	return UV_EBUSY;
+}
+
+bool msim_loop_work_queued(const struct msim_loop *l)
+{
+	for (size_t i = 0; i < sizeof(l->work) / sizeof(l->work[0]); i++)
+		if (l->work[i].req && !l->work[i].cancelled)
+			return true;
+	return false;
+}
+
+void msim_loop_work(struct msim_loop *l)
+{
+	for (size_t i = 0; i < sizeof(l->work) / sizeof(l->work[0]); i++)
+		if (l->work[i].req && !l->work[i].cancelled) {
+			struct msim_work w = l->work[i];
+			l->work[i] = (struct msim_work){ 0 };
+			w.work_cb(w.req);
+			w.after_cb(w.req, 0);
+			return;
+		}
 }
 
 int uv_timer_start(uv_timer_t *t, uv_timer_cb cb, uint64_t timeout, uint64_t repeat)
@@ -158,7 +233,7 @@ static struct msim_handle *next_due(struct msim_loop *l, uint64_t now, uint64_t 
 	struct msim_handle *best = NULL;
 	for (int i = 0; i < MSIM_HANDLES; i++) {
 		struct msim_handle *s = &l->h[i];
-		if (!s->h || s->check || !s->active || s->due_ms > now || s->order > turn)
+		if (!s->h || s->kind != MSIM_TIMER || !s->active || s->due_ms > now || s->order > turn)
 			continue;
 		if (!best || s->due_ms < best->due_ms ||
 		    (s->due_ms == best->due_ms && s->order < best->order))
@@ -184,9 +259,24 @@ bool msim_loop_turn(struct msim_loop *l)
 		s->timer_cb((uv_timer_t *)s->h);
 		ran = true;
 	}
+	for (size_t i = 0; i < sizeof(l->work) / sizeof(l->work[0]); i++)
+		if (l->work[i].req && l->work[i].cancelled) {
+			struct msim_work w = l->work[i];
+			l->work[i] = (struct msim_work){ 0 };
+			w.after_cb(w.req, UV_ECANCELED);
+			ran = true;
+		}
 	for (int i = 0; i < MSIM_HANDLES; i++) {
 		s = &l->h[i];
-		if (s->h && s->check && s->active) {
+		if (s->h && s->kind == MSIM_ASYNC && s->sent) {
+			s->sent = false;
+			s->async_cb((uv_async_t *)s->h);
+			ran = true;
+		}
+	}
+	for (int i = 0; i < MSIM_HANDLES; i++) {
+		s = &l->h[i];
+		if (s->h && s->kind == MSIM_CHECK && s->active) {
 			s->check_cb((uv_check_t *)s->h);
 			ran = true;
 		}
@@ -209,4 +299,6 @@ void msim_loop_drop(struct msim_loop *l)
 {
 	for (int i = 0; i < MSIM_HANDLES; i++)
 		l->h[i] = (struct msim_handle){ 0 };
+	for (size_t i = 0; i < sizeof(l->work) / sizeof(l->work[0]); i++)
+		l->work[i] = (struct msim_work){ 0 };
 }
