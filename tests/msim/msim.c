@@ -2,16 +2,20 @@
  * msim: the engine, the checker and main() of the whole-member simulation
  * (msim.h says what runs for real and what is simulated).
  *
- * A run, from one seed: 3 or 5 members, swarm knobs (message delay, how
- * often syncs fail, crashes, partitions, pauses, snapshots), then
- * `steps` simulated milliseconds of clients' writes under faults, then
- * the liveness phase: every fault healed, every member up, and within
- * LIVENESS_MS all must serve, agree, and acknowledge new writes.
+ * A run, from one seed: 3 or 5 members, swarm knobs (how often clients
+ * write and sync, message delay, disk speed, which faults and how often),
+ * then `steps` simulated milliseconds of clients' creates, sets, deletes
+ * and syncs under faults, then the liveness phase: every fault healed,
+ * every member up, and within LIVENESS_MS all must serve, agree, and
+ * acknowledge new writes. `--verbose` shows the members' logs and the
+ * simulation's events.
  *
  * Faults, each run its own mix: crashes (kill -9, seen by the peers at
  * once, or power loss, silence), the whole ensemble losing power at once,
- * partitions, pauses, failed syncs (the member stops), torn writes and
- * snapshots cut short by a crash.
+ * partitions (silent, as packets dropped), the leader cut off from
+ * everyone, pauses (SIGSTOP), clocks running 0.7 to 1.3 times as fast,
+ * failed syncs (the member stops), torn writes, snapshots cut short by a
+ * crash, and purges that leave a lagging follower only a SNAP sync.
  *
  * Invariants, checked as the members' code reports commits and acks:
  *  1. One history: a zxid committed anywhere carries the same txn bytes
@@ -19,11 +23,13 @@
  *  2. No fork, gap or repeat: a member commits zxid Z only right after
  *     G's predecessor of Z, and a zxid below G's newest was committed
  *     before by someone. A leader that begins to serve holds all of G;
- *     what its log holds past G (txns it recovered into its tree at a
- *     restart and never saw committed) joins G then, as ZAB commits it.
+ *     what its tree holds past G (txns it logged, never saw committed,
+ *     and replayed at a restart) joins G then, as ZAB commits it.
  *  3. An acknowledged write's commit is the write the client sent, at
  *     the zxid G has it.
- *  4. At the end, every member's tree is the same (a digest of every
+ *  4. A sync answered, the read after it is linearizable: the member has
+ *     applied every write acknowledged anywhere before the sync was sent.
+ *  5. At the end, every member's tree is the same (a digest of every
  *     node's path, data and stat, which does not depend on how the tree
  *     was built), and holds every acknowledged write as the last write of
  *     its node in G left it: so no acknowledged write was lost.
@@ -67,6 +73,18 @@ void msim_fail(const char *fmt, ...)
 	va_end(ap);
 }
 
+void msim_trace(const char *fmt, ...)
+{
+	if (!W->verbose)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "msim t=%" PRId64 " ms: ", W->now_ms);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
 /* ---- the checker ------------------------------------------------------------ */
 
 /* G: the history, every zxid committed anywhere, in order, with the hash
@@ -74,7 +92,7 @@ void msim_fail(const char *fmt, ...)
 struct gentry {
 	int64_t zxid;
 	uint64_t hash;
-	uint64_t node, wid;
+	uint64_t node, wid; /* wid 0: the node's delete */
 };
 
 static struct gentry *G;
@@ -83,10 +101,10 @@ static size_t n_g, cap_g;
 struct acked {
 	uint64_t id, node;
 	int64_t zxid;
-	bool set;
 };
 static struct acked *acks;
 static size_t n_acks, cap_acks;
+static int64_t max_acked; /* the newest zxid acknowledged */
 
 static uint64_t hash_bytes64(const uint8_t *p, size_t n)
 {
@@ -128,6 +146,8 @@ static void write_of(const Quorum__Txn *t, uint64_t *node, uint64_t *wid)
 		path = t->create->path, d = t->create->data;
 	else if (t->body_case == QUORUM__TXN__BODY_SET_DATA)
 		path = t->set_data->path, d = t->set_data->data;
+	else if (t->body_case == QUORUM__TXN__BODY_DELETE)
+		path = t->delete_->path;
 	*node = *wid = 0;
 	if (path && path[0] == '/' && path[1] == 'w') {
 		*node = strtoull(path + 2, NULL, 16);
@@ -260,8 +280,9 @@ void check_leading(struct member *m)
 void check_acked(struct member *m, const struct msim_write *w, int64_t zxid)
 {
 	size_t i = g_find(zxid);
-	uint64_t node = w->set ? (uint64_t)w->key : w->id;
-	if (i == n_g || G[i].zxid != zxid || G[i].wid != w->id || G[i].node != node) {
+	uint64_t node = w->op == MSIM_CREATE ? w->id : w->node;
+	uint64_t wid = w->op == MSIM_DELETE ? 0 : w->id;
+	if (i == n_g || G[i].zxid != zxid || G[i].wid != wid || G[i].node != node) {
 		msim_fail("member %u acknowledged write %" PRIu64 " at 0x%" PRIx64
 			  ", which the history does not hold there", m->id, w->id, (uint64_t)zxid);
 		return;
@@ -270,8 +291,23 @@ void check_acked(struct member *m, const struct msim_write *w, int64_t zxid)
 		cap_acks = cap_acks ? cap_acks * 2 : 256;
 		acks = realloc(acks, cap_acks * sizeof(*acks));
 	}
-	acks[n_acks++] = (struct acked){ w->id, node, zxid, w->set };
+	acks[n_acks++] = (struct acked){ w->id, node, zxid };
+	if (zxid > max_acked)
+		max_acked = zxid;
 	W->st.acked++;
+}
+
+int64_t check_sync_need(void)
+{
+	return max_acked;
+}
+
+void check_sync_read(struct member *m, int64_t need)
+{
+	if (db_last_zxid(&m->db) < need)
+		msim_fail("member %u answered a sync at 0x%" PRIx64 ", without 0x%" PRIx64
+			  ", acknowledged before the sync was sent: a stale read", m->id,
+			  (uint64_t)db_last_zxid(&m->db), (uint64_t)need);
 }
 
 /* The write id m's tree holds at /w<node>; 0 if no such node. */
@@ -321,36 +357,36 @@ static void check_final(void)
 		if (tree_digest(W->m[i].db.tree) != d0)
 			msim_fail("members 1 and %u hold different trees at 0x%" PRIx64,
 				  W->m[i].id, (uint64_t)db_last_zxid(&W->m[i].db));
+	/* Each node's last write in the history, by node (nodes are write
+	 * ids). */
+	size_t n_nodes = W->next_write + 1;
+	size_t *last = malloc(n_nodes * sizeof(*last));
+	for (size_t i = 0; i < n_nodes; i++)
+		last[i] = SIZE_MAX;
+	for (size_t g = 0; g < n_g; g++)
+		if (G[g].node > 0 && G[g].node < n_nodes)
+			last[G[g].node] = g;
 	for (size_t a = 0; a < n_acks && !W->failed; a++) {
 		const struct acked *k = &acks[a];
-		/* the node's last write in the history */
-		uint64_t last = 0;
-		int64_t last_zxid = 0;
-		for (size_t g = n_g; g-- > 0;)
-			if (G[g].node == k->node) {
-				last = G[g].wid;
-				last_zxid = G[g].zxid;
-				break;
-			}
+		const struct gentry *e = &G[last[k->node]];
 		for (int i = 0; i < W->n && !W->failed; i++) {
 			uint64_t v = value_at(&W->m[i], k->node);
-			if (v == 0)
-				msim_fail("member %u lost /w%016" PRIx64 ", whose acknowledged write %"
-					  PRIu64 " was committed at 0x%" PRIx64, W->m[i].id, k->node,
-					  k->id, (uint64_t)k->zxid);
-			else if (v != last || last_zxid < k->zxid)
-				msim_fail("member %u holds write %" PRIu64 " at /w%016" PRIx64
-					  ", not %" PRIu64 ", the last in the history", W->m[i].id, v,
-					  k->node, last);
+			if (e->zxid < k->zxid || v != e->wid)
+				msim_fail("member %u holds %" PRIu64 " at /w%016" PRIx64 " (0: none), "
+					  "not %" PRIu64 ", the last write there in the history, at 0x%"
+					  PRIx64 " (an acknowledged one at 0x%" PRIx64 ")", W->m[i].id, v,
+					  k->node, e->wid, (uint64_t)e->zxid, (uint64_t)k->zxid);
 		}
 	}
+	free(last);
 }
 
 /* ---- the engine -------------------------------------------------------------- */
 
 struct knobs {
 	double p_write, p_crash, p_crash_seen, p_restart, p_cut, p_heal, p_pause, p_resume,
-		p_sync, p_sync_fail, p_snap_end, p_set, p_power_cut;
+		p_disk_sync, p_sync_fail, p_snap_end, p_change, p_sync, p_power_cut, p_isolate,
+		p_purge;
 };
 
 static void client_write(struct knobs *k)
@@ -359,11 +395,14 @@ static void client_write(struct knobs *k)
 	struct member *m = &W->m[i];
 	if (!m->up || m->paused || !m->serving)
 		return;
-	struct msim_write w = { .id = ++W->next_write };
-	if (n_acks > 0 && msim_chance(&W->r, k->p_set)) {
-		const struct acked *a = &acks[msim_between(&W->r, 0, (int64_t)n_acks - 1)];
-		w.set = true;
-		w.key = (int)a->node;
+	if (msim_chance(&W->r, k->p_sync)) {
+		W->st.syncs += member_sync(m) == 0;
+		return;
+	}
+	struct msim_write w = { .id = ++W->next_write, .op = MSIM_CREATE };
+	if (n_acks > 0 && msim_chance(&W->r, k->p_change)) {
+		w.node = acks[msim_between(&W->r, 0, (int64_t)n_acks - 1)].node;
+		w.op = msim_chance(&W->r, 0.2) ? MSIM_DELETE : MSIM_SET;
 	}
 	W->st.writes += member_write(m, &w) == 0;
 }
@@ -376,10 +415,16 @@ static void members_run(struct knobs *k)
 		if (!m->up || m->paused)
 			continue;
 		struct member *prev = msim_enter(m);
-		if (msim_store_unsynced(m->store) > 0 && msim_chance(&W->r, k->p_sync)) {
+		if (msim_store_unsynced(m->store) > 0 && msim_chance(&W->r, k->p_disk_sync)) {
 			bool fail = msim_chance(&W->r, k->p_sync_fail);
 			W->st.sync_failures += fail;
 			msim_store_sync(m->store, fail);
+			msim_loop_turn(&m->loop);
+		}
+		if (msim_chance(&W->r, k->p_purge)) {
+			/* autopurge: the oldest snapshots and the log only they
+			 * need go, so a follower behind them gets a SNAP sync */
+			W->st.purges += storage_purge(m->store) == 0;
 			msim_loop_turn(&m->loop);
 		}
 		if (msim_store_snapshot_busy(m->store) && msim_chance(&W->r, k->p_snap_end)) {
@@ -422,6 +467,18 @@ static void faults(struct knobs *k)
 	}
 	else if (!m->up && msim_chance(r, k->p_restart))
 		member_boot(m);
+	if (msim_chance(r, k->p_isolate)) {
+		/* the leader's links all cut: the others elect a new one while
+		 * it may still believe it leads, and its clients still ask */
+		for (int x = 0; x < W->n; x++)
+			if (W->m[x].leading) {
+				for (int y = 0; y < W->n; y++)
+					if (y != x)
+						msim_net_cut(x, y, true);
+				W->st.isolations++;
+				msim_trace("leader %u isolated", W->m[x].id);
+			}
+	}
 	if (i != j && msim_chance(r, msim_net_cut_now(i, j) ? k->p_heal : k->p_cut)) {
 		W->st.cuts += !msim_net_cut_now(i, j);
 		msim_net_cut(i, j, !msim_net_cut_now(i, j));
@@ -464,7 +521,8 @@ static bool converged(void)
 static void knobs_of(struct knobs *k)
 {
 	struct msim_rng *r = &W->r;
-	k->p_write = 0.05 + 0.3 * (double)(msim_next(r) >> 11) / 9007199254740992.0;
+	double u = (double)(msim_next(r) >> 11) / 9007199254740992.0;
+	k->p_write = msim_chance(r, 0.3) ? 0.02 : 0.05 + 0.3 * u; /* per ms */
 	k->p_crash = msim_chance(r, 0.5) ? 0.0005 : 0.00005;
 	k->p_crash_seen = msim_chance(r, 0.5) ? 0.9 : 0.3;
 	k->p_restart = 0.002;
@@ -472,11 +530,14 @@ static void knobs_of(struct knobs *k)
 	k->p_heal = 0.002;
 	k->p_pause = msim_chance(r, 0.3) ? 0.0003 : 0;
 	k->p_resume = 0.003;
-	k->p_sync = msim_chance(r, 0.5) ? 0.9 : msim_chance(r, 0.5) ? 0.2 : 0.03;
+	k->p_disk_sync = msim_chance(r, 0.5) ? 0.9 : msim_chance(r, 0.5) ? 0.2 : 0.03;
 	k->p_sync_fail = msim_chance(r, 0.3) ? 0.002 : 0;
 	k->p_snap_end = msim_chance(r, 0.5) ? 0.5 : 0.02;
-	k->p_set = 0.3;
+	k->p_change = 0.3;
+	k->p_sync = msim_chance(r, 0.5) ? 0.1 : 0.4;
 	k->p_power_cut = msim_chance(r, 0.5) ? 0.0001 : 0;
+	k->p_isolate = msim_chance(r, 0.5) ? 0.0002 : 0;
+	k->p_purge = msim_chance(r, 0.5) ? 0.002 : 0;
 	W->max_delay_ms = msim_between(r, 1, 20);
 	W->snap_every = (int)msim_between(r, 20, 300);
 }
@@ -497,14 +558,19 @@ static int run(uint64_t seed, int64_t steps, bool verbose, char *why, size_t why
 	mkdir(root, 0755);
 	struct knobs k;
 	knobs_of(&k);
+	bool skewed = msim_chance(&w.r, 0.3);
 	msim_net_reset_all();
 	n_g = n_acks = 0;
+	max_acked = 0;
 	for (int i = 0; i < MSIM_MAX; i++)
 		H[i].n = 0;
 	for (int i = 0; i < w.n; i++) {
 		struct member *m = &w.m[i];
 		m->idx = i;
 		m->id = (uint32_t)i + 1;
+		/* in a skewed run, each clock runs 0.7 to 1.3 times as fast */
+		m->clock_rate = skewed ? msim_between(&w.r, 700, 1300) : 1000;
+		m->clock_off_ms = msim_between(&w.r, 0, 1000000);
 		snprintf(m->dir, sizeof(m->dir), "%s/m%d", root, i + 1);
 		member_boot(m);
 	}
@@ -556,10 +622,14 @@ static void print_stats(const struct msim_stats *st)
 	} f[] = {
 		F(writes, "writes sent"), F(acked, "acknowledged"), F(forwarded, "forwarded"),
 		F(commits, "commits"), F(crashes, "crashes"), F(restarts, "starts"),
-		F(cuts, "partitions"), F(pauses, "pauses"), F(power_cuts, "power cuts"),
+		F(cuts, "partitions"), F(isolations, "leaders isolated"), F(pauses, "pauses"),
+		F(power_cuts, "power cuts"),
 		F(sync_failures, "failed syncs"), F(torn_writes, "torn writes"),
-		F(snapshots, "snapshots"), F(installs, "installs"), F(reloads, "reloads"),
+		F(snapshots, "snapshots"), F(purges, "purges"), F(installs, "installs"),
+		F(reloads, "reloads"),
 		F(leaderships, "leaderships"), F(adopted, "leaders adopting a recovered tail"),
+		F(syncs, "syncs"), F(syncs_answered, "syncs answered"),
+		F(deposed_syncs, "syncs sent to a deposed leader"),
 	};
 #undef F
 	printf("seen:");

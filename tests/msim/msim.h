@@ -154,12 +154,14 @@ void msim_store_close(struct storage *s);
 
 /* ---- msim_host.c: a member ---------------------------------------------- */
 
-/* A client's write, for the checker: create of /w<id>, or a set of
- * /s<key> to id. */
+/* A client's write, for the checker: a create of /w<id> holding id, a
+ * set of /w<node> to id, or a delete of /w<node>. */
+enum msim_op { MSIM_CREATE, MSIM_SET, MSIM_DELETE };
+
 struct msim_write {
 	uint64_t id;
-	bool set;
-	int key;
+	enum msim_op op;
+	uint64_t node; /* a create's is id */
 };
 
 struct member {
@@ -180,6 +182,14 @@ struct member {
 		struct msim_write w;
 	} *pending;
 	size_t n_pending, cap_pending;
+	/* its clients' syncs in flight: each answered once the member has
+	 * applied `reached` (the leader's commit point when it answered) */
+	struct pending_sync {
+		uint64_t seq;
+		int64_t need;    /* the newest zxid acknowledged when it was sent */
+		int64_t reached; /* -1 until answered */
+	} *syncs;
+	size_t n_syncs, cap_syncs;
 	uint64_t next_seq;
 	int since_snapshot;      /* commits since the last snapshot began */
 	bool paused;             /* SIGSTOP'd: no turn runs, what comes waits */
@@ -190,7 +200,9 @@ struct member {
 	void (*net_reset)(void *ctx, uint32_t peer);
 	void (*net_closed)(void *ctx); /* peer_net_close()'s callback, due */
 	void *net_closed_ctx;
-	int64_t clock_off_ms; /* this member's clock against the simulation's */
+	/* this member's clock: the simulation's at clock_rate per mille (a
+	 * host starved, or its clock slewed), from clock_off_ms */
+	int64_t clock_off_ms, clock_rate;
 };
 
 /* What runs saw, to show the faults and paths were reached. */
@@ -198,6 +210,9 @@ struct msim_stats {
 	uint64_t writes, acked, commits, crashes, restarts, cuts, pauses, power_cuts, sync_failures;
 	uint64_t snapshots, installs, reloads, leaderships, forwarded, torn_writes;
 	uint64_t adopted; /* leaders whose recovered log tail became history */
+	uint64_t syncs, syncs_answered, isolations;
+	uint64_t deposed_syncs; /* syncs sent to a leader while a newer one led */
+	uint64_t purges;
 };
 
 struct world {
@@ -238,6 +253,9 @@ static inline void msim_leave(struct member *prev)
 
 __attribute__((format(printf, 1, 2)))
 void msim_fail(const char *fmt, ...);
+/* With --verbose, a line on stderr at the simulation's time. */
+__attribute__((format(printf, 1, 2)))
+void msim_trace(const char *fmt, ...);
 
 int member_boot(struct member *m);
 /* The process dies (kill -9 when seen: its peers' links reset at once;
@@ -247,10 +265,16 @@ void member_crash(struct member *m, bool seen);
 void member_shutdown(struct member *m);
 /* A client of member m writes w: 0 if it was submitted. */
 int member_write(struct member *m, const struct msim_write *w);
+/* A client of member m syncs (then reads): 0 if it was submitted. */
+int member_sync(struct member *m);
 
 /* msim.c: the checker's hooks */
 void check_commit(struct member *m, const Quorum__Txn *txn, const uint8_t *bytes, size_t len);
 void check_acked(struct member *m, const struct msim_write *w, int64_t zxid);
+/* A sync sent now must see this zxid applied once answered. */
+int64_t check_sync_need(void);
+/* m answers a sync sent when `need` was acknowledged: a read now. */
+void check_sync_read(struct member *m, int64_t need);
 /* m begins to serve as the leader. */
 void check_leading(struct member *m);
 /* m's tree rebuilt from disk (a start, or a reload after a truncation):

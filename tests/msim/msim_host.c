@@ -46,18 +46,33 @@ static void path_of(uint64_t id, char out[24])
 static int32_t request_of(const struct msim_write *w, char path[24], char data[24],
 			  union zk_request *u)
 {
-	path_of(w->set ? (uint64_t)w->key : w->id, path);
-	int n = snprintf(data, 24, "%" PRIu64, w->id);
+	path_of(w->op == MSIM_CREATE ? w->id : w->node, path);
+	struct zk_str p = { path, (int32_t)strlen(path) };
+	struct zk_buf d = { (const uint8_t *)data, snprintf(data, 24, "%" PRIu64, w->id) };
 	memset(u, 0, sizeof(*u));
-	if (w->set) {
-		u->set_data = (struct zk_set_data_request){
-			.path = { path, strlen(path) }, .data = { (uint8_t *)data, n }, .version = -1 };
+	switch (w->op) {
+	case MSIM_SET:
+		u->set_data = (struct zk_set_data_request){ .path = p, .data = d, .version = -1 };
 		return ZK_OP_SET_DATA;
+	case MSIM_DELETE:
+		u->path_version = (struct zk_path_version_request){ .path = p, .version = -1 };
+		return ZK_OP_DELETE;
+	case MSIM_CREATE:
+		break;
 	}
-	u->create = (struct zk_create_request){
-		.path = { path, strlen(path) }, .data = { (uint8_t *)data, n },
-		.acl = { 1, &open_acl }, .flags = 0 };
+	u->create = (struct zk_create_request){ .path = p, .data = d, .acl = { 1, &open_acl } };
 	return ZK_OP_CREATE;
+}
+
+/* The request as a follower forwards it: its record, encoded. */
+static void encode_request(struct jute_out *out, int32_t op, const union zk_request *u)
+{
+	if (op == ZK_OP_CREATE)
+		zk_encode_create_request(out, op, &u->create);
+	else if (op == ZK_OP_SET_DATA)
+		zk_encode_set_data_request(out, &u->set_data);
+	else
+		zk_encode_path_version_request(out, &u->path_version);
 }
 
 /* The write in flight as seq, taken off the list: false if none (its
@@ -122,16 +137,63 @@ int member_write(struct member *m, const struct msim_write *w)
 	} else {
 		struct jute_out out;
 		jute_out_init(&out);
-		if (op == ZK_OP_CREATE)
-			zk_encode_create_request(&out, op, &u.create);
-		else
-			zk_encode_set_data_request(&out, &u.set_data);
+		encode_request(&out, op, &u);
 		rc = out.err ? -ENOMEM : replica_forward(m->replica, seq, 0, (int32_t)seq, op,
 							   out.buf, out.len, &auth, 0);
 		jute_out_free(&out);
 	}
 	if (rc == 0)
 		rc = pending_add(m, seq, w);
+	msim_loop_turn(&m->loop);
+	msim_leave(prev);
+	return rc;
+}
+
+/* A sync's answer is read once the member has applied what the leader
+ * had committed when it answered; the read then must see every write
+ * acknowledged before the sync was sent. */
+static void syncs_answer(struct member *m)
+{
+	for (size_t i = 0; i < m->n_syncs;) {
+		struct pending_sync *ps = &m->syncs[i];
+		if (ps->reached < 0 || db_last_zxid(&m->db) < ps->reached) {
+			i++;
+			continue;
+		}
+		check_sync_read(m, ps->need);
+		W->st.syncs_answered++;
+		*ps = m->syncs[--m->n_syncs];
+	}
+}
+
+int member_sync(struct member *m)
+{
+	if (!m->up || !m->serving || m->failed)
+		return -EAGAIN;
+	if (m->n_syncs == m->cap_syncs) {
+		size_t cap = m->cap_syncs ? m->cap_syncs * 2 : 8;
+		struct pending_sync *p = realloc(m->syncs, cap * sizeof(*p));
+		if (p == NULL)
+			return -ENOMEM;
+		m->syncs = p;
+		m->cap_syncs = cap;
+	}
+	uint64_t seq = ++m->next_seq;
+	m->syncs[m->n_syncs++] = (struct pending_sync){ seq, check_sync_need(), -1 };
+	for (int i = 0; i < W->n; i++)
+		if (m->leading && W->m[i].leading && W->m[i].up &&
+		    replica_epoch(W->m[i].replica) > replica_epoch(m->replica)) {
+			/* the situation a sync's read round is for */
+			W->st.deposed_syncs++;
+			msim_trace("member %u: sync %" PRIu64 " sent to it, a deposed leader", m->id,
+				   seq);
+		}
+	msim_trace("member %u: sync %" PRIu64 " sent, at 0x%" PRIx64 ", needs 0x%" PRIx64, m->id,
+		   seq, (uint64_t)db_last_zxid(&m->db), (uint64_t)m->syncs[m->n_syncs - 1].need);
+	struct member *prev = msim_enter(m);
+	int rc = replica_sync(m->replica, seq);
+	if (rc < 0)
+		m->n_syncs--;
 	msim_loop_turn(&m->loop);
 	msim_leave(prev);
 	return rc;
@@ -194,6 +256,7 @@ static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t or
 	if (m->last_proposed < txn->zxid)
 		m->last_proposed = txn->zxid;
 	quorum__txn__free_unpacked(txn, NULL);
+	syncs_answer(m);
 	/* A snapshot every snap_every commits, as write_snapshot_if_due(). */
 	if (replica_serving(m->replica) && ++m->since_snapshot >= W->snap_every &&
 	    !msim_store_snapshot_busy(m->store)) {
@@ -240,9 +303,12 @@ static void host_forward_failed(void *ctx, uint64_t seq, struct zk_code err, int
 
 static void host_sync_reached(void *ctx, uint64_t seq, int64_t zxid)
 {
-	(void)ctx;
-	(void)seq;
-	(void)zxid;
+	struct member *m = ctx;
+	msim_trace("member %u: sync %" PRIu64 " answered at 0x%" PRIx64, m->id, seq, (uint64_t)zxid);
+	for (size_t i = 0; i < m->n_syncs; i++)
+		if (m->syncs[i].seq == seq)
+			m->syncs[i].reached = zxid;
+	syncs_answer(m);
 }
 
 static void host_serving(void *ctx, bool serving, bool leading)
@@ -250,12 +316,13 @@ static void host_serving(void *ctx, bool serving, bool leading)
 	struct member *m = ctx;
 	m->serving = serving;
 	m->leading = serving && leading;
+	msim_trace("member %u %s", m->id, !serving ? "stops serving" : leading ? "leads" : "follows");
 	W->st.leaderships += m->leading;
 	if (m->leading)
 		check_leading(m);
 	/* The clients are let go: what they had in flight is not answered. */
 	if (!serving)
-		m->n_pending = 0;
+		m->n_pending = m->n_syncs = 0;
 }
 
 static void host_looking(void *ctx, bool looking)
@@ -417,7 +484,7 @@ int member_boot(struct member *m)
 	msim_loop_init(&m->loop);
 	config_of(m);
 	m->failed = m->serving = m->leading = false;
-	m->n_pending = 0;
+	m->n_pending = m->n_syncs = 0;
 	m->since_snapshot = 0;
 	mkdir(m->dir, 0755);
 	struct recovered rv = { .m = m, .base = -1 };
@@ -492,8 +559,10 @@ static void member_stop(struct member *m, bool crash)
 	db_destroy(&m->db);
 	msim_leave(prev);
 	free(m->pending);
+	free(m->syncs);
 	m->pending = NULL;
-	m->n_pending = m->cap_pending = 0;
+	m->syncs = NULL;
+	m->n_pending = m->cap_pending = m->n_syncs = m->cap_syncs = 0;
 	m->up = m->serving = m->leading = false;
 }
 

@@ -3,12 +3,14 @@
  *
  * What a member's replica sees of TCP links, and no more: messages from
  * one member to another arrive whole, in the order sent, after a seeded
- * delay of 1 to max_delay_ms; a link that is cut (a partition) or whose
- * other end is down drops what is sent on it and what it still carries,
- * and each end hears of that as peer.h promises, through its reset
- * callback on a later turn. A member that crashes is seen by its peers as
- * a killed process is (a reset at once) or as a host that lost power
- * (nothing: their timeouts must find out).
+ * delay of 1 to max_delay_ms. A link that is cut (a partition: packets
+ * dropped, as iptables DROP does) loses what it carries and what is sent
+ * on it, silently: each end hears of it through its reset callback only
+ * once TCP gives up on unacknowledged data (peer.h's unacked_timeout_ms),
+ * a seeded 200 to 1000 ms later. A link whose other end is down loses
+ * what is sent at once, refused (a reset on the next turn). A member that
+ * crashes is seen by its peers as a killed process is (a reset at once)
+ * or as a host that lost power (nothing: their timeouts must find out).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,7 +31,8 @@ struct link {
 	size_t bytes;
 	int64_t last_due;
 	bool cut;
-	bool reset_due; /* the sender is to hear of a loss on its next turn */
+	int64_t reset_at; /* links[a][b]: a hears of a loss on its link to b
+			     then (0: nothing to hear) */
 };
 
 struct peer_net {
@@ -62,12 +65,27 @@ static int index_of(uint32_t id)
 	return id >= 1 && id <= (uint32_t)W->n ? (int)id - 1 : -1;
 }
 
-/* The link i -> j lost what it carried: both ends hear of it. */
+/* The ends of the link between i and j hear of a loss at `at`, unless
+ * they are to hear of one sooner. */
+static void hear_at(int i, int j, int64_t at)
+{
+	if (links[i][j].reset_at == 0 || links[i][j].reset_at > at)
+		links[i][j].reset_at = at;
+	if (links[j][i].reset_at == 0 || links[j][i].reset_at > at)
+		links[j][i].reset_at = at;
+}
+
+/* When TCP would give up on data not acknowledged across a partition. */
+static int64_t unacked_timeout(void)
+{
+	return W->now_ms + msim_between(&W->r, 200, 1000);
+}
+
+/* The link i -> j lost what it carried: both ends hear of it at once. */
 static void lose(int i, int j)
 {
 	link_clear(&links[i][j]);
-	links[i][j].reset_due = true;
-	links[j][i].reset_due = true;
+	hear_at(i, j, W->now_ms);
 }
 
 int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct peer_net_config *cfg,
@@ -97,7 +115,12 @@ int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m)
 		return -ENOENT;
 	m->from = n->m->id;
 	struct link *l = &links[i][j];
-	if (l->cut || !W->m[j].up || W->m[j].net == NULL) {
+	if (l->cut) {
+		if (l->reset_at == 0)
+			hear_at(i, j, unacked_timeout());
+		return 0;
+	}
+	if (!W->m[j].up || W->m[j].net == NULL) {
 		lose(i, j);
 		return 0;
 	}
@@ -184,8 +207,8 @@ void msim_net_crash(int i, bool seen)
 			continue;
 		link_clear(&links[i][j]);
 		link_clear(&links[j][i]);
-		links[i][j].reset_due = false;
-		links[j][i].reset_due = seen;
+		links[i][j].reset_at = 0;
+		links[j][i].reset_at = seen ? W->now_ms : 0;
 	}
 }
 
@@ -194,8 +217,10 @@ void msim_net_cut(int i, int j, bool cut)
 	if (links[i][j].cut == cut)
 		return;
 	links[i][j].cut = links[j][i].cut = cut;
-	lose(i, j);
-	lose(j, i);
+	link_clear(&links[i][j]);
+	link_clear(&links[j][i]);
+	/* cut: silence until TCP gives up; healed: new connections */
+	hear_at(i, j, cut ? unacked_timeout() : W->now_ms);
 }
 
 bool msim_net_cut_now(int i, int j)
@@ -225,8 +250,9 @@ bool msim_net_deliver(void)
 				continue;
 			/* what j hears of the link j -> i */
 			struct link *back = &links[j][i];
-			if (back->reset_due && dst->up && dst->net && !dst->paused) {
-				back->reset_due = false;
+			if (back->reset_at && back->reset_at <= W->now_ms && dst->up && dst->net &&
+			    !dst->paused) {
+				back->reset_at = 0;
 				as_turn(dst, (uint32_t)i + 1, NULL);
 				any = true;
 			}

@@ -23,7 +23,8 @@
 
 static int64_t now_ms(void)
 {
-	return W->now_ms + (msim_current ? msim_current->clock_off_ms : 0);
+	const struct member *m = msim_current;
+	return m ? m->clock_off_ms + W->now_ms * m->clock_rate / 1000 : W->now_ms;
 }
 
 int clock_gettime(clockid_t clk, struct timespec *ts)
