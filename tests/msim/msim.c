@@ -26,10 +26,13 @@
  *     what its tree holds past G (txns it logged, never saw committed,
  *     and replayed at a restart) joins G then, as ZAB commits it.
  *  3. An acknowledged write's commit is the write the client sent, at
- *     the zxid G has it.
- *  4. A sync answered, the read after it is linearizable: the member has
+ *     the zxid G has it; and no member acknowledges a proposal to the
+ *     leader before its log holds it synced.
+ *  4. Every member that applies a txn shows the same after it, where the
+ *     txn wrote (check_applied()).
+ *  5. A sync answered, the read after it is linearizable: the member has
  *     applied every write acknowledged anywhere before the sync was sent.
- *  5. At the end, every member's tree is the same (a digest of every
+ *  6. At the end, every member's tree is the same (a digest of every
  *     node's path, data and stat, which does not depend on how the tree
  *     was built), and holds every acknowledged write as the last write of
  *     its node in G left it: so no acknowledged write was lost.
@@ -93,6 +96,8 @@ struct gentry {
 	int64_t zxid;
 	uint64_t hash;
 	uint64_t node, wid; /* wid 0: the node's delete */
+	uint64_t applied;   /* what the first member to apply it showed after
+			       it (check_applied()); 0: not yet */
 };
 
 static struct gentry *G;
@@ -297,6 +302,15 @@ void check_acked(struct member *m, const struct msim_write *w, int64_t zxid)
 	W->st.acked++;
 }
 
+void check_ack(struct member *m, int64_t zxid)
+{
+	int64_t durable = msim_store_durable(m->store);
+	if (zxid > durable)
+		msim_fail("member %u acknowledged 0x%" PRIx64 " with its log synced only to 0x%"
+			  PRIx64, m->id, (uint64_t)zxid, (uint64_t)durable);
+	W->st.acks_checked++;
+}
+
 int64_t check_sync_need(void)
 {
 	return max_acked;
@@ -347,7 +361,36 @@ static uint64_t tree_digest(const struct tree *t)
 	return sum;
 }
 
-/* Invariant 4, once every member has applied the same history: equal
+/* What a member's tree shows where txn wrote, right after applying it:
+ * the root (every client's node is its child: its cversion, pzxid and
+ * child count), the node written, present or not, and the node count.
+ * Every member that applies the txn must show the same. */
+void check_applied(struct member *m, const Quorum__Txn *txn)
+{
+	uint64_t node, wid, d = (uint64_t)tree_node_count(m->db.tree);
+	write_of(txn, &node, &wid);
+	digest_node(&d, tree_get(m->db.tree, ZK_STR("/")));
+	if (node) {
+		char path[24];
+		snprintf(path, sizeof(path), "/w%016" PRIx64, node);
+		struct znode *n = tree_get(m->db.tree, (struct zk_str){ path, (int32_t)strlen(path) });
+		if (n)
+			digest_node(&d, n);
+		else
+			d = d * 31 + 7;
+	}
+	d |= 1;
+	size_t i = g_find(txn->zxid);
+	if (i == n_g || G[i].zxid != txn->zxid)
+		return;
+	if (G[i].applied == 0)
+		G[i].applied = d;
+	else if (G[i].applied != d)
+		msim_fail("member %u's tree after 0x%" PRIx64 " is not what the first member to "
+			  "apply it showed", m->id, (uint64_t)txn->zxid);
+}
+
+/* Invariant 6, once every member has applied the same history: equal
  * trees; every acknowledged write there, as the last write of its node
  * in the history left it. */
 static void check_final(void)
@@ -628,7 +671,8 @@ static void print_stats(const struct msim_stats *st)
 		F(snapshots, "snapshots"), F(purges, "purges"), F(installs, "installs"),
 		F(reloads, "reloads"),
 		F(leaderships, "leaderships"), F(adopted, "leaders adopting a recovered tail"),
-		F(syncs, "syncs"), F(syncs_answered, "syncs answered"),
+		F(acks_checked, "followers' acks"), F(syncs, "syncs"),
+		F(syncs_answered, "syncs answered"),
 		F(deposed_syncs, "syncs sent to a deposed leader"),
 	};
 #undef F

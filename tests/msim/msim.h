@@ -141,6 +141,9 @@ size_t msim_store_unsynced(const struct storage *s);
 /* The sync thread's turn: the pending batch is written and synced, or
  * with fail its sync fails; the callbacks come on the next loop turn. */
 void msim_store_sync(struct storage *s, bool fail);
+/* The newest zxid on disk, synced: the log's last, or the newest
+ * snapshot's. */
+int64_t msim_store_durable(const struct storage *s);
 /* Whether a snapshot's worker is still to run; running it ends it
  * (snapshot_done on the loop). */
 bool msim_store_snapshot_busy(const struct storage *s);
@@ -212,7 +215,7 @@ struct msim_stats {
 	uint64_t adopted; /* leaders whose recovered log tail became history */
 	uint64_t syncs, syncs_answered, isolations;
 	uint64_t deposed_syncs; /* syncs sent to a leader while a newer one led */
-	uint64_t purges;
+	uint64_t purges, acks_checked;
 };
 
 struct world {
@@ -271,6 +274,10 @@ int member_sync(struct member *m);
 /* msim.c: the checker's hooks */
 void check_commit(struct member *m, const Quorum__Txn *txn, const uint8_t *bytes, size_t len);
 void check_acked(struct member *m, const struct msim_write *w, int64_t zxid);
+/* m has applied txn (committed). */
+void check_applied(struct member *m, const Quorum__Txn *txn);
+/* m sends the leader an Ack of everything up to zxid. */
+void check_ack(struct member *m, int64_t zxid);
 /* A sync sent now must see this zxid applied once answered. */
 int64_t check_sync_need(void);
 /* m answers a sync sent when `need` was acknowledged: a read now. */

@@ -249,6 +249,7 @@ static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t or
 	struct db_applied out;
 	if (db_apply(&m->db, txn, true, (int64_t)uv_now(&m->loop.loop), &out) < 0)
 		msim_fail("member %u: applying 0x%" PRIx64 ": out of memory", m->id, (uint64_t)txn->zxid);
+	check_applied(m, txn);
 	prep_applied(&m->prep, txn->zxid);
 	struct msim_write w;
 	if (origin == m->id && pending_take(m, seq, &w) && txn->body_case != QUORUM__TXN__BODY_ERROR)

@@ -114,6 +114,8 @@ int peer_net_send(struct peer_net *n, uint32_t to, Quorum__PeerMsg *m)
 	if (j < 0 || j == i)
 		return -ENOENT;
 	m->from = n->m->id;
+	if (m->body_case == QUORUM__PEER_MSG__BODY_ACK)
+		check_ack(n->m, m->ack->zxid);
 	struct link *l = &links[i][j];
 	if (l->cut) {
 		if (l->reset_at == 0)

@@ -95,6 +95,14 @@ void msim_store_sync(struct storage *s, bool fail)
 	sync_fails = false;
 }
 
+int64_t msim_store_durable(const struct storage *s)
+{
+	int64_t log = txnlog_last_zxid(s->log), snap = 0, mtime;
+	if (storage_last_snapshot(s, &snap, &mtime) < 0)
+		snap = 0;
+	return log > snap ? log : snap;
+}
+
 bool msim_store_snapshot_busy(const struct storage *s)
 {
 	int64_t zxid;
