@@ -88,11 +88,15 @@ static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 		return;
 	}
 	r->session_id = f->session_id;
-	/* A write of a session that has moved to another member since: the
-	 * client gave up on this connection, and must not see it applied. */
-	if (f->op != ZK_OP_CREATE_SESSION && write_session_moved(srv, f->session_id, from)) {
-		replica_forward_error(srv->replica, from, f->seq, ZK_CODE(ZSESSIONMOVED),
-				      srv->last_proposed);
+	/* ZooKeeper's checkSession. A session that has moved to another
+	 * member since: the client gave up on this connection, and must not
+	 * see it applied. One that is gone or closing here (expired, or
+	 * closed) while its client's member had not applied the close when it
+	 * forwarded this: SessionExpired, not a write (an ephemeral node)
+	 * that would outlive the session. */
+	struct zk_code serr = session_check(&srv->db.sessions, f->session_id, f->op, from);
+	if (!zk_ok(serr)) {
+		replica_forward_error(srv->replica, from, f->seq, serr, srv->last_proposed);
 		request_put(srv, r);
 		return;
 	}

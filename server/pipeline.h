@@ -61,8 +61,6 @@ void read_run(struct conn *c, int32_t xid, int32_t op, const uint8_t *body, size
 
 /* Whether this server preps writes itself: standalone, or the leader. */
 bool write_preps_here(const struct server *srv);
-/* Leader: whether the session lives on a member other than `from`. */
-bool write_session_moved(const struct server *srv, int64_t session_id, uint32_t from);
 /* The zxid the next prepped txn carries. */
 int64_t write_next_zxid(const struct server *srv);
 /* Hands a prepped txn to commit. 0 or a negative errno. */

@@ -132,6 +132,19 @@ void session_remove(struct session_table *st, struct session *s)
 	free(s);
 }
 
+struct zk_code session_check(const struct session_table *st, int64_t id, int32_t op,
+			     uint32_t from)
+{
+	if (op == ZK_OP_CREATE_SESSION)
+		return ZK_CODE(ZOK);
+	const struct session *s = session_get(st, id);
+	if (s && s->owner != 0 && s->owner != from)
+		return ZK_CODE(ZSESSIONMOVED);
+	if ((s == NULL || s->closing) && op != ZK_OP_CLOSE_SESSION)
+		return ZK_CODE(ZSESSIONEXPIRED);
+	return ZK_CODE(ZOK);
+}
+
 void session_touch(struct session_table *st, struct session *s, int64_t now_ms)
 {
 	if (s->closing)

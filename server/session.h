@@ -20,6 +20,7 @@
 
 #include "hmap.h"
 #include "list.h"
+#include "zk.h"
 
 struct conn;
 
@@ -62,6 +63,16 @@ int64_t session_next_id(struct session_table *st);
 struct session *session_add(struct session_table *st, int64_t id, int32_t timeout,
 			    const uint8_t passwd[16], int64_t now_ms);
 struct session *session_get(const struct session_table *st, int64_t id);
+/* Leader: whether a write (opcode op) of session id, from a client of
+ * member `from`, may be prepped now — ZooKeeper's checkSession:
+ * ZSESSIONMOVED if the session lives on another member now (owner);
+ * ZSESSIONEXPIRED if it is not in the table or is closing (its
+ * closeSession in flight, or applied while the client's member had not
+ * yet applied it), except for a closeSession (closing what is closed or
+ * closing changes nothing); else ZOK. A createSession is not checked:
+ * its session is new. */
+struct zk_code session_check(const struct session_table *st, int64_t id, int32_t op,
+			     uint32_t from);
 /* Unlinks and frees; the caller has detached it from its connection. */
 void session_remove(struct session_table *st, struct session *s);
 /* Moves the deadline to now + live_timeout, or timeout (any packet from the

@@ -20,14 +20,6 @@ bool write_preps_here(const struct server *srv)
 	return srv->replica == NULL || replica_leading(srv->replica);
 }
 
-/* Leader: whether the session lives on a member other than `from` (the
- * last one a client re-attached it on; unknown counts as anywhere). */
-bool write_session_moved(const struct server *srv, int64_t session_id, uint32_t from)
-{
-	const struct session *s = session_get(&srv->db.sessions, session_id);
-	return s && s->owner != 0 && s->owner != from;
-}
-
 /* The zxid the next prepped txn carries. */
 int64_t write_next_zxid(const struct server *srv)
 {
@@ -251,7 +243,8 @@ void write_handle(struct conn *c, int32_t xid, int32_t op, struct jute_in *in,
 		forward_write(c, xid, op, in, received_ns);
 		return;
 	}
-	if (srv->replica && write_session_moved(srv, c->session_id, (uint32_t)srv->cfg->myid)) {
+	if (srv->replica && zk_code_is(session_check(&srv->db.sessions, c->session_id, op,
+						     (uint32_t)srv->cfg->myid), ZSESSIONMOVED)) {
 		if (op == ZK_OP_CLOSE_SESSION) {
 			conn_close(c);
 			return;

@@ -90,6 +90,32 @@ static void test_add_get_remove(void **state)
 	session_table_destroy(&st);
 }
 
+/* A leader's checkSession for a follower's write: a session gone or
+ * closing is expired (its client's member may not have applied the close
+ * yet), one that lives on another member has moved; createSession is not
+ * checked, and closing what is closing is no error. */
+static void test_check_like_zookeeper(void **state)
+{
+	(void)state;
+	struct session_table st;
+	session_table_init(&st, 1, TICK, WALL, 0);
+	struct session *s = session_add(&st, 42, 4000, pw, 0);
+	s->owner = 2;
+	assert_true(zk_ok(session_check(&st, 42, ZK_OP_CREATE, 2)));
+	assert_true(zk_code_is(session_check(&st, 42, ZK_OP_CREATE, 3), ZSESSIONMOVED));
+	assert_true(zk_code_is(session_check(&st, 42, ZK_OP_CLOSE_SESSION, 3), ZSESSIONMOVED));
+	s->owner = 0; /* not known: any member */
+	assert_true(zk_ok(session_check(&st, 42, ZK_OP_SET_DATA, 3)));
+	s->closing = true;
+	assert_true(zk_code_is(session_check(&st, 42, ZK_OP_CREATE, 2), ZSESSIONEXPIRED));
+	assert_true(zk_ok(session_check(&st, 42, ZK_OP_CLOSE_SESSION, 2)));
+	session_remove(&st, s);
+	assert_true(zk_code_is(session_check(&st, 42, ZK_OP_DELETE, 2), ZSESSIONEXPIRED));
+	assert_true(zk_ok(session_check(&st, 42, ZK_OP_CLOSE_SESSION, 2)));
+	assert_true(zk_ok(session_check(&st, 77, ZK_OP_CREATE_SESSION, 2)));
+	session_table_destroy(&st);
+}
+
 static void test_deadline_rounds_up_to_the_next_tick(void **state)
 {
 	(void)state;
@@ -236,6 +262,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ids_carry_the_server_id),
 		cmocka_unit_test(test_add_get_remove),
+		cmocka_unit_test(test_check_like_zookeeper),
 		cmocka_unit_test(test_deadline_rounds_up_to_the_next_tick),
 		cmocka_unit_test(test_touch_postpones_expiry),
 		cmocka_unit_test(test_live_timeout_overrides),
