@@ -4,8 +4,10 @@
  *
  * A run, from one seed: 3 or 5 members, swarm knobs (how often clients
  * write and sync, message delay, disk speed, which faults and how often),
- * then `steps` simulated milliseconds of clients' creates, sets, deletes
- * and syncs under faults, then the liveness phase: every fault healed,
+ * then `steps` simulated milliseconds of clients' sessions (opened,
+ * closed, or left quiet until the leader expires them) and their creates
+ * (ephemeral or not), sets, deletes and syncs under faults, then the
+ * liveness phase: every fault healed,
  * every member up, and within LIVENESS_MS all must serve, agree, and
  * acknowledge new writes. `--verbose` shows the members' logs and the
  * simulation's events.
@@ -35,7 +37,9 @@
  *  6. At the end, every member's tree is the same (a digest of every
  *     node's path, data and stat, which does not depend on how the tree
  *     was built), and holds every acknowledged write as the last write of
- *     its node in G left it: so no acknowledged write was lost.
+ *     its node in G left it: so no acknowledged write was lost. No
+ *     ephemeral node outlives its session, and no member keeps a session
+ *     whose closeSession was acknowledged.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -106,6 +110,7 @@ static size_t n_g, cap_g;
 struct acked {
 	uint64_t id, node;
 	int64_t zxid;
+	bool ephemeral; /* the node is: its session's end may delete it */
 };
 static struct acked *acks;
 static size_t n_acks, cap_acks;
@@ -296,10 +301,33 @@ void check_acked(struct member *m, const struct msim_write *w, int64_t zxid)
 		cap_acks = cap_acks ? cap_acks * 2 : 256;
 		acks = realloc(acks, cap_acks * sizeof(*acks));
 	}
-	acks[n_acks++] = (struct acked){ w->id, node, zxid };
+	acks[n_acks++] = (struct acked){ w->id, node, zxid, w->ephemeral };
 	if (zxid > max_acked)
 		max_acked = zxid;
 	W->st.acked++;
+}
+
+void check_session(struct member *m, const struct msim_write *w, int64_t zxid)
+{
+	size_t i = g_find(zxid);
+	if (i == n_g || G[i].zxid != zxid) {
+		msim_fail("member %u acknowledged session 0x%" PRIx64 "'s %s at 0x%" PRIx64 ", which "
+			  "the history does not hold", m->id, (uint64_t)w->session,
+			  w->op == MSIM_OPEN ? "createSession" : "closeSession", (uint64_t)zxid);
+		return;
+	}
+	for (int k = 0; k < W->n_sessions; k++) {
+		struct msim_session *x = &W->sessions[k];
+		if (x->id != w->session)
+			continue;
+		if (w->op == MSIM_OPEN) {
+			x->open = true;
+			W->st.sessions_opened++;
+		} else {
+			x->closed = true;
+			W->st.sessions_closed++;
+		}
+	}
 }
 
 void check_ack(struct member *m, int64_t zxid)
@@ -390,6 +418,23 @@ void check_applied(struct member *m, const Quorum__Txn *txn)
 			  "apply it showed", m->id, (uint64_t)txn->zxid);
 }
 
+/* No ephemeral node outlives its session: its owner is in the member's
+ * session table. */
+static int owner_known(void *ctx, const struct znode *n)
+{
+	struct member *m = ctx;
+	int64_t owner = znode_stat(n)->ephemeral_owner;
+	if (zk_owner_is_session(owner) && !session_get(&m->db.sessions, owner)) {
+		struct zk_str p = znode_path(n);
+		msim_fail("member %u holds the ephemeral %.*s of session 0x%" PRIx64 ", which it "
+			  "does not know (closed or expired)", m->id, (int)p.len, p.s,
+			  (uint64_t)owner);
+		return 1;
+	}
+	W->st.ephemerals += zk_owner_is_session(owner);
+	return 0;
+}
+
 /* Invariant 6, once every member has applied the same history: equal
  * trees; every acknowledged write there, as the last write of its node
  * in the history left it. */
@@ -412,6 +457,8 @@ static void check_final(void)
 	for (size_t a = 0; a < n_acks && !W->failed; a++) {
 		const struct acked *k = &acks[a];
 		const struct gentry *e = &G[last[k->node]];
+		if (k->ephemeral)
+			continue; /* checked below: it lives as long as its session */
 		for (int i = 0; i < W->n && !W->failed; i++) {
 			uint64_t v = value_at(&W->m[i], k->node);
 			if (e->zxid < k->zxid || v != e->wid)
@@ -422,6 +469,15 @@ static void check_final(void)
 		}
 	}
 	free(last);
+	for (int i = 0; i < W->n && !W->failed; i++)
+		tree_walk(W->m[i].db.tree, owner_known, &W->m[i]);
+	for (int k = 0; k < W->n_sessions && !W->failed; k++)
+		for (int i = 0; i < W->n && !W->failed; i++)
+			if (W->sessions[k].closed &&
+			    session_get(&W->m[i].db.sessions, W->sessions[k].id))
+				msim_fail("member %u still has session 0x%" PRIx64 ", whose "
+					  "closeSession was acknowledged", W->m[i].id,
+					  (uint64_t)W->sessions[k].id);
 }
 
 /* ---- the engine -------------------------------------------------------------- */
@@ -429,28 +485,89 @@ static void check_final(void)
 struct knobs {
 	double p_write, p_crash, p_crash_seen, p_restart, p_cut, p_heal, p_pause, p_resume,
 		p_disk_sync, p_sync_fail, p_snap_end, p_change, p_sync, p_power_cut, p_isolate,
-		p_purge;
+		p_purge, p_new_session, p_session_end, p_ephemeral;
 };
 
-static void client_write(struct knobs *k)
+/* Opens a session for a new client of a random serving member. */
+static void session_open(void)
 {
 	int i = (int)msim_between(&W->r, 0, W->n - 1);
 	struct member *m = &W->m[i];
 	if (!m->up || m->paused || !m->serving)
 		return;
-	if (msim_chance(&W->r, k->p_sync)) {
+	/* a new slot, or the slot of a session given up */
+	int k = W->n_sessions;
+	for (int j = 0; k == MSIM_SESSIONS && j < W->n_sessions; j++)
+		if (W->sessions[j].gone || W->sessions[j].closed)
+			k = j;
+	if (k == MSIM_SESSIONS)
+		return;
+	struct msim_session x = { .id = member_session_id(m), .member = i };
+	struct msim_write w = { .id = ++W->next_write, .op = MSIM_OPEN, .session = x.id };
+	if (member_write(m, &w) < 0)
+		return;
+	W->sessions[k] = x;
+	if (k == W->n_sessions)
+		W->n_sessions++;
+}
+
+/* A client's step, on a random session: a create (ephemeral, or not), a
+ * set or delete of a node written before, a sync; or its session's end
+ * (a close), or a pause (its client goes quiet: the leader may expire it),
+ * or a new client. */
+/* Whether session x's client can send now. */
+static bool usable(const struct msim_session *x)
+{
+	const struct member *m = &W->m[x->member];
+	return x->open && !x->closed && !x->gone && m->up && !m->paused && m->serving &&
+	       x->quiet_until <= (int64_t)uv_now(&m->loop.loop);
+}
+
+static void client_step(struct knobs *k)
+{
+	struct msim_rng *r = &W->r;
+	int n_usable = 0;
+	for (int i = 0; i < W->n_sessions; i++)
+		n_usable += usable(&W->sessions[i]);
+	if (n_usable == 0 || msim_chance(r, k->p_new_session)) {
+		session_open();
+		return;
+	}
+	struct msim_session *x = &W->sessions[msim_between(r, 0, W->n_sessions - 1)];
+	struct member *m = &W->m[x->member];
+	if (!usable(x))
+		return;
+	int64_t now = (int64_t)uv_now(&m->loop.loop);
+	if (msim_chance(r, k->p_session_end)) {
+		if (msim_chance(r, 0.5)) {
+			struct msim_write w = { .id = ++W->next_write, .op = MSIM_CLOSE,
+						.session = x->id };
+			member_write(m, &w);
+		} else {
+			x->quiet_until = now + msim_between(r, 0, 3 * MSIM_SESSION_TIMEOUT_MS);
+		}
+		return;
+	}
+	if (msim_chance(r, k->p_sync)) {
 		W->st.syncs += member_sync(m) == 0;
 		return;
 	}
-	struct msim_write w = { .id = ++W->next_write, .op = MSIM_CREATE };
-	if (n_acks > 0 && msim_chance(&W->r, k->p_change)) {
-		w.node = acks[msim_between(&W->r, 0, (int64_t)n_acks - 1)].node;
-		w.op = msim_chance(&W->r, 0.2) ? MSIM_DELETE : MSIM_SET;
+	struct msim_write w = { .id = ++W->next_write, .op = MSIM_CREATE, .session = x->id };
+	if (n_acks > 0 && msim_chance(r, k->p_change)) {
+		const struct acked *a = &acks[msim_between(r, 0, (int64_t)n_acks - 1)];
+		w.node = a->node;
+		w.ephemeral = a->ephemeral;
+		w.op = msim_chance(r, 0.2) ? MSIM_DELETE : MSIM_SET;
+	} else {
+		w.ephemeral = msim_chance(r, k->p_ephemeral);
 	}
-	W->st.writes += member_write(m, &w) == 0;
+	int rc = member_write(m, &w);
+	W->st.writes += rc == 0;
+	x->gone |= rc == -ESRCH;
 }
 
-/* One millisecond of every member that runs: its disk, then its loop. */
+/* One millisecond of every member that runs: its disk, then its loop
+ * (and every tick, its server's session expiry). */
 static void members_run(struct knobs *k)
 {
 	for (int i = 0; i < W->n && !W->failed; i++) {
@@ -458,6 +575,10 @@ static void members_run(struct knobs *k)
 		if (!m->up || m->paused)
 			continue;
 		struct member *prev = msim_enter(m);
+		if (W->now_ms % MSIM_TICK_MS == 0) {
+			member_tick(m);
+			msim_loop_turn(&m->loop);
+		}
 		if (msim_store_unsynced(m->store) > 0 && msim_chance(&W->r, k->p_disk_sync)) {
 			bool fail = msim_chance(&W->r, k->p_sync_fail);
 			W->st.sync_failures += fail;
@@ -581,6 +702,9 @@ static void knobs_of(struct knobs *k)
 	k->p_power_cut = msim_chance(r, 0.5) ? 0.0001 : 0;
 	k->p_isolate = msim_chance(r, 0.5) ? 0.0002 : 0;
 	k->p_purge = msim_chance(r, 0.5) ? 0.002 : 0;
+	k->p_new_session = msim_chance(r, 0.5) ? 0.002 : 0.02;
+	k->p_session_end = msim_chance(r, 0.5) ? 0.002 : 0.02;
+	k->p_ephemeral = msim_chance(r, 0.5) ? 0.3 : 0;
 	W->max_delay_ms = msim_between(r, 1, 20);
 	W->snap_every = (int)msim_between(r, 20, 300);
 }
@@ -605,6 +729,7 @@ static int run(uint64_t seed, int64_t steps, bool verbose, char *why, size_t why
 	msim_net_reset_all();
 	n_g = n_acks = 0;
 	max_acked = 0;
+	w.n_sessions = 0;
 	for (int i = 0; i < MSIM_MAX; i++)
 		H[i].n = 0;
 	for (int i = 0; i < w.n; i++) {
@@ -620,7 +745,7 @@ static int run(uint64_t seed, int64_t steps, bool verbose, char *why, size_t why
 	for (; w.now_ms < steps && !w.failed; w.now_ms++) {
 		faults(&k);
 		if (msim_chance(&w.r, k.p_write))
-			client_write(&k);
+			client_step(&k);
 		members_run(&k);
 	}
 	/* liveness: no fault from here on, and no sync fails */
@@ -636,7 +761,7 @@ static int run(uint64_t seed, int64_t steps, bool verbose, char *why, size_t why
 				break;
 			}
 			if (sent < 1000 && w.now_ms % 10 == 0) {
-				client_write(&k);
+				client_step(&k);
 				sent++;
 			}
 		}
@@ -674,6 +799,8 @@ static void print_stats(const struct msim_stats *st)
 		F(acks_checked, "followers' acks"), F(syncs, "syncs"),
 		F(syncs_answered, "syncs answered"),
 		F(deposed_syncs, "syncs sent to a deposed leader"),
+		F(sessions_opened, "sessions opened"), F(sessions_closed, "closed"),
+		F(sessions_expired, "expired"), F(ephemerals, "ephemerals at the end"),
 	};
 #undef F
 	printf("seen:");
@@ -701,7 +828,7 @@ int main(int argc, char **argv)
 	/* The unit suite's run: a fixed set of seeds (a small one under
 	 * valgrind, or with QUORUM_SIM_QUICK=1). */
 	bool quick = RUNNING_ON_VALGRIND || getenv("QUORUM_SIM_QUICK");
-	uint64_t seed = 1, seeds = quick ? 3 : 12;
+	uint64_t seed = 1, seeds = quick ? 6 : 24;
 	int64_t steps = 20000, soak = 0;
 	bool verbose = false, one = false;
 	for (int i = 1; i < argc; i++) {

@@ -157,14 +157,33 @@ void msim_store_close(struct storage *s);
 
 /* ---- msim_host.c: a member ---------------------------------------------- */
 
-/* A client's write, for the checker: a create of /w<id> holding id, a
- * set of /w<node> to id, or a delete of /w<node>. */
-enum msim_op { MSIM_CREATE, MSIM_SET, MSIM_DELETE };
+/* A client's write, for the checker: a create of /w<id> holding id
+ * (ephemeral: owned by session), a set of /w<node> to id, a delete of
+ * /w<node>; or its session's createSession or closeSession. */
+enum msim_op { MSIM_CREATE, MSIM_SET, MSIM_DELETE, MSIM_OPEN, MSIM_CLOSE };
 
 struct msim_write {
 	uint64_t id;
 	enum msim_op op;
-	uint64_t node; /* a create's is id */
+	uint64_t node;   /* a create's is id */
+	int64_t session; /* the client's session (0: none) */
+	bool ephemeral;
+};
+
+/* A client session: its client is connected to one member, pings it
+ * (so the member touches it, and a follower tells the leader) unless it
+ * is quiet, and the leader expires it when nothing was heard of it for
+ * its timeout. */
+#define MSIM_SESSIONS 32
+#define MSIM_SESSION_TIMEOUT_MS 600
+
+struct msim_session {
+	int64_t id;
+	int member;           /* its client's member (index) */
+	bool open, closed;    /* createSession, closeSession acknowledged */
+	bool gone;            /* its member said SessionExpired: the client
+				 gives it up */
+	int64_t quiet_until;  /* the client sends nothing (a pause) until then */
 };
 
 struct member {
@@ -216,6 +235,7 @@ struct msim_stats {
 	uint64_t syncs, syncs_answered, isolations;
 	uint64_t deposed_syncs; /* syncs sent to a leader while a newer one led */
 	uint64_t purges, acks_checked;
+	uint64_t sessions_opened, sessions_closed, sessions_expired, ephemerals;
 };
 
 struct world {
@@ -230,6 +250,8 @@ struct world {
 	/* swarm knobs, from the seed */
 	int64_t max_delay_ms;  /* a message's delay: 1 to this */
 	int snap_every;        /* commits between a member's snapshots */
+	struct msim_session sessions[MSIM_SESSIONS];
+	int n_sessions;
 	/* checker */
 	uint64_t next_write;
 	char *why;
@@ -270,10 +292,17 @@ void member_shutdown(struct member *m);
 int member_write(struct member *m, const struct msim_write *w);
 /* A client of member m syncs (then reads): 0 if it was submitted. */
 int member_sync(struct member *m);
+/* A new session id, as member m hands one to a connecting client. */
+int64_t member_session_id(struct member *m);
+/* A tick of member m's server: on the serving leader, the sessions of its
+ * own clients touched, and those not heard of expired (closeSession). */
+void member_tick(struct member *m);
 
 /* msim.c: the checker's hooks */
 void check_commit(struct member *m, const Quorum__Txn *txn, const uint8_t *bytes, size_t len);
 void check_acked(struct member *m, const struct msim_write *w, int64_t zxid);
+/* A session's createSession (open) or closeSession was acknowledged. */
+void check_session(struct member *m, const struct msim_write *w, int64_t zxid);
 /* m has applied txn (committed). */
 void check_applied(struct member *m, const Quorum__Txn *txn);
 /* m sends the leader an Ack of everything up to zxid. */

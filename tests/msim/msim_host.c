@@ -4,12 +4,16 @@
  * write through it.
  *
  * What the server adds between a socket and these modules (connections,
- * sessions, the read path, replies) is not here: a client's write is
- * built as ZooKeeper's request record, encoded as a follower forwards it,
- * and on the leader decoded and prepped as ensemble.c's host_forwarded()
- * does; the member's own writes go the same way without the forward. A
- * write is acknowledged when its commit comes back to the member it was
- * sent to with no error, as a server replies then.
+ * the read path, replies) is not here: a client's write is built as
+ * ZooKeeper's request record, encoded as a follower forwards it, and on
+ * the leader checked (session_check()), decoded and prepped as
+ * ensemble.c's host_forwarded() does; the member's own writes go the same
+ * way without the forward. Sessions live as the server keeps them: a
+ * member refuses a request of a session it does not know or that is
+ * closing (request.c), followers tell the leader which sessions their
+ * clients keep alive, and the leader expires the others each tick
+ * (server.c). A write is acknowledged when its commit comes back to the
+ * member it was sent to with no error, as a server replies then.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -58,9 +62,12 @@ static int32_t request_of(const struct msim_write *w, char path[24], char data[2
 		u->path_version = (struct zk_path_version_request){ .path = p, .version = -1 };
 		return ZK_OP_DELETE;
 	case MSIM_CREATE:
+	case MSIM_OPEN:
+	case MSIM_CLOSE:
 		break;
 	}
-	u->create = (struct zk_create_request){ .path = p, .data = d, .acl = { 1, &open_acl } };
+	u->create = (struct zk_create_request){ .path = p, .data = d, .acl = { 1, &open_acl },
+						.flags = w->ephemeral ? ZK_EPHEMERAL : 0 };
 	return ZK_OP_CREATE;
 }
 
@@ -120,33 +127,118 @@ static int prep_and_propose(struct member *m, const struct prep_request *pr, uin
 	return rc;
 }
 
+/* Leader: a closeSession of session sid (its client's, or an expiry),
+ * proposed with its origin; the session takes no new request meanwhile. */
+static int close_session(struct member *m, int64_t sid, uint32_t origin, uint64_t seq)
+{
+	struct arena a;
+	arena_init(&a, 0);
+	Quorum__Txn *txn = prep_close_session(&m->prep, m->db.tree, sid,
+					      replica_next_zxid(m->replica), wall_ms(), &a);
+	int rc = txn ? replica_propose(m->replica, txn, origin, seq) : -ENOMEM;
+	if (rc == 0 && m->last_proposed < txn->zxid)
+		m->last_proposed = txn->zxid;
+	arena_destroy(&a);
+	struct session *s = session_get(&m->db.sessions, sid);
+	if (rc == 0 && s)
+		s->closing = true;
+	return rc;
+}
+
+/* The leader's side of a client's request: prepped and proposed. */
+static int submit_here(struct member *m, const struct msim_write *w, int32_t op,
+		       const union zk_request *u, uint64_t seq)
+{
+	struct acl_auth auth = { 0 };
+	if (w->op == MSIM_CLOSE)
+		return close_session(m, w->session, m->id, seq);
+	struct prep_request pr = { .session_id = w->session, .op = op, .auth = &auth, .u = *u };
+	if (w->op == MSIM_OPEN) {
+		pr.op = ZK_OP_CREATE_SESSION;
+		pr.u.connect.timeout = MSIM_SESSION_TIMEOUT_MS;
+	}
+	return prep_and_propose(m, &pr, m->id, seq);
+}
+
+/* A follower's side: forwarded, as its request record. */
+static int forward(struct member *m, const struct msim_write *w, int32_t op,
+		   const union zk_request *u, uint64_t seq)
+{
+	struct acl_auth auth = { 0 };
+	if (w->op == MSIM_OPEN || w->op == MSIM_CLOSE) {
+		int rc = replica_forward(m->replica, seq, w->session, (int32_t)seq,
+					 w->op == MSIM_OPEN ? ZK_OP_CREATE_SESSION : ZK_OP_CLOSE_SESSION,
+					 NULL, 0, &auth, MSIM_SESSION_TIMEOUT_MS);
+		struct session *s = session_get(&m->db.sessions, w->session);
+		if (rc == 0 && s && w->op == MSIM_CLOSE)
+			s->closing = true;
+		return rc;
+	}
+	struct jute_out out;
+	jute_out_init(&out);
+	encode_request(&out, op, u);
+	int rc = out.err ? -ENOMEM : replica_forward(m->replica, seq, w->session, (int32_t)seq, op,
+						   out.buf, out.len, &auth, 0);
+	jute_out_free(&out);
+	return rc;
+}
+
 int member_write(struct member *m, const struct msim_write *w)
 {
 	if (!m->up || !m->serving || m->failed)
 		return -EAGAIN;
+	/* As the request path does (request.c): a session this member does
+	 * not know, or that is closing, is told SessionExpired here. */
+	if (w->session && w->op != MSIM_OPEN) {
+		const struct session *s = session_get(&m->db.sessions, w->session);
+		if (s == NULL || s->closing)
+			return -ESRCH;
+	}
 	char path[24], data[24];
 	union zk_request u;
 	int32_t op = request_of(w, path, data, &u);
 	uint64_t seq = ++m->next_seq;
-	struct acl_auth auth = { 0 };
-	int rc;
 	struct member *prev = msim_enter(m);
-	if (m->leading) {
-		struct prep_request pr = { .session_id = 0, .op = op, .auth = &auth, .u = u };
-		rc = prep_and_propose(m, &pr, m->id, seq);
-	} else {
-		struct jute_out out;
-		jute_out_init(&out);
-		encode_request(&out, op, &u);
-		rc = out.err ? -ENOMEM : replica_forward(m->replica, seq, 0, (int32_t)seq, op,
-							   out.buf, out.len, &auth, 0);
-		jute_out_free(&out);
-	}
+	int rc = m->leading ? submit_here(m, w, op, &u, seq) : forward(m, w, op, &u, seq);
 	if (rc == 0)
 		rc = pending_add(m, seq, w);
 	msim_loop_turn(&m->loop);
 	msim_leave(prev);
 	return rc;
+}
+
+int64_t member_session_id(struct member *m)
+{
+	return session_next_id(&m->db.sessions);
+}
+
+/* Whether session x's client is connected to m and heard from now. */
+static bool live_here(const struct member *m, const struct msim_session *x)
+{
+	return x->member == m->idx && x->open && !x->closed &&
+	       x->quiet_until <= (int64_t)uv_now(&m->loop.loop);
+}
+
+/* Leader: a session not heard of for its timeout is closed (server.c's
+ * expire_session()). */
+static void expire_one(void *ctx, struct session *s)
+{
+	struct member *m = ctx;
+	if (close_session(m, s->id, m->id, ++m->next_seq) == 0)
+		W->st.sessions_expired++;
+}
+
+void member_tick(struct member *m)
+{
+	if (!m->up || !m->serving || !m->leading || !replica_leading_now(m->replica))
+		return;
+	int64_t now = (int64_t)uv_now(&m->loop.loop);
+	for (int i = 0; i < W->n_sessions; i++) {
+		struct session *s = session_get(&m->db.sessions, W->sessions[i].id);
+		if (s && !s->closing && live_here(m, &W->sessions[i]))
+			session_touch(&m->db.sessions, s, now);
+	}
+	session_expire(&m->db.sessions, now, expire_one, m);
 }
 
 /* A sync's answer is read once the member has applied what the leader
@@ -245,15 +337,32 @@ static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t or
 		return;
 	}
 	W->st.commits++;
+	if (txn->body_case == QUORUM__TXN__BODY_CREATE && txn->create->ephemeral_owner &&
+	    !session_get(&m->db.sessions, txn->create->ephemeral_owner))
+		msim_trace("member %u: 0x%" PRIx64 " creates %s for session 0x%" PRIx64 ", unknown "
+			   "here", m->id, (uint64_t)txn->zxid, txn->create->path,
+			   (uint64_t)txn->create->ephemeral_owner);
+	if (txn->body_case == QUORUM__TXN__BODY_CLOSE_SESSION)
+		msim_trace("member %u: 0x%" PRIx64 " closes session 0x%" PRIx64, m->id,
+			   (uint64_t)txn->zxid, (uint64_t)txn->session_id);
 	check_commit(m, txn, bytes, len);
 	struct db_applied out;
 	if (db_apply(&m->db, txn, true, (int64_t)uv_now(&m->loop.loop), &out) < 0)
 		msim_fail("member %u: applying 0x%" PRIx64 ": out of memory", m->id, (uint64_t)txn->zxid);
 	check_applied(m, txn);
 	prep_applied(&m->prep, txn->zxid);
+	if (txn->body_case == QUORUM__TXN__BODY_CREATE_SESSION) {
+		struct session *s = session_get(&m->db.sessions, txn->session_id);
+		if (s)
+			s->owner = origin;
+	}
 	struct msim_write w;
-	if (origin == m->id && pending_take(m, seq, &w) && txn->body_case != QUORUM__TXN__BODY_ERROR)
-		check_acked(m, &w, txn->zxid);
+	if (origin == m->id && pending_take(m, seq, &w) && txn->body_case != QUORUM__TXN__BODY_ERROR) {
+		if (w.op == MSIM_OPEN || w.op == MSIM_CLOSE)
+			check_session(m, &w, txn->zxid);
+		else
+			check_acked(m, &w, txn->zxid);
+	}
 	if (m->last_proposed < txn->zxid)
 		m->last_proposed = txn->zxid;
 	quorum__txn__free_unpacked(txn, NULL);
@@ -266,27 +375,39 @@ static void host_commit(void *ctx, const uint8_t *bytes, size_t len, uint32_t or
 	}
 }
 
+/* Leader: a follower's request, prepped as ensemble.c's host_forwarded()
+ * does it. */
 static void host_forwarded(void *ctx, uint32_t from, const Quorum__Forward *f)
 {
 	struct member *m = ctx;
 	W->st.forwarded++;
+	struct zk_code serr = session_check(&m->db.sessions, f->session_id, f->op, from);
+	if (!zk_ok(serr)) {
+		replica_forward_error(m->replica, from, f->seq, serr, m->last_proposed);
+		return;
+	}
+	if (f->op == ZK_OP_CLOSE_SESSION) {
+		if (close_session(m, f->session_id, from, f->seq) < 0)
+			replica_forward_error(m->replica, from, f->seq, ZK_CODE(ZSYSTEMERROR),
+					      m->last_proposed);
+		return;
+	}
 	struct arena a;
 	arena_init(&a, 0);
 	uint8_t *body = arena_alloc(&a, f->request.len + 1);
-	struct jute_in in;
-	union zk_request u;
 	struct acl_auth auth = { .super = f->super };
-	int rc = -ENOMEM;
-	if (body) {
+	struct prep_request pr = { .session_id = f->session_id, .op = f->op, .auth = &auth };
+	int rc = body ? 0 : -ENOMEM;
+	if (rc == 0 && f->op == ZK_OP_CREATE_SESSION) {
+		pr.u.connect.timeout = f->timeout;
+	} else if (rc == 0) {
+		struct jute_in in;
 		memcpy(body, f->request.data, f->request.len);
 		jute_in_init(&in, body, f->request.len, &a);
-		rc = zk_decode_request(&in, f->op, &u, 0) < 0 ? -EINVAL : 0;
+		rc = zk_decode_request(&in, f->op, &pr.u, 0) < 0 ? -EINVAL : 0;
 	}
-	if (rc == 0) {
-		struct prep_request pr = { .session_id = f->session_id, .op = f->op, .auth = &auth,
-					   .u = u };
+	if (rc == 0)
 		rc = prep_and_propose(m, &pr, from, f->seq);
-	}
 	if (rc < 0)
 		replica_forward_error(m->replica, from, f->seq, ZK_CODE(ZSYSTEMERROR),
 				      m->last_proposed);
@@ -389,20 +510,30 @@ static int host_write_snapshot(void *ctx)
 	return db_snapshot(&m->db, m->store);
 }
 
+/* Follower: the sessions of its clients, for the leader to keep alive. */
 static size_t host_live_sessions(void *ctx, int64_t **ids)
 {
-	(void)ctx;
-	*ids = NULL;
-	return 0;
+	struct member *m = ctx;
+	size_t n = 0;
+	*ids = malloc(MSIM_SESSIONS * sizeof(**ids));
+	for (int i = 0; *ids && i < W->n_sessions; i++)
+		if (live_here(m, &W->sessions[i]))
+			(*ids)[n++] = W->sessions[i].id;
+	return n;
 }
 
+/* Leader: a follower's Touch, as ensemble.c's host_touched(). */
 static void host_touched(void *ctx, uint32_t from, const int64_t *ids, size_t n, bool claim)
 {
-	(void)ctx;
-	(void)from;
-	(void)ids;
-	(void)n;
-	(void)claim;
+	struct member *m = ctx;
+	int64_t now = (int64_t)uv_now(&m->loop.loop);
+	for (size_t i = 0; i < n; i++) {
+		struct session *s = session_get(&m->db.sessions, ids[i]);
+		if (s && claim)
+			s->owner = from;
+		if (s && !s->closing)
+			session_touch(&m->db.sessions, s, now);
+	}
 }
 
 /* The log failed under replication: the member stops (the engine takes it
