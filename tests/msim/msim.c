@@ -200,10 +200,37 @@ static struct gentry entry_of(const Quorum__Txn *txn)
 	return e;
 }
 
+/* What m's tree holds past G's newest commit (txns it logged, never saw
+ * committed, and replayed at a restart) joins G: ZAB commits a new
+ * leader's whole history, and a commit past them commits them. */
+static void adopt(struct member *m)
+{
+	int64_t g_last = n_g ? G[n_g - 1].zxid : 0;
+	bool any = false;
+	for (size_t i = 0; i < H[m->idx].n; i++) {
+		struct gentry e = H[m->idx].v[i];
+		if (e.zxid <= g_last)
+			continue;
+		if (n_g == cap_g) {
+			cap_g = cap_g ? cap_g * 2 : 1024;
+			G = realloc(G, cap_g * sizeof(*G));
+		}
+		G[n_g++] = e;
+		any = true;
+	}
+	W->st.adopted += any;
+}
+
 void check_commit(struct member *m, const Quorum__Txn *txn, const uint8_t *bytes, size_t len)
 {
 	int64_t z = txn->zxid, prev = db_last_zxid(&m->db);
 	uint64_t h = hash_bytes64(bytes, len);
+	/* A new leader commits its history as it establishes its epoch,
+	 * before it serves: committing z commits all its tree held before.
+	 * (Not a follower's: what it holds past G must be the leader's.) */
+	if (replica_leading(m->replica) &&
+	    (n_g == 0 || (prev > G[n_g - 1].zxid && z > G[n_g - 1].zxid)))
+		adopt(m);
 	size_t i = g_find(z);
 	if (i < n_g && G[i].zxid == z) {
 		if (G[i].hash != h)
@@ -269,22 +296,7 @@ void check_leading(struct member *m)
 			  m->id, (uint64_t)last, (uint64_t)g_last);
 		return;
 	}
-	/* A new leader's history is committed once it serves: what its tree
-	 * holds past the commits seen so far (txns it logged, never saw
-	 * committed, and replayed at a restart) joins G, as ZAB commits it. */
-	bool any = false;
-	for (size_t i = 0; i < H[m->idx].n; i++) {
-		struct gentry e = H[m->idx].v[i];
-		if (e.zxid <= g_last)
-			continue;
-		if (n_g == cap_g) {
-			cap_g = cap_g ? cap_g * 2 : 1024;
-			G = realloc(G, cap_g * sizeof(*G));
-		}
-		G[n_g++] = e;
-		any = true;
-	}
-	W->st.adopted += any;
+	adopt(m);
 }
 
 void check_acked(struct member *m, const struct msim_write *w, int64_t zxid)
