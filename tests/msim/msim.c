@@ -507,10 +507,11 @@ static void session_open(void)
 	struct member *m = &W->m[i];
 	if (!m->up || m->paused || !m->serving)
 		return;
-	/* a new slot, or the slot of a session given up */
+	/* a new slot, or the slot of a session given up, closed or never
+	 * acknowledged */
 	int k = W->n_sessions;
 	for (int j = 0; k == MSIM_SESSIONS && j < W->n_sessions; j++)
-		if (W->sessions[j].gone || W->sessions[j].closed)
+		if (W->sessions[j].gone || W->sessions[j].closed || !W->sessions[j].open)
 			k = j;
 	if (k == MSIM_SESSIONS)
 		return;
@@ -767,6 +768,13 @@ static int run(uint64_t seed, int64_t steps, bool verbose, char *why, size_t why
 	size_t acked_before = n_acks;
 	int sent = 0;
 	for (; w.now_ms < until && !w.failed; w.now_ms++) {
+		if (w.now_ms % 5000 == 0)
+			for (int i = 0; i < w.n; i++)
+				msim_trace("liveness: member %u %s%s%s at 0x%" PRIx64 ", %zu acks",
+					   w.m[i].id, w.m[i].up ? "up" : "down",
+					   w.m[i].serving ? ", serving" : "",
+					   w.m[i].leading ? ", leading" : "",
+					   (uint64_t)(w.m[i].up ? db_last_zxid(&w.m[i].db) : 0), n_acks);
 		if (converged()) {
 			if (n_acks >= acked_before + LIVENESS_WRITES) {
 				check_final();
