@@ -889,6 +889,76 @@ static void failed_multi(struct tree *t, const Quorum__Txn *txn, const Quorum__M
 	finish(t, txn, res, overall, m->n_ops);
 }
 
+/* The txns that change no node, answered at once (true): createSession,
+ * an error txn, a multi of error txns, and a body this tree does not
+ * know. */
+static bool answered_without_ops(struct tree *t, const Quorum__Txn *txn,
+				 const Quorum__MultiTxn *multi, struct tree_apply_result *res)
+{
+	struct zk_code err;
+	switch (txn->body_case) {
+	case QUORUM__TXN__BODY_CREATE_SESSION:
+		err = ZK_CODE(ZOK);
+		break;
+	case QUORUM__TXN__BODY_ERROR:
+		err = ZK_CODE(txn->error ? txn->error->err : ZRUNTIMEINCONSISTENCY);
+		break;
+	case QUORUM__TXN__BODY_MULTI:
+		for (size_t i = 0; multi && i < multi->n_ops; i++) {
+			const Quorum__Txn *sub = multi->ops[i];
+			if (sub && sub->body_case == QUORUM__TXN__BODY_ERROR) {
+				failed_multi(t, txn, multi, res);
+				return true;
+			}
+		}
+		return false; /* an empty multi too */
+	case QUORUM__TXN__BODY_CLOSE_SESSION:
+	case QUORUM__TXN__BODY_CREATE:
+	case QUORUM__TXN__BODY_DELETE:
+	case QUORUM__TXN__BODY_SET_DATA:
+	case QUORUM__TXN__BODY_SET_ACL:
+	case QUORUM__TXN__BODY_CHECK:
+		return false;
+	default:
+		err = ZK_CODE(ZRUNTIMEINCONSISTENCY);
+		break;
+	}
+	result_err(&t->results[0], err);
+	finish(t, txn, res, err, 1);
+	return true;
+}
+
+/* Apply (see the top): the prepared ops in order; if one does not fit,
+ * those applied are undone, newest first, and the txn is answered as
+ * inconsistent (false). */
+static bool apply_or_undo(struct tree *t, const Quorum__Txn *txn, size_t n_ops, bool is_multi,
+			  bool is_close, struct tree_apply_result *res)
+{
+	struct op *ops = t->ops;
+	struct tree_result scratch;
+	size_t done = 0;
+	for (; done < n_ops; done++) {
+		struct tree_result *r = is_multi ? &t->results[done]
+					: is_close ? &scratch : &t->results[0];
+		if (!op_apply(t, &ops[done], txn->zxid, txn->time, r))
+			break;
+	}
+	if (done == n_ops)
+		return true;
+	for (size_t i = done; i-- > 0;)
+		op_undo(t, &ops[i]);
+	release_ops(t, n_ops);
+	t->n_events = 0;
+	if (is_multi) {
+		for (size_t i = 0; i < n_ops; i++)
+			result_err(&t->results[i], ZK_CODE(i < done ? ZOK : ZRUNTIMEINCONSISTENCY));
+	} else {
+		result_err(&t->results[0], ZK_CODE(ZRUNTIMEINCONSISTENCY));
+	}
+	finish(t, txn, res, ZK_CODE(ZRUNTIMEINCONSISTENCY), is_multi ? n_ops : 1);
+	return false;
+}
+
 int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_sink *sink,
 	       struct tree_apply_result *res)
 {
@@ -919,77 +989,19 @@ int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_s
 		n_ops = 0;
 		break;
 	}
-	/* Any op but a closing session's deletes may be a create. */
+	/* Prepare. Any op but a closing session's deletes may be a create. */
 	if (reserve(t, n_ops, n_results, is_close ? 0 : n_ops))
 		return -ENOMEM;
-
-	switch (txn->body_case) {
-	case QUORUM__TXN__BODY_CREATE_SESSION:
-		result_err(&t->results[0], ZK_CODE(ZOK));
-		finish(t, txn, res, ZK_CODE(ZOK), 1);
+	if (answered_without_ops(t, txn, multi, res))
 		return 0;
-	case QUORUM__TXN__BODY_ERROR: {
-		struct zk_code err = ZK_CODE(txn->error ? txn->error->err : ZRUNTIMEINCONSISTENCY);
-		result_err(&t->results[0], err);
-		finish(t, txn, res, err, 1);
-		return 0;
-	}
-	case QUORUM__TXN__BODY_MULTI:
-		if (multi == NULL)
-			break; /* an empty multi */
-		for (size_t i = 0; i < multi->n_ops; i++) {
-			const Quorum__Txn *sub = multi->ops[i];
-			if (sub && sub->body_case == QUORUM__TXN__BODY_ERROR) {
-				failed_multi(t, txn, multi, res);
-				return 0;
-			}
-		}
-		break;
-	case QUORUM__TXN__BODY_CLOSE_SESSION:
-	case QUORUM__TXN__BODY_CREATE:
-	case QUORUM__TXN__BODY_DELETE:
-	case QUORUM__TXN__BODY_SET_DATA:
-	case QUORUM__TXN__BODY_SET_ACL:
-	case QUORUM__TXN__BODY_CHECK:
-		break;
-	default:
-		result_err(&t->results[0], ZK_CODE(ZRUNTIMEINCONSISTENCY));
-		finish(t, txn, res, ZK_CODE(ZRUNTIMEINCONSISTENCY), 1);
-		return 0;
-	}
-
 	if (prepare_ops(t, multi ? multi->ops : NULL, txn, closing, n_ops) != 0)
 		return -ENOMEM;
-
-	/* Apply, or undo all. */
-	struct op *ops = t->ops;
-	struct tree_result scratch;
-	size_t done = 0;
-	for (; done < n_ops; done++) {
-		struct tree_result *r = is_multi ? &t->results[done]
-					: is_close ? &scratch : &t->results[0];
-		if (!op_apply(t, &ops[done], txn->zxid, txn->time, r))
-			break;
-	}
-	if (done < n_ops) {
-		for (size_t i = done; i-- > 0;)
-			op_undo(t, &ops[i]);
-		release_ops(t, n_ops);
-		t->n_events = 0;
-		if (is_multi) {
-			for (size_t i = 0; i < n_ops; i++)
-				result_err(&t->results[i],
-					   ZK_CODE(i < done ? ZOK : ZRUNTIMEINCONSISTENCY));
-		} else {
-			result_err(&t->results[0], ZK_CODE(ZRUNTIMEINCONSISTENCY));
-		}
-		finish(t, txn, res, ZK_CODE(ZRUNTIMEINCONSISTENCY), is_multi ? n_ops : 1);
+	if (!apply_or_undo(t, txn, n_ops, is_multi, is_close, res))
 		return 0;
-	}
 
 	/* Commit, then tell the watches. */
 	for (size_t i = 0; i < n_ops; i++)
-		op_commit(t, &ops[i]);
+		op_commit(t, &t->ops[i]);
 	sess_reap(t);
 	if (is_close)
 		result_err(&t->results[0], ZK_CODE(ZOK)); /* a single op's came from op_apply */
