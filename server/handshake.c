@@ -93,6 +93,84 @@ static void handshake_read_only(struct conn *c, const struct zk_connect_request 
 	handshake_respond(c, c->timeout, c->session_id, passwd);
 }
 
+/* A client that comes back with its session: re-attached here if the
+ * session is alive and the password is its own, else told it expired. */
+static void handshake_reattach(struct conn *c, const struct zk_connect_request *req)
+{
+	struct server *srv = c->srv;
+	struct session *s = session_get(&srv->db.sessions, req->session_id);
+	if (s == NULL || s->closing || req->passwd.len != 16 ||
+	    memcmp(s->passwd, req->passwd.p, 16) != 0) {
+		log_rl(LOG_INFO, "server", "%s: invalid session 0x%llx (%s)", c->peer,
+			(unsigned long long)req->session_id,
+			s == NULL || s->closing ? "expired" : "wrong password");
+		srv->stats.handshakes_failed++;
+		handshake_respond(c, 0, 0, NULL);
+		conn_close_after_flush(c);
+		return;
+	}
+	handshake_attach(c, s);
+	srv->stats.sessions_revalidated++;
+	/* The session lives on this member now: on the leader, its own
+	 * table says so; a follower tells the leader. */
+	if (srv->replica && replica_leading(srv->replica)) {
+		s->owner = (uint32_t)srv->cfg->myid;
+	} else if (srv->replica) {
+		replica_claim(srv->replica, s->id);
+		srv->stats.sessions_claimed++;
+	}
+	/* The timeout is negotiated again, and the session lives by the
+	 * new one from now on (ZooKeeper's revalidateSession). */
+	s->live_timeout = prep_session_timeout(&srv->prep, req->timeout);
+	c->timeout = s->live_timeout;
+	session_touch(&srv->db.sessions, s, (int64_t)uv_now(srv->loop));
+	handshake_respond(c, c->timeout, s->id, s->passwd);
+}
+
+/* A new session: its createSession txn goes through commit (forwarded to
+ * the leader, or prepped here); the response is sent when it applies
+ * (apply_create_session()). */
+static void handshake_new_session(struct conn *c, const struct zk_connect_request *req)
+{
+	struct server *srv = c->srv;
+	if (srv->log_failed) {
+		log_rl(LOG_WARN, "server", "%s: no new sessions while the log fails", c->peer);
+		conn_close(c);
+		return;
+	}
+	struct request *r = request_get(srv, c, 0, ZK_OP_CREATE_SESSION);
+	if (r == NULL) {
+		conn_close(c);
+		return;
+	}
+	c->session_id = session_next_id(&srv->db.sessions);
+	r->session_id = c->session_id;
+	if (!write_preps_here(srv)) {
+		r->seq = ++srv->next_seq;
+		if (replica_forward(srv->replica, r->seq, c->session_id, 0, ZK_OP_CREATE_SESSION, NULL,
+				    0, &c->auth, req->timeout) != 0) {
+			request_put(srv, r);
+			conn_close(c);
+			return;
+		}
+		list_push_back(&srv->proposed, &r->prop_link);
+		r->state = REQ_WRITE;
+		request_enqueue(c, r);
+		return;
+	}
+	struct prep_request pr = { .session_id = c->session_id, .op = ZK_OP_CREATE_SESSION,
+				   .auth = &c->auth, .u.connect = *req };
+	int rc = prep_write(&srv->prep, srv->db.tree, &pr, write_next_zxid(srv),
+			    clock_wall_ms(), &r->arena, &r->txn, NULL);
+	if (rc != 0 || write_submit(srv, r) != 0) {
+		request_put(srv, r);
+		conn_close(c);
+		return;
+	}
+	r->state = REQ_WRITE;
+	request_enqueue(c, r);
+}
+
 void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 {
 	struct server *srv = c->srv;
@@ -129,72 +207,8 @@ void server_handle_connect(struct conn *c, const uint8_t *frame, size_t len)
 		conn_close(c);
 		return;
 	}
-	if (req.session_id != 0) {
-		struct session *s = session_get(&srv->db.sessions, req.session_id);
-		if (s == NULL || s->closing || req.passwd.len != 16 ||
-		    memcmp(s->passwd, req.passwd.p, 16) != 0) {
-			log_rl(LOG_INFO, "server", "%s: invalid session 0x%llx (%s)", c->peer,
-				(unsigned long long)req.session_id,
-				s == NULL || s->closing ? "expired" : "wrong password");
-			srv->stats.handshakes_failed++;
-			handshake_respond(c, 0, 0, NULL);
-			conn_close_after_flush(c);
-			return;
-		}
-		handshake_attach(c, s);
-		srv->stats.sessions_revalidated++;
-		/* The session lives on this member now: on the leader, its own
-		 * table says so; a follower tells the leader. */
-		if (srv->replica && replica_leading(srv->replica)) {
-			s->owner = (uint32_t)srv->cfg->myid;
-		} else if (srv->replica) {
-			replica_claim(srv->replica, s->id);
-			srv->stats.sessions_claimed++;
-		}
-		/* The timeout is negotiated again, and the session lives by the
-		 * new one from now on (ZooKeeper's revalidateSession). */
-		s->live_timeout = prep_session_timeout(&srv->prep, req.timeout);
-		c->timeout = s->live_timeout;
-		session_touch(&srv->db.sessions, s, (int64_t)uv_now(srv->loop));
-		handshake_respond(c, c->timeout, s->id, s->passwd);
-		return;
-	}
-	if (srv->log_failed) {
-		log_rl(LOG_WARN, "server", "%s: no new sessions while the log fails", c->peer);
-		conn_close(c);
-		return;
-	}
-	/* A new session: its createSession txn goes through commit; the
-	 * response is sent when it applies (apply_create_session()). */
-	struct request *r = request_get(srv, c, 0, ZK_OP_CREATE_SESSION);
-	if (r == NULL) {
-		conn_close(c);
-		return;
-	}
-	c->session_id = session_next_id(&srv->db.sessions);
-	r->session_id = c->session_id;
-	if (!write_preps_here(srv)) {
-		r->seq = ++srv->next_seq;
-		if (replica_forward(srv->replica, r->seq, c->session_id, 0, ZK_OP_CREATE_SESSION, NULL,
-				    0, &c->auth, req.timeout) != 0) {
-			request_put(srv, r);
-			conn_close(c);
-			return;
-		}
-		list_push_back(&srv->proposed, &r->prop_link);
-		r->state = REQ_WRITE;
-		request_enqueue(c, r);
-		return;
-	}
-	struct prep_request pr = { .session_id = c->session_id, .op = ZK_OP_CREATE_SESSION,
-				   .auth = &c->auth, .u.connect = req };
-	int rc = prep_write(&srv->prep, srv->db.tree, &pr, write_next_zxid(srv),
-			    clock_wall_ms(), &r->arena, &r->txn, NULL);
-	if (rc != 0 || write_submit(srv, r) != 0) {
-		request_put(srv, r);
-		conn_close(c);
-		return;
-	}
-	r->state = REQ_WRITE;
-	request_enqueue(c, r);
+	if (req.session_id != 0)
+		handshake_reattach(c, &req);
+	else
+		handshake_new_session(c, &req);
 }
