@@ -141,8 +141,9 @@ static size_t g_find(int64_t z)
 static uint64_t number(const uint8_t *p, size_t n)
 {
 	char buf[24];
-	size_t k = n < sizeof(buf) ? n : 0;
-	memcpy(buf, p, k);
+	size_t k = p && n < sizeof(buf) ? n : 0;
+	if (k > 0)
+		memcpy(buf, p, k);
 	buf[k] = 0;
 	return strtoull(buf, NULL, 10);
 }
@@ -839,8 +840,8 @@ static int rm_tree(const char *dir)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: quorum_msim [--seed N] [--seeds N] [--steps MS] [--soak SECONDS] "
-		"[--verbose]\n");
+	fprintf(stderr, "usage: quorum_msim [--seed FIRST] [--seeds N] [--steps MS] "
+		"[--soak SECONDS] [--verbose]\n");
 }
 
 int main(int argc, char **argv)
@@ -850,13 +851,13 @@ int main(int argc, char **argv)
 	bool quick = RUNNING_ON_VALGRIND || getenv("QUORUM_SIM_QUICK");
 	uint64_t seed = 1, seeds = quick ? 6 : 24;
 	int64_t steps = 20000, soak = 0;
-	bool verbose = false, one = false;
+	bool verbose = false, seed_given = false, seeds_given = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--seed") && v) {
-			seed = strtoull(v, NULL, 0), one = true, i++;
+			seed = strtoull(v, NULL, 0), seed_given = true, i++;
 		} else if (!strcmp(a, "--seeds") && v) {
-			seeds = strtoull(v, NULL, 0), i++;
+			seeds = strtoull(v, NULL, 0), seeds_given = true, i++;
 		} else if (!strcmp(a, "--steps") && v) {
 			steps = strtoll(v, NULL, 0), i++;
 		} else if (!strcmp(a, "--soak") && v) {
@@ -878,14 +879,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	time_t start = time(NULL);
-	/* A soak tries fresh seeds each time, from --seed if given. */
-	if (soak && !one)
+	/* --seed alone replays one run; with --seeds, the first of them. A
+	 * soak tries fresh seeds each time, from --seed if given. */
+	if (soak && !seed_given)
 		seed = (uint64_t)start << 20;
-	one = one && !soak;
+	if (seed_given && !seeds_given && !soak)
+		seeds = 1;
 	uint64_t done = 0, failed = 0;
 	struct msim_stats st = { 0 };
-	for (uint64_t s = seed; one ? s == seed : soak ? time(NULL) - start < soak : s < seed + seeds;
-	     s++) {
+	for (uint64_t s = seed; soak ? time(NULL) - start < soak : s < seed + seeds; s++) {
 		char why[512] = "";
 		char dir[300];
 		snprintf(dir, sizeof(dir), "%s/run", root);
