@@ -901,6 +901,10 @@ int main(int argc, char **argv)
 		}
 	}
 	rm_tree(root);
+	free(G);
+	free(acks);
+	for (int i = 0; i < MSIM_MAX; i++)
+		free(H[i].v);
 	printf("%" PRIu64 " seeds, %" PRIu64 " failed, in %lld s\n", done, failed,
 	       (long long)(time(NULL) - start));
 	print_stats(&st);
