@@ -13,6 +13,7 @@ Environment:
 """
 import contextlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -48,21 +49,39 @@ if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
 
 
 _PORTS_GIVEN = set()
+_PORT_RNG = random.Random(os.getpid())
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port():
-    """A TCP port nobody listens on right now (the kernel picks it), and one
-    this process has not been given before: the kernel may hand a closed
-    port out again at once, and two settings of one server (clientPort and
-    secureClientPort, say) must not end up on the same port."""
+    """A TCP port nobody listens on right now, for a server to listen on
+    later: below the kernel's ephemeral range (ip_local_port_range), where
+    outgoing connections take their source ports, so none of them takes it
+    meanwhile; and one this process has not been given before, so two
+    settings of one server (clientPort and secureClientPort, say) never
+    share one."""
+    low = _ephemeral_low()
     for _ in range(1000):
+        port = _PORT_RNG.randrange(10000, low - 1024) if low > 11024 else 0
+        if port in _PORTS_GIVEN:
+            continue
         with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         if port not in _PORTS_GIVEN:
             _PORTS_GIVEN.add(port)
             return port
-    raise AssertionError("the kernel gave no new free port in 1000 tries")
+    raise AssertionError("no free port in 1000 tries")
 
 
 def four_letter(port, word, timeout=5.0, host="127.0.0.1"):

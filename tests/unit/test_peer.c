@@ -79,19 +79,51 @@ struct fx {
 
 static struct node *node_of(struct fx *fx, uint32_t id) { return &fx->nodes[id - 1]; }
 
+/* A port free now for a node to listen on later, and one no outgoing
+ * connection will be given meanwhile: below the kernel's ephemeral range
+ * (ip_local_port_range), where dials take their source ports, and never
+ * one this process was given before. */
 static int free_port(void)
 {
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(s >= 0);
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-	socklen_t len = sizeof(a);
-	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-	close(s);
-	return ntohs(a.sin_port);
+	static int given[256];
+	static int n_given;
+	static uint64_t x;
+	int lo = 32768;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d", &lo) != 1)
+			lo = 32768;
+		fclose(f);
+	}
+	if (x == 0)
+		x = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull | 1;
+	for (int tries = 0; tries < 1000; tries++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int port = lo > 11024 ? 10000 + (int)(x % (uint64_t)(lo - 11024)) : 0;
+		bool dup = false;
+		for (int i = 0; i < n_given; i++)
+			dup |= given[i] == port;
+		if (dup)
+			continue;
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(s >= 0);
+		struct sockaddr_in a;
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a.sin_port = htons((uint16_t)port);
+		socklen_t len = sizeof(a);
+		int ok = bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+			 getsockname(s, (struct sockaddr *)&a, &len) == 0;
+		close(s);
+		port = ntohs(a.sin_port);
+		if (ok && n_given < (int)(sizeof(given) / sizeof(given[0]))) {
+			given[n_given++] = port;
+			return port;
+		}
+	}
+	fail_msg("no free port in 1000 tries");
+	return 0;
 }
 
 static uint8_t pattern(uint64_t seq, size_t i) { return (uint8_t)(seq * 31 + i * 7 + (i >> 8)); }
