@@ -184,6 +184,15 @@ static void h_push(int i, struct gentry e)
 	H[i].v[H[i].n++] = e;
 }
 
+static void g_push(struct gentry e)
+{
+	if (n_g == cap_g) {
+		cap_g = cap_g ? cap_g * 2 : 1024;
+		G = realloc(G, cap_g * sizeof(*G));
+	}
+	G[n_g++] = e;
+}
+
 static void h_cut(int i, int64_t zxid)
 {
 	while (H[i].n > 0 && H[i].v[H[i].n - 1].zxid > zxid)
@@ -212,11 +221,7 @@ static void adopt(struct member *m)
 		struct gentry e = H[m->idx].v[i];
 		if (e.zxid <= g_last)
 			continue;
-		if (n_g == cap_g) {
-			cap_g = cap_g ? cap_g * 2 : 1024;
-			G = realloc(G, cap_g * sizeof(*G));
-		}
-		G[n_g++] = e;
+		g_push(e);
 		any = true;
 	}
 	W->st.adopted += any;
@@ -226,6 +231,8 @@ void check_commit(struct member *m, const Quorum__Txn *txn, const uint8_t *bytes
 {
 	int64_t z = txn->zxid, prev = db_last_zxid(&m->db);
 	uint64_t h = hash_bytes64(bytes, len);
+	struct gentry e = { .zxid = z, .hash = h };
+	write_of(txn, &e.node, &e.wid);
 	/* A new leader commits its history as it establishes its epoch,
 	 * before it serves: committing z commits all its tree held before.
 	 * (Not a follower's: what it holds past G must be the leader's.) */
@@ -242,17 +249,9 @@ void check_commit(struct member *m, const Quorum__Txn *txn, const uint8_t *bytes
 			  " and never committed before: a fork", m->id, (uint64_t)z,
 			  (uint64_t)G[n_g - 1].zxid);
 	} else {
-		if (n_g == cap_g) {
-			cap_g = cap_g ? cap_g * 2 : 1024;
-			G = realloc(G, cap_g * sizeof(*G));
-		}
-		G[n_g] = (struct gentry){ .zxid = z, .hash = h };
-		write_of(txn, &G[n_g].node, &G[n_g].wid);
-		n_g++;
+		g_push(e);
 	}
 	int64_t want = i > 0 ? G[i - 1].zxid : 0;
-	struct gentry e = { .zxid = z, .hash = h };
-	write_of(txn, &e.node, &e.wid);
 	h_push(m->idx, e);
 	if (prev != want)
 		msim_fail("member %u commits 0x%" PRIx64 " after 0x%" PRIx64 ", not after 0x%" PRIx64
