@@ -151,6 +151,7 @@ checked:
 	c->peer = l;
 	l->in = c;
 	l->features = features;
+	peer_dial_now(l);
 }
 
 static void in_frame(struct conn *c, const uint8_t *p, size_t len)

@@ -150,6 +150,8 @@ void peer_conn_name(struct conn *c);
 /* peer_out.c */
 /* The dial timer: resolves the link's address and connects. */
 void peer_on_dial_timer(uv_timer_t *t);
+/* A Hello came in from l's server: dial it now if a backoff is waiting. */
+void peer_dial_now(struct link *l);
 /* Bytes queued and in flight to the link's server, apart from a frame
  * over the bound (a snapshot's), and that frame's bytes. */
 size_t peer_backlog_small(const struct link *l);

@@ -59,6 +59,20 @@ static void dial_failed(struct link *l, const char *what, int rc)
 	schedule_dial(l);
 }
 
+/* The server dialled us and said Hello: it is up. A dial of ours that
+ * waits out a backoff goes now, so a member that restarts is reached as
+ * soon as it is back, not up to BACKOFF_MAX_MS later (a follower cannot
+ * sync until its leader's link to it is up). The backoff stands: a server
+ * that can dial us while we cannot dial it costs one more dial per
+ * connection it makes. */
+void peer_dial_now(struct link *l)
+{
+	if (l->net->closing || l->out || l->resolving ||
+	    !uv_is_active((uv_handle_t *)&l->dial_timer))
+		return;
+	uv_timer_start(&l->dial_timer, peer_on_dial_timer, 0, 0);
+}
+
 void peer_on_dial_timer(uv_timer_t *t)
 {
 	struct link *l = t->data;

@@ -1004,6 +1004,49 @@ static void test_backoff(void **state)
 		uv_run(&fx->loop, UV_RUN_ONCE);
 }
 
+static bool accepted(struct fx *fx, const void *arg)
+{
+	(void)fx;
+	const struct closer *cl = arg;
+	return cl->accepts >= 6;
+}
+
+static bool one_reaches_three(struct fx *fx, const void *arg)
+{
+	(void)arg;
+	return peer_net_connected(node_of(fx, 1)->net, 3);
+}
+
+/* A server that comes back is dialled as soon as it dials us, not once
+ * our backoff runs out. Server 3's port first closes every connection
+ * (a server going down and up), until server 1's backoff is long: after
+ * the sixth dial, the next waits 800 to 1,600 ms. Then server 3 starts
+ * there; its Hello reaches server 1 at once, and server 1 dials back. */
+static void test_dial_on_hello(void **state)
+{
+	struct fx *fx = *state;
+	struct closer cl = { .accepts = 0 };
+	uv_tcp_init(&fx->loop, &cl.listener);
+	cl.listener.data = &cl;
+	struct sockaddr_in a;
+	uv_ip4_addr("127.0.0.1", fx->ports[3], &a);
+	assert_int_equal(uv_tcp_bind(&cl.listener, (struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&cl.listener, 16, closer_on_connection), 0);
+	node_start(fx, 1);
+	assert_true(run_until(fx, accepted, &cl, 10000));
+	uint64_t at = uv_now(&fx->loop);
+	uv_close((uv_handle_t *)&cl.listener, closer_on_close);
+	while (!cl.closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	assert_false(peer_net_connected(node_of(fx, 1)->net, 3));
+	node_start(fx, 3);
+	assert_true(run_until(fx, one_reaches_three, NULL, 10000));
+	uint64_t took = uv_now(&fx->loop) - at;
+	fprintf(stderr, "server 1 reached server 3 %llu ms after its last dial\n",
+		(unsigned long long)took);
+	assert_true(took < 800);
+}
+
 struct watcher {
 	uv_tcp_t listener;
 	char from[INET_ADDRSTRLEN]; /* the address the last dialler came from */
@@ -1332,6 +1375,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dial_on_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_features_and_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_address, setup, teardown),
