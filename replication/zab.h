@@ -341,9 +341,15 @@ struct zab_io {
 	 * host's state is at, which are always durable. */
 	int (*read_log)(void *ctx, int64_t after, int64_t upto,
 			int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len), void *arg);
-	/* A snapshot of the host's committed state: *bytes (malloc'd; the core
-	 * frees it), *zxid the last txn it holds. 0 or a negative errno. */
-	int (*snapshot_take)(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid);
+	/* A snapshot of the host's committed state for follower `to`: *bytes
+	 * (malloc'd; the core frees it), *zxid the last txn it holds, at least
+	 * at_least and at most the applied state. A host may give an older
+	 * snapshot than its state (one it has already, rather than writing
+	 * one); the core then streams the log after it, and asks again with
+	 * at_least at the applied state if its log no longer reaches back
+	 * that far. 0 or a negative errno. */
+	int (*snapshot_take)(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes,
+			     size_t *len, int64_t *zxid);
 	/* Replaces the host's state and log with the snapshot (zxid its last
 	 * txn); appends then continue after zxid. Only with no append in
 	 * flight. Returns 0 and later calls zab_snapshot_installed(), or a

@@ -322,17 +322,27 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 		uint8_t *bytes = NULL;
 		size_t len = 0;
 		int64_t sz = 0;
-		rc = z->io.snapshot_take(z->io.ctx, &bytes, &len, &sz);
-		if (rc == 0 && (sz > z->last_logged || !zab_valid_zxid(sz)))
-			rc = -EINVAL;
 		/* Installing replaces the follower's log: it must not take it
 		 * back past C, txns both hold, which it may have acked. If the
 		 * summaries could not prove C, it is at most the smaller of
 		 * the two last zxids. Once established, the leader's state
 		 * holds its whole initial history, which holds C. Until then,
-		 * wait. */
+		 * wait. A snapshot older than the state (the host's newest
+		 * file) must hold C as well, and the log must reach back to it:
+		 * the history after it follows. */
 		int64_t both = f->last_zxid < z->last_logged ? f->last_zxid : z->last_logged;
-		if (rc == 0 && !z->established && sz < (found ? c : both))
+		int64_t need = found ? c : both;
+		rc = z->io.snapshot_take(z->io.ctx, to, need, &bytes, &len, &sz);
+		if (rc == 0 && sz < z->applied && (sz < need || !log_reaches_back(z, sz))) {
+			free(bytes);
+			bytes = NULL;
+			rc = z->io.snapshot_take(z->io.ctx, to, z->applied, &bytes, &len, &sz);
+			if (rc == 0 && sz < z->applied)
+				rc = -EAGAIN; /* the state moved on meanwhile */
+		}
+		if (rc == 0 && (sz > z->last_logged || !zab_valid_zxid(sz)))
+			rc = -EINVAL;
+		if (rc == 0 && !z->established && sz < need)
 			rc = -EAGAIN;
 		if (rc == 0) {
 			send_sync_start(z, to, f->nonce, QUORUM__SYNC_START__MODE__SNAP, 0, bytes, len,

@@ -13,8 +13,9 @@
  *   truncate          storage_truncate_after(), then the tree and sessions
  *                     are rebuilt from disk (host.reload)
  *   read_log          storage_read_from(), each txn packed again
- *   snapshot_take     snapsync_take(): a reference to a snapshot file of
- *                     the applied state, streamed to the follower after
+ *   snapshot_take     snapsync_take(): a reference to a snapshot file (the
+ *                     newest, if the core may take it, else one of the
+ *                     applied state), streamed to the follower after
  *                     its SyncStart (snapsync.h); the image itself for a
  *                     follower of an earlier release
  *   snapshot_install  snapsync_receive() and, once the file is whole,
@@ -439,10 +440,11 @@ static size_t diff_limit(const struct replica *r)
 	return n > (double)floor ? (n < (double)SIZE_MAX / 2 ? (size_t)n : SIZE_MAX / 2) : floor;
 }
 
-static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
+static int io_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes,
+			    size_t *len, int64_t *zxid)
 {
 	struct replica *r = ctx;
-	return snapsync_take(r->snap, bytes, len, zxid);
+	return snapsync_take(r->snap, to, at_least, bytes, len, zxid);
 }
 
 static void on_install_done(uv_timer_t *t)

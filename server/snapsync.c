@@ -63,11 +63,20 @@ bool snapsync_is_image(const uint8_t *bytes, size_t len)
 
 /* ---- leader ---------------------------------------------------------------------------------- */
 
-int snapsync_take(struct snapsync *ss, uint8_t **ref, size_t *len, int64_t *zxid)
+int snapsync_take(struct snapsync *ss, uint32_t to, int64_t at_least, uint8_t **ref, size_t *len,
+		  int64_t *zxid)
 {
 	int64_t applied = ss->host.applied(ss->host.ctx), newest, running;
 	int64_t mtime;
-	bool ready = storage_last_snapshot(ss->st, &newest, &mtime) == 0 && newest == applied;
+	bool have = storage_last_snapshot(ss->st, &newest, &mtime) == 0;
+	/* The newest file will do if it is recent enough for the core, and
+	 * the follower takes the file (an earlier release takes an image of
+	 * the applied state in the SyncStart itself). */
+	bool older = have && newest < applied && newest >= at_least &&
+		     (peer_net_features(ss->net, to) & PEER_FEATURE_SNAP_STREAM);
+	if (older)
+		applied = newest;
+	bool ready = have && newest == applied;
 	if (!ready && storage_snapshot_running(ss->st, &running)) {
 		if (running != applied)
 			return -EAGAIN; /* the next try finds it done */

@@ -10,8 +10,15 @@
  * hands both calls here, and the bytes are a small SnapshotRef
  * (proto/peer.proto: the zxid and a transfer id):
  *
- *   leader    snapsync_take(): the snapshot is of the applied state; its
- *             file exists (the newest snapshot is at that zxid), is being
+ *   leader    snapsync_take(): the newest snapshot file, when it holds
+ *             every txn the follower may have acked (the core says which)
+ *             and the log after it is still there: the core streams that
+ *             history after the file, as after any snapshot. Sending a file
+ *             already written costs the leader no fork and no pass over
+ *             the tree, and the transfer runs at the speed of the link;
+ *             the follower then logs and applies at most snapCount txns.
+ *             Otherwise the snapshot is of the applied state; its file
+ *             exists (the newest snapshot is at that zxid), is being
  *             written at that zxid, or is started now (storage_snapshot(),
  *             the forked writer); another snapshot being written makes
  *             the core try again a little later (-EAGAIN).
@@ -102,10 +109,13 @@ void snapsync_close(struct snapsync *ss, void (*close_cb)(void *ctx), void *ctx)
 const struct snapsync_stats *snapsync_get_stats(const struct snapsync *ss);
 
 /* ---- leader ---- */
-/* The core's snapshot_take: *ref (malloc'd) names the snapshot of the
- * applied state, *zxid its zxid. 0, -EAGAIN (a snapshot at another zxid
- * is being written: the core tries again), or a negative errno. */
-int snapsync_take(struct snapsync *ss, uint8_t **ref, size_t *len, int64_t *zxid);
+/* The core's snapshot_take for follower `to`: *ref (malloc'd) names the
+ * newest snapshot file if its zxid is at least at_least (and `to` takes
+ * files), else the snapshot of the applied state; *zxid its zxid. 0,
+ * -EAGAIN (a snapshot at another zxid is being written: the core tries
+ * again), or a negative errno. */
+int snapsync_take(struct snapsync *ss, uint32_t to, int64_t at_least, uint8_t **ref, size_t *len,
+		  int64_t *zxid);
 /* Sends m, a SyncStart (SNAP) whose snapshot snapsync_take() made, to
  * `to`, and starts the transfer that follows it (ending one to `to` that
  * is under way); to a follower of an earlier release, the image instead. */

@@ -125,9 +125,11 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 	return -ERANGE; /* nothing on disk: the leader sends a snapshot */
 }
 
-static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
+static int io_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
 	(void)ctx;
+	(void)to;
+	(void)at_least;
 	*bytes = malloc(1);
 	*len = 0;
 	*zxid = st.last_committed;

@@ -153,6 +153,7 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->torn_writes += b->torn_writes;
 	a->snap_files += b->snap_files;
 	a->snap_crashes += b->snap_crashes;
+	a->snaps_older += b->snaps_older;
 	a->install_crashes += b->install_crashes;
 	a->snap_rots += b->snap_rots;
 	a->epoch_crashes += b->epoch_crashes;
@@ -167,7 +168,7 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	printf("%-20s %4d runs %9" PRIu64 " steps %6.0f sim-s | %" PRIu64 " proposed, %" PRIu64
 	       " commits, %" PRIu64 " established, %" PRIu64 " crashes, %" PRIu64
 	       " partitions | sync: %" PRIu64 " diff, %" PRIu64 " trunc (%" PRIu64
-	       " across epochs, %" PRIu64 " refused), %" PRIu64 " snap, %" PRIu64
+	       " across epochs, %" PRIu64 " refused), %" PRIu64 " snap (%" PRIu64 " older offered), %" PRIu64
 	       " with uncommitted | %" PRIu64 " compactions, %" PRIu64 " crashes at NewLeader | %" PRIu64
 	       " link drops, %" PRIu64 " rejoins | %" PRIu64 " reads, %" PRIu64 " confirmed | %" PRIu64
 	       " observer commits | %" PRIu64 " reconfigs proposed, %" PRIu64 " committed, %" PRIu64
@@ -177,7 +178,7 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " restarts with the log above currentEpoch | %" PRIu64 " appends reported in a batch | %" PRIu64 " sync messages sent as links drained\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
-	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->syncs_with_uncommitted,
+	       t->truncs_across_epochs, t->trunc_refused, t->snaps, t->snaps_older, t->syncs_with_uncommitted,
 	       t->compactions, t->crash_at_newleader, t->link_drops, t->rejoins, t->reads,
 	       t->reads_confirmed, t->observer_commits, t->reconfigs_proposed, t->reconfigs_committed,
 	       t->crash_in_reconfig, t->pauses, t->leader_pauses, t->sync_failures, t->torn_writes,

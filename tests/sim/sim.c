@@ -779,6 +779,7 @@ static void sim_free(struct sim *s)
 		tree_free(nd->inst_tree);
 		tree_free(nd->rec_tree);
 		free(nd->inst_img);
+		free(nd->old_img);
 		free(nd->snap.v);
 		free(nd->log.v);
 		free(nd->inst.v);

@@ -91,6 +91,7 @@ struct sim_stats {
 	uint64_t torn_writes;      /* crashes that left part of a write on a log file */
 	uint64_t snap_files;       /* members' own snapshots written to their files */
 	uint64_t snap_crashes;     /* crashes while one was being written */
+	uint64_t snaps_older;      /* images older than the state offered for a SNAP */
 	uint64_t install_crashes;  /* crashes while a leader's was being installed */
 	uint64_t snap_rots;        /* a member's newest snapshot file made corrupt:
 				      its restart falls back to the one before */

@@ -224,6 +224,12 @@ struct node {
 	struct elist inst;       /* the txns a leader's snapshot holds, */
 	struct tree *inst_tree;  /* and its image loaded, until it is installed */
 	uint8_t *inst_img;       /* file-backed: the image's bytes, written then */
+	/* The last image snapshot_take made (a committed state, so good for
+	 * ever): given again while the core takes one that old, as quorumd
+	 * gives its newest snapshot file. */
+	uint8_t *old_img;
+	size_t old_len;
+	int64_t old_zxid;
 	size_t inst_len;
 	int64_t inst_zxid, inst_at;
 	/* the log on disk in a file-backed run: server/txnlog.c in a

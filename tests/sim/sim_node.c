@@ -311,10 +311,36 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 	return 0;
 }
 
-static int io_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
+static int64_t applied_zxid(const struct node *nd)
+{
+	return nd->state.n ? nd->state.v[nd->state.n - 1].zxid : 0;
+}
+
+static int io_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes,
+			    size_t *len, int64_t *zxid)
 {
 	struct node *nd = ctx;
-	return state_tree_image(nd->sim, nd, bytes, len, zxid);
+	(void)to;
+	if (nd->old_img && nd->old_zxid >= at_least && nd->old_zxid < applied_zxid(nd)) {
+		*bytes = malloc(nd->old_len);
+		if (!*bytes)
+			return -ENOMEM;
+		memcpy(*bytes, nd->old_img, nd->old_len);
+		*len = nd->old_len;
+		*zxid = nd->old_zxid;
+		nd->sim->st->snaps_older++;
+		return 0;
+	}
+	int rc = state_tree_image(nd->sim, nd, bytes, len, zxid);
+	uint8_t *copy = rc == 0 ? malloc(*len) : NULL;
+	if (copy) {
+		memcpy(copy, *bytes, *len);
+		free(nd->old_img);
+		nd->old_img = copy;
+		nd->old_len = *len;
+		nd->old_zxid = *zxid;
+	}
+	return rc;
 }
 
 static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)

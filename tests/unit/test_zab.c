@@ -163,9 +163,11 @@ static int fake_read_log(void *ctx, int64_t after, int64_t upto,
 	}
 	return 0;
 }
-static int fake_snapshot_take(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid)
+static int fake_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes, size_t *len, int64_t *zxid)
 {
 	(void)ctx;
+	(void)to;
+	(void)at_least;
 	*bytes = malloc(1);
 	*len = 0;
 	*zxid = 0;
