@@ -37,7 +37,9 @@
  * A run has a safety phase of `steps` events with faults, then a liveness
  * phase: everything healed and restarted, no faults, and the cluster must
  * elect, sync everyone and commit new proposals on every node within a
- * bounded simulated time.
+ * bounded simulated time: 60 s, or, while a member still applies the
+ * history it is being sent (a seed's stream window can be a few bytes),
+ * 60 s after the last txn applied, up to 600 s.
  */
 #ifndef QUORUM_SIM_H
 #define QUORUM_SIM_H

@@ -31,6 +31,10 @@
 #define TICK_MS 100
 #define SYNC_LIMIT 5 /* ticks */
 #define LIVENESS_MS 60000
+/* While a member is still catching up (applying txns the others sent, at
+ * the pace of a small stream window over slow links), the wait goes on,
+ * LIVENESS_MS past its latest txn, up to this long after healing. */
+#define LIVENESS_MAX_MS 600000
 #define LIVENESS_TXNS 5
 
 /* ---- randomness ----------------------------------------------------------- */
