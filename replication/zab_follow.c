@@ -79,6 +79,7 @@ static void send_ack_epoch(struct zab *z)
 	a.base_zxid = z->base_zxid;
 	a.n_epoch_ends = z->n_ends;
 	a.epoch_ends = z->ends;
+	a.uncounted = z->new_epoch_again;
 	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
 	m.body_case = QUORUM__PEER_MSG__BODY_ACK_EPOCH;
 	m.ack_epoch = &a;
@@ -295,15 +296,23 @@ static void on_leader_info(struct zab *z, const Quorum__PeerMsg *m)
 	}
 	if (z->fphase != ZF_DISCOVERY)
 		return;
-	/* Phase 1: never go back to an older epoch. */
+	/* Phase 1: never go back to an older epoch, and accept each epoch
+	 * once. An epoch accepted before (from another leader, or from this
+	 * one in an attempt that ended, or before a restart) is acked all
+	 * the same, so that this server can be synced if the leader gets
+	 * its quorum, but the ack says it must not count toward that quorum:
+	 * else two leaders that picked the same epoch could both get one
+	 * through this server. */
 	if (e < z->accepted_epoch) {
 		give_up(z);
 		return;
 	}
-	if (e > z->accepted_epoch && zab_save_epochs(z, e, z->current_epoch) < 0) {
+	bool again = e == z->accepted_epoch;
+	if (!again && zab_save_epochs(z, e, z->current_epoch) < 0) {
 		give_up(z);
 		return;
 	}
+	z->new_epoch_again = again;
 	z->new_epoch = e;
 	z->fphase = ZF_WAIT_SYNC;
 	send_ack_epoch(z);

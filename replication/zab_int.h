@@ -85,6 +85,7 @@ struct zab_follower {
 	int64_t current_epoch;    /* from AckEpoch */
 	int64_t last_zxid;        /* from AckEpoch */
 	int64_t base_zxid;        /* from AckEpoch */
+	bool uncounted;           /* from AckEpoch: not toward the epoch's quorum */
 	int64_t *ends;            /* from AckEpoch: its epoch ends (owned) */
 	size_t n_ends;
 	int64_t streamed;         /* STREAMING: the last zxid of its history sent */
@@ -159,6 +160,8 @@ struct zab {
 	enum zab_fphase fphase;
 	uint32_t nonce;
 	int64_t new_epoch;        /* LeaderInfo's epoch, once accepted */
+	bool new_epoch_again;     /* ...which it had accepted before: its AckEpoch
+				     does not count (AckEpoch.uncounted) */
 	int64_t leader_heard_ms;
 	int64_t info_sent_ms;     /* FollowerInfo / AckEpoch resend timer */
 	int64_t expect_next;      /* the zxid a checkpoint or NewLeader said opens

@@ -404,6 +404,13 @@ static bool quorum_at_least(const struct zab *z, enum zab_lphase p)
 	return zab_quorum(z, phase_at_least, &p);
 }
 
+/* Acked the epoch, and for the first time (AckEpoch.uncounted). */
+static bool epoch_acked_by(const struct zab *z, uint32_t id, const void *arg)
+{
+	(void)arg;
+	return id == z->cfg.id || (z->fol[id].phase >= ZL_ACKED && !z->fol[id].uncounted);
+}
+
 static void send_up_to_date(struct zab *z, uint32_t to, struct zab_follower *f)
 {
 	send_zxid_msg(z, to, f->nonce, QUORUM__PEER_MSG__BODY_UP_TO_DATE, z->known_committed);
@@ -501,7 +508,7 @@ static void maybe_establish(struct zab *z)
 /* Phase 2 begins: a quorum acked newEpoch. */
 static void maybe_epoch_quorum(struct zab *z)
 {
-	if (!z->epoch_picked || z->epoch_acked || !quorum_at_least(z, ZL_ACKED))
+	if (!z->epoch_picked || z->epoch_acked || !zab_quorum(z, epoch_acked_by, NULL))
 		return;
 	if (zab_save_epochs(z, z->lead_epoch, z->lead_epoch) < 0) {
 		step_down(z);
@@ -894,6 +901,7 @@ static void on_ack_epoch(struct zab *z, uint32_t from, struct zab_follower *f,
 	f->current_epoch = a->current_epoch;
 	f->last_zxid = a->last_zxid;
 	f->base_zxid = a->base_zxid;
+	f->uncounted = a->uncounted;
 	f->phase = ZL_ACKED;
 	if (z->epoch_acked) {
 		sync_follower(z, from, f);

@@ -94,6 +94,7 @@ static uint64_t fake_random(void *ctx)
 static Quorum__PeerMsg__BodyCase last_kind[8];
 static uint32_t last_nonce[8];
 static int snaps_sent[8]; /* SyncStarts with mode SNAP, by peer */
+static bool ack_epoch_uncounted[8]; /* the last AckEpoch's flag, by peer */
 /* With fake_paced, each peer's link keeps what is sent to it (a
  * proposal's txn bytes) until the test drains it, and fake_backlog()
  * says how much; proposals to peer 1 are listed in order. */
@@ -110,6 +111,8 @@ static void fake_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 		if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_START &&
 		    m->sync_start->mode == QUORUM__SYNC_START__MODE__SNAP)
 			snaps_sent[to]++;
+		if (m->body_case == QUORUM__PEER_MSG__BODY_ACK_EPOCH)
+			ack_epoch_uncounted[to] = m->ack_epoch->uncounted;
 		if (m->body_case == QUORUM__PEER_MSG__BODY_PROPOSAL) {
 			fake_queued[to] += m->proposal->txn.len;
 			if (to == 1 && n_props_to_1 < 64)
@@ -645,6 +648,46 @@ static void ack_from(struct zab *z, uint32_t from, int64_t zxid, uint32_t nonce)
 	msg_from(z, from, &m, 1, nonce);
 }
 
+/* Server 2, with acceptedEpoch `accepted` on disk, is offered epoch 1 by
+ * leader 1: its AckEpoch counts only if it never accepted epoch 1. */
+static bool ack_epoch_counts_after(int64_t accepted)
+{
+	struct zab *z;
+	struct zab_log_state ls = {.accepted_epoch = accepted};
+	struct zab_config c = three(2);
+	now_ms = 1000;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	zab_start(z);
+	vote_from(z, 1, QUORUM__PEER_STATE__LEADING, 1, 1, 1);
+	vote_from(z, 3, QUORUM__PEER_STATE__FOLLOWING, 1, 1, 1);
+	assert_int_equal(zab_role(z), ZAB_FOLLOWING);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
+	Quorum__LeaderInfo li = QUORUM__LEADER_INFO__INIT;
+	li.epoch = 1;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_LEADER_INFO;
+	m.leader_info = &li;
+	m.from = 1;
+	m.epoch = 1;
+	m.nonce = last_nonce[1];
+	zab_receive(z, 1, &m);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_ACK_EPOCH);
+	bool counts = !ack_epoch_uncounted[1];
+	zab_free(z);
+	return counts;
+}
+
+/* A server acks each epoch once. Offered again an epoch it accepted
+ * before (from another leader, say, whose attempt it left), it still
+ * acks, so that it can be synced, but says the ack must not count: else
+ * two leaders of the same epoch could each gather a quorum through it. */
+static void test_epoch_acked_once(void **state)
+{
+	(void)state;
+	assert_true(ack_epoch_counts_after(0));
+	assert_false(ack_epoch_counts_after(1));
+}
+
 /* Server 3 comes to lead 2 in epoch 1 and serves. A FollowerInfo that
  * came while 3 was still LOOKING is taken when it starts leading. */
 static struct zab *leader_3_of_2(void)
@@ -673,6 +716,48 @@ static struct zab *leader_3_of_2(void)
 	ack_from(z, 2, 0, 77);
 	assert_true(zab_serving(z));
 	return z;
+}
+
+/* A leader does not count an AckEpoch that says it must not: with only
+ * that one besides its own it waits; a counted one makes the quorum, and
+ * then both followers are synced. */
+static void test_uncounted_ack_epoch(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = three(3);
+	now_ms = 1000;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	zab_start(z);
+	vote_from(z, 2, QUORUM__PEER_STATE__LOOKING, 3, 0, z->logical_clock);
+	Quorum__FollowerInfo fi = QUORUM__FOLLOWER_INFO__INIT;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
+	m.follower_info = &fi;
+	msg_from(z, 2, &m, 0, 77);
+	now_ms += 200;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_LEADING);
+	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_LEADER_INFO);
+
+	Quorum__AckEpoch ae = QUORUM__ACK_EPOCH__INIT;
+	ae.uncounted = true;
+	Quorum__PeerMsg a = QUORUM__PEER_MSG__INIT;
+	a.body_case = QUORUM__PEER_MSG__BODY_ACK_EPOCH;
+	a.ack_epoch = &ae;
+	msg_from(z, 2, &a, 1, 77);
+	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_LEADER_INFO); /* no NewLeader */
+
+	Quorum__PeerMsg m1 = QUORUM__PEER_MSG__INIT;
+	m1.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
+	m1.follower_info = &fi;
+	msg_from(z, 1, &m1, 0, 78);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_LEADER_INFO);
+	ack_epoch_from(z, 1, 78);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
+	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_NEW_LEADER);
+	zab_free(z);
 }
 
 /* A Ping from follower 2 of leader 3 (epoch 1, attempt 77). */
@@ -1005,6 +1090,8 @@ int main(void)
 		cmocka_unit_test(test_finalize_wait_when_a_voter_is_silent),
 		cmocka_unit_test(test_flap_rejoins_same_leader),
 		cmocka_unit_test(test_leader_disowns_follower),
+		cmocka_unit_test(test_epoch_acked_once),
+		cmocka_unit_test(test_uncounted_ack_epoch),
 		cmocka_unit_test(test_appends_reported_in_batches),
 		cmocka_unit_test(test_long_history_synced_by_snap),
 		cmocka_unit_test(test_sync_paced_by_link),
