@@ -1331,6 +1331,12 @@ int tree_reserve(struct tree *t, size_t n)
 	return omap_reserve(&t->nodes, n);
 }
 
+void tree_prefetch(const struct tree *t, struct zk_str path)
+{
+	if (path.len > 0 && path.s != NULL)
+		omap_prefetch(&t->nodes, path_hash(t, path.s, path.len));
+}
+
 int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 		   const struct zk_acl *acls, int32_t acl_count, const struct zk_stat *stat)
 {

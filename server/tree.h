@@ -192,6 +192,11 @@ int tree_reserve(struct tree *t, size_t n);
  * parent is missing or the path is malformed. */
 int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 		   const struct zk_acl *acls, int32_t acl_count, const struct zk_stat *stat);
+/* A hint while loading: the node at path is loaded next. Its slot
+ * in the path index is fetched into the cache meanwhile, so that the
+ * lookup tree_load_node() makes does not wait on memory (in a big tree,
+ * the index is far larger than the cache, and every new path misses). */
+void tree_prefetch(const struct tree *t, struct zk_str path);
 
 /* Sizes for the admin commands (mntr: zk_znode_count, zk_approximate_data_size,
  * zk_ephemerals_count). tree_node_count() is the number of znodes ("/" and the

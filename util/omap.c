@@ -193,6 +193,12 @@ void *omap_find(const struct omap *map, uint64_t hash,
 	return NULL;
 }
 
+void omap_prefetch(const struct omap *map, uint64_t hash)
+{
+	if (map->slots)
+		__builtin_prefetch(&map->slots[hash & map->mask]);
+}
+
 void *omap_next(const struct omap *map, size_t *pos)
 {
 	size_t n = map->slots ? map->mask + 1 : 0;

@@ -69,6 +69,11 @@ void *omap_find(const struct omap *map, uint64_t hash,
 		bool (*eq)(const void *item, const void *key), const void *key);
 static inline size_t omap_count(const struct omap *map) { return map->count; }
 
+/* Asks the CPU to fetch the slots where an element under hash would be
+ * found, ahead of the omap_find() or omap_insert() that will look: a hint,
+ * which changes nothing and touches no element. */
+void omap_prefetch(const struct omap *map, uint64_t hash);
+
 /* Every element, in no order: start with *pos = 0; NULL at the end. The
  * map must not change during the walk. */
 void *omap_next(const struct omap *map, size_t *pos);
