@@ -329,11 +329,13 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 		 * holds its whole initial history, which holds C. Until then,
 		 * wait. A snapshot older than the state (the host's newest
 		 * file) must hold C as well, and the log must reach back to it:
-		 * the history after it follows. */
+		 * the history after it follows, and must be one short enough
+		 * to go as a DIFF (else a snapshot of the state is cheaper). */
 		int64_t both = f->last_zxid < z->last_logged ? f->last_zxid : z->last_logged;
 		int64_t need = found ? c : both;
 		rc = z->io.snapshot_take(z->io.ctx, to, need, &bytes, &len, &sz);
-		if (rc == 0 && sz < z->applied && (sz < need || !log_reaches_back(z, sz))) {
+		if (rc == 0 && sz < z->applied &&
+		    (sz < need || !log_reaches_back(z, sz) || !history_fits(z, sz))) {
 			free(bytes);
 			bytes = NULL;
 			rc = z->io.snapshot_take(z->io.ctx, to, z->applied, &bytes, &len, &sz);

@@ -166,14 +166,16 @@ static int fake_read_log(void *ctx, int64_t after, int64_t upto,
 	}
 	return 0;
 }
-static int fake_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes, size_t *len, int64_t *zxid)
+/* The oldest snapshot the core allows, as a host with every snapshot
+ * would give (a host gives its newest file, or one of its state). */
+static int fake_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes,
+			      size_t *len, int64_t *zxid)
 {
 	(void)ctx;
 	(void)to;
-	(void)at_least;
 	*bytes = malloc(1);
 	*len = 0;
-	*zxid = 0;
+	*zxid = at_least;
 	return 0;
 }
 static int fake_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
