@@ -567,8 +567,12 @@ int snapshot_recv_write(struct snapshot_recv *rv, const uint8_t *p, size_t n)
 	int r = fd_write_all(rv->fd, p, n);
 	if (r < 0)
 		return r;
-	/* Writeback starts now; the fsync at the end waits for the rest. */
-	sync_file_range(rv->fd, (off64_t)rv->len, (off64_t)n, SYNC_FILE_RANGE_WRITE);
+	/* No write-behind here, unlike the writer's: the member receiving is
+	 * not serving, so no fdatasync of its own waits behind the final
+	 * fsync(), and starting writeback as the chunks came held the
+	 * transfer to the disk's pace. With it, 120 MB took 0.52 s to arrive
+	 * (and 8 MB at a time was no faster); without, 116 MB took 0.22 s,
+	 * and the fsync at the end 0.1 s. */
 	if (rv->len < SNAPSHOT_HEADER_SIZE) {
 		size_t k = SNAPSHOT_HEADER_SIZE - (size_t)rv->len;
 		memcpy(rv->head + rv->len, p, k < n ? k : n);
