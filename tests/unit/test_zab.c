@@ -534,11 +534,12 @@ static void vote_from(struct zab *z, uint32_t from, Quorum__PeerState state, uin
 	zab_receive(z, from, &m);
 }
 
-/* Server 2 joins the ensemble 1 leads in epoch 1 (1 LEADING, 3 FOLLOWING). */
-static struct zab *follower_of_1(void)
+/* Server 2, with acceptedEpoch `accepted` on disk, joins the ensemble 1
+ * leads in epoch 1 (1 LEADING, 3 FOLLOWING). */
+static struct zab *follower_of_1_from(int64_t accepted)
 {
 	struct zab *z;
-	struct zab_log_state ls = {0};
+	struct zab_log_state ls = {.accepted_epoch = accepted};
 	struct zab_config c = three(2);
 	now_ms = 1000;
 	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
@@ -549,6 +550,11 @@ static struct zab *follower_of_1(void)
 	assert_int_equal(zab_leader(z), 1);
 	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
 	return z;
+}
+
+static struct zab *follower_of_1(void)
+{
+	return follower_of_1_from(0);
 }
 
 /* The leader dies (its link breaks): the follower looks at once, and once
@@ -654,16 +660,7 @@ static void ack_from(struct zab *z, uint32_t from, int64_t zxid, uint32_t nonce)
  * leader 1: its AckEpoch counts only if it never accepted epoch 1. */
 static bool ack_epoch_counts_after(int64_t accepted)
 {
-	struct zab *z;
-	struct zab_log_state ls = {.accepted_epoch = accepted};
-	struct zab_config c = three(2);
-	now_ms = 1000;
-	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
-	zab_start(z);
-	vote_from(z, 1, QUORUM__PEER_STATE__LEADING, 1, 1, 1);
-	vote_from(z, 3, QUORUM__PEER_STATE__FOLLOWING, 1, 1, 1);
-	assert_int_equal(zab_role(z), ZAB_FOLLOWING);
-	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
+	struct zab *z = follower_of_1_from(accepted);
 	Quorum__LeaderInfo li = QUORUM__LEADER_INFO__INIT;
 	li.epoch = 1;
 	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
@@ -690,9 +687,10 @@ static void test_epoch_acked_once(void **state)
 	assert_false(ack_epoch_counts_after(1));
 }
 
-/* Server 3 comes to lead 2 in epoch 1 and serves. A FollowerInfo that
- * came while 3 was still LOOKING is taken when it starts leading. */
-static struct zab *leader_3_of_2(void)
+/* Server 3 comes to lead 2 in epoch 1: 2's FollowerInfo, which came while
+ * 3 was still LOOKING, is taken when it starts leading, and 2 is offered
+ * the epoch. */
+static struct zab *leader_3_offering_epoch(void)
 {
 	struct zab *z;
 	struct zab_log_state ls = {0};
@@ -712,54 +710,18 @@ static struct zab *leader_3_of_2(void)
 	assert_int_equal(zab_role(z), ZAB_LEADING);
 	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_LEADER_INFO);
 	assert_int_equal(last_nonce[2], 77);
+	return z;
+}
 
+/* ...and with 2's AckEpoch, leads it and serves. */
+static struct zab *leader_3_of_2(void)
+{
+	struct zab *z = leader_3_offering_epoch();
 	ack_epoch_from(z, 2, 77);
 	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_NEW_LEADER);
 	ack_from(z, 2, 0, 77);
 	assert_true(zab_serving(z));
 	return z;
-}
-
-/* A leader does not count an AckEpoch that says it must not: with only
- * that one besides its own it waits; a counted one makes the quorum, and
- * then both followers are synced. */
-static void test_uncounted_ack_epoch(void **state)
-{
-	(void)state;
-	struct zab *z;
-	struct zab_log_state ls = {0};
-	struct zab_config c = three(3);
-	now_ms = 1000;
-	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
-	zab_start(z);
-	vote_from(z, 2, QUORUM__PEER_STATE__LOOKING, 3, 0, z->logical_clock);
-	Quorum__FollowerInfo fi = QUORUM__FOLLOWER_INFO__INIT;
-	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
-	m.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
-	m.follower_info = &fi;
-	msg_from(z, 2, &m, 0, 77);
-	now_ms += 200;
-	zab_tick(z);
-	assert_int_equal(zab_role(z), ZAB_LEADING);
-	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_LEADER_INFO);
-
-	Quorum__AckEpoch ae = QUORUM__ACK_EPOCH__INIT;
-	ae.uncounted = true;
-	Quorum__PeerMsg a = QUORUM__PEER_MSG__INIT;
-	a.body_case = QUORUM__PEER_MSG__BODY_ACK_EPOCH;
-	a.ack_epoch = &ae;
-	msg_from(z, 2, &a, 1, 77);
-	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_LEADER_INFO); /* no NewLeader */
-
-	Quorum__PeerMsg m1 = QUORUM__PEER_MSG__INIT;
-	m1.body_case = QUORUM__PEER_MSG__BODY_FOLLOWER_INFO;
-	m1.follower_info = &fi;
-	msg_from(z, 1, &m1, 0, 78);
-	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_LEADER_INFO);
-	ack_epoch_from(z, 1, 78);
-	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
-	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_NEW_LEADER);
-	zab_free(z);
 }
 
 /* A Ping from follower 2 of leader 3 (epoch 1, attempt 77). */
@@ -826,6 +788,26 @@ static void join_1(struct zab *z)
 	msg_from(z, 1, &m, 0, 88);
 	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_LEADER_INFO);
 	ack_epoch_from(z, 1, 88);
+}
+
+/* A leader does not count an AckEpoch that says it must not: with only
+ * that one besides its own it waits; a counted one makes the quorum, and
+ * then both followers are synced. */
+static void test_uncounted_ack_epoch(void **state)
+{
+	(void)state;
+	struct zab *z = leader_3_offering_epoch();
+	Quorum__AckEpoch ae = QUORUM__ACK_EPOCH__INIT;
+	ae.uncounted = true;
+	Quorum__PeerMsg a = QUORUM__PEER_MSG__INIT;
+	a.body_case = QUORUM__PEER_MSG__BODY_ACK_EPOCH;
+	a.ack_epoch = &ae;
+	msg_from(z, 2, &a, 1, 77);
+	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_LEADER_INFO); /* no NewLeader */
+	join_1(z);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
+	assert_int_equal(last_kind[2], QUORUM__PEER_MSG__BODY_NEW_LEADER);
+	zab_free(z);
 }
 
 /* An established leader syncs a follower whose history is longer than
