@@ -27,6 +27,7 @@
 #include "fdio.h"
 #include "log.h"
 #include "pbarena.h"
+#include "pbpeek.h"
 #include "snapshot.pb-c.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -753,26 +754,18 @@ static int read_whole(const char *path, uint8_t **out, size_t *len)
 		 (size_t)(off), __VA_ARGS__),                                                  \
 	 -EUCLEAN)
 
-/* The path in the node record at off, for tree_prefetch() only: field 1
- * (path) first, as protobuf-c writes a SnapNode. A record in any other
- * form gives an empty path, and loads as it would anyway. The record's
+/* The path in the node record at off (SnapNode field 1, which protobuf-c
+ * writes first), for tree_prefetch() only: a record that does not give
+ * one gives an empty path, and loads as it would anyway. The record's
  * length is known to be within the buffer. */
 static struct zk_str record_path(const uint8_t *buf, size_t off)
 {
-	uint32_t n = get_le32(buf + off);
-	const uint8_t *p = buf + off + 4;
-	uint64_t len = 0;
-	uint32_t k = 1;
-	if (n < 2 || p[0] != 0x0a) /* field 1, length-delimited */
+	const uint8_t *p;
+	size_t n;
+	if (pb_peek_bytes(buf + off + 4, get_le32(buf + off), 1, 1, &p, &n) != 1 ||
+	    n > INT32_MAX)
 		return (struct zk_str){ NULL, 0 };
-	for (unsigned shift = 0; k < n && shift < 32; shift += 7) {
-		uint8_t b = p[k++];
-		len |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			return len <= n - k ? (struct zk_str){ (const char *)p + k, (int32_t)len }
-					    : (struct zk_str){ NULL, 0 };
-	}
-	return (struct zk_str){ NULL, 0 };
+	return (struct zk_str){ (const char *)p, (int32_t)n };
 }
 
 int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char *path,

@@ -1,7 +1,7 @@
 /*
- * Unit tests for proto/pbpeek: a varint field read from packed bytes
- * without unpacking, against what protobuf-c packs, and bytes that do not
- * parse.
+ * Unit tests for proto/pbpeek: a varint or a length-delimited field read
+ * from packed bytes without unpacking, against what protobuf-c packs, and
+ * bytes that do not parse.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "pbpeek.h"
+#include "snapshot.pb-c.h"
 #include "txn.pb-c.h"
 
 static size_t pack_txn(uint8_t *buf, int64_t zxid, bool reconfig)
@@ -59,6 +60,46 @@ static void test_fields_of_a_txn(void **state)
 	assert_int_equal(v, 77);
 }
 
+/* A snapshot node's path, as the loader reads it ahead; a varint field is
+ * not taken for bytes, nor bytes for a varint. */
+static void test_bytes_field(void **state)
+{
+	(void)state;
+	Quorum__SnapNode node = QUORUM__SNAP_NODE__INIT;
+	Quorum__SnapStat stat = QUORUM__SNAP_STAT__INIT;
+	stat.czxid = 12;
+	node.path.data = (uint8_t *)"/a/b";
+	node.path.len = 4;
+	node.data.data = (uint8_t *)"xyz";
+	node.data.len = 3;
+	node.stat = &stat;
+	uint8_t buf[128];
+	assert_true(quorum__snap_node__get_packed_size(&node) <= sizeof(buf));
+	size_t n = quorum__snap_node__pack(&node, buf);
+	const uint8_t *p = NULL;
+	size_t len = 0;
+	assert_int_equal(pb_peek_bytes(buf, n, 1, 1, &p, &len), 1);
+	assert_int_equal(len, 4);
+	assert_memory_equal(p, "/a/b", 4);
+	assert_int_equal(pb_peek_bytes(buf, n, 2, UINT32_MAX, &p, &len), 1);
+	assert_int_equal(len, 3);
+	assert_memory_equal(p, "xyz", 3);
+	assert_int_equal(pb_peek_bytes(buf, n, 2, 1, &p, &len), 0); /* stops before 2 */
+	uint64_t v;
+	assert_int_equal(pb_peek_varint(buf, n, 1, 1, &v), 0);
+	n = pack_txn(buf, 9, false);
+	assert_int_equal(pb_peek_bytes(buf, n, 3, UINT32_MAX, &p, &len), 0);
+	/* every cut: never a read past the end */
+	n = quorum__snap_node__pack(&node, buf);
+	for (size_t cut = 0; cut < n; cut++) {
+		uint8_t *c = malloc(cut ? cut : 1);
+		memcpy(c, buf, cut);
+		int r = pb_peek_bytes(c, cut, 2, UINT32_MAX, &p, &len);
+		assert_true(r == -1 || r == 0 || (r == 1 && p + len <= c + cut));
+		free(c);
+	}
+}
+
 static void test_bytes_that_do_not_parse(void **state)
 {
 	(void)state;
@@ -86,6 +127,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fields_of_a_txn),
+		cmocka_unit_test(test_bytes_field),
 		cmocka_unit_test(test_bytes_that_do_not_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
