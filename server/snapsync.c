@@ -74,11 +74,10 @@ int snapsync_take(struct snapsync *ss, uint32_t to, int64_t at_least, uint8_t **
 	 * the applied state in the SyncStart itself). */
 	bool older = have && newest < applied && newest >= at_least &&
 		     (peer_net_features(ss->net, to) & PEER_FEATURE_SNAP_STREAM);
-	if (older)
-		applied = newest;
-	bool ready = have && newest == applied;
+	int64_t at = older ? newest : applied; /* the snapshot's zxid */
+	bool ready = have && newest == at;
 	if (!ready && storage_snapshot_running(ss->st, &running)) {
-		if (running != applied)
+		if (running != at)
 			return -EAGAIN; /* the next try finds it done */
 	} else if (!ready) {
 		int rc = ss->host.write_snapshot(ss->host.ctx);
@@ -86,11 +85,11 @@ int snapsync_take(struct snapsync *ss, uint32_t to, int64_t at_least, uint8_t **
 			return -EAGAIN;
 		if (rc < 0)
 			return rc;
-		if (!storage_snapshot_running(ss->st, &running) || running != applied)
+		if (!storage_snapshot_running(ss->st, &running) || running != at)
 			return -EAGAIN; /* written already (it could not fork), or not ours */
 	}
 	Quorum__SnapshotRef r = QUORUM__SNAPSHOT_REF__INIT;
-	r.zxid = applied;
+	r.zxid = at;
 	r.transfer = ++ss->next_id;
 	size_t n = quorum__snapshot_ref__get_packed_size(&r);
 	uint8_t *buf = malloc(n ? n : 1);
@@ -99,7 +98,7 @@ int snapsync_take(struct snapsync *ss, uint32_t to, int64_t at_least, uint8_t **
 	quorum__snapshot_ref__pack(&r, buf);
 	*ref = buf;
 	*len = n;
-	*zxid = applied;
+	*zxid = at;
 	return 0;
 }
 

@@ -15,8 +15,10 @@
  *             and the log after it is still there: the core streams that
  *             history after the file, as after any snapshot. Sending a file
  *             already written costs the leader no fork and no pass over
- *             the tree, and the transfer runs at the speed of the link;
- *             the follower then logs and applies at most snapCount txns.
+ *             the tree, and the transfer runs at the speed of the link.
+ *             The core takes the file only if the history after it would
+ *             go as a DIFF (max_diff_bytes); the follower logs and applies
+ *             that history after loading the file.
  *             Otherwise the snapshot is of the applied state; its file
  *             exists (the newest snapshot is at that zxid), is being
  *             written at that zxid, or is started now (storage_snapshot(),
