@@ -1077,7 +1077,7 @@ int state_tree_image(struct sim *s, struct node *nd, uint8_t **bytes, size_t *le
 	int rc = snapshot_serialize(nd->tree, NULL, 0, &img);
 	if (rc < 0)
 		return rc;
-	int64_t applied = nd->state.n ? nd->state.v[nd->state.n - 1].zxid : 0;
+	int64_t applied = applied_zxid(nd);
 	if (img.zxid != applied)
 		fail(s, "node %u's tree is at (%lld,%lld), its state at (%lld,%lld)", nd->id,
 		     ZX(img.zxid), ZX(applied));

@@ -284,6 +284,12 @@ struct node {
 	struct zab_members disk_cfg;
 };
 
+/* The last txn the node applied (0: none). */
+static inline int64_t applied_zxid(const struct node *nd)
+{
+	return nd->state.n ? nd->state.v[nd->state.n - 1].zxid : 0;
+}
+
 struct msg {
 	int64_t t;
 	uint64_t seq;

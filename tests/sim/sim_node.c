@@ -311,11 +311,6 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 	return 0;
 }
 
-static int64_t applied_zxid(const struct node *nd)
-{
-	return nd->state.n ? nd->state.v[nd->state.n - 1].zxid : 0;
-}
-
 static int io_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes,
 			    size_t *len, int64_t *zxid)
 {

@@ -980,17 +980,31 @@ static void closer_on_connection(uv_stream_t *l, int status)
 	uv_close((uv_handle_t *)t, free_handle);
 }
 
+/* cl listens on server id's port and closes every connection. */
+static void closer_start(struct fx *fx, struct closer *cl, uint32_t id)
+{
+	*cl = (struct closer){ .accepts = 0 };
+	uv_tcp_init(&fx->loop, &cl->listener);
+	cl->listener.data = cl;
+	struct sockaddr_in a;
+	uv_ip4_addr("127.0.0.1", fx->ports[id], &a);
+	assert_int_equal(uv_tcp_bind(&cl->listener, (struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&cl->listener, 16, closer_on_connection), 0);
+}
+
+static void closer_stop(struct fx *fx, struct closer *cl)
+{
+	uv_close((uv_handle_t *)&cl->listener, closer_on_close);
+	while (!cl->closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+}
+
 static void test_backoff(void **state)
 {
 	struct fx *fx = *state;
 	fx->phantom = true;
-	struct closer cl = { .accepts = 0 };
-	uv_tcp_init(&fx->loop, &cl.listener);
-	cl.listener.data = &cl;
-	struct sockaddr_in a;
-	uv_ip4_addr("127.0.0.1", fx->ports[PHANTOM], &a);
-	assert_int_equal(uv_tcp_bind(&cl.listener, (struct sockaddr *)&a, 0), 0);
-	assert_int_equal(uv_listen((uv_stream_t *)&cl.listener, 16, closer_on_connection), 0);
+	struct closer cl;
+	closer_start(fx, &cl, PHANTOM);
 	node_start(fx, 1);
 	run_for(fx, 3000);
 	/* Delays (with jitter, 1/2..1 of): 0, 50, 100, 200, 400, 800, 1600, 2000. */
@@ -999,9 +1013,7 @@ static void test_backoff(void **state)
 	int connects = (int)stats_of(fx, 1).connects;
 	assert_true(connects >= cl.accepts - 1 && connects <= cl.accepts + 1);
 	assert_true(node_of(fx, 1)->resets[PHANTOM] >= cl.accepts - 1);
-	uv_close((uv_handle_t *)&cl.listener, closer_on_close);
-	while (!cl.closed)
-		uv_run(&fx->loop, UV_RUN_ONCE);
+	closer_stop(fx, &cl);
 }
 
 static bool accepted(struct fx *fx, const void *arg)
@@ -1025,19 +1037,12 @@ static bool one_reaches_three(struct fx *fx, const void *arg)
 static void test_dial_on_hello(void **state)
 {
 	struct fx *fx = *state;
-	struct closer cl = { .accepts = 0 };
-	uv_tcp_init(&fx->loop, &cl.listener);
-	cl.listener.data = &cl;
-	struct sockaddr_in a;
-	uv_ip4_addr("127.0.0.1", fx->ports[3], &a);
-	assert_int_equal(uv_tcp_bind(&cl.listener, (struct sockaddr *)&a, 0), 0);
-	assert_int_equal(uv_listen((uv_stream_t *)&cl.listener, 16, closer_on_connection), 0);
+	struct closer cl;
+	closer_start(fx, &cl, 3);
 	node_start(fx, 1);
 	assert_true(run_until(fx, accepted, &cl, 10000));
 	uint64_t at = uv_now(&fx->loop);
-	uv_close((uv_handle_t *)&cl.listener, closer_on_close);
-	while (!cl.closed)
-		uv_run(&fx->loop, UV_RUN_ONCE);
+	closer_stop(fx, &cl);
 	assert_false(peer_net_connected(node_of(fx, 1)->net, 3));
 	node_start(fx, 3);
 	assert_true(run_until(fx, one_reaches_three, NULL, 10000));
