@@ -59,6 +59,9 @@ struct fs_options {
 	bool debug;               /* -d: libfuse's request trace, implies -f */
 	bool single_thread;       /* -s */
 	bool ro;                  /* -o ro: enforced by the daemon (see ops.c) */
+	bool nocto;               /* -o nocto (with ro): opens never reach the
+				     daemon, reads go through the page cache
+				     (ops_io.c, quorumfs(5) COHERENCE) */
 	bool strict;              /* -o strict: the mount's one mode and owner,
 				     no metadata records, no symbolic links */
 	bool quiet;               /* -o quiet: with strict, chmod/chown that

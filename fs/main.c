@@ -58,6 +58,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("follow_members", follow_members),
 	OPT("quiet", quiet),
 	OPT("strict", strict),
+	OPT("nocto", nocto),
 	FUSE_OPT_KEY("watch=auto", KEY_WATCH_AUTO),
 	FUSE_OPT_KEY("watch=persistent", KEY_WATCH_PERSISTENT),
 	FUSE_OPT_KEY("watch=oneshot", KEY_WATCH_ONESHOT),
@@ -92,6 +93,8 @@ static void usage(FILE *out)
 		"  -d               debug: trace every request (implies -f)\n"
 		"  -s               one thread\n"
 		"  -o ro            read-only\n"
+		"  -o nocto         with ro: opens and reads of cached files stay in the\n"
+		"                   kernel; remote changes show once their event came\n"
 		"  -o allow_other   let other users in\n"
 		"  -o uid=N,gid=N   owner of every file (default: the mounting user)\n"
 		"  -o umask=OOO     mode is 0666/0777 minus this (default 022)\n"
@@ -289,6 +292,13 @@ int main(int argc, char **argv)
 	}
 	fs.opt.tls |= fs.opt.tls_ca || fs.opt.tls_cert || fs.opt.tls_key ||
 		      fs.opt.tls_no_host_check;
+	if (fs.opt.nocto && !fs.opt.ro) {
+		/* The kernel's no-open mode is the whole mount's, and an open
+		 * file that writes needs the open (quorumfs(5), COHERENCE). */
+		fprintf(stderr, "quorumfs: nocto needs ro: a mount that writes keeps "
+				"close-to-open\n");
+		goto out_args;
+	}
 	if (fs.opt.max_size > 1047552) {
 		fprintf(stderr, "quorumfs: max_size above 1047552 would exceed "
 				"jute.maxbuffer\n");

@@ -42,6 +42,17 @@
  *     whenever an open or a lock reads it anew or a commit changes it
  *     (inval_attr()).
  *
+ * DESIGN (nocto). -o nocto (read-only mounts only) gives up close-to-open
+ * for a cached open that never waits on the daemon: fs_open() answers
+ * ENOSYS, after which the kernel opens every file of the mount itself
+ * (FUSE's no-open mode, the whole connection's) with its page cache kept,
+ * and fs_flush() does the same for flushes. No open file (struct fh)
+ * exists then: fi->fh is 0, a page-cache miss is a read of the znode as
+ * the mount's server has it (read_node()), and the pages are dropped by
+ * the echo thread when the mount's watch reports a change, before the
+ * change is echoed (so an inotify event is seen after the new content
+ * can be read). Writes are refused as on any ro mount.
+ *
  * DESIGN (threads). Handlers run on libfuse's worker threads, any number
  * at once. An open file's buffer is guarded by its fh->mu; inodes by the
  * table lock (inode.c). A handler never asks the kernel to drop entries or
@@ -169,9 +180,16 @@ void ops_shutdown(struct fs *fs)
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
 	unsigned want = FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS;
-	conn->want |= conn->capable & want;
+	/* -o nocto: no open, flush or release ever comes (see DESIGN
+	 * (nocto)), and those are what carry locks and an atomic O_TRUNC. So
+	 * locks are the kernel's own, within this mount, and an O_TRUNC is a
+	 * setattr the daemon refuses (EROFS). */
+	if (fs->opt.nocto)
+		conn->want &= ~want; /* libfuse asks for them by default */
+	else
+		conn->want |= conn->capable & want;
 	/* The kernel, not the daemon, clears the setuid and setgid bits on a
 	 * write, truncate or chown by a process without CAP_FSETID (only it
 	 * knows the capability): it sends a setattr of the mode, which goes

@@ -173,19 +173,22 @@ void echo_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		in = echo_inode(fs, &op, path);
 		free(op.path);
 	}
-	struct fh *f = in ? fh_new(fs, in) : NULL;
+	/* -o nocto: no open file, as for every open there (the kernel may
+	 * send no release for it: DESIGN (nocto) in ops.c). */
+	struct fh *f = in && !fs->opt.nocto ? fh_new(fs, in) : NULL;
 	free(path);
-	if (!f) {
+	if (!f && !(in && fs->opt.nocto)) {
 		if (in)
 			inode_forget(&fs->inodes, in, 1);
 		fuse_reply_err(req, in ? ENOMEM : EEXIST);
 		return;
 	}
-	f->echo = true;
+	if (f)
+		f->echo = true;
 	struct fuse_entry_param e;
 	fill_entry(fs, &e, in, fs->timeout);
 	fi->fh = (uintptr_t)f;
-	fi->direct_io = 1;
+	fi->direct_io = !fs->opt.nocto;
 	fuse_reply_create(req, &e, fi);
 }
 
@@ -224,6 +227,10 @@ void echo_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 void echo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
+	if (fs->opt.nocto) {
+		fs_open(req, ino, fi); /* the kernel's no-open, as for anyone */
+		return;
+	}
 	struct fh *f = fh_new(fs, inode_of(&fs->inodes, ino));
 	if (!f) {
 		fuse_reply_err(req, ENOMEM);

@@ -19,6 +19,12 @@
 void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
+	if (fs->opt.nocto) {
+		/* The kernel opens this and every later file itself: see
+		 * DESIGN (nocto) in ops.c. */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct inode *in = inode_of(&fs->inodes, ino);
 	struct fh *f = fh_new(fs, in);
 	if (!f) {
@@ -84,11 +90,46 @@ done:
 		fh_unref(f);
 }
 
+/* A page-cache miss of a -o nocto mount (no open file): the znode as the
+ * mount's server has it, with no sync (see DESIGN (nocto) in ops.c). One
+ * getData answers the whole request, so a read the kernel sends as one
+ * request is of one version. A node removed since the kernel found it is
+ * ESTALE, as from NFS. */
+static void read_node(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct inode *in = inode_of(&fs->inodes, ino);
+	struct zk_stat had, st;
+	bool have = inode_stat(&fs->inodes, in, &had);
+	char *path = inode_path(&fs->inodes, in);
+	uint8_t *data = NULL;
+	int32_t len = 0;
+	int err = path ? data_of(fs, path, &st, &data, &len) : -ENOMEM;
+	free(path);
+	if (err) {
+		fuse_reply_err(req, err == -ENOENT ? ESTALE : -err);
+		return;
+	}
+	inode_set_stat(&fs->inodes, in, &st);
+	/* Newer than the kernel's size may be: it asks again before it
+	 * trusts its size for the next read. */
+	if (!have || had.mzxid != st.mzxid)
+		inval_attr(fs, in);
+	size_t n = 0;
+	if (off >= 0 && (size_t)off < (size_t)len)
+		n = (size_t)len - (size_t)off < size ? (size_t)len - (size_t)off : size;
+	fuse_reply_buf(req, n ? (const char *)data + off : NULL, n);
+	free(data);
+}
+
 void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	(void)ino;
 	struct fh *f = fh_of(fi);
+	if (!f) {
+		read_node(req, ino, size, off);
+		return;
+	}
 	pthread_mutex_lock(&f->mu);
 	size_t n = 0;
 	if (!f->echo && (size_t)off < f->len)
@@ -103,6 +144,12 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 	struct fs *fs = fuse_req_userdata(req);
 	(void)ino;
 	struct fh *f = fh_of(fi);
+	if (!f) {
+		/* A -o nocto mount: the kernel let a write open through
+		 * without asking (DESIGN (nocto) in ops.c). */
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	int err = f->echo ? 0 : meta_write_privs(fs, f->in, fuse_req_ctx(req)->uid);
 	if (err) {
 		fuse_reply_err(req, -err);
@@ -137,6 +184,12 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct fh *f = fh_of(fi);
+	if (!f) {
+		/* -o nocto: nothing to commit; ENOSYS and the kernel sends
+		 * no more flushes on this mount (a close stays in it). */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	/* f->tgid is set at the create, before the open is answered. */
 	bool creator = f->tgid != 0 && ephemeral_tgid(fuse_req_ctx(req)->pid) == f->tgid;
 	int err = fh_flush(f, creator);
@@ -151,9 +204,12 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 	(void)ino;
 	(void)datasync;
 	struct fh *f = fh_of(fi);
-	pthread_mutex_lock(&f->mu);
-	int err = fh_commit(f);
-	pthread_mutex_unlock(&f->mu);
+	int err = 0;
+	if (f) { /* else -o nocto: nothing to commit */
+		pthread_mutex_lock(&f->mu);
+		err = fh_commit(f);
+		pthread_mutex_unlock(&f->mu);
+	}
 	fuse_reply_err(req, -err);
 }
 
@@ -161,6 +217,10 @@ void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct fh *f = fh_of(fi);
+	if (!f) { /* -o nocto: the echo's create, before the kernel's no-open */
+		fuse_reply_err(req, 0);
+		return;
+	}
 	struct inode *in = inode_of(&fs->inodes, ino);
 	pthread_mutex_lock(&f->mu);
 	fh_commit(f); /* normally flush did; release cannot report */

@@ -7,19 +7,24 @@
            increment a counter under lockf/flock, the count must be exact.
   sqlite   concurrent SQLite writers (rollback journal) lose nothing; WAL
            cannot be used (shared mappings are refused), and loses nothing.
+  nocto    a read-only mount with -o nocto: a cached open and read never
+           wait on the daemon, a remote change is read once its inotify
+           event came, reads under rewrites never go back, writes are
+           refused.
 
 argv[1]: quorumd (default) or zookeeper; argv[2]: the part to run (all by
 default). Each case runs for QFS_SOAK seconds (default 12); set it higher
 for a long soak, e.g. QFS_SOAK=600."""
 import bisect
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-from fsutil import Mount, eq, main, read, write
+from fsutil import Mount, Watcher, eq, freeze, main, read, sh, wait_until, write
 
 SOAK = float(os.environ.get("QFS_SOAK", "12"))
 PY = "/usr/bin/python3"
@@ -395,12 +400,154 @@ def test_sqlite_wal_refused(srv):
             conn.close()
 
 
+# ---- nocto: a read-only mount whose cached opens stay in the kernel -----------
+
+NOCTO = ["ro", "nocto"]
+
+
+def test_nocto_needs_ro(srv):
+    """Without ro the mount is refused, with the reason, before mounting."""
+    d = tempfile.mkdtemp(prefix="qfs-nocto-")
+    try:
+        r = subprocess.run([os.environ["QUORUMFS"], srv.hosts, d, "-f", "-o", "nocto"],
+                           capture_output=True, text=True, timeout=20)
+        eq(r.returncode, 1, "the exit status of a nocto mount without ro")
+        assert "nocto needs ro" in r.stderr, r.stderr
+    finally:
+        os.rmdir(d)
+
+
+def test_nocto_cached_read_without_daemon(srv):
+    """An open+read+close of a file already read is the kernel's alone: it
+    succeeds while the daemon is stopped (on a default mount it would wait
+    for the daemon: every open syncs with the ensemble)."""
+    with Mount(srv) as a, Mount(srv, options=NOCTO) as b:
+        write(a.path("app.conf"), b"port = 8080\n")
+        wait_until(lambda: os.path.exists(b.path("app.conf")), 10, "the file on B")
+        eq(read(b.path("app.conf")), b"port = 8080\n", "the file on B")
+        # The read after a page-cache miss asks the attributes once more
+        # (the kernel drops atime after a read): warm past that.
+        for _ in range(2):
+            sh("cat %s" % b.path("app.conf"))
+        freeze(b.proc.pid)
+        try:
+            r = subprocess.run(["cat", b.path("app.conf")], capture_output=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            r = None
+        finally:
+            os.kill(b.proc.pid, signal.SIGCONT)
+        assert r is not None, "cat waited on the stopped daemon"
+        eq((r.returncode, r.stdout), (0, b"port = 8080\n"), "cat with the daemon stopped")
+
+
+def test_nocto_remote_change(srv):
+    """A change made on another mount is read on the nocto mount once its
+    inotify event came there: the pages are dropped before the echo."""
+    with Mount(srv) as a, Mount(srv, options=NOCTO) as b:
+        write(a.path("app.conf"), b"v=1\n")
+        wait_until(lambda: os.path.exists(b.path("app.conf")), 10, "the file on B")
+        eq(read(b.path("app.conf")), b"v=1\n", "the first version")
+        with Watcher(b.dir) as w:
+            for i in range(2, 12):
+                data = b"v=%d\n" % i + b"#" * (i * 997)  # sizes up to three pages
+                write(a.path("app.conf"), data)
+                w.saw_content(b.path("app.conf"), data, timeout=10)
+            for data in (b"same size: A\n", b"same size: B\n"):  # no truncate drops pages
+                write(a.path("app.conf"), data)
+                w.saw_content(b.path("app.conf"), data, timeout=10)
+            write(a.path("new.conf"), b"fresh\n")
+            w.saw_content(b.path("new.conf"), b"fresh\n", timeout=10)
+            os.unlink(a.path("new.conf"))
+            w.wait("DELETE", b.path("new.conf"), timeout=10)
+        assert not os.path.exists(b.path("new.conf")), "a removed file still found on B"
+
+
+def test_nocto_refuses_writes(srv):
+    """Writes are refused as on any ro mount: the kernel lets an open for
+    writing through (it does not ask), its first write or truncate fails."""
+    with Mount(srv) as a, Mount(srv, options=NOCTO) as b:
+        write(a.path("f"), b"kept\n")
+        wait_until(lambda: os.path.exists(b.path("f")), 10, "the file on B")
+        eq(read(b.path("f")), b"kept\n", "B reads it")
+        # (tee -a: dash says "I/O error" for any failed write of echo)
+        for cmd in ("echo x > %s", "echo x | tee -a %s", "truncate -s 0 %s", "touch %s.new",
+                    "mkdir %s.d", "rm %s"):
+            rc, out = sh(cmd % b.path("f"), check=False)
+            assert rc != 0 and "Read-only file system" in out, (cmd, rc, out)
+        fd = os.open(b.path("f"), os.O_WRONLY)
+        try:
+            os.write(fd, b"lost")
+            raise AssertionError("a write on a nocto mount succeeded")
+        except OSError as e:
+            eq(e.errno, 30, "the write's errno (EROFS)")
+        finally:
+            os.close(fd)
+        eq(read(b.path("f")), b"kept\n", "B after the refused writes")
+        eq(read(a.path("f")), b"kept\n", "A after the refused writes")
+
+
+READER_MONOTONIC = VERSION + r"""
+import sys, time
+path, until = sys.argv[1], float(sys.argv[2])
+while time.monotonic() < until:
+    with open(path, "rb") as f:
+        data = f.read()
+    i = parse(data)
+    print(i if i is not None else "BAD", flush=True)
+"""
+
+
+def test_nocto_rewrite(srv):
+    """In-place rewrites on a default mount, readers on a nocto mount: a
+    read racing a change may mix the two versions (as a read racing a
+    writer does on a local filesystem; counted, not failed), but no reader
+    ever reads an older version than one it has read, and once the writer
+    stopped every reader reads the last version (no page left behind)."""
+    with Mount(srv) as a, Mount(srv, options=NOCTO) as b:
+        write(a.path("rw"), version(0))
+        wait_until(lambda: os.path.exists(b.path("rw")), 10, "the file on B")
+        until = time.monotonic() + SOAK
+        procs = []
+        try:
+            procs.append(spawn(WRITER, a.path("rw"), until))
+            for _ in range(2):
+                procs.append(spawn(READER_MONOTONIC, b.path("rw"), until))
+            outs = collect(procs, SOAK + 60)
+        finally:
+            kill_all(procs)
+        last = int(outs[0][-1].split()[0])
+        bad, torn, nreads = [], 0, 0
+        for n, lines in enumerate(outs[1:]):
+            seen = -1
+            for line in lines:
+                nreads += 1
+                if line == "BAD":
+                    torn += 1
+                    continue
+                v = int(line)
+                if v < seen:
+                    bad.append("reader %d read version %d after %d" % (n, v, seen))
+                if v > last:
+                    bad.append("reader %d read version %d, never written" % (n, v))
+                seen = max(seen, v)
+        wait_until(lambda: parse(read(b.path("rw"))) == last, 10,
+                   "the last version %d on B" % last)
+        got = subprocess.run(["cat", b.path("rw")], capture_output=True, timeout=20).stdout
+        eq(parse(got), last, "cat of the last version on B")
+        print("  %d versions, %d reads on B: %d mixed, %d out of order"
+              % (last, nreads, torn, len(bad)))
+        assert nreads > 10, "the readers read %d times" % nreads
+        assert not bad, "\n".join(bad[:10])
+
+
 PARTS = {
     "rewrite": [test_rewrite_one_mount, test_rewrite_two_mounts],
     "locks": [test_lockf_reopen_one_mount, test_lockf_reopen_two_mounts,
               test_lockf_open_one_mount, test_lockf_open_two_mounts,
               test_flock_open_two_mounts],
     "sqlite": [test_sqlite_one_mount, test_sqlite_two_mounts, test_sqlite_wal_refused],
+    "nocto": [test_nocto_needs_ro, test_nocto_cached_read_without_daemon,
+              test_nocto_remote_change, test_nocto_refuses_writes, test_nocto_rewrite],
 }
 
 if __name__ == "__main__":
