@@ -238,8 +238,10 @@ def report(res, args):
     if mo:
         rows = []
         rs = mo["results"]
-        for fig, label in (("read", "open+read+close of 5 KiB"), ("stat", "stat"),
-                           ("inotify", "write on A → inotify on B")):
+        for fig, label in (("read", "open+read+close of 5 KiB"),
+                           ("read-nocto", "the same, -o ro,nocto mount"), ("stat", "stat"),
+                           ("inotify", "write on A → inotify on B"),
+                           ("inotify-nocto", "the same, B -o ro,nocto")):
             t, q, z = (rs.get(k, {}).get(fig) for k in ("tmpfs", "quorumd", "zookeeper"))
             cell = lambda d: "%s / %s" % (num(d["p50_us"]), num(d["p99_us"])) if d else "-"  # noqa
             rows.append([label, cell(t), cell(z), cell(q), ratio(q and q["p50_us"],

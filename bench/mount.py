@@ -3,13 +3,16 @@
 ZooKeeper, and tmpfs as the floor, in one run.
 
 For each server (a standalone one, real processes on loopback, from
-tests/integration/harness.py) two mounts A and B with default options:
+tests/integration/harness.py) two mounts A and B with default options, and
+a third, C, with -o ro,nocto (cached opens stay in the kernel):
 
 - read: fsbench's open+read+close of a 5 KiB file that does not change
   (a program re-reading its configuration), on A; the same on a tmpfs file.
+- read-nocto: the same on C.
 - stat: fsbench's stat of that file.
 - inotify: a write on A (open, write, close) to the first inotify event for
   that file on B, as a process watching its configuration directory sees it.
+- inotify-nocto: the same, the event on C.
 
     /usr/bin/python3 bench/mount.py --build /tmp/build-bench [--quick]
 
@@ -38,6 +41,9 @@ import harness  # noqa: E402
 SIZE = 5 * 1024
 IN_MODIFY, IN_CLOSE_WRITE = 0x2, 0x8
 libc = ctypes.CDLL(None, use_errno=True)
+
+
+FIGURES = ("read", "read-nocto", "stat", "inotify", "inotify-nocto")
 
 
 def fsbench(args, op, path):
@@ -97,18 +103,23 @@ def inotify_latency(a_dir, b_dir, events):
 def run_server(kind, args, results):
     srv = harness.ZooKeeper() if kind == "zookeeper" else harness.Quorumd()
     with srv:
-        with harness.Mount(srv) as a, harness.Mount(srv) as b:
+        with harness.Mount(srv) as a, harness.Mount(srv) as b, \
+                harness.Mount(srv, options=["ro", "nocto"]) as c:
             os.makedirs(a.path("bench"))
             with open(a.path("bench/config"), "wb") as f:
                 f.write(b"x" * SIZE)
             os.makedirs(a.path("bench/events"))
-            b_dir = b.path("bench/events")
+            b_dir, c_dir = b.path("bench/events"), c.path("bench/events")
             os.listdir(b_dir)
+            os.listdir(c_dir)
             results[kind] = {
                 "read": fsbench(args, "read", a.path("bench/config")),
+                "read-nocto": fsbench(args, "read", c.path("bench/config")),
                 "stat": fsbench(args, "stat", a.path("bench/config")),
                 "inotify": percentiles(inotify_latency(a.path("bench/events"), b_dir,
                                                        args.events)),
+                "inotify-nocto": percentiles(inotify_latency(a.path("bench/events"), c_dir,
+                                                             args.events)),
             }
 
 
@@ -136,7 +147,8 @@ def main():
     with tempfile.TemporaryDirectory(dir=shm) as t:
         with open(os.path.join(t, "config"), "wb") as f:
             f.write(b"x" * SIZE)
-        results["tmpfs"] = {"read": fsbench(args, "read", os.path.join(t, "config")),
+        tmpfs_read = fsbench(args, "read", os.path.join(t, "config"))
+        results["tmpfs"] = {"read": tmpfs_read, "read-nocto": tmpfs_read,
                             "stat": fsbench(args, "stat", os.path.join(t, "config"))}
     for kind in ("quorumd", "zookeeper"):
         run_server(kind, args, results)
@@ -153,16 +165,16 @@ def main():
     load = " ".join("%.2f" % x for x in os.getloadavg())
     print("mount: %d calls per figure, %d writes to inotify; %d-byte file; load average %s"
           % (args.count, args.events, SIZE, load))
-    head = "%-8s %-10s %24s %24s %24s %12s %12s" % (
+    head = "%-13s %-5s %24s %24s %24s %12s %12s" % (
         "figure", "(us)", "tmpfs p50/p99/mean", "quorumd p50/p99/mean",
         "ZooKeeper p50/p99/mean", "q/tmpfs p50", "q/zk p50")
     print(head)
     print("-" * len(head))
-    for fig in ("read", "stat", "inotify"):
+    for fig in FIGURES:
         t = results["tmpfs"].get(fig)
         q, z = results["quorumd"][fig], results["zookeeper"][fig]
         cell = lambda v: "%7.1f /%7.1f /%7.1f" % tuple(v) if v else "%24s" % "-"  # noqa: E731
-        print("%-8s %-10s %24s %24s %24s %12s %12s" % (
+        print("%-13s %-5s %24s %24s %24s %12s %12s" % (
             fig, "", cell(t), cell(q), cell(z),
             "%.1f" % (q[0] / t[0]) if t else "-", "%.2f" % (q[0] / z[0])))
 
