@@ -28,6 +28,7 @@
 #include "log.h"
 #include "pbarena.h"
 #include "pbpeek.h"
+#include "prefault.h"
 #include "snapshot.pb-c.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -914,10 +915,15 @@ static int load_file(const char *dir, const struct snapshot_file *f, struct tree
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int r = read_whole(path, &buf, &len);
-	if (r < 0)
+	if (r < 0) {
 		log_msg(LOG_ERROR, "storage", "reading %s: %s", path, strerror(-r));
-	else
+	} else {
+		/* The tree takes about twice the file's bytes (bench/README.md,
+		 * memory per znode): their pages faulted in on another core. */
+		struct prefault *pf = prefault_start(len * 2);
 		r = snapshot_load_image(buf, len, zxid, path, t, on_session, ctx);
+		prefault_stop(pf);
+	}
 	free(buf);
 	free(path);
 	return r;
