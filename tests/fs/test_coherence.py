@@ -457,6 +457,11 @@ def test_nocto_remote_change(srv):
                 w.saw_content(b.path("app.conf"), data, timeout=10)
             write(a.path("new.conf"), b"fresh\n")
             w.saw_content(b.path("new.conf"), b"fresh\n", timeout=10)
+            os.mkdir(a.path("dir"))  # a directory's own data, DIR/.data
+            wait_until(lambda: os.path.isdir(b.path("dir")), 10, "the directory on B")
+            eq(read(b.path("dir/.data")), b"", "DIR/.data on B")
+            write(a.path("dir/.data"), b"dir data\n")
+            w.saw_content(b.path("dir/.data"), b"dir data\n", timeout=10)
             os.unlink(a.path("new.conf"))
             w.wait("DELETE", b.path("new.conf"), timeout=10)
         assert not os.path.exists(b.path("new.conf")), "a removed file still found on B"
