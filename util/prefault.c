@@ -49,8 +49,12 @@ static void *run(void *arg)
 			nanosleep(&nap, NULL); /* until the heap's next step */
 			continue;
 		}
-		if (madvise((void *)at, STEP, MADV_POPULATE_WRITE) != 0 && errno != ENOMEM)
-			break; /* EINVAL: a kernel without it (ENOMEM: trimmed meanwhile) */
+		if (madvise((void *)at, STEP, MADV_POPULATE_WRITE) != 0) {
+			if (errno != ENOMEM)
+				break; /* EINVAL: a kernel without it */
+			nanosleep(&nap, NULL); /* trimmed meanwhile: until it grows back */
+			continue;
+		}
 		at += STEP;
 		atomic_fetch_add(&p->populated, STEP);
 	}
