@@ -173,18 +173,23 @@ void echo_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		in = echo_inode(fs, &op, path);
 		free(op.path);
 	}
-	/* -o nocto: no open file, as for every open there (the kernel may
-	 * send no release for it: DESIGN (nocto) in ops.c). */
-	struct fh *f = in && !fs->opt.nocto ? fh_new(fs, in) : NULL;
 	free(path);
-	if (!f && !(in && fs->opt.nocto)) {
-		if (in)
-			inode_forget(&fs->inodes, in, 1);
-		fuse_reply_err(req, in ? ENOMEM : EEXIST);
+	if (!in) {
+		fuse_reply_err(req, EEXIST);
 		return;
 	}
-	if (f)
+	/* -o nocto: no open file, as for every open there (the kernel may
+	 * send no release for it: DESIGN (nocto) in ops.c). */
+	struct fh *f = NULL;
+	if (!fs->opt.nocto) {
+		f = fh_new(fs, in);
+		if (!f) {
+			inode_forget(&fs->inodes, in, 1);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
 		f->echo = true;
+	}
 	struct fuse_entry_param e;
 	fill_entry(fs, &e, in, fs->timeout);
 	fi->fh = (uintptr_t)f;
