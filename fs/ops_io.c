@@ -90,6 +90,15 @@ done:
 		fh_unref(f);
 }
 
+/* Answers a read of size bytes at off from the content buf[0..len). */
+static void reply_range(fuse_req_t req, const uint8_t *buf, size_t len, off_t off, size_t size)
+{
+	size_t n = 0;
+	if (off >= 0 && (size_t)off < len)
+		n = len - (size_t)off < size ? len - (size_t)off : size;
+	fuse_reply_buf(req, n ? (const char *)buf + off : NULL, n);
+}
+
 /* A page-cache miss of a -o nocto mount (no open file): the znode as the
  * mount's server has it, with no sync (see DESIGN (nocto) in ops.c). One
  * getData answers the whole request, so a read the kernel sends as one
@@ -115,10 +124,7 @@ static void read_node(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 	 * trusts its size for the next read. */
 	if (!have || had.mzxid != st.mzxid)
 		inval_attr(fs, in);
-	size_t n = 0;
-	if (off >= 0 && (size_t)off < (size_t)len)
-		n = (size_t)len - (size_t)off < size ? (size_t)len - (size_t)off : size;
-	fuse_reply_buf(req, n ? (const char *)data + off : NULL, n);
+	reply_range(req, data, (size_t)len, off, size);
 	free(data);
 }
 
@@ -131,10 +137,7 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	pthread_mutex_lock(&f->mu);
-	size_t n = 0;
-	if (!f->echo && (size_t)off < f->len)
-		n = f->len - (size_t)off < size ? f->len - (size_t)off : size;
-	fuse_reply_buf(req, n ? (const char *)f->buf + off : NULL, n);
+	reply_range(req, f->buf, f->echo ? 0 : f->len, off, size);
 	pthread_mutex_unlock(&f->mu);
 }
 
