@@ -9,7 +9,8 @@ In order: the floor (bench/floor: a small append's fdatasync in the
 directory the servers' data goes to, alone and three at once as the
 members' are, and a loopback round trip), then
 compare.py on 3-member ensembles at 32 sessions x 16 in flight (create, set,
-get, mixed) and at 1 x 1 (set: the latency of one write alone), then
+get, mixed) and at 1 x 1 (set: the latency of one write alone, by a
+client of the leader and by a client of a follower), then
 failover.py, then mount.py, then scale.py (1,000,000 znodes: memory per
 znode, restart, a new follower's catch-up). Each runs as its own process
 with --json; this
@@ -50,6 +51,12 @@ def run_json(args, what, cmd, timeout):
     if start < 0:
         sys.exit("all.py: %s printed no JSON:\n%s" % (what, r.stdout))
     return json.loads(r.stdout[start:])
+
+
+def follower_floor(fl):
+    """The floor of a write through a follower: the leader's floor and one
+    more round trip, the follower's hop to the leader and back."""
+    return fl["write_p50_us"] + fl["rtt"]["p50_us"]
 
 
 def script(name):
@@ -111,7 +118,8 @@ def run_parts(args):
         keep()
     if "latency" in args.parts:
         out["latency"] = run_json(args, "1 x 1", compare + [
-            "--clients", "1", "--outstanding", "1", "--workloads", "set"], 3600)
+            "--clients", "1", "--outstanding", "1", "--workloads", "set",
+            "--via", "leader,follower"], 3600)
         keep()
     if "failover" in args.parts:
         out["failover"] = run_json(args, "failover", script("failover.py") + [
@@ -179,7 +187,9 @@ def report(res, args):
         else:  # results saved before floor measured it
             text = "%s, %s; so a replicated write needs at least 2 × round trip + sync" % (
                 single, rtt)
-        lines += ["**The floor**: %s = **%s µs**." % (text, num(fl["write_p50_us"])), ""]
+        lines += ["**The floor**: %s = **%s µs** (a client of the leader; through a "
+                  "follower one more round trip: %s µs)." % (
+                      text, num(fl["write_p50_us"]), num(follower_floor(fl))), ""]
     ens = res.get("ensemble")
     if ens:
         c = ens["config"]
@@ -209,11 +219,15 @@ def report(res, args):
         rows = []
         for r in lat["results"]:
             q, z = r["quorumd"], r["zookeeper"]
-            floor_x = ("%.1f×" % (q["p50_us"] / fl["write_p50_us"])
-                       if fl and fl["write_p50_us"] else "-")
-            rows.append([r["workload"] + " 1×1"] + triple(q, z, "p50_us") + [floor_x]
-                        + triple(q, z, "p99_us"))
-        lines += ["One write at a time (1 session × 1 in flight), latency in µs:", ""]
+            via = r.get("via", "any")  # results saved before --via: any member
+            floor = follower_floor(fl) if fl and via == "follower" else \
+                fl and fl["write_p50_us"]
+            floor_x = "%.1f×" % (q["p50_us"] / floor) if floor else "-"
+            label = r["workload"] + " 1×1" + {"any": "", "leader": ", client of the leader",
+                                              "follower": ", client of a follower"}[via]
+            rows.append([label] + triple(q, z, "p50_us") + [floor_x] + triple(q, z, "p99_us"))
+        lines += ["One write at a time (1 session × 1 in flight), latency in µs; each row "
+                  "against its own floor (through a follower, one more round trip):", ""]
         lines += table(["workload", "ZooKeeper p50", "quorumd p50", "q/zk", "quorumd / floor",
                         "ZooKeeper p99", "quorumd p99", "q/zk"], rows) + [""]
     fo = res.get("failover")

@@ -13,6 +13,12 @@ README.md for what each figure means.
 
     /usr/bin/python3 bench/compare.py --build /tmp/build-bench --quick
 
+With --via leader (or follower) every session of an ensemble run connects
+to the leader (or to one follower) alone, for each server: a write through
+a follower takes one more round trip (follower to leader and back) than
+one through the leader, and with --via any (the default, as a client's
+connect string) each session lands on either.
+
 Server CPU per op is utime+stime of every server process (each ensemble
 member; for ZooKeeper the whole JVM: GC and JIT threads too), read from
 /proc/PID/stat at the edges of qbench's measured window (qbench --cpu-pid
@@ -75,9 +81,15 @@ def tls_options(args):
         if c else []
 
 
-def hosts_of(server):
-    """Where qbench connects: the TLS port(s) under --tls."""
+def hosts_of(server, via="any"):
+    """Where qbench connects: every member (via "any"), or only the
+    ensemble's leader or only one of its followers; the TLS port(s) under
+    --tls."""
     members = getattr(server, "members", None)
+    if members and via != "any":
+        leader = server.leader()
+        members = [leader] if via == "leader" else [m for m in members if m is not leader][:1]
+        return ",".join(getattr(m, "secure_hosts", None) or m.hosts for m in members)
     if getattr(server, "secure_hosts", None):
         return server.secure_hosts
     if members and getattr(members[0], "secure_hosts", None):
@@ -135,18 +147,21 @@ def run_pair(args, setup, quorumd, zookeeper, rows):
     for srv in (quorumd, zookeeper):
         warm_up(args, srv)
         time.sleep(args.settle)
+    vias = args.via if setup == "ensemble" else ["any"]
     for w in args.workloads:
-        res = {}
-        for name, srv in (("quorumd", quorumd), ("zookeeper", zookeeper)):
-            res[name] = qbench(args, hosts_of(srv), server_pids(srv), w)
-            time.sleep(args.settle)
-        row = {"setup": setup, "workload": w, "quorumd": res["quorumd"],
-               "zookeeper": res["zookeeper"], "ratio": ratios(res["quorumd"], res["zookeeper"])}
-        rows.append(row)
-        if not args.json:
-            print("  %-10s %-6s quorumd %9.0f ops/s, zookeeper %9.0f ops/s"
-                  % (setup, w, res["quorumd"]["ops_per_s"], res["zookeeper"]["ops_per_s"]),
-                  file=sys.stderr, flush=True)
+        for via in vias:
+            res = {}
+            for name, srv in (("quorumd", quorumd), ("zookeeper", zookeeper)):
+                res[name] = qbench(args, hosts_of(srv, via), server_pids(srv), w)
+                time.sleep(args.settle)
+            row = {"setup": setup, "workload": w, "via": via, "quorumd": res["quorumd"],
+                   "zookeeper": res["zookeeper"],
+                   "ratio": ratios(res["quorumd"], res["zookeeper"])}
+            rows.append(row)
+            if not args.json:
+                print("  %-10s %-6s %-8s quorumd %9.0f ops/s, zookeeper %9.0f ops/s"
+                      % (setup, w, via, res["quorumd"]["ops_per_s"],
+                         res["zookeeper"]["ops_per_s"]), file=sys.stderr, flush=True)
 
 
 METRICS = (("ops_per_s", "ops/s"), ("p50_us", "p50 us"), ("p99_us", "p99 us"),
@@ -181,8 +196,8 @@ def fmt_ratio(v):
 
 def print_table(rows, args):
     groups = [label for _, label in METRICS]
-    head1 = "%-10s %-6s" % ("", "")
-    head2 = "%-10s %-6s" % ("setup", "load")
+    head1 = "%-21s %-6s" % ("", "")
+    head2 = "%-21s %-6s" % ("setup", "load")
     for g in groups:
         head1 += " | " + g.center(24)
         head2 += " | %8s %8s %6s" % ("quorumd", "zk", "q/zk")
@@ -194,7 +209,8 @@ def print_table(rows, args):
     print(head2)
     print("-" * len(head2))
     for r in rows:
-        line = "%-10s %-6s" % (r["setup"], r["workload"])
+        where = r["setup"] + ("" if r["via"] == "any" else " via " + r["via"])
+        line = "%-21s %-6s" % (where, r["workload"])
         for key, _ in METRICS:
             line += " | %s %s %s" % (fmt(r["quorumd"].get(key), 8),
                                      fmt(r["zookeeper"].get(key), 8),
@@ -292,11 +308,18 @@ def main():
                    "workload (default 12 with --quick, else 30)")
     p.add_argument("--settle", type=float, default=1.0,
                    help="pause after each run, so its clean-up is not the next run's load")
+    p.add_argument("--via", default="any",
+                   help="ensemble members qbench connects to, comma-separated runs of "
+                   "each workload: any (every member, each session picks one), leader "
+                   "(only the leader), follower (only one follower); default any")
     p.add_argument("--tls", action="store_true",
                    help="clients over TLS: each server (each member) with a "
                    "secureClientPort that requires a client certificate")
     args = p.parse_args()
     args.workloads = [w for w in args.workloads.split(",") if w]
+    args.via = [v for v in args.via.split(",") if v]
+    if not args.via or any(v not in ("any", "leader", "follower") for v in args.via):
+        p.error("--via: a comma-separated subset of any,leader,follower")
     if not args.workloads or any(w not in WORKLOADS for w in args.workloads):
         p.error("--workloads: a comma-separated subset of " + ",".join(WORKLOADS))
     if args.duration is None:
@@ -324,7 +347,7 @@ def main():
     if args.json:
         json.dump({"config": {k: getattr(args, k) for k in
                               ("clients", "procs", "outstanding", "size", "pool", "read_pct",
-                               "seed", "duration", "warmup", "server_warmup", "tls")},
+                               "seed", "duration", "warmup", "server_warmup", "tls", "via")},
                    "cpus": os.cpu_count(), "results": rows}, sys.stdout, indent=1)
         print()
     else:
