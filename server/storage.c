@@ -15,6 +15,13 @@
  *    and wakes the loop (uv_async_send). While it writes, appends collect in
  *    a new pending batch: that is the group commit. It alone touches the
  *    txnlog's writer state while running.
+ *  - The kick: an append that finds the sync thread asleep does not wake
+ *    it there, but from a prepare handle (s->kick), which the loop runs
+ *    once it has done the callbacks of its turn and before it blocks. So
+ *    the txns of one turn (every request read in it, every proposal
+ *    received) go in one batch, not the first alone in a write of its own
+ *    and the rest in the next; a lone write waits only for the end of its
+ *    own callback. storage_close() kicks before stopping the thread.
  *  - s->lock guards what both touch: pending, done list, the flags below,
  *    durable_zxid, the rewind after a failure, and the stats. Nothing slow
  *    is done under it (packing a txn is the most).
@@ -454,6 +461,21 @@ static void on_async(uv_async_t *h)
 	run_done(h->data);
 }
 
+/* Wakes the sync thread if an append found it asleep. */
+static void kick_now(struct storage *s)
+{
+	if (!s->kick_due)
+		return;
+	s->kick_due = false;
+	uv_prepare_stop(&s->kick);
+	sem_post(&s->wake);
+}
+
+static void on_kick(uv_prepare_t *h)
+{
+	kick_now(h->data);
+}
+
 /* ---- open ------------------------------------------------------------------------------ */
 
 static void storage_free(struct storage *s)
@@ -566,9 +588,12 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct storage_con
 	}
 	s->async.data = s;
 	uv_unref((uv_handle_t *)&s->async);
+	uv_prepare_init(loop, &s->kick);
+	s->kick.data = s;
+	uv_unref((uv_handle_t *)&s->kick);
 	uv_timer_init(loop, &s->purge_timer);
 	s->purge_timer.data = s;
-	s->open_handles = 2;
+	s->open_handles = 3;
 	r = storage_sync_start(s);
 	if (r < 0) {
 		snprintf(err_buf, sizeof(err_buf), "starting the sync thread: %s", strerror(-r));
@@ -772,16 +797,16 @@ static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn
 	s->since_snap++;
 	s->bytes_since_snap += TXNLOG_RECORD_HEADER + (int64_t)n;
 	s->stats.txns_appended++;
-	/* Woken after the unlock: signalled under the lock, the sync thread
-	 * would wake only to block on the lock we still hold, and wake again
-	 * when we drop it. Cleared here, so the appends after this one, before
-	 * the thread runs, do not signal it again. */
+	/* Cleared here, so the appends after this one, before the thread
+	 * runs, do not wake it again. See DESIGN (the kick). */
 	wake = s->sync_waiting;
 	s->sync_waiting = false;
 out:
 	pthread_mutex_unlock(&s->lock);
-	if (wake)
-		sem_post(&s->wake);
+	if (wake) {
+		s->kick_due = true;
+		uv_prepare_start(&s->kick, on_kick);
+	}
 	if (r == 0) {
 		s->inflight++;
 		if (!s->async_ref) {
@@ -1085,6 +1110,7 @@ static void on_handle_closed(uv_handle_t *h)
 void storage_finish_close(struct storage *s)
 {
 	uv_close((uv_handle_t *)&s->async, on_handle_closed);
+	uv_close((uv_handle_t *)&s->kick, on_handle_closed);
 	uv_close((uv_handle_t *)&s->purge_timer, on_handle_closed);
 }
 
@@ -1095,6 +1121,7 @@ void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx)
 	s->closing = true;
 	s->close_cb = close_cb;
 	s->close_ctx = ctx;
+	kick_now(s);
 	storage_sync_stop(s); /* writes what is pending first */
 	run_done(s);
 	uv_timer_stop(&s->purge_timer);

@@ -72,7 +72,7 @@ static inline int64_t msim_between(struct msim_rng *r, int64_t lo, int64_t hi)
 
 /* ---- msim_os.c: a member's loop ----------------------------------------- */
 
-enum msim_kind { MSIM_TIMER, MSIM_CHECK, MSIM_ASYNC };
+enum msim_kind { MSIM_TIMER, MSIM_PREPARE, MSIM_CHECK, MSIM_ASYNC };
 
 struct msim_handle {
 	uv_handle_t *h;      /* NULL: free slot */
@@ -82,6 +82,7 @@ struct msim_handle {
 	uv_close_cb close_cb;
 	uint64_t due_ms, repeat_ms; /* timers */
 	uv_timer_cb timer_cb;
+	uv_prepare_cb prepare_cb;
 	uv_check_cb check_cb;
 	uv_async_cb async_cb;
 	uint64_t order;      /* start order: timers due together run in it */

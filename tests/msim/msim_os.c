@@ -3,9 +3,10 @@
  * simulation's time.
  *
  * libuv: only what quorumd's replica, snapsync and storage use: timers,
- * checks, async handles and the threadpool's work, with libuv's order
- * within a turn: due timers (earliest first, then in start order), async
- * callbacks, checks, then close callbacks. Work queued for the
+ * prepares, checks, async handles and the threadpool's work, with libuv's
+ * order within a turn: due timers (earliest first, then in start order),
+ * prepares, async callbacks (where libuv polls), checks, then close
+ * callbacks. Work queued for the
  * threadpool runs when the simulation says (msim_loop_work()). A handle is
  * found by its address in its loop's table; uv_loop_t.data points to the
  * table. The member's clock is the simulation's plus its own offset;
@@ -86,6 +87,11 @@ static struct msim_handle *add(uv_loop_t *loop, uv_handle_t *h, enum msim_kind k
 int uv_timer_init(uv_loop_t *loop, uv_timer_t *t)
 {
 	return add(loop, (uv_handle_t *)t, MSIM_TIMER) ? 0 : UV_ENOMEM;
+}
+
+int uv_prepare_init(uv_loop_t *loop, uv_prepare_t *p)
+{
+	return add(loop, (uv_handle_t *)p, MSIM_PREPARE) ? 0 : UV_ENOMEM;
 }
 
 int uv_check_init(uv_loop_t *loop, uv_check_t *c)
@@ -188,6 +194,24 @@ int uv_timer_stop(uv_timer_t *t)
 	return 0;
 }
 
+int uv_prepare_start(uv_prepare_t *p, uv_prepare_cb cb)
+{
+	struct msim_handle *s = slot_of((uv_handle_t *)p);
+	if (s == NULL || s->closing)
+		return -EINVAL;
+	s->active = true;
+	s->prepare_cb = cb;
+	return 0;
+}
+
+int uv_prepare_stop(uv_prepare_t *p)
+{
+	struct msim_handle *s = slot_of((uv_handle_t *)p);
+	if (s)
+		s->active = false;
+	return 0;
+}
+
 int uv_check_start(uv_check_t *c, uv_check_cb cb)
 {
 	struct msim_handle *s = slot_of((uv_handle_t *)c);
@@ -267,6 +291,13 @@ bool msim_loop_turn(struct msim_loop *l)
 			w.after_cb(w.req, UV_ECANCELED);
 			ran = true;
 		}
+	for (int i = 0; i < MSIM_HANDLES; i++) {
+		s = &l->h[i];
+		if (s->h && s->kind == MSIM_PREPARE && s->active) {
+			s->prepare_cb((uv_prepare_t *)s->h);
+			ran = true;
+		}
+	}
 	for (int i = 0; i < MSIM_HANDLES; i++) {
 		s = &l->h[i];
 		if (s->h && s->kind == MSIM_ASYNC && s->sent) {
