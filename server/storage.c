@@ -21,7 +21,9 @@
  *    the txns of one turn (every request read in it, every proposal
  *    received) go in one batch, not the first alone in a write of its own
  *    and the rest in the next; a lone write waits only for the end of its
- *    own callback. storage_close() kicks before stopping the thread.
+ *    own callback. storage_close() kicks before stopping the thread, and
+ *    storage_snapshot() before it stalls the loop with a fork or a
+ *    serialisation, so that the turn's appends are written meanwhile.
  *  - s->lock guards what both touch: pending, done list, the flags below,
  *    durable_zxid, the rewind after a failure, and the stats. Nothing slow
  *    is done under it (packing a txn is the most).
@@ -461,8 +463,7 @@ static void on_async(uv_async_t *h)
 	run_done(h->data);
 }
 
-/* Wakes the sync thread if an append found it asleep. */
-static void kick_now(struct storage *s)
+void storage_kick(struct storage *s)
 {
 	if (!s->kick_due)
 		return;
@@ -473,7 +474,7 @@ static void kick_now(struct storage *s)
 
 static void on_kick(uv_prepare_t *h)
 {
-	kick_now(h->data);
+	storage_kick(h->data);
 }
 
 /* ---- open ------------------------------------------------------------------------------ */
@@ -1121,7 +1122,7 @@ void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx)
 	s->closing = true;
 	s->close_cb = close_cb;
 	s->close_ctx = ctx;
-	kick_now(s);
+	storage_kick(s);
 	storage_sync_stop(s); /* writes what is pending first */
 	run_done(s);
 	uv_timer_stop(&s->purge_timer);

@@ -124,6 +124,9 @@ struct storage {
 /* storage.c */
 /* A new round of the snapshot trigger: its random share. */
 void storage_new_roll(struct storage *s);
+/* Wakes the sync thread now if an append found it asleep (the kick,
+ * otherwise done before the loop blocks: see DESIGN). */
+void storage_kick(struct storage *s);
 /* The last step of storage_close(), once no snapshot is being written. */
 void storage_finish_close(struct storage *s);
 

@@ -316,6 +316,7 @@ int storage_snapshot(struct storage *s, const struct tree *t,
 		return -EROFS;
 	if (s->snap_busy)
 		return -EBUSY;
+	storage_kick(s);
 	s->snap_started_ns = clock_mono_ns();
 	int r;
 	if (s->snap_in_memory_bytes > 0 &&
