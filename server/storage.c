@@ -465,9 +465,8 @@ static void on_async(uv_async_t *h)
 
 void storage_kick(struct storage *s)
 {
-	if (!s->kick_due)
+	if (!uv_is_active((uv_handle_t *)&s->kick))
 		return;
-	s->kick_due = false;
 	uv_prepare_stop(&s->kick);
 	sem_post(&s->wake);
 }
@@ -804,10 +803,8 @@ static int append_record(struct storage *s, int64_t zxid, const Quorum__Txn *txn
 	s->sync_waiting = false;
 out:
 	pthread_mutex_unlock(&s->lock);
-	if (wake) {
-		s->kick_due = true;
-		uv_prepare_start(&s->kick, on_kick);
-	}
+	if (wake)
+		uv_prepare_start(&s->kick, on_kick); /* active: a wake is due */
 	if (r == 0) {
 		s->inflight++;
 		if (!s->async_ref) {

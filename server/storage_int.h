@@ -61,8 +61,8 @@ struct storage {
 
 	/* Loop thread only. */
 	uv_async_t async;       /* the sync thread's "batches are done" */
-	uv_prepare_t kick;      /* wakes the sync thread before the loop blocks */
-	bool kick_due;          /* an append found it asleep: wake it at kick */
+	uv_prepare_t kick;      /* wakes the sync thread before the loop blocks;
+				   active while an append found it asleep */
 	uv_timer_t purge_timer;
 	bool snap_busy;         /* a snapshot is being written: child or worker */
 	int64_t snap_zxid;      /* its zxid */
