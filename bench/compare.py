@@ -86,15 +86,12 @@ def hosts_of(server, via="any"):
     ensemble's leader or only one of its followers; the TLS port(s) under
     --tls."""
     members = getattr(server, "members", None)
-    if members and via != "any":
+    if not members:
+        return getattr(server, "secure_hosts", None) or server.hosts
+    if via != "any":
         leader = server.leader()
         members = [leader] if via == "leader" else [m for m in members if m is not leader][:1]
-        return ",".join(getattr(m, "secure_hosts", None) or m.hosts for m in members)
-    if getattr(server, "secure_hosts", None):
-        return server.secure_hosts
-    if members and getattr(members[0], "secure_hosts", None):
-        return ",".join(m.secure_hosts for m in members)
-    return server.hosts
+    return ",".join(getattr(m, "secure_hosts", None) or m.hosts for m in members)
 
 
 def qbench(args, hosts, pids, workload):
