@@ -963,6 +963,8 @@ int tree_apply(struct tree *t, const Quorum__Txn *txn, const struct tree_event_s
 	       struct tree_apply_result *res)
 {
 	graveyard_flush(t);
+	/* Before this txn reserves: an index emptied by deletes shrinks. */
+	omap_trim(&t->nodes);
 	t->n_events = 0;
 
 	const Quorum__MultiTxn *multi = NULL;

@@ -16,6 +16,12 @@
  * 3/4 of the old size inserts come between: 2 slots each would do. */
 #define MOVE_PER_INSERT 8
 
+/* Old slots walked per omap_trim(). A shrink starts at 1/16 of the old
+ * size in use and leaves 3/16 of it room: 1/8 of it inserts must come
+ * before the new array is full, and each walks 8 slots, so the old array
+ * is always walked by then, even with no trims between. */
+#define MOVE_PER_TRIM 32
+
 /* Removed from the old array while it is still walked. */
 static char tombstone;
 #define TOMB ((void *)&tombstone)
@@ -174,6 +180,18 @@ void omap_remove(struct omap *map, uint64_t hash, const void *item)
 	}
 	map->slots[hole] = (struct omap_slot){ 0, NULL };
 	map->count--;
+}
+
+void omap_trim(struct omap *map)
+{
+	if (map->old) {
+		move_slots(map, MOVE_PER_TRIM);
+		return;
+	}
+	size_t n = map->slots ? map->mask + 1 : 0;
+	if (n < OMAP_TRIM_MIN || map->count > n / 16)
+		return;
+	(void)resize(map, n / 4); /* -ENOMEM: the map stays as it was */
 }
 
 void *omap_find(const struct omap *map, uint64_t hash,

@@ -20,6 +20,13 @@
  * must not fail halfway (tree.c's apply) reserves first. Without a
  * reservation, omap_insert() grows the array itself and can fail.
  *
+ * Removing never shrinks the array; omap_trim() does, called by the owner
+ * where no reservation must hold (tree.c: before each apply). An array at
+ * most 1/16 full shrinks to a quarter of its size, and its entries move a
+ * few slots per trim and per insert, as in a growth. So an index that once
+ * held millions gives its memory back after they are deleted, and its
+ * lookups stop paying a cache miss in an array mostly empty.
+ *
  *     struct item *it = omap_find(&map, h, item_has_key, key);
  *
  * Not thread-safe: each map belongs to one thread (in quorumd, the loop).
@@ -64,6 +71,12 @@ int omap_reserve(struct omap *map, size_t n);
 int omap_insert(struct omap *map, uint64_t hash, void *item);
 /* Takes out item, which must be in under hash. Never allocates. */
 void omap_remove(struct omap *map, uint64_t hash, const void *item);
+/* Shrinks an array at most 1/16 full (of OMAP_TRIM_MIN slots or more) to a
+ * quarter of its size, or moves a few more entries of a resize under way.
+ * Without memory for the smaller array it leaves the map as it is. A
+ * reservation does not hold across it. */
+#define OMAP_TRIM_MIN 1024
+void omap_trim(struct omap *map);
 /* The element under hash for which eq(element, key) holds, or NULL. */
 void *omap_find(const struct omap *map, uint64_t hash,
 		bool (*eq)(const void *item, const void *key), const void *key);

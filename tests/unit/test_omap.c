@@ -404,6 +404,104 @@ static void test_insert_grows(void **state)
 	free(items);
 }
 
+/* An index emptied by removals shrinks by omap_trim(), a quarter at a
+ * time, to the size a growth would have given it; every element stays
+ * found while its entries move; trims of a small or a fuller array, and a
+ * trim without memory, change nothing; the map grows again from there. */
+static void test_trim(void **state)
+{
+	(void)state;
+	enum { N = 100000, KEEP = 300 };
+	unsigned char *seen;
+	struct item *items = new_items(N, mix, &seen);
+	for (int ni = 0; ni < 2; ni++) {
+		struct omap m;
+		omap_init(&m, ni);
+		for (size_t i = 0; i < N; i++)
+			assert_int_equal(insert(&m, &items[i]), 0);
+		while (m.old)
+			omap_trim(&m); /* the last growth finished first */
+		size_t full = m.mask + 1; /* 262,144 */
+		assert_int_equal(full, 262144);
+		/* at more than 1/16 in use, nothing changes */
+		size_t next = KEEP;
+		while (omap_count(&m) > full / 16 + 1)
+			remove_item(&m, &items[next++]);
+		omap_trim(&m);
+		assert_int_equal(m.mask + 1, full);
+		assert_null(m.old);
+		/* at 1/16: a quarter of the size; the entries move over trims */
+		remove_item(&m, &items[next]);
+		omap_trim(&m);
+		assert_int_equal(m.mask + 1, full / 4);
+		assert_non_null(m.old);
+		assert_int_equal(m.old_mask + 1, full);
+		check_all(&m, items, N, seen);
+		for (size_t i = KEEP; i < N - KEEP; i++)
+			if (items[i].in)
+				remove_item(&m, &items[i]);
+		int trims = 0;
+		while (m.old) {
+			omap_trim(&m);
+			trims++;
+			if (trims % 1000 == 0)
+				check_all(&m, items, N, seen);
+		}
+		assert_int_equal(trims, (int)(full / 32)); /* 32 old slots a trim */
+		check_all(&m, items, N, seen);
+		/* without memory for the next quarter: all stays as it is */
+		size_t before = m.mask;
+		alloc_fail_after = 0;
+		omap_trim(&m);
+		alloc_fail_after = -1;
+		assert_int_equal(m.mask, before);
+		assert_null(m.old);
+		check_all(&m, items, N, seen);
+		/* down to 4,096 slots, of which 600 in use are more than 1/16 */
+		for (int i = 0; i < 100000 && (m.old || m.mask + 1 > 4096); i++)
+			omap_trim(&m);
+		assert_null(m.old);
+		assert_int_equal(m.mask + 1, 4096);
+		assert_int_equal(omap_count(&m), 2 * KEEP);
+		check_all(&m, items, N, seen);
+		omap_trim(&m);
+		assert_int_equal(m.mask + 1, 4096);
+		/* inserts while a shrink moves entries: the new array has room
+		 * for all of them, and the old one is walked before it fills */
+		for (size_t i = 0; i < N; i++)
+			if (items[i].in)
+				remove_item(&m, &items[i]);
+		for (size_t i = 0; i < 200; i++)
+			assert_int_equal(insert(&m, &items[i]), 0);
+		omap_trim(&m);
+		assert_int_equal(m.mask + 1, 1024);
+		assert_non_null(m.old);
+		for (size_t i = 200; m.old; i++) {
+			assert_int_equal(insert(&m, &items[i]), 0);
+			assert_true(m.mask + 1 == 1024);
+		}
+		check_all(&m, items, N, seen);
+		/* an array of OMAP_TRIM_MIN slots is trimmed, a smaller one not */
+		for (size_t i = 0; i < N; i++)
+			if (items[i].in)
+				remove_item(&m, &items[i]);
+		omap_trim(&m);
+		assert_int_equal(m.mask + 1, OMAP_TRIM_MIN / 4);
+		omap_trim(&m);
+		assert_int_equal(m.mask + 1, OMAP_TRIM_MIN / 4);
+		omap_destroy(&m);
+		for (size_t i = 0; i < 10; i++)
+			assert_int_equal(insert(&m, &items[i]), 0);
+		for (size_t i = 0; i < 10; i++)
+			remove_item(&m, &items[i]);
+		omap_trim(&m);
+		assert_int_equal(m.mask + 1, 16);
+		omap_destroy(&m);
+	}
+	free(seen);
+	free(items);
+}
+
 /* A 16-slot map holding one run from slot 13 across the end to slot 6: */
 enum { RUN = 10 };
 static const size_t run_home[RUN] = { 13, 14, 14, 15, 14, 0, 15, 1, 3, 5 };
@@ -781,6 +879,8 @@ struct stats {
 	long found_absent_same_hash;
 	long checks, checks_growing;
 	long wrapped;      /* checks that saw a run across the array's end */
+	long shrinks;      /* omap_trim()s that began a shrink */
+	long ops_shrinking; /* ops begun while the map shrank */
 };
 
 /* Where a removal during a growth takes its element from (stats only). */
@@ -821,11 +921,22 @@ static void model_round(uint64_t *s, bool not_inherited, long ops, struct item *
 	for (run.op = 0; run.op < ops; run.op++) {
 		bool growing = m.old != NULL;
 		struct omap_slot *slots = m.slots;
+		size_t mask0 = m.mask;
 		st->ops_growing += growing;
 		uint64_t r = rnd(s);
 		struct item *it = &items[(r >> 8) % n];
 		unsigned what = (unsigned)(r % 100);
-		if (what < 40 && !it->in) {
+		/* A third of the rounds drain the map in their second half:
+		 * inserts rare, most ops removals of elements in down to about
+		 * a hundred, so that it shrinks with elements to move. */
+		bool drain = run.round % 3 == 2 && run.op >= ops / 2;
+		unsigned ins_end = drain ? 2 : 40, rem_end = drain ? 72 : 65;
+		bool shrinking = m.old && m.mask < m.old_mask;
+		st->ops_shrinking += shrinking;
+		if (drain && what >= ins_end && what < rem_end && count > 100)
+			for (size_t k = 0; k < n && !it->in; k++)
+				it = &items[(size_t)(it - items + 1) % n]; /* one that is in */
+		if (what < ins_end && !it->in) {
 			CHECK(insert(&m, it) == 0);
 			count++;
 			st->inserts_growing += growing;
@@ -835,7 +946,7 @@ static void model_round(uint64_t *s, bool not_inherited, long ops, struct item *
 			else
 				res_n = 0; /* used up: the map may grow again */
 			CHECK(find_item(&m, it) == it);
-		} else if (what >= 40 && what < 65 && it->in) {
+		} else if (what >= ins_end && what < rem_end && it->in) {
 			if (growing) {
 				bool old = in_old(&m, it);
 				st->removed_unmoved += old;
@@ -846,6 +957,16 @@ static void model_round(uint64_t *s, bool not_inherited, long ops, struct item *
 			CHECK(find_item(&m, it) == NULL);
 		} else if (what < 90) {
 			CHECK(find_item(&m, it) == (it->in ? it : NULL));
+		} else if (what < 93) {
+			size_t mask = m.mask;
+			omap_trim(&m);
+			CHECK(m.mask <= mask);
+			if (m.mask < mask) {
+				CHECK(m.mask + 1 == (mask + 1) / 4);
+				CHECK((m.old != NULL) == (count > 0)); /* an empty one: nothing to move */
+				st->shrinks++;
+			}
+			res_n = 0; /* a reservation does not hold across a trim */
 		} else if (what < 95) {
 			uint64_t k = n + (r >> 8) % (4 * n);
 			CHECK(find(&m, k, key_hash(k)) == NULL);
@@ -866,9 +987,10 @@ static void model_round(uint64_t *s, bool not_inherited, long ops, struct item *
 		}
 		CHECK(omap_count(&m) == count);
 		CHECK(eq_bad == 0);
-		bool grew = slots && m.slots != slots;
+		bool grew = slots && m.slots != slots && m.mask > mask0;
+		bool shrank = m.slots != slots && m.mask < mask0;
 		st->growths += grew;
-		if (run.op % CHECK_EVERY == 0 || grew || (m.old && run.op % 37 == 0))
+		if (run.op % CHECK_EVERY == 0 || grew || shrank || (m.old && run.op % 37 == 0))
 			full_check(&m, items, n, seen, st);
 	}
 	full_check(&m, items, n, seen, st);
@@ -894,10 +1016,12 @@ static void test_random_against_model(void **state)
 		model_round(&s, run.round % 2, ops, items, KEYS, seen, &st);
 	fprintf(stderr,
 		"seed %llu: %ld ops, %ld while growing (%ld inserts); %ld doublings; "
+		"%ld shrinks, %ld ops while shrinking; "
 		"removed %ld not yet moved, %ld moved; %ld reservations that doubled "
 		"during a doubling; %ld lookups of absent keys under shared hashes; "
 		"%ld full checks, %ld while growing, %ld with a run across the end\n",
 		run.seed, rounds * ops, st.ops_growing, st.inserts_growing, st.growths,
+		st.shrinks, st.ops_shrinking,
 		st.removed_unmoved, st.removed_moved, st.reserves_growing,
 		st.found_absent_same_hash, st.checks, st.checks_growing, st.wrapped);
 	/* 16 slots to 4,096 each round, some doublings begun by a reservation
@@ -912,6 +1036,8 @@ static void test_random_against_model(void **state)
 	CHECK(st.found_absent_same_hash > 0);
 	CHECK(st.checks_growing >= 3 * rounds);
 	CHECK(st.wrapped > st.checks / 4);
+	CHECK(st.shrinks >= rounds / 3);
+	CHECK(st.ops_shrinking >= 30 * (rounds / 3));
 	free(seen);
 	free(items);
 }
@@ -1149,6 +1275,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_map),
 		cmocka_unit_test(test_insert_grows),
+		cmocka_unit_test(test_trim),
 		cmocka_unit_test(test_remove_wraps_around),
 		cmocka_unit_test(test_equal_hashes),
 		cmocka_unit_test(test_reserve_then_insert_never_allocates),
