@@ -42,8 +42,36 @@ static void slots_free(const struct omap *map, struct omap_slot *a, size_t n)
 	zarray_free(a, n, sizeof(*a), map->not_inherited);
 }
 
+/* Gives up the next array made ready, if any. */
+static void drop_next(struct omap *map)
+{
+	if (!map->next)
+		return;
+	zarray_fill_end(map->next_fill);
+	slots_free(map, map->next, 2 * (map->mask + 1));
+	map->next = NULL;
+	map->next_fill = NULL;
+}
+
+/* From 5/8 in use on, a large map's doubled array is made now and filled
+ * by a helper, ready for the doubling at 3/4 (see omap.h). Without a
+ * thread the array waits unfilled; without memory the next insert tries
+ * again, and the doubling makes its array itself, as a small map's. */
+static void prepare_next(struct omap *map)
+{
+	size_t n = map->mask + 1;
+	if (map->next || map->old || !map->slots || map->count < n / 8 * 5 ||
+	    !zarray_fillable(2 * n, sizeof(struct omap_slot), map->not_inherited))
+		return;
+	map->next = slots_new(map, 2 * n);
+	map->next_fill = zarray_fill_start(map->next, 2 * n, sizeof(struct omap_slot),
+					   map->not_inherited);
+}
+
 void omap_destroy(struct omap *map)
 {
+	drop_next(map);
+	zarray_fill_end(map->fill);
 	if (map->slots)
 		slots_free(map, map->slots, map->mask + 1);
 	if (map->old)
@@ -86,9 +114,20 @@ static int resize(struct omap *map, size_t n)
 {
 	if (map->old)
 		move_slots(map, SIZE_MAX); /* the last growth's rest first */
-	struct omap_slot *a = slots_new(map, n);
-	if (a == NULL)
-		return -ENOMEM;
+	struct omap_slot *a;
+	struct zarray_fill *fill = NULL;
+	if (map->next && n == 2 * (map->mask + 1)) {
+		a = map->next; /* made ready: its helper goes on if not through */
+		fill = map->next_fill;
+		map->next = NULL;
+		map->next_fill = NULL;
+	} else {
+		drop_next(map);
+		if ((a = slots_new(map, n)) == NULL)
+			return -ENOMEM;
+	}
+	zarray_fill_end(map->fill); /* the current array's, which goes */
+	map->fill = fill;
 	if (map->slots && map->count > 0) {
 		map->old = map->slots;
 		map->old_mask = map->mask;
@@ -125,6 +164,7 @@ int omap_insert(struct omap *map, uint64_t hash, void *item)
 		move_slots(map, MOVE_PER_INSERT);
 	put(map, hash, item);
 	map->count++;
+	prepare_next(map);
 	return 0;
 }
 

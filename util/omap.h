@@ -14,7 +14,9 @@
  * The array doubles when three quarters of it are in use. The entries move
  * to the doubled array a few slots per insert, not all at once, so a map of
  * millions never stalls its thread for a whole rehash; until they have,
- * a lookup probes both arrays.
+ * a lookup probes both arrays. A large map makes its doubled array ready
+ * from 5/8 in use on, its pages faulted in by a helper thread, so that the
+ * first inserts after the switch do not fault tens of MB in at once.
  *
  * Inserting never allocates once omap_reserve() made room: a caller that
  * must not fail halfway (tree.c's apply) reserves first. Without a
@@ -38,6 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct zarray_fill;
+
 struct omap_slot {
 	uint64_t hash;
 	void *item; /* NULL: empty */
@@ -53,6 +57,12 @@ struct omap {
 	 * them. Removed elements there become tombstones. NULL otherwise. */
 	struct omap_slot *old;
 	size_t old_mask, moved;
+	/* A large map: the array the next doubling will take, made from 5/8
+	 * in use on, its pages populated by a helper thread meanwhile
+	 * (zarray.h's filling), and that helper. */
+	struct omap_slot *next;
+	struct zarray_fill *next_fill;
+	struct zarray_fill *fill; /* the current array's helper, until joined */
 	bool not_inherited;
 };
 

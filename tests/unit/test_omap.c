@@ -502,6 +502,121 @@ static void test_trim(void **state)
 	free(items);
 }
 
+/* Whether this kernel populates pages on MADV_POPULATE_WRITE (5.14 on;
+ * valgrind may not pass it on). */
+static bool can_populate(void)
+{
+#ifdef MADV_POPULATE_WRITE
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	bool ok = madvise(p, 4096, MADV_POPULATE_WRITE) == 0;
+	munmap(p, 4096);
+	return ok;
+#else
+	return false;
+#endif
+}
+
+/* Inserts items from *i on until m has a next array made ready. */
+static void insert_until_next(struct omap *m, struct item *items, size_t n, size_t *i)
+{
+	while (!m->next) {
+		assert_true(*i < n);
+		assert_int_equal(insert(m, &items[(*i)++]), 0);
+	}
+}
+
+/* A large map makes its doubled array at 5/8 in use, a helper populates
+ * its pages, and the doubling at 3/4 takes that array; a small or an
+ * inherited map does not; a map destroyed or trimmed meanwhile gives the
+ * array up, and one without memory for it goes on without. */
+static void test_next_array_made_ready(void **state)
+{
+	(void)state;
+	enum { N = 100000 };
+	/* the first size whose doubled array is filled: 65,536 slots */
+	const size_t slots = ZARRAY_FILL_BYTES / sizeof(struct omap_slot) / 2;
+	unsigned char *seen;
+	struct item *items = new_items(N, mix, &seen);
+	struct omap m;
+	omap_init(&m, false); /* inherited: never */
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(insert(&m, &items[i]), 0);
+	assert_null(m.next);
+	omap_destroy(&m);
+	for (size_t i = 0; i < N; i++)
+		items[i].in = false;
+
+	omap_init(&m, true);
+	size_t i = 0;
+	insert_until_next(&m, items, N, &i);
+	assert_int_equal(m.mask + 1, slots); /* not for any smaller size */
+	assert_int_equal(omap_count(&m), slots / 8 * 5);
+	assert_non_null(m.next_fill);
+	for (int ms = 0; ms < 10000 && !zarray_fill_done(m.next_fill); ms++)
+		usleep(1000);
+	assert_true(zarray_fill_done(m.next_fill));
+	if (can_populate()) {
+		size_t bytes = 2 * slots * sizeof(struct omap_slot), pages = bytes / 4096;
+		unsigned char *vec = malloc(pages);
+		assert_non_null(vec);
+		assert_int_equal(mincore(m.next, bytes, vec), 0);
+		size_t in = 0;
+		for (size_t k = 0; k < pages; k++)
+			in += vec[k] & 1;
+		assert_int_equal(in, pages); /* every page there before the switch */
+		free(vec);
+	}
+	struct omap_slot *next = m.next;
+	while (!m.old)
+		assert_int_equal(insert(&m, &items[i++]), 0);
+	assert_int_equal(omap_count(&m), slots / 4 * 3 + 1);
+	assert_ptr_equal(m.slots, next);
+	assert_null(m.next);
+	assert_int_equal(m.mask + 1, 2 * slots);
+	check_all(&m, items, N, seen);
+	while (m.old)
+		assert_int_equal(insert(&m, &items[i++]), 0);
+	check_all(&m, items, N, seen);
+	omap_destroy(&m);
+
+	/* destroyed while the helper may still run; trimmed meanwhile */
+	for (int trim = 0; trim < 2; trim++) {
+		for (size_t k = 0; k < N; k++)
+			items[k].in = false;
+		omap_init(&m, true);
+		i = 0;
+		insert_until_next(&m, items, N, &i);
+		if (trim) {
+			for (size_t k = 0; k + 100 < i; k++)
+				remove_item(&m, &items[k]);
+			omap_trim(&m);
+			assert_null(m.next);
+			assert_int_equal(m.mask + 1, slots / 4);
+			check_all(&m, items, N, seen);
+		}
+		omap_destroy(&m);
+	}
+
+	/* without memory for it: the insert succeeds, the next one makes it */
+	for (size_t k = 0; k < N; k++)
+		items[k].in = false;
+	omap_init(&m, true);
+	for (i = 0; i + 1 < slots / 8 * 5; i++)
+		assert_int_equal(insert(&m, &items[i]), 0);
+	assert_null(m.next);
+	alloc_fail_after = 0;
+	assert_int_equal(insert(&m, &items[i++]), 0);
+	alloc_fail_after = -1;
+	assert_null(m.next);
+	assert_int_equal(insert(&m, &items[i++]), 0);
+	assert_non_null(m.next);
+	check_all(&m, items, N, seen);
+	omap_destroy(&m);
+	free(seen);
+	free(items);
+}
+
 /* A 16-slot map holding one run from slot 13 across the end to slot 6: */
 enum { RUN = 10 };
 static const size_t run_home[RUN] = { 13, 14, 14, 15, 14, 0, 15, 1, 3, 5 };
@@ -1276,6 +1391,7 @@ int main(void)
 		cmocka_unit_test(test_empty_map),
 		cmocka_unit_test(test_insert_grows),
 		cmocka_unit_test(test_trim),
+		cmocka_unit_test(test_next_array_made_ready),
 		cmocka_unit_test(test_remove_wraps_around),
 		cmocka_unit_test(test_equal_hashes),
 		cmocka_unit_test(test_reserve_then_insert_never_allocates),
