@@ -140,17 +140,25 @@ def warm_up(args, server):
                                                               r.stderr))
 
 
+def settle(args):
+    """The pause after a run: what it wrote is flushed to the disk first
+    (sync), so that the kernel's write-back of one server's log and
+    snapshots does not run during the next server's fsyncs."""
+    os.sync()
+    time.sleep(args.settle)
+
+
 def run_pair(args, setup, quorumd, zookeeper, rows):
     for srv in (quorumd, zookeeper):
         warm_up(args, srv)
-        time.sleep(args.settle)
+        settle(args)
     vias = args.via if setup == "ensemble" else ["any"]
     for w in args.workloads:
         for via in vias:
             res = {}
             for name, srv in (("quorumd", quorumd), ("zookeeper", zookeeper)):
                 res[name] = qbench(args, hosts_of(srv, via), server_pids(srv), w)
-                time.sleep(args.settle)
+                settle(args)
             row = {"setup": setup, "workload": w, "via": via, "quorumd": res["quorumd"],
                    "zookeeper": res["zookeeper"],
                    "ratio": ratios(res["quorumd"], res["zookeeper"])}
@@ -304,7 +312,8 @@ def main():
                    help="seconds of unmeasured load on each server before the first "
                    "workload (default 12 with --quick, else 30)")
     p.add_argument("--settle", type=float, default=1.0,
-                   help="pause after each run, so its clean-up is not the next run's load")
+                   help="pause after each run (after a sync), so its clean-up is not the "
+                   "next run's load")
     p.add_argument("--via", default="any",
                    help="ensemble members qbench connects to, comma-separated runs of "
                    "each workload: any (every member, each session picks one), leader "
