@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "prefault.h"
 #include "zarray.h"
 
 /* Old slots walked per insert while the map grows. A growth starts at
@@ -47,7 +48,7 @@ static void drop_next(struct omap *map)
 {
 	if (!map->next)
 		return;
-	zarray_fill_end(map->next_fill);
+	prefault_stop(map->next_fill);
 	slots_free(map, map->next, 2 * (map->mask + 1));
 	map->next = NULL;
 	map->next_fill = NULL;
@@ -64,14 +65,13 @@ static void prepare_next(struct omap *map)
 	    !zarray_fillable(2 * n, sizeof(struct omap_slot), map->not_inherited))
 		return;
 	map->next = slots_new(map, 2 * n);
-	map->next_fill = zarray_fill_start(map->next, 2 * n, sizeof(struct omap_slot),
-					   map->not_inherited);
+	map->next_fill = prefault_range(map->next, 2 * n * sizeof(struct omap_slot));
 }
 
 void omap_destroy(struct omap *map)
 {
 	drop_next(map);
-	zarray_fill_end(map->fill);
+	prefault_stop(map->fill);
 	if (map->slots)
 		slots_free(map, map->slots, map->mask + 1);
 	if (map->old)
@@ -115,7 +115,7 @@ static int resize(struct omap *map, size_t n)
 	if (map->old)
 		move_slots(map, SIZE_MAX); /* the last growth's rest first */
 	struct omap_slot *a;
-	struct zarray_fill *fill = NULL;
+	struct prefault *fill = NULL;
 	if (map->next && n == 2 * (map->mask + 1)) {
 		a = map->next; /* made ready: its helper goes on if not through */
 		fill = map->next_fill;
@@ -126,7 +126,7 @@ static int resize(struct omap *map, size_t n)
 		if ((a = slots_new(map, n)) == NULL)
 			return -ENOMEM;
 	}
-	zarray_fill_end(map->fill); /* the current array's, which goes */
+	prefault_stop(map->fill); /* the current array's, which goes */
 	map->fill = fill;
 	if (map->slots && map->count > 0) {
 		map->old = map->slots;

@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct zarray_fill;
+struct prefault;
 
 struct omap_slot {
 	uint64_t hash;
@@ -59,10 +59,10 @@ struct omap {
 	size_t old_mask, moved;
 	/* A large map: the array the next doubling will take, made from 5/8
 	 * in use on, its pages populated by a helper thread meanwhile
-	 * (zarray.h's filling), and that helper. */
+	 * (prefault.h), and that helper. */
 	struct omap_slot *next;
-	struct zarray_fill *next_fill;
-	struct zarray_fill *fill; /* the current array's helper, until joined */
+	struct prefault *next_fill;
+	struct prefault *fill; /* the current array's helper, until joined */
 	bool not_inherited;
 };
 

@@ -17,13 +17,14 @@
 #define STEP ((size_t)2 << 20)       /* one huge page a call */
 #define PAD ((size_t)64 << 20)       /* the heap's growth step meanwhile */
 #define DEFAULT_PAD ((size_t)128 << 10) /* glibc's own (mallopt(3)) */
-#define MIN_BYTES ((size_t)16 << 20) /* below this a thread is not worth it */
+#define MIN_BYTES ((size_t)16 << 20) /* a heap fill below this: not worth a thread */
 
 struct prefault {
 	pthread_t thread;
-	atomic_bool stop;
+	atomic_bool stop, done;
 	atomic_size_t populated;
-	uintptr_t from;  /* the break when the fill began */
+	bool heap;       /* follows the program break, up to limit */
+	uintptr_t at;    /* the next page to populate (the helper's) */
 	uintptr_t limit; /* nothing past this is populated */
 };
 
@@ -36,48 +37,75 @@ static uintptr_t current_break(void)
 static void *run(void *arg)
 {
 	struct prefault *p = arg;
-	long page = sysconf(_SC_PAGESIZE);
-	uintptr_t at = (p->from + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
 	const struct timespec nap = { .tv_nsec = 200 * 1000 };
-	while (!atomic_load(&p->stop)) {
-		uintptr_t end = current_break();
-		if (end > p->limit)
-			end = p->limit;
-		if (end < at + STEP) {
-			if (end + STEP > p->limit)
-				break; /* all there is to do is done */
-			nanosleep(&nap, NULL); /* until the heap's next step */
-			continue;
+	while (!atomic_load(&p->stop) && p->at < p->limit) {
+		uintptr_t end = p->limit;
+		if (p->heap) {
+			end = current_break();
+			if (end > p->limit)
+				end = p->limit;
+			if (end < p->at + STEP) {
+				if (end + STEP > p->limit)
+					break; /* all there is to do is done */
+				nanosleep(&nap, NULL); /* until the heap's next step */
+				continue;
+			}
 		}
-		if (madvise((void *)at, STEP, MADV_POPULATE_WRITE) != 0) {
-			if (errno != ENOMEM)
+		size_t len = end - p->at < STEP ? end - p->at : STEP;
+		if (madvise((void *)p->at, len, MADV_POPULATE_WRITE) != 0) {
+			if (errno != ENOMEM || !p->heap)
 				break; /* EINVAL: a kernel without it */
 			nanosleep(&nap, NULL); /* trimmed meanwhile: until it grows back */
 			continue;
 		}
-		at += STEP;
-		atomic_fetch_add(&p->populated, STEP);
+		p->at += len;
+		atomic_fetch_add(&p->populated, len);
 	}
+	atomic_store(&p->done, true);
 	return NULL;
+}
+
+static struct prefault *start(bool heap, uintptr_t from, uintptr_t limit)
+{
+	struct prefault *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->heap = heap;
+	p->at = from;
+	p->limit = limit;
+	atomic_init(&p->stop, false);
+	atomic_init(&p->done, false);
+	atomic_init(&p->populated, 0);
+	if (thread_start_quiet(&p->thread, run, p) != 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
 }
 
 struct prefault *prefault_start(size_t bytes)
 {
 	if (bytes < MIN_BYTES)
 		return NULL;
-	struct prefault *p = calloc(1, sizeof(*p));
-	if (!p)
-		return NULL;
-	p->from = current_break();
-	p->limit = bytes > UINTPTR_MAX - p->from - PAD ? UINTPTR_MAX : p->from + bytes + PAD;
-	atomic_init(&p->stop, false);
-	atomic_init(&p->populated, 0);
-	if (thread_start_quiet(&p->thread, run, p) != 0) {
-		free(p);
-		return NULL;
-	}
-	mallopt(M_TOP_PAD, (int)PAD);
+	uintptr_t from = current_break();
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t limit = bytes > UINTPTR_MAX - from - PAD ? UINTPTR_MAX : from + bytes + PAD;
+	struct prefault *p = start(true, (from + page - 1) & ~(page - 1), limit);
+	if (p)
+		mallopt(M_TOP_PAD, (int)PAD);
 	return p;
+}
+
+struct prefault *prefault_range(void *p, size_t bytes)
+{
+	if (p == NULL)
+		return NULL;
+	return start(false, (uintptr_t)p, (uintptr_t)p + bytes);
+}
+
+bool prefault_done(const struct prefault *p)
+{
+	return atomic_load(&p->done);
 }
 
 void prefault_stop(struct prefault *p)
@@ -86,8 +114,10 @@ void prefault_stop(struct prefault *p)
 		return;
 	atomic_store(&p->stop, true);
 	pthread_join(p->thread, NULL);
-	mallopt(M_TOP_PAD, (int)DEFAULT_PAD);
-	malloc_trim(DEFAULT_PAD);
+	if (p->heap) {
+		mallopt(M_TOP_PAD, (int)DEFAULT_PAD);
+		malloc_trim(DEFAULT_PAD);
+	}
 	free(p);
 }
 

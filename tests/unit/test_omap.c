@@ -553,9 +553,9 @@ static void test_next_array_made_ready(void **state)
 	assert_int_equal(m.mask + 1, slots); /* not for any smaller size */
 	assert_int_equal(omap_count(&m), slots / 8 * 5);
 	assert_non_null(m.next_fill);
-	for (int ms = 0; ms < 10000 && !zarray_fill_done(m.next_fill); ms++)
+	for (int ms = 0; ms < 10000 && !prefault_done(m.next_fill); ms++)
 		usleep(1000);
-	assert_true(zarray_fill_done(m.next_fill));
+	assert_true(prefault_done(m.next_fill));
 	if (can_populate()) {
 		size_t bytes = 2 * slots * sizeof(struct omap_slot), pages = bytes / 4096;
 		unsigned char *vec = malloc(pages);

@@ -1,5 +1,6 @@
 /* prefault: the heap's pages are populated ahead of the thread that fills
- * it, and what was not used is given back at the stop.
+ * it, and what was not used is given back at the stop; a range's pages are
+ * populated, every one, a last part step too.
  *
  * Only glibc's own heap grows by the program break: under a sanitizer's or
  * valgrind's allocator there is nothing to populate, and the file exits
@@ -80,6 +81,32 @@ static void test_populates_ahead(void **state)
 	assert_true(brk_now() < start + 32 * MB);
 }
 
+static void test_range(void **state)
+{
+	(void)state;
+	assert_null(prefault_range(NULL, 8 * MB));
+	long page = sysconf(_SC_PAGESIZE);
+	size_t bytes = 5 * MB + (size_t)page; /* two full steps and a part */
+	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	struct prefault *f = prefault_range(p, bytes);
+	assert_non_null(f);
+	struct timespec nap = { .tv_nsec = 1000 * 1000 };
+	for (int i = 0; i < 10000 && !prefault_done(f); i++)
+		nanosleep(&nap, NULL);
+	assert_true(prefault_done(f));
+	assert_int_equal(prefault_populated(f), bytes); /* this kernel has MADV_POPULATE_WRITE */
+	for (size_t at = 0; at < bytes; at += (size_t)page)
+		assert_true(resident((uintptr_t)p + at));
+	assert_int_equal(p[bytes - 1], 0); /* zeroed, as the first write would find them */
+	prefault_stop(f);
+	/* stopped before it is through: joined, the range untouched after */
+	f = prefault_range(p, bytes);
+	assert_non_null(f);
+	prefault_stop(f);
+	assert_int_equal(munmap(p, bytes), 0);
+}
+
 int main(void)
 {
 	/* A small block from a heap that grows by the break moves it within
@@ -100,6 +127,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_fill_starts_nothing),
 		cmocka_unit_test(test_populates_ahead),
+		cmocka_unit_test(test_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
