@@ -94,7 +94,7 @@ struct replica {
 	uv_timer_t timer;
 	uv_timer_t install_done; /* completes snapshot_install on the next turn */
 	uv_check_t durable;      /* reports durable_n appends after this turn's I/O */
-	uv_check_t pump;         /* after each turn: sync streams go on as links drain */
+	uv_prepare_t pump;       /* before each wait: sync streams go on as links drain */
 	size_t durable_n;        /* appends made durable, not yet reported to the core */
 	int64_t durable_zxid;    /* the last of them */
 	int64_t installed_zxid;
@@ -418,7 +418,11 @@ static size_t io_backlog(void *ctx, uint32_t to)
 	return peer_net_backlog(r->net, to);
 }
 
-static void on_pump(uv_check_t *h)
+/* Before the loop waits (as snapsync's pump, for the same reason): the
+ * kick that wrote the last window ran just before, in this turn, so a
+ * link the socket took whole gets the next window now, not at the next
+ * wake-up. */
+static void on_pump(uv_prepare_t *h)
 {
 	struct replica *r = h->data;
 	if (!r->closing)
@@ -1305,10 +1309,10 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 	uv_timer_init(loop, &r->timer);
 	uv_timer_init(loop, &r->install_done);
 	uv_check_init(loop, &r->durable);
-	uv_check_init(loop, &r->pump);
+	uv_prepare_init(loop, &r->pump);
 	r->timer.data = r->install_done.data = r->durable.data = r->pump.data = r;
 	r->open_handles = 4;
-	uv_check_start(&r->pump, on_pump);
+	uv_prepare_start(&r->pump, on_pump);
 	uint64_t every = (uint64_t)zab_tick_every_ms(r->zab);
 	uv_timer_start(&r->timer, on_timer, every, every);
 	log_msg(LOG_INFO, "replica", "server %d (%s) of %d voters and %d observers; acceptedEpoch %" PRId64

@@ -37,7 +37,7 @@ struct snapsync {
 	int64_t timeout_ms;
 	uint64_t next_id;
 	struct sending out[CONFIG_MAX_SERVERS + 1];
-	uv_check_t pump;        /* tops up the links after every loop turn */
+	uv_prepare_t pump;      /* tops up the links before the loop waits */
 	uv_timer_t wait;        /* a file being written has no more yet: look again */
 	/* Follower: the transfer being received. */
 	struct {
@@ -143,7 +143,7 @@ static void end_sending(struct snapsync *ss, uint32_t to, int error)
 	*x = (struct sending){ .fd = -1 };
 }
 
-static void on_pump(uv_check_t *h);
+static void on_pump(uv_prepare_t *h);
 
 /* Opens x's snapshot file: whole (it is durable), or while the forked
  * writer is still writing it, to send what it has written so far. From
@@ -156,7 +156,7 @@ static void open_file(struct snapsync *ss, uint32_t to, bool growing)
 	struct stat sb;
 	if (fd == -ENOENT && growing) {
 		/* The writer has not made it yet: the next pump tries again. */
-		uv_check_start(&ss->pump, on_pump);
+		uv_prepare_start(&ss->pump, on_pump);
 		return;
 	}
 	if (fd >= 0 && fstat(fd, &sb) < 0) {
@@ -172,10 +172,10 @@ static void open_file(struct snapsync *ss, uint32_t to, bool growing)
 	if (growing)
 		log_msg(LOG_INFO, "snapsync", "snapshot 0x%" PRIx64 " goes to server %u as it is "
 			"written", (uint64_t)x->zxid, to);
-	uv_check_start(&ss->pump, on_pump); /* already running: nothing */
+	uv_prepare_start(&ss->pump, on_pump); /* already running: nothing */
 }
 
-/* A timer's turn may block in poll before any check runs: pump now. */
+/* The writer may have written more: pump now. */
 static void on_wait(uv_timer_t *t)
 {
 	struct snapsync *ss = t->data;
@@ -223,9 +223,16 @@ static bool top_up(struct snapsync *ss, uint32_t to)
 	return false;
 }
 
-/* A loop turn may end with nothing else to wake the loop while a file
- * is still being written: then a timer looks again a little later. */
-static void on_pump(uv_check_t *h)
+/* Runs in every loop turn before the loop waits for I/O (a uv_prepare):
+ * peer.c's kick, which writes what the last pump queued, runs just before
+ * it in the same turn, so a link whose socket took all of that at once is
+ * topped up again before the loop sleeps. (Run after the wait instead, as
+ * a uv_check, a pump that queued the window found it written and nothing
+ * left to wake the loop: on loopback the transfer went on only at the
+ * next timer or message, 110 MB/s.) A loop turn may end with nothing else
+ * to wake the loop while a file is still being written: then a timer
+ * looks again a little later. */
+static void on_pump(uv_prepare_t *h)
 {
 	struct snapsync *ss = h->data;
 	bool busy = false, waiting = false;
@@ -237,7 +244,7 @@ static void on_pump(uv_check_t *h)
 		}
 	}
 	if (!busy)
-		uv_check_stop(&ss->pump);
+		uv_prepare_stop(&ss->pump);
 	if (waiting && !uv_is_active((uv_handle_t *)&ss->wait))
 		uv_timer_start(&ss->wait, on_wait, SNAPSYNC_WAIT_MS, 0);
 }
@@ -305,7 +312,7 @@ void snapsync_written(struct snapsync *ss, int64_t zxid, int status)
 		} else { /* the same file, renamed in: its size is final */
 			x->growing = false;
 			x->size = (uint64_t)sb.st_size;
-			uv_check_start(&ss->pump, on_pump);
+			uv_prepare_start(&ss->pump, on_pump);
 		}
 	}
 }
@@ -430,7 +437,7 @@ int snapsync_new(struct snapsync **out, uv_loop_t *loop, struct peer_net *net,
 	ss->chunk = chunk;
 	for (uint32_t id = 0; id <= CONFIG_MAX_SERVERS; id++)
 		ss->out[id].fd = -1;
-	uv_check_init(loop, &ss->pump);
+	uv_prepare_init(loop, &ss->pump);
 	uv_timer_init(loop, &ss->idle);
 	uv_timer_init(loop, &ss->wait);
 	ss->pump.data = ss->idle.data = ss->wait.data = ss;

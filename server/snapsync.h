@@ -27,17 +27,16 @@
  *             snapsync_send(): the SyncStart naming it goes to follower F,
  *             and the file's bytes follow as SnapshotChunk messages of at
  *             most SNAPSYNC_CHUNK bytes, one more whenever F's link holds
- *             less than SNAPSYNC_WINDOW (a uv_check after every loop turn
- *             tops it up). A file still being written is sent as far as
- *             the writer has got (looked at again every SNAPSYNC_WAIT_MS
- *             while it is ahead), and its last chunk once it is whole and
- *             durable (snapsync_written()): the transfer overlaps the
- *             writing. F checks the file whole before installing it. The
- *             core's
- *             own messages to F — the history after the snapshot,
- *             NewLeader, Pings — never queue behind more than that. F's
- *             core holds those until its install is done, and answers the
- *             Pings meanwhile.
+ *             less than SNAPSYNC_WINDOW (a uv_prepare tops it up in every
+ *             loop turn, before the loop waits). A file still being
+ *             written is sent as far as the writer has got (looked at
+ *             again every SNAPSYNC_WAIT_MS while it is ahead), and its last
+ *             chunk once it is whole and durable (snapsync_written()): the
+ *             transfer overlaps the writing. F checks the file whole
+ *             before installing it. The core's own messages to F — the
+ *             history after the snapshot, NewLeader, Pings — never queue
+ *             behind more than that. F's core holds those until its
+ *             install is done, and answers the Pings meanwhile.
  *   follower  snapsync_receive(): the SnapshotRef opens
  *             snapshot.<zxid>.recv; chunks are appended in order; after
  *             the last one the host installs the file
