@@ -107,16 +107,12 @@ struct snapshot_writer {
 	uint8_t *buf;
 	size_t len, cap;
 	uint64_t nodes;
-	Quorum__SnapAcl *acls; /* scratch, reused node to node */
-	Quorum__SnapAcl **acl_ptrs;
-	size_t acl_cap;
 	int fd;          /* the file being streamed to, or -1 */
 	uint32_t crc;    /* of every byte already written to fd */
 	uint64_t flushed; /* bytes already written to fd */
 };
 
 #define STREAM_CHUNK (1 << 20) /* a write per MiB: few syscalls, little memory */
-#define STREAM_ACLS 16         /* ACL entries per node before the scratch must grow */
 
 /* Write-behind: each chunk's writeback starts as soon as it is written,
  * and the writer waits for the one WRITE_BEHIND bytes back, so that at
@@ -189,63 +185,148 @@ static ProtobufCBinaryData bin(const void *p, int32_t len)
 	return (ProtobufCBinaryData){ .len = len > 0 ? (size_t)len : 0, .data = (uint8_t *)p };
 }
 
-static int grow_acls(struct snapshot_writer *w, size_t count)
+/*
+ * Node records are encoded here rather than by protobuf-c, whose generic
+ * packer walks the message's descriptor twice (the size, then the bytes)
+ * and took half of a snapshot writer's CPU. The bytes are the same as
+ * quorum__snap_node__pack() makes of the node (test_storage_snap compares
+ * them): proto3 (snapshot.proto), fields in number order, a scalar or a
+ * string left out when zero or empty, the stat always there, an int32
+ * widened to 64 bits as protobuf does. Every field number is under 16, so
+ * every tag is one byte.
+ */
+enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
+
+static size_t varint_size(uint64_t v)
 {
-	Quorum__SnapAcl *a = realloc(w->acls, count * sizeof(*a));
-	if (!a)
-		return -ENOMEM;
-	w->acls = a;
-	Quorum__SnapAcl **pa = realloc(w->acl_ptrs, count * sizeof(*pa));
-	if (!pa)
-		return -ENOMEM;
-	w->acl_ptrs = pa;
-	w->acl_cap = count;
-	return 0;
+	size_t n = 1;
+	for (; v >= 0x80; v >>= 7)
+		n++;
+	return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+	for (; v >= 0x80; v >>= 7)
+		*p++ = (uint8_t)(v | 0x80);
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* A varint field: its size, and its bytes. v is an int32 or int64 field's
+ * value as protobuf widens it (an int32's sign extended). */
+static size_t int_field_size(uint64_t v)
+{
+	return v ? 1 + varint_size(v) : 0;
+}
+
+static uint8_t *put_int_field(uint8_t *p, unsigned field, uint64_t v)
+{
+	if (!v)
+		return p;
+	*p++ = (uint8_t)(field << 3 | WIRE_VARINT);
+	return put_varint(p, v);
+}
+
+/* A length-delimited field of len bytes (a string, or a message): its
+ * size, and its tag and length (the bytes follow). */
+static size_t len_field_size(size_t len)
+{
+	return 1 + varint_size(len) + len;
+}
+
+static uint8_t *put_len_head(uint8_t *p, unsigned field, size_t len)
+{
+	*p++ = (uint8_t)(field << 3 | WIRE_LEN);
+	return put_varint(p, len);
+}
+
+static uint8_t *put_bytes_field(uint8_t *p, unsigned field, const void *b, int32_t len)
+{
+	if (len <= 0)
+		return p;
+	p = put_len_head(p, field, (size_t)len);
+	memcpy(p, b, (size_t)len);
+	return p + len;
+}
+
+static size_t bytes_field_size(int32_t len)
+{
+	return len > 0 ? len_field_size((size_t)len) : 0;
+}
+
+#define I32(v) ((uint64_t)(int64_t)(v))
+#define I64(v) ((uint64_t)(v))
+
+static size_t stat_size(const struct zk_stat *st)
+{
+	return int_field_size(I64(st->czxid)) + int_field_size(I64(st->mzxid)) +
+	       int_field_size(I64(st->ctime)) + int_field_size(I64(st->mtime)) +
+	       int_field_size(I32(st->version)) + int_field_size(I32(st->cversion)) +
+	       int_field_size(I32(st->aversion)) + int_field_size(I64(st->ephemeral_owner)) +
+	       int_field_size(I32(st->data_length)) + int_field_size(I32(st->num_children)) +
+	       int_field_size(I64(st->pzxid));
+}
+
+static uint8_t *put_stat(uint8_t *p, const struct zk_stat *st)
+{
+	p = put_int_field(p, 1, I64(st->czxid));
+	p = put_int_field(p, 2, I64(st->mzxid));
+	p = put_int_field(p, 3, I64(st->ctime));
+	p = put_int_field(p, 4, I64(st->mtime));
+	p = put_int_field(p, 5, I32(st->version));
+	p = put_int_field(p, 6, I32(st->cversion));
+	p = put_int_field(p, 7, I32(st->aversion));
+	p = put_int_field(p, 8, I64(st->ephemeral_owner));
+	p = put_int_field(p, 9, I32(st->data_length));
+	p = put_int_field(p, 10, I32(st->num_children));
+	return put_int_field(p, 11, I64(st->pzxid));
+}
+
+static size_t acl_size(const struct zk_acl *a)
+{
+	return int_field_size(I32(a->perms)) + bytes_field_size(a->id.scheme.len) +
+	       bytes_field_size(a->id.id.len);
 }
 
 static int put_node(void *ctx, const struct znode *n)
 {
 	struct snapshot_writer *w = ctx;
 	const struct acl_set *set = znode_acl(n);
-	size_t count = set && set->count > 0 ? (size_t)set->count : 0;
-	if (count > w->acl_cap && grow_acls(w, count) < 0)
-		return -ENOMEM;
-	for (size_t i = 0; i < count; i++) {
-		const struct zk_acl *a = &set->acls[i];
-		quorum__snap_acl__init(&w->acls[i]);
-		w->acls[i].perms = a->perms;
-		w->acls[i].scheme = bin(a->id.scheme.s, a->id.scheme.len);
-		w->acls[i].id = bin(a->id.id.s, a->id.id.len);
-		w->acl_ptrs[i] = &w->acls[i];
-	}
-
+	int32_t count = set && set->count > 0 ? set->count : 0;
 	const struct zk_stat *st = znode_stat(n);
-	Quorum__SnapStat stat = QUORUM__SNAP_STAT__INIT;
-	stat.czxid = st->czxid;
-	stat.mzxid = st->mzxid;
-	stat.ctime = st->ctime;
-	stat.mtime = st->mtime;
-	stat.version = st->version;
-	stat.cversion = st->cversion;
-	stat.aversion = st->aversion;
-	stat.ephemeral_owner = st->ephemeral_owner;
-	stat.data_length = st->data_length;
-	stat.num_children = st->num_children;
-	stat.pzxid = st->pzxid;
-
 	struct zk_str path = znode_path(n);
 	struct zk_buf data = znode_data(n);
-	Quorum__SnapNode node = QUORUM__SNAP_NODE__INIT;
-	node.path = bin(path.s, path.len);
-	node.data = bin(data.p, data.len);
-	node.null_data = data.len < 0;
-	node.n_acl = count;
-	node.acl = w->acl_ptrs;
-	node.stat = &stat;
-	int r = put_message(w, &node.base);
-	if (r == 0)
-		w->nodes++;
-	return r;
+
+	size_t ss = stat_size(st);
+	uint64_t size = bytes_field_size(path.len) + bytes_field_size(data.len) +
+			len_field_size(ss) + (data.len < 0 ? 2 : 0);
+	for (int32_t i = 0; i < count; i++)
+		size += len_field_size(acl_size(&set->acls[i]));
+	if (size > UINT32_MAX)
+		return -EMSGSIZE;
+	int r = reserve(w, 4 + (size_t)size);
+	if (r < 0)
+		return r;
+	uint8_t *p = w->buf + w->len;
+	put_le32(p, (uint32_t)size);
+	p += 4;
+	p = put_bytes_field(p, 1, path.s, path.len);
+	p = put_bytes_field(p, 2, data.p, data.len);
+	for (int32_t i = 0; i < count; i++) {
+		const struct zk_acl *a = &set->acls[i];
+		p = put_len_head(p, 3, acl_size(a));
+		p = put_int_field(p, 1, I32(a->perms));
+		p = put_bytes_field(p, 2, a->id.scheme.s, a->id.scheme.len);
+		p = put_bytes_field(p, 3, a->id.id.s, a->id.id.len);
+	}
+	p = put_len_head(p, 4, ss);
+	p = put_stat(p, st);
+	if (data.len < 0)
+		p = put_int_field(p, 5, 1); /* null_data */
+	w->len += 4 + (size_t)size;
+	w->nodes++;
+	return 0;
 }
 
 static void put_header(uint8_t *p, int64_t zxid, uint64_t nodes, uint64_t sessions)
@@ -290,8 +371,6 @@ int snapshot_serialize(const struct tree *t, const struct storage_session *sessi
 		return -ENOMEM;
 	w.len = SNAPSHOT_HEADER_SIZE;
 	int r = put_body(&w, t, sessions, n);
-	free(w.acls);
-	free(w.acl_ptrs);
 	if (r < 0) {
 		free(w.buf);
 		return r;
@@ -323,7 +402,7 @@ struct snapshot_writer *snapshot_writer_new(void)
 	w->fd = -1;
 	w->cap = STREAM_CHUNK;
 	w->buf = malloc(w->cap);
-	if (!w->buf || grow_acls(w, STREAM_ACLS) < 0) {
+	if (!w->buf) {
 		snapshot_writer_free(w);
 		return NULL;
 	}
@@ -335,8 +414,6 @@ void snapshot_writer_free(struct snapshot_writer *w)
 	if (!w)
 		return;
 	free(w->buf);
-	free(w->acls);
-	free(w->acl_ptrs);
 	free(w);
 }
 

@@ -66,10 +66,10 @@ struct snapshot_outcome {
 	uint64_t bytes;        /* the file's size when status is 0 */
 };
 
-/* The buffers a stream needs — a 1 MiB chunk and ACL scratch — allocated
- * up front on the loop thread, so that the child mostly does not allocate
- * (it still may: a record over a chunk, a node with many ACL entries;
- * glibc's malloc is safe after fork). NULL on ENOMEM. */
+/* The buffer a stream needs — a 1 MiB chunk — allocated up front on the
+ * loop thread, so that the child mostly does not allocate (it still may: a
+ * record over a chunk; glibc's malloc is safe after fork). NULL on
+ * ENOMEM. */
 struct snapshot_writer;
 struct snapshot_writer *snapshot_writer_new(void);
 void snapshot_writer_free(struct snapshot_writer *w);

@@ -20,9 +20,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "crc32c.h"
 #include "log.h"
 #include "snapshot.h"
+#include "snapshot.pb-c.h"
 #include "storage.h"
 #include "txnlog.h"
 
@@ -766,9 +768,136 @@ static void test_small_tree_not_forked(void **state)
 	fx_free(f);
 }
 
+/* What protobuf-c packs of a node, as put_node() filled its message before
+ * snapshot.c encoded node records itself. */
+static size_t reference_record(const struct znode *n, uint8_t **out)
+{
+	const struct acl_set *set = znode_acl(n);
+	size_t count = set && set->count > 0 ? (size_t)set->count : 0;
+	Quorum__SnapAcl acls[8], *ptrs[8];
+	assert_true(count <= 8);
+	for (size_t i = 0; i < count; i++) {
+		const struct zk_acl *a = &set->acls[i];
+		quorum__snap_acl__init(&acls[i]);
+		acls[i].perms = a->perms;
+		acls[i].scheme = (ProtobufCBinaryData){ (size_t)a->id.scheme.len,
+							(uint8_t *)a->id.scheme.s };
+		acls[i].id = (ProtobufCBinaryData){ (size_t)a->id.id.len, (uint8_t *)a->id.id.s };
+		ptrs[i] = &acls[i];
+	}
+	const struct zk_stat *st = znode_stat(n);
+	Quorum__SnapStat stat = QUORUM__SNAP_STAT__INIT;
+	stat.czxid = st->czxid;
+	stat.mzxid = st->mzxid;
+	stat.ctime = st->ctime;
+	stat.mtime = st->mtime;
+	stat.version = st->version;
+	stat.cversion = st->cversion;
+	stat.aversion = st->aversion;
+	stat.ephemeral_owner = st->ephemeral_owner;
+	stat.data_length = st->data_length;
+	stat.num_children = st->num_children;
+	stat.pzxid = st->pzxid;
+	struct zk_str path = znode_path(n);
+	struct zk_buf data = znode_data(n);
+	Quorum__SnapNode node = QUORUM__SNAP_NODE__INIT;
+	node.path = (ProtobufCBinaryData){ (size_t)path.len, (uint8_t *)path.s };
+	node.data = (ProtobufCBinaryData){ data.len > 0 ? (size_t)data.len : 0, (uint8_t *)data.p };
+	node.null_data = data.len < 0;
+	node.n_acl = count;
+	node.acl = ptrs;
+	node.stat = &stat;
+	size_t len = quorum__snap_node__get_packed_size(&node);
+	*out = malloc(len ? len : 1);
+	assert_non_null(*out);
+	assert_int_equal(quorum__snap_node__pack(&node, *out), len);
+	return len;
+}
+
+struct record_walk {
+	const uint8_t *buf;
+	size_t off, end;
+	int nodes;
+};
+
+static int check_record(void *ctx, const struct znode *n)
+{
+	struct record_walk *rw = ctx;
+	uint8_t *want;
+	size_t len = reference_record(n, &want);
+	assert_true(rw->off + 4 + len <= rw->end);
+	assert_int_equal(get_le32(rw->buf + rw->off), len);
+	assert_memory_equal(rw->buf + rw->off + 4, want, len);
+	free(want);
+	rw->off += 4 + len;
+	rw->nodes++;
+	return 0;
+}
+
+/* snapshot.c encodes node records by hand: byte for byte what protobuf-c
+ * packs, for every kind of value a field may hold. */
+static void test_node_records_as_protobuf_packs_them(void **state)
+{
+	(void)state;
+	struct tree *t = tree_new();
+	assert_non_null(t);
+	static char big[20000], longname[300];
+	memset(big, 'x', sizeof(big));
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[0] = '/';
+	struct zk_acl world = { ZK_PERM_ALL, { ZK_STR("world"), ZK_STR("anyone") } };
+	struct zk_acl several[3] = {
+		{ 0, { ZK_STR("digest"), ZK_STR("u:abc=") } },    /* no perms */
+		{ ZK_PERM_READ, { ZK_STR(""), ZK_STR("") } },      /* empty strings */
+		{ -1, { ZK_STR("ip"), ZK_STR("10.0.0.0/8") } },    /* a negative int32 */
+	};
+	struct {
+		const char *path;
+		struct zk_buf data;
+		const struct zk_acl *acls;
+		int32_t n_acl;
+		struct zk_stat st;
+	} nodes[] = {
+		{ "/a", { (const uint8_t *)"v", 1 }, &world, 1,
+		  { .czxid = 1, .mzxid = 1, .pzxid = 1, .ctime = 1700000000000 } },
+		{ "/a/null", { NULL, -1 }, &world, 1, { .czxid = 2, .mzxid = 2, .pzxid = 2 } },
+		{ "/a/empty", { NULL, 0 }, several, 3, { 0 } },
+		{ "/a/big", { (const uint8_t *)big, (int32_t)sizeof(big) }, NULL, 0,
+		  { .czxid = INT64_MAX, .mzxid = INT64_MIN, .ctime = -1, .mtime = 127,
+		    .version = INT32_MIN, .cversion = -1, .aversion = INT32_MAX,
+		    .ephemeral_owner = (int64_t)0x8000000000000000ull, .pzxid = 128 } },
+		{ "/a/eph", { (const uint8_t *)"12345678", 8 }, &world, 1,
+		  { .czxid = 0x100000001, .mzxid = 0x100000001, .pzxid = 0x100000001,
+		    .version = 300, .ephemeral_owner = 0x1005 } },
+		{ longname, { (const uint8_t *)big, 128 }, several + 1, 2, { .version = 1 } },
+	};
+	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
+		assert_int_equal(tree_load_node(t, (struct zk_str){ nodes[i].path,
+								    (int32_t)strlen(nodes[i].path) },
+						nodes[i].data, nodes[i].acls, nodes[i].n_acl,
+						&nodes[i].st), 0);
+	struct storage_session ss = { .id = 0x1005, .timeout = 4000 };
+	struct snapshot_image img;
+	assert_int_equal(snapshot_serialize(t, &ss, 1, &img), 0);
+	struct record_walk rw = { img.buf, SNAPSHOT_HEADER_SIZE, img.len - 4, 0 };
+	assert_int_equal(tree_walk(t, check_record, &rw), 0);
+	assert_int_equal(rw.nodes, tree_node_count(t));
+	assert_int_equal(get_le64(img.buf + 16), (uint64_t)rw.nodes);
+	/* the session's record, then the CRC */
+	uint32_t n = get_le32(img.buf + rw.off);
+	Quorum__SnapSession *s = quorum__snap_session__unpack(NULL, n, img.buf + rw.off + 4);
+	assert_non_null(s);
+	assert_int_equal(s->id, 0x1005);
+	quorum__snap_session__free_unpacked(s, NULL);
+	assert_int_equal(rw.off + 4 + n, img.len - 4);
+	snapshot_image_free(&img);
+	tree_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_node_records_as_protobuf_packs_them),
 		cmocka_unit_test(test_snapshot_and_log_recover),
 		cmocka_unit_test(test_corrupt_snapshot_falls_back),
 		cmocka_unit_test(test_purge),
