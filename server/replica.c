@@ -418,10 +418,8 @@ static size_t io_backlog(void *ctx, uint32_t to)
 	return peer_net_backlog(r->net, to);
 }
 
-/* Before the loop waits (as snapsync's pump, for the same reason): the
- * kick that wrote the last window ran just before, in this turn, so a
- * link the socket took whole gets the next window now, not at the next
- * wake-up. */
+/* Before the loop waits, as snapsync's pump, for the reason given there:
+ * a link the socket took whole gets the next window now. */
 static void on_pump(uv_prepare_t *h)
 {
 	struct replica *r = h->data;
