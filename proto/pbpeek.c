@@ -12,6 +12,49 @@ static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
+/* The value of a field of wire type `type` at *p, moved past. */
+static int value(const uint8_t **p, const uint8_t *end, unsigned type, struct pb_field *f)
+{
+	switch (type) {
+	case 0:
+		return varint(p, end, &f->v);
+	case 1:
+	case 5: {
+		size_t n = type == 1 ? 8 : 4;
+		if ((size_t)(end - *p) < n)
+			return -1;
+		*p += n;
+		return 0;
+	}
+	case 2:
+		if (varint(p, end, &f->v) < 0 || f->v > (uint64_t)(end - *p))
+			return -1;
+		f->data = *p;
+		*p += f->v;
+		return 0;
+	default:
+		return -1; /* a group (3, 4), or no wire type at all */
+	}
+}
+
+int pb_next(const uint8_t **p, const uint8_t *end, struct pb_field *f)
+{
+	if (*p >= end)
+		return 0;
+	uint64_t key;
+	if (varint(p, end, &key) < 0)
+		return -1;
+	f->number = key >> 3;
+	f->type = (unsigned)(key & 7);
+	f->v = 0;
+	f->data = NULL;
+	f->raw = *p;
+	if (f->number == 0 || value(p, end, f->type, f) < 0)
+		return -1; /* no field has number 0 */
+	f->raw_len = (size_t)(*p - f->raw);
+	return 1;
+}
+
 /* The fields of p[0..n) up to `last`: the last `field` of wire type
  * `type` (0: a varint, *v its value; 2: length-delimited, *v its length
  * and *at its bytes). */
@@ -21,42 +64,20 @@ static int peek(const uint8_t *p, size_t n, uint32_t field, uint32_t last, unsig
 	const uint8_t *end = p + n;
 	int found = 0;
 	while (p < end) {
-		uint64_t key, x;
-		if (varint(&p, end, &key) < 0)
+		/* Past `last` nothing more is read, not even that field. */
+		const uint8_t *q = p;
+		uint64_t key;
+		if (varint(&q, end, &key) < 0)
 			return -1;
 		if (key >> 3 > last)
 			break;
-		switch (key & 7) {
-		case 0:
-			if (varint(&p, end, &x) < 0)
-				return -1;
-			if (key >> 3 == field && type == 0) {
-				*v = x;
-				found = 1;
-			}
-			break;
-		case 1:
-			if (end - p < 8)
-				return -1;
-			p += 8;
-			break;
-		case 2:
-			if (varint(&p, end, &x) < 0 || x > (uint64_t)(end - p))
-				return -1;
-			if (key >> 3 == field && type == 2) {
-				*v = x;
-				*at = p;
-				found = 1;
-			}
-			p += x;
-			break;
-		case 5:
-			if (end - p < 4)
-				return -1;
-			p += 4;
-			break;
-		default:
+		struct pb_field f;
+		if (pb_next(&p, end, &f) < 0)
 			return -1;
+		if (f.number == field && f.type == type) {
+			*v = f.v;
+			*at = f.data;
+			found = 1;
 		}
 	}
 	return found;
