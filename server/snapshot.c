@@ -794,36 +794,62 @@ int snapshot_list(const char *dir, int dirfd, bool read_only, struct snapshot_fi
 
 /* ---- loading (loop thread) --------------------------------------------------------------- */
 
-static int read_whole(const char *path, uint8_t **out, size_t *len)
+/*
+ * Where a load reads a snapshot from: an image in memory, or a file read
+ * a window at a time. A file is never held whole: loading one takes the
+ * tree's memory and a window, not the tree's and the file's as well
+ * (hundreds of MB for a million nodes, every page of it fresh), and reads
+ * the file twice from the page cache instead, to check it and to load it.
+ */
+#define LOAD_WINDOW ((size_t)4 << 20)
+
+struct snap_src {
+	const uint8_t *mem; /* the image; NULL: the file */
+	int fd;
+	uint64_t size;      /* the image's or the file's bytes */
+	uint8_t *win;       /* the file's bytes [win_off, win_off + win_len) */
+	size_t win_cap, win_len;
+	uint64_t win_off;
+	int err;            /* why src_at() failed: a negative errno */
+};
+
+/* Bytes [off, off + n) of the snapshot, which the caller knows to be
+ * within its size, contiguous until the next call; NULL when the file
+ * cannot be read there (s->err: -ENOMEM, a read's errno, or -ENODATA when
+ * the file ends before its size). */
+static const uint8_t *src_at(struct snap_src *s, uint64_t off, size_t n)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
+	if (s->mem)
+		return s->mem + off;
+	if (off >= s->win_off && off - s->win_off + n <= s->win_len)
+		return s->win + (off - s->win_off);
+	size_t want = n > LOAD_WINDOW ? n : LOAD_WINDOW;
+	if (want > s->size - off)
+		want = (size_t)(s->size - off);
+	if (want > s->win_cap) {
+		uint8_t *w = realloc(s->win, want);
+		if (!w) {
+			s->err = -ENOMEM;
+			return NULL;
+		}
+		s->win = w;
+		s->win_cap = want;
 	}
-	size_t size = (size_t)st.st_size;
-	uint8_t *buf = malloc(size ? size : 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	size_t done = 0;
-	while (done < size) {
-		ssize_t n = read(fd, buf + done, size - done);
-		if (n < 0 && errno == EINTR)
+	size_t got = 0;
+	while (got < want) {
+		ssize_t k = pread(s->fd, s->win + got, want - got, (off_t)(off + got));
+		if (k < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break; /* shrank under us: the size check will say so */
-		done += (size_t)n;
+		if (k <= 0) {
+			s->err = k < 0 ? -errno : -ENODATA;
+			s->win_len = 0;
+			return NULL;
+		}
+		got += (size_t)k;
 	}
-	close(fd);
-	*out = buf;
-	*len = done;
-	return 0;
+	s->win_off = off;
+	s->win_len = got;
+	return s->win;
 }
 
 #define CORRUPT(off, fmt, ...)                                                              \
@@ -831,16 +857,14 @@ static int read_whole(const char *path, uint8_t **out, size_t *len)
 		 (size_t)(off), __VA_ARGS__),                                                  \
 	 -EUCLEAN)
 
-/* The path in the node record at off (SnapNode field 1, which protobuf-c
- * writes first), for tree_prefetch() only: a record that does not give
- * one gives an empty path, and loads as it would anyway. The record's
- * length is known to be within the buffer. */
-static struct zk_str record_path(const uint8_t *buf, size_t off)
+/* The path in the node record rec[0..len) (SnapNode field 1, which comes
+ * first), for tree_prefetch() only: a record that does not give one gives
+ * an empty path, and loads as it would anyway. */
+static struct zk_str record_path(const uint8_t *rec, size_t len)
 {
 	const uint8_t *p;
 	size_t n;
-	if (pb_peek_bytes(buf + off + 4, get_le32(buf + off), 1, 1, &p, &n) != 1 ||
-	    n > INT32_MAX)
+	if (pb_peek_bytes(rec, len, 1, 1, &p, &n) != 1 || n > INT32_MAX)
 		return (struct zk_str){ NULL, 0 };
 	return (struct zk_str){ (const char *)p, (int32_t)n };
 }
@@ -973,45 +997,78 @@ static int decode_node(const uint8_t *p, size_t n, struct node_record *rec)
 	return 0;
 }
 
-int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char *path,
-			struct tree *t,
-			int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
+static int load(struct snap_src *src, int64_t zxid, const char *path, struct tree *t,
+		int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
 {
 	struct storage_session *sessions = NULL;
 	struct node_record rec = { 0 };
+	const uint8_t *p;
 	int r = 0;
 
-	/* Check everything before the tree is touched. */
+	/* Check everything before the tree is touched: the header, the CRC
+	 * over all but the last 4 bytes, the records' lengths. One pass: the
+	 * records are walked as the CRC reads them, and the CRC goes on to the
+	 * end if the walk stops short, so that a damaged file says so first. */
+	uint64_t len = src->size, body_end = len - 4, off = SNAPSHOT_HEADER_SIZE;
+	uint64_t nodes = 0, nsess = 0, most = 0, sess_off = SNAPSHOT_HEADER_SIZE;
+	uint64_t walked = 0, walk_end = 0; /* records whose lengths fit; where they end */
+	bool sized = len >= SNAPSHOT_HEADER_SIZE + 4;
+	uint32_t computed = 0, stored = 0;
+	uint8_t head[SNAPSHOT_HEADER_SIZE] = { 0 };
+	if (sized) {
+		if (!(p = src_at(src, 0, SNAPSHOT_HEADER_SIZE)))
+			goto check_read_failed;
+		memcpy(head, p, SNAPSHOT_HEADER_SIZE);
+		computed = crc32c(0, p, SNAPSHOT_HEADER_SIZE);
+		nodes = get_le64(head + 16);
+		nsess = get_le64(head + 24);
+		/* Every record takes 4 bytes at least: counts beyond that are
+		 * lies (and their sum could wrap, letting the walk pass). */
+		most = (body_end - off) / 4;
+		for (; nodes <= most && nsess <= most - nodes && walked < nodes + nsess; walked++) {
+			if (walked == nodes)
+				sess_off = off;
+			if (body_end - off < 4)
+				break;
+			if (!(p = src_at(src, off, 4)))
+				goto check_read_failed;
+			size_t n = get_le32(p);
+			if (body_end - off - 4 < n)
+				break;
+			if (!(p = src_at(src, off, 4 + n)))
+				goto check_read_failed;
+			computed = crc32c(computed, p, 4 + n);
+			off += 4 + n;
+		}
+		walk_end = off;
+		for (size_t n; off < body_end; off += n) {
+			n = body_end - off < LOAD_WINDOW ? (size_t)(body_end - off) : LOAD_WINDOW;
+			if (!(p = src_at(src, off, n)))
+				goto check_read_failed;
+			computed = crc32c(computed, p, n);
+		}
+		if (!(p = src_at(src, body_end, 4)))
+			goto check_read_failed;
+		stored = get_le32(p);
+	}
 	char why[96];
 	size_t at;
-	bool sized = len >= SNAPSHOT_HEADER_SIZE + 4;
-	if (!frame_ok(buf, len, sized ? get_le32(buf + len - 4) : 0,
-		      sized ? crc32c(0, buf, len - 4) : 0, zxid, &at, why, sizeof(why))) {
+	if (!frame_ok(head, len, stored, computed, zxid, &at, why, sizeof(why))) {
 		r = CORRUPT(at, "%s", why);
 		goto out;
 	}
-	uint64_t nodes = get_le64(buf + 16), nsess = get_le64(buf + 24);
-	size_t body_end = len - 4, off = SNAPSHOT_HEADER_SIZE, sess_off = SNAPSHOT_HEADER_SIZE;
-	/* Every record takes 4 bytes at least: counts beyond that are lies
-	 * (and their sum could wrap, letting the walk below pass). */
-	uint64_t most = (body_end - off) / 4;
 	if (nodes > most || nsess > most - nodes) {
-		r = CORRUPT(16, "%" PRIu64 " nodes and %" PRIu64 " sessions in %zu bytes", nodes,
-			    nsess, body_end - off);
+		r = CORRUPT(16, "%" PRIu64 " nodes and %" PRIu64 " sessions in %" PRIu64 " bytes",
+			    nodes, nsess, body_end - SNAPSHOT_HEADER_SIZE);
 		goto out;
 	}
-	for (uint64_t i = 0; i < nodes + nsess; i++) {
-		if (i == nodes)
-			sess_off = off;
-		if (body_end - off < 4 || body_end - off - 4 < get_le32(buf + off)) {
-			r = CORRUPT(off, "record %" PRIu64 " of %" PRIu64 " runs past the end", i,
-				    nodes + nsess);
-			goto out;
-		}
-		off += 4 + get_le32(buf + off);
+	if (walked < nodes + nsess) {
+		r = CORRUPT(walk_end, "record %" PRIu64 " of %" PRIu64 " runs past the end", walked,
+			    nodes + nsess);
+		goto out;
 	}
-	if (off != body_end) {
-		r = CORRUPT(off, "%zu bytes after the last record", body_end - off);
+	if (walk_end != body_end) {
+		r = CORRUPT(walk_end, "%" PRIu64 " bytes after the last record", body_end - walk_end);
 		goto out;
 	}
 	sessions = calloc(nsess ? nsess : 1, sizeof(*sessions));
@@ -1021,8 +1078,12 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 	}
 	off = sess_off;
 	for (uint64_t i = 0; i < nsess; i++) {
-		uint32_t n = get_le32(buf + off);
-		Quorum__SnapSession *ss = quorum__snap_session__unpack(NULL, n, buf + off + 4);
+		if (!(p = src_at(src, off, 4)))
+			goto read_failed;
+		uint32_t n = get_le32(p);
+		if (!(p = src_at(src, off, 4 + (size_t)n)))
+			goto read_failed;
+		Quorum__SnapSession *ss = quorum__snap_session__unpack(NULL, n, p + 4);
 		if (!ss || ss->passwd.len != sizeof(sessions[i].passwd)) {
 			if (ss)
 				quorum__snap_session__free_unpacked(ss, NULL);
@@ -1037,31 +1098,45 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 	}
 
 	/* The bytes are what we wrote; load them. A failure from here on is a
-	 * bug or a refusal, not a bad file: the tree is left half-loaded, and
-	 * a record that does not unpack is -EBADMSG, not -EUCLEAN, so that no
-	 * one falls back to another snapshot on top of it. */
+	 * bug, a refusal or a read error, not a bad file: the tree is left
+	 * half-loaded, and a record that does not unpack is -EBADMSG, not
+	 * -EUCLEAN, so that no one falls back to another snapshot on top of
+	 * it. */
 	off = SNAPSHOT_HEADER_SIZE;
 	if ((r = tree_reserve(t, (size_t)nodes + (size_t)tree_node_count(t))) < 0)
 		goto out;
 	for (uint64_t i = 0; i < nodes; i++) {
-		uint32_t n = get_le32(buf + off);
+		/* This record and the next one's length, then both records:
+		 * the next one's path is prefetched while this one loads. */
+		size_t n, span;
+		if (!(p = src_at(src, off, 4)))
+			goto read_failed;
+		n = get_le32(p);
+		span = 4 + n;
+		if (i + 1 < nodes) {
+			if (!(p = src_at(src, off, span + 4)))
+				goto read_failed;
+			span += 4 + get_le32(p + 4 + n);
+		}
+		if (!(p = src_at(src, off, span)))
+			goto read_failed;
 		if (i + 1 < nodes)
-			tree_prefetch(t, record_path(buf, off + 4 + n));
-		int d = decode_node(buf + off + 4, n, &rec);
+			tree_prefetch(t, record_path(p + 4 + n + 4, span - n - 8));
+		int d = decode_node(p + 4, n, &rec);
 		if (d == -ENOMEM) {
 			r = d;
 			goto out;
 		}
 		if (d < 0 || !rec.has_stat) {
-			log_msg(LOG_ERROR, "storage", "snapshot %s: node record at offset %zu does not "
-				"unpack", path, off);
+			log_msg(LOG_ERROR, "storage", "snapshot %s: node record at offset %" PRIu64
+				" does not unpack", path, off);
 			r = -EBADMSG;
 			goto out;
 		}
 		r = tree_load_node(t, rec.path, rec.data, rec.acls, (int32_t)rec.n_acl, &rec.stat);
 		if (r < 0) {
-			log_msg(LOG_ERROR, "storage", "snapshot %s: loading the node at offset %zu "
-				"(%.*s): %s", path, off, (int)rec.path.len, rec.path.s, strerror(-r));
+			log_msg(LOG_ERROR, "storage", "snapshot %s: loading the node at offset %" PRIu64
+				" (%.*s): %s", path, off, (int)rec.path.len, rec.path.s, strerror(-r));
 			goto out;
 		}
 		off += 4 + n;
@@ -1069,32 +1144,53 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 	tree_set_last_zxid(t, zxid);
 	for (uint64_t i = 0; on_session && i < nsess && r == 0; i++)
 		r = on_session(ctx, &sessions[i]);
+	goto out;
+check_read_failed:
+	if (src->err == -ENODATA) { /* shorter than when it was opened */
+		r = CORRUPT(len, "%s", "the file ends before its size");
+		goto out;
+	}
+read_failed:
+	log_msg(LOG_ERROR, "storage", "reading %s: %s", path, strerror(-src->err));
+	r = src->err == -ENODATA ? -EIO : src->err;
 out:
 	free(rec.acls);
 	free(sessions);
 	return r;
 }
 
+int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char *path,
+			struct tree *t,
+			int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
+{
+	struct snap_src src = { .mem = buf, .size = len };
+	return load(&src, zxid, path, t, on_session, ctx);
+}
+
 static int load_file(const char *dir, const struct snapshot_file *f, struct tree *t,
 		     int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
 {
-	int64_t zxid = f->zxid;
 	char *path = file_path(dir, f);
 	if (!path)
 		return -ENOMEM;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int r = read_whole(path, &buf, &len);
-	if (r < 0) {
+	struct snap_src src = { .fd = open(path, O_RDONLY | O_CLOEXEC) };
+	struct stat st;
+	int r = 0;
+	if (src.fd < 0 || fstat(src.fd, &st) < 0) {
+		r = -errno;
 		log_msg(LOG_ERROR, "storage", "reading %s: %s", path, strerror(-r));
 	} else {
+		src.size = (uint64_t)st.st_size;
+		(void)posix_fadvise(src.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		/* The tree takes about twice the file's bytes (bench/README.md,
 		 * memory per znode): their pages faulted in on another core. */
-		struct prefault *pf = prefault_start(len * 2);
-		r = snapshot_load_image(buf, len, zxid, path, t, on_session, ctx);
+		struct prefault *pf = prefault_start((size_t)src.size * 2);
+		r = load(&src, f->zxid, path, t, on_session, ctx);
 		prefault_stop(pf);
 	}
-	free(buf);
+	if (src.fd >= 0)
+		close(src.fd);
+	free(src.win);
 	free(path);
 	return r;
 }

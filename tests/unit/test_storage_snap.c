@@ -1022,11 +1022,74 @@ static void test_node_records_load_as_protobuf_unpacks_them(void **state)
 	assert_true(loaded > 10 && refused > 10); /* both kinds were seen */
 }
 
+/* Recovery loads a snapshot file a window at a time (4 MB): a file of
+ * many windows, records across their edges, and a record larger than a
+ * window, load as they were written. */
+static void test_load_file_by_windows(void **state)
+{
+	(void)state;
+	struct zk_acl world = { ZK_PERM_ALL, { ZK_STR("world"), ZK_STR("anyone") } };
+	for (int big = 0; big < 2; big++) {
+		struct fx *f = fx_new();
+		assert_int_equal(fx_open(f), 0);
+		assert_int_equal(fx_recover(f, NULL, false), 0);
+		struct tree *t = tree_new();
+		assert_non_null(t);
+		/* 100,000 records of about 110 bytes (11 MB), or 3 and one of 5 MB */
+		int count = big ? 3 : 100000;
+		uint8_t data[100];
+		for (int i = 0; i < count; i++) {
+			char path[32];
+			int n = snprintf(path, sizeof(path), "/n%06d", i);
+			memset(data, 'a' + i % 26, sizeof(data));
+			struct zk_stat st = { .czxid = i + 1, .mzxid = i + 1, .pzxid = i + 1 };
+			assert_int_equal(tree_load_node(t, (struct zk_str){ path, n },
+							(struct zk_buf){ data, 37 + i % 64 }, &world,
+							1, &st), 0);
+		}
+		size_t big_len = (size_t)5 << 20;
+		uint8_t *big_data = malloc(big_len);
+		assert_non_null(big_data);
+		for (size_t k = 0; k < big_len; k++)
+			big_data[k] = (uint8_t)(k * 7);
+		if (big) {
+			struct zk_stat st = { .czxid = 9, .mzxid = 9, .pzxid = 9 };
+			assert_int_equal(tree_load_node(t, ZK_STR("/big"),
+							(struct zk_buf){ big_data, (int32_t)big_len },
+							&world, 1, &st), 0);
+		}
+		tree_set_last_zxid(t, 200000);
+		snapshot_now(f, t, 200000);
+		fx_close(f);
+
+		assert_int_equal(fx_open(f), 0);
+		struct tree *t2;
+		assert_int_equal(fx_recover(f, &t2, true), 0);
+		assert_int_equal(f->n_sessions, 2);
+		assert_int_equal(tree_node_count(t2), tree_node_count(t));
+		if (big) {
+			struct zk_buf b = znode_data(tree_get(t2, ZK_STR("/big")));
+			assert_int_equal(b.len, (int32_t)big_len);
+			assert_memory_equal(b.p, big_data, big_len);
+			struct zk_buf s = znode_data(tree_get(t2, ZK_STR("/n000002")));
+			assert_int_equal(s.len, 39);
+			assert_int_equal(s.p[38], 'c');
+		} else {
+			expect_same_tree(t, t2);
+		}
+		free(big_data);
+		tree_free(t);
+		tree_free(t2);
+		fx_free(f);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_node_records_as_protobuf_packs_them),
 		cmocka_unit_test(test_node_records_load_as_protobuf_unpacks_them),
+		cmocka_unit_test(test_load_file_by_windows),
 		cmocka_unit_test(test_snapshot_and_log_recover),
 		cmocka_unit_test(test_corrupt_snapshot_falls_back),
 		cmocka_unit_test(test_purge),
