@@ -175,11 +175,12 @@ static void open_file(struct snapsync *ss, uint32_t to, bool growing)
 	uv_prepare_start(&ss->pump, on_pump); /* already running: nothing */
 }
 
-/* The writer may have written more: pump now. */
+/* The writer may have written more. The timer only wakes the loop: the
+ * pump, still started while a transfer waits, runs after the timers in
+ * the same turn, before the loop waits again. */
 static void on_wait(uv_timer_t *t)
 {
-	struct snapsync *ss = t->data;
-	on_pump(&ss->pump);
+	(void)t;
 }
 
 /* One transfer's share of a turn: chunks while the link has room. While
