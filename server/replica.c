@@ -12,7 +12,7 @@
  *                     (or commit check) answers the whole batch
  *   truncate          storage_truncate_after(), then the tree and sessions
  *                     are rebuilt from disk (host.reload)
- *   read_log          storage_read_from(), each txn packed again
+ *   read_log          storage_read_packed_from(): the txns as logged
  *   snapshot_take     snapsync_take(): a reference to a snapshot file (the
  *                     newest, if the core may take it, else one of the
  *                     applied state), streamed to the follower after
@@ -376,27 +376,16 @@ struct read_ctx {
 	int64_t upto;
 	int (*fn)(void *arg, int64_t zxid, const uint8_t *txn, size_t len);
 	void *arg;
-	uint8_t *buf;
-	size_t cap;
 };
 
 #define READ_PAST_UPTO 1
 
-static int read_one(void *ctx, const Quorum__Txn *txn)
+static int read_one(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
 {
 	struct read_ctx *rc = ctx;
-	if (txn->zxid > rc->upto)
+	if (zxid > rc->upto)
 		return READ_PAST_UPTO;
-	size_t n = quorum__txn__get_packed_size(txn);
-	if (n > rc->cap) {
-		uint8_t *b = realloc(rc->buf, n);
-		if (b == NULL)
-			return -ENOMEM;
-		rc->buf = b;
-		rc->cap = n;
-	}
-	quorum__txn__pack(txn, rc->buf);
-	return rc->fn(rc->arg, txn->zxid, rc->buf, n);
+	return rc->fn(rc->arg, zxid, txn, len);
 }
 
 static int io_read_log(void *ctx, int64_t after, int64_t upto,
@@ -407,8 +396,7 @@ static int io_read_log(void *ctx, int64_t after, int64_t upto,
 	if (upto <= after)
 		return 0;
 	struct read_ctx rc = { .upto = upto, .fn = fn, .arg = arg };
-	int rv = storage_read_from(r->storage, after, read_one, &rc);
-	free(rc.buf);
+	int rv = storage_read_packed_from(r->storage, after, read_one, &rc);
 	return rv == READ_PAST_UPTO ? 0 : rv;
 }
 

@@ -902,6 +902,18 @@ int storage_read_from(struct storage *s, int64_t zxid,
 	return txnlog_read(s->log, zxid, fn, ctx);
 }
 
+int storage_read_packed_from(struct storage *s, int64_t zxid,
+			     int (*fn)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len),
+			     void *ctx)
+{
+	if (s->closing)
+		return -ECANCELED;
+	int r = txnlog_covers(s->log, zxid);
+	if (r < 0)
+		return r;
+	return txnlog_read_packed(s->log, zxid, fn, ctx);
+}
+
 int storage_finish_install(const char *snap_dir, int snap_dirfd, struct txnlog *log,
 			   struct snapshot_file *files, size_t *n)
 {

@@ -219,6 +219,12 @@ int storage_truncate_after(struct storage *s, int64_t zxid);
  * negative errno. Loop thread, not from a storage callback's fn. */
 int storage_read_from(struct storage *s, int64_t zxid,
 		      int (*fn)(void *ctx, const Quorum__Txn *txn), void *ctx);
+/* storage_read_from() with each txn as the bytes logged (a packed Txn)
+ * and its zxid: what a leader streams to a follower, not unpacked and
+ * packed again. */
+int storage_read_packed_from(struct storage *s, int64_t zxid,
+			     int (*fn)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len),
+			     void *ctx);
 
 /* For replication (ZAB's SNAP). Makes img — a snapshot's bytes as
  * snapshot_serialize() makes them, from the leader — this server's state:

@@ -943,8 +943,12 @@ int txnlog_append(struct txnlog *tl, const uint8_t *buf, size_t len, int64_t fir
 
 /* ---- reading ------------------------------------------------------------------------- */
 
-int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quorum__Txn *txn),
-		void *ctx)
+/* One walk for both readers: a txn goes to packed_fn as its logged bytes,
+ * or unpacked to txn_fn. A record passed over or handed on packed is
+ * unpacked only when its zxid does not peek, to judge it. */
+static int walk(struct txnlog *tl, int64_t after,
+		int (*packed_fn)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len),
+		int (*txn_fn)(void *ctx, const Quorum__Txn *txn), void *ctx)
 {
 	struct segment *segs;
 	size_t n;
@@ -1002,33 +1006,37 @@ int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quo
 			const uint8_t *payload = m.p + off + TXNLOG_RECORD_HEADER;
 			size_t next = off + TXNLOG_RECORD_HEADER + len;
 			int64_t z;
-			/* Records before the range are passed over unpacked; one
-			 * that does not peek is unpacked and judged below. */
-			if (txnlog_peek_zxid(payload, len, &z) == 0 && z <= after) {
-				off = next;
+			bool peeked = txnlog_peek_zxid(payload, len, &z) == 0;
+			if (peeked && z <= after) {
+				off = next; /* before the range */
 				continue;
 			}
-			Quorum__Txn *txn = quorum__txn__unpack(NULL, len, payload);
-			if (!txn) {
-				log_msg(LOG_ERROR, "storage", "corrupt txn log: %s: record at offset "
-					"%zu does not unpack", path, off);
-				r = -EUCLEAN;
-				break;
+			Quorum__Txn *txn = NULL;
+			if (!peeked || txn_fn) {
+				txn = quorum__txn__unpack(NULL, len, payload);
+				if (!txn) {
+					log_msg(LOG_ERROR, "storage", "corrupt txn log: %s: record at "
+						"offset %zu does not unpack", path, off);
+					r = -EUCLEAN;
+					break;
+				}
+				z = txn->zxid;
 			}
-			if (txn->zxid > after) {
-				if (!txnlog_zxid_follows(prev, txn->zxid)) {
+			if (z > after) {
+				if (!txnlog_zxid_follows(prev, z)) {
 					log_msg(LOG_ERROR, "storage", "txn log gap: %s: record at "
 						"offset %zu has zxid 0x%" PRIx64 " after 0x%" PRIx64,
-						path, off, (uint64_t)txn->zxid, (uint64_t)prev);
+						path, off, (uint64_t)z, (uint64_t)prev);
 					r = -EUCLEAN;
 				} else {
-					prev = txn->zxid;
+					prev = z;
 					stop_seg = segs[i].name;
 					stop_off = next;
-					r = fn(ctx, txn);
+					r = txn_fn ? txn_fn(ctx, txn) : packed_fn(ctx, z, payload, len);
 				}
 			}
-			quorum__txn__free_unpacked(txn, NULL);
+			if (txn)
+				quorum__txn__free_unpacked(txn, NULL);
 			off = next;
 		}
 		unmap_file(&m);
@@ -1046,6 +1054,19 @@ int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quo
 		pthread_mutex_unlock(&tl->lock);
 	}
 	return r;
+}
+
+int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quorum__Txn *txn),
+		void *ctx)
+{
+	return walk(tl, after, NULL, fn, ctx);
+}
+
+int txnlog_read_packed(struct txnlog *tl, int64_t after,
+		       int (*fn)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len),
+		       void *ctx)
+{
+	return walk(tl, after, fn, NULL, ctx);
 }
 
 int txnlog_covers(struct txnlog *tl, int64_t after)

@@ -102,6 +102,12 @@ int txnlog_append(struct txnlog *tl, const uint8_t *buf, size_t len, int64_t fir
  * must be quiescent. */
 int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quorum__Txn *txn),
 		void *ctx);
+/* txnlog_read() with each txn as the bytes logged (a packed Txn, valid
+ * only during the call) and its zxid, unpacked only if its zxid cannot be
+ * read without: for a reader that passes the txns on as they are. */
+int txnlog_read_packed(struct txnlog *tl, int64_t after,
+		       int (*fn)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len),
+		       void *ctx);
 
 /* Whether every txn after `after` is in the log: 0, or -ERANGE if some
  * were purged or lie in a gap that only a snapshot covers. */

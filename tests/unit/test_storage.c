@@ -646,6 +646,91 @@ static void test_read_in_windows(void **state)
 	fx_free(f);
 }
 
+/* The packed reader hands on each txn as logged: the bytes the fixture's
+ * txn packs to (gen 1 from epoch 2 on), checked at every call. */
+struct packed_reader {
+	int64_t zxids[64];
+	size_t n;
+	int64_t stop_at;
+};
+
+static int read_packed_one(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
+{
+	struct packed_reader *r = ctx;
+	struct txnbuf b;
+	Quorum__Txn *want = txn_set_data(&b, zxid, zxid >= EPOCH(2) ? 1 : 0);
+	uint8_t packed[512];
+	size_t n = quorum__txn__get_packed_size(want);
+	assert_true(n <= sizeof(packed));
+	quorum__txn__pack(want, packed);
+	assert_int_equal(len, n);
+	assert_memory_equal(txn, packed, n);
+	assert_true(r->n < 64);
+	r->zxids[r->n++] = zxid;
+	return zxid == r->stop_at ? 42 : 0;
+}
+
+/* Reads after `after` packed; the zxids must be from..to, then more. */
+static void expect_packed(struct fx *f, int64_t after, int rc, const int64_t *zxids, size_t n)
+{
+	struct packed_reader r = { .stop_at = rc == 42 ? zxids[n - 1] : -1 };
+	assert_int_equal(storage_read_packed_from(f->s, after, read_packed_one, &r), rc);
+	assert_int_equal(r.n, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(r.zxids[i], zxids[i]);
+}
+
+static void test_read_packed_gives_the_logged_bytes(void **state)
+{
+	(void)state;
+	int64_t all[40];
+	for (int i = 0; i < 40; i++)
+		all[i] = i + 1;
+	struct fx *f = fx_new();
+	f->cfg.segment_bytes = 600; /* several segments */
+	assert_int_equal(fx_open(f), 0);
+	for (int64_t z = 1; z <= 40; z += 4)
+		append_run(f, z, z + 3, 0);
+	assert_true(count_files(f, "log.") > 2);
+	expect_packed(f, 0, 0, all, 40);
+	expect_packed(f, 17, 0, all + 17, 23);
+	expect_packed(f, 40, 0, NULL, 0);
+	expect_packed(f, 2, 42, all + 2, 3);
+	/* A window at a time, each going on where the last stopped. */
+	for (int64_t after = 0; after < 40; after += 3)
+		expect_packed(f, after, after + 3 < 40 ? 42 : 0, all + after,
+			      after + 3 < 40 ? 3 : (size_t)(40 - after));
+	/* Across a truncation and a new epoch, as after a TRUNC. */
+	assert_int_equal(storage_truncate_after(f->s, 22), 0);
+	f->n_done = 0;
+	for (int64_t z = EPOCH(2) + 1; z <= EPOCH(2) + 3; z++)
+		assert_int_equal(append_sd(f, z, 1), 0);
+	fx_run(f);
+	int64_t across[] = { 21, 22, EPOCH(2) + 1, EPOCH(2) + 2, EPOCH(2) + 3 };
+	expect_packed(f, 20, 0, across, 5);
+	fx_close(f);
+	fx_free(f);
+
+	/* A record damaged after the log was opened: the txns before it,
+	 * then -EUCLEAN, as the unpacking reader. */
+	f = fx_new();
+	f->cfg.prealloc_bytes = 4096;
+	assert_int_equal(fx_open(f), 0);
+	for (int64_t z = 1; z <= 10; z++)
+		append_run(f, z, z, 0);
+	size_t len, offs[16];
+	uint8_t *b = read_all(seg_file(f, 1), &len);
+	assert_int_equal(record_offsets(b, len, offs, 16), 10);
+	flip_byte(seg_file(f, 1), offs[5] + 12);
+	expect_packed(f, 0, -EUCLEAN, all, 5);
+	struct reader r = { .stop_at = -1 };
+	assert_int_equal(storage_read_from(f->s, 0, read_one, &r), -EUCLEAN);
+	assert_int_equal(r.n, 5);
+	free(b);
+	fx_close(f);
+	fx_free(f);
+}
+
 static void test_truncate_with_snapshots(void **state)
 {
 	(void)state;
@@ -747,6 +832,7 @@ int main(void)
 		cmocka_unit_test(test_write_failure),
 		cmocka_unit_test(test_read_from_and_truncate),
 		cmocka_unit_test(test_read_in_windows),
+		cmocka_unit_test(test_read_packed_gives_the_logged_bytes),
 		cmocka_unit_test(test_truncate_with_snapshots),
 		cmocka_unit_test(test_snapshot_covers_gap),
 		cmocka_unit_test(test_append_packed),
