@@ -1045,18 +1045,14 @@ struct scan {
 	int64_t after;
 };
 
-static int scan_one(void *ctx, const Quorum__Txn *txn)
+/* Every logged txn after the active membership, as logged: most are not
+ * reconfigs, which reconfig_members() sees without unpacking them. */
+static int scan_one(void *ctx, int64_t zxid, const uint8_t *txn, size_t len)
 {
 	struct scan *sc = ctx;
-	if (!txn->reconfig || txn->zxid <= sc->after || sc->n == ZAB_MAX_CHAIN - 1)
+	if (zxid <= sc->after || sc->n == ZAB_MAX_CHAIN - 1)
 		return 0;
-	size_t len = quorum__txn__get_packed_size(txn);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (buf == NULL)
-		return -ENOMEM;
-	quorum__txn__pack(txn, buf);
-	struct members *m = reconfig_members(buf, len);
-	free(buf);
+	struct members *m = reconfig_members(txn, len);
 	if (m) {
 		dir_note(sc->r, m);
 		zab_members_of(m, &sc->out[sc->n++]);
@@ -1073,7 +1069,7 @@ static int logged_configs(struct replica *r, const struct replica_recovered *rec
 {
 	struct scan sc = { .r = r, .out = out, .after = r->cfg->config_version };
 	int64_t from = sc.after > rec->base_zxid ? sc.after : rec->base_zxid;
-	int rc = storage_read_from(r->storage, from, scan_one, &sc);
+	int rc = storage_read_packed_from(r->storage, from, scan_one, &sc);
 	*n = sc.n;
 	return rc < 0 && rc != -ERANGE ? rc : 0;
 }
