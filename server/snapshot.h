@@ -156,6 +156,9 @@ int snapshot_recv_open(struct snapshot_recv **out, int dirfd, int64_t zxid);
 int snapshot_recv_write(struct snapshot_recv *rv, const uint8_t *p, size_t n);
 int64_t snapshot_recv_zxid(const struct snapshot_recv *rv);
 uint64_t snapshot_recv_bytes(const struct snapshot_recv *rv);
+/* For tests: the bytes from the file's start whose writeback has been
+ * started as they came (0 if the flusher thread could not be had). */
+uint64_t snapshot_recv_flushing(struct snapshot_recv *rv);
 /* The file is whole: checks its header (magic, version, the zxid it was
  * opened with) and its CRC, fsyncs it and renames it to
  * snapshot.<zxid>.install, then fsyncs the directory — the same durable

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "byteorder.h"
@@ -365,6 +366,35 @@ static struct snapshot_recv *receive(struct fx *f, const struct snapshot_image *
 	assert_int_equal(snapshot_recv_write(rv, NULL, 0), 0);
 	assert_int_equal(snapshot_recv_bytes(rv), img->len);
 	return rv;
+}
+
+static void test_recv_starts_writeback_as_it_goes(void **state)
+{
+	(void)state;
+	/* A flusher thread starts the writeback of each 8 MB once the loop
+	 * has written it, without the loop waiting, so that the commit's
+	 * fsync() finds little left: 24 MB written, each 8 MB on its way. */
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	enum { MB = 1 << 20 };
+	uint8_t *junk = malloc(MB);
+	assert_non_null(junk);
+	memset(junk, 0x5a, MB);
+	struct snapshot_recv *rv;
+	assert_int_equal(storage_snapshot_recv_open(f->s, 100, &rv), 0);
+	for (int i = 0; i < 24; i++)
+		assert_int_equal(snapshot_recv_write(rv, junk, MB), 0);
+	for (int i = 0; i < 1000 && snapshot_recv_flushing(rv) < 24 * MB; i++) {
+		struct timespec nap = { .tv_nsec = 10 * 1000 * 1000 };
+		nanosleep(&nap, NULL);
+	}
+	assert_int_equal(snapshot_recv_flushing(rv), 24 * MB);
+	/* Given up: the thread stops, the file goes. */
+	snapshot_recv_abort(rv);
+	assert_false(recv_left(f, 100));
+	free(junk);
+	fx_close(f);
+	fx_free(f);
 }
 
 static void test_install_received(void **state)
@@ -1098,6 +1128,7 @@ int main(void)
 		cmocka_unit_test(test_install_snapshot),
 		cmocka_unit_test(test_install_interrupted),
 		cmocka_unit_test(test_install_received),
+		cmocka_unit_test(test_recv_starts_writeback_as_it_goes),
 		cmocka_unit_test(test_snapshot_is_of_the_call),
 		cmocka_unit_test(test_snapshot_child_fails),
 		cmocka_unit_test(test_close_waits_for_snapshot_child),
