@@ -148,7 +148,8 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 /* A leader's snapshot file arriving in pieces (a SNAP sync streamed by
  * server/snapsync.c), written to snapshot.<zxid>.recv in the directory
  * dirfd, which must stay open until the file is committed or aborted. Loop
- * thread. */
+ * thread; a thread of the receive's own starts the file's writeback as it
+ * grows (snapshot.c), and stops at the commit or the abort. */
 struct snapshot_recv;
 /* 0, or a negative errno (nothing is left behind). */
 int snapshot_recv_open(struct snapshot_recv **out, int dirfd, int64_t zxid);
