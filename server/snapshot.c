@@ -712,7 +712,7 @@ int snapshot_recv_open(struct snapshot_recv **out, int dirfd, int64_t zxid)
 	return 0;
 }
 
-uint64_t snapshot_recv_flushing(struct snapshot_recv *rv)
+uint64_t snapshot_recv_flushing(const struct snapshot_recv *rv)
 {
 	struct recv_flusher *fl = rv->flusher;
 	if (!fl)

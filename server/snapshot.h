@@ -159,7 +159,7 @@ int64_t snapshot_recv_zxid(const struct snapshot_recv *rv);
 uint64_t snapshot_recv_bytes(const struct snapshot_recv *rv);
 /* For tests: the bytes from the file's start whose writeback has been
  * started as they came (0 if the flusher thread could not be had). */
-uint64_t snapshot_recv_flushing(struct snapshot_recv *rv);
+uint64_t snapshot_recv_flushing(const struct snapshot_recv *rv);
 /* The file is whole: checks its header (magic, version, the zxid it was
  * opened with) and its CRC, fsyncs it and renames it to
  * snapshot.<zxid>.install, then fsyncs the directory — the same durable

@@ -532,15 +532,22 @@ static void expect_read(struct fx *f, int64_t after, int64_t from, int64_t to)
 		assert_int_equal(r.zxids[i], from + (int64_t)i);
 }
 
-static void test_read_from_and_truncate(void **state)
+/* A log of txns 1..40, written four at a time, over several segments. */
+static struct fx *forty_in_segments(void)
 {
-	(void)state;
 	struct fx *f = fx_new();
 	f->cfg.segment_bytes = 600; /* several segments */
 	assert_int_equal(fx_open(f), 0);
 	for (int64_t z = 1; z <= 40; z += 4)
 		append_run(f, z, z + 3, 0);
 	assert_true(count_files(f, "log.") > 2);
+	return f;
+}
+
+static void test_read_from_and_truncate(void **state)
+{
+	(void)state;
+	struct fx *f = forty_in_segments();
 	expect_read(f, 0, 1, 40);
 	expect_read(f, 17, 18, 40);
 	expect_read(f, 40, 1, 0);
@@ -686,12 +693,7 @@ static void test_read_packed_gives_the_logged_bytes(void **state)
 	int64_t all[40];
 	for (int i = 0; i < 40; i++)
 		all[i] = i + 1;
-	struct fx *f = fx_new();
-	f->cfg.segment_bytes = 600; /* several segments */
-	assert_int_equal(fx_open(f), 0);
-	for (int64_t z = 1; z <= 40; z += 4)
-		append_run(f, z, z + 3, 0);
-	assert_true(count_files(f, "log.") > 2);
+	struct fx *f = forty_in_segments();
 	expect_packed(f, 0, 0, all, 40);
 	expect_packed(f, 17, 0, all + 17, 23);
 	expect_packed(f, 40, 0, NULL, 0);
