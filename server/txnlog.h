@@ -104,7 +104,10 @@ int txnlog_read(struct txnlog *tl, int64_t after, int (*fn)(void *ctx, const Quo
 		void *ctx);
 /* txnlog_read() with each txn as the bytes logged (a packed Txn, valid
  * only during the call) and its zxid, unpacked only if its zxid cannot be
- * read without: for a reader that passes the txns on as they are. */
+ * read without: for a reader that passes the txns on as they are. The
+ * same checks but one: a record whose zxid reads but whose body does not
+ * unpack is handed on (its reader judges it, as every member judges a
+ * committed txn), where txnlog_read() stops with -EUCLEAN. */
 int txnlog_read_packed(struct txnlog *tl, int64_t after,
 		       int (*fn)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len),
 		       void *ctx);

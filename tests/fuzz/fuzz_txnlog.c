@@ -11,12 +11,15 @@
  * the one before), end at txnlog_last_zxid(), and never past a segment.
  * Each input is tried twice: as it is, and with every record's CRC made
  * right (walking the records by their length words), so that mutations
- * reach the txns behind the checksums. Any disagreement aborts.
+ * reach the txns behind the checksums. txnlog_read_packed() must take the
+ * same txns, handing on as they are any whose bytes do not unpack (which
+ * txnlog_read() refuses). Any disagreement aborts.
  * tests/fuzz/regress.c runs this over corpus-txnlog/.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,17 +42,45 @@ static void check(int ok, const char *what)
 	}
 }
 
+/* What a read saw: the last zxid, and the txns it took (count and a
+ * digest of their zxids); for the packed read, those before the first
+ * whose bytes do not unpack (bad), which the unpacking read refuses. */
 struct order {
 	int64_t prev;
-	uint64_t n;
+	uint64_t n, digest;
+	bool bad;
 };
+
+static void took(struct order *o, int64_t zxid)
+{
+	o->n++;
+	o->digest = o->digest * 1000003u + (uint64_t)zxid;
+}
 
 static int in_order(void *ctx, const Quorum__Txn *txn)
 {
 	struct order *o = ctx;
 	check(txnlog_zxid_follows(o->prev, txn->zxid), "a txn out of the log's order");
 	o->prev = txn->zxid;
-	o->n++;
+	took(o, txn->zxid);
+	return 0;
+}
+
+static int in_order_packed(void *ctx, int64_t zxid, const uint8_t *p, size_t len)
+{
+	struct order *o = ctx;
+	check(txnlog_zxid_follows(o->prev, zxid), "packed: a txn out of the log's order");
+	o->prev = zxid;
+	if (o->bad)
+		return 0;
+	Quorum__Txn *txn = quorum__txn__unpack(NULL, len, p);
+	if (!txn) {
+		o->bad = true;
+		return 0;
+	}
+	check(txn->zxid == zxid, "packed: the zxid handed on is not the txn's");
+	quorum__txn__free_unpacked(txn, NULL);
+	took(o, zxid);
 	return 0;
 }
 
@@ -154,12 +185,22 @@ static void one(const uint8_t *data, size_t size)
 	int rc = txnlog_open(&tl, &cfg, err, sizeof(err));
 	check(rc == 0 || rc == -EUCLEAN || rc == -ENOMEM, "txnlog_open: an unexpected error");
 	if (rc == 0) {
-		struct order o = { 0, 0 };
+		struct order o = { 0 }, po = { 0 };
 		rc = txnlog_read(tl, 0, in_order, &o);
 		check(rc == 0 || rc == -EUCLEAN || rc == -ERANGE || rc == -ENOMEM,
 		      "txnlog_read: an unexpected error");
 		if (rc == 0)
 			check(o.prev == txnlog_last_zxid(tl), "the read did not end at the last zxid");
+		/* The packed read takes the same txns in the same order; one
+		 * whose bytes do not unpack it hands on (its reader judges it,
+		 * as a committed txn's), where the unpacking read stops. */
+		int prc = txnlog_read_packed(tl, 0, in_order_packed, &po);
+		if (rc != -ENOMEM && prc != -ENOMEM) {
+			check(po.n == o.n && po.digest == o.digest,
+			      "the packed read took other txns than txnlog_read");
+			check(po.bad ? rc == -EUCLEAN : prc == rc,
+			      "the packed read ended otherwise than txnlog_read");
+		}
 		int64_t dummy_ns;
 		int syncs;
 		check(txnlog_append(tl, (const uint8_t *)"x", 1, 1, 1, false, &dummy_ns, &syncs) ==
