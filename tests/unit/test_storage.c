@@ -677,7 +677,8 @@ static int read_packed_one(void *ctx, int64_t zxid, const uint8_t *txn, size_t l
 	return zxid == r->stop_at ? 42 : 0;
 }
 
-/* Reads after `after` packed; the zxids must be from..to, then more. */
+/* Reads after `after` packed: exactly the txns zxids[0..n), the read
+ * stopped at the last of them when rc is 42 (read_packed_one's stop). */
 static void expect_packed(struct fx *f, int64_t after, int rc, const int64_t *zxids, size_t n)
 {
 	struct packed_reader r = { .stop_at = rc == 42 ? zxids[n - 1] : -1 };
