@@ -554,7 +554,12 @@ public class CuratorRecipes {
                         check(entering.get() == n, c.name + " entered with " + entering.get() + " of " + n + " there");
                         leaving.incrementAndGet();
                         check(b.leave(WAIT_S, TimeUnit.SECONDS), c.name + " did not leave within " + WAIT_S + "s");
-                        check(leaving.get() == n, c.name + " left with " + leaving.get() + " of " + n + " leaving");
+                        // Curator's leave() returns once its own node is
+                        // gone and one other is left, whether or not that
+                        // member has begun to leave (CURATOR-233, open in
+                        // 5.4): a member's node goes only in its leave(), so
+                        // at most one member may not have got there yet.
+                        check(leaving.get() >= n - 1, c.name + " left with " + leaving.get() + " of " + n + " leaving");
                         return null;
                     });
                 concurrently(tasks);
