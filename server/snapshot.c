@@ -935,20 +935,14 @@ static const uint8_t *src_at(struct snap_src *s, uint64_t off, size_t n)
 		s->win = w;
 		s->win_cap = want;
 	}
-	size_t got = 0;
-	while (got < want) {
-		ssize_t k = pread(s->fd, s->win + got, want - got, (off_t)(off + got));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			s->err = k < 0 ? -errno : -ENODATA;
-			s->win_len = 0;
-			return NULL;
-		}
-		got += (size_t)k;
+	int r = fd_pread_all(s->fd, s->win, want, (off_t)off);
+	if (r < 0) {
+		s->err = r == -EPIPE ? -ENODATA : r;
+		s->win_len = 0;
+		return NULL;
 	}
 	s->win_off = off;
-	s->win_len = got;
+	s->win_len = want;
 	return s->win;
 }
 
