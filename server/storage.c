@@ -891,27 +891,26 @@ out:
 	return r;
 }
 
+/* What both readers refuse before reading: a closing storage, and a log
+ * that does not hold every txn after zxid. */
+static int readable_after(struct storage *s, int64_t zxid)
+{
+	return s->closing ? -ECANCELED : txnlog_covers(s->log, zxid);
+}
+
 int storage_read_from(struct storage *s, int64_t zxid,
 		      int (*fn)(void *ctx, const Quorum__Txn *txn), void *ctx)
 {
-	if (s->closing)
-		return -ECANCELED;
-	int r = txnlog_covers(s->log, zxid);
-	if (r < 0)
-		return r;
-	return txnlog_read(s->log, zxid, fn, ctx);
+	int r = readable_after(s, zxid);
+	return r < 0 ? r : txnlog_read(s->log, zxid, fn, ctx);
 }
 
 int storage_read_packed_from(struct storage *s, int64_t zxid,
 			     int (*fn)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len),
 			     void *ctx)
 {
-	if (s->closing)
-		return -ECANCELED;
-	int r = txnlog_covers(s->log, zxid);
-	if (r < 0)
-		return r;
-	return txnlog_read_packed(s->log, zxid, fn, ctx);
+	int r = readable_after(s, zxid);
+	return r < 0 ? r : txnlog_read_packed(s->log, zxid, fn, ctx);
 }
 
 int storage_finish_install(const char *snap_dir, int snap_dirfd, struct txnlog *log,
