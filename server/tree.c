@@ -119,11 +119,11 @@ static int index_room(struct tree *t, size_t n)
 	return omap_reserve(&t->nodes, omap_count(&t->nodes) + n);
 }
 
-/* Into the path index, where room was reserved (index_room()): it cannot
- * fail. */
-static void index_insert(struct tree *t, struct znode *n)
+/* Into the path index under hash (path_hash() of its path), where room
+ * was reserved (index_room()): it cannot fail. */
+static void index_insert(struct tree *t, struct znode *n, uint64_t hash)
 {
-	(void)omap_insert(&t->nodes, path_hash(t, n->path, n->path_len), n);
+	(void)omap_insert(&t->nodes, hash, n);
 }
 
 /* Grows an array of elem-sized items to hold at least n. */
@@ -172,11 +172,17 @@ static struct zk_str parent_path(struct zk_str p)
 	return (struct zk_str){ p.s, i > 0 ? i : 1 };
 }
 
-static struct znode *lookup(const struct tree *t, struct zk_str path)
+/* The node at path, whose path_hash() is hash. */
+static struct znode *lookup_hashed(const struct tree *t, struct zk_str path, uint64_t hash)
 {
 	if (path.len <= 0 || path.s == NULL)
 		return NULL;
-	return omap_find(&t->nodes, path_hash(t, path.s, path.len), has_path, &path);
+	return omap_find(&t->nodes, hash, has_path, &path);
+}
+
+static struct znode *lookup(const struct tree *t, struct zk_str path)
+{
+	return lookup_hashed(t, path, path_hash(t, path.s, path.len));
 }
 
 /* ---- ACL cache (ZooKeeper's ReferenceCountedACLCache) ------------------ */
@@ -217,11 +223,18 @@ static bool acl_same(const struct acl_set *s, const struct zk_acl *a, int32_t n)
 /* Returns a reference to the interned copy of the list, or NULL on ENOMEM. */
 static struct acl_entry *acl_ref(struct tree *t, const struct zk_acl *a, int32_t n)
 {
+	/* Most nodes share the list the last one took (a load's, a client's
+	 * creates): that needs no hash. */
+	if (t->acl_last && acl_same(&t->acl_last->set, a, n)) {
+		t->acl_last->refs++;
+		return t->acl_last;
+	}
 	uint64_t h = acl_hash(t, a, n);
 	HMAP_FOR_EACH_WITH_HASH(hn, h, &t->acls) {
 		struct acl_entry *e = CONTAINER_OF(hn, struct acl_entry, by_value);
 		if (acl_same(&e->set, a, n)) {
 			e->refs++;
+			t->acl_last = e;
 			return e;
 		}
 	}
@@ -252,6 +265,7 @@ static struct acl_entry *acl_ref(struct tree *t, const struct zk_acl *a, int32_t
 		free(e);
 		return NULL;
 	}
+	t->acl_last = e;
 	return e;
 }
 
@@ -272,6 +286,8 @@ static void acl_unref(struct tree *t, struct acl_entry *e)
 {
 	if (e && --e->refs == 0) {
 		hmap_remove(&t->acls, &e->by_value);
+		if (t->acl_last == e)
+			t->acl_last = NULL;
 		free(e);
 	}
 }
@@ -421,15 +437,16 @@ static struct znode *owner_unlink(struct tree *t, struct znode *n)
 	return prev;
 }
 
-/* Puts a prepared node into the tree under parent. */
-static void node_link(struct tree *t, struct znode *n, struct znode *parent, struct znode *sib_prev,
-		      struct znode *own_prev)
+/* Puts a prepared node into the tree under parent; hash is its path's
+ * path_hash(). */
+static void node_link(struct tree *t, struct znode *n, uint64_t hash, struct znode *parent,
+		      struct znode *sib_prev, struct znode *own_prev)
 {
 	n->parent = parent;
 	list_insert(&parent->children, SIB, n, sib_prev);
 	parent->stat.num_children++;
 	refresh_cversion(parent);
-	index_insert(t, n);
+	index_insert(t, n, hash);
 	owner_link(t, n, own_prev);
 	t->node_count++;
 	t->data_size += n->path_len + n->stat.data_length;
@@ -444,6 +461,7 @@ static void node_unlink(struct tree *t, struct znode *n, struct znode **sib_prev
 	parent->stat.num_children--;
 	refresh_cversion(parent);
 	omap_remove(&t->nodes, path_hash(t, n->path, n->path_len), n);
+	t->load_last = NULL;
 	struct znode *op = owner_unlink(t, n);
 	t->node_count--;
 	t->data_size -= n->path_len + n->stat.data_length;
@@ -619,7 +637,8 @@ static bool op_apply_body(struct tree *t, struct op *op, int64_t zxid, int64_t t
 	switch (op->kind) {
 	case OP_CREATE: {
 		struct znode *parent = lookup(t, parent_path(op->path));
-		if (parent == NULL || lookup(t, op->path) != NULL)
+		uint64_t hash = path_hash(t, op->path.s, op->path.len);
+		if (parent == NULL || lookup_hashed(t, op->path, hash) != NULL)
 			return false;
 		struct znode *n = op->node;
 		n->stat.czxid = n->stat.mzxid = n->stat.pzxid = zxid;
@@ -636,7 +655,7 @@ static bool op_apply_body(struct tree *t, struct op *op, int64_t zxid, int64_t t
 			parent->cversion = cv;
 			parent->stat.pzxid = zxid;
 		}
-		node_link(t, n, parent, NULL, NULL);
+		node_link(t, n, hash, parent, NULL, NULL);
 		event_add(t, ZK_EVENT_CREATED, n, zxid);
 		event_add(t, ZK_EVENT_CHILDREN_CHANGED, parent, zxid);
 		result_of(r, n, true);
@@ -719,7 +738,8 @@ static void op_undo(struct tree *t, struct op *op)
 	}
 	case OP_DELETE:
 		n->parent->stat.pzxid = op->saved.del.pzxid;
-		node_link(t, n, n->parent, op->saved.del.sib_prev, op->saved.del.own_prev);
+		node_link(t, n, path_hash(t, n->path, n->path_len), n->parent,
+			  op->saved.del.sib_prev, op->saved.del.own_prev);
 		break;
 	case OP_SET_DATA: {
 		swap_data(t, n, op);
@@ -1035,10 +1055,11 @@ static struct znode *add_builtin(struct tree *t, struct znode *parent, const cha
 		node_free(t, n);
 		return NULL;
 	}
+	uint64_t hash = path_hash(t, n->path, n->path_len);
 	if (parent) {
-		node_link(t, n, parent, NULL, NULL);
+		node_link(t, n, hash, parent, NULL, NULL);
 	} else {
-		index_insert(t, n);
+		index_insert(t, n, hash);
 		t->node_count++;
 		t->data_size += n->path_len;
 	}
@@ -1339,6 +1360,25 @@ void tree_prefetch(const struct tree *t, struct zk_str path)
 		omap_prefetch(&t->nodes, path_hash(t, path.s, path.len));
 }
 
+static bool path_is(const struct znode *n, struct zk_str path)
+{
+	return n->path_len == path.len && memcmp(n->path, path.s, (size_t)path.len) == 0;
+}
+
+/* The node at a loading node's parent path. A snapshot lists a node's
+ * children one after another, each after its parent: the parent is
+ * mostly the last node loaded or that node's parent, found without a
+ * hash or the index. */
+static struct znode *load_parent(struct tree *t, struct zk_str parent)
+{
+	struct znode *last = t->load_last;
+	if (last && path_is(last, parent))
+		return last;
+	if (last && last->parent && path_is(last->parent, parent))
+		return last->parent;
+	return lookup(t, parent);
+}
+
 int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 		   const struct zk_acl *acls, int32_t acl_count, const struct zk_stat *stat)
 {
@@ -1349,10 +1389,11 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 	bool is_root = path.len == 1 && path.s[0] == '/';
 	if (!is_root && !path_shape_ok(path))
 		return -EINVAL;
-	struct znode *parent = is_root ? NULL : lookup(t, parent_path(path));
+	struct znode *parent = is_root ? NULL : load_parent(t, parent_path(path));
 	if (!is_root && parent == NULL)
 		return -EINVAL;
-	struct znode *n = lookup(t, path);
+	uint64_t hash = path_hash(t, path.s, path.len);
+	struct znode *n = lookup_hashed(t, path, hash);
 
 	/* Everything that can fail, first. */
 	uint8_t *buf = data.len < 0 ? DATA_NULL : NULL;
@@ -1402,11 +1443,12 @@ int tree_load_node(struct tree *t, struct zk_str path, struct zk_buf data,
 	n->cversion = (int32_t)(((int64_t)stat->cversion + stat->num_children) / 2);
 	refresh_cversion(n);
 	if (fresh) {
-		node_link(t, n, parent, NULL, NULL);
+		node_link(t, n, hash, parent, NULL, NULL);
 	} else {
 		t->data_size += n->stat.data_length;
 		owner_link(t, n, NULL);
 	}
+	t->load_last = n;
 	sess_reap(t);
 	return 0;
 nomem:

@@ -120,6 +120,11 @@ struct tree {
 	size_t results_cap;
 	struct zk_acl *acl_tmp; /* a txn's ACL list converted for interning */
 	size_t acl_tmp_cap;
+
+	/* Shortcuts (a node or entry that is in the tree, or NULL). */
+	struct acl_entry *acl_last; /* the list acl_ref() gave last */
+	struct znode *load_last;    /* the node tree_load_node() loaded last;
+				       any unlink clears it */
 };
 
 /* Trades n's data (and its length) with *data and *len; the tree's size
