@@ -10,10 +10,12 @@
 #include "db.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "log.h"
 #include "snapshot.h"
 
 static void on_tree_event(void *ctx, const struct tree_event *ev)
@@ -53,16 +55,24 @@ void db_destroy(struct db *db)
 
 /* A fresh tree and session table (the watches stay: they are the
  * connections'). */
-static int reset(struct db *db, int64_t now_ms)
+/* An empty tree and session table; the tree *with if given (taken). */
+static int reset_with(struct db *db, int64_t now_ms, struct tree **with)
 {
-	struct tree *t = tree_new();
+	struct tree *t = with ? *with : tree_new();
 	if (t == NULL)
 		return -ENOMEM;
+	if (with)
+		*with = NULL;
 	tree_free(db->tree);
 	db->tree = t;
 	session_table_destroy(&db->sessions);
 	session_table_init(&db->sessions, db->myid, db->tick_ms, clock_wall_ms(), now_ms);
 	return 0;
+}
+
+static int reset(struct db *db, int64_t now_ms)
+{
+	return reset_with(db, now_ms, NULL);
 }
 
 /* The bytes a create or setData wrote, by namespace (a multi's too). */
@@ -213,13 +223,28 @@ int db_install_received(struct db *db, struct storage *st, struct snapshot_recv 
 			int64_t now_ms)
 {
 	int64_t zxid = snapshot_recv_zxid(rv);
+	struct tree *loaded = NULL;
+	struct storage_session *ss = NULL;
+	size_t n = 0;
+	int lr = snapshot_recv_loaded(rv, &loaded, &ss, &n);
 	int rc = storage_install_received(st, rv);
-	if (rc == 0)
+	struct recover_ctx r = { db, now_ms, NULL, NULL };
+	if (rc == 0 && lr == 0) {
+		log_msg(LOG_INFO, "db", "snapshot 0x%" PRIx64 " loaded as it arrived (%" PRId64
+			" znodes)", (uint64_t)zxid, tree_node_count(loaded));
+		rc = reset_with(db, now_ms, &loaded);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = recover_session(&r, &ss[i]);
+	} else if (rc == 0) {
+		if (lr != -ENOENT)
+			log_msg(LOG_INFO, "db", "the snapshot as it arrived did not load (%s): "
+				"loading the file", strerror(-lr));
 		rc = reset(db, now_ms);
-	if (rc == 0) {
-		struct recover_ctx r = { db, now_ms, NULL, NULL };
-		rc = snapshot_load(storage_snap_dir(st), zxid, db->tree, recover_session, &r);
+		if (rc == 0)
+			rc = snapshot_load(storage_snap_dir(st), zxid, db->tree, recover_session, &r);
 	}
+	tree_free(loaded);
+	free(ss);
 	return rc;
 }
 

@@ -77,7 +77,8 @@ int db_image(const struct db *db, uint8_t **bytes, size_t *len, int64_t *zxid);
 int db_install_image(struct db *db, struct storage *st, const uint8_t *bytes, size_t len,
 		     int64_t zxid, int64_t now_ms);
 /* The same for a leader's snapshot received as a file (consumed: see
- * storage_install_received()). */
+ * storage_install_received()): the tree loaded as the file arrived
+ * (snapshot_recv_loaded()), or else loaded from the installed file. */
 struct snapshot_recv;
 int db_install_received(struct db *db, struct storage *st, struct snapshot_recv *rv,
 			int64_t now_ms);

@@ -657,6 +657,7 @@ struct snapshot_recv {
 	uint8_t head[SNAPSHOT_HEADER_SIZE];
 	struct recv_flusher *flusher; /* or NULL */
 	uint64_t told;      /* the bytes the flusher was last told of */
+	struct snapshot_loader *loader; /* or NULL: none, or taken */
 };
 
 int snapshot_recv_open(struct snapshot_recv **out, int dirfd, int64_t zxid)
@@ -675,6 +676,7 @@ int snapshot_recv_open(struct snapshot_recv **out, int dirfd, int64_t zxid)
 	rv->dirfd = dirfd;
 	rv->zxid = zxid;
 	rv->flusher = flusher_start(rv->fd);
+	rv->loader = snapshot_loader_start(dirfd, name, zxid);
 	*out = rv;
 	return 0;
 }
@@ -736,7 +738,17 @@ int snapshot_recv_write(struct snapshot_recv *rv, const uint8_t *p, size_t n)
 		memcpy(rv->held, tmp + out, all - out);
 	}
 	rv->len += n;
+	if (rv->loader)
+		snapshot_loader_tell(rv->loader, rv->len);
 	return 0;
+}
+
+int snapshot_recv_loaded(struct snapshot_recv *rv, struct tree **t,
+			 struct storage_session **sessions, size_t *n)
+{
+	struct snapshot_loader *l = rv->loader;
+	rv->loader = NULL;
+	return l ? snapshot_loader_finish(l, rv->len, t, sessions, n) : -ENOENT;
 }
 
 void snapshot_recv_abort(struct snapshot_recv *rv)
@@ -744,6 +756,7 @@ void snapshot_recv_abort(struct snapshot_recv *rv)
 	if (!rv)
 		return;
 	flusher_stop(rv->flusher);
+	snapshot_loader_cancel(rv->loader);
 	char name[SNAP_NAME_SIZE];
 	snap_name(name, rv->zxid, NAME_RECV);
 	close(rv->fd);
@@ -760,6 +773,7 @@ int snapshot_recv_commit(struct snapshot_recv *rv)
 	char why[96];
 	size_t at;
 	flusher_stop(rv->flusher);
+	snapshot_loader_cancel(rv->loader);
 	if (!snapshot_frame_ok(rv->head, rv->len, get_le32(rv->held), rv->crc, rv->zxid, &at, why,
 		      sizeof(why))) {
 		log_msg(LOG_ERROR, "storage", "the leader's snapshot 0x%" PRIx64 " (%" PRIu64

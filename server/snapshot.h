@@ -148,8 +148,9 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 /* A leader's snapshot file arriving in pieces (a SNAP sync streamed by
  * server/snapsync.c), written to snapshot.<zxid>.recv in the directory
  * dirfd, which must stay open until the file is committed or aborted. Loop
- * thread; a thread of the receive's own starts the file's writeback as it
- * grows (snapshot.c), and stops at the commit or the abort. */
+ * thread. Two threads of the receive's own follow the file as it grows:
+ * one starts its writeback (snapshot.c), one loads it into a tree
+ * (snapshot_load.c); the commit and the abort stop both. */
 struct snapshot_recv;
 /* 0, or a negative errno (nothing is left behind). */
 int snapshot_recv_open(struct snapshot_recv **out, int dirfd, int64_t zxid);
@@ -160,6 +161,16 @@ uint64_t snapshot_recv_bytes(const struct snapshot_recv *rv);
 /* For tests: the bytes from the file's start whose writeback has been
  * started as they came (0 if the flusher thread could not be had). */
 uint64_t snapshot_recv_flushing(const struct snapshot_recv *rv);
+/* The file is whole (the last write done), not yet committed: the tree
+ * loaded from it as it came, at its zxid, and its sessions (*n of them),
+ * both the caller's to free. Only the commit's CRC check says the bytes
+ * are the leader's: take the tree, commit, then use the tree only if the
+ * commit succeeded. 0; -ENOENT when there was no loader (or it was taken
+ * already); another negative errno when the loader refused the bytes or
+ * failed: either way the caller loads the committed file instead, and
+ * that load says what is wrong. */
+int snapshot_recv_loaded(struct snapshot_recv *rv, struct tree **t,
+			 struct storage_session **sessions, size_t *n);
 /* The file is whole: checks its header (magic, version, the zxid it was
  * opened with) and its CRC, fsyncs it and renames it to
  * snapshot.<zxid>.install, then fsyncs the directory — the same durable

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "pbpeek.h"
 #include "prefault.h"
 #include "snapshot.pb-c.h"
+#include "thread.h"
 
 /* ---- checking a file's frame ----------------------------------------------------------- */
 
@@ -64,23 +66,29 @@ bool snapshot_frame_ok(const uint8_t *head, uint64_t len, uint32_t stored, uint3
 struct snap_src {
 	const uint8_t *mem; /* the image; NULL: the file */
 	int fd;
-	uint64_t size;      /* the image's or the file's bytes */
+	uint64_t size;      /* the image's or the file's bytes; a growing file's so far */
+	struct snapshot_loader *grow; /* the file is still being received; or NULL */
 	uint8_t *win;       /* the file's bytes [win_off, win_off + win_len) */
 	size_t win_cap, win_len;
 	uint64_t win_off;
 	int err;            /* why src_at() failed: a negative errno */
 };
 
+static int grow_wait(struct snapshot_loader *l, uint64_t need, uint64_t *size);
+
 /* Bytes [off, off + n) of the snapshot, which the caller knows to be
- * within its size, contiguous until the next call; NULL when the file
- * cannot be read there (s->err: -ENOMEM, a read's errno, or -ENODATA when
- * the file ends before its size). */
+ * within its size (a growing file: waited for), contiguous until the next
+ * call; NULL when the file cannot be read there (s->err: -ENOMEM, a read's
+ * errno, -ENODATA when the file ends before its size or the bytes wanted,
+ * -ECANCELED when a growing file's receive was given up). */
 static const uint8_t *src_at(struct snap_src *s, uint64_t off, size_t n)
 {
 	if (s->mem)
 		return s->mem + off;
 	if (off >= s->win_off && off - s->win_off + n <= s->win_len)
 		return s->win + (off - s->win_off);
+	if (s->grow && (s->err = grow_wait(s->grow, off + n, &s->size)) < 0)
+		return NULL;
 	size_t want = n > LOAD_WINDOW ? n : LOAD_WINDOW;
 	if (want > s->size - off)
 		want = (size_t)(s->size - off);
@@ -249,11 +257,104 @@ static int decode_node(const uint8_t *p, size_t n, struct node_record *rec)
 	return 0;
 }
 
+/* A read that failed in the load proper: logged (unless the receive it
+ * follows was given up), and its errno. */
+static int read_failed(const struct snap_src *src, const char *path)
+{
+	if (src->err != -ECANCELED)
+		log_msg(LOG_ERROR, "storage", "reading %s: %s", path, strerror(-src->err));
+	return src->err == -ENODATA ? -EIO : src->err;
+}
+
+/* The nsess session records from *at on into sessions[0..nsess); *at
+ * past them. -EUCLEAN (logged) when one does not unpack. */
+static int read_sessions(struct snap_src *src, uint64_t *at, uint64_t nsess, const char *path,
+			 struct storage_session *sessions)
+{
+	const uint8_t *p;
+	uint64_t off = *at;
+	for (uint64_t i = 0; i < nsess; i++) {
+		if (!(p = src_at(src, off, 4)))
+			return read_failed(src, path);
+		uint32_t n = get_le32(p);
+		if (!(p = src_at(src, off, 4 + (size_t)n)))
+			return read_failed(src, path);
+		Quorum__SnapSession *ss = quorum__snap_session__unpack(NULL, n, p + 4);
+		if (!ss || ss->passwd.len != sizeof(sessions[i].passwd)) {
+			if (ss)
+				quorum__snap_session__free_unpacked(ss, NULL);
+			return CORRUPT(off, "session record %" PRIu64 " does not unpack", i);
+		}
+		sessions[i].id = ss->id;
+		sessions[i].timeout = ss->timeout;
+		memcpy(sessions[i].passwd, ss->passwd.data, sizeof(sessions[i].passwd));
+		quorum__snap_session__free_unpacked(ss, NULL);
+		off += 4 + n;
+	}
+	*at = off;
+	return 0;
+}
+
+/* The nodes node records from *at on into t, and t's zxid; *at past
+ * them. A record that does not unpack is -EBADMSG, not -EUCLEAN: the tree
+ * is half-loaded, so no one may fall back to another snapshot on top of
+ * it. */
+static int load_nodes(struct snap_src *src, uint64_t *at, uint64_t nodes, int64_t zxid,
+		      const char *path, struct tree *t)
+{
+	struct node_record rec = { 0 };
+	const uint8_t *p;
+	uint64_t off = *at;
+	int r = 0;
+	for (uint64_t i = 0; i < nodes && r == 0; i++) {
+		/* This record and the next one's length, then both records:
+		 * the next one's path is prefetched while this one loads. */
+		size_t n, span;
+		if (!(p = src_at(src, off, 4))) {
+			r = read_failed(src, path);
+			break;
+		}
+		n = get_le32(p);
+		span = 4 + n;
+		if (i + 1 < nodes) {
+			if (!(p = src_at(src, off, span + 4))) {
+				r = read_failed(src, path);
+				break;
+			}
+			span += 4 + get_le32(p + 4 + n);
+		}
+		if (!(p = src_at(src, off, span))) {
+			r = read_failed(src, path);
+			break;
+		}
+		if (i + 1 < nodes)
+			tree_prefetch(t, record_path(p + 4 + n + 4, span - n - 8));
+		int d = decode_node(p + 4, n, &rec);
+		if (d == -ENOMEM) {
+			r = d;
+		} else if (d < 0 || !rec.has_stat) {
+			log_msg(LOG_ERROR, "storage", "snapshot %s: node record at offset %" PRIu64
+				" does not unpack", path, off);
+			r = -EBADMSG;
+		} else if ((r = tree_load_node(t, rec.path, rec.data, rec.acls, (int32_t)rec.n_acl,
+					       &rec.stat)) < 0) {
+			log_msg(LOG_ERROR, "storage", "snapshot %s: loading the node at offset %" PRIu64
+				" (%.*s): %s", path, off, (int)rec.path.len, rec.path.s, strerror(-r));
+		} else {
+			off += 4 + n;
+		}
+	}
+	free(rec.acls);
+	if (r == 0)
+		tree_set_last_zxid(t, zxid);
+	*at = off;
+	return r;
+}
+
 static int load(struct snap_src *src, int64_t zxid, const char *path, struct tree *t,
 		int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx)
 {
 	struct storage_session *sessions = NULL;
-	struct node_record rec = { 0 };
 	const uint8_t *p;
 	int r = 0;
 
@@ -328,72 +429,16 @@ static int load(struct snap_src *src, int64_t zxid, const char *path, struct tre
 		r = -ENOMEM;
 		goto out;
 	}
-	off = sess_off;
-	for (uint64_t i = 0; i < nsess; i++) {
-		if (!(p = src_at(src, off, 4)))
-			goto read_failed;
-		uint32_t n = get_le32(p);
-		if (!(p = src_at(src, off, 4 + (size_t)n)))
-			goto read_failed;
-		Quorum__SnapSession *ss = quorum__snap_session__unpack(NULL, n, p + 4);
-		if (!ss || ss->passwd.len != sizeof(sessions[i].passwd)) {
-			if (ss)
-				quorum__snap_session__free_unpacked(ss, NULL);
-			r = CORRUPT(off, "session record %" PRIu64 " does not unpack", i);
-			goto out;
-		}
-		sessions[i].id = ss->id;
-		sessions[i].timeout = ss->timeout;
-		memcpy(sessions[i].passwd, ss->passwd.data, sizeof(sessions[i].passwd));
-		quorum__snap_session__free_unpacked(ss, NULL);
-		off += 4 + n;
-	}
+	if ((r = read_sessions(src, &sess_off, nsess, path, sessions)) < 0)
+		goto out;
 
 	/* The bytes are what we wrote; load them. A failure from here on is a
 	 * bug, a refusal or a read error, not a bad file: the tree is left
-	 * half-loaded, and a record that does not unpack is -EBADMSG, not
-	 * -EUCLEAN, so that no one falls back to another snapshot on top of
-	 * it. */
+	 * half-loaded. */
 	off = SNAPSHOT_HEADER_SIZE;
-	if ((r = tree_reserve(t, (size_t)nodes + (size_t)tree_node_count(t))) < 0)
+	if ((r = tree_reserve(t, (size_t)nodes + (size_t)tree_node_count(t))) < 0 ||
+	    (r = load_nodes(src, &off, nodes, zxid, path, t)) < 0)
 		goto out;
-	for (uint64_t i = 0; i < nodes; i++) {
-		/* This record and the next one's length, then both records:
-		 * the next one's path is prefetched while this one loads. */
-		size_t n, span;
-		if (!(p = src_at(src, off, 4)))
-			goto read_failed;
-		n = get_le32(p);
-		span = 4 + n;
-		if (i + 1 < nodes) {
-			if (!(p = src_at(src, off, span + 4)))
-				goto read_failed;
-			span += 4 + get_le32(p + 4 + n);
-		}
-		if (!(p = src_at(src, off, span)))
-			goto read_failed;
-		if (i + 1 < nodes)
-			tree_prefetch(t, record_path(p + 4 + n + 4, span - n - 8));
-		int d = decode_node(p + 4, n, &rec);
-		if (d == -ENOMEM) {
-			r = d;
-			goto out;
-		}
-		if (d < 0 || !rec.has_stat) {
-			log_msg(LOG_ERROR, "storage", "snapshot %s: node record at offset %" PRIu64
-				" does not unpack", path, off);
-			r = -EBADMSG;
-			goto out;
-		}
-		r = tree_load_node(t, rec.path, rec.data, rec.acls, (int32_t)rec.n_acl, &rec.stat);
-		if (r < 0) {
-			log_msg(LOG_ERROR, "storage", "snapshot %s: loading the node at offset %" PRIu64
-				" (%.*s): %s", path, off, (int)rec.path.len, rec.path.s, strerror(-r));
-			goto out;
-		}
-		off += 4 + n;
-	}
-	tree_set_last_zxid(t, zxid);
 	for (uint64_t i = 0; on_session && i < nsess && r == 0; i++)
 		r = on_session(ctx, &sessions[i]);
 	goto out;
@@ -402,11 +447,8 @@ check_read_failed:
 		r = CORRUPT(len, "%s", "the file ends before its size");
 		goto out;
 	}
-read_failed:
-	log_msg(LOG_ERROR, "storage", "reading %s: %s", path, strerror(-src->err));
-	r = src->err == -ENODATA ? -EIO : src->err;
+	r = read_failed(src, path);
 out:
-	free(rec.acls);
 	free(sessions);
 	return r;
 }
@@ -481,4 +523,186 @@ int snapshot_load_newest(const char *dir, struct snapshot_file *files, size_t n,
 		return -EUCLEAN;
 	}
 	return 0;
+}
+
+/* ---- loading a leader's file as it arrives (a thread of its own) ------------------------ */
+
+/*
+ * A follower receiving a leader's snapshot (snapshot_recv_open()) loads it
+ * as it comes, into a tree of its own, instead of after the whole file is
+ * in: the load (a million nodes, about 0.3 s) overlaps the transfer. The
+ * loop tells the loader how far the file is written; the loader reads it
+ * back through its window (the page cache), waiting for bytes not yet
+ * there. There is no check pass: the receive computes the CRC as the
+ * bytes come and checks it at the commit, before anyone takes the tree.
+ * What the loader checks itself is what keeps it safe on any bytes: the
+ * header's magic, version and zxid; no read past what was written; the
+ * records ending where the file's CRC begins. A header's node count is
+ * trusted for the index's reserve only up to LOADER_RESERVE_MAX (the file
+ * that would prove it has not come yet); the sessions, last in the file,
+ * are read once the file has ended, bounded as load() bounds them.
+ * Anything it refuses, the caller loads the file instead, which says why.
+ * Until the install the member keeps its own tree as well: one that held
+ * a large state holds two for the length of the transfer.
+ */
+#define LOADER_RESERVE_MAX ((uint64_t)1 << 21)
+#define LOADER_NODE_BYTES 512 /* heap a node takes, for the prefault: about 350 B with 100 B of data */
+
+struct snapshot_loader {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t written; /* under mu: the file's bytes so far */
+	bool ended;       /* under mu: written is all there will be */
+	bool cancel;      /* under mu: give up at the next wait */
+	bool waiting;     /* under mu: the thread waits for bytes */
+	int64_t zxid;
+	struct snap_src src; /* the thread's */
+	/* The thread's until it is joined: */
+	struct tree *tree;
+	struct storage_session *sessions;
+	size_t n_sessions;
+	int rc;
+};
+
+/* Until the file holds need bytes: 0 and *size the bytes it holds;
+ * -ENODATA when it ended short of need; -ECANCELED. */
+static int grow_wait(struct snapshot_loader *l, uint64_t need, uint64_t *size)
+{
+	int r = 0;
+	pthread_mutex_lock(&l->mu);
+	while (!l->cancel && !l->ended && l->written < need) {
+		l->waiting = true;
+		pthread_cond_wait(&l->cv, &l->mu);
+	}
+	l->waiting = false;
+	if (l->cancel)
+		r = -ECANCELED;
+	else if (l->written < need)
+		r = -ENODATA;
+	*size = l->written;
+	pthread_mutex_unlock(&l->mu);
+	return r;
+}
+
+static int load_growing(struct snapshot_loader *l)
+{
+	static const char path[] = "(the leader's snapshot, as it arrives)";
+	struct snap_src *src = &l->src;
+	const uint8_t *p = src_at(src, 0, SNAPSHOT_HEADER_SIZE);
+	if (!p)
+		return src->err;
+	if (get_le32(p) != SNAPSHOT_MAGIC || get_le32(p + 4) != SNAPSHOT_VERSION ||
+	    (int64_t)get_le64(p + 8) != l->zxid)
+		return -EUCLEAN; /* the commit says what */
+	uint64_t nodes = get_le64(p + 16), nsess = get_le64(p + 24), off = SNAPSHOT_HEADER_SIZE;
+	uint64_t reserve = nodes < LOADER_RESERVE_MAX ? nodes : LOADER_RESERVE_MAX;
+	int r = tree_reserve(l->tree, (size_t)reserve + (size_t)tree_node_count(l->tree));
+	if (r == 0) {
+		struct prefault *pf = prefault_start((size_t)reserve * LOADER_NODE_BYTES);
+		r = load_nodes(src, &off, nodes, l->zxid, path, l->tree);
+		prefault_stop(pf);
+	}
+	if (r == 0)
+		r = grow_wait(l, UINT64_MAX, &src->size) == -ECANCELED ? -ECANCELED : 0;
+	if (r < 0)
+		return r;
+	uint64_t body_end = src->size - 4;
+	if (src->size < off + 4 || nsess > (body_end - off) / 4)
+		return -EUCLEAN;
+	l->sessions = calloc(nsess ? nsess : 1, sizeof(*l->sessions));
+	if (!l->sessions)
+		return -ENOMEM;
+	l->n_sessions = (size_t)nsess;
+	if ((r = read_sessions(src, &off, nsess, path, l->sessions)) < 0)
+		return r;
+	return off == body_end ? 0 : -EUCLEAN;
+}
+
+static void *loader_main(void *arg)
+{
+	struct snapshot_loader *l = arg;
+	l->rc = load_growing(l);
+	return NULL;
+}
+
+struct snapshot_loader *snapshot_loader_start(int dirfd, const char *name, int64_t zxid)
+{
+	struct snapshot_loader *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->zxid = zxid;
+	l->src.grow = l;
+	l->src.fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (l->src.fd < 0) {
+		free(l);
+		return NULL;
+	}
+	l->tree = tree_new();
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	if (!l->tree || thread_start_quiet(&l->thread, loader_main, l) != 0) {
+		pthread_cond_destroy(&l->cv);
+		pthread_mutex_destroy(&l->mu);
+		tree_free(l->tree);
+		close(l->src.fd);
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void snapshot_loader_tell(struct snapshot_loader *l, uint64_t written)
+{
+	pthread_mutex_lock(&l->mu);
+	l->written = written;
+	if (l->waiting)
+		pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* Ends the file at size bytes (or gives up), and joins the thread. */
+static void loader_stop(struct snapshot_loader *l, bool cancel, uint64_t size)
+{
+	pthread_mutex_lock(&l->mu);
+	if (cancel) {
+		l->cancel = true;
+	} else {
+		l->ended = true;
+		l->written = size;
+	}
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->thread, NULL);
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	close(l->src.fd);
+	free(l->src.win);
+}
+
+int snapshot_loader_finish(struct snapshot_loader *l, uint64_t size, struct tree **t,
+			   struct storage_session **sessions, size_t *n)
+{
+	loader_stop(l, false, size);
+	int r = l->rc;
+	if (r == 0) {
+		*t = l->tree;
+		*sessions = l->sessions;
+		*n = l->n_sessions;
+	} else {
+		tree_free(l->tree);
+		free(l->sessions);
+	}
+	free(l);
+	return r;
+}
+
+void snapshot_loader_cancel(struct snapshot_loader *l)
+{
+	if (!l)
+		return;
+	loader_stop(l, true, 0);
+	tree_free(l->tree);
+	free(l->sessions);
+	free(l);
 }

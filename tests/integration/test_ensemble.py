@@ -786,8 +786,9 @@ def test_new_member_synced_by_snapshot(ens):
     message's chunk, while a writer goes on through the leader: afterwards
     it holds the big nodes as written and every write acknowledged during
     its sync. quorumd streams the snapshot's file (mntr counts the bytes
-    on both sides, and no image goes whole); a member that does not
-    announce streaming in its Hello (an earlier release, played here with
+    on both sides, and no image goes whole), and the member builds its
+    tree as the file arrives; a member that does not announce streaming in
+    its Hello (an earlier release, played here with
     QUORUMD_PEER_FEATURES=0) is sent the image in one message instead."""
     leader = restore(ens)
     f = next(m for m in ens.members if m is not leader)
@@ -855,6 +856,10 @@ def test_new_member_synced_by_snapshot(ens):
                     with open(leader.log_path, errors="replace") as lf:
                         assert "goes to server %d as it is written" % f.myid in lf.read(), (
                             "the snapshot was not sent while it was written")
+                    # The member built its tree as the file came in.
+                    with open(f.log_path, errors="replace") as lf:
+                        assert " loaded as it arrived (" in lf.read(), (
+                            "the snapshot was loaded after it arrived, not as it did")
                 else:
                     assert sent == 0 and images == 1, (sent, images)
                     assert mine["quorum_snap_received"] == 0, mine

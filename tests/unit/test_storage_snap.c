@@ -467,6 +467,80 @@ static void test_install_received(void **state)
 	fx_free(f);
 }
 
+/* What a receive's loader made of rv's bytes: its status; a tree it gave
+ * is compared with want (NULL: it must give none), then freed. */
+static int loaded(struct snapshot_recv *rv, const struct tree *want)
+{
+	struct tree *t = NULL;
+	struct storage_session *ss = NULL;
+	size_t n = 99;
+	int r = snapshot_recv_loaded(rv, &t, &ss, &n);
+	if (r == 0) {
+		assert_non_null(want);
+		expect_same_tree(want, t);
+		assert_int_equal(n, 1);
+		assert_int_equal(ss[0].id, 0x77);
+		assert_int_equal(ss[0].timeout, 6000);
+	} else {
+		assert_null(t);
+		assert_null(ss);
+	}
+	tree_free(t);
+	free(ss);
+	return r;
+}
+
+static void test_recv_loads_as_it_arrives(void **state)
+{
+	(void)state;
+	/* A loader thread builds the tree from the file as it grows: when
+	 * the last byte is in, the tree is the leader's, sessions and all. */
+	struct fx *f = fx_new();
+	struct tree *mine, *leader;
+	struct snapshot_image img;
+	install_setup(f, &mine, &leader, &img);
+	static const size_t sizes[] = { 1, 0, 2, 3, 4, 5, 1000, 65536 };
+	struct snapshot_recv *rv = receive(f, &img, sizes, 8);
+	assert_int_equal(loaded(rv, leader), 0);
+	assert_int_equal(loaded(rv, NULL), -ENOENT); /* taken */
+	assert_int_equal(storage_install_received(f->s, rv), 0);
+
+	/* Bytes it must refuse, whatever the commit then says: another
+	 * snapshot's header, a node count the file does not hold, bytes
+	 * after the last record, a file cut short. None hangs, none leaks. */
+	static const size_t odd[] = { 1, 2, 3, 5, 7, 4096, 3 };
+	size_t at[] = { 9, 16 + 5 };
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		img.buf[at[i]] ^= 0x10;
+		rv = receive(f, &img, odd, sizeof(odd) / sizeof(odd[0]));
+		assert_true(loaded(rv, NULL) < 0);
+		assert_int_equal(storage_install_received(f->s, rv), -EUCLEAN);
+		img.buf[at[i]] ^= 0x10;
+	}
+	rv = receive(f, &img, odd, 2);
+	assert_int_equal(snapshot_recv_write(rv, img.buf + img.len - 8, 8), 0);
+	assert_true(loaded(rv, NULL) < 0);
+	assert_int_equal(storage_install_received(f->s, rv), -EUCLEAN);
+	struct snapshot_image cut = img;
+	cut.len -= 1;
+	rv = receive(f, &cut, odd, 2);
+	assert_true(loaded(rv, NULL) < 0);
+	assert_int_equal(storage_install_received(f->s, rv), -EUCLEAN);
+
+	/* Given up while the loader waits for more, or taken and then
+	 * committed: the thread stops either way. */
+	assert_int_equal(storage_snapshot_recv_open(f->s, 100, &rv), 0);
+	assert_int_equal(snapshot_recv_write(rv, img.buf, img.len / 2), 0);
+	snapshot_recv_abort(rv);
+	rv = receive(f, &img, sizes, 8);
+	assert_int_equal(storage_install_received(f->s, rv), 0);
+	fx_close(f);
+	snapshot_image_free(&img);
+	tree_free(leader);
+	tree_free(mine);
+	fx_free(f);
+}
+
 /* Where a crash stopped storage_install_snapshot(). */
 enum install_crash {
 	CRASH_TMP,      /* the image in a temporary file, never renamed */
@@ -1128,6 +1202,7 @@ int main(void)
 		cmocka_unit_test(test_install_snapshot),
 		cmocka_unit_test(test_install_interrupted),
 		cmocka_unit_test(test_install_received),
+		cmocka_unit_test(test_recv_loads_as_it_arrives),
 		cmocka_unit_test(test_recv_starts_writeback_as_it_goes),
 		cmocka_unit_test(test_snapshot_is_of_the_call),
 		cmocka_unit_test(test_snapshot_child_fails),
