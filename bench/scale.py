@@ -150,10 +150,6 @@ def standalone(args, kind):
 def zxid_of(member):
     """srvr's Zxid, or None if the member does not answer (yet)."""
     return harness.server_zxid(member.port, timeout=2.0, host=member.host)
-    for line in out.splitlines():
-        if line.startswith("Zxid:"):
-            return int(line.split(":", 1)[1].strip(), 16)
-    return None
 
 
 def newest_snapshot(member):
