@@ -53,9 +53,8 @@ void db_destroy(struct db *db)
 	db->tree = NULL;
 }
 
-/* A fresh tree and session table (the watches stay: they are the
- * connections'). */
-/* An empty tree and session table; the tree *with if given (taken). */
+/* A fresh tree (*with, taken, if given) and session table (the watches
+ * stay: they are the connections'). */
 static int reset_with(struct db *db, int64_t now_ms, struct tree **with)
 {
 	struct tree *t = with ? *with : tree_new();

@@ -1,8 +1,9 @@
 /*
  * snapshot: serialising the tree and the sessions into a snapshot image,
- * writing it durably, listing the snapshot files and loading one back.
- * The layout is in docs/disk-format.md; who calls what from which thread
- * is in snapshot.h.
+ * writing it durably, listing the snapshot files and receiving a
+ * leader's; checking and loading one back is snapshot_load.c's. The
+ * layout is in docs/disk-format.md; who calls what from which thread is
+ * in snapshot.h.
  *
  * A snapshot is never fuzzy: it is exactly the tree at its zxid. Either
  * it is serialised in one go on the loop thread, between two txns (an
@@ -774,8 +775,8 @@ int snapshot_recv_commit(struct snapshot_recv *rv)
 	size_t at;
 	flusher_stop(rv->flusher);
 	snapshot_loader_cancel(rv->loader);
-	if (!snapshot_frame_ok(rv->head, rv->len, get_le32(rv->held), rv->crc, rv->zxid, &at, why,
-		      sizeof(why))) {
+	if (!snapshot_frame_ok(rv->head, rv->len, get_le32(rv->held), rv->crc, rv->zxid, &at,
+			       why, sizeof(why))) {
 		log_msg(LOG_ERROR, "storage", "the leader's snapshot 0x%" PRIx64 " (%" PRIu64
 			" bytes received) is corrupt at offset %zu: %s", (uint64_t)rv->zxid, rv->len,
 			at, why);

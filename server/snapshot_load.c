@@ -545,8 +545,8 @@ int snapshot_load_newest(const char *dir, struct snapshot_file *files, size_t n,
  * Until the install the member keeps its own tree as well: one that held
  * a large state holds two for the length of the transfer.
  */
-#define LOADER_RESERVE_MAX ((uint64_t)1 << 21)
-#define LOADER_NODE_BYTES 512 /* heap a node takes, for the prefault: about 350 B with 100 B of data */
+#define LOADER_RESERVE_MAX ((uint64_t)1 << 21) /* a lie costs at most 64 MB of index */
+#define LOADER_NODE_BYTES 512 /* heap per node, for the prefault (about 350 B at 100 B of data) */
 
 struct snapshot_loader {
 	pthread_t thread;

@@ -182,6 +182,8 @@ static struct znode *lookup_hashed(const struct tree *t, struct zk_str path, uin
 
 static struct znode *lookup(const struct tree *t, struct zk_str path)
 {
+	if (path.len <= 0 || path.s == NULL)
+		return NULL;
 	return lookup_hashed(t, path, path_hash(t, path.s, path.len));
 }
 

@@ -56,26 +56,18 @@ static void check(int ok, const char *what)
 	}
 }
 
-static char recv_dir[] = "/tmp/fuzz-snapshot-XXXXXX";
-
-static void remove_recv_dir(void)
-{
-	rmdir(recv_dir);
-}
-
 /* The bytes received as a leader's file, in pieces of a size the input
  * picks; what the receive's loader made of them. want: the image load's
  * tree and sessions when it took them, else NULL. */
 static void received(const uint8_t *data, size_t size, int64_t zxid, const struct tree *want,
 		     const struct sessions *want_s)
 {
-	static int dirfd = -1;
-	if (dirfd < 0) {
-		check(mkdtemp(recv_dir) != NULL, "mkdtemp");
-		dirfd = open(recv_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		check(dirfd >= 0, "open the directory");
-		atexit(remove_recv_dir); /* each file goes with its abort */
-	}
+	/* A directory per input, gone with it: libFuzzer may end the
+	 * process without atexit handlers. */
+	char dir[] = "/tmp/fuzz-snapshot-XXXXXX";
+	check(mkdtemp(dir) != NULL, "mkdtemp");
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	check(dirfd >= 0, "open the directory");
 	struct snapshot_recv *rv;
 	check(snapshot_recv_open(&rv, dirfd, zxid) == 0, "snapshot_recv_open");
 	size_t piece = size ? 1 + data[size / 2] * 13 : 1;
@@ -105,7 +97,9 @@ static void received(const uint8_t *data, size_t size, int64_t zxid, const struc
 	}
 	tree_free(t);
 	free(ss);
-	snapshot_recv_abort(rv);
+	snapshot_recv_abort(rv); /* the file goes */
+	close(dirfd);
+	check(rmdir(dir) == 0, "the receive left a file behind");
 }
 
 static void one(const uint8_t *data, size_t size)
