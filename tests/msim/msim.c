@@ -286,6 +286,24 @@ void check_installed(struct member *m)
 	H[m->idx].n = 0;
 	for (size_t i = 0; i < n_g && G[i].zxid <= last; i++)
 		h_push(m->idx, G[i]);
+	/* A snapshot past G: a new leader's state, whose history (logged in
+	 * an earlier epoch, committed by none yet) its epoch commits as it
+	 * establishes. The txns are those a member applied to reach `last`,
+	 * the sender among them: take them from one that holds `last`. */
+	int64_t have = H[m->idx].n ? H[m->idx].v[H[m->idx].n - 1].zxid : 0;
+	for (int k = 0; k < W->n && have < last; k++) {
+		if (k == m->idx || H[k].n == 0)
+			continue;
+		size_t at = 0;
+		while (at < H[k].n && H[k].v[at].zxid < last)
+			at++;
+		if (at == H[k].n || H[k].v[at].zxid != last)
+			continue;
+		for (size_t i = 0; i <= at; i++)
+			if (H[k].v[i].zxid > have)
+				h_push(m->idx, H[k].v[i]);
+		have = last;
+	}
 }
 
 void check_leading(struct member *m)
