@@ -321,7 +321,7 @@ static int load_nodes(struct snap_src *src, uint64_t *at, uint64_t nodes, int64_
 				r = read_failed(src, path);
 				break;
 			}
-			span += 4 + get_le32(p + 4 + n);
+			span += 4 + (size_t)get_le32(p + 4 + n); /* not in 32 bits: it may wrap */
 		}
 		if (!(p = src_at(src, off, span))) {
 			r = read_failed(src, path);
