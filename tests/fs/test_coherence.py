@@ -459,6 +459,10 @@ def test_nocto_remote_change(srv):
             w.saw_content(b.path("new.conf"), b"fresh\n", timeout=10)
             os.mkdir(a.path("dir"))  # a directory's own data, DIR/.data
             wait_until(lambda: os.path.isdir(b.path("dir")), 10, "the directory on B")
+            # inotifywait -r watches a new directory once it handled its
+            # CREATE, and says so only then (it flushes after): an event in
+            # it before that is not reported, whatever the mount does.
+            w.wait("CREATE", b.path("dir"), timeout=10)
             eq(read(b.path("dir/.data")), b"", "DIR/.data on B")
             write(a.path("dir/.data"), b"dir data\n")
             w.saw_content(b.path("dir/.data"), b"dir data\n", timeout=10)
