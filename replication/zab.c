@@ -747,6 +747,11 @@ void zab_set_max_diff_bytes(struct zab *z, size_t n)
 	z->cfg.max_diff_bytes = n;
 }
 
+void zab_set_max_snap_history_bytes(struct zab *z, size_t n)
+{
+	z->cfg.max_snap_history_bytes = n;
+}
+
 int64_t zab_tick_every_ms(const struct zab *z)
 {
 	int64_t w = z->cfg.tick_ms;

@@ -401,6 +401,11 @@ struct zab_config {
 	 * snapshot costs less (ZooKeeper sends a SNAP past a third of its
 	 * snapshot's size). 0 = no bound. zab_set_max_diff_bytes() changes it. */
 	size_t max_diff_bytes;
+	/* A SNAP may send an older snapshot (the host's newest file) and the
+	 * history after it, up to this many bytes of it; past that the leader
+	 * takes a snapshot of its state instead. 0 = max_diff_bytes.
+	 * zab_set_max_snap_history_bytes() changes it. */
+	size_t max_snap_history_bytes;
 	/* A follower's sync stream is sent while its link's backlog
 	 * (io.backlog) is under this many bytes; 0 = 4 MiB. */
 	size_t stream_window;
@@ -461,6 +466,8 @@ void zab_pump(struct zab *z);
 
 /* cfg.max_diff_bytes from now on (e.g. when the snapshot's size changes). */
 void zab_set_max_diff_bytes(struct zab *z, size_t n);
+/* cfg.max_snap_history_bytes from now on. */
+void zab_set_max_snap_history_bytes(struct zab *z, size_t n);
 
 /* A message from peer `from` (quorumd's own bodies are ignored here). */
 void zab_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);

@@ -240,10 +240,10 @@ static int measure_one(void *arg, int64_t zxid, const uint8_t *txn, size_t len)
 }
 
 /* Whether the txns after `after` (the log's, then those in memory) fit in
- * cfg.max_diff_bytes. Reads the log only up to the limit. */
-static bool history_fits(struct zab *z, int64_t after)
+ * limit bytes (0: any). Reads the log only up to the limit. */
+static bool history_fits(struct zab *z, int64_t after, size_t limit)
 {
-	struct measure m = {.limit = z->cfg.max_diff_bytes};
+	struct measure m = {.limit = limit};
 	if (m.limit == 0)
 		return true;
 	if (after < z->applied && z->io.read_log(z->io.ctx, after, z->applied, measure_one, &m) > 0)
@@ -307,7 +307,8 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 	 * snapshot holds C (established, and C committed: the snapshot is of
 	 * the applied state, and installing it must not take the follower
 	 * back past txns both hold, which it may have acked); else as it is. */
-	if (!snap && z->established && c <= z->applied && !history_fits(z, c))
+	if (!snap && z->established && c <= z->applied &&
+	    !history_fits(z, c, z->cfg.max_diff_bytes))
 		snap = true;
 	int rc;
 	if (!snap) {
@@ -329,13 +330,16 @@ static void sync_follower(struct zab *z, uint32_t to, struct zab_follower *f)
 		 * holds its whole initial history, which holds C. Until then,
 		 * wait. A snapshot older than the state (the host's newest
 		 * file) must hold C as well, and the log must reach back to it:
-		 * the history after it follows, and must be one short enough
-		 * to go as a DIFF (else a snapshot of the state is cheaper). */
+		 * the history after it follows, and must be no longer than
+		 * max_snap_history_bytes (else a snapshot of the state is
+		 * cheaper). */
+		size_t behind = z->cfg.max_snap_history_bytes ? z->cfg.max_snap_history_bytes
+							      : z->cfg.max_diff_bytes;
 		int64_t both = f->last_zxid < z->last_logged ? f->last_zxid : z->last_logged;
 		int64_t need = found ? c : both;
 		rc = z->io.snapshot_take(z->io.ctx, to, need, &bytes, &len, &sz);
 		if (rc == 0 && sz < z->applied &&
-		    (sz < need || !log_reaches_back(z, sz) || !history_fits(z, sz))) {
+		    (sz < need || !log_reaches_back(z, sz) || !history_fits(z, sz, behind))) {
 			free(bytes);
 			bytes = NULL;
 			rc = z->io.snapshot_take(z->io.ctx, to, z->applied, &bytes, &len, &sz);

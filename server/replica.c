@@ -430,6 +430,21 @@ static size_t diff_limit(const struct replica *r)
 	return n > (double)floor ? (n < (double)SIZE_MAX / 2 ? (size_t)n : SIZE_MAX / 2) : floor;
 }
 
+/* The history a SNAP may send behind an older snapshot (the newest file):
+ * the follower loads a snapshot as it arrives but applies a history after
+ * the install, a txn at a time (1.9 µs a txn against 0.3 µs a node loaded
+ * on a 2-core machine), so past a third of the DIFF limit a fresh one wins. */
+static size_t snap_history_limit(const struct replica *r)
+{
+	return diff_limit(r) / 3;
+}
+
+static void set_sync_limits(struct replica *r)
+{
+	zab_set_max_diff_bytes(r->zab, diff_limit(r));
+	zab_set_max_snap_history_bytes(r->zab, snap_history_limit(r));
+}
+
 static int io_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes,
 			    size_t *len, int64_t *zxid)
 {
@@ -442,7 +457,7 @@ static void on_install_done(uv_timer_t *t)
 	struct replica *r = t->data;
 	if (r->closing)
 		return;
-	zab_set_max_diff_bytes(r->zab, diff_limit(r)); /* the snapshot is ours now */
+	set_sync_limits(r); /* the snapshot is ours now */
 	zab_snapshot_installed(r->zab, r->installed_zxid, r->installed_status);
 }
 
@@ -502,7 +517,7 @@ void replica_snapshot_written(struct replica *r, int64_t zxid, int status)
 {
 	if (r->closing)
 		return;
-	zab_set_max_diff_bytes(r->zab, diff_limit(r));
+	set_sync_limits(r);
 	snapsync_written(r->snap, zxid, status);
 }
 
@@ -1164,6 +1179,7 @@ int replica_start(struct replica **out, uv_loop_t *loop, const struct config *cf
 		.init_limit = cfg->init_limit,
 		.sync_limit = cfg->sync_limit,
 		.max_diff_bytes = diff_limit(r),
+		.max_snap_history_bytes = snap_history_limit(r),
 		.stream_window = REPLICA_STREAM_WINDOW,
 	};
 	/* A peer that acknowledges nothing for syncLimit is gone as far as

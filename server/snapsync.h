@@ -16,9 +16,10 @@
  *             history after the file, as after any snapshot. Sending a file
  *             already written costs the leader no fork and no pass over
  *             the tree, and the transfer runs at the speed of the link.
- *             The core takes the file only if the history after it would
- *             go as a DIFF (max_diff_bytes); the follower logs and applies
- *             that history after loading the file.
+ *             The core takes the file only if the history after it is
+ *             within max_snap_history_bytes (a third of max_diff_bytes,
+ *             replica.c); the follower loads the file as it arrives, then
+ *             logs and applies that history.
  *             Otherwise the snapshot is of the applied state; its file
  *             exists (the newest snapshot is at that zxid), is being
  *             written at that zxid, or is started now (storage_snapshot(),

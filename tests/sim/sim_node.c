@@ -628,6 +628,7 @@ static struct zab_config boot_config(struct node *nd, struct zab_members *logged
 		.finalize_wait_ms = 200,
 		.max_outstanding = 1000,
 		.max_diff_bytes = nd->sim->max_diff_bytes,
+		.max_snap_history_bytes = nd->sim->max_diff_bytes / 3, /* as replica.c */
 		.stream_window = nd->sim->stream_window,
 	};
 	memcpy(cfg.voters, act.voters, sizeof(act.voters));

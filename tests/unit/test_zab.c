@@ -94,6 +94,7 @@ static uint64_t fake_random(void *ctx)
 static Quorum__PeerMsg__BodyCase last_kind[8];
 static uint32_t last_nonce[8];
 static int snaps_sent[8]; /* SyncStarts with mode SNAP, by peer */
+static int64_t snap_zxid[8]; /* the last SNAP's snapshot zxid, by peer */
 static bool ack_epoch_uncounted[8]; /* the last AckEpoch's flag, by peer */
 /* With fake_paced, each peer's link keeps what is sent to it (a
  * proposal's txn bytes) until the test drains it, and fake_backlog()
@@ -109,8 +110,10 @@ static void fake_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 		last_kind[to] = m->body_case;
 		last_nonce[to] = m->nonce;
 		if (m->body_case == QUORUM__PEER_MSG__BODY_SYNC_START &&
-		    m->sync_start->mode == QUORUM__SYNC_START__MODE__SNAP)
+		    m->sync_start->mode == QUORUM__SYNC_START__MODE__SNAP) {
 			snaps_sent[to]++;
+			snap_zxid[to] = m->sync_start->snap_zxid;
+		}
 		if (m->body_case == QUORUM__PEER_MSG__BODY_ACK_EPOCH)
 			ack_epoch_uncounted[to] = m->ack_epoch->uncounted;
 		if (m->body_case == QUORUM__PEER_MSG__BODY_PROPOSAL) {
@@ -167,7 +170,9 @@ static int fake_read_log(void *ctx, int64_t after, int64_t upto,
 	return 0;
 }
 /* The oldest snapshot the core allows, as a host with every snapshot
- * would give (a host gives its newest file, or one of its state). */
+ * would give (a host gives its newest file, or one of its state); or, when
+ * the test sets one, its newest file at fake_newest_snap if that will do. */
+static int64_t fake_newest_snap;
 static int fake_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t **bytes,
 			      size_t *len, int64_t *zxid)
 {
@@ -175,7 +180,7 @@ static int fake_snapshot_take(void *ctx, uint32_t to, int64_t at_least, uint8_t 
 	(void)to;
 	*bytes = malloc(1);
 	*len = 0;
-	*zxid = at_least;
+	*zxid = fake_newest_snap > at_least ? fake_newest_snap : at_least;
 	return 0;
 }
 static int fake_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int64_t zxid)
@@ -830,6 +835,31 @@ static void test_long_history_synced_by_snap(void **state)
 	fake_log_serves = false;
 }
 
+/* A SNAP sends the newest snapshot file and the history after it when
+ * that history is within max_snap_history_bytes (0: max_diff_bytes), and
+ * a snapshot of the state otherwise. */
+static void test_snap_history_bounded(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		fake_log_n = 0;
+		fake_log_serves = true;
+		snaps_sent[1] = 0;
+		struct zab *z = leader_3_of_2();
+		z->cfg.max_diff_bytes = 250; /* 300 bytes of history: a SNAP */
+		z->cfg.max_snap_history_bytes = round == 0 ? 0 : round == 1 ? 200 : 150;
+		int64_t zx = commit_history(z, 3);
+		fake_newest_snap = zx; /* 200 bytes behind the state */
+		join_1(z);
+		assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
+		assert_int_equal(snaps_sent[1], 1);
+		assert_int_equal(snap_zxid[1], round < 2 ? zx : zx + 2);
+		fake_newest_snap = 0;
+		zab_free(z);
+	}
+	fake_log_serves = false;
+}
+
 /* A follower's sync stream goes out as its link drains: never more than
  * about a window queued, nothing proposed meanwhile sent out of order,
  * the txns in memory and NewLeader once the log is sent, then it is in
@@ -1078,6 +1108,7 @@ int main(void)
 		cmocka_unit_test(test_uncounted_ack_epoch),
 		cmocka_unit_test(test_appends_reported_in_batches),
 		cmocka_unit_test(test_long_history_synced_by_snap),
+		cmocka_unit_test(test_snap_history_bounded),
 		cmocka_unit_test(test_sync_paced_by_link),
 		cmocka_unit_test(test_leader_steps_down_within_sync_limit),
 		cmocka_unit_test(test_stalled_leader_steps_down),
