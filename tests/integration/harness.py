@@ -13,6 +13,7 @@ Environment:
 """
 import contextlib
 import os
+import pwd
 import random
 import re
 import shutil
@@ -329,6 +330,17 @@ class ZooKeeper(Server):
 
     def config_lines(self):
         return super().config_lines() + ["admin.enableServer=false"]
+
+    def kill(self):
+        # A JVM that exits removes its attach socket and perf data file
+        # from /tmp; one killed leaves them behind.
+        pid = self.proc.pid if self.proc else None
+        super().kill()
+        if pid is not None and self.proc.poll() is not None:
+            user = pwd.getpwuid(os.getuid()).pw_name
+            for path in ("/tmp/.java_pid%d" % pid, "/tmp/hsperfdata_%s/%d" % (user, pid)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
 
     def ready(self):
         # ZooKeeper answers ruok (and then drops sessions) before its
