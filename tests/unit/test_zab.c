@@ -815,18 +815,28 @@ static void test_uncounted_ack_epoch(void **state)
 	zab_free(z);
 }
 
+/* Leader 3 with these bounds and three 100-byte txns committed, its log
+ * serving them; *first is the first one's zxid. */
+static struct zab *leader_with_history(size_t max_diff, size_t max_snap_history, int64_t *first)
+{
+	fake_log_n = 0;
+	fake_log_serves = true;
+	snaps_sent[1] = 0;
+	struct zab *z = leader_3_of_2();
+	z->cfg.max_diff_bytes = max_diff;
+	z->cfg.max_snap_history_bytes = max_snap_history;
+	*first = commit_history(z, 3);
+	return z;
+}
+
 /* An established leader syncs a follower whose history is longer than
  * max_diff_bytes by SNAP, a shorter one by DIFF. */
 static void test_long_history_synced_by_snap(void **state)
 {
 	(void)state;
 	for (int round = 0; round < 3; round++) {
-		fake_log_n = 0;
-		fake_log_serves = true;
-		snaps_sent[1] = 0;
-		struct zab *z = leader_3_of_2();
-		z->cfg.max_diff_bytes = round == 0 ? 250 : round == 1 ? 300 : 0;
-		commit_history(z, 3);
+		int64_t zx;
+		struct zab *z = leader_with_history(round == 0 ? 250 : round == 1 ? 300 : 0, 0, &zx);
 		join_1(z); /* 300 bytes of history to send */
 		assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
 		assert_int_equal(snaps_sent[1], round == 0);
@@ -842,13 +852,9 @@ static void test_snap_history_bounded(void **state)
 {
 	(void)state;
 	for (int round = 0; round < 3; round++) {
-		fake_log_n = 0;
-		fake_log_serves = true;
-		snaps_sent[1] = 0;
-		struct zab *z = leader_3_of_2();
-		z->cfg.max_diff_bytes = 250; /* 300 bytes of history: a SNAP */
-		z->cfg.max_snap_history_bytes = round == 0 ? 0 : round == 1 ? 200 : 150;
-		int64_t zx = commit_history(z, 3);
+		int64_t zx;
+		/* 300 bytes of history, past max_diff_bytes: a SNAP */
+		struct zab *z = leader_with_history(250, round == 0 ? 0 : round == 1 ? 200 : 150, &zx);
 		fake_newest_snap = zx; /* 200 bytes behind the state */
 		join_1(z);
 		assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_NEW_LEADER);
