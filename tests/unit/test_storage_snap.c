@@ -1052,6 +1052,27 @@ static uint8_t *one_record_image(const uint8_t *rec, size_t n, size_t *len)
 	return b;
 }
 
+/* A load finds a node's parent by the node loaded last without the index;
+ * a node that went since (deleted) must not be found so. */
+static void test_load_forgets_what_went(void **state)
+{
+	(void)state;
+	struct tree *t = tree_new();
+	assert_non_null(t);
+	struct zk_acl world = { ZK_PERM_ALL, { ZK_STR("world"), ZK_STR("anyone") } };
+	struct zk_stat st = { .czxid = 5, .mzxid = 5, .pzxid = 5 };
+	struct zk_buf none = { NULL, 0 };
+	assert_int_equal(tree_load_node(t, ZK_STR("/x"), none, &world, 1, &st), 0);
+	tree_set_last_zxid(t, 5);
+	struct txnbuf b;
+	log_apply(NULL, t, txn_delete(&b, 6, "/x"));
+	assert_int_equal(tree_load_node(t, ZK_STR("/x/y"), none, &world, 1, &st), -EINVAL);
+	assert_int_equal(tree_load_node(t, ZK_STR("/x"), none, &world, 1, &st), 0);
+	assert_int_equal(tree_load_node(t, ZK_STR("/x/y"), none, &world, 1, &st), 0);
+	assert_int_equal(tree_node_count(t), 6); /* /, /zookeeper and its two, /x, /x/y */
+	tree_free(t);
+}
+
 /* The loader decodes node records itself: for a record and every record
  * one byte away from it (each byte at every other value, every truncation), it
  * loads what protobuf-c's unpack loaded, and refuses what that refused.
@@ -1203,6 +1224,7 @@ int main(void)
 		cmocka_unit_test(test_install_interrupted),
 		cmocka_unit_test(test_install_received),
 		cmocka_unit_test(test_recv_loads_as_it_arrives),
+		cmocka_unit_test(test_load_forgets_what_went),
 		cmocka_unit_test(test_recv_starts_writeback_as_it_goes),
 		cmocka_unit_test(test_snapshot_is_of_the_call),
 		cmocka_unit_test(test_snapshot_child_fails),
