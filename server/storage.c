@@ -90,6 +90,7 @@
 #include "clock.h"
 #include "crc32c.h"
 #include "log.h"
+#include "pbarena.h"
 #include "snapshot.h"
 #include "txnlog.h"
 
@@ -651,15 +652,30 @@ static void drop_exclusive(struct storage *s)
 struct replay {
 	int (*on_txn)(void *ctx, const Quorum__Txn *txn);
 	void *ctx;
+	struct arena arena; /* each txn is decoded into it and dropped after */
 	int64_t count, bytes;
 };
 
-static int replay_one(void *ctx, const Quorum__Txn *txn)
+/* A txn as logged: the log's bytes are counted as they lie, and the txn
+ * is decoded without a malloc per field (a large replay spent a fifth of
+ * its time sizing, allocating and freeing the decoded txns). */
+static int replay_one(void *ctx, int64_t zxid, const uint8_t *bytes, size_t len)
 {
 	struct replay *rp = ctx;
-	rp->count++;
-	rp->bytes += TXNLOG_RECORD_HEADER + (int64_t)quorum__txn__get_packed_size(txn);
-	return rp->on_txn(rp->ctx, txn);
+	ProtobufCAllocator pa = pb_arena(&rp->arena);
+	Quorum__Txn *txn = quorum__txn__unpack(&pa, len, bytes);
+	int r;
+	if (txn == NULL) {
+		log_msg(LOG_ERROR, "storage", "corrupt txn log: the record of txn 0x%" PRIx64
+			" does not unpack", (uint64_t)zxid);
+		r = -EUCLEAN;
+	} else {
+		rp->count++;
+		rp->bytes += TXNLOG_RECORD_HEADER + (int64_t)len;
+		r = rp->on_txn(rp->ctx, txn);
+	}
+	arena_reset(&rp->arena);
+	return r;
 }
 
 int storage_recover(struct storage *s, struct tree *t,
@@ -685,7 +701,9 @@ int storage_recover(struct storage *s, struct tree *t,
 		}
 
 	struct replay rp = { .on_txn = on_txn, .ctx = ctx };
-	r = installed ? 0 : txnlog_read(s->log, snap, replay_one, &rp);
+	arena_init(&rp.arena, 0);
+	r = installed ? 0 : txnlog_read_packed(s->log, snap, replay_one, &rp);
+	arena_destroy(&rp.arena);
 	if (r == -EUCLEAN)
 		log_msg(LOG_ERROR, "storage", "the txn log in %s does not continue snapshot 0x%" PRIx64
 			" (see the line above): refusing to start", s->log_dir, (uint64_t)snap);

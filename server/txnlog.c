@@ -39,6 +39,7 @@
 
 #include "crc32c.h"
 #include "log.h"
+#include "pbarena.h"
 #include "pbpeek.h"
 
 #define SECTOR 512 /* the unit a crash tears writes in, by assumption */
@@ -967,6 +968,9 @@ static int walk(struct txnlog *tl, int64_t after,
 	int64_t prev = after;
 	int64_t stop_seg = 0; /* where the record after prev begins */
 	size_t stop_off = 0;
+	struct arena arena; /* a txn decoded, dropped after its record */
+	arena_init(&arena, 0);
+	ProtobufCAllocator pa = pb_arena(&arena);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (segs[i].first == 0 || segs[i].last <= after)
 			continue;
@@ -1013,7 +1017,7 @@ static int walk(struct txnlog *tl, int64_t after,
 			}
 			Quorum__Txn *txn = NULL;
 			if (!peeked || txn_fn) {
-				txn = quorum__txn__unpack(NULL, len, payload);
+				txn = quorum__txn__unpack(&pa, len, payload);
 				if (!txn) {
 					log_msg(LOG_ERROR, "storage", "corrupt txn log: %s: record at "
 						"offset %zu does not unpack", path, off);
@@ -1035,13 +1039,13 @@ static int walk(struct txnlog *tl, int64_t after,
 					r = txn_fn ? txn_fn(ctx, txn) : packed_fn(ctx, z, payload, len);
 				}
 			}
-			if (txn)
-				quorum__txn__free_unpacked(txn, NULL);
+			arena_reset(&arena);
 			off = next;
 		}
 		unmap_file(&m);
 		free(path);
 	}
+	arena_destroy(&arena);
 	free(segs);
 	if (r >= 0 && prev > after) {
 		pthread_mutex_lock(&tl->lock);

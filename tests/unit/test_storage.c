@@ -291,6 +291,32 @@ static void test_crc_flip_last_record(void **state)
 	fx_free(f);
 }
 
+/* A record that checks out (length, CRC, a zxid that follows) and does not
+ * decode: recovery replays the txns before it, then refuses to start. */
+static void test_recover_refuses_a_txn_that_does_not_decode(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	assert_int_equal(fx_open(f), 0);
+	append_run(f, 1, 5, 0);
+	struct txnbuf b;
+	uint8_t buf[256];
+	size_t n = quorum__txn__pack(txn_set_data(&b, 6, 0), buf);
+	/* The set_data body again (field 12, length 1), holding a field of
+	 * wire type 7, which no message has: the zxid still peeks. */
+	const uint8_t bad[] = { 12 << 3 | 2, 1, 1 << 3 | 7 };
+	memcpy(buf + n, bad, sizeof(bad));
+	n += sizeof(bad);
+	assert_int_equal(storage_append_packed(f->s, 6, buf, n, (void *)(intptr_t)6), 0);
+	fx_run(f);
+	fx_close(f);
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(fx_recover(f, NULL, false), -EUCLEAN);
+	expect_recs(f, 1, 5, 0, 0, 0);
+	fx_close(f);
+	fx_free(f);
+}
+
 /* Opening must fail with -EUCLEAN, name the file and change nothing. */
 static void expect_refused(struct fx *f, const char *path)
 {
@@ -828,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_segment_roll_by_size),
 		cmocka_unit_test(test_torn_tail_every_offset),
 		cmocka_unit_test(test_crc_flip_last_record),
+		cmocka_unit_test(test_recover_refuses_a_txn_that_does_not_decode),
 		cmocka_unit_test(test_corruption_in_middle_refused),
 		cmocka_unit_test(test_torn_write_with_hole),
 		cmocka_unit_test(test_torn_tail_then_later_segment_refused),
