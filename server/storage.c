@@ -652,6 +652,7 @@ static void drop_exclusive(struct storage *s)
 struct replay {
 	int (*on_txn)(void *ctx, const Quorum__Txn *txn);
 	void *ctx;
+	const char *dir;    /* the log's, for the error */
 	struct arena arena; /* each txn is decoded into it and dropped after */
 	int64_t count, bytes;
 };
@@ -666,8 +667,8 @@ static int replay_one(void *ctx, int64_t zxid, const uint8_t *bytes, size_t len)
 	Quorum__Txn *txn = quorum__txn__unpack(&pa, len, bytes);
 	int r;
 	if (txn == NULL) {
-		log_msg(LOG_ERROR, "storage", "corrupt txn log: the record of txn 0x%" PRIx64
-			" does not unpack", (uint64_t)zxid);
+		log_msg(LOG_ERROR, "storage", "corrupt txn log in %s: the record of txn 0x%" PRIx64
+			" does not unpack", rp->dir, (uint64_t)zxid);
 		r = -EUCLEAN;
 	} else {
 		rp->count++;
@@ -700,7 +701,7 @@ int storage_recover(struct storage *s, struct tree *t,
 			break;
 		}
 
-	struct replay rp = { .on_txn = on_txn, .ctx = ctx };
+	struct replay rp = { .on_txn = on_txn, .ctx = ctx, .dir = s->log_dir };
 	arena_init(&rp.arena, 0);
 	r = installed ? 0 : txnlog_read_packed(s->log, snap, replay_one, &rp);
 	arena_destroy(&rp.arena);
