@@ -23,6 +23,7 @@
 
 #include "byteorder.h"
 #include "crc32c.h"
+#include "db.h"
 #include "log.h"
 #include "snapshot.h"
 #include "snapshot.pb-c.h"
@@ -488,6 +489,39 @@ static int loaded(struct snapshot_recv *rv, const struct tree *want)
 	tree_free(t);
 	free(ss);
 	return r;
+}
+
+/* db_install_received() puts the leader's state in place either way: the
+ * tree the loader built as the file arrived or, when there is none (taken
+ * here; a loader that gave up leaves none either), the installed file
+ * loaded again. */
+static void test_db_install_received(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new();
+	struct tree *mine, *leader;
+	struct snapshot_image img;
+	install_setup(f, &mine, &leader, &img);
+	static const size_t sizes[] = { 4096, 3, 65536 };
+	for (int from_file = 0; from_file < 2; from_file++) {
+		struct db db;
+		assert_int_equal(db_init(&db, 1, 2000, 0, NULL, NULL), 0);
+		struct snapshot_recv *rv = receive(f, &img, sizes, 3);
+		if (from_file)
+			assert_int_equal(loaded(rv, leader), 0);
+		assert_int_equal(db_install_received(&db, f->s, rv, 0), 0);
+		expect_same_tree(leader, db.tree);
+		assert_int_equal(session_count(&db.sessions), 1);
+		const struct session *se = session_get(&db.sessions, 0x77);
+		assert_non_null(se);
+		assert_int_equal(se->timeout, 6000);
+		db_destroy(&db);
+	}
+	fx_close(f);
+	snapshot_image_free(&img);
+	tree_free(leader);
+	tree_free(mine);
+	fx_free(f);
 }
 
 static void test_recv_loads_as_it_arrives(void **state)
@@ -1224,6 +1258,7 @@ int main(void)
 		cmocka_unit_test(test_install_interrupted),
 		cmocka_unit_test(test_install_received),
 		cmocka_unit_test(test_recv_loads_as_it_arrives),
+		cmocka_unit_test(test_db_install_received),
 		cmocka_unit_test(test_load_forgets_what_went),
 		cmocka_unit_test(test_recv_starts_writeback_as_it_goes),
 		cmocka_unit_test(test_snapshot_is_of_the_call),
