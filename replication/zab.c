@@ -694,6 +694,7 @@ void zab_free(struct zab *z)
 	free(z->pending);
 	free(z->ends);
 	free(z->cfgs);
+	free(z->snap_chain);
 	free(z);
 }
 
@@ -871,6 +872,7 @@ void zab_snapshot_installed(struct zab *z, int64_t zxid, int status)
 	z->installing = false;
 	if (status == 0)
 		zab_log_reset_to(z, zxid);
+	zab_follow_snapshot_done(z, status == 0);
 	if (z->role == ZAB_FOLLOWING)
 		zab_follow_installed(z, status);
 	else if (status < 0 && z->started)

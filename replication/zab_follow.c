@@ -41,11 +41,8 @@
 
 #include "zab_int.h"
 
-static void snap_chain_clear(struct zab *z);
-
 static void deferred_clear(struct zab *z)
 {
-	snap_chain_clear(z);
 	for (size_t i = 0; i < z->n_deferred; i++)
 		free(z->deferred[i]);
 	free(z->deferred);
@@ -345,6 +342,7 @@ static void sync_begin(struct zab *z, const Quorum__SyncStart *s)
 		    take_chain(z, s) < 0 ||
 		    z->io.snapshot_install(z->io.ctx, s->snapshot.data, s->snapshot.len,
 					   s->snap_zxid) < 0) {
+			snap_chain_clear(z);
 			rejoin(z);
 			return;
 		}
@@ -352,7 +350,8 @@ static void sync_begin(struct zab *z, const Quorum__SyncStart *s)
 		z->install_zxid = s->snap_zxid;
 		z->fphase = ZF_INSTALLING;
 		/* The chain learns it once the snapshot's history replaces
-		 * ours (zab_follow_installed()). */
+		 * ours (zab_follow_snapshot_done()), whatever becomes of
+		 * this sync meanwhile. */
 		if (s->committed_zxid > z->known_committed)
 			z->known_committed = s->committed_zxid;
 		return;
@@ -471,6 +470,21 @@ static void defer(struct zab *z, const Quorum__PeerMsg *m)
 	z->n_deferred++;
 }
 
+/*
+ * A SNAP's snapshot is through installing (installed: it replaced this
+ * server's history, and zab_log_reset_to() dropped the reconfigs logged
+ * here). The reconfigs the new history holds join the chain whatever
+ * became of the sync that sent it: a follower that gave up that sync
+ * before the install ended keeps the snapshot's history, and without them
+ * it would count quorums by a config that history has replaced.
+ */
+void zab_follow_snapshot_done(struct zab *z, bool installed)
+{
+	if (installed)
+		zab_chain_extend(z, z->snap_chain, z->n_snap_chain);
+	snap_chain_clear(z);
+}
+
 void zab_follow_installed(struct zab *z, int status)
 {
 	if (z->fphase != ZF_INSTALLING) {
@@ -483,8 +497,6 @@ void zab_follow_installed(struct zab *z, int status)
 	}
 	z->fphase = ZF_SYNCING;
 	z->expect_next = 0;
-	zab_chain_extend(z, z->snap_chain, z->n_snap_chain);
-	snap_chain_clear(z);
 	zab_chain_committed(z);
 	follower_commit(z);
 	/* Replay what came meanwhile, as long as this attempt lasts. */

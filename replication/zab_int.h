@@ -264,6 +264,7 @@ int zab_lead_propose(struct zab *z, int64_t zxid, const uint8_t *txn, size_t len
 /* ---- zab_follow.c ---- */
 void zab_follow_start(struct zab *z);
 void zab_follow_stop(struct zab *z);
+void zab_follow_snapshot_done(struct zab *z, bool installed);
 void zab_follow_tick(struct zab *z);
 void zab_follow_receive(struct zab *z, uint32_t from, const Quorum__PeerMsg *m);
 void zab_follow_peer_reset(struct zab *z, uint32_t peer);

@@ -692,6 +692,55 @@ static void test_epoch_acked_once(void **state)
 	assert_false(ack_epoch_counts_after(1));
 }
 
+/* A follower that leaves a SNAP sync while the snapshot installs (its
+ * leader's link breaks) has the snapshot's history once the install ends,
+ * and so the reconfigs that history holds: without them it would count
+ * quorums by the config the reconfig replaced, and could later lead and
+ * commit with too few of the new voters. */
+static void test_snap_configs_kept_when_the_sync_is_left(void **state)
+{
+	(void)state;
+	struct zab *z = follower_of_1();
+	Quorum__LeaderInfo li = QUORUM__LEADER_INFO__INIT;
+	li.epoch = 1;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_LEADER_INFO;
+	m.leader_info = &li;
+	msg_from(z, 1, &m, 1, last_nonce[1]);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_ACK_EPOCH);
+	/* The leader's chain: the starting config, then a reconfig at (1,4)
+	 * that its snapshot at (1,10) holds. */
+	struct zab_members cfg[2] = {
+		{.version = 0, .voters = {1, 2, 3}, .n_voters = 3},
+		{.version = Z(1, 4), .voters = {1, 2, 4, 5, 6}, .n_voters = 5},
+	};
+	Quorum__Members wire[2];
+	Quorum__Members *wires[2] = {&wire[0], &wire[1]};
+	zab_members_to_wire(&cfg[0], &wire[0]);
+	zab_members_to_wire(&cfg[1], &wire[1]);
+	Quorum__SyncStart ss = QUORUM__SYNC_START__INIT;
+	ss.mode = QUORUM__SYNC_START__MODE__SNAP;
+	ss.snap_zxid = Z(1, 10);
+	ss.committed_zxid = Z(1, 10);
+	ss.n_configs = 2;
+	ss.configs = wires;
+	m = (Quorum__PeerMsg)QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_SYNC_START;
+	m.sync_start = &ss;
+	msg_from(z, 1, &m, 1, last_nonce[1]);
+	size_t n;
+	zab_configs(z, &n);
+	assert_int_equal(n, 1); /* not before the snapshot is in */
+	zab_peer_reset(z, 1);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	zab_snapshot_installed(z, Z(1, 10), 0);
+	const struct zab_members *chain = zab_configs(z, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(chain[1].version, Z(1, 4));
+	assert_int_equal(chain[1].n_voters, 5);
+	zab_free(z);
+}
+
 /* Server 3 comes to lead 2 in epoch 1: 2's FollowerInfo, which came while
  * 3 was still LOOKING, is taken when it starts leading, and 2 is offered
  * the epoch. */
@@ -1111,6 +1160,7 @@ int main(void)
 		cmocka_unit_test(test_flap_rejoins_same_leader),
 		cmocka_unit_test(test_leader_disowns_follower),
 		cmocka_unit_test(test_epoch_acked_once),
+		cmocka_unit_test(test_snap_configs_kept_when_the_sync_is_left),
 		cmocka_unit_test(test_uncounted_ack_epoch),
 		cmocka_unit_test(test_appends_reported_in_batches),
 		cmocka_unit_test(test_long_history_synced_by_snap),
