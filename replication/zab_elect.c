@@ -41,9 +41,10 @@
  * take no part: a LOOKING observer asks the voters for their votes (again
  * every finalize wait), voters answer it and record nothing, and it
  * follows once a quorum of voters' answers names a running ensemble. It
- * passes on the best vote it hears (observer_echo()), which counts only
- * where a reconfig it does not know yet names it a voter, and answers a
- * LOOKING non-voter once it follows.
+ * passes on the best vote of the newest round it hears, never going back
+ * to an older one (observer_echo()); that vote counts only where a
+ * reconfig it does not know yet names it a voter. It answers a LOOKING
+ * non-voter once it follows.
  *
  * Membership: every quorum here is a quorum of each config of the chain
  * (zab_quorum()), but joining a running ensemble needs only the active
@@ -297,8 +298,16 @@ static void send_unless_voter(struct zab *z, uint32_t to)
 static void observer_echo(struct zab *z, uint32_t from, const Quorum__Vote *v)
 {
 	struct zab_vote n = {.leader = v->leader, .zxid = v->zxid, .peer_epoch = v->peer_epoch};
-	/* It runs no rounds of its own: it takes the sender's, older or
-	 * newer (the voters all move up to the newest). */
+	/* It runs no rounds of its own. Until it has a vote (its first names
+	 * nobody) it takes the sender's round, older or newer than its own;
+	 * after that it moves only up: to a newer round, or to a better vote
+	 * in its round. Each move goes to every voter, and each voter that
+	 * does not count it answers; one that went back to older rounds too
+	 * would flip between voters in two rounds, each answer bringing more
+	 * flips (a storm that grew a simulated member's memory without
+	 * bound). */
+	if (v->election_epoch < z->logical_clock && z->vote.leader != 0)
+		return;
 	if (v->election_epoch == z->logical_clock && !zab_vote_better(&n, &z->vote))
 		return;
 	z->logical_clock = v->election_epoch;

@@ -104,8 +104,19 @@ static struct msg heap_pop(struct sim *s)
 	return top;
 }
 
+/* More messages in flight than any run of a sound protocol comes near
+ * (links are windowed, votes resent with backoff): a storm, in which each
+ * message begets more. Failed at once, with the seed, rather than left to
+ * grow the simulation until the machine runs out of memory. */
+#define IN_FLIGHT_MAX ((size_t)1 << 20)
+
 static void enqueue(struct sim *s, uint32_t from, uint32_t to, const uint8_t *buf, size_t len)
 {
+	if (s->n_heap >= IN_FLIGHT_MAX) {
+		fail(s, "a message storm: %zu messages in flight (%u to %u dropped)", s->n_heap,
+		     from, to);
+		return;
+	}
 	int64_t t = s->now + between(&s->r, 1, s->max_delay);
 	int64_t *last = &s->fifo_t[from - 1][to - 1];
 	if (!s->reorder && t < *last)

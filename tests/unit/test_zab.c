@@ -1115,6 +1115,47 @@ static void test_observer_joins_never_decides(void **state)
 	zab_free(z);
 }
 
+/* A LOOKING observer passes on the best vote of the newest round it hears,
+ * and never goes back: voters in two rounds, each answering every vote it
+ * passes on, would otherwise have it flip between them, every flip sent to
+ * every voter and answered again (a storm). Until it has a vote of its own
+ * it takes any round, older than its own too. */
+static void test_observer_echo_only_moves_up(void **state)
+{
+	(void)state;
+	struct zab *z;
+	struct zab_log_state ls = {0};
+	struct zab_config c = three_and_observer(5);
+	now_ms = 1000;
+	assert_int_equal(zab_new(&z, &c, &ls, &fake_io), 0);
+	zab_start(z);
+	assert_int_equal(z->logical_clock, 1);
+	/* Its first vote names nobody: an older round is taken. */
+	int before = sent;
+	vote_from(z, 1, QUORUM__PEER_STATE__LOOKING, 2, 0, 0);
+	assert_int_equal(z->logical_clock, 0);
+	assert_int_equal(z->vote.leader, 2);
+	assert_int_equal(sent, before + 3); /* passed on to the voters */
+	/* A newer round: taken. */
+	before = sent;
+	vote_from(z, 3, QUORUM__PEER_STATE__LOOKING, 3, 0, 2);
+	assert_int_equal(z->logical_clock, 2);
+	assert_int_equal(z->vote.leader, 3);
+	assert_int_equal(sent, before + 3);
+	/* The older round again, and a worse vote of its round: neither. */
+	before = sent;
+	vote_from(z, 1, QUORUM__PEER_STATE__LOOKING, 2, 0, 0);
+	vote_from(z, 2, QUORUM__PEER_STATE__LOOKING, 1, 0, 2);
+	assert_int_equal(sent, before);
+	assert_int_equal(z->logical_clock, 2);
+	assert_int_equal(z->vote.leader, 3);
+	/* A better vote of its round: taken. */
+	vote_from(z, 2, QUORUM__PEER_STATE__LOOKING, 3, 1, 2);
+	assert_int_equal(z->vote.peer_epoch, 1);
+	assert_int_equal(sent, before + 3);
+	zab_free(z);
+}
+
 /* A voter answers an observer's vote with its own, whatever its role, and
  * never counts it: an observer agreeing with voter 1 does not give 1 a
  * quorum. */
@@ -1170,6 +1211,7 @@ int main(void)
 		cmocka_unit_test(test_stalled_leader_steps_down),
 		cmocka_unit_test(test_observer_config_checked),
 		cmocka_unit_test(test_observer_joins_never_decides),
+		cmocka_unit_test(test_observer_echo_only_moves_up),
 		cmocka_unit_test(test_voter_answers_observer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
