@@ -304,8 +304,8 @@ static void observer_echo(struct zab *z, uint32_t from, const Quorum__Vote *v)
 	 * in its round. Each move goes to every voter, and each voter that
 	 * does not count it answers; one that went back to older rounds too
 	 * would flip between voters in two rounds, each answer bringing more
-	 * flips (a storm that grew a simulated member's memory without
-	 * bound). */
+	 * flips: a storm without bound (the simulation's network once held
+	 * 150,000 votes per simulated millisecond). */
 	if (v->election_epoch < z->logical_clock && z->vote.leader != 0)
 		return;
 	if (v->election_epoch == z->logical_clock && !zab_vote_better(&n, &z->vote))
