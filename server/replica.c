@@ -52,6 +52,7 @@
 
 #include "clock.h"
 #include "epoch.h"
+#include "latring.h"
 #include "log.h"
 #include "members.h"
 #include "pbpeek.h"
@@ -61,24 +62,6 @@
 
 #define APPEND_RING_MIN 1024
 
-/* Proposals in flight and when each was proposed (leader) or received
- * (follower), oldest first, for the latency figures; `acked` counts the
- * oldest ones a follower has acknowledged. Bounded: past LAT_RING_MAX in
- * flight, later ones are not timed. */
-struct lat_entry {
-	int64_t zxid;
-	uint64_t ns;
-};
-struct lat_ring {
-	struct lat_entry *e;
-	size_t cap, head, len, acked;
-};
-#define LAT_RING_MAX 65536
-
-/* Leader: each member's ack latency is timed on the proposals whose zxid
- * is a multiple of this, as ZooKeeper's leader does
- * (zookeeper.leader.ackLoggingFrequency, 1000 by default). */
-#define ACK_TIMED_EVERY 1000
 /* A follower's sync stream is topped up to this much on its link after
  * each turn (as snapsync.c does a snapshot's chunks). */
 #define REPLICA_STREAM_WINDOW (4u << 20)
@@ -113,7 +96,7 @@ struct replica {
 	enum zab_role role;
 	uint64_t role_since_ns;   /* when `role` began */
 	uint64_t unserving_since_ns; /* when serving last stopped (or start) */
-	struct lat_ring lat;
+	struct lat_ring lat;      /* proposals in flight, timed (latring.h) */
 	struct replica_stats stats;
 	/* leader: by id, 1..CONFIG_MAX_SERVERS, each made at its first ack */
 	struct member_acks **acks;
@@ -148,113 +131,20 @@ static uint64_t io_random(void *ctx)
 	return r->rng * 2685821657736338717ull;
 }
 
-/* ---- latency figures ------------------------------------------------------ */
-
-static void lat_push(struct lat_ring *q, int64_t zxid)
-{
-	if (q->len == q->cap) {
-		size_t cap = q->cap ? q->cap * 2 : 256;
-		if (cap > LAT_RING_MAX)
-			return;
-		struct lat_entry *e = malloc(cap * sizeof(*e));
-		if (e == NULL)
-			return;
-		for (size_t i = 0; i < q->len; i++)
-			e[i] = q->e[(q->head + i) % q->cap];
-		free(q->e);
-		q->e = e;
-		q->cap = cap;
-		q->head = 0;
-	}
-	q->e[(q->head + q->len) % q->cap] = (struct lat_entry){ zxid, clock_mono_ns() };
-	q->len++;
-}
-
-static void lat_clear(struct lat_ring *q)
-{
-	q->head = q->len = q->acked = 0;
-}
-
 static uint64_t ms_since(uint64_t then_ns, uint64_t now_ns)
 {
 	return now_ns > then_ns ? (now_ns - then_ns) / 1000000 : 0;
 }
 
-/* Follower: every proposal up to zxid is acknowledged now. */
-static void lat_acked(struct replica *r, int64_t zxid)
-{
-	struct lat_ring *q = &r->lat;
-	uint64_t now = clock_mono_ns();
-	while (q->acked < q->len && q->e[(q->head + q->acked) % q->cap].zxid <= zxid) {
-		hist_add(&r->stats.ack_creation_ms,
-			 ms_since(q->e[(q->head + q->acked) % q->cap].ns, now));
-		q->acked++;
-	}
-}
-
-/* The entry of zxid among the proposals in flight, or NULL. */
-static const struct lat_entry *lat_find(const struct lat_ring *q, int64_t zxid)
-{
-	size_t lo = 0, hi = q->len; /* zxids grow from head on */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct lat_entry *e = &q->e[(q->head + mid) % q->cap];
-		if (e->zxid == zxid)
-			return e;
-		if (e->zxid < zxid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 /* Leader: member id (this one too) has acknowledged every proposal up to
- * zxid. Times the ack of each timed proposal (ACK_TIMED_EVERY) among those
- * not yet committed, as ZooKeeper does: one acknowledged after its commit
- * is not timed. */
-static void lat_member_acked(struct replica *r, uint32_t id, int64_t zxid)
+ * zxid. */
+static void member_acked(struct replica *r, uint32_t id, int64_t zxid)
 {
 	if (id == 0 || id > CONFIG_MAX_SERVERS)
 		return;
 	if (r->acks[id] == NULL && (r->acks[id] = calloc(1, sizeof(*r->acks[id]))) == NULL)
 		return;
-	struct member_acks *a = r->acks[id];
-	const struct lat_ring *q = &r->lat;
-	int64_t from = a->acked;
-	if (q->len > 0 && q->e[q->head].zxid - 1 > from)
-		from = q->e[q->head].zxid - 1; /* older ones are committed */
-	if (zxid <= from)
-		return;
-	a->acked = zxid;
-	if (q->len == 0)
-		return;
-	uint64_t now = clock_mono_ns();
-	for (int64_t z = (from / ACK_TIMED_EVERY + 1) * ACK_TIMED_EVERY; z <= zxid;
-	     z += ACK_TIMED_EVERY) {
-		const struct lat_entry *e = lat_find(&r->lat, z);
-		if (e == NULL)
-			continue;
-		hist_add(&a->ms, ms_since(e->ns, now));
-	}
-}
-
-/* Every proposal up to zxid is committed: into h, the time since each was
- * proposed or received. */
-static void lat_committed(struct replica *r, int64_t zxid, struct hist *h, bool pop)
-{
-	struct lat_ring *q = &r->lat;
-	uint64_t now = clock_mono_ns();
-	size_t i = 0;
-	while (i < q->len && q->e[(q->head + i) % q->cap].zxid <= zxid) {
-		hist_add(h, ms_since(q->e[(q->head + i) % q->cap].ns, now));
-		i++;
-	}
-	if (!pop)
-		return;
-	q->head = q->cap ? (q->head + i) % q->cap : 0;
-	q->len -= i;
-	q->acked = q->acked > i ? q->acked - i : 0;
+	lat_member_acked(&r->lat, &r->acks[id]->acked, zxid, &r->acks[id]->ms);
 }
 
 static void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
@@ -281,7 +171,7 @@ static void io_send(void *ctx, uint32_t to, const Quorum__PeerMsg *m)
 			hist_add(&r->stats.inflight_diff, inflight);
 		}
 	} else if (m->body_case == QUORUM__PEER_MSG__BODY_ACK && !r->leading) {
-		lat_acked(r, m->ack->zxid);
+		lat_acked(&r->lat, m->ack->zxid, &r->stats.ack_creation_ms);
 	}
 	peer_net_send(r->net, to, (Quorum__PeerMsg *)m);
 }
@@ -325,7 +215,7 @@ static void on_durable(uv_check_t *h)
 	if (r->closing)
 		return;
 	if (r->leading)
-		lat_member_acked(r, (uint32_t)r->cfg->myid, r->durable_zxid);
+		member_acked(r, (uint32_t)r->cfg->myid, r->durable_zxid);
 	zab_appended_n(r->zab, r->durable_zxid, n);
 }
 
@@ -535,9 +425,10 @@ static void io_commit(void *ctx, int64_t zxid, const uint8_t *txn, size_t len, u
 {
 	struct replica *r = ctx;
 	if (r->leading)
-		lat_committed(r, zxid, &r->stats.quorum_ack_ms, false);
+		lat_committed(&r->lat, zxid, &r->stats.quorum_ack_ms, false);
 	r->host.commit(r->host.ctx, txn, len, origin, origin_seq);
-	lat_committed(r, zxid, r->leading ? &r->stats.proposal_ms : &r->stats.propagation_ms, true);
+	lat_committed(&r->lat, zxid, r->leading ? &r->stats.proposal_ms : &r->stats.propagation_ms,
+		      true);
 	if (r->leading)
 		answer_syncs(r, zxid); /* zab_committed() moves on after this call */
 }
@@ -829,7 +720,7 @@ static void on_peer_msg(void *ctx, uint32_t from, const Quorum__PeerMsg *m)
 			h = &r->stats.commit_process_ms;
 		}
 		else if (r->leading && m->body_case == QUORUM__PEER_MSG__BODY_ACK)
-			lat_member_acked(r, from, m->ack->zxid);
+			member_acked(r, from, m->ack->zxid);
 		uint64_t t0 = h ? clock_mono_ns() : 0;
 		zab_receive(r->zab, from, m);
 		if (h)
@@ -1460,7 +1351,7 @@ static void release(struct replica *r)
 	zab_free(r->zab);
 	free(r->ring);
 	free(r->syncs);
-	free(r->lat.e);
+	lat_free(&r->lat);
 	free(r->active);
 	free(r->dir);
 	free(r->dir_version);

@@ -157,7 +157,7 @@ struct replica_stats {
 	struct snapsync_stats snap; /* SNAP syncs' snapshot files, both ways */
 };
 /* Leader: how long member id (this one too) took to acknowledge a
- * proposal, timed on one in ACK_TIMED_EVERY (replica.c) as ZooKeeper's
+ * proposal, timed on one in LAT_ACK_TIMED_EVERY (latring.h) as ZooKeeper's
  * ack_latency set. */
 struct member_acks {
 	struct hist ms; /* mntr shows the member once this has a figure */
