@@ -376,10 +376,21 @@ static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int6
 	return 0;
 }
 
-/* snapsync's end of a receive: the file, whole, or why not. */
-static void snap_received(void *ctx, struct snapshot_recv *rv, int64_t zxid, int status)
+/* snapsync's end of a receive: the file, whole, or why not. A member
+ * that cannot write the leader's snapshot to its disk stops, as it does
+ * when it cannot log a txn: joining again at once would have the leader
+ * send the snapshot again, at the speed of the link, as long as the disk
+ * stays full. A restart with room on disk catches up. */
+static void snap_received(void *ctx, struct snapshot_recv *rv, int64_t zxid, int status,
+			  bool disk)
 {
 	struct replica *r = ctx;
+	if (status < 0 && disk) {
+		log_msg(LOG_ERROR, "replica", "the leader's snapshot 0x%" PRIx64 " could not be "
+			"written here (%s): stopping", (uint64_t)zxid, strerror(-status));
+		r->host.failed(r->host.ctx);
+		return;
+	}
 	if (status == 0)
 		status = r->host.install_received(r->host.ctx, rv);
 	install_over(r, zxid, status);

@@ -327,7 +327,7 @@ void snapsync_stop_sending(struct snapsync *ss, uint32_t to)
 
 /* ---- follower -------------------------------------------------------------------------------- */
 
-static void end_receiving(struct snapsync *ss, int status)
+static void end_receiving(struct snapsync *ss, int status, bool disk)
 {
 	if (!ss->in.on)
 		return;
@@ -337,9 +337,9 @@ static void end_receiving(struct snapsync *ss, int status)
 	ss->in.rv = NULL;
 	uv_timer_stop(&ss->idle);
 	if (status < 0) {
-		log_msg(LOG_WARN, "snapsync", "snapshot 0x%" PRIx64 " from server %u ends after %" PRIu64
-			" bytes: %s", (uint64_t)zxid, ss->in.leader, snapshot_recv_bytes(rv),
-			strerror(-status));
+		log_msg(disk ? LOG_ERROR : LOG_WARN, "snapsync", "snapshot 0x%" PRIx64 " from server %u "
+			"ends after %" PRIu64 " bytes: %s%s", (uint64_t)zxid, ss->in.leader,
+			snapshot_recv_bytes(rv), disk ? "writing it here: " : "", strerror(-status));
 		snapshot_recv_abort(rv);
 		rv = NULL;
 		ss->stats.failed++;
@@ -350,7 +350,7 @@ static void end_receiving(struct snapsync *ss, int status)
 			" bytes)", (uint64_t)zxid, ss->in.leader, snapshot_recv_bytes(rv));
 	}
 	if (!ss->closing)
-		ss->host.received(ss->host.ctx, rv, zxid, status);
+		ss->host.received(ss->host.ctx, rv, zxid, status, disk);
 	else
 		snapshot_recv_abort(rv);
 }
@@ -358,7 +358,7 @@ static void end_receiving(struct snapsync *ss, int status)
 static void on_idle(uv_timer_t *t)
 {
 	struct snapsync *ss = t->data;
-	end_receiving(ss, -ETIMEDOUT);
+	end_receiving(ss, -ETIMEDOUT, false);
 }
 
 int snapsync_receive(struct snapsync *ss, uint32_t leader, const uint8_t *bytes, size_t len,
@@ -395,20 +395,20 @@ void snapsync_chunk(struct snapsync *ss, uint32_t from, const Quorum__SnapshotCh
 	if (!ss->in.on || from != ss->in.leader || c->transfer != ss->in.id)
 		return; /* an earlier transfer's */
 	if (c->error != 0) {
-		end_receiving(ss, c->error < 0 ? c->error : -EIO);
+		end_receiving(ss, c->error < 0 ? c->error : -EIO, false);
 		return;
 	}
 	if (c->offset != snapshot_recv_bytes(ss->in.rv)) {
-		end_receiving(ss, -EPROTO); /* a chunk went missing */
+		end_receiving(ss, -EPROTO, false); /* a chunk went missing */
 		return;
 	}
 	int rc = snapshot_recv_write(ss->in.rv, c->data.data, c->data.len);
 	if (rc < 0) {
-		end_receiving(ss, rc);
+		end_receiving(ss, rc, true);
 		return;
 	}
 	if (c->last)
-		end_receiving(ss, 0);
+		end_receiving(ss, 0, false);
 	else
 		uv_timer_start(&ss->idle, on_idle, (uint64_t)ss->timeout_ms, 0);
 }
@@ -416,7 +416,7 @@ void snapsync_chunk(struct snapsync *ss, uint32_t from, const Quorum__SnapshotCh
 void snapsync_stop_receiving(struct snapsync *ss, uint32_t from, int status)
 {
 	if (ss->in.on && (from == 0 || from == ss->in.leader))
-		end_receiving(ss, status);
+		end_receiving(ss, status, false);
 }
 
 /* ---- life ------------------------------------------------------------------------------------ */
@@ -473,7 +473,7 @@ void snapsync_close(struct snapsync *ss, void (*close_cb)(void *ctx), void *ctx)
 			close(x->fd);
 		*x = (struct sending){ .fd = -1 };
 	}
-	end_receiving(ss, -ECANCELED);
+	end_receiving(ss, -ECANCELED, false);
 	ss->close_cb = close_cb;
 	ss->close_ctx = ctx;
 	ss->open_handles = 3;

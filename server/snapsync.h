@@ -89,8 +89,10 @@ struct snapsync_host {
 	int (*image)(void *ctx, uint8_t **bytes, size_t *len, int64_t *zxid);
 	/* Follower: the install snapsync_receive() began is over. status 0:
 	 * rv is the whole file, for the host to install (it owns rv now);
-	 * else rv is NULL and status a negative errno. */
-	void (*received)(void *ctx, struct snapshot_recv *rv, int64_t zxid, int status);
+	 * else rv is NULL and status a negative errno; `disk` says the
+	 * transfer ended because this member could not write the file (a
+	 * full disk, an I/O error), not because of the link or the leader. */
+	void (*received)(void *ctx, struct snapshot_recv *rv, int64_t zxid, int status, bool disk);
 };
 
 /* Since start, for mntr. */

@@ -970,6 +970,47 @@ class Partition:
         return False
 
 
+# ---- a full disk: a tmpfs of a given size (root only) ---------------------------------------
+
+def mount_tmpfs(path, size):
+    """Mounts a tmpfs of size (mount(8)'s size=, e.g. "4m") on path; (True,
+    "") or (False, why not)."""
+    os.makedirs(path, exist_ok=True)
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path],
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    return r.returncode == 0, (r.stderr or r.stdout).strip()
+
+
+def umount(path):
+    r = subprocess.run(["umount", path], capture_output=True, timeout=20)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-l", path], capture_output=True, timeout=20)
+
+
+def fill(path, leave=0):
+    """Writes path until the file system is full, then gives back `leave`
+    bytes; returns its size."""
+    size = 0
+    with open(path, "wb", buffering=0) as f:
+        for chunk in (1 << 20, 65536, 4096, 512, 1):
+            block = b"\xaa" * chunk
+            while True:
+                try:
+                    n = f.write(block)
+                except OSError:
+                    break
+                if not n:
+                    break
+                size += n
+        if leave:
+            size -= leave
+            f.truncate(size)
+    return size
+
+
 def ensemble_for(kind, n=3, **kw):
     """QuorumdEnsemble or ZooKeeperEnsemble by name."""
     return {"quorumd": QuorumdEnsemble, "zookeeper": ZooKeeperEnsemble}[kind](n, **kw)

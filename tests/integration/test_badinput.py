@@ -28,8 +28,8 @@ import time
 
 from kazoo.exceptions import KazooException, ZookeeperError
 
-from harness import (Quorumd, Skip, built_with_asan, four_letter, kazoo_client, proc_kib,
-                     run_tests, wait_until)
+from harness import (Quorumd, Skip, built_with_asan, fill, four_letter, kazoo_client,
+                     mount_tmpfs, proc_kib, run_tests, umount, wait_until)
 
 logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
@@ -787,43 +787,6 @@ def test_four_letter_word_not_whitelisted():
 
 
 # ---- a full disk ------------------------------------------------------------------------------
-
-def mount_tmpfs(path, size):
-    os.makedirs(path, exist_ok=True)
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path],
-                           capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, str(e)
-    return r.returncode == 0, (r.stderr or r.stdout).strip()
-
-
-def umount(path):
-    r = subprocess.run(["umount", path], capture_output=True, timeout=20)
-    if r.returncode != 0:
-        subprocess.run(["umount", "-l", path], capture_output=True, timeout=20)
-
-
-def fill(path, leave=0):
-    """Writes path until the file system is full, then gives back `leave`
-    bytes; returns its size."""
-    size = 0
-    with open(path, "wb", buffering=0) as f:
-        for chunk in (1 << 20, 65536, 4096, 512, 1):
-            block = b"\xaa" * chunk
-            while True:
-                try:
-                    n = f.write(block)
-                except OSError:
-                    break
-                if not n:
-                    break
-                size += n
-        if leave:
-            size -= leave
-            f.truncate(size)
-    return size
-
 
 def full_disk(name, cfg, leave=0, log_lines=(), big=0):
     """Fills the tmpfs under dataDir while a session writes: writes fail with

@@ -10,7 +10,9 @@ rejoins as a follower. During the kill and the freeze, four sessions run a
 register workload whose history must be linearizable (linearize.py). A
 member whose disk was lost is synced by a snapshot of the leader's while
 writes go on, and (quorumd) that snapshot's transfer cut by the death of
-either end loses nothing.
+either end loses nothing. A member whose disk fills up, or is too small for
+the leader's snapshot, stops; the others carry on, and it catches up once
+restarted with room (ZooKeeper 3.8 does not come back from a full log).
 
 All tests share one ensemble; each begins by restoring it (members started,
 thawed) and waiting for exactly one leader."""
@@ -24,8 +26,8 @@ import threading
 import time
 
 import rawzk
-from harness import (FAILOVER_RETRY, Skip, close_clients, ensemble_for, kazoo_client,
-                     run_tests, server_zxid, wait_until)
+from harness import (FAILOVER_RETRY, Skip, close_clients, ensemble_for, fill, kazoo_client,
+                     mount_tmpfs, run_tests, server_zxid, umount, wait_until)
 from registers import RegisterWorkload
 
 from kazoo.client import KazooClient, KazooState
@@ -953,6 +955,123 @@ def test_snapshot_transfer_cut(ens):
         close(c)
 
 
+def on_tmpfs(m):
+    """Member m (stopped) loses its disk (wipe()) and gets an empty tmpfs of
+    64 MB over its data directory (its next start writes its myid); returns
+    the mount point, for umount() once m is stopped again."""
+    wipe(m)
+    data = os.path.join(m.dir, "data")
+    ok, why = mount_tmpfs(data, "64m")
+    if not ok:
+        raise Skip("cannot mount a tmpfs (%s)" % why)
+    return data
+
+
+def test_full_disk_member(ens):
+    """A follower whose disk is full cannot log what the leader sends it:
+    it stops (exit code 1, as after any failed log write: a member must not
+    ack or vote on a log it cannot vouch for), the others carry on taking
+    writes, and started again with room on disk (as its supervisor would)
+    it catches up with every acknowledged write."""
+    if ens.kind != "quorumd":
+        raise Skip("ZooKeeper 3.8 fails it: the follower whose disk filled neither serves "
+                   "again once it has room nor starts again (an empty txn log file left by "
+                   "the full disk stops its recovery, ZOOKEEPER-2332)")
+    leader = restore(ens)
+    f = next(m for m in ens.members if m is not leader)
+    rmr(ens, "/ens-full")
+    c = client([m for m in ens.members if m is not f][0])
+    mnt = None
+    try:
+        c.create("/ens-full", b"")
+        f.kill()
+        f.extra_cfg["preAllocSize"] = "16"  # no room held back in the log
+        mnt = on_tmpfs(f)
+        f.start()
+        filler = os.path.join(mnt, "filler")
+        fill(filler)
+        expect, doubt = {}, {}
+        for i in range(400):
+            name = "n%04d" % i
+            try:
+                call(c.create_async("/ens-full/" + name, b"v" * 200))
+                expect[name] = (b"v" * 200, 0)
+            except FAILED:
+                doubt[name] = b"v" * 200
+        assert len(expect) >= 390, "the others did not carry on: %d of 400" % len(expect)
+        wait_until(lambda: f.proc.poll() is not None, 30, "%r to stop" % f)
+        assert f.proc.returncode == 1, f.proc.returncode
+        with open(f.log_path, errors="replace") as lf:
+            assert "could not be logged (No space left on device): stopping" in lf.read()
+        os.unlink(filler)
+        f.start()
+        check_on_members([f], expect, "/ens-full", allowed=doubt)
+        print("    %d writes acknowledged without the member, all there once it "
+              "restarted" % len(expect), flush=True)
+        c.delete("/ens-full", recursive=True)
+    finally:
+        close(c)
+        f.kill()
+        f.extra_cfg.pop("preAllocSize", None)
+        if mnt:
+            umount(mnt)
+        restore(ens)
+
+
+def test_snapshot_larger_than_the_room(ens):
+    """A member that lost its disk comes back on one too small for the
+    leader's snapshot: it stops after the first transfer (exit code 1)
+    rather than join again at once and have the leader send the snapshot
+    over and over while its disk stays full; the others carry on, and
+    started again with room it is synced. (ZooKeeper 3.8 exits too, with
+    code 10, once it cannot write the snapshot of what it was sent.)"""
+    leader = restore(ens)
+    f = next(m for m in ens.members if m is not leader)
+    rmr(ens, "/ens-room")
+    c = client(leader)
+    mnt = None
+    try:
+        expect = big_nodes(c, "/ens-room")  # a snapshot of about 24 MB
+        f.kill()
+        mnt = on_tmpfs(f)
+        r = subprocess.run(["mount", "-o", "remount,size=8m", mnt], capture_output=True,
+                           text=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        with open(leader.log_path, errors="replace") as lf:
+            before = len(lf.readlines())
+        f.launch()
+        for i in range(50):
+            call(c.create_async("/ens-room/w%02d" % i, b"w"))
+            expect["w%02d" % i] = (b"w", 0)
+        wait_until(lambda: f.proc.poll() is not None, 60, "%r to stop" % f)
+        code = f.proc.returncode
+        assert code == (1 if ens.kind == "quorumd" else 10), code
+        if ens.kind == "quorumd":
+            with open(f.log_path, errors="replace") as lf:
+                assert "could not be written here (No space left on device): stopping" in (
+                    lf.read())
+            # Each transfer ends with one line of the leader's: sent, or cut.
+            with open(leader.log_path, errors="replace") as lf:
+                ends = [line for line in lf.readlines()[before:] if re.search(
+                    r"snapshot 0x[0-9a-f]+ (sent to server %d \(|to server %d ends after)"
+                    % (f.myid, f.myid), line)]
+            assert 1 <= len(ends) <= 2, "transfers to the member: %d\n%s" % (
+                len(ends), "".join(ends))
+        r = subprocess.run(["mount", "-o", "remount,size=64m", mnt], capture_output=True,
+                           text=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        f.start()
+        check_on_members([f], expect, "/ens-room")
+        print("    stopped with code %d; synced once restarted with room" % code, flush=True)
+        c.delete("/ens-room", recursive=True)
+    finally:
+        close(c)
+        f.kill()
+        if mnt:
+            umount(mnt)
+        restore(ens)
+
+
 def test_quota_counts_on_every_member(ens):
     """A quota's stats node is kept by each member as it applies the txns:
     after writes through different members (one past a restart of a
@@ -1046,6 +1165,7 @@ def main():
                    test_minority, test_frozen_leader,
                    test_session_moved, test_sync_never_steps_back,
                    test_new_member_synced_by_snapshot, test_snapshot_transfer_cut,
+                   test_full_disk_member, test_snapshot_larger_than_the_room,
                    test_quota_counts_on_every_member, test_acl_through_a_follower],
                   ens, on_failure=ens.dump_logs)
 
