@@ -567,6 +567,37 @@ int snapshot_delete(const char *dir, int64_t zxid, const char *why)
 	return r;
 }
 
+/* ---- a file's frame, checked as it streams ------------------------------------------------ */
+
+void snapshot_check_add(struct snapshot_check *c, const uint8_t *p, size_t n)
+{
+	if (c->len < SNAPSHOT_HEADER_SIZE) {
+		size_t k = SNAPSHOT_HEADER_SIZE - (size_t)c->len;
+		memcpy(c->head + c->len, p, k < n ? k : n);
+	}
+	size_t held = c->len < 4 ? (size_t)c->len : 4;
+	if (n >= 4) {
+		c->crc = crc32c(c->crc, c->held, held);
+		c->crc = crc32c(c->crc, p, n - 4);
+		memcpy(c->held, p + n - 4, 4);
+	} else {
+		size_t all = held + n, out = all > 4 ? all - 4 : 0;
+		uint8_t tmp[8];
+		memcpy(tmp, c->held, held);
+		memcpy(tmp + held, p, n);
+		c->crc = crc32c(c->crc, tmp, out);
+		memcpy(c->held, tmp + out, all - out);
+	}
+	c->len += n;
+}
+
+bool snapshot_check_ok(const struct snapshot_check *c, int64_t zxid, size_t *at, char *why,
+		       size_t why_len)
+{
+	return snapshot_frame_ok(c->head, c->len, get_le32(c->held), c->crc, zxid, at, why,
+				 why_len);
+}
+
 /* ---- receiving a leader's snapshot file (loop thread) ------------------------------------ */
 
 /* The loop must not wait for the disk while a transfer comes in (see
@@ -652,10 +683,7 @@ struct snapshot_recv {
 	int dirfd;          /* not ours */
 	int fd;
 	int64_t zxid;
-	uint64_t len;       /* bytes written so far */
-	uint32_t crc;       /* of every byte but the last four held */
-	uint8_t held[4];    /* the last bytes so far: the CRC, at the end */
-	uint8_t head[SNAPSHOT_HEADER_SIZE];
+	struct snapshot_check check; /* of the bytes written so far */
 	struct recv_flusher *flusher; /* or NULL */
 	uint64_t told;      /* the bytes the flusher was last told of */
 	struct snapshot_loader *loader; /* or NULL: none, or taken */
@@ -700,7 +728,7 @@ int64_t snapshot_recv_zxid(const struct snapshot_recv *rv)
 
 uint64_t snapshot_recv_bytes(const struct snapshot_recv *rv)
 {
-	return rv->len;
+	return rv->check.len;
 }
 
 int snapshot_recv_write(struct snapshot_recv *rv, const uint8_t *p, size_t n)
@@ -715,32 +743,13 @@ int snapshot_recv_write(struct snapshot_recv *rv, const uint8_t *p, size_t n)
 	 * behind the final fsync(), and waiting for writeback here held the
 	 * transfer to the disk's pace (120 MB took 0.52 s to arrive, against
 	 * 0.22 s). The flusher starts it without the loop waiting. */
-	if (rv->flusher && rv->len + n - rv->told >= RECV_FLUSH_STEP) {
-		rv->told = rv->len + n;
+	if (rv->flusher && rv->check.len + n - rv->told >= RECV_FLUSH_STEP) {
+		rv->told = rv->check.len + n;
 		flusher_tell(rv->flusher, rv->told);
 	}
-	if (rv->len < SNAPSHOT_HEADER_SIZE) {
-		size_t k = SNAPSHOT_HEADER_SIZE - (size_t)rv->len;
-		memcpy(rv->head + rv->len, p, k < n ? k : n);
-	}
-	/* The CRC covers everything but the last four bytes, which are not
-	 * known to be the last until the transfer ends: hold them back. */
-	size_t held = rv->len < 4 ? (size_t)rv->len : 4;
-	if (n >= 4) {
-		rv->crc = crc32c(rv->crc, rv->held, held);
-		rv->crc = crc32c(rv->crc, p, n - 4);
-		memcpy(rv->held, p + n - 4, 4);
-	} else {
-		size_t all = held + n, out = all > 4 ? all - 4 : 0;
-		uint8_t tmp[8];
-		memcpy(tmp, rv->held, held);
-		memcpy(tmp + held, p, n);
-		rv->crc = crc32c(rv->crc, tmp, out);
-		memcpy(rv->held, tmp + out, all - out);
-	}
-	rv->len += n;
+	snapshot_check_add(&rv->check, p, n);
 	if (rv->loader)
-		snapshot_loader_tell(rv->loader, rv->len);
+		snapshot_loader_tell(rv->loader, rv->check.len);
 	return 0;
 }
 
@@ -749,7 +758,7 @@ int snapshot_recv_loaded(struct snapshot_recv *rv, struct tree **t,
 {
 	struct snapshot_loader *l = rv->loader;
 	rv->loader = NULL;
-	return l ? snapshot_loader_finish(l, rv->len, t, sessions, n) : -ENOENT;
+	return l ? snapshot_loader_finish(l, rv->check.len, t, sessions, n) : -ENOENT;
 }
 
 void snapshot_recv_abort(struct snapshot_recv *rv)
@@ -775,10 +784,9 @@ int snapshot_recv_commit(struct snapshot_recv *rv)
 	size_t at;
 	flusher_stop(rv->flusher);
 	snapshot_loader_cancel(rv->loader);
-	if (!snapshot_frame_ok(rv->head, rv->len, get_le32(rv->held), rv->crc, rv->zxid, &at,
-			       why, sizeof(why))) {
+	if (!snapshot_check_ok(&rv->check, rv->zxid, &at, why, sizeof(why))) {
 		log_msg(LOG_ERROR, "storage", "the leader's snapshot 0x%" PRIx64 " (%" PRIu64
-			" bytes received) is corrupt at offset %zu: %s", (uint64_t)rv->zxid, rv->len,
+			" bytes received) is corrupt at offset %zu: %s", (uint64_t)rv->zxid, rv->check.len,
 			at, why);
 		r = -EUCLEAN;
 	}

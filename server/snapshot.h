@@ -145,6 +145,23 @@ int snapshot_load_image(const uint8_t *buf, size_t len, int64_t zxid, const char
 			struct tree *t,
 			int (*on_session)(void *ctx, const struct storage_session *ss), void *ctx);
 
+/* A snapshot file's frame checked as its bytes go by, in order, a piece
+ * at a time (a SNAP sync's file, by the leader as it sends it and by the
+ * follower as it receives it): the header kept, and the CRC run over all
+ * but the last four bytes so far, which are not known to be the file's
+ * CRC until the end. Zeroed is the start. */
+struct snapshot_check {
+	uint64_t len;   /* bytes so far */
+	uint32_t crc;
+	uint8_t held[4]; /* the last bytes so far */
+	uint8_t head[SNAPSHOT_HEADER_SIZE];
+};
+void snapshot_check_add(struct snapshot_check *c, const uint8_t *p, size_t n);
+/* Every byte went by: whether they make the snapshot at zxid, whole; if
+ * not, at what offset and why (a message for the log). */
+bool snapshot_check_ok(const struct snapshot_check *c, int64_t zxid, size_t *at, char *why,
+		       size_t why_len);
+
 /* A leader's snapshot file arriving in pieces (a SNAP sync streamed by
  * server/snapsync.c), written to snapshot.<zxid>.recv in the directory
  * dirfd, which must stay open until the file is committed or aborted. Loop

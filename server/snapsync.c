@@ -28,6 +28,7 @@ struct sending {
 	int fd;             /* the snapshot file (-1: not open yet) */
 	bool growing;       /* being written: size unknown, read what is there */
 	uint64_t off, size;
+	struct snapshot_check check; /* of the bytes read: the last chunk goes if they are whole */
 };
 
 struct snapsync {
@@ -183,6 +184,24 @@ static void on_wait(uv_timer_t *t)
 	(void)t;
 }
 
+/* The file x sent, read through: whether it is the snapshot it should
+ * be, whole. A file that rotted on this disk would fail the follower's
+ * check as well; it would join again and be sent the same file, over and
+ * over. Found corrupt, the file is passed over from now on (the next
+ * sync sends an older one or a snapshot of the state), and the follower
+ * is told (a failed transfer). */
+static bool file_whole(struct snapsync *ss, const struct sending *x)
+{
+	char why[96];
+	size_t at;
+	if (snapshot_check_ok(&x->check, x->zxid, &at, why, sizeof(why)))
+		return true;
+	log_msg(LOG_ERROR, "snapsync", "snapshot 0x%" PRIx64 " is corrupt at offset %zu (%s): not "
+		"sent, and not offered again", (uint64_t)x->zxid, at, why);
+	storage_snapshot_bad(ss->st, x->zxid);
+	return false;
+}
+
 /* One transfer's share of a turn: chunks while the link has room. While
  * the file is being written, what it holds so far; the last chunk only
  * once it is whole. Returns whether it waits for the writer. */
@@ -210,6 +229,11 @@ static bool top_up(struct snapsync *ss, uint32_t to)
 			return false;
 		}
 		bool last = !x->growing && x->off + want == x->size;
+		snapshot_check_add(&x->check, ss->chunk, want);
+		if (last && !file_whole(ss, x)) {
+			end_sending(ss, to, -EUCLEAN);
+			return false;
+		}
 		int rc = send_chunk(ss, to, x, ss->chunk, want, last, 0);
 		if (rc < 0) {
 			/* The link resets (or cannot take the frame): the

@@ -1055,6 +1055,13 @@ int storage_snapshot_open(const struct storage *s, int64_t zxid, bool being_writ
 	return snapshot_open(s->snap_dirfd, zxid, being_written);
 }
 
+void storage_snapshot_bad(struct storage *s, int64_t zxid)
+{
+	for (size_t i = 0; i < s->n_snaps; i++)
+		if (s->snaps[i].zxid == zxid && !s->snaps[i].install)
+			s->snaps[i].bad = true;
+}
+
 int storage_snapshot_recv_open(struct storage *s, int64_t zxid, struct snapshot_recv **out)
 {
 	if (s->closing)

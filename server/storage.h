@@ -259,6 +259,10 @@ int storage_snapshot_recv_open(struct storage *s, int64_t zxid, struct snapshot_
  * negative errno. being_written: the one storage_snapshot() is writing,
  * which grows until it is done (see snapshot_open()). */
 int storage_snapshot_open(const struct storage *s, int64_t zxid, bool being_written);
+/* snapshot.<zxid> was found corrupt after all (a SNAP sync read it whole):
+ * no longer the newest good one, it is not offered again, as recovery
+ * passes over a corrupt file. */
+void storage_snapshot_bad(struct storage *s, int64_t zxid);
 /* Whether a snapshot started by storage_snapshot() is still being
  * written, and then *zxid is its zxid (0 otherwise). */
 bool storage_snapshot_running(const struct storage *s, int64_t *zxid);

@@ -12,7 +12,9 @@ member whose disk was lost is synced by a snapshot of the leader's while
 writes go on, and (quorumd) that snapshot's transfer cut by the death of
 either end loses nothing. A member whose disk fills up, or is too small for
 the leader's snapshot, stops; the others carry on, and it catches up once
-restarted with room (ZooKeeper 3.8 does not come back from a full log).
+restarted with room (ZooKeeper 3.8 does not come back from a full log). A
+leader's snapshot file that rotted is sent once, found corrupt, and
+(quorumd) not offered again.
 
 All tests share one ensemble; each begins by restoring it (members started,
 thawed) and waiting for exactly one leader."""
@@ -1090,6 +1092,58 @@ def test_snapshot_larger_than_the_room(ens):
         restore(ens)
 
 
+def test_rotten_snapshot_not_sent_again(ens):
+    """A leader's snapshot file that rotted on its disk (a byte flipped)
+    fails the check the leader now makes as it sends the file: the
+    transfer ends unfinished, the file is not offered again, and the member
+    is synced by a good snapshot at its next attempt (before, it was sent
+    the same file again and again, and never joined)."""
+    if ens.kind != "quorumd":
+        raise Skip("quorumd's snapshot files (a ZooKeeper leader sends a snapshot of its "
+                   "state from memory)")
+    leader = restore(ens)
+    f = next(m for m in ens.members if m is not leader)
+    rmr(ens, "/ens-rot")
+    c = client(leader)
+    try:
+        expect = big_nodes(c, "/ens-rot")
+        # A first sync of a new member has the leader write a snapshot of
+        # its state; with no write since, it is the one the next sync sends.
+        f.kill()
+        wipe(f)
+        f.start()
+        ens.wait_serving(timeout=60)
+        qdir = os.path.join(leader.dir, "data", "quorum-v1")
+        snap = max((n for n in os.listdir(qdir) if re.fullmatch(r"snapshot\.[0-9a-f]{16}", n)),
+                   key=lambda n: int(n.split(".")[1], 16))
+        path = os.path.join(qdir, snap)
+        with open(path, "r+b") as fh:
+            fh.seek(os.path.getsize(path) // 2)
+            b = fh.read(1)
+            fh.seek(-1, os.SEEK_CUR)
+            fh.write(bytes([b[0] ^ 0xff]))
+        f.kill()
+        wipe(f)
+        with open(leader.log_path, errors="replace") as lf:
+            before = len(lf.readlines())
+        f.start(timeout=30)
+        ens.wait_serving(timeout=30)
+        check_on_members([f], expect, "/ens-rot")
+        with open(leader.log_path, errors="replace") as lf:
+            lines = lf.readlines()[before:]
+        corrupt = [line for line in lines if " is corrupt at offset " in line]
+        assert len(corrupt) == 1 and "0x%x" % int(snap.split(".")[1], 16) in corrupt[0], corrupt
+        ends = [line for line in lines if re.search(
+            r"snapshot 0x[0-9a-f]+ (sent to server %d \(|to server %d ends after)"
+            % (f.myid, f.myid), line)]
+        assert len(ends) == 2, "transfers to the member: %d\n%s" % (len(ends), "".join(ends))
+        print("    %s found corrupt as it went out; the next transfer synced the member"
+              % snap, flush=True)
+        c.delete("/ens-rot", recursive=True)
+    finally:
+        close(c)
+
+
 def test_quota_counts_on_every_member(ens):
     """A quota's stats node is kept by each member as it applies the txns:
     after writes through different members (one past a restart of a
@@ -1184,6 +1238,7 @@ def main():
                    test_session_moved, test_sync_never_steps_back,
                    test_new_member_synced_by_snapshot, test_snapshot_transfer_cut,
                    test_full_disk_member, test_snapshot_larger_than_the_room,
+                   test_rotten_snapshot_not_sent_again,
                    test_quota_counts_on_every_member, test_acl_through_a_follower],
                   ens, on_failure=ens.dump_logs)
 
