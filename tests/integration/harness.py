@@ -677,10 +677,10 @@ class Ensemble:
     def _describe(self, modes):
         return ", ".join("%d:%s" % (m.myid, mode) for m, mode in modes.items())
 
-    def _wait(self, done, timeout, what):
-        """Polls modes() until done(modes) returns a member (the leader);
-        fails when the bound passes, or at once when more than one member
-        keeps saying leader for split_grace seconds."""
+    def _wait(self, done, timeout, what, interval=0.1):
+        """Polls modes() every interval seconds until done(modes) returns a
+        member (the leader); fails when the bound passes, or at once when
+        more than one member keeps saying leader for split_grace seconds."""
         deadline = time.monotonic() + timeout
         split_since = None
         modes = {}
@@ -702,16 +702,17 @@ class Ensemble:
             if time.monotonic() >= deadline:
                 raise TimeoutError("timed out after %.1fs waiting for %s; modes %s"
                                    % (timeout, what, self._describe(modes)))
-            time.sleep(0.1)
+            time.sleep(interval)
 
-    def leader(self, timeout=30.0, not_=None):
+    def leader(self, timeout=30.0, not_=None, interval=0.1):
         """The one member that says Mode: leader (other than not_, a former
-        leader), waiting up to timeout for it."""
+        leader), waiting up to timeout for it (polled every interval s)."""
         def done(modes, leaders):
             if len(leaders) == 1 and leaders[0] is not not_:
                 return leaders[0]
             return None
-        return self._wait(done, timeout, "a leader" + (" other than %r" % not_ if not_ else ""))
+        return self._wait(done, timeout, "a leader" + (" other than %r" % not_ if not_ else ""),
+                          interval)
 
     def wait_serving(self, timeout=60.0, members=None, not_=None):
         """Waits until every member of `members` (default: each one running
