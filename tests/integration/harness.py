@@ -971,6 +971,16 @@ class Partition:
         return False
 
 
+def flip_byte(path, at, mask=0xff):
+    """Flips the bits of mask in the byte at offset `at` of path: a file
+    that rotted on its disk."""
+    with open(path, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ mask]))
+
+
 # ---- a full disk: a tmpfs of a given size (root only) ---------------------------------------
 
 def mount_tmpfs(path, size):

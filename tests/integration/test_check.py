@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 
-from harness import Quorumd, four_letter, kazoo_client, run_tests, server_zxid
+from harness import Quorumd, flip_byte, four_letter, kazoo_client, run_tests, server_zxid
 
 QUORUMD = os.environ.get("QUORUMD")
 CFG = {"snapCount": "300", "preAllocSize": "64"}
@@ -109,11 +109,7 @@ def test_torn_tail():
 def test_flipped_byte_in_an_earlier_segment():
     d = copy()
     seg = files(d, "log.")[0]
-    with open(seg, "r+b") as f:
-        f.seek(os.path.getsize(seg) // 3)
-        b = f.read(1)
-        f.seek(-1, 1)
-        f.write(bytes([b[0] ^ 0x55]))
+    flip_byte(seg, os.path.getsize(seg) // 3, 0x55)
     rc, out, err = check(d)
     assert rc == 1, (rc, out, err)
     assert "DAMAGED" in out and os.path.basename(seg) in out + err, (out, err)

@@ -19,7 +19,7 @@ import time
 from kazoo.exceptions import (ConnectionClosedError, ConnectionLoss, NoNodeError,
                               SessionExpiredError)
 
-from harness import Quorumd, kazoo_client, run_tests
+from harness import Quorumd, flip_byte, kazoo_client, run_tests
 
 # The connection drops are the point here: kazoo need not narrate them.
 logging.getLogger("kazoo").setLevel(logging.CRITICAL)
@@ -365,11 +365,7 @@ def test_kill9_loses_no_acknowledged_write():
         # older one and the log the purge kept for it.
         run_writers(srv, writers, ROUNDS, lambda s: s.kill(), rng)
         snap = os.path.join(log_dir(srv), files(srv, "snapshot")[-1])
-        with open(snap, "r+b") as f:
-            f.seek(os.path.getsize(snap) // 2)
-            b = f.read(1)
-            f.seek(-1, os.SEEK_CUR)
-            f.write(bytes([b[0] ^ 0x40]))
+        flip_byte(snap, os.path.getsize(snap) // 2, 0x40)
         srv.start()
         assert "corrupt snapshot %s" % snap in read_log(srv), srv.log_tail()
         verify(srv, writers)

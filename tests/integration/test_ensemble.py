@@ -28,8 +28,8 @@ import threading
 import time
 
 import rawzk
-from harness import (FAILOVER_RETRY, Skip, close_clients, ensemble_for, fill, kazoo_client,
-                     mount_tmpfs, run_tests, server_zxid, umount, wait_until)
+from harness import (FAILOVER_RETRY, Skip, close_clients, ensemble_for, fill, flip_byte,
+                     kazoo_client, mount_tmpfs, run_tests, server_zxid, umount, wait_until)
 from registers import RegisterWorkload
 
 from kazoo.client import KazooClient, KazooState
@@ -1117,11 +1117,7 @@ def test_rotten_snapshot_not_sent_again(ens):
         snap = max((n for n in os.listdir(qdir) if re.fullmatch(r"snapshot\.[0-9a-f]{16}", n)),
                    key=lambda n: int(n.split(".")[1], 16))
         path = os.path.join(qdir, snap)
-        with open(path, "r+b") as fh:
-            fh.seek(os.path.getsize(path) // 2)
-            b = fh.read(1)
-            fh.seek(-1, os.SEEK_CUR)
-            fh.write(bytes([b[0] ^ 0xff]))
+        flip_byte(path, os.path.getsize(path) // 2)
         f.kill()
         wipe(f)
         with open(leader.log_path, errors="replace") as lf:
