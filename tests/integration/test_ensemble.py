@@ -957,6 +957,19 @@ def test_snapshot_transfer_cut(ens):
         close(c)
 
 
+def log_lines(member):
+    with open(member.log_path, errors="replace") as lf:
+        return lf.readlines()
+
+
+def transfers_to(leader, f, since):
+    """The lines of the leader's log, from line `since` on, that end a
+    snapshot transfer to member f: one per transfer, sent or cut."""
+    return [line for line in log_lines(leader)[since:] if re.search(
+        r"snapshot 0x[0-9a-f]+ (sent to server %d \(|to server %d ends after)"
+        % (f.myid, f.myid), line)]
+
+
 def on_tmpfs(m):
     """Member m (stopped) loses its disk (wipe()) and gets an empty tmpfs of
     64 MB over its data directory (its next start writes its myid); returns
@@ -1057,8 +1070,7 @@ def test_snapshot_larger_than_the_room(ens):
         r = subprocess.run(["mount", "-o", "remount,size=8m", mnt], capture_output=True,
                            text=True, timeout=20)
         assert r.returncode == 0, r.stderr
-        with open(leader.log_path, errors="replace") as lf:
-            before = len(lf.readlines())
+        before = len(log_lines(leader))
         f.launch()
         for i in range(50):
             call(c.create_async("/ens-room/w%02d" % i, b"w"))
@@ -1070,11 +1082,7 @@ def test_snapshot_larger_than_the_room(ens):
             with open(f.log_path, errors="replace") as lf:
                 assert "could not be written here (No space left on device): stopping" in (
                     lf.read())
-            # Each transfer ends with one line of the leader's: sent, or cut.
-            with open(leader.log_path, errors="replace") as lf:
-                ends = [line for line in lf.readlines()[before:] if re.search(
-                    r"snapshot 0x[0-9a-f]+ (sent to server %d \(|to server %d ends after)"
-                    % (f.myid, f.myid), line)]
+            ends = transfers_to(leader, f, before)
             assert 1 <= len(ends) <= 2, "transfers to the member: %d\n%s" % (
                 len(ends), "".join(ends))
         r = subprocess.run(["mount", "-o", "remount,size=64m", mnt], capture_output=True,
@@ -1120,18 +1128,13 @@ def test_rotten_snapshot_not_sent_again(ens):
         flip_byte(path, os.path.getsize(path) // 2)
         f.kill()
         wipe(f)
-        with open(leader.log_path, errors="replace") as lf:
-            before = len(lf.readlines())
+        before = len(log_lines(leader))
         f.start(timeout=30)
         ens.wait_serving(timeout=30)
         check_on_members([f], expect, "/ens-rot")
-        with open(leader.log_path, errors="replace") as lf:
-            lines = lf.readlines()[before:]
-        corrupt = [line for line in lines if " is corrupt at offset " in line]
+        corrupt = [line for line in log_lines(leader)[before:] if " is corrupt at offset " in line]
         assert len(corrupt) == 1 and "0x%x" % int(snap.split(".")[1], 16) in corrupt[0], corrupt
-        ends = [line for line in lines if re.search(
-            r"snapshot 0x[0-9a-f]+ (sent to server %d \(|to server %d ends after)"
-            % (f.myid, f.myid), line)]
+        ends = transfers_to(leader, f, before)
         assert len(ends) == 2, "transfers to the member: %d\n%s" % (len(ends), "".join(ends))
         print("    %s found corrupt as it went out; the next transfer synced the member"
               % snap, flush=True)
