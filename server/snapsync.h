@@ -34,8 +34,10 @@
  *             again every SNAPSYNC_WAIT_MS while it is ahead), and its last
  *             chunk once it is whole and durable (snapsync_written()): the
  *             transfer overlaps the writing. F checks the file whole
- *             before installing it. The core's own messages to F — the
- *             history after the snapshot, NewLeader, Pings — never queue
+ *             before installing it; the leader runs the same check over
+ *             the bytes it reads (snapshot_check_add()) and sends the
+ *             last chunk only if they pass. The core's own messages to
+ *             F — the history after the snapshot, NewLeader, Pings — never queue
  *             behind more than that. F's core holds those until its
  *             install is done, and answers the Pings meanwhile.
  *   follower  snapsync_receive(): the SnapshotRef opens
@@ -48,7 +50,10 @@
  * joins again — when the leader's snapshot fails, the link resets, the
  * leader stops leading or syncs that follower again, the follower leaves
  * the attempt, or no chunk comes for the join's time limit (initLimit
- * ticks).
+ * ticks). It ends so too when the leader's file fails the leader's check:
+ * the file is marked bad (storage_snapshot_bad()) and not offered again.
+ * When the follower cannot write the file (host.received's `disk`), the
+ * follower stops instead of joining again (replica.c).
  *
  * Mixed releases: a member announces PEER_FEATURE_SNAP_STREAM in its
  * Hello. A follower that does not is sent the image itself in the
