@@ -5,6 +5,7 @@
 #include "snapsync.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,9 @@ static void open_file(struct snapsync *ss, uint32_t to, bool growing)
 	}
 	x->fd = fd;
 	x->size = (uint64_t)sb.st_size;
+	/* Read front to back, mostly from the disk: the writer left little
+	 * of it in the page cache (snapshot.c, write_behind()). */
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (growing)
 		log_msg(LOG_INFO, "snapsync", "snapshot 0x%" PRIx64 " goes to server %u as it is "
 			"written", (uint64_t)x->zxid, to);
