@@ -175,15 +175,18 @@ static bool count_round(const struct zab *z, const struct zab_vote *v, int *sile
  * newEpoch as soon as a quorum acks the epoch, and that must never
  * outlive, in a crash, the history its vote promised. A follower's DRAIN
  * phase does the same for it. zab_elect_settled() decides then. A server
- * that could not save its epochs within the last tick does not take the
- * lead again before the next tick: alone in its ensemble it would elect
- * itself and fail again within the same call, without end.
+ * that could not save its epochs within the last tick (a full disk) does
+ * not decide again before the next tick: about to lead alone in its
+ * ensemble, it would elect itself and fail again within the same call,
+ * without end; about to follow, it would join at once, be offered the
+ * epoch again and fail again, as fast as the link goes (thousands of
+ * attempts a second, each logged on both sides).
  */
 static void decide(struct zab *z)
 {
 	bool self = z->vote.leader == z->cfg.id;
 	if (z->installing || (self && z->inflight > 0) ||
-	    (self && z->save_failed_ms && zab_now(z) - z->save_failed_ms < zab_tick_ms(z))) {
+	    (z->save_failed_ms && zab_now(z) - z->save_failed_ms < zab_tick_ms(z))) {
 		z->decide_pending = true;
 		return;
 	}

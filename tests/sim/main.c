@@ -157,6 +157,7 @@ static void add(struct sim_stats *a, const struct sim_stats *b)
 	a->install_crashes += b->install_crashes;
 	a->snap_rots += b->snap_rots;
 	a->epoch_crashes += b->epoch_crashes;
+	a->epoch_full += b->epoch_full;
 	a->epoch_below_log += b->epoch_below_log;
 	a->batched_appends += b->batched_appends;
 	a->paced_sends += b->paced_sends;
@@ -174,7 +175,7 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       " observer commits | %" PRIu64 " reconfigs proposed, %" PRIu64 " committed, %" PRIu64
 	       " leader crashes in one | %" PRIu64 " pauses, %" PRIu64 " of leaders | %" PRIu64
 	       " failed syncs, %" PRIu64 " torn writes | %" PRIu64 " snapshot files, %" PRIu64
-	       " crashes writing one, %" PRIu64 " installing one, %" PRIu64 " rotten | %" PRIu64 " crashes saving epochs, %" PRIu64
+	       " crashes writing one, %" PRIu64 " installing one, %" PRIu64 " rotten | %" PRIu64 " crashes saving epochs, %" PRIu64 " saves failed, %" PRIu64
 	       " restarts with the log above currentEpoch | %" PRIu64 " appends reported in a batch | %" PRIu64 " sync messages sent as links drained\n",
 	       label, runs, t->steps, (double)t->sim_ms / 1000.0, t->proposed, t->commits,
 	       t->established, t->crashes, t->partitions, t->diffs, t->truncs,
@@ -183,7 +184,7 @@ static void print_stats(const char *label, int runs, const struct sim_stats *t)
 	       t->reads_confirmed, t->observer_commits, t->reconfigs_proposed, t->reconfigs_committed,
 	       t->crash_in_reconfig, t->pauses, t->leader_pauses, t->sync_failures, t->torn_writes,
 	       t->snap_files, t->snap_crashes, t->install_crashes, t->snap_rots, t->epoch_crashes,
-	       t->epoch_below_log, t->batched_appends, t->paced_sends);
+	       t->epoch_full, t->epoch_below_log, t->batched_appends, t->paced_sends);
 	fflush(stdout);
 }
 

@@ -727,6 +727,7 @@ static void swarm(struct sim *s)
 	s->p_batch = chance(r, 0.25) ? 0 : rng_unit(r);
 	s->max_diff_bytes = chance(r, 0.5) ? 0 : (size_t)between(r, 100, 4000);
 	s->stream_window = chance(r, 0.3) ? 0 : (size_t)between(r, 1, 3000);
+	s->p_epoch_full = knob(r, 0.02);
 	switch (s->o.scenario) {
 	case SCN_CRASH_AT_NEWLEADER:
 		s->p_crash = 0.0005;
@@ -764,7 +765,7 @@ static void swarm(struct sim *s)
 		 * are healthy, so any new epoch is a disturbance. */
 		s->p_loss = s->p_crash = s->p_part = s->p_clock = s->p_reset = s->p_pause = 0;
 		s->p_sync_fail = s->p_epoch_crash = s->p_snap_crash = s->p_install_crash = 0;
-		s->p_rot = 0;
+		s->p_rot = s->p_epoch_full = 0;
 		s->reorder = false; /* links are FIFO, as TCP is */
 		if (s->o.scenario == SCN_LEADER_LINK) {
 			s->p_leader_link = 0.002 + rng_unit(r) * 0.02;
@@ -964,11 +965,13 @@ enum sim_result sim_run(const struct sim_options *o, struct sim_stats *st, char 
 		fprintf(stderr,
 			"  voters=%d observers=%d others=%d reconfig=%.4f loss=%.3f dup=%.3f reorder=%d delay<=%lld disk<=%lld torn=%d "
 			"crash=%.4f part=%.4f clock=%.4f propose=%.3f compact=%.4f reset=%.4f "
-			"sync_fail=%.4f epoch_crash=%.4f snap_crash=%.3f install_crash=%.3f rot=%.4f "
+			"sync_fail=%.4f epoch_crash=%.4f epoch_full=%.4f snap_crash=%.3f "
+			"install_crash=%.3f rot=%.4f "
 			"segment=%lld prealloc=%lld batch=%.3f max_diff=%zu window=%zu\n",
 			s.n_voters, s.n_observers, s.n - s.n_voters - s.n_observers, s.p_reconfig, s.p_loss, s.p_dup, s.reorder, (long long)s.max_delay,
 			(long long)s.max_disk, s.torn, s.p_crash, s.p_part, s.p_clock, s.p_propose,
-			s.p_compact, s.p_reset, s.p_sync_fail, s.p_epoch_crash, s.p_snap_crash,
+			s.p_compact, s.p_reset, s.p_sync_fail, s.p_epoch_crash, s.p_epoch_full,
+			s.p_snap_crash,
 			s.p_install_crash, s.p_rot, (long long)s.segment_bytes,
 			(long long)s.prealloc_bytes, s.p_batch, s.max_diff_bytes, s.stream_window);
 	st->sim_ms = s.now;

@@ -98,6 +98,7 @@ struct sim_stats {
 	uint64_t snap_rots;        /* a member's newest snapshot file made corrupt:
 				      its restart falls back to the one before */
 	uint64_t epoch_crashes;    /* crashes inside a save of the epochs */
+	uint64_t epoch_full;       /* saves of the epochs that failed, nothing written */
 	uint64_t epoch_below_log;  /* restarts with a logged zxid of an epoch above
 				      currentEpoch (a sync cut short) */
 	uint64_t batched_appends;  /* appends reported with another (zab_appended_n) */

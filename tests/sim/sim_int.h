@@ -331,6 +331,7 @@ struct sim {
 	int64_t max_delay, max_disk;
 	double p_sync_fail;      /* a write's sync fails: that member stops */
 	double p_epoch_crash;    /* the process dies inside a save of its epochs */
+	double p_epoch_full;     /* a save of the epochs fails (a full disk): nothing written */
 	double p_snap_crash;     /* ...or while it writes a snapshot of its own */
 	double p_install_crash;  /* ...or while it installs a leader's */
 	double p_rot;            /* a down member's newest snapshot file rots */

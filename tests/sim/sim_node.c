@@ -367,7 +367,10 @@ static int io_snapshot_install(void *ctx, const uint8_t *bytes, size_t len, int6
 }
 
 /*
- * io.save_epochs: the node's epoch files (sim_disk.c). The process may die
+ * io.save_epochs: the node's epoch files (sim_disk.c). The save may fail
+ * with nothing written, as on a full disk: the core goes on without the
+ * new epochs (it gives up the attempt, or steps down, and decides again a
+ * tick later at the soonest). The process may die
  * inside the save: the core hears of a failure, and the node is gone
  * before anything it does about it leaves the process (io_send() drops
  * it; after_call() crashes the node). A save it tries after that reaches
@@ -385,6 +388,10 @@ static int io_save_epochs(void *ctx, int64_t accepted, int64_t current)
 		fail(s, "node %u saves epochs %lld/%lld over %lld/%lld", nd->id,
 		     (long long)accepted, (long long)current, (long long)nd->acc_epoch,
 		     (long long)nd->cur_epoch);
+	if (s->faults && chance(&s->r, s->p_epoch_full)) {
+		s->st->epoch_full++;
+		return -ENOSPC;
+	}
 	if (s->faults && chance(&s->r, s->p_epoch_crash)) {
 		s->st->epoch_crashes++;
 		nd->dying = nd->crash_pending = true;

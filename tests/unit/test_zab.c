@@ -661,20 +661,26 @@ static void ack_from(struct zab *z, uint32_t from, int64_t zxid, uint32_t nonce)
 	msg_from(z, from, &m, 1, nonce);
 }
 
+/* Leader 1 offers server z its epoch (a LeaderInfo, for its latest attempt). */
+static void offer_epoch(struct zab *z, int64_t epoch)
+{
+	Quorum__LeaderInfo li = QUORUM__LEADER_INFO__INIT;
+	li.epoch = epoch;
+	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
+	m.body_case = QUORUM__PEER_MSG__BODY_LEADER_INFO;
+	m.leader_info = &li;
+	m.from = 1;
+	m.epoch = epoch;
+	m.nonce = last_nonce[1];
+	zab_receive(z, 1, &m);
+}
+
 /* Server 2, with acceptedEpoch `accepted` on disk, is offered epoch 1 by
  * leader 1: its AckEpoch counts only if it never accepted epoch 1. */
 static bool ack_epoch_counts_after(int64_t accepted)
 {
 	struct zab *z = follower_of_1_from(accepted);
-	Quorum__LeaderInfo li = QUORUM__LEADER_INFO__INIT;
-	li.epoch = 1;
-	Quorum__PeerMsg m = QUORUM__PEER_MSG__INIT;
-	m.body_case = QUORUM__PEER_MSG__BODY_LEADER_INFO;
-	m.leader_info = &li;
-	m.from = 1;
-	m.epoch = 1;
-	m.nonce = last_nonce[1];
-	zab_receive(z, 1, &m);
+	offer_epoch(z, 1);
 	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_ACK_EPOCH);
 	bool counts = !ack_epoch_uncounted[1];
 	zab_free(z);
@@ -690,6 +696,38 @@ static void test_epoch_acked_once(void **state)
 	(void)state;
 	assert_true(ack_epoch_counts_after(0));
 	assert_false(ack_epoch_counts_after(1));
+}
+
+/* A follower that cannot save the epoch it is offered (a full disk) looks
+ * again, and joins again no sooner than a tick later: at once, it was
+ * offered the epoch again and failed again, thousands of times a second
+ * for as long as the disk stayed full. */
+static void test_follower_epochs_unsaved(void **state)
+{
+	(void)state;
+	struct zab *z = follower_of_1();
+	save_fails = 1;
+	saves_tried = 0;
+	offer_epoch(z, 1);
+	assert_int_equal(saves_tried, 1);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	vote_from(z, 1, QUORUM__PEER_STATE__LEADING, 1, 1, 1);
+	vote_from(z, 3, QUORUM__PEER_STATE__FOLLOWING, 1, 1, 1);
+	assert_int_equal(zab_role(z), ZAB_LOOKING); /* not within the tick */
+	assert_int_not_equal(last_kind[1], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
+	now_ms += 99;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_LOOKING);
+	now_ms += 1;
+	zab_tick(z);
+	assert_int_equal(zab_role(z), ZAB_FOLLOWING);
+	assert_int_equal(zab_leader(z), 1);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_FOLLOWER_INFO);
+	save_fails = 0;
+	offer_epoch(z, 1);
+	assert_int_equal(saves_tried, 2);
+	assert_int_equal(last_kind[1], QUORUM__PEER_MSG__BODY_ACK_EPOCH);
+	zab_free(z);
 }
 
 /* A follower that leaves a SNAP sync while the snapshot installs (its
@@ -1201,6 +1239,7 @@ int main(void)
 		cmocka_unit_test(test_flap_rejoins_same_leader),
 		cmocka_unit_test(test_leader_disowns_follower),
 		cmocka_unit_test(test_epoch_acked_once),
+		cmocka_unit_test(test_follower_epochs_unsaved),
 		cmocka_unit_test(test_snap_configs_kept_when_the_sync_is_left),
 		cmocka_unit_test(test_uncounted_ack_epoch),
 		cmocka_unit_test(test_appends_reported_in_batches),
