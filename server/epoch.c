@@ -43,14 +43,15 @@ int epoch_write(const char *dir, const char *name, int64_t v)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	snprintf(tmp, sizeof(tmp), "%s" EPOCH_TMP_SUFFIX, path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%" PRId64 "\n", v);
-	int r = 0;
-	if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0)
-		r = errno ? -errno : -EIO;
-	close(fd);
+	int r = fd < 0 ? -errno : 0;
+	if (fd >= 0) {
+		char buf[32];
+		int n = snprintf(buf, sizeof(buf), "%" PRId64 "\n", v);
+		errno = 0;
+		if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0)
+			r = errno ? -errno : -EIO;
+		close(fd);
+	}
 	if (r == 0 && rename(tmp, path) < 0)
 		r = -errno;
 	if (r == 0) {
@@ -61,7 +62,8 @@ int epoch_write(const char *dir, const char *name, int64_t v)
 			close(dfd);
 	}
 	if (r < 0) {
-		unlink(tmp);
+		if (fd >= 0)
+			unlink(tmp);
 		log_msg(LOG_ERROR, "replica", "writing %s: %s", path, strerror(-r));
 	}
 	return r;
