@@ -47,7 +47,8 @@ struct snapsync {
 		uint32_t leader;
 		uint64_t id;
 		int64_t zxid;
-		struct snapshot_recv *rv;
+		struct snapshot_recv *rv; /* NULL: the file could not be made */
+		int open_error;
 	} in;
 	uv_timer_t idle;        /* no chunk for timeout_ms */
 	uint8_t *chunk;         /* SNAPSYNC_CHUNK bytes: what one pread reads */
@@ -367,7 +368,8 @@ static void end_receiving(struct snapsync *ss, int status, bool disk)
 	if (status < 0) {
 		log_msg(disk ? LOG_ERROR : LOG_WARN, "snapsync", "snapshot 0x%" PRIx64 " from server %u "
 			"ends after %" PRIu64 " bytes: %s%s", (uint64_t)zxid, ss->in.leader,
-			snapshot_recv_bytes(rv), disk ? "writing it here: " : "", strerror(-status));
+			rv ? snapshot_recv_bytes(rv) : 0, disk ? "writing it here: " : "",
+			strerror(-status));
 		snapshot_recv_abort(rv);
 		rv = NULL;
 		ss->stats.failed++;
@@ -386,7 +388,8 @@ static void end_receiving(struct snapsync *ss, int status, bool disk)
 static void on_idle(uv_timer_t *t)
 {
 	struct snapsync *ss = t->data;
-	end_receiving(ss, -ETIMEDOUT, false);
+	int err = ss->in.open_error;
+	end_receiving(ss, err < 0 ? err : -ETIMEDOUT, err < 0);
 }
 
 int snapsync_receive(struct snapsync *ss, uint32_t leader, const uint8_t *bytes, size_t len,
@@ -402,26 +405,28 @@ int snapsync_receive(struct snapsync *ss, uint32_t leader, const uint8_t *bytes,
 	quorum__snapshot_ref__free_unpacked(ref, NULL);
 	if (!same)
 		return -EBADMSG;
-	struct snapshot_recv *rv;
+	struct snapshot_recv *rv = NULL;
 	int rc = storage_snapshot_recv_open(ss->st, zxid, &rv);
-	if (rc < 0) {
-		log_msg(LOG_ERROR, "snapsync", "cannot receive snapshot 0x%" PRIx64 ": %s",
-			(uint64_t)zxid, strerror(-rc));
-		return rc;
-	}
+	if (rc == -ECANCELED)
+		return rc; /* the storage closes */
 	ss->in.on = true;
 	ss->in.leader = leader;
 	ss->in.id = id;
 	ss->in.zxid = zxid;
 	ss->in.rv = rv;
-	uv_timer_start(&ss->idle, on_idle, (uint64_t)ss->timeout_ms, 0);
+	/* A file this member cannot make (no inodes left, say) ends the
+	 * transfer as a failed write does, as its disk's, in the next turn:
+	 * returned to the core instead, it joined again at once and was
+	 * sent the snapshot again, for as long as the disk stayed so. */
+	ss->in.open_error = rc;
+	uv_timer_start(&ss->idle, on_idle, rc < 0 ? 0 : (uint64_t)ss->timeout_ms, 0);
 	return 0;
 }
 
 void snapsync_chunk(struct snapsync *ss, uint32_t from, const Quorum__SnapshotChunk *c)
 {
-	if (!ss->in.on || from != ss->in.leader || c->transfer != ss->in.id)
-		return; /* an earlier transfer's */
+	if (!ss->in.on || from != ss->in.leader || c->transfer != ss->in.id || !ss->in.rv)
+		return; /* an earlier transfer's, or one that ends in this turn */
 	if (c->error != 0) {
 		end_receiving(ss, c->error < 0 ? c->error : -EIO, false);
 		return;

@@ -52,8 +52,8 @@
  * the attempt, or no chunk comes for the join's time limit (initLimit
  * ticks). It ends so too when the leader's file fails the leader's check:
  * the file is marked bad (storage_snapshot_bad()) and not offered again.
- * When the follower cannot write the file (host.received's `disk`), the
- * follower stops instead of joining again (replica.c).
+ * When the follower cannot make or write the file (host.received's
+ * `disk`), the follower stops instead of joining again (replica.c).
  *
  * Mixed releases: a member announces PEER_FEATURE_SNAP_STREAM in its
  * Hello. A follower that does not is sent the image itself in the
@@ -140,7 +140,8 @@ void snapsync_stop_sending(struct snapsync *ss, uint32_t to);
 bool snapsync_is_image(const uint8_t *bytes, size_t len);
 /* The core's snapshot_install of a SnapshotRef from `leader`: begins
  * receiving its file. 0 (host.received follows, never from within this
- * call), or a negative errno (nothing begun). */
+ * call, also when the file cannot be made), or a negative errno (nothing
+ * begun: a malformed ref, a transfer already on, or closing). */
 int snapsync_receive(struct snapsync *ss, uint32_t leader, const uint8_t *ref, size_t len,
 		     int64_t zxid);
 /* A SnapshotChunk from `from` (stale ones are ignored). */
