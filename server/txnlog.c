@@ -53,7 +53,7 @@ struct segment {
 	int64_t torn_at;   /* read-only: a torn tail recovery would cut here; else -1 */
 };
 
-#define TXNLOG_READ_HINTS 4
+#define TXNLOG_READ_HINTS 8
 
 struct txnlog {
 	char *dir;
@@ -73,15 +73,18 @@ struct txnlog {
 	void *sync_ctx;
 	size_t dropped;       /* read-only: segments recovery would delete */
 
-	/* Where the last few txnlog_read()s stopped (under lock): the record
-	 * after zxid `after` begins at offset `off` of segment `seg`. A read
-	 * that goes on from there (a paced sync reads the log a window at a
-	 * time, one per follower) starts at it instead of scanning the
-	 * segment from its beginning. Truncation forgets them; purges only
-	 * remove older segments. */
+	/* Where the last few txnlog_read()s began and stopped (under lock):
+	 * the record after zxid `after` begins at offset `off` of segment
+	 * `seg`. A read that goes on from where one stopped (a paced sync
+	 * reads the log a window at a time, one per follower), or begins where
+	 * one began (a leader looks at a follower's history two or three
+	 * times before it streams it), starts at that record instead of
+	 * scanning the segment from its beginning. Truncation forgets them;
+	 * purges only remove older segments. */
 	struct read_hint {
 		int64_t after, seg;
 		size_t off;
+		bool start; /* where a read began; else where one stopped */
 	} hints[TXNLOG_READ_HINTS];
 	unsigned next_hint;
 };
@@ -947,6 +950,19 @@ int txnlog_append(struct txnlog *tl, const uint8_t *buf, size_t len, int64_t fir
 /* One walk for both readers: a txn goes to packed_fn as its logged bytes,
  * or unpacked to txn_fn. A record passed over or handed on packed is
  * unpacked only when its zxid does not peek, to judge it. */
+/* Under the lock: h into the slot of the hint that a read which stopped
+ * at `after` left, if there is one (that reader went on), else into the
+ * oldest slot. */
+static void hint_set(struct txnlog *tl, int64_t after, struct read_hint h)
+{
+	size_t k = 0;
+	while (k < TXNLOG_READ_HINTS && (tl->hints[k].after != after || tl->hints[k].start))
+		k++;
+	if (k == TXNLOG_READ_HINTS)
+		k = tl->next_hint++ % TXNLOG_READ_HINTS;
+	tl->hints[k] = h;
+}
+
 static int walk(struct txnlog *tl, int64_t after,
 		int (*packed_fn)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len),
 		int (*txn_fn)(void *ctx, const Quorum__Txn *txn), void *ctx)
@@ -968,6 +984,8 @@ static int walk(struct txnlog *tl, int64_t after,
 	int64_t prev = after;
 	int64_t stop_seg = 0; /* where the record after prev begins */
 	size_t stop_off = 0;
+	int64_t start_seg = 0; /* where the record after `after` begins */
+	size_t start_off = 0;
 	struct arena arena; /* a txn decoded, dropped after its record */
 	arena_init(&arena, 0);
 	ProtobufCAllocator pa = pb_arena(&arena);
@@ -1033,6 +1051,10 @@ static int walk(struct txnlog *tl, int64_t after,
 						path, off, (uint64_t)z, (uint64_t)prev);
 					r = -EUCLEAN;
 				} else {
+					if (prev == after) {
+						start_seg = segs[i].name;
+						start_off = off;
+					}
 					prev = z;
 					stop_seg = segs[i].name;
 					stop_off = next;
@@ -1049,12 +1071,10 @@ static int walk(struct txnlog *tl, int64_t after,
 	free(segs);
 	if (r >= 0 && prev > after) {
 		pthread_mutex_lock(&tl->lock);
-		size_t k = 0;
-		while (k < TXNLOG_READ_HINTS && tl->hints[k].after != after)
-			k++;
-		if (k == TXNLOG_READ_HINTS) /* a new reader: the oldest slot */
-			k = tl->next_hint++ % TXNLOG_READ_HINTS;
-		tl->hints[k] = (struct read_hint){.after = prev, .seg = stop_seg, .off = stop_off};
+		if (!hinted && after > 0) /* begun from a segment's start: where it began, too */
+			hint_set(tl, after, (struct read_hint){.after = after, .seg = start_seg,
+								.off = start_off, .start = true});
+		hint_set(tl, after, (struct read_hint){.after = prev, .seg = stop_seg, .off = stop_off});
 		pthread_mutex_unlock(&tl->lock);
 	}
 	return r;

@@ -644,9 +644,11 @@ static int64_t read_window(struct fx *f, int64_t after, int k)
 }
 
 /* Reads that go on where the last one stopped start at the record it
- * stopped before (txnlog.c's read hints): every txn once, in order, for
- * two readers taking turns; a truncation and a log written again with
- * other segment boundaries must not send a reader to an old offset. */
+ * stopped before, and reads that begin where one began at the record it
+ * began at (txnlog.c's read hints): every txn once, in order, for two
+ * readers taking turns and for one reading again; a truncation and a log
+ * written again with other segment boundaries must not send a reader to
+ * an old offset. */
 static void test_read_in_windows(void **state)
 {
 	(void)state;
@@ -667,14 +669,23 @@ static void test_read_in_windows(void **state)
 			b = b + 2 * k > 120 ? 120 : b + 2 * k;
 		}
 	}
-	/* A reader stops after 60; the log is cut back to 30 and written
-	 * again in one go, so that 61 is now in a segment that begins before
-	 * the one the reader stopped in. */
+	/* Reads that begin where one began (a leader looks at a follower's
+	 * history, a txn of it and then its size, before it streams it) start
+	 * at the record that one began at. */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(read_window(f, 45, 1), 46);
+		expect_read(f, 45, 46, 120);
+	}
+	/* A reader stops after 60, another began after 33; the log is cut
+	 * back to 30 and written again in one go, so that 61 and 34 are now
+	 * in segments that begin before the ones the readers saw them in. */
 	assert_int_equal(read_window(f, 55, 5), 60);
+	assert_int_equal(read_window(f, 33, 1), 34);
 	assert_int_equal(storage_truncate_after(f->s, 30), 0);
 	append_run(f, 31, 120, 0);
 	assert_int_equal(read_window(f, 60, 30), 90);
 	expect_read(f, 60, 61, 120);
+	expect_read(f, 33, 34, 120);
 	fx_close(f);
 	fx_free(f);
 }
