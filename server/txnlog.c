@@ -947,9 +947,6 @@ int txnlog_append(struct txnlog *tl, const uint8_t *buf, size_t len, int64_t fir
 
 /* ---- reading ------------------------------------------------------------------------- */
 
-/* One walk for both readers: a txn goes to packed_fn as its logged bytes,
- * or unpacked to txn_fn. A record passed over or handed on packed is
- * unpacked only when its zxid does not peek, to judge it. */
 /* Under the lock: h into the slot of the hint that a read which stopped
  * at `after` left, if there is one (that reader went on), else into the
  * oldest slot. */
@@ -963,6 +960,9 @@ static void hint_set(struct txnlog *tl, int64_t after, struct read_hint h)
 	tl->hints[k] = h;
 }
 
+/* One walk for both readers: a txn goes to packed_fn as its logged bytes,
+ * or unpacked to txn_fn. A record passed over or handed on packed is
+ * unpacked only when its zxid does not peek, to judge it. */
 static int walk(struct txnlog *tl, int64_t after,
 		int (*packed_fn)(void *ctx, int64_t zxid, const uint8_t *txn, size_t len),
 		int (*txn_fn)(void *ctx, const Quorum__Txn *txn), void *ctx)
