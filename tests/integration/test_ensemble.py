@@ -971,6 +971,14 @@ def transfers_to(leader, f, since):
         % (f.myid, f.myid), line)]
 
 
+def remount(mnt, option):
+    """The tmpfs on mnt mounted again with option (mount(8)'s size=,
+    nr_inodes=: the inodes it may hold in all, its root included)."""
+    r = subprocess.run(["mount", "-o", "remount," + option, mnt], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+
+
 def on_tmpfs(m):
     """Member m (stopped) loses its disk (wipe()) and gets an empty tmpfs of
     64 MB over its data directory (its next start writes its myid); returns
@@ -1068,9 +1076,7 @@ def test_snapshot_larger_than_the_room(ens):
         expect = big_nodes(c, "/ens-room")  # a snapshot of about 24 MB
         f.kill()
         mnt = on_tmpfs(f)
-        r = subprocess.run(["mount", "-o", "remount,size=8m", mnt], capture_output=True,
-                           text=True, timeout=20)
-        assert r.returncode == 0, r.stderr
+        remount(mnt, "size=8m")
         before = len(log_lines(leader))
         f.launch()
         for i in range(50):
@@ -1086,9 +1092,7 @@ def test_snapshot_larger_than_the_room(ens):
             ends = transfers_to(leader, f, before)
             assert 1 <= len(ends) <= 2, "transfers to the member: %d\n%s" % (
                 len(ends), "".join(ends))
-        r = subprocess.run(["mount", "-o", "remount,size=64m", mnt], capture_output=True,
-                           text=True, timeout=20)
-        assert r.returncode == 0, r.stderr
+        remount(mnt, "size=64m")
         f.start()
         check_on_members([f], expect, "/ens-room")
         print("    stopped with code %d; synced once restarted with room" % code, flush=True)
@@ -1099,13 +1103,6 @@ def test_snapshot_larger_than_the_room(ens):
         if mnt:
             umount(mnt)
         restore(ens)
-
-
-def limit_inodes(mnt, n):
-    """The tmpfs on mnt may hold n inodes in all (its root included)."""
-    r = subprocess.run(["mount", "-o", "remount,nr_inodes=%d" % n, mnt], capture_output=True,
-                       text=True, timeout=20)
-    assert r.returncode == 0, r.stderr
 
 
 def test_no_inodes_to_join(ens):
@@ -1132,7 +1129,7 @@ def test_no_inodes_to_join(ens):
         f.kill()
         mnt = on_tmpfs(f)
         # The root, myid, quorum-v1 and its lock: none left for the epoch.
-        limit_inodes(mnt, 4)
+        remount(mnt, "nr_inodes=4")
         since, before = len(log_lines(f)), len(log_lines(leader))
         f.launch()
         tick = int(ens.cfg["tickTime"]) / 1000.0
@@ -1146,7 +1143,7 @@ def test_no_inodes_to_join(ens):
         assert 1 <= len(joins) <= 12, "%d attempts to join in 8 ticks:\n%s" % (
             len(joins), "".join(joins[-20:]))
         # One inode more: the epoch is saved, the snapshot's file is not.
-        limit_inodes(mnt, 5)
+        remount(mnt, "nr_inodes=5")
         wait_until(lambda: f.proc.poll() is not None, 30, "%r to stop" % f)
         assert f.proc.returncode == 1, f.proc.returncode
         lines = log_lines(f)[since:]
@@ -1154,7 +1151,7 @@ def test_no_inodes_to_join(ens):
                    for ln in lines), "".join(lines[-20:])
         ends = transfers_to(leader, f, before)
         assert 1 <= len(ends) <= 2, "transfers to the member: %d\n%s" % (len(ends), "".join(ends))
-        limit_inodes(mnt, 4096)
+        remount(mnt, "nr_inodes=4096")
         f.start()
         check_on_members([f], expect, "/ens-inodes")
         print("    %d attempts to join in 8 ticks without an inode; stopped with none for "
