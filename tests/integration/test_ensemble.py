@@ -13,9 +13,10 @@ writes go on, and (quorumd) that snapshot's transfer cut by the death of
 either end loses nothing. A member whose disk fills up, or is too small for
 the leader's snapshot, stops; the others carry on, and it catches up once
 restarted with room (ZooKeeper 3.8 does not come back from a full log).
-One without an inode for its epoch tries again once a tick, and joins once
-it has one (quorumd). A leader's snapshot file that rotted is sent once, found corrupt, and
-(quorumd) not offered again.
+(quorumd) One without an inode for its epoch tries again once a tick and
+joins once it has one; one without an inode for the leader's snapshot
+stops. A leader's snapshot file that rotted is sent once, found corrupt,
+and (quorumd) not offered again.
 
 All tests share one ensemble; each begins by restoring it (members started,
 thawed) and waiting for exactly one leader."""
