@@ -848,9 +848,11 @@ class Partition:
 
     PREFIX = "QFS-PART-"
 
-    def __init__(self, ensemble):
+    def __init__(self, ensemble, tag=None):
+        """tag: set for a second ensemble cut at the same time as another
+        in this process; it names the chain (QFS-PART-<pid>-<tag>)."""
         self.ensemble = ensemble
-        self.chain = "%s%d" % (self.PREFIX, os.getpid())
+        self.chain = "%s%d%s" % (self.PREFIX, os.getpid(), "" if tag is None else "-%s" % tag)
         self.cuts = set()  # frozenset({a, b}) of members
         self.ready = False
 
@@ -894,7 +896,7 @@ class Partition:
     def start(self):
         self.check_usable()
         for chain in self.chains():
-            pid = chain[len(self.PREFIX):]
+            pid = chain[len(self.PREFIX):].split("-")[0]
             if pid.isdigit() and not os.path.exists("/proc/%s" % pid):
                 self._remove_chain(chain)  # left by a test that died
         self._remove_chain(self.chain)  # a pid reused after a death
@@ -928,13 +930,29 @@ class Partition:
             self.iptables(*(["-A", self.chain] + spec + ["-j", "DROP"]))
         self.cuts.add(frozenset((a, b)))
 
+    def uncut(self, a, b):
+        """The link between a and b back; every other cut stays."""
+        assert self.ready
+        if frozenset((a, b)) not in self.cuts:
+            return
+        for spec in self._rules(a, b):
+            self.iptables(*(["-D", self.chain] + spec + ["-j", "DROP"]))
+        self.cuts.discard(frozenset((a, b)))
+
+    @staticmethod
+    def _mute_spec(a):
+        return ["-s", a.host, "-p", "tcp", "--sport", str(a.port), "-j", "DROP"]
+
     def mute_clients(self, a):
         """a's answers to its clients are lost (requests still reach it, and
         it still talks to its peers): what a client sees when its replies
-        are lost on the way back. heal() ends it."""
+        are lost on the way back. unmute_clients() or heal() ends it."""
         assert self.ready
-        self.iptables("-A", self.chain, "-s", a.host, "-p", "tcp", "--sport", str(a.port),
-                      "-j", "DROP")
+        self.iptables(*(["-A", self.chain] + self._mute_spec(a)))
+
+    def unmute_clients(self, a):
+        assert self.ready
+        self.iptables(*(["-D", self.chain] + self._mute_spec(a)))
 
     def isolate(self, a):
         """a cut from every other member."""

@@ -1,11 +1,17 @@
-"""Real network partitions of a three-member quorumd ensemble.
+"""Real network partitions of a three-member quorumd ensemble, and faults
+drawn at random on three and on five members.
 
-Each member has its own loopback address (127.0.0.11-13) and dials its
+Each member has its own loopback address (127.0.0.11-15) and dials its
 peers from it, so iptables rules (harness.Partition) cut exactly the links
 a scenario names, by dropping their packets: isolate the leader, isolate a
 follower, a bridge (A-B-C with only A and C cut from each other), a
-flapping link, and a client kept on the minority side. Every scenario runs
-the same load on every member at once:
+flapping link, and a client kept on the minority side. Then random faults
+(Nemesis), several at once at times: kill -9 and start again, SIGSTOP and
+SIGCONT, a member cut off, a link cut, a member's answers to its clients
+lost; 20 s on three members and 20 s on five, with the seed printed
+(`test_partition.py --faults SECONDS [--members N] [--seed S]` runs them
+alone, as long as asked). Every scenario runs the same load on every
+member at once:
 
   * a writer per member (a kazoo client pinned to that member's address)
     creating unique znodes, each create's invoke/complete/outcome recorded;
@@ -35,6 +41,7 @@ Socket.connect on an unbound socket), so on loopback they all dial from
 Needs iptables and root: without them the script says why and exits 77
 (meson's SKIP). The rules live in a chain of its own, removed at the end
 whatever happens (and checked gone from `iptables -S`)."""
+import argparse
 import logging
 import random
 import sys
@@ -59,6 +66,7 @@ SESSION_TIMEOUT = 10.0
 OP_BOUND = 10.0
 FAILED = (KazooException, KazooTimeoutError)  # the outcome is unknown
 HEAL_BOUND = 30.0   # every member must serve writes again within this
+FAULT_SECONDS = 20.0  # each random-faults run of the suite (--faults: a soak)
 
 logging.getLogger("kazoo").setLevel(logging.ERROR)  # connection losses are the point
 
@@ -492,23 +500,189 @@ def test_minority_client(ens, net):
     Scenario(ens, net, "minority-client").run(partition)
 
 
+class Nemesis:
+    """Faults drawn from random.Random(seed), one after another for
+    `seconds`, several at once at times: a member killed (SIGKILL) and
+    started again later, a member stopped (SIGSTOP) and continued, a
+    member cut off, one link cut, a member's answers to its clients lost.
+    Each lasts 0.3-3 s; a new one begins every 0.2-1.5 s while fewer than
+    `most` are on. Every member may be hit, the leader more often (half of
+    the draws take the member that says leader, if one does). A member
+    that exits without being killed fails the run at once (its log shown).
+    Every fault is undone before run() returns."""
+
+    KINDS = ("kill", "freeze", "isolate", "cut", "mute")
+
+    def __init__(self, ens, net, seed, seconds, most):
+        self.ens, self.net, self.seconds, self.most = ens, net, seconds, most
+        self.seed = seed
+        self.rnd = random.Random(seed)
+        self.active = []   # [end time, undo, description]
+        self.killed, self.muted = set(), set()
+        self.log = []      # (time, text)
+
+    def _note(self, text):
+        self.log.append((time.monotonic(), text))
+
+    def _check_alive(self):
+        for m in self.ens.members:
+            if m not in self.killed and not m.running:
+                raise AssertionError("%r exited by itself (status %s) under seed %d:\n%s"
+                                     % (m, m.proc.returncode, self.seed, m.log_tail()))
+
+    def _target(self):
+        if self.rnd.random() < 0.5:
+            leaders = [m for m in self.ens.members if m.alive and m.mode(timeout=0.3) == "leader"]
+            if len(leaders) == 1:
+                return leaders[0]
+        return self.rnd.choice(self.ens.members)
+
+    def _begin(self):
+        """Starts one fault; returns (undo, description), or None when the
+        draw hits a member already down or a link already cut."""
+        kind = self.rnd.choice(self.KINDS)
+        m = self._target()
+        if m in self.killed or m.frozen:
+            return None
+        net = self.net
+        if kind == "kill":
+            m.kill()
+            self.killed.add(m)
+
+            def undo():
+                self.killed.discard(m)
+                m.launch()
+            return undo, "kill -9 member %d" % m.myid
+        if kind == "freeze":
+            m.freeze()
+            return m.thaw, "SIGSTOP member %d" % m.myid
+        if kind in ("isolate", "cut"):
+            others = [b for b in self.ens.members if b is not m]
+            if kind == "cut":
+                others = [self.rnd.choice(others)]
+            pairs = [b for b in others if frozenset((m, b)) not in net.cuts]
+            if not pairs:
+                return None
+            for b in pairs:
+                net.cut(m, b)
+
+            def undo():
+                for b in pairs:
+                    net.uncut(m, b)
+            what = ("member %d cut off" % m.myid if kind == "isolate" else
+                    "link %d-%d cut" % (m.myid, pairs[0].myid))
+            return undo, what
+        if m in self.muted:
+            return None
+        net.mute_clients(m)
+        self.muted.add(m)
+
+        def undo():
+            self.muted.discard(m)
+            net.unmute_clients(m)
+        return undo, "answers of member %d lost" % m.myid
+
+    def _end(self, fault):
+        _, undo, what = fault
+        undo()
+        self.active.remove(fault)
+        self._note("end   " + what)
+
+    def run(self):
+        t_end = time.monotonic() + self.seconds
+        next_at = time.monotonic()
+        try:
+            while time.monotonic() < t_end:
+                self._check_alive()
+                now = time.monotonic()
+                for fault in [f for f in self.active if f[0] <= now]:
+                    self._end(fault)
+                if now >= next_at and len(self.active) < self.most:
+                    began = self._begin()
+                    if began:
+                        undo, what = began
+                        self.active.append([now + self.rnd.uniform(0.3, 3.0), undo, what])
+                        self._note("begin " + what)
+                    next_at = now + self.rnd.uniform(0.2, 1.5)
+                time.sleep(0.05)
+        finally:
+            for fault in sorted(self.active, key=lambda f: f[0]):
+                self._end(fault)
+        self._check_alive()
+
+    def print_log(self, t0):
+        for t, text in self.log:
+            print("    %+.2fs %s" % (t - t0, text))
+
+
+def random_faults(ens, net, seconds, seed=None):
+    """The random faults of Nemesis under the scenario's load and checks,
+    at most two at once on three members, three on five; the seed is
+    printed first, so a failure can be run again."""
+    seed = seed if seed is not None else random.SystemRandom().randrange(1 << 30)
+    print("  random faults for %.0fs, seed %d" % (seconds, seed), flush=True)
+
+    def partition(ens, net, leader):
+        nemesis = Nemesis(ens, net, seed, seconds, most=len(ens.members) // 2 + 1)
+        t_cut = time.monotonic()
+        try:
+            nemesis.run()
+        finally:
+            print("  faults (seed %d), from the first:" % seed)
+            nemesis.print_log(t_cut)
+        assert any(text.startswith("begin") for _, text in nemesis.log), "no fault was made"
+        return set(), t_cut, None
+    Scenario(ens, net, "random-%d" % len(ens.members)).run(partition)
+
+
+def test_random_faults(ens, net):
+    """Faults at random, several at once at times, on every member:
+    kills, stops, cut members and links, lost answers (Nemesis)."""
+    random_faults(ens, net, FAULT_SECONDS)
+
+
+def test_random_faults_five(ens, net):
+    """The same on an ensemble of five of its own (beside the three, which
+    stay up and idle; its rules in a chain of their own), where up to
+    three faults at once can leave a quorum or not."""
+    ensemble_with_net(5, lambda ens5, net5: random_faults(ens5, net5, FAULT_SECONDS), tag="5")
+
+
+def ensemble_with_net(n, body, tag=None):
+    """body(ens, net) on n members with their own addresses; net's rules
+    are gone afterwards, whatever happened."""
+    with QuorumdEnsemble(n, tick_ms=TICK_MS, sync_limit=SYNC_LIMIT, own_addresses=True) as ens:
+        net = Partition(ens, tag).start()
+        try:
+            return body(ens, net)
+        finally:
+            net.cleanup()
+
+
 def main():
+    """With no arguments: the scenarios on three members, then the random
+    faults for FAULT_SECONDS on those three and on five. `--faults SECONDS
+    [--members N] [--seed S]`: only the random faults, for that long (a
+    soak; the seed is printed, and one given repeats the draws)."""
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--faults", type=float, metavar="SECONDS")
+    ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--seed", type=int)
+    args = ap.parse_args()
     try:
         Partition.check_usable()
+        if args.faults:
+            def test_random_faults_soak(ens, net):
+                random_faults(ens, net, args.faults, args.seed)
+            ensemble_with_net(args.members, lambda ens, net: run_tests(
+                [test_random_faults_soak], ens, net, on_failure=ens.dump_logs))
+        ensemble_with_net(3, lambda ens, net: run_tests(
+            [test_isolate_leader, test_isolate_follower, test_bridge, test_flapping,
+             test_minority_client, test_random_faults, test_random_faults_five], ens, net,
+            on_failure=ens.dump_logs))
     except PartitionUnavailable as e:
         print("SKIP: cannot cut links with iptables: %s" % e, flush=True)
         sys.exit(SKIP)
-    with QuorumdEnsemble(3, tick_ms=TICK_MS, sync_limit=SYNC_LIMIT, own_addresses=True) as ens:
-        try:
-            net = Partition(ens).start()
-        except PartitionUnavailable as e:
-            print("SKIP: cannot cut links with iptables: %s" % e, flush=True)
-            sys.exit(SKIP)
-        try:
-            run_tests([test_isolate_leader, test_isolate_follower, test_bridge, test_flapping,
-                       test_minority_client], ens, net, on_failure=ens.dump_logs)
-        finally:
-            net.cleanup()
 
 
 if __name__ == "__main__":
