@@ -64,20 +64,30 @@ def _linearize(ops, initial, observed):
             return o["value"], True
         return state, state == o["value"]  # sread: sees the current value
 
-    def moves(done, state):
-        """Every next step from (done, state): (op index or ~index for an
-        unknown op that never takes effect, new state). An op may go next
-        only if it was invoked before the earliest return of the ops not
-        yet placed (Wing and Gong's minimal ops)."""
+    # The ops placed so far are (lo, rel): every op before lo, and op
+    # lo + k for each bit k of rel (whose bit 0 is clear: op lo is not
+    # placed). Keeping the placed prefix as a number, not as bits, keeps
+    # each state a few words long however long the history: a bit set of
+    # every op made the search quadratic in memory (gigabytes for the
+    # 400,000 ops a register gets in ten minutes).
+    def place(lo, rel, i):
+        rel |= 1 << (i - lo)
+        shift = (~rel & (rel + 1)).bit_length() - 1  # the placed ops from lo on
+        return lo + shift, rel >> shift
+
+    def moves(lo, rel, state):
+        """Every next step from (lo, rel, state): (op index or ~index for
+        an unknown op that never takes effect, new state). An op may go
+        next only if it was invoked before the earliest return of the ops
+        not yet placed (Wing and Gong's minimal ops)."""
         # Ops are in invoke order, and an op invoked after the horizon
         # cannot return before it: one scan from the first op not placed.
-        lo = (~done & (done + 1)).bit_length() - 1
         horizon = INF
         window = []
         for i in range(lo, n):
             if ops[i]["invoke"] > horizon:
                 break
-            if not done >> i & 1:
+            if not rel >> (i - lo) & 1:
                 window.append(i)
                 horizon = min(horizon, completes[i])
         out = []
@@ -99,10 +109,10 @@ def _linearize(ops, initial, observed):
     # ops) and Lowe's memo of (placed ops, state) already explored.
     seen = set()
     order = []
-    stack = [(0, initial, iter(moves(0, initial)))]
+    stack = [(0, 0, initial, iter(moves(0, 0, initial)))]
     found = n == 0
     while stack and not found:
-        done, state, it = stack[-1]
+        lo, rel, state, it = stack[-1]
         step = next(it, None)
         if step is None:
             stack.pop()
@@ -110,15 +120,15 @@ def _linearize(ops, initial, observed):
                 order.pop()
             continue
         i, new = step
-        nd = done | 1 << (i if i >= 0 else ~i)
-        if (nd, new) in seen:
+        nlo, nrel = place(lo, rel, i if i >= 0 else ~i)
+        if (nlo, nrel, new) in seen:
             continue
-        seen.add((nd, new))
+        seen.add((nlo, nrel, new))
         order.append(i)
         if len(order) == n:
             found = True
             break
-        stack.append((nd, new, iter(moves(nd, new))))
+        stack.append((nlo, nrel, new, iter(moves(nlo, nrel, new))))
     if not found:
         raise Violation("no linearization of %d ops on this register: %s"
                         % (n, _describe(ops)))
@@ -147,6 +157,10 @@ def _sequential_reads(ops, orders, initial):
     by_session = {}
     for o in ops:
         by_session.setdefault(o["session"], []).append(o)
+    positions = {}
+    for key, order in orders.items():
+        positions[key] = {v: i + 1 for i, v in enumerate(order)}
+        positions[key].setdefault(initial, 0)
     for sess, mine in by_session.items():
         mine.sort(key=lambda o: o["invoke"])
         floor = {}  # key -> position the session must not go below
@@ -155,8 +169,7 @@ def _sequential_reads(ops, orders, initial):
                 continue
             p = o.get("version")
             if p is None:
-                pos_of = {v: i + 1 for i, v in enumerate(orders.get(o["key"], []))}
-                pos_of.setdefault(initial, 0)
+                pos_of = positions.get(o["key"], {initial: 0})
                 if o["value"] not in pos_of:
                     if o["kind"] in ("read", "sread"):
                         raise Violation("session %s read %r from %r, which no write made"
