@@ -8,9 +8,10 @@ follower, a bridge (A-B-C with only A and C cut from each other), a
 flapping link, and a client kept on the minority side. Then random faults
 (Nemesis), several at once at times: kill -9 and start again, SIGSTOP and
 SIGCONT, a member cut off, a link cut, a member's answers to its clients
-lost; 20 s on three members and 20 s on five, with the seed printed
-(`test_partition.py --faults SECONDS [--members N] [--seed S]` runs them
-alone, as long as asked). Every scenario runs the same load on every
+lost; 20 s on three members, and 20 s on five whose data directories are
+tmpfs mounts of their own, so that their disks fill too; the seed
+printed (`test_partition.py --faults SECONDS ...` runs them alone, as
+long as asked: main()). Every scenario runs the same load on every
 member at once:
 
   * a writer per member (a kazoo client pinned to that member's address)
@@ -43,13 +44,15 @@ Needs iptables and root: without them the script says why and exits 77
 whatever happens (and checked gone from `iptables -S`)."""
 import argparse
 import logging
+import os
 import random
 import sys
 import threading
 import time
 
-from harness import (FAILOVER_RETRY, Partition, PartitionUnavailable, QuorumdEnsemble,
-                     close_clients, kazoo_client, run_tests, wait_until)
+from harness import (FAILOVER_RETRY, Partition, PartitionUnavailable, QuorumdEnsemble, Skip,
+                     close_clients, fill, kazoo_client, mount_tmpfs, run_tests, umount,
+                     wait_until)
 from registers import RegisterWorkload
 
 from kazoo.exceptions import KazooException
@@ -67,6 +70,7 @@ OP_BOUND = 10.0
 FAILED = (KazooException, KazooTimeoutError)  # the outcome is unknown
 HEAL_BOUND = 30.0   # every member must serve writes again within this
 FAULT_SECONDS = 20.0  # each random-faults run of the suite (--faults: a soak)
+DISK_SIZE = "1g"      # a member's tmpfs where disks fill (an hour's soak takes ~200 MB)
 
 logging.getLogger("kazoo").setLevel(logging.ERROR)  # connection losses are the point
 
@@ -504,8 +508,9 @@ class Nemesis:
     """Faults drawn from random.Random(seed), one after another for
     `seconds`, several at once at times: a member killed (SIGKILL) and
     started again later, a member stopped (SIGSTOP) and continued, a
-    member cut off, one link cut, a member's answers to its clients lost.
-    Each lasts 0.3-3 s; a new one begins every 0.2-1.5 s while fewer than
+    member cut off, one link cut, a member's answers to its clients lost,
+    and with disks a member's disk full (a member that then stops, as it
+    must, is started again once the disk has room). Each lasts 0.3-3 s; a new one begins every 0.2-1.5 s while fewer than
     `most` are on. Every member may be hit, the leader more often (half of
     the draws take the member that says leader, if one does). A member
     that exits without being killed fails the run at once (its log shown).
@@ -513,12 +518,13 @@ class Nemesis:
 
     KINDS = ("kill", "freeze", "isolate", "cut", "mute")
 
-    def __init__(self, ens, net, seed, seconds, most):
+    def __init__(self, ens, net, seed, seconds, most, disks=False):
         self.ens, self.net, self.seconds, self.most = ens, net, seconds, most
         self.seed = seed
         self.rnd = random.Random(seed)
+        self.kinds = self.KINDS + (("disk",) if disks else ())
         self.active = []   # [end time, undo, description]
-        self.killed, self.muted = set(), set()
+        self.killed, self.muted, self.full = set(), set(), set()
         self.log = []      # (time, text)
 
     def _note(self, text):
@@ -526,9 +532,21 @@ class Nemesis:
 
     def _check_alive(self):
         for m in self.ens.members:
-            if m not in self.killed and not m.running:
-                raise AssertionError("%r exited by itself (status %s) under seed %d:\n%s"
-                                     % (m, m.proc.returncode, self.seed, m.log_tail()))
+            if m in self.killed or m.running:
+                continue
+            if m in self.full and self._stopped_for_room(m):
+                continue
+            self._exited(m)
+
+    def _exited(self, m):
+        raise AssertionError("%r exited by itself (status %s) under seed %d:\n%s"
+                             % (m, m.proc.returncode, self.seed, m.log_tail()))
+
+    @staticmethod
+    def _stopped_for_room(m):
+        """m exited as a member must when its disk is full (exit code 1,
+        saying so: quorumd(8))."""
+        return m.proc.returncode == 1 and "No space left on device" in m.log_tail(60)
 
     def _target(self):
         if self.rnd.random() < 0.5:
@@ -540,9 +558,9 @@ class Nemesis:
     def _begin(self):
         """Starts one fault; returns (undo, description), or None when the
         draw hits a member already down or a link already cut."""
-        kind = self.rnd.choice(self.KINDS)
+        kind = self.rnd.choice(self.kinds)
         m = self._target()
-        if m in self.killed or m.frozen:
+        if m in self.killed or m.frozen or m in self.full:
             return None
         net = self.net
         if kind == "kill":
@@ -556,6 +574,20 @@ class Nemesis:
         if kind == "freeze":
             m.freeze()
             return m.thaw, "SIGSTOP member %d" % m.myid
+        if kind == "disk":
+            filler = os.path.join(m.dir, "data", "filler")
+            fill(filler)
+            self.full.add(m)
+
+            def undo():
+                os.unlink(filler)
+                self.full.discard(m)
+                if not m.running:  # stopped, as it must (else _check_alive said so)
+                    if not self._stopped_for_room(m):
+                        self._exited(m)
+                    m.launch()
+                    return " (it had stopped: started again)"
+            return undo, "disk of member %d full" % m.myid
         if kind in ("isolate", "cut"):
             others = [b for b in self.ens.members if b is not m]
             if kind == "cut":
@@ -584,9 +616,9 @@ class Nemesis:
 
     def _end(self, fault):
         _, undo, what = fault
-        undo()
+        said = undo()  # what came of it, if worth saying
         self.active.remove(fault)
-        self._note("end   " + what)
+        self._note("end   " + what + (said or ""))
 
     def run(self):
         t_end = time.monotonic() + self.seconds
@@ -615,15 +647,17 @@ class Nemesis:
             print("    %+.2fs %s" % (t - t0, text))
 
 
-def random_faults(ens, net, seconds, seed=None):
+def random_faults(ens, net, seconds, seed=None, disks=False):
     """The random faults of Nemesis under the scenario's load and checks,
-    at most two at once on three members, three on five; the seed is
-    printed first, so a failure can be run again."""
+    at most two at once on three members, three on five; full disks too
+    where the members' data directories are tmpfs mounts of their own
+    (disks). The seed is printed first, so a failure can be run again."""
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 30)
     print("  random faults for %.0fs, seed %d" % (seconds, seed), flush=True)
 
     def partition(ens, net, leader):
-        nemesis = Nemesis(ens, net, seed, seconds, most=len(ens.members) // 2 + 1)
+        nemesis = Nemesis(ens, net, seed, seconds, most=len(ens.members) // 2 + 1,
+                          disks=disks)
         t_cut = time.monotonic()
         try:
             nemesis.run()
@@ -644,44 +678,81 @@ def test_random_faults(ens, net):
 def test_random_faults_five(ens, net):
     """The same on an ensemble of five of its own (beside the three, which
     stay up and idle; its rules in a chain of their own), where up to
-    three faults at once can leave a quorum or not."""
-    ensemble_with_net(5, lambda ens5, net5: random_faults(ens5, net5, FAULT_SECONDS), tag="5")
+    three faults at once can leave a quorum or not, and full disks among
+    them (each member's data directory a tmpfs)."""
+    ensemble_with_net(5, lambda ens5, net5: random_faults(ens5, net5, FAULT_SECONDS, disks=True),
+                      tag="5", disks=True)
 
 
-def ensemble_with_net(n, body, tag=None):
-    """body(ens, net) on n members with their own addresses; net's rules
-    are gone afterwards, whatever happened."""
-    with QuorumdEnsemble(n, tick_ms=TICK_MS, sync_limit=SYNC_LIMIT, own_addresses=True) as ens:
+def ensemble_with_net(n, body, tag=None, disks=False):
+    """body(ens, net) on n members with their own addresses, and with disks,
+    each member's data directory on a tmpfs of its own (DISK_SIZE); the
+    members, net's rules and the mounts are gone afterwards, whatever
+    happened."""
+    # With disks, logs grow 16 KiB at a time (preAllocSize), so that a
+    # disk full for a second stops a member that takes writes, as it must.
+    ens = QuorumdEnsemble(n, tick_ms=TICK_MS, sync_limit=SYNC_LIMIT, own_addresses=True,
+                          extra_cfg={"preAllocSize": "16"} if disks else None)
+    mounts = []
+    try:
+        for m in ens.members if disks else ():
+            path = os.path.join(m.dir, "data")
+            ok, why = mount_tmpfs(path, DISK_SIZE)
+            if not ok:
+                raise Skip("cannot mount a tmpfs (%s)" % why)
+            mounts.append(path)
+        try:
+            ens.start()
+        except BaseException:
+            ens.dump_logs()
+            raise
         net = Partition(ens, tag).start()
         try:
             return body(ens, net)
         finally:
             net.cleanup()
+    finally:
+        for m in ens.members:
+            m.kill()  # off its disk before the disk goes
+        for path in mounts:
+            umount(path)
+        ens.cleanup()
 
 
 def main():
     """With no arguments: the scenarios on three members, then the random
-    faults for FAULT_SECONDS on those three and on five. `--faults SECONDS
-    [--members N] [--seed S]`: only the random faults, for that long (a
-    soak; the seed is printed, and one given repeats the draws)."""
+    faults for FAULT_SECONDS on those three and on five (full disks too).
+    `--faults SECONDS [--rounds R] [--members N] [--seed S]`: only the
+    random faults, full disks too, for that long, R times over on one
+    ensemble (a soak; each round's history is checked at its end, and
+    the checker holds it all: some 6 GB for 15 minutes on five members;
+    each round's seed is printed, and one given repeats the draws)."""
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--faults", type=float, metavar="SECONDS")
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--members", type=int, default=5)
     ap.add_argument("--seed", type=int)
     args = ap.parse_args()
     try:
         Partition.check_usable()
         if args.faults:
-            def test_random_faults_soak(ens, net):
-                random_faults(ens, net, args.faults, args.seed)
+            rounds = []
+            for i in range(args.rounds):
+                def test_random_faults_soak(ens, net, i=i):
+                    random_faults(ens, net, args.faults,
+                                  None if args.seed is None else args.seed + i, disks=True)
+                rounds.append(test_random_faults_soak)
             ensemble_with_net(args.members, lambda ens, net: run_tests(
-                [test_random_faults_soak], ens, net, on_failure=ens.dump_logs))
+                rounds, ens, net, on_failure=ens.dump_logs), disks=True)
         ensemble_with_net(3, lambda ens, net: run_tests(
             [test_isolate_leader, test_isolate_follower, test_bridge, test_flapping,
              test_minority_client, test_random_faults, test_random_faults_five], ens, net,
             on_failure=ens.dump_logs))
     except PartitionUnavailable as e:
         print("SKIP: cannot cut links with iptables: %s" % e, flush=True)
+        sys.exit(SKIP)
+    except Skip as e:
+        print("SKIP: %s" % e, flush=True)
         sys.exit(SKIP)
 
 
