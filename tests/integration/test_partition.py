@@ -724,9 +724,8 @@ def main():
     faults for FAULT_SECONDS on those three and on five (full disks too).
     `--faults SECONDS [--rounds R] [--members N] [--seed S]`: only the
     random faults, full disks too, for that long, R times over on one
-    ensemble (a soak; each round's history is checked at its end, and
-    the checker holds it all: some 6 GB for 15 minutes on five members;
-    each round's seed is printed, and one given repeats the draws)."""
+    ensemble (a soak; each round's history is checked at its end; each
+    round's seed is printed, and one given repeats the draws)."""
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--faults", type=float, metavar="SECONDS")
     ap.add_argument("--rounds", type=int, default=1)
