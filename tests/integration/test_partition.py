@@ -517,13 +517,14 @@ class Nemesis:
     """Faults drawn from random.Random(seed), one after another for
     `seconds`, several at once at times: a member killed (SIGKILL) and
     started again later, a member stopped (SIGSTOP) and continued, a
-    member cut off, one link cut, a member's answers to its clients lost,
-    and with disks a member's disk full (a member that then stops, as it
-    must, is started again once the disk has room). Each lasts 0.3-3 s; a new one begins every 0.2-1.5 s while fewer than
-    `most` are on. Every member may be hit, the leader more often (half of
-    the draws take the member that says leader, if one does). A member
-    that exits without being killed fails the run at once (its log shown).
-    Every fault is undone before run() returns."""
+    member cut off, one link cut (not with cuts False), a member's answers
+    to its clients lost, and with disks a member's disk full (a member
+    that then stops, as it must, is started again once the disk has
+    room). Each lasts 0.3-3 s; a new one begins every 0.2-1.5 s while
+    fewer than `most` are on. Every member may be hit, the leader more
+    often (half of the draws take the member that says leader, if one
+    does). A member that exits without being killed fails the run at once
+    (its log shown). Every fault is undone before run() returns."""
 
     KINDS = ("kill", "freeze", "isolate", "cut", "mute")
 
