@@ -408,7 +408,8 @@ class Scenario:
             self.name, first_any, first_all), flush=True)
 
         assert not minority_acks, "writes acknowledged by a minority: %s" % minority_acks[:5]
-        assert not stale or not self.synced, "sync + read returned stale values (member, seen, floor): %s" % stale[:5]
+        assert not stale or not self.synced, (
+            "sync + read returned stale values (member, seen, floor): %s" % stale[:5])
         assert worst <= SYNC_LIMIT_S + OVERLAP_SLACK, (
             "two members said leader for %.2fs (syncLimit %.1fs): %s"
             % (worst, SYNC_LIMIT_S, overlaps))
