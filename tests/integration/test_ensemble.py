@@ -964,12 +964,19 @@ def log_lines(member):
         return lf.readlines()
 
 
-def transfers_to(leader, f, since):
+def transfers_to(leader, f, since, least=1):
     """The lines of the leader's log, from line `since` on, that end a
-    snapshot transfer to member f: one per transfer, sent or cut."""
-    return [line for line in log_lines(leader)[since:] if re.search(
-        r"snapshot 0x[0-9a-f]+ (sent to server %d \(|to server %d ends after)"
-        % (f.myid, f.myid), line)]
+    snapshot transfer to member f: one per transfer, sent or cut. Waits
+    up to 10 s for `least` of them: the leader ends a transfer cut by the
+    member's exit when it sees the link go, which can be after the exit."""
+    def ends():
+        return [line for line in log_lines(leader)[since:] if re.search(
+            r"snapshot 0x[0-9a-f]+ (sent to server %d \(|to server %d ends after)"
+            % (f.myid, f.myid), line)]
+    deadline = time.monotonic() + 10
+    while len(ends()) < least and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return ends()
 
 
 def remount(mnt, option):
@@ -1200,7 +1207,7 @@ def test_rotten_snapshot_not_sent_again(ens):
         check_on_members([f], expect, "/ens-rot")
         corrupt = [line for line in log_lines(leader)[before:] if " is corrupt at offset " in line]
         assert len(corrupt) == 1 and "0x%x" % int(snap.split(".")[1], 16) in corrupt[0], corrupt
-        ends = transfers_to(leader, f, before)
+        ends = transfers_to(leader, f, before, least=2)
         assert len(ends) == 2, "transfers to the member: %d\n%s" % (len(ends), "".join(ends))
         print("    %s found corrupt as it went out; the next transfer synced the member"
               % snap, flush=True)
