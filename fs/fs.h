@@ -632,6 +632,8 @@ struct lock_table {
 	pthread_cond_t wake;
 	struct list held;       /* struct held: the locks this mount holds */
 	uint64_t epoch;         /* bumped by every wake-up */
+	char **undeleted;       /* our children whose delete is to be sent again */
+	size_t n_undeleted;
 };
 
 void lock_init(struct lock_table *t);

@@ -24,6 +24,17 @@
  * keeps the read lock). A flock conversion drops the old lock first, as
  * flock(2) does (two shared holders upgrading at once must not deadlock).
  *
+ * A failover must not leave a child behind: one nobody knows of would
+ * hold the lock for as long as the mount's session lives (every waiter on
+ * every mount behind it, for good). So the create of a child goes with a
+ * receipt (fs_seq_create()) and one whose reply was lost is resolved
+ * (fs_write_resolve(), quorumfs(5)): the child it made is then the
+ * request's, or it was never made and is asked for again. The delete of a
+ * child is sent again until it is gone; one that could not be within the
+ * mount's timeout (no quorum reachable) is kept and sent again by the
+ * mount's next lock request. The reads of the recipe ride through a
+ * failover as every read of the mount does (ZK_READ).
+ *
  * DESIGN (threads). A blocking request holds its worker thread while it
  * waits on `wake`; watch callbacks (I/O thread) and interrupt callbacks
  * (libfuse) only bump `epoch` and broadcast, so no callback ever touches
@@ -36,9 +47,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
-#include "fs.h"
+#include "ops.h"
 #include "sidetree.h"
 
 #define MAX_RANGES 256 /* an owner's ranges on one file; beyond: ENOLCK */
@@ -83,6 +95,11 @@ void lock_shutdown(struct lock_table *t)
 		list_remove(n);
 		held_free(CONTAINER_OF(n, struct held, link));
 	}
+	for (size_t i = 0; i < t->n_undeleted; i++)
+		free(t->undeleted[i]);
+	free(t->undeleted);
+	t->undeleted = NULL;
+	t->n_undeleted = 0;
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -118,24 +135,27 @@ static char *lock_key(struct fs *fs, struct inode *in)
 	return key;
 }
 
-static int call_create(struct fs *fs, const char *path, int32_t mode, const void *data,
-		       int32_t len, struct qc_result **out)
+/* The creates of the lock's directories: of a fixed path, so sent again
+ * after a connection loss like a read (one that was applied answers
+ * ZNODEEXISTS, which is what we want). */
+static int call_create(struct fs *fs, const char *path, int32_t mode)
 {
-	struct qc_client *c = fs_session_hold(&fs->session);
-	int rc = c ? qc_create(c, path, data, len, NULL, 0, mode, 0, out) : ZCLOSING;
-	fs_session_release(&fs->session, rc);
+	struct qc_result *r = NULL;
+	int rc;
+	ZK_READ(fs, rc, r, qc_create(zc, path, NULL, -1, NULL, 0, mode, 0, NULL));
+	qc_result_free(r);
 	return rc;
 }
 
 static int ensure_dir(struct fs *fs, const char *key)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
-		int rc = call_create(fs, FS_LOCK_ROOT, ZK_PERSISTENT, NULL, -1, NULL);
+		int rc = call_create(fs, FS_LOCK_ROOT, ZK_PERSISTENT);
 		if (rc != ZOK && rc != ZNODEEXISTS)
 			return rc;
-		rc = call_create(fs, key, ZK_CONTAINER, NULL, -1, NULL);
+		rc = call_create(fs, key, ZK_CONTAINER);
 		if (rc == ZUNIMPLEMENTED || rc == ZBADARGUMENTS)
-			rc = call_create(fs, key, ZK_PERSISTENT, NULL, -1, NULL);
+			rc = call_create(fs, key, ZK_PERSISTENT);
 		if (rc != ZNONODE)
 			return rc == ZNODEEXISTS ? ZOK : rc;
 	}
@@ -156,10 +176,9 @@ static int predecessor(struct fs *fs, const char *key, const char *mine, const c
 		       int type, uint64_t owner, char **pred, int *pred_type)
 {
 	struct lock_table *t = &fs->locks;
-	struct qc_client *c = fs_session_hold(&fs->session);
 	struct qc_result *r = NULL;
-	int rc = c ? qc_get_children(c, key, NULL, NULL, &r) : ZCLOSING;
-	fs_session_release(&fs->session, rc);
+	int rc;
+	ZK_READ(fs, rc, r, qc_get_children(zc, key, NULL, NULL, &r));
 	*pred = NULL;
 	if (rc == ZNONODE && !mine) {
 		qc_result_free(r);
@@ -208,11 +227,47 @@ static int predecessor(struct fs *fs, const char *key, const char *mine, const c
 	return err;
 }
 
+/* Deletes our child node: sent again until it is gone, within the mount's
+ * timeout; past it (no quorum reachable), kept for the next request. */
 static void delete_node(struct fs *fs, const char *node)
 {
-	struct qc_client *c = fs_session_hold(&fs->session);
-	int rc = c ? qc_delete(c, node, -1) : ZCLOSING;
-	fs_session_release(&fs->session, rc);
+	struct fs_write w = { .kind = FS_WRITE_DELETE, .path = node };
+	struct qc_result *r = NULL;
+	int rc;
+	ZK_WRITE(fs, rc, r, &w, qc_delete(zc, node, -1));
+	qc_result_free(r);
+	if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED || rc == ZCLOSING)
+		return; /* gone, or going with its session */
+	struct lock_table *t = &fs->locks;
+	char *copy = strdup(node);
+	pthread_mutex_lock(&t->mu);
+	char **v = copy ? realloc(t->undeleted, (t->n_undeleted + 1) * sizeof(*v)) : NULL;
+	if (v) {
+		t->undeleted = v;
+		v[t->n_undeleted++] = copy;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&t->mu);
+	fs_log(LOG_WARNING, "%s: lock node not deleted (%s): %s", node, qc_strerror(rc),
+	       copy ? "it stays until the session ends" : "sent again with the next lock request");
+	free(copy);
+}
+
+/* Sends the deletes that delete_node() could not make again. */
+static void delete_undeleted(struct fs *fs)
+{
+	struct lock_table *t = &fs->locks;
+	pthread_mutex_lock(&t->mu);
+	char **v = t->undeleted;
+	size_t n = t->n_undeleted;
+	t->undeleted = NULL;
+	t->n_undeleted = 0;
+	pthread_mutex_unlock(&t->mu);
+	for (size_t i = 0; i < n; i++) {
+		delete_node(fs, v[i]);
+		free(v[i]);
+	}
+	free(v);
 }
 
 /* Removes and returns owner's lock on key (NULL if none). */
@@ -256,6 +311,7 @@ static int wait_for(struct fs *fs, fuse_req_t req, const char *key, const char *
 	fuse_req_interrupt_func(req, interrupt_cb, t);
 	int err = 0;
 	for (;;) {
+		delete_undeleted(fs); /* one of ours may be what we wait for */
 		pthread_mutex_lock(&t->mu);
 		uint64_t seen = t->epoch;
 		pthread_mutex_unlock(&t->mu);
@@ -266,10 +322,9 @@ static int wait_for(struct fs *fs, fuse_req_t req, const char *key, const char *
 			break;
 		if (!pred)
 			break; /* ours */
-		struct qc_client *c = fs_session_hold(&fs->session);
 		struct qc_result *r = NULL;
-		int rc = c ? qc_exists(c, pred, watch_cb, t, &r) : ZCLOSING;
-		fs_session_release(&fs->session, rc);
+		int rc;
+		ZK_READ(fs, rc, r, qc_exists(zc, pred, watch_cb, t, &r));
 		qc_result_free(r);
 		free(pred);
 		if (rc == ZNONODE)
@@ -355,8 +410,11 @@ static int acquire(struct fs *fs, fuse_req_t req, const char *key, int type, con
 {
 	*mine = NULL;
 	char *prefix = names_join(key, type == F_WRLCK ? "w-" : "r-");
+	char *receipt = fs_receipt_new();
 	struct qc_result *r = NULL;
-	int rc = prefix ? ZNONODE : ZSYSTEMERROR;
+	int rc = prefix && receipt ? ZNONODE : ZSYSTEMERROR;
+	struct fs_write w = { .kind = FS_WRITE_CREATE_SEQ, .path = prefix, .len = -1,
+			      .receipt = receipt };
 	/* The directory is a container: the ensemble may remove it, empty
 	 * after another owner's release, between its create and ours. */
 	for (int attempt = 0; attempt < 5 && rc == ZNONODE; attempt++) {
@@ -364,9 +422,11 @@ static int acquire(struct fs *fs, fuse_req_t req, const char *key, int type, con
 		r = NULL;
 		rc = ensure_dir(fs, key);
 		if (rc == ZOK)
-			rc = call_create(fs, prefix, ZK_EPHEMERAL_SEQUENTIAL, NULL, -1, &r);
+			ZK_WRITE(fs, rc, r, &w, fs_seq_create(zc, prefix, NULL, -1,
+							      ZK_EPHEMERAL_SEQUENTIAL, receipt, &r));
 	}
 	free(prefix);
+	free(receipt);
 	if (rc != ZOK) {
 		qc_result_free(r);
 		return -zerr_errno(rc);
@@ -400,6 +460,7 @@ int lock_set(struct fs *fs, fuse_req_t req, struct inode *in, const struct lock_
 	     bool *raised)
 {
 	*raised = false;
+	delete_undeleted(fs);
 	char *key = lock_key(fs, in);
 	if (!key)
 		return -ENOMEM;
@@ -486,6 +547,7 @@ int lock_test(struct fs *fs, struct inode *in, uint64_t owner, int type)
 
 void lock_release_owner(struct fs *fs, struct inode *in, uint64_t owner)
 {
+	delete_undeleted(fs);
 	char *key = lock_key(fs, in);
 	if (key)
 		unlock_key(fs, key, owner);

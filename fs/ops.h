@@ -17,6 +17,7 @@
  *                    count of a directory's subdirectories
  *   file.c           open files (struct fh): buffer, commit, revalidation
  *   meta.c           metadata records: read, cached, written
+ *   lock.c           the lock recipe (its calls ride through a failover)
  *
  * The DESIGN of the handlers (coherence, threads) is at the top of ops.c.
  */
