@@ -35,17 +35,14 @@ import errno
 import fcntl
 import logging
 import os
-import random
-import sys
 import threading
 import time
 
 from fsutil import Mount, Watcher, eq, kazoo_client, read, wait_until
-from harness import (FAILOVER_RETRY, Partition, PartitionUnavailable, QuorumdEnsemble, Skip,
-                     ZooKeeperEnsemble, run_tests, srvr_field)
-from nemesis import Nemesis, ensemble_with_net
+from harness import (FAILOVER_RETRY, QuorumdEnsemble, Skip, ZooKeeperEnsemble, run_tests,
+                     srvr_field)
+from nemesis import Nemesis, ensemble_with_net, run_or_skip
 
-SKIP = 77
 FAULT_SECONDS = 20.0
 TIMEOUT_S = 15         # the mounts' timeout= (quorumfs(8))
 CALL_BOUND = 2 * TIMEOUT_S + 5  # "about twice that" after a reconnection, and slack
@@ -246,8 +243,6 @@ def names(errnos):
 
 
 def faults_under_mounts(ens, net, seconds, seed=None):
-    seed = seed if seed is not None else random.SystemRandom().randrange(1 << 30)
-    print("  random faults for %.0fs, seed %d" % (seconds, seed), flush=True)
     ens.wait_serving(timeout=30)
     opts = ["timeout=%d" % (TIMEOUT_S * 1000)]
     k = kazoo_client(ens, connection_retry=FAILOVER_RETRY)
@@ -282,12 +277,9 @@ def faults_under_mounts(ens, net, seconds, seed=None):
         for t in threads:
             t.start()
         nemesis = Nemesis(ens, net, seed, seconds, most=2, cuts=ens.kind == "quorumd")
-        t_cut = time.monotonic()
         try:
-            nemesis.run()
+            t_cut = nemesis.run()
         finally:
-            print("  faults (seed %d), from the first:" % seed)
-            nemesis.print_log(t_cut)
             stop.set()
             for t in threads:
                 t.join(CALL_BOUND + 10)
@@ -321,9 +313,9 @@ def faults_under_mounts(ens, net, seconds, seed=None):
         if broken or lost:
             print(members_view(ens))
         assert not broken and not lost, (
-            "%d reads broke a rule, %d acknowledged writes lost (seed %d; times from the first "
-            "fault):\n%s\nlost: %s" % (len(broken), len(lost), seed, "\n".join(broken[:20]),
-                                        lost[:20]))
+            "%d reads broke a rule, %d acknowledged writes lost (seed %d; times from the "
+            "first fault):\n%s\nlost: %s" % (len(broken), len(lost), nemesis.seed,
+                                              "\n".join(broken[:20]), lost[:20]))
         t_truth = time.monotonic()
         for who, m in mounts.items():
             wait_until(lambda: all(read(m.path("ft", n)) == b"%d" % truth[n]
@@ -380,18 +372,9 @@ def main():
         faults_under_mounts(ens, net, args.faults or FAULT_SECONDS, args.seed)
     if args.kind == "zookeeper" and args.faults is None:
         run_tests([test_random_faults], None, None)  # says why, before any start
-    try:
-        Partition.check_usable()
-        ensemble_with_net(3, lambda ens, net: run_tests(
-            [test_random_faults], ens, net, on_failure=ens.dump_logs), tag="fs",
-            kind=QuorumdEnsemble if args.kind == "quorumd" else ZooKeeperEnsemble)
-    except PartitionUnavailable as e:
-        print("SKIP: cannot cut links with iptables: %s" % e, flush=True)
-        sys.exit(SKIP)
-    except Skip as e:
-        print("SKIP: %s" % e, flush=True)
-        sys.exit(SKIP)
-
+    run_or_skip(lambda: ensemble_with_net(3, lambda ens, net: run_tests(
+        [test_random_faults], ens, net, on_failure=ens.dump_logs), tag="fs",
+        kind=QuorumdEnsemble if args.kind == "quorumd" else ZooKeeperEnsemble))
 
 if __name__ == "__main__":
     main()

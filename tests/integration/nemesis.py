@@ -6,10 +6,13 @@ fill). test_partition.py runs them under its register and sync load;
 tests/fs/test_faults.py under three mounts."""
 import os
 import random
+import sys
 import time
 
-from harness import Partition, QuorumdEnsemble, Skip, fill, mount_tmpfs, umount
+from harness import (Partition, PartitionUnavailable, QuorumdEnsemble, Skip, fill, mount_tmpfs,
+                     umount)
 
+SKIP = 77            # meson's exit code for a skipped test
 TICK_MS = 500
 SYNC_LIMIT = 4        # ticks
 DISK_SIZE = "1g"      # a member's tmpfs where disks fill (an hour's soak takes ~200 MB)
@@ -32,8 +35,8 @@ class Nemesis:
 
     def __init__(self, ens, net, seed, seconds, most, disks=False, cuts=True):
         self.ens, self.net, self.seconds, self.most = ens, net, seconds, most
-        self.seed = seed
-        self.rnd = random.Random(seed)
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(1 << 30)
+        self.rnd = random.Random(self.seed)
         self.kinds = tuple(k for k in self.KINDS if cuts or k not in ("isolate", "cut"))
         self.kinds += ("disk",) if disks else ()
         self.active = []   # [end time, undo, description]
@@ -134,8 +137,22 @@ class Nemesis:
         self._note("end   " + what + (said or ""))
 
     def run(self):
-        t_end = time.monotonic() + self.seconds
-        next_at = time.monotonic()
+        """The faults, for `seconds`; the seed said first (so a failure can
+        be run again), the faults made last, with their times from the
+        first. Returns when the first began."""
+        print("  random faults for %.0fs, seed %d" % (self.seconds, self.seed), flush=True)
+        t0 = next_at = time.monotonic()
+        t_end = t0 + self.seconds
+        try:
+            self._run(t_end, next_at)
+        finally:
+            print("  faults (seed %d), from the first:" % self.seed)
+            for t, text in self.log:
+                print("    %+.2fs %s" % (t - t0, text))
+            sys.stdout.flush()
+        return t0
+
+    def _run(self, t_end, next_at):
         try:
             while time.monotonic() < t_end:
                 self._check_alive()
@@ -154,10 +171,6 @@ class Nemesis:
             for fault in sorted(self.active, key=lambda f: f[0]):
                 self._end(fault)
         self._check_alive()
-
-    def print_log(self, t0):
-        for t, text in self.log:
-            print("    %+.2fs %s" % (t - t0, text))
 
 
 def ensemble_with_net(n, body, tag=None, disks=False, kind=QuorumdEnsemble):
@@ -193,3 +206,17 @@ def ensemble_with_net(n, body, tag=None, disks=False, kind=QuorumdEnsemble):
         for path in mounts:
             umount(path)
         ens.cleanup()
+
+
+def run_or_skip(body):
+    """body(), where iptables must be usable: without them, or when body
+    raises Skip, says why and exits SKIP."""
+    try:
+        Partition.check_usable()
+        body()
+    except PartitionUnavailable as e:
+        print("SKIP: cannot cut links with iptables: %s" % e, flush=True)
+        sys.exit(SKIP)
+    except Skip as e:
+        print("SKIP: %s" % e, flush=True)
+        sys.exit(SKIP)

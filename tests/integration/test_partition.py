@@ -52,19 +52,17 @@ whatever happens (and checked gone from `iptables -S`)."""
 import argparse
 import logging
 import random
-import sys
 import threading
 import time
 
-from harness import (FAILOVER_RETRY, Partition, PartitionUnavailable, QuorumdEnsemble, Skip,
-                     ZooKeeperEnsemble, close_clients, kazoo_client, run_tests, wait_until)
-from nemesis import SYNC_LIMIT, TICK_MS, Nemesis, ensemble_with_net
+from harness import (FAILOVER_RETRY, QuorumdEnsemble, Skip, ZooKeeperEnsemble, close_clients,
+                     kazoo_client, run_tests, wait_until)
+from nemesis import SYNC_LIMIT, TICK_MS, Nemesis, ensemble_with_net, run_or_skip
 from registers import RegisterWorkload
 
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
-SKIP = 77
 SYNC_LIMIT_S = TICK_MS * SYNC_LIMIT / 1000.0
 # How much longer than syncLimit two members may both say leader: srvr
 # polling every 100 ms, three servers and a dozen clients on two cores.
@@ -520,23 +518,16 @@ def random_faults(ens, net, seconds, seed=None, disks=False):
     """The random faults of Nemesis under the scenario's load and checks,
     at most two at once on three members, three on five; full disks too
     where the members' data directories are tmpfs mounts of their own
-    (disks). The seed is printed first, so a failure can be run again.
+    (disks). Nemesis prints the seed, so a failure can be run again.
     On ZooKeeper (the oracle) no links are cut (its peers dial from
     127.0.0.1: the module's summary) and a sync + read is held to what
     ZooKeeper promises."""
-    seed = seed if seed is not None else random.SystemRandom().randrange(1 << 30)
-    print("  random faults for %.0fs, seed %d" % (seconds, seed), flush=True)
     quorumd = ens.kind == "quorumd"
 
     def partition(ens, net, leader):
         nemesis = Nemesis(ens, net, seed, seconds, most=len(ens.members) // 2 + 1,
                           disks=disks, cuts=quorumd)
-        t_cut = time.monotonic()
-        try:
-            nemesis.run()
-        finally:
-            print("  faults (seed %d), from the first:" % seed)
-            nemesis.print_log(t_cut)
+        t_cut = nemesis.run()
         assert any(text.startswith("begin") for _, text in nemesis.log), "no fault was made"
         return set(), t_cut, None
     Scenario(ens, net, "random-%d%s" % (len(ens.members), "" if quorumd else "-zookeeper"),
@@ -585,8 +576,8 @@ def main():
     ap.add_argument("--zookeeper", action="store_true",
                     help="the soak on Apache ZooKeeper (no cut links, no full disks)")
     args = ap.parse_args()
-    try:
-        Partition.check_usable()
+
+    def body():
         if args.faults:
             rounds = []
             for i in range(args.rounds):
@@ -603,12 +594,7 @@ def main():
              test_minority_client, test_random_faults, test_random_faults_five,
              test_random_faults_zookeeper], ens, net,
             on_failure=ens.dump_logs))
-    except PartitionUnavailable as e:
-        print("SKIP: cannot cut links with iptables: %s" % e, flush=True)
-        sys.exit(SKIP)
-    except Skip as e:
-        print("SKIP: %s" % e, flush=True)
-        sys.exit(SKIP)
+    run_or_skip(body)
 
 
 if __name__ == "__main__":
