@@ -8,6 +8,7 @@ another one. Calls caught in flight when the member of the mount's session
 goes silent (SIGSTOP) or dies (SIGKILL of the stopped member) succeed within
 the mount's timeout: reads are sent again, lost commits are resolved and
 applied exactly once. argv[1]: quorumd (default) or zookeeper."""
+import fcntl
 import os
 import subprocess
 import threading
@@ -15,6 +16,7 @@ import time
 
 from fsutil import Mount, Watcher, ensemble_main, eq, kazoo_client, read, wait_until, write
 from harness import Partition, PartitionUnavailable, Skip
+from kazoo.exceptions import NoNodeError
 
 HOLD = ("import os, sys, time\n"
         "f = open(sys.argv[1], 'w'); f.write(sys.argv[2]); f.flush(); os.fsync(f.fileno())\n"
@@ -293,7 +295,10 @@ def test_reply_lost(ens):
     """Sequential creates applied by the ensemble whose replies are lost
     (the answers of the mount's member dropped by iptables): the mount finds
     each node it made by its receipt, answers the call once with that name,
-    and makes no second node."""
+    and makes no second node. A flock(2) request caught so is granted once
+    the session is back, and once let go leaves no lock node behind (before,
+    it failed EIO: a lock node it had made then stayed, holding the lock for
+    every other request as long as the mount lived)."""
     ens.wait_serving(timeout=30)
     try:
         net = Partition(ens).start()
@@ -301,6 +306,7 @@ def test_reply_lost(ens):
         raise Skip(str(e))
     k = kazoo_client(ens)
     m = Mount(ens, ["timeout=%d" % (TIMEOUT_S * 1000), "cache=0"])
+    lock_fd = None
     try:
         try:
             k.delete("/rl", recursive=True)
@@ -309,6 +315,8 @@ def test_reply_lost(ens):
         m.start()
         os.makedirs(m.path("rl/seq"))
         os.makedirs(m.path("rl/seqdir"))
+        write(m.path("rl/lockme"), b"")
+        lock_fd = os.open(m.path("rl/lockme"), os.O_RDONLY)
         wait_until(lambda: len(sessions(ens, m)) == 1, 10,
                    "the mount's session in cons: %s" % sessions(ens, m))
         victim = list(sessions(ens, m).values())[0]
@@ -321,7 +329,8 @@ def test_reply_lost(ens):
                 results[name] = op()
             except BaseException as e:  # noqa: B902 (reported below)
                 results[name] = e
-        ops = {"seq": f.close, "seqdir": lambda: os.mkdir(m.path("rl/seqdir/d#s"))}
+        ops = {"seq": f.close, "seqdir": lambda: os.mkdir(m.path("rl/seqdir/d#s")),
+               "flock": lambda: fcntl.flock(lock_fd, fcntl.LOCK_EX)}
         net.mute_clients(victim)
         threads = [threading.Thread(target=run, args=kv, daemon=True) for kv in ops.items()]
         for t in threads:
@@ -335,6 +344,15 @@ def test_reply_lost(ens):
         assert not failed, "calls failed with their replies lost: %s" % failed
         log = m.log_tail(400)
         assert "/rl/seq/job: lost write resolved: ok" in log, log
+        os.close(lock_fd)  # lets the lock go
+        lock_fd = None
+
+        def lock_nodes():
+            try:
+                return k.get_children("/.quorumfs-locks/%2Frl%2Flockme")
+            except NoNodeError:
+                return []  # a container: gone once empty
+        wait_until(lambda: not lock_nodes(), 10, "no lock node left: %s" % lock_nodes())
         k.retry(k.sync, "/rl")
         jobs = k.retry(k.get_children, "/rl/seq")
         eq(len(jobs), 1, "sequential files made by one create: %s" % jobs)
@@ -350,6 +368,8 @@ def test_reply_lost(ens):
         print(m.log_tail(80))
         raise
     finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
         net.cleanup()
         m.cleanup()
         k.stop()
