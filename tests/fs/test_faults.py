@@ -29,7 +29,7 @@ What quorumfs(5) promises there, checked from the recorded history:
 Every file has one writer, which writes 1, 2, 3, ..., so versions compare
 as numbers. Needs iptables and root, as test_partition.py does (else it
 exits 77, meson's SKIP). `test_faults.py quorumd --faults SECONDS [--seed
-S]` runs it as long as asked."""
+S]` runs it as long as asked; in the suite it skips, saying why (main())."""
 import argparse
 import errno
 import fcntl
@@ -363,8 +363,8 @@ def faults_under_mounts(ens, net, seconds, seed=None):
 
 def main():
     """argv[1]: quorumd (default) or zookeeper, as for every script here;
-    --faults SECONDS makes it a soak. ZooKeeper's run is skipped unless
-    --faults is given (the skip says why)."""
+    --faults SECONDS runs it for that long. Without --faults (the suite)
+    it skips, saying why (QUORUMD_SKIP, ZOOKEEPER_SKIP)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("kind", nargs="?", default="quorumd", choices=("quorumd", "zookeeper"))
     ap.add_argument("--faults", type=float, metavar="SECONDS")
