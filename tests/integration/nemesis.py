@@ -41,6 +41,7 @@ class Nemesis:
         self.kinds += ("disk",) if disks else ()
         self.active = []   # [end time, undo, description]
         self.killed, self.muted, self.full = set(), set(), set()
+        self.filled = set()  # every member whose disk was full at some time
         self.log = []      # (time, text)
 
     def _note(self, text):
@@ -50,7 +51,12 @@ class Nemesis:
         for m in self.ens.members:
             if m in self.killed or m.running:
                 continue
-            if m in self.full and self._stopped_for_room(m):
+            if m in self.filled and self._stopped_for_room(m):
+                if m not in self.full:
+                    # It was still stopping when its disk got room back
+                    # (undo() found it running): started again here.
+                    m.launch()
+                    self._note("start member %d (it had stopped for its full disk)" % m.myid)
                 continue
             self._exited(m)
 
@@ -61,8 +67,10 @@ class Nemesis:
     @staticmethod
     def _stopped_for_room(m):
         """m exited as a member must when its disk is full (exit code 1,
-        saying so: quorumd(8))."""
-        return m.proc.returncode == 1 and "No space left on device" in m.log_tail(60)
+        saying so since it last started: quorumd(8))."""
+        tail = m.log_tail(60)
+        start = tail.rfind(" storage: log in ")  # its last start, if in the tail
+        return m.proc.returncode == 1 and "No space left on device" in tail[max(start, 0):]
 
     def _target(self):
         if self.rnd.random() < 0.5:
@@ -94,6 +102,7 @@ class Nemesis:
             filler = os.path.join(m.dir, "data", "filler")
             fill(filler)
             self.full.add(m)
+            self.filled.add(m)
 
             def undo():
                 os.unlink(filler)
@@ -170,6 +179,12 @@ class Nemesis:
         finally:
             for fault in sorted(self.active, key=lambda f: f[0]):
                 self._end(fault)
+        # A member whose disk was full may still be on its way out (it
+        # stops, as it must, a moment after the failed write): a second
+        # for that to show, then it is started again.
+        for _ in range(20):
+            self._check_alive()
+            time.sleep(0.05)
         self._check_alive()
 
 
