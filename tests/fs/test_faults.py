@@ -31,8 +31,10 @@ as numbers. Needs iptables and root, as test_partition.py does (else it
 exits 77, meson's SKIP). `test_faults.py quorumd --faults SECONDS [--seed
 S]` runs it as long as asked; in the suite it skips, saying why (main())."""
 import argparse
+import bisect
 import errno
 import fcntl
+import itertools
 import logging
 import os
 import threading
@@ -79,67 +81,72 @@ class History:
         self.writes, self.reads, self.slow = [], [], []
         self.holds, self.lock_errors = [], []
 
-    def held(self, who, t0, granted, released, err=None):
+    def _took(self, t0, what):
+        """Under self.lock: the call's end; a call over CALL_BOUND is kept
+        in slow."""
         t1 = time.monotonic()
+        if t1 - t0 > CALL_BOUND:
+            self.slow.append(what + (t1 - t0,))
+        return t1
+
+    def held(self, who, t0, granted, released, err=None):
         with self.lock:
+            self._took(t0, ("flock", who))
             if err is None:
                 self.holds.append((who, granted, released))
             else:
                 self.lock_errors.append(err)
-            if t1 - t0 > CALL_BOUND:
-                self.slow.append(("flock", who, t1 - t0))
 
     def wrote(self, name, seq, t0, ok):
-        t1 = time.monotonic()
         with self.lock:
+            t1 = self._took(t0, ("write", name))
             self.writes.append((name, seq, t0, t1 if ok else None))
-            if t1 - t0 > CALL_BOUND:
-                self.slow.append(("write", name, t1 - t0))
 
     def read(self, who, name, t0, seq=None, err=None):
-        t1 = time.monotonic()
         with self.lock:
+            t1 = self._took(t0, (who, name))
             self.reads.append((who, name, t0, t1, seq, err))
-            if t1 - t0 > CALL_BOUND:
-                self.slow.append((who, name, t1 - t0))
 
 
-def writer_mount(stop, hist, m):
-    """Rewrites each of MOUNT_FILES in turn through mount m; a write is
-    acknowledged when its close(2) returns 0."""
-    seq = {n: 1 for n in MOUNT_FILES}
+def writer(stop, hist, names, put):
+    """Writes 2, 3, ... to each of names in turn: put(name, data) says
+    whether the write was acknowledged (False: its outcome is unknown)."""
+    seq = dict.fromkeys(names, 1)
     while not stop.is_set():
-        for n in MOUNT_FILES:
+        for n in names:
             seq[n] += 1
             t0 = time.monotonic()
-            ok = False
-            try:
-                fd = os.open(m.path("ft", n), os.O_WRONLY | os.O_TRUNC)
-                try:
-                    os.write(fd, b"%d" % seq[n])
-                finally:
-                    os.close(fd)
-                ok = True
-            except OSError as e:
-                if e.errno not in WRITE_ERRORS:
-                    raise AssertionError("write %d of %s: %s" % (seq[n], n, e))
-            hist.wrote(n, seq[n], t0, ok)
+            hist.wrote(n, seq[n], t0, put(n, b"%d" % seq[n]))
 
 
-def writer_kazoo(stop, hist, k):
-    """Sets each of KAZOO_FILES in turn through kazoo (any member)."""
-    seq = {n: 1 for n in KAZOO_FILES}
-    while not stop.is_set():
-        for n in KAZOO_FILES:
-            seq[n] += 1
-            t0 = time.monotonic()
-            ok = False
+def put_through(m):
+    """put() for writer(): through mount m, acknowledged when close(2)
+    returns 0."""
+    def put(n, data):
+        try:
+            fd = os.open(m.path("ft", n), os.O_WRONLY | os.O_TRUNC)
             try:
-                k.set_async("/ft/" + n, b"%d" % seq[n]).get(timeout=TIMEOUT_S)
-                ok = True
-            except Exception:
-                time.sleep(0.05)  # outcome unknown; the client reconnects
-            hist.wrote(n, seq[n], t0, ok)
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            return True
+        except OSError as e:
+            if e.errno not in WRITE_ERRORS:
+                raise AssertionError("write %s of %s: %s" % (data, n, e))
+            return False
+    return put
+
+
+def put_by(k):
+    """put() for writer(): kazoo's setData (any member)."""
+    def put(n, data):
+        try:
+            k.set_async("/ft/" + n, data).get(timeout=TIMEOUT_S)
+            return True
+        except Exception:
+            time.sleep(0.05)  # outcome unknown; the client reconnects
+            return False
+    return put
 
 
 def reader(stop, hist, who, m):
@@ -193,12 +200,16 @@ def check_history(hist, plain, origin):
     """The close-to-open rule on the plain mounts (`plain`: their readers)
     and monotonic reads on every reader. Returns the reads checked and
     what broke either rule (times from origin, the first fault)."""
-    acked = {}  # file: [(ack time, seq)], in ack order
+    acked = {}  # file: [(ack time, seq)]
     for n, seq, _, t1 in hist.writes:
         if t1 is not None:
             acked.setdefault(n, []).append((t1, seq))
-    for v in acked.values():
+    # file: the ack times in order, and the highest version acknowledged
+    # by each of them
+    floors = {}
+    for n, v in acked.items():
         v.sort()
+        floors[n] = ([t for t, _ in v], list(itertools.accumulate((s for _, s in v), max)))
     last = {}
     ok, broken = 0, []
     for who, n, t0, t1, seq, err in sorted(hist.reads, key=lambda r: r[3]):
@@ -210,11 +221,12 @@ def check_history(hist, plain, origin):
             broken.append("%s read %s at %d (%+.2fs) after %d (%+.2fs)"
                           % (who, n, seq, t1 - origin, prev[0], prev[1] - origin))
         last[(who, n)] = (max(seq, prev[0]), t1)
-        if who in plain:
-            before = [s for t, s in acked.get(n, []) if t < t0]
-            if before and seq < max(before):
+        if who in plain and n in floors:
+            times, highest = floors[n]
+            i = bisect.bisect_left(times, t0)  # the acks before the open began
+            if i and seq < highest[i - 1]:
                 broken.append("%s opened %s at %+.2fs after version %d was acknowledged "
-                              "and read %d" % (who, n, t0 - origin, max(before), seq))
+                              "and read %d" % (who, n, t0 - origin, highest[i - 1], seq))
     holds = sorted(hist.holds, key=lambda h: h[1])
     for (w1, g1, r1), (w2, g2, r2) in zip(holds, holds[1:]):
         if g2 < r1:
@@ -274,11 +286,12 @@ def faults_under_mounts(ens, net, seconds, seed=None):
             except BaseException as e:  # noqa: B902 (raised below)
                 failure.append(e)
                 stop.set()
-        jobs = [(writer_mount, mounts["b"]), (writer_kazoo, k)] + [
-            (reader, who, m) for who, m in mounts.items()] + [
-            (locker, who, mounts[who]) for who in ("a", "b")]
-        threads = [threading.Thread(target=run, args=j, daemon=True, name=" ".join(
-            [j[0].__name__] + [a for a in j[1:] if isinstance(a, str)])) for j in jobs]
+        jobs = [("writer b", writer, MOUNT_FILES, put_through(mounts["b"])),
+                ("writer kazoo", writer, KAZOO_FILES, put_by(k))] + [
+            ("reader " + who, reader, who, m) for who, m in mounts.items()] + [
+            ("locker " + who, locker, who, mounts[who]) for who in ("a", "b")]
+        threads = [threading.Thread(target=run, args=j[1:], daemon=True, name=j[0])
+                   for j in jobs]
         for t in threads:
             t.start()
         nemesis = Nemesis(ens, net, seed, seconds, most=2, cuts=ens.kind == "quorumd")
