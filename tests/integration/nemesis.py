@@ -52,9 +52,7 @@ class Nemesis:
             if m in self.killed or m.running:
                 continue
             if m in self.filled and self._stopped_for_room(m):
-                if m not in self.full:
-                    # It was still stopping when its disk got room back
-                    # (undo() found it running): started again here.
+                if m not in self.full:  # its disk has room again
                     m.launch()
                     self._note("start member %d (it had stopped for its full disk)" % m.myid)
                 continue
@@ -84,8 +82,8 @@ class Nemesis:
         draw hits a member already down or a link already cut."""
         kind = self.rnd.choice(self.kinds)
         m = self._target()
-        if m in self.killed or m.frozen or m in self.full:
-            return None
+        if m in self.killed or m.frozen or m in self.full or not m.running:
+            return None  # (not running: stopped for its disk, started again soon)
         net = self.net
         if kind == "kill":
             m.kill()
@@ -105,13 +103,10 @@ class Nemesis:
             self.filled.add(m)
 
             def undo():
+                # A member that stopped, as it must, is started again by
+                # the next _check_alive().
                 os.unlink(filler)
                 self.full.discard(m)
-                if not m.running:  # stopped, as it must (else _check_alive said so)
-                    if not self._stopped_for_room(m):
-                        self._exited(m)
-                    m.launch()
-                    return " (it had stopped: started again)"
             return undo, "disk of member %d full" % m.myid
         if kind in ("isolate", "cut"):
             others = [b for b in self.ens.members if b is not m]
@@ -141,9 +136,9 @@ class Nemesis:
 
     def _end(self, fault):
         _, undo, what = fault
-        said = undo()  # what came of it, if worth saying
+        undo()
         self.active.remove(fault)
-        self._note("end   " + what + (said or ""))
+        self._note("end   " + what)
 
     def run(self):
         """The faults, for `seconds`; the seed said first (so a failure can
