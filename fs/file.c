@@ -228,21 +228,48 @@ int commit_pending(struct fs *fs, struct inode *in)
 	return rc;
 }
 
-/* Commits what was written through f since its last commit, and a file f
- * created that was never committed when the flush is its creator's
- * (creator, see fs_flush()):
- * close(2) waits for the flush, not for the release, which the kernel
- * sends once close has returned, so a file made at release could still be
- * missing for the stat that follows the close. Not at another process's
- * flush: a child that inherited the descriptor closes it at its exec (a
- * fork in a threaded program), which would fix a sequential file's name
- * and make it empty before its creator wrote it. A bare O_TRUNC of an
- * existing file waits for the last close (see fs_release()): a shell's
- * open, dup2, close then makes one change. */
-int fh_flush(struct fh *f, bool creator)
+void fh_wrote(struct fh *f, pid_t tid)
+{
+	if (tid == f->writer_tid && f->writer != 0)
+		return;
+	pid_t tgid = ephemeral_tgid(tid);
+	f->writer_tid = tid;
+	f->writer = tgid == 0 || (f->writer != 0 && f->writer != tgid) ? -1 : tgid;
+}
+
+/* Commits what was written through f since its last commit when the flush
+ * is its writer's, and a file f created that was never committed when the
+ * flush is its creator's (tid, see fh_flush() in ops.h). close(2) waits
+ * for the flush, not for the release, which the kernel sends once close
+ * has returned, so a file made at release could still be missing for the
+ * stat that follows the close.
+ *
+ * Not at another process's flush: every child of a program starts with a
+ * copy of its open files and closes them at its exec or exit, and a fork
+ * by another thread of the writer comes at any moment. A commit at the
+ * child's flush would fix a sequential file's name and make it empty
+ * before its creator wrote it, commit half of what the writer meant to
+ * write, and report a failure to the child, which does not look: the
+ * writer's close, finding nothing left to commit, then returned 0 for a
+ * write that was never applied. A bare O_TRUNC of an existing file waits
+ * for the last close (see fs_release()): a shell's open, dup2, close then
+ * makes one change. */
+int fh_flush(struct fh *f, pid_t tid)
 {
 	pthread_mutex_lock(&f->mu);
-	int err = f->written || f->too_big || (f->create && creator) ? fh_commit(f) : 0;
+	int err = 0;
+	bool wrote = f->written || f->too_big;
+	if (tid == 0) {
+		if (wrote)
+			err = fh_commit(f);
+	} else if (wrote || (f->create && f->tgid != 0)) {
+		pid_t tgid = tid == f->writer_tid && f->writer > 0 ? f->writer
+								   : ephemeral_tgid(tid);
+		bool by_writer = f->writer <= 0 || tgid == 0 || tgid == f->writer;
+		bool by_creator = f->create && f->tgid != 0 && tgid == f->tgid;
+		if ((wrote && by_writer) || by_creator)
+			err = fh_commit(f);
+	}
 	pthread_mutex_unlock(&f->mu);
 	return err;
 }

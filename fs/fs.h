@@ -672,6 +672,11 @@ struct fh {
 				   only then, or for a create not made yet,
 				   does a flush commit (a shell's open, dup2,
 				   close must not commit a bare O_TRUNC) */
+	pid_t writer;           /* the process that writes through this
+				   open, whose flush commits (fh_flush()); 0:
+				   none yet, -1: several, or one not known */
+	pid_t writer_tid;       /* the thread of the last write, whose
+				   process is `writer` (no look in /proc) */
 	bool too_big;           /* a write went over max_size: commit nothing */
 	bool append;            /* O_APPEND */
 	bool create;            /* commit with create (pending inode) */

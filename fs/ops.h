@@ -189,11 +189,16 @@ int fh_resize(struct fh *f, size_t n);
  * setData conditional on the version read at open. Under f->mu. Returns 0
  * or -errno; a failed commit is reported once and dropped. */
 int fh_commit(struct fh *f);
-/* Commits what was written through f since its last commit, and a file f
- * created that was never committed if creator says the flush comes from
- * the process that created it (a bare O_TRUNC of an existing file waits
- * for the last close, see fs_release()). */
-int fh_flush(struct fh *f, bool creator);
+/* Notes that thread tid (a request's, fuse_req_ctx()) wrote through f.
+ * Under f->mu. */
+void fh_wrote(struct fh *f, pid_t tid);
+/* At a flush by thread tid: commits what was written through f since its
+ * last commit if tid's process is the one that wrote it, and a file f
+ * created that was never committed if it is the one that created it (a
+ * bare O_TRUNC of an existing file waits for the last close, see
+ * fs_release()). tid 0: a lock request through f, which commits what
+ * was written, whoever wrote it. */
+int fh_flush(struct fh *f, pid_t tid);
 /* Commits the pending create of in, if any. */
 int commit_pending(struct fs *fs, struct inode *in);
 /* Reads f's file anew, as a lock was just granted (see ops_lock.c). */

@@ -100,8 +100,10 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			/* A pending create committed while we waited (by its
 			 * release): truncate the node, not the closing open. */
 			bool gone = pend && !pend->create;
-			if (!gone)
+			if (!gone) {
 				err = fh_resize(f, (size_t)attr->st_size);
+				fh_wrote(f, fuse_req_ctx(req)->pid);
+			}
 			pthread_mutex_unlock(&f->mu);
 			if (pend)
 				fh_unref(pend);

@@ -163,6 +163,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 		err = -EPERM;
 		goto out;
 	}
+	fh_wrote(f, fuse_req_ctx(req)->pid);
 	size_t at = f->append ? f->len : (size_t)off;
 	if (at + size > fs->opt.max_size) {
 		f->too_big = true; /* nothing of this file is committed */
@@ -194,8 +195,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	/* f->tgid is set at the create, before the open is answered. */
-	bool creator = f->tgid != 0 && ephemeral_tgid(fuse_req_ctx(req)->pid) == f->tgid;
-	int err = fh_flush(f, creator);
+	int err = fh_flush(f, fuse_req_ctx(req)->pid);
 	/* After the commit: the next holder of the lock sees it. */
 	if (f->posix_locks)
 		lock_release_owner(fs, inode_of(&fs->inodes, ino), fi->lock_owner);

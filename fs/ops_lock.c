@@ -24,7 +24,7 @@
 static int lock_file(fuse_req_t req, struct fh *f, const struct lock_req *lr)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	int err = fh_flush(f, false);
+	int err = fh_flush(f, 0);
 	if (err && lr->type != F_UNLCK)
 		return err;
 	bool raised = false;

@@ -130,6 +130,62 @@ def test_writes(srv):
         k.stop()
 
 
+
+def in_child(fn):
+    """Runs fn() in a forked child, which then exits (0 when fn returned
+    True), as every subprocess of a program starts: with a copy of each of
+    its open files, closed at the child's exec or exit."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            code = 0 if fn() else 1
+        except BaseException:  # noqa: B902 (the child only exits)
+            code = 2
+        os._exit(code)
+    eq(os.waitpid(pid, 0)[1], 0, "the child's exit status")
+
+
+def test_forked_writer(srv):
+    """A child that inherited an open file closes its copy before the
+    writer closes its own (a subprocess started by another thread does so
+    at its exec). The child wrote nothing, so its flush commits nothing:
+    the writer's close commits what the writer wrote and reports how that
+    went. A commit made at the child's flush had its failure dropped (the
+    child does not look), so the writer's close returned 0 for a write that
+    was never applied, and it waited for a commit it did not make."""
+    k = kazoo_client(srv)
+    try:
+        with Mount(srv) as a:
+            p = a.path("fk")
+            write(p, b"one")
+            fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+            os.write(fd, b"two")
+            in_child(lambda: os.close(fd) is None)
+            eq(k.get("/fk")[0], b"one", "what the child's close committed")
+            os.close(fd)
+            eq(k.get("/fk")[0], b"two", "what the writer's close committed")
+            # A lost update: the writer's close reports it.
+            fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+            os.write(fd, b"mine")
+            k.set("/fk", b"theirs")
+            in_child(lambda: os.close(fd) is None)
+            try:
+                os.close(fd)
+                raise AssertionError("the lost update was not reported to its writer")
+            except OSError as e:
+                eq(e.errno, errno.ESTALE, "errno of the writer's close")
+            eq(k.get("/fk")[0], b"theirs", "their update kept")
+            # A child that writes commits at its own close, and the
+            # parent's close then has nothing to commit.
+            fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+            v = k.exists("/fk").version
+            in_child(lambda: os.write(fd, b"child") == 5 and os.close(fd) is None)
+            eq(k.get("/fk")[0], b"child", "what the child wrote, at its close")
+            os.close(fd)
+            eq(k.exists("/fk").version, v + 1, "one commit")
+    finally:
+        k.stop()
+
 def test_remove_rename(srv):
     k = kazoo_client(srv)
     try:
@@ -853,7 +909,8 @@ def test_directory_rename(srv):
 
 
 if __name__ == "__main__":
-    main([test_mapping, test_mkdir_stays_dir, test_writes, test_remove_rename, test_xattrs,
+    main([test_mapping, test_mkdir_stays_dir, test_writes, test_forked_writer,
+          test_remove_rename, test_xattrs,
           test_metrics, test_mount_options, test_mount_helper, test_programs,
           test_programs_keep_metadata, test_names_and_links,
           test_identity, test_unlink_open, test_directory_rename, test_everyday_tools])
