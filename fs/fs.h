@@ -669,9 +669,10 @@ struct fh {
 	int32_t version;        /* of the znode when read: the commit's condition */
 	bool dirty;             /* buf differs from what was committed */
 	bool written;           /* by write/ftruncate since the last commit:
-				   only then, or for a create not made yet,
-				   does a flush commit (a shell's open, dup2,
-				   close must not commit a bare O_TRUNC) */
+				   only then (at the writer's flush), or for a
+				   create not made yet, does a flush commit (a
+				   shell's open, dup2, close must not commit a
+				   bare O_TRUNC) */
 	pid_t writer;           /* the process that writes through this
 				   open, whose flush commits (fh_flush()); 0:
 				   none yet, -1: several, or one not known */
