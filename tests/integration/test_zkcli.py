@@ -138,8 +138,11 @@ EXPECTED_EVENTS = sorted([
     "state:SyncConnected type:NodeCreated path:/cli/p",  # addWatch -m PERSISTENT
     "state:SyncConnected type:NodeDataChanged path:/cli/p",
     "state:SyncConnected type:NodeChildrenChanged path:/cli/p",
-    "state:Closed type:None path:null",  # quit
 ])
+# The client makes this one itself at quit, and zkCli may exit before its
+# event thread prints it (seen missing on ZooKeeper's side, on a loaded
+# machine): a race of the client, with no server in it, so not compared.
+CLOSED_EVENT = "state:Closed type:None path:null"
 
 
 def run_cli(server, args=None, stdin=SCRIPT, timeout=60):
@@ -166,7 +169,8 @@ def normalise(out):
             continue
         m = re.match(r"WatchedEvent (.*)$", line)
         if m:
-            events.append(m.group(1))
+            if m.group(1) != CLOSED_EVENT:
+                events.append(m.group(1))
             continue
         m = re.match(r"([cmp]Zxid) = (0x[0-9a-f]+)$", line)
         if m:
