@@ -57,6 +57,11 @@
  *    parent's epoll set, and the directory locks must stay the parent's.
  *    It dies with the parent (PR_SET_PDEATHSIG), so no orphan renames a
  *    snapshot into a directory a new quorumd owns.
+ *  - The copy-on-write leaves each huge page of the heap that the loop
+ *    wrote to while the child lived split into 4 KiB mappings, and the
+ *    next child's walk of the tree would fault once per 4 KiB. Once the
+ *    child is reaped, a helper thread maps the heap by huge pages again
+ *    (prefault_collapse_heap()); the next fork stops it first.
  *  - A small tree is not forked for: serialised into memory on the loop
  *    thread (snapshot_serialize()), it is written by a libuv worker that
  *    owns only that image. Up to snap_in_memory_bytes of image that stalls
@@ -90,6 +95,7 @@
 #include "clock.h"
 #include "crc32c.h"
 #include "log.h"
+#include "prefault.h"
 #include "pbarena.h"
 #include "snapshot.h"
 #include "txnlog.h"
@@ -1160,6 +1166,8 @@ void storage_close(struct storage *s, void (*close_cb)(void *ctx), void *ctx)
 	storage_sync_stop(s); /* writes what is pending first */
 	run_done(s);
 	uv_timer_stop(&s->purge_timer);
+	prefault_stop(s->collapse);
+	s->collapse = NULL;
 	if (s->snap_busy) {
 		/* A child is waited for (it is not killed: it may be about to
 		 * rename a whole snapshot into place); a queued worker is

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+struct prefault;
+
 #include "snapshot.h"
 #include "storage.h"
 #include "txnlog.h"
@@ -67,6 +69,8 @@ struct storage {
 	bool snap_busy;         /* a snapshot is being written: child or worker */
 	int64_t snap_zxid;      /* its zxid */
 	struct snap_child *child; /* the forked writer, until its handle is closed */
+	struct prefault *collapse; /* after a child: the heap's huge pages mended
+				    (prefault.h), until the next fork or the close */
 	int fork_error;         /* tests: the next fork "fails" with this */
 	uint64_t snap_started_ns; /* the running snapshot's start, for its stats */
 	uv_work_t snap_work;    /* the fallback: an image written by a worker */

@@ -29,6 +29,7 @@
 #include "crc32c.h"
 #include "fdio.h"
 #include "log.h"
+#include "prefault.h"
 #include "snapshot.h"
 #include "txnlog.h"
 
@@ -172,6 +173,9 @@ static void child_done(struct snap_child *c)
 		unlinkat(s->snap_dirfd, tmp, 0);
 	}
 	c->pid = 0;
+	/* Its copy-on-write split the huge pages the loop wrote to meanwhile. */
+	prefault_stop(s->collapse);
+	s->collapse = s->closing ? NULL : prefault_collapse_heap();
 	uv_close((uv_handle_t *)&c->poll, on_child_closed);
 }
 
@@ -229,6 +233,8 @@ static int snapshot_fork(struct storage *s, const struct tree *t,
 	c->s = s;
 	c->fd = fds[0];
 	c->zxid = tree_last_zxid(t);
+	prefault_stop(s->collapse); /* the fork would wait for its collapse */
+	s->collapse = NULL;
 	pid_t parent = getpid();
 	pid_t pid = s->fork_error ? -1 : fork();
 	if (pid == 0)

@@ -6,7 +6,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -19,11 +21,16 @@
 #define DEFAULT_PAD ((size_t)128 << 10) /* glibc's own (mallopt(3)) */
 #define MIN_BYTES ((size_t)16 << 20) /* a heap fill below this: not worth a thread */
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; older headers lack it */
+#endif
+
 struct prefault {
 	pthread_t thread;
 	atomic_bool stop, done;
 	atomic_size_t populated;
 	bool heap;       /* follows the program break, up to limit */
+	bool collapse;   /* collapses the heap instead (prefault_collapse_heap()) */
 	uintptr_t at;    /* the next page to populate (the helper's) */
 	uintptr_t limit; /* nothing past this is populated */
 };
@@ -34,9 +41,66 @@ static uintptr_t current_break(void)
 	return (uintptr_t)syscall(SYS_brk, 0);
 }
 
+/* The parts of the brk heap the kernel may back with huge pages: each
+ * [heap] mapping whose smaps say THPeligible 1 (glibc's madvise() splits
+ * the heap into several mappings). Up to max of them; how many. */
+struct span {
+	uintptr_t lo, hi;
+};
+
+static size_t eligible_heap(struct span *out, size_t max)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	if (f == NULL)
+		return 0;
+	char line[512];
+	size_t n = 0;
+	bool heap = false, seen = false;
+	struct span cur = { 0, 0 };
+	while (n < max && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line */
+			heap = strstr(line, "[heap]") != NULL;
+			if (!heap && seen)
+				break; /* past the heap */
+			seen |= heap;
+			cur = (struct span){ (uintptr_t)lo, (uintptr_t)hi };
+		} else if (heap && strncmp(line, "THPeligible:", 12) == 0 &&
+			   strtol(line + 12, NULL, 10) == 1) {
+			out[n++] = cur;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/* Collapses the heap's eligible parts, one huge page a call. */
+static void collapse(struct prefault *p)
+{
+	struct span spans[16];
+	size_t n = eligible_heap(spans, sizeof(spans) / sizeof(spans[0]));
+	for (size_t i = 0; i < n; i++) {
+		uintptr_t end = spans[i].hi & ~(STEP - 1);
+		for (p->at = (spans[i].lo + STEP - 1) & ~(STEP - 1); p->at < end; p->at += STEP) {
+			if (atomic_load(&p->stop) || p->at + STEP > current_break())
+				return;
+			if (madvise((void *)p->at, STEP, MADV_COLLAPSE) == 0)
+				atomic_fetch_add(&p->populated, STEP);
+			else if (errno == EINVAL || errno == ENOMEM)
+				return; /* a kernel without it; the heap trimmed meanwhile */
+			/* else (EAGAIN: a page in use elsewhere) that one stays split */
+		}
+	}
+}
+
 static void *run(void *arg)
 {
 	struct prefault *p = arg;
+	if (p->collapse) {
+		collapse(p);
+		atomic_store(&p->done, true);
+		return NULL;
+	}
 	const struct timespec nap = { .tv_nsec = 200 * 1000 };
 	while (!atomic_load(&p->stop) && p->at < p->limit) {
 		uintptr_t end = p->limit;
@@ -65,12 +129,13 @@ static void *run(void *arg)
 	return NULL;
 }
 
-static struct prefault *start(bool heap, uintptr_t from, uintptr_t limit)
+static struct prefault *start(bool heap, bool collapse, uintptr_t from, uintptr_t limit)
 {
 	struct prefault *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->heap = heap;
+	p->collapse = collapse;
 	p->at = from;
 	p->limit = limit;
 	atomic_init(&p->stop, false);
@@ -90,7 +155,7 @@ struct prefault *prefault_start(size_t bytes)
 	uintptr_t from = current_break();
 	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	uintptr_t limit = bytes > UINTPTR_MAX - from - PAD ? UINTPTR_MAX : from + bytes + PAD;
-	struct prefault *p = start(true, (from + page - 1) & ~(page - 1), limit);
+	struct prefault *p = start(true, false, (from + page - 1) & ~(page - 1), limit);
 	if (p)
 		mallopt(M_TOP_PAD, (int)PAD);
 	return p;
@@ -100,7 +165,12 @@ struct prefault *prefault_range(void *p, size_t bytes)
 {
 	if (p == NULL)
 		return NULL;
-	return start(false, (uintptr_t)p, (uintptr_t)p + bytes);
+	return start(false, false, (uintptr_t)p, (uintptr_t)p + bytes);
+}
+
+struct prefault *prefault_collapse_heap(void)
+{
+	return start(false, true, 0, 0);
 }
 
 bool prefault_done(const struct prefault *p)
