@@ -13,11 +13,11 @@
 #include <stdint.h>
 #include <uv.h>
 
-struct prefault;
-
 #include "snapshot.h"
 #include "storage.h"
 #include "txnlog.h"
+
+struct prefault;
 
 #define SUBDIR "quorum-v1"
 #define DEFAULT_SNAP_COUNT 100000
