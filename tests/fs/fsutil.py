@@ -3,6 +3,7 @@ bound, an inotify watcher, and the runner that starts the server the suite
 runs against (quorumd, or Apache ZooKeeper with `zookeeper` as argv[1]):
 one server, or with ensemble_main() a three-member ensemble."""
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -10,6 +11,24 @@ import time
 
 from harness import (Mount, Quorumd, ZooKeeper, ensemble_for, freeze, kazoo_client,  # noqa: F401
                      run_tests, wait_until)
+
+
+def freeze_daemon(pid, tries=3):
+    """harness.freeze() for a FUSE daemon. One of its threads can be held
+    in the kernel, uninterruptible, until a request the daemon itself
+    answers is done; if the thread to answer it stopped first, the held
+    one never stops, and the freeze times out. Such a freeze is let go
+    (SIGCONT) and tried again, and the threads that held it are printed."""
+    for i in range(tries):
+        try:
+            freeze(pid)
+            return
+        except TimeoutError as e:
+            os.kill(pid, signal.SIGCONT)
+            if i == tries - 1:
+                raise
+            print("  the daemon did not stop; trying again: %s" % e, flush=True)
+            time.sleep(0.5)
 
 
 def sh(cmd, check=True, timeout=20, input=None):

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from fsutil import Mount, Watcher, eq, freeze, main, read, sh, wait_until, write
+from fsutil import Mount, Watcher, eq, freeze_daemon, main, read, sh, wait_until, write
 
 SOAK = float(os.environ.get("QFS_SOAK", "12"))
 PY = "/usr/bin/python3"
@@ -429,7 +429,7 @@ def test_nocto_cached_read_without_daemon(srv):
         # (the kernel drops atime after a read): warm past that.
         for _ in range(2):
             sh("cat %s" % b.path("app.conf"))
-        freeze(b.proc.pid)
+        freeze_daemon(b.proc.pid)
         try:
             r = subprocess.run(["cat", b.path("app.conf")], capture_output=True, timeout=10)
         except subprocess.TimeoutExpired:

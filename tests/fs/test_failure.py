@@ -10,14 +10,14 @@ import signal
 import subprocess
 import time
 
-from fsutil import Mount, eq, freeze, kazoo_client, main, read, wait_until, write
+from fsutil import Mount, eq, freeze_daemon, kazoo_client, main, read, wait_until, write
 
 
 def test_session_expiry(srv):
     with Mount(srv, ["session_timeout=2000", "timeout=3000"]) as a, Mount(srv) as b:
         os.mkdir(a.path("exp"))
         write(a.path("exp/f"), b"before")
-        freeze(a.proc.pid)
+        freeze_daemon(a.proc.pid)
         try:
             time.sleep(9)     # > the session timeout (at least 2 ticks = 4 s)
         finally:

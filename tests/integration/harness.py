@@ -120,7 +120,39 @@ def freeze(pid, timeout=10.0):
         if all(st in ("T", "t", "Z", "X") for st in states):
             return
         time.sleep(0.002)
-    raise TimeoutError("process %d did not stop within %.0fs" % (pid, timeout))
+    raise TimeoutError("process %d did not stop within %.0fs; threads still running:\n%s"
+                       % (pid, timeout, _running_threads(pid)))
+
+
+def _running_threads(pid):
+    """Each thread of PID not stopped: its id, name, state, where the
+    kernel has it waiting, and its kernel stack where readable."""
+    out = []
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return "  (gone)"
+    for tid in tids:
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        try:
+            with open(base + "stat") as f:
+                stat = f.read()
+            state = stat.rpartition(")")[2].split()[0]
+            if state in ("T", "t", "Z", "X"):
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            with open(base + "wchan") as f:
+                wchan = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        stack = ""
+        try:
+            with open(base + "stack") as f:
+                stack = "".join("      " + line for line in f.readlines()[:12])
+        except OSError:
+            pass
+        out.append("  tid %s (%s) state %s wchan %s\n%s" % (tid, comm, state, wchan, stack))
+    return "".join(out) or "  (none by now)"
 
 
 def wait_until(pred, timeout, what, interval=0.05):
