@@ -99,6 +99,17 @@ def four_letter(port, word, timeout=5.0, host="127.0.0.1"):
         return b"".join(chunks).decode(errors="replace")
 
 
+STOPPED = ("T", "t", "Z", "X")  # /proc states of a thread that runs no more
+
+
+def _thread_stat(pid, tid):
+    """(name, state) of thread tid of pid, from its /proc stat."""
+    with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+        stat = f.read()
+    # the state follows the parenthesised name, which may hold ')'
+    return stat[stat.index("(") + 1:stat.rindex(")")], stat.rpartition(")")[2].split()[0]
+
+
 def freeze(pid, timeout=10.0):
     """SIGSTOP, and return only once every thread of PID is stopped.
 
@@ -109,15 +120,11 @@ def freeze(pid, timeout=10.0):
     os.kill(pid, signal.SIGSTOP)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = []
         try:
-            for tid in os.listdir("/proc/%d/task" % pid):
-                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                    # state follows the parenthesised comm, which may hold ')'
-                    states.append(f.read().rpartition(")")[2].split()[0])
+            states = [_thread_stat(pid, tid)[1] for tid in os.listdir("/proc/%d/task" % pid)]
         except (FileNotFoundError, ProcessLookupError):
             return  # gone: nothing left running
-        if all(st in ("T", "t", "Z", "X") for st in states):
+        if all(st in STOPPED for st in states):
             return
         time.sleep(0.002)
     raise TimeoutError("process %d did not stop within %.0fs; threads still running:\n%s"
@@ -135,12 +142,9 @@ def _running_threads(pid):
     for tid in tids:
         base = "/proc/%d/task/%s/" % (pid, tid)
         try:
-            with open(base + "stat") as f:
-                stat = f.read()
-            state = stat.rpartition(")")[2].split()[0]
-            if state in ("T", "t", "Z", "X"):
+            comm, state = _thread_stat(pid, tid)
+            if state in STOPPED:
                 continue
-            comm = stat[stat.index("(") + 1:stat.rindex(")")]
             with open(base + "wchan") as f:
                 wchan = f.read().strip()
         except (OSError, ValueError):
