@@ -29,8 +29,11 @@ struct prefault {
 	pthread_t thread;
 	atomic_bool stop, done;
 	atomic_size_t populated;
-	bool heap;       /* follows the program break, up to limit */
-	bool collapse;   /* collapses the heap instead (prefault_collapse_heap()) */
+	enum kind {
+		HEAP,     /* prefault_start(): follows the program break, up to limit */
+		RANGE,    /* prefault_range() */
+		COLLAPSE, /* prefault_collapse_heap() */
+	} kind;
 	uintptr_t at;    /* the next page to populate (the helper's) */
 	uintptr_t limit; /* nothing past this is populated */
 };
@@ -96,7 +99,7 @@ static void collapse(struct prefault *p)
 static void *run(void *arg)
 {
 	struct prefault *p = arg;
-	if (p->collapse) {
+	if (p->kind == COLLAPSE) {
 		collapse(p);
 		atomic_store(&p->done, true);
 		return NULL;
@@ -104,7 +107,7 @@ static void *run(void *arg)
 	const struct timespec nap = { .tv_nsec = 200 * 1000 };
 	while (!atomic_load(&p->stop) && p->at < p->limit) {
 		uintptr_t end = p->limit;
-		if (p->heap) {
+		if (p->kind == HEAP) {
 			end = current_break();
 			if (end > p->limit)
 				end = p->limit;
@@ -117,7 +120,7 @@ static void *run(void *arg)
 		}
 		size_t len = end - p->at < STEP ? end - p->at : STEP;
 		if (madvise((void *)p->at, len, MADV_POPULATE_WRITE) != 0) {
-			if (errno != ENOMEM || !p->heap)
+			if (errno != ENOMEM || p->kind != HEAP)
 				break; /* EINVAL: a kernel without it */
 			nanosleep(&nap, NULL); /* trimmed meanwhile: until it grows back */
 			continue;
@@ -129,13 +132,12 @@ static void *run(void *arg)
 	return NULL;
 }
 
-static struct prefault *start(bool heap, bool collapse, uintptr_t from, uintptr_t limit)
+static struct prefault *start(enum kind kind, uintptr_t from, uintptr_t limit)
 {
 	struct prefault *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	p->heap = heap;
-	p->collapse = collapse;
+	p->kind = kind;
 	p->at = from;
 	p->limit = limit;
 	atomic_init(&p->stop, false);
@@ -155,7 +157,7 @@ struct prefault *prefault_start(size_t bytes)
 	uintptr_t from = current_break();
 	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	uintptr_t limit = bytes > UINTPTR_MAX - from - PAD ? UINTPTR_MAX : from + bytes + PAD;
-	struct prefault *p = start(true, false, (from + page - 1) & ~(page - 1), limit);
+	struct prefault *p = start(HEAP, (from + page - 1) & ~(page - 1), limit);
 	if (p)
 		mallopt(M_TOP_PAD, (int)PAD);
 	return p;
@@ -165,12 +167,12 @@ struct prefault *prefault_range(void *p, size_t bytes)
 {
 	if (p == NULL)
 		return NULL;
-	return start(false, false, (uintptr_t)p, (uintptr_t)p + bytes);
+	return start(RANGE, (uintptr_t)p, (uintptr_t)p + bytes);
 }
 
 struct prefault *prefault_collapse_heap(void)
 {
-	return start(false, true, 0, 0);
+	return start(COLLAPSE, 0, 0);
 }
 
 bool prefault_done(const struct prefault *p)
@@ -184,7 +186,7 @@ void prefault_stop(struct prefault *p)
 		return;
 	atomic_store(&p->stop, true);
 	pthread_join(p->thread, NULL);
-	if (p->heap) {
+	if (p->kind == HEAP) {
 		mallopt(M_TOP_PAD, (int)DEFAULT_PAD);
 		malloc_trim(DEFAULT_PAD);
 	}
