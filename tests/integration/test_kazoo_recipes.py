@@ -305,6 +305,9 @@ def test_barrier(ens):
 
         def waiter(c):
             b = Barrier(c, "/kzr/barrier")
+            # Another session made the barrier: a member may not have
+            # applied it yet, and ZooKeeper promises it only after a sync.
+            c.sync("/kzr/barrier")
             started.append(c.name)
             assert b.wait(WAIT), "%s still held %.0fs after the removal" % (c.name, WAIT)
             assert removed.is_set(), "%s passed while the barrier stood" % c.name
