@@ -56,13 +56,14 @@ def check_serving(m, k, tag):
     names = os.listdir(m.path("fo"))
     assert "f" in names and "svc" in names, names
     eq(read(m.path("fo/f")), b"before", "cat after the failover")
-    # kazoo may be on another member than the mount: sync, then read.
+    # kazoo may be on another member than the mount: sync, then read;
+    # its connection may be lost to the failover, so its calls retry.
     write(m.path("fo/new-" + tag), tag.encode())
-    k.sync("/fo")
-    eq(k.get("/fo/new-" + tag)[0], tag.encode(), "a write through the mount")
+    k.retry(k.sync, "/fo")
+    eq(k.retry(k.get, "/fo/new-" + tag)[0], tag.encode(), "a write through the mount")
     write(m.path("fo/g"), tag.encode())
-    k.sync("/fo")
-    eq(k.get("/fo/g")[0], tag.encode(), "an overwrite through the mount")
+    k.retry(k.sync, "/fo")
+    eq(k.retry(k.get, "/fo/g")[0], tag.encode(), "an overwrite through the mount")
     assert "new-" + tag in os.listdir(m.path("fo"))
 
 
@@ -106,8 +107,8 @@ def test_failover(ens):
             victim = fail_over(ens, m, main_sid, "main")
             check_serving(m, k, "1")
             assert p.poll() is None, "the ephemeral's creator died"
-            k.sync("/fo")
-            st = k.exists("/fo/svc")
+            k.retry(k.sync, "/fo")
+            st = k.retry(k.exists, "/fo/svc")
             assert st is not None and st.ephemeralOwner == eph, (
                 "the ephemeral after the failover: %s (owner was 0x%x)" % (st, eph))
             check_inotify(w, m, k, "1")
@@ -116,8 +117,8 @@ def test_failover(ens):
             # The ephemeral's own session, if it was elsewhere.
             if sessions(ens, m).get(eph) not in (None, victim):
                 victim = fail_over(ens, m, eph, "ephemeral")
-                k.sync("/fo")
-                st = k.exists("/fo/svc")
+                k.retry(k.sync, "/fo")
+                st = k.retry(k.exists, "/fo/svc")
                 assert st is not None and st.ephemeralOwner == eph, st
                 check_serving(m, k, "2")
                 check_inotify(w, m, k, "2")
