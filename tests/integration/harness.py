@@ -1084,12 +1084,16 @@ def ensemble_for(kind, n=3, **kw):
 # A kazoo client that rides out failovers: it reconnects without end, soon
 # and often (kazoo's default gives up after a few tries).
 FAILOVER_RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0}
+# Its calls through k.retry() the same way, for 30 s at most (kazoo's
+# default command retry tries without end, waiting up to an hour between).
+COMMAND_RETRY = dict(FAILOVER_RETRY, deadline=30.0)
 
 
 def kazoo_client(server, timeout=10, start_timeout=15, **kw):
     """A started kazoo client of server (one member, or an ensemble: its
     hosts are every member's). Pass connection_retry=FAILOVER_RETRY for a
-    client that must survive faults."""
+    client that must survive faults, and command_retry=COMMAND_RETRY for
+    its k.retry() calls."""
     from kazoo.client import KazooClient
     c = KazooClient(hosts=server.hosts, timeout=timeout, **kw)
     c.start(timeout=start_timeout)
