@@ -32,9 +32,10 @@ What quorumfs(5) promises there, checked from the recorded history:
 
 Every file has one writer, which writes versions 1, 2, 3, ... (as
 content() spells them), so versions compare as numbers. Needs iptables
-and root, as test_partition.py does (else it exits 77, meson's SKIP). `test_faults.py quorumd --faults SECONDS [--seed
-S]` runs it as long as asked; in the suite it runs SUITE_FAULTS_S seconds
-on quorumd and skips on ZooKeeper, saying why (main())."""
+and root, as test_partition.py does (else it exits 77, meson's SKIP).
+`test_faults.py quorumd --faults SECONDS [--seed S]` runs it as long as
+asked; in the suite it runs SUITE_FAULTS_S seconds on quorumd and skips
+on ZooKeeper, saying why (main())."""
 import argparse
 import bisect
 import errno
