@@ -15,7 +15,7 @@ import threading
 import time
 
 from fsutil import Mount, Watcher, ensemble_main, eq, kazoo_client, read, wait_until, write
-from harness import COMMAND_RETRY, Partition, PartitionUnavailable, Skip
+from harness import Partition, PartitionUnavailable, Skip
 from kazoo.exceptions import NoNodeError
 
 HOLD = ("import os, sys, time\n"
@@ -81,7 +81,7 @@ def check_inotify(w, m, k, tag):
 
 def test_failover(ens):
     ens.wait_serving(timeout=30)
-    k = kazoo_client(ens, command_retry=dict(COMMAND_RETRY))
+    k = kazoo_client(ens)
     m = Mount(ens, ["timeout=15000"])
     p = None
     try:
@@ -268,7 +268,7 @@ def test_in_flight(ens):
     the mount's session frozen, then frozen and killed. cache=0 makes every
     call reach the ensemble."""
     ens.wait_serving(timeout=30)
-    k = kazoo_client(ens, command_retry=dict(COMMAND_RETRY))
+    k = kazoo_client(ens)
     m = Mount(ens, ["timeout=%d" % (TIMEOUT_S * 1000), "cache=0"])
     try:
         try:
@@ -305,7 +305,7 @@ def test_reply_lost(ens):
         net = Partition(ens).start()
     except PartitionUnavailable as e:
         raise Skip(str(e))
-    k = kazoo_client(ens, command_retry=dict(COMMAND_RETRY))
+    k = kazoo_client(ens)
     m = Mount(ens, ["timeout=%d" % (TIMEOUT_S * 1000), "cache=0"])
     lock_fd = None
     try:

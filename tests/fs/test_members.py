@@ -12,13 +12,13 @@ import sys
 import time
 
 from fsutil import Mount, eq, kazoo_client, read, run_tests, wait_until, write
-from harness import COMMAND_RETRY, ensemble_for
+from harness import ensemble_for
 
 
 def test_follow_members(ens):
     ens.wait_serving(timeout=30)
     one = ens.members[0]
-    k = kazoo_client(ens, command_retry=dict(COMMAND_RETRY))
+    k = kazoo_client(ens)
     k.ensure_path("/app/d")
     k.create("/app/d/f", b"before")
     follow = Mount(one, options=["follow_members", "timeout=3000"], chroot="/app").start()

@@ -1084,17 +1084,19 @@ def ensemble_for(kind, n=3, **kw):
 # A kazoo client that rides out failovers: it reconnects without end, soon
 # and often (kazoo's default gives up after a few tries).
 FAILOVER_RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0}
-# Its calls through k.retry() the same way, for 30 s at most (kazoo's
-# default command retry tries without end, waiting up to an hour between).
+# Calls through k.retry() (and kazoo's recipes' own) retry the same way,
+# for 30 s at most: kazoo's default command retry tries without end,
+# waiting up to an hour between tries.
 COMMAND_RETRY = dict(FAILOVER_RETRY, deadline=30.0)
 
 
 def kazoo_client(server, timeout=10, start_timeout=15, **kw):
     """A started kazoo client of server (one member, or an ensemble: its
     hosts are every member's). Pass connection_retry=FAILOVER_RETRY for a
-    client that must survive faults, and command_retry=COMMAND_RETRY for
-    its k.retry() calls."""
+    client that must survive faults. Its k.retry() calls follow
+    COMMAND_RETRY unless command_retry says otherwise."""
     from kazoo.client import KazooClient
+    kw.setdefault("command_retry", dict(COMMAND_RETRY))
     c = KazooClient(hosts=server.hosts, timeout=timeout, **kw)
     c.start(timeout=start_timeout)
     return c
